@@ -1,0 +1,290 @@
+/**
+ * @file weir.h
+ * @brief The public API for weir job plugins.
+ *
+ * A job is a shared library compiled against this header only. It exports one descriptor made
+ * with WEIR_PLUGIN(). The `define` function builds the logical job graph with the functions
+ * below. It must be deterministic: the `weir` CLI runs it to build the graph it submits, and every
+ * task manager runs it again (same arguments) for each subtask it deploys, to obtain the function
+ * pointers. Because define() runs once per subtask, the `udata` pointers it hands to operators are
+ * private to that subtask's thread: user functions may mutate them without locks.
+ *
+ * Memory: allocate anything that must live as long as the job with weir_job_alloc() /
+ * weir_job_strdup(); it is freed with the job. Records passed to user functions are read-only
+ * views into network or chain buffers, valid only until the function returns.
+ *
+ * Record values are msgpack (msgpack-c). Read them in place with weir_unpack(); write them with
+ * the packer from weir_packer() followed by weir_emit_packed().
+ */
+#ifndef WEIR_WEIR_H
+#define WEIR_WEIR_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI version of this header. A plugin built against another version is rejected on load. */
+#define WEIR_ABI_VERSION 1u
+/** Magic number that starts every plugin descriptor ("WEIR"). */
+#define WEIR_PLUGIN_MAGIC 0x57454952u
+/** Name of the descriptor symbol the loader looks up. */
+#define WEIR_PLUGIN_SYMBOL "weir_plugin_descriptor"
+/** Largest key a record may carry, in bytes. */
+#define WEIR_MAX_KEY_LEN 4096u
+
+typedef struct weir_job weir_job_t;       /**< A job graph under construction (define time). */
+typedef struct weir_stream weir_stream_t; /**< An operator's output in the graph. */
+typedef struct weir_ctx weir_ctx_t;       /**< Runtime context handed to user functions. */
+typedef int weir_state_id;                /**< Handle of a declared keyed state (>= 0). */
+
+/** A record: event timestamp, key bytes and a msgpack value. Read-only view. */
+typedef struct weir_record {
+    int64_t timestamp;     /**< Event time in milliseconds since the epoch. */
+    const void *key;       /**< Key bytes (may be NULL when key_len is 0). */
+    uint32_t key_len;      /**< Key length in bytes, at most WEIR_MAX_KEY_LEN. */
+    const void *value;     /**< msgpack-encoded value. */
+    uint32_t value_len;    /**< Value length in bytes. */
+} weir_record_t;
+
+/**
+ * @brief Builds the job graph.
+ * @param job   the graph under construction
+ * @param argc  number of job arguments (argv[0] is the plugin path)
+ * @param argv  job arguments, as given after PLUGIN.so on the `weir run` command line
+ * @returns 0 on success; non-zero after weir_job_error() to reject the arguments.
+ */
+typedef int (*weir_define_fn)(weir_job_t *job, int argc, char **argv);
+
+/** The descriptor every plugin exports (made by WEIR_PLUGIN). */
+typedef struct weir_plugin_descriptor {
+    uint32_t magic;          /**< WEIR_PLUGIN_MAGIC */
+    uint32_t abi_version;    /**< WEIR_ABI_VERSION the plugin was compiled against */
+    const char *name;        /**< job name */
+    const char *description; /**< one line, shown by `weir info` */
+    weir_define_fn define;   /**< builds the graph */
+} weir_plugin_descriptor_t;
+
+/** Declares the plugin descriptor. Use exactly once per plugin, at file scope. */
+#define WEIR_PLUGIN(NAME, DESCRIPTION, DEFINE_FN)                                              \
+    __attribute__((visibility("default"))) const weir_plugin_descriptor_t                      \
+        weir_plugin_descriptor = {WEIR_PLUGIN_MAGIC, WEIR_ABI_VERSION, (NAME), (DESCRIPTION), \
+                                  (DEFINE_FN)}
+
+/* ---------------------------------------------------------------------------------------- */
+/* User function types                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/** map: emits exactly one record per input (with weir_emit or weir_emit_packed). */
+typedef void (*weir_map_fn)(weir_ctx_t *ctx, const weir_record_t *in, void *udata);
+/** flat_map: emits zero or more records per input. */
+typedef void (*weir_flat_map_fn)(weir_ctx_t *ctx, const weir_record_t *in, void *udata);
+/** filter: returns true to keep the record (forwarded unchanged). */
+typedef bool (*weir_filter_fn)(weir_ctx_t *ctx, const weir_record_t *in, void *udata);
+/**
+ * key selector: writes the key of @p in into @p key_out (capacity WEIR_MAX_KEY_LEN) and returns
+ * its length. A NULL key selector in weir_key_by() keeps the record's own key.
+ */
+typedef uint32_t (*weir_key_fn)(const weir_record_t *in, void *key_out, void *udata);
+/** keyed process function: the context's current key is the record's key; state is scoped to it. */
+typedef void (*weir_process_fn)(weir_ctx_t *ctx, const weir_record_t *in, void *udata);
+/**
+ * reduce: combines accumulator @p acc and input @p in (both msgpack objects) and packs the new
+ * accumulator into @p out (exactly one msgpack object).
+ */
+typedef void (*weir_reduce_fn)(const msgpack_object *acc, const msgpack_object *in,
+                               msgpack_packer *out, void *udata);
+/** sink: consumes a record. */
+typedef void (*weir_sink_fn)(weir_ctx_t *ctx, const weir_record_t *in, void *udata);
+/**
+ * generator source: emits the records of event number @p index. Subtask s of p is called with
+ * index = s, s + p, s + 2p, ... while index < count (count 0 means unbounded). The position of a
+ * generator source is the next index, so it rewinds exactly on restore.
+ */
+typedef void (*weir_generator_fn)(weir_ctx_t *ctx, uint64_t index, void *udata);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Job-level functions (define time)                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Sets the job name (default: the descriptor's name). */
+void weir_job_set_name(weir_job_t *job, const char *name);
+/** Default parallelism for operators without weir_set_parallelism (the `-p` flag). */
+uint32_t weir_job_parallelism(const weir_job_t *job);
+/** Sets the maximum parallelism (number of key groups, default 128, at most 32768). */
+void weir_job_set_max_parallelism(weir_job_t *job, uint32_t max_parallelism);
+/** Allocates zeroed memory that lives as long as the job. Never returns NULL (aborts on OOM). */
+void *weir_job_alloc(weir_job_t *job, size_t size);
+/** Copies @p s into job-lifetime memory. */
+char *weir_job_strdup(weir_job_t *job, const char *s);
+/** Records a define-time error (printed by the CLI as one line); define() then returns non-zero. */
+void weir_job_error(weir_job_t *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sources                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/** What the datagen source produces. */
+typedef enum weir_datagen_kind {
+    WEIR_DATAGEN_SEQUENCE = 0, /**< start, start+1, ... as msgpack unsigned integers */
+    WEIR_DATAGEN_RANDOM = 1,   /**< uniform random integers in [0, random_max) */
+} weir_datagen_kind_t;
+
+/** Options of the datagen source. Zero-initialise, then set what you need. */
+typedef struct weir_datagen_opts {
+    weir_datagen_kind_t kind;
+    uint64_t count;      /**< total records over all subtasks; 0 = unbounded */
+    uint64_t start;      /**< first sequence value */
+    uint64_t random_max; /**< exclusive bound of random values (0 = 2^64) */
+    uint64_t seed;       /**< random seed (combined with the record index: deterministic) */
+    double rate;         /**< records per second over all subtasks; 0 = as fast as possible */
+} weir_datagen_opts_t;
+
+/**
+ * @brief Built-in datagen source: value is a msgpack unsigned integer; key is its 8-byte
+ * big-endian encoding; timestamp is the wall clock in ms.
+ */
+weir_stream_t *weir_source_datagen(weir_job_t *job, const char *name,
+                                   const weir_datagen_opts_t *opts);
+
+/**
+ * @brief Built-in file source: the lines of @p path (a file, or every regular file of a
+ * directory, in name order), without the trailing newline, each as a msgpack str value with an
+ * empty key. Files are split into byte ranges among the subtasks.
+ * @param rate lines per second over all subtasks; 0 = as fast as possible
+ */
+weir_stream_t *weir_source_file(weir_job_t *job, const char *name, const char *path, double rate);
+
+/** @brief A user generator source (see weir_generator_fn). */
+weir_stream_t *weir_source_generator(weir_job_t *job, const char *name, uint64_t count,
+                                     double rate, weir_generator_fn fn, void *udata);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Transformations                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+weir_stream_t *weir_map(weir_stream_t *in, const char *name, weir_map_fn fn, void *udata);
+weir_stream_t *weir_flat_map(weir_stream_t *in, const char *name, weir_flat_map_fn fn,
+                             void *udata);
+weir_stream_t *weir_filter(weir_stream_t *in, const char *name, weir_filter_fn fn, void *udata);
+
+/** Hash-partitions by key (key group of the key): the next operator is keyed. */
+weir_stream_t *weir_key_by(weir_stream_t *in, weir_key_fn fn, void *udata);
+/** Round-robin partitioning to the next operator. */
+weir_stream_t *weir_rebalance(weir_stream_t *in);
+/** Every record goes to every subtask of the next operator. */
+weir_stream_t *weir_broadcast(weir_stream_t *in);
+
+/** Keyed process function; @p keyed must come from weir_key_by(). Declare state on the result. */
+weir_stream_t *weir_process(weir_stream_t *keyed, const char *name, weir_process_fn fn,
+                            void *udata);
+/**
+ * Rolling reduce per key; @p keyed must come from weir_key_by(). Emits the new accumulator
+ * (key = the record's key) for every input record. Its state is a reducing state named "reduce".
+ */
+weir_stream_t *weir_reduce(weir_stream_t *keyed, const char *name, weir_reduce_fn fn,
+                           void *udata);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sinks                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * File sink: writes each record's value as one line (a msgpack str/bin is written as is, other
+ * values as JSON-like text) to part files `part-<subtask>-<n>` in @p dir. Files in progress have
+ * hidden names (leading '.'); readers of @p dir see only finished files.
+ */
+weir_stream_t *weir_sink_file(weir_stream_t *in, const char *name, const char *dir);
+/** Print sink: the task manager's stdout, each line prefixed with "<subtask+1>> ". */
+weir_stream_t *weir_sink_print(weir_stream_t *in, const char *name);
+/** Discards records (counts them). */
+weir_stream_t *weir_sink_blackhole(weir_stream_t *in, const char *name);
+/** A user sink. */
+weir_stream_t *weir_sink(weir_stream_t *in, const char *name, weir_sink_fn fn, void *udata);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Operator settings (define time)                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Stable id matching the operator across processes and savepoints. Required for state. */
+weir_stream_t *weir_set_uid(weir_stream_t *op, const char *uid);
+/** Parallelism of this operator (default: the job's). */
+weir_stream_t *weir_set_parallelism(weir_stream_t *op, uint32_t parallelism);
+
+/** Declares keyed value state on a process operator. @returns the state handle. */
+weir_state_id weir_value_state(weir_stream_t *op, const char *name);
+/** Declares keyed list state. */
+weir_state_id weir_list_state(weir_stream_t *op, const char *name);
+/** Declares keyed map state (user key -> value). */
+weir_state_id weir_map_state(weir_stream_t *op, const char *name);
+/** Declares keyed reducing state; values must be msgpack. */
+weir_state_id weir_reducing_state(weir_stream_t *op, const char *name, weir_reduce_fn fn,
+                                  void *udata);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Runtime: inside user functions                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Emits a record downstream. The bytes are copied (or passed through a chain) before return. */
+void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec);
+/**
+ * Returns a packer writing into the context's scratch value buffer (reset by this call). Pack
+ * exactly one msgpack object, then call weir_emit_packed().
+ */
+msgpack_packer *weir_packer(weir_ctx_t *ctx);
+/** Emits the value packed since weir_packer(), with the given timestamp and key. */
+void weir_emit_packed(weir_ctx_t *ctx, int64_t timestamp, const void *key, uint32_t key_len);
+/**
+ * Unpacks a record value in place (strings and binaries point into the record). The object is
+ * valid until the user function returns. @returns 0, or a negative weir error for a malformed
+ * value (the runtime then fails the task with a message naming the operator).
+ */
+int weir_unpack(weir_ctx_t *ctx, const weir_record_t *rec, msgpack_object *out);
+
+/** Index of this subtask, 0-based. */
+uint32_t weir_subtask_index(const weir_ctx_t *ctx);
+/** Parallelism of this operator. */
+uint32_t weir_parallelism(const weir_ctx_t *ctx);
+/** Current key in a keyed operator (NULL/0 elsewhere). */
+const void *weir_current_key(const weir_ctx_t *ctx, uint32_t *key_len);
+/** Fails the task with a one-line message (the job fails or restarts). */
+void weir_fail(weir_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Keyed state (current key). Get functions return 0 and set the out pointers (valid until the
+ * next state call), 1 when there is no value, or a negative weir error. Others return 0 or a
+ * negative weir error. */
+int weir_value_get(weir_ctx_t *ctx, weir_state_id st, const void **val, uint32_t *len);
+int weir_value_put(weir_ctx_t *ctx, weir_state_id st, const void *val, uint32_t len);
+int weir_value_clear(weir_ctx_t *ctx, weir_state_id st);
+
+int weir_list_add(weir_ctx_t *ctx, weir_state_id st, const void *val, uint32_t len);
+/** Calls @p fn for every element in insertion order; stops early when fn returns non-zero. */
+int weir_list_foreach(weir_ctx_t *ctx, weir_state_id st,
+                      int (*fn)(const void *val, uint32_t len, void *arg), void *arg);
+int weir_list_clear(weir_ctx_t *ctx, weir_state_id st);
+
+int weir_mapstate_put(weir_ctx_t *ctx, weir_state_id st, const void *ukey, uint32_t ukey_len,
+                      const void *val, uint32_t len);
+int weir_mapstate_get(weir_ctx_t *ctx, weir_state_id st, const void *ukey, uint32_t ukey_len,
+                      const void **val, uint32_t *len);
+int weir_mapstate_remove(weir_ctx_t *ctx, weir_state_id st, const void *ukey, uint32_t ukey_len);
+/** Calls @p fn for every entry of the current key in user-key byte order. */
+int weir_mapstate_foreach(weir_ctx_t *ctx, weir_state_id st,
+                          int (*fn)(const void *ukey, uint32_t ukey_len, const void *val,
+                                    uint32_t len, void *arg),
+                          void *arg);
+int weir_mapstate_clear(weir_ctx_t *ctx, weir_state_id st);
+
+/** Adds a msgpack value to a reducing state (combined with the state's reduce function). */
+int weir_reducing_add(weir_ctx_t *ctx, weir_state_id st, const void *val, uint32_t len);
+int weir_reducing_get(weir_ctx_t *ctx, weir_state_id st, const void **val, uint32_t *len);
+int weir_reducing_clear(weir_ctx_t *ctx, weir_state_id st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEIR_WEIR_H */

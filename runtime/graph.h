@@ -1,0 +1,176 @@
+/* The logical job graph (what define() builds) and the job-vertex view derived from it
+ * (operator chains). Used by the CLI (build + serialize), the job manager (parse JSON, derive
+ * vertices; it never has function pointers) and the task manager (build by running define() again,
+ * then check it against the submitted JSON).
+ *
+ * Invariants: node ids are dense 0..n-1 in creation order; a node's input has a smaller id;
+ * vertices are numbered in order of their head node ids, edges in order of (source vertex,
+ * target vertex). Both numberings depend only on the graph, so every process derives the same.
+ *
+ * JSON form (what `weir info` prints and what POST /jobs carries):
+ *   {"name": str, "max_parallelism": int, "default_parallelism": int,
+ *    "nodes": [{"id": int, "kind": "map", "name": str, "uid": str|null, "parallelism": int,
+ *               "input": int|-1, "partitioning": "forward|rebalance|hash|broadcast",
+ *               "has_key_fn": bool, "config": {...kind specific...},
+ *               "states": [{"name": str, "type": "value|list|map|reducing"}]}],
+ *    "vertices": [{"id": int, "name": str, "parallelism": int, "nodes": [int...]}],
+ *    "edges": [{"id": int, "source": int, "target": int, "partitioning": str}]}
+ * "vertices" and "edges" are informative (derived); parsing ignores them and derives again.
+ */
+#ifndef WEIR_RUNTIME_GRAPH_H
+#define WEIR_RUNTIME_GRAPH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weir/weir.h"
+
+typedef enum weir_op_kind {
+    WEIR_OP_SOURCE_DATAGEN = 0,
+    WEIR_OP_SOURCE_FILE,
+    WEIR_OP_SOURCE_GENERATOR,
+    WEIR_OP_MAP,
+    WEIR_OP_FLAT_MAP,
+    WEIR_OP_FILTER,
+    WEIR_OP_PROCESS,
+    WEIR_OP_REDUCE,
+    WEIR_OP_SINK_FILE,
+    WEIR_OP_SINK_PRINT,
+    WEIR_OP_SINK_BLACKHOLE,
+    WEIR_OP_SINK_CUSTOM,
+    WEIR_OP__COUNT
+} weir_op_kind_t;
+
+typedef enum weir_part {
+    WEIR_PART_FORWARD = 0,
+    WEIR_PART_REBALANCE,
+    WEIR_PART_HASH,
+    WEIR_PART_BROADCAST,
+} weir_part_t;
+
+typedef enum weir_state_kind {
+    WEIR_STATE_VALUE = 0,
+    WEIR_STATE_LIST,
+    WEIR_STATE_MAP,
+    WEIR_STATE_REDUCING,
+} weir_state_kind_t;
+
+/** A declared keyed state of a node. */
+typedef struct weir_state_decl {
+    char *name;
+    weir_state_kind_t kind;
+    weir_reduce_fn reduce; /* REDUCING only; NULL when parsed from JSON */
+    void *reduce_udata;
+} weir_state_decl_t;
+
+/** One operator of the logical graph. Strings are owned by the job's arena. */
+typedef struct weir_node {
+    uint32_t id;
+    weir_op_kind_t kind;
+    char *name;
+    char *uid;            /* NULL when not set */
+    uint32_t parallelism; /* resolved: never 0 after weir_graph_finalize() */
+    int32_t input;        /* node id, -1 for sources */
+    weir_part_t input_part;
+    weir_key_fn key_fn; /* HASH partitioning: NULL = use the record's key */
+    void *key_udata;
+    bool has_key_fn;    /* survives JSON (key_fn itself does not) */
+    bool keyed;         /* fed by key_by (process/reduce require it) */
+    void *fn;           /* the user function (type depends on kind); NULL from JSON */
+    void *udata;
+    /* connector configuration */
+    weir_datagen_opts_t datagen;
+    char *path;    /* file source input / file sink directory */
+    double rate;   /* file source / generator: records per second, 0 = unlimited */
+    uint64_t count; /* generator: number of events, 0 = unbounded */
+    weir_state_decl_t *states;
+    uint32_t n_states;
+    uint32_t cap_states;
+} weir_node_t;
+
+/** A chain of forward-connected nodes run by one thread per subtask. */
+typedef struct weir_vertex {
+    uint32_t id;
+    char *name;        /* node names joined with " -> " */
+    uint32_t parallelism;
+    uint32_t *nodes;   /* node ids, head first */
+    uint32_t n_nodes;
+    uint32_t *in_edges;  /* edge ids whose target is this vertex */
+    uint32_t n_in;
+    uint32_t *out_edges; /* edge ids whose source is this vertex */
+    uint32_t n_out;
+} weir_vertex_t;
+
+/** A data exchange between two vertices. */
+typedef struct weir_edge {
+    uint32_t id;
+    uint32_t source; /* vertex id */
+    uint32_t target; /* vertex id */
+    uint32_t source_node; /* last node of the source chain that feeds target's head */
+    weir_part_t part;
+} weir_edge_t;
+
+/** The graph. Owns an arena holding every string and array reachable from it. */
+struct weir_job {
+    char *name;
+    uint32_t default_parallelism;
+    uint32_t max_parallelism;
+    weir_node_t *nodes;
+    uint32_t n_nodes;
+    uint32_t cap_nodes;
+    /* derived by weir_graph_finalize() */
+    weir_vertex_t *vertices;
+    uint32_t n_vertices;
+    weir_edge_t *edges;
+    uint32_t n_edges;
+    char error[512]; /* first define-time error (weir_job_error or API misuse) */
+    bool failed;
+    void *arena; /* private allocator state */
+};
+
+/** The handle returned to users: a node's output plus the partitioning for its consumers. */
+struct weir_stream {
+    weir_job_t *job;
+    uint32_t node;
+    weir_part_t part;
+    weir_key_fn key_fn;
+    void *key_udata;
+    bool keyed;
+};
+
+/** A new empty graph. @p default_parallelism >= 1. Never NULL (aborts on OOM). */
+weir_job_t *weir_graph_new(const char *name, uint32_t default_parallelism);
+/** Frees the graph and its arena (including weir_job_alloc memory). Accepts NULL. */
+void weir_graph_destroy(weir_job_t **job);
+
+/**
+ * Resolves parallelism (0 -> default), checks the graph (at least one source and one sink; keyed
+ * operators fed by key_by; state only on keyed operators; stateful operators have a uid; uids
+ * unique; parallelism <= max parallelism), and derives vertices and edges.
+ * @returns 0, or WEIR_EINVAL with a one-line message in errstr.
+ */
+int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen);
+
+/** The graph as JSON (see the file comment). Caller owns the reference. Requires finalize. */
+json_t *weir_graph_to_json(const weir_job_t *job);
+/** Parses and finalizes a graph from JSON (no function pointers). NULL + errstr on error. */
+weir_job_t *weir_graph_from_json(const json_t *root, char *errstr, size_t errlen);
+/** Checks that @p built (by running define()) matches @p submitted node by node (kind, name,
+ * uid, input, partitioning, states) and copies the submitted parallelism into @p built, then
+ * re-finalizes it. @returns 0 or WEIR_EPLUGIN with "define() is not deterministic: ..." */
+int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, char *errstr,
+                               size_t errlen);
+
+const char *weir_op_kind_name(weir_op_kind_t kind);
+const char *weir_part_name(weir_part_t part);
+const char *weir_state_kind_name(weir_state_kind_t kind);
+/** True for source kinds / sink kinds. */
+bool weir_op_is_source(weir_op_kind_t kind);
+bool weir_op_is_sink(weir_op_kind_t kind);
+
+/** The vertex containing node @p node_id. */
+const weir_vertex_t *weir_graph_vertex_of(const weir_job_t *job, uint32_t node_id);
+
+#endif

@@ -1,0 +1,78 @@
+/* The buffer codec: records and in-band events serialized back to back in a byte buffer.
+ * Buffers travel between subtasks (locally by pointer, remotely over ZeroMQ) unchanged.
+ *
+ * Entry layout (little-endian, no padding, no alignment assumed: read with memcpy):
+ *   OFFSET SIZE DESCRIPTION
+ *   0      1    kind: 1 record, 2 barrier, 3 watermark, 4 end of input
+ *   record:
+ *   1      8    timestamp (int64, ms)
+ *   9      4    key length k (uint32, <= WEIR_MAX_KEY_LEN)
+ *   13     4    value length v (uint32)
+ *   17     k    key bytes
+ *   17+k   v    value bytes (msgpack)
+ *   barrier:
+ *   1      8    checkpoint id (uint64)
+ *   9      8    trigger timestamp (int64, ms)
+ *   watermark:
+ *   1      8    watermark (int64, ms)
+ *   end of input: no payload.
+ */
+#ifndef WEIR_RUNTIME_RECORD_H
+#define WEIR_RUNTIME_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weir/weir.h"
+
+#define WEIR_RECORD_HEADER_SIZE 17u
+#define WEIR_EVENT_BARRIER_SIZE 17u
+#define WEIR_EVENT_WATERMARK_SIZE 9u
+#define WEIR_EVENT_END_SIZE 1u
+
+typedef enum weir_event_kind {
+    WEIR_EV_RECORD = 1,
+    WEIR_EV_BARRIER = 2,
+    WEIR_EV_WATERMARK = 3,
+    WEIR_EV_END = 4,
+} weir_event_kind_t;
+
+/** A decoded entry; for records the pointers refer into the buffer (zero-copy). */
+typedef struct weir_event {
+    weir_event_kind_t kind;
+    weir_record_t record;    /* WEIR_EV_RECORD */
+    uint64_t checkpoint_id;  /* WEIR_EV_BARRIER */
+    int64_t timestamp;       /* WEIR_EV_BARRIER trigger time, WEIR_EV_WATERMARK value */
+} weir_event_t;
+
+/** Appends entries to a caller-owned byte array. */
+typedef struct weir_bufwriter {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} weir_bufwriter_t;
+
+/** Reads entries from a byte array. */
+typedef struct weir_bufreader {
+    const uint8_t *pos;
+    const uint8_t *end;
+} weir_bufreader_t;
+
+static inline size_t weir_record_encoded_size(const weir_record_t *rec) {
+    return WEIR_RECORD_HEADER_SIZE + (size_t)rec->key_len + (size_t)rec->value_len;
+}
+
+void weir_bufwriter_init(weir_bufwriter_t *w, uint8_t *data, size_t cap);
+/** Appends a record. @returns false (writer unchanged) when it does not fit. */
+bool weir_bufwriter_record(weir_bufwriter_t *w, const weir_record_t *rec);
+bool weir_bufwriter_barrier(weir_bufwriter_t *w, uint64_t checkpoint_id, int64_t timestamp);
+bool weir_bufwriter_watermark(weir_bufwriter_t *w, int64_t watermark);
+bool weir_bufwriter_end(weir_bufwriter_t *w);
+
+void weir_bufreader_init(weir_bufreader_t *r, const uint8_t *data, size_t len);
+/** Decodes the next entry. @returns 1 (got one), 0 (buffer exhausted) or WEIR_ECORRUPT
+ * (truncated entry, unknown kind, key longer than WEIR_MAX_KEY_LEN). */
+int weir_bufreader_next(weir_bufreader_t *r, weir_event_t *ev);
+
+#endif
