@@ -1,0 +1,65 @@
+"""Benchmark driver: starts its own cluster (1 job manager + 2 task managers with 1 slot each, so
+a -p 2 job spans both), runs one job attached per run, and prints one line per run:
+  RESULT name=... events=... seconds=... cpu_seconds=... events_per_core_sec=...
+cpu_seconds counts every weir process: the job manager, both task managers and the CLI.
+After all runs it prints the median run as name=<name>-median.
+Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 keyed-count)"""
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+import weirtest  # noqa: E402
+
+JOBS = {
+    "q0": ("examples/nexmark.so", ["--query", "q0"], "NEXMARK_EVENTS", 20_000_000),
+    "q1": ("examples/nexmark.so", ["--query", "q1"], "NEXMARK_EVENTS", 20_000_000),
+    "q2": ("examples/nexmark.so", ["--query", "q2"], "NEXMARK_EVENTS", 20_000_000),
+    "keyed-count": ("bench/keyedcount.so", [], "KEYED_EVENTS", 5_000_000),
+}
+
+
+def one_run(name, cluster):
+    plugin, args, env_key, default_events = JOBS[name]
+    events = int(os.environ.get(env_key, default_events))
+    pids = cluster.pids()
+    cpu0 = sum(weirtest.proc_cpu_seconds(p) for p in pids)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    r = subprocess.run([os.path.join(weirtest.BIN, "weir"), "-m", cluster.address, "run", "-p", "2",
+                        os.path.join(weirtest.BUILD, plugin)] + args + ["--events", str(events)],
+                       capture_output=True, text=True, timeout=3600)
+    wall = time.time() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"bench {name}: job failed: {r.stdout}{r.stderr}\n{cluster.log_tail()}")
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu1 = sum(weirtest.proc_cpu_seconds(p) for p in pids)
+    cpu = (cpu1 - cpu0) + (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return events, wall, cpu
+
+
+def main():
+    name, runs = sys.argv[1], int(sys.argv[2])
+    if name not in JOBS:
+        raise SystemExit(f"unknown benchmark {name!r}: one of {', '.join(JOBS)}")
+    c = weirtest.Cluster(f"bench-{name}", taskmanagers=2, slots=1)
+    try:
+        results = []
+        for _ in range(runs):
+            events, wall, cpu = one_run(name, c)
+            results.append((events / cpu, events, wall, cpu))
+            print(f"RESULT name={name} events={events} seconds={wall:.3f} cpu_seconds={cpu:.3f} "
+                  f"events_per_core_sec={events / cpu:.0f}", flush=True)
+        results.sort()
+        med = results[len(results) // 2]
+        print(f"RESULT name={name}-median events={med[1]} seconds={statistics.median(r[2] for r in results):.3f} "
+              f"cpu_seconds={med[3]:.3f} events_per_core_sec={med[0]:.0f}", flush=True)
+    finally:
+        c.stop()
+
+
+main()

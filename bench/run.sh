@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs weir benchmarks against the release build; each starts its own cluster.
+#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count all
+# Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000),
+#              KEYED_EVENTS (default 5,000,000).
+# Prints one RESULT line per run and one <name>-median line per benchmark.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export WEIR_BUILD="${BUILD:-$here/../build}"
+[ -x "$WEIR_BUILD/bin/weir-jobmanager" ] || { echo "bench: no build at $WEIR_BUILD (run: make build)" >&2; exit 1; }
+runs="${RUNS:-3}"
+name="${1:-all}"
+if [ "$name" = all ]; then
+  for n in q0 q1 q2 keyed-count; do python3 "$here/bench.py" "$n" "$runs"; done
+else
+  python3 "$here/bench.py" "$name" "$runs"
+fi

@@ -1,0 +1,228 @@
+"""Test harness for integration and chaos tests: starts real weir-jobmanager / weir-taskmanager
+processes on loopback with free ports, talks to the REST API, runs the CLI, and cleans up.
+
+Every wait is bounded; a test that hangs fails with a message instead. Process output goes to
+log files under the test's temporary directory, printed when a test fails.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("WEIR_BUILD") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build-test")
+SRC = os.environ.get("WEIR_SRC") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+BIN = os.path.join(BUILD, "bin")
+EXAMPLES = os.path.join(BUILD, "examples")
+TEST_PLUGINS = os.path.join(BUILD, "tests", "plugins")
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a live process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class Cluster:
+    """1 job manager + N task managers on loopback."""
+
+    def __init__(self, name, taskmanagers=2, slots=2, conf=None, tm_conf=None):
+        self.dir = tempfile.mkdtemp(prefix=f"weir-{name}-", dir=os.environ.get("WEIR_TEST_TMP"))
+        self.rest_port = free_port()
+        self.rpc_port = free_port()
+        self.conf = {
+            "rest.port": str(self.rest_port),
+            "rest.bind-address": "127.0.0.1",
+            "jobmanager.rpc.port": str(self.rpc_port),
+            "jobmanager.rpc.address": "127.0.0.1",
+            "jobmanager.bind-host": "127.0.0.1",
+            "blob.storage.directory": os.path.join(self.dir, "blobs"),
+            "heartbeat.interval": "500ms",
+            "heartbeat.timeout": "4s",
+        }
+        self.conf.update(conf or {})
+        self.tm_conf = tm_conf or {}
+        self.slots = slots
+        self.jm = None
+        self.tms = []
+        self.logs = []
+        self.start_jobmanager()
+        for _ in range(taskmanagers):
+            self.start_taskmanager()
+        self.wait_taskmanagers(taskmanagers)
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.rest_port}"
+
+    def _dflags(self, conf):
+        out = []
+        for k, v in conf.items():
+            out += ["-D", f"{k}={v}"]
+        return out
+
+    def _spawn(self, name, argv):
+        log = open(os.path.join(self.dir, f"{name}.log"), "w")
+        self.logs.append(log.name)
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_jobmanager(self):
+        self.jm = self._spawn("jobmanager", [os.path.join(BIN, "weir-jobmanager")] + self._dflags(self.conf))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            check(self.jm.poll() is None, f"job manager exited with {self.jm.returncode}:\n{self.log_tail()}")
+            try:
+                if self.get("/healthz").get("status") == "ok":
+                    return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        raise TestFailure("job manager did not answer /healthz within 30 s")
+
+    def start_taskmanager(self, extra=None):
+        i = len(self.tms)
+        conf = {
+            "jobmanager.rpc.address": "127.0.0.1",
+            "jobmanager.rpc.port": str(self.rpc_port),
+            "taskmanager.numberOfTaskSlots": str(self.slots),
+            "taskmanager.host": "127.0.0.1",
+            "taskmanager.bind-host": "127.0.0.1",
+            "taskmanager.resource-id": f"tm-{i}",
+            "taskmanager.working-dir": os.path.join(self.dir, f"tm-{i}"),
+            "heartbeat.interval": self.conf["heartbeat.interval"],
+            "heartbeat.timeout": self.conf["heartbeat.timeout"],
+        }
+        conf.update(self.tm_conf)
+        conf.update(extra or {})
+        p = self._spawn(f"taskmanager-{i}", [os.path.join(BIN, "weir-taskmanager")] + self._dflags(conf))
+        self.tms.append(p)
+        return p
+
+    def wait_taskmanagers(self, n, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.get("/taskmanagers")["taskmanagers"]) >= n:
+                return
+            time.sleep(0.1)
+        raise TestFailure(f"{n} task managers did not register within {timeout} s:\n{self.log_tail()}")
+
+    def get(self, path, timeout=10):
+        with urllib.request.urlopen(f"http://{self.address}{path}", timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def cli(self, *args, timeout=600, check_rc=None):
+        argv = [os.path.join(BIN, "weir"), "-m", self.address] + list(args)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check_rc is not None and r.returncode != check_rc:
+            raise TestFailure(f"{' '.join(argv)} exited {r.returncode} (wanted {check_rc})\n"
+                              f"stdout: {r.stdout}\nstderr: {r.stderr}\n{self.log_tail()}")
+        return r
+
+    def submit(self, *args):
+        """weir run -d ...; returns the job id."""
+        r = self.cli("run", "-d", *args, check_rc=0)
+        for line in r.stdout.splitlines():
+            if line.startswith("Job has been submitted with JobID "):
+                return line.split()[-1]
+        raise TestFailure(f"no JobID line in: {r.stdout}")
+
+    def job(self, jobid):
+        return self.get(f"/jobs/{jobid}")
+
+    def wait_state(self, jobid, states, timeout=300):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = self.job(jobid)
+            if last["state"] in states:
+                return last
+            time.sleep(0.2)
+        raise TestFailure(f"job {jobid} not in {states} after {timeout} s: {json.dumps(last)[:2000]}\n"
+                          f"{self.log_tail()}")
+
+    def healthy(self):
+        try:
+            return self.jm.poll() is None and self.get("/healthz").get("status") == "ok"
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def pids(self):
+        return [p.pid for p in [self.jm] + self.tms if p and p.poll() is None]
+
+    def log_tail(self, lines=40):
+        out = []
+        for path in self.logs:
+            try:
+                with open(path) as f:
+                    tail = f.readlines()[-lines:]
+            except OSError:
+                continue
+            out.append(f"--- {os.path.basename(path)} ---\n" + "".join(tail))
+        return "\n".join(out)
+
+    def stop(self, keep=False):
+        for p in self.tms + [self.jm]:
+            if p and p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in self.tms + [self.jm]:
+            if p:
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_test(fn):
+    """Runs fn(); prints PASS/FAIL and the closing line; exits non-zero on failure."""
+    name = os.path.basename(sys.argv[0])
+    start = time.time()
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - report any failure
+        import traceback
+        traceback.print_exc()
+        print(f"FAIL {name} after {time.time() - start:.1f} s: {e}")
+        sys.exit(1)
+    print(f"PASS {name} in {time.time() - start:.1f} s")
