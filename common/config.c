@@ -1,1 +1,530 @@
-/* placeholder: to be written */
+/* Owns the configuration key table (every key weir knows, with its type, default and doc) and
+ * the loading of values: defaults < YAML file < WEIR_* environment < -D flags.
+ * Invariants: a weir_config_t holds exactly one slot per declared key, in table order; a slot's
+ * text is NULL (unset) or a value that was validated against the key's type, and its parsed
+ * numeric form is kept beside it. Unknown keys and bad values are rejected with one line that
+ * names the key, the value and where it came from.
+ * Threading: the table is immutable; a weir_config_t is owned by one thread. */
+#include "config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+static const weir_config_key_t KEYS[] = {
+    {"jobmanager.rpc.address", WEIR_CFG_STRING, "localhost",
+     "Host task managers connect to for the job manager's RPC."},
+    {"jobmanager.rpc.port", WEIR_CFG_INT, "6123", "Job manager RPC port (ZeroMQ ROUTER)."},
+    {"jobmanager.bind-host", WEIR_CFG_STRING, "0.0.0.0",
+     "Interface the job manager binds its RPC socket to."},
+    {"rest.address", WEIR_CFG_STRING, "localhost",
+     "Host the CLI talks to for the REST API (overridden by -m)."},
+    {"rest.port", WEIR_CFG_INT, "8081", "REST API port of the job manager."},
+    {"rest.bind-address", WEIR_CFG_STRING, "0.0.0.0",
+     "Interface the job manager's REST server binds to."},
+    {"blob.storage.directory", WEIR_CFG_STRING, "/tmp/weir-blobs",
+     "Job manager blob store directory (plugins by sha256)."},
+    {"heartbeat.interval", WEIR_CFG_DURATION, "1s", "Task manager heartbeat period."},
+    {"heartbeat.timeout", WEIR_CFG_DURATION, "10s",
+     "A task manager silent for this long is considered lost."},
+    {"slot.request.timeout", WEIR_CFG_DURATION, "5min",
+     "How long a job waits for free slots before it fails."},
+    {"parallelism.default", WEIR_CFG_INT, "1", "Default parallelism of `weir run` without -p."},
+    {"pipeline.max-parallelism", WEIR_CFG_INT, "128",
+     "Number of key groups of a job (upper bound of its parallelism)."},
+    {"taskmanager.numberOfTaskSlots", WEIR_CFG_INT, "1", "Slots offered by a task manager."},
+    {"taskmanager.host", WEIR_CFG_STRING, "127.0.0.1",
+     "Address a task manager advertises for its data port."},
+    {"taskmanager.bind-host", WEIR_CFG_STRING, "0.0.0.0",
+     "Interface the task manager's data plane binds to."},
+    {"taskmanager.data.port", WEIR_CFG_INT, "0", "Data plane port (0 = any free port)."},
+    {"taskmanager.resource-id", WEIR_CFG_STRING, NULL,
+     "Task manager id (unset = a random 32-hex-digit id)."},
+    {"taskmanager.working-dir", WEIR_CFG_STRING, NULL,
+     "Directory for RocksDB instances and the plugin cache (unset = /tmp/weir-tm-<id>)."},
+    {"taskmanager.memory.segment-size", WEIR_CFG_BYTES, "32kb", "Network buffer size."},
+    {"taskmanager.network.buffers-per-channel", WEIR_CFG_INT, "4",
+     "Credits (buffers) per logical input channel."},
+    {"execution.buffer-timeout", WEIR_CFG_DURATION, "5ms",
+     "Flush a partly filled output buffer after this long."},
+    {"state.backend.cache-size", WEIR_CFG_BYTES, "32mb",
+     "Write-back state cache per stateful subtask."},
+    {"state.backend.rocksdb.writebuffer.size", WEIR_CFG_BYTES, "16mb",
+     "RocksDB memtable size per stateful subtask."},
+    {"state.backend.rocksdb.block.cache-size", WEIR_CFG_BYTES, "16mb",
+     "RocksDB block cache per stateful subtask."},
+    {"log.level", WEIR_CFG_STRING, "info", "Log threshold: debug, info, warn or error."},
+    {NULL, WEIR_CFG_STRING, NULL, NULL},
+};
+
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0] - 1)
+
+/* WEIR_* variables that are not configuration keys (used by logging, tests and scripts). */
+static const char *const ENV_IGNORED[] = {"WEIR_LOG_LEVEL", "WEIR_HOME",     "WEIR_BUILD",
+                                          "WEIR_SRC",       "WEIR_TEST_TMP", "WEIR_EXAMPLES",
+                                          "WEIR_CHAOS_SIZE"};
+
+typedef struct cfg_value {
+    char *text; /* NULL = unset */
+    int64_t i;  /* INT, DURATION (ms), BOOL (0/1) */
+    uint64_t u; /* BYTES */
+} cfg_value_t;
+
+struct weir_config {
+    cfg_value_t vals[N_KEYS];
+};
+
+const weir_config_key_t *weir_config_keys(void) {
+    return KEYS;
+}
+
+static int key_index(const char *name) {
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (!strcmp(KEYS[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+/* Allowed range of INT keys. */
+static void int_range(const char *name, int64_t *min, int64_t *max) {
+    *min = 0;
+    *max = INT64_MAX;
+    if (strstr(name, ".port")) {
+        *max = 65535;
+    } else if (!strcmp(name, "pipeline.max-parallelism")) {
+        *min = 1;
+        *max = 32768;
+    } else if (!strcmp(name, "parallelism.default") ||
+               !strcmp(name, "taskmanager.numberOfTaskSlots") ||
+               !strcmp(name, "taskmanager.network.buffers-per-channel")) {
+        *min = 1;
+        *max = 1 << 20;
+    }
+}
+
+static const char *type_phrase(weir_config_type_t t) {
+    switch (t) {
+    case WEIR_CFG_STRING:
+        return "a string";
+    case WEIR_CFG_INT:
+        return "an integer";
+    case WEIR_CFG_DURATION:
+        return "a duration like 500ms, 10s, 5min";
+    case WEIR_CFG_BYTES:
+        return "a size like 4096, 32kb, 64mb";
+    case WEIR_CFG_BOOL:
+        return "true or false";
+    }
+    return "?";
+}
+
+/* Parses @p value for key @p idx into @p out (text not set). */
+static int parse_value(int idx, const char *value, cfg_value_t *out) {
+    const weir_config_key_t *k = &KEYS[idx];
+    switch (k->type) {
+    case WEIR_CFG_STRING:
+        return 0;
+    case WEIR_CFG_INT: {
+        int64_t min, max;
+        int_range(k->name, &min, &max);
+        return weir_parse_int(value, min, max, &out->i);
+    }
+    case WEIR_CFG_DURATION:
+        return weir_parse_duration_ms(value, &out->i);
+    case WEIR_CFG_BYTES:
+        return weir_parse_bytes(value, &out->u);
+    case WEIR_CFG_BOOL: {
+        bool b;
+        int rc = weir_parse_bool(value, &b);
+        out->i = b;
+        return rc;
+    }
+    }
+    return WEIR_EINVAL;
+}
+
+/* Sets key @p key from source @p src (a file path, "-D", an environment variable name). */
+static int set_from(weir_config_t *cfg, const char *key, const char *value, const char *src,
+                    char *errstr, size_t errlen) {
+    int idx = key_index(key);
+    if (idx < 0) {
+        weir_fmt(errstr, errlen,
+                 "unknown configuration key '%s' (from %s): see "
+                 "docs/configuration.md",
+                 key, src);
+        return WEIR_ECONFIG;
+    }
+    cfg_value_t v = {0};
+    if (value) {
+        if (parse_value(idx, value, &v) < 0) {
+            int64_t min, max;
+            int_range(KEYS[idx].name, &min, &max);
+            if (KEYS[idx].type == WEIR_CFG_INT && (min != 0 || max != INT64_MAX))
+                weir_fmt(errstr, errlen,
+                         "bad value '%s' for %s (an integer from %lld to %lld) in %s", value, key,
+                         (long long)min, (long long)max, src);
+            else
+                weir_fmt(errstr, errlen, "bad value '%s' for %s (%s) in %s", value, key,
+                         type_phrase(KEYS[idx].type), src);
+            return WEIR_ECONFIG;
+        }
+        v.text = strdup(value);
+        if (!v.text)
+            abort();
+    } else if (KEYS[idx].default_value) {
+        weir_fmt(errstr, errlen, "missing value for %s (%s) in %s", key,
+                 type_phrase(KEYS[idx].type), src);
+        return WEIR_ECONFIG;
+    }
+    free(cfg->vals[idx].text);
+    cfg->vals[idx] = v;
+    return 0;
+}
+
+weir_config_t *weir_config_new(void) {
+    weir_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        abort();
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (!KEYS[i].default_value)
+            continue;
+        char err[256];
+        if (set_from(cfg, KEYS[i].name, KEYS[i].default_value, "defaults", err, sizeof err) < 0)
+            abort(); /* a bad default is a programming error */
+    }
+    return cfg;
+}
+
+void weir_config_destroy(weir_config_t **cfg) {
+    if (!cfg || !*cfg)
+        return;
+    for (size_t i = 0; i < N_KEYS; i++)
+        free((*cfg)->vals[i].text);
+    free(*cfg);
+    *cfg = NULL;
+}
+
+int weir_config_set(weir_config_t *cfg, const char *key, const char *value, char *errstr,
+                    size_t errlen) {
+    return set_from(cfg, key, value, "the command line", errstr, errlen);
+}
+
+static int set_kv_from(weir_config_t *cfg, const char *kv, const char *src, char *errstr,
+                       size_t errlen) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+        weir_fmt(errstr, errlen, "bad %s '%s': expected key=value", src, kv);
+        return WEIR_ECONFIG;
+    }
+    size_t klen = (size_t)(eq - kv);
+    char *key = strndup(kv, klen);
+    if (!key)
+        abort();
+    /* Trim spaces around the key ("-D key = value" is forgiving). */
+    char *k = key;
+    while (isspace((unsigned char)*k))
+        k++;
+    size_t n = strlen(k);
+    while (n > 0 && isspace((unsigned char)k[n - 1]))
+        k[--n] = '\0';
+    int rc = set_from(cfg, k, eq + 1, src, errstr, errlen);
+    free(key);
+    return rc;
+}
+
+int weir_config_set_kv(weir_config_t *cfg, const char *kv, char *errstr, size_t errlen) {
+    return set_kv_from(cfg, kv, "-D", errstr, errlen);
+}
+
+/* The environment name of a key: WEIR_ + upper case, '.' and '-' -> '_'. */
+static void env_name(const char *key, char *out, size_t cap) {
+    size_t n = weir_fmt(out, cap, "WEIR_") > 0 ? 5 : 0;
+    for (const char *p = key; *p && n + 1 < cap; p++)
+        out[n++] = (*p == '.' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+int weir_config_load_env(weir_config_t *cfg, char **envp, char *errstr, size_t errlen) {
+    if (!envp)
+        return 0;
+    for (char **e = envp; *e; e++) {
+        if (strncmp(*e, "WEIR_", 5) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        size_t nlen = (size_t)(eq - *e);
+        char name[256];
+        if (nlen >= sizeof name) {
+            weir_fmt(errstr, errlen,
+                     "unknown environment variable '%.64s...': see "
+                     "docs/configuration.md",
+                     *e);
+            return WEIR_ECONFIG;
+        }
+        memcpy(name, *e, nlen);
+        name[nlen] = '\0';
+        int found = -1;
+        for (size_t i = 0; i < N_KEYS && found < 0; i++) {
+            char en[256];
+            env_name(KEYS[i].name, en, sizeof en);
+            if (!strcmp(en, name))
+                found = (int)i;
+        }
+        if (found >= 0) {
+            if (set_from(cfg, KEYS[found].name, eq + 1, name, errstr, errlen) < 0)
+                return WEIR_ECONFIG;
+            continue;
+        }
+        bool ignored = !strncmp(name, "WEIR_TEST_", 10);
+        for (size_t i = 0; i < sizeof ENV_IGNORED / sizeof ENV_IGNORED[0] && !ignored; i++)
+            ignored = !strcmp(name, ENV_IGNORED[i]);
+        if (ignored)
+            continue;
+        weir_fmt(errstr, errlen,
+                 "unknown configuration key in environment variable '%s': see "
+                 "docs/configuration.md",
+                 name);
+        return WEIR_ECONFIG;
+    }
+    return 0;
+}
+
+/* ---- YAML ---------------------------------------------------------------------------------- */
+
+#define YAML_MAX_DEPTH 16
+
+int weir_config_load_file(weir_config_t *cfg, const char *path, char *errstr, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        weir_fmt(errstr, errlen, "cannot open configuration file %s: %m", path);
+        return WEIR_ECONFIG;
+    }
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        weir_fmt(errstr, errlen, "cannot parse %s: out of memory", path);
+        return WEIR_ENOMEM;
+    }
+    yaml_parser_set_input_file(&parser, f);
+
+    /* Stack of mapping levels; each holds the dotted prefix and the pending key (if any). */
+    char *prefix[YAML_MAX_DEPTH] = {0};
+    char *pending[YAML_MAX_DEPTH] = {0};
+    int depth = -1; /* index of the innermost open mapping */
+    int rc = 0;
+    bool done = false;
+    while (!done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            weir_fmt(errstr, errlen, "cannot parse %s: %s at line %zu", path,
+                     parser.problem ? parser.problem : "syntax error",
+                     parser.problem_mark.line + 1);
+            rc = WEIR_ECONFIG;
+            break;
+        }
+        size_t line = ev.start_mark.line + 1;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_MAPPING_START_EVENT: {
+            if (depth + 1 >= YAML_MAX_DEPTH) {
+                weir_fmt(errstr, errlen, "%s line %zu: nested too deeply", path, line);
+                rc = WEIR_ECONFIG;
+                break;
+            }
+            char *p = NULL;
+            if (depth >= 0) {
+                if (!pending[depth]) {
+                    weir_fmt(errstr, errlen, "%s line %zu: a mapping cannot be a key", path, line);
+                    rc = WEIR_ECONFIG;
+                    break;
+                }
+                p = pending[depth];
+                pending[depth] = NULL;
+            }
+            depth++;
+            prefix[depth] = p;
+            pending[depth] = NULL;
+            break;
+        }
+        case YAML_MAPPING_END_EVENT:
+            if (depth >= 0) {
+                free(prefix[depth]);
+                free(pending[depth]);
+                prefix[depth] = pending[depth] = NULL;
+                depth--;
+            }
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            weir_fmt(errstr, errlen, "%s line %zu: lists are not supported; write key: value", path,
+                     line);
+            rc = WEIR_ECONFIG;
+            break;
+        case YAML_ALIAS_EVENT:
+            weir_fmt(errstr, errlen, "%s line %zu: aliases are not supported", path, line);
+            rc = WEIR_ECONFIG;
+            break;
+        case YAML_SCALAR_EVENT: {
+            const char *text = (const char *)ev.data.scalar.value;
+            if (depth < 0) {
+                /* A document that is just a scalar: only an empty document is fine. */
+                if (ev.data.scalar.length != 0) {
+                    weir_fmt(errstr, errlen, "%s: expected key: value pairs", path);
+                    rc = WEIR_ECONFIG;
+                }
+                break;
+            }
+            if (!pending[depth]) {
+                /* A key. */
+                size_t plen = prefix[depth] ? strlen(prefix[depth]) + 1 : 0;
+                char *k = malloc(plen + ev.data.scalar.length + 1);
+                if (!k)
+                    abort();
+                if (prefix[depth])
+                    sprintf(k, "%s.%s", prefix[depth], text);
+                else
+                    strcpy(k, text);
+                pending[depth] = k;
+                break;
+            }
+            /* A value for the pending key. */
+            bool is_null =
+                ev.data.scalar.plain_implicit &&
+                (ev.data.scalar.length == 0 || !strcmp(text, "~") || !strcmp(text, "null") ||
+                 !strcmp(text, "Null") || !strcmp(text, "NULL"));
+            char src[1024];
+            weir_fmt(src, sizeof src, "%s", path);
+            if (set_from(cfg, pending[depth], is_null ? NULL : text, src, errstr, errlen) < 0)
+                rc = WEIR_ECONFIG;
+            free(pending[depth]);
+            pending[depth] = NULL;
+            break;
+        }
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+        if (rc < 0)
+            break;
+    }
+    for (int i = 0; i <= depth && i < YAML_MAX_DEPTH; i++) {
+        free(prefix[i]);
+        free(pending[i]);
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
+/* ---- getters ------------------------------------------------------------------------------- */
+
+static const cfg_value_t *lookup(const weir_config_t *cfg, const char *key) {
+    int idx = key_index(key);
+    if (idx < 0) {
+        WEIR_ERROR("config", "undeclared configuration key '%s' read", key);
+        assert(!"undeclared configuration key");
+        return NULL;
+    }
+    return &cfg->vals[idx];
+}
+
+const char *weir_config_get_str(const weir_config_t *cfg, const char *key) {
+    const cfg_value_t *v = lookup(cfg, key);
+    return v ? v->text : NULL;
+}
+
+int64_t weir_config_get_int(const weir_config_t *cfg, const char *key) {
+    const cfg_value_t *v = lookup(cfg, key);
+    if (!v)
+        return 0;
+    int idx = key_index(key);
+    return KEYS[idx].type == WEIR_CFG_BYTES ? (int64_t)v->u : v->i;
+}
+
+int64_t weir_config_get_ms(const weir_config_t *cfg, const char *key) {
+    return weir_config_get_int(cfg, key);
+}
+
+uint64_t weir_config_get_bytes(const weir_config_t *cfg, const char *key) {
+    const cfg_value_t *v = lookup(cfg, key);
+    if (!v)
+        return 0;
+    int idx = key_index(key);
+    return KEYS[idx].type == WEIR_CFG_BYTES ? v->u : (uint64_t)v->i;
+}
+
+bool weir_config_get_bool(const weir_config_t *cfg, const char *key) {
+    const cfg_value_t *v = lookup(cfg, key);
+    return v ? v->i != 0 : false;
+}
+
+/* ---- command line -------------------------------------------------------------------------- */
+
+int weir_config_from_args(weir_config_t *cfg, int *argc, char **argv, char **envp, char *errstr,
+                          size_t errlen) {
+    int n = *argc;
+    const char **files = calloc((size_t)n + 1, sizeof *files);
+    const char **defs = calloc((size_t)n + 1, sizeof *defs);
+    int nfiles = 0, ndefs = 0, out = n > 0 ? 1 : 0;
+    int rc = 0;
+    if (!files || !defs)
+        abort();
+    int i = 1;
+    for (; i < n; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--"))
+            break; /* everything from here on belongs to the caller */
+        if (!strcmp(a, "-c") || !strcmp(a, "--config") || !strcmp(a, "--configFile")) {
+            if (i + 1 >= n) {
+                weir_fmt(errstr, errlen, "%s needs a file name", a);
+                rc = WEIR_ECONFIG;
+                goto done;
+            }
+            files[nfiles++] = argv[++i];
+        } else if (!strncmp(a, "--config=", 9)) {
+            files[nfiles++] = a + 9;
+        } else if (!strncmp(a, "--configFile=", 13)) {
+            files[nfiles++] = a + 13;
+        } else if (!strcmp(a, "-D")) {
+            if (i + 1 >= n) {
+                weir_fmt(errstr, errlen, "-D needs key=value");
+                rc = WEIR_ECONFIG;
+                goto done;
+            }
+            defs[ndefs++] = argv[++i];
+        } else if (!strncmp(a, "-D", 2)) {
+            defs[ndefs++] = a + 2;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    for (; i < n; i++)
+        argv[out++] = argv[i];
+
+    for (int f = 0; f < nfiles; f++)
+        if ((rc = weir_config_load_file(cfg, files[f], errstr, errlen)) < 0)
+            goto done;
+    if ((rc = weir_config_load_env(cfg, envp, errstr, errlen)) < 0)
+        goto done;
+    for (int d = 0; d < ndefs; d++)
+        if ((rc = weir_config_set_kv(cfg, defs[d], errstr, errlen)) < 0)
+            goto done;
+done:
+    if (rc == 0) {
+        *argc = out;
+        if (out < n || n == 0)
+            argv[out] = NULL;
+    }
+    free(files);
+    free(defs);
+    return rc;
+}

@@ -3,8 +3,8 @@
 
 const char *weir_strerror(int err) {
     switch (err) {
-#define WEIR_ERR_TEXT(name, code, text) \
-    case code:                          \
+#define WEIR_ERR_TEXT(name, code, text)                                                            \
+    case code:                                                                                     \
         return text;
         WEIR_ERRORS(WEIR_ERR_TEXT)
 #undef WEIR_ERR_TEXT
@@ -14,8 +14,8 @@ const char *weir_strerror(int err) {
 
 const char *weir_err_name(int err) {
     switch (err) {
-#define WEIR_ERR_NAME(name, code, text) \
-    case code:                          \
+#define WEIR_ERR_NAME(name, code, text)                                                            \
+    case code:                                                                                     \
         return "WEIR_" #name;
         WEIR_ERRORS(WEIR_ERR_NAME)
 #undef WEIR_ERR_NAME

@@ -3,23 +3,23 @@
 #ifndef WEIR_COMMON_ERR_H
 #define WEIR_COMMON_ERR_H
 
-#define WEIR_ERRORS(X)                                                   \
-    X(OK, 0, "success")                                                  \
-    X(EINVAL, -1, "invalid argument")                                    \
-    X(ENOMEM, -2, "out of memory")                                       \
-    X(EIO, -3, "I/O error")                                              \
-    X(ENOTFOUND, -4, "not found")                                        \
-    X(ECORRUPT, -5, "corrupt data")                                      \
-    X(ECONFIG, -6, "bad configuration")                                  \
-    X(EPLUGIN, -7, "bad plugin")                                         \
-    X(EABI, -8, "plugin ABI version mismatch")                           \
-    X(ESTATE, -9, "state backend error")                                 \
-    X(ENET, -10, "network error")                                        \
-    X(ETIMEDOUT, -11, "timed out")                                       \
-    X(ECANCELED, -12, "canceled")                                        \
-    X(EPROTO, -13, "protocol error")                                     \
-    X(EEXIST, -14, "already exists")                                     \
-    X(ENOSPACE, -15, "no room")                                          \
+#define WEIR_ERRORS(X)                                                                             \
+    X(OK, 0, "success")                                                                            \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(EIO, -3, "I/O error")                                                                        \
+    X(ENOTFOUND, -4, "not found")                                                                  \
+    X(ECORRUPT, -5, "corrupt data")                                                                \
+    X(ECONFIG, -6, "bad configuration")                                                            \
+    X(EPLUGIN, -7, "bad plugin")                                                                   \
+    X(EABI, -8, "plugin ABI version mismatch")                                                     \
+    X(ESTATE, -9, "state backend error")                                                           \
+    X(ENET, -10, "network error")                                                                  \
+    X(ETIMEDOUT, -11, "timed out")                                                                 \
+    X(ECANCELED, -12, "canceled")                                                                  \
+    X(EPROTO, -13, "protocol error")                                                               \
+    X(EEXIST, -14, "already exists")                                                               \
+    X(ENOSPACE, -15, "no room")                                                                    \
     X(EUSER, -16, "user function failed")
 
 typedef enum weir_err {

@@ -51,12 +51,12 @@ const char *weir_task_state_name(weir_task_state_t s); /* "RUNNING", ... */
 typedef struct weir_task_metrics {
     uint64_t records_in;
     uint64_t records_out;
-    uint64_t buffers_in_remote;  /* buffers received over ZeroMQ */
+    uint64_t buffers_in_remote; /* buffers received over ZeroMQ */
     uint64_t bytes_in_remote;
     uint64_t buffers_out_remote; /* buffers sent over ZeroMQ */
     uint64_t bytes_out_remote;
-    uint64_t buffers_out_local;  /* buffers passed to a subtask in the same task manager */
-    uint64_t backpressured_ns;   /* time spent waiting for credit */
+    uint64_t buffers_out_local; /* buffers passed to a subtask in the same task manager */
+    uint64_t backpressured_ns;  /* time spent waiting for credit */
 } weir_task_metrics_t;
 
 typedef struct weir_msg_task_state {
@@ -107,8 +107,7 @@ typedef struct weir_msg {
 /** Encodes @p msg into a malloc'd buffer. @returns 0 or WEIR_ENOMEM. */
 int weir_msg_encode(const weir_msg_t *msg, uint8_t **out, size_t *out_len);
 /** Decodes one message. @returns 0, or WEIR_EPROTO with a one-line reason in errstr. */
-int weir_msg_decode(const uint8_t *data, size_t len, weir_msg_t *msg, char *errstr,
-                    size_t errlen);
+int weir_msg_decode(const uint8_t *data, size_t len, weir_msg_t *msg, char *errstr, size_t errlen);
 /** Frees what a decode (or a caller building a message with malloc'd fields) allocated. */
 void weir_msg_clear(weir_msg_t *msg);
 

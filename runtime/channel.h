@@ -58,9 +58,9 @@ void weir_netbuf_free(weir_netbuf_t **buf);
 typedef struct weir_outchan {
     weir_chankey_t key;
     size_t buffer_size;
-    uint32_t credits;     /* buffers the receiver can take now */
-    weir_netbuf_t *cur;   /* buffer being filled, NULL when none */
-    weir_bufwriter_t w;   /* writer over cur */
+    uint32_t credits;       /* buffers the receiver can take now */
+    weir_netbuf_t *cur;     /* buffer being filled, NULL when none */
+    weir_bufwriter_t w;     /* writer over cur */
     int64_t first_write_ns; /* time of the first entry in cur (buffer timeout) */
     uint64_t buffers_sent;
     uint64_t bytes_sent;
@@ -87,11 +87,11 @@ void weir_outchan_add_credit(weir_outchan_t *ch, uint32_t n);
 /** Receiver side of one channel. Owned by the receiving subtask thread. */
 typedef struct weir_inchan {
     weir_chankey_t key;
-    uint32_t capacity;   /* credits granted in total (buffer slots) */
-    uint32_t held;       /* buffers received and not yet consumed */
-    uint32_t withheld;   /* credits owed to the sender while blocked */
-    bool blocked;        /* alignment: do not return credits */
-    bool ended;          /* end of input received */
+    uint32_t capacity; /* credits granted in total (buffer slots) */
+    uint32_t held;     /* buffers received and not yet consumed */
+    uint32_t withheld; /* credits owed to the sender while blocked */
+    bool blocked;      /* alignment: do not return credits */
+    bool ended;        /* end of input received */
     uint64_t buffers_received;
     uint64_t bytes_received;
 } weir_inchan_t;

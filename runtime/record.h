@@ -41,9 +41,9 @@ typedef enum weir_event_kind {
 /** A decoded entry; for records the pointers refer into the buffer (zero-copy). */
 typedef struct weir_event {
     weir_event_kind_t kind;
-    weir_record_t record;    /* WEIR_EV_RECORD */
-    uint64_t checkpoint_id;  /* WEIR_EV_BARRIER */
-    int64_t timestamp;       /* WEIR_EV_BARRIER trigger time, WEIR_EV_WATERMARK value */
+    weir_record_t record;   /* WEIR_EV_RECORD */
+    uint64_t checkpoint_id; /* WEIR_EV_BARRIER */
+    int64_t timestamp;      /* WEIR_EV_BARRIER trigger time, WEIR_EV_WATERMARK value */
 } weir_event_t;
 
 /** Appends entries to a caller-owned byte array. */

@@ -1,0 +1,302 @@
+/* Unit tests of common/config.c: documented defaults, YAML (flat and nested), WEIR_* env,
+ * -D flags, precedence file < env < -D, argv handling and the one-line error texts. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/util.h"
+
+typedef struct fixture {
+    char dir[512];
+    weir_config_t *cfg;
+} fixture_t;
+
+static int setup(void **state) {
+    fixture_t *f = calloc(1, sizeof *f);
+    const char *base = getenv("WEIR_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    if (weir_mkdirs(base) < 0)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "%s/test_config.XXXXXX", base);
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->cfg = weir_config_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *f = *state;
+    weir_config_destroy(&f->cfg);
+    assert_null(f->cfg);
+    weir_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+static const char *write_yaml(fixture_t *f, const char *name, const char *text) {
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    assert_int_equal(weir_write_file_atomic(path, text, strlen(text)), 0);
+    return path;
+}
+
+/* The defaults written in docs/architecture.md (an independent oracle). */
+static void test_defaults(void **state) {
+    fixture_t *f = *state;
+    weir_config_t *c = f->cfg;
+    assert_string_equal(weir_config_get_str(c, "jobmanager.rpc.address"), "localhost");
+    assert_int_equal(weir_config_get_int(c, "jobmanager.rpc.port"), 6123);
+    assert_string_equal(weir_config_get_str(c, "jobmanager.bind-host"), "0.0.0.0");
+    assert_string_equal(weir_config_get_str(c, "rest.address"), "localhost");
+    assert_int_equal(weir_config_get_int(c, "rest.port"), 8081);
+    assert_string_equal(weir_config_get_str(c, "rest.bind-address"), "0.0.0.0");
+    assert_string_equal(weir_config_get_str(c, "blob.storage.directory"), "/tmp/weir-blobs");
+    assert_int_equal(weir_config_get_ms(c, "heartbeat.interval"), 1000);
+    assert_int_equal(weir_config_get_ms(c, "heartbeat.timeout"), 10000);
+    assert_int_equal(weir_config_get_ms(c, "slot.request.timeout"), 300000);
+    assert_int_equal(weir_config_get_int(c, "parallelism.default"), 1);
+    assert_int_equal(weir_config_get_int(c, "pipeline.max-parallelism"), 128);
+    assert_int_equal(weir_config_get_int(c, "taskmanager.numberOfTaskSlots"), 1);
+    assert_string_equal(weir_config_get_str(c, "taskmanager.host"), "127.0.0.1");
+    assert_string_equal(weir_config_get_str(c, "taskmanager.bind-host"), "0.0.0.0");
+    assert_int_equal(weir_config_get_int(c, "taskmanager.data.port"), 0);
+    assert_null(weir_config_get_str(c, "taskmanager.resource-id"));
+    assert_null(weir_config_get_str(c, "taskmanager.working-dir"));
+    assert_true(weir_config_get_bytes(c, "taskmanager.memory.segment-size") == 32768);
+    assert_int_equal(weir_config_get_int(c, "taskmanager.network.buffers-per-channel"), 4);
+    assert_int_equal(weir_config_get_ms(c, "execution.buffer-timeout"), 5);
+    assert_true(weir_config_get_bytes(c, "state.backend.cache-size") == 32u << 20);
+    assert_true(weir_config_get_bytes(c, "state.backend.rocksdb.writebuffer.size") == 16u << 20);
+    assert_true(weir_config_get_bytes(c, "state.backend.rocksdb.block.cache-size") == 16u << 20);
+    assert_string_equal(weir_config_get_str(c, "log.level"), "info");
+}
+
+/* Every key in the table is documented, unique and appears in docs/configuration.md. */
+static void test_table_and_docs(void **state) {
+    (void)state;
+    const weir_config_key_t *k = weir_config_keys();
+    size_t n = 0;
+    uint8_t *doc = NULL;
+    size_t doclen = 0;
+    /* __FILE__ is <src>/tests/unit/test_config.c (CMake passes absolute paths). */
+    char path[1024];
+    snprintf(path, sizeof path, "%s", __FILE__);
+    char *cut = strstr(path, "/tests/unit/test_config.c");
+    assert_non_null(cut);
+    snprintf(cut, sizeof path - (size_t)(cut - path), "/docs/configuration.md");
+    int have_doc = weir_read_file(path, &doc, &doclen) == 0;
+    assert_true(have_doc);
+    for (; k[n].name; n++) {
+        assert_non_null(k[n].doc);
+        assert_true(strlen(k[n].doc) > 5);
+        for (size_t j = 0; j < n; j++)
+            assert_string_not_equal(k[n].name, k[j].name);
+        char needle[256];
+        snprintf(needle, sizeof needle, "`%s`", k[n].name);
+        if (!strstr((char *)doc, needle))
+            fail_msg("%s is not in docs/configuration.md", k[n].name);
+    }
+    assert_true(n >= 25);
+    free(doc);
+}
+
+static void test_yaml(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    const char *p = write_yaml(f, "weir.yaml",
+                               "# comment\n"
+                               "rest.port: 9091\n"
+                               "jobmanager:\n"
+                               "  rpc:\n"
+                               "    address: jm.example\n"
+                               "    port: 7000\n"
+                               "heartbeat.timeout: 30s\n"
+                               "taskmanager.memory.segment-size: 64kb\n"
+                               "taskmanager.resource-id: tm-7\n"
+                               "blob.storage.directory: \"/var/blobs\"\n");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), 0);
+    assert_int_equal(weir_config_get_int(f->cfg, "rest.port"), 9091);
+    assert_string_equal(weir_config_get_str(f->cfg, "jobmanager.rpc.address"), "jm.example");
+    assert_int_equal(weir_config_get_int(f->cfg, "jobmanager.rpc.port"), 7000);
+    assert_int_equal(weir_config_get_ms(f->cfg, "heartbeat.timeout"), 30000);
+    assert_true(weir_config_get_bytes(f->cfg, "taskmanager.memory.segment-size") == 65536);
+    assert_string_equal(weir_config_get_str(f->cfg, "taskmanager.resource-id"), "tm-7");
+    assert_string_equal(weir_config_get_str(f->cfg, "blob.storage.directory"), "/var/blobs");
+
+    /* null resets a key without default */
+    p = write_yaml(f, "null.yaml", "taskmanager.resource-id: ~\n");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), 0);
+    assert_null(weir_config_get_str(f->cfg, "taskmanager.resource-id"));
+
+    /* empty file is fine */
+    p = write_yaml(f, "empty.yaml", "");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), 0);
+}
+
+static void test_yaml_errors(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    char want[1024];
+
+    const char *p = write_yaml(f, "weir.yaml", "rest.port: abc\n");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), WEIR_ECONFIG);
+    snprintf(want, sizeof want, "bad value 'abc' for rest.port (an integer from 0 to 65535) in %s",
+             p);
+    assert_string_equal(err, want);
+    assert_int_equal(weir_config_get_int(f->cfg, "rest.port"), 8081); /* unchanged */
+
+    p = write_yaml(f, "unknown.yaml", "rest:\n  prot: 1\n");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), WEIR_ECONFIG);
+    snprintf(want, sizeof want,
+             "unknown configuration key 'rest.prot' (from %s): see docs/configuration.md", p);
+    assert_string_equal(err, want);
+
+    p = write_yaml(f, "list.yaml", "rest.port: [1, 2]\n");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "list"));
+    assert_non_null(strstr(err, p));
+
+    p = write_yaml(f, "syntax.yaml", "a: b: c\n  - x\n");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, p));
+
+    p = write_yaml(f, "dur.yaml", "heartbeat.interval: 10 parsecs\n");
+    assert_int_equal(weir_config_load_file(f->cfg, p, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "heartbeat.interval"));
+    assert_non_null(strstr(err, "duration"));
+
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/nope.yaml", f->dir);
+    assert_int_equal(weir_config_load_file(f->cfg, missing, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, missing));
+}
+
+static void test_set_and_kv(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    assert_int_equal(weir_config_set_kv(f->cfg, "rest.port=1234", err, sizeof err), 0);
+    assert_int_equal(weir_config_get_int(f->cfg, "rest.port"), 1234);
+    assert_int_equal(weir_config_set_kv(f->cfg, "rest.prot=1", err, sizeof err), WEIR_ECONFIG);
+    assert_string_equal(
+        err, "unknown configuration key 'rest.prot' (from -D): see docs/configuration.md");
+    assert_int_equal(weir_config_set_kv(f->cfg, "rest.port", err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "key=value"));
+    assert_int_equal(weir_config_set_kv(f->cfg, "pipeline.max-parallelism=0", err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_int_equal(weir_config_set_kv(f->cfg, "rest.port=70000", err, sizeof err), WEIR_ECONFIG);
+    assert_int_equal(weir_config_get_int(f->cfg, "rest.port"), 1234);
+    /* a value with '=' inside */
+    assert_int_equal(weir_config_set_kv(f->cfg, "taskmanager.host=a=b", err, sizeof err), 0);
+    assert_string_equal(weir_config_get_str(f->cfg, "taskmanager.host"), "a=b");
+    assert_int_equal(weir_config_set(f->cfg, "execution.buffer-timeout", "100ms", err, sizeof err),
+                     0);
+    assert_int_equal(weir_config_get_ms(f->cfg, "execution.buffer-timeout"), 100);
+    assert_int_equal(weir_config_set(f->cfg, "state.backend.cache-size", "lots", err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_non_null(strstr(err, "'lots'"));
+}
+
+static void test_env(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    char *env[] = {"PATH=/bin",
+                   "WEIR_REST_PORT=9000",
+                   "WEIR_TASKMANAGER_NUMBEROFTASKSLOTS=4",
+                   "WEIR_STATE_BACKEND_ROCKSDB_BLOCK_CACHE_SIZE=1mb",
+                   "WEIR_LOG_LEVEL=debug",
+                   "WEIR_BUILD=/x",
+                   "WEIR_TEST_ANYTHING=1",
+                   "WEIR_CHAOS_SIZE=small",
+                   NULL};
+    assert_int_equal(weir_config_load_env(f->cfg, env, err, sizeof err), 0);
+    assert_int_equal(weir_config_get_int(f->cfg, "rest.port"), 9000);
+    assert_int_equal(weir_config_get_int(f->cfg, "taskmanager.numberOfTaskSlots"), 4);
+    assert_true(weir_config_get_bytes(f->cfg, "state.backend.rocksdb.block.cache-size") ==
+                1u << 20);
+
+    char *bad[] = {"WEIR_REST_PROT=1", NULL};
+    assert_int_equal(weir_config_load_env(f->cfg, bad, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "WEIR_REST_PROT"));
+    char *badval[] = {"WEIR_REST_PORT=x", NULL};
+    assert_int_equal(weir_config_load_env(f->cfg, badval, err, sizeof err), WEIR_ECONFIG);
+    assert_string_equal(
+        err, "bad value 'x' for rest.port (an integer from 0 to 65535) in WEIR_REST_PORT");
+}
+
+static void test_precedence_and_args(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    const char *p = write_yaml(f, "weir.yaml",
+                               "rest.port: 1111\n"
+                               "jobmanager.rpc.port: 2222\n"
+                               "taskmanager.host: from-file\n"
+                               "parallelism.default: 3\n");
+    char path[600];
+    snprintf(path, sizeof path, "%s", p);
+    char *env[] = {"WEIR_REST_PORT=3333", "WEIR_JOBMANAGER_RPC_PORT=4444", NULL};
+    char *argv[] = {
+        "weir", "run", "-c",  path, "-D", "rest.port=5555", "job.so", "-Dtaskmanager.host=from-d",
+        "--",   "-D",  "x=y", NULL};
+    int argc = 11;
+    assert_int_equal(weir_config_from_args(f->cfg, &argc, argv, env, err, sizeof err), 0);
+    assert_int_equal(weir_config_get_int(f->cfg, "rest.port"), 5555);           /* -D wins */
+    assert_int_equal(weir_config_get_int(f->cfg, "jobmanager.rpc.port"), 4444); /* env > file */
+    assert_string_equal(weir_config_get_str(f->cfg, "taskmanager.host"), "from-d");
+    assert_int_equal(weir_config_get_int(f->cfg, "parallelism.default"), 3); /* file */
+    assert_int_equal(argc, 6);
+    const char *rest[] = {"weir", "run", "job.so", "--", "-D", "x=y"};
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(argv[i], rest[i]);
+    assert_null(argv[6]);
+}
+
+static void test_args_errors(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    char *argv1[] = {"weir-jobmanager", "-Drest.prot=1", NULL};
+    int argc = 2;
+    assert_int_equal(weir_config_from_args(f->cfg, &argc, argv1, NULL, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_string_equal(
+        err, "unknown configuration key 'rest.prot' (from -D): see docs/configuration.md");
+    char *argv2[] = {"weir-jobmanager", "-c", NULL};
+    argc = 2;
+    assert_int_equal(weir_config_from_args(f->cfg, &argc, argv2, NULL, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_non_null(strstr(err, "-c"));
+    char *argv3[] = {"weir-jobmanager", "--config=/nonexistent/weir.yaml", NULL};
+    argc = 2;
+    assert_int_equal(weir_config_from_args(f->cfg, &argc, argv3, NULL, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_non_null(strstr(err, "/nonexistent/weir.yaml"));
+    char *env[] = {"WEIR_NOPE=1", NULL};
+    char *argv4[] = {"weir-taskmanager", NULL};
+    argc = 1;
+    assert_int_equal(weir_config_from_args(f->cfg, &argc, argv4, env, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_non_null(strstr(err, "WEIR_NOPE"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_and_docs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yaml, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yaml_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_and_kv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precedence_and_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_args_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,399 @@
+/* Unit tests of common/proto.c: round trips of every message type, hand-assembled msgpack bytes
+ * (independent of the encoder), every error class, and fuzzing with random bytes, truncations and
+ * byte flips (must never crash or leak: run under ASan). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/proto.h"
+
+static const char *JOB = "0123456789abcdef0123456789abcdef";
+static const char *SHA = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+static void roundtrip(const weir_msg_t *in, weir_msg_t *out) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(weir_msg_encode(in, &buf, &len), 0);
+    assert_non_null(buf);
+    char err[256] = "";
+    int rc = weir_msg_decode(buf, len, out, err, sizeof err);
+    if (rc != 0)
+        fail_msg("decode failed: %s", err);
+    assert_int_equal(out->type, in->type);
+    free(buf);
+}
+
+static weir_msg_task_state_t make_task(int i) {
+    weir_msg_task_state_t t;
+    memset(&t, 0, sizeof t);
+    strcpy(t.job_id, JOB);
+    t.attempt = 3 + (uint32_t)i;
+    t.vertex = 2;
+    t.subtask = (uint32_t)i;
+    t.state = i % 2 ? WEIR_TASK_FAILED : WEIR_TASK_RUNNING;
+    t.message = i % 2 ? strdup("map 'parse' subtask 1: boom") : NULL;
+    t.metrics.records_in = 1000000000000ULL + (uint64_t)i;
+    t.metrics.records_out = 7;
+    t.metrics.buffers_in_remote = 8;
+    t.metrics.bytes_in_remote = 9;
+    t.metrics.buffers_out_remote = 10;
+    t.metrics.bytes_out_remote = UINT64_MAX;
+    t.metrics.buffers_out_local = 12;
+    t.metrics.backpressured_ns = 13;
+    return t;
+}
+
+static void check_task(const weir_msg_task_state_t *a, const weir_msg_task_state_t *b) {
+    assert_string_equal(a->job_id, b->job_id);
+    assert_int_equal(a->attempt, b->attempt);
+    assert_int_equal(a->vertex, b->vertex);
+    assert_int_equal(a->subtask, b->subtask);
+    assert_int_equal(a->state, b->state);
+    if (a->message)
+        assert_string_equal(a->message, b->message);
+    else
+        assert_null(b->message);
+    assert_memory_equal(&a->metrics, &b->metrics, sizeof a->metrics);
+}
+
+static void test_register_roundtrip(void **state) {
+    (void)state;
+    weir_msg_t m = {.type = WEIR_MSG_REGISTER};
+    m.tm_id = "tm-1";
+    m.data_address = "tcp://127.0.0.1:40000";
+    m.host = "127.0.0.1";
+    m.slots = 4;
+    m.pid = 123456;
+    weir_msg_t o;
+    roundtrip(&m, &o);
+    assert_string_equal(o.tm_id, "tm-1");
+    assert_string_equal(o.data_address, "tcp://127.0.0.1:40000");
+    assert_string_equal(o.host, "127.0.0.1");
+    assert_int_equal(o.slots, 4);
+    assert_int_equal(o.pid, 123456);
+    weir_msg_clear(&o);
+    assert_null(o.tm_id);
+
+    weir_msg_t r = {.type = WEIR_MSG_REGISTERED, .heartbeat_interval_ms = 1000};
+    roundtrip(&r, &o);
+    assert_int_equal(o.heartbeat_interval_ms, 1000);
+    weir_msg_clear(&o);
+
+    weir_msg_t a = {.type = WEIR_MSG_HEARTBEAT_ACK};
+    roundtrip(&a, &o);
+    weir_msg_clear(&o);
+    weir_msg_t u = {.type = WEIR_MSG_UNKNOWN};
+    roundtrip(&u, &o);
+    weir_msg_clear(&o);
+}
+
+static void test_heartbeat_and_task_state(void **state) {
+    (void)state;
+    weir_msg_task_state_t tasks[3] = {make_task(0), make_task(1), make_task(2)};
+    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT, .tm_id = "tm-9", .tasks = tasks, .n_tasks = 3};
+    weir_msg_t o;
+    roundtrip(&m, &o);
+    assert_string_equal(o.tm_id, "tm-9");
+    assert_int_equal(o.n_tasks, 3);
+    for (int i = 0; i < 3; i++)
+        check_task(&tasks[i], &o.tasks[i]);
+    weir_msg_clear(&o);
+
+    weir_msg_t empty = {.type = WEIR_MSG_HEARTBEAT, .tm_id = "tm-9"};
+    roundtrip(&empty, &o);
+    assert_int_equal(o.n_tasks, 0);
+    weir_msg_clear(&o);
+
+    weir_msg_t ts = {.type = WEIR_MSG_TASK_STATE, .tasks = &tasks[1], .n_tasks = 1};
+    roundtrip(&ts, &o);
+    assert_int_equal(o.n_tasks, 1);
+    check_task(&tasks[1], &o.tasks[0]);
+    weir_msg_clear(&o);
+
+    /* TASK_STATE carries exactly one task */
+    weir_msg_t bad = {.type = WEIR_MSG_TASK_STATE, .tasks = tasks, .n_tasks = 2};
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(weir_msg_encode(&bad, &buf, &len), WEIR_EINVAL);
+    free(tasks[1].message);
+}
+
+static void test_deploy_cancel(void **state) {
+    (void)state;
+    weir_msg_t m = {.type = WEIR_MSG_DEPLOY};
+    strcpy(m.job_id, JOB);
+    m.attempt = 2;
+    m.job_name = "wordcount";
+    strcpy(m.plugin_sha256, SHA);
+    m.graph_json = "{\"name\":\"wordcount\"}";
+    char *args[] = {"job.so", "--rate", "1000"};
+    m.args = args;
+    m.n_args = 3;
+    m.vertex = 1;
+    m.subtask = 2;
+    uint32_t par[] = {1, 3};
+    char *p0[] = {"tcp://a:1"};
+    char *p1[] = {"tcp://a:1", "tcp://b:2", "tcp://c:3"};
+    char **placement[] = {p0, p1};
+    m.n_vertices = 2;
+    m.vertex_parallelism = par;
+    m.placement = placement;
+    weir_msg_t o;
+    roundtrip(&m, &o);
+    assert_string_equal(o.job_id, JOB);
+    assert_int_equal(o.attempt, 2);
+    assert_string_equal(o.job_name, "wordcount");
+    assert_string_equal(o.plugin_sha256, SHA);
+    assert_string_equal(o.graph_json, m.graph_json);
+    assert_int_equal(o.n_args, 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(o.args[i], args[i]);
+    assert_int_equal(o.vertex, 1);
+    assert_int_equal(o.subtask, 2);
+    assert_int_equal(o.n_vertices, 2);
+    assert_int_equal(o.vertex_parallelism[0], 1);
+    assert_int_equal(o.vertex_parallelism[1], 3);
+    assert_string_equal(o.placement[0][0], "tcp://a:1");
+    for (int s = 0; s < 3; s++)
+        assert_string_equal(o.placement[1][s], p1[s]);
+    weir_msg_clear(&o);
+
+    weir_msg_t c = {.type = WEIR_MSG_CANCEL, .attempt = 5};
+    strcpy(c.job_id, JOB);
+    roundtrip(&c, &o);
+    assert_string_equal(o.job_id, JOB);
+    assert_int_equal(o.attempt, 5);
+    weir_msg_clear(&o);
+}
+
+static void test_blob(void **state) {
+    (void)state;
+    uint8_t data[300];
+    for (int i = 0; i < 300; i++)
+        data[i] = (uint8_t)i;
+    weir_msg_t req = {.type = WEIR_MSG_BLOB_REQUEST};
+    strcpy(req.blob_sha256, SHA);
+    weir_msg_t o;
+    roundtrip(&req, &o);
+    assert_string_equal(o.blob_sha256, SHA);
+    weir_msg_clear(&o);
+
+    weir_msg_t b = {.type = WEIR_MSG_BLOB, .blob = data, .blob_len = sizeof data};
+    strcpy(b.blob_sha256, SHA);
+    roundtrip(&b, &o);
+    assert_int_equal(o.blob_len, 300);
+    assert_memory_equal(o.blob, data, 300);
+    assert_null(o.error);
+    weir_msg_clear(&o);
+
+    weir_msg_t missing = {.type = WEIR_MSG_BLOB, .error = "no such blob"};
+    strcpy(missing.blob_sha256, SHA);
+    roundtrip(&missing, &o);
+    assert_null(o.blob);
+    assert_string_equal(o.error, "no such blob");
+    weir_msg_clear(&o);
+}
+
+/* Bytes written by hand from the documented layout, not by weir_msg_encode. */
+static void test_hand_assembled(void **state) {
+    (void)state;
+    weir_msg_t o;
+    char err[256];
+    const uint8_t ack[] = {0x92, 0x04, 0x01};
+    assert_int_equal(weir_msg_decode(ack, sizeof ack, &o, err, sizeof err), 0);
+    assert_int_equal(o.type, WEIR_MSG_HEARTBEAT_ACK);
+    weir_msg_clear(&o);
+
+    /* [7, 1, "ab", 300] as CANCEL with attempt as uint16 */
+    const uint8_t cancel[] = {0x94, 0x07, 0x01, 0xa2, 'a', 'b', 0xcd, 0x01, 0x2c};
+    assert_int_equal(weir_msg_decode(cancel, sizeof cancel, &o, err, sizeof err), 0);
+    assert_int_equal(o.type, WEIR_MSG_CANCEL);
+    assert_string_equal(o.job_id, "ab");
+    assert_int_equal(o.attempt, 300);
+    weir_msg_clear(&o);
+
+    /* REGISTERED with a negative int64 interval packed as int8 -> kept as is */
+    const uint8_t reg[] = {0x93, 0x02, 0x01, 0xd0, 0xfb};
+    assert_int_equal(weir_msg_decode(reg, sizeof reg, &o, err, sizeof err), 0);
+    assert_int_equal(o.heartbeat_interval_ms, -5);
+    weir_msg_clear(&o);
+
+    /* The encoder's output for CANCEL matches the hand layout (fixarray, fixints, fixstr). */
+    weir_msg_t c = {.type = WEIR_MSG_CANCEL, .attempt = 9};
+    strcpy(c.job_id, "xy");
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(weir_msg_encode(&c, &buf, &len), 0);
+    const uint8_t want[] = {0x94, 0x07, 0x01, 0xa2, 'x', 'y', 0x09};
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(buf, want, sizeof want);
+    free(buf);
+}
+
+static void expect_error(const uint8_t *b, size_t n, const char *needle) {
+    weir_msg_t o;
+    char err[256] = "";
+    assert_int_equal(weir_msg_decode(b, n, &o, err, sizeof err), WEIR_EPROTO);
+    if (!strstr(err, needle))
+        fail_msg("error '%s' does not mention '%s'", err, needle);
+    assert_null(o.tm_id);
+    assert_null(o.tasks);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    const uint8_t unknown[] = {0x92, 0x63, 0x01};
+    expect_error(unknown, sizeof unknown, "unknown control message type 99");
+    const uint8_t version[] = {0x92, 0x04, 0x02};
+    expect_error(version, sizeof version, "version 2");
+    const uint8_t arity[] = {0x93, 0x04, 0x01, 0x00};
+    expect_error(arity, sizeof arity, "HEARTBEAT_ACK");
+    const uint8_t type[] = {0x94, 0x07, 0x01, 0x05, 0x05};
+    expect_error(type, sizeof type, "job_id");
+    const uint8_t trailing[] = {0x92, 0x04, 0x01, 0x00};
+    expect_error(trailing, sizeof trailing, "trailing");
+    const uint8_t notarray[] = {0xa1, 'x'};
+    expect_error(notarray, sizeof notarray, "array");
+    const uint8_t hugearray[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x04, 0x01};
+    expect_error(hugearray, sizeof hugearray, "longer");
+    uint8_t longjob[5 + 40 + 1] = {0x94, 0x07, 0x01, 0xd9, 40};
+    memset(longjob + 5, 'a', 40);
+    longjob[45] = 0x00;
+    expect_error(longjob, sizeof longjob, "too long");
+    expect_error(NULL, 0, "empty");
+    /* A TASK_STATE with an unknown state number */
+    const uint8_t st[] = {0x93, 0x08, 0x01, 0x97, 0xa0, 0, 0, 0, 0x63, 0xc0,
+                          0x98, 0,    0,    0,    0,    0, 0, 0, 0};
+    expect_error(st, sizeof st, "task.state");
+    /* DEPLOY whose vertex is outside its placement */
+    const uint8_t dep[] = {0x9c, 0x06, 0x01, 0xa0, 0x00, 0xc0, 0xa0, 0xc0,
+                           0x90, 0x05, 0x00, 0x91, 0x01, 0x91, 0x91, 0xc0};
+    expect_error(dep, sizeof dep, "outside");
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)rng_state;
+}
+
+static int try_decode(const uint8_t *b, size_t n) {
+    weir_msg_t o;
+    char err[256];
+    int rc = weir_msg_decode(b, n, &o, err, sizeof err);
+    assert_true(rc == 0 || rc == WEIR_EPROTO);
+    if (rc == 0) {
+        /* Anything accepted must encode again (the decoder produced a consistent message). */
+        uint8_t *again;
+        size_t alen;
+        assert_int_equal(weir_msg_encode(&o, &again, &alen), 0);
+        free(again);
+    }
+    weir_msg_clear(&o);
+    return rc;
+}
+
+static void test_fuzz(void **state) {
+    (void)state;
+    /* 1. random bytes, biased to start like a message */
+    uint8_t buf[256];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = rnd() % sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (uint8_t)rnd();
+        if (n > 2 && iter % 2) {
+            buf[0] = (uint8_t)(0x90 | (rnd() % 13));
+            buf[1] = (uint8_t)(1 + rnd() % 10);
+            buf[2] = 0x01;
+        }
+        try_decode(buf, n);
+    }
+    /* 2. every truncation and many byte flips of valid messages of every type */
+    weir_msg_task_state_t tasks[2] = {make_task(0), make_task(1)};
+    uint32_t par[] = {2};
+    char *p0[] = {"tcp://a:1", "tcp://b:2"};
+    char **placement[] = {p0};
+    char *args[] = {"x", "y"};
+    uint8_t blob[40] = {1, 2, 3};
+    weir_msg_t msgs[] = {
+        {.type = WEIR_MSG_REGISTER,
+         .tm_id = "t",
+         .data_address = "tcp://x:1",
+         .host = "h",
+         .slots = 2,
+         .pid = 77},
+        {.type = WEIR_MSG_HEARTBEAT, .tm_id = "t", .tasks = tasks, .n_tasks = 2},
+        {.type = WEIR_MSG_TASK_STATE, .tasks = tasks + 1, .n_tasks = 1},
+        {.type = WEIR_MSG_DEPLOY,
+         .job_name = "j",
+         .graph_json = "{}",
+         .args = args,
+         .n_args = 2,
+         .vertex = 0,
+         .subtask = 1,
+         .n_vertices = 1,
+         .vertex_parallelism = par,
+         .placement = placement},
+        {.type = WEIR_MSG_BLOB, .blob = blob, .blob_len = sizeof blob, .error = NULL},
+    };
+    strcpy(msgs[3].job_id, JOB);
+    strcpy(msgs[3].plugin_sha256, SHA);
+    strcpy(msgs[4].blob_sha256, SHA);
+    for (size_t k = 0; k < sizeof msgs / sizeof msgs[0]; k++) {
+        uint8_t *enc;
+        size_t len;
+        assert_int_equal(weir_msg_encode(&msgs[k], &enc, &len), 0);
+        assert_int_equal(try_decode(enc, len), 0);
+        for (size_t cut = 0; cut < len; cut++) {
+            uint8_t *copy = malloc(cut ? cut : 1); /* exact size: ASan sees over-reads */
+            memcpy(copy, enc, cut);
+            assert_int_equal(try_decode(copy, cut), WEIR_EPROTO);
+            free(copy);
+        }
+        uint8_t *copy = malloc(len);
+        for (int flip = 0; flip < 3000; flip++) {
+            memcpy(copy, enc, len);
+            int nflips = 1 + (int)(rnd() % 3);
+            for (int j = 0; j < nflips; j++)
+                copy[rnd() % len] = (uint8_t)rnd();
+            try_decode(copy, len);
+        }
+        free(copy);
+        free(enc);
+    }
+    free(tasks[1].message);
+}
+
+static void test_state_names(void **state) {
+    (void)state;
+    assert_string_equal(weir_task_state_name(WEIR_TASK_CREATED), "CREATED");
+    assert_string_equal(weir_task_state_name(WEIR_TASK_DEPLOYING), "DEPLOYING");
+    assert_string_equal(weir_task_state_name(WEIR_TASK_RUNNING), "RUNNING");
+    assert_string_equal(weir_task_state_name(WEIR_TASK_FINISHED), "FINISHED");
+    assert_string_equal(weir_task_state_name(WEIR_TASK_CANCELING), "CANCELING");
+    assert_string_equal(weir_task_state_name(WEIR_TASK_CANCELED), "CANCELED");
+    assert_string_equal(weir_task_state_name(WEIR_TASK_FAILED), "FAILED");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register_roundtrip),
+        cmocka_unit_test(test_heartbeat_and_task_state),
+        cmocka_unit_test(test_deploy_cancel),
+        cmocka_unit_test(test_blob),
+        cmocka_unit_test(test_hand_assembled),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_state_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
