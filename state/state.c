@@ -1,1 +1,1038 @@
-/* placeholder: to be written */
+/* Owns the keyed state backend: one RocksDB instance per stateful subtask (WAL off, one column
+ * family per declared state plus "default"), the key layout of state/state.h, a bounded
+ * write-back cache in front of value and reducing states, the list merge operator
+ * ([u32 LE len][bytes] concatenation) and map prefix scans.
+ *
+ * Invariants:
+ *  - every cache entry holds (state index, full RocksDB key, value bytes or "absent", dirty bit);
+ *    a clean entry equals what RocksDB holds; a dirty "absent" entry is a pending delete.
+ *  - sb->bytes is the accounted size of all live entries; after any cache operation it is at most
+ *    the budget, except for the one entry the operation returns (never evicted by it).
+ *  - dirty entries reach RocksDB only through one WriteBatch: on eviction or weir_state_flush().
+ *  - pointers returned by get functions point into the cache or a backend scratch buffer and stay
+ *    valid until the next call on this backend.
+ * Threading: a backend is used by one thread (its subtask) only; no global mutable state. */
+#include "state/state.h"
+
+#include <msgpack.h>
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "runtime/keygroup.h"
+
+#define COMP "state"
+#define DEFAULT_CACHE_BYTES ((size_t)32 << 20)
+#define DEFAULT_WRITE_BUFFER_BYTES ((size_t)16 << 20)
+#define DEFAULT_BLOCK_CACHE_BYTES ((size_t)16 << 20)
+#define KEY_PREFIX_FIXED 6u             /* key group u16 + key length u32 */
+#define MAX_KEY_LEN ((uint32_t)1 << 30) /* keeps every length computation in uint32 */
+#define ENTRY_OVERHEAD (sizeof(centry_t) + sizeof(uint32_t) + 16u)
+#define NO_ENTRY UINT32_MAX
+
+enum { F_USED = 1, F_DIRTY = 2, F_ABSENT = 4, F_REF = 8 };
+
+/* One cache entry. buf holds klen key bytes followed by vcap bytes of value room. */
+typedef struct centry {
+    uint64_t hash;
+    uint8_t *buf;
+    uint32_t next; /* hash chain or free list: index + 1, 0 = end */
+    uint32_t st;
+    uint32_t klen, vlen, vcap;
+    uint8_t flags;
+} centry_t;
+
+typedef struct sstate {
+    char *name;
+    weir_state_kind_t kind;
+    weir_reduce_fn reduce;
+    void *reduce_udata;
+    rocksdb_column_family_handle_t *cf;
+} sstate_t;
+
+struct weir_state_backend {
+    char *path;
+    uint32_t max_par;
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *bbto;
+    rocksdb_cache_t *bcache;
+    rocksdb_writeoptions_t *wo;
+    rocksdb_readoptions_t *ro;
+    rocksdb_writebatch_t *batch;
+    rocksdb_column_family_handle_t **cfs; /* every opened handle (default, states, extras) */
+    uint32_t n_cfs;
+    sstate_t *st;
+    uint32_t n_st;
+
+    /* current key: [kg u16 BE][len u32 BE][key] (namespace empty) */
+    uint8_t *kbuf;
+    size_t kcap;
+    uint32_t klen;
+    uint64_t khash;
+    int key_err; /* 0 when a key is set, else the error to return */
+
+    uint8_t *scratch; /* map keys, list operands */
+    size_t scap;
+    uint8_t *out; /* map_get results */
+    size_t ocap;
+
+    /* write-back cache */
+    centry_t *ent;
+    uint32_t n_ent, cap_ent, free_head, n_live, hand;
+    uint32_t *buckets;
+    uint32_t nbuckets; /* power of two */
+    size_t budget, bytes;
+    weir_state_stats_t stats;
+
+    msgpack_zone zone;
+    bool zone_ok;
+    msgpack_sbuffer sbuf;
+    msgpack_packer pk;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* helpers                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+static int rdb_err(const char *what, const char *path, char *err) {
+    WEIR_ERROR(COMP, "rocksdb %s failed on %s: %s", what, path, err ? err : "?");
+    rocksdb_free(err);
+    return WEIR_ESTATE;
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need) {
+    if (need <= *cap && *buf)
+        return 0;
+    size_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    uint8_t *p = realloc(*buf, n);
+    if (!p)
+        return WEIR_ENOMEM;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t entry_hash(const weir_state_backend_t *sb, uint32_t st) {
+    return mix64(sb->khash ^ ((uint64_t)(st + 1) * 0x9e3779b97f4a7c15ULL));
+}
+
+static int check(const weir_state_backend_t *sb, uint32_t st, weir_state_kind_t kind) {
+    if (!sb || st >= sb->n_st || sb->st[st].kind != kind)
+        return WEIR_EINVAL;
+    return sb->key_err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* write-back cache                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+static uint32_t cache_find(weir_state_backend_t *sb, uint32_t st, uint64_t h) {
+    uint32_t b = sb->buckets[h & (sb->nbuckets - 1)];
+    while (b) {
+        centry_t *e = &sb->ent[b - 1];
+        if (e->hash == h && e->st == st && e->klen == sb->klen &&
+            memcmp(e->buf, sb->kbuf, sb->klen) == 0)
+            return b - 1;
+        b = e->next;
+    }
+    return NO_ENTRY;
+}
+
+static void cache_link(weir_state_backend_t *sb, uint32_t idx) {
+    centry_t *e = &sb->ent[idx];
+    uint32_t *head = &sb->buckets[e->hash & (sb->nbuckets - 1)];
+    e->next = *head;
+    *head = idx + 1;
+}
+
+static int cache_rehash(weir_state_backend_t *sb) {
+    uint32_t nb = sb->nbuckets * 2;
+    uint32_t *b = calloc(nb, sizeof(*b));
+    if (!b)
+        return WEIR_ENOMEM;
+    free(sb->buckets);
+    sb->buckets = b;
+    sb->nbuckets = nb;
+    for (uint32_t i = 0; i < sb->n_ent; i++)
+        if (sb->ent[i].flags & F_USED)
+            cache_link(sb, i);
+    return 0;
+}
+
+/* Inserts the current key for state @p st with room for @p vcap value bytes (absent, clean). */
+static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint32_t vcap,
+                        uint32_t *out) {
+    if (sb->n_live >= sb->nbuckets && cache_rehash(sb) != 0)
+        return WEIR_ENOMEM;
+    uint32_t idx;
+    if (sb->free_head) {
+        idx = sb->free_head - 1;
+    } else {
+        if (sb->n_ent == sb->cap_ent) {
+            uint32_t nc = sb->cap_ent ? sb->cap_ent * 2 : 256;
+            centry_t *ne = realloc(sb->ent, (size_t)nc * sizeof(*ne));
+            if (!ne)
+                return WEIR_ENOMEM;
+            sb->ent = ne;
+            sb->cap_ent = nc;
+        }
+        idx = sb->n_ent;
+    }
+    vcap = (vcap + 15u) & ~15u;
+    uint8_t *buf = malloc((size_t)sb->klen + vcap);
+    if (!buf)
+        return WEIR_ENOMEM;
+    if (sb->free_head)
+        sb->free_head = sb->ent[idx].next;
+    else
+        sb->n_ent++;
+    centry_t *e = &sb->ent[idx];
+    memcpy(buf, sb->kbuf, sb->klen);
+    *e = (centry_t){.hash = h,
+                    .buf = buf,
+                    .st = st,
+                    .klen = sb->klen,
+                    .vlen = 0,
+                    .vcap = vcap,
+                    .flags = F_USED | F_ABSENT | F_REF};
+    cache_link(sb, idx);
+    sb->n_live++;
+    sb->bytes += ENTRY_OVERHEAD + sb->klen + vcap;
+    *out = idx;
+    return 0;
+}
+
+static void cache_remove(weir_state_backend_t *sb, uint32_t idx) {
+    centry_t *e = &sb->ent[idx];
+    uint32_t *pp = &sb->buckets[e->hash & (sb->nbuckets - 1)];
+    while (*pp != idx + 1)
+        pp = &sb->ent[*pp - 1].next;
+    *pp = e->next;
+    sb->bytes -= ENTRY_OVERHEAD + e->klen + e->vcap;
+    free(e->buf);
+    *e = (centry_t){.next = sb->free_head};
+    sb->free_head = idx + 1;
+    sb->n_live--;
+}
+
+/* Stores a value in an entry (in place when it fits). @p val may point into the entry. */
+static int cache_set_value(weir_state_backend_t *sb, uint32_t idx, const void *val, uint32_t len) {
+    centry_t *e = &sb->ent[idx];
+    if (len > e->vcap) {
+        uint32_t ncap = (len + 15u) & ~15u;
+        uint8_t *nb = malloc((size_t)e->klen + ncap);
+        if (!nb)
+            return WEIR_ENOMEM;
+        memcpy(nb, e->buf, e->klen);
+        if (len)
+            memcpy(nb + e->klen, val, len);
+        free(e->buf);
+        e->buf = nb;
+        sb->bytes += ncap - e->vcap;
+        e->vcap = ncap;
+    } else if (len) {
+        memmove(e->buf + e->klen, val, len);
+    }
+    e->vlen = len;
+    e->flags = (uint8_t)((e->flags & ~F_ABSENT) | F_DIRTY | F_REF);
+    return 0;
+}
+
+static void batch_add(rocksdb_writebatch_t *b, const sstate_t *s, const centry_t *e) {
+    if (e->flags & F_ABSENT)
+        rocksdb_writebatch_delete_cf(b, s->cf, (const char *)e->buf, e->klen);
+    else
+        rocksdb_writebatch_put_cf(b, s->cf, (const char *)e->buf, e->klen,
+                                  (const char *)e->buf + e->klen, e->vlen);
+}
+
+/* CLOCK eviction down to 7/8 of the budget; dirty victims go to RocksDB in one WriteBatch.
+ * The entry @p keep (the one the caller returns) is never evicted. */
+static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
+    if (sb->bytes <= sb->budget)
+        return 0;
+    size_t target = sb->budget - sb->budget / 8;
+    uint32_t keep_live = keep != NO_ENTRY ? 1 : 0;
+    uint32_t n_dirty = 0;
+    rocksdb_writebatch_clear(sb->batch);
+    while (sb->bytes > target && sb->n_live > keep_live) {
+        if (sb->hand >= sb->n_ent)
+            sb->hand = 0;
+        uint32_t idx = sb->hand++;
+        centry_t *e = &sb->ent[idx];
+        if (!(e->flags & F_USED) || idx == keep)
+            continue;
+        if (e->flags & F_REF) {
+            e->flags &= (uint8_t)~F_REF;
+            continue;
+        }
+        if (e->flags & F_DIRTY) {
+            batch_add(sb->batch, &sb->st[e->st], e);
+            n_dirty++;
+        }
+        cache_remove(sb, idx);
+        sb->stats.evictions++;
+    }
+    if (n_dirty == 0)
+        return 0;
+    char *err = NULL;
+    rocksdb_write(sb->db, sb->wo, sb->batch, &err);
+    rocksdb_writebatch_clear(sb->batch);
+    if (err)
+        return rdb_err("write (cache eviction)", sb->path, err);
+    return 0;
+}
+
+/* Finds (or creates) the cache entry of the current key in state @p st. With @p load a miss
+ * reads RocksDB (a missing key becomes a "known absent" entry); without, a miss creates an
+ * absent entry without reading (the caller overwrites it). */
+static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t *out) {
+    uint64_t h = entry_hash(sb, st);
+    uint32_t idx = cache_find(sb, st, h);
+    if (idx != NO_ENTRY) {
+        sb->ent[idx].flags |= F_REF;
+        sb->stats.cache_hits++;
+        *out = idx;
+        return 0;
+    }
+    int rc;
+    if (!load) {
+        rc = cache_insert(sb, st, h, 0, &idx);
+        if (rc != 0)
+            return rc;
+        *out = idx;
+        return 0;
+    }
+    sb->stats.cache_misses++;
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(sb->db, sb->ro, sb->st[st].cf,
+                                                        (const char *)sb->kbuf, sb->klen, &err);
+    if (err)
+        return rdb_err("get", sb->path, err);
+    size_t vlen = 0;
+    const char *v = ps ? rocksdb_pinnableslice_value(ps, &vlen) : NULL;
+    if (vlen > UINT32_MAX) {
+        rocksdb_pinnableslice_destroy(ps);
+        return WEIR_ECORRUPT;
+    }
+    rc = cache_insert(sb, st, h, (uint32_t)vlen, &idx);
+    if (rc == 0 && ps) {
+        centry_t *e = &sb->ent[idx];
+        if (vlen)
+            memcpy(e->buf + e->klen, v, vlen);
+        e->vlen = (uint32_t)vlen;
+        e->flags &= (uint8_t)~F_ABSENT;
+    }
+    rocksdb_pinnableslice_destroy(ps);
+    if (rc != 0)
+        return rc;
+    *out = idx;
+    return cache_evict(sb, idx);
+}
+
+int weir_state_flush(weir_state_backend_t *sb) {
+    if (!sb)
+        return WEIR_EINVAL;
+    rocksdb_writebatch_clear(sb->batch);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < sb->n_ent; i++) {
+        centry_t *e = &sb->ent[i];
+        if ((e->flags & (F_USED | F_DIRTY)) == (F_USED | F_DIRTY)) {
+            batch_add(sb->batch, &sb->st[e->st], e);
+            n++;
+        }
+    }
+    if (n == 0)
+        return 0;
+    char *err = NULL;
+    rocksdb_write(sb->db, sb->wo, sb->batch, &err);
+    rocksdb_writebatch_clear(sb->batch);
+    if (err)
+        return rdb_err("write (flush)", sb->path, err);
+    for (uint32_t i = 0; i < sb->n_ent; i++)
+        sb->ent[i].flags &= (uint8_t)~F_DIRTY;
+    sb->stats.flushed_entries += n;
+    return 0;
+}
+
+void weir_state_get_stats(const weir_state_backend_t *sb, weir_state_stats_t *out) {
+    if (!out)
+        return;
+    if (!sb) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    *out = sb->stats;
+    out->cache_bytes = sb->bytes;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* list merge operator: concatenation of [u32 LE len][bytes] elements                         */
+/* ------------------------------------------------------------------------------------------ */
+
+static char *concat(const char *first, size_t first_len, const char *const *ops,
+                    const size_t *op_lens, int n, unsigned char *success, size_t *new_len) {
+    size_t total = first_len;
+    for (int i = 0; i < n; i++)
+        total += op_lens[i];
+    char *r = malloc(total ? total : 1);
+    if (!r) {
+        *success = 0;
+        return NULL;
+    }
+    size_t off = 0;
+    if (first_len) {
+        memcpy(r, first, first_len);
+        off = first_len;
+    }
+    for (int i = 0; i < n; i++) {
+        if (op_lens[i])
+            memcpy(r + off, ops[i], op_lens[i]);
+        off += op_lens[i];
+    }
+    *success = 1;
+    *new_len = total;
+    return r;
+}
+
+static char *list_full_merge(void *state, const char *key, size_t key_len, const char *existing,
+                             size_t existing_len, const char *const *ops, const size_t *op_lens,
+                             int n, unsigned char *success, size_t *new_len) {
+    (void)state;
+    (void)key;
+    (void)key_len;
+    return concat(existing, existing ? existing_len : 0, ops, op_lens, n, success, new_len);
+}
+
+static char *list_partial_merge(void *state, const char *key, size_t key_len,
+                                const char *const *ops, const size_t *op_lens, int n,
+                                unsigned char *success, size_t *new_len) {
+    (void)state;
+    (void)key;
+    (void)key_len;
+    return concat(NULL, 0, ops, op_lens, n, success, new_len);
+}
+
+static void list_delete_value(void *state, const char *value, size_t len) {
+    (void)state;
+    (void)len;
+    free((void *)value);
+}
+
+static const char *list_merge_name(void *state) {
+    (void)state;
+    return "weir.list.append.v1";
+}
+
+static void list_merge_destroy(void *state) {
+    (void)state;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* open / close / key                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+static void free_backend(weir_state_backend_t *sb) {
+    for (uint32_t i = 0; i < sb->n_cfs; i++)
+        if (sb->cfs[i])
+            rocksdb_column_family_handle_destroy(sb->cfs[i]);
+    if (sb->db)
+        rocksdb_close(sb->db);
+    if (sb->opts)
+        rocksdb_options_destroy(sb->opts);
+    if (sb->bbto)
+        rocksdb_block_based_options_destroy(sb->bbto);
+    if (sb->bcache)
+        rocksdb_cache_destroy(sb->bcache);
+    if (sb->wo)
+        rocksdb_writeoptions_destroy(sb->wo);
+    if (sb->ro)
+        rocksdb_readoptions_destroy(sb->ro);
+    if (sb->batch)
+        rocksdb_writebatch_destroy(sb->batch);
+    free(sb->cfs);
+    for (uint32_t i = 0; i < sb->n_st; i++)
+        free(sb->st[i].name);
+    free(sb->st);
+    for (uint32_t i = 0; i < sb->n_ent; i++)
+        if (sb->ent[i].flags & F_USED)
+            free(sb->ent[i].buf);
+    free(sb->ent);
+    free(sb->buckets);
+    free(sb->kbuf);
+    free(sb->scratch);
+    free(sb->out);
+    if (sb->zone_ok)
+        msgpack_zone_destroy(&sb->zone);
+    msgpack_sbuffer_destroy(&sb->sbuf);
+    free(sb->path);
+    free(sb);
+}
+
+static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_state_opts_t *o) {
+    size_t wb = o->write_buffer_bytes ? o->write_buffer_bytes : DEFAULT_WRITE_BUFFER_BYTES;
+    size_t bc = o->block_cache_bytes ? o->block_cache_bytes : DEFAULT_BLOCK_CACHE_BYTES;
+    rocksdb_options_t *opt = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(opt, 1);
+    rocksdb_options_set_create_missing_column_families(opt, 1);
+    rocksdb_options_set_write_buffer_size(opt, wb);
+    rocksdb_options_set_db_write_buffer_size(opt, wb); /* total over all column families */
+    rocksdb_options_set_max_write_buffer_number(opt, 2);
+    rocksdb_options_set_max_background_jobs(opt, 2);
+    /* checkpoints add a level-0 file each: compact early, stall late */
+    rocksdb_options_set_level0_file_num_compaction_trigger(opt, 4);
+    rocksdb_options_set_level0_slowdown_writes_trigger(opt, 40);
+    rocksdb_options_set_level0_stop_writes_trigger(opt, 60);
+    rocksdb_options_set_keep_log_file_num(opt, 2);
+    rocksdb_options_set_max_log_file_size(opt, 1 << 20);
+    sb->bcache = rocksdb_cache_create_lru(bc);
+    sb->bbto = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(sb->bbto, sb->bcache);
+    rocksdb_options_set_block_based_table_factory(opt, sb->bbto);
+    /* owned by the options from here on (do not destroy it ourselves) */
+    rocksdb_options_set_merge_operator(
+        opt, rocksdb_mergeoperator_create(NULL, list_merge_destroy, list_full_merge,
+                                          list_partial_merge, list_delete_value, list_merge_name));
+    return opt;
+}
+
+weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
+                                      const weir_state_decl_t *states, uint32_t n_states,
+                                      char *errstr, size_t errlen) {
+    char **existing = NULL;
+    size_t n_existing = 0;
+    const char **names = NULL;
+    const rocksdb_options_t **cfopts = NULL;
+    char *err = NULL;
+    if (errstr && errlen)
+        errstr[0] = '\0';
+    if (!opts || !opts->path || !opts->path[0] || (n_states && !states)) {
+        weir_fmt(errstr, errlen, "state backend: missing path or state declarations");
+        return NULL;
+    }
+    uint32_t max_par = opts->max_parallelism ? opts->max_parallelism : WEIR_DEFAULT_MAX_PARALLELISM;
+    if (max_par > WEIR_MAX_MAX_PARALLELISM) {
+        weir_fmt(errstr, errlen, "state backend: max parallelism %u exceeds %u", max_par,
+                 WEIR_MAX_MAX_PARALLELISM);
+        return NULL;
+    }
+    weir_state_backend_t *sb = calloc(1, sizeof(*sb));
+    if (!sb)
+        goto oom;
+    msgpack_sbuffer_init(&sb->sbuf);
+    msgpack_packer_init(&sb->pk, &sb->sbuf, msgpack_sbuffer_write);
+    if (!msgpack_zone_init(&sb->zone, 2048))
+        goto oom;
+    sb->zone_ok = true;
+    sb->max_par = max_par;
+    sb->key_err = WEIR_EINVAL; /* no key set yet */
+    sb->budget = opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE_BYTES;
+    sb->path = strdup(opts->path);
+    sb->nbuckets = 1024;
+    sb->buckets = calloc(sb->nbuckets, sizeof(*sb->buckets));
+    sb->st = calloc(n_states ? n_states : 1, sizeof(*sb->st));
+    if (!sb->path || !sb->buckets || !sb->st)
+        goto oom;
+    for (uint32_t i = 0; i < n_states; i++) {
+        if (!states[i].name || !states[i].name[0]) {
+            weir_fmt(errstr, errlen, "state backend: state %u has no name", i);
+            goto fail;
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(states[i].name, states[j].name) == 0) {
+                weir_fmt(errstr, errlen, "state backend: state name '%s' declared twice",
+                         states[i].name);
+                goto fail;
+            }
+        sb->st[i].name = strdup(states[i].name);
+        if (!sb->st[i].name)
+            goto oom;
+        sb->st[i].kind = states[i].kind;
+        sb->st[i].reduce = states[i].reduce;
+        sb->st[i].reduce_udata = states[i].reduce_udata;
+        sb->n_st = i + 1;
+    }
+    if (weir_mkdirs(opts->path) != 0) {
+        weir_fmt(errstr, errlen, "state backend: cannot create directory %s", opts->path);
+        goto fail;
+    }
+    sb->opts = make_options(sb, opts);
+
+    /* column families: default, the declared states, then any others already in the DB */
+    existing = rocksdb_list_column_families(sb->opts, opts->path, &n_existing, &err);
+    if (err) { /* no DB yet (the C API still returns an empty array) */
+        rocksdb_free(err);
+        err = NULL;
+        if (existing)
+            rocksdb_list_column_families_destroy(existing, n_existing);
+        existing = NULL;
+        n_existing = 0;
+    }
+    size_t cap = 1 + n_states + n_existing;
+    names = calloc(cap, sizeof(*names));
+    cfopts = calloc(cap, sizeof(*cfopts));
+    sb->cfs = calloc(cap, sizeof(*sb->cfs));
+    if (!names || !cfopts || !sb->cfs)
+        goto oom;
+    uint32_t n = 0;
+    names[n++] = "default";
+    for (uint32_t i = 0; i < n_states; i++)
+        if (strcmp(states[i].name, "default") != 0)
+            names[n++] = states[i].name;
+    for (size_t i = 0; i < n_existing; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < n && !found; j++)
+            found = strcmp(names[j], existing[i]) == 0;
+        if (!found)
+            names[n++] = existing[i];
+    }
+    for (uint32_t i = 0; i < n; i++)
+        cfopts[i] = sb->opts;
+    sb->db =
+        rocksdb_open_column_families(sb->opts, opts->path, (int)n, names, cfopts, sb->cfs, &err);
+    if (err) {
+        weir_fmt(errstr, errlen, "state backend: cannot open RocksDB at %s: %s", opts->path, err);
+        rocksdb_free(err);
+        sb->db = NULL;
+        goto fail;
+    }
+    sb->n_cfs = n;
+    for (uint32_t i = 0; i < n_states; i++)
+        for (uint32_t j = 0; j < n; j++)
+            if (strcmp(names[j], states[i].name) == 0 ||
+                (j == 0 && strcmp(states[i].name, "default") == 0))
+                sb->st[i].cf = sb->cfs[j];
+    sb->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_disable_WAL(sb->wo, 1);
+    sb->ro = rocksdb_readoptions_create();
+    sb->batch = rocksdb_writebatch_create();
+    free(names);
+    free(cfopts);
+    if (existing)
+        rocksdb_list_column_families_destroy(existing, n_existing);
+    WEIR_DEBUG(COMP, "opened state backend %s (%u states, cache %zu bytes)", sb->path, n_states,
+               sb->budget);
+    return sb;
+oom:
+    weir_fmt(errstr, errlen, "state backend: out of memory opening %s", opts->path);
+fail:
+    free(names);
+    free(cfopts);
+    if (existing)
+        rocksdb_list_column_families_destroy(existing, n_existing);
+    if (sb)
+        free_backend(sb);
+    return NULL;
+}
+
+void weir_state_close(weir_state_backend_t **psb, bool remove_files) {
+    if (!psb || !*psb)
+        return;
+    weir_state_backend_t *sb = *psb;
+    *psb = NULL;
+    char *path = sb->path;
+    sb->path = NULL;
+    if (remove_files && sb->db) {
+        /* the files are going away: do not flush memtables on close */
+        const char *k[] = {"avoid_flush_during_shutdown"};
+        const char *v[] = {"true"};
+        char *err = NULL;
+        rocksdb_set_options(sb->db, 1, k, v, &err);
+        rocksdb_free(err);
+    }
+    free_backend(sb);
+    if (remove_files && path && weir_rmtree(path) != 0)
+        WEIR_WARN(COMP, "cannot remove state directory %s", path);
+    free(path);
+}
+
+void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len) {
+    if (!sb)
+        return;
+    if (len > MAX_KEY_LEN || (len && !key)) {
+        sb->key_err = WEIR_EINVAL;
+        return;
+    }
+    if (grow(&sb->kbuf, &sb->kcap, KEY_PREFIX_FIXED + (size_t)len) != 0) {
+        sb->key_err = WEIR_ENOMEM;
+        return;
+    }
+    uint32_t kg = weir_keygroup_of(key, len, sb->max_par);
+    uint8_t *p = sb->kbuf;
+    p[0] = (uint8_t)(kg >> 8);
+    p[1] = (uint8_t)kg;
+    p[2] = (uint8_t)(len >> 24);
+    p[3] = (uint8_t)(len >> 16);
+    p[4] = (uint8_t)(len >> 8);
+    p[5] = (uint8_t)len;
+    if (len)
+        memcpy(p + KEY_PREFIX_FIXED, key, len);
+    sb->klen = KEY_PREFIX_FIXED + len;
+    sb->khash = hash_bytes(sb->kbuf, sb->klen);
+    sb->key_err = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* value and reducing                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+static int cached_get(weir_state_backend_t *sb, uint32_t st, const void **val, uint32_t *len) {
+    uint32_t idx;
+    int rc = cache_get(sb, st, true, &idx);
+    if (rc != 0)
+        return rc;
+    const centry_t *e = &sb->ent[idx];
+    if (e->flags & F_ABSENT)
+        return 1;
+    if (val)
+        *val = e->buf + e->klen;
+    if (len)
+        *len = e->vlen;
+    return 0;
+}
+
+static int cached_clear(weir_state_backend_t *sb, uint32_t st) {
+    uint32_t idx;
+    int rc = cache_get(sb, st, false, &idx);
+    if (rc != 0)
+        return rc;
+    centry_t *e = &sb->ent[idx];
+    e->vlen = 0;
+    e->flags |= F_ABSENT | F_DIRTY | F_REF;
+    return cache_evict(sb, idx);
+}
+
+int weir_state_value_get(weir_state_backend_t *sb, uint32_t st, const void **val, uint32_t *len) {
+    int rc = check(sb, st, WEIR_STATE_VALUE);
+    return rc ? rc : cached_get(sb, st, val, len);
+}
+
+int weir_state_value_put(weir_state_backend_t *sb, uint32_t st, const void *val, uint32_t len) {
+    int rc = check(sb, st, WEIR_STATE_VALUE);
+    if (rc)
+        return rc;
+    if (len && !val)
+        return WEIR_EINVAL;
+    uint32_t idx;
+    rc = cache_get(sb, st, false, &idx);
+    if (rc == 0)
+        rc = cache_set_value(sb, idx, val, len);
+    return rc ? rc : cache_evict(sb, idx);
+}
+
+int weir_state_value_clear(weir_state_backend_t *sb, uint32_t st) {
+    int rc = check(sb, st, WEIR_STATE_VALUE);
+    return rc ? rc : cached_clear(sb, st);
+}
+
+int weir_state_reducing_add(weir_state_backend_t *sb, uint32_t st, const void *val, uint32_t len) {
+    int rc = check(sb, st, WEIR_STATE_REDUCING);
+    if (rc)
+        return rc;
+    const sstate_t *s = &sb->st[st];
+    if (!s->reduce) {
+        WEIR_ERROR(COMP, "reducing state '%s' has no reduce function", s->name);
+        return WEIR_EINVAL;
+    }
+    if (len && !val)
+        return WEIR_EINVAL;
+    msgpack_zone_clear(&sb->zone);
+    msgpack_object in, acc;
+    size_t off = 0;
+    if (msgpack_unpack(val, len, &off, &sb->zone, &in) != MSGPACK_UNPACK_SUCCESS)
+        return WEIR_ECORRUPT;
+    uint32_t idx;
+    rc = cache_get(sb, st, true, &idx);
+    if (rc != 0)
+        return rc;
+    centry_t *e = &sb->ent[idx];
+    if (e->flags & F_ABSENT) {
+        rc = cache_set_value(sb, idx, val, len);
+        return rc ? rc : cache_evict(sb, idx);
+    }
+    off = 0;
+    if (msgpack_unpack((const char *)e->buf + e->klen, e->vlen, &off, &sb->zone, &acc) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        WEIR_ERROR(COMP, "reducing state '%s': stored value is not msgpack", s->name);
+        return WEIR_ECORRUPT;
+    }
+    msgpack_sbuffer_clear(&sb->sbuf);
+    s->reduce(&acc, &in, &sb->pk, s->reduce_udata);
+    if (sb->sbuf.size == 0 || sb->sbuf.size > UINT32_MAX) {
+        WEIR_ERROR(COMP, "reducing state '%s': reduce function wrote no single value", s->name);
+        return WEIR_EUSER;
+    }
+    rc = cache_set_value(sb, idx, sb->sbuf.data, (uint32_t)sb->sbuf.size);
+    return rc ? rc : cache_evict(sb, idx);
+}
+
+int weir_state_reducing_get(weir_state_backend_t *sb, uint32_t st, const void **val,
+                            uint32_t *len) {
+    int rc = check(sb, st, WEIR_STATE_REDUCING);
+    return rc ? rc : cached_get(sb, st, val, len);
+}
+
+int weir_state_reducing_clear(weir_state_backend_t *sb, uint32_t st) {
+    int rc = check(sb, st, WEIR_STATE_REDUCING);
+    return rc ? rc : cached_clear(sb, st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* list                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+int weir_state_list_add(weir_state_backend_t *sb, uint32_t st, const void *val, uint32_t len) {
+    int rc = check(sb, st, WEIR_STATE_LIST);
+    if (rc)
+        return rc;
+    if ((len && !val) || len > UINT32_MAX - 4)
+        return WEIR_EINVAL;
+    if (grow(&sb->scratch, &sb->scap, (size_t)len + 4) != 0)
+        return WEIR_ENOMEM;
+    uint8_t *p = sb->scratch;
+    p[0] = (uint8_t)len;
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)(len >> 16);
+    p[3] = (uint8_t)(len >> 24);
+    if (len)
+        memcpy(p + 4, val, len);
+    char *err = NULL;
+    rocksdb_merge_cf(sb->db, sb->wo, sb->st[st].cf, (const char *)sb->kbuf, sb->klen,
+                     (const char *)p, (size_t)len + 4, &err);
+    return err ? rdb_err("merge", sb->path, err) : 0;
+}
+
+int weir_state_list_foreach(weir_state_backend_t *sb, uint32_t st,
+                            int (*fn)(const void *val, uint32_t len, void *arg), void *arg) {
+    int rc = check(sb, st, WEIR_STATE_LIST);
+    if (rc)
+        return rc;
+    if (!fn)
+        return WEIR_EINVAL;
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(sb->db, sb->ro, sb->st[st].cf,
+                                                        (const char *)sb->kbuf, sb->klen, &err);
+    if (err)
+        return rdb_err("get (list)", sb->path, err);
+    if (!ps)
+        return 0;
+    size_t n = 0;
+    const uint8_t *p = (const uint8_t *)rocksdb_pinnableslice_value(ps, &n);
+    size_t off = 0;
+    while (off < n) {
+        if (n - off < 4) {
+            rc = WEIR_ECORRUPT;
+            break;
+        }
+        uint32_t l = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
+                     (uint32_t)p[off + 3] << 24;
+        off += 4;
+        if (n - off < l) {
+            rc = WEIR_ECORRUPT;
+            break;
+        }
+        rc = fn(p + off, l, arg);
+        off += l;
+        if (rc != 0)
+            break;
+    }
+    if (rc == WEIR_ECORRUPT)
+        WEIR_ERROR(COMP, "list state '%s': stored list is truncated", sb->st[st].name);
+    rocksdb_pinnableslice_destroy(ps);
+    return rc;
+}
+
+int weir_state_list_clear(weir_state_backend_t *sb, uint32_t st) {
+    int rc = check(sb, st, WEIR_STATE_LIST);
+    if (rc)
+        return rc;
+    char *err = NULL;
+    rocksdb_delete_cf(sb->db, sb->wo, sb->st[st].cf, (const char *)sb->kbuf, sb->klen, &err);
+    return err ? rdb_err("delete (list)", sb->path, err) : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* map                                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Builds [prefix][ukey] in the scratch buffer. */
+static int map_key(weir_state_backend_t *sb, const void *ukey, uint32_t ulen, size_t *n) {
+    if (ulen && !ukey)
+        return WEIR_EINVAL;
+    if (grow(&sb->scratch, &sb->scap, (size_t)sb->klen + ulen) != 0)
+        return WEIR_ENOMEM;
+    memcpy(sb->scratch, sb->kbuf, sb->klen);
+    if (ulen)
+        memcpy(sb->scratch + sb->klen, ukey, ulen);
+    *n = (size_t)sb->klen + ulen;
+    return 0;
+}
+
+int weir_state_map_put(weir_state_backend_t *sb, uint32_t st, const void *ukey, uint32_t ulen,
+                       const void *val, uint32_t len) {
+    int rc = check(sb, st, WEIR_STATE_MAP);
+    size_t n;
+    if (rc || (rc = map_key(sb, ukey, ulen, &n)) != 0)
+        return rc;
+    if (len && !val)
+        return WEIR_EINVAL;
+    char *err = NULL;
+    rocksdb_put_cf(sb->db, sb->wo, sb->st[st].cf, (const char *)sb->scratch, n,
+                   len ? (const char *)val : "", len, &err);
+    return err ? rdb_err("put (map)", sb->path, err) : 0;
+}
+
+int weir_state_map_get(weir_state_backend_t *sb, uint32_t st, const void *ukey, uint32_t ulen,
+                       const void **val, uint32_t *len) {
+    int rc = check(sb, st, WEIR_STATE_MAP);
+    size_t n;
+    if (rc || (rc = map_key(sb, ukey, ulen, &n)) != 0)
+        return rc;
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps =
+        rocksdb_get_pinned_cf(sb->db, sb->ro, sb->st[st].cf, (const char *)sb->scratch, n, &err);
+    if (err)
+        return rdb_err("get (map)", sb->path, err);
+    if (!ps)
+        return 1;
+    size_t vl = 0;
+    const char *v = rocksdb_pinnableslice_value(ps, &vl);
+    if (vl > UINT32_MAX) {
+        rc = WEIR_ECORRUPT;
+    } else if (grow(&sb->out, &sb->ocap, vl ? vl : 1) != 0) {
+        rc = WEIR_ENOMEM;
+    } else {
+        if (vl)
+            memcpy(sb->out, v, vl);
+        if (val)
+            *val = sb->out;
+        if (len)
+            *len = (uint32_t)vl;
+    }
+    rocksdb_pinnableslice_destroy(ps);
+    return rc;
+}
+
+int weir_state_map_remove(weir_state_backend_t *sb, uint32_t st, const void *ukey, uint32_t ulen) {
+    int rc = check(sb, st, WEIR_STATE_MAP);
+    size_t n;
+    if (rc || (rc = map_key(sb, ukey, ulen, &n)) != 0)
+        return rc;
+    char *err = NULL;
+    rocksdb_delete_cf(sb->db, sb->wo, sb->st[st].cf, (const char *)sb->scratch, n, &err);
+    return err ? rdb_err("delete (map)", sb->path, err) : 0;
+}
+
+/* An iterator over the current key's map entries: [prefix, prefix + 1). The upper bound lives
+ * in @p ub (caller storage that must outlive the iterator), so callbacks may use the backend. */
+static rocksdb_iterator_t *map_iter(weir_state_backend_t *sb, uint32_t st, uint8_t *ub,
+                                    rocksdb_readoptions_t **ro) {
+    size_t ublen = sb->klen;
+    memcpy(ub, sb->kbuf, ublen);
+    while (ublen > 0 && ub[ublen - 1] == 0xff)
+        ublen--;
+    ub[ublen - 1]++; /* never all 0xff: the key group's high byte is < 0x80 */
+    *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(*ro, (const char *)ub, ublen);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(sb->db, *ro, sb->st[st].cf);
+    rocksdb_iter_seek(it, (const char *)sb->kbuf, sb->klen);
+    return it;
+}
+
+int weir_state_map_foreach(weir_state_backend_t *sb, uint32_t st,
+                           int (*fn)(const void *uk, uint32_t ul, const void *v, uint32_t vl,
+                                     void *arg),
+                           void *arg) {
+    int rc = check(sb, st, WEIR_STATE_MAP);
+    if (rc)
+        return rc;
+    if (!fn)
+        return WEIR_EINVAL;
+    uint8_t small[256];
+    uint8_t *ub = sb->klen <= sizeof(small) ? small : malloc(sb->klen);
+    if (!ub)
+        return WEIR_ENOMEM;
+    size_t plen = sb->klen;
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = map_iter(sb, st, ub, &ro);
+    for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (kl < plen || kl - plen > UINT32_MAX || vl > UINT32_MAX) {
+            rc = WEIR_ECORRUPT;
+            break;
+        }
+        rc = fn(k + plen, (uint32_t)(kl - plen), v, (uint32_t)vl, arg);
+    }
+    if (rc == 0) {
+        char *err = NULL;
+        rocksdb_iter_get_error(it, &err);
+        if (err)
+            rc = rdb_err("iterate (map)", sb->path, err);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (ub != small)
+        free(ub);
+    return rc;
+}
+
+int weir_state_map_clear(weir_state_backend_t *sb, uint32_t st) {
+    int rc = check(sb, st, WEIR_STATE_MAP);
+    if (rc)
+        return rc;
+    uint8_t small[256];
+    uint8_t *ub = sb->klen <= sizeof(small) ? small : malloc(sb->klen);
+    if (!ub)
+        return WEIR_ENOMEM;
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it = map_iter(sb, st, ub, &ro);
+    rocksdb_writebatch_clear(sb->batch);
+    uint32_t n = 0;
+    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        rocksdb_writebatch_delete_cf(sb->batch, sb->st[st].cf, k, kl);
+        n++;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    if (err)
+        rc = rdb_err("iterate (map clear)", sb->path, err);
+    else if (n) {
+        rocksdb_write(sb->db, sb->wo, sb->batch, &err);
+        if (err)
+            rc = rdb_err("write (map clear)", sb->path, err);
+    }
+    rocksdb_writebatch_clear(sb->batch);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (ub != small)
+        free(ub);
+    return rc;
+}

@@ -30,11 +30,11 @@
 typedef struct weir_state_backend weir_state_backend_t;
 
 typedef struct weir_state_opts {
-    const char *path;             /* directory of the RocksDB instance (created) */
-    uint32_t max_parallelism;     /* number of key groups */
-    size_t cache_bytes;           /* write-back cache budget (default 32 MiB when 0) */
-    size_t write_buffer_bytes;    /* RocksDB memtable size (default 16 MiB when 0) */
-    size_t block_cache_bytes;     /* RocksDB block cache (default 16 MiB when 0) */
+    const char *path;          /* directory of the RocksDB instance (created) */
+    uint32_t max_parallelism;  /* number of key groups */
+    size_t cache_bytes;        /* write-back cache budget (default 32 MiB when 0) */
+    size_t write_buffer_bytes; /* RocksDB memtable size (default 16 MiB when 0) */
+    size_t block_cache_bytes;  /* RocksDB block cache (default 16 MiB when 0) */
 } weir_state_opts_t;
 
 /** Opens (creating) the backend with one column family per declared state. NULL + errstr. */
@@ -63,8 +63,7 @@ int weir_state_map_put(weir_state_backend_t *sb, uint32_t st, const void *ukey, 
                        const void *val, uint32_t len);
 int weir_state_map_get(weir_state_backend_t *sb, uint32_t st, const void *ukey, uint32_t ulen,
                        const void **val, uint32_t *len);
-int weir_state_map_remove(weir_state_backend_t *sb, uint32_t st, const void *ukey,
-                          uint32_t ulen);
+int weir_state_map_remove(weir_state_backend_t *sb, uint32_t st, const void *ukey, uint32_t ulen);
 int weir_state_map_foreach(weir_state_backend_t *sb, uint32_t st,
                            int (*fn)(const void *uk, uint32_t ul, const void *v, uint32_t vl,
                                      void *arg),
@@ -73,10 +72,8 @@ int weir_state_map_clear(weir_state_backend_t *sb, uint32_t st);
 
 /** Combines @p val (msgpack) into the reducing state with its reduce function. A malformed
  * msgpack value is WEIR_ECORRUPT. */
-int weir_state_reducing_add(weir_state_backend_t *sb, uint32_t st, const void *val,
-                            uint32_t len);
-int weir_state_reducing_get(weir_state_backend_t *sb, uint32_t st, const void **val,
-                            uint32_t *len);
+int weir_state_reducing_add(weir_state_backend_t *sb, uint32_t st, const void *val, uint32_t len);
+int weir_state_reducing_get(weir_state_backend_t *sb, uint32_t st, const void **val, uint32_t *len);
 int weir_state_reducing_clear(weir_state_backend_t *sb, uint32_t st);
 
 /** Writes every dirty cache entry to RocksDB in one WriteBatch (before a snapshot). */
