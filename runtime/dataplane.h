@@ -28,6 +28,7 @@ typedef struct weir_dataplane_stats {
     uint64_t bytes_in, bytes_out;     /* remote data bytes */
     uint64_t local_buffers;           /* buffers that bypassed the network */
     uint64_t dropped;                 /* frames for unknown channels */
+    uint64_t credits_in, credits_out; /* remote credit frames */
 } weir_dataplane_stats_t;
 
 /** Binds tcp://bind_host:port (port 0 = any free port) and starts the network thread. The

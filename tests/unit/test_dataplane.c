@@ -1,0 +1,437 @@
+/* Tests of the ZeroMQ data plane (runtime/dataplane.c): two data planes in one process on
+ * 127.0.0.1 with ephemeral ports. Oracles: byte patterns generated independently on both sides
+ * from the sequence number, explicit credit arithmetic, and the stats counters. Every wait is
+ * bounded by a deadline so a bug fails the test instead of hanging. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "runtime/dataplane.h"
+
+#define WAIT_MS 5000
+
+typedef struct fixture {
+    weir_dataplane_t *a, *b;
+} fixture_t;
+
+static int setup(void **state) {
+    static fixture_t f;
+    char err[256] = "";
+    f.a = weir_dataplane_new("127.0.0.1", 0, "127.0.0.1", err, sizeof(err));
+    if (!f.a)
+        fail_msg("dataplane a: %s", err);
+    f.b = weir_dataplane_new("127.0.0.1", 0, "127.0.0.1", err, sizeof(err));
+    if (!f.b)
+        fail_msg("dataplane b: %s", err);
+    assert_string_not_equal(weir_dataplane_address(f.a), weir_dataplane_address(f.b));
+    assert_int_equal(strncmp(weir_dataplane_address(f.a), "tcp://127.0.0.1:", 16), 0);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *f = *state;
+    weir_dataplane_destroy(&f->a);
+    weir_dataplane_destroy(&f->b);
+    assert_null(f->a);
+    return 0;
+}
+
+static weir_chankey_t mkkey(uint8_t jobbyte, uint32_t attempt, uint16_t edge) {
+    weir_chankey_t k;
+    memset(&k, 0, sizeof(k));
+    memset(k.job, jobbyte, sizeof(k.job));
+    k.attempt = attempt;
+    k.edge = edge;
+    k.src = 1;
+    k.dst = 2;
+    return k;
+}
+
+static int64_t deadline(int ms) {
+    return weir_now_ns() + (int64_t)ms * 1000000;
+}
+
+/* Pops one message or fails the test after WAIT_MS. */
+static weir_mbmsg_t pop(weir_mailbox_t *mb) {
+    weir_mbmsg_t m;
+    memset(&m, 0, sizeof(m));
+    if (weir_mailbox_pop(mb, &m, deadline(WAIT_MS)) != 1)
+        fail_msg("timed out waiting for a mailbox message");
+    return m;
+}
+
+/* Pops credit messages until @p want credits on output @p index have arrived. */
+static void expect_credits(weir_mailbox_t *mb, uint32_t index, uint32_t want) {
+    uint32_t got = 0;
+    while (got < want) {
+        weir_mbmsg_t m = pop(mb);
+        assert_int_equal(m.type, WEIR_MB_CREDIT);
+        assert_int_equal(m.index, index);
+        got += m.n;
+    }
+    assert_int_equal(got, want);
+}
+
+static void fill(uint8_t *p, size_t len, uint64_t seed) {
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+static weir_netbuf_t *mkbuf(const weir_chankey_t *k, size_t len, uint64_t seed) {
+    weir_netbuf_t *b = weir_netbuf_new(k, len);
+    fill(b->data, len, seed);
+    b->len = len;
+    return b;
+}
+
+static void check_buf(const weir_netbuf_t *b, const weir_chankey_t *k, size_t len, uint64_t seed) {
+    static uint8_t expect[65536];
+    assert_true(len <= sizeof(expect));
+    assert_true(weir_chankey_equal(&b->key, k));
+    assert_int_equal(b->len, len);
+    fill(expect, len, seed);
+    assert_memory_equal(b->data, expect, len);
+}
+
+static void wait_stat(weir_dataplane_t *dp, size_t off, uint64_t min) {
+    int64_t end = deadline(WAIT_MS);
+    weir_dataplane_stats_t st;
+    for (;;) {
+        weir_dataplane_get_stats(dp, &st);
+        if (*(uint64_t *)((char *)&st + off) >= min)
+            return;
+        if (weir_now_ns() > end)
+            fail_msg("timed out waiting for a stats counter to reach %llu",
+                     (unsigned long long)min);
+        weir_sleep_ns(1000000);
+    }
+}
+
+/* (1) remote channel: initial credits, two buffers in order with identical bytes, a grant. */
+static void test_remote_channel(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k = mkkey(0x11, 1, 1);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    weir_dataplane_stats_t a0, b0, a1, b1;
+    weir_dataplane_get_stats(f->a, &a0);
+    weir_dataplane_get_stats(f->b, &b0);
+
+    assert_int_equal(weir_dataplane_open_input(f->b, &k, weir_dataplane_address(f->a), rcv, 3, 2),
+                     0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k, weir_dataplane_address(f->b), snd, 7), 0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k, weir_dataplane_address(f->b), snd, 7),
+                     WEIR_EEXIST);
+    expect_credits(snd, 7, 2);
+
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k, 1000, 1)), 0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k, 3, 2)), 0);
+    weir_mbmsg_t m = pop(rcv);
+    assert_int_equal(m.type, WEIR_MB_BUFFER);
+    assert_int_equal(m.index, 3);
+    check_buf(m.buf, &k, 1000, 1);
+    weir_netbuf_free(&m.buf);
+    m = pop(rcv);
+    assert_int_equal(m.type, WEIR_MB_BUFFER);
+    check_buf(m.buf, &k, 3, 2);
+    weir_netbuf_free(&m.buf);
+
+    assert_int_equal(weir_dataplane_grant(f->b, &k, 1), 0);
+    expect_credits(snd, 7, 1);
+    assert_int_equal(weir_mailbox_size(snd), 0);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+
+    weir_dataplane_get_stats(f->a, &a1);
+    weir_dataplane_get_stats(f->b, &b1);
+    assert_int_equal(a1.frames_out - a0.frames_out, 2);
+    assert_int_equal(a1.bytes_out - a0.bytes_out, 1003);
+    assert_int_equal(b1.frames_in - b0.frames_in, 2);
+    assert_int_equal(b1.bytes_in - b0.bytes_in, 1003);
+    assert_int_equal(b1.credits_out - b0.credits_out, 2);
+    assert_int_equal(a1.local_buffers, a0.local_buffers);
+
+    /* send on a channel without an output end: error, buffer consumed */
+    weir_chankey_t unk = mkkey(0x12, 1, 1);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&unk, 10, 3)), WEIR_ENOTFOUND);
+    assert_int_equal(weir_dataplane_grant(f->a, &unk, 1), WEIR_ENOTFOUND);
+
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_dataplane_close_mailbox(f->b, rcv);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&rcv);
+}
+
+/* (2) credits granted before open_output are kept and delivered on open_output. */
+static void test_credits_before_output(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k = mkkey(0x21, 1, 2);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    weir_dataplane_stats_t a0;
+    weir_dataplane_get_stats(f->a, &a0);
+
+    assert_int_equal(weir_dataplane_open_input(f->b, &k, weir_dataplane_address(f->a), rcv, 0, 3),
+                     0);
+    assert_int_equal(weir_dataplane_grant(f->b, &k, 2), 0);
+    /* both credit frames reached a before it knows the output end */
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, credits_in), a0.credits_in + 2);
+    assert_int_equal(weir_mailbox_size(snd), 0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k, weir_dataplane_address(f->b), snd, 4), 0);
+    expect_credits(snd, 4, 5);
+    assert_int_equal(weir_mailbox_size(snd), 0);
+
+    /* the same for a local channel */
+    weir_chankey_t kl = mkkey(0x22, 1, 2);
+    assert_int_equal(weir_dataplane_open_input(f->a, &kl, weir_dataplane_address(f->a), rcv, 0, 1),
+                     0);
+    assert_int_equal(weir_dataplane_grant(f->a, &kl, 2), 0);
+    assert_int_equal(weir_mailbox_size(snd), 0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &kl, weir_dataplane_address(f->a), snd, 9),
+                     0);
+    expect_credits(snd, 9, 3);
+
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_dataplane_close_mailbox(f->a, rcv);
+    weir_dataplane_close_mailbox(f->b, rcv);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&rcv);
+}
+
+/* (3) a channel within one data plane bypasses the network and passes the buffer itself. */
+static void test_local_channel(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k = mkkey(0x31, 1, 3);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    weir_dataplane_stats_t s0, s1;
+    weir_dataplane_get_stats(f->a, &s0);
+    const char *self = weir_dataplane_address(f->a);
+
+    assert_int_equal(weir_dataplane_open_input(f->a, &k, self, rcv, 5, 2), 0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k, self, snd, 6), 0);
+    expect_credits(snd, 6, 2);
+    weir_netbuf_t *b = mkbuf(&k, 500, 42);
+    assert_int_equal(weir_dataplane_send(f->a, b), 0);
+    /* local delivery is synchronous */
+    assert_int_equal(weir_mailbox_size(rcv), 1);
+    weir_mbmsg_t m = pop(rcv);
+    assert_int_equal(m.type, WEIR_MB_BUFFER);
+    assert_int_equal(m.index, 5);
+    assert_ptr_equal(m.buf, b); /* no copy */
+    check_buf(m.buf, &k, 500, 42);
+    weir_netbuf_free(&m.buf);
+    assert_int_equal(weir_dataplane_grant(f->a, &k, 1), 0);
+    assert_int_equal(weir_mailbox_size(snd), 1);
+    expect_credits(snd, 6, 1);
+
+    weir_dataplane_get_stats(f->a, &s1);
+    assert_int_equal(s1.local_buffers - s0.local_buffers, 1);
+    assert_int_equal(s1.frames_out, s0.frames_out);
+    assert_int_equal(s1.credits_out, s0.credits_out);
+    assert_int_equal(s1.bytes_out, s0.bytes_out);
+
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_dataplane_close_mailbox(f->a, rcv);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&rcv);
+}
+
+/* (4) streaming with a window of 4 credits. */
+#define STREAM_N 1000
+#define STREAM_LEN 32768
+#define WINDOW 4
+
+typedef struct streamer {
+    weir_dataplane_t *dp;
+    weir_mailbox_t *mb;
+    weir_chankey_t key;
+    const char *error; /* set by the thread on failure */
+} streamer_t;
+
+static void *stream_sender(void *arg) {
+    streamer_t *s = arg;
+    uint32_t credits = 0;
+    for (uint64_t seq = 0; seq < STREAM_N;) {
+        if (credits == 0) {
+            weir_mbmsg_t m;
+            if (weir_mailbox_pop(s->mb, &m, deadline(WAIT_MS)) != 1) {
+                s->error = "sender timed out waiting for credit";
+                return NULL;
+            }
+            if (m.type != WEIR_MB_CREDIT || m.index != 0) {
+                s->error = "sender got a non-credit message";
+                return NULL;
+            }
+            credits += m.n;
+            continue;
+        }
+        weir_netbuf_t *b = mkbuf(&s->key, STREAM_LEN, seq + 1000);
+        memcpy(b->data, &seq, sizeof(seq));
+        credits--;
+        if (weir_dataplane_send(s->dp, b) != 0) {
+            s->error = "send failed";
+            return NULL;
+        }
+        seq++;
+    }
+    return NULL;
+}
+
+static void test_stream_window(void **state) {
+    fixture_t *f = *state;
+    streamer_t s = {.dp = f->a, .key = mkkey(0x41, 1, 4)};
+    s.mb = weir_mailbox_new();
+    weir_mailbox_t *rcv = weir_mailbox_new();
+    static uint8_t expect[STREAM_LEN];
+
+    assert_int_equal(
+        weir_dataplane_open_output(f->a, &s.key, weir_dataplane_address(f->b), s.mb, 0), 0);
+    assert_int_equal(
+        weir_dataplane_open_input(f->b, &s.key, weir_dataplane_address(f->a), rcv, 1, WINDOW), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stream_sender, &s), 0);
+    size_t max_held = 0;
+    for (uint64_t seq = 0; seq < STREAM_N; seq++) {
+        weir_mbmsg_t m;
+        if (weir_mailbox_pop(rcv, &m, deadline(WAIT_MS)) != 1) {
+            pthread_join(th, NULL);
+            fail_msg("receiver timed out at buffer %llu (sender: %s)", (unsigned long long)seq,
+                     s.error ? s.error : "ok");
+        }
+        size_t held = 1 + weir_mailbox_size(rcv);
+        if (held > max_held)
+            max_held = held;
+        assert_true(held <= WINDOW);
+        assert_int_equal(m.type, WEIR_MB_BUFFER);
+        assert_int_equal(m.index, 1);
+        assert_int_equal(m.buf->len, STREAM_LEN);
+        uint64_t got;
+        memcpy(&got, m.buf->data, sizeof(got));
+        assert_int_equal(got, seq);
+        fill(expect, STREAM_LEN, seq + 1000);
+        memcpy(expect, &seq, sizeof(seq));
+        assert_memory_equal(m.buf->data, expect, STREAM_LEN);
+        weir_netbuf_free(&m.buf);
+        if (seq % 100 == 0)
+            weir_sleep_ns(20000000); /* slow consumer: the window fills up */
+        assert_int_equal(weir_dataplane_grant(f->b, &s.key, 1), 0);
+    }
+    pthread_join(th, NULL);
+    assert_null(s.error);
+    assert_int_equal(max_held, WINDOW); /* the sender used the whole window, never more */
+    weir_dataplane_stats_t st;
+    weir_dataplane_get_stats(f->b, &st);
+    assert_true(st.bytes_in >= (uint64_t)STREAM_N * STREAM_LEN);
+
+    weir_dataplane_close_mailbox(f->a, s.mb);
+    weir_dataplane_close_mailbox(f->b, rcv);
+    weir_mailbox_destroy(&s.mb);
+    weir_mailbox_destroy(&rcv);
+}
+
+/* (5) frames for a closed job are dropped; close_mailbox stops delivery. */
+static void test_close(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k = mkkey(0x51, 7, 5);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    weir_dataplane_stats_t b0;
+
+    assert_int_equal(weir_dataplane_open_output(f->a, &k, weir_dataplane_address(f->b), snd, 0), 0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k, weir_dataplane_address(f->a), rcv, 0, 2),
+                     0);
+    expect_credits(snd, 0, 2);
+    /* another attempt of the same job must survive close_job(attempt 7) */
+    weir_chankey_t other = mkkey(0x51, 8, 5);
+    assert_int_equal(
+        weir_dataplane_open_input(f->b, &other, weir_dataplane_address(f->a), rcv, 1, 0), 0);
+
+    weir_dataplane_close_job(f->b, k.job, 7);
+    assert_int_equal(weir_dataplane_grant(f->b, &k, 1), WEIR_ENOTFOUND);
+    assert_int_equal(weir_dataplane_grant(f->b, &other, 1), 0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k, weir_dataplane_address(f->a), rcv, 0, 1),
+                     WEIR_ECANCELED);
+    weir_dataplane_get_stats(f->b, &b0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k, 100, 5)), 0);
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, dropped), b0.dropped + 1);
+    weir_dataplane_stats_t b1;
+    weir_dataplane_get_stats(f->b, &b1);
+    assert_int_equal(b1.frames_in - b0.frames_in, 1);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+    weir_dataplane_close_mailbox(f->b, rcv);
+
+    /* close_mailbox: the mailbox may be freed right away; later frames are dropped */
+    weir_chankey_t k2 = mkkey(0x52, 1, 5);
+    weir_mailbox_t *rcv2 = weir_mailbox_new();
+    assert_int_equal(weir_dataplane_open_output(f->a, &k2, weir_dataplane_address(f->b), snd, 2),
+                     0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k2, weir_dataplane_address(f->a), rcv2, 0, 2),
+                     0);
+    expect_credits(snd, 2, 2);
+    weir_dataplane_close_mailbox(f->b, rcv2);
+    weir_mailbox_destroy(&rcv2); /* ASan catches any later push into it */
+    weir_dataplane_get_stats(f->b, &b0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k2, 100, 6)), 0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k2, 100, 7)), 0);
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, dropped), b0.dropped + 2);
+
+    /* local channel: close_mailbox of the receiver turns sends into drops */
+    weir_chankey_t k3 = mkkey(0x53, 1, 5);
+    weir_mailbox_t *rcv3 = weir_mailbox_new();
+    const char *self = weir_dataplane_address(f->a);
+    assert_int_equal(weir_dataplane_open_input(f->a, &k3, self, rcv3, 0, 1), 0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k3, self, snd, 3), 0);
+    expect_credits(snd, 3, 1);
+    weir_dataplane_close_mailbox(f->a, rcv3);
+    weir_mailbox_destroy(&rcv3);
+    weir_dataplane_stats_t a0, a1;
+    weir_dataplane_get_stats(f->a, &a0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k3, 10, 8)), 0);
+    weir_dataplane_get_stats(f->a, &a1);
+    assert_int_equal(a1.dropped - a0.dropped, 1);
+    assert_int_equal(a1.local_buffers, a0.local_buffers);
+
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&rcv);
+}
+
+/* Destroy with frames still queued and an unreachable peer must not leak or hang. */
+static void test_destroy_with_pending(void **state) {
+    (void)state;
+    char err[256] = "";
+    weir_dataplane_t *dp = weir_dataplane_new("127.0.0.1", 0, NULL, err, sizeof(err));
+    assert_non_null(dp);
+    weir_chankey_t k = mkkey(0x61, 1, 6);
+    weir_mailbox_t *snd = weir_mailbox_new();
+    /* port 1 on loopback: nobody listens; frames stay queued while connecting */
+    assert_int_equal(weir_dataplane_open_output(dp, &k, "tcp://127.0.0.1:1", snd, 0), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(weir_dataplane_send(dp, mkbuf(&k, 4096, (uint64_t)i)), 0);
+    weir_dataplane_destroy(&dp);
+    assert_null(dp);
+    weir_dataplane_destroy(&dp); /* NULL accepted */
+    weir_mailbox_destroy(&snd);
+
+    dp = weir_dataplane_new("256.0.0.1", 0, NULL, err, sizeof(err));
+    assert_null(dp);
+    assert_non_null(strstr(err, "256.0.0.1"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_remote_channel), cmocka_unit_test(test_credits_before_output),
+        cmocka_unit_test(test_local_channel),  cmocka_unit_test(test_stream_window),
+        cmocka_unit_test(test_close),          cmocka_unit_test(test_destroy_with_pending),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
