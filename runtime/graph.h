@@ -76,14 +76,14 @@ typedef struct weir_node {
     weir_part_t input_part;
     weir_key_fn key_fn; /* HASH partitioning: NULL = use the record's key */
     void *key_udata;
-    bool has_key_fn;    /* survives JSON (key_fn itself does not) */
-    bool keyed;         /* fed by key_by (process/reduce require it) */
-    void *fn;           /* the user function (type depends on kind); NULL from JSON */
+    bool has_key_fn; /* survives JSON (key_fn itself does not) */
+    bool keyed;      /* fed by key_by (process/reduce require it) */
+    void *fn;        /* the user function (type depends on kind); NULL from JSON */
     void *udata;
     /* connector configuration */
     weir_datagen_opts_t datagen;
-    char *path;    /* file source input / file sink directory */
-    double rate;   /* file source / generator: records per second, 0 = unlimited */
+    char *path;     /* file source input / file sink directory */
+    double rate;    /* file source / generator: records per second, 0 = unlimited */
     uint64_t count; /* generator: number of events, 0 = unbounded */
     weir_state_decl_t *states;
     uint32_t n_states;
@@ -93,11 +93,11 @@ typedef struct weir_node {
 /** A chain of forward-connected nodes run by one thread per subtask. */
 typedef struct weir_vertex {
     uint32_t id;
-    char *name;        /* node names joined with " -> " */
+    char *name; /* node names joined with " -> " */
     uint32_t parallelism;
-    uint32_t *nodes;   /* node ids, head first */
+    uint32_t *nodes; /* node ids, head first */
     uint32_t n_nodes;
-    uint32_t *in_edges;  /* edge ids whose target is this vertex */
+    uint32_t *in_edges; /* edge ids whose target is this vertex */
     uint32_t n_in;
     uint32_t *out_edges; /* edge ids whose source is this vertex */
     uint32_t n_out;
@@ -106,8 +106,8 @@ typedef struct weir_vertex {
 /** A data exchange between two vertices. */
 typedef struct weir_edge {
     uint32_t id;
-    uint32_t source; /* vertex id */
-    uint32_t target; /* vertex id */
+    uint32_t source;      /* vertex id */
+    uint32_t target;      /* vertex id */
     uint32_t source_node; /* last node of the source chain that feeds target's head */
     weir_part_t part;
 } weir_edge_t;

@@ -12,15 +12,19 @@
 typedef struct weir_plugin weir_plugin_t;
 
 /**
- * Opens the plugin at @p path. Errors are one line naming the file and the fix:
- *  - not a shared library ("... is not a shared library (dlopen: ...): build it with -shared -fPIC")
- *  - no descriptor ("... exports no weir_plugin_descriptor: declare one with WEIR_PLUGIN(...)")
- *  - wrong magic / ABI ("... was built for weir ABI 7, this weir speaks ABI 1: rebuild it ...")
+ * Opens the plugin at @p path (a name without '/' is taken relative to the working directory,
+ * never searched on the library path). Errors are one line naming the file and the fix:
+ *  - "plugin 'x.so' not found"
+ *  - "'x.so' is not a shared library (no ELF header): build the job with -shared -fPIC"
+ *  - "'x.so' could not be loaded: <dlerror>" (e.g. an unresolved symbol)
+ *  - "'x.so' exports no weir_plugin_descriptor: declare one with WEIR_PLUGIN(...)"
+ *  - "'x.so' was built for weir ABI 7 but this weir speaks ABI 1: rebuild it against ..."
+ *  - a wrong magic number or a NULL define function
  * @returns NULL with errstr set on error.
  */
 weir_plugin_t *weir_plugin_open(const char *path, char *errstr, size_t errlen);
 void weir_plugin_close(weir_plugin_t **plugin);
-const weir_plugin_descriptor_t *weir_plugin_descriptor(const weir_plugin_t *plugin);
+const weir_plugin_descriptor_t *weir_plugin_desc(const weir_plugin_t *plugin);
 
 /**
  * Runs define(argc, argv) on a new graph with the given default parallelism and finalizes it.
