@@ -23,16 +23,16 @@ typedef void (*weir_task_state_cb)(void *arg, weir_task_t *task, weir_task_state
 typedef struct weir_task_spec {
     char job_id[33];
     uint32_t attempt;
-    weir_job_t *graph;   /* built with define() and the submitted parallelism; the task owns it */
-    void *plugin;        /* opaque, kept alive by the task manager while the task runs */
+    weir_job_t *graph; /* built with define() and the submitted parallelism; the task owns it */
+    void *plugin;      /* opaque, kept alive by the task manager while the task runs */
     uint32_t vertex;
     uint32_t subtask;
-    char ***placement;   /* placement[v][s] = data address hosting subtask s of vertex v;
-                            copied by weir_task_start */
+    char ***placement; /* placement[v][s] = data address hosting subtask s of vertex v;
+                          copied by weir_task_start */
     weir_dataplane_t *dataplane;
-    const char *work_dir;   /* task manager working directory; state goes below it */
-    size_t buffer_size;     /* taskmanager.memory.segment-size */
-    int64_t buffer_timeout_ns; /* execution.buffer-timeout */
+    const char *work_dir;         /* task manager working directory; state goes below it */
+    size_t buffer_size;           /* taskmanager.memory.segment-size */
+    int64_t buffer_timeout_ns;    /* execution.buffer-timeout */
     uint32_t credits_per_channel; /* taskmanager.network.buffers-per-channel */
     size_t state_cache_bytes;     /* state.backend.cache-size per subtask */
     weir_task_state_cb on_state;

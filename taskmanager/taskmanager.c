@@ -1,1 +1,711 @@
-/* placeholder: to be written */
+/* The task manager context and its control loop.
+ *
+ * Owns: the configuration, the resource id, the working directory, the data plane, the DEALER
+ * socket to the job manager, the plugin cache (sha256 -> verified file + loaded plugin), deploys
+ * waiting for a blob, and the list of live tasks.
+ *
+ * Invariants:
+ *  - A plugin is opened only from bytes whose sha256 matched the name it was requested by.
+ *  - Every deploy ends in exactly one TASK_STATE FAILED/CANCELED message or a started task, and
+ *    every started task reports its final state before it is joined and forgotten.
+ *  - Task state changes reach the job manager in the order the task produced them.
+ *
+ * Threading: everything runs on the loop thread except on_task_state(), which runs on task
+ * threads and only appends to the mutex-protected event list that the loop drains (sends and
+ * joins) every iteration (at most 50 ms later). */
+#include "taskmanager.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "runtime/dataplane.h"
+#include "runtime/graph.h"
+#include "runtime/plugin.h"
+#include "runtime/task.h"
+
+#define COMP "taskmanager"
+#define POLL_MS 50
+#define SHUTDOWN_WAIT_NS (30LL * 1000 * 1000 * 1000)
+
+typedef struct tm_plugin {
+    char sha[65];
+    char *path;
+    weir_plugin_t *plugin;
+} tm_plugin_t;
+
+typedef struct tm_task {
+    weir_task_t *task;
+    char job_id[33];
+    uint32_t attempt, vertex, subtask;
+} tm_task_t;
+
+typedef struct tm_event {
+    weir_task_t *task;
+    weir_task_state_t state;
+    char *message;
+    weir_task_metrics_t metrics;
+} tm_event_t;
+
+struct weir_taskmanager {
+    weir_config_t *cfg;
+    char id[128];
+    char *workdir;
+    bool workdir_default;
+    char jm_endpoint[512];
+    uint32_t slots;
+    weir_dataplane_t *dp;
+    void *zctx;
+    void *dealer;
+
+    tm_plugin_t *plugins;
+    size_t n_plugins, cap_plugins;
+    weir_msg_t *pending; /* deploys waiting for their plugin blob */
+    size_t n_pending, cap_pending;
+    tm_task_t *tasks;
+    size_t n_tasks, cap_tasks;
+
+    pthread_mutex_t evmu;
+    tm_event_t *events;
+    size_t n_events, cap_events;
+
+    int64_t hb_interval_ns, hb_timeout_ns;
+    int64_t last_hb_ns, last_contact_ns, last_register_ns;
+    bool registered;
+
+    size_t buffer_size;
+    int64_t buffer_timeout_ns;
+    uint32_t credits;
+    size_t cache_bytes;
+};
+
+static void *grow(void *arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *n = realloc(arr, ncap * elem);
+    if (!n)
+        abort();
+    *cap = ncap;
+    return n;
+}
+
+static char *xstrdup(const char *s) {
+    char *p = strdup(s ? s : "");
+    if (!p)
+        abort();
+    return p;
+}
+
+const char *weir_taskmanager_id(const weir_taskmanager_t *tm) {
+    return tm->id;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sending                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static void tm_send(weir_taskmanager_t *tm, const weir_msg_t *msg) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (weir_msg_encode(msg, &buf, &len) < 0) {
+        WEIR_ERROR(COMP, "cannot encode message type %d", (int)msg->type);
+        return;
+    }
+    if (zmq_send(tm->dealer, buf, len, ZMQ_DONTWAIT) < 0)
+        WEIR_WARN(COMP, "cannot send message type %d to the job manager: %s", (int)msg->type,
+                  zmq_strerror(errno));
+    free(buf);
+}
+
+static void send_register(weir_taskmanager_t *tm) {
+    weir_msg_t m = {.type = WEIR_MSG_REGISTER};
+    m.tm_id = tm->id;
+    m.data_address = (char *)weir_dataplane_address(tm->dp);
+    m.host = (char *)weir_config_get_str(tm->cfg, "taskmanager.host");
+    m.slots = tm->slots;
+    m.pid = (int64_t)getpid();
+    tm->last_register_ns = weir_now_ns();
+    tm_send(tm, &m);
+}
+
+static void send_task_state(weir_taskmanager_t *tm, const char *job_id, uint32_t attempt,
+                            uint32_t vertex, uint32_t subtask, weir_task_state_t state,
+                            const char *message, const weir_task_metrics_t *metrics) {
+    weir_msg_task_state_t ts = {0};
+    weir_fmt(ts.job_id, sizeof ts.job_id, "%s", job_id);
+    ts.attempt = attempt;
+    ts.vertex = vertex;
+    ts.subtask = subtask;
+    ts.state = state;
+    ts.message = (char *)message;
+    if (metrics)
+        ts.metrics = *metrics;
+    weir_msg_t m = {.type = WEIR_MSG_TASK_STATE};
+    m.tm_id = tm->id;
+    m.tasks = &ts;
+    m.n_tasks = 1;
+    tm_send(tm, &m);
+}
+
+static void send_heartbeat(weir_taskmanager_t *tm) {
+    weir_msg_task_state_t *ts = calloc(tm->n_tasks ? tm->n_tasks : 1, sizeof *ts);
+    if (!ts)
+        abort();
+    for (size_t i = 0; i < tm->n_tasks; i++) {
+        tm_task_t *t = &tm->tasks[i];
+        weir_fmt(ts[i].job_id, sizeof ts[i].job_id, "%s", t->job_id);
+        ts[i].attempt = t->attempt;
+        ts[i].vertex = t->vertex;
+        ts[i].subtask = t->subtask;
+        ts[i].state = weir_task_state(t->task);
+        weir_task_get_metrics(t->task, &ts[i].metrics);
+    }
+    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT};
+    m.tm_id = tm->id;
+    m.tasks = ts;
+    m.n_tasks = (uint32_t)tm->n_tasks;
+    tm_send(tm, &m);
+    free(ts);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Task state events (task threads -> loop)                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Runs on a task thread: must not block. */
+static void on_task_state(void *arg, weir_task_t *task, weir_task_state_t state,
+                          const char *message) {
+    weir_taskmanager_t *tm = arg;
+    tm_event_t ev = {.task = task, .state = state, .message = message ? xstrdup(message) : NULL};
+    weir_task_get_metrics(task, &ev.metrics);
+    pthread_mutex_lock(&tm->evmu);
+    tm->events = grow(tm->events, &tm->cap_events, tm->n_events + 1, sizeof *tm->events);
+    tm->events[tm->n_events++] = ev;
+    pthread_mutex_unlock(&tm->evmu);
+}
+
+static bool is_final(weir_task_state_t s) {
+    return s == WEIR_TASK_FINISHED || s == WEIR_TASK_FAILED || s == WEIR_TASK_CANCELED;
+}
+
+static void drain_events(weir_taskmanager_t *tm) {
+    pthread_mutex_lock(&tm->evmu);
+    tm_event_t *evs = tm->events;
+    size_t n = tm->n_events;
+    tm->events = NULL;
+    tm->n_events = tm->cap_events = 0;
+    pthread_mutex_unlock(&tm->evmu);
+
+    for (size_t i = 0; i < n; i++) {
+        tm_event_t *ev = &evs[i];
+        size_t k = 0;
+        while (k < tm->n_tasks && tm->tasks[k].task != ev->task)
+            k++;
+        if (k == tm->n_tasks) {
+            free(ev->message);
+            continue; /* cannot happen: tasks are forgotten only after their final event */
+        }
+        tm_task_t *t = &tm->tasks[k];
+        if (ev->state == WEIR_TASK_FAILED)
+            WEIR_WARN(COMP, "task %s/%u.%u (attempt %u) FAILED: %s", t->job_id, t->vertex,
+                      t->subtask, t->attempt, ev->message ? ev->message : "");
+        else
+            WEIR_INFO(COMP, "task %s/%u.%u (attempt %u) %s (in %" PRIu64 ", out %" PRIu64 ")",
+                      t->job_id, t->vertex, t->subtask, t->attempt, weir_task_state_name(ev->state),
+                      ev->metrics.records_in, ev->metrics.records_out);
+        send_task_state(tm, t->job_id, t->attempt, t->vertex, t->subtask, ev->state, ev->message,
+                        &ev->metrics);
+        if (is_final(ev->state)) {
+            weir_task_destroy(&t->task);
+            tm->tasks[k] = tm->tasks[--tm->n_tasks];
+        }
+        free(ev->message);
+    }
+    free(evs);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Deploys                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static void deploy_failed(weir_taskmanager_t *tm, const weir_msg_t *d, const char *why) {
+    WEIR_WARN(COMP, "deploy of job %s vertex %u subtask %u (attempt %u) failed: %s", d->job_id,
+              d->vertex, d->subtask, d->attempt, why);
+    weir_task_metrics_t zero = {0};
+    send_task_state(tm, d->job_id, d->attempt, d->vertex, d->subtask, WEIR_TASK_FAILED, why, &zero);
+}
+
+static tm_plugin_t *find_plugin(weir_taskmanager_t *tm, const char *sha) {
+    for (size_t i = 0; i < tm->n_plugins; i++)
+        if (!strcmp(tm->plugins[i].sha, sha))
+            return &tm->plugins[i];
+    return NULL;
+}
+
+/* Builds the graph with the plugin and starts the task. Consumes nothing of @p d. */
+static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *p) {
+    char err[512] = "";
+    weir_job_t *sub = NULL, *built = NULL;
+    char **argv = NULL;
+    json_error_t je;
+    json_t *root = json_loads(d->graph_json ? d->graph_json : "", 0, &je);
+    if (!root) {
+        weir_fmt(err, sizeof err, "submitted graph is not JSON: %s (line %d)", je.text, je.line);
+        goto fail;
+    }
+    sub = weir_graph_from_json(root, err, sizeof err);
+    json_decref(root);
+    if (!sub)
+        goto fail;
+    argv = calloc((size_t)d->n_args + 2, sizeof *argv);
+    if (!argv)
+        abort();
+    argv[0] = p->path;
+    for (uint32_t i = 0; i < d->n_args; i++)
+        argv[i + 1] = d->args[i];
+    built = weir_plugin_build(p->plugin, (int)d->n_args + 1, argv, sub->default_parallelism, err,
+                              sizeof err);
+    if (!built)
+        goto fail;
+    if (weir_graph_apply_submitted(built, sub, err, sizeof err) < 0)
+        goto fail;
+    weir_graph_destroy(&sub);
+    if (d->vertex >= built->n_vertices || d->n_vertices != built->n_vertices || !d->placement ||
+        !d->vertex_parallelism) {
+        weir_fmt(err, sizeof err, "deploy names vertex %u of %u, the graph has %u vertices",
+                 d->vertex, d->n_vertices, built->n_vertices);
+        goto fail;
+    }
+    for (uint32_t v = 0; v < built->n_vertices; v++) {
+        if (d->vertex_parallelism[v] != built->vertices[v].parallelism) {
+            weir_fmt(err, sizeof err, "deploy gives vertex %u parallelism %u, the graph %u", v,
+                     d->vertex_parallelism[v], built->vertices[v].parallelism);
+            goto fail;
+        }
+    }
+    weir_task_spec_t spec = {0};
+    weir_fmt(spec.job_id, sizeof spec.job_id, "%s", d->job_id);
+    spec.attempt = d->attempt;
+    spec.graph = built;
+    built = NULL; /* the task owns it now, also on failure */
+    spec.plugin = p->plugin;
+    spec.vertex = d->vertex;
+    spec.subtask = d->subtask;
+    spec.placement = d->placement;
+    spec.dataplane = tm->dp;
+    spec.work_dir = tm->workdir;
+    spec.buffer_size = tm->buffer_size;
+    spec.buffer_timeout_ns = tm->buffer_timeout_ns;
+    spec.credits_per_channel = tm->credits;
+    spec.state_cache_bytes = tm->cache_bytes;
+    spec.on_state = on_task_state;
+    spec.cb_arg = tm;
+    tm->tasks = grow(tm->tasks, &tm->cap_tasks, tm->n_tasks + 1, sizeof *tm->tasks);
+    weir_task_t *task = weir_task_start(&spec, err, sizeof err);
+    if (!task)
+        goto fail;
+    tm_task_t *t = &tm->tasks[tm->n_tasks++];
+    t->task = task;
+    weir_fmt(t->job_id, sizeof t->job_id, "%s", d->job_id);
+    t->attempt = d->attempt;
+    t->vertex = d->vertex;
+    t->subtask = d->subtask;
+    free(argv);
+    return;
+fail:
+    if (!err[0])
+        weir_fmt(err, sizeof err, "deploy failed");
+    deploy_failed(tm, d, err);
+    weir_graph_destroy(&sub);
+    weir_graph_destroy(&built);
+    free(argv);
+}
+
+static bool blob_requested(weir_taskmanager_t *tm, const char *sha) {
+    for (size_t i = 0; i < tm->n_pending; i++)
+        if (!strcmp(tm->pending[i].plugin_sha256, sha))
+            return true;
+    return false;
+}
+
+/* Takes ownership of *d (moves it). */
+static void on_deploy(weir_taskmanager_t *tm, weir_msg_t *d) {
+    WEIR_INFO(COMP, "deploying job %s (%s) vertex %u subtask %u attempt %u", d->job_id,
+              d->job_name ? d->job_name : "?", d->vertex, d->subtask, d->attempt);
+    tm_plugin_t *p = find_plugin(tm, d->plugin_sha256);
+    if (p) {
+        do_deploy(tm, d, p);
+        weir_msg_clear(d);
+        return;
+    }
+    bool asked = blob_requested(tm, d->plugin_sha256);
+    tm->pending = grow(tm->pending, &tm->cap_pending, tm->n_pending + 1, sizeof *tm->pending);
+    tm->pending[tm->n_pending++] = *d;
+    memset(d, 0, sizeof *d);
+    if (!asked) {
+        weir_msg_t req = {.type = WEIR_MSG_BLOB_REQUEST};
+        req.tm_id = tm->id;
+        weir_fmt(req.blob_sha256, sizeof req.blob_sha256, "%s",
+                 tm->pending[tm->n_pending - 1].plugin_sha256);
+        WEIR_INFO(COMP, "fetching plugin blob %s", req.blob_sha256);
+        tm_send(tm, &req);
+    }
+}
+
+/* Runs (p != NULL) or fails (why) every pending deploy of @p sha. */
+static void resolve_pending(weir_taskmanager_t *tm, const char *sha, tm_plugin_t *p,
+                            const char *why) {
+    size_t keep = 0;
+    for (size_t i = 0; i < tm->n_pending; i++) {
+        weir_msg_t *d = &tm->pending[i];
+        if (strcmp(d->plugin_sha256, sha) != 0) {
+            tm->pending[keep++] = *d;
+            continue;
+        }
+        if (p)
+            do_deploy(tm, d, p);
+        else
+            deploy_failed(tm, d, why);
+        weir_msg_clear(d);
+    }
+    tm->n_pending = keep;
+}
+
+static void on_blob(weir_taskmanager_t *tm, weir_msg_t *m) {
+    char sha[65], why[600];
+    weir_fmt(sha, sizeof sha, "%s", m->blob_sha256);
+    if (!blob_requested(tm, sha))
+        return;
+    if (m->error || !m->blob) {
+        weir_fmt(why, sizeof why, "plugin blob %s is not available: %s", sha,
+                 m->error ? m->error : "empty answer");
+        resolve_pending(tm, sha, NULL, why);
+        return;
+    }
+    char got[65];
+    weir_sha256_hex(m->blob, m->blob_len, got);
+    if (strcmp(got, sha) != 0) {
+        weir_fmt(why, sizeof why, "plugin blob %s failed verification", sha);
+        resolve_pending(tm, sha, NULL, why);
+        return;
+    }
+    char dir[PATH_MAX], path[PATH_MAX];
+    weir_fmt(dir, sizeof dir, "%s/blobs", tm->workdir);
+    weir_fmt(path, sizeof path, "%s/%s.so", dir, sha);
+    if (weir_mkdirs(dir) < 0 || weir_write_file_atomic(path, m->blob, m->blob_len) < 0) {
+        weir_fmt(why, sizeof why, "cannot store plugin blob %s in %s: %s", sha, dir,
+                 strerror(errno));
+        resolve_pending(tm, sha, NULL, why);
+        return;
+    }
+    char err[512] = "";
+    weir_plugin_t *pl = weir_plugin_open(path, err, sizeof err);
+    if (!pl) {
+        resolve_pending(tm, sha, NULL, err[0] ? err : "cannot open plugin");
+        return;
+    }
+    tm->plugins = grow(tm->plugins, &tm->cap_plugins, tm->n_plugins + 1, sizeof *tm->plugins);
+    tm_plugin_t *p = &tm->plugins[tm->n_plugins++];
+    memcpy(p->sha, sha, sizeof p->sha);
+    p->path = xstrdup(path);
+    p->plugin = pl;
+    WEIR_INFO(COMP, "plugin blob %s verified (%zu bytes)", sha, m->blob_len);
+    resolve_pending(tm, sha, p, NULL);
+}
+
+static void on_cancel(weir_taskmanager_t *tm, const weir_msg_t *m) {
+    WEIR_INFO(COMP, "canceling job %s attempt %u", m->job_id, m->attempt);
+    for (size_t i = 0; i < tm->n_tasks; i++)
+        if (!strcmp(tm->tasks[i].job_id, m->job_id) && tm->tasks[i].attempt == m->attempt)
+            weir_task_cancel(tm->tasks[i].task);
+    size_t keep = 0;
+    for (size_t i = 0; i < tm->n_pending; i++) {
+        weir_msg_t *d = &tm->pending[i];
+        if (!strcmp(d->job_id, m->job_id) && d->attempt == m->attempt) {
+            weir_task_metrics_t zero = {0};
+            send_task_state(tm, d->job_id, d->attempt, d->vertex, d->subtask, WEIR_TASK_CANCELED,
+                            NULL, &zero);
+            weir_msg_clear(d);
+        } else {
+            tm->pending[keep++] = *d;
+        }
+    }
+    tm->n_pending = keep;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Loop                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t len) {
+    weir_msg_t m;
+    memset(&m, 0, sizeof m);
+    char err[256];
+    if (weir_msg_decode(data, len, &m, err, sizeof err) < 0) {
+        WEIR_WARN(COMP, "bad message from the job manager: %s", err);
+        weir_msg_clear(&m);
+        return;
+    }
+    tm->last_contact_ns = weir_now_ns();
+    switch (m.type) {
+    case WEIR_MSG_REGISTERED:
+        if (!tm->registered)
+            WEIR_INFO(COMP, "registered at %s as %s with %u slots, data at %s", tm->jm_endpoint,
+                      tm->id, tm->slots, weir_dataplane_address(tm->dp));
+        tm->registered = true;
+        if (m.heartbeat_interval_ms > 0)
+            tm->hb_interval_ns = m.heartbeat_interval_ms * 1000000LL;
+        break;
+    case WEIR_MSG_HEARTBEAT_ACK:
+        break;
+    case WEIR_MSG_UNKNOWN:
+        tm->registered = false;
+        /* heartbeats queued while the job manager was away each get an UNKNOWN: answer once */
+        if (weir_now_ns() - tm->last_register_ns > 500000000LL) {
+            WEIR_INFO(COMP, "the job manager does not know %s: registering again", tm->id);
+            send_register(tm);
+        }
+        break;
+    case WEIR_MSG_DEPLOY:
+        on_deploy(tm, &m);
+        break;
+    case WEIR_MSG_CANCEL:
+        on_cancel(tm, &m);
+        break;
+    case WEIR_MSG_BLOB:
+        on_blob(tm, &m);
+        break;
+    default:
+        WEIR_WARN(COMP, "unexpected message type %d from the job manager", (int)m.type);
+        break;
+    }
+    weir_msg_clear(&m);
+}
+
+/* Receives every waiting message (each is one frame; extra frames are skipped). */
+static void receive_all(weir_taskmanager_t *tm) {
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, tm->dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            return;
+        }
+        int more = zmq_msg_more(&part);
+        size_t sz = zmq_msg_size(&part);
+        if (sz > 0)
+            handle_message(tm, zmq_msg_data(&part), sz);
+        zmq_msg_close(&part);
+        while (more) { /* not part of the protocol: drain */
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, tm->dealer, 0) < 0) {
+                zmq_msg_close(&part);
+                break;
+            }
+            more = zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+    }
+}
+
+static void timers(weir_taskmanager_t *tm) {
+    int64_t now = weir_now_ns();
+    if (tm->registered && now - tm->last_hb_ns >= tm->hb_interval_ns) {
+        send_heartbeat(tm);
+        tm->last_hb_ns = now;
+    }
+    if (now - tm->last_contact_ns >= tm->hb_timeout_ns) {
+        WEIR_WARN(COMP,
+                  "no answer from the job manager at %s for %" PRId64 " ms: registering "
+                  "again",
+                  tm->jm_endpoint, (now - tm->last_contact_ns) / 1000000);
+        tm->registered = false;
+        tm->last_contact_ns = now;
+        send_register(tm);
+    }
+}
+
+int weir_taskmanager_run(weir_taskmanager_t *tm, volatile sig_atomic_t *stop) {
+    tm->last_contact_ns = weir_now_ns();
+    tm->last_hb_ns = 0;
+    send_register(tm);
+    while (!*stop) {
+        zmq_pollitem_t it = {tm->dealer, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, POLL_MS);
+        if (rc < 0 && errno != EINTR)
+            WEIR_WARN(COMP, "zmq_poll: %s", zmq_strerror(errno));
+        if (*stop)
+            break;
+        if (rc > 0)
+            receive_all(tm);
+        drain_events(tm);
+        timers(tm);
+    }
+
+    WEIR_INFO(COMP, "shutting down: canceling %zu tasks", tm->n_tasks);
+    for (size_t i = 0; i < tm->n_tasks; i++)
+        weir_task_cancel(tm->tasks[i].task);
+    int64_t deadline = weir_now_ns() + SHUTDOWN_WAIT_NS;
+    while (tm->n_tasks && weir_now_ns() < deadline) {
+        weir_sleep_ns(10 * 1000 * 1000);
+        drain_events(tm);
+    }
+    if (tm->n_tasks)
+        WEIR_WARN(COMP, "%zu tasks did not stop in time; joining them", tm->n_tasks);
+    while (tm->n_tasks) {
+        weir_task_destroy(&tm->tasks[tm->n_tasks - 1].task); /* joins */
+        tm->n_tasks--;
+        drain_events(tm);
+    }
+    drain_events(tm);
+    for (size_t i = 0; i < tm->n_pending; i++)
+        weir_msg_clear(&tm->pending[i]);
+    tm->n_pending = 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Construction                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_t errlen) {
+    weir_taskmanager_t *tm = calloc(1, sizeof *tm);
+    if (!tm)
+        abort();
+    tm->cfg = cfg;
+    pthread_mutex_init(&tm->evmu, NULL);
+
+    const char *rid = weir_config_get_str(cfg, "taskmanager.resource-id");
+    if (rid && *rid) {
+        weir_fmt(tm->id, sizeof tm->id, "%s", rid);
+    } else {
+        uint8_t rnd[4];
+        char hex[9];
+        if (weir_random_bytes(rnd, sizeof rnd) < 0) {
+            weir_fmt(errstr, errlen,
+                     "cannot draw a random resource id: set "
+                     "taskmanager.resource-id");
+            goto fail;
+        }
+        weir_hex_encode(rnd, sizeof rnd, hex);
+        weir_fmt(tm->id, sizeof tm->id, "tm-%s", hex);
+    }
+    const char *wd = weir_config_get_str(cfg, "taskmanager.working-dir");
+    if (wd && *wd) {
+        tm->workdir = xstrdup(wd);
+    } else {
+        char buf[PATH_MAX];
+        weir_fmt(buf, sizeof buf, "/tmp/weir-tm-%s", tm->id);
+        tm->workdir = xstrdup(buf);
+        tm->workdir_default = true;
+    }
+    if (weir_mkdirs(tm->workdir) < 0) {
+        weir_fmt(errstr, errlen,
+                 "cannot create working directory %s: %s (set "
+                 "taskmanager.working-dir)",
+                 tm->workdir, strerror(errno));
+        goto fail;
+    }
+
+    int64_t slots = weir_config_get_int(cfg, "taskmanager.numberOfTaskSlots");
+    tm->slots = slots > 0 ? (uint32_t)slots : 1;
+    tm->hb_interval_ns = weir_config_get_ms(cfg, "heartbeat.interval") * 1000000LL;
+    tm->hb_timeout_ns = weir_config_get_ms(cfg, "heartbeat.timeout") * 1000000LL;
+    if (tm->hb_interval_ns <= 0)
+        tm->hb_interval_ns = 1000000000LL;
+    if (tm->hb_timeout_ns <= 0)
+        tm->hb_timeout_ns = 10 * tm->hb_interval_ns;
+    tm->buffer_size = (size_t)weir_config_get_bytes(cfg, "taskmanager.memory.segment-size");
+    tm->buffer_timeout_ns = weir_config_get_ms(cfg, "execution.buffer-timeout") * 1000000LL;
+    int64_t credits = weir_config_get_int(cfg, "taskmanager.network.buffers-per-channel");
+    tm->credits = credits > 0 ? (uint32_t)credits : 1;
+    tm->cache_bytes = (size_t)weir_config_get_bytes(cfg, "state.backend.cache-size");
+
+    char err[256] = "";
+    tm->dp = weir_dataplane_new(weir_config_get_str(cfg, "taskmanager.bind-host"),
+                                (int)weir_config_get_int(cfg, "taskmanager.data.port"),
+                                weir_config_get_str(cfg, "taskmanager.host"), err, sizeof err);
+    if (!tm->dp) {
+        weir_fmt(errstr, errlen, "data plane: %s", err[0] ? err : "cannot start");
+        goto fail;
+    }
+
+    weir_fmt(tm->jm_endpoint, sizeof tm->jm_endpoint, "tcp://%s:%" PRId64,
+             weir_config_get_str(cfg, "jobmanager.rpc.address"),
+             weir_config_get_int(cfg, "jobmanager.rpc.port"));
+    tm->zctx = zmq_ctx_new();
+    if (!tm->zctx) {
+        weir_fmt(errstr, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    tm->dealer = zmq_socket(tm->zctx, ZMQ_DEALER);
+    int linger = 0;
+    if (!tm->dealer || zmq_setsockopt(tm->dealer, ZMQ_ROUTING_ID, tm->id, strlen(tm->id)) != 0 ||
+        zmq_setsockopt(tm->dealer, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(tm->dealer, tm->jm_endpoint) != 0) {
+        weir_fmt(errstr, errlen,
+                 "cannot connect to the job manager at %s: %s (check "
+                 "jobmanager.rpc.address and jobmanager.rpc.port)",
+                 tm->jm_endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    WEIR_INFO(COMP, "task manager %s: working dir %s, data at %s, job manager %s", tm->id,
+              tm->workdir, weir_dataplane_address(tm->dp), tm->jm_endpoint);
+    return tm;
+fail:
+    weir_taskmanager_destroy(&tm);
+    return NULL;
+}
+
+void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
+    if (!tmp || !*tmp)
+        return;
+    weir_taskmanager_t *tm = *tmp;
+    *tmp = NULL;
+    for (size_t i = 0; i < tm->n_tasks; i++)
+        weir_task_destroy(&tm->tasks[i].task);
+    tm->n_tasks = 0;
+    drain_events(tm);
+    free(tm->tasks);
+    for (size_t i = 0; i < tm->n_pending; i++)
+        weir_msg_clear(&tm->pending[i]);
+    free(tm->pending);
+    for (size_t i = 0; i < tm->n_plugins; i++) {
+        weir_plugin_close(&tm->plugins[i].plugin);
+        free(tm->plugins[i].path);
+    }
+    free(tm->plugins);
+    if (tm->dealer)
+        zmq_close(tm->dealer);
+    if (tm->zctx)
+        zmq_ctx_term(tm->zctx);
+    weir_dataplane_destroy(&tm->dp);
+    if (tm->workdir) {
+        if (tm->workdir_default) {
+            weir_rmtree(tm->workdir);
+        } else {
+            char dir[PATH_MAX];
+            weir_fmt(dir, sizeof dir, "%s/blobs", tm->workdir);
+            weir_rmtree(dir);
+        }
+    }
+    free(tm->workdir);
+    pthread_mutex_destroy(&tm->evmu);
+    weir_config_destroy(&tm->cfg);
+    free(tm);
+}

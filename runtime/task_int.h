@@ -1,0 +1,137 @@
+/* Internal layout of a subtask (runtime/task.c) and of the context handed to user functions.
+ * Only task.c and operators.c include this. Everything here is owned by the subtask thread,
+ * except the metrics and the state, which other threads read with relaxed atomics. */
+#ifndef WEIR_RUNTIME_TASK_INT_H
+#define WEIR_RUNTIME_TASK_INT_H
+
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "channel.h"
+#include "mailbox.h"
+#include "operator.h"
+#include "partition.h"
+#include "state/state.h"
+#include "task.h"
+
+/** Per-operator runtime context (one per chain position). */
+struct weir_ctx {
+    weir_task_t *task;
+    uint32_t pos;          /* chain position, 0 = head */
+    weir_operator_t *op;   /* the operator at this position */
+    struct weir_ctx *next; /* next chain position; NULL for the tail (output writer) */
+    msgpack_sbuffer sbuf;  /* scratch value buffer of weir_packer() */
+    msgpack_packer pk;     /* packer writing into sbuf */
+    msgpack_zone zone;     /* weir_unpack() zone, cleared per input buffer / source batch */
+    bool zone_used;        /* zone holds allocations since the last clear */
+    bool keyed;            /* node->keyed: current key is set before process */
+    const void *key;       /* current key (keyed operators, during process) */
+    uint32_t key_len;
+    weir_state_backend_t *sb; /* the subtask's backend when this node declares states */
+    uint32_t state_base;      /* global column index of this node's state 0 */
+    uint32_t n_states;        /* states declared by this node */
+};
+
+/** Counters read by other threads (single writer: the task thread). */
+typedef struct weir_task_counters {
+    _Atomic uint64_t records_in;
+    _Atomic uint64_t records_out;
+    _Atomic uint64_t buffers_in_remote;
+    _Atomic uint64_t bytes_in_remote;
+    _Atomic uint64_t buffers_out_remote;
+    _Atomic uint64_t bytes_out_remote;
+    _Atomic uint64_t buffers_out_local;
+    _Atomic uint64_t backpressured_ns;
+} weir_task_counters_t;
+
+/** One output channel and where it goes. */
+typedef struct weir_task_out {
+    weir_outchan_t ch;
+    bool local; /* receiver lives in this task manager */
+} weir_task_out_t;
+
+/** One out-edge of the vertex: a partitioner over a contiguous run of outs[]. */
+typedef struct weir_task_oedge {
+    weir_partitioner_t part;
+    weir_part_t kind;
+    uint32_t first;     /* index in outs[] of channel 0 of this edge */
+    uint32_t n_chans;   /* 1 for FORWARD, else the target parallelism */
+    weir_key_fn key_fn; /* HASH edge whose consumer has a key selector; NULL otherwise */
+    void *key_udata;
+} weir_task_oedge_t;
+
+/** One input channel. */
+typedef struct weir_task_in {
+    weir_inchan_t ch;
+    bool remote; /* sender lives in another task manager */
+    uint32_t edge, src;
+} weir_task_in_t;
+
+struct weir_task {
+    /* identity (immutable after start) */
+    char job_id[33];
+    uint8_t job_bin[16];
+    uint32_t attempt;
+    uint32_t vertex;
+    uint32_t subtask;
+    weir_job_t *graph;
+    const weir_vertex_t *vx;
+    char ***placement; /* copy: placement[v][s] */
+    weir_dataplane_t *dp;
+    char *work_dir;
+    char *state_dir; /* <work_dir>/<job>/<vertex>-<subtask>; NULL when stateless */
+    size_t buffer_size;
+    int64_t buffer_timeout_ns;
+    uint32_t credits_per_channel;
+    size_t state_cache_bytes;
+    weir_task_state_cb on_state;
+    void *cb_arg;
+
+    pthread_t thread;
+    bool thread_started;
+    weir_mailbox_t *mb;
+    _Atomic int state; /* weir_task_state_t */
+    weir_task_counters_t m;
+
+    /* chain */
+    uint32_t n_ops;
+    weir_operator_t *ops;
+    weir_ctx_t *ctxs;
+    bool *op_created;
+    bool is_source;
+
+    /* state */
+    weir_state_decl_t *decls; /* all states of the chain, in (node, index) order */
+    uint32_t n_decls;
+    weir_state_backend_t *sb;
+
+    /* input gate */
+    weir_task_in_t *ins;
+    uint32_t n_ins;
+    uint32_t n_ended;
+
+    /* output writer */
+    weir_task_out_t *outs;
+    uint32_t n_outs;
+    weir_task_oedge_t *oedges;
+    uint32_t n_oedges;
+    uint8_t *keybuf; /* WEIR_MAX_KEY_LEN scratch for key selectors */
+
+    /* messages popped while blocked on credit, handled first by the main loop */
+    weir_mbmsg_t *deferred;
+    size_t def_head, def_len, def_cap;
+
+    int64_t now_ns; /* refreshed per input buffer / source batch */
+    bool stop;      /* leave the main loop (failed or canceled) */
+    bool failed;
+    bool canceled;
+    char errmsg[512];
+};
+
+/** Fails the task with a formatted one-line message (no operator prefix). Task thread. */
+void weir__task_fail(weir_task_t *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
