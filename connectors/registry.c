@@ -1,1 +1,25 @@
-/* placeholder: to be written */
+/* The connector registry: maps a graph node's kind to its connector implementation.
+ * Stateless; called on the subtask thread that builds the operator chain. */
+#include "common/err.h"
+#include "common/util.h"
+#include "connectors/connectors_int.h"
+#include "runtime/operator.h"
+
+int weir_connector_create(weir_operator_t *op, char *errstr, size_t errlen) {
+    switch (op->node->kind) {
+    case WEIR_OP_SOURCE_DATAGEN:
+    case WEIR_OP_SOURCE_GENERATOR:
+        return weir__datagen_create(op, errstr, errlen);
+    case WEIR_OP_SOURCE_FILE:
+        return weir__file_source_create(op, errstr, errlen);
+    case WEIR_OP_SINK_FILE:
+        return weir__file_sink_create(op, errstr, errlen);
+    case WEIR_OP_SINK_PRINT:
+    case WEIR_OP_SINK_BLACKHOLE:
+        return weir__print_create(op, errstr, errlen);
+    default:
+        weir_fmt(errstr, errlen, "operator '%s': kind %s is not a connector", op->node->name,
+                 weir_op_kind_name(op->node->kind));
+        return WEIR_EINVAL;
+    }
+}

@@ -1,1 +1,370 @@
-/* placeholder: to be written */
+/* Nexmark event generator: see nexmark_gen.h for the model and the encoding.
+ * Owns nothing: pure functions of (config, event id). Strings are built on the stack and packed
+ * into the caller's packer; no allocation per event. Thread-safe. */
+#include "nexmark_gen.h"
+
+#include <string.h>
+
+/* A small pseudo-random stream (SplitMix64) seeded by the event id. */
+typedef struct nx_rng {
+    uint64_t s;
+} nx_rng_t;
+
+static inline uint64_t nx_mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t nx_next(nx_rng_t *r) {
+    r->s += 0x9e3779b97f4a7c15ull;
+    return nx_mix(r->s);
+}
+
+/* Uniform in [0, n), n > 0 (multiply-shift; bias is negligible for the small n used here). */
+static inline uint32_t nx_int(nx_rng_t *r, uint32_t n) {
+    return (uint32_t)(((nx_next(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+static inline uint64_t nx_long(nx_rng_t *r, uint64_t n) {
+    return nx_next(r) % n;
+}
+
+static inline double nx_double(nx_rng_t *r) {
+    return (double)(nx_next(r) >> 11) * 0x1.0p-53;
+}
+
+static const char *const FIRST_NAMES[] = {"Peter", "Paul",  "Luke",  "John",   "Saul",  "Vicky",
+                                          "Kate",  "Julie", "Sarah", "Deiter", "Walter"};
+static const char *const LAST_NAMES[] = {"Shultz", "Abrams", "Spencer", "White", "Bartels",
+                                         "Walton", "Smith",  "Jones",   "Noris"};
+static const char *const US_CITIES[] = {"Phoenix",  "Los Angeles", "San Francisco", "Boise",
+                                        "Portland", "Bend",        "Redmond",       "Seattle",
+                                        "Kent",     "Cheyenne"};
+static const char *const US_STATES[] = {"AZ", "CA", "ID", "OR", "WA", "WY"};
+static const char *const HOT_CHANNELS[] = {"Google", "Facebook", "Baidu", "Apple"};
+static const char *const HOT_URLS[] = {
+    "https://www.nexmark.com/googl/item.htm?query=1",
+    "https://www.nexmark.com/faceb/item.htm?query=1",
+    "https://www.nexmark.com/baidu/item.htm?query=1",
+    "https://www.nexmark.com/apple/item.htm?query=1",
+};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define HOT_AUCTION_BATCH 100 /* hot auction: first of the last 100 auctions */
+#define HOT_PERSON_BATCH 100  /* hot seller/bidder: first/second of the last 100 people */
+#define HOT_CHANNELS_RATIO 2
+#define CHANNELS_NUMBER 10000
+#define MIN_STRING_LENGTH 3
+
+void nexmark_config_default(nexmark_config_t *c) {
+    memset(c, 0, sizeof(*c));
+    c->base_time_ms = 1704067200000; /* 2024-01-01T00:00:00Z */
+    c->events_per_sec = 10000.0;
+    c->hot_auction_ratio = 2;
+    c->hot_bidders_ratio = 4;
+    c->hot_sellers_ratio = 4;
+    c->num_active_people = 1000;
+    c->num_in_flight_auctions = 100;
+    c->avg_person_bytes = 200;
+    c->avg_auction_bytes = 500;
+    c->avg_bid_bytes = 100;
+}
+
+int nexmark_event_kind(uint64_t event_id) {
+    uint64_t rem = event_id % NEXMARK_PROPORTION_DENOMINATOR;
+    if (rem < NEXMARK_PERSON_PROPORTION)
+        return NEXMARK_PERSON;
+    if (rem < NEXMARK_PERSON_PROPORTION + NEXMARK_AUCTION_PROPORTION)
+        return NEXMARK_AUCTION;
+    return NEXMARK_BID;
+}
+
+int64_t nexmark_event_time_ms(const nexmark_config_t *c, uint64_t event_id) {
+    double rate = c->events_per_sec > 0 ? c->events_per_sec : 10000.0;
+    /* Inter-event delay in microseconds, as an integer like the standard generator. */
+    uint64_t delay_us = (uint64_t)(1e6 / rate);
+    if (delay_us == 0)
+        return c->base_time_ms + (int64_t)((double)event_id * 1000.0 / rate);
+    return c->base_time_ms + (int64_t)(event_id * delay_us / 1000);
+}
+
+int64_t nexmark_last_base0_person_id(uint64_t event_id) {
+    int64_t epoch = (int64_t)(event_id / NEXMARK_PROPORTION_DENOMINATOR);
+    int64_t offset = (int64_t)(event_id % NEXMARK_PROPORTION_DENOMINATOR);
+    if (offset >= NEXMARK_PERSON_PROPORTION)
+        offset = NEXMARK_PERSON_PROPORTION - 1;
+    return epoch * NEXMARK_PERSON_PROPORTION + offset;
+}
+
+int64_t nexmark_last_base0_auction_id(uint64_t event_id) {
+    int64_t epoch = (int64_t)(event_id / NEXMARK_PROPORTION_DENOMINATOR);
+    int64_t offset = (int64_t)(event_id % NEXMARK_PROPORTION_DENOMINATOR);
+    if (offset < NEXMARK_PERSON_PROPORTION) {
+        epoch--; /* the last auction belongs to the previous block */
+        offset = NEXMARK_AUCTION_PROPORTION - 1;
+    } else if (offset >= NEXMARK_PERSON_PROPORTION + NEXMARK_AUCTION_PROPORTION) {
+        offset = NEXMARK_AUCTION_PROPORTION - 1;
+    } else {
+        offset -= NEXMARK_PERSON_PROPORTION;
+    }
+    return epoch * NEXMARK_AUCTION_PROPORTION + offset;
+}
+
+/* A recent person (among the active ones, with a small lead into the future). */
+static int64_t next_base0_person_id(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r) {
+    int64_t num_people = nexmark_last_base0_person_id(event_id) + 1;
+    int64_t active =
+        num_people < (int64_t)c->num_active_people ? num_people : (int64_t)c->num_active_people;
+    int64_t n = (int64_t)nx_long(r, (uint64_t)(active + NEXMARK_PERSON_ID_LEAD));
+    return num_people - active + n;
+}
+
+/* A recent auction (among those in flight, with a small lead). */
+static int64_t next_base0_auction_id(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r) {
+    int64_t max_auction = nexmark_last_base0_auction_id(event_id);
+    int64_t min_auction = max_auction - (int64_t)c->num_in_flight_auctions;
+    if (min_auction < 0)
+        min_auction = 0;
+    return min_auction +
+           (int64_t)nx_long(r, (uint64_t)(max_auction - min_auction + 1 + NEXMARK_AUCTION_ID_LEAD));
+}
+
+/* 2^y for 0 <= y < 63, without libm: 2^int(y) times a Taylor polynomial of e^(frac(y) ln 2)
+ * (relative error below 2e-5, plenty for prices). */
+static double pow2(double y) {
+    int k = (int)y;
+    double x = (y - k) * 0.6931471805599453;
+    double p = 1 + x * (1 + x / 2 * (1 + x / 3 * (1 + x / 4 * (1 + x / 5 * (1 + x / 6)))));
+    return p * (double)(1ull << k);
+}
+
+/* A price in cents, log-uniform between $1 and $1,000,000: 100 * 10^(6u), u uniform in [0,1). */
+static int64_t next_price(nx_rng_t *r) {
+    return (int64_t)(pow2(nx_double(r) * 6.0 * 3.321928094887362) * 100.0 + 0.5);
+}
+
+/* Random text of 3..max_len-1 lower-case letters and spaces, trimmed. @returns its length. */
+static size_t next_string(nx_rng_t *r, char *out, uint32_t max_len) {
+    size_t len = MIN_STRING_LENGTH + nx_int(r, max_len - MIN_STRING_LENGTH);
+    uint64_t bits = 0;
+    int left = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (left == 0) {
+            bits = nx_next(r);
+            left = 8;
+        }
+        uint32_t v = (uint32_t)(bits & 0xff);
+        bits >>= 8;
+        left--;
+        /* 1 in 13 is a space, otherwise a letter. */
+        out[i] = (v % 13 == 0) ? ' ' : (char)('a' + (v >> 1) % 26);
+    }
+    size_t b = 0, e = len;
+    while (b < e && out[b] == ' ')
+        b++;
+    while (e > b && out[e - 1] == ' ')
+        e--;
+    if (b > 0)
+        memmove(out, out + b, e - b);
+    return e - b;
+}
+
+/* Exactly @p len random lower-case letters, 8 per 64 random bits: each byte b becomes
+ * 'a' + b * 26 / 256, computed for all 8 bytes at once in 16-bit lanes. */
+static void next_exact_string(nx_rng_t *r, char *out, size_t len) {
+    const uint64_t lanes = 0x00ff00ff00ff00ffull;
+    size_t i = 0;
+    while (i < len) {
+        uint64_t v = nx_next(r);
+        uint64_t even = (((v & lanes) * 26) >> 8) & lanes;
+        uint64_t odd = ((((v >> 8) & lanes) * 26) >> 8) & lanes;
+        uint64_t letters = (even | (odd << 8)) + 0x6161616161616161ull; /* + 'a' per byte */
+        size_t n = len - i < 8 ? len - i : 8;
+        memcpy(out + i, &letters, n);
+        i += n;
+    }
+}
+
+/* Padding so that current + extra is about @p avg on average (+-20%). @returns its length. */
+static size_t next_extra(nx_rng_t *r, char *out, size_t cap, size_t current, size_t avg) {
+    if (current > avg)
+        return 0;
+    size_t want = avg - current;
+    size_t delta = (size_t)((double)want * 0.2 + 0.5);
+    size_t size = want - delta + (delta == 0 ? 0 : nx_int(r, (uint32_t)(2 * delta)));
+    if (size > cap)
+        size = cap;
+    next_exact_string(r, out, size);
+    return size;
+}
+
+static inline void pack_str(msgpack_packer *pk, const char *s, size_t n) {
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static inline void pack_cstr(msgpack_packer *pk, const char *s) {
+    pack_str(pk, s, strlen(s));
+}
+
+/* Writes the decimal digits of @p v at @p out. @returns the number of characters. */
+static size_t put_u64(char *out, uint64_t v) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static void pack_person(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
+                        msgpack_packer *pk) {
+    char name[32], email[32], card[24], extra[512];
+    int64_t id = nexmark_last_base0_person_id(event_id) + NEXMARK_FIRST_PERSON_ID;
+    const char *first = FIRST_NAMES[nx_int(r, NELEM(FIRST_NAMES))];
+    const char *last = LAST_NAMES[nx_int(r, NELEM(LAST_NAMES))];
+    size_t name_len = (size_t)snprintf(name, sizeof(name), "%s %s", first, last);
+    size_t e = next_string(r, email, 7);
+    email[e++] = '@';
+    e += next_string(r, email + e, 5);
+    memcpy(email + e, ".com", 4);
+    e += 4;
+    size_t card_len = 0;
+    for (int g = 0; g < 4; g++) {
+        uint32_t v = nx_int(r, 10000);
+        if (g > 0)
+            card[card_len++] = ' ';
+        card[card_len++] = (char)('0' + v / 1000);
+        card[card_len++] = (char)('0' + v / 100 % 10);
+        card[card_len++] = (char)('0' + v / 10 % 10);
+        card[card_len++] = (char)('0' + v % 10);
+    }
+    const char *city = US_CITIES[nx_int(r, NELEM(US_CITIES))];
+    const char *state = US_STATES[nx_int(r, NELEM(US_STATES))];
+    size_t current = 8 + name_len + e + card_len + strlen(city) + strlen(state);
+    size_t x = next_extra(r, extra, sizeof(extra), current, c->avg_person_bytes);
+
+    msgpack_pack_array(pk, NEXMARK_PERSON_FIELDS);
+    msgpack_pack_uint8(pk, NEXMARK_PERSON);
+    msgpack_pack_int64(pk, id);
+    pack_str(pk, name, name_len);
+    pack_str(pk, email, e);
+    pack_str(pk, card, card_len);
+    pack_cstr(pk, city);
+    pack_cstr(pk, state);
+    msgpack_pack_int64(pk, ts);
+    pack_str(pk, extra, x);
+}
+
+static void pack_auction(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
+                         msgpack_packer *pk) {
+    char item[32], desc[128], extra[640];
+    int64_t id = nexmark_last_base0_auction_id(event_id) + NEXMARK_FIRST_AUCTION_ID;
+    int64_t seller;
+    if (nx_int(r, c->hot_sellers_ratio) > 0)
+        seller = (nexmark_last_base0_person_id(event_id) / HOT_PERSON_BATCH) * HOT_PERSON_BATCH;
+    else
+        seller = next_base0_person_id(c, event_id, r);
+    seller += NEXMARK_FIRST_PERSON_ID;
+    int64_t category = NEXMARK_FIRST_CATEGORY_ID + nx_int(r, NEXMARK_NUM_CATEGORIES);
+    int64_t initial_bid = next_price(r);
+    /* Auctions last about as long as it takes for num_in_flight_auctions more to be created:
+     * 1 + uniform [0, 2 * horizon) ms. */
+    uint64_t events_for_auctions = (uint64_t)c->num_in_flight_auctions *
+                                   NEXMARK_PROPORTION_DENOMINATOR / NEXMARK_AUCTION_PROPORTION;
+    int64_t horizon = nexmark_event_time_ms(c, event_id + events_for_auctions) - ts;
+    int64_t span = horizon * 2 > 1 ? horizon * 2 : 1;
+    int64_t expires = ts + 1 + (int64_t)nx_long(r, (uint64_t)span);
+    size_t item_len = next_string(r, item, 20);
+    size_t desc_len = next_string(r, desc, 100);
+    int64_t reserve = initial_bid + next_price(r);
+    size_t current = 8 + item_len + desc_len + 8 + 8 + 8 + 8 + 8;
+    size_t x = next_extra(r, extra, sizeof(extra), current, c->avg_auction_bytes);
+
+    msgpack_pack_array(pk, NEXMARK_AUCTION_FIELDS);
+    msgpack_pack_uint8(pk, NEXMARK_AUCTION);
+    msgpack_pack_int64(pk, id);
+    pack_str(pk, item, item_len);
+    pack_str(pk, desc, desc_len);
+    msgpack_pack_int64(pk, initial_bid);
+    msgpack_pack_int64(pk, reserve);
+    msgpack_pack_int64(pk, ts);
+    msgpack_pack_int64(pk, expires);
+    msgpack_pack_int64(pk, seller);
+    msgpack_pack_int64(pk, category);
+    pack_str(pk, extra, x);
+}
+
+static void pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
+                     msgpack_packer *pk) {
+    char channel[32], url[128], extra[256];
+    int64_t auction;
+    if (nx_int(r, c->hot_auction_ratio) > 0)
+        auction = (nexmark_last_base0_auction_id(event_id) / HOT_AUCTION_BATCH) * HOT_AUCTION_BATCH;
+    else
+        auction = next_base0_auction_id(c, event_id, r);
+    auction += NEXMARK_FIRST_AUCTION_ID;
+    int64_t bidder;
+    if (nx_int(r, c->hot_bidders_ratio) > 0)
+        bidder = (nexmark_last_base0_person_id(event_id) / HOT_PERSON_BATCH) * HOT_PERSON_BATCH + 1;
+    else
+        bidder = next_base0_person_id(c, event_id, r);
+    bidder += NEXMARK_FIRST_PERSON_ID;
+    int64_t price = next_price(r);
+    size_t channel_len, url_len;
+    if (nx_int(r, HOT_CHANNELS_RATIO) > 0) {
+        uint32_t i = nx_int(r, NELEM(HOT_CHANNELS));
+        channel_len = strlen(HOT_CHANNELS[i]);
+        memcpy(channel, HOT_CHANNELS[i], channel_len);
+        url_len = strlen(HOT_URLS[i]);
+        memcpy(url, HOT_URLS[i], url_len);
+    } else {
+        /* A channel's url depends on the channel number only (like a cache of channels). */
+        uint32_t n = nx_int(r, CHANNELS_NUMBER);
+        memcpy(channel, "channel-", 8);
+        channel_len = 8 + put_u64(channel + 8, n);
+        nx_rng_t cr = {.s = 0x6a09e667f3bcc909ull ^ n};
+        static const char prefix[] = "https://www.nexmark.com/";
+        url_len = sizeof(prefix) - 1;
+        memcpy(url, prefix, url_len);
+        next_exact_string(&cr, url + url_len, 5);
+        url_len += 5;
+        memcpy(url + url_len, "/item.htm?query=1&channel_id=", 29);
+        url_len += 29;
+        url_len += put_u64(url + url_len, n);
+    }
+    size_t x = next_extra(r, extra, sizeof(extra), 8 + 8 + 8 + 8, c->avg_bid_bytes);
+
+    msgpack_pack_array(pk, NEXMARK_BID_FIELDS);
+    msgpack_pack_uint8(pk, NEXMARK_BID);
+    msgpack_pack_int64(pk, auction);
+    msgpack_pack_int64(pk, bidder);
+    msgpack_pack_int64(pk, price);
+    pack_str(pk, channel, channel_len);
+    pack_str(pk, url, url_len);
+    msgpack_pack_int64(pk, ts);
+    pack_str(pk, extra, x);
+}
+
+int nexmark_pack_event(const nexmark_config_t *c, uint64_t event_id, msgpack_packer *pk,
+                       int64_t *ts_ms) {
+    nx_rng_t r = {.s = nx_mix(event_id ^ 0x243f6a8885a308d3ull)};
+    int64_t ts = nexmark_event_time_ms(c, event_id);
+    int kind = nexmark_event_kind(event_id);
+    switch (kind) {
+    case NEXMARK_PERSON:
+        pack_person(c, event_id, &r, ts, pk);
+        break;
+    case NEXMARK_AUCTION:
+        pack_auction(c, event_id, &r, ts, pk);
+        break;
+    default:
+        pack_bid(c, event_id, &r, ts, pk);
+        break;
+    }
+    *ts_ms = ts;
+    return kind;
+}

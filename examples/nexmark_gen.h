@@ -1,0 +1,86 @@
+/* Nexmark event generator (plugin-local, pure: no weir runtime calls).
+ *
+ * Follows the structure of the standard Nexmark generator (Apache Beam / nexmark-flink):
+ *  - events come in blocks of 50: position 0 is a Person, 1..3 are Auctions, 4..49 are Bids
+ *    (2% / 6% / 92%);
+ *  - person and auction ids follow from the event id (first person id 1000, first auction id
+ *    1000, categories 10..14); bids and auctions refer to recent ("active") people/auctions,
+ *    with hot auctions (ratio 2), hot bidders (ratio 4) and hot sellers (ratio 4);
+ *  - event time = base time + event id * inter-event delay (default 10,000 events/s);
+ *  - all randomness is a pseudo-random stream seeded by the event id, so event i is the same
+ *    bytes wherever and whenever it is generated (subtasks produce disjoint, reproducible events).
+ *
+ * Encoding: one msgpack array per event, kind first:
+ *   Person:  [0, id, name, email, credit_card, city, state, date_time, extra]
+ *   Auction: [1, id, item_name, description, initial_bid, reserve, date_time, expires, seller,
+ *             category, extra]
+ *   Bid:     [2, auction, bidder, price, channel, url, date_time, extra]
+ * date_time/expires are ms since the epoch; prices are in cents.
+ * Threading: stateless functions over a read-only config. No allocation. */
+#ifndef NEXMARK_GEN_H
+#define NEXMARK_GEN_H
+
+#include <msgpack.h>
+#include <stdint.h>
+
+#define NEXMARK_PERSON 0
+#define NEXMARK_AUCTION 1
+#define NEXMARK_BID 2
+
+#define NEXMARK_PERSON_PROPORTION 1
+#define NEXMARK_AUCTION_PROPORTION 3
+#define NEXMARK_BID_PROPORTION 46
+#define NEXMARK_PROPORTION_DENOMINATOR 50
+
+#define NEXMARK_FIRST_PERSON_ID 1000
+#define NEXMARK_FIRST_AUCTION_ID 1000
+#define NEXMARK_FIRST_CATEGORY_ID 10
+#define NEXMARK_NUM_CATEGORIES 5
+#define NEXMARK_PERSON_ID_LEAD 10
+#define NEXMARK_AUCTION_ID_LEAD 10
+
+/* Array lengths (elements, kind included) of each event. */
+#define NEXMARK_PERSON_FIELDS 9
+#define NEXMARK_AUCTION_FIELDS 11
+#define NEXMARK_BID_FIELDS 8
+
+/* Field positions in a Bid array. */
+#define NEXMARK_BID_AUCTION 1
+#define NEXMARK_BID_BIDDER 2
+#define NEXMARK_BID_PRICE 3
+#define NEXMARK_BID_CHANNEL 4
+#define NEXMARK_BID_URL 5
+#define NEXMARK_BID_DATETIME 6
+#define NEXMARK_BID_EXTRA 7
+
+typedef struct nexmark_config {
+    int64_t base_time_ms;            /* event time of event 0 */
+    double events_per_sec;           /* event-time rate: inter-event delay = 1 / rate */
+    uint32_t hot_auction_ratio;      /* 2 */
+    uint32_t hot_bidders_ratio;      /* 4 */
+    uint32_t hot_sellers_ratio;      /* 4 */
+    uint32_t num_active_people;      /* 1000 */
+    uint32_t num_in_flight_auctions; /* 100 */
+    uint32_t avg_person_bytes;       /* 200 */
+    uint32_t avg_auction_bytes;      /* 500 */
+    uint32_t avg_bid_bytes;          /* 100 */
+} nexmark_config_t;
+
+/** The standard configuration; base time 2024-01-01T00:00:00Z. */
+void nexmark_config_default(nexmark_config_t *c);
+
+/** NEXMARK_PERSON, NEXMARK_AUCTION or NEXMARK_BID for event @p event_id. */
+int nexmark_event_kind(uint64_t event_id);
+/** Event time of @p event_id in ms since the epoch. */
+int64_t nexmark_event_time_ms(const nexmark_config_t *c, uint64_t event_id);
+/** 0-based id of the last person created at or before @p event_id (-1 for none). */
+int64_t nexmark_last_base0_person_id(uint64_t event_id);
+/** 0-based id of the last auction created at or before @p event_id (-1 for none). */
+int64_t nexmark_last_base0_auction_id(uint64_t event_id);
+
+/** Packs event @p event_id (one msgpack array) into @p pk; sets *ts_ms to its event time.
+ * @returns its kind. */
+int nexmark_pack_event(const nexmark_config_t *c, uint64_t event_id, msgpack_packer *pk,
+                       int64_t *ts_ms);
+
+#endif
