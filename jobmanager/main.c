@@ -1,1 +1,59 @@
-/* placeholder: to be written */
+/* weir-jobmanager: parses the command line and configuration, runs the job manager's main loop on
+ * the main thread until SIGTERM/SIGINT, then closes sockets and exits 0. Signals are blocked in
+ * every thread and read through a signalfd polled by the main loop, so there is no signal handler
+ * and no global state. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "jobmanager/jobmanager.h"
+
+extern char **environ;
+
+int main(int argc, char **argv) {
+    char err[1024] = "";
+    weir_config_t *cfg = weir_config_new();
+    if (weir_config_from_args(cfg, &argc, argv, environ, err, sizeof err) != 0) {
+        fprintf(stderr, "weir-jobmanager: %s\n", err);
+        weir_config_destroy(&cfg);
+        return 2;
+    }
+    if (argc > 1) {
+        fprintf(stderr,
+                "weir-jobmanager: unknown argument '%s' (usage: weir-jobmanager [-c FILE] "
+                "[-D key=value]...)\n",
+                argv[1]);
+        weir_config_destroy(&cfg);
+        return 2;
+    }
+    /* Block the stop signals before any thread starts (libmicrohttpd's inherits the mask). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        fprintf(stderr, "weir-jobmanager: signalfd: %s\n", strerror(errno));
+        weir_config_destroy(&cfg);
+        return 1;
+    }
+    weir_jobmanager_t *jm = weir_jobmanager_new(cfg, err, sizeof err);
+    weir_config_destroy(&cfg);
+    if (!jm) {
+        fprintf(stderr, "weir-jobmanager: %s\n", err);
+        close(sfd);
+        return 1;
+    }
+    int rc = weir_jobmanager_run(jm, sfd);
+    WEIR_INFO("jobmanager", "shutting down");
+    weir_jobmanager_destroy(&jm);
+    close(sfd);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,1 +1,349 @@
-/* placeholder: to be written */
+/* Owns the job manager's REST API (docs/architecture.md, "REST API"): libmicrohttpd with its
+ * internal polling thread, jansson for every body. Request bodies are accumulated across upload
+ * callbacks into a per-connection buffer capped at WEIR_BLOB_MAX_BYTES (beyond it the rest is
+ * discarded and the answer is 413).
+ *
+ * Threading: every handler runs on libmicrohttpd's single internal thread. Handlers read and
+ * change the job and task-manager tables only with jm->mu held; work for the main thread
+ * (deployment, CANCEL messages) is queued under the mutex and the main thread is woken. */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "jobmanager/jobmanager.h"
+
+#define COMP "jobmanager"
+
+typedef struct rest_req {
+    char *buf;
+    size_t len, cap;
+    bool too_large;
+} rest_req_t;
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body) {
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *msg) {
+    return reply(c, status, json_pack("{s:s}", "error", msg));
+}
+
+static json_t *metrics_json(const weir_task_metrics_t *m) {
+    return json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "records_in", (json_int_t)m->records_in, "records_out",
+        (json_int_t)m->records_out, "buffers_out_remote", (json_int_t)m->buffers_out_remote,
+        "bytes_out_remote", (json_int_t)m->bytes_out_remote, "buffers_in_remote",
+        (json_int_t)m->buffers_in_remote, "bytes_in_remote", (json_int_t)m->bytes_in_remote,
+        "buffers_out_local", (json_int_t)m->buffers_out_local, "backpressured_ms",
+        (json_int_t)(m->backpressured_ns / 1000000));
+}
+
+static json_t *str_or_null(const char *s) {
+    return s ? json_string(s) : json_null();
+}
+
+/* Called with jm->mu held. */
+static json_t *job_summary(const weir_jm_job_t *job) {
+    return json_pack("{s:s,s:s,s:s,s:I,s:I}", "id", job->id, "name", job->name, "state",
+                     weir_jm_job_state_name(job->state), "start_time", (json_int_t)job->start_ms,
+                     "end_time", (json_int_t)job->end_ms);
+}
+
+/* Called with jm->mu held. */
+static json_t *job_detail(const weir_jm_job_t *job) {
+    json_t *vertices = json_array();
+    for (uint32_t v = 0; v < job->n_vertices; v++) {
+        json_t *subtasks = json_array();
+        weir_task_metrics_t total = {0};
+        for (uint32_t s = 0; s < job->parallelism[v]; s++) {
+            const weir_jm_subtask_t *st = &job->subtasks[v][s];
+            const weir_task_metrics_t *m = &st->metrics;
+            total.records_in += m->records_in;
+            total.records_out += m->records_out;
+            total.buffers_in_remote += m->buffers_in_remote;
+            total.bytes_in_remote += m->bytes_in_remote;
+            total.buffers_out_remote += m->buffers_out_remote;
+            total.bytes_out_remote += m->bytes_out_remote;
+            total.buffers_out_local += m->buffers_out_local;
+            total.backpressured_ns += m->backpressured_ns;
+            json_array_append_new(subtasks,
+                                  json_pack("{s:i,s:s,s:o,s:o,s:o,s:o}", "subtask", (int)s, "state",
+                                            weir_task_state_name(st->state), "taskmanager",
+                                            str_or_null(st->tm_id), "address",
+                                            str_or_null(st->address), "message",
+                                            str_or_null(st->message), "metrics", metrics_json(m)));
+        }
+        const weir_vertex_t *vx = &job->dag->vertices[v];
+        json_array_append_new(vertices,
+                              json_pack("{s:i,s:s,s:i,s:o,s:o}", "id", (int)v, "name", vx->name,
+                                        "parallelism", (int)job->parallelism[v], "metrics",
+                                        metrics_json(&total), "subtasks", subtasks));
+    }
+    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:O,s:o}", "id", job->id, "name", job->name,
+                     "state", weir_jm_job_state_name(job->state), "message",
+                     str_or_null(job->message), "plugin", job->plugin, "start_time",
+                     (json_int_t)job->start_ms, "end_time", (json_int_t)job->end_ms, "graph",
+                     job->graph, "vertices", vertices);
+}
+
+static enum MHD_Result post_blob(weir_jobmanager_t *jm, struct MHD_Connection *c, rest_req_t *r) {
+    char msg[256];
+    if (r->too_large) {
+        weir_fmt(msg, sizeof msg, "blob too large: at most %zu bytes", WEIR_BLOB_MAX_BYTES);
+        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+    }
+    if (r->len == 0)
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "empty blob: send the plugin bytes as body");
+    char sha[65];
+    int rc = weir_blobstore_put(jm->blobs, r->buf, r->len, sha);
+    if (rc == WEIR_ENOSPACE) {
+        weir_fmt(msg, sizeof msg, "blob too large: at most %zu bytes", WEIR_BLOB_MAX_BYTES);
+        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+    }
+    if (rc != 0) {
+        weir_fmt(msg, sizeof msg, "cannot store the blob in %s (see the job manager's log)",
+                 weir_blobstore_dir(jm->blobs));
+        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, msg);
+    }
+    WEIR_INFO(COMP, "stored blob %s (%zu bytes)", sha, r->len);
+    return reply(c, MHD_HTTP_OK, json_pack("{s:s}", "sha256", sha));
+}
+
+static enum MHD_Result post_job(weir_jobmanager_t *jm, struct MHD_Connection *c, rest_req_t *r) {
+    if (r->too_large)
+        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+    json_error_t jerr;
+    json_t *req = json_loadb(r->buf ? r->buf : "", r->len, 0, &jerr);
+    char msg[1024];
+    if (!req) {
+        weir_fmt(msg, sizeof msg, "request body is not JSON: %s", jerr.text);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    }
+    weir_jm_job_t *job = weir_jm_job_from_request(jm, req, msg, sizeof msg);
+    json_decref(req);
+    if (!job)
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    char id[33];
+    memcpy(id, job->id, sizeof id);
+    pthread_mutex_lock(&jm->mu);
+    int rc = weir_jm_add_job_locked(jm, job);
+    if (rc == 0)
+        WEIR_INFO(COMP, "job %s (%s) submitted: %u vertices, needs %u slots", job->id, job->name,
+                  job->n_vertices, job->slots_needed);
+    pthread_mutex_unlock(&jm->mu);
+    if (rc != 0) {
+        weir_jm_job_free(job);
+        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "job manager out of memory");
+    }
+    weir_jm_wake(jm);
+    return reply(c, MHD_HTTP_OK, json_pack("{s:s}", "jobid", id));
+}
+
+static enum MHD_Result list_jobs(weir_jobmanager_t *jm, struct MHD_Connection *c) {
+    json_t *arr = json_array();
+    pthread_mutex_lock(&jm->mu);
+    for (size_t i = 0; i < jm->n_jobs; i++)
+        json_array_append_new(arr, job_summary(jm->jobs[i]));
+    pthread_mutex_unlock(&jm->mu);
+    return reply(c, MHD_HTTP_OK, json_pack("{s:o}", "jobs", arr));
+}
+
+static enum MHD_Result get_job(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *id) {
+    pthread_mutex_lock(&jm->mu);
+    weir_jm_job_t *job = weir_jm_find_job_locked(jm, id);
+    json_t *body = job ? job_detail(job) : NULL;
+    pthread_mutex_unlock(&jm->mu);
+    if (!job) {
+        char msg[256];
+        weir_fmt(msg, sizeof msg, "no such job: %.64s", id);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+    }
+    return reply(c, MHD_HTTP_OK, body);
+}
+
+static enum MHD_Result cancel_job(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *id) {
+    char msg[256];
+    pthread_mutex_lock(&jm->mu);
+    weir_jm_job_t *job = weir_jm_find_job_locked(jm, id);
+    int rc = WEIR_ENOTFOUND;
+    const char *state = NULL;
+    if (job) {
+        rc = weir_jm_cancel_job_locked(jm, job, msg, sizeof msg);
+        state = weir_jm_job_state_name(job->state);
+    }
+    pthread_mutex_unlock(&jm->mu);
+    if (rc == WEIR_ENOTFOUND) {
+        weir_fmt(msg, sizeof msg, "no such job: %.64s", id);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+    }
+    if (rc != 0)
+        return reply_error(c, MHD_HTTP_CONFLICT, msg);
+    return reply(c, MHD_HTTP_ACCEPTED, json_pack("{s:s,s:s}", "jobid", id, "state", state));
+}
+
+static enum MHD_Result list_tms(weir_jobmanager_t *jm, struct MHD_Connection *c) {
+    json_t *arr = json_array();
+    int64_t now = weir_now_ns();
+    pthread_mutex_lock(&jm->mu);
+    for (size_t i = 0; i < jm->n_tms; i++) {
+        const weir_jm_tm_t *tm = jm->tms[i];
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:i,s:i,s:I,s:I}", "id", tm->id,
+                                             "address", tm->host, "data_address", tm->data_address,
+                                             "slots_total", (int)tm->slots_total, "slots_free",
+                                             (int)tm->slots_free, "last_heartbeat_ms_ago",
+                                             (json_int_t)((now - tm->last_seen_ns) / 1000000),
+                                             "pid", (json_int_t)tm->pid));
+    }
+    pthread_mutex_unlock(&jm->mu);
+    return reply(c, MHD_HTTP_OK, json_pack("{s:o}", "taskmanagers", arr));
+}
+
+static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *url,
+                             const char *method, rest_req_t *r) {
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (get && !strcmp(url, "/healthz"))
+        return reply(c, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (post && !strcmp(url, "/blobs"))
+        return post_blob(jm, c, r);
+    if (!strcmp(url, "/jobs") || !strcmp(url, "/jobs/")) {
+        if (post)
+            return post_job(jm, c, r);
+        if (get)
+            return list_jobs(jm, c);
+    }
+    if (get && !strcmp(url, "/taskmanagers"))
+        return list_tms(jm, c);
+    if (!strncmp(url, "/jobs/", 6)) {
+        const char *id = url + 6;
+        const char *slash = strchr(id, '/');
+        size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
+        char idbuf[80];
+        if (idlen > 0 && idlen < sizeof idbuf) {
+            memcpy(idbuf, id, idlen);
+            idbuf[idlen] = 0;
+            if (!slash && get)
+                return get_job(jm, c, idbuf);
+            if (!slash && !strcmp(method, "PATCH"))
+                return cancel_job(jm, c, idbuf);
+            if (slash && post && !strcmp(slash, "/cancel"))
+                return cancel_job(jm, c, idbuf);
+        }
+    }
+    char msg[512];
+    weir_fmt(msg, sizeof msg, "no such endpoint: %.16s %.400s", method, url);
+    return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
+    (void)version;
+    weir_jobmanager_t *jm = cls;
+    rest_req_t *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_large || n > WEIR_BLOB_MAX_BYTES - r->len) {
+            r->too_large = true;
+            free(r->buf);
+            r->buf = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t cap = r->cap ? r->cap : 64 * 1024;
+            while (cap < r->len + n)
+                cap *= 2;
+            char *buf = realloc(r->buf, cap);
+            if (!buf)
+                return MHD_NO;
+            r->buf = buf;
+            r->cap = cap;
+        }
+        memcpy(r->buf + r->len, upload_data, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    return route(jm, c, url, method, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    rest_req_t *r = *con_cls;
+    if (r) {
+        free(r->buf);
+        free(r);
+        *con_cls = NULL;
+    }
+}
+
+int weir_jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[16];
+    weir_fmt(port, sizeof port, "%d", jm->rest_port);
+    int gai = getaddrinfo(jm->rest_bind, port, &hints, &res);
+    if (gai != 0 || !res) {
+        weir_fmt(errstr, errlen, "REST: cannot resolve rest.bind-address '%s': %s", jm->rest_bind,
+                 gai_strerror(gai));
+        return WEIR_ECONFIG;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (res->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    jm->mhd = MHD_start_daemon(flags, (uint16_t)jm->rest_port, NULL, NULL, on_request, jm,
+                               MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
+                               on_completed, jm, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                               MHD_OPTION_END);
+    freeaddrinfo(res);
+    if (!jm->mhd) {
+        weir_fmt(errstr, errlen,
+                 "REST: cannot listen on %s:%d (port in use? set rest.port or rest.bind-address)",
+                 jm->rest_bind, jm->rest_port);
+        return WEIR_ENET;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(jm->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    if (info && info->port)
+        jm->rest_port = info->port;
+    return 0;
+}
+
+void weir_jm_rest_stop(weir_jobmanager_t *jm) {
+    if (jm->mhd) {
+        MHD_stop_daemon(jm->mhd);
+        jm->mhd = NULL;
+    }
+}

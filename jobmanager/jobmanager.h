@@ -1,0 +1,149 @@
+/* Internal interface of the job manager (jobmanager.c + rest.c): the context, the task-manager and
+ * job tables, and the lifecycle functions the REST handlers call. Everything in the tables is
+ * guarded by weir_jobmanager_t.mu; functions named *_locked must be called with it held.
+ *
+ * Threads: the main thread runs weir_jobmanager_run() (owns the ZeroMQ ROUTER, sends and receives
+ * every control message); libmicrohttpd's internal thread runs the REST handlers, which change the
+ * tables under the mutex, queue outgoing messages and wake the main thread through an eventfd. */
+#ifndef WEIR_JOBMANAGER_JOBMANAGER_H
+#define WEIR_JOBMANAGER_JOBMANAGER_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/proto.h"
+#include "jobmanager/blobstore.h"
+#include "runtime/graph.h"
+
+/** A job that was asked to stop (cancel or failure) counts as stopped after this long even when
+ * not every subtask confirmed; its slots are then freed. */
+#define WEIR_JM_CANCEL_BOUND_MS 10000
+
+typedef enum weir_jm_job_state {
+    WEIR_JOB_CREATED = 0, /* waiting for slots */
+    WEIR_JOB_RUNNING,
+    WEIR_JOB_CANCELING,
+    WEIR_JOB_FINISHED,
+    WEIR_JOB_FAILED,
+    WEIR_JOB_CANCELED,
+} weir_jm_job_state_t;
+
+const char *weir_jm_job_state_name(weir_jm_job_state_t s);
+
+/** One registered task manager instance. */
+typedef struct weir_jm_tm {
+    char *id;
+    uint8_t *ident; /* ZeroMQ routing id of its DEALER */
+    size_t ident_len;
+    char *data_address;
+    char *host;
+    int64_t pid;
+    uint32_t slots_total;
+    uint32_t slots_free;
+    uint64_t seq;         /* unique per registration (never 0) */
+    int64_t last_seen_ns; /* weir_now_ns() of the last message */
+} weir_jm_tm_t;
+
+/** One subtask (vertex v, subtask s) of a job. */
+typedef struct weir_jm_subtask {
+    weir_task_state_t state;
+    uint64_t tm_seq; /* hosting task manager instance; 0 = not deployed */
+    char *tm_id;     /* copies, kept after the task manager is gone */
+    char *address;
+    char *message;
+    weir_task_metrics_t metrics;
+} weir_jm_subtask_t;
+
+typedef struct weir_jm_job {
+    char id[33];
+    char *name;
+    weir_jm_job_state_t state;
+    char *message;    /* NULL or one line */
+    int64_t start_ms; /* wall clock */
+    int64_t end_ms;   /* -1 while not ended */
+    int64_t created_ns;
+    int64_t stop_ns; /* when it was asked to stop (cancel / failure) */
+    uint32_t attempt;
+    char plugin[65];
+    char **args;
+    uint32_t n_args;
+    json_t *graph;    /* as submitted */
+    char *graph_text; /* compact dump of graph */
+    weir_job_t *dag;  /* parsed + finalized */
+    uint32_t n_vertices;
+    uint32_t *parallelism;        /* [n_vertices] */
+    weir_jm_subtask_t **subtasks; /* [v][s] */
+    uint32_t slots_needed;
+    uint64_t *slot_tm_seq; /* [slots_needed] */
+    bool slots_held;
+} weir_jm_job_t;
+
+typedef struct weir_jm_out weir_jm_out_t;
+
+typedef struct weir_jobmanager {
+    pthread_mutex_t mu;
+    /* configuration (copied) */
+    char *rest_bind;
+    int rest_port; /* the real port once bound */
+    char *rpc_bind;
+    int rpc_port; /* the real port once bound */
+    int64_t hb_interval_ms;
+    int64_t hb_timeout_ms;
+    int64_t slot_timeout_ms;
+    weir_blobstore_t *blobs;
+    /* task managers in registration order */
+    weir_jm_tm_t **tms;
+    size_t n_tms, cap_tms;
+    uint64_t next_seq;
+    /* jobs in submission order; never removed */
+    weir_jm_job_t **jobs;
+    size_t n_jobs, cap_jobs;
+    /* messages queued for the main thread to send */
+    weir_jm_out_t *out_head, *out_tail;
+    void *zctx;
+    void *router;
+    int wake_fd;
+    struct MHD_Daemon *mhd;
+    atomic_bool stop;
+} weir_jobmanager_t;
+
+/** Creates the job manager from @p cfg: opens the blob store, binds the RPC socket and starts
+ * the REST server. @returns NULL with a one-line message in errstr on failure. */
+weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, size_t errlen);
+/** Runs the main loop on the calling thread until weir_jobmanager_stop() or until @p stop_fd
+ * (-1: none; e.g. a signalfd) becomes readable. @returns 0 or a negative error. */
+int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd);
+/** Asks the main loop to return. Thread-safe. */
+void weir_jobmanager_stop(weir_jobmanager_t *jm);
+/** Stops the REST server, closes sockets, frees everything. Accepts NULL. */
+void weir_jobmanager_destroy(weir_jobmanager_t **jm);
+
+/** Wakes the main loop (REST side, after queuing work). Thread-safe. */
+void weir_jm_wake(weir_jobmanager_t *jm);
+
+/** Builds a CREATED job from a POST /jobs body (validated: plugin known, args, graph).
+ * @returns NULL with a one-line message (for a 400) in errstr. Call with the mutex NOT held. */
+weir_jm_job_t *weir_jm_job_from_request(weir_jobmanager_t *jm, const json_t *req, char *errstr,
+                                        size_t errlen);
+void weir_jm_job_free(weir_jm_job_t *job);
+/** Adds a job to the table (takes ownership). @returns 0 or WEIR_ENOMEM. */
+int weir_jm_add_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
+weir_jm_job_t *weir_jm_find_job_locked(weir_jobmanager_t *jm, const char *id);
+/** The task manager instance with registration number @p seq, or NULL when gone. */
+weir_jm_tm_t *weir_jm_find_tm_seq_locked(weir_jobmanager_t *jm, uint64_t seq);
+/** Cancels a job. @returns 0 (now CANCELING or CANCELED) or WEIR_EINVAL when it already ended
+ * (message for a 409 in errstr). */
+int weir_jm_cancel_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
+                              size_t errlen);
+
+/* rest.c */
+/** Starts libmicrohttpd on rest_bind:rest_port (updates rest_port when it was 0). */
+int weir_jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen);
+void weir_jm_rest_stop(weir_jobmanager_t *jm);
+
+#endif

@@ -1,0 +1,596 @@
+/* Tests the job manager end to end in one process: the REST API over a real TCP socket (raw
+ * HTTP/1.0, no client library) and the control plane with fake task managers (ZeroMQ DEALERs
+ * speaking common/proto.h). Covers validation errors, registration, slot spreading and
+ * placement in DEPLOY messages, job FINISHED / FAILED / CANCELED, heartbeat loss, the slot
+ * request timeout, UNKNOWN for unregistered heartbeats and BLOB requests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "jobmanager/jobmanager.h"
+
+/* source(p=2) -> map(p=2) forward -> blackhole sink(p=1) rebalance: vertices "src -> m" (p 2)
+ * and "sink" (p 1); the job needs 2 slots. */
+static const char *GRAPH =
+    "{\"name\":\"testjob\",\"default_parallelism\":1,\"nodes\":["
+    "{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"parallelism\":2,\"input\":-1},"
+    "{\"id\":1,\"kind\":\"map\",\"name\":\"m\",\"parallelism\":2,\"input\":0,"
+    "\"partitioning\":\"forward\"},"
+    "{\"id\":2,\"kind\":\"sink_blackhole\",\"name\":\"sink\",\"parallelism\":1,\"input\":1,"
+    "\"partitioning\":\"rebalance\"}]}";
+
+typedef struct fx {
+    char dir[512];
+    weir_jobmanager_t *jm;
+    pthread_t thread;
+    void *zctx;
+} fx_t;
+
+static void *run_thread(void *arg) {
+    weir_jobmanager_run(arg, -1);
+    return NULL;
+}
+
+static int start(void **state, const char *hb_timeout, const char *slot_timeout) {
+    fx_t *f = calloc(1, sizeof *f);
+    const char *base = getenv("WEIR_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    weir_mkdirs(base);
+    snprintf(f->dir, sizeof f->dir, "%s/jmrest-XXXXXX", base);
+    if (!mkdtemp(f->dir))
+        return -1;
+    char blobs[600], err[512];
+    snprintf(blobs, sizeof blobs, "%s/blobs", f->dir);
+    weir_config_t *cfg = weir_config_new();
+    int rc = weir_config_set(cfg, "rest.port", "0", err, sizeof err) ||
+             weir_config_set(cfg, "jobmanager.rpc.port", "0", err, sizeof err) ||
+             weir_config_set(cfg, "rest.bind-address", "127.0.0.1", err, sizeof err) ||
+             weir_config_set(cfg, "jobmanager.bind-host", "127.0.0.1", err, sizeof err) ||
+             weir_config_set(cfg, "blob.storage.directory", blobs, err, sizeof err) ||
+             weir_config_set(cfg, "heartbeat.interval", "100ms", err, sizeof err) ||
+             weir_config_set(cfg, "heartbeat.timeout", hb_timeout, err, sizeof err) ||
+             weir_config_set(cfg, "slot.request.timeout", slot_timeout, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "config: %s\n", err);
+        return -1;
+    }
+    f->jm = weir_jobmanager_new(cfg, err, sizeof err);
+    weir_config_destroy(&cfg);
+    if (!f->jm) {
+        fprintf(stderr, "jobmanager: %s\n", err);
+        return -1;
+    }
+    pthread_create(&f->thread, NULL, run_thread, f->jm);
+    f->zctx = zmq_ctx_new();
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state) {
+    return start(state, "10s", "5min");
+}
+static int setup_short_hb(void **state) {
+    return start(state, "400ms", "5min");
+}
+static int setup_short_slots(void **state) {
+    return start(state, "10s", "300ms");
+}
+
+static int teardown(void **state) {
+    fx_t *f = *state;
+    weir_jobmanager_stop(f->jm);
+    pthread_join(f->thread, NULL);
+    weir_jobmanager_destroy(&f->jm);
+    zmq_ctx_term(f->zctx);
+    weir_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------ raw HTTP client */
+
+/* Sends one request; returns the status and (if @p body_out) the parsed JSON body. */
+static int http(fx_t *f, const char *method, const char *path, const void *body, size_t len,
+                json_t **body_out) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->jm->rest_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.0\r\nHost: localhost\r\nContent-Length: %zu\r\n\r\n", method,
+                     path, len);
+    assert_int_equal(write(fd, head, (size_t)n), n);
+    if (len)
+        assert_int_equal(write(fd, body, len), (ssize_t)len);
+    size_t cap = 1 << 16, got = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (got + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + got, cap - got - 1);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    buf[got] = 0;
+    close(fd);
+    int status = 0;
+    assert_int_equal(sscanf(buf, "HTTP/1.%*d %d", &status), 1);
+    assert_non_null(strstr(buf, "Content-Type: application/json"));
+    char *b = strstr(buf, "\r\n\r\n");
+    assert_non_null(b);
+    json_error_t jerr;
+    json_t *j = json_loads(b + 4, 0, &jerr);
+    if (!j)
+        fail_msg("response is not JSON: %s", b + 4);
+    free(buf);
+    if (body_out)
+        *body_out = j;
+    else
+        json_decref(j);
+    return status;
+}
+
+static const char *jstr(json_t *j, const char *key) {
+    return json_string_value(json_object_get(j, key));
+}
+
+/* ------------------------------------------------------------ fake task manager */
+
+static void *tm_connect(fx_t *f, const char *id) {
+    void *s = zmq_socket(f->zctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", f->jm->rpc_port);
+    assert_int_equal(zmq_connect(s, ep), 0);
+    return s;
+}
+
+static void tm_send(void *s, const weir_msg_t *m) {
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(weir_msg_encode(m, &data, &len), 0);
+    assert_int_equal(zmq_send(s, data, len, 0), (int)len);
+    free(data);
+}
+
+/* Receives messages until one of @p type arrives (others are dropped). 0 or -1 on timeout. */
+static int tm_expect(void *s, weir_msg_type_t type, weir_msg_t *out, int timeout_ms) {
+    int64_t deadline = weir_now_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        int64_t left = (deadline - weir_now_ns()) / 1000000;
+        if (left <= 0)
+            return -1;
+        zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, left) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        assert_true(zmq_msg_recv(&m, s, 0) >= 0);
+        char err[256];
+        memset(out, 0, sizeof *out);
+        assert_int_equal(weir_msg_decode(zmq_msg_data(&m), zmq_msg_size(&m), out, err, sizeof err),
+                         0);
+        zmq_msg_close(&m);
+        if (out->type == type)
+            return 0;
+        weir_msg_clear(out);
+    }
+}
+
+static void *tm_register(fx_t *f, const char *id, const char *addr, uint32_t slots) {
+    void *s = tm_connect(f, id);
+    weir_msg_t m = {.type = WEIR_MSG_REGISTER,
+                    .tm_id = (char *)id,
+                    .data_address = (char *)addr,
+                    .host = "127.0.0.1",
+                    .slots = slots,
+                    .pid = 42};
+    tm_send(s, &m);
+    weir_msg_t r;
+    assert_int_equal(tm_expect(s, WEIR_MSG_REGISTERED, &r, 5000), 0);
+    assert_int_equal(r.heartbeat_interval_ms, 100);
+    weir_msg_clear(&r);
+    return s;
+}
+
+static void tm_task_state(void *s, const char *job, uint32_t v, uint32_t st,
+                          weir_task_state_t state, const char *message, uint64_t records_out) {
+    weir_msg_task_state_t ts = {.attempt = 1, .vertex = v, .subtask = st, .state = state};
+    memcpy(ts.job_id, job, 33);
+    ts.message = (char *)message;
+    ts.metrics.records_out = records_out;
+    ts.metrics.records_in = 1;
+    ts.metrics.backpressured_ns = 3000000;
+    weir_msg_t m = {.type = WEIR_MSG_TASK_STATE, .tasks = &ts, .n_tasks = 1};
+    tm_send(s, &m);
+}
+
+static void tm_heartbeat(void *s, const char *id) {
+    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT, .tm_id = (char *)id};
+    tm_send(s, &m);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static void upload_plugin(fx_t *f, char sha[65]) {
+    json_t *j;
+    assert_int_equal(http(f, "POST", "/blobs", "abc", 3, &j), 200);
+    assert_string_equal(jstr(j, "sha256"),
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    memcpy(sha, jstr(j, "sha256"), 65);
+    json_decref(j);
+}
+
+static void submit(fx_t *f, const char *sha, char id[33]) {
+    char body[4096];
+    snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"args\":[\"--x\",\"1\"],\"graph\":%s}", sha,
+             GRAPH);
+    json_t *j;
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 200);
+    assert_int_equal(strlen(jstr(j, "jobid")), 32);
+    memcpy(id, jstr(j, "jobid"), 33);
+    json_decref(j);
+}
+
+static json_t *get_job(fx_t *f, const char *id) {
+    char path[80];
+    snprintf(path, sizeof path, "/jobs/%s", id);
+    json_t *j;
+    assert_int_equal(http(f, "GET", path, NULL, 0, &j), 200);
+    return j;
+}
+
+/* Polls the job until it is in @p state (heartbeating from @p hb_tm if given). */
+static json_t *wait_state(fx_t *f, const char *id, const char *state, void *hb_tm,
+                          const char *hb_id) {
+    for (int i = 0; i < 200; i++) {
+        json_t *j = get_job(f, id);
+        if (!strcmp(jstr(j, "state"), state))
+            return j;
+        json_decref(j);
+        if (hb_tm)
+            tm_heartbeat(hb_tm, hb_id);
+        weir_sleep_ns(25 * 1000000);
+    }
+    fail_msg("job %s never reached %s", id, state);
+    return NULL;
+}
+
+/* Collects the DEPLOY messages of one fake TM: returns how many, checks common fields. */
+static int collect_deploys(void *s, const char *job, int expect, uint32_t vs[][2]) {
+    for (int i = 0; i < expect; i++) {
+        weir_msg_t m;
+        assert_int_equal(tm_expect(s, WEIR_MSG_DEPLOY, &m, 5000), 0);
+        assert_string_equal(m.job_id, job);
+        assert_int_equal(m.attempt, 1);
+        assert_string_equal(m.job_name, "testjob");
+        assert_string_equal(m.plugin_sha256,
+                            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_int_equal(m.n_args, 2);
+        assert_string_equal(m.args[1], "1");
+        assert_int_equal(m.n_vertices, 2);
+        assert_int_equal(m.vertex_parallelism[0], 2);
+        assert_int_equal(m.vertex_parallelism[1], 1);
+        /* slot 0 -> tm-a, slot 1 -> tm-b */
+        assert_string_equal(m.placement[0][0], "tcp://a:1");
+        assert_string_equal(m.placement[0][1], "tcp://b:1");
+        assert_string_equal(m.placement[1][0], "tcp://a:1");
+        json_error_t jerr;
+        json_t *g = json_loads(m.graph_json, 0, &jerr);
+        assert_non_null(g);
+        assert_string_equal(jstr(g, "name"), "testjob");
+        json_decref(g);
+        vs[i][0] = m.vertex;
+        vs[i][1] = m.subtask;
+        weir_msg_clear(&m);
+    }
+    return expect;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_rest_basics(void **state) {
+    fx_t *f = *state;
+    json_t *j;
+    assert_int_equal(http(f, "GET", "/healthz", NULL, 0, &j), 200);
+    assert_string_equal(jstr(j, "status"), "ok");
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/x", NULL, 0, &j), 404);
+    assert_string_equal(jstr(j, "error"), "no such endpoint: GET /x");
+    json_decref(j);
+    assert_int_equal(http(f, "POST", "/jobs", "nope", 4, &j), 400);
+    assert_true(strncmp(jstr(j, "error"), "request body is not JSON: ", 26) == 0);
+    json_decref(j);
+    const char *unk = "{\"plugin\":\"00000000000000000000000000000000000000000000000000000000000"
+                      "00000\",\"graph\":{}}";
+    assert_int_equal(http(f, "POST", "/jobs", unk, strlen(unk), &j), 400);
+    assert_string_equal(jstr(j, "error"), "unknown plugin blob "
+                                          "0000000000000000000000000000000000000000000000000000"
+                                          "000000000000: upload it with POST /blobs first");
+    json_decref(j);
+    char sha[65];
+    upload_plugin(f, sha);
+    char body[512];
+    snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"graph\":{\"name\":\"g\",\"nodes\":[]}}", sha);
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 400);
+    assert_non_null(strstr(jstr(j, "error"), "graph JSON"));
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/jobs/0123", NULL, 0, &j), 404);
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/jobs", NULL, 0, &j), 200);
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 0);
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    assert_int_equal(json_array_size(json_object_get(j, "taskmanagers")), 0);
+    json_decref(j);
+}
+
+static void test_job_finishes(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    json_t *j;
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    json_t *tms = json_object_get(j, "taskmanagers");
+    assert_int_equal(json_array_size(tms), 2);
+    assert_string_equal(jstr(json_array_get(tms, 0), "id"), "tm-a");
+    assert_string_equal(jstr(json_array_get(tms, 1), "data_address"), "tcp://b:1");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tms, 0), "slots_free")), 1);
+    json_decref(j);
+
+    submit(f, sha, id);
+    uint32_t da[2][2], db[1][2];
+    collect_deploys(a, id, 2, da); /* src->m 0 and sink 0 */
+    collect_deploys(b, id, 1, db); /* src->m 1 */
+    assert_int_equal(db[0][0], 0);
+    assert_int_equal(db[0][1], 1);
+    assert_true((da[0][0] == 0 && da[1][0] == 1) || (da[0][0] == 1 && da[1][0] == 0));
+    j = wait_state(f, id, "RUNNING", NULL, NULL);
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    tms = json_object_get(j, "taskmanagers");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tms, 0), "slots_free")), 0);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tms, 1), "slots_free")), 0);
+    json_decref(j);
+
+    tm_task_state(a, id, 0, 0, WEIR_TASK_RUNNING, NULL, 0);
+    tm_task_state(a, id, 0, 0, WEIR_TASK_FINISHED, NULL, 10);
+    tm_task_state(b, id, 0, 1, WEIR_TASK_FINISHED, NULL, 32);
+    tm_task_state(a, id, 1, 0, WEIR_TASK_FINISHED, NULL, 0);
+    j = wait_state(f, id, "FINISHED", NULL, NULL);
+    assert_true(json_integer_value(json_object_get(j, "end_time")) >=
+                json_integer_value(json_object_get(j, "start_time")));
+    json_t *v0 = json_array_get(json_object_get(j, "vertices"), 0);
+    assert_string_equal(jstr(v0, "name"), "src -> m");
+    assert_int_equal(json_integer_value(json_object_get(v0, "parallelism")), 2);
+    json_t *tot = json_object_get(v0, "metrics");
+    assert_int_equal(json_integer_value(json_object_get(tot, "records_out")), 42);
+    assert_int_equal(json_integer_value(json_object_get(tot, "backpressured_ms")), 6);
+    json_t *s1 = json_array_get(json_object_get(v0, "subtasks"), 1);
+    assert_string_equal(jstr(s1, "taskmanager"), "tm-b");
+    assert_string_equal(jstr(s1, "address"), "tcp://b:1");
+    assert_string_equal(jstr(s1, "state"), "FINISHED");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(s1, "metrics"), "records_out")), 32);
+    assert_string_equal(jstr(json_object_get(j, "graph"), "name"), "testjob");
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    tms = json_object_get(j, "taskmanagers");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tms, 0), "slots_free")), 1);
+    json_decref(j);
+    /* finished jobs stay listed; cancelling one is a conflict */
+    assert_int_equal(http(f, "GET", "/jobs", NULL, 0, &j), 200);
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "jobs"), 0), "state"), "FINISHED");
+    json_decref(j);
+    char path[80];
+    snprintf(path, sizeof path, "/jobs/%s/cancel", id);
+    assert_int_equal(http(f, "POST", path, NULL, 0, &j), 409);
+    json_decref(j);
+    zmq_close(a);
+    zmq_close(b);
+}
+
+static void test_task_failure_and_cancel(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    submit(f, sha, id);
+    uint32_t da[2][2], db[1][2];
+    collect_deploys(a, id, 2, da);
+    collect_deploys(b, id, 1, db);
+    tm_task_state(b, id, 0, 1, WEIR_TASK_FAILED, "boom", 0);
+    json_t *j = wait_state(f, id, "FAILED", NULL, NULL);
+    assert_string_equal(jstr(j, "message"), "src -> m (2/2) on tm-b: boom");
+    json_decref(j);
+    weir_msg_t m;
+    assert_int_equal(tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_string_equal(m.job_id, id);
+    weir_msg_clear(&m);
+    tm_task_state(a, id, 0, 0, WEIR_TASK_CANCELED, NULL, 0);
+    tm_task_state(a, id, 1, 0, WEIR_TASK_CANCELED, NULL, 0);
+
+    /* a second job, canceled by PATCH */
+    char id2[33], path[80];
+    submit(f, sha, id2);
+    collect_deploys(a, id2, 2, da);
+    collect_deploys(b, id2, 1, db);
+    snprintf(path, sizeof path, "/jobs/%s", id2);
+    assert_int_equal(http(f, "PATCH", path, NULL, 0, &j), 202);
+    assert_string_equal(jstr(j, "state"), "CANCELING");
+    assert_string_equal(jstr(j, "jobid"), id2);
+    json_decref(j);
+    assert_int_equal(tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_string_equal(m.job_id, id2);
+    weir_msg_clear(&m);
+    assert_int_equal(tm_expect(b, WEIR_MSG_CANCEL, &m, 5000), 0);
+    weir_msg_clear(&m);
+    j = get_job(f, id2);
+    assert_string_equal(jstr(j, "state"), "CANCELING");
+    json_decref(j);
+    tm_task_state(a, id2, 0, 0, WEIR_TASK_CANCELED, NULL, 0);
+    tm_task_state(a, id2, 1, 0, WEIR_TASK_CANCELED, NULL, 0);
+    tm_task_state(b, id2, 0, 1, WEIR_TASK_CANCELED, NULL, 0);
+    j = wait_state(f, id2, "CANCELED", NULL, NULL);
+    json_decref(j);
+    assert_int_equal(http(f, "PATCH", path, NULL, 0, &j), 409);
+    json_decref(j);
+    /* all slots free again */
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    json_t *tms = json_object_get(j, "taskmanagers");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            json_integer_value(json_object_get(json_array_get(tms, (size_t)i), "slots_free")), 1);
+    json_decref(j);
+    zmq_close(a);
+    zmq_close(b);
+}
+
+static void test_tm_lost(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    submit(f, sha, id);
+    uint32_t da[2][2], db[1][2];
+    collect_deploys(a, id, 2, da);
+    collect_deploys(b, id, 1, db);
+    /* only tm-a heartbeats */
+    json_t *j = wait_state(f, id, "FAILED", a, "tm-a");
+    const char *msg = jstr(j, "message");
+    const char *prefix = "task manager tm-b (tcp://b:1) lost: no heartbeat for ";
+    assert_true(strncmp(msg, prefix, strlen(prefix)) == 0);
+    json_decref(j);
+    weir_msg_t m;
+    assert_int_equal(tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    weir_msg_clear(&m);
+    tm_heartbeat(a, "tm-a");
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    json_t *tms = json_object_get(j, "taskmanagers");
+    assert_int_equal(json_array_size(tms), 1);
+    assert_string_equal(jstr(json_array_get(tms, 0), "id"), "tm-a");
+    json_decref(j);
+    /* the lost one heartbeats again: told to register */
+    tm_heartbeat(b, "tm-b");
+    assert_int_equal(tm_expect(b, WEIR_MSG_UNKNOWN, &m, 5000), 0);
+    weir_msg_clear(&m);
+    zmq_close(a);
+    zmq_close(b);
+}
+
+static void test_tm_restart(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    submit(f, sha, id);
+    uint32_t da[2][2], db[1][2];
+    collect_deploys(a, id, 2, da);
+    collect_deploys(b, id, 1, db);
+    /* tm-b restarts: a new connection with the same id registers while its tasks run */
+    zmq_close(b);
+    b = tm_register(f, "tm-b", "tcp://b:2", 3);
+    json_t *j = wait_state(f, id, "FAILED", NULL, NULL);
+    assert_string_equal(jstr(j, "message"),
+                        "task manager tm-b (tcp://b:1) lost: it registered again (restarted)");
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    json_t *tms = json_object_get(j, "taskmanagers");
+    assert_int_equal(json_array_size(tms), 2);
+    json_t *nb = json_array_get(tms, 1);
+    assert_string_equal(jstr(nb, "data_address"), "tcp://b:2");
+    assert_int_equal(json_integer_value(json_object_get(nb, "slots_free")), 3);
+    json_decref(j);
+    zmq_close(a);
+    zmq_close(b);
+}
+
+static void test_slot_timeout(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    submit(f, sha, id);
+    json_t *j = get_job(f, id);
+    if (!strcmp(jstr(j, "state"), "CREATED"))
+        assert_non_null(strstr(jstr(j, "message"), "needs 2, 1 free"));
+    json_decref(j);
+    j = wait_state(f, id, "FAILED", a, "tm-a");
+    assert_string_equal(jstr(j, "message"),
+                        "not enough task slots: the job needs 2, 1 free after 300 ms (start more "
+                        "task managers, add taskmanager.numberOfTaskSlots or lower -p)");
+    json_decref(j);
+    /* a CREATED job can be canceled directly */
+    char id2[33], path[80];
+    submit(f, sha, id2);
+    snprintf(path, sizeof path, "/jobs/%s/cancel", id2);
+    assert_int_equal(http(f, "POST", path, NULL, 0, &j), 202);
+    json_decref(j);
+    j = get_job(f, id2);
+    assert_string_equal(jstr(j, "state"), "CANCELED");
+    json_decref(j);
+    zmq_close(a);
+}
+
+static void test_blob_request(void **state) {
+    fx_t *f = *state;
+    char sha[65];
+    upload_plugin(f, sha);
+    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_msg_t req = {.type = WEIR_MSG_BLOB_REQUEST, .tm_id = "tm-a"};
+    memcpy(req.blob_sha256, sha, 65);
+    tm_send(a, &req);
+    weir_msg_t m;
+    assert_int_equal(tm_expect(a, WEIR_MSG_BLOB, &m, 5000), 0);
+    assert_null(m.error);
+    assert_int_equal(m.blob_len, 3);
+    assert_memory_equal(m.blob, "abc", 3);
+    weir_msg_clear(&m);
+    memset(req.blob_sha256, 'f', 64);
+    tm_send(a, &req);
+    assert_int_equal(tm_expect(a, WEIR_MSG_BLOB, &m, 5000), 0);
+    assert_non_null(m.error);
+    assert_non_null(strstr(m.error, "not found"));
+    weir_msg_clear(&m);
+    zmq_close(a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rest_basics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_failure_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tm_lost, setup_short_hb, teardown),
+        cmocka_unit_test_setup_teardown(test_tm_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slot_timeout, setup_short_slots, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_request, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
