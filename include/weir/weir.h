@@ -44,11 +44,11 @@ typedef int weir_state_id;                /**< Handle of a declared keyed state 
 
 /** A record: event timestamp, key bytes and a msgpack value. Read-only view. */
 typedef struct weir_record {
-    int64_t timestamp;     /**< Event time in milliseconds since the epoch. */
-    const void *key;       /**< Key bytes (may be NULL when key_len is 0). */
-    uint32_t key_len;      /**< Key length in bytes, at most WEIR_MAX_KEY_LEN. */
-    const void *value;     /**< msgpack-encoded value. */
-    uint32_t value_len;    /**< Value length in bytes. */
+    int64_t timestamp;  /**< Event time in milliseconds since the epoch. */
+    const void *key;    /**< Key bytes (may be NULL when key_len is 0). */
+    uint32_t key_len;   /**< Key length in bytes, at most WEIR_MAX_KEY_LEN. */
+    const void *value;  /**< msgpack-encoded value. */
+    uint32_t value_len; /**< Value length in bytes. */
 } weir_record_t;
 
 /**
@@ -70,10 +70,10 @@ typedef struct weir_plugin_descriptor {
 } weir_plugin_descriptor_t;
 
 /** Declares the plugin descriptor. Use exactly once per plugin, at file scope. */
-#define WEIR_PLUGIN(NAME, DESCRIPTION, DEFINE_FN)                                              \
-    __attribute__((visibility("default"))) const weir_plugin_descriptor_t                      \
-        weir_plugin_descriptor = {WEIR_PLUGIN_MAGIC, WEIR_ABI_VERSION, (NAME), (DESCRIPTION), \
-                                  (DEFINE_FN)}
+#define WEIR_PLUGIN(NAME, DESCRIPTION, DEFINE_FN)                                                  \
+    __attribute__((visibility("default")))                                                         \
+    const weir_plugin_descriptor_t weir_plugin_descriptor = {WEIR_PLUGIN_MAGIC, WEIR_ABI_VERSION,  \
+                                                             (NAME), (DESCRIPTION), (DEFINE_FN)}
 
 /* ---------------------------------------------------------------------------------------- */
 /* User function types                                                                      */
@@ -160,16 +160,15 @@ weir_stream_t *weir_source_datagen(weir_job_t *job, const char *name,
 weir_stream_t *weir_source_file(weir_job_t *job, const char *name, const char *path, double rate);
 
 /** @brief A user generator source (see weir_generator_fn). */
-weir_stream_t *weir_source_generator(weir_job_t *job, const char *name, uint64_t count,
-                                     double rate, weir_generator_fn fn, void *udata);
+weir_stream_t *weir_source_generator(weir_job_t *job, const char *name, uint64_t count, double rate,
+                                     weir_generator_fn fn, void *udata);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Transformations                                                                          */
 /* ---------------------------------------------------------------------------------------- */
 
 weir_stream_t *weir_map(weir_stream_t *in, const char *name, weir_map_fn fn, void *udata);
-weir_stream_t *weir_flat_map(weir_stream_t *in, const char *name, weir_flat_map_fn fn,
-                             void *udata);
+weir_stream_t *weir_flat_map(weir_stream_t *in, const char *name, weir_flat_map_fn fn, void *udata);
 weir_stream_t *weir_filter(weir_stream_t *in, const char *name, weir_filter_fn fn, void *udata);
 
 /** Hash-partitions by key (key group of the key): the next operator is keyed. */
@@ -186,8 +185,7 @@ weir_stream_t *weir_process(weir_stream_t *keyed, const char *name, weir_process
  * Rolling reduce per key; @p keyed must come from weir_key_by(). Emits the new accumulator
  * (key = the record's key) for every input record. Its state is a reducing state named "reduce".
  */
-weir_stream_t *weir_reduce(weir_stream_t *keyed, const char *name, weir_reduce_fn fn,
-                           void *udata);
+weir_stream_t *weir_reduce(weir_stream_t *keyed, const char *name, weir_reduce_fn fn, void *udata);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Sinks                                                                                    */
