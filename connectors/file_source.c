@@ -48,6 +48,7 @@ int weir__file_list(const char *path, char ***files, size_t *n, char *errstr, si
         list = malloc(sizeof(*list));
         if (!list || !(list[0] = strdup(path))) {
             free(list);
+            list = NULL; /* the failure path frees the list again */
             errno = ENOMEM;
             goto fail_errno;
         }
@@ -78,16 +79,12 @@ int weir__file_list(const char *path, char ***files, size_t *n, char *errstr, si
         }
         if (cnt == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            /* malloc + copy rather than realloc: the failure path still frees the old list. */
-            char **nl = malloc(ncap * sizeof(*nl));
+            char **nl = realloc(list, ncap * sizeof(*nl));
             if (!nl) {
                 free(full);
                 errno = ENOMEM;
                 goto fail_errno;
             }
-            if (cnt)
-                memcpy(nl, list, cnt * sizeof(*nl));
-            free(list);
             list = nl;
             cap = ncap;
         }

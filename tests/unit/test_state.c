@@ -481,7 +481,7 @@ static int64_t unpack_i64(const void *p, uint32_t len) {
     size_t off = 0;
     assert_int_equal(msgpack_unpack_next(&u, p, len, &off), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, len);
-    int64_t r;
+    int64_t r = 0;
     if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         r = u.data.via.i64;
     else if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
