@@ -11,6 +11,14 @@
  *   TASK_STATE     task
  *   BLOB_REQUEST   blob_sha256
  *   BLOB           blob_sha256, blob (bin or nil), error (str or nil)
+ *   TRIGGER_CHECKPOINT  job_id, attempt, checkpoint_id, checkpoint_timestamp, vertex, subtask
+ *   ACK_CHECKPOINT      job_id, attempt, checkpoint_id, vertex, subtask, final, op_state (bin or
+ *                       nil), keyed_handle, state_size, uploaded_size, alignment_ns, sync_ns,
+ *                       async_ns
+ *   DECLINE_CHECKPOINT  job_id, attempt, checkpoint_id, vertex, subtask, error
+ *   NOTIFY_CHECKPOINT   job_id, attempt, checkpoint_id, final
+ * DEPLOY carries five more fields after the placement: checkpoint_mode, checkpoint_dir,
+ * restore_checkpoint_id, restore_op_state (bin or nil), restore_keyed_handle.
  * where task = [job_id, attempt, vertex, subtask, state, message|nil,
  *               [records_in, records_out, buffers_in_remote, bytes_in_remote,
  *                buffers_out_remote, bytes_out_remote, buffers_out_local, backpressured_ns]].
@@ -71,11 +79,37 @@ static const char *msg_type_name(int t) {
         return "BLOB_REQUEST";
     case WEIR_MSG_BLOB:
         return "BLOB";
+    case WEIR_MSG_TRIGGER_CHECKPOINT:
+        return "TRIGGER_CHECKPOINT";
+    case WEIR_MSG_ACK_CHECKPOINT:
+        return "ACK_CHECKPOINT";
+    case WEIR_MSG_DECLINE_CHECKPOINT:
+        return "DECLINE_CHECKPOINT";
+    case WEIR_MSG_NOTIFY_CHECKPOINT:
+        return "NOTIFY_CHECKPOINT";
     }
     return NULL;
 }
 
 /* ---- encoding ------------------------------------------------------------------------------ */
+
+/* Number of fields after [type, version], per message type. */
+static const uint32_t N_FIELDS[] = {
+    [WEIR_MSG_REGISTER] = 5,
+    [WEIR_MSG_REGISTERED] = 1,
+    [WEIR_MSG_HEARTBEAT] = 2,
+    [WEIR_MSG_HEARTBEAT_ACK] = 0,
+    [WEIR_MSG_UNKNOWN] = 0,
+    [WEIR_MSG_DEPLOY] = 15,
+    [WEIR_MSG_CANCEL] = 2,
+    [WEIR_MSG_TASK_STATE] = 1,
+    [WEIR_MSG_BLOB_REQUEST] = 1,
+    [WEIR_MSG_BLOB] = 3,
+    [WEIR_MSG_TRIGGER_CHECKPOINT] = 6,
+    [WEIR_MSG_ACK_CHECKPOINT] = 13,
+    [WEIR_MSG_DECLINE_CHECKPOINT] = 6,
+    [WEIR_MSG_NOTIFY_CHECKPOINT] = 4,
+};
 
 #define PK(expr)                                                                                   \
     do {                                                                                           \
@@ -90,6 +124,14 @@ static int pack_str(msgpack_packer *pk, const char *s) {
     if (msgpack_pack_str(pk, n) != 0)
         return -1;
     return msgpack_pack_str_body(pk, s, n);
+}
+
+static int pack_bin(msgpack_packer *pk, const uint8_t *data, size_t len) {
+    if (!data)
+        return msgpack_pack_nil(pk);
+    if (msgpack_pack_bin(pk, len) != 0)
+        return -1;
+    return msgpack_pack_bin_body(pk, data, len);
 }
 
 static int pack_task(msgpack_packer *pk, const weir_msg_task_state_t *t) {
@@ -133,13 +175,7 @@ int weir_msg_encode(const weir_msg_t *msg, uint8_t **out, size_t *out_len) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 
-    static const uint32_t n_fields[] = {
-        [WEIR_MSG_REGISTER] = 5,      [WEIR_MSG_REGISTERED] = 1, [WEIR_MSG_HEARTBEAT] = 2,
-        [WEIR_MSG_HEARTBEAT_ACK] = 0, [WEIR_MSG_UNKNOWN] = 0,    [WEIR_MSG_DEPLOY] = 10,
-        [WEIR_MSG_CANCEL] = 2,        [WEIR_MSG_TASK_STATE] = 1, [WEIR_MSG_BLOB_REQUEST] = 1,
-        [WEIR_MSG_BLOB] = 3,
-    };
-    PK(msgpack_pack_array(&pk, 2 + n_fields[msg->type]));
+    PK(msgpack_pack_array(&pk, 2 + N_FIELDS[msg->type]));
     PK(msgpack_pack_uint32(&pk, (uint32_t)msg->type));
     PK(msgpack_pack_uint32(&pk, WEIR_PROTO_VERSION));
     switch (msg->type) {
@@ -182,6 +218,11 @@ int weir_msg_encode(const weir_msg_t *msg, uint8_t **out, size_t *out_len) {
             for (uint32_t s = 0; s < msg->vertex_parallelism[v]; s++)
                 PK(pack_str(&pk, msg->placement[v] ? msg->placement[v][s] : NULL));
         }
+        PK(msgpack_pack_uint32(&pk, (uint32_t)msg->checkpoint_mode));
+        PK(pack_str(&pk, msg->checkpoint_dir));
+        PK(msgpack_pack_uint64(&pk, msg->restore_checkpoint_id));
+        PK(pack_bin(&pk, msg->restore_op_state, msg->restore_op_state_len));
+        PK(pack_str(&pk, msg->restore_keyed_handle));
         break;
     case WEIR_MSG_CANCEL:
         PK(pack_str(&pk, msg->job_id));
@@ -202,6 +243,43 @@ int weir_msg_encode(const weir_msg_t *msg, uint8_t **out, size_t *out_len) {
             PK(msgpack_pack_nil(&pk));
         }
         PK(pack_str(&pk, msg->error));
+        break;
+    case WEIR_MSG_TRIGGER_CHECKPOINT:
+        PK(pack_str(&pk, msg->job_id));
+        PK(msgpack_pack_uint32(&pk, msg->attempt));
+        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
+        PK(msgpack_pack_int64(&pk, msg->checkpoint_timestamp));
+        PK(msgpack_pack_uint32(&pk, msg->vertex));
+        PK(msgpack_pack_uint32(&pk, msg->subtask));
+        break;
+    case WEIR_MSG_ACK_CHECKPOINT:
+        PK(pack_str(&pk, msg->job_id));
+        PK(msgpack_pack_uint32(&pk, msg->attempt));
+        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
+        PK(msgpack_pack_uint32(&pk, msg->vertex));
+        PK(msgpack_pack_uint32(&pk, msg->subtask));
+        PK(msg->final ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+        PK(pack_bin(&pk, msg->op_state, msg->op_state_len));
+        PK(pack_str(&pk, msg->keyed_handle));
+        PK(msgpack_pack_uint64(&pk, msg->state_size));
+        PK(msgpack_pack_uint64(&pk, msg->uploaded_size));
+        PK(msgpack_pack_uint64(&pk, msg->alignment_ns));
+        PK(msgpack_pack_uint64(&pk, msg->sync_ns));
+        PK(msgpack_pack_uint64(&pk, msg->async_ns));
+        break;
+    case WEIR_MSG_DECLINE_CHECKPOINT:
+        PK(pack_str(&pk, msg->job_id));
+        PK(msgpack_pack_uint32(&pk, msg->attempt));
+        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
+        PK(msgpack_pack_uint32(&pk, msg->vertex));
+        PK(msgpack_pack_uint32(&pk, msg->subtask));
+        PK(pack_str(&pk, msg->error));
+        break;
+    case WEIR_MSG_NOTIFY_CHECKPOINT:
+        PK(pack_str(&pk, msg->job_id));
+        PK(msgpack_pack_uint32(&pk, msg->attempt));
+        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
+        PK(msg->final ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
         break;
     }
     /* An empty sbuffer has data == NULL; every message has at least 3 bytes. */
@@ -355,6 +433,15 @@ static bool rd_nil(rd_t *r) {
 }
 
 /* Reads an array header; the count is checked against the bytes left (>= 1 byte each). */
+static int rd_bool(rd_t *r, const char *field, bool *out) {
+    if (rd_need(r, 1) && (*r->p == 0xc2 || *r->p == 0xc3)) {
+        *out = *r->p == 0xc3;
+        r->p++;
+        return 0;
+    }
+    return rd_fail(r, field, "expected a boolean");
+}
+
 static int rd_array(rd_t *r, const char *field, uint32_t *n) {
     if (!rd_need(r, 1))
         return rd_fail(r, field, "truncated");
@@ -423,6 +510,24 @@ static int rd_bytes(rd_t *r, const char *field, bool bin, const uint8_t **data, 
 }
 
 /* A nullable heap string (str or nil). */
+/* bin or nil into a malloc'd copy (NULL for nil). */
+static int rd_opt_bin(rd_t *r, const char *field, uint8_t **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    if (rd_nil(r))
+        return 0;
+    const uint8_t *d;
+    size_t n;
+    if (rd_bytes(r, field, true, &d, &n) < 0)
+        return -1;
+    *out = malloc(n ? n : 1);
+    if (!*out)
+        return rd_fail(r, field, "out of memory");
+    memcpy(*out, d, n);
+    *out_len = n;
+    return 0;
+}
+
 static int rd_str(rd_t *r, const char *field, char **out) {
     *out = NULL;
     if (rd_nil(r))
@@ -536,6 +641,17 @@ static int rd_deploy(rd_t *r, weir_msg_t *m) {
     }
     if (m->vertex >= m->n_vertices || m->subtask >= m->vertex_parallelism[m->vertex])
         return rd_fail(r, "vertex/subtask", "outside the placement");
+    uint32_t mode;
+    if (rd_u32(r, "checkpoint_mode", &mode) < 0)
+        return -1;
+    if (mode > WEIR_CHECKPOINT_AT_LEAST_ONCE)
+        return rd_fail(r, "checkpoint_mode", "unknown mode");
+    m->checkpoint_mode = (weir_checkpoint_mode_t)mode;
+    if (rd_str(r, "checkpoint_dir", &m->checkpoint_dir) < 0 ||
+        rd_u64(r, "restore_checkpoint_id", UINT64_MAX, &m->restore_checkpoint_id) < 0 ||
+        rd_opt_bin(r, "restore_op_state", &m->restore_op_state, &m->restore_op_state_len) < 0 ||
+        rd_str(r, "restore_keyed_handle", &m->restore_keyed_handle) < 0)
+        return -1;
     return 0;
 }
 
@@ -568,15 +684,9 @@ int weir_msg_decode(const uint8_t *data, size_t len, weir_msg_t *msg, char *errs
                  version, WEIR_PROTO_VERSION);
         goto fail;
     }
-    static const uint32_t n_fields[] = {
-        [WEIR_MSG_REGISTER] = 5,      [WEIR_MSG_REGISTERED] = 1, [WEIR_MSG_HEARTBEAT] = 2,
-        [WEIR_MSG_HEARTBEAT_ACK] = 0, [WEIR_MSG_UNKNOWN] = 0,    [WEIR_MSG_DEPLOY] = 10,
-        [WEIR_MSG_CANCEL] = 2,        [WEIR_MSG_TASK_STATE] = 1, [WEIR_MSG_BLOB_REQUEST] = 1,
-        [WEIR_MSG_BLOB] = 3,
-    };
-    if (n != 2 + n_fields[type]) {
+    if (n != 2 + N_FIELDS[type]) {
         char what[64];
-        weir_fmt(what, sizeof what, "expected %u fields, got %u", n_fields[type], n - 2);
+        weir_fmt(what, sizeof what, "expected %u fields, got %u", N_FIELDS[type], n - 2);
         rd_fail(&r, "message", what);
         goto fail;
     }
@@ -638,6 +748,44 @@ int weir_msg_decode(const uint8_t *data, size_t len, weir_msg_t *msg, char *errs
             goto fail;
         break;
     }
+    case WEIR_MSG_TRIGGER_CHECKPOINT:
+        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
+            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
+            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
+            rd_i64(&r, "checkpoint_timestamp", &msg->checkpoint_timestamp) < 0 ||
+            rd_u32(&r, "vertex", &msg->vertex) < 0 || rd_u32(&r, "subtask", &msg->subtask) < 0)
+            goto fail;
+        break;
+    case WEIR_MSG_ACK_CHECKPOINT:
+        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
+            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
+            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
+            rd_u32(&r, "vertex", &msg->vertex) < 0 || rd_u32(&r, "subtask", &msg->subtask) < 0 ||
+            rd_bool(&r, "final", &msg->final) < 0 ||
+            rd_opt_bin(&r, "op_state", &msg->op_state, &msg->op_state_len) < 0 ||
+            rd_str(&r, "keyed_handle", &msg->keyed_handle) < 0 ||
+            rd_u64(&r, "state_size", UINT64_MAX, &msg->state_size) < 0 ||
+            rd_u64(&r, "uploaded_size", UINT64_MAX, &msg->uploaded_size) < 0 ||
+            rd_u64(&r, "alignment_ns", UINT64_MAX, &msg->alignment_ns) < 0 ||
+            rd_u64(&r, "sync_ns", UINT64_MAX, &msg->sync_ns) < 0 ||
+            rd_u64(&r, "async_ns", UINT64_MAX, &msg->async_ns) < 0)
+            goto fail;
+        break;
+    case WEIR_MSG_DECLINE_CHECKPOINT:
+        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
+            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
+            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
+            rd_u32(&r, "vertex", &msg->vertex) < 0 || rd_u32(&r, "subtask", &msg->subtask) < 0 ||
+            rd_str(&r, "error", &msg->error) < 0)
+            goto fail;
+        break;
+    case WEIR_MSG_NOTIFY_CHECKPOINT:
+        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
+            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
+            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
+            rd_bool(&r, "final", &msg->final) < 0)
+            goto fail;
+        break;
     }
     if (r.p != r.end) {
         rd_fail(&r, "message", "trailing bytes");
@@ -681,5 +829,10 @@ void weir_msg_clear(weir_msg_t *msg) {
     free(msg->vertex_parallelism);
     free(msg->blob);
     free(msg->error);
+    free(msg->checkpoint_dir);
+    free(msg->restore_op_state);
+    free(msg->restore_keyed_handle);
+    free(msg->op_state);
+    free(msg->keyed_handle);
     memset(msg, 0, sizeof *msg);
 }

@@ -13,10 +13,15 @@
  *   TM -> JM  BLOB_REQUEST  when the plugin blob is not cached; JM -> TM BLOB
  *   JM -> TM  CANCEL        every subtask of (job, attempt) on that TM
  *   TM -> JM  TASK_STATE    on every subtask state change (with final metrics)
+ *   JM -> TM  TRIGGER_CHECKPOINT  one source subtask: record position, emit barrier n
+ *   TM -> JM  ACK_CHECKPOINT      one subtask's snapshot of n (or its final snapshot)
+ *   TM -> JM  DECLINE_CHECKPOINT  one subtask could not snapshot n
+ *   JM -> TM  NOTIFY_CHECKPOINT   checkpoint n of (job, attempt) is complete: commit
  */
 #ifndef WEIR_COMMON_PROTO_H
 #define WEIR_COMMON_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,7 +38,18 @@ typedef enum weir_msg_type {
     WEIR_MSG_TASK_STATE = 8,
     WEIR_MSG_BLOB_REQUEST = 9,
     WEIR_MSG_BLOB = 10,
+    WEIR_MSG_TRIGGER_CHECKPOINT = 11,
+    WEIR_MSG_ACK_CHECKPOINT = 12,
+    WEIR_MSG_DECLINE_CHECKPOINT = 13,
+    WEIR_MSG_NOTIFY_CHECKPOINT = 14,
 } weir_msg_type_t;
+
+/** Checkpointing mode of a deployed job. */
+typedef enum weir_checkpoint_mode {
+    WEIR_CHECKPOINT_NONE = 0,
+    WEIR_CHECKPOINT_EXACTLY_ONCE = 1,
+    WEIR_CHECKPOINT_AT_LEAST_ONCE = 2,
+} weir_checkpoint_mode_t;
 
 typedef enum weir_task_state {
     WEIR_TASK_CREATED = 0,
@@ -97,6 +113,33 @@ typedef struct weir_msg {
     uint32_t n_vertices;
     uint32_t *vertex_parallelism; /* [n_vertices] */
     char ***placement;            /* placement[v][s]: data address hosting subtask s of vertex v */
+    /* DEPLOY: checkpointing and restore.
+     * checkpoint_dir: <state.checkpoints.dir>/<job id>, NULL when checkpointing is off.
+     * restore_checkpoint_id: 0 = fresh start; else the subtask starts from that checkpoint with
+     * restore_op_state (opaque bytes from its ACK) and restore_keyed_handle (JSON from its ACK). */
+    weir_checkpoint_mode_t checkpoint_mode;
+    char *checkpoint_dir;
+    uint64_t restore_checkpoint_id;
+    uint8_t *restore_op_state;
+    size_t restore_op_state_len;
+    char *restore_keyed_handle;
+    /* TRIGGER / ACK / DECLINE / NOTIFY: job_id, attempt, checkpoint_id; TRIGGER, ACK and
+     * DECLINE also vertex + subtask (the fields above). */
+    uint64_t checkpoint_id;
+    int64_t checkpoint_timestamp; /* TRIGGER: trigger wall time (ms) */
+    /* ACK: final = this is the subtask's last snapshot (all input consumed; it waits for the
+     * final NOTIFY before it finishes). NOTIFY: final = commit everything, then finish. */
+    bool final;
+    /* ACK */
+    uint8_t *op_state; /* opaque operator state of the subtask's chain (small) */
+    size_t op_state_len;
+    char *keyed_handle;     /* JSON describing the keyed-state files, NULL if stateless */
+    uint64_t state_size;    /* bytes of state the checkpoint references for this subtask */
+    uint64_t uploaded_size; /* bytes this subtask wrote for this checkpoint */
+    uint64_t alignment_ns;  /* first barrier -> last barrier */
+    uint64_t sync_ns;       /* synchronous part of the snapshot */
+    uint64_t async_ns;      /* asynchronous upload */
+    /* DECLINE: reason in `error` */
     /* BLOB_REQUEST / BLOB */
     char blob_sha256[65];
     uint8_t *blob;

@@ -5,6 +5,7 @@
 #ifndef WEIR_RUNTIME_MAILBOX_H
 #define WEIR_RUNTIME_MAILBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,10 @@ typedef enum weir_mb_type {
     WEIR_MB_CREDIT,     /* data plane/local receiver -> subtask: n credits on output `index` */
     WEIR_MB_CANCEL,     /* task manager -> subtask: stop now */
     WEIR_MB_CALL,       /* anyone -> subtask: run fn(arg) on the subtask thread */
+    WEIR_MB_TRIGGER,    /* task manager -> source subtask: checkpoint `id` at time `ts` */
+    WEIR_MB_NOTIFY,     /* task manager -> subtask: checkpoint `id` complete (`flag`: final) */
+    WEIR_MB_UPLOADED,   /* uploader thread -> subtask: async part of checkpoint `id` done
+                           (`arg`: result owned by the task runtime) */
 } weir_mb_type_t;
 
 typedef struct weir_mbmsg {
@@ -24,6 +29,9 @@ typedef struct weir_mbmsg {
     weir_netbuf_t *buf;
     void (*fn)(void *arg);
     void *arg;
+    uint64_t id; /* TRIGGER / NOTIFY / UPLOADED: checkpoint id */
+    int64_t ts;  /* TRIGGER: trigger wall time (ms) */
+    bool flag;   /* NOTIFY: final checkpoint */
 } weir_mbmsg_t;
 
 typedef struct weir_mailbox weir_mailbox_t;

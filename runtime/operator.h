@@ -4,11 +4,16 @@
  * chain receives its own weir_ctx_t; emitting from operator i calls operator i+1 directly
  * (chaining, no encoding) or, for the chain's tail, the subtask's output writer.
  *
- * Lifecycle on the subtask thread: create -> open -> (process | run)* -> end_input -> close.
- * close is always called, also after a failed open or on cancel. */
+ * Lifecycle on the subtask thread:
+ *   create -> [restore] -> open -> (process | run | snapshot | notify_complete)* -> end_input
+ *   -> [snapshot (final) -> notify_complete (final)] -> close.
+ * restore is called only when the subtask starts from a checkpoint; close is always called,
+ * also after a failed open or on cancel. */
 #ifndef WEIR_RUNTIME_OPERATOR_H
 #define WEIR_RUNTIME_OPERATOR_H
 
+#include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +39,22 @@ typedef struct weir_operator_vt {
     void (*end_input)(weir_operator_t *op, weir_ctx_t *ctx);
     /** Frees everything; always called once. May be NULL. */
     void (*close)(weir_operator_t *op);
+    /** Checkpoint @p checkpoint_id reached this operator (barrier aligned, or a source
+     * trigger): pack exactly one msgpack object describing its state (a source's position, a
+     * 2PC sink's pre-committed transactions) into @p pk. NULL = stateless (nil is stored).
+     * @returns 0, or a negative weir error after weir_fail() (the checkpoint is declined). */
+    int (*snapshot)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                    msgpack_packer *pk);
+    /** Starting from checkpoint @p checkpoint_id: the object this operator packed then (nil if
+     * it had none). Called before open(). May be NULL. @returns 0 or a negative weir error
+     * after weir_fail(). */
+    int (*restore)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                   const msgpack_object *state);
+    /** Checkpoint @p checkpoint_id is complete (its _metadata exists): a 2PC sink commits the
+     * transactions pre-committed up to it. @p final: the job's last checkpoint after end of
+     * input: commit everything. May be NULL. */
+    void (*notify_complete)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                            bool final);
 } weir_operator_vt_t;
 
 struct weir_operator {

@@ -163,6 +163,28 @@ static void test_deploy_cancel(void **state) {
     assert_string_equal(o.placement[0][0], "tcp://a:1");
     for (int s = 0; s < 3; s++)
         assert_string_equal(o.placement[1][s], p1[s]);
+    assert_int_equal(o.checkpoint_mode, WEIR_CHECKPOINT_NONE);
+    assert_null(o.checkpoint_dir);
+    assert_int_equal(o.restore_checkpoint_id, 0);
+    assert_null(o.restore_op_state);
+    assert_null(o.restore_keyed_handle);
+    weir_msg_clear(&o);
+
+    /* With checkpointing and a restore. */
+    uint8_t opst[] = {0x93, 0x01, 0x02, 0xc0};
+    m.checkpoint_mode = WEIR_CHECKPOINT_AT_LEAST_ONCE;
+    m.checkpoint_dir = "/ckpt/job";
+    m.restore_checkpoint_id = 1ull << 40;
+    m.restore_op_state = opst;
+    m.restore_op_state_len = sizeof opst;
+    m.restore_keyed_handle = "{\"shared\":[]}";
+    roundtrip(&m, &o);
+    assert_int_equal(o.checkpoint_mode, WEIR_CHECKPOINT_AT_LEAST_ONCE);
+    assert_string_equal(o.checkpoint_dir, "/ckpt/job");
+    assert_true(o.restore_checkpoint_id == 1ull << 40);
+    assert_int_equal(o.restore_op_state_len, sizeof opst);
+    assert_memory_equal(o.restore_op_state, opst, sizeof opst);
+    assert_string_equal(o.restore_keyed_handle, m.restore_keyed_handle);
     weir_msg_clear(&o);
 
     weir_msg_t c = {.type = WEIR_MSG_CANCEL, .attempt = 5};
@@ -237,6 +259,89 @@ static void test_hand_assembled(void **state) {
     free(buf);
 }
 
+static void test_checkpoint_messages(void **state) {
+    (void)state;
+    weir_msg_t o;
+    weir_msg_t t = {.type = WEIR_MSG_TRIGGER_CHECKPOINT,
+                    .attempt = 3,
+                    .checkpoint_id = 77,
+                    .checkpoint_timestamp = 1700000000123,
+                    .vertex = 2,
+                    .subtask = 5};
+    strcpy(t.job_id, JOB);
+    roundtrip(&t, &o);
+    assert_string_equal(o.job_id, JOB);
+    assert_int_equal(o.attempt, 3);
+    assert_int_equal(o.checkpoint_id, 77);
+    assert_true(o.checkpoint_timestamp == 1700000000123);
+    assert_int_equal(o.vertex, 2);
+    assert_int_equal(o.subtask, 5);
+    weir_msg_clear(&o);
+
+    uint8_t opst[300];
+    for (size_t i = 0; i < sizeof opst; i++)
+        opst[i] = (uint8_t)(i * 7);
+    weir_msg_t a = {.type = WEIR_MSG_ACK_CHECKPOINT,
+                    .attempt = 1,
+                    .checkpoint_id = 9,
+                    .vertex = 1,
+                    .subtask = 0,
+                    .final = true,
+                    .op_state = opst,
+                    .op_state_len = sizeof opst,
+                    .keyed_handle = "{\"k\":1}",
+                    .state_size = 1ull << 33,
+                    .uploaded_size = 4096,
+                    .alignment_ns = 5,
+                    .sync_ns = 6,
+                    .async_ns = 7};
+    strcpy(a.job_id, JOB);
+    roundtrip(&a, &o);
+    assert_true(o.final);
+    assert_int_equal(o.checkpoint_id, 9);
+    assert_int_equal(o.op_state_len, sizeof opst);
+    assert_memory_equal(o.op_state, opst, sizeof opst);
+    assert_string_equal(o.keyed_handle, "{\"k\":1}");
+    assert_true(o.state_size == 1ull << 33);
+    assert_int_equal(o.uploaded_size, 4096);
+    assert_int_equal(o.alignment_ns, 5);
+    assert_int_equal(o.sync_ns, 6);
+    assert_int_equal(o.async_ns, 7);
+    weir_msg_clear(&o);
+    a.final = false;
+    a.op_state = NULL;
+    a.keyed_handle = NULL;
+    roundtrip(&a, &o);
+    assert_false(o.final);
+    assert_null(o.op_state);
+    assert_null(o.keyed_handle);
+    weir_msg_clear(&o);
+
+    weir_msg_t d = {
+        .type = WEIR_MSG_DECLINE_CHECKPOINT, .checkpoint_id = 4, .vertex = 3, .error = "disk full"};
+    strcpy(d.job_id, JOB);
+    roundtrip(&d, &o);
+    assert_int_equal(o.checkpoint_id, 4);
+    assert_int_equal(o.vertex, 3);
+    assert_string_equal(o.error, "disk full");
+    weir_msg_clear(&o);
+
+    weir_msg_t n = {
+        .type = WEIR_MSG_NOTIFY_CHECKPOINT, .attempt = 2, .checkpoint_id = 12, .final = true};
+    strcpy(n.job_id, JOB);
+    roundtrip(&n, &o);
+    assert_int_equal(o.attempt, 2);
+    assert_int_equal(o.checkpoint_id, 12);
+    assert_true(o.final);
+    weir_msg_clear(&o);
+
+    /* A boolean field holding an integer is rejected. */
+    const uint8_t bad[] = {0x96, 0x0e, 0x01, 0xa1, 'j', 0x01, 0x05, 0x01};
+    char err[256] = "";
+    assert_int_equal(weir_msg_decode(bad, sizeof bad, &o, err, sizeof err), WEIR_EPROTO);
+    assert_non_null(strstr(err, "final"));
+}
+
 static void expect_error(const uint8_t *b, size_t n, const char *needle) {
     weir_msg_t o;
     char err[256] = "";
@@ -273,8 +378,8 @@ static void test_errors(void **state) {
                           0x98, 0,    0,    0,    0,    0, 0, 0, 0};
     expect_error(st, sizeof st, "task.state");
     /* DEPLOY whose vertex is outside its placement */
-    const uint8_t dep[] = {0x9c, 0x06, 0x01, 0xa0, 0x00, 0xc0, 0xa0, 0xc0,
-                           0x90, 0x05, 0x00, 0x91, 0x01, 0x91, 0x91, 0xc0};
+    const uint8_t dep[] = {0xdc, 0x00, 0x11, 0x06, 0x01, 0xa0, 0x00, 0xc0, 0xa0, 0xc0, 0x90, 0x05,
+                           0x00, 0x91, 0x01, 0x91, 0x91, 0xc0, 0x00, 0xc0, 0x00, 0xc0, 0xc0};
     expect_error(dep, sizeof dep, "outside");
 }
 
@@ -389,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_register_roundtrip),
         cmocka_unit_test(test_heartbeat_and_task_state),
         cmocka_unit_test(test_deploy_cancel),
+        cmocka_unit_test(test_checkpoint_messages),
         cmocka_unit_test(test_blob),
         cmocka_unit_test(test_hand_assembled),
         cmocka_unit_test(test_errors),
