@@ -19,7 +19,7 @@ JOBS = {
     "q0": ("examples/nexmark.so", ["--query", "q0"], "NEXMARK_EVENTS", 20_000_000),
     "q1": ("examples/nexmark.so", ["--query", "q1"], "NEXMARK_EVENTS", 20_000_000),
     "q2": ("examples/nexmark.so", ["--query", "q2"], "NEXMARK_EVENTS", 20_000_000),
-    "keyed-count": ("bench/keyedcount.so", [], "KEYED_EVENTS", 5_000_000),
+    "keyed-count": ("bench/keyedcount.so", [], "KEYED_EVENTS", 20_000_000),
 }
 
 

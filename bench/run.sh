@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
-#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count all
+#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint all
 # Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000),
-#              KEYED_EVENTS (default 5,000,000).
+#              KEYED_EVENTS (default 20,000,000).
 # Prints one RESULT line per run and one <name>-median line per benchmark.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -12,6 +12,9 @@ runs="${RUNS:-3}"
 name="${1:-all}"
 if [ "$name" = all ]; then
   for n in q0 q1 q2 keyed-count; do python3 "$here/bench.py" "$n" "$runs"; done
+  python3 "$here/checkpoint_bench.py" "$runs"
+elif [ "$name" = checkpoint ]; then
+  python3 "$here/checkpoint_bench.py" "$runs"
 else
   python3 "$here/bench.py" "$name" "$runs"
 fi

@@ -1,6 +1,7 @@
 /* Benchmark job "keyed count": datagen of random keys -> key_by -> a running count per key in
  * keyed ValueState -> blackhole. Measures the keyed-state path (write-back cache + RocksDB).
- * Arguments: --events N (default 5,000,000) --keys K (default 100,000). */
+ * Arguments: --events N (default 5,000,000) --keys K (default 100,000) --rate R (records/s over
+ * all subtasks, default unlimited). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,13 +23,17 @@ static void count(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
 
 static int define(weir_job_t *job, int argc, char **argv) {
     uint64_t events = 5000000, keys = 100000;
+    double rate = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc) {
             events = strtoull(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--keys") && i + 1 < argc) {
             keys = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+            rate = strtod(argv[++i], NULL);
         } else {
-            weir_job_error(job, "unknown argument '%s' (usage: --events N --keys K)", argv[i]);
+            weir_job_error(job, "unknown argument '%s' (usage: --events N --keys K --rate R)",
+                           argv[i]);
             return 1;
         }
     }

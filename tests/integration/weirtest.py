@@ -7,6 +7,7 @@ log files under the test's temporary directory, printed when a test fails.
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -115,8 +116,10 @@ class Cluster:
             time.sleep(0.1)
         raise TestFailure("job manager did not answer /healthz within 30 s")
 
-    def start_taskmanager(self, extra=None):
-        i = len(self.tms)
+    def start_taskmanager(self, extra=None, index=None):
+        """Starts task manager `index` (default: a new one). Starting an index again replaces a
+        killed process with a new one of the same configuration (same resource id and dirs)."""
+        i = len(self.tms) if index is None else index
         conf = {
             "jobmanager.rpc.address": "127.0.0.1",
             "jobmanager.rpc.port": str(self.rpc_port),
@@ -131,8 +134,39 @@ class Cluster:
         conf.update(self.tm_conf)
         conf.update(extra or {})
         p = self._spawn(f"taskmanager-{i}", [os.path.join(BIN, "weir-taskmanager")] + self._dflags(conf))
-        self.tms.append(p)
+        if i < len(self.tms):
+            self.tms[i] = p
+        else:
+            self.tms.append(p)
         return p
+
+    def kill9(self, proc):
+        """kill -9 a weir process (and its process group) and reap it."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def restart_jobmanager(self):
+        """Starts a new job manager process with the same configuration (after a kill)."""
+        self.start_jobmanager()
+
+    def checkpoints(self, jobid):
+        return self.get(f"/jobs/{jobid}/checkpoints")
+
+    def wait_checkpoints(self, jobid, at_least, timeout=120):
+        """Waits until the job has at least `at_least` completed checkpoints (REST counts)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if self.checkpoints(jobid)["counts"]["completed"] >= at_least:
+                    return
+            except (OSError, urllib.error.URLError, KeyError):
+                pass
+            time.sleep(0.1)
+        raise TestFailure(f"job {jobid}: fewer than {at_least} completed checkpoints after {timeout} s\n"
+                          f"{self.log_tail()}")
 
     def wait_taskmanagers(self, n, timeout=30):
         deadline = time.time() + timeout
@@ -164,6 +198,17 @@ class Cluster:
 
     def job(self, jobid):
         return self.get(f"/jobs/{jobid}")
+
+    def checkpoint_conf(self, interval="500ms", retained=1):
+        """Config for checkpointing into this cluster's directory, with fast restarts."""
+        return {
+            "execution.checkpointing.interval": interval,
+            "state.checkpoints.dir": os.path.join(self.dir, "checkpoints"),
+            "state.checkpoints.num-retained": str(retained),
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": "1000",
+            "restart-strategy.fixed-delay.delay": "200ms",
+        }
 
     def wait_state(self, jobid, states, timeout=300):
         deadline = time.time() + timeout
@@ -212,6 +257,54 @@ class Cluster:
                     p.wait()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def gen_text(path, n_words, seed=42):
+    """Writes the deterministic test text (tests/integration/gen_text.py)."""
+    subprocess.run(["python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen_text.py"),
+                    path, str(n_words), str(seed)], check=True)
+
+
+def oracle_counts(path):
+    """Word counts of a text by an independent pipeline: tr | sort | uniq -c (C locale)."""
+    out = subprocess.run(
+        f"tr -s ' \\t\\n\\v\\f\\r' '\\n' < '{path}' | grep -v '^$' | sort | uniq -c",
+        shell=True, check=True, capture_output=True,
+        env={"LC_ALL": "C", "PATH": os.environ["PATH"]}).stdout
+    counts = {}
+    for line in out.decode().splitlines():
+        n, w = line.strip().split(" ", 1)
+        counts[w] = int(n)
+    return counts
+
+
+def check_wordcount_output(out_dir, oracle):
+    """Exactly-once check of wordcount output: only committed (non-hidden) part files are read;
+    one line per word occurrence; for every word the counts are exactly 1..n (nothing lost,
+    nothing duplicated). Returns the number of lines."""
+    from collections import defaultdict
+    seen = defaultdict(list)
+    lines = 0
+    for name in sorted(os.listdir(out_dir)):
+        if name.startswith("."):
+            continue  # in progress or pending: invisible to readers
+        check(name.startswith("part-"), f"unexpected file {name} in output")
+        with open(os.path.join(out_dir, name), encoding="utf-8") as f:
+            for line in f:
+                word, n = line.rstrip("\n").rsplit(" ", 1)
+                seen[word].append(int(n))
+                lines += 1
+    total = sum(oracle.values())
+    dups = {w: c for w, c in seen.items() if len(c) != len(set(c))}
+    check(not dups, f"duplicated updates for {len(dups)} words, e.g. "
+                    f"{next(iter(dups.items())) if dups else ''}")
+    check(lines == total, f"{lines} committed output lines for {total} words")
+    check(set(seen) == set(oracle), f"word sets differ: {len(set(seen) ^ set(oracle))} words")
+    for w, n in oracle.items():
+        got = sorted(seen[w])
+        check(got == list(range(1, n + 1)),
+              f"word {w!r}: oracle {n}, output counts {got[:5]}...{got[-5:]} ({len(got)} lines)")
+    return lines
 
 
 def run_test(fn):
