@@ -45,17 +45,20 @@ typedef struct peer {
     struct peer *next;
 } peer_t;
 
+/* One registered end of a channel in this data plane. */
+typedef struct chan_end {
+    bool open;
+    bool local;         /* the other end lives in this data plane */
+    weir_mailbox_t *mb; /* where this end's messages are pushed */
+    uint32_t index;     /* input/output index within the subtask */
+    peer_t *peer;       /* the other end's data plane (NULL when local) */
+} chan_end_t;
+
 typedef struct entry {
     weir_chankey_t key;
     uint64_t hash;
-    bool has_in, in_local;
-    weir_mailbox_t *in_mb;
-    uint32_t in_index;
-    peer_t *in_peer; /* sender's data plane: credit frames go there (NULL when local) */
-    bool has_out, out_local;
-    weir_mailbox_t *out_mb;
-    uint32_t out_index;
-    peer_t *out_peer; /* receiver's data plane: data frames go there (NULL when local) */
+    chan_end_t in;  /* receiving end; in.peer = the sender's data plane (credit frames go there) */
+    chan_end_t out; /* sending end; out.peer = the receiver's data plane (data frames go there) */
     uint32_t pending; /* credits that arrived before open_output */
     struct entry *next;
 } entry_t;
@@ -161,7 +164,7 @@ static void reg_prune(weir_dataplane_t *dp, bool (*clear)(entry_t *e, const void
         while (*pp) {
             entry_t *e = *pp;
             bool remove = clear(e, arg);
-            if (remove || (!e->has_in && !e->has_out && e->pending == 0)) {
+            if (remove || (!e->in.open && !e->out.open && e->pending == 0)) {
                 *pp = e->next;
                 free(e);
                 dp->nentries--;
@@ -199,9 +202,9 @@ static peer_t *peer_intern(weir_dataplane_t *dp, const char *addr) {
 
 /* Delivers @p n credits to the output end of @p e, or keeps them pending. */
 static void deliver_credit(entry_t *e, uint32_t n) {
-    if (e->has_out) {
-        weir_mbmsg_t m = {.type = WEIR_MB_CREDIT, .index = e->out_index, .n = n};
-        weir_mailbox_push(e->out_mb, &m);
+    if (e->out.open) {
+        weir_mbmsg_t m = {.type = WEIR_MB_CREDIT, .index = e->out.index, .n = n};
+        weir_mailbox_push(e->out.mb, &m);
     } else {
         e->pending += n;
     }
@@ -335,9 +338,9 @@ static void on_data(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *
     buf->len = len;
     pthread_mutex_lock(&dp->reg_lock);
     entry_t *e = reg_find(dp, key);
-    if (e && e->has_in) {
-        weir_mbmsg_t m = {.type = WEIR_MB_BUFFER, .index = e->in_index, .buf = buf};
-        weir_mailbox_push(e->in_mb, &m);
+    if (e && e->in.open) {
+        weir_mbmsg_t m = {.type = WEIR_MB_BUFFER, .index = e->in.index, .buf = buf};
+        weir_mailbox_push(e->in.mb, &m);
         buf = NULL;
     }
     pthread_mutex_unlock(&dp->reg_lock);
@@ -566,40 +569,38 @@ const char *weir_dataplane_address(const weir_dataplane_t *dp) {
     return dp->address;
 }
 
+/* Registers one end of @p key (under the registry lock). On success *e_out is the entry, whose
+ * `in` or `out` end is filled; the caller completes the side-specific part before unlocking. */
+static int open_end(weir_dataplane_t *dp, const weir_chankey_t *key, const char *peer_address,
+                    weir_mailbox_t *mb, uint32_t index, bool input, entry_t **e_out) {
+    if (job_closed(dp, key))
+        return WEIR_ECANCELED;
+    bool local = !strcmp(peer_address, dp->address);
+    peer_t *peer = local ? NULL : peer_intern(dp, peer_address);
+    entry_t *e = (local || peer) ? reg_get(dp, key) : NULL;
+    if (!e)
+        return WEIR_ENOMEM;
+    chan_end_t *end = input ? &e->in : &e->out;
+    if (end->open)
+        return WEIR_EEXIST;
+    *end = (chan_end_t){.open = true, .local = local, .mb = mb, .index = index, .peer = peer};
+    *e_out = e;
+    return 0;
+}
+
 int weir_dataplane_open_input(weir_dataplane_t *dp, const weir_chankey_t *key,
                               const char *sender_address, weir_mailbox_t *mb, uint32_t index,
                               uint32_t initial_credits) {
     if (!dp || !key || !sender_address || !mb)
         return WEIR_EINVAL;
-    int rc = 0;
-    bool local = !strcmp(sender_address, dp->address);
-    peer_t *peer = NULL;
-    entry_t *e;
+    entry_t *e = NULL;
     pthread_mutex_lock(&dp->reg_lock);
-    if (job_closed(dp, key)) {
-        rc = WEIR_ECANCELED;
-        goto out;
-    }
-    peer = local ? NULL : peer_intern(dp, sender_address);
-    e = (local || peer) ? reg_get(dp, key) : NULL;
-    if (!e) {
-        rc = WEIR_ENOMEM;
-        goto out;
-    }
-    if (e->has_in) {
-        rc = WEIR_EEXIST;
-        goto out;
-    }
-    e->has_in = true;
-    e->in_local = local;
-    e->in_mb = mb;
-    e->in_index = index;
-    e->in_peer = peer;
-    if (local && initial_credits)
+    int rc = open_end(dp, key, sender_address, mb, index, true, &e);
+    peer_t *peer = rc == 0 ? e->in.peer : NULL;
+    if (rc == 0 && e->in.local && initial_credits)
         deliver_credit(e, initial_credits);
-out:
     pthread_mutex_unlock(&dp->reg_lock);
-    if (rc == 0 && !local && initial_credits)
+    if (rc == 0 && peer && initial_credits)
         rc = enqueue(dp, peer, NULL, key, initial_credits);
     return rc;
 }
@@ -608,36 +609,14 @@ int weir_dataplane_open_output(weir_dataplane_t *dp, const weir_chankey_t *key,
                                const char *receiver_address, weir_mailbox_t *mb, uint32_t index) {
     if (!dp || !key || !receiver_address || !mb)
         return WEIR_EINVAL;
-    int rc = 0;
-    bool local = !strcmp(receiver_address, dp->address);
-    peer_t *peer = NULL;
-    entry_t *e;
+    entry_t *e = NULL;
     pthread_mutex_lock(&dp->reg_lock);
-    if (job_closed(dp, key)) {
-        rc = WEIR_ECANCELED;
-        goto out;
-    }
-    peer = local ? NULL : peer_intern(dp, receiver_address);
-    e = (local || peer) ? reg_get(dp, key) : NULL;
-    if (!e) {
-        rc = WEIR_ENOMEM;
-        goto out;
-    }
-    if (e->has_out) {
-        rc = WEIR_EEXIST;
-        goto out;
-    }
-    e->has_out = true;
-    e->out_local = local;
-    e->out_mb = mb;
-    e->out_index = index;
-    e->out_peer = peer;
-    if (e->pending) {
+    int rc = open_end(dp, key, receiver_address, mb, index, false, &e);
+    if (rc == 0 && e->pending) {
         uint32_t n = e->pending;
         e->pending = 0;
         deliver_credit(e, n);
     }
-out:
     pthread_mutex_unlock(&dp->reg_lock);
     return rc;
 }
@@ -652,19 +631,19 @@ int weir_dataplane_send(weir_dataplane_t *dp, weir_netbuf_t *buf) {
     bool dropped = false;
     pthread_mutex_lock(&dp->reg_lock);
     entry_t *e = reg_find(dp, &buf->key);
-    if (!e || !e->has_out) {
+    if (!e || !e->out.open) {
         rc = WEIR_ENOTFOUND;
-    } else if (e->out_local) {
-        if (e->has_in) {
-            weir_mbmsg_t m = {.type = WEIR_MB_BUFFER, .index = e->in_index, .buf = buf};
-            weir_mailbox_push(e->in_mb, &m);
+    } else if (e->out.local) {
+        if (e->in.open) {
+            weir_mbmsg_t m = {.type = WEIR_MB_BUFFER, .index = e->in.index, .buf = buf};
+            weir_mailbox_push(e->in.mb, &m);
             buf = NULL;
             stat_add(&dp->local_buffers, 1);
         } else {
             dropped = true; /* receiver closed its mailbox: like a remote drop */
         }
     } else {
-        peer = e->out_peer;
+        peer = e->out.peer;
     }
     pthread_mutex_unlock(&dp->reg_lock);
     if (peer) {
@@ -687,12 +666,12 @@ int weir_dataplane_grant(weir_dataplane_t *dp, const weir_chankey_t *key, uint32
     int rc = 0;
     pthread_mutex_lock(&dp->reg_lock);
     entry_t *e = reg_find(dp, key);
-    if (!e || !e->has_in)
+    if (!e || !e->in.open)
         rc = WEIR_ENOTFOUND;
-    else if (e->in_local)
+    else if (e->in.local)
         deliver_credit(e, n);
     else
-        peer = e->in_peer;
+        peer = e->in.peer;
     pthread_mutex_unlock(&dp->reg_lock);
     if (peer)
         rc = enqueue(dp, peer, NULL, key, n);
@@ -700,10 +679,10 @@ int weir_dataplane_grant(weir_dataplane_t *dp, const weir_chankey_t *key, uint32
 }
 
 static bool clear_mailbox(entry_t *e, const void *arg) {
-    if (e->has_in && e->in_mb == arg)
-        e->has_in = false;
-    if (e->has_out && e->out_mb == arg)
-        e->has_out = false;
+    if (e->in.open && e->in.mb == arg)
+        e->in.open = false;
+    if (e->out.open && e->out.mb == arg)
+        e->out.open = false;
     return false;
 }
 
