@@ -1,1 +1,845 @@
-/* placeholder: to be written */
+/* Owns keyed-state snapshots for checkpoints (state/snapshot.h): the synchronous RocksDB
+ * checkpoint (hard links in "<backend path>.chk-<id>"), the asynchronous upload into the job's
+ * checkpoint directory (SSTs into shared/ once, the rest into chk-<n>/<task>/), the keyed-state
+ * handle JSON, restore from a handle, and the pure operator-state redistribution.
+ *
+ * Invariants:
+ *  - a file in <checkpoint_dir> appears only under its final name, complete and fsynced: it is
+ *    written (or hard-linked) to a hidden temporary name in the same directory, fsynced, renamed,
+ *    and the directory is fsynced before the handle is returned;
+ *  - an SST is referenced without uploading only if it is "confirmed": uploaded for (or restored
+ *    from) a checkpoint that completed. Uploads of a checkpoint become pending entries (only when
+ *    the whole upload succeeded); confirm(n) turns pending entries of checkpoints <= n into
+ *    confirmed ones. Shared names are "<instance>-<sst>" (RocksDB never reuses a file number in a
+ *    DB and the instance id is new per opened backend, so names never collide); a non-incremental
+ *    upload uses "<instance>-c<n>-<sst>" and is never recorded;
+ *  - confirmed entries whose local SST is no longer live are pruned at take (file numbers are
+ *    never reused, so they can never be referenced again).
+ * Threading: take / confirm / restore on the subtask thread; upload on any thread. The registry
+ * (weir_snapreg_t, hanging off the backend) is the only state shared between them and is guarded
+ * by its mutex; a snapshot owns copies of everything else it needs. */
+#include "state/snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "runtime/keygroup.h"
+#include "state/state_int.h"
+
+#define COMP "snapshot"
+#define COPY_BUF_BYTES ((size_t)1 << 20)
+
+typedef struct sst_ref {
+    char *local;  /* RocksDB file name, e.g. 000012.sst */
+    char *shared; /* file name in <checkpoint_dir>/shared/ */
+    uint64_t ckpt;
+} sst_ref_t;
+
+typedef struct ref_list {
+    sst_ref_t *v;
+    size_t n, cap;
+} ref_list_t;
+
+struct weir_snapreg {
+    pthread_mutex_t mu;
+    char instance[17]; /* 16 hex digits */
+    ref_list_t confirmed;
+    ref_list_t pending;
+};
+
+typedef struct snap_file {
+    char *name;
+    uint64_t size;
+    bool sst;
+} snap_file_t;
+
+struct weir_state_snapshot {
+    weir_snapreg_t *reg; /* owned by the backend, which outlives the upload */
+    uint64_t id;
+    char *local_dir; /* NULL once removed */
+    snap_file_t *files;
+    size_t n_files;
+    char instance[17];
+    uint32_t max_par;
+    char **states;
+    uint32_t n_states;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* helpers                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+static char *path_join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = malloc(la + lb + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+static bool has_suffix(const char *s, const char *suf) {
+    size_t ls = strlen(s), lf = strlen(suf);
+    return ls >= lf && strcmp(s + ls - lf, suf) == 0;
+}
+
+/* A plain file name: no path separators, not "." or "..", not empty. */
+static bool safe_name(const char *s) {
+    return s && s[0] && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+static void ref_list_clear(ref_list_t *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].local);
+        free(l->v[i].shared);
+    }
+    free(l->v);
+    *l = (ref_list_t){0};
+}
+
+/* Appends (taking ownership of local/shared only on success). */
+static int ref_list_push(ref_list_t *l, char *local, char *shared, uint64_t ckpt) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        sst_ref_t *nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return WEIR_ENOMEM;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = (sst_ref_t){.local = local, .shared = shared, .ckpt = ckpt};
+    return 0;
+}
+
+static const sst_ref_t *ref_list_find(const ref_list_t *l, const char *local) {
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].local, local) == 0)
+            return &l->v[i];
+    return NULL;
+}
+
+static int fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return WEIR_EIO;
+    int rc = fsync(fd) == 0 ? 0 : WEIR_EIO;
+    close(fd);
+    return rc;
+}
+
+static int copy_fd(int in, int out, uint8_t *buf, uint64_t *copied) {
+    *copied = 0;
+    for (;;) {
+        ssize_t r = read(in, buf, COPY_BUF_BYTES);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return WEIR_EIO;
+        if (r == 0)
+            return 0;
+        ssize_t off = 0;
+        while (off < r) {
+            ssize_t w = write(out, buf + off, (size_t)(r - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return WEIR_EIO;
+            off += w;
+        }
+        *copied += (uint64_t)r;
+    }
+}
+
+/* Puts @p src at @p dir/@p name: hard link (when @p try_link and on the same filesystem) or copy
+ * to ".<name>.tmp", fsync, rename. @p expect is the size the file must have. */
+static int put_file(const char *src, const char *dir, const char *name, uint64_t expect,
+                    bool try_link, uint8_t **buf, char *errstr, size_t errlen) {
+    int rc = WEIR_EIO;
+    int in = -1, out = -1;
+    char *dst = path_join(dir, name);
+    size_t tl = strlen(dir) + strlen(name) + 8;
+    char *tmp = malloc(tl);
+    if (!dst || !tmp) {
+        rc = WEIR_ENOMEM;
+        weir_fmt(errstr, errlen, "snapshot: out of memory copying %s", src);
+        goto done;
+    }
+    snprintf(tmp, tl, "%s/.%s.tmp", dir, name);
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        weir_fmt(errstr, errlen, "snapshot: cannot remove stale %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (try_link && link(src, tmp) == 0) {
+        out = open(tmp, O_RDONLY);
+        if (out < 0 || fsync(out) != 0) {
+            weir_fmt(errstr, errlen, "snapshot: cannot fsync %s: %s", tmp, strerror(errno));
+            goto done;
+        }
+    } else {
+        if (try_link && errno != EXDEV && errno != EPERM && errno != EMLINK &&
+            errno != EOPNOTSUPP && errno != ENOSYS && errno != EACCES)
+            WEIR_DEBUG(COMP, "link %s -> %s failed (%s), copying", src, tmp, strerror(errno));
+        if (!*buf && !(*buf = malloc(COPY_BUF_BYTES))) {
+            rc = WEIR_ENOMEM;
+            weir_fmt(errstr, errlen, "snapshot: out of memory copying %s", src);
+            goto done;
+        }
+        in = open(src, O_RDONLY);
+        if (in < 0) {
+            weir_fmt(errstr, errlen, "snapshot: cannot open %s: %s", src, strerror(errno));
+            goto done;
+        }
+        out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out < 0) {
+            weir_fmt(errstr, errlen,
+                     "snapshot: cannot create %s: %s (check the directory's "
+                     "permissions and free space)",
+                     tmp, strerror(errno));
+            goto done;
+        }
+        uint64_t copied = 0;
+        if (copy_fd(in, out, *buf, &copied) != 0 || fsync(out) != 0) {
+            weir_fmt(errstr, errlen, "snapshot: cannot copy %s to %s: %s", src, tmp,
+                     strerror(errno));
+            goto done;
+        }
+        if (copied != expect) {
+            rc = WEIR_ECORRUPT;
+            weir_fmt(errstr, errlen,
+                     "snapshot: %s has %llu bytes, expected %llu (changed while copying)", src,
+                     (unsigned long long)copied, (unsigned long long)expect);
+            goto done;
+        }
+    }
+    if (close(out) != 0) {
+        out = -1;
+        weir_fmt(errstr, errlen, "snapshot: cannot write %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    out = -1;
+    if (rename(tmp, dst) != 0) {
+        weir_fmt(errstr, errlen, "snapshot: cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (rc != 0 && tmp)
+        unlink(tmp);
+    free(dst);
+    free(tmp);
+    return rc;
+}
+
+static int new_instance(char out[17]) {
+    uint8_t b[8];
+    int rc = weir_random_bytes(b, sizeof(b));
+    if (rc == 0)
+        weir_hex_encode(b, sizeof(b), out);
+    return rc;
+}
+
+/* The backend's registry, created on first use (subtask thread). */
+static weir_snapreg_t *get_reg(weir_state_backend_t *sb) {
+    weir_snapreg_t **slot = weir_state_int_snapreg(sb);
+    if (*slot)
+        return *slot;
+    weir_snapreg_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    if (new_instance(r->instance) != 0 || pthread_mutex_init(&r->mu, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    *slot = r;
+    return r;
+}
+
+void weir_snapreg_free(weir_snapreg_t *reg) {
+    if (!reg)
+        return;
+    ref_list_clear(&reg->confirmed);
+    ref_list_clear(&reg->pending);
+    pthread_mutex_destroy(&reg->mu);
+    free(reg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* take                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+void weir_state_snapshot_free(weir_state_snapshot_t **psnap) {
+    if (!psnap || !*psnap)
+        return;
+    weir_state_snapshot_t *s = *psnap;
+    *psnap = NULL;
+    if (s->local_dir && weir_rmtree(s->local_dir) != 0)
+        WEIR_WARN(COMP, "cannot remove local checkpoint directory %s", s->local_dir);
+    free(s->local_dir);
+    for (size_t i = 0; i < s->n_files; i++)
+        free(s->files[i].name);
+    free(s->files);
+    for (uint32_t i = 0; i < s->n_states; i++)
+        free(s->states[i]);
+    free(s->states);
+    free(s);
+}
+
+/* Lists the regular files of the local checkpoint directory with their sizes. */
+static int list_files(weir_state_snapshot_t *s, char *errstr, size_t errlen) {
+    DIR *d = opendir(s->local_dir);
+    if (!d) {
+        weir_fmt(errstr, errlen, "snapshot: cannot list %s: %s", s->local_dir, strerror(errno));
+        return WEIR_EIO;
+    }
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p = path_join(s->local_dir, de->d_name);
+        struct stat st;
+        if (!p) {
+            rc = WEIR_ENOMEM;
+            break;
+        }
+        if (stat(p, &st) != 0) {
+            weir_fmt(errstr, errlen, "snapshot: cannot stat %s: %s", p, strerror(errno));
+            free(p);
+            rc = WEIR_EIO;
+            break;
+        }
+        free(p);
+        if (!S_ISREG(st.st_mode))
+            continue;
+        if (s->n_files == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            snap_file_t *nf = realloc(s->files, nc * sizeof(*nf));
+            if (!nf) {
+                rc = WEIR_ENOMEM;
+                break;
+            }
+            s->files = nf;
+            cap = nc;
+        }
+        char *name = strdup(de->d_name);
+        if (!name) {
+            rc = WEIR_ENOMEM;
+            break;
+        }
+        s->files[s->n_files++] = (snap_file_t){
+            .name = name, .size = (uint64_t)st.st_size, .sst = has_suffix(name, ".sst")};
+    }
+    closedir(d);
+    if (rc == WEIR_ENOMEM)
+        weir_fmt(errstr, errlen, "snapshot: out of memory listing %s", s->local_dir);
+    return rc;
+}
+
+/* Drops confirmed entries whose SST is not in this snapshot (no longer live: never again). */
+static void prune_confirmed(weir_snapreg_t *reg, const weir_state_snapshot_t *s) {
+    pthread_mutex_lock(&reg->mu);
+    ref_list_t *c = &reg->confirmed;
+    size_t w = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        bool live = false;
+        for (size_t j = 0; j < s->n_files && !live; j++)
+            live = s->files[j].sst && strcmp(s->files[j].name, c->v[i].local) == 0;
+        if (live) {
+            c->v[w++] = c->v[i];
+        } else {
+            free(c->v[i].local);
+            free(c->v[i].shared);
+        }
+    }
+    c->n = w;
+    pthread_mutex_unlock(&reg->mu);
+}
+
+weir_state_snapshot_t *weir_state_snapshot_take(weir_state_backend_t *sb, uint64_t checkpoint_id,
+                                                char *errstr, size_t errlen) {
+    char *err = NULL;
+    if (errstr && errlen)
+        errstr[0] = '\0';
+    if (!sb) {
+        weir_fmt(errstr, errlen, "snapshot: no state backend");
+        return NULL;
+    }
+    int64_t t0 = weir_now_ns();
+    weir_snapreg_t *reg = get_reg(sb);
+    weir_state_snapshot_t *s = calloc(1, sizeof(*s));
+    if (!reg || !s)
+        goto oom;
+    s->reg = reg;
+    s->id = checkpoint_id;
+    memcpy(s->instance, reg->instance, sizeof(s->instance));
+    s->max_par = weir_state_int_max_par(sb);
+    s->n_states = weir_state_int_n_states(sb);
+    s->states = calloc(s->n_states ? s->n_states : 1, sizeof(*s->states));
+    if (!s->states)
+        goto oom;
+    for (uint32_t i = 0; i < s->n_states; i++)
+        if (!(s->states[i] = strdup(weir_state_int_state_name(sb, i))))
+            goto oom;
+
+    /* "<path>.chk-<id>" beside the backend's directory (same filesystem: hard links) */
+    const char *path = weir_state_int_path(sb);
+    size_t pl = strlen(path);
+    while (pl > 1 && path[pl - 1] == '/')
+        pl--;
+    size_t dl = pl + 32;
+    if (!(s->local_dir = malloc(dl)))
+        goto oom;
+    snprintf(s->local_dir, dl, "%.*s.chk-%llu", (int)pl, path, (unsigned long long)checkpoint_id);
+    if (weir_rmtree(s->local_dir) != 0) {
+        weir_fmt(errstr, errlen, "snapshot: cannot remove stale %s", s->local_dir);
+        goto fail;
+    }
+
+    int rc = weir_state_flush(sb);
+    if (rc != 0) {
+        weir_fmt(errstr, errlen, "snapshot: writing the state cache to RocksDB failed: %s",
+                 weir_strerror(rc));
+        goto fail;
+    }
+    int64_t t1 = weir_now_ns();
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(weir_state_int_db(sb), &err);
+    if (!err)
+        rocksdb_checkpoint_create(cp, s->local_dir, 0, &err);
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    if (err) {
+        weir_fmt(errstr, errlen, "snapshot: RocksDB checkpoint into %s failed: %s", s->local_dir,
+                 err);
+        rocksdb_free(err);
+        goto fail;
+    }
+    if (list_files(s, errstr, errlen) != 0)
+        goto fail;
+    prune_confirmed(reg, s);
+    int64_t t2 = weir_now_ns();
+    WEIR_DEBUG(COMP, "snapshot %llu of %s: %zu files, cache flush %.1f ms, checkpoint %.1f ms",
+               (unsigned long long)checkpoint_id, path, s->n_files, (double)(t1 - t0) / 1e6,
+               (double)(t2 - t1) / 1e6);
+    return s;
+oom:
+    weir_fmt(errstr, errlen, "snapshot: out of memory taking checkpoint %llu",
+             (unsigned long long)checkpoint_id);
+fail:
+    weir_state_snapshot_free(&s);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* upload                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+static json_t *file_obj(const char *name, const char *local, uint64_t size) {
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    if (json_object_set_new(o, "name", json_string(name)) != 0 ||
+        (local && json_object_set_new(o, "local", json_string(local)) != 0) ||
+        json_object_set_new(o, "size", json_integer((json_int_t)size)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoint_dir,
+                               const char *task, bool incremental, char **handle_json,
+                               uint64_t *state_size, uint64_t *uploaded_size, char *errstr,
+                               size_t errlen) {
+    if (errstr && errlen)
+        errstr[0] = '\0';
+    if (!snap || !checkpoint_dir || !safe_name(task) || !handle_json || !snap->local_dir) {
+        weir_fmt(errstr, errlen, "snapshot upload: bad arguments (task name '%s')",
+                 task ? task : "(null)");
+        return WEIR_EINVAL;
+    }
+    int rc = WEIR_ENOMEM;
+    uint8_t *buf = NULL;
+    char *shared_dir = path_join(checkpoint_dir, "shared");
+    char *priv_dir = NULL, *src = NULL, *sname = NULL;
+    ref_list_t mine = {0};
+    uint64_t total = 0, written = 0;
+    json_t *root = json_object(), *jsh = json_array(), *jpr = json_array(), *jst = json_array();
+    size_t cl = strlen(checkpoint_dir) + strlen(task) + 32;
+    if (!shared_dir || !root || !jsh || !jpr || !jst || !(priv_dir = malloc(cl)))
+        goto oom;
+    snprintf(priv_dir, cl, "%s/chk-%llu/%s", checkpoint_dir, (unsigned long long)snap->id, task);
+    if (weir_mkdirs(shared_dir) != 0 || weir_mkdirs(priv_dir) != 0) {
+        rc = WEIR_EIO;
+        weir_fmt(errstr, errlen,
+                 "snapshot upload: cannot create %s or %s (check the checkpoint "
+                 "directory's permissions)",
+                 shared_dir, priv_dir);
+        goto fail;
+    }
+    for (size_t i = 0; i < snap->n_files; i++) {
+        const snap_file_t *f = &snap->files[i];
+        if (!(src = path_join(snap->local_dir, f->name)))
+            goto oom;
+        total += f->size;
+        if (f->sst) {
+            bool have = false;
+            if (incremental) {
+                pthread_mutex_lock(&snap->reg->mu);
+                const sst_ref_t *c = ref_list_find(&snap->reg->confirmed, f->name);
+                if (c)
+                    sname = strdup(c->shared);
+                have = c != NULL;
+                pthread_mutex_unlock(&snap->reg->mu);
+                if (have && !sname)
+                    goto oom;
+            }
+            if (!have) {
+                size_t nl = strlen(f->name) + 64;
+                if (!(sname = malloc(nl)))
+                    goto oom;
+                if (incremental)
+                    snprintf(sname, nl, "%s-%s", snap->instance, f->name);
+                else
+                    snprintf(sname, nl, "%s-c%llu-%s", snap->instance, (unsigned long long)snap->id,
+                             f->name);
+                rc = put_file(src, shared_dir, sname, f->size, true, &buf, errstr, errlen);
+                if (rc != 0)
+                    goto fail;
+                written += f->size;
+                if (incremental) {
+                    char *l = strdup(f->name), *sh = strdup(sname);
+                    if (!l || !sh || ref_list_push(&mine, l, sh, snap->id) != 0) {
+                        free(l);
+                        free(sh);
+                        goto oom;
+                    }
+                }
+            }
+            if (json_array_append_new(jsh, file_obj(sname, f->name, f->size)) != 0)
+                goto oom;
+            free(sname);
+            sname = NULL;
+        } else {
+            rc = put_file(src, priv_dir, f->name, f->size, true, &buf, errstr, errlen);
+            if (rc != 0)
+                goto fail;
+            written += f->size;
+            if (json_array_append_new(jpr, file_obj(f->name, NULL, f->size)) != 0)
+                goto oom;
+        }
+        free(src);
+        src = NULL;
+    }
+    if (fsync_dir(shared_dir) != 0 || fsync_dir(priv_dir) != 0) {
+        rc = WEIR_EIO;
+        weir_fmt(errstr, errlen, "snapshot upload: cannot fsync %s or %s: %s", shared_dir, priv_dir,
+                 strerror(errno));
+        goto fail;
+    }
+    for (uint32_t i = 0; i < snap->n_states; i++)
+        if (json_array_append_new(jst, json_string(snap->states[i])) != 0)
+            goto oom;
+    if (json_object_set_new(root, "version", json_integer(1)) != 0 ||
+        json_object_set_new(root, "checkpoint", json_integer((json_int_t)snap->id)) != 0 ||
+        json_object_set_new(root, "task", json_string(task)) != 0 ||
+        json_object_set(root, "shared", jsh) != 0 || json_object_set(root, "private", jpr) != 0 ||
+        json_object_set_new(root, "max_parallelism", json_integer(snap->max_par)) != 0 ||
+        json_object_set(root, "states", jst) != 0)
+        goto oom;
+    char *text = json_dumps(root, JSON_COMPACT);
+    if (!text)
+        goto oom;
+    /* the checkpoint's uploads wait for its completion (confirm) */
+    pthread_mutex_lock(&snap->reg->mu);
+    int prc = 0;
+    for (size_t i = 0; i < mine.n && prc == 0; i++) {
+        prc = ref_list_push(&snap->reg->pending, mine.v[i].local, mine.v[i].shared, snap->id);
+        if (prc == 0)
+            mine.v[i].local = mine.v[i].shared = NULL;
+    }
+    pthread_mutex_unlock(&snap->reg->mu);
+    if (prc != 0) {
+        free(text);
+        goto oom;
+    }
+    *handle_json = text;
+    if (state_size)
+        *state_size = total;
+    if (uploaded_size)
+        *uploaded_size = written;
+    WEIR_DEBUG(COMP, "uploaded snapshot %llu of %s: %llu bytes referenced, %llu written",
+               (unsigned long long)snap->id, task, (unsigned long long)total,
+               (unsigned long long)written);
+    if (weir_rmtree(snap->local_dir) != 0)
+        WEIR_WARN(COMP, "cannot remove local checkpoint directory %s", snap->local_dir);
+    free(snap->local_dir);
+    snap->local_dir = NULL;
+    rc = 0;
+    goto done;
+oom:
+    rc = WEIR_ENOMEM;
+    weir_fmt(errstr, errlen, "snapshot upload: out of memory");
+fail:
+done:
+    ref_list_clear(&mine);
+    json_decref(root);
+    json_decref(jsh);
+    json_decref(jpr);
+    json_decref(jst);
+    free(buf);
+    free(src);
+    free(sname);
+    free(shared_dir);
+    free(priv_dir);
+    return rc;
+}
+
+void weir_state_snapshot_confirm(weir_state_backend_t *sb, uint64_t checkpoint_id) {
+    if (!sb || !*weir_state_int_snapreg(sb))
+        return;
+    weir_snapreg_t *reg = *weir_state_int_snapreg(sb);
+    pthread_mutex_lock(&reg->mu);
+    ref_list_t *p = &reg->pending;
+    size_t w = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        sst_ref_t r = p->v[i];
+        if (r.ckpt > checkpoint_id) {
+            p->v[w++] = r;
+            continue;
+        }
+        if (ref_list_find(&reg->confirmed, r.local) ||
+            ref_list_push(&reg->confirmed, r.local, r.shared, r.ckpt) != 0) {
+            /* already confirmed (re-uploaded under the same name), or no memory: the file is
+             * simply uploaded again next time */
+            free(r.local);
+            free(r.shared);
+        }
+    }
+    p->n = w;
+    pthread_mutex_unlock(&reg->mu);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* restore                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct rfile {
+    const char *name;  /* in the checkpoint directory */
+    const char *local; /* in opts->path */
+    uint64_t size;
+    bool shared;
+} rfile_t;
+
+static int parse_files(json_t *arr, bool shared, rfile_t *out, size_t *n, char *errstr,
+                       size_t errlen) {
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+        json_t *jn = json_object_get(o, "name"), *jl = json_object_get(o, "local"),
+               *js = json_object_get(o, "size");
+        const char *name = json_string_value(jn);
+        const char *local = shared ? json_string_value(jl) : name;
+        if (!safe_name(name) || !safe_name(local) || !json_is_integer(js) ||
+            json_integer_value(js) < 0 || (shared && !has_suffix(local, ".sst"))) {
+            weir_fmt(errstr, errlen, "keyed-state handle: bad %s file entry %zu",
+                     shared ? "shared" : "private", i);
+            return WEIR_ECORRUPT;
+        }
+        out[(*n)++] = (rfile_t){.name = name,
+                                .local = local,
+                                .size = (uint64_t)json_integer_value(js),
+                                .shared = shared};
+    }
+    return 0;
+}
+
+weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
+                                         const weir_state_decl_t *states, uint32_t n_states,
+                                         const char *checkpoint_dir, const char *handle_json,
+                                         char *errstr, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = NULL;
+    rfile_t *files = NULL;
+    char **srcs = NULL;
+    size_t n = 0, cap = 0;
+    uint8_t *buf = NULL;
+    weir_state_backend_t *sb = NULL;
+    char privdir[4096];
+    if (errstr && errlen)
+        errstr[0] = '\0';
+    if (!opts || !opts->path || !opts->path[0] || !checkpoint_dir || !handle_json) {
+        weir_fmt(errstr, errlen, "state restore: missing path, checkpoint directory or handle");
+        return NULL;
+    }
+    root = json_loads(handle_json, 0, &jerr);
+    if (!root) {
+        weir_fmt(errstr, errlen, "keyed-state handle is not valid JSON (line %d: %s)", jerr.line,
+                 jerr.text);
+        return NULL;
+    }
+    json_t *jsh = json_object_get(root, "shared"), *jpr = json_object_get(root, "private");
+    json_t *jck = json_object_get(root, "checkpoint"),
+           *jmp = json_object_get(root, "max_parallelism");
+    const char *task = json_string_value(json_object_get(root, "task"));
+    if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1 ||
+        !json_is_array(jsh) || !json_is_array(jpr) || !json_is_integer(jck) ||
+        json_integer_value(jck) < 0 || !safe_name(task) || !json_is_integer(jmp)) {
+        weir_fmt(errstr, errlen,
+                 "keyed-state handle: not a version 1 handle (expected version, "
+                 "checkpoint, task, shared, private, max_parallelism)");
+        goto fail;
+    }
+    uint32_t want_mp = opts->max_parallelism ? opts->max_parallelism : WEIR_DEFAULT_MAX_PARALLELISM;
+    if (json_integer_value(jmp) != (json_int_t)want_mp) {
+        weir_fmt(errstr, errlen,
+                 "state restore: the checkpoint has max parallelism %lld but the "
+                 "job has %u (max parallelism cannot change across a restore)",
+                 (long long)json_integer_value(jmp), want_mp);
+        goto fail;
+    }
+    cap = json_array_size(jsh) + json_array_size(jpr);
+    files = calloc(cap ? cap : 1, sizeof(*files));
+    srcs = calloc(cap ? cap : 1, sizeof(*srcs));
+    if (!files || !srcs)
+        goto oom;
+    if (parse_files(jsh, true, files, &n, errstr, errlen) != 0 ||
+        parse_files(jpr, false, files, &n, errstr, errlen) != 0)
+        goto fail;
+    weir_fmt(privdir, sizeof(privdir), "%s/chk-%lld/%s", checkpoint_dir,
+             (long long)json_integer_value(jck), task);
+    /* every file must be there with its size before anything is touched */
+    for (size_t i = 0; i < n; i++) {
+        const char *dir = files[i].shared ? NULL : privdir;
+        char *sd = dir ? NULL : path_join(checkpoint_dir, "shared");
+        if (!dir && !sd)
+            goto oom;
+        srcs[i] = path_join(dir ? dir : sd, files[i].name);
+        free(sd);
+        if (!srcs[i])
+            goto oom;
+        struct stat st;
+        if (stat(srcs[i], &st) != 0) {
+            weir_fmt(errstr, errlen,
+                     "checkpoint file %s is missing: the checkpoint directory "
+                     "was removed or is incomplete",
+                     srcs[i]);
+            goto fail;
+        }
+        if ((uint64_t)st.st_size != files[i].size) {
+            weir_fmt(errstr, errlen,
+                     "checkpoint file %s has %lld bytes, expected %llu: the "
+                     "checkpoint directory is corrupt or incomplete",
+                     srcs[i], (long long)st.st_size, (unsigned long long)files[i].size);
+            goto fail;
+        }
+    }
+    /* a fresh local directory: shared SSTs are hard-linked when possible (immutable), the
+     * private files (MANIFEST, CURRENT, OPTIONS) are always copied */
+    if (weir_rmtree(opts->path) != 0 || weir_mkdirs(opts->path) != 0) {
+        weir_fmt(errstr, errlen, "state restore: cannot recreate directory %s", opts->path);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (put_file(srcs[i], opts->path, files[i].local, files[i].size, files[i].shared, &buf,
+                     errstr, errlen) != 0)
+            goto fail;
+    if (fsync_dir(opts->path) != 0)
+        WEIR_WARN(COMP, "cannot fsync %s", opts->path);
+    sb = weir_state_open(opts, states, n_states, errstr, errlen);
+    if (!sb)
+        goto fail;
+    /* a new instance id (get_reg) for files created from now on; restored SSTs are confirmed */
+    weir_snapreg_t *reg = get_reg(sb);
+    if (!reg)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        if (!files[i].shared)
+            continue;
+        char *l = strdup(files[i].local), *sh = strdup(files[i].name);
+        if (!l || !sh || ref_list_push(&reg->confirmed, l, sh, 0) != 0) {
+            free(l);
+            free(sh);
+            goto oom;
+        }
+    }
+    WEIR_INFO(COMP, "restored keyed state of %s (checkpoint %lld, %zu files) into %s", task,
+              (long long)json_integer_value(jck), n, opts->path);
+    goto done;
+oom:
+    weir_fmt(errstr, errlen, "state restore: out of memory");
+fail:
+    weir_state_close(&sb, false);
+done:
+    if (srcs)
+        for (size_t i = 0; i < cap; i++)
+            free(srcs[i]);
+    free(srcs);
+    free(files);
+    free(buf);
+    json_decref(root);
+    return sb;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* operator state redistribution                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+int weir_opstate_redistribute(weir_opstate_mode_t mode, const weir_opstate_elem_t *const *old,
+                              const size_t *old_n, uint32_t n_old, uint32_t n_new,
+                              weir_opstate_elem_t **out, size_t *out_n) {
+    if (n_new == 0 || !out || !out_n || (n_old && (!old || !old_n)))
+        return WEIR_EINVAL;
+    size_t total = 0;
+    for (uint32_t i = 0; i < n_old; i++) {
+        if (old_n[i] && !old[i])
+            return WEIR_EINVAL;
+        total += old_n[i];
+    }
+    for (uint32_t j = 0; j < n_new; j++) {
+        out[j] = NULL;
+        out_n[j] = 0;
+    }
+    for (uint32_t j = 0; j < n_new; j++) {
+        size_t cnt =
+            mode == WEIR_OPSTATE_UNION ? total : total / n_new + (j < total % n_new ? 1 : 0);
+        out[j] = malloc((cnt ? cnt : 1) * sizeof(**out));
+        if (!out[j]) {
+            for (uint32_t k = 0; k < j; k++) {
+                free(out[k]);
+                out[k] = NULL;
+            }
+            return WEIR_ENOMEM;
+        }
+    }
+    size_t k = 0;
+    for (uint32_t i = 0; i < n_old; i++)
+        for (size_t e = 0; e < old_n[i]; e++, k++) {
+            if (mode == WEIR_OPSTATE_UNION) {
+                for (uint32_t j = 0; j < n_new; j++)
+                    out[j][out_n[j]++] = old[i][e];
+            } else {
+                uint32_t j = (uint32_t)(k % n_new);
+                out[j][out_n[j]++] = old[i][e];
+            }
+        }
+    return 0;
+}

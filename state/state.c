@@ -8,7 +8,9 @@
  *    a clean entry equals what RocksDB holds; a dirty "absent" entry is a pending delete.
  *  - sb->bytes is the accounted size of all live entries; after any cache operation it is at most
  *    the budget, except for the one entry the operation returns (never evicted by it).
- *  - dirty entries reach RocksDB only through one WriteBatch: on eviction or weir_state_flush().
+ *  - dirty entries reach RocksDB only through one WriteBatch: on eviction, when the dirty bytes
+ *    pass dirty_limit (a quarter of the memtable size), or in weir_state_flush(). Every dirty
+ *    entry's index is in the dirty list (which may also hold stale or duplicate indices).
  *  - pointers returned by get functions point into the cache or a backend scratch buffer and stay
  *    valid until the next call on this backend.
  * Threading: a backend is used by one thread (its subtask) only; no global mutable state. */
@@ -23,6 +25,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "runtime/keygroup.h"
+#include "state/state_int.h"
 
 #define COMP "state"
 #define DEFAULT_CACHE_BYTES ((size_t)32 << 20)
@@ -87,11 +90,18 @@ struct weir_state_backend {
     uint32_t nbuckets; /* power of two */
     size_t budget, bytes;
     weir_state_stats_t stats;
+    /* dirty list: indices of entries that became dirty since the last write-back (may hold
+     * stale or duplicate indices: write-back skips entries that are not dirty) */
+    uint32_t *dirty;
+    uint32_t n_dirty, cap_dirty;
+    size_t dirty_bytes, dirty_limit; /* write back everything dirty above the limit */
 
     msgpack_zone zone;
     bool zone_ok;
     msgpack_sbuffer sbuf;
     msgpack_packer pk;
+
+    weir_snapreg_t *snapreg; /* snapshot.c's registry (NULL until the first take/restore) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -239,8 +249,33 @@ static void cache_remove(weir_state_backend_t *sb, uint32_t idx) {
     sb->n_live--;
 }
 
+/* Room for one more index in the dirty list (so marking an entry dirty cannot fail). */
+static int dirty_reserve(weir_state_backend_t *sb) {
+    if (sb->n_dirty < sb->cap_dirty)
+        return 0;
+    uint32_t nc = sb->cap_dirty ? sb->cap_dirty * 2 : 1024;
+    uint32_t *nd = realloc(sb->dirty, (size_t)nc * sizeof(*nd));
+    if (!nd)
+        return WEIR_ENOMEM;
+    sb->dirty = nd;
+    sb->cap_dirty = nc;
+    return 0;
+}
+
+/* Marks an entry dirty (after dirty_reserve); a clean entry joins the dirty list. */
+static void set_dirty(weir_state_backend_t *sb, uint32_t idx) {
+    centry_t *e = &sb->ent[idx];
+    if (!(e->flags & F_DIRTY)) {
+        sb->dirty[sb->n_dirty++] = idx;
+        sb->dirty_bytes += e->klen + e->vlen;
+    }
+    e->flags |= F_DIRTY | F_REF;
+}
+
 /* Stores a value in an entry (in place when it fits). @p val may point into the entry. */
 static int cache_set_value(weir_state_backend_t *sb, uint32_t idx, const void *val, uint32_t len) {
+    if (dirty_reserve(sb) != 0)
+        return WEIR_ENOMEM;
     centry_t *e = &sb->ent[idx];
     if (len > e->vcap) {
         uint32_t ncap = (len + 15u) & ~15u;
@@ -258,7 +293,8 @@ static int cache_set_value(weir_state_backend_t *sb, uint32_t idx, const void *v
         memmove(e->buf + e->klen, val, len);
     }
     e->vlen = len;
-    e->flags = (uint8_t)((e->flags & ~F_ABSENT) | F_DIRTY | F_REF);
+    e->flags &= (uint8_t)~F_ABSENT;
+    set_dirty(sb, idx);
     return 0;
 }
 
@@ -270,9 +306,47 @@ static void batch_add(rocksdb_writebatch_t *b, const sstate_t *s, const centry_t
                                   (const char *)e->buf + e->klen, e->vlen);
 }
 
+/* Writes every dirty entry (from the dirty list) to RocksDB in one WriteBatch; they stay cached,
+ * clean. */
+static int write_back(weir_state_backend_t *sb, const char *why) {
+    rocksdb_writebatch_clear(sb->batch);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < sb->n_dirty; i++) {
+        centry_t *e = &sb->ent[sb->dirty[i]];
+        if ((e->flags & (F_USED | F_DIRTY)) == (F_USED | F_DIRTY)) {
+            batch_add(sb->batch, &sb->st[e->st], e);
+            e->flags &= (uint8_t)~F_DIRTY; /* a duplicate index is skipped */
+            n++;
+        }
+    }
+    if (n) {
+        char *err = NULL;
+        rocksdb_write(sb->db, sb->wo, sb->batch, &err);
+        rocksdb_writebatch_clear(sb->batch);
+        if (err) {
+            /* still dirty: mark them again so a retry writes them */
+            for (uint32_t i = 0; i < sb->n_dirty; i++) {
+                centry_t *e = &sb->ent[sb->dirty[i]];
+                if (e->flags & F_USED)
+                    e->flags |= F_DIRTY;
+            }
+            return rdb_err(why, sb->path, err);
+        }
+    }
+    sb->n_dirty = 0;
+    sb->dirty_bytes = 0;
+    sb->stats.flushed_entries += n;
+    return 0;
+}
+
 /* CLOCK eviction down to 7/8 of the budget; dirty victims go to RocksDB in one WriteBatch.
  * The entry @p keep (the one the caller returns) is never evicted. */
 static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
+    if (sb->dirty_bytes > sb->dirty_limit) {
+        int rc = write_back(sb, "write (dirty limit)");
+        if (rc != 0)
+            return rc;
+    }
     if (sb->bytes <= sb->budget)
         return 0;
     size_t target = sb->budget - sb->budget / 8;
@@ -357,26 +431,7 @@ static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t 
 int weir_state_flush(weir_state_backend_t *sb) {
     if (!sb)
         return WEIR_EINVAL;
-    rocksdb_writebatch_clear(sb->batch);
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < sb->n_ent; i++) {
-        centry_t *e = &sb->ent[i];
-        if ((e->flags & (F_USED | F_DIRTY)) == (F_USED | F_DIRTY)) {
-            batch_add(sb->batch, &sb->st[e->st], e);
-            n++;
-        }
-    }
-    if (n == 0)
-        return 0;
-    char *err = NULL;
-    rocksdb_write(sb->db, sb->wo, sb->batch, &err);
-    rocksdb_writebatch_clear(sb->batch);
-    if (err)
-        return rdb_err("write (flush)", sb->path, err);
-    for (uint32_t i = 0; i < sb->n_ent; i++)
-        sb->ent[i].flags &= (uint8_t)~F_DIRTY;
-    sb->stats.flushed_entries += n;
-    return 0;
+    return write_back(sb, "write (flush)");
 }
 
 void weir_state_get_stats(const weir_state_backend_t *sb, weir_state_stats_t *out) {
@@ -388,6 +443,43 @@ void weir_state_get_stats(const weir_state_backend_t *sb, weir_state_stats_t *ou
     }
     *out = sb->stats;
     out->cache_bytes = sb->bytes;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* internal accessors for snapshot.c (state_int.h)                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+rocksdb_t *weir_state_int_db(const weir_state_backend_t *sb) {
+    return sb->db;
+}
+
+const char *weir_state_int_path(const weir_state_backend_t *sb) {
+    return sb->path;
+}
+
+uint32_t weir_state_int_max_par(const weir_state_backend_t *sb) {
+    return sb->max_par;
+}
+
+uint32_t weir_state_int_n_states(const weir_state_backend_t *sb) {
+    return sb->n_st;
+}
+
+const char *weir_state_int_state_name(const weir_state_backend_t *sb, uint32_t i) {
+    return i < sb->n_st ? sb->st[i].name : NULL;
+}
+
+weir_snapreg_t **weir_state_int_snapreg(weir_state_backend_t *sb) {
+    return &sb->snapreg;
+}
+
+int weir_state_int_compact(weir_state_backend_t *sb) {
+    int rc = weir_state_flush(sb);
+    if (rc != 0)
+        return rc;
+    for (uint32_t i = 0; i < sb->n_cfs; i++)
+        rocksdb_compact_range_cf(sb->db, sb->cfs[i], NULL, 0, NULL, 0);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -457,6 +549,7 @@ static void list_merge_destroy(void *state) {
 /* ------------------------------------------------------------------------------------------ */
 
 static void free_backend(weir_state_backend_t *sb) {
+    weir_snapreg_free(sb->snapreg);
     for (uint32_t i = 0; i < sb->n_cfs; i++)
         if (sb->cfs[i])
             rocksdb_column_family_handle_destroy(sb->cfs[i]);
@@ -482,6 +575,7 @@ static void free_backend(weir_state_backend_t *sb) {
         if (sb->ent[i].flags & F_USED)
             free(sb->ent[i].buf);
     free(sb->ent);
+    free(sb->dirty);
     free(sb->buckets);
     free(sb->kbuf);
     free(sb->scratch);
@@ -551,6 +645,10 @@ weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
     sb->max_par = max_par;
     sb->key_err = WEIR_EINVAL; /* no key set yet */
     sb->budget = opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE_BYTES;
+    /* dirty bytes above a quarter of the memtable are written back at once: RocksDB flushes
+     * full memtables in the background, so a checkpoint's synchronous flush stays small */
+    sb->dirty_limit =
+        (opts->write_buffer_bytes ? opts->write_buffer_bytes : DEFAULT_WRITE_BUFFER_BYTES) / 4;
     sb->path = strdup(opts->path);
     sb->nbuckets = 1024;
     sb->buckets = calloc(sb->nbuckets, sizeof(*sb->buckets));
@@ -720,9 +818,12 @@ static int cached_clear(weir_state_backend_t *sb, uint32_t st) {
     int rc = cache_get(sb, st, false, &idx);
     if (rc != 0)
         return rc;
+    if (dirty_reserve(sb) != 0)
+        return WEIR_ENOMEM;
     centry_t *e = &sb->ent[idx];
     e->vlen = 0;
-    e->flags |= F_ABSENT | F_DIRTY | F_REF;
+    e->flags |= F_ABSENT;
+    set_dirty(sb, idx);
     return cache_evict(sb, idx);
 }
 
