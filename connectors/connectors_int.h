@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "runtime/operator.h"
+#include "runtime/twophase.h"
 #include "weir/weir.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -52,6 +53,17 @@ static inline uint64_t weir__cursor_take(weir_index_cursor_t *c) {
     uint64_t i = c->next;
     c->next += c->step;
     return i;
+}
+
+/** Source position of a cursor: how many records this subtask took so far (k; the next index
+ * is subtask + k * step). */
+static inline uint64_t weir__cursor_position(const weir_index_cursor_t *c, uint32_t subtask) {
+    return (c->next - subtask) / c->step;
+}
+
+/** Moves a freshly initialised cursor to position @p k (restore). */
+static inline void weir__cursor_seek(weir_index_cursor_t *c, uint32_t subtask, uint64_t k) {
+    c->next = subtask + k * c->step;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -119,6 +131,33 @@ int weir__line_reader_next(weir_line_reader_t *r, const char **line, size_t *len
 /** Closes the file and frees the buffer. Safe to call twice. */
 void weir__line_reader_close(weir_line_reader_t *r);
 
+/** The lines of one subtask's splits of a list of files, file after file, with a position that
+ * can be saved and resumed. Position = (file index, offset): the reader resumes in file `index`
+ * at max(offset, split start), so offset is either a line start (the next line to read) or 0
+ * (the file's split from its start). Takes ownership of nothing: `files` stays the caller's. */
+typedef struct weir_split_reader {
+    char *const *files;
+    size_t n_files;
+    size_t cur; /* index of the next file to open (the open one is cur - 1) */
+    bool reading;
+    weir_line_reader_t r;
+    uint32_t subtask, parallelism;
+    uint64_t resume_off; /* applies to file `cur` when it opens */
+    char errmsg[512];
+} weir_split_reader_t;
+
+void weir__split_reader_init(weir_split_reader_t *sr, char *const *files, size_t n_files,
+                             uint32_t subtask, uint32_t parallelism);
+/** Next line: @returns 1 (line valid until the next call), 0 when every split is read, or
+ * WEIR_ENOTFOUND / WEIR_EIO with sr->errmsg naming the file. */
+int weir__split_reader_next(weir_split_reader_t *sr, const char **line, size_t *len);
+/** The position to resume at: every line read so far is before it, every other after it. */
+void weir__split_reader_position(const weir_split_reader_t *sr, uint64_t *file_index,
+                                 uint64_t *offset);
+/** Resumes at a position from weir__split_reader_position (call before the first next). */
+void weir__split_reader_seek(weir_split_reader_t *sr, uint64_t file_index, uint64_t offset);
+void weir__split_reader_close(weir_split_reader_t *sr);
+
 /* ------------------------------------------------------------------------------------------ */
 /* File sink: part-file writer                                                                */
 /* ------------------------------------------------------------------------------------------ */
@@ -151,6 +190,59 @@ int weir__part_writer_finish(weir_part_writer_t *w);
 void weir__part_writer_abort(weir_part_writer_t *w);
 /** Frees the writer (aborts an unfinished file). Safe to call twice. */
 void weir__part_writer_destroy(weir_part_writer_t *w);
+
+/* Two-phase-commit steps of the part writer (docs/checkpointing.md). Names are relative to the
+ * writer's directory: `.part-<s>-<k>.inprogress` -> `.part-<s>-<k>.pending` -> `part-<s>-<k>`. */
+
+/** Opens a new in-progress file for part w->n. @returns 0 or WEIR_EIO (w->errmsg). */
+int weir__part_writer_begin(weir_part_writer_t *w);
+/** Pre-commit: flush, fsync, close, rename the in-progress file to its pending name, fsync the
+ * directory; *k and *size describe the part; w->n advances. The file is closed on every path.
+ * @returns 0 or WEIR_EIO (w->errmsg). */
+int weir__part_writer_precommit(weir_part_writer_t *w, uint64_t *k, uint64_t *size);
+/** Commit: renames `<dir>/<pending>` to `<dir>/<final>` and fsyncs the directory. @returns 1
+ * when renamed, 0 when already committed (pending missing, final present), WEIR_ENOTFOUND when
+ * both are missing (data lost) or WEIR_EIO (w->errmsg). */
+int weir__part_commit(weir_part_writer_t *w, const char *pending, const char *final);
+/** Deletes this subtask's `.part-<s>-<k>.inprogress` and `.pending` files whose k is not in
+ * @p keep. @returns 0 or WEIR_EIO (w->errmsg). */
+int weir__part_abort_lingering(weir_part_writer_t *w, const uint64_t *keep, size_t n_keep);
+
+/** The exactly-once file sink without the runtime glue: a part writer driven by the 2PC helper.
+ * One transaction = one part file; a file above roll_bytes is pre-committed early and joins the
+ * next checkpoint. Snapshot state: [next part number, <2PC pending list>] where a handle is
+ * [k, pending name, final name, size]. Without checkpointing (never snapshotted nor restored)
+ * close() after end_input commits directly; otherwise close() only aborts the open file. */
+typedef struct weir_file_2pc {
+    weir_part_writer_t w;
+    weir_2pc_t tp;
+    uint64_t roll_bytes;
+    bool ended; /* end_input was called */
+    /* Called after each commit rename (the glue hits the commit-after-rename kill point). */
+    void (*after_rename)(void *arg);
+    void *hook_arg;
+} weir_file_2pc_t;
+
+/** Creates the directory and the sink. @returns 0 or WEIR_EIO/WEIR_ENOMEM (+ errstr). */
+int weir__fsink_init(weir_file_2pc_t *s, const char *dir, uint32_t subtask, uint64_t roll_bytes,
+                     char *errstr, size_t errlen);
+/** Restore from a checkpoint (state nil/NULL = none): commit recovered, abort lingering, resume
+ * part numbering. @returns 0 or < 0 (s->w.errmsg). */
+int weir__fsink_restore(weir_file_2pc_t *s, uint64_t checkpoint_id, const msgpack_object *state);
+/** Fresh start: deletes this subtask's lingering in-progress and pending files. */
+int weir__fsink_start_fresh(weir_file_2pc_t *s);
+/** Appends one line (begins the epoch's file if needed). @returns 0 or < 0 (s->w.errmsg). */
+int weir__fsink_line(weir_file_2pc_t *s, const void *data, size_t len);
+/** Pre-commits and packs one object into @p pk. @returns 0 or < 0 (s->w.errmsg). */
+int weir__fsink_snapshot(weir_file_2pc_t *s, uint64_t checkpoint_id, msgpack_packer *pk);
+/** Commits the files of checkpoints <= checkpoint_id (all when final). */
+int weir__fsink_notify(weir_file_2pc_t *s, uint64_t checkpoint_id, bool final);
+/** End of input: pre-commits the open file (it joins the final snapshot, or close() commits it
+ * when the job does not checkpoint). @returns 0 or < 0 (s->w.errmsg). */
+int weir__fsink_end_input(weir_file_2pc_t *s);
+/** Commits directly when ended and never checkpointed, otherwise aborts the open file; frees
+ * everything. @returns 0 or the commit error (logged). Safe to call twice. */
+int weir__fsink_close(weir_file_2pc_t *s);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Value formatting for the file and print sinks                                              */

@@ -4,7 +4,8 @@
  * Invariants: subtask s of p handles record indices s, s+p, s+2p, ... below `count` (count 0 =
  * unbounded), so subtasks produce disjoint, reproducible records. Values depend only on the index
  * (and the seed). Rate limiting never sleeps: run() returns WEIR_SOURCE_MORE with *wake_ns set to
- * when the next record is due. At most `budget` records per run() call.
+ * when the next record is due. At most `budget` records per run() call. Position (snapshot):
+ * [k], the number of records the subtask emitted; a restore resumes at index s + k*p.
  * Threading: an operator instance runs on its subtask thread only. */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,6 +80,8 @@ uint32_t weir__rate_permits(weir_rate_t *r, int64_t now_ns, uint32_t budget, int
 typedef struct weir_gen_source {
     weir_index_cursor_t idx;
     weir_rate_t rate;
+    bool restored;
+    uint64_t restore_k; /* position to resume at when restored */
 } weir_gen_source_t;
 
 static int gen_open(weir_operator_t *op, weir_ctx_t *ctx) {
@@ -91,6 +94,8 @@ static int gen_open(weir_operator_t *op, weir_ctx_t *ctx) {
     }
     weir__cursor_init(&g->idx, op->subtask, op->parallelism,
                       n->kind == WEIR_OP_SOURCE_DATAGEN ? n->datagen.count : n->count);
+    if (g->restored)
+        weir__cursor_seek(&g->idx, op->subtask, g->restore_k);
     double rate = n->kind == WEIR_OP_SOURCE_DATAGEN ? n->datagen.rate : n->rate;
     weir__rate_init(&g->rate, rate, op->parallelism);
     return 0;
@@ -141,15 +146,49 @@ static int generator_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, 
     return weir__cursor_more(&g->idx) ? WEIR_SOURCE_MORE : WEIR_SOURCE_END;
 }
 
+/* Position: [k], the number of records this subtask emitted (its next index is s + k*p). */
+static int gen_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                        msgpack_packer *pk) {
+    weir_gen_source_t *g = op->impl;
+    (void)ctx;
+    (void)checkpoint_id;
+    msgpack_pack_array(pk, 1);
+    uint64_t k = g->idx.step ? weir__cursor_position(&g->idx, op->subtask) : g->restore_k;
+    msgpack_pack_uint64(pk, k);
+    return 0;
+}
+
+static int gen_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                       const msgpack_object *state) {
+    weir_gen_source_t *g = op->impl;
+    (void)checkpoint_id;
+    if (!state || state->type == MSGPACK_OBJECT_NIL)
+        return 0; /* no position stored: start from the beginning */
+    if (state->type != MSGPACK_OBJECT_ARRAY || state->via.array.size != 1 ||
+        state->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        weir_fail(ctx, "source '%s': malformed position in the checkpoint state", op->node->name);
+        return WEIR_ECORRUPT;
+    }
+    g->restored = true;
+    g->restore_k = state->via.array.ptr[0].via.u64;
+    return 0;
+}
+
 static void gen_close(weir_operator_t *op) {
     free(op->impl);
     op->impl = NULL;
 }
 
-static const weir_operator_vt_t datagen_vt = {
-    .open = gen_open, .run = datagen_run, .close = gen_close};
-static const weir_operator_vt_t generator_vt = {
-    .open = gen_open, .run = generator_run, .close = gen_close};
+static const weir_operator_vt_t datagen_vt = {.open = gen_open,
+                                              .run = datagen_run,
+                                              .close = gen_close,
+                                              .snapshot = gen_snapshot,
+                                              .restore = gen_restore};
+static const weir_operator_vt_t generator_vt = {.open = gen_open,
+                                                .run = generator_run,
+                                                .close = gen_close,
+                                                .snapshot = gen_snapshot,
+                                                .restore = gen_restore};
 
 int weir__datagen_create(weir_operator_t *op, char *errstr, size_t errlen) {
     weir_gen_source_t *g = calloc(1, sizeof(*g));

@@ -7,6 +7,9 @@
  * reads lines while their first byte is < end, the last one possibly past end. Every line is read
  * by exactly one subtask. Lines are emitted without '\n' (and without a '\r' before it) as msgpack
  * str values with an empty key and the wall clock as timestamp.
+ * Position (snapshot): [file index, byte offset of the next line to read in that file], where
+ * offset 0 means "the file's split from its start"; a restore reopens the split there. Offsets
+ * are line starts, so the reader's skip rule lands exactly on them.
  * Memory: one buffer per reader (1 MiB, grown only for longer lines); no allocation per line.
  * Threading: an operator instance runs on its subtask thread only. */
 #include <dirent.h>
@@ -237,16 +240,101 @@ void weir__line_reader_close(weir_line_reader_t *r) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Split reader: the subtask's splits of every file, with a resumable position             */
+/* ---------------------------------------------------------------------------------------- */
+
+void weir__split_reader_init(weir_split_reader_t *sr, char *const *files, size_t n_files,
+                             uint32_t subtask, uint32_t parallelism) {
+    memset(sr, 0, sizeof(*sr));
+    sr->files = files;
+    sr->n_files = n_files;
+    sr->subtask = subtask;
+    sr->parallelism = parallelism ? parallelism : 1;
+    sr->r.fd = -1;
+}
+
+/* Opens file sr->cur's split (from sr->resume_off when later). @returns 0 or < 0. */
+static int split_open(weir_split_reader_t *sr) {
+    const char *f = sr->files[sr->cur];
+    uint64_t resume = sr->resume_off;
+    sr->cur++;
+    sr->resume_off = 0;
+    struct stat st;
+    int rc;
+    if (stat(f, &st) != 0) {
+        rc = errno == ENOENT ? WEIR_ENOTFOUND : WEIR_EIO;
+    } else {
+        uint64_t start, end;
+        weir__split_range((uint64_t)st.st_size, sr->subtask, sr->parallelism, &start, &end);
+        /* resume is a line start of this split (or 0): opening there lands exactly on it. */
+        rc = weir__line_reader_open(&sr->r, f, resume > start ? resume : start, end,
+                                    FILE_SOURCE_BUF);
+    }
+    if (rc != 0) {
+        weir_fmt(sr->errmsg, sizeof(sr->errmsg), "cannot read input '%s': %s", f, strerror(errno));
+        weir__line_reader_close(&sr->r);
+        return rc;
+    }
+    sr->reading = true;
+    return 0;
+}
+
+int weir__split_reader_next(weir_split_reader_t *sr, const char **line, size_t *len) {
+    for (;;) {
+        if (!sr->reading) {
+            if (sr->cur >= sr->n_files)
+                return 0;
+            int rc = split_open(sr);
+            if (rc != 0)
+                return rc;
+        }
+        int rc = weir__line_reader_next(&sr->r, line, len);
+        if (rc < 0) {
+            weir_fmt(sr->errmsg, sizeof(sr->errmsg), "cannot read input '%s': %s",
+                     sr->files[sr->cur - 1], strerror(errno));
+            return rc;
+        }
+        if (rc == 1)
+            return 1;
+        weir__line_reader_close(&sr->r);
+        sr->reading = false;
+    }
+}
+
+void weir__split_reader_position(const weir_split_reader_t *sr, uint64_t *file_index,
+                                 uint64_t *offset) {
+    if (sr->reading) {
+        *file_index = sr->cur - 1;
+        *offset = sr->r.off; /* start of the next line (or the split's end) */
+    } else {
+        *file_index = sr->cur;
+        *offset = sr->resume_off;
+    }
+}
+
+void weir__split_reader_seek(weir_split_reader_t *sr, uint64_t file_index, uint64_t offset) {
+    weir__line_reader_close(&sr->r);
+    sr->reading = false;
+    sr->cur = file_index < sr->n_files ? (size_t)file_index : sr->n_files;
+    sr->resume_off = offset;
+}
+
+void weir__split_reader_close(weir_split_reader_t *sr) {
+    weir__line_reader_close(&sr->r);
+    sr->reading = false;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Operator                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
 typedef struct weir_file_source {
     char **files;
     size_t n_files;
-    size_t cur;   /* index of the next file to open */
-    bool reading; /* reader holds an open range */
-    weir_line_reader_t r;
+    weir_split_reader_t sr;
     weir_rate_t rate;
+    bool restored;
+    uint64_t restore_file, restore_off;
 } weir_file_source_t;
 
 static int fsrc_open(weir_operator_t *op, weir_ctx_t *ctx) {
@@ -259,32 +347,18 @@ static int fsrc_open(weir_operator_t *op, weir_ctx_t *ctx) {
         weir_fail(ctx, "file source '%s': cannot read input '%s': %s", n->name, path, err);
         return rc;
     }
-    weir__rate_init(&s->rate, n->rate, op->parallelism);
-    return 0;
-}
-
-/* Opens the next file's split. @returns 1 when one is open, 0 when no file is left, or < 0. */
-static int fsrc_next_file(weir_operator_t *op, weir_ctx_t *ctx, weir_file_source_t *s) {
-    while (s->cur < s->n_files) {
-        const char *f = s->files[s->cur++];
-        struct stat st;
-        int rc = 0;
-        uint64_t start = 0, end = 0;
-        if (stat(f, &st) != 0) {
-            rc = errno == ENOENT ? WEIR_ENOTFOUND : WEIR_EIO;
-        } else {
-            weir__split_range((uint64_t)st.st_size, op->subtask, op->parallelism, &start, &end);
-            rc = weir__line_reader_open(&s->r, f, start, end, FILE_SOURCE_BUF);
+    weir__split_reader_init(&s->sr, s->files, s->n_files, op->subtask, op->parallelism);
+    if (s->restored) {
+        if (s->restore_file > s->n_files) {
+            weir_fail(ctx,
+                      "file source '%s': the checkpoint's position (file %llu) is past the %zu "
+                      "input files of '%s'; was the input changed?",
+                      n->name, (unsigned long long)s->restore_file, s->n_files, path);
+            return WEIR_ECORRUPT;
         }
-        if (rc != 0) {
-            weir_fail(ctx, "file source '%s': cannot read input '%s': %s", op->node->name, f,
-                      strerror(errno));
-            weir__line_reader_close(&s->r);
-            return rc;
-        }
-        s->reading = true;
-        return 1;
+        weir__split_reader_seek(&s->sr, s->restore_file, s->restore_off);
     }
+    weir__rate_init(&s->rate, n->rate, op->parallelism);
     return 0;
 }
 
@@ -297,27 +371,16 @@ static int fsrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
     int64_t ts = weir_wall_ms();
     uint32_t emitted = 0;
     while (emitted < k) {
-        if (!s->reading) {
-            int rc = fsrc_next_file(op, ctx, s);
-            if (rc < 0)
-                return rc;
-            if (rc == 0) {
-                weir__rate_note(&s->rate, emitted);
-                return WEIR_SOURCE_END;
-            }
-        }
         const char *line;
         size_t len;
-        int rc = weir__line_reader_next(&s->r, &line, &len);
+        int rc = weir__split_reader_next(&s->sr, &line, &len);
         if (rc < 0) {
-            weir_fail(ctx, "file source '%s': cannot read input '%s': %s", op->node->name,
-                      s->files[s->cur - 1], strerror(errno));
+            weir_fail(ctx, "file source '%s': %s", op->node->name, s->sr.errmsg);
             return rc;
         }
         if (rc == 0) {
-            weir__line_reader_close(&s->r);
-            s->reading = false;
-            continue;
+            weir__rate_note(&s->rate, emitted);
+            return WEIR_SOURCE_END;
         }
         msgpack_packer *pk = weir_packer(ctx);
         msgpack_pack_str(pk, len);
@@ -329,18 +392,55 @@ static int fsrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
     return WEIR_SOURCE_MORE;
 }
 
+/* Position: [file index, byte offset of the next line to read in it (0 = its split start)]. */
+static int fsrc_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                         msgpack_packer *pk) {
+    weir_file_source_t *s = op->impl;
+    (void)ctx;
+    (void)checkpoint_id;
+    uint64_t file = s->restore_file, off = s->restore_off;
+    if (s->files) /* opened */
+        weir__split_reader_position(&s->sr, &file, &off);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, file);
+    msgpack_pack_uint64(pk, off);
+    return 0;
+}
+
+static int fsrc_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                        const msgpack_object *state) {
+    weir_file_source_t *s = op->impl;
+    (void)checkpoint_id;
+    if (!state || state->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (state->type != MSGPACK_OBJECT_ARRAY || state->via.array.size != 2 ||
+        state->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        state->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        weir_fail(ctx, "file source '%s': malformed position in the checkpoint state",
+                  op->node->name);
+        return WEIR_ECORRUPT;
+    }
+    s->restored = true;
+    s->restore_file = state->via.array.ptr[0].via.u64;
+    s->restore_off = state->via.array.ptr[1].via.u64;
+    return 0;
+}
+
 static void fsrc_close(weir_operator_t *op) {
     weir_file_source_t *s = op->impl;
     if (!s)
         return;
-    weir__line_reader_close(&s->r);
+    weir__split_reader_close(&s->sr);
     weir__file_list_free(s->files, s->n_files);
     free(s);
     op->impl = NULL;
 }
 
-static const weir_operator_vt_t file_source_vt = {
-    .open = fsrc_open, .run = fsrc_run, .close = fsrc_close};
+static const weir_operator_vt_t file_source_vt = {.open = fsrc_open,
+                                                  .run = fsrc_run,
+                                                  .close = fsrc_close,
+                                                  .snapshot = fsrc_snapshot,
+                                                  .restore = fsrc_restore};
 
 int weir__file_source_create(weir_operator_t *op, char *errstr, size_t errlen) {
     weir_file_source_t *s = calloc(1, sizeof(*s));
@@ -348,7 +448,7 @@ int weir__file_source_create(weir_operator_t *op, char *errstr, size_t errlen) {
         weir_fmt(errstr, errlen, "file source '%s': out of memory", op->node->name);
         return WEIR_ENOMEM;
     }
-    s->r.fd = -1;
+    s->sr.r.fd = -1;
     op->impl = s;
     op->vt = &file_source_vt;
     return 0;

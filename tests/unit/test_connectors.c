@@ -1,13 +1,16 @@
 /* Unit tests of the connectors' pure helpers (connectors/connectors_int.h): file listing and
- * split line reading, the part-file writer, value formatting, datagen values and indices, and the
- * rate schedule. Oracles are independent: line lists the test itself generated, known SplitMix64
- * vectors, brute-force index coverage, hand-computed schedules. */
+ * split line reading, the part-file writer, value formatting, datagen values and indices, the
+ * rate schedule, the exactly-once file sink (two-phase commit on a real directory, with simulated
+ * kill -9 and restore) and source positions (save and resume). Oracles are independent: line lists
+ * the test itself generated, known SplitMix64 vectors, brute-force index coverage, hand-computed
+ * schedules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,6 +369,348 @@ static void test_part_writer_bad_dir(void **state) {
     assert_non_null(strstr(err, dir));
 }
 
+/* ---- exactly-once file sink (two-phase commit on a real directory) ---------------------- */
+
+/* Names in @p dir, sorted, joined by ' ' (independent of the code under test). */
+static void dir_names(const char *dir, char *out, size_t cap) {
+    char **files = NULL;
+    size_t n = 0, cnt = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        files = realloc(files, (n + 1) * sizeof(*files));
+        assert_non_null(files);
+        files[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) /* insertion sort */
+        for (size_t j = i; j > 0 && strcmp(files[j - 1], files[j]) > 0; j--) {
+            char *t = files[j];
+            files[j] = files[j - 1];
+            files[j - 1] = t;
+        }
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        cnt += (size_t)snprintf(out + cnt, cap - cnt, "%s%s", i ? " " : "", files[i]);
+        free(files[i]);
+    }
+    free(files);
+}
+
+static void assert_file(const char *dir, const char *name, const char *content) {
+    char p[4400];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    size_t len;
+    char *data = read_all(p, &len);
+    assert_int_equal(len, strlen(content));
+    assert_memory_equal(data, content, len);
+    free(data);
+}
+
+typedef struct packed {
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+} packed_t;
+
+static void fsink_snap(weir_file_2pc_t *s, uint64_t id, packed_t *p) {
+    msgpack_sbuffer_init(&p->sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->sb, msgpack_sbuffer_write);
+    assert_int_equal(weir__fsink_snapshot(s, id, &pk), 0);
+    msgpack_unpacked_init(&p->u);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&p->u, p->sb.data, p->sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(off, p->sb.size);
+}
+
+static void packed_free(packed_t *p) {
+    msgpack_unpacked_destroy(&p->u);
+    msgpack_sbuffer_destroy(&p->sb);
+}
+
+/* kill -9 of the sink: close the file descriptor (the process's files would be closed by the
+ * kernel) but run none of the sink's cleanup. */
+static void fsink_crash(weir_file_2pc_t *s) {
+    if (s->w.f)
+        fclose(s->w.f);
+    s->w.f = NULL;
+    for (size_t i = 0; i < s->tp.n_pending; i++)
+        free(s->tp.pending[i].handle);
+    free(s->tp.pending);
+    free(s->w.iobuf);
+    free(s->w.dir);
+    memset(s, 0, sizeof(*s));
+}
+
+static void count_hook(void *arg) {
+    (*(int *)arg)++;
+}
+
+static void line(weir_file_2pc_t *s, const char *text) {
+    assert_int_equal(weir__fsink_line(s, text, strlen(text)), 0);
+}
+
+static void test_file_sink_2pc_crash_restore(void **state) {
+    (void)state;
+    char dir[4200], names[4096];
+    snprintf(dir, sizeof(dir), "%s/out2pc", g_tmp);
+    char err[256];
+    weir_file_2pc_t s;
+    int renames = 0;
+    assert_int_equal(weir__fsink_init(&s, dir, 2, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_start_fresh(&s), 0);
+    s.after_rename = count_hook;
+    s.hook_arg = &renames;
+    line(&s, "a1");
+    line(&s, "a2");
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".part-2-0.inprogress");
+    packed_t s1, s2;
+    fsink_snap(&s, 1, &s1);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".part-2-0.pending");
+    line(&s, "b1");
+    fsink_snap(&s, 2, &s2);
+    assert_int_equal(weir__fsink_notify(&s, 1, false), 0);
+    assert_int_equal(renames, 1);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".part-2-1.pending part-2-0"); /* only epoch 1 visible */
+    assert_file(dir, "part-2-0", "a1\na2\n");
+    line(&s, "c1"); /* epoch 3, in progress */
+    fsink_crash(&s);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".part-2-1.pending .part-2-2.inprogress part-2-0");
+
+    /* Restart from checkpoint 2 (complete; its notify was lost in the crash). */
+    assert_int_equal(weir__fsink_init(&s, dir, 2, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_restore(&s, 2, &s2.u.data), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, "part-2-0 part-2-1"); /* epoch 3's file deleted */
+    assert_file(dir, "part-2-0", "a1\na2\n");
+    assert_file(dir, "part-2-1", "b1\n");
+    /* Numbering continues after the restored state: the replayed epoch 3 is part 2. */
+    s.after_rename = count_hook;
+    s.hook_arg = &renames;
+    renames = 0;
+    line(&s, "c1");
+    line(&s, "c2");
+    packed_t s3;
+    fsink_snap(&s, 3, &s3);
+    assert_int_equal(weir__fsink_notify(&s, 3, false), 0);
+    assert_int_equal(weir__fsink_notify(&s, 3, false), 0); /* twice: idempotent */
+    assert_int_equal(renames, 1);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, "part-2-0 part-2-1 part-2-2");
+    assert_file(dir, "part-2-2", "c1\nc2\n");
+    /* Restoring checkpoint 3 again (a second crash after the commit) changes nothing. */
+    assert_int_equal(weir__fsink_close(&s), 0);
+    assert_int_equal(weir__fsink_init(&s, dir, 2, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_restore(&s, 3, &s3.u.data), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, "part-2-0 part-2-1 part-2-2");
+    assert_file(dir, "part-2-2", "c1\nc2\n");
+    assert_int_equal(weir__fsink_close(&s), 0);
+    packed_free(&s1);
+    packed_free(&s2);
+    packed_free(&s3);
+}
+
+static void test_file_sink_restore_older_checkpoint(void **state) {
+    (void)state;
+    char dir[4200], names[4096];
+    snprintf(dir, sizeof(dir), "%s/older", g_tmp);
+    char err[256];
+    weir_file_2pc_t s;
+    assert_int_equal(weir__fsink_init(&s, dir, 0, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    line(&s, "x");
+    packed_t s1, s2;
+    fsink_snap(&s, 1, &s1);
+    line(&s, "y");
+    fsink_snap(&s, 2, &s2); /* never completes */
+    fsink_crash(&s);
+    assert_int_equal(weir__fsink_init(&s, dir, 0, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_restore(&s, 1, &s1.u.data), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, "part-0-0"); /* epoch 2's pending file is gone */
+    line(&s, "y");                          /* the replay rewrites part 1 */
+    assert_int_equal(weir__fsink_end_input(&s), 0);
+    packed_t fin;
+    fsink_snap(&s, 0, &fin);
+    assert_int_equal(weir__fsink_notify(&s, 2, false), 0); /* late periodic: not the final */
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".part-0-1.pending part-0-0");
+    assert_int_equal(weir__fsink_notify(&s, 3, true), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, "part-0-0 part-0-1");
+    assert_file(dir, "part-0-1", "y\n");
+    assert_int_equal(weir__fsink_close(&s), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, "part-0-0 part-0-1");
+    packed_free(&s1);
+    packed_free(&s2);
+    packed_free(&fin);
+}
+
+static void test_file_sink_without_checkpoints(void **state) {
+    (void)state;
+    char dir[4200], names[4096];
+    snprintf(dir, sizeof(dir), "%s/plain", g_tmp);
+    char err[256];
+    weir_file_2pc_t s;
+    /* 4-byte lines + '\n': a file rolls once above 10 bytes (3 lines). */
+    assert_int_equal(weir__fsink_init(&s, dir, 1, 10, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_start_fresh(&s), 0);
+    for (int i = 0; i < 4; i++) {
+        char l[8];
+        snprintf(l, sizeof(l), "L%03d", i);
+        line(&s, l);
+    }
+    assert_int_equal(weir__fsink_end_input(&s), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".part-1-0.pending .part-1-1.pending"); /* nothing visible yet */
+    assert_int_equal(weir__fsink_close(&s), 0); /* ended, never checkpointed: commit */
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, "part-1-0 part-1-1");
+    assert_file(dir, "part-1-0", "L000\nL001\nL002\n");
+    assert_file(dir, "part-1-1", "L003\n");
+
+    /* Cancel (close without end of input): the in-progress file disappears. A fresh start
+     * deletes lingering files of its own subtask only (1, not 12). */
+    assert_int_equal(weir__fsink_init(&s, dir, 1, 10, err, sizeof(err)), 0);
+    line(&s, "zz");
+    assert_int_equal(weir__fsink_close(&s), 0);
+    write_file(strcat(strcpy(names, dir), "/.part-1-7.pending"), "p", 1);
+    write_file(strcat(strcpy(names, dir), "/.part-12-0.inprogress"), "q", 1);
+    write_file(strcat(strcpy(names, dir), "/.part-1-x.pending"), "r", 1);
+    assert_int_equal(weir__fsink_init(&s, dir, 1, 10, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_start_fresh(&s), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".part-1-x.pending .part-12-0.inprogress part-1-0 part-1-1");
+    assert_int_equal(weir__fsink_close(&s), 0);
+
+    /* Checkpointing on: close after end of input does not commit (the final notify does). */
+    char dir2[4300];
+    snprintf(dir2, sizeof(dir2), "%s/ck", g_tmp);
+    assert_int_equal(weir__fsink_init(&s, dir2, 0, 10, err, sizeof(err)), 0);
+    packed_t p;
+    fsink_snap(&s, 1, &p);
+    line(&s, "a");
+    assert_int_equal(weir__fsink_end_input(&s), 0);
+    assert_int_equal(weir__fsink_close(&s), 0);
+    dir_names(dir2, names, sizeof(names));
+    assert_string_equal(names, ".part-0-0.pending");
+    packed_free(&p);
+}
+
+static void test_file_sink_commit_lost_data(void **state) {
+    (void)state;
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/lost", g_tmp);
+    char err[256], p[4400];
+    weir_file_2pc_t s;
+    assert_int_equal(weir__fsink_init(&s, dir, 0, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    line(&s, "x");
+    packed_t s1;
+    fsink_snap(&s, 1, &s1);
+    snprintf(p, sizeof(p), "%s/.part-0-0.pending", dir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(weir__fsink_notify(&s, 1, false), WEIR_ENOTFOUND);
+    assert_non_null(strstr(s.w.errmsg, ".part-0-0.pending"));
+    assert_non_null(strstr(s.w.errmsg, "lost"));
+    assert_int_equal(weir__fsink_close(&s), 0);
+    packed_free(&s1);
+}
+
+/* ---- source positions ------------------------------------------------------------------- */
+
+static void test_split_reader_resume(void **state) {
+    (void)state;
+    char dir[4200], p[4400];
+    snprintf(dir, sizeof(dir), "%s/in", g_tmp);
+    assert_int_equal(weir_mkdirs(dir), 0);
+    uint64_t seed = 42;
+    for (int fi = 0; fi < 4; fi++) {
+        char content[8192];
+        size_t len = 0;
+        size_t nl = rnd(&seed) % 40;
+        for (size_t i = 0; i < nl; i++)
+            len += (size_t)snprintf(content + len, sizeof(content) - len, "f%d-%zu-%.*s\n", fi, i,
+                                    (int)(rnd(&seed) % 30), "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        snprintf(p, sizeof(p), "%s/f%d", dir, fi);
+        write_file(p, content, len);
+    }
+    char **files;
+    size_t n;
+    char err[256];
+    assert_int_equal(weir__file_list(dir, &files, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 4);
+    for (uint32_t par = 1; par <= 3; par++) {
+        for (uint32_t sub = 0; sub < par; sub++) {
+            /* Oracle: the uninterrupted reading of this subtask. */
+            lines_t want = {0};
+            weir_split_reader_t sr;
+            weir__split_reader_init(&sr, files, n, sub, par);
+            const char *l;
+            size_t ll;
+            int rc;
+            while ((rc = weir__split_reader_next(&sr, &l, &ll)) == 1)
+                lines_add(&want, l, ll);
+            assert_int_equal(rc, 0);
+            weir__split_reader_close(&sr);
+            /* Interrupt after every k lines, save the position, resume in a new reader. */
+            for (size_t cut = 0; cut <= want.n; cut++) {
+                lines_t got = {0};
+                weir__split_reader_init(&sr, files, n, sub, par);
+                for (size_t i = 0; i < cut; i++) {
+                    assert_int_equal(weir__split_reader_next(&sr, &l, &ll), 1);
+                    lines_add(&got, l, ll);
+                }
+                uint64_t fidx, off;
+                weir__split_reader_position(&sr, &fidx, &off);
+                weir__split_reader_close(&sr);
+                weir_split_reader_t sr2;
+                weir__split_reader_init(&sr2, files, n, sub, par);
+                weir__split_reader_seek(&sr2, fidx, off);
+                while ((rc = weir__split_reader_next(&sr2, &l, &ll)) == 1)
+                    lines_add(&got, l, ll);
+                assert_int_equal(rc, 0);
+                weir__split_reader_close(&sr2);
+                assert_int_equal(got.n, want.n);
+                for (size_t i = 0; i < want.n; i++)
+                    assert_string_equal(got.v[i], want.v[i]);
+                lines_free(&got);
+            }
+            lines_free(&want);
+        }
+    }
+    weir__file_list_free(files, n);
+}
+
+static void test_cursor_position(void **state) {
+    (void)state;
+    /* Subtask 2 of 3 over 20 indices: 2, 5, 8, 11, 14, 17. */
+    weir_index_cursor_t c;
+    weir__cursor_init(&c, 2, 3, 20);
+    assert_int_equal(weir__cursor_position(&c, 2), 0);
+    assert_int_equal(weir__cursor_take(&c), 2);
+    assert_int_equal(weir__cursor_take(&c), 5);
+    assert_int_equal(weir__cursor_position(&c, 2), 2);
+    weir_index_cursor_t r;
+    weir__cursor_init(&r, 2, 3, 20);
+    weir__cursor_seek(&r, 2, 2);
+    const uint64_t rest[] = {8, 11, 14, 17};
+    for (int i = 0; i < 4; i++) {
+        assert_true(weir__cursor_more(&r));
+        assert_int_equal(weir__cursor_take(&r), rest[i]);
+    }
+    assert_false(weir__cursor_more(&r));
+    assert_int_equal(weir__cursor_position(&r, 2), 6);
+}
+
 /* ---- value formatting ------------------------------------------------------------------ */
 
 static void fmt_check(weir_value_fmt_t *f, void (*pack)(msgpack_packer *), const char *want) {
@@ -562,6 +907,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_part_writer, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_part_writer_roll, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_part_writer_bad_dir, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_2pc_crash_restore, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_restore_older_checkpoint, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_without_checkpoints, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_commit_lost_data, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_split_reader_resume, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_cursor_position),
         cmocka_unit_test(test_value_text),
         cmocka_unit_test(test_splitmix_vectors),
         cmocka_unit_test(test_datagen_values),
