@@ -65,6 +65,10 @@ struct weir_operator {
     void *impl; /* owned by the operator implementation */
 };
 
+/** Fault injection (docs/checkpointing.md): SIGKILLs the process when the task manager's
+ * debug.kill-at names @p point and this is its Nth hit. Implemented by the task runtime. */
+void weir_ctx_killpoint(weir_ctx_t *ctx, const char *point);
+
 /** Sets op->vt/op->impl for a connector kind (sources, file/print/blackhole sinks).
  * @returns 0, or WEIR_EINVAL for a kind that is not a connector. */
 int weir_connector_create(weir_operator_t *op, char *errstr, size_t errlen);

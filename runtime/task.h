@@ -11,11 +11,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/killpoint.h"
 #include "common/proto.h"
 #include "dataplane.h"
 #include "graph.h"
 
 typedef struct weir_task weir_task_t;
+
+/** The checkpoint id operators' snapshot hooks (and the ACK) get for the final snapshot after
+ * end of input; its real id is chosen later by the coordinator. Hooks must order it after every
+ * real id (runtime/twophase.c does), so a late notify of an earlier checkpoint never commits the
+ * final epoch; only notify_complete(final=true) does. */
+#define WEIR_CHECKPOINT_ID_FINAL 0
+
+/** Sends a control message (ACK_CHECKPOINT / DECLINE_CHECKPOINT) to the job manager. Called on
+ * the task thread or the task's uploader thread: must be thread-safe and must not block; @p msg
+ * and everything it points to are only borrowed for the call. */
+typedef void (*weir_task_send_cb)(void *arg, const weir_msg_t *msg);
 
 typedef void (*weir_task_state_cb)(void *arg, weir_task_t *task, weir_task_state_t state,
                                    const char *message);
@@ -37,12 +49,28 @@ typedef struct weir_task_spec {
     size_t state_cache_bytes;     /* state.backend.cache-size per subtask */
     weir_task_state_cb on_state;
     void *cb_arg;
+    /* checkpointing (docs/checkpointing.md); all zero = off */
+    weir_checkpoint_mode_t checkpoint_mode;
+    const char *checkpoint_dir;      /* <state.checkpoints.dir>/<job id>; copied */
+    uint64_t restore_checkpoint_id;  /* 0 = fresh start */
+    const uint8_t *restore_op_state; /* the chain's op_state from the ACK; copied */
+    size_t restore_op_state_len;
+    const char *restore_keyed_handle; /* keyed handle JSON; NULL = fresh keyed state; copied */
+    bool incremental;                 /* state.backend.incremental */
+    weir_killpoint_t *killpoint;      /* the task manager's debug.kill-at; may be NULL */
+    weir_task_send_cb send;           /* ACK / DECLINE; NULL = dropped */
+    void *send_arg;
 } weir_task_spec_t;
 
 /** Starts the subtask thread. @returns NULL + errstr when the chain cannot be built. */
 weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen);
 /** Asks the task to stop (mailbox message); returns at once. */
 void weir_task_cancel(weir_task_t *task);
+/** Checkpoint @p checkpoint_id triggered at @p timestamp_ms (TRIGGER_CHECKPOINT, sources only);
+ * returns at once (mailbox message). */
+void weir_task_trigger(weir_task_t *task, uint64_t checkpoint_id, int64_t timestamp_ms);
+/** Checkpoint @p checkpoint_id is complete (NOTIFY_CHECKPOINT); returns at once. */
+void weir_task_notify(weir_task_t *task, uint64_t checkpoint_id, bool final);
 /** Joins the thread and frees the task (removing its state directory). Clears the pointer. */
 void weir_task_destroy(weir_task_t **task);
 

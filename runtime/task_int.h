@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "channel.h"
+#include "common/killpoint.h"
 #include "mailbox.h"
 #include "operator.h"
 #include "partition.h"
@@ -63,12 +64,23 @@ typedef struct weir_task_oedge {
     void *key_udata;
 } weir_task_oedge_t;
 
+/** A received buffer whose processing has not finished: entries from `off` on are pending. */
+typedef struct weir_defbuf {
+    weir_netbuf_t *buf;
+    size_t off;
+} weir_defbuf_t;
+
 /** One input channel. */
 typedef struct weir_task_in {
     weir_inchan_t ch;
     bool remote; /* sender lives in another task manager */
     uint32_t edge, src;
+    bool arrived;      /* barrier of the current alignment arrived here (or the channel ended) */
+    weir_defbuf_t *dq; /* alignment: buffers waiting behind a barrier, FIFO (ring) */
+    size_t dq_head, dq_len, dq_cap;
 } weir_task_in_t;
+
+struct weir_uploader; /* task.c: the asynchronous part of snapshots of stateful chains */
 
 struct weir_task {
     /* identity (immutable after start) */
@@ -82,7 +94,7 @@ struct weir_task {
     char ***placement; /* copy: placement[v][s] */
     weir_dataplane_t *dp;
     char *work_dir;
-    char *state_dir; /* <work_dir>/<job>/<vertex>-<subtask>; NULL when stateless */
+    char *state_dir; /* <work_dir>/<job>/<attempt>/<vertex>-<subtask>; NULL when stateless */
     size_t buffer_size;
     int64_t buffer_timeout_ns;
     uint32_t credits_per_channel;
@@ -123,6 +135,29 @@ struct weir_task {
     /* messages popped while blocked on credit, handled first by the main loop */
     weir_mbmsg_t *deferred;
     size_t def_head, def_len, def_cap;
+
+    /* checkpointing (immutable after start) */
+    weir_checkpoint_mode_t ck_mode;
+    char *ck_dir; /* <state.checkpoints.dir>/<job>; NULL when not given */
+    uint64_t restore_id;
+    uint8_t *restore_op;
+    size_t restore_op_len;
+    char *restore_handle;
+    bool incremental;
+    weir_killpoint_t *kp;
+    void (*send)(void *arg, const weir_msg_t *msg);
+    void *send_arg;
+
+    /* checkpointing (task thread) */
+    uint64_t align_id;        /* checkpoint being aligned, 0 = none */
+    int64_t align_ts;         /* its trigger time (ms) */
+    int64_t align_start_ns;   /* first barrier of it */
+    uint32_t n_arrived;       /* channels whose barrier arrived (or that ended) */
+    uint64_t last_ck;         /* latest checkpoint snapshotted (barriers <= it are stale) */
+    bool final_sent;          /* final snapshot taken: waiting for the final notify */
+    bool final_notified;      /* final notify handled: finish */
+    msgpack_sbuffer ckbuf;    /* operator-state scratch */
+    struct weir_uploader *up; /* stateful chains with checkpointing on */
 
     int64_t now_ns; /* refreshed per input buffer / source batch */
     bool stop;      /* leave the main loop (failed or canceled) */

@@ -3,12 +3,14 @@
  *   weir-taskmanager [-c FILE] [-D key=value]...
  *
  * Exit codes: 0 after SIGTERM/SIGINT (tasks canceled and joined), 1 when the task manager cannot
- * start, 2 for bad arguments or configuration. Threading: the main thread runs the loop. */
+ * start, 2 for bad arguments or configuration (including a malformed debug.kill-at). Threading: the
+ * main thread runs the loop. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/config.h"
+#include "common/killpoint.h"
 #include "common/log.h"
 #include "taskmanager.h"
 
@@ -34,6 +36,17 @@ int main(int argc, char **argv) {
                 "weir-taskmanager: unknown argument '%s' (usage: weir-taskmanager [-c FILE] "
                 "[-D key=value]...)\n",
                 argv[1]);
+        weir_config_destroy(&cfg);
+        return 2;
+    }
+
+    weir_killpoint_t kp; /* validated here for exit code 2; the task manager arms its own */
+    const char *kill_at = weir_config_get_str(cfg, "debug.kill-at");
+    if (weir_killpoint_init(&kp, kill_at) < 0) {
+        fprintf(stderr,
+                "weir-taskmanager: invalid debug.kill-at '%s': expected POINT or POINT:N with N "
+                ">= 1\n",
+                kill_at);
         weir_config_destroy(&cfg);
         return 2;
     }

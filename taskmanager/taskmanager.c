@@ -10,12 +10,22 @@
  *    every started task reports its final state before it is joined and forgotten.
  *  - Task state changes reach the job manager in the order the task produced them.
  *
- * Threading: everything runs on the loop thread except on_task_state(), which runs on task
- * threads and only appends to the mutex-protected event list that the loop drains (sends and
- * joins) every iteration (at most 50 ms later). */
+ *  - Checkpoint control messages: TRIGGER_CHECKPOINT goes to the mailbox of the one subtask it
+ *    names, NOTIFY_CHECKPOINT to every subtask of (job, attempt); ACK/DECLINE messages produced
+ *    on task and uploader threads are encoded there and queued; only the loop thread touches the
+ *    DEALER socket.
+ *  - After an UNKNOWN (a new job manager, or one that forgot us) or heartbeat.timeout without
+ *    an answer, the task manager registers again and cancels every task: the job manager has
+ *    failed them over and redeploys from the latest checkpoint.
+ *
+ * Threading: everything runs on the loop thread except on_task_state() and task_send(), which
+ * run on task (and uploader) threads and only append to mutex-protected lists (events, encoded
+ * outgoing messages) and write one byte into a wake-up pipe that the loop polls with the socket;
+ * the loop drains both lists every iteration (outgoing messages first). */
 #include "taskmanager.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
@@ -28,6 +38,7 @@
 #include <zmq.h>
 
 #include "common/err.h"
+#include "common/killpoint.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -51,6 +62,11 @@ typedef struct tm_task {
     char job_id[33];
     uint32_t attempt, vertex, subtask;
 } tm_task_t;
+
+typedef struct tm_out {
+    uint8_t *data;
+    size_t len;
+} tm_out_t;
 
 typedef struct tm_event {
     weir_task_t *task;
@@ -80,6 +96,12 @@ struct weir_taskmanager {
     pthread_mutex_t evmu;
     tm_event_t *events;
     size_t n_events, cap_events;
+    tm_out_t *outq; /* encoded messages from task threads (under evmu) */
+    size_t n_outq, cap_outq;
+    int wake[2]; /* pipe: task threads -> loop */
+
+    weir_killpoint_t kp; /* debug.kill-at */
+    bool incremental;    /* state.backend.incremental */
 
     int64_t hb_interval_ns, hb_timeout_ns;
     int64_t last_hb_ns, last_contact_ns, last_register_ns;
@@ -187,6 +209,51 @@ static void send_heartbeat(weir_taskmanager_t *tm) {
 /* Task state events (task threads -> loop)                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
+static void wake_loop(weir_taskmanager_t *tm) {
+    if (tm->wake[1] >= 0) {
+        char c = 1;
+        ssize_t n = write(tm->wake[1], &c, 1); /* non-blocking: a full pipe is awake anyway */
+        (void)n;
+    }
+}
+
+static void drain_wake(weir_taskmanager_t *tm) {
+    char buf[256];
+    while (tm->wake[0] >= 0 && read(tm->wake[0], buf, sizeof buf) > 0) {
+    }
+}
+
+/* Runs on task and uploader threads: encodes @p msg and queues it for the loop. */
+static void task_send(void *arg, const weir_msg_t *msg) {
+    weir_taskmanager_t *tm = arg;
+    tm_out_t o = {0};
+    if (weir_msg_encode(msg, &o.data, &o.len) < 0) {
+        WEIR_ERROR(COMP, "cannot encode message type %d", (int)msg->type);
+        return;
+    }
+    pthread_mutex_lock(&tm->evmu);
+    tm->outq = grow(tm->outq, &tm->cap_outq, tm->n_outq + 1, sizeof *tm->outq);
+    tm->outq[tm->n_outq++] = o;
+    pthread_mutex_unlock(&tm->evmu);
+    wake_loop(tm);
+}
+
+static void drain_outq(weir_taskmanager_t *tm) {
+    pthread_mutex_lock(&tm->evmu);
+    tm_out_t *q = tm->outq;
+    size_t n = tm->n_outq;
+    tm->outq = NULL;
+    tm->n_outq = tm->cap_outq = 0;
+    pthread_mutex_unlock(&tm->evmu);
+    for (size_t i = 0; i < n; i++) {
+        if (zmq_send(tm->dealer, q[i].data, q[i].len, ZMQ_DONTWAIT) < 0)
+            WEIR_WARN(COMP, "cannot send a checkpoint message to the job manager: %s",
+                      zmq_strerror(errno));
+        free(q[i].data);
+    }
+    free(q);
+}
+
 /* Runs on a task thread: must not block. */
 static void on_task_state(void *arg, weir_task_t *task, weir_task_state_t state,
                           const char *message) {
@@ -197,6 +264,7 @@ static void on_task_state(void *arg, weir_task_t *task, weir_task_state_t state,
     tm->events = grow(tm->events, &tm->cap_events, tm->n_events + 1, sizeof *tm->events);
     tm->events[tm->n_events++] = ev;
     pthread_mutex_unlock(&tm->evmu);
+    wake_loop(tm);
 }
 
 static bool is_final(weir_task_state_t s) {
@@ -204,6 +272,7 @@ static bool is_final(weir_task_state_t s) {
 }
 
 static void drain_events(weir_taskmanager_t *tm) {
+    drain_outq(tm); /* a task's ACKs go out before its later state changes */
     pthread_mutex_lock(&tm->evmu);
     tm_event_t *evs = tm->events;
     size_t n = tm->n_events;
@@ -315,6 +384,16 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.state_cache_bytes = tm->cache_bytes;
     spec.on_state = on_task_state;
     spec.cb_arg = tm;
+    spec.checkpoint_mode = d->checkpoint_mode;
+    spec.checkpoint_dir = d->checkpoint_dir;
+    spec.restore_checkpoint_id = d->restore_checkpoint_id;
+    spec.restore_op_state = d->restore_op_state;
+    spec.restore_op_state_len = d->restore_op_state_len;
+    spec.restore_keyed_handle = d->restore_keyed_handle;
+    spec.incremental = tm->incremental;
+    spec.killpoint = &tm->kp;
+    spec.send = task_send;
+    spec.send_arg = tm;
     tm->tasks = grow(tm->tasks, &tm->cap_tasks, tm->n_tasks + 1, sizeof *tm->tasks);
     weir_task_t *task = weir_task_start(&spec, err, sizeof err);
     if (!task)
@@ -448,6 +527,51 @@ static void on_cancel(weir_taskmanager_t *tm, const weir_msg_t *m) {
     tm->n_pending = keep;
 }
 
+/* TRIGGER_CHECKPOINT: to the one subtask it names; DECLINE when it does not run here. */
+static void on_trigger(weir_taskmanager_t *tm, const weir_msg_t *m) {
+    for (size_t i = 0; i < tm->n_tasks; i++) {
+        tm_task_t *t = &tm->tasks[i];
+        if (!strcmp(t->job_id, m->job_id) && t->attempt == m->attempt && t->vertex == m->vertex &&
+            t->subtask == m->subtask) {
+            weir_task_trigger(t->task, m->checkpoint_id, m->checkpoint_timestamp);
+            return;
+        }
+    }
+    WEIR_WARN(COMP,
+              "trigger of checkpoint %" PRIu64 " for job %s vertex %u subtask %u "
+              "(attempt %u): no such task here",
+              m->checkpoint_id, m->job_id, m->vertex, m->subtask, m->attempt);
+    weir_msg_t d = {.type = WEIR_MSG_DECLINE_CHECKPOINT};
+    memcpy(d.job_id, m->job_id, sizeof d.job_id);
+    d.attempt = m->attempt;
+    d.vertex = m->vertex;
+    d.subtask = m->subtask;
+    d.checkpoint_id = m->checkpoint_id;
+    d.error = "the subtask is not running on this task manager";
+    tm_send(tm, &d);
+}
+
+/* NOTIFY_CHECKPOINT: to every subtask of (job, attempt). */
+static void on_notify(weir_taskmanager_t *tm, const weir_msg_t *m) {
+    for (size_t i = 0; i < tm->n_tasks; i++) {
+        tm_task_t *t = &tm->tasks[i];
+        if (!strcmp(t->job_id, m->job_id) && t->attempt == m->attempt)
+            weir_task_notify(t->task, m->checkpoint_id, m->final);
+    }
+}
+
+/* A new job manager (or one that dropped us): cancel everything; it redeploys. */
+static void cancel_all(weir_taskmanager_t *tm) {
+    if (tm->n_tasks || tm->n_pending)
+        WEIR_INFO(COMP, "canceling %zu tasks and %zu pending deploys of the previous job manager",
+                  tm->n_tasks, tm->n_pending);
+    for (size_t i = 0; i < tm->n_tasks; i++)
+        weir_task_cancel(tm->tasks[i].task);
+    for (size_t i = 0; i < tm->n_pending; i++)
+        weir_msg_clear(&tm->pending[i]);
+    tm->n_pending = 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Loop                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
@@ -478,6 +602,7 @@ static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t l
         /* heartbeats queued while the job manager was away each get an UNKNOWN: answer once */
         if (weir_now_ns() - tm->last_register_ns > 500000000LL) {
             WEIR_INFO(COMP, "the job manager does not know %s: registering again", tm->id);
+            cancel_all(tm);
             send_register(tm);
         }
         break;
@@ -489,6 +614,12 @@ static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t l
         break;
     case WEIR_MSG_BLOB:
         on_blob(tm, &m);
+        break;
+    case WEIR_MSG_TRIGGER_CHECKPOINT:
+        on_trigger(tm, &m);
+        break;
+    case WEIR_MSG_NOTIFY_CHECKPOINT:
+        on_notify(tm, &m);
         break;
     default:
         WEIR_WARN(COMP, "unexpected message type %d from the job manager", (int)m.type);
@@ -536,6 +667,7 @@ static void timers(weir_taskmanager_t *tm) {
                   tm->jm_endpoint, (now - tm->last_contact_ns) / 1000000);
         tm->registered = false;
         tm->last_contact_ns = now;
+        cancel_all(tm); /* the job manager has failed our tasks over by now */
         send_register(tm);
     }
 }
@@ -545,13 +677,15 @@ int weir_taskmanager_run(weir_taskmanager_t *tm, volatile sig_atomic_t *stop) {
     tm->last_hb_ns = 0;
     send_register(tm);
     while (!*stop) {
-        zmq_pollitem_t it = {tm->dealer, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, POLL_MS);
+        zmq_pollitem_t it[2] = {{tm->dealer, 0, ZMQ_POLLIN, 0}, {NULL, tm->wake[0], ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(it, 2, POLL_MS);
         if (rc < 0 && errno != EINTR)
             WEIR_WARN(COMP, "zmq_poll: %s", zmq_strerror(errno));
         if (*stop)
             break;
-        if (rc > 0)
+        if (rc > 0 && (it[1].revents & ZMQ_POLLIN))
+            drain_wake(tm);
+        if (rc > 0 && (it[0].revents & ZMQ_POLLIN))
             receive_all(tm);
         drain_events(tm);
         timers(tm);
@@ -588,7 +722,22 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     if (!tm)
         abort();
     tm->cfg = cfg;
+    tm->wake[0] = tm->wake[1] = -1;
     pthread_mutex_init(&tm->evmu, NULL);
+    if (pipe2(tm->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        tm->wake[0] = tm->wake[1] = -1;
+        weir_fmt(errstr, errlen, "cannot create the wake-up pipe: %s", strerror(errno));
+        goto fail;
+    }
+    const char *kill_at = weir_config_get_str(cfg, "debug.kill-at");
+    if (weir_killpoint_init(&tm->kp, kill_at) < 0) {
+        weir_fmt(errstr, errlen,
+                 "invalid debug.kill-at '%s': expected POINT or POINT:N with N >= 1", kill_at);
+        goto fail;
+    }
+    if (tm->kp.armed)
+        WEIR_WARN(COMP, "debug.kill-at armed: %s", kill_at);
+    tm->incremental = weir_config_get_bool(cfg, "state.backend.incremental");
 
     const char *rid = weir_config_get_str(cfg, "taskmanager.resource-id");
     if (rid && *rid) {
@@ -681,6 +830,13 @@ void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
         weir_task_destroy(&tm->tasks[i].task);
     tm->n_tasks = 0;
     drain_events(tm);
+    for (size_t i = 0; i < tm->n_outq; i++)
+        free(tm->outq[i].data);
+    free(tm->outq);
+    if (tm->wake[0] >= 0)
+        close(tm->wake[0]);
+    if (tm->wake[1] >= 0)
+        close(tm->wake[1]);
     free(tm->tasks);
     for (size_t i = 0; i < tm->n_pending; i++)
         weir_msg_clear(&tm->pending[i]);

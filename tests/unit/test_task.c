@@ -1,7 +1,11 @@
 /* Unit tests of the subtask runtime (runtime/task.c, runtime/operators.c): whole jobs run
  * in-process as tasks on one or two data planes (two planes exercise remote channels over
  * loopback), with a custom sink collecting the output, checked against independent
- * computations of the expected result. */
+ * computations of the expected result.
+ *
+ * Checkpoint tests play the task manager and the coordinator: they trigger sources through the
+ * task API, record the ACKs the tasks send (the send callback runs on the acking task's thread,
+ * so it can read that task's exact counters at the moment of its snapshot) and notify. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +32,8 @@ typedef struct collected {
     pthread_mutex_t mu;
     uint64_t count;
     uint64_t sum;
+    uint64_t min_par[2]; /* smallest value seen per parity (UINT64_MAX: none) */
+    uint64_t keyed_min[16];
     uint64_t keyed_last[16]; /* per key: largest value seen (rolling sums only grow) */
     uint64_t keyed_count[16];
     bool key_mismatch;
@@ -168,6 +174,34 @@ static void count_process(weir_ctx_t *ctx, const weir_record_t *in, void *udata)
     weir_emit_packed(ctx, in->timestamp, in->key, in->key_len);
 }
 
+/* counts, sums and keeps the smallest value per parity (= per generator subtask of p2) */
+static void min_collect_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
+    pthread_mutex_lock(&c->mu);
+    c->count++;
+    c->sum += v;
+    if (v < c->min_par[v % 2])
+        c->min_par[v % 2] = v;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* keyed counts: keeps the smallest count seen per key */
+static void keyed_min_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
+    pthread_mutex_lock(&c->mu);
+    c->count++;
+    if (in->key_len == 2 && ((const char *)in->key)[0] == 'k') {
+        int k = ((const char *)in->key)[1] - '0';
+        if (k >= 0 && k < 7 && v < c->keyed_min[k])
+            c->keyed_min[k] = v;
+    } else {
+        c->key_mismatch = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void failing_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)udata;
     if (value_of(ctx, in) == 100)
@@ -179,6 +213,21 @@ static void failing_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
 
 typedef weir_job_t *(*build_fn)(collected_t *c, uint64_t n);
 
+#define MAX_ACKS 256
+
+typedef struct ack {
+    uint32_t vertex, subtask;
+    uint64_t id;
+    bool final;
+    bool decline;
+    uint8_t *op_state;
+    size_t op_len;
+    char *handle;
+    uint64_t alignment_ns;
+    uint64_t records_out; /* the acking task's records_out at the ACK (sources) */
+    uint64_t col_count;   /* the collector's count at the ACK */
+} ack_t;
+
 typedef struct harness {
     weir_dataplane_t *dp[2];
     char tmp[256];
@@ -186,7 +235,98 @@ typedef struct harness {
     collected_t col;
     char ***placement;
     uint32_t n_vertices;
+    /* checkpointing */
+    weir_checkpoint_mode_t ck_mode;
+    const char *ck_dir;
+    uint32_t attempt;
+    uint64_t restore_id;
+    const ack_t *restore_from; /* ACKs of restore_id to take op state and handles from */
+    int n_restore_from;
+    pthread_mutex_t ack_mu;
+    ack_t acks[MAX_ACKS];
+    int n_acks;
 } harness_t;
+
+static void test_send(void *arg, const weir_msg_t *msg) {
+    harness_t *h = arg;
+    ack_t a;
+    memset(&a, 0, sizeof a);
+    a.vertex = msg->vertex;
+    a.subtask = msg->subtask;
+    a.id = msg->checkpoint_id;
+    a.final = msg->final;
+    a.decline = msg->type == WEIR_MSG_DECLINE_CHECKPOINT;
+    if (a.decline)
+        fprintf(stderr, "decline %u.%u of %llu: %s\n", a.vertex, a.subtask,
+                (unsigned long long)a.id, msg->error ? msg->error : "");
+    if (msg->op_state_len) {
+        a.op_state = malloc(msg->op_state_len);
+        memcpy(a.op_state, msg->op_state, msg->op_state_len);
+        a.op_len = msg->op_state_len;
+    }
+    a.handle = msg->keyed_handle ? strdup(msg->keyed_handle) : NULL;
+    a.alignment_ns = msg->alignment_ns;
+    pthread_mutex_lock(&h->st.mu);
+    for (int i = 0; i < h->st.n_tasks; i++) {
+        if (weir_task_vertex(h->st.tasks[i]) == a.vertex &&
+            weir_task_subtask(h->st.tasks[i]) == a.subtask) {
+            weir_task_metrics_t m;
+            weir_task_get_metrics(h->st.tasks[i], &m);
+            a.records_out = m.records_out;
+        }
+    }
+    pthread_mutex_unlock(&h->st.mu);
+    pthread_mutex_lock(&h->col.mu);
+    a.col_count = h->col.count;
+    pthread_mutex_unlock(&h->col.mu);
+    pthread_mutex_lock(&h->ack_mu);
+    if (h->n_acks < MAX_ACKS)
+        h->acks[h->n_acks++] = a;
+    else {
+        free(a.op_state);
+        free(a.handle);
+    }
+    pthread_mutex_unlock(&h->ack_mu);
+}
+
+static const ack_t *find_ack(const ack_t *acks, int n, uint32_t v, uint32_t s, uint64_t id,
+                             bool final) {
+    for (int i = 0; i < n; i++)
+        if (acks[i].vertex == v && acks[i].subtask == s && acks[i].id == id &&
+            acks[i].final == final && !acks[i].decline)
+            return &acks[i];
+    return NULL;
+}
+
+/* Waits (10 s at most) until @p n ACKs (not declines) of checkpoint @p id arrived. */
+static int wait_acks(harness_t *h, uint64_t id, bool final, int n) {
+    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
+    int got = 0;
+    for (;;) {
+        pthread_mutex_lock(&h->ack_mu);
+        got = 0;
+        for (int i = 0; i < h->n_acks; i++)
+            if (h->acks[i].id == id && h->acks[i].final == final && !h->acks[i].decline)
+                got++;
+        pthread_mutex_unlock(&h->ack_mu);
+        if (got >= n || weir_now_ns() > deadline)
+            return got;
+        weir_sleep_ns(2000000);
+    }
+}
+
+static void wait_running(harness_t *h) {
+    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
+    for (;;) {
+        pthread_mutex_lock(&h->st.mu);
+        bool ok = h->st.n_running >= h->st.n_tasks;
+        pthread_mutex_unlock(&h->st.mu);
+        if (ok)
+            return;
+        assert_true(weir_now_ns() < deadline);
+        weir_sleep_ns(2000000);
+    }
+}
 
 static void harness_init(harness_t *h, int n_planes) {
     memset(h, 0, sizeof *h);
@@ -204,6 +344,11 @@ static void harness_init(harness_t *h, int n_planes) {
     pthread_mutex_init(&h->st.mu, NULL);
     pthread_cond_init(&h->st.cv, NULL);
     pthread_mutex_init(&h->col.mu, NULL);
+    pthread_mutex_init(&h->ack_mu, NULL);
+    h->attempt = 1;
+    h->col.min_par[0] = h->col.min_par[1] = UINT64_MAX;
+    for (int k = 0; k < 16; k++)
+        h->col.keyed_min[k] = UINT64_MAX;
 }
 
 static void harness_fini(harness_t *h) {
@@ -215,6 +360,10 @@ static void harness_fini(harness_t *h) {
     free(h->placement);
     for (int i = 0; i < 2; i++)
         weir_dataplane_destroy(&h->dp[i]);
+    for (int i = 0; i < h->n_acks; i++) {
+        free(h->acks[i].op_state);
+        free(h->acks[i].handle);
+    }
     weir_rmtree(h->tmp);
 }
 
@@ -236,7 +385,7 @@ static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
             assert_int_equal(weir_graph_finalize(g, err, sizeof err), 0);
             weir_task_spec_t spec = {0};
             memcpy(spec.job_id, JOB_ID, 33);
-            spec.attempt = 1;
+            spec.attempt = h->attempt;
             spec.graph = g;
             spec.vertex = v;
             spec.subtask = s;
@@ -249,6 +398,21 @@ static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
             spec.state_cache_bytes = 1 << 20;
             spec.on_state = on_state;
             spec.cb_arg = &h->st;
+            spec.checkpoint_mode = h->ck_mode;
+            spec.checkpoint_dir = h->ck_dir;
+            spec.send = test_send;
+            spec.send_arg = h;
+            spec.incremental = true;
+            spec.restore_checkpoint_id = h->restore_id;
+            if (h->restore_id) {
+                const ack_t *a =
+                    find_ack(h->restore_from, h->n_restore_from, v, s, h->restore_id, false);
+                if (a) {
+                    spec.restore_op_state = a->op_state;
+                    spec.restore_op_state_len = a->op_len;
+                    spec.restore_keyed_handle = a->handle;
+                }
+            }
             pthread_mutex_lock(&h->st.mu);
             weir_task_t *t = weir_task_start(&spec, err, sizeof err);
             if (!t)
@@ -336,6 +500,57 @@ static weir_job_t *build_unbounded(collected_t *c, uint64_t n) {
     s = weir_rebalance(s);
     s = weir_sink(s, "collect", collect_fn, c);
     return job;
+}
+
+/* generator(p2, n; unbounded when n = 0) -> rebalance -> sink (p1): two input channels */
+static weir_job_t *build_two_inputs(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("two-inputs", 2);
+    weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
+    s = weir_rebalance(s);
+    s = weir_sink(s, "collect", min_collect_fn, c);
+    weir_set_parallelism(s, 1);
+    return job;
+}
+
+/* generator(p2, unbounded) -> key_by(mod7) -> count with value state (p2) -> sink (p1) */
+static weir_job_t *build_keyed_counts(collected_t *c, uint64_t n) {
+    (void)n;
+    weir_job_t *job = weir_graph_new("keyed-counts", 2);
+    weir_stream_t *s = weir_source_generator(job, "gen", 0, 20000, gen_fn, NULL);
+    s = weir_key_by(s, mod7_key, NULL);
+    weir_state_id *st = weir_job_alloc(job, sizeof *st);
+    s = weir_process(s, "count", count_process, st);
+    weir_set_uid(s, "count-uid");
+    *st = weir_value_state(s, "n");
+    s = weir_rebalance(s);
+    s = weir_sink(s, "collect", keyed_min_fn, c);
+    weir_set_parallelism(s, 1);
+    return job;
+}
+
+/* The generator's position in its op state: [[k]] (a one-operator chain). UINT64_MAX if not. */
+static uint64_t gen_position(const ack_t *a) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    uint64_t k = UINT64_MAX;
+    if (a &&
+        msgpack_unpack_next(&u, (const char *)a->op_state, a->op_len, &off) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 1) {
+        msgpack_object e = u.data.via.array.ptr[0];
+        if (e.type == MSGPACK_OBJECT_ARRAY && e.via.array.size == 1 &&
+            e.via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            k = e.via.array.ptr[0].via.u64;
+    }
+    msgpack_unpacked_destroy(&u);
+    return k;
+}
+
+/* True when the op state is [nil] (a one-operator chain without snapshot hook). */
+static bool op_state_is_nil1(const ack_t *a) {
+    static const uint8_t want[] = {0x91, 0xc0};
+    return a->op_len == sizeof want && memcmp(a->op_state, want, sizeof want) == 0;
 }
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -516,12 +731,285 @@ static void test_bad_spec(void **state) {
     harness_fini(&h);
 }
 
+/* Exactly-once alignment: source 0 gets the trigger first; while its barrier sits at the sink,
+ * source 1 keeps sending. If the sink processed anything behind barrier n on channel 0 before
+ * its snapshot, its count at the snapshot would exceed what the sources emitted before n. */
+static void run_alignment(weir_checkpoint_mode_t mode) {
+    harness_t h;
+    harness_init(&h, 1);
+    h.ck_mode = mode;
+    start_job(&h, build_two_inputs, 0, 1);
+    wait_running(&h);
+    weir_sleep_ns(20000000);
+    weir_task_t *src[2] = {NULL, NULL};
+    for (int i = 0; i < h.st.n_tasks; i++)
+        if (weir_task_vertex(h.st.tasks[i]) == 0)
+            src[weir_task_subtask(h.st.tasks[i])] = h.st.tasks[i];
+    assert_non_null(src[0]);
+    assert_non_null(src[1]);
+    const uint64_t n_ck = 4;
+    for (uint64_t id = 1; id <= n_ck; id++) {
+        weir_task_trigger(src[id % 2], id, weir_wall_ms());
+        weir_sleep_ns(15000000); /* the other source runs on meanwhile */
+        weir_task_trigger(src[(id + 1) % 2], id, weir_wall_ms());
+        assert_int_equal(wait_acks(&h, id, false, 3), 3);
+    }
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_cancel(h.st.tasks[i]);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_CANCELED);
+    assert_int_equal(weir_task_state(src[0]), WEIR_TASK_CANCELED);
+    for (uint64_t id = 1; id <= n_ck; id++) {
+        const ack_t *a0 = find_ack(h.acks, h.n_acks, 0, 0, id, false);
+        const ack_t *a1 = find_ack(h.acks, h.n_acks, 0, 1, id, false);
+        const ack_t *sk = find_ack(h.acks, h.n_acks, 1, 0, id, false);
+        assert_non_null(a0);
+        assert_non_null(a1);
+        assert_non_null(sk);
+        /* the generator's snapshot is the count it emitted, as the runtime counted it */
+        assert_int_equal(gen_position(a0), a0->records_out);
+        assert_int_equal(gen_position(a1), a1->records_out);
+        assert_true(op_state_is_nil1(sk));
+        assert_true(sk->alignment_ns > 0);
+        uint64_t before = a0->records_out + a1->records_out;
+        if (mode == WEIR_CHECKPOINT_EXACTLY_ONCE)
+            assert_int_equal(sk->col_count, before);
+        else
+            assert_true(sk->col_count >= before);
+        if (id > 1) {
+            const ack_t *prev = find_ack(h.acks, h.n_acks, 1, 0, id - 1, false);
+            assert_true(sk->col_count > prev->col_count); /* data flowed between */
+        }
+    }
+    harness_fini(&h);
+}
+
+static void test_alignment_exactly_once(void **state) {
+    (void)state;
+    run_alignment(WEIR_CHECKPOINT_EXACTLY_ONCE);
+}
+
+static void test_alignment_at_least_once(void **state) {
+    (void)state;
+    run_alignment(WEIR_CHECKPOINT_AT_LEAST_ONCE);
+}
+
+/* End of input with checkpointing on: every task acks its final snapshot (id 0, final), the
+ * sink's after it saw every record; nobody finishes before the final notify. */
+static void test_final_checkpoint(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    const uint64_t n = 6000;
+    start_job(&h, build_two_inputs, n, 2);
+    assert_int_equal(wait_acks(&h, 0, true, 3), 3);
+    weir_sleep_ns(100000000);
+    pthread_mutex_lock(&h.st.mu);
+    int nf = h.st.n_final;
+    pthread_mutex_unlock(&h.st.mu);
+    assert_int_equal(nf, 0);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        assert_int_equal(weir_task_state(h.st.tasks[i]), WEIR_TASK_RUNNING);
+    const ack_t *sk = find_ack(h.acks, h.n_acks, 1, 0, 0, true);
+    assert_non_null(sk);
+    assert_int_equal(sk->col_count, n);
+    assert_int_equal(gen_position(find_ack(h.acks, h.n_acks, 0, 0, 0, true)), n / 2);
+    /* the sink acked after both sources (END follows the final snapshot) */
+    pthread_mutex_lock(&h.ack_mu);
+    assert_int_equal(h.acks[2].vertex, 1);
+    pthread_mutex_unlock(&h.ack_mu);
+    /* a notify of an ordinary checkpoint does not finish anything */
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 3, false);
+    weir_sleep_ns(50000000);
+    pthread_mutex_lock(&h.st.mu);
+    nf = h.st.n_final;
+    pthread_mutex_unlock(&h.st.mu);
+    assert_int_equal(nf, 0);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 4, true);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.count, n);
+    assert_int_equal(h.col.sum, n * (n - 1) / 2);
+    harness_fini(&h);
+}
+
+static void cancel_and_wait(harness_t *h) {
+    for (int i = 0; i < h->st.n_tasks; i++)
+        weir_task_cancel(h->st.tasks[i]);
+    wait_final(h);
+    check_all(h, WEIR_TASK_CANCELED);
+}
+
+/* Restore: run, checkpoint 1, cancel; attempt 2 restores from the ACKs of 1 and the sources
+ * resume exactly at their positions. */
+static void test_restore_sources(void **state) {
+    (void)state;
+    harness_t h1;
+    harness_init(&h1, 1);
+    h1.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    start_job(&h1, build_two_inputs, 0, 1);
+    wait_running(&h1);
+    weir_sleep_ns(30000000);
+    for (int i = 0; i < h1.st.n_tasks; i++)
+        if (weir_task_vertex(h1.st.tasks[i]) == 0)
+            weir_task_trigger(h1.st.tasks[i], 1, weir_wall_ms());
+    assert_int_equal(wait_acks(&h1, 1, false, 3), 3);
+    weir_sleep_ns(20000000); /* more data after the checkpoint: must be replayed */
+    cancel_and_wait(&h1);
+    uint64_t k[2];
+    for (uint32_t s = 0; s < 2; s++) {
+        const ack_t *a = find_ack(h1.acks, h1.n_acks, 0, s, 1, false);
+        assert_non_null(a);
+        k[s] = a->records_out;
+        assert_true(k[s] > 0);
+    }
+
+    harness_t h2;
+    harness_init(&h2, 1);
+    h2.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h2.attempt = 2;
+    h2.restore_id = 1;
+    h2.restore_from = h1.acks;
+    h2.n_restore_from = h1.n_acks;
+    start_job(&h2, build_two_inputs, 0, 1);
+    wait_running(&h2);
+    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
+    for (;;) {
+        pthread_mutex_lock(&h2.col.mu);
+        bool both = h2.col.min_par[0] != UINT64_MAX && h2.col.min_par[1] != UINT64_MAX;
+        pthread_mutex_unlock(&h2.col.mu);
+        if (both || weir_now_ns() > deadline)
+            break;
+        weir_sleep_ns(2000000);
+    }
+    /* subtask s of 2 emits s, s+2, ...: after k records it resumes at s + 2k */
+    assert_int_equal(h2.col.min_par[0], 0 + 2 * k[0]);
+    assert_int_equal(h2.col.min_par[1], 1 + 2 * k[1]);
+    /* a checkpoint after the restore: ids below the restored one are stale, above work */
+    for (int i = 0; i < h2.st.n_tasks; i++)
+        if (weir_task_vertex(h2.st.tasks[i]) == 0)
+            weir_task_trigger(h2.st.tasks[i], 2, weir_wall_ms());
+    assert_int_equal(wait_acks(&h2, 2, false, 3), 3);
+    const ack_t *a0 = find_ack(h2.acks, h2.n_acks, 0, 0, 2, false);
+    assert_true(gen_position(a0) > k[0]);
+    cancel_and_wait(&h2);
+    harness_fini(&h2);
+    harness_fini(&h1);
+}
+
+/* A restore with operator state that does not match the chain fails the task with a message. */
+static void test_restore_bad_op_state(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    ack_t bad[3];
+    memset(bad, 0, sizeof bad);
+    static uint8_t two_nils[] = {0x92, 0xc0, 0xc0}; /* [nil, nil]: the chains have one operator */
+    for (int i = 0; i < 3; i++) {
+        bad[i].vertex = i < 2 ? 0 : 1;
+        bad[i].subtask = i < 2 ? (uint32_t)i : 0;
+        bad[i].id = 7;
+        bad[i].op_state = two_nils;
+        bad[i].op_len = sizeof two_nils;
+    }
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h.restore_id = 7;
+    h.restore_from = bad;
+    h.n_restore_from = 3;
+    start_job(&h, build_two_inputs, 0, 1);
+    wait_final(&h);
+    for (int i = 0; i < h.st.n_tasks; i++) {
+        assert_int_equal(h.st.final[i], WEIR_TASK_FAILED);
+        assert_non_null(strstr(h.st.message[i], "operator state of checkpoint 7"));
+    }
+    harness_fini(&h);
+}
+
+/* Keyed state: checkpoint, cancel, restore: per key the counts go on from the snapshot. */
+static void test_restore_keyed(void **state) {
+    (void)state;
+    char ckdir[300];
+    const char *base = getenv("WEIR_TEST_TMP");
+    snprintf(ckdir, sizeof ckdir, "%s/test_task_ck.XXXXXX", base && *base ? base : "/tmp");
+    assert_non_null(mkdtemp(ckdir));
+
+    harness_t h1;
+    harness_init(&h1, 1);
+    h1.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h1.ck_dir = ckdir;
+    start_job(&h1, build_keyed_counts, 0, 1);
+    wait_running(&h1);
+    weir_sleep_ns(100000000);
+    for (int i = 0; i < h1.st.n_tasks; i++)
+        if (weir_task_vertex(h1.st.tasks[i]) == 0)
+            weir_task_trigger(h1.st.tasks[i], 1, weir_wall_ms());
+    assert_int_equal(wait_acks(&h1, 1, false, 5), 5);
+    for (uint32_t s = 0; s < 2; s++) {
+        const ack_t *a = find_ack(h1.acks, h1.n_acks, 1, s, 1, false);
+        assert_non_null(a);
+        assert_non_null(a->handle); /* keyed vertex */
+        assert_null(find_ack(h1.acks, h1.n_acks, 0, s, 1, false)->handle);
+    }
+    for (int i = 0; i < h1.st.n_tasks; i++)
+        weir_task_notify(h1.st.tasks[i], 1, false);
+    weir_sleep_ns(50000000);
+    cancel_and_wait(&h1);
+    /* oracle: per key, how many of the indices emitted before the barrier map to it */
+    uint64_t want[7] = {0};
+    for (uint32_t s = 0; s < 2; s++) {
+        uint64_t k = find_ack(h1.acks, h1.n_acks, 0, s, 1, false)->records_out;
+        for (uint64_t j = 0; j < k; j++)
+            want[(s + 2 * j) % 7]++;
+    }
+
+    harness_t h2;
+    harness_init(&h2, 1);
+    h2.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h2.ck_dir = ckdir;
+    h2.attempt = 2;
+    h2.restore_id = 1;
+    h2.restore_from = h1.acks;
+    h2.n_restore_from = h1.n_acks;
+    start_job(&h2, build_keyed_counts, 0, 1);
+    wait_running(&h2);
+    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
+    for (;;) {
+        pthread_mutex_lock(&h2.col.mu);
+        bool all = true;
+        for (int k = 0; k < 7; k++)
+            all = all && h2.col.keyed_min[k] != UINT64_MAX;
+        pthread_mutex_unlock(&h2.col.mu);
+        if (all || weir_now_ns() > deadline)
+            break;
+        weir_sleep_ns(5000000);
+    }
+    cancel_and_wait(&h2);
+    assert_false(h2.col.key_mismatch);
+    for (int k = 0; k < 7; k++)
+        assert_int_equal(h2.col.keyed_min[k], want[k] + 1);
+    harness_fini(&h2);
+    harness_fini(&h1);
+    weir_rmtree(ckdir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stateless_local), cmocka_unit_test(test_stateless_two_planes),
-        cmocka_unit_test(test_keyed_reduce),    cmocka_unit_test(test_keyed_process_value_state),
-        cmocka_unit_test(test_user_failure),    cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_stateless_local),
+        cmocka_unit_test(test_stateless_two_planes),
+        cmocka_unit_test(test_keyed_reduce),
+        cmocka_unit_test(test_keyed_process_value_state),
+        cmocka_unit_test(test_user_failure),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_bad_spec),
+        cmocka_unit_test(test_alignment_exactly_once),
+        cmocka_unit_test(test_alignment_at_least_once),
+        cmocka_unit_test(test_final_checkpoint),
+        cmocka_unit_test(test_restore_sources),
+        cmocka_unit_test(test_restore_bad_op_state),
+        cmocka_unit_test(test_restore_keyed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
