@@ -1,8 +1,9 @@
 /* Owns the blob store directory: files named by the sha256 of their content, written atomically
  * (temp file + fsync + rename), so a file with a sha256 name is always complete. Reads re-hash the
- * content and report a mismatch as corruption. Threading: the struct is immutable after
- * weir_blobstore_new(), so every function may be called from any thread; concurrent puts of the
- * same blob are harmless (same content, atomic rename). */
+ * content and report a mismatch as corruption. An optional read-only fallback directory (the HA
+ * store's blobs/) is searched when a blob is not in the store's own directory. Threading: the
+ * struct is immutable after weir_blobstore_new(), so every function may be called from any thread;
+ * concurrent puts of the same blob are harmless (same content, atomic rename). */
 #include "jobmanager/blobstore.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 struct weir_blobstore {
     char *dir;
+    char *fallback; /* NULL or a second, read-only directory */
     size_t max_bytes;
 };
 
@@ -50,6 +52,7 @@ void weir_blobstore_destroy(weir_blobstore_t **bs) {
     if (!bs || !*bs)
         return;
     free((*bs)->dir);
+    free((*bs)->fallback);
     free(*bs);
     *bs = NULL;
 }
@@ -70,8 +73,25 @@ bool weir_blobstore_valid_sha(const char *sha256) {
     return i == 64;
 }
 
+int weir_blobstore_set_fallback(weir_blobstore_t *bs, const char *dir) {
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && !copy)
+        return WEIR_ENOMEM;
+    free(bs->fallback);
+    bs->fallback = copy;
+    return 0;
+}
+
+/* The path of a blob: in the store's directory, or in the fallback when only it has the blob. */
 static void blob_path(const weir_blobstore_t *bs, const char *sha, char *out, size_t cap) {
     weir_fmt(out, cap, "%s/%s", bs->dir, sha);
+    struct stat st;
+    if (bs->fallback && stat(out, &st) != 0) {
+        char alt[4096];
+        weir_fmt(alt, sizeof alt, "%s/%s", bs->fallback, sha);
+        if (stat(alt, &st) == 0)
+            weir_fmt(out, cap, "%s", alt);
+    }
 }
 
 int weir_blobstore_put(weir_blobstore_t *bs, const void *data, size_t len, char sha_out[65]) {
@@ -79,7 +99,7 @@ int weir_blobstore_put(weir_blobstore_t *bs, const void *data, size_t len, char 
         return WEIR_ENOSPACE;
     weir_sha256_hex(data, len, sha_out);
     char path[4096];
-    blob_path(bs, sha_out, path, sizeof path);
+    weir_fmt(path, sizeof path, "%s/%s", bs->dir, sha_out);
     struct stat st;
     if (stat(path, &st) == 0 && (uint64_t)st.st_size == (uint64_t)len)
         return 0;

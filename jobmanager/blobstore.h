@@ -33,6 +33,11 @@ bool weir_blobstore_has(weir_blobstore_t *bs, const char *sha256);
  *          its name) or WEIR_EIO. */
 int weir_blobstore_get(weir_blobstore_t *bs, const char *sha256, uint8_t **data, size_t *len);
 
+/** Also looks blobs up in @p dir (read-only; e.g. the HA store's blobs/) when they are not in
+ * the store's own directory. Call before the store is shared between threads.
+ * @returns 0 or WEIR_ENOMEM. */
+int weir_blobstore_set_fallback(weir_blobstore_t *bs, const char *dir);
+
 /** The directory of the store. */
 const char *weir_blobstore_dir(const weir_blobstore_t *bs);
 

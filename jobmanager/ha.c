@@ -1,1 +1,264 @@
-/* placeholder: to be written */
+/* Owns the layout of the job manager's HA store (ha.h): job records, checkpoint pointers and
+ * plugin copies, all written atomically so a crash leaves either the old or the new file.
+ * Invariants: job.json is rewritten whole (never appended); the pointer is written after the
+ * checkpoint's _metadata is durable (the caller's order). Threading: none (stateless functions;
+ * the job manager calls them on its threads, never for the same job concurrently). */
+#include "jobmanager/ha.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define COMP "ha"
+
+void weir_ha_blob_dir(const char *dir, char *out, size_t cap) {
+    weir_fmt(out, cap, "%s/blobs", dir);
+}
+
+int weir_ha_save_job(const char *dir, const weir_ha_job_t *job, char *errstr, size_t errlen) {
+    json_error_t jerr;
+    json_t *graph = json_loads(job->graph_json ? job->graph_json : "null", JSON_DECODE_ANY, &jerr);
+    json_t *args = json_array();
+    json_t *par = json_array();
+    if (!graph || !args || !par)
+        goto oom;
+    for (uint32_t i = 0; i < job->n_args; i++)
+        json_array_append_new(args, json_string(job->args[i]));
+    for (uint32_t i = 0; i < job->n_vertices; i++)
+        json_array_append_new(par, json_integer(job->parallelism[i]));
+    json_t *root = json_pack("{s:s,s:s,s:o,s:o,s:s,s:I,s:o,s:I}", "id", job->id, "name",
+                             job->name ? job->name : "", "graph", graph, "args", args, "plugin",
+                             job->plugin, "attempt", (json_int_t)job->attempt, "parallelism", par,
+                             "submit_time", (json_int_t)job->submit_ms);
+    graph = args = par = NULL;
+    if (!root)
+        goto oom;
+    char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text)
+        goto oom;
+    char jdir[4200], path[4300];
+    weir_fmt(jdir, sizeof jdir, "%s/jobs/%s", dir, job->id);
+    weir_fmt(path, sizeof path, "%s/job.json", jdir);
+    int rc = 0;
+    if (weir_mkdirs(jdir) != 0 || weir_write_file_atomic(path, text, strlen(text)) != 0) {
+        weir_fmt(errstr, errlen, "HA: cannot write %s: %s (check high-availability.storageDir)",
+                 path, strerror(errno));
+        rc = WEIR_EIO;
+    }
+    free(text);
+    return rc;
+oom:
+    json_decref(graph);
+    json_decref(args);
+    json_decref(par);
+    weir_fmt(errstr, errlen, "HA: out of memory (or bad graph JSON) saving job %s", job->id);
+    return WEIR_ENOMEM;
+}
+
+int weir_ha_save_blob(const char *dir, const char *sha, const void *data, size_t len, char *errstr,
+                      size_t errlen) {
+    char bdir[4200], path[4300];
+    weir_ha_blob_dir(dir, bdir, sizeof bdir);
+    weir_fmt(path, sizeof path, "%s/%s", bdir, sha);
+    struct stat st;
+    if (stat(path, &st) == 0 && (uint64_t)st.st_size == (uint64_t)len)
+        return 0;
+    if (weir_mkdirs(bdir) != 0 || weir_write_file_atomic(path, data, len) != 0) {
+        weir_fmt(errstr, errlen, "HA: cannot write %s: %s (check high-availability.storageDir)",
+                 path, strerror(errno));
+        return WEIR_EIO;
+    }
+    return 0;
+}
+
+int weir_ha_set_checkpoint(const char *dir, const char *job_id, const char *path, char *errstr,
+                           size_t errlen) {
+    char jdir[4200], file[4300];
+    weir_fmt(jdir, sizeof jdir, "%s/jobs/%s", dir, job_id);
+    weir_fmt(file, sizeof file, "%s/checkpoint", jdir);
+    size_t len = strlen(path);
+    char *text = malloc(len + 2);
+    if (!text) {
+        weir_fmt(errstr, errlen, "HA: out of memory");
+        return WEIR_ENOMEM;
+    }
+    memcpy(text, path, len);
+    text[len] = '\n';
+    int rc = 0;
+    if (weir_mkdirs(jdir) != 0 || weir_write_file_atomic(file, text, len + 1) != 0) {
+        weir_fmt(errstr, errlen, "HA: cannot write %s: %s (check high-availability.storageDir)",
+                 file, strerror(errno));
+        rc = WEIR_EIO;
+    }
+    free(text);
+    return rc;
+}
+
+int weir_ha_remove_job(const char *dir, const char *job_id) {
+    char jdir[4200];
+    weir_fmt(jdir, sizeof jdir, "%s/jobs/%s", dir, job_id);
+    return weir_rmtree(jdir);
+}
+
+void weir_ha_job_clear(weir_ha_job_t *job) {
+    if (!job)
+        return;
+    free(job->name);
+    free(job->graph_json);
+    for (uint32_t i = 0; i < job->n_args; i++)
+        free(job->args[i]);
+    free(job->args);
+    free(job->parallelism);
+    free(job->checkpoint);
+    memset(job, 0, sizeof *job);
+}
+
+void weir_ha_jobs_free(weir_ha_job_t *jobs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        weir_ha_job_clear(&jobs[i]);
+    free(jobs);
+}
+
+/* Parses one job.json into @p out. @returns 0 or WEIR_ECORRUPT with errstr. */
+static int parse_job(const char *text, size_t len, weir_ha_job_t *out, char *errstr,
+                     size_t errlen) {
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    if (!root) {
+        weir_fmt(errstr, errlen, "not JSON: %s", jerr.text);
+        return WEIR_ECORRUPT;
+    }
+    int rc = WEIR_ECORRUPT;
+    const char *id = json_string_value(json_object_get(root, "id"));
+    const char *plugin = json_string_value(json_object_get(root, "plugin"));
+    json_t *graph = json_object_get(root, "graph");
+    json_t *args = json_object_get(root, "args");
+    json_t *par = json_object_get(root, "parallelism");
+    json_t *attempt = json_object_get(root, "attempt");
+    if (!id || strlen(id) != 32 || !plugin || strlen(plugin) != 64 || !json_is_object(graph) ||
+        !json_is_integer(attempt)) {
+        weir_fmt(errstr, errlen, "missing or bad id/plugin/graph/attempt");
+        goto done;
+    }
+    memcpy(out->id, id, 33);
+    memcpy(out->plugin, plugin, 65);
+    out->attempt = (uint32_t)json_integer_value(attempt);
+    out->submit_ms = json_integer_value(json_object_get(root, "submit_time"));
+    const char *name = json_string_value(json_object_get(root, "name"));
+    out->name = strdup(name ? name : "");
+    out->graph_json = json_dumps(graph, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!out->name || !out->graph_json)
+        goto oom;
+    size_t na = json_array_size(args);
+    if (na) {
+        out->args = calloc(na, sizeof *out->args);
+        if (!out->args)
+            goto oom;
+        for (size_t i = 0; i < na; i++) {
+            const char *a = json_string_value(json_array_get(args, i));
+            if (!a) {
+                weir_fmt(errstr, errlen, "args[%zu] is not a string", i);
+                goto done;
+            }
+            if (!(out->args[i] = strdup(a)))
+                goto oom;
+            out->n_args = (uint32_t)(i + 1);
+        }
+    }
+    size_t np = json_array_size(par);
+    if (np) {
+        out->parallelism = calloc(np, sizeof *out->parallelism);
+        if (!out->parallelism)
+            goto oom;
+        for (size_t i = 0; i < np; i++)
+            out->parallelism[i] = (uint32_t)json_integer_value(json_array_get(par, i));
+        out->n_vertices = (uint32_t)np;
+    }
+    rc = 0;
+    goto done;
+oom:
+    weir_fmt(errstr, errlen, "out of memory");
+    rc = WEIR_ENOMEM;
+done:
+    json_decref(root);
+    if (rc != 0)
+        weir_ha_job_clear(out);
+    return rc;
+}
+
+int weir_ha_load_jobs(const char *dir, weir_ha_job_t **jobs, size_t *n, char *errstr,
+                      size_t errlen) {
+    *jobs = NULL;
+    *n = 0;
+    char jdir[4200];
+    weir_fmt(jdir, sizeof jdir, "%s/jobs", dir);
+    DIR *d = opendir(jdir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        weir_fmt(errstr, errlen, "HA: cannot list %s: %s (check high-availability.storageDir)",
+                 jdir, strerror(errno));
+        return WEIR_EIO;
+    }
+    size_t cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4600];
+        weir_fmt(path, sizeof path, "%s/%s/job.json", jdir, e->d_name);
+        uint8_t *data = NULL;
+        size_t len = 0;
+        if (weir_read_file(path, &data, &len) != 0) {
+            WEIR_WARN(COMP, "HA: skipping %s/%s: no readable job.json", jdir, e->d_name);
+            continue;
+        }
+        weir_ha_job_t job;
+        memset(&job, 0, sizeof job);
+        char why[256];
+        int r = parse_job((const char *)data, len, &job, why, sizeof why);
+        free(data);
+        if (r != 0) {
+            WEIR_WARN(COMP, "HA: skipping %s: %s", path, why);
+            continue;
+        }
+        weir_fmt(path, sizeof path, "%s/%s/checkpoint", jdir, e->d_name);
+        if (weir_read_file(path, &data, &len) == 0) {
+            while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+                data[--len] = 0;
+            if (len > 0)
+                job.checkpoint = (char *)data;
+            else
+                free(data);
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            weir_ha_job_t *p = realloc(*jobs, cap * sizeof *p);
+            if (!p) {
+                weir_ha_job_clear(&job);
+                weir_fmt(errstr, errlen, "HA: out of memory");
+                rc = WEIR_ENOMEM;
+                break;
+            }
+            *jobs = p;
+        }
+        (*jobs)[(*n)++] = job;
+    }
+    closedir(d);
+    if (rc != 0) {
+        weir_ha_jobs_free(*jobs, *n);
+        *jobs = NULL;
+        *n = 0;
+    }
+    return rc;
+}

@@ -1,17 +1,20 @@
 /* Owns the job manager's control plane: the task-manager table (registration, heartbeats, loss
- * detection), the job table (lifecycle CREATED -> RUNNING -> FINISHED | FAILED | CANCELED, with
- * CANCELING in between), slot bookkeeping, deployment, and the ZeroMQ ROUTER that carries the
- * messages of common/proto.h.
+ * detection through heartbeats and the ROUTER's disconnect events), the job table (lifecycle
+ * CREATED -> RUNNING -> FINISHED | FAILED | CANCELED, with CANCELING and RESTARTING in between),
+ * failover through the restart strategy (restart.c), deployment of attempts with their restore
+ * fields (checkpoint.c), the HA records (ha.c), slot bookkeeping, and the ZeroMQ ROUTER that
+ * carries the messages of common/proto.h.
  *
  * Invariants: a task manager's slots_free = slots_total - slots of jobs with slots_held that name
  * its seq; a job holds slots from deployment until every subtask is terminal (or its task manager
  * is gone, or WEIR_JM_CANCEL_BOUND_MS passed after the stop request); subtask updates are accepted
- * only from the task manager instance (seq) the subtask was deployed to, and never after a terminal
- * state. Jobs are never removed.
+ * only from the task manager instance (seq) the subtask was deployed to, for the job's current
+ * attempt, and never after a terminal state; a RESTARTING job deploys its next attempt only once
+ * it holds no slots. Jobs are never removed (their HA entry is, at a terminal state).
  *
- * Threading: weir_jobmanager_run() runs on the main thread, which alone touches the ROUTER socket.
- * REST handlers (libmicrohttpd thread) and the main thread change the tables under jm->mu;
- * outgoing messages are queued under the mutex and sent by the main thread. */
+ * Threading: weir_jobmanager_run() runs on the main thread, which alone touches the ROUTER socket
+ * and its monitor. REST handlers (libmicrohttpd thread) and the main thread change the tables
+ * under jm->mu; outgoing messages are queued under the mutex and sent by the main thread. */
 #include "jobmanager/jobmanager.h"
 
 #include <errno.h>
@@ -20,12 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "jobmanager/ha.h"
 #include "jobmanager/scheduler.h"
 
 #define COMP "jobmanager"
@@ -52,8 +57,14 @@ const char *weir_jm_job_state_name(weir_jm_job_state_t s) {
         return "FAILED";
     case WEIR_JOB_CANCELED:
         return "CANCELED";
+    case WEIR_JOB_RESTARTING:
+        return "RESTARTING";
     }
     return "UNKNOWN";
+}
+
+static bool job_terminal(weir_jm_job_state_t s) {
+    return s == WEIR_JOB_FINISHED || s == WEIR_JOB_FAILED || s == WEIR_JOB_CANCELED;
 }
 
 static bool task_terminal(weir_task_state_t s) {
@@ -152,6 +163,9 @@ void weir_jm_job_free(weir_jm_job_t *job) {
     }
     free(job->parallelism);
     free(job->slot_tm_seq);
+    weir_ckpt_coord_free(&job->ckpt);
+    free(job->ckdir);
+    free(job->ha_pointer);
     free(job);
 }
 
@@ -254,6 +268,16 @@ weir_jm_job_t *weir_jm_job_from_request(weir_jobmanager_t *jm, const json_t *req
         weir_fmt(errstr, errlen, "cannot create a job id: no randomness");
         goto fail;
     }
+    if (weir_ckpt_coord_init(&job->ckpt, job->n_vertices, job->parallelism) != 0)
+        goto oom;
+    if (jm->ckcfg.enabled) {
+        size_t n = strlen(jm->ckcfg.dir) + 40;
+        job->ckdir = malloc(n);
+        if (!job->ckdir)
+            goto oom;
+        weir_fmt(job->ckdir, n, "%s/%s", jm->ckcfg.dir, job->id);
+    }
+    weir_restart_state_init(&job->restart);
     job->start_ms = weir_wall_ms();
     job->created_ns = weir_now_ns();
     job->state = WEIR_JOB_CREATED;
@@ -274,7 +298,7 @@ void weir_jm_wake(weir_jobmanager_t *jm) {
 }
 
 /* Encodes @p msg and queues it for @p tm. */
-static void send_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, const weir_msg_t *msg) {
+void weir_jm_send_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, const weir_msg_t *msg) {
     weir_jm_out_t *o = calloc(1, sizeof *o);
     if (!o)
         goto oom;
@@ -297,6 +321,10 @@ oom:
     if (o)
         free(o->ident);
     free(o);
+}
+
+static void send_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, const weir_msg_t *msg) {
+    weir_jm_send_locked(jm, tm, msg);
 }
 
 /* Queues a reply to a routing id (for peers that are not in the table). */
@@ -371,11 +399,34 @@ static void release_slots_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
 }
 
 static void job_fail_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *msg) {
+    weir_jm_ckpt_abort_locked(jm, job, "the job failed");
     job->state = WEIR_JOB_FAILED;
     set_str(&job->message, msg);
     job->end_ms = weir_wall_ms();
     job->stop_ns = weir_now_ns();
     WEIR_WARN(COMP, "job %s (%s) FAILED: %s", job->id, job->name, msg);
+    send_cancels_locked(jm, job);
+}
+
+void weir_jm_failover_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *msg) {
+    if (job->state != WEIR_JOB_RUNNING)
+        return;
+    int64_t delay_ms = 0;
+    if (!weir_restart_on_failure(&jm->restart_cfg, &job->restart, weir_wall_ms(), &delay_ms)) {
+        if (jm->restart_cfg.type != WEIR_RESTART_NONE)
+            WEIR_WARN(COMP, "job %s (%s): no restart left (%s strategy, %u restarts so far)",
+                      job->id, job->name, weir_restart_type_name(jm->restart_cfg.type),
+                      job->restart.restarts);
+        job_fail_locked(jm, job, msg);
+        return;
+    }
+    weir_jm_ckpt_abort_locked(jm, job, "the job is restarting");
+    job->state = WEIR_JOB_RESTARTING;
+    set_str(&job->message, msg);
+    job->stop_ns = weir_now_ns();
+    job->restart_at_ns = job->stop_ns + delay_ms * 1000000;
+    WEIR_WARN(COMP, "job %s (%s) RESTARTING in %" PRId64 " ms (restart %u, attempt %u failed): %s",
+              job->id, job->name, delay_ms, job->restart.restarts, job->attempt, msg);
     send_cancels_locked(jm, job);
 }
 
@@ -429,6 +480,17 @@ int weir_jm_cancel_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, char *e
         check_stopped_locked(jm, job, job->stop_ns);
         weir_jm_wake(jm);
         return 0;
+    case WEIR_JOB_RESTARTING:
+        set_str(&job->message, "canceled by request");
+        if (job->slots_held) {
+            job->state = WEIR_JOB_CANCELING; /* CANCEL was sent when it failed over */
+            check_stopped_locked(jm, job, weir_now_ns());
+        } else {
+            job->state = WEIR_JOB_CANCELED;
+            job->end_ms = weir_wall_ms();
+            WEIR_INFO(COMP, "job %s (%s) CANCELED while restarting", job->id, job->name);
+        }
+        return 0;
     case WEIR_JOB_CANCELING:
         return 0;
     default:
@@ -456,12 +518,62 @@ static void tm_lost_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const char *
             if (job->slot_tm_seq[i] == seq)
                 on_it = true;
         if (on_it && job->state == WEIR_JOB_RUNNING)
-            job_fail_locked(jm, job, msg);
+            weir_jm_failover_locked(jm, job, msg);
         check_stopped_locked(jm, job, now);
     }
 }
 
-static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint32_t *idx) {
+/* The restore fields of subtask (v, s) from @p meta (NULL when it has none). */
+static const weir_ckpt_task_t *restore_task(const weir_ckpt_meta_t *meta, uint32_t v, uint32_t s) {
+    for (uint32_t i = 0; meta && i < meta->n_tasks; i++)
+        if (meta->tasks[i].vertex == v && meta->tasks[i].subtask == s)
+            return &meta->tasks[i];
+    return NULL;
+}
+
+/* Writes the job's HA record (attempt included). */
+static void ha_save_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
+    if (!jm->ha_dir)
+        return;
+    weir_ha_job_t h = {.name = job->name,
+                       .graph_json = job->graph_text,
+                       .args = job->args,
+                       .n_args = job->n_args,
+                       .attempt = job->attempt,
+                       .parallelism = job->parallelism,
+                       .n_vertices = job->n_vertices,
+                       .submit_ms = job->start_ms};
+    memcpy(h.id, job->id, sizeof h.id);
+    memcpy(h.plugin, job->plugin, sizeof h.plugin);
+    char err[512];
+    if (weir_ha_save_job(jm->ha_dir, &h, err, sizeof err) != 0)
+        WEIR_ERROR(COMP, "%s", err);
+    else
+        job->ha_saved = true;
+}
+
+int weir_jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
+                            size_t errlen) {
+    if (!jm->ha_dir)
+        return 0;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = weir_blobstore_get(jm->blobs, job->plugin, &data, &len);
+    if (rc != 0) {
+        weir_fmt(errstr, errlen, "cannot read plugin blob %s for the HA store: %s", job->plugin,
+                 weir_strerror(rc));
+        return rc;
+    }
+    rc = weir_ha_save_blob(jm->ha_dir, job->plugin, data, len, errstr, errlen);
+    free(data);
+    if (rc != 0)
+        return rc;
+    ha_save_locked(jm, job);
+    return job->ha_saved ? 0 : WEIR_EIO;
+}
+
+static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint32_t *idx,
+                          const weir_ckpt_meta_t *meta) {
     weir_jm_tm_t **slot_tm = calloc(job->slots_needed, sizeof *slot_tm);
     char ***placement = calloc(job->n_vertices, sizeof *placement);
     if (!slot_tm || !placement)
@@ -497,8 +609,10 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
         }
     job->state = WEIR_JOB_RUNNING;
     set_str(&job->message, NULL);
+    ha_save_locked(jm, job); /* the attempt, before any task of it runs */
     for (uint32_t v = 0; v < job->n_vertices; v++)
         for (uint32_t s = 0; s < job->parallelism[v]; s++) {
+            const weir_ckpt_task_t *rt = meta && meta->id ? restore_task(meta, v, s) : NULL;
             weir_msg_t m = {
                 .type = WEIR_MSG_DEPLOY,
                 .attempt = job->attempt,
@@ -511,13 +625,22 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
                 .n_vertices = job->n_vertices,
                 .vertex_parallelism = job->parallelism,
                 .placement = placement,
+                .checkpoint_mode = job->ckdir ? jm->ckcfg.mode : WEIR_CHECKPOINT_NONE,
+                .checkpoint_dir = job->ckdir,
+                .restore_checkpoint_id = meta ? meta->id : 0,
+                .restore_op_state = rt ? rt->op_state : NULL,
+                .restore_op_state_len = rt ? rt->op_state_len : 0,
+                .restore_keyed_handle = rt ? rt->keyed : NULL,
             };
             memcpy(m.job_id, job->id, sizeof m.job_id);
             memcpy(m.plugin_sha256, job->plugin, sizeof m.plugin_sha256);
             send_locked(jm, slot_tm[s], &m);
         }
-    WEIR_INFO(COMP, "job %s (%s) RUNNING: %u subtasks deployed in %u slots on %zu task managers",
-              job->id, job->name, n_subtasks, job->slots_needed, distinct);
+    WEIR_INFO(COMP,
+              "job %s (%s) RUNNING: %u subtasks deployed in %u slots on %zu task managers "
+              "(attempt %u%s)",
+              job->id, job->name, n_subtasks, job->slots_needed, distinct, job->attempt,
+              meta && meta->id ? ", restored" : "");
     goto done;
 oom:
     WEIR_ERROR(COMP, "out of memory while deploying job %s", job->id);
@@ -534,8 +657,11 @@ static void schedule_locked(weir_jobmanager_t *jm, int64_t now) {
     uint32_t *idx = NULL;
     for (size_t j = 0; j < jm->n_jobs; j++) {
         weir_jm_job_t *job = jm->jobs[j];
-        if (job->state != WEIR_JOB_CREATED)
+        bool restarting = job->state == WEIR_JOB_RESTARTING;
+        if (job->state != WEIR_JOB_CREATED &&
+            !(restarting && !job->slots_held && now >= job->restart_at_ns))
             continue;
+        int64_t wait_since = restarting ? job->restart_at_ns : job->created_ns;
         if (!arr && jm->n_tms) {
             arr = calloc(jm->n_tms, sizeof *arr);
             if (!arr)
@@ -549,13 +675,35 @@ static void schedule_locked(weir_jobmanager_t *jm, int64_t now) {
         idx = calloc(job->slots_needed, sizeof *idx);
         if (!idx)
             break;
-        int rc = weir_sched_assign(arr, jm->n_tms, job->slots_needed, idx);
+        int rc =
+            jm->n_tms ? weir_sched_assign(arr, jm->n_tms, job->slots_needed, idx) : WEIR_ENOSPACE;
         if (rc == 0) {
-            deploy_locked(jm, job, idx);
+            weir_ckpt_meta_t meta;
+            char err[1024] = "";
+            if (restarting)
+                job->attempt++;
+            if (weir_jm_ckpt_restore_locked(jm, job, &meta, err, sizeof err) != 0) {
+                job->state = WEIR_JOB_FAILED;
+                set_str(&job->message, err);
+                job->end_ms = weir_wall_ms();
+                WEIR_WARN(COMP, "job %s (%s) FAILED: %s", job->id, job->name, err);
+                continue;
+            }
+            free(job->ha_pointer);
+            job->ha_pointer = NULL;
+            if (restarting)
+                for (uint32_t v = 0; v < job->n_vertices; v++)
+                    for (uint32_t s = 0; s < job->parallelism[v]; s++) {
+                        weir_jm_subtask_t *st = &job->subtasks[v][s];
+                        set_str(&st->message, NULL);
+                        memset(&st->metrics, 0, sizeof st->metrics);
+                    }
+            deploy_locked(jm, job, idx, &meta);
+            weir_ckpt_meta_clear(&meta);
             continue;
         }
-        uint64_t free_slots = weir_sched_free_slots(arr, jm->n_tms);
-        if (now - job->created_ns > jm->slot_timeout_ms * 1000000) {
+        uint64_t free_slots = arr ? weir_sched_free_slots(arr, jm->n_tms) : 0;
+        if (now - wait_since > jm->slot_timeout_ms * 1000000) {
             char msg[512];
             weir_fmt(msg, sizeof msg,
                      "not enough task slots: the job needs %u, %" PRIu64 " free after %" PRId64
@@ -608,7 +756,7 @@ static void apply_task_state_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
                      ts->message
                          ? ts->message
                          : (ts->state == WEIR_TASK_CANCELED ? "canceled unexpectedly" : "failed"));
-            job_fail_locked(jm, job, msg);
+            weir_jm_failover_locked(jm, job, msg);
         } else if (ts->state == WEIR_TASK_FINISHED) {
             bool all = true;
             for (uint32_t v = 0; v < job->n_vertices && all; v++)
@@ -638,7 +786,7 @@ static bool tm_hosts_tasks(weir_jobmanager_t *jm, const weir_jm_tm_t *tm) {
 }
 
 static void handle_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, size_t ident_len,
-                                   const char *ident_str, weir_msg_t *m) {
+                                   const char *ident_str, weir_msg_t *m, int fd) {
     const char *id = m->tm_id && m->tm_id[0] ? m->tm_id : ident_str;
     weir_jm_tm_t *old = find_tm_id(jm, id);
     if (old) {
@@ -662,6 +810,7 @@ static void handle_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, 
     tm->slots_total = tm->slots_free = m->slots;
     tm->seq = ++jm->next_seq;
     tm->last_seen_ns = weir_now_ns();
+    tm->fd = fd;
     if (jm->n_tms == jm->cap_tms) {
         size_t cap = jm->cap_tms ? jm->cap_tms * 2 : 8;
         weir_jm_tm_t **tms = realloc(jm->tms, cap * sizeof *tms);
@@ -682,7 +831,7 @@ oom:
 }
 
 static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, size_t ident_len,
-                                  const uint8_t *data, size_t len) {
+                                  const uint8_t *data, size_t len, int fd) {
     char ident_str[256];
     size_t n = ident_len < sizeof ident_str - 1 ? ident_len : sizeof ident_str - 1;
     memcpy(ident_str, ident, n);
@@ -699,7 +848,7 @@ static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, s
     weir_jm_tm_t *tm = NULL;
     switch (m.type) {
     case WEIR_MSG_REGISTER:
-        handle_register_locked(jm, ident, ident_len, ident_str, &m);
+        handle_register_locked(jm, ident, ident_len, ident_str, &m, fd);
         break;
     case WEIR_MSG_HEARTBEAT:
     case WEIR_MSG_TASK_STATE:
@@ -712,12 +861,25 @@ static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, s
             break;
         }
         tm->last_seen_ns = weir_now_ns();
+        if (fd >= 0)
+            tm->fd = fd;
         for (uint32_t i = 0; i < m.n_tasks; i++)
             apply_task_state_locked(jm, tm, &m.tasks[i], m.type == WEIR_MSG_HEARTBEAT);
         if (m.type == WEIR_MSG_HEARTBEAT) {
             weir_msg_t r = {.type = WEIR_MSG_HEARTBEAT_ACK};
             send_locked(jm, tm, &r);
         }
+        break;
+    case WEIR_MSG_ACK_CHECKPOINT:
+    case WEIR_MSG_DECLINE_CHECKPOINT:
+        tm = find_tm_id(jm, id);
+        if (!tm)
+            break; /* an instance the job manager forgot: its tasks are stale */
+        tm->last_seen_ns = weir_now_ns();
+        if (m.type == WEIR_MSG_ACK_CHECKPOINT)
+            weir_jm_ckpt_on_ack_locked(jm, tm, &m);
+        else
+            weir_jm_ckpt_on_decline_locked(jm, tm, &m);
         break;
     case WEIR_MSG_BLOB_REQUEST: {
         tm = find_tm_id(jm, id);
@@ -763,9 +925,97 @@ static void periodic_locked(weir_jobmanager_t *jm) {
         }
         i++;
     }
-    for (size_t j = 0; j < jm->n_jobs; j++)
-        check_stopped_locked(jm, jm->jobs[j], now);
+    for (size_t j = 0; j < jm->n_jobs; j++) {
+        weir_jm_job_t *job = jm->jobs[j];
+        check_stopped_locked(jm, job, now);
+        weir_jm_ckpt_tick_locked(jm, job, now);
+        if (job->ha_saved && job_terminal(job->state)) {
+            weir_ha_remove_job(jm->ha_dir, job->id);
+            job->ha_saved = false;
+        }
+    }
     schedule_locked(jm, now);
+}
+
+/* Reads the ROUTER's monitor events: a closed task-manager connection is lost at once. */
+static void drain_monitor_locked(weir_jobmanager_t *jm) {
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, jm->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more) {
+            zmq_msg_init(&addr);
+            zmq_msg_recv(&addr, jm->monitor, 0);
+            zmq_msg_close(&addr);
+        }
+        if (event != ZMQ_EVENT_DISCONNECTED)
+            continue;
+        for (size_t i = 0; i < jm->n_tms; i++) {
+            if (jm->tms[i]->fd == (int)value) {
+                tm_lost_locked(jm, jm->tms[i], "connection closed");
+                break;
+            }
+        }
+    }
+}
+
+/* Loads the jobs of the HA store: each restarts (attempt + 1) from its latest checkpoint. */
+static int ha_load(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
+    weir_ha_job_t *jobs = NULL;
+    size_t n = 0;
+    int rc = weir_ha_load_jobs(jm->ha_dir, &jobs, &n, errstr, errlen);
+    if (rc != 0)
+        return rc;
+    int64_t now = weir_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        weir_ha_job_t *h = &jobs[i];
+        json_error_t jerr;
+        json_t *graph = json_loads(h->graph_json, 0, &jerr);
+        json_t *args = json_array();
+        for (uint32_t a = 0; a < h->n_args; a++)
+            json_array_append_new(args, json_string(h->args[a]));
+        json_t *req = json_pack("{s:s,s:o,s:o}", "plugin", h->plugin, "args", args, "graph",
+                                graph ? graph : json_null());
+        char err[1024] = "";
+        weir_jm_job_t *job = req ? weir_jm_job_from_request(jm, req, err, sizeof err) : NULL;
+        json_decref(req);
+        if (!job) {
+            WEIR_ERROR(COMP, "HA: cannot recover job %s: %s", h->id,
+                       err[0] ? err : "out of memory");
+            continue;
+        }
+        memcpy(job->id, h->id, sizeof job->id);
+        if (job->ckdir)
+            weir_fmt(job->ckdir, strlen(jm->ckcfg.dir) + 40, "%s/%s", jm->ckcfg.dir, job->id);
+        job->start_ms = h->submit_ms;
+        job->attempt = h->attempt ? h->attempt : 1;
+        job->state = WEIR_JOB_RESTARTING;
+        job->restart_at_ns = now;
+        job->created_ns = now;
+        job->ha_saved = true;
+        job->ha_pointer = h->checkpoint;
+        h->checkpoint = NULL;
+        set_str(&job->message, "recovered by a new job manager: waiting for task slots");
+        if (weir_jm_add_job_locked(jm, job) != 0) {
+            weir_jm_job_free(job);
+            continue;
+        }
+        WEIR_INFO(COMP, "HA: recovered job %s (%s), attempt %u, checkpoint %s", job->id, job->name,
+                  job->attempt, job->ha_pointer ? job->ha_pointer : "none");
+    }
+    weir_ha_jobs_free(jobs, n);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -799,10 +1049,37 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
     jm->hb_interval_ms = weir_config_get_ms(cfg, "heartbeat.interval");
     jm->hb_timeout_ms = weir_config_get_ms(cfg, "heartbeat.timeout");
     jm->slot_timeout_ms = weir_config_get_ms(cfg, "slot.request.timeout");
+    if (weir_ckpt_config_load(cfg, &jm->ckcfg, errstr, errlen) != 0 ||
+        weir_restart_config_load(cfg, jm->ckcfg.enabled, &jm->restart_cfg, errstr, errlen) != 0)
+        goto fail;
+    if (weir_killpoint_init(&jm->killpoint, weir_config_get_str(cfg, "debug.kill-at")) != 0) {
+        weir_fmt(errstr, errlen, "bad value '%s' for debug.kill-at (POINT or POINT:N)",
+                 weir_config_get_str(cfg, "debug.kill-at"));
+        goto fail;
+    }
+    const char *ha = weir_config_get_str(cfg, "high-availability.storageDir");
+    if (ha && *ha) {
+        jm->ha_dir = strdup(ha);
+        if (!jm->ha_dir || weir_mkdirs(ha) != 0) {
+            weir_fmt(errstr, errlen,
+                     "cannot create high-availability.storageDir %s: %s (set it to a writable "
+                     "directory)",
+                     ha, strerror(errno));
+            goto fail;
+        }
+    }
     jm->blobs = weir_blobstore_new(weir_config_get_str(cfg, "blob.storage.directory"),
                                    WEIR_BLOB_MAX_BYTES, errstr, errlen);
     if (!jm->blobs)
         goto fail;
+    if (jm->ha_dir) {
+        char bdir[4200];
+        weir_ha_blob_dir(jm->ha_dir, bdir, sizeof bdir);
+        if (weir_blobstore_set_fallback(jm->blobs, bdir) != 0) {
+            weir_fmt(errstr, errlen, "job manager: out of memory");
+            goto fail;
+        }
+    }
     jm->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (jm->wake_fd < 0) {
         weir_fmt(errstr, errlen, "job manager: eventfd: %s", strerror(errno));
@@ -846,6 +1123,23 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
                 jm->rpc_port = atoi(colon + 1);
         }
     }
+    if (zmq_socket_monitor(jm->router, "inproc://weir-jm-monitor", ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(jm->monitor = zmq_socket(jm->zctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(jm->monitor, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
+        zmq_connect(jm->monitor, "inproc://weir-jm-monitor") != 0) {
+        weir_fmt(errstr, errlen, "job manager: cannot monitor the RPC socket: %s",
+                 zmq_strerror(errno));
+        goto fail;
+    }
+    zmq_setsockopt(jm->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    if (jm->ha_dir && ha_load(jm, errstr, errlen) != 0)
+        goto fail;
+    if (jm->ckcfg.enabled)
+        WEIR_INFO(
+            COMP, "checkpoints every %" PRId64 " ms (%s) in %s, %u retained; restart strategy %s",
+            jm->ckcfg.interval_ms,
+            jm->ckcfg.mode == WEIR_CHECKPOINT_EXACTLY_ONCE ? "EXACTLY_ONCE" : "AT_LEAST_ONCE",
+            jm->ckcfg.dir, jm->ckcfg.num_retained, weir_restart_type_name(jm->restart_cfg.type));
     if (weir_jm_rest_start(jm, errstr, errlen) != 0)
         goto fail;
     WEIR_INFO(COMP, "REST at http://%s:%d, RPC at tcp://%s:%d", jm->rest_bind, jm->rest_port,
@@ -864,12 +1158,13 @@ void weir_jobmanager_stop(weir_jobmanager_t *jm) {
 int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd) {
     int result = 0;
     while (!atomic_load(&jm->stop)) {
-        zmq_pollitem_t items[3] = {
+        zmq_pollitem_t items[4] = {
             {.socket = jm->router, .events = ZMQ_POLLIN},
             {.socket = NULL, .fd = jm->wake_fd, .events = ZMQ_POLLIN},
+            {.socket = jm->monitor, .events = ZMQ_POLLIN},
             {.socket = NULL, .fd = stop_fd, .events = ZMQ_POLLIN},
         };
-        int n = zmq_poll(items, stop_fd >= 0 ? 3 : 2, 50);
+        int n = zmq_poll(items, stop_fd >= 0 ? 4 : 3, 50);
         if (n < 0 && errno != EINTR) {
             WEIR_ERROR(COMP, "zmq_poll: %s", zmq_strerror(errno));
             result = WEIR_ENET;
@@ -880,8 +1175,13 @@ int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd) {
             ssize_t r = read(jm->wake_fd, &v, sizeof v);
             (void)r;
         }
-        if (n > 0 && stop_fd >= 0 && (items[2].revents & ZMQ_POLLIN))
+        if (n > 0 && stop_fd >= 0 && (items[3].revents & ZMQ_POLLIN))
             break;
+        /* Disconnects first: they happened before anything still queued on the ROUTER. */
+        pthread_mutex_lock(&jm->mu);
+        drain_monitor_locked(jm);
+        flush_locked(jm);
+        pthread_mutex_unlock(&jm->mu);
         /* Drain what arrived (bounded, so periodic work still runs under a flood). */
         for (int i = 0; i < 1000; i++) {
             zmq_msg_t ident, part;
@@ -905,9 +1205,10 @@ int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd) {
                 more = zmq_msg_more(&part);
             }
             if (have) {
+                int fd = zmq_msg_get(&part, ZMQ_SRCFD);
                 pthread_mutex_lock(&jm->mu);
                 handle_message_locked(jm, zmq_msg_data(&ident), zmq_msg_size(&ident),
-                                      zmq_msg_data(&part), zmq_msg_size(&part));
+                                      zmq_msg_data(&part), zmq_msg_size(&part), fd);
                 flush_locked(jm);
                 pthread_mutex_unlock(&jm->mu);
             }
@@ -934,6 +1235,12 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
         free(o->data);
         free(o);
     }
+    /* Stop the monitor before closing its reader: libzmq's I/O thread blocks forever sending an
+     * event to a PAIR whose peer is gone. */
+    if (jm->router && jm->monitor)
+        zmq_socket_monitor(jm->router, NULL, 0);
+    if (jm->monitor)
+        zmq_close(jm->monitor);
     if (jm->router)
         zmq_close(jm->router);
     if (jm->zctx)
@@ -949,6 +1256,7 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
     weir_blobstore_destroy(&jm->blobs);
     free(jm->rest_bind);
     free(jm->rpc_bind);
+    free(jm->ha_dir);
     pthread_mutex_destroy(&jm->mu);
     free(jm);
     *jmp = NULL;

@@ -16,8 +16,11 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/killpoint.h"
 #include "common/proto.h"
 #include "jobmanager/blobstore.h"
+#include "jobmanager/checkpoint.h"
+#include "jobmanager/restart.h"
 #include "runtime/graph.h"
 
 /** A job that was asked to stop (cancel or failure) counts as stopped after this long even when
@@ -31,6 +34,7 @@ typedef enum weir_jm_job_state {
     WEIR_JOB_FINISHED,
     WEIR_JOB_FAILED,
     WEIR_JOB_CANCELED,
+    WEIR_JOB_RESTARTING, /* failed over: tasks canceled, waiting for the delay and slots */
 } weir_jm_job_state_t;
 
 const char *weir_jm_job_state_name(weir_jm_job_state_t s);
@@ -47,6 +51,7 @@ typedef struct weir_jm_tm {
     uint32_t slots_free;
     uint64_t seq;         /* unique per registration (never 0) */
     int64_t last_seen_ns; /* weir_now_ns() of the last message */
+    int fd;               /* the job manager's socket fd of its connection (-1 = unknown) */
 } weir_jm_tm_t;
 
 /** One subtask (vertex v, subtask s) of a job. */
@@ -81,6 +86,13 @@ typedef struct weir_jm_job {
     uint32_t slots_needed;
     uint64_t *slot_tm_seq; /* [slots_needed] */
     bool slots_held;
+    /* checkpoints and recovery */
+    char *ckdir;                  /* <state.checkpoints.dir>/<id>; NULL when checkpointing is off */
+    weir_ckpt_coord_t ckpt;       /* coordinator state (initialised for every job) */
+    weir_restart_state_t restart; /* restart strategy state; restart.restarts = restarts so far */
+    int64_t restart_at_ns;        /* RESTARTING: earliest deployment of the next attempt */
+    char *ha_pointer;             /* HA pointer loaded at startup (NULL: none) */
+    bool ha_saved;                /* an HA entry exists for this job */
 } weir_jm_job_t;
 
 typedef struct weir_jm_out weir_jm_out_t;
@@ -95,6 +107,11 @@ typedef struct weir_jobmanager {
     int64_t hb_interval_ms;
     int64_t hb_timeout_ms;
     int64_t slot_timeout_ms;
+    weir_ckpt_config_t ckcfg;
+    weir_restart_cfg_t restart_cfg;
+    char *ha_dir; /* high-availability.storageDir, NULL = no HA */
+    weir_killpoint_t killpoint;
+    void *monitor; /* PAIR socket receiving the ROUTER's disconnect events */
     weir_blobstore_t *blobs;
     /* task managers in registration order */
     weir_jm_tm_t **tms;
@@ -140,6 +157,29 @@ weir_jm_tm_t *weir_jm_find_tm_seq_locked(weir_jobmanager_t *jm, uint64_t seq);
  * (message for a 409 in errstr). */
 int weir_jm_cancel_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
                               size_t errlen);
+
+/** Queues @p msg for @p tm (sent by the main thread). */
+void weir_jm_send_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, const weir_msg_t *msg);
+/** A failure of a RUNNING job: RESTARTING (tasks canceled, in-flight checkpoint aborted) when the
+ * restart strategy allows it, FAILED with @p msg otherwise. */
+void weir_jm_failover_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *msg);
+/** Saves the HA entry of a new job (job.json + plugin copy). No-op without HA. Call with the mutex
+ * NOT held, before the job is added. @returns 0 or a negative error with errstr. */
+int weir_jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr, size_t errlen);
+
+/* checkpoint.c: the coordinator inside the job manager (main thread, mutex held) */
+/** Periodic work of one job: expiry of the in-flight checkpoint, trigger when due. */
+void weir_jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns);
+/** An ACK_CHECKPOINT from @p tm (takes m->op_state and m->keyed_handle). */
+void weir_jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_msg_t *m);
+/** A DECLINE_CHECKPOINT from @p tm. */
+void weir_jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m);
+/** Aborts the in-flight checkpoint of a job that stops or restarts (removes its directory). */
+void weir_jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why);
+/** Finds the checkpoint the next attempt of @p job restores: *meta->id == 0 = fresh start.
+ * @returns 0, or a negative error with a one-line message (the job must fail). */
+int weir_jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
+                                char *errstr, size_t errlen);
 
 /* rest.c */
 /** Starts libmicrohttpd on rest_bind:rest_port (updates rest_port when it was 0). */

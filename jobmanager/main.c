@@ -1,7 +1,8 @@
 /* weir-jobmanager: parses the command line and configuration, runs the job manager's main loop on
  * the main thread until SIGTERM/SIGINT, then closes sockets and exits 0. Signals are blocked in
  * every thread and read through a signalfd polled by the main loop, so there is no signal handler
- * and no global state. */
+ * and no global state. Configuration errors (checkpointing, restart strategy, kill point) exit 2.
+ */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,8 +11,12 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/killpoint.h"
 #include "common/log.h"
+#include "common/util.h"
+#include "jobmanager/checkpoint.h"
 #include "jobmanager/jobmanager.h"
+#include "jobmanager/restart.h"
 
 extern char **environ;
 
@@ -28,6 +33,19 @@ int main(int argc, char **argv) {
                 "weir-jobmanager: unknown argument '%s' (usage: weir-jobmanager [-c FILE] "
                 "[-D key=value]...)\n",
                 argv[1]);
+        weir_config_destroy(&cfg);
+        return 2;
+    }
+    /* Configuration mistakes exit 2 before anything starts. */
+    weir_ckpt_config_t ckcfg;
+    weir_restart_cfg_t rcfg;
+    weir_killpoint_t kp;
+    if (weir_ckpt_config_load(cfg, &ckcfg, err, sizeof err) != 0 ||
+        weir_restart_config_load(cfg, ckcfg.enabled, &rcfg, err, sizeof err) != 0 ||
+        (weir_killpoint_init(&kp, weir_config_get_str(cfg, "debug.kill-at")) != 0 &&
+         weir_fmt(err, sizeof err, "bad value '%s' for debug.kill-at (POINT or POINT:N)",
+                  weir_config_get_str(cfg, "debug.kill-at")) >= 0)) {
+        fprintf(stderr, "weir-jobmanager: %s\n", err);
         weir_config_destroy(&cfg);
         return 2;
     }

@@ -100,11 +100,48 @@ static json_t *job_detail(const weir_jm_job_t *job) {
                                         "parallelism", (int)job->parallelism[v], "metrics",
                                         metrics_json(&total), "subtasks", subtasks));
     }
-    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:O,s:o}", "id", job->id, "name", job->name,
-                     "state", weir_jm_job_state_name(job->state), "message",
+    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:i,s:i,s:O,s:o}", "id", job->id, "name",
+                     job->name, "state", weir_jm_job_state_name(job->state), "message",
                      str_or_null(job->message), "plugin", job->plugin, "start_time",
-                     (json_int_t)job->start_ms, "end_time", (json_int_t)job->end_ms, "graph",
-                     job->graph, "vertices", vertices);
+                     (json_int_t)job->start_ms, "end_time", (json_int_t)job->end_ms, "restarts",
+                     (int)job->restart.restarts, "attempt", (int)job->attempt, "graph", job->graph,
+                     "vertices", vertices);
+}
+
+static json_t *hist_json(const weir_ckpt_hist_t *h) {
+    return json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", (json_int_t)h->id, "status",
+                     weir_ckpt_status_name(h->status), "trigger_timestamp",
+                     (json_int_t)h->trigger_ms, "duration_ms", (json_int_t)h->duration_ms,
+                     "state_size", (json_int_t)h->state_size, "uploaded_size",
+                     (json_int_t)h->uploaded_size, "alignment_duration_ms",
+                     (json_int_t)h->alignment_ms, "sync_duration_ms", (json_int_t)h->sync_ms,
+                     "async_duration_ms", (json_int_t)h->async_ms, "failure",
+                     h->failure[0] ? json_string(h->failure) : json_null());
+}
+
+/* Called with jm->mu held: GET /jobs/{id}/checkpoints. */
+static json_t *job_checkpoints(const weir_jm_job_t *job) {
+    const weir_ckpt_coord_t *c = &job->ckpt;
+    json_t *completed = json_null(), *restored = json_null();
+    if (c->have_completed) {
+        const weir_ckpt_hist_t *h = &c->latest;
+        completed = json_pack(
+            "{s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "id", (json_int_t)h->id, "path", c->latest_path,
+            "trigger_timestamp", (json_int_t)h->trigger_ms, "duration_ms",
+            (json_int_t)h->duration_ms, "state_size", (json_int_t)h->state_size, "uploaded_size",
+            (json_int_t)h->uploaded_size, "alignment_duration_ms", (json_int_t)h->alignment_ms);
+    }
+    if (c->have_restored)
+        restored = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)c->restored_id, "path",
+                             c->restored_path, "restore_timestamp", (json_int_t)c->restored_ms);
+    json_t *hist = json_array();
+    for (uint32_t i = 0; i < c->hist_len; i++)
+        json_array_append_new(hist, hist_json(weir_ckpt_coord_hist(c, i)));
+    return json_pack("{s:{s:I,s:I,s:I,s:I,s:I},s:{s:o,s:o},s:o}", "counts", "triggered",
+                     (json_int_t)c->n_triggered, "in_progress", (json_int_t)(c->pending_id ? 1 : 0),
+                     "completed", (json_int_t)c->n_completed, "failed", (json_int_t)c->n_failed,
+                     "restored", (json_int_t)c->n_restored, "latest", "completed", completed,
+                     "restored", restored, "history", hist);
 }
 
 static enum MHD_Result post_blob(weir_jobmanager_t *jm, struct MHD_Connection *c, rest_req_t *r) {
@@ -144,6 +181,11 @@ static enum MHD_Result post_job(weir_jobmanager_t *jm, struct MHD_Connection *c,
     json_decref(req);
     if (!job)
         return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    if (weir_jm_ha_save_new_job(jm, job, msg, sizeof msg) != 0) {
+        WEIR_ERROR(COMP, "%s", msg);
+        weir_jm_job_free(job);
+        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, msg);
+    }
     char id[33];
     memcpy(id, job->id, sizeof id);
     pthread_mutex_lock(&jm->mu);
@@ -169,10 +211,11 @@ static enum MHD_Result list_jobs(weir_jobmanager_t *jm, struct MHD_Connection *c
     return reply(c, MHD_HTTP_OK, json_pack("{s:o}", "jobs", arr));
 }
 
-static enum MHD_Result get_job(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *id) {
+static enum MHD_Result get_job(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *id,
+                               bool checkpoints) {
     pthread_mutex_lock(&jm->mu);
     weir_jm_job_t *job = weir_jm_find_job_locked(jm, id);
-    json_t *body = job ? job_detail(job) : NULL;
+    json_t *body = job ? (checkpoints ? job_checkpoints(job) : job_detail(job)) : NULL;
     pthread_mutex_unlock(&jm->mu);
     if (!job) {
         char msg[256];
@@ -243,7 +286,9 @@ static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, co
             memcpy(idbuf, id, idlen);
             idbuf[idlen] = 0;
             if (!slash && get)
-                return get_job(jm, c, idbuf);
+                return get_job(jm, c, idbuf, false);
+            if (slash && get && !strcmp(slash, "/checkpoints"))
+                return get_job(jm, c, idbuf, true);
             if (!slash && !strcmp(method, "PATCH"))
                 return cancel_job(jm, c, idbuf);
             if (slash && post && !strcmp(slash, "/cancel"))

@@ -1,0 +1,222 @@
+/* The job manager's checkpoint coordinator (docs/checkpointing.md, steps 1, 5 and 7, and the
+ * final checkpoint): configuration, the _metadata file format, finding the latest restorable
+ * checkpoint, retention + garbage collection of <ckdir>, and the per-job coordinator state as
+ * pure functions (no sockets; the job manager's glue in checkpoint.c sends the messages).
+ *
+ * <ckdir> = <state.checkpoints.dir>/<job id>. A checkpoint exists iff <ckdir>/chk-<n>/_metadata
+ * exists and verifies: JSON {"version":1,"job","checkpoint","trigger_time","complete_time",
+ * "final","tasks":[{"vertex","subtask","op_state":base64|null,"keyed":handle|null,
+ * "state_size"}]} then a final line "sha256 <64 hex>" over every byte before that line.
+ *
+ * Threading: the pure functions are not thread-safe per object; the job manager calls them with
+ * its mutex held. */
+#ifndef WEIR_JOBMANAGER_CHECKPOINT_H
+#define WEIR_JOBMANAGER_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/proto.h"
+
+#define WEIR_CKPT_HISTORY 50
+
+typedef struct weir_ckpt_config {
+    bool enabled; /* execution.checkpointing.interval is set */
+    int64_t interval_ms;
+    int64_t timeout_ms;
+    int64_t min_pause_ms;
+    int64_t tolerable; /* consecutive failed checkpoints tolerated */
+    weir_checkpoint_mode_t mode;
+    char dir[2048]; /* state.checkpoints.dir ("" when unset) */
+    uint32_t num_retained;
+    bool incremental;
+} weir_ckpt_config_t;
+
+/** Reads and validates execution.checkpointing.* and state.checkpoints.*.
+ * @returns 0 or WEIR_ECONFIG with one line naming the key(s) and the fix. */
+int weir_ckpt_config_load(const weir_config_t *cfg, weir_ckpt_config_t *out, char *errstr,
+                          size_t errlen);
+
+/* ---- _metadata ----------------------------------------------------------------------------- */
+
+typedef struct weir_ckpt_task {
+    uint32_t vertex;
+    uint32_t subtask;
+    uint8_t *op_state; /* NULL = none */
+    size_t op_state_len;
+    char *keyed; /* keyed handle JSON text, NULL = stateless */
+    uint64_t state_size;
+} weir_ckpt_task_t;
+
+typedef struct weir_ckpt_meta {
+    char job[33];
+    uint64_t id;
+    int64_t trigger_ms;
+    int64_t complete_ms;
+    bool final;
+    weir_ckpt_task_t *tasks; /* owned */
+    uint32_t n_tasks;
+} weir_ckpt_meta_t;
+
+void weir_ckpt_meta_clear(weir_ckpt_meta_t *m);
+/** The file content (JSON + "sha256 <hex>\n"), malloc'd. @returns 0, WEIR_ENOMEM or WEIR_EINVAL
+ * (a keyed handle that is not JSON). */
+int weir_ckpt_meta_encode(const weir_ckpt_meta_t *m, char **out, size_t *out_len);
+/** Parses and verifies a file content. @returns 0 or WEIR_ECORRUPT with the reason in errstr. */
+int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, char *errstr,
+                          size_t errlen);
+/** Writes <ckdir>/chk-<m->id>/_metadata atomically (creating the directory). */
+int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *errstr, size_t errlen);
+/** Reads and verifies <ckdir>/chk-<id>/_metadata. @returns 0, WEIR_ENOTFOUND or WEIR_ECORRUPT. */
+int weir_ckpt_meta_read(const char *ckdir, uint64_t id, weir_ckpt_meta_t *m, char *errstr,
+                        size_t errlen);
+
+/** Ids of the chk-<n> directories in @p ckdir (n >= 1), ascending, malloc'd. 0 when the
+ * directory is missing (then *n = 0) or on error. */
+int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n);
+/** The largest n of a chk-<n> directory in @p ckdir, 0 when none. */
+uint64_t weir_ckpt_max_dir_id(const char *ckdir);
+
+/** Finds the newest restorable checkpoint of @p job_id: newest chk-n whose _metadata verifies;
+ * corrupt ones are skipped with a WARN "checkpoint chk-n of job X is corrupt (...): falling back
+ * to chk-m". @returns 0 (found, *out filled), WEIR_ENOTFOUND (none; an error with errstr when
+ * @p required: "checkpoint directory <path> is missing: cannot restore job X" or "no complete
+ * checkpoint in <path>: cannot restore job X"). */
+int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
+                          weir_ckpt_meta_t *out, char *errstr, size_t errlen);
+
+typedef struct weir_ckpt_gc_stats {
+    uint32_t dirs_removed;
+    uint32_t shared_removed;
+} weir_ckpt_gc_stats_t;
+
+/** Retention: keeps the newest @p num_retained valid checkpoints, deletes older chk-* dirs and
+ * chk-* dirs without a valid _metadata (except @p in_flight, chk-0 and dirs a retained handle's
+ * "checkpoint" names). When @p in_flight is 0 it also deletes every file in <ckdir>/shared/ that
+ * no retained checkpoint and no handle in @p protect references. Entries modified at or after
+ * @p keep_newer_than_ms (wall ms) that no checkpoint references are kept (uploads of final
+ * snapshots that have not been acknowledged yet). @returns 0 or WEIR_EIO. */
+int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight,
+                     const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
+                     weir_ckpt_gc_stats_t *stats);
+
+/* ---- coordinator state (pure) -------------------------------------------------------------- */
+
+typedef enum weir_ckpt_status {
+    WEIR_CKPT_IN_PROGRESS = 0,
+    WEIR_CKPT_COMPLETED,
+    WEIR_CKPT_FAILED,
+} weir_ckpt_status_t;
+
+const char *weir_ckpt_status_name(weir_ckpt_status_t s);
+
+/** One subtask's snapshot as acknowledged. */
+typedef struct weir_ckpt_ack {
+    bool acked;
+    uint8_t *op_state;
+    size_t op_state_len;
+    char *keyed;
+    uint64_t state_size, uploaded_size;
+    uint64_t alignment_ns, sync_ns, async_ns;
+} weir_ckpt_ack_t;
+
+typedef struct weir_ckpt_hist {
+    uint64_t id;
+    weir_ckpt_status_t status;
+    int64_t trigger_ms;
+    int64_t duration_ms; /* -1 while in progress */
+    uint64_t state_size, uploaded_size;
+    int64_t alignment_ms, sync_ms, async_ms; /* max over subtasks */
+    char failure[256];
+} weir_ckpt_hist_t;
+
+typedef struct weir_ckpt_coord {
+    uint32_t n_vertices;
+    uint32_t *offset; /* [n_vertices + 1]: index of (v, 0); offset[n_vertices] = n_subtasks */
+    uint32_t n_subtasks;
+    uint64_t next_id; /* 0 = not known yet (computed from <ckdir> on first use) */
+    /* in flight (pending_id != 0) */
+    uint64_t pending_id;
+    int64_t pending_trigger_ms, pending_trigger_ns;
+    weir_ckpt_ack_t *acks; /* [n_subtasks] */
+    /* final snapshots of the current attempt */
+    weir_ckpt_ack_t *finals; /* [n_subtasks] */
+    uint32_t n_finals;
+    bool final_done; /* the final checkpoint of this attempt was written */
+    /* timing */
+    int64_t running_since_ns; /* 0 = not all running yet this attempt */
+    int64_t last_trigger_ns;  /* 0 = none this attempt */
+    int64_t last_end_ns;      /* end of the last checkpoint (completed or failed); 0 = none */
+    uint32_t consecutive_failures;
+    /* statistics */
+    uint64_t n_triggered, n_completed, n_failed, n_restored;
+    weir_ckpt_hist_t hist[WEIR_CKPT_HISTORY]; /* ring */
+    uint32_t hist_start, hist_len;
+    bool have_completed;
+    weir_ckpt_hist_t latest; /* the latest completed */
+    char latest_path[2100];
+    uint64_t latest_id;
+    bool have_restored;
+    uint64_t restored_id;
+    char restored_path[2100];
+    int64_t restored_ms;
+} weir_ckpt_coord_t;
+
+/** @returns 0 or WEIR_ENOMEM. */
+int weir_ckpt_coord_init(weir_ckpt_coord_t *c, uint32_t n_vertices, const uint32_t *parallelism);
+void weir_ckpt_coord_free(weir_ckpt_coord_t *c);
+/** Flat index of subtask (v, s). */
+uint32_t weir_ckpt_coord_index(const weir_ckpt_coord_t *c, uint32_t v, uint32_t s);
+
+/** A new attempt: drops the in-flight checkpoint (recorded as FAILED with @p why, not counted as
+ * a consecutive failure), the final snapshots and the timers. */
+void weir_ckpt_coord_new_attempt(weir_ckpt_coord_t *c, int64_t now_ns, const char *why);
+/** True when a periodic checkpoint should be triggered now (nothing in flight, every subtask
+ * RUNNING (@p all_running), no final snapshot received, interval and min-pause passed). */
+bool weir_ckpt_coord_due(weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg, bool all_running,
+                         int64_t now_ns);
+/** Starts checkpoint c->next_id (which must be known); returns its id. */
+uint64_t weir_ckpt_coord_begin(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms);
+/** An ACK of subtask @p idx. A final ack (@p final) is kept as the subtask's final snapshot and
+ * counts for the in-flight and every later checkpoint; otherwise it must name the in-flight id.
+ * Takes ownership of ack->op_state and ack->keyed (freed when ignored). @returns true when
+ * accepted. */
+bool weir_ckpt_coord_ack(weir_ckpt_coord_t *c, uint32_t idx, uint64_t id, bool final,
+                         weir_ckpt_ack_t *ack);
+/** True when every subtask acked the in-flight checkpoint (or sent its final snapshot). */
+bool weir_ckpt_coord_ready(const weir_ckpt_coord_t *c);
+/** True when every subtask sent its final snapshot, nothing is in flight and the final
+ * checkpoint was not written yet. */
+bool weir_ckpt_coord_final_ready(const weir_ckpt_coord_t *c);
+/** Copies the in-flight checkpoint (or, with @p final, the final snapshots) into @p m (tasks in
+ * (vertex, subtask) order; vertex/subtask from @p vs_of). @returns 0 or WEIR_ENOMEM. */
+int weir_ckpt_coord_build_meta(const weir_ckpt_coord_t *c, const char *job_id, uint64_t id,
+                               bool final, int64_t trigger_ms, int64_t complete_ms,
+                               weir_ckpt_meta_t *m);
+/** Records the completion of @p id (the in-flight one, or a final checkpoint begun with
+ * weir_ckpt_coord_begin_final) stored at @p path. Resets the consecutive failure count. */
+void weir_ckpt_coord_complete(weir_ckpt_coord_t *c, uint64_t id, bool final, const char *path,
+                              int64_t now_ns, int64_t wall_ms);
+/** Takes the next id for the final checkpoint and records it as IN_PROGRESS. */
+uint64_t weir_ckpt_coord_begin_final(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms);
+/** Aborts the in-flight checkpoint with @p why. @returns true when the consecutive failures now
+ * exceed @p tolerable (the job must fail over). */
+bool weir_ckpt_coord_fail(weir_ckpt_coord_t *c, const char *why, int64_t tolerable, int64_t now_ns);
+/** True when the in-flight checkpoint is older than the timeout. */
+bool weir_ckpt_coord_expired(const weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg,
+                             int64_t now_ns);
+/** Records a restore from checkpoint @p id at @p path. */
+void weir_ckpt_coord_restored(weir_ckpt_coord_t *c, uint64_t id, const char *path, int64_t wall_ms);
+/** The i-th history entry, oldest first (i < c->hist_len). */
+const weir_ckpt_hist_t *weir_ckpt_coord_hist(const weir_ckpt_coord_t *c, uint32_t i);
+
+/* ---- base64 (for op_state) ------------------------------------------------------------------ */
+
+/** malloc'd NUL-terminated base64 of @p data. NULL on OOM. */
+char *weir_ckpt_b64_encode(const uint8_t *data, size_t len);
+/** Decodes base64 into a malloc'd buffer. @returns 0, WEIR_ECORRUPT or WEIR_ENOMEM. */
+int weir_ckpt_b64_decode(const char *text, uint8_t **out, size_t *out_len);
+
+#endif

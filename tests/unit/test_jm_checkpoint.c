@@ -1,0 +1,432 @@
+/* Tests the job manager's checkpoint module without sockets: the _metadata format (round trip,
+ * sha256 line checked with OpenSSL directly, base64 known vectors), fallback from a truncated or
+ * corrupt _metadata to the previous checkpoint, half-written chk dirs, retention + garbage
+ * collection over a fake <ckdir>, configuration validation and the coordinator state machine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/sha.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "jobmanager/checkpoint.h"
+
+static const char *JOB = "0123456789abcdef0123456789abcdef";
+
+static char *mktmp(void) {
+    const char *base = getenv("WEIR_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    weir_mkdirs(base);
+    char *dir = malloc(600);
+    snprintf(dir, 600, "%s/jmckpt-XXXXXX", base);
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static bool exists(const char *dir, const char *rel) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void touch(const char *dir, const char *rel) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    assert_int_equal(weir_write_file_atomic(p, "x", 1), 0);
+}
+
+/* A checkpoint with two tasks: (0,0) with op_state + a handle naming @p shared files, (1,0)
+ * stateless. */
+static void write_ckpt(const char *ckdir, uint64_t id, const char *shared1, const char *shared2) {
+    char handle[512];
+    snprintf(handle, sizeof handle,
+             "{\"version\":1,\"checkpoint\":%llu,\"task\":\"0-0\",\"shared\":[{\"name\":\"%s\","
+             "\"local\":\"1.sst\",\"size\":1},{\"name\":\"%s\",\"local\":\"2.sst\",\"size\":1}],"
+             "\"private\":[]}",
+             (unsigned long long)id, shared1, shared2);
+    uint8_t op[3] = {0xff, 0x00, (uint8_t)id};
+    weir_ckpt_task_t tasks[2] = {
+        {.vertex = 0,
+         .subtask = 0,
+         .op_state = op,
+         .op_state_len = 3,
+         .keyed = handle,
+         .state_size = 10},
+        {.vertex = 1, .subtask = 0},
+    };
+    weir_ckpt_meta_t m = {.id = id,
+                          .trigger_ms = 1000 + (int64_t)id,
+                          .complete_ms = 2000,
+                          .tasks = tasks,
+                          .n_tasks = 2};
+    strcpy(m.job, JOB);
+    char err[256];
+    assert_int_equal(weir_ckpt_meta_write(ckdir, &m, err, sizeof err), 0);
+}
+
+static void test_base64(void **state) {
+    (void)state;
+    /* RFC 4648 test vectors */
+    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char *e = weir_ckpt_b64_encode((const uint8_t *)in[i], strlen(in[i]));
+        assert_string_equal(e, out[i]);
+        free(e);
+        uint8_t *d;
+        size_t n;
+        assert_int_equal(weir_ckpt_b64_decode(out[i], &d, &n), 0);
+        assert_int_equal(n, strlen(in[i]));
+        assert_memory_equal(d, in[i], n);
+        free(d);
+    }
+    uint8_t *d;
+    size_t n;
+    assert_int_equal(weir_ckpt_b64_decode("Zm9", &d, &n), WEIR_ECORRUPT);
+}
+
+static void test_metadata_round_trip(void **state) {
+    (void)state;
+    char *dir = mktmp();
+    write_ckpt(dir, 7, "inst-a", "inst-b");
+    /* the last line is sha256 of every byte before it, computed here with OpenSSL directly */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/chk-7/_metadata", dir);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(weir_read_file(path, &data, &len), 0);
+    assert_true(len > 73);
+    assert_int_equal(data[len - 1], '\n');
+    const char *line = (const char *)data + len - 72;
+    assert_memory_equal(line, "sha256 ", 7);
+    uint8_t digest[32];
+    SHA256(data, len - 72, digest);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", digest[i]);
+    assert_memory_equal(line + 7, hex, 64);
+    assert_non_null(strstr((const char *)data, "\"op_state\":\"/wAH\"")); /* ff 00 07 */
+    assert_non_null(strstr((const char *)data, "\"keyed\":{\"version\":1"));
+    free(data);
+
+    weir_ckpt_meta_t m;
+    char err[256];
+    assert_int_equal(weir_ckpt_meta_read(dir, 7, &m, err, sizeof err), 0);
+    assert_string_equal(m.job, JOB);
+    assert_int_equal(m.id, 7);
+    assert_int_equal(m.trigger_ms, 1007);
+    assert_int_equal(m.complete_ms, 2000);
+    assert_false(m.final);
+    assert_int_equal(m.n_tasks, 2);
+    assert_int_equal(m.tasks[0].op_state_len, 3);
+    assert_memory_equal(m.tasks[0].op_state, "\xff\x00\x07", 3);
+    assert_int_equal(m.tasks[0].state_size, 10);
+    assert_non_null(strstr(m.tasks[0].keyed, "\"name\":\"inst-b\""));
+    assert_int_equal(m.tasks[1].vertex, 1);
+    assert_null(m.tasks[1].op_state);
+    assert_null(m.tasks[1].keyed);
+    weir_ckpt_meta_clear(&m);
+    assert_int_equal(weir_ckpt_meta_read(dir, 8, &m, err, sizeof err), WEIR_ENOTFOUND);
+    weir_rmtree(dir);
+    free(dir);
+}
+
+static void test_fallback(void **state) {
+    (void)state;
+    char *dir = mktmp();
+    char ckdir[700], err[512];
+    snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
+    weir_ckpt_meta_t m;
+    /* missing directory */
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, false, &m, err, sizeof err), WEIR_ENOTFOUND);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), WEIR_ENOTFOUND);
+    char expect[1024];
+    snprintf(expect, sizeof expect, "checkpoint directory %s is missing: cannot restore job %s",
+             ckdir, JOB);
+    assert_string_equal(err, expect);
+    assert_int_equal(weir_ckpt_max_dir_id(ckdir), 0);
+
+    write_ckpt(ckdir, 1, "a", "b");
+    write_ckpt(ckdir, 2, "b", "c");
+    write_ckpt(ckdir, 3, "c", "d");
+    /* half-written chk-4: a task dir, no _metadata */
+    char p[1200];
+    snprintf(p, sizeof p, "%s/chk-4/0-0", ckdir);
+    assert_int_equal(weir_mkdirs(p), 0);
+    assert_int_equal(weir_ckpt_max_dir_id(ckdir), 4);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), 0);
+    assert_int_equal(m.id, 3);
+    weir_ckpt_meta_clear(&m);
+
+    /* truncate chk-3's metadata: falls back to chk-2 */
+    snprintf(p, sizeof p, "%s/chk-3/_metadata", ckdir);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(weir_read_file(p, &data, &len), 0);
+    assert_int_equal(truncate(p, (off_t)(len - 30)), 0);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), 0);
+    assert_int_equal(m.id, 2);
+    weir_ckpt_meta_clear(&m);
+    /* flip one byte of chk-2's JSON (sha256 line intact): falls back to chk-1 */
+    snprintf(p, sizeof p, "%s/chk-2/_metadata", ckdir);
+    free(data);
+    assert_int_equal(weir_read_file(p, &data, &len), 0);
+    data[20] ^= 0x01;
+    assert_int_equal(weir_write_file_atomic(p, data, len), 0);
+    free(data);
+    assert_int_equal(weir_ckpt_meta_read(ckdir, 2, &m, err, sizeof err), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, "sha256 mismatch"));
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), 0);
+    assert_int_equal(m.id, 1);
+    assert_memory_equal(m.tasks[0].op_state, "\xff\x00\x01", 3);
+    weir_ckpt_meta_clear(&m);
+    /* an empty file is corrupt too; with nothing valid left, required fails */
+    snprintf(p, sizeof p, "%s/chk-1/_metadata", ckdir);
+    assert_int_equal(weir_write_file_atomic(p, "", 0), 0);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, false, &m, err, sizeof err), WEIR_ENOTFOUND);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), WEIR_ENOTFOUND);
+    assert_non_null(strstr(err, "no complete checkpoint in"));
+    /* a checkpoint of another job is not taken */
+    write_ckpt(ckdir, 5, "x", "y");
+    assert_int_equal(weir_ckpt_find_latest(ckdir, "ffffffffffffffffffffffffffffffff", false, &m,
+                                           err, sizeof err),
+                     WEIR_ENOTFOUND);
+    weir_rmtree(dir);
+    free(dir);
+}
+
+static void test_retention_gc(void **state) {
+    (void)state;
+    char *dir = mktmp();
+    char ckdir[700], sh[800];
+    snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
+    snprintf(sh, sizeof sh, "%s/shared", ckdir);
+    assert_int_equal(weir_mkdirs(sh), 0);
+    const char *files[] = {"a", "b", "c", "d", "e", "f", "g"};
+    for (int i = 0; i < 7; i++) {
+        char rel[32];
+        snprintf(rel, sizeof rel, "shared/%s", files[i]);
+        touch(ckdir, rel);
+    }
+    write_ckpt(ckdir, 1, "a", "b");
+    write_ckpt(ckdir, 2, "b", "c");
+    write_ckpt(ckdir, 3, "c", "d");
+    write_ckpt(ckdir, 4, "d", "e");
+    char p[1200];
+    snprintf(p, sizeof p, "%s/chk-5/0-0", ckdir); /* half written */
+    assert_int_equal(weir_mkdirs(p), 0);
+    touch(ckdir, "chk-5/0-0/MANIFEST");
+    const char *protect[] = {"{\"checkpoint\":0,\"shared\":[{\"name\":\"g\"}]}"};
+    int64_t future = weir_wall_ms() + 60000;
+
+    /* in flight 5: nothing of shared/ is collected, chk-5 stays */
+    weir_ckpt_gc_stats_t st;
+    assert_int_equal(weir_ckpt_retain(ckdir, 2, 5, protect, 1, future, &st), 0);
+    assert_int_equal(st.dirs_removed, 2);
+    assert_int_equal(st.shared_removed, 0);
+    assert_false(exists(ckdir, "chk-1"));
+    assert_false(exists(ckdir, "chk-2"));
+    assert_true(exists(ckdir, "chk-3/_metadata"));
+    assert_true(exists(ckdir, "chk-4/_metadata"));
+    assert_true(exists(ckdir, "chk-5/0-0/MANIFEST"));
+    for (int i = 0; i < 7; i++) {
+        char rel[32];
+        snprintf(rel, sizeof rel, "shared/%s", files[i]);
+        assert_true(exists(ckdir, rel));
+    }
+    /* recent unreferenced files are kept (an upload may be in progress) */
+    assert_int_equal(weir_ckpt_retain(ckdir, 2, 0, protect, 1, 0, &st), 0);
+    assert_int_equal(st.shared_removed, 0);
+    assert_true(exists(ckdir, "chk-5"));
+    /* nothing in flight: exactly the referenced shared files remain (c, d by chk-3; d, e by
+     * chk-4; g protected) and the half-written chk-5 goes */
+    assert_int_equal(weir_ckpt_retain(ckdir, 2, 0, protect, 1, future, &st), 0);
+    assert_int_equal(st.dirs_removed, 1);
+    assert_int_equal(st.shared_removed, 3);
+    assert_false(exists(ckdir, "chk-5"));
+    const bool keep[] = {false, false, true, true, true, false, true};
+    for (int i = 0; i < 7; i++) {
+        char rel[32];
+        snprintf(rel, sizeof rel, "shared/%s", files[i]);
+        assert_int_equal(exists(ckdir, rel), keep[i]);
+    }
+    /* retained 1: chk-3 goes, then c too */
+    assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, NULL, 0, future, &st), 0);
+    assert_false(exists(ckdir, "chk-3"));
+    assert_true(exists(ckdir, "chk-4/_metadata"));
+    assert_false(exists(ckdir, "shared/c"));
+    assert_false(exists(ckdir, "shared/g"));
+    assert_true(exists(ckdir, "shared/d"));
+    assert_true(exists(ckdir, "shared/e"));
+    weir_rmtree(dir);
+    free(dir);
+}
+
+static void test_config(void **state) {
+    (void)state;
+    weir_config_t *cfg = weir_config_new();
+    weir_ckpt_config_t cc;
+    char err[512];
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), 0);
+    assert_false(cc.enabled);
+    assert_int_equal(cc.mode, WEIR_CHECKPOINT_NONE);
+    assert_int_equal(
+        weir_config_set(cfg, "execution.checkpointing.interval", "2s", err, sizeof err), 0);
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), WEIR_ECONFIG);
+    assert_string_equal(err, "execution.checkpointing.interval is set but state.checkpoints.dir is "
+                             "not: set both");
+    assert_int_equal(weir_config_set(cfg, "state.checkpoints.dir", "/x", err, sizeof err), 0);
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), 0);
+    assert_true(cc.enabled);
+    assert_int_equal(cc.interval_ms, 2000);
+    assert_int_equal(cc.mode, WEIR_CHECKPOINT_EXACTLY_ONCE);
+    assert_string_equal(cc.dir, "/x");
+    assert_int_equal(
+        weir_config_set(cfg, "execution.checkpointing.mode", "exactly_once", err, sizeof err), 0);
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "execution.checkpointing.mode"));
+    assert_int_equal(
+        weir_config_set(cfg, "execution.checkpointing.mode", "AT_LEAST_ONCE", err, sizeof err), 0);
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), 0);
+    assert_int_equal(cc.mode, WEIR_CHECKPOINT_AT_LEAST_ONCE);
+    assert_int_equal(weir_config_set(cfg, "execution.checkpointing.max-concurrent-checkpoints", "2",
+                                     err, sizeof err),
+                     0);
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "max-concurrent-checkpoints"));
+    weir_config_destroy(&cfg);
+}
+
+static weir_ckpt_ack_t mk_ack(const char *op, const char *keyed, uint64_t size, uint64_t align_ms) {
+    weir_ckpt_ack_t a = {
+        .state_size = size, .uploaded_size = size / 2, .alignment_ns = align_ms * 1000000};
+    if (op) {
+        a.op_state = (uint8_t *)strdup(op);
+        a.op_state_len = strlen(op);
+    }
+    if (keyed)
+        a.keyed = strdup(keyed);
+    return a;
+}
+
+static void test_coordinator(void **state) {
+    (void)state;
+    /* vertex 0 (p 2), vertex 1 (p 1): 3 subtasks */
+    uint32_t par[2] = {2, 1};
+    weir_ckpt_coord_t c;
+    assert_int_equal(weir_ckpt_coord_init(&c, 2, par), 0);
+    assert_int_equal(c.n_subtasks, 3);
+    assert_int_equal(weir_ckpt_coord_index(&c, 1, 0), 2);
+    weir_ckpt_config_t cfg = {.enabled = true,
+                              .interval_ms = 100,
+                              .timeout_ms = 1000,
+                              .min_pause_ms = 50,
+                              .tolerable = 1};
+    int64_t ms = 1000000, t = 1000 * ms;
+    assert_false(weir_ckpt_coord_due(&c, &cfg, false, t));
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t)); /* running since t */
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 99 * ms));
+    assert_true(weir_ckpt_coord_due(&c, &cfg, true, t + 100 * ms));
+    c.next_id = 5;
+    uint64_t id = weir_ckpt_coord_begin(&c, t + 100 * ms, 777);
+    assert_int_equal(id, 5);
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 300 * ms)); /* one in flight */
+    /* stale id and unknown subtask are ignored */
+    weir_ckpt_ack_t a = mk_ack("x", NULL, 1, 0);
+    assert_false(weir_ckpt_coord_ack(&c, 0, 4, false, &a));
+    a = mk_ack("x", NULL, 1, 0);
+    assert_false(weir_ckpt_coord_ack(&c, 9, 5, false, &a));
+    a = mk_ack("s0", "{\"shared\":[]}", 100, 3);
+    assert_true(weir_ckpt_coord_ack(&c, 0, 5, false, &a));
+    a = mk_ack("dup", NULL, 1, 0);
+    assert_false(weir_ckpt_coord_ack(&c, 0, 5, false, &a)); /* duplicate */
+    a = mk_ack("s1", NULL, 20, 9);
+    assert_true(weir_ckpt_coord_ack(&c, 1, 5, false, &a));
+    assert_false(weir_ckpt_coord_ready(&c));
+    /* subtask 2 sends its final snapshot: counts for checkpoint 5 */
+    a = mk_ack("fin2", NULL, 5, 1);
+    assert_true(weir_ckpt_coord_ack(&c, 2, 0, true, &a));
+    assert_true(weir_ckpt_coord_ready(&c));
+    assert_false(weir_ckpt_coord_final_ready(&c));
+    weir_ckpt_meta_t m;
+    assert_int_equal(weir_ckpt_coord_build_meta(&c, JOB, 5, false, 777, 888, &m), 0);
+    assert_int_equal(m.n_tasks, 3);
+    assert_memory_equal(m.tasks[0].op_state, "s0", 2);
+    assert_string_equal(m.tasks[0].keyed, "{\"shared\":[]}");
+    assert_memory_equal(m.tasks[1].op_state, "s1", 2);
+    assert_int_equal(m.tasks[2].vertex, 1);
+    assert_int_equal(m.tasks[2].subtask, 0);
+    assert_memory_equal(m.tasks[2].op_state, "fin2", 4);
+    weir_ckpt_meta_clear(&m);
+    weir_ckpt_coord_complete(&c, 5, false, "/ck/chk-5", t + 150 * ms, 900);
+    assert_int_equal(c.n_completed, 1);
+    assert_int_equal(c.latest.duration_ms, 50);
+    assert_int_equal(c.latest.state_size, 125);
+    assert_int_equal(c.latest.alignment_ms, 9);
+    assert_int_equal(c.pending_id, 0);
+    /* a final snapshot stops periodic triggers */
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 1000 * ms));
+    a = mk_ack("fin0", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 0, 0, true, &a));
+    assert_false(weir_ckpt_coord_final_ready(&c));
+    a = mk_ack("fin1", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 1, 0, true, &a));
+    assert_true(weir_ckpt_coord_final_ready(&c));
+    uint64_t fid = weir_ckpt_coord_begin_final(&c, t + 2000 * ms, 1000);
+    assert_int_equal(fid, 6);
+    assert_int_equal(weir_ckpt_coord_build_meta(&c, JOB, fid, true, 1000, 1001, &m), 0);
+    assert_true(m.final);
+    assert_memory_equal(m.tasks[0].op_state, "fin0", 4);
+    assert_memory_equal(m.tasks[1].op_state, "fin1", 4);
+    weir_ckpt_meta_clear(&m);
+    weir_ckpt_coord_complete(&c, fid, true, "/ck/chk-6", t + 2001 * ms, 1002);
+    assert_false(weir_ckpt_coord_final_ready(&c));
+    assert_int_equal(c.latest_id, 6);
+
+    /* new attempt: failures and the tolerance */
+    weir_ckpt_coord_new_attempt(&c, t + 3000 * ms, "restart");
+    assert_int_equal(c.n_finals, 0);
+    t += 10000 * ms;
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t));
+    assert_true(weir_ckpt_coord_due(&c, &cfg, true, t + 100 * ms));
+    id = weir_ckpt_coord_begin(&c, t + 100 * ms, 5000);
+    assert_int_equal(id, 7);
+    assert_false(weir_ckpt_coord_expired(&c, &cfg, t + 1100 * ms));
+    assert_true(weir_ckpt_coord_expired(&c, &cfg, t + 1101 * ms));
+    assert_false(weir_ckpt_coord_fail(&c, "expired", cfg.tolerable, t + 1101 * ms)); /* 1 <= 1 */
+    /* min-pause after the failure */
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 1150 * ms));
+    assert_true(weir_ckpt_coord_due(&c, &cfg, true, t + 1151 * ms));
+    id = weir_ckpt_coord_begin(&c, t + 1151 * ms, 6000);
+    assert_int_equal(id, 8);
+    assert_true(weir_ckpt_coord_fail(&c, "declined", cfg.tolerable, t + 1200 * ms)); /* 2 > 1 */
+    assert_int_equal(c.n_failed, 2);
+    assert_int_equal(c.n_triggered, 4);
+    /* history: 5 COMPLETED, 6 COMPLETED, 7 FAILED, 8 FAILED */
+    assert_int_equal(c.hist_len, 4);
+    assert_int_equal(weir_ckpt_coord_hist(&c, 0)->status, WEIR_CKPT_COMPLETED);
+    assert_int_equal(weir_ckpt_coord_hist(&c, 2)->id, 7);
+    assert_string_equal(weir_ckpt_coord_hist(&c, 2)->failure, "expired");
+    assert_int_equal(weir_ckpt_coord_hist(&c, 3)->status, WEIR_CKPT_FAILED);
+    weir_ckpt_coord_free(&c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64),   cmocka_unit_test(test_metadata_round_trip),
+        cmocka_unit_test(test_fallback), cmocka_unit_test(test_retention_gc),
+        cmocka_unit_test(test_config),   cmocka_unit_test(test_coordinator),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
