@@ -62,11 +62,11 @@ static int writer_open(weir_part_writer_t *w) {
     return 0;
 }
 
-int weir__part_writer_finish(weir_part_writer_t *w) {
-    if (!w->f)
-        return 0;
-    char final[4096];
-    weir_fmt(final, sizeof(final), "%s/part-%u-%llu", w->dir, w->subtask, (unsigned long long)w->n);
+static int sync_dir(weir_part_writer_t *w);
+
+/* Makes the open part file durable (flush, fsync, close), renames it to @p target and makes the
+ * rename durable (fsync of the directory). @p what names the rename in errors. */
+static int close_and_rename(weir_part_writer_t *w, const char *target, const char *what) {
     int rc = 0;
     if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
         rc = writer_error(w, "write", w->cur);
@@ -75,14 +75,19 @@ int weir__part_writer_finish(weir_part_writer_t *w) {
     w->f = NULL;
     if (rc != 0)
         return rc;
-    if (rename(w->cur, final) != 0)
-        return writer_error(w, "rename to final name", w->cur);
-    /* Make the rename durable. */
-    int dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    if (rename(w->cur, target) != 0)
+        return writer_error(w, what, w->cur);
+    return sync_dir(w);
+}
+
+int weir__part_writer_finish(weir_part_writer_t *w) {
+    if (!w->f)
+        return 0;
+    char final[4096];
+    weir_fmt(final, sizeof(final), "%s/part-%u-%llu", w->dir, w->subtask, (unsigned long long)w->n);
+    int rc = close_and_rename(w, final, "rename to final name");
+    if (rc != 0)
+        return rc;
     w->n++;
     return 0;
 }
@@ -144,20 +149,10 @@ int weir__part_writer_precommit(weir_part_writer_t *w, uint64_t *k, uint64_t *si
         weir_fmt(w->errmsg, sizeof(w->errmsg), "no open part file in '%s' to pre-commit", w->dir);
         return WEIR_EINVAL;
     }
-    int rc = 0;
-    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
-        rc = writer_error(w, "write", w->cur);
-    if (fclose(w->f) != 0 && rc == 0)
-        rc = writer_error(w, "write", w->cur);
-    w->f = NULL;
-    if (rc != 0)
-        return rc;
     char pending[4096];
     weir_fmt(pending, sizeof(pending), "%s/.part-%u-%llu.pending", w->dir, w->subtask,
              (unsigned long long)w->n);
-    if (rename(w->cur, pending) != 0)
-        return writer_error(w, "rename to pending name", w->cur);
-    rc = sync_dir(w);
+    int rc = close_and_rename(w, pending, "rename to pending name");
     if (rc != 0)
         return rc;
     *k = w->n;

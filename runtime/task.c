@@ -113,19 +113,27 @@ void weir_fail(weir_ctx_t *ctx, const char *fmt, ...) {
 /* Deferred messages (popped while blocked on credit)                                        */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Doubles a full ring of *cap elements of @p size bytes (at least @p min_cap), moving its @p len
+ * elements from *head to the start of the new array. Both rings of this file (deferred mailbox
+ * messages, deferred channel buffers) are bounded by credits; running out of memory aborts. */
+static void ring_grow(void **ring, size_t size, size_t *head, size_t len, size_t *cap,
+                      size_t min_cap) {
+    size_t ncap = *cap ? *cap * 2 : min_cap;
+    char *n = malloc(ncap * size);
+    if (!n)
+        abort();
+    for (size_t i = 0; i < len; i++)
+        memcpy(n + i * size, (char *)*ring + ((*head + i) % *cap) * size, size);
+    free(*ring);
+    *ring = n;
+    *cap = ncap;
+    *head = 0;
+}
+
 static void def_push(weir_task_t *t, const weir_mbmsg_t *msg) {
-    if (t->def_len == t->def_cap) {
-        size_t ncap = t->def_cap ? t->def_cap * 2 : 16;
-        weir_mbmsg_t *n = malloc(ncap * sizeof *n);
-        if (!n)
-            abort();
-        for (size_t i = 0; i < t->def_len; i++)
-            n[i] = t->deferred[(t->def_head + i) % t->def_cap];
-        free(t->deferred);
-        t->deferred = n;
-        t->def_cap = ncap;
-        t->def_head = 0;
-    }
+    if (t->def_len == t->def_cap)
+        ring_grow((void **)&t->deferred, sizeof *t->deferred, &t->def_head, t->def_len, &t->def_cap,
+                  16);
     t->deferred[(t->def_head + t->def_len) % t->def_cap] = *msg;
     t->def_len++;
 }
@@ -696,18 +704,8 @@ static void take_checkpoint(weir_task_t *t, uint64_t id, int64_t ts, uint64_t al
 /* ---------------------------------------------------------------------------------------- */
 
 static void dq_push(weir_task_in_t *in, weir_netbuf_t *buf, size_t off) {
-    if (in->dq_len == in->dq_cap) {
-        size_t ncap = in->dq_cap ? in->dq_cap * 2 : 4;
-        weir_defbuf_t *n = malloc(ncap * sizeof *n);
-        if (!n)
-            abort();
-        for (size_t i = 0; i < in->dq_len; i++)
-            n[i] = in->dq[(in->dq_head + i) % in->dq_cap];
-        free(in->dq);
-        in->dq = n;
-        in->dq_cap = ncap;
-        in->dq_head = 0;
-    }
+    if (in->dq_len == in->dq_cap)
+        ring_grow((void **)&in->dq, sizeof *in->dq, &in->dq_head, in->dq_len, &in->dq_cap, 4);
     in->dq[(in->dq_head + in->dq_len) % in->dq_cap] = (weir_defbuf_t){buf, off};
     in->dq_len++;
 }
