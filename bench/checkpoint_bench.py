@@ -1,7 +1,8 @@
 """Checkpoint benchmark, measured in one run:
 1. throughput overhead: the keyed-count job (random keys -> keyed ValueState count -> blackhole)
-   on two identical clusters, one with checkpoints every 1 s and one without, runs alternating;
-   overhead = 1 - median(events/s with) / median(events/s without);
+   and Nexmark q1 (stateless) on two identical clusters, one with checkpoints every 1 s and one
+   without, runs alternating; overhead = 1 - median(events/s with) / median(events/s without),
+   and the same for CPU seconds;
 2. checkpoint duration and alignment time: medians over the checkpoints of the runs (REST);
 3. recovery time: a rate-limited keyed-count job on the checkpointing cluster; a task manager is
    killed with kill -9 and restarted at once; recovery = from the kill until the sink subtasks of
@@ -18,7 +19,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import weirtest  # noqa: E402
 
 PLUGIN = os.path.join(weirtest.BUILD, "bench", "keyedcount.so")
-EVENTS = int(os.environ.get("CKPT_EVENTS", 10_000_000))
+EVENTS = int(os.environ.get("CKPT_EVENTS", 50_000_000))
+# (name, plugin, args): a keyed job whose whole key space (100,000 keys) is dirty at every
+# checkpoint, and a stateless one (Nexmark q1: barriers and alignment only).
+JOBS = [
+    ("keyed-count", PLUGIN, []),
+    ("nexmark-q1", os.path.join(weirtest.BUILD, "examples", "nexmark.so"), ["--query", "q1"]),
+]
 
 
 def cluster(name, checkpointing):
@@ -32,12 +39,12 @@ def cluster(name, checkpointing):
     return c
 
 
-def timed_run(c):
+def timed_run(c, plugin, args):
     pids = c.pids()
     cpu0 = sum(weirtest.proc_cpu_seconds(p) for p in pids)
     t0 = time.time()
     r = subprocess.run([os.path.join(weirtest.BIN, "weir"), "-m", c.address, "run", "-d", "-p", "2",
-                        PLUGIN, "--events", str(EVENTS)], capture_output=True, text=True, check=True)
+                        plugin] + args + ["--events", str(EVENTS)], capture_output=True, text=True, check=True)
     jobid = r.stdout.split()[-1]
     c.wait_state(jobid, {"FINISHED"}, timeout=1800)
     wall = time.time() - t0
@@ -55,32 +62,37 @@ def main():
     plain = cluster("ckbench-off", False)
     ckpt = cluster("ckbench-on", True)
     try:
-        off, on, durations, alignments, sizes = [], [], [], [], []
-        for _ in range(runs):
-            for c, acc, label in [(plain, off, "none"), (ckpt, on, "1s")]:
-                jobid, wall, cpu = timed_run(c)
-                acc.append((EVENTS / wall, wall, cpu))
-                print(f"RESULT name=keyed-count-checkpoints-{label} events={EVENTS} seconds={wall:.3f} "
-                      f"cpu_seconds={cpu:.3f} events_per_core_sec={EVENTS / cpu:.0f}", flush=True)
-                if c is ckpt:
-                    for h in c.checkpoints(jobid)["history"]:
-                        if h["status"] == "COMPLETED":
-                            durations.append(h["duration_ms"])
-                            alignments.append(h["alignment_duration_ms"])
-                            sizes.append(h["state_size"])
-        thr_off = statistics.median(x[0] for x in off)
-        thr_on = statistics.median(x[0] for x in on)
-        overhead = 100.0 * (1 - thr_on / thr_off)
-        med_on = sorted(on)[len(on) // 2]
-        print(f"RESULT name=checkpoint-overhead events={EVENTS} seconds={med_on[1]:.3f} "
-              f"cpu_seconds={med_on[2]:.3f} events_per_core_sec={EVENTS / med_on[2]:.0f} "
-              f"throughput_off={thr_off:.0f} throughput_on={thr_on:.0f} overhead_pct={overhead:.1f}")
-        if durations:
-            print(f"RESULT name=checkpoint-duration events={len(durations)} seconds="
-                  f"{statistics.median(durations) / 1000:.3f} cpu_seconds=0 events_per_core_sec=0 "
-                  f"duration_ms_median={statistics.median(durations):.0f} duration_ms_max={max(durations):.0f} "
-                  f"alignment_ms_median={statistics.median(alignments):.0f} alignment_ms_max={max(alignments):.0f} "
-                  f"state_bytes_median={statistics.median(sizes):.0f}")
+        for job_name, plugin, args in JOBS:
+            off, on, durations, alignments, sizes = [], [], [], [], []
+            for _ in range(runs):
+                for c, acc, label in [(plain, off, "none"), (ckpt, on, "1s")]:
+                    jobid, wall, cpu = timed_run(c, plugin, args)
+                    acc.append((EVENTS / wall, wall, cpu))
+                    print(f"RESULT name={job_name}-checkpoints-{label} events={EVENTS} seconds={wall:.3f} "
+                          f"cpu_seconds={cpu:.3f} events_per_core_sec={EVENTS / cpu:.0f}", flush=True)
+                    if c is ckpt:
+                        for h in c.checkpoints(jobid)["history"]:
+                            if h["status"] == "COMPLETED":
+                                durations.append(h["duration_ms"])
+                                alignments.append(h["alignment_duration_ms"])
+                                sizes.append(h["state_size"])
+            thr_off = statistics.median(x[0] for x in off)
+            thr_on = statistics.median(x[0] for x in on)
+            cpu_off = statistics.median(x[2] for x in off)
+            cpu_on = statistics.median(x[2] for x in on)
+            overhead = 100.0 * (1 - thr_on / thr_off)
+            med_on = sorted(on)[len(on) // 2]
+            print(f"RESULT name={job_name}-checkpoint-overhead events={EVENTS} seconds={med_on[1]:.3f} "
+                  f"cpu_seconds={med_on[2]:.3f} events_per_core_sec={EVENTS / med_on[2]:.0f} "
+                  f"throughput_off={thr_off:.0f} throughput_on={thr_on:.0f} overhead_pct={overhead:.1f} "
+                  f"cpu_overhead_pct={100.0 * (cpu_on / cpu_off - 1):.1f}", flush=True)
+            if durations:
+                print(f"RESULT name={job_name}-checkpoint-duration events={len(durations)} seconds="
+                      f"{statistics.median(durations) / 1000:.3f} cpu_seconds=0 events_per_core_sec=0 "
+                      f"duration_ms_median={statistics.median(durations):.0f} duration_ms_max={max(durations):.0f} "
+                      f"alignment_ms_median={statistics.median(alignments):.0f} "
+                      f"alignment_ms_max={max(alignments):.0f} state_bytes_median={statistics.median(sizes):.0f}",
+                      flush=True)
 
         # Recovery time.
         r = subprocess.run([os.path.join(weirtest.BIN, "weir"), "-m", ckpt.address, "run", "-d", "-p", "2",
