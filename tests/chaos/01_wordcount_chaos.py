@@ -4,7 +4,7 @@ script kill -9s a random task manager at random moments (and the job manager onc
 starting a replacement with the same configuration each time. At least 5 kills (15 large), and a
 new checkpoint completes between two kills so the job makes progress. The job must FINISH and the
 committed output must equal the oracle exactly: one line per word occurrence, no duplicate, every
-count 1..n (tr | sort | uniq -c). Prints the seed, the kills and the restores."""
+count 1..n (tr | sort | uniq -c). Prints the seed (set WEIR_TEST_CHAOS_SEED to replay one), the kills and the restores."""
 
 import os
 import random
@@ -30,7 +30,7 @@ def latest_completed(c, jobid):
 
 
 def test():
-    seed = int(os.environ.get("WEIR_CHAOS_SEED", time.time_ns() % 1_000_000))
+    seed = int(os.environ.get("WEIR_TEST_CHAOS_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
     print(f"seed {seed}: {N_WORDS} words, {KILLS} kills")
     c = Cluster("chaos", taskmanagers=2, slots=2, conf=None)
