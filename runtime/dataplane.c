@@ -297,8 +297,9 @@ static void send_frame(weir_dataplane_t *dp, outframe_t *f) {
             zmq_msg_close(&body); /* frees the netbuf through the callback */
             return;
         }
-        stat_add(&dp->frames_out, 1);
+        /* bytes first: a reader that sees frames_out move also sees this frame's bytes */
         stat_add(&dp->bytes_out, len);
+        stat_add(&dp->frames_out, 1);
     } else {
         hdr[0] = FRAME_CREDIT;
         weir_chankey_encode(&f->key, hdr + 1);

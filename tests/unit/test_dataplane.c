@@ -153,6 +153,10 @@ static void test_remote_channel(void **state) {
     assert_int_equal(weir_mailbox_size(snd), 0);
     assert_int_equal(weir_mailbox_size(rcv), 0);
 
+    /* The sending data plane counts a frame after zmq_send returns, which can be after the peer
+     * delivered it: wait for the sender-side counters, then check they are exact. */
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, frames_out), a0.frames_out + 2);
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, credits_out), b0.credits_out + 2);
     weir_dataplane_get_stats(f->a, &a1);
     weir_dataplane_get_stats(f->b, &b1);
     assert_int_equal(a1.frames_out - a0.frames_out, 2);
