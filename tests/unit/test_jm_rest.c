@@ -555,9 +555,18 @@ static void test_slot_timeout(void **state) {
     upload_plugin(f, sha);
     void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
     submit(f, sha, id);
+    /* The waiting message is set by the job manager loop's first scheduling attempt, which can
+     * come a moment after the submit answered: wait for it (bounded) while the job is CREATED. */
     json_t *j = get_job(f, id);
-    if (!strcmp(jstr(j, "state"), "CREATED"))
+    for (int i = 0; i < 200 && !strcmp(jstr(j, "state"), "CREATED") && !jstr(j, "message"); i++) {
+        json_decref(j);
+        weir_sleep_ns(5 * 1000000);
+        j = get_job(f, id);
+    }
+    if (!strcmp(jstr(j, "state"), "CREATED")) {
+        assert_non_null(jstr(j, "message"));
         assert_non_null(strstr(jstr(j, "message"), "needs 2, 1 free"));
+    }
     json_decref(j);
     j = wait_state(f, id, "FAILED", a, "tm-a");
     assert_string_equal(jstr(j, "message"),
