@@ -2,8 +2,9 @@
  * Stateless; called on the subtask thread that builds the operator chain. */
 #include "common/err.h"
 #include "common/util.h"
-#include "connectors/connectors_int.h"
-#include "runtime/operator.h"
+#include "connectors/common/connectors_int.h"
+#include "connectors/registry.h"
+#include "runtime/task/operator.h"
 
 int weir_connector_create(weir_operator_t *op, char *errstr, size_t errlen) {
     switch (op->node->kind) {

@@ -21,7 +21,7 @@
 #include "jobmanager/blobstore.h"
 #include "jobmanager/checkpoint.h"
 #include "jobmanager/restart.h"
-#include "runtime/graph.h"
+#include "runtime/graph/graph.h"
 
 /** A job that was asked to stop (cancel or failure) counts as stopped after this long even when
  * not every subtask confirmed; its slots are then freed. */

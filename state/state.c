@@ -24,7 +24,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "runtime/keygroup.h"
+#include "runtime/graph/keygroup.h"
 #include "state/state_int.h"
 
 #define COMP "state"

@@ -1,20 +1,10 @@
-/* weir-taskmanager: command line, signals, and the task manager's lifetime.
- *
- *   weir-taskmanager [-c FILE] [-D key=value]...
- *
- * Exit codes: 0 after SIGTERM/SIGINT (tasks canceled and joined), 1 when the task manager cannot
- * start, 2 for bad arguments or configuration (including a malformed debug.kill-at). Threading: the
- * main thread runs the loop. */
+/* weir-taskmanager: signal handling around weir_taskmanager_main (taskmanager/launch.c, in
+ * libweir.so). SIGTERM and SIGINT set the stop flag the task manager's loop polls; SIGPIPE is
+ * ignored. */
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "common/config.h"
-#include "common/killpoint.h"
-#include "common/log.h"
-#include "taskmanager.h"
-
-extern char **environ;
+#include "weir/host.h"
 
 static volatile sig_atomic_t g_stop; /* written by the signal handler only */
 
@@ -23,34 +13,7 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-int main(int argc, char **argv) {
-    char err[512] = "";
-    weir_config_t *cfg = weir_config_new();
-    if (weir_config_from_args(cfg, &argc, argv, environ, err, sizeof err) < 0) {
-        fprintf(stderr, "weir-taskmanager: %s\n", err);
-        weir_config_destroy(&cfg);
-        return 2;
-    }
-    if (argc > 1) {
-        fprintf(stderr,
-                "weir-taskmanager: unknown argument '%s' (usage: weir-taskmanager [-c FILE] "
-                "[-D key=value]...)\n",
-                argv[1]);
-        weir_config_destroy(&cfg);
-        return 2;
-    }
-
-    weir_killpoint_t kp; /* validated here for exit code 2; the task manager arms its own */
-    const char *kill_at = weir_config_get_str(cfg, "debug.kill-at");
-    if (weir_killpoint_init(&kp, kill_at) < 0) {
-        fprintf(stderr,
-                "weir-taskmanager: invalid debug.kill-at '%s': expected POINT or POINT:N with N "
-                ">= 1\n",
-                kill_at);
-        weir_config_destroy(&cfg);
-        return 2;
-    }
-
+int main(int argc, char **argv, char **envp) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -58,14 +21,5 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-
-    weir_taskmanager_t *tm = weir_taskmanager_new(cfg, err, sizeof err);
-    if (!tm) {
-        fprintf(stderr, "weir-taskmanager: %s\n", err);
-        return 1;
-    }
-    int rc = weir_taskmanager_run(tm, &g_stop);
-    WEIR_INFO("taskmanager", "%s stopped", weir_taskmanager_id(tm));
-    weir_taskmanager_destroy(&tm);
-    return rc == 0 ? 0 : 1;
+    return weir_taskmanager_main(argc, argv, envp, &g_stop);
 }

@@ -22,7 +22,7 @@
  * run on task (and uploader) threads and only append to mutex-protected lists (events, encoded
  * outgoing messages) and write one byte into a wake-up pipe that the loop polls with the socket;
  * the loop drains both lists every iteration (outgoing messages first). */
-#include "taskmanager.h"
+#include "taskmanager/taskmanager.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,10 +42,11 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
-#include "runtime/dataplane.h"
-#include "runtime/graph.h"
-#include "runtime/plugin.h"
-#include "runtime/task.h"
+#include "runtime/dataplane/dataplane.h"
+#include "runtime/graph/graph.h"
+#include "runtime/graph/plugin.h"
+#include "runtime/task/task.h"
+#include "connectors/registry.h"
 
 #define COMP "taskmanager"
 #define POLL_MS 50
@@ -394,6 +395,7 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.killpoint = &tm->kp;
     spec.send = task_send;
     spec.send_arg = tm;
+    spec.create_connector = weir_connector_create;
     tm->tasks = grow(tm->tasks, &tm->cap_tasks, tm->n_tasks + 1, sizeof *tm->tasks);
     weir_task_t *task = weir_task_start(&spec, err, sizeof err);
     if (!task)

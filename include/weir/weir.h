@@ -28,6 +28,10 @@
 extern "C" {
 #endif
 
+/* Everything declared here is exported by libweir.so (and by test hosts that load plugins); weir
+ * builds its own code with hidden visibility, so nothing else is. */
+#pragma GCC visibility push(default)
+
 /** ABI version of this header. A plugin built against another version is rejected on load. */
 #define WEIR_ABI_VERSION 1u
 /** Magic number that starts every plugin descriptor ("WEIR"). */
@@ -281,6 +285,8 @@ int weir_mapstate_clear(weir_ctx_t *ctx, weir_state_id st);
 int weir_reducing_add(weir_ctx_t *ctx, weir_state_id st, const void *val, uint32_t len);
 int weir_reducing_get(weir_ctx_t *ctx, weir_state_id st, const void **val, uint32_t *len);
 int weir_reducing_clear(weir_ctx_t *ctx, weir_state_id st);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

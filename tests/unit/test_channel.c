@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "runtime/channel.h"
+#include "runtime/dataplane/channel.h"
 
 static weir_chankey_t key(void) {
     weir_chankey_t k;

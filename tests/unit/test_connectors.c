@@ -20,7 +20,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "connectors/connectors_int.h"
+#include "connectors/common/connectors_int.h"
 
 /* ---- fixtures ------------------------------------------------------------------------- */
 

@@ -13,7 +13,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "runtime/dataplane.h"
+#include "runtime/dataplane/dataplane.h"
 
 #define WAIT_MS 5000
 

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "runtime/graph.h"
+#include "runtime/graph/graph.h"
 
 static void map_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)ctx;

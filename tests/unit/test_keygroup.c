@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "runtime/keygroup.h"
+#include "runtime/graph/keygroup.h"
 
 static void test_murmur_vectors(void **state) {
     (void)state;

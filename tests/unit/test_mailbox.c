@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "runtime/mailbox.h"
+#include "runtime/dataplane/mailbox.h"
 
 static void test_fifo_growth(void **state) {
     (void)state;

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/keygroup.h"
-#include "runtime/partition.h"
+#include "runtime/graph/keygroup.h"
+#include "runtime/dataplane/partition.h"
 
 static void test_forward(void **state) {
     (void)state;

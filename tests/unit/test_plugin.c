@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/plugin.h"
+#include "runtime/graph/plugin.h"
 
 typedef struct fixture {
     char plugins[PATH_MAX + 64]; /* directory holding the test plugins */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "runtime/record.h"
+#include "runtime/dataplane/record.h"
 
 static void test_layout(void **state) {
     (void)state;

@@ -28,7 +28,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "runtime/keygroup.h"
+#include "runtime/graph/keygroup.h"
 #include "state/snapshot.h"
 #include "state/state.h"
 #include "state/state_int.h"

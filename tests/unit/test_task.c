@@ -19,9 +19,10 @@
 
 #include "common/proto.h"
 #include "common/util.h"
-#include "runtime/dataplane.h"
-#include "runtime/graph.h"
-#include "runtime/task.h"
+#include "connectors/registry.h"
+#include "runtime/dataplane/dataplane.h"
+#include "runtime/graph/graph.h"
+#include "runtime/task/task.h"
 
 #define JOB_ID "0123456789abcdef0123456789abcdef"
 #define MAX_TASKS 16
@@ -402,6 +403,7 @@ static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
             spec.checkpoint_dir = h->ck_dir;
             spec.send = test_send;
             spec.send_arg = h;
+            spec.create_connector = weir_connector_create;
             spec.incremental = true;
             spec.restore_checkpoint_id = h->restore_id;
             if (h->restore_id) {

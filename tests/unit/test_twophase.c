@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "runtime/twophase.h"
+#include "connectors/common/twophase.h"
 
 /* ---- the fake target ------------------------------------------------------------------- */
 

@@ -1,0 +1,63 @@
+/* The ZeroMQ data plane of one task manager: one ROUTER endpoint that peers send to, one DEALER
+ * per peer task manager for what this one sends, and a registry of logical channels. A network
+ * thread owns every socket; subtask threads hand it outgoing frames through a queue and an
+ * eventfd. Channels whose both ends live in this task manager bypass the network: buffers and
+ * credits go straight into the peer subtask's mailbox.
+ *
+ * Frames on the wire (one ZeroMQ multipart message per frame):
+ *   part 1: [type u8: 1 data, 2 credit][channel key, 28 bytes][credit count u32 LE, credit only]
+ *   part 2: buffer bytes (data only)
+ * Data frames go to the receiver's endpoint, credit frames to the sender's endpoint. A frame for
+ * a channel nobody registered (a canceled attempt) is dropped. Credits that arrive before the
+ * sender registered its output are kept and delivered on registration.
+ *
+ * Thread-safety: every function may be called from any thread. */
+#ifndef WEIR_RUNTIME_DATAPLANE_H
+#define WEIR_RUNTIME_DATAPLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/dataplane/channel.h"
+#include "runtime/dataplane/mailbox.h"
+
+typedef struct weir_dataplane weir_dataplane_t;
+
+typedef struct weir_dataplane_stats {
+    uint64_t frames_in, frames_out;   /* remote data frames */
+    uint64_t bytes_in, bytes_out;     /* remote data bytes */
+    uint64_t local_buffers;           /* buffers that bypassed the network */
+    uint64_t dropped;                 /* frames for unknown channels */
+    uint64_t credits_in, credits_out; /* remote credit frames */
+} weir_dataplane_stats_t;
+
+/** Binds tcp://bind_host:port (port 0 = any free port) and starts the network thread. The
+ * advertised address is tcp://advertise_host:<bound port>. NULL + errstr on error. */
+weir_dataplane_t *weir_dataplane_new(const char *bind_host, int port, const char *advertise_host,
+                                     char *errstr, size_t errlen);
+/** Stops the thread, closes sockets, frees queued buffers. Accepts NULL; clears the pointer. */
+void weir_dataplane_destroy(weir_dataplane_t **dp);
+/** "tcp://host:port" that peers use to reach this data plane. */
+const char *weir_dataplane_address(const weir_dataplane_t *dp);
+
+/** Registers the receiving end of @p key: buffers are pushed to @p mb as WEIR_MB_BUFFER with
+ * @p index; @p initial_credits are granted to the sender at @p sender_address right away. */
+int weir_dataplane_open_input(weir_dataplane_t *dp, const weir_chankey_t *key,
+                              const char *sender_address, weir_mailbox_t *mb, uint32_t index,
+                              uint32_t initial_credits);
+/** Registers the sending end of @p key: credits are pushed to @p mb as WEIR_MB_CREDIT with
+ * @p index (including credits that arrived before this call). */
+int weir_dataplane_open_output(weir_dataplane_t *dp, const weir_chankey_t *key,
+                               const char *receiver_address, weir_mailbox_t *mb, uint32_t index);
+/** Sends a buffer on its channel (buf->key); takes ownership. The caller spent a credit. */
+int weir_dataplane_send(weir_dataplane_t *dp, weir_netbuf_t *buf);
+/** Grants @p n credits to the sender of @p key. */
+int weir_dataplane_grant(weir_dataplane_t *dp, const weir_chankey_t *key, uint32_t n);
+/** Unregisters every channel end that delivers into @p mb (a task calls this before it frees
+ * its mailbox; afterwards nothing is pushed into @p mb). */
+void weir_dataplane_close_mailbox(weir_dataplane_t *dp, weir_mailbox_t *mb);
+/** Unregisters every channel of (job, attempt); later frames for them are dropped. */
+void weir_dataplane_close_job(weir_dataplane_t *dp, const uint8_t job[16], uint32_t attempt);
+void weir_dataplane_get_stats(weir_dataplane_t *dp, weir_dataplane_stats_t *out);
+
+#endif

@@ -1,0 +1,82 @@
+/* The operator interface inside a subtask. A subtask runs a chain of operators (one per graph
+ * node of its vertex) on one thread. Built-in transformations live in runtime/operators.c,
+ * connectors (datagen, file, generator, print, blackhole) in connectors/. Every operator of a
+ * chain receives its own weir_ctx_t; emitting from operator i calls operator i+1 directly
+ * (chaining, no encoding) or, for the chain's tail, the subtask's output writer.
+ *
+ * Lifecycle on the subtask thread:
+ *   create -> [restore] -> open -> (process | run | snapshot | notify_complete)* -> end_input
+ *   -> [snapshot (final) -> notify_complete (final)] -> close.
+ * restore is called only when the subtask starts from a checkpoint; close is always called,
+ * also after a failed open or on cancel. */
+#ifndef WEIR_RUNTIME_OPERATOR_H
+#define WEIR_RUNTIME_OPERATOR_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/graph/graph.h"
+
+/* Return values of a source's run(). */
+#define WEIR_SOURCE_MORE 1 /* call again */
+#define WEIR_SOURCE_END 0  /* exhausted: end of input follows */
+
+typedef struct weir_operator weir_operator_t;
+
+typedef struct weir_operator_vt {
+    /** Prepares the operator (open files, allocate). @returns 0, or a negative weir error after
+     * calling weir_fail() with a one-line message. May be NULL. */
+    int (*open)(weir_operator_t *op, weir_ctx_t *ctx);
+    /** Non-sources: handles one record. */
+    void (*process)(weir_operator_t *op, weir_ctx_t *ctx, const weir_record_t *rec);
+    /** Sources: emits at most @p budget records. When rate-limited and nothing is due, sets
+     * *wake_ns to the weir_now_ns() time to be called again. @returns WEIR_SOURCE_MORE,
+     * WEIR_SOURCE_END or a negative weir error after weir_fail(). */
+    int (*run)(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64_t *wake_ns);
+    /** All input consumed (or source ended): flush, finish files. May be NULL. */
+    void (*end_input)(weir_operator_t *op, weir_ctx_t *ctx);
+    /** Frees everything; always called once. May be NULL. */
+    void (*close)(weir_operator_t *op);
+    /** Checkpoint @p checkpoint_id reached this operator (barrier aligned, or a source
+     * trigger): pack exactly one msgpack object describing its state (a source's position, a
+     * 2PC sink's pre-committed transactions) into @p pk. NULL = stateless (nil is stored).
+     * @returns 0, or a negative weir error after weir_fail() (the checkpoint is declined). */
+    int (*snapshot)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                    msgpack_packer *pk);
+    /** Starting from checkpoint @p checkpoint_id: the object this operator packed then (nil if
+     * it had none). Called before open(). May be NULL. @returns 0 or a negative weir error
+     * after weir_fail(). */
+    int (*restore)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                   const msgpack_object *state);
+    /** Checkpoint @p checkpoint_id is complete (its _metadata exists): a 2PC sink commits the
+     * transactions pre-committed up to it. @p final: the job's last checkpoint after end of
+     * input: commit everything. May be NULL. */
+    void (*notify_complete)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
+                            bool final);
+} weir_operator_vt_t;
+
+struct weir_operator {
+    const weir_operator_vt_t *vt;
+    const weir_node_t *node;
+    uint32_t subtask;
+    uint32_t parallelism;
+    void *impl; /* owned by the operator implementation */
+};
+
+/** Fault injection (docs/checkpointing.md): SIGKILLs the process when the task manager's
+ * debug.kill-at names @p point and this is its Nth hit. Implemented by the task runtime. */
+void weir_ctx_killpoint(weir_ctx_t *ctx, const char *point);
+
+/** Sets op->vt/op->impl for a connector kind (sources, file/print/blackhole sinks). The task
+ * runtime knows no connector: the host passes one of these in weir_task_spec_t (the task manager
+ * passes weir_connector_create from connectors/registry.c). @returns 0, or WEIR_EINVAL for a kind
+ * it does not know. */
+typedef int (*weir_connector_factory_fn)(weir_operator_t *op, char *errstr, size_t errlen);
+
+/** Sets op->vt/op->impl for a built-in transformation or a custom sink (map, flat_map, filter,
+ * process, reduce, sink). @returns 0 or WEIR_EINVAL. */
+int weir_operator_create_builtin(weir_operator_t *op, char *errstr, size_t errlen);
+
+#endif

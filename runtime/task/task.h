@@ -1,0 +1,87 @@
+/* A deployed subtask: a thread that runs one vertex's operator chain for one subtask index,
+ * with an input gate (channels from every upstream subtask), a mailbox, the output writer
+ * (partitioners + output channels) and, for keyed vertices, a state backend.
+ *
+ * The task manager creates tasks from DEPLOY messages and reads their state and metrics; the
+ * task thread owns everything else. State changes are reported through the callback (called on
+ * the task thread; it must not block). */
+#ifndef WEIR_RUNTIME_TASK_H
+#define WEIR_RUNTIME_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/killpoint.h"
+#include "common/proto.h"
+#include "runtime/dataplane/dataplane.h"
+#include "runtime/graph/graph.h"
+#include "runtime/task/operator.h"
+
+typedef struct weir_task weir_task_t;
+
+/** The checkpoint id operators' snapshot hooks (and the ACK) get for the final snapshot after
+ * end of input; its real id is chosen later by the coordinator. Hooks must order it after every
+ * real id (runtime/twophase.c does), so a late notify of an earlier checkpoint never commits the
+ * final epoch; only notify_complete(final=true) does. */
+#define WEIR_CHECKPOINT_ID_FINAL 0
+
+/** Sends a control message (ACK_CHECKPOINT / DECLINE_CHECKPOINT) to the job manager. Called on
+ * the task thread or the task's uploader thread: must be thread-safe and must not block; @p msg
+ * and everything it points to are only borrowed for the call. */
+typedef void (*weir_task_send_cb)(void *arg, const weir_msg_t *msg);
+
+typedef void (*weir_task_state_cb)(void *arg, weir_task_t *task, weir_task_state_t state,
+                                   const char *message);
+
+typedef struct weir_task_spec {
+    char job_id[33];
+    uint32_t attempt;
+    weir_job_t *graph; /* built with define() and the submitted parallelism; the task owns it */
+    void *plugin;      /* opaque, kept alive by the task manager while the task runs */
+    uint32_t vertex;
+    uint32_t subtask;
+    char ***placement; /* placement[v][s] = data address hosting subtask s of vertex v;
+                          copied by weir_task_start */
+    weir_dataplane_t *dataplane;
+    const char *work_dir;         /* task manager working directory; state goes below it */
+    size_t buffer_size;           /* taskmanager.memory.segment-size */
+    int64_t buffer_timeout_ns;    /* execution.buffer-timeout */
+    uint32_t credits_per_channel; /* taskmanager.network.buffers-per-channel */
+    size_t state_cache_bytes;     /* state.backend.cache-size per subtask */
+    weir_task_state_cb on_state;
+    void *cb_arg;
+    /* checkpointing (docs/checkpointing.md); all zero = off */
+    weir_checkpoint_mode_t checkpoint_mode;
+    const char *checkpoint_dir;      /* <state.checkpoints.dir>/<job id>; copied */
+    uint64_t restore_checkpoint_id;  /* 0 = fresh start */
+    const uint8_t *restore_op_state; /* the chain's op_state from the ACK; copied */
+    size_t restore_op_state_len;
+    const char *restore_keyed_handle; /* keyed handle JSON; NULL = fresh keyed state; copied */
+    bool incremental;                 /* state.backend.incremental */
+    weir_killpoint_t *killpoint;      /* the task manager's debug.kill-at; may be NULL */
+    weir_task_send_cb send;           /* ACK / DECLINE; NULL = dropped */
+    void *send_arg;
+    weir_connector_factory_fn create_connector; /* builds sources and connector sinks */
+} weir_task_spec_t;
+
+/** Starts the subtask thread. @returns NULL + errstr when the chain cannot be built. */
+weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen);
+/** Asks the task to stop (mailbox message); returns at once. */
+void weir_task_cancel(weir_task_t *task);
+/** Checkpoint @p checkpoint_id triggered at @p timestamp_ms (TRIGGER_CHECKPOINT, sources only);
+ * returns at once (mailbox message). */
+void weir_task_trigger(weir_task_t *task, uint64_t checkpoint_id, int64_t timestamp_ms);
+/** Checkpoint @p checkpoint_id is complete (NOTIFY_CHECKPOINT); returns at once. */
+void weir_task_notify(weir_task_t *task, uint64_t checkpoint_id, bool final);
+/** Joins the thread and frees the task (removing its state directory). Clears the pointer. */
+void weir_task_destroy(weir_task_t **task);
+
+const char *weir_task_job_id(const weir_task_t *task);
+uint32_t weir_task_attempt(const weir_task_t *task);
+uint32_t weir_task_vertex(const weir_task_t *task);
+uint32_t weir_task_subtask(const weir_task_t *task);
+weir_task_state_t weir_task_state(const weir_task_t *task);
+/** A consistent-enough snapshot of the counters (relaxed atomics). Any thread. */
+void weir_task_get_metrics(const weir_task_t *task, weir_task_metrics_t *out);
+
+#endif

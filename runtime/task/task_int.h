@@ -1,0 +1,173 @@
+/* Internal layout of a subtask (runtime/task.c) and of the context handed to user functions.
+ * Only task.c and operators.c include this. Everything here is owned by the subtask thread,
+ * except the metrics and the state, which other threads read with relaxed atomics. */
+#ifndef WEIR_RUNTIME_TASK_INT_H
+#define WEIR_RUNTIME_TASK_INT_H
+
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/dataplane/channel.h"
+#include "common/killpoint.h"
+#include "runtime/dataplane/mailbox.h"
+#include "runtime/task/operator.h"
+#include "runtime/dataplane/partition.h"
+#include "state/state.h"
+#include "runtime/task/task.h"
+
+/** Per-operator runtime context (one per chain position). */
+struct weir_ctx {
+    weir_task_t *task;
+    uint32_t pos;          /* chain position, 0 = head */
+    weir_operator_t *op;   /* the operator at this position */
+    struct weir_ctx *next; /* next chain position; NULL for the tail (output writer) */
+    msgpack_sbuffer sbuf;  /* scratch value buffer of weir_packer() */
+    msgpack_packer pk;     /* packer writing into sbuf */
+    msgpack_zone zone;     /* weir_unpack() zone, cleared per input buffer / source batch */
+    bool zone_used;        /* zone holds allocations since the last clear */
+    bool keyed;            /* node->keyed: current key is set before process */
+    const void *key;       /* current key (keyed operators, during process) */
+    uint32_t key_len;
+    weir_state_backend_t *sb; /* the subtask's backend when this node declares states */
+    uint32_t state_base;      /* global column index of this node's state 0 */
+    uint32_t n_states;        /* states declared by this node */
+};
+
+/** Counters read by other threads (single writer: the task thread). */
+typedef struct weir_task_counters {
+    _Atomic uint64_t records_in;
+    _Atomic uint64_t records_out;
+    _Atomic uint64_t buffers_in_remote;
+    _Atomic uint64_t bytes_in_remote;
+    _Atomic uint64_t buffers_out_remote;
+    _Atomic uint64_t bytes_out_remote;
+    _Atomic uint64_t buffers_out_local;
+    _Atomic uint64_t backpressured_ns;
+} weir_task_counters_t;
+
+/** One output channel and where it goes. */
+typedef struct weir_task_out {
+    weir_outchan_t ch;
+    bool local; /* receiver lives in this task manager */
+} weir_task_out_t;
+
+/** One out-edge of the vertex: a partitioner over a contiguous run of outs[]. */
+typedef struct weir_task_oedge {
+    weir_partitioner_t part;
+    weir_part_t kind;
+    uint32_t first;     /* index in outs[] of channel 0 of this edge */
+    uint32_t n_chans;   /* 1 for FORWARD, else the target parallelism */
+    weir_key_fn key_fn; /* HASH edge whose consumer has a key selector; NULL otherwise */
+    void *key_udata;
+} weir_task_oedge_t;
+
+/** A received buffer whose processing has not finished: entries from `off` on are pending. */
+typedef struct weir_defbuf {
+    weir_netbuf_t *buf;
+    size_t off;
+} weir_defbuf_t;
+
+/** One input channel. */
+typedef struct weir_task_in {
+    weir_inchan_t ch;
+    bool remote; /* sender lives in another task manager */
+    uint32_t edge, src;
+    bool arrived;      /* barrier of the current alignment arrived here (or the channel ended) */
+    weir_defbuf_t *dq; /* alignment: buffers waiting behind a barrier, FIFO (ring) */
+    size_t dq_head, dq_len, dq_cap;
+} weir_task_in_t;
+
+struct weir_uploader; /* task.c: the asynchronous part of snapshots of stateful chains */
+
+struct weir_task {
+    /* identity (immutable after start) */
+    char job_id[33];
+    uint8_t job_bin[16];
+    uint32_t attempt;
+    uint32_t vertex;
+    uint32_t subtask;
+    weir_job_t *graph;
+    const weir_vertex_t *vx;
+    char ***placement; /* copy: placement[v][s] */
+    weir_dataplane_t *dp;
+    char *work_dir;
+    char *state_dir; /* <work_dir>/<job>/<attempt>/<vertex>-<subtask>; NULL when stateless */
+    size_t buffer_size;
+    int64_t buffer_timeout_ns;
+    uint32_t credits_per_channel;
+    size_t state_cache_bytes;
+    weir_task_state_cb on_state;
+    void *cb_arg;
+
+    pthread_t thread;
+    bool thread_started;
+    weir_mailbox_t *mb;
+    _Atomic int state; /* weir_task_state_t */
+    weir_task_counters_t m;
+
+    /* chain */
+    uint32_t n_ops;
+    weir_operator_t *ops;
+    weir_ctx_t *ctxs;
+    bool *op_created;
+    bool is_source;
+
+    /* state */
+    weir_state_decl_t *decls; /* all states of the chain, in (node, index) order */
+    uint32_t n_decls;
+    weir_state_backend_t *sb;
+
+    /* input gate */
+    weir_task_in_t *ins;
+    uint32_t n_ins;
+    uint32_t n_ended;
+
+    /* output writer */
+    weir_task_out_t *outs;
+    uint32_t n_outs;
+    weir_task_oedge_t *oedges;
+    uint32_t n_oedges;
+    uint8_t *keybuf; /* WEIR_MAX_KEY_LEN scratch for key selectors */
+
+    /* messages popped while blocked on credit, handled first by the main loop */
+    weir_mbmsg_t *deferred;
+    size_t def_head, def_len, def_cap;
+
+    /* checkpointing (immutable after start) */
+    weir_checkpoint_mode_t ck_mode;
+    char *ck_dir; /* <state.checkpoints.dir>/<job>; NULL when not given */
+    uint64_t restore_id;
+    uint8_t *restore_op;
+    size_t restore_op_len;
+    char *restore_handle;
+    bool incremental;
+    weir_killpoint_t *kp;
+    void (*send)(void *arg, const weir_msg_t *msg);
+    void *send_arg;
+    weir_connector_factory_fn create_connector; /* from the spec; NULL = no connectors */
+
+    /* checkpointing (task thread) */
+    uint64_t align_id;        /* checkpoint being aligned, 0 = none */
+    int64_t align_ts;         /* its trigger time (ms) */
+    int64_t align_start_ns;   /* first barrier of it */
+    uint32_t n_arrived;       /* channels whose barrier arrived (or that ended) */
+    uint64_t last_ck;         /* latest checkpoint snapshotted (barriers <= it are stale) */
+    bool final_sent;          /* final snapshot taken: waiting for the final notify */
+    bool final_notified;      /* final notify handled: finish */
+    msgpack_sbuffer ckbuf;    /* operator-state scratch */
+    struct weir_uploader *up; /* stateful chains with checkpointing on */
+
+    int64_t now_ns; /* refreshed per input buffer / source batch */
+    bool stop;      /* leave the main loop (failed or canceled) */
+    bool failed;
+    bool canceled;
+    char errmsg[512];
+};
+
+/** Fails the task with a formatted one-line message (no operator prefix). Task thread. */
+void weir__task_fail(weir_task_t *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
