@@ -172,6 +172,17 @@ static int write_all(int fd, const void *data, size_t len) {
     return 0;
 }
 
+int weir_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return WEIR_EIO;
+    int rc = fsync(fd) == 0 ? 0 : WEIR_EIO;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
 int weir_write_file_atomic(const char *path, const void *data, size_t len) {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
@@ -206,12 +217,7 @@ int weir_write_file_atomic(const char *path, const void *data, size_t len) {
         *slash = '\0';
         dpath = dir;
     }
-    int dfd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        goto fail;
-    int frc = fsync(dfd);
-    close(dfd);
-    if (frc < 0)
+    if (weir_fsync_dir(dpath) < 0)
         goto fail;
     free(tmp);
     free(dir);
@@ -452,4 +458,51 @@ int weir_fmt(char *buf, size_t cap, const char *fmt, ...) {
     if (n < 0)
         buf[0] = '\0';
     return n;
+}
+
+void *weir_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+char *weir_xstrdup(const char *s) {
+    char *p = strdup(s ? s : "");
+    if (!p)
+        abort();
+    return p;
+}
+
+int weir_array_grow(void **arr, size_t *cap, size_t need, size_t elem, size_t min_cap) {
+    if (need <= *cap && *arr)
+        return 0;
+    size_t ncap = *cap ? *cap : (min_cap ? min_cap : 1);
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2)
+            return WEIR_ENOMEM;
+        ncap *= 2;
+    }
+    if (elem && ncap > SIZE_MAX / elem)
+        return WEIR_ENOMEM;
+    void *n = realloc(*arr, ncap * elem);
+    if (!n)
+        return WEIR_ENOMEM;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+void weir_ring_grow(void **ring, size_t elem, size_t *head, size_t len, size_t *cap,
+                    size_t min_cap) {
+    size_t ncap = *cap ? *cap * 2 : min_cap;
+    char *n = malloc(ncap * elem);
+    if (!n)
+        abort();
+    for (size_t i = 0; i < len; i++)
+        memcpy(n + i * elem, (char *)*ring + ((*head + i) % *cap) * elem, elem);
+    free(*ring);
+    *ring = n;
+    *cap = ncap;
+    *head = 0;
 }

@@ -31,6 +31,9 @@ void weir_sha256_hex(const void *data, size_t len, char out[65]);
 int weir_read_file(const char *path, uint8_t **data, size_t *len);
 /** Writes a file atomically: temp file in the same directory, fsync, rename, fsync dir. */
 int weir_write_file_atomic(const char *path, const void *data, size_t len);
+/** fsyncs directory @p dir, making the creations, renames and removals in it durable.
+ * @returns 0 or WEIR_EIO (errno kept). */
+int weir_fsync_dir(const char *dir);
 /** mkdir -p. @returns 0 or WEIR_EIO. */
 int weir_mkdirs(const char *path);
 /** rm -rf (no error when missing). @returns 0 or WEIR_EIO. */
@@ -44,6 +47,23 @@ int weir_parse_bytes(const char *s, uint64_t *out);
 int weir_parse_bool(const char *s, bool *out);
 /** Parses a decimal integer in [min, max]. */
 int weir_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Memory. weir aborts on an allocation failure where the memory is small and bounded by
+ * configuration (control structures, rings bounded by credits); the x-functions say so at the call. */
+
+/** calloc that aborts on failure; n == 0 allocates one element. */
+void *weir_xcalloc(size_t n, size_t size);
+/** strdup that aborts on failure; NULL gives "". */
+char *weir_xstrdup(const char *s);
+/** Makes room for @p need elements of @p elem bytes in the array *arr of capacity *cap: doubles
+ * the capacity (at least @p min_cap) until it fits, keeping the contents. @returns 0 or
+ * WEIR_ENOMEM (the array and *cap unchanged). */
+int weir_array_grow(void **arr, size_t *cap, size_t need, size_t elem, size_t min_cap);
+/** Doubles a full ring buffer of *cap elements of @p elem bytes (at least @p min_cap), moving
+ * its @p len elements starting at index *head to the start of the new array; *head becomes 0.
+ * A ring of capacity 2^k stays a power of two. Aborts on allocation failure. */
+void weir_ring_grow(void **ring, size_t elem, size_t *head, size_t len, size_t *cap,
+                    size_t min_cap);
 
 /** snprintf that never overflows and always terminates; returns what vsnprintf returned. */
 int weir_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
