@@ -1,9 +1,14 @@
-/* The connector registry: maps a graph node's kind to its connector implementation.
+/* The connector registry: maps a graph node's kind to its connector implementation. The task
+ * runtime knows no connector; the task manager passes weir_connector_create to it as
+ * weir_task_spec_t.create_connector.
  * Stateless; called on the subtask thread that builds the operator chain. */
+#include "connectors/registry.h"
+
 #include "common/err.h"
 #include "common/util.h"
-#include "connectors/common/connectors_int.h"
-#include "connectors/registry.h"
+#include "connectors/datagen/datagen.h"
+#include "connectors/file/file.h"
+#include "connectors/print/print.h"
 #include "runtime/task/operator.h"
 
 int weir_connector_create(weir_operator_t *op, char *errstr, size_t errlen) {

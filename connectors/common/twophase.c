@@ -1,6 +1,8 @@
-/* Two-phase-commit helper for exactly-once sinks (see runtime/twophase.h and
- * docs/checkpointing.md). Owns: the open transaction of the current epoch and the list of
- * pre-committed, not yet committed handles (packed msgpack bytes) with their checkpoint ids.
+/* Two-phase-commit helper for exactly-once sinks (see connectors/common/twophase.h,
+ * connectors/common/README.md and docs/checkpointing.md).
+ *
+ * Owns: the open transaction of the current epoch and the list of pre-committed, not yet
+ * committed handles (packed msgpack bytes) with their checkpoint ids.
  * Invariants: the pending list is in pre-commit order; assigned entries precede unassigned ones;
  * an entry leaves the list only after its commit succeeded; nothing is packed into the caller's
  * packer unless the whole snapshot succeeded. Checkpoint id 0 (the final snapshot) orders after
@@ -13,6 +15,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #define COMP "2pc"
 
@@ -40,14 +43,9 @@ int weir_2pc_txn(weir_2pc_t *tp, void **txn) {
 }
 
 static int pending_push(weir_2pc_t *tp, const char *data, size_t len) {
-    if (tp->n_pending == tp->cap_pending) {
-        size_t ncap = tp->cap_pending ? tp->cap_pending * 2 : 8;
-        weir_2pc_pending_t *np = realloc(tp->pending, ncap * sizeof(*np));
-        if (!np)
-            return WEIR_ENOMEM;
-        tp->pending = np;
-        tp->cap_pending = ncap;
-    }
+    if (weir_array_grow((void **)&tp->pending, &tp->cap_pending, tp->n_pending + 1,
+                        sizeof(*tp->pending), 8) != 0)
+        return WEIR_ENOMEM;
     char *copy = malloc(len ? len : 1);
     if (!copy)
         return WEIR_ENOMEM;

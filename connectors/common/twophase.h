@@ -16,8 +16,8 @@
  *
  * Snapshot format: a msgpack array of [checkpoint id, handle] pairs, oldest first.
  * Threading: one subtask thread only. */
-#ifndef WEIR_RUNTIME_TWOPHASE_H
-#define WEIR_RUNTIME_TWOPHASE_H
+#ifndef WEIR_CONNECTORS_TWOPHASE_H
+#define WEIR_CONNECTORS_TWOPHASE_H
 
 #include <msgpack.h>
 #include <stdbool.h>

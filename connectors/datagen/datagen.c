@@ -1,19 +1,19 @@
-/* Datagen and user generator sources, plus the index and rate helpers they share.
+/* Datagen and user generator sources (index cursor and rate limiter: connectors/common/pacing.h).
  *
- * Owns: the WEIR_OP_SOURCE_DATAGEN and WEIR_OP_SOURCE_GENERATOR operators.
+ * Owns: the WEIR_OP_SOURCE_DATAGEN and WEIR_OP_SOURCE_GENERATOR operators and the datagen value
+ * helpers (splitmix64, datagen_value, be64; connectors/datagen/datagen.h).
  * Invariants: subtask s of p handles record indices s, s+p, s+2p, ... below `count` (count 0 =
  * unbounded), so subtasks produce disjoint, reproducible records. Values depend only on the index
  * (and the seed). Rate limiting never sleeps: run() returns WEIR_SOURCE_MORE with *wake_ns set to
  * when the next record is due. At most `budget` records per run() call. Position (snapshot):
  * [k], the number of records the subtask emitted; a restore resumes at index s + k*p.
  * Threading: an operator instance runs on its subtask thread only. */
-#include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "common/err.h"
 #include "common/util.h"
-#include "connectors/common/connectors_int.h"
+#include "connectors/common/pacing.h"
+#include "connectors/datagen/datagen.h"
 
 uint64_t weir__splitmix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
@@ -35,42 +35,6 @@ void weir__be64(uint64_t v, uint8_t out[8]) {
         out[i] = (uint8_t)(v & 0xff);
         v >>= 8;
     }
-}
-
-void weir__rate_init(weir_rate_t *r, double total_rate, uint32_t parallelism) {
-    memset(r, 0, sizeof(*r));
-    if (total_rate > 0 && parallelism > 0)
-        r->per_sec = total_rate / (double)parallelism;
-}
-
-int64_t weir__rate_due_ns(const weir_rate_t *r, uint64_t k) {
-    if (r->per_sec <= 0)
-        return r->t0_ns;
-    double d = (double)k * 1e9 / r->per_sec;
-    int64_t ns = (int64_t)d;
-    if ((double)ns < d) /* ceil without libm */
-        ns++;
-    return r->t0_ns + ns;
-}
-
-uint32_t weir__rate_permits(weir_rate_t *r, int64_t now_ns, uint32_t budget, int64_t *wake_ns) {
-    if (r->per_sec <= 0)
-        return budget;
-    if (!r->started) {
-        r->started = true;
-        r->t0_ns = now_ns;
-    }
-    double elapsed = (double)(now_ns - r->t0_ns);
-    if (elapsed < 0)
-        elapsed = 0;
-    uint64_t allowed = (uint64_t)(elapsed * r->per_sec / 1e9) + 1; /* floor: elapsed >= 0 */
-    if (allowed <= r->emitted) {
-        int64_t due = weir__rate_due_ns(r, r->emitted);
-        *wake_ns = due > now_ns ? due : now_ns + 1000;
-        return 0;
-    }
-    uint64_t k = allowed - r->emitted;
-    return k < budget ? (uint32_t)k : budget;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -1,7 +1,9 @@
 /* File sink: one line per record into part files of a directory, exactly once with checkpoints
- * (two-phase commit through runtime/twophase.h; rules in docs/checkpointing.md and
+ * (two-phase commit through connectors/common/twophase.h; rules in docs/checkpointing.md and
  * connectors/README.md).
  *
+ * Owns: the WEIR_OP_SINK_FILE operator, the part writer and the file 2PC sink (the part writer
+ * driven by the 2PC helper; connectors/file/file.h).
  * Files of subtask s: `<dir>/.part-<s>-<k>.inprogress` while written, `.part-<s>-<k>.pending`
  * once pre-committed (flushed, fsynced, renamed; at a checkpoint barrier, at end of input, or
  * when a file exceeds 128 MiB), `part-<s>-<k>` once committed (the checkpoint that lists it is
@@ -10,11 +12,11 @@
  * continues from a restored checkpoint. Every rename is followed by an fsync of the directory.
  * Invariants: one open file at most; a part file is committed only after the checkpoint that
  * lists it completed; commit is idempotent (pending gone + final present = done).
- * Line text: msgpack str/bin values as is, other values as JSON-like text (see print.c).
+ * Line text: msgpack str/bin values as is, other values as JSON-like text
+ * (connectors/common/valuefmt.h).
  * Threading: an operator instance runs on its subtask thread only. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,7 +24,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "connectors/common/connectors_int.h"
+#include "connectors/common/valuefmt.h"
+#include "connectors/file/file.h"
 
 #define PART_IOBUF (1u << 20)
 
@@ -62,7 +65,10 @@ static int writer_open(weir_part_writer_t *w) {
     return 0;
 }
 
-static int sync_dir(weir_part_writer_t *w);
+/* Makes renames inside the directory durable. */
+static int sync_dir(weir_part_writer_t *w) {
+    return weir_fsync_dir(w->dir) == 0 ? 0 : writer_error(w, "fsync directory", w->dir);
+}
 
 /* Makes the open part file durable (flush, fsync, close), renames it to @p target and makes the
  * rename durable (fsync of the directory). @p what names the rename in errors. */
@@ -127,16 +133,6 @@ void weir__part_writer_destroy(weir_part_writer_t *w) {
 /* ---------------------------------------------------------------------------------------- */
 
 #define COMP "file-sink"
-
-/* Makes renames inside the directory durable. */
-static int sync_dir(weir_part_writer_t *w) {
-    int dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return writer_error(w, "open directory", w->dir);
-    int rc = fsync(dfd) == 0 ? 0 : writer_error(w, "fsync directory", w->dir);
-    close(dfd);
-    return rc;
-}
 
 int weir__part_writer_begin(weir_part_writer_t *w) {
     if (w->f)

@@ -1,6 +1,8 @@
 /* File source: the lines of a file, or of every regular non-hidden file of a directory (sorted by
  * name, not recursive), split among the subtasks by byte range.
  *
+ * Owns: the WEIR_OP_SOURCE_FILE operator and its pure helpers (file list, split range, line
+ * reader, split reader; connectors/file/file.h). Rate limiting: connectors/common/pacing.h.
  * Split rule: a file of S bytes gives subtask i of p the range [i*S/p, (i+1)*S/p). A line belongs
  * to the subtask whose range contains the line's first byte (offset 0 or the byte after a '\n').
  * So a reader whose range starts at b > 0 skips to just after the first '\n' at or after b-1, and
@@ -22,7 +24,8 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "connectors/common/connectors_int.h"
+#include "connectors/common/pacing.h"
+#include "connectors/file/file.h"
 
 #define FILE_SOURCE_BUF (1u << 20)
 
@@ -80,16 +83,10 @@ int weir__file_list(const char *path, char ***files, size_t *n, char *errstr, si
             errno = 0;
             continue;
         }
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nl = realloc(list, ncap * sizeof(*nl));
-            if (!nl) {
-                free(full);
-                errno = ENOMEM;
-                goto fail_errno;
-            }
-            list = nl;
-            cap = ncap;
+        if (weir_array_grow((void **)&list, &cap, cnt + 1, sizeof(*list), 16) != 0) {
+            free(full);
+            errno = ENOMEM;
+            goto fail_errno;
         }
         list[cnt++] = full;
         errno = 0;
@@ -127,15 +124,9 @@ static int reader_fill(weir_line_reader_t *r) {
         r->wpos -= r->rpos;
         r->rpos = 0;
     }
-    if (r->wpos == r->cap) {
-        size_t ncap = r->cap * 2;
-        char *nb = realloc(r->buf, ncap);
-        if (!nb) {
-            errno = ENOMEM;
-            return WEIR_EIO;
-        }
-        r->buf = nb;
-        r->cap = ncap;
+    if (r->wpos == r->cap && weir_array_grow((void **)&r->buf, &r->cap, r->cap + 1, 1, 16) != 0) {
+        errno = ENOMEM;
+        return WEIR_EIO;
     }
     for (;;) {
         ssize_t k = read(r->fd, r->buf + r->wpos, r->cap - r->wpos);

@@ -1,8 +1,9 @@
-/* Unit tests of the connectors' pure helpers (connectors/connectors_int.h): file listing and
- * split line reading, the part-file writer, value formatting, datagen values and indices, the
- * rate schedule, the exactly-once file sink (two-phase commit on a real directory, with simulated
- * kill -9 and restore) and source positions (save and resume). Oracles are independent: line lists
- * the test itself generated, known SplitMix64 vectors, brute-force index coverage, hand-computed
+/* Unit tests of the connectors' pure helpers (connectors/common/pacing.h and valuefmt.h,
+ * connectors/datagen/datagen.h, connectors/file/file.h): file listing and split line reading, the
+ * part-file writer, value formatting, datagen values and indices, the rate schedule, the
+ * exactly-once file sink (two-phase commit on a real directory, with simulated kill -9 and
+ * restore) and source positions (save and resume). Oracles are independent: line lists the test
+ * itself generated, known SplitMix64 vectors, brute-force index coverage, hand-computed
  * schedules. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +21,10 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "connectors/common/connectors_int.h"
+#include "connectors/common/pacing.h"
+#include "connectors/common/valuefmt.h"
+#include "connectors/datagen/datagen.h"
+#include "connectors/file/file.h"
 
 /* ---- fixtures ------------------------------------------------------------------------- */
 

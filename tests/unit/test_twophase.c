@@ -1,5 +1,5 @@
-/* Unit tests of the two-phase-commit helper (runtime/twophase.h) against an in-memory fake
- * transactional target. The fake keeps a "durable store" of transactions (open, pending,
+/* Unit tests of the two-phase-commit helper (connectors/common/twophase.h) against an in-memory
+ * fake transactional target. The fake keeps a "durable store" of transactions (open, pending,
  * committed, aborted) that survives a simulated crash (the helper is dropped without close, like
  * kill -9), and a visible output log appended at each commit. Oracles: hand-written expected
  * outputs, and a randomized replay model in which a deterministic source emits 0, 1, 2, ... and

@@ -1,98 +1,20 @@
-/* Private helpers of the built-in connectors (connectors/). These are the pure parts of the
- * connectors: they never call the runtime API (weir_emit, weir_fail, ...), so unit tests drive
- * them directly. The operator glue in datagen.c, file_source.c, file_sink.c and print.c is thin.
+/* The file source and the file sink (connectors/file/): their constructors for the registry and
+ * their pure parts, which never call the runtime API (weir_emit, weir_fail, ...), so unit tests
+ * drive them directly (tests/unit/test_connectors.c). The operator glue in file_source.c and
+ * file_sink.c is thin. Rules (splits, part files, exactly once) in connectors/README.md.
  *
  * Threading: every object here is used by one subtask thread only. */
-#ifndef WEIR_CONNECTORS_INT_H
-#define WEIR_CONNECTORS_INT_H
+#ifndef WEIR_CONNECTORS_FILE_H
+#define WEIR_CONNECTORS_FILE_H
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "runtime/task/operator.h"
 #include "connectors/common/twophase.h"
-#include "weir/weir.h"
-
-/* ------------------------------------------------------------------------------------------ */
-/* Datagen values and the index scheme shared by datagen and generator sources                */
-/* ------------------------------------------------------------------------------------------ */
-
-/** SplitMix64 finalizer: a bijective 64-bit mix. */
-uint64_t weir__splitmix64(uint64_t x);
-
-/** Value of record @p index: SEQUENCE -> start + index; RANDOM -> splitmix64(seed ^ index) %
- * random_max (random_max 0 = the full 64-bit range). */
-uint64_t weir__datagen_value(const weir_datagen_opts_t *opts, uint64_t index);
-
-/** Writes @p v as 8 bytes big-endian into @p out. */
-void weir__be64(uint64_t v, uint8_t out[8]);
-
-/** The record indices of one subtask: subtask s of p takes s, s+p, s+2p, ... while below
- * count (count 0 = unbounded). The position of the source is `next`. */
-typedef struct weir_index_cursor {
-    uint64_t next;
-    uint64_t step;
-    uint64_t count;
-} weir_index_cursor_t;
-
-static inline void weir__cursor_init(weir_index_cursor_t *c, uint32_t subtask, uint32_t parallelism,
-                                     uint64_t count) {
-    c->next = subtask;
-    c->step = parallelism ? parallelism : 1;
-    c->count = count;
-}
-
-static inline bool weir__cursor_more(const weir_index_cursor_t *c) {
-    return c->count == 0 || c->next < c->count;
-}
-
-/** Returns the next index and advances. Call only when weir__cursor_more(). */
-static inline uint64_t weir__cursor_take(weir_index_cursor_t *c) {
-    uint64_t i = c->next;
-    c->next += c->step;
-    return i;
-}
-
-/** Source position of a cursor: how many records this subtask took so far (k; the next index
- * is subtask + k * step). */
-static inline uint64_t weir__cursor_position(const weir_index_cursor_t *c, uint32_t subtask) {
-    return (c->next - subtask) / c->step;
-}
-
-/** Moves a freshly initialised cursor to position @p k (restore). */
-static inline void weir__cursor_seek(weir_index_cursor_t *c, uint32_t subtask, uint64_t k) {
-    c->next = subtask + k * c->step;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Rate limiting                                                                              */
-/* ------------------------------------------------------------------------------------------ */
-
-/** Schedule of one subtask: record k (0-based, counted by `emitted`) is due at
- * t0 + k * 1e9 / per_sec nanoseconds. per_sec 0 = unlimited. t0 is taken at the first call. */
-typedef struct weir_rate {
-    double per_sec; /* this subtask's share: total rate / parallelism */
-    int64_t t0_ns;
-    bool started;
-    uint64_t emitted;
-} weir_rate_t;
-
-/** @p total_rate records/s over all subtasks (0 = unlimited), shared by @p parallelism. */
-void weir__rate_init(weir_rate_t *r, double total_rate, uint32_t parallelism);
-
-/** How many records may be emitted now (at most @p budget). When that is 0, *wake_ns is set to
- * the time the next record is due. Call weir__rate_note() with what was actually emitted. */
-uint32_t weir__rate_permits(weir_rate_t *r, int64_t now_ns, uint32_t budget, int64_t *wake_ns);
-
-/** Records that @p n records were emitted. */
-static inline void weir__rate_note(weir_rate_t *r, uint64_t n) {
-    r->emitted += n;
-}
-
-/** The monotonic time at which record number @p k of this schedule is due. */
-int64_t weir__rate_due_ns(const weir_rate_t *r, uint64_t k);
+#include "runtime/task/operator.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* File source: input listing and split line reader                                           */
@@ -245,34 +167,12 @@ int weir__fsink_end_input(weir_file_2pc_t *s);
 int weir__fsink_close(weir_file_2pc_t *s);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Value formatting for the file and print sinks                                              */
-/* ------------------------------------------------------------------------------------------ */
-
-/** Formats record values as line text for the file and print sinks. Reuses one buffer and one
- * msgpack zone (no allocation per record once warmed up). */
-typedef struct weir_value_fmt {
-    char *buf;
-    size_t cap;
-    msgpack_zone *zone;
-} weir_value_fmt_t;
-
-int weir__value_fmt_init(weir_value_fmt_t *f);
-void weir__value_fmt_destroy(weir_value_fmt_t *f);
-/** Text of a value: a msgpack str/bin -> its bytes (pointing into the value); anything else ->
- * JSON-like text (msgpack_object_print_buffer) in f->buf; a value that does not parse ->
- * "<invalid msgpack>". @returns 0 or WEIR_ENOMEM. */
-int weir__value_text(weir_value_fmt_t *f, const void *value, size_t value_len, const char **text,
-                     size_t *text_len);
-
-/* ------------------------------------------------------------------------------------------ */
 /* Operator constructors (called by weir_connector_create in registry.c)                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/** Datagen and generator sources. */
-int weir__datagen_create(weir_operator_t *op, char *errstr, size_t errlen);
+/** File source: sets op->vt/op->impl. @returns 0 or WEIR_ENOMEM (+ errstr). */
 int weir__file_source_create(weir_operator_t *op, char *errstr, size_t errlen);
+/** File sink: sets op->vt/op->impl. @returns 0 or WEIR_ENOMEM (+ errstr). */
 int weir__file_sink_create(weir_operator_t *op, char *errstr, size_t errlen);
-/** Print and blackhole sinks. */
-int weir__print_create(weir_operator_t *op, char *errstr, size_t errlen);
 
 #endif
