@@ -385,6 +385,49 @@ static void test_errors(void **state) {
     expect_error(dep, sizeof dep, "outside");
 }
 
+/* The whole one-line error of one error class of each field kind (as the hand-written decoder
+ * wrote them before the protocol became one table). */
+static void expect_text(const uint8_t *b, size_t n, const char *want) {
+    weir_msg_t o;
+    char err[256] = "";
+    assert_int_equal(weir_msg_decode(b, n, &o, err, sizeof err), WEIR_EPROTO);
+    assert_string_equal(err, want);
+}
+#define EXPECT_TEXT(want, ...)                                                                     \
+    do {                                                                                           \
+        const uint8_t b_[] = {__VA_ARGS__};                                                        \
+        expect_text(b_, sizeof b_, want);                                                          \
+    } while (0)
+
+static void test_error_texts(void **state) {
+    (void)state;
+    EXPECT_TEXT("bad CANCEL message: attempt: integer out of range", 0x94, 0x07, 0x01, 0xa2, 'a',
+                'b', 0xff);
+    EXPECT_TEXT("bad REGISTERED message: heartbeat_interval_ms: integer out of range", 0x93, 0x02,
+                0x01, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    EXPECT_TEXT("bad REGISTERED message: heartbeat_interval_ms: expected an integer", 0x93, 0x02,
+                0x01, 0xa1, 'x');
+    EXPECT_TEXT("bad DEPLOY message: checkpoint_mode: unknown mode", 0xdc, 0x00, 0x11, 0x06, 0x01,
+                0xa0, 0x00, 0xc0, 0xa0, 0xc0, 0x90, 0x00, 0x00, 0x91, 0x01, 0x91, 0x91, 0xc0, 0x03,
+                0xc0, 0x00, 0xc0, 0xc0);
+    EXPECT_TEXT("bad DEPLOY message: placement: expected 1 elements, got 0", 0xdc, 0x00, 0x11, 0x06,
+                0x01, 0xa0, 0x00, 0xc0, 0xa0, 0xc0, 0x90, 0x00, 0x00, 0x91, 0x01, 0x91, 0x90, 0x00,
+                0xc0, 0x00, 0xc0, 0xc0);
+    EXPECT_TEXT("bad BLOB message: blob: expected binary data", 0x95, 0x0a, 0x01, 0xa2, 'a', 'b',
+                0xa1, 'x', 0xc0);
+    EXPECT_TEXT("bad CANCEL message: job_id: string contains NUL", 0x94, 0x07, 0x01, 0xa2, 'a',
+                0x00, 0x01);
+    EXPECT_TEXT("bad HEARTBEAT message: task.metrics: expected 8 elements, got 7", 0x94, 0x03, 0x01,
+                0xa1, 't', 0x91, 0x97, 0xa0, 0, 0, 0, 0, 0xc0, 0x97, 0, 0, 0, 0, 0, 0, 0);
+    EXPECT_TEXT("bad HEARTBEAT_ACK message: message: expected 0 fields, got 1", 0x93, 0x04, 0x01,
+                0x00);
+    EXPECT_TEXT("HEARTBEAT_ACK message of protocol version 2, expected 1: upgrade both sides", 0x92,
+                0x04, 0x02);
+    EXPECT_TEXT("bad BLOB_REQUEST message: blob_sha256: truncated", 0x93, 0x09, 0x01, 0xd9, 0x40,
+                'a');
+    EXPECT_TEXT("bad control message: message: expected [type, version, ...]", 0x91, 0x04);
+}
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 static uint32_t rnd(void) {
     rng_state ^= rng_state << 13;
@@ -725,6 +768,7 @@ int main(void) {
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_golden_bytes),
         cmocka_unit_test(test_fuzz_every_type),
+        cmocka_unit_test(test_error_texts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
