@@ -1,32 +1,16 @@
-/* Owns the wire form of control-plane messages (see proto.h): each message is one msgpack array
- * [type, version, fields...]. Field order per type (the only place it is written down):
- *   REGISTER       tm_id, data_address, host, slots, pid
- *   REGISTERED     heartbeat_interval_ms
- *   HEARTBEAT      tm_id, [task...]
- *   HEARTBEAT_ACK  (none)
- *   UNKNOWN        (none)
- *   DEPLOY         job_id, attempt, job_name, plugin_sha256, graph_json, [arg...], vertex,
- *                  subtask, [parallelism per vertex...], [[data address per subtask...]...]
- *   CANCEL         job_id, attempt
- *   TASK_STATE     task
- *   BLOB_REQUEST   blob_sha256
- *   BLOB           blob_sha256, blob (bin or nil), error (str or nil)
- *   TRIGGER_CHECKPOINT  job_id, attempt, checkpoint_id, checkpoint_timestamp, vertex, subtask
- *   ACK_CHECKPOINT      job_id, attempt, checkpoint_id, vertex, subtask, final, op_state (bin or
- *                       nil), keyed_handle, state_size, uploaded_size, alignment_ns, sync_ns,
- *                       async_ns
- *   DECLINE_CHECKPOINT  job_id, attempt, checkpoint_id, vertex, subtask, error
- *   NOTIFY_CHECKPOINT   job_id, attempt, checkpoint_id, final
- * DEPLOY carries five more fields after the placement: checkpoint_mode, checkpoint_dir,
- * restore_checkpoint_id, restore_op_state (bin or nil), restore_keyed_handle.
- * where task = [job_id, attempt, vertex, subtask, state, message|nil,
- *               [records_in, records_out, buffers_in_remote, bytes_in_remote,
- *                buffers_out_remote, bytes_out_remote, buffers_out_local, backpressured_ns]].
- * char * fields are str or nil (NULL). Encoding uses msgpack-c's packer; decoding uses a small
+/* Owns the wire form of control-plane messages: the encoder and the bounds-checked decoder, both
+ * expanded from the tables in proto.h (WEIR_PROTO_MESSAGES, WEIR_PROTO_FIELDS_<TYPE>, _TASK and
+ * _METRICS), the one place the field order is written. Each field KIND has one packer ENC_<KIND>
+ * and one reader DEC_<KIND> below; hand-written per-kind code is left only for what is genuinely
+ * special: the task record and the DEPLOY argument list and placement table (nested arrays whose
+ * lengths come from other fields, and the placement's vertex/subtask check).
+ * Encoding uses msgpack-c's packer (smallest format of every integer); decoding uses a small
  * bounds-checked reader of its own instead of msgpack_unpack, because msgpack-c allocates a
  * declared array length up front (a 5-byte garbage header could ask for 100 GB).
- * Invariants: decode never reads past len, rejects trailing bytes, and on error leaves the
- * message cleared. Threading: stateless; any thread. */
+ * Invariants: decode never reads past len, checks every count and length against the bytes left
+ * before allocating, rejects trailing bytes, and on error leaves the message cleared with one line
+ * "bad <TYPE> message: <field>: <what>" in errstr (the unknown-type and version errors excepted).
+ * Threading: stateless; any thread. */
 #include "proto.h"
 
 #include <msgpack.h>
@@ -57,104 +41,143 @@ const char *weir_task_state_name(weir_task_state_t s) {
     return "UNKNOWN";
 }
 
-static const char *msg_type_name(int t) {
-    switch (t) {
-    case WEIR_MSG_REGISTER:
-        return "REGISTER";
-    case WEIR_MSG_REGISTERED:
-        return "REGISTERED";
-    case WEIR_MSG_HEARTBEAT:
-        return "HEARTBEAT";
-    case WEIR_MSG_HEARTBEAT_ACK:
-        return "HEARTBEAT_ACK";
-    case WEIR_MSG_UNKNOWN:
-        return "UNKNOWN";
-    case WEIR_MSG_DEPLOY:
-        return "DEPLOY";
-    case WEIR_MSG_CANCEL:
-        return "CANCEL";
-    case WEIR_MSG_TASK_STATE:
-        return "TASK_STATE";
-    case WEIR_MSG_BLOB_REQUEST:
-        return "BLOB_REQUEST";
-    case WEIR_MSG_BLOB:
-        return "BLOB";
-    case WEIR_MSG_TRIGGER_CHECKPOINT:
-        return "TRIGGER_CHECKPOINT";
-    case WEIR_MSG_ACK_CHECKPOINT:
-        return "ACK_CHECKPOINT";
-    case WEIR_MSG_DECLINE_CHECKPOINT:
-        return "DECLINE_CHECKPOINT";
-    case WEIR_MSG_NOTIFY_CHECKPOINT:
-        return "NOTIFY_CHECKPOINT";
-    }
-    return NULL;
+/* ---- the tables ---------------------------------------------------------------------------- */
+
+#define COUNT_FIELD(kind, field, bound, desc) +1
+#define N_TASK_FIELDS (0 WEIR_PROTO_FIELDS_TASK(COUNT_FIELD))
+#define N_METRICS (0 WEIR_PROTO_FIELDS_METRICS(COUNT_FIELD))
+_Static_assert(sizeof(weir_task_metrics_t) == N_METRICS * sizeof(uint64_t),
+               "every member of weir_task_metrics_t is a row of WEIR_PROTO_FIELDS_METRICS");
+
+/* Name and number of fields after [type, version] of every type; name NULL: not a type. */
+static const struct {
+    const char *name;
+    uint32_t n_fields;
+} MSGS[] = {
+#define MSG_ENTRY(name, number, direction, when)                                                   \
+    [WEIR_MSG_##name] = {#name, 0 WEIR_PROTO_FIELDS_##name(COUNT_FIELD)},
+    WEIR_PROTO_MESSAGES(MSG_ENTRY)
+#undef MSG_ENTRY
+};
+
+static const char *msg_type_name(uint32_t t) {
+    return t < sizeof MSGS / sizeof MSGS[0] ? MSGS[t].name : NULL;
 }
+
+/* Compile error unless @p cond: how the BOUND column of a row is checked against its kind. */
+#define BOUND_IS(cond) (void)sizeof(char[(cond) ? 1 : -1])
 
 /* ---- encoding ------------------------------------------------------------------------------ */
 
-/* Number of fields after [type, version], per message type. */
-static const uint32_t N_FIELDS[] = {
-    [WEIR_MSG_REGISTER] = 5,
-    [WEIR_MSG_REGISTERED] = 1,
-    [WEIR_MSG_HEARTBEAT] = 2,
-    [WEIR_MSG_HEARTBEAT_ACK] = 0,
-    [WEIR_MSG_UNKNOWN] = 0,
-    [WEIR_MSG_DEPLOY] = 15,
-    [WEIR_MSG_CANCEL] = 2,
-    [WEIR_MSG_TASK_STATE] = 1,
-    [WEIR_MSG_BLOB_REQUEST] = 1,
-    [WEIR_MSG_BLOB] = 3,
-    [WEIR_MSG_TRIGGER_CHECKPOINT] = 6,
-    [WEIR_MSG_ACK_CHECKPOINT] = 13,
-    [WEIR_MSG_DECLINE_CHECKPOINT] = 6,
-    [WEIR_MSG_NOTIFY_CHECKPOINT] = 4,
-};
-
-#define PK(expr)                                                                                   \
-    do {                                                                                           \
-        if ((expr) != 0)                                                                           \
-            goto fail;                                                                             \
-    } while (0)
+/* Every packer returns 0, WEIR_ENOMEM (msgpack-c failed to grow its buffer) or WEIR_EINVAL (the C
+ * message is inconsistent: its counts promise arrays that are NULL). */
+#define MP(expr) ((expr) == 0 ? 0 : WEIR_ENOMEM)
 
 static int pack_str(msgpack_packer *pk, const char *s) {
     if (!s)
-        return msgpack_pack_nil(pk);
+        return MP(msgpack_pack_nil(pk));
     size_t n = strlen(s);
     if (msgpack_pack_str(pk, n) != 0)
-        return -1;
-    return msgpack_pack_str_body(pk, s, n);
+        return WEIR_ENOMEM;
+    return MP(msgpack_pack_str_body(pk, s, n));
 }
 
 static int pack_bin(msgpack_packer *pk, const uint8_t *data, size_t len) {
     if (!data)
-        return msgpack_pack_nil(pk);
+        return MP(msgpack_pack_nil(pk));
     if (msgpack_pack_bin(pk, len) != 0)
-        return -1;
-    return msgpack_pack_bin_body(pk, data, len);
+        return WEIR_ENOMEM;
+    return MP(msgpack_pack_bin_body(pk, data, len));
 }
 
-static int pack_task(msgpack_packer *pk, const weir_msg_task_state_t *t) {
-    const weir_task_metrics_t *m = &t->metrics;
-    PK(msgpack_pack_array(pk, 7));
-    PK(pack_str(pk, t->job_id));
-    PK(msgpack_pack_uint32(pk, t->attempt));
-    PK(msgpack_pack_uint32(pk, t->vertex));
-    PK(msgpack_pack_uint32(pk, t->subtask));
-    PK(msgpack_pack_uint32(pk, (uint32_t)t->state));
-    PK(pack_str(pk, t->message));
-    PK(msgpack_pack_array(pk, 8));
-    PK(msgpack_pack_uint64(pk, m->records_in));
-    PK(msgpack_pack_uint64(pk, m->records_out));
-    PK(msgpack_pack_uint64(pk, m->buffers_in_remote));
-    PK(msgpack_pack_uint64(pk, m->bytes_in_remote));
-    PK(msgpack_pack_uint64(pk, m->buffers_out_remote));
-    PK(msgpack_pack_uint64(pk, m->bytes_out_remote));
-    PK(msgpack_pack_uint64(pk, m->buffers_out_local));
-    PK(msgpack_pack_uint64(pk, m->backpressured_ns));
+/* ENC_<KIND>(packer, struct pointer, C field, bound): the packer of each field kind. */
+#define ENC_U32(pk, o, f, b) MP(msgpack_pack_uint32(pk, (o)->f))
+#define ENC_U64(pk, o, f, b) MP(msgpack_pack_uint64(pk, (o)->f))
+#define ENC_I64(pk, o, f, b) MP(msgpack_pack_int64(pk, (o)->f))
+#define ENC_BOOL(pk, o, f, b) MP((o)->f ? msgpack_pack_true(pk) : msgpack_pack_false(pk))
+#define ENC_STR(pk, o, f, b) pack_str(pk, (o)->f)
+#define ENC_FIXSTR(pk, o, f, b) pack_str(pk, (o)->f)
+#define ENC_BIN(pk, o, f, b) pack_bin(pk, (o)->f, (o)->f##_len)
+#define ENC_TASK_STATE(pk, o, f, b) MP(msgpack_pack_uint32(pk, (uint32_t)(o)->f))
+#define ENC_CHECKPOINT_MODE(pk, o, f, b) MP(msgpack_pack_uint32(pk, (uint32_t)(o)->f))
+#define ENC_METRICS(pk, o, f, b) pack_metrics(pk, &(o)->f)
+#define ENC_TASK(pk, o, f, b) pack_tasks(pk, o, true)
+#define ENC_TASKS(pk, o, f, b) pack_tasks(pk, o, false)
+#define ENC_ARGS(pk, o, f, b) pack_args(pk, o)
+#define ENC_PARALLELISM(pk, o, f, b) pack_parallelism(pk, o)
+#define ENC_PLACEMENT(pk, o, f, b) pack_placement(pk, o)
+
+/* One row of a table, in a function whose struct pointer is `o` and whose result is `rc`. */
+#define ENC_FIELD(kind, f, b, desc)                                                                \
+    if ((rc = ENC_##kind(pk, o, f, b)) < 0)                                                        \
+        return rc;
+
+static int pack_metrics(msgpack_packer *pk, const weir_task_metrics_t *o) {
+    int rc = MP(msgpack_pack_array(pk, N_METRICS));
+    if (rc < 0)
+        return rc;
+    WEIR_PROTO_FIELDS_METRICS(ENC_FIELD)
     return 0;
-fail:
-    return -1;
+}
+
+static int pack_task(msgpack_packer *pk, const weir_msg_task_state_t *o) {
+    int rc = MP(msgpack_pack_array(pk, N_TASK_FIELDS));
+    if (rc < 0)
+        return rc;
+    WEIR_PROTO_FIELDS_TASK(ENC_FIELD)
+    return 0;
+}
+
+/* TASK (TASK_STATE: the record itself) or TASKS (HEARTBEAT: an array of records). */
+static int pack_tasks(msgpack_packer *pk, const weir_msg_t *m, bool exactly_one) {
+    if ((exactly_one && m->n_tasks != 1) || (m->n_tasks > 0 && !m->tasks))
+        return WEIR_EINVAL;
+    int rc = exactly_one ? 0 : MP(msgpack_pack_array(pk, m->n_tasks));
+    for (uint32_t i = 0; rc == 0 && i < m->n_tasks; i++)
+        rc = pack_task(pk, &m->tasks[i]);
+    return rc;
+}
+
+static int pack_args(msgpack_packer *pk, const weir_msg_t *m) {
+    int rc = MP(msgpack_pack_array(pk, m->n_args));
+    for (uint32_t i = 0; rc == 0 && i < m->n_args; i++)
+        rc = pack_str(pk, m->args[i]);
+    return rc;
+}
+
+static int pack_parallelism(msgpack_packer *pk, const weir_msg_t *m) {
+    if (m->n_vertices > 0 && (!m->vertex_parallelism || !m->placement))
+        return WEIR_EINVAL;
+    int rc = MP(msgpack_pack_array(pk, m->n_vertices));
+    for (uint32_t v = 0; rc == 0 && v < m->n_vertices; v++)
+        rc = MP(msgpack_pack_uint32(pk, m->vertex_parallelism[v]));
+    return rc;
+}
+
+static int pack_placement(msgpack_packer *pk, const weir_msg_t *m) {
+    int rc = MP(msgpack_pack_array(pk, m->n_vertices));
+    for (uint32_t v = 0; rc == 0 && v < m->n_vertices; v++) {
+        rc = MP(msgpack_pack_array(pk, m->vertex_parallelism[v]));
+        for (uint32_t s = 0; rc == 0 && s < m->vertex_parallelism[v]; s++)
+            rc = pack_str(pk, m->placement[v] ? m->placement[v][s] : NULL);
+    }
+    return rc;
+}
+
+static int pack_msg(msgpack_packer *pk, const weir_msg_t *o) {
+    int rc;
+    if (msgpack_pack_array(pk, 2 + MSGS[o->type].n_fields) != 0 ||
+        msgpack_pack_uint32(pk, (uint32_t)o->type) != 0 ||
+        msgpack_pack_uint32(pk, WEIR_PROTO_VERSION) != 0)
+        return WEIR_ENOMEM;
+    switch (o->type) {
+#define ENC_MSG(name, number, direction, when)                                                     \
+    case WEIR_MSG_##name:                                                                          \
+        WEIR_PROTO_FIELDS_##name(ENC_FIELD) break;
+        WEIR_PROTO_MESSAGES(ENC_MSG)
+#undef ENC_MSG
+    }
+    return 0;
 }
 
 int weir_msg_encode(const weir_msg_t *msg, uint8_t **out, size_t *out_len) {
@@ -162,133 +185,19 @@ int weir_msg_encode(const weir_msg_t *msg, uint8_t **out, size_t *out_len) {
     *out_len = 0;
     if (!msg_type_name(msg->type))
         return WEIR_EINVAL;
-    if (msg->type == WEIR_MSG_TASK_STATE && (msg->n_tasks != 1 || !msg->tasks))
-        return WEIR_EINVAL;
-    if (msg->type == WEIR_MSG_HEARTBEAT && msg->n_tasks > 0 && !msg->tasks)
-        return WEIR_EINVAL;
-    if (msg->type == WEIR_MSG_DEPLOY && msg->n_vertices > 0 &&
-        (!msg->vertex_parallelism || !msg->placement))
-        return WEIR_EINVAL;
-
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-
-    PK(msgpack_pack_array(&pk, 2 + N_FIELDS[msg->type]));
-    PK(msgpack_pack_uint32(&pk, (uint32_t)msg->type));
-    PK(msgpack_pack_uint32(&pk, WEIR_PROTO_VERSION));
-    switch (msg->type) {
-    case WEIR_MSG_REGISTER:
-        PK(pack_str(&pk, msg->tm_id));
-        PK(pack_str(&pk, msg->data_address));
-        PK(pack_str(&pk, msg->host));
-        PK(msgpack_pack_uint32(&pk, msg->slots));
-        PK(msgpack_pack_int64(&pk, msg->pid));
-        break;
-    case WEIR_MSG_REGISTERED:
-        PK(msgpack_pack_int64(&pk, msg->heartbeat_interval_ms));
-        break;
-    case WEIR_MSG_HEARTBEAT:
-        PK(pack_str(&pk, msg->tm_id));
-        PK(msgpack_pack_array(&pk, msg->n_tasks));
-        for (uint32_t i = 0; i < msg->n_tasks; i++)
-            PK(pack_task(&pk, &msg->tasks[i]));
-        break;
-    case WEIR_MSG_HEARTBEAT_ACK:
-    case WEIR_MSG_UNKNOWN:
-        break;
-    case WEIR_MSG_DEPLOY:
-        PK(pack_str(&pk, msg->job_id));
-        PK(msgpack_pack_uint32(&pk, msg->attempt));
-        PK(pack_str(&pk, msg->job_name));
-        PK(pack_str(&pk, msg->plugin_sha256));
-        PK(pack_str(&pk, msg->graph_json));
-        PK(msgpack_pack_array(&pk, msg->n_args));
-        for (uint32_t i = 0; i < msg->n_args; i++)
-            PK(pack_str(&pk, msg->args[i]));
-        PK(msgpack_pack_uint32(&pk, msg->vertex));
-        PK(msgpack_pack_uint32(&pk, msg->subtask));
-        PK(msgpack_pack_array(&pk, msg->n_vertices));
-        for (uint32_t v = 0; v < msg->n_vertices; v++)
-            PK(msgpack_pack_uint32(&pk, msg->vertex_parallelism[v]));
-        PK(msgpack_pack_array(&pk, msg->n_vertices));
-        for (uint32_t v = 0; v < msg->n_vertices; v++) {
-            PK(msgpack_pack_array(&pk, msg->vertex_parallelism[v]));
-            for (uint32_t s = 0; s < msg->vertex_parallelism[v]; s++)
-                PK(pack_str(&pk, msg->placement[v] ? msg->placement[v][s] : NULL));
-        }
-        PK(msgpack_pack_uint32(&pk, (uint32_t)msg->checkpoint_mode));
-        PK(pack_str(&pk, msg->checkpoint_dir));
-        PK(msgpack_pack_uint64(&pk, msg->restore_checkpoint_id));
-        PK(pack_bin(&pk, msg->restore_op_state, msg->restore_op_state_len));
-        PK(pack_str(&pk, msg->restore_keyed_handle));
-        break;
-    case WEIR_MSG_CANCEL:
-        PK(pack_str(&pk, msg->job_id));
-        PK(msgpack_pack_uint32(&pk, msg->attempt));
-        break;
-    case WEIR_MSG_TASK_STATE:
-        PK(pack_task(&pk, &msg->tasks[0]));
-        break;
-    case WEIR_MSG_BLOB_REQUEST:
-        PK(pack_str(&pk, msg->blob_sha256));
-        break;
-    case WEIR_MSG_BLOB:
-        PK(pack_str(&pk, msg->blob_sha256));
-        if (msg->blob) {
-            PK(msgpack_pack_bin(&pk, msg->blob_len));
-            PK(msgpack_pack_bin_body(&pk, msg->blob, msg->blob_len));
-        } else {
-            PK(msgpack_pack_nil(&pk));
-        }
-        PK(pack_str(&pk, msg->error));
-        break;
-    case WEIR_MSG_TRIGGER_CHECKPOINT:
-        PK(pack_str(&pk, msg->job_id));
-        PK(msgpack_pack_uint32(&pk, msg->attempt));
-        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
-        PK(msgpack_pack_int64(&pk, msg->checkpoint_timestamp));
-        PK(msgpack_pack_uint32(&pk, msg->vertex));
-        PK(msgpack_pack_uint32(&pk, msg->subtask));
-        break;
-    case WEIR_MSG_ACK_CHECKPOINT:
-        PK(pack_str(&pk, msg->job_id));
-        PK(msgpack_pack_uint32(&pk, msg->attempt));
-        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
-        PK(msgpack_pack_uint32(&pk, msg->vertex));
-        PK(msgpack_pack_uint32(&pk, msg->subtask));
-        PK(msg->final ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
-        PK(pack_bin(&pk, msg->op_state, msg->op_state_len));
-        PK(pack_str(&pk, msg->keyed_handle));
-        PK(msgpack_pack_uint64(&pk, msg->state_size));
-        PK(msgpack_pack_uint64(&pk, msg->uploaded_size));
-        PK(msgpack_pack_uint64(&pk, msg->alignment_ns));
-        PK(msgpack_pack_uint64(&pk, msg->sync_ns));
-        PK(msgpack_pack_uint64(&pk, msg->async_ns));
-        break;
-    case WEIR_MSG_DECLINE_CHECKPOINT:
-        PK(pack_str(&pk, msg->job_id));
-        PK(msgpack_pack_uint32(&pk, msg->attempt));
-        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
-        PK(msgpack_pack_uint32(&pk, msg->vertex));
-        PK(msgpack_pack_uint32(&pk, msg->subtask));
-        PK(pack_str(&pk, msg->error));
-        break;
-    case WEIR_MSG_NOTIFY_CHECKPOINT:
-        PK(pack_str(&pk, msg->job_id));
-        PK(msgpack_pack_uint32(&pk, msg->attempt));
-        PK(msgpack_pack_uint64(&pk, msg->checkpoint_id));
-        PK(msg->final ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
-        break;
+    int rc = pack_msg(&pk, msg);
+    if (rc < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
     }
     /* An empty sbuffer has data == NULL; every message has at least 3 bytes. */
     *out = (uint8_t *)sb.data;
     *out_len = sb.size;
     return 0;
-fail:
-    msgpack_sbuffer_destroy(&sb);
-    return WEIR_ENOMEM;
 }
 
 /* ---- decoding ------------------------------------------------------------------------------ */
@@ -403,20 +312,20 @@ static int rd_u64(rd_t *r, const char *field, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-static int rd_u32(rd_t *r, const char *field, uint32_t *out) {
+static int rd_u32(rd_t *r, const char *field, uint32_t max, uint32_t *out) {
     uint64_t v;
-    if (rd_u64(r, field, UINT32_MAX, &v) < 0)
+    if (rd_u64(r, field, max, &v) < 0)
         return -1;
     *out = (uint32_t)v;
     return 0;
 }
 
-static int rd_i64(rd_t *r, const char *field, int64_t *out) {
+static int rd_i64(rd_t *r, const char *field, int64_t max, int64_t *out) {
     uint64_t mag;
     bool neg;
     if (rd_any_int(r, field, &mag, &neg) < 0)
         return -1;
-    if (!neg && mag > (uint64_t)INT64_MAX)
+    if (!neg && mag > (uint64_t)max)
         return rd_fail(r, field, "integer out of range");
     if (neg && mag > (uint64_t)INT64_MAX + 1)
         return rd_fail(r, field, "integer out of range");
@@ -432,7 +341,6 @@ static bool rd_nil(rd_t *r) {
     return false;
 }
 
-/* Reads an array header; the count is checked against the bytes left (>= 1 byte each). */
 static int rd_bool(rd_t *r, const char *field, bool *out) {
     if (rd_need(r, 1) && (*r->p == 0xc2 || *r->p == 0xc3)) {
         *out = *r->p == 0xc3;
@@ -442,6 +350,7 @@ static int rd_bool(rd_t *r, const char *field, bool *out) {
     return rd_fail(r, field, "expected a boolean");
 }
 
+/* Reads an array header; the count is checked against the bytes left (>= 1 byte each). */
 static int rd_array(rd_t *r, const char *field, uint32_t *n) {
     if (!rd_need(r, 1))
         return rd_fail(r, field, "truncated");
@@ -509,7 +418,6 @@ static int rd_bytes(rd_t *r, const char *field, bool bin, const uint8_t **data, 
     return 0;
 }
 
-/* A nullable heap string (str or nil). */
 /* bin or nil into a malloc'd copy (NULL for nil). */
 static int rd_opt_bin(rd_t *r, const char *field, uint8_t **out, size_t *out_len) {
     *out = NULL;
@@ -528,6 +436,7 @@ static int rd_opt_bin(rd_t *r, const char *field, uint8_t **out, size_t *out_len
     return 0;
 }
 
+/* A nullable heap string (str or nil). */
 static int rd_str(rd_t *r, const char *field, char **out) {
     *out = NULL;
     if (rd_nil(r))
@@ -565,93 +474,154 @@ static int rd_fixstr(rd_t *r, const char *field, char *out, size_t cap) {
     return 0;
 }
 
-static int rd_task(rd_t *r, weir_msg_task_state_t *t) {
-    uint32_t state;
-    weir_task_metrics_t *m = &t->metrics;
-    if (rd_expect_array(r, "task", 7) < 0 || rd_fixstr(r, "task.job_id", t->job_id, 33) < 0 ||
-        rd_u32(r, "task.attempt", &t->attempt) < 0 || rd_u32(r, "task.vertex", &t->vertex) < 0 ||
-        rd_u32(r, "task.subtask", &t->subtask) < 0 || rd_u32(r, "task.state", &state) < 0)
+static int rd_enum(rd_t *r, const char *field, uint32_t max, const char *unknown, uint32_t *out) {
+    if (rd_u32(r, field, UINT32_MAX, out) < 0)
         return -1;
-    if (state > WEIR_TASK_FAILED)
-        return rd_fail(r, "task.state", "unknown task state");
-    t->state = (weir_task_state_t)state;
-    if (rd_str(r, "task.message", &t->message) < 0 || rd_expect_array(r, "task.metrics", 8) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->records_in) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->records_out) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->buffers_in_remote) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->bytes_in_remote) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->buffers_out_remote) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->bytes_out_remote) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->buffers_out_local) < 0 ||
-        rd_u64(r, "task.metrics", UINT64_MAX, &m->backpressured_ns) < 0)
-        return -1;
+    if (*out > max)
+        return rd_fail(r, field, unknown);
     return 0;
 }
 
-static int rd_tasks(rd_t *r, weir_msg_t *msg, uint32_t n) {
-    msg->tasks = calloc(n ? n : 1, sizeof *msg->tasks);
-    if (!msg->tasks)
-        return rd_fail(r, "tasks", "out of memory");
+static int rd_task_state(rd_t *r, const char *field, uint32_t max, weir_task_state_t *out) {
+    uint32_t v;
+    if (rd_enum(r, field, max, "unknown task state", &v) < 0)
+        return -1;
+    *out = (weir_task_state_t)v;
+    return 0;
+}
+
+static int rd_checkpoint_mode(rd_t *r, const char *field, uint32_t max,
+                              weir_checkpoint_mode_t *out) {
+    uint32_t v;
+    if (rd_enum(r, field, max, "unknown mode", &v) < 0)
+        return -1;
+    *out = (weir_checkpoint_mode_t)v;
+    return 0;
+}
+
+/* DEC_<KIND>(reader, field name for errors, struct pointer, C field, bound): the reader of each
+ * field kind; BOUND_IS makes a row whose bound does not fit its kind a compile error. */
+#define DEC_U32(r, n, o, f, b) (BOUND_IS((b) <= UINT32_MAX), rd_u32(r, n, b, &(o)->f))
+#define DEC_U64(r, n, o, f, b) rd_u64(r, n, b, &(o)->f)
+#define DEC_I64(r, n, o, f, b) (BOUND_IS((b) >= 0), rd_i64(r, n, b, &(o)->f))
+#define DEC_BOOL(r, n, o, f, b) (BOUND_IS((b) == 0), rd_bool(r, n, &(o)->f))
+#define DEC_STR(r, n, o, f, b) (BOUND_IS((b) == 0), rd_str(r, n, &(o)->f))
+#define DEC_FIXSTR(r, n, o, f, b)                                                                  \
+    (BOUND_IS(sizeof((o)->f) == (b) + 1), rd_fixstr(r, n, (o)->f, (b) + 1))
+#define DEC_BIN(r, n, o, f, b) (BOUND_IS((b) == 0), rd_opt_bin(r, n, &(o)->f, &(o)->f##_len))
+#define DEC_TASK_STATE(r, n, o, f, b) (BOUND_IS((b) <= UINT32_MAX), rd_task_state(r, n, b, &(o)->f))
+#define DEC_CHECKPOINT_MODE(r, n, o, f, b)                                                         \
+    (BOUND_IS((b) <= UINT32_MAX), rd_checkpoint_mode(r, n, b, &(o)->f))
+#define DEC_METRICS(r, n, o, f, b) (BOUND_IS((b) == 0), rd_metrics(r, &(o)->f))
+#define DEC_TASK(r, n, o, f, b) (BOUND_IS((b) == 0), rd_tasks(r, n, o, true))
+#define DEC_TASKS(r, n, o, f, b) (BOUND_IS((b) == 0), rd_tasks(r, n, o, false))
+#define DEC_ARGS(r, n, o, f, b) (BOUND_IS((b) == 0), rd_args(r, n, o))
+#define DEC_PARALLELISM(r, n, o, f, b) (BOUND_IS((b) == 0), rd_parallelism(r, n, o))
+#define DEC_PLACEMENT(r, n, o, f, b) (BOUND_IS((b) == 0), rd_placement(r, n, o))
+
+/* One row of a table, in a function whose struct pointer is `o`; the name in errors is the C
+ * field, "task.<field>" in a task record and "task.metrics" in its metrics. */
+#define DEC_MSG_FIELD(kind, f, b, desc)                                                            \
+    if (DEC_##kind(r, #f, o, f, b) < 0)                                                            \
+        return -1;
+#define DEC_TASK_FIELD(kind, f, b, desc)                                                           \
+    if (DEC_##kind(r, "task." #f, o, f, b) < 0)                                                    \
+        return -1;
+#define DEC_METRICS_FIELD(kind, f, b, desc)                                                        \
+    if (DEC_##kind(r, "task.metrics", o, f, b) < 0)                                                \
+        return -1;
+
+static int rd_metrics(rd_t *r, weir_task_metrics_t *o) {
+    if (rd_expect_array(r, "task.metrics", N_METRICS) < 0)
+        return -1;
+    WEIR_PROTO_FIELDS_METRICS(DEC_METRICS_FIELD)
+    return 0;
+}
+
+static int rd_task(rd_t *r, weir_msg_task_state_t *o) {
+    if (rd_expect_array(r, "task", N_TASK_FIELDS) < 0)
+        return -1;
+    WEIR_PROTO_FIELDS_TASK(DEC_TASK_FIELD)
+    return 0;
+}
+
+/* TASK (TASK_STATE: the record itself) or TASKS (HEARTBEAT: an array of records). */
+static int rd_tasks(rd_t *r, const char *field, weir_msg_t *m, bool exactly_one) {
+    uint32_t n = 1;
+    if (!exactly_one && rd_array(r, field, &n) < 0)
+        return -1;
+    m->tasks = calloc(n ? n : 1, sizeof *m->tasks);
+    if (!m->tasks)
+        return rd_fail(r, field, "out of memory");
     for (uint32_t i = 0; i < n; i++) {
-        msg->n_tasks = i + 1; /* so that clear frees what was decoded */
-        if (rd_task(r, &msg->tasks[i]) < 0)
+        m->n_tasks = i + 1; /* so that clear frees what was decoded */
+        if (rd_task(r, &m->tasks[i]) < 0)
             return -1;
     }
-    msg->n_tasks = n;
+    m->n_tasks = n;
     return 0;
 }
 
-static int rd_deploy(rd_t *r, weir_msg_t *m) {
+static int rd_args(rd_t *r, const char *field, weir_msg_t *m) {
     uint32_t n;
-    if (rd_fixstr(r, "job_id", m->job_id, sizeof m->job_id) < 0 ||
-        rd_u32(r, "attempt", &m->attempt) < 0 || rd_str(r, "job_name", &m->job_name) < 0 ||
-        rd_fixstr(r, "plugin_sha256", m->plugin_sha256, sizeof m->plugin_sha256) < 0 ||
-        rd_str(r, "graph_json", &m->graph_json) < 0 || rd_array(r, "args", &n) < 0)
+    if (rd_array(r, field, &n) < 0)
         return -1;
     m->args = calloc(n ? n : 1, sizeof *m->args);
     if (!m->args)
-        return rd_fail(r, "args", "out of memory");
+        return rd_fail(r, field, "out of memory");
     m->n_args = n;
     for (uint32_t i = 0; i < n; i++)
-        if (rd_str(r, "args", &m->args[i]) < 0)
+        if (rd_str(r, field, &m->args[i]) < 0)
             return -1;
-    if (rd_u32(r, "vertex", &m->vertex) < 0 || rd_u32(r, "subtask", &m->subtask) < 0 ||
-        rd_array(r, "vertex_parallelism", &n) < 0)
+    return 0;
+}
+
+/* Also allocates the rows of the placement, which follows with one row per vertex. */
+static int rd_parallelism(rd_t *r, const char *field, weir_msg_t *m) {
+    uint32_t n;
+    if (rd_array(r, field, &n) < 0)
         return -1;
     m->vertex_parallelism = calloc(n ? n : 1, sizeof *m->vertex_parallelism);
     m->placement = calloc(n ? n : 1, sizeof *m->placement);
     if (!m->vertex_parallelism || !m->placement)
-        return rd_fail(r, "vertex_parallelism", "out of memory");
+        return rd_fail(r, field, "out of memory");
     m->n_vertices = n;
     for (uint32_t v = 0; v < n; v++)
-        if (rd_u32(r, "vertex_parallelism", &m->vertex_parallelism[v]) < 0)
+        if (rd_u32(r, field, UINT32_MAX, &m->vertex_parallelism[v]) < 0)
             return -1;
-    if (rd_expect_array(r, "placement", n) < 0)
+    return 0;
+}
+
+/* Row v holds vertex_parallelism[v] addresses; the vertex and subtask of the DEPLOY (decoded
+ * before it) must name one of them. */
+static int rd_placement(rd_t *r, const char *field, weir_msg_t *m) {
+    if (rd_expect_array(r, field, m->n_vertices) < 0)
         return -1;
-    for (uint32_t v = 0; v < n; v++) {
+    for (uint32_t v = 0; v < m->n_vertices; v++) {
         uint32_t p = m->vertex_parallelism[v];
-        if (rd_expect_array(r, "placement", p) < 0)
+        if (rd_expect_array(r, field, p) < 0)
             return -1;
         m->placement[v] = calloc(p ? p : 1, sizeof *m->placement[v]);
         if (!m->placement[v])
-            return rd_fail(r, "placement", "out of memory");
+            return rd_fail(r, field, "out of memory");
         for (uint32_t s = 0; s < p; s++)
-            if (rd_str(r, "placement", &m->placement[v][s]) < 0)
+            if (rd_str(r, field, &m->placement[v][s]) < 0)
                 return -1;
     }
     if (m->vertex >= m->n_vertices || m->subtask >= m->vertex_parallelism[m->vertex])
         return rd_fail(r, "vertex/subtask", "outside the placement");
-    uint32_t mode;
-    if (rd_u32(r, "checkpoint_mode", &mode) < 0)
-        return -1;
-    if (mode > WEIR_CHECKPOINT_AT_LEAST_ONCE)
-        return rd_fail(r, "checkpoint_mode", "unknown mode");
-    m->checkpoint_mode = (weir_checkpoint_mode_t)mode;
-    if (rd_str(r, "checkpoint_dir", &m->checkpoint_dir) < 0 ||
-        rd_u64(r, "restore_checkpoint_id", UINT64_MAX, &m->restore_checkpoint_id) < 0 ||
-        rd_opt_bin(r, "restore_op_state", &m->restore_op_state, &m->restore_op_state_len) < 0 ||
-        rd_str(r, "restore_keyed_handle", &m->restore_keyed_handle) < 0)
-        return -1;
+    return 0;
+}
+
+/* The fields of message @p o (its type set), after [type, version]. */
+static int rd_fields(rd_t *r, weir_msg_t *o) {
+    switch (o->type) {
+#define DEC_MSG(name, number, direction, when)                                                     \
+    case WEIR_MSG_##name:                                                                          \
+        WEIR_PROTO_FIELDS_##name(DEC_MSG_FIELD) break;
+        WEIR_PROTO_MESSAGES(DEC_MSG)
+#undef DEC_MSG
+    }
     return 0;
 }
 
@@ -669,14 +639,14 @@ int weir_msg_decode(const uint8_t *data, size_t len, weir_msg_t *msg, char *errs
         rd_fail(&r, "message", "expected [type, version, ...]");
         goto fail;
     }
-    if (rd_u32(&r, "type", &type) < 0)
+    if (rd_u32(&r, "type", UINT32_MAX, &type) < 0)
         goto fail;
-    r.type = msg_type_name((int)type);
+    r.type = msg_type_name(type);
     if (!r.type) {
         weir_fmt(errstr, errlen, "unknown control message type %u", type);
         goto fail;
     }
-    if (rd_u32(&r, "version", &version) < 0)
+    if (rd_u32(&r, "version", UINT32_MAX, &version) < 0)
         goto fail;
     if (version != WEIR_PROTO_VERSION) {
         weir_fmt(errstr, errlen,
@@ -684,109 +654,15 @@ int weir_msg_decode(const uint8_t *data, size_t len, weir_msg_t *msg, char *errs
                  version, WEIR_PROTO_VERSION);
         goto fail;
     }
-    if (n != 2 + N_FIELDS[type]) {
+    if (n != 2 + MSGS[type].n_fields) {
         char what[64];
-        weir_fmt(what, sizeof what, "expected %u fields, got %u", N_FIELDS[type], n - 2);
+        weir_fmt(what, sizeof what, "expected %u fields, got %u", MSGS[type].n_fields, n - 2);
         rd_fail(&r, "message", what);
         goto fail;
     }
     msg->type = (weir_msg_type_t)type;
-    switch (msg->type) {
-    case WEIR_MSG_REGISTER:
-        if (rd_str(&r, "tm_id", &msg->tm_id) < 0 ||
-            rd_str(&r, "data_address", &msg->data_address) < 0 ||
-            rd_str(&r, "host", &msg->host) < 0 || rd_u32(&r, "slots", &msg->slots) < 0 ||
-            rd_i64(&r, "pid", &msg->pid) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_REGISTERED:
-        if (rd_i64(&r, "heartbeat_interval_ms", &msg->heartbeat_interval_ms) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_HEARTBEAT:
-        if (rd_str(&r, "tm_id", &msg->tm_id) < 0 || rd_array(&r, "tasks", &n) < 0 ||
-            rd_tasks(&r, msg, n) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_HEARTBEAT_ACK:
-    case WEIR_MSG_UNKNOWN:
-        break;
-    case WEIR_MSG_DEPLOY:
-        if (rd_deploy(&r, msg) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_CANCEL:
-        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
-            rd_u32(&r, "attempt", &msg->attempt) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_TASK_STATE:
-        if (rd_tasks(&r, msg, 1) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_BLOB_REQUEST:
-        if (rd_fixstr(&r, "blob_sha256", msg->blob_sha256, sizeof msg->blob_sha256) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_BLOB: {
-        if (rd_fixstr(&r, "blob_sha256", msg->blob_sha256, sizeof msg->blob_sha256) < 0)
-            goto fail;
-        if (!rd_nil(&r)) {
-            const uint8_t *d;
-            size_t bl;
-            if (rd_bytes(&r, "blob", true, &d, &bl) < 0)
-                goto fail;
-            msg->blob = malloc(bl ? bl : 1);
-            if (!msg->blob) {
-                rd_fail(&r, "blob", "out of memory");
-                goto fail;
-            }
-            memcpy(msg->blob, d, bl);
-            msg->blob_len = bl;
-        }
-        if (rd_str(&r, "error", &msg->error) < 0)
-            goto fail;
-        break;
-    }
-    case WEIR_MSG_TRIGGER_CHECKPOINT:
-        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
-            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
-            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
-            rd_i64(&r, "checkpoint_timestamp", &msg->checkpoint_timestamp) < 0 ||
-            rd_u32(&r, "vertex", &msg->vertex) < 0 || rd_u32(&r, "subtask", &msg->subtask) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_ACK_CHECKPOINT:
-        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
-            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
-            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
-            rd_u32(&r, "vertex", &msg->vertex) < 0 || rd_u32(&r, "subtask", &msg->subtask) < 0 ||
-            rd_bool(&r, "final", &msg->final) < 0 ||
-            rd_opt_bin(&r, "op_state", &msg->op_state, &msg->op_state_len) < 0 ||
-            rd_str(&r, "keyed_handle", &msg->keyed_handle) < 0 ||
-            rd_u64(&r, "state_size", UINT64_MAX, &msg->state_size) < 0 ||
-            rd_u64(&r, "uploaded_size", UINT64_MAX, &msg->uploaded_size) < 0 ||
-            rd_u64(&r, "alignment_ns", UINT64_MAX, &msg->alignment_ns) < 0 ||
-            rd_u64(&r, "sync_ns", UINT64_MAX, &msg->sync_ns) < 0 ||
-            rd_u64(&r, "async_ns", UINT64_MAX, &msg->async_ns) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_DECLINE_CHECKPOINT:
-        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
-            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
-            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
-            rd_u32(&r, "vertex", &msg->vertex) < 0 || rd_u32(&r, "subtask", &msg->subtask) < 0 ||
-            rd_str(&r, "error", &msg->error) < 0)
-            goto fail;
-        break;
-    case WEIR_MSG_NOTIFY_CHECKPOINT:
-        if (rd_fixstr(&r, "job_id", msg->job_id, sizeof msg->job_id) < 0 ||
-            rd_u32(&r, "attempt", &msg->attempt) < 0 ||
-            rd_u64(&r, "checkpoint_id", UINT64_MAX, &msg->checkpoint_id) < 0 ||
-            rd_bool(&r, "final", &msg->final) < 0)
-            goto fail;
-        break;
-    }
+    if (rd_fields(&r, msg) < 0)
+        goto fail;
     if (r.p != r.end) {
         rd_fail(&r, "message", "trailing bytes");
         goto fail;

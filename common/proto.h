@@ -1,22 +1,14 @@
 /* The control-plane protocol between the job manager and task managers: msgpack messages over
  * ZeroMQ (task manager DEALER with identity = its id -> job manager ROUTER). Each message is one
- * ZeroMQ frame holding one msgpack array: [type, version, fields...]. The field order of each type
- * is fixed by the encoder and decoder in proto.c (one place). Unknown types or a wrong version are
- * a protocol error naming the type.
+ * ZeroMQ frame holding one msgpack array [type, version, field...]. The tables below ARE the wire
+ * format: WEIR_PROTO_MESSAGES lists the types, WEIR_PROTO_FIELDS_<TYPE> the fields of each type in
+ * wire order; proto.c expands them into the encoder and the decoder, so they cannot drift apart.
+ * A message of an unknown type, another version, another field count, a field of another msgpack
+ * type or beyond its bound, or with trailing bytes is a protocol error naming the type and field.
  *
- * Flow:
- *   TM -> JM  REGISTER      on start and whenever the JM answers UNKNOWN
- *   JM -> TM  REGISTERED
- *   TM -> JM  HEARTBEAT     every heartbeat.interval, with the metrics of its running tasks
- *   JM -> TM  HEARTBEAT_ACK (or UNKNOWN when the JM does not know this TM: register again)
- *   JM -> TM  DEPLOY        one subtask; TM answers TASK_STATE RUNNING / FAILED
- *   TM -> JM  BLOB_REQUEST  when the plugin blob is not cached; JM -> TM BLOB
- *   JM -> TM  CANCEL        every subtask of (job, attempt) on that TM
- *   TM -> JM  TASK_STATE    on every subtask state change (with final metrics)
- *   JM -> TM  TRIGGER_CHECKPOINT  one source subtask: record position, emit barrier n
- *   TM -> JM  ACK_CHECKPOINT      one subtask's snapshot of n (or its final snapshot)
- *   TM -> JM  DECLINE_CHECKPOINT  one subtask could not snapshot n
- *   JM -> TM  NOTIFY_CHECKPOINT   checkpoint n of (job, attempt) is complete: commit
+ * Owns the message types, the format tables and the codec API (no state). Invariant: the tables
+ * are the only description of the wire format (proto.c has none of its own; test_proto holds the
+ * golden bytes of every type). Threading: the codec is stateless, any thread.
  */
 #ifndef WEIR_COMMON_PROTO_H
 #define WEIR_COMMON_PROTO_H
@@ -27,24 +19,164 @@
 
 #define WEIR_PROTO_VERSION 1
 
+// clang-format off
+/* Field kinds. MSGPACK TYPE: "int" is any msgpack integer format on decode, checked against the
+ * range (the encoder writes the smallest format). BOUND is a column of every field table, enforced
+ * by the decoder; a kind without a bound takes 0 (anything else does not compile).
+ *   KIND             MSGPACK TYPE                 C FIELD                          BOUND
+ *   U32              int 0..BOUND                 uint32_t                         largest value
+ *   U64              int 0..BOUND                 uint64_t                         largest value
+ *   I64              int INT64_MIN..BOUND         int64_t                          largest value
+ *   BOOL             true | false                 bool                             0
+ *   STR              str | nil                    char *, nil = NULL               0
+ *   FIXSTR           str | nil                    char[BOUND + 1], nil = ""        most bytes
+ *   BIN              bin | nil                    uint8_t *<f>, size_t <f>_len     0
+ *   TASK_STATE       int 0..BOUND                 weir_task_state_t                largest value
+ *   CHECKPOINT_MODE  int 0..BOUND                 weir_checkpoint_mode_t           largest value
+ *   METRICS          array [FIELDS_METRICS]       weir_task_metrics_t              0
+ *   TASK             array [FIELDS_TASK]          tasks[0], n_tasks == 1           0
+ *   TASKS            array of TASK                tasks[n_tasks]                   0
+ *   ARGS             array of STR                 args[n_args]                     0
+ *   PARALLELISM      array of U32                 vertex_parallelism[n_vertices]   0
+ *   PLACEMENT        array [n_vertices] of        placement[v][s]                  0
+ *                      array [vertex_parallelism[v]] of STR
+ * Strings and binaries are bounded by the message only: every str/bin length and array count is
+ * checked against the bytes left before anything is allocated. Strings must not contain NUL. */
+
+/* Message types: M(NAME, TYPE NUMBER, DIRECTION, WHEN). WEIR_MSG_<NAME> = TYPE NUMBER. */
+#define WEIR_PROTO_MESSAGES(M)                                                                     \
+    M(REGISTER,            1, "TM -> JM", "on start and whenever the JM answers UNKNOWN")          \
+    M(REGISTERED,          2, "JM -> TM", "answers REGISTER")                                      \
+    M(HEARTBEAT,           3, "TM -> JM", "every heartbeat.interval, with its running tasks")      \
+    M(HEARTBEAT_ACK,       4, "JM -> TM", "answers HEARTBEAT")                                     \
+    M(UNKNOWN,             5, "JM -> TM", "answers HEARTBEAT of an unknown TM: register again")    \
+    M(DEPLOY,              6, "JM -> TM", "one subtask; TM answers TASK_STATE RUNNING / FAILED")   \
+    M(CANCEL,              7, "JM -> TM", "every subtask of (job, attempt) on that TM")            \
+    M(TASK_STATE,          8, "TM -> JM", "on every subtask state change (with final metrics)")    \
+    M(BLOB_REQUEST,        9, "TM -> JM", "the plugin blob of a DEPLOY is not cached")             \
+    M(BLOB,               10, "JM -> TM", "answers BLOB_REQUEST")                                  \
+    M(TRIGGER_CHECKPOINT, 11, "JM -> TM", "one source subtask: record position, emit barrier n")   \
+    M(ACK_CHECKPOINT,     12, "TM -> JM", "one subtask's snapshot of n (or its final snapshot)")   \
+    M(DECLINE_CHECKPOINT, 13, "TM -> JM", "one subtask could not snapshot n")                      \
+    M(NOTIFY_CHECKPOINT,  14, "JM -> TM", "checkpoint n of (job, attempt) is complete: commit")
+
+/* The fields of each type, after [type, version], in wire order: F(KIND, C FIELD of weir_msg_t,
+ * BOUND, DESCRIPTION). The error text of a bad field names its C field. */
+#define WEIR_PROTO_FIELDS_REGISTER(F)                                                              \
+    F(STR,    tm_id,        0,          "task manager id (its ZeroMQ identity)")                   \
+    F(STR,    data_address, 0,          "data-plane endpoint of the TM, tcp://host:port")          \
+    F(STR,    host,         0,          "host the TM runs on")                                     \
+    F(U32,    slots,        UINT32_MAX, "task slots")                                              \
+    F(I64,    pid,          INT64_MAX,  "process id")
+
+#define WEIR_PROTO_FIELDS_REGISTERED(F)                                                            \
+    F(I64,    heartbeat_interval_ms, INT64_MAX, "heartbeat interval the TM must keep")
+
+#define WEIR_PROTO_FIELDS_HEARTBEAT(F)                                                             \
+    F(STR,    tm_id,        0,          "task manager id")                                         \
+    F(TASKS,  tasks,        0,          "every running subtask with its metrics")
+
+#define WEIR_PROTO_FIELDS_HEARTBEAT_ACK(F)
+#define WEIR_PROTO_FIELDS_UNKNOWN(F)
+
+#define WEIR_PROTO_FIELDS_DEPLOY(F)                                                                \
+    F(FIXSTR, job_id,        32,         "job id (32 hex digits)")                                 \
+    F(U32,    attempt,       UINT32_MAX, "attempt of the job")                                     \
+    F(STR,    job_name,      0,          "job name")                                               \
+    F(FIXSTR, plugin_sha256, 64,         "SHA-256 (hex) of the plugin blob: BLOB_REQUEST it")      \
+    F(STR,    graph_json,    0,          "the job graph (JSON)")                                   \
+    F(ARGS,   args,          0,          "the job's arguments")                                    \
+    F(U32,    vertex,        UINT32_MAX, "the subtask to run: its vertex ...")                     \
+    F(U32,    subtask,       UINT32_MAX, "... and its index in the vertex")                        \
+    F(PARALLELISM, vertex_parallelism, 0, "parallelism of every vertex of the graph")              \
+    F(PLACEMENT, placement,  0,          "[v][s]: data address of subtask s of vertex v; vertex "  \
+                                         "and subtask above must lie inside it")                   \
+    F(CHECKPOINT_MODE, checkpoint_mode, WEIR_CHECKPOINT_AT_LEAST_ONCE, "checkpointing mode")       \
+    F(STR,    checkpoint_dir, 0,         "<state.checkpoints.dir>/<job id>; nil: no checkpoints")  \
+    F(U64,    restore_checkpoint_id, UINT64_MAX, "0: fresh start; else restore that checkpoint")   \
+    F(BIN,    restore_op_state, 0,       "restore: opaque operator state from the subtask's ACK")  \
+    F(STR,    restore_keyed_handle, 0,   "restore: keyed-state handle (JSON) from its ACK")
+
+#define WEIR_PROTO_FIELDS_CANCEL(F)                                                                \
+    F(FIXSTR, job_id,       32,         "job id")                                                  \
+    F(U32,    attempt,      UINT32_MAX, "attempt to cancel")
+
+#define WEIR_PROTO_FIELDS_TASK_STATE(F)                                                            \
+    F(TASK,   tasks,        0,          "the subtask (exactly one) with its state and metrics")
+
+#define WEIR_PROTO_FIELDS_BLOB_REQUEST(F)                                                          \
+    F(FIXSTR, blob_sha256,  64,         "SHA-256 (hex) of the wanted blob")
+
+#define WEIR_PROTO_FIELDS_BLOB(F)                                                                  \
+    F(FIXSTR, blob_sha256,  64,         "SHA-256 (hex) of the blob")                               \
+    F(BIN,    blob,         0,          "its bytes; nil when missing")                             \
+    F(STR,    error,        0,          "why it is missing; nil when found")
+
+#define WEIR_PROTO_FIELDS_TRIGGER_CHECKPOINT(F)                                                    \
+    F(FIXSTR, job_id,        32,         "job id")                                                 \
+    F(U32,    attempt,       UINT32_MAX, "attempt")                                                \
+    F(U64,    checkpoint_id, UINT64_MAX, "checkpoint n")                                           \
+    F(I64,    checkpoint_timestamp, INT64_MAX, "trigger wall time (ms)")                           \
+    F(U32,    vertex,        UINT32_MAX, "the source subtask: its vertex ...")                     \
+    F(U32,    subtask,       UINT32_MAX, "... and its index")
+
+#define WEIR_PROTO_FIELDS_ACK_CHECKPOINT(F)                                                        \
+    F(FIXSTR, job_id,        32,         "job id")                                                 \
+    F(U32,    attempt,       UINT32_MAX, "attempt")                                                \
+    F(U64,    checkpoint_id, UINT64_MAX, "checkpoint n")                                           \
+    F(U32,    vertex,        UINT32_MAX, "the subtask: its vertex ...")                            \
+    F(U32,    subtask,       UINT32_MAX, "... and its index")                                      \
+    F(BOOL,   final,         0,          "its last snapshot: it waits for the final NOTIFY")       \
+    F(BIN,    op_state,      0,          "opaque state of its operator chain; nil: none")          \
+    F(STR,    keyed_handle,  0,          "JSON naming its keyed-state files; nil: stateless")      \
+    F(U64,    state_size,    UINT64_MAX, "bytes of state the checkpoint references")               \
+    F(U64,    uploaded_size, UINT64_MAX, "bytes it wrote for this checkpoint")                     \
+    F(U64,    alignment_ns,  UINT64_MAX, "first barrier -> last barrier")                          \
+    F(U64,    sync_ns,       UINT64_MAX, "synchronous part of the snapshot")                       \
+    F(U64,    async_ns,      UINT64_MAX, "asynchronous upload")
+
+#define WEIR_PROTO_FIELDS_DECLINE_CHECKPOINT(F)                                                    \
+    F(FIXSTR, job_id,        32,         "job id")                                                 \
+    F(U32,    attempt,       UINT32_MAX, "attempt")                                                \
+    F(U64,    checkpoint_id, UINT64_MAX, "checkpoint n")                                           \
+    F(U32,    vertex,        UINT32_MAX, "the subtask: its vertex ...")                            \
+    F(U32,    subtask,       UINT32_MAX, "... and its index")                                      \
+    F(STR,    error,         0,          "why it could not snapshot")
+
+#define WEIR_PROTO_FIELDS_NOTIFY_CHECKPOINT(F)                                                     \
+    F(FIXSTR, job_id,        32,         "job id")                                                 \
+    F(U32,    attempt,       UINT32_MAX, "attempt")                                                \
+    F(U64,    checkpoint_id, UINT64_MAX, "checkpoint n, complete")                                 \
+    F(BOOL,   final,         0,          "commit everything, then finish")
+
+/* TASK: one subtask (weir_msg_task_state_t), an array of these fields; errors say "task.<field>". */
+#define WEIR_PROTO_FIELDS_TASK(F)                                                                  \
+    F(FIXSTR, job_id,       32,         "job id")                                                  \
+    F(U32,    attempt,      UINT32_MAX, "attempt")                                                 \
+    F(U32,    vertex,       UINT32_MAX, "vertex")                                                  \
+    F(U32,    subtask,      UINT32_MAX, "index in the vertex")                                     \
+    F(TASK_STATE, state,    WEIR_TASK_FAILED, "state")                                             \
+    F(STR,    message,      0,          "nil or one line (FAILED: the cause)")                     \
+    F(METRICS, metrics,     0,          "its counters")
+
+/* METRICS: weir_task_metrics_t, an array of these fields; errors say "task.metrics". */
+#define WEIR_PROTO_FIELDS_METRICS(F)                                                               \
+    F(U64,    records_in,         UINT64_MAX, "records read")                                      \
+    F(U64,    records_out,        UINT64_MAX, "records emitted")                                   \
+    F(U64,    buffers_in_remote,  UINT64_MAX, "buffers received over ZeroMQ")                     \
+    F(U64,    bytes_in_remote,    UINT64_MAX, "their bytes")                                       \
+    F(U64,    buffers_out_remote, UINT64_MAX, "buffers sent over ZeroMQ")                         \
+    F(U64,    bytes_out_remote,   UINT64_MAX, "their bytes")                                       \
+    F(U64,    buffers_out_local,  UINT64_MAX, "buffers passed to a subtask in the same TM")        \
+    F(U64,    backpressured_ns,   UINT64_MAX, "time spent waiting for credit")
+// clang-format on
+
 typedef enum weir_msg_type {
-    WEIR_MSG_REGISTER = 1,
-    WEIR_MSG_REGISTERED = 2,
-    WEIR_MSG_HEARTBEAT = 3,
-    WEIR_MSG_HEARTBEAT_ACK = 4,
-    WEIR_MSG_UNKNOWN = 5,
-    WEIR_MSG_DEPLOY = 6,
-    WEIR_MSG_CANCEL = 7,
-    WEIR_MSG_TASK_STATE = 8,
-    WEIR_MSG_BLOB_REQUEST = 9,
-    WEIR_MSG_BLOB = 10,
-    WEIR_MSG_TRIGGER_CHECKPOINT = 11,
-    WEIR_MSG_ACK_CHECKPOINT = 12,
-    WEIR_MSG_DECLINE_CHECKPOINT = 13,
-    WEIR_MSG_NOTIFY_CHECKPOINT = 14,
+#define WEIR_PROTO_TYPE_ENUM(name, number, direction, when) WEIR_MSG_##name = number,
+    WEIR_PROTO_MESSAGES(WEIR_PROTO_TYPE_ENUM)
+#undef WEIR_PROTO_TYPE_ENUM
 } weir_msg_type_t;
 
-/** Checkpointing mode of a deployed job. */
 typedef enum weir_checkpoint_mode {
     WEIR_CHECKPOINT_NONE = 0,
     WEIR_CHECKPOINT_EXACTLY_ONCE = 1,
