@@ -1,5 +1,6 @@
 /* Owns the layout of the job manager's HA store (ha.h): job records, checkpoint pointers and
- * plugin copies, all written atomically so a crash leaves either the old or the new file.
+ * plugin copies, all written atomically so a crash leaves either the old or the new file. No
+ * knowledge of the job manager (its use of the store is ha_jobs.c).
  * Invariants: job.json is rewritten whole (never appended); the pointer is written after the
  * checkpoint's _metadata is durable (the caller's order). Threading: none (stateless functions;
  * the job manager calls them on its threads, never for the same job concurrently). */
@@ -14,10 +15,12 @@
 #include <sys/stat.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
 
 #define COMP "ha"
+#define REC "HA job record"
 
 void weir_ha_blob_dir(const char *dir, char *out, size_t cap) {
     weir_fmt(out, cap, "%s/blobs", dir);
@@ -138,22 +141,27 @@ static int parse_job(const char *text, size_t len, weir_ha_job_t *out, char *err
         return WEIR_ECORRUPT;
     }
     int rc = WEIR_ECORRUPT;
-    const char *id = json_string_value(json_object_get(root, "id"));
-    const char *plugin = json_string_value(json_object_get(root, "plugin"));
-    json_t *graph = json_object_get(root, "graph");
-    json_t *args = json_object_get(root, "args");
-    json_t *par = json_object_get(root, "parallelism");
-    json_t *attempt = json_object_get(root, "attempt");
-    if (!id || strlen(id) != 32 || !plugin || strlen(plugin) != 64 || !json_is_object(graph) ||
-        !json_is_integer(attempt)) {
+    const char *id = NULL, *plugin = NULL, *name = NULL;
+    const json_t *graph = json_object_get(root, "graph");
+    const json_t *args = NULL, *par = NULL;
+    int64_t attempt = 0;
+    if (weir_json_str(root, REC, "id", true, &id, NULL, 0) != 0 || strlen(id) != 32 ||
+        weir_json_str(root, REC, "plugin", true, &plugin, NULL, 0) != 0 || strlen(plugin) != 64 ||
+        !json_is_object(graph) ||
+        weir_json_int(root, REC, "attempt", true, INT64_MIN, INT64_MAX, 0, &attempt, NULL, 0) !=
+            0) {
         weir_fmt(errstr, errlen, "missing or bad id/plugin/graph/attempt");
         goto done;
     }
     memcpy(out->id, id, 33);
     memcpy(out->plugin, plugin, 65);
-    out->attempt = (uint32_t)json_integer_value(attempt);
-    out->submit_ms = json_integer_value(json_object_get(root, "submit_time"));
-    const char *name = json_string_value(json_object_get(root, "name"));
+    out->attempt = (uint32_t)attempt;
+    /* optional members: one of the wrong type reads as absent */
+    weir_json_int(root, REC, "submit_time", false, INT64_MIN, INT64_MAX, 0, &out->submit_ms, NULL,
+                  0);
+    weir_json_str(root, REC, "name", false, &name, NULL, 0);
+    weir_json_array(root, REC, "args", false, &args, NULL, 0);
+    weir_json_array(root, REC, "parallelism", false, &par, NULL, 0);
     out->name = strdup(name ? name : "");
     out->graph_json = json_dumps(graph, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!out->name || !out->graph_json)

@@ -1,6 +1,11 @@
-/* Internal interface of the job manager (jobmanager.c + rest.c): the context, the task-manager and
- * job tables, and the lifecycle functions the REST handlers call. Everything in the tables is
- * guarded by weir_jobmanager_t.mu; functions named *_locked must be called with it held.
+/* The job manager's context: configuration, the task-manager and job tables, the queue of
+ * outgoing messages; the public entry points (weir_jobmanager_new/run/stop/destroy, used by main.c
+ * and the tests) and the few internal functions every part of the job manager uses (queue a
+ * message, wake the main loop, look up a job or a task manager instance, fail over a job, name a
+ * job state). Declarations only some files need are in jobmanager_int.h.
+ *
+ * Everything in the tables is guarded by weir_jobmanager_t.mu, the job manager's only lock;
+ * functions named *_locked must be called with it held.
  *
  * Threads: the main thread runs weir_jobmanager_run() (owns the ZeroMQ ROUTER, sends and receives
  * every control message); libmicrohttpd's internal thread runs the REST handlers, which change the
@@ -19,7 +24,7 @@
 #include "common/killpoint.h"
 #include "common/proto.h"
 #include "jobmanager/blobstore.h"
-#include "jobmanager/checkpoint.h"
+#include "jobmanager/coordinator.h"
 #include "jobmanager/restart.h"
 #include "runtime/graph/graph.h"
 
@@ -37,7 +42,8 @@ typedef enum weir_jm_job_state {
     WEIR_JOB_RESTARTING, /* failed over: tasks canceled, waiting for the delay and slots */
 } weir_jm_job_state_t;
 
-const char *weir_jm_job_state_name(weir_jm_job_state_t s);
+/** "CREATED", "RUNNING", ... as the REST API shows it. */
+const char *weir__jm_job_state_name(weir_jm_job_state_t s);
 
 /** One registered task manager instance. */
 typedef struct weir_jm_tm {
@@ -129,8 +135,9 @@ typedef struct weir_jobmanager {
     atomic_bool stop;
 } weir_jobmanager_t;
 
-/** Creates the job manager from @p cfg: opens the blob store, binds the RPC socket and starts
- * the REST server. @returns NULL with a one-line message in errstr on failure. */
+/** Creates the job manager from @p cfg: opens the blob store, recovers the jobs of the HA store,
+ * binds the RPC socket and starts the REST server. @returns NULL with a one-line message in errstr
+ * on failure. */
 weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, size_t errlen);
 /** Runs the main loop on the calling thread until weir_jobmanager_stop() or until @p stop_fd
  * (-1: none; e.g. a signalfd) becomes readable. @returns 0 or a negative error. */
@@ -140,50 +147,18 @@ void weir_jobmanager_stop(weir_jobmanager_t *jm);
 /** Stops the REST server, closes sockets, frees everything. Accepts NULL. */
 void weir_jobmanager_destroy(weir_jobmanager_t **jm);
 
+/* ---- used by most files of the job manager ----------------------------------------------------
+ */
+
 /** Wakes the main loop (REST side, after queuing work). Thread-safe. */
-void weir_jm_wake(weir_jobmanager_t *jm);
-
-/** Builds a CREATED job from a POST /jobs body (validated: plugin known, args, graph).
- * @returns NULL with a one-line message (for a 400) in errstr. Call with the mutex NOT held. */
-weir_jm_job_t *weir_jm_job_from_request(weir_jobmanager_t *jm, const json_t *req, char *errstr,
-                                        size_t errlen);
-void weir_jm_job_free(weir_jm_job_t *job);
-/** Adds a job to the table (takes ownership). @returns 0 or WEIR_ENOMEM. */
-int weir_jm_add_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
-weir_jm_job_t *weir_jm_find_job_locked(weir_jobmanager_t *jm, const char *id);
-/** The task manager instance with registration number @p seq, or NULL when gone. */
-weir_jm_tm_t *weir_jm_find_tm_seq_locked(weir_jobmanager_t *jm, uint64_t seq);
-/** Cancels a job. @returns 0 (now CANCELING or CANCELED) or WEIR_EINVAL when it already ended
- * (message for a 409 in errstr). */
-int weir_jm_cancel_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
-                              size_t errlen);
-
+void weir__jm_wake(weir_jobmanager_t *jm);
 /** Queues @p msg for @p tm (sent by the main thread). */
-void weir_jm_send_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, const weir_msg_t *msg);
+void weir__jm_send_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, const weir_msg_t *msg);
+weir_jm_job_t *weir__jm_find_job_locked(weir_jobmanager_t *jm, const char *id);
+/** The task manager instance with registration number @p seq, or NULL when gone. */
+weir_jm_tm_t *weir__jm_find_tm_seq_locked(weir_jobmanager_t *jm, uint64_t seq);
 /** A failure of a RUNNING job: RESTARTING (tasks canceled, in-flight checkpoint aborted) when the
  * restart strategy allows it, FAILED with @p msg otherwise. */
-void weir_jm_failover_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *msg);
-/** Saves the HA entry of a new job (job.json + plugin copy). No-op without HA. Call with the mutex
- * NOT held, before the job is added. @returns 0 or a negative error with errstr. */
-int weir_jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr, size_t errlen);
-
-/* checkpoint.c: the coordinator inside the job manager (main thread, mutex held) */
-/** Periodic work of one job: expiry of the in-flight checkpoint, trigger when due. */
-void weir_jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns);
-/** An ACK_CHECKPOINT from @p tm (takes m->op_state and m->keyed_handle). */
-void weir_jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_msg_t *m);
-/** A DECLINE_CHECKPOINT from @p tm. */
-void weir_jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m);
-/** Aborts the in-flight checkpoint of a job that stops or restarts (removes its directory). */
-void weir_jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why);
-/** Finds the checkpoint the next attempt of @p job restores: *meta->id == 0 = fresh start.
- * @returns 0, or a negative error with a one-line message (the job must fail). */
-int weir_jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
-                                char *errstr, size_t errlen);
-
-/* rest.c */
-/** Starts libmicrohttpd on rest_bind:rest_port (updates rest_port when it was 0). */
-int weir_jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen);
-void weir_jm_rest_stop(weir_jobmanager_t *jm);
+void weir__jm_failover_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *msg);
 
 #endif

@@ -14,7 +14,7 @@
 #include "common/killpoint.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "jobmanager/checkpoint.h"
+#include "jobmanager/coordinator.h"
 #include "jobmanager/jobmanager.h"
 #include "jobmanager/restart.h"
 

@@ -1,11 +1,16 @@
 /* Owns the job manager's REST API (docs/architecture.md, "REST API"): libmicrohttpd with its
- * internal polling thread, jansson for every body. Request bodies are accumulated across upload
- * callbacks into a per-connection buffer capped at WEIR_BLOB_MAX_BYTES (beyond it the rest is
- * discarded and the answer is 413).
+ * internal polling thread, jansson for every body, the routes, the parsing of POST /jobs bodies
+ * and the JSON views of jobs, checkpoints and task managers.
+ *
+ * Invariants: request bodies are accumulated across upload callbacks into a per-connection buffer
+ * capped at WEIR_BLOB_MAX_BYTES (beyond it the rest is discarded and the answer is 413); a job is
+ * in the table only after its HA entry was written; every answer is a JSON object (errors:
+ * {"error": one line}).
  *
  * Threading: every handler runs on libmicrohttpd's single internal thread. Handlers read and
- * change the job and task-manager tables only with jm->mu held; work for the main thread
- * (deployment, CANCEL messages) is queued under the mutex and the main thread is woken. */
+ * change the job and task-manager tables only with jm->mu held, and parse bodies and write files
+ * (blob store, HA entry of a new job) without it; work for the main thread (deployment, CANCEL
+ * messages) is queued under the mutex and the main thread is woken. */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -18,7 +23,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "jobmanager/jobmanager.h"
+#include "common/json.h"
+#include "jobmanager/jobmanager_int.h"
 
 #define COMP "jobmanager"
 
@@ -66,7 +72,7 @@ static json_t *str_or_null(const char *s) {
 /* Called with jm->mu held. */
 static json_t *job_summary(const weir_jm_job_t *job) {
     return json_pack("{s:s,s:s,s:s,s:I,s:I}", "id", job->id, "name", job->name, "state",
-                     weir_jm_job_state_name(job->state), "start_time", (json_int_t)job->start_ms,
+                     weir__jm_job_state_name(job->state), "start_time", (json_int_t)job->start_ms,
                      "end_time", (json_int_t)job->end_ms);
 }
 
@@ -101,7 +107,7 @@ static json_t *job_detail(const weir_jm_job_t *job) {
                                         metrics_json(&total), "subtasks", subtasks));
     }
     return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:i,s:i,s:O,s:o}", "id", job->id, "name",
-                     job->name, "state", weir_jm_job_state_name(job->state), "message",
+                     job->name, "state", weir__jm_job_state_name(job->state), "message",
                      str_or_null(job->message), "plugin", job->plugin, "start_time",
                      (json_int_t)job->start_ms, "end_time", (json_int_t)job->end_ms, "restarts",
                      (int)job->restart.restarts, "attempt", (int)job->attempt, "graph", job->graph,
@@ -167,6 +173,56 @@ static enum MHD_Result post_blob(weir_jobmanager_t *jm, struct MHD_Connection *c
     return reply(c, MHD_HTTP_OK, json_pack("{s:s}", "sha256", sha));
 }
 
+/* Parses a POST /jobs body {"plugin", "args"?, "parallelism"?, "graph"} into a CREATED job: the
+ * body's shape is checked here, in this order, the plugin blob and the graph by jobs.c. @returns
+ * NULL with a one-line message (for a 400) in errstr. Called without jm->mu. */
+static weir_jm_job_t *job_from_request(weir_jobmanager_t *jm, const json_t *req, char *errstr,
+                                       size_t errlen) {
+    if (!json_is_object(req)) {
+        weir_fmt(errstr, errlen, "request body must be a JSON object with plugin, args, graph");
+        return NULL;
+    }
+    const char *sha = NULL; /* stays NULL when missing or not a string: refused by the check */
+    weir_json_str(req, "request body", "plugin", true, &sha, NULL, 0);
+    if (weir__jm_job_check_plugin(jm, sha, errstr, errlen) != 0)
+        return NULL;
+    /* "args": null is refused (not read as absent), hence no optional reader here */
+    const json_t *args = json_object_get(req, "args");
+    if (args && !json_is_array(args)) {
+        weir_fmt(errstr, errlen, "\"args\" must be an array of strings");
+        return NULL;
+    }
+    int64_t parallelism;
+    if (weir_json_int(req, "request body", "parallelism", false, 1, INT64_MAX, 1, &parallelism,
+                      NULL, 0) != 0) {
+        weir_fmt(errstr, errlen, "\"parallelism\" must be an integer >= 1");
+        return NULL;
+    }
+    const json_t *graph = json_object_get(req, "graph");
+    if (!json_is_object(graph)) {
+        weir_fmt(errstr, errlen, "\"graph\" must be the job graph object (see `weir info`)");
+        return NULL;
+    }
+    size_t n_args = json_array_size(args);
+    const char **argv = calloc(n_args ? n_args : 1, sizeof *argv);
+    if (!argv) {
+        weir_fmt(errstr, errlen, "job manager out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n_args; i++) {
+        argv[i] = json_string_value(json_array_get(args, i));
+        if (!argv[i]) {
+            weir_fmt(errstr, errlen, "\"args\" must be an array of strings (element %zu is not)",
+                     i);
+            free(argv);
+            return NULL;
+        }
+    }
+    weir_jm_job_t *job = weir__jm_job_new(jm, sha, argv, (uint32_t)n_args, graph, errstr, errlen);
+    free(argv);
+    return job;
+}
+
 static enum MHD_Result post_job(weir_jobmanager_t *jm, struct MHD_Connection *c, rest_req_t *r) {
     if (r->too_large)
         return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
@@ -177,28 +233,28 @@ static enum MHD_Result post_job(weir_jobmanager_t *jm, struct MHD_Connection *c,
         weir_fmt(msg, sizeof msg, "request body is not JSON: %s", jerr.text);
         return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
-    weir_jm_job_t *job = weir_jm_job_from_request(jm, req, msg, sizeof msg);
+    weir_jm_job_t *job = job_from_request(jm, req, msg, sizeof msg);
     json_decref(req);
     if (!job)
         return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
-    if (weir_jm_ha_save_new_job(jm, job, msg, sizeof msg) != 0) {
+    if (weir__jm_ha_save_new_job(jm, job, msg, sizeof msg) != 0) {
         WEIR_ERROR(COMP, "%s", msg);
-        weir_jm_job_free(job);
+        weir__jm_job_free(job);
         return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, msg);
     }
     char id[33];
     memcpy(id, job->id, sizeof id);
     pthread_mutex_lock(&jm->mu);
-    int rc = weir_jm_add_job_locked(jm, job);
+    int rc = weir__jm_add_job_locked(jm, job);
     if (rc == 0)
         WEIR_INFO(COMP, "job %s (%s) submitted: %u vertices, needs %u slots", job->id, job->name,
                   job->n_vertices, job->slots_needed);
     pthread_mutex_unlock(&jm->mu);
     if (rc != 0) {
-        weir_jm_job_free(job);
+        weir__jm_job_free(job);
         return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "job manager out of memory");
     }
-    weir_jm_wake(jm);
+    weir__jm_wake(jm);
     return reply(c, MHD_HTTP_OK, json_pack("{s:s}", "jobid", id));
 }
 
@@ -214,7 +270,7 @@ static enum MHD_Result list_jobs(weir_jobmanager_t *jm, struct MHD_Connection *c
 static enum MHD_Result get_job(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *id,
                                bool checkpoints) {
     pthread_mutex_lock(&jm->mu);
-    weir_jm_job_t *job = weir_jm_find_job_locked(jm, id);
+    weir_jm_job_t *job = weir__jm_find_job_locked(jm, id);
     json_t *body = job ? (checkpoints ? job_checkpoints(job) : job_detail(job)) : NULL;
     pthread_mutex_unlock(&jm->mu);
     if (!job) {
@@ -228,12 +284,12 @@ static enum MHD_Result get_job(weir_jobmanager_t *jm, struct MHD_Connection *c, 
 static enum MHD_Result cancel_job(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *id) {
     char msg[256];
     pthread_mutex_lock(&jm->mu);
-    weir_jm_job_t *job = weir_jm_find_job_locked(jm, id);
+    weir_jm_job_t *job = weir__jm_find_job_locked(jm, id);
     int rc = WEIR_ENOTFOUND;
     const char *state = NULL;
     if (job) {
-        rc = weir_jm_cancel_job_locked(jm, job, msg, sizeof msg);
-        state = weir_jm_job_state_name(job->state);
+        rc = weir__jm_cancel_job_locked(jm, job, msg, sizeof msg);
+        state = weir__jm_job_state_name(job->state);
     }
     pthread_mutex_unlock(&jm->mu);
     if (rc == WEIR_ENOTFOUND) {
@@ -353,7 +409,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-int weir_jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
+int weir__jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -386,7 +442,7 @@ int weir_jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
     return 0;
 }
 
-void weir_jm_rest_stop(weir_jobmanager_t *jm) {
+void weir__jm_rest_stop(weir_jobmanager_t *jm) {
     if (jm->mhd) {
         MHD_stop_daemon(jm->mhd);
         jm->mhd = NULL;

@@ -18,7 +18,8 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/util.h"
-#include "jobmanager/checkpoint.h"
+#include "jobmanager/ckpt_store.h"
+#include "jobmanager/coordinator.h"
 
 static const char *JOB = "0123456789abcdef0123456789abcdef";
 

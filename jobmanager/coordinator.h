@@ -1,17 +1,17 @@
-/* The job manager's checkpoint coordinator (docs/checkpointing.md, steps 1, 5 and 7, and the
- * final checkpoint): configuration, the _metadata file format, finding the latest restorable
- * checkpoint, retention + garbage collection of <ckdir>, and the per-job coordinator state as
- * pure functions (no sockets; the job manager's glue in checkpoint.c sends the messages).
+/* The checkpoint coordinator of the job manager as pure functions (docs/checkpointing.md, steps
+ * 1, 5 and 7, and the final checkpoint): the checkpointing configuration, and per job the
+ * in-flight checkpoint and its acks, the final snapshots, the decisions (due, ready, expired,
+ * failed beyond tolerance), the counters and the history served by GET /jobs/{id}/checkpoints.
+ * No sockets, no files, no clocks of its own: the caller hands it times and messages and acts on
+ * its answers (checkpointing.c sends TRIGGER/NOTIFY and writes the metadata via ckpt_store.h).
  *
- * <ckdir> = <state.checkpoints.dir>/<job id>. A checkpoint exists iff <ckdir>/chk-<n>/_metadata
- * exists and verifies: JSON {"version":1,"job","checkpoint","trigger_time","complete_time",
- * "final","tasks":[{"vertex","subtask","op_state":base64|null,"keyed":handle|null,
- * "state_size"}]} then a final line "sha256 <64 hex>" over every byte before that line.
+ * Invariants: at most one checkpoint in flight (pending_id != 0); ids handed out grow; an ack
+ * counts only for the in-flight id (a final ack for the in-flight and every later checkpoint);
+ * the history keeps the last WEIR_CKPT_HISTORY entries, oldest first.
  *
- * Threading: the pure functions are not thread-safe per object; the job manager calls them with
- * its mutex held. */
-#ifndef WEIR_JOBMANAGER_CHECKPOINT_H
-#define WEIR_JOBMANAGER_CHECKPOINT_H
+ * Threading: not thread-safe per object; the job manager calls it with its mutex held. */
+#ifndef WEIR_JOBMANAGER_COORDINATOR_H
+#define WEIR_JOBMANAGER_COORDINATOR_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,8 +19,9 @@
 
 #include "common/config.h"
 #include "common/proto.h"
+#include "jobmanager/ckpt_store.h"
 
-#define WEIR_CKPT_HISTORY 50
+/* ---- configuration ------------------------------------------------------------------------ */
 
 typedef struct weir_ckpt_config {
     bool enabled; /* execution.checkpointing.interval is set */
@@ -39,70 +40,10 @@ typedef struct weir_ckpt_config {
 int weir_ckpt_config_load(const weir_config_t *cfg, weir_ckpt_config_t *out, char *errstr,
                           size_t errlen);
 
-/* ---- _metadata ----------------------------------------------------------------------------- */
+/* ---- coordinator state --------------------------------------------------------------------- */
 
-typedef struct weir_ckpt_task {
-    uint32_t vertex;
-    uint32_t subtask;
-    uint8_t *op_state; /* NULL = none */
-    size_t op_state_len;
-    char *keyed; /* keyed handle JSON text, NULL = stateless */
-    uint64_t state_size;
-} weir_ckpt_task_t;
-
-typedef struct weir_ckpt_meta {
-    char job[33];
-    uint64_t id;
-    int64_t trigger_ms;
-    int64_t complete_ms;
-    bool final;
-    weir_ckpt_task_t *tasks; /* owned */
-    uint32_t n_tasks;
-} weir_ckpt_meta_t;
-
-void weir_ckpt_meta_clear(weir_ckpt_meta_t *m);
-/** The file content (JSON + "sha256 <hex>\n"), malloc'd. @returns 0, WEIR_ENOMEM or WEIR_EINVAL
- * (a keyed handle that is not JSON). */
-int weir_ckpt_meta_encode(const weir_ckpt_meta_t *m, char **out, size_t *out_len);
-/** Parses and verifies a file content. @returns 0 or WEIR_ECORRUPT with the reason in errstr. */
-int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, char *errstr,
-                          size_t errlen);
-/** Writes <ckdir>/chk-<m->id>/_metadata atomically (creating the directory). */
-int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *errstr, size_t errlen);
-/** Reads and verifies <ckdir>/chk-<id>/_metadata. @returns 0, WEIR_ENOTFOUND or WEIR_ECORRUPT. */
-int weir_ckpt_meta_read(const char *ckdir, uint64_t id, weir_ckpt_meta_t *m, char *errstr,
-                        size_t errlen);
-
-/** Ids of the chk-<n> directories in @p ckdir (n >= 1), ascending, malloc'd. 0 when the
- * directory is missing (then *n = 0) or on error. */
-int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n);
-/** The largest n of a chk-<n> directory in @p ckdir, 0 when none. */
-uint64_t weir_ckpt_max_dir_id(const char *ckdir);
-
-/** Finds the newest restorable checkpoint of @p job_id: newest chk-n whose _metadata verifies;
- * corrupt ones are skipped with a WARN "checkpoint chk-n of job X is corrupt (...): falling back
- * to chk-m". @returns 0 (found, *out filled), WEIR_ENOTFOUND (none; an error with errstr when
- * @p required: "checkpoint directory <path> is missing: cannot restore job X" or "no complete
- * checkpoint in <path>: cannot restore job X"). */
-int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
-                          weir_ckpt_meta_t *out, char *errstr, size_t errlen);
-
-typedef struct weir_ckpt_gc_stats {
-    uint32_t dirs_removed;
-    uint32_t shared_removed;
-} weir_ckpt_gc_stats_t;
-
-/** Retention: keeps the newest @p num_retained valid checkpoints, deletes older chk-* dirs and
- * chk-* dirs without a valid _metadata (except @p in_flight, chk-0 and dirs a retained handle's
- * "checkpoint" names). When @p in_flight is 0 it also deletes every file in <ckdir>/shared/ that
- * no retained checkpoint and no handle in @p protect references. Entries modified at or after
- * @p keep_newer_than_ms (wall ms) that no checkpoint references are kept (uploads of final
- * snapshots that have not been acknowledged yet). @returns 0 or WEIR_EIO. */
-int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight,
-                     const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
-                     weir_ckpt_gc_stats_t *stats);
-
-/* ---- coordinator state (pure) -------------------------------------------------------------- */
+/** History entries kept per job (GET /jobs/{id}/checkpoints). */
+#define WEIR_CKPT_HISTORY 50
 
 typedef enum weir_ckpt_status {
     WEIR_CKPT_IN_PROGRESS = 0,
@@ -211,12 +152,5 @@ bool weir_ckpt_coord_expired(const weir_ckpt_coord_t *c, const weir_ckpt_config_
 void weir_ckpt_coord_restored(weir_ckpt_coord_t *c, uint64_t id, const char *path, int64_t wall_ms);
 /** The i-th history entry, oldest first (i < c->hist_len). */
 const weir_ckpt_hist_t *weir_ckpt_coord_hist(const weir_ckpt_coord_t *c, uint32_t i);
-
-/* ---- base64 (for op_state) ------------------------------------------------------------------ */
-
-/** malloc'd NUL-terminated base64 of @p data. NULL on OOM. */
-char *weir_ckpt_b64_encode(const uint8_t *data, size_t len);
-/** Decodes base64 into a malloc'd buffer. @returns 0, WEIR_ECORRUPT or WEIR_ENOMEM. */
-int weir_ckpt_b64_decode(const char *text, uint8_t **out, size_t *out_len);
 
 #endif

@@ -1,0 +1,293 @@
+/* Owns the glue between the checkpoint coordinator and the job manager (docs/checkpointing.md):
+ * per job on the main loop's tick, expiry of the in-flight checkpoint and the trigger when due
+ * (TRIGGER_CHECKPOINT to each source subtask); ACK/DECLINE_CHECKPOINT from the task managers;
+ * completion (the _metadata via ckpt_store.h, the HA pointer, the kill point, retention, NOTIFY
+ * to each task manager of the attempt); failure beyond tolerance (failover); the abort of the
+ * in-flight checkpoint when a job stops or restarts; and the restore point of a new attempt. The
+ * only checkpoint file that knows the job manager: coordinator.c and ckpt_store.c do not.
+ *
+ * Invariants: ids grow and are above every chk-* directory and every completed id; at most one
+ * checkpoint in flight per job; _metadata is durable before the HA pointer, before retention,
+ * before NOTIFY; garbage collection of shared/ runs only when nothing is in flight; acks count
+ * only for the job's current attempt, from the task manager instance hosting that subtask; a
+ * failed or aborted checkpoint's chk-<n> directory is removed.
+ *
+ * Threading: every function runs on the job manager's main thread with jm->mu held. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "jobmanager/ckpt_store.h"
+#include "jobmanager/coordinator.h"
+#include "jobmanager/ha.h"
+#include "jobmanager/jobmanager_int.h"
+
+#define COMP "checkpoint"
+
+static bool job_all_running(const weir_jm_job_t *job) {
+    for (uint32_t v = 0; v < job->n_vertices; v++)
+        for (uint32_t s = 0; s < job->parallelism[v]; s++)
+            if (job->subtasks[v][s].state != WEIR_TASK_RUNNING)
+                return false;
+    return true;
+}
+
+static void ensure_next_id(weir_jm_job_t *job) {
+    uint64_t above = weir_ckpt_max_dir_id(job->ckdir) + 1;
+    if (job->ckpt.latest_id + 1 > above)
+        above = job->ckpt.latest_id + 1;
+    if (job->ckpt.next_id < above)
+        job->ckpt.next_id = above;
+}
+
+void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why) {
+    (void)jm;
+    uint64_t id = job->ckpt.pending_id;
+    if (id && job->ckdir) {
+        char path[4200];
+        weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
+        weir_rmtree(path);
+        WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s aborted: %s", id, job->id, why);
+    }
+    weir_ckpt_coord_new_attempt(&job->ckpt, weir_now_ns(), why);
+}
+
+/* Sends NOTIFY_CHECKPOINT to every task manager hosting a subtask of the current attempt. */
+static void notify_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id, bool final) {
+    uint64_t sent[256];
+    size_t n_sent = 0;
+    for (uint32_t v = 0; v < job->n_vertices; v++)
+        for (uint32_t s = 0; s < job->parallelism[v]; s++) {
+            uint64_t seq = job->subtasks[v][s].tm_seq;
+            bool dup = false;
+            for (size_t k = 0; k < n_sent && !dup; k++)
+                dup = sent[k] == seq;
+            weir_jm_tm_t *tm = dup ? NULL : weir__jm_find_tm_seq_locked(jm, seq);
+            if (!tm)
+                continue;
+            if (n_sent < sizeof sent / sizeof sent[0])
+                sent[n_sent++] = seq;
+            weir_msg_t m = {.type = WEIR_MSG_NOTIFY_CHECKPOINT,
+                            .attempt = job->attempt,
+                            .checkpoint_id = id,
+                            .final = final};
+            memcpy(m.job_id, job->id, sizeof m.job_id);
+            weir__jm_send_locked(jm, tm, &m);
+        }
+}
+
+/* Writes the _metadata of the in-flight checkpoint (or the final one), then the HA pointer, then
+ * retention, then NOTIFY. @returns 0, or a negative error after which the checkpoint failed. */
+static int complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final) {
+    weir_ckpt_coord_t *c = &job->ckpt;
+    int64_t now = weir_now_ns(), wall = weir_wall_ms();
+    uint64_t id;
+    int64_t trigger_ms;
+    if (final) {
+        ensure_next_id(job);
+        id = weir_ckpt_coord_begin_final(c, now, wall);
+        trigger_ms = wall;
+    } else {
+        id = c->pending_id;
+        trigger_ms = c->pending_trigger_ms;
+    }
+    weir_ckpt_meta_t meta;
+    char err[512] = "";
+    int rc = weir_ckpt_coord_build_meta(c, job->id, id, final, trigger_ms, wall, &meta);
+    if (rc == 0)
+        rc = weir_ckpt_meta_write(job->ckdir, &meta, err, sizeof err);
+    else
+        weir_fmt(err, sizeof err, "out of memory");
+    weir_ckpt_meta_clear(&meta);
+    if (rc != 0) {
+        WEIR_WARN(COMP, "checkpoint %" PRIu64 " of job %s failed: %s", id, job->id, err);
+        return rc;
+    }
+    char path[4200];
+    weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
+    weir_ckpt_coord_complete(c, id, final, path, weir_now_ns(), weir_wall_ms());
+    WEIR_INFO(COMP,
+              "checkpoint %" PRIu64 "%s of job %s completed in %" PRId64 " ms (%" PRIu64
+              " bytes of state, %" PRIu64 " uploaded)",
+              id, final ? " (final)" : "", job->id, c->latest.duration_ms, c->latest.state_size,
+              c->latest.uploaded_size);
+    if (jm->ha_dir) {
+        if (weir_ha_set_checkpoint(jm->ha_dir, job->id, path, err, sizeof err) != 0)
+            WEIR_ERROR(COMP, "%s", err);
+    }
+    weir_killpoint_hit(&jm->killpoint, "jm-after-metadata");
+    /* retention + GC; final snapshots not yet part of a checkpoint are protected */
+    const char **protect = calloc(c->n_subtasks ? c->n_subtasks : 1, sizeof *protect);
+    size_t n_protect = 0;
+    for (uint32_t i = 0; protect && i < c->n_subtasks; i++)
+        if (c->finals[i].acked && c->finals[i].keyed)
+            protect[n_protect++] = c->finals[i].keyed;
+    weir_ckpt_gc_stats_t st;
+    if (weir_ckpt_retain(job->ckdir, jm->ckcfg.num_retained, c->pending_id, protect, n_protect,
+                         trigger_ms, &st) != 0)
+        WEIR_WARN(COMP, "retention of %s could not delete everything: %s", job->ckdir,
+                  strerror(errno));
+    else if (st.dirs_removed || st.shared_removed)
+        WEIR_DEBUG(COMP, "retention of %s: %u checkpoint dirs and %u shared files removed",
+                   job->ckdir, st.dirs_removed, st.shared_removed);
+    free(protect);
+    notify_locked(jm, job, id, final);
+    return 0;
+}
+
+static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why) {
+    uint64_t id = job->ckpt.pending_id;
+    char path[4200];
+    weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
+    weir_rmtree(path);
+    bool over = weir_ckpt_coord_fail(&job->ckpt, why, jm->ckcfg.tolerable, weir_now_ns());
+    if (over) {
+        char msg[600];
+        weir_fmt(msg, sizeof msg,
+                 "checkpoint %" PRIu64 " %s (%u consecutive failed checkpoints, "
+                 "execution.checkpointing.tolerable-failed-checkpoints = %" PRId64 ")",
+                 id, why, job->ckpt.consecutive_failures, jm->ckcfg.tolerable);
+        weir__jm_failover_locked(jm, job, msg);
+    }
+}
+
+/* After an ack (or a tick): completes what is ready. */
+static void progress_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
+    if (job->state != WEIR_JOB_RUNNING)
+        return;
+    if (weir_ckpt_coord_ready(&job->ckpt)) {
+        if (complete_locked(jm, job, false) != 0)
+            failed_checkpoint_locked(jm, job, "failed: cannot write its metadata");
+    }
+    if (job->state == WEIR_JOB_RUNNING && weir_ckpt_coord_final_ready(&job->ckpt)) {
+        if (complete_locked(jm, job, true) != 0) {
+            job->ckpt.final_done = false;
+            weir__jm_failover_locked(jm, job, "the final checkpoint could not be written");
+        }
+    }
+}
+
+void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns) {
+    if (!jm->ckcfg.enabled || !job->ckdir || job->state != WEIR_JOB_RUNNING)
+        return;
+    weir_ckpt_coord_t *c = &job->ckpt;
+    if (weir_ckpt_coord_expired(c, &jm->ckcfg, now_ns)) {
+        char why[128];
+        weir_fmt(why, sizeof why, "expired: not complete within %" PRId64 " ms",
+                 jm->ckcfg.timeout_ms);
+        WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s %s", c->pending_id, job->id, why);
+        failed_checkpoint_locked(jm, job, why);
+        return;
+    }
+    progress_locked(jm, job);
+    if (job->state != WEIR_JOB_RUNNING)
+        return;
+    if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns))
+        return;
+    ensure_next_id(job);
+    int64_t wall = weir_wall_ms();
+    uint64_t id = weir_ckpt_coord_begin(c, now_ns, wall);
+    uint32_t n = 0;
+    for (uint32_t v = 0; v < job->n_vertices; v++) {
+        const weir_vertex_t *vx = &job->dag->vertices[v];
+        if (!weir_op_is_source(job->dag->nodes[vx->nodes[0]].kind))
+            continue;
+        for (uint32_t s = 0; s < job->parallelism[v]; s++) {
+            weir_jm_tm_t *tm = weir__jm_find_tm_seq_locked(jm, job->subtasks[v][s].tm_seq);
+            if (!tm)
+                continue;
+            weir_msg_t m = {.type = WEIR_MSG_TRIGGER_CHECKPOINT,
+                            .attempt = job->attempt,
+                            .checkpoint_id = id,
+                            .checkpoint_timestamp = wall,
+                            .vertex = v,
+                            .subtask = s};
+            memcpy(m.job_id, job->id, sizeof m.job_id);
+            weir__jm_send_locked(jm, tm, &m);
+            n++;
+        }
+    }
+    WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s triggered (%u source subtasks)", id, job->id,
+              n);
+}
+
+/* The job and subtask a checkpoint message names, when it is current and from the right task
+ * manager instance; NULL otherwise (stale: ignored). */
+static weir_jm_job_t *msg_job(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, const weir_msg_t *m) {
+    weir_jm_job_t *job = weir__jm_find_job_locked(jm, m->job_id);
+    if (!job || !job->ckdir || job->state != WEIR_JOB_RUNNING || m->attempt != job->attempt ||
+        m->vertex >= job->n_vertices || m->subtask >= job->parallelism[m->vertex])
+        return NULL;
+    if (job->subtasks[m->vertex][m->subtask].tm_seq != tm->seq)
+        return NULL;
+    return job;
+}
+
+void weir__jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_msg_t *m) {
+    weir_jm_job_t *job = msg_job(jm, tm, m);
+    if (!job)
+        return;
+    weir_ckpt_ack_t ack = {.op_state = m->op_state,
+                           .op_state_len = m->op_state_len,
+                           .keyed = m->keyed_handle,
+                           .state_size = m->state_size,
+                           .uploaded_size = m->uploaded_size,
+                           .alignment_ns = m->alignment_ns,
+                           .sync_ns = m->sync_ns,
+                           .async_ns = m->async_ns};
+    m->op_state = NULL;
+    m->op_state_len = 0;
+    m->keyed_handle = NULL;
+    uint32_t idx = weir_ckpt_coord_index(&job->ckpt, m->vertex, m->subtask);
+    bool ok = weir_ckpt_coord_ack(&job->ckpt, idx, m->checkpoint_id, m->final, &ack);
+    WEIR_DEBUG(COMP, "job %s: %s ack of checkpoint %" PRIu64 " from vertex %u subtask %u%s",
+               job->id, m->final ? "final" : "", m->checkpoint_id, m->vertex, m->subtask,
+               ok ? "" : " ignored");
+    if (ok)
+        progress_locked(jm, job);
+}
+
+void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m) {
+    weir_jm_job_t *job = msg_job(jm, tm, m);
+    if (!job || !job->ckpt.pending_id || m->checkpoint_id != job->ckpt.pending_id)
+        return;
+    char why[600];
+    weir_fmt(why, sizeof why, "declined: %s (%u/%u): %s", job->dag->vertices[m->vertex].name,
+             m->subtask + 1, job->parallelism[m->vertex], m->error ? m->error : "no reason");
+    WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s %s", m->checkpoint_id, job->id, why);
+    failed_checkpoint_locked(jm, job, why);
+}
+
+int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
+                                 char *errstr, size_t errlen) {
+    memset(meta, 0, sizeof *meta);
+    if (!jm->ckcfg.enabled || !job->ckdir)
+        return 0;
+    bool required = job->ckpt.have_completed || job->ha_pointer;
+    if (job->ha_pointer) {
+        struct stat st;
+        if (stat(job->ha_pointer, &st) != 0) {
+            weir_fmt(errstr, errlen, "checkpoint directory %s is missing: cannot restore job %s",
+                     job->ha_pointer, job->id);
+            return WEIR_ENOTFOUND;
+        }
+    }
+    int rc = weir_ckpt_find_latest(job->ckdir, job->id, required, meta, errstr, errlen);
+    if (rc == WEIR_ENOTFOUND && !required)
+        return 0;
+    if (rc != 0)
+        return rc;
+    char path[4200];
+    weir_ckpt_chk_path(job->ckdir, meta->id, path, sizeof path);
+    weir_ckpt_coord_restored(&job->ckpt, meta->id, path, weir_wall_ms());
+    if (job->ckpt.next_id <= meta->id)
+        job->ckpt.next_id = meta->id + 1;
+    WEIR_INFO(COMP, "checkpoint %" PRIu64 "%s: restoring job %s (attempt %u) from %s", meta->id,
+              meta->final ? " (final)" : "", job->id, job->attempt, path);
+    return 0;
+}

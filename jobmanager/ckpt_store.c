@@ -1,0 +1,589 @@
+/* Owns checkpoint storage (ckpt_store.h): base64 of operator state, the _metadata format (JSON +
+ * "sha256 <hex>" line), its atomic write and verified read, the listing of chk-<n> directories,
+ * the search for the latest restorable checkpoint (corrupt ones fall back to the previous, with a
+ * WARN), and retention + garbage collection of <ckdir>.
+ *
+ * Invariants: _metadata is written whole and atomically (weir_write_file_atomic), so a
+ * checkpoint exists iff its _metadata verifies; a chk-<n> directory without a valid _metadata is
+ * never restored from; retention never deletes the in-flight checkpoint, chk-0, a directory a
+ * retained handle names, nor (while something is in flight) anything in shared/; unreferenced
+ * entries newer than keep_newer_than_ms are left for the next round.
+ *
+ * Threading: stateless; no knowledge of the job manager. The job manager calls it on its main
+ * thread with its mutex held, never for the same <ckdir> concurrently. */
+#include "jobmanager/ckpt_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define COMP "checkpoint"
+
+/* ---------------------------------------------------------------- base64 */
+
+char *weir_ckpt_b64_encode(const uint8_t *data, size_t len) {
+    size_t cap = 4 * ((len + 2) / 3) + 1;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    if (len > 0x7fffffff) {
+        free(out);
+        return NULL;
+    }
+    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    out[n < 0 ? 0 : n] = 0;
+    return out;
+}
+
+int weir_ckpt_b64_decode(const char *text, uint8_t **out, size_t *out_len) {
+    size_t len = strlen(text);
+    *out = NULL;
+    *out_len = 0;
+    if (len % 4 != 0 || len > 0x7ffffff0)
+        return WEIR_ECORRUPT;
+    uint8_t *buf = malloc(len / 4 * 3 + 1);
+    if (!buf)
+        return WEIR_ENOMEM;
+    int n = len ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len) : 0;
+    if (n < 0) {
+        free(buf);
+        return WEIR_ECORRUPT;
+    }
+    size_t pad = 0;
+    if (len >= 1 && text[len - 1] == '=')
+        pad++;
+    if (len >= 2 && text[len - 2] == '=')
+        pad++;
+    *out = buf;
+    *out_len = (size_t)n - pad;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- _metadata */
+
+void weir_ckpt_meta_clear(weir_ckpt_meta_t *m) {
+    if (!m)
+        return;
+    for (uint32_t i = 0; i < m->n_tasks; i++) {
+        free(m->tasks[i].op_state);
+        free(m->tasks[i].keyed);
+    }
+    free(m->tasks);
+    memset(m, 0, sizeof *m);
+}
+
+int weir_ckpt_meta_encode(const weir_ckpt_meta_t *m, char **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    int rc = WEIR_ENOMEM;
+    json_t *tasks = json_array();
+    json_t *root = NULL;
+    char *text = NULL;
+    if (!tasks)
+        goto done;
+    for (uint32_t i = 0; i < m->n_tasks; i++) {
+        const weir_ckpt_task_t *t = &m->tasks[i];
+        json_t *op = json_null(), *keyed = json_null();
+        if (t->op_state) {
+            char *b = weir_ckpt_b64_encode(t->op_state, t->op_state_len);
+            if (!b)
+                goto done;
+            op = json_string(b);
+            free(b);
+        }
+        if (t->keyed) {
+            json_error_t jerr;
+            keyed = json_loads(t->keyed, JSON_DECODE_ANY, &jerr);
+            if (!keyed) {
+                json_decref(op);
+                rc = WEIR_EINVAL;
+                goto done;
+            }
+        }
+        json_t *o = json_pack("{s:I,s:I,s:o,s:o,s:I}", "vertex", (json_int_t)t->vertex, "subtask",
+                              (json_int_t)t->subtask, "op_state", op, "keyed", keyed, "state_size",
+                              (json_int_t)t->state_size);
+        if (!o || json_array_append_new(tasks, o) != 0)
+            goto done;
+    }
+    root = json_pack("{s:i,s:s,s:I,s:I,s:I,s:b,s:O}", "version", 1, "job", m->job, "checkpoint",
+                     (json_int_t)m->id, "trigger_time", (json_int_t)m->trigger_ms, "complete_time",
+                     (json_int_t)m->complete_ms, "final", (int)m->final, "tasks", tasks);
+    if (!root)
+        goto done;
+    text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text)
+        goto done;
+    size_t body = strlen(text);
+    char *buf = malloc(body + 1 + 7 + 64 + 2);
+    if (!buf)
+        goto done;
+    memcpy(buf, text, body);
+    buf[body++] = '\n';
+    char hex[65];
+    weir_sha256_hex(buf, body, hex);
+    memcpy(buf + body, "sha256 ", 7);
+    memcpy(buf + body + 7, hex, 64);
+    buf[body + 71] = '\n';
+    buf[body + 72] = 0;
+    *out = buf;
+    *out_len = body + 72;
+    rc = 0;
+done:
+    free(text);
+    json_decref(root);
+    json_decref(tasks);
+    return rc;
+}
+
+#define META "checkpoint metadata"
+
+int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, char *errstr,
+                          size_t errlen) {
+    memset(m, 0, sizeof *m);
+    /* the last line: "sha256 <64 hex>" (+ optional newline) */
+    size_t end = len;
+    if (end > 0 && data[end - 1] == '\n')
+        end--;
+    if (end < 71 || memcmp(data + end - 71, "sha256 ", 7) != 0 ||
+        (end > 71 && data[end - 72] != '\n')) {
+        weir_fmt(errstr, errlen, "no final sha256 line (truncated?)");
+        return WEIR_ECORRUPT;
+    }
+    size_t body = end - 71;
+    char expect[65], actual[65];
+    memcpy(expect, data + end - 64, 64);
+    expect[64] = 0;
+    weir_sha256_hex(data, body, actual);
+    if (strcmp(expect, actual) != 0) {
+        weir_fmt(errstr, errlen, "sha256 mismatch: content hashes to %.12s..., line says %.12s...",
+                 actual, expect);
+        return WEIR_ECORRUPT;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(data, body, 0, &jerr);
+    if (!root) {
+        weir_fmt(errstr, errlen, "not JSON: %s", jerr.text);
+        return WEIR_ECORRUPT;
+    }
+    int rc = WEIR_ECORRUPT;
+    uint64_t version = 0, u = 0;
+    const char *job = NULL;
+    const json_t *tasks = NULL;
+    if (weir_json_u64(root, META, "version", true, 0, &version, NULL, 0) != 0 || version != 1 ||
+        weir_json_str(root, META, "job", true, &job, NULL, 0) != 0 || strlen(job) > 32 ||
+        weir_json_u64(root, META, "checkpoint", true, 0, &m->id, NULL, 0) != 0 ||
+        weir_json_array(root, META, "tasks", true, &tasks, NULL, 0) != 0) {
+        weir_fmt(errstr, errlen, "missing or bad version/job/checkpoint/tasks");
+        goto done;
+    }
+    weir_fmt(m->job, sizeof m->job, "%s", job);
+    /* optional: a bad value reads as absent (0 / false) */
+    if (weir_json_u64(root, META, "trigger_time", false, 0, &u, NULL, 0) == 0)
+        m->trigger_ms = (int64_t)u;
+    if (weir_json_u64(root, META, "complete_time", false, 0, &u, NULL, 0) == 0)
+        m->complete_ms = (int64_t)u;
+    weir_json_bool(root, META, "final", false, false, &m->final, NULL, 0);
+    size_t n = json_array_size(tasks);
+    if (n) {
+        m->tasks = calloc(n, sizeof *m->tasks);
+        if (!m->tasks) {
+            rc = WEIR_ENOMEM;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_array_get(tasks, i);
+        weir_ckpt_task_t *dt = &m->tasks[i];
+        m->n_tasks = (uint32_t)(i + 1);
+        int64_t v, s;
+        if (weir_json_int(t, META, "vertex", true, 0, UINT32_MAX, 0, &v, NULL, 0) != 0 ||
+            weir_json_int(t, META, "subtask", true, 0, UINT32_MAX, 0, &s, NULL, 0) != 0) {
+            weir_fmt(errstr, errlen, "task %zu: missing vertex/subtask", i);
+            goto done;
+        }
+        dt->vertex = (uint32_t)v;
+        dt->subtask = (uint32_t)s;
+        weir_json_u64(t, META, "state_size", false, 0, &dt->state_size, NULL, 0);
+        const char *op = NULL;
+        if (weir_json_str(t, META, "op_state", false, &op, NULL, 0) != 0) {
+            weir_fmt(errstr, errlen, "task %zu: op_state is not a string", i);
+            goto done;
+        }
+        if (op) {
+            int r = weir_ckpt_b64_decode(op, &dt->op_state, &dt->op_state_len);
+            if (r != 0) {
+                weir_fmt(errstr, errlen, "task %zu: op_state is not base64", i);
+                rc = r;
+                goto done;
+            }
+        }
+        json_t *keyed = json_object_get(t, "keyed");
+        if (keyed && !json_is_null(keyed)) {
+            dt->keyed = json_dumps(keyed, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+            if (!dt->keyed) {
+                rc = WEIR_ENOMEM;
+                goto done;
+            }
+        }
+    }
+    rc = 0;
+done:
+    json_decref(root);
+    if (rc != 0)
+        weir_ckpt_meta_clear(m);
+    return rc;
+}
+
+int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *errstr,
+                         size_t errlen) {
+    char dir[4200], path[4300];
+    weir_ckpt_chk_path(ckdir, m->id, dir, sizeof dir);
+    weir_fmt(path, sizeof path, "%s/_metadata", dir);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = weir_ckpt_meta_encode(m, &text, &len);
+    if (rc != 0) {
+        weir_fmt(errstr, errlen, "cannot encode the metadata of checkpoint %" PRIu64 ": %s", m->id,
+                 rc == WEIR_EINVAL ? "a keyed-state handle is not JSON" : "out of memory");
+        return rc;
+    }
+    if (weir_mkdirs(dir) != 0 || weir_write_file_atomic(path, text, len) != 0) {
+        weir_fmt(errstr, errlen, "cannot write %s: %s", path, strerror(errno));
+        free(text);
+        return WEIR_EIO;
+    }
+    free(text);
+    return 0;
+}
+
+int weir_ckpt_meta_read(const char *ckdir, uint64_t id, weir_ckpt_meta_t *m, char *errstr,
+                        size_t errlen) {
+    char path[4300];
+    weir_fmt(path, sizeof path, "%s/chk-%" PRIu64 "/_metadata", ckdir, id);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    memset(m, 0, sizeof *m);
+    int rc = weir_read_file(path, &data, &len);
+    if (rc == WEIR_ENOTFOUND) {
+        weir_fmt(errstr, errlen, "%s does not exist", path);
+        return WEIR_ENOTFOUND;
+    }
+    if (rc != 0) {
+        weir_fmt(errstr, errlen, "cannot read %s: %s", path, strerror(errno));
+        return WEIR_ECORRUPT;
+    }
+    rc = weir_ckpt_meta_decode((const char *)data, len, m, errstr, errlen);
+    free(data);
+    if (rc == 0 && m->id != id) {
+        weir_fmt(errstr, errlen, "it names checkpoint %" PRIu64, m->id);
+        weir_ckpt_meta_clear(m);
+        return WEIR_ECORRUPT;
+    }
+    return rc == 0 ? 0 : WEIR_ECORRUPT;
+}
+
+/* ---------------------------------------------------------------- directories */
+
+void weir_ckpt_chk_path(const char *ckdir, uint64_t id, char *out, size_t cap) {
+    weir_fmt(out, cap, "%s/chk-%" PRIu64, ckdir, id);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Parses "chk-<n>" (n >= 1, digits only). */
+static bool parse_chk(const char *name, uint64_t *id) {
+    if (strncmp(name, "chk-", 4) != 0 || !name[4])
+        return false;
+    uint64_t v = 0;
+    for (const char *p = name + 4; *p; p++) {
+        if (*p < '0' || *p > '9' || v > UINT64_MAX / 10 - 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *id = v;
+    return v >= 1;
+}
+
+int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    DIR *d = opendir(ckdir);
+    if (!d)
+        return errno == ENOENT ? 0 : WEIR_EIO;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        uint64_t id;
+        if (!parse_chk(e->d_name, &id))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *p = realloc(*ids, cap * sizeof *p);
+            if (!p) {
+                closedir(d);
+                free(*ids);
+                *ids = NULL;
+                *n = 0;
+                return WEIR_ENOMEM;
+            }
+            *ids = p;
+        }
+        (*ids)[(*n)++] = id;
+    }
+    closedir(d);
+    if (*n)
+        qsort(*ids, *n, sizeof **ids, cmp_u64);
+    return 0;
+}
+
+uint64_t weir_ckpt_max_dir_id(const char *ckdir) {
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    weir_ckpt_list_dirs(ckdir, &ids, &n);
+    uint64_t max = n ? ids[n - 1] : 0;
+    free(ids);
+    return max;
+}
+
+int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
+                          weir_ckpt_meta_t *out, char *errstr, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (stat(ckdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        if (required)
+            weir_fmt(errstr, errlen, "checkpoint directory %s is missing: cannot restore job %s",
+                     ckdir, job_id);
+        else
+            weir_fmt(errstr, errlen, "no checkpoint directory %s", ckdir);
+        return WEIR_ENOTFOUND;
+    }
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    if (weir_ckpt_list_dirs(ckdir, &ids, &n) != 0) {
+        weir_fmt(errstr, errlen, "cannot list checkpoint directory %s: %s", ckdir, strerror(errno));
+        return WEIR_EIO;
+    }
+    /* corrupt ones met so far, warned once the fallback is known */
+    uint64_t corrupt_id[8];
+    char corrupt_why[8][256];
+    size_t n_corrupt = 0;
+    int rc = WEIR_ENOTFOUND;
+    for (size_t i = n; i-- > 0;) {
+        char why[256] = "";
+        int r = weir_ckpt_meta_read(ckdir, ids[i], out, why, sizeof why);
+        if (r == WEIR_ENOTFOUND)
+            continue; /* half written: never used */
+        if (r == 0 && strcmp(out->job, job_id) != 0) {
+            weir_fmt(why, sizeof why, "it belongs to job %s", out->job);
+            weir_ckpt_meta_clear(out);
+            r = WEIR_ECORRUPT;
+        }
+        if (r != 0) {
+            if (n_corrupt < 8) {
+                corrupt_id[n_corrupt] = ids[i];
+                weir_fmt(corrupt_why[n_corrupt], sizeof corrupt_why[0], "%s", why);
+                n_corrupt++;
+            } else {
+                WEIR_WARN(COMP, "checkpoint chk-%" PRIu64 " of job %s is corrupt (%s)", ids[i],
+                          job_id, why);
+            }
+            continue;
+        }
+        rc = 0;
+        break;
+    }
+    for (size_t k = 0; k < n_corrupt; k++) {
+        if (rc == 0)
+            WEIR_WARN(COMP,
+                      "checkpoint chk-%" PRIu64 " of job %s is corrupt (%s): falling back to "
+                      "chk-%" PRIu64,
+                      corrupt_id[k], job_id, corrupt_why[k], out->id);
+        else
+            WEIR_WARN(COMP,
+                      "checkpoint chk-%" PRIu64 " of job %s is corrupt (%s): no older checkpoint",
+                      corrupt_id[k], job_id, corrupt_why[k]);
+    }
+    free(ids);
+    if (rc != 0) {
+        if (required)
+            weir_fmt(errstr, errlen, "no complete checkpoint in %s: cannot restore job %s", ckdir,
+                     job_id);
+        else
+            weir_fmt(errstr, errlen, "no complete checkpoint in %s", ckdir);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- retention */
+
+typedef struct name_set {
+    char **names;
+    size_t n, cap;
+} name_set_t;
+
+static void set_add(name_set_t *s, const char *name) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->names[i], name))
+            return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        char **p = realloc(s->names, cap * sizeof *p);
+        if (!p)
+            return;
+        s->names = p;
+        s->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (copy)
+        s->names[s->n++] = copy;
+}
+
+static bool set_has(const name_set_t *s, const char *name) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->names[i], name))
+            return true;
+    return false;
+}
+
+static void set_free(name_set_t *s) {
+    for (size_t i = 0; i < s->n; i++)
+        free(s->names[i]);
+    free(s->names);
+}
+
+#define HANDLE "keyed-state handle"
+
+/* Adds the shared file names of one handle, and the checkpoint id its private files live in. */
+static void handle_refs(const char *handle, name_set_t *shared, uint64_t *chk_ids, size_t *n_chk,
+                        size_t cap_chk) {
+    json_error_t jerr;
+    json_t *h = json_loads(handle, 0, &jerr);
+    if (!h)
+        return;
+    /* a member of the wrong type counts as absent */
+    const json_t *arr = NULL;
+    weir_json_array(h, HANDLE, "shared", false, &arr, NULL, 0);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const char *name = NULL;
+        if (weir_json_str(json_array_get(arr, i), HANDLE, "name", true, &name, NULL, 0) == 0)
+            set_add(shared, name);
+    }
+    int64_t ck;
+    if (weir_json_int(h, HANDLE, "checkpoint", true, INT64_MIN, INT64_MAX, 0, &ck, NULL, 0) == 0 &&
+        *n_chk < cap_chk)
+        chk_ids[(*n_chk)++] = (uint64_t)ck;
+    json_decref(h);
+}
+
+static int64_t mtime_ms(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight,
+                     const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
+                     weir_ckpt_gc_stats_t *stats) {
+    weir_ckpt_gc_stats_t local = {0};
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof *stats);
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int rc = weir_ckpt_list_dirs(ckdir, &ids, &n);
+    if (rc != 0)
+        return WEIR_EIO;
+    bool *valid = calloc(n ? n : 1, sizeof *valid);
+    bool *keep = calloc(n ? n : 1, sizeof *keep);
+    size_t cap_chk = 4096;
+    uint64_t *ref_chk = calloc(cap_chk, sizeof *ref_chk);
+    size_t n_ref_chk = 0;
+    name_set_t shared = {0};
+    if (!valid || !keep || !ref_chk) {
+        rc = WEIR_ENOMEM;
+        goto done;
+    }
+    uint32_t kept = 0;
+    for (size_t i = n; i-- > 0;) {
+        weir_ckpt_meta_t m;
+        char why[256];
+        if (weir_ckpt_meta_read(ckdir, ids[i], &m, why, sizeof why) != 0)
+            continue;
+        valid[i] = true;
+        if (kept < num_retained) {
+            keep[i] = true;
+            kept++;
+            for (uint32_t t = 0; t < m.n_tasks; t++)
+                if (m.tasks[t].keyed)
+                    handle_refs(m.tasks[t].keyed, &shared, ref_chk, &n_ref_chk, cap_chk);
+        }
+        weir_ckpt_meta_clear(&m);
+    }
+    for (size_t i = 0; i < n_protect; i++)
+        if (protect[i])
+            handle_refs(protect[i], &shared, ref_chk, &n_ref_chk, cap_chk);
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i] || ids[i] == in_flight)
+            continue;
+        bool referenced = false;
+        for (size_t k = 0; k < n_ref_chk && !referenced; k++)
+            referenced = ref_chk[k] == ids[i];
+        if (referenced)
+            continue;
+        char path[4200];
+        weir_ckpt_chk_path(ckdir, ids[i], path, sizeof path);
+        if (!valid[i] && mtime_ms(path) >= keep_newer_than_ms)
+            continue; /* may be an upload in progress */
+        if (weir_rmtree(path) != 0)
+            rc = WEIR_EIO;
+        else
+            stats->dirs_removed++;
+    }
+    if (in_flight == 0) {
+        char sdir[4200];
+        weir_fmt(sdir, sizeof sdir, "%s/shared", ckdir);
+        DIR *d = opendir(sdir);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d))) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                if (set_has(&shared, e->d_name))
+                    continue;
+                char path[4600];
+                weir_fmt(path, sizeof path, "%s/%s", sdir, e->d_name);
+                if (mtime_ms(path) >= keep_newer_than_ms)
+                    continue;
+                if (unlink(path) != 0 && errno != ENOENT)
+                    rc = WEIR_EIO;
+                else
+                    stats->shared_removed++;
+            }
+            closedir(d);
+        }
+    }
+done:
+    set_free(&shared);
+    free(ref_chk);
+    free(valid);
+    free(keep);
+    free(ids);
+    return rc;
+}

@@ -1,0 +1,105 @@
+/* Checkpoint storage of the job manager (docs/checkpointing.md): the _metadata file format, its
+ * atomic write, the search for the latest restorable checkpoint, and retention + garbage
+ * collection of a job's checkpoint directory. Knows nothing of the job manager (no sockets, no
+ * jobmanager.h): it is handed a directory and metadata.
+ *
+ * <ckdir> = <state.checkpoints.dir>/<job id>. A checkpoint exists iff <ckdir>/chk-<n>/_metadata
+ * exists and verifies. Layout of <ckdir>/chk-<n>/_metadata (text, written atomically, last):
+ *
+ *   OFFSET     SIZE  DESCRIPTION
+ *   0          B     JSON {"version":1,"job","checkpoint","trigger_time","complete_time","final",
+ *                    "tasks":[{"vertex","subtask","op_state":base64|null,"keyed":handle|null,
+ *                    "state_size"}]} (compact, members in this order)
+ *   B          1     '\n'
+ *   B+1        7     "sha256 "
+ *   B+8        64    lowercase hex sha256 of bytes [0, B+1)
+ *   B+72       1     '\n' (optional when reading)
+ *
+ * Other entries of <ckdir>: chk-<n>/ (the private files of checkpoint n, written by the task
+ * managers), shared/ (files of incremental snapshots, referenced by name from keyed handles) and
+ * chk-0 (never touched).
+ *
+ * Threading: stateless functions; callers must not change the same <ckdir> concurrently (the job
+ * manager calls them on its main thread with its mutex held). */
+#ifndef WEIR_JOBMANAGER_CKPT_STORE_H
+#define WEIR_JOBMANAGER_CKPT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- _metadata ----------------------------------------------------------------------------- */
+
+typedef struct weir_ckpt_task {
+    uint32_t vertex;
+    uint32_t subtask;
+    uint8_t *op_state; /* NULL = none */
+    size_t op_state_len;
+    char *keyed; /* keyed handle JSON text, NULL = stateless */
+    uint64_t state_size;
+} weir_ckpt_task_t;
+
+typedef struct weir_ckpt_meta {
+    char job[33];
+    uint64_t id;
+    int64_t trigger_ms;
+    int64_t complete_ms;
+    bool final;
+    weir_ckpt_task_t *tasks; /* owned */
+    uint32_t n_tasks;
+} weir_ckpt_meta_t;
+
+void weir_ckpt_meta_clear(weir_ckpt_meta_t *m);
+/** The file content (JSON + "sha256 <hex>\n"), malloc'd. @returns 0, WEIR_ENOMEM or WEIR_EINVAL
+ * (a keyed handle that is not JSON). */
+int weir_ckpt_meta_encode(const weir_ckpt_meta_t *m, char **out, size_t *out_len);
+/** Parses and verifies a file content. @returns 0 or WEIR_ECORRUPT with the reason in errstr. */
+int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, char *errstr,
+                          size_t errlen);
+/** Writes <ckdir>/chk-<m->id>/_metadata atomically (creating the directory). */
+int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *errstr, size_t errlen);
+/** Reads and verifies <ckdir>/chk-<id>/_metadata. @returns 0, WEIR_ENOTFOUND or WEIR_ECORRUPT. */
+int weir_ckpt_meta_read(const char *ckdir, uint64_t id, weir_ckpt_meta_t *m, char *errstr,
+                        size_t errlen);
+
+/* ---- directories --------------------------------------------------------------------------- */
+
+/** The path of checkpoint @p id: <ckdir>/chk-<id>, into @p out. */
+void weir_ckpt_chk_path(const char *ckdir, uint64_t id, char *out, size_t cap);
+/** Ids of the chk-<n> directories in @p ckdir (n >= 1), ascending, malloc'd. 0 when the
+ * directory is missing (then *n = 0) or on error. */
+int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n);
+/** The largest n of a chk-<n> directory in @p ckdir, 0 when none. */
+uint64_t weir_ckpt_max_dir_id(const char *ckdir);
+
+/** Finds the newest restorable checkpoint of @p job_id: newest chk-n whose _metadata verifies;
+ * corrupt ones are skipped with a WARN "checkpoint chk-n of job X is corrupt (...): falling back
+ * to chk-m". @returns 0 (found, *out filled), WEIR_ENOTFOUND (none; an error with errstr when
+ * @p required: "checkpoint directory <path> is missing: cannot restore job X" or "no complete
+ * checkpoint in <path>: cannot restore job X"). */
+int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
+                          weir_ckpt_meta_t *out, char *errstr, size_t errlen);
+
+typedef struct weir_ckpt_gc_stats {
+    uint32_t dirs_removed;
+    uint32_t shared_removed;
+} weir_ckpt_gc_stats_t;
+
+/** Retention: keeps the newest @p num_retained valid checkpoints, deletes older chk-* dirs and
+ * chk-* dirs without a valid _metadata (except @p in_flight, chk-0 and dirs a retained handle's
+ * "checkpoint" names). When @p in_flight is 0 it also deletes every file in <ckdir>/shared/ that
+ * no retained checkpoint and no handle in @p protect references. Entries modified at or after
+ * @p keep_newer_than_ms (wall ms) that no checkpoint references are kept (uploads of final
+ * snapshots that have not been acknowledged yet). @returns 0 or WEIR_EIO. */
+int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight,
+                     const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
+                     weir_ckpt_gc_stats_t *stats);
+
+/* ---- base64 (for op_state) ------------------------------------------------------------------ */
+
+/** malloc'd NUL-terminated base64 of @p data. NULL on OOM. */
+char *weir_ckpt_b64_encode(const uint8_t *data, size_t len);
+/** Decodes base64 into a malloc'd buffer. @returns 0, WEIR_ECORRUPT or WEIR_ENOMEM. */
+int weir_ckpt_b64_decode(const char *text, uint8_t **out, size_t *out_len);
+
+#endif

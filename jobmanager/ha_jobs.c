@@ -1,0 +1,116 @@
+/* Owns the job manager's use of the HA store (ha.h) for its job table: the entry of a new job
+ * (plugin copy + job.json) written before POST /jobs answers, job.json rewritten with each attempt
+ * before the attempt deploys, the entry removed once the job ended, and at startup the recovery of
+ * every stored job as RESTARTING (deployed as the stored attempt + 1, restored from the checkpoint
+ * its HA pointer names, or fresh without one). The pointer itself is written by checkpointing.c
+ * after each completed checkpoint.
+ *
+ * Invariants: job.json exists before the job is in the table and names each attempt before any
+ * of its tasks runs; an entry is removed only once its job is FINISHED, FAILED or CANCELED;
+ * job->ha_saved says the entry exists; all files are written atomically by ha.c.
+ *
+ * Threading: weir__jm_ha_save_new_job runs on the REST thread without jm->mu (the job is not in
+ * the table yet); weir__jm_ha_recover runs in weir_jobmanager_new before any other thread starts;
+ * the others on the main thread with jm->mu held. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "jobmanager/ha.h"
+#include "jobmanager/jobmanager_int.h"
+
+#define COMP "jobmanager"
+
+void weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job) {
+    if (!jm->ha_dir)
+        return;
+    weir_ha_job_t h = {.name = job->name,
+                       .graph_json = job->graph_text,
+                       .args = job->args,
+                       .n_args = job->n_args,
+                       .attempt = job->attempt,
+                       .parallelism = job->parallelism,
+                       .n_vertices = job->n_vertices,
+                       .submit_ms = job->start_ms};
+    memcpy(h.id, job->id, sizeof h.id);
+    memcpy(h.plugin, job->plugin, sizeof h.plugin);
+    char err[512];
+    if (weir_ha_save_job(jm->ha_dir, &h, err, sizeof err) != 0)
+        WEIR_ERROR(COMP, "%s", err);
+    else
+        job->ha_saved = true;
+}
+
+int weir__jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
+                             size_t errlen) {
+    if (!jm->ha_dir)
+        return 0;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = weir_blobstore_get(jm->blobs, job->plugin, &data, &len);
+    if (rc != 0) {
+        weir_fmt(errstr, errlen, "cannot read plugin blob %s for the HA store: %s", job->plugin,
+                 weir_strerror(rc));
+        return rc;
+    }
+    rc = weir_ha_save_blob(jm->ha_dir, job->plugin, data, len, errstr, errlen);
+    free(data);
+    if (rc != 0)
+        return rc;
+    weir__jm_ha_write_job(jm, job);
+    return job->ha_saved ? 0 : WEIR_EIO;
+}
+
+void weir__jm_ha_remove_ended_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
+    if (job->ha_saved && weir__jm_job_terminal(job->state)) {
+        weir_ha_remove_job(jm->ha_dir, job->id);
+        job->ha_saved = false;
+    }
+}
+
+int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
+    weir_ha_job_t *jobs = NULL;
+    size_t n = 0;
+    int rc = weir_ha_load_jobs(jm->ha_dir, &jobs, &n, errstr, errlen);
+    if (rc != 0)
+        return rc;
+    int64_t now = weir_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        weir_ha_job_t *h = &jobs[i];
+        json_error_t jerr;
+        json_t *graph = json_loads(h->graph_json, 0, &jerr); /* text we dumped: fails on OOM */
+        char err[1024] = "";
+        weir_jm_job_t *job = NULL;
+        if (weir__jm_job_check_plugin(jm, h->plugin, err, sizeof err) == 0 && graph)
+            job = weir__jm_job_new(jm, h->plugin, (const char *const *)h->args, h->n_args, graph,
+                                   err, sizeof err);
+        json_decref(graph);
+        if (!job) {
+            WEIR_ERROR(COMP, "HA: cannot recover job %s: %s", h->id,
+                       err[0] ? err : "out of memory");
+            continue;
+        }
+        memcpy(job->id, h->id, sizeof job->id);
+        if (job->ckdir)
+            weir_fmt(job->ckdir, strlen(jm->ckcfg.dir) + 40, "%s/%s", jm->ckcfg.dir, job->id);
+        job->start_ms = h->submit_ms;
+        job->attempt = h->attempt ? h->attempt : 1;
+        job->state = WEIR_JOB_RESTARTING;
+        job->restart_at_ns = now;
+        job->created_ns = now;
+        job->ha_saved = true;
+        job->ha_pointer = h->checkpoint;
+        h->checkpoint = NULL;
+        weir__jm_set_str(&job->message, "recovered by a new job manager: waiting for task slots");
+        if (weir__jm_add_job_locked(jm, job) != 0) {
+            weir__jm_job_free(job);
+            continue;
+        }
+        WEIR_INFO(COMP, "HA: recovered job %s (%s), attempt %u, checkpoint %s", job->id, job->name,
+                  job->attempt, job->ha_pointer ? job->ha_pointer : "none");
+    }
+    weir_ha_jobs_free(jobs, n);
+    return 0;
+}

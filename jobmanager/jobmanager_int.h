@@ -1,0 +1,103 @@
+/* Private declarations between the files of the job manager, grouped by the file that defines
+ * them; each is used by one or two other files (what nearly every file uses is in jobmanager.h).
+ * Functions named *_locked must be called with jm->mu held; see each file's opening comment for
+ * its thread. */
+#ifndef WEIR_JOBMANAGER_JOBMANAGER_INT_H
+#define WEIR_JOBMANAGER_JOBMANAGER_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/proto.h"
+#include "jobmanager/ckpt_store.h"
+#include "jobmanager/jobmanager.h"
+
+/** FINISHED, FAILED or CANCELED: the job's state never changes again. */
+static inline bool weir__jm_job_terminal(weir_jm_job_state_t s) {
+    return s == WEIR_JOB_FINISHED || s == WEIR_JOB_FAILED || s == WEIR_JOB_CANCELED;
+}
+
+/* ---- jobs.c: the job table and the job lifecycle ------------------------------------------- */
+
+/** Replaces *dst with a copy of @p src (NULL: none; NULL too when the copy fails). */
+void weir__jm_set_str(char **dst, const char *src);
+/** Checks that @p sha (NULL: missing) names a blob of the store. @returns 0, or WEIR_EINVAL /
+ * WEIR_ENOTFOUND with a one-line message (for a 400) in errstr. Call with the mutex NOT held. */
+int weir__jm_job_check_plugin(weir_jobmanager_t *jm, const char *sha, char *errstr, size_t errlen);
+/** Builds a CREATED job (new id) of plugin @p sha (checked) with a copy of @p args and @p graph
+ * (parsed and finalized). @returns NULL with a one-line message (for a 400) in errstr. Call with
+ * the mutex NOT held. */
+weir_jm_job_t *weir__jm_job_new(weir_jobmanager_t *jm, const char *sha, const char *const *args,
+                                uint32_t n_args, const json_t *graph, char *errstr, size_t errlen);
+void weir__jm_job_free(weir_jm_job_t *job);
+/** Adds a job to the table (takes ownership). @returns 0 or WEIR_ENOMEM. */
+int weir__jm_add_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
+/** Cancels a job. @returns 0 (now CANCELING or CANCELED) or WEIR_EINVAL when it already ended
+ * (message for a 409 in errstr). */
+int weir__jm_cancel_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
+                               size_t errlen);
+/** A job asked to stop: frees its slots once every subtask stopped (or WEIR_JM_CANCEL_BOUND_MS
+ * passed) and completes a cancel. */
+void weir__jm_check_stopped_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now);
+/** A subtask state (or, with @p metrics_only, its metrics) reported by @p tm. */
+void weir__jm_apply_task_state_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
+                                      const weir_msg_task_state_t *ts, bool metrics_only);
+
+/* ---- taskmanagers.c: the task-manager table ------------------------------------------------- */
+
+weir_jm_tm_t *weir__jm_find_tm_id_locked(weir_jobmanager_t *jm, const char *id);
+void weir__jm_tm_free(weir_jm_tm_t *tm);
+/** A REGISTER from routing id @p ident (@p ident_str printable; the id when the message has
+ * none) on socket fd @p fd. */
+void weir__jm_tm_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, size_t ident_len,
+                                 const char *ident_str, weir_msg_t *m, int fd);
+/** Loses every task manager silent for more than heartbeat.timeout. */
+void weir__jm_tm_check_heartbeats_locked(weir_jobmanager_t *jm, int64_t now);
+/** The connection with socket fd @p fd closed: its task manager (if any) is lost. */
+void weir__jm_tm_closed_locked(weir_jobmanager_t *jm, int fd);
+
+/* ---- deploy.c: scheduling, deployment, slots ------------------------------------------------ */
+
+/** Deploys the jobs waiting for slots that can get them; fails those waiting too long. */
+void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now);
+/** Gives the job's slots back to their task managers (no-op when it holds none). */
+void weir__jm_release_slots_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
+
+/* ---- ha_jobs.c: the job table in the HA store ----------------------------------------------- */
+
+/** Saves the HA entry of a new job (job.json + plugin copy). No-op without HA. Call with the mutex
+ * NOT held, before the job is added. @returns 0 or a negative error with errstr. */
+int weir__jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
+                             size_t errlen);
+/** Writes the job's job.json (attempt included; ha_saved on success). No-op without HA. With
+ * jm->mu held once the job is in the table. */
+void weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job);
+/** Removes the HA entry of a job that ended. */
+void weir__jm_ha_remove_ended_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
+/** Adds every job of the HA store to the table as RESTARTING. @returns 0 or a negative error. */
+int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen);
+
+/* ---- checkpointing.c: the checkpoint coordinator inside the job manager (main thread) ------- */
+
+/** Periodic work of one job: expiry of the in-flight checkpoint, trigger when due. */
+void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns);
+/** An ACK_CHECKPOINT from @p tm (takes m->op_state and m->keyed_handle). */
+void weir__jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_msg_t *m);
+/** A DECLINE_CHECKPOINT from @p tm. */
+void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m);
+/** Aborts the in-flight checkpoint of a job that stops or restarts (removes its directory). */
+void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why);
+/** Finds the checkpoint the next attempt of @p job restores: *meta->id == 0 = fresh start.
+ * @returns 0, or a negative error with a one-line message (the job must fail). */
+int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
+                                 char *errstr, size_t errlen);
+
+/* ---- rest.c: the REST API (libmicrohttpd's thread) ------------------------------------------ */
+
+/** Starts libmicrohttpd on rest_bind:rest_port (updates rest_port when it was 0). */
+int weir__jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen);
+void weir__jm_rest_stop(weir_jobmanager_t *jm);
+
+#endif

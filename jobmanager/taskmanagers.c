@@ -1,0 +1,165 @@
+/* Owns the job manager's task-manager table: registration (a new instance per REGISTER, answered
+ * with REGISTERED), lookups by id and by registration number, and loss: a heartbeat silent for
+ * more than heartbeat.timeout, a closed connection (the ROUTER's monitor reports the fd), or a
+ * REGISTER with an id that still hosts subtasks (a restart). A lost task manager is removed and
+ * each RUNNING job with a slot on it fails over ("task manager <id> (<data address>) lost: ...").
+ *
+ * Invariants: each registration gets a new seq (never 0, never reused), so messages of an old
+ * instance never match a subtask deployed to a new one; the table keeps registration order (the
+ * scheduler's tie break); a removed task manager is freed at once and only its seq remains in the
+ * jobs (subtasks keep copies of its id and address); fd is the connection's socket fd as last
+ * seen in ZMQ_SRCFD (-1 = unknown).
+ *
+ * Threading: main thread with jm->mu held (the REST thread only reads the table, under jm->mu). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "jobmanager/jobmanager_int.h"
+
+#define COMP "jobmanager"
+
+weir_jm_tm_t *weir__jm_find_tm_seq_locked(weir_jobmanager_t *jm, uint64_t seq) {
+    if (seq == 0)
+        return NULL;
+    for (size_t i = 0; i < jm->n_tms; i++)
+        if (jm->tms[i]->seq == seq)
+            return jm->tms[i];
+    return NULL;
+}
+
+weir_jm_tm_t *weir__jm_find_tm_id_locked(weir_jobmanager_t *jm, const char *id) {
+    for (size_t i = 0; i < jm->n_tms; i++)
+        if (strcmp(jm->tms[i]->id, id) == 0)
+            return jm->tms[i];
+    return NULL;
+}
+
+void weir__jm_tm_free(weir_jm_tm_t *tm) {
+    if (!tm)
+        return;
+    free(tm->id);
+    free(tm->ident);
+    free(tm->data_address);
+    free(tm->host);
+    free(tm);
+}
+
+/* Removes @p tm from the table and frees it. */
+static void tm_remove(weir_jobmanager_t *jm, weir_jm_tm_t *tm) {
+    for (size_t i = 0; i < jm->n_tms; i++) {
+        if (jm->tms[i] == tm) {
+            memmove(&jm->tms[i], &jm->tms[i + 1], (jm->n_tms - i - 1) * sizeof *jm->tms);
+            jm->n_tms--;
+            break;
+        }
+    }
+    weir__jm_tm_free(tm);
+}
+
+/* A task manager instance disappeared (heartbeat timeout or restart): forget it and fail the
+ * running jobs that had subtasks on it. */
+static void tm_lost_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const char *why) {
+    char msg[1024];
+    weir_fmt(msg, sizeof msg, "task manager %s (%s) lost: %s", tm->id, tm->data_address, why);
+    WEIR_WARN(COMP, "%s", msg);
+    uint64_t seq = tm->seq;
+    tm_remove(jm, tm);
+    int64_t now = weir_now_ns();
+    for (size_t j = 0; j < jm->n_jobs; j++) {
+        weir_jm_job_t *job = jm->jobs[j];
+        if (!job->slots_held)
+            continue;
+        bool on_it = false;
+        for (uint32_t i = 0; i < job->slots_needed; i++)
+            if (job->slot_tm_seq[i] == seq)
+                on_it = true;
+        if (on_it && job->state == WEIR_JOB_RUNNING)
+            weir__jm_failover_locked(jm, job, msg);
+        weir__jm_check_stopped_locked(jm, job, now);
+    }
+}
+
+static bool tm_hosts_tasks(weir_jobmanager_t *jm, const weir_jm_tm_t *tm) {
+    for (size_t j = 0; j < jm->n_jobs; j++) {
+        const weir_jm_job_t *job = jm->jobs[j];
+        if (!job->slots_held)
+            continue;
+        for (uint32_t i = 0; i < job->slots_needed; i++)
+            if (job->slot_tm_seq[i] == tm->seq)
+                return true;
+    }
+    return false;
+}
+
+void weir__jm_tm_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, size_t ident_len,
+                                 const char *ident_str, weir_msg_t *m, int fd) {
+    const char *id = m->tm_id && m->tm_id[0] ? m->tm_id : ident_str;
+    weir_jm_tm_t *old = weir__jm_find_tm_id_locked(jm, id);
+    if (old) {
+        if (tm_hosts_tasks(jm, old))
+            tm_lost_locked(jm, old, "it registered again (restarted)");
+        else
+            tm_remove(jm, old);
+    }
+    weir_jm_tm_t *tm = calloc(1, sizeof *tm);
+    if (!tm)
+        goto oom;
+    tm->id = strdup(id);
+    tm->ident = malloc(ident_len ? ident_len : 1);
+    tm->data_address = strdup(m->data_address ? m->data_address : "");
+    tm->host = strdup(m->host ? m->host : "");
+    if (!tm->id || !tm->ident || !tm->data_address || !tm->host)
+        goto oom;
+    memcpy(tm->ident, ident, ident_len);
+    tm->ident_len = ident_len;
+    tm->pid = m->pid;
+    tm->slots_total = tm->slots_free = m->slots;
+    tm->seq = ++jm->next_seq;
+    tm->last_seen_ns = weir_now_ns();
+    tm->fd = fd;
+    if (jm->n_tms == jm->cap_tms) {
+        size_t cap = jm->cap_tms ? jm->cap_tms * 2 : 8;
+        weir_jm_tm_t **tms = realloc(jm->tms, cap * sizeof *tms);
+        if (!tms)
+            goto oom;
+        jm->tms = tms;
+        jm->cap_tms = cap;
+    }
+    jm->tms[jm->n_tms++] = tm;
+    WEIR_INFO(COMP, "task manager %s registered: %u slots, data %s, host %s, pid %" PRId64, tm->id,
+              tm->slots_total, tm->data_address, tm->host, tm->pid);
+    weir_msg_t r = {.type = WEIR_MSG_REGISTERED, .heartbeat_interval_ms = jm->hb_interval_ms};
+    weir__jm_send_locked(jm, tm, &r);
+    return;
+oom:
+    WEIR_ERROR(COMP, "out of memory registering task manager %s", id);
+    weir__jm_tm_free(tm);
+}
+
+/* ---------------------------------------------------------------- loss detection */
+
+void weir__jm_tm_check_heartbeats_locked(weir_jobmanager_t *jm, int64_t now) {
+    for (size_t i = 0; i < jm->n_tms;) {
+        weir_jm_tm_t *tm = jm->tms[i];
+        int64_t silent_ms = (now - tm->last_seen_ns) / 1000000;
+        if (silent_ms > jm->hb_timeout_ms) {
+            char why[128];
+            weir_fmt(why, sizeof why, "no heartbeat for %" PRId64 " ms", silent_ms);
+            tm_lost_locked(jm, tm, why); /* removes tms[i] */
+            continue;
+        }
+        i++;
+    }
+}
+
+void weir__jm_tm_closed_locked(weir_jobmanager_t *jm, int fd) {
+    for (size_t i = 0; i < jm->n_tms; i++) {
+        if (jm->tms[i]->fd == fd) {
+            tm_lost_locked(jm, jm->tms[i], "connection closed");
+            break;
+        }
+    }
+}
