@@ -72,6 +72,8 @@ void weir_fail(weir_ctx_t *ctx, const char *fmt, ...) {
 /* Emit: the chain push and the per-record half of the output writer                        */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Writes @p rec into the buffer of output channel @p o; a full buffer is sent first (waiting for
+ * a credit). */
 static inline void out_write(weir_task_t *t, weir_task_out_t *o, const weir_record_t *rec) {
     while (UNLIKELY(!weir_outchan_write_record(&o->ch, rec, t->now_ns))) {
         if (!weir_outchan_has_data(&o->ch)) {

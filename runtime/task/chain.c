@@ -5,8 +5,9 @@
  * cancels a live task, joins it and frees it (task_free); the getters and weir_task_get_metrics.
  *
  * Invariants:
- *  - The task owns spec->graph from weir_task_start on, also on failure. Identity, chain, gates,
- *    placement and checkpoint settings are immutable once the thread runs.
+ *  - The task owns spec->graph from weir_task_start on, also on failure. Identity, placement,
+ *    checkpoint settings and the shape of the chain and the gates (which operators, which
+ *    channels) are fixed once the thread runs; their contents belong to the task thread.
  *  - A source is the head of its chain. Connector kinds are built by spec->create_connector (the
  *    runtime knows no connector), every other kind by weir_operator_create_builtin.
  *  - A node's state i is column state_base + i of the chain's one declaration list; with more

@@ -21,6 +21,8 @@
  *    and every later buffer queued in its in->dq as (buffer, offset); they are processed, before
  *    the mailbox, only once the channel is unblocked. So no entry that follows barrier n on a
  *    channel is processed before the snapshot of n (exactly-once).
+ *  - Both FIFOs (deferred mailbox messages, deferred channel buffers) are rings bounded by
+ *    credits; running out of memory while growing one aborts (weir_ring_grow).
  *  - Teardown order: close the mailbox (nothing but the uploader pushes into it afterwards), join
  *    the uploader (in-flight uploads end before the backend closes), close the operators, close
  *    and remove the state; the final state callback (FINISHED / FAILED / CANCELED) is the last
