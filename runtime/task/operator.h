@@ -1,5 +1,5 @@
 /* The operator interface inside a subtask. A subtask runs a chain of operators (one per graph
- * node of its vertex) on one thread. Built-in transformations live in runtime/operators.c,
+ * node of its vertex) on one thread. Built-in transformations live in runtime/task/operators.c,
  * connectors (datagen, file, generator, print, blackhole) in connectors/. Every operator of a
  * chain receives its own weir_ctx_t; emitting from operator i calls operator i+1 directly
  * (chaining, no encoding) or, for the chain's tail, the subtask's output writer.

@@ -2,9 +2,9 @@
  * Connectors (sources, file/print/blackhole sinks) live in connectors/.
  *
  * Each operator calls the user function stored in its graph node (node->fn, node->udata); the
- * runtime (task.c) has set the current key and the state backend's key before process() for
- * keyed operators. Reduce keeps its accumulator in reducing state 0 of its node and emits the
- * new accumulator with the input's key and timestamp.
+ * runtime (weir__task_deliver, task_int.h) has set the current key and the state backend's key
+ * before process() for keyed operators. Reduce keeps its accumulator in reducing state 0 of its
+ * node and emits the new accumulator with the input's key and timestamp.
  *
  * Threading: everything runs on the subtask thread; no allocation per record. */
 #include <string.h>

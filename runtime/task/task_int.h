@@ -1,6 +1,12 @@
-/* Internal layout of a subtask (runtime/task.c) and of the context handed to user functions.
- * Only task.c and operators.c include this. Everything here is owned by the subtask thread,
- * except the metrics and the state, which other threads read with relaxed atomics. */
+/* Internal layout of a subtask and of the context handed to user functions, the per-record
+ * helpers that must inline into every file of the per-record path, and the few functions the
+ * files of runtime/task/ call across each other (weir__task_*, grouped by the file defining them;
+ * README.md has the file map). Only the .c files of runtime/task/ include this.
+ *
+ * Everything here is owned by the subtask thread, except the metrics (single writer: the task
+ * thread; other threads read them with relaxed atomics), the state (atomic) and the identity and
+ * checkpoint settings, which are immutable once the thread runs (the uploader thread reads them).
+ */
 #ifndef WEIR_RUNTIME_TASK_INT_H
 #define WEIR_RUNTIME_TASK_INT_H
 
@@ -80,7 +86,7 @@ typedef struct weir_task_in {
     size_t dq_head, dq_len, dq_cap;
 } weir_task_in_t;
 
-struct weir_uploader; /* task.c: the asynchronous part of snapshots of stateful chains */
+struct weir_uploader; /* checkpoint.c: the asynchronous part of snapshots of stateful chains */
 
 struct weir_task {
     /* identity (immutable after start) */
@@ -167,7 +173,67 @@ struct weir_task {
     char errmsg[512];
 };
 
-/** Fails the task with a formatted one-line message (no operator prefix). Task thread. */
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Per-record helpers: inline, so the per-record path stays free of calls across files. */
+
+/** Adds @p n to counter @p a. Single writer (the task thread): a relaxed load + store needs no
+ * locked instruction. */
+static inline void weir__task_ctr_add(_Atomic uint64_t *a, uint64_t n) {
+    atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/** Hands @p rec to the operator at chain position @p c (by pointer, never encoded); a keyed
+ * operator gets its current key (ctx and state backend) set first. Task thread. */
+static inline void weir__task_deliver(weir_ctx_t *c, const weir_record_t *rec) {
+    if (c->keyed) {
+        c->key = rec->key;
+        c->key_len = rec->key_len;
+        if (c->sb)
+            weir_state_set_key(c->sb, rec->key, rec->key_len);
+    }
+    c->op->vt->process(c->op, c, rec);
+}
+
+/* api.c */
+
+/** Fails the task with a formatted one-line message (no operator prefix); the first failure
+ * wins; sets stop. Task thread. */
 void weir__task_fail(weir_task_t *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* loop.c */
+
+/** The subtask thread (started by weir_task_start); @p arg is the task. */
+void *weir__task_main(void *arg);
+/** Sends the current buffer of @p o, first waiting on the mailbox for a credit (handling CREDIT
+ * and CANCEL, deferring every other message). Returns with stop set when canceled or failed. */
+void weir__task_send_out(weir_task_t *task, weir_task_out_t *o);
+/** Frees every message still deferred or queued in the mailbox (task_free). */
+void weir__task_drop_messages(weir_task_t *task);
+
+/* checkpoint.c (task thread, but weir__task_uploader_stop: also task_free) */
+
+/** Opens the chain's keyed-state backend (restored when starting from a checkpoint with a keyed
+ * handle) and, with checkpointing on, starts the uploader thread. Failures fail the task. */
+void weir__task_open_state(weir_task_t *task);
+/** Hands every chain operator its element of the restored operator-state array. */
+void weir__task_restore_operators(weir_task_t *task);
+/** Waits for the upload in flight (and, unless @p drop, every queued one) and joins the
+ * uploader thread; no-op without one. */
+void weir__task_uploader_stop(weir_task_t *task, bool drop);
+/** Removes the state directory and, when empty, its attempt and job parents. */
+void weir__task_remove_state_dir(weir_task_t *task);
+/** Barrier @p id (trigger time @p ts) arrived on input channel @p idx: alignment. */
+void weir__task_on_barrier(weir_task_t *task, uint32_t idx, uint64_t id, int64_t ts);
+/** END arrived on input channel @p idx (counts as its barrier for the alignment in progress). */
+void weir__task_on_end(weir_task_t *task, uint32_t idx);
+/** WEIR_MB_TRIGGER: a source snapshots checkpoint @p id (between two run() calls). */
+void weir__task_on_trigger(weir_task_t *task, uint64_t id, int64_t ts);
+/** WEIR_MB_NOTIFY: checkpoint @p id completed (@p final: the final one). */
+void weir__task_on_notify(weir_task_t *task, uint64_t id, bool final);
+/** End of input with checkpointing on: the final snapshot (before END goes downstream). */
+void weir__task_final_snapshot(weir_task_t *task);
 
 #endif

@@ -1,0 +1,260 @@
+/* The runtime half of the public API (include/weir/weir.h) for code running inside a chain:
+ * emitting (weir_emit, weir_packer, weir_emit_packed) together with the per-record half of the
+ * output writer (key selectors, partitioning, writing a record into output channel buffers),
+ * weir_unpack, the context getters (weir_subtask_index, weir_parallelism, weir_current_key,
+ * weir_ctx_killpoint), the keyed-state accessors (weir_value_*, weir_list_*, weir_mapstate_*,
+ * weir_reducing_*) and failing (weir_fail, weir__task_fail).
+ *
+ * Invariants:
+ *  - Records pass down the chain by pointer (weir_emit -> weir__task_deliver -> the next
+ *    operator's process) and are never encoded inside a chain; only the tail's emit copies them
+ *    into output buffers. The per-record path does no allocation, no lock and no syscall: it
+ *    reads task->now_ns, which loop.c refreshes once per input buffer / source batch.
+ *  - The whole per-record path from weir_emit to the channel buffer is in this file or inline in
+ *    task_int.h, so it stays inlinable; only a full buffer leaves it (weir__task_send_out, which
+ *    waits for a credit: a buffer is sent only with a credit in hand).
+ *  - weir_packer / weir_emit_packed reuse ctx->sbuf; weir_unpack allocates in ctx->zone, which
+ *    loop.c clears at the start of every input buffer and source batch: nothing is allocated per
+ *    record once the scratch buffers have grown.
+ *  - The first failure wins (one line, newlines replaced); it sets stop, after which every emit
+ *    is a no-op and the loop exits. A key longer than WEIR_MAX_KEY_LEN (emitted, or returned by a
+ *    key selector) fails the task.
+ *  - A keyed-state accessor maps the node's state id to its column ctx->state_base + id and
+ *    returns WEIR_EINVAL for an id the node did not declare (or without a backend).
+ *
+ * Threading: the task thread only (operators and user functions run on it). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "common/err.h"
+#include "common/killpoint.h"
+#include "common/util.h"
+#include "runtime/dataplane/record.h"
+#include "runtime/task/task_int.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Failure                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static void task_vfail(weir_task_t *t, const char *prefix, const char *fmt, va_list ap) {
+    if (t->failed)
+        return; /* the first cause wins */
+    size_t off = 0;
+    if (prefix) {
+        int n = weir_fmt(t->errmsg, sizeof t->errmsg, "%s: ", prefix);
+        off = n < 0 ? 0 : (size_t)n;
+        if (off >= sizeof t->errmsg)
+            off = sizeof t->errmsg - 1;
+    }
+    vsnprintf(t->errmsg + off, sizeof t->errmsg - off, fmt, ap);
+    for (char *p = t->errmsg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    t->failed = true;
+    t->stop = true;
+}
+
+void weir__task_fail(weir_task_t *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    task_vfail(t, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void weir_fail(weir_ctx_t *ctx, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    task_vfail(ctx->task, ctx->op->node->name, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Emit: the chain push and the per-record half of the output writer                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Writes @p rec into the buffer of output channel @p o; a full buffer is sent first (waiting for
+ * a credit). */
+static inline void out_write(weir_task_t *t, weir_task_out_t *o, const weir_record_t *rec) {
+    while (UNLIKELY(!weir_outchan_write_record(&o->ch, rec, t->now_ns))) {
+        if (!weir_outchan_has_data(&o->ch)) {
+            weir__task_fail(t, "a record of %zu bytes does not fit an output buffer",
+                            weir_record_encoded_size(rec));
+            return;
+        }
+        weir__task_send_out(t, o);
+        if (t->stop)
+            return;
+    }
+    weir__task_ctr_add(&t->m.records_out, 1);
+}
+
+/* The chain tail's emit: partition and write to every out-edge. */
+static void task_output(weir_task_t *t, const weir_record_t *rec) {
+    if (UNLIKELY(rec->key_len > WEIR_MAX_KEY_LEN)) {
+        weir__task_fail(t, "%s: emitted a key of %u bytes (at most %u)",
+                        t->ops[t->n_ops - 1].node->name, rec->key_len, WEIR_MAX_KEY_LEN);
+        return;
+    }
+    for (uint32_t e = 0; e < t->n_oedges; e++) {
+        weir_task_oedge_t *oe = &t->oedges[e];
+        const weir_record_t *r = rec;
+        weir_record_t kr;
+        if (oe->key_fn) {
+            kr = *rec;
+            kr.key_len = oe->key_fn(rec, t->keybuf, oe->key_udata);
+            if (UNLIKELY(kr.key_len > WEIR_MAX_KEY_LEN)) {
+                weir__task_fail(t, "key selector of edge %u returned %u bytes (at most %u)", e,
+                                kr.key_len, WEIR_MAX_KEY_LEN);
+                return;
+            }
+            kr.key = t->keybuf;
+            r = &kr;
+        }
+        if (oe->kind == WEIR_PART_FORWARD) {
+            out_write(t, &t->outs[oe->first], r);
+        } else {
+            uint32_t c = weir_partitioner_select(&oe->part, r->key, r->key_len);
+            if (c == WEIR_PARTITION_ALL) {
+                for (uint32_t i = 0; i < oe->n_chans && !t->stop; i++)
+                    out_write(t, &t->outs[oe->first + i], r);
+            } else if (LIKELY(c < oe->n_chans)) {
+                out_write(t, &t->outs[oe->first + c], r);
+            }
+        }
+        if (UNLIKELY(t->stop))
+            return;
+    }
+}
+
+void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
+    weir_task_t *t = ctx->task;
+    if (UNLIKELY(t->stop))
+        return;
+    if (ctx->next)
+        weir__task_deliver(ctx->next, rec);
+    else
+        task_output(t, rec);
+}
+
+msgpack_packer *weir_packer(weir_ctx_t *ctx) {
+    ctx->sbuf.size = 0;
+    return &ctx->pk;
+}
+
+void weir_emit_packed(weir_ctx_t *ctx, int64_t timestamp, const void *key, uint32_t key_len) {
+    weir_record_t rec = {timestamp, key, key_len, ctx->sbuf.data, (uint32_t)ctx->sbuf.size};
+    weir_emit(ctx, &rec);
+}
+
+int weir_unpack(weir_ctx_t *ctx, const weir_record_t *rec, msgpack_object *out) {
+    size_t off = 0;
+    ctx->zone_used = true;
+    msgpack_unpack_return r =
+        msgpack_unpack((const char *)rec->value, rec->value_len, &off, &ctx->zone, out);
+    if (UNLIKELY(r != MSGPACK_UNPACK_SUCCESS)) {
+        weir_fail(ctx, "malformed msgpack value (%u bytes)", rec->value_len);
+        out->type = MSGPACK_OBJECT_NIL;
+        return WEIR_ECORRUPT;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Context                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+uint32_t weir_subtask_index(const weir_ctx_t *ctx) {
+    return ctx->task->subtask;
+}
+
+uint32_t weir_parallelism(const weir_ctx_t *ctx) {
+    return ctx->op->parallelism;
+}
+
+const void *weir_current_key(const weir_ctx_t *ctx, uint32_t *key_len) {
+    if (!ctx->keyed) {
+        if (key_len)
+            *key_len = 0;
+        return NULL;
+    }
+    if (key_len)
+        *key_len = ctx->key_len;
+    return ctx->key;
+}
+
+void weir_ctx_killpoint(weir_ctx_t *ctx, const char *point) {
+    if (ctx && ctx->task)
+        weir_killpoint_hit(ctx->task->kp, point);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Keyed state: forwards to the backend with the node's column offset                       */
+/* ---------------------------------------------------------------------------------------- */
+
+#define STATE_COL(ctx, st)                                                                         \
+    if (UNLIKELY(!(ctx)->sb || (st) < 0 || (uint32_t)(st) >= (ctx)->n_states))                     \
+        return WEIR_EINVAL;                                                                        \
+    uint32_t col = (ctx)->state_base + (uint32_t)(st)
+
+int weir_value_get(weir_ctx_t *ctx, weir_state_id st, const void **val, uint32_t *len) {
+    STATE_COL(ctx, st);
+    return weir_state_value_get(ctx->sb, col, val, len);
+}
+int weir_value_put(weir_ctx_t *ctx, weir_state_id st, const void *val, uint32_t len) {
+    STATE_COL(ctx, st);
+    return weir_state_value_put(ctx->sb, col, val, len);
+}
+int weir_value_clear(weir_ctx_t *ctx, weir_state_id st) {
+    STATE_COL(ctx, st);
+    return weir_state_value_clear(ctx->sb, col);
+}
+int weir_list_add(weir_ctx_t *ctx, weir_state_id st, const void *val, uint32_t len) {
+    STATE_COL(ctx, st);
+    return weir_state_list_add(ctx->sb, col, val, len);
+}
+int weir_list_foreach(weir_ctx_t *ctx, weir_state_id st,
+                      int (*fn)(const void *val, uint32_t len, void *arg), void *arg) {
+    STATE_COL(ctx, st);
+    return weir_state_list_foreach(ctx->sb, col, fn, arg);
+}
+int weir_list_clear(weir_ctx_t *ctx, weir_state_id st) {
+    STATE_COL(ctx, st);
+    return weir_state_list_clear(ctx->sb, col);
+}
+int weir_mapstate_put(weir_ctx_t *ctx, weir_state_id st, const void *ukey, uint32_t ukey_len,
+                      const void *val, uint32_t len) {
+    STATE_COL(ctx, st);
+    return weir_state_map_put(ctx->sb, col, ukey, ukey_len, val, len);
+}
+int weir_mapstate_get(weir_ctx_t *ctx, weir_state_id st, const void *ukey, uint32_t ukey_len,
+                      const void **val, uint32_t *len) {
+    STATE_COL(ctx, st);
+    return weir_state_map_get(ctx->sb, col, ukey, ukey_len, val, len);
+}
+int weir_mapstate_remove(weir_ctx_t *ctx, weir_state_id st, const void *ukey, uint32_t ukey_len) {
+    STATE_COL(ctx, st);
+    return weir_state_map_remove(ctx->sb, col, ukey, ukey_len);
+}
+int weir_mapstate_foreach(weir_ctx_t *ctx, weir_state_id st,
+                          int (*fn)(const void *ukey, uint32_t ukey_len, const void *val,
+                                    uint32_t len, void *arg),
+                          void *arg) {
+    STATE_COL(ctx, st);
+    return weir_state_map_foreach(ctx->sb, col, fn, arg);
+}
+int weir_mapstate_clear(weir_ctx_t *ctx, weir_state_id st) {
+    STATE_COL(ctx, st);
+    return weir_state_map_clear(ctx->sb, col);
+}
+int weir_reducing_add(weir_ctx_t *ctx, weir_state_id st, const void *val, uint32_t len) {
+    STATE_COL(ctx, st);
+    return weir_state_reducing_add(ctx->sb, col, val, len);
+}
+int weir_reducing_get(weir_ctx_t *ctx, weir_state_id st, const void **val, uint32_t *len) {
+    STATE_COL(ctx, st);
+    return weir_state_reducing_get(ctx->sb, col, val, len);
+}
+int weir_reducing_clear(weir_ctx_t *ctx, weir_state_id st) {
+    STATE_COL(ctx, st);
+    return weir_state_reducing_clear(ctx->sb, col);
+}

@@ -1,0 +1,556 @@
+/* The subtask's side of checkpoints (docs/checkpointing.md) and its keyed-state backend:
+ * ACK / DECLINE, the uploader thread (the asynchronous part of snapshots of stateful chains),
+ * snapshots (operator state + keyed state) and forwarding barriers, barrier alignment,
+ * checkpoint triggers (sources) and completion notifications, the final snapshot; opening the
+ * state backend (fresh or restored), restoring operator state, removing the state directory.
+ *
+ * Invariants:
+ *  - A non-source never processes an entry that follows barrier n on a channel before its
+ *    snapshot of n (exactly-once): the channel whose barrier arrived is blocked (credits
+ *    withheld; loop.c queues its buffers) until every channel's barrier arrived (an ended
+ *    channel counts); then snapshot, barrier downstream, unblock (granting the withheld
+ *    credits). At-least-once counts barriers without blocking.
+ *  - Barriers with an id <= the last snapshot (or below the alignment in progress) are stale and
+ *    dropped; a newer barrier abandons the alignment in progress. After the final snapshot,
+ *    barriers and triggers are ignored; with checkpointing off all of this is skipped.
+ *  - The barrier goes downstream also when the snapshot is declined: downstream must not stay
+ *    blocked.
+ *  - ACKs of a subtask leave in snapshot order: with keyed state every ACK (also the final one)
+ *    goes through the uploader's FIFO; the backend is closed only after the uploader joined.
+ *  - Operator state is one msgpack array with one element per chain operator (nil when it has
+ *    no snapshot hook; a hook packs exactly one object); the final snapshot passes
+ *    WEIR_CHECKPOINT_ID_FINAL to the hooks and is acked with id 0. A restored array of another
+ *    length fails the task.
+ *  - Keyed state is notified complete (weir_state_snapshot_confirm) only after every operator's
+ *    notify_complete, and not for the final notify.
+ *
+ * Threading: the task thread, except uploader_main on the uploader thread, which uploads keyed
+ * snapshots and sends ACK / DECLINE through the spec's send callback (thread-safe), reading only
+ * task fields that are immutable after start, pushing WEIR_MB_UPLOADED into the mailbox. The
+ * uploader's queue is guarded by its mutex, a leaf lock: never held while calling out. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/killpoint.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "runtime/dataplane/dataplane.h"
+#include "state/snapshot.h"
+#include "runtime/task/task_int.h"
+
+#define COMP "task"
+
+/* ---------------------------------------------------------------------------------------- */
+/* ACK / DECLINE and the uploader thread                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One asynchronous part of a snapshot (or just an ACK that must follow earlier ones). */
+typedef struct up_job {
+    struct up_job *next;
+    weir_state_snapshot_t *snap; /* NULL: nothing to upload */
+    uint64_t id;                 /* 0 for the final snapshot */
+    bool final;
+    uint8_t *op_state;
+    size_t op_len;
+    uint64_t alignment_ns, sync_ns;
+} up_job_t;
+
+struct weir_uploader {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    up_job_t *head, *tail;
+    bool stop; /* leave once the queue is empty */
+    bool drop; /* do not upload what is still queued (canceled / failed) */
+};
+
+static void up_job_free(up_job_t *j) {
+    weir_state_snapshot_free(&j->snap);
+    free(j->op_state);
+    free(j);
+}
+
+/* Any thread: the fields used are immutable after start. */
+static void send_ack(weir_task_t *t, uint64_t id, bool final, const uint8_t *op, size_t op_len,
+                     const char *handle, uint64_t state_size, uint64_t uploaded,
+                     uint64_t alignment_ns, uint64_t sync_ns, uint64_t async_ns) {
+    weir_killpoint_hit(t->kp, "barrier-before-ack");
+    weir_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = WEIR_MSG_ACK_CHECKPOINT;
+    memcpy(m.job_id, t->job_id, sizeof m.job_id);
+    m.attempt = t->attempt;
+    m.vertex = t->vertex;
+    m.subtask = t->subtask;
+    m.checkpoint_id = id;
+    m.final = final;
+    m.op_state = (uint8_t *)op;
+    m.op_state_len = op_len;
+    m.keyed_handle = (char *)handle;
+    m.state_size = state_size;
+    m.uploaded_size = uploaded;
+    m.alignment_ns = alignment_ns;
+    m.sync_ns = sync_ns;
+    m.async_ns = async_ns;
+    WEIR_DEBUG(COMP, "job %s vertex %u subtask %u: ack checkpoint %" PRIu64 "%s", t->job_id,
+               t->vertex, t->subtask, id, final ? " (final)" : "");
+    if (t->send)
+        t->send(t->send_arg, &m);
+}
+
+static void send_decline(weir_task_t *t, uint64_t id, const char *why) {
+    WEIR_WARN(COMP, "job %s vertex %u subtask %u: declining checkpoint %" PRIu64 ": %s", t->job_id,
+              t->vertex, t->subtask, id, why);
+    weir_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = WEIR_MSG_DECLINE_CHECKPOINT;
+    memcpy(m.job_id, t->job_id, sizeof m.job_id);
+    m.attempt = t->attempt;
+    m.vertex = t->vertex;
+    m.subtask = t->subtask;
+    m.checkpoint_id = id;
+    m.error = (char *)why;
+    if (t->send)
+        t->send(t->send_arg, &m);
+}
+
+/* Uploader thread: uploads queued snapshots in order and sends their ACKs (or DECLINEs). */
+static void *uploader_main(void *arg) {
+    weir_task_t *t = arg;
+    struct weir_uploader *u = t->up;
+    char task_name[64];
+    weir_fmt(task_name, sizeof task_name, "%u-%u", t->vertex, t->subtask);
+    for (;;) {
+        pthread_mutex_lock(&u->mu);
+        while (!u->head && !u->stop)
+            pthread_cond_wait(&u->cv, &u->mu);
+        up_job_t *j = u->head;
+        if (j) {
+            u->head = j->next;
+            if (!u->head)
+                u->tail = NULL;
+        }
+        bool drop = u->drop;
+        pthread_mutex_unlock(&u->mu);
+        if (!j)
+            break;
+        if (drop) {
+            up_job_free(j);
+            continue;
+        }
+        int64_t t0 = weir_now_ns();
+        char err[384] = "";
+        char *handle = NULL;
+        uint64_t state_size = 0, uploaded = 0;
+        int rc = 0;
+        if (j->snap) {
+            if (!t->ck_dir) {
+                weir_fmt(err, sizeof err, "no checkpoint directory (state.checkpoints.dir)");
+                rc = WEIR_ECONFIG;
+            } else {
+                rc = weir_state_snapshot_upload(j->snap, t->ck_dir, task_name, t->incremental,
+                                                &handle, &state_size, &uploaded, err, sizeof err);
+            }
+            weir_state_snapshot_free(&j->snap);
+        }
+        uint64_t async_ns = (uint64_t)(weir_now_ns() - t0);
+        if (rc < 0) {
+            char why[512];
+            weir_fmt(why, sizeof why, "keyed state upload: %s", err[0] ? err : weir_strerror(rc));
+            if (j->final) { /* the job cannot finish without it: fail the task */
+                weir_mbmsg_t msg = {.type = WEIR_MB_UPLOADED, .id = 0, .arg = weir_xstrdup(why)};
+                weir_mailbox_push(t->mb, &msg);
+            } else {
+                send_decline(t, j->id, why);
+            }
+        } else {
+            send_ack(t, j->id, j->final, j->op_state, j->op_len, handle, state_size + j->op_len,
+                     uploaded, j->alignment_ns, j->sync_ns, async_ns);
+        }
+        free(handle);
+        up_job_free(j);
+    }
+    return NULL;
+}
+
+static int uploader_start(weir_task_t *t) {
+    struct weir_uploader *u = weir_xcalloc(1, sizeof *u);
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    t->up = u;
+    if (pthread_create(&u->thread, NULL, uploader_main, t) != 0) {
+        pthread_cond_destroy(&u->cv);
+        pthread_mutex_destroy(&u->mu);
+        free(u);
+        t->up = NULL;
+        return WEIR_EIO;
+    }
+    char tname[16];
+    snprintf(tname, sizeof tname, "weir-up-%u.%u", t->vertex, t->subtask);
+    pthread_setname_np(u->thread, tname);
+    return 0;
+}
+
+/* Waits for the upload in flight (and, unless @p drop, every queued one), joins the thread. */
+void weir__task_uploader_stop(weir_task_t *t, bool drop) {
+    struct weir_uploader *u = t->up;
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->mu);
+    u->stop = true;
+    u->drop = drop;
+    pthread_cond_signal(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    pthread_join(u->thread, NULL);
+    while (u->head) {
+        up_job_t *j = u->head;
+        u->head = j->next;
+        up_job_free(j);
+    }
+    pthread_cond_destroy(&u->cv);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+    t->up = NULL;
+}
+
+static void uploader_push(weir_task_t *t, up_job_t *j) {
+    struct weir_uploader *u = t->up;
+    pthread_mutex_lock(&u->mu);
+    if (u->tail)
+        u->tail->next = j;
+    else
+        u->head = j;
+    u->tail = j;
+    pthread_cond_signal(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Snapshots                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* True when [data, data+len) holds exactly one msgpack object. */
+static bool one_object(const char *data, size_t len) {
+    if (len == 0)
+        return false;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack_next(&u, data, len, &off);
+    msgpack_unpacked_destroy(&u);
+    return r == MSGPACK_UNPACK_SUCCESS && off == len;
+}
+
+/* Writes barrier @p id into every output channel and sends every non-empty buffer. */
+static void forward_barrier(weir_task_t *t, uint64_t id, int64_t ts) {
+    int64_t now = weir_now_ns();
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
+        weir_task_out_t *o = &t->outs[i];
+        while (!weir_outchan_write_barrier(&o->ch, id, ts, now)) {
+            if (!weir_outchan_has_data(&o->ch)) {
+                weir__task_fail(t, "cannot write barrier %" PRIu64 " on edge %u", id,
+                                o->ch.key.edge);
+                return;
+            }
+            weir__task_send_out(t, o);
+            if (t->stop)
+                return;
+        }
+    }
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++)
+        if (weir_outchan_has_data(&t->outs[i].ch))
+            weir__task_send_out(t, &t->outs[i]);
+}
+
+/* Snapshot of checkpoint @p id (@p final: the final snapshot, acked with id 0, no barrier).
+ * Synchronous part here (operator snapshots into one msgpack array, keyed snapshot), then the
+ * barrier goes downstream, then the asynchronous part (upload + ACK) on the uploader thread, or
+ * the ACK right away for a chain without keyed state. */
+static void take_checkpoint(weir_task_t *t, uint64_t id, int64_t ts, uint64_t alignment_ns,
+                            bool final) {
+    int64_t t0 = weir_now_ns();
+    uint64_t hook_id = final ? WEIR_CHECKPOINT_ID_FINAL : id;
+    t->ckbuf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &t->ckbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, t->n_ops);
+    for (uint32_t i = 0; i < t->n_ops; i++) {
+        weir_operator_t *op = &t->ops[i];
+        if (!op->vt->snapshot) {
+            msgpack_pack_nil(&pk);
+            continue;
+        }
+        size_t before = t->ckbuf.size;
+        t->now_ns = weir_now_ns();
+        int rc = op->vt->snapshot(op, &t->ctxs[i], hook_id, &pk);
+        if (rc >= 0 && !t->stop && !one_object(t->ckbuf.data + before, t->ckbuf.size - before))
+            weir__task_fail(t, "%s: snapshot must pack exactly one msgpack object", op->node->name);
+        else if (rc < 0 && !t->failed)
+            weir__task_fail(t, "%s: snapshot failed: %s", op->node->name, weir_strerror(rc));
+        if (t->stop) {
+            if (t->failed)
+                send_decline(t, id, t->errmsg);
+            return;
+        }
+    }
+    weir_state_snapshot_t *snap = NULL;
+    char why[512] = "";
+    if (t->sb && !final) {
+        char err[384] = "";
+        snap = weir_state_snapshot_take(t->sb, id, err, sizeof err);
+        if (!snap)
+            weir_fmt(why, sizeof why, "keyed state snapshot: %s", err[0] ? err : "failed");
+    }
+    uint64_t sync_ns = (uint64_t)(weir_now_ns() - t0);
+    if (!final)
+        forward_barrier(t, id, ts); /* also when declined: downstream must not stay blocked */
+    if (why[0]) {
+        send_decline(t, id, why);
+        return;
+    }
+    if (t->stop) {
+        weir_state_snapshot_free(&snap);
+        return;
+    }
+    uint64_t ack_id = final ? 0 : id;
+    if (t->up) { /* keep ACKs in order behind earlier uploads */
+        up_job_t *j = weir_xcalloc(1, sizeof *j);
+        j->snap = snap;
+        j->id = ack_id;
+        j->final = final;
+        j->op_len = t->ckbuf.size;
+        j->op_state = malloc(j->op_len ? j->op_len : 1);
+        if (!j->op_state)
+            abort();
+        memcpy(j->op_state, t->ckbuf.data, j->op_len);
+        j->alignment_ns = alignment_ns;
+        j->sync_ns = sync_ns;
+        uploader_push(t, j);
+    } else {
+        weir_state_snapshot_free(&snap);
+        send_ack(t, ack_id, final, (const uint8_t *)t->ckbuf.data, t->ckbuf.size, NULL,
+                 t->ckbuf.size, 0, alignment_ns, sync_ns, 0);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Alignment                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Unblocks every channel (granting withheld credits) and forgets which barriers arrived. */
+static void release_channels(weir_task_t *t) {
+    for (uint32_t i = 0; i < t->n_ins; i++) {
+        weir_task_in_t *in = &t->ins[i];
+        in->arrived = false;
+        if (in->ch.blocked) {
+            uint32_t n = weir_inchan_unblock(&in->ch);
+            if (n && !t->stop)
+                weir_dataplane_grant(t->dp, &in->ch.key, n);
+        }
+    }
+    t->n_arrived = 0;
+    t->align_id = 0;
+}
+
+static void maybe_complete_alignment(weir_task_t *t) {
+    if (!t->align_id || t->n_arrived < t->n_ins)
+        return;
+    uint64_t id = t->align_id;
+    uint64_t alignment_ns = (uint64_t)(weir_now_ns() - t->align_start_ns);
+    t->last_ck = id;
+    take_checkpoint(t, id, t->align_ts, alignment_ns, false);
+    release_channels(t);
+}
+
+void weir__task_on_barrier(weir_task_t *t, uint32_t idx, uint64_t id, int64_t ts) {
+    if (t->ck_mode == WEIR_CHECKPOINT_NONE || t->final_sent || id <= t->last_ck ||
+        (t->align_id && id < t->align_id))
+        return; /* stale (an abandoned or older checkpoint) */
+    if (id > t->align_id) {
+        if (t->align_id) {
+            WEIR_INFO(COMP,
+                      "job %s vertex %u subtask %u: barrier %" PRIu64 " abandons the alignment of "
+                      "checkpoint %" PRIu64,
+                      t->job_id, t->vertex, t->subtask, id, t->align_id);
+            release_channels(t);
+        }
+        t->align_id = id;
+        t->align_ts = ts;
+        t->align_start_ns = weir_now_ns();
+        t->n_arrived = 0;
+        for (uint32_t i = 0; i < t->n_ins; i++) {
+            t->ins[i].arrived = t->ins[i].ch.ended;
+            t->n_arrived += t->ins[i].ch.ended ? 1 : 0;
+        }
+    }
+    weir_task_in_t *in = &t->ins[idx];
+    if (in->arrived)
+        return;
+    in->arrived = true;
+    t->n_arrived++;
+    if (t->n_arrived < t->n_ins) {
+        if (t->ck_mode == WEIR_CHECKPOINT_EXACTLY_ONCE)
+            weir_inchan_block(&in->ch);
+        return;
+    }
+    maybe_complete_alignment(t);
+}
+
+void weir__task_on_end(weir_task_t *t, uint32_t idx) {
+    weir_task_in_t *in = &t->ins[idx];
+    if (in->ch.ended)
+        return;
+    in->ch.ended = true;
+    t->n_ended++;
+    if (t->align_id && !in->arrived) { /* an ended channel counts as arrived */
+        in->arrived = true;
+        t->n_arrived++;
+        maybe_complete_alignment(t);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Triggers (sources), notifications, the final snapshot                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+void weir__task_on_trigger(weir_task_t *t, uint64_t id, int64_t ts) {
+    if (!t->is_source) {
+        WEIR_WARN(COMP,
+                  "job %s vertex %u subtask %u: trigger of checkpoint %" PRIu64
+                  " ignored (not a source)",
+                  t->job_id, t->vertex, t->subtask, id);
+        return;
+    }
+    if (t->ck_mode == WEIR_CHECKPOINT_NONE || t->final_sent || id <= t->last_ck)
+        return;
+    t->last_ck = id;
+    take_checkpoint(t, id, ts, 0, false);
+}
+
+void weir__task_on_notify(weir_task_t *t, uint64_t id, bool final) {
+    if (t->ck_mode == WEIR_CHECKPOINT_NONE)
+        return;
+    if (final && !t->final_sent) {
+        WEIR_WARN(COMP,
+                  "job %s vertex %u subtask %u: final notify %" PRIu64
+                  " before end of input: ignored",
+                  t->job_id, t->vertex, t->subtask, id);
+        return;
+    }
+    weir_killpoint_hit(t->kp, "notify-before-commit");
+    for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
+        if (!t->ops[i].vt->notify_complete)
+            continue;
+        t->now_ns = weir_now_ns();
+        t->ops[i].vt->notify_complete(&t->ops[i], &t->ctxs[i], id, final);
+    }
+    if (t->sb && !final)
+        weir_state_snapshot_confirm(t->sb, id);
+    if (final)
+        t->final_notified = true;
+}
+
+void weir__task_final_snapshot(weir_task_t *t) {
+    if (t->align_id) /* cannot happen: every channel ended, so every barrier "arrived" */
+        release_channels(t);
+    take_checkpoint(t, 0, weir_wall_ms(), 0, true);
+    t->final_sent = true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* State backend: open (fresh or restored), operator restore, removal                       */
+/* ---------------------------------------------------------------------------------------- */
+
+void weir__task_open_state(weir_task_t *t) {
+    char errstr[384] = "";
+    char path[4096];
+    weir_fmt(path, sizeof path, "%s/state", t->state_dir);
+    weir_state_opts_t so = {.path = path,
+                            .max_parallelism = t->graph->max_parallelism,
+                            .cache_bytes = t->state_cache_bytes};
+    if (weir_mkdirs(t->state_dir) < 0) {
+        weir__task_fail(t, "cannot create state directory %s", t->state_dir);
+        return;
+    }
+    if (t->restore_id && t->restore_handle) {
+        if (!t->ck_dir) {
+            weir__task_fail(t,
+                            "restoring keyed state of checkpoint %" PRIu64
+                            " needs the checkpoint directory (state.checkpoints.dir)",
+                            t->restore_id);
+            return;
+        }
+        t->sb = weir_state_restore(&so, t->decls, t->n_decls, t->ck_dir, t->restore_handle, errstr,
+                                   sizeof errstr);
+        if (!t->sb)
+            weir__task_fail(t, "restoring keyed state of checkpoint %" PRIu64 ": %s", t->restore_id,
+                            errstr[0] ? errstr : "failed");
+    } else {
+        t->sb = weir_state_open(&so, t->decls, t->n_decls, errstr, sizeof errstr);
+        if (!t->sb)
+            weir__task_fail(t, "state backend: %s", errstr[0] ? errstr : "open failed");
+    }
+    for (uint32_t i = 0; i < t->n_ops; i++)
+        if (t->ctxs[i].n_states)
+            t->ctxs[i].sb = t->sb;
+    if (t->sb && t->ck_mode != WEIR_CHECKPOINT_NONE && uploader_start(t) < 0)
+        weir__task_fail(t, "cannot start the snapshot uploader thread");
+}
+
+/* Starting from a checkpoint: hands every chain operator its element of the op_state array
+ * (nil when the operator had none) before open. */
+void weir__task_restore_operators(weir_task_t *t) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    const msgpack_object *elems = NULL;
+    if (t->restore_op && t->restore_op_len) {
+        size_t off = 0;
+        msgpack_unpack_return r =
+            msgpack_unpack_next(&u, (const char *)t->restore_op, t->restore_op_len, &off);
+        if (r != MSGPACK_UNPACK_SUCCESS || off != t->restore_op_len ||
+            u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != t->n_ops) {
+            weir__task_fail(t,
+                            "operator state of checkpoint %" PRIu64 " is not an array of %u "
+                            "entries (one per chained operator): the job graph changed or the "
+                            "checkpoint is corrupt",
+                            t->restore_id, t->n_ops);
+            msgpack_unpacked_destroy(&u);
+            return;
+        }
+        elems = u.data.via.array.ptr;
+    }
+    msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
+        weir_operator_t *op = &t->ops[i];
+        const msgpack_object *st = elems ? &elems[i] : &nil;
+        if (!op->vt->restore) {
+            if (st->type != MSGPACK_OBJECT_NIL)
+                WEIR_WARN(COMP,
+                          "%s: checkpoint %" PRIu64 " holds state for it, but it cannot "
+                          "restore: ignored",
+                          op->node->name, t->restore_id);
+            continue;
+        }
+        int rc = op->vt->restore(op, &t->ctxs[i], t->restore_id, st);
+        if (rc < 0 && !t->failed)
+            weir__task_fail(t, "%s: restore from checkpoint %" PRIu64 " failed: %s", op->node->name,
+                            t->restore_id, weir_strerror(rc));
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
+/* Removes the state directory and, when empty, its attempt and job parents. */
+void weir__task_remove_state_dir(weir_task_t *t) {
+    if (!t->state_dir)
+        return;
+    weir_rmtree(t->state_dir);
+    char dir[4096];
+    weir_fmt(dir, sizeof dir, "%s/%s/%u", t->work_dir, t->job_id, t->attempt);
+    (void)rmdir(dir);
+    weir_fmt(dir, sizeof dir, "%s/%s", t->work_dir, t->job_id);
+    (void)rmdir(dir);
+}

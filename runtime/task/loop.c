@@ -1,0 +1,464 @@
+/* The subtask thread and its mailbox loop: weir__task_main opens the state (checkpoint.c) and
+ * the operators, runs a source or consumes the input gate, handles end of input, tears down and
+ * reports the final state. Also owns the buffer-level half of the output writer (sending a
+ * buffer once a credit is in hand, the buffer timeout) and the two task-local FIFOs: mailbox
+ * messages deferred while blocked on credit, and each input channel's queue of buffers waiting
+ * behind a barrier (in->dq).
+ *
+ * Invariants:
+ *  - Everything but the counters (task->m) and task->state is touched by the task thread only.
+ *    Counters have a single writer (the task thread) and are read with relaxed atomics.
+ *  - A buffer is sent only with a credit in hand; while none is available the thread blocks on
+ *    its mailbox handling only CREDIT and CANCEL, deferring every other message to a local FIFO
+ *    that the main loop drains first (so input order per channel is kept and no input is
+ *    processed re-entrantly). Input credits are granted back only once a buffer was processed
+ *    completely, so a slow consumer stops its producers transitively up to the sources.
+ *  - task->now_ns is refreshed (weir_now_ns) once per input buffer / source batch / hook call,
+ *    never per record; the unpack zones are cleared at the start of every input buffer and
+ *    source batch.
+ *  - A source snapshots only between run() calls (triggers are handled between them).
+ *  - A channel blocked by alignment (checkpoint.c) has the rest of the buffer holding the barrier
+ *    and every later buffer queued in its in->dq as (buffer, offset); they are processed, before
+ *    the mailbox, only once the channel is unblocked. So no entry that follows barrier n on a
+ *    channel is processed before the snapshot of n (exactly-once).
+ *  - Both FIFOs (deferred mailbox messages, deferred channel buffers) are rings bounded by
+ *    credits; running out of memory while growing one aborts (weir_ring_grow).
+ *  - Teardown order: close the mailbox (nothing but the uploader pushes into it afterwards), join
+ *    the uploader (in-flight uploads end before the backend closes), close the operators, close
+ *    and remove the state; the final state callback (FINISHED / FAILED / CANCELED) is the last
+ *    thing the thread does.
+ *
+ * Threading: the task thread only; weir__task_drop_messages runs in task_free after the thread
+ * was joined (or never started). */
+#include <stdlib.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "runtime/dataplane/dataplane.h"
+#include "runtime/dataplane/record.h"
+#include "runtime/task/task_int.h"
+
+#define COMP "task"
+#define SOURCE_BUDGET 512u
+
+/* ---------------------------------------------------------------------------------------- */
+/* Deferred messages (popped while blocked on credit)                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+static void def_push(weir_task_t *t, const weir_mbmsg_t *msg) {
+    if (t->def_len == t->def_cap)
+        weir_ring_grow((void **)&t->deferred, sizeof *t->deferred, &t->def_head, t->def_len,
+                       &t->def_cap, 16);
+    t->deferred[(t->def_head + t->def_len) % t->def_cap] = *msg;
+    t->def_len++;
+}
+
+static bool def_pop(weir_task_t *t, weir_mbmsg_t *msg) {
+    if (!t->def_len)
+        return false;
+    *msg = t->deferred[t->def_head];
+    t->def_head = (t->def_head + 1) % t->def_cap;
+    t->def_len--;
+    return true;
+}
+
+void weir__task_drop_messages(weir_task_t *t) {
+    weir_mbmsg_t msg;
+    while (def_pop(t, &msg)) {
+        if (msg.type == WEIR_MB_UPLOADED)
+            free(msg.arg);
+        weir_netbuf_free(&msg.buf);
+    }
+    free(t->deferred);
+    while (t->mb && weir_mailbox_pop(t->mb, &msg, 0) > 0) {
+        if (msg.type == WEIR_MB_UPLOADED)
+            free(msg.arg);
+        weir_netbuf_free(&msg.buf);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Output writer: sending buffers                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Sends the current buffer of @p o, blocking for a credit first. Returns with t->stop set when
+ * canceled (or failed) while waiting. */
+void weir__task_send_out(weir_task_t *t, weir_task_out_t *o) {
+    if (o->ch.credits == 0) {
+        int64_t t0 = weir_now_ns();
+        while (o->ch.credits == 0 && !t->stop) {
+            weir_mbmsg_t msg;
+            if (weir_mailbox_pop(t->mb, &msg, -1) <= 0)
+                continue;
+            if (msg.type == WEIR_MB_CREDIT) {
+                if (msg.index < t->n_outs)
+                    weir_outchan_add_credit(&t->outs[msg.index].ch, msg.n);
+            } else if (msg.type == WEIR_MB_CANCEL) {
+                t->canceled = true;
+                t->stop = true;
+            } else {
+                def_push(t, &msg);
+            }
+        }
+        weir__task_ctr_add(&t->m.backpressured_ns, (uint64_t)(weir_now_ns() - t0));
+        if (t->stop)
+            return;
+    }
+    weir_netbuf_t *buf = weir_outchan_take(&o->ch);
+    size_t len = buf->len;
+    int rc = weir_dataplane_send(t->dp, buf);
+    if (rc < 0) {
+        weir__task_fail(t, "sending a buffer on edge %u to subtask %u failed: %s", o->ch.key.edge,
+                        o->ch.key.dst, weir_strerror(rc));
+        return;
+    }
+    if (o->local) {
+        weir__task_ctr_add(&t->m.buffers_out_local, 1);
+    } else {
+        weir__task_ctr_add(&t->m.buffers_out_remote, 1);
+        weir__task_ctr_add(&t->m.bytes_out_remote, len);
+    }
+}
+
+/* Sends every buffer whose timeout passed and that has a credit. @returns the earliest time a
+ * pending buffer (with credit) becomes due, INT64_MAX when none. Channels without credit are
+ * rechecked when their CREDIT message arrives. */
+static int64_t flush_due(weir_task_t *t, int64_t now) {
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
+        weir_task_out_t *o = &t->outs[i];
+        if (!weir_outchan_has_data(&o->ch) || o->ch.credits == 0)
+            continue;
+        if (weir_outchan_flush_due(&o->ch, now, t->buffer_timeout_ns)) {
+            weir__task_send_out(t, o);
+        } else {
+            int64_t due = o->ch.first_write_ns + t->buffer_timeout_ns;
+            if (due < next)
+                next = due;
+        }
+    }
+    return next;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Input: buffers and the channels' deferred queues                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+static void clear_zones(weir_task_t *t) {
+    for (uint32_t i = 0; i < t->n_ops; i++) {
+        weir_ctx_t *c = &t->ctxs[i];
+        if (c->zone_used) {
+            msgpack_zone_clear(&c->zone);
+            c->zone_used = false;
+        }
+    }
+}
+
+static void dq_push(weir_task_in_t *in, weir_netbuf_t *buf, size_t off) {
+    if (in->dq_len == in->dq_cap)
+        weir_ring_grow((void **)&in->dq, sizeof *in->dq, &in->dq_head, in->dq_len, &in->dq_cap, 4);
+    in->dq[(in->dq_head + in->dq_len) % in->dq_cap] = (weir_defbuf_t){buf, off};
+    in->dq_len++;
+}
+
+static void dq_pop(weir_task_in_t *in) {
+    in->dq_head = (in->dq_head + 1) % in->dq_cap;
+    in->dq_len--;
+}
+
+/* Processes the entries of @p d from d->off on. @returns true when the buffer is done with
+ * (consumed and freed; its credit granted unless blocked or stopping), false when processing
+ * stopped right after a barrier that blocked the channel: d->off then points behind it. */
+static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
+    weir_task_in_t *in = &t->ins[idx];
+    weir_netbuf_t *buf = d->buf;
+    t->now_ns = weir_now_ns();
+    clear_zones(t);
+
+    weir_bufreader_t r;
+    weir_bufreader_init(&r, buf->data + d->off, buf->len - d->off);
+    weir_ctx_t *head = &t->ctxs[0];
+    weir_event_t ev;
+    uint64_t n = 0;
+    bool blocked = false;
+    for (;;) {
+        int k = weir_bufreader_next(&r, &ev);
+        if (k == 0)
+            break;
+        if (UNLIKELY(k < 0)) {
+            weir__task_fail(t, "corrupt buffer on input channel %u (edge %u from subtask %u)", idx,
+                            in->edge, in->src);
+            break;
+        }
+        if (LIKELY(ev.kind == WEIR_EV_RECORD)) {
+            n++;
+            weir__task_deliver(head, &ev.record);
+            if (UNLIKELY(t->stop))
+                break;
+        } else if (ev.kind == WEIR_EV_END) {
+            weir__task_on_end(t, idx);
+        } else if (ev.kind == WEIR_EV_BARRIER) {
+            weir__task_on_barrier(t, idx, ev.checkpoint_id, ev.timestamp);
+            if (t->stop)
+                break;
+            if (in->ch.blocked) {
+                d->off = (size_t)(r.pos - buf->data);
+                blocked = true;
+                break;
+            }
+        }
+        /* watermarks: not handled yet */
+    }
+    weir__task_ctr_add(&t->m.records_in, n);
+    if (blocked && !t->stop)
+        return false;
+    uint32_t credits = weir_inchan_consumed(&in->ch);
+    if (credits && !t->stop)
+        weir_dataplane_grant(t->dp, &in->ch.key, credits);
+    weir_netbuf_free(&d->buf);
+    return true;
+}
+
+static void on_buffer(weir_task_t *t, weir_mbmsg_t *msg) {
+    weir_netbuf_t *buf = msg->buf;
+    if (msg->index >= t->n_ins || !buf) {
+        weir__task_fail(t, "buffer for unknown input channel %u", msg->index);
+        weir_netbuf_free(&buf);
+        return;
+    }
+    weir_task_in_t *in = &t->ins[msg->index];
+    if (weir_inchan_on_buffer(&in->ch, buf->len) < 0) {
+        weir__task_fail(t,
+                        "input channel %u (edge %u from subtask %u) delivered a buffer "
+                        "without credit",
+                        msg->index, in->edge, in->src);
+        weir_netbuf_free(&buf);
+        return;
+    }
+    if (in->remote) {
+        weir__task_ctr_add(&t->m.buffers_in_remote, 1);
+        weir__task_ctr_add(&t->m.bytes_in_remote, buf->len);
+    }
+    if (in->ch.blocked || in->dq_len) { /* behind a barrier, or behind data that is */
+        dq_push(in, buf, 0);
+        return;
+    }
+    weir_defbuf_t d = {buf, 0};
+    if (!process_buffer(t, msg->index, &d))
+        dq_push(in, d.buf, d.off);
+}
+
+/* Processes one deferred buffer of an unblocked channel. @returns true when there was one. */
+static bool drain_deferred(weir_task_t *t) {
+    for (uint32_t i = 0; i < t->n_ins && !t->stop; i++) {
+        weir_task_in_t *in = &t->ins[i];
+        if (in->ch.blocked || !in->dq_len)
+            continue;
+        weir_defbuf_t d = in->dq[in->dq_head];
+        if (process_buffer(t, i, &d))
+            dq_pop(in);
+        else
+            in->dq[in->dq_head].off = d.off;
+        return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Mailbox loop                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+static void handle_msg(weir_task_t *t, weir_mbmsg_t *msg) {
+    switch (msg->type) {
+    case WEIR_MB_BUFFER:
+        on_buffer(t, msg);
+        break;
+    case WEIR_MB_CREDIT:
+        if (msg->index < t->n_outs)
+            weir_outchan_add_credit(&t->outs[msg->index].ch, msg->n);
+        break;
+    case WEIR_MB_CANCEL:
+        t->canceled = true;
+        t->stop = true;
+        break;
+    case WEIR_MB_CALL:
+        if (msg->fn)
+            msg->fn(msg->arg);
+        break;
+    case WEIR_MB_TRIGGER:
+        weir__task_on_trigger(t, msg->id, msg->ts);
+        break;
+    case WEIR_MB_NOTIFY:
+        weir__task_on_notify(t, msg->id, msg->flag);
+        break;
+    case WEIR_MB_UPLOADED: /* the final snapshot's upload failed; arg: the reason */
+        weir__task_fail(t, "final snapshot: %s", msg->arg ? (const char *)msg->arg : "failed");
+        free(msg->arg);
+        break;
+    default:
+        weir_netbuf_free(&msg->buf);
+        break;
+    }
+}
+
+/* Gets the next message: deferred ones first. */
+static int next_msg(weir_task_t *t, weir_mbmsg_t *msg, int64_t deadline) {
+    if (def_pop(t, msg))
+        return 1;
+    return weir_mailbox_pop(t->mb, msg, deadline);
+}
+
+static int64_t to_deadline(int64_t next_flush) {
+    if (next_flush == INT64_MAX)
+        return -1;
+    return next_flush > 0 ? next_flush : 1;
+}
+
+/* Runs a source until it ends. @returns true when it ended normally. */
+static bool run_source(weir_task_t *t) {
+    weir_operator_t *head = &t->ops[0];
+    weir_ctx_t *hc = &t->ctxs[0];
+    weir_mbmsg_t msg;
+    while (!t->stop) {
+        t->now_ns = weir_now_ns();
+        clear_zones(t);
+        int64_t wake = 0;
+        int rc = head->vt->run(head, hc, SOURCE_BUDGET, &wake);
+        if (t->stop)
+            break;
+        if (rc < 0) {
+            weir__task_fail(t, "%s: source failed: %s", head->node->name, weir_strerror(rc));
+            break;
+        }
+        if (rc == WEIR_SOURCE_END)
+            return true;
+        /* control messages, without waiting */
+        while (!t->stop && next_msg(t, &msg, 0) > 0)
+            handle_msg(t, &msg);
+        int64_t now = weir_now_ns();
+        int64_t next_flush = flush_due(t, now);
+        while (wake > now && !t->stop) {
+            int64_t dl = wake < next_flush ? wake : next_flush;
+            if (next_msg(t, &msg, dl > 0 ? dl : 1) > 0)
+                handle_msg(t, &msg);
+            now = weir_now_ns();
+            next_flush = flush_due(t, now);
+        }
+    }
+    return false;
+}
+
+/* Consumes the input gate until every channel ended. @returns true when it did. */
+static bool run_inputs(weir_task_t *t) {
+    int64_t next_flush = INT64_MAX;
+    weir_mbmsg_t msg;
+    while (!t->stop && t->n_ended < t->n_ins) {
+        if (drain_deferred(t)) {
+            next_flush = flush_due(t, weir_now_ns());
+            continue;
+        }
+        if (next_msg(t, &msg, to_deadline(next_flush)) > 0)
+            handle_msg(t, &msg);
+        if (t->stop)
+            break;
+        next_flush = flush_due(t, weir_now_ns());
+    }
+    return !t->stop;
+}
+
+/* Checkpointing on, after the final snapshot: handle the mailbox until the final notify. */
+static void wait_final_notify(weir_task_t *t) {
+    int64_t next_flush = INT64_MAX;
+    weir_mbmsg_t msg;
+    while (!t->stop && !t->final_notified) {
+        if (next_msg(t, &msg, to_deadline(next_flush)) > 0)
+            handle_msg(t, &msg);
+        next_flush = flush_due(t, weir_now_ns());
+    }
+}
+
+/* End of input: end_input head to tail; with checkpointing on the final snapshot (before END,
+ * so downstream's final snapshot follows ours); END on every output, flush everything; with
+ * checkpointing on, wait for the final notify. */
+static void finish(weir_task_t *t) {
+    for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
+        t->now_ns = weir_now_ns();
+        clear_zones(t);
+        if (t->ops[i].vt->end_input)
+            t->ops[i].vt->end_input(&t->ops[i], &t->ctxs[i]);
+    }
+    bool ck = t->ck_mode != WEIR_CHECKPOINT_NONE;
+    if (ck && !t->stop)
+        weir__task_final_snapshot(t);
+    int64_t now = weir_now_ns();
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
+        weir_task_out_t *o = &t->outs[i];
+        while (!weir_outchan_write_end(&o->ch, now)) {
+            if (!weir_outchan_has_data(&o->ch)) {
+                weir__task_fail(t, "cannot write end of input on edge %u", o->ch.key.edge);
+                return;
+            }
+            weir__task_send_out(t, o);
+            if (t->stop)
+                return;
+        }
+    }
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++)
+        if (weir_outchan_has_data(&t->outs[i].ch))
+            weir__task_send_out(t, &t->outs[i]);
+    if (ck && !t->stop)
+        wait_final_notify(t);
+}
+
+static void set_state(weir_task_t *t, weir_task_state_t s, const char *message) {
+    atomic_store_explicit(&t->state, (int)s, memory_order_release);
+    if (t->on_state)
+        t->on_state(t->cb_arg, t, s, message);
+}
+
+void *weir__task_main(void *arg) {
+    weir_task_t *t = arg;
+
+    if (t->n_decls)
+        weir__task_open_state(t);
+    if (t->restore_id && !t->stop)
+        weir__task_restore_operators(t);
+    for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
+        if (!t->ops[i].vt->open)
+            continue;
+        int rc = t->ops[i].vt->open(&t->ops[i], &t->ctxs[i]);
+        if (rc < 0 && !t->failed)
+            weir__task_fail(t, "%s: open failed: %s", t->ops[i].node->name, weir_strerror(rc));
+    }
+    bool ended = false;
+    if (!t->stop) {
+        set_state(t, WEIR_TASK_RUNNING, NULL);
+        ended = t->is_source ? run_source(t) : run_inputs(t);
+    }
+    if (ended && !t->stop)
+        finish(t);
+
+    /* teardown: nothing is pushed into the mailbox after close_mailbox (but the uploader) */
+    weir_dataplane_close_mailbox(t->dp, t->mb);
+    weir__task_uploader_stop(t, t->stop); /* in-flight uploads end before the backend closes */
+    for (uint32_t i = 0; i < t->n_ops; i++) {
+        if (t->op_created[i] && t->ops[i].vt->close)
+            t->ops[i].vt->close(&t->ops[i]);
+        t->op_created[i] = false;
+    }
+    weir_state_close(&t->sb, true);
+    weir__task_remove_state_dir(t);
+
+    weir_task_state_t fin = t->failed     ? WEIR_TASK_FAILED
+                            : t->canceled ? WEIR_TASK_CANCELED
+                                          : WEIR_TASK_FINISHED;
+    if (fin == WEIR_TASK_FAILED)
+        WEIR_WARN(COMP, "job %s vertex %u subtask %u failed: %s", t->job_id, t->vertex, t->subtask,
+                  t->errmsg);
+    else
+        WEIR_DEBUG(COMP, "job %s vertex %u subtask %u %s", t->job_id, t->vertex, t->subtask,
+                   weir_task_state_name(fin));
+    set_state(t, fin, fin == WEIR_TASK_FAILED ? t->errmsg : NULL);
+    return NULL;
+}
