@@ -1,4 +1,4 @@
-/* ZeroMQ data plane of one task manager (see dataplane.h and README-dataplane.md).
+/* ZeroMQ data plane of one task manager (see dataplane.h and runtime/dataplane/README.md).
  *
  * Owns: the zmq context, the ROUTER endpoint, one DEALER per peer address, the channel registry
  * (chankey -> input end / output end / pending credits), the outgoing frame queue and the stats.
