@@ -10,13 +10,14 @@
  * Threading: define() runs on the thread that calls the plugin (CLI or task manager); a graph is
  * owned by that thread while it is built. No locks, no global state.
  */
+#include "runtime/graph/graph_int.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/graph/graph_int.h"
 #include "runtime/graph/keygroup.h"
 
 /* ------------------------------------------------------------------------------------------ */

@@ -13,16 +13,16 @@
  *
  * Threading: a graph is owned by one thread at a time; no locks, no global state.
  */
+#include "runtime/graph/graph_int.h"
+
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "common/err.h"
 #include "common/util.h"
-#include "runtime/graph/graph_int.h"
 #include "runtime/graph/keygroup.h"
 
 #define ARENA_CHUNK 16384u

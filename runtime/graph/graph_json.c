@@ -12,6 +12,8 @@
  *
  * Threading: stateless; a graph is owned by one thread at a time.
  */
+#include "runtime/graph/graph_int.h"
+
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,7 +21,6 @@
 
 #include "common/err.h"
 #include "common/json.h"
-#include "runtime/graph/graph_int.h"
 #include "runtime/graph/keygroup.h"
 
 #define JSON_MAX_NODES 100000u
