@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "runtime/graph/keygroup.h"
@@ -113,14 +114,10 @@ static void ref_list_clear(ref_list_t *l) {
 
 /* Appends (taking ownership of local/shared only on success). */
 static int ref_list_push(ref_list_t *l, char *local, char *shared, uint64_t ckpt) {
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 16;
-        sst_ref_t *nv = realloc(l->v, nc * sizeof(*nv));
-        if (!nv)
-            return WEIR_ENOMEM;
-        l->v = nv;
-        l->cap = nc;
-    }
+    void *v = l->v;
+    if (weir_array_grow(&v, &l->cap, l->n + 1, sizeof(sst_ref_t), 16) != 0)
+        return WEIR_ENOMEM;
+    l->v = v;
     l->v[l->n++] = (sst_ref_t){.local = local, .shared = shared, .ckpt = ckpt};
     return 0;
 }
@@ -130,15 +127,6 @@ static const sst_ref_t *ref_list_find(const ref_list_t *l, const char *local) {
         if (strcmp(l->v[i].local, local) == 0)
             return &l->v[i];
     return NULL;
-}
-
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return WEIR_EIO;
-    int rc = fsync(fd) == 0 ? 0 : WEIR_EIO;
-    close(fd);
-    return rc;
 }
 
 static int copy_fd(int in, int out, uint8_t *buf, uint64_t *copied) {
@@ -330,16 +318,12 @@ static int list_files(weir_state_snapshot_t *s, char *errstr, size_t errlen) {
         free(p);
         if (!S_ISREG(st.st_mode))
             continue;
-        if (s->n_files == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            snap_file_t *nf = realloc(s->files, nc * sizeof(*nf));
-            if (!nf) {
-                rc = WEIR_ENOMEM;
-                break;
-            }
-            s->files = nf;
-            cap = nc;
+        void *nf = s->files;
+        if (weir_array_grow(&nf, &cap, s->n_files + 1, sizeof(snap_file_t), 16) != 0) {
+            rc = WEIR_ENOMEM;
+            break;
         }
+        s->files = nf;
         char *name = strdup(de->d_name);
         if (!name) {
             rc = WEIR_ENOMEM;
@@ -549,7 +533,7 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoi
         free(src);
         src = NULL;
     }
-    if (fsync_dir(shared_dir) != 0 || fsync_dir(priv_dir) != 0) {
+    if (weir_fsync_dir(shared_dir) != 0 || weir_fsync_dir(priv_dir) != 0) {
         rc = WEIR_EIO;
         weir_fmt(errstr, errlen, "snapshot upload: cannot fsync %s or %s: %s", shared_dir, priv_dir,
                  strerror(errno));
@@ -649,25 +633,27 @@ typedef struct rfile {
     bool shared;
 } rfile_t;
 
-static int parse_files(json_t *arr, bool shared, rfile_t *out, size_t *n, char *errstr,
+/* The members of a handle are read with common/json.h; any problem is reported as one message
+ * about the entry (the readers' own messages are not used: errstr NULL). */
+static int parse_files(const json_t *arr, bool shared, rfile_t *out, size_t *n, char *errstr,
                        size_t errlen) {
     size_t i;
-    json_t *o;
+    const json_t *o;
     json_array_foreach(arr, i, o) {
-        json_t *jn = json_object_get(o, "name"), *jl = json_object_get(o, "local"),
-               *js = json_object_get(o, "size");
-        const char *name = json_string_value(jn);
-        const char *local = shared ? json_string_value(jl) : name;
-        if (!safe_name(name) || !safe_name(local) || !json_is_integer(js) ||
-            json_integer_value(js) < 0 || (shared && !has_suffix(local, ".sst"))) {
+        const char *name = NULL, *local = NULL;
+        uint64_t size = 0;
+        bool ok = weir_json_str(o, "", "name", true, &name, NULL, 0) == 0 &&
+                  weir_json_u64(o, "", "size", true, 0, &size, NULL, 0) == 0 &&
+                  (!shared || weir_json_str(o, "", "local", true, &local, NULL, 0) == 0);
+        if (!shared)
+            local = name;
+        if (!ok || !safe_name(name) || !safe_name(local) ||
+            (shared && !has_suffix(local, ".sst"))) {
             weir_fmt(errstr, errlen, "keyed-state handle: bad %s file entry %zu",
                      shared ? "shared" : "private", i);
             return WEIR_ECORRUPT;
         }
-        out[(*n)++] = (rfile_t){.name = name,
-                                .local = local,
-                                .size = (uint64_t)json_integer_value(js),
-                                .shared = shared};
+        out[(*n)++] = (rfile_t){.name = name, .local = local, .size = size, .shared = shared};
     }
     return 0;
 }
@@ -696,24 +682,27 @@ weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
                  jerr.text);
         return NULL;
     }
-    json_t *jsh = json_object_get(root, "shared"), *jpr = json_object_get(root, "private");
-    json_t *jck = json_object_get(root, "checkpoint"),
-           *jmp = json_object_get(root, "max_parallelism");
-    const char *task = json_string_value(json_object_get(root, "task"));
-    if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1 ||
-        !json_is_array(jsh) || !json_is_array(jpr) || !json_is_integer(jck) ||
-        json_integer_value(jck) < 0 || !safe_name(task) || !json_is_integer(jmp)) {
+    const json_t *jsh = NULL, *jpr = NULL;
+    const char *task = NULL;
+    int64_t version = 0, ckpt = 0, mp = 0;
+    if (weir_json_int(root, "", "version", true, 1, 1, 0, &version, NULL, 0) != 0 ||
+        weir_json_array(root, "", "shared", true, &jsh, NULL, 0) != 0 ||
+        weir_json_array(root, "", "private", true, &jpr, NULL, 0) != 0 ||
+        weir_json_int(root, "", "checkpoint", true, 0, INT64_MAX, 0, &ckpt, NULL, 0) != 0 ||
+        weir_json_str(root, "", "task", true, &task, NULL, 0) != 0 || !safe_name(task) ||
+        weir_json_int(root, "", "max_parallelism", true, INT64_MIN, INT64_MAX, 0, &mp, NULL, 0) !=
+            0) {
         weir_fmt(errstr, errlen,
                  "keyed-state handle: not a version 1 handle (expected version, "
                  "checkpoint, task, shared, private, max_parallelism)");
         goto fail;
     }
     uint32_t want_mp = opts->max_parallelism ? opts->max_parallelism : WEIR_DEFAULT_MAX_PARALLELISM;
-    if (json_integer_value(jmp) != (json_int_t)want_mp) {
+    if (mp != (int64_t)want_mp) {
         weir_fmt(errstr, errlen,
                  "state restore: the checkpoint has max parallelism %lld but the "
                  "job has %u (max parallelism cannot change across a restore)",
-                 (long long)json_integer_value(jmp), want_mp);
+                 (long long)mp, want_mp);
         goto fail;
     }
     cap = json_array_size(jsh) + json_array_size(jpr);
@@ -724,8 +713,7 @@ weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
     if (parse_files(jsh, true, files, &n, errstr, errlen) != 0 ||
         parse_files(jpr, false, files, &n, errstr, errlen) != 0)
         goto fail;
-    weir_fmt(privdir, sizeof(privdir), "%s/chk-%lld/%s", checkpoint_dir,
-             (long long)json_integer_value(jck), task);
+    weir_fmt(privdir, sizeof(privdir), "%s/chk-%lld/%s", checkpoint_dir, (long long)ckpt, task);
     /* every file must be there with its size before anything is touched */
     for (size_t i = 0; i < n; i++) {
         const char *dir = files[i].shared ? NULL : privdir;
@@ -762,7 +750,7 @@ weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
         if (put_file(srcs[i], opts->path, files[i].local, files[i].size, files[i].shared, &buf,
                      errstr, errlen) != 0)
             goto fail;
-    if (fsync_dir(opts->path) != 0)
+    if (weir_fsync_dir(opts->path) != 0)
         WEIR_WARN(COMP, "cannot fsync %s", opts->path);
     sb = weir_state_open(opts, states, n_states, errstr, errlen);
     if (!sb)
@@ -782,7 +770,7 @@ weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
         }
     }
     WEIR_INFO(COMP, "restored keyed state of %s (checkpoint %lld, %zu files) into %s", task,
-              (long long)json_integer_value(jck), n, opts->path);
+              (long long)ckpt, n, opts->path);
     goto done;
 oom:
     weir_fmt(errstr, errlen, "state restore: out of memory");

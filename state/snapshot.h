@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "state.h"
+#include "state/state.h"
 
 typedef struct weir_state_snapshot weir_state_snapshot_t;
 

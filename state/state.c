@@ -114,18 +114,15 @@ static int rdb_err(const char *what, const char *path, char *err) {
     return WEIR_ESTATE;
 }
 
-static int grow(uint8_t **buf, size_t *cap, size_t need) {
+/* Room for @p need bytes in a scratch buffer (at least 64, doubling). The check that it already
+ * fits stays inline: it runs on every key and operand. 0 or WEIR_ENOMEM. */
+static inline int grow(uint8_t **buf, size_t *cap, size_t need) {
     if (need <= *cap && *buf)
         return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    uint8_t *p = realloc(*buf, n);
-    if (!p)
-        return WEIR_ENOMEM;
+    void *p = *buf;
+    int rc = weir_array_grow(&p, cap, need, 1, 64);
     *buf = p;
-    *cap = n;
-    return 0;
+    return rc;
 }
 
 static uint64_t mix64(uint64_t x) {
@@ -203,12 +200,12 @@ static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint3
         idx = sb->free_head - 1;
     } else {
         if (sb->n_ent == sb->cap_ent) {
-            uint32_t nc = sb->cap_ent ? sb->cap_ent * 2 : 256;
-            centry_t *ne = realloc(sb->ent, (size_t)nc * sizeof(*ne));
-            if (!ne)
+            void *ne = sb->ent;
+            size_t nc = sb->cap_ent;
+            if (weir_array_grow(&ne, &nc, (size_t)sb->n_ent + 1, sizeof(centry_t), 256) != 0)
                 return WEIR_ENOMEM;
             sb->ent = ne;
-            sb->cap_ent = nc;
+            sb->cap_ent = (uint32_t)nc;
         }
         idx = sb->n_ent;
     }
@@ -253,12 +250,12 @@ static void cache_remove(weir_state_backend_t *sb, uint32_t idx) {
 static int dirty_reserve(weir_state_backend_t *sb) {
     if (sb->n_dirty < sb->cap_dirty)
         return 0;
-    uint32_t nc = sb->cap_dirty ? sb->cap_dirty * 2 : 1024;
-    uint32_t *nd = realloc(sb->dirty, (size_t)nc * sizeof(*nd));
-    if (!nd)
+    void *nd = sb->dirty;
+    size_t nc = sb->cap_dirty;
+    if (weir_array_grow(&nd, &nc, (size_t)sb->n_dirty + 1, sizeof(uint32_t), 1024) != 0)
         return WEIR_ENOMEM;
     sb->dirty = nd;
-    sb->cap_dirty = nc;
+    sb->cap_dirty = (uint32_t)nc;
     return 0;
 }
 

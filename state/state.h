@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/graph/graph.h"
+#include "runtime/graph/state_decl.h"
 
 typedef struct weir_state_backend weir_state_backend_t;
 

@@ -1,4 +1,4 @@
-/* ZeroMQ data plane of one task manager (see dataplane.h and README-dataplane.md).
+/* ZeroMQ data plane of one task manager (see dataplane.h and runtime/dataplane/README.md).
  *
  * Owns: the zmq context, the ROUTER endpoint, one DEALER per peer address, the channel registry
  * (chankey -> input end / output end / pending credits), the outgoing frame queue and the stats.
@@ -29,6 +29,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #define COMP "dataplane"
 #define FRAME_DATA 1u
@@ -216,14 +217,12 @@ static int enqueue(weir_dataplane_t *dp, peer_t *peer, weir_netbuf_t *buf,
                    const weir_chankey_t *key, uint32_t n) {
     pthread_mutex_lock(&dp->q_lock);
     if (dp->q.n == dp->q.cap) {
-        size_t cap = dp->q.cap ? dp->q.cap * 2 : 64;
-        outframe_t *v = realloc(dp->q.v, cap * sizeof(*v));
-        if (!v) {
+        void *v = dp->q.v;
+        if (weir_array_grow(&v, &dp->q.cap, dp->q.n + 1, sizeof(outframe_t), 64) != 0) {
             pthread_mutex_unlock(&dp->q_lock);
             return WEIR_ENOMEM;
         }
         dp->q.v = v;
-        dp->q.cap = cap;
     }
     outframe_t *f = &dp->q.v[dp->q.n++];
     f->peer = peer;

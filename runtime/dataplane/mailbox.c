@@ -26,13 +26,9 @@ struct weir_mailbox {
 };
 
 weir_mailbox_t *weir_mailbox_new(void) {
-    weir_mailbox_t *mb = calloc(1, sizeof *mb);
-    if (!mb)
-        abort();
+    weir_mailbox_t *mb = weir_xcalloc(1, sizeof *mb);
     mb->cap = MB_INITIAL_CAP;
-    mb->ring = calloc(mb->cap, sizeof *mb->ring);
-    if (!mb->ring)
-        abort();
+    mb->ring = weir_xcalloc(mb->cap, sizeof *mb->ring);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -57,24 +53,14 @@ void weir_mailbox_destroy(weir_mailbox_t **mbp) {
     *mbp = NULL;
 }
 
-/* Doubles the ring, keeping order. Called with the mutex held. */
-static void grow(weir_mailbox_t *mb) {
-    size_t ncap = mb->cap * 2;
-    weir_mbmsg_t *nr = malloc(ncap * sizeof *nr);
-    if (!nr)
-        abort();
-    for (size_t i = 0; i < mb->count; i++)
-        nr[i] = mb->ring[(mb->head + i) & (mb->cap - 1)];
-    free(mb->ring);
-    mb->ring = nr;
-    mb->cap = ncap;
-    mb->head = 0;
-}
-
 void weir_mailbox_push(weir_mailbox_t *mb, const weir_mbmsg_t *msg) {
     pthread_mutex_lock(&mb->mu);
-    if (mb->count == mb->cap)
-        grow(mb);
+    if (mb->count == mb->cap) {
+        /* doubles the full ring, oldest message first: cap stays a power of two */
+        void *ring = mb->ring;
+        weir_ring_grow(&ring, sizeof *mb->ring, &mb->head, mb->count, &mb->cap, MB_INITIAL_CAP);
+        mb->ring = ring;
+    }
     mb->ring[(mb->head + mb->count) & (mb->cap - 1)] = *msg;
     mb->count++;
     pthread_cond_signal(&mb->cv);

@@ -7,25 +7,30 @@
  * vertices are numbered in order of their head node ids, edges in order of (source vertex,
  * target vertex). Both numberings depend only on the graph, so every process derives the same.
  *
- * JSON form (what `weir info` prints and what POST /jobs carries):
- *   {"name": str, "max_parallelism": int, "default_parallelism": int,
- *    "nodes": [{"id": int, "kind": "map", "name": str, "uid": str|null, "parallelism": int,
- *               "input": int|-1, "partitioning": "forward|rebalance|hash|broadcast",
- *               "has_key_fn": bool, "config": {...kind specific...},
- *               "states": [{"name": str, "type": "value|list|map|reducing"}]}],
- *    "vertices": [{"id": int, "name": str, "parallelism": int, "nodes": [int...]}],
- *    "edges": [{"id": int, "source": int, "target": int, "partitioning": str}]}
- * "vertices" and "edges" are informative (derived); parsing ignores them and derives again.
+ * JSON form (what `weir info` prints and what POST /jobs carries): the table in
+ * runtime/graph/README.md. "vertices" and "edges" in it are informative (derived); parsing
+ * ignores them and derives again.
+ *
+ * Implemented by graph.c (model: new/destroy, names, finalize, vertex lookup), define.c (the
+ * define-time half of include/weir/weir.h) and graph_json.c (JSON both ways, the determinism
+ * check). Threading: a graph is owned by one thread at a time (define() builds it on the thread
+ * that calls the plugin); after finalize nothing changes it except weir_graph_apply_submitted,
+ * which re-finalizes it. No locks, no global state.
  */
 #ifndef WEIR_RUNTIME_GRAPH_H
 #define WEIR_RUNTIME_GRAPH_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/graph/state_decl.h"
 #include "weir/weir.h"
+
+/* jansson's type, declared here so that the model does not pull in <jansson.h>: users of the
+ * JSON functions include it themselves (the typedef is identical to jansson's, which C11 allows).
+ */
+typedef struct json_t json_t;
 
 typedef enum weir_op_kind {
     WEIR_OP_SOURCE_DATAGEN = 0,
@@ -49,21 +54,6 @@ typedef enum weir_part {
     WEIR_PART_HASH,
     WEIR_PART_BROADCAST,
 } weir_part_t;
-
-typedef enum weir_state_kind {
-    WEIR_STATE_VALUE = 0,
-    WEIR_STATE_LIST,
-    WEIR_STATE_MAP,
-    WEIR_STATE_REDUCING,
-} weir_state_kind_t;
-
-/** A declared keyed state of a node. */
-typedef struct weir_state_decl {
-    char *name;
-    weir_state_kind_t kind;
-    weir_reduce_fn reduce; /* REDUCING only; NULL when parsed from JSON */
-    void *reduce_udata;
-} weir_state_decl_t;
 
 /** One operator of the logical graph. Strings are owned by the job's arena. */
 typedef struct weir_node {

@@ -1,0 +1,344 @@
+/* The define-time half of the public API (include/weir/weir.h): job settings, weir_job_alloc,
+ * sources, transformations, repartitioning, sinks, operator settings and keyed-state
+ * declarations. Each call adds to the graph model through graph_int.h.
+ *
+ * Invariants: API misuse inside define() never crashes: it records the first error in job->error,
+ * sets job->failed, and returns a usable value (a node is still created where possible; NULL where
+ * there is nothing to attach to). Every function accepts a NULL stream. A stream handle names a
+ * node by id (and the partitioning its consumers get), so handles stay valid as nodes are added.
+ *
+ * Threading: define() runs on the thread that calls the plugin (CLI or task manager); a graph is
+ * owned by that thread while it is built. No locks, no global state.
+ */
+#include "runtime/graph/graph_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/graph/keygroup.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Job-level public API                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+void weir_job_error(weir_job_t *job, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    weir__graph_verror(job, fmt, ap);
+    va_end(ap);
+}
+
+void weir_job_set_name(weir_job_t *job, const char *name) {
+    if (!job)
+        return;
+    if (!name || !*name) {
+        weir_job_error(job, "weir_job_set_name: the name is empty: pass a non-empty string");
+        return;
+    }
+    job->name = weir__graph_strdup(job, name);
+    weir__graph_check_text(job, "the job name", name);
+}
+
+uint32_t weir_job_parallelism(const weir_job_t *job) {
+    return job ? job->default_parallelism : 1;
+}
+
+void weir_job_set_max_parallelism(weir_job_t *job, uint32_t max_parallelism) {
+    if (!job)
+        return;
+    if (max_parallelism == 0 || max_parallelism > WEIR_MAX_MAX_PARALLELISM) {
+        weir_job_error(job, "weir_job_set_max_parallelism(%u): must be between 1 and %u",
+                       max_parallelism, WEIR_MAX_MAX_PARALLELISM);
+        return;
+    }
+    job->max_parallelism = max_parallelism;
+}
+
+void *weir_job_alloc(weir_job_t *job, size_t size) {
+    if (!job) {
+        fprintf(stderr, "weir: weir_job_alloc called with a NULL job\n");
+        abort();
+    }
+    return weir__graph_alloc(job, size);
+}
+
+char *weir_job_strdup(weir_job_t *job, const char *s) {
+    if (!job || !s)
+        return NULL;
+    return weir__graph_strdup(job, s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Node construction                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+static weir_stream_t *new_stream(weir_job_t *job, uint32_t node) {
+    weir_stream_t *s = weir__graph_alloc(job, sizeof(*s));
+    s->job = job;
+    s->node = node;
+    s->part = WEIR_PART_FORWARD;
+    return s;
+}
+
+/* A node consuming @p in. in must be non-NULL. */
+static weir_stream_t *add_consumer(weir_stream_t *in, weir_op_kind_t kind, const char *name,
+                                   void *fn, void *udata) {
+    weir_job_t *job = in->job;
+    weir_node_t *n = weir__graph_add_node(job, kind, name);
+    n->input = (int32_t)in->node;
+    n->input_part = in->part;
+    n->key_fn = in->key_fn;
+    n->key_udata = in->key_udata;
+    n->has_key_fn = in->part == WEIR_PART_HASH && in->key_fn != NULL;
+    n->keyed = in->keyed;
+    n->fn = fn;
+    n->udata = udata;
+    return new_stream(job, n->id);
+}
+
+static bool check_rate(weir_job_t *job, const char *what, const char *name, double rate) {
+    if (!isfinite(rate) || rate < 0) {
+        weir_job_error(job, "%s '%s': rate %g must be >= 0 (0 = unlimited)", what, name ? name : "",
+                       rate);
+        return false;
+    }
+    return true;
+}
+
+weir_stream_t *weir_source_datagen(weir_job_t *job, const char *name,
+                                   const weir_datagen_opts_t *opts) {
+    if (!job)
+        return NULL;
+    weir_node_t *n = weir__graph_add_node(job, WEIR_OP_SOURCE_DATAGEN, name);
+    if (opts)
+        n->datagen = *opts;
+    if (n->datagen.kind != WEIR_DATAGEN_SEQUENCE && n->datagen.kind != WEIR_DATAGEN_RANDOM) {
+        weir_job_error(job,
+                       "weir_source_datagen '%s': unknown kind %d: use WEIR_DATAGEN_SEQUENCE "
+                       "or WEIR_DATAGEN_RANDOM",
+                       n->name, (int)n->datagen.kind);
+        n->datagen.kind = WEIR_DATAGEN_SEQUENCE;
+    }
+    if (!check_rate(job, "weir_source_datagen", n->name, n->datagen.rate))
+        n->datagen.rate = 0;
+    n->rate = n->datagen.rate;
+    n->count = n->datagen.count;
+    return new_stream(job, n->id);
+}
+
+weir_stream_t *weir_source_file(weir_job_t *job, const char *name, const char *path, double rate) {
+    if (!job)
+        return NULL;
+    weir_node_t *n = weir__graph_add_node(job, WEIR_OP_SOURCE_FILE, name);
+    if (!path || !*path)
+        weir_job_error(job, "weir_source_file '%s': no path: pass a file or directory", n->name);
+    n->path = weir__graph_strdup(job, path ? path : "");
+    weir__graph_check_text(job, "weir_source_file path", n->path);
+    n->rate = check_rate(job, "weir_source_file", n->name, rate) ? rate : 0;
+    return new_stream(job, n->id);
+}
+
+weir_stream_t *weir_source_generator(weir_job_t *job, const char *name, uint64_t count, double rate,
+                                     weir_generator_fn fn, void *udata) {
+    if (!job)
+        return NULL;
+    weir_node_t *n = weir__graph_add_node(job, WEIR_OP_SOURCE_GENERATOR, name);
+    if (!fn)
+        weir_job_error(job, "weir_source_generator '%s': no generator function", n->name);
+    n->fn = (void *)fn;
+    n->udata = udata;
+    n->count = count;
+    n->rate = check_rate(job, "weir_source_generator", n->name, rate) ? rate : 0;
+    return new_stream(job, n->id);
+}
+
+static weir_stream_t *transform(weir_stream_t *in, weir_op_kind_t kind, const char *api,
+                                const char *name, void *fn, void *udata) {
+    if (!in || !in->job)
+        return NULL;
+    if (!fn)
+        weir_job_error(in->job, "%s '%s': no function: pass one", api,
+                       name ? name : weir_op_kind_name(kind));
+    return add_consumer(in, kind, name, fn, udata);
+}
+
+weir_stream_t *weir_map(weir_stream_t *in, const char *name, weir_map_fn fn, void *udata) {
+    return transform(in, WEIR_OP_MAP, "weir_map", name, (void *)fn, udata);
+}
+
+weir_stream_t *weir_flat_map(weir_stream_t *in, const char *name, weir_flat_map_fn fn,
+                             void *udata) {
+    return transform(in, WEIR_OP_FLAT_MAP, "weir_flat_map", name, (void *)fn, udata);
+}
+
+weir_stream_t *weir_filter(weir_stream_t *in, const char *name, weir_filter_fn fn, void *udata) {
+    return transform(in, WEIR_OP_FILTER, "weir_filter", name, (void *)fn, udata);
+}
+
+static weir_stream_t *repartition(weir_stream_t *in, weir_part_t part) {
+    if (!in || !in->job)
+        return NULL;
+    weir_stream_t *s = new_stream(in->job, in->node);
+    s->part = part;
+    return s;
+}
+
+weir_stream_t *weir_key_by(weir_stream_t *in, weir_key_fn fn, void *udata) {
+    weir_stream_t *s = repartition(in, WEIR_PART_HASH);
+    if (s) {
+        s->key_fn = fn;
+        s->key_udata = udata;
+        s->keyed = true;
+    }
+    return s;
+}
+
+weir_stream_t *weir_rebalance(weir_stream_t *in) {
+    return repartition(in, WEIR_PART_REBALANCE);
+}
+
+weir_stream_t *weir_broadcast(weir_stream_t *in) {
+    return repartition(in, WEIR_PART_BROADCAST);
+}
+
+static weir_stream_t *keyed_op(weir_stream_t *keyed, weir_op_kind_t kind, const char *api,
+                               const char *name, void *fn, void *udata) {
+    if (!keyed || !keyed->job)
+        return NULL;
+    const char *shown = name && *name ? name : weir_op_kind_name(kind);
+    if (!keyed->keyed)
+        weir_job_error(keyed->job, "%s '%s': input is not keyed: call weir_key_by() first", api,
+                       shown);
+    if (!fn)
+        weir_job_error(keyed->job, "%s '%s': no function: pass one", api, shown);
+    return add_consumer(keyed, kind, name, fn, udata);
+}
+
+weir_stream_t *weir_process(weir_stream_t *keyed, const char *name, weir_process_fn fn,
+                            void *udata) {
+    return keyed_op(keyed, WEIR_OP_PROCESS, "weir_process", name, (void *)fn, udata);
+}
+
+weir_stream_t *weir_reduce(weir_stream_t *keyed, const char *name, weir_reduce_fn fn, void *udata) {
+    weir_stream_t *s = keyed_op(keyed, WEIR_OP_REDUCE, "weir_reduce", name, (void *)fn, udata);
+    if (s)
+        weir__graph_add_state(s->job, &s->job->nodes[s->node], "weir_reduce", "reduce",
+                              WEIR_STATE_REDUCING, fn, udata);
+    return s;
+}
+
+static weir_stream_t *sink(weir_stream_t *in, weir_op_kind_t kind, const char *name, void *fn,
+                           void *udata) {
+    if (!in || !in->job)
+        return NULL;
+    return add_consumer(in, kind, name, fn, udata);
+}
+
+weir_stream_t *weir_sink_file(weir_stream_t *in, const char *name, const char *dir) {
+    weir_stream_t *s = sink(in, WEIR_OP_SINK_FILE, name, NULL, NULL);
+    if (s) {
+        weir_node_t *n = &s->job->nodes[s->node];
+        if (!dir || !*dir)
+            weir_job_error(s->job, "weir_sink_file '%s': no directory: pass one", n->name);
+        n->path = weir__graph_strdup(s->job, dir ? dir : "");
+        weir__graph_check_text(s->job, "weir_sink_file directory", n->path);
+    }
+    return s;
+}
+
+weir_stream_t *weir_sink_print(weir_stream_t *in, const char *name) {
+    return sink(in, WEIR_OP_SINK_PRINT, name, NULL, NULL);
+}
+
+weir_stream_t *weir_sink_blackhole(weir_stream_t *in, const char *name) {
+    return sink(in, WEIR_OP_SINK_BLACKHOLE, name, NULL, NULL);
+}
+
+weir_stream_t *weir_sink(weir_stream_t *in, const char *name, weir_sink_fn fn, void *udata) {
+    return transform(in, WEIR_OP_SINK_CUSTOM, "weir_sink", name, (void *)fn, udata);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Operator settings                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+static weir_node_t *stream_node(const weir_stream_t *s) {
+    if (!s || !s->job || s->node >= s->job->n_nodes)
+        return NULL;
+    return &s->job->nodes[s->node];
+}
+
+weir_stream_t *weir_set_uid(weir_stream_t *op, const char *uid) {
+    weir_node_t *n = stream_node(op);
+    if (!n)
+        return op;
+    if (!uid || !*uid) {
+        weir_job_error(op->job, "weir_set_uid on '%s': the uid is empty: pass a stable id",
+                       n->name);
+        return op;
+    }
+    for (uint32_t i = 0; i < op->job->n_nodes; i++) {
+        const weir_node_t *o = &op->job->nodes[i];
+        if (o != n && o->uid && strcmp(o->uid, uid) == 0) {
+            weir_job_error(op->job,
+                           "weir_set_uid: uid '%s' is used by '%s' and '%s': uids must be unique",
+                           uid, o->name, n->name);
+            return op;
+        }
+    }
+    n->uid = weir__graph_strdup(op->job, uid);
+    weir__graph_check_text(op->job, "a uid", uid);
+    return op;
+}
+
+weir_stream_t *weir_set_parallelism(weir_stream_t *op, uint32_t parallelism) {
+    weir_node_t *n = stream_node(op);
+    if (!n)
+        return op;
+    if (parallelism == 0) {
+        weir_job_error(op->job, "weir_set_parallelism on '%s': parallelism must be >= 1", n->name);
+        return op;
+    }
+    n->parallelism = parallelism;
+    return op;
+}
+
+static weir_state_id declare(weir_stream_t *op, const char *api, const char *name,
+                             weir_state_kind_t kind, weir_reduce_fn fn, void *udata) {
+    weir_node_t *n = stream_node(op);
+    if (!n)
+        return -1;
+    if (n->kind != WEIR_OP_PROCESS) {
+        weir_job_error(op->job,
+                       "%s('%s') on '%s': keyed state can only be declared on a weir_process "
+                       "operator, this one is a %s",
+                       api, name ? name : "", n->name, weir_op_kind_name(n->kind));
+        return -1;
+    }
+    if (kind == WEIR_STATE_REDUCING && !fn) {
+        weir_job_error(op->job, "%s('%s') on '%s': no reduce function: pass one", api,
+                       name ? name : "", n->name);
+        return -1;
+    }
+    return weir__graph_add_state(op->job, n, api, name, kind, fn, udata);
+}
+
+weir_state_id weir_value_state(weir_stream_t *op, const char *name) {
+    return declare(op, "weir_value_state", name, WEIR_STATE_VALUE, NULL, NULL);
+}
+
+weir_state_id weir_list_state(weir_stream_t *op, const char *name) {
+    return declare(op, "weir_list_state", name, WEIR_STATE_LIST, NULL, NULL);
+}
+
+weir_state_id weir_map_state(weir_stream_t *op, const char *name) {
+    return declare(op, "weir_map_state", name, WEIR_STATE_MAP, NULL, NULL);
+}
+
+weir_state_id weir_reducing_state(weir_stream_t *op, const char *name, weir_reduce_fn fn,
+                                  void *udata) {
+    return declare(op, "weir_reducing_state", name, WEIR_STATE_REDUCING, fn, udata);
+}
