@@ -14,17 +14,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-
-static char *make_tmpdir(void) {
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    assert_int_equal(weir_mkdirs(base), 0);
-    char *t = malloc(strlen(base) + 32);
-    sprintf(t, "%s/test_util.XXXXXX", base);
-    assert_non_null(mkdtemp(t));
-    return t;
-}
+#include "testutil.h"
 
 static void test_sha256(void **state) {
     (void)state;
@@ -170,7 +160,7 @@ static int count_entries(const char *dir) {
 
 static void test_files(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("test_util");
     char path[512];
 
     snprintf(path, sizeof path, "%s/missing", dir);
