@@ -12,8 +12,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-import weirtest  # noqa: E402
+import weirtest  # tests/lib, on PYTHONPATH (bench/run.sh)
 
 JOBS = {
     "q0": ("examples/nexmark.so", ["--query", "q0"], "NEXMARK_EVENTS", 20_000_000),
@@ -46,8 +45,7 @@ def main():
     name, runs = sys.argv[1], int(sys.argv[2])
     if name not in JOBS:
         raise SystemExit(f"unknown benchmark {name!r}: one of {', '.join(JOBS)}")
-    c = weirtest.Cluster(f"bench-{name}", taskmanagers=2, slots=1)
-    try:
+    with weirtest.Cluster(f"bench-{name}", tms=2, slots=1) as c:
         results = []
         for _ in range(runs):
             events, wall, cpu = one_run(name, c)
@@ -58,8 +56,6 @@ def main():
         med = results[len(results) // 2]
         print(f"RESULT name={name}-median events={med[1]} seconds={statistics.median(r[2] for r in results):.3f} "
               f"cpu_seconds={med[3]:.3f} events_per_core_sec={med[0]:.0f}", flush=True)
-    finally:
-        c.stop()
 
 
 main()

@@ -15,8 +15,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-import weirtest  # noqa: E402
+import weirtest  # tests/lib, on PYTHONPATH (bench/run.sh)
 
 PLUGIN = os.path.join(weirtest.BUILD, "bench", "keyedcount.so")
 EVENTS = int(os.environ.get("CKPT_EVENTS", 50_000_000))
@@ -30,13 +29,7 @@ JOBS = [
 
 def cluster(name, checkpointing):
     conf = {"heartbeat.interval": "100ms", "heartbeat.timeout": "3s"}
-    c = weirtest.Cluster(name, taskmanagers=2, slots=1, conf=conf)
-    if checkpointing:
-        c.kill9(c.jm)
-        c.conf.update(c.checkpoint_conf(interval="1s"))
-        c.restart_jobmanager()
-        c.wait_taskmanagers(2)
-    return c
+    return weirtest.Cluster(name, tms=2, slots=1, conf=conf, checkpoints="1s" if checkpointing else None)
 
 
 def timed_run(c, plugin, args):
@@ -59,9 +52,7 @@ def sink_records(job):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    plain = cluster("ckbench-off", False)
-    ckpt = cluster("ckbench-on", True)
-    try:
+    with cluster("ckbench-off", False) as plain, cluster("ckbench-on", True) as ckpt:
         for job_name, plugin, args in JOBS:
             off, on, durations, alignments, sizes = [], [], [], [], []
             for _ in range(runs):
@@ -117,9 +108,6 @@ def main():
         print(f"RESULT name=recovery-median events={len(recoveries)} seconds={statistics.median(recoveries):.3f} "
               f"cpu_seconds=0 events_per_core_sec=0")
         ckpt.cli("cancel", jobid)
-    finally:
-        plain.stop()
-        ckpt.stop()
 
 
 main()

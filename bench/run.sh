@@ -7,6 +7,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export WEIR_BUILD="${BUILD:-$here/../build}"
+export PYTHONPATH="$(cd "$here/../tests/lib" && pwd)${PYTHONPATH:+:$PYTHONPATH}"  # weirtest
 [ -x "$WEIR_BUILD/bin/weir-jobmanager" ] || { echo "bench: no build at $WEIR_BUILD (run: make build)" >&2; exit 1; }
 runs="${RUNS:-3}"
 name="${1:-all}"

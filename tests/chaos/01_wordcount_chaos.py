@@ -8,12 +8,9 @@ count 1..n (tr | sort | uniq -c). Prints the seed (set WEIR_TEST_CHAOS_SEED to r
 
 import os
 import random
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from weirtest import (EXAMPLES, Cluster, check, check_wordcount_output,  # noqa: E402
-                      gen_text, oracle_counts, run_test)
+from weirtest import EXAMPLES, Cluster, check, check_wordcount_output, gen_text, oracle_counts, run_test
 
 LARGE = os.environ.get("WEIR_CHAOS_SIZE") == "large"
 N_WORDS = 10_000_000 if LARGE else 2_000_000
@@ -33,17 +30,8 @@ def test():
     seed = int(os.environ.get("WEIR_TEST_CHAOS_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
     print(f"seed {seed}: {N_WORDS} words, {KILLS} kills")
-    c = Cluster("chaos", taskmanagers=2, slots=2, conf=None)
-    try:
-        ha = os.path.join(c.dir, "ha")
-        # Restart the job manager with checkpointing and HA (the constructor started a plain one).
-        c.kill9(c.jm)
-        c.conf.update(c.checkpoint_conf(interval="500ms"))
-        c.conf["high-availability.storageDir"] = ha
-        c.conf["heartbeat.timeout"] = "3s"
-        c.restart_jobmanager()
-        c.wait_taskmanagers(2)
-
+    with Cluster("chaos", tms=2, slots=2, checkpoints="500ms", ha=True,
+                 conf={"heartbeat.timeout": "3s"}) as c:
         text = os.path.join(c.dir, "input.txt")
         gen_text(text, N_WORDS, seed=seed)
         out = os.path.join(c.dir, "out")
@@ -102,11 +90,6 @@ def test():
         check(sum(oracle.values()) == N_WORDS, "oracle word count differs from the generator's")
         lines = check_wordcount_output(out, oracle)
         print(f"exactly once: {lines} committed lines, {len(oracle)} words, all counts match")
-    except Exception:
-        c.stop(keep=True)
-        print(f"cluster files kept in {c.dir}")
-        raise
-    c.stop()
 
 
 run_test(test)

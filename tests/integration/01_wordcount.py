@@ -14,8 +14,7 @@ N_WORDS = 1_000_000
 
 
 def test():
-    c = Cluster("wordcount", taskmanagers=2, slots=2)
-    try:
+    with Cluster("wordcount", tms=2, slots=2) as c:
         text = os.path.join(c.dir, "input.txt")
         gen_text(text, N_WORDS)
         out = os.path.join(c.dir, "out")
@@ -42,8 +41,6 @@ def test():
         check(sum(oracle.values()) == N_WORDS, f"oracle counted {sum(oracle.values())} words, generator wrote {N_WORDS}")
         lines = check_wordcount_output(out, oracle)
         print(f"{lines} lines, {len(oracle)} distinct words, all counts match the oracle")
-    finally:
-        c.stop()
 
 
 run_test(test)

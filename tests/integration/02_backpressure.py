@@ -28,8 +28,7 @@ def totals(job):
 
 
 def test():
-    c = Cluster("backpressure", taskmanagers=2, slots=2)
-    try:
+    with Cluster("backpressure", tms=2, slots=2) as c:
         jobid = c.submit("-p", "2", os.path.join(TEST_PLUGINS, "slowsink.so"), "--sink-rate", str(SINK_RATE))
         c.wait_state(jobid, {"RUNNING"}, timeout=60)
         time.sleep(2)
@@ -68,8 +67,6 @@ def test():
         c.cli("cancel", jobid, check_rc=0)
         job = c.wait_state(jobid, {"CANCELED", "FAILED", "FINISHED"}, timeout=60)
         check(job["state"] == "CANCELED", f"job ended {job['state']} after cancel")
-    finally:
-        c.stop()
 
 
 run_test(test)

@@ -26,8 +26,7 @@ def one_line_error(r, *phrases):
 
 
 def test():
-    c = Cluster("badinput", taskmanagers=2, slots=2, conf={"slot.request.timeout": "4s"})
-    try:
+    with Cluster("badinput", tms=2, slots=2, conf={"slot.request.timeout": "4s"}) as c:
         wc = os.path.join(EXAMPLES, "wordcount.so")
 
         # A file that is not a shared library.
@@ -113,8 +112,6 @@ def test():
         check(c.healthy(), "job manager down after a task manager was killed")
         tms = c.get("/taskmanagers")["taskmanagers"]
         check([t["id"] for t in tms] == ["tm-0"], f"task managers after the kill: {tms}")
-    finally:
-        c.stop()
 
 
 run_test(test)

@@ -28,19 +28,13 @@ def wait_dead(proc, what, timeout=120):
 
 
 def run_point(point, text, oracle):
-    c = Cluster(f"kp-{point}", taskmanagers=2, slots=2)
-    try:
-        c.kill9(c.jm)
-        c.conf.update(c.checkpoint_conf(interval="300ms"))
-        c.conf["high-availability.storageDir"] = os.path.join(c.dir, "ha")
-        if point == "jm-after-metadata":
-            c.conf["debug.kill-at"] = f"{point}:3"
-        c.restart_jobmanager()
-        c.wait_taskmanagers(2)
+    jm_point = {"debug.kill-at": f"{point}:3"} if point == "jm-after-metadata" else {}
+    with Cluster(f"kp-{point}", tms=2 if jm_point else 1, slots=2, checkpoints="300ms",
+                 ha=True, conf=jm_point) as c:
         victim = None
         if point != "jm-after-metadata":
-            c.kill9(c.tms[1])
-            victim = c.start_taskmanager(index=1, extra={"debug.kill-at": f"{point}:3"})
+            # tm-1 carries the kill point
+            victim = c.start_taskmanager(extra={"debug.kill-at": f"{point}:3"})
             c.wait_taskmanagers(2)
         out = os.path.join(c.dir, "out")
         jobid = c.submit("-p", "4", os.path.join(EXAMPLES, "wordcount.so"), "--input", text,
@@ -57,11 +51,6 @@ def run_point(point, text, oracle):
         lines = check_wordcount_output(out, oracle)
         print(f"{point}: killed at its 3rd hit, job restarted ({job.get('restarts', 0)} restarts "
               f"seen by the final job manager), {lines} lines exactly once")
-    except Exception:
-        c.stop(keep=True)
-        print(f"cluster files kept in {c.dir}")
-        raise
-    c.stop()
 
 
 def test():

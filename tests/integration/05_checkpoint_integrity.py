@@ -22,16 +22,6 @@ def chk_ids(ckdir):
     return sorted(ids)
 
 
-def start_ha_cluster(name):
-    c = Cluster(name, taskmanagers=2, slots=2)
-    c.kill9(c.jm)
-    c.conf.update(c.checkpoint_conf(interval="300ms", retained=3))
-    c.conf["high-availability.storageDir"] = os.path.join(c.dir, "ha")
-    c.restart_jobmanager()
-    c.wait_taskmanagers(2)
-    return c
-
-
 def kill_all(c):
     for p in c.tms:
         c.kill9(p)
@@ -45,8 +35,7 @@ def restart_all(c):
 
 
 def test():
-    c = start_ha_cluster("integrity")
-    try:
+    with Cluster("integrity", tms=2, slots=2, checkpoints="300ms", retained=3, ha=True) as c:
         text = os.path.join(c.dir, "input.txt")
         gen_text(text, 200_000, seed=5)
         wc = os.path.join(EXAMPLES, "wordcount.so")
@@ -105,11 +94,6 @@ def test():
               f"unclear error for a vanished checkpoint directory: {job['message']!r}")
         print("vanished directory:", job["message"])
         check(c.healthy(), "job manager down after a vanished checkpoint directory")
-    except Exception:
-        c.stop(keep=True)
-        print(f"cluster files kept in {c.dir}")
-        raise
-    c.stop()
 
 
 run_test(test)

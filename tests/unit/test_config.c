@@ -13,22 +13,16 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "testutil.h"
 
 typedef struct fixture {
-    char dir[512];
+    char *dir;
     weir_config_t *cfg;
 } fixture_t;
 
 static int setup(void **state) {
     fixture_t *f = calloc(1, sizeof *f);
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    if (weir_mkdirs(base) < 0)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "%s/test_config.XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
+    f->dir = weir_test_tmpdir("test_config");
     f->cfg = weir_config_new();
     *state = f;
     return 0;
@@ -38,7 +32,7 @@ static int teardown(void **state) {
     fixture_t *f = *state;
     weir_config_destroy(&f->cfg);
     assert_null(f->cfg);
-    weir_rmtree(f->dir);
+    weir_test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

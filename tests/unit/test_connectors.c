@@ -25,25 +25,22 @@
 #include "connectors/common/valuefmt.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
+#include "testutil.h"
 
 /* ---- fixtures ------------------------------------------------------------------------- */
 
-static char g_tmp[4096];
+static char *g_tmp;
 
 static int setup_tmp(void **state) {
     (void)state;
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    weir_mkdirs(base);
-    snprintf(g_tmp, sizeof(g_tmp), "%s/test_connectors-XXXXXX", base);
-    assert_non_null(mkdtemp(g_tmp));
+    g_tmp = weir_test_tmpdir("test_connectors");
     return 0;
 }
 
 static int teardown_tmp(void **state) {
     (void)state;
-    assert_int_equal(weir_rmtree(g_tmp), 0);
+    weir_test_tmpdir_remove(g_tmp);
+    g_tmp = NULL;
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "runtime/dataplane/dataplane.h"
+#include "testutil.h"
 
 #define WAIT_MS 5000
 
@@ -106,18 +107,23 @@ static void check_buf(const weir_netbuf_t *b, const weir_chankey_t *k, size_t le
     assert_memory_equal(b->data, expect, len);
 }
 
-static void wait_stat(weir_dataplane_t *dp, size_t off, uint64_t min) {
-    int64_t end = deadline(WAIT_MS);
+typedef struct stat_wait {
+    weir_dataplane_t *dp;
+    size_t off; /* of the counter in weir_dataplane_stats_t */
+    uint64_t min;
+} stat_wait_t;
+
+static bool stat_reached(void *arg) {
+    stat_wait_t *w = arg;
     weir_dataplane_stats_t st;
-    for (;;) {
-        weir_dataplane_get_stats(dp, &st);
-        if (*(uint64_t *)((char *)&st + off) >= min)
-            return;
-        if (weir_now_ns() > end)
-            fail_msg("timed out waiting for a stats counter to reach %llu",
-                     (unsigned long long)min);
-        weir_sleep_ns(1000000);
-    }
+    weir_dataplane_get_stats(w->dp, &st);
+    return *(uint64_t *)((char *)&st + w->off) >= w->min;
+}
+
+static void wait_stat(weir_dataplane_t *dp, size_t off, uint64_t min) {
+    stat_wait_t w = {.dp = dp, .off = off, .min = min};
+    if (!weir_test_wait_until(stat_reached, &w, WAIT_MS, 1))
+        fail_msg("timed out waiting for a stats counter to reach %llu", (unsigned long long)min);
 }
 
 /* (1) remote channel: initial credits, two buffers in order with identical bytes, a grant. */

@@ -16,22 +16,17 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "jobmanager/blobstore.h"
+#include "testutil.h"
 
 typedef struct fixture {
-    char root[512];
+    char *root;
     char dir[600];
     weir_blobstore_t *bs;
 } fixture_t;
 
 static int setup(void **state) {
     fixture_t *f = calloc(1, sizeof *f);
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    weir_mkdirs(base);
-    snprintf(f->root, sizeof f->root, "%s/jmblob-XXXXXX", base);
-    if (!mkdtemp(f->root))
-        return -1;
+    f->root = weir_test_tmpdir("jmblob");
     /* a nested directory that does not exist yet: the store creates it */
     snprintf(f->dir, sizeof f->dir, "%s/a/blobs", f->root);
     char err[256];
@@ -45,7 +40,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture_t *f = *state;
     weir_blobstore_destroy(&f->bs);
-    weir_rmtree(f->root);
+    weir_test_tmpdir_remove(f->root);
     free(f);
     return 0;
 }

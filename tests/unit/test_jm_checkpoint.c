@@ -20,19 +20,9 @@
 #include "common/util.h"
 #include "jobmanager/ckpt_store.h"
 #include "jobmanager/coordinator.h"
+#include "testutil.h"
 
 static const char *JOB = "0123456789abcdef0123456789abcdef";
-
-static char *mktmp(void) {
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    weir_mkdirs(base);
-    char *dir = malloc(600);
-    snprintf(dir, 600, "%s/jmckpt-XXXXXX", base);
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
 
 static bool exists(const char *dir, const char *rel) {
     char p[1200];
@@ -99,7 +89,7 @@ static void test_base64(void **state) {
 
 static void test_metadata_round_trip(void **state) {
     (void)state;
-    char *dir = mktmp();
+    char *dir = weir_test_tmpdir("jmckpt");
     write_ckpt(dir, 7, "inst-a", "inst-b");
     /* the last line is sha256 of every byte before it, computed here with OpenSSL directly */
     char path[1200];
@@ -139,13 +129,12 @@ static void test_metadata_round_trip(void **state) {
     assert_null(m.tasks[1].keyed);
     weir_ckpt_meta_clear(&m);
     assert_int_equal(weir_ckpt_meta_read(dir, 8, &m, err, sizeof err), WEIR_ENOTFOUND);
-    weir_rmtree(dir);
-    free(dir);
+    weir_test_tmpdir_remove(dir);
 }
 
 static void test_fallback(void **state) {
     (void)state;
-    char *dir = mktmp();
+    char *dir = weir_test_tmpdir("jmckpt");
     char ckdir[700], err[512];
     snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
     weir_ckpt_meta_t m;
@@ -203,13 +192,12 @@ static void test_fallback(void **state) {
     assert_int_equal(weir_ckpt_find_latest(ckdir, "ffffffffffffffffffffffffffffffff", false, &m,
                                            err, sizeof err),
                      WEIR_ENOTFOUND);
-    weir_rmtree(dir);
-    free(dir);
+    weir_test_tmpdir_remove(dir);
 }
 
 static void test_retention_gc(void **state) {
     (void)state;
-    char *dir = mktmp();
+    char *dir = weir_test_tmpdir("jmckpt");
     char ckdir[700], sh[800];
     snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
     snprintf(sh, sizeof sh, "%s/shared", ckdir);
@@ -270,8 +258,7 @@ static void test_retention_gc(void **state) {
     assert_false(exists(ckdir, "shared/g"));
     assert_true(exists(ckdir, "shared/d"));
     assert_true(exists(ckdir, "shared/e"));
-    weir_rmtree(dir);
-    free(dir);
+    weir_test_tmpdir_remove(dir);
 }
 
 static void test_config(void **state) {

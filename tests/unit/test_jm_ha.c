@@ -15,16 +15,11 @@
 #include "common/util.h"
 #include "jobmanager/blobstore.h"
 #include "jobmanager/ha.h"
+#include "testutil.h"
 
 static void test_round_trip(void **state) {
     (void)state;
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    weir_mkdirs(base);
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/jmha-XXXXXX", base);
-    assert_non_null(mkdtemp(dir));
+    char *dir = weir_test_tmpdir("jmha");
     char err[512];
     char *args[] = {"--in", "a b"};
     uint32_t par[] = {2, 1};
@@ -100,7 +95,7 @@ static void test_round_trip(void **state) {
     assert_int_equal(n, 1);
     assert_string_equal(jobs[0].id, "ffffffffffffffffffffffffffffffff");
     weir_ha_jobs_free(jobs, n);
-    weir_rmtree(dir);
+    weir_test_tmpdir_remove(dir);
 }
 
 int main(void) {

@@ -1,6 +1,6 @@
 /* Tests the job manager end to end in one process: the REST API over a real TCP socket (raw
- * HTTP/1.0, no client library) and the control plane with fake task managers (ZeroMQ DEALERs
- * speaking common/proto.h). Covers validation errors, registration, slot spreading and
+ * HTTP/1.0, no client library) and the control plane with fake task managers (mock_tm.h: ZeroMQ
+ * DEALERs speaking common/proto.h). Covers validation errors, registration, slot spreading and
  * placement in DEPLOY messages, job FINISHED / FAILED / CANCELED, heartbeat loss, the slot
  * request timeout, UNKNOWN for unregistered heartbeats and BLOB requests. */
 #include <setjmp.h>
@@ -25,6 +25,8 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "jobmanager/jobmanager.h"
+#include "mock_tm.h"
+#include "testutil.h"
 
 /* source(p=2) -> map(p=2) forward -> blackhole sink(p=1) rebalance: vertices "src -> m" (p 2)
  * and "sink" (p 1); the job needs 2 slots. */
@@ -37,7 +39,7 @@ static const char *GRAPH =
     "\"partitioning\":\"rebalance\"}]}";
 
 typedef struct fx {
-    char dir[512];
+    char *dir;
     weir_jobmanager_t *jm;
     pthread_t thread;
     void *zctx;
@@ -50,13 +52,7 @@ static void *run_thread(void *arg) {
 
 static int start(void **state, const char *hb_timeout, const char *slot_timeout, bool ckpt) {
     fx_t *f = calloc(1, sizeof *f);
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    weir_mkdirs(base);
-    snprintf(f->dir, sizeof f->dir, "%s/jmrest-XXXXXX", base);
-    if (!mkdtemp(f->dir))
-        return -1;
+    f->dir = weir_test_tmpdir("jmrest");
     char blobs[600], err[512];
     snprintf(blobs, sizeof blobs, "%s/blobs", f->dir);
     weir_config_t *cfg = weir_config_new();
@@ -114,7 +110,7 @@ static int teardown(void **state) {
     pthread_join(f->thread, NULL);
     weir_jobmanager_destroy(&f->jm);
     zmq_ctx_term(f->zctx);
-    weir_rmtree(f->dir);
+    weir_test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -168,82 +164,20 @@ static const char *jstr(json_t *j, const char *key) {
     return json_string_value(json_object_get(j, key));
 }
 
-/* ------------------------------------------------------------ fake task manager */
+/* ------------------------------------------------------------ fake task managers (mock_tm.h) */
 
-static void *tm_connect(fx_t *f, const char *id) {
-    void *s = zmq_socket(f->zctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
-    char ep[64];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", f->jm->rpc_port);
-    assert_int_equal(zmq_connect(s, ep), 0);
-    return s;
+static weir_mock_tm_t *tm_register(fx_t *f, const char *id, const char *addr, uint32_t slots) {
+    weir_mock_tm_t *tm = weir_mock_tm_register(f->zctx, f->jm->rpc_port, id, addr, slots);
+    assert_int_equal(tm->heartbeat_interval_ms, 100);
+    return tm;
 }
 
-static void tm_send(void *s, const weir_msg_t *m) {
-    uint8_t *data;
-    size_t len;
-    assert_int_equal(weir_msg_encode(m, &data, &len), 0);
-    assert_int_equal(zmq_send(s, data, len, 0), (int)len);
-    free(data);
-}
-
-/* Receives messages until one of @p type arrives (others are dropped). 0 or -1 on timeout. */
-static int tm_expect(void *s, weir_msg_type_t type, weir_msg_t *out, int timeout_ms) {
-    int64_t deadline = weir_now_ns() + (int64_t)timeout_ms * 1000000;
-    for (;;) {
-        int64_t left = (deadline - weir_now_ns()) / 1000000;
-        if (left <= 0)
-            return -1;
-        zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, left) <= 0)
-            continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        assert_true(zmq_msg_recv(&m, s, 0) >= 0);
-        char err[256];
-        memset(out, 0, sizeof *out);
-        assert_int_equal(weir_msg_decode(zmq_msg_data(&m), zmq_msg_size(&m), out, err, sizeof err),
-                         0);
-        zmq_msg_close(&m);
-        if (out->type == type)
-            return 0;
-        weir_msg_clear(out);
-    }
-}
-
-static void *tm_register(fx_t *f, const char *id, const char *addr, uint32_t slots) {
-    void *s = tm_connect(f, id);
-    weir_msg_t m = {.type = WEIR_MSG_REGISTER,
-                    .tm_id = (char *)id,
-                    .data_address = (char *)addr,
-                    .host = "127.0.0.1",
-                    .slots = slots,
-                    .pid = 42};
-    tm_send(s, &m);
-    weir_msg_t r;
-    assert_int_equal(tm_expect(s, WEIR_MSG_REGISTERED, &r, 5000), 0);
-    assert_int_equal(r.heartbeat_interval_ms, 100);
-    weir_msg_clear(&r);
-    return s;
-}
-
-static void tm_task_state(void *s, const char *job, uint32_t v, uint32_t st,
+/* TASK_STATE of attempt 1 with metrics: records_out as given, 1 record in, 3 ms backpressured. */
+static void tm_task_state(weir_mock_tm_t *tm, const char *job, uint32_t v, uint32_t st,
                           weir_task_state_t state, const char *message, uint64_t records_out) {
-    weir_msg_task_state_t ts = {.attempt = 1, .vertex = v, .subtask = st, .state = state};
-    memcpy(ts.job_id, job, 33);
-    ts.message = (char *)message;
-    ts.metrics.records_out = records_out;
-    ts.metrics.records_in = 1;
-    ts.metrics.backpressured_ns = 3000000;
-    weir_msg_t m = {.type = WEIR_MSG_TASK_STATE, .tasks = &ts, .n_tasks = 1};
-    tm_send(s, &m);
-}
-
-static void tm_heartbeat(void *s, const char *id) {
-    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT, .tm_id = (char *)id};
-    tm_send(s, &m);
+    weir_task_metrics_t mt = {
+        .records_out = records_out, .records_in = 1, .backpressured_ns = 3000000};
+    weir_mock_tm_task_state(tm, job, 1, v, st, state, message, &mt);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -276,27 +210,38 @@ static json_t *get_job(fx_t *f, const char *id) {
     return j;
 }
 
-/* Polls the job until it is in @p state (heartbeating from @p hb_tm if given). */
-static json_t *wait_state(fx_t *f, const char *id, const char *state, void *hb_tm,
-                          const char *hb_id) {
-    for (int i = 0; i < 200; i++) {
-        json_t *j = get_job(f, id);
-        if (!strcmp(jstr(j, "state"), state))
-            return j;
-        json_decref(j);
-        if (hb_tm)
-            tm_heartbeat(hb_tm, hb_id);
-        weir_sleep_ns(25 * 1000000);
-    }
-    fail_msg("job %s never reached %s", id, state);
-    return NULL;
+typedef struct job_wait {
+    fx_t *f;
+    const char *id;
+    const char *state;  /* job_in_state: the state waited for */
+    weir_mock_tm_t *hb; /* job_in_state: heartbeats between polls when not NULL */
+    json_t *job;        /* the job's JSON at the last poll */
+} job_wait_t;
+
+static bool job_in_state(void *arg) {
+    job_wait_t *w = arg;
+    json_decref(w->job);
+    w->job = get_job(w->f, w->id);
+    if (!strcmp(jstr(w->job, "state"), w->state))
+        return true;
+    if (w->hb)
+        weir_mock_tm_heartbeat(w->hb);
+    return false;
+}
+
+/* Polls the job (5 s) until it is in @p state (heartbeating from @p hb_tm if given). */
+static json_t *wait_state(fx_t *f, const char *id, const char *state, weir_mock_tm_t *hb_tm) {
+    job_wait_t w = {.f = f, .id = id, .state = state, .hb = hb_tm};
+    if (!weir_test_wait_until(job_in_state, &w, 5000, 25))
+        fail_msg("job %s never reached %s", id, state);
+    return w.job;
 }
 
 /* Collects the DEPLOY messages of one fake TM: returns how many, checks common fields. */
-static int collect_deploys(void *s, const char *job, int expect, uint32_t vs[][2]) {
+static int collect_deploys(weir_mock_tm_t *s, const char *job, int expect, uint32_t vs[][2]) {
     for (int i = 0; i < expect; i++) {
         weir_msg_t m;
-        assert_int_equal(tm_expect(s, WEIR_MSG_DEPLOY, &m, 5000), 0);
+        assert_int_equal(weir_mock_tm_expect(s, WEIR_MSG_DEPLOY, &m, 5000), 0);
         assert_string_equal(m.job_id, job);
         assert_int_equal(m.attempt, 1);
         assert_string_equal(m.job_name, "testjob");
@@ -365,8 +310,8 @@ static void test_job_finishes(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
     upload_plugin(f, sha);
-    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
     json_t *j;
     assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
     json_t *tms = json_object_get(j, "taskmanagers");
@@ -383,7 +328,7 @@ static void test_job_finishes(void **state) {
     assert_int_equal(db[0][0], 0);
     assert_int_equal(db[0][1], 1);
     assert_true((da[0][0] == 0 && da[1][0] == 1) || (da[0][0] == 1 && da[1][0] == 0));
-    j = wait_state(f, id, "RUNNING", NULL, NULL);
+    j = wait_state(f, id, "RUNNING", NULL);
     json_decref(j);
     assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
     tms = json_object_get(j, "taskmanagers");
@@ -395,7 +340,7 @@ static void test_job_finishes(void **state) {
     tm_task_state(a, id, 0, 0, WEIR_TASK_FINISHED, NULL, 10);
     tm_task_state(b, id, 0, 1, WEIR_TASK_FINISHED, NULL, 32);
     tm_task_state(a, id, 1, 0, WEIR_TASK_FINISHED, NULL, 0);
-    j = wait_state(f, id, "FINISHED", NULL, NULL);
+    j = wait_state(f, id, "FINISHED", NULL);
     assert_true(json_integer_value(json_object_get(j, "end_time")) >=
                 json_integer_value(json_object_get(j, "start_time")));
     json_t *v0 = json_array_get(json_object_get(j, "vertices"), 0);
@@ -424,26 +369,26 @@ static void test_job_finishes(void **state) {
     snprintf(path, sizeof path, "/jobs/%s/cancel", id);
     assert_int_equal(http(f, "POST", path, NULL, 0, &j), 409);
     json_decref(j);
-    zmq_close(a);
-    zmq_close(b);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
 }
 
 static void test_task_failure_and_cancel(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
     upload_plugin(f, sha);
-    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
     submit(f, sha, id);
     uint32_t da[2][2], db[1][2];
     collect_deploys(a, id, 2, da);
     collect_deploys(b, id, 1, db);
     tm_task_state(b, id, 0, 1, WEIR_TASK_FAILED, "boom", 0);
-    json_t *j = wait_state(f, id, "FAILED", NULL, NULL);
+    json_t *j = wait_state(f, id, "FAILED", NULL);
     assert_string_equal(jstr(j, "message"), "src -> m (2/2) on tm-b: boom");
     json_decref(j);
     weir_msg_t m;
-    assert_int_equal(tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
     assert_string_equal(m.job_id, id);
     weir_msg_clear(&m);
     tm_task_state(a, id, 0, 0, WEIR_TASK_CANCELED, NULL, 0);
@@ -459,10 +404,10 @@ static void test_task_failure_and_cancel(void **state) {
     assert_string_equal(jstr(j, "state"), "CANCELING");
     assert_string_equal(jstr(j, "jobid"), id2);
     json_decref(j);
-    assert_int_equal(tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
     assert_string_equal(m.job_id, id2);
     weir_msg_clear(&m);
-    assert_int_equal(tm_expect(b, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_int_equal(weir_mock_tm_expect(b, WEIR_MSG_CANCEL, &m, 5000), 0);
     weir_msg_clear(&m);
     j = get_job(f, id2);
     assert_string_equal(jstr(j, "state"), "CANCELING");
@@ -470,7 +415,7 @@ static void test_task_failure_and_cancel(void **state) {
     tm_task_state(a, id2, 0, 0, WEIR_TASK_CANCELED, NULL, 0);
     tm_task_state(a, id2, 1, 0, WEIR_TASK_CANCELED, NULL, 0);
     tm_task_state(b, id2, 0, 1, WEIR_TASK_CANCELED, NULL, 0);
-    j = wait_state(f, id2, "CANCELED", NULL, NULL);
+    j = wait_state(f, id2, "CANCELED", NULL);
     json_decref(j);
     assert_int_equal(http(f, "PATCH", path, NULL, 0, &j), 409);
     json_decref(j);
@@ -481,57 +426,57 @@ static void test_task_failure_and_cancel(void **state) {
         assert_int_equal(
             json_integer_value(json_object_get(json_array_get(tms, (size_t)i), "slots_free")), 1);
     json_decref(j);
-    zmq_close(a);
-    zmq_close(b);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
 }
 
 static void test_tm_lost(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
     upload_plugin(f, sha);
-    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
     submit(f, sha, id);
     uint32_t da[2][2], db[1][2];
     collect_deploys(a, id, 2, da);
     collect_deploys(b, id, 1, db);
     /* only tm-a heartbeats */
-    json_t *j = wait_state(f, id, "FAILED", a, "tm-a");
+    json_t *j = wait_state(f, id, "FAILED", a);
     const char *msg = jstr(j, "message");
     const char *prefix = "task manager tm-b (tcp://b:1) lost: no heartbeat for ";
     assert_true(strncmp(msg, prefix, strlen(prefix)) == 0);
     json_decref(j);
     weir_msg_t m;
-    assert_int_equal(tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
     weir_msg_clear(&m);
-    tm_heartbeat(a, "tm-a");
+    weir_mock_tm_heartbeat(a);
     assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
     json_t *tms = json_object_get(j, "taskmanagers");
     assert_int_equal(json_array_size(tms), 1);
     assert_string_equal(jstr(json_array_get(tms, 0), "id"), "tm-a");
     json_decref(j);
     /* the lost one heartbeats again: told to register */
-    tm_heartbeat(b, "tm-b");
-    assert_int_equal(tm_expect(b, WEIR_MSG_UNKNOWN, &m, 5000), 0);
+    weir_mock_tm_heartbeat(b);
+    assert_int_equal(weir_mock_tm_expect(b, WEIR_MSG_UNKNOWN, &m, 5000), 0);
     weir_msg_clear(&m);
-    zmq_close(a);
-    zmq_close(b);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
 }
 
 static void test_tm_restart(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
     upload_plugin(f, sha);
-    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
     submit(f, sha, id);
     uint32_t da[2][2], db[1][2];
     collect_deploys(a, id, 2, da);
     collect_deploys(b, id, 1, db);
     /* tm-b restarts: a new connection with the same id registers while its tasks run */
-    zmq_close(b);
+    weir_mock_tm_close(&b);
     b = tm_register(f, "tm-b", "tcp://b:2", 3);
-    json_t *j = wait_state(f, id, "FAILED", NULL, NULL);
+    json_t *j = wait_state(f, id, "FAILED", NULL);
     /* the disconnect event usually wins; a re-registration first is also a loss */
     const char *msg = jstr(j, "message");
     if (strcmp(msg, "task manager tm-b (tcp://b:1) lost: connection closed") != 0)
@@ -545,30 +490,34 @@ static void test_tm_restart(void **state) {
     assert_string_equal(jstr(nb, "data_address"), "tcp://b:2");
     assert_int_equal(json_integer_value(json_object_get(nb, "slots_free")), 3);
     json_decref(j);
-    zmq_close(a);
-    zmq_close(b);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
+}
+
+static bool waiting_message_or_left(void *arg) {
+    job_wait_t *w = arg;
+    json_decref(w->job);
+    w->job = get_job(w->f, w->id);
+    return strcmp(jstr(w->job, "state"), "CREATED") || jstr(w->job, "message");
 }
 
 static void test_slot_timeout(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
     upload_plugin(f, sha);
-    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
     submit(f, sha, id);
     /* The waiting message is set by the job manager loop's first scheduling attempt, which can
      * come a moment after the submit answered: wait for it (bounded) while the job is CREATED. */
-    json_t *j = get_job(f, id);
-    for (int i = 0; i < 200 && !strcmp(jstr(j, "state"), "CREATED") && !jstr(j, "message"); i++) {
-        json_decref(j);
-        weir_sleep_ns(5 * 1000000);
-        j = get_job(f, id);
-    }
+    job_wait_t w = {.f = f, .id = id};
+    weir_test_wait_until(waiting_message_or_left, &w, 1000, 5);
+    json_t *j = w.job;
     if (!strcmp(jstr(j, "state"), "CREATED")) {
         assert_non_null(jstr(j, "message"));
         assert_non_null(strstr(jstr(j, "message"), "needs 2, 1 free"));
     }
     json_decref(j);
-    j = wait_state(f, id, "FAILED", a, "tm-a");
+    j = wait_state(f, id, "FAILED", a);
     assert_string_equal(jstr(j, "message"),
                         "not enough task slots: the job needs 2, 1 free after 300 ms (start more "
                         "task managers, add taskmanager.numberOfTaskSlots or lower -p)");
@@ -582,67 +531,40 @@ static void test_slot_timeout(void **state) {
     j = get_job(f, id2);
     assert_string_equal(jstr(j, "state"), "CANCELED");
     json_decref(j);
-    zmq_close(a);
+    weir_mock_tm_close(&a);
 }
 
 static void test_blob_request(void **state) {
     fx_t *f = *state;
     char sha[65];
     upload_plugin(f, sha);
-    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
     weir_msg_t req = {.type = WEIR_MSG_BLOB_REQUEST, .tm_id = "tm-a"};
     memcpy(req.blob_sha256, sha, 65);
-    tm_send(a, &req);
+    weir_mock_tm_send(a, &req);
     weir_msg_t m;
-    assert_int_equal(tm_expect(a, WEIR_MSG_BLOB, &m, 5000), 0);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_BLOB, &m, 5000), 0);
     assert_null(m.error);
     assert_int_equal(m.blob_len, 3);
     assert_memory_equal(m.blob, "abc", 3);
     weir_msg_clear(&m);
     memset(req.blob_sha256, 'f', 64);
-    tm_send(a, &req);
-    assert_int_equal(tm_expect(a, WEIR_MSG_BLOB, &m, 5000), 0);
+    weir_mock_tm_send(a, &req);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_BLOB, &m, 5000), 0);
     assert_non_null(m.error);
     assert_non_null(strstr(m.error, "not found"));
     weir_msg_clear(&m);
-    zmq_close(a);
+    weir_mock_tm_close(&a);
 }
 
 /* ------------------------------------------------------------ checkpoints and recovery */
 
-static void tm_state_a(void *s, const char *job, uint32_t attempt, uint32_t v, uint32_t st,
-                       weir_task_state_t state, const char *message) {
-    weir_msg_task_state_t ts = {.attempt = attempt, .vertex = v, .subtask = st, .state = state};
-    memcpy(ts.job_id, job, 33);
-    ts.message = (char *)message;
-    weir_msg_t m = {.type = WEIR_MSG_TASK_STATE, .tasks = &ts, .n_tasks = 1};
-    tm_send(s, &m);
-}
-
-static void tm_ack(void *s, const char *job, uint32_t attempt, uint64_t id, uint32_t v, uint32_t st,
-                   bool final, const char *op, const char *keyed) {
-    weir_msg_t m = {.type = WEIR_MSG_ACK_CHECKPOINT,
-                    .attempt = attempt,
-                    .checkpoint_id = id,
-                    .vertex = v,
-                    .subtask = st,
-                    .final = final,
-                    .op_state = (uint8_t *)op,
-                    .op_state_len = op ? strlen(op) : 0,
-                    .keyed_handle = (char *)keyed,
-                    .state_size = 100,
-                    .uploaded_size = 40,
-                    .alignment_ns = 7000000};
-    memcpy(m.job_id, job, 33);
-    tm_send(s, &m);
-}
-
 /* Receives @p n DEPLOYs of @p attempt; checks the checkpoint fields; fills restore info. */
-static void expect_deploys(void *s, const char *job, const char *ckdir, uint32_t attempt, int n,
-                           uint64_t *restore_id, char ops[][64], char keyed[][256]) {
+static void expect_deploys(weir_mock_tm_t *s, const char *job, const char *ckdir, uint32_t attempt,
+                           int n, uint64_t *restore_id, char ops[][64], char keyed[][256]) {
     for (int i = 0; i < n; i++) {
         weir_msg_t m;
-        assert_int_equal(tm_expect(s, WEIR_MSG_DEPLOY, &m, 5000), 0);
+        assert_int_equal(weir_mock_tm_expect(s, WEIR_MSG_DEPLOY, &m, 5000), 0);
         assert_string_equal(m.job_id, job);
         assert_int_equal(m.attempt, attempt);
         assert_int_equal(m.checkpoint_mode, WEIR_CHECKPOINT_EXACTLY_ONCE);
@@ -658,39 +580,21 @@ static void expect_deploys(void *s, const char *job, const char *ckdir, uint32_t
     }
 }
 
-/* Waits for a TRIGGER to @p s naming subtask (v, st); returns its id. */
-static uint64_t expect_trigger(void *s, const char *job, uint32_t v, uint32_t st) {
-    weir_msg_t m;
-    assert_int_equal(tm_expect(s, WEIR_MSG_TRIGGER_CHECKPOINT, &m, 5000), 0);
-    assert_string_equal(m.job_id, job);
-    assert_int_equal(m.vertex, v);
-    assert_int_equal(m.subtask, st);
-    uint64_t id = m.checkpoint_id;
-    weir_msg_clear(&m);
-    return id;
-}
-
-/* Waits for a NOTIFY with final == @p final; returns its id. */
-static uint64_t expect_notify(void *s, const char *job, uint32_t attempt, bool final) {
-    for (;;) {
-        weir_msg_t m;
-        assert_int_equal(tm_expect(s, WEIR_MSG_NOTIFY_CHECKPOINT, &m, 5000), 0);
-        assert_string_equal(m.job_id, job);
-        assert_int_equal(m.attempt, attempt);
-        bool f = m.final;
-        uint64_t id = m.checkpoint_id;
-        weir_msg_clear(&m);
-        if (f == final)
-            return id;
-    }
+static bool file_gone(void *path) {
+    uint8_t *data;
+    size_t len;
+    int rc = weir_read_file(path, &data, &len);
+    if (rc == 0)
+        free(data);
+    return rc == WEIR_ENOTFOUND;
 }
 
 static void test_checkpoint_restart_final(void **state) {
     fx_t *f = *state;
     char sha[65], id[33], ckdir[700], path[900];
     upload_plugin(f, sha);
-    void *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    void *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
     submit(f, sha, id);
     snprintf(ckdir, sizeof ckdir, "%s/ck/%s", f->dir, id);
     snprintf(path, sizeof path, "%s/ha/jobs/%s/job.json", f->dir, id);
@@ -709,24 +613,24 @@ static void test_checkpoint_restart_final(void **state) {
     expect_deploys(a, id, ckdir, 1, 2, &rid, ops, keyed);
     assert_int_equal(rid, 0);
     expect_deploys(b, id, ckdir, 1, 1, &rid, ops, keyed);
-    tm_state_a(a, id, 1, 0, 0, WEIR_TASK_RUNNING, NULL);
-    tm_state_a(a, id, 1, 1, 0, WEIR_TASK_RUNNING, NULL);
-    tm_state_a(b, id, 1, 0, 1, WEIR_TASK_RUNNING, NULL);
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 1, 0, 1, WEIR_TASK_RUNNING, NULL, NULL);
     /* triggers go to the source subtasks only */
-    uint64_t n = expect_trigger(a, id, 0, 0);
-    assert_int_equal(expect_trigger(b, id, 0, 1), n);
+    uint64_t n = weir_mock_tm_expect_trigger(a, id, 0, 0);
+    assert_int_equal(weir_mock_tm_expect_trigger(b, id, 0, 1), n);
     assert_int_equal(n, 1);
     char handle[256];
     snprintf(handle, sizeof handle,
              "{\"version\":1,\"checkpoint\":%d,\"task\":\"1-0\",\"shared\":[],"
              "\"private\":[]}",
              (int)n);
-    tm_ack(a, id, 1, n + 7, 0, 0, false, "stale", NULL); /* wrong id: ignored */
-    tm_ack(a, id, 1, n, 0, 0, false, "pos-0", NULL);
-    tm_ack(a, id, 1, n, 1, 0, false, NULL, handle);
-    tm_ack(b, id, 1, n, 0, 1, false, "pos-1", NULL);
-    assert_int_equal(expect_notify(a, id, 1, false), n);
-    assert_int_equal(expect_notify(b, id, 1, false), n);
+    weir_mock_tm_ack(a, id, 1, n + 7, 0, 0, false, "stale", NULL); /* wrong id: ignored */
+    weir_mock_tm_ack(a, id, 1, n, 0, 0, false, "pos-0", NULL);
+    weir_mock_tm_ack(a, id, 1, n, 1, 0, false, NULL, handle);
+    weir_mock_tm_ack(b, id, 1, n, 0, 1, false, "pos-1", NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(a, id, 1, false), n);
+    assert_int_equal(weir_mock_tm_expect_notify(b, id, 1, false), n);
     /* _metadata is durable before the notify; the HA pointer names it */
     snprintf(path, sizeof path, "%s/chk-%d/_metadata", ckdir, (int)n);
     assert_int_equal(weir_read_file(path, &data, &len), 0);
@@ -753,16 +657,16 @@ static void test_checkpoint_restart_final(void **state) {
     json_decref(j);
 
     /* a task fails: RESTARTING, CANCEL, then attempt 2 restores checkpoint n */
-    tm_state_a(b, id, 1, 0, 1, WEIR_TASK_FAILED, "boom");
+    weir_mock_tm_task_state(b, id, 1, 0, 1, WEIR_TASK_FAILED, "boom", NULL);
     weir_msg_t m;
-    assert_int_equal(tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
     assert_int_equal(m.attempt, 1);
     weir_msg_clear(&m);
     j = get_job(f, id);
     assert_string_equal(jstr(j, "state"), "RESTARTING");
     json_decref(j);
-    tm_state_a(a, id, 1, 0, 0, WEIR_TASK_CANCELED, NULL);
-    tm_state_a(a, id, 1, 1, 0, WEIR_TASK_CANCELED, NULL);
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_CANCELED, NULL, NULL);
     expect_deploys(a, id, ckdir, 2, 2, &rid, ops, keyed);
     assert_int_equal(rid, n);
     expect_deploys(b, id, ckdir, 2, 1, &rid, ops, keyed);
@@ -783,16 +687,16 @@ static void test_checkpoint_restart_final(void **state) {
     json_decref(j);
 
     /* attempt 2 ends: final snapshots -> final checkpoint -> NOTIFY final -> FINISHED */
-    tm_state_a(a, id, 1, 0, 0, WEIR_TASK_FAILED, "stale attempt"); /* ignored */
-    tm_state_a(a, id, 2, 0, 0, WEIR_TASK_RUNNING, NULL);
-    tm_state_a(a, id, 2, 1, 0, WEIR_TASK_RUNNING, NULL);
-    tm_state_a(b, id, 2, 0, 1, WEIR_TASK_RUNNING, NULL);
-    tm_ack(a, id, 2, 0, 0, 0, true, "end-0", NULL);
-    tm_ack(b, id, 2, 0, 0, 1, true, "end-1", NULL);
-    tm_ack(a, id, 2, 0, 1, 0, true, NULL, handle);
-    uint64_t fin = expect_notify(a, id, 2, true);
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_FAILED, "stale attempt", NULL); /* ignored */
+    weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_ack(a, id, 2, 0, 0, 0, true, "end-0", NULL);
+    weir_mock_tm_ack(b, id, 2, 0, 0, 1, true, "end-1", NULL);
+    weir_mock_tm_ack(a, id, 2, 0, 1, 0, true, NULL, handle);
+    uint64_t fin = weir_mock_tm_expect_notify(a, id, 2, true);
     assert_true(fin > n);
-    assert_int_equal(expect_notify(b, id, 2, true), fin);
+    assert_int_equal(weir_mock_tm_expect_notify(b, id, 2, true), fin);
     snprintf(path, sizeof path, "%s/chk-%d/_metadata", ckdir, (int)fin);
     assert_int_equal(weir_read_file(path, &data, &len), 0);
     assert_non_null(strstr((char *)data, "\"final\":true"));
@@ -801,24 +705,16 @@ static void test_checkpoint_restart_final(void **state) {
     /* num-retained 1: the restored checkpoint n is gone now */
     snprintf(path, sizeof path, "%s/chk-%d", ckdir, (int)n);
     assert_int_not_equal(weir_read_file(path, &data, &len), 0);
-    tm_state_a(a, id, 2, 0, 0, WEIR_TASK_FINISHED, NULL);
-    tm_state_a(a, id, 2, 1, 0, WEIR_TASK_FINISHED, NULL);
-    tm_state_a(b, id, 2, 0, 1, WEIR_TASK_FINISHED, NULL);
-    j = wait_state(f, id, "FINISHED", NULL, NULL);
+    weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_FINISHED, NULL, NULL);
+    j = wait_state(f, id, "FINISHED", NULL);
     json_decref(j);
     /* the HA entry goes with the terminal state */
     snprintf(path, sizeof path, "%s/ha/jobs/%s/job.json", f->dir, id);
-    int gone = 0;
-    for (int i = 0; i < 200 && !gone; i++) {
-        gone = weir_read_file(path, &data, &len) == WEIR_ENOTFOUND;
-        if (!gone) {
-            free(data);
-            weir_sleep_ns(10 * 1000000);
-        }
-    }
-    assert_true(gone);
-    zmq_close(a);
-    zmq_close(b);
+    assert_true(weir_test_wait_until(file_gone, path, 2000, 10));
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
 }
 
 int main(void) {

@@ -15,67 +15,28 @@
 #include <cmocka.h>
 
 #include "runtime/graph/plugin.h"
+#include "testutil.h"
 
 typedef struct fixture {
-    char plugins[PATH_MAX + 64]; /* directory holding the test plugins */
-    char tmp[PATH_MAX];          /* fresh temporary directory */
+    char plugins[PATH_MAX]; /* directory holding the test plugins */
+    char *tmp;              /* fresh temporary directory */
 } fixture_t;
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 static int setup(void **state) {
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    const char *build = getenv("WEIR_BUILD");
-    char probe[PATH_MAX + 96];
-    if (build && *build) {
-        snprintf(f->plugins, sizeof(f->plugins), "%s/tests/plugins", build);
-    } else {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n <= 0)
-            return -1;
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        /* the test runs as <build>/tests/test_plugin */
-        snprintf(f->plugins, sizeof(f->plugins), "%s/plugins", exe);
-        snprintf(probe, sizeof(probe), "%s/good.so", f->plugins);
-        if (!file_exists(probe))
-            snprintf(f->plugins, sizeof(f->plugins), "%s/../tests/plugins", exe);
-    }
-    snprintf(probe, sizeof(probe), "%s/good.so", f->plugins);
-    if (!file_exists(probe)) {
-        fprintf(stderr, "test plugins not found in %s (set WEIR_BUILD)\n", f->plugins);
-        return -1;
-    }
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    mkdir(base, 0755);
-    snprintf(f->tmp, sizeof(f->tmp), "%s/test_plugin.XXXXXX", base);
-    if (!mkdtemp(f->tmp))
-        return -1;
+    weir_test_plugin_dir(WEIR_TEST_PLUGIN, f->plugins, sizeof(f->plugins));
+    f->tmp = weir_test_tmpdir("test_plugin");
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fixture_t *f = *state;
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->tmp);
-    int rc = system(cmd);
+    weir_test_tmpdir_remove(f->tmp);
     free(f);
-    return rc == 0 ? 0 : -1;
-}
-
-static void plugin_path(const fixture_t *f, const char *name, char *out, size_t cap) {
-    snprintf(out, cap, "%s/%s", f->plugins, name);
+    return 0;
 }
 
 /* Opens (and if that works, builds) @p path and expects an error containing @p phrase. */
@@ -101,9 +62,9 @@ static void expect_error(const char *path, const char *phrase, bool at_build) {
 }
 
 static void test_good_plugin(void **state) {
-    fixture_t *f = *state;
+    (void)state;
     char path[PATH_MAX + 128];
-    plugin_path(f, "good.so", path, sizeof(path));
+    weir_test_plugin_path(WEIR_TEST_PLUGIN, "good.so", path, sizeof(path));
     char err[512] = "";
     weir_plugin_t *p = weir_plugin_open(path, err, sizeof(err));
     if (!p)
@@ -158,17 +119,17 @@ static void test_relative_name(void **state) {
 }
 
 static void test_broken_plugins(void **state) {
-    fixture_t *f = *state;
+    (void)state;
     char path[PATH_MAX + 128];
-    plugin_path(f, "noabi.so", path, sizeof(path));
+    weir_test_plugin_path(WEIR_TEST_PLUGIN, "noabi.so", path, sizeof(path));
     expect_error(path, "was built for weir ABI 999 but this weir speaks ABI 1", false);
-    plugin_path(f, "nodesc.so", path, sizeof(path));
+    weir_test_plugin_path(WEIR_TEST_PLUGIN, "nodesc.so", path, sizeof(path));
     expect_error(path, "exports no weir_plugin_descriptor", false);
-    plugin_path(f, "badmagic.so", path, sizeof(path));
+    weir_test_plugin_path(WEIR_TEST_PLUGIN, "badmagic.so", path, sizeof(path));
     expect_error(path, "WEIR_PLUGIN(", false);
-    plugin_path(f, "failing.so", path, sizeof(path));
+    weir_test_plugin_path(WEIR_TEST_PLUGIN, "failing.so", path, sizeof(path));
     expect_error(path, "usage: failing INPUT OUTPUT (got 0 arguments)", true);
-    plugin_path(f, "retcode.so", path, sizeof(path));
+    weir_test_plugin_path(WEIR_TEST_PLUGIN, "retcode.so", path, sizeof(path));
     expect_error(path, "returned 3", true);
 }
 

@@ -23,22 +23,11 @@
 #include "state/snapshot.h"
 #include "state/state.h"
 #include "state/state_int.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* helpers                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
-
-static char *make_tmpdir(void) {
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    assert_int_equal(weir_mkdirs(base), 0);
-    char *t = malloc(strlen(base) + 32);
-    assert_non_null(t);
-    sprintf(t, "%s/snapshot-XXXXXX", base);
-    assert_non_null(mkdtemp(t));
-    return t;
-}
 
 static char *pjoin(const char *a, const char *b) {
     char *p = malloc(strlen(a) + strlen(b) + 2);
@@ -379,7 +368,7 @@ static uint64_t new_shared_bytes(const hinfo_t *a, const hinfo_t *b, size_t *n_c
 static void test_round_trip(void **unused) {
     (void)unused;
     rng_state = 0x1234567;
-    char *tmp = make_tmpdir();
+    char *tmp = weir_test_tmpdir("snapshot");
     char *db = pjoin(tmp, "db"), *db2 = pjoin(tmp, "db2"), *ck = pjoin(tmp, "ck");
     weir_state_backend_t *sb = open_sb(db);
     static model_t m, at1;
@@ -407,17 +396,16 @@ static void test_round_trip(void **unused) {
     json_decref(hi.root);
     free(h);
     free(local);
-    assert_int_equal(weir_rmtree(tmp), 0);
+    weir_test_tmpdir_remove(tmp);
     free(db);
     free(db2);
     free(ck);
-    free(tmp);
 }
 
 static void test_incremental_and_chain(void **unused) {
     (void)unused;
     rng_state = 0xabcdef;
-    char *tmp = make_tmpdir();
+    char *tmp = weir_test_tmpdir("snapshot");
     char *db = pjoin(tmp, "db"), *db2 = pjoin(tmp, "db2"), *db3 = pjoin(tmp, "db3");
     char *ck = pjoin(tmp, "ck");
     weir_state_backend_t *sb = open_sb(db);
@@ -482,18 +470,17 @@ static void test_incremental_and_chain(void **unused) {
     free(h1);
     free(h2);
     free(h3);
-    assert_int_equal(weir_rmtree(tmp), 0);
+    weir_test_tmpdir_remove(tmp);
     free(db);
     free(db2);
     free(db3);
     free(ck);
-    free(tmp);
 }
 
 static void test_confirm_semantics(void **unused) {
     (void)unused;
     rng_state = 0x55aa;
-    char *tmp = make_tmpdir();
+    char *tmp = weir_test_tmpdir("snapshot");
     char *db = pjoin(tmp, "db"), *ck = pjoin(tmp, "ck");
     weir_state_backend_t *sb = open_sb(db);
     static model_t m;
@@ -548,16 +535,15 @@ static void test_confirm_semantics(void **unused) {
     free(h3);
     free(h4);
     free(h5);
-    assert_int_equal(weir_rmtree(tmp), 0);
+    weir_test_tmpdir_remove(tmp);
     free(db);
     free(ck);
-    free(tmp);
 }
 
 static void test_restore_errors(void **unused) {
     (void)unused;
     rng_state = 0x77;
-    char *tmp = make_tmpdir();
+    char *tmp = weir_test_tmpdir("snapshot");
     char *db = pjoin(tmp, "db"), *db2 = pjoin(tmp, "db2"), *ck = pjoin(tmp, "ck");
     weir_state_backend_t *sb = open_sb(db);
     static model_t m;
@@ -619,17 +605,16 @@ static void test_restore_errors(void **unused) {
     json_decref(hi.root);
     free(h);
     free(moved);
-    assert_int_equal(weir_rmtree(tmp), 0);
+    weir_test_tmpdir_remove(tmp);
     free(db);
     free(db2);
     free(ck);
-    free(tmp);
 }
 
 static void test_two_tasks_and_free(void **unused) {
     (void)unused;
     rng_state = 0x99;
-    char *tmp = make_tmpdir();
+    char *tmp = weir_test_tmpdir("snapshot");
     char *da = pjoin(tmp, "a"), *dbb = pjoin(tmp, "b"), *dr = pjoin(tmp, "r"),
          *ck = pjoin(tmp, "ck");
     weir_state_backend_t *a = open_sb(da), *b = open_sb(dbb);
@@ -675,12 +660,11 @@ static void test_two_tasks_and_free(void **unused) {
     free(ha);
     free(hb);
     free(local);
-    assert_int_equal(weir_rmtree(tmp), 0);
+    weir_test_tmpdir_remove(tmp);
     free(da);
     free(dbb);
     free(dr);
     free(ck);
-    free(tmp);
 }
 
 /* ------------------------------------------------------------------------------------------ */

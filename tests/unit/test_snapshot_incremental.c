@@ -32,6 +32,7 @@
 #include "state/snapshot.h"
 #include "state/state.h"
 #include "state/state_int.h"
+#include "testutil.h"
 
 #define N_KEYS (8u << 20)
 #define VAL_LEN 128u
@@ -87,19 +88,19 @@ static void check(weir_state_backend_t *sb, uint32_t i, uint32_t ver) {
 }
 
 /* Waits until RocksDB has no flush or compaction pending or running. */
-static void settle(weir_state_backend_t *sb) {
+static bool settled(void *sb) {
     rocksdb_t *db = weir_state_int_db(sb);
-    for (int i = 0; i < 6000; i++) {
-        uint64_t a = 0, b = 0, c = 0, d = 0;
-        rocksdb_property_int(db, "rocksdb.num-running-compactions", &a);
-        rocksdb_property_int(db, "rocksdb.compaction-pending", &b);
-        rocksdb_property_int(db, "rocksdb.num-running-flushes", &c);
-        rocksdb_property_int(db, "rocksdb.mem-table-flush-pending", &d);
-        if (a + b + c + d == 0)
-            return;
-        weir_sleep_ns(50 * 1000000LL);
-    }
-    fail_msg("RocksDB did not settle in 5 minutes");
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    rocksdb_property_int(db, "rocksdb.num-running-compactions", &a);
+    rocksdb_property_int(db, "rocksdb.compaction-pending", &b);
+    rocksdb_property_int(db, "rocksdb.num-running-flushes", &c);
+    rocksdb_property_int(db, "rocksdb.mem-table-flush-pending", &d);
+    return a + b + c + d == 0;
+}
+
+static void settle(weir_state_backend_t *sb) {
+    if (!weir_test_wait_until(settled, sb, 5 * 60 * 1000, 50))
+        fail_msg("RocksDB did not settle in 5 minutes");
 }
 
 static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ck, uint64_t *ss,
@@ -134,13 +135,8 @@ static bool referenced(json_t *h, const char *name) {
 
 static void test_incremental_1gb(void **unused) {
     (void)unused;
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    assert_int_equal(weir_mkdirs(base), 0);
-    char tmp[1024], db[1100], db2[1100], ck[1100], p[2048];
-    snprintf(tmp, sizeof(tmp), "%s/snapinc-XXXXXX", base);
-    assert_non_null(mkdtemp(tmp));
+    char *tmp = weir_test_tmpdir("snapinc");
+    char db[1100], db2[1100], ck[1100], p[2048];
     snprintf(db, sizeof(db), "%s/db", tmp);
     snprintf(db2, sizeof(db2), "%s/restored", tmp);
     snprintf(ck, sizeof(ck), "%s/ck", tmp);
@@ -263,7 +259,7 @@ static void test_incremental_1gb(void **unused) {
     json_decref(j2);
     free(h1);
     free(h2);
-    assert_int_equal(weir_rmtree(tmp), 0);
+    weir_test_tmpdir_remove(tmp);
 }
 
 int main(void) {

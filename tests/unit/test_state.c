@@ -20,22 +20,11 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "state/state.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* helpers                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
-
-static char *make_tmpdir(void) {
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    assert_int_equal(weir_mkdirs(base), 0);
-    char *t = malloc(strlen(base) + 32);
-    assert_non_null(t);
-    sprintf(t, "%s/state-XXXXXX", base);
-    assert_non_null(mkdtemp(t));
-    return t;
-}
 
 static char *subdir(const char *dir, const char *name) {
     char *p = malloc(strlen(dir) + strlen(name) + 2);
@@ -145,7 +134,7 @@ static void check_value(weir_state_backend_t *sb, uint32_t st, const vmodel_t *m
 
 static void test_value_random_vs_model(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *path = subdir(dir, "db");
     weir_state_decl_t d[2] = {{.name = "v0", .kind = WEIR_STATE_VALUE},
                               {.name = "v1", .kind = WEIR_STATE_VALUE}};
@@ -220,9 +209,8 @@ static void test_value_random_vs_model(void **state) {
     assert_true(s.cache_hits > 0 && s.cache_misses > 0);
     assert_true(s.cache_bytes <= 2048 + 512); /* budget + the one entry an operation returns */
     weir_state_close(&sb, true);
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(path);
-    free(dir);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -247,7 +235,7 @@ static int collect_fn(const void *val, uint32_t len, void *arg) {
 
 static void test_list(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *path = subdir(dir, "db");
     weir_state_decl_t d[1] = {{.name = "l", .kind = WEIR_STATE_LIST}};
     weir_state_backend_t *sb = open_sb(path, 0, d, 1);
@@ -303,9 +291,8 @@ static void test_list(void **state) {
     assert_int_equal(c->n, 1);
     free(c);
     weir_state_close(&sb, true);
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(path);
-    free(dir);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -344,7 +331,7 @@ static int cmp_mentry(const void *a, const void *b) {
 
 static void test_map_prefixes(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *path = subdir(dir, "db");
     weir_state_decl_t d[1] = {{.name = "m", .kind = WEIR_STATE_MAP}};
     weir_state_backend_t *sb = open_sb(path, 0, d, 1);
@@ -445,9 +432,8 @@ static void test_map_prefixes(void **state) {
     assert_memory_equal(v, "v1", 2);
     weir_state_close(&sb, true);
     free(c);
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(path);
-    free(dir);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -494,7 +480,7 @@ static int64_t unpack_i64(const void *p, uint32_t len) {
 
 static void test_reducing_sum(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *path = subdir(dir, "db");
     int calls = 0;
     weir_state_decl_t d[2] = {
@@ -563,14 +549,13 @@ static void test_reducing_sum(void **state) {
     weir_state_get_stats(sb, &s);
     assert_true(s.evictions > 0);
     weir_state_close(&sb, true);
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(path);
-    free(dir);
 }
 
 static void test_reducing_corrupt(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *path = subdir(dir, "db");
     int calls = 0;
     weir_state_decl_t d[1] = {
@@ -595,9 +580,8 @@ static void test_reducing_corrupt(void **state) {
     assert_int_equal(weir_state_reducing_get(sb, 0, &v, &l), 0);
     assert_int_equal(unpack_i64(v, l), 10);
     weir_state_close(&sb, true);
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(path);
-    free(dir);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -615,7 +599,7 @@ static void test_murmur_oracle(void **state) {
 
 static void test_layout_keygroups(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *path = subdir(dir, "db");
     weir_state_decl_t d[2] = {{.name = "v", .kind = WEIR_STATE_VALUE},
                               {.name = "m", .kind = WEIR_STATE_MAP}};
@@ -679,9 +663,8 @@ static void test_layout_keygroups(void **state) {
         rocksdb_column_family_handle_destroy(h[i]);
     rocksdb_close(db);
     rocksdb_options_destroy(o);
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(path);
-    free(dir);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -690,7 +673,7 @@ static void test_layout_keygroups(void **state) {
 
 static void test_errors_and_remove(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *path = subdir(dir, "a/b/db"); /* parents are created */
     weir_state_decl_t d[3] = {{.name = "v", .kind = WEIR_STATE_VALUE},
                               {.name = "l", .kind = WEIR_STATE_LIST},
@@ -736,9 +719,8 @@ static void test_errors_and_remove(void **state) {
     char err[256];
     assert_null(weir_state_open(&o, dup, 2, err, sizeof(err)));
     assert_non_null(strstr(err, "declared twice"));
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(path);
-    free(dir);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -781,7 +763,7 @@ static void test_counter_throughput(void **state) {
     (void)state;
     const char *e = getenv("WEIR_STATE_BENCH_OPS");
     uint32_t nops = e ? (uint32_t)strtoul(e, NULL, 10) : 300000;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("state");
     char *p1 = subdir(dir, "big"), *p2 = subdir(dir, "tiny");
     double big = counter_run(p1, 32u << 20, 100000, nops);
     double tiny = counter_run(p2, 64u << 10, 100000, nops);
@@ -789,10 +771,9 @@ static void test_counter_throughput(void **state) {
            "cache 64 KiB %.0f ops/s\n",
            nops, big, tiny);
     assert_true(big > 0 && tiny > 0);
-    assert_int_equal(weir_rmtree(dir), 0);
+    weir_test_tmpdir_remove(dir);
     free(p1);
     free(p2);
-    free(dir);
 }
 
 int main(void) {

@@ -23,6 +23,7 @@
 #include "runtime/dataplane/dataplane.h"
 #include "runtime/graph/graph.h"
 #include "runtime/task/task.h"
+#include "testutil.h"
 
 #define JOB_ID "0123456789abcdef0123456789abcdef"
 #define MAX_TASKS 16
@@ -231,7 +232,7 @@ typedef struct ack {
 
 typedef struct harness {
     weir_dataplane_t *dp[2];
-    char tmp[256];
+    char *tmp;
     states_t st;
     collected_t col;
     char ***placement;
@@ -299,34 +300,43 @@ static const ack_t *find_ack(const ack_t *acks, int n, uint32_t v, uint32_t s, u
     return NULL;
 }
 
+typedef struct ack_wait {
+    harness_t *h;
+    uint64_t id;
+    bool final;
+    int n;   /* wanted */
+    int got; /* at the last look */
+} ack_wait_t;
+
+static bool enough_acks(void *arg) {
+    ack_wait_t *w = arg;
+    harness_t *h = w->h;
+    pthread_mutex_lock(&h->ack_mu);
+    w->got = 0;
+    for (int i = 0; i < h->n_acks; i++)
+        if (h->acks[i].id == w->id && h->acks[i].final == w->final && !h->acks[i].decline)
+            w->got++;
+    pthread_mutex_unlock(&h->ack_mu);
+    return w->got >= w->n;
+}
+
 /* Waits (10 s at most) until @p n ACKs (not declines) of checkpoint @p id arrived. */
 static int wait_acks(harness_t *h, uint64_t id, bool final, int n) {
-    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
-    int got = 0;
-    for (;;) {
-        pthread_mutex_lock(&h->ack_mu);
-        got = 0;
-        for (int i = 0; i < h->n_acks; i++)
-            if (h->acks[i].id == id && h->acks[i].final == final && !h->acks[i].decline)
-                got++;
-        pthread_mutex_unlock(&h->ack_mu);
-        if (got >= n || weir_now_ns() > deadline)
-            return got;
-        weir_sleep_ns(2000000);
-    }
+    ack_wait_t w = {.h = h, .id = id, .final = final, .n = n};
+    weir_test_wait_until(enough_acks, &w, 10000, 2);
+    return w.got;
+}
+
+static bool all_running(void *arg) {
+    harness_t *h = arg;
+    pthread_mutex_lock(&h->st.mu);
+    bool ok = h->st.n_running >= h->st.n_tasks;
+    pthread_mutex_unlock(&h->st.mu);
+    return ok;
 }
 
 static void wait_running(harness_t *h) {
-    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
-    for (;;) {
-        pthread_mutex_lock(&h->st.mu);
-        bool ok = h->st.n_running >= h->st.n_tasks;
-        pthread_mutex_unlock(&h->st.mu);
-        if (ok)
-            return;
-        assert_true(weir_now_ns() < deadline);
-        weir_sleep_ns(2000000);
-    }
+    assert_true(weir_test_wait_until(all_running, h, 10000, 2));
 }
 
 static void harness_init(harness_t *h, int n_planes) {
@@ -336,12 +346,7 @@ static void harness_init(harness_t *h, int n_planes) {
         h->dp[i] = weir_dataplane_new("127.0.0.1", 0, "127.0.0.1", err, sizeof err);
         assert_non_null(h->dp[i]);
     }
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    weir_mkdirs(base);
-    snprintf(h->tmp, sizeof h->tmp, "%s/test_task.XXXXXX", base);
-    assert_non_null(mkdtemp(h->tmp));
+    h->tmp = weir_test_tmpdir("test_task");
     pthread_mutex_init(&h->st.mu, NULL);
     pthread_cond_init(&h->st.cv, NULL);
     pthread_mutex_init(&h->col.mu, NULL);
@@ -365,7 +370,7 @@ static void harness_fini(harness_t *h) {
         free(h->acks[i].op_state);
         free(h->acks[i].handle);
     }
-    weir_rmtree(h->tmp);
+    weir_test_tmpdir_remove(h->tmp);
 }
 
 /* Starts every subtask of the job built by @p build; subtask s runs on plane s % n_planes. */
@@ -427,15 +432,18 @@ static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
     weir_graph_destroy(&proto);
 }
 
+static bool all_final(void *arg) {
+    harness_t *h = arg;
+    pthread_mutex_lock(&h->st.mu);
+    bool done = h->st.n_final >= h->st.n_tasks;
+    pthread_mutex_unlock(&h->st.mu);
+    return done;
+}
+
 /* Waits until every task reported a final state (or 60 s). */
 static void wait_final(harness_t *h) {
-    int64_t deadline = weir_now_ns() + 60LL * 1000000000LL;
+    weir_test_wait_until(all_final, h, 60000, 5);
     pthread_mutex_lock(&h->st.mu);
-    while (h->st.n_final < h->st.n_tasks && weir_now_ns() < deadline) {
-        pthread_mutex_unlock(&h->st.mu);
-        weir_sleep_ns(5000000);
-        pthread_mutex_lock(&h->st.mu);
-    }
     int nf = h->st.n_final, nt = h->st.n_tasks;
     pthread_mutex_unlock(&h->st.mu);
     assert_int_equal(nf, nt);
@@ -652,23 +660,24 @@ static void test_keyed_process_value_state(void **state) {
     harness_fini(&h);
 }
 
+static bool some_task_failed(void *arg) {
+    harness_t *h = arg;
+    bool failed = false;
+    pthread_mutex_lock(&h->st.mu);
+    for (int i = 0; i < h->st.n_tasks; i++)
+        if (h->st.final[i] == WEIR_TASK_FAILED && h->st.n_final > 0)
+            failed = true;
+    pthread_mutex_unlock(&h->st.mu);
+    return failed;
+}
+
 static void test_user_failure(void **state) {
     (void)state;
     harness_t h;
     harness_init(&h, 1);
     start_job(&h, build_failing, 0 /* unbounded: only the failure stops the map */, 1);
     /* the map task fails; the source keeps running until canceled */
-    int64_t deadline = weir_now_ns() + 30LL * 1000000000LL;
-    bool failed = false;
-    while (!failed && weir_now_ns() < deadline) {
-        pthread_mutex_lock(&h.st.mu);
-        for (int i = 0; i < h.st.n_tasks; i++)
-            if (h.st.final[i] == WEIR_TASK_FAILED && h.st.n_final > 0)
-                failed = true;
-        pthread_mutex_unlock(&h.st.mu);
-        weir_sleep_ns(5000000);
-    }
-    assert_true(failed);
+    assert_true(weir_test_wait_until(some_task_failed, &h, 30000, 5));
     for (int i = 0; i < h.st.n_tasks; i++)
         weir_task_cancel(h.st.tasks[i]);
     wait_final(&h);
@@ -845,6 +854,14 @@ static void cancel_and_wait(harness_t *h) {
     check_all(h, WEIR_TASK_CANCELED);
 }
 
+static bool both_inputs_seen(void *arg) {
+    harness_t *h = arg;
+    pthread_mutex_lock(&h->col.mu);
+    bool both = h->col.min_par[0] != UINT64_MAX && h->col.min_par[1] != UINT64_MAX;
+    pthread_mutex_unlock(&h->col.mu);
+    return both;
+}
+
 /* Restore: run, checkpoint 1, cancel; attempt 2 restores from the ACKs of 1 and the sources
  * resume exactly at their positions. */
 static void test_restore_sources(void **state) {
@@ -878,15 +895,7 @@ static void test_restore_sources(void **state) {
     h2.n_restore_from = h1.n_acks;
     start_job(&h2, build_two_inputs, 0, 1);
     wait_running(&h2);
-    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
-    for (;;) {
-        pthread_mutex_lock(&h2.col.mu);
-        bool both = h2.col.min_par[0] != UINT64_MAX && h2.col.min_par[1] != UINT64_MAX;
-        pthread_mutex_unlock(&h2.col.mu);
-        if (both || weir_now_ns() > deadline)
-            break;
-        weir_sleep_ns(2000000);
-    }
+    weir_test_wait_until(both_inputs_seen, &h2, 10000, 2);
     /* subtask s of 2 emits s, s+2, ...: after k records it resumes at s + 2k */
     assert_int_equal(h2.col.min_par[0], 0 + 2 * k[0]);
     assert_int_equal(h2.col.min_par[1], 1 + 2 * k[1]);
@@ -930,13 +939,20 @@ static void test_restore_bad_op_state(void **state) {
     harness_fini(&h);
 }
 
+static bool all_keys_seen(void *arg) {
+    harness_t *h = arg;
+    pthread_mutex_lock(&h->col.mu);
+    bool all = true;
+    for (int k = 0; k < 7; k++)
+        all = all && h->col.keyed_min[k] != UINT64_MAX;
+    pthread_mutex_unlock(&h->col.mu);
+    return all;
+}
+
 /* Keyed state: checkpoint, cancel, restore: per key the counts go on from the snapshot. */
 static void test_restore_keyed(void **state) {
     (void)state;
-    char ckdir[300];
-    const char *base = getenv("WEIR_TEST_TMP");
-    snprintf(ckdir, sizeof ckdir, "%s/test_task_ck.XXXXXX", base && *base ? base : "/tmp");
-    assert_non_null(mkdtemp(ckdir));
+    char *ckdir = weir_test_tmpdir("test_task_ck");
 
     harness_t h1;
     harness_init(&h1, 1);
@@ -977,24 +993,14 @@ static void test_restore_keyed(void **state) {
     h2.n_restore_from = h1.n_acks;
     start_job(&h2, build_keyed_counts, 0, 1);
     wait_running(&h2);
-    int64_t deadline = weir_now_ns() + 10LL * 1000000000LL;
-    for (;;) {
-        pthread_mutex_lock(&h2.col.mu);
-        bool all = true;
-        for (int k = 0; k < 7; k++)
-            all = all && h2.col.keyed_min[k] != UINT64_MAX;
-        pthread_mutex_unlock(&h2.col.mu);
-        if (all || weir_now_ns() > deadline)
-            break;
-        weir_sleep_ns(5000000);
-    }
+    weir_test_wait_until(all_keys_seen, &h2, 10000, 5);
     cancel_and_wait(&h2);
     assert_false(h2.col.key_mismatch);
     for (int k = 0; k < 7; k++)
         assert_int_equal(h2.col.keyed_min[k], want[k] + 1);
     harness_fini(&h2);
     harness_fini(&h1);
-    weir_rmtree(ckdir);
+    weir_test_tmpdir_remove(ckdir);
 }
 
 int main(void) {

@@ -1,4 +1,5 @@
-/* Unit tests of common/util.c: known SHA-256 vectors, hex, ids, parsing tables, files. */
+/* Unit tests of common/util.c: known SHA-256 vectors, hex, ids, parsing tables, files, directory
+ * fsync, array and ring-buffer growth. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,17 +15,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-
-static char *make_tmpdir(void) {
-    const char *base = getenv("WEIR_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    assert_int_equal(weir_mkdirs(base), 0);
-    char *t = malloc(strlen(base) + 32);
-    sprintf(t, "%s/test_util.XXXXXX", base);
-    assert_non_null(mkdtemp(t));
-    return t;
-}
+#include "testutil.h"
 
 static void test_sha256(void **state) {
     (void)state;
@@ -170,7 +161,7 @@ static int count_entries(const char *dir) {
 
 static void test_files(void **state) {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = weir_test_tmpdir("test_util");
     char path[512];
 
     snprintf(path, sizeof path, "%s/missing", dir);
@@ -232,6 +223,107 @@ static void test_files(void **state) {
     free(dir);
 }
 
+static void test_fsync_dir(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("test_util");
+    assert_int_equal(weir_fsync_dir(dir), 0);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    assert_int_equal(weir_fsync_dir(missing), WEIR_EIO);
+    weir_test_tmpdir_remove(dir);
+}
+
+static void test_array_grow(void **state) {
+    (void)state;
+    /* from nothing: the first allocation is min_cap elements */
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(weir_array_grow((void **)&a, &cap, 1, sizeof *a, 4), 0);
+    assert_non_null(a);
+    assert_int_equal(cap, 4);
+    /* min_cap 0 starts at 1 and doubles until the need fits */
+    int *b = NULL;
+    size_t bcap = 0;
+    assert_int_equal(weir_array_grow((void **)&b, &bcap, 3, sizeof *b, 0), 0);
+    assert_int_equal(bcap, 4);
+    free(b);
+    /* from nothing with a need above min_cap: min_cap doubled until it fits */
+    b = NULL;
+    bcap = 0;
+    assert_int_equal(weir_array_grow((void **)&b, &bcap, 9, sizeof *b, 4), 0);
+    assert_int_equal(bcap, 16);
+    free(b);
+
+    /* growth keeps the contents */
+    for (int i = 0; i < 4; i++)
+        a[i] = 100 + i;
+    assert_int_equal(weir_array_grow((void **)&a, &cap, 5, sizeof *a, 4), 0);
+    assert_int_equal(cap, 8);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(a[i], 100 + i);
+
+    /* a need that fits is a no-op: same array, same capacity */
+    int *before = a;
+    assert_int_equal(weir_array_grow((void **)&a, &cap, 8, sizeof *a, 4), 0);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 8);
+    assert_int_equal(weir_array_grow((void **)&a, &cap, 0, sizeof *a, 4), 0);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 8);
+
+    /* a capacity that cannot be reached: WEIR_ENOMEM, array and capacity unchanged */
+    assert_int_equal(weir_array_grow((void **)&a, &cap, SIZE_MAX, sizeof *a, 4), WEIR_ENOMEM);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 8);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(a[i], 100 + i);
+    free(a);
+}
+
+static void test_ring_grow(void **state) {
+    (void)state;
+    /* a full ring of 4 that wrapped: logical order 0 1 2 3 starts at index 2 */
+    size_t cap = 4, head = 2, len = 4;
+    int *ring = malloc(cap * sizeof *ring);
+    assert_non_null(ring);
+    for (size_t i = 0; i < len; i++)
+        ring[(head + i) % cap] = (int)i;
+    assert_int_equal(ring[0], 2);
+    weir_ring_grow((void **)&ring, sizeof *ring, &head, len, &cap, 8);
+    assert_int_equal(cap, 8);
+    assert_int_equal(head, 0);
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(ring[i], (int)i);
+
+    /* fill it, wrap it again and grow: order kept, capacity still a power of two */
+    for (size_t i = len; i < cap; i++)
+        ring[i] = (int)i;
+    len = cap;
+    head = 5; /* rotate: logical i at (5 + i) % 8 */
+    int *rot = malloc(cap * sizeof *rot);
+    assert_non_null(rot);
+    for (size_t i = 0; i < len; i++)
+        rot[(head + i) % cap] = ring[i];
+    free(ring);
+    ring = rot;
+    weir_ring_grow((void **)&ring, sizeof *ring, &head, len, &cap, 8);
+    assert_int_equal(cap, 16);
+    assert_int_equal(cap & (cap - 1), 0);
+    assert_int_equal(head, 0);
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(ring[i], (int)i);
+    free(ring);
+
+    /* an empty ring gets min_cap */
+    int *empty = NULL;
+    size_t ecap = 0, ehead = 0;
+    weir_ring_grow((void **)&empty, sizeof *empty, &ehead, 0, &ecap, 8);
+    assert_non_null(empty);
+    assert_int_equal(ecap, 8);
+    assert_int_equal(ehead, 0);
+    free(empty);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256),
@@ -243,6 +335,9 @@ int main(void) {
         cmocka_unit_test(test_parse_bool_int),
         cmocka_unit_test(test_fmt),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_fsync_dir),
+        cmocka_unit_test(test_array_grow),
+        cmocka_unit_test(test_ring_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
-"""Test harness for integration and chaos tests: starts real weir-jobmanager / weir-taskmanager
-processes on loopback with free ports, talks to the REST API, runs the CLI, and cleans up.
+"""Test harness for integration and chaos tests (and the benchmarks): starts real weir-jobmanager /
+weir-taskmanager processes on loopback with free ports, talks to the REST API, runs the CLI, and
+cleans up. Imported as plain `import weirtest`: ctest and bench/run.sh put tests/lib on
+PYTHONPATH.
 
 Every wait is bounded; a test that hangs fails with a message instead. Process output goes to
 log files under the test's temporary directory, printed when a test fails.
@@ -61,9 +63,28 @@ def proc_cpu_seconds(pid):
 
 
 class Cluster:
-    """1 job manager + N task managers on loopback."""
+    """1 job manager + N task managers on loopback, used as a context manager:
 
-    def __init__(self, name, taskmanagers=2, slots=2, conf=None, tm_conf=None):
+        with Cluster("wordcount", tms=2, slots=2, checkpoints="500ms", ha=True) as c:
+            jobid = c.submit(...)
+
+    conf: job-manager configuration on top of the defaults below (the task managers take their
+    heartbeat.* from it); tm_conf: configuration of every task manager; checkpoints: a
+    checkpoint interval ("300ms") turns on checkpointing into the cluster's directory with
+    `retained` checkpoints kept and fast fixed-delay restarts (checkpoint_conf); ha: puts
+    high-availability.storageDir in the cluster's directory (a restarted job manager resumes the
+    jobs).
+
+    Leaving the block (or a failure while starting) stops every process the cluster started
+    (job managers and task managers, replaced ones too). On success the cluster's directory is
+    removed; on an exception the tail of every process log is printed and the directory is kept
+    (its path is printed)."""
+
+    def __init__(self, name=None, tms=2, slots=2, conf=None, tm_conf=None, ha=False,
+                 checkpoints=None, retained=1):
+        if name is None:
+            name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"weir-{name}-", dir=os.environ.get("WEIR_TEST_TMP"))
         self.rest_port = free_port()
         self.rpc_port = free_port()
@@ -77,16 +98,40 @@ class Cluster:
             "heartbeat.interval": "500ms",
             "heartbeat.timeout": "4s",
         }
+        if checkpoints:
+            self.conf.update(self.checkpoint_conf(interval=checkpoints, retained=retained))
+        if ha:
+            self.conf["high-availability.storageDir"] = os.path.join(self.dir, "ha")
         self.conf.update(conf or {})
         self.tm_conf = tm_conf or {}
         self.slots = slots
         self.jm = None
         self.tms = []
+        self.procs = []  # every process started, in order (replaced ones stay listed)
         self.logs = []
-        self.start_jobmanager()
-        for _ in range(taskmanagers):
-            self.start_taskmanager()
-        self.wait_taskmanagers(taskmanagers)
+        try:
+            self.start_jobmanager()
+            for _ in range(tms):
+                self.start_taskmanager()
+            self.wait_taskmanagers(tms)
+        except BaseException:
+            self._close(failed=True)
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._close(failed=exc_type is not None)
+        return False
+
+    def _close(self, failed):
+        """Stops every process; on failure prints the logs and keeps the directory."""
+        if failed:
+            print(f"--- logs of cluster {self.name} ---\n{self.log_tail()}", flush=True)
+        self.stop(keep=failed)
+        if failed:
+            print(f"cluster files kept in {self.dir}", flush=True)
 
     @property
     def address(self):
@@ -100,8 +145,12 @@ class Cluster:
 
     def _spawn(self, name, argv):
         log = open(os.path.join(self.dir, f"{name}.log"), "w")
-        self.logs.append(log.name)
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if log.name not in self.logs:
+            self.logs.append(log.name)
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()  # the child has its own copy
+        self.procs.append(p)
+        return p
 
     def start_jobmanager(self):
         self.jm = self._spawn("jobmanager", [os.path.join(BIN, "weir-jobmanager")] + self._dflags(self.conf))
@@ -242,25 +291,31 @@ class Cluster:
         return "\n".join(out)
 
     def stop(self, keep=False):
-        for p in self.tms + [self.jm]:
-            if p and p.poll() is None:
+        """Stops every process the cluster started (SIGTERM; SIGKILL after 15 s), task managers
+        first; removes the cluster's directory unless `keep`."""
+        procs = [p for p in self.tms + [self.jm] if p]
+        procs += [p for p in self.procs if p not in procs]
+        for p in procs:
+            if p.poll() is None:
                 try:
                     os.killpg(p.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        for p in self.tms + [self.jm]:
-            if p:
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
                 try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
+                except ProcessLookupError:
+                    pass
+                p.wait()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def gen_text(path, n_words, seed=42):
-    """Writes the deterministic test text (tests/integration/gen_text.py)."""
+    """Writes the deterministic test text (tests/lib/gen_text.py)."""
     subprocess.run(["python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen_text.py"),
                     path, str(n_words), str(seed)], check=True)
 

@@ -1,0 +1,93 @@
+/* Owns the unit tests' shared helpers (testutil.h): temporary directories under $WEIR_TEST_TMP,
+ * wait-until with a deadline, plugin paths under the build directory.
+ * Invariants: nothing is cached; every call reads the environment again; a helper that cannot
+ * do its job fails the calling test.
+ * Threading: call from the test's thread (a helper may fail the test); done() of
+ * weir_test_wait_until runs on that thread too. */
+#include "testutil.h"
+
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+
+char *weir_test_tmpdir(const char *name) {
+    const char *base = getenv("WEIR_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    if (weir_mkdirs(base) < 0)
+        fail_msg("cannot create the test directory %s", base);
+    size_t cap = strlen(base) + strlen(name) + 16;
+    char *dir = malloc(cap);
+    assert_non_null(dir);
+    snprintf(dir, cap, "%s/%s-XXXXXX", base, name);
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp %s failed", dir);
+    return dir;
+}
+
+void weir_test_tmpdir_remove(char *dir) {
+    if (!dir)
+        return;
+    if (weir_rmtree(dir) < 0)
+        fail_msg("cannot remove %s", dir);
+    free(dir);
+}
+
+bool weir_test_wait_until(bool (*done)(void *arg), void *arg, int64_t timeout_ms, int64_t poll_ms) {
+    int64_t deadline = weir_now_ns() + timeout_ms * 1000000;
+    for (;;) {
+        if (done(arg))
+            return true;
+        if (weir_now_ns() > deadline)
+            return false;
+        weir_sleep_ns(poll_ms * 1000000);
+    }
+}
+
+static bool exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+void weir_test_plugin_dir(weir_test_plugin_kind_t kind, char *out, size_t cap) {
+    const char *examples = getenv("WEIR_EXAMPLES");
+    const char *build = getenv("WEIR_BUILD");
+    char exe[PATH_MAX];
+    if (kind == WEIR_EXAMPLE_PLUGIN && examples && *examples) {
+        snprintf(out, cap, "%s", examples);
+    } else {
+        if (!build || !*build) {
+            ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+            if (n <= 0)
+                fail_msg("cannot read /proc/self/exe (set WEIR_BUILD)");
+            exe[n] = '\0';
+            for (int up = 0; up < 2; up++) { /* <build>/tests/test_NAME -> <build> */
+                char *slash = strrchr(exe, '/');
+                if (slash)
+                    *slash = '\0';
+            }
+            build = exe;
+        }
+        snprintf(out, cap, "%s/%s", build,
+                 kind == WEIR_EXAMPLE_PLUGIN ? "examples" : "tests/plugins");
+    }
+    if (!exists(out))
+        fail_msg("plugins not found in %s (set WEIR_BUILD)", out);
+}
+
+void weir_test_plugin_path(weir_test_plugin_kind_t kind, const char *file, char *out, size_t cap) {
+    char dir[PATH_MAX];
+    weir_test_plugin_dir(kind, dir, sizeof dir);
+    snprintf(out, cap, "%s/%s", dir, file);
+    if (!exists(out))
+        fail_msg("plugin %s not found (set WEIR_BUILD)", out);
+}

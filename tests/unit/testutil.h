@@ -1,0 +1,37 @@
+/* Helpers shared by the unit tests (tests/unit/testutil.c, the static library weir_testutil that
+ * every unit test links): fresh temporary directories, waiting for a condition with a deadline,
+ * and the paths of the test and example plugins. Each helper fails the calling cmocka test
+ * (fail_msg) instead of returning an error. Stateless; call them from the test's thread. */
+#ifndef WEIR_TESTS_TESTUTIL_H
+#define WEIR_TESTS_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** A fresh empty directory "<base>/<name>-XXXXXX", base being $WEIR_TEST_TMP (ctest sets
+ * <build>/test-tmp) or /tmp, created when missing. @returns the malloc'd path. */
+char *weir_test_tmpdir(const char *name);
+/** Removes @p dir and everything under it (rm -rf; the test fails when that fails) and frees the
+ * path. NULL is ignored. */
+void weir_test_tmpdir_remove(char *dir);
+
+/** Calls @p done(arg) until it returns true, sleeping @p poll_ms between calls. @returns true as
+ * soon as it does, false when it still does not after @p timeout_ms (it is called once more after
+ * the deadline). */
+bool weir_test_wait_until(bool (*done)(void *arg), void *arg, int64_t timeout_ms, int64_t poll_ms);
+
+typedef enum weir_test_plugin_kind {
+    WEIR_TEST_PLUGIN,    /* tests/plugins/NAME.c built into <build>/tests/plugins/NAME.so */
+    WEIR_EXAMPLE_PLUGIN, /* examples/NAME.c built into $WEIR_EXAMPLES or <build>/examples */
+} weir_test_plugin_kind_t;
+
+/** The directory holding the plugins of @p kind into @p out. <build> is $WEIR_BUILD, else the
+ * parent of the test executable's directory (unit tests run as <build>/tests/test_NAME). The test
+ * fails when the directory does not exist. */
+void weir_test_plugin_dir(weir_test_plugin_kind_t kind, char *out, size_t cap);
+/** The path of plugin @p file (e.g. "good.so") of @p kind into @p out; the test fails when the
+ * file does not exist. */
+void weir_test_plugin_path(weir_test_plugin_kind_t kind, const char *file, char *out, size_t cap);
+
+#endif
