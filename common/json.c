@@ -54,8 +54,8 @@ int weir_json_int(const json_t *obj, const char *what, const char *key, bool req
 int weir_json_u64(const json_t *obj, const char *what, const char *key, bool required,
                   uint64_t dflt, uint64_t *out, char *errstr, size_t errlen) {
     int64_t x;
-    int rc = weir_json_int(obj, what, key, required, 0, INT64_MAX, (int64_t)dflt, &x, errstr,
-                           errlen);
+    int rc =
+        weir_json_int(obj, what, key, required, 0, INT64_MAX, (int64_t)dflt, &x, errstr, errlen);
     if (rc == 0)
         *out = (uint64_t)x;
     return rc;
@@ -76,8 +76,8 @@ int weir_json_str(const json_t *obj, const char *what, const char *key, bool req
     return 0;
 }
 
-int weir_json_real(const json_t *obj, const char *what, const char *key, bool required,
-                   double min, double dflt, double *out, char *errstr, size_t errlen) {
+int weir_json_real(const json_t *obj, const char *what, const char *key, bool required, double min,
+                   double dflt, double *out, char *errstr, size_t errlen) {
     int rc;
     const json_t *v = member(obj, what, key, required, "number", &rc, errstr, errlen);
     if (!v) {
@@ -94,8 +94,8 @@ int weir_json_real(const json_t *obj, const char *what, const char *key, bool re
     return 0;
 }
 
-int weir_json_bool(const json_t *obj, const char *what, const char *key, bool required,
-                   bool dflt, bool *out, char *errstr, size_t errlen) {
+int weir_json_bool(const json_t *obj, const char *what, const char *key, bool required, bool dflt,
+                   bool *out, char *errstr, size_t errlen) {
     int rc;
     const json_t *v = member(obj, what, key, required, "boolean", &rc, errstr, errlen);
     if (!v) {

@@ -21,11 +21,11 @@ int weir_json_u64(const json_t *obj, const char *what, const char *key, bool req
 int weir_json_str(const json_t *obj, const char *what, const char *key, bool required,
                   const char **out, char *errstr, size_t errlen);
 /** A finite number >= @p min (integers accepted); @p dflt when absent and not required. */
-int weir_json_real(const json_t *obj, const char *what, const char *key, bool required,
-                   double min, double dflt, double *out, char *errstr, size_t errlen);
+int weir_json_real(const json_t *obj, const char *what, const char *key, bool required, double min,
+                   double dflt, double *out, char *errstr, size_t errlen);
 /** A boolean; @p dflt when absent and not required. */
-int weir_json_bool(const json_t *obj, const char *what, const char *key, bool required,
-                   bool dflt, bool *out, char *errstr, size_t errlen);
+int weir_json_bool(const json_t *obj, const char *what, const char *key, bool required, bool dflt,
+                   bool *out, char *errstr, size_t errlen);
 /** An array (borrowed); NULL when absent and not required. */
 int weir_json_array(const json_t *obj, const char *what, const char *key, bool required,
                     const json_t **out, char *errstr, size_t errlen);

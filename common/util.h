@@ -49,7 +49,8 @@ int weir_parse_bool(const char *s, bool *out);
 int weir_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Memory. weir aborts on an allocation failure where the memory is small and bounded by
- * configuration (control structures, rings bounded by credits); the x-functions say so at the call. */
+ * configuration (control structures, rings bounded by credits); the x-functions say so at the
+ * call. */
 
 /** calloc that aborts on failure; n == 0 allocates one element. */
 void *weir_xcalloc(size_t n, size_t size);

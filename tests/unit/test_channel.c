@@ -1,6 +1,6 @@
-/* Unit tests of runtime/channel.c: the 28-byte key layout, buffers, sender accounting (credits,
- * buffer filling, oversized records, flush timing) and receiver accounting (no buffer without
- * credit, credits withheld while blocked), and a simulated sender/receiver pair. */
+/* Unit tests of runtime/dataplane/channel.c: the 28-byte key layout, buffers, sender accounting
+ * (credits, buffer filling, oversized records, flush timing) and receiver accounting (no buffer
+ * without credit, credits withheld while blocked), and a simulated sender/receiver pair. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* Tests of the ZeroMQ data plane (runtime/dataplane.c): two data planes in one process on
+/* Tests of the ZeroMQ data plane (runtime/dataplane/dataplane.c): two data planes in one process on
  * 127.0.0.1 with ephemeral ports. Oracles: byte patterns generated independently on both sides
  * from the sequence number, explicit credit arithmetic, and the stats counters. Every wait is
  * bounded by a deadline so a bug fails the test instead of hanging. */

@@ -1,6 +1,7 @@
-/* Tests of runtime/graph.c: graphs built through the public define-time API (in process),
- * chaining into vertices, edge numbering, validation errors, the JSON form and its parser on
- * malformed input, and the determinism check. Expected vertices/edges are written out by hand. */
+/* Tests of runtime/graph/ (graph.c, define.c, graph_json.c): graphs built through the public
+ * define-time API (in process), chaining into vertices, edge numbering, validation errors, the JSON
+ * form and its parser on malformed input, and the determinism check. Expected vertices/edges are
+ * written out by hand. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* Unit tests of runtime/keygroup.c: MurmurHash3 x86_32 known vectors, Flink's documented ranges,
- * and a brute-force check that ranges partition [0, maxp) and agree with subtask(). */
+/* Unit tests of runtime/graph/keygroup.c: MurmurHash3 x86_32 known vectors, Flink's documented
+ * ranges, and a brute-force check that ranges partition [0, maxp) and agree with subtask(). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
-/* Unit tests of runtime/mailbox.c: FIFO order across ring growth and wrap-around, timeouts
- * (no wait, deadline, wake-up by a push from another thread), per-producer order with several
- * producer threads, and freeing of queued buffers on destroy. */
+/* Unit tests of runtime/dataplane/mailbox.c: FIFO order across ring growth and wrap-around,
+ * timeouts (no wait, deadline, wake-up by a push from another thread), per-producer order with
+ * several producer threads, and freeing of queued buffers on destroy. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

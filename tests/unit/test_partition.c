@@ -1,4 +1,4 @@
-/* Unit tests of runtime/partition.c: forward, rebalance order and spread, hash placement
+/* Unit tests of runtime/dataplane/partition.c: forward, rebalance order and spread, hash placement
  * (a known key, agreement with key-group ranges, spread) and broadcast. */
 #include <stdarg.h>
 #include <stddef.h>

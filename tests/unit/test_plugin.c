@@ -1,4 +1,4 @@
-/* Tests of runtime/plugin.c: loading the test plugins of tests/plugins (built into
+/* Tests of runtime/graph/plugin.c: loading the test plugins of tests/plugins (built into
  * <build>/tests/plugins/NAME.so) and the one-line error for each way a plugin can be wrong. The
  * plugins' weir_* references resolve against libweir.so, which this test links. */
 #include <limits.h>

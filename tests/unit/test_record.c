@@ -1,5 +1,5 @@
-/* Unit tests of runtime/record.c: the byte layout against the documented table, round trips,
- * zero-copy reads, full buffers and every corruption the reader must report. */
+/* Unit tests of runtime/dataplane/record.c: the byte layout against the documented table, round
+ * trips, zero-copy reads, full buffers and every corruption the reader must report. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* Unit tests of the subtask runtime (runtime/task.c, runtime/operators.c): whole jobs run
+/* Unit tests of the subtask runtime (runtime/task/): whole jobs run
  * in-process as tasks on one or two data planes (two planes exercise remote channels over
  * loopback), with a custom sink collecting the output, checked against independent
  * computations of the expected result.
