@@ -3,22 +3,9 @@
 #include "json.h"
 
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 
 #include "err.h"
-
-static int fail(char *errstr, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *errstr, size_t errlen, const char *fmt, ...) {
-    if (errstr && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return WEIR_EINVAL;
-}
+#include "util.h"
 
 /* The member, or NULL when absent or null (then *rc is set: an error when required). */
 static const json_t *member(const json_t *obj, const char *what, const char *key, bool required,
@@ -28,7 +15,7 @@ static const json_t *member(const json_t *obj, const char *what, const char *key
     if (v && !json_is_null(v))
         return v;
     if (required)
-        *rc = fail(errstr, errlen, "%s: missing %s \"%s\"", what, type, key);
+        *rc = weir_errf(errstr, errlen, WEIR_EINVAL, "%s: missing %s \"%s\"", what, type, key);
     return NULL;
 }
 
@@ -42,11 +29,12 @@ int weir_json_int(const json_t *obj, const char *what, const char *key, bool req
         return rc;
     }
     if (!json_is_integer(v))
-        return fail(errstr, errlen, "%s: \"%s\" must be an integer", what, key);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"%s\" must be an integer", what, key);
     int64_t x = (int64_t)json_integer_value(v);
     if (x < min || x > max)
-        return fail(errstr, errlen, "%s: \"%s\" = %lld is out of range [%lld, %lld]", what, key,
-                    (long long)x, (long long)min, (long long)max);
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "%s: \"%s\" = %lld is out of range [%lld, %lld]", what, key, (long long)x,
+                         (long long)min, (long long)max);
     *out = x;
     return 0;
 }
@@ -71,7 +59,7 @@ int weir_json_str(const json_t *obj, const char *what, const char *key, bool req
         return rc;
     }
     if (!json_is_string(v))
-        return fail(errstr, errlen, "%s: \"%s\" must be a string", what, key);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"%s\" must be a string", what, key);
     *out = json_string_value(v);
     return 0;
 }
@@ -86,10 +74,10 @@ int weir_json_real(const json_t *obj, const char *what, const char *key, bool re
         return rc;
     }
     if (!json_is_number(v))
-        return fail(errstr, errlen, "%s: \"%s\" must be a number", what, key);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"%s\" must be a number", what, key);
     double x = json_number_value(v);
     if (!isfinite(x) || x < min)
-        return fail(errstr, errlen, "%s: \"%s\" must be >= %g", what, key, min);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"%s\" must be >= %g", what, key, min);
     *out = x;
     return 0;
 }
@@ -104,7 +92,8 @@ int weir_json_bool(const json_t *obj, const char *what, const char *key, bool re
         return rc;
     }
     if (!json_is_boolean(v))
-        return fail(errstr, errlen, "%s: \"%s\" must be true or false", what, key);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"%s\" must be true or false", what,
+                         key);
     *out = json_is_true(v);
     return 0;
 }
@@ -119,7 +108,7 @@ int weir_json_array(const json_t *obj, const char *what, const char *key, bool r
         return rc;
     }
     if (!json_is_array(v))
-        return fail(errstr, errlen, "%s: \"%s\" must be an array", what, key);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"%s\" must be an array", what, key);
     *out = v;
     return 0;
 }

@@ -448,6 +448,16 @@ int weir_parse_int(const char *s, int64_t min, int64_t max, int64_t *out) {
     return 0;
 }
 
+int weir_errf(char *errstr, size_t errlen, int code, const char *fmt, ...) {
+    if (errstr && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 int weir_fmt(char *buf, size_t cap, const char *fmt, ...) {
     if (cap == 0)
         return 0;

@@ -66,6 +66,10 @@ int weir_array_grow(void **arr, size_t *cap, size_t need, size_t elem, size_t mi
 void weir_ring_grow(void **ring, size_t elem, size_t *head, size_t len, size_t *cap,
                     size_t min_cap);
 
+/** Writes a one-line message into @p errstr (when non-NULL) and @returns @p code, for
+ * `return weir_errf(errstr, errlen, WEIR_EINVAL, "...", ...);` in parsers and validators. */
+int weir_errf(char *errstr, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /** snprintf that never overflows and always terminates; returns what vsnprintf returned. */
 int weir_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -242,16 +242,6 @@ weir_state_id weir__graph_add_state(weir_job_t *job, weir_node_t *n, const char 
 /* Finalize: validation, chaining, vertices and edges                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-int weir__graph_fail(char *errstr, size_t errlen, const char *fmt, ...) {
-    if (errstr && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return WEIR_EINVAL;
-}
-
 static int cmp_edge(const void *a, const void *b) {
     const weir_edge_t *x = a, *y = b;
     if (x->source != y->source)
@@ -263,9 +253,9 @@ static int cmp_edge(const void *a, const void *b) {
 
 int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
     if (!job)
-        return weir__graph_fail(errstr, errlen, "no job graph");
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "no job graph");
     if (job->failed)
-        return weir__graph_fail(errstr, errlen, "%s", job->error);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s", job->error);
     graph_priv_t *priv = job->arena;
     job->vertices = NULL;
     job->n_vertices = 0;
@@ -274,14 +264,14 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
     priv->node_vertex = NULL;
 
     if (job->max_parallelism == 0 || job->max_parallelism > WEIR_MAX_MAX_PARALLELISM)
-        return weir__graph_fail(errstr, errlen,
-                                "job '%s': max parallelism %u must be between 1 and %u", job->name,
-                                job->max_parallelism, WEIR_MAX_MAX_PARALLELISM);
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "job '%s': max parallelism %u must be between 1 and %u", job->name,
+                         job->max_parallelism, WEIR_MAX_MAX_PARALLELISM);
     if (job->default_parallelism == 0)
         job->default_parallelism = 1;
     if (job->n_nodes == 0)
-        return weir__graph_fail(
-            errstr, errlen, "job '%s' defines no operators: add a source and a sink", job->name);
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "job '%s' defines no operators: add a source and a sink", job->name);
 
     uint32_t n = job->n_nodes;
     uint32_t *consumers = weir__graph_alloc(job, n * sizeof(uint32_t));
@@ -289,88 +279,84 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
     for (uint32_t i = 0; i < n; i++) {
         weir_node_t *nd = &job->nodes[i];
         if ((unsigned)nd->kind >= WEIR_OP__COUNT)
-            return weir__graph_fail(errstr, errlen, "operator %u has an unknown kind %d", i,
-                                    (int)nd->kind);
+            return weir_errf(errstr, errlen, WEIR_EINVAL, "operator %u has an unknown kind %d", i,
+                             (int)nd->kind);
         if (nd->parallelism == 0)
             nd->parallelism = job->default_parallelism;
         if (nd->parallelism > job->max_parallelism)
-            return weir__graph_fail(
-                errstr, errlen,
+            return weir_errf(
+                errstr, errlen, WEIR_EINVAL,
                 "operator '%s': parallelism %u exceeds the max parallelism %u: lower it "
                 "or call weir_job_set_max_parallelism()",
                 nd->name, nd->parallelism, job->max_parallelism);
         if (weir_op_is_source(nd->kind)) {
             has_source = true;
             if (nd->input != -1)
-                return weir__graph_fail(errstr, errlen, "source '%s' cannot have an input",
-                                        nd->name);
+                return weir_errf(errstr, errlen, WEIR_EINVAL, "source '%s' cannot have an input",
+                                 nd->name);
         } else {
             if (nd->input < 0 || (uint32_t)nd->input >= i)
-                return weir__graph_fail(errstr, errlen, "operator '%s' has no valid input",
-                                        nd->name);
+                return weir_errf(errstr, errlen, WEIR_EINVAL, "operator '%s' has no valid input",
+                                 nd->name);
             const weir_node_t *in = &job->nodes[nd->input];
             if (weir_op_is_sink(in->kind))
-                return weir__graph_fail(errstr, errlen,
-                                        "operator '%s' reads from sink '%s': a sink has no output",
-                                        nd->name, in->name);
+                return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                 "operator '%s' reads from sink '%s': a sink has no output",
+                                 nd->name, in->name);
             consumers[nd->input]++;
         }
         if (weir_op_is_sink(nd->kind))
             has_sink = true;
         if ((unsigned)nd->input_part > WEIR_PART_BROADCAST)
-            return weir__graph_fail(errstr, errlen, "operator '%s' has an unknown partitioning",
-                                    nd->name);
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "operator '%s' has an unknown partitioning", nd->name);
         if (nd->kind == WEIR_OP_PROCESS || nd->kind == WEIR_OP_REDUCE) {
             if (nd->input_part != WEIR_PART_HASH)
-                return weir__graph_fail(
-                    errstr, errlen,
-                    "keyed operator '%s' is not fed by weir_key_by(): key the stream "
-                    "first",
-                    nd->name);
+                return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                 "keyed operator '%s' is not fed by weir_key_by(): key the stream "
+                                 "first",
+                                 nd->name);
         } else if (nd->n_states > 0) {
-            return weir__graph_fail(
-                errstr, errlen,
-                "operator '%s' (%s) declares keyed state: only process and reduce "
-                "operators may",
-                nd->name, weir_op_kind_name(nd->kind));
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "operator '%s' (%s) declares keyed state: only process and reduce "
+                             "operators may",
+                             nd->name, weir_op_kind_name(nd->kind));
         }
         if (nd->kind == WEIR_OP_REDUCE &&
             (nd->n_states != 1 || nd->states[0].kind != WEIR_STATE_REDUCING ||
              strcmp(nd->states[0].name, "reduce") != 0))
-            return weir__graph_fail(
-                errstr, errlen,
-                "reduce operator '%s' must have exactly one reducing state 'reduce'", nd->name);
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "reduce operator '%s' must have exactly one reducing state 'reduce'",
+                             nd->name);
         for (uint32_t s = 0; s < nd->n_states; s++) {
             if ((unsigned)nd->states[s].kind > WEIR_STATE_REDUCING)
-                return weir__graph_fail(errstr, errlen,
-                                        "operator '%s': state %u has an unknown type", nd->name, s);
+                return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                 "operator '%s': state %u has an unknown type", nd->name, s);
             for (uint32_t t = 0; t < s; t++)
                 if (strcmp(nd->states[s].name, nd->states[t].name) == 0)
-                    return weir__graph_fail(errstr, errlen,
-                                            "operator '%s': state '%s' is declared twice", nd->name,
-                                            nd->states[s].name);
+                    return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                     "operator '%s': state '%s' is declared twice", nd->name,
+                                     nd->states[s].name);
         }
         if (nd->n_states > 0 && !nd->uid)
-            return weir__graph_fail(
-                errstr, errlen,
-                "stateful operator '%s' has no uid: call weir_set_uid() on it so its "
-                "state survives restarts and savepoints",
-                nd->name);
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "stateful operator '%s' has no uid: call weir_set_uid() on it so its "
+                             "state survives restarts and savepoints",
+                             nd->name);
         if (nd->uid) {
             for (uint32_t j = 0; j < i; j++)
                 if (job->nodes[j].uid && strcmp(job->nodes[j].uid, nd->uid) == 0)
-                    return weir__graph_fail(
-                        errstr, errlen, "uid '%s' is used by '%s' and '%s': uids must be unique",
-                        nd->uid, job->nodes[j].name, nd->name);
+                    return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                     "uid '%s' is used by '%s' and '%s': uids must be unique",
+                                     nd->uid, job->nodes[j].name, nd->name);
         }
     }
     if (!has_source)
-        return weir__graph_fail(errstr, errlen,
-                                "job '%s' has no source: add one (e.g. weir_source_datagen)",
-                                job->name);
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "job '%s' has no source: add one (e.g. weir_source_datagen)", job->name);
     if (!has_sink)
-        return weir__graph_fail(errstr, errlen,
-                                "job '%s' has no sink: add one (e.g. weir_sink_print)", job->name);
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "job '%s' has no sink: add one (e.g. weir_sink_print)", job->name);
 
     /* Chaining and forward-edge checks. */
     uint32_t *node_vertex = weir__graph_alloc(job, n * sizeof(uint32_t));
@@ -382,8 +368,8 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
         if (nd->input >= 0) {
             const weir_node_t *in = &job->nodes[nd->input];
             if (nd->input_part == WEIR_PART_FORWARD && nd->parallelism != in->parallelism)
-                return weir__graph_fail(
-                    errstr, errlen,
+                return weir_errf(
+                    errstr, errlen, WEIR_EINVAL,
                     "forward edge '%s' (parallelism %u) -> '%s' (parallelism %u) changes "
                     "parallelism: use weir_rebalance() or weir_key_by() between them",
                     in->name, in->parallelism, nd->name, nd->parallelism);

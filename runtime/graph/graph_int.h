@@ -31,8 +31,4 @@ weir_state_id weir__graph_add_state(weir_job_t *job, weir_node_t *n, const char 
                                     const char *name, weir_state_kind_t kind, weir_reduce_fn fn,
                                     void *udata);
 
-/** Formats into @p errstr (when non-NULL) and returns WEIR_EINVAL. */
-int weir__graph_fail(char *errstr, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #endif

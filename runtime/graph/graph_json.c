@@ -21,6 +21,7 @@
 
 #include "common/err.h"
 #include "common/json.h"
+#include "common/util.h"
 #include "runtime/graph/keygroup.h"
 
 #define JSON_MAX_NODES 100000u
@@ -160,8 +161,8 @@ static int parse_config(weir_job_t *job, weir_node_t *n, const json_t *cfg, cons
         else if (strcmp(s, "random") == 0)
             n->datagen.kind = WEIR_DATAGEN_RANDOM;
         else
-            return weir__graph_fail(
-                errstr, errlen, "%s: datagen \"kind\" must be \"sequence\" or \"random\"", what);
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "%s: datagen \"kind\" must be \"sequence\" or \"random\"", what);
         if ((rc = get_u64(cfg, what, "count", &n->datagen.count, errstr, errlen)) ||
             (rc = get_u64(cfg, what, "start", &n->datagen.start, errstr, errlen)) ||
             (rc = get_u64(cfg, what, "random_max", &n->datagen.random_max, errstr, errlen)) ||
@@ -197,7 +198,7 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
     char what[64];
     snprintf(what, sizeof(what), "graph JSON: nodes[%u]", idx);
     if (!json_is_object(jn))
-        return weir__graph_fail(errstr, errlen, "%s must be an object", what);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s must be an object", what);
     int64_t id, par, input;
     const char *kind_s, *name, *uid, *part_s;
     const json_t *states;
@@ -205,8 +206,8 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
     if ((rc = weir_json_int(jn, what, "id", true, 0, INT32_MAX, 0, &id, errstr, errlen)))
         return rc;
     if ((uint32_t)id != idx)
-        return weir__graph_fail(errstr, errlen, "%s: \"id\" is %lld, expected %u", what,
-                                (long long)id, idx);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"id\" is %lld, expected %u", what,
+                         (long long)id, idx);
     if ((rc = weir_json_str(jn, what, "kind", true, &kind_s, errstr, errlen)) ||
         (rc = weir_json_str(jn, what, "name", true, &name, errstr, errlen)) ||
         (rc = weir_json_str(jn, what, "uid", false, &uid, errstr, errlen)) ||
@@ -218,22 +219,24 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
         return rc;
     int kind = kind_from_name(kind_s);
     if (kind < 0)
-        return weir__graph_fail(errstr, errlen, "%s: unknown operator kind '%s'", what, kind_s);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: unknown operator kind '%s'", what,
+                         kind_s);
     int part = part_s ? part_from_name(part_s) : WEIR_PART_FORWARD;
     if (part < 0)
-        return weir__graph_fail(errstr, errlen, "%s: unknown partitioning '%s'", what, part_s);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: unknown partitioning '%s'", what,
+                         part_s);
     if (uid && !*uid)
-        return weir__graph_fail(errstr, errlen, "%s: \"uid\" is empty", what);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"uid\" is empty", what);
     const json_t *hk = json_object_get(jn, "has_key_fn");
     if (hk && !json_is_boolean(hk) && !json_is_null(hk))
-        return weir__graph_fail(errstr, errlen, "%s: \"has_key_fn\" must be a boolean", what);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"has_key_fn\" must be a boolean", what);
     const json_t *cfg = json_object_get(jn, "config");
     if (cfg && !json_is_object(cfg) && !json_is_null(cfg))
-        return weir__graph_fail(errstr, errlen, "%s: \"config\" must be an object", what);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"config\" must be an object", what);
     if ((rc = weir_json_array(jn, what, "states", false, &states, errstr, errlen)))
         return rc;
     if (states && json_array_size(states) > JSON_MAX_STATES)
-        return weir__graph_fail(errstr, errlen, "%s: too many states", what);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: too many states", what);
 
     weir_node_t *n = weir__graph_add_node(job, (weir_op_kind_t)kind, name);
     n->name = weir__graph_strdup(job, name); /* keep an empty name as given */
@@ -258,30 +261,30 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
         char sw[96];
         snprintf(sw, sizeof(sw), "%s.states[%zu]", what, k);
         if (!json_is_object(js))
-            return weir__graph_fail(errstr, errlen, "%s must be an object", sw);
+            return weir_errf(errstr, errlen, WEIR_EINVAL, "%s must be an object", sw);
         const char *sname, *stype;
         if ((rc = weir_json_str(js, sw, "name", true, &sname, errstr, errlen)) ||
             (rc = weir_json_str(js, sw, "type", true, &stype, errstr, errlen)))
             return rc;
         int st = state_from_name(stype);
         if (st < 0)
-            return weir__graph_fail(errstr, errlen, "%s: unknown state type '%s'", sw, stype);
+            return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: unknown state type '%s'", sw, stype);
         if (!*sname)
-            return weir__graph_fail(errstr, errlen, "%s: empty state name", sw);
+            return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: empty state name", sw);
         for (uint32_t t = 0; t < n->n_states; t++)
             if (strcmp(n->states[t].name, sname) == 0)
-                return weir__graph_fail(errstr, errlen, "%s: state '%s' is declared twice", sw,
-                                        sname);
+                return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: state '%s' is declared twice",
+                                 sw, sname);
         if (weir__graph_add_state(job, n, "graph JSON", sname, (weir_state_kind_t)st, NULL, NULL) <
             0)
-            return weir__graph_fail(errstr, errlen, "%s: bad state", sw);
+            return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: bad state", sw);
     }
     return 0;
 }
 
 weir_job_t *weir_graph_from_json(const json_t *root, char *errstr, size_t errlen) {
     if (!json_is_object(root)) {
-        weir__graph_fail(errstr, errlen, "graph JSON: the graph must be an object");
+        weir_errf(errstr, errlen, WEIR_EINVAL, "graph JSON: the graph must be an object");
         return NULL;
     }
     const char *what = "graph JSON: graph";
@@ -295,12 +298,12 @@ weir_job_t *weir_graph_from_json(const json_t *root, char *errstr, size_t errlen
         return NULL;
     const json_t *nodes = json_object_get(root, "nodes");
     if (!json_is_array(nodes) || json_array_size(nodes) == 0) {
-        weir__graph_fail(errstr, errlen, "graph JSON: \"nodes\" must be a non-empty array");
+        weir_errf(errstr, errlen, WEIR_EINVAL, "graph JSON: \"nodes\" must be a non-empty array");
         return NULL;
     }
     if (json_array_size(nodes) > JSON_MAX_NODES) {
-        weir__graph_fail(errstr, errlen, "graph JSON: too many nodes (%zu, at most %u)",
-                         json_array_size(nodes), JSON_MAX_NODES);
+        weir_errf(errstr, errlen, WEIR_EINVAL, "graph JSON: too many nodes (%zu, at most %u)",
+                  json_array_size(nodes), JSON_MAX_NODES);
         return NULL;
     }
     weir_job_t *job = weir_graph_new(name, (uint32_t)defp);
@@ -313,7 +316,7 @@ weir_job_t *weir_graph_from_json(const json_t *root, char *errstr, size_t errlen
     }
     char ferr[400];
     if (weir_graph_finalize(job, ferr, sizeof(ferr))) {
-        weir__graph_fail(errstr, errlen, "graph JSON: %s", ferr);
+        weir_errf(errstr, errlen, WEIR_EINVAL, "graph JSON: %s", ferr);
         goto fail;
     }
     return job;
