@@ -245,27 +245,6 @@ static bool one_object(const char *data, size_t len) {
     return r == MSGPACK_UNPACK_SUCCESS && off == len;
 }
 
-/* Writes barrier @p id into every output channel and sends every non-empty buffer. */
-static void forward_barrier(weir_task_t *t, uint64_t id, int64_t ts) {
-    int64_t now = weir_now_ns();
-    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
-        weir_task_out_t *o = &t->outs[i];
-        while (!weir_outchan_write_barrier(&o->ch, id, ts, now)) {
-            if (!weir_outchan_has_data(&o->ch)) {
-                weir__task_fail(t, "cannot write barrier %" PRIu64 " on edge %u", id,
-                                o->ch.key.edge);
-                return;
-            }
-            weir__task_send_out(t, o);
-            if (t->stop)
-                return;
-        }
-    }
-    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++)
-        if (weir_outchan_has_data(&t->outs[i].ch))
-            weir__task_send_out(t, &t->outs[i]);
-}
-
 /* Snapshot of checkpoint @p id (@p final: the final snapshot, acked with id 0, no barrier).
  * Synchronous part here (operator snapshots into one msgpack array, keyed snapshot), then the
  * barrier goes downstream, then the asynchronous part (upload + ACK) on the uploader thread, or
@@ -307,7 +286,8 @@ static void take_checkpoint(weir_task_t *t, uint64_t id, int64_t ts, uint64_t al
     }
     uint64_t sync_ns = (uint64_t)(weir_now_ns() - t0);
     if (!final)
-        forward_barrier(t, id, ts); /* also when declined: downstream must not stay blocked */
+        weir__task_write_event(t, false, id,
+                               ts); /* also when declined: downstream must not stay blocked */
     if (why[0]) {
         send_decline(t, id, why);
         return;

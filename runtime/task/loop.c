@@ -30,6 +30,7 @@
  *
  * Threading: the task thread only; weir__task_drop_messages runs in task_free after the thread
  * was joined (or never started). */
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "common/err.h"
@@ -119,6 +120,31 @@ void weir__task_send_out(weir_task_t *t, weir_task_out_t *o) {
         weir__task_ctr_add(&t->m.buffers_out_remote, 1);
         weir__task_ctr_add(&t->m.bytes_out_remote, len);
     }
+}
+
+bool weir__task_write_event(weir_task_t *t, bool end, uint64_t id, int64_t ts) {
+    int64_t now = weir_now_ns();
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
+        weir_task_out_t *o = &t->outs[i];
+        while (end ? !weir_outchan_write_end(&o->ch, now)
+                   : !weir_outchan_write_barrier(&o->ch, id, ts, now)) {
+            if (!weir_outchan_has_data(&o->ch)) {
+                if (end)
+                    weir__task_fail(t, "cannot write end of input on edge %u", o->ch.key.edge);
+                else
+                    weir__task_fail(t, "cannot write barrier %" PRIu64 " on edge %u", id,
+                                    o->ch.key.edge);
+                return false;
+            }
+            weir__task_send_out(t, o);
+            if (t->stop)
+                return false;
+        }
+    }
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++)
+        if (weir_outchan_has_data(&t->outs[i].ch))
+            weir__task_send_out(t, &t->outs[i]);
+    return true;
 }
 
 /* Sends every buffer whose timeout passed and that has a credit. @returns the earliest time a
@@ -391,22 +417,8 @@ static void finish(weir_task_t *t) {
     bool ck = t->ck_mode != WEIR_CHECKPOINT_NONE;
     if (ck && !t->stop)
         weir__task_final_snapshot(t);
-    int64_t now = weir_now_ns();
-    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
-        weir_task_out_t *o = &t->outs[i];
-        while (!weir_outchan_write_end(&o->ch, now)) {
-            if (!weir_outchan_has_data(&o->ch)) {
-                weir__task_fail(t, "cannot write end of input on edge %u", o->ch.key.edge);
-                return;
-            }
-            weir__task_send_out(t, o);
-            if (t->stop)
-                return;
-        }
-    }
-    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++)
-        if (weir_outchan_has_data(&t->outs[i].ch))
-            weir__task_send_out(t, &t->outs[i]);
+    if (!weir__task_write_event(t, true, 0, 0))
+        return;
     if (ck && !t->stop)
         wait_final_notify(t);
 }

@@ -210,6 +210,10 @@ void *weir__task_main(void *arg);
 /** Sends the current buffer of @p o, first waiting on the mailbox for a credit (handling CREDIT
  * and CANCEL, deferring every other message). Returns with stop set when canceled or failed. */
 void weir__task_send_out(weir_task_t *task, weir_task_out_t *o);
+/** Writes one in-band event into every output channel, barrier @p id at @p ts or, when @p end,
+ * end of input; sends full buffers as credits allow, then every non-empty buffer.
+ * @returns false when the task failed (the event did not fit an empty buffer) or is stopping. */
+bool weir__task_write_event(weir_task_t *t, bool end, uint64_t id, int64_t ts);
 /** Frees every message still deferred or queued in the mailbox (task_free). */
 void weir__task_drop_messages(weir_task_t *task);
 
