@@ -114,24 +114,11 @@ struct weir_taskmanager {
     size_t cache_bytes;
 };
 
+/* The task manager's tables are small and bounded by slots and deploys: out of memory aborts. */
 static void *grow(void *arr, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap)
-        return arr;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *n = realloc(arr, ncap * elem);
-    if (!n)
+    if (weir_array_grow(&arr, cap, need, elem, 8) != 0)
         abort();
-    *cap = ncap;
-    return n;
-}
-
-static char *xstrdup(const char *s) {
-    char *p = strdup(s ? s : "");
-    if (!p)
-        abort();
-    return p;
+    return arr;
 }
 
 const char *weir_taskmanager_id(const weir_taskmanager_t *tm) {
@@ -259,7 +246,8 @@ static void drain_outq(weir_taskmanager_t *tm) {
 static void on_task_state(void *arg, weir_task_t *task, weir_task_state_t state,
                           const char *message) {
     weir_taskmanager_t *tm = arg;
-    tm_event_t ev = {.task = task, .state = state, .message = message ? xstrdup(message) : NULL};
+    tm_event_t ev = {
+        .task = task, .state = state, .message = message ? weir_xstrdup(message) : NULL};
     weir_task_get_metrics(task, &ev.metrics);
     pthread_mutex_lock(&tm->evmu);
     tm->events = grow(tm->events, &tm->cap_events, tm->n_events + 1, sizeof *tm->events);
@@ -503,7 +491,7 @@ static void on_blob(weir_taskmanager_t *tm, weir_msg_t *m) {
     tm->plugins = grow(tm->plugins, &tm->cap_plugins, tm->n_plugins + 1, sizeof *tm->plugins);
     tm_plugin_t *p = &tm->plugins[tm->n_plugins++];
     memcpy(p->sha, sha, sizeof p->sha);
-    p->path = xstrdup(path);
+    p->path = weir_xstrdup(path);
     p->plugin = pl;
     WEIR_INFO(COMP, "plugin blob %s verified (%zu bytes)", sha, m->blob_len);
     resolve_pending(tm, sha, p, NULL);
@@ -758,11 +746,11 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     }
     const char *wd = weir_config_get_str(cfg, "taskmanager.working-dir");
     if (wd && *wd) {
-        tm->workdir = xstrdup(wd);
+        tm->workdir = weir_xstrdup(wd);
     } else {
         char buf[PATH_MAX];
         weir_fmt(buf, sizeof buf, "/tmp/weir-tm-%s", tm->id);
-        tm->workdir = xstrdup(buf);
+        tm->workdir = weir_xstrdup(buf);
         tm->workdir_default = true;
     }
     if (weir_mkdirs(tm->workdir) < 0) {
