@@ -21,9 +21,9 @@
 #include <sys/socket.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "common/json.h"
 #include "jobmanager/jobmanager_int.h"
 
 #define COMP "jobmanager"

@@ -42,11 +42,11 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "connectors/registry.h"
 #include "runtime/dataplane/dataplane.h"
 #include "runtime/graph/graph.h"
 #include "runtime/graph/plugin.h"
 #include "runtime/task/task.h"
-#include "connectors/registry.h"
 
 #define COMP "taskmanager"
 #define POLL_MS 50

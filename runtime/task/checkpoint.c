@@ -39,8 +39,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "runtime/dataplane/dataplane.h"
-#include "state/snapshot.h"
 #include "runtime/task/task_int.h"
+#include "state/snapshot.h"
 
 #define COMP "task"
 

@@ -16,13 +16,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "runtime/dataplane/channel.h"
 #include "common/killpoint.h"
+#include "runtime/dataplane/channel.h"
 #include "runtime/dataplane/mailbox.h"
-#include "runtime/task/operator.h"
 #include "runtime/dataplane/partition.h"
-#include "state/state.h"
+#include "runtime/task/operator.h"
 #include "runtime/task/task.h"
+#include "state/state.h"
 
 /** Per-operator runtime context (one per chain position). */
 struct weir_ctx {
