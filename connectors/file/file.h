@@ -81,28 +81,62 @@ void weir__split_reader_seek(weir_split_reader_t *sr, uint64_t file_index, uint6
 void weir__split_reader_close(weir_split_reader_t *sr);
 
 /* ------------------------------------------------------------------------------------------ */
-/* File sink: part-file writer                                                                */
+/* File sink: identity, part-file writer and attempt fence                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-/** Writes lines to `<dir>/.part-<subtask>-<n>.inprogress`, rolling (fsync + rename to
- * `<dir>/part-<subtask>-<n>`) once a file exceeds roll_bytes. The first file is opened lazily at
- * the first line. errmsg holds a one-line message naming the file after an error. */
+/** Who writes a part file (connectors/README.md, "File sink part files"): the sink's uuid
+ * (derived from the job id and the sink operator, so no other job or sink has it and every
+ * attempt of this job finds its own files), the subtask, and the deployment attempt (higher =
+ * newer; carried by in-progress, pending and fence names). Names relative to the directory:
+ *   `.part-<uuid>-<s>-<k>.a<attempt>.inprogress`  being written
+ *   `.part-<uuid>-<s>-<k>.a<attempt>.pending`     pre-committed
+ *   `part-<uuid>-<s>-<k>`                         committed
+ *   `.fence-<uuid>-<s>.a<attempt>`                the attempt fence of (uuid, s)             */
+typedef struct weir_part_id {
+    char uuid[37]; /* weir__part_sink_uuid(), or any 1..36 characters of [0-9a-z-] */
+    uint32_t subtask;
+    uint32_t attempt;
+} weir_part_id_t;
+
+/** The uuid of a file sink: SHA-256 of "weir-file-sink:<job id>:uid:<uid>" (or
+ * ":node:<node id>" when the operator has no uid), its first 16 bytes with the version (8) and
+ * variant (RFC 9562) bits set, printed 8-4-4-4-12 in lowercase hex. */
+void weir__part_sink_uuid(const char *job_id, const char *uid, uint32_t node_id, char out[37]);
+
+/** Part file names of @p id: `.part-<uuid>-<s>-<k>.a<attempt>.pending` into @p pending and
+ * `part-<uuid>-<s>-<k>` into @p final (either may be NULL). */
+void weir__part_names(const weir_part_id_t *id, uint64_t k, char *pending, char *final, size_t cap);
+
+/** Writes lines to `<dir>/.part-<uuid>-<s>-<n>.a<attempt>.inprogress`, rolling (fsync + rename
+ * to `<dir>/part-<uuid>-<s>-<n>`) once a file exceeds roll_bytes. The first file is opened lazily
+ * at the first line. Every file is created with O_EXCL and every rename refuses to replace an
+ * existing name. The writer holds its attempt's fence from init on: before each create, rename
+ * or delete it checks that its fence file still exists (no newer attempt started); once fenced
+ * it creates, renames and deletes nothing but its own open in-progress file. errmsg holds a
+ * one-line message naming the file after an error. */
 typedef struct weir_part_writer {
     char *dir;
-    uint32_t subtask;
+    weir_part_id_t id;
     uint64_t roll_bytes;
     uint64_t n;       /* number of the current (or next) part file */
     FILE *f;          /* NULL when no file is open */
     char *iobuf;      /* stdio buffer of f */
     uint64_t written; /* bytes in the current file */
     char cur[4096];   /* in-progress path of the current file */
+    char fence[4096]; /* path of this attempt's fence file */
+    bool fenced;      /* a newer attempt started (the fence file is gone) */
+    bool link_rename; /* the filesystem refused RENAME_NOREPLACE: link + unlink instead */
     char errmsg[512];
 } weir_part_writer_t;
 
 #define WEIR_PART_ROLL_BYTES (128ull << 20)
 
-/** Creates the directory (mkdir -p) and the writer. @returns 0 or WEIR_EIO (+ errstr). */
-int weir__part_writer_init(weir_part_writer_t *w, const char *dir, uint32_t subtask,
+/** Creates the directory (mkdir -p) and the writer, and takes the attempt fence of (uuid,
+ * subtask): creates `.fence-<uuid>-<s>.a<attempt>` (O_EXCL), then deletes the fence files of
+ * older attempts (from then on they are fenced). @returns 0, WEIR_EINVAL (bad uuid),
+ * WEIR_EEXIST (this attempt's fence exists: started twice), WEIR_ECANCELED (a newer attempt's
+ * fence exists: this attempt is superseded and touches nothing) or WEIR_EIO (+ errstr). */
+int weir__part_writer_init(weir_part_writer_t *w, const char *dir, const weir_part_id_t *id,
                            uint64_t roll_bytes, char *errstr, size_t errlen);
 /** Appends @p data + '\n'. @returns 0 or WEIR_EIO (w->errmsg names the file). */
 int weir__part_writer_line(weir_part_writer_t *w, const void *data, size_t len);
@@ -110,25 +144,37 @@ int weir__part_writer_line(weir_part_writer_t *w, const void *data, size_t len);
 int weir__part_writer_finish(weir_part_writer_t *w);
 /** Closes and removes the current in-progress file (cancel). */
 void weir__part_writer_abort(weir_part_writer_t *w);
-/** Frees the writer (aborts an unfinished file). Safe to call twice. */
+/** Gives up the fence (deletes this attempt's fence file) once the writer's output is complete:
+ * nothing of this attempt will ever be committed again. @returns 0 or WEIR_EIO (w->errmsg). */
+int weir__part_writer_release(weir_part_writer_t *w);
+/** Frees the writer (aborts an unfinished file; the fence stays). Safe to call twice. */
 void weir__part_writer_destroy(weir_part_writer_t *w);
 
-/* Two-phase-commit steps of the part writer (docs/checkpointing.md). Names are relative to the
- * writer's directory: `.part-<s>-<k>.inprogress` -> `.part-<s>-<k>.pending` -> `part-<s>-<k>`. */
+/** Checks that this attempt still holds its fence. @returns 0, or WEIR_ECANCELED when a newer
+ * attempt started (w->fenced set, w->errmsg says so) or WEIR_EIO. */
+int weir__part_fence_check(weir_part_writer_t *w);
 
-/** Opens a new in-progress file for part w->n. @returns 0 or WEIR_EIO (w->errmsg). */
+/* Two-phase-commit steps of the part writer (docs/checkpointing.md); names relative to the
+ * writer's directory: in-progress -> pending -> final (weir_part_id_t). */
+
+/** Opens a new in-progress file for part w->n. @returns 0 or WEIR_EIO / WEIR_ECANCELED. */
 int weir__part_writer_begin(weir_part_writer_t *w);
 /** Pre-commit: flush, fsync, close, rename the in-progress file to its pending name, fsync the
  * directory; *k and *size describe the part; w->n advances. The file is closed on every path.
- * @returns 0 or WEIR_EIO (w->errmsg). */
+ * @returns 0 or WEIR_EIO / WEIR_ECANCELED (w->errmsg). */
 int weir__part_writer_precommit(weir_part_writer_t *w, uint64_t *k, uint64_t *size);
-/** Commit: renames `<dir>/<pending>` to `<dir>/<final>` and fsyncs the directory. @returns 1
- * when renamed, 0 when already committed (pending missing, final present), WEIR_ENOTFOUND when
- * both are missing (data lost) or WEIR_EIO (w->errmsg). */
-int weir__part_commit(weir_part_writer_t *w, const char *pending, const char *final);
-/** Deletes this subtask's `.part-<s>-<k>.inprogress` and `.pending` files whose k is not in
- * @p keep. @returns 0 or WEIR_EIO (w->errmsg). */
-int weir__part_abort_lingering(weir_part_writer_t *w, const uint64_t *keep, size_t n_keep);
+/** Commit: renames `<dir>/<pending>` to `<dir>/<final>` unless `<final>` exists, and fsyncs the
+ * directory. @returns 1 when renamed; 0 when already committed (pending gone and final present
+ * with @p size bytes, or both names one file: an interrupted link + unlink, finished now);
+ * WEIR_EEXIST when final exists but is not this transaction's (w->errmsg names both files);
+ * WEIR_ENOTFOUND when both are missing (data lost); WEIR_ECANCELED (fenced) or WEIR_EIO. */
+int weir__part_commit(weir_part_writer_t *w, const char *pending, const char *final, uint64_t size);
+/** Start scan (restore and fresh start): deletes this identity's `.inprogress` / `.pending`
+ * files of OLDER attempts (same uuid and subtask) whose name is not in @p keep, and moves w->n
+ * past every committed `part-<uuid>-<s>-<k>` so that no part number is used twice. Files of
+ * other jobs, sinks, subtasks or of newer attempts, and names it did not produce, are never
+ * touched. @returns 0 or WEIR_EIO / WEIR_ECANCELED (w->errmsg). */
+int weir__part_abort_lingering(weir_part_writer_t *w, const char *const *keep, size_t n_keep);
 
 /** The exactly-once file sink without the runtime glue: a part writer driven by the 2PC helper.
  * One transaction = one part file; a file above roll_bytes is pre-committed early and joins the
@@ -140,18 +186,21 @@ typedef struct weir_file_2pc {
     weir_2pc_t tp;
     uint64_t roll_bytes;
     bool ended; /* end_input was called */
+    bool done;  /* everything this attempt will write is committed (final notify or close) */
     /* Called after each commit rename (the glue hits the commit-after-rename kill point). */
     void (*after_rename)(void *arg);
     void *hook_arg;
 } weir_file_2pc_t;
 
-/** Creates the directory and the sink. @returns 0 or WEIR_EIO/WEIR_ENOMEM (+ errstr). */
-int weir__fsink_init(weir_file_2pc_t *s, const char *dir, uint32_t subtask, uint64_t roll_bytes,
-                     char *errstr, size_t errlen);
+/** Creates the directory and the sink and takes the attempt fence (weir__part_writer_init).
+ * @returns 0 or WEIR_EIO/WEIR_ENOMEM/WEIR_EINVAL/WEIR_EEXIST/WEIR_ECANCELED (+ errstr). */
+int weir__fsink_init(weir_file_2pc_t *s, const char *dir, const weir_part_id_t *id,
+                     uint64_t roll_bytes, char *errstr, size_t errlen);
 /** Restore from a checkpoint (state nil/NULL = none): commit recovered, abort lingering, resume
  * part numbering. @returns 0 or < 0 (s->w.errmsg). */
 int weir__fsink_restore(weir_file_2pc_t *s, uint64_t checkpoint_id, const msgpack_object *state);
-/** Fresh start: deletes this subtask's lingering in-progress and pending files. */
+/** Fresh start: deletes this sink subtask's lingering in-progress and pending files of older
+ * attempts. */
 int weir__fsink_start_fresh(weir_file_2pc_t *s);
 /** Appends one line (begins the epoch's file if needed). @returns 0 or < 0 (s->w.errmsg). */
 int weir__fsink_line(weir_file_2pc_t *s, const void *data, size_t len);
@@ -162,8 +211,9 @@ int weir__fsink_notify(weir_file_2pc_t *s, uint64_t checkpoint_id, bool final);
 /** End of input: pre-commits the open file (it joins the final snapshot, or close() commits it
  * when the job does not checkpoint). @returns 0 or < 0 (s->w.errmsg). */
 int weir__fsink_end_input(weir_file_2pc_t *s);
-/** Commits directly when ended and never checkpointed, otherwise aborts the open file; frees
- * everything. @returns 0 or the commit error (logged). Safe to call twice. */
+/** Commits directly when ended and never checkpointed, otherwise aborts the open file; gives
+ * up the fence when everything is committed (done); frees everything. @returns 0 or the commit
+ * error (logged). Safe to call twice. */
 int weir__fsink_close(weir_file_2pc_t *s);
 
 /* ------------------------------------------------------------------------------------------ */

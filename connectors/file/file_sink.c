@@ -1,24 +1,37 @@
 /* File sink: one line per record into part files of a directory, exactly once with checkpoints
  * (two-phase commit through connectors/common/twophase.h; rules in docs/checkpointing.md and
- * connectors/README.md).
+ * connectors/README.md, section "File sink part files").
  *
- * Owns: the WEIR_OP_SINK_FILE operator, the part writer and the file 2PC sink (the part writer
- * driven by the 2PC helper; connectors/file/file.h).
- * Files of subtask s: `<dir>/.part-<s>-<k>.inprogress` while written, `.part-<s>-<k>.pending`
- * once pre-committed (flushed, fsynced, renamed; at a checkpoint barrier, at end of input, or
- * when a file exceeds 128 MiB), `part-<s>-<k>` once committed (the checkpoint that lists it is
- * complete, or, without checkpointing, at close after end of input). Hidden names start with '.'
- * so readers of the directory see committed files only. k counts from 0 per subtask and
- * continues from a restored checkpoint. Every rename is followed by an fsync of the directory.
- * Invariants: one open file at most; a part file is committed only after the checkpoint that
- * lists it completed; commit is idempotent (pending gone + final present = done).
+ * Owns: the WEIR_OP_SINK_FILE operator, the sink's identity (uuid from job id and operator), the
+ * part writer with its attempt fence, and the file 2PC sink (the part writer driven by the 2PC
+ * helper; connectors/file/file.h).
+ * Files of subtask s of sink U (the uuid) written by attempt a, relative to the directory:
+ * `.part-U-s-k.a<a>.inprogress` while written, `.part-U-s-k.a<a>.pending` once pre-committed
+ * (flushed, fsynced, renamed; at a checkpoint barrier, at end of input, or when a file exceeds
+ * 128 MiB), `part-U-s-k` once committed (the checkpoint that lists it is complete, or, without
+ * checkpointing, at close after end of input); `.fence-U-s.a<a>` while attempt a holds the
+ * fence of (U, s). Hidden names start with '.' so readers of the directory see committed files
+ * only. k counts from 0 per subtask, continues from a restored checkpoint and skips every k
+ * already committed in the directory. Every rename and delete is followed by an fsync of the
+ * directory.
+ * Invariants: one open file at most; files are created with O_EXCL (never by truncating); no
+ * rename replaces an existing name (RENAME_NOREPLACE, or link + unlink where the filesystem
+ * lacks it); a part file is committed only after the checkpoint that lists it completed; commit
+ * is idempotent (pending gone + final present with the handle's size = done); restore and fresh
+ * start delete only in-progress/pending files of this uuid and subtask written by OLDER attempts
+ * and not listed in the restored checkpoint; before every create, rename or delete the writer
+ * checks that its fence file still exists, and once it is gone (a newer attempt started) it
+ * renames and deletes nothing but its own open in-progress file.
  * Line text: msgpack str/bin values as is, other values as JSON-like text
  * (connectors/common/valuefmt.h).
  * Threading: an operator instance runs on its subtask thread only. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -27,36 +40,255 @@
 #include "connectors/common/valuefmt.h"
 #include "connectors/file/file.h"
 
+#define COMP "file-sink"
 #define PART_IOBUF (1u << 20)
+/* Capacity of a name of this sink: ".part-" + uuid (36) + "-" + s (10) + "-" + k (20) + ".a" +
+ * attempt (10) + ".inprogress" = 97 bytes at most. */
+#define NAME_CAP 128
 
-int weir__part_writer_init(weir_part_writer_t *w, const char *dir, uint32_t subtask,
-                           uint64_t roll_bytes, char *errstr, size_t errlen) {
-    memset(w, 0, sizeof(*w));
-    if (weir_mkdirs(dir) != 0) {
-        weir_fmt(errstr, errlen, "cannot create output directory '%s': %s", dir, strerror(errno));
-        return WEIR_EIO;
-    }
-    w->dir = strdup(dir);
-    if (!w->dir) {
-        weir_fmt(errstr, errlen, "out of memory");
-        return WEIR_ENOMEM;
-    }
-    w->subtask = subtask;
-    w->roll_bytes = roll_bytes;
-    return 0;
+/* ---------------------------------------------------------------------------------------- */
+/* Identity and names                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+void weir__part_sink_uuid(const char *job_id, const char *uid, uint32_t node_id, char out[37]) {
+    char node[16];
+    weir_fmt(node, sizeof(node), "%u", node_id);
+    const char *tag = uid ? "uid" : "node", *ident = uid ? uid : node;
+    size_t cap = strlen(job_id) + strlen(ident) + 32;
+    char *in = weir_xcalloc(cap, 1); /* small, bounded by the uid's length */
+    int len = weir_fmt(in, cap, "weir-file-sink:%s:%s:%s", job_id, tag, ident);
+    char hex[65];
+    weir_sha256_hex(in, (size_t)len, hex);
+    free(in);
+    uint8_t b[16];
+    (void)weir_hex_decode(hex, b, sizeof(b)); /* 64 valid hex digits */
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x80);   /* version 8 (RFC 9562: custom) */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);   /* variant 10 */
+    char h[33];
+    weir_hex_encode(b, sizeof(b), h);
+    weir_fmt(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
 }
+
+static bool uuid_ok(const char *u) {
+    size_t n = strlen(u);
+    if (n == 0 || n > 36)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((u[i] >= '0' && u[i] <= '9') || (u[i] >= 'a' && u[i] <= 'z') || u[i] == '-'))
+            return false;
+    return true;
+}
+
+void weir__part_names(const weir_part_id_t *id, uint64_t k, char *pending, char *final,
+                      size_t cap) {
+    if (pending)
+        weir_fmt(pending, cap, ".part-%s-%u-%llu.a%u.pending", id->uuid, id->subtask,
+                 (unsigned long long)k, id->attempt);
+    if (final)
+        weir_fmt(final, cap, "part-%s-%u-%llu", id->uuid, id->subtask, (unsigned long long)k);
+}
+
+static void path_of(const weir_part_writer_t *w, const char *name, char *out, size_t cap) {
+    weir_fmt(out, cap, "%s/%s", w->dir, name);
+}
+
+/* Parses a canonical decimal number (digits, no sign, no leading zero) at *p and advances *p. */
+static bool parse_dec(const char **p, uint64_t max, uint64_t *v) {
+    const char *s = *p;
+    if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+        return false;
+    uint64_t x = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        uint64_t d = (uint64_t)(*s - '0');
+        if (x > (max - d) / 10)
+            return false;
+        x = x * 10 + d;
+    }
+    *p = s;
+    *v = x;
+    return true;
+}
+
+typedef enum name_kind { NAME_OTHER, NAME_LINGERING, NAME_FINAL, NAME_FENCE } name_kind_t;
+
+/* The prefixes of one identity's names: `.part-U-s-` (its final names are the same without
+ * the dot) and `.fence-U-s.a`. */
+typedef struct name_prefixes {
+    char part[NAME_CAP];
+    size_t part_len;
+    char fence[NAME_CAP];
+    size_t fence_len;
+} name_prefixes_t;
+
+static void prefixes_init(name_prefixes_t *px, const weir_part_id_t *id) {
+    px->part_len =
+        (size_t)weir_fmt(px->part, sizeof(px->part), ".part-%s-%u-", id->uuid, id->subtask);
+    px->fence_len =
+        (size_t)weir_fmt(px->fence, sizeof(px->fence), ".fence-%s-%u.a", id->uuid, id->subtask);
+}
+
+/* What @p name is for the identity of @p px, exactly as this file writes names (anything else,
+ * e.g. another uuid or subtask, or a name it never produces, is NAME_OTHER): an in-progress or
+ * pending file (*k, *attempt), a final file (*k) or a fence (*attempt). */
+static name_kind_t name_classify(const name_prefixes_t *px, const char *name, uint64_t *k,
+                                 uint64_t *attempt) {
+    const char *p;
+    if (strncmp(name, px->part, px->part_len) == 0) {
+        p = name + px->part_len;
+        if (!parse_dec(&p, UINT64_MAX, k) || strncmp(p, ".a", 2) != 0)
+            return NAME_OTHER;
+        p += 2;
+        if (!parse_dec(&p, UINT32_MAX, attempt))
+            return NAME_OTHER;
+        return strcmp(p, ".inprogress") == 0 || strcmp(p, ".pending") == 0 ? NAME_LINGERING
+                                                                           : NAME_OTHER;
+    }
+    if (strncmp(name, px->part + 1, px->part_len - 1) == 0) {
+        p = name + px->part_len - 1;
+        return parse_dec(&p, UINT64_MAX, k) && *p == 0 ? NAME_FINAL : NAME_OTHER;
+    }
+    if (strncmp(name, px->fence, px->fence_len) == 0) {
+        p = name + px->fence_len;
+        return parse_dec(&p, UINT32_MAX, attempt) && *p == 0 ? NAME_FENCE : NAME_OTHER;
+    }
+    return NAME_OTHER;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Part writer                                                                              */
+/* ---------------------------------------------------------------------------------------- */
 
 static int writer_error(weir_part_writer_t *w, const char *what, const char *path) {
     weir_fmt(w->errmsg, sizeof(w->errmsg), "cannot %s '%s': %s", what, path, strerror(errno));
     return WEIR_EIO;
 }
 
+/* Makes creations, renames and removals inside the directory durable. */
+static int sync_dir(weir_part_writer_t *w) {
+    return weir_fsync_dir(w->dir) == 0 ? 0 : writer_error(w, "fsync directory", w->dir);
+}
+
+int weir__part_fence_check(weir_part_writer_t *w) {
+    if (!w->fenced) {
+        if (access(w->fence, F_OK) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return writer_error(w, "check fence file", w->fence);
+        w->fenced = true;
+    }
+    weir_fmt(w->errmsg, sizeof(w->errmsg),
+             "attempt %u is fenced: its fence file '%s' is gone, so a newer attempt of this job "
+             "started; it renames and deletes nothing more",
+             w->id.attempt, w->fence);
+    return WEIR_ECANCELED;
+}
+
+/* Takes the fence of (uuid, subtask) for this attempt. Create, then scan: of two attempts
+ * starting together, either this scan sees the newer one's fence, or the newer one's scan (which
+ * follows its creation, hence ours) sees ours and deletes it; so an older attempt never goes on
+ * unfenced past the first check that follows a newer attempt's start. */
+static int fence_take(weir_part_writer_t *w, char *errstr, size_t errlen) {
+    name_prefixes_t px;
+    prefixes_init(&px, &w->id);
+    char own[NAME_CAP];
+    weir_fmt(own, sizeof(own), "%s%u", px.fence, w->id.attempt);
+    path_of(w, own, w->fence, sizeof(w->fence));
+    int fd = open(w->fence, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST)
+        return weir_errf(errstr, errlen, WEIR_EEXIST,
+                         "fence file '%s' already exists: attempt %u of this sink subtask was "
+                         "started twice",
+                         w->fence, w->id.attempt);
+    if (fd < 0)
+        return weir_errf(errstr, errlen, WEIR_EIO, "cannot create fence file '%s': %s", w->fence,
+                         strerror(errno));
+    close(fd);
+    if (weir_fsync_dir(w->dir) != 0)
+        return weir_errf(errstr, errlen, WEIR_EIO, "cannot fsync directory '%s': %s", w->dir,
+                         strerror(errno));
+    DIR *d = opendir(w->dir);
+    if (!d)
+        return weir_errf(errstr, errlen, WEIR_EIO, "cannot list directory '%s': %s", w->dir,
+                         strerror(errno));
+    uint64_t newest = w->id.attempt, k, a;
+    size_t revoked = 0;
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (name_classify(&px, de->d_name, &k, &a) != NAME_FENCE || a == w->id.attempt)
+            continue;
+        if (a > newest) {
+            newest = a;
+        } else if (a < w->id.attempt) {
+            char path[4096];
+            path_of(w, de->d_name, path, sizeof(path));
+            if (unlink(path) != 0 && errno != ENOENT)
+                rc = weir_errf(errstr, errlen, WEIR_EIO, "cannot delete fence file '%s': %s", path,
+                               strerror(errno));
+            revoked++;
+        }
+    }
+    closedir(d);
+    if (rc == 0 && newest > w->id.attempt) {
+        (void)unlink(w->fence); /* superseded before it began: leave no fence behind */
+        w->fenced = true;
+        rc =
+            weir_errf(errstr, errlen, WEIR_ECANCELED,
+                      "attempt %u of file sink %s subtask %u is superseded by attempt %llu "
+                      "(whose fence file is in '%s'): it writes, renames and deletes nothing",
+                      w->id.attempt, w->id.uuid, w->id.subtask, (unsigned long long)newest, w->dir);
+    }
+    if ((revoked > 0 || newest > w->id.attempt) && weir_fsync_dir(w->dir) != 0 && rc == 0)
+        rc = weir_errf(errstr, errlen, WEIR_EIO, "cannot fsync directory '%s': %s", w->dir,
+                       strerror(errno));
+    if (rc == 0 && revoked > 0)
+        WEIR_INFO(COMP,
+                  "file sink %s subtask %u attempt %u fenced out %zu older attempt(s) in '%s'",
+                  w->id.uuid, w->id.subtask, w->id.attempt, revoked, w->dir);
+    return rc;
+}
+
+int weir__part_writer_init(weir_part_writer_t *w, const char *dir, const weir_part_id_t *id,
+                           uint64_t roll_bytes, char *errstr, size_t errlen) {
+    memset(w, 0, sizeof(*w));
+    if (!uuid_ok(id->uuid))
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "bad file sink id '%s': expected 1 to 36 characters of [0-9a-z-]",
+                         id->uuid);
+    if (weir_mkdirs(dir) != 0)
+        return weir_errf(errstr, errlen, WEIR_EIO, "cannot create output directory '%s': %s", dir,
+                         strerror(errno));
+    w->dir = strdup(dir);
+    if (!w->dir)
+        return weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory");
+    w->id = *id;
+    w->roll_bytes = roll_bytes;
+    int rc = fence_take(w, errstr, errlen);
+    if (rc != 0) {
+        free(w->dir);
+        w->dir = NULL;
+    }
+    return rc;
+}
+
 static int writer_open(weir_part_writer_t *w) {
-    weir_fmt(w->cur, sizeof(w->cur), "%s/.part-%u-%llu.inprogress", w->dir, w->subtask,
-             (unsigned long long)w->n);
-    w->f = fopen(w->cur, "w");
-    if (!w->f)
+    int rc = weir__part_fence_check(w);
+    if (rc != 0)
+        return rc;
+    char name[NAME_CAP];
+    weir_fmt(name, sizeof(name), ".part-%s-%u-%llu.a%u.inprogress", w->id.uuid, w->id.subtask,
+             (unsigned long long)w->n, w->id.attempt);
+    path_of(w, name, w->cur, sizeof(w->cur));
+    int fd = open(w->cur, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
         return writer_error(w, "create", w->cur);
+    w->f = fdopen(fd, "w"); /* never truncates */
+    if (!w->f) {
+        rc = writer_error(w, "open", w->cur);
+        close(fd);
+        (void)unlink(w->cur); /* our own, empty */
+        return rc;
+    }
     if (!w->iobuf)
         w->iobuf = malloc(PART_IOBUF);
     if (w->iobuf)
@@ -65,14 +297,41 @@ static int writer_open(weir_part_writer_t *w) {
     return 0;
 }
 
-/* Makes renames inside the directory durable. */
-static int sync_dir(weir_part_writer_t *w) {
-    return weir_fsync_dir(w->dir) == 0 ? 0 : writer_error(w, "fsync directory", w->dir);
+/* Renames @p src to @p dst only when @p dst does not exist: renameat2(RENAME_NOREPLACE), or,
+ * where the filesystem refuses that flag (NFS, some FUSE), link + unlink, which is just as
+ * atomic about the target (link fails with EEXIST); a crash between the two leaves both names
+ * on one file, which weir__part_commit recognises. @returns 0 or -1 with errno. */
+static int rename_noreplace(weir_part_writer_t *w, const char *src, const char *dst) {
+    if (!w->link_rename) {
+        if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+            return -1;
+        w->link_rename = true;
+        WEIR_INFO(COMP, "'%s' does not support RENAME_NOREPLACE: committing by link + unlink",
+                  w->dir);
+    }
+    if (link(src, dst) != 0)
+        return -1;
+    return unlink(src);
 }
 
-/* Makes the open part file durable (flush, fsync, close), renames it to @p target and makes the
- * rename durable (fsync of the directory). @p what names the rename in errors. */
-static int close_and_rename(weir_part_writer_t *w, const char *target, const char *what) {
+static int rename_error(weir_part_writer_t *w, const char *src, const char *dst) {
+    if (errno == EEXIST)
+        weir_fmt(w->errmsg, sizeof(w->errmsg),
+                 "cannot rename '%s': '%s' already exists and was not written by this attempt "
+                 "(another job, sink or attempt?); nothing was replaced",
+                 src, dst);
+    else
+        weir_fmt(w->errmsg, sizeof(w->errmsg), "cannot rename '%s' to '%s': %s", src, dst,
+                 strerror(errno));
+    return errno == EEXIST ? WEIR_EEXIST : WEIR_EIO;
+}
+
+/* Makes the open part file durable (flush, fsync, close), renames it to @p target (never over
+ * an existing name) and makes the rename durable (fsync of the directory). A fenced writer
+ * deletes its in-progress file instead (it is its own and no checkpoint lists it). */
+static int close_and_rename(weir_part_writer_t *w, const char *target) {
     int rc = 0;
     if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
         rc = writer_error(w, "write", w->cur);
@@ -81,17 +340,23 @@ static int close_and_rename(weir_part_writer_t *w, const char *target, const cha
     w->f = NULL;
     if (rc != 0)
         return rc;
-    if (rename(w->cur, target) != 0)
-        return writer_error(w, what, w->cur);
+    rc = weir__part_fence_check(w);
+    if (rc == WEIR_ECANCELED)
+        (void)unlink(w->cur);
+    if (rc != 0)
+        return rc;
+    if (rename_noreplace(w, w->cur, target) != 0)
+        return rename_error(w, w->cur, target);
     return sync_dir(w);
 }
 
 int weir__part_writer_finish(weir_part_writer_t *w) {
     if (!w->f)
         return 0;
-    char final[4096];
-    weir_fmt(final, sizeof(final), "%s/part-%u-%llu", w->dir, w->subtask, (unsigned long long)w->n);
-    int rc = close_and_rename(w, final, "rename to final name");
+    char name[NAME_CAP], final[4096];
+    weir__part_names(&w->id, w->n, NULL, name, sizeof(name));
+    path_of(w, name, final, sizeof(final));
+    int rc = close_and_rename(w, final);
     if (rc != 0)
         return rc;
     w->n++;
@@ -117,7 +382,16 @@ void weir__part_writer_abort(weir_part_writer_t *w) {
         return;
     fclose(w->f);
     w->f = NULL;
-    unlink(w->cur);
+    (void)unlink(w->cur); /* our own in-progress file (its name carries our attempt) */
+}
+
+int weir__part_writer_release(weir_part_writer_t *w) {
+    if (w->fenced || !w->dir)
+        return 0; /* the fence is a newer attempt's business now */
+    if (unlink(w->fence) != 0 && errno != ENOENT)
+        return writer_error(w, "delete fence file", w->fence);
+    w->fenced = true;
+    return sync_dir(w);
 }
 
 void weir__part_writer_destroy(weir_part_writer_t *w) {
@@ -132,8 +406,6 @@ void weir__part_writer_destroy(weir_part_writer_t *w) {
 /* Two-phase-commit steps                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-#define COMP "file-sink"
-
 int weir__part_writer_begin(weir_part_writer_t *w) {
     if (w->f)
         return 0;
@@ -145,10 +417,10 @@ int weir__part_writer_precommit(weir_part_writer_t *w, uint64_t *k, uint64_t *si
         weir_fmt(w->errmsg, sizeof(w->errmsg), "no open part file in '%s' to pre-commit", w->dir);
         return WEIR_EINVAL;
     }
-    char pending[4096];
-    weir_fmt(pending, sizeof(pending), "%s/.part-%u-%llu.pending", w->dir, w->subtask,
-             (unsigned long long)w->n);
-    int rc = close_and_rename(w, pending, "rename to pending name");
+    char name[NAME_CAP], pending[4096];
+    weir__part_names(&w->id, w->n, name, NULL, sizeof(name));
+    path_of(w, name, pending, sizeof(pending));
+    int rc = close_and_rename(w, pending);
     if (rc != 0)
         return rc;
     *k = w->n;
@@ -157,18 +429,42 @@ int weir__part_writer_precommit(weir_part_writer_t *w, uint64_t *k, uint64_t *si
     return 0;
 }
 
-int weir__part_commit(weir_part_writer_t *w, const char *pending, const char *final) {
+int weir__part_commit(weir_part_writer_t *w, const char *pending, const char *final,
+                      uint64_t size) {
+    int rc = weir__part_fence_check(w);
+    if (rc != 0)
+        return rc;
     char src[4096], dst[4096];
-    weir_fmt(src, sizeof(src), "%s/%s", w->dir, pending);
-    weir_fmt(dst, sizeof(dst), "%s/%s", w->dir, final);
-    if (rename(src, dst) == 0) {
-        int rc = sync_dir(w);
+    path_of(w, pending, src, sizeof(src));
+    path_of(w, final, dst, sizeof(dst));
+    if (rename_noreplace(w, src, dst) == 0) {
+        rc = sync_dir(w);
         return rc == 0 ? 1 : rc;
     }
+    struct stat a, b;
+    if (errno == EEXIST) {
+        if (stat(src, &a) == 0 && stat(dst, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            /* A link + unlink commit interrupted after the link: finish it. */
+            if (unlink(src) != 0 && errno != ENOENT)
+                return writer_error(w, "delete the pending name of committed", src);
+            rc = sync_dir(w);
+            return rc;
+        }
+        errno = EEXIST;
+        return rename_error(w, src, dst);
+    }
     if (errno != ENOENT)
-        return writer_error(w, "rename to final name", src);
-    if (access(dst, F_OK) == 0)
-        return 0; /* committed before (a restore or a repeated notify) */
+        return rename_error(w, src, dst);
+    if (stat(dst, &b) == 0) {
+        if ((uint64_t)b.st_size == size)
+            return 0; /* committed before (a restore, a repeated notify or a racing attempt) */
+        weir_fmt(w->errmsg, sizeof(w->errmsg),
+                 "cannot commit part file '%s': it is gone and '%s' holds %lld bytes, not the "
+                 "%llu of this transaction (was the directory changed behind the job?)",
+                 src, dst, (long long)b.st_size, (unsigned long long)size);
+        return WEIR_EEXIST;
+    }
     weir_fmt(w->errmsg, sizeof(w->errmsg),
              "cannot commit part file '%s': neither it nor '%s' exists; the output of a "
              "completed checkpoint was lost (was the directory changed behind the job?)",
@@ -176,56 +472,62 @@ int weir__part_commit(weir_part_writer_t *w, const char *pending, const char *fi
     return WEIR_ENOTFOUND;
 }
 
-/* Parses "<prefix><digits><suffix>" where suffix is .inprogress or .pending. */
-static bool lingering_name(const char *name, const char *prefix, uint64_t *k) {
-    size_t pl = strlen(prefix);
-    if (strncmp(name, prefix, pl) != 0)
-        return false;
-    const char *p = name + pl;
-    if (*p < '0' || *p > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(p, &end, 10);
-    if (errno != 0)
-        return false;
-    if (strcmp(end, ".inprogress") != 0 && strcmp(end, ".pending") != 0)
-        return false;
-    *k = v;
-    return true;
-}
-
-int weir__part_abort_lingering(weir_part_writer_t *w, const uint64_t *keep, size_t n_keep) {
-    char prefix[64];
-    weir_fmt(prefix, sizeof(prefix), ".part-%u-", w->subtask);
+int weir__part_abort_lingering(weir_part_writer_t *w, const char *const *keep, size_t n_keep) {
+    int rc = weir__part_fence_check(w);
+    if (rc != 0)
+        return rc;
+    name_prefixes_t px;
+    prefixes_init(&px, &w->id);
     DIR *d = opendir(w->dir);
     if (!d)
         return writer_error(w, "list directory", w->dir);
-    int rc = 0;
     size_t removed = 0;
+    uint64_t next = 0, k, a;
+    bool any_final = false;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        uint64_t k;
-        if (!lingering_name(de->d_name, prefix, &k))
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        name_kind_t kind = name_classify(&px, de->d_name, &k, &a);
+        if (kind == NAME_FINAL) {
+            any_final = true;
+            if (k >= next)
+                next = k == UINT64_MAX ? k : k + 1;
             continue;
+        }
+        if (kind != NAME_LINGERING || a >= w->id.attempt)
+            continue; /* not ours, or this or a newer attempt's */
         bool kept = false;
         for (size_t i = 0; i < n_keep && !kept; i++)
-            kept = keep[i] == k;
+            kept = strcmp(keep[i], de->d_name) == 0;
         if (kept)
             continue;
-        char path[4096];
-        weir_fmt(path, sizeof(path), "%s/%s", w->dir, de->d_name);
-        if (unlink(path) != 0 && errno != ENOENT) {
-            rc = writer_error(w, "delete lingering file", path);
+        rc = weir__part_fence_check(w);
+        if (rc != 0)
             break;
-        }
-        removed++;
+        char path[4096];
+        path_of(w, de->d_name, path, sizeof(path));
+        if (unlink(path) != 0 && errno != ENOENT)
+            rc = writer_error(w, "delete lingering file", path);
+        else
+            removed++;
     }
     closedir(d);
-    if (rc == 0 && removed > 0) {
-        WEIR_INFO(COMP, "deleted %zu lingering uncommitted part files of subtask %u in '%s'",
-                  removed, w->subtask, w->dir);
-        rc = sync_dir(w);
+    if (removed > 0) {
+        WEIR_INFO(COMP,
+                  "deleted %zu lingering uncommitted part files of older attempts of file sink %s "
+                  "subtask %u in '%s'",
+                  removed, w->id.uuid, w->id.subtask, w->dir);
+        int src = sync_dir(w);
+        if (rc == 0)
+            rc = src;
+    }
+    if (rc == 0 && any_final && next > w->n) {
+        WEIR_WARN(COMP,
+                  "file sink %s subtask %u attempt %u: parts up to %llu are already committed "
+                  "beyond the starting point (next part %llu): numbering continues at %llu and "
+                  "never replaces them, so records replayed since may appear twice",
+                  w->id.uuid, w->id.subtask, w->id.attempt, (unsigned long long)(next - 1),
+                  (unsigned long long)w->n, (unsigned long long)next);
+        w->n = next;
     }
     return rc;
 }
@@ -246,10 +548,8 @@ static int cb_precommit(void *target, void *txn, msgpack_packer *pk) {
     int rc = weir__part_writer_precommit(&s->w, &k, &size);
     if (rc != 0)
         return rc;
-    char pending[128], final[128];
-    weir_fmt(pending, sizeof(pending), ".part-%u-%llu.pending", s->w.subtask,
-             (unsigned long long)k);
-    weir_fmt(final, sizeof(final), "part-%u-%llu", s->w.subtask, (unsigned long long)k);
+    char pending[NAME_CAP], final[NAME_CAP];
+    weir__part_names(&s->w.id, k, pending, final, NAME_CAP);
     msgpack_pack_array(pk, 4);
     msgpack_pack_uint64(pk, k);
     msgpack_pack_str_with_body(pk, pending, strlen(pending));
@@ -267,8 +567,9 @@ static bool handle_name(const msgpack_object *o, char *out, size_t cap) {
     return strchr(out, '/') == NULL && strcmp(out, ".") != 0 && strcmp(out, "..") != 0;
 }
 
+/* A handle: [k, pending name, final name, size]. */
 static bool handle_parse(const msgpack_object *h, uint64_t *k, char *pending, char *final,
-                         size_t cap) {
+                         size_t cap, uint64_t *size) {
     if (h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size != 4)
         return false;
     const msgpack_object *f = h->via.array.ptr;
@@ -276,20 +577,21 @@ static bool handle_parse(const msgpack_object *h, uint64_t *k, char *pending, ch
         f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return false;
     *k = f[0].via.u64;
+    *size = f[3].via.u64;
     return handle_name(&f[1], pending, cap) && handle_name(&f[2], final, cap);
 }
 
 static int cb_commit(void *target, const msgpack_object *handle) {
     weir_file_2pc_t *s = target;
-    uint64_t k;
+    uint64_t k, size;
     char pending[256], final[256];
-    if (!handle_parse(handle, &k, pending, final, sizeof(pending))) {
+    if (!handle_parse(handle, &k, pending, final, sizeof(pending), &size)) {
         weir_fmt(s->w.errmsg, sizeof(s->w.errmsg),
                  "malformed pre-committed part file handle in the checkpoint state of '%s'",
                  s->w.dir);
         return WEIR_ECORRUPT;
     }
-    int rc = weir__part_commit(&s->w, pending, final);
+    int rc = weir__part_commit(&s->w, pending, final, size);
     if (rc < 0)
         return rc;
     if (rc == 1 && s->after_rename)
@@ -305,19 +607,27 @@ static void cb_abort(void *target, void *txn) {
 
 static int cb_abort_lingering(void *target, const msgpack_object *keep, size_t n_keep) {
     weir_file_2pc_t *s = target;
-    uint64_t *ks = calloc(n_keep ? n_keep : 1, sizeof(*ks));
-    if (!ks) {
+    /* The pending names the restored checkpoint lists: never deleted. */
+    char(*names)[256] = calloc(n_keep ? n_keep : 1, sizeof(*names));
+    const char **keep_names = calloc(n_keep ? n_keep : 1, sizeof(*keep_names));
+    if (!names || !keep_names) {
+        free(names);
+        free(keep_names);
         weir_fmt(s->w.errmsg, sizeof(s->w.errmsg), "out of memory");
         return WEIR_ENOMEM;
     }
     size_t n = 0;
     for (size_t i = 0; i < n_keep; i++) {
-        char pending[256], final[256];
-        if (handle_parse(&keep[i], &ks[n], pending, final, sizeof(pending)))
+        uint64_t k, size;
+        char final[256];
+        if (handle_parse(&keep[i], &k, names[n], final, sizeof(final), &size)) {
+            keep_names[n] = names[n];
             n++;
+        }
     }
-    int rc = weir__part_abort_lingering(&s->w, ks, n);
-    free(ks);
+    int rc = weir__part_abort_lingering(&s->w, keep_names, n);
+    free(keep_names);
+    free(names);
     return rc;
 }
 
@@ -336,11 +646,11 @@ static int fs_err(weir_file_2pc_t *s, int rc) {
     return rc;
 }
 
-int weir__fsink_init(weir_file_2pc_t *s, const char *dir, uint32_t subtask, uint64_t roll_bytes,
-                     char *errstr, size_t errlen) {
+int weir__fsink_init(weir_file_2pc_t *s, const char *dir, const weir_part_id_t *id,
+                     uint64_t roll_bytes, char *errstr, size_t errlen) {
     memset(s, 0, sizeof(*s));
     /* The writer never rolls by itself: rolling is a pre-commit, done here. */
-    int rc = weir__part_writer_init(&s->w, dir, subtask, UINT64_MAX, errstr, errlen);
+    int rc = weir__part_writer_init(&s->w, dir, id, UINT64_MAX, errstr, errlen);
     if (rc != 0)
         return rc;
     s->roll_bytes = roll_bytes;
@@ -395,7 +705,11 @@ int weir__fsink_snapshot(weir_file_2pc_t *s, uint64_t checkpoint_id, msgpack_pac
 }
 
 int weir__fsink_notify(weir_file_2pc_t *s, uint64_t checkpoint_id, bool final) {
-    return fs_err(s, weir_2pc_notify(&s->tp, checkpoint_id, final));
+    s->w.errmsg[0] = 0;
+    int rc = weir_2pc_notify(&s->tp, checkpoint_id, final);
+    if (rc == 0 && final)
+        s->done = true;
+    return fs_err(s, rc);
 }
 
 int weir__fsink_end_input(weir_file_2pc_t *s) {
@@ -410,8 +724,16 @@ int weir__fsink_close(weir_file_2pc_t *s) {
         rc = fs_err(s, weir_2pc_commit_all(&s->tp));
         if (rc != 0)
             WEIR_ERROR(COMP, "%s", s->w.errmsg);
+        else
+            s->done = true;
     }
+    /* Everything this attempt will ever commit is committed: give up the fence, so that a
+     * finished job leaves only its part files. Otherwise (cancel, failure, pending files left)
+     * the fence stays for the next attempt to take over. */
+    bool complete = s->done && !s->tp.has_txn && s->tp.n_pending == 0;
     weir_2pc_close(&s->tp); /* aborts the open file, if any */
+    if (complete && weir__part_writer_release(&s->w) != 0)
+        WEIR_WARN(COMP, "%s", s->w.errmsg);
     weir__part_writer_destroy(&s->w);
     return rc;
 }
@@ -446,7 +768,11 @@ static int fsink_ready(weir_operator_t *op, weir_ctx_t *ctx) {
         return 0;
     char err[512];
     const char *dir = op->node->path ? op->node->path : "";
-    int rc = weir__fsink_init(&s->fs, dir, op->subtask, WEIR_PART_ROLL_BYTES, err, sizeof(err));
+    /* The identity of this sink's files (job, operator, subtask) and the attempt that fences
+     * older ones (connectors/README.md, "File sink part files"). */
+    weir_part_id_t id = {.subtask = op->subtask, .attempt = weir_ctx_attempt(ctx)};
+    weir__part_sink_uuid(weir_ctx_job_id(ctx), op->node->uid, op->node->id, id.uuid);
+    int rc = weir__fsink_init(&s->fs, dir, &id, WEIR_PART_ROLL_BYTES, err, sizeof(err));
     if (rc != 0) {
         s->failed = true;
         weir_fail(ctx, "file sink '%s': %s", op->node->name, err);

@@ -197,8 +197,10 @@ weir_stream_t *weir_reduce(weir_stream_t *keyed, const char *name, weir_reduce_f
 
 /**
  * File sink: writes each record's value as one line (a msgpack str/bin is written as is, other
- * values as JSON-like text) to part files `part-<subtask>-<n>` in @p dir. Files in progress have
- * hidden names (leading '.'); readers of @p dir see only finished files.
+ * values as JSON-like text) to part files `part-<uuid>-<subtask>-<n>` in @p dir, where the uuid
+ * is derived from the job id and the sink (its uid, else its node id), so several jobs and sinks
+ * can share @p dir. Files in progress have hidden names (leading '.'); readers of @p dir see only
+ * finished files.
  */
 weir_stream_t *weir_sink_file(weir_stream_t *in, const char *name, const char *dir);
 /** Print sink: the task manager's stdout, each line prefixed with "<subtask+1>> ". */

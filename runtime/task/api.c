@@ -2,8 +2,8 @@
  * emitting (weir_emit, weir_packer, weir_emit_packed) together with the per-record half of the
  * output writer (key selectors, partitioning, writing a record into output channel buffers),
  * weir_unpack, the context getters (weir_subtask_index, weir_parallelism, weir_current_key,
- * weir_ctx_killpoint), the keyed-state accessors (weir_value_*, weir_list_*, weir_mapstate_*,
- * weir_reducing_*) and failing (weir_fail, weir__task_fail).
+ * weir_ctx_killpoint, weir_ctx_job_id, weir_ctx_attempt), the keyed-state accessors (weir_value_*,
+ * weir_list_*, weir_mapstate_*, weir_reducing_*) and failing (weir_fail, weir__task_fail).
  *
  * Invariants:
  *  - Records pass down the chain by pointer (weir_emit -> weir__task_deliver -> the next
@@ -185,6 +185,14 @@ const void *weir_current_key(const weir_ctx_t *ctx, uint32_t *key_len) {
 void weir_ctx_killpoint(weir_ctx_t *ctx, const char *point) {
     if (ctx && ctx->task)
         weir_killpoint_hit(ctx->task->kp, point);
+}
+
+const char *weir_ctx_job_id(const weir_ctx_t *ctx) {
+    return ctx->task->job_id;
+}
+
+uint32_t weir_ctx_attempt(const weir_ctx_t *ctx) {
+    return ctx->task->attempt;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -69,6 +69,13 @@ struct weir_operator {
  * debug.kill-at names @p point and this is its Nth hit. Implemented by the task runtime. */
 void weir_ctx_killpoint(weir_ctx_t *ctx, const char *point);
 
+/** The job id (32 hex digits) and the deployment attempt (counted from 1 per job; a newer
+ * attempt has a higher number) of the subtask running @p ctx. A sink names and fences its
+ * artifacts with them (connectors/README.md, "File sink part files"). Implemented by the task
+ * runtime. */
+const char *weir_ctx_job_id(const weir_ctx_t *ctx);
+uint32_t weir_ctx_attempt(const weir_ctx_t *ctx);
+
 /** Sets op->vt/op->impl for a connector kind (sources, file/print/blackhole sinks). The task
  * runtime knows no connector: the host passes one of these in weir_task_spec_t (the task manager
  * passes weir_connector_create from connectors/registry.c). @returns 0, or WEIR_EINVAL for a kind

@@ -295,15 +295,45 @@ static void test_directory_listing(void **state) {
 
 /* ---- part-file writer ------------------------------------------------------------------ */
 
+/* A test identity: uuid @p uuid (short, for readable names), subtask, attempt. */
+static weir_part_id_t pid(const char *uuid, uint32_t subtask, uint32_t attempt) {
+    weir_part_id_t id = {.subtask = subtask, .attempt = attempt};
+    snprintf(id.uuid, sizeof(id.uuid), "%s", uuid);
+    return id;
+}
+
+/* The uuid of a sink: expected values computed independently with Python's hashlib
+ * (sha256("weir-file-sink:<job>:node:4") etc., version/variant bits set, 8-4-4-4-12). */
+static void test_part_sink_uuid(void **state) {
+    (void)state;
+    char u[37];
+    const char *job = "0123456789abcdef0123456789abcdef";
+    weir__part_sink_uuid(job, NULL, 4, u);
+    assert_string_equal(u, "9ae2cede-e560-8b15-95bb-aca642f36acc");
+    weir__part_sink_uuid(job, NULL, 5, u); /* a second sink of the same job */
+    assert_string_equal(u, "2bf32bb9-1e58-81ae-a56d-c42aaa64f8cf");
+    weir__part_sink_uuid(job, "sink-a", 4, u); /* the uid wins over the node id */
+    assert_string_equal(u, "9fb4bf04-8e68-848c-aec9-802bda8b470b");
+    weir__part_sink_uuid("fedcba9876543210fedcba9876543210", NULL, 4, u); /* a resubmission */
+    assert_string_equal(u, "0593bd80-5506-84fe-a717-6b5f18e926fd");
+    char pending[128], final[128];
+    weir_part_id_t id = pid(u, 3, 7);
+    weir__part_names(&id, 12, pending, final, sizeof(pending));
+    assert_string_equal(pending, ".part-0593bd80-5506-84fe-a717-6b5f18e926fd-3-12.a7.pending");
+    assert_string_equal(final, "part-0593bd80-5506-84fe-a717-6b5f18e926fd-3-12");
+}
+
 static void test_part_writer(void **state) {
     (void)state;
     char dir[4200], inprog[4300], final[4300];
     snprintf(dir, sizeof(dir), "%s/out/nested", g_tmp);
     weir_part_writer_t w;
     char err[256];
-    assert_int_equal(weir__part_writer_init(&w, dir, 3, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
-    snprintf(inprog, sizeof(inprog), "%s/.part-3-0.inprogress", dir);
-    snprintf(final, sizeof(final), "%s/part-3-0", dir);
+    weir_part_id_t id = pid("ua", 3, 1);
+    assert_int_equal(weir__part_writer_init(&w, dir, &id, WEIR_PART_ROLL_BYTES, err, sizeof(err)),
+                     0);
+    snprintf(inprog, sizeof(inprog), "%s/.part-ua-3-0.a1.inprogress", dir);
+    snprintf(final, sizeof(final), "%s/part-ua-3-0", dir);
     assert_false(exists(inprog)); /* opened lazily */
     assert_int_equal(weir__part_writer_line(&w, "hello world", 11), 0);
     assert_int_equal(weir__part_writer_line(&w, "", 0), 0);
@@ -320,13 +350,13 @@ static void test_part_writer(void **state) {
     free(data);
     /* The next line starts part 1. */
     assert_int_equal(weir__part_writer_line(&w, "again", 5), 0);
-    snprintf(inprog, sizeof(inprog), "%s/.part-3-1.inprogress", dir);
+    snprintf(inprog, sizeof(inprog), "%s/.part-ua-3-1.a1.inprogress", dir);
     assert_true(exists(inprog));
     /* Cancel: the in-progress file disappears, finished ones stay. */
     weir__part_writer_destroy(&w);
     assert_false(exists(inprog));
     assert_true(exists(final));
-    snprintf(final, sizeof(final), "%s/part-3-1", dir);
+    snprintf(final, sizeof(final), "%s/part-ua-3-1", dir);
     assert_false(exists(final));
 }
 
@@ -336,7 +366,8 @@ static void test_part_writer_roll(void **state) {
     snprintf(dir, sizeof(dir), "%s/roll", g_tmp);
     weir_part_writer_t w;
     char err[256];
-    assert_int_equal(weir__part_writer_init(&w, dir, 0, 10, err, sizeof(err)), 0);
+    weir_part_id_t id = pid("ua", 0, 1);
+    assert_int_equal(weir__part_writer_init(&w, dir, &id, 10, err, sizeof(err)), 0);
     /* 4-byte lines + '\n' = 5 bytes: a file rolls once it holds more than 10 bytes (3 lines). */
     for (int i = 0; i < 7; i++) {
         char line[8];
@@ -346,14 +377,14 @@ static void test_part_writer_roll(void **state) {
     assert_int_equal(weir__part_writer_finish(&w), 0);
     const char *want[] = {"L000\nL001\nL002\n", "L003\nL004\nL005\n", "L006\n"};
     for (int n = 0; n < 3; n++) {
-        snprintf(p, sizeof(p), "%s/part-0-%d", dir, n);
+        snprintf(p, sizeof(p), "%s/part-ua-0-%d", dir, n);
         size_t len;
         char *data = read_all(p, &len);
         assert_int_equal(len, strlen(want[n]));
         assert_memory_equal(data, want[n], len);
         free(data);
     }
-    snprintf(p, sizeof(p), "%s/part-0-3", dir);
+    snprintf(p, sizeof(p), "%s/part-ua-0-3", dir);
     assert_false(exists(p));
     weir__part_writer_destroy(&w);
 }
@@ -366,8 +397,18 @@ static void test_part_writer_bad_dir(void **state) {
     snprintf(dir, sizeof(dir), "%s/sub", file); /* below a regular file: cannot exist */
     weir_part_writer_t w;
     char err[512] = "";
-    assert_int_equal(weir__part_writer_init(&w, dir, 0, 100, err, sizeof(err)), WEIR_EIO);
+    weir_part_id_t id = pid("ua", 0, 1);
+    assert_int_equal(weir__part_writer_init(&w, dir, &id, 100, err, sizeof(err)), WEIR_EIO);
     assert_non_null(strstr(err, dir));
+    /* A uuid that could break names (empty, a '/', a '.', upper case) is refused. */
+    snprintf(dir, sizeof(dir), "%s/ok", g_tmp);
+    const char *bad[] = {"", "a/b", "a.b", "AB"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        id = pid(bad[i], 0, 1);
+        err[0] = 0;
+        assert_int_equal(weir__part_writer_init(&w, dir, &id, 100, err, sizeof(err)), WEIR_EINVAL);
+        assert_non_null(strstr(err, "bad file sink id"));
+    }
 }
 
 /* ---- exactly-once file sink (two-phase commit on a real directory) ---------------------- */
@@ -399,6 +440,24 @@ static void dir_names(const char *dir, char *out, size_t cap) {
         free(files[i]);
     }
     free(files);
+}
+
+/* Every name of @p dir with its content ("name=content;" sorted by name), so a test can check
+ * that nothing in a directory changed, appeared or vanished. */
+static void dir_dump(const char *dir, char *out, size_t cap) {
+    char names[8192];
+    dir_names(dir, names, sizeof(names));
+    size_t cnt = 0;
+    out[0] = 0;
+    for (char *save = NULL, *n = strtok_r(names, " ", &save); n; n = strtok_r(NULL, " ", &save)) {
+        char p[4400];
+        snprintf(p, sizeof(p), "%s/%s", dir, n);
+        size_t len;
+        char *data = read_all(p, &len);
+        cnt += (size_t)snprintf(out + cnt, cap - cnt, "%s=%.*s;", n, (int)len, data);
+        free(data);
+        assert_true(cnt < cap);
+    }
 }
 
 static void assert_file(const char *dir, const char *name, const char *content) {
@@ -455,44 +514,52 @@ static void line(weir_file_2pc_t *s, const char *text) {
     assert_int_equal(weir__fsink_line(s, text, strlen(text)), 0);
 }
 
+/* weir__fsink_init of sink "ua" for a subtask and attempt. */
+static void fsink_start(weir_file_2pc_t *s, const char *dir, uint32_t subtask, uint32_t attempt,
+                        uint64_t roll) {
+    char err[256];
+    weir_part_id_t id = pid("ua", subtask, attempt);
+    assert_int_equal(weir__fsink_init(s, dir, &id, roll, err, sizeof(err)), 0);
+}
+
 static void test_file_sink_2pc_crash_restore(void **state) {
     (void)state;
     char dir[4200], names[4096];
     snprintf(dir, sizeof(dir), "%s/out2pc", g_tmp);
-    char err[256];
     weir_file_2pc_t s;
     int renames = 0;
-    assert_int_equal(weir__fsink_init(&s, dir, 2, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    fsink_start(&s, dir, 2, 1, WEIR_PART_ROLL_BYTES);
     assert_int_equal(weir__fsink_start_fresh(&s), 0);
     s.after_rename = count_hook;
     s.hook_arg = &renames;
     line(&s, "a1");
     line(&s, "a2");
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, ".part-2-0.inprogress");
+    assert_string_equal(names, ".fence-ua-2.a1 .part-ua-2-0.a1.inprogress");
     packed_t s1, s2;
     fsink_snap(&s, 1, &s1);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, ".part-2-0.pending");
+    assert_string_equal(names, ".fence-ua-2.a1 .part-ua-2-0.a1.pending");
     line(&s, "b1");
     fsink_snap(&s, 2, &s2);
     assert_int_equal(weir__fsink_notify(&s, 1, false), 0);
     assert_int_equal(renames, 1);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, ".part-2-1.pending part-2-0"); /* only epoch 1 visible */
-    assert_file(dir, "part-2-0", "a1\na2\n");
+    assert_string_equal(names, ".fence-ua-2.a1 .part-ua-2-1.a1.pending part-ua-2-0"); /* epoch 1 */
+    assert_file(dir, "part-ua-2-0", "a1\na2\n");
     line(&s, "c1"); /* epoch 3, in progress */
     fsink_crash(&s);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, ".part-2-1.pending .part-2-2.inprogress part-2-0");
+    assert_string_equal(names, ".fence-ua-2.a1 .part-ua-2-1.a1.pending .part-ua-2-2.a1.inprogress "
+                               "part-ua-2-0");
 
-    /* Restart from checkpoint 2 (complete; its notify was lost in the crash). */
-    assert_int_equal(weir__fsink_init(&s, dir, 2, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    /* Restart (attempt 2) from checkpoint 2 (complete; its notify was lost in the crash). */
+    fsink_start(&s, dir, 2, 2, WEIR_PART_ROLL_BYTES);
     assert_int_equal(weir__fsink_restore(&s, 2, &s2.u.data), 0);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, "part-2-0 part-2-1"); /* epoch 3's file deleted */
-    assert_file(dir, "part-2-0", "a1\na2\n");
-    assert_file(dir, "part-2-1", "b1\n");
+    assert_string_equal(names, ".fence-ua-2.a2 part-ua-2-0 part-ua-2-1"); /* epoch 3 deleted */
+    assert_file(dir, "part-ua-2-0", "a1\na2\n");
+    assert_file(dir, "part-ua-2-1", "b1\n");
     /* Numbering continues after the restored state: the replayed epoch 3 is part 2. */
     s.after_rename = count_hook;
     s.hook_arg = &renames;
@@ -505,15 +572,16 @@ static void test_file_sink_2pc_crash_restore(void **state) {
     assert_int_equal(weir__fsink_notify(&s, 3, false), 0); /* twice: idempotent */
     assert_int_equal(renames, 1);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, "part-2-0 part-2-1 part-2-2");
-    assert_file(dir, "part-2-2", "c1\nc2\n");
-    /* Restoring checkpoint 3 again (a second crash after the commit) changes nothing. */
+    assert_string_equal(names, ".fence-ua-2.a2 part-ua-2-0 part-ua-2-1 part-ua-2-2");
+    assert_file(dir, "part-ua-2-2", "c1\nc2\n");
+    /* Restoring checkpoint 3 again (attempt 3, after a second crash after the commit) changes
+     * nothing but the fence. */
     assert_int_equal(weir__fsink_close(&s), 0);
-    assert_int_equal(weir__fsink_init(&s, dir, 2, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    fsink_start(&s, dir, 2, 3, WEIR_PART_ROLL_BYTES);
     assert_int_equal(weir__fsink_restore(&s, 3, &s3.u.data), 0);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, "part-2-0 part-2-1 part-2-2");
-    assert_file(dir, "part-2-2", "c1\nc2\n");
+    assert_string_equal(names, ".fence-ua-2.a3 part-ua-2-0 part-ua-2-1 part-ua-2-2");
+    assert_file(dir, "part-ua-2-2", "c1\nc2\n");
     assert_int_equal(weir__fsink_close(&s), 0);
     packed_free(&s1);
     packed_free(&s2);
@@ -524,46 +592,78 @@ static void test_file_sink_restore_older_checkpoint(void **state) {
     (void)state;
     char dir[4200], names[4096];
     snprintf(dir, sizeof(dir), "%s/older", g_tmp);
-    char err[256];
     weir_file_2pc_t s;
-    assert_int_equal(weir__fsink_init(&s, dir, 0, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    fsink_start(&s, dir, 0, 1, WEIR_PART_ROLL_BYTES);
     line(&s, "x");
     packed_t s1, s2;
     fsink_snap(&s, 1, &s1);
     line(&s, "y");
     fsink_snap(&s, 2, &s2); /* never completes */
     fsink_crash(&s);
-    assert_int_equal(weir__fsink_init(&s, dir, 0, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    fsink_start(&s, dir, 0, 2, WEIR_PART_ROLL_BYTES);
     assert_int_equal(weir__fsink_restore(&s, 1, &s1.u.data), 0);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, "part-0-0"); /* epoch 2's pending file is gone */
-    line(&s, "y");                          /* the replay rewrites part 1 */
+    assert_string_equal(names, ".fence-ua-0.a2 part-ua-0-0"); /* epoch 2's pending file is gone */
+    line(&s, "y");                                            /* the replay rewrites part 1 */
     assert_int_equal(weir__fsink_end_input(&s), 0);
     packed_t fin;
     fsink_snap(&s, 0, &fin);
     assert_int_equal(weir__fsink_notify(&s, 2, false), 0); /* late periodic: not the final */
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, ".part-0-1.pending part-0-0");
+    assert_string_equal(names, ".fence-ua-0.a2 .part-ua-0-1.a2.pending part-ua-0-0");
     assert_int_equal(weir__fsink_notify(&s, 3, true), 0);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, "part-0-0 part-0-1");
-    assert_file(dir, "part-0-1", "y\n");
-    assert_int_equal(weir__fsink_close(&s), 0);
+    assert_string_equal(names, ".fence-ua-0.a2 part-ua-0-0 part-ua-0-1");
+    assert_file(dir, "part-ua-0-1", "y\n");
+    assert_int_equal(weir__fsink_close(&s), 0); /* all committed: the fence is given up */
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, "part-0-0 part-0-1");
+    assert_string_equal(names, "part-ua-0-0 part-ua-0-1");
     packed_free(&s1);
     packed_free(&s2);
     packed_free(&fin);
+}
+
+/* Restarted from a checkpoint older than output already committed (a newer _metadata found
+ * corrupt): the committed files stay as they are and the replay goes to new part numbers. */
+static void test_file_sink_restore_behind_committed(void **state) {
+    (void)state;
+    char dir[4200], names[4096];
+    snprintf(dir, sizeof(dir), "%s/behind", g_tmp);
+    weir_file_2pc_t s;
+    fsink_start(&s, dir, 0, 1, WEIR_PART_ROLL_BYTES);
+    assert_int_equal(weir__fsink_start_fresh(&s), 0);
+    line(&s, "x");
+    packed_t s1, s2;
+    fsink_snap(&s, 1, &s1);
+    assert_int_equal(weir__fsink_notify(&s, 1, false), 0);
+    line(&s, "y1");
+    fsink_snap(&s, 2, &s2);
+    assert_int_equal(weir__fsink_notify(&s, 2, false), 0);
+    fsink_crash(&s);
+    fsink_start(&s, dir, 0, 2, WEIR_PART_ROLL_BYTES);
+    assert_int_equal(weir__fsink_restore(&s, 1, &s1.u.data), 0); /* behind checkpoint 2 */
+    line(&s, "y2"); /* the replay of epoch 2, cut or ordered differently */
+    packed_t s3;
+    fsink_snap(&s, 3, &s3);
+    assert_int_equal(weir__fsink_notify(&s, 3, false), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".fence-ua-0.a2 part-ua-0-0 part-ua-0-1 part-ua-0-2");
+    assert_file(dir, "part-ua-0-0", "x\n");
+    assert_file(dir, "part-ua-0-1", "y1\n"); /* never replaced */
+    assert_file(dir, "part-ua-0-2", "y2\n");
+    assert_int_equal(weir__fsink_close(&s), 0);
+    packed_free(&s1);
+    packed_free(&s2);
+    packed_free(&s3);
 }
 
 static void test_file_sink_without_checkpoints(void **state) {
     (void)state;
     char dir[4200], names[4096];
     snprintf(dir, sizeof(dir), "%s/plain", g_tmp);
-    char err[256];
     weir_file_2pc_t s;
     /* 4-byte lines + '\n': a file rolls once above 10 bytes (3 lines). */
-    assert_int_equal(weir__fsink_init(&s, dir, 1, 10, err, sizeof(err)), 0);
+    fsink_start(&s, dir, 1, 1, 10);
     assert_int_equal(weir__fsink_start_fresh(&s), 0);
     for (int i = 0; i < 4; i++) {
         char l[8];
@@ -572,38 +672,45 @@ static void test_file_sink_without_checkpoints(void **state) {
     }
     assert_int_equal(weir__fsink_end_input(&s), 0);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, ".part-1-0.pending .part-1-1.pending"); /* nothing visible yet */
+    assert_string_equal(names, ".fence-ua-1.a1 .part-ua-1-0.a1.pending .part-ua-1-1.a1.pending");
     assert_int_equal(weir__fsink_close(&s), 0); /* ended, never checkpointed: commit */
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, "part-1-0 part-1-1");
-    assert_file(dir, "part-1-0", "L000\nL001\nL002\n");
-    assert_file(dir, "part-1-1", "L003\n");
+    assert_string_equal(names, "part-ua-1-0 part-ua-1-1");
+    assert_file(dir, "part-ua-1-0", "L000\nL001\nL002\n");
+    assert_file(dir, "part-ua-1-1", "L003\n");
 
     /* Cancel (close without end of input): the in-progress file disappears. A fresh start
-     * deletes lingering files of its own subtask only (1, not 12). */
-    assert_int_equal(weir__fsink_init(&s, dir, 1, 10, err, sizeof(err)), 0);
+     * deletes lingering files of its own sink and subtask written by older attempts only (not
+     * those of subtask 12, of another sink "ub", of a newer attempt 9, names it never writes,
+     * or an old-style `.part-1-7.pending`). */
+    fsink_start(&s, dir, 1, 2, 10);
     line(&s, "zz");
     assert_int_equal(weir__fsink_close(&s), 0);
-    write_file(strcat(strcpy(names, dir), "/.part-1-7.pending"), "p", 1);
-    write_file(strcat(strcpy(names, dir), "/.part-12-0.inprogress"), "q", 1);
-    write_file(strcat(strcpy(names, dir), "/.part-1-x.pending"), "r", 1);
-    assert_int_equal(weir__fsink_init(&s, dir, 1, 10, err, sizeof(err)), 0);
+    const char *planted[] = {"/.part-ua-1-7.a1.pending", "/.part-ua-12-0.a1.inprogress",
+                             "/.part-ua-1-x.a1.pending", "/.part-ub-1-7.a1.pending",
+                             "/.part-ua-1-8.a9.pending", "/.part-1-7.pending"};
+    for (size_t i = 0; i < sizeof(planted) / sizeof(planted[0]); i++)
+        write_file(strcat(strcpy(names, dir), planted[i]), "p", 1);
+    fsink_start(&s, dir, 1, 3, 10);
     assert_int_equal(weir__fsink_start_fresh(&s), 0);
     dir_names(dir, names, sizeof(names));
-    assert_string_equal(names, ".part-1-x.pending .part-12-0.inprogress part-1-0 part-1-1");
+    assert_string_equal(names, ".fence-ua-1.a3 .part-1-7.pending .part-ua-1-8.a9.pending "
+                               ".part-ua-1-x.a1.pending .part-ua-12-0.a1.inprogress "
+                               ".part-ub-1-7.a1.pending part-ua-1-0 part-ua-1-1");
     assert_int_equal(weir__fsink_close(&s), 0);
 
-    /* Checkpointing on: close after end of input does not commit (the final notify does). */
+    /* Checkpointing on: close after end of input does not commit (the final notify does) and
+     * keeps the fence. */
     char dir2[4300];
     snprintf(dir2, sizeof(dir2), "%s/ck", g_tmp);
-    assert_int_equal(weir__fsink_init(&s, dir2, 0, 10, err, sizeof(err)), 0);
+    fsink_start(&s, dir2, 0, 1, 10);
     packed_t p;
     fsink_snap(&s, 1, &p);
     line(&s, "a");
     assert_int_equal(weir__fsink_end_input(&s), 0);
     assert_int_equal(weir__fsink_close(&s), 0);
     dir_names(dir2, names, sizeof(names));
-    assert_string_equal(names, ".part-0-0.pending");
+    assert_string_equal(names, ".fence-ua-0.a1 .part-ua-0-0.a1.pending");
     packed_free(&p);
 }
 
@@ -611,19 +718,235 @@ static void test_file_sink_commit_lost_data(void **state) {
     (void)state;
     char dir[4200];
     snprintf(dir, sizeof(dir), "%s/lost", g_tmp);
-    char err[256], p[4400];
+    char p[4400];
     weir_file_2pc_t s;
-    assert_int_equal(weir__fsink_init(&s, dir, 0, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    fsink_start(&s, dir, 0, 1, WEIR_PART_ROLL_BYTES);
     line(&s, "x");
     packed_t s1;
     fsink_snap(&s, 1, &s1);
-    snprintf(p, sizeof(p), "%s/.part-0-0.pending", dir);
+    snprintf(p, sizeof(p), "%s/.part-ua-0-0.a1.pending", dir);
     assert_int_equal(unlink(p), 0);
     assert_int_equal(weir__fsink_notify(&s, 1, false), WEIR_ENOTFOUND);
-    assert_non_null(strstr(s.w.errmsg, ".part-0-0.pending"));
+    assert_non_null(strstr(s.w.errmsg, ".part-ua-0-0.a1.pending"));
     assert_non_null(strstr(s.w.errmsg, "lost"));
     assert_int_equal(weir__fsink_close(&s), 0);
     packed_free(&s1);
+}
+
+/* Never create by truncating, never replace on commit: a name someone else wrote stays as it
+ * is and the error names it; a commit finds its own earlier commit (same size) or an interrupted
+ * link + unlink (one file under both names) and is done. */
+static void test_file_sink_never_replaces(void **state) {
+    (void)state;
+    char dir[4200], p[4400], names[4096];
+    snprintf(dir, sizeof(dir), "%s/noreplace", g_tmp);
+    weir_part_writer_t w;
+    char err[256];
+    weir_part_id_t id = pid("ua", 0, 1);
+    assert_int_equal(weir__part_writer_init(&w, dir, &id, WEIR_PART_ROLL_BYTES, err, sizeof(err)),
+                     0);
+    /* O_EXCL: an existing in-progress name is an error naming it, its content untouched. */
+    write_file(strcat(strcpy(p, dir), "/.part-ua-0-0.a1.inprogress"), "theirs\n", 7);
+    assert_int_equal(weir__part_writer_line(&w, "mine", 4), WEIR_EIO);
+    assert_non_null(strstr(w.errmsg, ".part-ua-0-0.a1.inprogress"));
+    assert_file(dir, ".part-ua-0-0.a1.inprogress", "theirs\n");
+    assert_int_equal(unlink(p), 0);
+
+    /* Commit onto an existing final name: refused (WEIR_EEXIST), both files kept. */
+    uint64_t k, size;
+    assert_int_equal(weir__part_writer_begin(&w), 0);
+    assert_int_equal(weir__part_writer_line(&w, "mine", 4), 0);
+    assert_int_equal(weir__part_writer_precommit(&w, &k, &size), 0);
+    assert_int_equal(k, 0);
+    assert_int_equal(size, 5);
+    write_file(strcat(strcpy(p, dir), "/part-ua-0-0"), "theirs\n", 7);
+    assert_int_equal(weir__part_commit(&w, ".part-ua-0-0.a1.pending", "part-ua-0-0", 5),
+                     WEIR_EEXIST);
+    assert_non_null(strstr(w.errmsg, "part-ua-0-0"));
+    assert_non_null(strstr(w.errmsg, "nothing was replaced"));
+    assert_file(dir, "part-ua-0-0", "theirs\n");
+    assert_file(dir, ".part-ua-0-0.a1.pending", "mine\n");
+    /* Pending gone, final of another size: not this transaction's commit. */
+    assert_int_equal(unlink(strcat(strcpy(p, dir), "/.part-ua-0-0.a1.pending")), 0);
+    assert_int_equal(weir__part_commit(&w, ".part-ua-0-0.a1.pending", "part-ua-0-0", 5),
+                     WEIR_EEXIST);
+    assert_file(dir, "part-ua-0-0", "theirs\n");
+    /* Pending gone, final of the handle's size: committed before. */
+    assert_int_equal(weir__part_commit(&w, ".part-ua-0-0.a1.pending", "part-ua-0-0", 7), 0);
+
+    /* A link + unlink commit interrupted after the link: both names are one file; the commit
+     * finishes it (drops the pending name). */
+    assert_int_equal(weir__part_writer_begin(&w), 0);
+    assert_int_equal(weir__part_writer_line(&w, "second", 6), 0);
+    assert_int_equal(weir__part_writer_precommit(&w, &k, &size), 0);
+    assert_int_equal(k, 1);
+    char src[4400], dst[4400];
+    snprintf(src, sizeof(src), "%s/.part-ua-0-1.a1.pending", dir);
+    snprintf(dst, sizeof(dst), "%s/part-ua-0-1", dir);
+    assert_int_equal(link(src, dst), 0);
+    assert_int_equal(weir__part_commit(&w, ".part-ua-0-1.a1.pending", "part-ua-0-1", 7), 0);
+    assert_false(exists(src));
+    assert_file(dir, "part-ua-0-1", "second\n");
+
+    /* The link + unlink path (filesystems without RENAME_NOREPLACE) commits and refuses alike. */
+    w.link_rename = true;
+    assert_int_equal(weir__part_writer_begin(&w), 0);
+    assert_int_equal(weir__part_writer_line(&w, "third", 5), 0);
+    assert_int_equal(weir__part_writer_precommit(&w, &k, &size), 0);
+    assert_int_equal(weir__part_commit(&w, ".part-ua-0-2.a1.pending", "part-ua-0-2", 6), 1);
+    assert_file(dir, "part-ua-0-2", "third\n");
+    assert_int_equal(weir__part_writer_begin(&w), 0);
+    assert_int_equal(weir__part_writer_line(&w, "fourth", 6), 0);
+    assert_int_equal(weir__part_writer_precommit(&w, &k, &size), 0);
+    assert_int_equal(weir__part_commit(&w, ".part-ua-0-3.a1.pending", "part-ua-0-2", 7),
+                     WEIR_EEXIST);
+    assert_file(dir, "part-ua-0-2", "third\n");
+    assert_file(dir, ".part-ua-0-3.a1.pending", "fourth\n");
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".fence-ua-0.a1 .part-ua-0-3.a1.pending part-ua-0-0 part-ua-0-1 "
+                               "part-ua-0-2");
+    weir__part_writer_destroy(&w);
+}
+
+/* Two jobs (or two sinks of one job) in one directory, then a resubmission: each sink sees only
+ * its own files, a start deletes nothing of the others, and no name collides. */
+static void test_file_sink_shared_directory(void **state) {
+    (void)state;
+    char dir[4200], names[4096], before[8192], after[8192];
+    snprintf(dir, sizeof(dir), "%s/shared", g_tmp);
+    char err[256];
+    weir_file_2pc_t a, b, c;
+    weir_part_id_t ia = pid("ua", 0, 1), ib = pid("ub", 0, 1), ic = pid("uc", 0, 1);
+    assert_int_equal(weir__fsink_init(&a, dir, &ia, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_start_fresh(&a), 0);
+    line(&a, "a0");
+    packed_t a1, a2, b1, c1;
+    fsink_snap(&a, 1, &a1);
+    line(&a, "a1"); /* a pending and an in-progress file of A when B starts */
+    assert_int_equal(weir__fsink_init(&b, dir, &ib, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_start_fresh(&b), 0);
+    line(&b, "b0");
+    fsink_snap(&b, 1, &b1);
+    assert_int_equal(weir__fsink_notify(&b, 1, false), 0);
+    fsink_snap(&a, 2, &a2);
+    assert_int_equal(weir__fsink_notify(&a, 2, false), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".fence-ua-0.a1 .fence-ub-0.a1 part-ua-0-0 part-ua-0-1 part-ub-0-0");
+    assert_file(dir, "part-ua-0-0", "a0\n");
+    assert_file(dir, "part-ua-0-1", "a1\n");
+    assert_file(dir, "part-ub-0-0", "b0\n");
+    line(&a, "a2");
+    line(&b, "b1");
+    dir_dump(dir, before, sizeof(before));
+    assert_string_equal(before, ".fence-ua-0.a1=;.fence-ub-0.a1=;.part-ua-0-2.a1.inprogress=;"
+                                ".part-ub-0-1.a1.inprogress=;part-ua-0-0=a0\n;part-ua-0-1=a1\n;"
+                                "part-ub-0-0=b0\n;");
+    /* A resubmission (new job id: uuid "uc") starts fresh in the same directory: only its own
+     * fence appears. */
+    assert_int_equal(weir__fsink_init(&c, dir, &ic, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+    assert_int_equal(weir__fsink_start_fresh(&c), 0);
+    dir_dump(dir, after, sizeof(after));
+    assert_string_equal(after, ".fence-ua-0.a1=;.fence-ub-0.a1=;.fence-uc-0.a1=;"
+                               ".part-ua-0-2.a1.inprogress=;.part-ub-0-1.a1.inprogress=;"
+                               "part-ua-0-0=a0\n;part-ua-0-1=a1\n;part-ub-0-0=b0\n;");
+    line(&c, "c0");
+    fsink_snap(&c, 1, &c1);
+    assert_int_equal(weir__fsink_notify(&c, 1, false), 0);
+    assert_file(dir, "part-uc-0-0", "c0\n"); /* numbered from 0: its own sequence */
+    assert_int_equal(weir__fsink_close(&a), 0);
+    assert_int_equal(weir__fsink_close(&b), 0);
+    assert_int_equal(weir__fsink_close(&c), 0);
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".fence-ua-0.a1 .fence-ub-0.a1 .fence-uc-0.a1 part-ua-0-0 "
+                               "part-ua-0-1 part-ub-0-0 part-uc-0-0");
+    packed_free(&a1);
+    packed_free(&a2);
+    packed_free(&b1);
+    packed_free(&c1);
+}
+
+/* Attempt fencing: attempt 1 of a sink subtask is frozen (a task manager declared lost but
+ * alive), attempt 2 restores from the latest completed checkpoint and goes on; then attempt 1
+ * wakes up. Nothing attempt 1 does afterwards (notify, write, snapshot, end of input, close, a
+ * late start) changes, creates or deletes a file of the directory, and attempt 2 finishes with
+ * exactly its output. */
+static void test_file_sink_attempt_fencing(void **state) {
+    (void)state;
+    char dir[4200], names[4096], before[8192], after[8192];
+    snprintf(dir, sizeof(dir), "%s/fence", g_tmp);
+    weir_file_2pc_t z, s; /* z: attempt 1 (the zombie), s: attempt 2 */
+    fsink_start(&z, dir, 0, 1, WEIR_PART_ROLL_BYTES);
+    assert_int_equal(weir__fsink_start_fresh(&z), 0);
+    line(&z, "e1");
+    packed_t z1, z2, s3, s4, fin;
+    fsink_snap(&z, 1, &z1);
+    assert_int_equal(weir__fsink_notify(&z, 1, false), 0);
+    line(&z, "e2");
+    fsink_snap(&z, 2, &z2); /* checkpoint 2 completes at the job manager ... */
+    line(&z, "z3");         /* ... and attempt 1 freezes before its notify, mid-epoch 3 */
+
+    /* Attempt 2 restores checkpoint 2: commits epoch 2 (attempt 1's pending file), deletes
+     * attempt 1's in-progress file and fence. */
+    fsink_start(&s, dir, 0, 2, WEIR_PART_ROLL_BYTES);
+    assert_int_equal(weir__fsink_restore(&s, 2, &z2.u.data), 0);
+    line(&s, "e3");
+    fsink_snap(&s, 3, &s3);
+    assert_int_equal(weir__fsink_notify(&s, 3, false), 0);
+    line(&s, "e4");
+    fsink_snap(&s, 4, &s4); /* pending, checkpoint 4 not complete yet */
+    line(&s, "e5");         /* in progress */
+    dir_names(dir, names, sizeof(names));
+    assert_string_equal(names, ".fence-ua-0.a2 .part-ua-0-3.a2.pending .part-ua-0-4.a2.inprogress "
+                               "part-ua-0-0 part-ua-0-1 part-ua-0-2");
+    dir_dump(dir, before, sizeof(before));
+
+    /* Attempt 1 wakes up: its notify of checkpoint 2 would commit part 1 (already committed by
+     * attempt 2) and its later steps would rename and delete; it is fenced at the first. */
+    assert_int_equal(weir__fsink_notify(&z, 2, false), WEIR_ECANCELED);
+    assert_non_null(strstr(z.w.errmsg, "fenced"));
+    assert_non_null(strstr(z.w.errmsg, ".fence-ua-0.a1"));
+    line(&z, "z3b"); /* writes go to its own (already deleted) in-progress file */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(weir__fsink_snapshot(&z, 3, &pk), WEIR_ECANCELED); /* no pre-commit */
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(weir__fsink_line(&z, "z4", 2), WEIR_ECANCELED); /* no new file */
+    assert_int_equal(weir__fsink_end_input(&z), 0);
+    assert_int_equal(weir__fsink_notify(&z, 4, true), WEIR_ECANCELED);
+    assert_int_equal(weir__fsink_close(&z), 0);
+    dir_dump(dir, after, sizeof(after));
+    assert_string_equal(after, before);
+    /* A late start of attempt 1 (its restore ran only now) is refused and touches nothing. */
+    char err[512] = "";
+    weir_part_id_t old = pid("ua", 0, 1);
+    assert_int_equal(weir__fsink_init(&z, dir, &old, WEIR_PART_ROLL_BYTES, err, sizeof(err)),
+                     WEIR_ECANCELED);
+    assert_non_null(strstr(err, "superseded by attempt 2"));
+    dir_dump(dir, after, sizeof(after));
+    assert_string_equal(after, before);
+    /* The same attempt started twice is refused too (its fence exists). */
+    weir_part_id_t same = pid("ua", 0, 2);
+    assert_int_equal(weir__fsink_init(&z, dir, &same, WEIR_PART_ROLL_BYTES, err, sizeof(err)),
+                     WEIR_EEXIST);
+    assert_non_null(strstr(err, ".fence-ua-0.a2"));
+
+    /* Attempt 2 finishes: exactly its output, one file per epoch, and no hidden file. */
+    assert_int_equal(weir__fsink_notify(&s, 4, false), 0);
+    assert_int_equal(weir__fsink_end_input(&s), 0);
+    fsink_snap(&s, 0, &fin);
+    assert_int_equal(weir__fsink_notify(&s, 5, true), 0);
+    assert_int_equal(weir__fsink_close(&s), 0);
+    dir_dump(dir, after, sizeof(after));
+    assert_string_equal(after, "part-ua-0-0=e1\n;part-ua-0-1=e2\n;part-ua-0-2=e3\n;"
+                               "part-ua-0-3=e4\n;part-ua-0-4=e5\n;");
+    packed_free(&z1);
+    packed_free(&z2);
+    packed_free(&s3);
+    packed_free(&s4);
+    packed_free(&fin);
 }
 
 /* ---- source positions ------------------------------------------------------------------- */
@@ -905,6 +1228,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_no_trailing_newline, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_empty_file, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_directory_listing, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_part_sink_uuid),
         cmocka_unit_test_setup_teardown(test_part_writer, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_part_writer_roll, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_part_writer_bad_dir, setup_tmp, teardown_tmp),
@@ -914,6 +1238,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_file_sink_without_checkpoints, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_file_sink_commit_lost_data, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_restore_behind_committed, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_never_replaces, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_shared_directory, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_attempt_fencing, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_split_reader_resume, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_cursor_position),
         cmocka_unit_test(test_value_text),
