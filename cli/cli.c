@@ -15,7 +15,6 @@
  * Threading: single-threaded. The only signal handler (SIGINT while attached) calls _exit(130).
  */
 #include <curl/curl.h>
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,11 +231,6 @@ static int client_options(cli_t *c) {
     c->copts.token = c->token;
     c->copts.tls = weir_config_get_bool(c->cfg, "rest.ssl.enabled");
     c->copts.trust_cert = weir_config_get_str(c->cfg, "rest.ssl.trust-cert");
-    if (c->copts.trust_cert && access(c->copts.trust_cert, R_OK) != 0) {
-        fprintf(stderr, "weir: cannot read rest.ssl.trust-cert %s: %s\n", c->copts.trust_cert,
-                strerror(errno));
-        return 1;
-    }
     return 0;
 }
 

@@ -8,9 +8,11 @@
 #include "cli/client.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -138,6 +140,12 @@ int weir_client_request(weir_client_t *c, const char *method, const char *path, 
     if (c->auth)
         headers = curl_slist_append(headers, c->auth);
     if (c->tls) {
+        if (c->trust_cert && access(c->trust_cert, R_OK) != 0) {
+            snprintf(errstr, errlen, "cannot read rest.ssl.trust-cert %s: %s", c->trust_cert,
+                     strerror(errno));
+            rc = WEIR_ECONFIG;
+            goto done;
+        }
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         if (c->trust_cert)

@@ -37,7 +37,7 @@ const char *weir_client_address(const weir_client_t *client);
  * HOST:PORT: <curl error>: is it running? (-m HOST:PORT)"); WEIR_EPROTO for an HTTP error status
  * (errstr holds the server's {"error"} text; for 401 a line naming rest.auth.token), an answer
  * that is not JSON, or a TLS failure (a certificate that does not verify: a line naming
- * rest.ssl.trust-cert).
+ * rest.ssl.trust-cert); WEIR_ECONFIG when rest.ssl.trust-cert cannot be read.
  */
 int weir_client_request(weir_client_t *client, const char *method, const char *path,
                         const void *body, size_t body_len, const char *content_type, json_t **out,

@@ -214,7 +214,7 @@ static int parse_value(int idx, const char *value, cfg_value_t *out) {
     case WEIR_CFG_BYTES:
         return weir_parse_bytes(value, &out->u);
     case WEIR_CFG_BOOL: {
-        bool b;
+        bool b = false; /* weir_parse_bool leaves it unset on a bad value */
         int rc = weir_parse_bool(value, &b);
         out->i = b;
         return rc;
