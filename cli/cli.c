@@ -8,6 +8,10 @@
  * options (-c, -D) are therefore collected only from before PLUGIN.so and handed to
  * weir_config_from_args() on their own.
  *
+ * Every request carries the bearer token of rest.auth.token / rest.auth.token-file and uses HTTPS
+ * when rest.ssl.enabled is true (the client verifies the server against rest.ssl.trust-cert):
+ * the same keys as the job manager's, so one configuration file serves both (docs/security.md).
+ *
  * Threading: single-threaded. The only signal handler (SIGINT while attached) calls _exit(130).
  */
 #include <curl/curl.h>
@@ -52,6 +56,8 @@ static const char USAGE[] =
     "  -h, --help                  show this help\n"
     "\n"
     "Arguments after PLUGIN.so are passed to the job's define() as argv[1..].\n"
+    "A job manager that requires a token: -D rest.auth.token=TOKEN (or WEIR_REST_AUTH_TOKEN,\n"
+    "or rest.auth.token-file); over HTTPS: -D rest.ssl.enabled=true -D rest.ssl.trust-cert=CA.pem\n"
     "Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted.\n";
 
 typedef struct cli {
@@ -64,6 +70,8 @@ typedef struct cli {
     char **pos; /* positional arguments of the command (PLUGIN.so + job args, JOBID) */
     int n_pos;
     weir_config_t *cfg;
+    char *token;              /* rest.auth.token (or the content of rest.auth.token-file) */
+    weir_client_opts_t copts; /* token and TLS settings of every client */
 } cli_t;
 
 static int usage_error(const char *fmt, const char *a, const char *b) {
@@ -209,7 +217,21 @@ static weir_client_t *make_client(const cli_t *c) {
     else
         snprintf(addr, sizeof(addr), "%s:%lld", weir_config_get_str(c->cfg, "rest.address"),
                  (long long)weir_config_get_int(c->cfg, "rest.port"));
-    return weir_client_new(addr);
+    return weir_client_new(addr, &c->copts);
+}
+
+/* The client's token and TLS settings from the configuration (docs/security.md). @returns 0 or 1
+ * after printing the error. */
+static int client_options(cli_t *c) {
+    char err[1400];
+    if (weir_config_rest_token(c->cfg, &c->token, err, sizeof(err)) != 0) {
+        fprintf(stderr, "weir: %s\n", err);
+        return 1;
+    }
+    c->copts.token = c->token;
+    c->copts.tls = weir_config_get_bool(c->cfg, "rest.ssl.enabled");
+    c->copts.trust_cert = weir_config_get_str(c->cfg, "rest.ssl.trust-cert");
+    return 0;
 }
 
 static uint32_t default_parallelism(const cli_t *c) {
@@ -457,6 +479,10 @@ int weir_cli_main(int argc, char **argv, char **envp) {
         rc = cmd_info(&c);
         goto out;
     }
+    if (client_options(&c) != 0) {
+        rc = 1;
+        goto out;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!strcmp(c.cmd, "run"))
         rc = cmd_run(&c);
@@ -466,6 +492,10 @@ int weir_cli_main(int argc, char **argv, char **envp) {
         rc = cmd_cancel(&c);
     curl_global_cleanup();
 out:
+    if (c.token) {
+        memset(c.token, 0, strlen(c.token));
+        free(c.token);
+    }
     weir_config_destroy(&c.cfg);
     free(c.cfg_argv);
     return rc;

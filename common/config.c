@@ -7,11 +7,15 @@
  * Threading: the table is immutable; a weir_config_t is owned by one thread. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "err.h"
@@ -22,13 +26,38 @@ static const weir_config_key_t KEYS[] = {
     {"jobmanager.rpc.address", WEIR_CFG_STRING, "localhost",
      "Host task managers connect to for the job manager's RPC."},
     {"jobmanager.rpc.port", WEIR_CFG_INT, "6123", "Job manager RPC port (ZeroMQ ROUTER)."},
-    {"jobmanager.bind-host", WEIR_CFG_STRING, "0.0.0.0",
-     "Interface the job manager binds its RPC socket to."},
+    {"jobmanager.bind-host", WEIR_CFG_STRING, "127.0.0.1",
+     "Address the job manager binds its RPC socket to (beyond loopback needs security.insecure)."},
     {"rest.address", WEIR_CFG_STRING, "localhost",
      "Host the CLI talks to for the REST API (overridden by -m)."},
     {"rest.port", WEIR_CFG_INT, "8081", "REST API port of the job manager."},
-    {"rest.bind-address", WEIR_CFG_STRING, "0.0.0.0",
-     "Interface the job manager's REST server binds to."},
+    {"rest.bind-address", WEIR_CFG_STRING, "127.0.0.1",
+     "Address the job manager's REST server binds to (beyond loopback needs rest.auth.token)."},
+    {"rest.auth.token", WEIR_CFG_STRING, NULL,
+     "Bearer token every REST request but GET /healthz must carry; the CLI sends it (unset = no "
+     "authentication)."},
+    {"rest.auth.token-file", WEIR_CFG_STRING, NULL,
+     "File holding the REST token, read at start (one trailing newline ignored); instead of "
+     "rest.auth.token."},
+    {"rest.ssl.enabled", WEIR_CFG_BOOL, "false",
+     "Serve REST over HTTPS (job manager) and talk HTTPS to it (CLI)."},
+    {"rest.ssl.certificate", WEIR_CFG_STRING, NULL,
+     "PEM certificate (or chain) of the REST server (required with rest.ssl.enabled)."},
+    {"rest.ssl.key", WEIR_CFG_STRING, NULL,
+     "PEM private key, unencrypted, of the REST server (required with rest.ssl.enabled)."},
+    {"rest.ssl.trust-cert", WEIR_CFG_STRING, NULL,
+     "PEM file of the CA or certificate the CLI trusts for the REST server (unset = the "
+     "system's CAs)."},
+    {"rest.max-request-size", WEIR_CFG_BYTES, "1mb",
+     "Largest JSON request body the REST server accepts (413 beyond); plugin uploads to /blobs "
+     "have their own limit of 256 MiB."},
+    {"rest.max-connections", WEIR_CFG_INT, "64",
+     "Concurrent REST connections; further connections wait until one closes."},
+    {"rest.idleness-timeout", WEIR_CFG_DURATION, "30s",
+     "A REST connection idle this long is closed (whole seconds, at least 1s)."},
+    {"security.insecure", WEIR_CFG_BOOL, "false",
+     "Accept binding beyond loopback without authentication (RPC and data plane: no "
+     "authentication exists yet); logs a warning."},
     {"blob.storage.directory", WEIR_CFG_STRING, "/tmp/weir-blobs",
      "Job manager blob store directory (plugins by sha256)."},
     {"heartbeat.interval", WEIR_CFG_DURATION, "1s", "Task manager heartbeat period."},
@@ -42,8 +71,8 @@ static const weir_config_key_t KEYS[] = {
     {"taskmanager.numberOfTaskSlots", WEIR_CFG_INT, "1", "Slots offered by a task manager."},
     {"taskmanager.host", WEIR_CFG_STRING, "127.0.0.1",
      "Address a task manager advertises for its data port."},
-    {"taskmanager.bind-host", WEIR_CFG_STRING, "0.0.0.0",
-     "Interface the task manager's data plane binds to."},
+    {"taskmanager.bind-host", WEIR_CFG_STRING, "127.0.0.1",
+     "Address the task manager's data plane binds to (beyond loopback needs security.insecure)."},
     {"taskmanager.data.port", WEIR_CFG_INT, "0", "Data plane port (0 = any free port)."},
     {"taskmanager.resource-id", WEIR_CFG_STRING, NULL,
      "Task manager id (unset = a random 32-hex-digit id)."},
@@ -147,6 +176,9 @@ static void int_range(const char *name, int64_t *min, int64_t *max) {
                !strcmp(name, "taskmanager.network.buffers-per-channel")) {
         *min = 1;
         *max = 1 << 20;
+    } else if (!strcmp(name, "rest.max-connections")) {
+        *min = 1;
+        *max = 65536;
     }
 }
 
@@ -182,7 +214,7 @@ static int parse_value(int idx, const char *value, cfg_value_t *out) {
     case WEIR_CFG_BYTES:
         return weir_parse_bytes(value, &out->u);
     case WEIR_CFG_BOOL: {
-        bool b;
+        bool b = false; /* weir_parse_bool leaves it unset on a bad value */
         int rc = weir_parse_bool(value, &b);
         out->i = b;
         return rc;
@@ -568,4 +600,143 @@ done:
     free(files);
     free(defs);
     return rc;
+}
+
+/* ---- listening addresses and the REST token ------------------------------------------------ */
+
+bool weir_config_host_is_loopback(const char *host) {
+    if (!host)
+        return false;
+    if (!strcasecmp(host, "localhost"))
+        return true;
+    char inner[INET6_ADDRSTRLEN + 1];
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') { /* [::1] */
+        if (n - 2 >= sizeof inner)
+            return false;
+        memcpy(inner, host + 1, n - 2);
+        inner[n - 2] = '\0';
+        host = inner;
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return false;
+}
+
+const char *weir_config_bind_address(const char *host) {
+    return host && !strcasecmp(host, "localhost") ? "127.0.0.1" : host;
+}
+
+static bool is_set(const weir_config_t *cfg, const char *key) {
+    const char *v = weir_config_get_str(cfg, key);
+    return v && *v;
+}
+
+/* An address of a plane without authentication (RPC, data plane) that carries @p traffic:
+ * loopback, or accepted by security.insecure with a warning. */
+static int check_unauthenticated_bind(const weir_config_t *cfg, const char *key, const char *plane,
+                                      const char *traffic, char *errstr, size_t errlen) {
+    const char *host = weir_config_get_str(cfg, key);
+    if (weir_config_host_is_loopback(host))
+        return 0;
+    if (!weir_config_get_bool(cfg, "security.insecure"))
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "%s %s is beyond loopback and the %s has no authentication yet (ZeroMQ "
+                         "CURVE is not implemented): set %s to 127.0.0.1, or set "
+                         "security.insecure: true to accept %s from anyone who can reach it",
+                         key, host ? host : "(unset)", plane, key, traffic);
+    WEIR_WARN("config",
+              "security.insecure: %s %s: the %s is not authenticated; anyone who can reach it can "
+              "send %s",
+              key, host, plane, traffic);
+    return 0;
+}
+
+int weir_config_check_binds(const weir_config_t *cfg, weir_config_process_t proc, char *errstr,
+                            size_t errlen) {
+    bool insecure = weir_config_get_bool(cfg, "security.insecure");
+    if (proc == WEIR_CONFIG_TASKMANAGER) {
+        const char *bind = weir_config_get_str(cfg, "taskmanager.bind-host");
+        const char *host = weir_config_get_str(cfg, "taskmanager.host");
+        /* A loopback data plane advertised under another name is unreachable for peers (e.g. a
+         * host name that /etc/hosts maps to 127.0.1.1 while the socket listens on 127.0.0.1). */
+        if (weir_config_host_is_loopback(bind) && host && !weir_config_host_is_loopback(host) &&
+            strcmp(host, bind) != 0)
+            return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                             "taskmanager.host %s is advertised to peers but the data plane "
+                             "listens on taskmanager.bind-host %s only: set taskmanager.host to "
+                             "%s, or taskmanager.bind-host to an address peers reach it by",
+                             host, bind, bind);
+        return check_unauthenticated_bind(cfg, "taskmanager.bind-host", "data plane",
+                                          "records and credits", errstr, errlen);
+    }
+    const char *rest = weir_config_get_str(cfg, "rest.bind-address");
+    if (!weir_config_host_is_loopback(rest) && !is_set(cfg, "rest.auth.token") &&
+        !is_set(cfg, "rest.auth.token-file")) {
+        if (!insecure)
+            return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                             "rest.bind-address %s is beyond loopback and REST has no "
+                             "authentication: set rest.auth.token or rest.auth.token-file (or "
+                             "security.insecure: true to serve REST unauthenticated)",
+                             rest ? rest : "(unset)");
+        WEIR_WARN("config",
+                  "security.insecure: REST at rest.bind-address %s has no rest.auth.token: anyone "
+                  "who can reach it can submit a job, i.e. run native code on every task manager",
+                  rest);
+    }
+    return check_unauthenticated_bind(cfg, "jobmanager.bind-host", "control plane",
+                                      "control messages", errstr, errlen);
+}
+
+int weir_config_rest_token(const weir_config_t *cfg, char **token, char *errstr, size_t errlen) {
+    *token = NULL;
+    const char *text = weir_config_get_str(cfg, "rest.auth.token");
+    const char *file = weir_config_get_str(cfg, "rest.auth.token-file");
+    if (text && file)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "both rest.auth.token and rest.auth.token-file are set: set one");
+    char where[1200];
+    char *tok = NULL;
+    size_t len = 0;
+    if (file) {
+        uint8_t *data = NULL;
+        if (weir_read_file(file, &data, &len) != 0)
+            return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                             "cannot read rest.auth.token-file %s: %s", file, strerror(errno));
+        tok = (char *)data;
+        if (len > 0 && tok[len - 1] == '\n')
+            len--;
+        if (len > 0 && tok[len - 1] == '\r')
+            len--;
+        tok[len] = '\0';
+        weir_fmt(where, sizeof where, "rest.auth.token-file %s", file);
+    } else if (text) {
+        tok = weir_xstrdup(text);
+        len = strlen(tok);
+        weir_fmt(where, sizeof where, "rest.auth.token");
+    } else {
+        return 0;
+    }
+    int rc = 0;
+    if (len == 0)
+        rc = weir_errf(errstr, errlen, WEIR_ECONFIG,
+                       "%s is empty: put a token there (e.g. the output of `openssl rand -hex "
+                       "32`)",
+                       where);
+    for (size_t i = 0; i < len && rc == 0; i++)
+        if ((unsigned char)tok[i] < 0x21 || (unsigned char)tok[i] > 0x7e)
+            rc = weir_errf(errstr, errlen, WEIR_ECONFIG,
+                           "%s holds a character that cannot be sent in an HTTP header (byte "
+                           "%zu): use visible ASCII without spaces",
+                           where, i + 1);
+    if (rc != 0) {
+        free(tok);
+        return rc;
+    }
+    *token = tok;
+    return 0;
 }

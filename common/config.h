@@ -62,4 +62,41 @@ bool weir_config_get_bool(const weir_config_t *cfg, const char *key);
 int weir_config_from_args(weir_config_t *cfg, int *argc, char **argv, char **envp, char *errstr,
                           size_t errlen);
 
+/** Whether @p host names the loopback interface only: "localhost", an IPv4 address in
+ * 127.0.0.0/8, or ::1 (also "[::1]" and ::ffff:127.x.y.z). Literal: nothing is resolved, so any
+ * other text (a host or interface name, "*", "0.0.0.0", "::") counts as beyond loopback. */
+bool weir_config_host_is_loopback(const char *host);
+
+/** @p host as a ZeroMQ bind address: "localhost" becomes 127.0.0.1 (ZeroMQ binds only to
+ * addresses and interface names); anything else is returned unchanged. */
+const char *weir_config_bind_address(const char *host);
+
+/** The process whose listening addresses weir_config_check_binds() checks. */
+typedef enum weir_config_process {
+    WEIR_CONFIG_JOBMANAGER,  /* rest.bind-address, jobmanager.bind-host */
+    WEIR_CONFIG_TASKMANAGER, /* taskmanager.bind-host (and taskmanager.host) */
+} weir_config_process_t;
+
+/**
+ * @brief Refuses listening beyond loopback without authentication (docs/security.md).
+ *
+ * rest.bind-address beyond loopback needs rest.auth.token or rest.auth.token-file;
+ * jobmanager.bind-host and taskmanager.bind-host beyond loopback need security.insecure: true
+ * (the control and data planes have no authentication yet). security.insecure: true also
+ * accepts an unauthenticated REST; every such override logs a warning. A task manager whose data
+ * plane listens on loopback must also advertise a loopback taskmanager.host (or the same text).
+ * @returns 0, or WEIR_ECONFIG with one line in errstr naming the keys to set.
+ */
+int weir_config_check_binds(const weir_config_t *cfg, weir_config_process_t proc, char *errstr,
+                            size_t errlen);
+
+/**
+ * @brief The REST bearer token: rest.auth.token, or the content of rest.auth.token-file (read
+ * now; one trailing newline ignored).
+ * @param token on success a malloc'd token (caller frees), or NULL when neither key is set
+ * @returns 0, or WEIR_ECONFIG with one line when both keys are set, the file cannot be read, or
+ * the token is empty or holds anything but visible ASCII (it travels in an HTTP header).
+ */
+int weir_config_rest_token(const weir_config_t *cfg, char **token, char *errstr, size_t errlen);
+
 #endif

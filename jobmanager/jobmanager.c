@@ -252,7 +252,8 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
     jm->wake_fd = -1;
     atomic_init(&jm->stop, false);
     jm->rest_bind = strdup(weir_config_get_str(cfg, "rest.bind-address"));
-    jm->rpc_bind = strdup(weir_config_get_str(cfg, "jobmanager.bind-host"));
+    jm->rpc_bind =
+        strdup(weir_config_bind_address(weir_config_get_str(cfg, "jobmanager.bind-host")));
     if (!jm->rest_bind || !jm->rpc_bind) {
         weir_fmt(errstr, errlen, "job manager: out of memory");
         goto fail;
@@ -279,6 +280,8 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
                  weir_config_get_str(cfg, "debug.kill-at"));
         goto fail;
     }
+    if (weir_rest_config_load(cfg, &jm->rest_cfg, errstr, errlen) != 0)
+        goto fail;
     const char *ha = weir_config_get_str(cfg, "high-availability.storageDir");
     if (ha && *ha) {
         jm->ha_dir = strdup(ha);
@@ -364,8 +367,7 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
             jm->ckcfg.dir, jm->ckcfg.num_retained, weir_restart_type_name(jm->restart_cfg.type));
     if (weir__jm_rest_start(jm, errstr, errlen) != 0)
         goto fail;
-    WEIR_INFO(COMP, "REST at http://%s:%d, RPC at tcp://%s:%d", jm->rest_bind, jm->rest_port,
-              jm->rpc_bind, jm->rpc_port);
+    WEIR_INFO(COMP, "RPC at tcp://%s:%d", jm->rpc_bind, jm->rpc_port);
     return jm;
 fail:
     weir_jobmanager_destroy(&jm);
@@ -476,6 +478,7 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
         weir__jm_job_free(jm->jobs[i]);
     free(jm->jobs);
     weir_blobstore_destroy(&jm->blobs);
+    weir_rest_config_clear(&jm->rest_cfg);
     free(jm->rest_bind);
     free(jm->rpc_bind);
     free(jm->ha_dir);

@@ -25,6 +25,7 @@
 #include "common/proto.h"
 #include "jobmanager/blobstore.h"
 #include "jobmanager/coordinator.h"
+#include "jobmanager/rest.h"
 #include "jobmanager/restart.h"
 #include "runtime/graph/graph.h"
 
@@ -107,7 +108,8 @@ typedef struct weir_jobmanager {
     pthread_mutex_t mu;
     /* configuration (copied) */
     char *rest_bind;
-    int rest_port; /* the real port once bound */
+    int rest_port;               /* the real port once bound */
+    weir_rest_config_t rest_cfg; /* authentication, HTTPS, bounds */
     char *rpc_bind;
     int rpc_port; /* the real port once bound */
     int64_t hb_interval_ms;

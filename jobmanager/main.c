@@ -1,7 +1,8 @@
 /* weir-jobmanager: parses the command line and configuration, runs the job manager's main loop on
  * the main thread until SIGTERM/SIGINT, then closes sockets and exits 0. Signals are blocked in
  * every thread and read through a signalfd polled by the main loop, so there is no signal handler
- * and no global state. Configuration errors (checkpointing, restart strategy, kill point) exit 2.
+ * and no global state. Configuration errors (checkpointing, restart strategy, kill point, REST
+ * settings, a listening address beyond loopback without authentication: docs/security.md) exit 2.
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,14 +12,37 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/err.h"
 #include "common/killpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "jobmanager/coordinator.h"
 #include "jobmanager/jobmanager.h"
+#include "jobmanager/rest.h"
 #include "jobmanager/restart.h"
 
 extern char **environ;
+
+/* Every check of the configuration weir_jobmanager_new() would fail on, without side effects;
+ * then the listening addresses (docs/security.md). @returns 0 or an error with one line. */
+static int check_config(const weir_config_t *cfg, char *err, size_t errlen) {
+    weir_ckpt_config_t ckcfg;
+    weir_restart_cfg_t rcfg;
+    weir_killpoint_t kp;
+    weir_rest_config_t restcfg;
+    int rc;
+    if ((rc = weir_ckpt_config_load(cfg, &ckcfg, err, errlen)) != 0 ||
+        (rc = weir_restart_config_load(cfg, ckcfg.enabled, &rcfg, err, errlen)) != 0)
+        return rc;
+    if (weir_killpoint_init(&kp, weir_config_get_str(cfg, "debug.kill-at")) != 0)
+        return weir_errf(err, errlen, WEIR_ECONFIG,
+                         "bad value '%s' for debug.kill-at (POINT or POINT:N)",
+                         weir_config_get_str(cfg, "debug.kill-at"));
+    if ((rc = weir_rest_config_load(cfg, &restcfg, err, errlen)) != 0)
+        return rc;
+    weir_rest_config_clear(&restcfg);
+    return weir_config_check_binds(cfg, WEIR_CONFIG_JOBMANAGER, err, errlen);
+}
 
 int main(int argc, char **argv) {
     char err[1024] = "";
@@ -37,14 +61,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     /* Configuration mistakes exit 2 before anything starts. */
-    weir_ckpt_config_t ckcfg;
-    weir_restart_cfg_t rcfg;
-    weir_killpoint_t kp;
-    if (weir_ckpt_config_load(cfg, &ckcfg, err, sizeof err) != 0 ||
-        weir_restart_config_load(cfg, ckcfg.enabled, &rcfg, err, sizeof err) != 0 ||
-        (weir_killpoint_init(&kp, weir_config_get_str(cfg, "debug.kill-at")) != 0 &&
-         weir_fmt(err, sizeof err, "bad value '%s' for debug.kill-at (POINT or POINT:N)",
-                  weir_config_get_str(cfg, "debug.kill-at")) >= 0)) {
+    if (check_config(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "weir-jobmanager: %s\n", err);
         weir_config_destroy(&cfg);
         return 2;

@@ -1,23 +1,35 @@
 /* Owns the job manager's REST API (docs/architecture.md, "REST API"): libmicrohttpd with its
  * internal polling thread, jansson for every body, the routes, the parsing of POST /jobs bodies
- * and the JSON views of jobs, checkpoints and task managers.
+ * and the JSON views of jobs, checkpoints and task managers; and the REST server's security
+ * (docs/security.md): the bearer token, HTTPS, and the bounds on bodies and connections.
  *
- * Invariants: request bodies are accumulated across upload callbacks into a per-connection buffer
- * capped at WEIR_BLOB_MAX_BYTES (beyond it the rest is discarded and the answer is 413); a job is
- * in the table only after its HA entry was written; every answer is a JSON object (errors:
- * {"error": one line}).
+ * Invariants: when a token is configured, no handler runs for a request without it (but GET
+ * /healthz): the request's body is read and dropped, and the answer is 401. A request body is
+ * accumulated across upload callbacks into a per-connection buffer capped by its route's limit
+ * (WEIR_BLOB_MAX_BYTES for POST /blobs, rest.max-request-size for everything else); beyond it (or
+ * when Content-Length says so) the rest is dropped and the answer is 413. At most
+ * rest.max-connections connections are open at once; an idle one is closed after
+ * rest.idleness-timeout. A job is in the table only after its HA entry was written; every answer
+ * is a JSON object (errors: {"error": one line}).
  *
  * Threading: every handler runs on libmicrohttpd's single internal thread. Handlers read and
  * change the job and task-manager tables only with jm->mu held, and parse bodies and write files
  * (blob store, HA entry of a new job) without it; work for the main thread (deployment, CANCEL
- * messages) is queued under the mutex and the main thread is woken. */
+ * messages) is queued under the mutex and the main thread is woken. jm->rest_cfg is written
+ * before the server starts and only read afterwards. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "common/err.h"
@@ -25,16 +37,26 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "jobmanager/jobmanager_int.h"
+#include "jobmanager/rest.h"
 
 #define COMP "jobmanager"
+
+/* Tokens shorter than this draw a warning at start. */
+#define WEIR_REST_TOKEN_MIN_LEN 16
 
 typedef struct rest_req {
     char *buf;
     size_t len, cap;
-    bool too_large;
+    size_t limit;      /* largest body of this route */
+    bool blob;         /* POST /blobs */
+    bool too_large;    /* the body exceeds limit: dropped, the answer is 413 */
+    bool unauthorized; /* no valid token: the body is dropped, the answer is 401 */
+    bool bad_token;    /* a token was sent, and it is wrong */
 } rest_req_t;
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body) {
+/* Answers @p body (consumed) with @p status, and the header @p hname: @p hval when hname is set. */
+static enum MHD_Result reply_hdr(struct MHD_Connection *c, unsigned status, json_t *body,
+                                 const char *hname, const char *hval) {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (!text)
@@ -46,9 +68,15 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (hname)
+        MHD_add_response_header(resp, hname, hval);
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body) {
+    return reply_hdr(c, status, body, NULL, NULL);
 }
 
 static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *msg) {
@@ -152,10 +180,6 @@ static json_t *job_checkpoints(const weir_jm_job_t *job) {
 
 static enum MHD_Result post_blob(weir_jobmanager_t *jm, struct MHD_Connection *c, rest_req_t *r) {
     char msg[256];
-    if (r->too_large) {
-        weir_fmt(msg, sizeof msg, "blob too large: at most %zu bytes", WEIR_BLOB_MAX_BYTES);
-        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
-    }
     if (r->len == 0)
         return reply_error(c, MHD_HTTP_BAD_REQUEST, "empty blob: send the plugin bytes as body");
     char sha[65];
@@ -224,8 +248,6 @@ static weir_jm_job_t *job_from_request(weir_jobmanager_t *jm, const json_t *req,
 }
 
 static enum MHD_Result post_job(weir_jobmanager_t *jm, struct MHD_Connection *c, rest_req_t *r) {
-    if (r->too_large)
-        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
     json_error_t jerr;
     json_t *req = json_loadb(r->buf ? r->buf : "", r->len, 0, &jerr);
     char msg[1024];
@@ -356,6 +378,78 @@ static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, co
     return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
 }
 
+/* Whether the request carries "Authorization: Bearer <token>" with the configured token. The
+ * token sent is hashed and the two digests compared with CRYPTO_memcmp, so the time taken does
+ * not depend on how much of it matched (nor on the configured token's length). Sets
+ * r->bad_token when a bearer token was sent but is wrong. */
+static bool authorized(const weir_rest_config_t *rc, struct MHD_Connection *c, rest_req_t *r) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+        return false;
+    h += 7;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    size_t n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    char sha[65];
+    weir_sha256_hex(h, n, sha);
+    bool ok = CRYPTO_memcmp(sha, rc->token_sha256, 64) == 0;
+    r->bad_token = !ok;
+    return ok;
+}
+
+/* The answer to a request that did not pass: 401 (no valid token) before 413 (too large). */
+static enum MHD_Result reply_refused(weir_jobmanager_t *jm, struct MHD_Connection *c,
+                                     const rest_req_t *r) {
+    char msg[256];
+    if (r->unauthorized) {
+        if (r->bad_token)
+            return reply_hdr(c, MHD_HTTP_UNAUTHORIZED,
+                             json_pack("{s:s}", "error",
+                                       "invalid bearer token: it does not match the job "
+                                       "manager's rest.auth.token"),
+                             MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                             "Bearer realm=\"weir\", error=\"invalid_token\"");
+        return reply_hdr(c, MHD_HTTP_UNAUTHORIZED,
+                         json_pack("{s:s}", "error",
+                                   "authentication required: send Authorization: Bearer "
+                                   "<token> with the job manager's rest.auth.token"),
+                         MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"weir\"");
+    }
+    if (r->blob)
+        weir_fmt(msg, sizeof msg, "blob too large: at most %zu bytes", WEIR_BLOB_MAX_BYTES);
+    else
+        weir_fmt(msg, sizeof msg,
+                 "request body too large: at most %zu bytes (rest.max-request-size)",
+                 jm->rest_cfg.max_request);
+    return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+}
+
+/* The first call for a request (headers read, no body yet): its body limit, whether it is
+ * authorized, and whether Content-Length already exceeds the limit. */
+static rest_req_t *begin_request(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *url,
+                                 const char *method) {
+    rest_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    r->blob = post && !strcmp(url, "/blobs");
+    r->limit = r->blob ? WEIR_BLOB_MAX_BYTES : jm->rest_cfg.max_request;
+    if (jm->rest_cfg.auth && !(get && !strcmp(url, "/healthz")))
+        r->unauthorized = !authorized(&jm->rest_cfg, c, r);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && end != cl && *end == '\0' && n > r->limit)
+            r->too_large = true;
+    }
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
@@ -363,16 +457,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     weir_jobmanager_t *jm = cls;
     rest_req_t *r = *con_cls;
     if (!r) {
-        r = calloc(1, sizeof *r);
+        r = begin_request(jm, c, url, method);
         if (!r)
             return MHD_NO;
         *con_cls = r;
+        /* A client that waits for "100 Continue" before sending its body gets the refusal
+         * instead, and never sends the body (libmicrohttpd then closes the connection). */
+        const char *expect =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        if ((r->unauthorized || r->too_large) && expect && !strcasecmp(expect, "100-continue"))
+            return reply_refused(jm, c, r);
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->too_large || n > WEIR_BLOB_MAX_BYTES - r->len) {
+        if (r->unauthorized || r->too_large)
+            return MHD_YES; /* dropped */
+        if (n > r->limit - r->len) {
             r->too_large = true;
             free(r->buf);
             r->buf = NULL;
@@ -393,6 +495,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->len += n;
         return MHD_YES;
     }
+    if (r->unauthorized || r->too_large)
+        return reply_refused(jm, c, r);
     return route(jm, c, url, method, r);
 }
 
@@ -409,7 +513,119 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* ---- settings ------------------------------------------------------------------------------ */
+
+/* Never prompts for a pass phrase: an encrypted key is refused. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u) {
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* Reads the PEM file named by @p key into *out (NUL-terminated). */
+static int read_pem(const weir_config_t *cfg, const char *key, char **out, char *errstr,
+                    size_t errlen) {
+    const char *path = weir_config_get_str(cfg, key);
+    if (!path || !*path)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "rest.ssl.enabled is true but %s is not set: set it to a PEM file", key);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (weir_read_file(path, &data, &len) != 0)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG, "cannot read %s %s: %s", key, path,
+                         strerror(errno));
+    *out = (char *)data;
+    return 0;
+}
+
+/* Checks that the certificate and key parse and belong together, so a mistake is one line
+ * naming the key instead of a TLS handshake failure later. */
+static int check_tls_pair(const weir_config_t *cfg, const char *cert_pem, const char *key_pem,
+                          char *errstr, size_t errlen) {
+    const char *cert_path = weir_config_get_str(cfg, "rest.ssl.certificate");
+    const char *key_path = weir_config_get_str(cfg, "rest.ssl.key");
+    int rc = 0;
+    BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, no_passphrase, NULL) : NULL;
+    EVP_PKEY *k = x && kb ? PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL) : NULL;
+    if (!cb || !kb)
+        rc = weir_errf(errstr, errlen, WEIR_ENOMEM, "job manager: out of memory");
+    else if (!x)
+        rc = weir_errf(errstr, errlen, WEIR_ECONFIG,
+                       "rest.ssl.certificate %s is not a PEM certificate (-----BEGIN "
+                       "CERTIFICATE-----)",
+                       cert_path);
+    else if (!k)
+        rc = weir_errf(errstr, errlen, WEIR_ECONFIG,
+                       "rest.ssl.key %s is not an unencrypted PEM private key", key_path);
+    else if (X509_check_private_key(x, k) != 1)
+        rc = weir_errf(errstr, errlen, WEIR_ECONFIG,
+                       "rest.ssl.key %s is not the key of rest.ssl.certificate %s", key_path,
+                       cert_path);
+    ERR_clear_error();
+    EVP_PKEY_free(k);
+    X509_free(x);
+    BIO_free(kb);
+    BIO_free(cb);
+    return rc;
+}
+
+int weir_rest_config_load(const weir_config_t *cfg, weir_rest_config_t *out, char *errstr,
+                          size_t errlen) {
+    memset(out, 0, sizeof *out);
+    char *token = NULL;
+    int rc = weir_config_rest_token(cfg, &token, errstr, errlen);
+    if (rc != 0)
+        return rc;
+    if (token) {
+        out->auth = true;
+        out->token_len = strlen(token);
+        weir_sha256_hex(token, out->token_len, out->token_sha256);
+        OPENSSL_cleanse(token, out->token_len);
+        free(token);
+    }
+    uint64_t max_request = weir_config_get_bytes(cfg, "rest.max-request-size");
+    if (max_request < 1024 || max_request > WEIR_BLOB_MAX_BYTES)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "bad value '%s' for rest.max-request-size (a size from 1kb to 256mb)",
+                         weir_config_get_str(cfg, "rest.max-request-size"));
+    out->max_request = (size_t)max_request;
+    out->max_connections = (unsigned)weir_config_get_int(cfg, "rest.max-connections");
+    int64_t idle_ms = weir_config_get_ms(cfg, "rest.idleness-timeout");
+    if (idle_ms < 1000 || idle_ms > 86400000)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "bad value '%s' for rest.idleness-timeout (a duration from 1s to 1d)",
+                         weir_config_get_str(cfg, "rest.idleness-timeout"));
+    out->idle_timeout_s = (unsigned)((idle_ms + 999) / 1000);
+    if (!weir_config_get_bool(cfg, "rest.ssl.enabled"))
+        return 0;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "rest.ssl.enabled is true but this libmicrohttpd has no TLS support "
+                         "(install one built with GnuTLS)");
+    if ((rc = read_pem(cfg, "rest.ssl.certificate", &out->cert_pem, errstr, errlen)) != 0 ||
+        (rc = read_pem(cfg, "rest.ssl.key", &out->key_pem, errstr, errlen)) != 0 ||
+        (rc = check_tls_pair(cfg, out->cert_pem, out->key_pem, errstr, errlen)) != 0) {
+        weir_rest_config_clear(out);
+        return rc;
+    }
+    return 0;
+}
+
+void weir_rest_config_clear(weir_rest_config_t *rc) {
+    if (rc->key_pem)
+        OPENSSL_cleanse(rc->key_pem, strlen(rc->key_pem));
+    free(rc->key_pem);
+    free(rc->cert_pem);
+    memset(rc, 0, sizeof *rc);
+}
+
+/* ---- server -------------------------------------------------------------------------------- */
+
 int weir__jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
+    const weir_rest_config_t *rc = &jm->rest_cfg;
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -422,13 +638,21 @@ int weir__jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
                  gai_strerror(gai));
         return WEIR_ECONFIG;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (res->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (rc->cert_pem)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, rc->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, rc->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
     jm->mhd = MHD_start_daemon(flags, (uint16_t)jm->rest_port, NULL, NULL, on_request, jm,
                                MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
-                               on_completed, jm, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                               MHD_OPTION_END);
+                               on_completed, jm, MHD_OPTION_CONNECTION_TIMEOUT, rc->idle_timeout_s,
+                               MHD_OPTION_CONNECTION_LIMIT, rc->max_connections, MHD_OPTION_ARRAY,
+                               rc->cert_pem ? tls : &tls[2], MHD_OPTION_END);
     freeaddrinfo(res);
     if (!jm->mhd) {
         weir_fmt(errstr, errlen,
@@ -439,6 +663,20 @@ int weir__jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(jm->mhd, MHD_DAEMON_INFO_BIND_PORT);
     if (info && info->port)
         jm->rest_port = info->port;
+    WEIR_INFO(COMP, "REST at %s://%s:%d: %s, at most %u connections, JSON bodies up to %zu bytes",
+              rc->cert_pem ? "https" : "http", jm->rest_bind, jm->rest_port,
+              rc->auth ? "bearer token required" : "no authentication", rc->max_connections,
+              rc->max_request);
+    if (rc->auth && rc->token_len < WEIR_REST_TOKEN_MIN_LEN)
+        WEIR_WARN(COMP,
+                  "rest.auth.token is %zu characters long: use a random one of at least %d (e.g. "
+                  "`openssl rand -hex 32`)",
+                  rc->token_len, WEIR_REST_TOKEN_MIN_LEN);
+    if (rc->auth && !rc->cert_pem && !weir_config_host_is_loopback(jm->rest_bind))
+        WEIR_WARN(COMP,
+                  "REST at %s without rest.ssl.enabled: the bearer token crosses the network in "
+                  "clear text",
+                  jm->rest_bind);
     return 0;
 }
 

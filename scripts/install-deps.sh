@@ -14,6 +14,7 @@ PKGS=(
   libyaml-dev         # weir.yaml configuration files
   libssl-dev          # sha256 of plugin blobs (libcrypto)
   libcurl4-openssl-dev # HTTP client in the weir CLI
+  openssl             # the openssl command: test certificates (tests/integration/08_rest_security.py)
 )
 missing=()
 for p in "${PKGS[@]}"; do

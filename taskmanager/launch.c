@@ -4,8 +4,9 @@
  *   weir-taskmanager [-c FILE] [-D key=value]...
  *
  * Exit codes: 0 after *stop (tasks canceled and joined), 1 when the task manager cannot start, 2
- * for bad arguments or configuration (including a malformed debug.kill-at). Threading: the calling
- * thread runs the loop. */
+ * for bad arguments or configuration (including a malformed debug.kill-at, and a data plane beyond
+ * loopback without security.insecure: docs/security.md). Threading: the calling thread runs the
+ * loop. */
 #include <stdio.h>
 
 #include "common/config.h"
@@ -38,6 +39,11 @@ int weir_taskmanager_main(int argc, char **argv, char **envp, volatile sig_atomi
                 "weir-taskmanager: invalid debug.kill-at '%s': expected POINT or POINT:N with N "
                 ">= 1\n",
                 kill_at);
+        weir_config_destroy(&cfg);
+        return 2;
+    }
+    if (weir_config_check_binds(cfg, WEIR_CONFIG_TASKMANAGER, err, sizeof err) < 0) {
+        fprintf(stderr, "weir-taskmanager: %s\n", err);
         weir_config_destroy(&cfg);
         return 2;
     }

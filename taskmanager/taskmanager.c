@@ -776,9 +776,12 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     tm->cache_bytes = (size_t)weir_config_get_bytes(cfg, "state.backend.cache-size");
 
     char err[256] = "";
-    tm->dp = weir_dataplane_new(weir_config_get_str(cfg, "taskmanager.bind-host"),
-                                (int)weir_config_get_int(cfg, "taskmanager.data.port"),
-                                weir_config_get_str(cfg, "taskmanager.host"), err, sizeof err);
+    /* Loopback unless configured otherwise: weir_config_check_binds() (called by
+     * weir_taskmanager_main) refuses an unauthenticated data plane beyond it. */
+    tm->dp = weir_dataplane_new(
+        weir_config_bind_address(weir_config_get_str(cfg, "taskmanager.bind-host")),
+        (int)weir_config_get_int(cfg, "taskmanager.data.port"),
+        weir_config_get_str(cfg, "taskmanager.host"), err, sizeof err);
     if (!tm->dp) {
         weir_fmt(errstr, errlen, "data plane: %s", err[0] ? err : "cannot start");
         goto fail;

@@ -69,11 +69,14 @@ class Cluster:
             jobid = c.submit(...)
 
     conf: job-manager configuration on top of the defaults below (the task managers take their
-    heartbeat.* from it); tm_conf: configuration of every task manager; checkpoints: a
+    heartbeat.* from it); tm_conf: configuration of every task manager (in both, a value None
+    removes a key of the defaults below, so the program's own default applies); checkpoints: a
     checkpoint interval ("300ms") turns on checkpointing into the cluster's directory with
     `retained` checkpoints kept and fast fixed-delay restarts (checkpoint_conf); ha: puts
     high-availability.storageDir in the cluster's directory (a restarted job manager resumes the
-    jobs).
+    jobs). With rest.auth.token (or rest.auth.token-file) in conf, `get` and `cli` send the token;
+    with rest.ssl.enabled: "true", they use HTTPS and trust rest.ssl.trust-cert (default: the
+    server's own rest.ssl.certificate).
 
     Leaving the block (or a failure while starting) stops every process the cluster started
     (job managers and task managers, replaced ones too). On success the cluster's directory is
@@ -103,6 +106,7 @@ class Cluster:
         if ha:
             self.conf["high-availability.storageDir"] = os.path.join(self.dir, "ha")
         self.conf.update(conf or {})
+        self.conf = {k: v for k, v in self.conf.items() if v is not None}
         self.tm_conf = tm_conf or {}
         self.slots = slots
         self.jm = None
@@ -137,10 +141,39 @@ class Cluster:
     def address(self):
         return f"127.0.0.1:{self.rest_port}"
 
+    @property
+    def token(self):
+        """The REST token of the job manager's configuration, or None."""
+        if "rest.auth.token" in self.conf:
+            return self.conf["rest.auth.token"]
+        if "rest.auth.token-file" in self.conf:
+            with open(self.conf["rest.auth.token-file"]) as f:
+                return f.read().rstrip("\n")
+        return None
+
+    @property
+    def tls(self):
+        return self.conf.get("rest.ssl.enabled") == "true"
+
+    @property
+    def trust_cert(self):
+        return self.conf.get("rest.ssl.trust-cert") or self.conf.get("rest.ssl.certificate")
+
+    def client_env(self):
+        """WEIR_* variables that give the CLI this cluster's token and HTTPS settings."""
+        env = {}
+        if self.token is not None:
+            env["WEIR_REST_AUTH_TOKEN"] = self.token
+        if self.tls:
+            env["WEIR_REST_SSL_ENABLED"] = "true"
+            env["WEIR_REST_SSL_TRUST_CERT"] = self.trust_cert
+        return env
+
     def _dflags(self, conf):
         out = []
         for k, v in conf.items():
-            out += ["-D", f"{k}={v}"]
+            if v is not None:
+                out += ["-D", f"{k}={v}"]
         return out
 
     def _spawn(self, name, argv):
@@ -226,12 +259,26 @@ class Cluster:
         raise TestFailure(f"{n} task managers did not register within {timeout} s:\n{self.log_tail()}")
 
     def get(self, path, timeout=10):
-        with urllib.request.urlopen(f"http://{self.address}{path}", timeout=timeout) as r:
+        """GET a REST path (with the cluster's token and HTTPS settings); the parsed JSON."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token is not None else {}
+        req = urllib.request.Request(f"{'https' if self.tls else 'http'}://{self.address}{path}",
+                                     headers=headers)
+        ctx = None
+        if self.tls:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.trust_cert)
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
             return json.loads(r.read())
 
-    def cli(self, *args, timeout=600, check_rc=None):
+    def cli(self, *args, timeout=600, check_rc=None, auth=True, env=None):
+        """Runs `weir -m ADDRESS args...`; with auth, with the cluster's token and HTTPS settings
+        (client_env); env: more environment variables."""
         argv = [os.path.join(BIN, "weir"), "-m", self.address] + list(args)
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        full_env = dict(os.environ)
+        if auth:
+            full_env.update(self.client_env())
+        full_env.update(env or {})
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env)
         if check_rc is not None and r.returncode != check_rc:
             raise TestFailure(f"{' '.join(argv)} exited {r.returncode} (wanted {check_rc})\n"
                               f"stdout: {r.stdout}\nstderr: {r.stderr}\n{self.log_tail()}")

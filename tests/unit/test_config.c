@@ -1,5 +1,7 @@
 /* Unit tests of common/config.c: documented defaults, YAML (flat and nested), WEIR_* env,
- * -D flags, precedence file < env < -D, argv handling and the one-line error texts. */
+ * -D flags, precedence file < env < -D, argv handling and the one-line error texts; the listening
+ * address policy (loopback unless authenticated or security.insecure) and the REST token's
+ * sources. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,10 +52,20 @@ static void test_defaults(void **state) {
     weir_config_t *c = f->cfg;
     assert_string_equal(weir_config_get_str(c, "jobmanager.rpc.address"), "localhost");
     assert_int_equal(weir_config_get_int(c, "jobmanager.rpc.port"), 6123);
-    assert_string_equal(weir_config_get_str(c, "jobmanager.bind-host"), "0.0.0.0");
+    assert_string_equal(weir_config_get_str(c, "jobmanager.bind-host"), "127.0.0.1");
     assert_string_equal(weir_config_get_str(c, "rest.address"), "localhost");
     assert_int_equal(weir_config_get_int(c, "rest.port"), 8081);
-    assert_string_equal(weir_config_get_str(c, "rest.bind-address"), "0.0.0.0");
+    assert_string_equal(weir_config_get_str(c, "rest.bind-address"), "127.0.0.1");
+    assert_null(weir_config_get_str(c, "rest.auth.token"));
+    assert_null(weir_config_get_str(c, "rest.auth.token-file"));
+    assert_false(weir_config_get_bool(c, "rest.ssl.enabled"));
+    assert_null(weir_config_get_str(c, "rest.ssl.certificate"));
+    assert_null(weir_config_get_str(c, "rest.ssl.key"));
+    assert_null(weir_config_get_str(c, "rest.ssl.trust-cert"));
+    assert_true(weir_config_get_bytes(c, "rest.max-request-size") == 1u << 20);
+    assert_int_equal(weir_config_get_int(c, "rest.max-connections"), 64);
+    assert_int_equal(weir_config_get_ms(c, "rest.idleness-timeout"), 30000);
+    assert_false(weir_config_get_bool(c, "security.insecure"));
     assert_string_equal(weir_config_get_str(c, "blob.storage.directory"), "/tmp/weir-blobs");
     assert_int_equal(weir_config_get_ms(c, "heartbeat.interval"), 1000);
     assert_int_equal(weir_config_get_ms(c, "heartbeat.timeout"), 10000);
@@ -62,7 +74,7 @@ static void test_defaults(void **state) {
     assert_int_equal(weir_config_get_int(c, "pipeline.max-parallelism"), 128);
     assert_int_equal(weir_config_get_int(c, "taskmanager.numberOfTaskSlots"), 1);
     assert_string_equal(weir_config_get_str(c, "taskmanager.host"), "127.0.0.1");
-    assert_string_equal(weir_config_get_str(c, "taskmanager.bind-host"), "0.0.0.0");
+    assert_string_equal(weir_config_get_str(c, "taskmanager.bind-host"), "127.0.0.1");
     assert_int_equal(weir_config_get_int(c, "taskmanager.data.port"), 0);
     assert_null(weir_config_get_str(c, "taskmanager.resource-id"));
     assert_null(weir_config_get_str(c, "taskmanager.working-dir"));
@@ -281,6 +293,205 @@ static void test_args_errors(void **state) {
     assert_non_null(strstr(err, "WEIR_NOPE"));
 }
 
+/* What counts as loopback: literal addresses only (an oracle written here, from RFC 1122's
+ * 127.0.0.0/8 and RFC 4291's ::1). */
+static void test_loopback(void **state) {
+    (void)state;
+    const char *yes[] = {"127.0.0.1", "127.255.255.254", "127.0.1.1",
+                         "localhost", "LocalHost",       "::1",
+                         "[::1]",     "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"};
+    const char *no[] = {"0.0.0.0",
+                        "::",
+                        "*",
+                        "10.0.0.1",
+                        "128.0.0.1",
+                        "126.255.255.255",
+                        "lo",
+                        "eth0",
+                        "",
+                        "127.0.0.1 ",
+                        "127.1",
+                        "127.0.0.1.example.com",
+                        "localhost.example.com",
+                        "::2",
+                        "[::]",
+                        "::ffff:10.0.0.1",
+                        "localhost:8081"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!weir_config_host_is_loopback(yes[i]))
+            fail_msg("'%s' should be loopback", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (weir_config_host_is_loopback(no[i]))
+            fail_msg("'%s' should not be loopback", no[i]);
+    assert_false(weir_config_host_is_loopback(NULL));
+    assert_string_equal(weir_config_bind_address("localhost"), "127.0.0.1");
+    assert_string_equal(weir_config_bind_address("0.0.0.0"), "0.0.0.0");
+}
+
+static void set(weir_config_t *c, const char *key, const char *value) {
+    char err[512];
+    if (weir_config_set(c, key, value, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+static void test_check_binds(void **state) {
+    fixture_t *f = *state;
+    weir_config_t *c = f->cfg;
+    char err[1024] = "";
+    /* defaults: loopback everywhere */
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err), 0);
+
+    /* REST beyond loopback needs a token (either key) or security.insecure */
+    set(c, "rest.bind-address", "0.0.0.0");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_string_equal(err, "rest.bind-address 0.0.0.0 is beyond loopback and REST has no "
+                             "authentication: set rest.auth.token or rest.auth.token-file (or "
+                             "security.insecure: true to serve REST unauthenticated)");
+    set(c, "rest.auth.token", "t0k3n-t0k3n-t0k3n");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    set(c, "rest.auth.token", NULL);
+    set(c, "rest.auth.token-file", "/some/file");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    set(c, "rest.auth.token-file", NULL);
+    set(c, "security.insecure", "true");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    set(c, "security.insecure", "false");
+    set(c, "rest.bind-address", "::1");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+
+    /* RPC beyond loopback: a token does not help (the control plane has no authentication) */
+    set(c, "rest.auth.token", "t0k3n-t0k3n-t0k3n");
+    set(c, "jobmanager.bind-host", "192.168.1.5");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_string_equal(err, "jobmanager.bind-host 192.168.1.5 is beyond loopback and the control "
+                             "plane has no authentication yet (ZeroMQ CURVE is not implemented): "
+                             "set jobmanager.bind-host to 127.0.0.1, or set security.insecure: "
+                             "true to accept control messages from anyone who can reach it");
+    set(c, "security.insecure", "yes");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    /* the task manager's keys are not the job manager's business, and the other way round */
+    set(c, "security.insecure", "false");
+    set(c, "jobmanager.bind-host", "127.0.0.1");
+    set(c, "taskmanager.bind-host", "0.0.0.0");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    set(c, "rest.bind-address", "0.0.0.0");
+    set(c, "rest.auth.token", NULL);
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_string_equal(err, "taskmanager.bind-host 0.0.0.0 is beyond loopback and the data plane "
+                             "has no authentication yet (ZeroMQ CURVE is not implemented): set "
+                             "taskmanager.bind-host to 127.0.0.1, or set security.insecure: true "
+                             "to accept records and credits from anyone who can reach it");
+    set(c, "security.insecure", "true");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err), 0);
+
+    /* a loopback data plane must be advertised as loopback (or as the very address it binds) */
+    set(c, "security.insecure", "false");
+    set(c, "taskmanager.bind-host", "127.0.0.1");
+    set(c, "taskmanager.host", "worker-7.example.com");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_string_equal(err, "taskmanager.host worker-7.example.com is advertised to peers but the "
+                             "data plane listens on taskmanager.bind-host 127.0.0.1 only: set "
+                             "taskmanager.host to 127.0.0.1, or taskmanager.bind-host to an "
+                             "address peers reach it by");
+    set(c, "taskmanager.host", "localhost");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err), 0);
+    set(c, "taskmanager.bind-host", "10.0.0.7");
+    set(c, "taskmanager.host", "10.0.0.7");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_non_null(strstr(err, "taskmanager.bind-host 10.0.0.7 is beyond loopback"));
+}
+
+static void test_rest_token(void **state) {
+    fixture_t *f = *state;
+    weir_config_t *c = f->cfg;
+    char err[1024] = "", path[600];
+    char *tok = (char *)"not touched";
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), 0);
+    assert_null(tok);
+
+    set(c, "rest.auth.token", "abc.DEF-123_~+/=");
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), 0);
+    assert_string_equal(tok, "abc.DEF-123_~+/=");
+    free(tok);
+
+    /* the file: one trailing newline (LF or CRLF) is not part of the token */
+    snprintf(path, sizeof path, "%s", write_yaml(f, "token", "s3cret-from-file\r\n"));
+    set(c, "rest.auth.token-file", path);
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), WEIR_ECONFIG);
+    assert_string_equal(err, "both rest.auth.token and rest.auth.token-file are set: set one");
+    set(c, "rest.auth.token", NULL);
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), 0);
+    assert_string_equal(tok, "s3cret-from-file");
+    free(tok);
+    tok = NULL;
+
+    /* empty, unreadable, a directory, spaces, a second line */
+    const char *bad[][2] = {{"", "is empty"},
+                            {"\n", "is empty"},
+                            {"two words\n", "(byte 4): use visible ASCII without spaces"},
+                            {"line1\nline2\n", "(byte 6)"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, "%s", write_yaml(f, "token", bad[i][0]));
+        assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), WEIR_ECONFIG);
+        assert_null(tok);
+        if (!strstr(err, bad[i][1]) || !strstr(err, "rest.auth.token-file") || !strstr(err, path))
+            fail_msg("token file %zu: '%s'", i, err);
+    }
+    snprintf(path, sizeof path, "%s/missing-token", f->dir);
+    set(c, "rest.auth.token-file", path);
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), WEIR_ECONFIG);
+    char want[1024];
+    snprintf(want, sizeof want, "cannot read rest.auth.token-file %s: No such file or directory",
+             path);
+    assert_string_equal(err, want);
+    set(c, "rest.auth.token-file", f->dir);
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "Is a directory"));
+    set(c, "rest.auth.token-file", NULL);
+    set(c, "rest.auth.token", "");
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "rest.auth.token is empty"));
+    set(c, "rest.auth.token", "caf\xc3\xa9");
+    assert_int_equal(weir_config_rest_token(c, &tok, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "rest.auth.token holds a character"));
+    assert_null(tok);
+
+    /* the environment and YAML reach the same key (the CLI's sources) */
+    char *env[] = {"WEIR_REST_AUTH_TOKEN=from-env", NULL};
+    set(c, "rest.auth.token", NULL);
+    assert_int_equal(weir_config_load_env(c, env, err, sizeof err), 0);
+    assert_string_equal(weir_config_get_str(c, "rest.auth.token"), "from-env");
+    const char *p = write_yaml(f, "w.yaml", "rest:\n  auth:\n    token: from-yaml\n");
+    assert_int_equal(weir_config_load_file(c, p, err, sizeof err), 0);
+    assert_string_equal(weir_config_get_str(c, "rest.auth.token"), "from-yaml");
+}
+
+/* The bounds are validated like every key: ranges and types, one line naming the key. */
+static void test_rest_bounds(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    assert_int_equal(weir_config_set(f->cfg, "rest.max-connections", "0", err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_string_equal(
+        err, "bad value '0' for rest.max-connections (an integer from 1 to 65536) in the command "
+             "line");
+    assert_int_equal(weir_config_set(f->cfg, "rest.max-request-size", "lots", err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_non_null(strstr(err, "rest.max-request-size"));
+    assert_int_equal(weir_config_set(f->cfg, "security.insecure", "maybe", err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_string_equal(err, "bad value 'maybe' for security.insecure (true or false) in the "
+                             "command line");
+    assert_int_equal(weir_config_set(f->cfg, "rest.idleness-timeout", "2s", err, sizeof err), 0);
+    assert_int_equal(weir_config_get_ms(f->cfg, "rest.idleness-timeout"), 2000);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
@@ -291,6 +502,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence_and_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_args_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loopback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_binds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_bounds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * HTTP/1.0, no client library) and the control plane with fake task managers (mock_tm.h: ZeroMQ
  * DEALERs speaking common/proto.h). Covers validation errors, registration, slot spreading and
  * placement in DEPLOY messages, job FINISHED / FAILED / CANCELED, heartbeat loss, the slot
- * request timeout, UNKNOWN for unregistered heartbeats and BLOB requests. */
+ * request timeout, UNKNOWN for unregistered heartbeats and BLOB requests; the REST server's bearer
+ * token, body limits and the checks of its settings (weir_rest_config_load). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,7 +51,9 @@ static void *run_thread(void *arg) {
     return NULL;
 }
 
-static int start(void **state, const char *hb_timeout, const char *slot_timeout, bool ckpt) {
+/* @p extra: NULL or NULL-terminated key, value pairs set last. */
+static int start(void **state, const char *hb_timeout, const char *slot_timeout, bool ckpt,
+                 const char *const *extra) {
     fx_t *f = calloc(1, sizeof *f);
     f->dir = weir_test_tmpdir("jmrest");
     char blobs[600], err[512];
@@ -75,6 +78,8 @@ static int start(void **state, const char *hb_timeout, const char *slot_timeout,
              weir_config_set(cfg, "restart-strategy.fixed-delay.attempts", "1", err, sizeof err) ||
              weir_config_set(cfg, "restart-strategy.fixed-delay.delay", "100ms", err, sizeof err);
     }
+    for (size_t i = 0; extra && extra[i] && !rc; i += 2)
+        rc = weir_config_set(cfg, extra[i], extra[i + 1], err, sizeof err);
     if (rc) {
         fprintf(stderr, "config: %s\n", err);
         return -1;
@@ -91,17 +96,24 @@ static int start(void **state, const char *hb_timeout, const char *slot_timeout,
     return 0;
 }
 
+#define TOKEN "Zm9vYmFyLXRva2VuLWZvci10ZXN0cw"
+
 static int setup(void **state) {
-    return start(state, "10s", "5min", false);
+    return start(state, "10s", "5min", false, NULL);
 }
 static int setup_short_hb(void **state) {
-    return start(state, "400ms", "5min", false);
+    return start(state, "400ms", "5min", false, NULL);
 }
 static int setup_short_slots(void **state) {
-    return start(state, "10s", "300ms", false);
+    return start(state, "10s", "300ms", false, NULL);
 }
 static int setup_ckpt(void **state) {
-    return start(state, "10s", "5min", true);
+    return start(state, "10s", "5min", true, NULL);
+}
+static int setup_auth(void **state) {
+    static const char *const extra[] = {"rest.auth.token", TOKEN, "rest.max-request-size", "4kb",
+                                        NULL};
+    return start(state, "10s", "5min", false, extra);
 }
 
 static int teardown(void **state) {
@@ -117,20 +129,25 @@ static int teardown(void **state) {
 
 /* ------------------------------------------------------------ raw HTTP client */
 
-/* Sends one request; returns the status and (if @p body_out) the parsed JSON body. */
-static int http(fx_t *f, const char *method, const char *path, const void *body, size_t len,
-                json_t **body_out) {
+/* Sends one request with the header lines @p headers (each ending in \r\n; NULL: none); returns
+ * the status, (if @p body_out) the parsed JSON body and (if @p head_out) the answer's headers. */
+static int http_ex(fx_t *f, const char *method, const char *path, const char *headers,
+                   const void *body, size_t len, json_t **body_out, char *head_out,
+                   size_t head_cap) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->jm->rest_port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char head[512];
+    char head[1024];
     int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.0\r\nHost: localhost\r\nContent-Length: %zu\r\n\r\n", method,
-                     path, len);
+                     "%s %s HTTP/1.0\r\nHost: localhost\r\n%sContent-Length: %zu\r\n\r\n", method,
+                     path, headers ? headers : "", len);
     assert_int_equal(write(fd, head, (size_t)n), n);
-    if (len)
-        assert_int_equal(write(fd, body, len), (ssize_t)len);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, (const char *)body + off, len - off);
+        assert_true(w > 0);
+        off += (size_t)w;
+    }
     size_t cap = 1 << 16, got = 0;
     char *buf = malloc(cap);
     for (;;) {
@@ -148,6 +165,8 @@ static int http(fx_t *f, const char *method, const char *path, const void *body,
     assert_non_null(strstr(buf, "Content-Type: application/json"));
     char *b = strstr(buf, "\r\n\r\n");
     assert_non_null(b);
+    if (head_out)
+        snprintf(head_out, head_cap, "%.*s", (int)(b - buf), buf);
     json_error_t jerr;
     json_t *j = json_loads(b + 4, 0, &jerr);
     if (!j)
@@ -158,6 +177,11 @@ static int http(fx_t *f, const char *method, const char *path, const void *body,
     else
         json_decref(j);
     return status;
+}
+
+static int http(fx_t *f, const char *method, const char *path, const void *body, size_t len,
+                json_t **body_out) {
+    return http_ex(f, method, path, NULL, body, len, body_out, NULL, 0);
 }
 
 static const char *jstr(json_t *j, const char *key) {
@@ -717,6 +741,210 @@ static void test_checkpoint_restart_final(void **state) {
     weir_mock_tm_close(&b);
 }
 
+/* ------------------------------------------------------------ REST security */
+
+/* rest.auth.token: every route but GET /healthz needs the bearer token; a refused request runs no
+ * handler (its upload is not stored); the body limit applies after the token check. */
+static void test_auth(void **state) {
+    fx_t *f = *state;
+    json_t *j;
+    char head[4096];
+    assert_int_equal(http(f, "GET", "/healthz", NULL, 0, &j), 200);
+    assert_string_equal(jstr(j, "status"), "ok");
+    json_decref(j);
+    const char *bad[] = {
+        NULL,
+        "Authorization: Bearer nope\r\n",
+        "Authorization: Basic " TOKEN "\r\n",
+        "Authorization: Bearer " TOKEN "x\r\n",
+        "Authorization: Bearer x" TOKEN "\r\n",
+        "Authorization: Bearer Zm9vYmFyLXRva2VuLWZvci10ZXN0c\r\n", /* one character short */
+        "Authorization: Bearer\r\n",
+        "Authorization: " TOKEN "\r\n",
+        "Authorization: Bearer" TOKEN "\r\n",
+        "X-Token: " TOKEN "\r\n",
+    };
+    const char *routes[][2] = {{"GET", "/jobs"},
+                               {"POST", "/jobs"},
+                               {"GET", "/jobs/0123"},
+                               {"PATCH", "/jobs/0123"},
+                               {"POST", "/jobs/0123/cancel"},
+                               {"GET", "/taskmanagers"},
+                               {"POST", "/blobs"},
+                               {"GET", "/nope"},
+                               {"POST", "/healthz"}};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (size_t r = 0; r < sizeof routes / sizeof routes[0]; r++) {
+            int st = http_ex(f, routes[r][0], routes[r][1], bad[b], "{}", 2, &j, head, sizeof head);
+            if (st != 401)
+                fail_msg("%s %s with %s: %d", routes[r][0], routes[r][1],
+                         bad[b] ? bad[b] : "no header", st);
+            assert_non_null(strstr(head, "WWW-Authenticate: Bearer realm=\"weir\""));
+            const char *e = jstr(j, "error");
+            assert_non_null(e);
+            assert_non_null(strstr(e, "rest.auth.token"));
+            json_decref(j);
+        }
+    }
+    assert_int_equal(http_ex(f, "GET", "/jobs", NULL, NULL, 0, &j, NULL, 0), 401);
+    assert_string_equal(jstr(j, "error"), "authentication required: send Authorization: Bearer "
+                                          "<token> with the job manager's rest.auth.token");
+    json_decref(j);
+    assert_int_equal(http_ex(f, "GET", "/jobs", "Authorization: Bearer nope\r\n", NULL, 0, &j, head,
+                             sizeof head),
+                     401);
+    assert_string_equal(
+        jstr(j, "error"),
+        "invalid bearer token: it does not match the job manager's rest.auth.token");
+    assert_non_null(strstr(head, "error=\"invalid_token\""));
+    json_decref(j);
+
+    /* the token; the scheme in any case, spaces around the token */
+    const char *ok = "Authorization: Bearer " TOKEN "\r\n";
+    assert_int_equal(http_ex(f, "GET", "/jobs", ok, NULL, 0, &j, NULL, 0), 200);
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 0);
+    json_decref(j);
+    assert_int_equal(
+        http_ex(f, "GET", "/jobs", "authorization: bEaReR   " TOKEN "  \r\n", NULL, 0, &j, NULL, 0),
+        200);
+    json_decref(j);
+
+    /* a refused upload is not stored: the job that names it is refused as unknown */
+    assert_int_equal(http(f, "POST", "/blobs", "abc", 3, &j), 401);
+    json_decref(j);
+    const char *sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    char body[8192];
+    snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"graph\":%s}", sha, GRAPH);
+    assert_int_equal(http_ex(f, "POST", "/jobs", ok, body, strlen(body), &j, NULL, 0), 400);
+    assert_non_null(strstr(jstr(j, "error"), "unknown plugin blob"));
+    json_decref(j);
+    assert_int_equal(http_ex(f, "POST", "/blobs", ok, "abc", 3, &j, NULL, 0), 200);
+    assert_string_equal(jstr(j, "sha256"), sha);
+    json_decref(j);
+
+    /* rest.max-request-size (4kb here) for JSON, 413 only with the token; /blobs has its own */
+    char *big = malloc(64 * 1024);
+    memset(big, ' ', 64 * 1024);
+    assert_int_equal(http_ex(f, "POST", "/jobs", ok, big, 4097, &j, NULL, 0), 413);
+    assert_string_equal(jstr(j, "error"),
+                        "request body too large: at most 4096 bytes (rest.max-request-size)");
+    json_decref(j);
+    assert_int_equal(http_ex(f, "POST", "/jobs", NULL, big, 4097, &j, NULL, 0), 401);
+    json_decref(j);
+    assert_int_equal(http_ex(f, "POST", "/jobs", ok, big, 4096, &j, NULL, 0), 400);
+    assert_non_null(strstr(jstr(j, "error"), "not JSON"));
+    json_decref(j);
+    assert_int_equal(http_ex(f, "POST", "/blobs", ok, big, 64 * 1024, &j, NULL, 0), 200);
+    json_decref(j);
+    free(big);
+}
+
+/* The default rest.max-request-size (1 MiB) without a token: 413 for a larger JSON body, a larger
+ * plugin upload still accepted. */
+static void test_body_limit(void **state) {
+    fx_t *f = *state;
+    json_t *j;
+    size_t n = (1u << 20) + 1;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    assert_int_equal(http(f, "POST", "/jobs", big, n, &j), 413);
+    assert_string_equal(jstr(j, "error"),
+                        "request body too large: at most 1048576 bytes (rest.max-request-size)");
+    json_decref(j);
+    assert_int_equal(http(f, "PATCH", "/jobs/0123", big, n, &j), 413);
+    json_decref(j);
+    assert_int_equal(http(f, "POST", "/blobs", big, n, &j), 200);
+    json_decref(j);
+    assert_int_equal(http(f, "POST", "/jobs", big, n - 1, &j), 400);
+    json_decref(j);
+    free(big);
+}
+
+static void cfg_set(weir_config_t *cfg, const char *key, const char *value) {
+    char err[512];
+    if (weir_config_set(cfg, key, value, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+/* One line naming the key for each mistake in the REST settings; the token kept as its sha256. */
+static void test_rest_config(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmrestcfg");
+    char err[1024], path[700], want[1400];
+    weir_config_t *cfg = weir_config_new();
+    weir_rest_config_t rc;
+    assert_int_equal(weir_rest_config_load(cfg, &rc, err, sizeof err), 0);
+    assert_false(rc.auth);
+    assert_null(rc.cert_pem);
+    assert_true(rc.max_request == 1u << 20);
+    assert_int_equal(rc.max_connections, 64);
+    assert_int_equal(rc.idle_timeout_s, 30);
+    weir_rest_config_clear(&rc);
+
+    /* sha256 of the token by coreutils: printf %s TOKEN | sha256sum */
+    cfg_set(cfg, "rest.auth.token", TOKEN);
+    cfg_set(cfg, "rest.idleness-timeout", "1500ms");
+    assert_int_equal(weir_rest_config_load(cfg, &rc, err, sizeof err), 0);
+    assert_true(rc.auth);
+    assert_string_equal(rc.token_sha256,
+                        "11c9d369fede3e1f6b899621d7964108d4009908552e20618962464462673c78");
+    assert_int_equal(rc.idle_timeout_s, 2);
+    weir_rest_config_clear(&rc);
+    assert_false(rc.auth);
+
+    const char *bounds[][3] = {
+        {"rest.max-request-size", "1023",
+         "bad value '1023' for rest.max-request-size (a size from 1kb to 256mb)"},
+        {"rest.max-request-size", "257mb",
+         "bad value '257mb' for rest.max-request-size (a size from 1kb to 256mb)"},
+        {"rest.idleness-timeout", "999ms",
+         "bad value '999ms' for rest.idleness-timeout (a duration from 1s to 1d)"},
+    };
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+        weir_config_t *c2 = weir_config_new();
+        cfg_set(c2, bounds[i][0], bounds[i][1]);
+        assert_int_equal(weir_rest_config_load(c2, &rc, err, sizeof err), WEIR_ECONFIG);
+        assert_string_equal(err, bounds[i][2]);
+        weir_config_destroy(&c2);
+    }
+
+    cfg_set(cfg, "rest.ssl.enabled", "true");
+    assert_int_equal(weir_rest_config_load(cfg, &rc, err, sizeof err), WEIR_ECONFIG);
+    assert_string_equal(
+        err, "rest.ssl.enabled is true but rest.ssl.certificate is not set: set it to a PEM file");
+    snprintf(path, sizeof path, "%s/cert.pem", dir);
+    cfg_set(cfg, "rest.ssl.certificate", path);
+    cfg_set(cfg, "rest.ssl.key", path);
+    assert_int_equal(weir_rest_config_load(cfg, &rc, err, sizeof err), WEIR_ECONFIG);
+    snprintf(want, sizeof want, "cannot read rest.ssl.certificate %s: No such file or directory",
+             path);
+    assert_string_equal(err, want);
+    assert_int_equal(weir_write_file_atomic(path, "not a certificate\n", 18), 0);
+    assert_int_equal(weir_rest_config_load(cfg, &rc, err, sizeof err), WEIR_ECONFIG);
+    snprintf(want, sizeof want,
+             "rest.ssl.certificate %s is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+             path);
+    assert_string_equal(err, want);
+    assert_null(rc.cert_pem);
+
+    /* the job manager refuses to start on the same mistakes */
+    snprintf(path, sizeof path, "%s/no-token", dir);
+    cfg_set(cfg, "rest.ssl.enabled", "false");
+    cfg_set(cfg, "rest.auth.token", NULL);
+    cfg_set(cfg, "rest.auth.token-file", path);
+    cfg_set(cfg, "rest.port", "0");
+    cfg_set(cfg, "jobmanager.rpc.port", "0");
+    snprintf(want, sizeof want, "%s/blobs", dir);
+    cfg_set(cfg, "blob.storage.directory", want);
+    weir_jobmanager_t *jm = weir_jobmanager_new(cfg, err, sizeof err);
+    assert_null(jm);
+    snprintf(want, sizeof want, "cannot read rest.auth.token-file %s: No such file or directory",
+             path);
+    assert_string_equal(err, want);
+    weir_config_destroy(&cfg);
+    weir_test_tmpdir_remove(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rest_basics, setup, teardown),
@@ -727,6 +955,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slot_timeout, setup_short_slots, teardown),
         cmocka_unit_test_setup_teardown(test_blob_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_restart_final, setup_ckpt, teardown),
+        cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
+        cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+        cmocka_unit_test(test_rest_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
