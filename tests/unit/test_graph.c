@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "runtime/graph/graph.h"
+#include "runtime/graph/keygroup.h"
 
 static void map_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)ctx;
@@ -616,6 +617,50 @@ static void test_json_mutations_do_not_crash(void **state) {
     json_decref(good);
 }
 
+/* A chain of @p n_vertices vertices (source, maps, sink, each read by rebalance) of @p parallelism
+ * subtasks each, as JSON. */
+static json_t *wide_graph_json(uint32_t n_vertices, uint32_t parallelism) {
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; i < n_vertices; i++) {
+        const char *kind = i == 0                ? "source_datagen"
+                           : i + 1 == n_vertices ? "sink_blackhole"
+                                                 : "map";
+        json_array_append_new(nodes,
+                              json_pack("{s:i, s:s, s:s, s:i, s:i, s:s}", "id", (int)i, "kind",
+                                        kind, "name", "", "parallelism", (int)parallelism, "input",
+                                        (int)i - 1, "partitioning", i ? "rebalance" : "forward"));
+    }
+    return json_pack("{s:s, s:i, s:o}", "name", "wide", "max_parallelism",
+                     (int)WEIR_MAX_MAX_PARALLELISM, "nodes", nodes);
+}
+
+/* Found by tests/fuzz/fuzz_jobgraph: a 64 KB POST /jobs body of 700 vertices of parallelism 32768
+ * made the job manager allocate its per-subtask tables for 23 million subtasks (out of memory).
+ * A submitted graph has at most 4 * WEIR_MAX_MAX_PARALLELISM subtasks in total. */
+static void test_json_total_subtasks_bounded(void **state) {
+    (void)state;
+    char err[512] = "";
+    json_t *ok = wide_graph_json(4, WEIR_MAX_MAX_PARALLELISM);
+    weir_job_t *g = weir_graph_from_json(ok, err, sizeof(err));
+    if (!g)
+        fail_msg("4 vertices of %u subtasks refused: %s", WEIR_MAX_MAX_PARALLELISM, err);
+    assert_int_equal(g->n_vertices, 4);
+    weir_graph_destroy(&g);
+    json_decref(ok);
+
+    json_t *big = wide_graph_json(5, WEIR_MAX_MAX_PARALLELISM);
+    g = weir_graph_from_json(big, err, sizeof(err));
+    json_decref(big);
+    if (g) {
+        weir_graph_destroy(&g);
+        fail_msg("5 vertices of %u subtasks accepted", WEIR_MAX_MAX_PARALLELISM);
+    }
+    assert_null(strchr(err, '\n'));
+    if (!strstr(err, "163840 subtasks") || !strstr(err, "at most 131072") ||
+        !strstr(err, "lower the parallelism"))
+        fail_msg("error '%s' does not name the count, the bound and the fix", err);
+}
+
 static void test_apply_submitted(void **state) {
     (void)state;
     weir_job_t *cli = full_graph();
@@ -673,6 +718,7 @@ int main(void) {
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_malformed),
         cmocka_unit_test(test_json_mutations_do_not_crash),
+        cmocka_unit_test(test_json_total_subtasks_bounded),
         cmocka_unit_test(test_apply_submitted),
     };
     return cmocka_run_group_tests(tests, 0, NULL);
