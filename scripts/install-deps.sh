@@ -14,6 +14,8 @@ PKGS=(
   libyaml-dev         # weir.yaml configuration files
   libssl-dev          # sha256 of plugin blobs (libcrypto)
   libcurl4-openssl-dev # HTTP client in the weir CLI
+  clang               # libFuzzer targets (tests/fuzz; `make test` runs them briefly) ...
+  libclang-rt-14-dev  # ... and libFuzzer itself, with the sanitizer runtimes of clang 14
 )
 missing=()
 for p in "${PKGS[@]}"; do
