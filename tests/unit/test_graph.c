@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -661,6 +662,58 @@ static void test_json_total_subtasks_bounded(void **state) {
         fail_msg("error '%s' does not name the count, the bound and the fix", err);
 }
 
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The uid check compared every pair of nodes: a graph of the most nodes the parser accepts
+ * (100000, an 8 MB POST /jobs body), each with its own uid, cost 13 s of CPU (-O2) in the job
+ * manager, and again in a task manager for every subtask it deploys. Now it sorts: well under a
+ * second even under ASan. The first duplicate in node order is still the one reported. */
+static void test_json_many_uids_fast(void **state) {
+    (void)state;
+    const uint32_t n = 100000;
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; i < n; i++) {
+        char uid[32];
+        snprintf(uid, sizeof uid, "op-%u", n - i); /* not in sorted order */
+        const char *kind = i == 0 ? "source_datagen" : i + 1 == n ? "sink_blackhole" : "map";
+        json_array_append_new(nodes, json_pack("{s:i, s:s, s:s, s:s, s:i, s:i}", "id", (int)i,
+                                               "kind", kind, "name", "", "uid", uid, "parallelism",
+                                               1, "input", (int)i - 1));
+    }
+    json_t *root = json_pack("{s:s, s:o}", "name", "uids", "nodes", nodes);
+    char err[512] = "";
+    double t0 = cpu_seconds();
+    weir_job_t *g = weir_graph_from_json(root, err, sizeof(err));
+    double secs = cpu_seconds() - t0;
+    if (!g)
+        fail_msg("refused: %s", err);
+    weir_graph_destroy(&g);
+    if (secs > 5.0)
+        fail_msg("parsing %u nodes with unique uids took %.1f s of CPU (quadratic uid check?)", n,
+                 secs);
+
+    /* duplicates: nodes 10, 20 and 30 share a uid, 15 and 25 another: node 20 is reported */
+    json_object_set_new(json_array_get(nodes, 20), "uid", json_string("dup"));
+    json_object_set_new(json_array_get(nodes, 30), "uid", json_string("dup"));
+    json_object_set_new(json_array_get(nodes, 10), "uid", json_string("dup"));
+    json_object_set_new(json_array_get(nodes, 25), "uid", json_string("again"));
+    json_object_set_new(json_array_get(nodes, 15), "uid", json_string("again"));
+    json_object_set_new(json_array_get(nodes, 10), "name", json_string("ten"));
+    json_object_set_new(json_array_get(nodes, 20), "name", json_string("twenty"));
+    g = weir_graph_from_json(root, err, sizeof(err));
+    json_decref(root);
+    if (g) {
+        weir_graph_destroy(&g);
+        fail_msg("duplicate uids accepted");
+    }
+    assert_string_equal(err,
+                        "graph JSON: uid 'dup' is used by 'ten' and 'twenty': uids must be unique");
+}
+
 static void test_apply_submitted(void **state) {
     (void)state;
     weir_job_t *cli = full_graph();
@@ -719,6 +772,7 @@ int main(void) {
         cmocka_unit_test(test_json_malformed),
         cmocka_unit_test(test_json_mutations_do_not_crash),
         cmocka_unit_test(test_json_total_subtasks_bounded),
+        cmocka_unit_test(test_json_many_uids_fast),
         cmocka_unit_test(test_apply_submitted),
     };
     return cmocka_run_group_tests(tests, 0, NULL);
