@@ -5,7 +5,7 @@
 #
 # usage: run.sh <fuzzer binary> <work dir> <runs> <max_len> [libFuzzer flags...]
 #   WEIR_FUZZ_RUNS in the environment overrides <runs>; WEIR_FUZZ_SEED sets libFuzzer's random
-#   seed (default 1, so a CI run is repeatable).
+#   seed (default 1: the same mutations each run; thread timing and jansson's hash seed still vary).
 # First every input of tests/fuzz/regressions/<target>/ (inputs that once failed) runs once; then
 # the fuzzing run starts from the target's seeds alone (a large regression input in the corpus
 # would slow every later execution). The work dir is emptied first, then holds: regressions.log,
