@@ -15,6 +15,8 @@ PKGS=(
   libssl-dev          # sha256 of plugin blobs (libcrypto)
   libcurl4-openssl-dev # HTTP client in the weir CLI
   openssl             # the openssl command: test certificates (tests/integration/08_rest_security.py)
+  clang               # libFuzzer targets (tests/fuzz; `make test` runs them briefly) ...
+  libclang-rt-14-dev  # ... and libFuzzer itself, with the sanitizer runtimes of clang 14
 )
 missing=()
 for p in "${PKGS[@]}"; do

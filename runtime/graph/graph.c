@@ -251,6 +251,36 @@ static int cmp_edge(const void *a, const void *b) {
     return 0;
 }
 
+/* Nodes with a uid (pointers into the node array), ordered by uid, then by position. */
+static int cmp_uid(const void *a, const void *b) {
+    const weir_node_t *x = *(const weir_node_t *const *)a, *y = *(const weir_node_t *const *)b;
+    int c = strcmp(x->uid, y->uid);
+    if (c)
+        return c;
+    return x < y ? -1 : x > y;
+}
+
+/* For every node, the first earlier node with the same uid (-1: none), in O(n log n): a pairwise
+ * check is quadratic in the node count, which untrusted graphs choose. Arena memory. */
+static int32_t *uid_first_holders(weir_job_t *job) {
+    uint32_t n = job->n_nodes, m = 0;
+    int32_t *first = weir__graph_alloc(job, n * sizeof(*first));
+    const weir_node_t **byuid = weir__graph_alloc(job, n * sizeof(*byuid));
+    for (uint32_t i = 0; i < n; i++) {
+        first[i] = -1;
+        if (job->nodes[i].uid)
+            byuid[m++] = &job->nodes[i];
+    }
+    qsort(byuid, m, sizeof(*byuid), cmp_uid);
+    for (uint32_t k = 1, head = 0; k < m; k++) {
+        if (strcmp(byuid[k]->uid, byuid[head]->uid) != 0)
+            head = k;
+        else
+            first[byuid[k] - job->nodes] = (int32_t)(byuid[head] - job->nodes);
+    }
+    return first;
+}
+
 int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
     if (!job)
         return weir_errf(errstr, errlen, WEIR_EINVAL, "no job graph");
@@ -275,6 +305,7 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
 
     uint32_t n = job->n_nodes;
     uint32_t *consumers = weir__graph_alloc(job, n * sizeof(uint32_t));
+    const int32_t *uid_first = uid_first_holders(job);
     bool has_source = false, has_sink = false;
     for (uint32_t i = 0; i < n; i++) {
         weir_node_t *nd = &job->nodes[i];
@@ -343,13 +374,10 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                              "stateful operator '%s' has no uid: call weir_set_uid() on it so its "
                              "state survives restarts and savepoints",
                              nd->name);
-        if (nd->uid) {
-            for (uint32_t j = 0; j < i; j++)
-                if (job->nodes[j].uid && strcmp(job->nodes[j].uid, nd->uid) == 0)
-                    return weir_errf(errstr, errlen, WEIR_EINVAL,
-                                     "uid '%s' is used by '%s' and '%s': uids must be unique",
-                                     nd->uid, job->nodes[j].name, nd->name);
-        }
+        if (uid_first[i] >= 0)
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "uid '%s' is used by '%s' and '%s': uids must be unique", nd->uid,
+                             job->nodes[uid_first[i]].name, nd->name);
     }
     if (!has_source)
         return weir_errf(errstr, errlen, WEIR_EINVAL,

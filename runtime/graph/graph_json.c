@@ -8,7 +8,8 @@
  * parsed graph has no function pointers (has_key_fn only records that a key selector exists) and
  * is finalized, so it has the same vertices and edges as the graph that was serialized. Limits on
  * untrusted input: at most JSON_MAX_NODES nodes, JSON_MAX_STATES states per node, parallelism
- * within WEIR_MAX_MAX_PARALLELISM.
+ * within WEIR_MAX_MAX_PARALLELISM, at most JSON_MAX_SUBTASKS subtasks over all vertices (every
+ * process that accepts a graph sizes per-subtask tables by it).
  *
  * Threading: stateless; a graph is owned by one thread at a time.
  */
@@ -26,6 +27,7 @@
 
 #define JSON_MAX_NODES 100000u
 #define JSON_MAX_STATES 1024u
+#define JSON_MAX_SUBTASKS (4u * WEIR_MAX_MAX_PARALLELISM)
 
 /* ------------------------------------------------------------------------------------------ */
 /* To JSON                                                                                    */
@@ -317,6 +319,16 @@ weir_job_t *weir_graph_from_json(const json_t *root, char *errstr, size_t errlen
     char ferr[400];
     if (weir_graph_finalize(job, ferr, sizeof(ferr))) {
         weir_errf(errstr, errlen, WEIR_EINVAL, "graph JSON: %s", ferr);
+        goto fail;
+    }
+    uint64_t subtasks = 0;
+    for (uint32_t v = 0; v < job->n_vertices; v++)
+        subtasks += job->vertices[v].parallelism;
+    if (subtasks > JSON_MAX_SUBTASKS) {
+        weir_errf(errstr, errlen, WEIR_EINVAL,
+                  "graph JSON: %llu subtasks (the parallelism of %u vertices added up), at most "
+                  "%u: lower the parallelism",
+                  (unsigned long long)subtasks, job->n_vertices, JSON_MAX_SUBTASKS);
         goto fail;
     }
     return job;

@@ -8,12 +8,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "common/err.h"
 #include "runtime/graph/graph.h"
+#include "runtime/graph/keygroup.h"
 
 static void map_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)ctx;
@@ -616,6 +618,102 @@ static void test_json_mutations_do_not_crash(void **state) {
     json_decref(good);
 }
 
+/* A chain of @p n_vertices vertices (source, maps, sink, each read by rebalance) of @p parallelism
+ * subtasks each, as JSON. */
+static json_t *wide_graph_json(uint32_t n_vertices, uint32_t parallelism) {
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; i < n_vertices; i++) {
+        const char *kind = i == 0                ? "source_datagen"
+                           : i + 1 == n_vertices ? "sink_blackhole"
+                                                 : "map";
+        json_array_append_new(nodes,
+                              json_pack("{s:i, s:s, s:s, s:i, s:i, s:s}", "id", (int)i, "kind",
+                                        kind, "name", "", "parallelism", (int)parallelism, "input",
+                                        (int)i - 1, "partitioning", i ? "rebalance" : "forward"));
+    }
+    return json_pack("{s:s, s:i, s:o}", "name", "wide", "max_parallelism",
+                     (int)WEIR_MAX_MAX_PARALLELISM, "nodes", nodes);
+}
+
+/* Found by tests/fuzz/fuzz_jobgraph: a 64 KB POST /jobs body of 700 vertices of parallelism 32768
+ * made the job manager allocate its per-subtask tables for 23 million subtasks (out of memory).
+ * A submitted graph has at most 4 * WEIR_MAX_MAX_PARALLELISM subtasks in total. */
+static void test_json_total_subtasks_bounded(void **state) {
+    (void)state;
+    char err[512] = "";
+    json_t *ok = wide_graph_json(4, WEIR_MAX_MAX_PARALLELISM);
+    weir_job_t *g = weir_graph_from_json(ok, err, sizeof(err));
+    if (!g)
+        fail_msg("4 vertices of %u subtasks refused: %s", WEIR_MAX_MAX_PARALLELISM, err);
+    assert_int_equal(g->n_vertices, 4);
+    weir_graph_destroy(&g);
+    json_decref(ok);
+
+    json_t *big = wide_graph_json(5, WEIR_MAX_MAX_PARALLELISM);
+    g = weir_graph_from_json(big, err, sizeof(err));
+    json_decref(big);
+    if (g) {
+        weir_graph_destroy(&g);
+        fail_msg("5 vertices of %u subtasks accepted", WEIR_MAX_MAX_PARALLELISM);
+    }
+    assert_null(strchr(err, '\n'));
+    if (!strstr(err, "163840 subtasks") || !strstr(err, "at most 131072") ||
+        !strstr(err, "lower the parallelism"))
+        fail_msg("error '%s' does not name the count, the bound and the fix", err);
+}
+
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The uid check compared every pair of nodes: a graph of the most nodes the parser accepts
+ * (100000, an 8 MB POST /jobs body), each with its own uid, cost 13 s of CPU (-O2) in the job
+ * manager, and again in a task manager for every subtask it deploys. Now it sorts: well under a
+ * second even under ASan. The first duplicate in node order is still the one reported. */
+static void test_json_many_uids_fast(void **state) {
+    (void)state;
+    const uint32_t n = 100000;
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; i < n; i++) {
+        char uid[32];
+        snprintf(uid, sizeof uid, "op-%u", n - i); /* not in sorted order */
+        const char *kind = i == 0 ? "source_datagen" : i + 1 == n ? "sink_blackhole" : "map";
+        json_array_append_new(nodes, json_pack("{s:i, s:s, s:s, s:s, s:i, s:i}", "id", (int)i,
+                                               "kind", kind, "name", "", "uid", uid, "parallelism",
+                                               1, "input", (int)i - 1));
+    }
+    json_t *root = json_pack("{s:s, s:o}", "name", "uids", "nodes", nodes);
+    char err[512] = "";
+    double t0 = cpu_seconds();
+    weir_job_t *g = weir_graph_from_json(root, err, sizeof(err));
+    double secs = cpu_seconds() - t0;
+    if (!g)
+        fail_msg("refused: %s", err);
+    weir_graph_destroy(&g);
+    if (secs > 5.0)
+        fail_msg("parsing %u nodes with unique uids took %.1f s of CPU (quadratic uid check?)", n,
+                 secs);
+
+    /* duplicates: nodes 10, 20 and 30 share a uid, 15 and 25 another: node 20 is reported */
+    json_object_set_new(json_array_get(nodes, 20), "uid", json_string("dup"));
+    json_object_set_new(json_array_get(nodes, 30), "uid", json_string("dup"));
+    json_object_set_new(json_array_get(nodes, 10), "uid", json_string("dup"));
+    json_object_set_new(json_array_get(nodes, 25), "uid", json_string("again"));
+    json_object_set_new(json_array_get(nodes, 15), "uid", json_string("again"));
+    json_object_set_new(json_array_get(nodes, 10), "name", json_string("ten"));
+    json_object_set_new(json_array_get(nodes, 20), "name", json_string("twenty"));
+    g = weir_graph_from_json(root, err, sizeof(err));
+    json_decref(root);
+    if (g) {
+        weir_graph_destroy(&g);
+        fail_msg("duplicate uids accepted");
+    }
+    assert_string_equal(err,
+                        "graph JSON: uid 'dup' is used by 'ten' and 'twenty': uids must be unique");
+}
+
 static void test_apply_submitted(void **state) {
     (void)state;
     weir_job_t *cli = full_graph();
@@ -673,6 +771,8 @@ int main(void) {
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_malformed),
         cmocka_unit_test(test_json_mutations_do_not_crash),
+        cmocka_unit_test(test_json_total_subtasks_bounded),
+        cmocka_unit_test(test_json_many_uids_fast),
         cmocka_unit_test(test_apply_submitted),
     };
     return cmocka_run_group_tests(tests, 0, NULL);
