@@ -17,6 +17,8 @@ job's rate for several seconds. (The split is recomputed here in Python, indepen
     subtasks restore at their end) and finishes.
 Both: the committed output is exactly once, checked against `tr | sort | uniq -c`."""
 
+import base64
+import json
 import os
 import random
 import time
@@ -130,8 +132,26 @@ def phase_a(text, oracle, words_line1):
         print(f"(a) {lines} output lines exactly once")
 
 
+def source_positions(ckdir, vertex):
+    """The file source position of every subtask of `vertex` in a checkpoint's _metadata (JSON,
+    then a `sha256 <hex>` line), decoded by hand: the chain (lines -> split) packs
+    [[file index, offset], nil], so the bytes start 0x92 0x92 then the file index as a positive
+    fixint. File index 1 (= the number of input files) means the source is at its end."""
+    with open(os.path.join(ckdir, "_metadata")) as f:
+        body = f.read()
+    meta = json.loads(body[:body.rindex("sha256 ")])
+    pos = {}
+    for t in meta["tasks"]:
+        if t["vertex"] == vertex:
+            op = base64.b64decode(t["op_state"])
+            check(op[:2] == b"\x92\x92" and op[2] < 0x80, f"unexpected op_state {op[:8].hex()}")
+            pos[t["subtask"]] = op[2]
+    return pos
+
+
 def phase_b(text, oracle, words_line1):
-    with Cluster("finished-b", tms=2, slots=2, checkpoints="200ms") as c:
+    # every checkpoint is retained, so the one restored from can be read afterwards
+    with Cluster("finished-b", tms=2, slots=2, checkpoints="200ms", retained=100000) as c:
         out = os.path.join(c.dir, "out")
         jobid = c.submit("-p", str(PARALLELISM), os.path.join(EXAMPLES, "wordcount.so"),
                          "--input", text, "--output", out, "--rate", str(RATE))
@@ -152,10 +172,17 @@ def phase_b(text, oracle, words_line1):
         check(ck["latest"]["restored"]["id"] > before_id,
               f"restored from checkpoint {ck['latest']['restored']['id']}, not one taken after the "
               f"early subtasks finished (> {before_id})")
+        rid = ck["latest"]["restored"]["id"]
+        vertex = next(v["id"] for v in job["vertices"] if v["name"].startswith("lines"))
+        pos = source_positions(os.path.join(c.conf["state.checkpoints.dir"], jobid, f"chk-{rid}"),
+                               vertex)
+        check(pos == {0: 1, 1: 1, 2: 0},
+              f"checkpoint {rid}: source file index per subtask {pos}, expected subtasks 0 and 1 "
+              f"at their end (1) and subtask 2 inside the file (0)")
         lines = check_wordcount_output(out, oracle)
-        print(f"(b) task manager killed, restored from checkpoint {ck['latest']['restored']['id']} "
-              f"(taken after subtasks 0 and 1 finished), {job.get('restarts', 0)} restarts, "
-              f"{lines} output lines exactly once")
+        print(f"(b) task manager killed, restored from checkpoint {rid} (source subtasks 0 and 1 "
+              f"at their end in it, subtask 2 inside the file), {job.get('restarts', 0)} "
+              f"restarts, {lines} output lines exactly once")
 
 
 def test():
