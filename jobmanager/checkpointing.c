@@ -1,6 +1,8 @@
 /* Owns the glue between the checkpoint coordinator and the job manager (docs/checkpointing.md):
  * per job on the main loop's tick, expiry of the in-flight checkpoint and the trigger when due
- * (TRIGGER_CHECKPOINT to each source subtask); ACK/DECLINE_CHECKPOINT from the task managers;
+ * (TRIGGER_CHECKPOINT to each source subtask that has not finished; none when every source
+ * finished); ACK/DECLINE_CHECKPOINT from the task managers (a final ack stands for its subtask in
+ * every later checkpoint of the attempt);
  * completion (the _metadata via ckpt_store.h, the HA pointer, the kill point, retention, NOTIFY
  * to each task manager of the attempt); failure beyond tolerance (failover); the abort of the
  * in-flight checkpoint when a job stops or restarts; and the restore point of a new attempt. The
@@ -172,6 +174,40 @@ static void progress_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
     }
 }
 
+/* The subtasks a periodic checkpoint starts at: every subtask of a source vertex that has not
+ * sent its final snapshot (a finished one ignores triggers; its final snapshot stands for it).
+ * Non-sources are reached by barriers, or by END from upstreams that finished, which counts as
+ * the barrier in their alignment. With @p id != 0 sends TRIGGER_CHECKPOINT @p id to each whose
+ * task manager is known. @returns how many subtasks qualify (with @p id: how many were sent). */
+static uint32_t trigger_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id,
+                               int64_t wall) {
+    uint32_t n = 0;
+    for (uint32_t v = 0; v < job->n_vertices; v++) {
+        const weir_vertex_t *vx = &job->dag->vertices[v];
+        if (!weir_op_is_source(job->dag->nodes[vx->nodes[0]].kind))
+            continue;
+        for (uint32_t s = 0; s < job->parallelism[v]; s++) {
+            if (weir_ckpt_coord_finished(&job->ckpt, weir_ckpt_coord_index(&job->ckpt, v, s)))
+                continue;
+            weir_jm_tm_t *tm = weir__jm_find_tm_seq_locked(jm, job->subtasks[v][s].tm_seq);
+            if (!tm)
+                continue;
+            n++;
+            if (!id)
+                continue;
+            weir_msg_t m = {.type = WEIR_MSG_TRIGGER_CHECKPOINT,
+                            .attempt = job->attempt,
+                            .checkpoint_id = id,
+                            .checkpoint_timestamp = wall,
+                            .vertex = v,
+                            .subtask = s};
+            memcpy(m.job_id, job->id, sizeof m.job_id);
+            weir__jm_send_locked(jm, tm, &m);
+        }
+    }
+    return n;
+}
+
 void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns) {
     if (!jm->ckcfg.enabled || !job->ckdir || job->state != WEIR_JOB_RUNNING)
         return;
@@ -189,31 +225,20 @@ void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_
         return;
     if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns))
         return;
+    uint32_t n_sources = trigger_locked(jm, job, 0, 0);
+    if (n_sources == 0)
+        return; /* every source finished: the rest drains into the final checkpoint */
     ensure_next_id(job);
     int64_t wall = weir_wall_ms();
     uint64_t id = weir_ckpt_coord_begin(c, now_ns, wall);
-    uint32_t n = 0;
-    for (uint32_t v = 0; v < job->n_vertices; v++) {
-        const weir_vertex_t *vx = &job->dag->vertices[v];
-        if (!weir_op_is_source(job->dag->nodes[vx->nodes[0]].kind))
-            continue;
-        for (uint32_t s = 0; s < job->parallelism[v]; s++) {
-            weir_jm_tm_t *tm = weir__jm_find_tm_seq_locked(jm, job->subtasks[v][s].tm_seq);
-            if (!tm)
-                continue;
-            weir_msg_t m = {.type = WEIR_MSG_TRIGGER_CHECKPOINT,
-                            .attempt = job->attempt,
-                            .checkpoint_id = id,
-                            .checkpoint_timestamp = wall,
-                            .vertex = v,
-                            .subtask = s};
-            memcpy(m.job_id, job->id, sizeof m.job_id);
-            weir__jm_send_locked(jm, tm, &m);
-            n++;
-        }
-    }
-    WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s triggered (%u source subtasks)", id, job->id,
-              n);
+    uint32_t n = trigger_locked(jm, job, id, wall);
+    uint32_t finished = 0;
+    for (uint32_t i = 0; i < c->n_subtasks; i++)
+        finished += weir_ckpt_coord_finished(c, i) ? 1 : 0;
+    WEIR_INFO(COMP,
+              "checkpoint %" PRIu64 " of job %s triggered (%u source subtasks; %u of %u subtasks "
+              "finished, in it with their final state)",
+              id, job->id, n, finished, c->n_subtasks);
 }
 
 /* The job and subtask a checkpoint message names, when it is current and from the right task

@@ -4,7 +4,9 @@
  *
  * Invariants: at most one checkpoint in flight; next_id only grows and every id handed out is
  * recorded in the history as IN_PROGRESS; acks are kept only for the in-flight id (final acks
- * until the final checkpoint of the attempt is written); a failure counts as consecutive unless it
+ * until the final checkpoint of the attempt is written, standing for their subtask in every
+ * checkpoint completed meanwhile: a subtask that finished early never stops periodic
+ * checkpoints); a failure counts as consecutive unless it
  * is the abort of a new attempt; a completion resets the consecutive failures.
  *
  * Threading: no shared state, no I/O, no clocks (times are handed in); not thread-safe per
@@ -200,7 +202,10 @@ void weir_ckpt_coord_new_attempt(weir_ckpt_coord_t *c, int64_t now_ns, const cha
 
 bool weir_ckpt_coord_due(weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg, bool all_running,
                          int64_t now_ns) {
-    if (!cfg->enabled || c->pending_id || c->n_finals || c->final_done)
+    /* Final snapshots of some subtasks do not stop periodic checkpoints (they stand for those
+     * subtasks in each); once every subtask sent one, the final checkpoint takes over. */
+    if (!cfg->enabled || c->pending_id || c->final_done ||
+        (c->n_subtasks > 0 && c->n_finals == c->n_subtasks))
         return false;
     if (!all_running) {
         c->running_since_ns = 0;
@@ -214,6 +219,10 @@ bool weir_ckpt_coord_due(weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg, bo
     if (c->last_end_ns && now_ns - c->last_end_ns < cfg->min_pause_ms * 1000000)
         return false;
     return true;
+}
+
+bool weir_ckpt_coord_finished(const weir_ckpt_coord_t *c, uint32_t idx) {
+    return idx < c->n_subtasks && c->finals[idx].acked;
 }
 
 uint64_t weir_ckpt_coord_begin(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms) {

@@ -6,7 +6,8 @@
  * its answers (checkpointing.c sends TRIGGER/NOTIFY and writes the metadata via ckpt_store.h).
  *
  * Invariants: at most one checkpoint in flight (pending_id != 0); ids handed out grow; an ack
- * counts only for the in-flight id (a final ack for the in-flight and every later checkpoint);
+ * counts only for the in-flight id (a final ack for the in-flight and every later checkpoint,
+ * so subtasks that finished early are part of every later checkpoint with their final state);
  * the history keeps the last WEIR_CKPT_HISTORY entries, oldest first.
  *
  * Threading: not thread-safe per object; the job manager calls it with its mutex held. */
@@ -114,10 +115,17 @@ uint32_t weir_ckpt_coord_index(const weir_ckpt_coord_t *c, uint32_t v, uint32_t 
 /** A new attempt: drops the in-flight checkpoint (recorded as FAILED with @p why, not counted as
  * a consecutive failure), the final snapshots and the timers. */
 void weir_ckpt_coord_new_attempt(weir_ckpt_coord_t *c, int64_t now_ns, const char *why);
-/** True when a periodic checkpoint should be triggered now (nothing in flight, every subtask
- * RUNNING (@p all_running), no final snapshot received, interval and min-pause passed). */
+/** True when a periodic checkpoint should be triggered now: nothing in flight, every subtask
+ * RUNNING (@p all_running; a subtask that sent its final snapshot stays RUNNING until the final
+ * notify), not every subtask has sent its final snapshot (then the final checkpoint follows
+ * instead), interval and min-pause passed. Subtasks that finished early do not stop periodic
+ * checkpoints (docs/checkpointing.md, "Checkpoints after tasks finish"). */
 bool weir_ckpt_coord_due(weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg, bool all_running,
                          int64_t now_ns);
+/** True when subtask @p idx sent its final snapshot in this attempt (it reached its end of
+ * input): a periodic checkpoint is not triggered at it, and its final snapshot stands for it in
+ * every later checkpoint of the attempt. */
+bool weir_ckpt_coord_finished(const weir_ckpt_coord_t *c, uint32_t idx);
 /** Starts checkpoint c->next_id (which must be known); returns its id. */
 uint64_t weir_ckpt_coord_begin(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms);
 /** An ACK of subtask @p idx. A final ack (@p final) is kept as the subtask's final snapshot and

@@ -22,7 +22,12 @@
  *    WEIR_CHECKPOINT_ID_FINAL to the hooks and is acked with id 0. A restored array of another
  *    length fails the task.
  *  - Keyed state is notified complete (weir_state_snapshot_confirm) only after every operator's
- *    notify_complete, and not for the final notify.
+ *    notify_complete, and not for a checkpoint that holds the final snapshot.
+ *  - After the final snapshot the subtask is finished but stays (RUNNING) until the final notify:
+ *    the coordinator counts its final snapshot for every later checkpoint it does not snapshot
+ *    itself (every one, as triggers and barriers are then ignored), so the first notify of an
+ *    id > last_ck (or the final notify) commits everything, the final epoch too
+ *    (notify_complete with final = true): Flink's FLIP-147.
  *
  * Threading: the task thread, except uploader_main on the uploader thread, which uploads keyed
  * snapshots and sends ACK / DECLINE through the spec's send callback (thread-safe), reading only
@@ -411,6 +416,10 @@ void weir__task_on_trigger(weir_task_t *t, uint64_t id, int64_t ts) {
     take_checkpoint(t, id, ts, 0, false);
 }
 
+/* A notify of checkpoint n after the final snapshot: n holds that snapshot iff this subtask did
+ * not snapshot n itself (n > last_ck: the coordinator counts a subtask's final snapshot for every
+ * checkpoint it did not ack; after the final snapshot triggers and barriers are ignored, so
+ * last_ck no longer moves). Then everything is committed, the final epoch too. */
 void weir__task_on_notify(weir_task_t *t, uint64_t id, bool final) {
     if (t->ck_mode == WEIR_CHECKPOINT_NONE)
         return;
@@ -421,15 +430,26 @@ void weir__task_on_notify(weir_task_t *t, uint64_t id, bool final) {
                   t->job_id, t->vertex, t->subtask, id);
         return;
     }
+    bool holds_final = t->final_sent && (final || id > t->last_ck);
+    if (holds_final && t->final_committed && !final)
+        return; /* everything is committed already */
     weir_killpoint_hit(t->kp, "notify-before-commit");
     for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
         if (!t->ops[i].vt->notify_complete)
             continue;
         t->now_ns = weir_now_ns();
-        t->ops[i].vt->notify_complete(&t->ops[i], &t->ctxs[i], id, final);
+        t->ops[i].vt->notify_complete(&t->ops[i], &t->ctxs[i], id, holds_final);
     }
-    if (t->sb && !final)
+    if (t->sb && !holds_final)
         weir_state_snapshot_confirm(t->sb, id);
+    if (holds_final && !t->stop) {
+        if (!t->final_committed)
+            WEIR_DEBUG(COMP,
+                       "job %s vertex %u subtask %u: checkpoint %" PRIu64
+                       " holds the final snapshot: final epoch committed",
+                       t->job_id, t->vertex, t->subtask, id);
+        t->final_committed = true;
+    }
     if (final)
         t->final_notified = true;
 }

@@ -51,8 +51,10 @@ typedef struct weir_operator_vt {
     int (*restore)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
                    const msgpack_object *state);
     /** Checkpoint @p checkpoint_id is complete (its _metadata exists): a 2PC sink commits the
-     * transactions pre-committed up to it. @p final: the job's last checkpoint after end of
-     * input: commit everything. May be NULL. */
+     * transactions pre-committed up to it. @p final: the checkpoint holds this subtask's final
+     * snapshot (the first checkpoint completed after its end of input, or the job's final
+     * checkpoint): commit everything, the final epoch too. May come more than once; commits
+     * must be idempotent. May be NULL. */
     void (*notify_complete)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
                             bool final);
 } weir_operator_vt_t;

@@ -20,9 +20,10 @@
 typedef struct weir_task weir_task_t;
 
 /** The checkpoint id operators' snapshot hooks (and the ACK) get for the final snapshot after
- * end of input; its real id is chosen later by the coordinator. Hooks must order it after every
- * real id (connectors/common/twophase.c does), so a late notify of an earlier checkpoint never
- * commits the final epoch; only notify_complete(final=true) does. */
+ * end of input; the coordinator counts it for every later checkpoint. Hooks must order it after
+ * every real id (connectors/common/twophase.c does), so a late notify of an earlier checkpoint
+ * never commits the final epoch; only notify_complete(final=true) does, which the task calls for
+ * the first completed checkpoint that holds the final snapshot (docs/checkpointing.md). */
 #define WEIR_CHECKPOINT_ID_FINAL 0
 
 /** Sends a control message (ACK_CHECKPOINT / DECLINE_CHECKPOINT) to the job manager. Called on

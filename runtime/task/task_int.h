@@ -162,6 +162,7 @@ struct weir_task {
     uint32_t n_arrived;       /* channels whose barrier arrived (or that ended) */
     uint64_t last_ck;         /* latest checkpoint snapshotted (barriers <= it are stale) */
     bool final_sent;          /* final snapshot taken: waiting for the final notify */
+    bool final_committed;     /* a checkpoint holding the final snapshot was notified */
     bool final_notified;      /* final notify handled: finish */
     msgpack_sbuffer ckbuf;    /* operator-state scratch */
     struct weir_uploader *up; /* stateful chains with checkpointing on */

@@ -363,14 +363,18 @@ static void test_coordinator(void **state) {
     assert_int_equal(c.latest.state_size, 125);
     assert_int_equal(c.latest.alignment_ms, 9);
     assert_int_equal(c.pending_id, 0);
-    /* a final snapshot stops periodic triggers */
-    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 1000 * ms));
+    /* the final snapshot of one subtask does not stop periodic triggers (issue 7 item 4: it
+     * did, so one source subtask that finished early stopped every checkpoint of the job) */
+    assert_true(weir_ckpt_coord_due(&c, &cfg, true, t + 1000 * ms));
     a = mk_ack("fin0", NULL, 1, 0);
     assert_true(weir_ckpt_coord_ack(&c, 0, 0, true, &a));
     assert_false(weir_ckpt_coord_final_ready(&c));
+    assert_true(weir_ckpt_coord_due(&c, &cfg, true, t + 1000 * ms));
     a = mk_ack("fin1", NULL, 1, 0);
     assert_true(weir_ckpt_coord_ack(&c, 1, 0, true, &a));
     assert_true(weir_ckpt_coord_final_ready(&c));
+    /* every subtask finished: the final checkpoint follows instead of a periodic one */
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 1000 * ms));
     uint64_t fid = weir_ckpt_coord_begin_final(&c, t + 2000 * ms, 1000);
     assert_int_equal(fid, 6);
     assert_int_equal(weir_ckpt_coord_build_meta(&c, JOB, fid, true, 1000, 1001, &m), 0);
@@ -410,11 +414,120 @@ static void test_coordinator(void **state) {
     weir_ckpt_coord_free(&c);
 }
 
+/* Checkpoints after tasks finish (docs/checkpointing.md): a subtask that sent its final snapshot
+ * is not triggered, its final snapshot stands for it in every later checkpoint of the attempt, and
+ * periodic checkpoints go on until every subtask finished; then the final checkpoint. */
+static void test_coordinator_finished_subtasks(void **state) {
+    (void)state;
+    /* vertex 0 (p 3, the source), vertex 1 (p 1): 4 subtasks */
+    uint32_t par[2] = {3, 1};
+    weir_ckpt_coord_t c;
+    assert_int_equal(weir_ckpt_coord_init(&c, 2, par), 0);
+    weir_ckpt_config_t cfg = {.enabled = true,
+                              .interval_ms = 200,
+                              .timeout_ms = 10000,
+                              .min_pause_ms = 0,
+                              .tolerable = 0};
+    int64_t ms = 1000000, t = 5000 * ms;
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t));
+    /* source subtasks 1 and 2 have nothing to read: final snapshots before any checkpoint */
+    weir_ckpt_ack_t a = mk_ack("end1", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 1, 0, true, &a));
+    a = mk_ack("end2", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 2, 0, true, &a));
+    assert_false(weir_ckpt_coord_finished(&c, 0));
+    assert_true(weir_ckpt_coord_finished(&c, 1));
+    assert_true(weir_ckpt_coord_finished(&c, 2));
+    assert_false(weir_ckpt_coord_finished(&c, 3));
+    assert_false(weir_ckpt_coord_finished(&c, 99));
+    assert_false(weir_ckpt_coord_final_ready(&c));
+    /* three periodic checkpoints: acks from the running subtasks complete them */
+    uint64_t ids[3];
+    for (int k = 0; k < 3; k++) {
+        t += 200 * ms;
+        assert_true(weir_ckpt_coord_due(&c, &cfg, true, t));
+        ids[k] = weir_ckpt_coord_begin(&c, t, 1000 + k);
+        assert_false(weir_ckpt_coord_ready(&c));
+        char op[16];
+        snprintf(op, sizeof op, "pos%d", k);
+        a = mk_ack(op, "{\"shared\":[]}", 10, 0);
+        assert_true(weir_ckpt_coord_ack(&c, 0, ids[k], false, &a));
+        assert_false(weir_ckpt_coord_ready(&c));
+        a = mk_ack("sink", NULL, 10, 0);
+        assert_true(weir_ckpt_coord_ack(&c, 3, ids[k], false, &a));
+        assert_true(weir_ckpt_coord_ready(&c));
+        weir_ckpt_meta_t m;
+        assert_int_equal(weir_ckpt_coord_build_meta(&c, JOB, ids[k], false, 1000, 1001, &m), 0);
+        assert_false(m.final);
+        assert_int_equal(m.n_tasks, 4);
+        assert_memory_equal(m.tasks[0].op_state, op, strlen(op));
+        assert_non_null(m.tasks[0].keyed);
+        assert_int_equal(m.tasks[1].op_state_len, 4);
+        assert_memory_equal(m.tasks[1].op_state, "end1", 4); /* its final state, every time */
+        assert_null(m.tasks[1].keyed);
+        assert_memory_equal(m.tasks[2].op_state, "end2", 4);
+        assert_memory_equal(m.tasks[3].op_state, "sink", 4);
+        weir_ckpt_meta_clear(&m);
+        weir_ckpt_coord_complete(&c, ids[k], false, "/ck/chk", t + 10 * ms, 1002);
+    }
+    assert_int_equal(ids[1], ids[0] + 1);
+    assert_int_equal(c.n_completed, 3);
+    /* a repeated final ack is ignored */
+    a = mk_ack("again", NULL, 1, 0);
+    assert_false(weir_ckpt_coord_ack(&c, 1, 0, true, &a));
+    /* the last source subtask ends while checkpoint 4 is in flight: its final counts for 4 */
+    t += 200 * ms;
+    assert_true(weir_ckpt_coord_due(&c, &cfg, true, t));
+    uint64_t id = weir_ckpt_coord_begin(&c, t, 2000);
+    a = mk_ack("end0", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 0, 0, true, &a));
+    assert_false(weir_ckpt_coord_ready(&c));
+    a = mk_ack("sink4", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 3, id, false, &a));
+    assert_true(weir_ckpt_coord_ready(&c));
+    weir_ckpt_meta_t m;
+    assert_int_equal(weir_ckpt_coord_build_meta(&c, JOB, id, false, 2000, 2001, &m), 0);
+    assert_memory_equal(m.tasks[0].op_state, "end0", 4);
+    assert_null(m.tasks[0].keyed); /* a final snapshot carries no keyed state */
+    weir_ckpt_meta_clear(&m);
+    weir_ckpt_coord_complete(&c, id, false, "/ck/chk", t + 10 * ms, 2002);
+    /* the sink still runs: periodic checkpoints go on */
+    t += 200 * ms;
+    assert_true(weir_ckpt_coord_due(&c, &cfg, true, t));
+    id = weir_ckpt_coord_begin(&c, t, 3000);
+    a = mk_ack("end3", NULL, 1, 0); /* the sink ends: every input ended, no barrier came */
+    assert_true(weir_ckpt_coord_ack(&c, 3, 0, true, &a));
+    assert_true(weir_ckpt_coord_ready(&c));
+    assert_false(weir_ckpt_coord_final_ready(&c)); /* one in flight */
+    weir_ckpt_coord_complete(&c, id, false, "/ck/chk", t + 10 * ms, 3002);
+    /* everything ended: no periodic checkpoint, the final one instead */
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 1000 * ms));
+    assert_true(weir_ckpt_coord_final_ready(&c));
+    uint64_t fid = weir_ckpt_coord_begin_final(&c, t + 20 * ms, 4000);
+    assert_int_equal(fid, id + 1);
+    assert_int_equal(weir_ckpt_coord_build_meta(&c, JOB, fid, true, 4000, 4001, &m), 0);
+    assert_true(m.final);
+    assert_memory_equal(m.tasks[0].op_state, "end0", 4);
+    assert_memory_equal(m.tasks[1].op_state, "end1", 4);
+    assert_memory_equal(m.tasks[3].op_state, "end3", 4);
+    weir_ckpt_meta_clear(&m);
+    weir_ckpt_coord_complete(&c, fid, true, "/ck/chk-final", t + 30 * ms, 4002);
+    assert_false(weir_ckpt_coord_due(&c, &cfg, true, t + 2000 * ms));
+    /* a new attempt forgets who finished */
+    weir_ckpt_coord_new_attempt(&c, t + 3000 * ms, "restart");
+    assert_false(weir_ckpt_coord_finished(&c, 1));
+    weir_ckpt_coord_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base64),   cmocka_unit_test(test_metadata_round_trip),
-        cmocka_unit_test(test_fallback), cmocka_unit_test(test_retention_gc),
-        cmocka_unit_test(test_config),   cmocka_unit_test(test_coordinator),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_metadata_round_trip),
+        cmocka_unit_test(test_fallback),
+        cmocka_unit_test(test_retention_gc),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_coordinator),
+        cmocka_unit_test(test_coordinator_finished_subtasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -39,6 +40,10 @@ typedef struct collected {
     uint64_t keyed_last[16]; /* per key: largest value seen (rolling sums only grow) */
     uint64_t keyed_count[16];
     bool key_mismatch;
+    /* jobs with connectors (build_copy_lines) */
+    const char *in_path; /* file source input */
+    const char *out_dir; /* file sink output */
+    double rate;         /* file source lines/s over all subtasks */
 } collected_t;
 
 typedef struct states {
@@ -538,6 +543,15 @@ static weir_job_t *build_keyed_counts(collected_t *c, uint64_t n) {
     return job;
 }
 
+/* file source (p2, rate-limited) -> file sink, chained: one vertex of two subtasks */
+static weir_job_t *build_copy_lines(collected_t *c, uint64_t n) {
+    (void)n;
+    weir_job_t *job = weir_graph_new("copy-lines", 2);
+    weir_stream_t *s = weir_source_file(job, "lines", c->in_path, c->rate);
+    weir_sink_file(s, "sink", c->out_dir);
+    return job;
+}
+
 /* The generator's position in its op state: [[k]] (a one-operator chain). UINT64_MAX if not. */
 static uint64_t gen_position(const ack_t *a) {
     msgpack_unpacked u;
@@ -1003,6 +1017,202 @@ static void test_restore_keyed(void **state) {
     weir_test_tmpdir_remove(ckdir);
 }
 
+/* ---- checkpoints after tasks finish (docs/checkpointing.md) -------------------------------- */
+
+/* Every line (without its '\n') of the committed (non-hidden) files of @p dir, sorted. */
+typedef struct lines {
+    char **v;
+    size_t n, cap;
+} lines_t;
+
+static int cmp_line(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void lines_add_text(lines_t *l, const char *data, size_t len) {
+    size_t b = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n')
+            continue;
+        assert_int_equal(weir_array_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v, 64), 0);
+        l->v[l->n] = malloc(i - b + 1);
+        memcpy(l->v[l->n], data + b, i - b);
+        l->v[l->n++][i - b] = 0;
+        b = i + 1;
+    }
+    assert_int_equal(b, len); /* every line ends with '\n' */
+}
+
+static void lines_free(lines_t *l) {
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static void committed_lines(const char *dir, lines_t *out) {
+    memset(out, 0, sizeof *out);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue; /* in progress / pending: invisible */
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        uint8_t *data;
+        size_t len;
+        assert_int_equal(weir_read_file(p, &data, &len), 0);
+        lines_add_text(out, (const char *)data, len);
+        free(data);
+    }
+    closedir(d);
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof *out->v, cmp_line);
+}
+
+typedef struct commit_wait {
+    const char *dir;
+    const char *line; /* wanted among the committed lines */
+    size_t n;         /* wanted number of committed lines (0: any) */
+} commit_wait_t;
+
+static bool lines_committed(void *arg) {
+    commit_wait_t *w = arg;
+    lines_t l;
+    committed_lines(w->dir, &l);
+    bool found = false;
+    for (size_t i = 0; i < l.n && !found; i++)
+        found = strcmp(l.v[i], w->line) == 0;
+    bool ok = found && (!w->n || l.n >= w->n);
+    lines_free(&l);
+    return ok;
+}
+
+/* The file source's byte offset in a (lines -> sink) chain's op state [[file, offset], sink]. */
+static uint64_t file_source_offset(const ack_t *a) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    uint64_t pos = UINT64_MAX;
+    if (msgpack_unpack_next(&u, (const char *)a->op_state, a->op_len, &off) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 2) {
+        msgpack_object e = u.data.via.array.ptr[0];
+        if (e.type == MSGPACK_OBJECT_ARRAY && e.via.array.size == 2 &&
+            e.via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            e.via.array.ptr[0].via.u64 == 0 &&
+            e.via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            pos = e.via.array.ptr[1].via.u64;
+    }
+    msgpack_unpacked_destroy(&u);
+    return pos;
+}
+
+/* A subtask that finished early is part of later checkpoints with its final snapshot, and its
+ * 2PC sink commits on the first of them that completes, long before the job ends. One file:
+ * line 1 is longer than half of it, so (split by byte range, p 2) subtask 0 reads line 1 only
+ * and finishes at once, while subtask 1 streams the short lines (rate-limited). The oracle is the
+ * input file itself. */
+static void test_finished_subtask_commits(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    char in[1024], out[1024];
+    snprintf(in, sizeof in, "%s/input.txt", h.tmp);
+    snprintf(out, sizeof out, "%s/out", h.tmp);
+    const int n_short = 300;
+    size_t cap = 64 * 1024, len = 0;
+    char *text = malloc(cap);
+    for (int i = 0; i < 3000; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%sw%d", i ? " " : "", i);
+    size_t line1_len = len;
+    text[len++] = '\n';
+    size_t short_start = len;
+    for (int i = 0; i < n_short; i++)
+        len += (size_t)snprintf(text + len, cap - len, "s%d x y\n", i);
+    assert_true(line1_len + 1 > len / 2); /* subtask 1's range starts inside line 1 */
+    assert_int_equal(weir_write_file_atomic(in, text, len), 0);
+    char *line1 = strndup(text, line1_len);
+    h.col.in_path = in;
+    h.col.out_dir = out;
+    h.col.rate = 400; /* 200 lines/s for subtask 1: about 1.5 s */
+    start_job(&h, build_copy_lines, 0, 1);
+    weir_task_t *src[2] = {NULL, NULL};
+    for (int i = 0; i < h.st.n_tasks; i++)
+        src[weir_task_subtask(h.st.tasks[i])] = h.st.tasks[i];
+    assert_non_null(src[0]);
+    assert_non_null(src[1]);
+
+    /* subtask 0 reaches its end at once: final snapshot; subtask 1 still streams */
+    assert_int_equal(wait_acks(&h, 0, true, 1), 1);
+    assert_non_null(find_ack(h.acks, h.n_acks, 0, 0, 0, true));
+    /* checkpoint 1: the finished subtask ignores the trigger (its final snapshot stands for it,
+     * the coordinator counts it); the running one snapshots */
+    weir_task_trigger(src[0], 1, weir_wall_ms());
+    weir_task_trigger(src[1], 1, weir_wall_ms());
+    assert_int_equal(wait_acks(&h, 1, false, 1), 1);
+    const ack_t *a1 = find_ack(h.acks, h.n_acks, 0, 1, 1, false);
+    assert_non_null(a1);
+    uint64_t off1 = file_source_offset(a1);
+    assert_true(off1 >= short_start && off1 < len); /* inside the short lines */
+    weir_sleep_ns(50000000);
+    assert_null(find_ack(h.acks, h.n_acks, 0, 0, 1, false));
+    assert_null(find_ack(h.acks, h.n_acks, 0, 1, 0, true)); /* subtask 1 has not finished */
+
+    /* checkpoint 1 completes: subtask 0's final epoch (line 1) is committed now, subtask 1's
+     * epoch up to the barrier too; nobody finishes before the final notify */
+    weir_task_notify(src[0], 1, false);
+    weir_task_notify(src[1], 1, false);
+    lines_t got, want = {0};
+    lines_add_text(&want, text, (size_t)off1); /* line 1 + the short lines before the barrier */
+    qsort(want.v, want.n, sizeof *want.v, cmp_line);
+    commit_wait_t w = {.dir = out, .line = line1, .n = want.n};
+    assert_true(weir_test_wait_until(lines_committed, &w, 10000, 5));
+    committed_lines(out, &got);
+    assert_int_equal(got.n, want.n);
+    for (size_t i = 0; i < got.n; i++)
+        assert_string_equal(got.v[i], want.v[i]);
+    size_t n_after_1 = got.n;
+    lines_free(&got);
+    lines_free(&want);
+    assert_int_equal(weir_task_state(src[0]), WEIR_TASK_RUNNING);
+
+    /* subtask 1 ends; a late notify of checkpoint 1, which it snapshotted itself, must not
+     * commit its final epoch (nor does a repeated one change subtask 0's output) */
+    assert_int_equal(wait_acks(&h, 0, true, 2), 2);
+    weir_task_notify(src[1], 1, false);
+    weir_task_notify(src[0], 1, false);
+    weir_sleep_ns(100000000);
+    committed_lines(out, &got);
+    assert_int_equal(got.n, n_after_1);
+    lines_free(&got);
+    pthread_mutex_lock(&h.st.mu);
+    int nf = h.st.n_final;
+    pthread_mutex_unlock(&h.st.mu);
+    assert_int_equal(nf, 0);
+
+    /* the final checkpoint: everything committed, exactly the input */
+    weir_task_notify(src[0], 2, true);
+    weir_task_notify(src[1], 2, true);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    committed_lines(out, &got);
+    lines_add_text(&want, text, len);
+    qsort(want.v, want.n, sizeof *want.v, cmp_line);
+    assert_int_equal(got.n, (size_t)n_short + 1);
+    assert_int_equal(got.n, want.n);
+    for (size_t i = 0; i < got.n; i++)
+        assert_string_equal(got.v[i], want.v[i]);
+    lines_free(&got);
+    lines_free(&want);
+    free(line1);
+    free(text);
+    harness_fini(&h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stateless_local),
@@ -1018,6 +1228,7 @@ int main(void) {
         cmocka_unit_test(test_restore_sources),
         cmocka_unit_test(test_restore_bad_op_state),
         cmocka_unit_test(test_restore_keyed),
+        cmocka_unit_test(test_finished_subtask_commits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
