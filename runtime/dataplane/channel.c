@@ -22,25 +22,31 @@ static uint16_t get16(const uint8_t *p) {
     return (uint16_t)(p[0] | p[1] << 8);
 }
 
+static void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 void weir_chankey_encode(const weir_chankey_t *key, uint8_t out[WEIR_CHANKEY_WIRE_SIZE]) {
     memcpy(out, key->job, 16);
-    for (int i = 0; i < 4; i++)
-        out[16 + i] = (uint8_t)(key->attempt >> (8 * i));
-    put16(out + 20, key->edge);
-    put16(out + 22, key->src);
-    put16(out + 24, key->dst);
-    out[26] = out[27] = 0;
+    put32(out + 16, key->attempt);
+    put32(out + 20, key->edge);
+    put16(out + 24, key->src);
+    put16(out + 26, key->dst);
 }
 
 int weir_chankey_decode(const uint8_t *in, size_t len, weir_chankey_t *key) {
     if (!in || len < WEIR_CHANKEY_WIRE_SIZE)
         return WEIR_EPROTO;
     memcpy(key->job, in, 16);
-    key->attempt =
-        (uint32_t)in[16] | (uint32_t)in[17] << 8 | (uint32_t)in[18] << 16 | (uint32_t)in[19] << 24;
-    key->edge = get16(in + 20);
-    key->src = get16(in + 22);
-    key->dst = get16(in + 24);
+    key->attempt = get32(in + 16);
+    key->edge = get32(in + 20);
+    key->src = get16(in + 24);
+    key->dst = get16(in + 26);
     return 0;
 }
 

@@ -12,10 +12,9 @@
  *   OFFSET SIZE DESCRIPTION
  *   0      16   job id (binary)
  *   16     4    attempt (uint32 LE): restarts use a new attempt, old frames are dropped
- *   20     2    edge id (uint16 LE)
- *   22     2    source subtask (uint16 LE)
- *   24     2    target subtask (uint16 LE)
- *   26     2    reserved, 0
+ *   20     4    edge id (uint32 LE): a graph's edge ids are never truncated
+ *   24     2    source subtask (uint16 LE; subtasks < max parallelism <= 32768)
+ *   26     2    target subtask (uint16 LE)
  */
 #ifndef WEIR_RUNTIME_CHANNEL_H
 #define WEIR_RUNTIME_CHANNEL_H
@@ -31,7 +30,7 @@
 typedef struct weir_chankey {
     uint8_t job[16];
     uint32_t attempt;
-    uint16_t edge;
+    uint32_t edge;
     uint16_t src;
     uint16_t dst;
 } weir_chankey_t;

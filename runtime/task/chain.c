@@ -170,7 +170,7 @@ static int build_gates(weir_task_t *t, char *errstr, size_t errlen) {
         for (uint32_t src = lo; src < hi; src++) {
             weir_task_in_t *in = &t->ins[t->n_ins];
             weir_chankey_t key = {.attempt = t->attempt,
-                                  .edge = (uint16_t)e->id,
+                                  .edge = e->id,
                                   .src = (uint16_t)src,
                                   .dst = (uint16_t)t->subtask};
             memcpy(key.job, t->job_bin, 16);
@@ -233,7 +233,7 @@ static int build_gates(weir_task_t *t, char *errstr, size_t errlen) {
             uint32_t dst = fwd ? t->subtask : c;
             weir_task_out_t *o = &t->outs[t->n_outs];
             weir_chankey_t key = {.attempt = t->attempt,
-                                  .edge = (uint16_t)e->id,
+                                  .edge = e->id,
                                   .src = (uint16_t)t->subtask,
                                   .dst = (uint16_t)dst};
             memcpy(key.job, t->job_bin, 16);

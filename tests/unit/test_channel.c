@@ -34,7 +34,7 @@ static void test_chankey(void **state) {
     uint8_t want[28];
     for (int i = 0; i < 16; i++)
         want[i] = (uint8_t)(0xa0 + i);
-    const uint8_t tail[] = {0x04, 0x03, 0x02, 0x01, 0x06, 0x05, 0x08, 0x07, 0x0a, 0x09, 0, 0};
+    const uint8_t tail[] = {0x04, 0x03, 0x02, 0x01, 0x06, 0x05, 0, 0, 0x08, 0x07, 0x0a, 0x09};
     memcpy(want + 16, tail, sizeof tail);
     assert_memory_equal(w, want, 28);
 
@@ -54,6 +54,18 @@ static void test_chankey(void **state) {
     o = k;
     o.attempt++;
     assert_false(weir_chankey_equal(&k, &o));
+
+    /* Edge ids are 32 bits on the wire: edges 1 and 65537 are different channels. */
+    weir_chankey_t e1 = k, e2 = k;
+    e1.edge = 1;
+    e2.edge = 65537;
+    uint8_t w1[WEIR_CHANKEY_WIRE_SIZE], w2[WEIR_CHANKEY_WIRE_SIZE];
+    weir_chankey_encode(&e1, w1);
+    weir_chankey_encode(&e2, w2);
+    assert_memory_not_equal(w1, w2, WEIR_CHANKEY_WIRE_SIZE);
+    assert_int_equal(weir_chankey_decode(w2, sizeof w2, &d), 0);
+    assert_int_equal(d.edge, 65537);
+    assert_false(weir_chankey_equal(&e1, &e2));
 }
 
 static void test_netbuf(void **state) {
