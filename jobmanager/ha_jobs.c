@@ -73,7 +73,7 @@ void weir__jm_ha_remove_ended_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) 
 int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
     weir_ha_job_t *jobs = NULL;
     size_t n = 0;
-    int rc = weir_ha_load_jobs(jm->ha_dir, &jobs, &n, errstr, errlen);
+    int rc = weir_ha_load_jobs(jm->ha_dir, NULL, &jobs, &n, errstr, errlen);
     if (rc != 0)
         return rc;
     int64_t now = weir_now_ns();
