@@ -8,13 +8,21 @@
  * in-flight checkpoint when a job stops or restarts; and the restore point of a new attempt. The
  * only checkpoint file that knows the job manager: coordinator.c and ckpt_store.c do not.
  *
- * Invariants: ids grow and are above every chk-* directory and every completed id; at most one
- * checkpoint in flight per job; _metadata is durable before the HA pointer, before retention,
- * before NOTIFY; garbage collection of shared/ runs only when nothing is in flight; acks count
- * only for the job's current attempt, from the task manager instance hosting that subtask; a
- * failed or aborted checkpoint's chk-<n> directory is removed.
+ * Invariants: ids grow and are above every chk-* directory and every completed id (no trigger
+ * while <ckdir> cannot be listed); at most one checkpoint in flight per job; a checkpoint
+ * completes only once its _metadata and the directories above it are durable and then the HA
+ * pointer names it (if HA is on): a failed pointer write fails the checkpoint like a decline
+ * (not completed, not notified, counted against tolerable-failed-checkpoints) and keeps its
+ * chk-<n> (the failed write may have replaced the pointer after all); retention runs only after
+ * a completion and pins the checkpoint the pointer names; NOTIFY only after all of that; a
+ * restore takes the latest completed checkpoint (this job manager's, or the HA pointer's), never
+ * a newer chk-<n> that did not complete, and falls back only past a proven-corrupt _metadata;
+ * garbage collection of shared/ runs only when nothing is in flight; acks count only for the
+ * job's current attempt, from the task manager instance hosting that subtask; a declined or
+ * expired checkpoint's chk-<n> directory is removed.
  *
- * Threading: every function runs on the job manager's main thread with jm->mu held. */
+ * Threading: every function runs on the job manager's main thread with jm->mu held (a restore
+ * may sleep there while it retries a transient read error, about 1.6 s at most per file). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -39,12 +47,23 @@ static bool job_all_running(const weir_jm_job_t *job) {
     return true;
 }
 
-static void ensure_next_id(weir_jm_job_t *job) {
-    uint64_t above = weir_ckpt_max_dir_id(job->ckdir) + 1;
+/* Makes next_id above every chk-* directory and the latest completed id. @returns false when
+ * <ckdir> cannot be listed (no id is handed out then: it could reuse one). */
+static bool ensure_next_id(weir_jm_job_t *job) {
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    if (weir_ckpt_list_dirs(job->ckdir, &ids, &n) != 0) {
+        WEIR_WARN(COMP, "cannot list %s: %s: no checkpoint of job %s triggered now", job->ckdir,
+                  strerror(errno), job->id);
+        return false;
+    }
+    uint64_t above = (n ? ids[n - 1] : 0) + 1;
+    free(ids);
     if (job->ckpt.latest_id + 1 > above)
         above = job->ckpt.latest_id + 1;
     if (job->ckpt.next_id < above)
         job->ckpt.next_id = above;
+    return true;
 }
 
 void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why) {
@@ -83,15 +102,24 @@ static void notify_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id
         }
 }
 
-/* Writes the _metadata of the in-flight checkpoint (or the final one), then the HA pointer, then
- * retention, then NOTIFY. @returns 0, or a negative error after which the checkpoint failed. */
-static int complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final) {
+/* How a completion failed: before the _metadata was durable (its directory can go), or at the
+ * HA pointer (the checkpoint stays on disk: the pointer may name it after all). */
+typedef enum complete_fail { FAIL_NONE = 0, FAIL_METADATA, FAIL_POINTER } complete_fail_t;
+
+/* Writes the _metadata of the in-flight checkpoint (or the final one) and syncs the directories
+ * above it, then the HA pointer; only then is the checkpoint complete: kill point, retention,
+ * NOTIFY. On failure @p why says what failed and nothing after it happened. */
+static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final,
+                                       char *why, size_t whylen) {
     weir_ckpt_coord_t *c = &job->ckpt;
     int64_t now = weir_now_ns(), wall = weir_wall_ms();
     uint64_t id;
     int64_t trigger_ms;
     if (final) {
-        ensure_next_id(job);
+        if (!ensure_next_id(job)) {
+            weir_fmt(why, whylen, "failed: cannot list %s", job->ckdir);
+            return FAIL_METADATA;
+        }
         id = weir_ckpt_coord_begin_final(c, now, wall);
         trigger_ms = wall;
     } else {
@@ -99,7 +127,7 @@ static int complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final
         trigger_ms = c->pending_trigger_ms;
     }
     weir_ckpt_meta_t meta;
-    char err[512] = "";
+    char err[4600] = "";
     int rc = weir_ckpt_coord_build_meta(c, job->id, id, final, trigger_ms, wall, &meta);
     if (rc == 0)
         rc = weir_ckpt_meta_write(job->ckdir, &meta, err, sizeof err);
@@ -108,30 +136,36 @@ static int complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final
     weir_ckpt_meta_clear(&meta);
     if (rc != 0) {
         WEIR_WARN(COMP, "checkpoint %" PRIu64 " of job %s failed: %s", id, job->id, err);
-        return rc;
+        weir_fmt(why, whylen, "failed: cannot write its metadata: %s", err);
+        return FAIL_METADATA;
     }
     char path[4200];
     weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
+    if (jm->ha_dir && weir_ha_set_checkpoint(jm->ha_dir, job->id, path, err, sizeof err) != 0) {
+        WEIR_ERROR(COMP,
+                   "checkpoint %" PRIu64 " of job %s failed: cannot write the HA pointer, "
+                   "not notified, %s kept: %s",
+                   id, job->id, path, err);
+        weir_fmt(why, whylen, "failed: cannot write the HA pointer: %s", err);
+        return FAIL_POINTER;
+    }
     weir_ckpt_coord_complete(c, id, final, path, weir_now_ns(), weir_wall_ms());
     WEIR_INFO(COMP,
               "checkpoint %" PRIu64 "%s of job %s completed in %" PRId64 " ms (%" PRIu64
               " bytes of state, %" PRIu64 " uploaded)",
               id, final ? " (final)" : "", job->id, c->latest.duration_ms, c->latest.state_size,
               c->latest.uploaded_size);
-    if (jm->ha_dir) {
-        if (weir_ha_set_checkpoint(jm->ha_dir, job->id, path, err, sizeof err) != 0)
-            WEIR_ERROR(COMP, "%s", err);
-    }
     weir_killpoint_hit(&jm->killpoint, "jm-after-metadata");
-    /* retention + GC; final snapshots not yet part of a checkpoint are protected */
+    /* retention + GC; id is what the HA pointer names now (pinned); final snapshots not yet part
+     * of a checkpoint are protected */
     const char **protect = calloc(c->n_subtasks ? c->n_subtasks : 1, sizeof *protect);
     size_t n_protect = 0;
     for (uint32_t i = 0; protect && i < c->n_subtasks; i++)
         if (c->finals[i].acked && c->finals[i].keyed)
             protect[n_protect++] = c->finals[i].keyed;
     weir_ckpt_gc_stats_t st;
-    if (weir_ckpt_retain(job->ckdir, jm->ckcfg.num_retained, c->pending_id, protect, n_protect,
-                         trigger_ms, &st) != 0)
+    if (weir_ckpt_retain(job->ckdir, jm->ckcfg.num_retained, c->pending_id, id, protect, n_protect,
+                         trigger_ms, NULL, &st) != 0)
         WEIR_WARN(COMP, "retention of %s could not delete everything: %s", job->ckdir,
                   strerror(errno));
     else if (st.dirs_removed || st.shared_removed)
@@ -139,14 +173,19 @@ static int complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final
                    job->ckdir, st.dirs_removed, st.shared_removed);
     free(protect);
     notify_locked(jm, job, id, final);
-    return 0;
+    return FAIL_NONE;
 }
 
-static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why) {
+/* The in-flight checkpoint failed (@p why): its directory is removed unless @p keep_dir, and the
+ * failure counts against tolerable-failed-checkpoints. */
+static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why,
+                                     bool keep_dir) {
     uint64_t id = job->ckpt.pending_id;
-    char path[4200];
-    weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
-    weir_rmtree(path);
+    if (!keep_dir) {
+        char path[4200];
+        weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
+        weir_rmtree(path);
+    }
     bool over = weir_ckpt_coord_fail(&job->ckpt, why, jm->ckcfg.tolerable, weir_now_ns());
     if (over) {
         char msg[600];
@@ -162,12 +201,14 @@ static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, 
 static void progress_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
     if (job->state != WEIR_JOB_RUNNING)
         return;
+    char why[1024];
     if (weir_ckpt_coord_ready(&job->ckpt)) {
-        if (complete_locked(jm, job, false) != 0)
-            failed_checkpoint_locked(jm, job, "failed: cannot write its metadata");
+        complete_fail_t f = complete_locked(jm, job, false, why, sizeof why);
+        if (f != FAIL_NONE)
+            failed_checkpoint_locked(jm, job, why, f == FAIL_POINTER);
     }
     if (job->state == WEIR_JOB_RUNNING && weir_ckpt_coord_final_ready(&job->ckpt)) {
-        if (complete_locked(jm, job, true) != 0) {
+        if (complete_locked(jm, job, true, why, sizeof why) != FAIL_NONE) {
             job->ckpt.final_done = false;
             weir__jm_failover_locked(jm, job, "the final checkpoint could not be written");
         }
@@ -217,18 +258,17 @@ void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_
         weir_fmt(why, sizeof why, "expired: not complete within %" PRId64 " ms",
                  jm->ckcfg.timeout_ms);
         WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s %s", c->pending_id, job->id, why);
-        failed_checkpoint_locked(jm, job, why);
+        failed_checkpoint_locked(jm, job, why, false);
         return;
     }
     progress_locked(jm, job);
     if (job->state != WEIR_JOB_RUNNING)
         return;
-    if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns))
+    if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns) || !ensure_next_id(job))
         return;
     uint32_t n_sources = trigger_locked(jm, job, 0, 0);
     if (n_sources == 0)
         return; /* every source finished: the rest drains into the final checkpoint */
-    ensure_next_id(job);
     int64_t wall = weir_wall_ms();
     uint64_t id = weir_ckpt_coord_begin(c, now_ns, wall);
     uint32_t n = trigger_locked(jm, job, id, wall);
@@ -285,7 +325,7 @@ void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, co
     weir_fmt(why, sizeof why, "declined: %s (%u/%u): %s", job->dag->vertices[m->vertex].name,
              m->subtask + 1, job->parallelism[m->vertex], m->error ? m->error : "no reason");
     WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s %s", m->checkpoint_id, job->id, why);
-    failed_checkpoint_locked(jm, job, why);
+    failed_checkpoint_locked(jm, job, why, false);
 }
 
 int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
@@ -293,25 +333,38 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
     memset(meta, 0, sizeof *meta);
     if (!jm->ckcfg.enabled || !job->ckdir)
         return 0;
-    bool required = job->ckpt.have_completed || job->ha_pointer;
+    /* the latest completed checkpoint: this job manager's, or the one the HA pointer of the
+     * previous job manager names; a newer chk-<n> never completed (never notified) */
+    weir_ckpt_coord_t *c = &job->ckpt;
+    uint64_t bound = c->have_completed ? c->latest_id : 0;
+    if (c->have_restored && c->restored_id > bound)
+        bound = c->restored_id;
     if (job->ha_pointer) {
         struct stat st;
+        uint64_t pid = 0;
+        if (!weir_ckpt_id_of_path(job->ha_pointer, &pid))
+            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                             "the HA pointer of job %s names '%s', not a chk-<n> directory: "
+                             "cannot restore it",
+                             job->id, job->ha_pointer);
         if (stat(job->ha_pointer, &st) != 0) {
             weir_fmt(errstr, errlen, "checkpoint directory %s is missing: cannot restore job %s",
                      job->ha_pointer, job->id);
             return WEIR_ENOTFOUND;
         }
+        if (pid > bound)
+            bound = pid;
     }
-    int rc = weir_ckpt_find_latest(job->ckdir, job->id, required, meta, errstr, errlen);
-    if (rc == WEIR_ENOTFOUND && !required)
-        return 0;
+    if (bound == 0)
+        return 0; /* nothing completed: a fresh start (a chk-<n> on disk never completed) */
+    int rc = weir_ckpt_find_latest(job->ckdir, job->id, bound, true, NULL, meta, errstr, errlen);
     if (rc != 0)
         return rc;
     char path[4200];
     weir_ckpt_chk_path(job->ckdir, meta->id, path, sizeof path);
-    weir_ckpt_coord_restored(&job->ckpt, meta->id, path, weir_wall_ms());
-    if (job->ckpt.next_id <= meta->id)
-        job->ckpt.next_id = meta->id + 1;
+    weir_ckpt_coord_restored(c, meta->id, path, weir_wall_ms());
+    if (c->next_id <= meta->id)
+        c->next_id = meta->id + 1;
     WEIR_INFO(COMP, "checkpoint %" PRIu64 "%s: restoring job %s (attempt %u) from %s", meta->id,
               meta->final ? " (final)" : "", job->id, job->attempt, path);
     return 0;

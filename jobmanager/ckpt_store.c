@@ -1,13 +1,18 @@
 /* Owns checkpoint storage (ckpt_store.h): base64 of operator state, the _metadata format (JSON +
- * "sha256 <hex>" line), its atomic write and verified read, the listing of chk-<n> directories,
- * the search for the latest restorable checkpoint (corrupt ones fall back to the previous, with a
- * WARN), and retention + garbage collection of <ckdir>.
+ * "sha256 <hex>" line), its atomic write (then the directories above it are fsynced) and verified
+ * read, the listing of chk-<n> directories, the search for the latest restorable checkpoint up to
+ * the latest completed one (corrupt ones fall back to the previous, with a WARN), and retention +
+ * garbage collection of <ckdir>.
  *
  * Invariants: _metadata is written whole and atomically (weir_write_file_atomic), so a
  * checkpoint exists iff its _metadata verifies; a chk-<n> directory without a valid _metadata is
- * never restored from; retention never deletes the in-flight checkpoint, chk-0, a directory a
- * retained handle names, nor (while something is in flight) anything in shared/; unreferenced
- * entries newer than keep_newer_than_ms are left for the next round.
+ * never restored from, nor one above the latest completed id; a read error (after the retries of
+ * store_io.h) is never taken for corruption: it fails the search and, in retention, keeps the
+ * checkpoint and every file of shared/ for the next round; retention never deletes the pinned
+ * checkpoint (the one the HA pointer names) nor the shared files it references, the in-flight
+ * checkpoint, chk-0, a directory a retained handle names, nor (while something is in flight)
+ * anything in shared/; unreferenced entries newer than keep_newer_than_ms are left for the next
+ * round.
  *
  * Threading: stateless; no knowledge of the job manager. The job manager calls it on its main
  * thread with its mutex held, never for the same <ckdir> concurrently. */
@@ -28,6 +33,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "jobmanager/store_io.h"
 
 #define COMP "checkpoint"
 
@@ -266,27 +272,36 @@ int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *err
         return WEIR_EIO;
     }
     free(text);
-    return 0;
+    /* chk-<n> was fsynced by the atomic write; now its entry in <ckdir>, the entries of shared/
+     * (uploads of other task managers) and <ckdir>'s entry in state.checkpoints.dir */
+    char shared[4200], root[4200];
+    weir_fmt(shared, sizeof shared, "%s/shared", ckdir);
+    weir_fmt(root, sizeof root, "%s", ckdir);
+    char *slash = strrchr(root, '/');
+    if (slash && slash != root)
+        *slash = 0;
+    const char *dirs[] = {ckdir, shared, slash && slash != root ? root : NULL};
+    return weir_store_sync_dirs(dirs, 3, errstr, errlen);
 }
 
-int weir_ckpt_meta_read(const char *ckdir, uint64_t id, weir_ckpt_meta_t *m, char *errstr,
-                        size_t errlen) {
+int weir_ckpt_meta_read(const char *ckdir, uint64_t id, const weir_store_io_t *io,
+                        weir_ckpt_meta_t *m, char *errstr, size_t errlen) {
     char path[4300];
     weir_fmt(path, sizeof path, "%s/chk-%" PRIu64 "/_metadata", ckdir, id);
     uint8_t *data = NULL;
     size_t len = 0;
     memset(m, 0, sizeof *m);
-    int rc = weir_read_file(path, &data, &len);
+    int rc = weir_store_read(io, COMP, path, &data, &len, errstr, errlen);
     if (rc == WEIR_ENOTFOUND) {
         weir_fmt(errstr, errlen, "%s does not exist", path);
         return WEIR_ENOTFOUND;
     }
-    if (rc != 0) {
-        weir_fmt(errstr, errlen, "cannot read %s: %s", path, strerror(errno));
-        return WEIR_ECORRUPT;
-    }
+    if (rc != 0)
+        return WEIR_EIO; /* errstr names the file and errno: not corruption */
     rc = weir_ckpt_meta_decode((const char *)data, len, m, errstr, errlen);
     free(data);
+    if (rc == WEIR_ENOMEM)
+        return weir_errf(errstr, errlen, WEIR_EIO, "out of memory decoding %s", path);
     if (rc == 0 && m->id != id) {
         weir_fmt(errstr, errlen, "it names checkpoint %" PRIu64, m->id);
         weir_ckpt_meta_clear(m);
@@ -320,6 +335,21 @@ static bool parse_chk(const char *name, uint64_t *id) {
     return v >= 1;
 }
 
+bool weir_ckpt_id_of_path(const char *path, uint64_t *id) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    char name[32];
+    if (len - start >= sizeof name)
+        return false;
+    memcpy(name, path + start, len - start);
+    name[len - start] = 0;
+    return parse_chk(name, id);
+}
+
 int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n) {
     *ids = NULL;
     *n = 0;
@@ -332,17 +362,12 @@ int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n) {
         uint64_t id;
         if (!parse_chk(e->d_name, &id))
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *p = realloc(*ids, cap * sizeof *p);
-            if (!p) {
-                closedir(d);
-                free(*ids);
-                *ids = NULL;
-                *n = 0;
-                return WEIR_ENOMEM;
-            }
-            *ids = p;
+        if (weir_array_grow((void **)ids, &cap, *n + 1, sizeof **ids, 16) != 0) {
+            closedir(d);
+            free(*ids);
+            *ids = NULL;
+            *n = 0;
+            return WEIR_ENOMEM;
         }
         (*ids)[(*n)++] = id;
     }
@@ -361,8 +386,9 @@ uint64_t weir_ckpt_max_dir_id(const char *ckdir) {
     return max;
 }
 
-int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
-                          weir_ckpt_meta_t *out, char *errstr, size_t errlen) {
+int weir_ckpt_find_latest(const char *ckdir, const char *job_id, uint64_t max_id, bool required,
+                          const weir_store_io_t *io, weir_ckpt_meta_t *out, char *errstr,
+                          size_t errlen) {
     memset(out, 0, sizeof *out);
     struct stat st;
     if (stat(ckdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -379,16 +405,44 @@ int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
         weir_fmt(errstr, errlen, "cannot list checkpoint directory %s: %s", ckdir, strerror(errno));
         return WEIR_EIO;
     }
+    bool bounded = max_id != WEIR_CKPT_ANY, present = false;
+    for (size_t i = 0; bounded && i < n; i++)
+        present = present || ids[i] == max_id;
+    if (bounded && !present) {
+        free(ids);
+        char path[4200];
+        weir_ckpt_chk_path(ckdir, max_id, path, sizeof path);
+        weir_fmt(errstr, errlen, "checkpoint directory %s is missing: cannot restore job %s", path,
+                 job_id);
+        return WEIR_ENOTFOUND;
+    }
     /* corrupt ones met so far, warned once the fallback is known */
     uint64_t corrupt_id[8];
     char corrupt_why[8][256];
     size_t n_corrupt = 0;
     int rc = WEIR_ENOTFOUND;
+    char fail[600] = "";
     for (size_t i = n; i-- > 0;) {
-        char why[256] = "";
-        int r = weir_ckpt_meta_read(ckdir, ids[i], out, why, sizeof why);
+        if (ids[i] > max_id) {
+            WEIR_WARN(COMP,
+                      "checkpoint chk-%" PRIu64 " of job %s is newer than chk-%" PRIu64
+                      ", the latest completed one: it never completed, not restored",
+                      ids[i], job_id, max_id);
+            continue;
+        }
+        char why[512] = "";
+        int r = weir_ckpt_meta_read(ckdir, ids[i], io, out, why, sizeof why);
+        if (r == WEIR_ENOTFOUND && ids[i] == max_id) {
+            weir_fmt(fail, sizeof fail, "%s but checkpoint %" PRIu64 " completed", why, max_id);
+            break;
+        }
         if (r == WEIR_ENOTFOUND)
             continue; /* half written: never used */
+        if (r == WEIR_EIO) {
+            rc = WEIR_EIO; /* not corruption: no fallback */
+            weir_fmt(fail, sizeof fail, "%s", why);
+            break;
+        }
         if (r == 0 && strcmp(out->job, job_id) != 0) {
             weir_fmt(why, sizeof why, "it belongs to job %s", out->job);
             weir_ckpt_meta_clear(out);
@@ -421,7 +475,9 @@ int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
     }
     free(ids);
     if (rc != 0) {
-        if (required)
+        if (fail[0])
+            weir_fmt(errstr, errlen, "%s: cannot restore job %s", fail, job_id);
+        else if (required)
             weir_fmt(errstr, errlen, "no complete checkpoint in %s: cannot restore job %s", ckdir,
                      job_id);
         else
@@ -441,14 +497,8 @@ static void set_add(name_set_t *s, const char *name) {
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->names[i], name))
             return;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        char **p = realloc(s->names, cap * sizeof *p);
-        if (!p)
-            return;
-        s->names = p;
-        s->cap = cap;
-    }
+    if (weir_array_grow((void **)&s->names, &s->cap, s->n + 1, sizeof *s->names, 64) != 0)
+        return;
     char *copy = strdup(name);
     if (copy)
         s->names[s->n++] = copy;
@@ -498,9 +548,9 @@ static int64_t mtime_ms(const char *path) {
     return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 }
 
-int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight,
+int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight, uint64_t pinned,
                      const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
-                     weir_ckpt_gc_stats_t *stats) {
+                     const weir_store_io_t *io, weir_ckpt_gc_stats_t *stats) {
     weir_ckpt_gc_stats_t local = {0};
     if (!stats)
         stats = &local;
@@ -516,6 +566,9 @@ int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_fligh
     uint64_t *ref_chk = calloc(cap_chk, sizeof *ref_chk);
     size_t n_ref_chk = 0;
     name_set_t shared = {0};
+    /* shared/ is collected only when every reference is known: nothing in flight, every
+     * _metadata read (or proven corrupt) and the pinned checkpoint's references read */
+    bool refs_known = in_flight == 0 && pinned == 0;
     if (!valid || !keep || !ref_chk) {
         rc = WEIR_ENOMEM;
         goto done;
@@ -523,13 +576,29 @@ int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_fligh
     uint32_t kept = 0;
     for (size_t i = n; i-- > 0;) {
         weir_ckpt_meta_t m;
-        char why[256];
-        if (weir_ckpt_meta_read(ckdir, ids[i], &m, why, sizeof why) != 0)
+        char why[512];
+        int r = weir_ckpt_meta_read(ckdir, ids[i], io, &m, why, sizeof why);
+        if (r == WEIR_EIO) {
+            /* unknown, not corrupt: keep it and every shared file this round */
+            WEIR_WARN(COMP, "retention of %s: %s: chk-%" PRIu64 " and shared/ kept this round",
+                      ckdir, why, ids[i]);
+            keep[i] = true;
+            refs_known = false;
+            rc = WEIR_EIO;
+            continue;
+        }
+        if (r != 0)
             continue;
         valid[i] = true;
-        if (kept < num_retained) {
-            keep[i] = true;
+        bool take = kept < num_retained;
+        if (take)
             kept++;
+        if (ids[i] == pinned) {
+            take = true;
+            refs_known = in_flight == 0 && rc == 0;
+        }
+        if (take) {
+            keep[i] = true;
             for (uint32_t t = 0; t < m.n_tasks; t++)
                 if (m.tasks[t].keyed)
                     handle_refs(m.tasks[t].keyed, &shared, ref_chk, &n_ref_chk, cap_chk);
@@ -540,7 +609,7 @@ int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_fligh
         if (protect[i])
             handle_refs(protect[i], &shared, ref_chk, &n_ref_chk, cap_chk);
     for (size_t i = 0; i < n; i++) {
-        if (keep[i] || ids[i] == in_flight)
+        if (keep[i] || ids[i] == in_flight || ids[i] == pinned)
             continue;
         bool referenced = false;
         for (size_t k = 0; k < n_ref_chk && !referenced; k++)
@@ -556,7 +625,7 @@ int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_fligh
         else
             stats->dirs_removed++;
     }
-    if (in_flight == 0) {
+    if (refs_known) {
         char sdir[4200];
         weir_fmt(sdir, sizeof sdir, "%s/shared", ckdir);
         DIR *d = opendir(sdir);

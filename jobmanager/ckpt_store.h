@@ -19,6 +19,10 @@
  * managers), shared/ (files of incremental snapshots, referenced by name from keyed handles) and
  * chk-0 (never touched).
  *
+ * Reads go through a weir_store_io_t (store_io.h; NULL = the defaults): a read error is retried
+ * when transient and then reported as WEIR_EIO, never taken for corruption. Writes are made
+ * durable with the directories above them before they count.
+ *
  * Threading: stateless functions; callers must not change the same <ckdir> concurrently (the job
  * manager calls them on its main thread with its mutex held). */
 #ifndef WEIR_JOBMANAGER_CKPT_STORE_H
@@ -27,6 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "jobmanager/store_io.h"
 
 /* ---- _metadata ----------------------------------------------------------------------------- */
 
@@ -56,11 +62,15 @@ int weir_ckpt_meta_encode(const weir_ckpt_meta_t *m, char **out, size_t *out_len
 /** Parses and verifies a file content. @returns 0 or WEIR_ECORRUPT with the reason in errstr. */
 int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, char *errstr,
                           size_t errlen);
-/** Writes <ckdir>/chk-<m->id>/_metadata atomically (creating the directory). */
+/** Writes <ckdir>/chk-<m->id>/_metadata atomically (creating the directory), then fsyncs
+ * <ckdir>, <ckdir>/shared and the parent of <ckdir>, so that the checkpoint's entries are durable.
+ * @returns 0, WEIR_EIO (errstr names the file or directory) or an encoding error. */
 int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *errstr, size_t errlen);
-/** Reads and verifies <ckdir>/chk-<id>/_metadata. @returns 0, WEIR_ENOTFOUND or WEIR_ECORRUPT. */
-int weir_ckpt_meta_read(const char *ckdir, uint64_t id, weir_ckpt_meta_t *m, char *errstr,
-                        size_t errlen);
+/** Reads and verifies <ckdir>/chk-<id>/_metadata through @p io. @returns 0, WEIR_ENOTFOUND,
+ * WEIR_ECORRUPT (proven: bad checksum or format) or WEIR_EIO (it could not be read, errstr names
+ * the file and errno: nothing is known about its content). */
+int weir_ckpt_meta_read(const char *ckdir, uint64_t id, const weir_store_io_t *io,
+                        weir_ckpt_meta_t *m, char *errstr, size_t errlen);
 
 /* ---- directories --------------------------------------------------------------------------- */
 
@@ -69,31 +79,44 @@ void weir_ckpt_chk_path(const char *ckdir, uint64_t id, char *out, size_t cap);
 /** Ids of the chk-<n> directories in @p ckdir (n >= 1), ascending, malloc'd. 0 when the
  * directory is missing (then *n = 0) or on error. */
 int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n);
-/** The largest n of a chk-<n> directory in @p ckdir, 0 when none. */
+/** The largest n of a chk-<n> directory in @p ckdir, 0 when none (or when it cannot be listed). */
 uint64_t weir_ckpt_max_dir_id(const char *ckdir);
+/** The id of a path ending in chk-<n> (the HA pointer). @returns false when it does not. */
+bool weir_ckpt_id_of_path(const char *path, uint64_t *id);
 
-/** Finds the newest restorable checkpoint of @p job_id: newest chk-n whose _metadata verifies;
- * corrupt ones are skipped with a WARN "checkpoint chk-n of job X is corrupt (...): falling back
- * to chk-m". @returns 0 (found, *out filled), WEIR_ENOTFOUND (none; an error with errstr when
- * @p required: "checkpoint directory <path> is missing: cannot restore job X" or "no complete
- * checkpoint in <path>: cannot restore job X"). */
-int weir_ckpt_find_latest(const char *ckdir, const char *job_id, bool required,
-                          weir_ckpt_meta_t *out, char *errstr, size_t errlen);
+/** No upper bound for weir_ckpt_find_latest. */
+#define WEIR_CKPT_ANY UINT64_MAX
+
+/** Finds the checkpoint to restore job @p job_id from: the newest chk-n with n <= @p max_id (the
+ * latest completed checkpoint; newer directories never completed and are skipped with a WARN)
+ * whose _metadata verifies. With a bound, chk-<max_id> and its _metadata must exist; only a
+ * proven-corrupt _metadata is skipped, with a WARN "checkpoint chk-n of job X is corrupt (...):
+ * falling back to chk-m"; a read error (after the retries of @p io) fails the search.
+ * @returns 0 (found, *out filled), WEIR_ENOTFOUND (none; an error with errstr when @p required or
+ * bounded: "checkpoint directory <path> is missing: cannot restore job X", "<path>/_metadata does
+ * not exist but checkpoint n completed: ..." or "no complete checkpoint in <path>: ...") or
+ * WEIR_EIO ("cannot read <file>: <strerror> (errno N)...: cannot restore job X"). */
+int weir_ckpt_find_latest(const char *ckdir, const char *job_id, uint64_t max_id, bool required,
+                          const weir_store_io_t *io, weir_ckpt_meta_t *out, char *errstr,
+                          size_t errlen);
 
 typedef struct weir_ckpt_gc_stats {
     uint32_t dirs_removed;
     uint32_t shared_removed;
 } weir_ckpt_gc_stats_t;
 
-/** Retention: keeps the newest @p num_retained valid checkpoints, deletes older chk-* dirs and
- * chk-* dirs without a valid _metadata (except @p in_flight, chk-0 and dirs a retained handle's
- * "checkpoint" names). When @p in_flight is 0 it also deletes every file in <ckdir>/shared/ that
- * no retained checkpoint and no handle in @p protect references. Entries modified at or after
- * @p keep_newer_than_ms (wall ms) that no checkpoint references are kept (uploads of final
- * snapshots that have not been acknowledged yet). @returns 0 or WEIR_EIO. */
-int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight,
+/** Retention: keeps the newest @p num_retained valid checkpoints and @p pinned (the checkpoint
+ * the HA pointer names; 0 = none), deletes older chk-* dirs and chk-* dirs without a valid
+ * _metadata (except @p in_flight, @p pinned, chk-0 and dirs a retained handle's "checkpoint"
+ * names). When @p in_flight is 0 it also deletes every file in <ckdir>/shared/ that no retained
+ * checkpoint, not @p pinned and no handle in @p protect references. A _metadata that cannot be
+ * read (WEIR_EIO) keeps its directory and every file of shared/ this round (also when @p pinned
+ * cannot be read). Entries modified at or after @p keep_newer_than_ms (wall ms) that no
+ * checkpoint references are kept (uploads of final snapshots that have not been acknowledged
+ * yet). @returns 0, WEIR_EIO or WEIR_ENOMEM. */
+int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight, uint64_t pinned,
                      const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
-                     weir_ckpt_gc_stats_t *stats);
+                     const weir_store_io_t *io, weir_ckpt_gc_stats_t *stats);
 
 /* ---- base64 (for op_state) ------------------------------------------------------------------ */
 

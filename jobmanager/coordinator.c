@@ -1,6 +1,7 @@
 /* Owns the checkpoint coordinator (coordinator.h): validation of the checkpointing configuration
- * and the per-job coordinator state machine as pure functions: begin (ids), acks and final
- * snapshots, readiness, completion, failure and expiry, restore records, counters and history.
+ * (values that cannot work are refused with one line naming the key and the fix) and the per-job
+ * coordinator state machine as pure functions: begin (ids), acks and final snapshots, readiness,
+ * completion, failure and expiry, restore records, counters and history.
  *
  * Invariants: at most one checkpoint in flight; next_id only grows and every id handed out is
  * recorded in the history as IN_PROGRESS; acks are kept only for the in-flight id (final acks
@@ -14,6 +15,7 @@
 #include "jobmanager/coordinator.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,9 +69,35 @@ int weir_ckpt_config_load(const weir_config_t *cfg, weir_ckpt_config_t *out, cha
                  maxc);
         return WEIR_ECONFIG;
     }
-    if (out->enabled && out->interval_ms <= 0) {
-        weir_fmt(errstr, errlen, "execution.checkpointing.interval must be > 0");
-        return WEIR_ECONFIG;
+    /* what cannot work (Flink refuses an interval or a timeout below 10 ms too); durations are
+     * multiplied into nanoseconds, so they must stay below INT64_MAX ns */
+    if (out->enabled && out->interval_ms < WEIR_CKPT_MIN_MS)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "execution.checkpointing.interval = %" PRId64
+                         " ms is below the minimum of %d ms: set it to 10ms or more (or unset it "
+                         "to turn checkpointing off)",
+                         out->interval_ms, WEIR_CKPT_MIN_MS);
+    if (out->timeout_ms < WEIR_CKPT_MIN_MS)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "execution.checkpointing.timeout = %" PRId64
+                         " ms is below the minimum of %d ms (a checkpoint not complete within it "
+                         "expires): set it to 10ms or more (default 10min)",
+                         out->timeout_ms, WEIR_CKPT_MIN_MS);
+    static const struct {
+        const char *key;
+        size_t off;
+    } durations[] = {
+        {"execution.checkpointing.interval", offsetof(weir_ckpt_config_t, interval_ms)},
+        {"execution.checkpointing.timeout", offsetof(weir_ckpt_config_t, timeout_ms)},
+        {"execution.checkpointing.min-pause", offsetof(weir_ckpt_config_t, min_pause_ms)},
+    };
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        int64_t v = *(const int64_t *)((const char *)out + durations[i].off);
+        if (v > WEIR_CKPT_MAX_MS)
+            return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                             "%s = %" PRId64 " ms is too large: set it to at most %" PRId64
+                             " ms (about 292 years)",
+                             durations[i].key, v, (int64_t)WEIR_CKPT_MAX_MS);
     }
     if (retained < 1 || retained > 1000000) {
         weir_fmt(errstr, errlen, "bad value %" PRId64 " for state.checkpoints.num-retained (>= 1)",

@@ -36,7 +36,16 @@ typedef struct weir_ckpt_config {
     bool incremental;
 } weir_ckpt_config_t;
 
-/** Reads and validates execution.checkpointing.* and state.checkpoints.*.
+/** Smallest checkpoint interval and timeout (ms), as in Flink. */
+#define WEIR_CKPT_MIN_MS 10
+/** Largest duration (ms) the coordinator can turn into nanoseconds. */
+#define WEIR_CKPT_MAX_MS (INT64_MAX / 1000000)
+
+/** Reads and validates execution.checkpointing.* and state.checkpoints.*: refused are an interval
+ * (when set) or a timeout below WEIR_CKPT_MIN_MS, a duration above WEIR_CKPT_MAX_MS,
+ * max-concurrent-checkpoints other than 1, num-retained < 1, a mode
+ * other than EXACTLY_ONCE/AT_LEAST_ONCE and an interval without state.checkpoints.dir (a negative
+ * tolerable-failed-checkpoints is refused by the configuration itself: integer keys are >= 0).
  * @returns 0 or WEIR_ECONFIG with one line naming the key(s) and the fix. */
 int weir_ckpt_config_load(const weir_config_t *cfg, weir_ckpt_config_t *out, char *errstr,
                           size_t errlen);

@@ -142,7 +142,17 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
             char err[1024] = "";
             if (restarting)
                 job->attempt++;
-            if (weir__jm_ckpt_restore_locked(jm, job, &meta, err, sizeof err) != 0) {
+            int rrc = weir__jm_ckpt_restore_locked(jm, job, &meta, err, sizeof err);
+            if (rrc == WEIR_EIO && restarting) {
+                /* the checkpoint storage cannot be read now (retried already): not corruption,
+                 * so neither a fallback nor a failure; the next try is in 2 s */
+                job->attempt--;
+                job->restart_at_ns = now + 2000000000LL;
+                weir__jm_set_str(&job->message, err);
+                WEIR_WARN(COMP, "job %s (%s) stays RESTARTING: %s", job->id, job->name, err);
+                continue;
+            }
+            if (rrc != 0) {
                 job->state = WEIR_JOB_FAILED;
                 weir__jm_set_str(&job->message, err);
                 job->end_ms = weir_wall_ms();

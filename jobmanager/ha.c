@@ -1,9 +1,15 @@
 /* Owns the layout of the job manager's HA store (ha.h): job records, checkpoint pointers and
- * plugin copies, all written atomically so a crash leaves either the old or the new file. No
- * knowledge of the job manager (its use of the store is ha_jobs.c).
+ * plugin copies, all written atomically so a crash leaves either the old or the new file, and
+ * durable with the directories above them (<ha>/jobs/<id>, <ha>/jobs, <ha>) before a write
+ * returns 0. Reads at recovery go through store_io.h: a transient read error is retried and
+ * reported, and a record that still cannot be read fails the load (it is never skipped as if it
+ * were corrupt, which would lose the job). No knowledge of the job manager (its use of the store
+ * is ha_jobs.c).
  * Invariants: job.json is rewritten whole (never appended); the pointer is written after the
- * checkpoint's _metadata is durable (the caller's order). Threading: none (stateless functions;
- * the job manager calls them on its threads, never for the same job concurrently). */
+ * checkpoint's _metadata is durable (the caller's order); a write that returns an error may or may
+ * not have replaced the file (the caller must keep both the old and the new target).
+ * Threading: none (stateless functions; the job manager calls them on its threads, never for the
+ * same job concurrently). */
 #include "jobmanager/ha.h"
 
 #include <dirent.h>
@@ -18,12 +24,41 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "jobmanager/store_io.h"
 
 #define COMP "ha"
 #define REC "HA job record"
 
 void weir_ha_blob_dir(const char *dir, char *out, size_t cap) {
     weir_fmt(out, cap, "%s/blobs", dir);
+}
+
+/* Writes <dir>/<sub>/<name> atomically (creating <dir>/<sub>), then fsyncs the directories
+ * between it and <dir> (the atomic write fsyncs <dir>/<sub> itself). */
+static int write_synced(const char *dir, const char *sub, const char *name, const void *data,
+                        size_t len, char *errstr, size_t errlen) {
+    char fdir[4200], path[4300];
+    weir_fmt(fdir, sizeof fdir, "%s/%s", dir, sub);
+    weir_fmt(path, sizeof path, "%s/%s", fdir, name);
+    if (weir_mkdirs(fdir) != 0 || weir_write_file_atomic(path, data, len) != 0)
+        return weir_errf(errstr, errlen, WEIR_EIO,
+                         "HA: cannot write %s: %s (check high-availability.storageDir)", path,
+                         strerror(errno));
+    /* the parents of <dir>/<sub> up to <dir>: "jobs/<id>" -> <dir>/jobs, <dir> */
+    char parents[2][4200];
+    const char *dirs[2] = {NULL, NULL};
+    const char *slash = strchr(sub, '/');
+    if (slash) {
+        weir_fmt(parents[0], sizeof parents[0], "%s/%.*s", dir, (int)(slash - sub), sub);
+        dirs[0] = parents[0];
+    }
+    weir_fmt(parents[1], sizeof parents[1], "%s", dir);
+    dirs[1] = parents[1];
+    char why[4400];
+    if (weir_store_sync_dirs(dirs, 2, why, sizeof why) != 0)
+        return weir_errf(errstr, errlen, WEIR_EIO,
+                         "HA: %s after writing %s (check high-availability.storageDir)", why, path);
+    return 0;
 }
 
 int weir_ha_save_job(const char *dir, const weir_ha_job_t *job, char *errstr, size_t errlen) {
@@ -48,15 +83,9 @@ int weir_ha_save_job(const char *dir, const weir_ha_job_t *job, char *errstr, si
     json_decref(root);
     if (!text)
         goto oom;
-    char jdir[4200], path[4300];
-    weir_fmt(jdir, sizeof jdir, "%s/jobs/%s", dir, job->id);
-    weir_fmt(path, sizeof path, "%s/job.json", jdir);
-    int rc = 0;
-    if (weir_mkdirs(jdir) != 0 || weir_write_file_atomic(path, text, strlen(text)) != 0) {
-        weir_fmt(errstr, errlen, "HA: cannot write %s: %s (check high-availability.storageDir)",
-                 path, strerror(errno));
-        rc = WEIR_EIO;
-    }
+    char sub[64];
+    weir_fmt(sub, sizeof sub, "jobs/%s", job->id);
+    int rc = write_synced(dir, sub, "job.json", text, strlen(text), errstr, errlen);
     free(text);
     return rc;
 oom:
@@ -75,33 +104,20 @@ int weir_ha_save_blob(const char *dir, const char *sha, const void *data, size_t
     struct stat st;
     if (stat(path, &st) == 0 && (uint64_t)st.st_size == (uint64_t)len)
         return 0;
-    if (weir_mkdirs(bdir) != 0 || weir_write_file_atomic(path, data, len) != 0) {
-        weir_fmt(errstr, errlen, "HA: cannot write %s: %s (check high-availability.storageDir)",
-                 path, strerror(errno));
-        return WEIR_EIO;
-    }
-    return 0;
+    return write_synced(dir, "blobs", sha, data, len, errstr, errlen);
 }
 
 int weir_ha_set_checkpoint(const char *dir, const char *job_id, const char *path, char *errstr,
                            size_t errlen) {
-    char jdir[4200], file[4300];
-    weir_fmt(jdir, sizeof jdir, "%s/jobs/%s", dir, job_id);
-    weir_fmt(file, sizeof file, "%s/checkpoint", jdir);
     size_t len = strlen(path);
     char *text = malloc(len + 2);
-    if (!text) {
-        weir_fmt(errstr, errlen, "HA: out of memory");
-        return WEIR_ENOMEM;
-    }
+    if (!text)
+        return weir_errf(errstr, errlen, WEIR_ENOMEM, "HA: out of memory");
     memcpy(text, path, len);
     text[len] = '\n';
-    int rc = 0;
-    if (weir_mkdirs(jdir) != 0 || weir_write_file_atomic(file, text, len + 1) != 0) {
-        weir_fmt(errstr, errlen, "HA: cannot write %s: %s (check high-availability.storageDir)",
-                 file, strerror(errno));
-        rc = WEIR_EIO;
-    }
+    char sub[64];
+    weir_fmt(sub, sizeof sub, "jobs/%s", job_id);
+    int rc = write_synced(dir, sub, "checkpoint", text, len + 1, errstr, errlen);
     free(text);
     return rc;
 }
@@ -203,8 +219,8 @@ done:
     return rc;
 }
 
-int weir_ha_load_jobs(const char *dir, weir_ha_job_t **jobs, size_t *n, char *errstr,
-                      size_t errlen) {
+int weir_ha_load_jobs(const char *dir, const weir_store_io_t *io, weir_ha_job_t **jobs, size_t *n,
+                      char *errstr, size_t errlen) {
     *jobs = NULL;
     *n = 0;
     char jdir[4200];
@@ -223,42 +239,55 @@ int weir_ha_load_jobs(const char *dir, weir_ha_job_t **jobs, size_t *n, char *er
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char path[4600];
+        char path[4600], why[4800];
+        weir_fmt(path, sizeof path, "%s/%s", jdir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            WEIR_WARN(COMP, "HA: skipping %s: not a job directory", path);
+            continue;
+        }
         weir_fmt(path, sizeof path, "%s/%s/job.json", jdir, e->d_name);
         uint8_t *data = NULL;
         size_t len = 0;
-        if (weir_read_file(path, &data, &len) != 0) {
+        int r = weir_store_read(io, COMP, path, &data, &len, why, sizeof why);
+        if (r == WEIR_ENOTFOUND) {
             WEIR_WARN(COMP, "HA: skipping %s/%s: no readable job.json", jdir, e->d_name);
             continue;
         }
+        if (r != 0) {
+            /* not corruption: skipping it would lose the job */
+            weir_fmt(errstr, errlen, "HA: %s (check high-availability.storageDir)", why);
+            rc = WEIR_EIO;
+            break;
+        }
         weir_ha_job_t job;
         memset(&job, 0, sizeof job);
-        char why[256];
-        int r = parse_job((const char *)data, len, &job, why, sizeof why);
+        r = parse_job((const char *)data, len, &job, why, sizeof why);
         free(data);
         if (r != 0) {
             WEIR_WARN(COMP, "HA: skipping %s: %s", path, why);
             continue;
         }
         weir_fmt(path, sizeof path, "%s/%s/checkpoint", jdir, e->d_name);
-        if (weir_read_file(path, &data, &len) == 0) {
+        r = weir_store_read(io, COMP, path, &data, &len, why, sizeof why);
+        if (r == 0) {
             while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
                 data[--len] = 0;
             if (len > 0)
                 job.checkpoint = (char *)data;
             else
                 free(data);
+        } else if (r != WEIR_ENOTFOUND) {
+            weir_ha_job_clear(&job);
+            weir_fmt(errstr, errlen, "HA: %s (check high-availability.storageDir)", why);
+            rc = WEIR_EIO;
+            break;
         }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            weir_ha_job_t *p = realloc(*jobs, cap * sizeof *p);
-            if (!p) {
-                weir_ha_job_clear(&job);
-                weir_fmt(errstr, errlen, "HA: out of memory");
-                rc = WEIR_ENOMEM;
-                break;
-            }
-            *jobs = p;
+        if (weir_array_grow((void **)jobs, &cap, *n + 1, sizeof **jobs, 8) != 0) {
+            weir_ha_job_clear(&job);
+            weir_fmt(errstr, errlen, "HA: out of memory");
+            rc = WEIR_ENOMEM;
+            break;
         }
         (*jobs)[(*n)++] = job;
     }

@@ -2,8 +2,10 @@
  * (plugin copy + job.json) written before POST /jobs answers, job.json rewritten with each attempt
  * before the attempt deploys, the entry removed once the job ended, and at startup the recovery of
  * every stored job as RESTARTING (deployed as the stored attempt + 1, restored from the checkpoint
- * its HA pointer names, or fresh without one). The pointer itself is written by checkpointing.c
- * after each completed checkpoint.
+ * its HA pointer names, or fresh without one). A record or pointer that cannot be read (after the
+ * retries of store_io.h) fails the start of the job manager instead of losing the job or
+ * restarting it without its checkpoint. The pointer itself is written by checkpointing.c after
+ * each completed checkpoint.
  *
  * Invariants: job.json exists before the job is in the table and names each attempt before any
  * of its tasks runs; an entry is removed only once its job is FINISHED, FAILED or CANCELED;
@@ -73,7 +75,7 @@ void weir__jm_ha_remove_ended_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) 
 int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
     weir_ha_job_t *jobs = NULL;
     size_t n = 0;
-    int rc = weir_ha_load_jobs(jm->ha_dir, &jobs, &n, errstr, errlen);
+    int rc = weir_ha_load_jobs(jm->ha_dir, NULL, &jobs, &n, errstr, errlen);
     if (rc != 0)
         return rc;
     int64_t now = weir_now_ns();

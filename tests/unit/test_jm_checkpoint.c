@@ -1,7 +1,11 @@
 /* Tests the job manager's checkpoint module without sockets: the _metadata format (round trip,
  * sha256 line checked with OpenSSL directly, base64 known vectors), fallback from a truncated or
- * corrupt _metadata to the previous checkpoint, half-written chk dirs, retention + garbage
- * collection over a fake <ckdir>, configuration validation and the coordinator state machine. */
+ * corrupt _metadata to the previous checkpoint, half-written chk dirs, the restore bound (never a
+ * checkpoint newer than the latest completed one), read errors injected through store_io.h
+ * (retried, reported, never taken for corruption), retention + garbage collection over a fake
+ * <ckdir> (the pinned checkpoint and its shared files are kept; an unreadable _metadata keeps
+ * everything), configuration validation (values that cannot work are refused) and the
+ * coordinator state machine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,7 +119,7 @@ static void test_metadata_round_trip(void **state) {
 
     weir_ckpt_meta_t m;
     char err[256];
-    assert_int_equal(weir_ckpt_meta_read(dir, 7, &m, err, sizeof err), 0);
+    assert_int_equal(weir_ckpt_meta_read(dir, 7, NULL, &m, err, sizeof err), 0);
     assert_string_equal(m.job, JOB);
     assert_int_equal(m.id, 7);
     assert_int_equal(m.trigger_ms, 1007);
@@ -128,7 +134,7 @@ static void test_metadata_round_trip(void **state) {
     assert_null(m.tasks[1].op_state);
     assert_null(m.tasks[1].keyed);
     weir_ckpt_meta_clear(&m);
-    assert_int_equal(weir_ckpt_meta_read(dir, 8, &m, err, sizeof err), WEIR_ENOTFOUND);
+    assert_int_equal(weir_ckpt_meta_read(dir, 8, NULL, &m, err, sizeof err), WEIR_ENOTFOUND);
     weir_test_tmpdir_remove(dir);
 }
 
@@ -139,8 +145,12 @@ static void test_fallback(void **state) {
     snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
     weir_ckpt_meta_t m;
     /* missing directory */
-    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, false, &m, err, sizeof err), WEIR_ENOTFOUND);
-    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), WEIR_ENOTFOUND);
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, false, NULL, &m, err, sizeof err),
+        WEIR_ENOTFOUND);
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, true, NULL, &m, err, sizeof err),
+        WEIR_ENOTFOUND);
     char expect[1024];
     snprintf(expect, sizeof expect, "checkpoint directory %s is missing: cannot restore job %s",
              ckdir, JOB);
@@ -155,7 +165,8 @@ static void test_fallback(void **state) {
     snprintf(p, sizeof p, "%s/chk-4/0-0", ckdir);
     assert_int_equal(weir_mkdirs(p), 0);
     assert_int_equal(weir_ckpt_max_dir_id(ckdir), 4);
-    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), 0);
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, true, NULL, &m, err, sizeof err), 0);
     assert_int_equal(m.id, 3);
     weir_ckpt_meta_clear(&m);
 
@@ -165,7 +176,8 @@ static void test_fallback(void **state) {
     size_t len;
     assert_int_equal(weir_read_file(p, &data, &len), 0);
     assert_int_equal(truncate(p, (off_t)(len - 30)), 0);
-    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), 0);
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, true, NULL, &m, err, sizeof err), 0);
     assert_int_equal(m.id, 2);
     weir_ckpt_meta_clear(&m);
     /* flip one byte of chk-2's JSON (sha256 line intact): falls back to chk-1 */
@@ -175,22 +187,27 @@ static void test_fallback(void **state) {
     data[20] ^= 0x01;
     assert_int_equal(weir_write_file_atomic(p, data, len), 0);
     free(data);
-    assert_int_equal(weir_ckpt_meta_read(ckdir, 2, &m, err, sizeof err), WEIR_ECORRUPT);
+    assert_int_equal(weir_ckpt_meta_read(ckdir, 2, NULL, &m, err, sizeof err), WEIR_ECORRUPT);
     assert_non_null(strstr(err, "sha256 mismatch"));
-    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), 0);
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, true, NULL, &m, err, sizeof err), 0);
     assert_int_equal(m.id, 1);
     assert_memory_equal(m.tasks[0].op_state, "\xff\x00\x01", 3);
     weir_ckpt_meta_clear(&m);
     /* an empty file is corrupt too; with nothing valid left, required fails */
     snprintf(p, sizeof p, "%s/chk-1/_metadata", ckdir);
     assert_int_equal(weir_write_file_atomic(p, "", 0), 0);
-    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, false, &m, err, sizeof err), WEIR_ENOTFOUND);
-    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, true, &m, err, sizeof err), WEIR_ENOTFOUND);
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, false, NULL, &m, err, sizeof err),
+        WEIR_ENOTFOUND);
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, true, NULL, &m, err, sizeof err),
+        WEIR_ENOTFOUND);
     assert_non_null(strstr(err, "no complete checkpoint in"));
     /* a checkpoint of another job is not taken */
     write_ckpt(ckdir, 5, "x", "y");
-    assert_int_equal(weir_ckpt_find_latest(ckdir, "ffffffffffffffffffffffffffffffff", false, &m,
-                                           err, sizeof err),
+    assert_int_equal(weir_ckpt_find_latest(ckdir, "ffffffffffffffffffffffffffffffff", WEIR_CKPT_ANY,
+                                           false, NULL, &m, err, sizeof err),
                      WEIR_ENOTFOUND);
     weir_test_tmpdir_remove(dir);
 }
@@ -221,7 +238,7 @@ static void test_retention_gc(void **state) {
 
     /* in flight 5: nothing of shared/ is collected, chk-5 stays */
     weir_ckpt_gc_stats_t st;
-    assert_int_equal(weir_ckpt_retain(ckdir, 2, 5, protect, 1, future, &st), 0);
+    assert_int_equal(weir_ckpt_retain(ckdir, 2, 5, 0, protect, 1, future, NULL, &st), 0);
     assert_int_equal(st.dirs_removed, 2);
     assert_int_equal(st.shared_removed, 0);
     assert_false(exists(ckdir, "chk-1"));
@@ -235,12 +252,12 @@ static void test_retention_gc(void **state) {
         assert_true(exists(ckdir, rel));
     }
     /* recent unreferenced files are kept (an upload may be in progress) */
-    assert_int_equal(weir_ckpt_retain(ckdir, 2, 0, protect, 1, 0, &st), 0);
+    assert_int_equal(weir_ckpt_retain(ckdir, 2, 0, 0, protect, 1, 0, NULL, &st), 0);
     assert_int_equal(st.shared_removed, 0);
     assert_true(exists(ckdir, "chk-5"));
     /* nothing in flight: exactly the referenced shared files remain (c, d by chk-3; d, e by
      * chk-4; g protected) and the half-written chk-5 goes */
-    assert_int_equal(weir_ckpt_retain(ckdir, 2, 0, protect, 1, future, &st), 0);
+    assert_int_equal(weir_ckpt_retain(ckdir, 2, 0, 0, protect, 1, future, NULL, &st), 0);
     assert_int_equal(st.dirs_removed, 1);
     assert_int_equal(st.shared_removed, 3);
     assert_false(exists(ckdir, "chk-5"));
@@ -251,7 +268,7 @@ static void test_retention_gc(void **state) {
         assert_int_equal(exists(ckdir, rel), keep[i]);
     }
     /* retained 1: chk-3 goes, then c too */
-    assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, NULL, 0, future, &st), 0);
+    assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, 0, NULL, 0, future, NULL, &st), 0);
     assert_false(exists(ckdir, "chk-3"));
     assert_true(exists(ckdir, "chk-4/_metadata"));
     assert_false(exists(ckdir, "shared/c"));
@@ -519,6 +536,272 @@ static void test_coordinator_finished_subtasks(void **state) {
     weir_ckpt_coord_free(&c);
 }
 
+/* Refuses @p value for @p key at load (WEIR_ECONFIG) with one line naming the key and @p fix. */
+static void refused(const char *key, const char *value, const char *fix) {
+    weir_config_t *cfg = weir_config_new();
+    weir_ckpt_config_t cc;
+    char err[512];
+    assert_int_equal(
+        weir_config_set(cfg, "execution.checkpointing.interval", "1s", err, sizeof err), 0);
+    assert_int_equal(weir_config_set(cfg, "state.checkpoints.dir", "/x", err, sizeof err), 0);
+    assert_int_equal(weir_config_set(cfg, key, value, err, sizeof err), 0);
+    err[0] = 0;
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), WEIR_ECONFIG);
+    if (!strstr(err, key) || !strstr(err, fix) || strchr(err, '\n'))
+        fail_msg("%s=%s: '%s' should be one line naming the key and '%s'", key, value, err, fix);
+    weir_config_destroy(&cfg);
+}
+
+static void accepted(const char *key, const char *value) {
+    weir_config_t *cfg = weir_config_new();
+    weir_ckpt_config_t cc;
+    char err[512] = "";
+    assert_int_equal(
+        weir_config_set(cfg, "execution.checkpointing.interval", "1s", err, sizeof err), 0);
+    assert_int_equal(weir_config_set(cfg, "state.checkpoints.dir", "/x", err, sizeof err), 0);
+    assert_int_equal(weir_config_set(cfg, key, value, err, sizeof err), 0);
+    if (weir_ckpt_config_load(cfg, &cc, err, sizeof err) != 0)
+        fail_msg("%s=%s refused: %s", key, value, err);
+    weir_config_destroy(&cfg);
+}
+
+static void test_config_refusals(void **state) {
+    (void)state;
+    /* a timeout of 0 makes every checkpoint expire: the job fails over forever */
+    refused("execution.checkpointing.timeout", "0", "set it to 10ms or more");
+    refused("execution.checkpointing.timeout", "9ms", "below the minimum of 10 ms");
+    accepted("execution.checkpointing.timeout", "10ms");
+    refused("execution.checkpointing.interval", "0", "set it to 10ms or more");
+    refused("execution.checkpointing.interval", "9ms", "below the minimum of 10 ms");
+    accepted("execution.checkpointing.interval", "10ms");
+    /* durations turned into nanoseconds must not overflow */
+    refused("execution.checkpointing.interval", "9223372036855ms", "at most 9223372036854 ms");
+    refused("execution.checkpointing.timeout", "9223372036855ms", "at most 9223372036854 ms");
+    refused("execution.checkpointing.min-pause", "9223372036855ms", "at most 9223372036854 ms");
+    accepted("execution.checkpointing.timeout", "9223372036854ms");
+    /* works, as in Flink: a min-pause above the interval, a timeout below the interval */
+    accepted("execution.checkpointing.min-pause", "1h");
+    accepted("execution.checkpointing.timeout", "100ms");
+    refused("state.checkpoints.num-retained", "0", ">= 1");
+    /* the timeout is checked with checkpointing off too: the value cannot work */
+    weir_config_t *cfg = weir_config_new();
+    weir_ckpt_config_t cc;
+    char err[512];
+    assert_int_equal(weir_config_set(cfg, "execution.checkpointing.timeout", "0", err, sizeof err),
+                     0);
+    assert_int_equal(weir_ckpt_config_load(cfg, &cc, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "execution.checkpointing.timeout"));
+    /* a negative tolerance is refused by the configuration itself, naming the key */
+    assert_int_not_equal(weir_config_set(cfg,
+                                         "execution.checkpointing.tolerable-failed-checkpoints",
+                                         "-1", err, sizeof err),
+                         0);
+    assert_non_null(strstr(err, "execution.checkpointing.tolerable-failed-checkpoints"));
+    weir_config_destroy(&cfg);
+}
+
+static void test_restore_bound(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmckpt");
+    char ckdir[700], err[1024], p[1200];
+    snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
+    weir_ckpt_meta_t m;
+    write_ckpt(ckdir, 1, "a", "b");
+    write_ckpt(ckdir, 2, "b", "c");
+    write_ckpt(ckdir, 3, "c", "d"); /* its HA pointer write failed: never completed */
+    /* the latest completed is 2: chk-3 is not taken although it verifies */
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, 2, true, NULL, &m, err, sizeof err), 0);
+    assert_int_equal(m.id, 2);
+    weir_ckpt_meta_clear(&m);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, 3, true, NULL, &m, err, sizeof err), 0);
+    assert_int_equal(m.id, 3);
+    weir_ckpt_meta_clear(&m);
+    /* the latest completed one vanished: an error, no silent fallback to chk-1 */
+    snprintf(p, sizeof p, "%s/chk-2", ckdir);
+    assert_int_equal(weir_rmtree(p), 0);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, 2, true, NULL, &m, err, sizeof err),
+                     WEIR_ENOTFOUND);
+    char expect[1024];
+    snprintf(expect, sizeof expect,
+             "checkpoint directory %s/chk-2 is missing: cannot restore job %s", ckdir, JOB);
+    assert_string_equal(err, expect);
+    /* ... or only its _metadata */
+    write_ckpt(ckdir, 2, "b", "c");
+    snprintf(p, sizeof p, "%s/chk-2/_metadata", ckdir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, 2, true, NULL, &m, err, sizeof err),
+                     WEIR_ENOTFOUND);
+    assert_non_null(strstr(err, "_metadata does not exist but checkpoint 2 completed"));
+    /* a proven-corrupt _metadata of the latest completed one falls back */
+    assert_int_equal(weir_write_file_atomic(p, "{\"version\":1", 12), 0);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, 2, true, NULL, &m, err, sizeof err), 0);
+    assert_int_equal(m.id, 1);
+    weir_ckpt_meta_clear(&m);
+    /* the id of an HA pointer */
+    uint64_t id = 0;
+    assert_true(weir_ckpt_id_of_path("/ck/job/chk-17", &id));
+    assert_int_equal(id, 17);
+    assert_true(weir_ckpt_id_of_path("chk-3/", &id));
+    assert_int_equal(id, 3);
+    assert_false(weir_ckpt_id_of_path("/ck/job/chk-", &id));
+    assert_false(weir_ckpt_id_of_path("/ck/job/chk-0", &id));
+    assert_false(weir_ckpt_id_of_path("/ck/job/shared", &id));
+    weir_test_tmpdir_remove(dir);
+}
+
+/* A reader that fails with errno @c err for paths containing @c match, @c fails times. */
+typedef struct flaky {
+    const char *match;
+    int err;
+    int fails;
+    int calls;
+} flaky_t;
+
+static int flaky_read(void *ctx, const char *path, uint8_t **data, size_t *len) {
+    flaky_t *f = ctx;
+    if (strstr(path, f->match)) {
+        f->calls++;
+        if (f->fails > 0) {
+            f->fails--;
+            errno = f->err;
+            return WEIR_EIO;
+        }
+    }
+    return weir_read_file(path, data, len);
+}
+
+/* Runs find_latest with stderr captured; returns its code, the log in @p log. */
+static int find_logged(const char *ckdir, uint64_t bound, const weir_store_io_t *io,
+                       weir_ckpt_meta_t *m, char *err, size_t errlen, char *log, size_t logcap) {
+    char tmpl[] = "/tmp/jmckpt-log-XXXXXX";
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    int rc = weir_ckpt_find_latest(ckdir, JOB, bound, true, io, m, err, errlen);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, log, logcap - 1, 0);
+    log[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(tmpl);
+    fputs(log, stderr);
+    return rc;
+}
+
+static void test_read_errors(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmckpt");
+    char ckdir[700], err[1024], log[8192], path[900];
+    snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
+    snprintf(path, sizeof path, "%s/chk-2/_metadata", ckdir);
+    write_ckpt(ckdir, 1, "a", "b");
+    write_ckpt(ckdir, 2, "b", "c");
+    weir_ckpt_meta_t m;
+    int transient[] = {EIO, EMFILE, ENFILE, ENOMEM};
+    for (int k = 0; k < 4; k++) {
+        /* fails twice, then reads: chk-2 is restored, each failure logged with file and errno */
+        flaky_t f = {.match = "chk-2/_metadata", .err = transient[k], .fails = 2};
+        weir_store_io_t io = {.read = flaky_read, .ctx = &f, .attempts = 4, .backoff_ms = 1};
+        assert_int_equal(find_logged(ckdir, 2, &io, &m, err, sizeof err, log, sizeof log), 0);
+        assert_int_equal(m.id, 2);
+        assert_int_equal(f.calls, 3);
+        weir_ckpt_meta_clear(&m);
+        char line[1300];
+        snprintf(line, sizeof line, "cannot read %s: %s (errno %d), a transient error", path,
+                 strerror(transient[k]), transient[k]);
+        if (!strstr(log, line))
+            fail_msg("no log line '%s' in:\n%s", line, log);
+        assert_null(strstr(log, "corrupt"));
+        /* fails on every attempt: an error naming the file and errno, no fallback to chk-1 */
+        f.fails = 100;
+        f.calls = 0;
+        assert_int_equal(find_logged(ckdir, 2, &io, &m, err, sizeof err, log, sizeof log),
+                         WEIR_EIO);
+        assert_int_equal(f.calls, 4);
+        snprintf(line, sizeof line,
+                 "cannot read %s: %s (errno %d) after 4 attempts: cannot restore job %s", path,
+                 strerror(transient[k]), transient[k], JOB);
+        assert_string_equal(err, line);
+        assert_null(strstr(log, "corrupt"));
+        assert_null(strstr(log, "falling back"));
+        /* meta_read says EIO, not corrupt */
+        f.fails = 100;
+        assert_int_equal(weir_ckpt_meta_read(ckdir, 2, &io, &m, err, sizeof err), WEIR_EIO);
+    }
+    /* a non-transient read error (here a directory in place of the file) is not retried and not
+     * taken for corruption either */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(weir_ckpt_find_latest(ckdir, JOB, 2, true, NULL, &m, err, sizeof err),
+                     WEIR_EIO);
+    assert_non_null(strstr(err, "Is a directory (errno 21)"));
+    assert_int_equal(
+        weir_ckpt_find_latest(ckdir, JOB, WEIR_CKPT_ANY, true, NULL, &m, err, sizeof err),
+        WEIR_EIO);
+    weir_test_tmpdir_remove(dir);
+}
+
+static void test_retention_pinned(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmckpt");
+    char ckdir[700], sh[800];
+    snprintf(ckdir, sizeof ckdir, "%s/%s", dir, JOB);
+    snprintf(sh, sizeof sh, "%s/shared", ckdir);
+    assert_int_equal(weir_mkdirs(sh), 0);
+    const char *files[] = {"a", "b", "c", "d", "e", "f"};
+    for (int i = 0; i < 6; i++) {
+        char rel[32];
+        snprintf(rel, sizeof rel, "shared/%s", files[i]);
+        touch(ckdir, rel);
+    }
+    write_ckpt(ckdir, 1, "a", "b");
+    write_ckpt(ckdir, 2, "b", "c"); /* the HA pointer names it */
+    write_ckpt(ckdir, 3, "d", "d");
+    write_ckpt(ckdir, 4, "e", "e");
+    int64_t future = weir_wall_ms() + 60000;
+    weir_ckpt_gc_stats_t st;
+    /* retained 1 is chk-4; chk-2 is pinned: it and b, c stay */
+    assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, 2, NULL, 0, future, NULL, &st), 0);
+    assert_false(exists(ckdir, "chk-1"));
+    assert_true(exists(ckdir, "chk-2/_metadata"));
+    assert_false(exists(ckdir, "chk-3"));
+    assert_true(exists(ckdir, "chk-4/_metadata"));
+    const bool keep[] = {false, true, true, false, true, false};
+    for (int i = 0; i < 6; i++) {
+        char rel[32];
+        snprintf(rel, sizeof rel, "shared/%s", files[i]);
+        assert_int_equal(exists(ckdir, rel), keep[i]);
+    }
+    /* an unreadable _metadata (EIO) keeps its checkpoint and every shared file this round */
+    write_ckpt(ckdir, 5, "f", "f");
+    touch(ckdir, "shared/f");
+    touch(ckdir, "shared/x");
+    flaky_t f = {.match = "chk-4/_metadata", .err = EIO, .fails = 100};
+    weir_store_io_t io = {.read = flaky_read, .ctx = &f, .attempts = 2, .backoff_ms = -1};
+    assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, 5, NULL, 0, future, &io, &st), WEIR_EIO);
+    assert_int_equal(st.shared_removed, 0);
+    assert_true(exists(ckdir, "chk-4/_metadata"));
+    assert_true(exists(ckdir, "shared/x"));
+    assert_false(exists(ckdir, "chk-2")); /* read fine, not pinned any more, not retained */
+    /* readable again: chk-4 goes, so do e and x */
+    assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, 5, NULL, 0, future, NULL, &st), 0);
+    assert_false(exists(ckdir, "chk-4"));
+    assert_false(exists(ckdir, "shared/e"));
+    assert_false(exists(ckdir, "shared/x"));
+    assert_true(exists(ckdir, "shared/f"));
+    /* a pinned checkpoint that cannot be read: kept, and nothing of shared/ collected */
+    write_ckpt(ckdir, 6, "a", "a");
+    flaky_t g = {.match = "chk-5/_metadata", .err = EIO, .fails = 100};
+    io.ctx = &g;
+    assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, 5, NULL, 0, future, &io, &st), WEIR_EIO);
+    assert_true(exists(ckdir, "chk-5/_metadata"));
+    assert_true(exists(ckdir, "shared/f"));
+    weir_test_tmpdir_remove(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64),
@@ -528,6 +811,10 @@ int main(void) {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_coordinator),
         cmocka_unit_test(test_coordinator_finished_subtasks),
+        cmocka_unit_test(test_config_refusals),
+        cmocka_unit_test(test_restore_bound),
+        cmocka_unit_test(test_read_errors),
+        cmocka_unit_test(test_retention_pinned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

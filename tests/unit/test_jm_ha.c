@@ -1,6 +1,11 @@
 /* Tests the job manager's HA store (jobmanager/ha.c): a job record, its plugin copy and its
  * checkpoint pointer survive a save/load round trip; removal; unreadable entries are skipped;
- * the blob store finds plugins in the HA blobs directory. */
+ * the blob store finds plugins in the HA blobs directory. A read error at recovery (injected
+ * through store_io.h) is retried and then fails the load instead of dropping the job or its
+ * pointer. A job manager with fake task managers (mock_tm.h) whose HA pointer cannot be written:
+ * the checkpoint fails (not completed, not notified, counted against the tolerance), the attempt
+ * that follows restores the checkpoint the pointer names, retention kept it, and checkpoints
+ * complete again once the pointer can be written. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,12 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
 #include <cmocka.h>
 
 #include "common/err.h"
 #include "common/util.h"
 #include "jobmanager/blobstore.h"
 #include "jobmanager/ha.h"
+#include "jobmanager/jobmanager.h"
+#include "jobmanager/store_io.h"
+#include "mock_tm.h"
 #include "testutil.h"
 
 static void test_round_trip(void **state) {
@@ -52,7 +66,7 @@ static void test_round_trip(void **state) {
 
     weir_ha_job_t *jobs;
     size_t n;
-    assert_int_equal(weir_ha_load_jobs(dir, &jobs, &n, err, sizeof err), 0);
+    assert_int_equal(weir_ha_load_jobs(dir, NULL, &jobs, &n, err, sizeof err), 0);
     assert_int_equal(n, 2);
     weir_ha_job_t *a = strcmp(jobs[0].id, j.id) == 0 ? &jobs[0] : &jobs[1];
     weir_ha_job_t *b = a == &jobs[0] ? &jobs[1] : &jobs[0];
@@ -91,16 +105,299 @@ static void test_round_trip(void **state) {
 
     /* removal */
     assert_int_equal(weir_ha_remove_job(dir, j.id), 0);
-    assert_int_equal(weir_ha_load_jobs(dir, &jobs, &n, err, sizeof err), 0);
+    assert_int_equal(weir_ha_load_jobs(dir, NULL, &jobs, &n, err, sizeof err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(jobs[0].id, "ffffffffffffffffffffffffffffffff");
     weir_ha_jobs_free(jobs, n);
     weir_test_tmpdir_remove(dir);
 }
 
+/* ------------------------------------------------------------ injected read errors */
+
+/* A reader that fails with errno @c err for reads of paths containing @c match, @c fails times,
+ * then reads normally. */
+typedef struct flaky {
+    const char *match;
+    int err;
+    int fails;
+    int calls; /* reads of matching paths */
+} flaky_t;
+
+static int flaky_read(void *ctx, const char *path, uint8_t **data, size_t *len) {
+    flaky_t *f = ctx;
+    if (strstr(path, f->match)) {
+        f->calls++;
+        if (f->fails > 0) {
+            f->fails--;
+            errno = f->err;
+            return WEIR_EIO;
+        }
+    }
+    return weir_read_file(path, data, len);
+}
+
+static const char *SHA_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+static const char *JOB_ID = "00112233445566778899aabbccddeeff";
+
+/* One-vertex-chain graph: a generator source and a blackhole sink, parallelism 1. */
+static const char *GRAPH1 =
+    "{\"name\":\"hajob\",\"default_parallelism\":1,\"nodes\":["
+    "{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"parallelism\":1,\"input\":-1},"
+    "{\"id\":1,\"kind\":\"sink_blackhole\",\"name\":\"sink\",\"parallelism\":1,\"input\":0,"
+    "\"partitioning\":\"forward\"}]}";
+
+static void save_record(const char *ha) {
+    char err[512];
+    uint32_t par[] = {1};
+    weir_ha_job_t j = {.name = "hajob",
+                       .graph_json = (char *)GRAPH1,
+                       .attempt = 1,
+                       .parallelism = par,
+                       .n_vertices = 1,
+                       .submit_ms = 1};
+    memcpy(j.id, JOB_ID, 33);
+    memcpy(j.plugin, SHA_ABC, 65);
+    assert_int_equal(weir_ha_save_blob(ha, SHA_ABC, "abc", 3, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_job(ha, &j, err, sizeof err), 0);
+}
+
+static void test_load_read_errors(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmha");
+    char err[1024];
+    save_record(dir);
+    assert_int_equal(weir_ha_set_checkpoint(dir, JOB_ID, "/ck/x/chk-4", err, sizeof err), 0);
+    weir_ha_job_t *jobs;
+    size_t n;
+    int transient[] = {EIO, EMFILE, ENFILE, ENOMEM};
+    const char *files[] = {"job.json", "/checkpoint"};
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 4; k++) {
+            /* two failures, then the read works: the job and its pointer are loaded */
+            flaky_t fl = {.match = files[f], .err = transient[k], .fails = 2};
+            weir_store_io_t io = {.read = flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
+            assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), 0);
+            assert_int_equal(fl.calls, 3);
+            assert_int_equal(n, 1);
+            assert_string_equal(jobs[0].checkpoint, "/ck/x/chk-4");
+            weir_ha_jobs_free(jobs, n);
+            /* failing on every attempt: the load fails naming the file and errno (the job is not
+             * dropped, its pointer not taken as absent) */
+            fl.fails = 100;
+            fl.calls = 0;
+            assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), WEIR_EIO);
+            assert_int_equal(fl.calls, 4);
+            assert_int_equal(n, 0);
+            char expect[1300];
+            snprintf(expect, sizeof expect, "%s/jobs/%s/%s: %s (errno %d) after 4 attempts", dir,
+                     JOB_ID, f == 0 ? "job.json" : "checkpoint", strerror(transient[k]),
+                     transient[k]);
+            if (!strstr(err, expect))
+                fail_msg("error '%s' does not contain '%s'", err, expect);
+        }
+    /* a non-transient error is not retried, and not taken for a corrupt record either */
+    flaky_t fl = {.match = "job.json", .err = EACCES, .fails = 1};
+    weir_store_io_t io = {.read = flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
+    assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), WEIR_EIO);
+    assert_int_equal(fl.calls, 1);
+    assert_non_null(strstr(err, "Permission denied (errno 13)"));
+    /* a directory in place of job.json: an error naming it, the job is not dropped silently */
+    char p[1200];
+    snprintf(p, sizeof p, "%s/jobs/%s/job.json", dir, JOB_ID);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkdir(p, 0755), 0);
+    assert_int_equal(weir_ha_load_jobs(dir, NULL, &jobs, &n, err, sizeof err), WEIR_EIO);
+    assert_non_null(strstr(err, "job.json: Is a directory (errno 21)"));
+    weir_test_tmpdir_remove(dir);
+}
+
+static void test_pointer_write_fails(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmha");
+    char err[1024], p[1200];
+    save_record(dir);
+    /* the pointer's name is taken by a directory: the atomic rename fails */
+    snprintf(p, sizeof p, "%s/jobs/%s/checkpoint", dir, JOB_ID);
+    assert_int_equal(mkdir(p, 0755), 0);
+    assert_int_equal(weir_ha_set_checkpoint(dir, JOB_ID, "/ck/x/chk-5", err, sizeof err), WEIR_EIO);
+    assert_non_null(strstr(err, "HA: cannot write"));
+    assert_non_null(strstr(err, "/checkpoint"));
+    weir_test_tmpdir_remove(dir);
+}
+
+/* ------------------------------------------------------------ a failing HA pointer */
+
+typedef struct jmfx {
+    char *dir;
+    char ha[600], ck[600];
+    weir_jobmanager_t *jm;
+    pthread_t thread;
+    void *zctx;
+} jmfx_t;
+
+static void *run_jm(void *arg) {
+    weir_jobmanager_run(arg, -1);
+    return NULL;
+}
+
+static void jm_start(jmfx_t *f) {
+    f->dir = weir_test_tmpdir("jmhafail");
+    snprintf(f->ha, sizeof f->ha, "%s/ha", f->dir);
+    snprintf(f->ck, sizeof f->ck, "%s/ck", f->dir);
+    char blobs[700], err[512];
+    snprintf(blobs, sizeof blobs, "%s/blobs", f->dir);
+    save_record(f->ha); /* recovered at start: deployed as attempt 2 */
+    const char *kv[][2] = {
+        {"rest.port", "0"},
+        {"jobmanager.rpc.port", "0"},
+        {"rest.bind-address", "127.0.0.1"},
+        {"jobmanager.bind-host", "127.0.0.1"},
+        {"blob.storage.directory", blobs},
+        {"heartbeat.interval", "100ms"},
+        {"execution.checkpointing.interval", "100ms"},
+        {"execution.checkpointing.tolerable-failed-checkpoints", "0"},
+        {"state.checkpoints.dir", f->ck},
+        {"high-availability.storageDir", f->ha},
+        {"restart-strategy.type", "fixed-delay"},
+        {"restart-strategy.fixed-delay.attempts", "5"},
+        {"restart-strategy.fixed-delay.delay", "100ms"},
+    };
+    weir_config_t *cfg = weir_config_new();
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        assert_int_equal(weir_config_set(cfg, kv[i][0], kv[i][1], err, sizeof err), 0);
+    f->jm = weir_jobmanager_new(cfg, err, sizeof err);
+    weir_config_destroy(&cfg);
+    if (!f->jm)
+        fail_msg("job manager: %s", err);
+    pthread_create(&f->thread, NULL, run_jm, f->jm);
+    f->zctx = zmq_ctx_new();
+}
+
+static void jm_stop(jmfx_t *f) {
+    weir_jobmanager_stop(f->jm);
+    pthread_join(f->thread, NULL);
+    weir_jobmanager_destroy(&f->jm);
+    zmq_ctx_term(f->zctx);
+    weir_test_tmpdir_remove(f->dir);
+}
+
+/* Receives the DEPLOY of attempt @p attempt (one subtask); @returns its restore id and copies its
+ * op state into @p op. */
+static uint64_t expect_deploy(weir_mock_tm_t *tm, uint32_t attempt, char op[64]) {
+    weir_msg_t m;
+    assert_int_equal(weir_mock_tm_expect(tm, WEIR_MSG_DEPLOY, &m, 5000), 0);
+    assert_string_equal(m.job_id, JOB_ID);
+    assert_int_equal(m.attempt, attempt);
+    assert_int_equal(m.vertex, 0);
+    assert_int_equal(m.subtask, 0);
+    uint64_t id = m.restore_checkpoint_id;
+    snprintf(op, 64, "%.*s", (int)m.restore_op_state_len,
+             m.restore_op_state ? (const char *)m.restore_op_state : "");
+    weir_msg_clear(&m);
+    return id;
+}
+
+static void read_pointer(const jmfx_t *f, char *out, size_t cap) {
+    char p[800];
+    snprintf(p, sizeof p, "%s/jobs/%s/checkpoint", f->ha, JOB_ID);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(weir_read_file(p, &data, &len), 0);
+    snprintf(out, cap, "%s", (char *)data);
+    free(data);
+}
+
+static bool chk_exists(const jmfx_t *f, uint64_t id, const char *rel) {
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s/chk-%llu%s", f->ck, JOB_ID, (unsigned long long)id, rel);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void test_jm_pointer_failure(void **state) {
+    (void)state;
+    jmfx_t f = {0};
+    jm_start(&f);
+    weir_mock_tm_t *tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
+    char op[64], ptr[900], expect[900];
+    assert_int_equal(expect_deploy(tm, 2, op), 0);
+    weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    /* n1 completes: the pointer names it */
+    uint64_t n1 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n1, 0, 0, false, "at-n1", NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 2, false), n1);
+    read_pointer(&f, ptr, sizeof ptr);
+    snprintf(expect, sizeof expect, "%s/%s/chk-%llu\n", f.ck, JOB_ID, (unsigned long long)n1);
+    assert_string_equal(ptr, expect);
+
+    /* the pointer cannot be written any more (a directory takes its name) */
+    char p[800], keep[820];
+    snprintf(p, sizeof p, "%s/jobs/%s/checkpoint", f.ha, JOB_ID);
+    snprintf(keep, sizeof keep, "%s.keep", p);
+    assert_int_equal(rename(p, keep), 0);
+    assert_int_equal(mkdir(p, 0755), 0);
+    uint64_t n2 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
+    assert_true(n2 > n1);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n2, 0, 0, false, "at-n2", NULL);
+    /* n2 fails: no NOTIFY (its transactions stay uncommitted) */
+    weir_msg_t m;
+    int got = weir_mock_tm_expect(tm, WEIR_MSG_NOTIFY_CHECKPOINT, &m, 1000);
+    if (got == 0) {
+        uint64_t id = m.checkpoint_id;
+        weir_msg_clear(&m);
+        fail_msg("checkpoint %llu was notified although the HA pointer could not be written",
+                 (unsigned long long)id);
+    }
+    pthread_mutex_lock(&f.jm->mu);
+    weir_jm_job_t *job = weir__jm_find_job_locked(f.jm, JOB_ID);
+    assert_non_null(job);
+    const weir_ckpt_coord_t *c = &job->ckpt;
+    assert_int_equal(c->latest_id, n1);
+    assert_int_equal(c->n_completed, 1);
+    assert_int_equal(c->n_failed, 1);
+    const weir_ckpt_hist_t *h = NULL;
+    for (uint32_t i = 0; i < c->hist_len; i++)
+        if (weir_ckpt_coord_hist(c, i)->id == n2)
+            h = weir_ckpt_coord_hist(c, i);
+    assert_non_null(h);
+    assert_int_equal(h->status, WEIR_CKPT_FAILED);
+    assert_non_null(strstr(h->failure, "cannot write the HA pointer"));
+    /* tolerable-failed-checkpoints = 0: one failure fails the job over */
+    assert_int_equal(job->state, WEIR_JOB_RESTARTING);
+    pthread_mutex_unlock(&f.jm->mu);
+    /* retention kept what the pointer names; n2 stays on disk (the pointer might name it) */
+    assert_true(chk_exists(&f, n1, "/_metadata"));
+    assert_true(chk_exists(&f, n2, "/_metadata"));
+
+    /* the next attempt restores n1, the latest completed checkpoint, not the newer n2 */
+    weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    assert_int_equal(expect_deploy(tm, 3, op), n1);
+    assert_string_equal(op, "at-n1");
+    weir_mock_tm_task_state(tm, JOB_ID, 3, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+
+    /* the pointer can be written again: the next checkpoint completes, retention removes the
+     * older ones */
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(rename(keep, p), 0);
+    uint64_t n3 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
+    assert_true(n3 > n2);
+    weir_mock_tm_ack(tm, JOB_ID, 3, n3, 0, 0, false, "at-n3", NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 3, false), n3);
+    read_pointer(&f, ptr, sizeof ptr);
+    snprintf(expect, sizeof expect, "%s/%s/chk-%llu\n", f.ck, JOB_ID, (unsigned long long)n3);
+    assert_string_equal(ptr, expect);
+    assert_false(chk_exists(&f, n1, ""));
+    assert_false(chk_exists(&f, n2, ""));
+    weir_mock_tm_close(&tm);
+    jm_stop(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_load_read_errors),
+        cmocka_unit_test(test_pointer_write_fails),
+        cmocka_unit_test(test_jm_pointer_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
