@@ -683,8 +683,8 @@ int weir_config_check_binds(const weir_config_t *cfg, weir_config_process_t proc
                              "listens on taskmanager.bind-host %s only: set taskmanager.host to "
                              "%s, or taskmanager.bind-host to an address peers reach it by",
                              host, bind, bind);
-        return check_plane_bind(cfg, "taskmanager.bind-host", "data plane",
-                                          "records and credits", errstr, errlen);
+        return check_plane_bind(cfg, "taskmanager.bind-host", "data plane", "records and credits",
+                                errstr, errlen);
     }
     const char *rest = weir_config_get_str(cfg, "rest.bind-address");
     if (!weir_config_host_is_loopback(rest) && !is_set(cfg, "rest.auth.token") &&
@@ -700,8 +700,8 @@ int weir_config_check_binds(const weir_config_t *cfg, weir_config_process_t proc
                   "who can reach it can submit a job, i.e. run native code on every task manager",
                   rest);
     }
-    return check_plane_bind(cfg, "jobmanager.bind-host", "control plane",
-                                      "control messages", errstr, errlen);
+    return check_plane_bind(cfg, "jobmanager.bind-host", "control plane", "control messages",
+                            errstr, errlen);
 }
 
 int weir_config_rest_token(const weir_config_t *cfg, char **token, char *errstr, size_t errlen) {

@@ -149,10 +149,9 @@ int weir_curve_keygen(const char *path, char *errstr, size_t errlen) {
                      pub, sec);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return weir_errf(errstr, errlen, WEIR_EIO, "cannot create key file %s: %s%s", path,
-                         strerror(errno),
-                         errno == EEXIST ? " (choose another name: a key file is never replaced)"
-                                         : "");
+        return weir_errf(
+            errstr, errlen, WEIR_EIO, "cannot create key file %s: %s%s", path, strerror(errno),
+            errno == EEXIST ? " (choose another name: a key file is never replaced)" : "");
     bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
     int saved = errno;
     memset(text, 0, sizeof text);
@@ -220,14 +219,15 @@ static void zap_answer(weir_zap_t *z) {
             zmq_msg_close(&part[i]);
         return;
     }
-    bool ok = n == 7 && zmq_msg_size(&part[5]) == 5 && !memcmp(zmq_msg_data(&part[5]), "CURVE", 5) &&
-              zmq_msg_size(&part[6]) == 32 && !memcmp(zmq_msg_data(&part[6]), z->public_key, 32);
+    bool ok = n == 7 && zmq_msg_size(&part[5]) == 5 &&
+              !memcmp(zmq_msg_data(&part[5]), "CURVE", 5) && zmq_msg_size(&part[6]) == 32 &&
+              !memcmp(zmq_msg_data(&part[6]), z->public_key, 32);
     if (!ok) {
         uint64_t k = atomic_fetch_add(&z->refused, 1) + 1;
         char addr[64] = "?";
         if (n >= 4) {
-            size_t l = zmq_msg_size(&part[3]) < sizeof addr - 1 ? zmq_msg_size(&part[3])
-                                                                 : sizeof addr - 1;
+            size_t l =
+                zmq_msg_size(&part[3]) < sizeof addr - 1 ? zmq_msg_size(&part[3]) : sizeof addr - 1;
             memcpy(addr, zmq_msg_data(&part[3]), l);
             addr[l] = '\0';
         }

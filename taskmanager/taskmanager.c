@@ -134,8 +134,7 @@ static void close_job_if_done(weir_taskmanager_t *tm, const char *job_id, uint32
         if (tm->tasks[i].attempt == attempt && !strcmp(tm->tasks[i].job_id, job_id))
             return;
     for (size_t i = 0; i < tm->n_pending; i++)
-        if (tm->pending[i].attempt == attempt &&
-            !strcmp(tm->pending[i].job_id, job_id))
+        if (tm->pending[i].attempt == attempt && !strcmp(tm->pending[i].job_id, job_id))
             return;
     uint8_t job[16];
     if (weir_hex_decode(job_id, job, sizeof job) == 0)

@@ -412,8 +412,7 @@ static void on_credit(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t
 
 /* The sender of a channel opened its output and asks for the total granted so far (its earlier
  * credit frames may have arrived before it registered). Answered only to the channel's peer. */
-static void on_credit_request(weir_dataplane_t *dp, const weir_chankey_t *key,
-                              zmq_msg_t *ident) {
+static void on_credit_request(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *ident) {
     bool known = false;
     outframe_t f = {.type = FRAME_CREDIT, .key = *key};
     pthread_mutex_lock(&dp->reg_lock);
@@ -560,8 +559,8 @@ weir_dataplane_t *weir_dataplane_new_opts(const weir_dataplane_opts_t *o, char *
     dp->router = zmq_socket(dp->zctx, ZMQ_ROUTER);
     int zero = 0;
     /* a data frame's body is one buffer: the segment size, or one larger record */
-    int64_t max_part = (int64_t)(o->max_buffer ? o->max_buffer : WEIR_DATAPLANE_MAX_BUFFER) +
-                       HDR_CREDIT_LEN;
+    int64_t max_part =
+        (int64_t)(o->max_buffer ? o->max_buffer : WEIR_DATAPLANE_MAX_BUFFER) + HDR_CREDIT_LEN;
     if (!dp->router || weir_curve_server(dp->router, &dp->curve) ||
         zmq_setsockopt(dp->router, ZMQ_MAXMSGSIZE, &max_part, sizeof(max_part)) ||
         zmq_setsockopt(dp->router, ZMQ_SNDHWM, &zero, sizeof(zero)) ||

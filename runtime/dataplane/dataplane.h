@@ -48,7 +48,7 @@ typedef struct weir_dataplane_opts {
     int port;                       /* 0 = any free port */
     const char *advertise_host;     /* NULL = bind_host */
     const struct weir_curve *curve; /* NULL or disabled: no CURVE (loopback only) */
-    size_t max_buffer;              /* largest buffer a peer may send (ZMQ_MAXMSGSIZE); 0 = default */
+    size_t max_buffer; /* largest buffer a peer may send (ZMQ_MAXMSGSIZE); 0 = default */
 } weir_dataplane_opts_t;
 
 /** Binds tcp://bind_host:port (port 0 = any free port) and starts the network thread. The
