@@ -147,6 +147,12 @@ int weir_curve_keygen(const char *path, char *errstr, size_t errlen) {
                      "# weir cluster key (ZeroMQ CURVE, Z85): give it to the job manager and every "
                      "task manager only\npublic-key: %s\nsecret-key: %s\n",
                      pub, sec);
+    if (!path) {
+        bool ok = fwrite(text, 1, (size_t)n, stdout) == (size_t)n && fflush(stdout) == 0;
+        memset(text, 0, sizeof text);
+        memset(sec, 0, sizeof sec);
+        return ok ? 0 : weir_errf(errstr, errlen, WEIR_EIO, "cannot write the key to stdout");
+    }
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return weir_errf(

@@ -39,7 +39,7 @@ int weir_curve_parse(const char *text, const char *where, weir_curve_t *out, cha
 /** Loads security.curve.key-file (off when unset). Warns when the file is readable by group or
  * others. @returns 0 or WEIR_ECONFIG with one line naming the key. */
 int weir_curve_load(const weir_config_t *cfg, weir_curve_t *out, char *errstr, size_t errlen);
-/** Writes a new key pair to @p path (created, never overwritten, mode 0600). */
+/** Writes a new key pair to @p path (created, never overwritten, mode 0600); NULL = stdout. */
 int weir_curve_keygen(const char *path, char *errstr, size_t errlen);
 
 /** Makes @p sock a CURVE server with the cluster key (before bind). No-op when disabled.
