@@ -655,12 +655,13 @@ static int check_plane_bind(const weir_config_t *cfg, const char *key, const cha
     if (weir_config_host_is_loopback(host) || is_set(cfg, "security.curve.key-file"))
         return 0;
     if (!weir_config_get_bool(cfg, "security.insecure"))
-        return weir_errf(errstr, errlen, WEIR_ECONFIG,
-                         "%s %s is beyond loopback and the %s has no authentication: set "
-                         "security.curve.key-file to the cluster key (`weir keygen FILE`), or set "
-                         "%s to 127.0.0.1, or set security.insecure: true to accept %s from anyone "
-                         "who can reach it",
-                         key, host ? host : "(unset)", plane, key, traffic);
+        return weir_errf(
+            errstr, errlen, WEIR_ECONFIG,
+            "%s %s is beyond loopback and the %s has no authentication: set "
+            "security.curve.key-file to the cluster key (ZeroMQ CURVE, `weir keygen FILE`), or "
+            "set %s to 127.0.0.1, or set security.insecure: true to accept %s from anyone "
+            "who can reach it",
+            key, host ? host : "(unset)", plane, key, traffic);
     WEIR_WARN("config",
               "security.insecure: %s %s: the %s is not authenticated; anyone who can reach it can "
               "send %s",

@@ -370,9 +370,9 @@ static void test_check_binds(void **state) {
                      WEIR_ECONFIG);
     assert_string_equal(err, "jobmanager.bind-host 192.168.1.5 is beyond loopback and the control "
                              "plane has no authentication: set security.curve.key-file to the "
-                             "cluster key (`weir keygen FILE`), or set jobmanager.bind-host to "
-                             "127.0.0.1, or set security.insecure: true to accept control "
-                             "messages from anyone who can reach it");
+                             "cluster key (ZeroMQ CURVE, `weir keygen FILE`), or set "
+                             "jobmanager.bind-host to 127.0.0.1, or set security.insecure: true "
+                             "to accept control messages from anyone who can reach it");
     set(c, "security.insecure", "yes");
     assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
     /* CURVE authenticates the control plane: no override needed */
@@ -391,9 +391,9 @@ static void test_check_binds(void **state) {
                      WEIR_ECONFIG);
     assert_string_equal(err, "taskmanager.bind-host 0.0.0.0 is beyond loopback and the data plane "
                              "has no authentication: set security.curve.key-file to the cluster "
-                             "key (`weir keygen FILE`), or set taskmanager.bind-host to 127.0.0.1, "
-                             "or set security.insecure: true to accept records and credits from "
-                             "anyone who can reach it");
+                             "key (ZeroMQ CURVE, `weir keygen FILE`), or set taskmanager.bind-host "
+                             "to 127.0.0.1, or set security.insecure: true to accept records and "
+                             "credits from anyone who can reach it");
     set(c, "security.insecure", "true");
     assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err), 0);
     set(c, "security.insecure", "false");
