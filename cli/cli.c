@@ -1,7 +1,7 @@
 /* The `weir` command: run (load a plugin, build its graph, upload plugin + graph, optionally
- * wait for the end), list, cancel, info. Command forms, messages and exit codes are a contract
- * used by scripts (docs/cli.md): 0 success, 1 failure (job failed, cluster or plugin error),
- * 2 usage error, 130 interrupted while attached.
+ * wait for the end), list, cancel, info, keygen (a new cluster CURVE key file). Command forms,
+ * messages and exit codes are a contract used by scripts (docs/cli.md): 0 success, 1 failure (job
+ * failed, cluster or plugin error), 2 usage error, 130 interrupted while attached.
  *
  * Argument order: weir [GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS] [PLUGIN.so [JOB ARGS...]].
  * Everything after PLUGIN.so belongs to the job and is never interpreted here; the config
@@ -23,6 +23,7 @@
 
 #include "cli/client.h"
 #include "common/config.h"
+#include "common/curve.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "runtime/graph/graph.h"
@@ -39,6 +40,7 @@ static const char USAGE[] =
     "  weir [-m HOST:PORT] list\n"
     "  weir [-m HOST:PORT] cancel JOBID\n"
     "  weir info [-p N] PLUGIN.so [job args...]\n"
+    "  weir keygen [FILE]\n"
     "  weir --help\n"
     "\n"
     "Commands:\n"
@@ -46,6 +48,8 @@ static const char USAGE[] =
     "  list    list the jobs of the cluster, in any state\n"
     "  cancel  cancel a job\n"
     "  info    print the job graph of PLUGIN.so as JSON (no cluster needed)\n"
+    "  keygen  write a new cluster key pair (security.curve.key-file) to FILE, mode 0600,\n"
+    "          never replacing a file; without FILE to stdout\n"
     "\n"
     "Options:\n"
     "  -m, --jobmanager HOST:PORT  job manager REST address (default rest.address:rest.port)\n"
@@ -172,7 +176,7 @@ static int parse_args(cli_t *c, int argc, char **argv) {
         exit(0);
     }
     if (strcmp(c->cmd, "run") && strcmp(c->cmd, "list") && strcmp(c->cmd, "cancel") &&
-        strcmp(c->cmd, "info"))
+        strcmp(c->cmd, "info") && strcmp(c->cmd, "keygen"))
         return usage_error("unknown command '%s'%s", c->cmd, "");
     bool runlike = !strcmp(c->cmd, "run") || !strcmp(c->cmd, "info");
     for (; i < argc; i++) {
@@ -204,6 +208,8 @@ static int parse_args(cli_t *c, int argc, char **argv) {
             return usage_error("'list' takes no arguments, got '%s'%s", c->pos[0], "");
         if (!strcmp(c->cmd, "cancel") && c->n_pos != 1)
             return usage_error("'cancel' needs exactly one JOBID%s%s", "", "");
+        if (!strcmp(c->cmd, "keygen") && c->n_pos > 1)
+            return usage_error("'keygen' takes at most one FILE, got '%s'%s", c->pos[1], "");
     }
     return 0;
 }
@@ -477,6 +483,12 @@ int weir_cli_main(int argc, char **argv, char **envp) {
     }
     if (!strcmp(c.cmd, "info")) {
         rc = cmd_info(&c);
+        goto out;
+    }
+    if (!strcmp(c.cmd, "keygen")) {
+        rc = weir_curve_keygen(c.n_pos ? c.pos[0] : NULL, err, sizeof err) ? 1 : 0;
+        if (rc)
+            fprintf(stderr, "weir: %s\n", err);
         goto out;
     }
     if (client_options(&c) != 0) {

@@ -27,7 +27,11 @@ static const weir_config_key_t KEYS[] = {
      "Host task managers connect to for the job manager's RPC."},
     {"jobmanager.rpc.port", WEIR_CFG_INT, "6123", "Job manager RPC port (ZeroMQ ROUTER)."},
     {"jobmanager.bind-host", WEIR_CFG_STRING, "127.0.0.1",
-     "Address the job manager binds its RPC socket to (beyond loopback needs security.insecure)."},
+     "Address the job manager binds its RPC socket to (beyond loopback needs "
+     "security.curve.key-file or security.insecure)."},
+    {"jobmanager.rpc.max-message-size", WEIR_CFG_BYTES, "16mb",
+     "Largest control message the job manager accepts; a peer that sends a larger one is "
+     "disconnected."},
     {"rest.address", WEIR_CFG_STRING, "localhost",
      "Host the CLI talks to for the REST API (overridden by -m)."},
     {"rest.port", WEIR_CFG_INT, "8081", "REST API port of the job manager."},
@@ -56,8 +60,11 @@ static const weir_config_key_t KEYS[] = {
     {"rest.idleness-timeout", WEIR_CFG_DURATION, "30s",
      "A REST connection idle this long is closed (whole seconds, at least 1s)."},
     {"security.insecure", WEIR_CFG_BOOL, "false",
-     "Accept binding beyond loopback without authentication (RPC and data plane: no "
-     "authentication exists yet); logs a warning."},
+     "Accept binding beyond loopback without authentication (REST without a token, RPC and data "
+     "plane without security.curve.key-file); logs a warning."},
+    {"security.curve.key-file", WEIR_CFG_STRING, NULL,
+     "File holding the cluster's CURVE key pair (`weir keygen FILE`, mode 0600): RPC and data "
+     "plane accept only holders of it (unset = no authentication, loopback only)."},
     {"blob.storage.directory", WEIR_CFG_STRING, "/tmp/weir-blobs",
      "Job manager blob store directory (plugins by sha256)."},
     {"heartbeat.interval", WEIR_CFG_DURATION, "1s", "Task manager heartbeat period."},
@@ -72,7 +79,11 @@ static const weir_config_key_t KEYS[] = {
     {"taskmanager.host", WEIR_CFG_STRING, "127.0.0.1",
      "Address a task manager advertises for its data port."},
     {"taskmanager.bind-host", WEIR_CFG_STRING, "127.0.0.1",
-     "Address the task manager's data plane binds to (beyond loopback needs security.insecure)."},
+     "Address the task manager's data plane binds to (beyond loopback needs "
+     "security.curve.key-file or security.insecure)."},
+    {"taskmanager.network.max-frame-size", WEIR_CFG_BYTES, "64mb",
+     "Largest data-plane buffer accepted from a peer (at least the segment size; a buffer holds "
+     "at least one whole record); a peer that sends a larger one is disconnected."},
     {"taskmanager.data.port", WEIR_CFG_INT, "0", "Data plane port (0 = any free port)."},
     {"taskmanager.resource-id", WEIR_CFG_STRING, NULL,
      "Task manager id (unset = a random 32-hex-digit id)."},
@@ -636,19 +647,21 @@ static bool is_set(const weir_config_t *cfg, const char *key) {
     return v && *v;
 }
 
-/* An address of a plane without authentication (RPC, data plane) that carries @p traffic:
- * loopback, or accepted by security.insecure with a warning. */
-static int check_unauthenticated_bind(const weir_config_t *cfg, const char *key, const char *plane,
-                                      const char *traffic, char *errstr, size_t errlen) {
+/* An address of the RPC or data plane, which carries @p traffic: loopback, or authenticated by
+ * CURVE (security.curve.key-file), or accepted by security.insecure with a warning. */
+static int check_plane_bind(const weir_config_t *cfg, const char *key, const char *plane,
+                            const char *traffic, char *errstr, size_t errlen) {
     const char *host = weir_config_get_str(cfg, key);
-    if (weir_config_host_is_loopback(host))
+    if (weir_config_host_is_loopback(host) || is_set(cfg, "security.curve.key-file"))
         return 0;
     if (!weir_config_get_bool(cfg, "security.insecure"))
-        return weir_errf(errstr, errlen, WEIR_ECONFIG,
-                         "%s %s is beyond loopback and the %s has no authentication yet (ZeroMQ "
-                         "CURVE is not implemented): set %s to 127.0.0.1, or set "
-                         "security.insecure: true to accept %s from anyone who can reach it",
-                         key, host ? host : "(unset)", plane, key, traffic);
+        return weir_errf(
+            errstr, errlen, WEIR_ECONFIG,
+            "%s %s is beyond loopback and the %s has no authentication: set "
+            "security.curve.key-file to the cluster key (ZeroMQ CURVE, `weir keygen FILE`), or "
+            "set %s to 127.0.0.1, or set security.insecure: true to accept %s from anyone "
+            "who can reach it",
+            key, host ? host : "(unset)", plane, key, traffic);
     WEIR_WARN("config",
               "security.insecure: %s %s: the %s is not authenticated; anyone who can reach it can "
               "send %s",
@@ -671,8 +684,8 @@ int weir_config_check_binds(const weir_config_t *cfg, weir_config_process_t proc
                              "listens on taskmanager.bind-host %s only: set taskmanager.host to "
                              "%s, or taskmanager.bind-host to an address peers reach it by",
                              host, bind, bind);
-        return check_unauthenticated_bind(cfg, "taskmanager.bind-host", "data plane",
-                                          "records and credits", errstr, errlen);
+        return check_plane_bind(cfg, "taskmanager.bind-host", "data plane", "records and credits",
+                                errstr, errlen);
     }
     const char *rest = weir_config_get_str(cfg, "rest.bind-address");
     if (!weir_config_host_is_loopback(rest) && !is_set(cfg, "rest.auth.token") &&
@@ -688,8 +701,8 @@ int weir_config_check_binds(const weir_config_t *cfg, weir_config_process_t proc
                   "who can reach it can submit a job, i.e. run native code on every task manager",
                   rest);
     }
-    return check_unauthenticated_bind(cfg, "jobmanager.bind-host", "control plane",
-                                      "control messages", errstr, errlen);
+    return check_plane_bind(cfg, "jobmanager.bind-host", "control plane", "control messages",
+                            errstr, errlen);
 }
 
 int weir_config_rest_token(const weir_config_t *cfg, char **token, char *errstr, size_t errlen) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/curve.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -118,10 +119,16 @@ static void flush_locked(weir_jobmanager_t *jm) {
 /* Decodes one control message from the peer with routing id @p ident and dispatches it. */
 static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, size_t ident_len,
                                   const uint8_t *data, size_t len, int fd) {
+    /* The routing id is the sender's name, the only one: task managers set it to their id before
+     * they connect, and with CURVE only holders of the cluster key connect at all. A peer without
+     * a textual routing id (ZeroMQ makes one starting with a zero byte) is not a task manager. */
     char ident_str[256];
-    size_t n = ident_len < sizeof ident_str - 1 ? ident_len : sizeof ident_str - 1;
-    memcpy(ident_str, ident, n);
-    ident_str[n] = 0;
+    if (ident_len == 0 || ident_len >= sizeof ident_str || memchr(ident, 0, ident_len)) {
+        WEIR_WARN(COMP, "control message from a peer without a task-manager routing id dropped");
+        return;
+    }
+    memcpy(ident_str, ident, ident_len);
+    ident_str[ident_len] = 0;
     weir_msg_t m;
     memset(&m, 0, sizeof m);
     char err[256] = "";
@@ -130,7 +137,17 @@ static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, s
         weir_msg_clear(&m);
         return;
     }
-    const char *id = m.tm_id && m.tm_id[0] ? m.tm_id : ident_str;
+    /* A body naming another task manager than the connection is a forgery (or a bug): never act
+     * on it in anyone's name. */
+    if (m.tm_id && m.tm_id[0] && strcmp(m.tm_id, ident_str) != 0) {
+        WEIR_WARN(COMP,
+                  "control message of type %d from %s names task manager %s in its body: dropped "
+                  "(a task manager is identified by its connection's routing id)",
+                  (int)m.type, ident_str, m.tm_id);
+        weir_msg_clear(&m);
+        return;
+    }
+    const char *id = ident_str;
     weir_jm_tm_t *tm = NULL;
     switch (m.type) {
     case WEIR_MSG_REGISTER:
@@ -316,12 +333,29 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
                  zmq_strerror(errno));
         goto fail;
     }
+    weir_curve_t curve;
+    if (weir_curve_load(cfg, &curve, errstr, errlen) != 0)
+        goto fail;
+    if (curve.enabled && !(jm->zap = weir_zap_start(jm->zctx, &curve, errstr, errlen)))
+        goto fail;
     jm->router = zmq_socket(jm->zctx, ZMQ_ROUTER);
     if (!jm->router) {
         weir_fmt(errstr, errlen, "job manager: cannot create the RPC socket: %s",
                  zmq_strerror(errno));
         goto fail;
     }
+    int64_t maxmsg = (int64_t)weir_config_get_bytes(cfg, "jobmanager.rpc.max-message-size");
+    if (weir_curve_server(jm->router, &curve) != 0 ||
+        zmq_setsockopt(jm->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0) {
+        weir_fmt(errstr, errlen, "job manager: cannot secure the RPC socket: %s",
+                 zmq_strerror(errno));
+        goto fail;
+    }
+    memset(&curve, 0, sizeof curve);
+    /* A task manager that restarts with the same id takes its id over from the old connection,
+     * which may linger half-open for minutes after a crash. A newcomer can do that only if it can
+     * connect: with CURVE, only a cluster member (docs/security.md). The take-over is a REGISTER,
+     * which ends the old instance (taskmanagers.c). */
     int one = 1, zero = 0, hwm = 100000;
     zmq_setsockopt(jm->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(jm->router, ZMQ_LINGER, &zero, sizeof zero);
@@ -367,7 +401,8 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
             jm->ckcfg.dir, jm->ckcfg.num_retained, weir_restart_type_name(jm->restart_cfg.type));
     if (weir__jm_rest_start(jm, errstr, errlen) != 0)
         goto fail;
-    WEIR_INFO(COMP, "RPC at tcp://%s:%d", jm->rpc_bind, jm->rpc_port);
+    WEIR_INFO(COMP, "RPC at tcp://%s:%d (%s)", jm->rpc_bind, jm->rpc_port,
+              jm->zap ? "CURVE: cluster key holders only" : "no authentication");
     return jm;
 fail:
     weir_jobmanager_destroy(&jm);
@@ -467,6 +502,7 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
         zmq_close(jm->monitor);
     if (jm->router)
         zmq_close(jm->router);
+    weir_zap_stop(&jm->zap);
     if (jm->zctx)
         zmq_ctx_term(jm->zctx);
     if (jm->wake_fd >= 0)

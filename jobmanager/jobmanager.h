@@ -132,6 +132,7 @@ typedef struct weir_jobmanager {
     weir_jm_out_t *out_head, *out_tail;
     void *zctx;
     void *router;
+    struct weir_zap *zap; /* CURVE's ZAP handler in zctx; NULL without security.curve.key-file */
     int wake_fd;
     struct MHD_Daemon *mhd;
     atomic_bool stop;

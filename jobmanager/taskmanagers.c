@@ -96,7 +96,8 @@ static bool tm_hosts_tasks(weir_jobmanager_t *jm, const weir_jm_tm_t *tm) {
 
 void weir__jm_tm_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, size_t ident_len,
                                  const char *ident_str, weir_msg_t *m, int fd) {
-    const char *id = m->tm_id && m->tm_id[0] ? m->tm_id : ident_str;
+    /* The id is the connection's routing id (jobmanager.c dropped a body naming another). */
+    const char *id = ident_str;
     weir_jm_tm_t *old = weir__jm_find_tm_id_locked(jm, id);
     if (old) {
         if (tm_hosts_tasks(jm, old))

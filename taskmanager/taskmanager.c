@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/curve.h"
 #include "common/err.h"
 #include "common/killpoint.h"
 #include "common/log.h"
@@ -51,6 +52,7 @@
 #define COMP "taskmanager"
 #define POLL_MS 50
 #define SHUTDOWN_WAIT_NS (30LL * 1000 * 1000 * 1000)
+#define TM_MAX_CONTROL_MSG ((int64_t)257 * 1024 * 1024) /* a 256 MiB plugin and its envelope */
 
 typedef struct tm_plugin {
     char sha[65];
@@ -123,6 +125,20 @@ static void *grow(void *arr, size_t *cap, size_t need, size_t elem) {
 
 const char *weir_taskmanager_id(const weir_taskmanager_t *tm) {
     return tm->id;
+}
+
+/* Frees the data plane's registry entries of (job, attempt) once no task of it runs or waits
+ * here: its channels are closed, and later frames and credits for them are dropped. */
+static void close_job_if_done(weir_taskmanager_t *tm, const char *job_id, uint32_t attempt) {
+    for (size_t i = 0; i < tm->n_tasks; i++)
+        if (tm->tasks[i].attempt == attempt && !strcmp(tm->tasks[i].job_id, job_id))
+            return;
+    for (size_t i = 0; i < tm->n_pending; i++)
+        if (tm->pending[i].attempt == attempt && !strcmp(tm->pending[i].job_id, job_id))
+            return;
+    uint8_t job[16];
+    if (weir_hex_decode(job_id, job, sizeof job) == 0)
+        weir_dataplane_close_job(tm->dp, job, attempt);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -289,8 +305,12 @@ static void drain_events(weir_taskmanager_t *tm) {
         send_task_state(tm, t->job_id, t->attempt, t->vertex, t->subtask, ev->state, ev->message,
                         &ev->metrics);
         if (is_final(ev->state)) {
+            char job_id[33];
+            uint32_t attempt = t->attempt;
+            memcpy(job_id, t->job_id, sizeof job_id);
             weir_task_destroy(&t->task);
             tm->tasks[k] = tm->tasks[--tm->n_tasks];
+            close_job_if_done(tm, job_id, attempt);
         }
         free(ev->message);
     }
@@ -778,10 +798,18 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     char err[256] = "";
     /* Loopback unless configured otherwise: weir_config_check_binds() (called by
      * weir_taskmanager_main) refuses an unauthenticated data plane beyond it. */
-    tm->dp = weir_dataplane_new(
-        weir_config_bind_address(weir_config_get_str(cfg, "taskmanager.bind-host")),
-        (int)weir_config_get_int(cfg, "taskmanager.data.port"),
-        weir_config_get_str(cfg, "taskmanager.host"), err, sizeof err);
+    weir_curve_t curve;
+    if (weir_curve_load(cfg, &curve, errstr, errlen) != 0)
+        goto fail;
+    uint64_t max_frame = weir_config_get_bytes(cfg, "taskmanager.network.max-frame-size");
+    weir_dataplane_opts_t dpo = {
+        .bind_host = weir_config_bind_address(weir_config_get_str(cfg, "taskmanager.bind-host")),
+        .port = (int)weir_config_get_int(cfg, "taskmanager.data.port"),
+        .advertise_host = weir_config_get_str(cfg, "taskmanager.host"),
+        .curve = &curve,
+        .max_buffer = max_frame > tm->buffer_size ? max_frame : tm->buffer_size,
+    };
+    tm->dp = weir_dataplane_new_opts(&dpo, err, sizeof err);
     if (!tm->dp) {
         weir_fmt(errstr, errlen, "data plane: %s", err[0] ? err : "cannot start");
         goto fail;
@@ -797,8 +825,12 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     }
     tm->dealer = zmq_socket(tm->zctx, ZMQ_DEALER);
     int linger = 0;
+    /* from the job manager: control messages and plugins (at most WEIR_BLOB_MAX_BYTES, 256 MiB) */
+    int64_t max_msg = TM_MAX_CONTROL_MSG;
     if (!tm->dealer || zmq_setsockopt(tm->dealer, ZMQ_ROUTING_ID, tm->id, strlen(tm->id)) != 0 ||
         zmq_setsockopt(tm->dealer, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(tm->dealer, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+        weir_curve_client(tm->dealer, &curve) != 0 ||
         zmq_connect(tm->dealer, tm->jm_endpoint) != 0) {
         weir_fmt(errstr, errlen,
                  "cannot connect to the job manager at %s: %s (check "
@@ -806,8 +838,10 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
                  tm->jm_endpoint, zmq_strerror(errno));
         goto fail;
     }
-    WEIR_INFO(COMP, "task manager %s: working dir %s, data at %s, job manager %s", tm->id,
-              tm->workdir, weir_dataplane_address(tm->dp), tm->jm_endpoint);
+    WEIR_INFO(COMP, "task manager %s: working dir %s, data at %s, job manager %s (%s)", tm->id,
+              tm->workdir, weir_dataplane_address(tm->dp), tm->jm_endpoint,
+              curve.enabled ? "CURVE" : "no authentication");
+    memset(&curve, 0, sizeof curve);
     return tm;
 fail:
     weir_taskmanager_destroy(&tm);

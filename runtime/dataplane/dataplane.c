@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/curve.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -34,6 +35,7 @@
 #define COMP "dataplane"
 #define FRAME_DATA 1u
 #define FRAME_CREDIT 2u
+#define FRAME_CREDIT_REQUEST 3u
 #define HDR_DATA_LEN (1u + WEIR_CHANKEY_WIRE_SIZE)
 #define HDR_CREDIT_LEN (HDR_DATA_LEN + 4u)
 #define CLOSED_JOBS 256u
@@ -53,6 +55,7 @@ typedef struct chan_end {
     weir_mailbox_t *mb; /* where this end's messages are pushed */
     uint32_t index;     /* input/output index within the subtask */
     peer_t *peer;       /* the other end's data plane (NULL when local) */
+    uint32_t credits;   /* remote only: in = total granted, out = total received (mod 2^32) */
 } chan_end_t;
 
 typedef struct entry {
@@ -60,15 +63,16 @@ typedef struct entry {
     uint64_t hash;
     chan_end_t in;  /* receiving end; in.peer = the sender's data plane (credit frames go there) */
     chan_end_t out; /* sending end; out.peer = the receiver's data plane (data frames go there) */
-    uint32_t pending; /* credits that arrived before open_output */
+    uint32_t pending; /* local channels: credits granted before open_output */
     struct entry *next;
 } entry_t;
 
 typedef struct outframe {
+    uint8_t type; /* FRAME_* */
     peer_t *peer;
-    weir_netbuf_t *buf; /* data frame; NULL for a credit frame */
-    weir_chankey_t key; /* credit frame */
-    uint32_t n;
+    weir_netbuf_t *buf; /* data frame */
+    weir_chankey_t key; /* credit and credit request frames */
+    uint32_t n;         /* credit frame: total granted */
 } outframe_t;
 
 typedef struct outq {
@@ -84,6 +88,8 @@ typedef struct closed_job {
 struct weir_dataplane {
     void *zctx;
     void *router;
+    weir_zap_t *zap;    /* CURVE's ZAP handler in zctx, NULL without CURVE */
+    weir_curve_t curve; /* the cluster key (enabled = false: no CURVE) */
     int efd;
     pthread_t thread;
     bool thread_started;
@@ -103,7 +109,7 @@ struct weir_dataplane {
     outq_t work;   /* network thread only */
 
     _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out, local_buffers, dropped;
-    _Atomic uint64_t credits_in, credits_out;
+    _Atomic uint64_t credits_in, credits_out, rejected;
 };
 
 static void stat_add(_Atomic uint64_t *c, uint64_t n) {
@@ -213,7 +219,7 @@ static void deliver_credit(entry_t *e, uint32_t n) {
 
 /* ---------------------------------------------------------------- outgoing queue */
 
-static int enqueue(weir_dataplane_t *dp, peer_t *peer, weir_netbuf_t *buf,
+static int enqueue(weir_dataplane_t *dp, uint8_t type, peer_t *peer, weir_netbuf_t *buf,
                    const weir_chankey_t *key, uint32_t n) {
     pthread_mutex_lock(&dp->q_lock);
     if (dp->q.n == dp->q.cap) {
@@ -225,6 +231,7 @@ static int enqueue(weir_dataplane_t *dp, peer_t *peer, weir_netbuf_t *buf,
         dp->q.v = v;
     }
     outframe_t *f = &dp->q.v[dp->q.n++];
+    f->type = type;
     f->peer = peer;
     f->buf = buf;
     f->n = n;
@@ -254,7 +261,13 @@ static void *peer_dealer(weir_dataplane_t *dp, peer_t *p) {
         return p->dealer;
     void *s = zmq_socket(dp->zctx, ZMQ_DEALER);
     int zero = 0;
-    if (!s || zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero)) ||
+    /* peers never send messages on this connection, only ZMTP commands (handshake metadata) */
+    int64_t nothing_in = 4096;
+    /* The routing id names this data plane to the peer: it accepts frames of a channel only from
+     * the address registered as that channel's other end. */
+    if (!s || zmq_setsockopt(s, ZMQ_ROUTING_ID, dp->address, strlen(dp->address)) ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &nothing_in, sizeof(nothing_in)) ||
+        weir_curve_client(s, &dp->curve) || zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero)) ||
         zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero)) ||
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) ||
         zmq_setsockopt(s, ZMQ_IMMEDIATE, &zero, sizeof(zero)) || zmq_connect(s, p->addr)) {
@@ -276,7 +289,7 @@ static void send_frame(weir_dataplane_t *dp, outframe_t *f) {
         weir_netbuf_free(&f->buf);
         return;
     }
-    if (f->buf) {
+    if (f->type == FRAME_DATA) {
         weir_netbuf_t *buf = f->buf;
         f->buf = NULL;
         size_t len = buf->len;
@@ -299,6 +312,12 @@ static void send_frame(weir_dataplane_t *dp, outframe_t *f) {
         /* bytes first: a reader that sees frames_out move also sees this frame's bytes */
         stat_add(&dp->bytes_out, len);
         stat_add(&dp->frames_out, 1);
+    } else if (f->type == FRAME_CREDIT_REQUEST) {
+        hdr[0] = FRAME_CREDIT_REQUEST;
+        weir_chankey_encode(&f->key, hdr + 1);
+        if (zmq_send(s, hdr, HDR_DATA_LEN, ZMQ_DONTWAIT) < 0)
+            WEIR_WARN(COMP, "credit request to %s failed: %s", f->peer->addr,
+                      zmq_strerror(zmq_errno()));
     } else {
         hdr[0] = FRAME_CREDIT;
         weir_chankey_encode(&f->key, hdr + 1);
@@ -328,40 +347,86 @@ static void drain_queue(weir_dataplane_t *dp) {
     dp->work.n = 0;
 }
 
-static void on_data(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *body) {
+/* Whether the frame's sender (its routing id) is @p end's peer: the data plane at the address the
+ * placement gave for the other end of the channel. A local end has no remote peer. */
+static bool from_peer(const chan_end_t *end, zmq_msg_t *ident) {
+    if (!end->open || end->local || !end->peer)
+        return false;
+    size_t n = strlen(end->peer->addr);
+    return zmq_msg_size(ident) == n && !memcmp(zmq_msg_data(ident), end->peer->addr, n);
+}
+
+/* Why a remote frame for @p key is not delivered; counted in `dropped`, and in `rejected` when
+ * the channel exists but the sender is not its peer. Nothing is allocated for it. */
+static void drop(weir_dataplane_t *dp, bool rejected) {
+    stat_add(&dp->dropped, 1);
+    if (rejected)
+        stat_add(&dp->rejected, 1);
+}
+
+static void on_data(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *ident,
+                    zmq_msg_t *body) {
     size_t len = body ? zmq_msg_size(body) : 0;
     stat_add(&dp->frames_in, 1);
     stat_add(&dp->bytes_in, len);
-    weir_netbuf_t *buf = weir_netbuf_new(key, len ? len : 1);
-    if (len)
-        memcpy(buf->data, zmq_msg_data(body), len);
-    buf->len = len;
+    bool delivered = false, known = false;
     pthread_mutex_lock(&dp->reg_lock);
     entry_t *e = reg_find(dp, key);
-    if (e && e->in.open) {
+    known = e && e->in.open;
+    if (known && from_peer(&e->in, ident)) {
+        weir_netbuf_t *buf = weir_netbuf_new(key, len ? len : 1);
+        if (len)
+            memcpy(buf->data, zmq_msg_data(body), len);
+        buf->len = len;
         weir_mbmsg_t m = {.type = WEIR_MB_BUFFER, .index = e->in.index, .buf = buf};
         weir_mailbox_push(e->in.mb, &m);
-        buf = NULL;
+        delivered = true;
     }
     pthread_mutex_unlock(&dp->reg_lock);
-    if (buf) {
-        stat_add(&dp->dropped, 1);
-        weir_netbuf_free(&buf);
-    }
+    if (!delivered)
+        drop(dp, known);
 }
 
-static void on_credit(weir_dataplane_t *dp, const weir_chankey_t *key, uint32_t n) {
+/* A credit frame carries the total the receiver granted on the channel so far (mod 2^32): a
+ * frame lost or dropped (it arrived before open_output) is made up by any later one, and a stale
+ * or repeated total (serial-number arithmetic: not ahead by 1..2^31-1) delivers nothing. */
+static void on_credit(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *ident,
+                      uint32_t total) {
     stat_add(&dp->credits_in, 1);
-    bool dropped = false;
+    bool known = false, ok = false;
     pthread_mutex_lock(&dp->reg_lock);
-    entry_t *e = job_closed(dp, key) ? NULL : reg_get(dp, key);
-    if (e)
-        deliver_credit(e, n);
-    else
-        dropped = true;
+    entry_t *e = reg_find(dp, key);
+    known = e && e->out.open;
+    if (known && from_peer(&e->out, ident)) {
+        ok = true;
+        uint32_t delta = total - e->out.credits;
+        if (delta != 0 && delta < 0x80000000u) {
+            e->out.credits = total;
+            deliver_credit(e, delta);
+        }
+    }
     pthread_mutex_unlock(&dp->reg_lock);
-    if (dropped)
-        stat_add(&dp->dropped, 1);
+    if (!ok)
+        drop(dp, known);
+}
+
+/* The sender of a channel opened its output and asks for the total granted so far (its earlier
+ * credit frames may have arrived before it registered). Answered only to the channel's peer. */
+static void on_credit_request(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *ident) {
+    bool known = false;
+    outframe_t f = {.type = FRAME_CREDIT, .key = *key};
+    pthread_mutex_lock(&dp->reg_lock);
+    entry_t *e = reg_find(dp, key);
+    known = e && e->in.open;
+    if (known && from_peer(&e->in, ident)) {
+        f.peer = e->in.peer;
+        f.n = e->in.credits;
+    }
+    pthread_mutex_unlock(&dp->reg_lock);
+    if (f.peer)
+        send_frame(dp, &f); /* the network thread owns the DEALERs */
+    else
+        drop(dp, known);
 }
 
 /* Receives one multipart message from the ROUTER: [identity][header][payload?]. Parts past the
@@ -400,12 +465,14 @@ static bool recv_one(weir_dataplane_t *dp) {
     bool ok = !extra && hlen >= HDR_DATA_LEN &&
               weir_chankey_decode(hdr + 1, WEIR_CHANKEY_WIRE_SIZE, &key) == 0;
     if (ok && hdr[0] == FRAME_DATA && hlen == HDR_DATA_LEN) {
-        on_data(dp, &key, nparts == 3 ? &part[2] : NULL);
+        on_data(dp, &key, &part[0], nparts == 3 ? &part[2] : NULL);
     } else if (ok && hdr[0] == FRAME_CREDIT && hlen == HDR_CREDIT_LEN && nparts == 2) {
         const uint8_t *c = hdr + HDR_DATA_LEN;
         uint32_t n =
             (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
-        on_credit(dp, &key, n);
+        on_credit(dp, &key, &part[0], n);
+    } else if (ok && hdr[0] == FRAME_CREDIT_REQUEST && hlen == HDR_DATA_LEN && nparts == 2) {
+        on_credit_request(dp, &key, &part[0]);
     } else {
         WEIR_DEBUG(COMP, "malformed frame (%d parts, header %zu bytes) dropped", nparts, hlen);
         stat_add(&dp->dropped, 1);
@@ -451,6 +518,15 @@ static void *net_thread(void *arg) {
 
 weir_dataplane_t *weir_dataplane_new(const char *bind_host, int port, const char *advertise_host,
                                      char *errstr, size_t errlen) {
+    weir_dataplane_opts_t o = {
+        .bind_host = bind_host, .port = port, .advertise_host = advertise_host};
+    return weir_dataplane_new_opts(&o, errstr, errlen);
+}
+
+weir_dataplane_t *weir_dataplane_new_opts(const weir_dataplane_opts_t *o, char *errstr,
+                                          size_t errlen) {
+    const char *bind_host = o->bind_host, *advertise_host = o->advertise_host;
+    int port = o->port;
     char ep[300];
     if (!bind_host || port < 0 || port > 65535) {
         snprintf(errstr, errlen, "data plane: bad bind address or port %d (use 0..65535)", port);
@@ -475,9 +551,19 @@ weir_dataplane_t *weir_dataplane_new(const char *bind_host, int port, const char
                  strerror(errno));
         goto fail;
     }
+    if (o->curve && o->curve->enabled) {
+        dp->curve = *o->curve;
+        if (!(dp->zap = weir_zap_start(dp->zctx, &dp->curve, errstr, errlen)))
+            goto fail;
+    }
     dp->router = zmq_socket(dp->zctx, ZMQ_ROUTER);
     int zero = 0;
-    if (!dp->router || zmq_setsockopt(dp->router, ZMQ_SNDHWM, &zero, sizeof(zero)) ||
+    /* a data frame's body is one buffer: the segment size, or one larger record */
+    int64_t max_part =
+        (int64_t)(o->max_buffer ? o->max_buffer : WEIR_DATAPLANE_MAX_BUFFER) + HDR_CREDIT_LEN;
+    if (!dp->router || weir_curve_server(dp->router, &dp->curve) ||
+        zmq_setsockopt(dp->router, ZMQ_MAXMSGSIZE, &max_part, sizeof(max_part)) ||
+        zmq_setsockopt(dp->router, ZMQ_SNDHWM, &zero, sizeof(zero)) ||
         zmq_setsockopt(dp->router, ZMQ_RCVHWM, &zero, sizeof(zero)) ||
         zmq_setsockopt(dp->router, ZMQ_LINGER, &zero, sizeof(zero))) {
         snprintf(errstr, errlen, "data plane: cannot create ROUTER socket: %s",
@@ -514,7 +600,8 @@ weir_dataplane_t *weir_dataplane_new(const char *bind_host, int port, const char
         goto fail;
     }
     dp->thread_started = true;
-    WEIR_INFO(COMP, "data plane bound to %s, advertised as %s", last, dp->address);
+    WEIR_INFO(COMP, "data plane bound to %s, advertised as %s (%s)", last, dp->address,
+              dp->zap ? "CURVE: cluster key holders only" : "no authentication");
     return dp;
 fail:
     weir_dataplane_destroy(&dp);
@@ -541,6 +628,7 @@ void weir_dataplane_destroy(weir_dataplane_t **dpp) {
     }
     if (dp->router)
         zmq_close(dp->router);
+    weir_zap_stop(&dp->zap);
     if (dp->zctx)
         zmq_ctx_term(dp->zctx);
     if (dp->efd >= 0)
@@ -562,6 +650,7 @@ void weir_dataplane_destroy(weir_dataplane_t **dpp) {
     }
     pthread_mutex_destroy(&dp->reg_lock);
     pthread_mutex_destroy(&dp->q_lock);
+    memset(&dp->curve, 0, sizeof(dp->curve));
     free(dp);
 }
 
@@ -597,11 +686,14 @@ int weir_dataplane_open_input(weir_dataplane_t *dp, const weir_chankey_t *key,
     pthread_mutex_lock(&dp->reg_lock);
     int rc = open_end(dp, key, sender_address, mb, index, true, &e);
     peer_t *peer = rc == 0 ? e->in.peer : NULL;
+    uint32_t total = 0;
     if (rc == 0 && e->in.local && initial_credits)
         deliver_credit(e, initial_credits);
+    if (peer)
+        total = e->in.credits += initial_credits;
     pthread_mutex_unlock(&dp->reg_lock);
     if (rc == 0 && peer && initial_credits)
-        rc = enqueue(dp, peer, NULL, key, initial_credits);
+        rc = enqueue(dp, FRAME_CREDIT, peer, NULL, key, total);
     return rc;
 }
 
@@ -612,12 +704,16 @@ int weir_dataplane_open_output(weir_dataplane_t *dp, const weir_chankey_t *key,
     entry_t *e = NULL;
     pthread_mutex_lock(&dp->reg_lock);
     int rc = open_end(dp, key, receiver_address, mb, index, false, &e);
+    peer_t *peer = rc == 0 ? e->out.peer : NULL;
     if (rc == 0 && e->pending) {
         uint32_t n = e->pending;
         e->pending = 0;
         deliver_credit(e, n);
     }
     pthread_mutex_unlock(&dp->reg_lock);
+    /* credits the receiver granted before this registration were dropped: ask for the total */
+    if (peer)
+        rc = enqueue(dp, FRAME_CREDIT_REQUEST, peer, NULL, key, 0);
     return rc;
 }
 
@@ -647,7 +743,7 @@ int weir_dataplane_send(weir_dataplane_t *dp, weir_netbuf_t *buf) {
     }
     pthread_mutex_unlock(&dp->reg_lock);
     if (peer) {
-        rc = enqueue(dp, peer, buf, NULL, 0);
+        rc = enqueue(dp, FRAME_DATA, peer, buf, NULL, 0);
         if (rc == 0)
             return 0;
     }
@@ -664,17 +760,20 @@ int weir_dataplane_grant(weir_dataplane_t *dp, const weir_chankey_t *key, uint32
         return 0;
     peer_t *peer = NULL;
     int rc = 0;
+    uint32_t total = 0;
     pthread_mutex_lock(&dp->reg_lock);
     entry_t *e = reg_find(dp, key);
-    if (!e || !e->in.open)
+    if (!e || !e->in.open) {
         rc = WEIR_ENOTFOUND;
-    else if (e->in.local)
+    } else if (e->in.local) {
         deliver_credit(e, n);
-    else
+    } else {
         peer = e->in.peer;
+        total = e->in.credits += n;
+    }
     pthread_mutex_unlock(&dp->reg_lock);
     if (peer)
-        rc = enqueue(dp, peer, NULL, key, n);
+        rc = enqueue(dp, FRAME_CREDIT, peer, NULL, key, total);
     return rc;
 }
 
@@ -722,4 +821,8 @@ void weir_dataplane_get_stats(weir_dataplane_t *dp, weir_dataplane_stats_t *out)
     out->dropped = atomic_load(&dp->dropped);
     out->credits_in = atomic_load(&dp->credits_in);
     out->credits_out = atomic_load(&dp->credits_out);
+    out->rejected = atomic_load(&dp->rejected);
+    pthread_mutex_lock(&dp->reg_lock);
+    out->entries = dp->nentries;
+    pthread_mutex_unlock(&dp->reg_lock);
 }

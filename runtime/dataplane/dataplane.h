@@ -4,12 +4,18 @@
  * eventfd. Channels whose both ends live in this task manager bypass the network: buffers and
  * credits go straight into the peer subtask's mailbox.
  *
- * Frames on the wire (one ZeroMQ multipart message per frame):
- *   part 1: [type u8: 1 data, 2 credit][channel key, 28 bytes][credit count u32 LE, credit only]
+ * Frames on the wire (one ZeroMQ multipart message per frame; the DEALER's routing id is the
+ * sending data plane's advertised address):
+ *   part 1: [type u8][channel key, 28 bytes][credits u32 LE, credit only]
+ *           type 1 data, 2 credit (the total granted on the channel so far, mod 2^32),
+ *           3 credit request (the sender opened its output: "send me your total")
  *   part 2: buffer bytes (data only)
- * Data frames go to the receiver's endpoint, credit frames to the sender's endpoint. A frame for
- * a channel nobody registered (a canceled attempt) is dropped. Credits that arrive before the
- * sender registered its output are kept and delivered on registration.
+ * Data frames and credit requests go to the receiver's endpoint, credit frames to the sender's
+ * endpoint. A frame is accepted only for a registered channel end whose other end is the frame's
+ * sender (its routing id); anything else is dropped without allocating (a canceled attempt, an
+ * unknown channel, a peer that is not the channel's). Credits that arrive before the sender
+ * registered its output are dropped and made up by the answer to its credit request.
+ * With CURVE (weir_dataplane_opts_t.curve) only holders of the cluster key connect at all.
  *
  * Thread-safety: every function may be called from any thread. */
 #ifndef WEIR_RUNTIME_DATAPLANE_H
@@ -29,12 +35,30 @@ typedef struct weir_dataplane_stats {
     uint64_t local_buffers;           /* buffers that bypassed the network */
     uint64_t dropped;                 /* frames for unknown channels */
     uint64_t credits_in, credits_out; /* remote credit frames */
+    uint64_t rejected;                /* remote frames for a channel whose peer is another */
+    uint64_t entries;                 /* channel registry entries (memory held for channels) */
 } weir_dataplane_stats_t;
+
+/** Largest data-frame body accepted when weir_dataplane_opts_t.max_buffer is 0 (64 MiB). */
+#define WEIR_DATAPLANE_MAX_BUFFER ((size_t)64 * 1024 * 1024)
+
+struct weir_curve;
+typedef struct weir_dataplane_opts {
+    const char *bind_host;
+    int port;                       /* 0 = any free port */
+    const char *advertise_host;     /* NULL = bind_host */
+    const struct weir_curve *curve; /* NULL or disabled: no CURVE (loopback only) */
+    size_t max_buffer; /* largest buffer a peer may send (ZMQ_MAXMSGSIZE); 0 = default */
+} weir_dataplane_opts_t;
 
 /** Binds tcp://bind_host:port (port 0 = any free port) and starts the network thread. The
  * advertised address is tcp://advertise_host:<bound port>. NULL + errstr on error. */
 weir_dataplane_t *weir_dataplane_new(const char *bind_host, int port, const char *advertise_host,
                                      char *errstr, size_t errlen);
+/** Like weir_dataplane_new, with CURVE (the ROUTER a CURVE server with a ZAP handler in the data
+ * plane's context, the DEALERs CURVE clients) and a bound on buffer size. */
+weir_dataplane_t *weir_dataplane_new_opts(const weir_dataplane_opts_t *opts, char *errstr,
+                                          size_t errlen);
 /** Stops the thread, closes sockets, frees queued buffers. Accepts NULL; clears the pointer. */
 void weir_dataplane_destroy(weir_dataplane_t **dp);
 /** "tcp://host:port" that peers use to reach this data plane. */

@@ -76,7 +76,9 @@ class Cluster:
     high-availability.storageDir in the cluster's directory (a restarted job manager resumes the
     jobs). With rest.auth.token (or rest.auth.token-file) in conf, `get` and `cli` send the token;
     with rest.ssl.enabled: "true", they use HTTPS and trust rest.ssl.trust-cert (default: the
-    server's own rest.ssl.certificate).
+    server's own rest.ssl.certificate). curve=True: a new cluster key (`weir keygen`) in the
+    cluster's directory, security.curve.key-file of the job manager and every task manager (path
+    in self.curve_key_file).
 
     Leaving the block (or a failure while starting) stops every process the cluster started
     (job managers and task managers, replaced ones too). On success the cluster's directory is
@@ -84,7 +86,7 @@ class Cluster:
     (its path is printed)."""
 
     def __init__(self, name=None, tms=2, slots=2, conf=None, tm_conf=None, ha=False,
-                 checkpoints=None, retained=1):
+                 checkpoints=None, retained=1, curve=False):
         if name is None:
             name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
         self.name = name
@@ -105,6 +107,11 @@ class Cluster:
             self.conf.update(self.checkpoint_conf(interval=checkpoints, retained=retained))
         if ha:
             self.conf["high-availability.storageDir"] = os.path.join(self.dir, "ha")
+        self.curve_key_file = None
+        if curve:
+            self.curve_key_file = os.path.join(self.dir, "cluster.key")
+            subprocess.run([os.path.join(BIN, "weir"), "keygen", self.curve_key_file], check=True)
+            self.conf["security.curve.key-file"] = self.curve_key_file
         self.conf.update(conf or {})
         self.conf = {k: v for k, v in self.conf.items() if v is not None}
         self.tm_conf = tm_conf or {}
@@ -213,6 +220,8 @@ class Cluster:
             "heartbeat.interval": self.conf["heartbeat.interval"],
             "heartbeat.timeout": self.conf["heartbeat.timeout"],
         }
+        if self.curve_key_file:
+            conf["security.curve.key-file"] = self.curve_key_file
         conf.update(self.tm_conf)
         conf.update(extra or {})
         p = self._spawn(f"taskmanager-{i}", [os.path.join(BIN, "weir-taskmanager")] + self._dflags(conf))

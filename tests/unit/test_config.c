@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/config.h"
+#include "common/curve.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "testutil.h"
@@ -367,11 +369,17 @@ static void test_check_binds(void **state) {
     assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err),
                      WEIR_ECONFIG);
     assert_string_equal(err, "jobmanager.bind-host 192.168.1.5 is beyond loopback and the control "
-                             "plane has no authentication yet (ZeroMQ CURVE is not implemented): "
-                             "set jobmanager.bind-host to 127.0.0.1, or set security.insecure: "
-                             "true to accept control messages from anyone who can reach it");
+                             "plane has no authentication: set security.curve.key-file to the "
+                             "cluster key (ZeroMQ CURVE, `weir keygen FILE`), or set "
+                             "jobmanager.bind-host to 127.0.0.1, or set security.insecure: true "
+                             "to accept control messages from anyone who can reach it");
     set(c, "security.insecure", "yes");
     assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    /* CURVE authenticates the control plane: no override needed */
+    set(c, "security.insecure", "false");
+    set(c, "security.curve.key-file", "/etc/weir/cluster.key");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_JOBMANAGER, err, sizeof err), 0);
+    set(c, "security.curve.key-file", NULL);
     /* the task manager's keys are not the job manager's business, and the other way round */
     set(c, "security.insecure", "false");
     set(c, "jobmanager.bind-host", "127.0.0.1");
@@ -382,11 +390,17 @@ static void test_check_binds(void **state) {
     assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err),
                      WEIR_ECONFIG);
     assert_string_equal(err, "taskmanager.bind-host 0.0.0.0 is beyond loopback and the data plane "
-                             "has no authentication yet (ZeroMQ CURVE is not implemented): set "
-                             "taskmanager.bind-host to 127.0.0.1, or set security.insecure: true "
-                             "to accept records and credits from anyone who can reach it");
+                             "has no authentication: set security.curve.key-file to the cluster "
+                             "key (ZeroMQ CURVE, `weir keygen FILE`), or set taskmanager.bind-host "
+                             "to 127.0.0.1, or set security.insecure: true to accept records and "
+                             "credits from anyone who can reach it");
     set(c, "security.insecure", "true");
     assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err), 0);
+    set(c, "security.insecure", "false");
+    set(c, "security.curve.key-file", "/etc/weir/cluster.key");
+    assert_int_equal(weir_config_check_binds(c, WEIR_CONFIG_TASKMANAGER, err, sizeof err), 0);
+    set(c, "security.curve.key-file", NULL);
+    set(c, "security.insecure", "true");
 
     /* a loopback data plane must be advertised as loopback (or as the very address it binds) */
     set(c, "security.insecure", "false");
@@ -492,6 +506,81 @@ static void test_rest_bounds(void **state) {
     assert_int_equal(weir_config_get_ms(f->cfg, "rest.idleness-timeout"), 2000);
 }
 
+/* The CURVE key file: the key pairs of the zmq_curve(7) manual page are the oracle. */
+#define MAN_SERVER_PUB "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+#define MAN_SERVER_SEC "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+#define MAN_CLIENT_PUB "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+#define MAN_CLIENT_SEC "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
+static void test_curve_keys(void **state) {
+    fixture_t *f = *state;
+    weir_config_t *c = f->cfg;
+    char err[1024] = "", path[600];
+    weir_curve_t k;
+    /* unset: CURVE off */
+    assert_int_equal(weir_curve_load(c, &k, err, sizeof err), 0);
+    assert_false(k.enabled);
+
+    assert_int_equal(weir_curve_parse("# a comment\n\npublic-key: " MAN_SERVER_PUB
+                                      "\r\n  secret-key:\t" MAN_SERVER_SEC " \n",
+                                      "F", &k, err, sizeof err),
+                     0);
+    assert_true(k.enabled);
+    assert_string_equal(k.public_key, MAN_SERVER_PUB);
+    assert_string_equal(k.secret_key, MAN_SERVER_SEC);
+    const char *bad[][2] = {
+        {"public-key: " MAN_CLIENT_PUB "\nsecret-key: " MAN_SERVER_SEC "\n",
+         "F: the public key does not belong to the secret key (use a file made by `weir keygen "
+         "FILE`)"},
+        {"public-key: " MAN_SERVER_PUB "\n",
+         "F has no secret-key line (make the file with `weir keygen FILE`)"},
+        {"", "F has no public-key line (make the file with `weir keygen FILE`)"},
+        {"public-key: " MAN_SERVER_PUB "x\nsecret-key: " MAN_SERVER_SEC "\n",
+         "F line 1: a key is 40 Z85 characters (make the file with `weir keygen FILE`)"},
+        {"public-key: " MAN_SERVER_PUB "\nsecret-key: JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh~\n",
+         "F line 2: a key is 40 Z85 characters (make the file with `weir keygen FILE`)"},
+        {"public-key: " MAN_SERVER_PUB "\nprivate: x\n",
+         "F line 2: expected 'public-key: KEY' or 'secret-key: KEY' (make the file with `weir "
+         "keygen FILE`)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(weir_curve_parse(bad[i][0], "F", &k, err, sizeof err), WEIR_ECONFIG);
+        assert_string_equal(err, bad[i][1]);
+        assert_false(k.enabled);
+    }
+
+    /* keygen: a new 0600 file that loads; never replaces a file */
+    snprintf(path, sizeof path, "%s/cluster.key", f->dir);
+    assert_int_equal(weir_curve_keygen(path, err, sizeof err), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    set(c, "security.curve.key-file", path);
+    assert_int_equal(weir_curve_load(c, &k, err, sizeof err), 0);
+    assert_true(k.enabled);
+    assert_int_equal(strlen(k.public_key), 40);
+    assert_int_equal(strlen(k.secret_key), 40);
+    weir_curve_t k2;
+    char path2[620];
+    snprintf(path2, sizeof path2, "%s/other.key", f->dir);
+    assert_int_equal(weir_curve_keygen(path2, err, sizeof err), 0);
+    set(c, "security.curve.key-file", path2);
+    assert_int_equal(weir_curve_load(c, &k2, err, sizeof err), 0);
+    assert_string_not_equal(k.secret_key, k2.secret_key);
+    assert_int_equal(weir_curve_keygen(path, err, sizeof err), WEIR_EIO);
+    assert_non_null(strstr(err, "a key file is never replaced"));
+    set(c, "security.curve.key-file", path);
+    assert_int_equal(weir_curve_load(c, &k2, err, sizeof err), 0);
+    assert_string_equal(k.secret_key, k2.secret_key);
+
+    /* a missing file: one line naming the key */
+    snprintf(path2, sizeof path2, "%s/missing.key", f->dir);
+    set(c, "security.curve.key-file", path2);
+    assert_int_equal(weir_curve_load(c, &k2, err, sizeof err), WEIR_ECONFIG);
+    assert_non_null(strstr(err, "cannot read security.curve.key-file"));
+    assert_non_null(strstr(err, "weir keygen FILE"));
+    set(c, "security.curve.key-file", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
@@ -505,6 +594,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_loopback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_binds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curve_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_bounds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,9 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <zmq.h>
 
+#include "common/curve.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "runtime/dataplane/dataplane.h"
@@ -162,14 +164,16 @@ static void test_remote_channel(void **state) {
     /* The sending data plane counts a frame after zmq_send returns, which can be after the peer
      * delivered it: wait for the sender-side counters, then check they are exact. */
     wait_stat(f->a, offsetof(weir_dataplane_stats_t, frames_out), a0.frames_out + 2);
-    wait_stat(f->b, offsetof(weir_dataplane_stats_t, credits_out), b0.credits_out + 2);
+    /* b sends 3 credit frames: the initial 2, the answer to a's credit request (a total of 2 that
+     * delivers nothing new), and the grant of 1 */
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, credits_out), b0.credits_out + 3);
     weir_dataplane_get_stats(f->a, &a1);
     weir_dataplane_get_stats(f->b, &b1);
     assert_int_equal(a1.frames_out - a0.frames_out, 2);
     assert_int_equal(a1.bytes_out - a0.bytes_out, 1003);
     assert_int_equal(b1.frames_in - b0.frames_in, 2);
     assert_int_equal(b1.bytes_in - b0.bytes_in, 1003);
-    assert_int_equal(b1.credits_out - b0.credits_out, 2);
+    assert_int_equal(b1.credits_out - b0.credits_out, 3);
     assert_int_equal(a1.local_buffers, a0.local_buffers);
 
     /* send on a channel without an output end: error, buffer consumed */
@@ -437,11 +441,186 @@ static void test_destroy_with_pending(void **state) {
     assert_non_null(strstr(err, "256.0.0.1"));
 }
 
+/* A raw ZeroMQ peer: a DEALER with routing id @p ident (NULL: ZeroMQ's), CURVE client with @p k
+ * (NULL: none; the server key is @p server_pub). */
+static void *raw_peer(void *zctx, const char *endpoint, const char *ident, const weir_curve_t *k,
+                      const char *server_pub) {
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    int zero = 0;
+    assert_non_null(s);
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (ident)
+        assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, ident, strlen(ident)), 0);
+    if (k) {
+        assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 40), 0);
+        assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, k->public_key, 40), 0);
+        assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, k->secret_key, 40), 0);
+    }
+    assert_int_equal(zmq_connect(s, endpoint), 0);
+    return s;
+}
+
+/* Sends a data frame (body != NULL) or a credit frame carrying @p n. */
+static void raw_send(void *s, uint8_t type, const weir_chankey_t *k, const void *body, size_t len,
+                     uint32_t n) {
+    uint8_t hdr[1 + WEIR_CHANKEY_WIRE_SIZE + 4];
+    hdr[0] = type;
+    weir_chankey_encode(k, hdr + 1);
+    memcpy(hdr + 1 + WEIR_CHANKEY_WIRE_SIZE, &n, 4); /* little endian host (x86-64, arm64) */
+    if (type == 1) {
+        zmq_send(s, hdr, 1 + WEIR_CHANKEY_WIRE_SIZE, ZMQ_SNDMORE);
+        zmq_send(s, body, len, 0);
+    } else {
+        zmq_send(s, hdr, sizeof hdr, 0);
+    }
+}
+
+/* (7) a frame or credit from a peer that is not the channel's is dropped, and frames for unknown
+ * channels allocate nothing (before: a credit for an unknown key made a registry entry). */
+static void test_forged_frames(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k = mkkey(0x71, 1, 7);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    const char *a = weir_dataplane_address(f->a), *b = weir_dataplane_address(f->b);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k, b, snd, 0), 0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k, a, rcv, 0, 2), 0);
+    expect_credits(snd, 0, 2);
+    weir_dataplane_stats_t a0, b0, a1, b1;
+    weir_dataplane_get_stats(f->a, &a0);
+    weir_dataplane_get_stats(f->b, &b0);
+
+    void *zctx = zmq_ctx_new();
+    void *evil = raw_peer(zctx, b, "tcp://127.0.0.1:1", NULL, NULL);
+    void *evil_a = raw_peer(zctx, a, "tcp://127.0.0.1:1", NULL, NULL);
+    raw_send(evil, 1, &k, "forged", 6, 0);  /* data into b's input: its peer is a */
+    raw_send(evil_a, 2, &k, NULL, 0, 1000); /* credit to a's output: its peer is b */
+    raw_send(evil_a, 3, &k, NULL, 0, 0);    /* credit request to a: a has no input end */
+    enum { N = 20000 };
+    for (uint32_t i = 0; i < N; i++) { /* credits and data for channels nobody registered */
+        weir_chankey_t r = mkkey(0x72, i, (uint16_t)i);
+        raw_send(evil_a, 2, &r, NULL, 0, 1 + i);
+        raw_send(evil, 1, &r, "x", 1, 0);
+    }
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, dropped), a0.dropped + 2 + N);
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, dropped), b0.dropped + 1 + N);
+    weir_dataplane_get_stats(f->a, &a1);
+    weir_dataplane_get_stats(f->b, &b1);
+    assert_int_equal(a1.rejected - a0.rejected, 1);
+    assert_int_equal(b1.rejected - b0.rejected, 1);
+    assert_int_equal(a1.entries, a0.entries);
+    assert_int_equal(b1.entries, b0.entries);
+    assert_int_equal(weir_mailbox_size(snd), 0);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+
+    /* the real peer still gets through */
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k, 50, 9)), 0);
+    weir_mbmsg_t m = pop(rcv);
+    assert_int_equal(m.type, WEIR_MB_BUFFER);
+    check_buf(m.buf, &k, 50, 9);
+    weir_netbuf_free(&m.buf);
+
+    zmq_close(evil);
+    zmq_close(evil_a);
+    zmq_ctx_term(zctx);
+    /* closing the job frees its entries */
+    weir_dataplane_close_job(f->a, k.job, 1);
+    weir_dataplane_close_job(f->b, k.job, 1);
+    weir_dataplane_get_stats(f->a, &a1);
+    weir_dataplane_get_stats(f->b, &b1);
+    assert_int_equal(a1.entries, a0.entries - 1);
+    assert_int_equal(b1.entries, b0.entries - 1);
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_dataplane_close_mailbox(f->b, rcv);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&rcv);
+}
+
+/* (8) CURVE: two members with the cluster key exchange buffers; a peer without the key, or with
+ * another key pair that knows the server's public key, delivers nothing. */
+static void test_curve(void **state) {
+    (void)state;
+    char err[256] = "", *dir = weir_test_tmpdir("dp-curve"), path[600], text[256];
+    snprintf(path, sizeof path, "%s/cluster.key", dir);
+    assert_int_equal(weir_curve_keygen(path, err, sizeof err), 0);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(weir_read_file(path, &data, &len), 0);
+    weir_curve_t key, other;
+    assert_int_equal(weir_curve_parse((char *)data, "k", &key, err, sizeof err), 0);
+    free(data);
+    char pub[41], sec[41];
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    snprintf(text, sizeof text, "public-key: %s\nsecret-key: %s\n", pub, sec);
+    assert_int_equal(weir_curve_parse(text, "o", &other, err, sizeof err), 0);
+
+    weir_dataplane_opts_t o = {.bind_host = "127.0.0.1", .curve = &key, .max_buffer = 4096};
+    weir_dataplane_t *a = weir_dataplane_new_opts(&o, err, sizeof err);
+    weir_dataplane_t *b = weir_dataplane_new_opts(&o, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    const char *aa = weir_dataplane_address(a), *ba = weir_dataplane_address(b);
+    weir_chankey_t k = mkkey(0x81, 1, 8);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    assert_int_equal(weir_dataplane_open_input(b, &k, aa, rcv, 0, 3), 0);
+    assert_int_equal(weir_dataplane_open_output(a, &k, ba, snd, 0), 0);
+    expect_credits(snd, 0, 3);
+    assert_int_equal(weir_dataplane_send(a, mkbuf(&k, 1000, 1)), 0);
+    weir_mbmsg_t m = pop(rcv);
+    check_buf(m.buf, &k, 1000, 1);
+    weir_netbuf_free(&m.buf);
+
+    /* impostors: the right routing id, but no key / a key pair that is not the cluster's */
+    weir_dataplane_stats_t b0, b1;
+    weir_dataplane_get_stats(b, &b0);
+    void *zctx = zmq_ctx_new();
+    void *plain = raw_peer(zctx, ba, aa, NULL, NULL);
+    void *wrong = raw_peer(zctx, ba, aa, &other, key.public_key);
+    for (int i = 0; i < 200; i++) {
+        raw_send(plain, 1, &k, "forged", 6, 0);
+        raw_send(wrong, 1, &k, "forged", 6, 0);
+    }
+    /* a member with the key, feeding a channel whose peer it is, proves the frames above had
+     * time to arrive (a's own connection holds routing id aa, so the member has another) */
+    weir_chankey_t k2 = mkkey(0x82, 1, 8);
+    assert_int_equal(weir_dataplane_open_input(b, &k2, "tcp://member:1", rcv, 1, 0), 0);
+    void *member = raw_peer(zctx, ba, "tcp://member:1", &key, key.public_key);
+    raw_send(member, 1, &k2, "member", 6, 0);
+    m = pop(rcv);
+    assert_int_equal(m.buf->len, 6);
+    assert_memory_equal(m.buf->data, "member", 6);
+    weir_netbuf_free(&m.buf);
+    weir_sleep_ns(200 * 1000000LL);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+    weir_dataplane_get_stats(b, &b1);
+    assert_int_equal(b1.frames_in - b0.frames_in, 1);
+    assert_true(b1.frames_in > 0);
+    /* a buffer larger than max_buffer disconnects its sender */
+    static uint8_t big[8192];
+    raw_send(member, 1, &k2, big, sizeof big, 0);
+    weir_sleep_ns(200 * 1000000LL);
+    weir_dataplane_get_stats(b, &b1);
+    assert_int_equal(b1.frames_in - b0.frames_in, 1);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+
+    zmq_close(plain);
+    zmq_close(wrong);
+    zmq_close(member);
+    zmq_ctx_term(zctx);
+    weir_dataplane_close_mailbox(a, snd);
+    weir_dataplane_close_mailbox(b, rcv);
+    weir_dataplane_destroy(&a);
+    weir_dataplane_destroy(&b);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&rcv);
+    weir_test_tmpdir_remove(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_remote_channel), cmocka_unit_test(test_credits_before_output),
         cmocka_unit_test(test_local_channel),  cmocka_unit_test(test_stream_window),
         cmocka_unit_test(test_close),          cmocka_unit_test(test_destroy_with_pending),
+        cmocka_unit_test(test_forged_frames),  cmocka_unit_test(test_curve),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
