@@ -3,7 +3,9 @@ a -p 2 job spans both), runs one job attached per run, and prints one line per r
   RESULT name=... events=... seconds=... cpu_seconds=... events_per_core_sec=...
 cpu_seconds counts every weir process: the job manager, both task managers and the CLI.
 After all runs it prints the median run as name=<name>-median.
-Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 keyed-count)"""
+Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 keyed-count)
+CURVE=1: the cluster authenticates and encrypts its control and data planes with ZeroMQ CURVE
+(docs/security.md); results are then named <name>-curve."""
 
 import os
 import resource
@@ -45,16 +47,18 @@ def main():
     name, runs = sys.argv[1], int(sys.argv[2])
     if name not in JOBS:
         raise SystemExit(f"unknown benchmark {name!r}: one of {', '.join(JOBS)}")
-    with weirtest.Cluster(f"bench-{name}", tms=2, slots=1) as c:
+    curve = os.environ.get("CURVE") == "1"
+    label = f"{name}-curve" if curve else name
+    with weirtest.Cluster(f"bench-{label}", tms=2, slots=1, curve=curve) as c:
         results = []
         for _ in range(runs):
             events, wall, cpu = one_run(name, c)
             results.append((events / cpu, events, wall, cpu))
-            print(f"RESULT name={name} events={events} seconds={wall:.3f} cpu_seconds={cpu:.3f} "
+            print(f"RESULT name={label} events={events} seconds={wall:.3f} cpu_seconds={cpu:.3f} "
                   f"events_per_core_sec={events / cpu:.0f}", flush=True)
         results.sort()
         med = results[len(results) // 2]
-        print(f"RESULT name={name}-median events={med[1]} seconds={statistics.median(r[2] for r in results):.3f} "
+        print(f"RESULT name={label}-median events={med[1]} seconds={statistics.median(r[2] for r in results):.3f} "
               f"cpu_seconds={med[3]:.3f} events_per_core_sec={med[0]:.0f}", flush=True)
 
 
