@@ -1,7 +1,8 @@
 /* Tests of the ZeroMQ data plane (runtime/dataplane/dataplane.c): two data planes in one process on
  * 127.0.0.1 with ephemeral ports. Oracles: byte patterns generated independently on both sides
- * from the sequence number, explicit credit arithmetic, and the stats counters. Every wait is
- * bounded by a deadline so a bug fails the test instead of hanging. */
+ * from the sequence number, explicit credit arithmetic, the stats counters, and frames written by
+ * hand (the wire format of runtime/dataplane/README.md) for a peer of another attempt. Every wait
+ * is bounded by a deadline so a bug fails the test instead of hanging. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <zmq.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -415,6 +417,134 @@ static void test_close(void **state) {
     weir_mailbox_destroy(&rcv);
 }
 
+/* A peer that speaks the frame format by hand (runtime/dataplane/README.md): a DEALER connected to
+ * @p dp's ROUTER, as another task manager's data plane would be. */
+typedef struct raw_peer {
+    void *ctx, *sock;
+} raw_peer_t;
+
+static void raw_open(raw_peer_t *r, weir_dataplane_t *dp) {
+    r->ctx = zmq_ctx_new();
+    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(r->sock, weir_dataplane_address(dp)), 0);
+}
+
+static void raw_close(raw_peer_t *r) {
+    zmq_close(r->sock);
+    zmq_ctx_term(r->ctx);
+}
+
+/* A data frame (@p len bytes) or, with @p credits > 0, a credit frame for @p key. */
+static void raw_send(raw_peer_t *r, const weir_chankey_t *key, size_t len, uint32_t credits) {
+    uint8_t hdr[1 + WEIR_CHANKEY_WIRE_SIZE + 4];
+    hdr[0] = credits ? 2 : 1;
+    weir_chankey_encode(key, hdr + 1);
+    if (credits) {
+        for (int i = 0; i < 4; i++)
+            hdr[1 + WEIR_CHANKEY_WIRE_SIZE + i] = (uint8_t)(credits >> (8 * i));
+        assert_int_equal(zmq_send(r->sock, hdr, sizeof hdr, 0), (int)sizeof hdr);
+        return;
+    }
+    static uint8_t body[4096];
+    assert_true(len <= sizeof body);
+    assert_int_equal(zmq_send(r->sock, hdr, 1 + WEIR_CHANKEY_WIRE_SIZE, ZMQ_SNDMORE),
+                     1 + WEIR_CHANKEY_WIRE_SIZE);
+    assert_int_equal(zmq_send(r->sock, body, len, 0), (int)len);
+}
+
+/* (6) attempt fencing: once attempt 2 of a job opened a channel end in a data plane, data and
+ * credit frames of attempt 1 are dropped there (also on channels still registered by a task of
+ * attempt 1 that is stopping), credits attempt 1 left pending are freed, open_* of attempt 1 fails
+ * and its sends and grants go nowhere; credits of a newer attempt that arrive early are kept. */
+static void test_attempt_fence(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k1 = mkkey(0x71, 1, 7), k1b = mkkey(0x71, 1, 8);
+    weir_chankey_t k2 = mkkey(0x71, 2, 7), k3 = mkkey(0x71, 3, 7);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    weir_mailbox_t *snd2 = weir_mailbox_new(), *rcv2 = weir_mailbox_new();
+    const char *addr_a = weir_dataplane_address(f->a), *addr_b = weir_dataplane_address(f->b);
+    raw_peer_t to_a, to_b;
+    raw_open(&to_a, f->a);
+    raw_open(&to_b, f->b);
+
+    /* attempt 1 runs: a sends to b on k1 */
+    assert_int_equal(weir_dataplane_open_output(f->a, &k1, addr_b, snd, 0), 0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k1, addr_a, rcv, 0, 2), 0);
+    expect_credits(snd, 0, 2);
+    /* a credit for attempt 1's k1b arrives before its output end: kept pending (as before) */
+    weir_dataplane_stats_t a0, b0, a1, b1;
+    weir_dataplane_get_stats(f->a, &a0);
+    raw_send(&to_a, &k1b, 0, 5);
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, credits_in), a0.credits_in + 1);
+    weir_dataplane_get_stats(f->a, &a1);
+    assert_int_equal(a1.dropped, a0.dropped);
+
+    /* attempt 2 opens on both sides: attempt 1 is fenced in both data planes */
+    assert_int_equal(weir_dataplane_open_input(f->b, &k2, addr_a, rcv2, 0, 1), 0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k2, addr_b, snd2, 0), 0);
+    expect_credits(snd2, 0, 1);
+    /* its pending credits were freed: a late output end of attempt 1 gets nothing */
+    assert_int_equal(weir_dataplane_open_output(f->a, &k1b, addr_b, snd, 1), WEIR_ECANCELED);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k1b, addr_a, rcv, 1, 1), WEIR_ECANCELED);
+
+    /* frames of attempt 1 from a woken peer: dropped although k1's ends are still registered */
+    weir_dataplane_get_stats(f->a, &a0);
+    weir_dataplane_get_stats(f->b, &b0);
+    raw_send(&to_b, &k1, 100, 0);
+    raw_send(&to_b, &k1, 0, 0);
+    raw_send(&to_a, &k1, 0, 3);
+    raw_send(&to_a, &k1b, 0, 3);
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, dropped), b0.dropped + 2);
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, dropped), a0.dropped + 2);
+    weir_dataplane_get_stats(f->a, &a1);
+    weir_dataplane_get_stats(f->b, &b1);
+    assert_int_equal(b1.frames_in - b0.frames_in, 2);
+    assert_int_equal(a1.credits_in - a0.credits_in, 2);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+    assert_int_equal(weir_mailbox_size(snd), 0);
+    /* attempt 1's own sends and grants go nowhere */
+    weir_dataplane_get_stats(f->a, &a0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k1, 10, 9)), 0);
+    weir_dataplane_get_stats(f->a, &a1);
+    assert_int_equal(a1.dropped - a0.dropped, 1);
+    assert_int_equal(a1.frames_out, a0.frames_out);
+    assert_int_equal(weir_dataplane_grant(f->b, &k1, 1), 0);
+
+    /* attempt 2 is untouched */
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k2, 64, 10)), 0);
+    weir_mbmsg_t m = pop(rcv2);
+    assert_int_equal(m.type, WEIR_MB_BUFFER);
+    check_buf(m.buf, &k2, 64, 10);
+    weir_netbuf_free(&m.buf);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+
+    /* a credit of attempt 3 arriving before attempt 3 is deployed here is kept for it */
+    weir_dataplane_get_stats(f->a, &a0);
+    raw_send(&to_a, &k3, 0, 4);
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, credits_in), a0.credits_in + 1);
+    weir_mailbox_t *snd3 = weir_mailbox_new();
+    assert_int_equal(weir_dataplane_open_output(f->a, &k3, addr_b, snd3, 2), 0);
+    expect_credits(snd3, 2, 4);
+    /* and attempt 2 is fenced now */
+    weir_chankey_t k2b = mkkey(0x71, 2, 9);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k2b, addr_b, snd2, 1), WEIR_ECANCELED);
+
+    raw_close(&to_a);
+    raw_close(&to_b);
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_dataplane_close_mailbox(f->a, snd2);
+    weir_dataplane_close_mailbox(f->a, snd3);
+    weir_dataplane_close_mailbox(f->b, rcv);
+    weir_dataplane_close_mailbox(f->b, rcv2);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&snd2);
+    weir_mailbox_destroy(&snd3);
+    weir_mailbox_destroy(&rcv);
+    weir_mailbox_destroy(&rcv2);
+}
+
 /* Destroy with frames still queued and an unreachable peer must not leak or hang. */
 static void test_destroy_with_pending(void **state) {
     (void)state;
@@ -442,6 +572,7 @@ int main(void) {
         cmocka_unit_test(test_remote_channel), cmocka_unit_test(test_credits_before_output),
         cmocka_unit_test(test_local_channel),  cmocka_unit_test(test_stream_window),
         cmocka_unit_test(test_close),          cmocka_unit_test(test_destroy_with_pending),
+        cmocka_unit_test(test_attempt_fence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
