@@ -125,6 +125,19 @@ static char *jm_expect_task(fx_t *f, uint32_t attempt, uint32_t vertex, weir_tas
     }
 }
 
+/* Waits until both subtasks (vertex 0 and 1) of @p attempt reported RUNNING, in any order. */
+static void jm_expect_running(fx_t *f, uint32_t attempt) {
+    bool running[2] = {false, false};
+    while (!running[0] || !running[1]) {
+        weir_msg_t m;
+        jm_expect(f, WEIR_MSG_TASK_STATE, &m);
+        weir_msg_task_state_t *ts = &m.tasks[0];
+        if (ts->attempt == attempt && ts->state == WEIR_TASK_RUNNING && ts->vertex < 2)
+            running[ts->vertex] = true;
+        weir_msg_clear(&m);
+    }
+}
+
 static void jm_registered(fx_t *f) {
     weir_msg_t r = {.type = WEIR_MSG_REGISTERED, .heartbeat_interval_ms = 100};
     jm_send(f, &r);
@@ -135,10 +148,13 @@ static void jm_deploy(fx_t *f, uint32_t attempt, uint32_t vertex) {
     uint32_t par[2] = {1, 1};
     char *row0[1] = {f->data_address}, *row1[1] = {f->data_address};
     char **placement[2] = {row0, row1};
+    char *args[] = {"--sink-rate", "10000"};
     weir_msg_t d = {.type = WEIR_MSG_DEPLOY,
                     .attempt = attempt,
                     .job_name = "slowsink",
                     .graph_json = f->graph_json,
+                    .args = args,
+                    .n_args = 2,
                     .vertex = vertex,
                     .subtask = 0,
                     .n_vertices = 2,
@@ -170,7 +186,8 @@ static int setup(void **state) {
     weir_plugin_t *p = weir_plugin_open(f->plugin_path, err, sizeof err);
     if (!p)
         fail_msg("%s", err);
-    char *argv[] = {f->plugin_path, "--sink-rate", "100"};
+    /* a fast enough sink: a buffer (about 1300 records) takes about 0.1 s, so a cancel is quick */
+    char *argv[] = {f->plugin_path, "--sink-rate", "10000"};
     weir_job_t *g = weir_plugin_build(p, 3, argv, 1, err, sizeof err);
     if (!g)
         fail_msg("%s", err);
@@ -246,8 +263,7 @@ static void test_older_attempts_rejected(void **state) {
     fx_t *f = *state;
     jm_deploy(f, 2, 0);
     jm_deploy(f, 2, 1);
-    free(jm_expect_task(f, 2, 0, WEIR_TASK_RUNNING));
-    free(jm_expect_task(f, 2, 1, WEIR_TASK_RUNNING));
+    jm_expect_running(f, 2);
 
     /* a DEPLOY of attempt 1 (a job manager that lost track, or a message delayed across a
      * restart) fails at once */
@@ -292,8 +308,7 @@ static void test_reregister_stops_tasks_first(void **state) {
     fx_t *f = *state;
     jm_deploy(f, 1, 0);
     jm_deploy(f, 1, 1);
-    free(jm_expect_task(f, 1, 0, WEIR_TASK_RUNNING));
-    free(jm_expect_task(f, 1, 1, WEIR_TASK_RUNNING));
+    jm_expect_running(f, 1);
     weir_msg_t u = {.type = WEIR_MSG_UNKNOWN};
     jm_send(f, &u);
     jm_send(f, &u); /* a second one (another queued heartbeat's answer) changes nothing */
