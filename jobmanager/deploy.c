@@ -7,9 +7,12 @@
  * slot.request.timeout (counted from submission, or from the end of the restart delay).
  *
  * Invariants: a task manager's slots_free = slots_total - slots of jobs with slots_held that name
- * its seq (taken here on deployment, given back by weir__jm_release_slots_locked); slot i hosts
- * subtask i of every vertex with parallelism > i; a RESTARTING job deploys attempt + 1 only once
- * it holds no slots; the HA record names the attempt before any task of it runs.
+ * its seq (taken here on deployment, given back by weir__jm_release_slots_locked) - slots of its
+ * unconfirmed subtasks (taskmanagers.c), never below 0, recomputed whenever one of them changes;
+ * slot i hosts subtask i of every vertex with parallelism > i; a RESTARTING job deploys attempt + 1
+ * only once it holds no slots; the HA record names the attempt before any task of it runs; the
+ * attempt numbers of a job only grow (task managers reject anything of an older attempt than one
+ * they ran).
  *
  * Threading: main thread with jm->mu held. */
 #include <inttypes.h>
@@ -51,11 +54,11 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
             seen = seen || slot_tm[k] == slot_tm[i];
         distinct += !seen;
     }
-    for (uint32_t i = 0; i < job->slots_needed; i++) {
-        slot_tm[i]->slots_free--;
+    for (uint32_t i = 0; i < job->slots_needed; i++)
         job->slot_tm_seq[i] = slot_tm[i]->seq;
-    }
     job->slots_held = true;
+    for (uint32_t i = 0; i < job->slots_needed; i++)
+        weir__jm_tm_count_slots_locked(jm, slot_tm[i]);
     uint32_t n_subtasks = 0;
     for (uint32_t v = 0; v < job->n_vertices; v++)
         for (uint32_t s = 0; s < job->parallelism[v]; s++) {
@@ -202,10 +205,33 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
 void weir__jm_release_slots_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
     if (!job->slots_held)
         return;
+    job->slots_held = false;
     for (uint32_t i = 0; i < job->slots_needed; i++) {
         weir_jm_tm_t *tm = weir__jm_find_tm_seq_locked(jm, job->slot_tm_seq[i]);
-        if (tm && tm->slots_free < tm->slots_total)
-            tm->slots_free++;
+        if (tm)
+            weir__jm_tm_count_slots_locked(jm, tm);
     }
-    job->slots_held = false;
+}
+
+void weir__jm_tm_count_slots_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm) {
+    uint64_t taken = 0;
+    for (size_t j = 0; j < jm->n_jobs; j++) {
+        const weir_jm_job_t *job = jm->jobs[j];
+        if (!job->slots_held)
+            continue;
+        for (uint32_t i = 0; i < job->slots_needed; i++)
+            taken += job->slot_tm_seq[i] == tm->seq;
+    }
+    /* Slot i hosts subtask i of every vertex: unconfirmed subtasks with the same (job, attempt,
+     * subtask) share one slot. */
+    for (size_t i = 0; i < tm->n_unconfirmed; i++) {
+        const weir_jm_unconfirmed_t *u = &tm->unconfirmed[i];
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = tm->unconfirmed[k].subtask == u->subtask &&
+                   tm->unconfirmed[k].attempt == u->attempt &&
+                   strcmp(tm->unconfirmed[k].job_id, u->job_id) == 0;
+        taken += !seen;
+    }
+    tm->slots_free = taken < tm->slots_total ? tm->slots_total - (uint32_t)taken : 0;
 }

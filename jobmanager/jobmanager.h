@@ -29,8 +29,10 @@
 #include "jobmanager/restart.h"
 #include "runtime/graph/graph.h"
 
-/** A job that was asked to stop (cancel or failure) counts as stopped after this long even when
- * not every subtask confirmed; its slots are then freed. */
+/** A job that was asked to stop (cancel or failure) stops waiting for its subtasks after this
+ * long even when not every subtask confirmed: its other slots are freed, the slots of subtasks
+ * whose task manager did not confirm stay taken on that task manager until it does (or it is
+ * lost and registers again). */
 #define WEIR_JM_CANCEL_BOUND_MS 10000
 
 typedef enum weir_jm_job_state {
@@ -46,6 +48,14 @@ typedef enum weir_jm_job_state {
 /** "CREATED", "RUNNING", ... as the REST API shows it. */
 const char *weir__jm_job_state_name(weir_jm_job_state_t s);
 
+/** A subtask that a task manager instance was asked to stop and has not confirmed stopped (no
+ * TASK_STATE FINISHED/CANCELED/FAILED yet) when its job stopped waiting for it: its slot stays
+ * taken on that instance (attempt fencing, see taskmanagers.c). */
+typedef struct weir_jm_unconfirmed {
+    char job_id[33];
+    uint32_t attempt, vertex, subtask;
+} weir_jm_unconfirmed_t;
+
 /** One registered task manager instance. */
 typedef struct weir_jm_tm {
     char *id;
@@ -59,6 +69,8 @@ typedef struct weir_jm_tm {
     uint64_t seq;         /* unique per registration (never 0) */
     int64_t last_seen_ns; /* weir_now_ns() of the last message */
     int fd;               /* the job manager's socket fd of its connection (-1 = unknown) */
+    weir_jm_unconfirmed_t *unconfirmed; /* their slots are not free (deploy.c counts them) */
+    size_t n_unconfirmed, cap_unconfirmed;
 } weir_jm_tm_t;
 
 /** One subtask (vertex v, subtask s) of a job. */
@@ -115,6 +127,7 @@ typedef struct weir_jobmanager {
     int64_t hb_interval_ms;
     int64_t hb_timeout_ms;
     int64_t slot_timeout_ms;
+    int64_t cancel_bound_ms; /* 0 = WEIR_JM_CANCEL_BOUND_MS (tests lower it) */
     weir_ckpt_config_t ckcfg;
     weir_restart_cfg_t restart_cfg;
     char *ha_dir; /* high-availability.storageDir, NULL = no HA */

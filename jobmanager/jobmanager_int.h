@@ -39,9 +39,13 @@ int weir__jm_add_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
 int weir__jm_cancel_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
                                size_t errlen);
 /** A job asked to stop: frees its slots once every subtask stopped (or WEIR_JM_CANCEL_BOUND_MS
- * passed) and completes a cancel. */
+ * passed: then the slots of subtasks a live task manager did not confirm stay taken on it) and
+ * completes a cancel. */
 void weir__jm_check_stopped_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now);
-/** A subtask state (or, with @p metrics_only, its metrics) reported by @p tm. */
+/** A subtask state (or, with @p metrics_only, its metrics: a HEARTBEAT) reported by @p tm. A
+ * final state also confirms an unconfirmed subtask of @p tm; a heartbeat naming a live subtask that
+ * is neither deployed on this instance for the job's current attempt nor unconfirmed draws a
+ * CANCEL of its (job, attempt). */
 void weir__jm_apply_task_state_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
                                       const weir_msg_task_state_t *ts, bool metrics_only);
 
@@ -57,6 +61,15 @@ void weir__jm_tm_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, si
 void weir__jm_tm_check_heartbeats_locked(weir_jobmanager_t *jm, int64_t now);
 /** The connection with socket fd @p fd closed: its task manager (if any) is lost. */
 void weir__jm_tm_closed_locked(weir_jobmanager_t *jm, int fd);
+/** Subtask (@p vertex, @p subtask) of (@p job_id, @p attempt) did not confirm its stop on @p tm in
+ * time: its slot stays taken on @p tm until a final TASK_STATE confirms it. */
+void weir__jm_tm_hold_unconfirmed_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
+                                         const char *job_id, uint32_t attempt, uint32_t vertex,
+                                         uint32_t subtask);
+/** Finds the unconfirmed subtask of @p tm that @p ts names; with @p confirm (a final state) it is
+ * forgotten and its slot freed. @returns true when @p ts named one. */
+bool weir__jm_tm_unconfirmed_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
+                                    const weir_msg_task_state_t *ts, bool confirm);
 
 /* ---- deploy.c: scheduling, deployment, slots ------------------------------------------------ */
 
@@ -64,6 +77,9 @@ void weir__jm_tm_closed_locked(weir_jobmanager_t *jm, int fd);
 void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now);
 /** Gives the job's slots back to their task managers (no-op when it holds none). */
 void weir__jm_release_slots_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
+/** Recomputes tm->slots_free: slots_total minus the slots jobs hold on it minus the slots of its
+ * unconfirmed subtasks (never below 0). */
+void weir__jm_tm_count_slots_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm);
 
 /* ---- ha_jobs.c: the job table in the HA store ----------------------------------------------- */
 

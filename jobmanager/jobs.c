@@ -4,15 +4,20 @@
  *   CREATED -> RUNNING -> FINISHED | FAILED | CANCELED, with CANCELING and RESTARTING in between:
  * subtask state reports, failover through the restart strategy (restart.h), failure, cancel
  * (CANCEL to each task manager still hosting a subtask) and the end of a stop (slots freed once
- * every subtask stopped, or after WEIR_JM_CANCEL_BOUND_MS).
+ * every subtask stopped, or after WEIR_JM_CANCEL_BOUND_MS, except the slots of subtasks a live task
+ * manager did not confirm: those stay taken on it, see taskmanagers.c), and the reconciliation of
+ * heartbeats (a task manager running a subtask the job manager did not deploy on it, for the
+ * job's current attempt, is told to CANCEL it and its slot stays taken until it confirms).
  *
  * Invariants: jobs are never removed from the table (their HA entry is, at a terminal state); a
  * terminal state (FINISHED, FAILED, CANCELED) never changes; subtask updates are accepted only
  * from the task manager instance (seq) the subtask was deployed to, for the job's current attempt,
  * and never after a terminal subtask state; a job holds its slots from deployment until every
  * subtask is terminal (or its task manager is gone, or WEIR_JM_CANCEL_BOUND_MS passed after the
- * stop request); a job that fails or restarts first aborts its in-flight checkpoint; messages of
- * older attempts are ignored.
+ * stop request); a subtask of a live task manager counts as stopped for the reuse of that task
+ * manager's slots only once it confirmed (a final TASK_STATE); a job that fails or restarts first
+ * aborts its in-flight checkpoint; messages of older attempts are ignored (but a final state
+ * still confirms an unconfirmed subtask).
  *
  * Threading: *_locked functions run with jm->mu held, on the main thread or (find, add, cancel)
  * on the REST thread; weir__jm_job_check_plugin, weir__jm_job_new and weir__jm_job_free touch no
@@ -277,19 +282,35 @@ static bool job_all_stopped(weir_jobmanager_t *jm, const weir_jm_job_t *job) {
     return true;
 }
 
+/* The stop bound passed: every subtask a live task manager did not confirm keeps its slot taken
+ * on that task manager (an unconfirmed subtask) until it confirms. */
+static void hold_unconfirmed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t bound_ms) {
+    for (uint32_t v = 0; v < job->n_vertices; v++)
+        for (uint32_t s = 0; s < job->parallelism[v]; s++) {
+            weir_jm_subtask_t *st = &job->subtasks[v][s];
+            weir_jm_tm_t *tm = st->tm_seq && !task_terminal(st->state) ? subtask_tm(jm, st) : NULL;
+            if (!tm)
+                continue;
+            WEIR_WARN(COMP,
+                      "job %s (%s): %s (%u/%u, attempt %u) on task manager %s did not confirm the "
+                      "cancel within %" PRId64 " ms; its slot stays taken there until it does",
+                      job->id, job->name, job->dag->vertices[v].name, s + 1, job->parallelism[v],
+                      job->attempt, tm->id, bound_ms);
+            weir__jm_tm_hold_unconfirmed_locked(jm, tm, job->id, job->attempt, v, s);
+        }
+}
+
 /* Frees the slots of stopped jobs and completes cancellations. */
 void weir__jm_check_stopped_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now) {
     if (!job->slots_held || job->state == WEIR_JOB_RUNNING || job->state == WEIR_JOB_CREATED)
         return;
     bool all = job_all_stopped(jm, job);
-    bool expired = now - job->stop_ns > (int64_t)WEIR_JM_CANCEL_BOUND_MS * 1000000;
+    int64_t bound_ms = jm->cancel_bound_ms > 0 ? jm->cancel_bound_ms : WEIR_JM_CANCEL_BOUND_MS;
+    bool expired = now - job->stop_ns > bound_ms * 1000000;
     if (!all && !expired)
         return;
     if (!all)
-        WEIR_WARN(COMP,
-                  "job %s (%s): not every subtask confirmed the cancel within %d ms; freeing its "
-                  "slots anyway",
-                  job->id, job->name, WEIR_JM_CANCEL_BOUND_MS);
+        hold_unconfirmed_locked(jm, job, bound_ms);
     weir__jm_release_slots_locked(jm, job);
     if (job->state == WEIR_JOB_CANCELING) {
         job->state = WEIR_JOB_CANCELED;
@@ -336,14 +357,39 @@ int weir__jm_cancel_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, char *
     }
 }
 
+/* A heartbeat of @p tm names a live subtask the job manager did not deploy on this instance for
+ * the job's current attempt (an older attempt, a job it does not know, or a deployment to an
+ * earlier instance of the same id): CANCEL its (job, attempt) there, once, and keep its slot
+ * taken until @p tm confirms the stop. */
+static void cancel_stray_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
+                                const weir_msg_task_state_t *ts) {
+    if (task_terminal(ts->state) || weir__jm_tm_unconfirmed_locked(jm, tm, ts, false))
+        return;
+    WEIR_WARN(COMP,
+              "task manager %s runs task %s/%u.%u (attempt %u), which is not deployed there: "
+              "canceling it; its slot stays taken until it stops",
+              tm->id, ts->job_id, ts->vertex, ts->subtask, ts->attempt);
+    weir__jm_tm_hold_unconfirmed_locked(jm, tm, ts->job_id, ts->attempt, ts->vertex, ts->subtask);
+    weir_msg_t m = {.type = WEIR_MSG_CANCEL, .attempt = ts->attempt};
+    memcpy(m.job_id, ts->job_id, sizeof m.job_id);
+    weir__jm_send_locked(jm, tm, &m);
+}
+
 void weir__jm_apply_task_state_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
                                       const weir_msg_task_state_t *ts, bool metrics_only) {
+    if (!metrics_only && task_terminal(ts->state))
+        weir__jm_tm_unconfirmed_locked(jm, tm, ts, true);
     weir_jm_job_t *job = weir__jm_find_job_locked(jm, ts->job_id);
-    if (!job || ts->attempt != job->attempt || ts->vertex >= job->n_vertices ||
-        ts->subtask >= job->parallelism[ts->vertex])
+    weir_jm_subtask_t *st = job && ts->attempt == job->attempt && ts->vertex < job->n_vertices &&
+                                    ts->subtask < job->parallelism[ts->vertex]
+                                ? &job->subtasks[ts->vertex][ts->subtask]
+                                : NULL;
+    if (!st || st->tm_seq != tm->seq) {
+        if (metrics_only)
+            cancel_stray_locked(jm, tm, ts);
         return;
-    weir_jm_subtask_t *st = &job->subtasks[ts->vertex][ts->subtask];
-    if (st->tm_seq != tm->seq || task_terminal(st->state))
+    }
+    if (task_terminal(st->state))
         return;
     st->metrics = ts->metrics;
     if (metrics_only)

@@ -1,14 +1,22 @@
 /* Owns the job manager's task-manager table: registration (a new instance per REGISTER, answered
- * with REGISTERED), lookups by id and by registration number, and loss: a heartbeat silent for
- * more than heartbeat.timeout, a closed connection (the ROUTER's monitor reports the fd), or a
- * REGISTER with an id that still hosts subtasks (a restart). A lost task manager is removed and
- * each RUNNING job with a slot on it fails over ("task manager <id> (<data address>) lost: ...").
+ * with REGISTERED), lookups by id and by registration number, loss: a heartbeat silent for more
+ * than heartbeat.timeout, a closed connection (the ROUTER's monitor reports the fd), or a REGISTER
+ * with an id that still hosts subtasks (a restart). A lost task manager is removed and each
+ * RUNNING job with a slot on it fails over ("task manager <id> (<data address>) lost: ...").
+ * Also the unconfirmed subtasks of each instance (attempt fencing): subtasks it was asked to stop
+ * and has not confirmed stopped when their job stopped waiting (WEIR_JM_CANCEL_BOUND_MS); their
+ * slots stay taken on that instance until a final TASK_STATE confirms them.
  *
  * Invariants: each registration gets a new seq (never 0, never reused), so messages of an old
  * instance never match a subtask deployed to a new one; the table keeps registration order (the
  * scheduler's tie break); a removed task manager is freed at once and only its seq remains in the
  * jobs (subtasks keep copies of its id and address); fd is the connection's socket fd as last
- * seen in ZMQ_SRCFD (-1 = unknown).
+ * seen in ZMQ_SRCFD (-1 = unknown). Fencing: a task manager declared lost keeps no slot (it is
+ * removed; its tasks may still run, frozen or partitioned); it gets slots again only as a new
+ * instance, and a task manager registers only after it stopped its old tasks (it offers none of
+ * the slots of a task that did not stop: taskmanager/taskmanager.c), so a slot offered by an
+ * instance never hosts a task of an earlier attempt; the slot of an unconfirmed subtask is never
+ * offered by the instance that runs it.
  *
  * Threading: main thread with jm->mu held (the REST thread only reads the table, under jm->mu). */
 #include <inttypes.h>
@@ -40,6 +48,7 @@ weir_jm_tm_t *weir__jm_find_tm_id_locked(weir_jobmanager_t *jm, const char *id) 
 void weir__jm_tm_free(weir_jm_tm_t *tm) {
     if (!tm)
         return;
+    free(tm->unconfirmed);
     free(tm->id);
     free(tm->ident);
     free(tm->data_address);
@@ -117,18 +126,15 @@ void weir__jm_tm_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, si
     memcpy(tm->ident, ident, ident_len);
     tm->ident_len = ident_len;
     tm->pid = m->pid;
+    /* A task manager registers after it stopped its old tasks and offers only free slots. */
     tm->slots_total = tm->slots_free = m->slots;
     tm->seq = ++jm->next_seq;
     tm->last_seen_ns = weir_now_ns();
     tm->fd = fd;
-    if (jm->n_tms == jm->cap_tms) {
-        size_t cap = jm->cap_tms ? jm->cap_tms * 2 : 8;
-        weir_jm_tm_t **tms = realloc(jm->tms, cap * sizeof *tms);
-        if (!tms)
-            goto oom;
-        jm->tms = tms;
-        jm->cap_tms = cap;
-    }
+    void *tms = jm->tms;
+    if (weir_array_grow(&tms, &jm->cap_tms, jm->n_tms + 1, sizeof *jm->tms, 8) != 0)
+        goto oom;
+    jm->tms = tms;
     jm->tms[jm->n_tms++] = tm;
     WEIR_INFO(COMP, "task manager %s registered: %u slots, data %s, host %s, pid %" PRId64, tm->id,
               tm->slots_total, tm->data_address, tm->host, tm->pid);
@@ -138,6 +144,52 @@ void weir__jm_tm_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, si
 oom:
     WEIR_ERROR(COMP, "out of memory registering task manager %s", id);
     weir__jm_tm_free(tm);
+}
+
+/* ---------------------------------------------------------------- unconfirmed subtasks */
+
+void weir__jm_tm_hold_unconfirmed_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
+                                         const char *job_id, uint32_t attempt, uint32_t vertex,
+                                         uint32_t subtask) {
+    weir_msg_task_state_t probe = {.attempt = attempt, .vertex = vertex, .subtask = subtask};
+    weir_fmt(probe.job_id, sizeof probe.job_id, "%s", job_id);
+    if (weir__jm_tm_unconfirmed_locked(jm, tm, &probe, false))
+        return;
+    void *arr = tm->unconfirmed;
+    if (weir_array_grow(&arr, &tm->cap_unconfirmed, tm->n_unconfirmed + 1, sizeof *tm->unconfirmed,
+                        8) != 0) {
+        /* The slot then counts as free: the state before fencing, logged. */
+        WEIR_ERROR(COMP,
+                   "out of memory: the slot of task %s/%u.%u on task manager %s counts as free",
+                   job_id, vertex, subtask, tm->id);
+        return;
+    }
+    tm->unconfirmed = arr;
+    weir_jm_unconfirmed_t *u = &tm->unconfirmed[tm->n_unconfirmed++];
+    memcpy(u->job_id, probe.job_id, sizeof u->job_id);
+    u->attempt = attempt;
+    u->vertex = vertex;
+    u->subtask = subtask;
+    weir__jm_tm_count_slots_locked(jm, tm);
+}
+
+bool weir__jm_tm_unconfirmed_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
+                                    const weir_msg_task_state_t *ts, bool confirm) {
+    for (size_t i = 0; i < tm->n_unconfirmed; i++) {
+        weir_jm_unconfirmed_t *u = &tm->unconfirmed[i];
+        if (u->attempt != ts->attempt || u->vertex != ts->vertex || u->subtask != ts->subtask ||
+            strcmp(u->job_id, ts->job_id) != 0)
+            continue;
+        if (confirm) {
+            WEIR_INFO(COMP, "task manager %s confirmed task %s/%u.%u (attempt %u) %s", tm->id,
+                      u->job_id, u->vertex, u->subtask, u->attempt,
+                      weir_task_state_name(ts->state));
+            *u = tm->unconfirmed[--tm->n_unconfirmed];
+            weir__jm_tm_count_slots_locked(jm, tm);
+        }
+        return true;
+    }
+    return false;
 }
 
 /* ---------------------------------------------------------------- loss detection */

@@ -14,9 +14,20 @@
  *    names, NOTIFY_CHECKPOINT to every subtask of (job, attempt); ACK/DECLINE messages produced
  *    on task and uploader threads are encoded there and queued; only the loop thread touches the
  *    DEALER socket.
- *  - After an UNKNOWN (a new job manager, or one that forgot us) or heartbeat.timeout without
- *    an answer, the task manager registers again and cancels every task: the job manager has
- *    failed them over and redeploys from the latest checkpoint.
+ *  - Registering again (an UNKNOWN while registered: a new job manager, or one that declared us
+ *    lost; or heartbeat.timeout without a message from the job manager, checked before the
+ *    messages that waited while the loop could not run, e.g. under SIGSTOP) first cancels every
+ *    task, drops pending deploys and waits (REREGISTER_WAIT_NS) until the tasks stopped and were
+ *    joined; only then REGISTER goes out. A task still running at the deadline is reported and
+ *    "withheld": its slot is not offered, it is left out of heartbeats (it belongs to no
+ *    registration), and once every withheld task ended and nothing else runs, the task manager
+ *    registers again with all its slots. Until REGISTERED arrives, DEPLOY is refused (TASK_STATE
+ *    FAILED), TRIGGER declined, NOTIFY dropped and UNKNOWN ignored (it answers a message sent
+ *    before our REGISTER): they belong to a registration the job manager has replaced.
+ *  - Attempt fencing: the newest attempt deployed here is remembered per job; a DEPLOY, TRIGGER or
+ *    NOTIFY of an older attempt is rejected (FAILED, DECLINE, dropped), and a DEPLOY of a newer
+ *    attempt cancels whatever of an older attempt of that job still runs here. The job manager's
+ *    attempt numbers only grow, so an older attempt is always a stale one.
  *
  * Threading: everything runs on the loop thread except on_task_state() and task_send(), which
  * run on task (and uploader) threads and only append to mutex-protected lists (events, encoded
@@ -53,6 +64,8 @@
 #define POLL_MS 50
 #define SHUTDOWN_WAIT_NS (30LL * 1000 * 1000 * 1000)
 #define TM_MAX_CONTROL_MSG ((int64_t)257 * 1024 * 1024) /* a 256 MiB plugin and its envelope */
+/* How long a re-registration waits for the old tasks to stop before it offers the other slots. */
+#define REREGISTER_WAIT_NS (10LL * 1000 * 1000 * 1000)
 
 typedef struct tm_plugin {
     char sha[65];
@@ -64,7 +77,14 @@ typedef struct tm_task {
     weir_task_t *task;
     char job_id[33];
     uint32_t attempt, vertex, subtask;
+    bool withheld; /* did not stop before a re-registration: its slot is not offered */
 } tm_task_t;
+
+/* The newest attempt of a job deployed here (attempt fencing). */
+typedef struct tm_attempt {
+    char job_id[33];
+    uint32_t attempt;
+} tm_attempt_t;
 
 typedef struct tm_out {
     uint8_t *data;
@@ -95,6 +115,8 @@ struct weir_taskmanager {
     size_t n_pending, cap_pending;
     tm_task_t *tasks;
     size_t n_tasks, cap_tasks;
+    tm_attempt_t *attempts; /* newest attempt per job deployed here; one entry per job */
+    size_t n_attempts, cap_attempts;
 
     pthread_mutex_t evmu;
     tm_event_t *events;
@@ -107,8 +129,12 @@ struct weir_taskmanager {
     bool incremental;    /* state.backend.incremental */
 
     int64_t hb_interval_ns, hb_timeout_ns;
-    int64_t last_hb_ns, last_contact_ns, last_register_ns;
+    int64_t last_hb_ns, last_contact_ns;
     bool registered;
+    bool stopping;            /* re-registering: waiting for the old tasks to stop */
+    int64_t stop_started_ns;  /* stopping: since when */
+    int64_t stop_deadline_ns; /* stopping: REGISTER goes out at the latest then */
+    uint32_t withheld_slots;  /* slots the last REGISTER did not offer (withheld tasks) */
 
     size_t buffer_size;
     int64_t buffer_timeout_ns;
@@ -158,14 +184,28 @@ static void tm_send(weir_taskmanager_t *tm, const weir_msg_t *msg) {
     free(buf);
 }
 
+/* Sends REGISTER offering every slot no withheld task occupies (slot = (job, attempt, subtask):
+ * the subtasks of one slot share it). */
 static void send_register(weir_taskmanager_t *tm) {
+    uint32_t withheld = 0;
+    for (size_t i = 0; i < tm->n_tasks; i++) {
+        const tm_task_t *t = &tm->tasks[i];
+        bool seen = !t->withheld;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = tm->tasks[k].withheld && tm->tasks[k].subtask == t->subtask &&
+                   tm->tasks[k].attempt == t->attempt && !strcmp(tm->tasks[k].job_id, t->job_id);
+        withheld += !seen;
+    }
+    tm->withheld_slots = withheld < tm->slots ? withheld : tm->slots;
     weir_msg_t m = {.type = WEIR_MSG_REGISTER};
     m.tm_id = tm->id;
     m.data_address = (char *)weir_dataplane_address(tm->dp);
     m.host = (char *)weir_config_get_str(tm->cfg, "taskmanager.host");
-    m.slots = tm->slots;
+    m.slots = tm->slots - tm->withheld_slots;
     m.pid = (int64_t)getpid();
-    tm->last_register_ns = weir_now_ns();
+    if (tm->withheld_slots)
+        WEIR_WARN(COMP, "registering with %u of %u slots: %u held by tasks that did not stop",
+                  m.slots, tm->slots, tm->withheld_slots);
     tm_send(tm, &m);
 }
 
@@ -188,23 +228,28 @@ static void send_task_state(weir_taskmanager_t *tm, const char *job_id, uint32_t
     tm_send(tm, &m);
 }
 
+/* HEARTBEAT with every task of this registration (withheld tasks belong to none). */
 static void send_heartbeat(weir_taskmanager_t *tm) {
     weir_msg_task_state_t *ts = calloc(tm->n_tasks ? tm->n_tasks : 1, sizeof *ts);
     if (!ts)
         abort();
+    uint32_t n = 0;
     for (size_t i = 0; i < tm->n_tasks; i++) {
         tm_task_t *t = &tm->tasks[i];
-        weir_fmt(ts[i].job_id, sizeof ts[i].job_id, "%s", t->job_id);
-        ts[i].attempt = t->attempt;
-        ts[i].vertex = t->vertex;
-        ts[i].subtask = t->subtask;
-        ts[i].state = weir_task_state(t->task);
-        weir_task_get_metrics(t->task, &ts[i].metrics);
+        if (t->withheld)
+            continue;
+        weir_fmt(ts[n].job_id, sizeof ts[n].job_id, "%s", t->job_id);
+        ts[n].attempt = t->attempt;
+        ts[n].vertex = t->vertex;
+        ts[n].subtask = t->subtask;
+        ts[n].state = weir_task_state(t->task);
+        weir_task_get_metrics(t->task, &ts[n].metrics);
+        n++;
     }
     weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT};
     m.tm_id = tm->id;
     m.tasks = ts;
-    m.n_tasks = (uint32_t)tm->n_tasks;
+    m.n_tasks = n;
     tm_send(tm, &m);
     free(ts);
 }
@@ -318,6 +363,70 @@ static void drain_events(weir_taskmanager_t *tm) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Attempt fencing                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The newest attempt of @p job_id deployed here, 0 when none. */
+static uint32_t newest_attempt(const weir_taskmanager_t *tm, const char *job_id) {
+    for (size_t i = 0; i < tm->n_attempts; i++)
+        if (!strcmp(tm->attempts[i].job_id, job_id))
+            return tm->attempts[i].attempt;
+    return 0;
+}
+
+/* Cancels every task of @p job_id whose attempt lies in [lo, hi]; its pending deploys are answered
+ * CANCELED and dropped. @returns the number of tasks canceled. */
+static size_t cancel_attempts(weir_taskmanager_t *tm, const char *job_id, uint32_t lo,
+                              uint32_t hi) {
+    size_t n = 0;
+    for (size_t i = 0; i < tm->n_tasks; i++) {
+        tm_task_t *t = &tm->tasks[i];
+        if (!strcmp(t->job_id, job_id) && t->attempt >= lo && t->attempt <= hi) {
+            weir_task_cancel(t->task);
+            n++;
+        }
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < tm->n_pending; i++) {
+        weir_msg_t *d = &tm->pending[i];
+        if (!strcmp(d->job_id, job_id) && d->attempt >= lo && d->attempt <= hi) {
+            weir_task_metrics_t zero = {0};
+            send_task_state(tm, d->job_id, d->attempt, d->vertex, d->subtask, WEIR_TASK_CANCELED,
+                            NULL, &zero);
+            weir_msg_clear(d);
+        } else {
+            tm->pending[keep++] = *d;
+        }
+    }
+    tm->n_pending = keep;
+    return n;
+}
+
+/* A deploy of @p attempt of @p job_id was accepted: it is the newest attempt here now, and whatever
+ * of an older attempt of that job still runs is stale (the job manager moved on). */
+static void note_attempt(weir_taskmanager_t *tm, const char *job_id, uint32_t attempt) {
+    tm_attempt_t *a = NULL;
+    for (size_t i = 0; i < tm->n_attempts && !a; i++)
+        if (!strcmp(tm->attempts[i].job_id, job_id))
+            a = &tm->attempts[i];
+    if (a && a->attempt >= attempt)
+        return;
+    if (!a) {
+        tm->attempts =
+            grow(tm->attempts, &tm->cap_attempts, tm->n_attempts + 1, sizeof *tm->attempts);
+        a = &tm->attempts[tm->n_attempts++];
+        weir_fmt(a->job_id, sizeof a->job_id, "%s", job_id);
+    }
+    a->attempt = attempt;
+    if (attempt > 1) {
+        size_t n = cancel_attempts(tm, job_id, 0, attempt - 1);
+        if (n)
+            WEIR_WARN(COMP, "attempt %u of job %s deployed: canceling %zu tasks of older attempts",
+                      attempt, job_id, n);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Deploys                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -409,11 +518,9 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     if (!task)
         goto fail;
     tm_task_t *t = &tm->tasks[tm->n_tasks++];
-    t->task = task;
+    *t = (tm_task_t){
+        .task = task, .attempt = d->attempt, .vertex = d->vertex, .subtask = d->subtask};
     weir_fmt(t->job_id, sizeof t->job_id, "%s", d->job_id);
-    t->attempt = d->attempt;
-    t->vertex = d->vertex;
-    t->subtask = d->subtask;
     free(argv);
     return;
 fail:
@@ -432,10 +539,29 @@ static bool blob_requested(weir_taskmanager_t *tm, const char *sha) {
     return false;
 }
 
-/* Takes ownership of *d (moves it). */
+/* Takes ownership of *d (moves it; a refused deploy is left to the caller). */
 static void on_deploy(weir_taskmanager_t *tm, weir_msg_t *d) {
+    char why[256];
+    uint32_t newest = newest_attempt(tm, d->job_id);
+    if (!tm->registered) {
+        weir_fmt(why, sizeof why,
+                 "task manager %s is registering again: the deploy belongs to a registration the "
+                 "job manager replaced",
+                 tm->id);
+        deploy_failed(tm, d, why);
+        return;
+    }
+    if (d->attempt < newest) {
+        weir_fmt(why, sizeof why,
+                 "attempt %u of job %s is older than attempt %u, which already ran on task "
+                 "manager %s",
+                 d->attempt, d->job_id, newest, tm->id);
+        deploy_failed(tm, d, why);
+        return;
+    }
     WEIR_INFO(COMP, "deploying job %s (%s) vertex %u subtask %u attempt %u", d->job_id,
               d->job_name ? d->job_name : "?", d->vertex, d->subtask, d->attempt);
+    note_attempt(tm, d->job_id, d->attempt);
     tm_plugin_t *p = find_plugin(tm, d->plugin_sha256);
     if (p) {
         do_deploy(tm, d, p);
@@ -519,27 +645,24 @@ static void on_blob(weir_taskmanager_t *tm, weir_msg_t *m) {
 
 static void on_cancel(weir_taskmanager_t *tm, const weir_msg_t *m) {
     WEIR_INFO(COMP, "canceling job %s attempt %u", m->job_id, m->attempt);
-    for (size_t i = 0; i < tm->n_tasks; i++)
-        if (!strcmp(tm->tasks[i].job_id, m->job_id) && tm->tasks[i].attempt == m->attempt)
-            weir_task_cancel(tm->tasks[i].task);
-    size_t keep = 0;
-    for (size_t i = 0; i < tm->n_pending; i++) {
-        weir_msg_t *d = &tm->pending[i];
-        if (!strcmp(d->job_id, m->job_id) && d->attempt == m->attempt) {
-            weir_task_metrics_t zero = {0};
-            send_task_state(tm, d->job_id, d->attempt, d->vertex, d->subtask, WEIR_TASK_CANCELED,
-                            NULL, &zero);
-            weir_msg_clear(d);
-        } else {
-            tm->pending[keep++] = *d;
-        }
-    }
-    tm->n_pending = keep;
+    cancel_attempts(tm, m->job_id, m->attempt, m->attempt);
 }
 
-/* TRIGGER_CHECKPOINT: to the one subtask it names; DECLINE when it does not run here. */
+/* Why a TRIGGER or NOTIFY of (job, attempt) must not reach a task here (NULL: it may): it belongs
+ * to a registration the job manager replaced, or to an attempt older than one deployed here. */
+static const char *fenced(const weir_taskmanager_t *tm, const weir_msg_t *m) {
+    if (!tm->registered)
+        return "the task manager is registering again";
+    if (m->attempt < newest_attempt(tm, m->job_id))
+        return "a newer attempt of the job was deployed on this task manager";
+    return NULL;
+}
+
+/* TRIGGER_CHECKPOINT: to the one subtask it names; DECLINE when it does not run here or is
+ * fenced. */
 static void on_trigger(weir_taskmanager_t *tm, const weir_msg_t *m) {
-    for (size_t i = 0; i < tm->n_tasks; i++) {
+    const char *why = fenced(tm, m);
+    for (size_t i = 0; i < tm->n_tasks && !why; i++) {
         tm_task_t *t = &tm->tasks[i];
         if (!strcmp(t->job_id, m->job_id) && t->attempt == m->attempt && t->vertex == m->vertex &&
             t->subtask == m->subtask) {
@@ -549,20 +672,28 @@ static void on_trigger(weir_taskmanager_t *tm, const weir_msg_t *m) {
     }
     WEIR_WARN(COMP,
               "trigger of checkpoint %" PRIu64 " for job %s vertex %u subtask %u "
-              "(attempt %u): no such task here",
-              m->checkpoint_id, m->job_id, m->vertex, m->subtask, m->attempt);
+              "(attempt %u): %s",
+              m->checkpoint_id, m->job_id, m->vertex, m->subtask, m->attempt,
+              why ? why : "no such task here");
     weir_msg_t d = {.type = WEIR_MSG_DECLINE_CHECKPOINT};
     memcpy(d.job_id, m->job_id, sizeof d.job_id);
     d.attempt = m->attempt;
     d.vertex = m->vertex;
     d.subtask = m->subtask;
     d.checkpoint_id = m->checkpoint_id;
-    d.error = "the subtask is not running on this task manager";
+    d.error = why ? (char *)why : "the subtask is not running on this task manager";
     tm_send(tm, &d);
 }
 
-/* NOTIFY_CHECKPOINT: to every subtask of (job, attempt). */
+/* NOTIFY_CHECKPOINT: to every subtask of (job, attempt); dropped when fenced (a later attempt
+ * restoring that checkpoint commits its transactions). */
 static void on_notify(weir_taskmanager_t *tm, const weir_msg_t *m) {
+    const char *why = fenced(tm, m);
+    if (why) {
+        WEIR_WARN(COMP, "notify of checkpoint %" PRIu64 " for job %s (attempt %u) dropped: %s",
+                  m->checkpoint_id, m->job_id, m->attempt, why);
+        return;
+    }
     for (size_t i = 0; i < tm->n_tasks; i++) {
         tm_task_t *t = &tm->tasks[i];
         if (!strcmp(t->job_id, m->job_id) && t->attempt == m->attempt)
@@ -570,16 +701,69 @@ static void on_notify(weir_taskmanager_t *tm, const weir_msg_t *m) {
     }
 }
 
-/* A new job manager (or one that dropped us): cancel everything; it redeploys. */
-static void cancel_all(weir_taskmanager_t *tm) {
-    if (tm->n_tasks || tm->n_pending)
-        WEIR_INFO(COMP, "canceling %zu tasks and %zu pending deploys of the previous job manager",
-                  tm->n_tasks, tm->n_pending);
+/* ---------------------------------------------------------------------------------------- */
+/* Registration                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The job manager does not know this registration any more (UNKNOWN), or has not answered for
+ * heartbeat.timeout: it has failed our tasks over (or will, when it sees REGISTER). Cancel every
+ * task and drop pending deploys; REGISTER goes out once they stopped (finish_stopping). */
+static void reregister(weir_taskmanager_t *tm, const char *why) {
+    tm->registered = false;
+    if (tm->stopping)
+        return;
+    tm->stopping = true;
+    tm->stop_started_ns = weir_now_ns();
+    tm->stop_deadline_ns = tm->stop_started_ns + REREGISTER_WAIT_NS;
+    WEIR_INFO(COMP, "%s: registering again once %zu tasks stopped (%zu pending deploys dropped)",
+              why, tm->n_tasks, tm->n_pending);
     for (size_t i = 0; i < tm->n_tasks; i++)
         weir_task_cancel(tm->tasks[i].task);
     for (size_t i = 0; i < tm->n_pending; i++)
         weir_msg_clear(&tm->pending[i]);
     tm->n_pending = 0;
+}
+
+/* Stopping: REGISTER once every task canceled by reregister() was joined (drain_events) or the
+ * deadline passed; a task still running then is withheld (its slot is not offered). */
+static void finish_stopping(weir_taskmanager_t *tm, int64_t now) {
+    bool waiting = false;
+    for (size_t i = 0; i < tm->n_tasks && !waiting; i++)
+        waiting = !tm->tasks[i].withheld;
+    if (waiting && now < tm->stop_deadline_ns)
+        return;
+    if (!waiting)
+        WEIR_INFO(COMP, "old tasks stopped and joined in %" PRId64 " ms: registering",
+                  (now - tm->stop_started_ns) / 1000000);
+    for (size_t i = 0; i < tm->n_tasks; i++) {
+        tm_task_t *t = &tm->tasks[i];
+        if (t->withheld)
+            continue;
+        WEIR_WARN(COMP,
+                  "task %s/%u.%u (attempt %u) did not stop within %lld ms: its slot is not offered "
+                  "until it does",
+                  t->job_id, t->vertex, t->subtask, t->attempt,
+                  (long long)(REREGISTER_WAIT_NS / 1000000));
+        t->withheld = true;
+    }
+    tm->stopping = false;
+    tm->last_contact_ns = now; /* the job manager gets a whole heartbeat.timeout to answer */
+    send_register(tm);
+}
+
+/* Nothing came from the job manager for heartbeat.timeout (it is gone, or this process could not
+ * run: then the messages waiting now are stale, and it has declared us lost). Checked before
+ * those messages are handled. */
+static void check_contact(weir_taskmanager_t *tm) {
+    int64_t now = weir_now_ns();
+    if (tm->stopping || now - tm->last_contact_ns < tm->hb_timeout_ns)
+        return;
+    char why[640];
+    weir_fmt(why, sizeof why, "no message from the job manager at %s for %" PRId64 " ms",
+             tm->jm_endpoint, (now - tm->last_contact_ns) / 1000000);
+    WEIR_WARN(COMP, "%s", why);
+    tm->last_contact_ns = now;
+    reregister(tm, why);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -598,6 +782,8 @@ static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t l
     tm->last_contact_ns = weir_now_ns();
     switch (m.type) {
     case WEIR_MSG_REGISTERED:
+        if (tm->stopping)
+            break; /* answers a REGISTER sent before the tasks were stopped: a new one follows */
         if (!tm->registered)
             WEIR_INFO(COMP, "registered at %s as %s with %u slots, data at %s", tm->jm_endpoint,
                       tm->id, tm->slots, weir_dataplane_address(tm->dp));
@@ -608,12 +794,12 @@ static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t l
     case WEIR_MSG_HEARTBEAT_ACK:
         break;
     case WEIR_MSG_UNKNOWN:
-        tm->registered = false;
-        /* heartbeats queued while the job manager was away each get an UNKNOWN: answer once */
-        if (weir_now_ns() - tm->last_register_ns > 500000000LL) {
-            WEIR_INFO(COMP, "the job manager does not know %s: registering again", tm->id);
-            cancel_all(tm);
-            send_register(tm);
+        /* Unregistered, it answers a message sent before our REGISTER (it comes before
+         * REGISTERED on this connection): only the first UNKNOWN counts. */
+        if (tm->registered) {
+            char why[256];
+            weir_fmt(why, sizeof why, "the job manager does not know %s", tm->id);
+            reregister(tm, why);
         }
         break;
     case WEIR_MSG_DEPLOY:
@@ -666,19 +852,18 @@ static void receive_all(weir_taskmanager_t *tm) {
 
 static void timers(weir_taskmanager_t *tm) {
     int64_t now = weir_now_ns();
+    if (tm->stopping) {
+        finish_stopping(tm, now);
+    } else if (tm->registered && tm->withheld_slots && tm->n_tasks == 0 && tm->n_pending == 0) {
+        WEIR_INFO(COMP,
+                  "the tasks that did not stop have ended: registering again with all %u "
+                  "slots",
+                  tm->slots);
+        reregister(tm, "withheld slots are free");
+    }
     if (tm->registered && now - tm->last_hb_ns >= tm->hb_interval_ns) {
         send_heartbeat(tm);
         tm->last_hb_ns = now;
-    }
-    if (now - tm->last_contact_ns >= tm->hb_timeout_ns) {
-        WEIR_WARN(COMP,
-                  "no answer from the job manager at %s for %" PRId64 " ms: registering "
-                  "again",
-                  tm->jm_endpoint, (now - tm->last_contact_ns) / 1000000);
-        tm->registered = false;
-        tm->last_contact_ns = now;
-        cancel_all(tm); /* the job manager has failed our tasks over by now */
-        send_register(tm);
     }
 }
 
@@ -695,6 +880,7 @@ int weir_taskmanager_run(weir_taskmanager_t *tm, volatile sig_atomic_t *stop) {
             break;
         if (rc > 0 && (it[1].revents & ZMQ_POLLIN))
             drain_wake(tm);
+        check_contact(tm); /* before messages that may have waited through a freeze */
         if (rc > 0 && (it[0].revents & ZMQ_POLLIN))
             receive_all(tm);
         drain_events(tm);
@@ -865,6 +1051,7 @@ void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
     if (tm->wake[1] >= 0)
         close(tm->wake[1]);
     free(tm->tasks);
+    free(tm->attempts);
     for (size_t i = 0; i < tm->n_pending; i++)
         weir_msg_clear(&tm->pending[i]);
     free(tm->pending);

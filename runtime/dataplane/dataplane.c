@@ -13,7 +13,14 @@
  *
  * Invariants: a netbuf is owned by exactly one of: the caller, the out queue, a zmq message (freed
  * by its free callback), a mailbox. Peer structs are never freed before destroy, so queued frames
- * and registry entries may point at them without reference counts. */
+ * and registry entries may point at them without reference counts.
+ *
+ * Attempt fencing: per job (the last FENCED_JOBS jobs), the newest attempt that opened a channel
+ * end here. Anything of an older attempt of that job is stale (a task manager declared lost and
+ * woken, or a task still stopping): its data and credit frames are dropped on arrival (data
+ * before any allocation), its sends and grants are dropped, `open_*` for it return
+ * WEIR_ECANCELED, and the pending credits it left are freed when the newer attempt opens. A data
+ * frame for a channel without an input end is dropped before any allocation too. */
 #include "runtime/dataplane/dataplane.h"
 
 #include <errno.h>
@@ -39,6 +46,7 @@
 #define HDR_DATA_LEN (1u + WEIR_CHANKEY_WIRE_SIZE)
 #define HDR_CREDIT_LEN (HDR_DATA_LEN + 4u)
 #define CLOSED_JOBS 256u
+#define FENCED_JOBS 256u
 #define RECV_BATCH 1024
 
 typedef struct peer {
@@ -85,6 +93,12 @@ typedef struct closed_job {
     uint32_t attempt;
 } closed_job_t;
 
+/* The newest attempt of a job that opened a channel end here. */
+typedef struct job_fence {
+    uint8_t job[16];
+    uint32_t attempt;
+} job_fence_t;
+
 struct weir_dataplane {
     void *zctx;
     void *router;
@@ -96,12 +110,14 @@ struct weir_dataplane {
     atomic_bool stop;
     char address[256];
 
-    pthread_mutex_t reg_lock; /* guards buckets, peers, closed */
+    pthread_mutex_t reg_lock; /* guards buckets, peers, closed, fences */
     entry_t **buckets;
     size_t nbuckets, nentries;
     peer_t *peers;
     closed_job_t closed[CLOSED_JOBS];
     size_t nclosed; /* total ever closed; ring index = nclosed % CLOSED_JOBS */
+    job_fence_t fences[FENCED_JOBS];
+    size_t nfences; /* total jobs ever fenced; ring index = nfences % FENCED_JOBS */
 
     pthread_mutex_t q_lock; /* guards q, signaled */
     outq_t q;
@@ -188,6 +204,40 @@ static bool job_closed(weir_dataplane_t *dp, const weir_chankey_t *key) {
         if (dp->closed[i].attempt == key->attempt && !memcmp(dp->closed[i].job, key->job, 16))
             return true;
     return false;
+}
+
+static job_fence_t *fence_find(weir_dataplane_t *dp, const uint8_t job[16]) {
+    size_t n = dp->nfences < FENCED_JOBS ? dp->nfences : FENCED_JOBS;
+    for (size_t i = 0; i < n; i++)
+        if (!memcmp(dp->fences[i].job, job, 16))
+            return &dp->fences[i];
+    return NULL;
+}
+
+/* True when a newer attempt of @p key's job opened a channel end here. */
+static bool fenced(weir_dataplane_t *dp, const weir_chankey_t *key) {
+    const job_fence_t *f = fence_find(dp, key->job);
+    return f && key->attempt < f->attempt;
+}
+
+/* Removes what an older attempt left without an open end (credits that arrived for it). */
+static bool clear_fenced(entry_t *e, const void *arg) {
+    const job_fence_t *f = arg;
+    return e->key.attempt < f->attempt && !memcmp(e->key.job, f->job, 16) && !e->in.open &&
+           !e->out.open;
+}
+
+/* @p key's attempt opened a channel end: it is the newest of its job now (when it is newer). */
+static void fence_raise(weir_dataplane_t *dp, const weir_chankey_t *key) {
+    job_fence_t *f = fence_find(dp, key->job);
+    if (f && f->attempt >= key->attempt)
+        return;
+    if (!f) {
+        f = &dp->fences[dp->nfences++ % FENCED_JOBS];
+        memcpy(f->job, key->job, 16);
+    }
+    f->attempt = key->attempt;
+    reg_prune(dp, clear_fenced, f);
 }
 
 static peer_t *peer_intern(weir_dataplane_t *dp, const char *addr) {
@@ -364,6 +414,12 @@ static void drop(weir_dataplane_t *dp, bool rejected) {
         stat_add(&dp->rejected, 1);
 }
 
+/* The registered input end of @p key, unless fenced (reg_lock held). */
+static entry_t *input_end(weir_dataplane_t *dp, const weir_chankey_t *key) {
+    entry_t *e = fenced(dp, key) ? NULL : reg_find(dp, key);
+    return e && e->in.open ? e : NULL;
+}
+
 static void on_data(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *ident,
                     zmq_msg_t *body) {
     size_t len = body ? zmq_msg_size(body) : 0;
@@ -371,8 +427,8 @@ static void on_data(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *
     stat_add(&dp->bytes_in, len);
     bool delivered = false, known = false;
     pthread_mutex_lock(&dp->reg_lock);
-    entry_t *e = reg_find(dp, key);
-    known = e && e->in.open;
+    entry_t *e = input_end(dp, key);
+    known = e != NULL;
     if (known && from_peer(&e->in, ident)) {
         weir_netbuf_t *buf = weir_netbuf_new(key, len ? len : 1);
         if (len)
@@ -395,7 +451,7 @@ static void on_credit(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t
     stat_add(&dp->credits_in, 1);
     bool known = false, ok = false;
     pthread_mutex_lock(&dp->reg_lock);
-    entry_t *e = reg_find(dp, key);
+    entry_t *e = job_closed(dp, key) || fenced(dp, key) ? NULL : reg_find(dp, key);
     known = e && e->out.open;
     if (known && from_peer(&e->out, ident)) {
         ok = true;
@@ -662,7 +718,7 @@ const char *weir_dataplane_address(const weir_dataplane_t *dp) {
  * `in` or `out` end is filled; the caller completes the side-specific part before unlocking. */
 static int open_end(weir_dataplane_t *dp, const weir_chankey_t *key, const char *peer_address,
                     weir_mailbox_t *mb, uint32_t index, bool input, entry_t **e_out) {
-    if (job_closed(dp, key))
+    if (job_closed(dp, key) || fenced(dp, key))
         return WEIR_ECANCELED;
     bool local = !strcmp(peer_address, dp->address);
     peer_t *peer = local ? NULL : peer_intern(dp, peer_address);
@@ -673,6 +729,7 @@ static int open_end(weir_dataplane_t *dp, const weir_chankey_t *key, const char 
     if (end->open)
         return WEIR_EEXIST;
     *end = (chan_end_t){.open = true, .local = local, .mb = mb, .index = index, .peer = peer};
+    fence_raise(dp, key); /* never frees e: it has an open end */
     *e_out = e;
     return 0;
 }
@@ -729,6 +786,8 @@ int weir_dataplane_send(weir_dataplane_t *dp, weir_netbuf_t *buf) {
     entry_t *e = reg_find(dp, &buf->key);
     if (!e || !e->out.open) {
         rc = WEIR_ENOTFOUND;
+    } else if (fenced(dp, &buf->key)) {
+        dropped = true; /* a newer attempt runs: nothing of this one leaves */
     } else if (e->out.local) {
         if (e->in.open) {
             weir_mbmsg_t m = {.type = WEIR_MB_BUFFER, .index = e->in.index, .buf = buf};
@@ -765,6 +824,8 @@ int weir_dataplane_grant(weir_dataplane_t *dp, const weir_chankey_t *key, uint32
     entry_t *e = reg_find(dp, key);
     if (!e || !e->in.open) {
         rc = WEIR_ENOTFOUND;
+    } else if (fenced(dp, key)) {
+        rc = 0; /* a newer attempt runs: its credits are worthless */
     } else if (e->in.local) {
         deliver_credit(e, n);
     } else {

@@ -239,6 +239,47 @@ class Cluster:
             pass
         proc.wait()
 
+    def freeze(self, proc):
+        """SIGSTOP a weir process (and its process group): it stays alive, connected and silent,
+        as in a long pause or a partition. Wake it with thaw(); stop() wakes it to end it."""
+        os.killpg(proc.pid, signal.SIGSTOP)
+
+    def thaw(self, proc):
+        """SIGCONT a process frozen with freeze()."""
+        try:
+            os.killpg(proc.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+    def taskmanager_ids(self):
+        """Ids of the task managers the job manager lists now."""
+        return [t["id"] for t in self.get("/taskmanagers")["taskmanagers"]]
+
+    def wait_taskmanager_gone(self, tm_id, timeout=60):
+        """Waits until the job manager no longer lists task manager `tm_id` (declared lost)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if tm_id not in self.taskmanager_ids():
+                return
+            time.sleep(0.05)
+        raise TestFailure(f"task manager {tm_id} still listed after {timeout} s:\n{self.log_tail()}")
+
+    def wait_taskmanager_back(self, tm_id, timeout=60):
+        """Waits until the job manager lists task manager `tm_id` (registered again)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if tm_id in self.taskmanager_ids():
+                return
+            time.sleep(0.05)
+        raise TestFailure(f"task manager {tm_id} did not register within {timeout} s:\n"
+                          f"{self.log_tail()}")
+
+    def job_taskmanagers(self, jobid):
+        """The ids of the task managers hosting a subtask of the job's current attempt."""
+        job = self.job(jobid)
+        return {st["taskmanager"] for v in job["vertices"] for st in v["subtasks"]
+                if st.get("taskmanager")}
+
     def restart_jobmanager(self):
         """Starts a new job manager process with the same configuration (after a kill)."""
         self.start_jobmanager()
@@ -355,6 +396,7 @@ class Cluster:
             if p.poll() is None:
                 try:
                     os.killpg(p.pid, signal.SIGTERM)
+                    os.killpg(p.pid, signal.SIGCONT)  # a frozen process handles SIGTERM awake
                 except ProcessLookupError:
                     pass
         for p in procs:
@@ -368,6 +410,19 @@ class Cluster:
                 p.wait()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def dir_snapshot(path):
+    """{name: (size, mtime_ns)} of every file in a directory, hidden ones included: two snapshots
+    are equal iff no file appeared, disappeared or changed in between."""
+    snap = {}
+    for name in os.listdir(path):
+        try:
+            st = os.stat(os.path.join(path, name))
+        except FileNotFoundError:
+            continue
+        snap[name] = (st.st_size, st.st_mtime_ns)
+    return snap
 
 
 def gen_text(path, n_words, seed=42):

@@ -92,6 +92,15 @@ void weir_mock_tm_heartbeat(weir_mock_tm_t *tm) {
     weir_mock_tm_send(tm, &m);
 }
 
+void weir_mock_tm_heartbeat_tasks(weir_mock_tm_t *tm, const weir_msg_task_state_t *tasks,
+                                  uint32_t n) {
+    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT,
+                    .tm_id = tm->id,
+                    .tasks = (weir_msg_task_state_t *)tasks,
+                    .n_tasks = n};
+    weir_mock_tm_send(tm, &m);
+}
+
 void weir_mock_tm_task_state(weir_mock_tm_t *tm, const char *job, uint32_t attempt, uint32_t vertex,
                              uint32_t subtask, weir_task_state_t state, const char *message,
                              const weir_task_metrics_t *metrics) {

@@ -1,9 +1,10 @@
 /* A fake task manager for job-manager tests (tests/unit/mock_tm.c, the static library
  * weir_mock_tm linked into the test_jm_* tests): a ZeroMQ DEALER whose routing id is the task
  * manager's id, speaking the control protocol of common/proto.h to a job manager's ROUTER. It
- * does only what a test tells it: register, heartbeat, wait for a message of one type (DEPLOY,
- * CANCEL, TRIGGER, NOTIFY, BLOB, UNKNOWN...), report task states, acknowledge checkpoints.
- * Protocol failures fail the calling cmocka test. One mock is used by one thread at a time. */
+ * does only what a test tells it: register, heartbeat (with or without tasks), wait for a message
+ * of one type (DEPLOY, CANCEL, TRIGGER, NOTIFY, BLOB, UNKNOWN...), report task states, acknowledge
+ * checkpoints. Protocol failures fail the calling cmocka test. One mock is used by one thread at a
+ * time. */
 #ifndef WEIR_TESTS_MOCK_TM_H
 #define WEIR_TESTS_MOCK_TM_H
 
@@ -35,6 +36,9 @@ int weir_mock_tm_expect(weir_mock_tm_t *tm, weir_msg_type_t type, weir_msg_t *ou
 
 /** Sends HEARTBEAT (no running tasks). */
 void weir_mock_tm_heartbeat(weir_mock_tm_t *tm);
+/** Sends HEARTBEAT listing @p n running tasks (as a task manager reports its live subtasks). */
+void weir_mock_tm_heartbeat_tasks(weir_mock_tm_t *tm, const weir_msg_task_state_t *tasks,
+                                  uint32_t n);
 /** Sends TASK_STATE of subtask (@p vertex, @p subtask) of (@p job, @p attempt); @p message may be
  * NULL; @p metrics NULL reports zeros. */
 void weir_mock_tm_task_state(weir_mock_tm_t *tm, const char *job, uint32_t attempt, uint32_t vertex,

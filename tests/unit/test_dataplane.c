@@ -1,7 +1,8 @@
 /* Tests of the ZeroMQ data plane (runtime/dataplane/dataplane.c): two data planes in one process on
  * 127.0.0.1 with ephemeral ports. Oracles: byte patterns generated independently on both sides
- * from the sequence number, explicit credit arithmetic, and the stats counters. Every wait is
- * bounded by a deadline so a bug fails the test instead of hanging. */
+ * from the sequence number, explicit credit arithmetic, the stats counters, and frames written by
+ * hand (the wire format of runtime/dataplane/README.md) for a peer of another attempt. Every wait
+ * is bounded by a deadline so a bug fails the test instead of hanging. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -419,6 +420,99 @@ static void test_close(void **state) {
     weir_mailbox_destroy(&rcv);
 }
 
+/* (6) attempt fencing: once attempt 2 of a job opened a channel end in a data plane, frames and
+ * credits of attempt 1 are dropped there even when they come from the channel's own peer and the
+ * channel of attempt 1 is still registered (a task of attempt 1 that is stopping); open_* of
+ * attempt 1 fails and its sends and grants go nowhere; attempt 2 is untouched. Each side is fenced
+ * while the other still runs attempt 1, so the frames are real ones from the real peer. */
+static void test_attempt_fence(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k1 = mkkey(0x7a, 1, 7), k1b = mkkey(0x7a, 1, 8), k2 = mkkey(0x7a, 2, 7);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    weir_mailbox_t *snd2 = weir_mailbox_new(), *rcv2 = weir_mailbox_new();
+    const char *addr_a = weir_dataplane_address(f->a), *addr_b = weir_dataplane_address(f->b);
+    weir_dataplane_stats_t a0, b0, a1, b1;
+
+    /* attempt 1 runs: a sends to b on k1 */
+    assert_int_equal(weir_dataplane_open_output(f->a, &k1, addr_b, snd, 0), 0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k1, addr_a, rcv, 0, 2), 0);
+    expect_credits(snd, 0, 2);
+
+    /* attempt 2 opens its input end in b only: b fences attempt 1, a does not know yet. A buffer
+     * a sends on k1 (its peer, its registered channel) is dropped at b, as a fence, not as a
+     * forgery; b's grants on k1 go nowhere; b refuses to open an end of attempt 1. */
+    weir_dataplane_get_stats(f->b, &b0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k2, addr_a, rcv2, 0, 1), 0);
+    /* its initial grant leaves on the network thread: let it go before counting */
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, credits_out), b0.credits_out + 1);
+    weir_dataplane_get_stats(f->b, &b0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k1, 100, 1)), 0);
+    wait_stat(f->b, offsetof(weir_dataplane_stats_t, dropped), b0.dropped + 1);
+    weir_dataplane_get_stats(f->b, &b1);
+    assert_int_equal(b1.frames_in - b0.frames_in, 1);
+    assert_int_equal(b1.rejected, b0.rejected);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+    assert_int_equal(weir_dataplane_grant(f->b, &k1, 1), 0);
+    weir_dataplane_get_stats(f->b, &b1);
+    assert_int_equal(b1.credits_out, b0.credits_out);
+    assert_int_equal(weir_dataplane_open_input(f->b, &k1b, addr_a, rcv, 1, 1), WEIR_ECANCELED);
+
+    /* attempt 2 opens its output end in a: a fences attempt 1 too */
+    assert_int_equal(weir_dataplane_open_output(f->a, &k2, addr_b, snd2, 0), 0);
+    expect_credits(snd2, 0, 1);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k1b, addr_b, snd, 1), WEIR_ECANCELED);
+    weir_dataplane_get_stats(f->a, &a0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k1, 10, 9)), 0);
+    weir_dataplane_get_stats(f->a, &a1);
+    assert_int_equal(a1.dropped - a0.dropped, 1);
+    assert_int_equal(a1.frames_out, a0.frames_out);
+
+    /* attempt 2 is untouched */
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k2, 64, 10)), 0);
+    weir_mbmsg_t m = pop(rcv2);
+    assert_int_equal(m.type, WEIR_MB_BUFFER);
+    check_buf(m.buf, &k2, 64, 10);
+    weir_netbuf_free(&m.buf);
+    assert_int_equal(weir_mailbox_size(rcv), 0);
+    assert_int_equal(weir_mailbox_size(snd), 0);
+
+    /* credits: the other way round, job 0x7b: a fenced, b still on attempt 1 grants on k1; the
+     * credit frame from a's peer is dropped at a and never reaches the stopping sender */
+    weir_chankey_t j1 = mkkey(0x7b, 1, 7), j2 = mkkey(0x7b, 2, 7);
+    weir_mailbox_t *snd3 = weir_mailbox_new(), *rcv3 = weir_mailbox_new(),
+                   *snd4 = weir_mailbox_new();
+    weir_dataplane_get_stats(f->a, &a0);
+    assert_int_equal(weir_dataplane_open_input(f->b, &j1, addr_a, rcv3, 0, 1), 0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &j1, addr_b, snd3, 0), 0);
+    expect_credits(snd3, 0, 1);
+    /* two credit frames reach a: b's initial grant and b's answer to a's request for the total
+     * (whichever comes second delivers nothing: the total is not ahead) */
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, credits_in), a0.credits_in + 2);
+    assert_int_equal(weir_dataplane_open_output(f->a, &j2, addr_b, snd4, 0), 0);
+    weir_dataplane_get_stats(f->a, &a0);
+    assert_int_equal(weir_dataplane_grant(f->b, &j1, 3), 0);
+    wait_stat(f->a, offsetof(weir_dataplane_stats_t, dropped), a0.dropped + 1);
+    weir_dataplane_get_stats(f->a, &a1);
+    assert_int_equal(a1.credits_in - a0.credits_in, 1);
+    assert_int_equal(a1.rejected, a0.rejected);
+    assert_int_equal(weir_mailbox_size(snd3), 0);
+
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_dataplane_close_mailbox(f->a, snd2);
+    weir_dataplane_close_mailbox(f->a, snd3);
+    weir_dataplane_close_mailbox(f->a, snd4);
+    weir_dataplane_close_mailbox(f->b, rcv);
+    weir_dataplane_close_mailbox(f->b, rcv2);
+    weir_dataplane_close_mailbox(f->b, rcv3);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&snd2);
+    weir_mailbox_destroy(&snd3);
+    weir_mailbox_destroy(&snd4);
+    weir_mailbox_destroy(&rcv);
+    weir_mailbox_destroy(&rcv2);
+    weir_mailbox_destroy(&rcv3);
+}
+
 /* Destroy with frames still queued and an unreachable peer must not leak or hang. */
 static void test_destroy_with_pending(void **state) {
     (void)state;
@@ -621,6 +715,7 @@ int main(void) {
         cmocka_unit_test(test_local_channel),  cmocka_unit_test(test_stream_window),
         cmocka_unit_test(test_close),          cmocka_unit_test(test_destroy_with_pending),
         cmocka_unit_test(test_forged_frames),  cmocka_unit_test(test_curve),
+        cmocka_unit_test(test_attempt_fence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,10 @@
  * DEALERs speaking common/proto.h). Covers validation errors, registration, slot spreading and
  * placement in DEPLOY messages, job FINISHED / FAILED / CANCELED, heartbeat loss, the slot
  * request timeout, UNKNOWN for unregistered heartbeats and BLOB requests; the REST server's bearer
- * token, body limits and the checks of its settings (weir_rest_config_load). */
+ * token, body limits and the checks of its settings (weir_rest_config_load); and attempt fencing
+ * of slots: a subtask a live task manager did not confirm stopped keeps its slot taken there, a
+ * lost task manager that comes back does not disturb the running attempt, and a task manager
+ * running a task the job manager did not deploy on it is told to cancel it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -945,6 +948,180 @@ static void test_rest_config(void **state) {
     weir_test_tmpdir_remove(dir);
 }
 
+/* ------------------------------------------------------------ attempt fencing of slots */
+
+/* slots_free of task manager @p id in GET /taskmanagers (-1 when it is not listed). */
+static int tm_slots_free(fx_t *f, const char *id) {
+    json_t *j;
+    assert_int_equal(http(f, "GET", "/taskmanagers", NULL, 0, &j), 200);
+    json_t *tms = json_object_get(j, "taskmanagers");
+    int free_slots = -1;
+    for (size_t i = 0; i < json_array_size(tms); i++)
+        if (!strcmp(jstr(json_array_get(tms, i), "id"), id))
+            free_slots =
+                (int)json_integer_value(json_object_get(json_array_get(tms, i), "slots_free"));
+    json_decref(j);
+    return free_slots;
+}
+
+typedef struct slots_wait {
+    fx_t *f;
+    const char *id;
+    int want;
+} slots_wait_t;
+
+static bool slots_are(void *arg) {
+    slots_wait_t *w = arg;
+    return tm_slots_free(w->f, w->id) == w->want;
+}
+
+/* Waits (5 s) until task manager @p id shows @p want free slots. */
+static void wait_slots_free(fx_t *f, const char *id, int want) {
+    slots_wait_t w = {.f = f, .id = id, .want = want};
+    if (!weir_test_wait_until(slots_are, &w, 5000, 10))
+        fail_msg("task manager %s: %d free slots, expected %d", id, tm_slots_free(f, id), want);
+}
+
+/* Receives @p n DEPLOYs of (@p job, @p attempt) on @p s; every one must place subtask (v, s) of
+ * slot 0 at @p slot0 and of slot 1 at @p slot1. */
+static void expect_attempt(weir_mock_tm_t *s, const char *job, uint32_t attempt, int n,
+                           const char *slot0, const char *slot1) {
+    for (int i = 0; i < n; i++) {
+        weir_msg_t m;
+        assert_int_equal(weir_mock_tm_expect(s, WEIR_MSG_DEPLOY, &m, 5000), 0);
+        assert_string_equal(m.job_id, job);
+        assert_int_equal(m.attempt, attempt);
+        assert_string_equal(m.placement[0][0], slot0);
+        assert_string_equal(m.placement[1][0], slot0);
+        assert_string_equal(m.placement[0][1], slot1);
+        weir_msg_clear(&m);
+    }
+}
+
+/* A failover whose CANCEL one live task manager never confirms: after the stop bound the job
+ * restarts on other slots, and the unconfirmed task manager's slot stays taken until it confirms
+ * (before the fix its slot was freed after the bound and the next attempt was deployed into it,
+ * beside a task of the old attempt that may still run). */
+static void test_unconfirmed_cancel_keeps_slot(void **state) {
+    fx_t *f = *state;
+    pthread_mutex_lock(&f->jm->mu);
+    f->jm->cancel_bound_ms = 300;
+    pthread_mutex_unlock(&f->jm->mu);
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    weir_mock_tm_t *c = tm_register(f, "tm-c", "tcp://c:1", 1);
+    submit(f, sha, id);
+    expect_attempt(a, id, 1, 2, "tcp://a:1", "tcp://b:1");
+    expect_attempt(b, id, 1, 1, "tcp://a:1", "tcp://b:1");
+    weir_mock_tm_task_state(b, id, 1, 0, 1, WEIR_TASK_FAILED, "boom", NULL);
+    weir_msg_t m;
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_int_equal(m.attempt, 1);
+    weir_msg_clear(&m);
+    /* tm-a stays silent about its two subtasks (one slot): attempt 2 goes to tm-b and tm-c */
+    expect_attempt(b, id, 2, 2, "tcp://b:1", "tcp://c:1");
+    expect_attempt(c, id, 2, 1, "tcp://b:1", "tcp://c:1");
+    json_t *j = get_job(f, id);
+    assert_string_equal(jstr(j, "state"), "RUNNING");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    json_decref(j);
+    assert_int_equal(tm_slots_free(f, "tm-a"), 0);
+    assert_int_equal(tm_slots_free(f, "tm-b"), 0);
+    assert_int_equal(tm_slots_free(f, "tm-c"), 0);
+    /* tm-a confirms one subtask: the slot hosts the other one too */
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    weir_mock_tm_heartbeat(a);
+    weir_mock_tm_expect(a, WEIR_MSG_HEARTBEAT_ACK, &m, 5000);
+    weir_msg_clear(&m);
+    assert_int_equal(tm_slots_free(f, "tm-a"), 0);
+    /* ... and the other: the slot is offered again */
+    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    wait_slots_free(f, "tm-a", 1);
+    j = get_job(f, id);
+    assert_string_equal(jstr(j, "state"), "RUNNING");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    json_decref(j);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
+    weir_mock_tm_close(&c);
+}
+
+/* A task manager declared lost keeps no slot; when it comes back (the new attempt already runs
+ * elsewhere) it is told to register, registers as a new instance offering its slots, and the
+ * running attempt is not disturbed. A task it still runs of the old attempt (reported in its
+ * heartbeat) draws a CANCEL and keeps its slot taken until it confirms. */
+static void test_lost_tm_returns(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    weir_mock_tm_t *c = tm_register(f, "tm-c", "tcp://c:1", 1);
+    submit(f, sha, id);
+    expect_attempt(a, id, 1, 2, "tcp://a:1", "tcp://b:1");
+    expect_attempt(b, id, 1, 1, "tcp://a:1", "tcp://b:1");
+    /* tm-b is lost (its connection goes; it may well be alive) */
+    weir_mock_tm_close(&b);
+    weir_msg_t m;
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    weir_msg_clear(&m);
+    assert_int_equal(tm_slots_free(f, "tm-b"), -1);
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    expect_attempt(a, id, 2, 2, "tcp://a:1", "tcp://c:1");
+    expect_attempt(c, id, 2, 1, "tcp://a:1", "tcp://c:1");
+
+    /* it comes back, still running its subtask of attempt 1 */
+    weir_msg_task_state_t old = {
+        .attempt = 1, .vertex = 0, .subtask = 1, .state = WEIR_TASK_RUNNING};
+    memcpy(old.job_id, id, 33);
+    b = weir_mock_tm_connect(f->zctx, f->jm->rpc_port, "tm-b");
+    weir_mock_tm_heartbeat_tasks(b, &old, 1);
+    assert_int_equal(weir_mock_tm_expect(b, WEIR_MSG_UNKNOWN, &m, 5000), 0);
+    weir_msg_clear(&m);
+    weir_msg_t reg = {.type = WEIR_MSG_REGISTER,
+                      .tm_id = "tm-b",
+                      .data_address = "tcp://b:1",
+                      .host = "127.0.0.1",
+                      .slots = 1,
+                      .pid = 42};
+    weir_mock_tm_send(b, &reg);
+    assert_int_equal(weir_mock_tm_expect(b, WEIR_MSG_REGISTERED, &m, 5000), 0);
+    weir_msg_clear(&m);
+    assert_int_equal(tm_slots_free(f, "tm-b"), 1);
+    json_t *j = get_job(f, id);
+    assert_string_equal(jstr(j, "state"), "RUNNING");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "restarts")), 1);
+    json_decref(j);
+    /* had it registered without stopping that task, its heartbeat tells: CANCEL, slot taken */
+    weir_mock_tm_heartbeat_tasks(b, &old, 1);
+    assert_int_equal(weir_mock_tm_expect(b, WEIR_MSG_CANCEL, &m, 5000), 0);
+    assert_string_equal(m.job_id, id);
+    assert_int_equal(m.attempt, 1);
+    weir_msg_clear(&m);
+    assert_int_equal(tm_slots_free(f, "tm-b"), 0);
+    /* once: the next heartbeat naming it draws no second CANCEL */
+    weir_mock_tm_heartbeat_tasks(b, &old, 1);
+    assert_int_equal(weir_mock_tm_expect(b, WEIR_MSG_HEARTBEAT_ACK, &m, 5000), 0);
+    weir_msg_clear(&m);
+    assert_int_equal(weir_mock_tm_expect(b, WEIR_MSG_CANCEL, &m, 200), -1);
+    old.state = WEIR_TASK_CANCELED;
+    weir_mock_tm_send(b, &(weir_msg_t){.type = WEIR_MSG_TASK_STATE, .tasks = &old, .n_tasks = 1});
+    wait_slots_free(f, "tm-b", 1);
+    /* the running attempt never noticed */
+    j = get_job(f, id);
+    assert_string_equal(jstr(j, "state"), "RUNNING");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "restarts")), 1);
+    json_decref(j);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
+    weir_mock_tm_close(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rest_basics, setup, teardown),
@@ -958,6 +1135,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
         cmocka_unit_test(test_rest_config),
+        cmocka_unit_test_setup_teardown(test_unconfirmed_cancel_keeps_slot, setup_ckpt, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_tm_returns, setup_ckpt, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
