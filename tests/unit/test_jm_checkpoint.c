@@ -649,27 +649,6 @@ static void test_restore_bound(void **state) {
     weir_test_tmpdir_remove(dir);
 }
 
-/* A reader that fails with errno @c err for paths containing @c match, @c fails times. */
-typedef struct flaky {
-    const char *match;
-    int err;
-    int fails;
-    int calls;
-} flaky_t;
-
-static int flaky_read(void *ctx, const char *path, uint8_t **data, size_t *len) {
-    flaky_t *f = ctx;
-    if (strstr(path, f->match)) {
-        f->calls++;
-        if (f->fails > 0) {
-            f->fails--;
-            errno = f->err;
-            return WEIR_EIO;
-        }
-    }
-    return weir_read_file(path, data, len);
-}
-
 /* Runs find_latest with stderr captured; returns its code, the log in @p log. */
 static int find_logged(const char *ckdir, uint64_t bound, const weir_store_io_t *io,
                        weir_ckpt_meta_t *m, char *err, size_t errlen, char *log, size_t logcap) {
@@ -703,8 +682,9 @@ static void test_read_errors(void **state) {
     int transient[] = {EIO, EMFILE, ENFILE, ENOMEM};
     for (int k = 0; k < 4; k++) {
         /* fails twice, then reads: chk-2 is restored, each failure logged with file and errno */
-        flaky_t f = {.match = "chk-2/_metadata", .err = transient[k], .fails = 2};
-        weir_store_io_t io = {.read = flaky_read, .ctx = &f, .attempts = 4, .backoff_ms = 1};
+        weir_test_flaky_t f = {.match = "chk-2/_metadata", .err = transient[k], .fails = 2};
+        weir_store_io_t io = {
+            .read = weir_test_flaky_read, .ctx = &f, .attempts = 4, .backoff_ms = 1};
         assert_int_equal(find_logged(ckdir, 2, &io, &m, err, sizeof err, log, sizeof log), 0);
         assert_int_equal(m.id, 2);
         assert_int_equal(f.calls, 3);
@@ -779,8 +759,8 @@ static void test_retention_pinned(void **state) {
     write_ckpt(ckdir, 5, "f", "f");
     touch(ckdir, "shared/f");
     touch(ckdir, "shared/x");
-    flaky_t f = {.match = "chk-4/_metadata", .err = EIO, .fails = 100};
-    weir_store_io_t io = {.read = flaky_read, .ctx = &f, .attempts = 2, .backoff_ms = -1};
+    weir_test_flaky_t f = {.match = "chk-4/_metadata", .err = EIO, .fails = 100};
+    weir_store_io_t io = {.read = weir_test_flaky_read, .ctx = &f, .attempts = 2, .backoff_ms = -1};
     assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, 5, NULL, 0, future, &io, &st), WEIR_EIO);
     assert_int_equal(st.shared_removed, 0);
     assert_true(exists(ckdir, "chk-4/_metadata"));
@@ -794,7 +774,7 @@ static void test_retention_pinned(void **state) {
     assert_true(exists(ckdir, "shared/f"));
     /* a pinned checkpoint that cannot be read: kept, and nothing of shared/ collected */
     write_ckpt(ckdir, 6, "a", "a");
-    flaky_t g = {.match = "chk-5/_metadata", .err = EIO, .fails = 100};
+    weir_test_flaky_t g = {.match = "chk-5/_metadata", .err = EIO, .fails = 100};
     io.ctx = &g;
     assert_int_equal(weir_ckpt_retain(ckdir, 1, 0, 5, NULL, 0, future, &io, &st), WEIR_EIO);
     assert_true(exists(ckdir, "chk-5/_metadata"));

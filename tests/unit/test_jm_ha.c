@@ -114,28 +114,6 @@ static void test_round_trip(void **state) {
 
 /* ------------------------------------------------------------ injected read errors */
 
-/* A reader that fails with errno @c err for reads of paths containing @c match, @c fails times,
- * then reads normally. */
-typedef struct flaky {
-    const char *match;
-    int err;
-    int fails;
-    int calls; /* reads of matching paths */
-} flaky_t;
-
-static int flaky_read(void *ctx, const char *path, uint8_t **data, size_t *len) {
-    flaky_t *f = ctx;
-    if (strstr(path, f->match)) {
-        f->calls++;
-        if (f->fails > 0) {
-            f->fails--;
-            errno = f->err;
-            return WEIR_EIO;
-        }
-    }
-    return weir_read_file(path, data, len);
-}
-
 static const char *SHA_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 static const char *JOB_ID = "00112233445566778899aabbccddeeff";
 
@@ -174,8 +152,9 @@ static void test_load_read_errors(void **state) {
     for (int f = 0; f < 2; f++)
         for (int k = 0; k < 4; k++) {
             /* two failures, then the read works: the job and its pointer are loaded */
-            flaky_t fl = {.match = files[f], .err = transient[k], .fails = 2};
-            weir_store_io_t io = {.read = flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
+            weir_test_flaky_t fl = {.match = files[f], .err = transient[k], .fails = 2};
+            weir_store_io_t io = {
+                .read = weir_test_flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
             assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), 0);
             assert_int_equal(fl.calls, 3);
             assert_int_equal(n, 1);
@@ -196,8 +175,8 @@ static void test_load_read_errors(void **state) {
                 fail_msg("error '%s' does not contain '%s'", err, expect);
         }
     /* a non-transient error is not retried, and not taken for a corrupt record either */
-    flaky_t fl = {.match = "job.json", .err = EACCES, .fails = 1};
-    weir_store_io_t io = {.read = flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
+    weir_test_flaky_t fl = {.match = "job.json", .err = EACCES, .fails = 1};
+    weir_store_io_t io = {.read = weir_test_flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
     assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), WEIR_EIO);
     assert_int_equal(fl.calls, 1);
     assert_non_null(strstr(err, "Permission denied (errno 13)"));

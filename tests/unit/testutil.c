@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <errno.h>
 
+#include "common/err.h"
 #include "common/util.h"
 
 char *weir_test_tmpdir(const char *name) {
@@ -90,4 +92,17 @@ void weir_test_plugin_path(weir_test_plugin_kind_t kind, const char *file, char 
     snprintf(out, cap, "%s/%s", dir, file);
     if (!exists(out))
         fail_msg("plugin %s not found (set WEIR_BUILD)", out);
+}
+
+int weir_test_flaky_read(void *ctx, const char *path, uint8_t **data, size_t *len) {
+    weir_test_flaky_t *f = ctx;
+    if (strstr(path, f->match)) {
+        f->calls++;
+        if (f->fails > 0) {
+            f->fails--;
+            errno = f->err;
+            return WEIR_EIO;
+        }
+    }
+    return weir_read_file(path, data, len);
 }

@@ -34,4 +34,15 @@ void weir_test_plugin_dir(weir_test_plugin_kind_t kind, char *out, size_t cap);
  * file does not exist. */
 void weir_test_plugin_path(weir_test_plugin_kind_t kind, const char *file, char *out, size_t cap);
 
+/** A reader (the signature of jobmanager/store_io.h's injectable reader) that fails with errno
+ * @c err (returning WEIR_EIO) for paths containing @c match, @c fails times, then reads normally
+ * with weir_read_file; @c calls counts the reads of matching paths. */
+typedef struct weir_test_flaky {
+    const char *match;
+    int err;
+    int fails;
+    int calls;
+} weir_test_flaky_t;
+int weir_test_flaky_read(void *ctx, const char *path, uint8_t **data, size_t *len);
+
 #endif
