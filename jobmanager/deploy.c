@@ -2,9 +2,10 @@
  * iteration: every CREATED job, and every RESTARTING job whose restart delay passed and that holds
  * no slots, asks the scheduler (scheduler.h) for its slots; when they are found the attempt's
  * restore point is looked up (checkpointing.c; a job whose checkpoint is gone fails), its HA record
- * is rewritten with the attempt (ha_jobs.c), the slots are taken and a DEPLOY goes to every
- * subtask; otherwise the job waits ("waiting for task slots: ...") and fails after
- * slot.request.timeout (counted from submission, or from the end of the restart delay).
+ * is rewritten with the attempt (ha_jobs.c; a restart whose record cannot be written stays
+ * RESTARTING and tries again 2 s later), the slots are taken and a DEPLOY goes to every subtask;
+ * otherwise the job waits ("waiting for task slots: ...") and fails after slot.request.timeout
+ * (counted from submission, or from the end of the restart delay).
  *
  * Invariants: a task manager's slots_free = slots_total - slots of jobs with slots_held that name
  * its seq (taken here on deployment, given back by weir__jm_release_slots_locked) - slots of its
@@ -72,7 +73,6 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
         }
     job->state = WEIR_JOB_RUNNING;
     weir__jm_set_str(&job->message, NULL);
-    weir__jm_ha_write_job(jm, job); /* the attempt, before any task of it runs */
     for (uint32_t v = 0; v < job->n_vertices; v++)
         for (uint32_t s = 0; s < job->parallelism[v]; s++) {
             const weir_ckpt_task_t *rt = meta && meta->id ? restore_task(meta, v, s) : NULL;
@@ -160,6 +160,21 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
                 weir__jm_set_str(&job->message, err);
                 job->end_ms = weir_wall_ms();
                 WEIR_WARN(COMP, "job %s (%s) FAILED: %s", job->id, job->name, err);
+                continue;
+            }
+            /* the attempt in the HA record before any task of it runs: a job manager that takes
+             * over must never reuse an attempt number (task managers and data planes fence by it)
+             */
+            if (weir__jm_ha_write_job(jm, job, err, sizeof err) != 0 && restarting) {
+                job->attempt--;
+                job->restart_at_ns = now + 2000000000LL;
+                weir_ckpt_meta_clear(&meta);
+                char msg[1200];
+                weir_fmt(msg, sizeof msg, "cannot record attempt %u in the HA store: %s",
+                         job->attempt + 1, err);
+                weir__jm_set_str(&job->message, msg);
+                WEIR_WARN(COMP, "job %s (%s) stays RESTARTING, trying again in 2 s: %s", job->id,
+                          job->name, msg);
                 continue;
             }
             free(job->ha_pointer);

@@ -25,9 +25,9 @@
 
 #define COMP "jobmanager"
 
-void weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job) {
+int weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr, size_t errlen) {
     if (!jm->ha_dir)
-        return;
+        return 0;
     weir_ha_job_t h = {.name = job->name,
                        .graph_json = job->graph_text,
                        .args = job->args,
@@ -38,11 +38,11 @@ void weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job) {
                        .submit_ms = job->start_ms};
     memcpy(h.id, job->id, sizeof h.id);
     memcpy(h.plugin, job->plugin, sizeof h.plugin);
-    char err[512];
-    if (weir_ha_save_job(jm->ha_dir, &h, err, sizeof err) != 0)
-        WEIR_ERROR(COMP, "%s", err);
-    else
-        job->ha_saved = true;
+    int rc = weir_ha_save_job(jm->ha_dir, &h, errstr, errlen);
+    if (rc != 0)
+        return rc;
+    job->ha_saved = true;
+    return 0;
 }
 
 int weir__jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
@@ -61,8 +61,10 @@ int weir__jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *er
     free(data);
     if (rc != 0)
         return rc;
-    weir__jm_ha_write_job(jm, job);
-    return job->ha_saved ? 0 : WEIR_EIO;
+    rc = weir__jm_ha_write_job(jm, job, errstr, errlen);
+    if (rc != 0)
+        WEIR_ERROR(COMP, "%s", errstr);
+    return rc;
 }
 
 void weir__jm_ha_remove_ended_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {

@@ -88,8 +88,8 @@ void weir__jm_tm_count_slots_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm);
 int weir__jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
                              size_t errlen);
 /** Writes the job's job.json (attempt included; ha_saved on success). No-op without HA. With
- * jm->mu held once the job is in the table. */
-void weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job);
+ * jm->mu held once the job is in the table. @returns 0, or an error with one line in errstr. */
+int weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr, size_t errlen);
 /** Removes the HA entry of a job that ended. */
 void weir__jm_ha_remove_ended_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
 /** Adds every job of the HA store to the table as RESTARTING. @returns 0 or a negative error. */

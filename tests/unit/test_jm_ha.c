@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <zmq.h>
 
 #include <cmocka.h>
@@ -371,12 +372,62 @@ static void test_jm_pointer_failure(void **state) {
     jm_stop(&f);
 }
 
+/* The attempt is in the HA record before any task of it runs: a restart whose job.json cannot be
+ * written is not deployed (a job manager taking over would reuse the attempt number, which task
+ * managers and data planes fence by); it stays RESTARTING and deploys once the record is written.
+ */
+static void test_jm_attempt_record_failure(void **state) {
+    (void)state;
+    jmfx_t f = {0};
+    jm_start(&f);
+    weir_mock_tm_t *tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
+    char op[64];
+    assert_int_equal(expect_deploy(tm, 2, op), 0);
+    weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+
+    /* job.json cannot be written any more (a directory takes its name); the task fails */
+    char p[800], keep[820];
+    snprintf(p, sizeof p, "%s/jobs/%s/job.json", f.ha, JOB_ID);
+    snprintf(keep, sizeof keep, "%s.keep", p);
+    assert_int_equal(rename(p, keep), 0);
+    assert_int_equal(mkdir(p, 0755), 0);
+    weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_FAILED, "boom", NULL);
+    weir_msg_t m;
+    int got = weir_mock_tm_expect(tm, WEIR_MSG_DEPLOY, &m, 1500);
+    if (got == 0) {
+        uint32_t attempt = m.attempt;
+        weir_msg_clear(&m);
+        fail_msg("attempt %u was deployed although the HA record could not name it", attempt);
+    }
+    pthread_mutex_lock(&f.jm->mu);
+    weir_jm_job_t *job = weir__jm_find_job_locked(f.jm, JOB_ID);
+    assert_non_null(job);
+    assert_int_equal(job->state, WEIR_JOB_RESTARTING);
+    assert_int_equal(job->attempt, 2);
+    assert_non_null(job->message);
+    assert_non_null(strstr(job->message, "cannot record attempt 3 in the HA store"));
+    pthread_mutex_unlock(&f.jm->mu);
+
+    /* the record can be written again: attempt 3 is deployed, and job.json names it */
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(rename(keep, p), 0);
+    assert_int_equal(expect_deploy(tm, 3, op), 0);
+    json_error_t jerr;
+    json_t *rec = json_load_file(p, 0, &jerr);
+    assert_non_null(rec);
+    assert_int_equal(json_integer_value(json_object_get(rec, "attempt")), 3);
+    json_decref(rec);
+    weir_mock_tm_close(&tm);
+    jm_stop(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_load_read_errors),
         cmocka_unit_test(test_pointer_write_fails),
         cmocka_unit_test(test_jm_pointer_failure),
+        cmocka_unit_test(test_jm_attempt_record_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
