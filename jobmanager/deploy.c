@@ -165,7 +165,10 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
             /* the attempt in the HA record before any task of it runs: a job manager that takes
              * over must never reuse an attempt number (task managers and data planes fence by it)
              */
-            if (weir__jm_ha_write_job(jm, job, err, sizeof err) != 0 && restarting) {
+            int hrc = weir__jm_ha_write_job(jm, job, err, sizeof err);
+            if (hrc != 0 && !restarting) {
+                WEIR_ERROR(COMP, "%s", err); /* attempt 1 is in the record written at submission */
+            } else if (hrc != 0) {
                 job->attempt--;
                 job->restart_at_ns = now + 2000000000LL;
                 weir_ckpt_meta_clear(&meta);
