@@ -59,9 +59,8 @@ size_t weir_kproto_enc_find_coordinator(uint8_t *buf, size_t cap, int32_t corr,
 size_t weir_kproto_enc_end_txn(uint8_t *buf, size_t cap, int32_t corr, const char *client_id,
                                const char *txn_id, int64_t producer_id, int16_t producer_epoch,
                                bool commit);
-size_t weir_kproto_enc_describe_txns(uint8_t *buf, size_t cap, int32_t corr,
-                                     const char *client_id, const char *const *txn_ids,
-                                     size_t n);
+size_t weir_kproto_enc_describe_txns(uint8_t *buf, size_t cap, int32_t corr, const char *client_id,
+                                     const char *const *txn_ids, size_t n);
 size_t weir_kproto_enc_list_txns(uint8_t *buf, size_t cap, int32_t corr, const char *client_id,
                                  const char *const *states, size_t n_states);
 
@@ -74,8 +73,7 @@ typedef struct weir_kproto_api_range {
 int weir_kproto_dec_api_versions(const uint8_t *p, size_t len, int32_t corr, int16_t *error,
                                  weir_kproto_api_range_t *ranges, size_t cap, size_t *n);
 int weir_kproto_dec_find_coordinator(const uint8_t *p, size_t len, int32_t corr, int16_t *error,
-                                     int32_t *node_id, char *host, size_t host_cap,
-                                     int32_t *port);
+                                     int32_t *node_id, char *host, size_t host_cap, int32_t *port);
 int weir_kproto_dec_end_txn(const uint8_t *p, size_t len, int32_t corr, int16_t *error);
 /** Calls @p fn for each transaction state in the response (stops and returns its non-zero
  * value). */

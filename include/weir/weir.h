@@ -163,6 +163,19 @@ weir_stream_t *weir_source_datagen(weir_job_t *job, const char *name,
  */
 weir_stream_t *weir_source_file(weir_job_t *job, const char *name, const char *path, double rate);
 
+/**
+ * @brief Kafka source (docs/kafka.md): the records of a topic list or pattern, partitions
+ * assigned to subtasks deterministically, offsets in checkpoints, read_committed by default.
+ * Each record's key is the Kafka key (per "key.format"), its value the Kafka value as msgpack
+ * (per "value.format": raw -> bin, string -> str, json -> the JSON as msgpack), its timestamp
+ * the Kafka record timestamp.
+ * @param options key, value, key, value, ..., NULL: Flink-style connector options, e.g.
+ *   "bootstrap.servers", "topic" (comma-separated) or "topic-pattern", "group.id",
+ *   "scan.startup.mode" (earliest-offset, latest-offset, group-offsets, timestamp),
+ *   "scan.bounded.mode" (unbounded, latest-offset), "properties.<librdkafka key>". Unknown or
+ *   malformed options are refused when the job is submitted.
+ */
+weir_stream_t *weir_source_kafka(weir_job_t *job, const char *name, const char *const *options);
 /** @brief A user generator source (see weir_generator_fn). */
 weir_stream_t *weir_source_generator(weir_job_t *job, const char *name, uint64_t count, double rate,
                                      weir_generator_fn fn, void *udata);
@@ -203,6 +216,16 @@ weir_stream_t *weir_reduce(weir_stream_t *keyed, const char *name, weir_reduce_f
  * finished files.
  */
 weir_stream_t *weir_sink_file(weir_stream_t *in, const char *name, const char *dir);
+/**
+ * Kafka sink (docs/kafka.md): each record to a topic; the Kafka key is the record's key (per
+ * "key.format"), the value the record's value (per "value.format": raw, string, json).
+ * @param options key, value, ..., NULL, e.g. "bootstrap.servers", "topic",
+ *   "sink.delivery-guarantee" (none, at-least-once, exactly-once: one Kafka transaction per
+ *   checkpoint, committed when the checkpoint completes), "sink.transactional-id-prefix",
+ *   "transaction.timeout.ms", "sink.partitioner" (default, fixed, round-robin),
+ *   "properties.<librdkafka key>".
+ */
+weir_stream_t *weir_sink_kafka(weir_stream_t *in, const char *name, const char *const *options);
 /** Print sink: the task manager's stdout, each line prefixed with "<subtask+1>> ". */
 weir_stream_t *weir_sink_print(weir_stream_t *in, const char *name);
 /** Discards records (counts them). */

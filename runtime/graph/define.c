@@ -141,6 +141,50 @@ weir_stream_t *weir_source_file(weir_job_t *job, const char *name, const char *p
     return new_stream(job, n->id);
 }
 
+/* Largest number of options of one Kafka node, and of one option's key or value in bytes. */
+#define MAX_OPTIONS 256u
+#define MAX_OPTION_LEN 4096u
+
+/* Copies the NULL-terminated (key, value) list @p options of @p api into node @p n. */
+static void set_options(weir_job_t *job, weir_node_t *n, const char *api,
+                        const char *const *options) {
+    uint32_t count = 0;
+    if (options)
+        while (options[2 * count] && count < MAX_OPTIONS + 1) {
+            if (!options[2 * count + 1]) {
+                weir_job_error(job,
+                               "%s '%s': option '%s' has no value: options are key, value "
+                               "pairs ending with NULL",
+                               api, n->name, options[2 * count]);
+                return;
+            }
+            count++;
+        }
+    if (count > MAX_OPTIONS) {
+        weir_job_error(job, "%s '%s': more than %u options", api, n->name, MAX_OPTIONS);
+        return;
+    }
+    n->options = weir_job_alloc(job, (2 * (size_t)count + 1) * sizeof *n->options);
+    for (uint32_t i = 0; i < 2 * count; i++) {
+        if (strlen(options[i]) > MAX_OPTION_LEN || (i % 2 == 0 && !*options[i])) {
+            weir_job_error(job, "%s '%s': option %s %u is empty or longer than %u bytes", api,
+                           n->name, i % 2 ? "value" : "key", i / 2, MAX_OPTION_LEN);
+            return;
+        }
+        n->options[i] = weir__graph_strdup(job, options[i]);
+        weir__graph_check_text(job, api, n->options[i]);
+    }
+    n->n_options = count;
+}
+
+weir_stream_t *weir_source_kafka(weir_job_t *job, const char *name, const char *const *options) {
+    if (!job)
+        return NULL;
+    weir_node_t *n = weir__graph_add_node(job, WEIR_OP_SOURCE_KAFKA, name);
+    set_options(job, n, "weir_source_kafka", options);
+    return new_stream(job, n->id);
+}
+
 weir_stream_t *weir_source_generator(weir_job_t *job, const char *name, uint64_t count, double rate,
                                      weir_generator_fn fn, void *udata) {
     if (!job)
@@ -246,6 +290,13 @@ weir_stream_t *weir_sink_file(weir_stream_t *in, const char *name, const char *d
         n->path = weir__graph_strdup(s->job, dir ? dir : "");
         weir__graph_check_text(s->job, "weir_sink_file directory", n->path);
     }
+    return s;
+}
+
+weir_stream_t *weir_sink_kafka(weir_stream_t *in, const char *name, const char *const *options) {
+    weir_stream_t *s = sink(in, WEIR_OP_SINK_KAFKA, name, NULL, NULL);
+    if (s)
+        set_options(s->job, &s->job->nodes[s->node], "weir_sink_kafka", options);
     return s;
 }
 

@@ -90,6 +90,8 @@ static const char *const kind_names[WEIR_OP__COUNT] = {
     [WEIR_OP_SINK_PRINT] = "sink_print",
     [WEIR_OP_SINK_BLACKHOLE] = "sink_blackhole",
     [WEIR_OP_SINK_CUSTOM] = "sink",
+    [WEIR_OP_SOURCE_KAFKA] = "source_kafka",
+    [WEIR_OP_SINK_KAFKA] = "sink_kafka",
 };
 
 static const char *const part_names[] = {"forward", "rebalance", "hash", "broadcast"};
@@ -113,14 +115,23 @@ const char *weir_state_kind_name(weir_state_kind_t kind) {
     return state_names[kind];
 }
 
+const char *weir_node_option(const weir_node_t *n, const char *key) {
+    const char *v = NULL;
+    for (uint32_t i = 0; i < n->n_options; i++)
+        if (strcmp(n->options[2 * i], key) == 0)
+            v = n->options[2 * i + 1];
+    return v;
+}
+
 bool weir_op_is_source(weir_op_kind_t kind) {
     return kind == WEIR_OP_SOURCE_DATAGEN || kind == WEIR_OP_SOURCE_FILE ||
-           kind == WEIR_OP_SOURCE_GENERATOR;
+           kind == WEIR_OP_SOURCE_GENERATOR || kind == WEIR_OP_SOURCE_KAFKA;
 }
 
 bool weir_op_is_sink(weir_op_kind_t kind) {
     return kind == WEIR_OP_SINK_FILE || kind == WEIR_OP_SINK_PRINT ||
-           kind == WEIR_OP_SINK_BLACKHOLE || kind == WEIR_OP_SINK_CUSTOM;
+           kind == WEIR_OP_SINK_BLACKHOLE || kind == WEIR_OP_SINK_CUSTOM ||
+           kind == WEIR_OP_SINK_KAFKA;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -45,6 +45,8 @@ typedef enum weir_op_kind {
     WEIR_OP_SINK_PRINT,
     WEIR_OP_SINK_BLACKHOLE,
     WEIR_OP_SINK_CUSTOM,
+    WEIR_OP_SOURCE_KAFKA,
+    WEIR_OP_SINK_KAFKA,
     WEIR_OP__COUNT
 } weir_op_kind_t;
 
@@ -75,6 +77,10 @@ typedef struct weir_node {
     char *path;     /* file source input / file sink directory */
     double rate;    /* file source / generator: records per second, 0 = unlimited */
     uint64_t count; /* generator: number of events, 0 = unbounded */
+    /* Kafka source/sink: option pairs (key, value) as given to weir_source_kafka/weir_sink_kafka;
+     * connectors/kafka/ interprets them (docs/kafka.md) */
+    const char **options; /* 2 * n_options strings in the job's arena */
+    uint32_t n_options;
     weir_state_decl_t *states;
     uint32_t n_states;
     uint32_t cap_states;
@@ -154,6 +160,8 @@ int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, c
                                size_t errlen);
 
 const char *weir_op_kind_name(weir_op_kind_t kind);
+/** The value of option @p key of a Kafka node (the last one given wins), NULL when absent. */
+const char *weir_node_option(const weir_node_t *n, const char *key);
 const char *weir_part_name(weir_part_t part);
 const char *weir_state_kind_name(weir_state_kind_t kind);
 /** True for source kinds / sink kinds. */

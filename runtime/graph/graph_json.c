@@ -52,6 +52,15 @@ static json_t *node_config_json(const weir_node_t *n) {
         return json_pack("{s:o, s:f}", "count", u64_json(n->count), "rate", n->rate);
     case WEIR_OP_SINK_FILE:
         return json_pack("{s:s}", "path", n->path ? n->path : "");
+    case WEIR_OP_SOURCE_KAFKA:
+    case WEIR_OP_SINK_KAFKA: {
+        /* an array of [key, value] pairs: keeps order and repeated keys as given */
+        json_t *opts = json_array();
+        for (uint32_t i = 0; i < n->n_options; i++)
+            json_array_append_new(opts,
+                                  json_pack("[s, s]", n->options[2 * i], n->options[2 * i + 1]));
+        return json_pack("{s:o}", "options", opts);
+    }
     default:
         return json_object();
     }
@@ -150,6 +159,38 @@ static int get_rate(const json_t *obj, const char *what, double *out, char *errs
     return weir_json_real(obj, what, "rate", false, 0, 0, out, errstr, errlen);
 }
 
+/* Bounds of a Kafka node's options in graph JSON (as define.c's). */
+#define JSON_MAX_OPTIONS 256u
+#define JSON_MAX_OPTION_LEN 4096u
+
+static int parse_options(weir_job_t *job, weir_node_t *n, const json_t *cfg, const char *what,
+                         char *errstr, size_t errlen) {
+    const json_t *opts = NULL;
+    int rc = weir_json_array(cfg, what, "options", true, &opts, errstr, errlen);
+    if (rc)
+        return rc;
+    size_t count = json_array_size(opts);
+    if (count > JSON_MAX_OPTIONS)
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: more than %u options", what,
+                         JSON_MAX_OPTIONS);
+    n->options = weir_job_alloc(job, (2 * count + 1) * sizeof *n->options);
+    for (size_t i = 0; i < count; i++) {
+        const json_t *pair = json_array_get(opts, i);
+        for (size_t j = 0; j < 2; j++) {
+            const json_t *v = json_array_get(pair, j);
+            if (json_array_size(pair) != 2 || !json_is_string(v) ||
+                (j == 0 && !*json_string_value(v)) || json_string_length(v) > JSON_MAX_OPTION_LEN)
+                return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                 "%s: \"options\"[%zu] must be a [key, value] pair of strings "
+                                 "(the key not empty) of at most %u bytes",
+                                 what, i, JSON_MAX_OPTION_LEN);
+            n->options[2 * i + j] = weir__graph_strdup(job, json_string_value(v));
+        }
+    }
+    n->n_options = (uint32_t)count;
+    return 0;
+}
+
 static int parse_config(weir_job_t *job, weir_node_t *n, const json_t *cfg, const char *what,
                         char *errstr, size_t errlen) {
     int rc = 0;
@@ -190,6 +231,9 @@ static int parse_config(weir_job_t *job, weir_node_t *n, const json_t *cfg, cons
             return rc;
         n->path = weir__graph_strdup(job, s);
         return 0;
+    case WEIR_OP_SOURCE_KAFKA:
+    case WEIR_OP_SINK_KAFKA:
+        return parse_options(job, n, cfg, what, errstr, errlen);
     default:
         return 0;
     }

@@ -41,6 +41,8 @@ static bool is_connector_kind(weir_op_kind_t k) {
     case WEIR_OP_SINK_FILE:
     case WEIR_OP_SINK_PRINT:
     case WEIR_OP_SINK_BLACKHOLE:
+    case WEIR_OP_SOURCE_KAFKA:
+    case WEIR_OP_SINK_KAFKA:
         return true;
     default:
         return false;
