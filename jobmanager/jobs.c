@@ -29,6 +29,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "jobmanager/txguard.h"
 #include "jobmanager/jobmanager_int.h"
 #include "jobmanager/scheduler.h"
 
@@ -164,6 +165,17 @@ weir_jm_job_t *weir__jm_job_new(weir_jobmanager_t *jm, const char *sha, const ch
         weir_fmt(errstr, errlen, "the job graph has no operators");
         goto fail;
     }
+    const weir_restart_cfg_t *rs = &jm->restart_cfg;
+    weir_txguard_cfg_t guard = {.checkpointing = jm->ckcfg.enabled,
+                                .interval_ms = jm->ckcfg.interval_ms,
+                                .timeout_ms = jm->ckcfg.timeout_ms,
+                                .heartbeat_timeout_ms = jm->hb_timeout_ms,
+                                .restart_delay_ms =
+                                    rs->type == WEIR_RESTART_EXPONENTIAL_DELAY ? rs->max_backoff_ms
+                                    : rs->type == WEIR_RESTART_FIXED_DELAY     ? rs->delay_ms
+                                                                               : 0};
+    if (weir_txguard_check(job->dag, &guard, errstr, errlen) != 0)
+        goto fail;
     job->graph = json_deep_copy(graph);
     job->graph_text = job->graph ? json_dumps(job->graph, JSON_COMPACT) : NULL;
     job->name = strdup(job->dag->name ? job->dag->name : "unnamed");
