@@ -26,6 +26,7 @@
 #include "common/curve.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "connectors/registry.h"
 #include "runtime/graph/graph.h"
 #include "runtime/graph/plugin.h"
 #include "weir/host.h"
@@ -257,8 +258,9 @@ static int build_graph(const cli_t *c, weir_plugin_t **plugin, weir_job_t **job)
         return 1;
     }
     *job = weir_plugin_build(*plugin, c->n_pos, c->pos, default_parallelism(c), err, sizeof(err));
-    if (!*job) {
+    if (!*job || weir_connectors_validate(*job, err, sizeof(err)) != 0) {
         fprintf(stderr, "weir: %s\n", err);
+        weir_graph_destroy(job);
         weir_plugin_close(plugin);
         return 1;
     }

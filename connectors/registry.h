@@ -11,4 +11,9 @@
  * @returns 0, or WEIR_EINVAL (+ errstr) for a kind that is not a connector. */
 int weir_connector_create(weir_operator_t *op, char *errstr, size_t errlen);
 
+/** Checks the connector options of every node of @p job as at submission, without connecting
+ * anywhere (the CLI calls it after define()). @returns 0, or WEIR_EINVAL with one line naming
+ * the operator and the option. */
+int weir_connectors_validate(const weir_job_t *job, char *errstr, size_t errlen);
+
 #endif

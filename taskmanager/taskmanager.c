@@ -130,6 +130,9 @@ struct weir_taskmanager {
 
     int64_t hb_interval_ns, hb_timeout_ns;
     int64_t last_hb_ns, last_contact_ns;
+    /* The lease tasks check (weir_ctx_lease_valid): weir_now_ns() of the last message from the
+     * job manager while registered, 0 while not registered; written by the loop thread only. */
+    _Atomic int64_t lease_from_ns;
     bool registered;
     bool stopping;            /* re-registering: waiting for the old tasks to stop */
     int64_t stop_started_ns;  /* stopping: since when */
@@ -501,6 +504,11 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.credits_per_channel = tm->credits;
     spec.state_cache_bytes = tm->cache_bytes;
     spec.on_state = on_task_state;
+    spec.lease_from_ns = &tm->lease_from_ns;
+    /* the job manager declares a task manager lost after heartbeat.timeout of silence */
+    spec.lease_ns = tm->hb_timeout_ns - tm->hb_interval_ns > tm->hb_interval_ns
+                        ? tm->hb_timeout_ns - tm->hb_interval_ns
+                        : tm->hb_interval_ns;
     spec.cb_arg = tm;
     spec.checkpoint_mode = d->checkpoint_mode;
     spec.checkpoint_dir = d->checkpoint_dir;
@@ -710,6 +718,7 @@ static void on_notify(weir_taskmanager_t *tm, const weir_msg_t *m) {
  * task and drop pending deploys; REGISTER goes out once they stopped (finish_stopping). */
 static void reregister(weir_taskmanager_t *tm, const char *why) {
     tm->registered = false;
+    atomic_store_explicit(&tm->lease_from_ns, 0, memory_order_relaxed);
     if (tm->stopping)
         return;
     tm->stopping = true;
@@ -780,10 +789,13 @@ static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t l
         return;
     }
     tm->last_contact_ns = weir_now_ns();
+    if (tm->registered && !tm->stopping)
+        atomic_store_explicit(&tm->lease_from_ns, tm->last_contact_ns, memory_order_relaxed);
     switch (m.type) {
     case WEIR_MSG_REGISTERED:
         if (tm->stopping)
             break; /* answers a REGISTER sent before the tasks were stopped: a new one follows */
+        atomic_store_explicit(&tm->lease_from_ns, tm->last_contact_ns, memory_order_relaxed);
         if (!tm->registered)
             WEIR_INFO(COMP, "registered at %s as %s with %u slots, data at %s", tm->jm_endpoint,
                       tm->id, tm->slots, weir_dataplane_address(tm->dp));

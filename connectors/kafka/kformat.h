@@ -39,8 +39,8 @@ int weir__kformat_to_msgpack(weir_kformat_t f, const void *data, size_t len, msg
 int weir__kformat_key(weir_kformat_t f, const void *data, size_t len, weir_kformat_buf_t *out,
                       char *errstr, size_t errlen);
 
-/** A msgpack value (record value) -> Kafka bytes. Sets *out/*out_len to point into @p value
- * (raw, string of str/bin) or into @p buf. @returns 0, or WEIR_EINVAL with a reason. */
+/** A msgpack value (record value) -> Kafka bytes. Sets *out and *out_len to point into @p value
+ * (raw, or string of a str or bin) or into @p buf. @returns 0, or WEIR_EINVAL with a reason. */
 int weir__kformat_from_msgpack(weir_kformat_t f, const void *value, size_t value_len,
                                weir_kformat_buf_t *buf, const void **out, size_t *out_len,
                                char *errstr, size_t errlen);

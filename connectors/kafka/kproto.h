@@ -98,6 +98,12 @@ weir_kclient_t *weir_kclient_new(const char *bootstrap, const char *client_id, i
                                  char *errstr, size_t errlen);
 void weir_kclient_free(weir_kclient_t *c);
 
+/** Api key of EndTxn, as passed to the hook below. */
+#define WEIR_KPROTO_API_END_TXN 26
+/** Called after a request was sent and before its answer is read (kill points in tests). */
+typedef void (*weir_kclient_hook_fn)(void *arg, int16_t api_key);
+void weir_kclient_set_hook(weir_kclient_t *c, weir_kclient_hook_fn after_send, void *arg);
+
 /** EndTxn for @p txn_id with the given producer id and epoch, sent to the transaction's
  * coordinator (FindCoordinator, cached; re-resolved on NOT_COORDINATOR / COORDINATOR_*; retried
  * on CONCURRENT_TRANSACTIONS and COORDINATOR_LOAD_IN_PROGRESS until the timeout).

@@ -195,6 +195,18 @@ uint32_t weir_ctx_attempt(const weir_ctx_t *ctx) {
     return ctx->task->attempt;
 }
 
+bool weir_ctx_lease_valid(const weir_ctx_t *ctx, int64_t *silent_ms) {
+    const weir_task_t *t = ctx->task;
+    if (!t || !t->lease_from_ns) {
+        *silent_ms = 0;
+        return true;
+    }
+    int64_t from = atomic_load_explicit(t->lease_from_ns, memory_order_relaxed);
+    int64_t silent = from ? weir_now_ns() - from : INT64_MAX;
+    *silent_ms = from ? silent / 1000000 : -1;
+    return silent < t->lease_ns;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Keyed state: forwards to the backend with the node's column offset                       */
 /* ---------------------------------------------------------------------------------------- */

@@ -361,6 +361,8 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
         t->restore_handle = weir_xstrdup(spec->restore_keyed_handle);
     t->incremental = spec->incremental;
     t->kp = spec->killpoint;
+    t->lease_from_ns = spec->lease_from_ns;
+    t->lease_ns = spec->lease_ns;
     t->send = spec->send;
     t->send_arg = spec->send_arg;
     t->create_connector = spec->create_connector;

@@ -78,6 +78,14 @@ void weir_ctx_killpoint(weir_ctx_t *ctx, const char *point);
 const char *weir_ctx_job_id(const weir_ctx_t *ctx);
 uint32_t weir_ctx_attempt(const weir_ctx_t *ctx);
 
+/** The task manager's lease: false once it has not heard from the job manager for longer than
+ * heartbeat.timeout - heartbeat.interval while registered (*silent_ms says how long; -1 = not
+ * registered). Such a task manager may have been declared lost while frozen (SIGSTOP, a long
+ * pause, a partition), and a newer attempt may already run elsewhere: a sink checks the lease
+ * before it takes over something a newer attempt may own (the Kafka sink before InitProducerId)
+ * and fails instead. Always true outside a task manager. Implemented by the task runtime. */
+bool weir_ctx_lease_valid(const weir_ctx_t *ctx, int64_t *silent_ms);
+
 /** Sets op->vt/op->impl for a connector kind (sources, file/print/blackhole sinks). The task
  * runtime knows no connector: the host passes one of these in weir_task_spec_t (the task manager
  * passes weir_connector_create from connectors/registry.c). @returns 0, or WEIR_EINVAL for a kind

@@ -8,6 +8,7 @@
 #ifndef WEIR_RUNTIME_TASK_H
 #define WEIR_RUNTIME_TASK_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,11 @@ typedef struct weir_task_spec {
     weir_task_send_cb send;           /* ACK / DECLINE; NULL = dropped */
     void *send_arg;
     weir_connector_factory_fn create_connector; /* builds sources and connector sinks */
+    /* The task manager's lease (weir_ctx_lease_valid): the weir_now_ns() time of the last message
+     * from the job manager while registered (0 = none), and how long it holds. NULL = always
+     * valid (no task manager). */
+    const _Atomic int64_t *lease_from_ns;
+    int64_t lease_ns;
 } weir_task_spec_t;
 
 /** Starts the subtask thread. @returns NULL + errstr when the chain cannot be built. */

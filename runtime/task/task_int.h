@@ -151,6 +151,8 @@ struct weir_task {
     char *restore_handle;
     bool incremental;
     weir_killpoint_t *kp;
+    const _Atomic int64_t *lease_from_ns; /* from the spec; NULL = always valid */
+    int64_t lease_ns;
     void (*send)(void *arg, const weir_msg_t *msg);
     void *send_arg;
     weir_connector_factory_fn create_connector; /* from the spec; NULL = no connectors */
