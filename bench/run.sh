@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
-#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint all
+#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint kafka all
 # Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000),
-#              KEYED_EVENTS (default 20,000,000), CURVE=1 (ZeroMQ CURVE on the control and data
+#              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 2,000,000), CURVE=1 (ZeroMQ CURVE on the control and data
 #              planes; results named <name>-curve).
 # Prints one RESULT line per run and one <name>-median line per benchmark.
 set -euo pipefail
@@ -15,6 +15,8 @@ name="${1:-all}"
 if [ "$name" = all ]; then
   for n in q0 q1 q2 keyed-count; do python3 "$here/bench.py" "$n" "$runs"; done
   python3 "$here/checkpoint_bench.py" "$runs"
+elif [ "$name" = kafka ]; then
+  python3 "$here/kafka_bench.py" "$runs"   # starts its own broker (deploy/local/kafka.sh)
 elif [ "$name" = checkpoint ]; then
   python3 "$here/checkpoint_bench.py" "$runs"
 else

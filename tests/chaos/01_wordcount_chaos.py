@@ -15,6 +15,7 @@ import os
 import random
 import time
 
+from chaoslib import report, run_faults
 from weirtest import EXAMPLES, Cluster, check, check_wordcount_output, gen_text, oracle_counts, run_test
 
 LARGE = os.environ.get("WEIR_CHAOS_SIZE") == "large"
@@ -23,39 +24,6 @@ KILLS = 15 if LARGE else 6
 FREEZES = 4 if LARGE else 2
 RATE = 12000 if LARGE else 4000  # lines per second over all source subtasks
 HB_TIMEOUT_S = 3
-
-
-def latest_completed(c, jobid):
-    try:
-        latest = c.checkpoints(jobid)["latest"]["completed"]
-        return latest["id"] if latest else 0
-    except Exception:  # noqa: BLE001 - job manager restarting
-        return None
-
-
-def freeze_and_wake(c, rng, i, jobid):
-    """SIGSTOP tm-i until the job manager declared it lost (and, bounded, until the job runs a
-    newer attempt elsewhere when tm-i hosted part of it), a little longer, then SIGCONT; waits
-    until it registered again."""
-    tm_id = f"tm-{i}"
-    job = c.job(jobid)
-    attempt = job.get("attempt", 0)
-    hosted = tm_id in c.job_taskmanagers(jobid)
-    c.freeze(c.tms[i])
-    frozen_at = time.time()
-    c.wait_taskmanager_gone(tm_id, timeout=HB_TIMEOUT_S + 60)
-    lost_after = time.time() - frozen_at
-    deadline = time.time() + (30 if hosted else 0)
-    while time.time() < deadline:
-        job = c.job(jobid)
-        if job["state"] != "RESTARTING" and job.get("attempt", 0) > attempt:
-            break
-        time.sleep(0.1)
-    time.sleep(rng.uniform(0.1, 2.0))
-    c.thaw(c.tms[i])
-    print(f"  {tm_id} declared lost after {lost_after:.1f} s, woken after "
-          f"{time.time() - frozen_at:.1f} s (job attempt {c.job(jobid).get('attempt')})", flush=True)
-    c.wait_taskmanager_back(tm_id, timeout=60)
 
 
 def test():
@@ -71,75 +39,13 @@ def test():
                          "--output", out, "--rate", str(RATE))
         c.wait_state(jobid, {"RUNNING"}, timeout=60)
 
-        jm_kill_at = rng.randrange(1, KILLS - 1)
-        # The freezes go between the first and the last kill (never last: the kills must happen).
-        schedule = ["kill"] * KILLS
-        for _ in range(FREEZES):
-            schedule.insert(rng.randrange(1, len(schedule) - 1), "freeze")
-        kills = {"taskmanager": 0, "jobmanager": 0}
-        freezes = 0
-        restarts = 0
-        n_kill = 0
-        for k, kind in enumerate(schedule):
-            # Progress first: a checkpoint newer than the last fault must complete.
-            before = None
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                before = latest_completed(c, jobid)
-                job = c.job(jobid)
-                if job["state"] in ("FINISHED", "FAILED", "CANCELED"):
-                    break
-                if before and before > getattr(test, "last_ckpt", 0):
-                    break
-                time.sleep(0.1)
-            job = c.job(jobid)
-            if job["state"] != "RUNNING" and job["state"] != "RESTARTING":
-                check(job["state"] != "FAILED", f"job FAILED: {job.get('message')}")
-                print(f"job reached {job['state']} after {k} faults; stopping the chaos")
-                break
-            test.last_ckpt = before or 0
-            time.sleep(rng.uniform(0.2, 2.5))
-            if kind == "freeze":
-                c.wait_taskmanagers(len(c.tms), timeout=60)
-                # a task manager running part of the job, so that a zombie of it wakes up
-                hosts = sorted(c.job_taskmanagers(jobid) & set(c.taskmanager_ids()))
-                i = int(rng.choice(hosts).split("-")[1]) if hosts else rng.randrange(len(c.tms))
-                print(f"fault {k + 1}: SIGSTOP task manager tm-{i} (last checkpoint {before})",
-                      flush=True)
-                freeze_and_wake(c, rng, i, jobid)
-                freezes += 1
-                continue
-            restarts_now = c.job(jobid).get("restarts", 0)
-            if n_kill == jm_kill_at:
-                restarts += restarts_now
-                print(f"fault {k + 1}: kill -9 job manager (last checkpoint {before})", flush=True)
-                c.kill9(c.jm)
-                kills["jobmanager"] += 1
-                time.sleep(rng.uniform(0.1, 1.0))
-                c.restart_jobmanager()
-                test.last_ckpt = 0
-            else:
-                i = rng.randrange(len(c.tms))
-                print(f"fault {k + 1}: kill -9 task manager tm-{i} (last checkpoint {before})",
-                      flush=True)
-                c.kill9(c.tms[i])
-                kills["taskmanager"] += 1
-                time.sleep(rng.uniform(0.1, 1.0))
-                c.start_taskmanager(index=i)
-            n_kill += 1
+        done = run_faults(c, jobid, rng, KILLS, FREEZES, HB_TIMEOUT_S)
         job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=900 if LARGE else 400)
-        restarts += job.get("restarts", 0)
         check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
-        total_kills = kills["taskmanager"] + kills["jobmanager"]
-        print(f"kills: {total_kills} (task managers {kills['taskmanager']}, job manager "
-              f"{kills['jobmanager']}); restores: {restarts} by the running job managers plus "
-              f"{kills['jobmanager']} by a restarted job manager")
-        print(f"faults by kind: kill -9 task manager {kills['taskmanager']}, kill -9 job manager "
-              f"{kills['jobmanager']}, SIGSTOP/SIGCONT task manager {freezes} "
-              f"({total_kills + freezes} in all)")
+        total_kills = report(done, job.get("restarts", 0))
         check(total_kills >= 5, f"only {total_kills} kills happened before the job finished: raise the size")
-        check(kills["jobmanager"] == 1, "the job manager was not killed")
-        check(freezes >= 2, f"only {freezes} freezes happened before the job finished: raise the size")
+        check(done["jobmanager"] == 1, "the job manager was not killed")
+        check(done["freeze"] >= 2, f"only {done['freeze']} freezes happened before the job finished: raise the size")
         oracle = oracle_counts(text)
         check(sum(oracle.values()) == N_WORDS, "oracle word count differs from the generator's")
         lines = check_wordcount_output(out, oracle)
