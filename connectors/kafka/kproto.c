@@ -666,6 +666,7 @@ static int metadata_walk(kr_t *r, int32_t corr, int (*fn)(const weir_kbroker_t *
     size_t brokers = r_count(r, 4 + 2 + 4 + 2, false);
     for (size_t i = 0; i < brokers && !r->bad; i++) {
         weir_kbroker_t b;
+        memset(&b, 0, sizeof b);
         const uint8_t *rack;
         size_t rack_len;
         b.node_id = r_i32(r);
