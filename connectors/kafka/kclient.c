@@ -821,6 +821,8 @@ static int list_at(weir_kclient_t *c, const weir_kbroker_t *b, const char *const
 int weir_kclient_list_txns(weir_kclient_t *c, const char *prefix, const char *const *states,
                            size_t n_states, int (*fn)(const weir_ktxn_info_t *t, void *arg),
                            void *arg, char *errstr, size_t errlen) {
+    if (!fn)
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "kafka ListTransactions: no callback");
     int64_t start = weir_now_ns();
     int64_t deadline = start + (int64_t)c->timeout_ms * 1000000;
     list_acc_t a = {.prefix = prefix ? prefix : ""};
