@@ -5,10 +5,11 @@
  *   producer id and its epoch goes up by one; an open transaction of the id is aborted; producers
  *   with an older epoch are fenced (every later write, commit or abort of theirs is refused);
  * - a producer keeps its epoch across transactions; a transaction is open from its first record;
- * - EndTxn(id, producer id, epoch, commit): unknown id or other producer id ->
- *   INVALID_PRODUCER_ID_MAPPING; older epoch -> PRODUCER_FENCED; open -> committed (NONE);
- *   already committed with that epoch -> NONE; otherwise INVALID_TXN_STATE;
+ * - EndTxn v1 (id, producer id, epoch, commit): unknown id or other producer id ->
+ *   INVALID_PRODUCER_ID_MAPPING; another epoch -> INVALID_PRODUCER_EPOCH; open -> committed
+ *   (NONE); already committed with that epoch -> NONE; otherwise INVALID_TXN_STATE;
  * - the broker's timeout aborts an open transaction and bumps the epoch.
+ * (The answers of a real Kafka 4.1.1 broker to each case are recorded in kproto.h.)
  * Oracles: a deterministic source emits 0, 1, 2, ... and restarts from the position of the
  * latest completed checkpoint; what read_committed consumers see (committed records in commit
  * order) must always be exactly 0..k-1 (no duplicate, no gap), all of 0..N-1 at the end, and no
@@ -203,8 +204,8 @@ static int m_end_txn(void *io, const char *id, int64_t pid, int16_t epoch, int16
     bid_t *t = b_find(m->b, id, false);
     if (!t || t->pid != pid)
         *kerr = WEIR_KERR_INVALID_PRODUCER_ID_MAPPING;
-    else if (epoch < t->epoch)
-        *kerr = WEIR_KERR_PRODUCER_FENCED;
+    else if (epoch != t->epoch)
+        *kerr = WEIR_KERR_INVALID_PRODUCER_EPOCH;
     else if (t->state == B_ONGOING) {
         b_commit(m->b, t);
         *kerr = WEIR_KERR_NONE;
@@ -398,7 +399,7 @@ static void test_restore_commits_and_detects_loss(void **state) {
     weir_ktxn_pool_t r;
     weir__ktxn_pool_init(&r, &model_io, &m2, "out", "px", 0, 1, 4, 900000);
     assert_int_equal(weir__ktxn_pool_restore(&r, 2, &s2.u.data), WEIR_EIO);
-    assert_non_null(strstr(r.err, "cannot be committed: the broker answered PRODUCER_FENCED"));
+    assert_non_null(strstr(r.err, "cannot be committed: the broker answered INVALID_PRODUCER_EPOCH"));
     assert_non_null(strstr(r.err, "its records are lost"));
     assert_int_equal(b->n_visible, 5); /* never a gap: nothing after the lost records */
     weir__ktxn_pool_close(&r);
