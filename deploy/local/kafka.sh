@@ -53,6 +53,15 @@ running_pid() {
   echo "$pid"
 }
 
+# Whether process $1 is alive: exists and is not a zombie (a JVM that exited stays one until
+# whoever inherited it, pid 1 or a subreaper, reaps it).
+alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [ "${stat%% *}" != Z ]
+}
+
 # Resolves the jars into $libs once (see above).
 fetch_jars() {
   [ -d "$libs" ] && return 0
@@ -111,14 +120,14 @@ stop_broker() {
   fi
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 200; i++)); do # 20 s
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     echo "kafka.sh: broker $pid in $dir did not stop within 20 s of SIGTERM; SIGKILL" >&2
     kill -KILL "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
+      alive "$pid" || break
       sleep 0.1
     done
   fi
@@ -197,7 +206,7 @@ while True:
   local t0=$SECONDS timeout="${KAFKA_START_TIMEOUT:-60}"
   while :; do
     pid="$(cat "$dir/kafka.pid" 2>/dev/null || true)"
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ] && ! alive "$pid"; then
       print_logs "$dir"
       die "the broker in $dir exited during start (logs above)"
     fi

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from kafkatest import OPEN_STATES, Broker
+from kafkatest import OPEN_STATES, Broker, process_alive
 from weirtest import check, free_port, run_test
 
 N_LINES = 3000
@@ -109,7 +109,8 @@ def check_kcat_roundtrip(k):
     check(all(r[0] == "k1" for r in keyed), "a record of the keyed half came back without key k1")
     check(all(r[0] is None for r in rows if index[r[1]] < half), "a record of the unkeyed half has a key")
     check(len({r[2] for r in keyed}) == 1, f"key k1 in several partitions: {sorted({r[2] for r in keyed})}")
-    check(sum(k.end_offsets("lines").values()) == N_LINES, f"end offsets {k.end_offsets('lines')}")
+    end = k.end_offsets("lines")
+    check(sum(end.values()) == N_LINES, f"end offsets {end}, produced {N_LINES}")
     return rows
 
 
@@ -181,7 +182,8 @@ def check_broker_aborts_dead_transaction(k):
           f"read_committed after the timeout abort: {len(rc)} records")
     ru = [v for _, v, _, _ in k.consume_all("txn", isolation="read_uncommitted")]
     check(len([v for v in ru if v.startswith("dead-")]) == 10, "the dead producer's records are not in the log")
-    check(not k.open_transactions(), f"open transactions after the timeout abort: {k.open_transactions()}")
+    still_open = k.open_transactions()
+    check(not still_open, f"open transactions after the timeout abort: {still_open}")
 
 
 def check_script_contract(k, lines_rows):
@@ -203,7 +205,7 @@ def check_script_contract(k, lines_rows):
     t0 = time.time()
     k.stop()
     stop_s = time.time() - t0
-    check(not os.path.exists(f"/proc/{pid}"), f"broker pid {pid} still alive after kafka.sh stop")
+    check(not process_alive(pid), f"broker pid {pid} still alive after kafka.sh stop")
     check(not port_open(k.port), f"port {k.port} still accepts connections after kafka.sh stop")
     check(not os.path.exists(os.path.join(k.dir, "kafka.pid")), "kafka.pid left after stop")
     r = k.kafka_sh("stop", k.dir)
