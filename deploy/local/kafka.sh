@@ -136,7 +136,8 @@ stop_broker() {
 
 cmd_start() {
   local dir="$1" port="$2"
-  [[ "$port" =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "PORT must be a TCP port number, got '$port'"
+  [[ "$port" =~ ^[0-9]{1,5}$ ]] && ((10#$port > 0 && 10#$port < 65536)) || die "PORT must be a TCP port number, got '$port'"
+  port=$((10#$port))
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   local pid
