@@ -389,3 +389,32 @@ class Broker:
         abort marker), as an operator would for a hanging transaction."""
         self.transactions_tool("abort", "--topic", topic, "--partition", partition,
                                "--start-offset", start_offset)
+
+def lines_of(path):
+    """The non-empty lines of a text file (what produce_lines sends: kcat skips empty lines)."""
+    with open(path, encoding="utf-8") as f:
+        return [ln.rstrip("\n") for ln in f if ln.strip()]
+
+
+def check_wordcount_records(records, oracle):
+    """Exactly-once check of kafka_wordcount's output read back from Kafka: one record per word
+    occurrence, key the word, value "word count"; for every word the counts are exactly 1..n
+    (nothing lost, nothing duplicated). records: (key, value, partition, offset) rows as
+    consume_all returns them. Returns the number of records."""
+    from collections import defaultdict
+    seen = defaultdict(list)
+    for key, value, part, off in records:
+        word, n = value.rsplit(" ", 1)
+        check(key == word, f"record at {part}/{off}: key {key!r} but value {value!r}")
+        seen[word].append(int(n))
+    total = sum(oracle.values())
+    dups = {w: c for w, c in seen.items() if len(c) != len(set(c))}
+    check(not dups, f"duplicated updates for {len(dups)} words, e.g. "
+                    f"{next(iter(dups.items())) if dups else ''}")
+    check(len(records) == total, f"{len(records)} committed output records for {total} words")
+    check(set(seen) == set(oracle), f"word sets differ: {len(set(seen) ^ set(oracle))} words")
+    for w, n in oracle.items():
+        got = sorted(seen[w])
+        check(got == list(range(1, n + 1)),
+              f"word {w!r}: oracle {n}, output counts {got[:5]}...{got[-5:]} ({len(got)} records)")
+    return len(records)
