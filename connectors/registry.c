@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
+#include "connectors/kafka/kafka.h"
 #include "connectors/print/print.h"
 #include "runtime/task/operator.h"
 
@@ -23,6 +24,8 @@ int weir_connector_create(weir_operator_t *op, char *errstr, size_t errlen) {
     case WEIR_OP_SINK_PRINT:
     case WEIR_OP_SINK_BLACKHOLE:
         return weir__print_create(op, errstr, errlen);
+    case WEIR_OP_SOURCE_KAFKA:
+        return weir__kafka_source_create(op, errstr, errlen);
     default:
         weir_fmt(errstr, errlen, "operator '%s': kind %s is not a connector", op->node->name,
                  weir_op_kind_name(op->node->kind));
