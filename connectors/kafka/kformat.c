@@ -412,7 +412,8 @@ static int read_container(jreader_t *r, int depth) {
     bool obj = r->p[r->pos] == '{';
     uint8_t close = obj ? '}' : ']';
     if (depth >= WEIR_KFORMAT_MAX_DEPTH)
-        return jerr(r, "nesting deeper than 512 arrays/objects");
+        return jerr(r, "nesting deeper than 32 arrays/objects (the limit of msgpack-c, which reads "
+                       "weir's values)");
     size_t slot = 0;
     if (r->pk) {
         uint32_t n = size_pop(r);
@@ -681,7 +682,7 @@ static int mvalue(mreader_t *r, int depth, bool key);
 
 static int mcontainer(mreader_t *r, int depth, uint64_t n, bool map) {
     if (depth >= WEIR_KFORMAT_MAX_DEPTH)
-        return merr(r, "nesting deeper than 512 arrays/maps");
+        return merr(r, "nesting deeper than 32 arrays/maps");
     if (n > r->len - r->pos) /* every element takes at least one byte */
         return merr(r, "truncated msgpack value");
     int rc = buf_putc(r->out, map ? '{' : '[');
@@ -793,8 +794,8 @@ static int mvalue(mreader_t *r, int depth, bool key) {
     return rc ? weir_errf(r->errstr, r->errlen, WEIR_ENOMEM, "out of memory writing JSON") : 0;
 }
 
-/* The value's type byte (for error messages) and, for a str/bin, its bytes. @returns 1 for
- * str/bin, 0 for nil, -1 for other values, WEIR_EINVAL when truncated. */
+/* For a str/bin value, its bytes. @returns 1 for str/bin, 0 for nil, 2 for other values,
+ * WEIR_EINVAL when truncated. */
 static int peek_bytes(mreader_t *r, const uint8_t **s, size_t *n) {
     if (mneed(r, 1))
         return WEIR_EINVAL;
@@ -812,7 +813,7 @@ static int peek_bytes(mreader_t *r, const uint8_t **s, size_t *n) {
         if (mread(r, (size_t)1 << (t >= 0xd9 ? t - 0xd9 : t - 0xc4), &v))
             return WEIR_EINVAL;
     } else {
-        return -1;
+        return 2;
     }
     if (mneed(r, v))
         return WEIR_EINVAL;
@@ -829,9 +830,9 @@ int weir__kformat_from_msgpack(weir_kformat_t f, const void *value, size_t value
     const uint8_t *s = NULL;
     size_t n = 0;
     int kind = peek_bytes(&r, &s, &n);
-    if (kind == WEIR_EINVAL)
+    if (kind < 0)
         return kind;
-    if (kind >= 0 && r.pos != r.len)
+    if (kind < 2 && r.pos != r.len)
         return merr(&r, "trailing bytes after the value");
     if (kind == 0) { /* nil: a tombstone */
         *out = NULL;

@@ -23,8 +23,10 @@ typedef enum weir_kformat {
 /** Names as in options: "raw", "string", "json" (NULL-terminated, index = weir_kformat_t). */
 extern const char *const weir_kformat_names[];
 
-/** Deepest nesting of JSON arrays/objects (and of msgpack arrays/maps written as JSON). */
-#define WEIR_KFORMAT_MAX_DEPTH 512
+/** Deepest nesting of JSON arrays/objects (and of msgpack arrays/maps written as JSON): the
+ * limit of msgpack-c's unpacker (MSGPACK_EMBED_STACK_SIZE), so that weir_unpack() can read every
+ * value the source makes. */
+#define WEIR_KFORMAT_MAX_DEPTH 32
 
 /** A reusable buffer (no allocation per record once warmed up): output bytes, and the scratch
  * the JSON reader keeps between its two passes (sizes of containers and strings). Zero it to
