@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs weir's build and test dependencies from Debian 12 packages. Idempotent: packages that
-# are already installed are skipped, and apt-get runs only when something is missing.
+# Installs weir's build and test dependencies from Debian 12 packages, then the tests' Python
+# packages (scripts/python-deps.sh). Idempotent: packages that are already installed are skipped,
+# and apt-get (pip) runs only when something is missing. The Kafka broker's jars are not fetched
+# here: deploy/local/kafka.sh resolves them with Maven on first use.
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang-format python3 procps coreutils
@@ -17,6 +19,10 @@ PKGS=(
   openssl             # the openssl command: test certificates (tests/integration/08_rest_security.py)
   clang               # libFuzzer targets (tests/fuzz; `make test` runs them briefly) ...
   libclang-rt-14-dev  # ... and libFuzzer itself, with the sanitizer runtimes of clang 14
+  openjdk-17-jre-headless # the local Apache Kafka broker (deploy/local/kafka.sh) and Kafka's tools
+  maven               # resolves the broker's jars on first use (deploy/local/kafka/pom.xml)
+  kcat                # produces the Kafka tests' input (tests/lib/kafkatest.py)
+  python3-venv        # the venv of scripts/python-deps.sh (kafka-python, the tests' Kafka consumer)
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -24,10 +30,12 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Python packages from PyPI, into a venv outside the repo (idempotent: no network when present).
+bash "$(dirname "$0")/python-deps.sh"
