@@ -1077,27 +1077,39 @@ static int ksrc_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoi
     return 0;
 }
 
+/* Checkpoint @p checkpoint_id completed (@p final: it holds the final snapshot, whose hook id is
+ * 0): commits the offsets of the newest snapshot it covers (a completed checkpoint covers every
+ * older one) and forgets every covered snapshot. */
 static void ksrc_notify(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id, bool final) {
     ksrc_t *s = op->impl;
     (void)ctx;
-    (void) final;
+    ptrdiff_t best = -1;
+    uint64_t best_rank = 0;
+    for (size_t i = 0; i < s->n_pending; i++) {
+        uint64_t id = s->pending[i].checkpoint_id;
+        bool covered = id == 0 ? final : id <= checkpoint_id;
+        uint64_t rank = id == 0 ? UINT64_MAX : id;
+        if (covered && (best < 0 || rank > best_rank)) {
+            best = (ptrdiff_t)i;
+            best_rank = rank;
+        }
+    }
+    if (best >= 0 && s->pending[best].offsets->cnt > 0 && s->rk) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_commit_queue(s->rk, s->pending[best].offsets, s->cq, commit_cb, s);
+        if (err)
+            WEIR_WARN(COMP, WEIR_KSRC_API " '%s': committing to group '%s': %s", s->node->name,
+                      s->group, rd_kafka_err2str(err));
+        else
+            s->commits_in_flight++;
+    }
     size_t keep = 0;
     for (size_t i = 0; i < s->n_pending; i++) {
-        pending_commit_t *pc = &s->pending[i];
-        if (pc->checkpoint_id > checkpoint_id) {
-            s->pending[keep++] = *pc;
-            continue;
-        }
-        if (pc->checkpoint_id == checkpoint_id && pc->offsets->cnt > 0 && s->rk) {
-            rd_kafka_resp_err_t err =
-                rd_kafka_commit_queue(s->rk, pc->offsets, s->cq, commit_cb, s);
-            if (err)
-                WEIR_WARN(COMP, WEIR_KSRC_API " '%s': committing to group '%s': %s", s->node->name,
-                          s->group, rd_kafka_err2str(err));
-            else
-                s->commits_in_flight++;
-        }
-        rd_kafka_topic_partition_list_destroy(pc->offsets);
+        uint64_t id = s->pending[i].checkpoint_id;
+        if (id == 0 ? final : id <= checkpoint_id)
+            rd_kafka_topic_partition_list_destroy(s->pending[i].offsets);
+        else
+            s->pending[keep++] = s->pending[i];
     }
     s->n_pending = keep;
 }
