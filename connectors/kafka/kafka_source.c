@@ -35,9 +35,11 @@
  *
  * Threading: the operator runs on its subtask thread. librdkafka calls log_cb from its own
  * threads (it only logs); error_cb and the commit callback run inside rd_kafka_poll() /
- * rd_kafka_queue_poll_callback() on the subtask thread. */
+ * rd_kafka_queue_poll_callback() on the subtask thread. close() hands a consumer with group
+ * commits still in flight to a detached thread that destroys it (nothing else is shared). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +64,11 @@
 #define KSRC_IDLE_MAX_NS 4000000LL
 /* Checkpoints whose offsets wait for their completion (for the group commit). */
 #define KSRC_PENDING_COMMITS 16
-/* close(): longest wait for in-flight group commits. */
+/* close(): longest wait for in-flight group commits (a consumer with some left is destroyed by a
+ * detached thread: librdkafka waits for them up to session.timeout.ms when the brokers are gone,
+ * set to this by default, and up to socket.timeout.ms when a broker hangs). */
 #define KSRC_CLOSE_COMMIT_WAIT_MS 2000
+#define KSRC_SESSION_TIMEOUT_MS "6000"
 /* next offset still to be resolved by the startup mode (never in a state) */
 #define KSRC_UNRESOLVED INT64_MIN
 
@@ -272,6 +277,15 @@ rd_kafka_conf_t *weir__ksrc_conf(const weir_node_t *n, const weir_ksrc_opts_t *o
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
+    /* The source never joins its group; librdkafka's session timeout bounds only how long
+     * destroying the consumer waits for a group commit still in flight when the brokers are gone
+     * (45 s by default). Kept shorter unless the user sets it. */
+    if (!weir_node_option(n, WEIR_KCONF_PROPERTIES "session.timeout.ms") &&
+        weir__kconf_set(conf, WEIR_KSRC_API, n, "session.timeout.ms", KSRC_SESSION_TIMEOUT_MS,
+                        errstr, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     return conf;
 }
 
@@ -1130,6 +1144,14 @@ static int ksrc_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoin
     return 0;
 }
 
+/* Destroys a consumer (no group to leave). Also a detached thread's body; touches nothing of the
+ * operator (librdkafka's remaining callbacks are log_cb only: the queues that would call the
+ * others are gone). */
+static void *destroy_consumer(void *rk) {
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    return NULL;
+}
+
 static void ksrc_close(weir_operator_t *op) {
     ksrc_t *s = op->impl;
     if (!s)
@@ -1143,8 +1165,24 @@ static void ksrc_close(weir_operator_t *op) {
         rd_kafka_queue_destroy(s->q);
     if (s->cq)
         rd_kafka_queue_destroy(s->cq);
+    if (s->rk && s->commits_in_flight > 0) {
+        /* librdkafka's destroy would wait for them up to socket.timeout.ms (60 s) when a broker
+         * hangs: let a thread of its own wait, so that the task ends now */
+        pthread_attr_t attr;
+        pthread_t th;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, destroy_consumer, s->rk) == 0) {
+            WEIR_WARN(COMP,
+                      WEIR_KSRC_API " '%s' subtask %u: %d group commits still in flight after %d "
+                                    "ms: the consumer is destroyed in the background",
+                      s->node->name, s->subtask, s->commits_in_flight, KSRC_CLOSE_COMMIT_WAIT_MS);
+            s->rk = NULL;
+        }
+        pthread_attr_destroy(&attr);
+    }
     if (s->rk) /* no group membership to leave, nothing to commit */
-        rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        destroy_consumer(s->rk);
     for (size_t i = 0; i < s->n_pending; i++)
         rd_kafka_topic_partition_list_destroy(s->pending[i].offsets);
     weir__kparts_free(&s->parts);

@@ -15,9 +15,12 @@ here), expectations written out here.
    (created after the start) are read from their earliest offset; a kill -9 of a task manager
    restores from a checkpoint (the state lists the partitions); every record exactly once.
 4. Options: an unknown option, a bad value and a reserved librdkafka property are refused (at
-   submission, or by the task) with the one-line message naming the operator and the option."""
+   submission, or by the task) with the one-line message naming the operator and the option.
+5. A source with group.id is canceled within the job manager's cancel window while the broker is
+   frozen (SIGSTOP) with group commits in flight."""
 
 import os
+import signal
 import time
 
 from kafkatest import Broker, KafkaProducer, TopicPartition  # puts kafka-python on sys.path
@@ -235,6 +238,31 @@ def options(probe):
     print("  bad options refused", flush=True)
 
 
+def cancel_with_broker_frozen(k, c, probe):
+    """A source with group.id whose group commits hang (broker SIGSTOPped) is canceled promptly:
+    the task confirms the cancel within the job manager's 10 s (librdkafka alone would wait for
+    the commits up to socket.timeout.ms, 60 s)."""
+    jobid, _ = probe.start({"topic": "modes", "group.id": "frozen-group"})
+    c.wait_state(jobid, {"RUNNING"}, timeout=60)
+    c.wait_checkpoints(jobid, 3)
+    pid = k.pid()
+    check(pid is not None, "no broker pid")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(2)  # checkpoints complete meanwhile: their commits hang
+        t0 = time.time()
+        c.cli("cancel", jobid, check_rc=0)
+        c.wait_state(jobid, {"CANCELED"}, timeout=60)
+        took = time.time() - t0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    with open(os.path.join(c.dir, "jobmanager.log")) as f:
+        unconfirmed = [ln for ln in f if "did not confirm the cancel" in ln and jobid in ln]
+    check(not unconfirmed, f"a task did not confirm the cancel: {unconfirmed}")
+    check(took < 8, f"the cancel took {took:.1f} s")
+    print(f"  canceled in {took:.1f} s with the broker frozen", flush=True)
+
+
 def test():
     with Broker() as k, Cluster("kafka-source-modes", tms=2, slots=2, checkpoints="300ms",
                                 conf={"restart-strategy.fixed-delay.attempts": "3"}) as c:
@@ -247,6 +275,8 @@ def test():
         discovery(k, c, probe)
         print("options", flush=True)
         options(probe)
+        print("cancel with the broker frozen", flush=True)
+        cancel_with_broker_frozen(k, c, probe)
 
 
 run_test(test)
