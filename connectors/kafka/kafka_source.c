@@ -55,8 +55,8 @@
 #define COMP "kafka"
 /* Messages taken from librdkafka per run() call (the runtime's budget is at most this). */
 #define KSRC_BATCH_MAX 512u
-/* Bound of the blocking librdkafka calls of open() (metadata, offset queries, committed offsets)
- * and of the periodic discovery's metadata request. */
+/* Bound of all the blocking librdkafka calls of open() together (metadata, offset queries,
+ * committed offsets), and of the periodic discovery's metadata request. */
 #define KSRC_OPEN_TIMEOUT_MS 10000
 #define KSRC_DISCOVERY_TIMEOUT_MS 1000
 /* Idle wait between two polls of an empty queue: doubling from MIN to MAX while nothing comes. */
@@ -502,6 +502,7 @@ typedef struct ksrc {
     size_t n_unfinished;  /* bounded mode */
     bool restored;        /* started from a checkpoint: parts came from its state */
     bool restored_bounded;
+    int64_t open_deadline_ns; /* open(): when its blocking calls must have ended */
     int64_t next_discovery_ns;
     int64_t idle_ns;
     weir_rate_t rate;
@@ -519,6 +520,12 @@ typedef struct ksrc {
 
 static const char *startup_name(const ksrc_t *s) {
     return startup_names[s->o.startup];
+}
+
+/* What is left of open()'s time for the next blocking call (at least 100 ms). */
+static int open_left_ms(const ksrc_t *s) {
+    int64_t left = (s->open_deadline_ns - weir_now_ns()) / 1000000;
+    return left > 100 ? (int)left : 100;
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -607,13 +614,20 @@ static int assign_all(ksrc_t *s, weir_ctx_t *ctx) {
     return 0;
 }
 
+/* What the first discovery lacked (start_fresh retries within open()'s time). */
+typedef struct discovery_gaps {
+    bool missing; /* a topic of the list does not exist */
+    bool errors;  /* a topic of the list or matching the pattern had an error (no leader yet) */
+    char what[256];
+} discovery_gaps_t;
+
 /* Adds every partition the metadata shows that this subtask owns and does not read yet, at
- * offset @p next. *incomplete: a listed topic is missing or a matching topic had an error (the
- * caller may retry). @returns how many were added, or < 0 (message in errstr). */
-static int discover(ksrc_t *s, int timeout_ms, int64_t next, bool *incomplete, char *errstr,
+ * offset @p next; *gaps says what was missing. @returns how many were added, or < 0 (message in
+ * errstr). */
+static int discover(ksrc_t *s, int timeout_ms, int64_t next, discovery_gaps_t *gaps, char *errstr,
                     size_t errlen) {
     const struct rd_kafka_metadata *md = NULL;
-    *incomplete = false;
+    memset(gaps, 0, sizeof(*gaps));
     rd_kafka_resp_err_t err = rd_kafka_metadata(s->rk, 1, NULL, &md, timeout_ms);
     if (err)
         return weir_errf(
@@ -627,7 +641,10 @@ static int discover(ksrc_t *s, int timeout_ms, int64_t next, bool *incomplete, c
         if (t->err) {
             WEIR_DEBUG(COMP, WEIR_KSRC_API " '%s': topic '%s': %s (retrying)", s->node->name,
                        t->topic, rd_kafka_err2str(t->err));
-            *incomplete = true;
+            if (!gaps->errors && !gaps->missing)
+                weir_fmt(gaps->what, sizeof(gaps->what), "topic '%s': %s", t->topic,
+                         rd_kafka_err2str(t->err));
+            gaps->errors = true;
             continue;
         }
         for (int k = 0; k < t->partition_cnt; k++) {
@@ -645,10 +662,10 @@ static int discover(ksrc_t *s, int timeout_ms, int64_t next, bool *incomplete, c
     for (size_t i = 0; i < s->o.n_topics; i++) {
         bool found = false;
         for (int k = 0; k < md->topic_cnt && !found; k++)
-            found = strcmp(md->topics[k].topic, s->o.topics[i]) == 0 && !md->topics[k].err;
-        if (!found) {
-            *incomplete = true;
-            weir_fmt(errstr, errlen, "topic '%s' does not exist", s->o.topics[i]);
+            found = strcmp(md->topics[k].topic, s->o.topics[i]) == 0;
+        if (!found && !gaps->missing) {
+            gaps->missing = true;
+            weir_fmt(gaps->what, sizeof(gaps->what), "topic '%s' does not exist", s->o.topics[i]);
         }
     }
     rd_kafka_metadata_destroy(md);
@@ -665,8 +682,7 @@ static int list_offsets(ksrc_t *s, int64_t spec, int64_t *out, char *errstr, siz
             rd_kafka_topic_partition_list_add(l, s->parts.v[i].topic, s->parts.v[i].partition)
                 ->offset = spec;
     int rc = 0;
-    rd_kafka_resp_err_t err =
-        l->cnt ? rd_kafka_offsets_for_times(s->rk, l, KSRC_OPEN_TIMEOUT_MS) : 0;
+    rd_kafka_resp_err_t err = l->cnt ? rd_kafka_offsets_for_times(s->rk, l, open_left_ms(s)) : 0;
     if (err)
         rc = weir_errf(errstr, errlen, WEIR_ENET, "listing offsets failed within %d ms: %s",
                        KSRC_OPEN_TIMEOUT_MS, rd_kafka_err2str(err));
@@ -704,7 +720,7 @@ static int resolve_startup(ksrc_t *s, char *errstr, size_t errlen) {
                 rd_kafka_topic_partition_list_add(committed, s->parts.v[i].topic,
                                                   s->parts.v[i].partition);
         rd_kafka_resp_err_t err =
-            committed->cnt ? rd_kafka_committed(s->rk, committed, KSRC_OPEN_TIMEOUT_MS) : 0;
+            committed->cnt ? rd_kafka_committed(s->rk, committed, open_left_ms(s)) : 0;
         if (err)
             rc = weir_errf(errstr, errlen, WEIR_ENET,
                            "reading the committed offsets of group '%s' failed within %d ms: %s",
@@ -751,36 +767,41 @@ static int resolve_startup(ksrc_t *s, char *errstr, size_t errlen) {
     return rc;
 }
 
-/* Fresh start: the first discovery (retried while topics are missing or have errors, within
- * the open timeout), then the startup offsets. */
+/* Fresh start: the first discovery, then the startup offsets. Topics with errors (no leader
+ * yet) are waited for within open()'s time, and so are missing topics of the list when the
+ * source could not pick them up later (bounded, or no discovery); otherwise a missing topic is
+ * read from its earliest offset once discovered. */
 static int start_fresh(ksrc_t *s, weir_ctx_t *ctx) {
     char err[512] = "";
-    int64_t deadline = weir_now_ns() + (int64_t)KSRC_OPEN_TIMEOUT_MS * 1000000;
+    bool later = !s->o.bounded && s->o.discovery_ms > 0; /* discovery picks topics up */
     for (;;) {
-        bool incomplete;
-        int64_t left_ms = (deadline - weir_now_ns()) / 1000000;
-        int rc = discover(s, left_ms > 100 ? (int)left_ms : 100, KSRC_UNRESOLVED, &incomplete, err,
-                          sizeof(err));
+        discovery_gaps_t gaps;
+        int rc = discover(s, open_left_ms(s), KSRC_UNRESOLVED, &gaps, err, sizeof(err));
         if (rc < 0) {
             weir_fail(ctx, WEIR_KSRC_API " '%s': %s", s->node->name, err);
             return rc;
         }
-        if (!incomplete)
+        if (!gaps.errors && (!gaps.missing || later)) {
+            if (gaps.missing)
+                WEIR_WARN(COMP,
+                          WEIR_KSRC_API " '%s': %s: reading the topics found; it is read from "
+                                        "its earliest offset once discovered",
+                          s->node->name, gaps.what);
             break;
-        if (weir_now_ns() >= deadline) {
-            if (s->o.bounded || s->o.discovery_ms == 0) {
+        }
+        if (weir_now_ns() >= s->open_deadline_ns) {
+            if (!later) {
                 weir_fail(ctx,
-                          WEIR_KSRC_API " '%s': %s%s (or a topic has no leader) after %d ms: "
-                                        "create the topics before the job starts",
-                          s->node->name, err[0] ? err : "a matching topic has an error",
-                          s->o.bounded ? " in bounded mode" : " and partition discovery is off",
-                          KSRC_OPEN_TIMEOUT_MS);
+                          WEIR_KSRC_API " '%s': %s after %d ms%s: create the topics before "
+                                        "the job starts",
+                          s->node->name, gaps.what, KSRC_OPEN_TIMEOUT_MS,
+                          s->o.bounded ? " (bounded mode)" : " (partition discovery is off)");
                 return WEIR_ENOTFOUND;
             }
             WEIR_WARN(COMP,
-                      WEIR_KSRC_API " '%s': %s: reading the topics found; the others from their "
-                                    "earliest offset once discovered",
-                      s->node->name, err[0] ? err : "a matching topic has an error");
+                      WEIR_KSRC_API " '%s': %s after %d ms: reading the topics found; the others "
+                                    "from their earliest offset once discovered",
+                      s->node->name, gaps.what, KSRC_OPEN_TIMEOUT_MS);
             break;
         }
         weir_sleep_ns(100 * 1000000LL);
@@ -821,9 +842,8 @@ static int start_restored(ksrc_t *s, weir_ctx_t *ctx) {
         for (size_t i = 0; i < s->parts.n; i++)
             s->parts.v[i].stop = -1;
         char err[512];
-        bool incomplete;
-        int rc = discover(s, KSRC_OPEN_TIMEOUT_MS, RD_KAFKA_OFFSET_BEGINNING, &incomplete, err,
-                          sizeof(err));
+        discovery_gaps_t gaps;
+        int rc = discover(s, open_left_ms(s), RD_KAFKA_OFFSET_BEGINNING, &gaps, err, sizeof(err));
         if (rc < 0) {
             weir_fail(ctx, WEIR_KSRC_API " '%s': %s", s->node->name, err);
             return rc;
@@ -870,6 +890,7 @@ static int ksrc_open(weir_operator_t *op, weir_ctx_t *ctx) {
         weir_fail(ctx, WEIR_KSRC_API " '%s': no consumer queue", s->node->name);
         return WEIR_EIO;
     }
+    s->open_deadline_ns = weir_now_ns() + (int64_t)KSRC_OPEN_TIMEOUT_MS * 1000000;
     int rc = s->restored ? start_restored(s, ctx) : start_fresh(s, ctx);
     if (rc)
         return rc;
@@ -987,9 +1008,9 @@ static int on_message(ksrc_t *s, weir_ctx_t *ctx, const rd_kafka_message_t *m, b
 /* Periodic discovery (unbounded mode): new partitions start at their earliest offset. */
 static int rediscover(ksrc_t *s, weir_ctx_t *ctx) {
     char err[512];
-    bool incomplete;
-    int rc = discover(s, KSRC_DISCOVERY_TIMEOUT_MS, RD_KAFKA_OFFSET_BEGINNING, &incomplete, err,
-                      sizeof(err));
+    discovery_gaps_t gaps;
+    int rc =
+        discover(s, KSRC_DISCOVERY_TIMEOUT_MS, RD_KAFKA_OFFSET_BEGINNING, &gaps, err, sizeof(err));
     if (rc < 0) {
         WEIR_WARN(COMP,
                   WEIR_KSRC_API " '%s' subtask %u: partition discovery: %s (retrying in %lld "

@@ -11,9 +11,10 @@ here), expectations written out here.
 2. Formats: key.format raw/json, value.format json/string/raw, a tombstone (nil); a key that is
    not JSON and a value that is not UTF-8 fail the job with a message naming topic, partition,
    offset and format.
-3. Unbounded with partition discovery (1 s): records of partitions added while the job runs
-   (created after the start) are read from their earliest offset; a kill -9 of a task manager
-   restores from a checkpoint (the state lists the partitions); every record exactly once.
+3. Unbounded with partition discovery (1 s): records of partitions added while the job runs, and
+   of a listed topic that did not exist at the start, are read from their earliest offset; a
+   kill -9 of a task manager restores from a checkpoint (the state lists the partitions); every
+   record exactly once.
 4. Options: an unknown option, a bad value and a reserved librdkafka property are refused (at
    submission, or by the task) with the one-line message naming the operator and the option.
 5. A source with group.id is canceled within the job manager's cancel window while the broker is
@@ -178,14 +179,15 @@ def discovery(k, c, probe):
     k.create_topic(topic, partitions=2)
     sent = []
 
-    def produce(tag, partitions):
+    def produce(tag, partitions, to=topic):
         lines = [f"{tag}-p{p}-{i}" for p in partitions for i in range(20)]
         for p in partitions:
-            k.produce_lines(topic, [ln for ln in lines if f"-p{p}-" in ln], partition=p)
+            k.produce_lines(to, [ln for ln in lines if f"-p{p}-" in ln], partition=p)
         sent.extend(lines)
 
     produce("a", [0, 1])
-    jobid, out = probe.start({"topic": topic, "scan.topic-partition-discovery.interval": "1000",
+    # "later" does not exist yet: the source starts without it and reads it once it appears
+    jobid, out = probe.start({"topic": f"{topic},later", "scan.topic-partition-discovery.interval": "1000",
                               "scan.startup.mode": "latest-offset"}, parallelism=2)
     c.wait_state(jobid, {"RUNNING"}, timeout=60)
     c.wait_checkpoints(jobid, 2)
@@ -207,7 +209,10 @@ def discovery(k, c, probe):
     k.admin().create_partitions({topic: NewPartitions(4)})
     produce("c", [2, 3])  # partitions created after the start: read from their earliest offset
     wait_for(len(sent), "records of the added partitions")
-    print("  added partitions discovered", flush=True)
+    k.create_topic("later", partitions=2)
+    produce("e", [0, 1], to="later")
+    wait_for(len(sent), "records of a topic created after the start")
+    print("  added partitions and a topic created later discovered", flush=True)
     hosts = sorted(c.job_taskmanagers(jobid))
     i = int(hosts[0].split("-")[1])
     c.kill9(c.tms[i])
