@@ -24,12 +24,12 @@
 
 #define USAGE                                                                                      \
     "usage: kafka_wordcount.so --brokers B --input-topic T (--output-topic U [--delivery "         \
-    "exactly-once|at-least-once|none] | --output-dir DIR) [--bounded] [--group G] "                \
-    "[--rate LINES_PER_SEC]"
+    "exactly-once|at-least-once|none] [--transaction-timeout-ms MS] | --output-dir DIR) "          \
+    "[--bounded] [--group G] [--rate LINES_PER_SEC]"
 
 static int define(weir_job_t *job, int argc, char **argv) {
     const char *brokers = NULL, *input = NULL, *output_topic = NULL, *output_dir = NULL;
-    const char *delivery = NULL, *group = NULL, *rate = NULL;
+    const char *delivery = NULL, *group = NULL, *rate = NULL, *txn_timeout = NULL;
     bool bounded = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -60,6 +60,8 @@ static int define(weir_job_t *job, int argc, char **argv) {
             delivery = v;
         } else if (strcmp(a, "--group") == 0) {
             group = v;
+        } else if (strcmp(a, "--transaction-timeout-ms") == 0) {
+            txn_timeout = v; /* the sink checks it; the job manager checks it is long enough */
         } else if (strcmp(a, "--rate") == 0) {
             char *end;
             errno = 0;
@@ -131,6 +133,8 @@ static int define(weir_job_t *job, int argc, char **argv) {
                                "raw",
                                "value.format",
                                "string",
+                               txn_timeout ? "transaction.timeout.ms" : NULL,
+                               txn_timeout,
                                NULL};
     weir_set_uid(weir_sink_kafka(counts, "sink", sink_opts), "sink");
     return 0;

@@ -327,7 +327,7 @@ static int rpc(weir_kclient_t *c, const char *host, int port, const uint8_t *req
         kconn_t *k = conn_find(c, host, port);
         bool fresh = false;
         if (!k) {
-            int fd;
+            int fd = -1;
             int rc = tcp_connect(host, port, deadline, &fd, errstr, errlen);
             if (rc != 0)
                 return rc;
