@@ -69,7 +69,8 @@ rest_get() { curl -sf "http://127.0.0.1:$rest$1"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 echo "demo: starting an Apache Kafka broker on 127.0.0.1:$kport (deploy/local/kafka.sh) ..."
 KAFKA_EXTRA_CONFIG="num.partitions=4" "$root/deploy/local/kafka.sh" start "$work/kafka" "$kport"
-grep -v '^[[:space:]]*$' "$input" | kcat -P -b "127.0.0.1:$kport" -t lines -X enable.idempotence=true
+grep -v '^[[:space:]]*$' "$input" | kcat -P -b "127.0.0.1:$kport" -t lines -X enable.idempotence=true \
+  -X sticky.partitioning.linger.ms=0
 echo "demo: produced $(grep -cv '^[[:space:]]*$' "$input") lines into topic 'lines' with kcat"
 echo "demo: weir run -d -p 4 kafka_wordcount.so --delivery exactly-once --bounded --rate 100"
 job=$("$build/bin/weir" -m "127.0.0.1:$rest" run -d -p 4 "$build/examples/kafka_wordcount.so" \

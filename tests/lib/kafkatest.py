@@ -333,14 +333,18 @@ class Broker:
     def produce_lines(self, topic, lines, key=None, partition=None, timeout=120):
         """Produces each line as one record with kcat (librdkafka, idempotent: no duplicates and
         per-partition order kept on retries), in one process; key: the same key on every record
-        (default none: librdkafka's partitioner spreads them); partition: all into that one.
+        (default none: each record to a random partition); partition: all into that one.
         Lines must be non-empty and hold no newline (kcat splits on newlines and skips empty
         lines)."""
         lines = list(lines)
         for ln in lines:
             if not ln or "\n" in ln:
                 raise ValueError(f"produce_lines: a line must be non-empty without newline: {ln!r}")
+        # sticky.partitioning.linger.ms=0: records without a key go to a random partition each
+        # (librdkafka's default sticks to one partition per batch: a fast producer then fills a
+        # few partitions and leaves the others nearly empty)
         argv = ["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-X", "enable.idempotence=true",
+                "-X", "sticky.partitioning.linger.ms=0",
                 "-X", f"message.timeout.ms={timeout * 1000 // 2}"]
         if key is not None:
             argv += ["-k", key]
