@@ -18,7 +18,8 @@ against what a read_committed kafka-python consumer reads back from the topic.
 
 Faults: KILLS times (4; 8 with WEIR_CHAOS_SIZE=large), after a checkpoint newer than the last
 fault completed and a random pause (0.5 to 5 s; to 10 s large: the faults spread over the run),
-kill -9 of a random task manager running part of the job, and a replacement started. The job must FINISH, and then:
+kill -9 of a random task manager running part of the job, and a replacement started. The job
+must FINISH, and then:
 - the committed output equals the oracle exactly: one line per word occurrence, for every word
   the counts 1..n (no update lost or repeated), so the last count of a word is its total;
 - no word of an aborted transaction appears;
