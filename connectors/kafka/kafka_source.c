@@ -508,7 +508,7 @@ typedef struct ksrc {
     weir_rate_t rate;
     rd_kafka_message_t **batch;
     weir_kformat_buf_t keybuf, scratch;
-    /* lookup cache: the last message's topic handle and partition -> index in parts */
+    /* lookup cache within one batch: the last message's topic handle and partition -> index */
     const rd_kafka_topic_t *last_rkt;
     int32_t last_partition;
     ptrdiff_t last_idx;
@@ -1051,6 +1051,8 @@ static int ksrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
         if (k == 0)
             return WEIR_SOURCE_MORE;
     }
+    /* a topic handle lives as long as its messages: the cache holds only within one batch */
+    s->last_rkt = NULL;
     ssize_t n = rd_kafka_consume_batch_queue(s->q, 0, s->batch, k);
     if (n < 0) {
         weir_fail(ctx, WEIR_KSRC_API " '%s': reading the consumer queue failed: %s", s->node->name,

@@ -17,8 +17,9 @@ The oracle is computed here in Python from the committed lines (str.split()), an
 against what a read_committed kafka-python consumer reads back from the topic.
 
 Faults: KILLS times (4; 8 with WEIR_CHAOS_SIZE=large), after a checkpoint newer than the last
-fault completed and a random pause (0.5 to 5 s, so the faults spread over the run), kill -9 of a
-random task manager running part of the job, and a replacement started. The job must FINISH, and then:
+fault completed and a random pause (0.5 to 5 s; to 10 s large: the faults spread over the run),
+kill -9 of a random task manager running part of the job, and a replacement started. The job
+must FINISH, and then:
 - the committed output equals the oracle exactly: one line per word occurrence, for every word
   the counts 1..n (no update lost or repeated), so the last count of a word is its total;
 - no word of an aborted transaction appears;
@@ -37,6 +38,7 @@ from weirtest import EXAMPLES, Cluster, check, check_wordcount_output, gen_text,
 LARGE = os.environ.get("WEIR_CHAOS_SIZE") == "large"
 N_WORDS = 1_000_000 if LARGE else 250_000
 KILLS = 8 if LARGE else 4
+PAUSE_MAX = 10.0 if LARGE else 5.0  # seconds between a checkpoint after a fault and the next
 PARTITIONS = 6
 PARALLELISM = 3
 RATE = 400  # lines per second per source subtask
@@ -132,7 +134,7 @@ def test():
                 print(f"job reached {job['state']} after {kills} kills; stopping the faults")
                 break
             last = before or 0
-            time.sleep(rng.uniform(0.5, 5.0))
+            time.sleep(rng.uniform(0.5, PAUSE_MAX))
             # a task manager running part of the job (a slot runs a subtask of each vertex)
             hosts = sorted(c.job_taskmanagers(jobid) & set(c.taskmanager_ids()))
             i = int(rng.choice(hosts).split("-")[1]) if hosts else rng.randrange(len(c.tms))
