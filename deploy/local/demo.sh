@@ -70,7 +70,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 echo "demo: starting an Apache Kafka broker on 127.0.0.1:$kport (deploy/local/kafka.sh) ..."
 KAFKA_EXTRA_CONFIG="num.partitions=4" "$root/deploy/local/kafka.sh" start "$work/kafka" "$kport"
 grep -v '^[[:space:]]*$' "$input" | kcat -P -b "127.0.0.1:$kport" -t lines -X enable.idempotence=true \
-  -X sticky.partitioning.linger.ms=0
+  -X sticky.partitioning.linger.ms=0 2>>"$work/kcat.log"
 echo "demo: produced $(grep -cv '^[[:space:]]*$' "$input") lines into topic 'lines' with kcat"
 echo "demo: weir run -d -p 4 kafka_wordcount.so --delivery exactly-once --bounded --rate 100"
 job=$("$build/bin/weir" -m "127.0.0.1:$rest" run -d -p 4 "$build/examples/kafka_wordcount.so" \
@@ -83,7 +83,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 echo "demo: $n checkpoints completed; kill -9 task manager tm-1 (pid ${tm_pid[1]}) and start a new one"
-kill -9 "${tm_pid[1]}"
+{ kill -9 "${tm_pid[1]}" && wait "${tm_pid[1]}"; } 2>/dev/null || true
 start_tm 1
 for _ in $(seq 1200); do
   state=$(rest_get "/jobs/$job" | json 'd["state"]' 2>/dev/null || echo "?")
