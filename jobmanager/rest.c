@@ -105,6 +105,25 @@ static json_t *job_summary(const weir_jm_job_t *job) {
 }
 
 /* Called with jm->mu held. */
+/* A copy of a job graph for REST answers: connector option values that are secrets
+ * (weir_option_is_secret: passwords, tokens, ...) replaced by "******". Task managers still get
+ * the real graph. */
+static json_t *graph_redacted(const json_t *graph) {
+    json_t *g = json_deep_copy(graph);
+    size_t i;
+    json_t *node;
+    json_array_foreach(json_object_get(g, "nodes"), i, node) {
+        size_t k;
+        json_t *pair;
+        json_array_foreach(json_object_get(json_object_get(node, "config"), "options"), k, pair) {
+            const char *key = json_string_value(json_array_get(pair, 0));
+            if (key && weir_option_is_secret(key))
+                json_array_set_new(pair, 1, json_string("******"));
+        }
+    }
+    return g ? g : json_null();
+}
+
 static json_t *job_detail(const weir_jm_job_t *job) {
     json_t *vertices = json_array();
     for (uint32_t v = 0; v < job->n_vertices; v++) {
@@ -134,12 +153,12 @@ static json_t *job_detail(const weir_jm_job_t *job) {
                                         "parallelism", (int)job->parallelism[v], "metrics",
                                         metrics_json(&total), "subtasks", subtasks));
     }
-    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:i,s:i,s:O,s:o}", "id", job->id, "name",
+    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:i,s:i,s:o,s:o}", "id", job->id, "name",
                      job->name, "state", weir__jm_job_state_name(job->state), "message",
                      str_or_null(job->message), "plugin", job->plugin, "start_time",
                      (json_int_t)job->start_ms, "end_time", (json_int_t)job->end_ms, "restarts",
-                     (int)job->restart.restarts, "attempt", (int)job->attempt, "graph", job->graph,
-                     "vertices", vertices);
+                     (int)job->restart.restarts, "attempt", (int)job->attempt, "graph",
+                     graph_redacted(job->graph), "vertices", vertices);
 }
 
 static json_t *hist_json(const weir_ckpt_hist_t *h) {

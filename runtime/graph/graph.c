@@ -115,6 +115,22 @@ const char *weir_state_kind_name(weir_state_kind_t kind) {
     return state_names[kind];
 }
 
+bool weir_option_is_secret(const char *key) {
+    static const char *const marks[] = {
+        "password",           "secret",  "token",          "apikey", "api.key", "jaas.config",
+        "oauthbearer.config", "key.pem", "certificate.pem"};
+    char low[256];
+    size_t n = strlen(key);
+    if (n >= sizeof(low))
+        return true; /* longer than any option key we know: do not show it */
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] - 'A' + 'a' : key[i]);
+    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+        if (strstr(low, marks[i]))
+            return true;
+    return false;
+}
+
 const char *weir_node_option(const weir_node_t *n, const char *key) {
     const char *v = NULL;
     for (uint32_t i = 0; i < n->n_options; i++)

@@ -160,6 +160,11 @@ int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, c
                                size_t errlen);
 
 const char *weir_op_kind_name(weir_op_kind_t kind);
+/** True when connector option @p key names a secret (a password, secret, token, API key, JAAS or
+ * OAuth configuration, a PEM key: the key contains, case-insensitively, one of "password",
+ * "secret", "token", "apikey", "api.key", "jaas.config", "oauthbearer.config", "key.pem",
+ * "certificate.pem"). REST answers show such values as "******" (Flink masks the same way). */
+bool weir_option_is_secret(const char *key);
 /** The value of option @p key of a Kafka node (the last one given wins), NULL when absent. */
 const char *weir_node_option(const weir_node_t *n, const char *key);
 const char *weir_part_name(weir_part_t part);

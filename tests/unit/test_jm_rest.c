@@ -333,6 +333,44 @@ static void test_rest_basics(void **state) {
     json_decref(j);
 }
 
+/* Connector options that are secrets never leave the job manager through REST. */
+static void test_secret_options_masked(void **state) {
+    fx_t *f = *state;
+    char sha[65], body[2048];
+    upload_plugin(f, sha);
+    snprintf(body, sizeof body,
+             "{\"plugin\":\"%s\",\"graph\":{\"name\":\"k\",\"default_parallelism\":1,"
+             "\"nodes\":[{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\","
+             "\"parallelism\":1,\"input\":-1},{\"id\":1,\"kind\":\"sink_kafka\","
+             "\"name\":\"out\",\"parallelism\":1,\"input\":0,\"partitioning\":\"forward\","
+             "\"config\":{\"options\":[[\"bootstrap.servers\",\"b:1\"],[\"topic\",\"t\"],"
+             "[\"properties.sasl.password\",\"hunter2\"],"
+             "[\"properties.SSL.Key.PASSWORD\",\"pw2\"],"
+             "[\"properties.sasl.oauthbearer.config\",\"principal=x secret=y\"]]}}]}}",
+             sha);
+    json_t *j;
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 200);
+    char id[33];
+    memcpy(id, jstr(j, "jobid"), 33);
+    json_decref(j);
+    j = get_job(f, id);
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_null(strstr(text, "hunter2"));
+    assert_null(strstr(text, "pw2"));
+    assert_null(strstr(text, "secret=y"));
+    json_t *opts = json_object_get(
+        json_object_get(json_array_get(json_object_get(json_object_get(j, "graph"), "nodes"), 1),
+                        "config"),
+        "options");
+    assert_int_equal(json_array_size(opts), 5);
+    assert_string_equal(json_string_value(json_array_get(json_array_get(opts, 0), 1)), "b:1");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(opts, 2), 1)), "******");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(opts, 3), 1)), "******");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(opts, 4), 1)), "******");
+    free(text);
+    json_decref(j);
+}
+
 static void test_job_finishes(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
@@ -1126,6 +1164,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rest_basics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_options_masked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_failure_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tm_lost, setup_short_hb, teardown),
         cmocka_unit_test_setup_teardown(test_tm_restart, setup, teardown),
