@@ -25,7 +25,7 @@ LARGE = os.environ.get("WEIR_CHAOS_SIZE") == "large"
 N_WORDS = 1_500_000 if LARGE else 300_000
 KILLS = 12 if LARGE else 6
 FREEZES = 4 if LARGE else 2
-RATE = 150 if LARGE else 60  # lines per second per source subtask (4 subtasks)
+RATE = 150 if LARGE else 80  # lines per second per source subtask (4 subtasks)
 HB_TIMEOUT_S = 3
 
 
