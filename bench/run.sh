@@ -2,7 +2,7 @@
 # Runs weir benchmarks against the release build; each starts its own cluster.
 #   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint kafka all
 # Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000),
-#              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 2,000,000), CURVE=1 (ZeroMQ CURVE on the control and data
+#              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000), CURVE=1 (ZeroMQ CURVE on the control and data
 #              planes; results named <name>-curve).
 # Prints one RESULT line per run and one <name>-median line per benchmark.
 set -euo pipefail

@@ -33,6 +33,10 @@
 #define POLL_EVERY 1024u              /* records between two rd_kafka_poll(0) */
 #define QUEUE_FULL_WAIT_MS 50         /* rd_kafka_poll while librdkafka's queue is full */
 #define DEFAULT_TXN_TIMEOUT_MS 900000 /* Kafka's transaction.max.timeout.ms default */
+/* Bound of librdkafka's blocking transactional calls (init, commit, abort), as the Java
+ * client's max.block.ms: an unreachable broker fails the task after a minute, not after the
+ * transaction timeout. A commit that times out is committed again at restore (EndTxn). */
+#define TXN_CALL_TIMEOUT_MS 60000
 #define DEFAULT_POOL 8
 #define MAX_PREFIX WEIR_KTXN_MAX_PREFIX
 
@@ -279,7 +283,7 @@ static int io_init(void *io, uint32_t k, const char *id, int64_t *pid, int16_t *
     int rc = producer_create(s, p, id, err, WEIR_KTXN_ERR_CAP);
     if (rc != 0)
         return rc;
-    rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, (int)s->cfg.txn_timeout_ms);
+    rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, TXN_CALL_TIMEOUT_MS);
     if (e)
         rc = rd_error(e, "InitProducerId", id, err);
     /* The producer id and epoch the coordinator gave it: what EndTxn needs after a restore. */
@@ -316,13 +320,13 @@ static int io_flush(void *io, uint32_t k, char *err) {
 
 static int io_commit(void *io, uint32_t k, char *err) {
     ksink_t *s = io;
-    rd_kafka_error_t *e = rd_kafka_commit_transaction(s->prods[k].rk, (int)s->cfg.txn_timeout_ms);
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(s->prods[k].rk, TXN_CALL_TIMEOUT_MS);
     return e ? rd_error(e, "CommitTransaction", s->pool.slots[k].id, err) : 0;
 }
 
 static int io_abort(void *io, uint32_t k, char *err) {
     ksink_t *s = io;
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(s->prods[k].rk, (int)s->cfg.txn_timeout_ms);
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(s->prods[k].rk, TXN_CALL_TIMEOUT_MS);
     return e ? rd_error(e, "AbortTransaction", s->pool.slots[k].id, err) : 0;
 }
 
