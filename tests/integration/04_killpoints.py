@@ -9,22 +9,12 @@ job must FINISH with exactly-once output (checked against tr | sort | uniq -c):
 Each point fires on its 3rd hit, so earlier checkpoints have completed and committed output."""
 
 import os
-import time
 
 from weirtest import (EXAMPLES, Cluster, check, check_wordcount_output, gen_text, oracle_counts,
-                      run_test)
+                      run_test, wait_exit)
 
 N_WORDS = 300_000
 RATE = 3000  # lines/s over all source subtasks: the job spans several checkpoints
-
-
-def wait_dead(proc, what, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not reach its kill point within {timeout} s")
 
 
 def run_point(point, text, oracle):
@@ -40,11 +30,11 @@ def run_point(point, text, oracle):
         jobid = c.submit("-p", "4", os.path.join(EXAMPLES, "wordcount.so"), "--input", text,
                          "--output", out, "--rate", str(RATE))
         if point == "jm-after-metadata":
-            wait_dead(c.jm, "the job manager")
+            wait_exit(c.jm, "the job manager")
             del c.conf["debug.kill-at"]
             c.restart_jobmanager()
         else:
-            wait_dead(victim, "task manager tm-1")
+            wait_exit(victim, "task manager tm-1")
             c.start_taskmanager(index=1)
         job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=300)
         check(job["state"] == "FINISHED", f"{point}: job ended {job['state']}: {job.get('message')}")

@@ -32,6 +32,7 @@ import random
 import time
 from collections import Counter
 
+from chaoslib import latest_completed
 from kafkatest import Broker, TopicPartition
 from weirtest import EXAMPLES, Cluster, check, check_wordcount_output, gen_text, run_test
 
@@ -75,14 +76,6 @@ def produce_input(k, lines, rng):
         producer.abort_transaction()
     producer.close()
     return counted, aborted
-
-
-def latest_completed(c, jobid):
-    try:
-        latest = c.checkpoints(jobid)["latest"]["completed"]
-        return latest["id"] if latest else 0
-    except Exception:  # noqa: BLE001 - job manager busy
-        return None
 
 
 def test():

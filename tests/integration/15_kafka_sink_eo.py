@@ -16,23 +16,13 @@ read_committed, Kafka's own kafka-transactions tool lists transactions):
       committed output has no duplicate and no gap."""
 
 import os
-import time
 
 from kafkatest import Broker, check_wordcount_records, lines_of
-from weirtest import EXAMPLES, Cluster, check, gen_text, oracle_counts, run_test
+from weirtest import EXAMPLES, Cluster, check, gen_text, oracle_counts, run_test, wait_exit
 
 N_WORDS = 40_000
 RATE = 250  # lines per second per source subtask: the job spans many checkpoints
 PLUGIN = os.path.join(EXAMPLES, "kafka_wordcount.so")
-
-
-def wait_dead(proc, what, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not reach its kill point within {timeout} s")
 
 
 def job_args(k, out, *extra):
@@ -60,7 +50,7 @@ def run_point(k, point, hit, restore_first, oracle):
             c.wait_checkpoints(jobid, 3)
             c.kill9(c.tms[0])
             c.start_taskmanager(index=0)
-        wait_dead(victim, "task manager tm-1")
+        wait_exit(victim, "task manager tm-1")
         c.start_taskmanager(index=1)
         job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=300)
         check(job["state"] == "FINISHED", f"{point}: job ended {job['state']}: {job.get('message')}")
@@ -92,7 +82,7 @@ def forced_abort(k, oracle):
         victim = c.start_taskmanager(extra={"debug.kill-at": "kafka-sink-commit:3"})
         c.wait_taskmanagers(1)
         jobid = c.submit(*job_args(k, out))
-        wait_dead(victim, "task manager tm-0")
+        wait_exit(victim, "task manager tm-0")
         # Checkpoint complete, its transactions not committed, no task manager to restore on.
         ours = [t["TransactionalId"] for t in k.open_transactions(f"weir-{jobid}-.*")]
         check(ours, "no open transaction of the job after the kill")

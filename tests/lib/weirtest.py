@@ -412,6 +412,16 @@ class Cluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def wait_exit(proc, what, timeout=120):
+    """Waits until a process exited (e.g. reached its debug.kill-at kill point)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return
+        time.sleep(0.05)
+    raise TestFailure(f"{what} did not exit (reach its kill point) within {timeout} s")
+
+
 def dir_snapshot(path):
     """{name: (size, mtime_ns)} of every file in a directory, hidden ones included: two snapshots
     are equal iff no file appeared, disappeared or changed in between."""

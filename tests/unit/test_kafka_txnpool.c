@@ -399,7 +399,8 @@ static void test_restore_commits_and_detects_loss(void **state) {
     weir_ktxn_pool_t r;
     weir__ktxn_pool_init(&r, &model_io, &m2, "out", "px", 0, 1, 4, 900000);
     assert_int_equal(weir__ktxn_pool_restore(&r, 2, &s2.u.data), WEIR_EIO);
-    assert_non_null(strstr(r.err, "cannot be committed: the broker answered INVALID_PRODUCER_EPOCH"));
+    assert_non_null(
+        strstr(r.err, "cannot be committed: the broker answered INVALID_PRODUCER_EPOCH"));
     assert_non_null(strstr(r.err, "its records are lost"));
     assert_int_equal(b->n_visible, 5); /* never a gap: nothing after the lost records */
     weir__ktxn_pool_close(&r);
