@@ -37,6 +37,10 @@
  * client's max.block.ms: an unreachable broker fails the task after a minute, not after the
  * transaction timeout. A commit that times out is committed again at restore (EndTxn). */
 #define TXN_CALL_TIMEOUT_MS 60000
+/* Bound of the abort of the open transaction (at close or after a failed pre-commit): a task
+ * must stop promptly; an abort that does not finish is done by the next InitProducerId of the id
+ * (restore) or by the broker's transaction timeout. */
+#define ABORT_TIMEOUT_MS 10000
 #define DEFAULT_POOL 8
 #define MAX_PREFIX WEIR_KTXN_MAX_PREFIX
 
@@ -326,7 +330,7 @@ static int io_commit(void *io, uint32_t k, char *err) {
 
 static int io_abort(void *io, uint32_t k, char *err) {
     ksink_t *s = io;
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(s->prods[k].rk, TXN_CALL_TIMEOUT_MS);
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(s->prods[k].rk, ABORT_TIMEOUT_MS);
     return e ? rd_error(e, "AbortTransaction", s->pool.slots[k].id, err) : 0;
 }
 
