@@ -11,9 +11,6 @@
 #include "common/err.h"
 #include "common/util.h"
 
-/* The sink's default (connectors/kafka/kafka_sink.c): Kafka's transaction.max.timeout.ms. */
-#define DEFAULT_TXN_TIMEOUT_MS 900000
-
 int64_t weir_txguard_min_timeout(const weir_txguard_cfg_t *cfg) {
     return cfg->interval_ms + cfg->timeout_ms + cfg->heartbeat_timeout_ms + cfg->restart_delay_ms +
            WEIR_TXGUARD_RECOVERY_MS;
@@ -33,7 +30,7 @@ int weir_txguard_check(const weir_job_t *dag, const weir_txguard_cfg_t *cfg, cha
                              "checkpointing is off: set execution.checkpointing.interval",
                              n->name);
         const char *t = weir_node_option(n, "transaction.timeout.ms");
-        int64_t tmo = DEFAULT_TXN_TIMEOUT_MS;
+        int64_t tmo = WEIR_KAFKA_DEFAULT_TXN_TIMEOUT_MS;
         if (t) {
             char *end;
             errno = 0;

@@ -30,9 +30,8 @@
 
 #define COMP "kafka-sink"
 #define API "Kafka sink"
-#define POLL_EVERY 1024u              /* records between two rd_kafka_poll(0) */
-#define QUEUE_FULL_WAIT_MS 50         /* rd_kafka_poll while librdkafka's queue is full */
-#define DEFAULT_TXN_TIMEOUT_MS 900000 /* Kafka's transaction.max.timeout.ms default */
+#define POLL_EVERY 1024u      /* records between two rd_kafka_poll(0) */
+#define QUEUE_FULL_WAIT_MS 50 /* rd_kafka_poll while librdkafka's queue is full */
 /* Bound of librdkafka's blocking transactional calls (init, commit, abort), as the Java
  * client's max.block.ms: an unreachable broker fails the task after a minute, not after the
  * transaction timeout. A commit that times out is committed again at restore (EndTxn). */
@@ -106,8 +105,8 @@ static int cfg_parse(const weir_node_t *n, ksink_cfg_t *c, char *errstr, size_t 
     if ((rc = weir__kconf_enum(n, API, "value.format", weir_kformat_names, WEIR_KFORMAT_STRING,
                                &c->value_format, errstr, errlen)))
         return rc;
-    if ((rc = weir__kconf_int(n, API, "transaction.timeout.ms", DEFAULT_TXN_TIMEOUT_MS, 1000,
-                              INT32_MAX, &c->txn_timeout_ms, errstr, errlen)) ||
+    if ((rc = weir__kconf_int(n, API, "transaction.timeout.ms", WEIR_KAFKA_DEFAULT_TXN_TIMEOUT_MS,
+                              1000, INT32_MAX, &c->txn_timeout_ms, errstr, errlen)) ||
         (rc = weir__kconf_int(n, API, "sink.transactional-id-pool-size", DEFAULT_POOL, 3, 64,
                               &c->pool, errstr, errlen)))
         return rc;

@@ -19,6 +19,14 @@ static bool in_list(const char *key, const char *const *list) {
     return false;
 }
 
+/* "a, b, c" of a NULL-terminated list into @p out (cut at @p cap). */
+static void join_names(const char *const *names, char *out, size_t cap) {
+    size_t off = 0;
+    out[0] = 0;
+    for (size_t i = 0; names[i] && off < cap; i++)
+        off += (size_t)snprintf(out + off, cap - off, "%s%s", i ? ", " : "", names[i]);
+}
+
 int weir__kconf_check_keys(const weir_node_t *n, const char *api, const char *const *known,
                            const char *const *required, char *errstr, size_t errlen) {
     size_t plen = strlen(WEIR_KCONF_PROPERTIES);
@@ -28,11 +36,8 @@ int weir__kconf_check_keys(const weir_node_t *n, const char *api, const char *co
             continue;
         if (in_list(key, known))
             continue;
-        char list[512] = "";
-        size_t off = 0;
-        for (size_t k = 0; known[k] && off < sizeof(list); k++)
-            off +=
-                (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", k ? ", " : "", known[k]);
+        char list[512];
+        join_names(known, list, sizeof(list));
         return weir_errf(errstr, errlen, WEIR_EINVAL,
                          "%s '%s': unknown option '%s': use one of %s, or "
                          "'" WEIR_KCONF_PROPERTIES "<librdkafka property>'",
@@ -72,17 +77,13 @@ int weir__kconf_enum(const weir_node_t *n, const char *api, const char *key,
         *out = def;
         return 0;
     }
-    char list[256] = "";
-    size_t off = 0;
-    for (int i = 0; names[i]; i++) {
+    for (int i = 0; names[i]; i++)
         if (strcmp(v, names[i]) == 0) {
             *out = i;
             return 0;
         }
-        if (off < sizeof(list))
-            off +=
-                (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", names[i]);
-    }
+    char list[256];
+    join_names(names, list, sizeof(list));
     return weir_errf(errstr, errlen, WEIR_EINVAL, "%s '%s': option '%s' is '%s': use one of %s",
                      api, n->name, key, v, list);
 }

@@ -165,6 +165,10 @@ const char *weir_op_kind_name(weir_op_kind_t kind);
  * "secret", "token", "apikey", "api.key", "jaas.config", "oauthbearer.config", "key.pem",
  * "certificate.pem"). REST answers show such values as "******" (Flink masks the same way). */
 bool weir_option_is_secret(const char *key);
+/** The Kafka sink's transaction.timeout.ms when the option is absent (Kafka's
+ * transaction.max.timeout.ms default): the sink uses it, and the job manager's submission check
+ * (jobmanager/txguard.c) assumes it. */
+#define WEIR_KAFKA_DEFAULT_TXN_TIMEOUT_MS 900000
 /** The value of option @p key of a Kafka node (the last one given wins), NULL when absent. */
 const char *weir_node_option(const weir_node_t *n, const char *key);
 const char *weir_part_name(weir_part_t part);

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-from weirtest import SRC, TestFailure, check, free_port
+from weirtest import SRC, TestFailure, check, check_word_updates, free_port
 
 KAFKA_VERSION = "4.1.1"
 CACHE = os.environ.get("WEIR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "weir")
@@ -411,14 +411,5 @@ def check_wordcount_records(records, oracle):
         word, n = value.rsplit(" ", 1)
         check(key == word, f"record at {part}/{off}: key {key!r} but value {value!r}")
         seen[word].append(int(n))
-    total = sum(oracle.values())
-    dups = {w: c for w, c in seen.items() if len(c) != len(set(c))}
-    check(not dups, f"duplicated updates for {len(dups)} words, e.g. "
-                    f"{next(iter(dups.items())) if dups else ''}")
-    check(len(records) == total, f"{len(records)} committed output records for {total} words")
-    check(set(seen) == set(oracle), f"word sets differ: {len(set(seen) ^ set(oracle))} words")
-    for w, n in oracle.items():
-        got = sorted(seen[w])
-        check(got == list(range(1, n + 1)),
-              f"word {w!r}: oracle {n}, output counts {got[:5]}...{got[-5:]} ({len(got)} records)")
+    check_word_updates(seen, len(records), oracle, "records")
     return len(records)
