@@ -117,6 +117,15 @@ static const weir_config_key_t KEYS[] = {
      "Directory for checkpoints, shared by the job manager and all task managers "
      "(required when checkpointing is on)."},
     {"state.checkpoints.num-retained", WEIR_CFG_INT, "1", "Completed checkpoints kept."},
+    {"state.savepoints.dir", WEIR_CFG_STRING, NULL,
+     "Default directory of savepoints (weir savepoint / weir stop without a directory); an "
+     "absolute path shared by the job manager and all task managers."},
+    {"execution.checkpointing.externalized-checkpoint-retention", WEIR_CFG_STRING,
+     "RETAIN_ON_CANCELLATION",
+     "What happens to a job's checkpoints when it ends: RETAIN_ON_CANCELLATION (kept, so `weir run "
+     "-s <dir>/<job>/chk-<n>` can resume a canceled job), DELETE_ON_CANCELLATION (deleted when it "
+     "is canceled, kept when it failed or finished) or NO_EXTERNALIZED_CHECKPOINTS (deleted when it "
+     "is canceled or finished, kept when it failed)."},
     {"state.backend.incremental", WEIR_CFG_BOOL, "true",
      "Upload only new RocksDB SST files per checkpoint (shared between checkpoints)."},
     {"restart-strategy.type", WEIR_CFG_STRING, NULL,

@@ -20,7 +20,8 @@
     X(EPROTO, -13, "protocol error")                                                               \
     X(EEXIST, -14, "already exists")                                                               \
     X(ENOSPACE, -15, "no room")                                                                    \
-    X(EUSER, -16, "user function failed")
+    X(EUSER, -16, "user function failed")                                                          \
+    X(ECONFLICT, -17, "conflicts with the current state")
 
 typedef enum weir_err {
 #define WEIR_ERR_ENUM(name, code, text) WEIR_##name = code,

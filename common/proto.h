@@ -183,6 +183,15 @@ typedef enum weir_checkpoint_mode {
     WEIR_CHECKPOINT_AT_LEAST_ONCE = 2,
 } weir_checkpoint_mode_t;
 
+/** What a barrier starts: a checkpoint, a savepoint (self-contained, into its own directory, never
+ * notified), or a stop-with-savepoint (a savepoint after which the sources stop; its NOTIFY has
+ * final = true: commit everything, then finish). */
+typedef enum weir_ck_kind {
+    WEIR_CK_CHECKPOINT = 0,
+    WEIR_CK_SAVEPOINT = 1,
+    WEIR_CK_STOP = 2,
+} weir_ck_kind_t;
+
 typedef enum weir_task_state {
     WEIR_TASK_CREATED = 0,
     WEIR_TASK_DEPLOYING,
@@ -259,6 +268,8 @@ typedef struct weir_msg {
      * DECLINE also vertex + subtask (the fields above). */
     uint64_t checkpoint_id;
     int64_t checkpoint_timestamp; /* TRIGGER: trigger wall time (ms) */
+    uint32_t ck_kind;             /* TRIGGER: weir_ck_kind_t */
+    char *target;                 /* TRIGGER: a savepoint's directory, NULL for a checkpoint */
     /* ACK: final = this is the subtask's last snapshot (all input consumed; it waits for the
      * final NOTIFY before it finishes). NOTIFY: final = commit everything, then finish. */
     bool final;

@@ -67,9 +67,12 @@ static bool ensure_next_id(weir_jm_job_t *job) {
 }
 
 void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why) {
-    (void)jm;
     uint64_t id = job->ckpt.pending_id;
-    if (id && job->ckdir) {
+    if (id && job->ckpt.pending_kind != WEIR_CK_CHECKPOINT) {
+        char msg[300];
+        weir_fmt(msg, sizeof msg, "aborted: %s", why);
+        weir__jm_sp_failed_locked(jm, job, id, msg, false, false);
+    } else if (id && job->ckdir) {
         char path[4200];
         weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
         weir_rmtree(path);
@@ -130,6 +133,8 @@ static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job
     char err[4600] = "";
     int rc = weir_ckpt_coord_build_meta(c, job->id, id, final, trigger_ms, wall, &meta);
     if (rc == 0)
+        rc = weir_ckpt_meta_set_graph(&meta, job->dag);
+    if (rc == 0)
         rc = weir_ckpt_meta_write(job->ckdir, &meta, err, sizeof err);
     else
         weir_fmt(err, sizeof err, "out of memory");
@@ -181,6 +186,11 @@ static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job
 static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why,
                                      bool keep_dir) {
     uint64_t id = job->ckpt.pending_id;
+    if (job->ckpt.pending_kind != WEIR_CK_CHECKPOINT) {
+        weir_ckpt_coord_fail(&job->ckpt, why, jm->ckcfg.tolerable, weir_now_ns()); /* not counted */
+        weir__jm_sp_failed_locked(jm, job, id, why, true, keep_dir);
+        return;
+    }
     if (!keep_dir) {
         char path[4200];
         weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
@@ -197,12 +207,42 @@ static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, 
     }
 }
 
+/* Every subtask acked the in-flight savepoint: its _metadata into its own directory (no retention,
+ * no shared files: the subtasks wrote self-contained snapshots); a stop-savepoint then becomes the
+ * job's restore point and every subtask gets NOTIFY final: commit everything, finish. */
+static void complete_savepoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
+    weir_ckpt_coord_t *c = &job->ckpt;
+    uint64_t id = c->pending_id;
+    uint32_t kind = c->pending_kind;
+    weir_ckpt_meta_t meta;
+    char why[2600] = "";
+    int rc = weir_ckpt_coord_build_meta(c, job->id, id, false, c->pending_trigger_ms,
+                                        weir_wall_ms(), &meta);
+    if (rc == 0)
+        rc = weir_ckpt_meta_set_graph(&meta, job->dag);
+    if (rc == 0) {
+        meta.kind = WEIR_CK_SAVEPOINT;
+        rc = weir__jm_sp_complete_locked(jm, job, &meta, why, sizeof why);
+    } else {
+        weir_fmt(why, sizeof why, "failed: out of memory");
+    }
+    weir_ckpt_meta_clear(&meta);
+    if (rc != 0) {
+        failed_checkpoint_locked(jm, job, why, true);
+        return;
+    }
+    if (kind == WEIR_CK_STOP)
+        notify_locked(jm, job, id, true);
+}
+
 /* After an ack (or a tick): completes what is ready. */
 static void progress_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
     if (job->state != WEIR_JOB_RUNNING)
         return;
-    char why[1024];
-    if (weir_ckpt_coord_ready(&job->ckpt)) {
+    char why[2600];
+    if (weir_ckpt_coord_ready(&job->ckpt) && job->ckpt.pending_kind != WEIR_CK_CHECKPOINT) {
+        complete_savepoint_locked(jm, job);
+    } else if (weir_ckpt_coord_ready(&job->ckpt)) {
         complete_fail_t f = complete_locked(jm, job, false, why, sizeof why);
         if (f != FAIL_NONE)
             failed_checkpoint_locked(jm, job, why, f == FAIL_POINTER);
@@ -220,8 +260,8 @@ static void progress_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
  * Non-sources are reached by barriers, or by END from upstreams that finished, which counts as
  * the barrier in their alignment. With @p id != 0 sends TRIGGER_CHECKPOINT @p id to each whose
  * task manager is known. @returns how many subtasks qualify (with @p id: how many were sent). */
-static uint32_t trigger_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id,
-                               int64_t wall) {
+uint32_t weir__jm_ckpt_trigger_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id,
+                                      int64_t wall) {
     uint32_t n = 0;
     for (uint32_t v = 0; v < job->n_vertices; v++) {
         const weir_vertex_t *vx = &job->dag->vertices[v];
@@ -241,7 +281,10 @@ static uint32_t trigger_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64
                             .checkpoint_id = id,
                             .checkpoint_timestamp = wall,
                             .vertex = v,
-                            .subtask = s};
+                            .subtask = s,
+                            .ck_kind = job->ckpt.pending_kind,
+                            .target = job->ckpt.pending_target[0] ? job->ckpt.pending_target
+                                                                  : NULL};
             memcpy(m.job_id, job->id, sizeof m.job_id);
             weir__jm_send_locked(jm, tm, &m);
         }
@@ -262,16 +305,24 @@ void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_
         return;
     }
     progress_locked(jm, job);
-    if (job->state != WEIR_JOB_RUNNING)
+    if (job->state != WEIR_JOB_RUNNING || weir__jm_sp_stopping_locked(job))
+        return; /* after a stop-savepoint: nothing more until the job has finished */
+    if (weir__jm_sp_queued_locked(job)) {
+        /* a savepoint goes first: it starts when nothing is in flight and every subtask runs
+         * (periodic checkpoints wait for it) */
+        if (!c->pending_id && job_all_running(job) && ensure_next_id(job))
+            weir__jm_sp_start_locked(jm, job, now_ns,
+                                     c->final_done ? 0 : weir__jm_ckpt_trigger_locked(jm, job, 0, 0));
         return;
+    }
     if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns) || !ensure_next_id(job))
         return;
-    uint32_t n_sources = trigger_locked(jm, job, 0, 0);
+    uint32_t n_sources = weir__jm_ckpt_trigger_locked(jm, job, 0, 0);
     if (n_sources == 0)
         return; /* every source finished: the rest drains into the final checkpoint */
     int64_t wall = weir_wall_ms();
     uint64_t id = weir_ckpt_coord_begin(c, now_ns, wall);
-    uint32_t n = trigger_locked(jm, job, id, wall);
+    uint32_t n = weir__jm_ckpt_trigger_locked(jm, job, id, wall);
     uint32_t finished = 0;
     for (uint32_t i = 0; i < c->n_subtasks; i++)
         finished += weir_ckpt_coord_finished(c, i) ? 1 : 0;
@@ -328,44 +379,114 @@ void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, co
     failed_checkpoint_locked(jm, job, why, false);
 }
 
+void weir__jm_ckpt_retention_on_end_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
+    if (job->ck_released || !job->ckdir || job->slots_held ||
+        (job->state != WEIR_JOB_CANCELED && job->state != WEIR_JOB_FINISHED &&
+         job->state != WEIR_JOB_FAILED))
+        return;
+    job->ck_released = true;
+    bool del = (job->state == WEIR_JOB_CANCELED && jm->ck_retention != WEIR_JM_RETAIN_ON_CANCELLATION) ||
+               (job->state == WEIR_JOB_FINISHED && jm->ck_retention == WEIR_JM_NO_EXTERNALIZED);
+    if (!del) {
+        if (job->state == WEIR_JOB_CANCELED && job->ckpt.have_completed)
+            WEIR_INFO(COMP, "job %s canceled: its checkpoints stay in %s (latest: %s)", job->id,
+                      job->ckdir, job->ckpt.latest_path);
+        return;
+    }
+    weir_rmtree(job->ckdir);
+    WEIR_INFO(COMP, "job %s %s: its checkpoint directory %s was deleted (%s)", job->id,
+              weir__jm_job_state_name(job->state), job->ckdir,
+              jm->ck_retention == WEIR_JM_NO_EXTERNALIZED ? "NO_EXTERNALIZED_CHECKPOINTS"
+                                                          : "DELETE_ON_CANCELLATION");
+}
+
+/* True when @p path is <ckdir>/chk-<n> of this job (its id into *id). */
+static bool own_checkpoint(const weir_jm_job_t *job, const char *path, uint64_t *id) {
+    if (!job->ckdir || !weir_ckpt_id_of_path(path, id))
+        return false;
+    size_t n = strlen(job->ckdir);
+    return strncmp(path, job->ckdir, n) == 0 && path[n] == '/' && !strchr(path + n + 1, '/');
+}
+
+/* Reads the savepoint (or another job's retained checkpoint) at @p path for a restore. */
+static int restore_savepoint(weir_jm_job_t *job, const char *path, weir_ckpt_meta_t *meta,
+                             char *base, size_t base_cap, char *errstr, size_t errlen) {
+    char err[2400] = "";
+    int rc = weir_savepoint_read(path, meta, base, base_cap, err, sizeof err);
+    if (rc != 0)
+        return weir_errf(errstr, errlen, rc, "cannot restore job %s from %s: %s", job->id, path,
+                         err);
+    return 0;
+}
+
 int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
-                                 char *errstr, size_t errlen) {
+                                 char *base, size_t base_cap, bool *claim, char *errstr,
+                                 size_t errlen) {
     memset(meta, 0, sizeof *meta);
-    if (!jm->ckcfg.enabled || !job->ckdir)
-        return 0;
-    /* the latest completed checkpoint: this job manager's, or the one the HA pointer of the
-     * previous job manager names; a newer chk-<n> never completed (never notified) */
+    base[0] = 0;
+    *claim = false;
+    /* Candidates, newest id wins: the latest checkpoint this job manager completed (a
+     * stop-savepoint counts: the job ended there), the one this job last restored, the one the HA
+     * pointer of a previous job manager names; with none of them, the savepoint the job was
+     * submitted with (run -s). A chk-<n> of <ckdir> is this job's own (claimed: later incremental
+     * checkpoints share its files); anything else is a savepoint or another job's retained
+     * checkpoint (not claimed: never changed, the first checkpoint after it is complete alone). */
     weir_ckpt_coord_t *c = &job->ckpt;
-    uint64_t bound = c->have_completed ? c->latest_id : 0;
-    if (c->have_restored && c->restored_id > bound)
-        bound = c->restored_id;
+    uint64_t best_id = 0;
+    const char *best = NULL;
+    char ha_path[2100] = "";
+    if (c->have_completed && c->latest_id > best_id) {
+        best_id = c->latest_id;
+        best = c->latest_path;
+    }
+    if (c->have_restored && c->restored_id > best_id) {
+        best_id = c->restored_id;
+        best = c->restored_path;
+    }
     if (job->ha_pointer) {
-        struct stat st;
         uint64_t pid = 0;
-        if (!weir_ckpt_id_of_path(job->ha_pointer, &pid))
-            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
-                             "the HA pointer of job %s names '%s', not a chk-<n> directory: "
-                             "cannot restore it",
-                             job->id, job->ha_pointer);
+        struct stat st;
         if (stat(job->ha_pointer, &st) != 0) {
             weir_fmt(errstr, errlen, "checkpoint directory %s is missing: cannot restore job %s",
                      job->ha_pointer, job->id);
             return WEIR_ENOTFOUND;
         }
-        if (pid > bound)
-            bound = pid;
+        if (!own_checkpoint(job, job->ha_pointer, &pid)) {
+            /* a stop-savepoint: its id is in its _metadata */
+            int rc = restore_savepoint(job, job->ha_pointer, meta, base, base_cap, errstr, errlen);
+            if (rc != 0)
+                return rc;
+            pid = meta->id;
+            weir_ckpt_meta_clear(meta);
+        }
+        if (pid > best_id) {
+            best_id = pid;
+            weir_fmt(ha_path, sizeof ha_path, "%s", job->ha_pointer);
+            best = ha_path;
+        }
     }
-    if (bound == 0)
-        return 0; /* nothing completed: a fresh start (a chk-<n> on disk never completed) */
-    int rc = weir_ckpt_find_latest(job->ckdir, job->id, bound, true, NULL, meta, errstr, errlen);
-    if (rc != 0)
-        return rc;
-    char path[4200];
-    weir_ckpt_chk_path(job->ckdir, meta->id, path, sizeof path);
-    weir_ckpt_coord_restored(c, meta->id, path, weir_wall_ms());
+    uint64_t own_id = 0;
+    if (best && own_checkpoint(job, best, &own_id)) {
+        int rc = weir_ckpt_find_latest(job->ckdir, job->id, own_id, true, NULL, meta, errstr,
+                                       errlen);
+        if (rc != 0)
+            return rc;
+        weir_ckpt_chk_path(job->ckdir, meta->id, base, base_cap);
+        *claim = true;
+    } else {
+        const char *path = best ? best : job->restore_path;
+        if (!path)
+            return 0; /* a fresh start (a chk-<n> on disk never completed) */
+        int rc = restore_savepoint(job, path, meta, base, base_cap, errstr, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    weir_ckpt_coord_restored(c, meta->id, base, weir_wall_ms());
     if (c->next_id <= meta->id)
-        c->next_id = meta->id + 1;
-    WEIR_INFO(COMP, "checkpoint %" PRIu64 "%s: restoring job %s (attempt %u) from %s", meta->id,
-              meta->final ? " (final)" : "", job->id, job->attempt, path);
+        c->next_id = meta->id + 1; /* ids go on above the restored one, also from a savepoint */
+    WEIR_INFO(COMP, "%s %" PRIu64 "%s: restoring job %s (attempt %u) from %s",
+              *claim ? "checkpoint" : "savepoint", meta->id, meta->final ? " (final)" : "",
+              job->id, job->attempt, base);
+    (void)jm;
     return 0;
 }

@@ -203,6 +203,8 @@ static void pending_drop(weir_ckpt_coord_t *c) {
     for (uint32_t i = 0; i < c->n_subtasks; i++)
         ack_clear(&c->acks[i]);
     c->pending_id = 0;
+    c->pending_kind = WEIR_CK_CHECKPOINT;
+    c->pending_target[0] = 0;
 }
 
 static void record_failure(weir_ckpt_coord_t *c, const char *why, int64_t now_ns) {
@@ -267,6 +269,17 @@ uint64_t weir_ckpt_coord_begin(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wal
     return id;
 }
 
+uint64_t weir_ckpt_coord_begin_savepoint(weir_ckpt_coord_t *c, uint32_t kind, const char *target,
+                                         int64_t now_ns, int64_t wall_ms) {
+    uint64_t id = weir_ckpt_coord_begin(c, now_ns, wall_ms);
+    c->pending_kind = kind;
+    weir_fmt(c->pending_target, sizeof c->pending_target, "%s", target);
+    weir_ckpt_hist_t *h = hist_find(c, id);
+    if (h)
+        h->kind = kind;
+    return id;
+}
+
 uint64_t weir_ckpt_coord_begin_final(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms) {
     if (c->next_id == 0)
         c->next_id = 1;
@@ -306,6 +319,21 @@ static const weir_ckpt_ack_t *effective(const weir_ckpt_coord_t *c, uint32_t i, 
     if (c->finals[i].acked)
         return &c->finals[i];
     return NULL;
+}
+
+uint32_t weir_ckpt_coord_acked(const weir_ckpt_coord_t *c, uint64_t *state_size) {
+    uint32_t n = 0;
+    uint64_t size = 0;
+    for (uint32_t i = 0; c->pending_id && i < c->n_subtasks; i++) {
+        const weir_ckpt_ack_t *a = effective(c, i, false);
+        if (a) {
+            n++;
+            size += a->state_size;
+        }
+    }
+    if (state_size)
+        *state_size = size;
+    return n;
 }
 
 bool weir_ckpt_coord_ready(const weir_ckpt_coord_t *c) {
@@ -384,10 +412,14 @@ void weir_ckpt_coord_complete(weir_ckpt_coord_t *c, uint64_t id, bool final, con
         if (as > h->async_ms)
             h->async_ms = as;
     }
-    c->latest = *h;
-    c->have_completed = true;
-    c->latest_id = id;
-    weir_fmt(c->latest_path, sizeof c->latest_path, "%s", path);
+    /* an intermediate savepoint is not a restore point of this job (Flink's savepoints are not
+     * used for failover either): nothing was committed at it */
+    if (final || c->pending_kind != WEIR_CK_SAVEPOINT) {
+        c->latest = *h;
+        c->have_completed = true;
+        c->latest_id = id;
+        weir_fmt(c->latest_path, sizeof c->latest_path, "%s", path);
+    }
     c->n_completed++;
     c->consecutive_failures = 0;
     c->last_end_ns = now_ns;
@@ -401,7 +433,10 @@ bool weir_ckpt_coord_fail(weir_ckpt_coord_t *c, const char *why, int64_t tolerab
                           int64_t now_ns) {
     if (!c->pending_id)
         return false;
+    bool savepoint = c->pending_kind != WEIR_CK_CHECKPOINT;
     record_failure(c, why, now_ns);
+    if (savepoint)
+        return false; /* a failed savepoint says nothing about the job's checkpoints */
     c->consecutive_failures++;
     return (int64_t)c->consecutive_failures > tolerable;
 }

@@ -80,6 +80,7 @@ typedef struct weir_ckpt_hist {
     int64_t duration_ms; /* -1 while in progress */
     uint64_t state_size, uploaded_size;
     int64_t alignment_ms, sync_ms, async_ms; /* max over subtasks */
+    uint32_t kind;                           /* weir_ck_kind_t: checkpoint, savepoint, stop */
     char failure[256];
 } weir_ckpt_hist_t;
 
@@ -90,6 +91,8 @@ typedef struct weir_ckpt_coord {
     uint64_t next_id; /* 0 = not known yet (computed from <ckdir> on first use) */
     /* in flight (pending_id != 0) */
     uint64_t pending_id;
+    uint32_t pending_kind;      /* weir_ck_kind_t of the in-flight one */
+    char pending_target[2100]; /* a savepoint's directory ("" for a checkpoint) */
     int64_t pending_trigger_ms, pending_trigger_ns;
     weir_ckpt_ack_t *acks; /* [n_subtasks] */
     /* final snapshots of the current attempt */
@@ -137,6 +140,16 @@ bool weir_ckpt_coord_due(weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg, bo
 bool weir_ckpt_coord_finished(const weir_ckpt_coord_t *c, uint32_t idx);
 /** Starts checkpoint c->next_id (which must be known); returns its id. */
 uint64_t weir_ckpt_coord_begin(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms);
+/** Starts a savepoint (@p kind WEIR_CK_SAVEPOINT or WEIR_CK_STOP) into directory @p target with
+ * id c->next_id (which must be known); returns its id. It is in flight like a checkpoint; it
+ * completes into its own directory: an intermediate savepoint never becomes the latest checkpoint
+ * (restores and the HA pointer ignore it), a stop-savepoint does (the job ends at it); a failed
+ * savepoint is not counted against tolerable-failed-checkpoints. */
+uint64_t weir_ckpt_coord_begin_savepoint(weir_ckpt_coord_t *c, uint32_t kind, const char *target,
+                                         int64_t now_ns, int64_t wall_ms);
+/** Subtasks that acknowledged the in-flight checkpoint (or stand in it with their final
+ * snapshot), and the bytes of state they reported. */
+uint32_t weir_ckpt_coord_acked(const weir_ckpt_coord_t *c, uint64_t *state_size);
 /** An ACK of subtask @p idx. A final ack (@p final) is kept as the subtask's final snapshot and
  * counts for the in-flight and every later checkpoint; otherwise it must name the in-flight id.
  * Takes ownership of ack->op_state and ack->keyed (freed when ignored). @returns true when

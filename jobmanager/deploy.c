@@ -28,16 +28,8 @@
 
 #define COMP "jobmanager"
 
-/* The restore fields of subtask (v, s) from @p meta (NULL when it has none). */
-static const weir_ckpt_task_t *restore_task(const weir_ckpt_meta_t *meta, uint32_t v, uint32_t s) {
-    for (uint32_t i = 0; meta && i < meta->n_tasks; i++)
-        if (meta->tasks[i].vertex == v && meta->tasks[i].subtask == s)
-            return &meta->tasks[i];
-    return NULL;
-}
-
 static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint32_t *idx,
-                          const weir_ckpt_meta_t *meta) {
+                          const weir_ckpt_meta_t *meta, const weir_restore_plan_t *plan) {
     weir_jm_tm_t **slot_tm = calloc(job->slots_needed, sizeof *slot_tm);
     char ***placement = calloc(job->n_vertices, sizeof *placement);
     if (!slot_tm || !placement)
@@ -75,7 +67,15 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
     weir__jm_set_str(&job->message, NULL);
     for (uint32_t v = 0; v < job->n_vertices; v++)
         for (uint32_t s = 0; s < job->parallelism[v]; s++) {
-            const weir_ckpt_task_t *rt = meta && meta->id ? restore_task(meta, v, s) : NULL;
+            uint8_t *bundle = NULL;
+            size_t bundle_len = 0;
+            char *keyed = NULL;
+            if (plan &&
+                weir_restore_plan_subtask(plan, v, s, &bundle, &bundle_len, &keyed) != 0) {
+                free(bundle);
+                free(keyed);
+                goto oom;
+            }
             weir_msg_t m = {
                 .type = WEIR_MSG_DEPLOY,
                 .attempt = job->attempt,
@@ -91,13 +91,15 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
                 .checkpoint_mode = job->ckdir ? jm->ckcfg.mode : WEIR_CHECKPOINT_NONE,
                 .checkpoint_dir = job->ckdir,
                 .restore_checkpoint_id = meta ? meta->id : 0,
-                .restore_op_state = rt ? rt->op_state : NULL,
-                .restore_op_state_len = rt ? rt->op_state_len : 0,
-                .restore_keyed_handle = rt ? rt->keyed : NULL,
+                .restore_op_state = bundle,
+                .restore_op_state_len = bundle_len,
+                .restore_keyed_handle = keyed,
             };
             memcpy(m.job_id, job->id, sizeof m.job_id);
             memcpy(m.plugin_sha256, job->plugin, sizeof m.plugin_sha256);
             weir__jm_send_locked(jm, slot_tm[s], &m);
+            free(bundle);
+            free(keyed);
         }
     WEIR_INFO(COMP,
               "job %s (%s) RUNNING: %u subtasks deployed in %u slots on %zu task managers "
@@ -142,10 +144,28 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
             jm->n_tms ? weir_sched_assign(arr, jm->n_tms, job->slots_needed, idx) : WEIR_ENOSPACE;
         if (rc == 0) {
             weir_ckpt_meta_t meta;
-            char err[1024] = "";
+            char err[3000] = "";
+            char base[2200];
+            bool claim = false;
             if (restarting)
                 job->attempt++;
-            int rrc = weir__jm_ckpt_restore_locked(jm, job, &meta, err, sizeof err);
+            int rrc = weir__jm_ckpt_restore_locked(jm, job, &meta, base, sizeof base, &claim, err,
+                                                   sizeof err);
+            weir_restore_plan_t *plan = NULL;
+            if (rrc == 0 && meta.id) {
+                /* the state of the restored snapshot mapped onto this job's operators (by uid,
+                 * by key-group range): refused here only if the job changed since submission
+                 * checked it (a savepoint of run -s was checked then) */
+                char perr[2048] = "";
+                rrc = weir_restore_plan_build(&meta, meta.n_ops ? NULL : job->dag, job->dag, base,
+                                              claim, job->allow_non_restored, &plan, perr,
+                                              sizeof perr);
+                if (rrc != 0) {
+                    weir_ckpt_meta_clear(&meta);
+                    weir_fmt(err, sizeof err, "cannot restore job %s from %s: %s", job->id, base,
+                             perr);
+                }
+            }
             if (rrc == WEIR_EIO && restarting) {
                 /* the checkpoint storage cannot be read now (retried already): not corruption,
                  * so neither a fallback nor a failure; the next try is in 2 s */
@@ -172,6 +192,7 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
                 job->attempt--;
                 job->restart_at_ns = now + 2000000000LL;
                 weir_ckpt_meta_clear(&meta);
+                weir_restore_plan_free(&plan);
                 char msg[1200];
                 weir_fmt(msg, sizeof msg, "cannot record attempt %u in the HA store: %s",
                          job->attempt + 1, err);
@@ -189,7 +210,8 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
                         weir__jm_set_str(&st->message, NULL);
                         memset(&st->metrics, 0, sizeof st->metrics);
                     }
-            deploy_locked(jm, job, idx, &meta);
+            deploy_locked(jm, job, idx, &meta, plan);
+            weir_restore_plan_free(&plan);
             weir_ckpt_meta_clear(&meta);
             continue;
         }

@@ -77,6 +77,13 @@ int weir_ha_save_job(const char *dir, const weir_ha_job_t *job, char *errstr, si
                              job->plugin, "attempt", (json_int_t)job->attempt, "parallelism", par,
                              "submit_time", (json_int_t)job->submit_ms);
     graph = args = par = NULL;
+    if (root && job->savepoint &&
+        (json_object_set_new(root, "savepoint", json_string(job->savepoint)) != 0 ||
+         json_object_set_new(root, "allow_non_restored", json_boolean(job->allow_non_restored)) !=
+             0)) {
+        json_decref(root);
+        root = NULL;
+    }
     if (!root)
         goto oom;
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -138,6 +145,7 @@ void weir_ha_job_clear(weir_ha_job_t *job) {
     free(job->args);
     free(job->parallelism);
     free(job->checkpoint);
+    free(job->savepoint);
     memset(job, 0, sizeof *job);
 }
 
@@ -176,6 +184,12 @@ static int parse_job(const char *text, size_t len, weir_ha_job_t *out, char *err
     weir_json_int(root, REC, "submit_time", false, INT64_MIN, INT64_MAX, 0, &out->submit_ms, NULL,
                   0);
     weir_json_str(root, REC, "name", false, &name, NULL, 0);
+    const char *sp = NULL;
+    weir_json_str(root, REC, "savepoint", false, &sp, NULL, 0);
+    weir_json_bool(root, REC, "allow_non_restored", false, false, &out->allow_non_restored, NULL,
+                   0);
+    if (sp && !(out->savepoint = strdup(sp)))
+        goto oom;
     weir_json_array(root, REC, "args", false, &args, NULL, 0);
     weir_json_array(root, REC, "parallelism", false, &par, NULL, 0);
     out->name = strdup(name ? name : "");

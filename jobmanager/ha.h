@@ -29,6 +29,8 @@ typedef struct weir_ha_job {
     uint32_t n_vertices;
     int64_t submit_ms;
     char *checkpoint; /* load only: the pointer, NULL when none */
+    char *savepoint;  /* `run -s`: the directory holding the _metadata it started from, or NULL */
+    bool allow_non_restored;
 } weir_ha_job_t;
 
 /** Writes <dir>/jobs/<id>/job.json. @returns 0 or WEIR_EIO / WEIR_ENOMEM with errstr. */

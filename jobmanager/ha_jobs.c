@@ -35,7 +35,9 @@ int weir__jm_ha_write_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errst
                        .attempt = job->attempt,
                        .parallelism = job->parallelism,
                        .n_vertices = job->n_vertices,
-                       .submit_ms = job->start_ms};
+                       .submit_ms = job->start_ms,
+                       .savepoint = job->restore_path,
+                       .allow_non_restored = job->allow_non_restored};
     memcpy(h.id, job->id, sizeof h.id);
     memcpy(h.plugin, job->plugin, sizeof h.plugin);
     int rc = weir_ha_save_job(jm->ha_dir, &h, errstr, errlen);
@@ -107,6 +109,9 @@ int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
         job->ha_saved = true;
         job->ha_pointer = h->checkpoint;
         h->checkpoint = NULL;
+        job->restore_path = h->savepoint; /* checked when it was submitted */
+        h->savepoint = NULL;
+        job->allow_non_restored = h->allow_non_restored;
         weir__jm_set_str(&job->message, "recovered by a new job manager: waiting for task slots");
         if (weir__jm_add_job_locked(jm, job) != 0) {
             weir__jm_job_free(job);

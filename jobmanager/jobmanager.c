@@ -225,6 +225,8 @@ static void periodic_locked(weir_jobmanager_t *jm) {
         weir_jm_job_t *job = jm->jobs[j];
         weir__jm_check_stopped_locked(jm, job, now);
         weir__jm_ckpt_tick_locked(jm, job, now);
+        weir__jm_sp_tick_locked(jm, job);
+        weir__jm_ckpt_retention_on_end_locked(jm, job);
         weir__jm_ha_remove_ended_locked(jm, job);
     }
     weir__jm_schedule_locked(jm, now);
@@ -299,6 +301,34 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
     }
     if (weir_rest_config_load(cfg, &jm->rest_cfg, errstr, errlen) != 0)
         goto fail;
+    const char *spd = weir_config_get_str(cfg, "state.savepoints.dir");
+    if (spd && *spd) {
+        if (spd[0] != '/') {
+            weir_fmt(errstr, errlen,
+                     "state.savepoints.dir '%s' is not an absolute path: give the absolute path of "
+                     "a directory shared by the job manager and the task managers",
+                     spd);
+            goto fail;
+        }
+        if (!(jm->savepoints_dir = strdup(spd)))
+            goto fail;
+    }
+    const char *ret =
+        weir_config_get_str(cfg, "execution.checkpointing.externalized-checkpoint-retention");
+    if (!ret || !strcmp(ret, "RETAIN_ON_CANCELLATION"))
+        jm->ck_retention = WEIR_JM_RETAIN_ON_CANCELLATION;
+    else if (!strcmp(ret, "DELETE_ON_CANCELLATION"))
+        jm->ck_retention = WEIR_JM_DELETE_ON_CANCELLATION;
+    else if (!strcmp(ret, "NO_EXTERNALIZED_CHECKPOINTS"))
+        jm->ck_retention = WEIR_JM_NO_EXTERNALIZED;
+    else {
+        weir_fmt(errstr, errlen,
+                 "bad value '%s' for execution.checkpointing.externalized-checkpoint-retention: "
+                 "use RETAIN_ON_CANCELLATION, DELETE_ON_CANCELLATION or "
+                 "NO_EXTERNALIZED_CHECKPOINTS",
+                 ret);
+        goto fail;
+    }
     const char *ha = weir_config_get_str(cfg, "high-availability.storageDir");
     if (ha && *ha) {
         jm->ha_dir = strdup(ha);
@@ -518,6 +548,7 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
     free(jm->rest_bind);
     free(jm->rpc_bind);
     free(jm->ha_dir);
+    free(jm->savepoints_dir);
     pthread_mutex_destroy(&jm->mu);
     free(jm);
     *jmp = NULL;

@@ -35,6 +35,14 @@
  * lost and registers again). */
 #define WEIR_JM_CANCEL_BOUND_MS 10000
 
+/** execution.checkpointing.externalized-checkpoint-retention: what happens to a job's checkpoint
+ * directory when the job ends. */
+typedef enum weir_jm_retention {
+    WEIR_JM_RETAIN_ON_CANCELLATION = 0, /* always kept */
+    WEIR_JM_DELETE_ON_CANCELLATION,     /* deleted when canceled */
+    WEIR_JM_NO_EXTERNALIZED,            /* deleted when canceled or finished (kept when failed) */
+} weir_jm_retention_t;
+
 typedef enum weir_jm_job_state {
     WEIR_JOB_CREATED = 0, /* waiting for slots */
     WEIR_JOB_RUNNING,
@@ -83,6 +91,28 @@ typedef struct weir_jm_subtask {
     weir_task_metrics_t metrics;
 } weir_jm_subtask_t;
 
+/** A savepoint request (POST /jobs/{id}/savepoints or /stop), jobmanager/savepoints.c. */
+typedef enum weir_jm_sp_status {
+    WEIR_SP_QUEUED = 0, /* waits until nothing is in flight and every subtask runs */
+    WEIR_SP_IN_PROGRESS,
+    WEIR_SP_COMPLETED,
+    WEIR_SP_FAILED,
+} weir_jm_sp_status_t;
+
+typedef struct weir_jm_savepoint {
+    char rid[33];  /* request id */
+    uint32_t kind; /* WEIR_CK_SAVEPOINT or WEIR_CK_STOP */
+    bool cancel_job;
+    weir_jm_sp_status_t status;
+    bool written;          /* a stop-savepoint's _metadata is durable: waits for FINISHED */
+    char *target;          /* the directory asked for (or state.savepoints.dir) */
+    char *path;            /* <target>/savepoint-<job6>-<rand12>, once started */
+    char *failure;         /* FAILED: one line */
+    uint64_t checkpoint_id; /* its id in the job's checkpoint sequence, once started */
+    int64_t request_ms, trigger_ms, end_ms;
+    uint64_t state_size;
+} weir_jm_savepoint_t;
+
 typedef struct weir_jm_job {
     char id[33];
     char *name;
@@ -112,6 +142,12 @@ typedef struct weir_jm_job {
     int64_t restart_at_ns;        /* RESTARTING: earliest deployment of the next attempt */
     char *ha_pointer;             /* HA pointer loaded at startup (NULL: none) */
     bool ha_saved;                /* an HA entry exists for this job */
+    /* savepoints: requests, and the savepoint (or retained checkpoint) it started from */
+    weir_jm_savepoint_t *sps;
+    size_t n_sps, cap_sps;
+    char *restore_path; /* `run -s`: the directory holding its _metadata; NULL = none */
+    bool allow_non_restored;
+    bool ck_released; /* the end-of-job retention rule ran */
 } weir_jm_job_t;
 
 typedef struct weir_jm_out weir_jm_out_t;
@@ -131,6 +167,8 @@ typedef struct weir_jobmanager {
     weir_ckpt_config_t ckcfg;
     weir_restart_cfg_t restart_cfg;
     char *ha_dir; /* high-availability.storageDir, NULL = no HA */
+    char *savepoints_dir; /* state.savepoints.dir, NULL = none */
+    uint32_t ck_retention; /* WEIR_JM_RETAIN_* of externalized-checkpoint-retention */
     weir_killpoint_t killpoint;
     void *monitor; /* PAIR socket receiving the ROUTER's disconnect events */
     weir_blobstore_t *blobs;

@@ -32,6 +32,11 @@ int weir__jm_job_check_plugin(weir_jobmanager_t *jm, const char *sha, char *errs
 weir_jm_job_t *weir__jm_job_new(weir_jobmanager_t *jm, const char *sha, const char *const *args,
                                 uint32_t n_args, const json_t *graph, char *errstr, size_t errlen);
 void weir__jm_job_free(weir_jm_job_t *job);
+/** `run -s PATH`: reads the savepoint (or retained checkpoint) at @p path and checks that its
+ * state maps onto the job (weir_restore_plan_build); the job then starts from it. @returns 0, or
+ * an error with the one line for a 400 (nothing runs). Call with the mutex NOT held. */
+int weir__jm_job_set_restore(weir_jm_job_t *job, const char *path, bool allow_non_restored,
+                             char *errstr, size_t errlen);
 /** Adds a job to the table (takes ownership). @returns 0 or WEIR_ENOMEM. */
 int weir__jm_add_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
 /** Cancels a job. @returns 0 (now CANCELING or CANCELED) or WEIR_EINVAL when it already ended
@@ -105,10 +110,57 @@ void weir__jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_m
 void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m);
 /** Aborts the in-flight checkpoint of a job that stops or restarts (removes its directory). */
 void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why);
-/** Finds the checkpoint the next attempt of @p job restores: *meta->id == 0 = fresh start.
- * @returns 0, or a negative error with a one-line message (the job must fail). */
+/** Finds the checkpoint or savepoint the next attempt of @p job restores: *meta->id == 0 = fresh
+ * start; else @p base = the directory holding its _metadata and *claim = it is one of this job's
+ * own checkpoints (its files may be shared by later checkpoints). @returns 0, or a negative error
+ * with a one-line message (the job must fail). */
 int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
-                                 char *errstr, size_t errlen);
+                                 char *base, size_t base_cap, bool *claim, char *errstr,
+                                 size_t errlen);
+
+/** A job that ended: applies execution.checkpointing.externalized-checkpoint-retention to its
+ * checkpoint directory once (never to a savepoint, never while a subtask may still write). */
+void weir__jm_ckpt_retention_on_end_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
+/** Sends TRIGGER_CHECKPOINT @p id (kind and target of the coordinator's in-flight checkpoint) to
+ * every source subtask that has not finished. @returns how many were sent. */
+uint32_t weir__jm_ckpt_trigger_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id,
+                                      int64_t wall);
+
+/* ---- savepoints.c: savepoint requests ------------------------------------------------------- */
+
+/** A new savepoint request (@p kind WEIR_CK_SAVEPOINT or WEIR_CK_STOP) into @p target (NULL:
+ * state.savepoints.dir). @returns 0 with the request id in @p rid, WEIR_EINVAL (no or a bad
+ * target: a 400), WEIR_ECONFLICT (the job is not RUNNING, has no checkpoints or is being
+ * stopped: a 409) or WEIR_ENOMEM, with one line in errstr. */
+int weir__jm_sp_request_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint32_t kind,
+                               const char *target, bool cancel_job, char rid[33], char *errstr,
+                               size_t errlen);
+/** True when a stop-savepoint was written and the job is finishing: no checkpoint starts. */
+bool weir__jm_sp_stopping_locked(const weir_jm_job_t *job);
+/** True when a request waits to start (periodic checkpoints wait for it). */
+bool weir__jm_sp_queued_locked(const weir_jm_job_t *job);
+/** Starts the oldest queued request (nothing in flight, every subtask running; @p n_sources
+ * source subtasks can be triggered: with none it fails, the job is ending). @returns true when a
+ * savepoint is now in flight. */
+bool weir__jm_sp_start_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns,
+                              uint32_t n_sources);
+/** Every subtask acked the in-flight savepoint: writes <dir>/_metadata from @p meta (and for a
+ * stop-savepoint the HA pointer), completes it in the coordinator. @returns 0, or an error with
+ * @p why ("failed: ...") when nothing was completed. */
+int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
+                                char *why, size_t whylen);
+/** Savepoint @p id failed (@p why): the request fails, its directory goes (unless @p keep_dir:
+ * the HA pointer may name it); with @p failover a failed stop fails the job over (its sources had
+ * stopped). No-op when @p id is not a savepoint. */
+void weir__jm_sp_failed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id,
+                               const char *why, bool failover, bool keep_dir);
+/** Ends the requests of a job that is no longer RUNNING (a written stop-savepoint completes
+ * when the job FINISHED). */
+void weir__jm_sp_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
+/** GET /jobs/{id}/savepoints/{rid}: NULL when the request is unknown. */
+json_t *weir__jm_sp_status_json_locked(weir_jm_job_t *job, const char *rid);
+/** Frees the requests of a job. */
+void weir__jm_sp_free(weir_jm_job_t *job);
 
 /* ---- rest.c: the REST API (libmicrohttpd's thread) ------------------------------------------ */
 

@@ -116,7 +116,28 @@ void weir__jm_job_free(weir_jm_job_t *job) {
     weir_ckpt_coord_free(&job->ckpt);
     free(job->ckdir);
     free(job->ha_pointer);
+    free(job->restore_path);
+    weir__jm_sp_free(job);
     free(job);
+}
+
+int weir__jm_job_set_restore(weir_jm_job_t *job, const char *path, bool allow_non_restored,
+                             char *errstr, size_t errlen) {
+    weir_ckpt_meta_t meta;
+    char base[2200], err[2400] = "";
+    int rc = weir_savepoint_read(path, &meta, base, sizeof base, err, sizeof err);
+    if (rc != 0)
+        return weir_errf(errstr, errlen, rc, "cannot restore from %s: %s", path, err);
+    weir_restore_plan_t *plan = NULL;
+    rc = weir_restore_plan_build(&meta, NULL, job->dag, base, false, allow_non_restored, &plan,
+                                 err, sizeof err);
+    weir_restore_plan_free(&plan);
+    weir_ckpt_meta_clear(&meta);
+    if (rc != 0)
+        return weir_errf(errstr, errlen, rc, "%s", err);
+    weir__jm_set_str(&job->restore_path, base);
+    job->allow_non_restored = allow_non_restored;
+    return job->restore_path ? 0 : weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory");
 }
 
 /* ---------------------------------------------------------------- construction */

@@ -162,7 +162,12 @@ static json_t *job_detail(const weir_jm_job_t *job) {
 }
 
 static json_t *hist_json(const weir_ckpt_hist_t *h) {
-    return json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", (json_int_t)h->id, "status",
+    return json_pack("{s:I,s:b,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", (json_int_t)h->id,
+                     "is_savepoint", h->kind != WEIR_CK_CHECKPOINT, "checkpoint_type",
+                     h->kind == WEIR_CK_STOP        ? "SYNC_SAVEPOINT"
+                     : h->kind == WEIR_CK_SAVEPOINT ? "SAVEPOINT"
+                                                    : "CHECKPOINT",
+                     "status",
                      weir_ckpt_status_name(h->status), "trigger_timestamp",
                      (json_int_t)h->trigger_ms, "duration_ms", (json_int_t)h->duration_ms,
                      "state_size", (json_int_t)h->state_size, "uploaded_size",
@@ -185,8 +190,10 @@ static json_t *job_checkpoints(const weir_jm_job_t *job) {
             (json_int_t)h->uploaded_size, "alignment_duration_ms", (json_int_t)h->alignment_ms);
     }
     if (c->have_restored)
-        restored = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)c->restored_id, "path",
-                             c->restored_path, "restore_timestamp", (json_int_t)c->restored_ms);
+        restored = json_pack("{s:I,s:s,s:I,s:b}", "id", (json_int_t)c->restored_id, "path",
+                             c->restored_path, "restore_timestamp", (json_int_t)c->restored_ms,
+                             "is_savepoint", !job->ckdir || strncmp(c->restored_path, job->ckdir,
+                                                                    strlen(job->ckdir)) != 0);
     json_t *hist = json_array();
     for (uint32_t i = 0; i < c->hist_len; i++)
         json_array_append_new(hist, hist_json(weir_ckpt_coord_hist(c, i)));
@@ -261,8 +268,20 @@ static weir_jm_job_t *job_from_request(weir_jobmanager_t *jm, const json_t *req,
             return NULL;
         }
     }
+    const char *sp_path = NULL;
+    bool allow = false;
+    if (weir_json_str(req, "request body", "savepointPath", false, &sp_path, errstr, errlen) != 0 ||
+        weir_json_bool(req, "request body", "allowNonRestoredState", false, false, &allow, errstr,
+                       errlen) != 0) {
+        free(argv);
+        return NULL;
+    }
     weir_jm_job_t *job = weir__jm_job_new(jm, sha, argv, (uint32_t)n_args, graph, errstr, errlen);
     free(argv);
+    if (job && sp_path && weir__jm_job_set_restore(job, sp_path, allow, errstr, errlen) != 0) {
+        weir__jm_job_free(job);
+        return NULL;
+    }
     return job;
 }
 
@@ -342,6 +361,75 @@ static enum MHD_Result cancel_job(weir_jobmanager_t *jm, struct MHD_Connection *
     return reply(c, MHD_HTTP_ACCEPTED, json_pack("{s:s,s:s}", "jobid", id, "state", state));
 }
 
+/* POST /jobs/{id}/savepoints {"target-directory", "cancel-job"} and POST /jobs/{id}/stop
+ * {"targetDirectory", "drain"} (Flink's bodies): 202 {"request-id"}. */
+static enum MHD_Result post_savepoint(weir_jobmanager_t *jm, struct MHD_Connection *c,
+                                      const char *id, rest_req_t *r, bool stop) {
+    char msg[1024];
+    json_error_t jerr;
+    json_t *req = r->len ? json_loadb(r->buf, r->len, 0, &jerr) : json_object();
+    if (!req) {
+        weir_fmt(msg, sizeof msg, "request body is not JSON: %s", jerr.text);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    }
+    const char *target = NULL;
+    bool flag = false;
+    int brc = !json_is_object(req) ? weir_errf(msg, sizeof msg, WEIR_EINVAL,
+                                                "request body must be a JSON object")
+              : stop ? weir_json_str(req, "request body", "targetDirectory", false, &target, msg,
+                                     sizeof msg)
+                     : weir_json_str(req, "request body", "target-directory", false, &target, msg,
+                                     sizeof msg);
+    if (brc == 0)
+        brc = weir_json_bool(req, "request body", stop ? "drain" : "cancel-job", false, false,
+                             &flag, msg, sizeof msg);
+    if (brc == 0 && stop && flag)
+        brc = weir_errf(msg, sizeof msg, WEIR_EINVAL,
+                        "\"drain\": true is not supported: weir stops without draining (sources "
+                        "stop at the savepoint)");
+    if (brc != 0) {
+        json_decref(req);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    }
+    char rid[33];
+    pthread_mutex_lock(&jm->mu);
+    weir_jm_job_t *job = weir__jm_find_job_locked(jm, id);
+    int rc = job ? weir__jm_sp_request_locked(jm, job, stop ? WEIR_CK_STOP : WEIR_CK_SAVEPOINT,
+                                              target, !stop && flag, rid, msg, sizeof msg)
+                 : WEIR_ENOTFOUND;
+    pthread_mutex_unlock(&jm->mu);
+    json_decref(req);
+    if (rc == WEIR_ENOTFOUND) {
+        weir_fmt(msg, sizeof msg, "no such job: %.64s", id);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+    }
+    if (rc != 0)
+        return reply_error(c, rc == WEIR_ECONFLICT ? MHD_HTTP_CONFLICT
+                              : rc == WEIR_EINVAL  ? MHD_HTTP_BAD_REQUEST
+                                                   : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           msg);
+    weir__jm_wake(jm);
+    return reply(c, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "request-id", rid));
+}
+
+/* GET /jobs/{id}/savepoints/{request-id} */
+static enum MHD_Result get_savepoint(weir_jobmanager_t *jm, struct MHD_Connection *c,
+                                     const char *id, const char *rid) {
+    char msg[256];
+    pthread_mutex_lock(&jm->mu);
+    weir_jm_job_t *job = weir__jm_find_job_locked(jm, id);
+    json_t *body = job ? weir__jm_sp_status_json_locked(job, rid) : NULL;
+    pthread_mutex_unlock(&jm->mu);
+    if (!body) {
+        if (job)
+            weir_fmt(msg, sizeof msg, "no savepoint request %.64s for job %.64s", rid, id);
+        else
+            weir_fmt(msg, sizeof msg, "no such job: %.64s", id);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+    }
+    return reply(c, MHD_HTTP_OK, body);
+}
+
 static enum MHD_Result list_tms(weir_jobmanager_t *jm, struct MHD_Connection *c) {
     json_t *arr = json_array();
     int64_t now = weir_now_ns();
@@ -390,6 +478,12 @@ static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, co
                 return cancel_job(jm, c, idbuf);
             if (slash && post && !strcmp(slash, "/cancel"))
                 return cancel_job(jm, c, idbuf);
+            if (slash && post && !strcmp(slash, "/savepoints"))
+                return post_savepoint(jm, c, idbuf, r, false);
+            if (slash && post && !strcmp(slash, "/stop"))
+                return post_savepoint(jm, c, idbuf, r, true);
+            if (slash && get && !strncmp(slash, "/savepoints/", 12))
+                return get_savepoint(jm, c, idbuf, slash + 12);
         }
     }
     char msg[512];
