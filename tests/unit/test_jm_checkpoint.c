@@ -431,6 +431,74 @@ static void test_coordinator(void **state) {
     weir_ckpt_coord_free(&c);
 }
 
+/* Savepoints in the coordinator (docs/savepoints.md): in flight like a checkpoint, with their kind
+ * and directory; an intermediate savepoint never becomes the latest (restore) point, a
+ * stop-savepoint does; a failed savepoint does not count against tolerable failures. */
+static void test_coordinator_savepoints(void **state) {
+    (void)state;
+    uint32_t par[1] = {2};
+    weir_ckpt_coord_t c;
+    assert_int_equal(weir_ckpt_coord_init(&c, 1, par), 0);
+    int64_t ms = 1000000, t = 1000 * ms;
+    c.next_id = 3;
+    uint64_t id = weir_ckpt_coord_begin(&c, t, 100);
+    weir_ckpt_ack_t a = mk_ack("a", NULL, 10, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 0, id, false, &a));
+    uint64_t size = 0;
+    assert_int_equal(weir_ckpt_coord_acked(&c, &size), 1);
+    assert_int_equal(size, 10);
+    a = mk_ack("b", NULL, 10, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 1, id, false, &a));
+    weir_ckpt_coord_complete(&c, id, false, "/ck/chk-3", t + ms, 101);
+    assert_int_equal(c.latest_id, 3);
+
+    /* an intermediate savepoint: kind and target kept, completes without becoming the latest */
+    id = weir_ckpt_coord_begin_savepoint(&c, WEIR_CK_SAVEPOINT, "/sp/savepoint-x", t + 2 * ms, 200);
+    assert_int_equal(id, 4);
+    assert_int_equal(c.pending_kind, WEIR_CK_SAVEPOINT);
+    assert_string_equal(c.pending_target, "/sp/savepoint-x");
+    assert_int_equal(weir_ckpt_coord_acked(&c, NULL), 0);
+    a = mk_ack("c", NULL, 7, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 0, 4, false, &a));
+    a = mk_ack("d", NULL, 8, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 1, 4, false, &a));
+    assert_true(weir_ckpt_coord_ready(&c));
+    weir_ckpt_coord_complete(&c, 4, false, "/sp/savepoint-x", t + 3 * ms, 201);
+    assert_int_equal(c.latest_id, 3);
+    assert_string_equal(c.latest_path, "/ck/chk-3");
+    assert_int_equal(c.pending_id, 0);
+    assert_int_equal(c.pending_kind, WEIR_CK_CHECKPOINT);
+    assert_string_equal(c.pending_target, "");
+    const weir_ckpt_hist_t *h = weir_ckpt_coord_hist(&c, c.hist_len - 1);
+    assert_int_equal(h->id, 4);
+    assert_int_equal(h->kind, WEIR_CK_SAVEPOINT);
+    assert_int_equal(h->status, WEIR_CKPT_COMPLETED);
+    assert_int_equal(h->state_size, 15);
+
+    /* failed savepoints are recorded but never fail the job over (tolerable = 0) */
+    for (int i = 0; i < 3; i++) {
+        id = weir_ckpt_coord_begin_savepoint(&c, WEIR_CK_SAVEPOINT, "/sp/y", t + 4 * ms, 300);
+        assert_false(weir_ckpt_coord_fail(&c, "declined", 0, t + 5 * ms));
+    }
+    assert_int_equal(c.consecutive_failures, 0);
+    assert_int_equal(weir_ckpt_coord_hist(&c, c.hist_len - 1)->status, WEIR_CKPT_FAILED);
+    /* ... while a failed checkpoint does */
+    id = weir_ckpt_coord_begin(&c, t + 6 * ms, 400);
+    assert_true(weir_ckpt_coord_fail(&c, "declined", 0, t + 7 * ms));
+
+    /* a stop-savepoint becomes the latest: the job ends there, a failover restores it */
+    id = weir_ckpt_coord_begin_savepoint(&c, WEIR_CK_STOP, "/sp/savepoint-z", t + 8 * ms, 500);
+    a = mk_ack("e", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 0, id, false, &a));
+    a = mk_ack("f", NULL, 1, 0);
+    assert_true(weir_ckpt_coord_ack(&c, 1, id, false, &a));
+    weir_ckpt_coord_complete(&c, id, false, "/sp/savepoint-z", t + 9 * ms, 501);
+    assert_int_equal(c.latest_id, id);
+    assert_string_equal(c.latest_path, "/sp/savepoint-z");
+    assert_int_equal(weir_ckpt_coord_hist(&c, c.hist_len - 1)->kind, WEIR_CK_STOP);
+    weir_ckpt_coord_free(&c);
+}
+
 /* Checkpoints after tasks finish (docs/checkpointing.md): a subtask that sent its final snapshot
  * is not triggered, its final snapshot stands for it in every later checkpoint of the attempt, and
  * periodic checkpoints go on until every subtask finished; then the final checkpoint. */
@@ -791,6 +859,7 @@ int main(void) {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_coordinator),
         cmocka_unit_test(test_coordinator_finished_subtasks),
+        cmocka_unit_test(test_coordinator_savepoints),
         cmocka_unit_test(test_config_refusals),
         cmocka_unit_test(test_restore_bound),
         cmocka_unit_test(test_read_errors),
