@@ -183,6 +183,13 @@ typedef enum weir_checkpoint_mode {
     WEIR_CHECKPOINT_AT_LEAST_ONCE = 2,
 } weir_checkpoint_mode_t;
 
+/** What a TRIGGER_CHECKPOINT / barrier asks for (docs/checkpointing.md). */
+typedef enum weir_ck_kind {
+    WEIR_CK_CHECKPOINT = 0,
+    WEIR_CK_SAVEPOINT = 1,
+    WEIR_CK_STOP = 2, /* stop-with-savepoint */
+} weir_ck_kind_t;
+
 typedef enum weir_task_state {
     WEIR_TASK_CREATED = 0,
     WEIR_TASK_DEPLOYING,
