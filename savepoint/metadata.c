@@ -352,6 +352,10 @@ int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, cha
     char expect[65], actual[65];
     memcpy(expect, data + end - 64, 64);
     expect[64] = 0;
+    if (strspn(expect, "0123456789abcdef") != 64) {
+        weir_fmt(errstr, errlen, "the sha256 line does not end with 64 lowercase hex digits");
+        return WEIR_ECORRUPT;
+    }
     weir_sha256_hex(data, body, actual);
     if (strcmp(expect, actual) != 0) {
         weir_fmt(errstr, errlen, "sha256 mismatch: content hashes to %.12s..., line says %.12s...",

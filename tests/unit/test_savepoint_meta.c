@@ -372,6 +372,11 @@ static void test_decode_refusals(void **state) {
     assert_int_equal(weir_ckpt_meta_decode(data, strlen(data), &m, err, sizeof err), WEIR_ECORRUPT);
     assert_non_null(strstr(err, "sha256 mismatch"));
     free(data);
+    /* a sha256 "line" that is not hex (here with a newline in it: found by fuzz_metadata) */
+    const char *bad =
+        "{}\nsha256 a]}\nsha256 ac73c0260ecbe3b801\",\"sibe3bf1bde5dc67dfd5af8ebd738894\n";
+    assert_int_equal(weir_ckpt_meta_decode(bad, strlen(bad), &m, err, sizeof err), WEIR_ECORRUPT);
+    assert_string_equal(err, "the sha256 line does not end with 64 lowercase hex digits");
 }
 
 /* ---- weir_savepoint_read ------------------------------------------------------------------- */
