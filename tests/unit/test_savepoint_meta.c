@@ -500,6 +500,19 @@ static void test_read_checkpoint_layout(void **state) {
     snprintf(msg, sizeof msg, "%s/job/chk-7", real);
     assert_string_equal(base, msg);
     weir_ckpt_meta_clear(&m);
+    /* a version 1 checkpoint (no operator list) reads too */
+    snprintf(path, sizeof path, "%s/job/chk-3", tmp);
+    assert_int_equal(weir_mkdirs(path), 0);
+    snprintf(path, sizeof path, "%s/job/chk-3/_metadata", tmp);
+    text = with_sha(V1);
+    write_text(path, text);
+    free(text);
+    snprintf(path, sizeof path, "%s/job/chk-3", tmp);
+    assert_int_equal(weir_savepoint_read(path, &m, base, sizeof base, err, sizeof err), 0);
+    assert_int_equal(m.id, 3);
+    assert_int_equal(m.n_ops, 0);
+    assert_int_equal(m.n_tasks, 2);
+    weir_ckpt_meta_clear(&m);
     /* the shared file has another size */
     snprintf(path, sizeof path, "%s/job", tmp);
     write_bytes(path, "shared/i-1.sst", 9);
