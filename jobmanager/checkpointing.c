@@ -36,6 +36,8 @@
 #include "jobmanager/coordinator.h"
 #include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
+#include "savepoint/plan.h"
+#include "savepoint/read.h"
 
 #define COMP "checkpoint"
 

@@ -1,19 +1,11 @@
-/* Checkpoint storage of the job manager (docs/checkpointing.md): the _metadata file format, its
- * atomic write, the search for the latest restorable checkpoint, and retention + garbage
- * collection of a job's checkpoint directory. Knows nothing of the job manager (no sockets, no
- * jobmanager.h): it is handed a directory and metadata.
+/* Checkpoint storage of the job manager (docs/checkpointing.md): the atomic write of _metadata
+ * (its format, weir_ckpt_meta_t and base64 are savepoint/metadata.h), the search for the latest
+ * restorable checkpoint, and retention + garbage collection of a job's checkpoint directory.
+ * Knows nothing of the job manager (no sockets, no jobmanager.h): it is handed a directory and
+ * metadata.
  *
  * <ckdir> = <state.checkpoints.dir>/<job id>. A checkpoint exists iff <ckdir>/chk-<n>/_metadata
- * exists and verifies. Layout of <ckdir>/chk-<n>/_metadata (text, written atomically, last):
- *
- *   OFFSET     SIZE  DESCRIPTION
- *   0          B     JSON {"version":1,"job","checkpoint","trigger_time","complete_time","final",
- *                    "tasks":[{"vertex","subtask","op_state":base64|null,"keyed":handle|null,
- *                    "state_size"}]} (compact, members in this order)
- *   B          1     '\n'
- *   B+1        7     "sha256 "
- *   B+8        64    lowercase hex sha256 of bytes [0, B+1)
- *   B+72       1     '\n' (optional when reading)
+ * exists and verifies (written atomically, last; layout in savepoint/metadata.h).
  *
  * Other entries of <ckdir>: chk-<n>/ (the private files of checkpoint n, written by the task
  * managers), shared/ (files of incremental snapshots, referenced by name from keyed handles) and
@@ -33,35 +25,10 @@
 #include <stdint.h>
 
 #include "jobmanager/store_io.h"
+#include "savepoint/metadata.h"
 
-/* ---- _metadata ----------------------------------------------------------------------------- */
+/* ---- _metadata files ------------------------------------------------------------------------ */
 
-typedef struct weir_ckpt_task {
-    uint32_t vertex;
-    uint32_t subtask;
-    uint8_t *op_state; /* NULL = none */
-    size_t op_state_len;
-    char *keyed; /* keyed handle JSON text, NULL = stateless */
-    uint64_t state_size;
-} weir_ckpt_task_t;
-
-typedef struct weir_ckpt_meta {
-    char job[33];
-    uint64_t id;
-    int64_t trigger_ms;
-    int64_t complete_ms;
-    bool final;
-    weir_ckpt_task_t *tasks; /* owned */
-    uint32_t n_tasks;
-} weir_ckpt_meta_t;
-
-void weir_ckpt_meta_clear(weir_ckpt_meta_t *m);
-/** The file content (JSON + "sha256 <hex>\n"), malloc'd. @returns 0, WEIR_ENOMEM or WEIR_EINVAL
- * (a keyed handle that is not JSON). */
-int weir_ckpt_meta_encode(const weir_ckpt_meta_t *m, char **out, size_t *out_len);
-/** Parses and verifies a file content. @returns 0 or WEIR_ECORRUPT with the reason in errstr. */
-int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, char *errstr,
-                          size_t errlen);
 /** Writes <ckdir>/chk-<m->id>/_metadata atomically (creating the directory), then fsyncs
  * <ckdir>, <ckdir>/shared and the parent of <ckdir>, so that the checkpoint's entries are durable.
  * @returns 0, WEIR_EIO (errstr names the file or directory) or an encoding error. */
@@ -117,12 +84,5 @@ typedef struct weir_ckpt_gc_stats {
 int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight, uint64_t pinned,
                      const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
                      const weir_store_io_t *io, weir_ckpt_gc_stats_t *stats);
-
-/* ---- base64 (for op_state) ------------------------------------------------------------------ */
-
-/** malloc'd NUL-terminated base64 of @p data. NULL on OOM. */
-char *weir_ckpt_b64_encode(const uint8_t *data, size_t len);
-/** Decodes base64 into a malloc'd buffer. @returns 0, WEIR_ECORRUPT or WEIR_ENOMEM. */
-int weir_ckpt_b64_decode(const char *text, uint8_t **out, size_t *out_len);
 
 #endif

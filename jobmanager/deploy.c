@@ -24,6 +24,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "jobmanager/jobmanager_int.h"
+#include "savepoint/plan.h"
+#include "savepoint/read.h"
 #include "jobmanager/scheduler.h"
 
 #define COMP "jobmanager"

@@ -31,6 +31,8 @@
 #include "common/util.h"
 #include "jobmanager/txguard.h"
 #include "jobmanager/jobmanager_int.h"
+#include "savepoint/plan.h"
+#include "savepoint/read.h"
 #include "jobmanager/scheduler.h"
 
 #define COMP "jobmanager"

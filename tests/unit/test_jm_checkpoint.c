@@ -26,6 +26,7 @@
 #include "common/util.h"
 #include "jobmanager/ckpt_store.h"
 #include "jobmanager/coordinator.h"
+#include "savepoint/metadata.h"
 #include "testutil.h"
 
 static const char *JOB = "0123456789abcdef0123456789abcdef";
