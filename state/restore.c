@@ -84,28 +84,30 @@ static void plan_clear(rplan_t *pl) {
  * "/b/shared/x"). base is a real path (the savepoint reader gives its realpath), so this is the
  * file the kernel would open, and messages name it plainly. */
 static void collapse_dotdot(char *p) {
+    char in[PATH_CAP];
     size_t starts[PATH_CAP / 2];
     size_t ns = 0, r = 0, w = 0;
-    if (p[0] == '/')
+    weir_fmt(in, sizeof(in), "%s", p);
+    if (in[0] == '/')
         r = w = 1;
-    while (p[r]) {
+    while (in[r]) {
         size_t e = r;
-        while (p[e] && p[e] != '/')
+        while (in[e] && in[e] != '/')
             e++;
         size_t len = e - r;
-        bool dot = len == 1 && p[r] == '.';
-        bool dotdot = len == 2 && p[r] == '.' && p[r + 1] == '.';
+        bool dot = len == 1 && in[r] == '.';
+        bool dotdot = len == 2 && in[r] == '.' && in[r + 1] == '.';
         bool prev_dotdot = ns > 0 && strncmp(p + starts[ns - 1], "../", 3) == 0;
         if (dotdot && ns > 0 && !prev_dotdot) {
             w = starts[--ns];
         } else if (len > 0 && !dot) {
             starts[ns++] = w;
-            memmove(p + w, p + r, len);
+            memcpy(p + w, in + r, len);
             w += len;
             p[w++] = '/';
         }
         r = e;
-        while (p[r] == '/')
+        while (in[r] == '/')
             r++;
     }
     if (w > 1 || (w == 1 && p[0] != '/'))
