@@ -563,7 +563,10 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, con
         free(src);
         src = NULL;
     }
-    if ((shared_dir && weir_fsync_dir(shared_dir) != 0) || weir_fsync_dir(priv_dir) != 0) {
+    /* a savepoint's <dir>/<task> entry is made durable here too (the job manager writes
+     * _metadata into <dir> last) */
+    if ((shared_dir && weir_fsync_dir(shared_dir) != 0) || weir_fsync_dir(priv_dir) != 0 ||
+        (self_contained && weir_fsync_dir(dir) != 0)) {
         rc = WEIR_EIO;
         weir_fmt(errstr, errlen, "snapshot upload: cannot fsync %s%s%s: %s", priv_dir,
                  shared_dir ? " or " : "", shared_dir ? shared_dir : "", strerror(errno));
