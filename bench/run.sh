@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
-#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint kafka all
+#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint kafka state-restore all
 # Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000),
 #              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000), CURVE=1 (ZeroMQ CURVE on the control and data
 #              planes; results named <name>-curve).
+# state-restore (no cluster: build/bench/state_restore over the state module): STATE_KEYS (default
+#              10,000,000 keys x 100 bytes, ~1 GB), STATE_RESTORE_DIR (its work directory, default
+#              $BUILD/bench-tmp/state-restore, removed at the end), SAVEPOINT_DIR (default inside it:
+#              same filesystem, SST files hard-linked; another filesystem measures copies).
 # Prints one RESULT line per run and one <name>-median line per benchmark.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,6 +21,8 @@ if [ "$name" = all ]; then
   python3 "$here/checkpoint_bench.py" "$runs"
 elif [ "$name" = kafka ]; then
   python3 "$here/kafka_bench.py" "$runs"   # starts its own broker (deploy/local/kafka.sh)
+elif [ "$name" = state-restore ]; then
+  RUNS="$runs" "$WEIR_BUILD/bench/state_restore" "${STATE_RESTORE_DIR:-$WEIR_BUILD/bench-tmp/state-restore}"
 elif [ "$name" = checkpoint ]; then
   python3 "$here/checkpoint_bench.py" "$runs"
 else

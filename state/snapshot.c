@@ -1,7 +1,9 @@
-/* Owns keyed-state snapshots for checkpoints (state/snapshot.h): the synchronous RocksDB
- * checkpoint (hard links in "<backend path>.chk-<id>"), the asynchronous upload into the job's
- * checkpoint directory (SSTs into shared/ once, the rest into chk-<n>/<task>/), the keyed-state
- * handle JSON, restore from a handle, and the pure operator-state redistribution.
+/* Owns keyed-state snapshots for checkpoints and savepoints (state/snapshot.h): the synchronous
+ * RocksDB checkpoint (hard links in "<backend path>.chk-<id>"), the asynchronous upload (into the
+ * job's checkpoint directory: SSTs into shared/ once, the rest into chk-<n>/<task>/; or, for a
+ * savepoint, every file into <dir>/<task>/), the keyed-state handle JSON, the per-backend
+ * registry of uploaded SSTs, and the pure operator-state redistribution. Restore is in
+ * restore.c (it uses the file helpers and the registry through state_int.h).
  *
  * Invariants:
  *  - a file in <checkpoint_dir> appears only under its final name, complete and fsynced: it is
@@ -36,7 +38,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "runtime/graph/keygroup.h"
+#include "savepoint/layout.h"
 #include "state/state_int.h"
 
 #define COMP "snapshot"
@@ -99,7 +101,7 @@ static bool has_suffix(const char *s, const char *suf) {
 }
 
 /* A plain file name: no path separators, not "." or "..", not empty. */
-static bool safe_name(const char *s) {
+bool weir__snap_safe_name(const char *s) {
     return s && s[0] && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
@@ -154,8 +156,8 @@ static int copy_fd(int in, int out, uint8_t *buf, uint64_t *copied) {
 
 /* Puts @p src at @p dir/@p name: hard link (when @p try_link and on the same filesystem) or copy
  * to ".<name>.tmp", fsync, rename. @p expect is the size the file must have. */
-static int put_file(const char *src, const char *dir, const char *name, uint64_t expect,
-                    bool try_link, uint8_t **buf, char *errstr, size_t errlen) {
+int weir__snap_put_file(const char *src, const char *dir, const char *name, uint64_t expect,
+                        bool try_link, uint8_t **buf, char *errstr, size_t errlen) {
     int rc = WEIR_EIO;
     int in = -1, out = -1;
     char *dst = path_join(dir, name);
@@ -258,6 +260,22 @@ static weir_snapreg_t *get_reg(weir_state_backend_t *sb) {
     }
     *slot = r;
     return r;
+}
+
+int weir__snap_confirm_restored(weir_state_backend_t *sb, const char *local, const char *shared) {
+    weir_snapreg_t *reg = get_reg(sb);
+    char *l = strdup(local), *sh = strdup(shared);
+    int rc = WEIR_ENOMEM;
+    if (reg && l && sh) {
+        pthread_mutex_lock(&reg->mu);
+        rc = ref_list_push(&reg->confirmed, l, sh, 0);
+        pthread_mutex_unlock(&reg->mu);
+    }
+    if (rc != 0) {
+        free(l);
+        free(sh);
+    }
+    return rc;
 }
 
 void weir_snapreg_free(weir_snapreg_t *reg) {
@@ -436,47 +454,58 @@ fail:
 /* upload                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static json_t *file_obj(const char *name, const char *local, uint64_t size) {
+/* A file entry of the handle; @p sst marks an SST in "private" (self-contained layout). */
+static json_t *file_obj(const char *name, const char *local, uint64_t size, bool sst) {
     json_t *o = json_object();
     if (!o)
         return NULL;
     if (json_object_set_new(o, "name", json_string(name)) != 0 ||
         (local && json_object_set_new(o, "local", json_string(local)) != 0) ||
-        json_object_set_new(o, "size", json_integer((json_int_t)size)) != 0) {
+        json_object_set_new(o, "size", json_integer((json_int_t)size)) != 0 ||
+        (sst && json_object_set_new(o, "sst", json_true()) != 0)) {
         json_decref(o);
         return NULL;
     }
     return o;
 }
 
-int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoint_dir,
-                               const char *task, bool incremental, char **handle_json,
-                               uint64_t *state_size, uint64_t *uploaded_size, char *errstr,
-                               size_t errlen) {
+int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, const char *task,
+                               weir_upload_mode_t mode, char **handle_json, uint64_t *state_size,
+                               uint64_t *uploaded_size, char *errstr, size_t errlen) {
     if (errstr && errlen)
         errstr[0] = '\0';
-    if (!snap || !checkpoint_dir || !safe_name(task) || !handle_json || !snap->local_dir) {
-        weir_fmt(errstr, errlen, "snapshot upload: bad arguments (task name '%s')",
-                 task ? task : "(null)");
+    if (!snap || !dir || !weir__snap_safe_name(task) || !handle_json || !snap->local_dir ||
+        (mode != WEIR_UPLOAD_INCREMENTAL && mode != WEIR_UPLOAD_FULL &&
+         mode != WEIR_UPLOAD_SELF_CONTAINED)) {
+        weir_fmt(errstr, errlen, "snapshot upload: bad arguments (task name '%s', mode %d)",
+                 task ? task : "(null)", (int)mode);
         return WEIR_EINVAL;
     }
+    bool incremental = mode == WEIR_UPLOAD_INCREMENTAL;
+    bool self_contained = mode == WEIR_UPLOAD_SELF_CONTAINED;
     int rc = WEIR_ENOMEM;
     uint8_t *buf = NULL;
-    char *shared_dir = path_join(checkpoint_dir, "shared");
+    char *shared_dir = self_contained ? NULL : path_join(dir, "shared");
     char *priv_dir = NULL, *src = NULL, *sname = NULL;
     ref_list_t mine = {0};
     uint64_t total = 0, written = 0;
     json_t *root = json_object(), *jsh = json_array(), *jpr = json_array(), *jst = json_array();
-    size_t cl = strlen(checkpoint_dir) + strlen(task) + 32;
-    if (!shared_dir || !root || !jsh || !jpr || !jst || !(priv_dir = malloc(cl)))
+    size_t cl = strlen(dir) + strlen(task) + 32;
+    if ((!self_contained && !shared_dir) || !root || !jsh || !jpr || !jst ||
+        !(priv_dir = malloc(cl)))
         goto oom;
-    snprintf(priv_dir, cl, "%s/chk-%llu/%s", checkpoint_dir, (unsigned long long)snap->id, task);
-    if (weir_mkdirs(shared_dir) != 0 || weir_mkdirs(priv_dir) != 0) {
+    /* checkpoint: <ckdir>/chk-<n>/<task>/ (SSTs in <ckdir>/shared/); self-contained (savepoint):
+     * every file in <dir>/<task>/ */
+    if (self_contained)
+        snprintf(priv_dir, cl, "%s/%s", dir, task);
+    else
+        snprintf(priv_dir, cl, "%s/chk-%llu/%s", dir, (unsigned long long)snap->id, task);
+    if ((shared_dir && weir_mkdirs(shared_dir) != 0) || weir_mkdirs(priv_dir) != 0) {
         rc = WEIR_EIO;
         weir_fmt(errstr, errlen,
-                 "snapshot upload: cannot create %s or %s (check the checkpoint "
-                 "directory's permissions)",
-                 shared_dir, priv_dir);
+                 "snapshot upload: cannot create %s%s%s (check the %s directory's permissions)",
+                 priv_dir, shared_dir ? " or " : "", shared_dir ? shared_dir : "",
+                 self_contained ? "savepoint" : "checkpoint");
         goto fail;
     }
     for (size_t i = 0; i < snap->n_files; i++) {
@@ -484,7 +513,7 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoi
         if (!(src = path_join(snap->local_dir, f->name)))
             goto oom;
         total += f->size;
-        if (f->sst) {
+        if (f->sst && !self_contained) {
             bool have = false;
             if (incremental) {
                 pthread_mutex_lock(&snap->reg->mu);
@@ -505,7 +534,8 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoi
                 else
                     snprintf(sname, nl, "%s-c%llu-%s", snap->instance, (unsigned long long)snap->id,
                              f->name);
-                rc = put_file(src, shared_dir, sname, f->size, true, &buf, errstr, errlen);
+                rc = weir__snap_put_file(src, shared_dir, sname, f->size, true, &buf, errstr,
+                                         errlen);
                 if (rc != 0)
                     goto fail;
                 written += f->size;
@@ -518,25 +548,28 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoi
                     }
                 }
             }
-            if (json_array_append_new(jsh, file_obj(sname, f->name, f->size)) != 0)
+            if (json_array_append_new(jsh, file_obj(sname, f->name, f->size, false)) != 0)
                 goto oom;
             free(sname);
             sname = NULL;
         } else {
-            rc = put_file(src, priv_dir, f->name, f->size, true, &buf, errstr, errlen);
+            rc = weir__snap_put_file(src, priv_dir, f->name, f->size, true, &buf, errstr, errlen);
             if (rc != 0)
                 goto fail;
             written += f->size;
-            if (json_array_append_new(jpr, file_obj(f->name, NULL, f->size)) != 0)
+            if (json_array_append_new(jpr, file_obj(f->name, NULL, f->size, f->sst)) != 0)
                 goto oom;
         }
         free(src);
         src = NULL;
     }
-    if (weir_fsync_dir(shared_dir) != 0 || weir_fsync_dir(priv_dir) != 0) {
+    /* a savepoint's <dir>/<task> entry is made durable here too (the job manager writes
+     * _metadata into <dir> last) */
+    if ((shared_dir && weir_fsync_dir(shared_dir) != 0) || weir_fsync_dir(priv_dir) != 0 ||
+        (self_contained && weir_fsync_dir(dir) != 0)) {
         rc = WEIR_EIO;
-        weir_fmt(errstr, errlen, "snapshot upload: cannot fsync %s or %s: %s", shared_dir, priv_dir,
-                 strerror(errno));
+        weir_fmt(errstr, errlen, "snapshot upload: cannot fsync %s%s%s: %s", priv_dir,
+                 shared_dir ? " or " : "", shared_dir ? shared_dir : "", strerror(errno));
         goto fail;
     }
     for (uint32_t i = 0; i < snap->n_states; i++)
@@ -545,6 +578,8 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoi
     if (json_object_set_new(root, "version", json_integer(1)) != 0 ||
         json_object_set_new(root, "checkpoint", json_integer((json_int_t)snap->id)) != 0 ||
         json_object_set_new(root, "task", json_string(task)) != 0 ||
+        (self_contained &&
+         json_object_set_new(root, "layout", json_string(WEIR_LAYOUT_SELF_CONTAINED)) != 0) ||
         json_object_set(root, "shared", jsh) != 0 || json_object_set(root, "private", jpr) != 0 ||
         json_object_set_new(root, "max_parallelism", json_integer(snap->max_par)) != 0 ||
         json_object_set(root, "states", jst) != 0)
@@ -620,171 +655,6 @@ void weir_state_snapshot_confirm(weir_state_backend_t *sb, uint64_t checkpoint_i
     }
     p->n = w;
     pthread_mutex_unlock(&reg->mu);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* restore                                                                                    */
-/* ------------------------------------------------------------------------------------------ */
-
-typedef struct rfile {
-    const char *name;  /* in the checkpoint directory */
-    const char *local; /* in opts->path */
-    uint64_t size;
-    bool shared;
-} rfile_t;
-
-/* The members of a handle are read with common/json.h; any problem is reported as one message
- * about the entry (the readers' own messages are not used: errstr NULL). */
-static int parse_files(const json_t *arr, bool shared, rfile_t *out, size_t *n, char *errstr,
-                       size_t errlen) {
-    size_t i;
-    const json_t *o;
-    json_array_foreach(arr, i, o) {
-        const char *name = NULL, *local = NULL;
-        uint64_t size = 0;
-        bool ok = weir_json_str(o, "", "name", true, &name, NULL, 0) == 0 &&
-                  weir_json_u64(o, "", "size", true, 0, &size, NULL, 0) == 0 &&
-                  (!shared || weir_json_str(o, "", "local", true, &local, NULL, 0) == 0);
-        if (!shared)
-            local = name;
-        if (!ok || !safe_name(name) || !safe_name(local) ||
-            (shared && !has_suffix(local, ".sst"))) {
-            weir_fmt(errstr, errlen, "keyed-state handle: bad %s file entry %zu",
-                     shared ? "shared" : "private", i);
-            return WEIR_ECORRUPT;
-        }
-        out[(*n)++] = (rfile_t){.name = name, .local = local, .size = size, .shared = shared};
-    }
-    return 0;
-}
-
-weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
-                                         const weir_state_decl_t *states, uint32_t n_states,
-                                         const char *checkpoint_dir, const char *handle_json,
-                                         char *errstr, size_t errlen) {
-    json_error_t jerr;
-    json_t *root = NULL;
-    rfile_t *files = NULL;
-    char **srcs = NULL;
-    size_t n = 0, cap = 0;
-    uint8_t *buf = NULL;
-    weir_state_backend_t *sb = NULL;
-    char privdir[4096];
-    if (errstr && errlen)
-        errstr[0] = '\0';
-    if (!opts || !opts->path || !opts->path[0] || !checkpoint_dir || !handle_json) {
-        weir_fmt(errstr, errlen, "state restore: missing path, checkpoint directory or handle");
-        return NULL;
-    }
-    root = json_loads(handle_json, 0, &jerr);
-    if (!root) {
-        weir_fmt(errstr, errlen, "keyed-state handle is not valid JSON (line %d: %s)", jerr.line,
-                 jerr.text);
-        return NULL;
-    }
-    const json_t *jsh = NULL, *jpr = NULL;
-    const char *task = NULL;
-    int64_t version = 0, ckpt = 0, mp = 0;
-    if (weir_json_int(root, "", "version", true, 1, 1, 0, &version, NULL, 0) != 0 ||
-        weir_json_array(root, "", "shared", true, &jsh, NULL, 0) != 0 ||
-        weir_json_array(root, "", "private", true, &jpr, NULL, 0) != 0 ||
-        weir_json_int(root, "", "checkpoint", true, 0, INT64_MAX, 0, &ckpt, NULL, 0) != 0 ||
-        weir_json_str(root, "", "task", true, &task, NULL, 0) != 0 || !safe_name(task) ||
-        weir_json_int(root, "", "max_parallelism", true, INT64_MIN, INT64_MAX, 0, &mp, NULL, 0) !=
-            0) {
-        weir_fmt(errstr, errlen,
-                 "keyed-state handle: not a version 1 handle (expected version, "
-                 "checkpoint, task, shared, private, max_parallelism)");
-        goto fail;
-    }
-    uint32_t want_mp = opts->max_parallelism ? opts->max_parallelism : WEIR_DEFAULT_MAX_PARALLELISM;
-    if (mp != (int64_t)want_mp) {
-        weir_fmt(errstr, errlen,
-                 "state restore: the checkpoint has max parallelism %lld but the "
-                 "job has %u (max parallelism cannot change across a restore)",
-                 (long long)mp, want_mp);
-        goto fail;
-    }
-    cap = json_array_size(jsh) + json_array_size(jpr);
-    files = calloc(cap ? cap : 1, sizeof(*files));
-    srcs = calloc(cap ? cap : 1, sizeof(*srcs));
-    if (!files || !srcs)
-        goto oom;
-    if (parse_files(jsh, true, files, &n, errstr, errlen) != 0 ||
-        parse_files(jpr, false, files, &n, errstr, errlen) != 0)
-        goto fail;
-    weir_fmt(privdir, sizeof(privdir), "%s/chk-%lld/%s", checkpoint_dir, (long long)ckpt, task);
-    /* every file must be there with its size before anything is touched */
-    for (size_t i = 0; i < n; i++) {
-        const char *dir = files[i].shared ? NULL : privdir;
-        char *sd = dir ? NULL : path_join(checkpoint_dir, "shared");
-        if (!dir && !sd)
-            goto oom;
-        srcs[i] = path_join(dir ? dir : sd, files[i].name);
-        free(sd);
-        if (!srcs[i])
-            goto oom;
-        struct stat st;
-        if (stat(srcs[i], &st) != 0) {
-            weir_fmt(errstr, errlen,
-                     "checkpoint file %s is missing: the checkpoint directory "
-                     "was removed or is incomplete",
-                     srcs[i]);
-            goto fail;
-        }
-        if ((uint64_t)st.st_size != files[i].size) {
-            weir_fmt(errstr, errlen,
-                     "checkpoint file %s has %lld bytes, expected %llu: the "
-                     "checkpoint directory is corrupt or incomplete",
-                     srcs[i], (long long)st.st_size, (unsigned long long)files[i].size);
-            goto fail;
-        }
-    }
-    /* a fresh local directory: shared SSTs are hard-linked when possible (immutable), the
-     * private files (MANIFEST, CURRENT, OPTIONS) are always copied */
-    if (weir_rmtree(opts->path) != 0 || weir_mkdirs(opts->path) != 0) {
-        weir_fmt(errstr, errlen, "state restore: cannot recreate directory %s", opts->path);
-        goto fail;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (put_file(srcs[i], opts->path, files[i].local, files[i].size, files[i].shared, &buf,
-                     errstr, errlen) != 0)
-            goto fail;
-    if (weir_fsync_dir(opts->path) != 0)
-        WEIR_WARN(COMP, "cannot fsync %s", opts->path);
-    sb = weir_state_open(opts, states, n_states, errstr, errlen);
-    if (!sb)
-        goto fail;
-    /* a new instance id (get_reg) for files created from now on; restored SSTs are confirmed */
-    weir_snapreg_t *reg = get_reg(sb);
-    if (!reg)
-        goto oom;
-    for (size_t i = 0; i < n; i++) {
-        if (!files[i].shared)
-            continue;
-        char *l = strdup(files[i].local), *sh = strdup(files[i].name);
-        if (!l || !sh || ref_list_push(&reg->confirmed, l, sh, 0) != 0) {
-            free(l);
-            free(sh);
-            goto oom;
-        }
-    }
-    WEIR_INFO(COMP, "restored keyed state of %s (checkpoint %lld, %zu files) into %s", task,
-              (long long)ckpt, n, opts->path);
-    goto done;
-oom:
-    weir_fmt(errstr, errlen, "state restore: out of memory");
-fail:
-    weir_state_close(&sb, false);
-done:
-    if (srcs)
-        for (size_t i = 0; i < cap; i++)
-            free(srcs[i]);
-    free(srcs);
-    free(files);
-    free(buf);
-    json_decref(root);
-    return sb;
 }
 
 /* ------------------------------------------------------------------------------------------ */

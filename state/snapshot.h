@@ -1,5 +1,6 @@
-/* Snapshots of keyed state for checkpoints: incremental RocksDB checkpoints in shared storage,
- * restore from them, and redistribution of operator state.
+/* Snapshots of keyed state for checkpoints and savepoints: incremental RocksDB checkpoints in
+ * shared storage, self-contained copies for savepoints, restore (with key-group rescaling) from
+ * them, and redistribution of operator state.
  *
  * Checkpoint storage of one job (<checkpoint_dir> = <state.checkpoints.dir>/<job id>):
  *   <checkpoint_dir>/shared/<instance>-<sst name>   immutable RocksDB SST files, shared between
@@ -16,6 +17,12 @@
  *    "shared": [{"name": "<file name in shared/>", "local": "<sst name>", "size": bytes}],
  *    "private": [{"name": "<file name in chk-n/<task>/>", "size": bytes}],
  *    "max_parallelism": m, "states": ["name", ...]}
+ *
+ * Savepoint storage (WEIR_UPLOAD_SELF_CONTAINED; <dir> = the savepoint directory):
+ *   <dir>/<task>/<file>                             every file of the snapshot, SSTs included
+ * and the handle is the same object plus "layout": "self-contained", with "shared" empty and
+ * every file in "private", SSTs marked "sst": true (restore may hard-link them). Paths are
+ * relative to the directory holding _metadata (savepoint/layout.h), so the directory can move.
  *
  * Incremental rule: an SST file is uploaded once; later snapshots reference it. A file counts as
  * uploaded only after a checkpoint that referenced it COMPLETED (weir_state_snapshot_confirm):
@@ -43,15 +50,25 @@ typedef struct weir_state_snapshot weir_state_snapshot_t;
 weir_state_snapshot_t *weir_state_snapshot_take(weir_state_backend_t *sb, uint64_t checkpoint_id,
                                                 char *errstr, size_t errlen);
 
-/** Asynchronous part: copies the snapshot into <checkpoint_dir> (new SSTs into shared/, the rest
- * into chk-<n>/<task>/; each file written to a temporary name, fsynced, renamed), and returns the
- * handle JSON (malloc'd), the bytes the checkpoint references (state_size) and the bytes written
- * now (uploaded_size). With @p incremental false every SST is uploaded again. Removes the local
- * checkpoint directory. @returns 0 or a negative weir error with errstr. */
-int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *checkpoint_dir,
-                               const char *task, bool incremental, char **handle_json,
-                               uint64_t *state_size, uint64_t *uploaded_size, char *errstr,
-                               size_t errlen);
+typedef enum {
+    WEIR_UPLOAD_INCREMENTAL,    /* checkpoint: SSTs not yet confirmed into shared/ */
+    WEIR_UPLOAD_FULL,           /* checkpoint: every SST into shared/ under a checkpoint-unique
+                                   name, nothing recorded */
+    WEIR_UPLOAD_SELF_CONTAINED, /* savepoint: every file into <dir>/<task>/, nothing recorded */
+} weir_upload_mode_t;
+
+/** Asynchronous part: copies the snapshot into @p dir and returns the handle JSON (malloc'd),
+ * the bytes the handle references (state_size) and the bytes written now (uploaded_size).
+ * INCREMENTAL / FULL: dir is the job's checkpoint directory; new SSTs go into shared/, the rest
+ * into chk-<n>/<task>/; INCREMENTAL records the SSTs it wrote as pending (confirm). FULL uploads
+ * every SST again. SELF_CONTAINED: dir is the savepoint directory; every file goes into
+ * <dir>/<task>/ and nothing is recorded (a savepoint's files are never referenced by a later
+ * checkpoint). Each file is hard-linked when the filesystem allows, else copied, to a temporary
+ * name, fsynced, renamed; the directories are fsynced. Removes the local checkpoint directory.
+ * @returns 0 or a negative weir error with errstr. */
+int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, const char *task,
+                               weir_upload_mode_t mode, char **handle_json, uint64_t *state_size,
+                               uint64_t *uploaded_size, char *errstr, size_t errlen);
 
 /** Frees a snapshot (removing its local directory if the upload did not). Accepts NULL. */
 void weir_state_snapshot_free(weir_state_snapshot_t **snap);
@@ -59,10 +76,32 @@ void weir_state_snapshot_free(weir_state_snapshot_t **snap);
 /** Checkpoint @p checkpoint_id completed: the SST files its upload wrote are now confirmed. */
 void weir_state_snapshot_confirm(weir_state_backend_t *sb, uint64_t checkpoint_id);
 
-/** Restore: copies (or hard-links) the files of @p handle_json from @p checkpoint_dir into
- * opts->path and opens the backend there. Checks every file exists with the recorded size
- * ("checkpoint file <path> is missing: the checkpoint directory was removed or is incomplete").
- * NULL + errstr on error. */
+/** Restore from a keyed restore document (the DEPLOY field restore_keyed_handle, built by the
+ * savepoint module):
+ *   {"base": "<absolute directory of the _metadata>", "claim": bool, "max_parallelism": m,
+ *    "range": [first, last],
+ *    "sources": [{"range": [a, b], "handle": {<keyed-state handle of an old subtask>}}, ...]}
+ * The new backend at opts->path holds exactly the key groups [first, last] of every source
+ * (keys of other groups are removed), the declared states (a state absent from the sources
+ * starts empty; families the new job does not declare are not copied). Files are located with
+ * weir_layout_keyed_file(); every file must exist with its recorded size ("checkpoint file
+ * <path> is missing: ..." / "... has N bytes, expected M: ..."). The source overlapping most is
+ * restored whole (SSTs hard-linked when possible, other files copied) and clipped (DeleteRange
+ * and compaction of the removed groups); every other source is opened read-only from a hard-linked
+ * temporary copy and its keys of [first, last] are written into SST files and ingested. With
+ * claim true (the job's own checkpoint) the shared SSTs of the whole-restored source count as
+ * uploaded (confirmed); with claim false nothing does, so the next checkpoint is complete on its
+ * own. Nothing under base is ever created, changed or deleted. opts->path and the scratch
+ * directory "<opts->path>.restore" are removed first (a restore killed half-way leaves only
+ * scratch). NULL + errstr (one line) on error. */
+weir_state_backend_t *weir_state_restore_plan(const weir_state_opts_t *opts,
+                                              const weir_state_decl_t *states, uint32_t n_states,
+                                              const char *restore_json, char *errstr,
+                                              size_t errlen);
+
+/** Restore of one checkpoint-layout handle of the same parallelism from @p checkpoint_dir (the
+ * job's directory holding shared/ and chk-<n>/): weir_state_restore_plan with base
+ * "<checkpoint_dir>/chk-<handle's checkpoint>", the whole key-group range and claim true. */
 weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
                                          const weir_state_decl_t *states, uint32_t n_states,
                                          const char *checkpoint_dir, const char *handle_json,

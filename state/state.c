@@ -470,6 +470,55 @@ weir_snapreg_t **weir_state_int_snapreg(weir_state_backend_t *sb) {
     return &sb->snapreg;
 }
 
+rocksdb_options_t *weir_state_int_options(const weir_state_backend_t *sb) {
+    return sb->opts;
+}
+
+rocksdb_writeoptions_t *weir_state_int_wo(const weir_state_backend_t *sb) {
+    return sb->wo;
+}
+
+rocksdb_column_family_handle_t *weir_state_int_cf(const weir_state_backend_t *sb, uint32_t i) {
+    return i < sb->n_st ? sb->st[i].cf : NULL;
+}
+
+int weir_state_int_drop_undeclared(weir_state_backend_t *sb, char *errstr, size_t errlen) {
+    char *err = NULL;
+    uint32_t w = 0;
+    for (uint32_t j = 0; j < sb->n_cfs; j++) {
+        bool declared = false;
+        for (uint32_t i = 0; i < sb->n_st && !declared; i++)
+            declared = sb->st[i].cf == sb->cfs[j];
+        if (declared) {
+            sb->cfs[w++] = sb->cfs[j];
+            continue;
+        }
+        if (j == 0) { /* "default" cannot be dropped: empty it (keys start with a key group) */
+            static const char end[] = "\xff\xff\xff\xff\xff\xff\xff\xff";
+            rocksdb_delete_range_cf(sb->db, sb->wo, sb->cfs[0], "", 0, end, sizeof(end) - 1, &err);
+            sb->cfs[w++] = sb->cfs[0];
+        } else {
+            rocksdb_drop_column_family(sb->db, sb->cfs[j], &err);
+            if (!err)
+                rocksdb_column_family_handle_destroy(sb->cfs[j]);
+            else
+                sb->cfs[w++] = sb->cfs[j];
+        }
+        if (err) {
+            weir_fmt(errstr, errlen,
+                     "state backend: cannot remove undeclared column family %u of %s: %s", j,
+                     sb->path, err);
+            rocksdb_free(err);
+            for (uint32_t k = j + 1; k < sb->n_cfs; k++)
+                sb->cfs[w++] = sb->cfs[k];
+            sb->n_cfs = w;
+            return WEIR_ESTATE;
+        }
+    }
+    sb->n_cfs = w;
+    return 0;
+}
+
 int weir_state_int_compact(weir_state_backend_t *sb) {
     int rc = weir_state_flush(sb);
     if (rc != 0)

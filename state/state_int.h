@@ -1,6 +1,7 @@
-/* Internal interface between state/state.c (the backend) and state/snapshot.c (checkpoints):
- * read-only accessors of the backend's RocksDB handle and declarations, and the slot where
- * snapshot.c keeps its per-backend registry (instance id, uploaded/confirmed SST files).
+/* Internal interface between state/state.c (the backend), state/snapshot.c (checkpoints) and
+ * state/restore.c (restore): accessors of the backend's RocksDB handle, options and
+ * declarations, the slot where snapshot.c keeps its per-backend registry (instance id,
+ * uploaded/confirmed SST files), and snapshot.c's file helpers.
  * Not for use outside state/. Threading as in state.h: the accessors are called on the subtask
  * thread (take/restore); the registry itself is guarded by its own mutex (snapshot.c). */
 #ifndef WEIR_STATE_STATE_INT_H
@@ -21,11 +22,35 @@ const char *weir_state_int_state_name(const weir_state_backend_t *sb, uint32_t i
 /** The registry slot (NULL until snapshot.c creates it); freed by weir_state_close. */
 weir_snapreg_t **weir_state_int_snapreg(weir_state_backend_t *sb);
 
+/** The backend's RocksDB options (merge operator, table factory): for opening other instances
+ * read-only and for SstFileWriter during a restore. Owned by the backend. */
+rocksdb_options_t *weir_state_int_options(const weir_state_backend_t *sb);
+/** The backend's write options (WAL off). */
+rocksdb_writeoptions_t *weir_state_int_wo(const weir_state_backend_t *sb);
+/** The column family of declared state @p i (NULL when out of range). */
+rocksdb_column_family_handle_t *weir_state_int_cf(const weir_state_backend_t *sb, uint32_t i);
+/** Restore: drops every column family that no declared state uses (the default family, which
+ * cannot be dropped, is emptied instead). 0 or WEIR_ESTATE with errstr. */
+int weir_state_int_drop_undeclared(weir_state_backend_t *sb, char *errstr, size_t errlen);
+
 /** Tests and tools: writes the cache back (weir_state_flush), flushes the memtables and compacts
  * every column family fully (blocking), so the SST set is stable until the next write. */
 int weir_state_int_compact(weir_state_backend_t *sb);
 
 /** Frees a registry (snapshot.c). Accepts NULL. */
 void weir_snapreg_free(weir_snapreg_t *reg);
+
+/* snapshot.c helpers used by restore.c */
+
+/** A plain file name: not empty, not "." or "..", no '/'. */
+bool weir__snap_safe_name(const char *s);
+/** Puts @p src at @p dir/@p name: hard link (when @p try_link and on the same filesystem) or copy
+ * (checking it has @p expect bytes) to a hidden temporary name, fsync, rename. @p buf is a copy
+ * buffer allocated on first use (the caller frees it). 0 or a negative weir error + errstr. */
+int weir__snap_put_file(const char *src, const char *dir, const char *name, uint64_t expect,
+                        bool try_link, uint8_t **buf, char *errstr, size_t errlen);
+/** Records local SST @p local as already uploaded under @p shared (confirmed), creating the
+ * backend's registry (with a new instance id) if needed. 0 or WEIR_ENOMEM. */
+int weir__snap_confirm_restored(weir_state_backend_t *sb, const char *local, const char *shared);
 
 #endif

@@ -157,7 +157,9 @@ static void *uploader_main(void *arg) {
                 weir_fmt(err, sizeof err, "no checkpoint directory (state.checkpoints.dir)");
                 rc = WEIR_ECONFIG;
             } else {
-                rc = weir_state_snapshot_upload(j->snap, t->ck_dir, task_name, t->incremental,
+                rc = weir_state_snapshot_upload(j->snap, t->ck_dir, task_name,
+                                                t->incremental ? WEIR_UPLOAD_INCREMENTAL
+                                                               : WEIR_UPLOAD_FULL,
                                                 &handle, &state_size, &uploaded, err, sizeof err);
             }
             weir_state_snapshot_free(&j->snap);

@@ -265,8 +265,9 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ckdir
         fail_msg("take failed: %s", err);
     char *h = NULL;
     uint64_t ss = 0, us = 0;
-    int rc =
-        weir_state_snapshot_upload(s, ckdir, task, incremental, &h, &ss, &us, err, sizeof(err));
+    int rc = weir_state_snapshot_upload(s, ckdir, task,
+                                        incremental ? WEIR_UPLOAD_INCREMENTAL : WEIR_UPLOAD_FULL,
+                                        &h, &ss, &us, err, sizeof(err));
     if (rc != 0)
         fail_msg("upload failed: %s", err);
     weir_state_snapshot_free(&s);
@@ -649,9 +650,9 @@ static void test_two_tasks_and_free(void **unused) {
     /* bad task names are refused */
     s = weir_state_snapshot_take(a, 3, err, sizeof(err));
     char *h = NULL;
-    assert_int_equal(
-        weir_state_snapshot_upload(s, ck, "../x", true, &h, NULL, NULL, err, sizeof(err)),
-        WEIR_EINVAL);
+    assert_int_equal(weir_state_snapshot_upload(s, ck, "../x", WEIR_UPLOAD_INCREMENTAL, &h, NULL,
+                                                NULL, err, sizeof(err)),
+                     WEIR_EINVAL);
     weir_state_snapshot_free(&s);
     weir_state_close(&a, true);
     weir_state_close(&b, true);
