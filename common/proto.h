@@ -118,8 +118,9 @@
     F(U64,    checkpoint_id, UINT64_MAX, "checkpoint n")                                           \
     F(I64,    checkpoint_timestamp, INT64_MAX, "trigger wall time (ms)")                           \
     F(U32,    vertex,        UINT32_MAX, "the source subtask: its vertex ...")                     \
-    F(U32,    subtask,       UINT32_MAX, "... and its index")                                  \
-    F(U32,    ck_kind,       WEIR_CK_STOP, "0 checkpoint, 1 savepoint, 2 stop-with-savepoint")    \
+    F(U32,    subtask,       UINT32_MAX, "... and its index")                                      \
+    F(U32,    ck_kind,       WEIR_CK_STOP, "0 checkpoint, 1 savepoint, "                           \
+                                         "2 stop-with-savepoint")                                  \
     F(STR,    target,        0,          "savepoint: its directory (subtasks write "               \
                                          "<target>/<vertex>-<subtask>/); nil for a checkpoint")
 
