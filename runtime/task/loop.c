@@ -127,7 +127,7 @@ bool weir__task_write_event(weir_task_t *t, bool end, uint64_t id, int64_t ts) {
     for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
         weir_task_out_t *o = &t->outs[i];
         while (end ? !weir_outchan_write_end(&o->ch, now)
-                   : !weir_outchan_write_barrier(&o->ch, id, ts, now)) {
+                   : !weir_outchan_write_barrier(&o->ch, id, ts, 0, NULL, 0, now)) {
             if (!weir_outchan_has_data(&o->ch)) {
                 if (end)
                     weir__task_fail(t, "cannot write end of input on edge %u", o->ch.key.edge);
