@@ -1380,7 +1380,9 @@ static void check_self_contained(const char *handle, const char *target, uint32_
     json_error_t je;
     json_t *h = json_loads(handle, 0, &je);
     assert_non_null(h);
-    assert_string_equal(json_string_value(json_object_get(h, "layout")), "self-contained");
+    const char *layout = json_string_value(json_object_get(h, "layout"));
+    if (!layout || strcmp(layout, "self-contained") != 0)
+        fail_msg("keyed handle of %u-%u is not self-contained: %s", v, s, handle);
     assert_int_equal(json_array_size(json_object_get(h, "shared")), 0);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%u-%u", target, v, s);
@@ -1414,6 +1416,17 @@ static weir_task_t *task_of(harness_t *h, uint32_t v, uint32_t s) {
     return NULL;
 }
 
+/* The keyed handle of the ACK of @p id by subtask @p v.@p s (the test fails without one). */
+static const char *handle_of(harness_t *h, uint32_t v, uint32_t s, uint64_t id) {
+    pthread_mutex_lock(&h->ack_mu);
+    const ack_t *a = find_ack(h->acks, h->n_acks, v, s, id, false);
+    pthread_mutex_unlock(&h->ack_mu);
+    if (!a || !a->handle)
+        fail_msg("no ACK of %llu with a keyed handle from subtask %u.%u", (unsigned long long)id, v,
+                 s);
+    return a->handle; /* ACKs are only appended: the entry stays */
+}
+
 static bool has_ack(harness_t *h, uint32_t v, uint32_t s, uint64_t id) {
     pthread_mutex_lock(&h->ack_mu);
     bool found = find_ack(h->acks, h->n_acks, v, s, id, false) != NULL;
@@ -1445,15 +1458,16 @@ static void run_savepoint_barriers(weir_checkpoint_mode_t mode) {
     weir_sleep_ns(15000000);
     weir_task_trigger(src[1], 1, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp[0]);
     assert_int_equal(wait_acks(&h, 1, false, 5), 5);
-    pthread_mutex_lock(&h.ack_mu);
     for (uint32_t s = 0; s < 2; s++) {
-        check_self_contained(find_ack(h.acks, h.n_acks, 1, s, 1, false)->handle, sp[0], 1, s);
-        assert_null(find_ack(h.acks, h.n_acks, 0, s, 1, false)->handle); /* stateless */
+        check_self_contained(handle_of(&h, 1, s, 1), sp[0], 1, s);
+        pthread_mutex_lock(&h.ack_mu);
+        const ack_t *a = find_ack(h.acks, h.n_acks, 0, s, 1, false);
+        pthread_mutex_unlock(&h.ack_mu);
+        assert_true(a && !a->handle); /* the sources are stateless */
         assert_false(path_exists("%s/0-%u", sp[0], s));
     }
     /* vertex 2 (recount + sink) got barrier 1 from both counts, kind and target intact */
-    check_self_contained(find_ack(h.acks, h.n_acks, 2, 0, 1, false)->handle, sp[0], 2, 0);
-    pthread_mutex_unlock(&h.ack_mu);
+    check_self_contained(handle_of(&h, 2, 0, 1), sp[0], 2, 0);
     assert_false(path_exists("%s/chk-1", ck)); /* a savepoint writes nothing there */
     assert_false(path_exists("%s/shared", ck));
 
@@ -1473,11 +1487,9 @@ static void run_savepoint_barriers(weir_checkpoint_mode_t mode) {
         }
         assert_false(has_ack(&h, 2, 0, 2));
         assert_false(path_exists("%s", sp[1])); /* nobody wrote into savepoint 2's target */
-        pthread_mutex_lock(&h.ack_mu);
         for (uint32_t s = 0; s < 2; s++)
-            check_self_contained(find_ack(h.acks, h.n_acks, 1, s, 3, false)->handle, sp[2], 1, s);
-        check_self_contained(find_ack(h.acks, h.n_acks, 2, 0, 3, false)->handle, sp[2], 2, 0);
-        pthread_mutex_unlock(&h.ack_mu);
+            check_self_contained(handle_of(&h, 1, s, 3), sp[2], 1, s);
+        check_self_contained(handle_of(&h, 2, 0, 3), sp[2], 2, 0);
     }
     cancel_and_wait(&h);
     harness_fini(&h);
@@ -1529,15 +1541,17 @@ static bool n_committed(void *arg) {
     return ok;
 }
 
+/* The generators' positions in their snapshots of @p id (each equal to what the runtime counted
+ * it emitted at that moment). */
 static void positions_at(harness_t *h, uint64_t id, uint64_t k[2]) {
-    pthread_mutex_lock(&h->ack_mu);
     for (uint32_t s = 0; s < 2; s++) {
+        pthread_mutex_lock(&h->ack_mu);
         const ack_t *a = find_ack(h->acks, h->n_acks, 0, s, id, false);
-        assert_non_null(a);
+        pthread_mutex_unlock(&h->ack_mu);
+        assert_non_null(a); /* ACKs are only appended: the entry stays */
         k[s] = gen_position(a);
-        assert_int_equal(k[s], a->records_out); /* what the runtime counted */
+        assert_int_equal(k[s], a->records_out);
     }
-    pthread_mutex_unlock(&h->ack_mu);
 }
 
 /* Savepoints commit nothing (they are never notified); the next checkpoint's notify commits what
@@ -1610,8 +1624,9 @@ static void test_stop_with_savepoint(void **state) {
     assert_int_equal(sm.records_in, k4[0] + k4[1]);
     assert_int_equal(weir_task_state(sink), WEIR_TASK_RUNNING);
     pthread_mutex_lock(&h.st.mu);
-    assert_int_equal(h.st.n_final, 0);
+    int nf = h.st.n_final;
     pthread_mutex_unlock(&h.st.mu);
+    assert_int_equal(nf, 0);
     check_committed_prefix(out, k); /* the stop's transaction is pre-committed, not committed */
 
     /* the stop's final notify: everything committed, every subtask FINISHED */
@@ -1620,10 +1635,9 @@ static void test_stop_with_savepoint(void **state) {
     wait_final(&h);
     check_all(&h, WEIR_TASK_FINISHED);
     check_committed_prefix(out, k4);
-    pthread_mutex_lock(&h.ack_mu);
+    /* no end of input, no final snapshot: no final ACK (the threads ended: no lock needed) */
     for (int i = 0; i < h.n_acks; i++)
-        assert_false(h.acks[i].final); /* no end of input, no final snapshot */
-    pthread_mutex_unlock(&h.ack_mu);
+        assert_false(h.acks[i].final);
     harness_fini(&h);
 }
 
@@ -1660,10 +1674,8 @@ static void test_savepoint_never_confirms(void **state) {
     for (uint32_t s = 0; s < 2; s++)
         weir_task_trigger(task_of(&h, 0, s), 2, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp);
     assert_int_equal(wait_acks(&h, 2, false, 5), 5);
-    pthread_mutex_lock(&h.ack_mu);
     for (uint32_t s = 0; s < 2; s++)
-        check_self_contained(find_ack(h.acks, h.n_acks, 1, s, 2, false)->handle, sp, 1, s);
-    pthread_mutex_unlock(&h.ack_mu);
+        check_self_contained(handle_of(&h, 1, s, 2), sp, 1, s);
     assert_false(path_exists("%s/shared", ck));
     for (int i = 0; i < h.st.n_tasks; i++)
         weir_task_notify(h.st.tasks[i], 2, false);
@@ -1672,10 +1684,8 @@ static void test_savepoint_never_confirms(void **state) {
     for (uint32_t s = 0; s < 2; s++)
         weir_task_trigger(task_of(&h, 0, s), 3, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
     assert_int_equal(wait_acks(&h, 3, false, 5), 5);
-    pthread_mutex_lock(&h.ack_mu);
     for (uint32_t s = 0; s < 2; s++)
-        check_checkpoint_handle(find_ack(h.acks, h.n_acks, 1, s, 3, false)->handle, ck, 3, 1, s);
-    pthread_mutex_unlock(&h.ack_mu);
+        check_checkpoint_handle(handle_of(&h, 1, s, 3), ck, 3, 1, s);
     cancel_and_wait(&h);
     harness_fini(&h);
 }
