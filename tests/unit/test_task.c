@@ -525,7 +525,6 @@ static void wait_final(harness_t *h) {
 static weir_job_t *build_stateless(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("stateless", 2);
     weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
-    weir_set_uid(s, "gen-uid");
     s = weir_map(s, "double", double_fn, NULL);
     s = weir_rebalance(s);
     s = weir_filter(s, "not3", not_multiple_of_3, NULL);
@@ -539,7 +538,6 @@ static weir_job_t *build_stateless(collected_t *c, uint64_t n) {
 static weir_job_t *build_reduce(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("reduce", 2);
     weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
-    weir_set_uid(s, "gen-uid");
     s = weir_key_by(s, mod7_key, NULL);
     s = weir_reduce(s, "sum", sum_reduce, NULL);
     weir_set_uid(s, "sum-uid");
@@ -554,7 +552,6 @@ static weir_job_t *build_reduce(collected_t *c, uint64_t n) {
 static weir_job_t *build_process(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("process", 2);
     weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
-    weir_set_uid(s, "gen-uid");
     s = weir_key_by(s, mod7_key, NULL);
     weir_state_id *st = weir_job_alloc(job, sizeof *st);
     s = weir_process(s, "count", count_process, st);
@@ -569,7 +566,6 @@ static weir_job_t *build_process(collected_t *c, uint64_t n) {
 static weir_job_t *build_failing(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("failing", 1);
     weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
-    weir_set_uid(s, "gen-uid");
     s = weir_rebalance(s);
     s = weir_map(s, "explode", failing_map, NULL);
     s = weir_sink(s, "collect", collect_fn, c);
@@ -581,7 +577,6 @@ static weir_job_t *build_unbounded(collected_t *c, uint64_t n) {
     (void)n;
     weir_job_t *job = weir_graph_new("unbounded", 2);
     weir_stream_t *s = weir_source_generator(job, "gen", 0, 2000, gen_fn, NULL);
-    weir_set_uid(s, "gen-uid");
     s = weir_rebalance(s);
     s = weir_sink(s, "collect", collect_fn, c);
     return job;
@@ -591,7 +586,6 @@ static weir_job_t *build_unbounded(collected_t *c, uint64_t n) {
 static weir_job_t *build_two_inputs(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("two-inputs", 2);
     weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
-    weir_set_uid(s, "gen-uid");
     s = weir_rebalance(s);
     s = weir_sink(s, "collect", min_collect_fn, c);
     weir_set_parallelism(s, 1);
@@ -603,7 +597,6 @@ static weir_job_t *build_keyed_counts(collected_t *c, uint64_t n) {
     (void)n;
     weir_job_t *job = weir_graph_new("keyed-counts", 2);
     weir_stream_t *s = weir_source_generator(job, "gen", 0, 20000, gen_fn, NULL);
-    weir_set_uid(s, "gen-uid");
     s = weir_key_by(s, mod7_key, NULL);
     weir_state_id *st = weir_job_alloc(job, sizeof *st);
     s = weir_process(s, "count", count_process, st);
@@ -620,8 +613,7 @@ static weir_job_t *build_copy_lines(collected_t *c, uint64_t n) {
     (void)n;
     weir_job_t *job = weir_graph_new("copy-lines", 2);
     weir_stream_t *s = weir_source_file(job, "lines", c->in_path, c->rate);
-    weir_set_uid(s, "lines-uid");
-    weir_set_uid(weir_sink_file(s, "sink", c->out_dir), "sink-uid");
+    weir_sink_file(s, "sink", c->out_dir);
     return job;
 }
 
