@@ -710,5 +710,6 @@ void weir_msg_clear(weir_msg_t *msg) {
     free(msg->restore_keyed_handle);
     free(msg->op_state);
     free(msg->keyed_handle);
+    free(msg->target);
     memset(msg, 0, sizeof *msg);
 }

@@ -118,7 +118,11 @@
     F(U64,    checkpoint_id, UINT64_MAX, "checkpoint n")                                           \
     F(I64,    checkpoint_timestamp, INT64_MAX, "trigger wall time (ms)")                           \
     F(U32,    vertex,        UINT32_MAX, "the source subtask: its vertex ...")                     \
-    F(U32,    subtask,       UINT32_MAX, "... and its index")
+    F(U32,    subtask,       UINT32_MAX, "... and its index")                                      \
+    F(U32,    ck_kind,       WEIR_CK_STOP, "0 checkpoint, 1 savepoint, "                           \
+                                         "2 stop-with-savepoint")                                  \
+    F(STR,    target,        0,          "savepoint: its directory (subtasks write "               \
+                                         "<target>/<vertex>-<subtask>/); nil for a checkpoint")
 
 #define WEIR_PROTO_FIELDS_ACK_CHECKPOINT(F)                                                        \
     F(FIXSTR, job_id,        32,         "job id")                                                 \
@@ -183,9 +187,11 @@ typedef enum weir_checkpoint_mode {
     WEIR_CHECKPOINT_AT_LEAST_ONCE = 2,
 } weir_checkpoint_mode_t;
 
-/** What a barrier starts: a checkpoint, a savepoint (self-contained, into its own directory, never
- * notified), or a stop-with-savepoint (a savepoint after which the sources stop; its NOTIFY has
- * final = true: commit everything, then finish). */
+/** What a TRIGGER_CHECKPOINT (and the barrier it starts) takes (docs/checkpointing.md,
+ * "Savepoints and stop"): a checkpoint (incremental keyed upload into the job's checkpoint
+ * directory, notified when complete), a savepoint (self-contained keyed upload into its target
+ * directory, never notified) or a stop-with-savepoint (a savepoint after which the sources stop
+ * emitting; its completion is notified with final = true and the job finishes). */
 typedef enum weir_ck_kind {
     WEIR_CK_CHECKPOINT = 0,
     WEIR_CK_SAVEPOINT = 1,
@@ -268,8 +274,10 @@ typedef struct weir_msg {
      * DECLINE also vertex + subtask (the fields above). */
     uint64_t checkpoint_id;
     int64_t checkpoint_timestamp; /* TRIGGER: trigger wall time (ms) */
-    uint32_t ck_kind;             /* TRIGGER: weir_ck_kind_t */
-    char *target;                 /* TRIGGER: a savepoint's directory, NULL for a checkpoint */
+    /* TRIGGER: ck_kind is a weir_ck_kind_t; target: the savepoint directory (subtasks write
+     * <target>/<vertex>-<subtask>/), NULL for a checkpoint */
+    uint32_t ck_kind;
+    char *target;
     /* ACK: final = this is the subtask's last snapshot (all input consumed; it waits for the
      * final NOTIFY before it finishes). NOTIFY: final = commit everything, then finish. */
     bool final;

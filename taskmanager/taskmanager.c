@@ -11,7 +11,9 @@
  *  - Task state changes reach the job manager in the order the task produced them.
  *
  *  - Checkpoint control messages: TRIGGER_CHECKPOINT goes to the mailbox of the one subtask it
- *    names, NOTIFY_CHECKPOINT to every subtask of (job, attempt); ACK/DECLINE messages produced
+ *    names (with its kind and a savepoint's target directory, unchanged), NOTIFY_CHECKPOINT to
+ *    every subtask of (job, attempt); DEPLOY's restore fields (the operator-state bundle and the
+ *    keyed restore document) go to the task unchanged; ACK/DECLINE messages produced
  *    on task and uploader threads are encoded there and queued; only the loop thread touches the
  *    DEALER socket.
  *  - Registering again (an UNKNOWN while registered: a new job manager, or one that declared us
@@ -674,7 +676,8 @@ static void on_trigger(weir_taskmanager_t *tm, const weir_msg_t *m) {
         tm_task_t *t = &tm->tasks[i];
         if (!strcmp(t->job_id, m->job_id) && t->attempt == m->attempt && t->vertex == m->vertex &&
             t->subtask == m->subtask) {
-            weir_task_trigger(t->task, m->checkpoint_id, m->checkpoint_timestamp);
+            weir_task_trigger(t->task, m->checkpoint_id, m->checkpoint_timestamp,
+                              (weir_ck_kind_t)m->ck_kind, m->target);
             return;
         }
     }

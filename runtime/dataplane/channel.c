@@ -144,11 +144,15 @@ bool weir_outchan_write_end(weir_outchan_t *ch, int64_t now_ns) {
     return ok;
 }
 
-bool weir_outchan_write_barrier(weir_outchan_t *ch, uint64_t id, int64_t ts, int64_t now_ns) {
-    if (!ensure_room(ch, WEIR_EVENT_BARRIER_SIZE, now_ns))
+bool weir_outchan_write_barrier(weir_outchan_t *ch, uint64_t id, int64_t ts, uint8_t ck_kind,
+                                const char *target, uint16_t target_len, int64_t now_ns) {
+    if (ck_kind > WEIR_BARRIER_KIND_MAX || target_len > WEIR_BARRIER_TARGET_MAX ||
+        (target_len && (!target || memchr(target, 0, target_len))))
+        return false; /* the buffer format has no room for it (record.h) */
+    if (!ensure_room(ch, weir_barrier_encoded_size(target_len), now_ns))
         return false;
     size_t before = ch->w.len;
-    bool ok = weir_bufwriter_barrier(&ch->w, id, ts);
+    bool ok = weir_bufwriter_barrier(&ch->w, id, ts, ck_kind, target, target_len);
     assert(ok);
     wrote(ch, before, now_ns);
     return ok;

@@ -73,7 +73,11 @@ void weir_outchan_destroy(weir_outchan_t *ch);
  * must take and send it (with a credit) and retry. */
 bool weir_outchan_write_record(weir_outchan_t *ch, const weir_record_t *rec, int64_t now_ns);
 bool weir_outchan_write_end(weir_outchan_t *ch, int64_t now_ns);
-bool weir_outchan_write_barrier(weir_outchan_t *ch, uint64_t id, int64_t ts, int64_t now_ns);
+/** Appends barrier @p id (trigger time @p ts) of kind @p ck_kind with its target (record.h).
+ * @returns false when the current buffer is full (send it and retry), or when the kind or the
+ * target is out of the format's bounds (then an empty buffer refuses it too). */
+bool weir_outchan_write_barrier(weir_outchan_t *ch, uint64_t id, int64_t ts, uint8_t ck_kind,
+                                const char *target, uint16_t target_len, int64_t now_ns);
 /** True when the current buffer holds data. */
 bool weir_outchan_has_data(const weir_outchan_t *ch);
 /** True when the current buffer holds data older than @p timeout_ns. */

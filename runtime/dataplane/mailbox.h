@@ -16,7 +16,9 @@ typedef enum weir_mb_type {
     WEIR_MB_CREDIT,     /* data plane/local receiver -> subtask: n credits on output `index` */
     WEIR_MB_CANCEL,     /* task manager -> subtask: stop now */
     WEIR_MB_CALL,       /* anyone -> subtask: run fn(arg) on the subtask thread */
-    WEIR_MB_TRIGGER,    /* task manager -> source subtask: checkpoint `id` at time `ts` */
+    WEIR_MB_TRIGGER,    /* task manager -> source subtask: checkpoint `id` at time `ts` of kind
+                           `n` (weir_ck_kind_t), `arg`: its target (malloc'd string owned by
+                           the message, NULL for a checkpoint) */
     WEIR_MB_NOTIFY,     /* task manager -> subtask: checkpoint `id` complete (`flag`: final) */
     WEIR_MB_UPLOADED,   /* uploader thread -> subtask: async part of checkpoint `id` done
                            (`arg`: result owned by the task runtime) */

@@ -1,9 +1,11 @@
 /* Owns the buffer codec of record.h: records and in-band events (barrier, watermark, end of
  * input) written back to back into a caller-owned byte array, and read back zero-copy.
  * Invariants: a writer never writes past cap and a failed append leaves it unchanged; a reader
- * never reads past end and reports WEIR_ECORRUPT for truncated or unknown entries, after which
- * it stays at the bad entry. All integers are little-endian, read and written with memcpy.
- * Threading: none; a writer or reader is used by one thread at a time. */
+ * never reads past end and reports WEIR_ECORRUPT for truncated or unknown entries (and barriers
+ * of an unknown kind or with a target the format does not allow), after which it stays at the
+ * bad entry; the writer refuses what the reader would, so every entry has one encoding. All
+ * integers are little-endian, read and written with memcpy. Threading: none; a writer or reader is
+ * used by one thread at a time. */
 #include "runtime/dataplane/record.h"
 
 #include <string.h>
@@ -57,14 +59,22 @@ bool weir_bufwriter_record(weir_bufwriter_t *w, const weir_record_t *rec) {
     return true;
 }
 
-bool weir_bufwriter_barrier(weir_bufwriter_t *w, uint64_t checkpoint_id, int64_t timestamp) {
-    if (WEIR_EVENT_BARRIER_SIZE > w->cap - w->len)
+bool weir_bufwriter_barrier(weir_bufwriter_t *w, uint64_t checkpoint_id, int64_t timestamp,
+                            uint8_t ck_kind, const char *target, uint16_t target_len) {
+    size_t need = weir_barrier_encoded_size(target_len);
+    if (ck_kind > WEIR_BARRIER_KIND_MAX || target_len > WEIR_BARRIER_TARGET_MAX ||
+        (target_len && (!target || memchr(target, 0, target_len))) || need > w->cap - w->len)
         return false;
     uint8_t *p = w->data + w->len;
     p[0] = WEIR_EV_BARRIER;
     put_u64(p + 1, checkpoint_id);
     put_u64(p + 9, (uint64_t)timestamp);
-    w->len += WEIR_EVENT_BARRIER_SIZE;
+    p[17] = ck_kind;
+    p[18] = (uint8_t)target_len;
+    p[19] = (uint8_t)(target_len >> 8);
+    if (target_len)
+        memcpy(p + WEIR_EVENT_BARRIER_HEADER_SIZE, target, target_len);
+    w->len += need;
     return true;
 }
 
@@ -116,15 +126,24 @@ int weir_bufreader_next(weir_bufreader_t *r, weir_event_t *ev) {
         r->pos = p + WEIR_RECORD_HEADER_SIZE + k + v;
         return 1;
     }
-    case WEIR_EV_BARRIER:
-        if (left < WEIR_EVENT_BARRIER_SIZE)
+    case WEIR_EV_BARRIER: {
+        if (left < WEIR_EVENT_BARRIER_HEADER_SIZE)
+            return WEIR_ECORRUPT;
+        uint16_t tl = (uint16_t)(p[18] | p[19] << 8);
+        const uint8_t *target = p + WEIR_EVENT_BARRIER_HEADER_SIZE;
+        if (p[17] > WEIR_BARRIER_KIND_MAX || tl > WEIR_BARRIER_TARGET_MAX ||
+            tl > left - WEIR_EVENT_BARRIER_HEADER_SIZE || (tl && memchr(target, 0, tl)))
             return WEIR_ECORRUPT;
         memset(ev, 0, sizeof *ev);
         ev->kind = WEIR_EV_BARRIER;
         ev->checkpoint_id = get_u64(p + 1);
         ev->timestamp = (int64_t)get_u64(p + 9);
-        r->pos = p + WEIR_EVENT_BARRIER_SIZE;
+        ev->ck_kind = p[17];
+        ev->target_len = tl;
+        ev->target = tl ? (const char *)target : NULL;
+        r->pos = p + weir_barrier_encoded_size(tl);
         return 1;
+    }
     case WEIR_EV_WATERMARK:
         if (left < WEIR_EVENT_WATERMARK_SIZE)
             return WEIR_ECORRUPT;

@@ -17,7 +17,8 @@
  *  - task_free frees a task at any point of construction, or after its thread was joined.
  *
  * Threading: the task manager thread; the getters and weir_task_get_metrics: any thread (atomics,
- * immutable fields). Cancel / trigger / notify only push to the mailbox and return at once. */
+ * immutable fields). Cancel / trigger / notify only push to the mailbox and return at once (a
+ * trigger's target is copied into the message, which owns it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,8 @@ static void task_free(weir_task_t *t) {
         free(in->dq);
     }
     msgpack_sbuffer_destroy(&t->ckbuf);
+    free(t->align_target);
+    free(t->sp_ids);
     free(t->ck_dir);
     free(t->restore_op);
     free(t->restore_handle);
@@ -427,10 +430,15 @@ void weir_task_cancel(weir_task_t *task) {
     weir_mailbox_push(task->mb, &msg);
 }
 
-void weir_task_trigger(weir_task_t *task, uint64_t checkpoint_id, int64_t timestamp_ms) {
+void weir_task_trigger(weir_task_t *task, uint64_t checkpoint_id, int64_t timestamp_ms,
+                       weir_ck_kind_t kind, const char *target) {
     if (!task)
         return;
-    weir_mbmsg_t msg = {.type = WEIR_MB_TRIGGER, .id = checkpoint_id, .ts = timestamp_ms};
+    weir_mbmsg_t msg = {.type = WEIR_MB_TRIGGER,
+                        .id = checkpoint_id,
+                        .ts = timestamp_ms,
+                        .n = (uint32_t)kind,
+                        .arg = target ? weir_xstrdup(target) : NULL};
     weir_mailbox_push(task->mb, &msg);
 }
 

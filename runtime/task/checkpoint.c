@@ -1,8 +1,9 @@
-/* The subtask's side of checkpoints (docs/checkpointing.md) and its keyed-state backend:
- * ACK / DECLINE, the uploader thread (the asynchronous part of snapshots of stateful chains),
- * snapshots (operator state + keyed state) and forwarding barriers, barrier alignment,
- * checkpoint triggers (sources) and completion notifications, the final snapshot; opening the
- * state backend (fresh or restored), restoring operator state, removing the state directory.
+/* The subtask's side of checkpoints and savepoints (docs/checkpointing.md) and its keyed-state
+ * backend: ACK / DECLINE, the uploader thread (the asynchronous part of snapshots of stateful
+ * chains), snapshots (operator state + keyed state) and forwarding barriers, barrier alignment,
+ * checkpoint triggers (sources; a stop-with-savepoint suspends the source) and completion
+ * notifications, the final snapshot; opening the state backend (fresh, or restored from a keyed
+ * restore document), restoring operator state, removing the state directory.
  *
  * Invariants:
  *  - A non-source never processes an entry that follows barrier n on a channel before its
@@ -14,7 +15,16 @@
  *    dropped; a newer barrier abandons the alignment in progress. After the final snapshot,
  *    barriers and triggers are ignored; with checkpointing off all of this is skipped.
  *  - The barrier goes downstream also when the snapshot is declined: downstream must not stay
- *    blocked.
+ *    blocked. It goes with the kind and target it came with (alignment copies them; abandoning
+ *    an alignment takes the newer barrier's), so every subtask snapshots barrier n the same way.
+ *  - A savepoint or stop snapshot takes the same operator hooks as a checkpoint; its keyed state
+ *    is uploaded self-contained into <target>/<vertex>-<subtask>/ and never confirmed: the ids
+ *    of savepoints are remembered (sp_ids) until a notified checkpoint passes them, and a notify
+ *    of one of them (the job manager sends none but the stop's final one) confirms nothing.
+ *  - A source that snapshotted a stop-with-savepoint n is suspended: run() is not called again,
+ *    so barrier n is the last thing it emits; the final notify of n (or of a later id) to a
+ *    subtask that has not finished commits everything (notify_complete with final = true) and
+ *    ends it without end of input and without a final snapshot (loop.c leaves its loop).
  *  - ACKs of a subtask leave in snapshot order: with keyed state every ACK (also the final one)
  *    goes through the uploader's FIFO; the backend is closed only after the uploader joined.
  *  - Operator state is one msgpack array with one element per chain operator (nil when it has
@@ -59,6 +69,7 @@ typedef struct up_job {
     weir_state_snapshot_t *snap; /* NULL: nothing to upload */
     uint64_t id;                 /* 0 for the final snapshot */
     bool final;
+    char *target; /* a savepoint's directory (self-contained upload); NULL for a checkpoint */
     uint8_t *op_state;
     size_t op_len;
     uint64_t alignment_ns, sync_ns;
@@ -75,6 +86,7 @@ struct weir_uploader {
 
 static void up_job_free(up_job_t *j) {
     weir_state_snapshot_free(&j->snap);
+    free(j->target);
     free(j->op_state);
     free(j);
 }
@@ -153,14 +165,18 @@ static void *uploader_main(void *arg) {
         uint64_t state_size = 0, uploaded = 0;
         int rc = 0;
         if (j->snap) {
-            if (!t->ck_dir) {
+            /* a savepoint: every file into <target>/<vertex>-<subtask>/, registered nowhere (its
+             * SSTs are never confirmed: a checkpoint never references a savepoint's files) */
+            const char *dir = j->target ? j->target : t->ck_dir;
+            weir_upload_mode_t mode = j->target        ? WEIR_UPLOAD_SELF_CONTAINED
+                                      : t->incremental ? WEIR_UPLOAD_INCREMENTAL
+                                                       : WEIR_UPLOAD_FULL;
+            if (!dir) {
                 weir_fmt(err, sizeof err, "no checkpoint directory (state.checkpoints.dir)");
                 rc = WEIR_ECONFIG;
             } else {
-                rc = weir_state_snapshot_upload(j->snap, t->ck_dir, task_name,
-                                                t->incremental ? WEIR_UPLOAD_INCREMENTAL
-                                                               : WEIR_UPLOAD_FULL,
-                                                &handle, &state_size, &uploaded, err, sizeof err);
+                rc = weir_state_snapshot_upload(j->snap, dir, task_name, mode, &handle, &state_size,
+                                                &uploaded, err, sizeof err);
             }
             weir_state_snapshot_free(&j->snap);
         }
@@ -252,14 +268,56 @@ static bool one_object(const char *data, size_t len) {
     return r == MSGPACK_UNPACK_SUCCESS && off == len;
 }
 
-/* Snapshot of checkpoint @p id (@p final: the final snapshot, acked with id 0, no barrier).
+/* Savepoints this subtask snapshotted, until a notified checkpoint passes them: a notify of one
+ * of their ids (the job manager sends none, but the stop's final one) never confirms keyed state.
+ * confirm(n) turns the pending uploads of every checkpoint <= n into confirmed ones; done for a
+ * savepoint it would confirm the uploads of an earlier checkpoint that never completed, whose
+ * shared files the job manager's garbage collection may delete. */
+static void sp_remember(weir_task_t *t, uint64_t id) {
+    if (weir_array_grow((void **)&t->sp_ids, &t->cap_sp_ids, t->n_sp_ids + 1, sizeof *t->sp_ids,
+                        4) < 0)
+        abort();
+    t->sp_ids[t->n_sp_ids++] = id;
+}
+
+static bool sp_is(const weir_task_t *t, uint64_t id) {
+    for (size_t i = 0; i < t->n_sp_ids; i++)
+        if (t->sp_ids[i] == id)
+            return true;
+    return false;
+}
+
+/* A checkpoint @p id was notified: savepoints below it are never notified. */
+static void sp_forget_upto(weir_task_t *t, uint64_t id) {
+    size_t k = 0;
+    for (size_t i = 0; i < t->n_sp_ids; i++)
+        if (t->sp_ids[i] > id)
+            t->sp_ids[k++] = t->sp_ids[i];
+    t->n_sp_ids = k;
+}
+
+/* Snapshot of barrier @p b (@p final: the final snapshot, acked with id 0, no barrier).
  * Synchronous part here (operator snapshots into one msgpack array, keyed snapshot), then the
- * barrier goes downstream, then the asynchronous part (upload + ACK) on the uploader thread, or
- * the ACK right away for a chain without keyed state. */
-static void take_checkpoint(weir_task_t *t, uint64_t id, int64_t ts, uint64_t alignment_ns,
+ * barrier goes downstream with its kind and target, then the asynchronous part (upload + ACK) on
+ * the uploader thread, or the ACK right away for a chain without keyed state. A savepoint or a
+ * stop takes the same hooks (2PC sinks pre-commit); only its keyed upload differs (into its
+ * target, self-contained). */
+static void take_checkpoint(weir_task_t *t, const weir_task_barrier_t *b, uint64_t alignment_ns,
                             bool final) {
     int64_t t0 = weir_now_ns();
+    uint64_t id = b->id;
     uint64_t hook_id = final ? WEIR_CHECKPOINT_ID_FINAL : id;
+    bool savepoint = !final && b->kind != WEIR_CK_CHECKPOINT;
+    char why[512] = "";
+    if (savepoint) {
+        sp_remember(t, id);
+        if (b->kind == WEIR_CK_STOP)
+            t->stop_ck = id;
+        if (!b->target_len)
+            weir_fmt(why, sizeof why,
+                     "savepoint %" PRIu64 " has no target directory (of at most %u bytes)", id,
+                     WEIR_BARRIER_TARGET_MAX);
+    }
     t->ckbuf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &t->ckbuf, msgpack_sbuffer_write);
@@ -284,17 +342,15 @@ static void take_checkpoint(weir_task_t *t, uint64_t id, int64_t ts, uint64_t al
         }
     }
     weir_state_snapshot_t *snap = NULL;
-    char why[512] = "";
-    if (t->sb && !final) {
+    if (t->sb && !final && !why[0]) {
         char err[384] = "";
         snap = weir_state_snapshot_take(t->sb, id, err, sizeof err);
         if (!snap)
             weir_fmt(why, sizeof why, "keyed state snapshot: %s", err[0] ? err : "failed");
     }
     uint64_t sync_ns = (uint64_t)(weir_now_ns() - t0);
-    if (!final)
-        weir__task_write_event(t, false, id,
-                               ts); /* also when declined: downstream must not stay blocked */
+    if (!final) /* also when declined: downstream must not stay blocked */
+        weir__task_write_event(t, b);
     if (why[0]) {
         send_decline(t, id, why);
         return;
@@ -309,6 +365,9 @@ static void take_checkpoint(weir_task_t *t, uint64_t id, int64_t ts, uint64_t al
         j->snap = snap;
         j->id = ack_id;
         j->final = final;
+        j->target = savepoint ? strndup(b->target, b->target_len) : NULL;
+        if (savepoint && !j->target)
+            abort();
         j->op_len = t->ckbuf.size;
         j->op_state = malloc(j->op_len ? j->op_len : 1);
         if (!j->op_state)
@@ -341,19 +400,36 @@ static void release_channels(weir_task_t *t) {
     }
     t->n_arrived = 0;
     t->align_id = 0;
+    t->align_kind = WEIR_CK_CHECKPOINT;
+    free(t->align_target);
+    t->align_target = NULL;
 }
 
 static void maybe_complete_alignment(weir_task_t *t) {
     if (!t->align_id || t->n_arrived < t->n_ins)
         return;
-    uint64_t id = t->align_id;
+    /* forwarded as it came: same id, trigger time, kind and target */
+    weir_task_barrier_t b = {.id = t->align_id,
+                             .ts = t->align_ts,
+                             .kind = t->align_kind,
+                             .target = t->align_target,
+                             .target_len =
+                                 (uint16_t)(t->align_target ? strlen(t->align_target) : 0)};
     uint64_t alignment_ns = (uint64_t)(weir_now_ns() - t->align_start_ns);
-    t->last_ck = id;
-    take_checkpoint(t, id, t->align_ts, alignment_ns, false);
+    t->last_ck = b.id;
+    take_checkpoint(t, &b, alignment_ns, false);
     release_channels(t);
 }
 
-void weir__task_on_barrier(weir_task_t *t, uint32_t idx, uint64_t id, int64_t ts) {
+/* True when @p b names the same kind and target as the alignment in progress. */
+static bool same_barrier(const weir_task_t *t, const weir_task_barrier_t *b) {
+    size_t len = t->align_target ? strlen(t->align_target) : 0;
+    return b->kind == t->align_kind && b->target_len == len &&
+           (!len || !memcmp(b->target, t->align_target, len));
+}
+
+void weir__task_on_barrier(weir_task_t *t, uint32_t idx, const weir_task_barrier_t *b) {
+    uint64_t id = b->id;
     if (t->ck_mode == WEIR_CHECKPOINT_NONE || t->final_sent || id <= t->last_ck ||
         (t->align_id && id < t->align_id))
         return; /* stale (an abandoned or older checkpoint) */
@@ -366,13 +442,22 @@ void weir__task_on_barrier(weir_task_t *t, uint32_t idx, uint64_t id, int64_t ts
             release_channels(t);
         }
         t->align_id = id;
-        t->align_ts = ts;
+        t->align_ts = b->ts;
+        t->align_kind = b->kind;
+        t->align_target = b->target_len ? strndup(b->target, b->target_len) : NULL;
+        if (b->target_len && !t->align_target)
+            abort();
         t->align_start_ns = weir_now_ns();
         t->n_arrived = 0;
         for (uint32_t i = 0; i < t->n_ins; i++) {
             t->ins[i].arrived = t->ins[i].ch.ended;
             t->n_arrived += t->ins[i].ch.ended ? 1 : 0;
         }
+    } else if (!same_barrier(t, b)) { /* one trigger per id: cannot happen */
+        WEIR_WARN(COMP,
+                  "job %s vertex %u subtask %u: barrier %" PRIu64 " on input channel %u has "
+                  "another kind or target than on the others: the first one is kept",
+                  t->job_id, t->vertex, t->subtask, id, idx);
     }
     weir_task_in_t *in = &t->ins[idx];
     if (in->arrived)
@@ -404,7 +489,8 @@ void weir__task_on_end(weir_task_t *t, uint32_t idx) {
 /* Triggers (sources), notifications, the final snapshot                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-void weir__task_on_trigger(weir_task_t *t, uint64_t id, int64_t ts) {
+void weir__task_on_trigger(weir_task_t *t, const weir_task_barrier_t *b) {
+    uint64_t id = b->id;
     if (!t->is_source) {
         WEIR_WARN(COMP,
                   "job %s vertex %u subtask %u: trigger of checkpoint %" PRIu64
@@ -414,25 +500,47 @@ void weir__task_on_trigger(weir_task_t *t, uint64_t id, int64_t ts) {
     }
     if (t->ck_mode == WEIR_CHECKPOINT_NONE || t->final_sent || id <= t->last_ck)
         return;
+    if ((unsigned)b->kind > WEIR_CK_STOP) {
+        char why[128];
+        weir_fmt(why, sizeof why, "unknown checkpoint kind %u (0, 1 or 2)", (unsigned)b->kind);
+        send_decline(t, id, why);
+        return;
+    }
     t->last_ck = id;
-    take_checkpoint(t, id, ts, 0, false);
+    take_checkpoint(t, b, 0, false);
+    if (b->kind == WEIR_CK_STOP && !t->stop && !t->suspended) {
+        /* stop-with-savepoint: the barrier was the last thing this source emits */
+        t->suspended = true;
+        WEIR_INFO(COMP,
+                  "job %s vertex %u subtask %u: stop-with-savepoint %" PRIu64
+                  ": source suspended, waiting for its completion",
+                  t->job_id, t->vertex, t->subtask, id);
+    }
 }
 
 /* A notify of checkpoint n after the final snapshot: n holds that snapshot iff this subtask did
  * not snapshot n itself (n > last_ck: the coordinator counts a subtask's final snapshot for every
  * checkpoint it did not ack; after the final snapshot triggers and barriers are ignored, so
- * last_ck no longer moves). Then everything is committed, the final epoch too. */
+ * last_ck no longer moves). Then everything is committed, the final epoch too.
+ * The final notify of a stop-with-savepoint n this subtask snapshotted (it has not finished:
+ * nothing reached it after barrier n, since every source stopped there) commits everything
+ * (notify_complete with final = true: what savepoint n pre-committed and anything pending
+ * before) and ends the subtask without end of input and without a final snapshot.
+ * Keyed state is confirmed only for checkpoints: never for a savepoint (sp_is), nor for a
+ * checkpoint that holds the final snapshot. */
 void weir__task_on_notify(weir_task_t *t, uint64_t id, bool final) {
     if (t->ck_mode == WEIR_CHECKPOINT_NONE)
         return;
-    if (final && !t->final_sent) {
+    bool stop_final = final && !t->final_sent && t->stop_ck && id >= t->stop_ck;
+    if (final && !t->final_sent && !stop_final) {
         WEIR_WARN(COMP,
                   "job %s vertex %u subtask %u: final notify %" PRIu64
                   " before end of input: ignored",
                   t->job_id, t->vertex, t->subtask, id);
         return;
     }
-    bool holds_final = t->final_sent && (final || id > t->last_ck);
+    bool savepoint = sp_is(t, id);
+    bool holds_final = stop_final || (t->final_sent && (final || id > t->last_ck));
     if (holds_final && t->final_committed && !final)
         return; /* everything is committed already */
     weir_killpoint_hit(t->kp, "notify-before-commit");
@@ -442,10 +550,17 @@ void weir__task_on_notify(weir_task_t *t, uint64_t id, bool final) {
         t->now_ns = weir_now_ns();
         t->ops[i].vt->notify_complete(&t->ops[i], &t->ctxs[i], id, holds_final);
     }
-    if (t->sb && !holds_final)
+    if (t->sb && !holds_final && !savepoint)
         weir_state_snapshot_confirm(t->sb, id);
+    if (!savepoint)
+        sp_forget_upto(t, id);
     if (holds_final && !t->stop) {
-        if (!t->final_committed)
+        if (stop_final)
+            WEIR_INFO(COMP,
+                      "job %s vertex %u subtask %u: stop-with-savepoint %" PRIu64
+                      " complete: everything committed, finishing without end of input",
+                      t->job_id, t->vertex, t->subtask, id);
+        else if (!t->final_committed)
             WEIR_DEBUG(COMP,
                        "job %s vertex %u subtask %u: checkpoint %" PRIu64
                        " holds the final snapshot: final epoch committed",
@@ -459,7 +574,8 @@ void weir__task_on_notify(weir_task_t *t, uint64_t id, bool final) {
 void weir__task_final_snapshot(weir_task_t *t) {
     if (t->align_id) /* cannot happen: every channel ended, so every barrier "arrived" */
         release_channels(t);
-    take_checkpoint(t, 0, weir_wall_ms(), 0, true);
+    weir_task_barrier_t b = {.id = 0, .ts = weir_wall_ms(), .kind = WEIR_CK_CHECKPOINT};
+    take_checkpoint(t, &b, 0, true);
     t->final_sent = true;
 }
 
@@ -479,15 +595,10 @@ void weir__task_open_state(weir_task_t *t) {
         return;
     }
     if (t->restore_id && t->restore_handle) {
-        if (!t->ck_dir) {
-            weir__task_fail(t,
-                            "restoring keyed state of checkpoint %" PRIu64
-                            " needs the checkpoint directory (state.checkpoints.dir)",
-                            t->restore_id);
-            return;
-        }
-        t->sb = weir_state_restore(&so, t->decls, t->n_decls, t->ck_dir, t->restore_handle, errstr,
-                                   sizeof errstr);
+        /* the keyed restore document names every source (its base and its handle): the job's
+         * own checkpoint, a retained one or a savepoint, at this or another parallelism */
+        t->sb = weir_state_restore_plan(&so, t->decls, t->n_decls, t->restore_handle, errstr,
+                                        sizeof errstr);
         if (!t->sb)
             weir__task_fail(t, "restoring keyed state of checkpoint %" PRIu64 ": %s", t->restore_id,
                             errstr[0] ? errstr : "failed");

@@ -16,7 +16,12 @@
  *  - task->now_ns is refreshed (weir_now_ns) once per input buffer / source batch / hook call,
  *    never per record; the unpack zones are cleared at the start of every input buffer and
  *    source batch.
- *  - A source snapshots only between run() calls (triggers are handled between them).
+ *  - A source snapshots only between run() calls (triggers are handled between them). After a
+ *    stop-with-savepoint (checkpoint.c sets suspended) run() is never called again: the source
+ *    serves its mailbox (credits, notify, cancel) until the stop's final notify.
+ *  - A subtask that got the final notify of the stop-with-savepoint it snapshotted leaves its
+ *    loop without end of input (no end_input, no final snapshot, no END downstream) and reports
+ *    FINISHED.
  *  - A channel blocked by alignment (checkpoint.c) has the rest of the buffer holding the barrier
  *    and every later buffer queued in its in->dq as (buffer, offset); they are processed, before
  *    the mailbox, only once the channel is unblocked. So no entry that follows barrier n on a
@@ -32,6 +37,7 @@
  * was joined (or never started). */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -64,19 +70,21 @@ static bool def_pop(weir_task_t *t, weir_mbmsg_t *msg) {
     return true;
 }
 
+/* Frees what a message owns: its buffer, the reason of UPLOADED, the target of TRIGGER. */
+static void msg_free(weir_mbmsg_t *msg) {
+    if (msg->type == WEIR_MB_UPLOADED || msg->type == WEIR_MB_TRIGGER)
+        free(msg->arg);
+    msg->arg = NULL;
+    weir_netbuf_free(&msg->buf);
+}
+
 void weir__task_drop_messages(weir_task_t *t) {
     weir_mbmsg_t msg;
-    while (def_pop(t, &msg)) {
-        if (msg.type == WEIR_MB_UPLOADED)
-            free(msg.arg);
-        weir_netbuf_free(&msg.buf);
-    }
+    while (def_pop(t, &msg))
+        msg_free(&msg);
     free(t->deferred);
-    while (t->mb && weir_mailbox_pop(t->mb, &msg, 0) > 0) {
-        if (msg.type == WEIR_MB_UPLOADED)
-            free(msg.arg);
-        weir_netbuf_free(&msg.buf);
-    }
+    while (t->mb && weir_mailbox_pop(t->mb, &msg, 0) > 0)
+        msg_free(&msg);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -122,17 +130,18 @@ void weir__task_send_out(weir_task_t *t, weir_task_out_t *o) {
     }
 }
 
-bool weir__task_write_event(weir_task_t *t, bool end, uint64_t id, int64_t ts) {
+bool weir__task_write_event(weir_task_t *t, const weir_task_barrier_t *b) {
     int64_t now = weir_now_ns();
     for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
         weir_task_out_t *o = &t->outs[i];
-        while (end ? !weir_outchan_write_end(&o->ch, now)
-                   : !weir_outchan_write_barrier(&o->ch, id, ts, now)) {
+        while (!b ? !weir_outchan_write_end(&o->ch, now)
+                  : !weir_outchan_write_barrier(&o->ch, b->id, b->ts, (uint8_t)b->kind, b->target,
+                                                b->target_len, now)) {
             if (!weir_outchan_has_data(&o->ch)) {
-                if (end)
+                if (!b)
                     weir__task_fail(t, "cannot write end of input on edge %u", o->ch.key.edge);
                 else
-                    weir__task_fail(t, "cannot write barrier %" PRIu64 " on edge %u", id,
+                    weir__task_fail(t, "cannot write barrier %" PRIu64 " on edge %u", b->id,
                                     o->ch.key.edge);
                 return false;
             }
@@ -225,7 +234,12 @@ static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
         } else if (ev.kind == WEIR_EV_END) {
             weir__task_on_end(t, idx);
         } else if (ev.kind == WEIR_EV_BARRIER) {
-            weir__task_on_barrier(t, idx, ev.checkpoint_id, ev.timestamp);
+            weir_task_barrier_t b = {.id = ev.checkpoint_id,
+                                     .ts = ev.timestamp,
+                                     .kind = (weir_ck_kind_t)ev.ck_kind,
+                                     .target = ev.target,
+                                     .target_len = ev.target_len};
+            weir__task_on_barrier(t, idx, &b);
             if (t->stop)
                 break;
             if (in->ch.blocked) {
@@ -312,9 +326,18 @@ static void handle_msg(weir_task_t *t, weir_mbmsg_t *msg) {
         if (msg->fn)
             msg->fn(msg->arg);
         break;
-    case WEIR_MB_TRIGGER:
-        weir__task_on_trigger(t, msg->id, msg->ts);
+    case WEIR_MB_TRIGGER: {
+        const char *target = msg->arg;
+        size_t len = target ? strlen(target) : 0;
+        weir_task_barrier_t b = {.id = msg->id, .ts = msg->ts, .kind = (weir_ck_kind_t)msg->n};
+        if (len <= WEIR_BARRIER_TARGET_MAX) { /* else: no target, the savepoint is declined */
+            b.target = len ? target : NULL;
+            b.target_len = (uint16_t)len;
+        }
+        weir__task_on_trigger(t, &b);
+        free(msg->arg);
         break;
+    }
     case WEIR_MB_NOTIFY:
         weir__task_on_notify(t, msg->id, msg->flag);
         break;
@@ -341,12 +364,28 @@ static int64_t to_deadline(int64_t next_flush) {
     return next_flush > 0 ? next_flush : 1;
 }
 
-/* Runs a source until it ends. @returns true when it ended normally. */
+/* Suspended source (it snapshotted a stop-with-savepoint): run() is not called again; the
+ * mailbox is served (credits, notify, cancel) until the stop's final notify or a cancel. */
+static void serve_suspended(weir_task_t *t) {
+    weir_mbmsg_t msg;
+    while (!t->stop && !t->final_notified) {
+        int64_t next_flush = flush_due(t, weir_now_ns());
+        if (next_msg(t, &msg, to_deadline(next_flush)) > 0)
+            handle_msg(t, &msg);
+    }
+}
+
+/* Runs a source until it ends. @returns true when it ended normally (not when stopped by a
+ * stop-with-savepoint, canceled or failed). */
 static bool run_source(weir_task_t *t) {
     weir_operator_t *head = &t->ops[0];
     weir_ctx_t *hc = &t->ctxs[0];
     weir_mbmsg_t msg;
     while (!t->stop) {
+        if (t->suspended) {
+            serve_suspended(t);
+            return false;
+        }
         t->now_ns = weir_now_ns();
         clear_zones(t);
         int64_t wake = 0;
@@ -364,7 +403,7 @@ static bool run_source(weir_task_t *t) {
             handle_msg(t, &msg);
         int64_t now = weir_now_ns();
         int64_t next_flush = flush_due(t, now);
-        while (wake > now && !t->stop) {
+        while (wake > now && !t->stop && !t->suspended) {
             int64_t dl = wake < next_flush ? wake : next_flush;
             if (next_msg(t, &msg, dl > 0 ? dl : 1) > 0)
                 handle_msg(t, &msg);
@@ -375,11 +414,12 @@ static bool run_source(weir_task_t *t) {
     return false;
 }
 
-/* Consumes the input gate until every channel ended. @returns true when it did. */
+/* Consumes the input gate until every channel ended. @returns true when it did; false when
+ * stopped, or when the final notify of a stop-with-savepoint it snapshotted arrived first. */
 static bool run_inputs(weir_task_t *t) {
     int64_t next_flush = INT64_MAX;
     weir_mbmsg_t msg;
-    while (!t->stop && t->n_ended < t->n_ins) {
+    while (!t->stop && t->n_ended < t->n_ins && !t->final_notified) {
         if (drain_deferred(t)) {
             next_flush = flush_due(t, weir_now_ns());
             continue;
@@ -390,7 +430,7 @@ static bool run_inputs(weir_task_t *t) {
             break;
         next_flush = flush_due(t, weir_now_ns());
     }
-    return !t->stop;
+    return !t->stop && !t->final_notified;
 }
 
 /* Checkpointing on, after the final snapshot: handle the mailbox until the final notify. */
@@ -417,7 +457,7 @@ static void finish(weir_task_t *t) {
     bool ck = t->ck_mode != WEIR_CHECKPOINT_NONE;
     if (ck && !t->stop)
         weir__task_final_snapshot(t);
-    if (!weir__task_write_event(t, true, 0, 0))
+    if (!weir__task_write_event(t, NULL))
         return;
     if (ck && !t->stop)
         wait_final_notify(t);

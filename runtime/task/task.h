@@ -56,9 +56,11 @@ typedef struct weir_task_spec {
     weir_checkpoint_mode_t checkpoint_mode;
     const char *checkpoint_dir;      /* <state.checkpoints.dir>/<job id>; copied */
     uint64_t restore_checkpoint_id;  /* 0 = fresh start */
-    const uint8_t *restore_op_state; /* the chain's op_state from the ACK; copied */
+    const uint8_t *restore_op_state; /* the operator-state bundle of DEPLOY; copied */
     size_t restore_op_state_len;
-    const char *restore_keyed_handle; /* keyed handle JSON; NULL = fresh keyed state; copied */
+    const char *restore_keyed_handle; /* the keyed restore document (JSON, the DEPLOY field of
+                                         the same name: base, claim, range, sources with their
+                                         handles); NULL = fresh keyed state; copied */
     bool incremental;                 /* state.backend.incremental */
     weir_killpoint_t *killpoint;      /* the task manager's debug.kill-at; may be NULL */
     weir_task_send_cb send;           /* ACK / DECLINE; NULL = dropped */
@@ -75,10 +77,15 @@ typedef struct weir_task_spec {
 weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen);
 /** Asks the task to stop (mailbox message); returns at once. */
 void weir_task_cancel(weir_task_t *task);
-/** Checkpoint @p checkpoint_id triggered at @p timestamp_ms (TRIGGER_CHECKPOINT, sources only);
- * returns at once (mailbox message). */
-void weir_task_trigger(weir_task_t *task, uint64_t checkpoint_id, int64_t timestamp_ms);
-/** Checkpoint @p checkpoint_id is complete (NOTIFY_CHECKPOINT); returns at once. */
+/** Checkpoint @p checkpoint_id of kind @p kind triggered at @p timestamp_ms (TRIGGER_CHECKPOINT,
+ * sources only); @p target: a savepoint's directory (copied; the subtasks write
+ * <target>/<vertex>-<subtask>/), NULL for a checkpoint. After a stop-with-savepoint the source
+ * emits nothing more and waits for the final notify. Returns at once (mailbox message). */
+void weir_task_trigger(weir_task_t *task, uint64_t checkpoint_id, int64_t timestamp_ms,
+                       weir_ck_kind_t kind, const char *target);
+/** Checkpoint @p checkpoint_id is complete (NOTIFY_CHECKPOINT); @p final: the job's final
+ * checkpoint, or the stop-with-savepoint the subtask snapshotted (it then commits everything and
+ * finishes without end of input). Returns at once. */
 void weir_task_notify(weir_task_t *task, uint64_t checkpoint_id, bool final);
 /** Joins the thread and frees the task (removing its state directory). Clears the pointer. */
 void weir_task_destroy(weir_task_t **task);

@@ -88,6 +88,17 @@ typedef struct weir_task_in {
 
 struct weir_uploader; /* checkpoint.c: the asynchronous part of snapshots of stateful chains */
 
+/** A checkpoint barrier as the task handles it (a source's trigger, a barrier read from an input
+ * channel, the one it forwards). @p target points into the buffer being read, a mailbox message
+ * or the task: valid for the call only. */
+typedef struct weir_task_barrier {
+    uint64_t id;
+    int64_t ts;          /* trigger wall time (ms) */
+    weir_ck_kind_t kind; /* checkpoint, savepoint or stop-with-savepoint */
+    const char *target;  /* savepoint directory (target_len bytes, not terminated); NULL */
+    uint16_t target_len; /* 0 for a checkpoint */
+} weir_task_barrier_t;
+
 struct weir_task {
     /* identity (immutable after start) */
     char job_id[33];
@@ -148,7 +159,7 @@ struct weir_task {
     uint64_t restore_id;
     uint8_t *restore_op;
     size_t restore_op_len;
-    char *restore_handle;
+    char *restore_handle; /* the keyed restore document (docs/checkpointing.md); NULL = fresh */
     bool incremental;
     weir_killpoint_t *kp;
     const _Atomic int64_t *lease_from_ns; /* from the spec; NULL = always valid */
@@ -158,14 +169,20 @@ struct weir_task {
     weir_connector_factory_fn create_connector; /* from the spec; NULL = no connectors */
 
     /* checkpointing (task thread) */
-    uint64_t align_id;        /* checkpoint being aligned, 0 = none */
-    int64_t align_ts;         /* its trigger time (ms) */
-    int64_t align_start_ns;   /* first barrier of it */
-    uint32_t n_arrived;       /* channels whose barrier arrived (or that ended) */
-    uint64_t last_ck;         /* latest checkpoint snapshotted (barriers <= it are stale) */
-    bool final_sent;          /* final snapshot taken: waiting for the final notify */
-    bool final_committed;     /* a checkpoint holding the final snapshot was notified */
-    bool final_notified;      /* final notify handled: finish */
+    uint64_t align_id;         /* checkpoint being aligned, 0 = none */
+    int64_t align_ts;          /* its trigger time (ms) */
+    weir_ck_kind_t align_kind; /* its kind ... */
+    char *align_target;        /* ... and target (malloc'd, NUL-terminated; NULL = none) */
+    int64_t align_start_ns;    /* first barrier of it */
+    uint32_t n_arrived;        /* channels whose barrier arrived (or that ended) */
+    uint64_t last_ck;          /* latest checkpoint snapshotted (barriers <= it are stale) */
+    bool final_sent;           /* final snapshot taken: waiting for the final notify */
+    bool final_committed;      /* a checkpoint holding the final snapshot was notified */
+    bool final_notified;       /* final notify handled: finish */
+    uint64_t stop_ck;          /* stop-with-savepoint this subtask snapshotted (0 = none) */
+    bool suspended;            /* source: snapshotted a stop-with-savepoint, run() is not called */
+    uint64_t *sp_ids; /* savepoints snapshotted and not yet passed by a notified checkpoint */
+    size_t n_sp_ids, cap_sp_ids;
     msgpack_sbuffer ckbuf;    /* operator-state scratch */
     struct weir_uploader *up; /* stateful chains with checkpointing on */
 
@@ -213,10 +230,11 @@ void *weir__task_main(void *arg);
 /** Sends the current buffer of @p o, first waiting on the mailbox for a credit (handling CREDIT
  * and CANCEL, deferring every other message). Returns with stop set when canceled or failed. */
 void weir__task_send_out(weir_task_t *task, weir_task_out_t *o);
-/** Writes one in-band event into every output channel, barrier @p id at @p ts or, when @p end,
- * end of input; sends full buffers as credits allow, then every non-empty buffer.
- * @returns false when the task failed (the event did not fit an empty buffer) or is stopping. */
-bool weir__task_write_event(weir_task_t *t, bool end, uint64_t id, int64_t ts);
+/** Writes one in-band event into every output channel: barrier @p b (its kind and target
+ * unchanged) or, when @p b is NULL, end of input; sends full buffers as credits allow, then
+ * every non-empty buffer. @returns false when the task failed (the event did not fit an empty
+ * buffer) or is stopping. */
+bool weir__task_write_event(weir_task_t *t, const weir_task_barrier_t *b);
 /** Frees every message still deferred or queued in the mailbox (task_free). */
 void weir__task_drop_messages(weir_task_t *task);
 
@@ -232,13 +250,15 @@ void weir__task_restore_operators(weir_task_t *task);
 void weir__task_uploader_stop(weir_task_t *task, bool drop);
 /** Removes the state directory and, when empty, its attempt and job parents. */
 void weir__task_remove_state_dir(weir_task_t *task);
-/** Barrier @p id (trigger time @p ts) arrived on input channel @p idx: alignment. */
-void weir__task_on_barrier(weir_task_t *task, uint32_t idx, uint64_t id, int64_t ts);
+/** Barrier @p b arrived on input channel @p idx: alignment (its kind and target are copied). */
+void weir__task_on_barrier(weir_task_t *task, uint32_t idx, const weir_task_barrier_t *b);
 /** END arrived on input channel @p idx (counts as its barrier for the alignment in progress). */
 void weir__task_on_end(weir_task_t *task, uint32_t idx);
-/** WEIR_MB_TRIGGER: a source snapshots checkpoint @p id (between two run() calls). */
-void weir__task_on_trigger(weir_task_t *task, uint64_t id, int64_t ts);
-/** WEIR_MB_NOTIFY: checkpoint @p id completed (@p final: the final one). */
+/** WEIR_MB_TRIGGER: a source snapshots checkpoint @p b (between two run() calls); after a
+ * stop-with-savepoint it is suspended (run() is not called again). */
+void weir__task_on_trigger(weir_task_t *task, const weir_task_barrier_t *b);
+/** WEIR_MB_NOTIFY: checkpoint @p id completed (@p final: the final one, or the stop-with-savepoint
+ * this subtask snapshotted: then it finishes without end of input). */
 void weir__task_on_notify(weir_task_t *task, uint64_t id, bool final);
 /** End of input with checkpointing on: the final snapshot (before END goes downstream). */
 void weir__task_final_snapshot(weir_task_t *task);

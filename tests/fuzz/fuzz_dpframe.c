@@ -151,7 +151,7 @@ static void write_seeds(const target_t *t) {
                        .key_len = 1,
                        .value = val,
                        .value_len = sizeof val};
-    bool ok = weir_bufwriter_record(&w, &r) && weir_bufwriter_barrier(&w, 3, 4) &&
+    bool ok = weir_bufwriter_record(&w, &r) && weir_bufwriter_barrier(&w, 3, 4, 1, "/sp/a", 5) &&
               weir_bufwriter_record(&w, &r) && weir_bufwriter_end(&w);
     WEIR_FUZZ_CHECK(ok, "seed buffer too small");
     size_t hl = header(h, FRAME_DATA, &t->in, 0);

@@ -99,6 +99,8 @@ static void fill(weir_msg_t *m, weir_msg_type_t type, variant_t v, seed_store_t 
     m->restore_keyed_handle = nil ? NULL : "{\"files\":[\"a.sst\"]}";
     m->checkpoint_id = big ? UINT64_MAX : 9;
     m->checkpoint_timestamp = big ? INT64_MAX : 1700000000000;
+    m->ck_kind = big ? WEIR_CK_STOP : WEIR_CK_SAVEPOINT;
+    m->target = nil ? NULL : "/sp/savepoint-012345-0123456789ab";
     m->final = !nil;
     m->op_state = nil ? NULL : st->bytes;
     m->op_state_len = nil ? 0 : sizeof bytes;

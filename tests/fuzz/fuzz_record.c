@@ -7,13 +7,15 @@
  * Properties checked on every input (besides ASan/UBSan/LeakSanitizer):
  * - the reader returns 1, 0 (exhausted: only at the end of the input) or WEIR_ECORRUPT, after
  *   which it stays at the bad entry; every record it returns lies inside the input and has a key
- *   of at most WEIR_MAX_KEY_LEN bytes;
+ *   of at most WEIR_MAX_KEY_LEN bytes; every barrier has a known kind and a target inside the
+ *   input of at most WEIR_BARRIER_TARGET_MAX bytes;
  * - round trip: writing the decoded entries again with weir_bufwriter_* gives exactly the bytes
  *   that were read (the codec has one encoding per entry);
  * - a key decoded from the first 28 bytes encodes back to exactly them (every byte is a field),
  *   equals and hashes like its re-decoding; 27 bytes are refused.
  * Seeds: buffers written with weir_bufwriter_* (records with empty, short and maximal keys,
- * barriers, watermarks, end of input, and a channel key in front), truncated and corrupt ones.
+ * barriers of checkpoints, savepoints and stops (with the longest target), watermarks, end of
+ * input, and a channel key in front), truncated and corrupt ones.
  *
  * Owns nothing beyond one input; no global state. Threading: libFuzzer's thread. */
 #include <stdbool.h>
@@ -52,7 +54,8 @@ static void seed_buffers(void) {
                            .value_len = sizeof val};
         ok = ok && weir_bufwriter_record(&w, &r);
     }
-    ok = ok && weir_bufwriter_barrier(&w, 7, 1700000000123) && weir_bufwriter_watermark(&w, -5);
+    ok = ok && weir_bufwriter_barrier(&w, 7, 1700000000123, 0, NULL, 0) &&
+         weir_bufwriter_watermark(&w, -5);
     WEIR_FUZZ_CHECK(ok, "seed buffer too small");
     weir_fuzz_seed("chankey-records-barrier-watermark", buf, w.len);
     weir_fuzz_seed("records-barrier-watermark", buf + WEIR_CHANKEY_WIRE_SIZE,
@@ -68,7 +71,7 @@ static void seed_buffers(void) {
                          .value_len = 1};
     weir_record_t empty = {.timestamp = INT64_MAX};
     ok = weir_bufwriter_record(&w, &big) && weir_bufwriter_record(&w, &empty) &&
-         weir_bufwriter_barrier(&w, UINT64_MAX, INT64_MIN) && weir_bufwriter_end(&w);
+         weir_bufwriter_barrier(&w, UINT64_MAX, INT64_MIN, 0, NULL, 0) && weir_bufwriter_end(&w);
     WEIR_FUZZ_CHECK(ok, "seed buffer too small");
     weir_fuzz_seed("max-key-empty-end", buf, w.len);
     /* the same with the key one byte too long (WEIR_ECORRUPT) */
@@ -81,10 +84,24 @@ static void seed_buffers(void) {
     weir_bufwriter_init(&w, buf, cap);
     weir_record_t one = {.timestamp = 1, .key = key, .key_len = 8, .value = val, .value_len = 6};
     ok = weir_bufwriter_watermark(&w, 0) && weir_bufwriter_record(&w, &one) &&
-         weir_bufwriter_end(&w) && weir_bufwriter_barrier(&w, 1, 2);
+         weir_bufwriter_end(&w) && weir_bufwriter_barrier(&w, 1, 2, 0, NULL, 0);
     WEIR_FUZZ_CHECK(ok, "seed buffer too small");
     buf[w.len++] = 9;
     weir_fuzz_seed("every-kind-then-unknown", buf, w.len);
+
+    /* savepoint and stop barriers with their target directory, one of the longest target */
+    char *target = malloc(WEIR_BARRIER_TARGET_MAX);
+    WEIR_FUZZ_CHECK(target, "out of memory");
+    memset(target, 'd', WEIR_BARRIER_TARGET_MAX);
+    weir_bufwriter_init(&w, buf, cap);
+    static const char sp[] = "/savepoints/savepoint-012345-0123456789ab";
+    ok = weir_bufwriter_barrier(&w, 5, 1700000000000, 1, sp, sizeof sp - 1) &&
+         weir_bufwriter_record(&w, &one) &&
+         weir_bufwriter_barrier(&w, 6, 1700000000001, 2, sp, sizeof sp - 1) &&
+         weir_bufwriter_barrier(&w, 7, 1, 2, target, WEIR_BARRIER_TARGET_MAX);
+    WEIR_FUZZ_CHECK(ok, "seed buffer too small");
+    weir_fuzz_seed("savepoint-stop-barriers", buf, w.len);
+    free(target);
     free(key);
     free(buf);
 }
@@ -138,7 +155,15 @@ static void check_buffer(const uint8_t *data, size_t size) {
             break;
         }
         case WEIR_EV_BARRIER:
-            ok = weir_bufwriter_barrier(&w, ev.checkpoint_id, ev.timestamp);
+            WEIR_FUZZ_CHECK(
+                ev.ck_kind <= WEIR_BARRIER_KIND_MAX && ev.target_len <= WEIR_BARRIER_TARGET_MAX,
+                "barrier of kind %u with a target of %u bytes", ev.ck_kind, ev.target_len);
+            WEIR_FUZZ_CHECK(!ev.target_len || ((const uint8_t *)ev.target >= data &&
+                                               (const uint8_t *)ev.target + ev.target_len <=
+                                                   data + size)),
+                            "barrier target outside the buffer");
+            ok = weir_bufwriter_barrier(&w, ev.checkpoint_id, ev.timestamp, ev.ck_kind, ev.target,
+                                        ev.target_len);
             break;
         case WEIR_EV_WATERMARK:
             ok = weir_bufwriter_watermark(&w, ev.timestamp);

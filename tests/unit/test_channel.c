@@ -154,11 +154,53 @@ static void test_outchan(void **state) {
     weir_netbuf_free(&b);
 
     /* events */
-    assert_true(weir_outchan_write_barrier(&ch, 9, 77, 7000));
+    assert_true(weir_outchan_write_barrier(&ch, 9, 77, 0, NULL, 0, 7000));
     assert_true(weir_outchan_write_end(&ch, 7000));
-    assert_int_equal(ch.w.len, 18);
+    assert_int_equal(ch.w.len, 21); /* a checkpoint's barrier is 20 bytes since issue 9 */
     assert_int_equal(ch.records_sent, 5);
     weir_outchan_destroy(&ch); /* frees the unsent buffer (ASan leak check) */
+}
+
+/* A savepoint's barrier carries its target directory: one longer than the buffer goes after the
+ * data in a buffer of its own size (like a big record); the format's bounds are refused before
+ * anything is written. */
+static void test_outchan_savepoint_barrier(void **state) {
+    (void)state;
+    weir_chankey_t k = key();
+    weir_outchan_t ch;
+    weir_outchan_init(&ch, &k, 64);
+    weir_record_t r = rec_of("k", "vv", 5);
+    assert_true(weir_outchan_write_record(&ch, &r, 1000));
+    char target[300];
+    memset(target, 'd', sizeof target);
+    target[0] = '/';
+    assert_false(weir_outchan_write_barrier(&ch, 4, 9, 2, target, sizeof target, 1000));
+    weir_outchan_add_credit(&ch, 2);
+    weir_netbuf_t *b = weir_outchan_take(&ch);
+    assert_int_equal(b->len, 20);
+    weir_netbuf_free(&b);
+    assert_true(weir_outchan_write_barrier(&ch, 4, 9, 2, target, sizeof target, 2000));
+    assert_int_equal(ch.cur->cap, 20 + sizeof target);
+    b = weir_outchan_take(&ch);
+    weir_bufreader_t rd;
+    weir_bufreader_init(&rd, b->data, b->len);
+    weir_event_t ev;
+    assert_int_equal(weir_bufreader_next(&rd, &ev), 1);
+    assert_int_equal(ev.kind, WEIR_EV_BARRIER);
+    assert_int_equal(ev.checkpoint_id, 4);
+    assert_int_equal(ev.ck_kind, 2);
+    assert_int_equal(ev.target_len, sizeof target);
+    assert_memory_equal(ev.target, target, sizeof target);
+    assert_int_equal(weir_bufreader_next(&rd, &ev), 0);
+    weir_netbuf_free(&b);
+    /* out of the format's bounds: refused, nothing written */
+    char huge[4096];
+    memset(huge, 'h', sizeof huge);
+    assert_false(weir_outchan_write_barrier(&ch, 5, 9, 1, huge, sizeof huge, 3000));
+    assert_false(weir_outchan_write_barrier(&ch, 5, 9, 3, NULL, 0, 3000));
+    assert_false(weir_outchan_write_barrier(&ch, 5, 9, 1, "a\0", 2, 3000));
+    assert_false(weir_outchan_has_data(&ch));
+    weir_outchan_destroy(&ch);
 }
 
 static void test_inchan(void **state) {
@@ -266,9 +308,9 @@ static void test_simulation(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chankey),    cmocka_unit_test(test_netbuf),
-        cmocka_unit_test(test_outchan),    cmocka_unit_test(test_inchan),
-        cmocka_unit_test(test_simulation),
+        cmocka_unit_test(test_chankey), cmocka_unit_test(test_netbuf),
+        cmocka_unit_test(test_outchan), cmocka_unit_test(test_outchan_savepoint_barrier),
+        cmocka_unit_test(test_inchan),  cmocka_unit_test(test_simulation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

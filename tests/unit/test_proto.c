@@ -278,6 +278,16 @@ static void test_checkpoint_messages(void **state) {
     assert_true(o.checkpoint_timestamp == 1700000000123);
     assert_int_equal(o.vertex, 2);
     assert_int_equal(o.subtask, 5);
+    assert_int_equal(o.ck_kind, WEIR_CK_CHECKPOINT);
+    assert_null(o.target);
+    weir_msg_clear(&o);
+    /* a stop-with-savepoint names its target directory */
+    t.ck_kind = WEIR_CK_STOP;
+    t.target = "/savepoints/savepoint-012345-0123456789ab";
+    roundtrip(&t, &o);
+    assert_int_equal(o.ck_kind, WEIR_CK_STOP);
+    assert_string_equal(o.target, "/savepoints/savepoint-012345-0123456789ab");
+    assert_int_equal(o.checkpoint_id, 77);
     weir_msg_clear(&o);
 
     uint8_t opst[300];
@@ -426,6 +436,9 @@ static void test_error_texts(void **state) {
     EXPECT_TEXT("bad BLOB_REQUEST message: blob_sha256: truncated", 0x93, 0x09, 0x01, 0xd9, 0x40,
                 'a');
     EXPECT_TEXT("bad control message: message: expected [type, version, ...]", 0x91, 0x04);
+    /* a checkpoint kind beyond stop-with-savepoint (2) */
+    EXPECT_TEXT("bad TRIGGER_CHECKPOINT message: ck_kind: integer out of range", 0x9a, 0x0b, 0x01,
+                0xa1, 'j', 0x01, 0x07, 0x00, 0x00, 0x00, 0x03, 0xc0);
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -525,7 +538,7 @@ static void test_fuzz(void **state) {
 
 /* One message of every type (some types twice, to cover nil/present optional fields), filled so
  * that every integer width, str/bin size class and nil case the encoder can emit appears. */
-enum { N_SAMPLES = 18 };
+enum { N_SAMPLES = 19 };
 static uint32_t s_par[] = {1, 3};
 static char *s_p0[] = {"tcp://a:1"};
 static char *s_p1[] = {"tcp://a:1", NULL, "tcp://c:3"};
@@ -611,10 +624,16 @@ static void samples(weir_msg_t m[N_SAMPLES], weir_msg_task_state_t tasks[2]) {
     strcpy(m[16].job_id, JOB);
     m[17] = m[16];
     m[17].final = true;
+    m[18] = m[12];
+    m[18].ck_kind = WEIR_CK_SAVEPOINT;
+    m[18].target = "/sp/savepoint-012345-0123456789ab";
 }
 
 /* The bytes of samples() as encoded by the hand-written encoder before the protocol became one
- * table (captured from commit 69cc051): the table-driven encoder must reproduce them exactly. */
+ * table (captured from commit 69cc051): the table-driven encoder must reproduce them exactly.
+ * Changed deliberately since: TRIGGER_CHECKPOINT (samples 12 and 18) gained ck_kind and target
+ * (issue 9, savepoints): 0x98 -> 0x9a (two more fields), then 0x00 0xc0 (a checkpoint, no
+ * target) or 0x01 and the target string. */
 static const char *const GOLDEN[N_SAMPLES] = {
     "970101a4746d2d31b57463703a2f2f3132372e302e302e313a3430303030c0cd012cd2fffeee90",
     "930201ce000186a0",
@@ -647,8 +666,8 @@ static const char *const GOLDEN[N_SAMPLES] = {
     "31373761396362343130666636316632303031356164c428930102c0ff000000000000000000000000000000000000"
     "0000000000000000000000000000000000c0",
     "950a01a26162c0ac6e6f207375636820626c6f62",
-    "980b01d9203031323334353637383961626364656630313233343536373839616263646566034dcf0000018bcfe568"
-    "7b0205",
+    "9a0b01d9203031323334353637383961626364656630313233343536373839616263646566034dcf0000018bcfe568"
+    "7b020500c0",
     "9f0c01d920303132333435363738396162636465663031323334353637383961626364656601090100c3c403930102"
     "a77b226b223a317dcf0000000200000000cd100005cdea60cfffffffffffffffff",
     "9f0c01a16a000a0000c2c0c00000000000",
@@ -656,6 +675,8 @@ static const char *const GOLDEN[N_SAMPLES] = {
     "66756c6c",
     "960e01d9203031323334353637383961626364656630313233343536373839616263646566020cc2",
     "960e01d9203031323334353637383961626364656630313233343536373839616263646566020cc3",
+    "9a0b01d9203031323334353637383961626364656630313233343536373839616263646566034dcf0000018bcfe568"
+    "7b020501d9212f73702f73617665706f696e742d3031323334352d303132333435363738396162",
 };
 
 static void test_golden_bytes(void **state) {

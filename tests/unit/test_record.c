@@ -1,5 +1,6 @@
 /* Unit tests of runtime/dataplane/record.c: the byte layout against the documented table, round
- * trips, zero-copy reads, full buffers and every corruption the reader must report. */
+ * trips, zero-copy reads, full buffers and every corruption the reader must report; barriers of
+ * savepoints and stops with their kind and target directory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,16 +30,18 @@ static void test_layout(void **state) {
     assert_memory_equal(buf, want_rec, sizeof want_rec);
     assert_int_equal(weir_record_encoded_size(&r), sizeof want_rec);
 
-    assert_true(weir_bufwriter_barrier(&w, 7, -1));
-    const uint8_t want_bar[] = {2,    7,    0,    0,    0,    0,    0,    0,   0,
-                                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    /* a checkpoint's barrier: kind 0, no target (issue 9 added offsets 17..19) */
+    assert_true(weir_bufwriter_barrier(&w, 7, -1, 0, NULL, 0));
+    const uint8_t want_bar[] = {2,    7,    0,    0,    0,    0,    0,    0,    0,    0xff,
+                                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00};
     assert_memory_equal(buf + sizeof want_rec, want_bar, sizeof want_bar);
+    assert_int_equal(weir_barrier_encoded_size(0), sizeof want_bar);
     assert_true(weir_bufwriter_watermark(&w, 256));
     const uint8_t want_wm[] = {3, 0, 1, 0, 0, 0, 0, 0, 0};
-    assert_memory_equal(buf + sizeof want_rec + 17, want_wm, sizeof want_wm);
+    assert_memory_equal(buf + sizeof want_rec + 20, want_wm, sizeof want_wm);
     assert_true(weir_bufwriter_end(&w));
-    assert_int_equal(buf[sizeof want_rec + 17 + 9], 4);
-    assert_int_equal(w.len, sizeof want_rec + 17 + 9 + 1);
+    assert_int_equal(buf[sizeof want_rec + 20 + 9], 4);
+    assert_int_equal(w.len, sizeof want_rec + 20 + 9 + 1);
 
     weir_bufreader_t rd;
     weir_bufreader_init(&rd, buf, w.len);
@@ -54,6 +57,9 @@ static void test_layout(void **state) {
     assert_int_equal(ev.kind, WEIR_EV_BARRIER);
     assert_int_equal(ev.checkpoint_id, 7);
     assert_int_equal(ev.timestamp, -1);
+    assert_int_equal(ev.ck_kind, 0);
+    assert_int_equal(ev.target_len, 0);
+    assert_null(ev.target);
     assert_int_equal(weir_bufreader_next(&rd, &ev), 1);
     assert_int_equal(ev.kind, WEIR_EV_WATERMARK);
     assert_int_equal(ev.timestamp, 256);
@@ -94,7 +100,7 @@ static void test_full_and_roundtrip(void **state) {
     assert_true(weir_bufwriter_record(&w2, &empty));
     assert_false(weir_bufwriter_end(&w2));
     assert_false(weir_bufwriter_watermark(&w2, 1));
-    assert_false(weir_bufwriter_barrier(&w2, 1, 1));
+    assert_false(weir_bufwriter_barrier(&w2, 1, 1, 0, NULL, 0));
 
     weir_bufreader_t rd;
     weir_bufreader_init(&rd, buf, w.len);
@@ -160,9 +166,11 @@ static void test_corrupt(void **state) {
     assert_int_equal(next_of(five, 1), WEIR_ECORRUPT);
     assert_int_equal(next_of(ff, 1), WEIR_ECORRUPT);
     /* truncated events */
-    uint8_t bar[17] = {2};
+    uint8_t bar[20] = {2};
     assert_int_equal(next_of(bar, 16), WEIR_ECORRUPT);
-    assert_int_equal(next_of(bar, 17), 1);
+    assert_int_equal(next_of(bar, 17), WEIR_ECORRUPT); /* the checkpoint kind is missing */
+    assert_int_equal(next_of(bar, 19), WEIR_ECORRUPT);
+    assert_int_equal(next_of(bar, 20), 1);
     uint8_t wm[9] = {3};
     assert_int_equal(next_of(wm, 8), WEIR_ECORRUPT);
     assert_int_equal(next_of(wm, 9), 1);
@@ -193,11 +201,94 @@ static void test_corrupt(void **state) {
     }
 }
 
+/* Savepoint and stop barriers: the kind and the target directory travel with the barrier
+ * (offsets 17, 18, 20 of record.h), read zero-copy; the writer refuses what the reader would. */
+static void test_barrier_kinds(void **state) {
+    (void)state;
+    const char *dir = "/sp/savepoint-012345-0123456789ab";
+    uint16_t dl = (uint16_t)strlen(dir);
+    uint8_t buf[128];
+    weir_bufwriter_t w;
+    weir_bufwriter_init(&w, buf, sizeof buf);
+    assert_true(weir_bufwriter_barrier(&w, 0x0102, 5, 2, dir, dl));
+    assert_int_equal(w.len, 20 + dl);
+    assert_int_equal(weir_barrier_encoded_size(dl), 20 + dl);
+    const uint8_t head[] = {2, 0x02, 0x01, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 2, dl, 0};
+    assert_memory_equal(buf, head, sizeof head);
+    assert_memory_equal(buf + 20, dir, dl); /* no NUL, not terminated */
+    assert_true(weir_bufwriter_barrier(&w, 3, 6, 1, "/x", 2));
+    assert_true(weir_bufwriter_end(&w));
+
+    weir_bufreader_t rd;
+    weir_bufreader_init(&rd, buf, w.len);
+    weir_event_t ev;
+    assert_int_equal(weir_bufreader_next(&rd, &ev), 1);
+    assert_int_equal(ev.kind, WEIR_EV_BARRIER);
+    assert_int_equal(ev.checkpoint_id, 0x0102);
+    assert_int_equal(ev.timestamp, 5);
+    assert_int_equal(ev.ck_kind, 2);
+    assert_int_equal(ev.target_len, dl);
+    assert_ptr_equal(ev.target, (const char *)buf + 20); /* zero-copy */
+    assert_int_equal(weir_bufreader_next(&rd, &ev), 1);
+    assert_int_equal(ev.ck_kind, 1);
+    assert_int_equal(ev.target_len, 2);
+    assert_memory_equal(ev.target, "/x", 2);
+    assert_int_equal(weir_bufreader_next(&rd, &ev), 1);
+    assert_int_equal(ev.kind, WEIR_EV_END);
+    assert_int_equal(weir_bufreader_next(&rd, &ev), 0);
+
+    /* every truncation of a barrier with a target is corrupt */
+    size_t whole = 20 + dl;
+    for (size_t cut = 1; cut < whole; cut++)
+        assert_int_equal(next_of(buf, cut), WEIR_ECORRUPT);
+    assert_int_equal(next_of(buf, whole), 1);
+    /* a kind above 2 (stop-with-savepoint) */
+    uint8_t bad[20 + 4096];
+    memcpy(bad, buf, whole);
+    bad[17] = 3;
+    assert_int_equal(next_of(bad, whole), WEIR_ECORRUPT);
+    bad[17] = 0xff;
+    assert_int_equal(next_of(bad, whole), WEIR_ECORRUPT);
+    /* a NUL inside the target */
+    memcpy(bad, buf, whole);
+    bad[25] = 0;
+    assert_int_equal(next_of(bad, whole), WEIR_ECORRUPT);
+    /* a target of 4095 bytes is the longest; 4096 is corrupt, even when the bytes are there */
+    memset(bad, 'a', sizeof bad);
+    memcpy(bad, head, 18);
+    bad[18] = 0xff;
+    bad[19] = 0x0f;
+    assert_int_equal(next_of(bad, 20 + 4095), 1);
+    bad[18] = 0x00;
+    bad[19] = 0x10;
+    assert_int_equal(next_of(bad, 20 + 4096), WEIR_ECORRUPT);
+    bad[18] = 0xff;
+    bad[19] = 0xff;
+    assert_int_equal(next_of(bad, sizeof bad), WEIR_ECORRUPT);
+
+    /* the writer refuses the same, leaving the buffer unchanged */
+    uint8_t big[20 + 4096 + 16];
+    char target[4097];
+    memset(target, 't', sizeof target);
+    weir_bufwriter_init(&w, big, sizeof big);
+    assert_false(weir_bufwriter_barrier(&w, 1, 1, 3, NULL, 0));
+    assert_false(weir_bufwriter_barrier(&w, 1, 1, 1, target, 4096));
+    assert_false(weir_bufwriter_barrier(&w, 1, 1, 1, "a\0b", 3));
+    assert_false(weir_bufwriter_barrier(&w, 1, 1, 1, NULL, 3));
+    assert_int_equal(w.len, 0);
+    assert_true(weir_bufwriter_barrier(&w, 1, 1, 1, target, 4095));
+    assert_int_equal(w.len, 20 + 4095);
+    /* no room: unchanged */
+    assert_false(weir_bufwriter_barrier(&w, 2, 1, 1, target, 4095));
+    assert_int_equal(w.len, 20 + 4095);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_full_and_roundtrip),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_barrier_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

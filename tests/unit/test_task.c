@@ -5,7 +5,9 @@
  *
  * Checkpoint tests play the task manager and the coordinator: they trigger sources through the
  * task API, record the ACKs the tasks send (the send callback runs on the acking task's thread,
- * so it can read that task's exact counters at the moment of its snapshot) and notify. */
+ * so it can read that task's exact counters at the moment of its snapshot) and notify. To restore
+ * they play the savepoint module too: DEPLOY's operator-state bundle and keyed restore document
+ * (docs/checkpointing.md) are built from the ACKs of the checkpoint restored. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +17,9 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/proto.h"
@@ -23,6 +27,7 @@
 #include "connectors/registry.h"
 #include "runtime/dataplane/dataplane.h"
 #include "runtime/graph/graph.h"
+#include "runtime/graph/keygroup.h"
 #include "runtime/task/task.h"
 #include "testutil.h"
 
@@ -378,6 +383,55 @@ static void harness_fini(harness_t *h) {
     weir_test_tmpdir_remove(h->tmp);
 }
 
+/* DEPLOY's operator-state bundle for subtask @p s of a vertex of parallelism @p p restored at the
+ * same parallelism from its own ACK @p a (CONTRACT section 3): per chain operator nil, or
+ * [p, [[s, what it packed]]]. An op state that is not an array is passed on as it is. */
+static void make_bundle(const ack_t *a, uint32_t p, uint32_t s, msgpack_sbuffer *out) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    if (msgpack_unpack_next(&u, (const char *)a->op_state, a->op_len, &off) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_ARRAY) {
+        msgpack_sbuffer_write(out, (const char *)a->op_state, a->op_len);
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    msgpack_pack_array(&pk, u.data.via.array.size);
+    for (uint32_t i = 0; i < u.data.via.array.size; i++) {
+        const msgpack_object *e = &u.data.via.array.ptr[i];
+        if (e->type == MSGPACK_OBJECT_NIL) {
+            msgpack_pack_nil(&pk);
+            continue;
+        }
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, p);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, s);
+        msgpack_pack_object(&pk, *e);
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
+/* DEPLOY's keyed restore document (CONTRACT section 4) for subtask @p s of a vertex of
+ * parallelism @p p restored at the same parallelism from the job's own checkpoint @p id in
+ * @p ck_dir: one source, its own handle, claimed. malloc'd. */
+static char *make_keyed_doc(const char *ck_dir, uint64_t id, const char *handle, uint32_t maxp,
+                            uint32_t p, uint32_t s) {
+    uint32_t first, last;
+    weir_keygroup_range(s, p, maxp, &first, &last);
+    size_t cap = strlen(ck_dir) + strlen(handle) + 256;
+    char *doc = malloc(cap);
+    snprintf(doc, cap,
+             "{\"base\":\"%s/chk-%llu\",\"claim\":true,\"max_parallelism\":%u,"
+             "\"range\":[%u,%u],\"sources\":[{\"range\":[%u,%u],\"handle\":%s}]}",
+             ck_dir, (unsigned long long)id, maxp, first, last, first, last, handle);
+    return doc;
+}
+
 /* Starts every subtask of the job built by @p build; subtask s runs on plane s % n_planes. */
 static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
     char err[512];
@@ -416,17 +470,28 @@ static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
             spec.create_connector = weir_connector_create;
             spec.incremental = true;
             spec.restore_checkpoint_id = h->restore_id;
+            msgpack_sbuffer bundle;
+            msgpack_sbuffer_init(&bundle);
+            char *doc = NULL;
             if (h->restore_id) {
                 const ack_t *a =
                     find_ack(h->restore_from, h->n_restore_from, v, s, h->restore_id, false);
-                if (a) {
-                    spec.restore_op_state = a->op_state;
-                    spec.restore_op_state_len = a->op_len;
-                    spec.restore_keyed_handle = a->handle;
+                uint32_t p = proto->vertices[v].parallelism;
+                if (a && a->op_len) {
+                    make_bundle(a, p, s, &bundle);
+                    spec.restore_op_state = (const uint8_t *)bundle.data;
+                    spec.restore_op_state_len = bundle.size;
+                }
+                if (a && a->handle) {
+                    doc = make_keyed_doc(h->ck_dir, h->restore_id, a->handle,
+                                         proto->max_parallelism, p, s);
+                    spec.restore_keyed_handle = doc;
                 }
             }
             pthread_mutex_lock(&h->st.mu);
             weir_task_t *t = weir_task_start(&spec, err, sizeof err);
+            msgpack_sbuffer_destroy(&bundle);
+            free(doc);
             if (!t)
                 fail_msg("weir_task_start: %s", err);
             assert_null(spec.graph);
@@ -549,6 +614,54 @@ static weir_job_t *build_copy_lines(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("copy-lines", 2);
     weir_stream_t *s = weir_source_file(job, "lines", c->in_path, c->rate);
     weir_sink_file(s, "sink", c->out_dir);
+    return job;
+}
+
+/* value = the string "g<index>" (the file sink writes it as is: one line per record) */
+static void gen_str_fn(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    (void)udata;
+    char v[32];
+    int n = snprintf(v, sizeof v, "g%llu", (unsigned long long)index);
+    msgpack_packer *pk = weir_packer(ctx);
+    msgpack_pack_str(pk, (size_t)n);
+    msgpack_pack_str_body(pk, v, (size_t)n);
+    weir_emit_packed(ctx, (int64_t)index, NULL, 0);
+}
+
+/* generator(p2, unbounded, rate-limited) -> rebalance -> file sink (p1): two input channels into
+ * a two-phase-commit sink */
+static weir_job_t *build_gen_file_sink(collected_t *c, uint64_t n) {
+    (void)n;
+    weir_job_t *job = weir_graph_new("gen-file-sink", 2);
+    weir_stream_t *s = weir_source_generator(job, "gen", 0, 4000, gen_str_fn, NULL);
+    weir_set_uid(s, "gen-uid");
+    s = weir_rebalance(s);
+    s = weir_sink_file(s, "sink", c->out_dir);
+    weir_set_uid(s, "sink-uid");
+    weir_set_parallelism(s, 1);
+    return job;
+}
+
+/* generator(p2, unbounded) -> key_by(mod7) -> count (p2, value state) -> key_by(mod7) -> count
+ * of counts (p1, value state) -> sink (chained): two aligned keyed vertices in a row, the second
+ * one holding the sink (vertex 2 = [recount, collect]) */
+static weir_job_t *build_keyed_twice(collected_t *c, uint64_t n) {
+    (void)n;
+    weir_job_t *job = weir_graph_new("keyed-twice", 2);
+    weir_stream_t *s = weir_source_generator(job, "gen", 0, 20000, gen_fn, NULL);
+    weir_set_uid(s, "gen-uid");
+    s = weir_key_by(s, mod7_key, NULL);
+    weir_state_id *st = weir_job_alloc(job, 2 * sizeof *st);
+    s = weir_process(s, "count", count_process, &st[0]);
+    weir_set_uid(s, "count-uid");
+    st[0] = weir_value_state(s, "n");
+    s = weir_key_by(s, mod7_key, NULL);
+    s = weir_process(s, "recount", count_process, &st[1]);
+    weir_set_uid(s, "recount-uid");
+    st[1] = weir_value_state(s, "n");
+    weir_set_parallelism(s, 1);
+    s = weir_sink(s, "collect", keyed_min_fn, c);
+    weir_set_parallelism(s, 1);
     return job;
 }
 
@@ -774,9 +887,9 @@ static void run_alignment(weir_checkpoint_mode_t mode) {
     assert_non_null(src[1]);
     const uint64_t n_ck = 4;
     for (uint64_t id = 1; id <= n_ck; id++) {
-        weir_task_trigger(src[id % 2], id, weir_wall_ms());
+        weir_task_trigger(src[id % 2], id, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
         weir_sleep_ns(15000000); /* the other source runs on meanwhile */
-        weir_task_trigger(src[(id + 1) % 2], id, weir_wall_ms());
+        weir_task_trigger(src[(id + 1) % 2], id, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
         assert_int_equal(wait_acks(&h, id, false, 3), 3);
     }
     for (int i = 0; i < h.st.n_tasks; i++)
@@ -888,7 +1001,7 @@ static void test_restore_sources(void **state) {
     weir_sleep_ns(30000000);
     for (int i = 0; i < h1.st.n_tasks; i++)
         if (weir_task_vertex(h1.st.tasks[i]) == 0)
-            weir_task_trigger(h1.st.tasks[i], 1, weir_wall_ms());
+            weir_task_trigger(h1.st.tasks[i], 1, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
     assert_int_equal(wait_acks(&h1, 1, false, 3), 3);
     weir_sleep_ns(20000000); /* more data after the checkpoint: must be replayed */
     cancel_and_wait(&h1);
@@ -916,7 +1029,7 @@ static void test_restore_sources(void **state) {
     /* a checkpoint after the restore: ids below the restored one are stale, above work */
     for (int i = 0; i < h2.st.n_tasks; i++)
         if (weir_task_vertex(h2.st.tasks[i]) == 0)
-            weir_task_trigger(h2.st.tasks[i], 2, weir_wall_ms());
+            weir_task_trigger(h2.st.tasks[i], 2, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
     assert_int_equal(wait_acks(&h2, 2, false, 3), 3);
     const ack_t *a0 = find_ack(h2.acks, h2.n_acks, 0, 0, 2, false);
     assert_true(gen_position(a0) > k[0]);
@@ -977,7 +1090,7 @@ static void test_restore_keyed(void **state) {
     weir_sleep_ns(100000000);
     for (int i = 0; i < h1.st.n_tasks; i++)
         if (weir_task_vertex(h1.st.tasks[i]) == 0)
-            weir_task_trigger(h1.st.tasks[i], 1, weir_wall_ms());
+            weir_task_trigger(h1.st.tasks[i], 1, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
     assert_int_equal(wait_acks(&h1, 1, false, 5), 5);
     for (uint32_t s = 0; s < 2; s++) {
         const ack_t *a = find_ack(h1.acks, h1.n_acks, 1, s, 1, false);
@@ -1151,8 +1264,8 @@ static void test_finished_subtask_commits(void **state) {
     assert_non_null(find_ack(h.acks, h.n_acks, 0, 0, 0, true));
     /* checkpoint 1: the finished subtask ignores the trigger (its final snapshot stands for it,
      * the coordinator counts it); the running one snapshots */
-    weir_task_trigger(src[0], 1, weir_wall_ms());
-    weir_task_trigger(src[1], 1, weir_wall_ms());
+    weir_task_trigger(src[0], 1, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    weir_task_trigger(src[1], 1, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
     assert_int_equal(wait_acks(&h, 1, false, 1), 1);
     const ack_t *a1 = find_ack(h.acks, h.n_acks, 0, 1, 1, false);
     assert_non_null(a1);
@@ -1213,6 +1326,362 @@ static void test_finished_subtask_commits(void **state) {
     harness_fini(&h);
 }
 
+/* ---- savepoints and stop-with-savepoint (docs/checkpointing.md) ------------------------------ */
+
+static bool path_exists(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool path_exists(const char *fmt, ...) {
+    char p[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, sizeof p, fmt, ap);
+    va_end(ap);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* The size of file "<dir>/<name>" (stat: the file system is the oracle), -1 when missing. */
+static int64_t file_size(const char *dir, const char *name) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+}
+
+/* Checks that every entry of the handle's array @p key is a file of @p dir with the size the
+ * handle records. @returns the number of entries marked "sst": true. */
+static size_t check_files(json_t *h, const char *key, const char *dir) {
+    json_t *arr = json_object_get(h, key);
+    assert_true(json_is_array(arr));
+    size_t i, n_sst = 0;
+    json_t *f;
+    json_array_foreach(arr, i, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        assert_non_null(name);
+        int64_t want = (int64_t)json_integer_value(json_object_get(f, "size"));
+        if (file_size(dir, name) != want)
+            fail_msg("%s/%s: %lld bytes, the handle says %lld", dir, name,
+                     (long long)file_size(dir, name), (long long)want);
+        n_sst += json_is_true(json_object_get(f, "sst")) ? 1 : 0;
+    }
+    return n_sst;
+}
+
+/* A savepoint's keyed handle is self-contained: every file (SSTs too) in <target>/<v>-<s>/. */
+static void check_self_contained(const char *handle, const char *target, uint32_t v, uint32_t s) {
+    assert_non_null(handle);
+    json_error_t je;
+    json_t *h = json_loads(handle, 0, &je);
+    assert_non_null(h);
+    const char *layout = json_string_value(json_object_get(h, "layout"));
+    if (!layout || strcmp(layout, "self-contained") != 0)
+        fail_msg("keyed handle of %u-%u is not self-contained: %s", v, s, handle);
+    assert_int_equal(json_array_size(json_object_get(h, "shared")), 0);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%u-%u", target, v, s);
+    assert_true(check_files(h, "private", dir) > 0); /* its SSTs are there, not in shared/ */
+    json_decref(h);
+}
+
+/* A checkpoint's keyed handle names only files of the checkpoint directory, each with its size:
+ * shared SSTs in <ck_dir>/shared/, the rest in <ck_dir>/chk-<n>/<v>-<s>/. */
+static void check_checkpoint_handle(const char *handle, const char *ck_dir, uint64_t n, uint32_t v,
+                                    uint32_t s) {
+    assert_non_null(handle);
+    json_error_t je;
+    json_t *h = json_loads(handle, 0, &je);
+    assert_non_null(h);
+    assert_null(json_object_get(h, "layout"));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/shared", ck_dir);
+    check_files(h, "shared", dir);
+    assert_true(json_array_size(json_object_get(h, "shared")) > 0);
+    snprintf(dir, sizeof dir, "%s/chk-%llu/%u-%u", ck_dir, (unsigned long long)n, v, s);
+    check_files(h, "private", dir);
+    json_decref(h);
+}
+
+static weir_task_t *task_of(harness_t *h, uint32_t v, uint32_t s) {
+    for (int i = 0; i < h->st.n_tasks; i++)
+        if (weir_task_vertex(h->st.tasks[i]) == v && weir_task_subtask(h->st.tasks[i]) == s)
+            return h->st.tasks[i];
+    fail_msg("no task %u.%u", v, s);
+    return NULL;
+}
+
+/* The keyed handle of the ACK of @p id by subtask @p v.@p s (the test fails without one). */
+static const char *handle_of(harness_t *h, uint32_t v, uint32_t s, uint64_t id) {
+    pthread_mutex_lock(&h->ack_mu);
+    const ack_t *a = find_ack(h->acks, h->n_acks, v, s, id, false);
+    pthread_mutex_unlock(&h->ack_mu);
+    if (!a || !a->handle)
+        fail_msg("no ACK of %llu with a keyed handle from subtask %u.%u", (unsigned long long)id, v,
+                 s);
+    return a->handle; /* ACKs are only appended: the entry stays */
+}
+
+static bool has_ack(harness_t *h, uint32_t v, uint32_t s, uint64_t id) {
+    pthread_mutex_lock(&h->ack_mu);
+    bool found = find_ack(h->acks, h->n_acks, v, s, id, false) != NULL;
+    pthread_mutex_unlock(&h->ack_mu);
+    return found;
+}
+
+/* Savepoint barriers go through two aligned keyed vertices in a row (2 inputs each) with their
+ * kind and target: every keyed subtask, the sink's vertex included, writes its self-contained
+ * files into <target>/<vertex>-<subtask>/ and nothing into the checkpoint directory. Exactly-once
+ * also takes the "abandon" path: savepoint 2 reaches the counts on one channel only, savepoint 3
+ * abandons it and is the one forwarded, with its own target. */
+static void run_savepoint_barriers(weir_checkpoint_mode_t mode) {
+    harness_t h;
+    harness_init(&h, 2);
+    char ck[4096], sp[3][4096];
+    snprintf(ck, sizeof ck, "%s/ck", h.tmp);
+    for (int i = 0; i < 3; i++)
+        snprintf(sp[i], sizeof sp[i], "%s/sp/savepoint-012345-%012d", h.tmp, i + 1);
+    h.ck_mode = mode;
+    h.ck_dir = ck;
+    start_job(&h, build_keyed_twice, 0, 2);
+    wait_running(&h);
+    weir_sleep_ns(50000000);
+    weir_task_t *src[2] = {task_of(&h, 0, 0), task_of(&h, 0, 1)};
+
+    /* savepoint 1: source 0 first, source 1 15 ms later (alignment holds channel 0 meanwhile) */
+    weir_task_trigger(src[0], 1, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp[0]);
+    weir_sleep_ns(15000000);
+    weir_task_trigger(src[1], 1, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp[0]);
+    assert_int_equal(wait_acks(&h, 1, false, 5), 5);
+    for (uint32_t s = 0; s < 2; s++) {
+        check_self_contained(handle_of(&h, 1, s, 1), sp[0], 1, s);
+        pthread_mutex_lock(&h.ack_mu);
+        const ack_t *a = find_ack(h.acks, h.n_acks, 0, s, 1, false);
+        pthread_mutex_unlock(&h.ack_mu);
+        assert_true(a && !a->handle); /* the sources are stateless */
+        assert_false(path_exists("%s/0-%u", sp[0], s));
+    }
+    /* vertex 2 (recount + sink) got barrier 1 from both counts, kind and target intact */
+    check_self_contained(handle_of(&h, 2, 0, 1), sp[0], 2, 0);
+    assert_false(path_exists("%s/chk-1", ck)); /* a savepoint writes nothing there */
+    assert_false(path_exists("%s/shared", ck));
+
+    if (mode == WEIR_CHECKPOINT_EXACTLY_ONCE) {
+        /* savepoint 2 from source 0 only: the counts align it on one channel ... */
+        weir_task_trigger(src[0], 2, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp[1]);
+        weir_sleep_ns(50000000);
+        /* ... until savepoint 3 arrives from source 1 and abandons it */
+        weir_task_trigger(src[1], 3, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp[2]);
+        weir_sleep_ns(15000000);
+        weir_task_trigger(src[0], 3, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp[2]);
+        assert_int_equal(wait_acks(&h, 3, false, 5), 5);
+        assert_true(has_ack(&h, 0, 0, 2)); /* source 0 snapshotted 2 */
+        for (uint32_t s = 0; s < 2; s++) {
+            assert_false(has_ack(&h, 1, s, 2)); /* abandoned */
+            assert_false(path_exists("%s/1-%u", sp[1], s));
+        }
+        assert_false(has_ack(&h, 2, 0, 2));
+        assert_false(path_exists("%s", sp[1])); /* nobody wrote into savepoint 2's target */
+        for (uint32_t s = 0; s < 2; s++)
+            check_self_contained(handle_of(&h, 1, s, 3), sp[2], 1, s);
+        check_self_contained(handle_of(&h, 2, 0, 3), sp[2], 2, 0);
+    }
+    cancel_and_wait(&h);
+    harness_fini(&h);
+}
+
+static void test_savepoint_barriers_exactly_once(void **state) {
+    (void)state;
+    run_savepoint_barriers(WEIR_CHECKPOINT_EXACTLY_ONCE);
+}
+
+static void test_savepoint_barriers_at_least_once(void **state) {
+    (void)state;
+    run_savepoint_barriers(WEIR_CHECKPOINT_AT_LEAST_ONCE);
+}
+
+/* The committed lines of the file sink as "g<index>" texts equal exactly what the two generator
+ * subtasks emitted before positions k[0], k[1] (subtask s of 2 emits s, s + 2, ...). */
+static void check_committed_prefix(const char *out, const uint64_t k[2]) {
+    lines_t got, want = {0};
+    committed_lines(out, &got);
+    for (uint32_t s = 0; s < 2; s++) {
+        for (uint64_t j = 0; j < k[s]; j++) {
+            char line[32];
+            int n = snprintf(line, sizeof line, "g%llu\n", (unsigned long long)(s + 2 * j));
+            lines_add_text(&want, line, (size_t)n);
+        }
+    }
+    if (want.n > 1)
+        qsort(want.v, want.n, sizeof *want.v, cmp_line);
+    if (got.n != want.n)
+        fail_msg("%zu lines committed, expected %zu", got.n, want.n);
+    for (size_t i = 0; i < got.n; i++)
+        assert_string_equal(got.v[i], want.v[i]);
+    lines_free(&got);
+    lines_free(&want);
+}
+
+typedef struct count_wait {
+    const char *dir;
+    size_t n;
+} count_wait_t;
+
+static bool n_committed(void *arg) {
+    count_wait_t *w = arg;
+    lines_t l;
+    committed_lines(w->dir, &l);
+    bool ok = l.n >= w->n;
+    lines_free(&l);
+    return ok;
+}
+
+/* The generators' positions in their snapshots of @p id (each equal to what the runtime counted
+ * it emitted at that moment). */
+static void positions_at(harness_t *h, uint64_t id, uint64_t k[2]) {
+    for (uint32_t s = 0; s < 2; s++) {
+        pthread_mutex_lock(&h->ack_mu);
+        const ack_t *a = find_ack(h->acks, h->n_acks, 0, s, id, false);
+        pthread_mutex_unlock(&h->ack_mu);
+        assert_non_null(a); /* ACKs are only appended: the entry stays */
+        k[s] = gen_position(a);
+        assert_int_equal(k[s], a->records_out);
+    }
+}
+
+/* Savepoints commit nothing (they are never notified); the next checkpoint's notify commits what
+ * they pre-committed. A stop-with-savepoint: the sources emit nothing after its barrier (their
+ * counters stand still, the sink received exactly that), the job keeps running until the stop's
+ * final notify, which commits everything and finishes every subtask without end of input (no
+ * final snapshot is acked). The committed output is exactly what the sources emitted. */
+static void test_stop_with_savepoint(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    char out[4096], sp2[4096], sp4[4096];
+    snprintf(out, sizeof out, "%s/out", h.tmp);
+    snprintf(sp2, sizeof sp2, "%s/savepoint-2", h.tmp);
+    snprintf(sp4, sizeof sp4, "%s/savepoint-4", h.tmp);
+    h.col.out_dir = out;
+    start_job(&h, build_gen_file_sink, 0, 2);
+    wait_running(&h);
+    weir_sleep_ns(100000000);
+    weir_task_t *src[2] = {task_of(&h, 0, 0), task_of(&h, 0, 1)}, *sink = task_of(&h, 1, 0);
+    uint64_t k[2];
+
+    /* checkpoint 1, notified: its epoch is committed */
+    for (int s = 0; s < 2; s++)
+        weir_task_trigger(src[s], 1, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    assert_int_equal(wait_acks(&h, 1, false, 3), 3);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 1, false);
+    positions_at(&h, 1, k);
+    count_wait_t cw = {.dir = out, .n = k[0] + k[1]};
+    assert_true(weir_test_wait_until(n_committed, &cw, 10000, 5));
+    check_committed_prefix(out, k);
+
+    /* savepoint 2: the sink pre-commits, nothing is notified, nothing more is committed */
+    weir_sleep_ns(50000000);
+    for (int s = 0; s < 2; s++)
+        weir_task_trigger(src[s], 2, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp2);
+    assert_int_equal(wait_acks(&h, 2, false, 3), 3);
+    weir_sleep_ns(100000000);
+    check_committed_prefix(out, k);
+
+    /* checkpoint 3's notify commits savepoint 2's transaction and its own */
+    for (int s = 0; s < 2; s++)
+        weir_task_trigger(src[s], 3, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    assert_int_equal(wait_acks(&h, 3, false, 3), 3);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 3, false);
+    positions_at(&h, 3, k);
+    cw.n = k[0] + k[1];
+    assert_true(weir_test_wait_until(n_committed, &cw, 10000, 5));
+    check_committed_prefix(out, k);
+
+    /* stop-with-savepoint 4: source 0 stops first, source 1 runs on for 20 ms */
+    weir_task_trigger(src[0], 4, weir_wall_ms(), WEIR_CK_STOP, sp4);
+    weir_sleep_ns(20000000);
+    weir_task_trigger(src[1], 4, weir_wall_ms(), WEIR_CK_STOP, sp4);
+    assert_int_equal(wait_acks(&h, 4, false, 3), 3);
+    uint64_t k4[2];
+    positions_at(&h, 4, k4);
+    weir_sleep_ns(200000000); /* the sources would emit 800 more records meanwhile */
+    for (uint32_t s = 0; s < 2; s++) {
+        weir_task_metrics_t m;
+        weir_task_get_metrics(src[s], &m);
+        assert_int_equal(m.records_out, k4[s]); /* nothing after the barrier */
+        assert_int_equal(weir_task_state(src[s]), WEIR_TASK_RUNNING);
+    }
+    weir_task_metrics_t sm;
+    weir_task_get_metrics(sink, &sm);
+    assert_int_equal(sm.records_in, k4[0] + k4[1]);
+    assert_int_equal(weir_task_state(sink), WEIR_TASK_RUNNING);
+    pthread_mutex_lock(&h.st.mu);
+    int nf = h.st.n_final;
+    pthread_mutex_unlock(&h.st.mu);
+    assert_int_equal(nf, 0);
+    check_committed_prefix(out, k); /* the stop's transaction is pre-committed, not committed */
+
+    /* the stop's final notify: everything committed, every subtask FINISHED */
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 4, true);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    check_committed_prefix(out, k4);
+    /* no end of input, no final snapshot: no final ACK (the threads ended: no lock needed) */
+    for (int i = 0; i < h.n_acks; i++)
+        assert_false(h.acks[i].final);
+    harness_fini(&h);
+}
+
+/* A savepoint's keyed SSTs are never confirmed, and neither is anything at a notify of a
+ * savepoint's id (the job manager sends none, but the rule must not depend on it): checkpoint 1
+ * is uploaded but never completes and its shared files are deleted (as the job manager's garbage
+ * collection may), then savepoint 2 is taken and notified, then checkpoint 3: its handle must
+ * name only files of the checkpoint directory that exist with their sizes. Had the notify of 2
+ * confirmed (confirm(n) confirms every pending upload <= n), checkpoint 3 would reference the
+ * deleted SSTs of 1 without uploading them. */
+static void test_savepoint_never_confirms(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    char ck[2048], sp[2048], dir[4096];
+    snprintf(ck, sizeof ck, "%s/ck", h.tmp);
+    snprintf(sp, sizeof sp, "%s/savepoint-2", h.tmp);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h.ck_dir = ck;
+    start_job(&h, build_keyed_counts, 0, 1);
+    wait_running(&h);
+    weir_sleep_ns(100000000);
+    for (uint32_t s = 0; s < 2; s++)
+        weir_task_trigger(task_of(&h, 0, s), 1, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    assert_int_equal(wait_acks(&h, 1, false, 5), 5);
+    /* checkpoint 1 expires: never notified, its files collected */
+    snprintf(dir, sizeof dir, "%s/shared", ck);
+    assert_true(path_exists("%s", dir));
+    assert_int_equal(weir_rmtree(dir), 0);
+    snprintf(dir, sizeof dir, "%s/chk-1", ck);
+    assert_int_equal(weir_rmtree(dir), 0);
+
+    weir_sleep_ns(50000000);
+    for (uint32_t s = 0; s < 2; s++)
+        weir_task_trigger(task_of(&h, 0, s), 2, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp);
+    assert_int_equal(wait_acks(&h, 2, false, 5), 5);
+    for (uint32_t s = 0; s < 2; s++)
+        check_self_contained(handle_of(&h, 1, s, 2), sp, 1, s);
+    assert_false(path_exists("%s/shared", ck));
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 2, false);
+
+    weir_sleep_ns(50000000);
+    for (uint32_t s = 0; s < 2; s++)
+        weir_task_trigger(task_of(&h, 0, s), 3, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    assert_int_equal(wait_acks(&h, 3, false, 5), 5);
+    for (uint32_t s = 0; s < 2; s++)
+        check_checkpoint_handle(handle_of(&h, 1, s, 3), ck, 3, 1, s);
+    cancel_and_wait(&h);
+    harness_fini(&h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stateless_local),
@@ -1229,6 +1698,10 @@ int main(void) {
         cmocka_unit_test(test_restore_bad_op_state),
         cmocka_unit_test(test_restore_keyed),
         cmocka_unit_test(test_finished_subtask_commits),
+        cmocka_unit_test(test_savepoint_barriers_exactly_once),
+        cmocka_unit_test(test_savepoint_barriers_at_least_once),
+        cmocka_unit_test(test_stop_with_savepoint),
+        cmocka_unit_test(test_savepoint_never_confirms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

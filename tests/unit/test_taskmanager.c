@@ -4,7 +4,8 @@
  * until canceled). Covers attempt fencing: a DEPLOY, TRIGGER or NOTIFY of an attempt older than
  * one that ran here is rejected; a DEPLOY of a newer attempt cancels the older one's tasks; a
  * re-registration (UNKNOWN) stops and joins every task before REGISTER goes out and refuses
- * deploys until REGISTERED. Oracles: the messages the fake job manager receives, in order. Every
+ * deploys until REGISTERED. A TRIGGER's checkpoint kind and target reach the task (a
+ * stop-with-savepoint). Oracles: the messages the fake job manager receives, in order. Every
  * wait is bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,8 +144,9 @@ static void jm_registered(fx_t *f) {
     jm_send(f, &r);
 }
 
-/* DEPLOY of subtask 0 of @p vertex, attempt @p attempt (both vertices placed here). */
-static void jm_deploy(fx_t *f, uint32_t attempt, uint32_t vertex) {
+/* DEPLOY of subtask 0 of @p vertex, attempt @p attempt (both vertices placed here), with
+ * checkpointing in @p mode. */
+static void jm_deploy_ck(fx_t *f, uint32_t attempt, uint32_t vertex, weir_checkpoint_mode_t mode) {
     uint32_t par[2] = {1, 1};
     char *row0[1] = {f->data_address}, *row1[1] = {f->data_address};
     char **placement[2] = {row0, row1};
@@ -159,10 +161,16 @@ static void jm_deploy(fx_t *f, uint32_t attempt, uint32_t vertex) {
                     .subtask = 0,
                     .n_vertices = 2,
                     .vertex_parallelism = par,
-                    .placement = placement};
+                    .placement = placement,
+                    .checkpoint_mode = mode};
     memcpy(d.job_id, JOB, 33);
     memcpy(d.plugin_sha256, f->sha, 65);
     jm_send(f, &d);
+}
+
+/* DEPLOY of subtask 0 of @p vertex, attempt @p attempt, checkpointing off. */
+static void jm_deploy(fx_t *f, uint32_t attempt, uint32_t vertex) {
+    jm_deploy_ck(f, attempt, vertex, WEIR_CHECKPOINT_NONE);
 }
 
 static void jm_job_msg(fx_t *f, weir_msg_type_t type, uint32_t attempt) {
@@ -346,10 +354,60 @@ static void test_reregister_stops_tasks_first(void **state) {
     free(jm_expect_task(f, 2, 0, WEIR_TASK_CANCELED));
 }
 
+/* A TRIGGER's kind and target reach the task: a stop-with-savepoint makes the source ack and
+ * stop (the sink acks behind its barrier), the job keeps running, and the final NOTIFY of the stop
+ * finishes both subtasks (they never reached end of input: the source is unbounded). With the
+ * kind lost on the way, the source would go on and the final NOTIFY would be ignored. */
+static void test_stop_with_savepoint_trigger(void **state) {
+    fx_t *f = *state;
+    jm_deploy_ck(f, 1, 0, WEIR_CHECKPOINT_EXACTLY_ONCE);
+    jm_deploy_ck(f, 1, 1, WEIR_CHECKPOINT_EXACTLY_ONCE);
+    jm_expect_running(f, 1);
+    char target[1024];
+    snprintf(target, sizeof target, "%s/savepoint-012345-0123456789ab", f->dir);
+    weir_msg_t t = {.type = WEIR_MSG_TRIGGER_CHECKPOINT,
+                    .attempt = 1,
+                    .checkpoint_id = 7,
+                    .checkpoint_timestamp = weir_wall_ms(),
+                    .vertex = 0,
+                    .subtask = 0,
+                    .ck_kind = WEIR_CK_STOP,
+                    .target = target};
+    memcpy(t.job_id, JOB, 33);
+    jm_send(f, &t);
+    bool acked[2] = {false, false};
+    while (!acked[0] || !acked[1]) {
+        weir_msg_t m;
+        jm_expect(f, WEIR_MSG_ACK_CHECKPOINT, &m);
+        assert_int_equal(m.checkpoint_id, 7);
+        assert_false(m.final);
+        assert_true(m.vertex < 2);
+        acked[m.vertex] = true;
+        weir_msg_clear(&m);
+    }
+    /* stopped, not finished: nothing more comes until the final NOTIFY */
+    weir_msg_t m;
+    assert_int_equal(jm_next(f, &m, 300), -1);
+    weir_msg_t n = {
+        .type = WEIR_MSG_NOTIFY_CHECKPOINT, .attempt = 1, .checkpoint_id = 7, .final = true};
+    memcpy(n.job_id, JOB, 33);
+    jm_send(f, &n);
+    bool finished[2] = {false, false};
+    while (!finished[0] || !finished[1]) {
+        jm_expect(f, WEIR_MSG_TASK_STATE, &m);
+        weir_msg_task_state_t *ts = &m.tasks[0];
+        assert_int_equal(ts->attempt, 1);
+        assert_int_equal(ts->state, WEIR_TASK_FINISHED);
+        finished[ts->vertex] = true;
+        weir_msg_clear(&m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_older_attempts_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_stops_tasks_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_with_savepoint_trigger, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
