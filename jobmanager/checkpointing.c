@@ -285,8 +285,8 @@ uint32_t weir__jm_ckpt_trigger_locked(weir_jobmanager_t *jm, weir_jm_job_t *job,
                             .vertex = v,
                             .subtask = s,
                             .ck_kind = job->ckpt.pending_kind,
-                            .target = job->ckpt.pending_target[0] ? job->ckpt.pending_target
-                                                                  : NULL};
+                            .target =
+                                job->ckpt.pending_target[0] ? job->ckpt.pending_target : NULL};
             memcpy(m.job_id, job->id, sizeof m.job_id);
             weir__jm_send_locked(jm, tm, &m);
         }
@@ -313,8 +313,8 @@ void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_
         /* a savepoint goes first: it starts when nothing is in flight and every subtask runs
          * (periodic checkpoints wait for it) */
         if (!c->pending_id && job_all_running(job) && ensure_next_id(job))
-            weir__jm_sp_start_locked(jm, job, now_ns,
-                                     c->final_done ? 0 : weir__jm_ckpt_trigger_locked(jm, job, 0, 0));
+            weir__jm_sp_start_locked(
+                jm, job, now_ns, c->final_done ? 0 : weir__jm_ckpt_trigger_locked(jm, job, 0, 0));
         return;
     }
     if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns) || !ensure_next_id(job))
@@ -387,8 +387,9 @@ void weir__jm_ckpt_retention_on_end_locked(weir_jobmanager_t *jm, weir_jm_job_t 
          job->state != WEIR_JOB_FAILED))
         return;
     job->ck_released = true;
-    bool del = (job->state == WEIR_JOB_CANCELED && jm->ck_retention != WEIR_JM_RETAIN_ON_CANCELLATION) ||
-               (job->state == WEIR_JOB_FINISHED && jm->ck_retention == WEIR_JM_NO_EXTERNALIZED);
+    bool del =
+        (job->state == WEIR_JOB_CANCELED && jm->ck_retention != WEIR_JM_RETAIN_ON_CANCELLATION) ||
+        (job->state == WEIR_JOB_FINISHED && jm->ck_retention == WEIR_JM_NO_EXTERNALIZED);
     if (!del) {
         if (job->state == WEIR_JOB_CANCELED && job->ckpt.have_completed)
             WEIR_INFO(COMP, "job %s canceled: its checkpoints stay in %s (latest: %s)", job->id,
@@ -469,8 +470,8 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
     }
     uint64_t own_id = 0;
     if (best && own_checkpoint(job, best, &own_id)) {
-        int rc = weir_ckpt_find_latest(job->ckdir, job->id, own_id, true, NULL, meta, errstr,
-                                       errlen);
+        int rc =
+            weir_ckpt_find_latest(job->ckdir, job->id, own_id, true, NULL, meta, errstr, errlen);
         if (rc != 0)
             return rc;
         weir_ckpt_chk_path(job->ckdir, meta->id, base, base_cap);
@@ -487,8 +488,8 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
     if (c->next_id <= meta->id)
         c->next_id = meta->id + 1; /* ids go on above the restored one, also from a savepoint */
     WEIR_INFO(COMP, "%s %" PRIu64 "%s: restoring job %s (attempt %u) from %s",
-              *claim ? "checkpoint" : "savepoint", meta->id, meta->final ? " (final)" : "",
-              job->id, job->attempt, base);
+              *claim ? "checkpoint" : "savepoint", meta->id, meta->final ? " (final)" : "", job->id,
+              job->attempt, base);
     (void)jm;
     return 0;
 }

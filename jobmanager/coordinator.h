@@ -91,7 +91,7 @@ typedef struct weir_ckpt_coord {
     uint64_t next_id; /* 0 = not known yet (computed from <ckdir> on first use) */
     /* in flight (pending_id != 0) */
     uint64_t pending_id;
-    uint32_t pending_kind;      /* weir_ck_kind_t of the in-flight one */
+    uint32_t pending_kind;     /* weir_ck_kind_t of the in-flight one */
     char pending_target[2100]; /* a savepoint's directory ("" for a checkpoint) */
     int64_t pending_trigger_ms, pending_trigger_ns;
     weir_ckpt_ack_t *acks; /* [n_subtasks] */

@@ -72,8 +72,7 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
             uint8_t *bundle = NULL;
             size_t bundle_len = 0;
             char *keyed = NULL;
-            if (plan &&
-                weir_restore_plan_subtask(plan, v, s, &bundle, &bundle_len, &keyed) != 0) {
+            if (plan && weir_restore_plan_subtask(plan, v, s, &bundle, &bundle_len, &keyed) != 0) {
                 free(bundle);
                 free(keyed);
                 goto oom;

@@ -104,10 +104,10 @@ typedef struct weir_jm_savepoint {
     uint32_t kind; /* WEIR_CK_SAVEPOINT or WEIR_CK_STOP */
     bool cancel_job;
     weir_jm_sp_status_t status;
-    bool written;          /* a stop-savepoint's _metadata is durable: waits for FINISHED */
-    char *target;          /* the directory asked for (or state.savepoints.dir) */
-    char *path;            /* <target>/savepoint-<job6>-<rand12>, once started */
-    char *failure;         /* FAILED: one line */
+    bool written;           /* a stop-savepoint's _metadata is durable: waits for FINISHED */
+    char *target;           /* the directory asked for (or state.savepoints.dir) */
+    char *path;             /* <target>/savepoint-<job6>-<rand12>, once started */
+    char *failure;          /* FAILED: one line */
     uint64_t checkpoint_id; /* its id in the job's checkpoint sequence, once started */
     int64_t request_ms, trigger_ms, end_ms;
     uint64_t state_size;
@@ -166,8 +166,8 @@ typedef struct weir_jobmanager {
     int64_t cancel_bound_ms; /* 0 = WEIR_JM_CANCEL_BOUND_MS (tests lower it) */
     weir_ckpt_config_t ckcfg;
     weir_restart_cfg_t restart_cfg;
-    char *ha_dir; /* high-availability.storageDir, NULL = no HA */
-    char *savepoints_dir; /* state.savepoints.dir, NULL = none */
+    char *ha_dir;          /* high-availability.storageDir, NULL = no HA */
+    char *savepoints_dir;  /* state.savepoints.dir, NULL = none */
     uint32_t ck_retention; /* WEIR_JM_RETAIN_* of externalized-checkpoint-retention */
     weir_killpoint_t killpoint;
     void *monitor; /* PAIR socket receiving the ROUTER's disconnect events */

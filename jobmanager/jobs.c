@@ -131,8 +131,8 @@ int weir__jm_job_set_restore(weir_jm_job_t *job, const char *path, bool allow_no
     if (rc != 0)
         return weir_errf(errstr, errlen, rc, "cannot restore from %s: %s", path, err);
     weir_restore_plan_t *plan = NULL;
-    rc = weir_restore_plan_build(&meta, NULL, job->dag, base, false, allow_non_restored, &plan,
-                                 err, sizeof err);
+    rc = weir_restore_plan_build(&meta, NULL, job->dag, base, false, allow_non_restored, &plan, err,
+                                 sizeof err);
     weir_restore_plan_free(&plan);
     weir_ckpt_meta_clear(&meta);
     if (rc != 0)

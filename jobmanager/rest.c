@@ -167,8 +167,7 @@ static json_t *hist_json(const weir_ckpt_hist_t *h) {
                      h->kind == WEIR_CK_STOP        ? "SYNC_SAVEPOINT"
                      : h->kind == WEIR_CK_SAVEPOINT ? "SAVEPOINT"
                                                     : "CHECKPOINT",
-                     "status",
-                     weir_ckpt_status_name(h->status), "trigger_timestamp",
+                     "status", weir_ckpt_status_name(h->status), "trigger_timestamp",
                      (json_int_t)h->trigger_ms, "duration_ms", (json_int_t)h->duration_ms,
                      "state_size", (json_int_t)h->state_size, "uploaded_size",
                      (json_int_t)h->uploaded_size, "alignment_duration_ms",
@@ -190,10 +189,10 @@ static json_t *job_checkpoints(const weir_jm_job_t *job) {
             (json_int_t)h->uploaded_size, "alignment_duration_ms", (json_int_t)h->alignment_ms);
     }
     if (c->have_restored)
-        restored = json_pack("{s:I,s:s,s:I,s:b}", "id", (json_int_t)c->restored_id, "path",
-                             c->restored_path, "restore_timestamp", (json_int_t)c->restored_ms,
-                             "is_savepoint", !job->ckdir || strncmp(c->restored_path, job->ckdir,
-                                                                    strlen(job->ckdir)) != 0);
+        restored = json_pack(
+            "{s:I,s:s,s:I,s:b}", "id", (json_int_t)c->restored_id, "path", c->restored_path,
+            "restore_timestamp", (json_int_t)c->restored_ms, "is_savepoint",
+            !job->ckdir || strncmp(c->restored_path, job->ckdir, strlen(job->ckdir)) != 0);
     json_t *hist = json_array();
     for (uint32_t i = 0; i < c->hist_len; i++)
         json_array_append_new(hist, hist_json(weir_ckpt_coord_hist(c, i)));
@@ -374,8 +373,8 @@ static enum MHD_Result post_savepoint(weir_jobmanager_t *jm, struct MHD_Connecti
     }
     const char *target = NULL;
     bool flag = false;
-    int brc = !json_is_object(req) ? weir_errf(msg, sizeof msg, WEIR_EINVAL,
-                                                "request body must be a JSON object")
+    int brc = !json_is_object(req)
+                  ? weir_errf(msg, sizeof msg, WEIR_EINVAL, "request body must be a JSON object")
               : stop ? weir_json_str(req, "request body", "targetDirectory", false, &target, msg,
                                      sizeof msg)
                      : weir_json_str(req, "request body", "target-directory", false, &target, msg,
@@ -404,9 +403,10 @@ static enum MHD_Result post_savepoint(weir_jobmanager_t *jm, struct MHD_Connecti
         return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
     }
     if (rc != 0)
-        return reply_error(c, rc == WEIR_ECONFLICT ? MHD_HTTP_CONFLICT
-                              : rc == WEIR_EINVAL  ? MHD_HTTP_BAD_REQUEST
-                                                   : MHD_HTTP_INTERNAL_SERVER_ERROR,
+        return reply_error(c,
+                           rc == WEIR_ECONFLICT ? MHD_HTTP_CONFLICT
+                           : rc == WEIR_EINVAL  ? MHD_HTTP_BAD_REQUEST
+                                                : MHD_HTTP_INTERNAL_SERVER_ERROR,
                            msg);
     weir__jm_wake(jm);
     return reply(c, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "request-id", rid));

@@ -97,12 +97,13 @@ int weir__jm_sp_request_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint32
         return weir_errf(errstr, errlen, WEIR_EINVAL, "target directory is too long (%zu bytes)",
                          strlen(target));
     for (size_t i = 0; i < job->n_sps; i++)
-        if (job->sps[i].kind == WEIR_CK_STOP && (job->sps[i].status == WEIR_SP_QUEUED ||
-                                                 job->sps[i].status == WEIR_SP_IN_PROGRESS))
+        if (job->sps[i].kind == WEIR_CK_STOP &&
+            (job->sps[i].status == WEIR_SP_QUEUED || job->sps[i].status == WEIR_SP_IN_PROGRESS))
             return weir_errf(errstr, errlen, WEIR_ECONFLICT,
                              "job %s is being stopped with a savepoint (request %s)", job->id,
                              job->sps[i].rid);
-    if (weir_array_grow((void **)&job->sps, &job->cap_sps, job->n_sps + 1, sizeof *job->sps) != 0)
+    if (weir_array_grow((void **)&job->sps, &job->cap_sps, job->n_sps + 1, sizeof *job->sps, 4) !=
+        0)
         return weir_errf(errstr, errlen, WEIR_ENOMEM, "job manager out of memory");
     weir_jm_savepoint_t *sp = &job->sps[job->n_sps];
     memset(sp, 0, sizeof *sp);
@@ -147,8 +148,8 @@ static int make_dir(const weir_jm_job_t *job, weir_jm_savepoint_t *sp, char *err
     char path[2100];
     weir_fmt(path, sizeof path, "%s/savepoint-%.6s-%s", sp->target, job->id, hex);
     if (weir_mkdirs(sp->target) != 0 || mkdir(path, 0755) != 0)
-        return weir_errf(errstr, errlen, WEIR_EIO, "cannot create savepoint directory %s: %s",
-                         path, strerror(errno));
+        return weir_errf(errstr, errlen, WEIR_EIO, "cannot create savepoint directory %s: %s", path,
+                         strerror(errno));
     weir__jm_set_str(&sp->path, path);
     return sp->path ? 0 : WEIR_ENOMEM;
 }
@@ -186,8 +187,7 @@ bool weir__jm_sp_start_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t
 }
 
 /* Writes <dir>/_metadata of a completed savepoint, durably. */
-static int write_metadata(const char *dir, const weir_ckpt_meta_t *m, char *errstr,
-                          size_t errlen) {
+static int write_metadata(const char *dir, const weir_ckpt_meta_t *m, char *errstr, size_t errlen) {
     char *text = NULL;
     size_t len = 0;
     int rc = weir_ckpt_meta_encode(m, &text, &len);
@@ -305,8 +305,7 @@ json_t *weir__jm_sp_status_json_locked(weir_jm_job_t *job, const char *rid) {
         return NULL;
     bool done = sp->status == WEIR_SP_COMPLETED || sp->status == WEIR_SP_FAILED;
     json_t *o = json_object();
-    json_object_set_new(o, "status",
-                        json_pack("{s:s}", "id", done ? "COMPLETED" : "IN_PROGRESS"));
+    json_object_set_new(o, "status", json_pack("{s:s}", "id", done ? "COMPLETED" : "IN_PROGRESS"));
     if (sp->status == WEIR_SP_COMPLETED)
         json_object_set_new(o, "operation", json_pack("{s:s}", "location", sp->path));
     else if (sp->status == WEIR_SP_FAILED)
