@@ -563,8 +563,10 @@ static void test_run_from_savepoint(void **state) {
 /* Writes <dir>/_metadata (savepoint/metadata.h, version 2) of a savepoint of tests/plugins/good.c
  * at parallelism 1 ([numbers -> double], [sum -> print]), max parallelism @p maxp; with @p gone an
  * extra old source 'gone' (its own vertex 2) that has operator state. The numbers source has a
- * position; the reduce no keyed state (no handle, so no files to check). */
-static void write_metadata(const char *dir, int maxp, bool gone) {
+ * position; the reduce's state 'reduce' is of kind @p sum_kind (good.c's is "reducing") and its
+ * keyed handle is self-contained (savepoint/layout.h) with one file, <dir>/1-0/000009.sst, of 5
+ * bytes, written here. */
+static void write_metadata(const char *dir, int maxp, bool gone, const char *sum_kind) {
     /* op_state: one msgpack element per operator of the chain, base64 (Python's base64 module):
      * [[5], nil] = 92 91 05 c0 and [[7]] = 91 91 07 */
     const char *b64_0 = "kpEFwA==", *b64_2 = "kZEH";
@@ -575,11 +577,19 @@ static void write_metadata(const char *dir, int maxp, bool gone) {
         "parallelism", 1, "keyed", 0, "states", /**/ "uid", "name", "double", "kind", "map",
         "vertex", 0, "index", 1, "parallelism", 1, "keyed", 0, "states", /**/ "uid", "sum", "name",
         "sum", "kind", "reduce", "vertex", 1, "index", 0, "parallelism", 1, "keyed", 1, "states",
-        "name", "reduce", "kind", "reducing", /**/ "uid", "name", "print", "kind", "sink_print",
+        "name", "reduce", "kind", sum_kind, /**/ "uid", "name", "print", "kind", "sink_print",
         "vertex", 1, "index", 1, "parallelism", 1, "keyed", 0, "states");
-    json_t *tasks = json_pack("[{s:i,s:i,s:s,s:n,s:i}, {s:i,s:i,s:n,s:n,s:i}]", "vertex", 0,
+    json_t *handle =
+        json_pack("{s:s,s:i,s:s,s:[],s:[{s:s,s:i,s:b}]}", "layout", "self-contained", "checkpoint",
+                  7, "task", "1-0", "shared", "private", "name", "000009.sst", "size", 5, "sst", 1);
+    json_t *tasks = json_pack("[{s:i,s:i,s:s,s:n,s:i}, {s:i,s:i,s:n,s:o,s:i}]", "vertex", 0,
                               "subtask", 0, "op_state", b64_0, "keyed", "state_size", 4, "vertex",
-                              1, "subtask", 0, "op_state", "keyed", "state_size", 0);
+                              1, "subtask", 0, "op_state", "keyed", handle, "state_size", 5);
+    char sst_dir[4200], sst[4300];
+    snprintf(sst_dir, sizeof sst_dir, "%s/1-0", dir);
+    snprintf(sst, sizeof sst, "%s/000009.sst", sst_dir);
+    assert_int_equal(mkdir(sst_dir, 0755), 0);
+    assert_int_equal(weir_write_file_atomic(sst, "hello", 5), 0);
     assert_non_null(ops);
     assert_non_null(tasks);
     if (gone) {
@@ -620,14 +630,15 @@ static void test_validate(void **state) {
     /* the same job at another parallelism: everything restored, exit 0, the report on stdout */
     snprintf(sp, sizeof sp, "%s/same", dir);
     assert_int_equal(mkdir(sp, 0755), 0);
-    write_metadata(sp, 128, false);
+    write_metadata(sp, 128, false, "reducing");
     result_t r = run_weir(NULL, "validate", "-s", sp, "-p", "3", good, NULL);
     if (r.rc != 0)
         fail_msg("exit %d, stderr: %s, stdout: %s", r.rc, r.err, r.out);
     assert_string_equal(r.err, "");
-    if (!strstr(r.out, "'numbers'") || !strstr(r.out, "'sum'") || !strstr(r.out, "restored") ||
-        !strstr(r.out, "1 -> 3"))
-        fail_msg("the report lacks the uids, their status or the rescale:\n%s", r.out);
+    if (!strstr(r.out, "uid 'numbers' (source_datagen 'numbers', parallelism 1 -> 3): restored") ||
+        !strstr(r.out, "uid 'sum' (reduce 'sum', parallelism 1 -> 3): restored") ||
+        !strstr(r.out, "new subtask 2: groups"))
+        fail_msg("the report lacks a uid, its status, the rescale or the key groups:\n%s", r.out);
     result_free(&r);
     /* its _metadata file names it too */
     char meta[4300];
@@ -639,7 +650,7 @@ static void test_validate(void **state) {
     /* an old uid the new job lacks: refused naming it, unless -n */
     snprintf(sp, sizeof sp, "%s/gone", dir);
     assert_int_equal(mkdir(sp, 0755), 0);
-    write_metadata(sp, 128, true);
+    write_metadata(sp, 128, true, "reducing");
     r = run_weir(NULL, "validate", "-s", sp, good, NULL);
     assert_int_equal(r.rc, 1);
     if (count_lines(r.err) != 1 || strncmp(r.err, "weir: ", 6) || !strstr(r.err, "'gone'") ||
@@ -656,11 +667,43 @@ static void test_validate(void **state) {
     /* another max parallelism: refused, -n does not help */
     snprintf(sp, sizeof sp, "%s/maxp", dir);
     assert_int_equal(mkdir(sp, 0755), 0);
-    write_metadata(sp, 256, false);
+    write_metadata(sp, 256, false, "reducing");
     r = run_weir(NULL, "validate", "-n", "-s", sp, good, NULL);
     assert_int_equal(r.rc, 1);
     if (count_lines(r.err) != 1 || !strstr(r.err, "max parallelism 256") || !strstr(r.err, "128"))
         fail_msg("wanted one line naming both max parallelisms, got '%s'", r.err);
+    result_free(&r);
+
+    /* a keyed state whose kind changed: refused naming the uid and both kinds, -n or not */
+    snprintf(sp, sizeof sp, "%s/kind", dir);
+    assert_int_equal(mkdir(sp, 0755), 0);
+    write_metadata(sp, 128, false, "value");
+    r = run_weir(NULL, "validate", "-n", "-s", sp, good, NULL);
+    assert_int_equal(r.rc, 1);
+    if (count_lines(r.err) != 1 || !strstr(r.err, "'sum'") || !strstr(r.err, "value state") ||
+        !strstr(r.err, "reducing state"))
+        fail_msg("wanted one line naming 'sum' and both kinds, got '%s'", r.err);
+    assert_non_null(strstr(r.out, "incompatible"));
+    result_free(&r);
+
+    /* a file of a keyed handle of another size, or missing: one line naming it, exit 1 */
+    char file[4300];
+    snprintf(file, sizeof file, "%s/same/1-0/000009.sst", dir);
+    assert_int_equal(weir_write_file_atomic(file, "hello!", 6), 0);
+    snprintf(sp, sizeof sp, "%s/same", dir);
+    r = run_weir(NULL, "validate", "-s", sp, good, NULL);
+    assert_int_equal(r.rc, 1);
+    assert_int_equal(count_lines(r.err), 1);
+    if (!strstr(r.err, file) || !strstr(r.err, "has 6 bytes, _metadata says 5"))
+        fail_msg("wanted the file and both sizes, got '%s'", r.err);
+    assert_string_equal(r.out, "");
+    result_free(&r);
+    assert_int_equal(unlink(file), 0);
+    r = run_weir(NULL, "validate", "-s", sp, good, NULL);
+    assert_int_equal(r.rc, 1);
+    assert_int_equal(count_lines(r.err), 1);
+    if (!strstr(r.err, file) || !strstr(r.err, "missing"))
+        fail_msg("wanted the missing file named, got '%s'", r.err);
     result_free(&r);
 
     /* not a savepoint: the reader's line, exit 1 */
