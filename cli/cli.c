@@ -17,15 +17,14 @@
  * Threading: single-threaded. The only signal handler (SIGINT while attached) calls _exit(130).
  */
 #include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 
 #include "cli/cli_int.h"
 #include "cli/client.h"
