@@ -55,7 +55,7 @@ void weir__cli_progress_text(char *buf, size_t cap, int64_t acked, int64_t total
 /* The first line of @p s (a cause must stay one line) into @p out. */
 static void first_line(const char *s, char *out, size_t cap) {
     size_t n = strcspn(s, "\r\n");
-    weir_fmt(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    weir_fmt(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), s); /* weir_fmt truncates safely */
 }
 
 /* Polls GET /jobs/<jobid>/savepoints/<rid> until the request completes; prints the progress
@@ -106,8 +106,11 @@ static int wait_savepoint(weir_client_t *client, const char *jobid, const char *
                                         json_integer_value(json_object_get(prog, "acknowledged")),
                                         json_integer_value(json_object_get(prog, "total")),
                                         json_integer_value(json_object_get(prog, "state_size")));
-                printf("Savepoint %" PRId64 " took %.1f s (%s).\n",
-                       (int64_t)json_integer_value(json_object_get(j, "checkpoint")),
+                json_t *id = json_object_get(j, "checkpoint");
+                char idtext[32] = "";
+                if (json_is_integer(id))
+                    weir_fmt(idtext, sizeof idtext, " %" PRId64, (int64_t)json_integer_value(id));
+                printf("Savepoint%s took %.1f s (%s).\n", idtext,
                        (double)(weir_now_ns() - t0) / 1e9, size);
             }
             printf("Savepoint completed. Path: %s\n", location);
