@@ -134,7 +134,9 @@ static int define(weir_job_t *job, int argc, char **argv) {
     weir_job_set_name(job, query[1] == '0'   ? "nexmark-q0"
                            : query[1] == '1' ? "nexmark-q1"
                                              : "nexmark-q2");
-    weir_stream_t *src = weir_source_generator(job, "nexmark-source", events, rate, generate, cfg);
+    weir_stream_t *src =
+        weir_set_uid(weir_source_generator(job, "nexmark-source", events, rate, generate, cfg),
+                     "nexmark-source");
     weir_stream_t *in = weir_rebalance(src);
     weir_stream_t *out;
     if (strcmp(query, "q0") == 0) {

@@ -50,12 +50,12 @@ static int define(weir_job_t *job, int argc, char **argv) {
         return 1;
     }
     wc_count_t *wc = weir_job_alloc(job, sizeof(*wc));
-    weir_stream_t *lines = weir_source_file(job, "lines", input, rate);
+    weir_stream_t *lines = weir_set_uid(weir_source_file(job, "lines", input, rate), "lines");
     weir_stream_t *words = weir_flat_map(lines, "split", wc_split, NULL);
     weir_stream_t *counts = weir_process(weir_key_by(words, NULL, NULL), "count", wc_count, wc);
     weir_set_uid(counts, "count");
     wc->count = weir_value_state(counts, "count");
-    weir_sink_file(counts, "sink", output);
+    weir_set_uid(weir_sink_file(counts, "sink", output), "sink");
     return 0;
 }
 

@@ -39,7 +39,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
     }
     weir_datagen_opts_t opts = {
         .kind = WEIR_DATAGEN_RANDOM, .count = events, .random_max = keys, .seed = 7, .rate = rate};
-    weir_stream_t *src = weir_source_datagen(job, "datagen", &opts);
+    weir_stream_t *src = weir_set_uid(weir_source_datagen(job, "datagen", &opts), "datagen");
     weir_state_id *st = weir_job_alloc(job, sizeof *st);
     weir_stream_t *counted = weir_process(weir_key_by(src, NULL, NULL), "count", count, st);
     weir_set_uid(counted, "count");

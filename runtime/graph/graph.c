@@ -278,6 +278,29 @@ static int cmp_edge(const void *a, const void *b) {
     return 0;
 }
 
+/* What a node that is not keyed keeps in a checkpoint's operator state, for the uid rule:
+ * savepoints map state to operators by uid (savepoint/), so every such node needs one. NULL:
+ * nothing (print, blackhole and custom sinks, map, filter; a Kafka sink unless its option
+ * "sink.delivery-guarantee" (connectors/kafka/kafka_sink.c) is "exactly-once": only that mode
+ * snapshots transactions). Keyed operators are checked by their states. */
+static const char *checkpointed_state(const weir_node_t *nd) {
+    switch (nd->kind) {
+    case WEIR_OP_SOURCE_DATAGEN:
+    case WEIR_OP_SOURCE_FILE:
+    case WEIR_OP_SOURCE_GENERATOR:
+    case WEIR_OP_SOURCE_KAFKA:
+        return "a source position";
+    case WEIR_OP_SINK_FILE:
+        return "pre-committed transactions";
+    case WEIR_OP_SINK_KAFKA: {
+        const char *dg = weir_node_option(nd, "sink.delivery-guarantee");
+        return dg && strcmp(dg, "exactly-once") == 0 ? "pre-committed transactions" : NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
 /* Nodes with a uid (pointers into the node array), ordered by uid, then by position. */
 static int cmp_uid(const void *a, const void *b) {
     const weir_node_t *x = *(const weir_node_t *const *)a, *y = *(const weir_node_t *const *)b;
@@ -401,6 +424,13 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                              "stateful operator '%s' has no uid: call weir_set_uid() on it so its "
                              "state survives restarts and savepoints",
                              nd->name);
+        const char *kept = nd->uid ? NULL : checkpointed_state(nd);
+        if (kept)
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "operator '%s' (%s) keeps state in checkpoints (%s) but has no uid: "
+                             "call weir_set_uid() on it so its state survives restarts and "
+                             "savepoints",
+                             nd->name, weir_op_kind_name(nd->kind), kept);
         if (uid_first[i] >= 0)
             return weir_errf(errstr, errlen, WEIR_EINVAL,
                              "uid '%s' is used by '%s' and '%s': uids must be unique", nd->uid,

@@ -92,21 +92,24 @@ static void write_seeds(void) {
                               .random_max = 77,
                               .seed = UINT64_MAX - 1,
                               .rate = 12.5};
-    weir_stream_t *s = weir_map(weir_source_datagen(job, "gen", &dg), "parse", map_fn, NULL);
+    weir_stream_t *s =
+        weir_map(weir_set_uid(weir_source_datagen(job, "gen", &dg), "gen"), "parse", map_fn, NULL);
     weir_stream_t *p = weir_process(weir_key_by(s, key_fn, NULL), "count", map_fn, NULL);
     weir_set_uid(p, "count");
     weir_value_state(p, "v");
     weir_list_state(p, "l");
     weir_map_state(p, "m");
     weir_reducing_state(p, "r", reduce_fn, NULL);
-    weir_sink_file(weir_rebalance(weir_set_parallelism(p, 3)), "out", "/data/out");
+    weir_set_uid(weir_sink_file(weir_rebalance(weir_set_parallelism(p, 3)), "out", "/data/out"),
+                 "out");
     seed_graph(job, "stateful");
 
     /* file source -> flat_map -> filter -> rebalance -> print; a second chain by broadcast */
     job = weir_graph_new("chains", 1);
     weir_job_set_max_parallelism(job, 256);
     s = weir_filter(
-        weir_flat_map(weir_source_file(job, "lines", "/data/in.txt", 0), "split", map_fn, NULL),
+        weir_flat_map(weir_set_uid(weir_source_file(job, "lines", "/data/in.txt", 0), "lines"),
+                      "split", map_fn, NULL),
         "nonempty", filter_fn, NULL);
     weir_stream_t *up = weir_set_parallelism(weir_map(weir_rebalance(s), "up", map_fn, NULL), 4);
     weir_set_parallelism(weir_sink_print(up, "print"), 4);
@@ -116,15 +119,17 @@ static void write_seeds(void) {
     /* generator -> key_by (record key) -> reduce -> blackhole */
     job = weir_graph_new("reduce", 1);
     weir_stream_t *r = weir_reduce(
-        weir_key_by(weir_source_generator(job, "events", 500, 0, gen_fn, NULL), NULL, NULL), "sum",
-        reduce_fn, NULL);
+        weir_key_by(
+            weir_set_uid(weir_source_generator(job, "events", 500, 0, gen_fn, NULL), "events"),
+            NULL, NULL),
+        "sum", reduce_fn, NULL);
     weir_sink_blackhole(weir_set_uid(r, "sum"), "drop");
     seed_graph(job, "reduce");
 
     /* the smallest job: a sequence into a blackhole */
     job = weir_graph_new("", 1);
     weir_datagen_opts_t seq = {.kind = WEIR_DATAGEN_SEQUENCE, .count = 10};
-    weir_sink_blackhole(weir_source_datagen(job, "seq", &seq), "sink");
+    weir_sink_blackhole(weir_set_uid(weir_source_datagen(job, "seq", &seq), "seq"), "sink");
     seed_graph(job, "smallest");
 }
 

@@ -23,7 +23,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
     weir_datagen_opts_t opts = {.kind = WEIR_DATAGEN_SEQUENCE, .count = 100};
     if (argc > 1)
         opts.count = strtoull(argv[1], NULL, 10);
-    weir_stream_t *s = weir_source_datagen(job, "numbers", &opts);
+    weir_stream_t *s = weir_set_uid(weir_source_datagen(job, "numbers", &opts), "numbers");
     s = weir_map(s, "double", double_it, NULL);
     s = weir_reduce(weir_key_by(s, NULL, NULL), "sum", sum, NULL);
     weir_set_uid(s, "sum");

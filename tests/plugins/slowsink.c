@@ -36,7 +36,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
         }
     }
     weir_datagen_opts_t opts = {.kind = WEIR_DATAGEN_SEQUENCE, .count = 0};
-    weir_stream_t *src = weir_source_datagen(job, "datagen", &opts);
+    weir_stream_t *src = weir_set_uid(weir_source_datagen(job, "datagen", &opts), "datagen");
     weir_sink(weir_rebalance(src), "slow-sink", slow_sink, s);
     return 0;
 }

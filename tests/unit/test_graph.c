@@ -49,7 +49,7 @@ static void gen_fn(weir_ctx_t *ctx, uint64_t index, void *udata) {
 
 static weir_stream_t *seq(weir_job_t *job, const char *name) {
     weir_datagen_opts_t o = {.kind = WEIR_DATAGEN_SEQUENCE, .count = 10};
-    return weir_source_datagen(job, name, &o);
+    return weir_set_uid(weir_source_datagen(job, name, &o), name ? name : "seq");
 }
 
 static void assert_nodes(const weir_vertex_t *v, uint32_t n, const uint32_t *ids) {
@@ -406,16 +406,16 @@ static weir_job_t *full_graph(void) {
                              .random_max = 77,
                              .seed = UINT64_MAX - 1, /* does not fit an int64 */
                              .rate = 12.5};
-    weir_stream_t *d = weir_source_datagen(job, "dg", &o);
-    weir_stream_t *f = weir_source_file(job, "fs", "/data/in.txt", 3);
-    weir_stream_t *g = weir_source_generator(job, "gen", 42, 0, gen_fn, NULL);
+    weir_stream_t *d = weir_set_uid(weir_source_datagen(job, "dg", &o), "dg");
+    weir_stream_t *f = weir_set_uid(weir_source_file(job, "fs", "/data/in.txt", 3), "fs");
+    weir_stream_t *g = weir_set_uid(weir_source_generator(job, "gen", 42, 0, gen_fn, NULL), "gen");
     weir_set_parallelism(g, 1);
     weir_stream_t *m = weir_flat_map(weir_rebalance(d), "fm", map_fn, NULL);
     weir_stream_t *p = weir_process(weir_key_by(m, key_fn, NULL), "proc", map_fn, NULL);
     weir_set_uid(p, "proc");
     weir_value_state(p, "count");
     weir_map_state(p, "seen");
-    weir_sink_file(p, "fsink", "/data/out");
+    weir_set_uid(weir_sink_file(p, "fsink", "/data/out"), "fsink");
     weir_stream_t *r = weir_reduce(weir_key_by(f, NULL, NULL), "red", reduce_fn, NULL);
     weir_set_uid(r, "red");
     weir_sink(weir_broadcast(r), "custom", map_fn, NULL);
@@ -439,7 +439,10 @@ static void test_json_round_trip(void **state) {
     assert_int_equal(json_array_size(nodes), 10);
     json_t *dg = json_array_get(nodes, 0);
     assert_string_equal(json_string_value(json_object_get(dg, "kind")), "source_datagen");
-    assert_true(json_is_null(json_object_get(dg, "uid")));
+    assert_string_equal(json_string_value(json_object_get(dg, "uid")), "dg");
+    json_t *fm = json_array_get(nodes, 3);
+    assert_string_equal(json_string_value(json_object_get(fm, "kind")), "flat_map");
+    assert_true(json_is_null(json_object_get(fm, "uid")));
     json_t *cfg = json_object_get(dg, "config");
     assert_string_equal(json_string_value(json_object_get(cfg, "kind")), "random");
     assert_int_equal(json_integer_value(json_object_get(cfg, "count")), 1000);
@@ -495,7 +498,8 @@ static void expect_json_error(const char *text, const char *phrase) {
 }
 
 #define NODE_SRC                                                                                   \
-    "{\"id\":0,\"kind\":\"source_datagen\",\"name\":\"s\",\"parallelism\":1,\"input\":-1}"
+    "{\"id\":0,\"kind\":\"source_datagen\",\"name\":\"s\",\"uid\":\"s\",\"parallelism\":1,"        \
+    "\"input\":-1}"
 
 static void test_json_malformed(void **state) {
     (void)state;
@@ -571,6 +575,108 @@ static void test_json_malformed(void **state) {
                       "config");
 }
 
+/* Finalize refuses @p job with the uid rule's line for operator @p name of @p kind keeping @p what.
+ */
+static void expect_uid_refused(weir_job_t *job, const char *name, const char *kind,
+                               const char *what) {
+    char err[512] = "", want[512];
+    snprintf(want, sizeof want,
+             "operator '%s' (%s) keeps state in checkpoints (%s) but has no uid: call "
+             "weir_set_uid() on it so its state survives restarts and savepoints",
+             name, kind, what);
+    assert_int_equal(weir_graph_finalize(job, err, sizeof(err)), WEIR_EINVAL);
+    assert_string_equal(err, want);
+}
+
+static void finalize_ok(weir_job_t *job) {
+    char err[512] = "";
+    if (weir_graph_finalize(job, err, sizeof(err)) != 0)
+        fail_msg("finalize: %s", err);
+}
+
+/* Every stateful operator needs a uid (savepoints map state by uid): keyed operators (their own
+ * message, in test_finalize_validation), sources with positions and sinks with pre-committed
+ * transactions. Checked per kind, with the uid set the same graph passes; stateless operators
+ * never need one. Also through JSON (what the job manager parses). */
+static void test_uid_rule_per_kind(void **state) {
+    (void)state;
+    static const char *const eo[] = {"topic", "t", "sink.delivery-guarantee", "exactly-once", NULL};
+    static const char *const alo[] = {"topic", "t", "sink.delivery-guarantee", "at-least-once",
+                                      NULL};
+    static const char *const none[] = {"topic", "t", "sink.delivery-guarantee", "none", NULL};
+    static const char *const dflt[] = {"topic", "t", NULL};
+    static const char *const ksrc[] = {"topic", "t", NULL};
+    weir_datagen_opts_t o = {.kind = WEIR_DATAGEN_SEQUENCE, .count = 10};
+    for (int with_uid = 0; with_uid <= 1; with_uid++) {
+        /* sources */
+        for (int k = 0; k < 4; k++) {
+            weir_job_t *job = weir_graph_new("src-uid", 1);
+            weir_stream_t *s = k == 0   ? weir_source_datagen(job, "in", &o)
+                               : k == 1 ? weir_source_file(job, "in", "/data/in.txt", 0)
+                               : k == 2 ? weir_source_generator(job, "in", 5, 0, gen_fn, NULL)
+                                        : weir_source_kafka(job, "in", ksrc);
+            static const char *const kinds[] = {"source_datagen", "source_file", "source_generator",
+                                                "source_kafka"};
+            if (with_uid)
+                weir_set_uid(s, "in");
+            weir_sink_print(weir_map(s, "m", map_fn, NULL), "out");
+            if (with_uid)
+                finalize_ok(job);
+            else
+                expect_uid_refused(job, "in", kinds[k], "a source position");
+            weir_graph_destroy(&job);
+        }
+        /* sinks that keep pre-committed transactions */
+        for (int k = 0; k < 2; k++) {
+            weir_job_t *job = weir_graph_new("sink-uid", 1);
+            weir_stream_t *s = seq(job, "src");
+            weir_stream_t *out =
+                k == 0 ? weir_sink_file(s, "out", "/data/out") : weir_sink_kafka(s, "out", eo);
+            if (with_uid)
+                weir_set_uid(out, "out");
+            if (with_uid)
+                finalize_ok(job);
+            else
+                expect_uid_refused(job, "out", k == 0 ? "sink_file" : "sink_kafka",
+                                   "pre-committed transactions");
+            weir_graph_destroy(&job);
+        }
+    }
+    /* stateless operators and sinks without transactions need none: print, blackhole, custom,
+     * and a Kafka sink that is not exactly-once (at-least-once is the default) */
+    const char *const *kopts[] = {alo, none, dflt};
+    for (int k = 0; k < 3; k++) {
+        weir_job_t *job = weir_graph_new("no-uid-needed", 1);
+        weir_stream_t *s =
+            weir_filter(weir_map(seq(job, "src"), "m", map_fn, NULL), "f", filter_fn, NULL);
+        weir_sink_print(s, "p");
+        weir_sink_blackhole(s, "bh");
+        weir_sink(s, "custom", map_fn, NULL);
+        weir_sink_kafka(s, "k", kopts[k]);
+        finalize_ok(job);
+        weir_graph_destroy(&job);
+    }
+    /* a process operator without state needs none either */
+    weir_job_t *job = weir_graph_new("stateless-process", 1);
+    weir_sink_print(weir_process(weir_key_by(seq(job, "src"), NULL, NULL), "p", map_fn, NULL),
+                    "out");
+    finalize_ok(job);
+    weir_graph_destroy(&job);
+
+    /* the job manager's side: the same rule on a parsed graph */
+    expect_json_error("{\"name\":\"j\",\"nodes\":[{\"id\":0,\"kind\":\"source_file\",\"name\":"
+                      "\"lines\",\"parallelism\":1,\"input\":-1,\"config\":{\"path\":\"/in\"}},"
+                      "{\"id\":1,\"kind\":\"sink_print\",\"name\":\"p\",\"parallelism\":1,"
+                      "\"input\":0}]}",
+                      "graph JSON: operator 'lines' (source_file) keeps state in checkpoints (a "
+                      "source position) but has no uid: call weir_set_uid() on it");
+    expect_json_error("{\"name\":\"j\",\"nodes\":[" NODE_SRC
+                      ",{\"id\":1,\"kind\":\"sink_file\",\"name\":\"out\",\"parallelism\":1,"
+                      "\"input\":0,\"config\":{\"path\":\"/out\"}}]}",
+                      "operator 'out' (sink_file) keeps state in checkpoints (pre-committed "
+                      "transactions) but has no uid");
+}
+
 /* Replace each field of every node of a valid graph by values of every JSON type: the parser
  * must never crash (ASan) and must either fail with a message or produce a graph. */
 static void test_json_mutations_do_not_crash(void **state) {
@@ -627,9 +733,10 @@ static json_t *wide_graph_json(uint32_t n_vertices, uint32_t parallelism) {
                            : i + 1 == n_vertices ? "sink_blackhole"
                                                  : "map";
         json_array_append_new(nodes,
-                              json_pack("{s:i, s:s, s:s, s:i, s:i, s:s}", "id", (int)i, "kind",
-                                        kind, "name", "", "parallelism", (int)parallelism, "input",
-                                        (int)i - 1, "partitioning", i ? "rebalance" : "forward"));
+                              json_pack("{s:i, s:s, s:s, s:i, s:i, s:s, s:s?}", "id", (int)i,
+                                        "kind", kind, "name", "", "parallelism", (int)parallelism,
+                                        "input", (int)i - 1, "partitioning",
+                                        i ? "rebalance" : "forward", "uid", i == 0 ? "src" : NULL));
     }
     return json_pack("{s:s, s:i, s:o}", "name", "wide", "max_parallelism",
                      (int)WEIR_MAX_MAX_PARALLELISM, "nodes", nodes);
@@ -770,6 +877,7 @@ int main(void) {
         cmocka_unit_test(test_alloc_and_names),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_malformed),
+        cmocka_unit_test(test_uid_rule_per_kind),
         cmocka_unit_test(test_json_mutations_do_not_crash),
         cmocka_unit_test(test_json_total_subtasks_bounded),
         cmocka_unit_test(test_json_many_uids_fast),

@@ -121,7 +121,8 @@ static const char *JOB_ID = "00112233445566778899aabbccddeeff";
 /* One-vertex-chain graph: a generator source and a blackhole sink, parallelism 1. */
 static const char *GRAPH1 =
     "{\"name\":\"hajob\",\"default_parallelism\":1,\"nodes\":["
-    "{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"parallelism\":1,\"input\":-1},"
+    "{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"uid\":\"src\",\"parallelism\":1,"
+    "\"input\":-1},"
     "{\"id\":1,\"kind\":\"sink_blackhole\",\"name\":\"sink\",\"parallelism\":1,\"input\":0,"
     "\"partitioning\":\"forward\"}]}";
 

@@ -36,7 +36,8 @@
  * and "sink" (p 1); the job needs 2 slots. */
 static const char *GRAPH =
     "{\"name\":\"testjob\",\"default_parallelism\":1,\"nodes\":["
-    "{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"parallelism\":2,\"input\":-1},"
+    "{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"uid\":\"src\",\"parallelism\":2,"
+    "\"input\":-1},"
     "{\"id\":1,\"kind\":\"map\",\"name\":\"m\",\"parallelism\":2,\"input\":0,"
     "\"partitioning\":\"forward\"},"
     "{\"id\":2,\"kind\":\"sink_blackhole\",\"name\":\"sink\",\"parallelism\":1,\"input\":1,"
@@ -340,7 +341,7 @@ static void test_secret_options_masked(void **state) {
     upload_plugin(f, sha);
     snprintf(body, sizeof body,
              "{\"plugin\":\"%s\",\"graph\":{\"name\":\"k\",\"default_parallelism\":1,"
-             "\"nodes\":[{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\","
+             "\"nodes\":[{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"uid\":\"src\","
              "\"parallelism\":1,\"input\":-1},{\"id\":1,\"kind\":\"sink_kafka\","
              "\"name\":\"out\",\"parallelism\":1,\"input\":0,\"partitioning\":\"forward\","
              "\"config\":{\"options\":[[\"bootstrap.servers\",\"b:1\"],[\"topic\",\"t\"],"

@@ -524,7 +524,7 @@ static void wait_final(harness_t *h) {
 /* generator(p2) -> map x2 (chained) -> rebalance -> filter !%3 (p3) -> sink (chained) */
 static weir_job_t *build_stateless(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("stateless", 2);
-    weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
     s = weir_map(s, "double", double_fn, NULL);
     s = weir_rebalance(s);
     s = weir_filter(s, "not3", not_multiple_of_3, NULL);
@@ -537,7 +537,7 @@ static weir_job_t *build_stateless(collected_t *c, uint64_t n) {
 /* generator(p2) -> key_by(mod7 selector) -> reduce sum (p3) -> rebalance -> sink (p1) */
 static weir_job_t *build_reduce(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("reduce", 2);
-    weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
     s = weir_key_by(s, mod7_key, NULL);
     s = weir_reduce(s, "sum", sum_reduce, NULL);
     weir_set_uid(s, "sum-uid");
@@ -551,7 +551,7 @@ static weir_job_t *build_reduce(collected_t *c, uint64_t n) {
 /* generator(p2) -> key_by(mod7) -> process counting with value state (p2) -> sink (p1) */
 static weir_job_t *build_process(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("process", 2);
-    weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
     s = weir_key_by(s, mod7_key, NULL);
     weir_state_id *st = weir_job_alloc(job, sizeof *st);
     s = weir_process(s, "count", count_process, st);
@@ -565,7 +565,7 @@ static weir_job_t *build_process(collected_t *c, uint64_t n) {
 
 static weir_job_t *build_failing(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("failing", 1);
-    weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
     s = weir_rebalance(s);
     s = weir_map(s, "explode", failing_map, NULL);
     s = weir_sink(s, "collect", collect_fn, c);
@@ -576,7 +576,8 @@ static weir_job_t *build_failing(collected_t *c, uint64_t n) {
 static weir_job_t *build_unbounded(collected_t *c, uint64_t n) {
     (void)n;
     weir_job_t *job = weir_graph_new("unbounded", 2);
-    weir_stream_t *s = weir_source_generator(job, "gen", 0, 2000, gen_fn, NULL);
+    weir_stream_t *s =
+        weir_set_uid(weir_source_generator(job, "gen", 0, 2000, gen_fn, NULL), "gen");
     s = weir_rebalance(s);
     s = weir_sink(s, "collect", collect_fn, c);
     return job;
@@ -585,7 +586,7 @@ static weir_job_t *build_unbounded(collected_t *c, uint64_t n) {
 /* generator(p2, n; unbounded when n = 0) -> rebalance -> sink (p1): two input channels */
 static weir_job_t *build_two_inputs(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("two-inputs", 2);
-    weir_stream_t *s = weir_source_generator(job, "gen", n, 0, gen_fn, NULL);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
     s = weir_rebalance(s);
     s = weir_sink(s, "collect", min_collect_fn, c);
     weir_set_parallelism(s, 1);
@@ -596,7 +597,8 @@ static weir_job_t *build_two_inputs(collected_t *c, uint64_t n) {
 static weir_job_t *build_keyed_counts(collected_t *c, uint64_t n) {
     (void)n;
     weir_job_t *job = weir_graph_new("keyed-counts", 2);
-    weir_stream_t *s = weir_source_generator(job, "gen", 0, 20000, gen_fn, NULL);
+    weir_stream_t *s =
+        weir_set_uid(weir_source_generator(job, "gen", 0, 20000, gen_fn, NULL), "gen");
     s = weir_key_by(s, mod7_key, NULL);
     weir_state_id *st = weir_job_alloc(job, sizeof *st);
     s = weir_process(s, "count", count_process, st);
@@ -612,8 +614,8 @@ static weir_job_t *build_keyed_counts(collected_t *c, uint64_t n) {
 static weir_job_t *build_copy_lines(collected_t *c, uint64_t n) {
     (void)n;
     weir_job_t *job = weir_graph_new("copy-lines", 2);
-    weir_stream_t *s = weir_source_file(job, "lines", c->in_path, c->rate);
-    weir_sink_file(s, "sink", c->out_dir);
+    weir_stream_t *s = weir_set_uid(weir_source_file(job, "lines", c->in_path, c->rate), "lines");
+    weir_set_uid(weir_sink_file(s, "sink", c->out_dir), "sink");
     return job;
 }
 
