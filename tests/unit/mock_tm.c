@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <msgpack.h>
 #include <zmq.h>
 
 #include "common/util.h"
@@ -112,6 +113,50 @@ void weir_mock_tm_task_state(weir_mock_tm_t *tm, const char *job, uint32_t attem
         ts.metrics = *metrics;
     weir_msg_t m = {.type = WEIR_MSG_TASK_STATE, .tasks = &ts, .n_tasks = 1};
     weir_mock_tm_send(tm, &m);
+}
+
+const char *weir_mock_tm_opstate(char *buf, size_t cap, const char *s, uint32_t n_ops) {
+    size_t len = strlen(s);
+    assert_true(n_ops >= 1 && n_ops < 16 && len > 0 && len < 32 && len + n_ops + 2 < cap);
+    size_t k = 0;
+    buf[k++] = (char)(0x90 | n_ops);
+    buf[k++] = (char)(0xa0 | len);
+    memcpy(buf + k, s, len);
+    k += len;
+    for (uint32_t i = 1; i < n_ops; i++)
+        buf[k++] = (char)0xc0;
+    buf[k] = 0;
+    return buf;
+}
+
+void weir_mock_tm_bundle_str(const uint8_t *bundle, size_t len, uint32_t op, char *out,
+                             size_t cap) {
+    out[0] = 0;
+    if (!bundle || !len)
+        return;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&u, (const char *)bundle, len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(u.data.type, MSGPACK_OBJECT_ARRAY);
+    assert_true(op < u.data.via.array.size);
+    const msgpack_object *e = &u.data.via.array.ptr[op];
+    if (e->type != MSGPACK_OBJECT_NIL) {
+        assert_int_equal(e->type, MSGPACK_OBJECT_ARRAY);
+        assert_int_equal(e->via.array.size, 2);
+        const msgpack_object *pairs = &e->via.array.ptr[1];
+        assert_int_equal(pairs->type, MSGPACK_OBJECT_ARRAY);
+        assert_true(pairs->via.array.size >= 1);
+        const msgpack_object *pair = &pairs->via.array.ptr[0];
+        assert_int_equal(pair->type, MSGPACK_OBJECT_ARRAY);
+        const msgpack_object *st = &pair->via.array.ptr[1];
+        assert_int_equal(st->type, MSGPACK_OBJECT_STR);
+        snprintf(out, cap, "%llu:%llu:%.*s", (unsigned long long)e->via.array.ptr[0].via.u64,
+                 (unsigned long long)pair->via.array.ptr[0].via.u64, (int)st->via.str.size,
+                 st->via.str.ptr);
+    }
+    msgpack_unpacked_destroy(&u);
 }
 
 void weir_mock_tm_ack(weir_mock_tm_t *tm, const char *job, uint32_t attempt, uint64_t checkpoint_id,

@@ -47,6 +47,15 @@ void weir_mock_tm_task_state(weir_mock_tm_t *tm, const char *job, uint32_t attem
 /** Sends ACK_CHECKPOINT of checkpoint @p checkpoint_id for subtask (@p vertex, @p subtask), with
  * @p op_state (a string, or NULL) and @p keyed_handle (or NULL); every ack reports state_size
  * 100, uploaded_size 40 and an alignment of 7 ms. */
+/** An operator-state array as a task acks it (one msgpack array, one element per operator of the
+ * chain): element 0 is the string @p s, the other @p n_ops - 1 are nil. Written into @p buf as a
+ * C string (the encoding has no NUL byte for short strings): pass it as weir_mock_tm_ack's
+ * op_state. */
+const char *weir_mock_tm_opstate(char *buf, size_t cap, const char *s, uint32_t n_ops);
+/** The restore bundle of a DEPLOY (restore_op_state): writes "<old parallelism>:<old subtask>:<s>"
+ * of the first state handed to chain operator @p op into @p out (its state must be a string), or
+ * "" when the operator gets nothing (nil). Fails the test on a malformed bundle. */
+void weir_mock_tm_bundle_str(const uint8_t *bundle, size_t len, uint32_t op, char *out, size_t cap);
 void weir_mock_tm_ack(weir_mock_tm_t *tm, const char *job, uint32_t attempt, uint64_t checkpoint_id,
                       uint32_t vertex, uint32_t subtask, bool final, const char *op_state,
                       const char *keyed_handle);

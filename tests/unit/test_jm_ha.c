@@ -272,8 +272,7 @@ static uint64_t expect_deploy(weir_mock_tm_t *tm, uint32_t attempt, char op[64])
     assert_int_equal(m.vertex, 0);
     assert_int_equal(m.subtask, 0);
     uint64_t id = m.restore_checkpoint_id;
-    snprintf(op, 64, "%.*s", (int)m.restore_op_state_len,
-             m.restore_op_state ? (const char *)m.restore_op_state : "");
+    weir_mock_tm_bundle_str(m.restore_op_state, m.restore_op_state_len, 0, op, 64);
     weir_msg_clear(&m);
     return id;
 }
@@ -300,12 +299,13 @@ static void test_jm_pointer_failure(void **state) {
     jmfx_t f = {0};
     jm_start(&f);
     weir_mock_tm_t *tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
-    char op[64], ptr[900], expect[900];
+    char op[64], ops[64], ptr[900], expect[900];
     assert_int_equal(expect_deploy(tm, 2, op), 0);
     weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
     /* n1 completes: the pointer names it */
     uint64_t n1 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
-    weir_mock_tm_ack(tm, JOB_ID, 2, n1, 0, 0, false, "at-n1", NULL);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n1, 0, 0, false, weir_mock_tm_opstate(ops, 64, "at-n1", 2),
+                     NULL);
     assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 2, false), n1);
     read_pointer(&f, ptr, sizeof ptr);
     snprintf(expect, sizeof expect, "%s/%s/chk-%llu\n", f.ck, JOB_ID, (unsigned long long)n1);
@@ -319,7 +319,8 @@ static void test_jm_pointer_failure(void **state) {
     assert_int_equal(mkdir(p, 0755), 0);
     uint64_t n2 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
     assert_true(n2 > n1);
-    weir_mock_tm_ack(tm, JOB_ID, 2, n2, 0, 0, false, "at-n2", NULL);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n2, 0, 0, false, weir_mock_tm_opstate(ops, 64, "at-n2", 2),
+                     NULL);
     /* n2 fails: no NOTIFY (its transactions stay uncommitted) */
     weir_msg_t m;
     int got = weir_mock_tm_expect(tm, WEIR_MSG_NOTIFY_CHECKPOINT, &m, 1000);
@@ -353,7 +354,7 @@ static void test_jm_pointer_failure(void **state) {
     /* the next attempt restores n1, the latest completed checkpoint, not the newer n2 */
     weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_CANCELED, NULL, NULL);
     assert_int_equal(expect_deploy(tm, 3, op), n1);
-    assert_string_equal(op, "at-n1");
+    assert_string_equal(op, "1:0:at-n1");
     weir_mock_tm_task_state(tm, JOB_ID, 3, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
 
     /* the pointer can be written again: the next checkpoint completes, retention removes the
@@ -362,7 +363,8 @@ static void test_jm_pointer_failure(void **state) {
     assert_int_equal(rename(keep, p), 0);
     uint64_t n3 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
     assert_true(n3 > n2);
-    weir_mock_tm_ack(tm, JOB_ID, 3, n3, 0, 0, false, "at-n3", NULL);
+    weir_mock_tm_ack(tm, JOB_ID, 3, n3, 0, 0, false, weir_mock_tm_opstate(ops, 64, "at-n3", 2),
+                     NULL);
     assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 3, false), n3);
     read_pointer(&f, ptr, sizeof ptr);
     snprintf(expect, sizeof expect, "%s/%s/chk-%llu\n", f.ck, JOB_ID, (unsigned long long)n3);

@@ -32,16 +32,18 @@
 #include "mock_tm.h"
 #include "testutil.h"
 
-/* source(p=2) -> map(p=2) forward -> blackhole sink(p=1) rebalance: vertices "src -> m" (p 2)
- * and "sink" (p 1); the job needs 2 slots. */
+/* source(p=2) -> map(p=2) forward -> keyed process "count"(p=1) hash -> blackhole sink(p=1)
+ * forward: vertices "src -> m" (p 2) and "count -> sink" (p 1, keyed); the job needs 2 slots. */
 static const char *GRAPH =
     "{\"name\":\"testjob\",\"default_parallelism\":1,\"nodes\":["
     "{\"id\":0,\"kind\":\"source_generator\",\"name\":\"src\",\"uid\":\"src\",\"parallelism\":2,"
     "\"input\":-1},"
     "{\"id\":1,\"kind\":\"map\",\"name\":\"m\",\"parallelism\":2,\"input\":0,"
     "\"partitioning\":\"forward\"},"
-    "{\"id\":2,\"kind\":\"sink_blackhole\",\"name\":\"sink\",\"parallelism\":1,\"input\":1,"
-    "\"partitioning\":\"rebalance\"}]}";
+    "{\"id\":2,\"kind\":\"process\",\"name\":\"count\",\"uid\":\"count\",\"parallelism\":1,"
+    "\"input\":1,\"partitioning\":\"hash\",\"states\":[{\"name\":\"n\",\"type\":\"value\"}]},"
+    "{\"id\":3,\"kind\":\"sink_blackhole\",\"name\":\"sink\",\"parallelism\":1,\"input\":2,"
+    "\"partitioning\":\"forward\"}]}";
 
 typedef struct fx {
     char *dir;
@@ -638,8 +640,7 @@ static void expect_deploys(weir_mock_tm_t *s, const char *job, const char *ckdir
         *restore_id = m.restore_checkpoint_id;
         uint32_t k = m.vertex * 2 + m.subtask;
         ops[k][0] = keyed[k][0] = 0;
-        if (m.restore_op_state)
-            snprintf(ops[k], 64, "%.*s", (int)m.restore_op_state_len, m.restore_op_state);
+        weir_mock_tm_bundle_str(m.restore_op_state, m.restore_op_state_len, 0, ops[k], 64);
         if (m.restore_keyed_handle)
             snprintf(keyed[k], 256, "%s", m.restore_keyed_handle);
         weir_msg_clear(&m);
@@ -691,16 +692,18 @@ static void test_checkpoint_restart_final(void **state) {
              "{\"version\":1,\"checkpoint\":%d,\"task\":\"1-0\",\"shared\":[],"
              "\"private\":[]}",
              (int)n);
-    weir_mock_tm_ack(a, id, 1, n + 7, 0, 0, false, "stale", NULL); /* wrong id: ignored */
-    weir_mock_tm_ack(a, id, 1, n, 0, 0, false, "pos-0", NULL);
+    char op[64];
+    weir_mock_tm_ack(a, id, 1, n + 7, 0, 0, false, weir_mock_tm_opstate(op, 64, "stale", 2),
+                     NULL); /* wrong id: ignored */
+    weir_mock_tm_ack(a, id, 1, n, 0, 0, false, weir_mock_tm_opstate(op, 64, "pos-0", 2), NULL);
     weir_mock_tm_ack(a, id, 1, n, 1, 0, false, NULL, handle);
-    weir_mock_tm_ack(b, id, 1, n, 0, 1, false, "pos-1", NULL);
+    weir_mock_tm_ack(b, id, 1, n, 0, 1, false, weir_mock_tm_opstate(op, 64, "pos-1", 2), NULL);
     assert_int_equal(weir_mock_tm_expect_notify(a, id, 1, false), n);
     assert_int_equal(weir_mock_tm_expect_notify(b, id, 1, false), n);
     /* _metadata is durable before the notify; the HA pointer names it */
     snprintf(path, sizeof path, "%s/chk-%d/_metadata", ckdir, (int)n);
     assert_int_equal(weir_read_file(path, &data, &len), 0);
-    assert_non_null(strstr((char *)data, "\"op_state\":\"cG9zLTA=\"")); /* "pos-0" */
+    assert_non_null(strstr((char *)data, "\"op_state\":\"kqVwb3MtMMA=\"")); /* ["pos-0", nil] */
     free(data);
     snprintf(path, sizeof path, "%s/ha/jobs/%s/checkpoint", f->dir, id);
     assert_int_equal(weir_read_file(path, &data, &len), 0);
@@ -737,8 +740,9 @@ static void test_checkpoint_restart_final(void **state) {
     assert_int_equal(rid, n);
     expect_deploys(b, id, ckdir, 2, 1, &rid, ops, keyed);
     assert_int_equal(rid, n);
-    assert_string_equal(ops[0], "pos-0");
-    assert_string_equal(ops[1], "pos-1");
+    assert_string_equal(ops[0], "2:0:pos-0"); /* same parallelism: its own state only */
+    assert_string_equal(ops[1], "2:1:pos-1");
+    assert_string_equal(ops[2], ""); /* the keyed vertex had no operator state */
     assert_non_null(strstr(keyed[2], "\"task\":\"1-0\""));
     j = get_job(f, id);
     assert_string_equal(jstr(j, "state"), "RUNNING");
@@ -757,8 +761,8 @@ static void test_checkpoint_restart_final(void **state) {
     weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
     weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_RUNNING, NULL, NULL);
     weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_RUNNING, NULL, NULL);
-    weir_mock_tm_ack(a, id, 2, 0, 0, 0, true, "end-0", NULL);
-    weir_mock_tm_ack(b, id, 2, 0, 0, 1, true, "end-1", NULL);
+    weir_mock_tm_ack(a, id, 2, 0, 0, 0, true, weir_mock_tm_opstate(op, 64, "end-0", 2), NULL);
+    weir_mock_tm_ack(b, id, 2, 0, 0, 1, true, weir_mock_tm_opstate(op, 64, "end-1", 2), NULL);
     weir_mock_tm_ack(a, id, 2, 0, 1, 0, true, NULL, handle);
     uint64_t fin = weir_mock_tm_expect_notify(a, id, 2, true);
     assert_true(fin > n);
@@ -766,7 +770,7 @@ static void test_checkpoint_restart_final(void **state) {
     snprintf(path, sizeof path, "%s/chk-%d/_metadata", ckdir, (int)fin);
     assert_int_equal(weir_read_file(path, &data, &len), 0);
     assert_non_null(strstr((char *)data, "\"final\":true"));
-    assert_non_null(strstr((char *)data, "\"op_state\":\"ZW5kLTE=\"")); /* "end-1" */
+    assert_non_null(strstr((char *)data, "\"op_state\":\"kqVlbmQtMcA=\"")); /* ["end-1", nil] */
     free(data);
     /* num-retained 1: the restored checkpoint n is gone now */
     snprintf(path, sizeof path, "%s/chk-%d", ckdir, (int)n);
