@@ -210,7 +210,8 @@ int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_
                                 char *why, size_t whylen) {
     weir_ckpt_coord_t *c = &job->ckpt;
     weir_jm_savepoint_t *sp = sp_of_id(job, c->pending_id);
-    const char *dir = c->pending_target;
+    char dir[sizeof c->pending_target];
+    weir_fmt(dir, sizeof dir, "%s", c->pending_target); /* completing drops the pending one */
     char err[2400] = "";
     int rc = write_metadata(dir, meta, err, sizeof err);
     if (rc != 0) {

@@ -116,6 +116,10 @@ static int setup_short_slots(void **state) {
 static int setup_ckpt(void **state) {
     return start(state, "10s", "5min", true, NULL);
 }
+static int setup_savepoints(void **state) {
+    static const char *const extra[] = {"execution.checkpointing.interval", "1h", NULL};
+    return start(state, "10s", "5min", true, extra); /* no periodic checkpoint interferes */
+}
 static int setup_auth(void **state) {
     static const char *const extra[] = {"rest.auth.token", TOKEN, "rest.max-request-size", "4kb",
                                         NULL};
@@ -787,6 +791,203 @@ static void test_checkpoint_restart_final(void **state) {
     weir_mock_tm_close(&b);
 }
 
+/* ------------------------------------------------------------ savepoints (docs/savepoints.md) */
+
+/* Receives the TRIGGER of (0, @p subtask) and checks its kind; copies its target into @p target.
+ * @returns its checkpoint id. */
+static uint64_t expect_sp_trigger(weir_mock_tm_t *tm, const char *job, uint32_t subtask,
+                                  uint32_t kind, char *target, size_t cap) {
+    weir_msg_t m;
+    assert_int_equal(weir_mock_tm_expect(tm, WEIR_MSG_TRIGGER_CHECKPOINT, &m, 5000), 0);
+    assert_string_equal(m.job_id, job);
+    assert_int_equal(m.vertex, 0);
+    assert_int_equal(m.subtask, subtask);
+    assert_int_equal(m.ck_kind, kind);
+    assert_non_null(m.target);
+    snprintf(target, cap, "%s", m.target);
+    uint64_t id = m.checkpoint_id;
+    weir_msg_clear(&m);
+    return id;
+}
+
+static json_t *sp_status(fx_t *f, const char *id, const char *rid, int expect_code) {
+    char path[200];
+    snprintf(path, sizeof path, "/jobs/%s/savepoints/%s", id, rid);
+    json_t *j = NULL;
+    assert_int_equal(http(f, "GET", path, NULL, 0, &j), expect_code);
+    return j;
+}
+
+static void sp_request(fx_t *f, const char *id, const char *what, const char *body, int code,
+                       char rid[33], const char *msg_part) {
+    char path[200];
+    snprintf(path, sizeof path, "/jobs/%s/%s", id, what);
+    json_t *j = NULL;
+    assert_int_equal(http(f, "POST", path, body, strlen(body), &j), code);
+    if (rid)
+        memcpy(rid, jstr(j, "request-id"), 33);
+    if (msg_part) {
+        const char *e = jstr(j, "error");
+        if (!e || !strstr(e, msg_part))
+            fail_msg("answer %s does not contain '%s'", e ? e : "(none)", msg_part);
+    }
+    json_decref(j);
+}
+
+/* Savepoint, stop-with-savepoint and run -s against fake task managers: TRIGGER carries the kind
+ * and a fresh directory under the target; an intermediate savepoint completes without NOTIFY and
+ * is not the job's latest checkpoint; a stop sends NOTIFY final and completes when the job is
+ * FINISHED; a job submitted with savepointPath gets each subtask's own state back; a savepoint
+ * whose uid is missing from the new job is refused naming it; bad requests get 400/404/409. */
+static void test_savepoint_stop_resume(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33], ckdir[700], rid[33], target[1200], sp1[1200], sp2[1200], body[4096];
+    char path[1400], op[64];
+    upload_plugin(f, sha);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    submit(f, sha, id);
+    snprintf(ckdir, sizeof ckdir, "%s/ck/%s", f->dir, id);
+    uint64_t rst;
+    char ops[4][64], keyed[4][256];
+    expect_deploys(a, id, ckdir, 1, 2, &rst, ops, keyed);
+    expect_deploys(b, id, ckdir, 1, 1, &rst, ops, keyed);
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 1, 0, 1, WEIR_TASK_RUNNING, NULL, NULL);
+
+    /* refusals: no target (no state.savepoints.dir), a relative one, drain, unknown request */
+    sp_request(f, id, "savepoints", "{}", 400, NULL, "state.savepoints.dir");
+    sp_request(f, id, "savepoints", "{\"target-directory\":\"sp\"}", 400, NULL,
+               "not an absolute path");
+    sp_request(f, id, "stop", "{\"drain\":true}", 400, NULL, "drain");
+    json_decref(sp_status(f, id, "0123", 404));
+
+    /* an intermediate savepoint */
+    snprintf(body, sizeof body, "{\"target-directory\":\"%s/sp\"}", f->dir);
+    sp_request(f, id, "savepoints", body, 202, rid, NULL);
+    uint64_t n = expect_sp_trigger(a, id, 0, WEIR_CK_SAVEPOINT, target, sizeof target);
+    char expect_prefix[1000];
+    snprintf(expect_prefix, sizeof expect_prefix, "%s/sp/savepoint-%.6s-", f->dir, id);
+    assert_memory_equal(target, expect_prefix, strlen(expect_prefix));
+    assert_int_equal(strlen(target), strlen(expect_prefix) + 12);
+    assert_int_equal(expect_sp_trigger(b, id, 1, WEIR_CK_SAVEPOINT, sp1, sizeof sp1), n);
+    assert_string_equal(sp1, target);
+    json_t *j = sp_status(f, id, rid, 200);
+    assert_string_equal(jstr(json_object_get(j, "status"), "id"), "IN_PROGRESS");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "progress"), "total")),
+                     3);
+    json_decref(j);
+    weir_mock_tm_ack(a, id, 1, n, 0, 0, false, weir_mock_tm_opstate(op, 64, "sp-0", 2), NULL);
+    weir_mock_tm_ack(b, id, 1, n, 0, 1, false, weir_mock_tm_opstate(op, 64, "sp-1", 2), NULL);
+    weir_mock_tm_ack(a, id, 1, n, 1, 0, false, NULL, NULL);
+    for (int i = 0; i < 200; i++) {
+        j = sp_status(f, id, rid, 200);
+        if (!strcmp(jstr(json_object_get(j, "status"), "id"), "COMPLETED"))
+            break;
+        json_decref(j);
+        j = NULL;
+        usleep(10000);
+    }
+    assert_non_null(j);
+    assert_string_equal(jstr(json_object_get(j, "operation"), "location"), target);
+    assert_int_equal(json_integer_value(json_object_get(j, "checkpoint")), (json_int_t)n);
+    json_decref(j);
+    snprintf(path, sizeof path, "%s/_metadata", target);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(weir_read_file(path, &data, &len), 0);
+    assert_non_null(strstr((char *)data, "\"kind\":\"savepoint\""));
+    free(data);
+    weir_msg_t m;
+    assert_int_not_equal(weir_mock_tm_expect(a, WEIR_MSG_NOTIFY_CHECKPOINT, &m, 300), 0);
+    snprintf(path, sizeof path, "/jobs/%s/checkpoints", id);
+    assert_int_equal(http(f, "GET", path, NULL, 0, &j), 200);
+    assert_true(json_is_null(json_object_get(json_object_get(j, "latest"), "completed")));
+    json_t *h = json_array_get(json_object_get(j, "history"), 0);
+    assert_true(json_is_true(json_object_get(h, "is_savepoint")));
+    assert_string_equal(jstr(h, "status"), "COMPLETED");
+    json_decref(j);
+
+    /* stop with a savepoint: NOTIFY final, COMPLETED only once the job FINISHED */
+    snprintf(body, sizeof body, "{\"targetDirectory\":\"%s/sp\"}", f->dir);
+    sp_request(f, id, "stop", body, 202, rid, NULL);
+    sp_request(f, id, "stop", body, 409, NULL, "being stopped");
+    uint64_t s = expect_sp_trigger(a, id, 0, WEIR_CK_STOP, sp2, sizeof sp2);
+    assert_true(s > n);
+    assert_string_not_equal(sp2, sp1);
+    assert_int_equal(expect_sp_trigger(b, id, 1, WEIR_CK_STOP, target, sizeof target), s);
+    weir_mock_tm_ack(a, id, 1, s, 0, 0, false, weir_mock_tm_opstate(op, 64, "stop-0", 2), NULL);
+    weir_mock_tm_ack(b, id, 1, s, 0, 1, false, weir_mock_tm_opstate(op, 64, "stop-1", 2), NULL);
+    weir_mock_tm_ack(a, id, 1, s, 1, 0, false, NULL, NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(a, id, 1, true), s);
+    assert_int_equal(weir_mock_tm_expect_notify(b, id, 1, true), s);
+    j = sp_status(f, id, rid, 200);
+    assert_string_equal(jstr(json_object_get(j, "status"), "id"), "IN_PROGRESS");
+    json_decref(j);
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 1, 0, 1, WEIR_TASK_FINISHED, NULL, NULL);
+    json_decref(wait_state(f, id, "FINISHED", NULL));
+    for (int i = 0; i < 200; i++) {
+        j = sp_status(f, id, rid, 200);
+        if (!strcmp(jstr(json_object_get(j, "status"), "id"), "COMPLETED"))
+            break;
+        json_decref(j);
+        j = NULL;
+        usleep(10000);
+    }
+    assert_non_null(j);
+    assert_string_equal(jstr(json_object_get(j, "operation"), "location"), sp2);
+    json_decref(j);
+    sp_request(f, id, "savepoints", body, 409, NULL, "FINISHED");
+
+    /* run -s: every subtask gets its own state back (same parallelism), ids go on above s */
+    snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"graph\":%s,\"savepointPath\":\"%s\"}", sha,
+             GRAPH, sp2);
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 200);
+    char id2[33];
+    memcpy(id2, jstr(j, "jobid"), 33);
+    json_decref(j);
+    snprintf(ckdir, sizeof ckdir, "%s/ck/%s", f->dir, id2);
+    expect_deploys(a, id2, ckdir, 1, 2, &rst, ops, keyed);
+    assert_int_equal(rst, s);
+    expect_deploys(b, id2, ckdir, 1, 1, &rst, ops, keyed);
+    assert_string_equal(ops[0], "2:0:stop-0");
+    assert_string_equal(ops[1], "2:1:stop-1");
+    assert_string_equal(ops[2], "");
+
+    /* a new job without the uid "src": refused, naming it; a corrupt _metadata: refused */
+    char graph2[2048];
+    snprintf(graph2, sizeof graph2, "%s", GRAPH);
+    char *u = strstr(graph2, "\"uid\":\"src\"");
+    assert_non_null(u);
+    memcpy(u, "\"uid\":\"sr2\"", 11);
+    snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"graph\":%s,\"savepointPath\":\"%s\"}", sha,
+             graph2, sp2);
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 400);
+    const char *e = jstr(j, "error");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "'src'"));
+    assert_non_null(strstr(e, "--allowNonRestoredState"));
+    json_decref(j);
+    snprintf(path, sizeof path, "%s/_metadata", sp2);
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    fputc('X', fp);
+    fclose(fp);
+    snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"graph\":%s,\"savepointPath\":\"%s\"}", sha,
+             GRAPH, sp2);
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 400);
+    e = jstr(j, "error");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "_metadata"));
+    assert_null(strchr(e, '\n'));
+    json_decref(j);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
+}
+
 /* ------------------------------------------------------------ REST security */
 
 /* rest.auth.token: every route but GET /healthz needs the bearer token; a refused request runs no
@@ -1176,6 +1377,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slot_timeout, setup_short_slots, teardown),
         cmocka_unit_test_setup_teardown(test_blob_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_restart_final, setup_ckpt, teardown),
+        cmocka_unit_test_setup_teardown(test_savepoint_stop_resume, setup_savepoints, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
         cmocka_unit_test(test_rest_config),
