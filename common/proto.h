@@ -188,10 +188,10 @@ typedef enum weir_checkpoint_mode {
 } weir_checkpoint_mode_t;
 
 /** What a TRIGGER_CHECKPOINT (and the barrier it starts) takes (docs/checkpointing.md,
- * "Savepoints and stop"): a checkpoint (incremental keyed upload into the job's checkpoint
- * directory, notified when complete), a savepoint (self-contained keyed upload into its target
- * directory, never notified) or a stop-with-savepoint (a savepoint after which the sources stop
- * emitting; its completion is notified with final = true and the job finishes). */
+ * "Savepoints and stop-with-savepoint"): a checkpoint (incremental keyed upload into the job's
+ * checkpoint directory, notified when complete), a savepoint (self-contained keyed upload into
+ * its target directory, never notified) or a stop-with-savepoint (a savepoint after which the
+ * sources stop emitting; its completion is notified with final = true and the job finishes). */
 typedef enum weir_ck_kind {
     WEIR_CK_CHECKPOINT = 0,
     WEIR_CK_SAVEPOINT = 1,

@@ -154,17 +154,19 @@ static void check_buffer(const uint8_t *data, size_t size) {
             ok = weir_bufwriter_record(&w, rec);
             break;
         }
-        case WEIR_EV_BARRIER:
+        case WEIR_EV_BARRIER: {
+            const uint8_t *tg = (const uint8_t *)ev.target;
             WEIR_FUZZ_CHECK(
                 ev.ck_kind <= WEIR_BARRIER_KIND_MAX && ev.target_len <= WEIR_BARRIER_TARGET_MAX,
                 "barrier of kind %u with a target of %u bytes", ev.ck_kind, ev.target_len);
-            WEIR_FUZZ_CHECK(!ev.target_len || ((const uint8_t *)ev.target >= data &&
-                                               (const uint8_t *)ev.target + ev.target_len <=
-                                                   data + size)),
+            WEIR_FUZZ_CHECK(!ev.target_len || (tg >= data && tg + ev.target_len <= data + size),
                             "barrier target outside the buffer");
+            WEIR_FUZZ_CHECK(!ev.target_len || !memchr(tg, 0, ev.target_len),
+                            "barrier target holds a NUL");
             ok = weir_bufwriter_barrier(&w, ev.checkpoint_id, ev.timestamp, ev.ck_kind, ev.target,
                                         ev.target_len);
             break;
+        }
         case WEIR_EV_WATERMARK:
             ok = weir_bufwriter_watermark(&w, ev.timestamp);
             break;

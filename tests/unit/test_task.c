@@ -254,6 +254,7 @@ typedef struct harness {
     uint64_t restore_id;
     const ack_t *restore_from; /* ACKs of restore_id to take op state and handles from */
     int n_restore_from;
+    const char *restore_savepoint; /* restore_id is a savepoint in this directory (no claim) */
     pthread_mutex_t ack_mu;
     ack_t acks[MAX_ACKS];
     int n_acks;
@@ -417,18 +418,24 @@ static void make_bundle(const ack_t *a, uint32_t p, uint32_t s, msgpack_sbuffer 
 }
 
 /* DEPLOY's keyed restore document (CONTRACT section 4) for subtask @p s of a vertex of
- * parallelism @p p restored at the same parallelism from the job's own checkpoint @p id in
- * @p ck_dir: one source, its own handle, claimed. malloc'd. */
-static char *make_keyed_doc(const char *ck_dir, uint64_t id, const char *handle, uint32_t maxp,
-                            uint32_t p, uint32_t s) {
+ * parallelism @p p restored at the same parallelism from its own handle: from the job's own
+ * checkpoint @p id in @p ck_dir (base <ck_dir>/chk-<id>, claimed), or from the savepoint in
+ * directory @p savepoint (its own base, not claimed). malloc'd. */
+static char *make_keyed_doc(const char *ck_dir, const char *savepoint, uint64_t id,
+                            const char *handle, uint32_t maxp, uint32_t p, uint32_t s) {
     uint32_t first, last;
     weir_keygroup_range(s, p, maxp, &first, &last);
-    size_t cap = strlen(ck_dir) + strlen(handle) + 256;
+    char base[4096];
+    if (savepoint)
+        snprintf(base, sizeof base, "%s", savepoint);
+    else
+        snprintf(base, sizeof base, "%s/chk-%llu", ck_dir, (unsigned long long)id);
+    size_t cap = strlen(base) + strlen(handle) + 256;
     char *doc = malloc(cap);
     snprintf(doc, cap,
-             "{\"base\":\"%s/chk-%llu\",\"claim\":true,\"max_parallelism\":%u,"
+             "{\"base\":\"%s\",\"claim\":%s,\"max_parallelism\":%u,"
              "\"range\":[%u,%u],\"sources\":[{\"range\":[%u,%u],\"handle\":%s}]}",
-             ck_dir, (unsigned long long)id, maxp, first, last, first, last, handle);
+             base, savepoint ? "false" : "true", maxp, first, last, first, last, handle);
     return doc;
 }
 
@@ -483,7 +490,7 @@ static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
                     spec.restore_op_state_len = bundle.size;
                 }
                 if (a && a->handle) {
-                    doc = make_keyed_doc(h->ck_dir, h->restore_id, a->handle,
+                    doc = make_keyed_doc(h->ck_dir, h->restore_savepoint, h->restore_id, a->handle,
                                          proto->max_parallelism, p, s);
                     spec.restore_keyed_handle = doc;
                 }
@@ -1684,6 +1691,97 @@ static void test_savepoint_never_confirms(void **state) {
     harness_fini(&h);
 }
 
+/* Every file under @p dir (recursively) with its size and modification time, sorted: what a
+ * restore must leave as it was. */
+static void tree_listing(const char *dir, lines_t *out) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        if (S_ISDIR(st.st_mode)) {
+            tree_listing(p, out);
+            continue;
+        }
+        char line[4200];
+        int n = snprintf(line, sizeof line, "%s %lld %lld.%09ld\n", p, (long long)st.st_size,
+                         (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        lines_add_text(out, line, (size_t)n);
+    }
+    closedir(d);
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof *out->v, cmp_line);
+}
+
+/* A new job resumes from a savepoint (keyed restore document with the savepoint as base, no
+ * claim): per key the counts go on from the savepoint, the savepoint's files are left exactly as
+ * they were, and the new job's first checkpoint references only files of its own checkpoint
+ * directory (complete on its own). */
+static void test_restore_from_savepoint(void **state) {
+    (void)state;
+    harness_t h1;
+    harness_init(&h1, 1);
+    char ck1[2048], ck2[2048], sp[2048];
+    snprintf(ck1, sizeof ck1, "%s/ck-old", h1.tmp);
+    snprintf(ck2, sizeof ck2, "%s/ck-new", h1.tmp);
+    snprintf(sp, sizeof sp, "%s/savepoint-012345-0123456789ab", h1.tmp);
+    h1.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h1.ck_dir = ck1;
+    start_job(&h1, build_keyed_counts, 0, 1);
+    wait_running(&h1);
+    weir_sleep_ns(100000000);
+    for (uint32_t s = 0; s < 2; s++)
+        weir_task_trigger(task_of(&h1, 0, s), 1, weir_wall_ms(), WEIR_CK_SAVEPOINT, sp);
+    assert_int_equal(wait_acks(&h1, 1, false, 5), 5);
+    cancel_and_wait(&h1);
+    for (uint32_t s = 0; s < 2; s++)
+        check_self_contained(handle_of(&h1, 1, s, 1), sp, 1, s);
+    uint64_t want[7] = {0};
+    uint64_t k[2];
+    positions_at(&h1, 1, k);
+    for (uint32_t s = 0; s < 2; s++)
+        for (uint64_t j = 0; j < k[s]; j++)
+            want[(s + 2 * j) % 7]++;
+    lines_t before, after;
+    memset(&before, 0, sizeof before);
+    memset(&after, 0, sizeof after);
+    tree_listing(sp, &before);
+
+    harness_t h2; /* another job: its own checkpoint directory */
+    harness_init(&h2, 1);
+    h2.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h2.ck_dir = ck2;
+    h2.restore_id = 1;
+    h2.restore_from = h1.acks;
+    h2.n_restore_from = h1.n_acks;
+    h2.restore_savepoint = sp;
+    start_job(&h2, build_keyed_counts, 0, 1);
+    wait_running(&h2);
+    weir_test_wait_until(all_keys_seen, &h2, 10000, 5);
+    for (uint32_t s = 0; s < 2; s++)
+        weir_task_trigger(task_of(&h2, 0, s), 2, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    assert_int_equal(wait_acks(&h2, 2, false, 5), 5);
+    cancel_and_wait(&h2);
+    assert_false(h2.col.key_mismatch);
+    for (int key = 0; key < 7; key++)
+        assert_int_equal(h2.col.keyed_min[key], want[key] + 1);
+    for (uint32_t s = 0; s < 2; s++)
+        check_checkpoint_handle(handle_of(&h2, 1, s, 2), ck2, 2, 1, s);
+    tree_listing(sp, &after);
+    assert_int_equal(after.n, before.n);
+    for (size_t i = 0; i < after.n; i++)
+        assert_string_equal(after.v[i], before.v[i]);
+    lines_free(&before);
+    lines_free(&after);
+    harness_fini(&h2);
+    harness_fini(&h1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stateless_local),
@@ -1704,6 +1802,7 @@ int main(void) {
         cmocka_unit_test(test_savepoint_barriers_at_least_once),
         cmocka_unit_test(test_stop_with_savepoint),
         cmocka_unit_test(test_savepoint_never_confirms),
+        cmocka_unit_test(test_restore_from_savepoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
