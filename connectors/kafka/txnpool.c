@@ -540,7 +540,7 @@ int weir__ktxn_pool_restore(weir_ktxn_pool_t *p, uint64_t checkpoint_id,
 }
 
 /* One old subtask's state: {"prefix", "pool", "pending"}, or (earlier versions) the bare pending
- * list of a pool like this one. Fills @p o and *list. */
+ * list of a pool of this pool's size. Fills @p o and *list. */
 static int old_state_parse(weir_ktxn_pool_t *p, const msgpack_object *st, uint32_t old,
                            weir_ktxn_old_t *o, const msgpack_object **list) {
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
@@ -548,9 +548,37 @@ static int old_state_parse(weir_ktxn_pool_t *p, const msgpack_object *st, uint32
     o->subtask = old;
     o->mine = old % p->parallelism == p->subtask;
     if (st->type == MSGPACK_OBJECT_ARRAY || st->type == MSGPACK_OBJECT_NIL) {
+        /* The prefix is the one of its handles' ids `<prefix>-<old>-<m>` (else another old
+         * state's, else this pool's: weir__ktxn_pool_restore_from). */
         weir_fmt(o->prefix, sizeof(o->prefix), "%s", p->prefix);
+        o->guessed = true;
         o->pool = p->size;
         *list = st;
+        const msgpack_object *e = st->type == MSGPACK_OBJECT_ARRAY && st->via.array.size > 0
+                                      ? &st->via.array.ptr[0]
+                                      : NULL;
+        const msgpack_object *h = e && e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size == 2 &&
+                                          e->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY &&
+                                          e->via.array.ptr[1].via.array.size > 0
+                                      ? &e->via.array.ptr[1].via.array.ptr[0]
+                                      : NULL;
+        char id[WEIR_KTXN_ID_CAP], tail[32];
+        if (h && h->type == MSGPACK_OBJECT_STR && h->via.str.size < sizeof(id)) {
+            memcpy(id, h->via.str.ptr, h->via.str.size);
+            id[h->via.str.size] = 0;
+            char *dash = strrchr(id, '-');
+            if (dash) {
+                *dash = 0;
+                dash = strrchr(id, '-');
+            }
+            int tl = weir_fmt(tail, sizeof(tail), "-%u", old);
+            if (dash && dash > id && strcmp(dash, tail) == 0 && tl > 0 &&
+                (size_t)(dash - id) <= WEIR_KTXN_MAX_PREFIX) {
+                *dash = 0;
+                weir_fmt(o->prefix, sizeof(o->prefix), "%s", id);
+                o->guessed = false;
+            }
+        }
         return 0;
     }
     *list = &nil;
@@ -620,6 +648,13 @@ int weir__ktxn_pool_restore_from(weir_ktxn_pool_t *p, const weir_op_restore_t *r
         if (rc == 0 && rs.old[i].mine)
             mine[n_mine++] = *l;
     }
+    /* All old subtasks of an operator share its prefix. */
+    for (uint32_t i = 0; rc == 0 && i < rs.n_old; i++)
+        for (uint32_t j = 0; rs.old[i].guessed && j < rs.n_old; j++)
+            if (!rs.old[j].guessed) {
+                memcpy(rs.old[i].prefix, rs.old[j].prefix, sizeof(rs.old[i].prefix));
+                rs.old[i].guessed = false;
+            }
     if (rc == 0) {
         p->rs = &rs;
         rc = weir_2pc_restore_many(&p->tp, r->checkpoint_id, mine, n_mine);

@@ -100,7 +100,8 @@ typedef struct weir_ktxn_io {
 typedef struct weir_ktxn_old {
     char prefix[WEIR_KTXN_MAX_PREFIX + 1];
     uint32_t subtask, pool;
-    bool mine; /* taken over by this subtask */
+    bool mine;    /* taken over by this subtask */
+    bool guessed; /* a state of an earlier version without a handle: prefix not known */
 } weir_ktxn_old_t;
 
 /** What a restore in progress knows about the old job (NULL outside a restore). */

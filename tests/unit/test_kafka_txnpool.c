@@ -453,6 +453,7 @@ static void test_foreign_ids_aborted(void **state) {
  * parallelism only its own, otherwise every old one. */
 typedef struct olds {
     uint32_t p;
+    bool legacy; /* hand over the states as earlier versions packed them: the pending list */
     snap_t s[8];
     msgpack_object st[8];
     uint32_t sub[8];
@@ -463,6 +464,11 @@ static weir_op_restore_t olds_for(olds_t *o, uint32_t k, uint32_t np) {
     for (uint32_t j = 0; j < o->p; j++) {
         o->st[j] = o->s[j].u.data;
         o->sub[j] = j;
+        const msgpack_object *m = &o->s[j].u.data;
+        for (uint32_t i = 0; o->legacy && i < m->via.map.size; i++)
+            if (m->via.map.ptr[i].key.via.str.size == 7 &&
+                memcmp(m->via.map.ptr[i].key.via.str.ptr, "pending", 7) == 0)
+                o->st[j] = m->via.map.ptr[i].val;
     }
     if (np == o->p) {
         r.n = 1;
@@ -485,7 +491,8 @@ static int visible_count(const broker_t *b, uint64_t v) {
 }
 
 /* A restore at another parallelism (a job resumed from a savepoint: new prefix "pn", or the same
- * explicit prefix "po"; another pool size too): p old subtasks each committed epoch 1,
+ * explicit prefix "po", or "pn" from states of earlier versions, which carry no prefix; another
+ * pool size too): p old subtasks each committed epoch 1,
  * pre-committed epoch 2 in the savepoint (subtask 1's epoch 2 is empty), left epoch 3 open
  * (subtask 0 also pre-committed it at a later checkpoint and lives on as a zombie); leftovers of
  * an older parallelism and pool size are open too. After the restore into np new subtasks every
@@ -495,8 +502,9 @@ static int visible_count(const broker_t *b, uint64_t v) {
 static void test_rescale_restore(void **state) {
     (void)state;
     const uint32_t cases[][2] = {{2, 3}, {3, 1}, {4, 2}, {3, 3}, {1, 3}};
-    for (int same_prefix = 0; same_prefix < 2; same_prefix++)
+    for (int mode = 0; mode < 3; mode++)
         for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            bool same_prefix = mode == 1;
             uint32_t p = cases[c][0], np = cases[c][1];
             broker_t *b = calloc(1, sizeof(*b));
             const char *leftovers[] = {"po-9-0", "po-0-6"};
@@ -506,7 +514,7 @@ static void test_rescale_restore(void **state) {
                 t->state = B_ONGOING;
                 t->recs[t->n++] = 99999;
             }
-            olds_t o = {.p = p};
+            olds_t o = {.p = p, .legacy = mode == 2};
             weir_ktxn_pool_t old[8];
             mio_t om[8];
             for (uint32_t j = 0; j < p; j++) {
@@ -554,14 +562,20 @@ static void test_rescale_restore(void **state) {
                         bool in = i < 3 || (i >= 10 && i < 12 && j != 1);
                         want += in;
                         if (visible_count(b, j * 1000 + i) != (in ? 1 : 0))
-                            fail_msg("%u -> %u (%s prefix): record %llu visible %d times", p, np,
-                                     same_prefix ? "same" : "new",
-                                     (unsigned long long)(j * 1000 + i),
+                            fail_msg("%u -> %u (mode %d): record %llu visible %d times", p, np,
+                                     mode, (unsigned long long)(j * 1000 + i),
                                      visible_count(b, j * 1000 + i));
                     }
                 }
                 assert_int_equal(b->n_visible, want);
-                assert_int_equal(open_txns(b), 0); /* leftovers and the old job's epochs 3 */
+                /* nothing is left open; but a state of an earlier version names no prefix:
+                 * old subtask 1's (nothing pending) cannot be known from its own state alone,
+                 * which is all a subtask gets at the same parallelism: its epoch 3 stays open
+                 * until the broker's timeout */
+                for (size_t i = 0; i < b->n_ids; i++)
+                    if (b->ids[i].state == B_ONGOING &&
+                        !(mode == 2 && p == np && strncmp(b->ids[i].id, "po-1-", 5) == 0))
+                        fail_msg("%u -> %u (mode %d): %s left open", p, np, mode, b->ids[i].id);
                 if (round == 0)
                     for (uint32_t k = 0; k < np; k++)
                         pool_crash(&nw[k]);
