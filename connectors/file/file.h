@@ -248,7 +248,8 @@ int weir__fsink_init(weir_file_2pc_t *s, const char *dir, const weir_part_id_t *
 int weir__fsink_restore(weir_file_2pc_t *s, uint64_t checkpoint_id, const msgpack_object *state);
 /** Restore from the states of old subtasks @p r, at @p parallelism (connectors/README.md,
  * "Rescaling"): the subtask takes over every old subtask j with j mod parallelism == its own:
- * commits the files j's state lists (in the directory j's state names), deletes j's lingering
+ * commits the files j's state lists (in the directory j's state names, or the sink's own when
+ * that path does not exist here or j is of this job), deletes j's lingering
  * in-progress and pending files not listed (of attempts older than the one that took the
  * snapshot, or of any older attempt when j's files carry this sink's own uuid), then starts its
  * own part files as a restore does (abort lingering of its older attempts, numbering past every

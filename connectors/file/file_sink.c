@@ -764,9 +764,7 @@ static int take_over(weir_file_2pc_t *s, const old_state_t *o) {
         committed += rc == 1;
         rc = rc < 0 ? rc : 0;
     }
-    /* A directory that is gone holds nothing lingering (its listed files were all committed
-     * above, or the commit failed). */
-    if (rc == 0 && !(access(o->dir, F_OK) != 0 && errno == ENOENT))
+    if (rc == 0)
         rc = weir__part_abort_lingering(&v, keep, n);
     if (rc == 0 && (committed > 0 || n > 0))
         WEIR_INFO(COMP,
@@ -793,10 +791,11 @@ int weir__fsink_restore_from(weir_file_2pc_t *s, const weir_op_restore_t *r, uin
         }
     old_state_t *o = weir_xcalloc(1, sizeof(*o));
     int rc = 0;
-    /* Its own state of this job, from the same directory: the restore of a failover. */
+    /* Its own state of this job (whose sink writes to one directory for the job's life): the
+     * restore of a failover. */
     if (mine == 1 && r->old_subtask[last] == k) {
         rc = old_state_parse(s, &r->states[last], k, o);
-        if (rc == 0 && strcmp(o->id.uuid, s->w.id.uuid) == 0 && strcmp(o->dir, s->real_dir) == 0) {
+        if (rc == 0 && strcmp(o->id.uuid, s->w.id.uuid) == 0) {
             free(o);
             return weir__fsink_restore(s, r->checkpoint_id, &r->states[last]);
         }
@@ -811,11 +810,15 @@ int weir__fsink_restore_from(weir_file_2pc_t *s, const weir_op_restore_t *r, uin
         bool same_job = strcmp(o->id.uuid, s->w.id.uuid) == 0;
         /* The bound of what is lingering: of this job, every attempt older than this one; of
          * another job (resumed from its savepoint; it may still run), only the attempts older
-         * than the one that took the snapshot (unknown in states of earlier versions: none). */
+         * than the one that took the snapshot. The directory: this job's own, or the one the
+         * other job's state names, unless that path does not exist here (another mount point
+         * of a shared filesystem): its files carry their job's uuid, so they are looked for in
+         * this sink's directory then, and never mistaken for another's. */
         if (same_job)
             o->id.attempt = s->w.id.attempt;
-        if (same_job && o->id.subtask == k && strcmp(o->dir, s->real_dir) == 0 &&
-            o->next_k > next_k)
+        if (same_job || access(o->dir, F_OK) != 0)
+            weir_fmt(o->dir, sizeof(o->dir), "%s", s->w.dir);
+        if (same_job && o->id.subtask == k && o->next_k > next_k)
             next_k = o->next_k;
         rc = take_over(s, o);
     }
