@@ -152,25 +152,40 @@ int weir_2pc_notify(weir_2pc_t *tp, uint64_t checkpoint_id, bool final) {
 }
 
 int weir_2pc_restore(weir_2pc_t *tp, uint64_t checkpoint_id, const msgpack_object *state) {
+    return weir_2pc_restore_many(tp, checkpoint_id, state, state ? 1 : 0);
+}
+
+int weir_2pc_restore_many(weir_2pc_t *tp, uint64_t checkpoint_id, const msgpack_object *lists,
+                          size_t n_lists) {
     tp->restored = true;
     tp->epoch = checkpoint_id + 1;
-    if (!state || state->type == MSGPACK_OBJECT_NIL)
+    size_t n = 0;
+    for (size_t l = 0; l < n_lists; l++) {
+        if (lists[l].type == MSGPACK_OBJECT_NIL)
+            continue;
+        if (lists[l].type != MSGPACK_OBJECT_ARRAY)
+            return WEIR_ECORRUPT;
+        n += lists[l].via.array.size;
+    }
+    if (n == 0)
         return tp->ops->abort_lingering(tp->target, NULL, 0);
-    if (state->type != MSGPACK_OBJECT_ARRAY)
-        return WEIR_ECORRUPT;
-    size_t n = state->via.array.size;
-    msgpack_object *keep = calloc(n ? n : 1, sizeof(*keep));
+    msgpack_object *keep = calloc(n, sizeof(*keep));
     if (!keep)
         return WEIR_ENOMEM;
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        const msgpack_object *e = &state->via.array.ptr[i];
-        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
-            e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            rc = WEIR_ECORRUPT;
-            goto done;
+    size_t k = 0;
+    for (size_t l = 0; l < n_lists; l++) {
+        if (lists[l].type == MSGPACK_OBJECT_NIL)
+            continue;
+        for (uint32_t i = 0; i < lists[l].via.array.size; i++) {
+            const msgpack_object *e = &lists[l].via.array.ptr[i];
+            if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+                e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                rc = WEIR_ECORRUPT;
+                goto done;
+            }
+            keep[k++] = e->via.array.ptr[1];
         }
-        keep[i] = e->via.array.ptr[1];
     }
     /* Checkpoint checkpoint_id is complete: everything it lists must become visible. */
     for (size_t i = 0; i < n; i++) {

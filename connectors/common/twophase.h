@@ -91,6 +91,13 @@ int weir_2pc_notify(weir_2pc_t *tp, uint64_t checkpoint_id, bool final);
  * @returns 0, WEIR_ECORRUPT for a malformed state, or a callback's error. */
 int weir_2pc_restore(weir_2pc_t *tp, uint64_t checkpoint_id, const msgpack_object *state);
 
+/** As weir_2pc_restore for the pending lists of several old subtasks (a restore at another
+ * parallelism: connectors/README.md, "Rescaling"): commits every handle of every list (nil
+ * lists are skipped), in list order, then aborts every lingering transaction except all those
+ * handles. @returns 0, WEIR_ECORRUPT, WEIR_ENOMEM or a callback's error. */
+int weir_2pc_restore_many(weir_2pc_t *tp, uint64_t checkpoint_id, const msgpack_object *lists,
+                          size_t n_lists);
+
 /** Fresh start (no checkpoint): aborts every lingering transaction of this subtask.
  * @returns 0 or the error of abort_lingering(). */
 int weir_2pc_start_fresh(weir_2pc_t *tp);

@@ -2,13 +2,18 @@
  *
  * Owns: the WEIR_OP_SOURCE_DATAGEN and WEIR_OP_SOURCE_GENERATOR operators and the datagen value
  * helpers (splitmix64, datagen_value, be64; connectors/datagen/datagen.h).
- * Invariants: subtask s of p handles record indices s, s+p, s+2p, ... below `count` (count 0 =
- * unbounded), so subtasks produce disjoint, reproducible records. Values depend only on the index
- * (and the seed). Rate limiting never sleeps: run() returns WEIR_SOURCE_MORE with *wake_ns set to
- * when the next record is due. At most `budget` records per run() call. Position (snapshot):
- * [k], the number of records the subtask emitted; a restore resumes at index s + k*p.
+ * Invariants: at the first start subtask s of p handles record indices s, s+p, s+2p, ... below
+ * `count` (count 0 = unbounded): its split; a restore at another parallelism p' hands each old
+ * split (id s, stride p, next index) whole to new subtask s mod p' (weir_gen_splits_t), so the
+ * subtasks always produce disjoint, reproducible records whose union is every index. Values
+ * depend only on the index (and the seed). Rate limiting never sleeps: run() returns
+ * WEIR_SOURCE_MORE with *wake_ns set to when the next record is due; an unbounded subtask left
+ * without splits idles the same way. At most `budget` records per run() call. Position
+ * (snapshot): [k], the number of records the subtask emitted from its own split (the next index
+ * is s + k*p), or [stride, [[split, next index], ...]] after a rescale.
  * Threading: an operator instance runs on its subtask thread only. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -38,15 +43,152 @@ void weir__be64(uint64_t v, uint8_t out[8]) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Splits (positions)                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+static void splits_add(weir_gen_splits_t *g, uint32_t id, uint64_t next) {
+    if (weir_array_grow((void **)&g->v, &g->cap, g->n + 1, sizeof(*g->v), 4) != 0)
+        abort();
+    size_t i = g->n;
+    while (i > 0 && g->v[i - 1].id > id) /* keep ascending ids */
+        i--;
+    memmove(&g->v[i + 1], &g->v[i], (g->n - i) * sizeof(*g->v));
+    g->v[i] =
+        (weir_gen_split_t){.id = id, .c = {.next = next, .step = g->stride, .count = g->count}};
+    g->n++;
+}
+
+void weir__gen_splits_free(weir_gen_splits_t *g) {
+    free(g->v);
+    memset(g, 0, sizeof(*g));
+}
+
+void weir__gen_splits_init(weir_gen_splits_t *g, uint32_t subtask, uint32_t parallelism,
+                           uint64_t count) {
+    weir__gen_splits_free(g);
+    g->stride = parallelism ? parallelism : 1;
+    g->count = count;
+    splits_add(g, subtask, subtask);
+}
+
+bool weir__gen_splits_more(const weir_gen_splits_t *g) {
+    for (size_t i = 0; i < g->n; i++)
+        if (weir__cursor_more(&g->v[i].c))
+            return true;
+    return false;
+}
+
+uint64_t weir__gen_splits_take(weir_gen_splits_t *g) {
+    weir_index_cursor_t *best = NULL;
+    for (size_t i = 0; i < g->n; i++)
+        if (weir__cursor_more(&g->v[i].c) && (!best || g->v[i].c.next < best->next))
+            best = &g->v[i].c;
+    return weir__cursor_take(best);
+}
+
+void weir__gen_splits_pack(msgpack_packer *pk, const weir_gen_splits_t *g, uint32_t subtask,
+                           uint32_t parallelism) {
+    if (g->n == 1 && g->v[0].id == subtask && g->stride == parallelism) {
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_uint64(pk, weir__cursor_position(&g->v[0].c, subtask));
+        return;
+    }
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, g->stride);
+    msgpack_pack_array(pk, g->n);
+    for (size_t i = 0; i < g->n; i++) {
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint32(pk, g->v[i].id);
+        msgpack_pack_uint64(pk, g->v[i].c.next);
+    }
+}
+
+static bool obj_u64(const msgpack_object *o, uint64_t *v) {
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    *v = o->via.u64;
+    return true;
+}
+
+/* Adds the splits of old subtask @p old (of @p old_p) that go to @p subtask of @p p. */
+static int splits_restore_one(weir_gen_splits_t *g, const msgpack_object *st, uint32_t old,
+                              uint32_t old_p, uint32_t subtask, uint32_t p, char *errstr,
+                              size_t errlen) {
+    const msgpack_object *a = st->via.array.ptr;
+    uint64_t k, stride, id, next;
+    if (st->type == MSGPACK_OBJECT_ARRAY && st->via.array.size == 1 && obj_u64(&a[0], &k)) {
+        /* [k]: the own split of old subtask `old` at its parallelism */
+        if (g->stride && g->stride != old_p)
+            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                             "old subtask %u's position has stride %u, another one %llu", old,
+                             old_p, (unsigned long long)g->stride);
+        g->stride = old_p;
+        if (old % p == subtask)
+            splits_add(g, old, old + k * old_p);
+        return 0;
+    }
+    if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size != 2 || !obj_u64(&a[0], &stride) ||
+        stride == 0 || stride > UINT32_MAX || a[1].type != MSGPACK_OBJECT_ARRAY)
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                         "old subtask %u's position is neither [k] nor [stride, [[split, next "
+                         "index], ...]]",
+                         old);
+    if (g->stride && g->stride != stride)
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                         "old subtask %u's position has stride %llu, another one %llu", old,
+                         (unsigned long long)stride, (unsigned long long)g->stride);
+    g->stride = stride;
+    for (uint32_t i = 0; i < a[1].via.array.size; i++) {
+        const msgpack_object *e = &a[1].via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+            !obj_u64(&e->via.array.ptr[0], &id) || !obj_u64(&e->via.array.ptr[1], &next) ||
+            id >= stride || next % stride != id)
+            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                             "old subtask %u's split %u is not [split < stride, next index of "
+                             "that split]",
+                             old, i);
+        if (id % p == subtask)
+            splits_add(g, (uint32_t)id, next);
+    }
+    return 0;
+}
+
+int weir__gen_splits_restore(weir_gen_splits_t *g, const weir_op_restore_t *r, uint32_t subtask,
+                             uint32_t parallelism, uint64_t count, char *errstr, size_t errlen) {
+    weir__gen_splits_free(g);
+    g->count = count;
+    uint32_t p = parallelism ? parallelism : 1;
+    int rc = 0;
+    for (uint32_t i = 0; i < r->n && rc == 0; i++)
+        rc = splits_restore_one(g, &r->states[i], r->old_subtask[i], r->old_parallelism, subtask, p,
+                                errstr, errlen);
+    for (size_t i = 1; i < g->n && rc == 0; i++)
+        if (g->v[i].id == g->v[i - 1].id)
+            rc = weir_errf(errstr, errlen, WEIR_ECORRUPT, "split %u is held by two old subtasks",
+                           g->v[i].id);
+    for (size_t i = 0; i < g->n; i++)
+        g->v[i].c.step = g->stride;
+    if (rc != 0)
+        weir__gen_splits_free(g);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Operators                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
+/* An unbounded subtask left without splits by a rescale is idle: it serves its mailbox
+ * (checkpoints, cancel) and checks back this often. */
+#define GEN_IDLE_NS 1000000000LL
+
 typedef struct weir_gen_source {
-    weir_index_cursor_t idx;
+    weir_gen_splits_t splits;
     weir_rate_t rate;
-    bool restored;
-    uint64_t restore_k; /* position to resume at when restored */
 } weir_gen_source_t;
+
+static uint64_t gen_count(const weir_node_t *n) {
+    return n->kind == WEIR_OP_SOURCE_DATAGEN ? n->datagen.count : n->count;
+}
 
 static int gen_open(weir_operator_t *op, weir_ctx_t *ctx) {
     weir_gen_source_t *g = op->impl;
@@ -56,10 +198,6 @@ static int gen_open(weir_operator_t *op, weir_ctx_t *ctx) {
                   n->name);
         return WEIR_EINVAL;
     }
-    weir__cursor_init(&g->idx, op->subtask, op->parallelism,
-                      n->kind == WEIR_OP_SOURCE_DATAGEN ? n->datagen.count : n->count);
-    if (g->restored)
-        weir__cursor_seek(&g->idx, op->subtask, g->restore_k);
     double rate = n->kind == WEIR_OP_SOURCE_DATAGEN ? n->datagen.rate : n->rate;
     weir__rate_init(&g->rate, rate, op->parallelism);
     return 0;
@@ -71,75 +209,86 @@ static uint32_t gen_permits(weir_gen_source_t *g, uint32_t budget, int64_t *wake
     return weir__rate_permits(&g->rate, now, budget, wake_ns);
 }
 
+/* Before emitting: WEIR_SOURCE_END when bounded and done, WEIR_SOURCE_MORE with *wake_ns set
+ * when idle (unbounded without splits) or rate-limited (*k = 0), else 0 with *k permits. */
+static int gen_before(weir_gen_source_t *g, uint32_t budget, int64_t *wake_ns, uint32_t *k) {
+    *k = 0;
+    if (!weir__gen_splits_more(&g->splits)) {
+        if (g->splits.count != 0)
+            return WEIR_SOURCE_END;
+        *wake_ns = weir_now_ns() + GEN_IDLE_NS;
+        return WEIR_SOURCE_MORE;
+    }
+    *k = gen_permits(g, budget, wake_ns);
+    return *k == 0 ? WEIR_SOURCE_MORE : 0;
+}
+
 static int datagen_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64_t *wake_ns) {
     weir_gen_source_t *g = op->impl;
     const weir_datagen_opts_t *opts = &op->node->datagen;
-    if (!weir__cursor_more(&g->idx))
-        return WEIR_SOURCE_END;
-    uint32_t k = gen_permits(g, budget, wake_ns);
+    uint32_t k;
+    int rc = gen_before(g, budget, wake_ns, &k);
     if (k == 0)
-        return WEIR_SOURCE_MORE;
+        return rc;
     int64_t ts = weir_wall_ms();
     uint32_t i = 0;
     uint8_t key[8];
-    for (; i < k && weir__cursor_more(&g->idx); i++) {
-        uint64_t v = weir__datagen_value(opts, weir__cursor_take(&g->idx));
+    for (; i < k && weir__gen_splits_more(&g->splits); i++) {
+        uint64_t v = weir__datagen_value(opts, weir__gen_splits_take(&g->splits));
         msgpack_packer *pk = weir_packer(ctx);
         msgpack_pack_uint64(pk, v);
         weir__be64(v, key);
         weir_emit_packed(ctx, ts, key, sizeof(key));
     }
     weir__rate_note(&g->rate, i);
-    return weir__cursor_more(&g->idx) ? WEIR_SOURCE_MORE : WEIR_SOURCE_END;
+    return weir__gen_splits_more(&g->splits) || g->splits.count == 0 ? WEIR_SOURCE_MORE
+                                                                     : WEIR_SOURCE_END;
 }
 
 static int generator_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64_t *wake_ns) {
     weir_gen_source_t *g = op->impl;
     weir_generator_fn fn = (weir_generator_fn)op->node->fn;
     void *udata = op->node->udata;
-    if (!weir__cursor_more(&g->idx))
-        return WEIR_SOURCE_END;
-    uint32_t k = gen_permits(g, budget, wake_ns);
+    uint32_t k;
+    int rc = gen_before(g, budget, wake_ns, &k);
     if (k == 0)
-        return WEIR_SOURCE_MORE;
+        return rc;
     uint32_t i = 0;
-    for (; i < k && weir__cursor_more(&g->idx); i++) {
-        fn(ctx, weir__cursor_take(&g->idx), udata);
+    for (; i < k && weir__gen_splits_more(&g->splits); i++) {
+        fn(ctx, weir__gen_splits_take(&g->splits), udata);
     }
     weir__rate_note(&g->rate, i);
-    return weir__cursor_more(&g->idx) ? WEIR_SOURCE_MORE : WEIR_SOURCE_END;
+    return weir__gen_splits_more(&g->splits) || g->splits.count == 0 ? WEIR_SOURCE_MORE
+                                                                     : WEIR_SOURCE_END;
 }
 
-/* Position: [k], the number of records this subtask emitted (its next index is s + k*p). */
+/* Position: weir__gen_splits_pack ([k] for a subtask running its own split). */
 static int gen_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
                         msgpack_packer *pk) {
     weir_gen_source_t *g = op->impl;
     (void)ctx;
     (void)checkpoint_id;
-    msgpack_pack_array(pk, 1);
-    uint64_t k = g->idx.step ? weir__cursor_position(&g->idx, op->subtask) : g->restore_k;
-    msgpack_pack_uint64(pk, k);
+    weir__gen_splits_pack(pk, &g->splits, op->subtask, op->parallelism);
     return 0;
 }
 
-static int gen_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
-                       const msgpack_object *state) {
+static int gen_restore(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_restore_t *r) {
     weir_gen_source_t *g = op->impl;
-    (void)checkpoint_id;
-    if (!state || state->type == MSGPACK_OBJECT_NIL)
-        return 0; /* no position stored: start from the beginning */
-    if (state->type != MSGPACK_OBJECT_ARRAY || state->via.array.size != 1 ||
-        state->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        weir_fail(ctx, "source '%s': malformed position in the checkpoint state", op->node->name);
+    char err[256];
+    if (weir__gen_splits_restore(&g->splits, r, op->subtask, op->parallelism, gen_count(op->node),
+                                 err, sizeof(err)) != 0) {
+        weir_fail(ctx, "source '%s': malformed position in the checkpoint state: %s",
+                  op->node->name, err);
         return WEIR_ECORRUPT;
     }
-    g->restored = true;
-    g->restore_k = state->via.array.ptr[0].via.u64;
     return 0;
 }
 
 static void gen_close(weir_operator_t *op) {
-    free(op->impl);
+    weir_gen_source_t *g = op->impl;
+    if (g)
+        weir__gen_splits_free(&g->splits);
+    free(g);
     op->impl = NULL;
 }
 
@@ -160,6 +309,8 @@ int weir__datagen_create(weir_operator_t *op, char *errstr, size_t errlen) {
         weir_fmt(errstr, errlen, "source '%s': out of memory", op->node->name);
         return WEIR_ENOMEM;
     }
+    /* A fresh start's split; a restore replaces it. */
+    weir__gen_splits_init(&g->splits, op->subtask, op->parallelism, gen_count(op->node));
     op->impl = g;
     op->vt = op->node->kind == WEIR_OP_SOURCE_DATAGEN ? &datagen_vt : &generator_vt;
     return 0;

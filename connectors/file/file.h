@@ -80,6 +80,50 @@ void weir__split_reader_position(const weir_split_reader_t *sr, uint64_t *file_i
 void weir__split_reader_seek(weir_split_reader_t *sr, uint64_t file_index, uint64_t offset);
 void weir__split_reader_close(weir_split_reader_t *sr);
 
+/** The splits one file-source subtask reads, with their positions (connectors/README.md,
+ * "File source splits" and "Rescaling"). A job's first start at parallelism P makes split s of
+ * P = the byte range [i*S/P, (i+1)*S/P) of every input file i of S bytes, read file after file;
+ * a split's position is (file index, offset) as in weir_split_reader_t. A restore at another
+ * parallelism p' gives new subtask k every split whose id is k mod p' (P stays the splits'),
+ * so a subtask may read several splits (one after the other, ascending id) or none. A finished
+ * split (file index = number of files) stays finished. */
+typedef struct weir_file_split {
+    uint32_t id;
+    uint64_t file, off; /* position; off 0 = the file's range from its start */
+} weir_file_split_t;
+
+typedef struct weir_file_splits {
+    weir_file_split_t *v; /* ascending id */
+    size_t n, cap;
+    uint32_t parallelism; /* P of the first start: the splits' byte ranges */
+    char *const *files;   /* set by weir__file_splits_start (the caller's) */
+    size_t n_files;
+    size_t cur;             /* the split being read (n: all read) */
+    bool reading;           /* sr is open on v[cur] */
+    weir_split_reader_t sr; /* sr.errmsg names the file after an error */
+} weir_file_splits_t;
+
+/** The splits of a fresh start: split @p subtask of @p parallelism from the beginning. */
+void weir__file_splits_init(weir_file_splits_t *fs, uint32_t subtask, uint32_t parallelism);
+/** Takes this subtask's share of restored positions @p r (weir__file_splits_pack's objects):
+ * every split whose id is @p subtask mod @p parallelism; @p fs is replaced. @returns 0, or
+ * WEIR_ECORRUPT with one line in @p errstr. */
+int weir__file_splits_restore(weir_file_splits_t *fs, const weir_op_restore_t *r, uint32_t subtask,
+                              uint32_t parallelism, char *errstr, size_t errlen);
+/** Binds the input files (they stay the caller's). @returns 0, or WEIR_ECORRUPT when a position
+ * lies past the files (*bad_file = that position's file index). */
+int weir__file_splits_start(weir_file_splits_t *fs, char *const *files, size_t n_files,
+                            uint64_t *bad_file);
+/** Next line of the splits, in order: @returns 1 (valid until the next call), 0 when every split
+ * is read, or WEIR_ENOTFOUND / WEIR_EIO (fs->sr.errmsg names the file). */
+int weir__file_splits_next(weir_file_splits_t *fs, const char **line, size_t *len);
+/** Packs the positions (one msgpack object): `[file index, offset]` when the subtask reads
+ * exactly its own split of a first start at its parallelism (the layout of earlier versions),
+ * else `[P, [[split, file index, offset], ...]]`. */
+void weir__file_splits_pack(msgpack_packer *pk, const weir_file_splits_t *fs, uint32_t subtask,
+                            uint32_t parallelism);
+void weir__file_splits_free(weir_file_splits_t *fs);
+
 /* ------------------------------------------------------------------------------------------ */
 /* File sink: identity, part-file writer and attempt fence                                    */
 /* ------------------------------------------------------------------------------------------ */
@@ -178,11 +222,14 @@ int weir__part_abort_lingering(weir_part_writer_t *w, const char *const *keep, s
 
 /** The exactly-once file sink without the runtime glue: a part writer driven by the 2PC helper.
  * One transaction = one part file; a file above roll_bytes is pre-committed early and joins the
- * next checkpoint. Snapshot state: [next part number, <2PC pending list>] where a handle is
- * [k, pending name, final name, size]. Without checkpointing (never snapshotted nor restored)
- * close() after end_input commits directly; otherwise close() only aborts the open file. */
+ * next checkpoint. Snapshot state: [next part number, <2PC pending list>, uuid, attempt,
+ * directory] where a handle is [k, pending name, final name, size] (names relative to the
+ * directory, the absolute path of the sink's directory; states of earlier versions end after
+ * the list). Without checkpointing (never snapshotted nor restored) close() after end_input
+ * commits directly; otherwise close() only aborts the open file. */
 typedef struct weir_file_2pc {
     weir_part_writer_t w;
+    char *real_dir; /* realpath of w.dir (the directory a snapshot records) */
     weir_2pc_t tp;
     uint64_t roll_bytes;
     bool ended; /* end_input was called */
@@ -199,6 +246,16 @@ int weir__fsink_init(weir_file_2pc_t *s, const char *dir, const weir_part_id_t *
 /** Restore from a checkpoint (state nil/NULL = none): commit recovered, abort lingering, resume
  * part numbering. @returns 0 or < 0 (s->w.errmsg). */
 int weir__fsink_restore(weir_file_2pc_t *s, uint64_t checkpoint_id, const msgpack_object *state);
+/** Restore from the states of old subtasks @p r, at @p parallelism (connectors/README.md,
+ * "Rescaling"): the subtask takes over every old subtask j with j mod parallelism == its own:
+ * commits the files j's state lists (in the directory j's state names, or the sink's own when
+ * that path does not exist here or j is of this job), deletes j's lingering
+ * in-progress and pending files not listed (of attempts older than the one that took the
+ * snapshot, or of any older attempt when j's files carry this sink's own uuid), then starts its
+ * own part files as a restore does (abort lingering of its older attempts, numbering past every
+ * committed part). Its own state of the same job (same uuid, subtask and directory) takes the
+ * path of weir__fsink_restore exactly. @returns 0 or < 0 (s->w.errmsg). */
+int weir__fsink_restore_from(weir_file_2pc_t *s, const weir_op_restore_t *r, uint32_t parallelism);
 /** Fresh start: deletes this sink subtask's lingering in-progress and pending files of older
  * attempts. */
 int weir__fsink_start_fresh(weir_file_2pc_t *s);

@@ -653,8 +653,55 @@ int weir__fsink_init(weir_file_2pc_t *s, const char *dir, const weir_part_id_t *
     int rc = weir__part_writer_init(&s->w, dir, id, UINT64_MAX, errstr, errlen);
     if (rc != 0)
         return rc;
+    s->real_dir = realpath(s->w.dir, NULL);
+    if (!s->real_dir)
+        s->real_dir = weir_xstrdup(s->w.dir);
     s->roll_bytes = roll_bytes;
     weir_2pc_init(&s->tp, &file_2pc_ops, s);
+    return 0;
+}
+
+/* One old subtask's state, parsed: [next k, pending list] (earlier versions) or [next k,
+ * pending list, uuid, attempt, directory]. A state without its identity is taken as written by
+ * this sink (uuid, directory) in an older attempt of this job. */
+typedef struct old_state {
+    uint64_t next_k;
+    const msgpack_object *list;
+    weir_part_id_t id; /* uuid, old subtask, attempt (0: unknown, earlier versions) */
+    char dir[4096];
+} old_state_t;
+
+static int old_state_parse(weir_file_2pc_t *s, const msgpack_object *st, uint32_t old,
+                           old_state_t *o) {
+    const msgpack_object *a = st->via.array.ptr;
+    memset(o, 0, sizeof(*o));
+    bool ok = st->type == MSGPACK_OBJECT_ARRAY &&
+              (st->via.array.size == 2 || st->via.array.size == 5) &&
+              a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    if (ok && st->via.array.size == 5)
+        ok = a[2].type == MSGPACK_OBJECT_STR && a[2].via.str.size < sizeof(o->id.uuid) &&
+             a[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[3].via.u64 <= UINT32_MAX &&
+             a[4].type == MSGPACK_OBJECT_STR && a[4].via.str.size > 0 &&
+             a[4].via.str.size < sizeof(o->dir) && a[4].via.str.ptr[0] == '/' &&
+             !memchr(a[4].via.str.ptr, 0, a[4].via.str.size);
+    if (ok && st->via.array.size == 5) {
+        memcpy(o->id.uuid, a[2].via.str.ptr, a[2].via.str.size);
+        ok = uuid_ok(o->id.uuid);
+        o->id.attempt = (uint32_t)a[3].via.u64;
+        memcpy(o->dir, a[4].via.str.ptr, a[4].via.str.size);
+    } else if (ok) {
+        weir_fmt(o->id.uuid, sizeof(o->id.uuid), "%s", s->w.id.uuid);
+        weir_fmt(o->dir, sizeof(o->dir), "%s", s->real_dir);
+    }
+    if (!ok) {
+        weir_fmt(s->w.errmsg, sizeof(s->w.errmsg),
+                 "malformed checkpoint state of the part files of old subtask %u in '%s'", old,
+                 s->w.dir);
+        return WEIR_ECORRUPT;
+    }
+    o->next_k = a[0].via.u64;
+    o->list = &a[1];
+    o->id.subtask = old;
     return 0;
 }
 
@@ -662,14 +709,124 @@ int weir__fsink_restore(weir_file_2pc_t *s, uint64_t checkpoint_id, const msgpac
     s->w.errmsg[0] = 0;
     if (!state || state->type == MSGPACK_OBJECT_NIL)
         return fs_err(s, weir_2pc_restore(&s->tp, checkpoint_id, NULL));
-    if (state->type != MSGPACK_OBJECT_ARRAY || state->via.array.size != 2 ||
-        state->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        weir_fmt(s->w.errmsg, sizeof(s->w.errmsg),
-                 "malformed checkpoint state of the part files in '%s'", s->w.dir);
-        return WEIR_ECORRUPT;
+    old_state_t o;
+    int rc = old_state_parse(s, state, s->w.id.subtask, &o);
+    if (rc != 0)
+        return rc;
+    s->w.n = o.next_k;
+    return fs_err(s, weir_2pc_restore(&s->tp, checkpoint_id, o.list));
+}
+
+/* A writer acting on another identity's files (@p id in @p dir) under this writer's fence: its
+ * fence checks are this attempt's. It owns nothing (never destroyed); w->n is not touched. */
+static weir_part_writer_t writer_view(const weir_part_writer_t *w, const char *dir,
+                                      const weir_part_id_t *id) {
+    weir_part_writer_t v = *w;
+    v.dir = (char *)dir;
+    v.id = *id;
+    v.f = NULL;
+    v.iobuf = NULL;
+    v.n = UINT64_MAX; /* numbering is the own identity's business */
+    v.errmsg[0] = 0;
+    return v;
+}
+
+/* Takes over old subtask o's files: commits what its state lists (the checkpoint is complete),
+ * then deletes its lingering files of attempts below o->id.attempt (the bound) not listed. */
+static int take_over(weir_file_2pc_t *s, const old_state_t *o) {
+    weir_part_writer_t v = writer_view(&s->w, o->dir, &o->id);
+    int rc = 0;
+    size_t n = o->list->type == MSGPACK_OBJECT_ARRAY ? o->list->via.array.size : 0;
+    const char **keep = weir_xcalloc(n ? n : 1, sizeof(*keep));
+    char(*names)[256] = weir_xcalloc(n ? n : 1, sizeof(*names));
+    if (o->list->type != MSGPACK_OBJECT_ARRAY && o->list->type != MSGPACK_OBJECT_NIL) {
+        weir_fmt(v.errmsg, sizeof(v.errmsg), "malformed pending list of old subtask %u",
+                 o->id.subtask);
+        rc = WEIR_ECORRUPT;
     }
-    s->w.n = state->via.array.ptr[0].via.u64;
-    return fs_err(s, weir_2pc_restore(&s->tp, checkpoint_id, &state->via.array.ptr[1]));
+    size_t committed = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const msgpack_object *e = &o->list->via.array.ptr[i];
+        uint64_t k, size;
+        char final[256];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            !handle_parse(&e->via.array.ptr[1], &k, names[i], final, sizeof(final), &size)) {
+            weir_fmt(v.errmsg, sizeof(v.errmsg),
+                     "malformed pre-committed part file handle of old subtask %u in the "
+                     "checkpoint state of '%s'",
+                     o->id.subtask, o->dir);
+            rc = WEIR_ECORRUPT;
+            break;
+        }
+        keep[i] = names[i];
+        rc = weir__part_commit(&v, names[i], final, size);
+        committed += rc == 1;
+        rc = rc < 0 ? rc : 0;
+    }
+    if (rc == 0)
+        rc = weir__part_abort_lingering(&v, keep, n);
+    if (rc == 0 && (committed > 0 || n > 0))
+        WEIR_INFO(COMP,
+                  "file sink %s subtask %u attempt %u: took over old subtask %u of sink %s in "
+                  "'%s': %zu listed part files committed (%zu renamed now)",
+                  s->w.id.uuid, s->w.id.subtask, s->w.id.attempt, o->id.subtask, o->id.uuid, o->dir,
+                  n, committed);
+    s->w.fenced |= v.fenced;
+    if (rc != 0)
+        weir_fmt(s->w.errmsg, sizeof(s->w.errmsg), "%s", v.errmsg);
+    free(names);
+    free(keep);
+    return rc;
+}
+
+int weir__fsink_restore_from(weir_file_2pc_t *s, const weir_op_restore_t *r, uint32_t parallelism) {
+    s->w.errmsg[0] = 0;
+    uint32_t k = s->w.id.subtask, p = parallelism ? parallelism : 1;
+    uint32_t mine = 0, last = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->old_subtask[i] % p == k) {
+            mine++;
+            last = i;
+        }
+    old_state_t *o = weir_xcalloc(1, sizeof(*o));
+    int rc = 0;
+    /* Its own state of this job (whose sink writes to one directory for the job's life): the
+     * restore of a failover. */
+    if (mine == 1 && r->old_subtask[last] == k) {
+        rc = old_state_parse(s, &r->states[last], k, o);
+        if (rc == 0 && strcmp(o->id.uuid, s->w.id.uuid) == 0) {
+            free(o);
+            return weir__fsink_restore(s, r->checkpoint_id, &r->states[last]);
+        }
+    }
+    /* Otherwise take over every old subtask of this subtask, then start the own files. */
+    uint64_t next_k = 0;
+    for (uint32_t i = 0; i < r->n && rc == 0; i++) {
+        if (r->old_subtask[i] % p != k)
+            continue;
+        if ((rc = old_state_parse(s, &r->states[i], r->old_subtask[i], o)) != 0)
+            break;
+        bool same_job = strcmp(o->id.uuid, s->w.id.uuid) == 0;
+        /* The bound of what is lingering: of this job, every attempt older than this one; of
+         * another job (resumed from its savepoint; it may still run), only the attempts older
+         * than the one that took the snapshot. The directory: this job's own, or the one the
+         * other job's state names, unless that path does not exist here (another mount point
+         * of a shared filesystem): its files carry their job's uuid, so they are looked for in
+         * this sink's directory then, and never mistaken for another's. */
+        if (same_job)
+            o->id.attempt = s->w.id.attempt;
+        if (same_job || access(o->dir, F_OK) != 0)
+            weir_fmt(o->dir, sizeof(o->dir), "%s", s->w.dir);
+        if (same_job && o->id.subtask == k && o->next_k > next_k)
+            next_k = o->next_k;
+        rc = take_over(s, o);
+    }
+    free(o);
+    if (rc != 0)
+        return fs_err(s, rc);
+    s->w.n = next_k;
+    return fs_err(s, weir_2pc_restore(&s->tp, r->checkpoint_id, NULL));
 }
 
 int weir__fsink_start_fresh(weir_file_2pc_t *s) {
@@ -696,9 +853,12 @@ int weir__fsink_snapshot(weir_file_2pc_t *s, uint64_t checkpoint_id, msgpack_pac
     msgpack_packer_init(&spk, &sb, msgpack_sbuffer_write);
     int rc = weir_2pc_snapshot(&s->tp, checkpoint_id, &spk);
     if (rc == 0) {
-        msgpack_pack_array(pk, 2);
+        msgpack_pack_array(pk, 5);
         msgpack_pack_uint64(pk, s->w.n);
         pk->callback(pk->data, sb.data, sb.size);
+        msgpack_pack_str_with_body(pk, s->w.id.uuid, strlen(s->w.id.uuid));
+        msgpack_pack_uint32(pk, s->w.id.attempt);
+        msgpack_pack_str_with_body(pk, s->real_dir, strlen(s->real_dir));
     }
     msgpack_sbuffer_destroy(&sb);
     return fs_err(s, rc);
@@ -735,6 +895,8 @@ int weir__fsink_close(weir_file_2pc_t *s) {
     if (complete && weir__part_writer_release(&s->w) != 0)
         WEIR_WARN(COMP, "%s", s->w.errmsg);
     weir__part_writer_destroy(&s->w);
+    free(s->real_dir);
+    s->real_dir = NULL;
     return rc;
 }
 
@@ -782,14 +944,13 @@ static int fsink_ready(weir_operator_t *op, weir_ctx_t *ctx) {
     return 0;
 }
 
-static int fsink_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
-                         const msgpack_object *state) {
+static int fsink_restore(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_restore_t *r) {
     weir_file_sink_t *s = op->impl;
     int rc = fsink_ready(op, ctx);
     if (rc != 0)
         return rc;
     s->restored = true;
-    rc = weir__fsink_restore(&s->fs, checkpoint_id, state);
+    rc = weir__fsink_restore_from(&s->fs, r, op->parallelism);
     return rc == 0 ? 0 : fsink_fail(op, ctx, rc);
 }
 

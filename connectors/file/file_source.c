@@ -11,7 +11,10 @@
  * str values with an empty key and the wall clock as timestamp.
  * Position (snapshot): [file index, byte offset of the next line to read in that file], where
  * offset 0 means "the file's split from its start"; a restore reopens the split there. Offsets
- * are line starts, so the reader's skip rule lands exactly on them.
+ * are line starts, so the reader's skip rule lands exactly on them. A restore at another
+ * parallelism p' hands each old split (its id, the first start's parallelism P, its position)
+ * whole to new subtask id mod p' (weir_file_splits_t), which reads its splits one after the
+ * other; its position is then [P, [[split, file index, offset], ...]].
  * Memory: one buffer per reader (1 MiB, grown only for longer lines); no allocation per line.
  * Threading: an operator instance runs on its subtask thread only. */
 #include <dirent.h>
@@ -316,16 +319,163 @@ void weir__split_reader_close(weir_split_reader_t *sr) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* The splits of a subtask (positions, rescaling)                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+static void fsplits_add(weir_file_splits_t *fs, uint32_t id, uint64_t file, uint64_t off) {
+    if (weir_array_grow((void **)&fs->v, &fs->cap, fs->n + 1, sizeof(*fs->v), 4) != 0)
+        abort();
+    size_t i = fs->n;
+    while (i > 0 && fs->v[i - 1].id > id) /* keep ascending ids */
+        i--;
+    memmove(&fs->v[i + 1], &fs->v[i], (fs->n - i) * sizeof(*fs->v));
+    fs->v[i] = (weir_file_split_t){.id = id, .file = file, .off = off};
+    fs->n++;
+}
+
+void weir__file_splits_free(weir_file_splits_t *fs) {
+    weir__split_reader_close(&fs->sr);
+    free(fs->v);
+    memset(fs, 0, sizeof(*fs));
+    fs->sr.r.fd = -1;
+}
+
+void weir__file_splits_init(weir_file_splits_t *fs, uint32_t subtask, uint32_t parallelism) {
+    weir__file_splits_free(fs);
+    fs->parallelism = parallelism ? parallelism : 1;
+    fsplits_add(fs, subtask, 0, 0);
+}
+
+static bool obj_u64(const msgpack_object *o, uint64_t *v) {
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    *v = o->via.u64;
+    return true;
+}
+
+/* Adds the splits of old subtask @p old (of @p old_p) that go to @p subtask of @p p. */
+static int fsplits_restore_one(weir_file_splits_t *fs, const msgpack_object *st, uint32_t old,
+                               uint32_t old_p, uint32_t subtask, uint32_t p, char *errstr,
+                               size_t errlen) {
+    const msgpack_object *a = st->via.array.ptr;
+    uint64_t file, off, par, id;
+    if (st->type == MSGPACK_OBJECT_ARRAY && st->via.array.size == 2 && obj_u64(&a[0], &file) &&
+        obj_u64(&a[1], &off)) {
+        /* [file, offset]: the own split of old subtask `old` at its parallelism */
+        if (fs->parallelism && fs->parallelism != old_p)
+            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                             "old subtask %u's splits are of parallelism %u, another one's of %u",
+                             old, old_p, fs->parallelism);
+        fs->parallelism = old_p;
+        if (old % p == subtask)
+            fsplits_add(fs, old, file, off);
+        return 0;
+    }
+    if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size != 2 || !obj_u64(&a[0], &par) ||
+        par == 0 || par > UINT32_MAX || a[1].type != MSGPACK_OBJECT_ARRAY)
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                         "old subtask %u's position is neither [file, offset] nor [parallelism, "
+                         "[[split, file, offset], ...]]",
+                         old);
+    if (fs->parallelism && fs->parallelism != par)
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                         "old subtask %u's splits are of parallelism %llu, another one's of %u",
+                         old, (unsigned long long)par, fs->parallelism);
+    fs->parallelism = (uint32_t)par;
+    for (uint32_t i = 0; i < a[1].via.array.size; i++) {
+        const msgpack_object *e = &a[1].via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
+            !obj_u64(&e->via.array.ptr[0], &id) || !obj_u64(&e->via.array.ptr[1], &file) ||
+            !obj_u64(&e->via.array.ptr[2], &off) || id >= par)
+            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                             "old subtask %u's split %u is not [split < parallelism, file, offset]",
+                             old, i);
+        if (id % p == subtask)
+            fsplits_add(fs, (uint32_t)id, file, off);
+    }
+    return 0;
+}
+
+int weir__file_splits_restore(weir_file_splits_t *fs, const weir_op_restore_t *r, uint32_t subtask,
+                              uint32_t parallelism, char *errstr, size_t errlen) {
+    weir__file_splits_free(fs);
+    uint32_t p = parallelism ? parallelism : 1;
+    int rc = 0;
+    for (uint32_t i = 0; i < r->n && rc == 0; i++)
+        rc = fsplits_restore_one(fs, &r->states[i], r->old_subtask[i], r->old_parallelism, subtask,
+                                 p, errstr, errlen);
+    for (size_t i = 1; i < fs->n && rc == 0; i++)
+        if (fs->v[i].id == fs->v[i - 1].id)
+            rc = weir_errf(errstr, errlen, WEIR_ECORRUPT, "split %u is held by two old subtasks",
+                           fs->v[i].id);
+    if (rc != 0)
+        weir__file_splits_free(fs);
+    return rc;
+}
+
+int weir__file_splits_start(weir_file_splits_t *fs, char *const *files, size_t n_files,
+                            uint64_t *bad_file) {
+    for (size_t i = 0; i < fs->n; i++)
+        if (fs->v[i].file > n_files) {
+            *bad_file = fs->v[i].file;
+            return WEIR_ECORRUPT;
+        }
+    fs->files = files;
+    fs->n_files = n_files;
+    fs->cur = 0;
+    return 0;
+}
+
+int weir__file_splits_next(weir_file_splits_t *fs, const char **line, size_t *len) {
+    while (fs->cur < fs->n) {
+        weir_file_split_t *sp = &fs->v[fs->cur];
+        if (!fs->reading) {
+            weir__split_reader_init(&fs->sr, fs->files, fs->n_files, sp->id, fs->parallelism);
+            weir__split_reader_seek(&fs->sr, sp->file, sp->off);
+            fs->reading = true;
+        }
+        int rc = weir__split_reader_next(&fs->sr, line, len);
+        if (rc != 0)
+            return rc;
+        /* this split is read: it stays finished */
+        weir__split_reader_close(&fs->sr);
+        fs->reading = false;
+        sp->file = fs->n_files;
+        sp->off = 0;
+        fs->cur++;
+    }
+    return 0;
+}
+
+void weir__file_splits_pack(msgpack_packer *pk, const weir_file_splits_t *fs, uint32_t subtask,
+                            uint32_t parallelism) {
+    bool canonical = fs->n == 1 && fs->v[0].id == subtask && fs->parallelism == parallelism;
+    if (!canonical) {
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint32(pk, fs->parallelism);
+        msgpack_pack_array(pk, fs->n);
+    }
+    for (size_t i = 0; i < fs->n; i++) {
+        uint64_t file = fs->v[i].file, off = fs->v[i].off;
+        if (fs->reading && i == fs->cur)
+            weir__split_reader_position(&fs->sr, &file, &off);
+        msgpack_pack_array(pk, canonical ? 2 : 3);
+        if (!canonical)
+            msgpack_pack_uint32(pk, fs->v[i].id);
+        msgpack_pack_uint64(pk, file);
+        msgpack_pack_uint64(pk, off);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Operator                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
 typedef struct weir_file_source {
     char **files;
     size_t n_files;
-    weir_split_reader_t sr;
+    weir_file_splits_t splits;
     weir_rate_t rate;
-    bool restored;
-    uint64_t restore_file, restore_off;
 } weir_file_source_t;
 
 static int fsrc_open(weir_operator_t *op, weir_ctx_t *ctx) {
@@ -338,16 +488,13 @@ static int fsrc_open(weir_operator_t *op, weir_ctx_t *ctx) {
         weir_fail(ctx, "file source '%s': cannot read input '%s': %s", n->name, path, err);
         return rc;
     }
-    weir__split_reader_init(&s->sr, s->files, s->n_files, op->subtask, op->parallelism);
-    if (s->restored) {
-        if (s->restore_file > s->n_files) {
-            weir_fail(ctx,
-                      "file source '%s': the checkpoint's position (file %llu) is past the %zu "
-                      "input files of '%s'; was the input changed?",
-                      n->name, (unsigned long long)s->restore_file, s->n_files, path);
-            return WEIR_ECORRUPT;
-        }
-        weir__split_reader_seek(&s->sr, s->restore_file, s->restore_off);
+    uint64_t bad;
+    if (weir__file_splits_start(&s->splits, s->files, s->n_files, &bad) != 0) {
+        weir_fail(ctx,
+                  "file source '%s': the checkpoint's position (file %llu) is past the %zu "
+                  "input files of '%s'; was the input changed?",
+                  n->name, (unsigned long long)bad, s->n_files, path);
+        return WEIR_ECORRUPT;
     }
     weir__rate_init(&s->rate, n->rate, op->parallelism);
     return 0;
@@ -364,9 +511,9 @@ static int fsrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
     while (emitted < k) {
         const char *line;
         size_t len;
-        int rc = weir__split_reader_next(&s->sr, &line, &len);
+        int rc = weir__file_splits_next(&s->splits, &line, &len);
         if (rc < 0) {
-            weir_fail(ctx, "file source '%s': %s", op->node->name, s->sr.errmsg);
+            weir_fail(ctx, "file source '%s': %s", op->node->name, s->splits.sr.errmsg);
             return rc;
         }
         if (rc == 0) {
@@ -383,37 +530,25 @@ static int fsrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
     return WEIR_SOURCE_MORE;
 }
 
-/* Position: [file index, byte offset of the next line to read in it (0 = its split start)]. */
+/* Position: weir__file_splits_pack ([file index, offset] for a subtask reading its own split). */
 static int fsrc_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
                          msgpack_packer *pk) {
     weir_file_source_t *s = op->impl;
     (void)ctx;
     (void)checkpoint_id;
-    uint64_t file = s->restore_file, off = s->restore_off;
-    if (s->files) /* opened */
-        weir__split_reader_position(&s->sr, &file, &off);
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_uint64(pk, file);
-    msgpack_pack_uint64(pk, off);
+    weir__file_splits_pack(pk, &s->splits, op->subtask, op->parallelism);
     return 0;
 }
 
-static int fsrc_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
-                        const msgpack_object *state) {
+static int fsrc_restore(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_restore_t *r) {
     weir_file_source_t *s = op->impl;
-    (void)checkpoint_id;
-    if (!state || state->type == MSGPACK_OBJECT_NIL)
-        return 0;
-    if (state->type != MSGPACK_OBJECT_ARRAY || state->via.array.size != 2 ||
-        state->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        state->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        weir_fail(ctx, "file source '%s': malformed position in the checkpoint state",
-                  op->node->name);
+    char err[256];
+    if (weir__file_splits_restore(&s->splits, r, op->subtask, op->parallelism, err, sizeof(err)) !=
+        0) {
+        weir_fail(ctx, "file source '%s': malformed position in the checkpoint state: %s",
+                  op->node->name, err);
         return WEIR_ECORRUPT;
     }
-    s->restored = true;
-    s->restore_file = state->via.array.ptr[0].via.u64;
-    s->restore_off = state->via.array.ptr[1].via.u64;
     return 0;
 }
 
@@ -421,7 +556,7 @@ static void fsrc_close(weir_operator_t *op) {
     weir_file_source_t *s = op->impl;
     if (!s)
         return;
-    weir__split_reader_close(&s->sr);
+    weir__file_splits_free(&s->splits);
     weir__file_list_free(s->files, s->n_files);
     free(s);
     op->impl = NULL;
@@ -439,7 +574,9 @@ int weir__file_source_create(weir_operator_t *op, char *errstr, size_t errlen) {
         weir_fmt(errstr, errlen, "file source '%s': out of memory", op->node->name);
         return WEIR_ENOMEM;
     }
-    s->sr.r.fd = -1;
+    s->splits.sr.r.fd = -1;
+    /* A fresh start's split; a restore replaces it. */
+    weir__file_splits_init(&s->splits, op->subtask, op->parallelism);
     op->impl = s;
     op->vt = &file_source_vt;
     return 0;

@@ -353,10 +353,10 @@ static int io_abort(void *io, uint32_t k, char *err) {
     return e ? rd_error(e, "AbortTransaction", s->pool.slots[k].id, err) : 0;
 }
 
-static int io_end_txn(void *io, const char *id, int64_t pid, int16_t epoch, int16_t *kerr,
-                      char *err) {
+static int io_end_txn(void *io, const char *id, int64_t pid, int16_t epoch, bool commit,
+                      int16_t *kerr, char *err) {
     ksink_t *s = io;
-    return weir_kclient_end_txn(s->kc, id, pid, epoch, true, kerr, err, WEIR_KTXN_ERR_CAP);
+    return weir_kclient_end_txn(s->kc, id, pid, epoch, commit, kerr, err, WEIR_KTXN_ERR_CAP);
 }
 
 static int io_list_open(void *io, const char *prefix,
@@ -466,17 +466,25 @@ static int sink_ready(weir_operator_t *op, weir_ctx_t *ctx) {
     return rc;
 }
 
-static int ksink_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
-                         const msgpack_object *state) {
+static int ksink_restore(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_restore_t *r) {
     ksink_t *s = op->impl;
     int rc = sink_ready(op, ctx);
     if (rc != 0)
         return sink_fail(op, ctx, rc, s->err);
     s->restored = true;
-    if (s->cfg.delivery != DG_EXACTLY_ONCE)
+    if (s->cfg.delivery != DG_EXACTLY_ONCE) {
+        /* The state of an exactly-once sink (the job changed its delivery guarantee): its
+         * pre-committed transactions are left to the broker's transaction timeout. */
+        WEIR_WARN(COMP,
+                  "%s '%s': checkpoint %llu holds pre-committed transactions of an exactly-once "
+                  "sink, but it runs %s now: they are not committed (the broker aborts them after "
+                  "transaction.timeout.ms)",
+                  API, op->node->name, (unsigned long long)r->checkpoint_id,
+                  delivery_names[s->cfg.delivery]);
         return 0;
+    }
     s->ctx = ctx;
-    rc = weir__ktxn_pool_restore(&s->pool, checkpoint_id, state);
+    rc = weir__ktxn_pool_restore_from(&s->pool, r);
     s->ctx = NULL;
     if (rc != 0)
         return sink_fail(op, ctx, rc, s->pool.err);

@@ -15,9 +15,12 @@
  *    event reported, which lies after every message before it). A snapshot (between run() calls)
  *    therefore holds exactly what was emitted before its barrier.
  *  - Restore: partitions of the state resume at their `next`; partitions found later than the
- *    state (created since) start at the earliest offset. A fresh start applies
- *    scan.startup.mode to every partition found by the first discovery, resolved to offsets in
- *    open() (latest, timestamp, group offsets), so a state never holds a moving position.
+ *    state (created since) start at the earliest offset. At another parallelism each subtask
+ *    takes, from the union of the old subtasks' states, the partitions Flink's rule assigns it
+ *    at the new parallelism (weir__ksrc_state_restore): every partition to exactly one subtask. A
+ * fresh start applies scan.startup.mode to every partition found by the first discovery, resolved
+ * to offsets in open() (latest, timestamp, group offsets), so a state never holds a moving
+ * position.
  *  - Bounded mode: the stop offsets are the end offsets (read_committed: the last stable offset)
  *    taken at the fresh start, kept in the state, so every restore reads up to the same end. A
  *    partition is finished when next >= stop; run() returns WEIR_SOURCE_END when all are.
@@ -481,6 +484,56 @@ int weir__ksrc_state_unpack(const msgpack_object *o, weir_kparts_t *t, bool *bou
     return 0;
 }
 
+int weir__ksrc_state_restore(const weir_op_restore_t *r, uint32_t subtask, uint32_t parallelism,
+                             weir_kparts_t *t, bool *bounded, char *errstr, size_t errlen) {
+    weir_kparts_t seen = {0}, one = {0};
+    memset(t, 0, sizeof(*t));
+    int rc = 0;
+    char err[256];
+    for (uint32_t i = 0; i < r->n && rc == 0; i++) {
+        bool b = false;
+        if (weir__ksrc_state_unpack(&r->states[i], &one, &b, err, sizeof(err)) != 0) {
+            rc = weir_errf(errstr, errlen, WEIR_ECORRUPT, "old subtask %u: %s", r->old_subtask[i],
+                           err);
+            break;
+        }
+        if (i > 0 && b != *bounded)
+            rc = weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                           "old subtask %u's state is %s, old subtask %u's is not",
+                           r->old_subtask[i], b ? "bounded" : "unbounded", r->old_subtask[0]);
+        *bounded = b;
+        for (size_t k = 0; k < one.n && rc == 0; k++) {
+            const weir_kpart_t *p = &one.v[k];
+            if (weir__kparts_find(&seen, p->topic, p->partition) >= 0) {
+                rc = weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                               "partition %s-%" PRId32 " is in the states of two old subtasks",
+                               p->topic, p->partition);
+                break;
+            }
+            if (weir__kparts_add(&seen, p->topic, p->partition, 0, -1) < 0) {
+                rc = weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory");
+                break;
+            }
+            uint32_t owner = weir__kafka_partition_owner(p->topic, p->partition, parallelism);
+            if (owner != subtask && r->old_parallelism == parallelism) {
+                rc = weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                               "old subtask %u's state holds partition %s-%" PRId32
+                               ", which subtask %u reads at parallelism %u",
+                               r->old_subtask[i], p->topic, p->partition, owner, parallelism);
+                break;
+            }
+            if (owner == subtask &&
+                weir__kparts_add(t, p->topic, p->partition, p->next, p->stop) < 0)
+                rc = weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory");
+        }
+        weir__kparts_free(&one);
+    }
+    weir__kparts_free(&seen);
+    if (rc != 0)
+        weir__kparts_free(t);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Operator                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
@@ -815,22 +868,10 @@ static int start_fresh(ksrc_t *s, weir_ctx_t *ctx) {
     return 0;
 }
 
-/* Restored: check the state against this subtask and the options; in unbounded mode add the
- * partitions created since (from their earliest offset). */
+/* Restored (parts: this subtask's share of the states, weir__ksrc_state_restore): check the
+ * state against the options; in unbounded mode add the partitions the states do not hold (created
+ * since, or of a topic the job reads now) from their earliest offset. */
 static int start_restored(ksrc_t *s, weir_ctx_t *ctx) {
-    for (size_t i = 0; i < s->parts.n; i++) {
-        const weir_kpart_t *p = &s->parts.v[i];
-        uint32_t owner = weir__kafka_partition_owner(p->topic, p->partition, s->parallelism);
-        if (owner != s->subtask) {
-            weir_fail(ctx,
-                      WEIR_KSRC_API " '%s' subtask %u of %u: the checkpoint holds partition "
-                                    "%s-%" PRId32 ", which subtask %u reads at this "
-                                    "parallelism: restoring at another parallelism is not "
-                                    "supported yet",
-                      s->node->name, s->subtask, s->parallelism, p->topic, p->partition, owner);
-            return WEIR_ECORRUPT;
-        }
-    }
     if (s->o.bounded && !s->restored_bounded) {
         weir_fail(ctx,
                   WEIR_KSRC_API " '%s': the checkpoint was taken by an unbounded source: it has "
@@ -1151,19 +1192,22 @@ static void ksrc_notify(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoin
     s->n_pending = keep;
 }
 
-static int ksrc_restore(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
-                        const msgpack_object *state) {
+static int ksrc_restore(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_restore_t *r) {
     ksrc_t *s = op->impl;
-    char err[256];
-    if (!state || state->type == MSGPACK_OBJECT_NIL)
-        return 0; /* the checkpoint predates this operator: a fresh start */
+    char err[384];
     weir__kparts_free(&s->parts);
-    if (weir__ksrc_state_unpack(state, &s->parts, &s->restored_bounded, err, sizeof(err)) != 0) {
+    if (weir__ksrc_state_restore(r, s->subtask, s->parallelism, &s->parts, &s->restored_bounded,
+                                 err, sizeof(err)) != 0) {
         weir_fail(ctx, WEIR_KSRC_API " '%s': checkpoint %" PRIu64 ": bad state: %s", s->node->name,
-                  checkpoint_id, err);
+                  r->checkpoint_id, err);
         return WEIR_ECORRUPT;
     }
     s->restored = true;
+    if (r->old_parallelism != s->parallelism)
+        WEIR_INFO(COMP,
+                  WEIR_KSRC_API " '%s' subtask %u of %u: %zu partitions of the %u old subtasks' "
+                                "states",
+                  s->node->name, s->subtask, s->parallelism, s->parts.n, r->old_parallelism);
     return 0;
 }
 

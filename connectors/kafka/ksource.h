@@ -14,6 +14,7 @@
 
 #include "connectors/kafka/kformat.h"
 #include "runtime/graph/graph.h"
+#include "runtime/task/operator.h"
 
 /** What messages call the connector ("Kafka source 'name': ..."). */
 #define WEIR_KSRC_API "Kafka source"
@@ -101,5 +102,15 @@ int weir__ksrc_state_pack(msgpack_packer *pk, const weir_kparts_t *t, bool bound
  * wrong (@p t then empty). */
 int weir__ksrc_state_unpack(const msgpack_object *o, weir_kparts_t *t, bool *bounded, char *errstr,
                             size_t errlen);
+
+/** Takes this subtask's share of the restored states @p r (weir__ksrc_state_pack's maps, one
+ * per old subtask): the union of their partitions, each with its next and stop offsets, keeping
+ * those weir__kafka_partition_owner assigns to @p subtask of @p parallelism (the others belong
+ * to other new subtasks). Restored at the old parallelism, every partition must be the
+ * subtask's own. *bounded: whether the states hold stop offsets (they must agree).
+ * @returns 0, or WEIR_ECORRUPT with one line (a malformed state, a partition in two states, a
+ * partition of another subtask at the old parallelism; @p t then empty). */
+int weir__ksrc_state_restore(const weir_op_restore_t *r, uint32_t subtask, uint32_t parallelism,
+                             weir_kparts_t *t, bool *bounded, char *errstr, size_t errlen);
 
 #endif

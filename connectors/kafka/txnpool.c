@@ -70,6 +70,7 @@ static int slot_init(weir_ktxn_pool_t *p, uint32_t k) {
     }
     s->live = true;
     s->state = WEIR_KTXN_READY;
+    s->start_ms = -1;
     WEIR_DEBUG(COMP, "%s: producer id %lld epoch %d", s->id, (long long)s->pid, s->epoch);
     return 0;
 }
@@ -107,14 +108,15 @@ static int tx_begin(void *target, uint64_t epoch, void **txn) {
     return 0;
 }
 
-static void pack_handle(msgpack_packer *pk, const weir_ktxn_slot_t *s) {
-    msgpack_pack_array(pk, 4);
+static void pack_handle(msgpack_packer *pk, const weir_ktxn_slot_t *s, int64_t start_ms) {
+    msgpack_pack_array(pk, 5);
     size_t idl = strlen(s->id);
     msgpack_pack_str(pk, idl);
     msgpack_pack_str_body(pk, s->id, idl);
     msgpack_pack_int64(pk, s->pid);
     msgpack_pack_int16(pk, s->epoch);
     msgpack_pack_uint64(pk, s->records);
+    msgpack_pack_int64(pk, start_ms);
 }
 
 static int tx_precommit(void *target, void *txn, msgpack_packer *pk) {
@@ -125,6 +127,7 @@ static int tx_precommit(void *target, void *txn, msgpack_packer *pk) {
     int rc = p->io->flush(p->io_arg, k, err);
     if (rc != 0)
         return io_err(p, rc, err);
+    int64_t start_ms = -1;
     if (s->records == 0) {
         /* Nothing was sent: end the empty transaction now; its handle commits nothing. */
         if ((rc = p->io->commit(p->io_arg, k, err)) != 0)
@@ -144,9 +147,20 @@ static int tx_precommit(void *target, void *txn, msgpack_packer *pk) {
                              s->id, info.state, weir_kproto_err_name(info.error),
                              (long long)info.producer_id, info.producer_epoch, (long long)s->pid,
                              s->epoch);
+        /* A restore tells this transaction from a later one of the same producer id and epoch
+         * by its start time (tx_commit): two must never share one. */
+        if (s->start_ms >= 0 && info.txn_start_ms == s->start_ms)
+            return pool_errf(p, WEIR_EIO,
+                             "transaction %s started at %lld ms like the previous transaction of "
+                             "producer id %lld epoch %d: a restore could not tell them apart, so "
+                             "it is not pre-committed (the job restarts and re-initialises the "
+                             "id)",
+                             s->id, (long long)info.txn_start_ms, (long long)s->pid, s->epoch);
+        start_ms = info.txn_start_ms;
+        s->start_ms = start_ms;
         s->state = WEIR_KTXN_PRECOMMITTED;
     }
-    pack_handle(pk, s);
+    pack_handle(pk, s, start_ms);
     return 0;
 }
 
@@ -155,17 +169,26 @@ typedef struct handle {
     int64_t pid;
     int16_t epoch;
     uint64_t records;
+    int64_t start_ms; /* -1: unknown (handles of earlier versions, empty transactions) */
 } handle_t;
 
+/* A handle: [id, producer id, epoch, records] or [id, producer id, epoch, records, start ms]. */
 static int handle_parse(weir_ktxn_pool_t *p, const msgpack_object *o, handle_t *h) {
     const msgpack_object *a = o->via.array.ptr;
-    bool ok = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4 &&
-              a[0].type == MSGPACK_OBJECT_STR && a[0].via.str.size > 0 &&
-              a[0].via.str.size < WEIR_KTXN_ID_CAP &&
-              !memchr(a[0].via.str.ptr, 0, a[0].via.str.size) &&
-              a[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[1].via.u64 <= INT64_MAX &&
-              a[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[2].via.u64 <= INT16_MAX &&
-              a[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    bool ok =
+        o->type == MSGPACK_OBJECT_ARRAY && (o->via.array.size == 4 || o->via.array.size == 5) &&
+        a[0].type == MSGPACK_OBJECT_STR && a[0].via.str.size > 0 &&
+        a[0].via.str.size < WEIR_KTXN_ID_CAP && !memchr(a[0].via.str.ptr, 0, a[0].via.str.size) &&
+        a[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[1].via.u64 <= INT64_MAX &&
+        a[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[2].via.u64 <= INT16_MAX &&
+        a[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    h->start_ms = -1;
+    if (ok && o->via.array.size == 5) {
+        if (a[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[4].via.u64 <= INT64_MAX)
+            h->start_ms = (int64_t)a[4].via.u64;
+        else
+            ok = a[4].type == MSGPACK_OBJECT_NEGATIVE_INTEGER && a[4].via.i64 == -1;
+    }
     if (!ok)
         return pool_errf(p, WEIR_ECORRUPT, "a transaction handle in the checkpoint is malformed");
     memcpy(h->id, a[0].via.str.ptr, a[0].via.str.size);
@@ -173,6 +196,49 @@ static int handle_parse(weir_ktxn_pool_t *p, const msgpack_object *o, handle_t *
     h->pid = (int64_t)a[1].via.u64;
     h->epoch = (int16_t)a[2].via.u64;
     h->records = a[3].via.u64;
+    return 0;
+}
+
+/* Restoring handle @p h: is the coordinator's transaction under its producer id and epoch a
+ * LATER one than h's (another start time)? Then h ended before it, and with this epoch only by
+ * its commit (a pre-committed transaction is never aborted by its producer; the broker's timeout
+ * and InitProducerId bump the epoch): h is committed. A later transaction still open belongs to
+ * the job that wrote h, which went on after the snapshot restored here (a savepoint restored by
+ * a new job, whose old job then reused the slot): it is aborted (EndTxn abort, same epoch), so
+ * it neither blocks read_committed consumers nor is committed by this EndTxn. *done = true when
+ * nothing is left to commit. @returns 0 or < 0. */
+static int newer_transaction(weir_ktxn_pool_t *p, const handle_t *h, bool *done) {
+    *done = false;
+    if (h->start_ms < 0)
+        return 0;
+    char err[WEIR_KTXN_ERR_CAP];
+    weir_ktxn_info_t info;
+    int rc = p->io->describe(p->io_arg, h->id, &info, err);
+    if (rc != 0)
+        return pool_errf(p, rc < 0 ? rc : WEIR_EIO, "describing transaction %s: %s", h->id, err);
+    if (info.error != WEIR_KERR_NONE || info.producer_id != h->pid ||
+        info.producer_epoch != h->epoch || info.txn_start_ms < 0 ||
+        info.txn_start_ms == h->start_ms)
+        return 0;
+    *done = true;
+    WEIR_INFO(COMP,
+              "transaction %s (producer id %lld, epoch %d, started at %lld ms) is committed: "
+              "the coordinator is at a later transaction of that producer (%s, started at %lld "
+              "ms)",
+              h->id, (long long)h->pid, h->epoch, (long long)h->start_ms, info.state,
+              (long long)info.txn_start_ms);
+    if (strcmp(info.state, "Ongoing") != 0)
+        return 0;
+    int16_t kerr = 0;
+    rc = p->io->end_txn(p->io_arg, h->id, h->pid, h->epoch, false, &kerr, err);
+    if (rc != 0 || kerr != WEIR_KERR_NONE)
+        WEIR_WARN(COMP,
+                  "aborting the later transaction of %s (started at %lld ms, not ours): %s "
+                  "(the broker's transaction timeout aborts it)",
+                  h->id, (long long)info.txn_start_ms, rc != 0 ? err : weir_kproto_err_name(kerr));
+    else
+        WEIR_INFO(COMP, "aborted the later transaction of %s (started at %lld ms)", h->id,
+                  (long long)info.txn_start_ms);
     return 0;
 }
 
@@ -201,8 +267,11 @@ static int tx_commit(void *target, const msgpack_object *handle) {
         return 0;
     }
     /* Restored from a checkpoint: no producer of ours holds it. */
+    bool done;
+    if ((rc = newer_transaction(p, &h, &done)) != 0 || done)
+        return rc;
     int16_t kerr = 0;
-    if ((rc = p->io->end_txn(p->io_arg, h.id, h.pid, h.epoch, &kerr, err)) != 0)
+    if ((rc = p->io->end_txn(p->io_arg, h.id, h.pid, h.epoch, true, &kerr, err)) != 0)
         return pool_errf(p, rc < 0 ? rc : WEIR_EIO, "committing transaction %s: %s", h.id, err);
     if (kerr != WEIR_KERR_NONE)
         return pool_errf(p, WEIR_EIO,
@@ -234,39 +303,98 @@ static void tx_abort(void *target, void *txn) {
 
 typedef struct foreign_scan {
     const weir_ktxn_pool_t *p;
+    const char *listed; /* the prefix listed */
     char (*ids)[WEIR_KTXN_ID_CAP];
     size_t n, cap;
 } foreign_scan_t;
 
-/* Collects ids `<prefix>-...` that no current subtask owns (owned: `<prefix>-<s>-<k>` with
- * s < parallelism and k < size, both canonical decimals). */
+/* Parses @p id as `<prefix>-<sub>-<k>` (decimals). */
+static bool id_parse(const char *id, const char *prefix, unsigned long *sub, unsigned long *k) {
+    size_t pl = strlen(prefix);
+    if (strncmp(id, prefix, pl) != 0 || id[pl] != '-')
+        return false;
+    const char *s = id + pl + 1;
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    *sub = strtoul(s, &end, 10);
+    if (*end != '-')
+        return false;
+    s = end + 1;
+    if (*s < '0' || *s > '9')
+        return false;
+    *k = strtoul(s, &end, 10);
+    return !*end;
+}
+
+/* True when @p id is a restored handle's (restore in progress). */
+static bool restored_id(const weir_ktxn_pool_t *p, const char *id) {
+    for (size_t i = 0; p->rs && i < p->rs->n_handles; i++)
+        if (strcmp(p->rs->handles[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* True when a current subtask (`<prefix>-<s>-<k>` with s < parallelism and k < size) or, during
+ * a restore, the new subtask taking over an old one (`<old prefix>-<j>-<m>` with j < the old
+ * parallelism and m < its pool size) is responsible for @p id. */
+static bool id_owned(const weir_ktxn_pool_t *p, const char *id) {
+    unsigned long sub, k;
+    if (id_parse(id, p->prefix, &sub, &k) && sub < p->parallelism && k < p->size)
+        return true;
+    for (size_t i = 0; p->rs && i < p->rs->n_old; i++) {
+        const weir_ktxn_old_t *o = &p->rs->old[i];
+        if (id_parse(id, o->prefix, &sub, &k) && sub < p->rs->old_parallelism && k < o->pool)
+            return true;
+    }
+    return false;
+}
+
+/* Collects the listed ids that nobody else is responsible for and no restore keeps. */
 static int collect_foreign(const weir_ktxn_info_t *t, void *arg) {
     foreign_scan_t *f = arg;
-    const weir_ktxn_pool_t *p = f->p;
-    size_t pl = strlen(p->prefix);
-    if (strncmp(t->txn_id, p->prefix, pl) != 0 || t->txn_id[pl] != '-')
+    size_t pl = strlen(f->listed);
+    if (strncmp(t->txn_id, f->listed, pl) != 0 || t->txn_id[pl] != '-')
         return 0;
-    const char *s = t->txn_id + pl + 1;
-    char *end;
-    bool owned = *s >= '0' && *s <= '9';
-    unsigned long sub = strtoul(s, &end, 10), k = 0;
-    owned = owned && *end == '-' && sub < p->parallelism;
-    if (owned) {
-        s = end + 1;
-        owned = *s >= '0' && *s <= '9';
-        k = strtoul(s, &end, 10);
-        owned = owned && !*end && k < p->size;
-    }
-    if (owned)
+    if (id_owned(f->p, t->txn_id) || restored_id(f->p, t->txn_id))
         return 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->ids[i], t->txn_id) == 0)
+            return 0;
     if (weir_array_grow((void **)&f->ids, &f->cap, f->n + 1, sizeof(*f->ids), 8) != 0)
         return WEIR_ENOMEM;
     weir_fmt(f->ids[f->n++], WEIR_KTXN_ID_CAP, "%s", t->txn_id);
     return 0;
 }
 
+/* Lists the open transactions of @p prefix into @p f (ids nobody else is responsible for). */
+static int list_foreign(weir_ktxn_pool_t *p, const char *prefix, foreign_scan_t *f) {
+    char err[WEIR_KTXN_ERR_CAP], head[WEIR_KTXN_MAX_PREFIX + 2];
+    weir_fmt(head, sizeof(head), "%s-", prefix);
+    f->listed = prefix;
+    int rc = p->io->list_open(p->io_arg, head, collect_foreign, f, err);
+    if (rc != 0)
+        rc = rc == WEIR_ENOMEM ? pool_errf(p, rc, "out of memory") : io_err(p, rc, err);
+    return rc;
+}
+
+/* Aborts one leftover id (InitProducerId of a throwaway producer); the kill point after the
+ * first leftover of a restore. */
+static int abort_leftover(weir_ktxn_pool_t *p, const char *id, bool *first) {
+    char err[WEIR_KTXN_ERR_CAP];
+    int rc = p->io->abort_id(p->io_arg, id, err);
+    if (rc != 0)
+        return io_err(p, rc, err);
+    WEIR_INFO(COMP, "aborted lingering transaction %s", id);
+    if (*first)
+        killpoint(p, "kafka-sink-abort-lingering");
+    *first = false;
+    return 0;
+}
+
 static int tx_abort_lingering(void *target, const msgpack_object *keep, size_t n_keep) {
     weir_ktxn_pool_t *p = target;
+    const weir_ktxn_restore_scope_t *rs = p->rs;
     int rc;
     /* The restored handles (committed just before) keep their slots until a later checkpoint
      * completes. */
@@ -292,21 +420,36 @@ static int tx_abort_lingering(void *target, const msgpack_object *keep, size_t n
             killpoint(p, "kafka-sink-abort-lingering");
         first = false;
     }
+    /* Every id of the old subtasks taken over (another parallelism or another job's prefix),
+     * but the restored handles' (a restore of the same state again must find them as they are:
+     * committed under their producer id and epoch). */
+    char id[WEIR_KTXN_ID_CAP];
+    for (size_t i = 0; rs && i < rs->n_old; i++) {
+        const weir_ktxn_old_t *o = &rs->old[i];
+        for (uint32_t m = 0; o->mine && m < o->pool; m++) {
+            weir_fmt(id, sizeof(id), "%s-%u-%u", o->prefix, o->subtask, m);
+            if (weir__ktxn_pool_slot_of(p, id) >= 0 || restored_id(p, id))
+                continue;
+            if ((rc = abort_leftover(p, id, &first)) != 0)
+                return rc;
+        }
+    }
     if (p->subtask != 0)
         return 0;
-    /* Subtask 0: open transactions of the prefix that no current subtask owns. */
-    char err[WEIR_KTXN_ERR_CAP], head[WEIR_KTXN_MAX_PREFIX + 2];
-    weir_fmt(head, sizeof(head), "%s-", p->prefix);
+    /* Subtask 0: open transactions of the prefix, and of the old job's prefixes, that no
+     * current subtask owns and no new subtask takes over (another parallelism or pool size
+     * before). */
     foreign_scan_t f = {.p = p};
-    rc = p->io->list_open(p->io_arg, head, collect_foreign, &f, err);
-    if (rc != 0)
-        rc = rc == WEIR_ENOMEM ? pool_errf(p, rc, "out of memory") : io_err(p, rc, err);
-    for (size_t i = 0; rc == 0 && i < f.n; i++) {
-        if ((rc = p->io->abort_id(p->io_arg, f.ids[i], err)) != 0)
-            rc = io_err(p, rc, err);
-        else
-            WEIR_INFO(COMP, "aborted lingering transaction %s", f.ids[i]);
+    rc = list_foreign(p, p->prefix, &f);
+    for (size_t i = 0; rc == 0 && rs && i < rs->n_old; i++) {
+        bool seen = strcmp(rs->old[i].prefix, p->prefix) == 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(rs->old[j].prefix, rs->old[i].prefix) == 0;
+        if (!seen)
+            rc = list_foreign(p, rs->old[i].prefix, &f);
     }
+    for (size_t i = 0; rc == 0 && i < f.n; i++)
+        rc = abort_leftover(p, f.ids[i], &first);
     free(f.ids);
     return rc;
 }
@@ -346,7 +489,23 @@ int weir__ktxn_pool_txn(weir_ktxn_pool_t *p, uint32_t *k) {
 }
 
 int weir__ktxn_pool_snapshot(weir_ktxn_pool_t *p, uint64_t checkpoint_id, msgpack_packer *pk) {
-    int rc = weir_2pc_snapshot(&p->tp, checkpoint_id, pk);
+    /* {"prefix", "pool", "pending"}: the list goes to a scratch buffer first so that pk receives
+     * one whole object or nothing. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer spk;
+    msgpack_packer_init(&spk, &sb, msgpack_sbuffer_write);
+    int rc = weir_2pc_snapshot(&p->tp, checkpoint_id, &spk);
+    if (rc == 0) {
+        msgpack_pack_map(pk, 3);
+        msgpack_pack_str_with_body(pk, "prefix", 6);
+        msgpack_pack_str_with_body(pk, p->prefix, strlen(p->prefix));
+        msgpack_pack_str_with_body(pk, "pool", 4);
+        msgpack_pack_uint32(pk, p->size);
+        msgpack_pack_str_with_body(pk, "pending", 7);
+        pk->callback(pk->data, sb.data, sb.size);
+    }
+    msgpack_sbuffer_destroy(&sb);
     if (rc != 0)
         return rc;
     for (uint32_t k = 0; k < p->size; k++)
@@ -371,8 +530,143 @@ int weir__ktxn_pool_notify(weir_ktxn_pool_t *p, uint64_t checkpoint_id, bool fin
 
 int weir__ktxn_pool_restore(weir_ktxn_pool_t *p, uint64_t checkpoint_id,
                             const msgpack_object *state) {
-    p->restored_from = checkpoint_id;
-    return weir_2pc_restore(&p->tp, checkpoint_id, state);
+    uint32_t own = p->subtask;
+    weir_op_restore_t r = {.checkpoint_id = checkpoint_id,
+                           .old_parallelism = p->parallelism,
+                           .n = state && state->type != MSGPACK_OBJECT_NIL ? 1 : 0,
+                           .old_subtask = &own,
+                           .states = state};
+    return weir__ktxn_pool_restore_from(p, &r);
+}
+
+/* One old subtask's state: {"prefix", "pool", "pending"}, or (earlier versions) the bare pending
+ * list of a pool of this pool's size. Fills @p o and *list. */
+static int old_state_parse(weir_ktxn_pool_t *p, const msgpack_object *st, uint32_t old,
+                           weir_ktxn_old_t *o, const msgpack_object **list) {
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    memset(o, 0, sizeof(*o));
+    o->subtask = old;
+    o->mine = old % p->parallelism == p->subtask;
+    if (st->type == MSGPACK_OBJECT_ARRAY || st->type == MSGPACK_OBJECT_NIL) {
+        /* The prefix is the one of its handles' ids `<prefix>-<old>-<m>` (else another old
+         * state's, else this pool's: weir__ktxn_pool_restore_from). */
+        weir_fmt(o->prefix, sizeof(o->prefix), "%s", p->prefix);
+        o->guessed = true;
+        o->pool = p->size;
+        *list = st;
+        const msgpack_object *e = st->type == MSGPACK_OBJECT_ARRAY && st->via.array.size > 0
+                                      ? &st->via.array.ptr[0]
+                                      : NULL;
+        const msgpack_object *h = e && e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size == 2 &&
+                                          e->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY &&
+                                          e->via.array.ptr[1].via.array.size > 0
+                                      ? &e->via.array.ptr[1].via.array.ptr[0]
+                                      : NULL;
+        char id[WEIR_KTXN_ID_CAP], tail[32];
+        if (h && h->type == MSGPACK_OBJECT_STR && h->via.str.size < sizeof(id)) {
+            memcpy(id, h->via.str.ptr, h->via.str.size);
+            id[h->via.str.size] = 0;
+            char *dash = strrchr(id, '-');
+            if (dash) {
+                *dash = 0;
+                dash = strrchr(id, '-');
+            }
+            int tl = weir_fmt(tail, sizeof(tail), "-%u", old);
+            if (dash && dash > id && strcmp(dash, tail) == 0 && tl > 0 &&
+                (size_t)(dash - id) <= WEIR_KTXN_MAX_PREFIX) {
+                *dash = 0;
+                weir_fmt(o->prefix, sizeof(o->prefix), "%s", id);
+                o->guessed = false;
+            }
+        }
+        return 0;
+    }
+    *list = &nil;
+    bool has_prefix = false, has_pool = false;
+    for (uint32_t i = 0; st->type == MSGPACK_OBJECT_MAP && i < st->via.map.size; i++) {
+        const msgpack_object *k = &st->via.map.ptr[i].key, *v = &st->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (k->via.str.size == 6 && memcmp(k->via.str.ptr, "prefix", 6) == 0 &&
+            v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
+            v->via.str.size <= WEIR_KTXN_MAX_PREFIX &&
+            !memchr(v->via.str.ptr, 0, v->via.str.size)) {
+            memcpy(o->prefix, v->via.str.ptr, v->via.str.size);
+            has_prefix = true;
+        } else if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "pool", 4) == 0 &&
+                   v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= 1024) {
+            o->pool = (uint32_t)v->via.u64;
+            has_pool = true;
+        } else if (k->via.str.size == 7 && memcmp(k->via.str.ptr, "pending", 7) == 0 &&
+                   v->type == MSGPACK_OBJECT_ARRAY) {
+            *list = v;
+        }
+    }
+    if (!has_prefix || !has_pool || (*list)->type != MSGPACK_OBJECT_ARRAY)
+        return pool_errf(p, WEIR_ECORRUPT,
+                         "the checkpoint state of old subtask %u is not {\"prefix\", \"pool\", "
+                         "\"pending\"}",
+                         old);
+    return 0;
+}
+
+int weir__ktxn_pool_restore_from(weir_ktxn_pool_t *p, const weir_op_restore_t *r) {
+    p->restored_from = r->checkpoint_id;
+    p->err[0] = 0;
+    weir_ktxn_restore_scope_t rs = {.old_parallelism = r->old_parallelism};
+    rs.old = weir_xcalloc(r->n ? r->n : 1, sizeof(*rs.old));
+    const msgpack_object **lists = weir_xcalloc(r->n ? r->n : 1, sizeof(*lists));
+    msgpack_object *mine = weir_xcalloc(r->n ? r->n : 1, sizeof(*mine));
+    size_t n_mine = 0, cap = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < r->n && rc == 0; i++) {
+        rc = old_state_parse(p, &r->states[i], r->old_subtask[i], &rs.old[i], &lists[i]);
+        rs.n_old = i + 1;
+        const msgpack_object *l = lists[i];
+        for (uint32_t e = 0; rc == 0 && l->type == MSGPACK_OBJECT_ARRAY && e < l->via.array.size;
+             e++) {
+            const msgpack_object *pair = &l->via.array.ptr[e];
+            const msgpack_object *h = pair->type == MSGPACK_OBJECT_ARRAY &&
+                                              pair->via.array.size == 2 &&
+                                              pair->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY &&
+                                              pair->via.array.ptr[1].via.array.size >= 1
+                                          ? &pair->via.array.ptr[1].via.array.ptr[0]
+                                          : NULL;
+            if (!h || h->type != MSGPACK_OBJECT_STR || h->via.str.size >= WEIR_KTXN_ID_CAP) {
+                rc = pool_errf(p, WEIR_ECORRUPT,
+                               "a transaction handle of old subtask %u in the checkpoint is "
+                               "malformed",
+                               r->old_subtask[i]);
+                break;
+            }
+            if (weir_array_grow((void **)&rs.handles, &cap, rs.n_handles + 1, sizeof(*rs.handles),
+                                8) != 0)
+                abort();
+            memcpy(rs.handles[rs.n_handles], h->via.str.ptr, h->via.str.size);
+            rs.handles[rs.n_handles++][h->via.str.size] = 0;
+        }
+        if (rc == 0 && rs.old[i].mine)
+            mine[n_mine++] = *l;
+    }
+    /* All old subtasks of an operator share its prefix. */
+    for (uint32_t i = 0; rc == 0 && i < rs.n_old; i++)
+        for (uint32_t j = 0; rs.old[i].guessed && j < rs.n_old; j++)
+            if (!rs.old[j].guessed) {
+                memcpy(rs.old[i].prefix, rs.old[j].prefix, sizeof(rs.old[i].prefix));
+                rs.old[i].guessed = false;
+            }
+    if (rc == 0) {
+        p->rs = &rs;
+        rc = weir_2pc_restore_many(&p->tp, r->checkpoint_id, mine, n_mine);
+        p->rs = NULL;
+        if (rc == WEIR_ECORRUPT && !p->err[0])
+            pool_errf(p, rc, "the pending transactions in the checkpoint are malformed");
+    }
+    free(rs.handles);
+    free(rs.old);
+    free(lists);
+    free(mine);
+    return rc;
 }
 
 int weir__ktxn_pool_start_fresh(weir_ktxn_pool_t *p) {

@@ -16,7 +16,19 @@
  * - on restore the restored handles are committed (EndTxn; idempotent), their slots reserved, and
  *   every other slot re-initialised (InitProducerId aborts what an earlier attempt left open and
  *   fences its producers); subtask 0 also aborts open transactions of the prefix that no current
- *   subtask owns (another parallelism or pool size before).
+ *   subtask owns (another parallelism or pool size before);
+ * - at another parallelism (or from another job's savepoint) subtask k takes over every old
+ *   subtask j with j mod parallelism == k: commits j's handles, then re-initialises every other
+ *   id <old prefix>-<j>-<m> of j's pool; subtask 0 aborts the open transactions of the old
+ *   prefixes that no old or new subtask is responsible for, never a restored handle's id;
+ * - a handle records the coordinator's start time of its transaction: a restore commits it only
+ *   while the coordinator's transaction under its producer id and epoch is that one, so a
+ *   savepoint restored after its job reused the slot (same producer id and epoch) never commits
+ *   the newer transaction; two transactions of one producer id and epoch never share a start
+ *   time (a pre-commit that would is refused).
+ * Snapshot state: {"prefix": str, "pool": uint, "pending": <2PC pending list>} where a handle is
+ * [transactional id, producer id, epoch, records, start ms] (states of earlier versions are the
+ * bare list; handles without start ms are committed as before).
  * Threading: one subtask thread. */
 #ifndef WEIR_CONNECTORS_KAFKA_TXNPOOL_H
 #define WEIR_CONNECTORS_KAFKA_TXNPOOL_H
@@ -28,6 +40,7 @@
 
 #include "connectors/common/twophase.h"
 #include "connectors/kafka/kproto.h"
+#include "runtime/task/operator.h"
 
 #define WEIR_KTXN_ID_CAP (WEIR_KPROTO_MAX_TXN_ID + 1)
 #define WEIR_KTXN_MAX_PREFIX 200
@@ -48,6 +61,7 @@ typedef struct weir_ktxn_slot {
     uint64_t records;    /* in the open or pre-committed transaction */
     uint64_t last_ref;   /* ordering key of the last snapshot that listed it */
     uint64_t free_after; /* RESERVED: free once a checkpoint with a higher key completes */
+    int64_t start_ms;    /* coordinator start of its last pre-committed transaction, -1 none */
     bool live;           /* the I/O holds an initialised producer for it */
 } weir_ktxn_slot_t;
 
@@ -69,9 +83,10 @@ typedef struct weir_ktxn_io {
     int (*abort)(void *io, uint32_t k, char *err);
     /** The coordinator's view of a transactional id. */
     int (*describe)(void *io, const char *id, weir_ktxn_info_t *out, char *err);
-    /** EndTxn(commit) for a transaction no producer of this pool holds; *kerr is the broker's
-     * answer. */
-    int (*end_txn)(void *io, const char *id, int64_t pid, int16_t epoch, int16_t *kerr, char *err);
+    /** EndTxn(commit or abort) for a transaction no producer of this pool holds; *kerr is the
+     * broker's answer. */
+    int (*end_txn)(void *io, const char *id, int64_t pid, int16_t epoch, bool commit, int16_t *kerr,
+                   char *err);
     /** Open transactions whose id starts with @p prefix. */
     int (*list_open)(void *io, const char *prefix, int (*fn)(const weir_ktxn_info_t *t, void *arg),
                      void *arg, char *err);
@@ -80,6 +95,23 @@ typedef struct weir_ktxn_io {
     /** A kill point (tests); may be NULL. */
     void (*killpoint)(void *io, const char *point);
 } weir_ktxn_io_t;
+
+/** An old subtask whose state a restore hands to this pool (txnpool.c, "Restore"). */
+typedef struct weir_ktxn_old {
+    char prefix[WEIR_KTXN_MAX_PREFIX + 1];
+    uint32_t subtask, pool;
+    bool mine;    /* taken over by this subtask */
+    bool guessed; /* a state of an earlier version without a handle: prefix not known */
+} weir_ktxn_old_t;
+
+/** What a restore in progress knows about the old job (NULL outside a restore). */
+typedef struct weir_ktxn_restore_scope {
+    weir_ktxn_old_t *old; /* every state's */
+    size_t n_old;
+    uint32_t old_parallelism;
+    char (*handles)[WEIR_KTXN_ID_CAP]; /* the ids of every restored handle (never aborted) */
+    size_t n_handles;
+} weir_ktxn_restore_scope_t;
 
 typedef struct weir_ktxn_pool {
     const weir_ktxn_io_t *io;
@@ -91,6 +123,7 @@ typedef struct weir_ktxn_pool {
     weir_ktxn_slot_t *slots;
     weir_2pc_t tp;
     uint64_t restored_from;
+    const weir_ktxn_restore_scope_t *rs; /* during a restore */
     char err[768];
 } weir_ktxn_pool_t;
 
@@ -111,9 +144,12 @@ int weir__ktxn_pool_snapshot(weir_ktxn_pool_t *pool, uint64_t checkpoint_id, msg
  * older checkpoints. */
 int weir__ktxn_pool_notify(weir_ktxn_pool_t *pool, uint64_t checkpoint_id, bool final);
 
-/** Start from checkpoint @p checkpoint_id with @p state (nil/NULL: none) / start fresh. */
+/** Start from checkpoint @p checkpoint_id with this subtask's own @p state of the same
+ * parallelism (nil/NULL: none) / start fresh. */
 int weir__ktxn_pool_restore(weir_ktxn_pool_t *pool, uint64_t checkpoint_id,
                             const msgpack_object *state);
+/** Start from the states of old subtasks @p r (any parallelism, any job: the rules above). */
+int weir__ktxn_pool_restore_from(weir_ktxn_pool_t *pool, const weir_op_restore_t *r);
 int weir__ktxn_pool_start_fresh(weir_ktxn_pool_t *pool);
 
 /** End of input: pre-commits the open transaction (its handle joins the final snapshot). */

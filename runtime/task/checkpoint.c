@@ -614,44 +614,95 @@ void weir__task_open_state(weir_task_t *t) {
         weir__task_fail(t, "cannot start the snapshot uploader thread");
 }
 
-/* Starting from a checkpoint: hands every chain operator its element of the op_state array
- * (nil when the operator had none) before open. */
+/* One element of the operator-state bundle: nil, or [old_parallelism, [[old_subtask, state],
+ * ...]] with at least one pair and old subtasks ascending below old_parallelism. Fills @p r
+ * with the pairs whose state is not nil (r->n = 0: nothing to restore); @p subs and @p states
+ * have room for every pair. @returns false when malformed. */
+static bool bundle_element(const msgpack_object *e, weir_op_restore_t *r, uint32_t *subs,
+                           msgpack_object *states) {
+    r->n = 0;
+    if (e->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2)
+        return false;
+    const msgpack_object *par = &e->via.array.ptr[0], *pairs = &e->via.array.ptr[1];
+    if (par->type != MSGPACK_OBJECT_POSITIVE_INTEGER || par->via.u64 == 0 ||
+        par->via.u64 > UINT32_MAX || pairs->type != MSGPACK_OBJECT_ARRAY ||
+        pairs->via.array.size == 0)
+        return false;
+    r->old_parallelism = (uint32_t)par->via.u64;
+    int64_t prev = -1;
+    for (uint32_t i = 0; i < pairs->via.array.size; i++) {
+        const msgpack_object *p = &pairs->via.array.ptr[i];
+        if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+            p->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            p->via.array.ptr[0].via.u64 >= r->old_parallelism ||
+            (int64_t)p->via.array.ptr[0].via.u64 <= prev)
+            return false;
+        prev = (int64_t)p->via.array.ptr[0].via.u64;
+        if (p->via.array.ptr[1].type == MSGPACK_OBJECT_NIL)
+            continue;
+        subs[r->n] = (uint32_t)prev;
+        states[r->n] = p->via.array.ptr[1];
+        r->n++;
+    }
+    return true;
+}
+
+/* Starting from a checkpoint or savepoint: parses the operator-state bundle (the DEPLOY field
+ * restore_op_state: one element per chain operator, head first; CONTRACT section 3) and hands
+ * every operator with a non-nil state its old subtasks' states before open. Operators without
+ * state in it are not called (they start fresh in open). */
 void weir__task_restore_operators(weir_task_t *t) {
+    if (!t->restore_op || !t->restore_op_len)
+        return;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    const msgpack_object *elems = NULL;
-    if (t->restore_op && t->restore_op_len) {
-        size_t off = 0;
-        msgpack_unpack_return r =
-            msgpack_unpack_next(&u, (const char *)t->restore_op, t->restore_op_len, &off);
-        if (r != MSGPACK_UNPACK_SUCCESS || off != t->restore_op_len ||
-            u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != t->n_ops) {
-            weir__task_fail(t,
-                            "operator state of checkpoint %" PRIu64 " is not an array of %u "
-                            "entries (one per chained operator): the job graph changed or the "
-                            "checkpoint is corrupt",
-                            t->restore_id, t->n_ops);
-            msgpack_unpacked_destroy(&u);
-            return;
-        }
-        elems = u.data.via.array.ptr;
+    size_t off = 0;
+    msgpack_unpack_return ur =
+        msgpack_unpack_next(&u, (const char *)t->restore_op, t->restore_op_len, &off);
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != t->restore_op_len ||
+        u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != t->n_ops) {
+        weir__task_fail(t,
+                        "operator state of checkpoint %" PRIu64 " is not an array of %u "
+                        "entries (one per chained operator): the job graph changed or the "
+                        "checkpoint is corrupt",
+                        t->restore_id, t->n_ops);
+        msgpack_unpacked_destroy(&u);
+        return;
     }
-    msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    const msgpack_object *elems = u.data.via.array.ptr;
     for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
         weir_operator_t *op = &t->ops[i];
-        const msgpack_object *st = elems ? &elems[i] : &nil;
-        if (!op->vt->restore) {
-            if (st->type != MSGPACK_OBJECT_NIL)
-                WEIR_WARN(COMP,
-                          "%s: checkpoint %" PRIu64 " holds state for it, but it cannot "
-                          "restore: ignored",
-                          op->node->name, t->restore_id);
-            continue;
+        const msgpack_object *e = &elems[i];
+        uint32_t cap = e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size == 2 &&
+                               e->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY
+                           ? e->via.array.ptr[1].via.array.size
+                           : 0;
+        uint32_t *subs = weir_xcalloc(cap ? cap : 1, sizeof *subs);
+        msgpack_object *states = weir_xcalloc(cap ? cap : 1, sizeof *states);
+        weir_op_restore_t r = {
+            .checkpoint_id = t->restore_id, .old_subtask = subs, .states = states};
+        if (!bundle_element(e, &r, subs, states)) {
+            weir__task_fail(t,
+                            "%s: its operator state in checkpoint %" PRIu64 " is malformed "
+                            "(expected nil or [old parallelism, [[old subtask, state], ...]] with "
+                            "old subtasks ascending below the old parallelism): the checkpoint "
+                            "is corrupt",
+                            op->node->name, t->restore_id);
+        } else if (r.n > 0 && !op->vt->restore) {
+            WEIR_WARN(COMP,
+                      "%s: checkpoint %" PRIu64 " holds state for it, but it cannot "
+                      "restore: ignored",
+                      op->node->name, t->restore_id);
+        } else if (r.n > 0) {
+            int rc = op->vt->restore(op, &t->ctxs[i], &r);
+            if (rc < 0 && !t->failed)
+                weir__task_fail(t, "%s: restore from checkpoint %" PRIu64 " failed: %s",
+                                op->node->name, t->restore_id, weir_strerror(rc));
         }
-        int rc = op->vt->restore(op, &t->ctxs[i], t->restore_id, st);
-        if (rc < 0 && !t->failed)
-            weir__task_fail(t, "%s: restore from checkpoint %" PRIu64 " failed: %s", op->node->name,
-                            t->restore_id, weir_strerror(rc));
+        free(subs);
+        free(states);
     }
     msgpack_unpacked_destroy(&u);
 }

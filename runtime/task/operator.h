@@ -7,8 +7,8 @@
  * Lifecycle on the subtask thread:
  *   create -> [restore] -> open -> (process | run | snapshot | notify_complete)* -> end_input
  *   -> [snapshot (final) -> notify_complete (final)] -> close.
- * restore is called only when the subtask starts from a checkpoint; close is always called,
- * also after a failed open or on cancel. */
+ * restore is called only when the subtask starts from a checkpoint or savepoint and the
+ * operator has state in it; close is always called, also after a failed open or on cancel. */
 #ifndef WEIR_RUNTIME_OPERATOR_H
 #define WEIR_RUNTIME_OPERATOR_H
 
@@ -24,6 +24,17 @@
 #define WEIR_SOURCE_END 0  /* exhausted: end of input follows */
 
 typedef struct weir_operator weir_operator_t;
+
+/** What a restoring operator receives (the DEPLOY field restore_op_state: one
+ * [old_parallelism, [[old_subtask, state], ...]] per chain operator, parsed by the task
+ * runtime). */
+typedef struct weir_op_restore {
+    uint64_t checkpoint_id;       /* the checkpoint or savepoint restored */
+    uint32_t old_parallelism;     /* of this operator (uid) when the snapshot was taken */
+    uint32_t n;                   /* states handed to this subtask (>= 1) */
+    const uint32_t *old_subtask;  /* [n] ascending: the old subtask each state belongs to */
+    const msgpack_object *states; /* [n] what old_subtask[i] packed in its snapshot hook */
+} weir_op_restore_t;
 
 typedef struct weir_operator_vt {
     /** Prepares the operator (open files, allocate). @returns 0, or a negative weir error after
@@ -45,11 +56,15 @@ typedef struct weir_operator_vt {
      * @returns 0, or a negative weir error after weir_fail() (the checkpoint is declined). */
     int (*snapshot)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
                     msgpack_packer *pk);
-    /** Starting from checkpoint @p checkpoint_id: the object this operator packed then (nil if
-     * it had none). Called before open(). May be NULL. @returns 0 or a negative weir error
+    /** Starting from a checkpoint or savepoint: the states the operator's old subtasks packed
+     * then (@p r, valid during the call only: copy what you keep). At the same parallelism
+     * only this subtask's own state (r->n = 1, r->old_subtask[0] == op->subtask); at another
+     * parallelism every old subtask's non-nil state, and each new subtask takes a
+     * deterministic, disjoint share whose union is everything (connectors/README.md,
+     * "Rescaling"). Not called when there is nothing to restore (a new operator, nil
+     * everywhere). Called before open(). May be NULL. @returns 0 or a negative weir error
      * after weir_fail(). */
-    int (*restore)(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
-                   const msgpack_object *state);
+    int (*restore)(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_restore_t *r);
     /** Checkpoint @p checkpoint_id is complete (its _metadata exists): a 2PC sink commits the
      * transactions pre-committed up to it. @p final: the checkpoint holds this subtask's final
      * snapshot (the first checkpoint completed after its end of input, or the job's final

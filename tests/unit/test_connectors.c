@@ -503,6 +503,7 @@ static void fsink_crash(weir_file_2pc_t *s) {
     free(s->tp.pending);
     free(s->w.iobuf);
     free(s->w.dir);
+    free(s->real_dir);
     memset(s, 0, sizeof(*s));
 }
 
@@ -1035,6 +1036,469 @@ static void test_cursor_position(void **state) {
     assert_int_equal(weir__cursor_position(&r, 2), 6);
 }
 
+/* ---- rescaling source positions --------------------------------------------------------- */
+
+#define MAXP 8
+
+/* The packed states of p old subtasks, as a restore hands them over (CONTRACT9 section 3): at
+ * the same parallelism a new subtask gets its own state only, otherwise every old one. */
+typedef struct olds {
+    uint32_t p;
+    msgpack_sbuffer sb[MAXP];
+    msgpack_unpacked u[MAXP];
+    msgpack_object st[MAXP];
+    uint32_t sub[MAXP];
+} olds_t;
+
+static msgpack_packer *olds_packer(olds_t *o, uint32_t j, msgpack_packer *pk) {
+    msgpack_sbuffer_init(&o->sb[j]);
+    msgpack_packer_init(pk, &o->sb[j], msgpack_sbuffer_write);
+    return pk;
+}
+
+static void olds_unpack(olds_t *o) {
+    for (uint32_t j = 0; j < o->p; j++) {
+        msgpack_unpacked_init(&o->u[j]);
+        size_t off = 0;
+        assert_int_equal(msgpack_unpack_next(&o->u[j], o->sb[j].data, o->sb[j].size, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(off, o->sb[j].size); /* exactly one object */
+        o->st[j] = o->u[j].data;
+        o->sub[j] = j;
+    }
+}
+
+static weir_op_restore_t olds_for(olds_t *o, uint32_t k, uint32_t p_new) {
+    if (p_new == o->p)
+        return (weir_op_restore_t){.checkpoint_id = 9,
+                                   .old_parallelism = o->p,
+                                   .n = 1,
+                                   .old_subtask = &o->sub[k],
+                                   .states = &o->st[k]};
+    return (weir_op_restore_t){.checkpoint_id = 9,
+                               .old_parallelism = o->p,
+                               .n = o->p,
+                               .old_subtask = o->sub,
+                               .states = o->st};
+}
+
+static void olds_free(olds_t *o) {
+    for (uint32_t j = 0; j < o->p; j++) {
+        msgpack_unpacked_destroy(&o->u[j]);
+        msgpack_sbuffer_destroy(&o->sb[j]);
+    }
+}
+
+/* Parallelism sequences: each step stops every subtask at a random position, snapshots it and
+ * restores the states into the next parallelism. */
+static const uint32_t chains[][7] = {
+    {2, 3, 0}, {3, 1, 0}, {4, 2, 0}, {3, 3, 0}, {2, 3, 1, 4, 2, 2, 0}, {1, 4, 3, 0}};
+
+/* Datagen / generator splits: across every rescale each index below the bound is emitted by
+ * exactly one subtask exactly once (the oracle enumerates 0..bound-1), bounded and unbounded;
+ * a subtask running its own split of the first start keeps the position layout [k]. */
+static void test_gen_splits_rescale(void **state) {
+    (void)state;
+    uint64_t seed = 77;
+    const uint64_t counts[] = {97, 0, 5};
+    for (size_t ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+        uint64_t count = counts[ci], bound = count ? count : 700;
+        for (size_t c = 0; c < sizeof(chains) / sizeof(chains[0]); c++) {
+            uint32_t *seen = calloc(bound, sizeof(*seen));
+            weir_gen_splits_t g[MAXP], ng[MAXP];
+            memset(g, 0, sizeof(g));
+            memset(ng, 0, sizeof(ng));
+            uint32_t p = chains[c][0];
+            for (uint32_t j = 0; j < p; j++)
+                weir__gen_splits_init(&g[j], j, p, count);
+            for (int step = 1; chains[c][step]; step++) {
+                uint32_t np = chains[c][step];
+                olds_t o = {.p = p};
+                for (uint32_t j = 0; j < p; j++) {
+                    for (uint64_t t = rnd(&seed) % 15; t > 0 && weir__gen_splits_more(&g[j]); t--) {
+                        uint64_t i = weir__gen_splits_take(&g[j]);
+                        assert_true(i < bound);
+                        seen[i]++;
+                    }
+                    msgpack_packer pk;
+                    weir__gen_splits_pack(olds_packer(&o, j, &pk), &g[j], j, p);
+                }
+                olds_unpack(&o);
+                if (step == 1) /* the first start's splits: [k] as before */
+                    for (uint32_t j = 0; j < p; j++)
+                        assert_int_equal(o.st[j].via.array.size, 1);
+                for (uint32_t k = 0; k < np; k++) {
+                    weir_op_restore_t r = olds_for(&o, k, np);
+                    char err[256];
+                    memset(&ng[k], 0, sizeof(ng[k]));
+                    assert_int_equal(
+                        weir__gen_splits_restore(&ng[k], &r, k, np, count, err, sizeof(err)), 0);
+                }
+                for (uint32_t j = 0; j < p; j++)
+                    weir__gen_splits_free(&g[j]);
+                memcpy(g, ng, sizeof(g));
+                memset(ng, 0, sizeof(ng));
+                olds_free(&o);
+                p = np;
+            }
+            /* drain: indices come in ascending order per subtask */
+            for (uint32_t j = 0; j < p; j++) {
+                uint64_t prev = 0;
+                bool first = true;
+                while (weir__gen_splits_more(&g[j])) {
+                    uint64_t i = weir__gen_splits_take(&g[j]);
+                    assert_true(first || i > prev);
+                    first = false;
+                    prev = i;
+                    if (i >= bound)
+                        break; /* unbounded: what follows lies beyond the bound too */
+                    seen[i]++;
+                }
+                weir__gen_splits_free(&g[j]);
+            }
+            for (uint64_t i = 0; i < bound; i++)
+                if (seen[i] != 1)
+                    fail_msg("count %llu chain %zu: index %llu emitted %u times",
+                             (unsigned long long)count, c, (unsigned long long)i, seen[i]);
+            free(seen);
+        }
+    }
+    /* Malformed positions are refused with a line saying what is wrong. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2); /* [stride 3, [[split 4, 4]]]: split >= stride */
+    msgpack_pack_uint32(&pk, 3);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, 4);
+    msgpack_pack_uint32(&pk, 4);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    uint32_t sub = 0;
+    weir_op_restore_t r = {
+        .checkpoint_id = 1, .old_parallelism = 2, .n = 1, .old_subtask = &sub, .states = &u.data};
+    weir_gen_splits_t g = {0};
+    char err[256] = "";
+    assert_int_equal(weir__gen_splits_restore(&g, &r, 0, 1, 0, err, sizeof(err)), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, "old subtask 0's split 0 is not [split < stride"));
+    assert_int_equal(g.n, 0);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* File source splits: across every rescale each line of the input is read by exactly one
+ * subtask exactly once (the oracle: the lines the test wrote, all distinct); a subtask reading
+ * its own split of the first start keeps the position layout [file, offset]. */
+static void test_file_splits_rescale(void **state) {
+    (void)state;
+    char dir[4200], path[4400];
+    snprintf(dir, sizeof(dir), "%s/rescale-in", g_tmp);
+    assert_int_equal(weir_mkdirs(dir), 0);
+    uint64_t seed = 99;
+    size_t total = 0;
+    for (int fi = 0; fi < 5; fi++) {
+        char content[16384];
+        size_t len = 0, nl = fi == 2 ? 0 : 20 + rnd(&seed) % 60; /* file 2 is empty */
+        for (size_t i = 0; i < nl; i++)
+            len += (size_t)snprintf(content + len, sizeof(content) - len, "f%d-l%zu-%.*s\n", fi, i,
+                                    (int)(rnd(&seed) % 40),
+                                    "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+        snprintf(path, sizeof(path), "%s/f%d", dir, fi);
+        write_file(path, content, len);
+        total += nl;
+    }
+    char **files;
+    size_t n_files;
+    char err[256];
+    assert_int_equal(weir__file_list(dir, &files, &n_files, err, sizeof(err)), 0);
+    for (size_t c = 0; c < sizeof(chains) / sizeof(chains[0]); c++) {
+        lines_t got = {0};
+        weir_file_splits_t fs[MAXP], nfs[MAXP];
+        memset(fs, 0, sizeof(fs));
+        uint64_t bad;
+        uint32_t p = chains[c][0];
+        for (uint32_t j = 0; j < p; j++) {
+            fs[j].sr.r.fd = -1;
+            weir__file_splits_init(&fs[j], j, p);
+            assert_int_equal(weir__file_splits_start(&fs[j], files, n_files, &bad), 0);
+        }
+        for (int step = 1; chains[c][step]; step++) {
+            uint32_t np = chains[c][step];
+            olds_t o = {.p = p};
+            for (uint32_t j = 0; j < p; j++) {
+                const char *l;
+                size_t ll;
+                for (uint64_t t = rnd(&seed) % 40; t > 0; t--) {
+                    int rc = weir__file_splits_next(&fs[j], &l, &ll);
+                    assert_true(rc >= 0);
+                    if (rc == 0)
+                        break;
+                    lines_add(&got, l, ll);
+                }
+                msgpack_packer pk;
+                weir__file_splits_pack(olds_packer(&o, j, &pk), &fs[j], j, p);
+            }
+            olds_unpack(&o);
+            if (step == 1)
+                for (uint32_t j = 0; j < p; j++) /* [file, offset] */
+                    assert_int_equal(o.st[j].via.array.ptr[1].type,
+                                     MSGPACK_OBJECT_POSITIVE_INTEGER);
+            for (uint32_t k = 0; k < np; k++) {
+                weir_op_restore_t r = olds_for(&o, k, np);
+                memset(&nfs[k], 0, sizeof(nfs[k]));
+                nfs[k].sr.r.fd = -1;
+                assert_int_equal(weir__file_splits_restore(&nfs[k], &r, k, np, err, sizeof(err)),
+                                 0);
+                assert_int_equal(weir__file_splits_start(&nfs[k], files, n_files, &bad), 0);
+            }
+            for (uint32_t j = 0; j < p; j++)
+                weir__file_splits_free(&fs[j]);
+            memcpy(fs, nfs, sizeof(fs));
+            olds_free(&o);
+            p = np;
+        }
+        for (uint32_t j = 0; j < p; j++) {
+            const char *l;
+            size_t ll;
+            int rc;
+            while ((rc = weir__file_splits_next(&fs[j], &l, &ll)) == 1)
+                lines_add(&got, l, ll);
+            assert_int_equal(rc, 0);
+            weir__file_splits_free(&fs[j]);
+        }
+        /* every line exactly once: sort what was read and compare with the lines written */
+        assert_int_equal(got.n, total);
+        for (size_t i = 0; i < got.n; i++)
+            for (size_t j = i + 1; j < got.n; j++)
+                if (strcmp(got.v[i], got.v[j]) == 0)
+                    fail_msg("chain %zu: line '%s' read twice", c, got.v[i]);
+        for (size_t i = 0; i < got.n; i++) {
+            int fi;
+            size_t li;
+            assert_int_equal(sscanf(got.v[i], "f%d-l%zu-", &fi, &li), 2);
+        }
+        lines_free(&got);
+    }
+    /* A position past the input files (the input changed) is refused at start. */
+    weir_file_splits_t fs = {0};
+    fs.sr.r.fd = -1;
+    weir__file_splits_init(&fs, 0, 1);
+    fs.v[0].file = n_files + 1;
+    uint64_t bad = 0;
+    assert_int_equal(weir__file_splits_start(&fs, files, n_files, &bad), WEIR_ECORRUPT);
+    assert_int_equal(bad, n_files + 1);
+    weir__file_splits_free(&fs);
+    weir__file_list_free(files, n_files);
+}
+
+/* ---- rescaling the file sink ----------------------------------------------------------- */
+
+/* The expected content of a directory, in dir_dump's format (sorted by name). */
+typedef struct expect {
+    char name[64][96];
+    char content[64][96];
+    size_t n;
+} expect_t;
+
+static void expect_set(expect_t *e, const char *name, const char *content) {
+    for (size_t i = 0; i < e->n; i++)
+        if (strcmp(e->name[i], name) == 0) {
+            snprintf(e->content[i], sizeof(e->content[i]), "%s", content);
+            return;
+        }
+    assert_true(e->n < 64);
+    snprintf(e->name[e->n], sizeof(e->name[0]), "%s", name);
+    snprintf(e->content[e->n++], sizeof(e->content[0]), "%s", content);
+}
+
+static void expect_del(expect_t *e, const char *name) {
+    for (size_t i = 0; i < e->n; i++)
+        if (strcmp(e->name[i], name) == 0) {
+            e->n--;
+            memmove(e->name[i], e->name[i + 1], (e->n - i) * sizeof(e->name[0]));
+            memmove(e->content[i], e->content[i + 1], (e->n - i) * sizeof(e->content[0]));
+            return;
+        }
+    fail_msg("expect_del: %s", name);
+}
+
+static void assert_dir_is(const char *dir, const expect_t *e) {
+    size_t idx[64];
+    for (size_t i = 0; i < e->n; i++)
+        idx[i] = i;
+    for (size_t i = 0; i < e->n; i++) /* insertion sort by name */
+        for (size_t j = i; j > 0 && strcmp(e->name[idx[j - 1]], e->name[idx[j]]) > 0; j--) {
+            size_t t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    char want[8192], got[8192];
+    size_t len = 0;
+    want[0] = 0;
+    for (size_t i = 0; i < e->n; i++)
+        len += (size_t)snprintf(want + len, sizeof(want) - len, "%s=%s;", e->name[idx[i]],
+                                e->content[idx[i]]);
+    dir_dump(dir, got, sizeof(got));
+    assert_string_equal(got, want);
+}
+
+static void fsink_start_u(weir_file_2pc_t *s, const char *dir, const char *uuid, uint32_t subtask,
+                          uint32_t attempt) {
+    char err[256];
+    weir_part_id_t id = pid(uuid, subtask, attempt);
+    assert_int_equal(weir__fsink_init(s, dir, &id, WEIR_PART_ROLL_BYTES, err, sizeof(err)), 0);
+}
+
+/* Rescaling the exactly-once file sink (a job resumed from a savepoint of another job: new job
+ * id, so new uuid "un"; the old job's is "uo"): p old subtasks (attempt 2) each committed epoch
+ * 1, pre-committed epoch 2 in the savepoint (subtask 1 had no record in epoch 2), kept writing
+ * epoch 3 (in progress), and left an orphan of attempt 1 and a pending file of attempt 3. After
+ * the restore into p' new subtasks the directory holds exactly: every listed file committed
+ * (its content), the orphan of attempt 1 deleted, the files of attempts >= 2 untouched (the old
+ * job may still run them), the old fences untouched, one new fence per new subtask. A second
+ * restore (the new job's attempt 2) changes nothing but the new fences; a zombie of the old job
+ * committing its epoch 2 late changes nothing; the new subtasks then commit their own parts with
+ * no collision. With p' == p and the old job itself (same uuid) the restore is a failover. */
+static void test_file_sink_rescale(void **state) {
+    (void)state;
+    const uint32_t cases[][2] = {{2, 3}, {3, 1}, {4, 2}, {3, 3}, {1, 2}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        uint32_t p = cases[c][0], np = cases[c][1];
+        char dir[4200], ndir[4200], name[128], content[128], path[4400];
+        snprintf(dir, sizeof(dir), "%s/rescale-%zu", g_tmp, c);
+        /* case 0: the new job writes to another directory; the old files are committed where
+         * they are. Case 4: the directory was moved (the path the states name is gone): the
+         * old files are found in the new job's directory. */
+        snprintf(ndir, sizeof(ndir), "%s/rescale-%zu%s", g_tmp, c,
+                 c == 0   ? "-new"
+                 : c == 4 ? "-moved"
+                          : "");
+        const char *odir = c == 4 ? ndir : dir; /* where the old files are after the move */
+        expect_t e = {0}, en = {0};
+        expect_t *ne = c == 0 ? &en : &e;
+        olds_t o = {.p = p};
+        weir_file_2pc_t old[MAXP], nw[MAXP];
+        for (uint32_t j = 0; j < p; j++) {
+            fsink_start_u(&old[j], dir, "uo", j, 2);
+            assert_int_equal(weir__fsink_start_fresh(&old[j]), 0);
+            snprintf(name, sizeof(name), ".fence-uo-%u.a2", j);
+            expect_set(&e, name, "");
+            char l1[32], l2[32];
+            snprintf(l1, sizeof(l1), "o%u-e1-a", j);
+            snprintf(l2, sizeof(l2), "o%u-e1-b", j);
+            line(&old[j], l1);
+            line(&old[j], l2);
+            packed_t s1;
+            fsink_snap(&old[j], 1, &s1);
+            packed_free(&s1);
+            assert_int_equal(weir__fsink_notify(&old[j], 1, false), 0);
+            snprintf(name, sizeof(name), "part-uo-%u-0", j);
+            snprintf(content, sizeof(content), "%s\n%s\n", l1, l2);
+            expect_set(&e, name, content);
+            uint32_t next = 1;
+            if (j != 1) { /* epoch 2: pre-committed in the savepoint */
+                snprintf(l1, sizeof(l1), "o%u-e2", j);
+                line(&old[j], l1);
+                snprintf(name, sizeof(name), "part-uo-%u-1", j);
+                snprintf(content, sizeof(content), "%s\n", l1);
+                expect_set(&e, name, content); /* committed by the restore */
+                next = 2;
+            }
+            msgpack_packer pk;
+            assert_int_equal(weir__fsink_snapshot(&old[j], 2, olds_packer(&o, j, &pk)), 0);
+            if (j != 0) { /* epoch 3: in progress (subtask 0 stays alive as a zombie, idle) */
+                snprintf(l1, sizeof(l1), "o%u-e3", j);
+                line(&old[j], l1);
+                snprintf(name, sizeof(name), ".part-uo-%u-%u.a2.inprogress", j, next);
+                snprintf(content, sizeof(content), "%s\n", l1);
+                expect_set(&e, name, content); /* attempt 2 = the savepoint's: kept */
+            }
+            /* an orphan of attempt 1 (deleted) and a pending file of attempt 3 (kept) */
+            snprintf(path, sizeof(path), "%s/.part-uo-%u-9.a1.pending", dir, j);
+            write_file(path, "orphan\n", 7);
+            snprintf(path, sizeof(path), "%s/.part-uo-%u-8.a3.pending", dir, j);
+            write_file(path, "later\n", 6);
+            snprintf(name, sizeof(name), ".part-uo-%u-8.a3.pending", j);
+            expect_set(&e, name, "later\n");
+            if (j != 0 || c == 4)
+                fsink_crash(&old[j]);
+        }
+        olds_unpack(&o);
+        assert_int_equal(o.st[0].via.array.size, 5); /* [next, list, uuid, attempt, dir] */
+        if (c == 4)
+            assert_int_equal(rename(dir, ndir), 0);
+        for (uint32_t round = 1; round <= 2; round++) { /* the new job's attempts 1 and 2 */
+            for (uint32_t k = 0; k < np; k++) {
+                fsink_start_u(&nw[k], ndir, "un", k, round);
+                weir_op_restore_t r = olds_for(&o, k, np);
+                if (weir__fsink_restore_from(&nw[k], &r, np) != 0)
+                    fail_msg("%u -> %u: new subtask %u: %s", p, np, k, nw[k].w.errmsg);
+                snprintf(name, sizeof(name), ".fence-un-%u.a%u", k, round);
+                expect_set(ne, name, "");
+                if (round == 2) {
+                    snprintf(name, sizeof(name), ".fence-un-%u.a1", k);
+                    expect_del(ne, name);
+                }
+            }
+            assert_dir_is(odir, &e);
+            if (c == 0)
+                assert_dir_is(ndir, &en);
+            if (round == 1)
+                for (uint32_t k = 0; k < np; k++)
+                    fsink_crash(&nw[k]);
+        }
+        /* the zombie of the old job: a late notify of its checkpoint 2 commits nothing new */
+        if (c != 4) {
+            assert_int_equal(weir__fsink_notify(&old[0], 2, false), 0);
+            assert_int_equal(weir__fsink_close(&old[0]), 0);
+        }
+        assert_dir_is(odir, &e);
+        /* the new subtasks write their own parts: numbered from 0 in their own uuid */
+        for (uint32_t k = 0; k < np; k++) {
+            char l[32];
+            snprintf(l, sizeof(l), "n%u-e10", k);
+            line(&nw[k], l);
+            packed_t s10;
+            fsink_snap(&nw[k], 10, &s10);
+            packed_free(&s10);
+            assert_int_equal(weir__fsink_notify(&nw[k], 10, false), 0);
+            snprintf(name, sizeof(name), "part-un-%u-0", k);
+            snprintf(content, sizeof(content), "%s\n", l);
+            expect_set(ne, name, content);
+            assert_int_equal(weir__fsink_close(&nw[k]), 0);
+        }
+        assert_dir_is(odir, &e);
+        if (c == 0)
+            assert_dir_is(ndir, &en);
+        if (p == np) {
+            /* the old job's own failover (same uuid, attempt 4) through the same entry: its own
+             * state, today's restore: attempts < 4 not listed are deleted, numbering goes on */
+            for (uint32_t k = 0; k < np; k++) {
+                fsink_start_u(&nw[k], dir, "uo", k, 4);
+                weir_op_restore_t r = olds_for(&o, k, np);
+                assert_int_equal(weir__fsink_restore_from(&nw[k], &r, np), 0);
+                snprintf(name, sizeof(name), ".part-uo-%u-8.a3.pending", k);
+                expect_del(&e, name);
+                snprintf(name, sizeof(name), ".part-uo-%u-%u.a2.inprogress", k, k == 1 ? 1 : 2);
+                if (k != 0)
+                    expect_del(&e, name);
+                snprintf(name, sizeof(name), ".fence-uo-%u.a2", k);
+                expect_del(&e, name);
+                snprintf(name, sizeof(name), ".fence-uo-%u.a4", k);
+                expect_set(&e, name, "");
+                assert_int_equal(nw[k].w.n, k == 1 ? 1 : 2);
+                assert_int_equal(weir__fsink_close(&nw[k]), 0);
+            }
+            assert_dir_is(dir, &e);
+        }
+        olds_free(&o);
+    }
+}
+
 /* ---- value formatting ------------------------------------------------------------------ */
 
 static void fmt_check(weir_value_fmt_t *f, void (*pack)(msgpack_packer *), const char *want) {
@@ -1245,6 +1709,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_file_sink_attempt_fencing, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_split_reader_resume, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_cursor_position),
+        cmocka_unit_test(test_gen_splits_rescale),
+        cmocka_unit_test_setup_teardown(test_file_splits_rescale, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_file_sink_rescale, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_value_text),
         cmocka_unit_test(test_splitmix_vectors),
         cmocka_unit_test(test_datagen_values),

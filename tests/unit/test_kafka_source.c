@@ -992,6 +992,147 @@ static void test_state_refused(void **state) {
     msgpack_sbuffer_destroy(&m.sb);
 }
 
+/* Flink's owner with Java int arithmetic, written here from java_hash_ref. */
+static uint32_t owner_ref(const char *topic, int32_t partition, uint32_t p) {
+    int64_t h = ((int64_t)java_hash_ref(topic) * 31) % 4294967296LL;
+    if (h < 0)
+        h += 4294967296LL;
+    int64_t start = (h & 0x7fffffff) % p;
+    return (uint32_t)((start + partition) % p);
+}
+
+#define RS_TOPICS 3
+static const char *const rs_topics[RS_TOPICS] = {"orders", "clicks", "wc-input"};
+static const int32_t rs_parts[RS_TOPICS] = {7, 3, 12};
+
+/* The next / stop offsets the test gives each partition (distinct for every partition). */
+static int64_t rs_next(size_t t, int32_t part) {
+    return part % 4 == 3 ? RD_KAFKA_OFFSET_BEGINNING : 1000 * (int64_t)t + 10 * part + 1;
+}
+
+/* The states of p old subtasks reading every partition of rs_topics (each the ones Flink's rule
+ * gives it at p), packed with weir__ksrc_state_pack; what @p k of @p np receives. */
+typedef struct kstates {
+    uint32_t p;
+    mp_t m[8];
+    msgpack_unpacked u[8];
+    msgpack_object st[8];
+    uint32_t sub[8];
+} kstates_t;
+
+static void kstates_make(kstates_t *ks, uint32_t p, bool bounded) {
+    ks->p = p;
+    for (uint32_t j = 0; j < p; j++) {
+        weir_kparts_t t = {0};
+        for (size_t ti = 0; ti < RS_TOPICS; ti++)
+            for (int32_t part = 0; part < rs_parts[ti]; part++)
+                if (owner_ref(rs_topics[ti], part, p) == j)
+                    assert_true(weir__kparts_add(&t, rs_topics[ti], part, rs_next(ti, part),
+                                                 bounded ? 5000 + part : -1) >= 0);
+        mp_init(&ks->m[j]);
+        assert_int_equal(weir__ksrc_state_pack(&ks->m[j].pk, &t, bounded), 0);
+        weir__kparts_free(&t);
+        unpack_into(&ks->m[j], &ks->u[j]);
+        ks->st[j] = ks->u[j].data;
+        ks->sub[j] = j;
+    }
+}
+
+static weir_op_restore_t kstates_for(kstates_t *ks, uint32_t k, uint32_t np) {
+    weir_op_restore_t r = {.checkpoint_id = 4, .old_parallelism = ks->p};
+    if (np == ks->p) {
+        r.n = 1;
+        r.old_subtask = &ks->sub[k];
+        r.states = &ks->st[k];
+    } else {
+        r.n = ks->p;
+        r.old_subtask = ks->sub;
+        r.states = ks->st;
+    }
+    return r;
+}
+
+static void kstates_free(kstates_t *ks) {
+    for (uint32_t j = 0; j < ks->p; j++) {
+        msgpack_unpacked_destroy(&ks->u[j]);
+        msgpack_sbuffer_destroy(&ks->m[j].sb);
+    }
+}
+
+/* Restoring at another parallelism: every partition of the old states goes to exactly one new
+ * subtask, the one Flink's rule names at the new parallelism (computed here independently), with
+ * its next and stop offsets unchanged; at the same parallelism each subtask gets its own. */
+static void test_state_rescale(void **state) {
+    (void)state;
+    const uint32_t cases[][2] = {{2, 3}, {3, 1}, {4, 2}, {3, 3}, {1, 5}, {5, 5}};
+    for (int bounded = 0; bounded < 2; bounded++)
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            uint32_t p = cases[c][0], np = cases[c][1];
+            kstates_t ks;
+            kstates_make(&ks, p, bounded);
+            int seen[RS_TOPICS][12] = {{0}};
+            for (uint32_t k = 0; k < np; k++) {
+                weir_op_restore_t r = kstates_for(&ks, k, np);
+                weir_kparts_t t;
+                bool b = !bounded;
+                char err[384];
+                assert_int_equal(weir__ksrc_state_restore(&r, k, np, &t, &b, err, sizeof(err)), 0);
+                assert_int_equal(b, bounded);
+                for (size_t i = 0; i < t.n; i++) {
+                    size_t ti = 0;
+                    while (ti < RS_TOPICS && strcmp(rs_topics[ti], t.v[i].topic) != 0)
+                        ti++;
+                    assert_true(ti < RS_TOPICS);
+                    int32_t part = t.v[i].partition;
+                    assert_true(part < rs_parts[ti]);
+                    assert_int_equal(owner_ref(rs_topics[ti], part, np), k);
+                    assert_int_equal(t.v[i].next, rs_next(ti, part));
+                    assert_int_equal(t.v[i].stop, bounded ? 5000 + part : -1);
+                    seen[ti][part]++;
+                }
+                weir__kparts_free(&t);
+            }
+            for (size_t ti = 0; ti < RS_TOPICS; ti++)
+                for (int32_t part = 0; part < rs_parts[ti]; part++)
+                    if (seen[ti][part] != 1)
+                        fail_msg("%u -> %u: %s-%d restored %d times", p, np, rs_topics[ti], part,
+                                 seen[ti][part]);
+            kstates_free(&ks);
+        }
+
+    /* Refused: a partition in two old states; a state holding another subtask's partition at
+     * the same parallelism; bounded and unbounded states mixed. */
+    kstates_t ks;
+    kstates_make(&ks, 2, true);
+    weir_kparts_t t;
+    bool b;
+    char err[384] = "";
+    msgpack_object twice[2] = {ks.st[0], ks.st[0]};
+    uint32_t subs[2] = {0, 1};
+    weir_op_restore_t r = {
+        .checkpoint_id = 4, .old_parallelism = 2, .n = 2, .old_subtask = subs, .states = twice};
+    assert_int_equal(weir__ksrc_state_restore(&r, 0, 3, &t, &b, err, sizeof(err)), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, "is in the states of two old subtasks"));
+    assert_int_equal(t.n, 0);
+    r = (weir_op_restore_t){.checkpoint_id = 4,
+                            .old_parallelism = 2,
+                            .n = 1,
+                            .old_subtask = &subs[1],
+                            .states = &ks.st[0]};
+    assert_int_equal(weir__ksrc_state_restore(&r, 1, 2, &t, &b, err, sizeof(err)), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, "old subtask 1's state holds partition "));
+    assert_non_null(strstr(err, ", which subtask 0 reads at parallelism 2"));
+    kstates_t ku;
+    kstates_make(&ku, 2, false);
+    msgpack_object mixed[2] = {ks.st[0], ku.st[1]};
+    r = (weir_op_restore_t){
+        .checkpoint_id = 4, .old_parallelism = 2, .n = 2, .old_subtask = subs, .states = mixed};
+    assert_int_equal(weir__ksrc_state_restore(&r, 0, 1, &t, &b, err, sizeof(err)), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, "old subtask 1's state is unbounded, old subtask 0's is not"));
+    kstates_free(&ks);
+    kstates_free(&ku);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8),
@@ -1008,6 +1149,7 @@ int main(void) {
         cmocka_unit_test(test_topic_matching),
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_state_refused),
+        cmocka_unit_test(test_state_rescale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

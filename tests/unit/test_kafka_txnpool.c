@@ -5,9 +5,12 @@
  *   producer id and its epoch goes up by one; an open transaction of the id is aborted; producers
  *   with an older epoch are fenced (every later write, commit or abort of theirs is refused);
  * - a producer keeps its epoch across transactions; a transaction is open from its first record;
+ *   DescribeTransactions reports the start time of the id's last transaction since its last
+ *   InitProducerId (-1 when none), kept after it completed;
  * - EndTxn v1 (id, producer id, epoch, commit): unknown id or other producer id ->
  *   INVALID_PRODUCER_ID_MAPPING; another epoch -> INVALID_PRODUCER_EPOCH; open -> committed
- *   (NONE); already committed with that epoch -> NONE; otherwise INVALID_TXN_STATE;
+ *   (NONE); already committed with that epoch -> NONE; otherwise INVALID_TXN_STATE; abort alike
+ *   (open -> aborted, already aborted -> NONE, otherwise INVALID_TXN_STATE);
  * - the broker's timeout aborts an open transaction and bumps the epoch.
  * (The answers of a real Kafka 4.1.1 broker to each case are recorded in kproto.h.)
  * Oracles: a deterministic source emits 0, 1, 2, ... and restarts from the position of the
@@ -43,6 +46,7 @@ typedef struct bid {
     int64_t pid;
     int16_t epoch;
     int state;
+    int64_t start_ms; /* of the last transaction since InitProducerId, -1 none */
     uint64_t recs[MAX_OPEN];
     size_t n;
 } bid_t;
@@ -51,6 +55,7 @@ typedef struct broker {
     bid_t ids[MAX_IDS];
     size_t n_ids;
     int64_t next_pid;
+    int64_t clock; /* the coordinator's milliseconds: one per transaction started */
     uint64_t visible[MAX_VIS];
     size_t n_visible;
     int inits, end_txns, timeouts;
@@ -68,6 +73,7 @@ static bid_t *b_find(broker_t *b, const char *id, bool create) {
     snprintf(t->id, sizeof(t->id), "%s", id);
     t->pid = 1000 + b->next_pid++;
     t->epoch = -1;
+    t->start_ms = -1;
     return t;
 }
 
@@ -114,6 +120,7 @@ static int m_init(void *io, uint32_t k, const char *id, int64_t *pid, int16_t *e
         b_abort(t);
     t->epoch++;
     t->state = B_EMPTY;
+    t->start_ms = -1;
     m->b->inits++;
     *pid = t->pid;
     *epoch = t->epoch;
@@ -143,6 +150,8 @@ static int m_write(mio_t *m, uint32_t k, uint64_t v) {
         return WEIR_EIO;
     bid_t *t = b_find(m->b, p->id, false);
     assert_true(t->n < MAX_OPEN);
+    if (t->state != B_ONGOING)
+        t->start_ms = ++m->b->clock;
     t->state = B_ONGOING;
     t->recs[t->n++] = v;
     return 0;
@@ -192,12 +201,13 @@ static int m_describe(void *io, const char *id, weir_ktxn_info_t *out, char *err
     snprintf(out->txn_id, sizeof(out->txn_id), "%s", id);
     out->producer_id = t->pid;
     out->producer_epoch = t->epoch;
+    out->txn_start_ms = t->start_ms;
     snprintf(out->state, sizeof(out->state), "%s", b_state_names[t->state]);
     return 0;
 }
 
-static int m_end_txn(void *io, const char *id, int64_t pid, int16_t epoch, int16_t *kerr,
-                     char *err) {
+static int m_end_txn(void *io, const char *id, int64_t pid, int16_t epoch, bool commit,
+                     int16_t *kerr, char *err) {
     mio_t *m = io;
     (void)err;
     m->b->end_txns++;
@@ -207,9 +217,12 @@ static int m_end_txn(void *io, const char *id, int64_t pid, int16_t epoch, int16
     else if (epoch != t->epoch)
         *kerr = WEIR_KERR_INVALID_PRODUCER_EPOCH;
     else if (t->state == B_ONGOING) {
-        b_commit(m->b, t);
+        if (commit)
+            b_commit(m->b, t);
+        else
+            b_abort(t);
         *kerr = WEIR_KERR_NONE;
-    } else if (t->state == B_COMMITTED)
+    } else if (t->state == (commit ? B_COMMITTED : B_ABORTED))
         *kerr = WEIR_KERR_NONE;
     else
         *kerr = WEIR_KERR_INVALID_TXN_STATE;
@@ -436,6 +449,248 @@ static void test_foreign_ids_aborted(void **state) {
     free(b);
 }
 
+/* The old states a restore hands to new subtask k of np (CONTRACT9 section 3): at the same
+ * parallelism only its own, otherwise every old one. */
+typedef struct olds {
+    uint32_t p;
+    bool legacy; /* hand over the states as earlier versions packed them: the pending list */
+    snap_t s[8];
+    msgpack_object st[8];
+    uint32_t sub[8];
+} olds_t;
+
+static weir_op_restore_t olds_for(olds_t *o, uint32_t k, uint32_t np) {
+    weir_op_restore_t r = {.checkpoint_id = 2, .old_parallelism = o->p};
+    for (uint32_t j = 0; j < o->p; j++) {
+        o->st[j] = o->s[j].u.data;
+        o->sub[j] = j;
+        const msgpack_object *m = &o->s[j].u.data;
+        for (uint32_t i = 0; o->legacy && i < m->via.map.size; i++)
+            if (m->via.map.ptr[i].key.via.str.size == 7 &&
+                memcmp(m->via.map.ptr[i].key.via.str.ptr, "pending", 7) == 0)
+                o->st[j] = m->via.map.ptr[i].val;
+    }
+    if (np == o->p) {
+        r.n = 1;
+        r.old_subtask = &o->sub[k];
+        r.states = &o->st[k];
+    } else {
+        r.n = o->p;
+        r.old_subtask = o->sub;
+        r.states = o->st;
+    }
+    return r;
+}
+
+/* How often @p v is visible. */
+static int visible_count(const broker_t *b, uint64_t v) {
+    int n = 0;
+    for (size_t i = 0; i < b->n_visible; i++)
+        n += b->visible[i] == v;
+    return n;
+}
+
+/* A restore at another parallelism (a job resumed from a savepoint: new prefix "pn", or the same
+ * explicit prefix "po", or "pn" from states of earlier versions, which carry no prefix; another
+ * pool size too): p old subtasks each committed epoch 1,
+ * pre-committed epoch 2 in the savepoint (subtask 1's epoch 2 is empty), left epoch 3 open
+ * (subtask 0 also pre-committed it at a later checkpoint and lives on as a zombie); leftovers of
+ * an older parallelism and pool size are open too. After the restore into np new subtasks every
+ * savepoint transaction is committed exactly once, nothing of the old job is left open, and the
+ * zombie can neither write nor commit anything new; a second restore (the new job's next
+ * attempt) changes nothing; the new subtasks then commit their own transactions. */
+static void test_rescale_restore(void **state) {
+    (void)state;
+    const uint32_t cases[][2] = {{2, 3}, {3, 1}, {4, 2}, {3, 3}, {1, 3}};
+    for (int mode = 0; mode < 3; mode++)
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            bool same_prefix = mode == 1;
+            uint32_t p = cases[c][0], np = cases[c][1];
+            broker_t *b = calloc(1, sizeof(*b));
+            const char *leftovers[] = {"po-9-0", "po-0-6"};
+            for (int i = 0; i < 2; i++) {
+                bid_t *t = b_find(b, leftovers[i], true);
+                t->epoch = 0;
+                t->state = B_ONGOING;
+                t->recs[t->n++] = 99999;
+            }
+            olds_t o = {.p = p, .legacy = mode == 2};
+            weir_ktxn_pool_t old[8];
+            mio_t om[8];
+            for (uint32_t j = 0; j < p; j++) {
+                om[j] = (mio_t){.b = b};
+                weir__ktxn_pool_init(&old[j], &model_io, &om[j], "out", "po", j, p, 4, 900000);
+                assert_int_equal(weir__ktxn_pool_start_fresh(&old[j]), 0);
+                for (uint64_t i = 0; i < 3; i++)
+                    assert_int_equal(pool_write(&old[j], &om[j], j * 1000 + i), 0);
+                snap_t s1;
+                assert_int_equal(snap_take(&old[j], 1, &s1), 0);
+                snap_free(&s1);
+                assert_int_equal(weir__ktxn_pool_notify(&old[j], 1, false), 0);
+                if (j != 1)
+                    for (uint64_t i = 10; i < 12; i++)
+                        assert_int_equal(pool_write(&old[j], &om[j], j * 1000 + i), 0);
+                assert_int_equal(snap_take(&old[j], 2, &o.s[j]), 0); /* the savepoint */
+                for (uint64_t i = 20; i < 22; i++)
+                    assert_int_equal(pool_write(&old[j], &om[j], j * 1000 + i), 0);
+                if (j == 0) {
+                    snap_t s3; /* a later checkpoint that never completes */
+                    assert_int_equal(snap_take(&old[j], 3, &s3), 0);
+                    snap_free(&s3);
+                    assert_int_equal(pool_write(&old[j], &om[j], 30), 0);
+                } else {
+                    pool_crash(&old[j]);
+                }
+            }
+            om[0].lease_lost = true; /* the zombie's task manager lost its lease */
+            assert_int_equal(o.s[0].u.data.type, MSGPACK_OBJECT_MAP);
+            weir_ktxn_pool_t nw[8];
+            mio_t nm[8];
+            for (int round = 0; round < 2; round++) {
+                for (uint32_t k = 0; k < np; k++) {
+                    nm[k] = (mio_t){.b = b};
+                    weir__ktxn_pool_init(&nw[k], &model_io, &nm[k], "out",
+                                         same_prefix ? "po" : "pn", k, np, 3, 900000);
+                    weir_op_restore_t r = olds_for(&o, k, np);
+                    if (weir__ktxn_pool_restore_from(&nw[k], &r) != 0)
+                        fail_msg("%u -> %u: %s", p, np, nw[k].err);
+                }
+                /* exactly the savepoint's transactions (and epoch 1) are visible, once */
+                size_t want = 0;
+                for (uint32_t j = 0; j < p; j++) {
+                    for (uint64_t i = 0; i < 22; i++) {
+                        bool in = i < 3 || (i >= 10 && i < 12 && j != 1);
+                        want += in;
+                        if (visible_count(b, j * 1000 + i) != (in ? 1 : 0))
+                            fail_msg("%u -> %u (mode %d): record %llu visible %d times", p, np,
+                                     mode, (unsigned long long)(j * 1000 + i),
+                                     visible_count(b, j * 1000 + i));
+                    }
+                }
+                assert_int_equal(b->n_visible, want);
+                /* nothing is left open; but a state of an earlier version names no prefix:
+                 * old subtask 1's (nothing pending) cannot be known from its own state alone,
+                 * which is all a subtask gets at the same parallelism: its epoch 3 stays open
+                 * until the broker's timeout */
+                for (size_t i = 0; i < b->n_ids; i++)
+                    if (b->ids[i].state == B_ONGOING &&
+                        !(mode == 2 && p == np && strncmp(b->ids[i].id, "po-1-", 5) == 0))
+                        fail_msg("%u -> %u (mode %d): %s left open", p, np, mode, b->ids[i].id);
+                if (round == 0)
+                    for (uint32_t k = 0; k < np; k++)
+                        pool_crash(&nw[k]);
+            }
+            /* the zombie wakes: its writes are refused, its late notify commits nothing new */
+            size_t before = b->n_visible;
+            assert_int_not_equal(pool_write(&old[0], &om[0], 31), 0);
+            (void)weir__ktxn_pool_notify(&old[0], 2, false);
+            assert_int_equal(b->n_visible, before);
+            pool_crash(&old[0]);
+            /* the new subtasks go on with their own transactions */
+            for (uint32_t k = 0; k < np; k++) {
+                assert_int_equal(pool_write(&nw[k], &nm[k], 50000 + k), 0);
+                snap_t s5;
+                assert_int_equal(snap_take(&nw[k], 5, &s5), 0);
+                snap_free(&s5);
+                assert_int_equal(weir__ktxn_pool_notify(&nw[k], 5, false), 0);
+                assert_int_equal(visible_count(b, 50000 + k), 1);
+                weir__ktxn_pool_close(&nw[k]);
+            }
+            assert_int_equal(b->n_visible, before + np);
+            for (uint32_t j = 0; j < p; j++)
+                snap_free(&o.s[j]);
+            free(b);
+        }
+}
+
+/* A savepoint restored after its job went on and reused the savepoint's slot: the slot's
+ * producer keeps its id and epoch, so the coordinator holds a LATER transaction under the
+ * handle's (pid, epoch). The restore must not commit it (variant 0: pre-committed and still
+ * open when the job was cancelled; its records belong to epochs the new job replays), nor
+ * report the savepoint's committed transaction as lost (variant 1: the later one was aborted
+ * when the job was cancelled); the later transaction is not left open either. */
+static void test_savepoint_slot_reused(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 2; variant++) {
+        broker_t *b = calloc(1, sizeof(*b));
+        mio_t m = {.b = b};
+        weir_ktxn_pool_t p;
+        weir__ktxn_pool_init(&p, &model_io, &m, "out", "po", 0, 1, 3, 900000);
+        assert_int_equal(weir__ktxn_pool_start_fresh(&p), 0);
+        assert_int_equal(pool_write(&p, &m, 1), 0);
+        snap_t sp; /* the savepoint (never notified) */
+        assert_int_equal(snap_take(&p, 2, &sp), 0);
+        uint32_t hk = UINT32_MAX;
+        for (uint32_t k = 0; k < 3; k++)
+            if (p.slots[k].state == WEIR_KTXN_PRECOMMITTED)
+                hk = k;
+        assert_true(hk != UINT32_MAX);
+        /* the job goes on until a transaction opens on the savepoint's slot again */
+        uint64_t id = 3, v = 100;
+        uint32_t open_k = UINT32_MAX;
+        for (int i = 0; i < 20 && open_k != hk; i++) {
+            assert_int_equal(pool_write(&p, &m, v++), 0);
+            assert_int_equal(weir__ktxn_pool_txn(&p, &open_k), 0);
+            if (open_k == hk)
+                break;
+            snap_t s;
+            assert_int_equal(snap_take(&p, id, &s), 0);
+            snap_free(&s);
+            assert_int_equal(weir__ktxn_pool_notify(&p, id++, false), 0);
+        }
+        assert_int_equal(open_k, hk);
+        assert_int_equal(visible_count(b, 1), 1); /* the savepoint's, committed by the job */
+        uint64_t later = v - 1;                   /* in the later transaction on that slot */
+        if (variant == 0) {
+            snap_t s;
+            assert_int_equal(snap_take(&p, id, &s), 0); /* pre-committed, never completes */
+            snap_free(&s);
+        }
+        weir__ktxn_pool_close(&p); /* cancelled: aborts the open transaction (variant 1) */
+        assert_int_equal(open_txns(b), variant == 0 ? 1 : 0);
+        /* a new job resumes from the savepoint */
+        mio_t m2 = {.b = b};
+        weir_ktxn_pool_t q;
+        weir__ktxn_pool_init(&q, &model_io, &m2, "out", "pn", 0, 1, 3, 900000);
+        uint32_t sub = 0;
+        weir_op_restore_t r = {.checkpoint_id = 2,
+                               .old_parallelism = 1,
+                               .n = 1,
+                               .old_subtask = &sub,
+                               .states = &sp.u.data};
+        if (weir__ktxn_pool_restore_from(&q, &r) != 0)
+            fail_msg("variant %d: %s", variant, q.err);
+        assert_int_equal(visible_count(b, 1), 1);     /* exactly once */
+        assert_int_equal(visible_count(b, later), 0); /* the later transaction: not committed */
+        assert_int_equal(open_txns(b), 0);            /* and not left open */
+        weir__ktxn_pool_close(&q);
+        snap_free(&sp);
+        free(b);
+    }
+}
+
+/* Two transactions of one producer id and epoch with the same coordinator start time could not
+ * be told apart by a restore: such a pre-commit is refused. */
+static void test_same_start_refused(void **state) {
+    (void)state;
+    broker_t *b = calloc(1, sizeof(*b));
+    mio_t m = {.b = b};
+    weir_ktxn_pool_t p;
+    weir__ktxn_pool_init(&p, &model_io, &m, "out", "px", 0, 1, 3, 900000);
+    assert_int_equal(weir__ktxn_pool_start_fresh(&p), 0);
+    assert_int_equal(pool_write(&p, &m, 1), 0);
+    uint32_t k;
+    assert_int_equal(weir__ktxn_pool_txn(&p, &k), 0);
+    p.slots[k].start_ms = b_find(b, p.slots[k].id, false)->start_ms; /* as if it repeated */
+    snap_t s;
+    assert_int_equal(snap_take(&p, 1, &s), WEIR_EIO);
+    snap_free(&s);
+    assert_non_null(strstr(p.err, "like the previous transaction of producer id"));
+    assert_non_null(strstr(p.err, "a restore could not tell them apart"));
+    weir__ktxn_pool_close(&p);
+    free(b);
+}
+
 /* Test PRNG (xorshift64*), independent of the code under test. */
 static uint64_t rnd(uint64_t *s) {
     *s ^= *s >> 12;
@@ -619,6 +874,9 @@ int main(void) {
         cmocka_unit_test(test_restore_commits_and_detects_loss),
         cmocka_unit_test(test_foreign_ids_aborted),
         cmocka_unit_test(test_random_crashes_zombies_exactly_once),
+        cmocka_unit_test(test_rescale_restore),
+        cmocka_unit_test(test_savepoint_slot_reused),
+        cmocka_unit_test(test_same_start_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,6 +49,10 @@ typedef struct collected {
     const char *in_path; /* file source input */
     const char *out_dir; /* file sink output */
     double rate;         /* file source lines/s over all subtasks */
+    /* build_gen_rescale */
+    uint32_t gen_par; /* the generator's parallelism */
+    uint8_t *seen;    /* per value below n: how often the sink saw it */
+    uint64_t seen_n;
 } collected_t;
 
 typedef struct states {
@@ -121,6 +125,17 @@ static void collect_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     pthread_mutex_lock(&c->mu);
     c->count++;
     c->sum += v;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* counts every value (build_gen_rescale) */
+static void seen_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
+    pthread_mutex_lock(&c->mu);
+    c->count++;
+    if (v < c->seen_n && c->seen[v] < 255)
+        c->seen[v]++;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -254,6 +269,8 @@ typedef struct harness {
     uint64_t restore_id;
     const ack_t *restore_from; /* ACKs of restore_id to take op state and handles from */
     int n_restore_from;
+    uint32_t restore_old_par[4];   /* per vertex: its parallelism in restore_from (0: the same) */
+    bool restore_raw;              /* pass the ACKs' op state as the bundle, unchanged */
     const char *restore_savepoint; /* restore_id is a savepoint in this directory (no claim) */
     pthread_mutex_t ack_mu;
     ack_t acks[MAX_ACKS];
@@ -384,37 +401,92 @@ static void harness_fini(harness_t *h) {
     weir_test_tmpdir_remove(h->tmp);
 }
 
-/* DEPLOY's operator-state bundle for subtask @p s of a vertex of parallelism @p p restored at the
- * same parallelism from its own ACK @p a (CONTRACT section 3): per chain operator nil, or
- * [p, [[s, what it packed]]]. An op state that is not an array is passed on as it is. */
-static void make_bundle(const ack_t *a, uint32_t p, uint32_t s, msgpack_sbuffer *out) {
+/* The operator-state bundle (the DEPLOY field restore_op_state; CONTRACT9 section 3) that
+ * restores a subtask of parallelism @p par from its own ACKed op state @p op (one element per
+ * chain operator): each element becomes [par, [[subtask, element]]], nil stays nil. Malloc'd
+ * into *out; anything but an array is passed as it is. */
+static void own_bundle(const uint8_t *op, size_t len, uint32_t par, uint32_t subtask, uint8_t **out,
+                       size_t *out_len) {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    if (msgpack_unpack_next(&u, (const char *)a->op_state, a->op_len, &off) !=
-            MSGPACK_UNPACK_SUCCESS ||
-        u.data.type != MSGPACK_OBJECT_ARRAY) {
-        msgpack_sbuffer_write(out, (const char *)a->op_state, a->op_len);
-        msgpack_unpacked_destroy(&u);
-        return;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_unpack_next(&u, (const char *)op, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY) {
+        msgpack_pack_array(&pk, u.data.via.array.size);
+        for (uint32_t i = 0; i < u.data.via.array.size; i++) {
+            if (u.data.via.array.ptr[i].type == MSGPACK_OBJECT_NIL) {
+                msgpack_pack_nil(&pk);
+                continue;
+            }
+            msgpack_pack_array(&pk, 2);
+            msgpack_pack_uint32(&pk, par);
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_array(&pk, 2);
+            msgpack_pack_uint32(&pk, subtask);
+            msgpack_pack_object(&pk, u.data.via.array.ptr[i]);
+        }
+    } else {
+        msgpack_sbuffer_write(&sb, (const char *)op, len);
     }
-    msgpack_pack_array(&pk, u.data.via.array.size);
-    for (uint32_t i = 0; i < u.data.via.array.size; i++) {
-        const msgpack_object *e = &u.data.via.array.ptr[i];
-        if (e->type == MSGPACK_OBJECT_NIL) {
+    msgpack_unpacked_destroy(&u);
+    *out_len = sb.size;
+    *out = (uint8_t *)msgpack_sbuffer_release(&sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The bundle that restores a subtask of vertex @p v at another parallelism: for each chain
+ * operator, [old_par, [[j, element of old subtask j], ...]] over every old subtask j whose
+ * element is not nil (nil when none has one). */
+static void union_bundle(const ack_t *acks, int n, uint32_t v, uint64_t id, uint32_t old_par,
+                         uint8_t **out, size_t *out_len) {
+    msgpack_unpacked u[8];
+    uint32_t n_ops = 0;
+    assert_true(old_par <= 8);
+    for (uint32_t j = 0; j < old_par; j++) {
+        const ack_t *a = find_ack(acks, n, v, j, id, false);
+        if (!a) /* a subtask that finished early: its final snapshot counts (as in the JM) */
+            a = find_ack(acks, n, v, j, 0, true);
+        assert_non_null(a);
+        msgpack_unpacked_init(&u[j]);
+        size_t off = 0;
+        assert_int_equal(msgpack_unpack_next(&u[j], (const char *)a->op_state, a->op_len, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(u[j].data.type, MSGPACK_OBJECT_ARRAY);
+        n_ops = u[j].data.via.array.size;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n_ops);
+    for (uint32_t i = 0; i < n_ops; i++) {
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < old_par; j++)
+            k += u[j].data.via.array.ptr[i].type != MSGPACK_OBJECT_NIL;
+        if (k == 0) {
             msgpack_pack_nil(&pk);
             continue;
         }
         msgpack_pack_array(&pk, 2);
-        msgpack_pack_uint32(&pk, p);
-        msgpack_pack_array(&pk, 1);
-        msgpack_pack_array(&pk, 2);
-        msgpack_pack_uint32(&pk, s);
-        msgpack_pack_object(&pk, *e);
+        msgpack_pack_uint32(&pk, old_par);
+        msgpack_pack_array(&pk, k);
+        for (uint32_t j = 0; j < old_par; j++) {
+            if (u[j].data.via.array.ptr[i].type == MSGPACK_OBJECT_NIL)
+                continue;
+            msgpack_pack_array(&pk, 2);
+            msgpack_pack_uint32(&pk, j);
+            msgpack_pack_object(&pk, u[j].data.via.array.ptr[i]);
+        }
     }
-    msgpack_unpacked_destroy(&u);
+    for (uint32_t j = 0; j < old_par; j++)
+        msgpack_unpacked_destroy(&u[j]);
+    *out_len = sb.size;
+    *out = (uint8_t *)msgpack_sbuffer_release(&sb);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 /* DEPLOY's keyed restore document (CONTRACT section 4) for subtask @p s of a vertex of
@@ -477,27 +549,36 @@ static void start_job(harness_t *h, build_fn build, uint64_t n, int n_planes) {
             spec.create_connector = weir_connector_create;
             spec.incremental = true;
             spec.restore_checkpoint_id = h->restore_id;
-            msgpack_sbuffer bundle;
-            msgpack_sbuffer_init(&bundle);
             char *doc = NULL;
-            if (h->restore_id) {
+            uint8_t *bundle = NULL;
+            size_t bundle_len = 0;
+            uint32_t old_par = v < 4 ? h->restore_old_par[v] : 0;
+            if (h->restore_id && old_par && old_par != proto->vertices[v].parallelism) {
+                union_bundle(h->restore_from, h->n_restore_from, v, h->restore_id, old_par, &bundle,
+                             &bundle_len);
+                spec.restore_op_state = bundle;
+                spec.restore_op_state_len = bundle_len;
+            } else if (h->restore_id) {
                 const ack_t *a =
                     find_ack(h->restore_from, h->n_restore_from, v, s, h->restore_id, false);
-                uint32_t p = proto->vertices[v].parallelism;
-                if (a && a->op_len) {
-                    make_bundle(a, p, s, &bundle);
-                    spec.restore_op_state = (const uint8_t *)bundle.data;
-                    spec.restore_op_state_len = bundle.size;
+                if (a && h->restore_raw) {
+                    spec.restore_op_state = a->op_state;
+                    spec.restore_op_state_len = a->op_len;
+                } else if (a) {
+                    own_bundle(a->op_state, a->op_len, proto->vertices[v].parallelism, s, &bundle,
+                               &bundle_len);
+                    spec.restore_op_state = bundle;
+                    spec.restore_op_state_len = bundle_len;
                 }
                 if (a && a->handle) {
                     doc = make_keyed_doc(h->ck_dir, h->restore_savepoint, h->restore_id, a->handle,
-                                         proto->max_parallelism, p, s);
+                                         proto->max_parallelism, proto->vertices[v].parallelism, s);
                     spec.restore_keyed_handle = doc;
                 }
             }
             pthread_mutex_lock(&h->st.mu);
             weir_task_t *t = weir_task_start(&spec, err, sizeof err);
-            msgpack_sbuffer_destroy(&bundle);
+            free(bundle);
             free(doc);
             if (!t)
                 fail_msg("weir_task_start: %s", err);
@@ -613,6 +694,19 @@ static weir_job_t *build_keyed_counts(collected_t *c, uint64_t n) {
     *st = weir_value_state(s, "n");
     s = weir_rebalance(s);
     s = weir_sink(s, "collect", keyed_min_fn, c);
+    weir_set_parallelism(s, 1);
+    return job;
+}
+
+/* generator(n, rate-limited, parallelism c->gen_par) -> rebalance -> sink counting every value
+ * (p1) */
+static weir_job_t *build_gen_rescale(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("gen-rescale", 2);
+    weir_stream_t *s = weir_source_generator(job, "gen", n, 12000, gen_fn, NULL);
+    weir_set_uid(s, "gen-uid");
+    weir_set_parallelism(s, c->gen_par);
+    s = weir_rebalance(s);
+    s = weir_sink(s, "collect", seen_fn, c);
     weir_set_parallelism(s, 1);
     return job;
 }
@@ -1047,6 +1141,110 @@ static void test_restore_sources(void **state) {
     harness_fini(&h1);
 }
 
+/* Restore at another parallelism through the runtime (the operator-state bundle of CONTRACT9
+ * section 3): a bounded generator stopped at a checkpoint at parallelism 2 resumes at 3 and
+ * then (from a checkpoint of that run) at 1; across the three runs the sink sees every value
+ * below n exactly once: the values emitted before each checkpoint's barrier (the oracle: each
+ * old subtask j emitted j, j+p, ... up to its position) come from the earlier run, all others
+ * from the later ones. */
+static void test_restore_rescaled_sources(void **state) {
+    (void)state;
+    const uint64_t n = 6000;
+    uint8_t *emitted = calloc(n, 1); /* by the earlier runs before their barriers */
+    assert_non_null(emitted);
+    const uint32_t pars[] = {2, 3, 1};
+    harness_t h[3];
+    for (int run = 0; run < 3; run++) {
+        harness_t *hr = &h[run];
+        harness_init(hr, 1);
+        hr->ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+        hr->col.gen_par = pars[run];
+        hr->col.seen_n = n;
+        hr->col.seen = calloc(n, 1);
+        if (run > 0) {
+            hr->attempt = (uint32_t)run + 1;
+            hr->restore_id = (uint64_t)run;
+            hr->restore_from = h[run - 1].acks;
+            hr->n_restore_from = h[run - 1].n_acks;
+            hr->restore_old_par[0] = pars[run - 1];
+        }
+        start_job(hr, build_gen_rescale, n, 1);
+        wait_running(hr);
+        if (run < 2) { /* a checkpoint part way, then cancel */
+            weir_sleep_ns(40000000);
+            for (int i = 0; i < hr->st.n_tasks; i++)
+                if (weir_task_vertex(hr->st.tasks[i]) == 0)
+                    weir_task_trigger(hr->st.tasks[i], (uint64_t)run + 1, weir_wall_ms(),
+                                      WEIR_CK_CHECKPOINT, NULL);
+            /* at 3, source subtask 2 has no split: it ended at once (its final snapshot
+             * stands in for it), so it acks no checkpoint */
+            int want = (int)pars[run] + (run == 1 ? 0 : 1);
+            assert_int_equal(wait_acks(hr, (uint64_t)run + 1, false, want), want);
+            if (run == 1)
+                assert_non_null(find_ack(hr->acks, hr->n_acks, 0, 2, 0, true));
+            cancel_and_wait(hr);
+            continue;
+        }
+        assert_int_equal(wait_acks(hr, 0, true, (int)pars[run] + 1), (int)pars[run] + 1);
+        for (int i = 0; i < hr->st.n_tasks; i++)
+            weir_task_notify(hr->st.tasks[i], 9, true);
+        wait_final(hr);
+        check_all(hr, WEIR_TASK_FINISHED);
+    }
+    /* Oracle: what each run emitted before its checkpoint's barrier, from the positions in
+     * its ACKs (the documented layouts, read with msgpack-c): run 1's subtask j of 2 packed [k]
+     * (it emitted j, j+2, ..., below j + 2k); run 2's subtasks packed [2, [[split, next], ...]]
+     * (split i emitted i + 2m from run 1's next of split i up to next). Run 3 (to the end) must
+     * see exactly every other value, once. */
+    uint64_t next1[2];
+    for (uint32_t j = 0; j < 2; j++) {
+        const ack_t *a = find_ack(h[0].acks, h[0].n_acks, 0, j, 1, false);
+        uint64_t k = gen_position(a);
+        assert_true(k != UINT64_MAX);
+        next1[j] = j + 2 * k;
+        for (uint64_t v = j; v < next1[j] && v < n; v += 2)
+            emitted[v]++;
+    }
+    for (uint32_t k = 0; k < 3; k++) {
+        const ack_t *a = find_ack(h[1].acks, h[1].n_acks, 0, k, 2, false);
+        if (k == 2) /* no split: finished at once, its final snapshot */
+            a = find_ack(h[1].acks, h[1].n_acks, 0, k, 0, true);
+        assert_non_null(a);
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t off = 0;
+        assert_int_equal(msgpack_unpack_next(&u, (const char *)a->op_state, a->op_len, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        const msgpack_object *st = &u.data.via.array.ptr[0]; /* [2, [[split, next], ...]] */
+        assert_int_equal(st->type, MSGPACK_OBJECT_ARRAY);
+        assert_int_equal(st->via.array.size, 2);
+        assert_int_equal(st->via.array.ptr[0].via.u64, 2);
+        const msgpack_object *sp = &st->via.array.ptr[1];
+        assert_int_equal(sp->via.array.size, k < 2 ? 1 : 0); /* split k % 3: k = 0, 1 */
+        for (uint32_t i = 0; i < sp->via.array.size; i++) {
+            uint64_t id = sp->via.array.ptr[i].via.array.ptr[0].via.u64;
+            uint64_t next = sp->via.array.ptr[i].via.array.ptr[1].via.u64;
+            assert_int_equal(id, k);
+            for (uint64_t v = next1[id]; v < next && v < n; v += 2)
+                emitted[v]++;
+        }
+        msgpack_unpacked_destroy(&u);
+    }
+    for (uint64_t v = 0; v < n; v++) {
+        if (emitted[v] > 1)
+            fail_msg("value %llu emitted before two checkpoints", (unsigned long long)v);
+        if (h[2].col.seen[v] != (emitted[v] ? 0 : 1))
+            fail_msg("value %llu: seen %u times by the last run, emitted before a checkpoint %u "
+                     "times",
+                     (unsigned long long)v, h[2].col.seen[v], emitted[v]);
+    }
+    for (int run = 2; run >= 0; run--) {
+        free(h[run].col.seen);
+        harness_fini(&h[run]);
+    }
+    free(emitted);
+}
+
 /* A restore with operator state that does not match the chain fails the task with a message. */
 static void test_restore_bad_op_state(void **state) {
     (void)state;
@@ -1073,6 +1271,46 @@ static void test_restore_bad_op_state(void **state) {
         assert_non_null(strstr(h.st.message[i], "operator state of checkpoint 7"));
     }
     harness_fini(&h);
+}
+
+/* A bundle element that is not nil or [old parallelism, [[old subtask, state], ...]] (old
+ * subtasks ascending, below the old parallelism) fails the task naming the operator. */
+static void test_restore_malformed_bundle(void **state) {
+    (void)state;
+    static uint8_t cases[][12] = {
+        {0x91, 0x91, 0x05},                         /* [[5]] */
+        {0x91, 0x92, 0x00, 0x91, 0x92, 0x00, 0xc0}, /* [[0, [[0, nil]]]]: parallelism 0 */
+        {0x91, 0x92, 0x02, 0x90},                   /* [[2, []]]: no pair */
+        {0x91, 0x92, 0x02, 0x91, 0x92, 0x02, 0x01}, /* [[2, [[2, 1]]]]: subtask >= 2 */
+        {0x91, 0x92, 0x02, 0x92, 0x92, 0x01, 0x01, 0x92, 0x00, 0x01}, /* descending */
+    };
+    static const size_t lens[] = {3, 7, 4, 7, 10};
+    for (size_t c = 0; c < 5; c++) {
+        harness_t h;
+        harness_init(&h, 1);
+        ack_t bad[3];
+        memset(bad, 0, sizeof bad);
+        for (int i = 0; i < 3; i++) {
+            bad[i].vertex = i < 2 ? 0 : 1;
+            bad[i].subtask = i < 2 ? (uint32_t)i : 0;
+            bad[i].id = 7;
+            bad[i].op_state = cases[c];
+            bad[i].op_len = lens[c];
+        }
+        h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+        h.restore_id = 7;
+        h.restore_from = bad;
+        h.n_restore_from = 3;
+        h.restore_raw = true;
+        start_job(&h, build_two_inputs, 0, 1);
+        wait_final(&h);
+        for (int i = 0; i < h.st.n_tasks; i++) {
+            assert_int_equal(h.st.final[i], WEIR_TASK_FAILED);
+            if (!strstr(h.st.message[i], "its operator state in checkpoint 7 is malformed"))
+                fail_msg("case %zu: %s", c, h.st.message[i]);
+        }
+        harness_fini(&h);
+    }
 }
 
 static bool all_keys_seen(void *arg) {
@@ -1796,6 +2034,8 @@ int main(void) {
         cmocka_unit_test(test_final_checkpoint),
         cmocka_unit_test(test_restore_sources),
         cmocka_unit_test(test_restore_bad_op_state),
+        cmocka_unit_test(test_restore_rescaled_sources),
+        cmocka_unit_test(test_restore_malformed_bundle),
         cmocka_unit_test(test_restore_keyed),
         cmocka_unit_test(test_finished_subtask_commits),
         cmocka_unit_test(test_savepoint_barriers_exactly_once),

@@ -350,6 +350,67 @@ static void test_restore_rejects_malformed(void **state) {
     free(f);
 }
 
+/* A restore at another parallelism hands one subtask the pending lists of several old subtasks
+ * (weir_2pc_restore_many): every listed transaction is committed once, in list order; nothing
+ * listed is aborted; every other lingering transaction is; a second restore of the same lists
+ * changes nothing; a malformed list commits nothing at all. */
+static void test_restore_many(void **state) {
+    (void)state;
+    fake_t *f = calloc(1, sizeof(*f));
+    weir_2pc_t a, b;
+    weir_2pc_init(&a, &fake_ops, f);
+    weir_2pc_init(&b, &fake_ops, f);
+    write_rec(&a, 1);
+    write_rec(&b, 2);
+    write_rec(&b, 3);
+    snap_t sa, sb;
+    snap_take(&a, 5, &sa);
+    snap_take(&b, 5, &sb);
+    write_rec(&a, 4); /* open after the snapshot: lingering */
+    crash(&a);
+    crash(&b);
+    /* a malformed second list: nothing is committed, not even the first list's */
+    msgpack_object bad = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 3};
+    msgpack_object with_bad[2] = {sa.u.data, bad};
+    weir_2pc_t n;
+    weir_2pc_init(&n, &fake_ops, f);
+    assert_int_equal(weir_2pc_restore_many(&n, 5, with_bad, 2), WEIR_ECORRUPT);
+    assert_int_equal(f->n_visible, 0);
+    assert_int_equal(f->lingering_aborted, 0);
+    weir_2pc_close(&n);
+    msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    msgpack_object lists[3] = {sa.u.data, nil, sb.u.data};
+    for (int round = 0; round < 2; round++) {
+        weir_2pc_init(&n, &fake_ops, f);
+        assert_int_equal(weir_2pc_restore_many(&n, 5, lists, 3), 0);
+        assert_visible(f, (uint64_t[]){1, 2, 3}, 3);
+        assert_int_equal(f->txn[0].st, T_COMMITTED);
+        assert_int_equal(f->txn[1].st, T_COMMITTED);
+        assert_int_equal(f->txn[2].st, T_ABORTED); /* a's open transaction */
+        assert_int_equal(f->lingering_aborted, 1);
+        assert_int_equal(f->commits, 2);
+        assert_int_equal(f->commit_noops, round == 0 ? 0 : 2);
+        assert_true(weir_2pc_checkpointing(&n));
+        assert_int_equal(n.epoch, 6);
+        /* the restored subtask goes on with its own transactions */
+        write_rec(&n, 7);
+        snap_t s6;
+        snap_take(&n, 6, &s6);
+        snap_free(&s6);
+        crash(&n);
+        f->txn[f->n_txn - 1].st = T_ABORTED; /* not part of this check */
+    }
+    /* no list at all: only abort-lingering (a new subtask of an up-scale) */
+    weir_2pc_init(&n, &fake_ops, f);
+    assert_int_equal(weir_2pc_restore_many(&n, 5, NULL, 0), 0);
+    assert_true(weir_2pc_checkpointing(&n));
+    assert_int_equal(f->n_visible, 3);
+    weir_2pc_close(&n);
+    snap_free(&sa);
+    snap_free(&sb);
+    free(f);
+}
+
 /* Test PRNG (xorshift64*), independent of the code under test. */
 static uint64_t rnd(uint64_t *s) {
     *s ^= *s >> 12;
@@ -433,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_roll_and_commit_all),
         cmocka_unit_test(test_precommit_failure_packs_nothing),
         cmocka_unit_test(test_restore_rejects_malformed),
+        cmocka_unit_test(test_restore_many),
         cmocka_unit_test(test_random_replay_exactly_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
