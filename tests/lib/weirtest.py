@@ -79,7 +79,8 @@ class Cluster:
     with rest.ssl.enabled: "true", they use HTTPS and trust rest.ssl.trust-cert (default: the
     server's own rest.ssl.certificate). curve=True: a new cluster key (`weir keygen`) in the
     cluster's directory, security.curve.key-file of the job manager and every task manager (path
-    in self.curve_key_file).
+    in self.curve_key_file). savepoints=True: state.savepoints.dir (the default savepoint target)
+    is <cluster dir>/savepoints.
 
     Leaving the block (or a failure while starting) stops every process the cluster started
     (job managers and task managers, replaced ones too). On success the cluster's directory is
@@ -87,7 +88,7 @@ class Cluster:
     (its path is printed)."""
 
     def __init__(self, name=None, tms=2, slots=2, conf=None, tm_conf=None, ha=False,
-                 checkpoints=None, retained=1, curve=False):
+                 checkpoints=None, retained=1, curve=False, savepoints=False):
         if name is None:
             name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
         self.name = name
@@ -108,6 +109,8 @@ class Cluster:
             self.conf.update(self.checkpoint_conf(interval=checkpoints, retained=retained))
         if ha:
             self.conf["high-availability.storageDir"] = os.path.join(self.dir, "ha")
+        if savepoints:
+            self.conf["state.savepoints.dir"] = os.path.join(self.dir, "savepoints")
         self.curve_key_file = None
         if curve:
             self.curve_key_file = os.path.join(self.dir, "cluster.key")
