@@ -91,7 +91,7 @@ def test():
         args = [PLUGIN, "--input", text, "--output", out, "--rate", str(RATE)]
 
         # run 1: -p 2, stopped with a savepoint into a directory of our own
-        job1 = c.resume(None, *args, p=2)
+        job1 = c.submit("-p", "2", *args)
         c.wait_checkpoints(job1, 2)
         check_parallelism(c, job1, 2)
         sp_a = c.stop_with_savepoint(job1, own_target)
