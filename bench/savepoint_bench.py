@@ -121,7 +121,7 @@ def main():
         while records(c, jobid, "datagen") < target:
             weirtest.check(c.job(jobid)["state"] == "RUNNING", f"build job left RUNNING: {c.job(jobid)}")
             weirtest.check(time.time() - t0 < 3600, "building the state took over an hour")
-            time.sleep(0.5)
+            time.sleep(0.2)
         built = time.time() - t0
         n = records(c, jobid, "datagen")
         result("savepoint-build", built, records=n, keys=KEYS, value_bytes=VALUE_BYTES, raw_bytes=raw)
