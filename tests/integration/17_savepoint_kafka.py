@@ -24,15 +24,16 @@ import os
 from kafkatest import Broker, check_wordcount_prefix, check_wordcount_records, lines_of
 from weirtest import EXAMPLES, Cluster, check, gen_text, oracle_counts, run_test
 
-N_WORDS = 24_000  # about 1,900 lines
-RATE = 50  # lines per second per source subtask
+N_WORDS = 16_000  # about 1,270 lines
+RATE = 20  # lines per second per source subtask in runs 1 and 2 (-p 4 reads 80 lines/s)
+RATE_LAST = 100  # in run 3, which reads the rest (the rate is a job argument, not state)
 PARTITIONS = 4
 PLUGIN = os.path.join(EXAMPLES, "kafka_wordcount.so")
 
 
-def job_args(k, out):
+def job_args(k, out, rate=RATE):
     return [PLUGIN, "--brokers", k.bootstrap, "--input-topic", "lines", "--output-topic", out,
-            "--delivery", "exactly-once", "--bounded", "--rate", str(RATE)]
+            "--delivery", "exactly-once", "--bounded", "--rate", str(rate)]
 
 
 def committed_prefix(k, out, oracle, what):
@@ -56,6 +57,12 @@ def test():
         k.produce_lines("lines", lines_of(text))
         out = "counts"
         k.create_topic(out, partitions=2)
+        # The broker creates its transaction log (__transaction_state, 50 partitions) at the first
+        # transactional producer: do it now, so that run 1 does not start seconds late while its
+        # rate-limited sources already read (the savepoint must fall mid-stream).
+        warm = k.producer(transactional_id="test-17-warm-up")
+        warm.init_transactions()
+        warm.close()
         with Cluster("sp-kafka", tms=2, slots=2, checkpoints="500ms", savepoints=True) as c:
             # run 1: -p 4, savepoint and cancel: its transactions stay pending
             job1 = c.submit("-p", "4", *job_args(k, out))
@@ -87,7 +94,7 @@ def test():
                   "included), nothing open")
 
             # run 3: -p 3 from B, to the end
-            job3 = c.resume(sp_b, *job_args(k, out), p=3)
+            job3 = c.resume(sp_b, *job_args(k, out, RATE_LAST), p=3)
             end = c.wait_state(job3, {"FINISHED", "FAILED", "CANCELED"}, timeout=300)
             check(end["state"] == "FINISHED", f"run 3 ended {end['state']}: {end.get('message')}")
             p = parallelism(c, job3)
