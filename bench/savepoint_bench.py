@@ -14,8 +14,9 @@ managers with 2 slots each), end to end:
    and merged: DeleteRange + SST ingestion): `weir run -d -s SAVEPOINT -p P` of the same job
    (throttled source), timed from the submission until every subtask is RUNNING and the sink
    received records (the keyed operator processes only after its restore); after the first
-   restore at each parallelism a savepoint of the restored job reports its state size, which
-   must be close to the original's (nothing lost in the redistribution).
+   restore at each parallelism a savepoint of the restored job reports its state size, printed
+   next to the original's (both are SST sizes, overwritten versions not yet compacted included,
+   so they differ by what compaction has done, not only by what was restored).
 The raw state backend part (RocksDB restore without a cluster) is measured separately by the
 state module's own benchmark. Prints RESULT lines. Usage: savepoint_bench.py RUNS
 Environment: SP_KEYS (default 1,000,000), SP_VALUE_BYTES (default 1024), SP_BUILD_FACTOR (default
