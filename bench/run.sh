@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
-#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint kafka state-restore all
+#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint kafka state-restore savepoint all
+# (all = q0 q1 q2 keyed-count checkpoint; kafka, state-restore and savepoint run only by name:
+#  savepoint builds about 1 GB of keyed state and needs about 3 GB of free disk)
 # Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000),
-#              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000), CURVE=1 (ZeroMQ CURVE on the control and data
-#              planes; results named <name>-curve).
+#              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000),
+#              SP_KEYS, SP_VALUE_BYTES, SP_BUILD_FACTOR, SAVEPOINT_COPY_DIR (savepoint_bench.py),
+#              CURVE=1 (ZeroMQ CURVE on the control and data planes; results named <name>-curve).
 # state-restore (no cluster: build/bench/state_restore over the state module): STATE_KEYS (default
 #              10,000,000 keys x 100 bytes, ~1 GB), STATE_RESTORE_DIR (its work directory, default
 #              $BUILD/bench-tmp/state-restore, removed at the end), SAVEPOINT_DIR (default inside it:
@@ -23,6 +26,8 @@ elif [ "$name" = kafka ]; then
   python3 "$here/kafka_bench.py" "$runs"   # starts its own broker (deploy/local/kafka.sh)
 elif [ "$name" = state-restore ]; then
   RUNS="$runs" "$WEIR_BUILD/bench/state_restore" "${STATE_RESTORE_DIR:-$WEIR_BUILD/bench-tmp/state-restore}"
+elif [ "$name" = savepoint ]; then
+  python3 "$here/savepoint_bench.py" "$runs"
 elif [ "$name" = checkpoint ]; then
   python3 "$here/checkpoint_bench.py" "$runs"
 else

@@ -7,6 +7,7 @@ Every wait is bounded; a test that hangs fails with a message instead. Process o
 log files under the test's temporary directory, printed when a test fails.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -78,7 +79,8 @@ class Cluster:
     with rest.ssl.enabled: "true", they use HTTPS and trust rest.ssl.trust-cert (default: the
     server's own rest.ssl.certificate). curve=True: a new cluster key (`weir keygen`) in the
     cluster's directory, security.curve.key-file of the job manager and every task manager (path
-    in self.curve_key_file).
+    in self.curve_key_file). savepoints=True: state.savepoints.dir (the default savepoint target)
+    is <cluster dir>/savepoints.
 
     Leaving the block (or a failure while starting) stops every process the cluster started
     (job managers and task managers, replaced ones too). On success the cluster's directory is
@@ -86,7 +88,7 @@ class Cluster:
     (its path is printed)."""
 
     def __init__(self, name=None, tms=2, slots=2, conf=None, tm_conf=None, ha=False,
-                 checkpoints=None, retained=1, curve=False):
+                 checkpoints=None, retained=1, curve=False, savepoints=False):
         if name is None:
             name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
         self.name = name
@@ -107,6 +109,8 @@ class Cluster:
             self.conf.update(self.checkpoint_conf(interval=checkpoints, retained=retained))
         if ha:
             self.conf["high-availability.storageDir"] = os.path.join(self.dir, "ha")
+        if savepoints:
+            self.conf["state.savepoints.dir"] = os.path.join(self.dir, "savepoints")
         self.curve_key_file = None
         if curve:
             self.curve_key_file = os.path.join(self.dir, "cluster.key")
@@ -345,6 +349,97 @@ class Cluster:
     def job(self, jobid):
         return self.get(f"/jobs/{jobid}")
 
+    def post(self, path, body, timeout=10):
+        """POST a JSON body to a REST path (with the cluster's token and HTTPS settings); returns
+        (HTTP status, parsed JSON answer or None). An error status is returned, not raised."""
+        headers = {"Content-Type": "application/json"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(f"{'https' if self.tls else 'http'}://{self.address}{path}",
+                                     data=json.dumps(body).encode(), headers=headers, method="POST")
+        ctx = None
+        if self.tls:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.trust_cert)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, None
+
+    # --- savepoints (docs: CONTRACT of issue 9, sections 5 and 6) ---
+
+    def savepoint(self, jobid, target=None, timeout=300):
+        """`weir savepoint JOBID [TARGET]`: waits for "Savepoint completed. Path: <path>" (exit
+        0) and returns the path; the job goes on running."""
+        args = ["savepoint", jobid] + ([target] if target else [])
+        return savepoint_path(self.cli(*args, timeout=timeout, check_rc=0))
+
+    def stop_with_savepoint(self, jobid, target=None, timeout=300):
+        """`weir stop [--savepointPath TARGET] JOBID`: the final savepoint, sinks commit, the job
+        FINISHES; returns the savepoint's path (checks the job is FINISHED)."""
+        args = ["stop"] + (["--savepointPath", target] if target else []) + [jobid]
+        path = savepoint_path(self.cli(*args, timeout=timeout, check_rc=0))
+        state = self.job(jobid)["state"]
+        check(state == "FINISHED", f"job {jobid} is {state} after `weir stop` printed its savepoint "
+                                   "(the stop completes only when the job is FINISHED)")
+        return path
+
+    def run_args(self, path, *args, p=None, allow_non_restored=False, detached=True):
+        """The argument list of `weir run [-d] -s PATH [--allowNonRestoredState] [-p N] args...`
+        (args: PLUGIN.so and its arguments; path None: no -s)."""
+        out = ["run"] + (["-d"] if detached else [])
+        if path is not None:
+            out += ["-s", path]
+        if allow_non_restored:
+            out.append("--allowNonRestoredState")
+        if p is not None:
+            out += ["-p", str(p)]
+        return out + list(args)
+
+    def run_from(self, path, *args, p=None, allow_non_restored=False, timeout=600):
+        """`weir run -d -s PATH ...` without checking the outcome: the CompletedProcess (for
+        refused restores)."""
+        return self.cli(*self.run_args(path, *args, p=p, allow_non_restored=allow_non_restored),
+                        timeout=timeout)
+
+    def resume(self, path, *args, p=None, allow_non_restored=False):
+        """`weir run -d -s PATH [--allowNonRestoredState] [-p N] PLUGIN.so args...`, which must be
+        accepted; returns the new job's id."""
+        r = self.cli(*self.run_args(path, *args, p=p, allow_non_restored=allow_non_restored),
+                     check_rc=0)
+        for line in r.stdout.splitlines():
+            if line.startswith("Job has been submitted with JobID "):
+                return line.split()[-1]
+        raise TestFailure(f"no JobID line in: {r.stdout}")
+
+    def trigger_savepoint(self, jobid, target=None, cancel=False):
+        """POST /jobs/{id}/savepoints {"target-directory", "cancel-job"}: must answer 202; returns
+        the request id."""
+        status, body = self.post(f"/jobs/{jobid}/savepoints",
+                                 {"target-directory": target, "cancel-job": cancel})
+        check(status == 202 and body and "request-id" in body,
+              f"POST /jobs/{jobid}/savepoints answered {status}: {body}")
+        return body["request-id"]
+
+    def wait_savepoint(self, jobid, request_id, timeout=300):
+        """Polls GET /jobs/{id}/savepoints/{request-id} until status COMPLETED; returns the last
+        answer (whose operation holds "location" or "failure-cause")."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = self.get(f"/jobs/{jobid}/savepoints/{request_id}")
+            if last["status"]["id"] == "COMPLETED":
+                return last
+            check(last["status"]["id"] == "IN_PROGRESS", f"savepoint {request_id}: status {last}")
+            time.sleep(0.1)
+        raise TestFailure(f"savepoint {request_id} of job {jobid} not COMPLETED after {timeout} s: "
+                          f"{last}\n{self.log_tail()}")
+
     def checkpoint_conf(self, interval="500ms", retained=1):
         """Config for checkpointing into this cluster's directory, with fast restarts."""
         return {
@@ -422,6 +517,65 @@ def wait_exit(proc, what, timeout=120):
     raise TestFailure(f"{what} did not exit (reach its kill point) within {timeout} s")
 
 
+SAVEPOINT_DONE = "Savepoint completed. Path: "
+
+
+def savepoint_path(result):
+    """The path of the line "Savepoint completed. Path: <path>" that `weir savepoint` / `weir
+    stop` print (result: a CompletedProcess or its stdout)."""
+    out = result if isinstance(result, str) else result.stdout
+    paths = [ln[len(SAVEPOINT_DONE):].strip() for ln in out.splitlines() if ln.startswith(SAVEPOINT_DONE)]
+    check(len(paths) == 1, f"expected one line {SAVEPOINT_DONE!r}<path>, got:\n{out}")
+    check(os.path.isabs(paths[0]), f"savepoint path {paths[0]!r} is not absolute")
+    return paths[0]
+
+
+def validate(path, *args, p=None, allow_non_restored=False, timeout=120, env=None):
+    """`weir validate -s PATH [-p N] [--allowNonRestoredState] PLUGIN.so args...`, with no job
+    manager address (it needs no cluster); returns the CompletedProcess (text)."""
+    argv = [os.path.join(BIN, "weir"), "validate", "-s", path]
+    if p is not None:
+        argv += ["-p", str(p)]
+    if allow_non_restored:
+        argv.append("--allowNonRestoredState")
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(argv + list(args), capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+
+
+def tree_checksum(path):
+    """{relative path: (size, sha256 hex)} of every regular file under path (symlinks are
+    listed as ("symlink", target)): two results are equal iff the tree's names and bytes are."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, path)
+            if os.path.islink(full):
+                out[rel] = ("symlink", os.readlink(full))
+                continue
+            h = hashlib.sha256()
+            with open(full, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            out[rel] = (os.path.getsize(full), h.hexdigest())
+    return out
+
+
+def tree_diff(before, after):
+    """A short description of how two tree_checksum() results differ ("" when equal)."""
+    gone = sorted(set(before) - set(after))
+    new = sorted(set(after) - set(before))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    parts = []
+    for what, names in (("gone", gone), ("new", new), ("changed", changed)):
+        if names:
+            parts.append(f"{len(names)} {what} (e.g. {names[:3]})")
+    return "; ".join(parts)
+
+
 def dir_snapshot(path):
     """{name: (size, mtime_ns)} of every file in a directory, hidden ones included: two snapshots
     are equal iff no file appeared, disappeared or changed in between."""
@@ -454,10 +608,9 @@ def oracle_counts(path):
     return counts
 
 
-def check_wordcount_output(out_dir, oracle):
-    """Exactly-once check of wordcount output: only committed (non-hidden) part files are read;
-    one line per word occurrence; for every word the counts are exactly 1..n (nothing lost,
-    nothing duplicated). Returns the number of lines."""
+def read_word_updates(out_dir):
+    """The committed wordcount output of a directory: only committed (non-hidden) part files are
+    read. Returns ({word: [counts written]}, number of lines)."""
     from collections import defaultdict
     seen = defaultdict(list)
     lines = 0
@@ -470,8 +623,32 @@ def check_wordcount_output(out_dir, oracle):
                 word, n = line.rstrip("\n").rsplit(" ", 1)
                 seen[word].append(int(n))
                 lines += 1
+    return seen, lines
+
+
+def check_wordcount_output(out_dir, oracle):
+    """Exactly-once check of wordcount output: only committed (non-hidden) part files are read;
+    one line per word occurrence; for every word the counts are exactly 1..n (nothing lost,
+    nothing duplicated). Returns the number of lines."""
+    seen, lines = read_word_updates(out_dir)
     check_word_updates(seen, lines, oracle, "lines")
     return lines
+
+
+def check_word_prefix(seen, oracle, unit):
+    """The check of committed output part way through a job (e.g. after a stop with a
+    savepoint): for every word written the counts are exactly 1..k with k <= the oracle's count
+    (no gap, no duplicate, no word the input lacks). Returns the number of updates."""
+    extra = set(seen) - set(oracle)
+    check(not extra, f"{len(extra)} words that are not in the input, e.g. {sorted(extra)[:3]}")
+    n = 0
+    for w, counts in seen.items():
+        got = sorted(counts)
+        check(got == list(range(1, len(got) + 1)) and len(got) <= oracle[w],
+              f"word {w!r}: oracle {oracle[w]}, committed counts {got[:5]}...{got[-5:]} "
+              f"({len(got)} {unit}): a gap or a duplicate")
+        n += len(got)
+    return n
 
 
 def check_word_updates(seen, n_updates, oracle, unit):
