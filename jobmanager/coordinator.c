@@ -412,14 +412,12 @@ void weir_ckpt_coord_complete(weir_ckpt_coord_t *c, uint64_t id, bool final, con
         if (as > h->async_ms)
             h->async_ms = as;
     }
-    /* an intermediate savepoint is not a restore point of this job (Flink's savepoints are not
-     * used for failover either): nothing was committed at it */
-    if (final || c->pending_kind != WEIR_CK_SAVEPOINT) {
-        c->latest = *h;
-        c->have_completed = true;
-        c->latest_id = id;
-        weir_fmt(c->latest_path, sizeof c->latest_path, "%s", path);
-    }
+    /* a savepoint is a restore point too: a failover after it restores it (its pre-committed
+     * transactions are then committed, never aborted, so a job resumed from it later finds them) */
+    c->latest = *h;
+    c->have_completed = true;
+    c->latest_id = id;
+    weir_fmt(c->latest_path, sizeof c->latest_path, "%s", path);
     c->n_completed++;
     c->consecutive_failures = 0;
     c->last_end_ns = now_ns;

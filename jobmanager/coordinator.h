@@ -141,10 +141,10 @@ bool weir_ckpt_coord_finished(const weir_ckpt_coord_t *c, uint32_t idx);
 /** Starts checkpoint c->next_id (which must be known); returns its id. */
 uint64_t weir_ckpt_coord_begin(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms);
 /** Starts a savepoint (@p kind WEIR_CK_SAVEPOINT or WEIR_CK_STOP) into directory @p target with
- * id c->next_id (which must be known); returns its id. It is in flight like a checkpoint; it
- * completes into its own directory: an intermediate savepoint never becomes the latest checkpoint
- * (restores and the HA pointer ignore it), a stop-savepoint does (the job ends at it); a failed
- * savepoint is not counted against tolerable-failed-checkpoints. */
+ * id c->next_id (which must be known); returns its id. It is in flight like a checkpoint and,
+ * once complete, the latest restore point like one (a failover restores it, so the transactions
+ * pre-committed at it are committed, never aborted); it is never notified (except a stop), never
+ * touched by retention; a failed savepoint is not counted against tolerable-failed-checkpoints. */
 uint64_t weir_ckpt_coord_begin_savepoint(weir_ckpt_coord_t *c, uint32_t kind, const char *target,
                                          int64_t now_ns, int64_t wall_ms);
 /** Subtasks that acknowledged the in-flight checkpoint (or stand in it with their final

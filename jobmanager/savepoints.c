@@ -7,13 +7,16 @@
  * A savepoint directory is <target>/savepoint-<first 6 hex of the job id>-<12 random hex>,
  * created here before the trigger; the subtasks write their keyed files into it and the job
  * manager writes <dir>/_metadata last (durably: file, directory and parent fsynced), so a
- * directory without _metadata is not a savepoint. An intermediate savepoint is neither notified
- * (nothing commits at it) nor a restore point of its job; a failed one is removed. A
- * stop-savepoint, once its _metadata is durable, becomes the job's restore point (the HA pointer
- * names it) and only then is NOTIFY final sent: the subtasks commit everything and finish; the
- * request completes when the job is FINISHED. If the job fails in between, it restarts from that
- * savepoint (nothing committed is replayed) and runs on: the request fails and says so. A failed
- * stop-savepoint fails the job over (its sources had stopped), as Flink does.
+ * directory without _metadata is not a savepoint. A completed savepoint becomes the job's restore
+ * point (the HA pointer names it, the coordinator's latest): a failover after it restores it, so
+ * the sink transactions pre-committed at it are committed by the restore, never aborted (a job
+ * resumed from it later finds them). An intermediate savepoint is never notified (nothing
+ * commits at it; the next checkpoint commits its transactions); a failed one is removed. A
+ * stop-savepoint is notified with final = true once its _metadata and the HA pointer are durable:
+ * the subtasks commit everything and finish; the request completes when the job is FINISHED. If the
+ * job fails in between, it restarts from that savepoint (nothing committed is replayed) and runs
+ * on: the request fails and says so. A failed stop-savepoint fails the job over (its sources had
+ * stopped), as Flink does.
  *
  * Invariants: at most one request per job is IN_PROGRESS and it is the coordinator's in-flight
  * checkpoint (or a written stop-savepoint waiting for FINISHED); requests leave QUEUED only in
@@ -219,8 +222,7 @@ int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_
         return rc;
     }
     uint32_t kind = c->pending_kind;
-    if (kind == WEIR_CK_STOP && jm->ha_dir &&
-        weir_ha_set_checkpoint(jm->ha_dir, job->id, dir, err, sizeof err) != 0) {
+    if (jm->ha_dir && weir_ha_set_checkpoint(jm->ha_dir, job->id, dir, err, sizeof err) != 0) {
         /* the job goes on from its previous checkpoint; this savepoint stays usable */
         weir_fmt(why, whylen, "failed: cannot write the HA pointer: %s", err);
         return WEIR_EIO;

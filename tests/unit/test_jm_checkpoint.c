@@ -433,8 +433,8 @@ static void test_coordinator(void **state) {
 }
 
 /* Savepoints in the coordinator (docs/savepoints.md): in flight like a checkpoint, with their kind
- * and directory; an intermediate savepoint never becomes the latest (restore) point, a
- * stop-savepoint does; a failed savepoint does not count against tolerable failures. */
+ * and directory; complete, a savepoint (intermediate or stop) is the latest restore point; a
+ * failed savepoint does not count against tolerable failures. */
 static void test_coordinator_savepoints(void **state) {
     (void)state;
     uint32_t par[1] = {2};
@@ -453,7 +453,8 @@ static void test_coordinator_savepoints(void **state) {
     weir_ckpt_coord_complete(&c, id, false, "/ck/chk-3", t + ms, 101);
     assert_int_equal(c.latest_id, 3);
 
-    /* an intermediate savepoint: kind and target kept, completes without becoming the latest */
+    /* an intermediate savepoint: kind and target kept; complete, it is the latest restore point
+     * (a failover restores it: its pre-committed transactions are committed, never aborted) */
     id = weir_ckpt_coord_begin_savepoint(&c, WEIR_CK_SAVEPOINT, "/sp/savepoint-x", t + 2 * ms, 200);
     assert_int_equal(id, 4);
     assert_int_equal(c.pending_kind, WEIR_CK_SAVEPOINT);
@@ -465,8 +466,8 @@ static void test_coordinator_savepoints(void **state) {
     assert_true(weir_ckpt_coord_ack(&c, 1, 4, false, &a));
     assert_true(weir_ckpt_coord_ready(&c));
     weir_ckpt_coord_complete(&c, 4, false, "/sp/savepoint-x", t + 3 * ms, 201);
-    assert_int_equal(c.latest_id, 3);
-    assert_string_equal(c.latest_path, "/ck/chk-3");
+    assert_int_equal(c.latest_id, 4);
+    assert_string_equal(c.latest_path, "/sp/savepoint-x");
     assert_int_equal(c.pending_id, 0);
     assert_int_equal(c.pending_kind, WEIR_CK_CHECKPOINT);
     assert_string_equal(c.pending_target, "");

@@ -836,7 +836,7 @@ static void sp_request(fx_t *f, const char *id, const char *what, const char *bo
 
 /* Savepoint, stop-with-savepoint and run -s against fake task managers: TRIGGER carries the kind
  * and a fresh directory under the target; an intermediate savepoint completes without NOTIFY and
- * is not the job's latest checkpoint; a stop sends NOTIFY final and completes when the job is
+ * becomes the job's restore point; a stop sends NOTIFY final and completes when the job is
  * FINISHED; a job submitted with savepointPath gets each subtask's own state back; a savepoint
  * whose uid is missing from the new job is refused naming it; bad requests get 400/404/409. */
 static void test_savepoint_stop_resume(void **state) {
@@ -903,11 +903,34 @@ static void test_savepoint_stop_resume(void **state) {
     assert_int_not_equal(weir_mock_tm_expect(a, WEIR_MSG_NOTIFY_CHECKPOINT, &m, 300), 0);
     snprintf(path, sizeof path, "/jobs/%s/checkpoints", id);
     assert_int_equal(http(f, "GET", path, NULL, 0, &j), 200);
-    assert_true(json_is_null(json_object_get(json_object_get(j, "latest"), "completed")));
+    /* the savepoint is the job's restore point now (a failover restores it) */
+    json_t *lcomp = json_object_get(json_object_get(j, "latest"), "completed");
+    assert_int_equal(json_integer_value(json_object_get(lcomp, "id")), (json_int_t)n);
+    assert_string_equal(jstr(lcomp, "path"), target);
     json_t *h = json_array_get(json_object_get(j, "history"), 0);
     assert_true(json_is_true(json_object_get(h, "is_savepoint")));
     assert_string_equal(jstr(h, "status"), "COMPLETED");
     json_decref(j);
+
+    /* the HA pointer names the savepoint, and a failure now restores it (its pre-committed output
+     * is then committed by the restore, never aborted by a fall back to an older checkpoint) */
+    snprintf(path, sizeof path, "%s/ha/jobs/%s/checkpoint", f->dir, id);
+    assert_int_equal(weir_read_file(path, &data, &len), 0);
+    assert_memory_equal(data, target, strlen(target));
+    free(data);
+    weir_mock_tm_task_state(b, id, 1, 0, 1, WEIR_TASK_FAILED, "boom", NULL);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    weir_msg_clear(&m);
+    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    expect_deploys(a, id, ckdir, 2, 2, &rst, ops, keyed);
+    assert_int_equal(rst, n);
+    expect_deploys(b, id, ckdir, 2, 1, &rst, ops, keyed);
+    assert_string_equal(ops[0], "2:0:sp-0");
+    assert_string_equal(ops[1], "2:1:sp-1");
+    weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_RUNNING, NULL, NULL);
 
     /* stop with a savepoint: NOTIFY final, COMPLETED only once the job FINISHED */
     snprintf(body, sizeof body, "{\"targetDirectory\":\"%s/sp\"}", f->dir);
@@ -917,17 +940,17 @@ static void test_savepoint_stop_resume(void **state) {
     assert_true(s > n);
     assert_string_not_equal(sp2, sp1);
     assert_int_equal(expect_sp_trigger(b, id, 1, WEIR_CK_STOP, target, sizeof target), s);
-    weir_mock_tm_ack(a, id, 1, s, 0, 0, false, weir_mock_tm_opstate(op, 64, "stop-0", 2), NULL);
-    weir_mock_tm_ack(b, id, 1, s, 0, 1, false, weir_mock_tm_opstate(op, 64, "stop-1", 2), NULL);
-    weir_mock_tm_ack(a, id, 1, s, 1, 0, false, NULL, NULL);
-    assert_int_equal(weir_mock_tm_expect_notify(a, id, 1, true), s);
-    assert_int_equal(weir_mock_tm_expect_notify(b, id, 1, true), s);
+    weir_mock_tm_ack(a, id, 2, s, 0, 0, false, weir_mock_tm_opstate(op, 64, "stop-0", 2), NULL);
+    weir_mock_tm_ack(b, id, 2, s, 0, 1, false, weir_mock_tm_opstate(op, 64, "stop-1", 2), NULL);
+    weir_mock_tm_ack(a, id, 2, s, 1, 0, false, NULL, NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(a, id, 2, true), s);
+    assert_int_equal(weir_mock_tm_expect_notify(b, id, 2, true), s);
     j = sp_status(f, id, rid, 200);
     assert_string_equal(jstr(json_object_get(j, "status"), "id"), "IN_PROGRESS");
     json_decref(j);
-    weir_mock_tm_task_state(a, id, 1, 0, 0, WEIR_TASK_FINISHED, NULL, NULL);
-    weir_mock_tm_task_state(a, id, 1, 1, 0, WEIR_TASK_FINISHED, NULL, NULL);
-    weir_mock_tm_task_state(b, id, 1, 0, 1, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_FINISHED, NULL, NULL);
     json_decref(wait_state(f, id, "FINISHED", NULL));
     for (int i = 0; i < 200; i++) {
         j = sp_status(f, id, rid, 200);
