@@ -411,6 +411,25 @@ static bool own_checkpoint(const weir_jm_job_t *job, const char *path, uint64_t 
     return strncmp(path, job->ckdir, n) == 0 && path[n] == '/' && !strchr(path + n + 1, '/');
 }
 
+/* True when the savepoint at @p path (the job's restore point after it completed) was deleted by
+ * its owner: no _metadata there. Nothing was committed at an intermediate savepoint, so the latest
+ * checkpoint before it is as good a restore point (its pending output is aborted and replayed).
+ * Not the savepoint the job was submitted with (run -s): that one is required. */
+static bool savepoint_gone(const weir_jm_job_t *job, const char *path) {
+    if (job->restore_path && strcmp(path, job->restore_path) == 0)
+        return false;
+    char meta[2200];
+    struct stat st;
+    weir_fmt(meta, sizeof meta, "%s/_metadata", path);
+    if (stat(meta, &st) == 0 || errno != ENOENT)
+        return false;
+    WEIR_WARN(COMP,
+              "savepoint %s of job %s was deleted: restoring the latest checkpoint before it "
+              "instead",
+              path, job->id);
+    return true;
+}
+
 /* Reads the savepoint (or another job's retained checkpoint) at @p path for a restore. */
 static int restore_savepoint(weir_jm_job_t *job, const char *path, weir_ckpt_meta_t *meta,
                              char *base, size_t base_cap, char *errstr, size_t errlen) {
@@ -446,6 +465,11 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
         best_id = c->restored_id;
         best = c->restored_path;
     }
+    if (job->ha_pointer && !own_checkpoint(job, job->ha_pointer, &(uint64_t){0}) &&
+        savepoint_gone(job, job->ha_pointer)) {
+        free(job->ha_pointer);  /* the user deleted it: the checkpoints before it are the restore */
+        job->ha_pointer = NULL; /* points, nothing was committed at it */
+    }
     if (job->ha_pointer) {
         uint64_t pid = 0;
         struct stat st;
@@ -469,6 +493,24 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
         }
     }
     uint64_t own_id = 0;
+    if (best && !own_checkpoint(job, best, &own_id) && savepoint_gone(job, best)) {
+        /* the savepoint that was the restore point is gone: the latest checkpoint before it */
+        uint64_t below = 0, *ids = NULL;
+        size_t n_ids = 0;
+        best = NULL;
+        if (job->ckdir && weir_ckpt_list_dirs(job->ckdir, &ids, &n_ids) == 0)
+            for (size_t i = 0; i < n_ids; i++)
+                if (ids[i] < best_id)
+                    below = ids[i]; /* ascending: the newest chk-<n> before the savepoint */
+        free(ids);
+        weir_ckpt_meta_t probe;
+        if (below && weir_ckpt_find_latest(job->ckdir, job->id, below, false, NULL, &probe, errstr,
+                                           errlen) == 0) {
+            weir_ckpt_chk_path(job->ckdir, probe.id, ha_path, sizeof ha_path);
+            best = ha_path;
+            weir_ckpt_meta_clear(&probe);
+        }
+    }
     if (best && own_checkpoint(job, best, &own_id)) {
         int rc =
             weir_ckpt_find_latest(job->ckdir, job->id, own_id, true, NULL, meta, errstr, errlen);

@@ -117,7 +117,8 @@ static int setup_ckpt(void **state) {
     return start(state, "10s", "5min", true, NULL);
 }
 static int setup_savepoints(void **state) {
-    static const char *const extra[] = {"execution.checkpointing.interval", "1h", NULL};
+    static const char *const extra[] = {"execution.checkpointing.interval", "1h",
+                                        "restart-strategy.fixed-delay.attempts", "5", NULL};
     return start(state, "10s", "5min", true, extra); /* no periodic checkpoint interferes */
 }
 static int setup_auth(void **state) {
@@ -931,6 +932,21 @@ static void test_savepoint_stop_resume(void **state) {
     weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
     weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_RUNNING, NULL, NULL);
     weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_RUNNING, NULL, NULL);
+    /* its owner deletes the savepoint; the next failure restores what came before it (here: no
+     * checkpoint, a fresh start: nothing was committed at the savepoint) instead of failing */
+    assert_int_equal(weir_rmtree(target), 0);
+    weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_FAILED, "boom", NULL);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
+    weir_msg_clear(&m);
+    weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_CANCELED, NULL, NULL);
+    expect_deploys(a, id, ckdir, 3, 2, &rst, ops, keyed);
+    assert_int_equal(rst, 0);
+    expect_deploys(b, id, ckdir, 3, 1, &rst, ops, keyed);
+    assert_string_equal(ops[0], "");
+    weir_mock_tm_task_state(a, id, 3, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 3, 1, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 3, 0, 1, WEIR_TASK_RUNNING, NULL, NULL);
 
     /* stop with a savepoint: NOTIFY final, COMPLETED only once the job FINISHED */
     snprintf(body, sizeof body, "{\"targetDirectory\":\"%s/sp\"}", f->dir);
@@ -940,17 +956,17 @@ static void test_savepoint_stop_resume(void **state) {
     assert_true(s > n);
     assert_string_not_equal(sp2, sp1);
     assert_int_equal(expect_sp_trigger(b, id, 1, WEIR_CK_STOP, target, sizeof target), s);
-    weir_mock_tm_ack(a, id, 2, s, 0, 0, false, weir_mock_tm_opstate(op, 64, "stop-0", 2), NULL);
-    weir_mock_tm_ack(b, id, 2, s, 0, 1, false, weir_mock_tm_opstate(op, 64, "stop-1", 2), NULL);
-    weir_mock_tm_ack(a, id, 2, s, 1, 0, false, NULL, NULL);
-    assert_int_equal(weir_mock_tm_expect_notify(a, id, 2, true), s);
-    assert_int_equal(weir_mock_tm_expect_notify(b, id, 2, true), s);
+    weir_mock_tm_ack(a, id, 3, s, 0, 0, false, weir_mock_tm_opstate(op, 64, "stop-0", 2), NULL);
+    weir_mock_tm_ack(b, id, 3, s, 0, 1, false, weir_mock_tm_opstate(op, 64, "stop-1", 2), NULL);
+    weir_mock_tm_ack(a, id, 3, s, 1, 0, false, NULL, NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(a, id, 3, true), s);
+    assert_int_equal(weir_mock_tm_expect_notify(b, id, 3, true), s);
     j = sp_status(f, id, rid, 200);
     assert_string_equal(jstr(json_object_get(j, "status"), "id"), "IN_PROGRESS");
     json_decref(j);
-    weir_mock_tm_task_state(a, id, 2, 0, 0, WEIR_TASK_FINISHED, NULL, NULL);
-    weir_mock_tm_task_state(a, id, 2, 1, 0, WEIR_TASK_FINISHED, NULL, NULL);
-    weir_mock_tm_task_state(b, id, 2, 0, 1, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 3, 0, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(a, id, 3, 1, 0, WEIR_TASK_FINISHED, NULL, NULL);
+    weir_mock_tm_task_state(b, id, 3, 0, 1, WEIR_TASK_FINISHED, NULL, NULL);
     json_decref(wait_state(f, id, "FINISHED", NULL));
     for (int i = 0; i < 200; i++) {
         j = sp_status(f, id, rid, 200);
