@@ -124,7 +124,8 @@ static const weir_config_key_t KEYS[] = {
      "RETAIN_ON_CANCELLATION",
      "What happens to a job's checkpoints when it ends: RETAIN_ON_CANCELLATION (kept, so `weir run "
      "-s <dir>/<job>/chk-<n>` can resume a canceled job), DELETE_ON_CANCELLATION (deleted when it "
-     "is canceled, kept when it failed or finished) or NO_EXTERNALIZED_CHECKPOINTS (deleted when it "
+     "is canceled, kept when it failed or finished) or NO_EXTERNALIZED_CHECKPOINTS (deleted when "
+     "it "
      "is canceled or finished, kept when it failed)."},
     {"state.backend.incremental", WEIR_CFG_BOOL, "true",
      "Upload only new RocksDB SST files per checkpoint (shared between checkpoints)."},
