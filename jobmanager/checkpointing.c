@@ -233,6 +233,7 @@ static void complete_savepoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job)
         failed_checkpoint_locked(jm, job, why, true);
         return;
     }
+    weir_killpoint_hit(&jm->killpoint, "jm-after-savepoint");
     if (kind == WEIR_CK_STOP)
         notify_locked(jm, job, id, true);
 }
