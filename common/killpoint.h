@@ -2,8 +2,8 @@
  * SIGKILL itself the Nth time (default 1st) code reaches the named point. Used by the kill-point
  * tests to crash a process at an exact step of the checkpoint protocol. Points (see
  * docs/checkpointing.md): barrier-before-ack, notify-before-commit, commit-after-rename
- * (task manager); jm-after-metadata, jm-after-savepoint (job manager). Unarmed (no key) it costs one branch.
- * Thread-safe: the counter is atomic. */
+ * (task manager); jm-after-metadata, jm-after-savepoint (job manager). Unarmed (no key) it costs
+ * one branch. Thread-safe: the counter is atomic. */
 #ifndef WEIR_COMMON_KILLPOINT_H
 #define WEIR_COMMON_KILLPOINT_H
 
