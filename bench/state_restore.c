@@ -15,7 +15,6 @@
  * Usage: state_restore WORK_DIR (removed at the end). Owns nothing else; single-threaded. */
 #include <inttypes.h>
 #include <jansson.h>
-#include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,18 +75,8 @@ static weir_state_opts_t opts_for(const char *path) {
                                .block_cache_bytes = 32u << 20};
 }
 
-static bool settled(weir_state_backend_t *sb) {
-    rocksdb_t *db = weir_state_int_db(sb);
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    rocksdb_property_int(db, "rocksdb.num-running-compactions", &a);
-    rocksdb_property_int(db, "rocksdb.compaction-pending", &b);
-    rocksdb_property_int(db, "rocksdb.num-running-flushes", &c);
-    rocksdb_property_int(db, "rocksdb.mem-table-flush-pending", &d);
-    return a + b + c + d == 0;
-}
-
 static void settle(weir_state_backend_t *sb) {
-    while (!settled(sb))
+    while (!weir_state_int_idle(sb))
         usleep(20000);
 }
 

@@ -450,6 +450,15 @@ rocksdb_t *weir_state_int_db(const weir_state_backend_t *sb) {
     return sb->db;
 }
 
+bool weir_state_int_idle(const weir_state_backend_t *sb) {
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    rocksdb_property_int(sb->db, "rocksdb.num-running-compactions", &a);
+    rocksdb_property_int(sb->db, "rocksdb.compaction-pending", &b);
+    rocksdb_property_int(sb->db, "rocksdb.num-running-flushes", &c);
+    rocksdb_property_int(sb->db, "rocksdb.mem-table-flush-pending", &d);
+    return a + b + c + d == 0;
+}
+
 const char *weir_state_int_path(const weir_state_backend_t *sb) {
     return sb->path;
 }

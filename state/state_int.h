@@ -15,6 +15,9 @@
 typedef struct weir_snapreg weir_snapreg_t;
 
 rocksdb_t *weir_state_int_db(const weir_state_backend_t *sb);
+/** True when RocksDB has no flush or compaction running or pending (benchmarks and tests wait for
+ * it before they measure or look at files). */
+bool weir_state_int_idle(const weir_state_backend_t *sb);
 const char *weir_state_int_path(const weir_state_backend_t *sb);
 uint32_t weir_state_int_max_par(const weir_state_backend_t *sb);
 uint32_t weir_state_int_n_states(const weir_state_backend_t *sb);

@@ -24,7 +24,6 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <rocksdb/c.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -89,13 +88,7 @@ static void check(weir_state_backend_t *sb, uint32_t i, uint32_t ver) {
 
 /* Waits until RocksDB has no flush or compaction pending or running. */
 static bool settled(void *sb) {
-    rocksdb_t *db = weir_state_int_db(sb);
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    rocksdb_property_int(db, "rocksdb.num-running-compactions", &a);
-    rocksdb_property_int(db, "rocksdb.compaction-pending", &b);
-    rocksdb_property_int(db, "rocksdb.num-running-flushes", &c);
-    rocksdb_property_int(db, "rocksdb.mem-table-flush-pending", &d);
-    return a + b + c + d == 0;
+    return weir_state_int_idle(sb);
 }
 
 static void settle(weir_state_backend_t *sb) {
