@@ -116,20 +116,6 @@ static void set_key(weir_state_backend_t *sb, int k) {
     weir_state_set_key(sb, key, (uint32_t)n);
 }
 
-static int vstr(char *buf, int k, int ver) {
-    /* ~100 bytes, mostly hex of a hash of (k, ver): hardly compressible */
-    int n = snprintf(buf, 160, "value-%d-%d-", k, ver);
-    uint64_t x = (uint64_t)k * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(ver + 1) * 0xC2B2AE3D27D4EB4FULL;
-    while (n < 100) {
-        x ^= x >> 29;
-        x *= 0xBF58476D1CE4E5B9ULL;
-        x ^= x >> 32;
-        buf[n++] = "0123456789abcdef"[x & 15];
-    }
-    buf[n] = '\0';
-    return n;
-}
-
 /* @p n random operations applied to the backend and the model. */
 static void random_ops(weir_state_backend_t *sb, model_t *m, int n) {
     char buf[200];
@@ -139,7 +125,7 @@ static void random_ops(weir_state_backend_t *sb, model_t *m, int n) {
         int op = (int)(rnd() % 10);
         if (op <= 3) {
             int ver = (int)(rnd() % 1000);
-            int l = vstr(buf, k, ver);
+            int l = weir_test_value(buf, k, ver);
             assert_int_equal(weir_state_value_put(sb, ST_V, buf, (uint32_t)l), 0);
             m->vver[k] = ver;
         } else if (op == 4) {
@@ -157,7 +143,7 @@ static void random_ops(weir_state_backend_t *sb, model_t *m, int n) {
             int u = (int)(rnd() % NU), ver = (int)(rnd() % 1000);
             char uk[8];
             int ul = snprintf(uk, sizeof(uk), "u%d", u);
-            int l = vstr(buf, k, ver);
+            int l = weir_test_value(buf, k, ver);
             assert_int_equal(weir_state_map_put(sb, ST_M, uk, (uint32_t)ul, buf, (uint32_t)l), 0);
             m->mver[k][u] = ver;
         } else if (op == 8) {
@@ -209,7 +195,7 @@ static int map_cb(const void *uk, uint32_t ul, const void *v, uint32_t vl, void 
     assert_true(u >= 0 && u < NU);
     assert_true(c->m->mver[c->k][u] >= 0);
     char want[200];
-    int l = vstr(want, c->k, c->m->mver[c->k][u]);
+    int l = weir_test_value(want, c->k, c->m->mver[c->k][u]);
     assert_int_equal(vl, (uint32_t)l);
     assert_memory_equal(v, want, vl);
     c->n++;
@@ -227,7 +213,7 @@ static void verify(weir_state_backend_t *sb, const model_t *m) {
             assert_int_equal(rc, 1);
         } else {
             assert_int_equal(rc, 0);
-            int l = vstr(want, k, m->vver[k]);
+            int l = weir_test_value(want, k, m->vver[k]);
             assert_int_equal(len, (uint32_t)l);
             assert_memory_equal(v, want, len);
         }

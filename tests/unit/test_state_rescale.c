@@ -115,20 +115,6 @@ static void set_key(weir_state_backend_t *sb, int k) {
     weir_state_set_key(sb, key, (uint32_t)n);
 }
 
-/* ~100 hardly compressible bytes, a pure function of (k, ver). */
-static int vstr(char *buf, int k, int ver) {
-    int n = snprintf(buf, 160, "value-%d-%d-", k, ver);
-    uint64_t x = (uint64_t)k * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(ver + 1) * 0xC2B2AE3D27D4EB4FULL;
-    while (n < 100) {
-        x ^= x >> 29;
-        x *= 0xBF58476D1CE4E5B9ULL;
-        x ^= x >> 32;
-        buf[n++] = "0123456789abcdef"[x & 15];
-    }
-    buf[n] = '\0';
-    return n;
-}
-
 static void pack_i64(int64_t d, char *out, uint32_t *len) {
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init(&sbuf);
@@ -177,24 +163,24 @@ static void write_old(weir_state_backend_t **old, uint32_t old_p) {
             weir_state_backend_t *sb = old[weir_keygroup_subtask(kg_of(k), old_p, MAX_PAR)];
             set_key(sb, k);
             if (round == 0) {
-                int l = vstr(buf, k, 0);
+                int l = weir_test_value(buf, k, 0);
                 assert_int_equal(weir_state_value_put(sb, O_V, buf, (uint32_t)l), 0);
                 e->vver = 0;
                 for (int u = 0; u < NU; u++) {
                     int ul = snprintf(uk, sizeof(uk), "u%d", u);
-                    l = vstr(buf, k, 100 + u);
+                    l = weir_test_value(buf, k, 100 + u);
                     assert_int_equal(
                         weir_state_map_put(sb, O_M, uk, (uint32_t)ul, buf, (uint32_t)l), 0);
                 }
                 e->mmask = (1 << NU) - 1;
-                l = vstr(buf, k, 999);
+                l = weir_test_value(buf, k, 999);
                 assert_int_equal(weir_state_value_put(sb, O_GONE, buf, (uint32_t)l), 0);
             } else if (round == 1) {
                 if (k % 11 == 0) {
                     assert_int_equal(weir_state_value_clear(sb, O_V), 0);
                     e->vver = -1;
                 } else {
-                    int l = vstr(buf, k, k % 5 + 1);
+                    int l = weir_test_value(buf, k, k % 5 + 1);
                     assert_int_equal(weir_state_value_put(sb, O_V, buf, (uint32_t)l), 0);
                     e->vver = k % 5 + 1;
                 }
@@ -260,7 +246,7 @@ static int map_cb(const void *uk, uint32_t ul, const void *v, uint32_t vl, void 
     assert_true(u >= 0 && u < NU);
     assert_true(c->mask >> u & 1);
     char want[200];
-    int l = vstr(want, c->k, 100 + u);
+    int l = weir_test_value(want, c->k, 100 + u);
     assert_int_equal(vl, (uint32_t)l);
     assert_memory_equal(v, want, vl);
     c->n++;
@@ -286,7 +272,7 @@ static int verify(weir_state_backend_t *sb, uint32_t first, uint32_t last) {
             assert_int_equal(rc, 1);
         } else {
             assert_int_equal(rc, 0);
-            int l = vstr(want, k, e->vver);
+            int l = weir_test_value(want, k, e->vver);
             assert_int_equal(len, (uint32_t)l);
             assert_memory_equal(v, want, len);
         }
@@ -699,7 +685,7 @@ static void test_no_claim_leaves_sources_untouched(void **unused) {
             if (g < ranges[i][0] || g > ranges[i][1] || ORACLE[k].vver < 0)
                 continue; /* the same value again: new SSTs, same contents */
             set_key(sbs[i], k);
-            int l = vstr(buf, k, ORACLE[k].vver);
+            int l = weir_test_value(buf, k, ORACLE[k].vver);
             assert_int_equal(weir_state_value_put(sbs[i], N_V, buf, (uint32_t)l), 0);
         }
         assert_int_equal(weir_state_int_compact(sbs[i]), 0);

@@ -106,3 +106,16 @@ int weir_test_flaky_read(void *ctx, const char *path, uint8_t **data, size_t *le
     }
     return weir_read_file(path, data, len);
 }
+
+int weir_test_value(char *buf, int k, int ver) {
+    int n = snprintf(buf, 160, "value-%d-%d-", k, ver);
+    uint64_t x = (uint64_t)k * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(ver + 1) * 0xC2B2AE3D27D4EB4FULL;
+    while (n < 100) {
+        x ^= x >> 29;
+        x *= 0xBF58476D1CE4E5B9ULL;
+        x ^= x >> 32;
+        buf[n++] = "0123456789abcdef"[x & 15];
+    }
+    buf[n] = '\0';
+    return n;
+}

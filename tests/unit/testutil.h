@@ -45,4 +45,8 @@ typedef struct weir_test_flaky {
 } weir_test_flaky_t;
 int weir_test_flaky_read(void *ctx, const char *path, uint8_t **data, size_t *len);
 
+/** Writes a value of about 100 hardly compressible bytes, a pure function of (@p k, @p ver), and a
+ * NUL into @p buf (at least 160 bytes). @returns its length. */
+int weir_test_value(char *buf, int k, int ver);
+
 #endif
