@@ -183,40 +183,35 @@ static json_t *target_json(const char *dir, bool *ok) {
     return s;
 }
 
-int weir__cli_savepoint(weir__cli_t *c) {
+/* POST /jobs/<jobid>/<endpoint> with {<target_key>: dir|null, <flag_key>: false} after printing
+ * @p headline, then waits for the request (savepoint and stop differ only in these). */
+static int request_savepoint(weir__cli_t *c, const char *dir, const char *endpoint,
+                             const char *target_key, const char *flag_key, const char *headline) {
     const char *jobid = c->pos[0];
     if (weir__cli_check_jobid(jobid))
         return 1;
     bool ok;
-    json_t *target = target_json(c->n_pos > 1 ? c->pos[1] : NULL, &ok);
+    json_t *target = target_json(dir, &ok);
     if (!ok)
         return 1;
-    json_t *body = json_pack("{s:o, s:b}", "target-directory", target, "cancel-job", 0);
+    json_t *body = json_pack("{s:o, s:b}", target_key, target, flag_key, 0);
     char path[256];
-    weir_fmt(path, sizeof path, "/jobs/%s/savepoints", jobid);
-    printf("Triggering savepoint for job %s.\n", jobid);
+    weir_fmt(path, sizeof path, "/jobs/%s/%s", jobid, endpoint);
+    printf("%s %s.\n", headline, jobid);
     fflush(stdout);
     int rc = trigger_and_wait(c, jobid, path, body);
     json_decref(body);
     return rc;
 }
 
+int weir__cli_savepoint(weir__cli_t *c) {
+    return request_savepoint(c, c->n_pos > 1 ? c->pos[1] : NULL, "savepoints", "target-directory",
+                             "cancel-job", "Triggering savepoint for job");
+}
+
 int weir__cli_stop(weir__cli_t *c) {
-    const char *jobid = c->pos[0];
-    if (weir__cli_check_jobid(jobid))
-        return 1;
-    bool ok;
-    json_t *target = target_json(c->stop_target, &ok);
-    if (!ok)
-        return 1;
-    json_t *body = json_pack("{s:o, s:b}", "targetDirectory", target, "drain", 0);
-    char path[256];
-    weir_fmt(path, sizeof path, "/jobs/%s/stop", jobid);
-    printf("Suspending job %s.\n", jobid);
-    fflush(stdout);
-    int rc = trigger_and_wait(c, jobid, path, body);
-    json_decref(body);
-    return rc;
+    return request_savepoint(c, c->stop_target, "stop", "targetDirectory", "drain",
+                             "Suspending job");
 }
 
 int weir__cli_validate(weir__cli_t *c) {
