@@ -23,7 +23,12 @@ helm="$GOBIN/helm"
 venv="$cache/venv"
 kv="$venv/bin/kubernetes-validate"
 
-helm_version() { [ -x "$helm" ] && "$helm" version --template '{{.Version}}' 2>/dev/null; }
+# The module version go install built (`helm version` says only "v3.22": go install sets no
+# version ldflags).
+helm_version() {
+  [ -x "$helm" ] && command -v go >/dev/null &&
+    go version -m "$helm" 2>/dev/null | awk '$1 == "mod" && $2 == "helm.sh/helm/v3" { print $3 }'
+}
 helm_ok() {
   local have v
   have="$(helm_version)" || return 1
