@@ -7,6 +7,8 @@
 #                         GOPATH, GOMODCACHE, GOBIN and GOCACHE are all under <cache>/go.
 #   kubernetes-validate   from PyPI into the venv of scripts/python-deps.sh (<cache>/venv); the
 #                         package ships the Kubernetes JSON schemas, so validation is offline.
+#                         A helm built by go install has no default Kubernetes version (it
+#                         assumes v1.20): give `helm template`/`lint` a --kube-version.
 # Idempotent: when the wanted versions are present, neither go nor pip runs (no network).
 # Two first runs at once install once (flock). Not called by scripts/install-deps.sh: only the
 # deploy tests need these tools.
