@@ -9,14 +9,17 @@ exactly-once file sink; checkpoints every 500 ms, HA on.
      id from HA (the log says so, nothing is submitted a second time, GET /jobs lists one job),
      the job finishes, the job manager exits 0 and the committed output equals the oracle
      (tr | sort | uniq -c) exactly; <ha>/results/<id>.json says FINISHED; the same command once
-     more exits 0 at once with "already reached FINISHED".
+     more exits 0 at once with "already reached FINISHED". Meanwhile `weir run --job-id <that id>`
+     is refused (409 "job <id> already exists", exit 1) and a malformed --job-id exits 2.
  (b) jobmanager.shutdown.savepoint=true: SIGTERM mid-run stops the job with a savepoint into
      state.savepoints.dir, the job manager exits 0, its log names the savepoint and so does
      <ha>/results/<id>.json; the committed output is a consistent prefix. A new application job
      manager with execution.savepoint.path=<that savepoint> and another parallelism.default (so
      another derived job id) finishes the job: the combined committed output is exact.
  (c) bad configurations exit 2 with one line naming the key; --help of both daemons exits 0
-     with the usage on stdout."""
+     with the usage on stdout.
+ (d) without jobmanager.shutdown.savepoint SIGTERM exits 0 at once, the job stays in HA and no
+     savepoint is taken; the same command again resumes it (last-state) to an exact end."""
 
 import hashlib
 import json
@@ -110,6 +113,14 @@ def case_kill_and_resume(work):
         log1 = c.jm_log()
         check("submitting application job " + jobid in log1, f"no submission line:\n{log1[-3000:]}")
         check(conf["rest.auth.token"] not in log1, "the REST token appears in the job manager's log")
+        # weir run --job-id: the id of the running application job is refused (409), a bad one is
+        # a usage error
+        r = c.cli("run", "-d", "--job-id", jobid, PLUGIN, *args)
+        check(r.returncode == 1 and f"job {jobid} already exists" in r.stderr,
+              f"weir run --job-id {jobid}: exit {r.returncode}: {r.stderr}")
+        r = c.cli("run", "-d", "--job-id", "XYZ", PLUGIN, *args)
+        check(r.returncode == 2 and "--job-id needs 32 lowercase hex digits, got 'XYZ'" in r.stderr,
+              f"weir run --job-id XYZ: exit {r.returncode}: {r.stderr}")
         c.kill9(c.jm)
         seen, before = read_word_updates(out) if os.path.isdir(out) else ({}, 0)
         check_word_prefix(seen, oracle, "lines")
@@ -185,6 +196,39 @@ def case_shutdown_savepoint(work):
         print(f"(b) upgraded from the savepoint at parallelism 3 as job {jobid2}: {lines} lines exact", flush=True)
 
 
+def case_sigterm_last_state(work):
+    """Without jobmanager.shutdown.savepoint SIGTERM exits at once (0) and leaves the job in HA
+    (last-state); the same command again resumes it from its latest checkpoint to an exact end."""
+    oracle, out, args = prepare(work, seed=23)
+    cluster_id = "app-d"
+    jobid = derived_id(cluster_id)
+    conf = {"application.plugin": PLUGIN, "high-availability.cluster-id": cluster_id,
+            "parallelism.default": "2", "state.savepoints.dir": os.path.join(work, "unused-savepoints")}
+    with AppCluster("app-last-state", args, tms=2, slots=2, checkpoints="500ms", ha=True, conf=conf) as c:
+        c.wait_job(jobid)
+        c.wait_checkpoints(jobid, 2, timeout=60)
+        os.kill(c.jm.pid, signal.SIGTERM)
+        code = c.wait_jm_exit("the application job manager after SIGTERM", timeout=10)
+        log = c.jm_log()
+        check(code == 0, f"job manager exited {code} after SIGTERM:\n{log[-2000:]}")
+        ha = c.conf["high-availability.storageDir"]
+        check(os.path.isfile(os.path.join(ha, "jobs", jobid, "job.json")), "SIGTERM removed the job's HA entry")
+        check(not os.path.exists(os.path.join(ha, "results", f"{jobid}.json")), "SIGTERM wrote a result record")
+        check("shutdown: job" not in log and not os.path.exists(conf["state.savepoints.dir"]),
+              "a savepoint was taken without jobmanager.shutdown.savepoint")
+        seen, before = read_word_updates(out) if os.path.isdir(out) else ({}, 0)
+        check_word_prefix(seen, oracle, "lines")
+        c.start_jobmanager()
+        c.wait_job(jobid)
+        code = c.wait_jm_exit("the application job manager after the SIGTERM'd one", timeout=90)
+        log = c.jm_log()
+        check(code == 0 and f"application job {jobid} recovered from HA" in log,
+              f"exit {code}, no recovery line:\n{log[-3000:]}")
+        lines = check_wordcount_output(out, oracle)
+        print(f"(d) SIGTERM without shutdown savepoint: exit 0, HA kept ({before} lines committed); "
+              f"resumed to {lines} lines exact", flush=True)
+
+
 def expect_config_error(argv, want, tmp):
     r = subprocess.run([JM] + argv, capture_output=True, text=True, timeout=30, cwd=tmp)
     err = r.stderr.strip()
@@ -223,6 +267,7 @@ def main():
         case_bad_config(work)
         case_kill_and_resume(work)
         case_shutdown_savepoint(work)
+        case_sigterm_last_state(work)
     except BaseException:
         print(f"work files kept in {work}", flush=True)
         raise
