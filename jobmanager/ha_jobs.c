@@ -1,10 +1,10 @@
 /* Owns the job manager's use of the HA store (ha.h) for its job table: the entry of a new job
  * (plugin copy + job.json) written before POST /jobs answers, job.json rewritten with each attempt
  * before the attempt deploys, the job result record written (ha.h) and then the entry removed once
- * the job ended, and at startup the recovery of
- * every stored job as RESTARTING (a job that has a result record already ended: its entry is
- * removed instead) (deployed as the stored attempt + 1, restored from the checkpoint
- * its HA pointer names, or fresh without one). A record or pointer that cannot be read (after the
+ * the job ended, and at startup the recovery of every stored job as RESTARTING (deployed as the
+ * stored attempt + 1, restored from the checkpoint its HA pointer names, or fresh without one); an
+ * entry whose job has a result record already ended (the job manager died before removing it):
+ * it is removed instead of run again. A record or pointer that cannot be read (after the
  * retries of store_io.h) fails the start of the job manager instead of losing the job or
  * restarting it without its checkpoint. The pointer itself is written by checkpointing.c after
  * each completed checkpoint.
