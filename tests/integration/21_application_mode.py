@@ -17,7 +17,8 @@ exactly-once file sink; checkpoints every 500 ms, HA on.
      manager with execution.savepoint.path=<that savepoint> and another parallelism.default (so
      another derived job id) finishes the job: the combined committed output is exact.
  (c) bad configurations exit 2 with one line naming the key; --help of both daemons exits 0
-     with the usage on stdout.
+     with the usage on stdout; a plugin the spawned CLI cannot load ends the job manager with
+     exit 1 and one line naming the plugin and the CLI's exit code.
  (d) without jobmanager.shutdown.savepoint SIGTERM exits 0 at once, the job stays in HA and no
      savepoint is taken; the same command again resumes it (last-state) to an exact end."""
 
@@ -258,7 +259,18 @@ def case_bad_config(tmp):
     if not os.access(unreadable, os.R_OK):  # root reads anything
         expect_config_error(base + ["-D", f"application.plugin={unreadable}"],
                             f"application.plugin {unreadable}: cannot be read", tmp)
-    print("(c) --help of both daemons, bad configurations exit 2 with one line", flush=True)
+    # a plugin the CLI cannot load: the CLI child exits 1 before the job exists, the job manager
+    # exits 1 naming the plugin and the CLI's exit code
+    garbage = os.path.join(tmp, "garbage.so")
+    with open(garbage, "w") as f:
+        f.write("not a shared object\n")
+    r = subprocess.run([JM] + base + ["-D", f"blob.storage.directory={tmp}/blobs", "-D",
+                                      f"application.plugin={garbage}", "--", "--input", "x"],
+                       capture_output=True, text=True, timeout=60, cwd=tmp)
+    want = f"({garbage}) was not submitted: the weir CLI exited with code 1"
+    check(r.returncode == 1 and want in r.stderr, f"exit {r.returncode}, wanted 1 and {want!r}:\n{r.stderr}")
+    print("(c) --help of both daemons, bad configurations exit 2 with one line, a CLI failure exits 1",
+          flush=True)
 
 
 def main():
