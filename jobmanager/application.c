@@ -221,8 +221,11 @@ static int spawn_cli(weir_jobmanager_t *jm, const weir_config_t *cfg, char *cons
                          "application.cli to the weir executable)",
                          cli, strerror(e));
     app->child = pid;
-    WEIR_INFO(COMP, "submitting application job %s: %s run -d --job-id %s -p %s %s%s (pid %d)",
-              app->job_id, cli, app->job_id, par, sp && *sp ? "-s " : "", app->plugin, (int)pid);
+    WEIR_INFO(COMP,
+              "submitting application job %s: %s -m %s run -d --job-id %s -p %s%s%s %s with %d "
+              "job arguments (pid %d)",
+              app->job_id, cli, addr, app->job_id, par, sp && *sp ? " -s " : "", sp ? sp : "",
+              app->plugin, n_args, (int)pid);
     return 0;
 }
 
