@@ -11,8 +11,8 @@
 4. The chart's session render (release "weir") and deploy/kubernetes/ define the same kinds and
    names, the same weir.yaml keys and values, the same pod specs (labels that Helm adds aside);
    the application-mode render and jobmanager-application.yaml likewise, with the same job.
-5. Every weir.yaml key, every -D key and every WEIR_* variable is a key of common/config.c (KEYS)
-   or one of the issue-10 keys of helper A (PENDING_KEYS), with a value of the key's type; every
+5. Every weir.yaml key, every -D key and every WEIR_* variable is a key of common/config.c (KEYS),
+   with a value of the key's type; every
    pod has enableServiceLinks: false (weir rejects unknown WEIR_* variables, and Kubernetes would
    add WEIR_JOBMANAGER_SERVICE_HOST & co.).
 Negative controls: each check is also run on a broken copy and must fail there.
@@ -31,18 +31,6 @@ SRC = os.environ.get("WEIR_SRC") or os.path.abspath(os.path.join(os.path.dirname
 PLAIN = os.path.join(SRC, "deploy/kubernetes")
 CHART = os.path.join(SRC, "deploy/helm/weir")
 KUBE_VERSION = "1.30.0"
-# Keys of CONTRACT10 section 3 (issue 10, helper A) that common/config.c gains with that branch
-# (same names and types there; once merged this list adds nothing and can go).
-PENDING_KEYS = {
-    "application.plugin": "STRING",
-    "application.job-id": "STRING",
-    "application.cli": "STRING",
-    "high-availability.cluster-id": "STRING",
-    "execution.savepoint.path": "STRING",
-    "execution.savepoint.ignore-unclaimed-state": "BOOL",
-    "jobmanager.shutdown.savepoint": "BOOL",
-    "jobmanager.shutdown.savepoint-timeout": "DURATION",
-}
 CONTRACT_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component")
 APP_PLUGIN = "/opt/weir/examples/wordcount.so"
 
@@ -78,8 +66,6 @@ def weir_keys():
     table = table[: table.index("{NULL,")]
     keys = dict(re.findall(r'\{"([A-Za-z0-9.\-]+)",\s*WEIR_CFG_([A-Z]+)', table))
     assert len(keys) > 40, "cannot parse the KEYS table of common/config.c (%d keys)" % len(keys)
-    for k, t in PENDING_KEYS.items():
-        keys.setdefault(k, t)
     return keys
 
 
