@@ -43,8 +43,8 @@
 
 static const char USAGE[] =
     "Usage:\n"
-    "  weir [-m HOST:PORT] [-c FILE] [-D key=value]... run [-p N] [-d] [-s PATH [-n]] PLUGIN.so\n"
-    "       [job args...]\n"
+    "  weir [-m HOST:PORT] [-c FILE] [-D key=value]... run [-p N] [-d] [-s PATH [-n]]\n"
+    "       [--job-id ID] PLUGIN.so [job args...]\n"
     "  weir [-m HOST:PORT] list\n"
     "  weir [-m HOST:PORT] cancel JOBID\n"
     "  weir [-m HOST:PORT] savepoint JOBID [TARGET_DIR]\n"
@@ -78,6 +78,8 @@ static const char USAGE[] =
     "  -n, --allowNonRestoredState\n"
     "                              run, validate: drop the state of operators (uids) the job no\n"
     "                              longer has instead of refusing to start\n"
+    "      --job-id ID             run: the job's id (32 lowercase hex digits; default: a new\n"
+    "                              random one; refused when the cluster has a job of that id)\n"
     "  -p, --savepointPath DIR     stop: where the savepoint goes (default state.savepoints.dir)\n"
     "  -h, --help                  show this help\n"
     "\n"
@@ -200,6 +202,16 @@ static int parse_option(cli_t *c, int argc, char **argv, int *i, bool global) {
             return -EXIT_USAGE;
         }
         c->parallelism = (uint32_t)p;
+        return 1;
+    }
+    if (!strcmp(c->cmd, "run") && (!strcmp(a, "--job-id") || !strncmp(a, "--job-id=", 9))) {
+        PATH_VALUE("--job-id", ": ID, 32 lowercase hex digits");
+        size_t n = strspn(val, "0123456789abcdef");
+        if (n != 32 || val[n]) {
+            usage_error("--job-id needs 32 lowercase hex digits, got '%s'", val);
+            return -EXIT_USAGE;
+        }
+        c->job_id = val;
         return 1;
     }
     if (!strcmp(c->cmd, "run") && (!strcmp(a, "-d") || !strcmp(a, "--detached"))) {
@@ -524,6 +536,8 @@ static int cmd_run(cli_t *c) {
         json_object_set_new(req, "savepointPath", sp);
         json_object_set_new(req, "allowNonRestoredState", json_boolean(c->allow_non_restored));
     }
+    if (req && c->job_id)
+        json_object_set_new(req, "jobId", json_string(c->job_id));
     json_decref(ans);
     ans = NULL;
     body = req ? json_dumps(req, JSON_COMPACT) : NULL;

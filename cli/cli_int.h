@@ -25,6 +25,7 @@ typedef struct weir__cli {
     const char *savepoint_path; /* run/validate -s, --fromSavepoint; NULL = none */
     bool allow_non_restored;    /* run/validate -n, --allowNonRestoredState */
     const char *stop_target;    /* stop --savepointPath; NULL = state.savepoints.dir */
+    const char *job_id;         /* run --job-id; NULL = the job manager picks one */
     const char **cfg_argv;      /* argv[0] + -c/-D options, for weir_config_from_args */
     int cfg_argc;
     char **pos; /* positional arguments of the command (PLUGIN.so + job args, JOBID) */

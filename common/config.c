@@ -149,6 +149,29 @@ static const weir_config_key_t KEYS[] = {
     {"high-availability.storageDir", WEIR_CFG_STRING, NULL,
      "Job manager HA store: submitted jobs, plugins and the latest checkpoint pointer, so a "
      "restarted job manager resumes its jobs (unset = no HA)."},
+    {"high-availability.cluster-id", WEIR_CFG_STRING, "default",
+     "Name of the cluster in the HA store; part of the derived application job id."},
+    {"application.plugin", WEIR_CFG_STRING, NULL,
+     "Application mode: path of the job's plugin .so on the job manager's file system; the job "
+     "manager submits it at start (job arguments after -- on its command line) and exits when "
+     "the job ends (unset = session mode)."},
+    {"application.job-id", WEIR_CFG_STRING, NULL,
+     "Application mode: the job id (32 lowercase hex; unset = derived from "
+     "high-availability.cluster-id and execution.savepoint.path)."},
+    {"application.cli", WEIR_CFG_STRING, NULL,
+     "Application mode: the weir CLI that submits the job (unset = weir next to the job "
+     "manager's executable)."},
+    {"execution.savepoint.path", WEIR_CFG_STRING, NULL,
+     "Application mode: start the job from this savepoint or retained checkpoint (absolute "
+     "path; like weir run -s)."},
+    {"execution.savepoint.ignore-unclaimed-state", WEIR_CFG_BOOL, "false",
+     "Application mode: drop the state of operators the job no longer has (like weir run -n)."},
+    {"jobmanager.shutdown.savepoint", WEIR_CFG_BOOL, "false",
+     "On SIGTERM/SIGINT stop every RUNNING job with a savepoint into state.savepoints.dir "
+     "before exiting (false = exit at once, jobs stay in HA)."},
+    {"jobmanager.shutdown.savepoint-timeout", WEIR_CFG_DURATION, "60s",
+     "How long the shutdown savepoints may take; beyond it the job manager exits 1 and the jobs "
+     "stay in HA."},
     {"debug.kill-at", WEIR_CFG_STRING, NULL,
      "Fault injection for tests: POINT[:N] makes the process SIGKILL itself the Nth time it "
      "reaches POINT (see docs/checkpointing.md)."},

@@ -1,15 +1,14 @@
-/* Owns the layout of the job manager's HA store (ha.h): job records, checkpoint pointers and
- * plugin copies, all written atomically so a crash leaves either the old or the new file, and
- * durable with the directories above them (<ha>/jobs/<id>, <ha>/jobs, <ha>) before a write
- * returns 0. Reads at recovery go through store_io.h: a transient read error is retried and
- * reported, and a record that still cannot be read fails the load (it is never skipped as if it
- * were corrupt, which would lose the job). No knowledge of the job manager (its use of the store
- * is ha_jobs.c).
- * Invariants: job.json is rewritten whole (never appended); the pointer is written after the
- * checkpoint's _metadata is durable (the caller's order); a write that returns an error may or may
- * not have replaced the file (the caller must keep both the old and the new target).
- * Threading: none (stateless functions; the job manager calls them on its threads, never for the
- * same job concurrently). */
+/* Owns the layout of the job manager's HA store (ha.h): job records, checkpoint pointers, plugin
+ * copies and job result records (and the derivation of an application job's id), all written
+ * atomically so a crash leaves either the old or the new file, and durable with the directories
+ * above them (<ha>/jobs/<id>, <ha>/jobs, <ha>) before a write returns 0. Reads at recovery go
+ * through store_io.h: a transient read error is retried and reported, and a record that still
+ * cannot be read fails the load (it is never skipped as if it were corrupt, which would lose the
+ * job). No knowledge of the job manager (its use of the store is ha_jobs.c). Invariants: job.json
+ * is rewritten whole (never appended); the pointer is written after the checkpoint's _metadata is
+ * durable (the caller's order); a write that returns an error may or may not have replaced the file
+ * (the caller must keep both the old and the new target). Threading: none (stateless functions; the
+ * job manager calls them on its threads, never for the same job concurrently). */
 #include "jobmanager/ha.h"
 
 #include <dirent.h>
@@ -311,5 +310,121 @@ int weir_ha_load_jobs(const char *dir, const weir_store_io_t *io, weir_ha_job_t 
         *jobs = NULL;
         *n = 0;
     }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- job result store */
+
+#define RES "job result record"
+
+bool weir_ha_valid_job_id(const char *id) {
+    if (!id || strlen(id) != 32)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+void weir_ha_application_job_id(const char *cluster_id, const char *savepoint_path, char out[33]) {
+    const char *sp = savepoint_path ? savepoint_path : "";
+    size_t n = strlen("weir-application\n") + strlen(cluster_id) + 1 + strlen(sp) + 1;
+    char *text = weir_xcalloc(n, 1);
+    weir_fmt(text, n, "weir-application\n%s\n%s", cluster_id, sp);
+    char hex[65];
+    weir_sha256_hex(text, strlen(text), hex);
+    free(text);
+    memcpy(out, hex, 32);
+    out[32] = 0;
+}
+
+void weir_ha_result_path(const char *dir, const char *id, char *out, size_t cap) {
+    weir_fmt(out, cap, "%s/results/%s.json", dir, id);
+}
+
+static bool terminal_name(const char *s) {
+    return !strcmp(s, "FINISHED") || !strcmp(s, "CANCELED") || !strcmp(s, "FAILED");
+}
+
+int weir_ha_save_result(const char *dir, const weir_ha_result_t *res, char *errstr, size_t errlen) {
+    if (!weir_ha_valid_job_id(res->id) || !terminal_name(res->state))
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "HA: bad job result record (id '%s', state '%s')", res->id, res->state);
+    json_t *root = json_pack("{s:s,s:s,s:s,s:I}", "id", res->id, "name", res->name ? res->name : "",
+                             "state", res->state, "end-time", (json_int_t)res->end_ms);
+    if (root && res->savepoint &&
+        json_object_set_new(root, "savepoint", json_string(res->savepoint)) != 0) {
+        json_decref(root);
+        root = NULL;
+    }
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (!text)
+        return weir_errf(errstr, errlen, WEIR_ENOMEM,
+                         "HA: out of memory (or a name that is not UTF-8) writing the result of "
+                         "job %s",
+                         res->id);
+    char name[64];
+    weir_fmt(name, sizeof name, "%s.json", res->id);
+    size_t len = strlen(text);
+    int rc = write_synced(dir, "results", name, text, len, errstr, errlen);
+    free(text);
+    return rc;
+}
+
+void weir_ha_result_clear(weir_ha_result_t *res) {
+    if (!res)
+        return;
+    free(res->name);
+    free(res->savepoint);
+    memset(res, 0, sizeof *res);
+}
+
+int weir_ha_load_result(const char *dir, const char *id, const weir_store_io_t *io,
+                        weir_ha_result_t *res, char *errstr, size_t errlen) {
+    memset(res, 0, sizeof *res);
+    char path[4300], why[4800];
+    weir_ha_result_path(dir, id, path, sizeof path);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = weir_store_read(io, COMP, path, &data, &len, why, sizeof why);
+    if (rc == WEIR_ENOTFOUND)
+        return rc;
+    if (rc != 0)
+        return weir_errf(errstr, errlen, WEIR_EIO, "HA: %s (check high-availability.storageDir)",
+                         why);
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)data, len, 0, &jerr);
+    free(data);
+    if (!root)
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT, "%s: not JSON: %s", path, jerr.text);
+    const char *rid = NULL, *name = NULL, *state = NULL, *sp = NULL;
+    rc = WEIR_ECORRUPT;
+    if (weir_json_str(root, RES, "id", true, &rid, NULL, 0) != 0 || strcmp(rid, id) != 0 ||
+        weir_json_str(root, RES, "state", true, &state, NULL, 0) != 0 || !terminal_name(state) ||
+        weir_json_int(root, RES, "end-time", true, INT64_MIN, INT64_MAX, 0, &res->end_ms, NULL,
+                      0) != 0 ||
+        weir_json_str(root, RES, "name", false, &name, NULL, 0) != 0 ||
+        weir_json_str(root, RES, "savepoint", false, &sp, NULL, 0) != 0) {
+        weir_fmt(errstr, errlen,
+                 "%s: not a job result record of job %s (needs id, state FINISHED, CANCELED or "
+                 "FAILED, end-time)",
+                 path, id);
+        goto done;
+    }
+    memcpy(res->id, rid, 33);
+    weir_fmt(res->state, sizeof res->state, "%s", state);
+    res->name = strdup(name ? name : "");
+    res->savepoint = sp ? strdup(sp) : NULL;
+    if (!res->name || (sp && !res->savepoint)) {
+        weir_fmt(errstr, errlen, "HA: out of memory reading %s", path);
+        rc = WEIR_ENOMEM;
+        goto done;
+    }
+    rc = 0;
+done:
+    json_decref(root);
+    if (rc != 0)
+        weir_ha_result_clear(res);
     return rc;
 }

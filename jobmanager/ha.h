@@ -4,14 +4,18 @@
  *                                "submit_time"} (graph as parsed JSON)
  *   <ha>/jobs/<id>/checkpoint   the path of the job's latest completed checkpoint (one line)
  *   <ha>/blobs/<sha256>         a copy of the job's plugin
- * A job's entry is removed when it reaches a terminal state. Every write is durable (file and the
- * directories above it up to <ha> fsynced) before it returns 0; a write that fails may or may not
- * have replaced the file. Reads at recovery retry transient errors (store_io.h) and never take a
- * read error for a corrupt record. Pure file functions, no state; thread-safe as long as two
- * callers do not write the same job at once. */
+ *   <ha>/results/<id>.json      the job result store: written when the job reached FINISHED,
+ *                               CANCELED or FAILED, before its jobs/<id> entry is removed; never
+ *                               removed (weir_ha_result_t below)
+ * A job's entry is removed when it reaches a terminal state (after its result record is durable).
+ * Every write is durable (file and the directories above it up to <ha> fsynced) before it returns
+ * 0; a write that fails may or may not have replaced the file. Reads at recovery retry transient
+ * errors (store_io.h) and never take a read error for a corrupt record. Pure file functions, no
+ * state; thread-safe as long as two callers do not write the same job at once. */
 #ifndef WEIR_JOBMANAGER_HA_H
 #define WEIR_JOBMANAGER_HA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +36,40 @@ typedef struct weir_ha_job {
     char *savepoint;  /* `run -s`: the directory holding the _metadata it started from, or NULL */
     bool allow_non_restored;
 } weir_ha_job_t;
+
+/** One record of the job result store, <dir>/results/<id>.json, a JSON object:
+ *   MEMBER      TYPE     DESCRIPTION
+ *   id          string   the job id (32 lowercase hex digits), equal to the file's name
+ *   name        string   the job's name
+ *   state       string   FINISHED, CANCELED or FAILED
+ *   end-time    integer  when it ended, milliseconds since the Unix epoch
+ *   savepoint   string   optional: the stop-savepoint that ended it (absent: none)
+ * Written once, atomically and durably, never garbage-collected. */
+typedef struct weir_ha_result {
+    char id[33];
+    char *name;
+    char state[16];
+    int64_t end_ms;
+    char *savepoint; /* NULL: none */
+} weir_ha_result_t;
+
+/** Writes <dir>/results/<id>.json (durably). @returns 0, WEIR_EINVAL (bad id or state), WEIR_EIO
+ * or WEIR_ENOMEM with errstr. */
+int weir_ha_save_result(const char *dir, const weir_ha_result_t *res, char *errstr, size_t errlen);
+/** Reads <dir>/results/<id>.json through @p io (NULL: the defaults). @returns 0 (*res filled, free
+ * with weir_ha_result_clear), WEIR_ENOTFOUND (no record), WEIR_ECORRUPT (not a valid record:
+ * "<file>: <why>") or WEIR_EIO/WEIR_ENOMEM with errstr. */
+int weir_ha_load_result(const char *dir, const char *id, const weir_store_io_t *io,
+                        weir_ha_result_t *res, char *errstr, size_t errlen);
+/** <dir>/results/<id>.json into @p out. */
+void weir_ha_result_path(const char *dir, const char *id, char *out, size_t cap);
+void weir_ha_result_clear(weir_ha_result_t *res);
+
+/** The application job id: the first 32 hex digits of sha256("weir-application\n" +
+ * @p cluster_id + "\n" + (@p savepoint_path or "")), into @p out (NUL-terminated). */
+void weir_ha_application_job_id(const char *cluster_id, const char *savepoint_path, char out[33]);
+/** True when @p id is 32 lowercase hex digits. */
+bool weir_ha_valid_job_id(const char *id);
 
 /** Writes <dir>/jobs/<id>/job.json. @returns 0 or WEIR_EIO / WEIR_ENOMEM with errstr. */
 int weir_ha_save_job(const char *dir, const weir_ha_job_t *job, char *errstr, size_t errlen);

@@ -1,8 +1,10 @@
 /* Owns the job manager's use of the HA store (ha.h) for its job table: the entry of a new job
  * (plugin copy + job.json) written before POST /jobs answers, job.json rewritten with each attempt
- * before the attempt deploys, the entry removed once the job ended, and at startup the recovery of
- * every stored job as RESTARTING (deployed as the stored attempt + 1, restored from the checkpoint
- * its HA pointer names, or fresh without one). A record or pointer that cannot be read (after the
+ * before the attempt deploys, the job result record written (ha.h) and then the entry removed once
+ * the job ended, and at startup the recovery of every stored job as RESTARTING (deployed as the
+ * stored attempt + 1, restored from the checkpoint its HA pointer names, or fresh without one); an
+ * entry whose job has a result record already ended (the job manager died before removing it):
+ * it is removed instead of run again. A record or pointer that cannot be read (after the
  * retries of store_io.h) fails the start of the job manager instead of losing the job or
  * restarting it without its checkpoint. The pointer itself is written by checkpointing.c after
  * each completed checkpoint.
@@ -70,10 +72,26 @@ int weir__jm_ha_save_new_job(weir_jobmanager_t *jm, weir_jm_job_t *job, char *er
 }
 
 void weir__jm_ha_remove_ended_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
-    if (job->ha_saved && weir__jm_job_terminal(job->state)) {
-        weir_ha_remove_job(jm->ha_dir, job->id);
-        job->ha_saved = false;
+    if (!job->ha_saved || !weir__jm_job_terminal(job->state))
+        return;
+    /* the result record first: a job manager that dies in between finds the record and never
+     * runs the job again (weir__jm_ha_recover) */
+    weir_ha_result_t res = {.name = job->name, .end_ms = job->end_ms};
+    memcpy(res.id, job->id, sizeof res.id);
+    weir_fmt(res.state, sizeof res.state, "%s", weir__jm_job_state_name(job->state));
+    for (size_t i = 0; i < job->n_sps; i++)
+        if (job->sps[i].kind == WEIR_CK_STOP && job->sps[i].status == WEIR_SP_COMPLETED)
+            res.savepoint = job->sps[i].path;
+    char err[4600];
+    if (weir_ha_save_result(jm->ha_dir, &res, err, sizeof err) != 0) {
+        if (!job->result_warned) /* retried on every iteration; the HA entry stays meanwhile */
+            WEIR_ERROR(COMP, "job %s %s: %s; retrying, its HA entry stays until it is written",
+                       job->id, res.state, err);
+        job->result_warned = true;
+        return;
     }
+    weir_ha_remove_job(jm->ha_dir, job->id);
+    job->ha_saved = false;
 }
 
 int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
@@ -85,6 +103,24 @@ int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
     int64_t now = weir_now_ns();
     for (size_t i = 0; i < n; i++) {
         weir_ha_job_t *h = &jobs[i];
+        weir_ha_result_t res;
+        int r = weir_ha_load_result(jm->ha_dir, h->id, NULL, &res, errstr, errlen);
+        if (r == 0) { /* it ended; the job manager died before it removed the entry */
+            WEIR_INFO(COMP,
+                      "HA: job %s already reached %s (its job result record): its HA entry "
+                      "is removed, the job is not run again",
+                      h->id, res.state);
+            weir_ha_result_clear(&res);
+            weir_ha_remove_job(jm->ha_dir, h->id);
+            continue;
+        }
+        if (r != WEIR_ENOTFOUND && r != WEIR_ECORRUPT) {
+            weir_ha_jobs_free(jobs, n);
+            return r;
+        }
+        if (r == WEIR_ECORRUPT)
+            WEIR_WARN(COMP, "HA: %s: recovering job %s", errstr, h->id);
+        errstr[0] = 0;
         json_error_t jerr;
         json_t *graph = json_loads(h->graph_json, 0, &jerr); /* text we dumped: fails on OOM */
         char err[1024] = "";
@@ -98,9 +134,7 @@ int weir__jm_ha_recover(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
                        err[0] ? err : "out of memory");
             continue;
         }
-        memcpy(job->id, h->id, sizeof job->id);
-        if (job->ckdir)
-            weir_fmt(job->ckdir, strlen(jm->ckcfg.dir) + 40, "%s/%s", jm->ckcfg.dir, job->id);
+        weir__jm_job_set_id(jm, job, h->id);
         job->start_ms = h->submit_ms;
         job->attempt = h->attempt ? h->attempt : 1;
         job->state = WEIR_JOB_RESTARTING;

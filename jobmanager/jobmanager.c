@@ -259,6 +259,97 @@ static void drain_monitor_locked(weir_jobmanager_t *jm) {
     }
 }
 
+/* ---------------------------------------------------------------- shutdown with savepoints */
+
+/* One job stopped with a savepoint at shutdown (jobmanager.shutdown.savepoint). */
+typedef struct shutdown_req {
+    char job[33];
+    char rid[33];
+    bool done;
+} shutdown_req_t;
+
+/* The shutdown in progress; main thread only (locals of weir_jobmanager_run). */
+typedef struct shutdown {
+    bool active;
+    bool failed;
+    int64_t deadline_ns;
+    shutdown_req_t *reqs;
+    size_t n, cap;
+} shutdown_t;
+
+/* First SIGTERM/SIGINT with jobmanager.shutdown.savepoint: asks every RUNNING job to stop with a
+ * savepoint into state.savepoints.dir; the others stay in HA as they are. */
+static void shutdown_begin_locked(weir_jobmanager_t *jm, shutdown_t *sd) {
+    sd->active = true;
+    sd->deadline_ns = weir_now_ns() + jm->shutdown_timeout_ms * 1000000;
+    WEIR_INFO(COMP,
+              "shutdown: stopping every RUNNING job with a savepoint into %s (timeout %" PRId64
+              " ms; a second signal exits at once)",
+              jm->savepoints_dir, jm->shutdown_timeout_ms);
+    for (size_t j = 0; j < jm->n_jobs; j++) {
+        weir_jm_job_t *job = jm->jobs[j];
+        if (weir__jm_job_terminal(job->state))
+            continue;
+        if (job->state != WEIR_JOB_RUNNING) {
+            WEIR_INFO(COMP, "shutdown: job %s is %s: not stopped, %s", job->id,
+                      weir__jm_job_state_name(job->state),
+                      job->ha_saved ? "it stays in HA and the next job manager resumes it"
+                                    : "it is lost (no high-availability.storageDir)");
+            continue;
+        }
+        char rid[33], err[1024];
+        if (weir__jm_sp_request_locked(jm, job, WEIR_CK_STOP, jm->savepoints_dir, false, rid, err,
+                                       sizeof err) != 0) {
+            WEIR_ERROR(COMP, "shutdown: job %s cannot be stopped with a savepoint: %s%s", job->id,
+                       err, job->ha_saved ? " (it stays in HA)" : "");
+            sd->failed = true;
+            continue;
+        }
+        weir_array_grow((void **)&sd->reqs, &sd->cap, sd->n + 1, sizeof *sd->reqs, 4);
+        shutdown_req_t *r = &sd->reqs[sd->n++];
+        memcpy(r->job, job->id, sizeof r->job);
+        memcpy(r->rid, rid, sizeof r->rid);
+        r->done = false;
+    }
+}
+
+/* @returns -1 while a shutdown savepoint is pending, else the exit code (0 all stopped). */
+static int shutdown_check_locked(weir_jobmanager_t *jm, shutdown_t *sd) {
+    bool pending = false;
+    for (size_t i = 0; i < sd->n; i++) {
+        shutdown_req_t *r = &sd->reqs[i];
+        if (r->done)
+            continue;
+        weir_jm_job_t *job = weir__jm_find_job_locked(jm, r->job);
+        const weir_jm_savepoint_t *sp = job ? weir__jm_sp_find_locked(job, r->rid) : NULL;
+        if (sp && sp->status == WEIR_SP_COMPLETED && weir__jm_job_settled_locked(job)) {
+            WEIR_INFO(COMP, "shutdown: job %s stopped with savepoint %s", r->job, sp->path);
+            r->done = true;
+        } else if (!sp || sp->status == WEIR_SP_FAILED) {
+            WEIR_ERROR(COMP,
+                       "shutdown: the stop-with-savepoint of job %s failed: %s; it stays in HA "
+                       "(the next job manager resumes it from its latest checkpoint)",
+                       r->job, sp && sp->failure ? sp->failure : "request lost");
+            r->done = true;
+            sd->failed = true;
+        } else {
+            pending = true;
+        }
+    }
+    if (!pending)
+        return sd->failed ? 1 : 0;
+    if (weir_now_ns() < sd->deadline_ns)
+        return -1;
+    for (size_t i = 0; i < sd->n; i++)
+        if (!sd->reqs[i].done)
+            WEIR_ERROR(COMP,
+                       "shutdown: job %s was not stopped within "
+                       "jobmanager.shutdown.savepoint-timeout (%" PRId64 " ms): it stays in HA "
+                       "(the next job manager resumes it from its latest checkpoint)",
+                       sd->reqs[i].job, jm->shutdown_timeout_ms);
+    return 1;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, size_t errlen) {
@@ -327,6 +418,14 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
                  "use RETAIN_ON_CANCELLATION, DELETE_ON_CANCELLATION or "
                  "NO_EXTERNALIZED_CHECKPOINTS",
                  ret);
+        goto fail;
+    }
+    jm->shutdown_sp = weir_config_get_bool(cfg, "jobmanager.shutdown.savepoint");
+    jm->shutdown_timeout_ms = weir_config_get_ms(cfg, "jobmanager.shutdown.savepoint-timeout");
+    if (jm->shutdown_sp && !jm->savepoints_dir) {
+        weir_fmt(errstr, errlen,
+                 "jobmanager.shutdown.savepoint is true but state.savepoints.dir is not set: set "
+                 "it to the directory of the shutdown savepoints");
         goto fail;
     }
     const char *ha = weir_config_get_str(cfg, "high-availability.storageDir");
@@ -446,6 +545,12 @@ void weir_jobmanager_stop(weir_jobmanager_t *jm) {
 
 int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd) {
     int result = 0;
+    shutdown_t sd = {0};
+    pthread_mutex_lock(&jm->mu);
+    int app_code = weir__jm_app_tick_locked(jm);
+    pthread_mutex_unlock(&jm->mu);
+    if (app_code >= 0)
+        return app_code;
     while (!atomic_load(&jm->stop)) {
         zmq_pollitem_t items[4] = {
             {.socket = jm->router, .events = ZMQ_POLLIN},
@@ -464,8 +569,21 @@ int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd) {
             ssize_t r = read(jm->wake_fd, &v, sizeof v);
             (void)r;
         }
-        if (n > 0 && stop_fd >= 0 && (items[3].revents & ZMQ_POLLIN))
-            break;
+        if (n > 0 && stop_fd >= 0 && (items[3].revents & ZMQ_POLLIN)) {
+            uint8_t info[128]; /* one struct signalfd_siginfo */
+            ssize_t r = read(stop_fd, info, sizeof info);
+            (void)r;
+            if (!jm->shutdown_sp || sd.active) {
+                if (sd.active) {
+                    WEIR_WARN(COMP, "shutdown: second signal: exiting now, the jobs stay in HA");
+                    result = 1;
+                }
+                break;
+            }
+            pthread_mutex_lock(&jm->mu);
+            shutdown_begin_locked(jm, &sd);
+            pthread_mutex_unlock(&jm->mu);
+        }
         /* Disconnects first: they happened before anything still queued on the ROUTER. */
         pthread_mutex_lock(&jm->mu);
         drain_monitor_locked(jm);
@@ -507,8 +625,15 @@ int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd) {
         pthread_mutex_lock(&jm->mu);
         periodic_locked(jm);
         flush_locked(jm);
+        /* a shutdown decides alone; else the application job's end ends the job manager */
+        int code = sd.active ? shutdown_check_locked(jm, &sd) : weir__jm_app_tick_locked(jm);
         pthread_mutex_unlock(&jm->mu);
+        if (code >= 0) {
+            result = code;
+            break;
+        }
     }
+    free(sd.reqs);
     return result;
 }
 
@@ -517,6 +642,7 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
         return;
     weir_jobmanager_t *jm = *jmp;
     weir__jm_rest_stop(jm);
+    weir__jm_app_free(jm);
     while (jm->out_head) {
         weir_jm_out_t *o = jm->out_head;
         jm->out_head = o->next;

@@ -142,6 +142,7 @@ typedef struct weir_jm_job {
     int64_t restart_at_ns;        /* RESTARTING: earliest deployment of the next attempt */
     char *ha_pointer;             /* HA pointer loaded at startup (NULL: none) */
     bool ha_saved;                /* an HA entry exists for this job */
+    bool result_warned;           /* writing its job result record failed once (logged) */
     /* savepoints: requests, and the savepoint (or retained checkpoint) it started from */
     weir_jm_savepoint_t *sps;
     size_t n_sps, cap_sps;
@@ -151,6 +152,7 @@ typedef struct weir_jm_job {
 } weir_jm_job_t;
 
 typedef struct weir_jm_out weir_jm_out_t;
+typedef struct weir_jm_app weir_jm_app_t;
 
 typedef struct weir_jobmanager {
     pthread_mutex_t mu;
@@ -187,6 +189,10 @@ typedef struct weir_jobmanager {
     int wake_fd;
     struct MHD_Daemon *mhd;
     atomic_bool stop;
+    weir_jm_app_t *app; /* application mode (application.c); NULL = session mode */
+    /* jobmanager.shutdown.savepoint: stop RUNNING jobs with a savepoint on SIGTERM/SIGINT */
+    bool shutdown_sp;
+    int64_t shutdown_timeout_ms;
 } weir_jobmanager_t;
 
 /** Creates the job manager from @p cfg: opens the blob store, recovers the jobs of the HA store,
@@ -194,7 +200,11 @@ typedef struct weir_jobmanager {
  * on failure. */
 weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, size_t errlen);
 /** Runs the main loop on the calling thread until weir_jobmanager_stop() or until @p stop_fd
- * (-1: none; e.g. a signalfd) becomes readable. @returns 0 or a negative error. */
+ * (-1: none; a signalfd, read here) becomes readable; with jobmanager.shutdown.savepoint the
+ * first signal stops every RUNNING job with a savepoint and the loop returns when they ended (0)
+ * or failed or timed out (1); a second signal returns at once (1). In application mode it also
+ * returns when the application job ended and its terminal work is done: 0 FINISHED or CANCELED,
+ * 1 FAILED or not submitted. @returns 0, 1 or a negative error. */
 int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd);
 /** Asks the main loop to return. Thread-safe. */
 void weir_jobmanager_stop(weir_jobmanager_t *jm);

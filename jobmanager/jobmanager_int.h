@@ -32,11 +32,17 @@ int weir__jm_job_check_plugin(weir_jobmanager_t *jm, const char *sha, char *errs
 weir_jm_job_t *weir__jm_job_new(weir_jobmanager_t *jm, const char *sha, const char *const *args,
                                 uint32_t n_args, const json_t *graph, char *errstr, size_t errlen);
 void weir__jm_job_free(weir_jm_job_t *job);
+/** Gives a job that is not in the table yet the id @p id (32 hex digits; may be job->id) and the
+ * checkpoint directory <state.checkpoints.dir>/<id>. */
+void weir__jm_job_set_id(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *id);
 /** `run -s PATH`: reads the savepoint (or retained checkpoint) at @p path and checks that its
  * state maps onto the job (weir_restore_plan_build); the job then starts from it. @returns 0, or
  * an error with the one line for a 400 (nothing runs). Call with the mutex NOT held. */
 int weir__jm_job_set_restore(weir_jm_job_t *job, const char *path, bool allow_non_restored,
                              char *errstr, size_t errlen);
+/** A terminal job whose terminal work is done: slots freed, checkpoint retention applied, result
+ * record written and HA entry removed, no savepoint request pending. */
+bool weir__jm_job_settled_locked(const weir_jm_job_t *job);
 /** Adds a job to the table (takes ownership). @returns 0 or WEIR_ENOMEM. */
 int weir__jm_add_job_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
 /** Cancels a job. @returns 0 (now CANCELING or CANCELED) or WEIR_EINVAL when it already ended
@@ -137,6 +143,10 @@ int weir__jm_sp_request_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint32
                                size_t errlen);
 /** True when a stop-savepoint was written and the job is finishing: no checkpoint starts. */
 bool weir__jm_sp_stopping_locked(const weir_jm_job_t *job);
+/** The request @p rid of @p job, NULL when unknown. */
+weir_jm_savepoint_t *weir__jm_sp_find_locked(weir_jm_job_t *job, const char *rid);
+/** True when a request is QUEUED or IN_PROGRESS. */
+bool weir__jm_sp_active_locked(const weir_jm_job_t *job);
 /** True when a request waits to start (periodic checkpoints wait for it). */
 bool weir__jm_sp_queued_locked(const weir_jm_job_t *job);
 /** Starts the oldest queued request (nothing in flight, every subtask running; @p n_sources
@@ -161,6 +171,21 @@ void weir__jm_sp_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job);
 json_t *weir__jm_sp_status_json_locked(weir_jm_job_t *job, const char *rid);
 /** Frees the requests of a job. */
 void weir__jm_sp_free(weir_jm_job_t *job);
+
+/* ---- application.c: application mode (one job, submitted at start; main thread) ------------ */
+
+/** Checks the application keys of @p cfg (@p have_args: job arguments after "--" were given).
+ * @returns 0 or WEIR_ECONFIG with one line naming the key and the fix. */
+int weir__jm_app_check_config(const weir_config_t *cfg, bool have_args, char *err, size_t errlen);
+/** With application.plugin set: decides what to run (result store, HA, or spawns the CLI with
+ * @p args). After weir_jobmanager_new. @returns 0 or an error with one line. */
+int weir__jm_app_start(weir_jobmanager_t *jm, const weir_config_t *cfg, char *const *args,
+                       int n_args, char *err, size_t errlen);
+/** Reaps the CLI child; @returns -1 to keep running, else the job manager's exit code (0 the
+ * application job FINISHED or was CANCELED, 1 it FAILED or was not submitted). */
+int weir__jm_app_tick_locked(weir_jobmanager_t *jm);
+/** Ends a child still running and frees the application state. Accepts none. */
+void weir__jm_app_free(weir_jobmanager_t *jm);
 
 /* ---- rest.c: the REST API (libmicrohttpd's thread) ------------------------------------------ */
 

@@ -142,7 +142,20 @@ int weir__jm_job_set_restore(weir_jm_job_t *job, const char *path, bool allow_no
     return job->restore_path ? 0 : weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory");
 }
 
+bool weir__jm_job_settled_locked(const weir_jm_job_t *job) {
+    return weir__jm_job_terminal(job->state) && !job->slots_held &&
+           (!job->ckdir || job->ck_released) && !job->ha_saved && !weir__jm_sp_active_locked(job);
+}
+
 /* ---------------------------------------------------------------- construction */
+
+void weir__jm_job_set_id(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *id) {
+    if (id != job->id)
+        memcpy(job->id, id, sizeof job->id);
+    job->id[32] = 0;
+    if (job->ckdir) /* allocated with room for the directory and any id */
+        weir_fmt(job->ckdir, strlen(jm->ckcfg.dir) + 40, "%s/%s", jm->ckcfg.dir, job->id);
+}
 
 int weir__jm_job_check_plugin(weir_jobmanager_t *jm, const char *sha, char *errstr, size_t errlen) {
     if (!sha || !weir_blobstore_valid_sha(sha)) {
@@ -236,8 +249,8 @@ weir_jm_job_t *weir__jm_job_new(weir_jobmanager_t *jm, const char *sha, const ch
         job->ckdir = malloc(n);
         if (!job->ckdir)
             goto oom;
-        weir_fmt(job->ckdir, n, "%s/%s", jm->ckcfg.dir, job->id);
     }
+    weir__jm_job_set_id(jm, job, job->id);
     weir_restart_state_init(&job->restart);
     job->start_ms = weir_wall_ms();
     job->created_ns = weir_now_ns();

@@ -1,8 +1,12 @@
 /* weir-jobmanager: parses the command line and configuration, runs the job manager's main loop on
- * the main thread until SIGTERM/SIGINT, then closes sockets and exits 0. Signals are blocked in
- * every thread and read through a signalfd polled by the main loop, so there is no signal handler
- * and no global state. Configuration errors (checkpointing, restart strategy, kill point, REST
- * settings, a listening address beyond loopback without authentication: docs/security.md) exit 2.
+ * the main thread until SIGTERM/SIGINT, then closes sockets and exits (0; with
+ * jobmanager.shutdown.savepoint after stopping the running jobs with savepoints: 0, or 1 when one
+ * failed or timed out). In application mode (application.plugin; job arguments after "--") it
+ * exits with the application job's end instead (application.c). Signals are blocked in every
+ * thread and read through a signalfd polled by the main loop, so there is no signal handler and
+ * no global state. Configuration errors (checkpointing, restart strategy, kill point, REST
+ * settings, a listening address beyond loopback without authentication: docs/security.md;
+ * application mode and shutdown keys) exit 2. --help prints the usage on stdout and exits 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,10 +22,30 @@
 #include "common/util.h"
 #include "jobmanager/coordinator.h"
 #include "jobmanager/jobmanager.h"
+#include "jobmanager/jobmanager_int.h"
 #include "jobmanager/rest.h"
 #include "jobmanager/restart.h"
 
 extern char **environ;
+
+static const char USAGE[] =
+    "Usage: weir-jobmanager [-c FILE] [-D key=value]... [-- JOB ARGS...]\n"
+    "\n"
+    "Runs the job manager: the RPC endpoint of the task managers (jobmanager.rpc.port) and the\n"
+    "REST API (rest.port). Runs until SIGTERM/SIGINT.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE   YAML configuration file (docs/configuration.md)\n"
+    "  -D key=value        set a configuration key (repeatable; also WEIR_* variables)\n"
+    "  -h, --help          show this help\n"
+    "  -- JOB ARGS...      application mode: the arguments of the job of application.plugin\n"
+    "\n"
+    "Application mode: -D application.plugin=/path/job.so submits that job at start (from\n"
+    "execution.savepoint.path if set), resumes it from high-availability.storageDir after a\n"
+    "restart and exits when it ends: 0 FINISHED or CANCELED, 1 FAILED.\n"
+    "Graceful shutdown: with jobmanager.shutdown.savepoint=true, SIGTERM stops every running\n"
+    "job with a savepoint into state.savepoints.dir before exiting (a second signal exits at\n"
+    "once). Exit codes: 0 ok, 1 failure, 2 configuration or usage error.\n";
 
 /* Every check of the configuration weir_jobmanager_new() would fail on, without side effects;
  * then the listening addresses (docs/security.md). @returns 0 or an error with one line. */
@@ -41,27 +65,43 @@ static int check_config(const weir_config_t *cfg, char *err, size_t errlen) {
     if ((rc = weir_rest_config_load(cfg, &restcfg, err, errlen)) != 0)
         return rc;
     weir_rest_config_clear(&restcfg);
+    const char *spd = weir_config_get_str(cfg, "state.savepoints.dir");
+    if (weir_config_get_bool(cfg, "jobmanager.shutdown.savepoint") && (!spd || !*spd))
+        return weir_errf(err, errlen, WEIR_ECONFIG,
+                         "jobmanager.shutdown.savepoint is true but state.savepoints.dir is not "
+                         "set: set it to the directory of the shutdown savepoints");
     return weir_config_check_binds(cfg, WEIR_CONFIG_JOBMANAGER, err, errlen);
 }
 
 int main(int argc, char **argv) {
     char err[1024] = "";
     weir_config_t *cfg = weir_config_new();
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(USAGE, stdout);
+            weir_config_destroy(&cfg);
+            return 0;
+        }
     if (weir_config_from_args(cfg, &argc, argv, environ, err, sizeof err) != 0) {
         fprintf(stderr, "weir-jobmanager: %s\n", err);
         weir_config_destroy(&cfg);
         return 2;
     }
-    if (argc > 1) {
+    /* what remains: "--" and the job arguments after it */
+    bool dashdash = argc > 1 && !strcmp(argv[1], "--");
+    if (argc > 1 && !dashdash) {
         fprintf(stderr,
                 "weir-jobmanager: unknown argument '%s' (usage: weir-jobmanager [-c FILE] "
-                "[-D key=value]...)\n",
+                "[-D key=value]... [-- JOB ARGS...])\n",
                 argv[1]);
         weir_config_destroy(&cfg);
         return 2;
     }
+    char **job_args = dashdash ? argv + 2 : NULL;
+    int n_job_args = dashdash ? argc - 2 : 0;
     /* Configuration mistakes exit 2 before anything starts. */
-    if (check_config(cfg, err, sizeof err) != 0) {
+    if (check_config(cfg, err, sizeof err) != 0 ||
+        weir__jm_app_check_config(cfg, dashdash, err, sizeof err) != 0) {
         fprintf(stderr, "weir-jobmanager: %s\n", err);
         weir_config_destroy(&cfg);
         return 2;
@@ -80,6 +120,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     weir_jobmanager_t *jm = weir_jobmanager_new(cfg, err, sizeof err);
+    if (jm && weir__jm_app_start(jm, cfg, job_args, n_job_args, err, sizeof err) != 0)
+        weir_jobmanager_destroy(&jm);
     weir_config_destroy(&cfg);
     if (!jm) {
         fprintf(stderr, "weir-jobmanager: %s\n", err);

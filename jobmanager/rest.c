@@ -36,6 +36,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
 #include "jobmanager/rest.h"
 
@@ -222,8 +223,9 @@ static enum MHD_Result post_blob(weir_jobmanager_t *jm, struct MHD_Connection *c
     return reply(c, MHD_HTTP_OK, json_pack("{s:s}", "sha256", sha));
 }
 
-/* Parses a POST /jobs body {"plugin", "args"?, "parallelism"?, "graph"} into a CREATED job: the
- * body's shape is checked here, in this order, the plugin blob and the graph by jobs.c. @returns
+/* Parses a POST /jobs body {"plugin", "args"?, "parallelism"?, "graph", "savepointPath"?,
+ * "allowNonRestoredState"?, "jobId"?} into a CREATED job: the body's shape is checked here, in
+ * this order, the plugin blob and the graph by jobs.c. @returns
  * NULL with a one-line message (for a 400) in errstr. Called without jm->mu. */
 static weir_jm_job_t *job_from_request(weir_jobmanager_t *jm, const json_t *req, char *errstr,
                                        size_t errlen) {
@@ -267,7 +269,7 @@ static weir_jm_job_t *job_from_request(weir_jobmanager_t *jm, const json_t *req,
             return NULL;
         }
     }
-    const char *sp_path = NULL;
+    const char *sp_path = NULL, *job_id = NULL;
     bool allow = false;
     if (weir_json_str(req, "request body", "savepointPath", false, &sp_path, errstr, errlen) != 0 ||
         weir_json_bool(req, "request body", "allowNonRestoredState", false, false, &allow, errstr,
@@ -275,8 +277,17 @@ static weir_jm_job_t *job_from_request(weir_jobmanager_t *jm, const json_t *req,
         free(argv);
         return NULL;
     }
+    if (json_object_get(req, "jobId") &&
+        (weir_json_str(req, "request body", "jobId", false, &job_id, NULL, 0) != 0 ||
+         !weir_ha_valid_job_id(job_id))) {
+        weir_fmt(errstr, errlen, "\"jobId\" must be a job id: 32 lowercase hex digits");
+        free(argv);
+        return NULL;
+    }
     weir_jm_job_t *job = weir__jm_job_new(jm, sha, argv, (uint32_t)n_args, graph, errstr, errlen);
     free(argv);
+    if (job && job_id)
+        weir__jm_job_set_id(jm, job, job_id);
     if (job && sp_path && weir__jm_job_set_restore(job, sp_path, allow, errstr, errlen) != 0) {
         weir__jm_job_free(job);
         return NULL;
@@ -296,6 +307,15 @@ static enum MHD_Result post_job(weir_jobmanager_t *jm, struct MHD_Connection *c,
     json_decref(req);
     if (!job)
         return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    /* One REST thread serves every request: no other POST /jobs can add this id before ours. */
+    pthread_mutex_lock(&jm->mu);
+    bool exists = weir__jm_find_job_locked(jm, job->id) != NULL;
+    pthread_mutex_unlock(&jm->mu);
+    if (exists) {
+        weir_fmt(msg, sizeof msg, "job %s already exists", job->id);
+        weir__jm_job_free(job);
+        return reply_error(c, MHD_HTTP_CONFLICT, msg);
+    }
     if (weir__jm_ha_save_new_job(jm, job, msg, sizeof msg) != 0) {
         WEIR_ERROR(COMP, "%s", msg);
         weir__jm_job_free(job);

@@ -40,7 +40,7 @@
 
 #define COMP "savepoint"
 
-static weir_jm_savepoint_t *sp_find(weir_jm_job_t *job, const char *rid) {
+weir_jm_savepoint_t *weir__jm_sp_find_locked(weir_jm_job_t *job, const char *rid) {
     for (size_t i = 0; i < job->n_sps; i++)
         if (strcmp(job->sps[i].rid, rid) == 0)
             return &job->sps[i];
@@ -129,6 +129,13 @@ int weir__jm_sp_request_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint32
 bool weir__jm_sp_queued_locked(const weir_jm_job_t *job) {
     for (size_t i = 0; i < job->n_sps; i++)
         if (job->sps[i].status == WEIR_SP_QUEUED)
+            return true;
+    return false;
+}
+
+bool weir__jm_sp_active_locked(const weir_jm_job_t *job) {
+    for (size_t i = 0; i < job->n_sps; i++)
+        if (job->sps[i].status == WEIR_SP_QUEUED || job->sps[i].status == WEIR_SP_IN_PROGRESS)
             return true;
     return false;
 }
@@ -303,7 +310,7 @@ void weir__jm_sp_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
 }
 
 json_t *weir__jm_sp_status_json_locked(weir_jm_job_t *job, const char *rid) {
-    weir_jm_savepoint_t *sp = sp_find(job, rid);
+    weir_jm_savepoint_t *sp = weir__jm_sp_find_locked(job, rid);
     if (!sp)
         return NULL;
     bool done = sp->status == WEIR_SP_COMPLETED || sp->status == WEIR_SP_FAILED;

@@ -2,12 +2,14 @@
  * in main.c only adds signal handling).
  *
  *   weir-taskmanager [-c FILE] [-D key=value]...
+ *   weir-taskmanager --help     (usage on stdout, exit 0)
  *
  * Exit codes: 0 after *stop (tasks canceled and joined), 1 when the task manager cannot start, 2
  * for bad arguments or configuration (including a malformed debug.kill-at, and a data plane beyond
  * loopback without security.insecure: docs/security.md). Threading: the calling thread runs the
  * loop. */
 #include <stdio.h>
+#include <string.h>
 
 #include "common/config.h"
 #include "common/killpoint.h"
@@ -15,8 +17,28 @@
 #include "taskmanager/taskmanager.h"
 #include "weir/host.h"
 
+static const char USAGE[] =
+    "Usage: weir-taskmanager [-c FILE] [-D key=value]...\n"
+    "\n"
+    "Runs a task manager: registers with the job manager at jobmanager.rpc.address:\n"
+    "jobmanager.rpc.port (re-registering after it restarts), offers\n"
+    "taskmanager.numberOfTaskSlots slots and runs the subtasks deployed to it. Runs until\n"
+    "SIGTERM/SIGINT.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE   YAML configuration file (docs/configuration.md)\n"
+    "  -D key=value        set a configuration key (repeatable; also WEIR_* variables, e.g.\n"
+    "                      WEIR_TASKMANAGER_HOST for the address peers reach it at)\n"
+    "  -h, --help          show this help\n"
+    "Exit codes: 0 stopped, 1 cannot start, 2 configuration or usage error.\n";
+
 int weir_taskmanager_main(int argc, char **argv, char **envp, volatile sig_atomic_t *stop) {
     char err[512] = "";
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
     weir_config_t *cfg = weir_config_new();
     if (weir_config_from_args(cfg, &argc, argv, envp, err, sizeof err) < 0) {
         fprintf(stderr, "weir-taskmanager: %s\n", err);

@@ -341,6 +341,51 @@ static void test_rest_basics(void **state) {
     json_decref(j);
 }
 
+/* POST /jobs with "jobId": a malformed one is a 400 (nothing added), a good one names the job,
+ * the same id again (in any state) is a 409 and the table keeps one job of that id. */
+static void test_post_job_id(void **state) {
+    fx_t *f = *state;
+    json_t *j;
+    char sha[65], body[4096];
+    upload_plugin(f, sha);
+    static const char *const bad[] = {"\"0123\"",
+                                      "\"00112233445566778899AABBCCDDEEFF\"",
+                                      "\"00112233445566778899aabbccddeeff0\"",
+                                      "\"00112233445566778899aabbccddeefg\"",
+                                      "42",
+                                      "null"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"jobId\":%s,\"graph\":%s}", sha, bad[i],
+                 GRAPH);
+        assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 400);
+        assert_string_equal(jstr(j, "error"),
+                            "\"jobId\" must be a job id: 32 lowercase hex digits");
+        json_decref(j);
+    }
+    const char *id = "00112233445566778899aabbccddeeff";
+    snprintf(body, sizeof body, "{\"plugin\":\"%s\",\"jobId\":\"%s\",\"graph\":%s}", sha, id,
+             GRAPH);
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 200);
+    assert_string_equal(jstr(j, "jobid"), id);
+    json_decref(j);
+    j = get_job(f, id);
+    assert_string_equal(jstr(j, "id"), id);
+    json_decref(j);
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 409);
+    assert_string_equal(jstr(j, "error"), "job 00112233445566778899aabbccddeeff already exists");
+    json_decref(j);
+    char cancel[128];
+    snprintf(cancel, sizeof cancel, "/jobs/%s", id);
+    assert_int_equal(http(f, "PATCH", cancel, NULL, 0, &j), 202);
+    json_decref(j);
+    json_decref(wait_state(f, id, "CANCELED", NULL));
+    assert_int_equal(http(f, "POST", "/jobs", body, strlen(body), &j), 409);
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/jobs", NULL, 0, &j), 200);
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 1);
+    json_decref(j);
+}
+
 /* Connector options that are secrets never leave the job manager through REST. */
 static void test_secret_options_masked(void **state) {
     fx_t *f = *state;
@@ -1408,6 +1453,7 @@ static void test_lost_tm_returns(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rest_basics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_job_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_finishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_options_masked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_failure_and_cancel, setup, teardown),
