@@ -12,12 +12,15 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 
 SRC = os.environ.get("WEIR_SRC") or os.path.normpath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# tests/lib (weirtest's oracles) also when a script runs without ctest's PYTHONPATH.
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 
 
 class TestFailure(Exception):
@@ -64,7 +67,7 @@ def podman(*args, check_rc=True, timeout=120, input=None):
     return r
 
 
-def inspect(kind, name, fmt="json"):
+def inspect(kind, name):
     r = podman(kind, "inspect", name)
     data = json.loads(r.stdout)
     return data[0] if isinstance(data, list) else data
@@ -111,7 +114,7 @@ def logs(container, tail=None):
 
 class Cleanup:
     """Registers what a test creates and removes it (in reverse order) on exit, even on failure:
-    kube YAML files (`podman kube down`), pods, containers, volumes, networks. Used as a context
+    kube YAML files (`podman kube down`), pods, containers, volumes, networks, host directories. Used as a context
     manager; prints the logs of every registered container first when the block raised."""
 
     def __init__(self):
@@ -138,8 +141,8 @@ class Cleanup:
                 podman("volume", "rm", "-f", name, check_rc=False, timeout=120)
             elif kind == "network":
                 podman("network", "rm", "-f", name, check_rc=False, timeout=120)
-            elif kind == "secret":
-                podman("secret", "rm", name, check_rc=False, timeout=60)
+            elif kind == "dir":
+                shutil.rmtree(name, ignore_errors=True)
         return False
 
     def dump_logs(self):
