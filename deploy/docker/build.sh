@@ -5,7 +5,8 @@
 #    bookworm tarball cached at ${WEIR_CACHE:-$HOME/.cache/weir}/podman/ (made on first use,
 #    about a minute; no registry is needed);
 # 3. podman build from the repository root with --format docker (the OCI format drops
-#    HEALTHCHECK). Idempotent; layers are cached, so a rebuild after a source edit recompiles
+#    HEALTHCHECK). The version and revision labels are also given with --label: buildah reuses a
+#    cached LABEL layer although the build argument in it changed. Idempotent; layers are cached, so a rebuild after a source edit recompiles
 #    only. Environment: WEIR_BASE_IMAGE (another base, e.g. docker.io/library/debian:bookworm-slim,
 #    skips step 2), WEIR_BUILD_JOBS (make -j, default: the number of cores).
 set -euo pipefail
@@ -33,5 +34,7 @@ revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 version=$(sed -n 's/^project(weir VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 podman build --format docker -f "$root/deploy/docker/Containerfile" -t "$tag" \
   --build-arg BASE="$base" --build-arg JOBS="${WEIR_BUILD_JOBS:-$(nproc)}" \
-  --build-arg VERSION="${version:-0.0.0}" --build-arg REVISION="$revision" "$root"
+  --build-arg VERSION="${version:-0.0.0}" --build-arg REVISION="$revision" \
+  --label org.opencontainers.image.version="${version:-0.0.0}" \
+  --label org.opencontainers.image.revision="$revision" "$root"
 echo "build.sh: built $tag (base $base, revision $revision)"
