@@ -362,6 +362,11 @@ def test():
             check(info["Config"]["User"] in ("9999", "9999:9999"), f"{p.container} runs as "
                   f"{info['Config']['User']}")
             check(info["HostConfig"]["ReadonlyRootfs"], f"{p.container}: root filesystem writable")
+        # The job manager's httpGet liveness probe, as podman runs it (curl in the image).
+        r = podman("healthcheck", "run", jm.container, check_rc=False)
+        check(r.returncode == 0, f"the job manager's liveness probe as a podman health check "
+              f"({podlib.inspect('container', jm.container)['Config'].get('Healthcheck')}): "
+              f"exit {r.returncode} {r.stdout}{r.stderr}")
 
         p = len(tms) * slots
         cli = ["weir", "-c", "/etc/weir/weir.yaml", "-m", "127.0.0.1:8081"]
