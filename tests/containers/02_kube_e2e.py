@@ -29,6 +29,7 @@ what an operator would set (the image, the test's checkpoint interval, the upgra
 """
 
 import hashlib
+import ipaddress
 import json
 import os
 import tempfile
@@ -325,7 +326,8 @@ def test():
         pvc = json.loads(json.dumps(env.pvc))
         pvc["metadata"]["name"] = env.volume
         cleanup.add("volume", env.volume)
-        podman("kube", "play", env.write_yaml("pvc.yaml", pvc))
+        # (--network: without it even a PVC-only play creates podman-default-kube-network.)
+        podman("kube", "play", "--network", env.net, env.write_yaml("pvc.yaml", pvc))
         # The job's input on the shared volume, written as the image's user (as `kubectl cp`
         # into a pod would); the text and its oracle from tests/lib.
         text = os.path.join(env.dir, "words.txt")
@@ -409,9 +411,10 @@ def test():
         states = jm.kill_and_remove()
         log(f"killed job manager pod {jm.pod} ({old_jm_ip}; latest checkpoint {last}); 1 s "
             f"after `pod kill`: {states}; pod removed")
-        net_ips = {old_jm_ip, new_ip} | {t.ip() for t in tms[1:]}
-        other = next(f"{subnet.rsplit('.', 1)[0]}.{h}" for h in range(200, 250)
-                     if f"{subnet.rsplit('.', 1)[0]}.{h}" not in net_ips)
+        # A new IP for sure (IPAM would hand the freed one out again): from the subnet's top.
+        used = {old_jm_ip, new_ip} | {t.ip() for t in tms[1:]}
+        hosts = list(ipaddress.ip_network(subnet).hosts())
+        other = next(str(h) for h in reversed(hosts[:-1]) if str(h) not in used)
         jm.play(ip=other)
         rest.ip = jm.ip()
         check(rest.ip != old_jm_ip, f"the new job manager pod has the old IP {old_jm_ip}")
