@@ -11,11 +11,12 @@ Deployments, and jobmanager-application.yaml for the upgrade) on a podman networ
 3. the job manager pod is killed and replaced by a new pod (another IP, the same Service name):
    the new job manager resumes the job from HA (same job id) and the task managers find it
    through the name `weir-jobmanager`;
-4. upgrade: `weir stop` (inside the job manager's container, with the Secret's token) takes a
-   savepoint and the job finishes; the session job manager is deleted and a job manager from
-   jobmanager-application.yaml (application mode) starts from that savepoint with another
-   parallelism (the manifest's 2): the job continues and finishes; its job manager writes the
-   job result store entry;
+4. upgrade: `weir savepoint` runs inside the job manager's container (the Secret's token); then
+   the job manager's pod is stopped by SIGTERM, as deleting it does: with
+   jobmanager.shutdown.savepoint it stops the job with a savepoint (job result store: FINISHED,
+   that savepoint) and exits 0; a job manager from jobmanager-application.yaml (application
+   mode) starts from that savepoint with another parallelism (the manifest's 2): the job
+   continues and finishes, the job manager writes its result and exits 0;
 5. the committed output (only committed part files) equals the oracle (tr | sort | uniq -c) exactly:
    for every word the counts 1..n, each once. After every phase the committed output so far is
    an exact prefix (counts 1..k, no gap, no duplicate);
@@ -54,6 +55,9 @@ TEST_CONF = {
     # The operator's settings for this test (ConfigMap values, not podman differences): a
     # checkpoint every second so that the kills fall between recent checkpoints.
     "execution.checkpointing.interval": "1s",
+    # The upgrade by pod deletion (docs/kubernetes.md, Graceful shutdown): SIGTERM stops the jobs
+    # with a savepoint.
+    "jobmanager.shutdown.savepoint": "true",
 }
 
 
@@ -435,19 +439,44 @@ def test():
             f"{restored}) and checkpoints again, {time.monotonic() - t0:.1f}s after the kill")
         committed_prefix(out_dir, oracle, "after the job manager's replacement")
 
-        # 4. Upgrade: stop with a savepoint, then an application-mode job manager from it at the
-        # parallelism of jobmanager-application.yaml.
+        # 4. Upgrade. First a savepoint by the CLI in the job manager's container (the Secret's
+        # token through rest.auth.token-file); then the job manager's pod is deleted: SIGTERM,
+        # and with jobmanager.shutdown.savepoint the job manager stops the job with a savepoint
+        # and exits 0. Pod deletion -> `podman stop -t <terminationGracePeriodSeconds>` of the
+        # container, then `kube down`: podman 4.3's `pod stop`/`kube down` ignore the grace
+        # period (10 s) and tear the pod's network down while the container is still shutting
+        # down (its task managers then never reach it again); Kubernetes keeps the pod's network
+        # until its containers exited. Also keeps the log and exit code readable.
         t0 = time.monotonic()
-        r = jm.exec(*cli, "stop", jobid, check_rc=False)
+        r = jm.exec(*cli, "savepoint", jobid, check_rc=False)
         sps = [ln[len(SAVEPOINT_DONE):].strip() for ln in r.stdout.splitlines()
                if ln.startswith(SAVEPOINT_DONE)]
-        check(r.returncode == 0 and len(sps) == 1, f"weir stop exited {r.returncode}: {r.stdout}{r.stderr}")
-        sp = sps[0]
-        check(sp.startswith(env.conf["state.savepoints.dir"] + "/"), f"savepoint {sp} is not "
-              f"under state.savepoints.dir")
-        check(rest.job(jobid)["state"] == "FINISHED", f"job {jobid} is {rest.job(jobid)['state']} "
-              f"after weir stop")
-        stopped = committed_prefix(out_dir, oracle, f"stopped with savepoint {sp}")
+        check(r.returncode == 0 and len(sps) == 1,
+              f"weir savepoint exited {r.returncode}: {r.stdout}{r.stderr}")
+        check(os.path.isfile(os.path.join(mount, sps[0][len("/var/lib/weir/"):], "_metadata")),
+              f"savepoint {sps[0]} has no _metadata on the volume")
+        log(f"weir savepoint in the job manager's container: {sps[0]} "
+            f"({time.monotonic() - t0:.1f}s)")
+        t0 = time.monotonic()
+        grace = jm_dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        podman("stop", "-t", grace, jm.container, timeout=grace + 30)
+        t_stop = time.monotonic() - t0
+        state = podlib.inspect("container", jm.container)["State"]
+        jm_log = podlib.logs(jm.container)
+        done = [ln.split(" stopped with savepoint ", 1)[1].strip() for ln in jm_log.splitlines()
+                if f"shutdown: job {jobid} stopped with savepoint " in ln]
+        check(state["ExitCode"] == 0 and len(done) == 1, f"SIGTERM: job manager exited "
+              f"{state['ExitCode']}, shutdown savepoint lines {done}:\n{jm_log[-3000:]}")
+        sp = done[0]
+        check(sp.startswith(env.conf["state.savepoints.dir"] + "/") and sp != sps[0],
+              f"shutdown savepoint {sp} (state.savepoints.dir {env.conf['state.savepoints.dir']})")
+        ha = os.path.join(mount, env.conf["high-availability.storageDir"][len("/var/lib/weir/"):])
+        with open(os.path.join(ha, "results", f"{jobid}.json")) as f:
+            res = json.load(f)
+        check(res["state"] == "FINISHED" and res.get("savepoint") == sp,
+              f"job result store entry of {jobid}: {res} (savepoint {sp})")
+        stopped = committed_prefix(out_dir, oracle, f"SIGTERM stopped job {jobid} with savepoint "
+                                   f"{sp} in {t_stop:.1f}s, job manager exit 0")
         check(stopped < sum(oracle.values()), "the input was consumed before the upgrade: "
               "raise N_WORDS or lower RATE")
         podman("kube", "down", jm.file, timeout=120)
@@ -468,14 +497,13 @@ def test():
         rest.ip = app.ip()
         cluster_id = env.conf.get("high-availability.cluster-id", "default")
         app_id = hashlib.sha256(f"weir-application\n{cluster_id}\n{sp}".encode()).hexdigest()[:32]
-        result = os.path.join(mount, env.conf["high-availability.storageDir"][len("/var/lib/weir/"):],
-                              "results", f"{app_id}.json")
+        result = os.path.join(ha, "results", f"{app_id}.json")
         podlib.wait_for(f"the application job {app_id} to finish ({result})",
                         lambda: os.path.exists(result), 300)
         with open(result) as f:
             res = json.load(f)
         check(res["state"] == "FINISHED" and res["id"] == app_id, f"job result store: {res}")
-        log(f"upgrade: stopped with savepoint, application job manager (-p {app_p}) ran job "
+        log(f"upgrade: application job manager (-p {app_p}) ran job "
             f"{app_id} from it to FINISHED in {time.monotonic() - t0:.1f}s")
         # The job manager exits 0 once the job is FINISHED (the pod's restartPolicy Always then
         # starts it again: it finds the result and exits 0 again).
