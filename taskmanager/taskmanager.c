@@ -775,6 +775,14 @@ static void check_contact(weir_taskmanager_t *tm) {
              tm->jm_endpoint, (now - tm->last_contact_ns) / 1000000);
     WEIR_WARN(COMP, "%s", why);
     tm->last_contact_ns = now;
+    /* A job manager that vanished without closing its connection (its pod or node lost, a
+     * partition) leaves the DEALER's TCP connection half-open, and ZeroMQ reconnects (resolving
+     * jobmanager.rpc.address again: a replaced pod has a new IP) only once a connection broke.
+     * A new connection does both; what was queued on the old one is dropped (REGISTER follows). */
+    if (zmq_disconnect(tm->dealer, tm->jm_endpoint) != 0 ||
+        zmq_connect(tm->dealer, tm->jm_endpoint) != 0)
+        WEIR_WARN(COMP, "cannot reconnect to the job manager at %s: %s", tm->jm_endpoint,
+                  zmq_strerror(errno));
     reregister(tm, why);
 }
 

@@ -254,8 +254,13 @@ class Pod:
         nets = podlib.inspect("container", infra)["NetworkSettings"]["Networks"]
         return nets[self.env.net]["IPAddress"]
 
-    def kill_and_remove(self):
-        """SIGKILL to every container of the pod (the node lost it), then the pod is deleted."""
+    def kill_and_remove(self, partition=False):
+        """SIGKILL to every container of the pod, then the pod is deleted. partition=True: the
+        pod is cut off its network first, so its peers get no FIN or RST (its node was lost):
+        their connections to it stay half-open."""
+        if partition:
+            infra = podlib.inspect("pod", self.pod)["InfraContainerID"]
+            podman("network", "disconnect", self.env.net, infra)
         podman("pod", "kill", "-s", "KILL", self.pod)
         time.sleep(1)
         status = podman("ps", "-a", "--filter", f"pod={self.pod}", "--format",
@@ -407,14 +412,15 @@ def test():
             f"{time.monotonic() - t0:.1f}s after the kill")
         committed_prefix(out_dir, oracle, "after the task manager's replacement")
 
-        # 3. The job manager pod killed and replaced (at another IP: the task managers must
-        # resolve weir-jobmanager again).
+        # 3. The job manager pod lost with its node (cut off the network, then killed: the task
+        # managers' connections to it stay half-open) and replaced at another IP: the task
+        # managers must notice, connect anew and resolve weir-jobmanager again.
         last = rest.get(f"/jobs/{jobid}/checkpoints")["latest"]["completed"]["id"]
         old_jm_ip = rest.ip
         t0 = time.monotonic()
-        states = jm.kill_and_remove()
-        log(f"killed job manager pod {jm.pod} ({old_jm_ip}; latest checkpoint {last}); 1 s "
-            f"after `pod kill`: {states}; pod removed")
+        states = jm.kill_and_remove(partition=True)
+        log(f"job manager pod {jm.pod} ({old_jm_ip}; latest checkpoint {last}) cut off the "
+            f"network and killed; 1 s after `pod kill`: {states}; pod removed")
         # A new IP for sure (IPAM would hand the freed one out again): from the subnet's top.
         used = {old_jm_ip, new_ip} | {t.ip() for t in tms[1:]}
         hosts = list(ipaddress.ip_network(subnet).hosts())
@@ -422,8 +428,9 @@ def test():
         jm.play(ip=other)
         rest.ip = jm.ip()
         check(rest.ip != old_jm_ip, f"the new job manager pod has the old IP {old_jm_ip}")
+        # heartbeat.timeout (10 s) to notice, then a new connection.
         podlib.wait_for("the task managers registered with the new job manager",
-                        lambda: registered(len(tms)), 90)
+                        lambda: registered(len(tms)), 60)
         t_reg = time.monotonic() - t0
         check(any(j["id"] == jobid for j in rest.get("/jobs")["jobs"]),
               f"the new job manager does not know job {jobid}: {rest.get('/jobs')}")
