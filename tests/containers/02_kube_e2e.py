@@ -306,10 +306,17 @@ def running_on(rest, jobid):
 
 
 def wait_checkpoints(rest, jobid, n, what, timeout=90):
-    """Waits until n more checkpoints of the job completed than now (the job made progress)."""
+    """Waits until n more checkpoints of the job completed than now (the job made progress);
+    logs how long that took, with the checkpoints' durations when it was slow."""
+    t0 = time.monotonic()
     start = rest.completed(jobid)
     podlib.wait_for(f"{n} checkpoints of job {jobid} after {what}",
                     lambda: rest.completed(jobid) >= start + n, timeout)
+    took = time.monotonic() - t0
+    if took > 15:
+        hist = rest.get(f"/jobs/{jobid}/checkpoints")["history"]
+        log(f"slow: {n} checkpoints after {what} took {took:.1f}s: " + ", ".join(
+            f"{h['id']} {h['status']} {h.get('duration_ms')} ms" for h in hist[-8:]))
 
 
 def committed_prefix(out_dir, oracle, what):
@@ -386,7 +393,10 @@ def test():
         ids = [ln.split()[-1] for ln in r.stdout.splitlines() if ln.startswith("Job has been submitted")]
         check(r.returncode == 0 and len(ids) == 1, f"weir run exited {r.returncode}: {r.stdout}{r.stderr}")
         jobid = ids[0]
+        t0 = time.monotonic()
         tm_ids = podlib.wait_for(f"job {jobid} running", lambda: running_on(rest, jobid), 60)
+        log(f"job {jobid} submitted by `weir run` in the job manager's container: every subtask "
+            f"RUNNING after {time.monotonic() - t0:.1f}s")
         check(len(tm_ids) == len(tms), f"job {jobid} runs on {tm_ids}, not across {len(tms)} pods")
         wait_checkpoints(rest, jobid, 3, "the start")
         committed_prefix(out_dir, oracle, f"job {jobid} (-p {p}) across {len(tm_ids)} pods")
@@ -428,10 +438,13 @@ def test():
         jm.play(ip=other)
         rest.ip = jm.ip()
         check(rest.ip != old_jm_ip, f"the new job manager pod has the old IP {old_jm_ip}")
-        # heartbeat.timeout (10 s) to notice, then a new connection.
+        # Two heartbeat.timeout periods (10 s each) without an answer, then a new connection.
         podlib.wait_for("the task managers registered with the new job manager",
                         lambda: registered(len(tms)), 60)
         t_reg = time.monotonic() - t0
+        for t in tms:
+            check("opening a new connection to the job manager at tcp://weir-jobmanager:6123"
+                  in podlib.logs(t.container), f"{t.container} did not open a new connection")
         check(any(j["id"] == jobid for j in rest.get("/jobs")["jobs"]),
               f"the new job manager does not know job {jobid}: {rest.get('/jobs')}")
         podlib.wait_for(f"job {jobid} running under the new job manager",
