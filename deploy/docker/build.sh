@@ -30,6 +30,7 @@ if [ "$base" = localhost/weir-debian:bookworm ] && ! podman image exists "$base"
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$tarball" "$base" >/dev/null
 fi
+old_id=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 version=$(sed -n 's/^project(weir VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 podman build --format docker -f "$root/deploy/docker/Containerfile" -t "$tag" \
@@ -37,4 +38,10 @@ podman build --format docker -f "$root/deploy/docker/Containerfile" -t "$tag" \
   --build-arg VERSION="${version:-0.0.0}" --build-arg REVISION="$revision" \
   --label org.opencontainers.image.version="${version:-0.0.0}" \
   --label org.opencontainers.image.revision="$revision" "$root"
+# The image this tag named before, now untagged: removed unless a container still uses it (the
+# build stage's untagged images stay: they are the compile cache; `podman image prune` drops them).
+new_id=$(podman image inspect --format '{{.Id}}' "$tag")
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+  podman rmi "$old_id" >/dev/null 2>&1 || true
+fi
 echo "build.sh: built $tag (base $base, revision $revision)"
