@@ -41,7 +41,9 @@ podman build --format docker -f "$root/deploy/docker/Containerfile" -t "$tag" \
 # The image this tag named before, now untagged: removed unless a container still uses it (the
 # build stage's untagged images stay: they are the compile cache; `podman image prune` drops them).
 new_id=$(podman image inspect --format '{{.Id}}' "$tag")
-if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+# (Only when no other tag names it: podman 4.3's `rmi ID` removes every tag of an image.)
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ] &&
+  [ "$(podman image inspect --format '{{len .RepoTags}}' "$old_id" 2>/dev/null)" = 0 ]; then
   podman rmi "$old_id" >/dev/null 2>&1 || true
 fi
 echo "build.sh: built $tag (base $base, revision $revision)"

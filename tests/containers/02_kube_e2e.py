@@ -74,6 +74,7 @@ class Env:
     def __init__(self, cleanup):
         self.cleanup = cleanup
         self.rid = podlib.run_id()
+        cleanup.add("sweep", self.rid)  # runs last
         self.image = podlib.image_tag()
         self.dir = cleanup.add("dir", tempfile.mkdtemp(prefix=f"weir-e2e-{self.rid}-"))
         self.net = cleanup.add("network", f"weir-e2e-{self.rid}")
@@ -549,7 +550,11 @@ def test():
             f"(tr | sort | uniq -c), over -p {p}, a task manager and a job manager replacement "
             f"and an upgrade to -p {app_p}")
 
-        # 6. kube down removes every pod.
+        # 6. kube down removes every pod. The application job manager's container restarts in a
+        # loop (restartPolicy Always, exit 0 each time): podman 4.3's `kube down` of a container
+        # that is being restarted fails ("unlinkat .../shm: device or resource busy"), so its pod
+        # is stopped first, which ends the loop (Kubernetes: the Deployment scaled to 0).
+        podman("pod", "stop", "-t", "10", app.pod, timeout=120)
         for f in [app.file] + [t.file for t in tms]:
             podman("kube", "down", f, timeout=120)
         left = podman("pod", "ps", "--filter", f"name={env.rid}", "--format", "{{.Name}}").stdout.split()

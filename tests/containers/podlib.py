@@ -114,7 +114,9 @@ def logs(container, tail=None):
 
 class Cleanup:
     """Registers what a test creates and removes it (in reverse order) on exit, even on failure:
-    kube YAML files (`podman kube down`), pods, containers, volumes, networks, host directories. Used as a context
+    kube YAML files (`podman kube down`), pods, containers, volumes, networks, host directories,
+    and a sweep of every pod and volume whose name holds a run's suffix (emptyDir volumes that a
+    failed `kube down` left). Used as a context
     manager; prints the logs of every registered container first when the block raised."""
 
     def __init__(self):
@@ -143,6 +145,12 @@ class Cleanup:
                 podman("network", "rm", "-f", name, check_rc=False, timeout=120)
             elif kind == "dir":
                 shutil.rmtree(name, ignore_errors=True)
+            elif kind == "sweep":  # whatever still carries the run's suffix: pods, then volumes
+                for what in ("pod", "volume"):
+                    ls = podman(what, "ls", "--format", "{{.Name}}", check_rc=False).stdout.split()
+                    for n in ls:
+                        if name in n:
+                            podman(what, "rm", "-f", n, check_rc=False, timeout=120)
         return False
 
     def dump_logs(self):
