@@ -132,6 +132,7 @@ struct weir_taskmanager {
 
     int64_t hb_interval_ns, hb_timeout_ns;
     int64_t last_hb_ns, last_contact_ns;
+    unsigned silent_periods; /* heartbeat.timeout periods without a message, in a row */
     /* The lease tasks check (weir_ctx_lease_valid): weir_now_ns() of the last message from the
      * job manager while registered, 0 while not registered; written by the loop thread only. */
     _Atomic int64_t lease_from_ns;
@@ -775,6 +776,20 @@ static void check_contact(weir_taskmanager_t *tm) {
              tm->jm_endpoint, (now - tm->last_contact_ns) / 1000000);
     WEIR_WARN(COMP, "%s", why);
     tm->last_contact_ns = now;
+    /* A job manager that vanished without closing its connection (its pod or node lost, a
+     * partition) leaves the DEALER's TCP connection half-open, and ZeroMQ reconnects (resolving
+     * jobmanager.rpc.address again: a replaced pod has a new IP) only once a connection broke.
+     * The second silent period in a row (the REGISTER of the first got no answer either) opens a
+     * new connection, which does both. Not the first: after a freeze (SIGSTOP) the messages
+     * that waited in the connection must still be received, and refused while stopping. */
+    if (tm->silent_periods++ > 0) {
+        WEIR_INFO(COMP, "opening a new connection to the job manager at %s (resolved again)",
+                  tm->jm_endpoint);
+        if (zmq_disconnect(tm->dealer, tm->jm_endpoint) != 0 ||
+            zmq_connect(tm->dealer, tm->jm_endpoint) != 0)
+            WEIR_WARN(COMP, "cannot reconnect to the job manager at %s: %s", tm->jm_endpoint,
+                      zmq_strerror(errno));
+    }
     reregister(tm, why);
 }
 
@@ -792,6 +807,7 @@ static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t l
         return;
     }
     tm->last_contact_ns = weir_now_ns();
+    tm->silent_periods = 0;
     if (tm->registered && !tm->stopping)
         atomic_store_explicit(&tm->lease_from_ns, tm->last_contact_ns, memory_order_relaxed);
     switch (m.type) {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up podman for weir's container image and container tests (deploy/docker/README.md):
+# Debian's podman with runc as its runtime (crun fails on this kernel's cgroups) and default
+# ulimits the machine can grant (podman's defaults exceed them). Idempotent: apt runs only when a
+# package is missing, and containers.conf is rewritten only when it lacks one of the settings.
+# Called by deploy/docker/build.sh and the container tests, not by scripts/install-deps.sh: a
+# developer without podman can still build and test weir.
+set -euo pipefail
+PKGS=(podman runc debootstrap uidmap slirp4netns containernetworking-plugins)
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "podman-setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+conf=/etc/containers/containers.conf
+want_runtime='runtime = "runc"'
+want_ulimits='default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]'
+if ! { [ -f "$conf" ] && grep -qxF "$want_runtime" "$conf" && grep -qxF "$want_ulimits" "$conf"; }; then
+  echo "podman-setup: writing $conf (runc, ulimits nofile/nproc 16384)"
+  [ -f "$conf" ] && $SUDO cp "$conf" "$conf.weir-backup"
+  $SUDO mkdir -p /etc/containers
+  printf '[containers]\n%s\n[engine]\n%s\n' "$want_ulimits" "$want_runtime" |
+    $SUDO tee "$conf.tmp" >/dev/null
+  $SUDO mv "$conf.tmp" "$conf"
+fi
+echo "podman-setup: podman $(podman --version | awk '{print $3}'), runtime runc, ulimits 16384"
