@@ -48,6 +48,9 @@ except PackageNotFoundError:
 PY
 }
 
+# The Go toolchain of a machine that has one outside PATH (a non-login shell, CI).
+command -v go >/dev/null || { [ -x /usr/local/go/bin/go ] && PATH="$PATH:/usr/local/go/bin"; }
+
 mkdir -p "$cache"
 exec 9>"$cache/k8s-tools.lock"
 flock 9

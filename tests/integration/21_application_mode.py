@@ -54,18 +54,8 @@ class AppCluster(Cluster):
         self.job_args = job_args
         super().__init__(name, **kw)
 
-    def start_jobmanager(self, wait=True):
-        self.jm = self._spawn("jobmanager", [JM] + self._dflags(self.conf) + ["--"] + self.job_args)
-        deadline = time.time() + 30
-        while wait and time.time() < deadline:
-            check(self.jm.poll() is None, f"job manager exited with {self.jm.returncode}:\n{self.log_tail()}")
-            try:
-                if self.get("/healthz").get("status") == "ok":
-                    return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        check(not wait, "job manager did not answer /healthz within 30 s")
+    def jobmanager_args(self):
+        return ["--"] + self.job_args
 
     def jm_log(self):
         with open(os.path.join(self.dir, "jobmanager.log")) as f:
