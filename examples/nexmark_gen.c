@@ -1,5 +1,5 @@
 /* Nexmark event generator: see nexmark_gen.h for the model and the encoding.
- * Owns nothing: pure functions of (config, event id). Strings are built on the stack and packed
+ * Owns nothing: pure functions of (config, position). Strings are built on the stack and packed
  * into the caller's packer; no allocation per event. Thread-safe. */
 #include "nexmark_gen.h"
 

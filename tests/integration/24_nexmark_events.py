@@ -9,6 +9,9 @@
 - out-of-orderness: in position order and in each sink subtask's files (forward from its source subtask: its emission order) the
   largest dateTime so far minus dateTime is at most 4,000 ms, except for the late events, which
   exist and are behind a 4 s watermark;
+- exactly-once under failover: a -p 3 run throttled to 10,000 events/s, checkpointing every
+  300 ms, whose task manager is killed (kill -9) after a completed checkpoint and started again,
+  still writes each event exactly once (the same comparison);
 - bad options are refused with one line naming the option."""
 
 import json
@@ -61,7 +64,7 @@ def canon(evs):
     return sorted(json.dumps(e, sort_keys=True, separators=(",", ":")) for e in evs)
 
 
-def run(c, name, p, n, rate=10000.0, group=1, late=0.0):
+def run(c, name, p, n, rate=10000.0, group=1, late=0.0, wall_rate=None, during=None):
     out = os.path.join(c.dir, name)
     args = ["--query", "events", "--events", str(n), "--output", out]
     if rate != 10000.0:
@@ -70,9 +73,15 @@ def run(c, name, p, n, rate=10000.0, group=1, late=0.0):
         args += ["--out-of-order-group", str(group)]
     if late:
         args += ["--late-fraction", str(late)]
+    if wall_rate:
+        args += ["--rate", str(wall_rate)]
     jobid = c.submit("-p", str(p), os.path.join(EXAMPLES, "nexmark.so"), *args)
+    if during:
+        during(jobid)
     job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
     check(job["state"] == "FINISHED", f"{name}: job ended {job['state']}: {job.get('message')}")
+    if during:
+        check(job["restarts"] >= 1, f"{name}: the job did not restart after the kill ({job['restarts']} restarts)")
     per_subtask = read_output(out)
     got = [e for evs in per_subtask.values() for e in evs]
     check(len(got) == n, f"{name}: {len(got)} events written, expected {n}")
@@ -118,6 +127,18 @@ def run(c, name, p, n, rate=10000.0, group=1, late=0.0):
           f"{n_late} late ({len(behind)} behind a 4 s watermark): identical to the reference")
 
 
+def kill_one(c):
+    """After a completed checkpoint, kill -9 a task manager of the job and start it again."""
+    def during(jobid):
+        c.wait_checkpoints(jobid, 1, timeout=60)
+        victim = sorted(c.job_taskmanagers(jobid))[0]
+        i = int(victim.split("-")[1])
+        c.kill9(c.tms[i])
+        c.start_taskmanager(index=i)
+        print(f"killed and restarted {victim} after {c.checkpoints(jobid)['counts']['completed']} checkpoint(s)")
+    return during
+
+
 def refused(c, args, pattern):
     r = c.cli("run", os.path.join(EXAMPLES, "nexmark.so"), *args, timeout=60)
     text = r.stdout + r.stderr
@@ -126,10 +147,11 @@ def refused(c, args, pattern):
 
 
 def test():
-    with Cluster("nexmark-events", tms=2, slots=3) as c:
+    with Cluster("nexmark-events", tms=2, slots=3, checkpoints="300ms") as c:
         run(c, "default-p1", 1, 10000)
         run(c, "ooo-p3", 3, 30000, rate=3000.0, group=1000)
         run(c, "late-p2", 2, 20000, late=0.02)
+        run(c, "failover-p3", 3, 40000, group=500, wall_rate=10000, during=kill_one(c))
         out = os.path.join(c.dir, "never")
         refused(c, ["--query", "events", "--events", "10", "--output", out, "--out-of-order-group", "50000"],
                 r"--out-of-order-group 50000 .* more than the 4000 ms out-of-orderness bound")
