@@ -1,5 +1,5 @@
 /* Nexmark event generator: see nexmark_gen.h for the model and the encoding.
- * Owns nothing: pure functions of (config, event id). Strings are built on the stack and packed
+ * Owns nothing: pure functions of (config, position). Strings are built on the stack and packed
  * into the caller's packer; no allocation per event. Thread-safe. */
 #include "nexmark_gen.h"
 
@@ -60,6 +60,8 @@ void nexmark_config_default(nexmark_config_t *c) {
     memset(c, 0, sizeof(*c));
     c->base_time_ms = 1704067200000; /* 2024-01-01T00:00:00Z */
     c->events_per_sec = 10000.0;
+    c->out_of_order_group = 1;
+    c->late_fraction = 0.0;
     c->hot_auction_ratio = 2;
     c->hot_bidders_ratio = 4;
     c->hot_sellers_ratio = 4;
@@ -81,11 +83,26 @@ int nexmark_event_kind(uint64_t event_id) {
 
 int64_t nexmark_event_time_ms(const nexmark_config_t *c, uint64_t event_id) {
     double rate = c->events_per_sec > 0 ? c->events_per_sec : 10000.0;
-    /* Inter-event delay in microseconds, as an integer like the standard generator. */
-    uint64_t delay_us = (uint64_t)(1e6 / rate);
-    if (delay_us == 0)
-        return c->base_time_ms + (int64_t)((double)event_id * 1000.0 / rate);
-    return c->base_time_ms + (int64_t)(event_id * delay_us / 1000);
+    /* The reference's timestampForEvent: a double delay in us, the product truncated to whole
+     * us, then divided (truncating) by 1000. */
+    double delay_us = 1e6 / rate;
+    return c->base_time_ms + (int64_t)((double)event_id * delay_us) / 1000;
+}
+
+uint64_t nexmark_adjusted_event_number(const nexmark_config_t *c, uint64_t position) {
+    uint64_t g = c->out_of_order_group > 0 ? c->out_of_order_group : 1;
+    return position / g * g + position * 953 % g;
+}
+
+#define LATE_SALT 0x13198a2e03707344ull
+
+int64_t nexmark_late_shift_ms(const nexmark_config_t *c, uint64_t event_id) {
+    if (!(c->late_fraction > 0))
+        return 0;
+    uint64_t h = nx_mix(event_id ^ LATE_SALT);
+    if ((double)(h >> 11) * 0x1.0p-53 >= c->late_fraction)
+        return 0;
+    return NEXMARK_LATE_MIN_MS + (int64_t)(nx_mix(h) % NEXMARK_LATE_SPAN_MS);
 }
 
 int64_t nexmark_last_base0_person_id(uint64_t event_id) {
@@ -349,10 +366,11 @@ static void pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, 
     pack_str(pk, extra, x);
 }
 
-int nexmark_pack_event(const nexmark_config_t *c, uint64_t event_id, msgpack_packer *pk,
+int nexmark_pack_event(const nexmark_config_t *c, uint64_t position, msgpack_packer *pk,
                        int64_t *ts_ms) {
+    uint64_t event_id = nexmark_adjusted_event_number(c, position);
     nx_rng_t r = {.s = nx_mix(event_id ^ 0x243f6a8885a308d3ull)};
-    int64_t ts = nexmark_event_time_ms(c, event_id);
+    int64_t ts = nexmark_event_time_ms(c, event_id) - nexmark_late_shift_ms(c, event_id);
     int kind = nexmark_event_kind(event_id);
     switch (kind) {
     case NEXMARK_PERSON:

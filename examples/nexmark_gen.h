@@ -6,9 +6,16 @@
  *  - person and auction ids follow from the event id (first person id 1000, first auction id
  *    1000, categories 10..14); bids and auctions refer to recent ("active") people/auctions,
  *    with hot auctions (ratio 2), hot bidders (ratio 4) and hot sellers (ratio 4);
- *  - event time = base time + event id * inter-event delay (default 10,000 events/s);
- *  - all randomness is a pseudo-random stream seeded by the event id, so event i is the same
- *    bytes wherever and whenever it is generated (subtasks produce disjoint, reproducible events).
+ *  - event time as the reference assigns it: the event with number n has the timestamp
+ *    base time + (int64)(n * inter-event delay in us) / 1000, delay = 1e6 / events_per_sec;
+ *  - the event emitted at position i (the generator's index) is the event with the adjusted
+ *    number of i (reference outOfOrderGroupSize G: positions are permuted inside groups of G by
+ *    (i * 953) % G), so timestamps are out of order by at most (G - 1) delays (< 4 s enforced by
+ *    nexmark.c); with late_fraction > 0 a hashed fraction of the events is made late (see
+ *    examples/README.md: "Event time");
+ *  - all randomness is a pseudo-random stream seeded by the event number, so position i is the
+ *    same bytes wherever and whenever it is generated (subtasks produce disjoint, reproducible
+ *    events). The full rules, precise enough to re-implement them, are in examples/README.md.
  *
  * Encoding: one msgpack array per event, kind first:
  *   Person:  [0, id, name, email, credit_card, city, state, date_time, extra]
@@ -53,9 +60,16 @@
 #define NEXMARK_BID_DATETIME 6
 #define NEXMARK_BID_EXTRA 7
 
+/* Late events (late_fraction > 0): moved back by NEXMARK_LATE_MIN_MS + [0, NEXMARK_LATE_SPAN_MS).
+ */
+#define NEXMARK_LATE_MIN_MS 5000
+#define NEXMARK_LATE_SPAN_MS 5000
+
 typedef struct nexmark_config {
     int64_t base_time_ms;            /* event time of event 0 */
-    double events_per_sec;           /* event-time rate: inter-event delay = 1 / rate */
+    double events_per_sec;           /* event-time rate: inter-event delay = 1e6 / rate us */
+    uint64_t out_of_order_group;     /* reference outOfOrderGroupSize, >= 1 (1: in order) */
+    double late_fraction;            /* 0..1: share of events moved behind the watermark */
     uint32_t hot_auction_ratio;      /* 2 */
     uint32_t hot_bidders_ratio;      /* 4 */
     uint32_t hot_sellers_ratio;      /* 4 */
@@ -71,16 +85,21 @@ void nexmark_config_default(nexmark_config_t *c);
 
 /** NEXMARK_PERSON, NEXMARK_AUCTION or NEXMARK_BID for event @p event_id. */
 int nexmark_event_kind(uint64_t event_id);
-/** Event time of @p event_id in ms since the epoch. */
+/** Event time of event number @p event_id in ms since the epoch (before any late shift). */
 int64_t nexmark_event_time_ms(const nexmark_config_t *c, uint64_t event_id);
+/** The event number emitted at position @p position (reference nextAdjustedEventNumber). */
+uint64_t nexmark_adjusted_event_number(const nexmark_config_t *c, uint64_t position);
+/** How far (ms, 0 if on time) event number @p event_id is moved back by late_fraction. */
+int64_t nexmark_late_shift_ms(const nexmark_config_t *c, uint64_t event_id);
 /** 0-based id of the last person created at or before @p event_id (-1 for none). */
 int64_t nexmark_last_base0_person_id(uint64_t event_id);
 /** 0-based id of the last auction created at or before @p event_id (-1 for none). */
 int64_t nexmark_last_base0_auction_id(uint64_t event_id);
 
-/** Packs event @p event_id (one msgpack array) into @p pk; sets *ts_ms to its event time.
- * @returns its kind. */
-int nexmark_pack_event(const nexmark_config_t *c, uint64_t event_id, msgpack_packer *pk,
+/** Packs the event emitted at position @p position (one msgpack array: the event with number
+ * nexmark_adjusted_event_number(position)) into @p pk; sets *ts_ms to its event time (its
+ * date_time field). @returns its kind. */
+int nexmark_pack_event(const nexmark_config_t *c, uint64_t position, msgpack_packer *pk,
                        int64_t *ts_ms);
 
 #endif

@@ -1,6 +1,7 @@
 /* Unit tests of the Nexmark event generator (examples/nexmark_gen.c): kind proportions (exact
  * from the block structure), id ranges against the standard generator's formulas computed here
- * by hand, field types, determinism and encoded sizes. */
+ * by hand, field types, determinism and encoded sizes, and the reference's event-time rules
+ * (fractional inter-event delay, out-of-order groups, late events). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -218,6 +219,65 @@ static void test_determinism(void **state) {
     msgpack_sbuffer_destroy(&b.sb);
 }
 
+/* The reference's event-time rules: timestampForEvent with a fractional delay, the
+ * outOfOrderGroupSize permutation, and late events (see examples/README.md "Event time"). */
+static void test_event_time(void **state) {
+    (void)state;
+    nexmark_config_t c;
+    nexmark_config_default(&c);
+    assert_int_equal(c.out_of_order_group, 1);
+    c.events_per_sec = 3000; /* 333.33.. us apart: trunc(n * delay) us, then trunc / 1000 */
+    assert_true(nexmark_event_time_ms(&c, 0) == c.base_time_ms);
+    assert_true(nexmark_event_time_ms(&c, 2) == c.base_time_ms); /* 666 us */
+    assert_true(nexmark_event_time_ms(&c, 3) ==
+                c.base_time_ms + 1); /* 1000 us (the old whole-us delay gave 999) */
+    assert_true(nexmark_event_time_ms(&c, 3001) == c.base_time_ms + 1000);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(nexmark_adjusted_event_number(&c, i), i); /* group 1: in order */
+
+    /* Group 1000: a permutation of each group, (i * 953) % 1000 inside it. */
+    c.out_of_order_group = 1000;
+    static unsigned char seen[1000];
+    memset(seen, 0, sizeof(seen));
+    for (uint64_t i = 2000; i < 3000; i++) {
+        uint64_t a = nexmark_adjusted_event_number(&c, i);
+        assert_true(a >= 2000 && a < 3000);
+        assert_int_equal(a, 2000 + i * 953 % 1000);
+        assert_int_equal(seen[a - 2000], 0);
+        seen[a - 2000] = 1;
+    }
+    packed_t p;
+    packed_init(&p);
+    msgpack_object o;
+    int64_t ts;
+    /* The event at position 1 is event number 953: its kind, ids and time are 953's. */
+    int k = gen(&c, &p, 1, &o, &ts);
+    assert_int_equal(k, nexmark_event_kind(953));
+    assert_true(ts == nexmark_event_time_ms(&c, 953));
+
+    /* Late events: about late_fraction of them, 5..10 s earlier; date_time is the timestamp. */
+    c.out_of_order_group = 1;
+    c.events_per_sec = 10000;
+    c.late_fraction = 0.05;
+    uint64_t late = 0;
+    for (uint64_t i = 0; i < 20000; i++) {
+        int64_t shift = nexmark_late_shift_ms(&c, i);
+        assert_true(shift == 0 || (shift >= NEXMARK_LATE_MIN_MS &&
+                                   shift < NEXMARK_LATE_MIN_MS + NEXMARK_LATE_SPAN_MS));
+        k = gen(&c, &p, i, &o, &ts);
+        assert_true(ts == nexmark_event_time_ms(&c, i) - shift);
+        uint32_t dt = k == NEXMARK_PERSON ? 7 : k == NEXMARK_AUCTION ? 6 : NEXMARK_BID_DATETIME;
+        assert_true(field_int(&o, dt) == ts);
+        if (k == NEXMARK_AUCTION)
+            assert_true(field_int(&o, 7) > ts);
+        late += shift != 0;
+    }
+    assert_true(late > 800 && late < 1200);
+    c.late_fraction = 0;
+    assert_true(nexmark_late_shift_ms(&c, 12345) == 0);
+    msgpack_sbuffer_destroy(&p.sb);
+}
+
 /* Packs into a fixed buffer (no allocation), like the runtime's packer. */
 typedef struct fixed {
     char buf[4096];
@@ -263,7 +323,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proportions), cmocka_unit_test(test_ids_and_fields),
         cmocka_unit_test(test_helpers),     cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_event_time),  cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
