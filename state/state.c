@@ -1,7 +1,9 @@
 /* Owns the keyed state backend: one RocksDB instance per stateful subtask (WAL off, one column
  * family per declared state plus "default"), the key layout of state/state.h, a bounded
  * write-back cache in front of value and reducing states, the list merge operator
- * ([u32 LE len][bytes] concatenation) and map prefix scans.
+ * ([u32 LE len][bytes] concatenation), map prefix scans, and state time to live (an expiry in
+ * front of each value / list element / map value, checked on every read, removed lazily on read
+ * and by a per-compaction RocksDB compaction filter).
  *
  * Invariants:
  *  - every cache entry holds (state index, full RocksDB key, value bytes or "absent", dirty bit);
@@ -13,7 +15,11 @@
  *    entry's index is in the dirty list (which may also hold stale or duplicate indices).
  *  - pointers returned by get functions point into the cache or a backend scratch buffer and stay
  *    valid until the next call on this backend.
- * Threading: a backend is used by one thread (its subtask) only; no global mutable state. */
+ *  - a TTL state's values (cache entries included) always hold their expiry (state.h layout);
+ *    nothing expired (expiry <= clock) is returned.
+ * Threading: a backend is used by one thread (its subtask) only; no global mutable state. The
+ * TTL compaction filters run on RocksDB's compaction threads: each compaction has its own
+ * filter, their shared configuration is immutable, and they call the (thread-safe) clock. */
 #include "state/state.h"
 
 #include <msgpack.h>
