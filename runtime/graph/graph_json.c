@@ -347,6 +347,9 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
                                 errlen)) ||
             (rc = weir_json_str(js, sw, "ttl_update", false, &upd, errstr, errlen)))
             return rc;
+        if (upd && ttl == 0)
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "%s: ttl_update without ttl_ms: give the time to live or drop it", sw);
         int mode = upd ? ttl_update_from_name(upd) : WEIR_TTL_ON_CREATE_AND_WRITE;
         if (mode < 0)
             return weir_errf(errstr, errlen, WEIR_EINVAL,

@@ -957,6 +957,15 @@ static void test_state_ttl(void **state) {
         json_decref(copy);
     }
     (void)st0;
+    { /* an update mode without a time to live */
+        json_t *copy = json_deep_copy(j);
+        json_t *cs = json_array_get(
+            json_object_get(json_array_get(json_object_get(copy, "nodes"), pn), "states"), 2);
+        json_object_set_new(cs, "ttl_update", json_string("on_read_and_write"));
+        assert_null(weir_graph_from_json(copy, err, sizeof err));
+        assert_non_null(strstr(err, "ttl_update without ttl_ms"));
+        json_decref(copy);
+    }
     json_decref(j);
     weir_graph_destroy(&job);
 }
