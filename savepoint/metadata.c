@@ -121,6 +121,8 @@ int weir_ckpt_meta_set_graph(weir_ckpt_meta_t *m, const weir_job_t *job) {
                 op->n_states = nd->n_states;
                 for (uint32_t s = 0; s < nd->n_states; s++) {
                     op->states[s].kind = nd->states[s].kind;
+                    op->states[s].ttl_ms = nd->states[s].ttl_ms;
+                    op->states[s].ttl_update = nd->states[s].ttl_update;
                     if (!dup_opt(nd->states[s].name, &op->states[s].name))
                         goto oom;
                 }
@@ -146,6 +148,12 @@ static json_t *ops_to_json(const weir_ckpt_meta_t *m) {
             json_t *st =
                 json_pack("{s:s,s:s}", "name", op->states[s].name ? op->states[s].name : "", "kind",
                           weir_state_kind_name(op->states[s].kind));
+            /* a TTL state's values carry an expiry (state/README.md): restore checks it */
+            if (st && op->states[s].ttl_ms > 0 &&
+                json_object_set_new(st, "ttl_ms", json_integer(op->states[s].ttl_ms)) != 0) {
+                json_decref(st);
+                st = NULL;
+            }
             if (!st || json_array_append_new(states, st) != 0) {
                 json_decref(states);
                 states = NULL;
@@ -328,6 +336,9 @@ static int decode_v2(const json_t *root, weir_ckpt_meta_t *m, char *errstr, size
                 return weir_errf(errstr, errlen, WEIR_ECORRUPT, "%s: unknown kind '%.64s'", swhat,
                                  sk);
             op->states[s].kind = (weir_state_kind_t)sk_i;
+            if (weir_json_int(so, swhat, "ttl_ms", false, 0, WEIR_MAX_STATE_TTL_MS, 0,
+                              &op->states[s].ttl_ms, errstr, errlen) != 0)
+                return WEIR_ECORRUPT;
             if (!(op->states[s].name = strdup(sn)))
                 return WEIR_ENOMEM;
             op->n_states = (uint32_t)(s + 1);

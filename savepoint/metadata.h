@@ -17,7 +17,8 @@
  *                      "max_parallelism": m (key groups; 0 = unknown)            (v2 only)
  *                      "operators": [{"uid": str|null, "name", "kind": op kind name,
  *                        "vertex", "index" (position in its chain), "parallelism",
- *                        "keyed": bool, "states": [{"name", "kind": state kind name}]}]
+ *                        "keyed": bool, "states": [{"name", "kind": state kind name,
+ *                        "ttl_ms" (only when > 0)}]}]
  *                        (every node of the graph, in node order)                (v2 only)
  *                      "tasks": [{"vertex", "subtask", "op_state": base64|null,
  *                        "keyed": keyed-state handle object|null, "state_size"}]

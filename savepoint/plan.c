@@ -336,6 +336,21 @@ static char *incompatible(const weir_ckpt_op_t *op, const weir_node_t *nd, bool 
                         weir_state_kind_name(nd->states[i].kind));
                 bad = true;
             }
+    /* a TTL state stores an expiry in front of each value, a state without none: the layouts
+     * differ, so TTL cannot be added to or removed from a restored state (its duration and
+     * update mode may change: stored expiries stay, new writes use the new duration) */
+    for (uint32_t i = 0; !bad && i < nd->n_states; i++)
+        for (uint32_t j = 0; !bad && j < op->n_states; j++)
+            if (op->states[j].name && strcmp(op->states[j].name, nd->states[i].name) == 0 &&
+                (op->states[j].ttl_ms > 0) != (nd->states[i].ttl_ms > 0)) {
+                fprintf(s.f,
+                        "state '%s' %s time to live and now %s (the stored values %s "
+                        "expiry time; keep the state's TTL setting or rename the state)",
+                        nd->states[i].name, op->states[j].ttl_ms > 0 ? "had a" : "had no",
+                        nd->states[i].ttl_ms > 0 ? "has one" : "has none",
+                        op->states[j].ttl_ms > 0 ? "carry an" : "carry no");
+                bad = true;
+            }
     char *text = sbuf_close(&s);
     if (!text) {
         *oom = true;

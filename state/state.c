@@ -1,7 +1,9 @@
 /* Owns the keyed state backend: one RocksDB instance per stateful subtask (WAL off, one column
  * family per declared state plus "default"), the key layout of state/state.h, a bounded
  * write-back cache in front of value and reducing states, the list merge operator
- * ([u32 LE len][bytes] concatenation) and map prefix scans.
+ * ([u32 LE len][bytes] concatenation), map prefix scans, and state time to live (an expiry in
+ * front of each value / list element / map value, checked on every read, removed lazily on read
+ * and by a per-compaction RocksDB compaction filter).
  *
  * Invariants:
  *  - every cache entry holds (state index, full RocksDB key, value bytes or "absent", dirty bit);
@@ -13,7 +15,11 @@
  *    entry's index is in the dirty list (which may also hold stale or duplicate indices).
  *  - pointers returned by get functions point into the cache or a backend scratch buffer and stay
  *    valid until the next call on this backend.
- * Threading: a backend is used by one thread (its subtask) only; no global mutable state. */
+ *  - a TTL state's values (cache entries included) always hold their expiry (state.h layout);
+ *    nothing expired (expiry <= clock) is returned.
+ * Threading: a backend is used by one thread (its subtask) only; no global mutable state. The
+ * TTL compaction filters run on RocksDB's compaction threads: each compaction has its own
+ * filter, their shared configuration is immutable, and they call the (thread-safe) clock. */
 #include "state/state.h"
 
 #include <msgpack.h>
@@ -48,12 +54,32 @@ typedef struct centry {
     uint8_t flags;
 } centry_t;
 
+/* The TTL compaction filter's configuration of one state: owned by its filter factory (freed by
+ * the factory's destructor, which RocksDB calls when the last options/DB reference goes). Read
+ * by compaction threads; immutable after open. */
+typedef struct ttl_cfg {
+    weir_state_kind_t kind;
+    int64_t (*clock_ms)(void *arg); /* thread-safe (state.h) */
+    void *clock_arg;
+} ttl_cfg_t;
+
+/* One compaction's filter: used by that compaction's thread only. */
+typedef struct ttl_filter {
+    const ttl_cfg_t *cfg;
+    int64_t now;  /* the clock when the compaction started */
+    uint8_t *buf; /* rewritten list values (valid until the next call) */
+    size_t cap;
+} ttl_filter_t;
+
 typedef struct sstate {
     char *name;
     weir_state_kind_t kind;
     weir_reduce_fn reduce;
     void *reduce_udata;
     rocksdb_column_family_handle_t *cf;
+    int64_t ttl;                /* ms; 0 = no time to live (values carry no expiry) */
+    bool refresh_on_read;       /* WEIR_TTL_ON_READ_AND_WRITE */
+    rocksdb_options_t *cf_opts; /* TTL states: sb->opts + the compaction filter factory */
 } sstate_t;
 
 struct weir_state_backend {
@@ -102,6 +128,9 @@ struct weir_state_backend {
     msgpack_packer pk;
 
     weir_snapreg_t *snapreg; /* snapshot.c's registry (NULL until the first take/restore) */
+
+    int64_t (*clock_ms)(void *arg); /* TTL clock (weir_wall_ms when the options gave none) */
+    void *clock_arg;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -145,6 +174,131 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
 
 static uint64_t entry_hash(const weir_state_backend_t *sb, uint32_t st) {
     return mix64(sb->khash ^ ((uint64_t)(st + 1) * 0x9e3779b97f4a7c15ULL));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* time to live: [expiry i64 LE] in front of a value (state.h)                                */
+/* ------------------------------------------------------------------------------------------ */
+
+#define TTL_HDR 8u
+
+static int64_t wall_clock(void *arg) {
+    (void)arg;
+    return weir_wall_ms();
+}
+
+static void put_i64le(uint8_t *p, int64_t v) {
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(u >> (8 * i));
+}
+
+static int64_t get_i64le(const uint8_t *p) {
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u |= (uint64_t)p[i] << (8 * i);
+    return (int64_t)u;
+}
+
+static uint32_t get_u32le(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_u32le(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static int64_t now_ms(const weir_state_backend_t *sb) {
+    return sb->clock_ms(sb->clock_arg);
+}
+
+/* The expiry of a value written now to a state with time to live @p ttl (saturating). */
+static int64_t expiry_from(int64_t now, int64_t ttl) {
+    return now > INT64_MAX - ttl ? INT64_MAX : now + ttl;
+}
+
+/* Expired when the expiry is at or before @p now (Flink's rule). */
+static bool expired(const uint8_t *hdr, int64_t now) {
+    return get_i64le(hdr) <= now;
+}
+
+/* The compaction filter: 1 drops the entry. Values shorter than their layout are kept (a read
+ * reports them as corrupt). A list keeps its live elements (rewritten into the filter's buffer). */
+static unsigned char ttl_filter(void *state, int level, const char *key, size_t klen,
+                                const char *val, size_t vlen, char **new_val, size_t *new_len,
+                                unsigned char *changed) {
+    (void)level;
+    (void)key;
+    (void)klen;
+    ttl_filter_t *f = state;
+    const uint8_t *v = (const uint8_t *)val;
+    if (f->cfg->kind != WEIR_STATE_LIST)
+        return vlen >= TTL_HDR && expired(v, f->now);
+    size_t off = 0, live = 0, dead = 0;
+    while (vlen - off >= 4 + TTL_HDR) {
+        size_t el = 4 + TTL_HDR + get_u32le(v + off);
+        if (el > vlen - off)
+            return 0; /* truncated: leave it to the read */
+        if (expired(v + off + 4, f->now))
+            dead++;
+        else
+            live += el;
+        off += el;
+    }
+    if (off != vlen || dead == 0)
+        return 0;
+    if (live == 0)
+        return 1;
+    if (live > f->cap) {
+        uint8_t *nb = realloc(f->buf, live);
+        if (!nb)
+            return 0; /* keep everything: reads still hide the expired elements */
+        f->buf = nb;
+        f->cap = live;
+    }
+    size_t w = 0;
+    for (off = 0; off < vlen;) {
+        size_t el = 4 + TTL_HDR + get_u32le(v + off);
+        if (!expired(v + off + 4, f->now)) {
+            memcpy(f->buf + w, v + off, el);
+            w += el;
+        }
+        off += el;
+    }
+    *new_val = (char *)f->buf;
+    *new_len = w;
+    *changed = 1;
+    return 0;
+}
+
+static void ttl_filter_destroy(void *state) {
+    ttl_filter_t *f = state;
+    free(f->buf);
+    free(f);
+}
+
+static const char *ttl_filter_name(void *state) {
+    (void)state;
+    return "weir.ttl.v1";
+}
+
+static rocksdb_compactionfilter_t *ttl_filter_create(void *state,
+                                                     rocksdb_compactionfiltercontext_t *ctx) {
+    (void)ctx;
+    const ttl_cfg_t *cfg = state;
+    ttl_filter_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->cfg = cfg;
+    f->now = cfg->clock_ms(cfg->clock_arg);
+    return rocksdb_compactionfilter_create(f, ttl_filter_destroy, ttl_filter, ttl_filter_name);
+}
+
+static void ttl_cfg_destroy(void *state) {
+    free(state);
 }
 
 static int check(const weir_state_backend_t *sb, uint32_t st, weir_state_kind_t kind) {
@@ -269,27 +423,37 @@ static void set_dirty(weir_state_backend_t *sb, uint32_t idx) {
     e->flags |= F_DIRTY | F_REF;
 }
 
-/* Stores a value in an entry (in place when it fits). @p val may point into the entry. */
+/* Stores a value in an entry (in place when it fits): for a state with time to live the expiry
+ * (now + ttl) then the bytes. @p val may point into the entry. */
 static int cache_set_value(weir_state_backend_t *sb, uint32_t idx, const void *val, uint32_t len) {
     if (dirty_reserve(sb) != 0)
         return WEIR_ENOMEM;
     centry_t *e = &sb->ent[idx];
-    if (len > e->vcap) {
-        uint32_t ncap = (len + 15u) & ~15u;
+    const sstate_t *s = &sb->st[e->st];
+    uint32_t hl = s->ttl ? TTL_HDR : 0;
+    if (len > UINT32_MAX - hl)
+        return WEIR_EINVAL;
+    uint8_t hdr[TTL_HDR];
+    if (hl)
+        put_i64le(hdr, expiry_from(now_ms(sb), s->ttl));
+    if (hl + len > e->vcap) {
+        uint32_t ncap = (hl + len + 15u) & ~15u;
         uint8_t *nb = malloc((size_t)e->klen + ncap);
         if (!nb)
             return WEIR_ENOMEM;
         memcpy(nb, e->buf, e->klen);
         if (len)
-            memcpy(nb + e->klen, val, len);
+            memcpy(nb + e->klen + hl, val, len);
         free(e->buf);
         e->buf = nb;
         sb->bytes += ncap - e->vcap;
         e->vcap = ncap;
     } else if (len) {
-        memmove(e->buf + e->klen, val, len);
+        memmove(e->buf + e->klen + hl, val, len);
     }
-    e->vlen = len;
+    if (hl)
+        memcpy(e->buf + e->klen, hdr, hl);
+    e->vlen = hl + len;
     e->flags &= (uint8_t)~F_ABSENT;
     set_dirty(sb, idx);
     return 0;
@@ -623,8 +787,11 @@ static void free_backend(weir_state_backend_t *sb) {
     if (sb->batch)
         rocksdb_writebatch_destroy(sb->batch);
     free(sb->cfs);
-    for (uint32_t i = 0; i < sb->n_st; i++)
+    for (uint32_t i = 0; i < sb->n_st; i++) {
         free(sb->st[i].name);
+        if (sb->st[i].cf_opts) /* releases its filter factory (after the DB closed) */
+            rocksdb_options_destroy(sb->st[i].cf_opts);
+    }
     free(sb->st);
     for (uint32_t i = 0; i < sb->n_ent; i++)
         if (sb->ent[i].flags & F_USED)
@@ -667,6 +834,21 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
         opt, rocksdb_mergeoperator_create(NULL, list_merge_destroy, list_full_merge,
                                           list_partial_merge, list_delete_value, list_merge_name));
     return opt;
+}
+
+/* The column-family options of TTL state @p i: the backend's plus the compaction filter factory
+ * (owned by the options, then shared with the DB). NULL when out of memory. */
+static rocksdb_options_t *ttl_options(weir_state_backend_t *sb, uint32_t i) {
+    ttl_cfg_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return NULL;
+    *cfg =
+        (ttl_cfg_t){.kind = sb->st[i].kind, .clock_ms = sb->clock_ms, .clock_arg = sb->clock_arg};
+    rocksdb_options_t *o = rocksdb_options_create_copy(sb->opts);
+    rocksdb_options_set_compaction_filter_factory(
+        o, rocksdb_compactionfilterfactory_create(cfg, ttl_cfg_destroy, ttl_filter_create,
+                                                  ttl_filter_name));
+    return o;
 }
 
 weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
@@ -728,12 +910,25 @@ weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
         sb->st[i].reduce = states[i].reduce;
         sb->st[i].reduce_udata = states[i].reduce_udata;
         sb->n_st = i + 1;
+        if (states[i].ttl_ms < 0 || states[i].ttl_ms > WEIR_MAX_STATE_TTL_MS) {
+            weir_fmt(errstr, errlen,
+                     "state backend: state '%s' has time to live %lld ms (1 to %lld)",
+                     states[i].name, (long long)states[i].ttl_ms, (long long)WEIR_MAX_STATE_TTL_MS);
+            goto fail;
+        }
+        sb->st[i].ttl = states[i].ttl_ms;
+        sb->st[i].refresh_on_read = states[i].ttl_update == WEIR_TTL_ON_READ_AND_WRITE;
     }
     if (weir_mkdirs(opts->path) != 0) {
         weir_fmt(errstr, errlen, "state backend: cannot create directory %s", opts->path);
         goto fail;
     }
     sb->opts = make_options(sb, opts);
+    sb->clock_ms = opts->clock_ms ? opts->clock_ms : wall_clock;
+    sb->clock_arg = opts->clock_ms ? opts->clock_arg : NULL;
+    for (uint32_t i = 0; i < n_states; i++)
+        if (sb->st[i].ttl && !(sb->st[i].cf_opts = ttl_options(sb, i)))
+            goto oom;
 
     /* column families: default, the declared states, then any others already in the DB */
     existing = rocksdb_list_column_families(sb->opts, opts->path, &n_existing, &err);
@@ -765,6 +960,11 @@ weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
     }
     for (uint32_t i = 0; i < n; i++)
         cfopts[i] = sb->opts;
+    for (uint32_t i = 0; i < n_states; i++)
+        for (uint32_t j = 0; j < n && sb->st[i].cf_opts; j++)
+            if (strcmp(names[j], states[i].name) == 0 ||
+                (j == 0 && strcmp(states[i].name, "default") == 0))
+                cfopts[j] = sb->st[i].cf_opts;
     sb->db =
         rocksdb_open_column_families(sb->opts, opts->path, (int)n, names, cfopts, sb->cfs, &err);
     if (err) {
@@ -853,18 +1053,57 @@ void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len)
 /* value and reducing                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Time to live of a loaded entry: 0 when it holds a live value (its expiry restarted when the
+ * state refreshes on read and @p read), 1 when absent or expired (an expired value becomes a
+ * dirty "absent" entry: deleted at write-back), or a negative weir error. */
+static int cache_live(weir_state_backend_t *sb, uint32_t idx, bool read) {
+    centry_t *e = &sb->ent[idx];
+    const sstate_t *s = &sb->st[e->st];
+    if (e->flags & F_ABSENT)
+        return 1;
+    if (!s->ttl)
+        return 0;
+    if (e->vlen < TTL_HDR) {
+        WEIR_ERROR(COMP, "state '%s': stored value has no expiry time", s->name);
+        return WEIR_ECORRUPT;
+    }
+    if (dirty_reserve(sb) != 0)
+        return WEIR_ENOMEM;
+    int64_t now = now_ms(sb);
+    if (expired(e->buf + e->klen, now)) {
+        e->vlen = 0;
+        e->flags |= F_ABSENT;
+        set_dirty(sb, idx);
+        return 1;
+    }
+    if (read && s->refresh_on_read) {
+        put_i64le(e->buf + e->klen, expiry_from(now, s->ttl));
+        set_dirty(sb, idx);
+    }
+    return 0;
+}
+
 static int cached_get(weir_state_backend_t *sb, uint32_t st, const void **val, uint32_t *len) {
     uint32_t idx;
     int rc = cache_get(sb, st, true, &idx);
     if (rc != 0)
         return rc;
-    const centry_t *e = &sb->ent[idx];
-    if (e->flags & F_ABSENT)
+    rc = cache_live(sb, idx, true);
+    if (rc < 0)
+        return rc;
+    if (sb->ent[idx].flags & F_DIRTY) { /* an expiry deleted or refreshed: maybe write back */
+        int erc = cache_evict(sb, idx);
+        if (erc != 0)
+            return erc;
+    }
+    if (rc == 1)
         return 1;
+    const centry_t *e = &sb->ent[idx];
+    uint32_t hl = sb->st[st].ttl ? TTL_HDR : 0;
     if (val)
-        *val = e->buf + e->klen;
+        *val = e->buf + e->klen + hl;
     if (len)
-        *len = e->vlen;
+        *len = e->vlen - hl;
     return 0;
 }
 
@@ -925,13 +1164,17 @@ int weir_state_reducing_add(weir_state_backend_t *sb, uint32_t st, const void *v
     rc = cache_get(sb, st, true, &idx);
     if (rc != 0)
         return rc;
+    rc = cache_live(sb, idx, false); /* an expired accumulator starts over */
+    if (rc < 0)
+        return rc;
     centry_t *e = &sb->ent[idx];
-    if (e->flags & F_ABSENT) {
+    if (rc == 1) {
         rc = cache_set_value(sb, idx, val, len);
         return rc ? rc : cache_evict(sb, idx);
     }
+    uint32_t hl = s->ttl ? TTL_HDR : 0;
     off = 0;
-    if (msgpack_unpack((const char *)e->buf + e->klen, e->vlen, &off, &sb->zone, &acc) !=
+    if (msgpack_unpack((const char *)e->buf + e->klen + hl, e->vlen - hl, &off, &sb->zone, &acc) !=
         MSGPACK_UNPACK_SUCCESS) {
         WEIR_ERROR(COMP, "reducing state '%s': stored value is not msgpack", s->name);
         return WEIR_ECORRUPT;
@@ -965,21 +1208,66 @@ int weir_state_list_add(weir_state_backend_t *sb, uint32_t st, const void *val, 
     int rc = check(sb, st, WEIR_STATE_LIST);
     if (rc)
         return rc;
-    if ((len && !val) || len > UINT32_MAX - 4)
+    uint32_t hl = sb->st[st].ttl ? TTL_HDR : 0;
+    if ((len && !val) || len > UINT32_MAX - 4 - hl)
         return WEIR_EINVAL;
-    if (grow(&sb->scratch, &sb->scap, (size_t)len + 4) != 0)
+    if (grow(&sb->scratch, &sb->scap, (size_t)len + 4 + hl) != 0)
         return WEIR_ENOMEM;
     uint8_t *p = sb->scratch;
-    p[0] = (uint8_t)len;
-    p[1] = (uint8_t)(len >> 8);
-    p[2] = (uint8_t)(len >> 16);
-    p[3] = (uint8_t)(len >> 24);
+    put_u32le(p, len);
+    if (hl)
+        put_i64le(p + 4, expiry_from(now_ms(sb), sb->st[st].ttl));
     if (len)
-        memcpy(p + 4, val, len);
+        memcpy(p + 4 + hl, val, len);
     char *err = NULL;
     rocksdb_merge_cf(sb->db, sb->wo, sb->st[st].cf, (const char *)sb->kbuf, sb->klen,
-                     (const char *)p, (size_t)len + 4, &err);
+                     (const char *)p, (size_t)len + 4 + hl, &err);
     return err ? rdb_err("merge", sb->path, err) : 0;
+}
+
+/* Before a TTL list's elements are handed out: when some expired (or all are refreshed on read),
+ * the list is rewritten with its live elements (new expiry when refreshed), or deleted when none
+ * is left. Done before any callback runs, so elements a callback adds are not overwritten. */
+static int list_expire(weir_state_backend_t *sb, uint32_t st, const uint8_t *p, size_t n,
+                       int64_t now) {
+    const sstate_t *s = &sb->st[st];
+    size_t off = 0, live = 0, dead = 0;
+    while (off < n) {
+        if (n - off < 4 + TTL_HDR || n - off - 4 - TTL_HDR < get_u32le(p + off))
+            return 0; /* truncated: the walk reports it */
+        size_t el = 4 + TTL_HDR + get_u32le(p + off);
+        if (expired(p + off + 4, now))
+            dead++;
+        else
+            live += el;
+        off += el;
+    }
+    if (dead == 0 && !s->refresh_on_read)
+        return 0;
+    char *err = NULL;
+    if (live == 0) {
+        rocksdb_delete_cf(sb->db, sb->wo, s->cf, (const char *)sb->kbuf, sb->klen, &err);
+        return err ? rdb_err("delete (expired list)", sb->path, err) : 0;
+    }
+    uint8_t *nb = malloc(live);
+    if (!nb)
+        return WEIR_ENOMEM;
+    int64_t exp = expiry_from(now, s->ttl);
+    size_t w = 0;
+    for (off = 0; off < n;) {
+        size_t el = 4 + TTL_HDR + get_u32le(p + off);
+        if (!expired(p + off + 4, now)) {
+            memcpy(nb + w, p + off, el);
+            if (s->refresh_on_read)
+                put_i64le(nb + w + 4, exp);
+            w += el;
+        }
+        off += el;
+    }
+    rocksdb_put_cf(sb->db, sb->wo, s->cf, (const char *)sb->kbuf, sb->klen, (const char *)nb, w,
+                   &err);
+    free(nb);
+    return err ? rdb_err("put (list expiry)", sb->path, err) : 0;
 }
 
 int weir_state_list_foreach(weir_state_backend_t *sb, uint32_t st,
@@ -998,23 +1286,26 @@ int weir_state_list_foreach(weir_state_backend_t *sb, uint32_t st,
         return 0;
     size_t n = 0;
     const uint8_t *p = (const uint8_t *)rocksdb_pinnableslice_value(ps, &n);
+    const sstate_t *s = &sb->st[st];
+    uint32_t hl = s->ttl ? TTL_HDR : 0;
+    int64_t now = hl ? now_ms(sb) : 0;
+    if (hl)
+        rc = list_expire(sb, st, p, n, now);
     size_t off = 0;
-    while (off < n) {
-        if (n - off < 4) {
+    while (rc == 0 && off < n) {
+        if (n - off < 4 + hl) {
             rc = WEIR_ECORRUPT;
             break;
         }
-        uint32_t l = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
-                     (uint32_t)p[off + 3] << 24;
-        off += 4;
+        uint32_t l = get_u32le(p + off);
+        off += 4 + hl;
         if (n - off < l) {
             rc = WEIR_ECORRUPT;
             break;
         }
-        rc = fn(p + off, l, arg);
+        if (!hl || !expired(p + off - hl, now))
+            rc = fn(p + off, l, arg);
         off += l;
-        if (rc != 0)
-            break;
     }
     if (rc == WEIR_ECORRUPT)
         WEIR_ERROR(COMP, "list state '%s': stored list is truncated", sb->st[st].name);
@@ -1048,6 +1339,40 @@ static int map_key(weir_state_backend_t *sb, const void *ukey, uint32_t ulen, si
     return 0;
 }
 
+/* Writes [expiry][val] under the full key @p k (two slices: @p val may point anywhere). */
+static int map_put_ttl(weir_state_backend_t *sb, uint32_t st, const char *k, size_t kl, int64_t exp,
+                       const void *val, size_t len) {
+    uint8_t hdr[TTL_HDR];
+    put_i64le(hdr, exp);
+    const char *vs[2] = {(const char *)hdr, len ? (const char *)val : ""};
+    size_t vls[2] = {TTL_HDR, len};
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_putv_cf(b, sb->st[st].cf, 1, &k, &kl, 2, vs, vls);
+    char *err = NULL;
+    rocksdb_write(sb->db, sb->wo, b, &err);
+    rocksdb_writebatch_destroy(b);
+    return err ? rdb_err("put (map)", sb->path, err) : 0;
+}
+
+/* A TTL map entry found at @p k with value @p v: 1 when expired (deleted now), else 0 (its
+ * expiry restarted when the state refreshes on read), or a negative weir error. */
+static int map_live(weir_state_backend_t *sb, uint32_t st, const char *k, size_t kl, const char *v,
+                    size_t vl, int64_t now) {
+    const sstate_t *s = &sb->st[st];
+    if (vl < TTL_HDR) {
+        WEIR_ERROR(COMP, "map state '%s': stored value has no expiry time", s->name);
+        return WEIR_ECORRUPT;
+    }
+    char *err = NULL;
+    if (expired((const uint8_t *)v, now)) {
+        rocksdb_delete_cf(sb->db, sb->wo, s->cf, k, kl, &err);
+        return err ? rdb_err("delete (expired map entry)", sb->path, err) : 1;
+    }
+    if (s->refresh_on_read)
+        return map_put_ttl(sb, st, k, kl, expiry_from(now, s->ttl), v + TTL_HDR, vl - TTL_HDR);
+    return 0;
+}
+
 int weir_state_map_put(weir_state_backend_t *sb, uint32_t st, const void *ukey, uint32_t ulen,
                        const void *val, uint32_t len) {
     int rc = check(sb, st, WEIR_STATE_MAP);
@@ -1056,6 +1381,9 @@ int weir_state_map_put(weir_state_backend_t *sb, uint32_t st, const void *ukey, 
         return rc;
     if (len && !val)
         return WEIR_EINVAL;
+    if (sb->st[st].ttl)
+        return map_put_ttl(sb, st, (const char *)sb->scratch, n,
+                           expiry_from(now_ms(sb), sb->st[st].ttl), val, len);
     char *err = NULL;
     rocksdb_put_cf(sb->db, sb->wo, sb->st[st].cf, (const char *)sb->scratch, n,
                    len ? (const char *)val : "", len, &err);
@@ -1077,6 +1405,15 @@ int weir_state_map_get(weir_state_backend_t *sb, uint32_t st, const void *ukey, 
         return 1;
     size_t vl = 0;
     const char *v = rocksdb_pinnableslice_value(ps, &vl);
+    if (sb->st[st].ttl) {
+        rc = map_live(sb, st, (const char *)sb->scratch, n, v, vl, now_ms(sb));
+        if (rc != 0) {
+            rocksdb_pinnableslice_destroy(ps);
+            return rc;
+        }
+        v += TTL_HDR;
+        vl -= TTL_HDR;
+    }
     if (vl > UINT32_MAX) {
         rc = WEIR_ECORRUPT;
     } else if (grow(&sb->out, &sb->ocap, vl ? vl : 1) != 0) {
@@ -1133,12 +1470,25 @@ int weir_state_map_foreach(weir_state_backend_t *sb, uint32_t st,
     if (!ub)
         return WEIR_ENOMEM;
     size_t plen = sb->klen;
+    bool ttl = sb->st[st].ttl != 0;
+    int64_t now = ttl ? now_ms(sb) : 0;
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = map_iter(sb, st, ub, &ro);
     for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(it, &kl);
         const char *v = rocksdb_iter_value(it, &vl);
+        if (ttl) { /* the iterator reads a snapshot: deleting or refreshing here is safe */
+            rc = map_live(sb, st, k, kl, v, vl, now);
+            if (rc == 1) {
+                rc = 0;
+                continue;
+            }
+            if (rc != 0)
+                break;
+            v += TTL_HDR;
+            vl -= TTL_HDR;
+        }
         if (kl < plen || kl - plen > UINT32_MAX || vl > UINT32_MAX) {
             rc = WEIR_ECORRUPT;
             break;

@@ -12,6 +12,11 @@
  *
  * Values: value/reducing: the bytes; list: a sequence of [u32 LE length][bytes] appended with a
  * RocksDB merge operator (no read on add); map: the bytes per user key.
+ * A state with a time to live (weir_state_decl_t.ttl_ms > 0) stores its expiry time (int64 LE,
+ * ms of the processing-time clock) in front of the bytes: value/reducing and each map value are
+ * [expiry 8][bytes], each list element is [u32 LE length][expiry 8][bytes]. An expired value is
+ * never returned (reads compare with the clock), is deleted when a read finds it, and a RocksDB
+ * compaction filter drops it (a list keeps its live elements). See state/README.md.
  *
  * Hot keys live in a bounded write-back cache in front of RocksDB (value and reducing states):
  * reads fill it, writes dirty it, eviction and weir_state_flush() write dirty entries to RocksDB
@@ -35,6 +40,10 @@ typedef struct weir_state_opts {
     size_t cache_bytes;        /* write-back cache budget (default 32 MiB when 0) */
     size_t write_buffer_bytes; /* RocksDB memtable size (default 16 MiB when 0) */
     size_t block_cache_bytes;  /* RocksDB block cache (default 16 MiB when 0) */
+    /* Processing-time clock of state TTL, ms (NULL: weir_wall_ms). Also called by RocksDB's
+     * compaction threads (the TTL compaction filter), so it must be thread-safe. */
+    int64_t (*clock_ms)(void *arg);
+    void *clock_arg;
 } weir_state_opts_t;
 
 /** Opens (creating) the backend with one column family per declared state. NULL + errstr. */

@@ -252,6 +252,22 @@ weir_state_id weir_map_state(weir_stream_t *op, const char *name);
 weir_state_id weir_reducing_state(weir_stream_t *op, const char *name, weir_reduce_fn fn,
                                   void *udata);
 
+typedef enum weir_ttl_update {
+    WEIR_TTL_ON_CREATE_AND_WRITE = 0, /**< a write restarts the time to live */
+    WEIR_TTL_ON_READ_AND_WRITE = 1,   /**< a read restarts it too */
+} weir_ttl_update_t;
+/** Gives declared state @p st of @p op a time to live (processing time, ms > 0): an expired
+ *  value is never returned, and is removed in the background (RocksDB compaction filter).
+ *  Every state kind: a value or reducing state expires as a whole, a list state per element,
+ *  a map state per user key. Reads check the task manager's wall clock (ms since the epoch);
+ *  an expired value reads as absent and is deleted then, and compactions drop what expired.
+ *  At most WEIR_MAX_STATE_TTL_MS (about 100 years). A savepoint restores only into a job that
+ *  declares the state with TTL the same way as the job that took it (TTL or none; the
+ *  duration and update mode may change). @returns 0, or -1 with the define error set. */
+int weir_state_set_ttl(weir_stream_t *op, weir_state_id st, int64_t ttl_ms,
+                       weir_ttl_update_t update);
+#define WEIR_MAX_STATE_TTL_MS ((int64_t)100 * 366 * 24 * 3600 * 1000)
+
 /* ---------------------------------------------------------------------------------------- */
 /* Runtime: inside user functions                                                           */
 /* ---------------------------------------------------------------------------------------- */

@@ -393,3 +393,35 @@ weir_state_id weir_reducing_state(weir_stream_t *op, const char *name, weir_redu
                                   void *udata) {
     return declare(op, "weir_reducing_state", name, WEIR_STATE_REDUCING, fn, udata);
 }
+
+int weir_state_set_ttl(weir_stream_t *op, weir_state_id st, int64_t ttl_ms,
+                       weir_ttl_update_t update) {
+    weir_node_t *n = stream_node(op);
+    if (!n)
+        return -1;
+    if (st < 0 || (uint32_t)st >= n->n_states) {
+        weir_job_error(op->job,
+                       "weir_state_set_ttl on '%s': state %d is not declared on this operator: "
+                       "pass the id weir_*_state returned for it",
+                       n->name, (int)st);
+        return -1;
+    }
+    weir_state_decl_t *d = &n->states[st];
+    if (ttl_ms <= 0 || ttl_ms > WEIR_MAX_STATE_TTL_MS) {
+        weir_job_error(op->job,
+                       "weir_state_set_ttl('%s') on '%s': time to live %lld ms is out of range: "
+                       "pass 1 to %lld ms",
+                       d->name, n->name, (long long)ttl_ms, (long long)WEIR_MAX_STATE_TTL_MS);
+        return -1;
+    }
+    if (update != WEIR_TTL_ON_CREATE_AND_WRITE && update != WEIR_TTL_ON_READ_AND_WRITE) {
+        weir_job_error(op->job,
+                       "weir_state_set_ttl('%s') on '%s': unknown update mode %d: pass "
+                       "WEIR_TTL_ON_CREATE_AND_WRITE or WEIR_TTL_ON_READ_AND_WRITE",
+                       d->name, n->name, (int)update);
+        return -1;
+    }
+    d->ttl_ms = ttl_ms;
+    d->ttl_update = update;
+    return 0;
+}

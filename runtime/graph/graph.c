@@ -262,6 +262,8 @@ weir_state_id weir__graph_add_state(weir_job_t *job, weir_node_t *n, const char 
     d->kind = kind;
     d->reduce = fn;
     d->reduce_udata = udata;
+    d->ttl_ms = 0;
+    d->ttl_update = WEIR_TTL_ON_CREATE_AND_WRITE;
     return (weir_state_id)n->n_states++;
 }
 

@@ -38,6 +38,19 @@ static json_t *u64_json(uint64_t v) {
     return json_integer((json_int_t)(int64_t)v);
 }
 
+static const char *const ttl_update_names[] = {"on_create_and_write", "on_read_and_write"};
+
+static const char *ttl_update_name(weir_ttl_update_t u) {
+    return ttl_update_names[u == WEIR_TTL_ON_READ_AND_WRITE];
+}
+
+static int ttl_update_from_name(const char *s) {
+    for (int i = 0; i < 2; i++)
+        if (strcmp(s, ttl_update_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 static json_t *node_config_json(const weir_node_t *n) {
     switch (n->kind) {
     case WEIR_OP_SOURCE_DATAGEN:
@@ -74,9 +87,16 @@ json_t *weir_graph_to_json(const weir_job_t *job) {
     for (uint32_t i = 0; i < job->n_nodes; i++) {
         const weir_node_t *n = &job->nodes[i];
         json_t *states = json_array();
-        for (uint32_t s = 0; s < n->n_states; s++)
-            json_array_append_new(states, json_pack("{s:s, s:s}", "name", n->states[s].name, "type",
-                                                    weir_state_kind_name(n->states[s].kind)));
+        for (uint32_t s = 0; s < n->n_states; s++) {
+            const weir_state_decl_t *d = &n->states[s];
+            json_t *js =
+                json_pack("{s:s, s:s}", "name", d->name, "type", weir_state_kind_name(d->kind));
+            if (d->ttl_ms > 0) { /* absent = no time to live (graphs before TTL read the same) */
+                json_object_set_new(js, "ttl_ms", json_integer(d->ttl_ms));
+                json_object_set_new(js, "ttl_update", json_string(ttl_update_name(d->ttl_update)));
+            }
+            json_array_append_new(states, js);
+        }
         json_t *jn = json_pack(
             "{s:I, s:s, s:s, s:o, s:I, s:I, s:s, s:b, s:o, s:o}", "id", (json_int_t)n->id, "kind",
             weir_op_kind_name(n->kind), "name", n->name ? n->name : "", "uid",
@@ -321,9 +341,26 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
             if (strcmp(n->states[t].name, sname) == 0)
                 return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: state '%s' is declared twice",
                                  sw, sname);
+        int64_t ttl;
+        const char *upd;
+        if ((rc = weir_json_int(js, sw, "ttl_ms", false, 0, WEIR_MAX_STATE_TTL_MS, 0, &ttl, errstr,
+                                errlen)) ||
+            (rc = weir_json_str(js, sw, "ttl_update", false, &upd, errstr, errlen)))
+            return rc;
+        if (upd && ttl == 0)
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "%s: ttl_update without ttl_ms: give the time to live or drop it", sw);
+        int mode = upd ? ttl_update_from_name(upd) : WEIR_TTL_ON_CREATE_AND_WRITE;
+        if (mode < 0)
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "%s: unknown ttl_update '%s': use on_create_and_write or "
+                             "on_read_and_write",
+                             sw, upd);
         if (weir__graph_add_state(job, n, "graph JSON", sname, (weir_state_kind_t)st, NULL, NULL) <
             0)
             return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: bad state", sw);
+        n->states[n->n_states - 1].ttl_ms = ttl;
+        n->states[n->n_states - 1].ttl_update = (weir_ttl_update_t)mode;
     }
     return 0;
 }
@@ -443,6 +480,16 @@ int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, c
                               b->name, k, weir_state_kind_name(b->states[k].kind),
                               b->states[k].name, weir_state_kind_name(s->states[k].kind),
                               s->states[k].name);
+        for (uint32_t k = 0; k < b->n_states; k++)
+            if (b->states[k].ttl_ms != s->states[k].ttl_ms ||
+                (b->states[k].ttl_ms && b->states[k].ttl_update != s->states[k].ttl_update))
+                return nondet(errstr, errlen,
+                              "operator '%s' state '%s' has time to live %lld ms (%s) here but "
+                              "%lld ms (%s) was submitted",
+                              b->name, b->states[k].name, (long long)b->states[k].ttl_ms,
+                              ttl_update_name(b->states[k].ttl_update),
+                              (long long)s->states[k].ttl_ms,
+                              ttl_update_name(s->states[k].ttl_update));
     }
     for (uint32_t i = 0; i < built->n_nodes; i++)
         built->nodes[i].parallelism = submitted->nodes[i].parallelism;

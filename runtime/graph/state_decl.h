@@ -19,6 +19,8 @@ typedef struct weir_state_decl {
     weir_state_kind_t kind;
     weir_reduce_fn reduce; /* REDUCING only; NULL when parsed from JSON */
     void *reduce_udata;
+    int64_t ttl_ms;               /* time to live (processing time); 0 = none */
+    weir_ttl_update_t ttl_update; /* when the time to live restarts */
 } weir_state_decl_t;
 
 #endif

@@ -97,8 +97,8 @@ static void write_seeds(void) {
     weir_stream_t *p = weir_process(weir_key_by(s, key_fn, NULL), "count", map_fn, NULL);
     weir_set_uid(p, "count");
     weir_value_state(p, "v");
-    weir_list_state(p, "l");
-    weir_map_state(p, "m");
+    weir_state_set_ttl(p, weir_list_state(p, "l"), 60000, WEIR_TTL_ON_CREATE_AND_WRITE);
+    weir_state_set_ttl(p, weir_map_state(p, "m"), 1000, WEIR_TTL_ON_READ_AND_WRITE);
     weir_reducing_state(p, "r", reduce_fn, NULL);
     weir_set_uid(weir_sink_file(weir_rebalance(weir_set_parallelism(p, 3)), "out", "/data/out"),
                  "out");

@@ -77,7 +77,7 @@ static weir_job_t *graph(uint32_t p_src, uint32_t p_count, bool kafka, bool rech
     weir_stream_t *c = weir_process(weir_key_by(s, key_fn, NULL), "count", map_fn, NULL);
     weir_set_parallelism(weir_set_uid(c, "count"), p_count);
     weir_value_state(c, "count");
-    weir_map_state(c, "seen");
+    weir_state_set_ttl(c, weir_map_state(c, "seen"), 3600000, WEIR_TTL_ON_CREATE_AND_WRITE);
     if (rechain)
         c = weir_rebalance(c);
     weir_stream_t *o = weir_set_uid(weir_sink_file(c, "out", "/out"), "out");

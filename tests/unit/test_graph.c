@@ -864,8 +864,115 @@ static void test_apply_submitted(void **state) {
     json_decref(j);
 }
 
+/* State TTL: define-time errors, the JSON members (round trip, bounded parse), determinism. */
+static void test_state_ttl(void **state) {
+    (void)state;
+    char err[512] = "";
+    /* errors: unknown state, out-of-range ttl, operator without that state, unknown mode */
+    const int64_t bad_ttl[] = {0, -1, WEIR_MAX_STATE_TTL_MS + 1, INT64_MAX};
+    for (size_t i = 0; i < sizeof bad_ttl / sizeof bad_ttl[0]; i++) {
+        weir_job_t *job = weir_graph_new("ttl", 1);
+        weir_stream_t *p =
+            weir_process(weir_key_by(seq(job, "src"), NULL, NULL), "p", map_fn, NULL);
+        assert_int_equal(weir_value_state(p, "v"), 0);
+        assert_int_equal(weir_state_set_ttl(p, 0, bad_ttl[i], WEIR_TTL_ON_CREATE_AND_WRITE), -1);
+        assert_true(job->failed);
+        assert_non_null(strstr(job->error, "out of range"));
+        weir_graph_destroy(&job);
+    }
+    weir_job_t *job = weir_graph_new("ttl", 1);
+    weir_stream_t *p = weir_process(weir_key_by(seq(job, "src"), NULL, NULL), "p", map_fn, NULL);
+    assert_int_equal(weir_value_state(p, "v"), 0);
+    assert_int_equal(weir_state_set_ttl(p, 1, 1000, WEIR_TTL_ON_CREATE_AND_WRITE), -1);
+    assert_non_null(strstr(job->error, "not declared"));
+    weir_graph_destroy(&job);
+    job = weir_graph_new("ttl", 1);
+    weir_stream_t *m = weir_map(seq(job, "src"), "m", map_fn, NULL);
+    assert_int_equal(weir_state_set_ttl(m, 0, 1000, WEIR_TTL_ON_CREATE_AND_WRITE), -1);
+    assert_non_null(strstr(job->error, "not declared"));
+    weir_graph_destroy(&job);
+    job = weir_graph_new("ttl", 1);
+    p = weir_process(weir_key_by(seq(job, "src"), NULL, NULL), "p", map_fn, NULL);
+    assert_int_equal(weir_value_state(p, "v"), 0);
+    assert_int_equal(weir_state_set_ttl(p, 0, 1000, (weir_ttl_update_t)7), -1);
+    assert_non_null(strstr(job->error, "update mode"));
+    weir_graph_destroy(&job);
+    assert_int_equal(weir_state_set_ttl(NULL, 0, 1000, WEIR_TTL_ON_CREATE_AND_WRITE), -1);
+
+    /* round trip */
+    job = weir_graph_new("ttl", 1);
+    p = weir_process(weir_key_by(seq(job, "src"), NULL, NULL), "p", map_fn, NULL);
+    weir_set_uid(p, "p");
+    assert_int_equal(weir_value_state(p, "v"), 0);
+    assert_int_equal(weir_map_state(p, "m"), 1);
+    assert_int_equal(weir_list_state(p, "plain"), 2);
+    assert_int_equal(weir_state_set_ttl(p, 0, 1000, WEIR_TTL_ON_CREATE_AND_WRITE), 0);
+    assert_int_equal(weir_state_set_ttl(p, 1, WEIR_MAX_STATE_TTL_MS, WEIR_TTL_ON_READ_AND_WRITE),
+                     0);
+    weir_sink_print(p, "out");
+    size_t pn = p->node;
+    assert_int_equal(weir_graph_finalize(job, err, sizeof err), 0);
+    json_t *j = weir_graph_to_json(job);
+    json_t *sts = json_object_get(json_array_get(json_object_get(j, "nodes"), pn), "states");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(sts, 0), "ttl_ms")), 1000);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(sts, 1), "ttl_update")),
+                        "on_read_and_write");
+    assert_null(json_object_get(json_array_get(sts, 2), "ttl_ms")); /* no TTL: no member */
+    weir_job_t *back = weir_graph_from_json(j, err, sizeof err);
+    if (!back)
+        fail_msg("from_json: %s", err);
+    weir_node_t *bn = &back->nodes[pn];
+    assert_int_equal(bn->states[0].ttl_ms, 1000);
+    assert_int_equal(bn->states[0].ttl_update, WEIR_TTL_ON_CREATE_AND_WRITE);
+    assert_int_equal(bn->states[1].ttl_ms, WEIR_MAX_STATE_TTL_MS);
+    assert_int_equal(bn->states[1].ttl_update, WEIR_TTL_ON_READ_AND_WRITE);
+    assert_int_equal(bn->states[2].ttl_ms, 0);
+    json_t *j2 = weir_graph_to_json(back);
+    assert_true(json_equal(j, j2));
+    json_decref(j2);
+    /* the task manager's define() must declare the same TTL */
+    job->nodes[pn].states[0].ttl_ms = 2000;
+    assert_int_equal(weir_graph_apply_submitted(job, back, err, sizeof err), WEIR_EPLUGIN);
+    assert_non_null(strstr(err, "time to live 2000 ms"));
+    weir_graph_destroy(&back);
+
+    /* bad members */
+    json_t *st0 = json_array_get(sts, 0);
+    const struct {
+        const char *key;
+        json_t *val;
+        const char *want;
+    } bad[] = {{"ttl_ms", json_integer(-1), "ttl_ms"},
+               {"ttl_ms", json_integer(WEIR_MAX_STATE_TTL_MS + 1), "ttl_ms"},
+               {"ttl_ms", json_string("10"), "ttl_ms"},
+               {"ttl_update", json_string("sometimes"), "ttl_update"},
+               {"ttl_update", json_integer(1), "ttl_update"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *copy = json_deep_copy(j);
+        json_t *cs = json_array_get(
+            json_object_get(json_array_get(json_object_get(copy, "nodes"), pn), "states"), 0);
+        json_object_set_new(cs, bad[i].key, bad[i].val);
+        assert_null(weir_graph_from_json(copy, err, sizeof err));
+        assert_non_null(strstr(err, bad[i].want));
+        json_decref(copy);
+    }
+    (void)st0;
+    { /* an update mode without a time to live */
+        json_t *copy = json_deep_copy(j);
+        json_t *cs = json_array_get(
+            json_object_get(json_array_get(json_object_get(copy, "nodes"), pn), "states"), 2);
+        json_object_set_new(cs, "ttl_update", json_string("on_read_and_write"));
+        assert_null(weir_graph_from_json(copy, err, sizeof err));
+        assert_non_null(strstr(err, "ttl_update without ttl_ms"));
+        json_decref(copy);
+    }
+    json_decref(j);
+    weir_graph_destroy(&job);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_state_ttl),
         cmocka_unit_test(test_forward_chain),
         cmocka_unit_test(test_rebalance_breaks_chain),
         cmocka_unit_test(test_forward_parallelism_mismatch),

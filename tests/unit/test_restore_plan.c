@@ -56,6 +56,7 @@ typedef struct shape {
     bool list_count;         /* state "count" is a list state */
     bool extra;              /* a second keyed operator "extra" after the source */
     bool parse;              /* a map "parse" (no uid) chained after the source */
+    int64_t ttl_seen;        /* time to live of map state "seen" (0 = none) */
 } shape_t;
 
 /* src -> [parse ->] key_by -> count (value "count", map "seen") -> out (chained with count);
@@ -79,7 +80,9 @@ static weir_job_t *job_of(const shape_t *sh) {
         weir_list_state(c, "count");
     else
         weir_value_state(c, "count");
-    weir_map_state(c, "seen");
+    weir_state_id seen = weir_map_state(c, "seen");
+    if (sh->ttl_seen)
+        weir_state_set_ttl(c, seen, sh->ttl_seen, WEIR_TTL_ON_CREATE_AND_WRITE);
     weir_stream_t *o = sh->no_out ? weir_sink_print(c, "print") : weir_sink_file(c, "out", "/out");
     if (!sh->no_out)
         weir_set_uid(o, "out");
@@ -646,6 +649,54 @@ static void test_statuses(void **state) {
     weir_graph_destroy(&old);
 }
 
+/* State TTL: the savepoint metadata records it (through encode/decode); adding or removing a
+ * state's time to live is refused (the stored layout differs), changing its duration is not. */
+static void test_state_ttl(void **state) {
+    (void)state;
+    for (int old_ttl = 0; old_ttl < 2; old_ttl++) {
+        shape_t sh = {.p_src = 2, .p_count = 2, .ttl_seen = old_ttl ? 1000 : 0};
+        weir_job_t *old = job_of(&sh);
+        weir_ckpt_meta_t m0, m;
+        old_meta(&m0, old, true, NULL, NULL);
+        char *text;
+        size_t len;
+        char err[512];
+        assert_int_equal(weir_ckpt_meta_encode(&m0, &text, &len), 0);
+        assert_int_equal(weir_ckpt_meta_decode(text, len, &m, err, sizeof err), 0);
+        int64_t seen_ttl = -1; /* as decoded */
+        for (uint32_t i = 0; i < m.n_ops; i++)
+            for (uint32_t k = 0; k < m.ops[i].n_states; k++)
+                if (strcmp(m.ops[i].states[k].name, "seen") == 0)
+                    seen_ttl = m.ops[i].states[k].ttl_ms;
+        assert_int_equal(seen_ttl, old_ttl ? 1000 : 0);
+        free(text);
+        weir_ckpt_meta_clear(&m0);
+        for (int new_ttl = 0; new_ttl < 2; new_ttl++) {
+            shape_t nsh = {.p_src = 2, .p_count = 2, .ttl_seen = new_ttl ? 5000 : 0};
+            weir_job_t *g = job_of(&nsh);
+            weir_restore_plan_t *p;
+            if (old_ttl == new_ttl) {
+                p = plan_ok(&m, NULL, g, false, false);
+                expect_status(p, "count", WEIR_RESTORE_RESTORED);
+            } else {
+                char msg[512];
+                snprintf(msg, sizeof msg,
+                         "operator uid 'count': state 'seen' %s time to live and now %s (the "
+                         "stored values %s expiry time; keep the state's TTL setting or rename "
+                         "the state)",
+                         old_ttl ? "had a" : "had no", new_ttl ? "has one" : "has none",
+                         old_ttl ? "carry an" : "carry no");
+                p = plan_refused(&m, g, true, msg);
+                expect_status(p, "count", WEIR_RESTORE_INCOMPATIBLE);
+            }
+            weir_restore_plan_free(&p);
+            weir_graph_destroy(&g);
+        }
+        weir_ckpt_meta_clear(&m);
+        weir_graph_destroy(&old);
+    }
+}
+
 /* Sinks without state anywhere (nil in every subtask). */
 static int64_t no_sink_state(const weir_job_t *g, uint32_t v, uint32_t s, uint32_t k) {
     return weir_op_is_sink(g->nodes[g->vertices[v].nodes[k]].kind) ? -1 : default_state(g, v, s, k);
@@ -1013,6 +1064,7 @@ int main(void) {
         cmocka_unit_test(test_source_nil_in_some_subtasks),
         cmocka_unit_test(test_chain_changed),
         cmocka_unit_test(test_statuses),
+        cmocka_unit_test(test_state_ttl),
         cmocka_unit_test(test_stateless_uid_removed),
         cmocka_unit_test(test_finished_subtasks),
         cmocka_unit_test(test_one_vertex_rescaled),

@@ -651,6 +651,29 @@ static weir_job_t *build_process(collected_t *c, uint64_t n) {
     return job;
 }
 
+/* count_process taking 2 ms a record: with one subtask and 7 keys in turn, a key comes back
+ * after >= 14 ms */
+static void slow_count_process(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    weir_sleep_ns(2000000);
+    count_process(ctx, in, udata);
+}
+
+/* build_process with the count in a value state of time to live 5 ms, process at p1 */
+static weir_job_t *build_process_ttl(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("process-ttl", 2);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
+    s = weir_key_by(s, mod7_key, NULL);
+    weir_state_id *st = weir_job_alloc(job, sizeof *st);
+    s = weir_process(s, "count", slow_count_process, st);
+    weir_set_parallelism(weir_set_uid(s, "count-uid"), 1);
+    *st = weir_value_state(s, "n");
+    weir_state_set_ttl(s, *st, 5, WEIR_TTL_ON_CREATE_AND_WRITE);
+    s = weir_rebalance(s);
+    s = weir_sink(s, "collect", keyed_collect_fn, c);
+    weir_set_parallelism(s, 1);
+    return job;
+}
+
 static weir_job_t *build_failing(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("failing", 1);
     weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
@@ -886,6 +909,25 @@ static void test_keyed_process_value_state(void **state) {
     for (int k = 0; k < 7; k++) {
         uint64_t want = n / 7 + ((uint64_t)k < n % 7 ? 1 : 0);
         assert_int_equal(h.col.keyed_last[k], want); /* final count per key */
+    }
+    harness_fini(&h);
+}
+
+/* The declared TTL reaches the running subtask's state: every count expired before its key came
+ * back (build_process without TTL counts to n / 7: test_keyed_process_value_state). */
+static void test_keyed_process_state_ttl(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    const uint64_t n = 140;
+    start_job(&h, build_process_ttl, n, 1);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_false(h.col.key_mismatch);
+    assert_int_equal(h.col.count, n);
+    for (int k = 0; k < 7; k++) {
+        assert_int_equal(h.col.keyed_count[k], n / 7);
+        assert_int_equal(h.col.keyed_last[k], 1); /* never counted past 1 */
     }
     harness_fini(&h);
 }
@@ -2026,6 +2068,7 @@ int main(void) {
         cmocka_unit_test(test_stateless_two_planes),
         cmocka_unit_test(test_keyed_reduce),
         cmocka_unit_test(test_keyed_process_value_state),
+        cmocka_unit_test(test_keyed_process_state_ttl),
         cmocka_unit_test(test_user_failure),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_bad_spec),
