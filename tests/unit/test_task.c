@@ -1945,6 +1945,37 @@ static void test_lifecycle_cancel(void **state) {
     harness_fini(&h);
 }
 
+/* Stop-with-savepoint: the subtasks end FINISHED without end of input, and every operator closes
+ * CANCELED once (no FINISHED: the input did not end). */
+static void test_lifecycle_stop(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    lc_log_t log;
+    lc_init(&h, &log);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    char sp[4096];
+    snprintf(sp, sizeof sp, "%s/savepoint-1", h.tmp);
+    start_job(&h, build_lifecycle, 0, 1);
+    wait_running(&h);
+    weir_sleep_ns(50000000);
+    for (uint32_t s = 0; s < 2; s++)
+        weir_task_trigger(task_of(&h, 0, s), 1, weir_wall_ms(), WEIR_CK_STOP, sp);
+    assert_int_equal(wait_acks(&h, 1, false, 3), 3);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 1, true);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    char seq[256];
+    for (uint32_t s = 0; s < 2; s++) {
+        lc_seq(&h, &log, LC_V0, s, seq, sizeof seq);
+        assert_string_equal(seq, "o:gen o:map c:map:2 c:gen:2");
+    }
+    lc_seq(&h, &log, LC_V1, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:sink c:sink:2");
+    harness_fini(&h);
+}
+
 /* An emit from close fails the subtask with one line naming the operator (the operator after it
  * is already closed); close still ran exactly once. */
 static void test_lifecycle_emit_in_close(void **state) {
@@ -2346,6 +2377,7 @@ int main(void) {
         cmocka_unit_test(test_lifecycle_open_fails),
         cmocka_unit_test(test_lifecycle_fail),
         cmocka_unit_test(test_lifecycle_cancel),
+        cmocka_unit_test(test_lifecycle_stop),
         cmocka_unit_test(test_lifecycle_emit_in_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
