@@ -269,6 +269,54 @@ int weir_state_set_ttl(weir_stream_t *op, weir_state_id st, int64_t ttl_ms,
 #define WEIR_MAX_STATE_TTL_MS ((int64_t)100 * 366 * 24 * 3600 * 1000)
 
 /* ---------------------------------------------------------------------------------------- */
+/* Function lifecycle (Flink's RichFunction open/close)                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * Lifecycle of one subtask attempt (a deployment of the subtask; a restart after a failure, a
+ * rescale or a resume from a savepoint is a new attempt with a higher weir_attempt_number()):
+ *
+ *  - open runs once per attempt, on the subtask's thread, after the subtask restored its state
+ *    and before its first record (a generator source: before its first call), operator by
+ *    operator in chain order from the source side. open may read the context (subtask index,
+ *    parallelism, job arguments, attempt number) and open resources. It may not emit (the
+ *    downstream operator of the chain is not open yet) and may not use keyed state (there is no
+ *    current key: the state calls return WEIR_EINVAL). A non-zero return (or weir_fail) fails
+ *    the subtask with one line naming the operator.
+ *  - close runs exactly once per attempt for every operator whose open was called (also the one
+ *    whose open failed, and every operator before it), in reverse chain order, with the reason:
+ *    WEIR_CLOSE_FINISHED at end of input, after the last record, and for a sink before the
+ *    subtask's final snapshot (so what close flushes is covered by the final checkpoint);
+ *    WEIR_CLOSE_FAILED when this subtask failed (weir_fail, a runtime error, a failed open);
+ *    WEIR_CLOSE_CANCELED when the attempt was canceled: `weir cancel`, the failover of the job
+ *    after ANOTHER subtask failed (this one did not), a stop-with-savepoint (the job ends
+ *    without end of input). close may not emit (the downstream operator is already closed: an
+ *    emit fails the subtask) nor use keyed state. close is never called twice, and never when
+ *    the process dies (kill -9, a crash): recovery must not depend on it.
+ */
+
+/** Why close is called (see above). */
+typedef enum weir_close_reason {
+    WEIR_CLOSE_FINISHED = 0, /**< input ended; a sink's close runs before its final checkpoint */
+    WEIR_CLOSE_FAILED = 1,   /**< this subtask failed (a failover cancels the others) */
+    WEIR_CLOSE_CANCELED = 2, /**< the attempt was canceled (job cancel, failover, stop) */
+} weir_close_reason_t;
+/** open: returns 0, or non-zero to fail the subtask. @p udata is the function's udata. */
+typedef int (*weir_open_fn)(weir_ctx_t *ctx, void *udata);
+/** close: releases what open acquired; @p why says how the attempt ends for this subtask. */
+typedef void (*weir_close_fn)(weir_ctx_t *ctx, weir_close_reason_t why, void *udata);
+/** Optional open/close of a user operator (map, flat_map, filter, process, reduce, sink,
+ *  generator source): once per subtask attempt, same udata as the function. Either may be
+ *  NULL; a second call replaces the first. On a built-in connector (datagen, file, Kafka
+ *  sources; file, Kafka, print, blackhole sinks) it is a define-time error. */
+weir_stream_t *weir_set_lifecycle(weir_stream_t *op, weir_open_fn open, weir_close_fn close);
+/** Job arguments (argv[1..] of define) inside user functions: *argc of them, NULL-terminated;
+ *  an empty list when the job has none. */
+const char *const *weir_job_args(const weir_ctx_t *ctx, int *argc);
+/** Attempt number of this subtask's deployment (1, 2, ...). */
+uint32_t weir_attempt_number(const weir_ctx_t *ctx);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Runtime: inside user functions                                                           */
 /* ---------------------------------------------------------------------------------------- */
 

@@ -357,6 +357,23 @@ weir_stream_t *weir_set_parallelism(weir_stream_t *op, uint32_t parallelism) {
     return op;
 }
 
+weir_stream_t *weir_set_lifecycle(weir_stream_t *op, weir_open_fn open, weir_close_fn close) {
+    weir_node_t *n = stream_node(op);
+    if (!n)
+        return op;
+    if (!weir_op_is_user_function(n->kind)) {
+        weir_job_error(op->job,
+                       "weir_set_lifecycle on '%s': a %s is a built-in connector, not a user "
+                       "function: set open/close on a map, flat_map, filter, process, reduce, "
+                       "sink or generator source",
+                       n->name, weir_op_kind_name(n->kind));
+        return op;
+    }
+    n->open_fn = open;
+    n->close_fn = close;
+    return op;
+}
+
 static weir_state_id declare(weir_stream_t *op, const char *api, const char *name,
                              weir_state_kind_t kind, weir_reduce_fn fn, void *udata) {
     weir_node_t *n = stream_node(op);

@@ -150,6 +150,21 @@ bool weir_op_is_sink(weir_op_kind_t kind) {
            kind == WEIR_OP_SINK_KAFKA;
 }
 
+bool weir_op_is_user_function(weir_op_kind_t kind) {
+    switch (kind) {
+    case WEIR_OP_MAP:
+    case WEIR_OP_FLAT_MAP:
+    case WEIR_OP_FILTER:
+    case WEIR_OP_PROCESS:
+    case WEIR_OP_REDUCE:
+    case WEIR_OP_SINK_CUSTOM:
+    case WEIR_OP_SOURCE_GENERATOR:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Graph lifetime                                                                             */
 /* ------------------------------------------------------------------------------------------ */

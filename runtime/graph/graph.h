@@ -72,6 +72,8 @@ typedef struct weir_node {
     bool keyed;      /* fed by key_by (process/reduce require it) */
     void *fn;        /* the user function (type depends on kind); NULL from JSON */
     void *udata;
+    weir_open_fn open_fn;   /* weir_set_lifecycle (user operators only); NULL from JSON */
+    weir_close_fn close_fn; /* called with udata, like fn */
     /* connector configuration */
     weir_datagen_opts_t datagen;
     char *path;     /* file source input / file sink directory */
@@ -121,6 +123,10 @@ struct weir_job {
     uint32_t n_vertices;
     weir_edge_t *edges;
     uint32_t n_edges;
+    /* the arguments define() ran with (argv[0] = the plugin), NULL-terminated copies in the
+     * arena (weir_job_args); argc 0 / argv NULL for a graph not built by a plugin (JSON, tests) */
+    int argc;
+    char **argv;
     char error[512]; /* first define-time error (weir_job_error or API misuse) */
     bool failed;
     void *arena; /* private allocator state */
@@ -173,6 +179,9 @@ bool weir_option_is_secret(const char *key);
 const char *weir_node_option(const weir_node_t *n, const char *key);
 const char *weir_part_name(weir_part_t part);
 const char *weir_state_kind_name(weir_state_kind_t kind);
+/** True for the kinds that run a user function and accept weir_set_lifecycle (map, flat_map,
+ * filter, process, reduce, custom sink, generator source). */
+bool weir_op_is_user_function(weir_op_kind_t kind);
 /** True for source kinds / sink kinds. */
 bool weir_op_is_source(weir_op_kind_t kind);
 bool weir_op_is_sink(weir_op_kind_t kind);

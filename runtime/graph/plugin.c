@@ -162,6 +162,12 @@ weir_job_t *weir_plugin_build(const weir_plugin_t *plugin, int argc, char **argv
     const weir_plugin_descriptor_t *d = plugin->desc;
     weir_job_t *job = weir_graph_new(d->name && *d->name ? d->name : "job",
                                      default_parallelism ? default_parallelism : 1);
+    if (argc > 0 && argv) { /* kept for weir_job_args (user functions read them at run time) */
+        job->argv = weir_job_alloc(job, ((size_t)argc + 1) * sizeof *job->argv);
+        for (int i = 0; i < argc; i++)
+            job->argv[i] = weir_job_strdup(job, argv[i] ? argv[i] : "");
+        job->argc = argc;
+    }
     int rc = d->define(job, argc, argv);
     if (job->failed) {
         snprintf(errstr, errlen, "%s", job->error);

@@ -128,8 +128,11 @@ static void task_output(weir_task_t *t, const weir_record_t *rec) {
 
 void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
     weir_task_t *t = ctx->task;
-    if (UNLIKELY(t->stop))
+    if (UNLIKELY(t->stop || ctx->lc_busy)) {
+        if (!t->stop)
+            weir__task_lc_emit_refused(ctx);
         return;
+    }
     if (ctx->next)
         weir__task_deliver(ctx->next, rec);
     else

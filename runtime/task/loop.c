@@ -28,6 +28,9 @@
  *    channel is processed before the snapshot of n (exactly-once).
  *  - Both FIFOs (deferred mailbox messages, deferred channel buffers) are rings bounded by
  *    credits; running out of memory while growing one aborts (weir_ring_grow).
+ *  - User open/close (lifecycle.c): each operator's user open right after its built-in open,
+ *    head to tail; the user close FINISHED after end_input and before the final snapshot, else
+ *    (failed: FAILED; canceled or stopped: CANCELED) at the start of the teardown.
  *  - Teardown order: close the mailbox (nothing but the uploader pushes into it afterwards), join
  *    the uploader (in-flight uploads end before the backend closes), close the operators, close
  *    and remove the state; the final state callback (FINISHED / FAILED / CANCELED) is the last
@@ -444,7 +447,8 @@ static void wait_final_notify(weir_task_t *t) {
     }
 }
 
-/* End of input: end_input head to tail; with checkpointing on the final snapshot (before END,
+/* End of input: end_input head to tail; the user close (FINISHED, tail to head); with
+ * checkpointing on the final snapshot (before END,
  * so downstream's final snapshot follows ours); END on every output, flush everything; with
  * checkpointing on, wait for the final notify. */
 static void finish(weir_task_t *t) {
@@ -454,6 +458,8 @@ static void finish(weir_task_t *t) {
         if (t->ops[i].vt->end_input)
             t->ops[i].vt->end_input(&t->ops[i], &t->ctxs[i]);
     }
+    if (!t->stop) /* user close before the final snapshot: what it flushes is in it */
+        weir__task_lc_close(t, WEIR_CLOSE_FINISHED);
     bool ck = t->ck_mode != WEIR_CHECKPOINT_NONE;
     if (ck && !t->stop)
         weir__task_final_snapshot(t);
@@ -477,11 +483,11 @@ void *weir__task_main(void *arg) {
     if (t->restore_id && !t->stop)
         weir__task_restore_operators(t);
     for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
-        if (!t->ops[i].vt->open)
-            continue;
-        int rc = t->ops[i].vt->open(&t->ops[i], &t->ctxs[i]);
+        int rc = t->ops[i].vt->open ? t->ops[i].vt->open(&t->ops[i], &t->ctxs[i]) : 0;
         if (rc < 0 && !t->failed)
             weir__task_fail(t, "%s: open failed: %s", t->ops[i].node->name, weir_strerror(rc));
+        if (!t->stop)
+            weir__task_lc_open(t, i); /* the user open (lifecycle.c) */
     }
     bool ended = false;
     if (!t->stop) {
@@ -491,6 +497,9 @@ void *weir__task_main(void *arg) {
     if (ended && !t->stop)
         finish(t);
 
+    /* user close of what finish() did not close: this subtask failed, or it was canceled or
+     * stopped by a stop-with-savepoint (lifecycle.c; never twice) */
+    weir__task_lc_close(t, t->failed ? WEIR_CLOSE_FAILED : WEIR_CLOSE_CANCELED);
     /* teardown: nothing is pushed into the mailbox after close_mailbox (but the uploader) */
     weir_dataplane_close_mailbox(t->dp, t->mb);
     weir__task_uploader_stop(t, t->stop); /* in-flight uploads end before the backend closes */

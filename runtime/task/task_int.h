@@ -40,6 +40,8 @@ struct weir_ctx {
     weir_state_backend_t *sb; /* the subtask's backend when this node declares states */
     uint32_t state_base;      /* global column index of this node's state 0 */
     uint32_t n_states;        /* states declared by this node */
+    bool lc_opened; /* lifecycle.c: the chain's opening reached this operator, not closed yet */
+    bool lc_busy;   /* lifecycle.c: in the user open/close (weir_emit refuses) */
 };
 
 /** Counters read by other threads (single writer: the task thread). */
@@ -237,6 +239,16 @@ void weir__task_send_out(weir_task_t *task, weir_task_out_t *o);
 bool weir__task_write_event(weir_task_t *t, const weir_task_barrier_t *b);
 /** Frees every message still deferred or queued in the mailbox (task_free). */
 void weir__task_drop_messages(weir_task_t *task);
+
+/* lifecycle.c (task thread; include/weir/weir.h, "Function lifecycle") */
+
+/** Operator @p i's user open (after its built-in open); a non-zero return fails the task with
+ * "<operator>: open failed (returned N)". Marks the operator opened either way. */
+void weir__task_lc_open(weir_task_t *task, uint32_t i);
+/** User close with @p why of every opened operator, tail to head; each at most once. */
+void weir__task_lc_close(weir_task_t *task, weir_close_reason_t why);
+/** weir_emit from inside open/close: fails the task naming the operator. */
+void weir__task_lc_emit_refused(weir_ctx_t *ctx);
 
 /* checkpoint.c (task thread, but weir__task_uploader_stop: also task_free) */
 

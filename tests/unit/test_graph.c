@@ -317,6 +317,59 @@ static void test_null_streams_are_safe(void **state) {
     weir_graph_destroy(&job);
 }
 
+static int lc_open_fn(weir_ctx_t *ctx, void *udata) {
+    (void)ctx;
+    (void)udata;
+    return 0;
+}
+
+static void lc_close_fn(weir_ctx_t *ctx, weir_close_reason_t why, void *udata) {
+    (void)ctx;
+    (void)why;
+    (void)udata;
+}
+
+/* weir_set_lifecycle: accepted on every user-function kind, refused on a built-in connector with
+ * one line naming the operator and the kinds that accept it. */
+static void test_set_lifecycle(void **state) {
+    (void)state;
+    weir_job_t *job = weir_graph_new("lc", 1);
+    weir_stream_t *g = weir_source_generator(job, "gen", 10, 0, gen_fn, NULL);
+    weir_stream_t *m = weir_map(g, "m", map_fn, NULL);
+    weir_stream_t *f = weir_filter(weir_flat_map(m, "fm", map_fn, NULL), "f", filter_fn, NULL);
+    weir_stream_t *p = weir_process(weir_key_by(f, NULL, NULL), "p", map_fn, NULL);
+    weir_stream_t *r = weir_reduce(weir_key_by(p, NULL, NULL), "r", reduce_fn, NULL);
+    weir_stream_t *k = weir_sink(r, "k", map_fn, NULL);
+    weir_stream_t *all[] = {g, m, f, p, r, k};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        assert_ptr_equal(weir_set_lifecycle(all[i], lc_open_fn, lc_close_fn), all[i]);
+        assert_false(job->failed);
+        const weir_node_t *n = &job->nodes[all[i]->node];
+        assert_ptr_equal(n->open_fn, lc_open_fn);
+        assert_ptr_equal(n->close_fn, lc_close_fn);
+    }
+    weir_set_lifecycle(m, NULL, lc_close_fn); /* replaces; either may be NULL */
+    assert_null(job->nodes[m->node].open_fn);
+    assert_null(weir_set_lifecycle(NULL, lc_open_fn, lc_close_fn));
+    weir_graph_destroy(&job);
+
+    job = weir_graph_new("lc", 1);
+    weir_stream_t *d = seq(job, "numbers");
+    weir_set_lifecycle(weir_sink_print(d, "out"), lc_open_fn, NULL);
+    assert_true(job->failed);
+    assert_string_equal(job->error,
+                        "weir_set_lifecycle on 'out': a sink_print is a built-in connector, not a "
+                        "user function: set open/close on a map, flat_map, filter, process, "
+                        "reduce, sink or generator source");
+    weir_graph_destroy(&job);
+
+    job = weir_graph_new("lc", 1);
+    weir_set_lifecycle(seq(job, "numbers"), lc_open_fn, NULL);
+    assert_true(job->failed);
+    assert_non_null(strstr(job->error, "'numbers'"));
+    weir_graph_destroy(&job);
+}
+
 static void test_finalize_validation(void **state) {
     (void)state;
     weir_job_t *job = weir_graph_new("nosink", 1);
@@ -980,6 +1033,7 @@ int main(void) {
         cmocka_unit_test(test_fan_out_and_edge_order),
         cmocka_unit_test(test_misuse_records_first_error),
         cmocka_unit_test(test_null_streams_are_safe),
+        cmocka_unit_test(test_set_lifecycle),
         cmocka_unit_test(test_finalize_validation),
         cmocka_unit_test(test_alloc_and_names),
         cmocka_unit_test(test_json_round_trip),

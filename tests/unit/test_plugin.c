@@ -82,6 +82,10 @@ static void test_good_plugin(void **state) {
     assert_int_equal(job->n_nodes, 4); /* key_by adds no node */
     assert_int_equal(job->nodes[0].kind, WEIR_OP_SOURCE_DATAGEN);
     assert_int_equal(job->nodes[0].datagen.count, 42); /* from argv[1] */
+    /* the arguments are kept for weir_job_args (argv[0] included, NULL-terminated) */
+    assert_int_equal(job->argc, 2);
+    assert_string_equal(job->argv[1], "42");
+    assert_null(job->argv[2]);
     assert_int_equal(job->nodes[2].kind, WEIR_OP_REDUCE);
     assert_string_equal(job->nodes[2].uid, "sum");
     assert_non_null(job->nodes[1].fn);

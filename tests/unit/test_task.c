@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "connectors/registry.h"
@@ -53,6 +54,7 @@ typedef struct collected {
     uint32_t gen_par; /* the generator's parallelism */
     uint8_t *seen;    /* per value below n: how often the sink saw it */
     uint64_t seen_n;
+    struct lc_log *lc; /* the lifecycle tests' log (build_lifecycle) */
 } collected_t;
 
 typedef struct states {
@@ -1715,6 +1717,334 @@ static bool has_ack(harness_t *h, uint32_t v, uint32_t s, uint64_t id) {
     return found;
 }
 
+/* ---- function lifecycle (include/weir/weir.h, "Function lifecycle") ----------------------------
+ */
+
+#define LC_MAX 64
+
+typedef struct lc_event {
+    char op[16];
+    char what; /* 'o' open, 'c' close */
+    int why;   /* close reason */
+    uint32_t subtask, attempt;
+    bool final_acked; /* at close: this subtask's final snapshot was already ACKed */
+    int argc;
+    char arg0[16];
+    int state_rc; /* a keyed-state call inside the callback */
+} lc_event_t;
+
+typedef struct lc_log {
+    pthread_mutex_t mu;
+    harness_t *h;
+    lc_event_t ev[LC_MAX];
+    int n;
+    const char *fail_open; /* the operator whose open returns 1 */
+    uint64_t fail_at;      /* the map weir_fails at this value (0 = never) */
+    bool emit_in_close;    /* the sink emits from close */
+} lc_log_t;
+
+typedef struct lc_udata {
+    collected_t *c;
+    const char *name;
+    uint32_t vertex;
+} lc_udata_t;
+
+static void lc_record(lc_udata_t *u, weir_ctx_t *ctx, char what, int why) {
+    lc_log_t *log = u->c->lc;
+    uint32_t s = weir_subtask_index(ctx);
+    bool acked = false;
+    if (what == 'c') {
+        pthread_mutex_lock(&log->h->ack_mu);
+        acked = find_ack(log->h->acks, log->h->n_acks, u->vertex, s, 0, true) != NULL;
+        pthread_mutex_unlock(&log->h->ack_mu);
+    }
+    int argc = -1;
+    const char *const *args = weir_job_args(ctx, &argc);
+    const void *v;
+    uint32_t len;
+    int state_rc = weir_value_get(ctx, 0, &v, &len);
+    pthread_mutex_lock(&log->mu);
+    if (log->n < LC_MAX) {
+        lc_event_t *e = &log->ev[log->n++];
+        snprintf(e->op, sizeof e->op, "%s", u->name);
+        e->what = what;
+        e->why = why;
+        e->subtask = s;
+        e->attempt = weir_attempt_number(ctx);
+        e->final_acked = acked;
+        e->argc = argc;
+        snprintf(e->arg0, sizeof e->arg0, "%s", argc > 0 ? args[0] : "");
+        e->state_rc = state_rc;
+    }
+    pthread_mutex_unlock(&log->mu);
+}
+
+static int lc_open(weir_ctx_t *ctx, void *udata) {
+    lc_udata_t *u = udata;
+    lc_record(u, ctx, 'o', -1);
+    return u->c->lc->fail_open && strcmp(u->c->lc->fail_open, u->name) == 0 ? 1 : 0;
+}
+
+static void lc_close(weir_ctx_t *ctx, weir_close_reason_t why, void *udata) {
+    lc_udata_t *u = udata;
+    lc_record(u, ctx, 'c', (int)why);
+    if (u->c->lc->emit_in_close && u->vertex == 1) {
+        msgpack_pack_nil(weir_packer(ctx));
+        weir_emit_packed(ctx, 0, NULL, 0);
+    }
+}
+
+static void lc_map_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    lc_udata_t *u = udata;
+    if (u->c->lc->fail_at && value_of(ctx, in) == u->c->lc->fail_at)
+        weir_fail(ctx, "boom at %llu", (unsigned long long)u->c->lc->fail_at);
+    weir_emit(ctx, in);
+}
+
+static void lc_sink_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    lc_udata_t *u = udata;
+    collect_fn(ctx, in, u->c);
+}
+
+static lc_udata_t *lc_ud(weir_job_t *job, collected_t *c, const char *name, uint32_t vertex) {
+    lc_udata_t *u = weir_job_alloc(job, sizeof *u);
+    *u = (lc_udata_t){c, name, vertex};
+    return u;
+}
+
+/* generator(p2, n; unbounded when 0; with open/close) -> map (chained, open/close) -> rebalance
+ * -> sink (p1, open/close); job arguments "lc.so alpha beta" as define() would have had them */
+static weir_job_t *build_lifecycle(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("lifecycle", 2);
+    const char *argv[] = {"lc.so", "alpha", "beta"};
+    job->argc = 3;
+    job->argv = weir_job_alloc(job, 4 * sizeof(char *));
+    for (int i = 0; i < 3; i++)
+        job->argv[i] = weir_job_strdup(job, argv[i]);
+    lc_udata_t *ug = lc_ud(job, c, "gen", 0);
+    weir_stream_t *s =
+        weir_set_uid(weir_source_generator(job, "gen", n, n ? 0 : 2000, gen_fn, ug), "gen");
+    weir_set_lifecycle(s, lc_open, lc_close);
+    lc_udata_t *um = lc_ud(job, c, "map", 0);
+    s = weir_set_lifecycle(weir_map(s, "map", lc_map_fn, um), lc_open, lc_close);
+    s = weir_rebalance(s);
+    lc_udata_t *us = lc_ud(job, c, "sink", 1);
+    s = weir_set_lifecycle(weir_sink(s, "sink", lc_sink_fn, us), lc_open, lc_close);
+    weir_set_parallelism(s, 1);
+    return job;
+}
+
+static void lc_init(harness_t *h, lc_log_t *log) {
+    memset(log, 0, sizeof *log);
+    pthread_mutex_init(&log->mu, NULL);
+    log->h = h;
+    h->col.lc = log;
+}
+
+/* The events of subtask @p s of operators @p ops (a vertex's chain) as text: "o:gen o:map
+ * c:map:0 c:gen:0" (close with its reason); every event is checked for attempt and arguments. */
+static void lc_seq(harness_t *h, lc_log_t *log, const char *const *ops, uint32_t s, char *out,
+                   size_t cap) {
+    size_t off = 0;
+    out[0] = 0;
+    pthread_mutex_lock(&log->mu);
+    for (int i = 0; i < log->n; i++) {
+        const lc_event_t *e = &log->ev[i];
+        bool mine = false;
+        for (int k = 0; ops[k]; k++)
+            mine |= strcmp(ops[k], e->op) == 0;
+        if (!mine || e->subtask != s)
+            continue;
+        assert_int_equal(e->attempt, h->attempt);
+        assert_int_equal(e->argc, 2);
+        assert_string_equal(e->arg0, "alpha");
+        assert_int_equal(e->state_rc, WEIR_EINVAL); /* no keyed state in open/close */
+        if (e->what == 'o')
+            off += (size_t)snprintf(out + off, cap - off, "%so:%s", off ? " " : "", e->op);
+        else
+            off +=
+                (size_t)snprintf(out + off, cap - off, "%sc:%s:%d", off ? " " : "", e->op, e->why);
+    }
+    pthread_mutex_unlock(&log->mu);
+}
+
+static const char *const LC_V0[] = {"gen", "map", NULL};
+static const char *const LC_V1[] = {"sink", NULL};
+
+/* End of input with checkpointing on: every subtask opens head to tail once, closes tail to head
+ * once with FINISHED, before its final snapshot is ACKed (the sink's close flushes into the final
+ * checkpoint); the attempt number and the job arguments are visible. */
+static void test_lifecycle_finished(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    lc_log_t log;
+    lc_init(&h, &log);
+    h.attempt = 7;
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    const uint64_t n = 3000;
+    start_job(&h, build_lifecycle, n, 1);
+    assert_int_equal(wait_acks(&h, 0, true, 3), 3);
+    char seq[256];
+    for (uint32_t s = 0; s < 2; s++) {
+        lc_seq(&h, &log, LC_V0, s, seq, sizeof seq);
+        assert_string_equal(seq, "o:gen o:map c:map:0 c:gen:0");
+    }
+    lc_seq(&h, &log, LC_V1, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:sink c:sink:0");
+    pthread_mutex_lock(&log.mu);
+    for (int i = 0; i < log.n; i++)
+        if (log.ev[i].what == 'c')
+            assert_false(log.ev[i].final_acked);
+    int n_ev = log.n;
+    pthread_mutex_unlock(&log.mu);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 1, true);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.count, n);
+    assert_int_equal(log.n, n_ev); /* never twice */
+    harness_fini(&h);
+}
+
+/* A later operator's open fails: the subtask fails naming it, and both operators whose open ran
+ * close with FAILED, tail to head; the sink (another subtask, canceled) closes with CANCELED. */
+static void test_lifecycle_open_fails(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    lc_log_t log;
+    lc_init(&h, &log);
+    log.fail_open = "map";
+    start_job(&h, build_lifecycle, 0, 1);
+    assert_true(weir_test_wait_until(some_task_failed, &h, 30000, 5));
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_cancel(h.st.tasks[i]);
+    wait_final(&h);
+    char seq[256];
+    for (int i = 0; i < h.st.n_tasks; i++) {
+        if (weir_task_vertex(h.st.tasks[i]) == 0) {
+            assert_int_equal(h.st.final[i], WEIR_TASK_FAILED);
+            assert_string_equal(h.st.message[i], "map: open failed (returned 1)");
+        } else {
+            assert_int_equal(h.st.final[i], WEIR_TASK_CANCELED);
+        }
+    }
+    for (uint32_t s = 0; s < 2; s++) {
+        lc_seq(&h, &log, LC_V0, s, seq, sizeof seq);
+        assert_string_equal(seq, "o:gen o:map c:map:1 c:gen:1");
+    }
+    lc_seq(&h, &log, LC_V1, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:sink c:sink:2");
+    assert_int_equal(h.col.count, 0); /* no record before every open */
+    harness_fini(&h);
+}
+
+/* weir_fail in the map: its subtask closes FAILED (map, then the generator); the other source
+ * subtask and the sink, canceled, close CANCELED. */
+static void test_lifecycle_fail(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    lc_log_t log;
+    lc_init(&h, &log);
+    log.fail_at = 100; /* even: subtask 0 of the generator emits it */
+    start_job(&h, build_lifecycle, 0, 1);
+    assert_true(weir_test_wait_until(some_task_failed, &h, 30000, 5));
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_cancel(h.st.tasks[i]);
+    wait_final(&h);
+    char seq[256];
+    lc_seq(&h, &log, LC_V0, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:gen o:map c:map:1 c:gen:1");
+    lc_seq(&h, &log, LC_V0, 1, seq, sizeof seq);
+    assert_string_equal(seq, "o:gen o:map c:map:2 c:gen:2");
+    lc_seq(&h, &log, LC_V1, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:sink c:sink:2");
+    assert_string_equal(h.st.message[0], "map: boom at 100");
+    harness_fini(&h);
+}
+
+/* Cancel: every operator closes CANCELED once, tail to head. */
+static void test_lifecycle_cancel(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    lc_log_t log;
+    lc_init(&h, &log);
+    start_job(&h, build_lifecycle, 0, 2);
+    wait_running(&h);
+    weir_sleep_ns(100000000);
+    cancel_and_wait(&h);
+    char seq[256];
+    for (uint32_t s = 0; s < 2; s++) {
+        lc_seq(&h, &log, LC_V0, s, seq, sizeof seq);
+        assert_string_equal(seq, "o:gen o:map c:map:2 c:gen:2");
+    }
+    lc_seq(&h, &log, LC_V1, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:sink c:sink:2");
+    assert_true(h.col.count > 0);
+    harness_fini(&h);
+}
+
+/* Stop-with-savepoint: the subtasks end FINISHED without end of input, and every operator closes
+ * CANCELED once (no FINISHED: the input did not end). */
+static void test_lifecycle_stop(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    lc_log_t log;
+    lc_init(&h, &log);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    char sp[4096];
+    snprintf(sp, sizeof sp, "%s/savepoint-1", h.tmp);
+    start_job(&h, build_lifecycle, 0, 1);
+    wait_running(&h);
+    weir_sleep_ns(50000000);
+    for (uint32_t s = 0; s < 2; s++)
+        weir_task_trigger(task_of(&h, 0, s), 1, weir_wall_ms(), WEIR_CK_STOP, sp);
+    assert_int_equal(wait_acks(&h, 1, false, 3), 3);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_notify(h.st.tasks[i], 1, true);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    char seq[256];
+    for (uint32_t s = 0; s < 2; s++) {
+        lc_seq(&h, &log, LC_V0, s, seq, sizeof seq);
+        assert_string_equal(seq, "o:gen o:map c:map:2 c:gen:2");
+    }
+    lc_seq(&h, &log, LC_V1, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:sink c:sink:2");
+    harness_fini(&h);
+}
+
+/* An emit from close fails the subtask with one line naming the operator (the operator after it
+ * is already closed); close still ran exactly once. */
+static void test_lifecycle_emit_in_close(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    lc_log_t log;
+    lc_init(&h, &log);
+    log.emit_in_close = true;
+    start_job(&h, build_lifecycle, 100, 1);
+    wait_final(&h);
+    for (int i = 0; i < h.st.n_tasks; i++) {
+        if (weir_task_vertex(h.st.tasks[i]) == 1) {
+            assert_int_equal(h.st.final[i], WEIR_TASK_FAILED);
+            assert_string_equal(h.st.message[i],
+                                "sink: weir_emit in open or close: emit from the operator's "
+                                "function, not from its lifecycle callbacks");
+        } else {
+            assert_int_equal(h.st.final[i], WEIR_TASK_FINISHED);
+        }
+    }
+    char seq[256];
+    lc_seq(&h, &log, LC_V1, 0, seq, sizeof seq);
+    assert_string_equal(seq, "o:sink c:sink:0");
+    harness_fini(&h);
+}
+
 /* Savepoint barriers go through two aligned keyed vertices in a row (2 inputs each) with their
  * kind and target: every keyed subtask, the sink's vertex included, writes its self-contained
  * files into <target>/<vertex>-<subtask>/ and nothing into the checkpoint directory. Exactly-once
@@ -2086,6 +2416,12 @@ int main(void) {
         cmocka_unit_test(test_stop_with_savepoint),
         cmocka_unit_test(test_savepoint_never_confirms),
         cmocka_unit_test(test_restore_from_savepoint),
+        cmocka_unit_test(test_lifecycle_finished),
+        cmocka_unit_test(test_lifecycle_open_fails),
+        cmocka_unit_test(test_lifecycle_fail),
+        cmocka_unit_test(test_lifecycle_cancel),
+        cmocka_unit_test(test_lifecycle_stop),
+        cmocka_unit_test(test_lifecycle_emit_in_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
