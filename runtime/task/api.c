@@ -130,6 +130,11 @@ void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
     weir_task_t *t = ctx->task;
     if (UNLIKELY(t->stop))
         return;
+    if (t->wmgen && ctx->pos == 0) { /* a source's record: its split's max timestamp */
+        weir_wm_gen_record(t->wmgen, t->wm_split, rec->timestamp, t->now_ns);
+        if (UNLIKELY(t->wm_idle)) /* active again before the record goes out */
+            weir__task_wm_poll(t, t->now_ns);
+    }
     if (ctx->next)
         weir__task_deliver(ctx->next, rec);
     else
@@ -165,6 +170,10 @@ int weir_unpack(weir_ctx_t *ctx, const weir_record_t *rec, msgpack_object *out) 
 
 uint32_t weir_subtask_index(const weir_ctx_t *ctx) {
     return ctx->task->subtask;
+}
+
+int64_t weir_current_watermark(const weir_ctx_t *ctx) {
+    return ctx->task->wm;
 }
 
 uint32_t weir_parallelism(const weir_ctx_t *ctx) {

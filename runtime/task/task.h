@@ -45,11 +45,12 @@ typedef struct weir_task_spec {
     char ***placement; /* placement[v][s] = data address hosting subtask s of vertex v;
                           copied by weir_task_start */
     weir_dataplane_t *dataplane;
-    const char *work_dir;         /* task manager working directory; state goes below it */
-    size_t buffer_size;           /* taskmanager.memory.segment-size */
-    int64_t buffer_timeout_ns;    /* execution.buffer-timeout */
-    uint32_t credits_per_channel; /* taskmanager.network.buffers-per-channel */
-    size_t state_cache_bytes;     /* state.backend.cache-size per subtask */
+    const char *work_dir;          /* task manager working directory; state goes below it */
+    size_t buffer_size;            /* taskmanager.memory.segment-size */
+    int64_t buffer_timeout_ns;     /* execution.buffer-timeout */
+    int64_t watermark_interval_ns; /* pipeline.auto-watermark-interval; 0 = 200 ms */
+    uint32_t credits_per_channel;  /* taskmanager.network.buffers-per-channel */
+    size_t state_cache_bytes;      /* state.backend.cache-size per subtask */
     weir_task_state_cb on_state;
     void *cb_arg;
     /* checkpointing (docs/checkpointing.md); all zero = off */
