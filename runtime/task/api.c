@@ -176,6 +176,42 @@ int64_t weir_current_watermark(const weir_ctx_t *ctx) {
     return ctx->task->wm;
 }
 
+bool weir_source_has_watermarks(const weir_ctx_t *ctx) {
+    return ctx->task->wmgen != NULL;
+}
+
+void weir_source_split_add(weir_ctx_t *ctx, uint32_t split, int64_t max_ts) {
+    weir_task_t *t = ctx->task;
+    if (t->wmgen)
+        weir_wm_gen_split(t->wmgen, split, max_ts, weir_now_ns());
+}
+
+void weir_source_split(weir_ctx_t *ctx, uint32_t split) {
+    ctx->task->wm_split = split;
+}
+
+void weir_source_split_done(weir_ctx_t *ctx, uint32_t split) {
+    weir_task_t *t = ctx->task;
+    if (t->wmgen)
+        weir_wm_gen_remove(t->wmgen, split);
+}
+
+int64_t weir_source_split_max(const weir_ctx_t *ctx, uint32_t split) {
+    const weir_task_t *t = ctx->task;
+    return t->wmgen && split < t->wmgen->n ? t->wmgen->splits[split].wm : INT64_MIN;
+}
+
+int64_t weir_source_watermark(const weir_ctx_t *ctx) {
+    const weir_task_t *t = ctx->task;
+    return t->wmgen ? t->wmgen->o.out : INT64_MIN;
+}
+
+void weir_source_watermark_floor(weir_ctx_t *ctx, int64_t wm) {
+    weir_task_t *t = ctx->task;
+    if (t->wmgen && wm > t->wmgen->o.out)
+        t->wmgen->o.out = wm;
+}
+
 uint32_t weir_parallelism(const weir_ctx_t *ctx) {
     return ctx->op->parallelism;
 }

@@ -543,11 +543,11 @@ void *weir__task_main(void *arg) {
     bool ended = false;
     if (!t->stop) {
         set_state(t, WEIR_TASK_RUNNING, NULL);
-        if (t->wmgen) { /* datagen / generator: the subtask's range is split 0 */
+        if (t->wmgen) { /* splits: registered by the source's open(), or by a first record */
             int64_t now = weir_now_ns();
-            if (!t->wmgen->n)
-                weir_wm_gen_split(t->wmgen, 0, INT64_MIN, now);
             t->wm_next_ns = now + t->wm_interval_ns;
+            if (t->wmgen->o.out > t->wm) /* restored: never below the checkpoint's watermark */
+                weir__task_wm_forward(t, WEIR_WM_ADVANCED, t->wmgen->o.out, false);
         }
         ended = t->is_source ? run_source(t) : run_inputs(t);
     }

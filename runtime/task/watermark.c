@@ -76,7 +76,7 @@ void weir_wm_gen_split(weir_wm_gen_t *g, uint32_t idx, int64_t max_ts, int64_t n
     if (weir_array_grow((void **)&g->splits, &g->cap, (size_t)idx + 1, sizeof *g->splits, 4) < 0)
         abort();
     for (; g->n <= idx; g->n++)
-        g->splits[g->n] = (weir_wm_input_t){.wm = INT64_MIN, .last_ns = now_ns};
+        g->splits[g->n] = (weir_wm_input_t){.wm = INT64_MIN, .removed = true}; /* unused */
     g->splits[idx] = (weir_wm_input_t){.wm = max_ts, .last_ns = now_ns};
 }
 
@@ -94,8 +94,12 @@ unsigned weir_wm_gen_poll(weir_wm_gen_t *g, int64_t now_ns) {
         for (uint32_t i = 0; i < g->n; i++)
             if (!g->splits[i].idle && now_ns - g->splits[i].last_ns >= g->idle_ns)
                 g->splits[i].idle = true;
-    if (!g->n)
-        return 0;
+    if (!g->n) { /* no split (yet): idle when idleness is on, else nothing to say */
+        if (!g->idle_ns || g->o.idle)
+            return 0;
+        g->o.idle = true;
+        return WEIR_WM_STATUS;
+    }
     return combine(&g->o, g->splits, g->n, split_wm, &g->bound_ms);
 }
 

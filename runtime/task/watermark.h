@@ -53,8 +53,8 @@ typedef struct weir_wm_valve {
 /** Generator with no split yet; @p out0 is the restored output (INT64_MIN when fresh). */
 void weir_wm_gen_init(weir_wm_gen_t *g, int64_t bound_ms, int64_t idle_timeout_ms, int64_t out0);
 void weir_wm_gen_free(weir_wm_gen_t *g);
-/** Registers split @p idx (dense indices; grows as needed) with max timestamp @p max_ts
- * (INT64_MIN when fresh, the checkpointed value on restore) at time @p now_ns. */
+/** Registers split @p idx (indices below it never registered do not count) with max timestamp @p
+ * max_ts (INT64_MIN when fresh, the checkpointed value on restore) at time @p now_ns. */
 void weir_wm_gen_split(weir_wm_gen_t *g, uint32_t idx, int64_t max_ts, int64_t now_ns);
 /** A split finished (end of its range): it no longer holds the minimum back. */
 void weir_wm_gen_remove(weir_wm_gen_t *g, uint32_t idx);
@@ -68,7 +68,8 @@ static inline void weir_wm_gen_record(weir_wm_gen_t *g, uint32_t idx, int64_t ts
     s->last_ns = now_ns;
     s->idle = false;
 }
-/** Recomputes the output at @p now_ns. @returns WEIR_WM_* flags. */
+/** Recomputes the output at @p now_ns (a generator without any split is idle when idleness is
+ * on). @returns WEIR_WM_* flags. */
 unsigned weir_wm_gen_poll(weir_wm_gen_t *g, int64_t now_ns);
 /** The watermark of split @p idx (max - bound - 1, INT64_MIN without a record). */
 int64_t weir_wm_gen_split_wm(const weir_wm_gen_t *g, uint32_t idx);

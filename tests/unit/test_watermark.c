@@ -76,13 +76,17 @@ static void test_gen_bound_and_idle(void **state) {
     (void)state;
     weir_wm_gen_t g;
     weir_wm_gen_init(&g, 100, 50, INT64_MIN);
-    assert_int_equal(weir_wm_gen_poll(&g, 0), 0); /* no split */
+    assert_int_equal(weir_wm_gen_poll(&g, 0), WEIR_WM_STATUS); /* no split: idle */
+    assert_true(g.o.idle);
+    assert_int_equal(weir_wm_gen_poll(&g, 0), 0); /* reported once */
     weir_wm_gen_split(&g, 0, INT64_MIN, 0);
     weir_wm_gen_split(&g, 1, INT64_MIN, 0); /* never gets a record */
     weir_wm_gen_record(&g, 0, 1000, 1 * MS);
     weir_wm_gen_record(&g, 0, 900, 2 * MS); /* out of order: max stays */
     assert_int_equal(weir_wm_gen_split_wm(&g, 0), 899);
-    assert_int_equal(weir_wm_gen_poll(&g, 10 * MS), 0);                /* split 1 holds it */
+    assert_int_equal(weir_wm_gen_poll(&g, 10 * MS), WEIR_WM_STATUS); /* active; split 1 holds */
+    assert_false(g.o.idle);
+    assert_int_equal(g.o.out, INT64_MIN);
     assert_int_equal(weir_wm_gen_poll(&g, 50 * MS), WEIR_WM_ADVANCED); /* split 1 idle */
     assert_int_equal(g.o.out, 899);
     assert_false(g.o.idle);
@@ -110,6 +114,18 @@ static void test_gen_no_idle_and_restore(void **state) {
     weir_wm_gen_free(&g);
 }
 
+/* A split first seen at index 2 (a restored file source whose splits 0 and 1 are read): the
+ * unregistered indices below it do not hold the watermark back. */
+static void test_gen_sparse_splits(void **state) {
+    (void)state;
+    weir_wm_gen_t g;
+    weir_wm_gen_init(&g, 0, 0, INT64_MIN);
+    weir_wm_gen_record(&g, 2, 100, 0);
+    assert_int_equal(weir_wm_gen_poll(&g, 0), WEIR_WM_ADVANCED);
+    assert_int_equal(g.o.out, 99);
+    weir_wm_gen_free(&g);
+}
+
 static void test_gen_overflow(void **state) {
     (void)state;
     weir_wm_gen_t g;
@@ -124,7 +140,7 @@ int main(void) {
         cmocka_unit_test(test_valve_min),          cmocka_unit_test(test_valve_never_backwards),
         cmocka_unit_test(test_valve_idle),         cmocka_unit_test(test_valve_end),
         cmocka_unit_test(test_gen_bound_and_idle), cmocka_unit_test(test_gen_no_idle_and_restore),
-        cmocka_unit_test(test_gen_overflow),
+        cmocka_unit_test(test_gen_overflow),       cmocka_unit_test(test_gen_sparse_splits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
