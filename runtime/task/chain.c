@@ -350,6 +350,7 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
     t->buffer_size = spec->buffer_size ? spec->buffer_size : 32768;
     t->buffer_timeout_ns = spec->buffer_timeout_ns;
     t->wm = INT64_MIN;
+    atomic_store(&t->wm_pub, INT64_MIN);
     t->wm_interval_ns =
         spec->watermark_interval_ns > 0 ? spec->watermark_interval_ns : 200 * 1000000LL;
     t->credits_per_channel = spec->credits_per_channel ? spec->credits_per_channel : 4;
@@ -473,6 +474,9 @@ uint32_t weir_task_attempt(const weir_task_t *task) {
 }
 uint32_t weir_task_vertex(const weir_task_t *task) {
     return task->vertex;
+}
+int64_t weir_task_watermark(const weir_task_t *task) {
+    return atomic_load_explicit(&task->wm_pub, memory_order_relaxed);
 }
 uint32_t weir_task_subtask(const weir_task_t *task) {
     return task->subtask;

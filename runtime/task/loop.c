@@ -179,6 +179,7 @@ void weir__task_wm_forward(weir_task_t *t, unsigned flags, int64_t wm, bool idle
     }
     if (flags & WEIR_WM_ADVANCED && wm > t->wm) {
         t->wm = wm;
+        atomic_store_explicit(&t->wm_pub, wm, memory_order_relaxed);
         write_wm(t, false, false, wm);
     }
     if ((flags & WEIR_WM_STATUS) && idle) {

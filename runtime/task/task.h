@@ -95,6 +95,9 @@ const char *weir_task_job_id(const weir_task_t *task);
 uint32_t weir_task_attempt(const weir_task_t *task);
 uint32_t weir_task_vertex(const weir_task_t *task);
 uint32_t weir_task_subtask(const weir_task_t *task);
+/** The chain's current event-time watermark (INT64_MIN before the first; INT64_MAX after end of
+ * input). Any thread (relaxed atomic). */
+int64_t weir_task_watermark(const weir_task_t *task);
 weir_task_state_t weir_task_state(const weir_task_t *task);
 /** A consistent-enough snapshot of the counters (relaxed atomics). Any thread. */
 void weir_task_get_metrics(const weir_task_t *task, weir_task_metrics_t *out);

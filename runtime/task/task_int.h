@@ -188,12 +188,13 @@ struct weir_task {
     struct weir_uploader *up; /* stateful chains with checkpointing on */
 
     /* event time (task thread): docs/event-time.md */
-    int64_t wm;            /* the chain's current watermark (INT64_MIN before the first) */
-    bool wm_idle;          /* the status last forwarded downstream */
-    weir_wm_valve_t valve; /* non-source: per input channel watermark and idleness */
-    weir_wm_gen_t *wmgen;  /* source with a strategy: per-split generator; NULL otherwise */
-    uint32_t wm_split;     /* source: split of the records being emitted (weir_source_split) */
-    int64_t wm_next_ns;    /* source: next periodic watermark poll */
+    int64_t wm;             /* the chain's current watermark (INT64_MIN before the first) */
+    _Atomic int64_t wm_pub; /* copy of wm for other threads (weir_task_watermark) */
+    bool wm_idle;           /* the status last forwarded downstream */
+    weir_wm_valve_t valve;  /* non-source: per input channel watermark and idleness */
+    weir_wm_gen_t *wmgen;   /* source with a strategy: per-split generator; NULL otherwise */
+    uint32_t wm_split;      /* source: split of the records being emitted (weir_source_split) */
+    int64_t wm_next_ns;     /* source: next periodic watermark poll */
     int64_t wm_interval_ns;
 
     int64_t now_ns; /* refreshed per input buffer / source batch */
