@@ -112,12 +112,17 @@ static void pack_key(msgpack_packer *pk, const char *k) {
 }
 
 void weir__gen_splits_pack_wm(msgpack_packer *pk, const weir_gen_splits_t *g, uint32_t subtask,
-                              uint32_t parallelism, int64_t wm, const int64_t *max_ts) {
-    msgpack_pack_map(pk, 3);
+                              uint32_t parallelism, int64_t wm, bool idle, const int64_t *max_ts) {
+    msgpack_pack_map(pk, 4);
     pack_key(pk, "pos");
     weir__gen_splits_pack(pk, g, subtask, parallelism);
     pack_key(pk, "wm");
     msgpack_pack_int64(pk, wm);
+    pack_key(pk, "idle");
+    if (idle)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     pack_key(pk, "max");
     msgpack_pack_array(pk, g->n);
     for (size_t i = 0; i < g->n; i++) {
@@ -204,13 +209,22 @@ static int splits_restore_one(weir_gen_splits_t *g, const msgpack_object *st, ui
  * the max timestamps of the splits it gave us, and the watermark floor. */
 static int splits_restore_wm(weir_gen_splits_t *g, const msgpack_object *st, uint32_t old,
                              size_t n_before, char *errstr, size_t errlen) {
-    const msgpack_object *wm = map_get(st, "wm"), *max = map_get(st, "max");
+    const msgpack_object *wm = map_get(st, "wm"), *max = map_get(st, "max"),
+                         *idle = map_get(st, "idle");
     int64_t w;
-    if (!wm || !obj_i64(wm, &w) || !max || max->type != MSGPACK_OBJECT_ARRAY)
+    if (!wm || !obj_i64(wm, &w) || !max || max->type != MSGPACK_OBJECT_ARRAY || !idle ||
+        idle->type != MSGPACK_OBJECT_BOOLEAN)
         return weir_errf(errstr, errlen, WEIR_ECORRUPT,
-                         "old subtask %u's event-time state lacks \"wm\" or \"max\"", old);
-    if (g->n > n_before && (g->wm_floor == INT64_MIN || w < g->wm_floor))
-        g->wm_floor = w; /* a subtask taking splits of several old ones: the lowest */
+                         "old subtask %u's event-time state lacks \"wm\", \"idle\" or \"max\"",
+                         old);
+    if (g->n >
+        n_before) { /* a subtask taking splits of several old ones: the lowest, idle if all */
+        bool first = !g->wm_seen;
+        if (first || w < g->wm_floor)
+            g->wm_floor = w;
+        g->wm_idle = (first || g->wm_idle) && idle->via.boolean;
+        g->wm_seen = true;
+    }
     for (uint32_t i = 0; i < max->via.array.size; i++) {
         const msgpack_object *e = &max->via.array.ptr[i];
         uint64_t id;
@@ -287,7 +301,7 @@ static int gen_open(weir_operator_t *op, weir_ctx_t *ctx) {
     /* event time: split i of this subtask is g->splits.v[i] (restored max timestamps) */
     for (size_t i = 0; i < g->splits.n; i++)
         weir_source_split_add(ctx, (uint32_t)i, g->splits.v[i].max_ts);
-    weir_source_watermark_floor(ctx, g->splits.wm_floor);
+    weir_source_watermark_floor(ctx, g->splits.wm_floor, g->splits.wm_idle);
     return 0;
 }
 
@@ -366,7 +380,7 @@ static int gen_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoin
     for (size_t i = 0; i < g->splits.n; i++)
         max_ts[i] = weir_source_split_max(ctx, (uint32_t)i);
     weir__gen_splits_pack_wm(pk, &g->splits, op->subtask, op->parallelism,
-                             weir_source_watermark(ctx), max_ts);
+                             weir_source_watermark(ctx), weir_source_idle(ctx), max_ts);
     free(max_ts);
     return 0;
 }

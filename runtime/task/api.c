@@ -206,10 +206,22 @@ int64_t weir_source_watermark(const weir_ctx_t *ctx) {
     return t->wmgen ? t->wmgen->o.out : INT64_MIN;
 }
 
-void weir_source_watermark_floor(weir_ctx_t *ctx, int64_t wm) {
+bool weir_source_idle(const weir_ctx_t *ctx) {
+    const weir_task_t *t = ctx->task;
+    return t->wmgen && t->wmgen->o.idle;
+}
+
+void weir_source_watermark_floor(weir_ctx_t *ctx, int64_t wm, bool idle) {
     weir_task_t *t = ctx->task;
-    if (t->wmgen && wm > t->wmgen->o.out)
+    if (!t->wmgen)
+        return;
+    if (wm > t->wmgen->o.out)
         t->wmgen->o.out = wm;
+    if (idle) {
+        t->wmgen->o.idle = true;
+        for (uint32_t i = 0; i < t->wmgen->n; i++)
+            t->wmgen->splits[i].idle = true;
+    }
 }
 
 uint32_t weir_parallelism(const weir_ctx_t *ctx) {

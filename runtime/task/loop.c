@@ -547,8 +547,11 @@ void *weir__task_main(void *arg) {
         if (t->wmgen) { /* splits: registered by the source's open(), or by a first record */
             int64_t now = weir_now_ns();
             t->wm_next_ns = now + t->wm_interval_ns;
-            if (t->wmgen->o.out > t->wm) /* restored: never below the checkpoint's watermark */
+            /* restored: never below the checkpoint's watermark, idle if it was */
+            if (t->wmgen->o.out > t->wm)
                 weir__task_wm_forward(t, WEIR_WM_ADVANCED, t->wmgen->o.out, false);
+            if (t->wmgen->o.idle)
+                weir__task_wm_forward(t, WEIR_WM_STATUS, t->wm, true);
         }
         ended = t->is_source ? run_source(t) : run_inputs(t);
     }

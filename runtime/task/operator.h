@@ -120,9 +120,13 @@ void weir_source_split_done(weir_ctx_t *ctx, uint32_t split);
 int64_t weir_source_split_max(const weir_ctx_t *ctx, uint32_t split);
 /** The subtask's last emitted watermark (a snapshot stores it), INT64_MIN when none. */
 int64_t weir_source_watermark(const weir_ctx_t *ctx);
+/** True when the subtask's last emitted status is idle (a snapshot stores it). */
+bool weir_source_idle(const weir_ctx_t *ctx);
 /** Restore: the subtask's watermark never goes below @p wm (the minimum over the restored
- * states it took splits from); emitted when the source starts. Call in restore() or open(). */
-void weir_source_watermark_floor(weir_ctx_t *ctx, int64_t wm);
+ * states it took splits from) and, when @p idle (every one of them was idle), it starts idle
+ * with every registered split idle until its next record; both are emitted when the source
+ * starts, before any record. Call in open(), after weir_source_split_add. */
+void weir_source_watermark_floor(weir_ctx_t *ctx, int64_t wm, bool idle);
 
 /** Sets op->vt/op->impl for a connector kind (sources, file/print/blackhole sinks). The task
  * runtime knows no connector: the host passes one of these in weir_task_spec_t (the task manager

@@ -1207,7 +1207,7 @@ static void test_gen_splits_event_time(void **state) {
         int64_t max_ts = 1000 + 100 * (int64_t)j;
         msgpack_packer pk;
         weir__gen_splits_pack_wm(olds_packer(&o, j, &pk), &g[j], j, p, 500 + 10 * (int64_t)j,
-                                 &max_ts);
+                                 j != 1, &max_ts); /* subtask 1 active, the others idle */
     }
     olds_unpack(&o);
     char err[256];
@@ -1218,6 +1218,7 @@ static void test_gen_splits_event_time(void **state) {
         assert_int_equal(ng.n, 1);
         assert_int_equal(ng.v[0].max_ts, 1000 + 100 * (int64_t)k);
         assert_int_equal(ng.wm_floor, 500 + 10 * (int64_t)k);
+        assert_int_equal(ng.wm_idle, k != 1);
         assert_int_equal(ng.v[0].c.next, k + (k + 1) * p);
         weir__gen_splits_free(&ng);
     }
@@ -1231,12 +1232,14 @@ static void test_gen_splits_event_time(void **state) {
     assert_int_equal(ng.v[1].id, 2);
     assert_int_equal(ng.v[1].max_ts, 1200);
     assert_int_equal(ng.wm_floor, 500);
+    assert_true(ng.wm_idle); /* both old subtasks 0 and 2 were idle */
     weir__gen_splits_free(&ng);
     r = olds_for(&o, 1, 2);
     assert_int_equal(weir__gen_splits_restore(&ng, &r, 1, 2, count, err, sizeof(err)), 0);
     assert_int_equal(ng.n, 1);
     assert_int_equal(ng.v[0].max_ts, 1100);
     assert_int_equal(ng.wm_floor, 510);
+    assert_false(ng.wm_idle);
     weir__gen_splits_free(&ng);
     for (uint32_t j = 0; j < p; j++)
         weir__gen_splits_free(&g[j]);
