@@ -552,6 +552,7 @@ typedef struct ksrc {
     rd_kafka_queue_t *q;  /* the consumer queue: messages and consumer errors */
     rd_kafka_queue_t *cq; /* results of the group commits */
     weir_kparts_t parts;  /* the partitions this subtask reads */
+    uint32_t wm_n;        /* event time: watermark splits numbered so far (wm_splits) */
     size_t n_unfinished;  /* bounded mode */
     bool restored;        /* started from a checkpoint: parts came from its state */
     bool restored_bounded;
@@ -649,7 +650,27 @@ static size_t mark_finished(ksrc_t *s) {
 }
 
 /* Assigns every unfinished partition at its next offset (replacing the assignment). */
+/* Event time: every partition is a watermark split of this subtask, numbered in the order this
+ * subtask first assigned it (the table's indices move when discovery inserts partitions); a
+ * finished partition (bounded mode) no longer holds the watermark back. */
+static void wm_splits(ksrc_t *s, weir_ctx_t *ctx) {
+    if (!weir_source_has_watermarks(ctx))
+        return;
+    for (size_t i = 0; i < s->parts.n; i++) {
+        weir_kpart_t *p = &s->parts.v[i];
+        if (!p->wm_split) {
+            p->wm_split = ++s->wm_n;
+            weir_source_split_add(ctx, p->wm_split - 1, INT64_MIN);
+        }
+        if (p->finished && !p->wm_done) {
+            p->wm_done = true;
+            weir_source_split_done(ctx, p->wm_split - 1);
+        }
+    }
+}
+
 static int assign_all(ksrc_t *s, weir_ctx_t *ctx) {
+    wm_splits(s, ctx);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)s->parts.n);
     for (size_t i = 0; i < s->parts.n; i++) {
         const weir_kpart_t *p = &s->parts.v[i];
@@ -1037,6 +1058,8 @@ static int on_message(ksrc_t *s, weir_ctx_t *ctx, const rd_kafka_message_t *m, b
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    if (p->wm_split)
+        weir_source_split(ctx, p->wm_split - 1);
     weir_emit_packed(ctx, ts >= 0 ? ts : weir_wall_ms(), key, (uint32_t)key_len);
     p->next = m->offset + 1;
     if (p->stop >= 0 && p->next >= p->stop) {

@@ -74,10 +74,12 @@ uint32_t weir__kafka_partition_owner(const char *topic, int32_t partition, uint3
 typedef struct weir_kpart {
     char *topic; /* malloc'd */
     int32_t partition;
-    int64_t next;  /* next offset to read; RD_KAFKA_OFFSET_BEGINNING (-2): the earliest */
-    int64_t stop;  /* bounded mode: the first offset not read (the end at the first start);
-                      -1 unbounded */
-    bool finished; /* bounded mode: next >= stop (not in the state: derived) */
+    int64_t next;      /* next offset to read; RD_KAFKA_OFFSET_BEGINNING (-2): the earliest */
+    int64_t stop;      /* bounded mode: the first offset not read (the end at the first start);
+                          -1 unbounded */
+    bool finished;     /* bounded mode: next >= stop (not in the state: derived) */
+    uint32_t wm_split; /* event time: watermark split id + 1 of this subtask (0: none yet) */
+    bool wm_done;      /* event time: its split was reported done (finished) */
 } weir_kpart_t;
 
 /** A partition table, sorted by (topic, partition). */

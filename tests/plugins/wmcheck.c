@@ -10,6 +10,10 @@
  * out of order by less than 10*J ms, which the test keeps below the bound. Generator subtask 1
  * (odd indices at -p 2) emits nothing: its split is idle from the start, while it walks its
  * indices at the same pace as subtask 0.
+ *
+ * With --kafka BOOTSTRAP --topic T the source is instead a bounded Kafka source at parallelism 1
+ * (earliest to latest offset, value.format string: the value is the index as text, the timestamp
+ * Kafka's, --rate records/s), so one subtask reads every partition: per-partition watermarks.
  * Threading: define() runs once per subtask; the functions keep no state. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +23,7 @@
 
 #define USAGE                                                                                      \
     "usage: wmcheck.so --output DIR [--events N] [--rate R] [--bound MS] [--idle MS] "             \
-    "[--jitter J]"
+    "[--jitter J] [--kafka BOOTSTRAP --topic T]"
 #define BASE 1700000000000LL
 
 typedef struct gen_cfg {
@@ -42,10 +46,18 @@ static void check(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     msgpack_object o;
     if (weir_unpack(ctx, in, &o) < 0)
         return;
+    unsigned long long index = 0;
+    if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        index = o.via.u64;
+    } else if (o.type == MSGPACK_OBJECT_STR && o.via.str.size < 24) { /* Kafka: the text */
+        char num[24];
+        memcpy(num, o.via.str.ptr, o.via.str.size);
+        num[o.via.str.size] = 0;
+        index = strtoull(num, NULL, 10);
+    }
     char line[96];
-    int n = snprintf(line, sizeof line, "%llu %lld %lld %u", (unsigned long long)o.via.u64,
-                     (long long)in->timestamp, (long long)weir_current_watermark(ctx),
-                     weir_subtask_index(ctx));
+    int n = snprintf(line, sizeof line, "%llu %lld %lld %u", index, (long long)in->timestamp,
+                     (long long)weir_current_watermark(ctx), weir_subtask_index(ctx));
     msgpack_packer *pk = weir_packer(ctx);
     msgpack_pack_str(pk, (size_t)n);
     msgpack_pack_str_body(pk, line, (size_t)n);
@@ -53,7 +65,7 @@ static void check(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
 }
 
 static int define(weir_job_t *job, int argc, char **argv) {
-    const char *out = NULL;
+    const char *out = NULL, *kafka = NULL, *topic = NULL;
     uint64_t events = 6000;
     double rate = 3000;
     weir_watermark_strategy_t st = {.max_out_of_orderness_ms = 100, .idle_timeout_ms = 100};
@@ -78,17 +90,36 @@ static int define(weir_job_t *job, int argc, char **argv) {
             st.idle_timeout_ms = atoll(v);
         else if (!strcmp(a, "--jitter"))
             g->jitter = atoll(v);
+        else if (!strcmp(a, "--kafka"))
+            kafka = v;
+        else if (!strcmp(a, "--topic"))
+            topic = v;
         else {
             weir_job_error(job, "unknown argument '%s'; " USAGE, a);
             return 1;
         }
     }
-    if (!out || g->jitter < 1) {
-        weir_job_error(job, "--output is required and --jitter must be >= 1; " USAGE);
+    if (!out || g->jitter < 1 || !kafka != !topic) {
+        weir_job_error(job, "--output is required, --jitter must be >= 1, --kafka goes with "
+                            "--topic; " USAGE);
         return 1;
     }
-    weir_stream_t *src =
-        weir_set_uid(weir_source_generator(job, "events", events, rate, gen, g), "events");
+    weir_stream_t *src;
+    if (kafka) {
+        char rate_s[32];
+        snprintf(rate_s, sizeof rate_s, "%.0f", rate);
+        /* clang-format off */
+        const char *opts[] = {"bootstrap.servers", kafka, "topic", topic,
+                              "scan.startup.mode", "earliest-offset",
+                              "scan.bounded.mode", "latest-offset",
+                              "value.format", "string",
+                              "scan.rate-limit", rate_s, NULL};
+        /* clang-format on */
+        src = weir_set_parallelism(weir_source_kafka(job, "events", opts), 1);
+    } else {
+        src = weir_source_generator(job, "events", events, rate, gen, g);
+    }
+    weir_set_uid(src, "events");
     weir_set_watermark_strategy(src, &st);
     weir_stream_t *c = weir_process(weir_key_by(src, NULL, NULL), "check", check, NULL);
     weir_set_uid(c, "check");
