@@ -79,6 +79,8 @@ typedef struct weir_kpart {
                           -1 unbounded */
     bool finished;     /* bounded mode: next >= stop (not in the state: derived) */
     uint32_t wm_split; /* event time: watermark split id + 1 of this subtask (0: none yet) */
+    int64_t max_ts;    /* event time: the partition's max record timestamp in the state
+                          (INT64_MIN: none) */
     bool wm_done;      /* event time: its split was reported done (finished) */
 } weir_kpart_t;
 
@@ -86,6 +88,10 @@ typedef struct weir_kpart {
 typedef struct weir_kparts {
     weir_kpart_t *v;
     size_t n, cap;
+    /* event time (a source with a watermark strategy): packed as the state's "event_time" */
+    bool has_et;
+    int64_t wm; /* the subtask's watermark (restored: the lowest of the old subtasks taken) */
+    bool idle;  /* its status (restored: every old subtask taken was idle) */
 } weir_kparts_t;
 
 void weir__kparts_free(weir_kparts_t *t);

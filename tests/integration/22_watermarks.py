@@ -92,6 +92,7 @@ def phase_a():
         jobid = run(c, out)
         job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
         check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
+        check(job.get("restarts", 0) == 0, f"the job restarted {job.get('restarts')} times")
         per, lines = read_output(out)
         check_exactly_once(lines)
         check_not_late(lines)
@@ -164,6 +165,7 @@ def phase_c():
                              "--bound", str(BOUND), "--idle", "0")
             job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
             check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
+            check(job.get("restarts", 0) == 0, f"the job restarted {job.get('restarts')} times")
             per, lines = read_output(out)
             got = {}
             for idx, ts, _ in lines:
