@@ -11,7 +11,7 @@ documented timestamp formula, not from weir's output) checks:
     commit order, the watermark never decreases; no record is at or below the watermark it saw
     (the input is out of order by less than the bound); the idle split does not hold the
     watermark back (most records see one, and it trails the last timestamp by at most the
-    bound plus 0.3 s of wall time in event time);
+    bound plus 1 s of wall time in event time);
 (b) a task manager killed with kill -9 mid-run: the job restores and finishes; the output is
     still exactly once and no record is at or below the watermark it saw (a restored source
     starts from its checkpointed watermark and per-split maximum timestamps, so replayed records
@@ -109,8 +109,8 @@ def phase_a():
         top = max(wm for _, _, wm in lines)
         last_ts = max(ts for _, ts, _ in lines)
         # event time runs RATE * 10 ms per second: a watermark emitted every 50 ms (plus buffer
-        # timeouts) trails the records by well under 0.3 s of wall time
-        lag = BOUND + 1 + int(0.3 * RATE * 10)
+        # timeouts) trails the records by well under 1 s of wall time, even on a loaded machine
+        lag = BOUND + 1 + int(1.0 * RATE * 10)
         check(top >= last_ts - lag, f"the highest watermark seen, {top}, is more than {lag} ms "
                                     f"of event time behind the last timestamp {last_ts}")
         print(f"(a) {len(lines)} records exactly once, watermarks non-decreasing per subtask, "
