@@ -94,6 +94,8 @@ static const weir_config_key_t KEYS[] = {
      "Credits (buffers) per logical input channel."},
     {"execution.buffer-timeout", WEIR_CFG_DURATION, "5ms",
      "Flush a partly filled output buffer after this long."},
+    {"pipeline.auto-watermark-interval", WEIR_CFG_DURATION, "200ms",
+     "How often a source with a watermark strategy recomputes and emits its watermark."},
     {"state.backend.cache-size", WEIR_CFG_BYTES, "32mb",
      "Write-back state cache per stateful subtask."},
     {"state.backend.rocksdb.writebuffer.size", WEIR_CFG_BYTES, "16mb",

@@ -144,6 +144,7 @@ struct weir_taskmanager {
 
     size_t buffer_size;
     int64_t buffer_timeout_ns;
+    int64_t wm_interval_ns; /* pipeline.auto-watermark-interval */
     uint32_t credits;
     size_t cache_bytes;
 };
@@ -504,6 +505,7 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.work_dir = tm->workdir;
     spec.buffer_size = tm->buffer_size;
     spec.buffer_timeout_ns = tm->buffer_timeout_ns;
+    spec.watermark_interval_ns = tm->wm_interval_ns;
     spec.credits_per_channel = tm->credits;
     spec.state_cache_bytes = tm->cache_bytes;
     spec.on_state = on_task_state;
@@ -1008,6 +1010,7 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
         tm->hb_timeout_ns = 10 * tm->hb_interval_ns;
     tm->buffer_size = (size_t)weir_config_get_bytes(cfg, "taskmanager.memory.segment-size");
     tm->buffer_timeout_ns = weir_config_get_ms(cfg, "execution.buffer-timeout") * 1000000LL;
+    tm->wm_interval_ns = weir_config_get_ms(cfg, "pipeline.auto-watermark-interval") * 1000000LL;
     int64_t credits = weir_config_get_int(cfg, "taskmanager.network.buffers-per-channel");
     tm->credits = credits > 0 ? (uint32_t)credits : 1;
     tm->cache_bytes = (size_t)weir_config_get_bytes(cfg, "state.backend.cache-size");

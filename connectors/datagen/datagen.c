@@ -53,8 +53,8 @@ static void splits_add(weir_gen_splits_t *g, uint32_t id, uint64_t next) {
     while (i > 0 && g->v[i - 1].id > id) /* keep ascending ids */
         i--;
     memmove(&g->v[i + 1], &g->v[i], (g->n - i) * sizeof(*g->v));
-    g->v[i] =
-        (weir_gen_split_t){.id = id, .c = {.next = next, .step = g->stride, .count = g->count}};
+    g->v[i] = (weir_gen_split_t){
+        .id = id, .c = {.next = next, .step = g->stride, .count = g->count}, .max_ts = INT64_MIN};
     g->n++;
 }
 
@@ -68,6 +68,7 @@ void weir__gen_splits_init(weir_gen_splits_t *g, uint32_t subtask, uint32_t para
     weir__gen_splits_free(g);
     g->stride = parallelism ? parallelism : 1;
     g->count = count;
+    g->wm_floor = INT64_MIN;
     splits_add(g, subtask, subtask);
 }
 
@@ -81,8 +82,10 @@ bool weir__gen_splits_more(const weir_gen_splits_t *g) {
 uint64_t weir__gen_splits_take(weir_gen_splits_t *g) {
     weir_index_cursor_t *best = NULL;
     for (size_t i = 0; i < g->n; i++)
-        if (weir__cursor_more(&g->v[i].c) && (!best || g->v[i].c.next < best->next))
+        if (weir__cursor_more(&g->v[i].c) && (!best || g->v[i].c.next < best->next)) {
             best = &g->v[i].c;
+            g->last = i;
+        }
     return weir__cursor_take(best);
 }
 
@@ -101,6 +104,55 @@ void weir__gen_splits_pack(msgpack_packer *pk, const weir_gen_splits_t *g, uint3
         msgpack_pack_uint32(pk, g->v[i].id);
         msgpack_pack_uint64(pk, g->v[i].c.next);
     }
+}
+
+static void pack_key(msgpack_packer *pk, const char *k) {
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+}
+
+void weir__gen_splits_pack_wm(msgpack_packer *pk, const weir_gen_splits_t *g, uint32_t subtask,
+                              uint32_t parallelism, int64_t wm, bool idle, const int64_t *max_ts) {
+    msgpack_pack_map(pk, 4);
+    pack_key(pk, "pos");
+    weir__gen_splits_pack(pk, g, subtask, parallelism);
+    pack_key(pk, "wm");
+    msgpack_pack_int64(pk, wm);
+    pack_key(pk, "idle");
+    if (idle)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    pack_key(pk, "max");
+    msgpack_pack_array(pk, g->n);
+    for (size_t i = 0; i < g->n; i++) {
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint32(pk, g->v[i].id);
+        msgpack_pack_int64(pk, max_ts[i]);
+    }
+}
+
+static bool obj_i64(const msgpack_object *o, int64_t *v) {
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
+        *v = (int64_t)o->via.u64;
+        return true;
+    }
+    return false;
+}
+
+/* The map of weir__gen_splits_pack_wm: its members (NULL when absent). */
+static const msgpack_object *map_get(const msgpack_object *m, const char *k) {
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *key = &m->via.map.ptr[i].key;
+        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == strlen(k) &&
+            memcmp(key->via.str.ptr, k, key->via.str.size) == 0)
+            return &m->via.map.ptr[i].val;
+    }
+    return NULL;
 }
 
 static bool obj_u64(const msgpack_object *o, uint64_t *v) {
@@ -153,15 +205,61 @@ static int splits_restore_one(weir_gen_splits_t *g, const msgpack_object *st, ui
     return 0;
 }
 
+/* Event time members of old subtask @p old's map state @p st (the position already restored):
+ * the max timestamps of the splits it gave us, and the watermark floor. */
+static int splits_restore_wm(weir_gen_splits_t *g, const msgpack_object *st, uint32_t old,
+                             size_t n_before, char *errstr, size_t errlen) {
+    const msgpack_object *wm = map_get(st, "wm"), *max = map_get(st, "max"),
+                         *idle = map_get(st, "idle");
+    int64_t w;
+    if (!wm || !obj_i64(wm, &w) || !max || max->type != MSGPACK_OBJECT_ARRAY || !idle ||
+        idle->type != MSGPACK_OBJECT_BOOLEAN)
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                         "old subtask %u's event-time state lacks \"wm\", \"idle\" or \"max\"",
+                         old);
+    if (g->n >
+        n_before) { /* a subtask taking splits of several old ones: the lowest, idle if all */
+        bool first = !g->wm_seen;
+        if (first || w < g->wm_floor)
+            g->wm_floor = w;
+        g->wm_idle = (first || g->wm_idle) && idle->via.boolean;
+        g->wm_seen = true;
+    }
+    for (uint32_t i = 0; i < max->via.array.size; i++) {
+        const msgpack_object *e = &max->via.array.ptr[i];
+        uint64_t id;
+        int64_t ts;
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+            !obj_u64(&e->via.array.ptr[0], &id) || !obj_i64(&e->via.array.ptr[1], &ts))
+            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                             "old subtask %u's max timestamp %u is not [split, timestamp]", old, i);
+        for (size_t k = 0; k < g->n; k++)
+            if (g->v[k].id == id)
+                g->v[k].max_ts = ts;
+    }
+    return 0;
+}
+
 int weir__gen_splits_restore(weir_gen_splits_t *g, const weir_op_restore_t *r, uint32_t subtask,
                              uint32_t parallelism, uint64_t count, char *errstr, size_t errlen) {
     weir__gen_splits_free(g);
     g->count = count;
+    g->wm_floor = INT64_MIN;
     uint32_t p = parallelism ? parallelism : 1;
     int rc = 0;
-    for (uint32_t i = 0; i < r->n && rc == 0; i++)
-        rc = splits_restore_one(g, &r->states[i], r->old_subtask[i], r->old_parallelism, subtask, p,
-                                errstr, errlen);
+    for (uint32_t i = 0; i < r->n && rc == 0; i++) {
+        const msgpack_object *st = &r->states[i], *pos = st;
+        if (st->type == MSGPACK_OBJECT_MAP && !(pos = map_get(st, "pos"))) {
+            rc = weir_errf(errstr, errlen, WEIR_ECORRUPT, "old subtask %u's state lacks \"pos\"",
+                           r->old_subtask[i]);
+            break;
+        }
+        size_t before = g->n;
+        rc = splits_restore_one(g, pos, r->old_subtask[i], r->old_parallelism, subtask, p, errstr,
+                                errlen);
+        if (rc == 0 && st->type == MSGPACK_OBJECT_MAP)
+            rc = splits_restore_wm(g, st, r->old_subtask[i], before, errstr, errlen);
+    }
     for (size_t i = 1; i < g->n && rc == 0; i++)
         if (g->v[i].id == g->v[i - 1].id)
             rc = weir_errf(errstr, errlen, WEIR_ECORRUPT, "split %u is held by two old subtasks",
@@ -200,6 +298,10 @@ static int gen_open(weir_operator_t *op, weir_ctx_t *ctx) {
     }
     double rate = n->kind == WEIR_OP_SOURCE_DATAGEN ? n->datagen.rate : n->rate;
     weir__rate_init(&g->rate, rate, op->parallelism);
+    /* event time: split i of this subtask is g->splits.v[i] (restored max timestamps) */
+    for (size_t i = 0; i < g->splits.n; i++)
+        weir_source_split_add(ctx, (uint32_t)i, g->splits.v[i].max_ts);
+    weir_source_watermark_floor(ctx, g->splits.wm_floor, g->splits.wm_idle);
     return 0;
 }
 
@@ -235,6 +337,7 @@ static int datagen_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, in
     uint8_t key[8];
     for (; i < k && weir__gen_splits_more(&g->splits); i++) {
         uint64_t v = weir__datagen_value(opts, weir__gen_splits_take(&g->splits));
+        weir_source_split(ctx, (uint32_t)g->splits.last);
         msgpack_packer *pk = weir_packer(ctx);
         msgpack_pack_uint64(pk, v);
         weir__be64(v, key);
@@ -255,7 +358,9 @@ static int generator_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, 
         return rc;
     uint32_t i = 0;
     for (; i < k && weir__gen_splits_more(&g->splits); i++) {
-        fn(ctx, weir__gen_splits_take(&g->splits), udata);
+        uint64_t index = weir__gen_splits_take(&g->splits);
+        weir_source_split(ctx, (uint32_t)g->splits.last);
+        fn(ctx, index, udata);
     }
     weir__rate_note(&g->rate, i);
     return weir__gen_splits_more(&g->splits) || g->splits.count == 0 ? WEIR_SOURCE_MORE
@@ -266,9 +371,17 @@ static int generator_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, 
 static int gen_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
                         msgpack_packer *pk) {
     weir_gen_source_t *g = op->impl;
-    (void)ctx;
     (void)checkpoint_id;
-    weir__gen_splits_pack(pk, &g->splits, op->subtask, op->parallelism);
+    if (!weir_source_has_watermarks(ctx)) {
+        weir__gen_splits_pack(pk, &g->splits, op->subtask, op->parallelism);
+        return 0;
+    }
+    int64_t *max_ts = weir_xcalloc(g->splits.n, sizeof *max_ts);
+    for (size_t i = 0; i < g->splits.n; i++)
+        max_ts[i] = weir_source_split_max(ctx, (uint32_t)i);
+    weir__gen_splits_pack_wm(pk, &g->splits, op->subtask, op->parallelism,
+                             weir_source_watermark(ctx), weir_source_idle(ctx), max_ts);
+    free(max_ts);
     return 0;
 }
 

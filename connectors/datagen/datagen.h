@@ -34,6 +34,7 @@ void weir__be64(uint64_t v, uint8_t out[8]);
 typedef struct weir_gen_split {
     uint32_t id; /* the subtask that owned it at the first start */
     weir_index_cursor_t c;
+    int64_t max_ts; /* event time: restored max record timestamp (INT64_MIN: none) */
 } weir_gen_split_t;
 
 typedef struct weir_gen_splits {
@@ -41,6 +42,10 @@ typedef struct weir_gen_splits {
     size_t n, cap;
     uint64_t stride; /* the parallelism of the first start (every split's step) */
     uint64_t count;
+    size_t last;      /* index in v of the split of the last weir__gen_splits_take */
+    int64_t wm_floor; /* event time: restored watermark floor (INT64_MIN: none) */
+    bool wm_idle;     /* event time: every old subtask it took splits from was idle */
+    bool wm_seen;     /* restore: some event-time state contributed splits */
 } weir_gen_splits_t;
 
 /** The splits of a fresh start: split @p subtask of @p parallelism. */
@@ -57,7 +62,14 @@ uint64_t weir__gen_splits_take(weir_gen_splits_t *g);
  * layout of earlier versions), else `[stride, [[split id, next index], ...]]`. */
 void weir__gen_splits_pack(msgpack_packer *pk, const weir_gen_splits_t *g, uint32_t subtask,
                            uint32_t parallelism);
-/** Takes this subtask's share of restored positions @p r (weir__gen_splits_pack's objects):
+/** With a watermark strategy the snapshot is `{"pos": <position above>, "wm": the subtask's
+ * watermark, "idle": its status, "max": [[split id, max timestamp], ...]}` (a map, so a state
+ * without it is the layout above). @p max_ts: one per split of @p g, in its order. */
+void weir__gen_splits_pack_wm(msgpack_packer *pk, const weir_gen_splits_t *g, uint32_t subtask,
+                              uint32_t parallelism, int64_t wm, bool idle, const int64_t *max_ts);
+/** Takes this subtask's share of restored positions @p r (weir__gen_splits_pack's objects, or
+ * the map of weir__gen_splits_pack_wm: then each split's max_ts, wm_floor (the minimum "wm"
+ * over the states it took splits from) and wm_idle (all of them idle) are restored too):
  * every split whose id is @p subtask mod @p parallelism. @p g is replaced (possibly by no
  * split at all). @returns 0, or WEIR_ECORRUPT with one line in @p errstr. */
 int weir__gen_splits_restore(weir_gen_splits_t *g, const weir_op_restore_t *r, uint32_t subtask,

@@ -15,6 +15,9 @@
  * parallelism p' hands each old split (its id, the first start's parallelism P, its position)
  * whole to new subtask id mod p' (weir_file_splits_t), which reads its splits one after the
  * other; its position is then [P, [[split, file index, offset], ...]].
+ * Event time: split i of the subtask's list is watermark split i, registered when its first line
+ * is emitted and done when the next one starts (splits are read one after the other); the
+ * timestamps are the wall clock, so a restore needs no stored maximum (docs/event-time.md).
  * Memory: one buffer per reader (1 MiB, grown only for longer lines); no allocation per line.
  * Threading: an operator instance runs on its subtask thread only. */
 #include <dirent.h>
@@ -476,6 +479,7 @@ typedef struct weir_file_source {
     size_t n_files;
     weir_file_splits_t splits;
     weir_rate_t rate;
+    size_t wm_split; /* event time: the split whose records are being emitted (SIZE_MAX: none) */
 } weir_file_source_t;
 
 static int fsrc_open(weir_operator_t *op, weir_ctx_t *ctx) {
@@ -519,6 +523,12 @@ static int fsrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
         if (rc == 0) {
             weir__rate_note(&s->rate, emitted);
             return WEIR_SOURCE_END;
+        }
+        if (s->splits.cur != s->wm_split) { /* event time: a split ended, the next began */
+            if (s->wm_split != SIZE_MAX)
+                weir_source_split_done(ctx, (uint32_t)s->wm_split);
+            s->wm_split = s->splits.cur;
+            weir_source_split(ctx, (uint32_t)s->wm_split);
         }
         msgpack_packer *pk = weir_packer(ctx);
         msgpack_pack_str(pk, len);
@@ -575,6 +585,7 @@ int weir__file_source_create(weir_operator_t *op, char *errstr, size_t errlen) {
         return WEIR_ENOMEM;
     }
     s->splits.sr.r.fd = -1;
+    s->wm_split = SIZE_MAX;
     /* A fresh start's split; a restore replaces it. */
     weir__file_splits_init(&s->splits, op->subtask, op->parallelism);
     op->impl = s;

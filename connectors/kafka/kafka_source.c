@@ -35,6 +35,15 @@
  *                                         [topic, partition, next offset (-2 = earliest),
  *                                          stop offset (-1 when unbounded)], sorted by topic
  *                                          then partition; exactly the partitions of the subtask
+ *   "event_time" map (only with a watermark strategy; older readers ignore it):
+ *                {"wm": int, "idle": bool, "max": array of [str, int, int]}
+ *                                         the subtask's watermark and idle status, and per
+ *                                         partition [topic, partition, max record timestamp]
+ *                                         (docs/event-time.md, "Recovery"); a restore takes the
+ *                                         lowest "wm" of the old subtasks it takes partitions
+ *                                         from, idle only if all were
+ *
+ * Event time: each partition is a watermark split, numbered when first assigned (wm_splits).
  *
  * Threading: the operator runs on its subtask thread. librdkafka calls log_cb from its own
  * threads (it only logs); error_cb and the commit callback run inside rd_kafka_poll() /
@@ -367,8 +376,12 @@ ptrdiff_t weir__kparts_add(weir_kparts_t *t, const char *topic, int32_t partitio
         return -1;
     }
     memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
-    t->v[i] = (weir_kpart_t){
-        .topic = dup, .partition = partition, .next = next, .stop = stop, .finished = false};
+    t->v[i] = (weir_kpart_t){.topic = dup,
+                             .partition = partition,
+                             .next = next,
+                             .stop = stop,
+                             .finished = false,
+                             .max_ts = INT64_MIN};
     t->n++;
     return (ptrdiff_t)i;
 }
@@ -380,7 +393,7 @@ static void pack_cstr(msgpack_packer *pk, const char *s) {
 }
 
 int weir__ksrc_state_pack(msgpack_packer *pk, const weir_kparts_t *t, bool bounded) {
-    int rc = msgpack_pack_map(pk, 3);
+    int rc = msgpack_pack_map(pk, t->has_et ? 4 : 3);
     pack_cstr(pk, "version");
     msgpack_pack_uint32(pk, WEIR_KSRC_STATE_VERSION);
     pack_cstr(pk, "bounded");
@@ -394,6 +407,22 @@ int weir__ksrc_state_pack(msgpack_packer *pk, const weir_kparts_t *t, bool bound
         rc |= msgpack_pack_int32(pk, p->partition);
         rc |= msgpack_pack_int64(pk, p->next);
         rc |= msgpack_pack_int64(pk, bounded ? p->stop : -1);
+    }
+    if (t->has_et) { /* {"wm", "idle", "max": [[topic, partition, max timestamp], ...]} */
+        pack_cstr(pk, "event_time");
+        rc |= msgpack_pack_map(pk, 3);
+        pack_cstr(pk, "wm");
+        rc |= msgpack_pack_int64(pk, t->wm);
+        pack_cstr(pk, "idle");
+        rc |= t->idle ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        pack_cstr(pk, "max");
+        rc |= msgpack_pack_array(pk, t->n);
+        for (size_t i = 0; i < t->n; i++) {
+            rc |= msgpack_pack_array(pk, 3);
+            pack_cstr(pk, t->v[i].topic);
+            rc |= msgpack_pack_int32(pk, t->v[i].partition);
+            rc |= msgpack_pack_int64(pk, t->v[i].max_ts);
+        }
     }
     return rc ? WEIR_ENOMEM : 0;
 }
@@ -421,9 +450,52 @@ static bool obj_int(const msgpack_object *o, int64_t min, int64_t max, int64_t *
     return false;
 }
 
+/* The state's "event_time" map into @p t (its partitions already read); frees @p t on error. */
+static int et_unpack(const msgpack_object *et, weir_kparts_t *t, char *errstr, size_t errlen) {
+    const msgpack_object *wm = NULL, *idle = NULL, *max = NULL;
+    for (uint32_t i = 0; i < et->via.map.size; i++) {
+        const msgpack_object *k = &et->via.map.ptr[i].key, *v = &et->via.map.ptr[i].val;
+        if (obj_is_str(k, "wm"))
+            wm = v;
+        else if (obj_is_str(k, "idle"))
+            idle = v;
+        else if (obj_is_str(k, "max"))
+            max = v;
+    }
+    int64_t w;
+    if (!wm || !obj_int(wm, INT64_MIN, INT64_MAX, &w) || !idle ||
+        idle->type != MSGPACK_OBJECT_BOOLEAN || !max || max->type != MSGPACK_OBJECT_ARRAY) {
+        weir__kparts_free(t);
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                         "\"event_time\" is not {\"wm\", \"idle\", \"max\"}");
+    }
+    t->has_et = true;
+    t->wm = w;
+    t->idle = idle->via.boolean;
+    for (uint32_t i = 0; i < max->via.array.size; i++) {
+        const msgpack_object *e = &max->via.array.ptr[i], *f = e->via.array.ptr;
+        int64_t partition, ts;
+        char topic[WEIR_KSRC_MAX_TOPIC + 1];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
+            f[0].type != MSGPACK_OBJECT_STR || f[0].via.str.size > WEIR_KSRC_MAX_TOPIC ||
+            !obj_int(&f[1], 0, INT32_MAX, &partition) ||
+            !obj_int(&f[2], INT64_MIN, INT64_MAX, &ts)) {
+            weir__kparts_free(t);
+            return weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                             "\"event_time\" max %u is not [topic, partition, timestamp]", i);
+        }
+        memcpy(topic, f[0].via.str.ptr, f[0].via.str.size);
+        topic[f[0].via.str.size] = 0;
+        ptrdiff_t k = weir__kparts_find(t, topic, (int32_t)partition);
+        if (k >= 0)
+            t->v[k].max_ts = ts;
+    }
+    return 0;
+}
+
 int weir__ksrc_state_unpack(const msgpack_object *o, weir_kparts_t *t, bool *bounded, char *errstr,
                             size_t errlen) {
-    const msgpack_object *parts = NULL;
+    const msgpack_object *parts = NULL, *et = NULL;
     int64_t version = -1;
     bool has_bounded = false;
     memset(t, 0, sizeof(*t));
@@ -443,6 +515,10 @@ int weir__ksrc_state_unpack(const msgpack_object *o, weir_kparts_t *t, bool *bou
             if (v->type != MSGPACK_OBJECT_ARRAY)
                 return weir_errf(errstr, errlen, WEIR_ECORRUPT, "\"partitions\" is not an array");
             parts = v;
+        } else if (obj_is_str(k, "event_time")) {
+            if (v->type != MSGPACK_OBJECT_MAP)
+                return weir_errf(errstr, errlen, WEIR_ECORRUPT, "\"event_time\" is not a map");
+            et = v;
         }
     }
     if (version != WEIR_KSRC_STATE_VERSION)
@@ -481,7 +557,7 @@ int weir__ksrc_state_unpack(const msgpack_object *o, weir_kparts_t *t, bool *bou
             return weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory");
         }
     }
-    return 0;
+    return et ? et_unpack(et, t, errstr, errlen) : 0;
 }
 
 int weir__ksrc_state_restore(const weir_op_restore_t *r, uint32_t subtask, uint32_t parallelism,
@@ -522,9 +598,19 @@ int weir__ksrc_state_restore(const weir_op_restore_t *r, uint32_t subtask, uint3
                                r->old_subtask[i], p->topic, p->partition, owner, parallelism);
                 break;
             }
-            if (owner == subtask &&
-                weir__kparts_add(t, p->topic, p->partition, p->next, p->stop) < 0)
+            if (owner != subtask)
+                continue;
+            ptrdiff_t at = weir__kparts_add(t, p->topic, p->partition, p->next, p->stop);
+            if (at < 0) {
                 rc = weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory");
+                break;
+            }
+            t->v[at].max_ts = p->max_ts;
+            if (one.has_et) { /* event time: the lowest watermark, idle only if all were */
+                t->wm = !t->has_et || one.wm < t->wm ? one.wm : t->wm;
+                t->idle = (!t->has_et || t->idle) && one.idle;
+                t->has_et = true;
+            }
         }
         weir__kparts_free(&one);
     }
@@ -552,6 +638,7 @@ typedef struct ksrc {
     rd_kafka_queue_t *q;  /* the consumer queue: messages and consumer errors */
     rd_kafka_queue_t *cq; /* results of the group commits */
     weir_kparts_t parts;  /* the partitions this subtask reads */
+    uint32_t wm_n;        /* event time: watermark splits numbered so far (wm_splits) */
     size_t n_unfinished;  /* bounded mode */
     bool restored;        /* started from a checkpoint: parts came from its state */
     bool restored_bounded;
@@ -649,7 +736,27 @@ static size_t mark_finished(ksrc_t *s) {
 }
 
 /* Assigns every unfinished partition at its next offset (replacing the assignment). */
+/* Event time: every partition is a watermark split of this subtask, numbered in the order this
+ * subtask first assigned it (the table's indices move when discovery inserts partitions); a
+ * finished partition (bounded mode) no longer holds the watermark back. */
+static void wm_splits(ksrc_t *s, weir_ctx_t *ctx) {
+    if (!weir_source_has_watermarks(ctx))
+        return;
+    for (size_t i = 0; i < s->parts.n; i++) {
+        weir_kpart_t *p = &s->parts.v[i];
+        if (!p->wm_split) {
+            p->wm_split = ++s->wm_n;
+            weir_source_split_add(ctx, p->wm_split - 1, p->max_ts);
+        }
+        if (p->finished && !p->wm_done) {
+            p->wm_done = true;
+            weir_source_split_done(ctx, p->wm_split - 1);
+        }
+    }
+}
+
 static int assign_all(ksrc_t *s, weir_ctx_t *ctx) {
+    wm_splits(s, ctx);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)s->parts.n);
     for (size_t i = 0; i < s->parts.n; i++) {
         const weir_kpart_t *p = &s->parts.v[i];
@@ -944,7 +1051,10 @@ static int ksrc_open(weir_operator_t *op, weir_ctx_t *ctx) {
     s->next_discovery_ns = weir_now_ns() + s->o.discovery_ms * 1000000;
     s->idle_ns = KSRC_IDLE_MIN_NS;
     weir__rate_init(&s->rate, s->o.rate, 1);
-    return assign_all(s, ctx);
+    rc = assign_all(s, ctx); /* registers the partitions as watermark splits */
+    if (rc == 0 && s->restored && s->parts.has_et)
+        weir_source_watermark_floor(ctx, s->parts.wm, s->parts.idle);
+    return rc;
 }
 
 static ptrdiff_t find_msg_part(ksrc_t *s, const rd_kafka_message_t *m) {
@@ -1037,6 +1147,8 @@ static int on_message(ksrc_t *s, weir_ctx_t *ctx, const rd_kafka_message_t *m, b
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    if (p->wm_split)
+        weir_source_split(ctx, p->wm_split - 1);
     weir_emit_packed(ctx, ts >= 0 ? ts : weir_wall_ms(), key, (uint32_t)key_len);
     p->next = m->offset + 1;
     if (p->stop >= 0 && p->next >= p->stop) {
@@ -1134,6 +1246,14 @@ static int ksrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
 static int ksrc_snapshot(weir_operator_t *op, weir_ctx_t *ctx, uint64_t checkpoint_id,
                          msgpack_packer *pk) {
     ksrc_t *s = op->impl;
+    if (weir_source_has_watermarks(ctx)) { /* event time: stored with the offsets */
+        s->parts.has_et = true;
+        s->parts.wm = weir_source_watermark(ctx);
+        s->parts.idle = weir_source_idle(ctx);
+        for (size_t i = 0; i < s->parts.n; i++)
+            if (s->parts.v[i].wm_split)
+                s->parts.v[i].max_ts = weir_source_split_max(ctx, s->parts.v[i].wm_split - 1);
+    }
     if (weir__ksrc_state_pack(pk, &s->parts, s->o.bounded) != 0) {
         weir_fail(ctx, WEIR_KSRC_API " '%s': out of memory packing the state", s->node->name);
         return WEIR_ENOMEM;

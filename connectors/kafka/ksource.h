@@ -74,16 +74,24 @@ uint32_t weir__kafka_partition_owner(const char *topic, int32_t partition, uint3
 typedef struct weir_kpart {
     char *topic; /* malloc'd */
     int32_t partition;
-    int64_t next;  /* next offset to read; RD_KAFKA_OFFSET_BEGINNING (-2): the earliest */
-    int64_t stop;  /* bounded mode: the first offset not read (the end at the first start);
-                      -1 unbounded */
-    bool finished; /* bounded mode: next >= stop (not in the state: derived) */
+    int64_t next;      /* next offset to read; RD_KAFKA_OFFSET_BEGINNING (-2): the earliest */
+    int64_t stop;      /* bounded mode: the first offset not read (the end at the first start);
+                          -1 unbounded */
+    bool finished;     /* bounded mode: next >= stop (not in the state: derived) */
+    uint32_t wm_split; /* event time: watermark split id + 1 of this subtask (0: none yet) */
+    int64_t max_ts;    /* event time: the partition's max record timestamp in the state
+                          (INT64_MIN: none) */
+    bool wm_done;      /* event time: its split was reported done (finished) */
 } weir_kpart_t;
 
 /** A partition table, sorted by (topic, partition). */
 typedef struct weir_kparts {
     weir_kpart_t *v;
     size_t n, cap;
+    /* event time (a source with a watermark strategy): packed as the state's "event_time" */
+    bool has_et;
+    int64_t wm; /* the subtask's watermark (restored: the lowest of the old subtasks taken) */
+    bool idle;  /* its status (restored: every old subtask taken was idle) */
 } weir_kparts_t;
 
 void weir__kparts_free(weir_kparts_t *t);

@@ -181,6 +181,23 @@ weir_stream_t *weir_source_generator(weir_job_t *job, const char *name, uint64_t
                                      weir_generator_fn fn, void *udata);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Event time                                                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Watermark strategy of a source, applied per split (file split, Kafka partition, datagen or
+ *  generator subtask range) and combined as the minimum over the subtask's active splits. */
+typedef struct weir_watermark_strategy {
+    int64_t max_out_of_orderness_ms; /**< watermark = max timestamp seen - this - 1 */
+    int64_t idle_timeout_ms;         /**< a split (and a subtask) with no record for this long
+                                          is idle and does not hold the minimum back; 0 = never */
+} weir_watermark_strategy_t;
+/** Sets the watermark strategy of a source operator (refused at define time on another op). */
+weir_stream_t *weir_set_watermark_strategy(weir_stream_t *source,
+                                           const weir_watermark_strategy_t *strategy);
+/** The current event-time watermark of the running operator (INT64_MIN before the first). */
+int64_t weir_current_watermark(const weir_ctx_t *ctx);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Transformations                                                                          */
 /* ---------------------------------------------------------------------------------------- */
 

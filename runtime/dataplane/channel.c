@@ -144,6 +144,26 @@ bool weir_outchan_write_end(weir_outchan_t *ch, int64_t now_ns) {
     return ok;
 }
 
+bool weir_outchan_write_watermark(weir_outchan_t *ch, int64_t wm, int64_t now_ns) {
+    if (!ensure_room(ch, WEIR_EVENT_WATERMARK_SIZE, now_ns))
+        return false;
+    size_t before = ch->w.len;
+    bool ok = weir_bufwriter_watermark(&ch->w, wm);
+    assert(ok);
+    wrote(ch, before, now_ns);
+    return ok;
+}
+
+bool weir_outchan_write_status(weir_outchan_t *ch, bool idle, int64_t now_ns) {
+    if (!ensure_room(ch, WEIR_EVENT_STATUS_SIZE, now_ns))
+        return false;
+    size_t before = ch->w.len;
+    bool ok = weir_bufwriter_status(&ch->w, idle);
+    assert(ok);
+    wrote(ch, before, now_ns);
+    return ok;
+}
+
 bool weir_outchan_write_barrier(weir_outchan_t *ch, uint64_t id, int64_t ts, uint8_t ck_kind,
                                 const char *target, uint16_t target_len, int64_t now_ns) {
     if (ck_kind > WEIR_BARRIER_KIND_MAX || target_len > WEIR_BARRIER_TARGET_MAX ||

@@ -73,6 +73,10 @@ void weir_outchan_destroy(weir_outchan_t *ch);
  * must take and send it (with a credit) and retry. */
 bool weir_outchan_write_record(weir_outchan_t *ch, const weir_record_t *rec, int64_t now_ns);
 bool weir_outchan_write_end(weir_outchan_t *ch, int64_t now_ns);
+/** Appends watermark @p wm / a watermark status (record.h). @returns false when the current
+ * buffer is full (send it and retry). */
+bool weir_outchan_write_watermark(weir_outchan_t *ch, int64_t wm, int64_t now_ns);
+bool weir_outchan_write_status(weir_outchan_t *ch, bool idle, int64_t now_ns);
 /** Appends barrier @p id (trigger time @p ts) of kind @p ck_kind with its target (record.h).
  * @returns false when the current buffer is full (send it and retry), or when the kind or the
  * target is out of the format's bounds (then an empty buffer refuses it too). */

@@ -96,6 +96,15 @@ bool weir_bufwriter_end(weir_bufwriter_t *w) {
     return true;
 }
 
+bool weir_bufwriter_status(weir_bufwriter_t *w, bool idle) {
+    if (WEIR_EVENT_STATUS_SIZE > w->cap - w->len)
+        return false;
+    w->data[w->len] = WEIR_EV_STATUS;
+    w->data[w->len + 1] = idle ? 1 : 0;
+    w->len += WEIR_EVENT_STATUS_SIZE;
+    return true;
+}
+
 void weir_bufreader_init(weir_bufreader_t *r, const uint8_t *data, size_t len) {
     r->pos = data;
     r->end = data + len;
@@ -151,6 +160,14 @@ int weir_bufreader_next(weir_bufreader_t *r, weir_event_t *ev) {
         ev->kind = WEIR_EV_WATERMARK;
         ev->timestamp = (int64_t)get_u64(p + 1);
         r->pos = p + WEIR_EVENT_WATERMARK_SIZE;
+        return 1;
+    case WEIR_EV_STATUS:
+        if (left < WEIR_EVENT_STATUS_SIZE || p[1] > 1)
+            return WEIR_ECORRUPT;
+        memset(ev, 0, sizeof *ev);
+        ev->kind = WEIR_EV_STATUS;
+        ev->idle = p[1] == 1;
+        r->pos = p + WEIR_EVENT_STATUS_SIZE;
         return 1;
     case WEIR_EV_END:
         memset(ev, 0, sizeof *ev);

@@ -3,7 +3,7 @@
  *
  * Entry layout (little-endian, no padding, no alignment assumed: read with memcpy):
  *   OFFSET SIZE DESCRIPTION
- *   0      1    kind: 1 record, 2 barrier, 3 watermark, 4 end of input
+ *   0      1    kind: 1 record, 2 barrier, 3 watermark, 4 end of input, 5 watermark status
  *   record:
  *   1      8    timestamp (int64, ms)
  *   9      4    key length k (uint32, <= WEIR_MAX_KEY_LEN)
@@ -19,6 +19,8 @@
  *   watermark:
  *   1      8    watermark (int64, ms)
  *   end of input: no payload.
+ *   watermark status (the sending subtask became idle / active again; docs/event-time.md):
+ *   1      1    status: 0 active, 1 idle (any other value is corrupt)
  */
 #ifndef WEIR_RUNTIME_RECORD_H
 #define WEIR_RUNTIME_RECORD_H
@@ -35,12 +37,14 @@
 #define WEIR_BARRIER_KIND_MAX 2u /* WEIR_CK_STOP */
 #define WEIR_EVENT_WATERMARK_SIZE 9u
 #define WEIR_EVENT_END_SIZE 1u
+#define WEIR_EVENT_STATUS_SIZE 2u
 
 typedef enum weir_event_kind {
     WEIR_EV_RECORD = 1,
     WEIR_EV_BARRIER = 2,
     WEIR_EV_WATERMARK = 3,
     WEIR_EV_END = 4,
+    WEIR_EV_STATUS = 5,
 } weir_event_kind_t;
 
 /** A decoded entry; for records the pointers refer into the buffer (zero-copy). */
@@ -53,6 +57,7 @@ typedef struct weir_event {
     const char *target;     /* WEIR_EV_BARRIER: target_len bytes in the buffer (zero-copy, not
                                NUL-terminated); NULL when target_len is 0 */
     uint16_t target_len;
+    bool idle; /* WEIR_EV_STATUS */
 } weir_event_t;
 
 /** Appends entries to a caller-owned byte array. */
@@ -86,11 +91,14 @@ bool weir_bufwriter_barrier(weir_bufwriter_t *w, uint64_t checkpoint_id, int64_t
                             uint8_t ck_kind, const char *target, uint16_t target_len);
 bool weir_bufwriter_watermark(weir_bufwriter_t *w, int64_t watermark);
 bool weir_bufwriter_end(weir_bufwriter_t *w);
+/** Appends a watermark status (@p idle: the sender is idle; false: active again). */
+bool weir_bufwriter_status(weir_bufwriter_t *w, bool idle);
 
 void weir_bufreader_init(weir_bufreader_t *r, const uint8_t *data, size_t len);
 /** Decodes the next entry. @returns 1 (got one), 0 (buffer exhausted) or WEIR_ECORRUPT
  * (truncated entry, unknown kind, key longer than WEIR_MAX_KEY_LEN, a barrier kind above
- * WEIR_BARRIER_KIND_MAX, a target longer than WEIR_BARRIER_TARGET_MAX or holding a NUL). */
+ * WEIR_BARRIER_KIND_MAX, a target longer than WEIR_BARRIER_TARGET_MAX or holding a NUL, a
+ * watermark status other than 0 or 1). */
 int weir_bufreader_next(weir_bufreader_t *r, weir_event_t *ev);
 
 #endif

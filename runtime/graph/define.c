@@ -12,6 +12,7 @@
  */
 #include "runtime/graph/graph_int.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -372,6 +373,33 @@ weir_stream_t *weir_set_lifecycle(weir_stream_t *op, weir_open_fn open, weir_clo
     n->open_fn = open;
     n->close_fn = close;
     return op;
+}
+
+weir_stream_t *weir_set_watermark_strategy(weir_stream_t *source,
+                                           const weir_watermark_strategy_t *strategy) {
+    weir_node_t *n = stream_node(source);
+    if (!n)
+        return source;
+    if (!weir_op_is_source(n->kind)) {
+        weir_job_error(source->job,
+                       "weir_set_watermark_strategy on '%s': not a source: set it on the source "
+                       "that reads the records",
+                       n->name);
+        return source;
+    }
+    if (!strategy || strategy->max_out_of_orderness_ms < 0 ||
+        strategy->max_out_of_orderness_ms > WEIR_WM_MAX_MS || strategy->idle_timeout_ms < 0 ||
+        strategy->idle_timeout_ms > WEIR_WM_MAX_MS) {
+        weir_job_error(source->job,
+                       "weir_set_watermark_strategy on '%s': max_out_of_orderness_ms and "
+                       "idle_timeout_ms must be within 0..%" PRId64,
+                       n->name, (int64_t)WEIR_WM_MAX_MS);
+        return source;
+    }
+    n->has_wm = true;
+    n->wm_bound_ms = strategy->max_out_of_orderness_ms;
+    n->wm_idle_ms = strategy->idle_timeout_ms;
+    return source;
 }
 
 static weir_state_id declare(weir_stream_t *op, const char *api, const char *name,

@@ -58,6 +58,9 @@ typedef enum weir_part {
 } weir_part_t;
 
 /** One operator of the logical graph. Strings are owned by the job's arena. */
+/** Upper bound of a watermark strategy's durations (ms; about 34 years). */
+#define WEIR_WM_MAX_MS (INT64_C(1) << 40)
+
 typedef struct weir_node {
     uint32_t id;
     weir_op_kind_t kind;
@@ -83,6 +86,10 @@ typedef struct weir_node {
      * connectors/kafka/ interprets them (docs/kafka.md) */
     const char **options; /* 2 * n_options strings in the job's arena */
     uint32_t n_options;
+    /* sources: watermark strategy (weir_set_watermark_strategy); has_wm false = none */
+    bool has_wm;
+    int64_t wm_bound_ms; /* 0 .. WEIR_WM_MAX_MS */
+    int64_t wm_idle_ms;  /* 0 (never idle) .. WEIR_WM_MAX_MS */
     weir_state_decl_t *states;
     uint32_t n_states;
     uint32_t cap_states;

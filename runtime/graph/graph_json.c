@@ -103,6 +103,12 @@ json_t *weir_graph_to_json(const weir_job_t *job) {
             n->uid ? json_string(n->uid) : json_null(), "parallelism", (json_int_t)n->parallelism,
             "input", (json_int_t)n->input, "partitioning", weir_part_name(n->input_part),
             "has_key_fn", (int)n->has_key_fn, "config", node_config_json(n), "states", states);
+        if (jn && n->has_wm &&
+            json_object_set_new(jn, "watermark",
+                                json_pack("{s:I, s:I}", "max_out_of_orderness_ms",
+                                          (json_int_t)n->wm_bound_ms, "idle_timeout_ms",
+                                          (json_int_t)n->wm_idle_ms)))
+            bad = true;
         if (!jn || json_array_append_new(nodes, jn))
             bad = true;
     }
@@ -259,6 +265,30 @@ static int parse_config(weir_job_t *job, weir_node_t *n, const json_t *cfg, cons
     }
 }
 
+/* "watermark": absent / null (no strategy) or {"max_out_of_orderness_ms", "idle_timeout_ms"},
+ * each within 0..WEIR_WM_MAX_MS; only on a source. */
+static int parse_watermark(weir_node_t *n, const json_t *jn, const char *what, char *errstr,
+                           size_t errlen) {
+    const json_t *wm = json_object_get(jn, "watermark");
+    if (!wm || json_is_null(wm))
+        return 0;
+    if (!json_is_object(wm))
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: \"watermark\" must be an object", what);
+    if (!weir_op_is_source(n->kind))
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "%s: \"watermark\" is only allowed on a source", what);
+    char ww[96];
+    snprintf(ww, sizeof(ww), "%s.watermark", what);
+    int rc;
+    if ((rc = weir_json_int(wm, ww, "max_out_of_orderness_ms", true, 0, WEIR_WM_MAX_MS, 0,
+                            &n->wm_bound_ms, errstr, errlen)) ||
+        (rc = weir_json_int(wm, ww, "idle_timeout_ms", false, 0, WEIR_WM_MAX_MS, 0, &n->wm_idle_ms,
+                            errstr, errlen)))
+        return rc;
+    n->has_wm = true;
+    return 0;
+}
+
 static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *errstr,
                       size_t errlen) {
     char what[64];
@@ -319,7 +349,7 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
     }
     rc = parse_config(job, n, cfg, what, errstr, errlen);
     json_decref(tmp);
-    if (rc)
+    if (rc || (rc = parse_watermark(n, jn, what, errstr, errlen)))
         return rc;
     size_t k;
     const json_t *js;
@@ -468,6 +498,11 @@ int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, c
                           "submitted",
                           b->name, b->input, weir_part_name(b->input_part), s->input,
                           weir_part_name(s->input_part));
+        if (b->has_wm != s->has_wm ||
+            (b->has_wm && (b->wm_bound_ms != s->wm_bound_ms || b->wm_idle_ms != s->wm_idle_ms)))
+            return nondet(errstr, errlen,
+                          "operator '%s' has another watermark strategy here than was submitted",
+                          b->name);
         if (b->n_states != s->n_states)
             return nondet(errstr, errlen,
                           "operator '%s' declares %u states here but %u were submitted", b->name,

@@ -133,6 +133,11 @@ void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
             weir__task_lc_emit_refused(ctx);
         return;
     }
+    if (t->wmgen && ctx->pos == 0) { /* a source's record: its split's max timestamp */
+        weir_wm_gen_record(t->wmgen, t->wm_split, rec->timestamp, t->now_ns);
+        if (UNLIKELY(t->wm_idle)) /* active again before the record goes out */
+            weir__task_wm_poll(t, t->now_ns);
+    }
     if (ctx->next)
         weir__task_deliver(ctx->next, rec);
     else
@@ -168,6 +173,58 @@ int weir_unpack(weir_ctx_t *ctx, const weir_record_t *rec, msgpack_object *out) 
 
 uint32_t weir_subtask_index(const weir_ctx_t *ctx) {
     return ctx->task->subtask;
+}
+
+int64_t weir_current_watermark(const weir_ctx_t *ctx) {
+    return ctx->task->wm;
+}
+
+bool weir_source_has_watermarks(const weir_ctx_t *ctx) {
+    return ctx->task->wmgen != NULL;
+}
+
+void weir_source_split_add(weir_ctx_t *ctx, uint32_t split, int64_t max_ts) {
+    weir_task_t *t = ctx->task;
+    if (t->wmgen)
+        weir_wm_gen_split(t->wmgen, split, max_ts, weir_now_ns());
+}
+
+void weir_source_split(weir_ctx_t *ctx, uint32_t split) {
+    ctx->task->wm_split = split;
+}
+
+void weir_source_split_done(weir_ctx_t *ctx, uint32_t split) {
+    weir_task_t *t = ctx->task;
+    if (t->wmgen)
+        weir_wm_gen_remove(t->wmgen, split);
+}
+
+int64_t weir_source_split_max(const weir_ctx_t *ctx, uint32_t split) {
+    const weir_task_t *t = ctx->task;
+    return t->wmgen && split < t->wmgen->n ? t->wmgen->splits[split].wm : INT64_MIN;
+}
+
+int64_t weir_source_watermark(const weir_ctx_t *ctx) {
+    const weir_task_t *t = ctx->task;
+    return t->wmgen ? t->wmgen->o.out : INT64_MIN;
+}
+
+bool weir_source_idle(const weir_ctx_t *ctx) {
+    const weir_task_t *t = ctx->task;
+    return t->wmgen && t->wmgen->o.idle;
+}
+
+void weir_source_watermark_floor(weir_ctx_t *ctx, int64_t wm, bool idle) {
+    weir_task_t *t = ctx->task;
+    if (!t->wmgen)
+        return;
+    if (wm > t->wmgen->o.out)
+        t->wmgen->o.out = wm;
+    if (idle) {
+        t->wmgen->o.idle = true;
+        for (uint32_t i = 0; i < t->wmgen->n; i++)
+            t->wmgen->splits[i].idle = true;
+    }
 }
 
 uint32_t weir_parallelism(const weir_ctx_t *ctx) {

@@ -285,6 +285,10 @@ static void task_free(weir_task_t *t) {
         free(in->dq);
     }
     msgpack_sbuffer_destroy(&t->ckbuf);
+    weir_wm_valve_free(&t->valve);
+    if (t->wmgen)
+        weir_wm_gen_free(t->wmgen);
+    free(t->wmgen);
     free(t->align_target);
     free(t->sp_ids);
     free(t->ck_dir);
@@ -345,6 +349,10 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
     t->work_dir = weir_xstrdup(spec->work_dir ? spec->work_dir : "/tmp");
     t->buffer_size = spec->buffer_size ? spec->buffer_size : 32768;
     t->buffer_timeout_ns = spec->buffer_timeout_ns;
+    t->wm = INT64_MIN;
+    atomic_store(&t->wm_pub, INT64_MIN);
+    t->wm_interval_ns =
+        spec->watermark_interval_ns > 0 ? spec->watermark_interval_ns : 200 * 1000000LL;
     t->credits_per_channel = spec->credits_per_channel ? spec->credits_per_channel : 4;
     t->state_cache_bytes = spec->state_cache_bytes;
     t->on_state = spec->on_state;
@@ -390,6 +398,15 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
         goto fail;
     if (build_gates(t, errstr, errlen) < 0)
         goto fail;
+    if (weir_wm_valve_init(&t->valve, t->n_ins) < 0) {
+        weir_fmt(errstr, errlen, "out of memory for the watermarks of %u input channels", t->n_ins);
+        goto fail;
+    }
+    const weir_node_t *head = &g->nodes[t->vx->nodes[0]];
+    if (t->is_source && head->has_wm) {
+        t->wmgen = weir_xcalloc(1, sizeof *t->wmgen);
+        weir_wm_gen_init(t->wmgen, head->wm_bound_ms, head->wm_idle_ms, INT64_MIN);
+    }
     if (pthread_create(&t->thread, NULL, weir__task_main, t) != 0) {
         weir_fmt(errstr, errlen, "cannot start the thread of subtask %u of %s", t->subtask,
                  t->vx->name);
@@ -457,6 +474,9 @@ uint32_t weir_task_attempt(const weir_task_t *task) {
 }
 uint32_t weir_task_vertex(const weir_task_t *task) {
     return task->vertex;
+}
+int64_t weir_task_watermark(const weir_task_t *task) {
+    return atomic_load_explicit(&task->wm_pub, memory_order_relaxed);
 }
 uint32_t weir_task_subtask(const weir_task_t *task) {
     return task->subtask;

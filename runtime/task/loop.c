@@ -159,6 +159,45 @@ bool weir__task_write_event(weir_task_t *t, const weir_task_barrier_t *b) {
     return true;
 }
 
+/* Writes a watermark (@p status false) or a status into every output channel, sending full
+ * buffers as credits allow. */
+static void write_wm(weir_task_t *t, bool status, bool idle, int64_t wm) {
+    int64_t now = weir_now_ns();
+    for (uint32_t i = 0; i < t->n_outs && !t->stop; i++) {
+        weir_task_out_t *o = &t->outs[i];
+        while (status ? !weir_outchan_write_status(&o->ch, idle, now)
+                      : !weir_outchan_write_watermark(&o->ch, wm, now)) {
+            weir__task_send_out(t, o); /* a full buffer: an empty one always fits */
+            if (t->stop)
+                return;
+        }
+    }
+}
+
+void weir__task_wm_forward(weir_task_t *t, unsigned flags, int64_t wm, bool idle) {
+    /* active before the new watermark; idle after it (a watermark marks its channel active) */
+    if ((flags & WEIR_WM_STATUS) && !idle) {
+        t->wm_idle = false;
+        write_wm(t, true, false, 0);
+    }
+    if (flags & WEIR_WM_ADVANCED && wm > t->wm) {
+        t->wm = wm;
+        atomic_store_explicit(&t->wm_pub, wm, memory_order_relaxed);
+        write_wm(t, false, false, wm);
+    }
+    if ((flags & WEIR_WM_STATUS) && idle) {
+        t->wm_idle = true;
+        write_wm(t, true, true, 0);
+    }
+}
+
+void weir__task_wm_poll(weir_task_t *t, int64_t now_ns) {
+    t->wm_next_ns = now_ns + t->wm_interval_ns;
+    unsigned f = weir_wm_gen_poll(t->wmgen, now_ns);
+    if (f)
+        weir__task_wm_forward(t, f, t->wmgen->o.out, t->wmgen->o.idle);
+}
+
 /* Sends every buffer whose timeout passed and that has a credit. @returns the earliest time a
  * pending buffer (with credit) becomes due, INT64_MAX when none. Channels without credit are
  * rechecked when their CREDIT message arrives. */
@@ -234,7 +273,18 @@ static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
             weir__task_deliver(head, &ev.record);
             if (UNLIKELY(t->stop))
                 break;
+        } else if (ev.kind == WEIR_EV_WATERMARK) {
+            unsigned f = weir_wm_valve_watermark(&t->valve, idx, ev.timestamp);
+            if (f)
+                weir__task_wm_forward(t, f, t->valve.o.out, t->valve.o.idle);
+        } else if (ev.kind == WEIR_EV_STATUS) {
+            unsigned f = weir_wm_valve_status(&t->valve, idx, ev.idle);
+            if (f)
+                weir__task_wm_forward(t, f, t->valve.o.out, t->valve.o.idle);
         } else if (ev.kind == WEIR_EV_END) {
+            unsigned f = weir_wm_valve_end(&t->valve, idx);
+            if (f)
+                weir__task_wm_forward(t, f, t->valve.o.out, t->valve.o.idle);
             weir__task_on_end(t, idx);
         } else if (ev.kind == WEIR_EV_BARRIER) {
             weir_task_barrier_t b = {.id = ev.checkpoint_id,
@@ -251,7 +301,6 @@ static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
                 break;
             }
         }
-        /* watermarks: not handled yet */
     }
     weir__task_ctr_add(&t->m.records_in, n);
     if (blocked && !t->stop)
@@ -401,6 +450,8 @@ static bool run_source(weir_task_t *t) {
         }
         if (rc == WEIR_SOURCE_END)
             return true;
+        if (t->wmgen && weir_now_ns() >= t->wm_next_ns)
+            weir__task_wm_poll(t, weir_now_ns());
         /* control messages, without waiting */
         while (!t->stop && next_msg(t, &msg, 0) > 0)
             handle_msg(t, &msg);
@@ -408,9 +459,13 @@ static bool run_source(weir_task_t *t) {
         int64_t next_flush = flush_due(t, now);
         while (wake > now && !t->stop && !t->suspended) {
             int64_t dl = wake < next_flush ? wake : next_flush;
+            if (t->wmgen && t->wm_next_ns < dl)
+                dl = t->wm_next_ns;
             if (next_msg(t, &msg, dl > 0 ? dl : 1) > 0)
                 handle_msg(t, &msg);
             now = weir_now_ns();
+            if (t->wmgen && now >= t->wm_next_ns)
+                weir__task_wm_poll(t, now);
             next_flush = flush_due(t, now);
         }
     }
@@ -452,6 +507,9 @@ static void wait_final_notify(weir_task_t *t) {
  * so downstream's final snapshot follows ours); END on every output, flush everything; with
  * checkpointing on, wait for the final notify. */
 static void finish(weir_task_t *t) {
+    if (t->is_source) /* the final watermark (Flink's MAX_WATERMARK), with or without a strategy */
+        weir__task_wm_forward(t, WEIR_WM_ADVANCED | (t->wm_idle ? WEIR_WM_STATUS : 0), INT64_MAX,
+                              false);
     for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
         t->now_ns = weir_now_ns();
         clear_zones(t);
@@ -492,6 +550,15 @@ void *weir__task_main(void *arg) {
     bool ended = false;
     if (!t->stop) {
         set_state(t, WEIR_TASK_RUNNING, NULL);
+        if (t->wmgen) { /* splits: registered by the source's open(), or by a first record */
+            int64_t now = weir_now_ns();
+            t->wm_next_ns = now + t->wm_interval_ns;
+            /* restored: never below the checkpoint's watermark, idle if it was */
+            if (t->wmgen->o.out > t->wm)
+                weir__task_wm_forward(t, WEIR_WM_ADVANCED, t->wmgen->o.out, false);
+            if (t->wmgen->o.idle)
+                weir__task_wm_forward(t, WEIR_WM_STATUS, t->wm, true);
+        }
         ended = t->is_source ? run_source(t) : run_inputs(t);
     }
     if (ended && !t->stop)

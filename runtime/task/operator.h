@@ -101,6 +101,33 @@ uint32_t weir_ctx_attempt(const weir_ctx_t *ctx);
  * and fails instead. Always true outside a task manager. Implemented by the task runtime. */
 bool weir_ctx_lease_valid(const weir_ctx_t *ctx, int64_t *silent_ms);
 
+/* Event time in sources (docs/event-time.md). A source with a watermark strategy reports which of
+ * its splits each record comes from; the runtime keeps one maximum timestamp per split and emits
+ * the minimum over the active splits. Splits are dense indices of this subtask (0, 1, ...); a
+ * source that never calls these has one split, 0 (the datagen / generator subtask range). Every
+ * call is a no-op (weir_source_split_max: INT64_MIN) when the source has no strategy.
+ * Implemented by the task runtime; task thread only. */
+/** True when the source of @p ctx has a watermark strategy. */
+bool weir_source_has_watermarks(const weir_ctx_t *ctx);
+/** Registers split @p split with the maximum timestamp it had at the checkpoint (@p max_ts;
+ * INT64_MIN when fresh). Call in open() (after restore()). */
+void weir_source_split_add(weir_ctx_t *ctx, uint32_t split, int64_t max_ts);
+/** Records emitted from now on belong to split @p split (registered on first use). */
+void weir_source_split(weir_ctx_t *ctx, uint32_t split);
+/** Split @p split ended: it no longer holds the watermark back. */
+void weir_source_split_done(weir_ctx_t *ctx, uint32_t split);
+/** The maximum timestamp seen in split @p split (what a snapshot stores with its position). */
+int64_t weir_source_split_max(const weir_ctx_t *ctx, uint32_t split);
+/** The subtask's last emitted watermark (a snapshot stores it), INT64_MIN when none. */
+int64_t weir_source_watermark(const weir_ctx_t *ctx);
+/** True when the subtask's last emitted status is idle (a snapshot stores it). */
+bool weir_source_idle(const weir_ctx_t *ctx);
+/** Restore: the subtask's watermark never goes below @p wm (the minimum over the restored
+ * states it took splits from) and, when @p idle (every one of them was idle), it starts idle
+ * with every registered split idle until its next record; both are emitted when the source
+ * starts, before any record. Call in open(), after weir_source_split_add. */
+void weir_source_watermark_floor(weir_ctx_t *ctx, int64_t wm, bool idle);
+
 /** Sets op->vt/op->impl for a connector kind (sources, file/print/blackhole sinks). The task
  * runtime knows no connector: the host passes one of these in weir_task_spec_t (the task manager
  * passes weir_connector_create from connectors/registry.c). @returns 0, or WEIR_EINVAL for a kind

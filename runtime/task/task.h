@@ -45,11 +45,12 @@ typedef struct weir_task_spec {
     char ***placement; /* placement[v][s] = data address hosting subtask s of vertex v;
                           copied by weir_task_start */
     weir_dataplane_t *dataplane;
-    const char *work_dir;         /* task manager working directory; state goes below it */
-    size_t buffer_size;           /* taskmanager.memory.segment-size */
-    int64_t buffer_timeout_ns;    /* execution.buffer-timeout */
-    uint32_t credits_per_channel; /* taskmanager.network.buffers-per-channel */
-    size_t state_cache_bytes;     /* state.backend.cache-size per subtask */
+    const char *work_dir;          /* task manager working directory; state goes below it */
+    size_t buffer_size;            /* taskmanager.memory.segment-size */
+    int64_t buffer_timeout_ns;     /* execution.buffer-timeout */
+    int64_t watermark_interval_ns; /* pipeline.auto-watermark-interval; 0 = 200 ms */
+    uint32_t credits_per_channel;  /* taskmanager.network.buffers-per-channel */
+    size_t state_cache_bytes;      /* state.backend.cache-size per subtask */
     weir_task_state_cb on_state;
     void *cb_arg;
     /* checkpointing (docs/checkpointing.md); all zero = off */
@@ -94,6 +95,9 @@ const char *weir_task_job_id(const weir_task_t *task);
 uint32_t weir_task_attempt(const weir_task_t *task);
 uint32_t weir_task_vertex(const weir_task_t *task);
 uint32_t weir_task_subtask(const weir_task_t *task);
+/** The chain's current event-time watermark (INT64_MIN before the first; INT64_MAX after end of
+ * input). Any thread (relaxed atomic). */
+int64_t weir_task_watermark(const weir_task_t *task);
 weir_task_state_t weir_task_state(const weir_task_t *task);
 /** A consistent-enough snapshot of the counters (relaxed atomics). Any thread. */
 void weir_task_get_metrics(const weir_task_t *task, weir_task_metrics_t *out);

@@ -22,6 +22,7 @@
 #include "runtime/dataplane/partition.h"
 #include "runtime/task/operator.h"
 #include "runtime/task/task.h"
+#include "runtime/task/watermark.h"
 #include "state/state.h"
 
 /** Per-operator runtime context (one per chain position). */
@@ -188,6 +189,16 @@ struct weir_task {
     msgpack_sbuffer ckbuf;    /* operator-state scratch */
     struct weir_uploader *up; /* stateful chains with checkpointing on */
 
+    /* event time (task thread): docs/event-time.md */
+    int64_t wm;             /* the chain's current watermark (INT64_MIN before the first) */
+    _Atomic int64_t wm_pub; /* copy of wm for other threads (weir_task_watermark) */
+    bool wm_idle;           /* the status last forwarded downstream */
+    weir_wm_valve_t valve;  /* non-source: per input channel watermark and idleness */
+    weir_wm_gen_t *wmgen;   /* source with a strategy: per-split generator; NULL otherwise */
+    uint32_t wm_split;      /* source: split of the records being emitted (weir_source_split) */
+    int64_t wm_next_ns;     /* source: next periodic watermark poll */
+    int64_t wm_interval_ns;
+
     int64_t now_ns; /* refreshed per input buffer / source batch */
     bool stop;      /* leave the main loop (failed or canceled) */
     bool failed;
@@ -237,6 +248,13 @@ void weir__task_send_out(weir_task_t *task, weir_task_out_t *o);
  * every non-empty buffer. @returns false when the task failed (the event did not fit an empty
  * buffer) or is stopping. */
 bool weir__task_write_event(weir_task_t *t, const weir_task_barrier_t *b);
+/** Forwards what a watermark combination reported (@p flags: WEIR_WM_*): a new status
+ * @p idle and/or a new watermark @p wm (becomes the chain's current watermark), written into
+ * every output channel (sent as buffers fill or time out). Task thread. */
+void weir__task_wm_forward(weir_task_t *t, unsigned flags, int64_t wm, bool idle);
+/** Source with a strategy: polls the generator now (periodically, or at once when an idle
+ * source emits again) and forwards what changed. */
+void weir__task_wm_poll(weir_task_t *t, int64_t now_ns);
 /** Frees every message still deferred or queued in the mailbox (task_free). */
 void weir__task_drop_messages(weir_task_t *task);
 

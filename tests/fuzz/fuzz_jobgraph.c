@@ -116,13 +116,13 @@ static void write_seeds(void) {
     weir_sink(weir_broadcast(s), "custom", map_fn, NULL);
     seed_graph(job, "chains");
 
-    /* generator -> key_by (record key) -> reduce -> blackhole */
+    /* generator (with a watermark strategy) -> key_by (record key) -> reduce -> blackhole */
     job = weir_graph_new("reduce", 1);
-    weir_stream_t *r = weir_reduce(
-        weir_key_by(
-            weir_set_uid(weir_source_generator(job, "events", 500, 0, gen_fn, NULL), "events"),
-            NULL, NULL),
-        "sum", reduce_fn, NULL);
+    weir_stream_t *ev =
+        weir_set_uid(weir_source_generator(job, "events", 500, 0, gen_fn, NULL), "events");
+    weir_watermark_strategy_t st = {.max_out_of_orderness_ms = 4000, .idle_timeout_ms = 60000};
+    weir_set_watermark_strategy(ev, &st);
+    weir_stream_t *r = weir_reduce(weir_key_by(ev, NULL, NULL), "sum", reduce_fn, NULL);
     weir_sink_blackhole(weir_set_uid(r, "sum"), "drop");
     seed_graph(job, "reduce");
 

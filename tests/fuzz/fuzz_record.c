@@ -1,7 +1,7 @@
 /* libFuzzer target: the data-plane decoders a receiving subtask runs on bytes that came over the
  * network: the buffer codec weir_bufreader_next (runtime/dataplane/record.h: records, barriers,
- * watermarks, end of input back to back) and the channel key of every frame header,
- * weir_chankey_decode (channel.h). The frame header around the key is parsed by a static
+ * watermarks, watermark statuses, end of input back to back) and the channel key of every frame
+ * header, weir_chankey_decode (channel.h). The frame header around the key is parsed by a static
  * function of dataplane.c that reads a ZeroMQ socket; fuzz_dpframe reaches it through one.
  *
  * Properties checked on every input (besides ASan/UBSan/LeakSanitizer):
@@ -14,7 +14,8 @@
  * - a key decoded from the first 28 bytes encodes back to exactly them (every byte is a field),
  *   equals and hashes like its re-decoding; 27 bytes are refused.
  * Seeds: buffers written with weir_bufwriter_* (records with empty, short and maximal keys,
- * barriers of checkpoints, savepoints and stops (with the longest target), watermarks, end of
+ * barriers of checkpoints, savepoints and stops (with the longest target), watermarks and
+ * watermark statuses, end of
  * input, and a channel key in front), truncated and corrupt ones.
  *
  * Owns nothing beyond one input; no global state. Threading: libFuzzer's thread. */
@@ -84,6 +85,7 @@ static void seed_buffers(void) {
     weir_bufwriter_init(&w, buf, cap);
     weir_record_t one = {.timestamp = 1, .key = key, .key_len = 8, .value = val, .value_len = 6};
     ok = weir_bufwriter_watermark(&w, 0) && weir_bufwriter_record(&w, &one) &&
+         weir_bufwriter_status(&w, true) && weir_bufwriter_status(&w, false) &&
          weir_bufwriter_end(&w) && weir_bufwriter_barrier(&w, 1, 2, 0, NULL, 0);
     WEIR_FUZZ_CHECK(ok, "seed buffer too small");
     buf[w.len++] = 9;
@@ -169,6 +171,9 @@ static void check_buffer(const uint8_t *data, size_t size) {
         }
         case WEIR_EV_WATERMARK:
             ok = weir_bufwriter_watermark(&w, ev.timestamp);
+            break;
+        case WEIR_EV_STATUS:
+            ok = weir_bufwriter_status(&w, ev.idle);
             break;
         case WEIR_EV_END:
             ok = weir_bufwriter_end(&w);

@@ -1190,6 +1190,84 @@ static void test_gen_splits_rescale(void **state) {
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Event-time state of the datagen / generator source: with a watermark strategy the position is
+ * wrapped as {"pos", "wm", "max"}; a restore (same parallelism and a rescale 3 -> 2) gives each
+ * split its max timestamp by split id and each new subtask the lowest watermark of the old
+ * subtasks it took splits from; the plain layout [k] still restores with no event time. */
+static void test_gen_splits_event_time(void **state) {
+    (void)state;
+    const uint32_t p = 3, count = 30;
+    olds_t o = {.p = p};
+    weir_gen_splits_t g[MAXP];
+    memset(g, 0, sizeof(g));
+    for (uint32_t j = 0; j < p; j++) {
+        weir__gen_splits_init(&g[j], j, p, count);
+        for (uint32_t t = 0; t <= j; t++)
+            weir__gen_splits_take(&g[j]);
+        int64_t max_ts = 1000 + 100 * (int64_t)j;
+        msgpack_packer pk;
+        weir__gen_splits_pack_wm(olds_packer(&o, j, &pk), &g[j], j, p, 500 + 10 * (int64_t)j,
+                                 j != 1, &max_ts); /* subtask 1 active, the others idle */
+    }
+    olds_unpack(&o);
+    char err[256];
+    for (uint32_t k = 0; k < p; k++) { /* same parallelism: own state */
+        weir_op_restore_t r = olds_for(&o, k, p);
+        weir_gen_splits_t ng = {0};
+        assert_int_equal(weir__gen_splits_restore(&ng, &r, k, p, count, err, sizeof(err)), 0);
+        assert_int_equal(ng.n, 1);
+        assert_int_equal(ng.v[0].max_ts, 1000 + 100 * (int64_t)k);
+        assert_int_equal(ng.wm_floor, 500 + 10 * (int64_t)k);
+        assert_int_equal(ng.wm_idle, k != 1);
+        assert_int_equal(ng.v[0].c.next, k + (k + 1) * p);
+        weir__gen_splits_free(&ng);
+    }
+    /* 3 -> 2: subtask 0 takes splits 0 and 2, subtask 1 split 1 */
+    weir_gen_splits_t ng = {0};
+    weir_op_restore_t r = olds_for(&o, 0, 2);
+    assert_int_equal(weir__gen_splits_restore(&ng, &r, 0, 2, count, err, sizeof(err)), 0);
+    assert_int_equal(ng.n, 2);
+    assert_int_equal(ng.v[0].id, 0);
+    assert_int_equal(ng.v[0].max_ts, 1000);
+    assert_int_equal(ng.v[1].id, 2);
+    assert_int_equal(ng.v[1].max_ts, 1200);
+    assert_int_equal(ng.wm_floor, 500);
+    assert_true(ng.wm_idle); /* both old subtasks 0 and 2 were idle */
+    weir__gen_splits_free(&ng);
+    r = olds_for(&o, 1, 2);
+    assert_int_equal(weir__gen_splits_restore(&ng, &r, 1, 2, count, err, sizeof(err)), 0);
+    assert_int_equal(ng.n, 1);
+    assert_int_equal(ng.v[0].max_ts, 1100);
+    assert_int_equal(ng.wm_floor, 510);
+    assert_false(ng.wm_idle);
+    weir__gen_splits_free(&ng);
+    for (uint32_t j = 0; j < p; j++)
+        weir__gen_splits_free(&g[j]);
+    olds_free(&o);
+
+    /* a map without "max" is refused with one line */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "pos", 3);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint32(&pk, 0);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    uint32_t sub = 0;
+    weir_op_restore_t bad = {
+        .checkpoint_id = 1, .old_parallelism = 1, .n = 1, .old_subtask = &sub, .states = &u.data};
+    assert_int_equal(weir__gen_splits_restore(&ng, &bad, 0, 1, 0, err, sizeof(err)), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, "lacks"));
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* File source splits: across every rescale each line of the input is read by exactly one
  * subtask exactly once (the oracle: the lines the test wrote, all distinct); a subtask reading
  * its own split of the first start keeps the position layout [file, offset]. */
@@ -1710,6 +1788,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_split_reader_resume, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_cursor_position),
         cmocka_unit_test(test_gen_splits_rescale),
+        cmocka_unit_test(test_gen_splits_event_time),
         cmocka_unit_test_setup_teardown(test_file_splits_rescale, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_file_sink_rescale, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_value_text),

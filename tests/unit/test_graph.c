@@ -651,6 +651,61 @@ static void finalize_ok(weir_job_t *job) {
  * message, in test_finalize_validation), sources with positions and sinks with pre-committed
  * transactions. Checked per kind, with the uid set the same graph passes; stateless operators
  * never need one. Also through JSON (what the job manager parses). */
+/* Watermark strategy: refused on a non-source at define time (and out-of-range values), carried
+ * through JSON both ways, bounded and refused on a non-source in JSON. */
+static void test_watermark_strategy(void **state) {
+    (void)state;
+    weir_job_t *job = weir_graph_new("wm", 1);
+    weir_stream_t *src = seq(job, "src");
+    weir_watermark_strategy_t st = {.max_out_of_orderness_ms = 250, .idle_timeout_ms = 1000};
+    assert_ptr_equal(weir_set_watermark_strategy(src, &st), src);
+    weir_stream_t *m = weir_map(src, "m", map_fn, NULL);
+    weir_sink_print(m, "out");
+    assert_false(job->failed);
+    char err[512] = "";
+    if (weir_graph_finalize(job, err, sizeof(err)) != 0)
+        fail_msg("finalize: %s", err);
+    json_t *j = weir_graph_to_json(job);
+    weir_job_t *back = weir_graph_from_json(j, err, sizeof(err));
+    if (!back)
+        fail_msg("%s", err);
+    assert_true(back->nodes[0].has_wm);
+    assert_int_equal(back->nodes[0].wm_bound_ms, 250);
+    assert_int_equal(back->nodes[0].wm_idle_ms, 1000);
+    assert_false(back->nodes[1].has_wm);
+    assert_int_equal(weir_graph_apply_submitted(job, back, err, sizeof(err)), 0);
+    weir_graph_destroy(&back);
+    json_decref(j);
+    weir_graph_destroy(&job);
+
+    job = weir_graph_new("wm", 1);
+    m = weir_map(seq(job, "src"), "m", map_fn, NULL);
+    weir_set_watermark_strategy(m, &st);
+    assert_true(job->failed);
+    assert_non_null(strstr(job->error, "not a source"));
+    weir_graph_destroy(&job);
+
+    job = weir_graph_new("wm", 1);
+    st.max_out_of_orderness_ms = -1;
+    weir_set_watermark_strategy(seq(job, "src"), &st);
+    assert_true(job->failed);
+    assert_non_null(strstr(job->error, "within"));
+    weir_graph_destroy(&job);
+
+    expect_json_error("{\"name\":\"j\",\"nodes\":[{\"id\":0,\"kind\":\"source_datagen\","
+                      "\"name\":\"s\",\"parallelism\":1,\"input\":-1,\"watermark\":"
+                      "{\"max_out_of_orderness_ms\":-5}}]}",
+                      "max_out_of_orderness_ms");
+    expect_json_error("{\"name\":\"j\",\"nodes\":[{\"id\":0,\"kind\":\"source_datagen\","
+                      "\"name\":\"s\",\"parallelism\":1,\"input\":-1,\"watermark\":"
+                      "{\"max_out_of_orderness_ms\":5,\"idle_timeout_ms\":1e30}}]}",
+                      "idle_timeout_ms");
+    expect_json_error("{\"name\":\"j\",\"nodes\":[" NODE_SRC ",{\"id\":1,\"kind\":\"sink_print\","
+                      "\"name\":\"p\",\"parallelism\":1,\"input\":0,\"watermark\":"
+                      "{\"max_out_of_orderness_ms\":5}}]}",
+                      "only allowed on a source");
+}
+
 static void test_uid_rule_per_kind(void **state) {
     (void)state;
     static const char *const eo[] = {"topic", "t", "sink.delivery-guarantee", "exactly-once", NULL};
@@ -1038,6 +1093,7 @@ int main(void) {
         cmocka_unit_test(test_alloc_and_names),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_malformed),
+        cmocka_unit_test(test_watermark_strategy),
         cmocka_unit_test(test_uid_rule_per_kind),
         cmocka_unit_test(test_json_mutations_do_not_crash),
         cmocka_unit_test(test_json_total_subtasks_bounded),

@@ -854,6 +854,74 @@ static void test_state_round_trip(void **state) {
     weir__kparts_free(&t);
 }
 
+/* Event time in the state: with has_et the state gets "event_time" {"wm", "idle", "max"} next to
+ * the offsets (4 members); it reads back per partition; a restore from two old subtasks takes
+ * the lowest watermark and is idle only when both were; a state without it restores none. */
+static void test_state_event_time(void **state) {
+    (void)state;
+    weir_kparts_t a = {0}, b = {0};
+    assert_true(weir__kparts_add(&a, "t", 0, 10, -1) >= 0);
+    assert_true(weir__kparts_add(&b, "t", 1, 20, -1) >= 0);
+    assert_int_equal(a.v[0].max_ts, INT64_MIN);
+    a.v[0].max_ts = 5000;
+    b.v[0].max_ts = -7; /* before the epoch: negative timestamps travel too */
+    a.has_et = b.has_et = true;
+    a.wm = 4000;
+    a.idle = true;
+    b.wm = 3000;
+    b.idle = false;
+    mp_t m[2];
+    msgpack_unpacked u[2];
+    msgpack_object st[2];
+    uint32_t sub[2] = {0, 1};
+    weir_kparts_t *src[2] = {&a, &b};
+    for (int j = 0; j < 2; j++) {
+        mp_init(&m[j]);
+        assert_int_equal(weir__ksrc_state_pack(&m[j].pk, src[j], false), 0);
+        unpack_into(&m[j], &u[j]);
+        assert_int_equal(u[j].data.via.map.size, 4);
+        st[j] = u[j].data;
+    }
+    weir_kparts_t back;
+    bool bd = true;
+    char err[256];
+    assert_int_equal(weir__ksrc_state_unpack(&st[0], &back, &bd, err, sizeof(err)), 0);
+    assert_true(back.has_et);
+    assert_int_equal(back.wm, 4000);
+    assert_true(back.idle);
+    assert_int_equal(back.v[0].max_ts, 5000);
+    weir__kparts_free(&back);
+    /* 2 -> 1: one subtask takes both partitions */
+    weir_op_restore_t r = {
+        .checkpoint_id = 4, .old_parallelism = 2, .n = 2, .old_subtask = sub, .states = st};
+    assert_int_equal(weir__ksrc_state_restore(&r, 0, 1, &back, &bd, err, sizeof(err)), 0);
+    assert_int_equal(back.n, 2);
+    assert_true(back.has_et);
+    assert_int_equal(back.wm, 3000);
+    assert_false(back.idle);
+    assert_int_equal(back.v[0].max_ts, 5000);
+    assert_int_equal(back.v[1].max_ts, -7);
+    weir__kparts_free(&back);
+    for (int j = 0; j < 2; j++) {
+        msgpack_unpacked_destroy(&u[j]);
+        msgpack_sbuffer_destroy(&m[j].sb);
+    }
+    /* without event time: 3 members, nothing restored */
+    a.has_et = false;
+    mp_init(&m[0]);
+    assert_int_equal(weir__ksrc_state_pack(&m[0].pk, &a, false), 0);
+    unpack_into(&m[0], &u[0]);
+    assert_int_equal(u[0].data.via.map.size, 3);
+    assert_int_equal(weir__ksrc_state_unpack(&u[0].data, &back, &bd, err, sizeof(err)), 0);
+    assert_false(back.has_et);
+    assert_int_equal(back.v[0].max_ts, INT64_MIN);
+    weir__kparts_free(&back);
+    msgpack_unpacked_destroy(&u[0]);
+    msgpack_sbuffer_destroy(&m[0].sb);
+    weir__kparts_free(&a);
+    weir__kparts_free(&b);
+}
+
 /* Packs {"version": v, "bounded": b, "partitions": [entry]} with entry written by @p fn. */
 static void bad_state(mp_t *m, int version, bool bounded, void (*entry)(msgpack_packer *pk)) {
     mp_init(m);
@@ -1148,6 +1216,7 @@ int main(void) {
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_topic_matching),
         cmocka_unit_test(test_state_round_trip),
+        cmocka_unit_test(test_state_event_time),
         cmocka_unit_test(test_state_refused),
         cmocka_unit_test(test_state_rescale),
     };

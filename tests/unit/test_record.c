@@ -283,12 +283,42 @@ static void test_barrier_kinds(void **state) {
     assert_int_equal(w.len, 20 + 4095);
 }
 
+/* Watermark status (kind 5): round trip of both values; truncated or another value is corrupt. */
+static void test_watermark_status(void **state) {
+    (void)state;
+    uint8_t buf[13];
+    weir_bufwriter_t w;
+    weir_bufwriter_init(&w, buf, sizeof buf);
+    assert_true(weir_bufwriter_status(&w, true));
+    assert_true(weir_bufwriter_watermark(&w, -42));
+    assert_true(weir_bufwriter_status(&w, false));
+    assert_int_equal(w.len, 2 + 9 + 2);
+    assert_false(weir_bufwriter_status(&w, true)); /* full */
+    weir_bufreader_t r;
+    weir_event_t ev;
+    weir_bufreader_init(&r, buf, w.len);
+    assert_int_equal(weir_bufreader_next(&r, &ev), 1);
+    assert_int_equal(ev.kind, WEIR_EV_STATUS);
+    assert_true(ev.idle);
+    assert_int_equal(weir_bufreader_next(&r, &ev), 1);
+    assert_int_equal(ev.kind, WEIR_EV_WATERMARK);
+    assert_int_equal(ev.timestamp, -42);
+    assert_int_equal(weir_bufreader_next(&r, &ev), 1);
+    assert_int_equal(ev.kind, WEIR_EV_STATUS);
+    assert_false(ev.idle);
+    assert_int_equal(weir_bufreader_next(&r, &ev), 0);
+    const uint8_t bad[] = {5, 2}, trunc[] = {5};
+    weir_bufreader_init(&r, bad, sizeof bad);
+    assert_int_equal(weir_bufreader_next(&r, &ev), WEIR_ECORRUPT);
+    weir_bufreader_init(&r, trunc, sizeof trunc);
+    assert_int_equal(weir_bufreader_next(&r, &ev), WEIR_ECORRUPT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_layout),
-        cmocka_unit_test(test_full_and_roundtrip),
-        cmocka_unit_test(test_corrupt),
-        cmocka_unit_test(test_barrier_kinds),
+        cmocka_unit_test(test_layout),           cmocka_unit_test(test_full_and_roundtrip),
+        cmocka_unit_test(test_corrupt),          cmocka_unit_test(test_barrier_kinds),
+        cmocka_unit_test(test_watermark_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

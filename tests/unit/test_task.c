@@ -55,6 +55,12 @@ typedef struct collected {
     uint8_t *seen;    /* per value below n: how often the sink saw it */
     uint64_t seen_n;
     struct lc_log *lc; /* the lifecycle tests' log (build_lifecycle) */
+    /* build_watermarks: what the map subtasks saw (weir_current_watermark per record) */
+    int64_t wm_idle_ms; /* the strategy's idle timeout */
+    int64_t wm_last[4]; /* per map subtask: the last watermark seen */
+    uint64_t wm_back;   /* records that saw a lower watermark than an earlier one */
+    uint64_t wm_late;   /* records with timestamp <= the watermark */
+    uint64_t wm_at_min; /* records that saw INT64_MIN */
 } collected_t;
 
 typedef struct states {
@@ -609,6 +615,58 @@ static void wait_final(harness_t *h) {
     assert_int_equal(nf, nt);
 }
 
+/* ---- watermarks (build_watermarks) -------------------------------------------------------- */
+
+#define WM_STEP 10  /* ms of event time per index */
+#define WM_BOUND 50 /* the strategy's out-of-orderness: above the jitter */
+
+/* Timestamps out of order by up to 4 steps (40 ms < WM_BOUND); generator subtask 1 (odd
+ * indices) emits nothing at all: its split is idle from the start. */
+static void wm_gen_fn(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    (void)udata;
+    if (index % 2)
+        return;
+    int64_t ts = 1000000 + (int64_t)index * WM_STEP - (int64_t)((index * 7919) % 5) * WM_STEP;
+    msgpack_pack_uint64(weir_packer(ctx), index);
+    weir_emit_packed(ctx, ts, NULL, 0);
+}
+
+static void wm_check_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    int64_t wm = weir_current_watermark(ctx);
+    uint32_t s = weir_subtask_index(ctx);
+    pthread_mutex_lock(&c->mu);
+    if (wm < c->wm_last[s])
+        c->wm_back++;
+    c->wm_last[s] = wm;
+    if (in->timestamp <= wm)
+        c->wm_late++;
+    if (wm == INT64_MIN)
+        c->wm_at_min++;
+    c->count++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void drop_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    (void)ctx;
+    (void)in;
+    (void)udata;
+}
+
+/* generator(p2, strategy, 4000 indices/s) -> rebalance -> map checking watermarks (p3) -> sink */
+static weir_job_t *build_watermarks(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("watermarks", 2);
+    weir_stream_t *s =
+        weir_set_uid(weir_source_generator(job, "gen", n, 4000, wm_gen_fn, NULL), "gen");
+    weir_watermark_strategy_t st = {.max_out_of_orderness_ms = WM_BOUND,
+                                    .idle_timeout_ms = c->wm_idle_ms};
+    weir_set_watermark_strategy(s, &st);
+    s = weir_map(weir_rebalance(s), "check", wm_check_map, c);
+    weir_set_parallelism(s, 3);
+    weir_set_parallelism(weir_sink(s, "drop", drop_fn, NULL), 3);
+    return job;
+}
+
 /* ---- jobs --------------------------------------------------------------------------------- */
 
 /* generator(p2) -> map x2 (chained) -> rebalance -> filter !%3 (p3) -> sink (chained) */
@@ -864,6 +922,44 @@ static void run_stateless(int planes) {
     else
         assert_int_equal(remote, 0);
     harness_fini(&h);
+}
+
+/* Watermarks across a rebalance and two data planes: every map subtask sees a non-decreasing
+ * watermark, no record at or below it (the input is out of order within the bound), and every
+ * task ends at INT64_MAX. Generator subtask 1 emits nothing: with idleness on it does not hold
+ * the watermark back (most records see one); with idleness off it does (almost every record sees
+ * INT64_MIN until it ends). */
+static void run_watermarks(int64_t idle_ms, uint64_t *at_min, uint64_t *count) {
+    harness_t h;
+    harness_init(&h, 2);
+    h.col.wm_idle_ms = idle_ms;
+    for (int i = 0; i < 4; i++)
+        h.col.wm_last[i] = INT64_MIN;
+    start_job(&h, build_watermarks, 4000, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.count, 2000);
+    assert_int_equal(h.col.wm_back, 0);
+    assert_int_equal(h.col.wm_late, 0);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        assert_true(weir_task_watermark(h.st.tasks[i]) == INT64_MAX);
+    *at_min = h.col.wm_at_min;
+    *count = h.col.count;
+    harness_fini(&h);
+}
+
+static void test_watermarks(void **state) {
+    (void)state;
+    uint64_t at_min, count;
+    run_watermarks(50, &at_min, &count);
+    if (at_min * 2 >= count)
+        fail_msg("idleness on: %llu of %llu records saw no watermark", (unsigned long long)at_min,
+                 (unsigned long long)count);
+    run_watermarks(0, &at_min, &count);
+    if (at_min * 10 < count * 9)
+        fail_msg("idleness off: only %llu of %llu records saw no watermark (the idle split "
+                 "should hold it back)",
+                 (unsigned long long)at_min, (unsigned long long)count);
 }
 
 static void test_stateless_local(void **state) {
@@ -2395,6 +2491,7 @@ static void test_restore_from_savepoint(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stateless_local),
+        cmocka_unit_test(test_watermarks),
         cmocka_unit_test(test_stateless_two_planes),
         cmocka_unit_test(test_keyed_reduce),
         cmocka_unit_test(test_keyed_process_value_state),
