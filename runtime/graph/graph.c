@@ -448,6 +448,9 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                              "call weir_set_uid() on it so its state survives restarts and "
                              "savepoints",
                              nd->name, weir_op_kind_name(nd->kind), kept);
+        int src = weir__graph_side_check(job, nd, errstr, errlen);
+        if (src)
+            return src;
         if (uid_first[i] >= 0)
             return weir_errf(errstr, errlen, WEIR_EINVAL,
                              "uid '%s' is used by '%s' and '%s': uids must be unique", nd->uid,
@@ -529,6 +532,7 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
         es[e].source = node_vertex[head->input];
         es[e].target = v;
         es[e].source_node = (uint32_t)head->input;
+        es[e].source_tag = head->input_tag;
         es[e].part = head->input_part;
         e++;
     }
