@@ -37,6 +37,11 @@ weir_state_id weir__graph_add_state(weir_job_t *job, weir_node_t *n, const char 
  * tag it reads of its input. @returns 0 or WEIR_EINVAL with a one-line message. */
 int weir__graph_side_check(const weir_job_t *job, const weir_node_t *nd, char *errstr,
                            size_t errlen);
+/** Chaining of the consumers of a node with side outputs (arena array, one per node): true when
+ * node i's input declares side outputs and i is the only consumer of the output it reads (main
+ * or a tag). finalize chains such a node when it reads FORWARD and no other consumer of the
+ * input was chained before it (the first one by id wins; a chain stays a line). */
+const bool *weir__graph_side_chainable(weir_job_t *job);
 /** Adds "side_outputs" (when the node declares any) and "input_tag" (when not 0) to @p jn.
  * @returns 0, or -1 when jansson fails. */
 int weir__graph_side_to_json(const weir_node_t *n, json_t *jn);

@@ -6,8 +6,11 @@
  * Model: a node declares tags 1..n_side (side_names[t - 1], at most WEIR_MAX_SIDE_OUTPUTS, names
  * 1..WEIR_MAX_SIDE_NAME bytes, unique per node); tag 0 is the main output. A consumer names the
  * output it reads with input_tag (a stream handle carries it as `tag`); an edge carries the tag
- * of its source node (source_tag). Chaining is unchanged (graph.c): a node chains to its input
- * when it reads it FORWARD with equal parallelism and is its only consumer over all tags.
+ * of its source node (source_tag). Chaining (graph.c, weir__graph_side_chainable): a node chains
+ * to its input when it reads it FORWARD with equal parallelism and is its only consumer over all
+ * outputs (as without side outputs) or, when the input declares side outputs, the only consumer
+ * of the output it reads and the first such one: so a chain stays a line, and the other outputs
+ * of a node inside a chain leave through exchange edges from that node (not only from the tail).
  *
  * Invariants: only user-function kinds with an output declare tags (weir_op_has_side_outputs);
  * a node reads a tag its input declares. Errors are recorded on the job (define time) or
@@ -119,6 +122,30 @@ int weir__graph_side_check(const weir_job_t *job, const weir_node_t *nd, char *e
                          "outputs",
                          nd->name, nd->input_tag, in->name, in->n_side);
     return 0;
+}
+
+const bool *weir__graph_side_chainable(weir_job_t *job) {
+    uint32_t n = job->n_nodes;
+    bool *ok = weir__graph_alloc(job, (n ? n : 1) * sizeof(bool));
+    /* consumers per (node, output): node k's outputs start at base[k] (n_side + 1 of them) */
+    uint32_t *base = weir__graph_alloc(job, (n ? n : 1) * sizeof(uint32_t));
+    size_t total = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        base[k] = (uint32_t)total;
+        total += job->nodes[k].n_side > 0 ? job->nodes[k].n_side + 1 : 0;
+    }
+    uint32_t *cons = weir__graph_alloc(job, (total ? total : 1) * sizeof(uint32_t));
+    for (uint32_t i = 0; i < n; i++) {
+        const weir_node_t *nd = &job->nodes[i];
+        if (nd->input >= 0 && job->nodes[nd->input].n_side > 0)
+            cons[base[nd->input] + nd->input_tag]++;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const weir_node_t *nd = &job->nodes[i];
+        ok[i] = nd->input >= 0 && job->nodes[nd->input].n_side > 0 &&
+                cons[base[nd->input] + nd->input_tag] == 1;
+    }
+    return ok;
 }
 
 /* ------------------------------------------------------------------------------------------ */

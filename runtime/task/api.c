@@ -89,18 +89,19 @@ static inline void out_write(weir_task_t *t, weir_task_out_t *o, const weir_reco
     weir__task_ctr_add(&t->m.records_out, 1);
 }
 
-/* The chain tail's emit to its output @p tag (0 = main, else a side output): partition and write
- * to every out-edge carrying that tag. */
-static void task_output(weir_task_t *t, uint32_t tag, const weir_record_t *rec) {
+/* The output writer's half of an emit to output @p tag (0 = main, else a side output) of chain
+ * position @p pos (the tail, or a node with side outputs inside the chain): partition and write
+ * to every out-edge leaving that position with that tag. */
+static void task_output(weir_task_t *t, uint32_t pos, uint32_t tag, const weir_record_t *rec) {
     if (UNLIKELY(rec->key_len > WEIR_MAX_KEY_LEN)) {
-        weir__task_fail(t, "%s: emitted a key of %u bytes (at most %u)",
-                        t->ops[t->n_ops - 1].node->name, rec->key_len, WEIR_MAX_KEY_LEN);
+        weir__task_fail(t, "%s: emitted a key of %u bytes (at most %u)", t->ops[pos].node->name,
+                        rec->key_len, WEIR_MAX_KEY_LEN);
         return;
     }
     for (uint32_t e = 0; e < t->n_oedges; e++) {
         weir_task_oedge_t *oe = &t->oedges[e];
-        if (oe->tag != tag)
-            continue; /* another output of the tail (sideout: tags per edge) */
+        if (oe->tag != tag || oe->pos != pos)
+            continue; /* another output (sideout: tags per edge) */
         const weir_record_t *r = rec;
         weir_record_t kr;
         if (oe->key_fn) {
@@ -131,8 +132,8 @@ static void task_output(weir_task_t *t, uint32_t tag, const weir_record_t *rec) 
 }
 
 /* Emits @p rec to output @p tag (0 = main) of the operator at @p ctx: the next chain position
- * gets it when it reads that output, the tail's out-edges carrying that tag otherwise; an output
- * nobody consumes drops it. */
+ * gets it when it reads that output, and the out-edges leaving this position with that tag (the
+ * tail's, or a node's with side outputs inside the chain); an output nobody consumes drops it. */
 static inline void emit_tagged(weir_ctx_t *ctx, uint32_t tag, const weir_record_t *rec) {
     weir_task_t *t = ctx->task;
     if (UNLIKELY(t->stop || ctx->lc_busy)) {
@@ -145,12 +146,13 @@ static inline void emit_tagged(weir_ctx_t *ctx, uint32_t tag, const weir_record_
         if (UNLIKELY(t->wm_idle)) /* active again before the record goes out */
             weir__task_wm_poll(t, t->now_ns);
     }
-    if (ctx->next) {
-        if (LIKELY(ctx->next_tag == tag))
-            weir__task_deliver(ctx->next, rec);
-    } else {
-        task_output(t, tag, rec);
+    if (ctx->next && LIKELY(ctx->next_tag == tag)) {
+        weir__task_deliver(ctx->next, rec);
+        if (LIKELY(!ctx->has_out) || t->stop)
+            return;
     }
+    if (ctx->has_out)
+        task_output(t, ctx->pos, tag, rec);
 }
 
 void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {

@@ -219,6 +219,11 @@ static int build_gates(weir_task_t *t, char *errstr, size_t errlen) {
         }
         oe->kind = e->part;
         oe->tag = e->source_tag;
+        oe->pos = t->n_ops - 1;
+        for (uint32_t k = 0; k < t->n_ops; k++)
+            if (vx->nodes[k] == e->source_node)
+                oe->pos = k;
+        t->ctxs[oe->pos].has_out = true;
         oe->first = t->n_outs;
         oe->n_chans = fwd ? 1 : w->parallelism;
         weir_partitioner_init(&oe->part, e->part, w->parallelism, g->max_parallelism, t->subtask);

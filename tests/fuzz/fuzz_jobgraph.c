@@ -126,9 +126,9 @@ static void write_seeds(void) {
     weir_sink_blackhole(weir_set_uid(r, "sum"), "drop");
     seed_graph(job, "reduce");
 
-    /* side outputs: a flat_map with two tags and three consumers (none chains: main by key_by,
-     * "late" forward, "long words" rebalanced to a map whose only consumer, its own side output,
-     * chains) */
+    /* side outputs: a flat_map with two tags and three consumers ("late" forward: chained; main
+     * by key_by and "long words" rebalanced to a map: edges from inside the chain; the map's only
+     * consumer, its own side output, chains) */
     job = weir_graph_new("sideout", 2);
     weir_stream_t *sp =
         weir_flat_map(weir_set_uid(weir_source_generator(job, "gen", 100, 0, gen_fn, NULL), "gen"),

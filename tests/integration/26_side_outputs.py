@@ -1,7 +1,8 @@
 """Integration: side outputs with exactly-once sinks across a kill -9. 1 job manager + 2 task
 managers, checkpoints every 500 ms; tests/plugins/sideout.so at -p 2 over a generated text of
 200,000 words (throttled): every word goes to the main output (keyed count -> file sink), every
-word of more than 6 bytes also to the side output "long" (rebalance -> a second file sink). A task
+word of more than 6 bytes also to the side output "long" (a second file sink, chained: the main
+output leaves the chain lines -> split -> route -> long from route, through key_by). A task
 manager running part of the job is killed with kill -9 after two checkpoints and started again;
 the job must restart from a checkpoint and FINISH. Checked against oracles weir did not write:
 - main output: for every word, the committed counts are exactly 1..n with n from
@@ -65,6 +66,7 @@ def test():
         check(job.get("restarts", 0) >= 1, f"the job did not restart: {job.get('restarts')}")
         names = sorted(v["name"] for v in job["vertices"])
         print(f"vertices: {names}, restarts: {job.get('restarts')}")
+        check(names == ["count -> out", "lines -> split -> route -> long"], f"vertices {names}")
 
         for d in (out, longdir):
             hidden = [f for f in os.listdir(d) if f.startswith(".")]

@@ -5,8 +5,9 @@
  *   wc_split: one record per word) -> route (flat_map: every word to the main output, a word of
  *   more than --min-long N bytes (default 7) also to side output "long") -> main: key_by (the word)
  *   -> count (the examples' wc_count: "<word> <n>", uid "count") -> exactly-once file sink
- *   (--output DIR, uid "out"); side "long": rebalance -> exactly-once file sink (--long DIR, uid
- *   "long"): one line per occurrence of a long word.
+ *   (--output DIR, uid "out"); side "long": forward -> exactly-once file sink (--long DIR, uid
+ *   "long"): one line per occurrence of a long word. The long sink is chained (lines -> split ->
+ *   route -> long): the main output leaves the chain from route, inside it.
  *
  * The split and count functions are the examples' (examples/wordcount_fns.c, linked in by
  * tests/CMakeLists.txt). Threading: define() runs once per subtask; the functions keep no state
@@ -89,8 +90,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
     weir_set_uid(counts, "count");
     wc->count = weir_value_state(counts, "count");
     weir_set_uid(weir_sink_file(counts, "out", output), "out");
-    weir_stream_t *longs = weir_rebalance(weir_side_output(routed, cfg->tag));
-    weir_set_uid(weir_sink_file(longs, "long", longdir), "long");
+    weir_set_uid(weir_sink_file(weir_side_output(routed, cfg->tag), "long", longdir), "long");
     return 0;
 }
 

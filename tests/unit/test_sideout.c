@@ -100,7 +100,9 @@ static void test_define_errors(void **state) {
 }
 
 /* A side output that is its operator's only consumer chains like a main-output consumer; with
- * several consumers none chains and every edge carries the tag it reads. */
+ * several consumers the first forward one that is the only consumer of its output chains, the
+ * others leave through edges from the operator (inside the chain), each carrying its tag. A graph
+ * without side outputs chains as before (test_graph.c). */
 static void test_chaining_and_edges(void **state) {
     (void)state;
     char err[512] = "";
@@ -125,23 +127,40 @@ static void test_chaining_and_edges(void **state) {
     weir_sink_blackhole(am, "amo");                                       /* 5 */
     weir_sink_blackhole(sa, "fwd");                                       /* 6 */
     assert_int_equal(weir_graph_finalize(job, err, sizeof(err)), 0);
-    assert_int_equal(job->n_vertices, 5);
-    assert_string_equal(job->vertices[0].name, "src -> m");
+    /* "main" is the only consumer of m's main output and reads it forward: it chains; "fwd"
+     * shares tag a with "am": neither chains */
+    assert_int_equal(job->n_vertices, 4);
+    assert_string_equal(job->vertices[0].name, "src -> m -> main");
     assert_string_equal(job->vertices[1].name, "kb");
-    assert_string_equal(job->vertices[2].name, "main");
-    assert_string_equal(job->vertices[3].name, "am -> amo");
-    assert_string_equal(job->vertices[4].name, "fwd");
-    assert_int_equal(job->n_edges, 4);
-    const uint32_t tags[4] = {2, 0, 1, 1};
-    const weir_part_t parts[4] = {WEIR_PART_HASH, WEIR_PART_FORWARD, WEIR_PART_REBALANCE,
-                                  WEIR_PART_FORWARD};
-    for (uint32_t e = 0; e < 4; e++) {
+    assert_string_equal(job->vertices[2].name, "am -> amo");
+    assert_string_equal(job->vertices[3].name, "fwd");
+    assert_int_equal(job->n_edges, 3);
+    const uint32_t tags[3] = {2, 1, 1};
+    const weir_part_t parts[3] = {WEIR_PART_HASH, WEIR_PART_REBALANCE, WEIR_PART_FORWARD};
+    for (uint32_t e = 0; e < 3; e++) {
         assert_int_equal(job->edges[e].source, 0);
         assert_int_equal(job->edges[e].target, e + 1);
         assert_int_equal(job->edges[e].source_node, 1);
         assert_int_equal(job->edges[e].source_tag, tags[e]);
         assert_int_equal(job->edges[e].part, parts[e]);
     }
+    weir_graph_destroy(&job);
+
+    /* the first chainable consumer by id wins, main or side; a chain stays a line */
+    job = weir_graph_new("j", 1);
+    m = weir_map(seq(job, "src"), "m", map_fn, NULL); /* 0, 1 */
+    a = weir_side_output_tag(m, "a");
+    weir_stream_t *sm = weir_map(weir_side_output(m, a), "sm", map_fn, NULL); /* 2: chains */
+    weir_sink_print(m, "main");                                               /* 3: edge */
+    weir_sink_print(sm, "smo");                                               /* 4: chains */
+    assert_int_equal(weir_graph_finalize(job, err, sizeof(err)), 0);
+    assert_int_equal(job->n_vertices, 2);
+    assert_string_equal(job->vertices[0].name, "src -> m -> sm -> smo");
+    assert_string_equal(job->vertices[1].name, "main");
+    assert_int_equal(job->n_edges, 1);
+    assert_int_equal(job->edges[0].source_node, 1); /* from inside the chain */
+    assert_int_equal(job->edges[0].source_tag, 0);
+    assert_int_equal(job->edges[0].part, WEIR_PART_FORWARD);
     weir_graph_destroy(&job);
 
     /* a forward side-output consumer must keep the parallelism, like a main one */

@@ -704,8 +704,8 @@ static void main_collect_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udat
     pthread_mutex_unlock(&c->mu);
 }
 
-/* generator(p2, 3000 indices/s, watermarks) -> flat_map split (p2, chained); main -> rebalance
- * -> sink (p3); side -> forward sink (p2: an exchange, the split has two consumers) */
+/* generator(p2, 3000 indices/s, watermarks) -> flat_map split -> side output's forward sink "odd"
+ * (p2), one chain; the main output leaves the chain from the split: rebalance -> sink (p3) */
 static weir_job_t *build_side_exchange(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("side", 2);
     weir_stream_t *s =
@@ -719,14 +719,24 @@ static weir_job_t *build_side_exchange(collected_t *c, uint64_t n) {
     return job;
 }
 
-/* generator(p2) -> flat_map split -> side output's sink, all one chain (the main output has no
- * consumer: dropped) */
+/* parity_split to tag 1, and every multiple of 3 also to tag 2 (declared, never consumed) */
+static void split3(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    parity_split(ctx, in, udata);
+    if (value_of(ctx, in) % 3 == 0)
+        weir_emit_to(ctx, 2, in);
+}
+
+/* generator(p2) -> flat_map split3 -> main's forward sink "even", one chain; side output "odd"
+ * leaves the chain from the split: rebalance -> sink (p3); side output "threes": no consumer */
 static weir_job_t *build_side_chained(collected_t *c, uint64_t n) {
     weir_job_t *job = weir_graph_new("side", 2);
     weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
-    weir_stream_t *split = weir_flat_map(s, "split", parity_split, (void *)(intptr_t)1);
+    weir_stream_t *split = weir_flat_map(s, "split", split3, (void *)(intptr_t)1);
     int odd = weir_side_output_tag(split, "odd");
-    weir_sink(weir_side_output(split, odd), "odd", side_collect_fn, c);
+    weir_side_output_tag(split, "threes");
+    weir_sink(split, "even", collect_fn, c);
+    weir_set_parallelism(
+        weir_sink(weir_rebalance(weir_side_output(split, odd)), "odd", side_collect_fn, c), 3);
     return job;
 }
 
@@ -1156,15 +1166,16 @@ static void test_side_outputs(void **state) {
         }
     }
     char err[512];
-    /* across exchanges: the main output through a rebalance, the side one through a forward
-     * edge; watermarks reach both consumers */
+    /* the side output chained, the main one through a rebalance leaving the chain from the
+     * split; watermarks reach both consumers */
     harness_t h;
     harness_init(&h, 2);
     h.col.side_wm_max = h.col.main_wm_max = INT64_MIN;
     weir_job_t *g = build_side_exchange(&h.col, n);
     assert_int_equal(weir_graph_finalize(g, err, sizeof err), 0);
-    assert_int_equal(g->n_vertices, 3);
-    assert_string_equal(g->vertices[0].name, "gen -> split");
+    assert_int_equal(g->n_vertices, 2);
+    assert_string_equal(g->vertices[0].name, "gen -> split -> odd");
+    assert_string_equal(g->vertices[1].name, "even");
     weir_graph_destroy(&g);
     start_job(&h, build_side_exchange, n, 2);
     wait_final(&h);
@@ -1177,17 +1188,20 @@ static void test_side_outputs(void **state) {
     assert_true(h.col.main_wm_max > INT64_MIN);
     harness_fini(&h);
 
-    /* chained: the side output's only consumer joins the chain */
-    harness_init(&h, 1);
+    /* the main output chained, a side output through a rebalance leaving the chain from the
+     * split, another side output without a consumer (dropped) */
+    harness_init(&h, 2);
     g = build_side_chained(&h.col, n);
     assert_int_equal(weir_graph_finalize(g, err, sizeof err), 0);
-    assert_int_equal(g->n_vertices, 1);
-    assert_string_equal(g->vertices[0].name, "gen -> split -> odd");
+    assert_int_equal(g->n_vertices, 2);
+    assert_string_equal(g->vertices[0].name, "gen -> split -> even");
+    assert_string_equal(g->vertices[1].name, "odd");
     weir_graph_destroy(&g);
-    start_job(&h, build_side_chained, n, 1);
+    start_job(&h, build_side_chained, n, 2);
     wait_final(&h);
     check_all(&h, WEIR_TASK_FINISHED);
-    assert_int_equal(h.col.count, 0);
+    assert_int_equal(h.col.count, want_even);
+    assert_int_equal(h.col.sum, sum_even);
     assert_int_equal(h.col.side_count, want_odd);
     assert_int_equal(h.col.side_sum, sum_odd);
     harness_fini(&h);
