@@ -123,7 +123,8 @@ typedef struct weir_edge {
     uint32_t id;
     uint32_t source;      /* vertex id */
     uint32_t target;      /* vertex id */
-    uint32_t source_node; /* last node of the source chain that feeds target's head */
+    uint32_t source_node; /* target head's input: the source chain's last node, or a node with
+                             side outputs inside it (runtime/graph/sideout.c) */
     uint32_t source_tag;  /* the output of source_node it carries: 0 = main, else a side tag */
     weir_part_t part;
 } weir_edge_t;
