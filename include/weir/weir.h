@@ -334,6 +334,24 @@ const char *const *weir_job_args(const weir_ctx_t *ctx, int *argc);
 uint32_t weir_attempt_number(const weir_ctx_t *ctx);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Side outputs                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Declares a side output named @p name of a user-function operator (map, flat_map, filter,
+ *  process, reduce, generator source) at define time. @returns its tag (>= 1) or -1 (error
+ *  recorded on the job). Names are 1..128 bytes of UTF-8 and unique per operator; at most 16
+ *  side outputs per operator; the n-th declared gets tag n. */
+int weir_side_output_tag(weir_stream_t *op, const char *name);
+/** The stream of the records @p op emits to @p tag (consumed like any stream). */
+weir_stream_t *weir_side_output(weir_stream_t *op, int tag);
+/** Emits to a side output of the running operator (a tag nobody consumes drops the record; a
+ *  tag the operator never declared fails the subtask). */
+void weir_emit_to(weir_ctx_t *ctx, int tag, const weir_record_t *rec);
+/** weir_emit_packed to a side output. */
+void weir_emit_packed_to(weir_ctx_t *ctx, int tag, int64_t timestamp, const void *key,
+                         uint32_t key_len);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Runtime: inside user functions                                                           */
 /* ---------------------------------------------------------------------------------------- */
 

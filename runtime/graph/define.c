@@ -91,6 +91,7 @@ static weir_stream_t *add_consumer(weir_stream_t *in, weir_op_kind_t kind, const
     weir_node_t *n = weir__graph_add_node(job, kind, name);
     n->input = (int32_t)in->node;
     n->input_part = in->part;
+    n->input_tag = in->tag; /* sideout.c: 0 = the main output */
     n->key_fn = in->key_fn;
     n->key_udata = in->key_udata;
     n->has_key_fn = in->part == WEIR_PART_HASH && in->key_fn != NULL;
@@ -228,6 +229,7 @@ static weir_stream_t *repartition(weir_stream_t *in, weir_part_t part) {
         return NULL;
     weir_stream_t *s = new_stream(in->job, in->node);
     s->part = part;
+    s->tag = in->tag; /* a repartitioned side output stays that side output */
     return s;
 }
 

@@ -448,6 +448,9 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                              "call weir_set_uid() on it so its state survives restarts and "
                              "savepoints",
                              nd->name, weir_op_kind_name(nd->kind), kept);
+        int src = weir__graph_side_check(job, nd, errstr, errlen);
+        if (src)
+            return src;
         if (uid_first[i] >= 0)
             return weir_errf(errstr, errlen, WEIR_EINVAL,
                              "uid '%s' is used by '%s' and '%s': uids must be unique", nd->uid,
@@ -464,6 +467,8 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
     uint32_t *node_vertex = weir__graph_alloc(job, n * sizeof(uint32_t));
     uint32_t *chain_len = weir__graph_alloc(job, n * sizeof(uint32_t)); /* per vertex (<= n) */
     uint32_t n_vertices = 0;
+    const bool *side_ok = weir__graph_side_chainable(job);
+    bool *has_next = weir__graph_alloc(job, n * sizeof(bool)); /* a consumer chained to it */
     for (uint32_t i = 0; i < n; i++) {
         weir_node_t *nd = &job->nodes[i];
         bool chained = false;
@@ -475,7 +480,10 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                     "forward edge '%s' (parallelism %u) -> '%s' (parallelism %u) changes "
                     "parallelism: use weir_rebalance() or weir_key_by() between them",
                     in->name, in->parallelism, nd->name, nd->parallelism);
-            chained = nd->input_part == WEIR_PART_FORWARD && consumers[nd->input] == 1;
+            chained = nd->input_part == WEIR_PART_FORWARD &&
+                      (consumers[nd->input] == 1 || (side_ok[i] && !has_next[nd->input]));
+            if (chained)
+                has_next[nd->input] = true;
         }
         if (chained) {
             node_vertex[i] = node_vertex[nd->input];
@@ -529,6 +537,7 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
         es[e].source = node_vertex[head->input];
         es[e].target = v;
         es[e].source_node = (uint32_t)head->input;
+        es[e].source_tag = head->input_tag;
         es[e].part = head->input_part;
         e++;
     }

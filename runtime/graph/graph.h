@@ -93,7 +93,17 @@ typedef struct weir_node {
     weir_state_decl_t *states;
     uint32_t n_states;
     uint32_t cap_states;
+    /* side outputs (sideout.c): tag t (1..n_side) is named side_names[t - 1] (arena strings and
+     * array, WEIR_MAX_SIDE_OUTPUTS slots once the first tag is declared) */
+    char **side_names;
+    uint32_t n_side;
+    uint32_t input_tag; /* which output of the input node this node reads: 0 = main, else a tag */
 } weir_node_t;
+
+/** At most this many side outputs per operator (tags 1..16). */
+#define WEIR_MAX_SIDE_OUTPUTS 16u
+/** A side output's name has 1..this many bytes. */
+#define WEIR_MAX_SIDE_NAME 128u
 
 /** A chain of forward-connected nodes run by one thread per subtask. */
 typedef struct weir_vertex {
@@ -113,7 +123,9 @@ typedef struct weir_edge {
     uint32_t id;
     uint32_t source;      /* vertex id */
     uint32_t target;      /* vertex id */
-    uint32_t source_node; /* last node of the source chain that feeds target's head */
+    uint32_t source_node; /* target head's input: the source chain's last node, or a node with
+                             side outputs inside it (runtime/graph/sideout.c) */
+    uint32_t source_tag;  /* the output of source_node it carries: 0 = main, else a side tag */
     weir_part_t part;
 } weir_edge_t;
 
@@ -147,6 +159,7 @@ struct weir_stream {
     weir_key_fn key_fn;
     void *key_udata;
     bool keyed;
+    uint32_t tag; /* the node's output this stream is: 0 = main, else a side-output tag */
 };
 
 /** A new empty graph. @p default_parallelism >= 1. Never NULL (aborts on OOM). */
@@ -192,6 +205,10 @@ bool weir_op_is_user_function(weir_op_kind_t kind);
 /** True for source kinds / sink kinds. */
 bool weir_op_is_source(weir_op_kind_t kind);
 bool weir_op_is_sink(weir_op_kind_t kind);
+
+/** True for the kinds that may declare side outputs (weir_side_output_tag): the user-function
+ * kinds that have an output (map, flat_map, filter, process, reduce, generator source). */
+bool weir_op_has_side_outputs(weir_op_kind_t kind);
 
 /** The vertex containing node @p node_id. */
 const weir_vertex_t *weir_graph_vertex_of(const weir_job_t *job, uint32_t node_id);

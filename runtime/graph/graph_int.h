@@ -31,4 +31,27 @@ weir_state_id weir__graph_add_state(weir_job_t *job, weir_node_t *n, const char 
                                     const char *name, weir_state_kind_t kind, weir_reduce_fn fn,
                                     void *udata);
 
+/* sideout.c: the side-output parts of finalize, the JSON form and the determinism check */
+
+/** Finalize's check of node @p nd: its side-output names (when not built by define()) and the
+ * tag it reads of its input. @returns 0 or WEIR_EINVAL with a one-line message. */
+int weir__graph_side_check(const weir_job_t *job, const weir_node_t *nd, char *errstr,
+                           size_t errlen);
+/** Chaining of the consumers of a node with side outputs (arena array, one per node): true when
+ * node i's input declares side outputs and i is the only consumer of the output it reads (main
+ * or a tag). finalize chains such a node when it reads FORWARD and no other consumer of the
+ * input was chained before it (the first one by id wins; a chain stays a line). */
+const bool *weir__graph_side_chainable(weir_job_t *job);
+/** Adds "side_outputs" (when the node declares any) and "input_tag" (when not 0) to @p jn.
+ * @returns 0, or -1 when jansson fails. */
+int weir__graph_side_to_json(const weir_node_t *n, json_t *jn);
+/** Parses "side_outputs" and "input_tag" of node object @p jn into @p n (@p what: the node's
+ * error prefix). @returns 0 or WEIR_EINVAL with a one-line message. */
+int weir__graph_side_from_json(weir_job_t *job, weir_node_t *n, const json_t *jn, const char *what,
+                               char *errstr, size_t errlen);
+/** The determinism check of side outputs: @p b (built) against @p s (submitted). @returns 0 or
+ * a negative error with the reason (without the "define() is not deterministic: " prefix). */
+int weir__graph_side_compare(const weir_node_t *b, const weir_node_t *s, char *errstr,
+                             size_t errlen);
+
 #endif

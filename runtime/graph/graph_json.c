@@ -109,6 +109,8 @@ json_t *weir_graph_to_json(const weir_job_t *job) {
                                           (json_int_t)n->wm_bound_ms, "idle_timeout_ms",
                                           (json_int_t)n->wm_idle_ms)))
             bad = true;
+        if (jn && weir__graph_side_to_json(n, jn))
+            bad = true;
         if (!jn || json_array_append_new(nodes, jn))
             bad = true;
     }
@@ -349,7 +351,8 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
     }
     rc = parse_config(job, n, cfg, what, errstr, errlen);
     json_decref(tmp);
-    if (rc || (rc = parse_watermark(n, jn, what, errstr, errlen)))
+    if (rc || (rc = parse_watermark(n, jn, what, errstr, errlen)) ||
+        (rc = weir__graph_side_from_json(job, n, jn, what, errstr, errlen)))
         return rc;
     size_t k;
     const json_t *js;
@@ -503,6 +506,9 @@ int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, c
             return nondet(errstr, errlen,
                           "operator '%s' has another watermark strategy here than was submitted",
                           b->name);
+        char serr[400];
+        if (weir__graph_side_compare(b, s, serr, sizeof(serr)))
+            return nondet(errstr, errlen, "%s", serr);
         if (b->n_states != s->n_states)
             return nondet(errstr, errlen,
                           "operator '%s' declares %u states here but %u were submitted", b->name,

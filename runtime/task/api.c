@@ -1,5 +1,6 @@
 /* The runtime half of the public API (include/weir/weir.h) for code running inside a chain:
- * emitting (weir_emit, weir_packer, weir_emit_packed) together with the per-record half of the
+ * emitting (weir_emit, weir_packer, weir_emit_packed, and to side outputs weir_emit_to,
+ * weir_emit_packed_to: routed by tag) together with the per-record half of the
  * output writer (key selectors, partitioning, writing a record into output channel buffers),
  * weir_unpack, the context getters (weir_subtask_index, weir_parallelism, weir_current_key,
  * weir_ctx_killpoint, weir_ctx_job_id, weir_ctx_attempt), the keyed-state accessors (weir_value_*,
@@ -88,15 +89,19 @@ static inline void out_write(weir_task_t *t, weir_task_out_t *o, const weir_reco
     weir__task_ctr_add(&t->m.records_out, 1);
 }
 
-/* The chain tail's emit: partition and write to every out-edge. */
-static void task_output(weir_task_t *t, const weir_record_t *rec) {
+/* The output writer's half of an emit to output @p tag (0 = main, else a side output) of chain
+ * position @p pos (the tail, or a node with side outputs inside the chain): partition and write
+ * to every out-edge leaving that position with that tag. */
+static void task_output(weir_task_t *t, uint32_t pos, uint32_t tag, const weir_record_t *rec) {
     if (UNLIKELY(rec->key_len > WEIR_MAX_KEY_LEN)) {
-        weir__task_fail(t, "%s: emitted a key of %u bytes (at most %u)",
-                        t->ops[t->n_ops - 1].node->name, rec->key_len, WEIR_MAX_KEY_LEN);
+        weir__task_fail(t, "%s: emitted a key of %u bytes (at most %u)", t->ops[pos].node->name,
+                        rec->key_len, WEIR_MAX_KEY_LEN);
         return;
     }
     for (uint32_t e = 0; e < t->n_oedges; e++) {
         weir_task_oedge_t *oe = &t->oedges[e];
+        if (oe->tag != tag || oe->pos != pos)
+            continue; /* another output (sideout: tags per edge) */
         const weir_record_t *r = rec;
         weir_record_t kr;
         if (oe->key_fn) {
@@ -126,7 +131,10 @@ static void task_output(weir_task_t *t, const weir_record_t *rec) {
     }
 }
 
-void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
+/* Emits @p rec to output @p tag (0 = main) of the operator at @p ctx: the next chain position
+ * gets it when it reads that output, and the out-edges leaving this position with that tag (the
+ * tail's, or a node's with side outputs inside the chain); an output nobody consumes drops it. */
+static inline void emit_tagged(weir_ctx_t *ctx, uint32_t tag, const weir_record_t *rec) {
     weir_task_t *t = ctx->task;
     if (UNLIKELY(t->stop || ctx->lc_busy)) {
         if (!t->stop)
@@ -138,10 +146,30 @@ void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
         if (UNLIKELY(t->wm_idle)) /* active again before the record goes out */
             weir__task_wm_poll(t, t->now_ns);
     }
-    if (ctx->next)
+    if (ctx->next && LIKELY(ctx->next_tag == tag)) {
         weir__task_deliver(ctx->next, rec);
-    else
-        task_output(t, rec);
+        if (LIKELY(!ctx->has_out) || t->stop)
+            return;
+    }
+    if (ctx->has_out)
+        task_output(t, ctx->pos, tag, rec);
+}
+
+void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
+    emit_tagged(ctx, 0, rec);
+}
+
+void weir_emit_to(weir_ctx_t *ctx, int tag, const weir_record_t *rec) {
+    const weir_node_t *n = ctx->op->node;
+    if (UNLIKELY(tag < 1 || (uint32_t)tag > n->n_side)) {
+        if (!ctx->task->stop)
+            weir_fail(ctx,
+                      "weir_emit_to: side output tag %d is not declared (the operator declares "
+                      "%u): use a tag returned by weir_side_output_tag",
+                      tag, n->n_side);
+        return;
+    }
+    emit_tagged(ctx, (uint32_t)tag, rec);
 }
 
 msgpack_packer *weir_packer(weir_ctx_t *ctx) {
@@ -152,6 +180,12 @@ msgpack_packer *weir_packer(weir_ctx_t *ctx) {
 void weir_emit_packed(weir_ctx_t *ctx, int64_t timestamp, const void *key, uint32_t key_len) {
     weir_record_t rec = {timestamp, key, key_len, ctx->sbuf.data, (uint32_t)ctx->sbuf.size};
     weir_emit(ctx, &rec);
+}
+
+void weir_emit_packed_to(weir_ctx_t *ctx, int tag, int64_t timestamp, const void *key,
+                         uint32_t key_len) {
+    weir_record_t rec = {timestamp, key, key_len, ctx->sbuf.data, (uint32_t)ctx->sbuf.size};
+    weir_emit_to(ctx, tag, &rec);
 }
 
 int weir_unpack(weir_ctx_t *ctx, const weir_record_t *rec, msgpack_object *out) {

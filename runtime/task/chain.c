@@ -93,6 +93,7 @@ static int build_chain(weir_task_t *t, char *errstr, size_t errlen) {
         c->pos = i;
         c->op = op;
         c->next = i + 1 < t->n_ops ? &t->ctxs[i + 1] : NULL;
+        c->next_tag = c->next ? g->nodes[vx->nodes[i + 1]].input_tag : 0;
         c->keyed = node->keyed;
         if (weir_op_is_source(node->kind) && i != 0) {
             weir_fmt(errstr, errlen, "source %s is not the head of its chain", node->name);
@@ -217,6 +218,12 @@ static int build_gates(weir_task_t *t, char *errstr, size_t errlen) {
             return WEIR_EINVAL;
         }
         oe->kind = e->part;
+        oe->tag = e->source_tag;
+        oe->pos = t->n_ops - 1;
+        for (uint32_t k = 0; k < t->n_ops; k++)
+            if (vx->nodes[k] == e->source_node)
+                oe->pos = k;
+        t->ctxs[oe->pos].has_out = true;
         oe->first = t->n_outs;
         oe->n_chans = fwd ? 1 : w->parallelism;
         weir_partitioner_init(&oe->part, e->part, w->parallelism, g->max_parallelism, t->subtask);

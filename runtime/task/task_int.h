@@ -31,6 +31,10 @@ struct weir_ctx {
     uint32_t pos;          /* chain position, 0 = head */
     weir_operator_t *op;   /* the operator at this position */
     struct weir_ctx *next; /* next chain position; NULL for the tail (output writer) */
+    uint32_t next_tag;     /* the output of this operator `next` reads (0 = main, else a side
+                              output tag): emits to another tag are dropped */
+    bool has_out;          /* out-edges leave from this position (the tail, or a node with side
+                              outputs inside the chain) */
     msgpack_sbuffer sbuf;  /* scratch value buffer of weir_packer() */
     msgpack_packer pk;     /* packer writing into sbuf */
     msgpack_zone zone;     /* weir_unpack() zone, cleared per input buffer / source batch */
@@ -71,6 +75,8 @@ typedef struct weir_task_oedge {
     uint32_t n_chans;   /* 1 for FORWARD, else the target parallelism */
     weir_key_fn key_fn; /* HASH edge whose consumer has a key selector; NULL otherwise */
     void *key_udata;
+    uint32_t tag; /* the output of its source node it carries (0 = main, else a side tag) */
+    uint32_t pos; /* chain position of its source node (the tail unless side outputs) */
 } weir_task_oedge_t;
 
 /** A received buffer whose processing has not finished: entries from `off` on are pending. */

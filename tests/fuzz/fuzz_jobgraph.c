@@ -23,7 +23,7 @@
  *   same JSON, and the determinism check (weir_graph_apply_submitted) accepts it.
  * Inputs are at most FUZZ_MAX_INPUT bytes (run.sh passes the same -max_len).
  * Seeds: request bodies around graphs built with the define-time API (every operator kind,
- * partitioning and state type), serialized with weir_graph_to_json.
+ * partitioning and state type, side outputs), serialized with weir_graph_to_json.
  *
  * State: the job manager, made once in LLVMFuzzerInitialize (libFuzzer's API leaves no other
  * place for it) and destroyed at exit. Threading: libFuzzer's thread calls everything; the job
@@ -125,6 +125,22 @@ static void write_seeds(void) {
     weir_stream_t *r = weir_reduce(weir_key_by(ev, NULL, NULL), "sum", reduce_fn, NULL);
     weir_sink_blackhole(weir_set_uid(r, "sum"), "drop");
     seed_graph(job, "reduce");
+
+    /* side outputs: a flat_map with two tags and three consumers ("late" forward: chained; main
+     * by key_by and "long words" rebalanced to a map: edges from inside the chain; the map's only
+     * consumer, its own side output, chains) */
+    job = weir_graph_new("sideout", 2);
+    weir_stream_t *sp =
+        weir_flat_map(weir_set_uid(weir_source_generator(job, "gen", 100, 0, gen_fn, NULL), "gen"),
+                      "route", map_fn, NULL);
+    int late = weir_side_output_tag(sp, "late");
+    int longw = weir_side_output_tag(sp, "long words");
+    weir_sink_print(weir_key_by(sp, NULL, NULL), "main");
+    weir_sink_blackhole(weir_side_output(sp, late), "late");
+    weir_stream_t *lm = weir_map(weir_rebalance(weir_side_output(sp, longw)), "lm", map_fn, NULL);
+    int lmt = weir_side_output_tag(lm, "again");
+    weir_sink_print(weir_side_output(lm, lmt), "again"); /* the only consumer: chained */
+    seed_graph(job, "sideout");
 
     /* the smallest job: a sequence into a blackhole */
     job = weir_graph_new("", 1);

@@ -61,6 +61,10 @@ typedef struct collected {
     uint64_t wm_back;   /* records that saw a lower watermark than an earlier one */
     uint64_t wm_late;   /* records with timestamp <= the watermark */
     uint64_t wm_at_min; /* records that saw INT64_MIN */
+    /* side outputs (build_side_*): the side sink's records, and the largest watermark each sink
+     * saw with a record (INT64_MIN: none) */
+    uint64_t side_count, side_sum;
+    int64_t side_wm_max, main_wm_max;
 } collected_t;
 
 typedef struct states {
@@ -667,6 +671,86 @@ static weir_job_t *build_watermarks(collected_t *c, uint64_t n) {
     return job;
 }
 
+/* ---- side outputs (build_side_*) ---------------------------------------------------------- */
+
+/* Even values to the main output, odd ones to side output (intptr_t)udata. */
+static void parity_split(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    uint64_t v = value_of(ctx, in);
+    if (v % 2 == 0)
+        weir_emit(ctx, in);
+    else
+        weir_emit_to(ctx, (int)(intptr_t)udata, in);
+}
+
+static void side_collect_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
+    int64_t wm = weir_current_watermark(ctx);
+    pthread_mutex_lock(&c->mu);
+    c->side_count++;
+    c->side_sum += v;
+    if (wm > c->side_wm_max)
+        c->side_wm_max = wm;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void main_collect_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    int64_t wm = weir_current_watermark(ctx);
+    collect_fn(ctx, in, udata);
+    pthread_mutex_lock(&c->mu);
+    if (wm > c->main_wm_max)
+        c->main_wm_max = wm;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* generator(p2, 3000 indices/s, watermarks) -> flat_map split -> side output's forward sink "odd"
+ * (p2), one chain; the main output leaves the chain from the split: rebalance -> sink (p3) */
+static weir_job_t *build_side_exchange(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("side", 2);
+    weir_stream_t *s =
+        weir_set_uid(weir_source_generator(job, "gen", n, 3000, gen_fn, NULL), "gen");
+    weir_watermark_strategy_t st = {.max_out_of_orderness_ms = 0};
+    weir_set_watermark_strategy(s, &st);
+    weir_stream_t *split = weir_flat_map(s, "split", parity_split, (void *)(intptr_t)1);
+    int odd = weir_side_output_tag(split, "odd");
+    weir_set_parallelism(weir_sink(weir_rebalance(split), "even", main_collect_fn, c), 3);
+    weir_sink(weir_side_output(split, odd), "odd", side_collect_fn, c);
+    return job;
+}
+
+/* parity_split to tag 1, and every multiple of 3 also to tag 2 (declared, never consumed) */
+static void split3(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    parity_split(ctx, in, udata);
+    if (value_of(ctx, in) % 3 == 0)
+        weir_emit_to(ctx, 2, in);
+}
+
+/* generator(p2) -> flat_map split3 -> main's forward sink "even", one chain; side output "odd"
+ * leaves the chain from the split: rebalance -> sink (p3); side output "threes": no consumer */
+static weir_job_t *build_side_chained(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("side", 2);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
+    weir_stream_t *split = weir_flat_map(s, "split", split3, (void *)(intptr_t)1);
+    int odd = weir_side_output_tag(split, "odd");
+    weir_side_output_tag(split, "threes");
+    weir_sink(split, "even", collect_fn, c);
+    weir_set_parallelism(
+        weir_sink(weir_rebalance(weir_side_output(split, odd)), "odd", side_collect_fn, c), 3);
+    return job;
+}
+
+/* the split emits to tag 2, which it never declared */
+static weir_job_t *build_side_undeclared(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("side", 1);
+    weir_stream_t *s = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
+    weir_stream_t *split = weir_flat_map(s, "split", parity_split, (void *)(intptr_t)2);
+    int odd = weir_side_output_tag(split, "odd");
+    weir_sink(weir_side_output(split, odd), "odd", side_collect_fn, c);
+    weir_sink(weir_rebalance(split), "even", collect_fn, c);
+    return job;
+}
+
 /* ---- jobs --------------------------------------------------------------------------------- */
 
 /* generator(p2) -> map x2 (chained) -> rebalance -> filter !%3 (p3) -> sink (chained) */
@@ -1063,6 +1147,83 @@ static void test_user_failure(void **state) {
     assert_int_equal(n_failed, 1);
     /* records after the failing one never reached the sink */
     assert_true(h.col.count <= 100);
+    harness_fini(&h);
+}
+
+/* Side outputs: even values to the main output, odd ones to a side output; exact counts and sums
+ * on both sinks (a brute-force oracle), over two data planes. The chain layout is checked too. */
+static void test_side_outputs(void **state) {
+    (void)state;
+    const uint64_t n = 3000;
+    uint64_t want_even = 0, want_odd = 0, sum_even = 0, sum_odd = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (i % 2) {
+            want_odd++;
+            sum_odd += i;
+        } else {
+            want_even++;
+            sum_even += i;
+        }
+    }
+    char err[512];
+    /* the side output chained, the main one through a rebalance leaving the chain from the
+     * split; watermarks reach both consumers */
+    harness_t h;
+    harness_init(&h, 2);
+    h.col.side_wm_max = h.col.main_wm_max = INT64_MIN;
+    weir_job_t *g = build_side_exchange(&h.col, n);
+    assert_int_equal(weir_graph_finalize(g, err, sizeof err), 0);
+    assert_int_equal(g->n_vertices, 2);
+    assert_string_equal(g->vertices[0].name, "gen -> split -> odd");
+    assert_string_equal(g->vertices[1].name, "even");
+    weir_graph_destroy(&g);
+    start_job(&h, build_side_exchange, n, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.count, want_even);
+    assert_int_equal(h.col.sum, sum_even);
+    assert_int_equal(h.col.side_count, want_odd);
+    assert_int_equal(h.col.side_sum, sum_odd);
+    assert_true(h.col.side_wm_max > INT64_MIN);
+    assert_true(h.col.main_wm_max > INT64_MIN);
+    harness_fini(&h);
+
+    /* the main output chained, a side output through a rebalance leaving the chain from the
+     * split, another side output without a consumer (dropped) */
+    harness_init(&h, 2);
+    g = build_side_chained(&h.col, n);
+    assert_int_equal(weir_graph_finalize(g, err, sizeof err), 0);
+    assert_int_equal(g->n_vertices, 2);
+    assert_string_equal(g->vertices[0].name, "gen -> split -> even");
+    assert_string_equal(g->vertices[1].name, "odd");
+    weir_graph_destroy(&g);
+    start_job(&h, build_side_chained, n, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.count, want_even);
+    assert_int_equal(h.col.sum, sum_even);
+    assert_int_equal(h.col.side_count, want_odd);
+    assert_int_equal(h.col.side_sum, sum_odd);
+    harness_fini(&h);
+
+    /* a tag never declared fails the subtask with one line naming the operator and the tag */
+    harness_init(&h, 1);
+    start_job(&h, build_side_undeclared, 0, 1);
+    assert_true(weir_test_wait_until(some_task_failed, &h, 30000, 5));
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_cancel(h.st.tasks[i]);
+    wait_final(&h);
+    int n_failed = 0;
+    for (int i = 0; i < h.st.n_tasks; i++) {
+        if (h.st.final[i] != WEIR_TASK_FAILED)
+            continue;
+        n_failed++;
+        assert_string_equal(h.st.message[i],
+                            "split: weir_emit_to: side output tag 2 is not declared (the operator "
+                            "declares 1): use a tag returned by weir_side_output_tag");
+    }
+    assert_int_equal(n_failed, 1);
+    assert_int_equal(h.col.side_count, 0);
     harness_fini(&h);
 }
 
@@ -2497,6 +2658,7 @@ int main(void) {
         cmocka_unit_test(test_keyed_process_value_state),
         cmocka_unit_test(test_keyed_process_state_ttl),
         cmocka_unit_test(test_user_failure),
+        cmocka_unit_test(test_side_outputs),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_bad_spec),
         cmocka_unit_test(test_alignment_exactly_once),
