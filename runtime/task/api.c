@@ -138,6 +138,12 @@ void weir_emit(weir_ctx_t *ctx, const weir_record_t *rec) {
         if (UNLIKELY(t->wm_idle)) /* active again before the record goes out */
             weir__task_wm_poll(t, t->now_ns);
     }
+    weir_record_t stamped;
+    if (UNLIKELY(ctx->timer_ev)) { /* on_timer of an event-time timer: its timestamp */
+        stamped = *rec;
+        stamped.timestamp = ctx->timer_ts;
+        rec = &stamped;
+    }
     if (ctx->next)
         weir__task_deliver(ctx->next, rec);
     else
