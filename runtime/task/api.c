@@ -21,6 +21,8 @@
  *    key selector) fails the task.
  *  - A keyed-state accessor maps the node's state id to its column ctx->state_base + id and
  *    returns WEIR_EINVAL for an id the node did not declare (or without a backend).
+ *  - While on_timer of an event-time timer runs (ctx->timer_ev, timers.c), weir_emit stamps the
+ *    timer's timestamp on every record the operator emits.
  *
  * Threading: the task thread only (operators and user functions run on it). */
 #include <stdarg.h>

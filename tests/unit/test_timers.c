@@ -168,7 +168,9 @@ static void pop_and_check(weir_timers_t *tm, int dom, int64_t upto) {
         assert_true(ts == want[i].ts);
         assert_int_equal(kl, strlen(want[i].key));
         assert_memory_equal(k, want[i].key, kl);
-        MODEL[model_find(dom, ts, want[i].key)] = MODEL[--n_model];
+        int j = model_find(dom, ts, want[i].key);
+        assert_true(j >= 0);
+        MODEL[j] = MODEL[--n_model];
     }
     int64_t ts;
     const void *k;
