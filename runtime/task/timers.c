@@ -101,7 +101,8 @@ int64_t weir__task_timers_due(weir_task_t *t, int64_t next_ns) {
         }
         int64_t e = weir_timers_peek(c->timers, WEIR_TIMER_PROC);
         if (e != INT64_MAX) {
-            int64_t d = weir_now_ns() + (e - now_ms) * 1000000; /* e > now_ms: no overflow */
+            int64_t ms = e - now_ms; /* > 0; capped at a day: the loop just looks again */
+            int64_t d = weir_now_ns() + (ms < 86400000 ? ms : 86400000) * 1000000;
             if (d < next_ns)
                 next_ns = d;
         }
