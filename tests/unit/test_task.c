@@ -2503,6 +2503,7 @@ typedef struct tm_log {
     tm_out_t v[20000];
     size_t n;
     uint64_t pt_fired, pt_early, bad;
+    uint64_t follow; /* timers registered in on_timer that fired within the same advance */
 } tm_log_t;
 
 static int64_t tm_ts(uint64_t i) { /* out of order by up to 4 steps, as wm_gen_fn */
@@ -2531,7 +2532,9 @@ static void tm_process(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     n++;
     if (weir_mapstate_put(ctx, st, &wend, 8, &n, 8) != 0 ||
         weir_timer_register_event_time(ctx, wend) != 0 ||
-        weir_timer_register_processing_time(ctx, weir_current_processing_time(ctx) + 20) != 0)
+        weir_timer_register_processing_time(ctx, weir_current_processing_time(ctx) + 20) != 0 ||
+        weir_timer_register_event_time(ctx, wend + 1) != 0 || /* deleted: never fires */
+        weir_timer_delete_event_time(ctx, wend + 1) != 0)
         weir_fail(ctx, "state or timer call failed");
 }
 
@@ -2557,6 +2560,25 @@ static void tm_on_timer(weir_ctx_t *ctx, int64_t ts, weir_time_domain_t dom, voi
     if (weir_mapstate_get(ctx, st, &ts, 8, &v, &len) == 0 && len == 8)
         memcpy(&n, v, 8);
     weir_mapstate_remove(ctx, st, &ts, 8);
+    if (ts % TM_WIN == 0) {
+        weir_fail(ctx, "deleted timer %lld fired", (long long)ts);
+        return;
+    }
+    if (ts % TM_WIN == TM_WIN - 2) { /* a follow-up: n is the watermark its window fired at */
+        bool same = n == weir_current_watermark(ctx) && n != 0;
+        pthread_mutex_lock(&u->c->mu);
+        if (same)
+            u->c->tm->follow++;
+        else
+            u->c->tm->bad++;
+        pthread_mutex_unlock(&u->c->mu);
+        return;
+    }
+    /* a follow-up timer below the watermark, registered here: fires within this advance */
+    int64_t f = ts - 1, wm = weir_current_watermark(ctx);
+    if (weir_mapstate_put(ctx, st, &f, 8, &wm, 8) != 0 ||
+        weir_timer_register_event_time(ctx, f) != 0)
+        weir_fail(ctx, "follow-up timer registration failed");
     if (weir_current_watermark(ctx) < ts)
         weir_fail(ctx, "timer %lld fired below the watermark", (long long)ts);
     uint32_t kl;
@@ -2660,6 +2682,7 @@ static void test_timers_windows(void **state) {
     assert_int_equal(l->bad, 0);
     assert_int_equal(l->pt_early, 0);
     assert_true(l->pt_fired > 0);
+    assert_int_equal(l->follow, l->n);
     tm_check(l, 2000, l->n, l->n);
     free(l);
     harness_fini(&h);
