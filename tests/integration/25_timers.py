@@ -10,7 +10,12 @@ output) computes every (key, window end, count); the committed output must equal
 every window once (timers are keyed state: restored with their key groups, neither lost nor
 fired twice across the restore), with the count of the records in it, and every emitted record
 stamped with its timer's timestamp (the window end). The final watermark at end of input fires
-the last windows."""
+the last windows.
+
+Phase (b), savepoint + rescale (issue 12: timers survive a savepoint and a rescale): the same
+job at -p 2 is stopped with a savepoint mid-run (no final watermark: its pending timers are in
+the savepoint) and resumed from it at -p 3 (the timers are redistributed with their key
+groups); the output of both runs together must equal the oracle exactly."""
 
 import os
 import re
@@ -48,12 +53,34 @@ def read_output(out):
     return lines
 
 
-def test():
+def check_output(lines, what):
+    want = oracle()
+    got = {}
+    for line in lines:
+        k, wend, n, rts = line.split()
+        wend, n, rts = int(wend), int(n), int(rts)
+        check((k, wend) not in got, f"{what}: window {k} {wend} written twice")
+        check(rts == wend, f"{what}: window {k} {wend}: record timestamp {rts}, expected the "
+                           f"timer's")
+        got[(k, wend)] = n
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    check(not missing and not extra,
+          f"{what}: missing windows {missing[:5]}, unexpected {extra[:5]}")
+    wrong = [(w, got[w], want[w]) for w in want if got[w] != want[w]]
+    check(not wrong, f"{what}: {len(wrong)} windows with a wrong count, e.g. {wrong[:5]}")
+
+
+def args(out):
+    return [os.path.join(TEST_PLUGINS, "timers.so"), "--output", out, "--events", str(EVENTS),
+            "--rate", str(RATE)]
+
+
+def phase_a():
     with Cluster("timers", tms=2, slots=2, checkpoints="200ms",
                  tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
         out = os.path.join(c.dir, "out")
-        jobid = c.submit("-p", "2", os.path.join(TEST_PLUGINS, "timers.so"), "--output", out,
-                         "--events", str(EVENTS), "--rate", str(RATE))
+        jobid = c.submit("-p", "2", *args(out))
         c.wait_state(jobid, {"RUNNING"}, timeout=60)
         c.wait_checkpoints(jobid, 2, timeout=60)
         check(c.job(jobid)["state"] == "RUNNING", "the job ended before the kill: raise EVENTS")
@@ -64,21 +91,34 @@ def test():
         ck = c.checkpoints(jobid)
         check(ck["counts"]["restored"] >= 1, f"the job did not restore: {ck['counts']}")
         lines = read_output(out)
-        want = oracle()
-        got = {}
-        for line in lines:
-            k, wend, n, rts = line.split()
-            wend, n, rts = int(wend), int(n), int(rts)
-            check((k, wend) not in got, f"window {k} {wend} written twice")
-            check(rts == wend, f"window {k} {wend}: record timestamp {rts}, expected the timer's")
-            got[(k, wend)] = n
-        missing = sorted(set(want) - set(got))
-        extra = sorted(set(got) - set(want))
-        check(not missing and not extra, f"missing windows {missing[:5]}, unexpected {extra[:5]}")
-        wrong = [(w, got[w], want[w]) for w in want if got[w] != want[w]]
-        check(not wrong, f"{len(wrong)} windows with a wrong count, e.g. {wrong[:5]}")
-        print(f"{len(lines)} windows exactly once with exact counts after a kill -9 and "
+        check_output(lines, "(a)")
+        print(f"(a) {len(lines)} windows exactly once with exact counts after a kill -9 and "
               f"{ck['counts']['restored']} restore(s); every record stamped with its window end")
+
+
+def phase_b():
+    with Cluster("timers-b", tms=2, slots=3, checkpoints="200ms", savepoints=True,
+                 tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
+        out = os.path.join(c.dir, "out")
+        job1 = c.submit("-p", "2", *args(out))
+        c.wait_state(job1, {"RUNNING"}, timeout=60)
+        c.wait_checkpoints(job1, 2, timeout=60)
+        sp = c.stop_with_savepoint(job1)
+        first = len(read_output(out))
+        check(0 < first < len(oracle()), f"run 1 committed {first} windows: the stop must fall "
+                                         f"mid-stream")
+        job2 = c.resume(sp, *args(out), p=3)
+        job = c.wait_state(job2, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
+        check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
+        lines = read_output(out)
+        check_output(lines, "(b)")
+        print(f"(b) stopped at -p 2 with a savepoint after {first} windows, resumed at -p 3: "
+              f"{len(lines)} windows exactly once with exact counts")
+
+
+def test():
+    phase_a()
+    phase_b()
 
 
 if __name__ == "__main__":
