@@ -1,6 +1,7 @@
 /* Keyed timers of one operator (Flink's timer service) on the operator's keyed-state backend.
  *
- * Timers are keyed state: they live in a column family of the backend (a declared state, so
+ * Timers are keyed state: they live in a column family of the backend (the declared map state
+ * "weir.timers", WEIR_TIMERS_STATE of runtime/graph/graph.h, whose layout is this one, so
  * snapshots, savepoints, restore and rescale by key group carry them like any other state),
  * one RocksDB key per timer, ordered by (key group, domain, timestamp):
  *   OFFSET SIZE DESCRIPTION
@@ -28,7 +29,6 @@
 
 #include "state/state.h"
 
-#define WEIR_TIMERS_STATE_NAME "weir.timers" /* the declared state holding the timers */
 #define WEIR_TIMER_EVENT 0
 #define WEIR_TIMER_PROC 1
 
@@ -48,7 +48,9 @@ int weir_timers_delete(weir_timers_t *tm, int domain, const void *key, uint32_t 
 int64_t weir_timers_peek(const weir_timers_t *tm, int domain);
 
 /** Removes the earliest timer of @p domain when its timestamp <= @p upto: 1 and its timestamp
- * and key (valid until the next call on @p tm), 0 when none is due, or a negative weir error. */
+ * and key (valid until the next weir_timers_pop or weir_timers_free: registering or deleting
+ * timers meanwhile, e.g. in the timer's callback, keeps it), 0 when none is due, or a negative
+ * weir error. */
 int weir_timers_pop(weir_timers_t *tm, int domain, int64_t upto, int64_t *ts, const void **key,
                     uint32_t *len);
 
