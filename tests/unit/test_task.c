@@ -2504,6 +2504,7 @@ typedef struct tm_log {
     size_t n;
     uint64_t pt_fired, pt_early, bad;
     uint64_t follow; /* timers registered in on_timer that fired within the same advance */
+    uint64_t late;   /* window records the sink received at or below its watermark */
 } tm_log_t;
 
 static int64_t tm_ts(uint64_t i) { /* out of order by up to 4 steps, as wm_gen_fn */
@@ -2606,6 +2607,9 @@ static void tm_sink(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
         e->wend = o.via.array.ptr[0].via.i64;
         e->count = o.via.array.ptr[1].via.i64;
         e->rec_ts = in->timestamp;
+        /* emitted before the watermark that fired it went downstream: not late here */
+        if (in->timestamp <= weir_current_watermark(ctx))
+            l->late++;
     }
     c->count++;
     pthread_mutex_unlock(&c->mu);
@@ -2683,6 +2687,7 @@ static void test_timers_windows(void **state) {
     assert_int_equal(l->pt_early, 0);
     assert_true(l->pt_fired > 0);
     assert_int_equal(l->follow, l->n);
+    assert_int_equal(l->late, 0);
     tm_check(l, 2000, l->n, l->n);
     free(l);
     harness_fini(&h);
@@ -2733,6 +2738,7 @@ static void test_timers_restore(void **state) {
     assert_int_equal(l->bad, 0);
     print_message("timers restore: %zu windows before the barrier, %zu after the restore\n", upto,
                   l->n - from);
+    assert_int_equal(l->late, 0);
     tm_check(l, 4000, upto, from);
     free(l);
     harness_fini(&h2);
