@@ -9,6 +9,8 @@
  *   6+k    n    namespace bytes (empty for now; windows will use it)
  *   ...         map state only: the user key
  * The key length prefix keeps (key, namespace, user key) unambiguous.
+ * The timer state of an operator with timers ("weir.timers") has its own layout after the same
+ * key-group prefix: state/timers.h.
  *
  * Values: value/reducing: the bytes; list: a sequence of [u32 LE length][bytes] appended with a
  * RocksDB merge operator (no read on add); map: the bytes per user key.

@@ -334,6 +334,49 @@ const char *const *weir_job_args(const weir_ctx_t *ctx, int *argc);
 uint32_t weir_attempt_number(const weir_ctx_t *ctx);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Timers (Flink's TimerService of a KeyedProcessFunction)                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * A weir_process operator with an on_timer callback has keyed timers: per key, one timer per
+ * (key, domain, timestamp) (registering it again does nothing; deleting an absent one does
+ * nothing). Timers are keyed state of the operator: checkpoints, savepoints, restore and rescale
+ * carry them with the key groups of their keys.
+ *  - An event-time timer fires when the operator's input watermark reaches its timestamp
+ *    (watermark >= timestamp), in timestamp order, before that watermark goes downstream;
+ *    during on_timer weir_current_watermark() is the new watermark. Records emitted by on_timer
+ *    of an event-time timer carry the timer's timestamp (whatever the record says). A timer
+ *    registered inside on_timer at or below the watermark fires within the same advance. The
+ *    final watermark at end of input (INT64_MAX) fires every event-time timer.
+ *  - A processing-time timer fires when weir_current_processing_time() reaches its timestamp
+ *    (the subtask's loop wakes up for the earliest one). Processing-time timers still pending at
+ *    end of input are dropped, not fired (as Flink's finished tasks); after a restore they fire
+ *    as soon as their time has passed.
+ *  - on_timer runs on the subtask thread with the timer's key as current key (keyed state and
+ *    weir_current_key are the timer's key's), never concurrently with the function.
+ */
+
+/** Time domain of a timer. */
+typedef enum weir_time_domain {
+    WEIR_EVENT_TIME = 0,      /**< fires when the operator's watermark reaches the time */
+    WEIR_PROCESSING_TIME = 1, /**< fires when the wall clock (ms) reaches the time */
+} weir_time_domain_t;
+/** Timer callback of a keyed process operator: the timer's key is the current key. */
+typedef void (*weir_timer_fn)(weir_ctx_t *ctx, int64_t timestamp, weir_time_domain_t domain,
+                              void *udata);
+/** Sets the timer callback of a weir_process operator (same udata as its function). On another
+ *  operator, or with a NULL callback, it is a define-time error. */
+weir_stream_t *weir_set_on_timer(weir_stream_t *process_op, weir_timer_fn on_timer);
+/** Timers of the current key; one timer per (key, domain, timestamp); 0 or a negative weir
+ *  error (no current key, not a process operator with on_timer). */
+int weir_timer_register_event_time(weir_ctx_t *ctx, int64_t timestamp);
+int weir_timer_register_processing_time(weir_ctx_t *ctx, int64_t timestamp);
+int weir_timer_delete_event_time(weir_ctx_t *ctx, int64_t timestamp);
+int weir_timer_delete_processing_time(weir_ctx_t *ctx, int64_t timestamp);
+/** The processing time (wall clock, ms) as timers see it. */
+int64_t weir_current_processing_time(const weir_ctx_t *ctx);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Side outputs                                                                             */
 /* ---------------------------------------------------------------------------------------- */
 

@@ -404,6 +404,24 @@ weir_stream_t *weir_set_watermark_strategy(weir_stream_t *source,
     return source;
 }
 
+weir_stream_t *weir_set_on_timer(weir_stream_t *process_op, weir_timer_fn on_timer) {
+    weir_node_t *n = stream_node(process_op);
+    if (!n)
+        return process_op;
+    if (n->kind != WEIR_OP_PROCESS || !on_timer) {
+        weir_job_error(process_op->job,
+                       "weir_set_on_timer on '%s': %s: timers belong to a weir_process operator "
+                       "with a timer callback",
+                       n->name, !on_timer ? "the callback is NULL" : weir_op_kind_name(n->kind));
+        return process_op;
+    }
+    n->on_timer = on_timer;
+    if (!n->timers && weir__graph_add_state(process_op->job, n, "weir_set_on_timer",
+                                            WEIR_TIMERS_STATE, WEIR_STATE_MAP, NULL, NULL) >= 0)
+        n->timers = true;
+    return process_op;
+}
+
 static weir_state_id declare(weir_stream_t *op, const char *api, const char *name,
                              weir_state_kind_t kind, weir_reduce_fn fn, void *udata) {
     weir_node_t *n = stream_node(op);

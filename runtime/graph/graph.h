@@ -60,6 +60,8 @@ typedef enum weir_part {
 /** One operator of the logical graph. Strings are owned by the job's arena. */
 /** Upper bound of a watermark strategy's durations (ms; about 34 years). */
 #define WEIR_WM_MAX_MS (INT64_C(1) << 40)
+/** The declared (map) state holding the keyed timers of a node with timers (state/timers.h). */
+#define WEIR_TIMERS_STATE "weir.timers"
 
 typedef struct weir_node {
     uint32_t id;
@@ -77,6 +79,8 @@ typedef struct weir_node {
     void *udata;
     weir_open_fn open_fn;   /* weir_set_lifecycle (user operators only); NULL from JSON */
     weir_close_fn close_fn; /* called with udata, like fn */
+    weir_timer_fn on_timer; /* weir_set_on_timer (process only); NULL from JSON */
+    bool timers;            /* keyed timers ("timers": true in JSON; state WEIR_TIMERS_STATE) */
     /* connector configuration */
     weir_datagen_opts_t datagen;
     char *path;     /* file source input / file sink directory */

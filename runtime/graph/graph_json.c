@@ -111,6 +111,8 @@ json_t *weir_graph_to_json(const weir_job_t *job) {
             bad = true;
         if (jn && weir__graph_side_to_json(n, jn))
             bad = true;
+        if (jn && n->timers && json_object_set_new(jn, "timers", json_true()))
+            bad = true;
         if (!jn || json_array_append_new(nodes, jn))
             bad = true;
     }
@@ -291,6 +293,34 @@ static int parse_watermark(weir_node_t *n, const json_t *jn, const char *what, c
     return 0;
 }
 
+/* "timers": absent / false, or true on a process operator: its timers live in the map state
+ * WEIR_TIMERS_STATE (declared here when the "states" did not list it). */
+static int parse_timers(weir_job_t *job, weir_node_t *n, const json_t *jn, const char *what,
+                        char *errstr, size_t errlen) {
+    bool on = false;
+    int rc = weir_json_bool(jn, what, "timers", false, false, &on, errstr, errlen);
+    if (rc || !on)
+        return rc;
+    if (n->kind != WEIR_OP_PROCESS)
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "%s: \"timers\" is only allowed on a process operator", what);
+    for (uint32_t t = 0; t < n->n_states; t++)
+        if (strcmp(n->states[t].name, WEIR_TIMERS_STATE) == 0) {
+            if (n->states[t].kind != WEIR_STATE_MAP || n->states[t].ttl_ms)
+                return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                 "%s: state '%s' holds the timers: it must be a map without ttl",
+                                 what, WEIR_TIMERS_STATE);
+            n->timers = true;
+            return 0;
+        }
+    if (n->n_states >= JSON_MAX_STATES ||
+        weir__graph_add_state(job, n, "graph JSON", WEIR_TIMERS_STATE, WEIR_STATE_MAP, NULL, NULL) <
+            0)
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: cannot declare the timer state", what);
+    n->timers = true;
+    return 0;
+}
+
 static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *errstr,
                       size_t errlen) {
     char what[64];
@@ -395,7 +425,7 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
         n->states[n->n_states - 1].ttl_ms = ttl;
         n->states[n->n_states - 1].ttl_update = (weir_ttl_update_t)mode;
     }
-    return 0;
+    return parse_timers(job, n, jn, what, errstr, errlen);
 }
 
 weir_job_t *weir_graph_from_json(const json_t *root, char *errstr, size_t errlen) {
@@ -509,6 +539,10 @@ int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, c
         char serr[400];
         if (weir__graph_side_compare(b, s, serr, sizeof(serr)))
             return nondet(errstr, errlen, "%s", serr);
+        if (b->timers != s->timers)
+            return nondet(errstr, errlen, "operator '%s' has %s here but %s submitted", b->name,
+                          b->timers ? "timers" : "no timers",
+                          s->timers ? "timers were" : "none were");
         if (b->n_states != s->n_states)
             return nondet(errstr, errlen,
                           "operator '%s' declares %u states here but %u were submitted", b->name,

@@ -22,6 +22,8 @@
  *    key selector) fails the task.
  *  - A keyed-state accessor maps the node's state id to its column ctx->state_base + id and
  *    returns WEIR_EINVAL for an id the node did not declare (or without a backend).
+ *  - While on_timer of an event-time timer runs (ctx->timer_ev, timers.c), weir_emit stamps the
+ *    timer's timestamp on every record the operator emits.
  *
  * Threading: the task thread only (operators and user functions run on it). */
 #include <stdarg.h>
@@ -145,6 +147,12 @@ static inline void emit_tagged(weir_ctx_t *ctx, uint32_t tag, const weir_record_
         weir_wm_gen_record(t->wmgen, t->wm_split, rec->timestamp, t->now_ns);
         if (UNLIKELY(t->wm_idle)) /* active again before the record goes out */
             weir__task_wm_poll(t, t->now_ns);
+    }
+    weir_record_t stamped;
+    if (UNLIKELY(ctx->timer_ev)) { /* on_timer of an event-time timer: its timestamp */
+        stamped = *rec;
+        stamped.timestamp = ctx->timer_ts;
+        rec = &stamped;
     }
     if (ctx->next && LIKELY(ctx->next_tag == tag)) {
         weir__task_deliver(ctx->next, rec);

@@ -183,6 +183,8 @@ void weir__task_wm_forward(weir_task_t *t, unsigned flags, int64_t wm, bool idle
     if (flags & WEIR_WM_ADVANCED && wm > t->wm) {
         t->wm = wm;
         atomic_store_explicit(&t->wm_pub, wm, memory_order_relaxed);
+        if (t->has_timers) /* due event-time timers fire before the watermark goes on */
+            weir__task_timers_event(t, wm);
         write_wm(t, false, false, wm);
     }
     if ((flags & WEIR_WM_STATUS) && idle) {
@@ -456,7 +458,7 @@ static bool run_source(weir_task_t *t) {
         while (!t->stop && next_msg(t, &msg, 0) > 0)
             handle_msg(t, &msg);
         int64_t now = weir_now_ns();
-        int64_t next_flush = flush_due(t, now);
+        int64_t next_flush = weir__task_timers_due(t, flush_due(t, now));
         while (wake > now && !t->stop && !t->suspended) {
             int64_t dl = wake < next_flush ? wake : next_flush;
             if (t->wmgen && t->wm_next_ns < dl)
@@ -466,7 +468,7 @@ static bool run_source(weir_task_t *t) {
             now = weir_now_ns();
             if (t->wmgen && now >= t->wm_next_ns)
                 weir__task_wm_poll(t, now);
-            next_flush = flush_due(t, now);
+            next_flush = weir__task_timers_due(t, flush_due(t, now));
         }
     }
     return false;
@@ -475,7 +477,7 @@ static bool run_source(weir_task_t *t) {
 /* Consumes the input gate until every channel ended. @returns true when it did; false when
  * stopped, or when the final notify of a stop-with-savepoint it snapshotted arrived first. */
 static bool run_inputs(weir_task_t *t) {
-    int64_t next_flush = INT64_MAX;
+    int64_t next_flush = weir__task_timers_due(t, INT64_MAX);
     weir_mbmsg_t msg;
     while (!t->stop && t->n_ended < t->n_ins && !t->final_notified) {
         if (drain_deferred(t)) {
@@ -486,7 +488,7 @@ static bool run_inputs(weir_task_t *t) {
             handle_msg(t, &msg);
         if (t->stop)
             break;
-        next_flush = flush_due(t, weir_now_ns());
+        next_flush = weir__task_timers_due(t, flush_due(t, weir_now_ns()));
     }
     return !t->stop && !t->final_notified;
 }
@@ -538,6 +540,8 @@ void *weir__task_main(void *arg) {
 
     if (t->n_decls)
         weir__task_open_state(t);
+    if (t->n_decls && !t->stop)
+        weir__task_timers_open(t);
     if (t->restore_id && !t->stop)
         weir__task_restore_operators(t);
     for (uint32_t i = 0; i < t->n_ops && !t->stop; i++) {
@@ -570,6 +574,7 @@ void *weir__task_main(void *arg) {
     /* teardown: nothing is pushed into the mailbox after close_mailbox (but the uploader) */
     weir_dataplane_close_mailbox(t->dp, t->mb);
     weir__task_uploader_stop(t, t->stop); /* in-flight uploads end before the backend closes */
+    weir__task_timers_close(t);
     for (uint32_t i = 0; i < t->n_ops; i++) {
         if (t->op_created[i] && t->ops[i].vt->close)
             t->ops[i].vt->close(&t->ops[i]);

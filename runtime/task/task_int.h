@@ -47,6 +47,9 @@ struct weir_ctx {
     uint32_t n_states;        /* states declared by this node */
     bool lc_opened; /* lifecycle.c: the chain's opening reached this operator, not closed yet */
     bool lc_busy;   /* lifecycle.c: in the user open/close (weir_emit refuses) */
+    struct weir_timers *timers; /* timers.c: the node's timer store; NULL without timers */
+    int64_t timer_ts;           /* timers.c: timestamp of the event-time timer firing ... */
+    bool timer_ev;              /* ... while its on_timer runs (weir_emit stamps it) */
 };
 
 /** Counters read by other threads (single writer: the task thread). */
@@ -204,6 +207,7 @@ struct weir_task {
     uint32_t wm_split;      /* source: split of the records being emitted (weir_source_split) */
     int64_t wm_next_ns;     /* source: next periodic watermark poll */
     int64_t wm_interval_ns;
+    bool has_timers; /* timers.c: some operator of the chain has timers */
 
     int64_t now_ns; /* refreshed per input buffer / source batch */
     bool stop;      /* leave the main loop (failed or canceled) */
@@ -241,6 +245,20 @@ static inline void weir__task_deliver(weir_ctx_t *c, const weir_record_t *rec) {
 /** Fails the task with a formatted one-line message (no operator prefix); the first failure
  * wins; sets stop. Task thread. */
 void weir__task_fail(weir_task_t *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* timers.c */
+
+/** Opens the timer store of every operator with timers (after the backend opened or restored);
+ * fails the task on error. */
+void weir__task_timers_open(weir_task_t *t);
+/** Frees the timer stores (before the backend closes). */
+void weir__task_timers_close(weir_task_t *t);
+/** The chain's watermark advanced to @p wm (t->wm already holds it): fires the due event-time
+ * timers of each operator in chain order, before the watermark goes downstream. */
+void weir__task_timers_event(weir_task_t *t, int64_t wm);
+/** Fires the due processing-time timers; @returns min(@p next_ns, the monotonic time of the
+ * earliest pending one). */
+int64_t weir__task_timers_due(weir_task_t *t, int64_t next_ns);
 
 /* loop.c */
 

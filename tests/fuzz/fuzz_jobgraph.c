@@ -69,6 +69,9 @@ static void reduce_fn(const msgpack_object *acc, const msgpack_object *in, msgpa
 static void gen_fn(weir_ctx_t *ctx, uint64_t index, void *udata) {
     (void)ctx, (void)index, (void)udata;
 }
+static void timer_fn(weir_ctx_t *ctx, int64_t ts, weir_time_domain_t dom, void *udata) {
+    (void)ctx, (void)ts, (void)dom, (void)udata;
+}
 
 /* Finalizes @p job and writes it as the "graph" of a POST /jobs body. */
 static void seed_graph(weir_job_t *job, const char *name) {
@@ -100,6 +103,7 @@ static void write_seeds(void) {
     weir_state_set_ttl(p, weir_list_state(p, "l"), 60000, WEIR_TTL_ON_CREATE_AND_WRITE);
     weir_state_set_ttl(p, weir_map_state(p, "m"), 1000, WEIR_TTL_ON_READ_AND_WRITE);
     weir_reducing_state(p, "r", reduce_fn, NULL);
+    weir_set_on_timer(p, timer_fn); /* "timers": true and the weir.timers state */
     weir_set_uid(weir_sink_file(weir_rebalance(weir_set_parallelism(p, 3)), "out", "/data/out"),
                  "out");
     seed_graph(job, "stateful");

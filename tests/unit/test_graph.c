@@ -1078,6 +1078,94 @@ static void test_state_ttl(void **state) {
     weir_graph_destroy(&job);
 }
 
+static void timer_fn(weir_ctx_t *ctx, int64_t ts, weir_time_domain_t dom, void *udata) {
+    (void)ctx;
+    (void)ts;
+    (void)dom;
+    (void)udata;
+}
+
+/* weir_set_on_timer: a process operator gets timers (the "weir.timers" map state and the
+ * "timers" flag, which survive JSON); any other operator or a NULL callback is a define-time
+ * error; "timers" in JSON is a boolean allowed on a process operator only. */
+static void test_timers(void **state) {
+    (void)state;
+    weir_job_t *job = weir_graph_new("tm", 1);
+    weir_stream_t *p = weir_process(weir_key_by(seq(job, "src"), NULL, NULL), "p", map_fn, NULL);
+    weir_set_uid(p, "p");
+    assert_int_equal(weir_value_state(p, "v"), 0);
+    assert_ptr_equal(weir_set_on_timer(p, timer_fn), p);
+    assert_ptr_equal(weir_set_on_timer(p, timer_fn), p); /* again: replaces, declares nothing */
+    weir_sink_print(p, "out");
+    assert_false(job->failed);
+    weir_node_t *n = &job->nodes[1];
+    assert_true(n->timers);
+    assert_int_equal(n->n_states, 2);
+    assert_string_equal(n->states[1].name, WEIR_TIMERS_STATE);
+    assert_int_equal(n->states[1].kind, WEIR_STATE_MAP);
+    char err[512] = "";
+    if (weir_graph_finalize(job, err, sizeof(err)) != 0)
+        fail_msg("finalize: %s", err);
+    json_t *j = weir_graph_to_json(job);
+    assert_true(
+        json_is_true(json_object_get(json_array_get(json_object_get(j, "nodes"), 1), "timers")));
+    weir_job_t *back = weir_graph_from_json(j, err, sizeof(err));
+    if (!back)
+        fail_msg("%s", err);
+    assert_true(back->nodes[1].timers);
+    assert_false(back->nodes[0].timers);
+    assert_int_equal(back->nodes[1].n_states, 2);
+    assert_int_equal(weir_graph_apply_submitted(job, back, err, sizeof(err)), 0);
+    back->nodes[1].timers = false;
+    assert_int_not_equal(weir_graph_apply_submitted(job, back, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "timers"));
+    weir_graph_destroy(&back);
+    json_decref(j);
+    weir_graph_destroy(&job);
+
+    job = weir_graph_new("tm", 1);
+    weir_set_on_timer(weir_map(seq(job, "src"), "m", map_fn, NULL), timer_fn);
+    assert_true(job->failed);
+    assert_non_null(strstr(job->error, "weir_set_on_timer on 'm'"));
+    weir_graph_destroy(&job);
+    job = weir_graph_new("tm", 1);
+    weir_set_on_timer(weir_process(weir_key_by(seq(job, "src"), NULL, NULL), "p", map_fn, NULL),
+                      NULL);
+    assert_true(job->failed);
+    assert_non_null(strstr(job->error, "NULL"));
+    weir_graph_destroy(&job);
+
+    /* JSON: a flag without the state declares it; only on a process; a boolean */
+    const char *ok = "{\"name\":\"j\",\"nodes\":[" NODE_SRC
+                     ",{\"id\":1,\"kind\":\"process\",\"name\":\"p\",\"uid\":\"u\","
+                     "\"parallelism\":1,\"input\":0,\"partitioning\":\"hash\",\"timers\":true},"
+                     "{\"id\":2,\"kind\":\"sink_print\",\"name\":\"o\",\"parallelism\":1,"
+                     "\"input\":1}]}";
+    json_error_t je;
+    json_t *jt = json_loads(ok, 0, &je);
+    assert_non_null(jt);
+    back = weir_graph_from_json(jt, err, sizeof(err));
+    if (!back)
+        fail_msg("%s", err);
+    assert_true(back->nodes[1].timers);
+    assert_int_equal(back->nodes[1].n_states, 1);
+    assert_string_equal(back->nodes[1].states[0].name, WEIR_TIMERS_STATE);
+    weir_graph_destroy(&back);
+    json_decref(jt);
+    expect_json_error("{\"name\":\"j\",\"nodes\":[" NODE_SRC ",{\"id\":1,\"kind\":\"sink_print\","
+                      "\"name\":\"p\",\"parallelism\":1,\"input\":0,\"timers\":true}]}",
+                      "only allowed on a process operator");
+    expect_json_error("{\"name\":\"j\",\"nodes\":[" NODE_SRC ",{\"id\":1,\"kind\":\"process\","
+                      "\"name\":\"p\",\"uid\":\"u\",\"parallelism\":1,\"input\":0,"
+                      "\"partitioning\":\"hash\",\"timers\":\"yes\"}]}",
+                      "timers");
+    expect_json_error("{\"name\":\"j\",\"nodes\":[" NODE_SRC ",{\"id\":1,\"kind\":\"process\","
+                      "\"name\":\"p\",\"uid\":\"u\",\"parallelism\":1,\"input\":0,"
+                      "\"partitioning\":\"hash\",\"timers\":true,\"states\":[{\"name\":"
+                      "\"weir.timers\",\"type\":\"value\"}]}]}",
+                      "must be a map");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_ttl),
@@ -1099,6 +1187,7 @@ int main(void) {
         cmocka_unit_test(test_json_total_subtasks_bounded),
         cmocka_unit_test(test_json_many_uids_fast),
         cmocka_unit_test(test_apply_submitted),
+        cmocka_unit_test(test_timers),
     };
     return cmocka_run_group_tests(tests, 0, NULL);
 }

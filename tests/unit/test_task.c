@@ -65,6 +65,7 @@ typedef struct collected {
      * saw with a record (INT64_MIN: none) */
     uint64_t side_count, side_sum;
     int64_t side_wm_max, main_wm_max;
+    struct tm_log *tm; /* build_timers: the fired windows the sink saw */
 } collected_t;
 
 typedef struct states {
@@ -2649,6 +2650,263 @@ static void test_restore_from_savepoint(void **state) {
     harness_fini(&h1);
 }
 
+/* ---- keyed timers (build_timers) ----------------------------------------------------------- */
+
+#define TM_WIN 100 /* ms: event-time window of the hand-built tumbling count */
+#define TM_KEYS 7
+
+typedef struct tm_out {
+    int key;
+    int64_t wend, count, rec_ts;
+} tm_out_t;
+
+typedef struct tm_log {
+    tm_out_t v[20000];
+    size_t n;
+    uint64_t pt_fired, pt_early, bad;
+    uint64_t follow; /* timers registered in on_timer that fired within the same advance */
+    uint64_t late;   /* window records the sink received at or below its watermark */
+} tm_log_t;
+
+static int64_t tm_ts(uint64_t i) { /* out of order by up to 4 steps, as wm_gen_fn */
+    return 1000000 + (int64_t)i * WM_STEP - (int64_t)((i * 7919) % 5) * WM_STEP;
+}
+
+static int64_t tm_wend(int64_t ts) {
+    return (ts / TM_WIN + 1) * TM_WIN - 1;
+}
+
+static void tm_gen_fn(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    (void)udata;
+    msgpack_pack_uint64(weir_packer(ctx), index);
+    weir_emit_packed(ctx, tm_ts(index), NULL, 0);
+}
+
+/* per record: count[window end]++ (map state), event-time timer at the window end, and a
+ * processing-time timer 20 ms ahead */
+static void tm_process(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    weir_state_id st = *(const weir_state_id *)udata; /* tm_ud_t starts with it */
+    int64_t wend = tm_wend(in->timestamp), n = 0;
+    const void *v;
+    uint32_t len;
+    if (weir_mapstate_get(ctx, st, &wend, 8, &v, &len) == 0 && len == 8)
+        memcpy(&n, v, 8);
+    n++;
+    if (weir_mapstate_put(ctx, st, &wend, 8, &n, 8) != 0 ||
+        weir_timer_register_event_time(ctx, wend) != 0 ||
+        weir_timer_register_processing_time(ctx, weir_current_processing_time(ctx) + 20) != 0 ||
+        weir_timer_register_event_time(ctx, wend + 1) != 0 || /* deleted: never fires */
+        weir_timer_delete_event_time(ctx, wend + 1) != 0)
+        weir_fail(ctx, "state or timer call failed");
+}
+
+typedef struct tm_ud {
+    weir_state_id st;
+    collected_t *c;
+} tm_ud_t;
+
+static void tm_on_timer(weir_ctx_t *ctx, int64_t ts, weir_time_domain_t dom, void *udata) {
+    const tm_ud_t *u = udata;
+    weir_state_id st = u->st;
+    if (dom == WEIR_PROCESSING_TIME) {
+        bool early = weir_current_processing_time(ctx) < ts;
+        pthread_mutex_lock(&u->c->mu);
+        u->c->tm->pt_fired++;
+        u->c->tm->pt_early += early;
+        pthread_mutex_unlock(&u->c->mu);
+        return;
+    }
+    const void *v;
+    uint32_t len;
+    int64_t n = 0;
+    if (weir_mapstate_get(ctx, st, &ts, 8, &v, &len) == 0 && len == 8)
+        memcpy(&n, v, 8);
+    weir_mapstate_remove(ctx, st, &ts, 8);
+    if (ts % TM_WIN == 0) {
+        weir_fail(ctx, "deleted timer %lld fired", (long long)ts);
+        return;
+    }
+    if (ts % TM_WIN == TM_WIN - 2) { /* a follow-up: n is the watermark its window fired at */
+        bool same = n == weir_current_watermark(ctx) && n != 0;
+        pthread_mutex_lock(&u->c->mu);
+        if (same)
+            u->c->tm->follow++;
+        else
+            u->c->tm->bad++;
+        pthread_mutex_unlock(&u->c->mu);
+        return;
+    }
+    /* a follow-up timer below the watermark, registered here: fires within this advance */
+    int64_t f = ts - 1, wm = weir_current_watermark(ctx);
+    if (weir_mapstate_put(ctx, st, &f, 8, &wm, 8) != 0 ||
+        weir_timer_register_event_time(ctx, f) != 0)
+        weir_fail(ctx, "follow-up timer registration failed");
+    if (weir_current_watermark(ctx) < ts)
+        weir_fail(ctx, "timer %lld fired below the watermark", (long long)ts);
+    uint32_t kl;
+    const void *key = weir_current_key(ctx, &kl);
+    msgpack_packer *pk = weir_packer(ctx);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int64(pk, ts);
+    msgpack_pack_int64(pk, n);
+    weir_emit_packed(ctx, 0 /* stamped with ts by the runtime */, key, kl);
+}
+
+static void tm_sink(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    msgpack_object o;
+    if (weir_unpack(ctx, in, &o) < 0)
+        return;
+    pthread_mutex_lock(&c->mu);
+    tm_log_t *l = c->tm;
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 2 || in->key_len != 2 ||
+        l->n == sizeof l->v / sizeof l->v[0]) {
+        l->bad++;
+    } else {
+        tm_out_t *e = &l->v[l->n++];
+        e->key = ((const char *)in->key)[1] - '0';
+        e->wend = o.via.array.ptr[0].via.i64;
+        e->count = o.via.array.ptr[1].via.i64;
+        e->rec_ts = in->timestamp;
+        /* emitted before the watermark that fired it went downstream: not late here */
+        if (in->timestamp <= weir_current_watermark(ctx))
+            l->late++;
+    }
+    c->count++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* generator(p2, strategy, rate 4000/s) -> key_by(value % 7) -> process with timers (p2) ->
+ * rebalance -> sink (p1) */
+static weir_job_t *build_timers(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("timers", 2);
+    weir_stream_t *s =
+        weir_set_uid(weir_source_generator(job, "gen", n, 4000, tm_gen_fn, NULL), "gen");
+    weir_watermark_strategy_t wst = {.max_out_of_orderness_ms = WM_BOUND};
+    weir_set_watermark_strategy(s, &wst);
+    s = weir_key_by(s, mod7_key, NULL);
+    tm_ud_t *u = weir_job_alloc(job, sizeof *u);
+    u->c = c;
+    s = weir_process(s, "windows", tm_process, u);
+    weir_set_uid(s, "windows");
+    u->st = weir_map_state(s, "counts");
+    weir_set_on_timer(s, tm_on_timer);
+    s = weir_set_parallelism(weir_sink(weir_rebalance(s), "collect", tm_sink, c), 1);
+    return job;
+}
+
+/* The oracle: per (key, window end), the number of indices below n (an independent model of the
+ * windows; keys are "k<index % 7>" like mod7_key). Checks @p l's entries [0, upto) + [from, n)
+ * equal it exactly, each stamped with its window end, per key in ascending window order within
+ * each run. */
+static void tm_check(const tm_log_t *l, uint64_t n, size_t upto, size_t from) {
+    enum { MAXW = 2048 };
+    static int64_t want[TM_KEYS][MAXW];
+    memset(want, 0, sizeof want);
+    int64_t base = tm_wend(tm_ts(0)) - TM_WIN * 8;
+    for (uint64_t i = 0; i < n; i++) {
+        int64_t w = (tm_wend(tm_ts(i)) - base) / TM_WIN;
+        assert_true(w >= 0 && w < MAXW);
+        want[i % TM_KEYS][w]++;
+    }
+    int64_t last[TM_KEYS];
+    for (int k = 0; k < TM_KEYS; k++)
+        last[k] = INT64_MIN;
+    for (size_t j = 0; j < l->n; j++) {
+        if (j >= upto && j < from)
+            continue;
+        if (j == from)
+            for (int k = 0; k < TM_KEYS; k++)
+                last[k] = INT64_MIN; /* the restored run: a new sequence per key */
+        const tm_out_t *e = &l->v[j];
+        assert_true(e->key >= 0 && e->key < TM_KEYS);
+        assert_true(e->rec_ts == e->wend);
+        assert_true(e->wend > last[e->key]);
+        last[e->key] = e->wend;
+        int64_t w = (e->wend - base) / TM_WIN;
+        assert_true(w >= 0 && w < MAXW && (e->wend - base) % TM_WIN == 0);
+        assert_int_equal(want[e->key][w], e->count); /* each window once, with its count */
+        want[e->key][w] = 0;
+    }
+    for (int k = 0; k < TM_KEYS; k++)
+        for (int w = 0; w < MAXW; w++)
+            assert_int_equal(want[k][w], 0);
+}
+
+/* Event-time timers fire in order per key with the exact counts; the final watermark fires the
+ * rest; processing-time timers fire, never early. */
+static void test_timers_windows(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    tm_log_t *l = calloc(1, sizeof *l);
+    h.col.tm = l;
+    start_job(&h, build_timers, 2000, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(l->bad, 0);
+    assert_int_equal(l->pt_early, 0);
+    assert_true(l->pt_fired > 0);
+    assert_int_equal(l->follow, l->n);
+    assert_int_equal(l->late, 0);
+    tm_check(l, 2000, l->n, l->n);
+    free(l);
+    harness_fini(&h);
+}
+
+/* Timers are keyed state: checkpoint mid-run, cancel, restore; the sink's records before the
+ * barrier plus the restored run's equal the oracle exactly (no window lost or fired twice). */
+static void test_timers_restore(void **state) {
+    (void)state;
+    char *ckdir = weir_test_tmpdir("test_task_tm");
+    tm_log_t *l = calloc(1, sizeof *l);
+    harness_t h1;
+    harness_init(&h1, 1);
+    h1.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h1.ck_dir = ckdir;
+    h1.col.tm = l;
+    start_job(&h1, build_timers, 4000, 1);
+    wait_running(&h1);
+    weir_sleep_ns(300000000);
+    for (int i = 0; i < h1.st.n_tasks; i++)
+        if (weir_task_vertex(h1.st.tasks[i]) == 0)
+            weir_task_trigger(h1.st.tasks[i], 1, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    assert_int_equal(wait_acks(&h1, 1, false, 5), 5);
+    const ack_t *sa = find_ack(h1.acks, h1.n_acks, 2, 0, 1, false);
+    assert_non_null(sa);
+    size_t upto = (size_t)sa->col_count; /* the sink's records before the barrier */
+    for (int i = 0; i < h1.st.n_tasks; i++)
+        weir_task_notify(h1.st.tasks[i], 1, false);
+    cancel_and_wait(&h1);
+    assert_true(upto > 0 && upto < l->n + 1);
+    size_t from = l->n;
+
+    harness_t h2;
+    harness_init(&h2, 1);
+    h2.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    h2.ck_dir = ckdir;
+    h2.attempt = 2;
+    h2.restore_id = 1;
+    h2.restore_from = h1.acks;
+    h2.n_restore_from = h1.n_acks;
+    h2.col.tm = l;
+    start_job(&h2, build_timers, 4000, 1);
+    assert_int_equal(wait_acks(&h2, 0, true, 5), 5); /* the final snapshots */
+    for (int i = 0; i < h2.st.n_tasks; i++)
+        weir_task_notify(h2.st.tasks[i], 2, true);
+    wait_final(&h2);
+    check_all(&h2, WEIR_TASK_FINISHED);
+    assert_int_equal(l->bad, 0);
+    print_message("timers restore: %zu windows before the barrier, %zu after the restore\n", upto,
+                  l->n - from);
+    assert_int_equal(l->late, 0);
+    tm_check(l, 4000, upto, from);
+    free(l);
+    harness_fini(&h2);
+    harness_fini(&h1);
+    weir_test_tmpdir_remove(ckdir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stateless_local),
@@ -2681,6 +2939,8 @@ int main(void) {
         cmocka_unit_test(test_lifecycle_cancel),
         cmocka_unit_test(test_lifecycle_stop),
         cmocka_unit_test(test_lifecycle_emit_in_close),
+        cmocka_unit_test(test_timers_windows),
+        cmocka_unit_test(test_timers_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
