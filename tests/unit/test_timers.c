@@ -54,47 +54,6 @@ static weir_timers_t *open_tm(weir_state_backend_t *sb) {
     return tm;
 }
 
-/* Independent MurmurHash3 x86_32 (seed 0) and Flink's key-group assignment, the layout oracle. */
-static uint32_t rotl32(uint32_t x, int r) {
-    return (x << r) | (x >> (32 - r));
-}
-static uint32_t murmur3_32(const uint8_t *d, size_t len) {
-    const uint32_t c1 = 0xcc9e2d51, c2 = 0x1b873593;
-    uint32_t h = 0;
-    size_t nb = len / 4;
-    for (size_t i = 0; i < nb; i++) {
-        uint32_t k = (uint32_t)d[4 * i] | (uint32_t)d[4 * i + 1] << 8 |
-                     (uint32_t)d[4 * i + 2] << 16 | (uint32_t)d[4 * i + 3] << 24;
-        k *= c1;
-        k = rotl32(k, 15);
-        k *= c2;
-        h ^= k;
-        h = rotl32(h, 13);
-        h = h * 5 + 0xe6546b64;
-    }
-    const uint8_t *tail = d + nb * 4;
-    uint32_t k = 0;
-    switch (len & 3) {
-    case 3:
-        k ^= (uint32_t)tail[2] << 16; /* fall through */
-    case 2:
-        k ^= (uint32_t)tail[1] << 8; /* fall through */
-    case 1:
-        k ^= tail[0];
-        k *= c1;
-        k = rotl32(k, 15);
-        k *= c2;
-        h ^= k;
-    }
-    h ^= (uint32_t)len;
-    h ^= h >> 16;
-    h *= 0x85ebca6b;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35;
-    h ^= h >> 16;
-    return h;
-}
-
 /* the model: timers as (domain, ts, key) */
 typedef struct mt {
     int dom;
@@ -206,7 +165,7 @@ static void check_layout(weir_state_backend_t *sb) {
         char key[16] = {0};
         memcpy(key, k + 11, kl - 11);
         uint32_t kg = (uint32_t)k[0] << 8 | k[1];
-        assert_int_equal(kg, (murmur3_32(k + 11, kl - 11) % MAX_PAR));
+        assert_int_equal(kg, (weir_test_murmur3_32(k + 11, kl - 11) % MAX_PAR));
         int dom = k[2];
         uint64_t u = 0;
         for (int i = 0; i < 8; i++)
@@ -300,7 +259,7 @@ static void test_snapshot_rescale_2_to_3(void **unused) {
         for (int k = 0; k < NK; k++) {
             char key[16];
             snprintf(key, sizeof key, "k%d", k);
-            uint32_t kg = murmur3_32((const uint8_t *)key, strlen(key)) % MAX_PAR;
+            uint32_t kg = weir_test_murmur3_32((const uint8_t *)key, strlen(key)) % MAX_PAR;
             if (kg < first || kg > last)
                 continue;
             assert_int_equal(weir_timers_register(tm, WEIR_TIMER_EVENT, key, strlen(key), k), 0);
@@ -354,7 +313,7 @@ static void test_snapshot_rescale_2_to_3(void **unused) {
             char key[16] = {0};
             memcpy(key, kp, kl);
             assert_int_equal(atoi(key + 1), (int)ts);
-            uint32_t kg = murmur3_32(kp, kl) % MAX_PAR;
+            uint32_t kg = weir_test_murmur3_32(kp, kl) % MAX_PAR;
             assert_true(kg >= first && kg <= last);
             assert_int_equal(seen[ts], 0);
             seen[ts] = 1;

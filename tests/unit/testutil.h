@@ -49,4 +49,8 @@ int weir_test_flaky_read(void *ctx, const char *path, uint8_t **data, size_t *le
  * NUL into @p buf (at least 160 bytes). @returns its length. */
 int weir_test_value(char *buf, int k, int ver);
 
+/** MurmurHash3 x86_32 with seed 0, written independently of runtime/graph/keygroup.c: the tests'
+ * oracle for key groups (Flink's assignment: hash % max parallelism). */
+uint32_t weir_test_murmur3_32(const uint8_t *data, size_t len);
+
 #endif
