@@ -288,12 +288,19 @@ static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
 
 /* ----- sessions ----- */
 
-typedef struct session {
-    int64_t start, end;
-} session_t;
+void weir__window_session_merge(const weir_window_session_t *s, size_t n, int64_t ts, int64_t gap,
+                                int64_t *start, int64_t *end) {
+    *start = ts;
+    *end = sat_add(ts, gap);
+    for (size_t i = 0; i < n; i++) /* touching or overlapping sessions merge */
+        if (s[i].start <= sat_add(ts, gap) && ts <= s[i].end) {
+            *start = s[i].start < *start ? s[i].start : *start;
+            *end = s[i].end > *end ? s[i].end : *end;
+        }
+}
 
 typedef struct sessions {
-    session_t *s;
+    weir_window_session_t *s;
     size_t n, cap;
 } sessions_t;
 
@@ -309,7 +316,7 @@ static int collect_session(const void *uk, uint32_t ukl, const void *v, uint32_t
     }
     int64_t end;
     memcpy(&end, v, 8);
-    e->s[e->n++] = (session_t){dec(uk), end};
+    e->s[e->n++] = (weir_window_session_t){dec(uk), end};
     return 0;
 }
 
@@ -332,15 +339,10 @@ static bool session_acc(weir_ctx_t *ctx, window_op_t *w, int64_t start, acc_t *i
 
 static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_op_t *w) {
     int64_t wm = weir_current_watermark(ctx), L = w->spec.allowed_lateness_ms;
-    int64_t start = in->timestamp, end = sat_add(in->timestamp, w->spec.gap_ms);
     sessions_t all = {0};
     weir_mapstate_foreach(ctx, w->st, collect_session, &all);
-    for (size_t i = 0; i < all.n; i++) /* touching or overlapping sessions merge */
-        if (all.s[i].start <= sat_add(in->timestamp, w->spec.gap_ms) &&
-            in->timestamp <= all.s[i].end) {
-            start = all.s[i].start < start ? all.s[i].start : start;
-            end = all.s[i].end > end ? all.s[i].end : end;
-        }
+    int64_t start, end;
+    weir__window_session_merge(all.s, all.n, in->timestamp, w->spec.gap_ms, &start, &end);
     if (sat_add(end - 1, L) <= wm) {
         free(all.s);
         late(ctx, w, in);
@@ -349,7 +351,7 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     acc_t acc;
     acc_init(&acc);
     for (size_t i = 0; i < all.n; i++) {
-        session_t s = all.s[i];
+        weir_window_session_t s = all.s[i];
         if (s.start < start || s.end > end)
             continue;
         session_acc(ctx, w, s.start, &acc);
@@ -394,7 +396,7 @@ static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
     sessions_t all = {0};
     weir_mapstate_foreach(ctx, w->st, collect_session, &all);
     for (size_t i = 0; i < all.n; i++) {
-        session_t s = all.s[i];
+        weir_window_session_t s = all.s[i];
         if (s.end - 1 == T) {
             acc_t a;
             acc_init(&a);
