@@ -446,6 +446,15 @@ typedef struct weir_aggregate_fns {
 weir_stream_t *weir_window_aggregate(weir_stream_t *keyed, const char *name,
                                      const weir_window_spec_t *spec,
                                      const weir_aggregate_fns_t *fns, void *udata);
+/** Full-window process function: every record of the window (in arrival order). */
+typedef void (*weir_window_process_fn)(weir_ctx_t *ctx, const weir_window_t *w,
+                                       const weir_record_t *records, size_t n, void *udata);
+/** Keyed window keeping every record (map state per pane, one entry per record) and calling
+ *  @p fn with all of them when the window fires (tumbling and sliding; sessions are not
+ *  supported yet: a define-time error). */
+weir_stream_t *weir_window_process(weir_stream_t *keyed, const char *name,
+                                   const weir_window_spec_t *spec, weir_window_process_fn fn,
+                                   void *udata);
 /** Non-keyed variant (Flink's windowAll): every record under one key, parallelism 1; its
  *  input is repartitioned by that key (the operator still needs a uid). */
 weir_stream_t *weir_window_all_aggregate(weir_stream_t *in, const char *name,

@@ -1,6 +1,6 @@
-/* Keyed event-time windows (include/weir/weir.h "Windows"): weir_window_aggregate and
- * weir_window_all_aggregate, built on a weir_process operator with keyed map state and
- * event-time timers, using only the public state/timer/side-output API.
+/* Keyed event-time windows (include/weir/weir.h "Windows"): weir_window_aggregate,
+ * weir_window_process and weir_window_all_aggregate, built on a weir_process operator with keyed
+ * map state and event-time timers, using only the public state/timer/side-output API.
  *
  * State of a window operator (per key), map state "weir.window" (user key = start, 8 bytes
  * big-endian with the sign bit flipped so byte order is time order):
@@ -9,6 +9,9 @@
  * | tumbling, sliding | 0      | n    | accumulator (msgpack) of the pane [start, start+p) |
  * | session           | 0      | 8    | end of the session (host int64)                    |
  * | session           | 8      | n    | accumulator (msgpack) of the session              |
+ * weir_window_process keeps records instead (8-byte key: an empty pane marker; 16-byte key
+ * start ++ arrival sequence: timestamp (8, host) ++ value; 1-byte key "q": the key's next
+ * sequence number, uint64 host).
  * Tumbling and sliding windows keep panes of size p = gcd(size, slide): a record updates ONE
  * pane; a window [s, s+size) is the merge of its size/p panes when it fires.
  *
@@ -38,8 +41,9 @@ typedef struct window_op {
     weir_aggregate_fns_t fns;
     void *udata;
     weir_state_id st;
-    int64_t pane;       /* pane size (tumbling: size, sliding: gcd(size, slide)) */
-    uint64_t n_dropped; /* late records dropped (no late_tag) */
+    int64_t pane;                   /* pane size (tumbling: size, sliding: gcd(size, slide)) */
+    uint64_t n_dropped;             /* late records dropped (no late_tag) */
+    weir_window_process_fn process; /* weir_window_process: records kept, not accumulators */
 } window_op_t;
 
 /* An owned msgpack value and its unpacked object. */
@@ -141,8 +145,120 @@ static int64_t gcd64(int64_t a, int64_t b) {
     return a;
 }
 
+/* weir_window_process: a record of pane ps is the entry enc(ps) ++ seq (8 bytes big-endian, the
+ * key's arrival counter kept at the 1-byte user key "q") -> timestamp (8 bytes, host) ++ value;
+ * the pane's 8-byte entry enc(ps) is an empty marker (what the timers and cleanup see). */
+typedef struct kept {
+    uint64_t seq;
+    int64_t ts;
+    char *val;
+    uint32_t len;
+} kept_t;
+
+typedef struct kept_list {
+    kept_t *v;
+    unsigned char (*ukey)[16];
+    size_t n, cap;
+    int64_t lo, hi; /* pane starts collected: [lo, hi) */
+} kept_list_t;
+
+static int collect_kept(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
+    kept_list_t *l = arg;
+    if (ukl != 16 || len < 8)
+        return 0;
+    int64_t ps = dec(uk);
+    if (ps < l->lo || ps >= l->hi)
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+        l->ukey = realloc(l->ukey, l->cap * sizeof *l->ukey);
+        if (!l->v || !l->ukey)
+            abort();
+    }
+    kept_t *k = &l->v[l->n];
+    memcpy(l->ukey[l->n], uk, 16);
+    l->n++;
+    k->seq = 0;
+    for (int i = 8; i < 16; i++)
+        k->seq = k->seq << 8 | ((const unsigned char *)uk)[i];
+    memcpy(&k->ts, v, 8);
+    k->len = len - 8;
+    k->val = malloc(k->len ? k->len : 1);
+    if (!k->val)
+        abort();
+    memcpy(k->val, (const char *)v + 8, k->len);
+    return 0;
+}
+
+static void kept_free(kept_list_t *l) {
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].val);
+    free(l->v);
+    free(l->ukey);
+}
+
+static int by_seq(const void *a, const void *b) {
+    const kept_t *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_record_t *in) {
+    uint64_t seq = 0;
+    const void *v;
+    uint32_t len;
+    if (weir_mapstate_get(ctx, w->st, "q", 1, &v, &len) == 0 && len == 8)
+        memcpy(&seq, v, 8);
+    unsigned char k[16];
+    enc(ps, k);
+    for (int i = 15; i >= 8; i--)
+        k[i] = (unsigned char)(seq >> (8 * (15 - i)));
+    seq++;
+    char *buf = malloc(8 + (size_t)in->value_len);
+    if (!buf)
+        abort();
+    memcpy(buf, &in->timestamp, 8);
+    memcpy(buf + 8, in->value, in->value_len);
+    if (weir_mapstate_put(ctx, w->st, "q", 1, &seq, 8) != 0 ||
+        weir_mapstate_put(ctx, w->st, k, 16, buf, 8 + in->value_len) != 0 ||
+        weir_mapstate_put(ctx, w->st, k, 8, "", 0) != 0)
+        weir_fail(ctx, "window: writing the pane state failed");
+    free(buf);
+}
+
+/* Calls the process function with the records of the window ending at @p end, if any. */
+static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
+    kept_list_t l = {.lo = end - w->spec.size_ms, .hi = end};
+    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
+    if (l.n) {
+        qsort(l.v, l.n, sizeof *l.v, by_seq);
+        weir_record_t *recs = weir_xcalloc(l.n, sizeof *recs);
+        uint32_t kl;
+        const void *key = weir_current_key(ctx, &kl);
+        for (size_t i = 0; i < l.n; i++)
+            recs[i] = (weir_record_t){l.v[i].ts, key, kl, l.v[i].val, l.v[i].len};
+        weir_window_t win = {end - w->spec.size_ms, end};
+        w->process(ctx, &win, recs, l.n, w->udata);
+        free(recs);
+    }
+    kept_free(&l);
+}
+
+/* Removes the kept records of the pane starting at @p ps. */
+static void drop_kept(weir_ctx_t *ctx, window_op_t *w, int64_t ps) {
+    kept_list_t l = {.lo = ps, .hi = ps + 1};
+    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
+    for (size_t i = 0; i < l.n; i++)
+        weir_mapstate_remove(ctx, w->st, l.ukey[i], 16);
+    kept_free(&l);
+}
+
 /* Merges the panes of the window ending at @p end and emits its result if it has content. */
 static void fire_panes(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
+    if (w->process) {
+        fire_kept(ctx, w, end);
+        return;
+    }
     acc_t a;
     acc_init(&a);
     acc_t b;
@@ -205,6 +321,10 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
         late(ctx, w, in);
         return;
     }
+    if (w->process) {
+        keep_record(ctx, w, ps, in);
+        goto timers;
+    }
     unsigned char k[8];
     enc(ps, k);
     acc_t acc;
@@ -220,7 +340,7 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
         weir_fail(ctx, "window: writing the pane state failed");
     acc_free(&acc);
     msgpack_sbuffer_destroy(&out);
-    /* the first window not fired yet, and the cleanup of the last one */
+timers:; /* the first window not fired yet, and the cleanup of the last one */
     int64_t e = first;
     if (e - 1 <= wm)
         e += (floor_div(wm - (e - 1), slide) + 1) * slide;
@@ -270,6 +390,8 @@ static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
             unsigned char k[8];
             enc(e.start[i], k);
             weir_mapstate_remove(ctx, w->st, k, 8);
+            if (w->process)
+                drop_kept(ctx, w, e.start[i]);
             continue;
         }
         if (clean < next_clean)
@@ -435,10 +557,18 @@ static void on_timer(weir_ctx_t *ctx, int64_t ts, weir_time_domain_t domain, voi
 
 /* The spec's problem in one line, or NULL. */
 const char *weir__window_spec_check(const weir_window_spec_t *s, const weir_aggregate_fns_t *f) {
-    if (!s)
-        return "no window spec: pass one";
     if (!f || !f->create || !f->add || !f->result)
         return "aggregate functions need create, add and result";
+    const char *bad = weir__window_shape_check(s);
+    if (bad || s->kind == WEIR_WINDOW_TUMBLING || f->merge)
+        return bad;
+    return s->kind == WEIR_WINDOW_SLIDING ? "a sliding window needs the merge function (panes)"
+                                          : "a session window needs the merge function";
+}
+
+const char *weir__window_shape_check(const weir_window_spec_t *s) {
+    if (!s)
+        return "no window spec: pass one";
     if (s->allowed_lateness_ms < 0)
         return "allowed_lateness_ms is negative: use 0 or more";
     if (s->count_trigger)
@@ -447,15 +577,52 @@ const char *weir__window_spec_check(const weir_window_spec_t *s, const weir_aggr
     case WEIR_WINDOW_TUMBLING:
         return s->size_ms > 0 ? NULL : "a tumbling window needs size_ms > 0";
     case WEIR_WINDOW_SLIDING:
-        if (s->size_ms <= 0 || s->slide_ms <= 0)
-            return "a sliding window needs size_ms > 0 and slide_ms > 0";
-        return f->merge ? NULL : "a sliding window needs the merge function (panes)";
+        return s->size_ms > 0 && s->slide_ms > 0
+                   ? NULL
+                   : "a sliding window needs size_ms > 0 and slide_ms > 0";
     case WEIR_WINDOW_SESSION:
-        if (s->gap_ms <= 0)
-            return "a session window needs gap_ms > 0";
-        return f->merge ? NULL : "a session window needs the merge function";
+        return s->gap_ms > 0 ? NULL : "a session window needs gap_ms > 0";
     }
     return "unknown window kind: use WEIR_WINDOW_TUMBLING, _SLIDING or _SESSION";
+}
+
+/* The window operator: a weir_process with the window state and timers. */
+static weir_stream_t *window_op(weir_stream_t *keyed, const char *name,
+                                const weir_window_spec_t *spec, const weir_aggregate_fns_t *fns,
+                                weir_window_process_fn process, void *udata) {
+    window_op_t *w = weir_job_alloc(keyed->job, sizeof *w);
+    if (!w)
+        return NULL;
+    w->spec = *spec;
+    if (fns)
+        w->fns = *fns;
+    w->process = process;
+    w->udata = udata;
+    w->pane =
+        spec->kind == WEIR_WINDOW_SLIDING ? gcd64(spec->size_ms, spec->slide_ms) : spec->size_ms;
+    weir_stream_t *op = weir_process(keyed, name, on_record, w);
+    if (!op)
+        return NULL;
+    w->st = weir_map_state(op, WSTATE);
+    weir_set_on_timer(op, on_timer);
+    return op;
+}
+
+weir_stream_t *weir_window_process(weir_stream_t *keyed, const char *name,
+                                   const weir_window_spec_t *spec, weir_window_process_fn fn,
+                                   void *udata) {
+    if (!keyed || !keyed->job)
+        return NULL;
+    const char *bad = !fn ? "no process function: pass one"
+                      : spec && spec->kind == WEIR_WINDOW_SESSION
+                          ? "session windows are not supported by weir_window_process yet: use "
+                            "weir_window_aggregate"
+                          : weir__window_shape_check(spec);
+    if (bad) {
+        weir_job_error(keyed->job, "weir_window_process '%s': %s", name ? name : "window", bad);
+        return NULL;
+    }
+    return window_op(keyed, name, spec, NULL, fn, udata);
 }
 
 weir_stream_t *weir_window_aggregate(weir_stream_t *keyed, const char *name,
@@ -468,20 +635,7 @@ weir_stream_t *weir_window_aggregate(weir_stream_t *keyed, const char *name,
         weir_job_error(keyed->job, "weir_window_aggregate '%s': %s", name ? name : "window", bad);
         return NULL;
     }
-    window_op_t *w = weir_job_alloc(keyed->job, sizeof *w);
-    if (!w)
-        return NULL;
-    w->spec = *spec;
-    w->fns = *fns;
-    w->udata = udata;
-    w->pane =
-        spec->kind == WEIR_WINDOW_SLIDING ? gcd64(spec->size_ms, spec->slide_ms) : spec->size_ms;
-    weir_stream_t *op = weir_process(keyed, name, on_record, w);
-    if (!op)
-        return NULL;
-    w->st = weir_map_state(op, WSTATE);
-    weir_set_on_timer(op, on_timer);
-    return op;
+    return window_op(keyed, name, spec, fns, NULL, udata);
 }
 
 static uint32_t const_key(const weir_record_t *in, void *key_out, void *udata) {

@@ -19,7 +19,9 @@ typedef struct weir_window_session {
  *  every session it overlaps or touches (start <= ts+gap and ts <= end, as Flink). */
 void weir__window_session_merge(const weir_window_session_t *s, size_t n, int64_t ts, int64_t gap,
                                 int64_t *start, int64_t *end);
-/** The spec's problem in one line, or NULL when it is usable. */
+/** The window shape's problem (kind, sizes, lateness, trigger) in one line, or NULL. */
+const char *weir__window_shape_check(const weir_window_spec_t *s);
+/** The spec's problem in one line (shape and aggregate functions), or NULL when usable. */
 const char *weir__window_spec_check(const weir_window_spec_t *s, const weir_aggregate_fns_t *f);
 
 #endif

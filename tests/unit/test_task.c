@@ -2680,7 +2680,8 @@ typedef struct win_out {
 
 typedef struct win_log {
     int64_t slide;
-    bool all; /* weir_window_all_aggregate instead of keyed */
+    bool all;     /* weir_window_all_aggregate instead of keyed */
+    bool process; /* weir_window_process (records kept) instead of the aggregate */
     win_out_t v[8192];
     size_t n;
     uint64_t bad;
@@ -2769,6 +2770,34 @@ static void win_sink(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     pthread_mutex_unlock(&c->mu);
 }
 
+/* weir_window_process: count and sum over the records, which come in arrival order */
+static void win_process(weir_ctx_t *ctx, const weir_window_t *w, const weir_record_t *recs,
+                        size_t n, void *udata) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        msgpack_object o;
+        if (weir_unpack(ctx, &recs[i], &o) < 0 || recs[i].timestamp < w->start ||
+            recs[i].timestamp >= w->end) {
+            weir_fail(ctx, "window_process: a record outside its window");
+            return;
+        }
+        sum += (int64_t)o.via.u64;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    win_pack(&pk, (int64_t)n, sum);
+    msgpack_zone z;
+    msgpack_zone_init(&z, 64);
+    msgpack_object acc;
+    size_t off = 0;
+    if (msgpack_unpack(sb.data, sb.size, &off, &z, &acc) == MSGPACK_UNPACK_SUCCESS)
+        win_result(ctx, w, &acc, udata);
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* generator(p2, strategy, rate 20000/s) -> key_by(value % 7) -> sliding window 60 s every
  * c->win->slide (p2, uid "win") -> rebalance -> sink (p1); or window_all (p1) */
 static weir_job_t *build_window(collected_t *c, uint64_t n) {
@@ -2782,7 +2811,9 @@ static weir_job_t *build_window(collected_t *c, uint64_t n) {
                                .size_ms = WIN_SIZE,
                                .slide_ms = c->win->slide};
     static const weir_aggregate_fns_t fns = {win_create, win_add, win_merge, win_result};
-    if (c->win->all)
+    if (c->win->process)
+        s = weir_window_process(weir_key_by(s, mod7_key, NULL), "win", &spec, win_process, NULL);
+    else if (c->win->all)
         s = weir_window_all_aggregate(s, "win", &spec, &fns, NULL);
     else
         s = weir_window_aggregate(weir_key_by(s, mod7_key, NULL), "win", &spec, &fns, NULL);
@@ -2793,12 +2824,13 @@ static weir_job_t *build_window(collected_t *c, uint64_t n) {
 
 /* Runs the window job over @p n records; checks every window against a brute-force model (each
  * window once, exact count and sum, stamped end-1); returns the state writes per record. */
-static double run_window(int64_t slide, bool all, uint64_t n) {
+static double run_window(int64_t slide, bool all, bool process, uint64_t n) {
     harness_t h;
     harness_init(&h, 2);
     win_log_t *l = calloc(1, sizeof *l);
     l->slide = slide;
     l->all = all;
+    l->process = process;
     h.col.win = l;
     win_puts = 0;
     win_timer_regs = 0;
@@ -2846,8 +2878,8 @@ static double run_window(int64_t slide, bool all, uint64_t n) {
  * (60 windows per record) within 2x of 60 s every 30 s (2 windows per record). */
 static void test_window_sliding_cost(void **state) {
     (void)state;
-    double w1 = run_window(1000, false, 3000);
-    double w30 = run_window(30000, false, 3000);
+    double w1 = run_window(1000, false, false, 3000);
+    double w30 = run_window(30000, false, false, 3000);
     print_message("window state writes per record: 60 s/1 s %.2f, 60 s/30 s %.2f\n", w1, w30);
     /* per record 1 pane put + at most 2 timer registrations, plus per fired window at most 2
      * timer registrations (windows fire once each): far below one write per window (60) */
@@ -2858,7 +2890,15 @@ static void test_window_sliding_cost(void **state) {
 /* weir_window_all_aggregate: one key, parallelism 1, tumbling 60 s. */
 static void test_window_all(void **state) {
     (void)state;
-    run_window(WIN_SIZE, true, 3000);
+    run_window(WIN_SIZE, true, false, 3000);
+}
+
+/* weir_window_process: every record of the window, in arrival order, sliding 60 s every 30 s
+ * and tumbling 60 s; the kept records are removed with their panes. */
+static void test_window_process(void **state) {
+    (void)state;
+    run_window(30000, false, true, 3000);
+    run_window(WIN_SIZE, false, true, 3000);
 }
 
 /* ---- keyed timers (build_timers) ----------------------------------------------------------- */
@@ -3152,6 +3192,7 @@ int main(void) {
         cmocka_unit_test(test_lifecycle_emit_in_close),
         cmocka_unit_test(test_window_sliding_cost),
         cmocka_unit_test(test_window_all),
+        cmocka_unit_test(test_window_process),
         cmocka_unit_test(test_timers_windows),
         cmocka_unit_test(test_timers_restore),
     };
