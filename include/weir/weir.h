@@ -423,7 +423,8 @@ typedef struct weir_window_spec {
     int64_t size_ms, slide_ms, gap_ms, offset_ms;
     int64_t allowed_lateness_ms; /**< late but within: the window fires again with the update */
     uint64_t count_trigger;      /**< 0: fire at watermark >= end-1; N: also every N records
-                                      (not supported yet: a define-time error) */
+                                      of the window (tumbling and session windows; sliding:
+                                      a define-time error for now) */
     int late_tag;                /**< side-output tag (weir_side_output_tag on the window op)
                                       for records too late to count; 0 = drop (counted) */
 } weir_window_spec_t;

@@ -23,6 +23,9 @@
  * belongs to (last end-1+lateness <= watermark) goes to late_tag or is dropped and counted; a
  * record for a fired window still within lateness updates it and the window fires again at
  * once (Flink's late firing), the result emitted with timestamp end-1.
+ * count_trigger N (tumbling, sessions): the window's record count at enc(start) ++ 'c' (9-byte
+ * user key, uint64 host; sessions carry the merged sessions' counts); every N-th record fires
+ * the window (FIRE, not purge: it keeps accumulating), as Flink's CountTrigger.
  * Invariants: a pane or session in state has a pending cleanup timer; every window with
  * content whose end-1 is above the watermark has a pending fire timer.
  * Threading: the subtask thread only; a window_op_t belongs to one subtask (define() runs per
@@ -312,6 +315,40 @@ static bool add_record(weir_ctx_t *ctx, window_op_t *w, acc_t *acc, const weir_r
     return true;
 }
 
+/* count_trigger: the window's record count at the 9-byte user key enc(start) ++ 'c'. Adds
+ * @p add (a merge carries the merged sessions' counts) and returns the new count. */
+static uint64_t count_add(weir_ctx_t *ctx, window_op_t *w, int64_t start, uint64_t add) {
+    unsigned char k[9];
+    enc(start, k);
+    k[8] = 'c';
+    uint64_t n = 0;
+    const void *v;
+    uint32_t len;
+    if (weir_mapstate_get(ctx, w->st, k, 9, &v, &len) == 0 && len == 8)
+        memcpy(&n, v, 8);
+    n += add;
+    if (weir_mapstate_put(ctx, w->st, k, 9, &n, 8) != 0)
+        weir_fail(ctx, "window: writing the record count failed");
+    return n;
+}
+
+/* Removes the count of the window starting at @p start, returning it (0: none). */
+static uint64_t count_take(weir_ctx_t *ctx, window_op_t *w, int64_t start) {
+    if (!w->spec.count_trigger)
+        return 0;
+    unsigned char k[9];
+    enc(start, k);
+    k[8] = 'c';
+    uint64_t n = 0;
+    const void *v;
+    uint32_t len;
+    if (weir_mapstate_get(ctx, w->st, k, 9, &v, &len) == 0 && len == 8) {
+        memcpy(&n, v, 8);
+        weir_mapstate_remove(ctx, w->st, k, 9);
+    }
+    return n;
+}
+
 static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_t *w) {
     int64_t wm = weir_current_watermark(ctx), L = w->spec.allowed_lateness_ms;
     int64_t slide = slide_of(w);
@@ -351,6 +388,10 @@ timers:; /* the first window not fired yet, and the cleanup of the last one */
     for (int64_t end = first; end <= last && end - 1 <= wm; end += slide)
         if (sat_add(end - 1, L) > wm)
             fire_panes(ctx, w, end);
+    /* count trigger (tumbling: the pane is the window); a late firing above already fired it */
+    if (w->spec.count_trigger && count_add(ctx, w, ps, 1) % w->spec.count_trigger == 0 &&
+        last - 1 > wm)
+        fire_panes(ctx, w, last);
 }
 
 typedef struct entries {
@@ -390,6 +431,7 @@ static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
             unsigned char k[8];
             enc(e.start[i], k);
             weir_mapstate_remove(ctx, w->st, k, 8);
+            count_take(ctx, w, e.start[i]);
             if (w->process)
                 drop_kept(ctx, w, e.start[i]);
             continue;
@@ -472,11 +514,13 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     }
     acc_t acc;
     acc_init(&acc);
+    uint64_t count = 1;
     for (size_t i = 0; i < all.n; i++) {
         weir_window_session_t s = all.s[i];
         if (s.start < start || s.end > end)
             continue;
         session_acc(ctx, w, s.start, &acc);
+        count += count_take(ctx, w, s.start);
         unsigned char k[8];
         enc(s.start, k);
         weir_mapstate_remove(ctx, w->st, k, 8);
@@ -502,7 +546,9 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
             weir_timer_register_event_time(ctx, sat_add(all.s[i].end - 1, L)) != 0)
             weir_fail(ctx, "window: registering a timer failed");
     free(all.s);
-    if (end - 1 <= wm) { /* late firing of a fired session within the lateness */
+    bool count_fire =
+        w->spec.count_trigger && count_add(ctx, w, start, count) % w->spec.count_trigger == 0;
+    if (end - 1 <= wm || count_fire) { /* late firing within the lateness, or the count */
         acc_t a;
         acc_init(&a);
         if (session_acc(ctx, w, start, &a)) {
@@ -532,6 +578,7 @@ static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
             unsigned char k[8];
             enc(s.start, k);
             weir_mapstate_remove(ctx, w->st, k, 8);
+            count_take(ctx, w, s.start);
         }
     }
     free(all.s);
@@ -571,8 +618,8 @@ const char *weir__window_shape_check(const weir_window_spec_t *s) {
         return "no window spec: pass one";
     if (s->allowed_lateness_ms < 0)
         return "allowed_lateness_ms is negative: use 0 or more";
-    if (s->count_trigger)
-        return "count_trigger is not supported yet: use 0";
+    if (s->count_trigger && s->kind == WEIR_WINDOW_SLIDING)
+        return "count_trigger is not supported for sliding windows yet (panes): use 0";
     switch (s->kind) {
     case WEIR_WINDOW_TUMBLING:
         return s->size_ms > 0 ? NULL : "a tumbling window needs size_ms > 0";

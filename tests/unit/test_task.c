@@ -2682,6 +2682,7 @@ typedef struct win_log {
     int64_t slide;
     bool all;     /* weir_window_all_aggregate instead of keyed */
     bool process; /* weir_window_process (records kept) instead of the aggregate */
+    uint64_t count_trigger;
     win_out_t v[8192];
     size_t n;
     uint64_t bad;
@@ -2809,7 +2810,8 @@ static weir_job_t *build_window(collected_t *c, uint64_t n) {
     weir_window_spec_t spec = {.kind = c->win->slide == WIN_SIZE ? WEIR_WINDOW_TUMBLING
                                                                  : WEIR_WINDOW_SLIDING,
                                .size_ms = WIN_SIZE,
-                               .slide_ms = c->win->slide};
+                               .slide_ms = c->win->slide,
+                               .count_trigger = c->win->count_trigger};
     static const weir_aggregate_fns_t fns = {win_create, win_add, win_merge, win_result};
     if (c->win->process)
         s = weir_window_process(weir_key_by(s, mod7_key, NULL), "win", &spec, win_process, NULL);
@@ -2824,13 +2826,15 @@ static weir_job_t *build_window(collected_t *c, uint64_t n) {
 
 /* Runs the window job over @p n records; checks every window against a brute-force model (each
  * window once, exact count and sum, stamped end-1); returns the state writes per record. */
-static double run_window(int64_t slide, bool all, bool process, uint64_t n) {
+static double run_window(int64_t slide, bool all, bool process, uint64_t count_trigger,
+                         uint64_t n) {
     harness_t h;
     harness_init(&h, 2);
     win_log_t *l = calloc(1, sizeof *l);
     l->slide = slide;
     l->all = all;
     l->process = process;
+    l->count_trigger = count_trigger;
     h.col.win = l;
     win_puts = 0;
     win_timer_regs = 0;
@@ -2854,17 +2858,23 @@ static double run_window(int64_t slide, bool all, bool process, uint64_t n) {
             }
             if (!cnt)
                 continue;
-            expect++;
+            /* count trigger: firings at N, 2N, ... records, then the final one at end-1 */
+            size_t firings = count_trigger ? (size_t)(cnt / (int64_t)count_trigger) + 1 : 1;
+            expect += firings;
             size_t found = 0;
             for (size_t j = 0; j < l->n; j++)
                 if (l->v[j].key == k && l->v[j].start == st) {
                     found++;
                     assert_int_equal(l->v[j].end, st + WIN_SIZE);
+                    if (found < firings) {
+                        assert_int_equal(l->v[j].count, (int64_t)(found * count_trigger));
+                        continue;
+                    }
                     assert_int_equal(l->v[j].count, cnt);
                     assert_int_equal(l->v[j].sum, sum);
                     assert_int_equal(l->v[j].rec_ts, st + WIN_SIZE - 1);
                 }
-            assert_int_equal(found, 1);
+            assert_int_equal(found, firings);
         }
     }
     assert_int_equal(l->n, expect);
@@ -2878,8 +2888,8 @@ static double run_window(int64_t slide, bool all, bool process, uint64_t n) {
  * (60 windows per record) within 2x of 60 s every 30 s (2 windows per record). */
 static void test_window_sliding_cost(void **state) {
     (void)state;
-    double w1 = run_window(1000, false, false, 3000);
-    double w30 = run_window(30000, false, false, 3000);
+    double w1 = run_window(1000, false, false, 0, 3000);
+    double w30 = run_window(30000, false, false, 0, 3000);
     print_message("window state writes per record: 60 s/1 s %.2f, 60 s/30 s %.2f\n", w1, w30);
     /* per record 1 pane put + at most 2 timer registrations, plus per fired window at most 2
      * timer registrations (windows fire once each): far below one write per window (60) */
@@ -2890,15 +2900,23 @@ static void test_window_sliding_cost(void **state) {
 /* weir_window_all_aggregate: one key, parallelism 1, tumbling 60 s. */
 static void test_window_all(void **state) {
     (void)state;
-    run_window(WIN_SIZE, true, false, 3000);
+    run_window(WIN_SIZE, true, false, 0, 3000);
+}
+
+/* count_trigger: a tumbling window also fires at every 25th record (the keyed aggregate and
+ * the full-window process function), then once more at end-1 with its total. */
+static void test_window_count_trigger(void **state) {
+    (void)state;
+    run_window(WIN_SIZE, false, false, 25, 3000);
+    run_window(WIN_SIZE, false, true, 25, 3000);
 }
 
 /* weir_window_process: every record of the window, in arrival order, sliding 60 s every 30 s
  * and tumbling 60 s; the kept records are removed with their panes. */
 static void test_window_process(void **state) {
     (void)state;
-    run_window(30000, false, true, 3000);
-    run_window(WIN_SIZE, false, true, 3000);
+    run_window(30000, false, true, 0, 3000);
+    run_window(WIN_SIZE, false, true, 0, 3000);
 }
 
 /* ---- keyed timers (build_timers) ----------------------------------------------------------- */
@@ -3193,6 +3211,7 @@ int main(void) {
         cmocka_unit_test(test_window_sliding_cost),
         cmocka_unit_test(test_window_all),
         cmocka_unit_test(test_window_process),
+        cmocka_unit_test(test_window_count_trigger),
         cmocka_unit_test(test_timers_windows),
         cmocka_unit_test(test_timers_restore),
     };

@@ -106,6 +106,13 @@ static void nop_add(const msgpack_object *a, const weir_record_t *in, msgpack_pa
     (void)o;
     (void)u;
 }
+static void nop_merge(const msgpack_object *a, const msgpack_object *b, msgpack_packer *o,
+                      void *u) {
+    (void)a;
+    (void)b;
+    (void)o;
+    (void)u;
+}
 static void nop_result(weir_ctx_t *c, const weir_window_t *w, const msgpack_object *a, void *u) {
     (void)c;
     (void)w;
@@ -126,7 +133,12 @@ static void test_spec_check(void **state) {
     s = (weir_window_spec_t){.kind = WEIR_WINDOW_SESSION};
     assert_string_equal(weir__window_spec_check(&s, &f), "a session window needs gap_ms > 0");
     s = (weir_window_spec_t){.kind = WEIR_WINDOW_TUMBLING, .size_ms = 1, .count_trigger = 3};
+    assert_null(weir__window_spec_check(&s, &f));
+    f.merge = nop_merge;
+    s = (weir_window_spec_t){
+        .kind = WEIR_WINDOW_SLIDING, .size_ms = 4, .slide_ms = 2, .count_trigger = 3};
     assert_non_null(weir__window_spec_check(&s, &f));
+    f.merge = NULL;
     s = (weir_window_spec_t){.kind = WEIR_WINDOW_TUMBLING, .size_ms = 1, .allowed_lateness_ms = -1};
     assert_non_null(weir__window_spec_check(&s, &f));
     f.add = NULL;
