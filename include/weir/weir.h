@@ -450,9 +450,8 @@ weir_stream_t *weir_window_aggregate(weir_stream_t *keyed, const char *name,
 /** Full-window process function: every record of the window (in arrival order). */
 typedef void (*weir_window_process_fn)(weir_ctx_t *ctx, const weir_window_t *w,
                                        const weir_record_t *records, size_t n, void *udata);
-/** Keyed window keeping every record (map state per pane, one entry per record) and calling
- *  @p fn with all of them when the window fires (tumbling and sliding; sessions are not
- *  supported yet: a define-time error). */
+/** Keyed window keeping every record (map state per pane or session, one entry per record)
+ *  and calling @p fn with all of them when the window fires (a session merge moves them). */
 weir_stream_t *weir_window_process(weir_stream_t *keyed, const char *name,
                                    const weir_window_spec_t *spec, weir_window_process_fn fn,
                                    void *udata);

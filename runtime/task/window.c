@@ -9,9 +9,9 @@
  * | tumbling, sliding | 0      | n    | accumulator (msgpack) of the pane [start, start+p) |
  * | session           | 0      | 8    | end of the session (host int64)                    |
  * | session           | 8      | n    | accumulator (msgpack) of the session              |
- * weir_window_process keeps records instead (8-byte key: an empty pane marker; 16-byte key
- * start ++ arrival sequence: timestamp (8, host) ++ value; 1-byte key "q": the key's next
- * sequence number, uint64 host).
+ * weir_window_process keeps records instead (8-byte key: an empty pane marker, or the session's
+ * end alone; 16-byte key start ++ arrival sequence: timestamp (8, host) ++ value, moved to the
+ * merged session's start on a merge; 1-byte key "q": the key's next sequence number).
  * Tumbling and sliding windows keep panes of size p = gcd(size, slide): a record updates ONE
  * pane; a window [s, s+size) is the merge of its size/p panes when it fires.
  *
@@ -206,7 +206,9 @@ static int by_seq(const void *a, const void *b) {
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_record_t *in) {
+/* Keeps @p in under the pane or session starting at @p ps (@p marker: write the pane's marker). */
+static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_record_t *in,
+                        bool marker) {
     uint64_t seq = 0;
     const void *v;
     uint32_t len;
@@ -224,14 +226,14 @@ static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_
     memcpy(buf + 8, in->value, in->value_len);
     if (weir_mapstate_put(ctx, w->st, "q", 1, &seq, 8) != 0 ||
         weir_mapstate_put(ctx, w->st, k, 16, buf, 8 + in->value_len) != 0 ||
-        weir_mapstate_put(ctx, w->st, k, 8, "", 0) != 0)
+        (marker && weir_mapstate_put(ctx, w->st, k, 8, "", 0) != 0))
         weir_fail(ctx, "window: writing the pane state failed");
     free(buf);
 }
 
-/* Calls the process function with the records of the window ending at @p end, if any. */
-static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
-    kept_list_t l = {.lo = end - w->spec.size_ms, .hi = end};
+/* Calls the process function with the records kept under starts [lo, hi), if any, as @p win. */
+static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t lo, int64_t hi, weir_window_t win) {
+    kept_list_t l = {.lo = lo, .hi = hi};
     weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
     if (l.n) {
         qsort(l.v, l.n, sizeof *l.v, by_seq);
@@ -240,9 +242,30 @@ static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
         const void *key = weir_current_key(ctx, &kl);
         for (size_t i = 0; i < l.n; i++)
             recs[i] = (weir_record_t){l.v[i].ts, key, kl, l.v[i].val, l.v[i].len};
-        weir_window_t win = {end - w->spec.size_ms, end};
         w->process(ctx, &win, recs, l.n, w->udata);
         free(recs);
+    }
+    kept_free(&l);
+}
+
+/* Moves the kept records of the session starting at @p from to the session starting at @p to
+ * (a merge), keeping their sequence numbers. */
+static void move_kept(weir_ctx_t *ctx, window_op_t *w, int64_t from, int64_t to) {
+    kept_list_t l = {.lo = from, .hi = from + 1};
+    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        unsigned char k[16];
+        enc(to, k);
+        memcpy(k + 8, l.ukey[i] + 8, 8);
+        char *buf = malloc(8 + (size_t)l.v[i].len);
+        if (!buf)
+            abort();
+        memcpy(buf, &l.v[i].ts, 8);
+        memcpy(buf + 8, l.v[i].val, l.v[i].len);
+        if (weir_mapstate_put(ctx, w->st, k, 16, buf, 8 + l.v[i].len) != 0 ||
+            weir_mapstate_remove(ctx, w->st, l.ukey[i], 16) != 0)
+            weir_fail(ctx, "window: moving a merged session's records failed");
+        free(buf);
     }
     kept_free(&l);
 }
@@ -259,7 +282,7 @@ static void drop_kept(weir_ctx_t *ctx, window_op_t *w, int64_t ps) {
 /* Merges the panes of the window ending at @p end and emits its result if it has content. */
 static void fire_panes(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
     if (w->process) {
-        fire_kept(ctx, w, end);
+        fire_kept(ctx, w, end - w->spec.size_ms, end, (weir_window_t){end - w->spec.size_ms, end});
         return;
     }
     acc_t a;
@@ -359,7 +382,7 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
         return;
     }
     if (w->process) {
-        keep_record(ctx, w, ps, in);
+        keep_record(ctx, w, ps, in, true);
         goto timers;
     }
     unsigned char k[8];
@@ -501,6 +524,20 @@ static bool session_acc(weir_ctx_t *ctx, window_op_t *w, int64_t start, acc_t *i
     return ok;
 }
 
+/* Fires the session [start, end) of the current key. */
+static void session_fire(weir_ctx_t *ctx, window_op_t *w, int64_t start, int64_t end) {
+    weir_window_t win = {start, end};
+    if (w->process) {
+        fire_kept(ctx, w, start, start + 1, win);
+        return;
+    }
+    acc_t a;
+    acc_init(&a);
+    if (session_acc(ctx, w, start, &a))
+        w->fns.result(ctx, &win, &a.obj, w->udata);
+    acc_free(&a);
+}
+
 static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_op_t *w) {
     int64_t wm = weir_current_watermark(ctx), L = w->spec.allowed_lateness_ms;
     sessions_t all = {0};
@@ -519,7 +556,10 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
         weir_window_session_t s = all.s[i];
         if (s.start < start || s.end > end)
             continue;
-        session_acc(ctx, w, s.start, &acc);
+        if (w->process && s.start != start)
+            move_kept(ctx, w, s.start, start);
+        else if (!w->process)
+            session_acc(ctx, w, s.start, &acc);
         count += count_take(ctx, w, s.start);
         unsigned char k[8];
         enc(s.start, k);
@@ -530,7 +570,9 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     msgpack_sbuffer_write(&out, (const char *)&end, 8);
-    if (add_record(ctx, w, &acc, in, &out)) {
+    if (w->process)
+        keep_record(ctx, w, start, in, false);
+    if (w->process || add_record(ctx, w, &acc, in, &out)) {
         unsigned char k[8];
         enc(start, k);
         if (weir_mapstate_put(ctx, w->st, k, 8, out.data, (uint32_t)out.size) != 0)
@@ -548,15 +590,8 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     free(all.s);
     bool count_fire =
         w->spec.count_trigger && count_add(ctx, w, start, count) % w->spec.count_trigger == 0;
-    if (end - 1 <= wm || count_fire) { /* late firing within the lateness, or the count */
-        acc_t a;
-        acc_init(&a);
-        if (session_acc(ctx, w, start, &a)) {
-            weir_window_t win = {start, end};
-            w->fns.result(ctx, &win, &a.obj, w->udata);
-        }
-        acc_free(&a);
-    }
+    if (end - 1 <= wm || count_fire) /* late firing within the lateness, or the count */
+        session_fire(ctx, w, start, end);
 }
 
 static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
@@ -565,20 +600,15 @@ static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
     weir_mapstate_foreach(ctx, w->st, collect_session, &all);
     for (size_t i = 0; i < all.n; i++) {
         weir_window_session_t s = all.s[i];
-        if (s.end - 1 == T) {
-            acc_t a;
-            acc_init(&a);
-            if (session_acc(ctx, w, s.start, &a)) {
-                weir_window_t win = {s.start, s.end};
-                w->fns.result(ctx, &win, &a.obj, w->udata);
-            }
-            acc_free(&a);
-        }
+        if (s.end - 1 == T)
+            session_fire(ctx, w, s.start, s.end);
         if (sat_add(s.end - 1, L) <= T) {
             unsigned char k[8];
             enc(s.start, k);
             weir_mapstate_remove(ctx, w->st, k, 8);
             count_take(ctx, w, s.start);
+            if (w->process)
+                drop_kept(ctx, w, s.start);
         }
     }
     free(all.s);
@@ -660,11 +690,7 @@ weir_stream_t *weir_window_process(weir_stream_t *keyed, const char *name,
                                    void *udata) {
     if (!keyed || !keyed->job)
         return NULL;
-    const char *bad = !fn ? "no process function: pass one"
-                      : spec && spec->kind == WEIR_WINDOW_SESSION
-                          ? "session windows are not supported by weir_window_process yet: use "
-                            "weir_window_aggregate"
-                          : weir__window_shape_check(spec);
+    const char *bad = !fn ? "no process function: pass one" : weir__window_shape_check(spec);
     if (bad) {
         weir_job_error(keyed->job, "weir_window_process '%s': %s", name ? name : "window", bad);
         return NULL;

@@ -23,7 +23,8 @@ manager killed with kill -9 mid-run and restarted (no very late records here: af
 the window operator's watermark starts at INT64_MIN until every input channel delivered one,
 so whether a record arriving in that instant is late depends on timing, as in Flink); (5)
 sliding 4 s/1 s with lateness 2 s and 3% late within, stopped with a savepoint at -p 2 and
-resumed from it at -p 3 (windows and timers move with their key groups)."""
+resumed from it at -p 3 (windows and timers move with their key groups). Phase (3) runs twice:
+with weir_window_aggregate and with weir_window_process (records kept and moved on merges)."""
 
 import os
 import re
@@ -119,15 +120,17 @@ def check_output(c, kind, very, late, what):
     return len(want), firings, len(want_late)
 
 
-def run(kind, lateness, very, late, kill=False):
-    what = f"{kind} lateness {lateness}{' kill -9' if kill else ''}"
+def run(kind, lateness, very, late, kill=False, process=False):
+    what = (f"{kind} lateness {lateness}{' kill -9' if kill else ''}"
+            f"{' weir_window_process' if process else ''}")
     with Cluster(f"windows-{kind}", tms=2, slots=2, checkpoints="200ms",
                  tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
         jobid = c.submit("-p", "2", os.path.join(TEST_PLUGINS, "windows.so"),
                          "--output", os.path.join(c.dir, "out"),
                          "--late-output", os.path.join(c.dir, "late"), "--kind", kind,
                          "--lateness", str(lateness), "--very-late", str(very),
-                         "--late", str(late), "--events", str(EVENTS), "--rate", str(RATE))
+                         "--late", str(late), "--process", "1" if process else "0",
+                         "--events", str(EVENTS), "--rate", str(RATE))
         if kill:
             c.wait_state(jobid, {"RUNNING"}, timeout=60)
             c.wait_checkpoints(jobid, 2, timeout=60)
@@ -173,6 +176,7 @@ def test():
     run("tumbling", 0, 3000, 0)
     run("sliding", 2000, 3000, 30000)
     run("session", 1000, 3000, 0)
+    run("session", 1000, 3000, 0, process=True)
     run("tumbling", 1000, 0, 30000, kill=True)
     run_rescale("sliding", 2000, 30000)
 

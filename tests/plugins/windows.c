@@ -3,7 +3,8 @@
  *
  *   events (generator, --events N at --rate R records/s, uid "events", 100 ms out of
  *   orderness) -> key_by (record key) -> windows (weir_window_aggregate, uid "windows",
- *   --kind tumbling|sliding|session, --lateness MS, late side output "late") -> format (map):
+ *   --kind tumbling|sliding|session, --lateness MS, late side output "late"; --process 1: the
+ *   same count and sum from weir_window_process over the kept records) -> format (map):
  *   "<key> <start> <end> <count> <sum> <record timestamp>" -> exactly-once file sink --output
  *   (uid "out"); late side output -> format-late (map): "<key> <timestamp> <index>" ->
  *   exactly-once file sink --late-output (uid "late-out")
@@ -25,7 +26,8 @@
 
 #define USAGE                                                                                      \
     "usage: windows.so --output DIR --late-output DIR [--kind tumbling|sliding|session] "          \
-    "[--lateness MS] [--very-late PPM] [--late PPM] [--events N] [--rate R]"
+    "[--lateness MS] [--very-late PPM] [--late PPM] [--process 0|1] [--events N] "                 \
+    "[--rate R]"
 #define BASE 1700000000000LL
 
 typedef struct gen_conf {
@@ -99,6 +101,28 @@ static void acc_result(weir_ctx_t *ctx, const weir_window_t *w, const msgpack_ob
     weir_emit_packed(ctx, w->end - 1, key, kl);
 }
 
+/* --process 1: weir_window_process computing the same count and sum from the kept records */
+static void full_window(weir_ctx_t *ctx, const weir_window_t *w, const weir_record_t *recs,
+                        size_t n, void *udata) {
+    (void)udata;
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        msgpack_object o;
+        if (weir_unpack(ctx, &recs[i], &o) < 0)
+            return;
+        sum += (int64_t)o.via.u64;
+    }
+    msgpack_packer *pk = weir_packer(ctx);
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int64(pk, w->start);
+    msgpack_pack_int64(pk, w->end);
+    msgpack_pack_int64(pk, (int64_t)n);
+    msgpack_pack_int64(pk, sum);
+    uint32_t kl;
+    const void *key = weir_current_key(ctx, &kl);
+    weir_emit_packed(ctx, w->end - 1, key, kl);
+}
+
 static void emit_line(weir_ctx_t *ctx, const weir_record_t *in, const char *line, int n) {
     msgpack_packer *pk = weir_packer(ctx);
     msgpack_pack_str(pk, (size_t)n);
@@ -139,6 +163,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
     uint64_t events = 12000;
     double rate = 3000;
     int64_t lateness = 0;
+    int process = 0;
     gen_conf_t *g = weir_job_alloc(job, sizeof *g);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -155,6 +180,8 @@ static int define(weir_job_t *job, int argc, char **argv) {
             kind = v;
         else if (!strcmp(a, "--lateness"))
             lateness = strtoll(v, NULL, 10);
+        else if (!strcmp(a, "--process"))
+            process = atoi(v);
         else if (!strcmp(a, "--very-late"))
             g->very_ppm = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--late"))
@@ -192,8 +219,9 @@ static int define(weir_job_t *job, int argc, char **argv) {
     weir_watermark_strategy_t wst = {.max_out_of_orderness_ms = 100};
     weir_set_watermark_strategy(src, &wst);
     static const weir_aggregate_fns_t fns = {acc_create, acc_add, acc_merge, acc_result};
-    weir_stream_t *w =
-        weir_window_aggregate(weir_key_by(src, NULL, NULL), "windows", &spec, &fns, NULL);
+    weir_stream_t *keyed = weir_key_by(src, NULL, NULL);
+    weir_stream_t *w = process ? weir_window_process(keyed, "windows", &spec, full_window, NULL)
+                               : weir_window_aggregate(keyed, "windows", &spec, &fns, NULL);
     weir_set_uid(w, "windows");
     if (weir_side_output_tag(w, "late") != spec.late_tag) {
         weir_job_error(job, "the late side output did not get tag %d", spec.late_tag);
