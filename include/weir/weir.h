@@ -395,6 +395,73 @@ void weir_emit_packed_to(weir_ctx_t *ctx, int tag, int64_t timestamp, const void
                          uint32_t key_len);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Windows (docs/event-time.md "Windows")                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * Event-time windows on a keyed stream. The window operator is a weir_process operator with
+ * keyed state and event-time timers: give it a uid (weir_set_uid) like any keyed operator, and
+ * declare the late side output on it (weir_side_output_tag) before passing the tag in the spec.
+ *  - A window fires when the operator's watermark reaches end-1 (only windows with content).
+ *  - A record whose windows all have end-1+allowed_lateness <= watermark is late: it goes to
+ *    late_tag, or is dropped (counted) when late_tag is 0.
+ *  - A record for a fired window with end-1+allowed_lateness > watermark updates it and the
+ *    window fires again at once with the updated result (Flink's late firing).
+ *  - State of a window is removed when the watermark passes end-1+allowed_lateness.
+ * result() emits with weir_emit_packed; use timestamp w->end - 1 (on a timer firing the
+ * runtime stamps end-1 whatever the record says).
+ */
+typedef enum weir_window_kind {
+    WEIR_WINDOW_TUMBLING = 0, /**< [k*size+offset, (k+1)*size+offset) */
+    WEIR_WINDOW_SLIDING = 1,  /**< size, every slide (slide divides into panes of gcd) */
+    WEIR_WINDOW_SESSION = 2,  /**< records closer than gap merge (a record exactly gap after
+                                   the previous one's timestamp continues the session: windows
+                                   [ts, ts+gap) that touch merge, as Flink) */
+} weir_window_kind_t;
+typedef struct weir_window_spec {
+    weir_window_kind_t kind;
+    int64_t size_ms, slide_ms, gap_ms, offset_ms;
+    int64_t allowed_lateness_ms; /**< late but within: the window fires again with the update */
+    uint64_t count_trigger;      /**< 0: fire at watermark >= end-1; N: also every N records
+                                      of the window (tumbling and session windows; sliding:
+                                      a define-time error for now) */
+    int late_tag;                /**< side-output tag (weir_side_output_tag on the window op)
+                                      for records too late to count; 0 = drop (counted) */
+} weir_window_spec_t;
+typedef struct weir_window {
+    int64_t start, end;
+} weir_window_t; /**< [start, end) */
+/** Incremental aggregation: accumulators are msgpack (stored in keyed state). */
+typedef struct weir_aggregate_fns {
+    void (*create)(msgpack_packer *acc_out, void *udata);
+    void (*add)(const msgpack_object *acc, const weir_record_t *in, msgpack_packer *acc_out,
+                void *udata);
+    void (*merge)(const msgpack_object *a, const msgpack_object *b, msgpack_packer *out,
+                  void *udata); /**< required for sessions and sliding windows (panes) */
+    void (*result)(weir_ctx_t *ctx, const weir_window_t *w, const msgpack_object *acc,
+                   void *udata); /**< emits the window's result(s) (weir_emit...) */
+} weir_aggregate_fns_t;
+/** Keyed window with incremental aggregation; @p keyed comes from weir_key_by. A sliding
+ *  window updates one pane of gcd(size, slide) per record and merges size/gcd panes when it
+ *  fires. A bad spec is a define-time error (NULL returned). */
+weir_stream_t *weir_window_aggregate(weir_stream_t *keyed, const char *name,
+                                     const weir_window_spec_t *spec,
+                                     const weir_aggregate_fns_t *fns, void *udata);
+/** Full-window process function: every record of the window (in arrival order). */
+typedef void (*weir_window_process_fn)(weir_ctx_t *ctx, const weir_window_t *w,
+                                       const weir_record_t *records, size_t n, void *udata);
+/** Keyed window keeping every record (map state per pane or session, one entry per record)
+ *  and calling @p fn with all of them when the window fires (a session merge moves them). */
+weir_stream_t *weir_window_process(weir_stream_t *keyed, const char *name,
+                                   const weir_window_spec_t *spec, weir_window_process_fn fn,
+                                   void *udata);
+/** Non-keyed variant (Flink's windowAll): every record under one key, parallelism 1; its
+ *  input is repartitioned by that key (the operator still needs a uid). */
+weir_stream_t *weir_window_all_aggregate(weir_stream_t *in, const char *name,
+                                         const weir_window_spec_t *spec,
+                                         const weir_aggregate_fns_t *fns, void *udata);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Runtime: inside user functions                                                           */
 /* ---------------------------------------------------------------------------------------- */
 
