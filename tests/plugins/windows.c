@@ -24,6 +24,8 @@
 
 #include <weir/weir.h>
 
+#include "countsum_window.h"
+
 #define USAGE                                                                                      \
     "usage: windows.so --output DIR --late-output DIR [--kind tumbling|sliding|session] "          \
     "[--lateness MS] [--very-late PPM] [--late PPM] [--process 0|1] [--events N] "                 \
@@ -49,56 +51,6 @@ static void gen(weir_ctx_t *ctx, uint64_t i, void *udata) {
                                                    : snprintf(key, sizeof key, "k%u", k);
     msgpack_pack_uint64(weir_packer(ctx), i);
     weir_emit_packed(ctx, ts, key, (uint32_t)n);
-}
-
-static void pack_acc(msgpack_packer *pk, int64_t count, int64_t sum) {
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_int64(pk, count);
-    msgpack_pack_int64(pk, sum);
-}
-
-static void acc_create(msgpack_packer *out, void *udata) {
-    (void)udata;
-    pack_acc(out, 0, 0);
-}
-
-static int64_t at(const msgpack_object *o, uint32_t i) {
-    return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2 ? o->via.array.ptr[i].via.i64
-                                                                     : 0;
-}
-
-static void acc_add(const msgpack_object *acc, const weir_record_t *in, msgpack_packer *out,
-                    void *udata) {
-    (void)udata;
-    msgpack_zone z;
-    msgpack_zone_init(&z, 64);
-    msgpack_object v;
-    size_t off = 0;
-    int64_t x = 0;
-    if (msgpack_unpack(in->value, in->value_len, &off, &z, &v) == MSGPACK_UNPACK_SUCCESS)
-        x = (int64_t)v.via.u64;
-    msgpack_zone_destroy(&z);
-    pack_acc(out, at(acc, 0) + 1, at(acc, 1) + x);
-}
-
-static void acc_merge(const msgpack_object *a, const msgpack_object *b, msgpack_packer *out,
-                      void *udata) {
-    (void)udata;
-    pack_acc(out, at(a, 0) + at(b, 0), at(a, 1) + at(b, 1));
-}
-
-static void acc_result(weir_ctx_t *ctx, const weir_window_t *w, const msgpack_object *acc,
-                       void *udata) {
-    (void)udata;
-    msgpack_packer *pk = weir_packer(ctx);
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int64(pk, w->start);
-    msgpack_pack_int64(pk, w->end);
-    msgpack_pack_int64(pk, at(acc, 0));
-    msgpack_pack_int64(pk, at(acc, 1));
-    uint32_t kl;
-    const void *key = weir_current_key(ctx, &kl);
-    weir_emit_packed(ctx, w->end - 1, key, kl);
 }
 
 /* --process 1: weir_window_process computing the same count and sum from the kept records */
@@ -218,7 +170,8 @@ static int define(weir_job_t *job, int argc, char **argv) {
     weir_set_uid(src, "events");
     weir_watermark_strategy_t wst = {.max_out_of_orderness_ms = 100};
     weir_set_watermark_strategy(src, &wst);
-    static const weir_aggregate_fns_t fns = {acc_create, acc_add, acc_merge, acc_result};
+    static const weir_aggregate_fns_t fns = {countsum_create, countsum_add, countsum_merge,
+                                             countsum_result};
     weir_stream_t *keyed = weir_key_by(src, NULL, NULL);
     weir_stream_t *w = process ? weir_window_process(keyed, "windows", &spec, full_window, NULL)
                                : weir_window_aggregate(keyed, "windows", &spec, &fns, NULL);

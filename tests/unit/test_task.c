@@ -31,6 +31,7 @@
 #include "runtime/graph/keygroup.h"
 #include "runtime/task/task.h"
 #include "testutil.h"
+#include "../plugins/countsum_window.h"
 
 #define JOB_ID "0123456789abcdef0123456789abcdef"
 #define MAX_TASKS 16
@@ -2698,56 +2699,6 @@ static void win_gen_fn(weir_ctx_t *ctx, uint64_t index, void *udata) {
     weir_emit_packed(ctx, win_ts(index), NULL, 0);
 }
 
-static int64_t win_at(const msgpack_object *o, uint32_t i) {
-    return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2 ? o->via.array.ptr[i].via.i64
-                                                                     : -1;
-}
-
-static void win_pack(msgpack_packer *pk, int64_t n, int64_t sum) {
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_int64(pk, n);
-    msgpack_pack_int64(pk, sum);
-}
-
-static void win_create(msgpack_packer *out, void *udata) {
-    (void)udata;
-    win_pack(out, 0, 0);
-}
-
-static void win_add(const msgpack_object *acc, const weir_record_t *in, msgpack_packer *out,
-                    void *udata) {
-    (void)udata;
-    msgpack_zone z;
-    msgpack_zone_init(&z, 64);
-    msgpack_object o;
-    size_t off = 0;
-    int64_t v = 0;
-    if (msgpack_unpack(in->value, in->value_len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS)
-        v = (int64_t)o.via.u64;
-    msgpack_zone_destroy(&z);
-    win_pack(out, win_at(acc, 0) + 1, win_at(acc, 1) + v);
-}
-
-static void win_merge(const msgpack_object *a, const msgpack_object *b, msgpack_packer *out,
-                      void *udata) {
-    (void)udata;
-    win_pack(out, win_at(a, 0) + win_at(b, 0), win_at(a, 1) + win_at(b, 1));
-}
-
-static void win_result(weir_ctx_t *ctx, const weir_window_t *w, const msgpack_object *acc,
-                       void *udata) {
-    (void)udata;
-    msgpack_packer *pk = weir_packer(ctx);
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int64(pk, w->start);
-    msgpack_pack_int64(pk, w->end);
-    msgpack_pack_int64(pk, win_at(acc, 0));
-    msgpack_pack_int64(pk, win_at(acc, 1));
-    uint32_t kl;
-    const void *key = weir_current_key(ctx, &kl);
-    weir_emit_packed(ctx, w->end - 1, key, kl);
-}
-
 static void win_sink(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     collected_t *c = udata;
     msgpack_object o;
@@ -2788,13 +2739,13 @@ static void win_process(weir_ctx_t *ctx, const weir_window_t *w, const weir_reco
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    win_pack(&pk, (int64_t)n, sum);
+    countsum_pack(&pk, (int64_t)n, sum);
     msgpack_zone z;
     msgpack_zone_init(&z, 64);
     msgpack_object acc;
     size_t off = 0;
     if (msgpack_unpack(sb.data, sb.size, &off, &z, &acc) == MSGPACK_UNPACK_SUCCESS)
-        win_result(ctx, w, &acc, udata);
+        countsum_result(ctx, w, &acc, udata);
     msgpack_zone_destroy(&z);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -2812,7 +2763,8 @@ static weir_job_t *build_window(collected_t *c, uint64_t n) {
                                .size_ms = WIN_SIZE,
                                .slide_ms = c->win->slide,
                                .count_trigger = c->win->count_trigger};
-    static const weir_aggregate_fns_t fns = {win_create, win_add, win_merge, win_result};
+    static const weir_aggregate_fns_t fns = {countsum_create, countsum_add, countsum_merge,
+                                             countsum_result};
     if (c->win->process)
         s = weir_window_process(weir_key_by(s, mod7_key, NULL), "win", &spec, win_process, NULL);
     else if (c->win->all)
