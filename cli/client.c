@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #define CONNECT_TIMEOUT_S 5L
@@ -233,7 +234,7 @@ int weir_client_request(weir_client_t *c, const char *method, const char *path, 
     }
     if (a.len > 0 && !root) {
         snprintf(errstr, errlen, "the job manager at %s sent invalid JSON to %s %s: %s", c->address,
-                 method, path, jerr.text);
+                 method, path, weir_json_error_text(&jerr));
         rc = WEIR_EPROTO;
         goto done;
     }

@@ -112,3 +112,10 @@ int weir_json_array(const json_t *obj, const char *what, const char *key, bool r
     *out = v;
     return 0;
 }
+
+const char *weir_json_error_text(json_error_t *e) {
+    for (char *p = e->text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return e->text;
+}

@@ -30,4 +30,8 @@ int weir_json_bool(const json_t *obj, const char *what, const char *key, bool re
 int weir_json_array(const json_t *obj, const char *what, const char *key, bool required,
                     const json_t **out, char *errstr, size_t errlen);
 
+/** jansson's error text made one printable line: its "near '...'" quotes raw input, so control
+ * bytes (a newline inside a string, say) become '?' in place. Returns @p e->text. */
+const char *weir_json_error_text(json_error_t *e);
+
 #endif

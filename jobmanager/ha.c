@@ -160,7 +160,7 @@ static int parse_job(const char *text, size_t len, weir_ha_job_t *out, char *err
     json_error_t jerr;
     json_t *root = json_loadb(text, len, 0, &jerr);
     if (!root) {
-        weir_fmt(errstr, errlen, "not JSON: %s", jerr.text);
+        weir_fmt(errstr, errlen, "not JSON: %s", weir_json_error_text(&jerr));
         return WEIR_ECORRUPT;
     }
     int rc = WEIR_ECORRUPT;
@@ -397,7 +397,8 @@ int weir_ha_load_result(const char *dir, const char *id, const weir_store_io_t *
     json_t *root = json_loadb((const char *)data, len, 0, &jerr);
     free(data);
     if (!root)
-        return weir_errf(errstr, errlen, WEIR_ECORRUPT, "%s: not JSON: %s", path, jerr.text);
+        return weir_errf(errstr, errlen, WEIR_ECORRUPT, "%s: not JSON: %s", path,
+                         weir_json_error_text(&jerr));
     const char *rid = NULL, *name = NULL, *state = NULL, *sp = NULL;
     rc = WEIR_ECORRUPT;
     if (weir_json_str(root, RES, "id", true, &rid, NULL, 0) != 0 || strcmp(rid, id) != 0 ||

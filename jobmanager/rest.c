@@ -300,7 +300,7 @@ static enum MHD_Result post_job(weir_jobmanager_t *jm, struct MHD_Connection *c,
     json_t *req = json_loadb(r->buf ? r->buf : "", r->len, 0, &jerr);
     char msg[1024];
     if (!req) {
-        weir_fmt(msg, sizeof msg, "request body is not JSON: %s", jerr.text);
+        weir_fmt(msg, sizeof msg, "request body is not JSON: %s", weir_json_error_text(&jerr));
         return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
     weir_jm_job_t *job = job_from_request(jm, req, msg, sizeof msg);
@@ -388,7 +388,7 @@ static enum MHD_Result post_savepoint(weir_jobmanager_t *jm, struct MHD_Connecti
     json_error_t jerr;
     json_t *req = r->len ? json_loadb(r->buf, r->len, 0, &jerr) : json_object();
     if (!req) {
-        weir_fmt(msg, sizeof msg, "request body is not JSON: %s", jerr.text);
+        weir_fmt(msg, sizeof msg, "request body is not JSON: %s", weir_json_error_text(&jerr));
         return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
     const char *target = NULL;

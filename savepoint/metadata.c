@@ -376,7 +376,7 @@ int weir_ckpt_meta_decode(const char *data, size_t len, weir_ckpt_meta_t *m, cha
     json_error_t jerr;
     json_t *root = json_loadb(data, body, 0, &jerr);
     if (!root) {
-        weir_fmt(errstr, errlen, "not JSON: %s", jerr.text);
+        weir_fmt(errstr, errlen, "not JSON: %s", weir_json_error_text(&jerr));
         return WEIR_ECORRUPT;
     }
     int rc = WEIR_ECORRUPT;

@@ -613,7 +613,7 @@ weir_state_backend_t *weir_state_restore_plan(const weir_state_opts_t *opts,
     json_t *doc = json_loads(restore_json, 0, &jerr);
     if (!doc) {
         weir_fmt(errstr, errlen, "keyed restore document is not valid JSON (line %d: %s)",
-                 jerr.line, jerr.text);
+                 jerr.line, weir_json_error_text(&jerr));
         return NULL;
     }
     weir_state_backend_t *sb = restore_doc(opts, states, n_states, doc, errstr, errlen);
@@ -635,7 +635,7 @@ weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
     json_t *h = json_loads(handle_json, 0, &jerr);
     if (!h) {
         weir_fmt(errstr, errlen, "keyed-state handle is not valid JSON (line %d: %s)", jerr.line,
-                 jerr.text);
+                 weir_json_error_text(&jerr));
         return NULL;
     }
     int64_t ckpt = 0;

@@ -53,6 +53,7 @@
 #include "common/curve.h"
 #include "common/err.h"
 #include "common/killpoint.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -459,7 +460,8 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     json_error_t je;
     json_t *root = json_loads(d->graph_json ? d->graph_json : "", 0, &je);
     if (!root) {
-        weir_fmt(err, sizeof err, "submitted graph is not JSON: %s (line %d)", je.text, je.line);
+        weir_fmt(err, sizeof err, "submitted graph is not JSON: %s (line %d)",
+                 weir_json_error_text(&je), je.line);
         goto fail;
     }
     sub = weir_graph_from_json(root, err, sizeof err);
