@@ -19,6 +19,8 @@
 
 #include <weir/weir.h>
 
+#include "plugin_args.h"
+
 #define USAGE "usage: timers.so --output DIR [--events N] [--rate R]"
 #define BASE 1700000000000LL
 #define WINDOW 1000
@@ -89,24 +91,12 @@ static int define(weir_job_t *job, int argc, char **argv) {
     const char *out = NULL;
     uint64_t events = 8000;
     double rate = 2000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc) {
-            weir_job_error(job, "missing value for '%s'; " USAGE, a);
-            return 1;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--output"))
-            out = v;
-        else if (!strcmp(a, "--events"))
-            events = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--rate"))
-            rate = atof(v);
-        else {
-            weir_job_error(job, "unknown argument '%s'; " USAGE, a);
-            return 1;
-        }
-    }
+    const plugin_arg_t args[] = {{"--output", PLUGIN_ARG_STR, &out},
+                                 {"--events", PLUGIN_ARG_U64, &events},
+                                 {"--rate", PLUGIN_ARG_DOUBLE, &rate},
+                                 {NULL, 0, NULL}};
+    if (plugin_args_parse(job, argc, argv, args, USAGE))
+        return 1;
     if (!out) {
         weir_job_error(job, "--output is required; " USAGE);
         return 1;

@@ -26,6 +26,8 @@
 
 #include "countsum_window.h"
 
+#include "plugin_args.h"
+
 #define USAGE                                                                                      \
     "usage: windows.so --output DIR --late-output DIR [--kind tumbling|sliding|session] "          \
     "[--lateness MS] [--very-late PPM] [--late PPM] [--process 0|1] [--events N] "                 \
@@ -117,36 +119,14 @@ static int define(weir_job_t *job, int argc, char **argv) {
     int64_t lateness = 0;
     int process = 0;
     gen_conf_t *g = weir_job_alloc(job, sizeof *g);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc) {
-            weir_job_error(job, "missing value for '%s'; " USAGE, a);
-            return 1;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--output"))
-            out = v;
-        else if (!strcmp(a, "--late-output"))
-            late_out = v;
-        else if (!strcmp(a, "--kind"))
-            kind = v;
-        else if (!strcmp(a, "--lateness"))
-            lateness = strtoll(v, NULL, 10);
-        else if (!strcmp(a, "--process"))
-            process = atoi(v);
-        else if (!strcmp(a, "--very-late"))
-            g->very_ppm = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--late"))
-            g->late_ppm = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--events"))
-            events = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--rate"))
-            rate = atof(v);
-        else {
-            weir_job_error(job, "unknown argument '%s'; " USAGE, a);
-            return 1;
-        }
-    }
+    const plugin_arg_t args[] = {
+        {"--output", PLUGIN_ARG_STR, &out},       {"--late-output", PLUGIN_ARG_STR, &late_out},
+        {"--kind", PLUGIN_ARG_STR, &kind},        {"--lateness", PLUGIN_ARG_I64, &lateness},
+        {"--process", PLUGIN_ARG_INT, &process},  {"--very-late", PLUGIN_ARG_U64, &g->very_ppm},
+        {"--late", PLUGIN_ARG_U64, &g->late_ppm}, {"--events", PLUGIN_ARG_U64, &events},
+        {"--rate", PLUGIN_ARG_DOUBLE, &rate},     {NULL, 0, NULL}};
+    if (plugin_args_parse(job, argc, argv, args, USAGE))
+        return 1;
     if (!out || !late_out) {
         weir_job_error(job, "--output and --late-output are required; " USAGE);
         return 1;

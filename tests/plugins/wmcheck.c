@@ -21,6 +21,8 @@
 
 #include <weir/weir.h>
 
+#include "plugin_args.h"
+
 #define USAGE                                                                                      \
     "usage: wmcheck.so --output DIR [--events N] [--rate R] [--bound MS] [--idle MS] "             \
     "[--jitter J] [--kafka BOOTSTRAP --topic T]"
@@ -71,34 +73,17 @@ static int define(weir_job_t *job, int argc, char **argv) {
     weir_watermark_strategy_t st = {.max_out_of_orderness_ms = 100, .idle_timeout_ms = 100};
     gen_cfg_t *g = weir_job_alloc(job, sizeof *g);
     g->jitter = 4;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc) {
-            weir_job_error(job, "missing value for '%s'; " USAGE, a);
-            return 1;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--output"))
-            out = v;
-        else if (!strcmp(a, "--events"))
-            events = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--rate"))
-            rate = atof(v);
-        else if (!strcmp(a, "--bound"))
-            st.max_out_of_orderness_ms = atoll(v);
-        else if (!strcmp(a, "--idle"))
-            st.idle_timeout_ms = atoll(v);
-        else if (!strcmp(a, "--jitter"))
-            g->jitter = atoll(v);
-        else if (!strcmp(a, "--kafka"))
-            kafka = v;
-        else if (!strcmp(a, "--topic"))
-            topic = v;
-        else {
-            weir_job_error(job, "unknown argument '%s'; " USAGE, a);
-            return 1;
-        }
-    }
+    const plugin_arg_t args[] = {{"--output", PLUGIN_ARG_STR, &out},
+                                 {"--events", PLUGIN_ARG_U64, &events},
+                                 {"--rate", PLUGIN_ARG_DOUBLE, &rate},
+                                 {"--bound", PLUGIN_ARG_I64, &st.max_out_of_orderness_ms},
+                                 {"--idle", PLUGIN_ARG_I64, &st.idle_timeout_ms},
+                                 {"--jitter", PLUGIN_ARG_I64, &g->jitter},
+                                 {"--kafka", PLUGIN_ARG_STR, &kafka},
+                                 {"--topic", PLUGIN_ARG_STR, &topic},
+                                 {NULL, 0, NULL}};
+    if (plugin_args_parse(job, argc, argv, args, USAGE))
+        return 1;
     if (!out || g->jitter < 1 || !kafka != !topic) {
         weir_job_error(job, "--output is required, --jitter must be >= 1, --kafka goes with "
                             "--topic; " USAGE);
