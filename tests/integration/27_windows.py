@@ -95,10 +95,12 @@ def read_dir(d):
     return lines
 
 
-def check_output(c, kind, very, late, what):
-    want, want_late = oracle(kind, very, late)
+def final_values(out, what):
+    """{(key, start, end): (count, sum)} of the last firing of each window in the results
+    directory @p out (counts only grow: the firing with the highest count), and the number of
+    firings; every result must be stamped end-1."""
     got, firings = {}, 0
-    for line in read_dir(os.path.join(c.dir, "out")):
+    for line in read_dir(out):
         key, start, end, n, s, rts = line.split()
         start, end, n, s, rts = int(start), int(end), int(n), int(s), int(rts)
         check(rts == end - 1, f"{what}: window {key} {start} {end} stamped {rts}")
@@ -106,6 +108,13 @@ def check_output(c, kind, very, late, what):
         w = (key, start, end)
         if w not in got or n > got[w][0]:
             got[w] = (n, s)
+    return got, firings
+
+
+def check_output(c, kind, very, late, what):
+    """Checks the results in c.dir/out and the late records in c.dir/late against the oracle."""
+    want, want_late = oracle(kind, very, late)
+    got, firings = final_values(os.path.join(c.dir, "out"), what)
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
     check(not missing and not extra,
