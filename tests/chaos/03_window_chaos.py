@@ -19,7 +19,7 @@ no other, every result stamped end-1, the late side output empty; and the same f
 a run of the same three jobs without failures (a second cluster, no kills). The kills restored
 the jobs (the restore counts add up to at least the number of kills).
 
-Bounded for CI: 24,000 events per job at 2,000 records/s, 4 kills (with WEIR_CHAOS_SIZE=large:
+Bounded for CI: 30,000 events per job at 2,000 records/s, 4 kills (with WEIR_CHAOS_SIZE=large:
 120,000 events at 3,000/s, 12 kills). Prints the seed (WEIR_TEST_CHAOS_SEED replays the kill
 schedule)."""
 
@@ -33,7 +33,7 @@ from chaoslib import latest_completed
 from weirtest import SRC, TEST_PLUGINS, Cluster, check, run_test
 
 LARGE = os.environ.get("WEIR_CHAOS_SIZE") == "large"
-EVENTS = 120_000 if LARGE else 24_000
+EVENTS = 120_000 if LARGE else 30_000
 RATE = 3000 if LARGE else 2000  # records/s per job over its two generator subtasks
 KILLS = 12 if LARGE else 4
 MIN_KILLS = 8 if LARGE else 3

@@ -23,8 +23,10 @@ manager killed with kill -9 mid-run and restarted (no very late records here: af
 the window operator's watermark starts at INT64_MIN until every input channel delivered one,
 so whether a record arriving in that instant is late depends on timing, as in Flink); (5)
 sliding 4 s/1 s with lateness 2 s and 3% late within, stopped with a savepoint at -p 2 and
-resumed from it at -p 3 (windows and timers move with their key groups). Phase (3) runs twice:
-with weir_window_aggregate and with weir_window_process (records kept and moved on merges)."""
+resumed from it at -p 3 (windows and timers move with their key groups); (6) the same stop and
+resume with sessions (lateness 1 s) of weir_window_process: the kept records, their sessions'
+merges and timers move with their key groups. Phase (3) runs twice: with
+weir_window_aggregate and with weir_window_process (records kept and moved on merges)."""
 
 import os
 import re
@@ -156,16 +158,17 @@ def run(kind, lateness, very, late, kill=False, process=False):
               f"{nlate} late records on the side output exactly once")
 
 
-def run_rescale(kind, lateness, late):
+def run_rescale(kind, lateness, late, process=False):
     """Stop with a savepoint at -p 2 mid-run, resume at -p 3: windows and their timers move with
     their key groups; both runs' output together has the oracle's final values."""
-    what = f"{kind} lateness {lateness} savepoint -p 2 -> 3"
+    what = (f"{kind} lateness {lateness} savepoint -p 2 -> 3"
+            f"{' weir_window_process' if process else ''}")
     with Cluster(f"windows-sp-{kind}", tms=2, slots=3, checkpoints="200ms", savepoints=True,
                  tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
         args = [os.path.join(TEST_PLUGINS, "windows.so"), "--output", os.path.join(c.dir, "out"),
                 "--late-output", os.path.join(c.dir, "late"), "--kind", kind, "--lateness",
                 str(lateness), "--very-late", "0", "--late", str(late), "--events", str(EVENTS),
-                "--rate", str(RATE)]
+                "--rate", str(RATE), "--process", "1" if process else "0"]
         job1 = c.submit("-p", "2", *args)
         c.wait_state(job1, {"RUNNING"}, timeout=60)
         c.wait_checkpoints(job1, 2, timeout=60)
@@ -188,6 +191,7 @@ def test():
     run("session", 1000, 3000, 0, process=True)
     run("tumbling", 1000, 0, 30000, kill=True)
     run_rescale("sliding", 2000, 30000)
+    run_rescale("session", 1000, 0, process=True)
 
 
 if __name__ == "__main__":
