@@ -140,8 +140,8 @@ def test():
             chaos[kind] = ref.final_values(os.path.join(jobs[kind][1], "out"), what)[0]
             if not late:  # no late record: a window never fires before it is complete
                 for line in ref.read_dir(os.path.join(jobs[kind][1], "out")):
-                    key, start, end, n, total, _ = line.split()
-                    check((int(n), int(total)) == chaos[kind][(key, int(start), int(end))],
+                    key, start, end, cnt, total, _ = line.split()
+                    check((int(cnt), int(total)) == chaos[kind][(key, int(start), int(end))],
                           f"{what}: a firing with a partial value: {line}")
             print(f"{what}: {n} windows with the reference's final values ({firings} firings), "
                   f"{restored[kind]} restores", flush=True)
