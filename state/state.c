@@ -30,8 +30,8 @@
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/log.h"
