@@ -153,9 +153,11 @@ def test():
             calm, firings = ref.final_values(os.path.join(jobs[kind][1], "out"), what)
             if not late:
                 check(firings == len(calm), f"{what}: {firings} firings of {len(calm)} windows")
-            diff = sorted(w for w in set(calm) | set(chaos[kind]) if calm.get(w) != chaos[kind].get(w))
+            got = chaos[kind]
+            diff = sorted(w for w in set(calm) | set(got) if calm.get(w) != got.get(w))
             check(not diff, f"{kind}: {len(diff)} windows differ between the run with kills and "
-                            f"the run without, e.g. {[(w, chaos[kind].get(w), calm.get(w)) for w in diff[:3]]}")
+                            f"the run without, e.g. "
+                            f"{[(w, got.get(w), calm.get(w)) for w in diff[:3]]}")
             print(f"{kind}: the {len(calm)} windows of the run with {kills} kills equal those of "
                   f"the run without failures", flush=True)
 

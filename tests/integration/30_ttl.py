@@ -85,7 +85,8 @@ def check_reads(lines):
     by_tag = {"W": {}, "E": {}, "L": {}}
     for line in lines:
         f = line.split(" ")
-        check(f[0] in by_tag and len(f) == (8 if f[0] == "L" else 7), f"malformed line {line[:120]}")
+        check(f[0] in by_tag and len(f) == (8 if f[0] == "L" else 7),
+              f"malformed line {line[:120]}")
         j = int(f[1][1:])
         check(f[1] == f"k{j}" and 0 <= j < KEYS and j not in by_tag[f[0]],
               f"unexpected or repeated key in {line[:120]}")
