@@ -25,7 +25,9 @@ so whether a record arriving in that instant is late depends on timing, as in Fl
 sliding 4 s/1 s with lateness 2 s and 3% late within, stopped with a savepoint at -p 2 and
 resumed from it at -p 3 (windows and timers move with their key groups); (6) the same stop and
 resume with sessions (lateness 1 s) of weir_window_process: the kept records, their sessions'
-merges and timers move with their key groups. Phase (3) runs twice: with
+merges and timers move with their key groups, and (no late records) every session fires exactly
+once across both runs: a session that fired before the savepoint and is kept for the lateness
+does not fire again after the resume, whose watermark restarts at INT64_MIN. Phase (3) runs twice: with
 weir_window_aggregate and with weir_window_process (records kept and moved on merges)."""
 
 import os
@@ -180,6 +182,8 @@ def run_rescale(kind, lateness, late, process=False):
         job = c.wait_state(job2, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
         check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
         n, firings, _ = check_output(c, kind, 0, late, what)
+        if not late:  # no late firing: each window fires once, the resume fires none again
+            check(firings == n, f"{what}: {firings} firings of {n} windows")
         print(f"{what}: {first} results before the stop, {n} windows with exact final values "
               f"({firings} firings)")
 
