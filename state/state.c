@@ -19,13 +19,19 @@
  *    nothing expired (expiry <= clock) is returned.
  * Threading: a backend is used by one thread (its subtask) only; no global mutable state. The
  * TTL compaction filters run on RocksDB's compaction threads: each compaction has its own
- * filter, their shared configuration is immutable, and they call the (thread-safe) clock. */
+ * filter, their shared configuration is immutable, and they call the (thread-safe) clock. A
+ * backend with TTL states also owns one cleaner thread (ttl_cleaner_t): it reads only what is
+ * immutable after open (the DB, the TTL states' column families, durations and the clock),
+ * owns the per-state times of the last cleanup, and is stopped and joined before the DB closes. */
 #include "state/state.h"
 
+#include <errno.h>
 #include <msgpack.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -82,6 +88,17 @@ typedef struct sstate {
     rocksdb_options_t *cf_opts; /* TTL states: sb->opts + the compaction filter factory */
 } sstate_t;
 
+/* The background TTL cleanup (weir_state_opts_t.ttl_cleanup_ms): a thread waking every
+ * period_ms of the monotonic clock for weir_state_int_ttl_cleanup. mu guards stop only. */
+typedef struct ttl_cleaner {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, stop;
+    int64_t period_ms;
+    int64_t *last; /* per state: TTL clock at the last cleanup (or the open) */
+} ttl_cleaner_t;
+
 struct weir_state_backend {
     char *path;
     uint32_t max_par;
@@ -131,6 +148,8 @@ struct weir_state_backend {
 
     int64_t (*clock_ms)(void *arg); /* TTL clock (weir_wall_ms when the options gave none) */
     void *clock_arg;
+    int64_t ttl_cleanup_ms; /* weir_state_opts_t.ttl_cleanup_ms */
+    ttl_cleaner_t cleaner;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -702,6 +721,139 @@ int weir_state_int_compact(weir_state_backend_t *sb) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* background TTL cleanup                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+#define TTL_CLEANUP_MIN_MS 1000 /* default interval floor (a TTL of 100 ms: every second) */
+
+static int64_t cleanup_interval(const weir_state_backend_t *sb, uint32_t i) {
+    if (sb->ttl_cleanup_ms > 0)
+        return sb->ttl_cleanup_ms;
+    return sb->st[i].ttl > TTL_CLEANUP_MIN_MS ? sb->st[i].ttl : TTL_CLEANUP_MIN_MS;
+}
+
+static uint64_t cf_prop(const weir_state_backend_t *sb, uint32_t i, const char *name) {
+    uint64_t v = 0;
+    return rocksdb_property_int_cf(sb->db, sb->st[i].cf, name, &v) == 0 ? v : 0;
+}
+
+uint32_t weir_state_int_ttl_cleanup(weir_state_backend_t *sb) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < sb->n_st && sb->cleaner.last; i++) {
+        if (!sb->st[i].ttl || !sb->st[i].cf)
+            continue;
+        int64_t now = sb->clock_ms(sb->clock_arg);
+        if (now - sb->cleaner.last[i] < cleanup_interval(sb, i))
+            continue;
+        if (!cf_prop(sb, i, "rocksdb.total-sst-files-size") &&
+            !cf_prop(sb, i, "rocksdb.num-entries-active-mem-table") &&
+            !cf_prop(sb, i, "rocksdb.num-entries-imm-mem-tables"))
+            continue; /* empty: nothing can expire until the next write */
+        sb->cleaner.last[i] = now;
+        /* flushes the memtable, then every level down to the bottom one, and the bottom level
+         * itself (kForceOptimized: a file moved there without a rewrite, as a lone level-0 file
+         * may be, goes through the filter too); automatic compactions may run meanwhile */
+        rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+        rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
+        rocksdb_compactoptions_set_bottommost_level_compaction(co, 3 /* kForceOptimized */);
+        rocksdb_compact_range_cf_opt(sb->db, sb->st[i].cf, co, NULL, 0, NULL, 0);
+        rocksdb_compactoptions_destroy(co);
+        WEIR_DEBUG(COMP, "%s: TTL cleanup of state '%s': %llu bytes of SST files left", sb->path,
+                   sb->st[i].name,
+                   (unsigned long long)cf_prop(sb, i, "rocksdb.total-sst-files-size"));
+        n++;
+    }
+    return n;
+}
+
+static void *cleaner_main(void *arg) {
+    weir_state_backend_t *sb = arg;
+    ttl_cleaner_t *c = &sb->cleaner;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(c->period_ms / 1000);
+        ts.tv_nsec += (long)(c->period_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (!c->stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        if (c->stop)
+            break;
+        pthread_mutex_unlock(&c->mu);
+        weir_state_int_ttl_cleanup(sb);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Sets the per-state last-cleanup times to now and, unless disabled, starts the cleaner thread
+ * (only when a state has a TTL). 0, or -1 when out of memory or the thread cannot start. */
+static int cleaner_start(weir_state_backend_t *sb) {
+    ttl_cleaner_t *c = &sb->cleaner;
+    int64_t period = INT64_MAX;
+    for (uint32_t i = 0; i < sb->n_st; i++)
+        if (sb->st[i].ttl) {
+            int64_t iv = cleanup_interval(sb, i);
+            period = iv < period ? iv : period;
+        }
+    if (period == INT64_MAX)
+        return 0;
+    if (!(c->last = calloc(sb->n_st, sizeof(*c->last))))
+        return -1;
+    int64_t now = sb->clock_ms(sb->clock_arg);
+    for (uint32_t i = 0; i < sb->n_st; i++)
+        c->last[i] = now;
+    if (sb->ttl_cleanup_ms < 0)
+        return 0;
+    /* a quarter of the shortest interval: a family is cleaned at most a quarter late */
+    c->period_ms = period / 4 < 10 ? 10 : period / 4 > 60000 ? 60000 : period / 4;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0)
+        return -1;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        pthread_cond_destroy(&c->cv);
+        return -1;
+    }
+    if (pthread_create(&c->thread, NULL, cleaner_main, sb) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+        return -1;
+    }
+    c->running = true;
+    return 0;
+}
+
+/* Stops and joins the cleaner (a running cleanup compaction is cancelled); before the DB
+ * closes. */
+static void cleaner_stop(weir_state_backend_t *sb) {
+    ttl_cleaner_t *c = &sb->cleaner;
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = true;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        rocksdb_disable_manual_compaction(sb->db); /* the DB is closing: cancel, do not wait */
+        pthread_join(c->thread, NULL);
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+        c->running = false;
+    }
+    free(c->last);
+    c->last = NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* list merge operator: concatenation of [u32 LE len][bytes] elements                         */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -768,6 +920,7 @@ static void list_merge_destroy(void *state) {
 /* ------------------------------------------------------------------------------------------ */
 
 static void free_backend(weir_state_backend_t *sb) {
+    cleaner_stop(sb);
     weir_snapreg_free(sb->snapreg);
     for (uint32_t i = 0; i < sb->n_cfs; i++)
         if (sb->cfs[i])
@@ -926,6 +1079,7 @@ weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
     sb->opts = make_options(sb, opts);
     sb->clock_ms = opts->clock_ms ? opts->clock_ms : wall_clock;
     sb->clock_arg = opts->clock_ms ? opts->clock_arg : NULL;
+    sb->ttl_cleanup_ms = opts->ttl_cleanup_ms;
     for (uint32_t i = 0; i < n_states; i++)
         if (sb->st[i].ttl && !(sb->st[i].cf_opts = ttl_options(sb, i)))
             goto oom;
@@ -983,6 +1137,11 @@ weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
     rocksdb_writeoptions_disable_WAL(sb->wo, 1);
     sb->ro = rocksdb_readoptions_create();
     sb->batch = rocksdb_writebatch_create();
+    if (cleaner_start(sb) != 0) {
+        weir_fmt(errstr, errlen, "state backend: cannot start the TTL cleanup thread of %s",
+                 opts->path);
+        goto fail;
+    }
     free(names);
     free(cfopts);
     if (existing)

@@ -46,6 +46,12 @@ typedef struct weir_state_opts {
      * compaction threads (the TTL compaction filter), so it must be thread-safe. */
     int64_t (*clock_ms)(void *arg);
     void *clock_arg;
+    /* Background TTL cleanup (README.md "Time to live"): a thread of the backend compacts each
+     * TTL state's column family (the compaction filter drops what expired) once per interval
+     * of the TTL clock while the family holds anything. 0: each state's own time to live (at
+     * least 1 s); > 0: this interval (ms) for every TTL state; < 0: no thread (compactions
+     * RocksDB runs by itself still drop expired entries). */
+    int64_t ttl_cleanup_ms;
 } weir_state_opts_t;
 
 /** Opens (creating) the backend with one column family per declared state. NULL + errstr. */

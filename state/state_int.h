@@ -40,6 +40,13 @@ int weir_state_int_drop_undeclared(weir_state_backend_t *sb, char *errstr, size_
  * every column family fully (blocking), so the SST set is stable until the next write. */
 int weir_state_int_compact(weir_state_backend_t *sb);
 
+/** One round of the background TTL cleanup (the cleaner thread's body, README.md "Time to
+ * live"): compacts fully each TTL state's column family whose cleanup interval passed on the TTL
+ * clock since its previous cleanup (or the open) and that holds anything (SST files or memtable
+ * entries). Tests call it on a backend opened with ttl_cleanup_ms < 0 (no thread), one thread at
+ * a time; blocking. @returns the number of column families compacted. */
+uint32_t weir_state_int_ttl_cleanup(weir_state_backend_t *sb);
+
 /** Frees a registry (snapshot.c). Accepts NULL. */
 void weir_snapreg_free(weir_snapreg_t *reg);
 

@@ -563,9 +563,9 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
         count += count_take(ctx, w, s.start);
         unsigned char k[8];
         enc(s.start, k);
+        /* its timers stay: a timer is per (key, time), so one of them may be another
+         * session's; a stale one finds no session ending (or expiring) at its time */
         weir_mapstate_remove(ctx, w->st, k, 8);
-        weir_timer_delete_event_time(ctx, s.end - 1);
-        weir_timer_delete_event_time(ctx, sat_add(s.end - 1, L));
     }
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
@@ -580,14 +580,13 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     }
     msgpack_sbuffer_destroy(&out);
     acc_free(&acc);
-    /* (re)register the timers of every session of the key: a deleted time may be shared */
-    all.n = 0;
-    weir_mapstate_foreach(ctx, w->st, collect_session, &all);
-    for (size_t i = 0; i < all.n; i++)
-        if ((all.s[i].end - 1 > wm && weir_timer_register_event_time(ctx, all.s[i].end - 1)) ||
-            weir_timer_register_event_time(ctx, sat_add(all.s[i].end - 1, L)) != 0)
-            weir_fail(ctx, "window: registering a timer failed");
+    /* the new session's timers only: registering the fire time of a session of the key that
+     * already fired (kept for the lateness) would fire it again, e.g. after a restore, when the
+     * watermark starts over at INT64_MIN */
     free(all.s);
+    if ((end - 1 > wm && weir_timer_register_event_time(ctx, end - 1)) ||
+        weir_timer_register_event_time(ctx, sat_add(end - 1, L)) != 0)
+        weir_fail(ctx, "window: registering a timer failed");
     bool count_fire =
         w->spec.count_trigger && count_add(ctx, w, start, count) % w->spec.count_trigger == 0;
     if (end - 1 <= wm || count_fire) /* late firing within the lateness, or the count */

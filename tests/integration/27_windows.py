@@ -23,8 +23,12 @@ manager killed with kill -9 mid-run and restarted (no very late records here: af
 the window operator's watermark starts at INT64_MIN until every input channel delivered one,
 so whether a record arriving in that instant is late depends on timing, as in Flink); (5)
 sliding 4 s/1 s with lateness 2 s and 3% late within, stopped with a savepoint at -p 2 and
-resumed from it at -p 3 (windows and timers move with their key groups). Phase (3) runs twice:
-with weir_window_aggregate and with weir_window_process (records kept and moved on merges)."""
+resumed from it at -p 3 (windows and timers move with their key groups); (6) the same stop and
+resume with sessions (lateness 1 s) of weir_window_process: the kept records, their sessions'
+merges and timers move with their key groups, and (no late records) every session fires exactly
+once across both runs: a session that fired before the savepoint and is kept for the lateness
+does not fire again after the resume, whose watermark restarts at INT64_MIN. Phase (3) runs twice: with
+weir_window_aggregate and with weir_window_process (records kept and moved on merges)."""
 
 import os
 import re
@@ -95,10 +99,12 @@ def read_dir(d):
     return lines
 
 
-def check_output(c, kind, very, late, what):
-    want, want_late = oracle(kind, very, late)
+def final_values(out, what):
+    """{(key, start, end): (count, sum)} of the last firing of each window in the results
+    directory @p out (counts only grow: the firing with the highest count), and the number of
+    firings; every result must be stamped end-1."""
     got, firings = {}, 0
-    for line in read_dir(os.path.join(c.dir, "out")):
+    for line in read_dir(out):
         key, start, end, n, s, rts = line.split()
         start, end, n, s, rts = int(start), int(end), int(n), int(s), int(rts)
         check(rts == end - 1, f"{what}: window {key} {start} {end} stamped {rts}")
@@ -106,6 +112,13 @@ def check_output(c, kind, very, late, what):
         w = (key, start, end)
         if w not in got or n > got[w][0]:
             got[w] = (n, s)
+    return got, firings
+
+
+def check_output(c, kind, very, late, what):
+    """Checks the results in c.dir/out and the late records in c.dir/late against the oracle."""
+    want, want_late = oracle(kind, very, late)
+    got, firings = final_values(os.path.join(c.dir, "out"), what)
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
     check(not missing and not extra,
@@ -147,16 +160,17 @@ def run(kind, lateness, very, late, kill=False, process=False):
               f"{nlate} late records on the side output exactly once")
 
 
-def run_rescale(kind, lateness, late):
+def run_rescale(kind, lateness, late, process=False):
     """Stop with a savepoint at -p 2 mid-run, resume at -p 3: windows and their timers move with
     their key groups; both runs' output together has the oracle's final values."""
-    what = f"{kind} lateness {lateness} savepoint -p 2 -> 3"
+    what = (f"{kind} lateness {lateness} savepoint -p 2 -> 3"
+            f"{' weir_window_process' if process else ''}")
     with Cluster(f"windows-sp-{kind}", tms=2, slots=3, checkpoints="200ms", savepoints=True,
                  tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
         args = [os.path.join(TEST_PLUGINS, "windows.so"), "--output", os.path.join(c.dir, "out"),
                 "--late-output", os.path.join(c.dir, "late"), "--kind", kind, "--lateness",
                 str(lateness), "--very-late", "0", "--late", str(late), "--events", str(EVENTS),
-                "--rate", str(RATE)]
+                "--rate", str(RATE), "--process", "1" if process else "0"]
         job1 = c.submit("-p", "2", *args)
         c.wait_state(job1, {"RUNNING"}, timeout=60)
         c.wait_checkpoints(job1, 2, timeout=60)
@@ -168,6 +182,8 @@ def run_rescale(kind, lateness, late):
         job = c.wait_state(job2, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
         check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
         n, firings, _ = check_output(c, kind, 0, late, what)
+        if not late:  # no late firing: each window fires once, the resume fires none again
+            check(firings == n, f"{what}: {firings} firings of {n} windows")
         print(f"{what}: {first} results before the stop, {n} windows with exact final values "
               f"({firings} firings)")
 
@@ -179,6 +195,7 @@ def test():
     run("session", 1000, 3000, 0, process=True)
     run("tumbling", 1000, 0, 30000, kill=True)
     run_rescale("sliding", 2000, 30000)
+    run_rescale("session", 1000, 0, process=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
  * only, ON_READ_AND_WRITE on reads too, list elements expire one by one; the compaction filter
  * removes expired entries (a forced full compaction of a few MB: the column family holds no
  * expired key afterwards and its approximate size shrinks); expiry times survive a snapshot and
- * restore. The clock is an atomic read by RocksDB's compaction threads too. */
+ * restore; the background cleanup (weir_state_int_ttl_cleanup and the cleaner thread) compacts
+ * a TTL family once per interval while it holds anything, so expired entries leave the disk
+ * without any read or write (and without it they stay). The clock is an atomic read by
+ * RocksDB's compaction threads and the cleaner thread too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -64,7 +67,8 @@ static weir_state_opts_t opts_of(const char *path, tclock_t *c) {
                                .write_buffer_bytes = 1 << 20,
                                .block_cache_bytes = 1 << 20,
                                .clock_ms = tclock_read,
-                               .clock_arg = c};
+                               .clock_arg = c,
+                               .ttl_cleanup_ms = -1}; /* the tests below compact themselves */
 }
 
 static weir_state_backend_t *open_kind(const char *path, tclock_t *c, weir_state_kind_t kind) {
@@ -455,6 +459,134 @@ static void test_snapshot_restore(void **state) {
     }
 }
 
+/* ---- background cleanup ------------------------------------------------------------------- */
+
+static uint64_t sst_bytes(weir_state_backend_t *sb, uint32_t st) {
+    uint64_t v = 0;
+    assert_int_equal(rocksdb_property_int_cf(weir_state_int_db(sb), weir_state_int_cf(sb, st),
+                                             "rocksdb.total-sst-files-size", &v),
+                     0);
+    return v;
+}
+
+/* NKEYS incompressible values into "w" (TTL) and "plain" at the clock's time, written back and
+ * flushed into SST files. */
+static void fill_values(weir_state_backend_t *sb) {
+    char val[VBYTES];
+    uint64_t seed = 0x51ed2701f3a5c7b9ULL;
+    for (int i = 0; i < NKEYS; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof key, "k%d", i);
+        weir_state_set_key(sb, key, (uint32_t)kl);
+        for (int b = 0; b < VBYTES; b++)
+            val[b] = (char)(rnd64(&seed) >> 56);
+        assert_int_equal(weir_state_value_put(sb, 0, val, VBYTES), 0);
+        assert_int_equal(weir_state_value_put(sb, 2, val, VBYTES), 0);
+    }
+    assert_int_equal(weir_state_flush(sb), 0);
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    char *err = NULL;
+    for (uint32_t st = 0; st < 3 && !err; st += 2)
+        rocksdb_flush_cf(weir_state_int_db(sb), fo, weir_state_int_cf(sb, st), &err);
+    rocksdb_flushoptions_destroy(fo);
+    assert_null(err);
+}
+
+static bool family_empty(void *arg) {
+    return sst_bytes(arg, 0) == 0;
+}
+
+static weir_state_backend_t *open_cleanup(const char *path, tclock_t *c, int64_t cleanup_ms) {
+    weir_state_decl_t d[3];
+    decls_of(WEIR_STATE_VALUE, d);
+    weir_state_opts_t o = opts_of(path, c);
+    o.ttl_cleanup_ms = cleanup_ms;
+    char err[256];
+    weir_state_backend_t *sb = weir_state_open(&o, d, 3, err, sizeof err);
+    if (!sb)
+        fail_msg("open failed: %s", err);
+    return sb;
+}
+
+/* One cleanup round at a time (no thread): a TTL family is compacted once its interval (here
+ * the TTL) passed since the open or its previous cleanup, and only while it holds anything;
+ * live entries survive a cleanup, expired ones are gone from the disk after it. */
+static void test_cleanup_rounds(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("ttl-clean");
+    char path[512];
+    snprintf(path, sizeof path, "%s/db", dir);
+    tclock_t c;
+    set_now(&c, 1000);
+    weir_state_backend_t *sb = open_cleanup(path, &c, -1);
+    fill_values(sb);
+    uint64_t vb, before = sst_bytes(sb, 0);
+    assert_true(before > (uint64_t)NKEYS * VBYTES / 2);
+    set_now(&c, 1000 + TTL - 1); /* interval not over (and nothing expired) */
+    assert_int_equal(weir_state_int_ttl_cleanup(sb), 0);
+    assert_int_equal(cf_keys(sb, 0, &vb), NKEYS);
+    set_now(&c, 1000 + TTL); /* everything in "w" expired; "rw" is empty, "plain" has no TTL */
+    assert_int_equal(weir_state_int_ttl_cleanup(sb), 1);
+    assert_int_equal(cf_keys(sb, 0, &vb), 0);
+    assert_int_equal(sst_bytes(sb, 0), 0);
+    assert_int_equal(cf_keys(sb, 2, &vb), NKEYS);
+    assert_true(sst_bytes(sb, 2) > (uint64_t)NKEYS * VBYTES / 2);
+    print_message("cleanup round: TTL family %llu -> 0 bytes of SST files without a read\n",
+                  (unsigned long long)before);
+    set_now(&c, 3500); /* an empty family is not compacted again */
+    assert_int_equal(weir_state_int_ttl_cleanup(sb), 0);
+    weir_state_set_key(sb, "x", 1);
+    assert_int_equal(weir_state_value_put(sb, 0, "live", 4), 0); /* expires at 4500 */
+    assert_int_equal(weir_state_flush(sb), 0);
+    set_now(&c, 4000); /* interval over, family not empty: compacted, the live entry stays */
+    assert_int_equal(weir_state_int_ttl_cleanup(sb), 1);
+    assert_int_equal(cf_keys(sb, 0, &vb), 1);
+    set_now(&c, 4600); /* expired, but the interval since 4000 is not over */
+    assert_int_equal(weir_state_int_ttl_cleanup(sb), 0);
+    assert_int_equal(cf_keys(sb, 0, &vb), 1);
+    set_now(&c, 5000);
+    assert_int_equal(weir_state_int_ttl_cleanup(sb), 1);
+    assert_int_equal(cf_keys(sb, 0, &vb), 0);
+    weir_state_close(&sb, true);
+    weir_test_tmpdir_remove(dir);
+}
+
+/* The cleaner thread (default interval: the TTL, at least 1 s): after the clock passes the
+ * expiry, the expired family's SST files go away by themselves within a few wake-ups, live
+ * entries and the family without TTL stay; with the cleanup off (ttl_cleanup_ms < 0) nothing
+ * removes them (no read, no write, no compaction RocksDB would start by itself). */
+static void test_cleanup_thread(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("ttl-thread");
+    char on[512], off[512];
+    snprintf(on, sizeof on, "%s/on", dir);
+    snprintf(off, sizeof off, "%s/off", dir);
+    tclock_t c;
+    set_now(&c, 1000);
+    weir_state_backend_t *sb = open_cleanup(on, &c, 0);
+    weir_state_backend_t *sb_off = open_cleanup(off, &c, -1);
+    fill_values(sb);
+    fill_values(sb_off);
+    uint64_t vb, before = sst_bytes(sb, 0);
+    set_now(&c, 1000 + TTL - 1); /* nothing expired: wake-ups may compact, nothing is dropped */
+    weir_sleep_ns(600 * 1000000LL);
+    assert_int_equal(cf_keys(sb, 0, &vb), NKEYS);
+    set_now(&c, 1000 + 2 * TTL);
+    int64_t t0 = weir_wall_ms();
+    assert_true(weir_test_wait_until(family_empty, sb, 20000, 20));
+    int64_t waited = weir_wall_ms() - t0;
+    assert_int_equal(cf_keys(sb, 0, &vb), 0);
+    assert_int_equal(cf_keys(sb, 2, &vb), NKEYS);
+    print_message("cleaner thread: TTL family %llu -> 0 bytes %lld ms after the expiry\n",
+                  (unsigned long long)before, (long long)waited);
+    weir_sleep_ns(300 * 1000000LL);
+    assert_int_equal(cf_keys(sb_off, 0, &vb), NKEYS); /* without the cleanup: still on disk */
+    assert_true(sst_bytes(sb_off, 0) >= before / 2);
+    weir_state_close(&sb, true);
+    weir_state_close(&sb_off, true);
+    weir_test_tmpdir_remove(dir);
+}
+
 /* ---- bad declarations --------------------------------------------------------------------- */
 
 static void test_open_errors(void **state) {
@@ -479,6 +611,7 @@ int main(void) {
         cmocka_unit_test(test_compaction_value), cmocka_unit_test(test_compaction_list),
         cmocka_unit_test(test_compaction_map),   cmocka_unit_test(test_compaction_reducing),
         cmocka_unit_test(test_snapshot_restore), cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_cleanup_rounds),   cmocka_unit_test(test_cleanup_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
