@@ -78,6 +78,7 @@ typedef struct collected {
     int64_t co_b_max;
     bool co_b_done;
     uint64_t co_checked, co_above;
+    bool co_mod7; /* build_co_alignment: input 1 keyed by mod7_key, input 0 by the record key */
 } collected_t;
 
 typedef struct states {
@@ -1369,17 +1370,21 @@ static void co_first(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     }
     if (in->timestamp <= wm)
         c->wm_late++;
+    if (c->co_mod7 && in->key_len != 8) /* the record key (gen_fn: 8 bytes), not input 1's */
+        c->key_mismatch = true;
     pthread_mutex_unlock(&c->mu);
     weir_emit(ctx, in);
 }
 
 /* Input 1: counted here only (the sink never sees it). */
 static void co_second(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
-    (void)ctx;
-    (void)in;
     collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
     pthread_mutex_lock(&c->mu);
     c->co_n[1]++;
+    /* each input's edge partitions by its own key selector: input 1's is mod7_key */
+    if (c->co_mod7 && (in->key_len != 2 || memcmp(in->key, (char[]){'k', (char)('0' + v % 7)}, 2)))
+        c->key_mismatch = true;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -1410,7 +1415,8 @@ static weir_job_t *build_co_alignment(collected_t *c, uint64_t n) {
     weir_stream_t *a = weir_set_uid(weir_source_generator(job, "a", 0, 0, gen_fn, NULL), "a");
     weir_stream_t *b = weir_set_uid(weir_source_generator(job, "b", 0, 500, co_b_gen, c), "b");
     weir_set_parallelism(b, 1);
-    weir_stream_t *co = weir_co_process(weir_key_by(a, NULL, NULL), weir_key_by(b, NULL, NULL),
+    c->co_mod7 = true;
+    weir_stream_t *co = weir_co_process(weir_key_by(a, NULL, NULL), weir_key_by(b, mod7_key, NULL),
                                         "co", co_first, co_second, c);
     weir_set_parallelism(co, 1);
     weir_set_parallelism(weir_sink(co, "collect", collect_fn, c), 1);
@@ -1474,6 +1480,7 @@ static void test_co_process_alignment(void **state) {
         weir_task_cancel(h.st.tasks[i]);
     wait_final(&h);
     check_all(&h, WEIR_TASK_CANCELED);
+    assert_false(h.col.key_mismatch);
     for (uint64_t id = 1; id <= n_ck; id++) {
         const ack_t *a0 = find_ack(h.acks, h.n_acks, 0, 0, id, false);
         const ack_t *a1 = find_ack(h.acks, h.n_acks, 0, 1, id, false);
