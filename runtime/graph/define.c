@@ -282,10 +282,11 @@ weir_stream_t *weir_co_process(weir_stream_t *first, weir_stream_t *second, cons
                        !second ? "the second input is NULL" : "the inputs belong to two jobs");
         return NULL;
     }
-    if (second->node == first->node && second->tag == first->tag)
+    if (second->node == first->node && second->tag == first->tag && second->part == first->part &&
+        second->key_fn == first->key_fn && second->key_udata == first->key_udata)
         weir_job_error(job,
                        "weir_co_process '%s': the same stream is both inputs: pass two streams "
-                       "(key one stream once and use weir_process)",
+                       "(or key one stream once and use weir_process)",
                        shown);
     if (!second->keyed)
         weir_job_error(job,

@@ -361,7 +361,7 @@ weir_node_input_t weir_node_input(const weir_node_t *n, uint32_t i) {
 }
 
 /* Finalize's check of the second input of non-source node @p nd (input 0 is valid), if any:
- * only a process operator has one, a valid earlier node other than the same output of the
+ * only a process operator has one, a valid earlier node other than the same stream as the
  * first, its tag within the side outputs that node declares, a forward edge keeping the
  * parallelism. */
 static int check_second_input(const weir_job_t *job, const weir_node_t *nd, char *errstr,
@@ -377,7 +377,10 @@ static int check_second_input(const weir_job_t *job, const weir_node_t *nd, char
     if (b->node < 0 || (uint32_t)b->node >= nd->id)
         return weir_errf(errstr, errlen, WEIR_EINVAL, "operator '%s' has no valid second input",
                          nd->name);
-    if (b->node == nd->input && b->tag == nd->input_tag)
+    /* the same output, partitioned the same way, without key selectors (with them, JSON does
+     * not say whether they differ: define() refuses the same stream twice) */
+    if (b->node == nd->input && b->tag == nd->input_tag && b->part == nd->input_part &&
+        !b->has_key_fn && !nd->has_key_fn)
         return weir_errf(errstr, errlen, WEIR_EINVAL,
                          "operator '%s' reads the same stream as both inputs: pass two streams",
                          nd->name);
