@@ -21,6 +21,7 @@ co-process and window join stopped with a savepoint at -p 2 mid-run and resumed 
 groups of both inputs' state and timers redistributed): the output of both runs together equals
 the reference."""
 
+import json
 import os
 import re
 from collections import Counter
@@ -157,7 +158,12 @@ def run_plain(c, mode, window=None):
 
 
 def check_graph(c, jobid):
-    """The REST job graph shows both inputs of the two-input vertex."""
+    """The REST job graph and `weir info` show both inputs of the two-input vertex."""
+    info = json.loads(c.cli("info", "-p", "2", *args(os.path.join(c.dir, "x"), "coprocess"),
+                            check_rc=0).stdout)
+    op = [n for n in info["nodes"] if n["name"] == "op"][0]
+    check([(i["node"], i["partitioning"]) for i in op["inputs"]] == [(0, "hash"), (1, "hash")],
+          f"weir info: the operator's inputs: {op.get('inputs')}")
     job = c.job(jobid)
     nodes = job["graph"]["nodes"]
     op = [n for n in nodes if n["name"] == "op"][0]
