@@ -7,12 +7,14 @@ in Python from the plugin's documented timestamp formulas (never from weir's out
 
   coprocess  weir_co_process with ONE map state and ONE on_timer shared by both functions: per
              key and 1 s window "<key> <window end> <left count> <right count>"
-  join       weir_window_join, 1 s tumbling windows: every (left, right) pair of a key and window
+  join       weir_window_join, 1 s tumbling and 100 ms gap session windows: every (left, right)
+             pair of a key and window
   cogroup    weir_window_cogroup over tumbling, sliding (1 s every 500 ms) and session (gap
              100 ms) windows: every key and window with records on either side, the values of
              both sides
-  interval   weir_interval_join between -300 and +200 ms: every pair l, r of a key with
-             l.ts - 300 <= r.ts <= l.ts + 200, stamped max(l.ts, r.ts)
+  interval   weir_interval_join between lower and upper (-300/+200, -500/-100, 0/0 ms): every
+             pair l, r of a key with l.ts + lower <= r.ts <= l.ts + upper, stamped
+             max(l.ts, r.ts)
 
 Each is compared as a multiset of lines, exactly. Failure runs (exactly-once through the file
 sink, keyed state of both inputs restored): (a) co-process and interval join at -p 2 on two task
@@ -145,15 +147,20 @@ def flag_args(window=None):
     return ["--window", window] if window else []
 
 
-def run_plain(c, mode, window=None):
-    out = os.path.join(c.dir, f"out-{mode}-{window}")
-    jobid = c.submit("-p", "2", *args(out, mode, *flag_args(window)))
+def run_plain(c, mode, window=None, bounds=None):
+    """bounds: (lower, upper) of an interval join (default -300, 200)."""
+    what = f"{mode} {window or ''}{bounds or ''}"
+    out = os.path.join(c.dir, f"out-{mode}-{window}-{bounds}".replace(" ", ""))
+    more = flag_args(window)
+    if bounds:
+        more += ["--lower", str(bounds[0]), "--upper", str(bounds[1])]
+    jobid = c.submit("-p", "2", *args(out, mode, *more))
     job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
-    check(job["state"] == "FINISHED", f"{mode} {window}: job ended {job['state']}: "
-                                      f"{job.get('message')}")
-    want = oracle(mode, window or "tumbling")
-    compare(read_output(out, mode), want, f"{mode} {window or ''}")
-    print(f"{mode} {window or ''}: {sum(want.values())} lines exactly as the reference")
+    check(job["state"] == "FINISHED", f"{what}: job ended {job['state']}: {job.get('message')}")
+    want = oracle(mode, window or "tumbling", *(bounds or (-300, 200)))
+    check(sum(want.values()) > 0, f"{what}: the reference is empty")
+    compare(read_output(out, mode), want, what)
+    print(f"{what}: {sum(want.values())} lines exactly as the reference")
     return jobid
 
 
@@ -181,10 +188,12 @@ def phase_plain():
                  tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
         jobid = run_plain(c, "coprocess")
         check_graph(c, jobid)
-        for mode in MODES[1:]:
-            for window in (("tumbling", "sliding", "session") if mode == "cogroup"
-                           else ("tumbling",) if mode == "join" else (None,)):
-                run_plain(c, mode, window)
+        for window in ("tumbling", "session"):
+            run_plain(c, "join", window)
+        for window in ("tumbling", "sliding", "session"):
+            run_plain(c, "cogroup", window)
+        for bounds in ((-300, 200), (-500, -100), (0, 0)):  # around, only before, equal times
+            run_plain(c, "interval", bounds=bounds)
 
 
 def phase_kill(mode):
@@ -225,9 +234,6 @@ def phase_savepoint(mode):
         compare(read_output(out, mode), want, f"{mode} across the savepoint")
         print(f"{mode}: stopped at -p 2 with a savepoint after {first} lines, resumed at -p 3: "
               f"{sum(want.values())} lines exactly once")
-
-
-MODES = ["coprocess", "join", "cogroup", "interval"]
 
 
 def test():
