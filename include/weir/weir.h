@@ -482,12 +482,11 @@ weir_stream_t *weir_co_process(weir_stream_t *first, weir_stream_t *second, cons
  *  and session windows; allowed_lateness, count_trigger and late_tag as for weir_window_process
  *  (or a define-time error saying which field is not supported yet). Records are kept in keyed
  *  state until their window fires. */
-typedef void (*weir_cogroup_fn)(weir_ctx_t *ctx, const weir_window_t *w,
-                                const weir_record_t *left, size_t n_left,
-                                const weir_record_t *right, size_t n_right, void *udata);
+typedef void (*weir_cogroup_fn)(weir_ctx_t *ctx, const weir_window_t *w, const weir_record_t *left,
+                                size_t n_left, const weir_record_t *right, size_t n_right,
+                                void *udata);
 weir_stream_t *weir_window_cogroup(weir_stream_t *left, weir_stream_t *right, const char *name,
-                                   const weir_window_spec_t *spec, weir_cogroup_fn fn,
-                                   void *udata);
+                                   const weir_window_spec_t *spec, weir_cogroup_fn fn, void *udata);
 
 /** One joined pair (window join: the pair's window in @p w; interval join: @p w is NULL). */
 typedef void (*weir_join_fn)(weir_ctx_t *ctx, const weir_window_t *w, const weir_record_t *left,
@@ -504,8 +503,7 @@ weir_stream_t *weir_window_join(weir_stream_t *left, weir_stream_t *right, const
  *  is late: dropped and counted (as Flink). Each record is kept in keyed state until the
  *  watermark passes the last timestamp a partner of it could have, then removed by a timer. */
 weir_stream_t *weir_interval_join(weir_stream_t *left, weir_stream_t *right, const char *name,
-                                  int64_t lower_ms, int64_t upper_ms, weir_join_fn fn,
-                                  void *udata);
+                                  int64_t lower_ms, int64_t upper_ms, weir_join_fn fn, void *udata);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Runtime: inside user functions                                                           */
