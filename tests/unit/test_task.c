@@ -1440,6 +1440,79 @@ static weir_job_t *build_co_watermarks(collected_t *c, uint64_t n) {
     return job;
 }
 
+/* Interval join (build_interval_late): left indices at 1000/s, key "x" and timestamp
+ * 1000 + index (no partner), except index 0 and the last one: key "k", timestamp 1000; right: one
+ * record, key "k", timestamp 1000, then its input ends. */
+static void il_left(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    const collected_t *c = udata;
+    bool k = index == 0 || index + 1 == c->co_b_count;
+    msgpack_pack_uint64(weir_packer(ctx), index);
+    weir_emit_packed(ctx, k ? 1000 : 1000 + (int64_t)index, k ? "k" : "x", 1);
+}
+
+static void il_right(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    (void)udata;
+    msgpack_pack_uint64(weir_packer(ctx), 1000000 + index);
+    weir_emit_packed(ctx, 1000, "k", 1);
+}
+
+static void il_pair(weir_ctx_t *ctx, const weir_window_t *w, const weir_record_t *l,
+                    const weir_record_t *r, void *udata) {
+    (void)udata;
+    assert_null(w);
+    msgpack_pack_uint64(weir_packer(ctx), value_of(ctx, l) * 10000000 + value_of(ctx, r));
+    weir_emit_packed(ctx, 0, l->key, l->key_len); /* the runtime stamps max(l.ts, r.ts) */
+}
+
+/* counts the pairs; sum: their values; min_par[0]: records not stamped 1000 */
+static void il_collect(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
+    pthread_mutex_lock(&c->mu);
+    c->count++;
+    c->sum += v;
+    if (in->timestamp != 1000)
+        c->wm_back++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* left: generator(p1, co_b_count at 1000/s, bound 0) and right: generator(p1, 1 record, bound
+ * 0) -> interval join [-5000, 5000] (p1) -> sink */
+static weir_job_t *build_interval_late(collected_t *c, uint64_t n) {
+    (void)n;
+    weir_job_t *job = weir_graph_new("interval-late", 1);
+    weir_stream_t *l =
+        weir_set_uid(weir_source_generator(job, "l", c->co_b_count, 1000, il_left, c), "l");
+    weir_stream_t *r = weir_set_uid(weir_source_generator(job, "r", 1, 0, il_right, c), "r");
+    weir_watermark_strategy_t st = {.max_out_of_orderness_ms = 0};
+    weir_set_watermark_strategy(l, &st);
+    weir_set_watermark_strategy(r, &st);
+    weir_stream_t *j = weir_interval_join(weir_key_by(l, NULL, NULL), weir_key_by(r, NULL, NULL),
+                                          "ij", -5000, 5000, il_pair, NULL);
+    weir_sink(weir_set_uid(j, "ij"), "collect", il_collect, c);
+    return job;
+}
+
+/* A record below the interval join's watermark when it arrives is late: dropped, even though
+ * its partner is still kept (its cleanup time, 1000 + 5000 + 1, is far above the watermark).
+ * Left index 0 (timestamp 1000, the watermark still low) pairs with the right record; the last
+ * left index (timestamp 1000 again, arriving 1.5 s later, after the right input ended and
+ * left's watermarks passed 1000 + several hundred) is late. The pair is stamped max(l.ts,
+ * r.ts) = 1000 although the function emits timestamp 0. */
+static void test_interval_join_late(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    h.col.co_b_count = 1500;
+    start_job(&h, build_interval_late, 0, 1);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.count, 1);
+    assert_int_equal(h.col.sum, 0 * 10000000 + 1000000); /* left 0 with right 0 */
+    assert_int_equal(h.col.wm_back, 0);
+    harness_fini(&h);
+}
+
 /* Barrier alignment over both inputs of a co-process (test_alignment_exactly_once's check on a
  * two-input vertex): the three sources are triggered 10 ms apart, so the barriers of a
  * checkpoint reach the co-process at different times on its three channels (two of input 0,
@@ -3351,6 +3424,7 @@ int main(void) {
         cmocka_unit_test(test_alignment_at_least_once),
         cmocka_unit_test(test_co_process_alignment),
         cmocka_unit_test(test_co_process_watermarks),
+        cmocka_unit_test(test_interval_join_late),
         cmocka_unit_test(test_final_checkpoint),
         cmocka_unit_test(test_restore_sources),
         cmocka_unit_test(test_restore_bad_op_state),
