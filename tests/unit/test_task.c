@@ -1440,6 +1440,35 @@ static weir_job_t *build_co_watermarks(collected_t *c, uint64_t n) {
     return job;
 }
 
+/* gen(p2, n) keyed twice, by the record key and by mod7_key -> co_process(p2) -> sink: one
+ * stream as both inputs under two key selectors, two edges between the same two vertices */
+static weir_job_t *build_co_self(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("co-self", 2);
+    weir_stream_t *g = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
+    c->co_mod7 = true;
+    weir_stream_t *co = weir_co_process(weir_key_by(g, NULL, NULL), weir_key_by(g, mod7_key, NULL),
+                                        "co", co_first, co_second, c);
+    weir_sink(co, "collect", collect_fn, c);
+    return job;
+}
+
+/* Every record reaches the co-process twice, once per input, each time partitioned by that
+ * input's key selector and handed to that input's function. */
+static void test_co_process_self(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    start_job(&h, build_co_self, 3000, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.co_n[0], 3000);
+    assert_int_equal(h.col.co_n[1], 3000);
+    assert_int_equal(h.col.count, 3000);
+    assert_int_equal(h.col.sum, 3000 * 2999 / 2);
+    assert_false(h.col.key_mismatch);
+    harness_fini(&h);
+}
+
 /* Interval join (build_interval_late): left indices at 1000/s, key "x" and timestamp
  * 1000 + index (no partner), except index 0 and the last one: key "k", timestamp 1000; right: one
  * record, key "k", timestamp 1000, then its input ends. */
@@ -3425,6 +3454,7 @@ int main(void) {
         cmocka_unit_test(test_co_process_alignment),
         cmocka_unit_test(test_co_process_watermarks),
         cmocka_unit_test(test_interval_join_late),
+        cmocka_unit_test(test_co_process_self),
         cmocka_unit_test(test_final_checkpoint),
         cmocka_unit_test(test_restore_sources),
         cmocka_unit_test(test_restore_bad_op_state),
