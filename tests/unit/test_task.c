@@ -68,6 +68,17 @@ typedef struct collected {
     int64_t side_wm_max, main_wm_max;
     struct tm_log *tm;   /* build_timers: the fired windows the sink saw */
     struct win_log *win; /* build_window: the window results the sink saw */
+    /* two-input co-process (build_co_*): records per input, records of input 0 that saw
+     * INT64_MIN, the largest timestamp input 1's source emitted (and whether it emitted its
+     * last index), records of input 0 that saw a watermark above it while input 1 ran */
+    uint64_t co_n[2], co_at_min[2];
+    uint64_t co_b_count;  /* input 1's generator: indices (it ends after the last) */
+    bool co_b_silent;     /* input 1's generator emits nothing */
+    int64_t co_b_idle_ms; /* input 1's idle timeout */
+    int64_t co_b_max;
+    bool co_b_done;
+    uint64_t co_checked, co_above;
+    bool co_mod7; /* build_co_alignment: input 1 keyed by mod7_key, input 0 by the record key */
 } collected_t;
 
 typedef struct states {
@@ -268,6 +279,7 @@ typedef struct ack {
     uint64_t alignment_ns;
     uint64_t records_out; /* the acking task's records_out at the ACK (sources) */
     uint64_t col_count;   /* the collector's count at the ACK */
+    uint64_t col_right;   /* build_co_alignment: records of input 1 the co-process saw */
 } ack_t;
 
 typedef struct harness {
@@ -323,6 +335,7 @@ static void test_send(void *arg, const weir_msg_t *msg) {
     pthread_mutex_unlock(&h->st.mu);
     pthread_mutex_lock(&h->col.mu);
     a.col_count = h->col.count;
+    a.col_right = h->col.co_n[1];
     pthread_mutex_unlock(&h->col.mu);
     pthread_mutex_lock(&h->ack_mu);
     if (h->n_acks < MAX_ACKS)
@@ -1337,6 +1350,302 @@ static void test_alignment_exactly_once(void **state) {
 static void test_alignment_at_least_once(void **state) {
     (void)state;
     run_alignment(WEIR_CHECKPOINT_AT_LEAST_ONCE);
+}
+
+/* ---- two inputs: a co-process over two sources (build_co_*) -------------------------------- */
+
+/* Input 0 of the co-process: forwarded to the chained sink (which counts it); its watermark is
+ * checked against what input 1's source emitted so far. */
+static void co_first(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    int64_t wm = weir_current_watermark(ctx);
+    pthread_mutex_lock(&c->mu);
+    c->co_n[0]++;
+    if (wm == INT64_MIN)
+        c->co_at_min[0]++;
+    if (!c->co_b_done && wm != INT64_MIN) {
+        c->co_checked++;
+        if (wm >= c->co_b_max) /* input 1's watermark is below its max timestamp */
+            c->co_above++;
+    }
+    if (in->timestamp <= wm)
+        c->wm_late++;
+    if (c->co_mod7 && in->key_len != 8) /* the record key (gen_fn: 8 bytes), not input 1's */
+        c->key_mismatch = true;
+    pthread_mutex_unlock(&c->mu);
+    weir_emit(ctx, in);
+}
+
+/* Input 1: counted here only (the sink never sees it). */
+static void co_second(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
+    pthread_mutex_lock(&c->mu);
+    c->co_n[1]++;
+    /* each input's edge partitions by its own key selector: input 1's is mod7_key */
+    if (c->co_mod7 && (in->key_len != 2 || memcmp(in->key, (char[]){'k', (char)('0' + v % 7)}, 2)))
+        c->key_mismatch = true;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Input 1's generator: event time far behind input 0's (1000 + index), or nothing at all. */
+static void co_b_gen(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    collected_t *c = udata;
+    if (!c->co_b_silent) {
+        int64_t ts = 1000 + (int64_t)index;
+        pthread_mutex_lock(&c->mu);
+        if (ts > c->co_b_max)
+            c->co_b_max = ts;
+        pthread_mutex_unlock(&c->mu);
+        msgpack_pack_uint64(weir_packer(ctx), index);
+        weir_emit_packed(ctx, ts, "b", 1);
+    }
+    if (c->co_b_count && index + 1 == c->co_b_count) {
+        pthread_mutex_lock(&c->mu);
+        c->co_b_done = true;
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
+/* a: generator(p2, unbounded, as fast as possible) and b: generator(p1, 500/s), both keyed,
+ * -> co_process(p1) -> sink(p1, chained): three input channels, one slow */
+static weir_job_t *build_co_alignment(collected_t *c, uint64_t n) {
+    (void)n;
+    weir_job_t *job = weir_graph_new("co-alignment", 2);
+    weir_stream_t *a = weir_set_uid(weir_source_generator(job, "a", 0, 0, gen_fn, NULL), "a");
+    weir_stream_t *b = weir_set_uid(weir_source_generator(job, "b", 0, 500, co_b_gen, c), "b");
+    weir_set_parallelism(b, 1);
+    c->co_mod7 = true;
+    weir_stream_t *co = weir_co_process(weir_key_by(a, NULL, NULL), weir_key_by(b, mod7_key, NULL),
+                                        "co", co_first, co_second, c);
+    weir_set_parallelism(co, 1);
+    weir_set_parallelism(weir_sink(co, "collect", collect_fn, c), 1);
+    return job;
+}
+
+/* a: generator(p1, n at 4000/s, watermarks bound WM_BOUND) and b: generator(p1, co_b_count at
+ * 100/s, same bound, idle timeout co_b_idle_ms) -> co_process(p1) -> sink */
+static weir_job_t *build_co_watermarks(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("co-watermarks", 1);
+    weir_stream_t *a = weir_set_uid(weir_source_generator(job, "a", n, 4000, wm_gen_fn, NULL), "a");
+    weir_stream_t *b =
+        weir_set_uid(weir_source_generator(job, "b", c->co_b_count, 100, co_b_gen, c), "b");
+    weir_watermark_strategy_t st = {.max_out_of_orderness_ms = WM_BOUND};
+    weir_set_watermark_strategy(a, &st);
+    st.idle_timeout_ms = c->co_b_idle_ms;
+    weir_set_watermark_strategy(b, &st);
+    weir_stream_t *co = weir_co_process(weir_key_by(a, NULL, NULL), weir_key_by(b, NULL, NULL),
+                                        "co", co_first, co_second, c);
+    weir_sink(co, "collect", collect_fn, c);
+    return job;
+}
+
+/* gen(p2, n) keyed twice, by the record key and by mod7_key -> co_process(p2) -> sink: one
+ * stream as both inputs under two key selectors, two edges between the same two vertices */
+static weir_job_t *build_co_self(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("co-self", 2);
+    weir_stream_t *g = weir_set_uid(weir_source_generator(job, "gen", n, 0, gen_fn, NULL), "gen");
+    c->co_mod7 = true;
+    weir_stream_t *co = weir_co_process(weir_key_by(g, NULL, NULL), weir_key_by(g, mod7_key, NULL),
+                                        "co", co_first, co_second, c);
+    weir_sink(co, "collect", collect_fn, c);
+    return job;
+}
+
+/* Every record reaches the co-process twice, once per input, each time partitioned by that
+ * input's key selector and handed to that input's function. */
+static void test_co_process_self(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    start_job(&h, build_co_self, 3000, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.co_n[0], 3000);
+    assert_int_equal(h.col.co_n[1], 3000);
+    assert_int_equal(h.col.count, 3000);
+    assert_int_equal(h.col.sum, 3000 * 2999 / 2);
+    assert_false(h.col.key_mismatch);
+    harness_fini(&h);
+}
+
+/* Interval join (build_interval_late): left indices at 1000/s, key "x" and timestamp
+ * 1000 + index (no partner), except index 0 and the last one: key "k", timestamp 1000; right: one
+ * record, key "k", timestamp 1000, then its input ends. */
+static void il_left(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    const collected_t *c = udata;
+    bool k = index == 0 || index + 1 == c->co_b_count;
+    msgpack_pack_uint64(weir_packer(ctx), index);
+    weir_emit_packed(ctx, k ? 1000 : 1000 + (int64_t)index, k ? "k" : "x", 1);
+}
+
+static void il_right(weir_ctx_t *ctx, uint64_t index, void *udata) {
+    (void)udata;
+    msgpack_pack_uint64(weir_packer(ctx), 1000000 + index);
+    weir_emit_packed(ctx, 1000, "k", 1);
+}
+
+static void il_pair(weir_ctx_t *ctx, const weir_window_t *w, const weir_record_t *l,
+                    const weir_record_t *r, void *udata) {
+    (void)udata;
+    assert_null(w);
+    msgpack_pack_uint64(weir_packer(ctx), value_of(ctx, l) * 10000000 + value_of(ctx, r));
+    weir_emit_packed(ctx, 0, l->key, l->key_len); /* the runtime stamps max(l.ts, r.ts) */
+}
+
+/* counts the pairs; sum: their values; min_par[0]: records not stamped 1000 */
+static void il_collect(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    collected_t *c = udata;
+    uint64_t v = value_of(ctx, in);
+    pthread_mutex_lock(&c->mu);
+    c->count++;
+    c->sum += v;
+    if (in->timestamp != 1000)
+        c->wm_back++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* left: generator(p1, co_b_count at 1000/s, bound 0) and right: generator(p1, 1 record, bound
+ * 0) -> interval join [-5000, 5000] (p1) -> sink */
+static weir_job_t *build_interval_late(collected_t *c, uint64_t n) {
+    (void)n;
+    weir_job_t *job = weir_graph_new("interval-late", 1);
+    weir_stream_t *l =
+        weir_set_uid(weir_source_generator(job, "l", c->co_b_count, 1000, il_left, c), "l");
+    weir_stream_t *r = weir_set_uid(weir_source_generator(job, "r", 1, 0, il_right, c), "r");
+    weir_watermark_strategy_t st = {.max_out_of_orderness_ms = 0};
+    weir_set_watermark_strategy(l, &st);
+    weir_set_watermark_strategy(r, &st);
+    weir_stream_t *j = weir_interval_join(weir_key_by(l, NULL, NULL), weir_key_by(r, NULL, NULL),
+                                          "ij", -5000, 5000, il_pair, NULL);
+    weir_sink(weir_set_uid(j, "ij"), "collect", il_collect, c);
+    return job;
+}
+
+/* A record below the interval join's watermark when it arrives is late: dropped, even though
+ * its partner is still kept (its cleanup time, 1000 + 5000 + 1, is far above the watermark).
+ * Left index 0 (timestamp 1000, the watermark still low) pairs with the right record; the last
+ * left index (timestamp 1000 again, arriving 1.5 s later, after the right input ended and
+ * left's watermarks passed 1000 + several hundred) is late. The pair is stamped max(l.ts,
+ * r.ts) = 1000 although the function emits timestamp 0. */
+static void test_interval_join_late(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 1);
+    h.col.co_b_count = 1500;
+    start_job(&h, build_interval_late, 0, 1);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.count, 1);
+    assert_int_equal(h.col.sum, 0 * 10000000 + 1000000); /* left 0 with right 0 */
+    assert_int_equal(h.col.wm_back, 0);
+    harness_fini(&h);
+}
+
+/* Barrier alignment over both inputs of a co-process (test_alignment_exactly_once's check on a
+ * two-input vertex): the three sources are triggered 10 ms apart, so the barriers of a
+ * checkpoint reach the co-process at different times on its three channels (two of input 0,
+ * one of input 1, which is slow). Exactly once: its snapshot has seen exactly the records each
+ * source emitted before its own snapshot, input by input (fn1 and fn2 got their own input's). */
+static void test_co_process_alignment(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    start_job(&h, build_co_alignment, 0, 2);
+    wait_running(&h);
+    weir_sleep_ns(50000000);
+    weir_task_t *a[2] = {NULL, NULL}, *b = NULL;
+    for (int i = 0; i < h.st.n_tasks; i++) {
+        if (weir_task_vertex(h.st.tasks[i]) == 0)
+            a[weir_task_subtask(h.st.tasks[i])] = h.st.tasks[i];
+        if (weir_task_vertex(h.st.tasks[i]) == 1)
+            b = h.st.tasks[i];
+    }
+    assert_non_null(a[0]);
+    assert_non_null(a[1]);
+    assert_non_null(b);
+    const uint64_t n_ck = 4;
+    for (uint64_t id = 1; id <= n_ck; id++) {
+        weir_task_t *order[3] = {a[id % 2], b, a[(id + 1) % 2]};
+        if (id % 2) { /* the slow input's barrier first or in the middle */
+            order[0] = b;
+            order[1] = a[id % 2];
+        }
+        for (int k = 0; k < 3; k++) {
+            weir_task_trigger(order[k], id, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+            weir_sleep_ns(10000000);
+        }
+        assert_int_equal(wait_acks(&h, id, false, 4), 4);
+    }
+    for (int i = 0; i < h.st.n_tasks; i++)
+        weir_task_cancel(h.st.tasks[i]);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_CANCELED);
+    assert_false(h.col.key_mismatch);
+    for (uint64_t id = 1; id <= n_ck; id++) {
+        const ack_t *a0 = find_ack(h.acks, h.n_acks, 0, 0, id, false);
+        const ack_t *a1 = find_ack(h.acks, h.n_acks, 0, 1, id, false);
+        const ack_t *b0 = find_ack(h.acks, h.n_acks, 1, 0, id, false);
+        const ack_t *co = find_ack(h.acks, h.n_acks, 2, 0, id, false);
+        assert_non_null(a0);
+        assert_non_null(a1);
+        assert_non_null(b0);
+        assert_non_null(co);
+        assert_true(co->alignment_ns > 0);
+        assert_int_equal(co->col_count, a0->records_out + a1->records_out); /* input 0: fn1 */
+        assert_int_equal(co->col_right, b0->records_out);                   /* input 1: fn2 */
+        if (id > 1) {
+            const ack_t *prev = find_ack(h.acks, h.n_acks, 2, 0, id - 1, false);
+            assert_true(co->col_count > prev->col_count);
+            assert_true(co->col_right > prev->col_right); /* the slow input flowed too */
+        }
+    }
+    harness_fini(&h);
+}
+
+/* The co-process's watermark is the minimum over its two inputs. Input 1 emits event time far
+ * behind input 0 (1000 + index, at 100/s for 2 s, input 0 ends in 0.5 s): while it runs, no
+ * record of input 0 sees a watermark at or above input 1's largest timestamp. With input 1
+ * silent and idle after 50 ms it does not hold the watermark back (most records of input 0 see
+ * one); silent and never idle, it does (almost none do). */
+static void run_co_watermarks(bool silent, int64_t idle_ms, collected_t *out) {
+    harness_t h;
+    harness_init(&h, 2);
+    h.col.co_b_count = 200;
+    h.col.co_b_silent = silent;
+    h.col.co_b_idle_ms = idle_ms;
+    h.col.co_b_max = INT64_MIN;
+    start_job(&h, build_co_watermarks, 2000, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    assert_int_equal(h.col.co_n[0], 1000); /* wm_gen_fn emits the even indices */
+    assert_int_equal(h.col.co_n[1], silent ? 0 : 200);
+    assert_int_equal(h.col.wm_late, 0);
+    for (int i = 0; i < h.st.n_tasks; i++)
+        assert_true(weir_task_watermark(h.st.tasks[i]) == INT64_MAX);
+    pthread_mutex_lock(&h.col.mu);
+    *out = h.col;
+    pthread_mutex_unlock(&h.col.mu);
+    harness_fini(&h);
+}
+
+static void test_co_process_watermarks(void **state) {
+    (void)state;
+    collected_t c;
+    run_co_watermarks(false, 0, &c); /* slow input: it holds the minimum */
+    if (c.co_checked == 0 || c.co_above != 0)
+        fail_msg("slow input: %llu of %llu records of input 0 saw a watermark at or above input "
+                 "1's timestamps",
+                 (unsigned long long)c.co_above, (unsigned long long)c.co_checked);
+    run_co_watermarks(true, 50, &c); /* idle input: excluded */
+    if (c.co_at_min[0] * 2 >= c.co_n[0])
+        fail_msg("idle input: %llu of %llu records saw no watermark",
+                 (unsigned long long)c.co_at_min[0], (unsigned long long)c.co_n[0]);
+    run_co_watermarks(true, 0, &c); /* silent, never idle: it holds the watermark back */
+    if (c.co_at_min[0] * 10 < c.co_n[0] * 9)
+        fail_msg("silent input without idleness: only %llu of %llu records saw no watermark",
+                 (unsigned long long)c.co_at_min[0], (unsigned long long)c.co_n[0]);
 }
 
 /* End of input with checkpointing on: every task acks its final snapshot (id 0, final), the
@@ -3142,6 +3451,10 @@ int main(void) {
         cmocka_unit_test(test_bad_spec),
         cmocka_unit_test(test_alignment_exactly_once),
         cmocka_unit_test(test_alignment_at_least_once),
+        cmocka_unit_test(test_co_process_alignment),
+        cmocka_unit_test(test_co_process_watermarks),
+        cmocka_unit_test(test_interval_join_late),
+        cmocka_unit_test(test_co_process_self),
         cmocka_unit_test(test_final_checkpoint),
         cmocka_unit_test(test_restore_sources),
         cmocka_unit_test(test_restore_bad_op_state),
