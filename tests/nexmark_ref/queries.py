@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Reference Nexmark queries for weir's tests (standard library only; never imports weir code).
+
+Computes the result of a query over a list of events with the field names of `nexmark.so --query
+events` (JSON lines: {"type": "person"|"auction"|"bid", ...}), from the nexmark/nexmark
+project's SQL (nexmark-flink/src/main/resources/queries/q<N>.sql), written independently of
+examples/nexmark_q*.c. Times are ms since the epoch; windows are [start, end).
+
+Each function returns the list of result rows (dicts whose keys are the SELECT's columns), in
+no particular order: the tests compare multisets (and, for q4, the final value per key).
+
+    python3 tests/nexmark_ref/queries.py --query q5 EVENTS_FILE_OR_DIR...
+
+prints the rows as JSON lines, sorted.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+
+
+def _bids(events):
+    return [e for e in events if e["type"] == "bid"]
+
+
+def q5(events, size=10000, slide=2000):
+    """Hot items: per HOP window (slide 2 s, size 10 s), count(*) per auction; rows of the
+    auctions whose count is >= the window's max count (all ties)."""
+    counts = defaultdict(lambda: defaultdict(int))  # window start -> auction -> count
+    for b in _bids(events):
+        t = b["dateTime"]
+        start = t // slide * slide  # the last window starting at or before t
+        while start > t - size:
+            counts[start][b["auction"]] += 1
+            start -= slide
+    rows = []
+    for start, per_auction in counts.items():
+        maxn = max(per_auction.values())
+        rows += [{"auction": a, "num": n} for a, n in per_auction.items() if n >= maxn]
+    return rows
+
+
+def q7(events, size=10000):
+    """Highest bid: per TUMBLE window, maxprice and window_end; every bid B with B.price =
+    maxprice and window_end - 10 s <= B.dateTime <= window_end (BETWEEN: both ends)."""
+    bids = _bids(events)
+    maxprice = {}  # window end -> max price
+    for b in bids:
+        end = b["dateTime"] // size * size + size
+        maxprice[end] = max(maxprice.get(end, b["price"]), b["price"])
+    rows = []
+    for b in bids:
+        t = b["dateTime"]
+        # candidate window ends E with E - size <= t <= E: E = ceil(t / size) * size and, when t is
+        # a multiple of size, also E = t + size (t is then both a window start and an end)
+        ends = {-(-t // size) * size, t // size * size + size}
+        for end in ends:
+            if end - size <= t <= end and maxprice.get(end) == b["price"]:
+                rows.append({"auction": b["auction"], "price": b["price"], "bidder": b["bidder"],
+                             "dateTime": t, "extra": b["extra"]})
+    return rows
+
+
+def q11(events, gap=10000):
+    """User sessions: per bidder, SESSION windows with a 10 s gap (a bid at exactly the previous
+    bid + gap continues the session: Flink's session windows [t, t + gap) merge when they touch);
+    count(*), SESSION_START, SESSION_END (= last bid + gap)."""
+    per_bidder = defaultdict(list)
+    for b in _bids(events):
+        per_bidder[b["bidder"]].append(b["dateTime"])
+    rows = []
+    for bidder, times in per_bidder.items():
+        times.sort()
+        start, end, n = times[0], times[0] + gap, 0
+        for t in times:
+            if t > end:
+                rows.append({"bidder": bidder, "bid_count": n, "starttime": start, "endtime": end})
+                start, n = t, 0
+            end = max(end, t + gap)
+            n += 1
+        rows.append({"bidder": bidder, "bid_count": n, "starttime": start, "endtime": end})
+    return rows
+
+
+QUERIES = {"q5": q5, "q7": q7, "q11": q11}
+
+
+def read_events(paths):
+    """Events from JSON-lines files or directories of committed part files (hidden names
+    skipped)."""
+    out = []
+    for p in paths:
+        files = [p] if os.path.isfile(p) else [os.path.join(p, n) for n in sorted(os.listdir(p))
+                                                 if not n.startswith(".")]
+        for f in files:
+            with open(f, encoding="utf-8") as fh:
+                out += [json.loads(line) for line in fh if line.strip()]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--query", required=True, choices=sorted(QUERIES))
+    ap.add_argument("events", nargs="+", help="events files or directories")
+    a = ap.parse_args()
+    rows = QUERIES[a.query](read_events(a.events))
+    for line in sorted(json.dumps(r, sort_keys=True, separators=(",", ":")) for r in rows):
+        sys.stdout.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
