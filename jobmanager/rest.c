@@ -149,10 +149,18 @@ static json_t *job_detail(const weir_jm_job_t *job) {
                                             str_or_null(st->message), "metrics", metrics_json(m)));
         }
         const weir_vertex_t *vx = &job->dag->vertices[v];
+        /* the vertex's inputs in input order (a two-input head has two: 0 first, 1 second) */
+        json_t *inputs = json_array();
+        for (uint32_t k = 0; k < vx->n_in; k++) {
+            const weir_edge_t *e = &job->dag->edges[vx->in_edges[k]];
+            json_array_append_new(
+                inputs, json_pack("{s:i,s:i,s:i,s:s}", "edge", (int)e->id, "source", (int)e->source,
+                                  "input", (int)e->input, "partitioning", weir_part_name(e->part)));
+        }
         json_array_append_new(vertices,
-                              json_pack("{s:i,s:s,s:i,s:o,s:o}", "id", (int)v, "name", vx->name,
-                                        "parallelism", (int)job->parallelism[v], "metrics",
-                                        metrics_json(&total), "subtasks", subtasks));
+                              json_pack("{s:i,s:s,s:i,s:o,s:o,s:o}", "id", (int)v, "name", vx->name,
+                                        "parallelism", (int)job->parallelism[v], "inputs", inputs,
+                                        "metrics", metrics_json(&total), "subtasks", subtasks));
     }
     return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:i,s:i,s:o,s:o}", "id", job->id, "name",
                      job->name, "state", weir__jm_job_state_name(job->state), "message",

@@ -462,6 +462,52 @@ weir_stream_t *weir_window_all_aggregate(weir_stream_t *in, const char *name,
                                          const weir_aggregate_fns_t *fns, void *udata);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Two-input operators (docs/event-time.md "Joins")                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Keyed two-input process function (Flink's connect(a, b).keyBy(..).process(
+ *  KeyedCoProcessFunction)): @p first and @p second both come from weir_key_by; records with
+ *  equal keys reach the same subtask, where fn1 (records of first) and fn2 (records of second)
+ *  share the operator's keyed state and timers (weir_set_on_timer: one on_timer for both).
+ *  The operator's watermark is the minimum over both inputs (idle inputs excluded); barriers
+ *  are aligned over both. Declare state, timers, side outputs and lifecycle on the result, like
+ *  on weir_process. Both inputs must belong to the same job; a stream used as both inputs is a
+ *  define-time error. */
+weir_stream_t *weir_co_process(weir_stream_t *first, weir_stream_t *second, const char *name,
+                               weir_process_fn fn1, weir_process_fn fn2, void *udata);
+
+/** Window co-group (Flink's coGroup().where().equalTo().window()): for each key and window with
+ *  records on at least one side, fn gets the window and all records of each side (arrival
+ *  order) when the watermark reaches end-1; emit with timestamp w->end - 1. Tumbling, sliding
+ *  and session windows; allowed_lateness, count_trigger and late_tag as for weir_window_process
+ *  (or a define-time error saying which field is not supported yet). Records are kept in keyed
+ *  state until their window fires. */
+typedef void (*weir_cogroup_fn)(weir_ctx_t *ctx, const weir_window_t *w,
+                                const weir_record_t *left, size_t n_left,
+                                const weir_record_t *right, size_t n_right, void *udata);
+weir_stream_t *weir_window_cogroup(weir_stream_t *left, weir_stream_t *right, const char *name,
+                                   const weir_window_spec_t *spec, weir_cogroup_fn fn,
+                                   void *udata);
+
+/** One joined pair (window join: the pair's window in @p w; interval join: @p w is NULL). */
+typedef void (*weir_join_fn)(weir_ctx_t *ctx, const weir_window_t *w, const weir_record_t *left,
+                             const weir_record_t *right, void *udata);
+/** Window join (Flink's join().where().equalTo().window()): the cross product of each key's
+ *  left and right records in the same window, fn once per pair when the window fires (inner
+ *  join: nothing for a window with one side empty). Output timestamp w->end - 1. */
+weir_stream_t *weir_window_join(weir_stream_t *left, weir_stream_t *right, const char *name,
+                                const weir_window_spec_t *spec, weir_join_fn fn, void *udata);
+/** Interval join (Flink's intervalJoin().between(lower, upper)): pairs l, r with equal keys and
+ *  l.ts + lower_ms <= r.ts <= l.ts + upper_ms (both bounds included; lower_ms <= upper_ms, either
+ *  may be negative). A pair is emitted as soon as its second record arrives, timestamp
+ *  max(l.ts, r.ts). A record whose timestamp is below the operator's watermark when it arrives
+ *  is late: dropped and counted (as Flink). Each record is kept in keyed state until the
+ *  watermark passes the last timestamp a partner of it could have, then removed by a timer. */
+weir_stream_t *weir_interval_join(weir_stream_t *left, weir_stream_t *right, const char *name,
+                                  int64_t lower_ms, int64_t upper_ms, weir_join_fn fn,
+                                  void *udata);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Runtime: inside user functions                                                           */
 /* ---------------------------------------------------------------------------------------- */
 

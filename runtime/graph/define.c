@@ -98,6 +98,7 @@ static weir_stream_t *add_consumer(weir_stream_t *in, weir_op_kind_t kind, const
     n->keyed = in->keyed;
     n->fn = fn;
     n->udata = udata;
+    n->n_inputs = 1;
     return new_stream(job, n->id);
 }
 
@@ -267,6 +268,47 @@ static weir_stream_t *keyed_op(weir_stream_t *keyed, weir_op_kind_t kind, const 
 weir_stream_t *weir_process(weir_stream_t *keyed, const char *name, weir_process_fn fn,
                             void *udata) {
     return keyed_op(keyed, WEIR_OP_PROCESS, "weir_process", name, (void *)fn, udata);
+}
+
+weir_stream_t *weir_co_process(weir_stream_t *first, weir_stream_t *second, const char *name,
+                               weir_process_fn fn1, weir_process_fn fn2, void *udata) {
+    if (!first || !first->job)
+        return NULL;
+    weir_job_t *job = first->job;
+    const char *shown = name && *name ? name : "co_process";
+    if (!second || second->job != job) {
+        weir_job_error(job, "weir_co_process '%s': %s: pass two streams of this job's define()",
+                       shown,
+                       !second ? "the second input is NULL" : "the inputs belong to two jobs");
+        return NULL;
+    }
+    if (second->node == first->node && second->tag == first->tag)
+        weir_job_error(job,
+                       "weir_co_process '%s': the same stream is both inputs: pass two streams "
+                       "(key one stream once and use weir_process)",
+                       shown);
+    if (!second->keyed)
+        weir_job_error(job,
+                       "weir_co_process '%s': the second input is not keyed: call "
+                       "weir_key_by() first",
+                       shown);
+    if (!fn2)
+        weir_job_error(job, "weir_co_process '%s': no function for the second input: pass one",
+                       shown);
+    weir_stream_t *s =
+        keyed_op(first, WEIR_OP_PROCESS, "weir_co_process", name, (void *)fn1, udata);
+    if (!s)
+        return NULL;
+    weir_node_t *n = &job->nodes[s->node];
+    n->in2 = (weir_node_input_t){.node = (int32_t)second->node,
+                                 .part = second->part,
+                                 .key_fn = second->key_fn,
+                                 .key_udata = second->key_udata,
+                                 .has_key_fn = second->part == WEIR_PART_HASH && second->key_fn,
+                                 .tag = second->tag};
+    n->n_inputs = 2;
+    n->fn2 = (void *)fn2;
+    return s;
 }
 
 weir_stream_t *weir_reduce(weir_stream_t *keyed, const char *name, weir_reduce_fn fn, void *udata) {

@@ -253,6 +253,7 @@ weir_node_t *weir__graph_add_node(weir_job_t *job, weir_op_kind_t kind, const ch
     weir__graph_check_text(job, "an operator name", n->name);
     n->input = -1;
     n->input_part = WEIR_PART_FORWARD;
+    n->in2.node = -1;
     return n;
 }
 
@@ -292,6 +293,8 @@ static int cmp_edge(const void *a, const void *b) {
         return x->source < y->source ? -1 : 1;
     if (x->target != y->target)
         return x->target < y->target ? -1 : 1;
+    if (x->input != y->input)
+        return x->input < y->input ? -1 : 1;
     return 0;
 }
 
@@ -348,6 +351,53 @@ static int32_t *uid_first_holders(weir_job_t *job) {
     return first;
 }
 
+weir_node_input_t weir_node_input(const weir_node_t *n, uint32_t i) {
+    if (i == 0 && n->n_inputs >= 1)
+        return (weir_node_input_t){n->input,     n->input_part, n->key_fn,
+                                   n->key_udata, n->has_key_fn, n->input_tag};
+    if (i == 1 && n->n_inputs == 2)
+        return n->in2;
+    return (weir_node_input_t){.node = -1};
+}
+
+/* Finalize's check of the second input of non-source node @p nd (input 0 is valid), if any:
+ * only a process operator has one, a valid earlier node other than the same output of the
+ * first, its tag within the side outputs that node declares, a forward edge keeping the
+ * parallelism. */
+static int check_second_input(const weir_job_t *job, const weir_node_t *nd, char *errstr,
+                              size_t errlen) {
+    if (nd->n_inputs == 1)
+        return 0;
+    if (nd->kind != WEIR_OP_PROCESS)
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "operator '%s' (%s) has two inputs: only a process operator "
+                         "(weir_co_process) may",
+                         nd->name, weir_op_kind_name(nd->kind));
+    const weir_node_input_t *b = &nd->in2;
+    if (b->node < 0 || (uint32_t)b->node >= nd->id)
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "operator '%s' has no valid second input",
+                         nd->name);
+    if (b->node == nd->input && b->tag == nd->input_tag)
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "operator '%s' reads the same stream as both inputs: pass two streams",
+                         nd->name);
+    if ((unsigned)b->part > WEIR_PART_BROADCAST)
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "operator '%s' has an unknown partitioning of its second input", nd->name);
+    const weir_node_t *in = &job->nodes[b->node];
+    if (b->tag > in->n_side)
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "operator '%s' reads side output %u of '%s', which declares %u side "
+                         "outputs",
+                         nd->name, b->tag, in->name, in->n_side);
+    if (b->part == WEIR_PART_FORWARD && nd->parallelism != in->parallelism)
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "forward edge '%s' (parallelism %u) -> '%s' (parallelism %u) changes "
+                         "parallelism: use weir_rebalance() or weir_key_by() between them",
+                         in->name, in->parallelism, nd->name, nd->parallelism);
+    return 0;
+}
+
 int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
     if (!job)
         return weir_errf(errstr, errlen, WEIR_EINVAL, "no job graph");
@@ -381,6 +431,8 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                              (int)nd->kind);
         if (nd->parallelism == 0)
             nd->parallelism = job->default_parallelism;
+        /* derived: input 0 is `input`, input 1 is `in2` (graph.h) */
+        nd->n_inputs = nd->input < 0 ? 0 : nd->in2.node < 0 ? 1 : 2;
         if (nd->parallelism > job->max_parallelism)
             return weir_errf(
                 errstr, errlen, WEIR_EINVAL,
@@ -389,19 +441,24 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                 nd->name, nd->parallelism, job->max_parallelism);
         if (weir_op_is_source(nd->kind)) {
             has_source = true;
-            if (nd->input != -1)
+            if (nd->input != -1 || nd->in2.node != -1)
                 return weir_errf(errstr, errlen, WEIR_EINVAL, "source '%s' cannot have an input",
                                  nd->name);
         } else {
             if (nd->input < 0 || (uint32_t)nd->input >= i)
                 return weir_errf(errstr, errlen, WEIR_EINVAL, "operator '%s' has no valid input",
                                  nd->name);
-            const weir_node_t *in = &job->nodes[nd->input];
-            if (weir_op_is_sink(in->kind))
-                return weir_errf(errstr, errlen, WEIR_EINVAL,
-                                 "operator '%s' reads from sink '%s': a sink has no output",
-                                 nd->name, in->name);
-            consumers[nd->input]++;
+            int rc = check_second_input(job, nd, errstr, errlen);
+            if (rc)
+                return rc;
+            for (uint32_t k = 0; k < nd->n_inputs; k++) {
+                const weir_node_t *in = &job->nodes[weir_node_input(nd, k).node];
+                if (weir_op_is_sink(in->kind))
+                    return weir_errf(errstr, errlen, WEIR_EINVAL,
+                                     "operator '%s' reads from sink '%s': a sink has no output",
+                                     nd->name, in->name);
+                consumers[in->id]++;
+            }
         }
         if (weir_op_is_sink(nd->kind))
             has_sink = true;
@@ -409,7 +466,8 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
             return weir_errf(errstr, errlen, WEIR_EINVAL,
                              "operator '%s' has an unknown partitioning", nd->name);
         if (nd->kind == WEIR_OP_PROCESS || nd->kind == WEIR_OP_REDUCE) {
-            if (nd->input_part != WEIR_PART_HASH)
+            if (nd->input_part != WEIR_PART_HASH ||
+                (nd->n_inputs == 2 && nd->in2.part != WEIR_PART_HASH))
                 return weir_errf(errstr, errlen, WEIR_EINVAL,
                                  "keyed operator '%s' is not fed by weir_key_by(): key the stream "
                                  "first",
@@ -480,7 +538,8 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
                     "forward edge '%s' (parallelism %u) -> '%s' (parallelism %u) changes "
                     "parallelism: use weir_rebalance() or weir_key_by() between them",
                     in->name, in->parallelism, nd->name, nd->parallelism);
-            chained = nd->input_part == WEIR_PART_FORWARD &&
+            /* a two-input node never chains: it is the head of its vertex */
+            chained = nd->input_part == WEIR_PART_FORWARD && nd->n_inputs == 1 &&
                       (consumers[nd->input] == 1 || (side_ok[i] && !has_next[nd->input]));
             if (chained)
                 has_next[nd->input] = true;
@@ -503,8 +562,7 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
         weir_vertex_t *v = &vs[node_vertex[i]];
         if (v->n_nodes == 0) {
             v->parallelism = job->nodes[i].parallelism;
-            if (job->nodes[i].input >= 0)
-                n_edges++;
+            n_edges += job->nodes[i].n_inputs;
         }
         v->nodes[v->n_nodes++] = i;
     }
@@ -532,14 +590,16 @@ int weir_graph_finalize(weir_job_t *job, char *errstr, size_t errlen) {
     uint32_t e = 0;
     for (uint32_t v = 0; v < n_vertices; v++) {
         const weir_node_t *head = &job->nodes[vs[v].nodes[0]];
-        if (head->input < 0)
-            continue;
-        es[e].source = node_vertex[head->input];
-        es[e].target = v;
-        es[e].source_node = (uint32_t)head->input;
-        es[e].source_tag = head->input_tag;
-        es[e].part = head->input_part;
-        e++;
+        for (uint32_t k = 0; k < head->n_inputs; k++) {
+            weir_node_input_t in = weir_node_input(head, k);
+            es[e].source = node_vertex[in.node];
+            es[e].target = v;
+            es[e].source_node = (uint32_t)in.node;
+            es[e].source_tag = in.tag;
+            es[e].part = in.part;
+            es[e].input = k;
+            e++;
+        }
     }
     qsort(es, n_edges, sizeof(*es), cmp_edge);
     for (uint32_t k = 0; k < n_edges; k++) {

@@ -3,9 +3,10 @@
  * vertices; it never has function pointers) and the task manager (build by running define() again,
  * then check it against the submitted JSON).
  *
- * Invariants: node ids are dense 0..n-1 in creation order; a node's input has a smaller id;
+ * Invariants: node ids are dense 0..n-1 in creation order; a node's inputs have smaller ids;
  * vertices are numbered in order of their head node ids, edges in order of (source vertex,
- * target vertex). Both numberings depend only on the graph, so every process derives the same.
+ * target vertex, input index). Both numberings depend only on the graph, so every process derives
+ * the same.
  *
  * JSON form (what `weir info` prints and what POST /jobs carries): the table in
  * runtime/graph/README.md. "vertices" and "edges" in it are informative (derived); parsing
@@ -63,6 +64,20 @@ typedef enum weir_part {
 /** The declared (map) state holding the keyed timers of a node with timers (state/timers.h). */
 #define WEIR_TIMERS_STATE "weir.timers"
 
+/** One input of a node, as weir_node_input() returns it (the fields of the same names below,
+ * for input 0, and the node's `in2` for input 1). */
+typedef struct weir_node_input {
+    int32_t node; /* node id, -1 = none */
+    weir_part_t part;
+    weir_key_fn key_fn; /* HASH partitioning: NULL = the record's key */
+    void *key_udata;
+    bool has_key_fn; /* survives JSON (key_fn itself does not) */
+    uint32_t tag;    /* which output of the input node: 0 = main, else a side-output tag */
+} weir_node_input_t;
+
+/** Inputs of a node at most: two for a two-input node (weir_co_process and the joins). */
+#define WEIR_MAX_INPUTS 2u
+
 typedef struct weir_node {
     uint32_t id;
     weir_op_kind_t kind;
@@ -102,6 +117,13 @@ typedef struct weir_node {
     char **side_names;
     uint32_t n_side;
     uint32_t input_tag; /* which output of the input node this node reads: 0 = main, else a tag */
+    /* Inputs: input 0 (first / left) is input, input_part, key_fn, key_udata, has_key_fn and
+     * input_tag above; a two-input node (n_inputs 2: a process operator made by
+     * weir_co_process) reads input 1 (second / right) through in2, and runs fn for records of
+     * input 0 and fn2 for records of input 1 (same udata). A two-input node never chains. */
+    uint32_t n_inputs; /* 0 for a source, 1, or 2 */
+    weir_node_input_t in2;
+    void *fn2; /* NULL from JSON */
 } weir_node_t;
 
 /** At most this many side outputs per operator (tags 1..16). */
@@ -131,6 +153,7 @@ typedef struct weir_edge {
                              side outputs inside it (runtime/graph/sideout.c) */
     uint32_t source_tag;  /* the output of source_node it carries: 0 = main, else a side tag */
     weir_part_t part;
+    uint32_t input; /* which input of the target's head it feeds: 0 = first, 1 = second */
 } weir_edge_t;
 
 /** The graph. Owns an arena holding every string and array reachable from it. */
@@ -213,6 +236,9 @@ bool weir_op_is_sink(weir_op_kind_t kind);
 /** True for the kinds that may declare side outputs (weir_side_output_tag): the user-function
  * kinds that have an output (map, flat_map, filter, process, reduce, generator source). */
 bool weir_op_has_side_outputs(weir_op_kind_t kind);
+
+/** Input @p i (< WEIR_MAX_INPUTS) of node @p n; node -1 when the node has no such input. */
+weir_node_input_t weir_node_input(const weir_node_t *n, uint32_t i);
 
 /** The vertex containing node @p node_id. */
 const weir_vertex_t *weir_graph_vertex_of(const weir_job_t *job, uint32_t node_id);

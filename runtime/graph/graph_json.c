@@ -79,6 +79,21 @@ static json_t *node_config_json(const weir_node_t *n) {
     }
 }
 
+/* "inputs": every input of the node in order (0 = first / left, 1 = second / right), each
+ * {"node", "partitioning", "has_key_fn", "input_tag"}; input 0 repeats "input",
+ * "partitioning", "has_key_fn" and "input_tag" of the node (graphs written before two-input
+ * nodes have only those). */
+static json_t *inputs_json(const weir_node_t *n) {
+    json_t *a = json_array();
+    for (uint32_t k = 0; k < n->n_inputs; k++) {
+        weir_node_input_t in = weir_node_input(n, k);
+        json_array_append_new(a, json_pack("{s:I, s:s, s:b, s:I}", "node", (json_int_t)in.node,
+                                           "partitioning", weir_part_name(in.part), "has_key_fn",
+                                           (int)in.has_key_fn, "input_tag", (json_int_t)in.tag));
+    }
+    return a;
+}
+
 json_t *weir_graph_to_json(const weir_job_t *job) {
     if (!job)
         return NULL;
@@ -113,6 +128,8 @@ json_t *weir_graph_to_json(const weir_job_t *job) {
             bad = true;
         if (jn && n->timers && json_object_set_new(jn, "timers", json_true()))
             bad = true;
+        if (jn && n->n_inputs && json_object_set_new(jn, "inputs", inputs_json(n)))
+            bad = true;
         if (!jn || json_array_append_new(nodes, jn))
             bad = true;
     }
@@ -130,9 +147,10 @@ json_t *weir_graph_to_json(const weir_job_t *job) {
     for (uint32_t e = 0; e < job->n_edges; e++) {
         const weir_edge_t *ed = &job->edges[e];
         json_array_append_new(edges,
-                              json_pack("{s:I, s:I, s:I, s:s}", "id", (json_int_t)ed->id, "source",
-                                        (json_int_t)ed->source, "target", (json_int_t)ed->target,
-                                        "partitioning", weir_part_name(ed->part)));
+                              json_pack("{s:I, s:I, s:I, s:s, s:I}", "id", (json_int_t)ed->id,
+                                        "source", (json_int_t)ed->source, "target",
+                                        (json_int_t)ed->target, "partitioning",
+                                        weir_part_name(ed->part), "input", (json_int_t)ed->input));
     }
     json_t *root = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "name", job->name ? job->name : "",
                              "max_parallelism", (json_int_t)job->max_parallelism,
@@ -321,6 +339,59 @@ static int parse_timers(weir_job_t *job, weir_node_t *n, const json_t *jn, const
     return 0;
 }
 
+/* "inputs" (absent in graphs written before two-input nodes: the node's one input is
+ * "input"): 1 or 2 objects; the first must repeat the node's "input", "partitioning",
+ * "has_key_fn" and "input_tag", the second is input 1 of a two-input node (finalize checks
+ * the rest). */
+static int parse_inputs(weir_node_t *n, const json_t *jn, const char *what, char *errstr,
+                        size_t errlen) {
+    const json_t *ins = NULL;
+    int rc = weir_json_array(jn, what, "inputs", false, &ins, errstr, errlen);
+    if (rc || !ins)
+        return rc;
+    size_t count = json_array_size(ins);
+    if (count > WEIR_MAX_INPUTS || (count == 0) != (n->input < 0))
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "%s: \"inputs\" must list the node's inputs: none for a source, 1 or "
+                         "%u otherwise",
+                         what, WEIR_MAX_INPUTS);
+    for (size_t k = 0; k < count; k++) {
+        const json_t *ji = json_array_get(ins, k);
+        char iw[96];
+        snprintf(iw, sizeof(iw), "%s.inputs[%zu]", what, k);
+        if (!json_is_object(ji))
+            return weir_errf(errstr, errlen, WEIR_EINVAL, "%s must be an object", iw);
+        int64_t node, tag;
+        const char *part_s;
+        bool hk;
+        if ((rc = weir_json_int(ji, iw, "node", true, 0, (int64_t)n->id - 1, 0, &node, errstr,
+                                errlen)) ||
+            (rc = weir_json_str(ji, iw, "partitioning", true, &part_s, errstr, errlen)) ||
+            (rc = weir_json_bool(ji, iw, "has_key_fn", false, false, &hk, errstr, errlen)) ||
+            (rc = weir_json_int(ji, iw, "input_tag", false, 0, WEIR_MAX_SIDE_OUTPUTS, 0, &tag,
+                                errstr, errlen)))
+            return rc;
+        int part = part_from_name(part_s);
+        if (part < 0)
+            return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: unknown partitioning '%s'", iw,
+                             part_s);
+        weir_node_input_t in = {.node = (int32_t)node,
+                                .part = (weir_part_t)part,
+                                .has_key_fn = hk,
+                                .tag = (uint32_t)tag};
+        if (k == 0 && (in.node != n->input || in.part != n->input_part ||
+                       in.has_key_fn != n->has_key_fn || in.tag != n->input_tag))
+            return weir_errf(errstr, errlen, WEIR_EINVAL,
+                             "%s differs from the node's \"input\", \"partitioning\", "
+                             "\"has_key_fn\" or \"input_tag\": they describe the same input",
+                             iw);
+        if (k == 1)
+            n->in2 = in;
+    }
+    n->n_inputs = (uint32_t)count;
+    return 0;
+}
+
 static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *errstr,
                       size_t errlen) {
     char what[64];
@@ -425,6 +496,8 @@ static int parse_node(weir_job_t *job, const json_t *jn, uint32_t idx, char *err
         n->states[n->n_states - 1].ttl_ms = ttl;
         n->states[n->n_states - 1].ttl_update = (weir_ttl_update_t)mode;
     }
+    if ((rc = parse_inputs(n, jn, what, errstr, errlen)))
+        return rc;
     return parse_timers(job, n, jn, what, errstr, errlen);
 }
 
@@ -531,6 +604,13 @@ int weir_graph_apply_submitted(weir_job_t *built, const weir_job_t *submitted, c
                           "submitted",
                           b->name, b->input, weir_part_name(b->input_part), s->input,
                           weir_part_name(s->input_part));
+        if (b->in2.node != s->in2.node ||
+            (b->in2.node >= 0 && (b->in2.part != s->in2.part || b->in2.tag != s->in2.tag)))
+            return nondet(errstr, errlen,
+                          "operator '%s' reads second input %d (%s) here but %d (%s) was "
+                          "submitted",
+                          b->name, b->in2.node, weir_part_name(b->in2.part), s->in2.node,
+                          weir_part_name(s->in2.part));
         if (b->has_wm != s->has_wm ||
             (b->has_wm && (b->wm_bound_ms != s->wm_bound_ms || b->wm_idle_ms != s->wm_idle_ms)))
             return nondet(errstr, errlen,

@@ -137,8 +137,11 @@ const bool *weir__graph_side_chainable(weir_job_t *job) {
     uint32_t *cons = weir__graph_alloc(job, (total ? total : 1) * sizeof(uint32_t));
     for (uint32_t i = 0; i < n; i++) {
         const weir_node_t *nd = &job->nodes[i];
-        if (nd->input >= 0 && job->nodes[nd->input].n_side > 0)
-            cons[base[nd->input] + nd->input_tag]++;
+        for (uint32_t k = 0; k < WEIR_MAX_INPUTS; k++) {
+            weir_node_input_t in = weir_node_input(nd, k);
+            if (in.node >= 0 && job->nodes[in.node].n_side > 0)
+                cons[base[in.node] + in.tag]++;
+        }
     }
     for (uint32_t i = 0; i < n; i++) {
         const weir_node_t *nd = &job->nodes[i];

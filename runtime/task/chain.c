@@ -182,6 +182,7 @@ static int build_gates(weir_task_t *t, char *errstr, size_t errlen) {
             in->remote = strcmp(addr, self) != 0;
             in->edge = e->id;
             in->src = src;
+            in->input = e->input;
             weir_inchan_init(&in->ch, &key, t->credits_per_channel);
             rc = weir_dataplane_open_input(t->dp, &key, addr, t->mb, t->n_ins,
                                            t->credits_per_channel);
@@ -228,16 +229,17 @@ static int build_gates(weir_task_t *t, char *errstr, size_t errlen) {
         oe->n_chans = fwd ? 1 : w->parallelism;
         weir_partitioner_init(&oe->part, e->part, w->parallelism, g->max_parallelism, t->subtask);
         const weir_node_t *whead = &g->nodes[w->nodes[0]];
-        if (e->part == WEIR_PART_HASH && whead->has_key_fn) {
-            if (!whead->key_fn) {
+        weir_node_input_t win = weir_node_input(whead, e->input); /* the input it feeds */
+        if (e->part == WEIR_PART_HASH && win.has_key_fn) {
+            if (!win.key_fn) {
                 weir_fmt(errstr, errlen,
                          "key selector of %s is missing (graph not built by "
                          "define())",
                          whead->name);
                 return WEIR_EINVAL;
             }
-            oe->key_fn = whead->key_fn;
-            oe->key_udata = whead->key_udata;
+            oe->key_fn = win.key_fn;
+            oe->key_udata = win.key_udata;
         }
         for (uint32_t c = 0; c < oe->n_chans; c++) {
             uint32_t dst = fwd ? t->subtask : c;

@@ -31,6 +31,13 @@ static void process_process(weir_operator_t *op, weir_ctx_t *ctx, const weir_rec
     ((weir_process_fn)op->node->fn)(ctx, rec, op->node->udata);
 }
 
+/* A two-input process operator (weir_co_process): fn for input 0, fn2 for input 1; the loop
+ * set ctx->in_idx from the input channel of the buffer being read. */
+static void co_process_process(weir_operator_t *op, weir_ctx_t *ctx, const weir_record_t *rec) {
+    weir_process_fn fn = (weir_process_fn)(ctx->in_idx ? op->node->fn2 : op->node->fn);
+    fn(ctx, rec, op->node->udata);
+}
+
 static void sink_process(weir_operator_t *op, weir_ctx_t *ctx, const weir_record_t *rec) {
     ((weir_sink_fn)op->node->fn)(ctx, rec, op->node->udata);
 }
@@ -72,6 +79,7 @@ static const weir_operator_vt_t map_vt = {.process = map_process};
 static const weir_operator_vt_t flat_map_vt = {.process = flat_map_process};
 static const weir_operator_vt_t filter_vt = {.process = filter_process};
 static const weir_operator_vt_t process_vt = {.process = process_process};
+static const weir_operator_vt_t co_process_vt = {.process = co_process_process};
 static const weir_operator_vt_t reduce_vt = {.open = reduce_open, .process = reduce_process};
 static const weir_operator_vt_t sink_vt = {.process = sink_process};
 
@@ -88,7 +96,7 @@ int weir_operator_create_builtin(weir_operator_t *op, char *errstr, size_t errle
         vt = &filter_vt;
         break;
     case WEIR_OP_PROCESS:
-        vt = &process_vt;
+        vt = op->node->n_inputs == 2 ? &co_process_vt : &process_vt;
         break;
     case WEIR_OP_REDUCE:
         vt = &reduce_vt;
@@ -101,7 +109,7 @@ int weir_operator_create_builtin(weir_operator_t *op, char *errstr, size_t errle
                  weir_op_kind_name(op->node->kind));
         return WEIR_EINVAL;
     }
-    if (!op->node->fn) {
+    if (!op->node->fn || (op->node->n_inputs == 2 && !op->node->fn2)) {
         weir_fmt(errstr, errlen,
                  "operator %s has no user function: the graph must come from the plugin's "
                  "define()",

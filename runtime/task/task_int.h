@@ -40,6 +40,8 @@ struct weir_ctx {
     msgpack_zone zone;     /* weir_unpack() zone, cleared per input buffer / source batch */
     bool zone_used;        /* zone holds allocations since the last clear */
     bool keyed;            /* node->keyed: current key is set before process */
+    uint32_t in_idx;       /* head of a two-input node: the input of the record being
+                              delivered (set per input buffer; 0 elsewhere) */
     const void *key;       /* current key (keyed operators, during process) */
     uint32_t key_len;
     weir_state_backend_t *sb; /* the subtask's backend when this node declares states */
@@ -93,6 +95,7 @@ typedef struct weir_task_in {
     weir_inchan_t ch;
     bool remote; /* sender lives in another task manager */
     uint32_t edge, src;
+    uint32_t input;    /* which input of the head its edge feeds (0, or 1 of a two-input head) */
     bool arrived;      /* barrier of the current alignment arrived here (or the channel ended) */
     weir_defbuf_t *dq; /* alignment: buffers waiting behind a barrier, FIFO (ring) */
     size_t dq_head, dq_len, dq_cap;
