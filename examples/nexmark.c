@@ -2,7 +2,8 @@
  * (nexmark_q<N>.c) and the event dump `events` over generated auction events
  * (examples/README.md has the generator's rules, every query and every option).
  *
- *   weir run build/examples/nexmark.so --query q0|q1|q2|q5|q7|q11|events --events N [--rate R]
+ *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q11|events --events N [--rate
+ * R]
  *       [--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR]
  *       [--late-output DIR] [--lateness MS]
  *
@@ -30,7 +31,8 @@
 #include "nexmark_queries.h"
 
 #define USAGE                                                                                      \
-    "usage: nexmark.so --query q0|q1|q2|q5|q7|q11|events --events N [--rate EVENTS_PER_SEC] "      \
+    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q11|events --events N [--rate "                \
+    "EVENTS_PER_SEC] "                                                                             \
     "[--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR] "         \
     "[--late-output DIR] [--lateness MS]"
 
@@ -48,12 +50,13 @@ typedef struct query {
     bool lateness; /* --lateness accepted */
 } query_t;
 static const query_t QUERIES[] = {
-    {"q0", NULL, false, false, false},     {"q1", NULL, false, false, false},
-    {"q2", NULL, false, false, false},     {"q5", nexmark_q5, true, true, false},
-    {"q7", nexmark_q7, true, true, false}, {"q11", nexmark_q11, true, true, true},
+    {"q0", NULL, false, false, false},      {"q1", NULL, false, false, false},
+    {"q2", NULL, false, false, false},      {"q3", nexmark_q3, true, false, false},
+    {"q4", nexmark_q4, true, false, false}, {"q5", nexmark_q5, true, true, false},
+    {"q7", nexmark_q7, true, true, false},  {"q11", nexmark_q11, true, true, true},
     {"events", NULL, true, false, false},
 };
-#define QUERY_NAMES "q0, q1, q2, q5, q7, q11, events"
+#define QUERY_NAMES "q0, q1, q2, q3, q4, q5, q7, q11, events"
 
 static void generate(weir_ctx_t *ctx, uint64_t index, void *udata) {
     const nexmark_config_t *cfg = udata;
@@ -280,7 +283,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
 }
 
 WEIR_PLUGIN("nexmark",
-            "Nexmark q0/q1/q2/q5/q7/q11 and the event dump: --query q0|q1|q2|q5|q7|q11|events "
+            "Nexmark q0-q5/q7/q11 and the event dump: --query q0|q1|q2|q3|q4|q5|q7|q11|events "
             "--events N [--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "
             "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]",
             define);

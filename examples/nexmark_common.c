@@ -1,11 +1,12 @@
 /* Pieces the Nexmark queries share (nexmark_queries.h): the bounded JSON line writer, event
- * unpacking, the `events` JSON mapping, the late split in front of every windowed query and the
+ * unpacking, the `events` JSON mapping, the select (with the late split of the windowed queries)
+ * in front of every query, the
  * output sink, the count aggregate.
- * Invariant: a record the late split lets through has first_end(ts) - 1 + lateness above the
- * split's watermark, which is at least the watermark of any operator downstream of it when the
- * record gets there (watermarks travel in band behind the records), so no window downstream
- * has emitted a result the record could change.
- * Threading: functions run on the subtask thread; the late split's udata is read-only. */
+ * Invariant: a record the late split (a select with first_end) lets through has first_end(ts) - 1 +
+ * lateness above the split's watermark, which is at least the watermark of any operator downstream
+ * of it when the record gets there (watermarks travel in band behind the records), so no window
+ * downstream has emitted a result the record could change. Threading: functions run on the subtask
+ * thread; the late split's udata is read-only. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -196,51 +197,57 @@ void nexmark_count_merge(const msgpack_object *a, const msgpack_object *b, msgpa
     msgpack_pack_int64(out, a->via.i64 + b->via.i64);
 }
 
-typedef struct late_split {
+typedef struct select {
     int kind;
     uint32_t key_field;
+    nexmark_pred_fn pred;
     nexmark_first_end_fn first_end;
     int64_t lateness_ms;
-} late_split_t;
+} select_t;
 
 #define LATE_TAG 1
 
-static void late_split(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
-    const late_split_t *ls = udata;
+static void select_fn(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    const select_t *sel = udata;
     msgpack_object obj;
-    if (!nexmark_unpack_event(ctx, in, ls->kind, &obj))
+    if (!nexmark_unpack_event(ctx, in, sel->kind, &obj) || (sel->pred && !sel->pred(&obj)))
         return;
-    if (ls->first_end(in->timestamp) - 1 + ls->lateness_ms <= weir_current_watermark(ctx)) {
+    if (sel->first_end &&
+        sel->first_end(in->timestamp) - 1 + sel->lateness_ms <= weir_current_watermark(ctx)) {
         weir_emit_to(ctx, LATE_TAG, in);
         return;
     }
-    if (ls->key_field == 0) {
+    if (sel->key_field == 0) {
         weir_emit(ctx, in);
         return;
     }
     unsigned char key[8];
-    nexmark_key_u64((uint64_t)nexmark_field_int(&obj, ls->key_field), key);
+    nexmark_key_u64((uint64_t)nexmark_field_int(&obj, sel->key_field), key);
     weir_record_t r = *in;
     r.key = key;
     r.key_len = sizeof(key);
     weir_emit(ctx, &r);
 }
 
-weir_stream_t *nexmark_late_split(weir_job_t *job, weir_stream_t *src, const char *name, int kind,
-                                  uint32_t key_field, nexmark_first_end_fn first_end,
-                                  const nexmark_query_opts_t *o) {
-    late_split_t *ls = weir_job_alloc(job, sizeof(*ls));
-    *ls = (late_split_t){kind, key_field, first_end, o->lateness_ms};
-    weir_stream_t *s = weir_set_uid(weir_flat_map(src, name, late_split, ls), name);
+weir_stream_t *nexmark_select(weir_job_t *job, weir_stream_t *src, const char *name, int kind,
+                              uint32_t key_field, nexmark_pred_fn pred,
+                              nexmark_first_end_fn first_end, const nexmark_query_opts_t *o) {
+    select_t *sel = weir_job_alloc(job, sizeof(*sel));
+    *sel = (select_t){kind, key_field, pred, first_end, o->lateness_ms};
+    weir_stream_t *s = weir_set_uid(weir_flat_map(src, name, select_fn, sel), name);
+    if (!first_end)
+        return s;
     if (weir_side_output_tag(s, "late") != LATE_TAG) {
         weir_job_error(job, "%s: the late side output did not get tag %d", name, LATE_TAG);
         return NULL;
     }
     if (o->late_output) {
+        char lname[64], sname[64];
+        snprintf(lname, sizeof(lname), "%s-late", name);
+        snprintf(sname, sizeof(sname), "%s-late-sink", name);
         weir_stream_t *lj =
-            weir_map(weir_side_output(s, LATE_TAG), "late-events", nexmark_events_json, NULL);
-        weir_set_uid(weir_sink_file(weir_set_uid(lj, "late-events"), "late-sink", o->late_output),
-                     "late-sink");
+            weir_map(weir_side_output(s, LATE_TAG), lname, nexmark_events_json, NULL);
+        weir_set_uid(weir_sink_file(weir_set_uid(lj, lname), sname, o->late_output), sname);
     }
     return s;
 }

@@ -37,8 +37,8 @@ static void session_result(weir_ctx_t *ctx, const weir_window_t *w, const msgpac
 }
 
 int nexmark_q11(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o) {
-    weir_stream_t *bids =
-        nexmark_late_split(job, src, "q11-bids", NEXMARK_BID, NEXMARK_BID_BIDDER, q11_first_end, o);
+    weir_stream_t *bids = nexmark_select(job, src, "q11-bids", NEXMARK_BID, NEXMARK_BID_BIDDER,
+                                         NULL, q11_first_end, o);
     if (!bids)
         return -1;
     static const weir_aggregate_fns_t fns = {nexmark_count_create, nexmark_count_add,

@@ -114,8 +114,8 @@ static void hot_result(weir_ctx_t *ctx, const weir_window_t *w, const msgpack_ob
 }
 
 int nexmark_q5(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o) {
-    weir_stream_t *bids =
-        nexmark_late_split(job, src, "q5-bids", NEXMARK_BID, NEXMARK_BID_AUCTION, q5_first_end, o);
+    weir_stream_t *bids = nexmark_select(job, src, "q5-bids", NEXMARK_BID, NEXMARK_BID_AUCTION,
+                                         NULL, q5_first_end, o);
     if (!bids)
         return -1;
     static const weir_aggregate_fns_t count_fns = {nexmark_count_create, nexmark_count_add,

@@ -159,7 +159,8 @@ static void max_result(weir_ctx_t *ctx, const weir_window_t *w, const msgpack_ob
 }
 
 int nexmark_q7(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o) {
-    weir_stream_t *bids = nexmark_late_split(job, src, "q7-bids", NEXMARK_BID, 0, q7_first_end, o);
+    weir_stream_t *bids =
+        nexmark_select(job, src, "q7-bids", NEXMARK_BID, 0, NULL, q7_first_end, o);
     if (!bids)
         return -1;
     weir_stream_t *prep =

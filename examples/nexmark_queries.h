@@ -69,14 +69,18 @@ void nexmark_events_json(weir_ctx_t *ctx, const weir_record_t *in, void *udata);
 
 /** End of the first window whose result an event at @p ts can change (see above). */
 typedef int64_t (*nexmark_first_end_fn)(int64_t ts);
+/** Selection predicate over an unpacked event array. */
+typedef bool (*nexmark_pred_fn)(const msgpack_object *event);
 
-/** Late split (flat_map chained to @p src, uid = name): keeps the events of @p kind, drops the
- *  late ones to its side output "late" (written to o->late_output when set) and emits the
- *  others unchanged but with the key set to field @p key_field as 8 bytes big-endian (0: the
- *  record's key unchanged). NULL after weir_job_error. */
-weir_stream_t *nexmark_late_split(weir_job_t *job, weir_stream_t *src, const char *name, int kind,
-                                  uint32_t key_field, nexmark_first_end_fn first_end,
-                                  const nexmark_query_opts_t *o);
+/** Select (flat_map chained to @p src, uid = name): keeps the events of @p kind for which @p
+ *  pred (NULL: all) holds and emits them unchanged but with the key set to field @p key_field
+ *  as 8 bytes big-endian (0: the record's key unchanged). With @p first_end it is also the late
+ *  split: late events go to its side output "late" (written by "<name>-late" and the file sink
+ *  "<name>-late-sink" into o->late_output when set, else dropped). NULL after
+ *  weir_job_error. */
+weir_stream_t *nexmark_select(weir_job_t *job, weir_stream_t *src, const char *name, int kind,
+                              uint32_t key_field, nexmark_pred_fn pred,
+                              nexmark_first_end_fn first_end, const nexmark_query_opts_t *o);
 
 /** 8-byte big-endian key of @p v, and back. */
 void nexmark_key_u64(uint64_t v, unsigned char out[8]);
@@ -98,6 +102,8 @@ weir_stream_t *nexmark_sink(weir_stream_t *out, const nexmark_query_opts_t *o);
 
 /* The queries: each builds its operators from the source stream and ends with nexmark_sink.
  * @returns 0, or -1 after weir_job_error. */
+int nexmark_q3(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
+int nexmark_q4(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q5(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q7(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q11(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);

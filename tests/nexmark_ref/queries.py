@@ -25,6 +25,47 @@ def _bids(events):
     return [e for e in events if e["type"] == "bid"]
 
 
+def q3(events):
+    """Local item suggestion: auction A JOIN person P ON A.seller = P.id WHERE A.category = 10
+    AND P.state IN ('OR', 'ID', 'CA'): (P.name, P.city, P.state, A.id) per pair."""
+    persons = {}
+    for e in events:
+        if e["type"] == "person" and e["state"] in ("OR", "ID", "CA"):
+            persons.setdefault(e["id"], []).append(e)
+    rows = []
+    for a in events:
+        if a["type"] == "auction" and a["category"] == 10:
+            for p in persons.get(a["seller"], []):
+                rows.append({"name": p["name"], "city": p["city"], "state": p["state"], "id": a["id"]})
+    return rows
+
+
+def q4_final(events):
+    """Average price for a category: per auction A, final = MAX(B.price) over the bids B with
+    B.auction = A.id and A.dateTime <= B.dateTime <= A.expires (auctions without such a bid are
+    not in the inner result); per category, AVG(final) of BIGINT values: the sum divided by the
+    count, truncated toward zero as Java's long division. {category: avg}."""
+    auctions = {a["id"]: a for a in events if a["type"] == "auction"}
+    final = {}
+    for b in _bids(events):
+        a = auctions.get(b["auction"])
+        if a is not None and a["dateTime"] <= b["dateTime"] <= a["expires"]:
+            final[a["id"]] = max(final.get(a["id"], b["price"]), b["price"])
+    per_cat = defaultdict(list)
+    for aid, m in final.items():
+        per_cat[auctions[aid]["category"]].append(m)
+    out = {}
+    for cat, ms in per_cat.items():
+        s, n = sum(ms), len(ms)
+        out[cat] = abs(s) // n * (1 if s >= 0 else -1)
+    return out
+
+
+def q4(events):
+    """The final rows of q4 (one per category: the value of its last update)."""
+    return [{"category": c, "avg": v} for c, v in q4_final(events).items()]
+
+
 def q5(events, size=10000, slide=2000):
     """Hot items: per HOP window (slide 2 s, size 10 s), count(*) per auction; rows of the
     auctions whose count is >= the window's max count (all ties)."""
@@ -84,7 +125,7 @@ def q11(events, gap=10000):
     return rows
 
 
-QUERIES = {"q5": q5, "q7": q7, "q11": q11}
+QUERIES = {"q3": q3, "q4": q4, "q5": q5, "q7": q7, "q11": q11}
 
 
 def read_events(paths):
