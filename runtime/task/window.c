@@ -12,6 +12,8 @@
  * weir_window_process keeps records instead (8-byte key: an empty pane marker, or the session's
  * end alone; 16-byte key start ++ arrival sequence: timestamp (8, host) ++ value, moved to the
  * merged session's start on a merge; 1-byte key "q": the key's next sequence number).
+ * weir_window_cogroup and weir_window_join (join.c) keep records the same way on a two-input
+ * operator, the value being timestamp (8, host) ++ side (1: 0 left, 1 right) ++ value.
  * Tumbling and sliding windows keep panes of size p = gcd(size, slide): a record updates ONE
  * pane; a window [s, s+size) is the merge of its size/p panes when it fires.
  *
@@ -47,7 +49,14 @@ typedef struct window_op {
     int64_t pane;                   /* pane size (tumbling: size, sliding: gcd(size, slide)) */
     uint64_t n_dropped;             /* late records dropped (no late_tag) */
     weir_window_process_fn process; /* weir_window_process: records kept, not accumulators */
+    weir_cogroup_fn cogroup;        /* weir_window_cogroup (join.c): records kept with a side */
+    int side;                       /* cogroup: the input of the record being handled (0, 1) */
 } window_op_t;
+
+/* Records are kept (not accumulated) by weir_window_process and weir_window_cogroup. */
+static bool keeps(const window_op_t *w) {
+    return w->process || w->cogroup;
+}
 
 /* An owned msgpack value and its unpacked object. */
 typedef struct acc {
@@ -154,6 +163,7 @@ static int64_t gcd64(int64_t a, int64_t b) {
 typedef struct kept {
     uint64_t seq;
     int64_t ts;
+    int side; /* cogroup: 0 left, 1 right (the byte after the timestamp); else 0 */
     char *val;
     uint32_t len;
 } kept_t;
@@ -163,11 +173,13 @@ typedef struct kept_list {
     unsigned char (*ukey)[16];
     size_t n, cap;
     int64_t lo, hi; /* pane starts collected: [lo, hi) */
+    bool sided;     /* cogroup: values are timestamp ++ side byte ++ value */
 } kept_list_t;
 
 static int collect_kept(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
     kept_list_t *l = arg;
-    if (ukl != 16 || len < 8)
+    size_t hdr = l->sided ? 9 : 8;
+    if (ukl != 16 || len < hdr)
         return 0;
     int64_t ps = dec(uk);
     if (ps < l->lo || ps >= l->hi)
@@ -186,11 +198,12 @@ static int collect_kept(const void *uk, uint32_t ukl, const void *v, uint32_t le
     for (int i = 8; i < 16; i++)
         k->seq = k->seq << 8 | ((const unsigned char *)uk)[i];
     memcpy(&k->ts, v, 8);
-    k->len = len - 8;
+    k->side = l->sided ? ((const unsigned char *)v)[8] : 0;
+    k->len = len - (uint32_t)hdr;
     k->val = malloc(k->len ? k->len : 1);
     if (!k->val)
         abort();
-    memcpy(k->val, (const char *)v + 8, k->len);
+    memcpy(k->val, (const char *)v + hdr, k->len);
     return 0;
 }
 
@@ -206,6 +219,22 @@ static int by_seq(const void *a, const void *b) {
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* The stored value of a kept record: timestamp (8, host) ++ [side (1), cogroup only] ++ value,
+ * malloc'd; *len its size. */
+static char *kept_value(const window_op_t *w, int64_t ts, int side, const void *val, uint32_t vlen,
+                        uint32_t *len) {
+    size_t hdr = w->cogroup ? 9 : 8;
+    char *buf = malloc(hdr + (size_t)vlen);
+    if (!buf)
+        abort();
+    memcpy(buf, &ts, 8);
+    if (w->cogroup)
+        buf[8] = (char)side;
+    memcpy(buf + hdr, val, vlen);
+    *len = (uint32_t)hdr + vlen;
+    return buf;
+}
+
 /* Keeps @p in under the pane or session starting at @p ps (@p marker: write the pane's marker). */
 static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_record_t *in,
                         bool marker) {
@@ -219,30 +248,37 @@ static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_
     for (int i = 15; i >= 8; i--)
         k[i] = (unsigned char)(seq >> (8 * (15 - i)));
     seq++;
-    char *buf = malloc(8 + (size_t)in->value_len);
-    if (!buf)
-        abort();
-    memcpy(buf, &in->timestamp, 8);
-    memcpy(buf + 8, in->value, in->value_len);
+    uint32_t blen;
+    char *buf = kept_value(w, in->timestamp, w->side, in->value, in->value_len, &blen);
     if (weir_mapstate_put(ctx, w->st, "q", 1, &seq, 8) != 0 ||
-        weir_mapstate_put(ctx, w->st, k, 16, buf, 8 + in->value_len) != 0 ||
+        weir_mapstate_put(ctx, w->st, k, 16, buf, blen) != 0 ||
         (marker && weir_mapstate_put(ctx, w->st, k, 8, "", 0) != 0))
         weir_fail(ctx, "window: writing the pane state failed");
     free(buf);
 }
 
-/* Calls the process function with the records kept under starts [lo, hi), if any, as @p win. */
+/* Calls the process (or cogroup) function with the records kept under starts [lo, hi), if any,
+ * as @p win: cogroup gets the left records first in recs[0..nl), the right ones after, each
+ * side in arrival order. */
 static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t lo, int64_t hi, weir_window_t win) {
-    kept_list_t l = {.lo = lo, .hi = hi};
+    kept_list_t l = {.lo = lo, .hi = hi, .sided = w->cogroup != NULL};
     weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
     if (l.n) {
         qsort(l.v, l.n, sizeof *l.v, by_seq);
         weir_record_t *recs = weir_xcalloc(l.n, sizeof *recs);
         uint32_t kl;
         const void *key = weir_current_key(ctx, &kl);
+        size_t nl = 0, k = 0;
         for (size_t i = 0; i < l.n; i++)
-            recs[i] = (weir_record_t){l.v[i].ts, key, kl, l.v[i].val, l.v[i].len};
-        w->process(ctx, &win, recs, l.n, w->udata);
+            nl += l.v[i].side == 0;
+        for (int side = 0; side < 2; side++) /* stable: arrival order within each side */
+            for (size_t i = 0; i < l.n; i++)
+                if (l.v[i].side == side)
+                    recs[k++] = (weir_record_t){l.v[i].ts, key, kl, l.v[i].val, l.v[i].len};
+        if (w->cogroup)
+            w->cogroup(ctx, &win, recs, nl, recs + nl, l.n - nl, w->udata);
+        else
+            w->process(ctx, &win, recs, l.n, w->udata);
         free(recs);
     }
     kept_free(&l);
@@ -251,18 +287,15 @@ static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t lo, int64_t hi, w
 /* Moves the kept records of the session starting at @p from to the session starting at @p to
  * (a merge), keeping their sequence numbers. */
 static void move_kept(weir_ctx_t *ctx, window_op_t *w, int64_t from, int64_t to) {
-    kept_list_t l = {.lo = from, .hi = from + 1};
+    kept_list_t l = {.lo = from, .hi = from + 1, .sided = w->cogroup != NULL};
     weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
     for (size_t i = 0; i < l.n; i++) {
         unsigned char k[16];
         enc(to, k);
         memcpy(k + 8, l.ukey[i] + 8, 8);
-        char *buf = malloc(8 + (size_t)l.v[i].len);
-        if (!buf)
-            abort();
-        memcpy(buf, &l.v[i].ts, 8);
-        memcpy(buf + 8, l.v[i].val, l.v[i].len);
-        if (weir_mapstate_put(ctx, w->st, k, 16, buf, 8 + l.v[i].len) != 0 ||
+        uint32_t blen;
+        char *buf = kept_value(w, l.v[i].ts, l.v[i].side, l.v[i].val, l.v[i].len, &blen);
+        if (weir_mapstate_put(ctx, w->st, k, 16, buf, blen) != 0 ||
             weir_mapstate_remove(ctx, w->st, l.ukey[i], 16) != 0)
             weir_fail(ctx, "window: moving a merged session's records failed");
         free(buf);
@@ -272,7 +305,7 @@ static void move_kept(weir_ctx_t *ctx, window_op_t *w, int64_t from, int64_t to)
 
 /* Removes the kept records of the pane starting at @p ps. */
 static void drop_kept(weir_ctx_t *ctx, window_op_t *w, int64_t ps) {
-    kept_list_t l = {.lo = ps, .hi = ps + 1};
+    kept_list_t l = {.lo = ps, .hi = ps + 1, .sided = w->cogroup != NULL};
     weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
     for (size_t i = 0; i < l.n; i++)
         weir_mapstate_remove(ctx, w->st, l.ukey[i], 16);
@@ -281,7 +314,7 @@ static void drop_kept(weir_ctx_t *ctx, window_op_t *w, int64_t ps) {
 
 /* Merges the panes of the window ending at @p end and emits its result if it has content. */
 static void fire_panes(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
-    if (w->process) {
+    if (keeps(w)) {
         fire_kept(ctx, w, end - w->spec.size_ms, end, (weir_window_t){end - w->spec.size_ms, end});
         return;
     }
@@ -381,7 +414,7 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
         late(ctx, w, in);
         return;
     }
-    if (w->process) {
+    if (keeps(w)) {
         keep_record(ctx, w, ps, in, true);
         goto timers;
     }
@@ -455,7 +488,7 @@ static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
             enc(e.start[i], k);
             weir_mapstate_remove(ctx, w->st, k, 8);
             count_take(ctx, w, e.start[i]);
-            if (w->process)
+            if (keeps(w))
                 drop_kept(ctx, w, e.start[i]);
             continue;
         }
@@ -527,7 +560,7 @@ static bool session_acc(weir_ctx_t *ctx, window_op_t *w, int64_t start, acc_t *i
 /* Fires the session [start, end) of the current key. */
 static void session_fire(weir_ctx_t *ctx, window_op_t *w, int64_t start, int64_t end) {
     weir_window_t win = {start, end};
-    if (w->process) {
+    if (keeps(w)) {
         fire_kept(ctx, w, start, start + 1, win);
         return;
     }
@@ -556,9 +589,9 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
         weir_window_session_t s = all.s[i];
         if (s.start < start || s.end > end)
             continue;
-        if (w->process && s.start != start)
+        if (keeps(w) && s.start != start)
             move_kept(ctx, w, s.start, start);
-        else if (!w->process)
+        else if (!keeps(w))
             session_acc(ctx, w, s.start, &acc);
         count += count_take(ctx, w, s.start);
         unsigned char k[8];
@@ -570,9 +603,9 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     msgpack_sbuffer_write(&out, (const char *)&end, 8);
-    if (w->process)
+    if (keeps(w))
         keep_record(ctx, w, start, in, false);
-    if (w->process || add_record(ctx, w, &acc, in, &out)) {
+    if (keeps(w) || add_record(ctx, w, &acc, in, &out)) {
         unsigned char k[8];
         enc(start, k);
         if (weir_mapstate_put(ctx, w->st, k, 8, out.data, (uint32_t)out.size) != 0)
@@ -607,7 +640,7 @@ static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
             enc(s.start, k);
             weir_mapstate_remove(ctx, w->st, k, 8);
             count_take(ctx, w, s.start);
-            if (w->process)
+            if (keeps(w))
                 drop_kept(ctx, w, s.start);
         }
     }
@@ -620,6 +653,17 @@ static void on_record(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
         on_record_session(ctx, in, w);
     else
         on_record_panes(ctx, in, w);
+}
+
+/* weir_window_cogroup's two functions: the record's side, then the one-input path. */
+static void on_left(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    ((window_op_t *)udata)->side = 0;
+    on_record(ctx, in, udata);
+}
+
+static void on_right(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    ((window_op_t *)udata)->side = 1;
+    on_record(ctx, in, udata);
 }
 
 static void on_timer(weir_ctx_t *ctx, int64_t ts, weir_time_domain_t domain, void *udata) {
@@ -663,10 +707,12 @@ const char *weir__window_shape_check(const weir_window_spec_t *s) {
     return "unknown window kind: use WEIR_WINDOW_TUMBLING, _SLIDING or _SESSION";
 }
 
-/* The window operator: a weir_process with the window state and timers. */
-static weir_stream_t *window_op(weir_stream_t *keyed, const char *name,
+/* The window operator: a weir_process (or, with @p right, a weir_co_process) with the window
+ * state and timers. */
+static weir_stream_t *window_op(weir_stream_t *keyed, weir_stream_t *right, const char *name,
                                 const weir_window_spec_t *spec, const weir_aggregate_fns_t *fns,
-                                weir_window_process_fn process, void *udata) {
+                                weir_window_process_fn process, weir_cogroup_fn cogroup,
+                                void *udata) {
     window_op_t *w = weir_job_alloc(keyed->job, sizeof *w);
     if (!w)
         return NULL;
@@ -674,10 +720,12 @@ static weir_stream_t *window_op(weir_stream_t *keyed, const char *name,
     if (fns)
         w->fns = *fns;
     w->process = process;
+    w->cogroup = cogroup;
     w->udata = udata;
     w->pane =
         spec->kind == WEIR_WINDOW_SLIDING ? gcd64(spec->size_ms, spec->slide_ms) : spec->size_ms;
-    weir_stream_t *op = weir_process(keyed, name, on_record, w);
+    weir_stream_t *op = right ? weir_co_process(keyed, right, name, on_left, on_right, w)
+                              : weir_process(keyed, name, on_record, w);
     if (!op)
         return NULL;
     w->st = weir_map_state(op, WSTATE);
@@ -695,7 +743,13 @@ weir_stream_t *weir_window_process(weir_stream_t *keyed, const char *name,
         weir_job_error(keyed->job, "weir_window_process '%s': %s", name ? name : "window", bad);
         return NULL;
     }
-    return window_op(keyed, name, spec, NULL, fn, udata);
+    return window_op(keyed, NULL, name, spec, NULL, fn, NULL, udata);
+}
+
+weir_stream_t *weir__window_cogroup_op(weir_stream_t *left, weir_stream_t *right, const char *name,
+                                       const weir_window_spec_t *spec, weir_cogroup_fn fn,
+                                       void *udata) {
+    return window_op(left, right, name, spec, NULL, NULL, fn, udata);
 }
 
 weir_stream_t *weir_window_aggregate(weir_stream_t *keyed, const char *name,
@@ -708,7 +762,7 @@ weir_stream_t *weir_window_aggregate(weir_stream_t *keyed, const char *name,
         weir_job_error(keyed->job, "weir_window_aggregate '%s': %s", name ? name : "window", bad);
         return NULL;
     }
-    return window_op(keyed, name, spec, fns, NULL, udata);
+    return window_op(keyed, NULL, name, spec, fns, NULL, NULL, udata);
 }
 
 static uint32_t const_key(const weir_record_t *in, void *key_out, void *udata) {

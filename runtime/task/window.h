@@ -1,4 +1,5 @@
-/* Window assignment helpers of runtime/task/window.c, exposed for the unit tests. */
+/* Window assignment helpers of runtime/task/window.c, exposed for the unit tests, and the
+ * window operator join.c builds weir_window_cogroup and weir_window_join on. */
 #ifndef WEIR_RUNTIME_TASK_WINDOW_H
 #define WEIR_RUNTIME_TASK_WINDOW_H
 
@@ -21,6 +22,12 @@ void weir__window_session_merge(const weir_window_session_t *s, size_t n, int64_
                                 int64_t *start, int64_t *end);
 /** The window shape's problem (kind, sizes, lateness, trigger) in one line, or NULL. */
 const char *weir__window_shape_check(const weir_window_spec_t *s);
+/** The window operator of weir_window_cogroup (join.c) on a checked shape: a weir_co_process
+ *  keeping each record with its side under its pane or session (window.c's assignment,
+ *  merging, lateness and triggers), calling @p fn with both sides when a window fires. */
+weir_stream_t *weir__window_cogroup_op(weir_stream_t *left, weir_stream_t *right, const char *name,
+                                       const weir_window_spec_t *spec, weir_cogroup_fn fn,
+                                       void *udata);
 /** The spec's problem in one line (shape and aggregate functions), or NULL when usable. */
 const char *weir__window_spec_check(const weir_window_spec_t *s, const weir_aggregate_fns_t *f);
 
