@@ -2,8 +2,8 @@
  * (nexmark_q<N>.c) and the event dump `events` over generated auction events
  * (examples/README.md has the generator's rules, every query and every option).
  *
- *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q11|events --events N [--rate
- * R]
+ *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N
+ * [--rate R]
  *       [--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR]
  *       [--late-output DIR] [--lateness MS]
  *
@@ -31,7 +31,7 @@
 #include "nexmark_queries.h"
 
 #define USAGE                                                                                      \
-    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q11|events --events N [--rate "                \
+    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N [--rate "             \
     "EVENTS_PER_SEC] "                                                                             \
     "[--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR] "         \
     "[--late-output DIR] [--lateness MS]"
@@ -53,10 +53,10 @@ static const query_t QUERIES[] = {
     {"q0", NULL, false, false, false},      {"q1", NULL, false, false, false},
     {"q2", NULL, false, false, false},      {"q3", nexmark_q3, true, false, false},
     {"q4", nexmark_q4, true, false, false}, {"q5", nexmark_q5, true, true, false},
-    {"q7", nexmark_q7, true, true, false},  {"q11", nexmark_q11, true, true, true},
-    {"events", NULL, true, false, false},
+    {"q7", nexmark_q7, true, true, false},  {"q8", nexmark_q8, true, true, true},
+    {"q11", nexmark_q11, true, true, true}, {"events", NULL, true, false, false},
 };
-#define QUERY_NAMES "q0, q1, q2, q3, q4, q5, q7, q11, events"
+#define QUERY_NAMES "q0, q1, q2, q3, q4, q5, q7, q8, q11, events"
 
 static void generate(weir_ctx_t *ctx, uint64_t index, void *udata) {
     const nexmark_config_t *cfg = udata;
@@ -222,12 +222,12 @@ static int define(weir_job_t *job, int argc, char **argv) {
     }
     if (!q->windowed && late_output) {
         weir_job_error(job, "--late-output is supported by the windowed queries only "
-                            "(q5, q7, q11); " USAGE);
+                            "(q5, q7, q8, q11); " USAGE);
         return 1;
     }
     if (!q->lateness && have_lateness) {
         weir_job_error(job,
-                       "--lateness is not supported by %s (only q11 has an allowed "
+                       "--lateness is not supported by %s (only q8 and q11 have an allowed "
                        "lateness); " USAGE,
                        query);
         return 1;
@@ -282,8 +282,9 @@ static int define(weir_job_t *job, int argc, char **argv) {
     return 0;
 }
 
-WEIR_PLUGIN("nexmark",
-            "Nexmark q0-q5/q7/q11 and the event dump: --query q0|q1|q2|q3|q4|q5|q7|q11|events "
-            "--events N [--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "
-            "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]",
-            define);
+WEIR_PLUGIN(
+    "nexmark",
+    "Nexmark q0-q5, q7, q8, q11 and the event dump: --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events "
+    "--events N [--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "
+    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]",
+    define);

@@ -106,6 +106,7 @@ int nexmark_q3(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *
 int nexmark_q4(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q5(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q7(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
+int nexmark_q8(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q11(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 
 #endif

@@ -104,6 +104,15 @@ def q7(events, size=10000):
     return rows
 
 
+def q8(events, size=10000):
+    """Monitor new users: persons P (GROUP BY id, name, TUMBLE window) JOIN auction sellers A
+    (GROUP BY seller, window) ON P.id = A.seller AND the same window: (P.id, P.name, window_start)
+    once per person and window."""
+    sellers = {(a["seller"], a["dateTime"] // size * size) for a in events if a["type"] == "auction"}
+    rows = {(p["id"], p["name"], p["dateTime"] // size * size) for p in events if p["type"] == "person"}
+    return [{"id": i, "name": n, "starttime": s} for i, n, s in rows if (i, s) in sellers]
+
+
 def q11(events, gap=10000):
     """User sessions: per bidder, SESSION windows with a 10 s gap (a bid at exactly the previous
     bid + gap continues the session: Flink's session windows [t, t + gap) merge when they touch);
@@ -125,7 +134,7 @@ def q11(events, gap=10000):
     return rows
 
 
-QUERIES = {"q3": q3, "q4": q4, "q5": q5, "q7": q7, "q11": q11}
+QUERIES = {"q3": q3, "q4": q4, "q5": q5, "q7": q7, "q8": q8, "q11": q11}
 
 
 def read_events(paths):
