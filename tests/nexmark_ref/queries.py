@@ -66,39 +66,48 @@ def q4(events):
     return [{"category": c, "avg": v} for c, v in q4_final(events).items()]
 
 
-def q5(events, size=10000, slide=2000):
-    """Hot items: per HOP window (slide 2 s, size 10 s), count(*) per auction; rows of the
-    auctions whose count is >= the window's max count (all ties)."""
-    counts = defaultdict(lambda: defaultdict(int))  # window start -> auction -> count
+def hop_counts(events, size=10000, slide=2000):
+    """{window start: {auction: count(*)}} of the bids per HOP window (slide 2 s, size 10 s)."""
+    counts = defaultdict(lambda: defaultdict(int))
     for b in _bids(events):
         t = b["dateTime"]
         start = t // slide * slide  # the last window starting at or before t
         while start > t - size:
             counts[start][b["auction"]] += 1
             start -= slide
+    return counts
+
+
+def q5(events):
+    """Hot items: per HOP window, count(*) per auction; rows of the auctions whose count is >=
+    the window's max count (every auction tied at the max)."""
     rows = []
-    for start, per_auction in counts.items():
+    for per_auction in hop_counts(events).values():
         maxn = max(per_auction.values())
         rows += [{"auction": a, "num": n} for a, n in per_auction.items() if n >= maxn]
     return rows
 
 
+def tumble_max(events, size=10000):
+    """{window end: MAX(price)} of the bids per TUMBLE window."""
+    out = {}
+    for b in _bids(events):
+        end = b["dateTime"] // size * size + size
+        out[end] = max(out.get(end, b["price"]), b["price"])
+    return out
+
+
 def q7(events, size=10000):
     """Highest bid: per TUMBLE window, maxprice and window_end; every bid B with B.price =
     maxprice and window_end - 10 s <= B.dateTime <= window_end (BETWEEN: both ends)."""
-    bids = _bids(events)
-    maxprice = {}  # window end -> max price
-    for b in bids:
-        end = b["dateTime"] // size * size + size
-        maxprice[end] = max(maxprice.get(end, b["price"]), b["price"])
+    maxprice = tumble_max(events, size)
     rows = []
-    for b in bids:
+    for b in _bids(events):
         t = b["dateTime"]
-        # candidate window ends E with E - size <= t <= E: E = ceil(t / size) * size and, when t is
-        # a multiple of size, also E = t + size (t is then both a window start and an end)
-        ends = {-(-t // size) * size, t // size * size + size}
-        for end in ends:
-            if end - size <= t <= end and maxprice.get(end) == b["price"]:
+        # window ends E with E - size <= t <= E: the end of t's own window and, when t is a
+        # multiple of size, t itself (the end of the previous window)
+        for end in {-(-t // size) * size, t // size * size + size}:
+            if maxprice.get(end) == b["price"]:
                 rows.append({"auction": b["auction"], "price": b["price"], "bidder": b["bidder"],
                              "dateTime": t, "extra": b["extra"]})
     return rows
