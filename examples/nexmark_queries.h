@@ -9,10 +9,10 @@
  *
  * Lateness (windowed queries): a record is late when the first window whose result it can
  * change has already been emitted, i.e. first_end(dateTime) - 1 + lateness <= the watermark of
- * the late-split operator that reads it (chained to the source); a late record is dropped and
- * written to --late-output DIR (as `--query events` writes it). Records that pass are never
- * late for the window operator downstream, whose watermark is at most that one, so a query's
- * result is exactly the reference's over the events minus the late ones.
+ * the select that reads it (chained to the source); a late record is dropped and written to
+ * --late-output DIR (as `--query events` writes it). Records that pass are never late for the
+ * window operator downstream, whose watermark is at most that one, so a query's result is
+ * exactly the reference's over the events minus the late ones.
  * Threading: define() runs once per subtask; everything a query allocates is private to that
  * subtask (weir_job_alloc) and read-only after define. */
 #ifndef NEXMARK_QUERIES_H
