@@ -13,6 +13,9 @@ On a real cluster (1 job manager, 2 task managers, checkpoints every 300 ms), fo
 - q11 with --lateness 12000 (more than the largest shift, so no event is dropped): late firings
   re-emit sessions; after removing the lines superseded by a later firing (same bidder, interval
   inside another line's, count not larger), the output equals the reference over ALL events;
+- exactly once: q4, q8 and q11 with a task manager killed (kill -9) mid-run and restored from a
+  checkpoint, q3, q5 and q7 stopped with a savepoint at -p 2 and resumed at -p 3: the same exact
+  comparison (q4: seq still 1..n per category);
 - bad option combinations are refused with one line naming the option.
 The reference's rows are also checked to be non-trivial (several windows, ties or boundary
 cases where the query has them), so a query that emitted nothing would not pass."""
@@ -72,10 +75,29 @@ def opts(n, rate, group, late):
     return a
 
 
-def run_job(c, name, p, args):
-    jobid = c.submit("-p", str(p), os.path.join(EXAMPLES, "nexmark.so"), *args)
+def run_job(c, name, p, args, disrupt=None):
+    """Runs nexmark.so to its end. disrupt "kill": after a completed checkpoint a task manager of
+    the job is killed with kill -9 and started again (the job must restore); "savepoint": the job
+    is stopped with a savepoint after two checkpoints and resumed from it at -p + 1."""
+    plugin = os.path.join(EXAMPLES, "nexmark.so")
+    jobid = c.submit("-p", str(p), plugin, *args)
+    if disrupt:
+        c.wait_state(jobid, {"RUNNING"}, timeout=60)
+        c.wait_checkpoints(jobid, 2, timeout=60)
+        check(c.job(jobid)["state"] == "RUNNING", f"{name}: the job ended before the {disrupt}")
+    if disrupt == "kill":
+        victim = sorted(c.job_taskmanagers(jobid))[0]
+        i = int(victim.split("-")[1])
+        c.kill9(c.tms[i])
+        c.start_taskmanager(index=i)
+    elif disrupt == "savepoint":
+        sp = c.stop_with_savepoint(jobid)
+        jobid = c.resume(sp, plugin, *args, p=p + 1)
     job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=300)
     check(job["state"] == "FINISHED", f"{name}: job ended {job['state']}: {job.get('message')}")
+    if disrupt == "kill":
+        ck = c.checkpoints(jobid)
+        check(ck["counts"]["restored"] >= 1, f"{name}: the job did not restore: {ck['counts']}")
 
 
 EVENTS_CACHE = {}
@@ -133,7 +155,8 @@ def q4_final(what, got):
     return [{"category": c, "avg": v} for c, (_, v) in final.items()]
 
 
-def run(c, query, name, p, n, rate, group=1, late=0.0, lateness=None, wall=None, min_rows=20):
+def run(c, query, name, p, n, rate, group=1, late=0.0, lateness=None, wall=None, min_rows=20,
+        disrupt=None):
     """Runs @query and compares it with the reference; returns (reference rows, kept events)."""
     out = os.path.join(c.dir, f"{query}-{name}")
     late_out = out + "-late"
@@ -144,7 +167,7 @@ def run(c, query, name, p, n, rate, group=1, late=0.0, lateness=None, wall=None,
         args += ["--lateness", str(lateness)]
     if wall:
         args += ["--rate", str(wall)]
-    run_job(c, f"{query} {name}", p, args)
+    run_job(c, f"{query} {name}", p, args, disrupt)
     got = read_lines(out)
     for r in got:
         check(set(r) == KEYS[query], f"{query} {name}: line with keys {sorted(r)}, expected {sorted(KEYS[query])}")
@@ -170,7 +193,7 @@ def run(c, query, name, p, n, rate, group=1, late=0.0, lateness=None, wall=None,
     elif query == "q8" and lateness:
         got = [json.loads(k) for k in canon(got)]  # late firings repeat a window's lines
     compare(f"{query} {name}", got, want)
-    print(f"{query} {name}: -p {p}, {n} events at {rate}/s, group {group}, late {late}, "
+    print(f"{query} {name}: -p {p}{' ' + disrupt if disrupt else ''}, {n} events at {rate}/s, group {group}, late {late}, "
           f"lateness {lateness or 0}: {len(want)} rows identical to the reference ({lines} lines "
           f"written, {len(dropped)} late events dropped)")
     return want, kept
@@ -184,7 +207,7 @@ def refused(c, args, pattern):
 
 
 def test():
-    with Cluster("nexmark-queries", tms=2, slots=3, checkpoints="300ms",
+    with Cluster("nexmark-queries", tms=2, slots=4, checkpoints="300ms", savepoints=True,
                  tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
         # Late runs throttle the source (--rate) so the watermark keeps up with the events and
         # late events really are behind it.
@@ -219,6 +242,16 @@ def test():
         run(c, "q11", "out-of-order", 3, 20000, 200.0, group=700)
         run(c, "q11", "late", 2, 20000, 200.0, late=0.03, wall=4000)
         run(c, "q11", "late-lateness", 2, 20000, 200.0, late=0.03, lateness=12000, wall=4000)
+        # Exactly once: kill -9 of a task manager mid-run (keyed join state, the co-group's and
+        # the session windows' state restored), and stop-with-savepoint at -p 2 resumed at -p 3
+        # (state moved by key group; q7's window is a single subtask). Throttled to about 5 s.
+        run(c, "q4", "kill", 2, 50000, 1000.0, group=3000, wall=10000, min_rows=5, disrupt="kill")
+        run(c, "q8", "kill", 2, 50000, 100.0, group=300, wall=10000, disrupt="kill")
+        run(c, "q11", "kill", 2, 20000, 200.0, group=700, wall=4000, disrupt="kill")
+        run(c, "q3", "savepoint", 2, 50000, 1000.0, group=3000, wall=10000, disrupt="savepoint")
+        run(c, "q5", "savepoint", 2, 30000, 1000.0, group=3000, wall=6000, min_rows=14,
+            disrupt="savepoint")
+        run(c, "q7", "savepoint", 2, 3000, 1.0, group=4, wall=600, disrupt="savepoint")
         out = os.path.join(c.dir, "never")
         refused(c, ["--query", "q5", "--events", "10", "--lateness", "100"],
                 r"--lateness is not supported by q5")
