@@ -1,18 +1,17 @@
-/* Example job: Nexmark queries q0, q1, q2, the event-time queries q5, q7, q11
+/* Example job: Nexmark queries q0, q1, q2, the event-time queries q3, q4, q5, q7, q8, q11
  * (nexmark_q<N>.c) and the event dump `events` over generated auction events
  * (examples/README.md has the generator's rules, every query and every option).
  *
- *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N
- * [--rate R]
- *       [--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR]
- *       [--late-output DIR] [--lateness MS]
+ *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events
+ *       --events N [--rate R] [--events-per-second R] [--out-of-order-group G]
+ *       [--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]
  *
  * nexmark-source (generator, N events; see nexmark_gen.h) -> rebalance -> query -> sink
  * (blackhole); events: nexmark-source -> events -> sink (forward, the exactly-once file sink
  * into --output, so sink subtask s writes source subtask s's events in emission order). q0:
  * pass-through map. q1: bids only, price converted to euros (price * 89 / 100). q2: bids whose
  * auction % 123 == 0, mapped to [auction, price]. events: every event as one JSON line with the
- * reference's field names. q5, q7, q11: the source gets a 4 s bounded-out-of-orderness
+ * reference's field names. q3-q11: the source gets a 4 s bounded-out-of-orderness
  * watermark strategy and the query (nexmark_queries.h) writes JSON lines to --output (the
  * exactly-once file sink) or to a blackhole.
  * --rate limits the wall-clock rate only; --events-per-second sets the event-time rate.
@@ -31,10 +30,9 @@
 #include "nexmark_queries.h"
 
 #define USAGE                                                                                      \
-    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N [--rate "             \
-    "EVENTS_PER_SEC] "                                                                             \
-    "[--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR] "         \
-    "[--late-output DIR] [--lateness MS]"
+    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N "                     \
+    "[--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "                    \
+    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]"
 
 /* Out-of-orderness the generator must stay within (the reference's watermark delay). */
 #define MAX_OUT_OF_ORDER_MS 4000

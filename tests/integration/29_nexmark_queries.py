@@ -98,6 +98,8 @@ def run_job(c, name, p, args, disrupt=None):
     if disrupt == "kill":
         ck = c.checkpoints(jobid)
         check(ck["counts"]["restored"] >= 1, f"{name}: the job did not restore: {ck['counts']}")
+    else:  # a subtask failure (or a crash) would restart the job: none may happen here
+        check(job["restarts"] == 0, f"{name}: the job restarted {job['restarts']} time(s)")
 
 
 EVENTS_CACHE = {}
