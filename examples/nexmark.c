@@ -5,6 +5,7 @@
  *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events
  *       --events N [--rate R] [--events-per-second R] [--out-of-order-group G]
  *       [--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]
+ *       [--price-modulo M]
  *
  * nexmark-source (generator, N events; see nexmark_gen.h) -> rebalance -> query -> sink
  * (blackhole); events: nexmark-source -> events -> sink (forward, the exactly-once file sink
@@ -32,7 +33,7 @@
 #define USAGE                                                                                      \
     "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N "                     \
     "[--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "                    \
-    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]"
+    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS] [--price-modulo M]"
 
 /* Out-of-orderness the generator must stay within (the reference's watermark delay). */
 #define MAX_OUT_OF_ORDER_MS 4000
@@ -122,7 +123,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
     double rate = 0, events_per_sec = 10000.0, late_fraction = 0;
     uint64_t ooo_group = 1;
     const char *output = NULL, *late_output = NULL;
-    int64_t lateness = 0;
+    int64_t lateness = 0, price_modulo = 0;
     bool have_lateness = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -178,6 +179,16 @@ static int define(weir_job_t *job, int argc, char **argv) {
             output = v;
         } else if (strcmp(a, "--late-output") == 0) {
             late_output = v;
+        } else if (strcmp(a, "--price-modulo") == 0) {
+            long long m = strtoll(v, &end, 10);
+            if (errno || *end || end == v || m < 1 || m > 1000000000) {
+                weir_job_error(job,
+                               "bad --price-modulo '%s': expected a modulus in 1 .. 1000000000; "
+                               "" USAGE,
+                               v);
+                return 1;
+            }
+            price_modulo = m;
         } else if (strcmp(a, "--lateness") == 0) {
             long long l = strtoll(v, &end, 10);
             if (errno || *end || end == v || l < 0 || l > MAX_LATENESS_MS) {
@@ -230,6 +241,10 @@ static int define(weir_job_t *job, int argc, char **argv) {
                        query);
         return 1;
     }
+    if (price_modulo && strcmp(query, "q7") != 0) {
+        weir_job_error(job, "--price-modulo is a test knob of q7 only; " USAGE);
+        return 1;
+    }
     /* Positions inside a group are at most G - 1 event numbers apart: keep that under 4 s. */
     double spread_ms = (double)(ooo_group - 1) * (1e3 / events_per_sec);
     if (spread_ms > MAX_OUT_OF_ORDER_MS - 2) {
@@ -265,6 +280,7 @@ static int define(weir_job_t *job, int argc, char **argv) {
         o->lateness_ms = lateness;
         o->output = output;
         o->late_output = late_output;
+        o->price_modulo = price_modulo;
         return q->build(job, src, o) == 0 ? 0 : 1;
     }
     weir_stream_t *in = weir_rebalance(src);
@@ -284,5 +300,5 @@ WEIR_PLUGIN(
     "nexmark",
     "Nexmark q0-q5, q7, q8, q11 and the event dump: --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events "
     "--events N [--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "
-    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]",
+    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS] [--price-modulo M]",
     define);

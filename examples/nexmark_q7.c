@@ -7,7 +7,8 @@
  *   late split "q7-bids" (bids; late: ceil(dateTime / 10 s) * 10 s - 1 <= watermark, the end
  *   of the first window a bid can match) -> "q7-prepare" (flat_map: [auction, bidder, price,
  *   dateTime, extra, 0] at dateTime, and for a bid at exactly a multiple of 10 s a copy flagged
- *   1 at dateTime - 1, i.e. in the window that ends at its dateTime) -> "q7-max"
+ *   1 at dateTime - 1, i.e. in the window that ends at its dateTime; --price-modulo M, a test
+ *   knob, takes every price modulo M so that prices tie) -> "q7-max"
  *   (weir_window_all_aggregate, tumbling 10 s, parallelism 1; accumulator [max, [bids at max],
  *   [flagged copies with price >= max]]; the max is over unflagged bids only) -> JSON -> sink.
  * Threading: subtask thread only; no state outside the window operator. */
@@ -21,7 +22,7 @@ static int64_t q7_first_end(int64_t ts) {
 }
 
 static void prepare(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
-    (void)udata;
+    const nexmark_query_opts_t *o = udata;
     msgpack_object obj;
     if (!nexmark_unpack_event(ctx, in, NEXMARK_BID, &obj)) {
         weir_fail(ctx, "q7-prepare: expected a bid");
@@ -34,8 +35,12 @@ static void prepare(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     for (int c = 0; c < copies; c++) {
         msgpack_packer *pk = weir_packer(ctx);
         msgpack_pack_array(pk, 6);
-        for (uint32_t i = 0; i < 5; i++)
-            msgpack_pack_object(pk, f[keep[i]]);
+        for (uint32_t i = 0; i < 5; i++) {
+            if (keep[i] == NEXMARK_BID_PRICE && o->price_modulo > 0)
+                msgpack_pack_int64(pk, f[keep[i]].via.i64 % o->price_modulo);
+            else
+                msgpack_pack_object(pk, f[keep[i]]);
+        }
         msgpack_pack_int(pk, c);
         weir_emit_packed(ctx, in->timestamp - c, NULL, 0);
     }
@@ -164,7 +169,7 @@ int nexmark_q7(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *
     if (!bids)
         return -1;
     weir_stream_t *prep =
-        weir_set_uid(weir_flat_map(bids, "q7-prepare", prepare, NULL), "q7-prepare");
+        weir_set_uid(weir_flat_map(bids, "q7-prepare", prepare, (void *)o), "q7-prepare");
     static const weir_aggregate_fns_t fns = {max_create, max_add, max_merge, max_result};
     weir_window_spec_t spec = {.kind = WEIR_WINDOW_TUMBLING, .size_ms = Q7_SIZE_MS};
     weir_stream_t *max = weir_window_all_aggregate(prep, "q7-max", &spec, &fns, NULL);

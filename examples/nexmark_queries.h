@@ -39,6 +39,7 @@ typedef struct nexmark_query_opts {
     int64_t lateness_ms;     /* allowed lateness (queries that take --lateness), else 0 */
     const char *output;      /* exactly-once file sink directory, NULL: blackhole */
     const char *late_output; /* late records as event JSON lines, NULL: dropped */
+    int64_t price_modulo;    /* q7 test knob: bid prices taken modulo this (0: off) */
 } nexmark_query_opts_t;
 
 /* A bounded JSON line writer (a line that does not fit fails the subtask). */

@@ -16,6 +16,8 @@ On a real cluster (1 job manager, 2 task managers, checkpoints every 300 ms), fo
 - exactly once: q4, q8 and q11 with a task manager killed (kill -9) mid-run and restored from a
   checkpoint, q3, q5 and q7 stopped with a savepoint at -p 2 and resumed at -p 3: the same exact
   comparison (q4: seq still 1..n per category);
+- q7 with the test knob --price-modulo 3 (prices tie): bids at exactly a window's end that
+  match that window's max (BETWEEN includes both ends) and ties at the max, exact;
 - bad option combinations are refused with one line naming the option.
 The reference's rows are also checked to be non-trivial (several windows, ties or boundary
 cases where the query has them), so a query that emitted nothing would not pass."""
@@ -158,7 +160,7 @@ def q4_final(what, got):
 
 
 def run(c, query, name, p, n, rate, group=1, late=0.0, lateness=None, wall=None, min_rows=20,
-        disrupt=None):
+        disrupt=None, price_modulo=None):
     """Runs @query and compares it with the reference; returns (reference rows, kept events)."""
     out = os.path.join(c.dir, f"{query}-{name}")
     late_out = out + "-late"
@@ -169,6 +171,8 @@ def run(c, query, name, p, n, rate, group=1, late=0.0, lateness=None, wall=None,
         args += ["--lateness", str(lateness)]
     if wall:
         args += ["--rate", str(wall)]
+    if price_modulo:
+        args += ["--price-modulo", str(price_modulo)]
     run_job(c, f"{query} {name}", p, args, disrupt)
     got = read_lines(out)
     for r in got:
@@ -185,6 +189,8 @@ def run(c, query, name, p, n, rate, group=1, late=0.0, lateness=None, wall=None,
         check(not dropped, f"{query} {name}: {len(dropped)} events dropped as late, e.g. {dropped[:1]}")
     gone = set(dropped_c)
     kept = [e for e in events if json.dumps(e, sort_keys=True, separators=(",", ":")) not in gone]
+    if price_modulo:  # q7's test knob: the query reads every bid price modulo M
+        kept = [dict(e, price=e["price"] % price_modulo) if e["type"] == "bid" else e for e in kept]
     want = getattr(queries, query)(kept)
     check(len(want) >= min_rows, f"{query} {name}: the reference has only {len(want)} rows; pick more events")
     lines = len(got)
@@ -232,6 +238,15 @@ def test():
         check(sum(1 for e in kept if e["type"] == "bid" and e["dateTime"] % 10000 == 0) > 100,
               "q7: no bids at exactly a window end")
         run(c, "q7", "out-of-order", 3, 3000, 1.0, group=4)
+        # Generated prices practically never tie, so BETWEEN's closed end (a bid at exactly a
+        # window's end matching that window's max) and ties at the max only happen with the
+        # test knob --price-modulo 3 (prices 0..2): then they do, many times.
+        want, kept = run(c, "q7", "ties", 3, 3000, 1.0, group=4, price_modulo=3)
+        top = queries.tumble_max(kept)
+        closed_end = sum(1 for r in want if r["dateTime"] % 10000 == 0 and top.get(r["dateTime"]) == r["price"])
+        tied = sum(1 for v in Counter(r["dateTime"] // 10000 for r in want).values() if v > 1)
+        check(closed_end > 50 and tied > 100,
+              f"q7 ties: {closed_end} bids matching the window ending at their dateTime, {tied} windows with ties")
         run(c, "q7", "late", 2, 12000, 100.0, late=0.03, wall=2000, min_rows=10)
         # q8: 10 s tumbling co-group of persons and auction sellers
         run(c, "q8", "in-order", 2, 50000, 100.0)
@@ -262,6 +277,8 @@ def test():
                 r"--late-output is supported by the windowed queries only")
         refused(c, ["--query", "q1", "--events", "10", "--output", out], r"--output is not supported by q1")
         refused(c, ["--query", "q9", "--events", "10"], r"unknown query 'q9'")
+        refused(c, ["--query", "q5", "--events", "10", "--price-modulo", "3"],
+                r"--price-modulo is a test knob of q7 only")
 
 
 run_test(test)
