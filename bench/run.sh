@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
-#   bench/run.sh NAME     NAME: q0 q1 q2 keyed-count checkpoint kafka state-restore savepoint all
-# (all = q0 q1 q2 keyed-count checkpoint; kafka, state-restore and savepoint run only by name:
+#   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count checkpoint kafka state-restore
+#                         savepoint all
+# (all = q0 q1 q2 keyed-count checkpoint; the event-time queries q3-q11, kafka, state-restore and
+#  savepoint run only by name:
 #  savepoint builds about 1 GB of keyed state and needs about 3 GB of free disk)
-# Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000),
+# Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000; q3-q11:
+#              2,000,000),
 #              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000),
 #              SP_KEYS, SP_VALUE_BYTES, SP_BUILD_FACTOR, SAVEPOINT_COPY_DIR (savepoint_bench.py),
 #              CURVE=1 (ZeroMQ CURVE on the control and data planes; results named <name>-curve).

@@ -1,15 +1,20 @@
-/* Example job: Nexmark queries q0, q1, q2 and the event dump `events` over generated auction
- * events (examples/README.md has the generator's rules and every option).
+/* Example job: Nexmark queries q0, q1, q2, the event-time queries q3, q4, q5, q7, q8, q11
+ * (nexmark_q<N>.c) and the event dump `events` over generated auction events
+ * (examples/README.md has the generator's rules, every query and every option).
  *
- *   weir run build/examples/nexmark.so --query q0|q1|q2|events --events N [--rate R]
- *       [--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR]
+ *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events
+ *       --events N [--rate R] [--events-per-second R] [--out-of-order-group G]
+ *       [--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]
+ *       [--price-modulo M]
  *
  * nexmark-source (generator, N events; see nexmark_gen.h) -> rebalance -> query -> sink
  * (blackhole); events: nexmark-source -> events -> sink (forward, the exactly-once file sink
  * into --output, so sink subtask s writes source subtask s's events in emission order). q0:
  * pass-through map. q1: bids only, price converted to euros (price * 89 / 100). q2: bids whose
  * auction % 123 == 0, mapped to [auction, price]. events: every event as one JSON line with the
- * reference's field names.
+ * reference's field names. q3-q11: the source gets a 4 s bounded-out-of-orderness
+ * watermark strategy and the query (nexmark_queries.h) writes JSON lines to --output (the
+ * exactly-once file sink) or to a blackhole.
  * --rate limits the wall-clock rate only; --events-per-second sets the event-time rate.
  * Record timestamps are the events' dateTime. The JSON writer is bounded (a line that would not
  * fit its buffer fails the subtask instead of being cut).
@@ -17,20 +22,40 @@
  * config is read-only after define. */
 #include <errno.h>
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weir/weir.h>
 
 #include "nexmark_gen.h"
+#include "nexmark_queries.h"
 
 #define USAGE                                                                                      \
-    "usage: nexmark.so --query q0|q1|q2|events --events N [--rate EVENTS_PER_SEC] "                \
-    "[--events-per-second R] [--out-of-order-group G] [--late-fraction F] [--output DIR]"
+    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N "                     \
+    "[--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "                    \
+    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS] [--price-modulo M]"
 
 /* Out-of-orderness the generator must stay within (the reference's watermark delay). */
 #define MAX_OUT_OF_ORDER_MS 4000
+/* Largest --lateness (one day). */
+#define MAX_LATENESS_MS (24LL * 3600 * 1000)
+
+/* The queries: q0-q2 are built below, the event-time ones by nexmark_q<N>.c. */
+typedef struct query {
+    const char *name;
+    int (*build)(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
+    bool output;   /* --output accepted */
+    bool windowed; /* --late-output accepted */
+    bool lateness; /* --lateness accepted */
+} query_t;
+static const query_t QUERIES[] = {
+    {"q0", NULL, false, false, false},      {"q1", NULL, false, false, false},
+    {"q2", NULL, false, false, false},      {"q3", nexmark_q3, true, false, false},
+    {"q4", nexmark_q4, true, false, false}, {"q5", nexmark_q5, true, true, false},
+    {"q7", nexmark_q7, true, true, false},  {"q8", nexmark_q8, true, true, true},
+    {"q11", nexmark_q11, true, true, true}, {"events", NULL, true, false, false},
+};
+#define QUERY_NAMES "q0, q1, q2, q3, q4, q5, q7, q8, q11, events"
 
 static void generate(weir_ctx_t *ctx, uint64_t index, void *udata) {
     const nexmark_config_t *cfg = udata;
@@ -44,25 +69,16 @@ static void q0_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     weir_emit(ctx, in);
 }
 
-/* True for a well-formed Bid array; sets *obj. */
-static bool unpack_bid(weir_ctx_t *ctx, const weir_record_t *in, msgpack_object *obj) {
-    if (weir_unpack(ctx, in, obj) != 0)
-        return false;
-    return obj->type == MSGPACK_OBJECT_ARRAY && obj->via.array.size == NEXMARK_BID_FIELDS &&
-           obj->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-           obj->via.array.ptr[0].via.u64 == NEXMARK_BID;
-}
-
 static bool bids_filter(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)udata;
     msgpack_object obj;
-    return unpack_bid(ctx, in, &obj);
+    return nexmark_unpack_event(ctx, in, NEXMARK_BID, &obj);
 }
 
 static void q1_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)udata;
     msgpack_object obj;
-    if (!unpack_bid(ctx, in, &obj)) {
+    if (!nexmark_unpack_event(ctx, in, NEXMARK_BID, &obj)) {
         weir_fail(ctx, "q1: expected a bid");
         return;
     }
@@ -81,7 +97,7 @@ static void q1_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
 static bool q2_filter(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)udata;
     msgpack_object obj;
-    if (!unpack_bid(ctx, in, &obj))
+    if (!nexmark_unpack_event(ctx, in, NEXMARK_BID, &obj))
         return false;
     return obj.via.array.ptr[NEXMARK_BID_AUCTION].via.u64 % 123 == 0;
 }
@@ -89,7 +105,7 @@ static bool q2_filter(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
 static void q2_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     (void)udata;
     msgpack_object obj;
-    if (!unpack_bid(ctx, in, &obj)) {
+    if (!nexmark_unpack_event(ctx, in, NEXMARK_BID, &obj)) {
         weir_fail(ctx, "q2: expected a bid");
         return;
     }
@@ -100,123 +116,15 @@ static void q2_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
     weir_emit_packed(ctx, in->timestamp, in->key, in->key_len);
 }
 
-/* A bounded JSON line writer. */
-typedef struct jbuf {
-    char b[4096];
-    size_t n;
-    bool overflow;
-} jbuf_t;
-
-static void jb_raw(jbuf_t *j, const char *s, size_t n) {
-    if (j->n + n > sizeof(j->b)) {
-        j->overflow = true;
-        return;
-    }
-    memcpy(j->b + j->n, s, n);
-    j->n += n;
-}
-
-static void jb_printf(jbuf_t *j, const char *fmt, ...) {
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        j->overflow = true;
-        return;
-    }
-    jb_raw(j, tmp, (size_t)n);
-}
-
-/* "key": value from a msgpack integer or string (strings JSON-escaped). */
-static void jb_member(jbuf_t *j, const char *key, const msgpack_object *v) {
-    jb_printf(j, "%s\"%s\":", j->n > 1 ? "," : "", key);
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        jb_printf(j, "%llu", (unsigned long long)v->via.u64);
-    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        jb_printf(j, "%lld", (long long)v->via.i64);
-    } else if (v->type == MSGPACK_OBJECT_STR) {
-        jb_raw(j, "\"", 1);
-        for (uint32_t i = 0; i < v->via.str.size; i++) {
-            unsigned char ch = (unsigned char)v->via.str.ptr[i];
-            if (ch == '"' || ch == '\\')
-                jb_printf(j, "\\%c", ch);
-            else if (ch < 0x20)
-                jb_printf(j, "\\u%04x", ch);
-            else
-                jb_raw(j, (const char *)&ch, 1);
-        }
-        jb_raw(j, "\"", 1);
-    } else {
-        j->overflow = true; /* not an event field */
-    }
-}
-
-static const char *const PERSON_KEYS[] = {"id",   "name",  "emailAddress", "creditCard",
-                                          "city", "state", "dateTime",     "extra"};
-static const char *const AUCTION_KEYS[] = {"id",       "itemName", "description", "initialBid",
-                                           "reserve",  "dateTime", "expires",     "seller",
-                                           "category", "extra"};
-static const char *const BID_KEYS[] = {"auction", "bidder",   "price", "channel",
-                                       "url",     "dateTime", "extra"};
-
-/* events: one event -> one JSON line {"type": ..., <the reference's fields>}. */
-static void events_map(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
-    (void)udata;
-    msgpack_object obj;
-    if (weir_unpack(ctx, in, &obj) != 0 || obj.type != MSGPACK_OBJECT_ARRAY ||
-        obj.via.array.size < 1 || obj.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        weir_fail(ctx, "events: expected a nexmark event array");
-        return;
-    }
-    const msgpack_object *f = obj.via.array.ptr;
-    const char *type;
-    const char *const *keys;
-    uint32_t nkeys;
-    switch (f[0].via.u64) {
-    case NEXMARK_PERSON:
-        type = "person", keys = PERSON_KEYS, nkeys = NEXMARK_PERSON_FIELDS - 1;
-        break;
-    case NEXMARK_AUCTION:
-        type = "auction", keys = AUCTION_KEYS, nkeys = NEXMARK_AUCTION_FIELDS - 1;
-        break;
-    case NEXMARK_BID:
-        type = "bid", keys = BID_KEYS, nkeys = NEXMARK_BID_FIELDS - 1;
-        break;
-    default:
-        weir_fail(ctx, "events: unknown event kind");
-        return;
-    }
-    if (obj.via.array.size != nkeys + 1) {
-        weir_fail(ctx, "events: %s event with %u fields, expected %u", type, obj.via.array.size,
-                  nkeys + 1);
-        return;
-    }
-    jbuf_t j = {.n = 0, .overflow = false};
-    jb_raw(&j, "{", 1);
-    jb_printf(&j, "\"type\":\"%s\"", type);
-    for (uint32_t i = 0; i < nkeys; i++)
-        jb_member(&j, keys[i], &f[i + 1]);
-    jb_raw(&j, "}", 1);
-    if (j.overflow) {
-        weir_fail(ctx, "events: a %s event does not fit the %zu-byte JSON line buffer", type,
-                  sizeof(j.b));
-        return;
-    }
-    msgpack_packer *pk = weir_packer(ctx);
-    msgpack_pack_str(pk, j.n);
-    msgpack_pack_str_body(pk, j.b, j.n);
-    weir_emit_packed(ctx, in->timestamp, in->key, in->key_len);
-}
-
 static int define(weir_job_t *job, int argc, char **argv) {
     const char *query = NULL;
     uint64_t events = 0;
     bool have_events = false;
     double rate = 0, events_per_sec = 10000.0, late_fraction = 0;
     uint64_t ooo_group = 1;
-    const char *output = NULL;
+    const char *output = NULL, *late_output = NULL;
+    int64_t lateness = 0, price_modulo = 0;
+    bool have_lateness = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) {
@@ -269,6 +177,29 @@ static int define(weir_job_t *job, int argc, char **argv) {
             }
         } else if (strcmp(a, "--output") == 0) {
             output = v;
+        } else if (strcmp(a, "--late-output") == 0) {
+            late_output = v;
+        } else if (strcmp(a, "--price-modulo") == 0) {
+            long long m = strtoll(v, &end, 10);
+            if (errno || *end || end == v || m < 1 || m > 1000000000) {
+                weir_job_error(job,
+                               "bad --price-modulo '%s': expected a modulus in 1 .. 1000000000; "
+                               "" USAGE,
+                               v);
+                return 1;
+            }
+            price_modulo = m;
+        } else if (strcmp(a, "--lateness") == 0) {
+            long long l = strtoll(v, &end, 10);
+            if (errno || *end || end == v || l < 0 || l > MAX_LATENESS_MS) {
+                weir_job_error(job,
+                               "bad --lateness '%s': expected an allowed lateness in ms within "
+                               "0 .. %lld; " USAGE,
+                               v, (long long)MAX_LATENESS_MS);
+                return 1;
+            }
+            lateness = l;
+            have_lateness = true;
         } else {
             weir_job_error(job, "unknown argument '%s'; " USAGE, a);
             return 1;
@@ -278,18 +209,40 @@ static int define(weir_job_t *job, int argc, char **argv) {
         weir_job_error(job, "missing %s; " USAGE, !query ? "--query" : "--events");
         return 1;
     }
-    bool events_query = strcmp(query, "events") == 0;
-    if (strcmp(query, "q0") != 0 && strcmp(query, "q1") != 0 && strcmp(query, "q2") != 0 &&
-        !events_query) {
-        weir_job_error(job, "unknown query '%s' (supported: q0, q1, q2, events); " USAGE, query);
+    const query_t *q = NULL;
+    for (size_t k = 0; k < sizeof(QUERIES) / sizeof(QUERIES[0]); k++)
+        if (strcmp(query, QUERIES[k].name) == 0)
+            q = &QUERIES[k];
+    if (!q) {
+        weir_job_error(job, "unknown query '%s' (supported: " QUERY_NAMES "); " USAGE, query);
         return 1;
     }
+    bool events_query = strcmp(query, "events") == 0;
     if (events_query && !output) {
         weir_job_error(job, "--query events needs --output DIR; " USAGE);
         return 1;
     }
-    if (!events_query && output) {
-        weir_job_error(job, "--output is supported by --query events only; " USAGE);
+    if (!q->output && output) {
+        weir_job_error(job,
+                       "--output is not supported by %s (q0, q1 and q2 end in a blackhole "
+                       "sink); " USAGE,
+                       query);
+        return 1;
+    }
+    if (!q->windowed && late_output) {
+        weir_job_error(job, "--late-output is supported by the windowed queries only "
+                            "(q5, q7, q8, q11); " USAGE);
+        return 1;
+    }
+    if (!q->lateness && have_lateness) {
+        weir_job_error(job,
+                       "--lateness is not supported by %s (only q8 and q11 have an allowed "
+                       "lateness); " USAGE,
+                       query);
+        return 1;
+    }
+    if (price_modulo && strcmp(query, "q7") != 0) {
+        weir_job_error(job, "--price-modulo is a test knob of q7 only; " USAGE);
         return 1;
     }
     /* Positions inside a group are at most G - 1 event numbers apart: keep that under 4 s. */
@@ -308,18 +261,27 @@ static int define(weir_job_t *job, int argc, char **argv) {
     cfg->events_per_sec = events_per_sec;
     cfg->out_of_order_group = ooo_group;
     cfg->late_fraction = late_fraction;
-    weir_job_set_name(job, events_query      ? "nexmark-events"
-                           : query[1] == '0' ? "nexmark-q0"
-                           : query[1] == '1' ? "nexmark-q1"
-                                             : "nexmark-q2");
+    char job_name[32];
+    snprintf(job_name, sizeof(job_name), "nexmark-%s", query);
+    weir_job_set_name(job, job_name);
     weir_stream_t *src =
         weir_set_uid(weir_source_generator(job, "nexmark-source", events, rate, generate, cfg),
                      "nexmark-source");
     if (events_query) {
         /* Forward (chained): sink subtask s writes source subtask s's events in emission order. */
-        weir_stream_t *json = weir_map(src, "events", events_map, NULL);
+        weir_stream_t *json = weir_map(src, "events", nexmark_events_json, NULL);
         weir_set_uid(weir_sink_file(json, "sink", output), "sink");
         return 0;
+    }
+    if (q->build) {
+        weir_watermark_strategy_t st = {.max_out_of_orderness_ms = MAX_OUT_OF_ORDER_MS};
+        weir_set_watermark_strategy(src, &st);
+        nexmark_query_opts_t *o = weir_job_alloc(job, sizeof(*o));
+        o->lateness_ms = lateness;
+        o->output = output;
+        o->late_output = late_output;
+        o->price_modulo = price_modulo;
+        return q->build(job, src, o) == 0 ? 0 : 1;
     }
     weir_stream_t *in = weir_rebalance(src);
     weir_stream_t *out;
@@ -334,8 +296,9 @@ static int define(weir_job_t *job, int argc, char **argv) {
     return 0;
 }
 
-WEIR_PLUGIN("nexmark",
-            "Nexmark q0/q1/q2 and the event dump: --query q0|q1|q2|events --events N "
-            "[--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "
-            "[--late-fraction F] [--output DIR]",
-            define);
+WEIR_PLUGIN(
+    "nexmark",
+    "Nexmark q0-q5, q7, q8, q11 and the event dump: --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events "
+    "--events N [--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "
+    "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS] [--price-modulo M]",
+    define);
