@@ -235,7 +235,7 @@ static inline void weir__task_ctr_add(_Atomic uint64_t *a, uint64_t n) {
  * operator gets its current key (ctx and state backend) set first. Task thread. */
 static inline void weir__task_deliver(weir_ctx_t *c, const weir_record_t *rec) {
     if (c->keyed) {
-        c->key = rec->key;
+        c->key = rec->key ? rec->key : ""; /* an empty key is a key: non-NULL means "current" */
         c->key_len = rec->key_len;
         if (c->sb)
             weir_state_set_key(c->sb, rec->key, rec->key_len);

@@ -3384,6 +3384,67 @@ static void test_timers_windows(void **state) {
     harness_fini(&h);
 }
 
+/* An empty key is a key: records keyed to zero bytes register event-time timers, and each
+ * (key, timestamp) fires once with the empty key current (the timer calls once refused a
+ * current key of length 0). */
+static uint32_t empty_key(const weir_record_t *in, void *out, void *udata) {
+    (void)in, (void)out, (void)udata;
+    return 0;
+}
+
+static void ek_process(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
+    (void)udata;
+    if (weir_timer_register_event_time(ctx, in->timestamp) != 0)
+        weir_fail(ctx, "registering a timer under the empty key failed");
+}
+
+static void ek_on_timer(weir_ctx_t *ctx, int64_t ts, weir_time_domain_t dom, void *udata) {
+    collected_t *c = udata;
+    uint32_t kl = 1;
+    const void *k = weir_current_key(ctx, &kl);
+    pthread_mutex_lock(&c->mu);
+    c->count++;
+    c->sum += (uint64_t)ts;
+    if (!k || kl != 0 || dom != WEIR_EVENT_TIME)
+        c->key_mismatch = true;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static weir_job_t *build_empty_key(collected_t *c, uint64_t n) {
+    weir_job_t *job = weir_graph_new("empty-key", 2);
+    weir_stream_t *s =
+        weir_set_uid(weir_source_generator(job, "gen", n, 0, tm_gen_fn, NULL), "gen");
+    weir_watermark_strategy_t wst = {.max_out_of_orderness_ms = WM_BOUND};
+    weir_set_watermark_strategy(s, &wst);
+    s = weir_process(weir_key_by(s, empty_key, NULL), "timers", ek_process, c);
+    weir_set_uid(s, "timers");
+    weir_set_on_timer(s, ek_on_timer);
+    weir_sink_blackhole(s, "drop");
+    return job;
+}
+
+static void test_timers_empty_key(void **state) {
+    (void)state;
+    harness_t h;
+    harness_init(&h, 2);
+    start_job(&h, build_empty_key, 500, 2);
+    wait_final(&h);
+    check_all(&h, WEIR_TASK_FINISHED);
+    /* the oracle: the distinct timestamps of the 500 records, each fired once */
+    uint64_t n = 0, sum = 0;
+    for (uint64_t i = 0; i < 500; i++) {
+        bool dup = false;
+        for (uint64_t j = 0; j < i && !dup; j++)
+            dup = tm_ts(j) == tm_ts(i);
+        if (!dup)
+            n++, sum += (uint64_t)tm_ts(i);
+    }
+    assert_false(h.col.key_mismatch);
+    assert_int_equal(h.col.count, n);
+    assert_int_equal(h.col.sum, sum);
+    harness_fini(&h);
+}
+
 /* Timers are keyed state: checkpoint mid-run, cancel, restore; the sink's records before the
  * barrier plus the restored run's equal the oracle exactly (no window lost or fired twice). */
 static void test_timers_restore(void **state) {
@@ -3478,6 +3539,7 @@ int main(void) {
         cmocka_unit_test(test_window_process),
         cmocka_unit_test(test_window_count_trigger),
         cmocka_unit_test(test_timers_windows),
+        cmocka_unit_test(test_timers_empty_key),
         cmocka_unit_test(test_timers_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
