@@ -41,7 +41,7 @@ import urllib.request
 import yaml
 
 import podlib
-from podlib import TestFailure, check, log, podman
+from podlib import TestFailure, check, kube_down, log, podman
 from weirtest import SAVEPOINT_DONE, check_word_prefix, check_wordcount_output, gen_text, \
     oracle_counts, read_word_updates
 
@@ -500,7 +500,7 @@ def test():
                                    f"{sp} in {t_stop:.1f}s, job manager exit 0")
         check(stopped < sum(oracle.values()), "the input was consumed before the upgrade: "
               "raise N_WORDS or lower RATE")
-        podman("kube", "down", jm.file, timeout=120)
+        kube_down(jm.file)
         app_src = load("jobmanager-application.yaml")
         app_dep, app_pod = env.podmanize_deployment(app_src)
         args = app_dep["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -556,7 +556,7 @@ def test():
         # is stopped first, which ends the loop (Kubernetes: the Deployment scaled to 0).
         podman("pod", "stop", "-t", "10", app.pod, timeout=120)
         for f in [app.file] + [t.file for t in tms]:
-            podman("kube", "down", f, timeout=120)
+            kube_down(f)
         left = podman("pod", "ps", "--filter", f"name={env.rid}", "--format", "{{.Name}}").stdout.split()
         check(not left, f"pods left after kube down: {left}")
         vols = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()

@@ -67,6 +67,19 @@ def podman(*args, check_rc=True, timeout=120, input=None):
     return r
 
 
+def kube_down(path, attempts=5):
+    """`podman kube down PATH`, again after a pause when podman 4.3 fails on a container whose
+    shm mount is still busy (it unmounts asynchronously after a stop: "unlinkat .../shm: device
+    or resource busy"); any other failure, or the same one `attempts` times, raises."""
+    for i in range(attempts):
+        r = podman("kube", "down", path, check_rc=False, timeout=120)
+        if r.returncode == 0:
+            return r
+        if "device or resource busy" not in r.stderr or i == attempts - 1:
+            raise TestFailure(f"exit {r.returncode}: podman kube down {path}\n{r.stdout}{r.stderr}")
+        time.sleep(2)
+
+
 def inspect(kind, name):
     r = podman(kind, "inspect", name)
     data = json.loads(r.stdout)

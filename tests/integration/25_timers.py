@@ -81,15 +81,9 @@ def phase_a():
                  tm_conf={"pipeline.auto-watermark-interval": "50ms"}) as c:
         out = os.path.join(c.dir, "out")
         jobid = c.submit("-p", "2", *args(out))
-        c.wait_state(jobid, {"RUNNING"}, timeout=60)
-        c.wait_checkpoints(jobid, 2, timeout=60)
-        check(c.job(jobid)["state"] == "RUNNING", "the job ended before the kill: raise EVENTS")
-        c.kill9(c.tms[1])
-        c.start_taskmanager(index=1)
-        job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=120)
-        check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
+        c.kill_taskmanager_midrun(jobid)
+        c.wait_finished(jobid, restored=True)
         ck = c.checkpoints(jobid)
-        check(ck["counts"]["restored"] >= 1, f"the job did not restore: {ck['counts']}")
         lines = read_output(out)
         check_output(lines, "(a)")
         print(f"(a) {len(lines)} windows exactly once with exact counts after a kill -9 and "
@@ -102,7 +96,7 @@ def phase_b():
         out = os.path.join(c.dir, "out")
         job1 = c.submit("-p", "2", *args(out))
         c.wait_state(job1, {"RUNNING"}, timeout=60)
-        c.wait_checkpoints(job1, 2, timeout=60)
+        c.wait_checkpoints(job1, 1, timeout=60)  # the sources run about 4 s: stop early
         sp = c.stop_with_savepoint(job1)
         first = len(read_output(out))
         check(0 < first < len(oracle()), f"run 1 committed {first} windows: the stop must fall "

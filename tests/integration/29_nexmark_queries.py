@@ -88,24 +88,16 @@ def run_job(c, name, p, args, disrupt=None):
     is stopped with a savepoint after two checkpoints and resumed from it at -p + 1."""
     plugin = os.path.join(EXAMPLES, "nexmark.so")
     jobid = c.submit("-p", str(p), plugin, *args)
-    if disrupt:
+    if disrupt == "kill":
+        c.kill_taskmanager_midrun(jobid, index=None, what=name)
+    elif disrupt == "savepoint":
         c.wait_state(jobid, {"RUNNING"}, timeout=60)
         c.wait_checkpoints(jobid, 2, timeout=60)
-        check(c.job(jobid)["state"] == "RUNNING", f"{name}: the job ended before the {disrupt}")
-    if disrupt == "kill":
-        victim = sorted(c.job_taskmanagers(jobid))[0]
-        i = int(victim.split("-")[1])
-        c.kill9(c.tms[i])
-        c.start_taskmanager(index=i)
-    elif disrupt == "savepoint":
+        check(c.job(jobid)["state"] == "RUNNING", f"{name}: the job ended before the savepoint")
         sp = c.stop_with_savepoint(jobid)
         jobid = c.resume(sp, plugin, *args, p=p + 1)
-    job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=300)
-    check(job["state"] == "FINISHED", f"{name}: job ended {job['state']}: {job.get('message')}")
-    if disrupt == "kill":
-        ck = c.checkpoints(jobid)
-        check(ck["counts"]["restored"] >= 1, f"{name}: the job did not restore: {ck['counts']}")
-    else:  # a subtask failure (or a crash) would restart the job: none may happen here
+    job = c.wait_finished(jobid, restored=disrupt == "kill", timeout=300, what=name)
+    if disrupt != "kill":  # a subtask failure (or a crash) would restart the job: none may
         check(job["restarts"] == 0, f"{name}: the job restarted {job['restarts']} time(s)")
 
 

@@ -250,6 +250,30 @@ class Cluster:
             pass
         proc.wait()
 
+    def kill_taskmanager_midrun(self, jobid, index=1, checkpoints=2, what="the job"):
+        """Once `jobid` runs and has `checkpoints` completed checkpoints, kill -9 task manager
+        `index` (None: the first one hosting the job) and start its replacement. Fails when the
+        job ended before the kill (raise the test's size). Returns the index killed."""
+        self.wait_state(jobid, {"RUNNING"}, timeout=60)
+        self.wait_checkpoints(jobid, checkpoints, timeout=60)
+        check(self.job(jobid)["state"] == "RUNNING",
+              f"{what} ended before the kill: raise its number of events")
+        if index is None:
+            index = int(sorted(self.job_taskmanagers(jobid))[0].split("-")[1])
+        self.kill9(self.tms[index])
+        self.start_taskmanager(index=index)
+        return index
+
+    def wait_finished(self, jobid, restored=False, timeout=120, what="the job"):
+        """Waits for `jobid` to end and checks it FINISHED (and, with `restored`, that it
+        restored from a checkpoint at least once). Returns the job."""
+        job = self.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=timeout)
+        check(job["state"] == "FINISHED", f"{what} ended {job['state']}: {job.get('message')}")
+        if restored:
+            ck = self.checkpoints(jobid)
+            check(ck["counts"]["restored"] >= 1, f"{what} did not restore: {ck['counts']}")
+        return job
+
     def freeze(self, proc):
         """SIGSTOP a weir process (and its process group): it stays alive, connected and silent,
         as in a long pause or a partition. Wake it with thaw(); stop() wakes it to end it."""
