@@ -146,6 +146,20 @@ static void write_seeds(void) {
     weir_sink_print(weir_side_output(lm, lmt), "again"); /* the only consumer: chained */
     seed_graph(job, "sideout");
 
+    /* two inputs: two generators keyed two ways into one co-process (input 0 and 1 edges, a
+     * node with "inputs"), timers on it, then a file sink */
+    job = weir_graph_new("twoinput", 2);
+    weir_stream_t *a = weir_set_uid(weir_source_generator(job, "a", 100, 0, gen_fn, NULL), "a");
+    weir_stream_t *b = weir_set_uid(weir_source_generator(job, "b", 50, 0, gen_fn, NULL), "b");
+    weir_set_watermark_strategy(a, &st);
+    weir_stream_t *co = weir_co_process(weir_key_by(a, key_fn, NULL), weir_key_by(b, NULL, NULL),
+                                        "co", map_fn, map_fn, NULL);
+    weir_set_uid(co, "co");
+    weir_value_state(co, "pending");
+    weir_set_on_timer(co, timer_fn);
+    weir_set_uid(weir_sink_file(co, "out", "/data/out"), "out");
+    seed_graph(job, "twoinput");
+
     /* the smallest job: a sequence into a blackhole */
     job = weir_graph_new("", 1);
     weir_datagen_opts_t seq = {.kind = WEIR_DATAGEN_SEQUENCE, .count = 10};
