@@ -13,8 +13,12 @@
  * need pauses: ((i/16 + 3*(i mod 16)) mod 64) >= 48, 512 ms of event time) unless the record
  * is very late (the "idle" session never ends: a very late record would join it); timestamp
  * BASE + 2*i - 10*((i*7919) mod 4) (out of order by < 40 ms, below the bound), minus a delay
- * for h = (i*2654435761) mod 1000000 (only for i >= 7000): h < --very-late PPM: 12000 ms (late
- * for every window whatever the lateness); else h < very + --late PPM: 300 + h mod 500 ms
+ * for h = (i*2654435761) mod 1000000 (only for i >= 7000): h < --very-late PPM: 60000 ms (before
+ * every on-time record, so late for every window whatever the lateness once each generator
+ * subtask has emitted an on-time record, however far the subtasks drift apart: 12 s was not
+ * enough when a loaded machine let one subtask run 2 s of wall time ahead of the other, and
+ * the window operator's watermark is the minimum of theirs); else h < very + --late PPM:
+ * 300 + h mod 500 ms
  * (late but within an allowed lateness of 1 s or more).
  * Threading: define() runs once per subtask; functions keep no state outside the window. */
 #include <stdbool.h>
@@ -44,7 +48,7 @@ static void gen(weir_ctx_t *ctx, uint64_t i, void *udata) {
     uint64_t h = (i * 2654435761u) % 1000000;
     bool very = i >= 7000 && h < g->very_ppm;
     if (very)
-        ts -= 12000;
+        ts -= 60000;
     else if (i >= 7000 && h < g->very_ppm + g->late_ppm)
         ts -= 300 + (int64_t)(h % 500);
     unsigned k = (unsigned)(i % 16);
