@@ -59,9 +59,9 @@ def one_run(name, cluster):
 
 # Events per query for `nexmark`: chosen so that a Flink run takes about 10-40 s here.
 NEXMARK_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11"]
-NEXMARK_DEFAULTS = {"q0": 8_000_000, "q1": 8_000_000, "q2": 8_000_000, "q3": 4_000_000,
-                    "q4": 2_000_000, "q5": 1_000_000, "q7": 2_000_000, "q8": 4_000_000,
-                    "q11": 2_000_000}
+NEXMARK_DEFAULTS = {"q0": 6_000_000, "q1": 6_000_000, "q2": 6_000_000, "q3": 3_000_000,
+                    "q4": 1_500_000, "q5": 1_000_000, "q7": 2_000_000, "q8": 3_000_000,
+                    "q11": 1_500_000}
 
 
 def nexmark_events(q):
