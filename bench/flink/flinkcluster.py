@@ -127,6 +127,8 @@ class FlinkCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+        if exc and exc[0] is None:
+            shutil.rmtree(self.dir, ignore_errors=True)  # kept (logs) when something failed
         return False
 
     def _start(self, cmd, env, name):
