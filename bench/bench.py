@@ -1,10 +1,17 @@
 """Benchmark driver: starts its own cluster (1 job manager + 2 task managers with 1 slot each, so
 a -p 2 job spans both), runs one job attached per run, and prints one line per run:
-  RESULT name=... events=... seconds=... cpu_seconds=... events_per_core_sec=...
+  RESULT name=... engine=weir events=... seconds=... cpu_seconds=... events_per_core_sec=...
 cpu_seconds counts every weir process: the job manager, both task managers and the CLI.
 After all runs it prints the median run as name=<name>-median.
 Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count; the event-time
 queries q3-q11 read NEXMARK_EVENTS too, default 2,000,000, and end in a blackhole sink)
+       bench.py nexmark RUNS [QUERY...]   weir beside Apache Flink 2.3.0 (bench/README.md): per
+query (default all of NEXMARK_QUERIES), RUNS runs on weir and on Flink alternately, both clusters
+up (1 job manager + 2 task managers with 1 slot each, -p 2, RocksDB state, exactly-once
+checkpoints every CHECKPOINT_MS, default 10000), the same events (NEXMARK_EVENTS for every
+query, or NEXMARK_EVENTS_<QUERY>, else NEXMARK_DEFAULTS below); lines name=nexmark-<q>
+engine=weir|flink, then a table of medians and the weir/Flink ratio. Flink's cpu_seconds counts
+every JVM of its cluster (jobs are submitted over REST: no client JVM).
 CURVE=1: the cluster authenticates and encrypts its control and data planes with ZeroMQ CURVE
 (docs/security.md); results are then named <name>-curve."""
 
@@ -50,7 +57,91 @@ def one_run(name, cluster):
     return events, wall, cpu
 
 
+# Events per query for `nexmark`: chosen so that a Flink run takes about 10-40 s here.
+NEXMARK_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11"]
+NEXMARK_DEFAULTS = {"q0": 6_000_000, "q1": 6_000_000, "q2": 6_000_000, "q3": 3_000_000,
+                    "q4": 1_500_000, "q5": 1_000_000, "q7": 2_000_000, "q8": 3_000_000,
+                    "q11": 1_500_000}
+
+
+def nexmark_events(q):
+    return int(os.environ.get(f"NEXMARK_EVENTS_{q.upper()}",
+                              os.environ.get("NEXMARK_EVENTS", NEXMARK_DEFAULTS[q])))
+
+
+def weir_nexmark_run(cluster, q, events):
+    pids = cluster.pids()
+    cpu0 = sum(weirtest.proc_cpu_seconds(p) for p in pids)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    r = subprocess.run([os.path.join(weirtest.BIN, "weir"), "-m", cluster.address, "run", "-p", "2",
+                        os.path.join(weirtest.BUILD, "examples/nexmark.so"), "--query", q,
+                        "--events", str(events)], capture_output=True, text=True, timeout=3600)
+    wall = time.time() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"bench nexmark {q}: weir job failed: {r.stdout}{r.stderr}\n{cluster.log_tail()}")
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu1 = sum(weirtest.proc_cpu_seconds(p) for p in pids)
+    return wall, (cpu1 - cpu0) + (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+
+
+def flink_nexmark_run(fc, q, events, interval_ms):
+    cpu0 = fc.cpu_seconds()
+    _, wall = fc.run_job(["--query", q, "--events", str(events), "--parallelism", "2",
+                          "--checkpoint-interval", str(interval_ms)])
+    return wall, fc.cpu_seconds() - cpu0
+
+
+def nexmark(runs, queries):
+    """weir and Flink alternately on the same queries and events; a table of medians at the end."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "flink"))
+    import flinkcluster  # bench/flink
+
+    for q in queries:
+        if q not in NEXMARK_DEFAULTS:
+            raise SystemExit(f"bench nexmark: unknown query {q!r}: one of {', '.join(NEXMARK_QUERIES)}")
+    interval_ms = int(os.environ.get("CHECKPOINT_MS", "10000"))
+    jar = os.environ.get("FLINK_JAR") or os.path.expanduser("~/.cache/weir/flink/target/weir-flink-nexmark-1.0.jar")
+    if not os.path.exists(jar):
+        raise SystemExit(f"bench nexmark: no Flink job jar at {jar} (run: bench/flink/build.sh)")
+    flink_dir = os.path.join(os.environ.get("WEIR_TEST_TMP") or "/tmp", f"weir-bench-flink-{os.getpid()}")
+    medians = {}
+    with weirtest.Cluster("bench-nexmark", tms=2, slots=1, checkpoints=f"{interval_ms}ms") as c, \
+            flinkcluster.FlinkCluster(flink_dir, jar, tms=2, checkpoint_interval_ms=interval_ms) as fc:
+        # One unmeasured Flink job first: class loading and the JIT of Flink's own code happen
+        # once per cluster, as on a long-running cluster (weir has no such warm-up).
+        flink_nexmark_run(fc, "q1", 1_000_000, interval_ms)
+        for q in queries:
+            events = nexmark_events(q)
+            res = {"weir": [], "flink": []}
+            for _ in range(runs):
+                for engine in ("weir", "flink"):
+                    if engine == "weir":
+                        wall, cpu = weir_nexmark_run(c, q, events)
+                    else:
+                        wall, cpu = flink_nexmark_run(fc, q, events, interval_ms)
+                    res[engine].append((events / cpu, wall, cpu))
+                    print(f"RESULT name=nexmark-{q} engine={engine} events={events} seconds={wall:.3f} "
+                          f"cpu_seconds={cpu:.3f} events_per_core_sec={events / cpu:.0f}", flush=True)
+            for engine, rs in res.items():
+                rs.sort()
+                med = rs[len(rs) // 2]
+                medians[(q, engine)] = med[0]
+                print(f"RESULT name=nexmark-{q}-median engine={engine} events={events} "
+                      f"seconds={statistics.median(r[1] for r in rs):.3f} cpu_seconds={med[2]:.3f} "
+                      f"events_per_core_sec={med[0]:.0f}", flush=True)
+    print("\n| query | events | weir, events per CPU-second (median) | Flink 2.3.0, events per CPU-second (median) | weir / Flink |")
+    print("|---|---|---|---|---|")
+    for q in queries:
+        w, f = medians[(q, "weir")], medians[(q, "flink")]
+        print(f"| {q} | {nexmark_events(q):,} | {w:,.0f} | {f:,.0f} | {w / f:.1f}x |")
+
+
 def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "nexmark":
+        nexmark(int(sys.argv[2]), sys.argv[3:] or NEXMARK_QUERIES)
+        return
     name, runs = sys.argv[1], int(sys.argv[2])
     if name not in JOBS:
         raise SystemExit(f"unknown benchmark {name!r}: one of {', '.join(JOBS)}")
@@ -61,11 +152,11 @@ def main():
         for _ in range(runs):
             events, wall, cpu = one_run(name, c)
             results.append((events / cpu, events, wall, cpu))
-            print(f"RESULT name={label} events={events} seconds={wall:.3f} cpu_seconds={cpu:.3f} "
+            print(f"RESULT name={label} engine=weir events={events} seconds={wall:.3f} cpu_seconds={cpu:.3f} "
                   f"events_per_core_sec={events / cpu:.0f}", flush=True)
         results.sort()
         med = results[len(results) // 2]
-        print(f"RESULT name={label}-median events={med[1]} seconds={statistics.median(r[2] for r in results):.3f} "
+        print(f"RESULT name={label}-median engine=weir events={med[1]} seconds={statistics.median(r[2] for r in results):.3f} "
               f"cpu_seconds={med[3]:.3f} events_per_core_sec={med[0]:.0f}", flush=True)
 
 

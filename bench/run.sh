@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
 #   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count checkpoint kafka state-restore
-#                         savepoint all
+#                         savepoint nexmark all
+#   bench/run.sh nexmark [QUERY...]   weir beside Apache Flink 2.3.0 on the same machine: every
+#                         query (q0 q1 q2 q3 q4 q5 q7 q8 q11) on both engines alternately, RUNS
+#                         each, checkpoints every CHECKPOINT_MS (default 10000) on both; RESULT
+#                         lines with engine=weir|flink and a final table of medians and ratios.
+#                         Builds the Flink job (bench/flink/build.sh: Maven, ~/.m2) and installs
+#                         Flink's distribution (bench/flink/setup.sh: PyPI apache-flink into
+#                         ~/.cache/weir/venv-flink) first. NEXMARK_EVENTS (all queries) or
+#                         NEXMARK_EVENTS_Q<N> override bench.py's per-query defaults.
 # (all = q0 q1 q2 keyed-count checkpoint; the event-time queries q3-q11, kafka, state-restore and
 #  savepoint run only by name:
 #  savepoint builds about 1 GB of keyed state and needs about 3 GB of free disk)
@@ -31,6 +39,11 @@ elif [ "$name" = state-restore ]; then
   RUNS="$runs" "$WEIR_BUILD/bench/state_restore" "${STATE_RESTORE_DIR:-$WEIR_BUILD/bench-tmp/state-restore}"
 elif [ "$name" = savepoint ]; then
   python3 "$here/savepoint_bench.py" "$runs"
+elif [ "$name" = nexmark ]; then
+  "$here/flink/setup.sh" >/dev/null
+  export FLINK_JAR="$("$here/flink/build.sh")"
+  shift
+  python3 "$here/bench.py" nexmark "$runs" "$@"
 elif [ "$name" = checkpoint ]; then
   python3 "$here/checkpoint_bench.py" "$runs"
 else
