@@ -20,6 +20,7 @@ PKGS=(
   clang               # libFuzzer targets (tests/fuzz; `make test` runs them briefly) ...
   libclang-rt-14-dev  # ... and libFuzzer itself, with the sanitizer runtimes of clang 14
   openjdk-17-jre-headless # the local Apache Kafka broker (deploy/local/kafka.sh) and Kafka's tools
+  openjdk-17-jdk-headless # javac for the Flink harness (bench/flink; tests/bench/01_flink_generator.py)
   maven               # resolves the broker's jars on first use (deploy/local/kafka/pom.xml)
   kcat                # produces the Kafka tests' input (tests/lib/kafkatest.py)
   python3-venv        # the venv of scripts/python-deps.sh (kafka-python, the tests' Kafka consumer)
