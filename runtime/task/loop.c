@@ -39,8 +39,9 @@
  *    and remove the state; the final state callback (FINISHED / FAILED / CANCELED) is the last
  *    thing the thread does.
  *
- * Threading: the task thread only; weir__task_drop_messages runs in task_free after the thread
- * was joined (or never started). */
+ * Threading: the task thread only (SCHED_BATCH: weir_dataplane_sched_batch); the uploader and
+ * connector threads it starts inherit the policy. weir__task_drop_messages runs in task_free
+ * after the thread was joined (or never started). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
