@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
 #   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count checkpoint kafka state-restore
-#                         savepoint nexmark all
+#                         savepoint nexmark latency all
 #   bench/run.sh nexmark [QUERY...]   weir beside Apache Flink 2.3.0 on the same machine: every
 #                         query (q0 q1 q2 q3 q4 q5 q7 q8 q11) on both engines alternately, RUNS
 #                         each, checkpoints every CHECKPOINT_MS (default 10000) on both; RESULT
@@ -22,6 +22,10 @@
 #              10,000,000 keys x 100 bytes, ~1 GB), STATE_RESTORE_DIR (its work directory, default
 #              $BUILD/bench-tmp/state-restore, removed at the end), SAVEPOINT_DIR (default inside it:
 #              same filesystem, SST files hard-linked; another filesystem measures copies).
+# latency (bench/latency_bench.py): end-to-end latency at 50 % and 90 % of the measured peak with
+#              execution.buffer-timeout default, 0 ms and 1 ms: LAT_PEAK_EVENTS (default 10,000,000),
+#              LAT_SECONDS per run (default 10), LAT_TIMEOUTS (default "default,0ms,1ms"),
+#              LAT_LOADS (default "0.5,0.9").
 # Prints one RESULT line per run and one <name>-median line per benchmark.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -44,8 +48,10 @@ elif [ "$name" = nexmark ]; then
   export FLINK_JAR="$("$here/flink/build.sh")"
   shift
   python3 "$here/bench.py" nexmark "$runs" "$@"
+elif [ "$name" = latency ]; then
+  python3 "$here/latency_bench.py" "$runs"  # LAT_PEAK_EVENTS, LAT_SECONDS, LAT_TIMEOUTS, LAT_LOADS
 elif [ "$name" = checkpoint ]; then
-  python3 "$here/checkpoint_bench.py" "$runs"
+  python3 "$here/checkpoint_bench.py" "${RUNS:-5}"  # medians of at least 5; CKPT_* (checkpoint_bench.py)
 else
   python3 "$here/bench.py" "$name" "$runs"
 fi

@@ -1,8 +1,9 @@
 /* Owns logical channel keys (wire form, equality, hash), network buffers, and the credit
  * accounting of both ends of a channel (see channel.h for the protocol).
  * Invariants: sender: credits never go below 0 and a buffer is only taken with a credit;
- * receiver: held + withheld <= capacity at all times, so a buffer arriving when
- * held + withheld == capacity means the sender had no credit (WEIR_EPROTO).
+ * receiver: held + withheld + owed <= capacity at all times, so a buffer arriving when
+ * held + withheld + owed == capacity means the sender had no credit (WEIR_EPROTO); owed (batched
+ * credits, below half the capacity) is returned as a batch (see consumed_batched).
  * Threading: an outchan belongs to its sending subtask thread, an inchan to its receiving
  * subtask thread; no locking here. */
 #include "runtime/dataplane/channel.h"
@@ -212,7 +213,7 @@ void weir_inchan_init(weir_inchan_t *ch, const weir_chankey_t *key, uint32_t cap
 }
 
 int weir_inchan_on_buffer(weir_inchan_t *ch, size_t bytes) {
-    if (ch->held + ch->withheld >= ch->capacity)
+    if (ch->held + ch->withheld + ch->owed >= ch->capacity)
         return WEIR_EPROTO;
     ch->held++;
     ch->buffers_received++;
@@ -232,13 +233,28 @@ uint32_t weir_inchan_consumed(weir_inchan_t *ch) {
     return 1;
 }
 
+uint32_t weir_inchan_consumed_batched(weir_inchan_t *ch) {
+    if (weir_inchan_consumed(ch) == 0)
+        return 0; /* blocked: withheld until unblock */
+    ch->owed++;
+    uint32_t batch = ch->capacity / 2 ? ch->capacity / 2 : 1;
+    return ch->owed >= batch ? weir_inchan_take_owed(ch) : 0;
+}
+
+uint32_t weir_inchan_take_owed(weir_inchan_t *ch) {
+    uint32_t n = ch->owed;
+    ch->owed = 0;
+    return n;
+}
+
 void weir_inchan_block(weir_inchan_t *ch) {
     ch->blocked = true;
 }
 
 uint32_t weir_inchan_unblock(weir_inchan_t *ch) {
     ch->blocked = false;
-    uint32_t n = ch->withheld;
+    uint32_t n = ch->withheld + ch->owed;
     ch->withheld = 0;
+    ch->owed = 0;
     return n;
 }

@@ -97,6 +97,7 @@ typedef struct weir_inchan {
     uint32_t capacity; /* credits granted in total (buffer slots) */
     uint32_t held;     /* buffers received and not yet consumed */
     uint32_t withheld; /* credits owed to the sender while blocked */
+    uint32_t owed;     /* credits of consumed buffers kept back to grant as a batch */
     bool blocked;      /* alignment: do not return credits */
     bool ended;        /* end of input received */
     uint64_t buffers_received;
@@ -109,8 +110,18 @@ int weir_inchan_on_buffer(weir_inchan_t *ch, size_t bytes);
 /** Accounts for a consumed buffer. @returns the number of credits to grant the sender now (0
  * while blocked: they are withheld). */
 uint32_t weir_inchan_consumed(weir_inchan_t *ch);
+/** Like weir_inchan_consumed, but batches: the credit is kept as owed until half the capacity
+ * (at least 1) is owed, then all of them are returned at once. Halves the credit messages (and
+ * the wake-ups of network threads and senders they cause). Never stalls a sender: one without
+ * credit has all `capacity` buffers outstanding (in flight, held, withheld or owed), so once
+ * the receiver has consumed those in flight, at least a batch is owed and returned (or, while
+ * blocked, returned by unblock). @returns the number of credits to grant the sender now. */
+uint32_t weir_inchan_consumed_batched(weir_inchan_t *ch);
+/** @returns the owed credits (and forgets them), for a receiver that wants to return them
+ * early: grant them now. */
+uint32_t weir_inchan_take_owed(weir_inchan_t *ch);
 void weir_inchan_block(weir_inchan_t *ch);
-/** Unblocks. @returns the withheld credits to grant now. */
+/** Unblocks. @returns the withheld and owed credits to grant now. */
 uint32_t weir_inchan_unblock(weir_inchan_t *ch);
 
 #endif

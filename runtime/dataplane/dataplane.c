@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -538,8 +539,10 @@ static bool recv_one(weir_dataplane_t *dp) {
     return true;
 }
 
+/* The network thread, SCHED_BATCH (weir_dataplane_sched_batch). */
 static void *net_thread(void *arg) {
     weir_dataplane_t *dp = arg;
+    weir_dataplane_sched_batch();
     zmq_pollitem_t items[2] = {
         {.socket = dp->router, .events = ZMQ_POLLIN},
         {.socket = NULL, .fd = dp->efd, .events = ZMQ_POLLIN},
@@ -572,6 +575,12 @@ static void *net_thread(void *arg) {
 
 /* ---------------------------------------------------------------- API */
 
+void weir_dataplane_sched_batch(void) {
+    struct sched_param sp = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) != 0)
+        WEIR_DEBUG(COMP, "SCHED_BATCH refused: the thread keeps SCHED_OTHER");
+}
+
 weir_dataplane_t *weir_dataplane_new(const char *bind_host, int port, const char *advertise_host,
                                      char *errstr, size_t errlen) {
     weir_dataplane_opts_t o = {
@@ -601,6 +610,8 @@ weir_dataplane_t *weir_dataplane_new_opts(const weir_dataplane_opts_t *o, char *
     dp->nbuckets = 64;
     dp->buckets = calloc(dp->nbuckets, sizeof(*dp->buckets));
     dp->zctx = zmq_ctx_new();
+    if (dp->zctx) /* the I/O thread too (see weir_dataplane_sched_batch) */
+        zmq_ctx_set(dp->zctx, ZMQ_THREAD_SCHED_POLICY, SCHED_BATCH);
     dp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!dp->buckets || !dp->zctx || dp->efd < 0) {
         snprintf(errstr, errlen, "data plane: cannot create zmq context/eventfd: %s",

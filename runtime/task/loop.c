@@ -12,7 +12,10 @@
  *    its mailbox handling only CREDIT and CANCEL, deferring every other message to a local FIFO
  *    that the main loop drains first (so input order per channel is kept and no input is
  *    processed re-entrantly). Input credits are granted back only once a buffer was processed
- *    completely, so a slow consumer stops its producers transitively up to the sources.
+ *    completely, so a slow consumer stops its producers transitively up to the sources. They
+ *    are granted in batches of half a channel's credits (weir_inchan_consumed_batched): a
+ *    sender without credit has all C of them outstanding, so once the receiver consumed what
+ *    is in flight at least a batch is owed and granted; batching never stalls a sender.
  *  - task->now_ns is refreshed (weir_now_ns) once per input buffer / source batch / hook call,
  *    never per record; the unpack zones are cleared at the start of every input buffer and
  *    source batch.
@@ -36,8 +39,9 @@
  *    and remove the state; the final state callback (FINISHED / FAILED / CANCELED) is the last
  *    thing the thread does.
  *
- * Threading: the task thread only; weir__task_drop_messages runs in task_free after the thread
- * was joined (or never started). */
+ * Threading: the task thread only (SCHED_BATCH: weir_dataplane_sched_batch); the uploader and
+ * connector threads it starts inherit the policy. weir__task_drop_messages runs in task_free
+ * after the thread was joined (or never started). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,7 +312,7 @@ static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
     weir__task_ctr_add(&t->m.records_in, n);
     if (blocked && !t->stop)
         return false;
-    uint32_t credits = weir_inchan_consumed(&in->ch);
+    uint32_t credits = weir_inchan_consumed_batched(&in->ch);
     if (credits && !t->stop)
         weir_dataplane_grant(t->dp, &in->ch.key, credits);
     weir_netbuf_free(&d->buf);
@@ -538,6 +542,7 @@ static void set_state(weir_task_t *t, weir_task_state_t s, const char *message) 
 
 void *weir__task_main(void *arg) {
     weir_task_t *t = arg;
+    weir_dataplane_sched_batch(); /* hand-offs without wake-up preemption */
 
     if (t->n_decls)
         weir__task_open_state(t);

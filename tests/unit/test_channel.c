@@ -2,6 +2,7 @@
  * (credits, buffer filling, oversized records, flush timing) and receiver accounting (no buffer
  * without credit, credits withheld while blocked), and a simulated sender/receiver pair. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
@@ -231,13 +232,44 @@ static void test_inchan(void **state) {
     assert_int_equal(weir_inchan_consumed(&in), 1);
 }
 
+/* Batched credits: half the capacity per grant, owed credits count against the capacity (a
+ * buffer sent on them is a protocol error), are handed out by take_owed and by unblock. */
+static void test_inchan_batched(void **state) {
+    (void)state;
+    weir_chankey_t k = key();
+    weir_inchan_t in;
+    weir_inchan_init(&in, &k, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(weir_inchan_on_buffer(&in, 10), 0);
+    assert_int_equal(weir_inchan_consumed_batched(&in), 0); /* 1 owed: below the batch of 2 */
+    assert_int_equal(in.owed, 1);
+    assert_int_equal(weir_inchan_on_buffer(&in, 10), WEIR_EPROTO); /* the sender has none */
+    assert_int_equal(weir_inchan_consumed_batched(&in), 2);
+    assert_int_equal(in.owed, 0);
+    assert_int_equal(weir_inchan_consumed_batched(&in), 0);
+    assert_int_equal(weir_inchan_take_owed(&in), 1);
+    assert_int_equal(weir_inchan_take_owed(&in), 0);
+    /* blocked: consumed buffers are withheld, owed ones come back with the unblock */
+    assert_int_equal(weir_inchan_consumed_batched(&in), 0);
+    assert_int_equal(in.owed, 1);
+    weir_inchan_block(&in);
+    assert_int_equal(weir_inchan_on_buffer(&in, 10), 0);
+    assert_int_equal(weir_inchan_consumed_batched(&in), 0);
+    assert_int_equal(in.withheld, 1);
+    assert_int_equal(weir_inchan_unblock(&in), 2);
+    assert_int_equal(in.owed + in.withheld + in.held, 0);
+    /* capacity 1: every credit at once */
+    weir_inchan_init(&in, &k, 1);
+    assert_int_equal(weir_inchan_on_buffer(&in, 10), 0);
+    assert_int_equal(weir_inchan_consumed_batched(&in), 1);
+}
+
 /* A sender and a receiver exchanging buffers through a FIFO "wire", with the receiver
  * consuming at random and blocking at random. Checks: nothing is sent without credit, at most
  * capacity buffers are ever in flight + held, every record arrives in order. */
-static void test_simulation(void **state) {
-    (void)state;
+static void simulate(bool batched) {
     weir_chankey_t k = key();
-    const uint32_t cap = 3;
+    const uint32_t cap = batched ? 4 : 3; /* 4: batches of 2 */
     weir_outchan_t out;
     weir_inchan_t in;
     weir_outchan_init(&out, &k, 128);
@@ -289,7 +321,8 @@ static void test_simulation(void **state) {
                 next_expected++;
             }
             weir_netbuf_free(&b);
-            weir_outchan_add_credit(&out, weir_inchan_consumed(&in));
+            weir_outchan_add_credit(&out, batched ? weir_inchan_consumed_batched(&in)
+                                                  : weir_inchan_consumed(&in));
             if ((rnd >> 8) % 7 == 0)
                 weir_inchan_block(&in);
             else if (in.blocked && (rnd >> 8) % 3 == 0)
@@ -298,7 +331,7 @@ static void test_simulation(void **state) {
             weir_outchan_add_credit(&out, weir_inchan_unblock(&in));
         }
         /* the invariant of credit-based flow control */
-        assert_true(out.credits + wire_n + in.held + in.withheld == cap);
+        assert_true(out.credits + wire_n + in.held + in.withheld + in.owed == cap);
         assert_true(wire_n + held_n <= cap);
     }
     assert_int_equal(next_expected, total);
@@ -306,11 +339,22 @@ static void test_simulation(void **state) {
     weir_outchan_destroy(&out);
 }
 
+static void test_simulation(void **state) {
+    (void)state;
+    simulate(false);
+}
+
+static void test_simulation_batched(void **state) {
+    (void)state;
+    simulate(true);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chankey), cmocka_unit_test(test_netbuf),
-        cmocka_unit_test(test_outchan), cmocka_unit_test(test_outchan_savepoint_barrier),
-        cmocka_unit_test(test_inchan),  cmocka_unit_test(test_simulation),
+        cmocka_unit_test(test_chankey),    cmocka_unit_test(test_netbuf),
+        cmocka_unit_test(test_outchan),    cmocka_unit_test(test_outchan_savepoint_barrier),
+        cmocka_unit_test(test_inchan),     cmocka_unit_test(test_inchan_batched),
+        cmocka_unit_test(test_simulation), cmocka_unit_test(test_simulation_batched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
