@@ -28,6 +28,10 @@ JOBS = {
     "q8": ("examples/nexmark.so", ["--query", "q8"], "NEXMARK_EVENTS", 2_000_000),
     "q11": ("examples/nexmark.so", ["--query", "q11"], "NEXMARK_EVENTS", 2_000_000),
     "keyed-count": ("bench/keyedcount.so", [], "KEYED_EVENTS", 20_000_000),
+    # large state: 10 M keys, far more than the state cache (state/README.md "Large state");
+    # CHECKPOINTS=1s runs it with exactly-once checkpoints (results named <name>-ckpt-1s)
+    "keyed-count-10m": ("bench/keyedcount.so", ["--keys", "10000000"], "KEYED10M_EVENTS",
+                        10_000_000),
 }
 
 
@@ -56,7 +60,10 @@ def main():
         raise SystemExit(f"unknown benchmark {name!r}: one of {', '.join(JOBS)}")
     curve = os.environ.get("CURVE") == "1"
     label = f"{name}-curve" if curve else name
-    with weirtest.Cluster(f"bench-{label}", tms=2, slots=1, curve=curve) as c:
+    ckpt = os.environ.get("CHECKPOINTS") or None
+    if ckpt:
+        label = f"{label}-ckpt-{ckpt}"
+    with weirtest.Cluster(f"bench-{label}", tms=2, slots=1, curve=curve, checkpoints=ckpt) as c:
         results = []
         for _ in range(runs):
             events, wall, cpu = one_run(name, c)
