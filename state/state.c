@@ -1010,6 +1010,7 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
     rocksdb_options_set_max_write_buffer_number(opt, 2);
     rocksdb_options_set_max_background_jobs(opt, 2);
     /* checkpoints add a level-0 file each: compact early, stall late */
+    rocksdb_options_set_compaction_style(opt, rocksdb_universal_compaction);
     rocksdb_options_set_level0_file_num_compaction_trigger(opt, 4);
     rocksdb_options_set_level0_slowdown_writes_trigger(opt, 40);
     rocksdb_options_set_level0_stop_writes_trigger(opt, 60);
