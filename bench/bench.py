@@ -3,8 +3,10 @@ a -p 2 job spans both), runs one job attached per run, and prints one line per r
   RESULT name=... events=... seconds=... cpu_seconds=... events_per_core_sec=...
 cpu_seconds counts every weir process: the job manager, both task managers and the CLI.
 After all runs it prints the median run as name=<name>-median.
-Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count; the event-time
+Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count keyed-count-10m; the event-time
 queries q3-q11 read NEXMARK_EVENTS too, default 2,000,000, and end in a blackhole sink)
+CHECKPOINTS=<interval> (e.g. 1s): the cluster takes exactly-once checkpoints at that interval;
+results are then named <name>-ckpt-<interval>.
 CURVE=1: the cluster authenticates and encrypts its control and data planes with ZeroMQ CURVE
 (docs/security.md); results are then named <name>-curve."""
 
@@ -31,7 +33,7 @@ JOBS = {
     # large state: 10 M keys, far more than the state cache (state/README.md "Large state");
     # CHECKPOINTS=1s runs it with exactly-once checkpoints (results named <name>-ckpt-1s)
     "keyed-count-10m": ("bench/keyedcount.so", ["--keys", "10000000"], "KEYED10M_EVENTS",
-                        10_000_000),
+                        6_000_000),
 }
 
 
