@@ -1025,12 +1025,6 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
                                                   rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_whole_key_filtering(sb->bbto, 1);
     rocksdb_block_based_options_set_format_version(sb->bbto, 5);
-    /* a hash index inside each data block: a point lookup skips the block's binary search */
-    rocksdb_block_based_options_set_data_block_index_type(
-        sb->bbto, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
-    /* the same for the memtables: a get of a key no memtable holds skips the skiplist */
-    rocksdb_options_set_memtable_prefix_bloom_size_ratio(opt, 0.1);
-    rocksdb_options_set_memtable_whole_key_filtering(opt, 1);
     rocksdb_options_set_block_based_table_factory(opt, sb->bbto);
     /* owned by the options from here on (do not destroy it ourselves) */
     rocksdb_options_set_merge_operator(

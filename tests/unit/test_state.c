@@ -667,9 +667,8 @@ static int count_lines(const char *text, const char *line) {
     return n;
 }
 
-/* Every column family (default + the two states) has universal compaction, a whole-key bloom
- * filter in its SSTs and in its memtables, and a hash index in its data blocks; the values still
- * read back after a close and reopen under those options. */
+/* Every column family (default + the two states) has universal compaction and a whole-key bloom
+ * filter in its SSTs; the values still read back after a close and reopen under those options. */
 static void test_large_state_options(void **state) {
     (void)state;
     char *dir = weir_test_tmpdir("state");
@@ -688,8 +687,6 @@ static void test_large_state_options(void **state) {
     weir_state_close(&sb, false);
     char *opts = read_options_file(path);
     assert_int_equal(count_lines(opts, "compaction_style=kCompactionStyleUniversal"), 3);
-    assert_int_equal(count_lines(opts, "memtable_whole_key_filtering=true"), 3);
-    assert_true(count_lines(opts, "data_block_index_type=kDataBlockBinaryAndHash") == 3);
     assert_true(count_lines(opts, "whole_key_filtering=true") == 3);
     int bloom = 0;
     for (const char *p = opts; (p = strstr(p, "filter_policy=bloomfilter")); p++)
