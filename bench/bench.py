@@ -3,7 +3,7 @@ a -p 2 job spans both), runs one job attached per run, and prints one line per r
   RESULT name=... engine=weir events=... seconds=... cpu_seconds=... events_per_core_sec=...
 cpu_seconds counts every weir process: the job manager, both task managers and the CLI.
 After all runs it prints the median run as name=<name>-median.
-Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count; the event-time
+Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count keyed-count-10m; the event-time
 queries q3-q11 read NEXMARK_EVENTS too, default 2,000,000, and end in a blackhole sink)
        bench.py nexmark RUNS [QUERY...]   weir beside Apache Flink 2.3.0 (bench/README.md): per
 query (default all of NEXMARK_QUERIES), RUNS runs on weir and on Flink alternately, both clusters
@@ -12,6 +12,8 @@ checkpoints every CHECKPOINT_MS, default 10000), the same events (NEXMARK_EVENTS
 query, or NEXMARK_EVENTS_<QUERY>, else NEXMARK_DEFAULTS below); lines name=nexmark-<q>
 engine=weir|flink, then a table of medians and the weir/Flink ratio. Flink's cpu_seconds counts
 every JVM of its cluster (jobs are submitted over REST: no client JVM).
+CHECKPOINTS=<interval> (e.g. 1s): the cluster takes exactly-once checkpoints at that interval;
+results are then named <name>-ckpt-<interval>.
 CURVE=1: the cluster authenticates and encrypts its control and data planes with ZeroMQ CURVE
 (docs/security.md); results are then named <name>-curve."""
 
@@ -35,6 +37,10 @@ JOBS = {
     "q8": ("examples/nexmark.so", ["--query", "q8"], "NEXMARK_EVENTS", 2_000_000),
     "q11": ("examples/nexmark.so", ["--query", "q11"], "NEXMARK_EVENTS", 2_000_000),
     "keyed-count": ("bench/keyedcount.so", [], "KEYED_EVENTS", 20_000_000),
+    # large state: 10 M keys, far more than the state cache (state/README.md "Large state");
+    # CHECKPOINTS=1s runs it with exactly-once checkpoints (results named <name>-ckpt-1s)
+    "keyed-count-10m": ("bench/keyedcount.so", ["--keys", "10000000"], "KEYED10M_EVENTS",
+                        6_000_000),
 }
 
 
@@ -147,7 +153,10 @@ def main():
         raise SystemExit(f"unknown benchmark {name!r}: one of {', '.join(JOBS)}")
     curve = os.environ.get("CURVE") == "1"
     label = f"{name}-curve" if curve else name
-    with weirtest.Cluster(f"bench-{label}", tms=2, slots=1, curve=curve) as c:
+    ckpt = os.environ.get("CHECKPOINTS") or None
+    if ckpt:
+        label = f"{label}-ckpt-{ckpt}"
+    with weirtest.Cluster(f"bench-{label}", tms=2, slots=1, curve=curve, checkpoints=ckpt) as c:
         results = []
         for _ in range(runs):
             events, wall, cpu = one_run(name, c)

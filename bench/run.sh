@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
-#   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count checkpoint kafka state-restore
-#                         savepoint nexmark latency all
+#   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count keyed-count-10m checkpoint kafka
+#                         state-restore savepoint nexmark latency all
 #   bench/run.sh nexmark [QUERY...]   weir beside Apache Flink 2.3.0 on the same machine: every
 #                         query (q0 q1 q2 q3 q4 q5 q7 q8 q11) on both engines alternately, RUNS
 #                         each, checkpoints every CHECKPOINT_MS (default 10000) on both; RESULT
@@ -16,6 +16,8 @@
 # Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000; q3-q11:
 #              2,000,000),
 #              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000),
+#              KEYED10M_EVENTS (keyed-count-10m: 10,000,000 keys, default 6,000,000 events; runs
+#              RUNS without checkpoints, then RUNS with exactly-once checkpoints every 1 s),
 #              SP_KEYS, SP_VALUE_BYTES, SP_BUILD_FACTOR, SAVEPOINT_COPY_DIR (savepoint_bench.py),
 #              CURVE=1 (ZeroMQ CURVE on the control and data planes; results named <name>-curve).
 # state-restore (no cluster: build/bench/state_restore over the state module): STATE_KEYS (default
@@ -50,6 +52,9 @@ elif [ "$name" = nexmark ]; then
   python3 "$here/bench.py" nexmark "$runs" "$@"
 elif [ "$name" = latency ]; then
   python3 "$here/latency_bench.py" "$runs"  # LAT_PEAK_EVENTS, LAT_SECONDS, LAT_TIMEOUTS, LAT_LOADS
+elif [ "$name" = keyed-count-10m ]; then
+  python3 "$here/bench.py" keyed-count-10m "$runs"
+  CHECKPOINTS=1s python3 "$here/bench.py" keyed-count-10m "$runs"
 elif [ "$name" = checkpoint ]; then
   python3 "$here/checkpoint_bench.py" "${RUNS:-5}"  # medians of at least 5; CKPT_* (checkpoint_bench.py)
 else

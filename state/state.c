@@ -48,7 +48,7 @@
 #define ENTRY_OVERHEAD (sizeof(centry_t) + sizeof(uint32_t) + 16u)
 #define NO_ENTRY UINT32_MAX
 
-enum { F_USED = 1, F_DIRTY = 2, F_ABSENT = 4, F_REF = 8 };
+enum { F_USED = 1, F_DIRTY = 2, F_ABSENT = 4, F_REF = 8, F_VICTIM = 16 /* cache_evict only */ };
 
 /* One cache entry. buf holds klen key bytes followed by vcap bytes of value room. */
 typedef struct centry {
@@ -137,6 +137,8 @@ struct weir_state_backend {
      * stale or duplicate indices: write-back skips entries that are not dirty) */
     uint32_t *dirty;
     uint32_t n_dirty, cap_dirty;
+    uint32_t *victims; /* cache_evict's scratch: the entries it removes */
+    size_t cap_victims;
     size_t dirty_bytes, dirty_limit; /* write back everything dirty above the limit */
 
     msgpack_zone zone;
@@ -486,32 +488,48 @@ static void batch_add(rocksdb_writebatch_t *b, const sstate_t *s, const centry_t
                                   (const char *)e->buf + e->klen, e->vlen);
 }
 
+/* RocksDB's order (bytewise, shorter first on a tie), states apart. */
+static int entry_cmp(const void *a, const void *b, void *arg) {
+    const centry_t *ent = arg;
+    const centry_t *x = &ent[*(const uint32_t *)a], *y = &ent[*(const uint32_t *)b];
+    if (x->st != y->st)
+        return x->st < y->st ? -1 : 1;
+    int c = memcmp(x->buf, y->buf, x->klen < y->klen ? x->klen : y->klen);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* Writes the entries @p idx[0..n) (sorted here by state and key: the memtable inserts then walk
+ * the skiplist in order, each starting from the previous one's position) in one WriteBatch. */
+static int write_sorted(weir_state_backend_t *sb, uint32_t *idx, uint32_t n, const char *why) {
+    if (n == 0)
+        return 0;
+    qsort_r(idx, n, sizeof(*idx), entry_cmp, sb->ent);
+    rocksdb_writebatch_clear(sb->batch);
+    for (uint32_t i = 0; i < n; i++)
+        batch_add(sb->batch, &sb->st[sb->ent[idx[i]].st], &sb->ent[idx[i]]);
+    char *err = NULL;
+    rocksdb_write(sb->db, sb->wo, sb->batch, &err);
+    rocksdb_writebatch_clear(sb->batch);
+    return err ? rdb_err(why, sb->path, err) : 0;
+}
+
 /* Writes every dirty entry (from the dirty list) to RocksDB in one WriteBatch; they stay cached,
  * clean. */
 static int write_back(weir_state_backend_t *sb, const char *why) {
-    rocksdb_writebatch_clear(sb->batch);
-    uint64_t n = 0;
+    uint32_t n = 0; /* the dirty list, compacted in place to its live dirty entries */
     for (uint32_t i = 0; i < sb->n_dirty; i++) {
         centry_t *e = &sb->ent[sb->dirty[i]];
         if ((e->flags & (F_USED | F_DIRTY)) == (F_USED | F_DIRTY)) {
-            batch_add(sb->batch, &sb->st[e->st], e);
             e->flags &= (uint8_t)~F_DIRTY; /* a duplicate index is skipped */
-            n++;
+            sb->dirty[n++] = sb->dirty[i];
         }
     }
-    if (n) {
-        char *err = NULL;
-        rocksdb_write(sb->db, sb->wo, sb->batch, &err);
-        rocksdb_writebatch_clear(sb->batch);
-        if (err) {
-            /* still dirty: mark them again so a retry writes them */
-            for (uint32_t i = 0; i < sb->n_dirty; i++) {
-                centry_t *e = &sb->ent[sb->dirty[i]];
-                if (e->flags & F_USED)
-                    e->flags |= F_DIRTY;
-            }
-            return rdb_err(why, sb->path, err);
-        }
+    sb->n_dirty = n;
+    int rc = write_sorted(sb, sb->dirty, n, why);
+    if (rc != 0) {
+        for (uint32_t i = 0; i < n; i++) /* still dirty: a retry writes them */
+            sb->ent[sb->dirty[i]].flags |= F_DIRTY;
+        return rc;
     }
     sb->n_dirty = 0;
     sb->dirty_bytes = 0;
@@ -519,8 +537,9 @@ static int write_back(weir_state_backend_t *sb, const char *why) {
     return 0;
 }
 
-/* CLOCK eviction down to 7/8 of the budget; dirty victims go to RocksDB in one WriteBatch.
- * The entry @p keep (the one the caller returns) is never evicted. */
+/* CLOCK eviction down to 7/8 of the budget; dirty victims go to RocksDB in one WriteBatch
+ * before any victim leaves the cache (a failed write loses nothing). The entry @p keep (the one
+ * the caller returns) is never evicted. */
 static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
     if (sb->dirty_bytes > sb->dirty_limit) {
         int rc = write_back(sb, "write (dirty limit)");
@@ -531,33 +550,50 @@ static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
         return 0;
     size_t target = sb->budget - sb->budget / 8;
     uint32_t keep_live = keep != NO_ENTRY ? 1 : 0;
-    uint32_t n_dirty = 0;
-    rocksdb_writebatch_clear(sb->batch);
-    while (sb->bytes > target && sb->n_live > keep_live) {
+    uint32_t n_vict = 0, n_dirty = 0;
+    size_t freed = 0;
+    /* victims: dirty ones first (from the front), clean ones from the back */
+    if (sb->cap_victims < sb->n_live) {
+        void *nv = sb->victims;
+        size_t nc = sb->cap_victims;
+        if (weir_array_grow(&nv, &nc, sb->n_live, sizeof(uint32_t), 1024) != 0)
+            return WEIR_ENOMEM;
+        sb->victims = nv;
+        sb->cap_victims = nc;
+    }
+    uint32_t n_clean = 0, cap = (uint32_t)sb->cap_victims;
+    while (sb->bytes - freed > target && sb->n_live - n_vict > keep_live) {
         if (sb->hand >= sb->n_ent)
             sb->hand = 0;
         uint32_t idx = sb->hand++;
         centry_t *e = &sb->ent[idx];
-        if (!(e->flags & F_USED) || idx == keep)
+        if (!(e->flags & F_USED) || idx == keep || (e->flags & F_VICTIM))
             continue;
         if (e->flags & F_REF) {
             e->flags &= (uint8_t)~F_REF;
             continue;
         }
-        if (e->flags & F_DIRTY) {
-            batch_add(sb->batch, &sb->st[e->st], e);
-            n_dirty++;
-        }
-        cache_remove(sb, idx);
-        sb->stats.evictions++;
+        e->flags |= F_VICTIM;
+        freed += ENTRY_OVERHEAD + e->klen + e->vcap;
+        n_vict++;
+        if (e->flags & F_DIRTY)
+            sb->victims[n_dirty++] = idx;
+        else
+            sb->victims[cap - ++n_clean] = idx;
     }
-    if (n_dirty == 0)
-        return 0;
-    char *err = NULL;
-    rocksdb_write(sb->db, sb->wo, sb->batch, &err);
-    rocksdb_writebatch_clear(sb->batch);
-    if (err)
-        return rdb_err("write (cache eviction)", sb->path, err);
+    int rc = write_sorted(sb, sb->victims, n_dirty, "write (cache eviction)");
+    if (rc != 0) {
+        for (uint32_t i = 0; i < n_dirty; i++)
+            sb->ent[sb->victims[i]].flags &= (uint8_t)~F_VICTIM;
+        for (uint32_t i = 0; i < n_clean; i++)
+            sb->ent[sb->victims[cap - 1 - i]].flags &= (uint8_t)~F_VICTIM;
+        return rc;
+    }
+    for (uint32_t i = 0; i < n_dirty; i++)
+        cache_remove(sb, sb->victims[i]);
+    for (uint32_t i = 0; i < n_clean; i++)
+        cache_remove(sb, sb->victims[cap - 1 - i]);
+    sb->stats.evictions += n_vict;
     return 0;
 }
 
@@ -951,6 +987,7 @@ static void free_backend(weir_state_backend_t *sb) {
             free(sb->ent[i].buf);
     free(sb->ent);
     free(sb->dirty);
+    free(sb->victims);
     free(sb->buckets);
     free(sb->kbuf);
     free(sb->scratch);
@@ -973,6 +1010,7 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
     rocksdb_options_set_max_write_buffer_number(opt, 2);
     rocksdb_options_set_max_background_jobs(opt, 2);
     /* checkpoints add a level-0 file each: compact early, stall late */
+    rocksdb_options_set_compaction_style(opt, rocksdb_universal_compaction);
     rocksdb_options_set_level0_file_num_compaction_trigger(opt, 4);
     rocksdb_options_set_level0_slowdown_writes_trigger(opt, 40);
     rocksdb_options_set_level0_stop_writes_trigger(opt, 60);
@@ -981,6 +1019,12 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
     sb->bcache = rocksdb_cache_create_lru(bc);
     sb->bbto = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(sb->bbto, sb->bcache);
+    /* reads of keys a file does not hold (first touch of a key, or a key in another file) stop
+     * at a whole-key bloom filter instead of an index and data block */
+    rocksdb_block_based_options_set_filter_policy(sb->bbto,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_block_based_options_set_whole_key_filtering(sb->bbto, 1);
+    rocksdb_block_based_options_set_format_version(sb->bbto, 5);
     rocksdb_options_set_block_based_table_factory(opt, sb->bbto);
     /* owned by the options from here on (do not destroy it ourselves) */
     rocksdb_options_set_merge_operator(

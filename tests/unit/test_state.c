@@ -626,6 +626,92 @@ static void test_layout_keygroups(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* RocksDB options for large state (state/README.md "RocksDB")                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The contents of the newest OPTIONS-<n> file RocksDB wrote into @p path (malloc'd). */
+static char *read_options_file(const char *path) {
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "ls -v '%s' | grep '^OPTIONS-' | tail -1", path);
+    FILE *ls = popen(cmd, "r");
+    assert_non_null(ls);
+    char name[256] = "";
+    assert_non_null(fgets(name, sizeof(name), ls));
+    pclose(ls);
+    name[strcspn(name, "\n")] = '\0';
+    char *file = subdir(path, name);
+    FILE *f = fopen(file, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    assert_true(n > 0);
+    fclose(f);
+    free(file);
+    return buf;
+}
+
+/* Counts the lines of @p text equal to @p line (leading blanks ignored). */
+static int count_lines(const char *text, const char *line) {
+    int n = 0;
+    size_t l = strlen(line);
+    for (const char *p = text; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (strncmp(p, line, l) == 0 && (p[l] == '\n' || p[l] == '\0'))
+            n++;
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return n;
+}
+
+/* Every column family (default + the two states) has universal compaction and a whole-key bloom
+ * filter in its SSTs; the values still read back after a close and reopen under those options. */
+static void test_large_state_options(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("state");
+    char *path = subdir(dir, "db");
+    weir_state_decl_t d[2] = {{.name = "v", .kind = WEIR_STATE_VALUE},
+                              {.name = "t", .kind = WEIR_STATE_VALUE, .ttl_ms = 60000}};
+    weir_state_backend_t *sb = open_sb(path, 64 << 10, d, 2);
+    char kb[32];
+    for (uint32_t i = 0; i < 20000; i++) {
+        int kl = sprintf(kb, "k%u", i);
+        weir_state_set_key(sb, kb, (uint32_t)kl);
+        assert_int_equal(weir_state_value_put(sb, 0, &i, sizeof(i)), 0);
+        assert_int_equal(weir_state_value_put(sb, 1, &i, sizeof(i)), 0);
+    }
+    assert_int_equal(weir_state_flush(sb), 0);
+    weir_state_close(&sb, false);
+    char *opts = read_options_file(path);
+    assert_int_equal(count_lines(opts, "compaction_style=kCompactionStyleUniversal"), 3);
+    assert_true(count_lines(opts, "whole_key_filtering=true") == 3);
+    int bloom = 0;
+    for (const char *p = opts; (p = strstr(p, "filter_policy=bloomfilter")); p++)
+        bloom++;
+    assert_int_equal(bloom, 3);
+    free(opts);
+    sb = open_sb(path, 64 << 10, d, 2);
+    for (uint32_t i = 0; i < 20000; i += 997) {
+        int kl = sprintf(kb, "k%u", i);
+        weir_state_set_key(sb, kb, (uint32_t)kl);
+        for (uint32_t st = 0; st < 2; st++) {
+            const void *v;
+            uint32_t len, got;
+            assert_int_equal(weir_state_value_get(sb, st, &v, &len), 0);
+            assert_int_equal(len, sizeof(got));
+            memcpy(&got, v, sizeof(got));
+            assert_int_equal(got, i);
+        }
+    }
+    weir_state_close(&sb, true);
+    weir_test_tmpdir_remove(dir);
+    free(path);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* errors, removal                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -740,7 +826,7 @@ int main(void) {
         cmocka_unit_test(test_map_prefixes),          cmocka_unit_test(test_reducing_sum),
         cmocka_unit_test(test_reducing_corrupt),      cmocka_unit_test(test_murmur_oracle),
         cmocka_unit_test(test_layout_keygroups),      cmocka_unit_test(test_errors_and_remove),
-        cmocka_unit_test(test_counter_throughput),
+        cmocka_unit_test(test_counter_throughput),    cmocka_unit_test(test_large_state_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
