@@ -18,9 +18,8 @@ the savepoint) and resumed from it at -p 3 (the timers are redistributed with th
 groups); the output of both runs together must equal the oracle exactly."""
 
 import os
-import re
 
-from weirtest import TEST_PLUGINS, Cluster, check, run_test
+from weirtest import TEST_PLUGINS, Cluster, check, read_part_lines, run_test
 
 EVENTS = 8000
 RATE = 2000  # indices/s over both generator subtasks: about 4 s
@@ -43,14 +42,7 @@ def oracle():
 
 
 def read_output(out):
-    lines = []
-    for n in sorted(os.listdir(out)):
-        if n.startswith("."):
-            continue
-        check(re.fullmatch(r"part-[0-9a-f-]{36}-(\d+)-(\d+)", n), f"unexpected file {n}")
-        with open(os.path.join(out, n)) as f:
-            lines.extend(line.rstrip("\n") for line in f)
-    return lines
+    return read_part_lines(out)
 
 
 def check_output(lines, what):

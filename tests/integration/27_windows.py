@@ -31,9 +31,8 @@ does not fire again after the resume, whose watermark restarts at INT64_MIN. Pha
 weir_window_aggregate and with weir_window_process (records kept and moved on merges)."""
 
 import os
-import re
 
-from weirtest import TEST_PLUGINS, Cluster, check, run_test
+from weirtest import TEST_PLUGINS, Cluster, check, read_part_lines, run_test
 
 EVENTS = 12000
 RATE = 3000
@@ -93,14 +92,7 @@ def oracle(kind, very, late):
 
 
 def read_dir(d):
-    lines = []
-    for n in sorted(os.listdir(d)):
-        if n.startswith("."):
-            continue
-        check(re.fullmatch(r"part-[0-9a-f-]{36}-(\d+)-(\d+)", n), f"unexpected file {n}")
-        with open(os.path.join(d, n)) as f:
-            lines.extend(line.rstrip("\n") for line in f)
-    return lines
+    return read_part_lines(d)
 
 
 def final_values(out, what):

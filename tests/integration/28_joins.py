@@ -25,10 +25,9 @@ the reference."""
 
 import json
 import os
-import re
 from collections import Counter
 
-from weirtest import TEST_PLUGINS, Cluster, check, run_test
+from weirtest import TEST_PLUGINS, Cluster, check, read_part_lines, run_test
 
 N_LEFT = 5000
 N_RIGHT = 2000
@@ -120,14 +119,7 @@ def normalize(mode, line):
 
 
 def read_output(out, mode):
-    lines = []
-    for n in sorted(os.listdir(out)):
-        if n.startswith("."):
-            continue
-        check(re.fullmatch(r"part-[0-9a-f-]{36}-(\d+)-(\d+)", n), f"unexpected file {n}")
-        with open(os.path.join(out, n)) as f:
-            lines.extend(normalize(mode, line.rstrip("\n")) for line in f)
-    return Counter(lines)
+    return Counter(normalize(mode, line) for line in read_part_lines(out))
 
 
 def compare(got, want, what):

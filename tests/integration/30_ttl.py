@@ -24,10 +24,9 @@ The reference (Python, from the plugin's documented payload formula, not from we
   until RocksDB happens to compact)."""
 
 import os
-import re
 import time
 
-from weirtest import TEST_PLUGINS, Cluster, check, run_test
+from weirtest import TEST_PLUGINS, Cluster, check, read_part_lines, run_test
 
 KEYS = 2000
 TTL = 3000
@@ -56,14 +55,7 @@ ABSENT = ["v=-", "l=-", "m=-", "r=-"]
 
 
 def read_output(out):
-    lines = []
-    for n in sorted(os.listdir(out)):
-        if n.startswith("."):
-            continue
-        check(re.fullmatch(r"part-[0-9a-f-]{36}-(\d+)-(\d+)", n), f"unexpected file {n}")
-        with open(os.path.join(out, n)) as f:
-            lines.extend(line.rstrip("\n") for line in f)
-    return lines
+    return read_part_lines(out)
 
 
 def sst_bytes(tm_dir):

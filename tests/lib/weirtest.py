@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -618,6 +619,19 @@ def dir_snapshot(path):
             continue
         snap[name] = (st.st_size, st.st_mtime_ns)
     return snap
+
+
+def read_part_lines(out):
+    """The lines of the committed part files of an exactly-once file sink directory, in file name
+    order (hidden in-progress files skipped; any other name fails the test)."""
+    lines = []
+    for n in sorted(os.listdir(out)):
+        if n.startswith("."):
+            continue
+        check(re.fullmatch(r"part-[0-9a-f-]{36}-(\d+)-(\d+)", n), f"unexpected file {n}")
+        with open(os.path.join(out, n)) as f:
+            lines.extend(line.rstrip("\n") for line in f)
+    return lines
 
 
 def gen_text(path, n_words, seed=42):
