@@ -371,17 +371,27 @@ static bool add_record(weir_ctx_t *ctx, window_op_t *w, acc_t *acc, const weir_r
     return true;
 }
 
-/* count_trigger: the window's record count at the 9-byte user key enc(start) ++ 'c'. Adds
- * @p add (a merge carries the merged sessions' counts) and returns the new count. */
-static uint64_t count_add(weir_ctx_t *ctx, window_op_t *w, int64_t start, uint64_t add) {
-    unsigned char k[9];
+/* count_trigger: the window's record count at the 9-byte user key enc(start) ++ 'c' (written to
+ * @p k) into *n; false (and 0) when there is none. */
+static bool count_get(weir_ctx_t *ctx, window_op_t *w, int64_t start, unsigned char k[9],
+                      uint64_t *n) {
     enc(start, k);
     k[8] = 'c';
-    uint64_t n = 0;
     const void *v;
     uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, k, 9, &v, &len) == 0 && len == 8)
-        memcpy(&n, v, 8);
+    *n = 0;
+    if (weir_mapstate_get(ctx, w->st, k, 9, &v, &len) != 0 || len != 8)
+        return false;
+    memcpy(n, v, 8);
+    return true;
+}
+
+/* Adds @p add to the count of the window starting at @p start (a merge carries the merged
+ * sessions' counts) and returns the new count. */
+static uint64_t count_add(weir_ctx_t *ctx, window_op_t *w, int64_t start, uint64_t add) {
+    unsigned char k[9];
+    uint64_t n;
+    count_get(ctx, w, start, k, &n);
     n += add;
     if (weir_mapstate_put(ctx, w->st, k, 9, &n, 8) != 0)
         weir_fail(ctx, "window: writing the record count failed");
@@ -393,15 +403,9 @@ static uint64_t count_take(weir_ctx_t *ctx, window_op_t *w, int64_t start) {
     if (!w->spec.count_trigger)
         return 0;
     unsigned char k[9];
-    enc(start, k);
-    k[8] = 'c';
-    uint64_t n = 0;
-    const void *v;
-    uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, k, 9, &v, &len) == 0 && len == 8) {
-        memcpy(&n, v, 8);
+    uint64_t n;
+    if (count_get(ctx, w, start, k, &n))
         weir_mapstate_remove(ctx, w->st, k, 9);
-    }
     return n;
 }
 
