@@ -19,7 +19,7 @@ groups); the output of both runs together must equal the oracle exactly."""
 
 import os
 
-from weirtest import TEST_PLUGINS, Cluster, check, read_part_lines, run_test
+from weirtest import TEST_PLUGINS, Cluster, check, check_windows, read_part_lines, run_test
 
 EVENTS = 8000
 RATE = 2000  # indices/s over both generator subtasks: about 4 s
@@ -55,12 +55,7 @@ def check_output(lines, what):
         check(rts == wend, f"{what}: window {k} {wend}: record timestamp {rts}, expected the "
                            f"timer's")
         got[(k, wend)] = n
-    missing = sorted(set(want) - set(got))
-    extra = sorted(set(got) - set(want))
-    check(not missing and not extra,
-          f"{what}: missing windows {missing[:5]}, unexpected {extra[:5]}")
-    wrong = [(w, got[w], want[w]) for w in want if got[w] != want[w]]
-    check(not wrong, f"{what}: {len(wrong)} windows with a wrong count, e.g. {wrong[:5]}")
+    check_windows(want, got, what, "count")
 
 
 def args(out):

@@ -32,7 +32,7 @@ weir_window_aggregate and with weir_window_process (records kept and moved on me
 
 import os
 
-from weirtest import TEST_PLUGINS, Cluster, check, read_part_lines, run_test
+from weirtest import TEST_PLUGINS, Cluster, check, check_windows, read_part_lines, run_test
 
 EVENTS = 12000
 RATE = 3000
@@ -115,12 +115,7 @@ def check_output(c, kind, very, late, what):
     """Checks the results in c.dir/out and the late records in c.dir/late against the oracle."""
     want, want_late = oracle(kind, very, late)
     got, firings = final_values(os.path.join(c.dir, "out"), what)
-    missing = sorted(set(want) - set(got))
-    extra = sorted(set(got) - set(want))
-    check(not missing and not extra,
-          f"{what}: missing windows {missing[:5]}, unexpected {extra[:5]}")
-    wrong = [(w, got[w], want[w]) for w in want if got[w] != want[w]]
-    check(not wrong, f"{what}: {len(wrong)} windows with a wrong final value, e.g. {wrong[:5]}")
+    check_windows(want, got, what, "final value")
     lines = read_dir(os.path.join(c.dir, "late"))
     check(len(lines) == len(set(lines)), f"{what}: a late record written twice")
     check(set(lines) == want_late,

@@ -634,6 +634,17 @@ def read_part_lines(out):
     return lines
 
 
+def check_windows(want, got, what, value="value"):
+    """Checks a dict of windows -> result against its oracle's: the same windows, none missing or
+    unexpected, and the same result for each (@p value names the result in the message)."""
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    check(not missing and not extra,
+          f"{what}: missing windows {missing[:5]}, unexpected {extra[:5]}")
+    wrong = [(w, got[w], want[w]) for w in want if got[w] != want[w]]
+    check(not wrong, f"{what}: {len(wrong)} windows with a wrong {value}, e.g. {wrong[:5]}")
+
+
 def gen_text(path, n_words, seed=42):
     """Writes the deterministic test text (tests/lib/gen_text.py)."""
     subprocess.run(["python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen_text.py"),
