@@ -161,6 +161,8 @@ static void on_bid(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
         weir_value_put(ctx, q->join, in->value, in->value_len);
         return;
     }
+    if (n == 1 && *(const unsigned char *)v < 0x80)
+        return; /* a category alone (a positive fixint): the bid joins nothing */
     msgpack_zone z;
     msgpack_zone_init(&z, 1024);
     msgpack_object a, b;
