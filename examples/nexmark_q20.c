@@ -90,7 +90,8 @@ static stored_t classify(const void *p, uint32_t n, msgpack_zone *z, msgpack_obj
     size_t off = 0;
     if (!next_object(p, n, &off, z, first))
         return STORED_BAD;
-    if (first->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (first->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        first->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return off == n ? STORED_CATEGORY : STORED_BAD;
     if (is_event(first, NEXMARK_AUCTION, NEXMARK_AUCTION_FIELDS))
         return off == n ? STORED_AUCTION : STORED_BAD;
