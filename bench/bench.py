@@ -76,7 +76,7 @@ NEXMARK_DEFAULTS = {"q0": 6_000_000, "q1": 6_000_000, "q2": 6_000_000, "q3": 3_0
                     "q4": 1_500_000, "q5": 1_000_000, "q7": 2_000_000, "q8": 3_000_000,
                     "q11": 1_500_000,
                     # q20 keeps every category-10 auction forever: at this size each task
-                    # manager's join holds several times its 32 MiB state cache (README.md
+                    # manager's join holds about twice its 32 MiB state cache (README.md
                     # "Performance")
                     "q20": 20_000_000}
 
