@@ -3,25 +3,31 @@ a -p 2 job spans both), runs one job attached per run, and prints one line per r
   RESULT name=... engine=weir events=... seconds=... cpu_seconds=... events_per_core_sec=...
 cpu_seconds counts every weir process: the job manager, both task managers and the CLI.
 After all runs it prints the median run as name=<name>-median.
-Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count keyed-count-10m; the event-time
-queries q3-q11 read NEXMARK_EVENTS too, default 2,000,000, and end in a blackhole sink)
+Usage: bench.py NAME RUNS   (NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 q20 keyed-count keyed-count-10m; the
+event-time queries q3-q20 read NEXMARK_EVENTS too, default 2,000,000, and end in a blackhole sink)
        bench.py nexmark RUNS [QUERY...]   weir beside Apache Flink 2.3.0 (bench/README.md): per
 query (default all of NEXMARK_QUERIES), RUNS runs on weir and on Flink alternately, both clusters
 up (1 job manager + 2 task managers with 1 slot each, -p 2, RocksDB state, exactly-once
 checkpoints every CHECKPOINT_MS, default 10000), the same events (NEXMARK_EVENTS for every
 query, or NEXMARK_EVENTS_<QUERY>, else NEXMARK_DEFAULTS below); lines name=nexmark-<q>
 engine=weir|flink, then a table of medians and the weir/Flink ratio. Flink's cpu_seconds counts
-every JVM of its cluster (jobs are submitted over REST: no client JVM).
+every JVM of its cluster (jobs are submitted over REST: no client JVM). Each nexmark RESULT line
+also has state_disk_bytes: the largest size seen during the run (sampled every 0.5 s) of the
+engine's RocksDB files (*.sst, *.log, *.blob) in its task managers' local state directories
+(weir: taskmanager.working-dir; Flink: state.backend.rocksdb.localdir), i.e. the keyed state
+on disk near the end of the run, memtables not included.
 CHECKPOINTS=<interval> (e.g. 1s): the cluster takes exactly-once checkpoints at that interval;
 results are then named <name>-ckpt-<interval>.
 CURVE=1: the cluster authenticates and encrypts its control and data planes with ZeroMQ CURVE
 (docs/security.md); results are then named <name>-curve."""
 
+import glob
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import weirtest  # tests/lib, on PYTHONPATH (bench/run.sh)
@@ -36,6 +42,7 @@ JOBS = {
     "q7": ("examples/nexmark.so", ["--query", "q7"], "NEXMARK_EVENTS", 2_000_000),
     "q8": ("examples/nexmark.so", ["--query", "q8"], "NEXMARK_EVENTS", 2_000_000),
     "q11": ("examples/nexmark.so", ["--query", "q11"], "NEXMARK_EVENTS", 2_000_000),
+    "q20": ("examples/nexmark.so", ["--query", "q20"], "NEXMARK_EVENTS", 2_000_000),
     "keyed-count": ("bench/keyedcount.so", [], "KEYED_EVENTS", 20_000_000),
     # large state: 10 M keys, far more than the state cache (state/README.md "Large state");
     # CHECKPOINTS=1s runs it with exactly-once checkpoints (results named <name>-ckpt-1s)
@@ -64,15 +71,57 @@ def one_run(name, cluster):
 
 
 # Events per query for `nexmark`: chosen so that a Flink run takes about 10-40 s here.
-NEXMARK_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11"]
+NEXMARK_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11", "q20"]
 NEXMARK_DEFAULTS = {"q0": 6_000_000, "q1": 6_000_000, "q2": 6_000_000, "q3": 3_000_000,
                     "q4": 1_500_000, "q5": 1_000_000, "q7": 2_000_000, "q8": 3_000_000,
-                    "q11": 1_500_000}
+                    "q11": 1_500_000,
+                    # q20 keeps every category-10 auction forever: at this size each task
+                    # manager's join holds about twice its 32 MiB state cache (README.md
+                    # "Performance")
+                    "q20": 20_000_000}
 
 
 def nexmark_events(q):
     return int(os.environ.get(f"NEXMARK_EVENTS_{q.upper()}",
                               os.environ.get("NEXMARK_EVENTS", NEXMARK_DEFAULTS[q])))
+
+
+class StateOnDisk:
+    """Samples, every 0.5 s while in its `with`, the bytes of RocksDB files (*.sst, *.log, *.blob)
+    under the directories that match @globs; .max is the largest sum seen (the engines remove
+    their local state when a job ends, so the end itself cannot be read afterwards). Runs in a
+    thread of this process: its CPU is neither engine's."""
+
+    SUFFIXES = (".sst", ".log", ".blob")
+
+    def __init__(self, globs):
+        self.globs, self.max, self._stop = globs, 0, threading.Event()
+
+    def sample(self):
+        total = 0
+        for root in (d for g in self.globs for d in glob.glob(g)):
+            for dirpath, _, files in os.walk(root):
+                for f in files:
+                    if f.endswith(self.SUFFIXES):
+                        try:
+                            total += os.lstat(os.path.join(dirpath, f)).st_size
+                        except OSError:
+                            pass  # compacted away meanwhile
+        self.max = max(self.max, total)
+
+    def _loop(self):
+        while not self._stop.wait(0.5):
+            self.sample()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
 
 
 def weir_nexmark_run(cluster, q, events):
@@ -113,8 +162,11 @@ def nexmark(runs, queries):
         raise SystemExit(f"bench nexmark: no Flink job jar at {jar} (run: bench/flink/build.sh)")
     flink_dir = os.path.join(os.environ.get("WEIR_TEST_TMP") or "/tmp", f"weir-bench-flink-{os.getpid()}")
     medians = {}
+    flink_rocksdb = os.path.join(flink_dir, "rocksdb")
     with weirtest.Cluster("bench-nexmark", tms=2, slots=1, checkpoints=f"{interval_ms}ms") as c, \
-            flinkcluster.FlinkCluster(flink_dir, jar, tms=2, checkpoint_interval_ms=interval_ms) as fc:
+            flinkcluster.FlinkCluster(flink_dir, jar, tms=2, checkpoint_interval_ms=interval_ms,
+                                      extra_conf={"state.backend.rocksdb.localdir": flink_rocksdb}) as fc:
+        state_dirs = {"weir": [os.path.join(c.dir, "tm-*")], "flink": [flink_rocksdb]}
         # One unmeasured Flink job first: class loading and the JIT of Flink's own code happen
         # once per cluster, as on a long-running cluster (weir has no such warm-up).
         flink_nexmark_run(fc, "q1", 1_000_000, interval_ms)
@@ -123,20 +175,23 @@ def nexmark(runs, queries):
             res = {"weir": [], "flink": []}
             for _ in range(runs):
                 for engine in ("weir", "flink"):
-                    if engine == "weir":
-                        wall, cpu = weir_nexmark_run(c, q, events)
-                    else:
-                        wall, cpu = flink_nexmark_run(fc, q, events, interval_ms)
-                    res[engine].append((events / cpu, wall, cpu))
+                    with StateOnDisk(state_dirs[engine]) as disk:
+                        if engine == "weir":
+                            wall, cpu = weir_nexmark_run(c, q, events)
+                        else:
+                            wall, cpu = flink_nexmark_run(fc, q, events, interval_ms)
+                    res[engine].append((events / cpu, wall, cpu, disk.max))
                     print(f"RESULT name=nexmark-{q} engine={engine} events={events} seconds={wall:.3f} "
-                          f"cpu_seconds={cpu:.3f} events_per_core_sec={events / cpu:.0f}", flush=True)
+                          f"cpu_seconds={cpu:.3f} events_per_core_sec={events / cpu:.0f} "
+                          f"state_disk_bytes={disk.max}", flush=True)
             for engine, rs in res.items():
                 rs.sort()
                 med = rs[len(rs) // 2]
                 medians[(q, engine)] = med[0]
+                disk = statistics.median(r[3] for r in rs)
                 print(f"RESULT name=nexmark-{q}-median engine={engine} events={events} "
                       f"seconds={statistics.median(r[1] for r in rs):.3f} cpu_seconds={med[2]:.3f} "
-                      f"events_per_core_sec={med[0]:.0f}", flush=True)
+                      f"events_per_core_sec={med[0]:.0f} state_disk_bytes={disk:.0f}", flush=True)
     print("\n| query | events | weir, events per CPU-second (median) | Flink 2.3.0, events per CPU-second (median) | weir / Flink |")
     print("|---|---|---|---|---|")
     for q in queries:

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
-#   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 keyed-count keyed-count-10m checkpoint kafka
+#   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 q20 keyed-count keyed-count-10m checkpoint kafka
 #                         state-restore savepoint nexmark latency all
 #   bench/run.sh nexmark [QUERY...]   weir beside Apache Flink 2.3.0 on the same machine: every
-#                         query (q0 q1 q2 q3 q4 q5 q7 q8 q11) on both engines alternately, RUNS
+#                         query (q0 q1 q2 q3 q4 q5 q7 q8 q11 q20) on both engines alternately, RUNS
 #                         each, checkpoints every CHECKPOINT_MS (default 10000) on both; RESULT
 #                         lines with engine=weir|flink and a final table of medians and ratios.
 #                         Builds the Flink job (bench/flink/build.sh: Maven, ~/.m2) and installs
 #                         Flink's distribution (bench/flink/setup.sh: PyPI apache-flink into
 #                         ~/.cache/weir/venv-flink) first. NEXMARK_EVENTS (all queries) or
 #                         NEXMARK_EVENTS_Q<N> override bench.py's per-query defaults.
-# (all = q0 q1 q2 keyed-count checkpoint; the event-time queries q3-q11, kafka, state-restore and
+# (all = q0 q1 q2 keyed-count checkpoint; the event-time queries q3-q20, kafka, state-restore and
 #  savepoint run only by name:
 #  savepoint builds about 1 GB of keyed state and needs about 3 GB of free disk)
-# Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000; q3-q11:
+# Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000; q3-q20:
 #              2,000,000),
 #              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000),
 #              KEYED10M_EVENTS (keyed-count-10m: 10,000,000 keys, default 6,000,000 events; runs

@@ -1,8 +1,8 @@
-/* Example job: Nexmark queries q0, q1, q2, the event-time queries q3, q4, q5, q7, q8, q11
+/* Example job: Nexmark queries q0, q1, q2, the event-time queries q3, q4, q5, q7, q8, q11, q20
  * (nexmark_q<N>.c) and the event dump `events` over generated auction events
  * (examples/README.md has the generator's rules, every query and every option).
  *
- *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events
+ *   weir run build/examples/nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|q20|events
  *       --events N [--rate R] [--events-per-second R] [--out-of-order-group G]
  *       [--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS]
  *       [--price-modulo M]
@@ -12,7 +12,7 @@
  * into --output, so sink subtask s writes source subtask s's events in emission order). q0:
  * pass-through map. q1: bids only, price converted to euros (price * 89 / 100). q2: bids whose
  * auction % 123 == 0, mapped to [auction, price]. events: every event as one JSON line with the
- * reference's field names. q3-q11: the source gets a 4 s bounded-out-of-orderness
+ * reference's field names. q3-q20: the source gets a 4 s bounded-out-of-orderness
  * watermark strategy and the query (nexmark_queries.h) writes JSON lines to --output (the
  * exactly-once file sink) or to a blackhole.
  * --rate limits the wall-clock rate only; --events-per-second sets the event-time rate.
@@ -31,7 +31,7 @@
 #include "nexmark_queries.h"
 
 #define USAGE                                                                                      \
-    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N "                     \
+    "usage: nexmark.so --query q0|q1|q2|q3|q4|q5|q7|q8|q11|q20|events --events N "                 \
     "[--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "                    \
     "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS] [--price-modulo M]"
 
@@ -53,9 +53,10 @@ static const query_t QUERIES[] = {
     {"q2", NULL, false, false, false},      {"q3", nexmark_q3, true, false, false},
     {"q4", nexmark_q4, true, false, false}, {"q5", nexmark_q5, true, true, false},
     {"q7", nexmark_q7, true, true, false},  {"q8", nexmark_q8, true, true, true},
-    {"q11", nexmark_q11, true, true, true}, {"events", NULL, true, false, false},
+    {"q11", nexmark_q11, true, true, true}, {"q20", nexmark_q20, true, false, false},
+    {"events", NULL, true, false, false},
 };
-#define QUERY_NAMES "q0, q1, q2, q3, q4, q5, q7, q8, q11, events"
+#define QUERY_NAMES "q0, q1, q2, q3, q4, q5, q7, q8, q11, q20, events"
 
 static void generate(weir_ctx_t *ctx, uint64_t index, void *udata) {
     const nexmark_config_t *cfg = udata;
@@ -298,7 +299,8 @@ static int define(weir_job_t *job, int argc, char **argv) {
 
 WEIR_PLUGIN(
     "nexmark",
-    "Nexmark q0-q5, q7, q8, q11 and the event dump: --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events "
+    "Nexmark q0-q5, q7, q8, q11, q20 and the event dump: --query "
+    "q0|q1|q2|q3|q4|q5|q7|q8|q11|q20|events "
     "--events N [--rate EVENTS_PER_SEC] [--events-per-second R] [--out-of-order-group G] "
     "[--late-fraction F] [--output DIR] [--late-output DIR] [--lateness MS] [--price-modulo M]",
     define);

@@ -43,31 +43,58 @@ void nexmark_json_begin(nexmark_json_t *j) {
 }
 
 static void jb_key(nexmark_json_t *j, const char *key) {
-    jb_printf(j, "%s\"%s\":", j->n > 1 ? "," : "", key);
+    if (j->n > 1)
+        jb_raw(j, ",", 1);
+    jb_raw(j, "\"", 1);
+    jb_raw(j, key, strlen(key));
+    jb_raw(j, "\":", 2);
+}
+
+/* Decimal digits of @p v, with a '-' first when @p neg (no printf: this runs for every column). */
+static void jb_u64(nexmark_json_t *j, uint64_t v, bool neg) {
+    char tmp[21];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg)
+        tmp[--i] = '-';
+    jb_raw(j, tmp + i, sizeof(tmp) - i);
+}
+
+static void jb_i64(nexmark_json_t *j, int64_t v) {
+    jb_u64(j, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
 
 void nexmark_json_int(nexmark_json_t *j, const char *key, int64_t v) {
     jb_key(j, key);
-    jb_printf(j, "%lld", (long long)v);
+    jb_i64(j, v);
 }
 
 void nexmark_json_member(nexmark_json_t *j, const char *key, const msgpack_object *v) {
     jb_key(j, key);
     if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        jb_printf(j, "%llu", (unsigned long long)v->via.u64);
+        jb_u64(j, v->via.u64, false);
     } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        jb_printf(j, "%lld", (long long)v->via.i64);
+        jb_i64(j, v->via.i64);
     } else if (v->type == MSGPACK_OBJECT_STR) {
+        /* runs of characters that need no escape are copied whole */
+        const char *s = v->via.str.ptr;
+        uint32_t n = v->via.str.size, run = 0;
         jb_raw(j, "\"", 1);
-        for (uint32_t i = 0; i < v->via.str.size; i++) {
-            unsigned char ch = (unsigned char)v->via.str.ptr[i];
+        for (uint32_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch != '"' && ch != '\\' && ch >= 0x20)
+                continue;
+            jb_raw(j, s + run, i - run);
+            run = i + 1;
             if (ch == '"' || ch == '\\')
                 jb_printf(j, "\\%c", ch);
-            else if (ch < 0x20)
-                jb_printf(j, "\\u%04x", ch);
             else
-                jb_raw(j, (const char *)&ch, 1);
+                jb_printf(j, "\\u%04x", ch);
         }
+        jb_raw(j, s + run, n - run);
         jb_raw(j, "\"", 1);
     } else {
         j->overflow = true; /* not an event field */

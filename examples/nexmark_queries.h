@@ -109,5 +109,6 @@ int nexmark_q5(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *
 int nexmark_q7(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q8(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 int nexmark_q11(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
+int nexmark_q20(weir_job_t *job, weir_stream_t *src, const nexmark_query_opts_t *o);
 
 #endif

@@ -1,4 +1,4 @@
-"""Integration: the Nexmark event-time queries of nexmark.so (q3, q4, q5, q7, q8, q11) against
+"""Integration: the Nexmark event-time queries of nexmark.so (q3, q4, q5, q7, q8, q11, q20) against
 the independent Python reference (tests/nexmark_ref/queries.py, written from the nexmark/nexmark
 SQL, reading the JSON events file that `--query events` writes for the same options).
 
@@ -14,13 +14,15 @@ On a real cluster (1 job manager, 2 task managers, checkpoints every 300 ms), fo
   firings re-emit windows; after removing the lines superseded by a later firing (q11: same
   bidder, interval inside another line's, count not larger; q8: repeated lines), the output
   equals the reference over ALL events;
-- q3 and q4 (joins without windows) with the same inputs: exact whatever the arrival order; q4
-  compared by the final value per category (its line with the highest seq) with seq exactly
-  1..n per category;
+- q3 and q4 (joins without windows) with the same inputs, q20 in order and out of order: exact
+  whatever the arrival order; q4 compared by the final value per category (its line with the
+  highest seq) with seq exactly 1..n per category; q20's reference is checked to hold bids that
+  came before their auction (joined when it arrives) and bids of auctions of other categories
+  (never joined);
 - q5 at 0.5 events/s, where many windows have auctions tied at the maximum (all emitted);
-- exactly once: q4, q8 and q11 with a task manager killed (kill -9) mid-run and restored from a
-  checkpoint, q3, q5 and q7 stopped with a savepoint at -p 2 and resumed at -p 3: the same exact
-  comparison (q4: seq still 1..n per category);
+- exactly once: q4, q8, q11 and q20 with a task manager killed (kill -9) mid-run and restored from a
+  checkpoint, q3, q5, q7 and q20 stopped with a savepoint at -p 2 and resumed at -p 3: the same
+  exact comparison (q4: seq still 1..n per category);
 - q7 with the test knob --price-modulo 3 (prices tie): bids at exactly a window's end that
   match that window's max (BETWEEN includes both ends) and ties at the max, exact;
 - bad option combinations are refused with one line naming the option.
@@ -41,7 +43,10 @@ import queries  # noqa: E402  (tests/nexmark_ref/queries.py)
 
 KEYS = {"q3": {"name", "city", "state", "id"}, "q4": {"category", "avg", "seq"},
         "q5": {"auction", "num"}, "q7": {"auction", "price", "bidder", "dateTime", "extra"},
-        "q8": {"id", "name", "starttime"}, "q11": {"bidder", "bid_count", "starttime", "endtime"}}
+        "q8": {"id", "name", "starttime"}, "q11": {"bidder", "bid_count", "starttime", "endtime"},
+        "q20": {"auction", "bidder", "price", "channel", "url", "bid_dateTime", "bid_extra", "itemName",
+                "description", "initialBid", "reserve", "auction_dateTime", "expires", "seller", "category",
+                "auction_extra"}}
 WINDOWED = {"q5", "q7", "q8", "q11"}
 
 
@@ -221,6 +226,14 @@ def test():
             run(c, q, "in-order", 2, 50000, 1000.0, min_rows=rows)
             run(c, q, "out-of-order", 3, 50000, 1000.0, group=3000, min_rows=rows)
             run(c, q, "late", 2, 50000, 1000.0, late=0.03, wall=20000, min_rows=5)
+        # q20: bids joined with their category-10 auction, whichever came first
+        want, kept = run(c, "q20", "in-order", 2, 50000, 1000.0, min_rows=1000)
+        first = {e["id"]: e["category"] for e in kept if e["type"] == "auction"}
+        early = sum(1 for r in want if r["bid_dateTime"] < r["auction_dateTime"])
+        other = sum(1 for e in kept if e["type"] == "bid" and first.get(e["auction"], 10) != 10)
+        check(early > 20 and other > 1000,
+              f"q20: {early} rows of bids that came before their auction, {other} bids of other categories")
+        run(c, "q20", "out-of-order", 3, 50000, 1000.0, group=3000, min_rows=1000)
         # q5: 10 s every 2 s. 1000 events/s: hundreds of bids per window; 0.5/s: ties at the max
         run(c, "q5", "in-order", 2, 30000, 1000.0, min_rows=14)
         run(c, "q5", "out-of-order", 3, 30000, 1000.0, group=3000, min_rows=14)
@@ -260,12 +273,15 @@ def test():
         # the session windows' state restored), and stop-with-savepoint at -p 2 resumed at -p 3
         # (state moved by key group; q7's window is a single subtask). Throttled to about 5 s.
         run(c, "q4", "kill", 2, 50000, 1000.0, group=3000, wall=10000, min_rows=5, disrupt="kill")
+        run(c, "q20", "kill", 2, 50000, 1000.0, group=3000, wall=10000, min_rows=1000, disrupt="kill")
         run(c, "q8", "kill", 2, 50000, 100.0, group=300, wall=10000, disrupt="kill")
         run(c, "q11", "kill", 2, 20000, 200.0, group=700, wall=4000, disrupt="kill")
         run(c, "q3", "savepoint", 2, 50000, 1000.0, group=3000, wall=10000, disrupt="savepoint")
         run(c, "q5", "savepoint", 2, 30000, 1000.0, group=3000, wall=6000, min_rows=14,
             disrupt="savepoint")
         run(c, "q7", "savepoint", 2, 3000, 1.0, group=4, wall=600, disrupt="savepoint")
+        run(c, "q20", "savepoint", 2, 50000, 1000.0, group=3000, wall=10000, min_rows=1000,
+            disrupt="savepoint")
         out = os.path.join(c.dir, "never")
         refused(c, ["--query", "q5", "--events", "10", "--lateness", "100"],
                 r"--lateness is not supported by q5")

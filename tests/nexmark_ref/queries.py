@@ -143,7 +143,33 @@ def q11(events, gap=10000):
     return rows
 
 
-QUERIES = {"q3": q3, "q4": q4, "q5": q5, "q7": q7, "q8": q8, "q11": q11}
+Q20_BID = [("auction", "auction"), ("bidder", "bidder"), ("price", "price"), ("channel", "channel"),
+           ("url", "url"), ("bid_dateTime", "dateTime"), ("bid_extra", "extra")]
+Q20_AUCTION = [("itemName", "itemName"), ("description", "description"), ("initialBid", "initialBid"),
+               ("reserve", "reserve"), ("auction_dateTime", "dateTime"), ("expires", "expires"),
+               ("seller", "seller"), ("category", "category"), ("auction_extra", "extra")]
+
+
+def q20(events):
+    """Expand bid with auction: bid B INNER JOIN auction A ON B.auction = A.id WHERE A.category =
+    10 (no time condition: an unbounded join), one row per matching (bid, auction) pair with
+    the columns auction, bidder, price, channel, url, bid_dateTime, bid_extra, itemName,
+    description, initialBid, reserve, auction_dateTime, expires, seller, category,
+    auction_extra."""
+    auctions = defaultdict(list)
+    for a in events:
+        if a["type"] == "auction" and a["category"] == 10:
+            auctions[a["id"]].append(a)
+    rows = []
+    for b in _bids(events):
+        for a in auctions.get(b["auction"], []):
+            row = {col: b[f] for col, f in Q20_BID}
+            row.update({col: a[f] for col, f in Q20_AUCTION})
+            rows.append(row)
+    return rows
+
+
+QUERIES = {"q3": q3, "q4": q4, "q5": q5, "q7": q7, "q8": q8, "q11": q11, "q20": q20}
 
 
 def read_events(paths):

@@ -1,7 +1,7 @@
 /* weir's Nexmark queries on Flink's DataStream API, with the semantics of weir's
  * examples/nexmark*.c (examples/README.md) and of tests/nexmark_ref/queries.py:
  *
- *   NexmarkJob --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N [--parallelism P]
+ *   NexmarkJob --query q0|q1|q2|q3|q4|q5|q7|q8|q11|q20|events --events N [--parallelism P]
  *       [--checkpoint-interval MS] [--checkpoint-dir URI] [--events-per-second R]
  *       [--out-of-order-group G] [--late-fraction F] [--output FILE] [--local]
  * (GenDump prints the generator's events without Flink.)
@@ -74,7 +74,7 @@ public final class NexmarkJob {
     private NexmarkJob() {}
 
     static final String USAGE =
-        "usage: NexmarkJob --query q0|q1|q2|q3|q4|q5|q7|q8|q11|events --events N [--parallelism P]"
+        "usage: NexmarkJob --query q0|q1|q2|q3|q4|q5|q7|q8|q11|q20|events --events N [--parallelism P]"
         + " [--checkpoint-interval MS] [--checkpoint-dir URI] [--events-per-second R]"
         + " [--out-of-order-group G] [--late-fraction F] [--output FILE] [--local]";
 
@@ -207,6 +207,8 @@ public final class NexmarkJob {
             return q8(src);
         case "q11":
             return q11(src);
+        case "q20":
+            return q20(src);
         default:
             throw new IllegalArgumentException("NexmarkJob: unknown query '" + query + "'\n"
                                                + USAGE);
@@ -686,5 +688,83 @@ public final class NexmarkJob {
             Json.num(s, "endtime", ctx.window().getEnd());
             out.collect(obj(s));
         }
+    }
+
+    /* ------------------------------------------------------- q20: expand bid with auction */
+
+    static DataStream<String> q20(DataStream<Event> src) {
+        DataStream<Auction> auctions = src.filter(e -> e.type == Gen.AUCTION).name("q20-auctions")
+                                           .map(e -> e.auction).returns(Auction.class)
+                                           .name("q20-auctions");
+        DataStream<Bid> bids = src.filter(e -> e.type == Gen.BID).name("q20-bids")
+                                   .map(e -> e.bid).returns(Bid.class).name("q20-bids");
+        return auctions.keyBy(x -> x.id, Types.LONG)
+            .connect(bids.keyBy(x -> x.auction, Types.LONG))
+            .process(new Q20Join())
+            .name("q20-join")
+            .uid("q20-join");
+    }
+
+    /** Per auction id, as weir's q20-join (examples/nexmark_q20.c): value "auction" = the
+     * auction whole when its category is 10, else an Auction holding only its category; list
+     * "early" = the bids that came before their auction (joined or dropped, then cleared, when
+     * it arrives). A bid after its auction is joined (category 10) or dropped, never kept. */
+    static final class Q20Join extends KeyedCoProcessFunction<Long, Auction, Bid, String> {
+        private transient ValueState<Auction> auction;
+        private transient ListState<Bid> early;
+
+        @Override
+        public void open(OpenContext ctx) {
+            auction = getRuntimeContext().getState(
+                new ValueStateDescriptor<>("auction", Auction.class));
+            early = getRuntimeContext().getListState(new ListStateDescriptor<>("early", Bid.class));
+        }
+
+        @Override
+        public void processElement1(Auction a, Context ctx, Collector<String> out)
+            throws Exception {
+            boolean wanted = a.category == 10;
+            Auction kept = a;
+            if (!wanted) {
+                kept = new Auction();
+                kept.category = a.category;
+            }
+            auction.update(kept);
+            if (wanted)
+                for (Bid b : early.get())
+                    out.collect(q20Row(b, a));
+            early.clear();
+        }
+
+        @Override
+        public void processElement2(Bid b, Context ctx, Collector<String> out) throws Exception {
+            Auction a = auction.value();
+            if (a == null)
+                early.add(b);
+            else if (a.category == 10)
+                out.collect(q20Row(b, a));
+        }
+    }
+
+    /* The joined row, keys in weir's order (nexmark_q20.c). */
+    static String q20Row(Bid b, Auction a) {
+        StringBuilder s = new StringBuilder(1024);
+        Json.num(s, "auction", b.auction);
+        Json.num(s, "bidder", b.bidder);
+        Json.num(s, "price", b.price);
+        Json.str(s, "channel", b.channel);
+        Json.str(s, "url", b.url);
+        Json.num(s, "bid_dateTime", b.dateTime);
+        Json.str(s, "bid_extra", b.extra);
+        Json.str(s, "itemName", a.itemName);
+        Json.str(s, "description", a.description);
+        Json.num(s, "initialBid", a.initialBid);
+        Json.num(s, "reserve", a.reserve);
+        Json.num(s, "auction_dateTime", a.dateTime);
+        Json.num(s, "expires", a.expires);
+        Json.num(s, "seller", a.seller);
+        Json.num(s, "category", a.category);
+        Json.str(s, "auction_extra", a.extra);
+        return obj(s);
     }
 }
