@@ -8,6 +8,7 @@ and CPU is read from /proc/<pid>/stat of every process of the cluster, as weirte
 
     with FlinkCluster(run_dir, jar, tms=2, checkpoint_interval_ms=10000) as fc:
         jobid, wall = fc.run_job(["--query", "q5", "--events", "2000000"])
+        jobid, wall = fc.run_job(["--events", "1000000", "--output", d], entry="weir.bench.LatencyJob")
 
 Standard library only. Threading: single-threaded; the JVMs are child processes, stopped (their
 process group) on exit."""
@@ -211,11 +212,12 @@ class FlinkCluster:
         r = self.post("/jars/upload", body, f"multipart/form-data; boundary={boundary}")
         return os.path.basename(r["filename"])
 
-    def run_job(self, args, timeout=3600):
-        """Runs NexmarkJob with @args to the end. @returns (jobid, wall seconds)."""
+    def run_job(self, args, timeout=3600, entry="weir.bench.NexmarkJob"):
+        """Runs @entry (a main class of the jar: NexmarkJob, LatencyJob, KeyedCountJob) with @args
+        to the end. @returns (jobid, wall seconds)."""
         t0 = time.time()
         r = self.post(f"/jars/{self.jar_id}/run", json.dumps(
-            {"entryClass": "weir.bench.NexmarkJob", "programArgsList": args,
+            {"entryClass": entry, "programArgsList": args,
              "parallelism": self.tms}).encode())
         jobid = r["jobid"]
         deadline = t0 + timeout
