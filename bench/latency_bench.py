@@ -200,4 +200,5 @@ def main():
               f"{int(load * 100)} % ({rate / 1e6:.2f} M/s) | {' | '.join(ms)} |")
 
 
-main()
+if __name__ == "__main__":
+    main()
