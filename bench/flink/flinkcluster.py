@@ -237,15 +237,18 @@ class FlinkCluster:
         FINISHED (the time records flowed: without submission, slot allocation and deployment,
         which take 1-3 s here), from /jobs/<id>/vertices/<vid>/subtasktimes; None if unknown."""
         first, last = None, None
-        for v in self.get(f"/jobs/{jobid}")["vertices"]:
-            for st in self.get(f"/jobs/{jobid}/vertices/{v['id']}/subtasktimes")["subtasks"]:
-                ts = st.get("timestamps", {})
-                run, fin = ts.get("RUNNING", 0), ts.get("FINISHED", 0)
-                if run <= 0 or fin <= 0:
-                    return None
-                first = run if first is None else min(first, run)
-                last = fin if last is None else max(last, fin)
-        return None if first is None else (last - first) / 1000
+        try:
+            for v in self.get(f"/jobs/{jobid}")["vertices"]:
+                for st in self.get(f"/jobs/{jobid}/vertices/{v['id']}/subtasktimes")["subtasks"]:
+                    ts = st.get("timestamps", {})
+                    run, fin = ts.get("RUNNING", 0), ts.get("FINISHED", 0)
+                    if run <= 0 or fin <= 0:
+                        return None
+                    first = run if first is None else min(first, run)
+                    last = fin if last is None else max(last, fin)
+        except (OSError, KeyError, ValueError):
+            return None
+        return None if first is None or last <= first else (last - first) / 1000
 
     def checkpoints(self, jobid):
         return self.get(f"/jobs/{jobid}/checkpoints")
