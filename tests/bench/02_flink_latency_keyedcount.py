@@ -51,7 +51,8 @@ def check_hist(engine, out):
 
 
 def main():
-    out_dir = os.path.join(BUILD, "flink")
+    # not BUILD/flink: 01_flink_generator builds there, and ctest -j2 may run both at once
+    out_dir = os.path.join(BUILD, "flink-02")
     r = subprocess.run([os.path.join(SRC, "bench", "flink", "build.sh"), out_dir], capture_output=True,
                        text=True, timeout=900)
     check(r.returncode == 0, f"bench/flink/build.sh failed:\n{r.stdout}{r.stderr}")
