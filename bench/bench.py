@@ -16,6 +16,9 @@ also has state_disk_bytes: the largest size seen during the run (sampled every 0
 engine's RocksDB files (*.sst, *.log, *.blob) in its task managers' local state directories
 (weir: taskmanager.working-dir; Flink: state.backend.rocksdb.localdir), i.e. the keyed state
 on disk near the end of the run, memtables not included.
+       bench.py keyed-count-10m-vs-flink RUNS   keyed-count-10m on weir and on Flink
+(weir.bench.KeyedCountJob: same keys and events) alternately, both with exactly-once checkpoints
+every CHECKPOINTS (default 1s), then the weir/Flink ratio of the medians.
 CHECKPOINTS=<interval> (e.g. 1s): the cluster takes exactly-once checkpoints at that interval;
 results are then named <name>-ckpt-<interval>.
 CURVE=1: the cluster authenticates and encrypts its control and data planes with ZeroMQ CURVE
@@ -199,9 +202,71 @@ def nexmark(runs, queries):
         print(f"| {q} | {nexmark_events(q):,} | {w:,.0f} | {f:,.0f} | {w / f:.1f}x |")
 
 
+def interval_ms(text):
+    """"1s" / "500ms" -> milliseconds."""
+    for unit, scale in (("ms", 1), ("s", 1000)):
+        if text.endswith(unit) and text[:-len(unit)].isdigit():
+            return int(text[:-len(unit)]) * scale
+    raise SystemExit(f"bench: CHECKPOINTS={text!r}: expected an interval such as 1s or 500ms")
+
+
+def keyed10m_vs_flink(runs):
+    """keyed-count-10m on weir (JOBS entry, unchanged) and on Flink (weir.bench.KeyedCountJob: the
+    same keys and event sequence, KeyedProcessFunction + ValueState<Long>, RocksDB incremental),
+    alternating, both with exactly-once checkpoints every CHECKPOINTS (default 1s); results named
+    keyed-count-10m-ckpt-<interval> engine=weir|flink, their medians and the weir/Flink ratio."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "flink"))
+    import flinkcluster  # bench/flink
+
+    ckpt = os.environ.get("CHECKPOINTS") or "1s"
+    ms = interval_ms(ckpt)
+    name = "keyed-count-10m"
+    _, args, env_key, default_events = JOBS[name]
+    keys = args[args.index("--keys") + 1]  # weir's own key count: both engines use it
+    events = int(os.environ.get(env_key, default_events))
+    label = f"{name}-ckpt-{ckpt}"
+    jar = os.environ.get("FLINK_JAR") or os.path.expanduser("~/.cache/weir/flink/target/weir-flink-nexmark-1.0.jar")
+    if not os.path.exists(jar):
+        raise SystemExit(f"bench {name}: no Flink job jar at {jar} (run: bench/flink/build.sh)")
+    flink_dir = os.path.join(os.environ.get("WEIR_TEST_TMP") or "/tmp", f"weir-bench-flink-{os.getpid()}")
+
+    def flink_run(fc, n):
+        cpu0 = fc.cpu_seconds()
+        _, wall = fc.run_job(["--events", str(n), "--keys", keys, "--parallelism", "2",
+                              "--checkpoint-interval", str(ms)], entry="weir.bench.KeyedCountJob")
+        return n, wall, fc.cpu_seconds() - cpu0
+
+    res = {"weir": [], "flink": []}
+    with weirtest.Cluster(f"bench-{label}", tms=2, slots=1, checkpoints=ckpt) as c, \
+            flinkcluster.FlinkCluster(flink_dir, jar, tms=2, checkpoint_interval_ms=ms) as fc:
+        flink_run(fc, 1_000_000)  # unmeasured: class loading and JIT, as in nexmark()
+        for _ in range(runs):
+            for engine in ("weir", "flink"):
+                n, wall, cpu = one_run(name, c) if engine == "weir" else flink_run(fc, events)
+                res[engine].append((n / cpu, n, wall, cpu))
+                print(f"RESULT name={label} engine={engine} events={n} seconds={wall:.3f} "
+                      f"cpu_seconds={cpu:.3f} events_per_core_sec={n / cpu:.0f}", flush=True)
+    med = {}
+    for engine, rs in res.items():
+        rs.sort()
+        m = rs[len(rs) // 2]
+        med[engine] = m[0]
+        print(f"RESULT name={label}-median engine={engine} events={m[1]} "
+              f"seconds={statistics.median(r[2] for r in rs):.3f} cpu_seconds={m[3]:.3f} "
+              f"events_per_core_sec={m[0]:.0f}", flush=True)
+    print(f"\n| job | events | weir, events per CPU-second (median) | Flink 2.3.0, events per CPU-second (median) | weir / Flink |")
+    print("|---|---|---|---|---|")
+    print(f"| {label} ({int(keys):,} keys) | {events:,} | {med['weir']:,.0f} | {med['flink']:,.0f} | "
+          f"{med['weir'] / med['flink']:.1f}x |")
+
+
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "nexmark":
         nexmark(int(sys.argv[2]), sys.argv[3:] or NEXMARK_QUERIES)
+        return
+    if len(sys.argv) >= 3 and sys.argv[1] == "keyed-count-10m-vs-flink":
+        keyed10m_vs_flink(int(sys.argv[2]))
         return
     name, runs = sys.argv[1], int(sys.argv[2])
     if name not in JOBS:

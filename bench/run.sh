@@ -17,7 +17,9 @@
 #              2,000,000),
 #              KEYED_EVENTS (default 20,000,000), KAFKA_WORDS (default 10,000,000),
 #              KEYED10M_EVENTS (keyed-count-10m: 10,000,000 keys, default 6,000,000 events; runs
-#              RUNS without checkpoints, then RUNS with exactly-once checkpoints every 1 s),
+#              RUNS without checkpoints, then RUNS with exactly-once checkpoints every 1 s, these
+#              alternating with Flink 2.3.0's count on the same keys and events and a weir/Flink
+#              ratio at the end; KEYED10M_FLINK=0: weir alone),
 #              SP_KEYS, SP_VALUE_BYTES, SP_BUILD_FACTOR, SAVEPOINT_COPY_DIR (savepoint_bench.py),
 #              CURVE=1 (ZeroMQ CURVE on the control and data planes; results named <name>-curve).
 # state-restore (no cluster: build/bench/state_restore over the state module): STATE_KEYS (default
@@ -25,9 +27,10 @@
 #              $BUILD/bench-tmp/state-restore, removed at the end), SAVEPOINT_DIR (default inside it:
 #              same filesystem, SST files hard-linked; another filesystem measures copies).
 # latency (bench/latency_bench.py): end-to-end latency at 50 % and 90 % of the measured peak with
-#              execution.buffer-timeout default, 0 ms and 1 ms: LAT_PEAK_EVENTS (default 10,000,000),
-#              LAT_SECONDS per run (default 10), LAT_TIMEOUTS (default "default,0ms,1ms"),
-#              LAT_LOADS (default "0.5,0.9").
+#              execution.buffer-timeout default, 0 ms and 1 ms, weir beside Flink 2.3.0 (alternating;
+#              each engine at its own peak): LAT_PEAK_EVENTS (default 10,000,000), LAT_SECONDS per
+#              run (default 10), LAT_TIMEOUTS (default "default,0ms,1ms"), LAT_LOADS (default
+#              "0.5,0.9"), LAT_ENGINES (default "weir,flink"; "weir" needs no Flink).
 # Prints one RESULT line per run and one <name>-median line per benchmark.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -51,10 +54,20 @@ elif [ "$name" = nexmark ]; then
   shift
   python3 "$here/bench.py" nexmark "$runs" "$@"
 elif [ "$name" = latency ]; then
-  python3 "$here/latency_bench.py" "$runs"  # LAT_PEAK_EVENTS, LAT_SECONDS, LAT_TIMEOUTS, LAT_LOADS
+  if [[ ",${LAT_ENGINES:-weir,flink}," == *,flink,* ]]; then
+    "$here/flink/setup.sh" >/dev/null
+    export FLINK_JAR="$("$here/flink/build.sh" ${FLINK_OUT:+"$FLINK_OUT"})"  # FLINK_OUT: build.sh's OUT
+  fi
+  python3 "$here/latency_bench.py" "$runs"  # LAT_PEAK_EVENTS, LAT_SECONDS, LAT_TIMEOUTS, LAT_LOADS, LAT_ENGINES
 elif [ "$name" = keyed-count-10m ]; then
   python3 "$here/bench.py" keyed-count-10m "$runs"
-  CHECKPOINTS=1s python3 "$here/bench.py" keyed-count-10m "$runs"
+  if [ "${KEYED10M_FLINK:-1}" = 0 ]; then
+    CHECKPOINTS=1s python3 "$here/bench.py" keyed-count-10m "$runs"
+  else  # the checkpointed runs alternate weir and Flink (bench.py keyed10m_vs_flink)
+    "$here/flink/setup.sh" >/dev/null
+    export FLINK_JAR="$("$here/flink/build.sh" ${FLINK_OUT:+"$FLINK_OUT"})"  # FLINK_OUT: build.sh's OUT
+    CHECKPOINTS=1s python3 "$here/bench.py" keyed-count-10m-vs-flink "$runs"
+  fi
 elif [ "$name" = checkpoint ]; then
   python3 "$here/checkpoint_bench.py" "${RUNS:-5}"  # medians of at least 5; CKPT_* (checkpoint_bench.py)
 else

@@ -8,6 +8,7 @@ and CPU is read from /proc/<pid>/stat of every process of the cluster, as weirte
 
     with FlinkCluster(run_dir, jar, tms=2, checkpoint_interval_ms=10000) as fc:
         jobid, wall = fc.run_job(["--query", "q5", "--events", "2000000"])
+        jobid, wall = fc.run_job(["--events", "1000000", "--output", d], entry="weir.bench.LatencyJob")
 
 Standard library only. Threading: single-threaded; the JVMs are child processes, stopped (their
 process group) on exit."""
@@ -211,11 +212,12 @@ class FlinkCluster:
         r = self.post("/jars/upload", body, f"multipart/form-data; boundary={boundary}")
         return os.path.basename(r["filename"])
 
-    def run_job(self, args, timeout=3600):
-        """Runs NexmarkJob with @args to the end. @returns (jobid, wall seconds)."""
+    def run_job(self, args, timeout=3600, entry="weir.bench.NexmarkJob"):
+        """Runs @entry (a main class of the jar: NexmarkJob, LatencyJob, KeyedCountJob) with @args
+        to the end. @returns (jobid, wall seconds)."""
         t0 = time.time()
         r = self.post(f"/jars/{self.jar_id}/run", json.dumps(
-            {"entryClass": "weir.bench.NexmarkJob", "programArgsList": args,
+            {"entryClass": entry, "programArgsList": args,
              "parallelism": self.tms}).encode())
         jobid = r["jobid"]
         deadline = t0 + timeout
@@ -229,6 +231,24 @@ class FlinkCluster:
                                  f"{json.dumps(exc)[:3000]}\n{self.log_tail()}")
             time.sleep(0.2)
         raise FlinkError(f"flink: job {jobid} still running after {timeout} s")
+
+    def running_seconds(self, jobid):
+        """Seconds from the first subtask of @jobid to reach RUNNING to the last to reach
+        FINISHED (the time records flowed: without submission, slot allocation and deployment,
+        which take 1-3 s here), from /jobs/<id>/vertices/<vid>/subtasktimes; None if unknown."""
+        first, last = None, None
+        try:
+            for v in self.get(f"/jobs/{jobid}")["vertices"]:
+                for st in self.get(f"/jobs/{jobid}/vertices/{v['id']}/subtasktimes")["subtasks"]:
+                    ts = st.get("timestamps", {})
+                    run, fin = ts.get("RUNNING", 0), ts.get("FINISHED", 0)
+                    if run <= 0 or fin <= 0:
+                        return None
+                    first = run if first is None else min(first, run)
+                    last = fin if last is None else max(last, fin)
+        except (OSError, KeyError, ValueError):
+            return None
+        return None if first is None or last <= first else (last - first) / 1000
 
     def checkpoints(self, jobid):
         return self.get(f"/jobs/{jobid}/checkpoints")
