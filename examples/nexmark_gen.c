@@ -1,6 +1,8 @@
 /* Nexmark event generator: see nexmark_gen.h for the model and the encoding.
- * Owns nothing: pure functions of (config, position). Strings are built on the stack and packed
- * into the caller's packer; no allocation per event. Thread-safe. */
+ * Owns nothing: pure functions of (config, position). Strings are built on the stack and the
+ * event's msgpack bytes written into the caller's array (nexmark_encode_event: no packer call
+ * per field; nexmark_pack_event appends those bytes to a packer); no allocation per event.
+ * Thread-safe. */
 #include "nexmark_gen.h"
 
 #include <string.h>
@@ -215,13 +217,58 @@ static size_t next_extra(nx_rng_t *r, char *out, size_t cap, size_t current, siz
     return size;
 }
 
-static inline void pack_str(msgpack_packer *pk, const char *s, size_t n) {
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
+/* The msgpack encoding, written straight into the event's bytes (no packer callback per field),
+ * exactly as msgpack-c's msgpack_pack_int64 / msgpack_pack_str write them: the shortest form
+ * (positive fixint, uint 8/16/32/64; negative fixint, int 8/16/32/64; fixstr, str 8/16/32), big
+ * endian. tests/unit/test_nexmark_gen.c checks every event against msgpack-c's own packing. */
+static inline uint8_t *put_be(uint8_t *p, uint8_t tag, uint64_t v, int bytes) {
+    *p++ = tag;
+    for (int i = bytes - 1; i >= 0; i--)
+        *p++ = (uint8_t)(v >> (8 * i));
+    return p;
 }
 
-static inline void pack_cstr(msgpack_packer *pk, const char *s) {
-    pack_str(pk, s, strlen(s));
+static inline uint8_t *mp_int(uint8_t *p, int64_t d) {
+    if (d < -(1LL << 5)) {
+        if (d < -(1LL << 15))
+            return d < -(1LL << 31) ? put_be(p, 0xd3, (uint64_t)d, 8)
+                                    : put_be(p, 0xd2, (uint64_t)d, 4);
+        return d < -(1LL << 7) ? put_be(p, 0xd1, (uint64_t)d, 2) : put_be(p, 0xd0, (uint64_t)d, 1);
+    }
+    if (d < (1LL << 7)) {
+        *p++ = (uint8_t)d; /* positive or negative fixint */
+        return p;
+    }
+    if (d < (1LL << 16))
+        return d < (1LL << 8) ? put_be(p, 0xcc, (uint64_t)d, 1) : put_be(p, 0xcd, (uint64_t)d, 2);
+    return d < (1LL << 32) ? put_be(p, 0xce, (uint64_t)d, 4) : put_be(p, 0xcf, (uint64_t)d, 8);
+}
+
+uint8_t *nexmark_mp_int(uint8_t *p, int64_t d) {
+    return mp_int(p, d);
+}
+
+static inline uint8_t *mp_str(uint8_t *p, const char *s, size_t n) {
+    if (n < 32)
+        *p++ = (uint8_t)(0xa0 | n);
+    else if (n < 256)
+        p = put_be(p, 0xd9, n, 1);
+    else if (n < 65536)
+        p = put_be(p, 0xda, n, 2);
+    else
+        p = put_be(p, 0xdb, n, 4);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static inline uint8_t *mp_cstr(uint8_t *p, const char *s) {
+    return mp_str(p, s, strlen(s));
+}
+
+/* fixarray header of @p n < 16 elements */
+static inline uint8_t *mp_array(uint8_t *p, uint32_t n) {
+    *p++ = (uint8_t)(0x90 | n);
+    return p;
 }
 
 /* Writes the decimal digits of @p v at @p out. @returns the number of characters. */
@@ -237,8 +284,8 @@ static size_t put_u64(char *out, uint64_t v) {
     return n;
 }
 
-static void pack_person(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
-                        msgpack_packer *pk) {
+static uint8_t *pack_person(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
+                            uint8_t *p) {
     char name[32], email[32], card[24], extra[512];
     int64_t id = nexmark_last_base0_person_id(event_id) + NEXMARK_FIRST_PERSON_ID;
     const char *first = FIRST_NAMES[nx_int(r, NELEM(FIRST_NAMES))];
@@ -264,20 +311,20 @@ static void pack_person(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *
     size_t current = 8 + name_len + e + card_len + strlen(city) + strlen(state);
     size_t x = next_extra(r, extra, sizeof(extra), current, c->avg_person_bytes);
 
-    msgpack_pack_array(pk, NEXMARK_PERSON_FIELDS);
-    msgpack_pack_uint8(pk, NEXMARK_PERSON);
-    msgpack_pack_int64(pk, id);
-    pack_str(pk, name, name_len);
-    pack_str(pk, email, e);
-    pack_str(pk, card, card_len);
-    pack_cstr(pk, city);
-    pack_cstr(pk, state);
-    msgpack_pack_int64(pk, ts);
-    pack_str(pk, extra, x);
+    p = mp_array(p, NEXMARK_PERSON_FIELDS);
+    p = mp_int(p, NEXMARK_PERSON);
+    p = mp_int(p, id);
+    p = mp_str(p, name, name_len);
+    p = mp_str(p, email, e);
+    p = mp_str(p, card, card_len);
+    p = mp_cstr(p, city);
+    p = mp_cstr(p, state);
+    p = mp_int(p, ts);
+    return mp_str(p, extra, x);
 }
 
-static void pack_auction(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
-                         msgpack_packer *pk) {
+static uint8_t *pack_auction(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
+                             uint8_t *p) {
     char item[32], desc[128], extra[640];
     int64_t id = nexmark_last_base0_auction_id(event_id) + NEXMARK_FIRST_AUCTION_ID;
     int64_t seller;
@@ -301,22 +348,22 @@ static void pack_auction(const nexmark_config_t *c, uint64_t event_id, nx_rng_t 
     size_t current = 8 + item_len + desc_len + 8 + 8 + 8 + 8 + 8;
     size_t x = next_extra(r, extra, sizeof(extra), current, c->avg_auction_bytes);
 
-    msgpack_pack_array(pk, NEXMARK_AUCTION_FIELDS);
-    msgpack_pack_uint8(pk, NEXMARK_AUCTION);
-    msgpack_pack_int64(pk, id);
-    pack_str(pk, item, item_len);
-    pack_str(pk, desc, desc_len);
-    msgpack_pack_int64(pk, initial_bid);
-    msgpack_pack_int64(pk, reserve);
-    msgpack_pack_int64(pk, ts);
-    msgpack_pack_int64(pk, expires);
-    msgpack_pack_int64(pk, seller);
-    msgpack_pack_int64(pk, category);
-    pack_str(pk, extra, x);
+    p = mp_array(p, NEXMARK_AUCTION_FIELDS);
+    p = mp_int(p, NEXMARK_AUCTION);
+    p = mp_int(p, id);
+    p = mp_str(p, item, item_len);
+    p = mp_str(p, desc, desc_len);
+    p = mp_int(p, initial_bid);
+    p = mp_int(p, reserve);
+    p = mp_int(p, ts);
+    p = mp_int(p, expires);
+    p = mp_int(p, seller);
+    p = mp_int(p, category);
+    return mp_str(p, extra, x);
 }
 
-static void pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
-                     msgpack_packer *pk) {
+static uint8_t *pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
+                         uint8_t *p) {
     char channel[32], url[128], extra[256];
     int64_t auction;
     if (nx_int(r, c->hot_auction_ratio) > 0)
@@ -355,34 +402,163 @@ static void pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, 
     }
     size_t x = next_extra(r, extra, sizeof(extra), 8 + 8 + 8 + 8, c->avg_bid_bytes);
 
-    msgpack_pack_array(pk, NEXMARK_BID_FIELDS);
-    msgpack_pack_uint8(pk, NEXMARK_BID);
-    msgpack_pack_int64(pk, auction);
-    msgpack_pack_int64(pk, bidder);
-    msgpack_pack_int64(pk, price);
-    pack_str(pk, channel, channel_len);
-    pack_str(pk, url, url_len);
-    msgpack_pack_int64(pk, ts);
-    pack_str(pk, extra, x);
+    p = mp_array(p, NEXMARK_BID_FIELDS);
+    p = mp_int(p, NEXMARK_BID);
+    p = mp_int(p, auction);
+    p = mp_int(p, bidder);
+    p = mp_int(p, price);
+    p = mp_str(p, channel, channel_len);
+    p = mp_str(p, url, url_len);
+    p = mp_int(p, ts);
+    return mp_str(p, extra, x);
+}
+
+size_t nexmark_encode_event(const nexmark_config_t *c, uint64_t position,
+                            uint8_t out[NEXMARK_MAX_EVENT_BYTES], int64_t *ts_ms, int *kind) {
+    uint64_t event_id = nexmark_adjusted_event_number(c, position);
+    nx_rng_t r = {.s = nx_mix(event_id ^ 0x243f6a8885a308d3ull)};
+    int64_t ts = nexmark_event_time_ms(c, event_id) - nexmark_late_shift_ms(c, event_id);
+    int k = nexmark_event_kind(event_id);
+    uint8_t *end;
+    switch (k) {
+    case NEXMARK_PERSON:
+        end = pack_person(c, event_id, &r, ts, out);
+        break;
+    case NEXMARK_AUCTION:
+        end = pack_auction(c, event_id, &r, ts, out);
+        break;
+    default:
+        end = pack_bid(c, event_id, &r, ts, out);
+        break;
+    }
+    *ts_ms = ts;
+    if (kind)
+        *kind = k;
+    return (size_t)(end - out);
 }
 
 int nexmark_pack_event(const nexmark_config_t *c, uint64_t position, msgpack_packer *pk,
                        int64_t *ts_ms) {
-    uint64_t event_id = nexmark_adjusted_event_number(c, position);
-    nx_rng_t r = {.s = nx_mix(event_id ^ 0x243f6a8885a308d3ull)};
-    int64_t ts = nexmark_event_time_ms(c, event_id) - nexmark_late_shift_ms(c, event_id);
-    int kind = nexmark_event_kind(event_id);
-    switch (kind) {
-    case NEXMARK_PERSON:
-        pack_person(c, event_id, &r, ts, pk);
-        break;
-    case NEXMARK_AUCTION:
-        pack_auction(c, event_id, &r, ts, pk);
-        break;
-    default:
-        pack_bid(c, event_id, &r, ts, pk);
-        break;
-    }
-    *ts_ms = ts;
+    uint8_t buf[NEXMARK_MAX_EVENT_BYTES];
+    int kind;
+    size_t n = nexmark_encode_event(c, position, buf, ts_ms, &kind);
+    pk->callback(pk->data, (const char *)buf, n); /* the encoded array, appended as is */
     return kind;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Reading a bid in place                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static inline uint64_t be_read(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int k = 0; k < bytes; k++)
+        v = v << 8 | p[k];
+    return v;
+}
+
+/* One int or string at @p p in its canonical (msgpack-c) encoding: @returns its end, NULL for
+ * anything else or when it runs past @p end. */
+static const uint8_t *scan_field(const uint8_t *p, const uint8_t *end, bool *is_int, int64_t *v) {
+    if (p >= end)
+        return NULL;
+    uint8_t tag = *p;
+    if (tag <= 0x7f || tag >= 0xe0) { /* positive / negative fixint: always canonical */
+        *is_int = true;
+        *v = (int8_t)tag;
+        return p + 1;
+    }
+    if ((tag & 0xe0) == 0xa0) { /* fixstr */
+        size_t n = tag & 0x1f;
+        *is_int = false;
+        return (size_t)(end - p - 1) >= n ? p + 1 + n : NULL;
+    }
+    if (tag >= 0xcc && tag <= 0xd3) { /* uint 8/16/32/64, int 8/16/32/64 */
+        int w = 1 << ((tag - 0xcc) & 3);
+        if (end - p - 1 < w)
+            return NULL;
+        uint64_t raw = be_read(p + 1, w);
+        int64_t d;
+        if (tag <= 0xcf) {
+            if (raw > (uint64_t)INT64_MAX)
+                return NULL;
+            d = (int64_t)raw;
+        } else { /* sign-extend */
+            d = w == 8 ? (int64_t)raw : (int64_t)(raw << (64 - 8 * w)) >> (64 - 8 * w);
+        }
+        uint8_t canon[9];
+        if (mp_int(canon, d) - canon != 1 + w || canon[0] != tag)
+            return NULL; /* not the shortest form */
+        *is_int = true;
+        *v = d;
+        return p + 1 + w;
+    }
+    if (tag >= 0xd9 && tag <= 0xdb) { /* str 8/16/32 */
+        int w = tag == 0xd9 ? 1 : tag == 0xda ? 2 : 4;
+        if (end - p - 1 < w)
+            return NULL;
+        uint64_t n = be_read(p + 1, w);
+        uint64_t lo = tag == 0xd9 ? 32 : tag == 0xda ? 256 : 65536;
+        if (n < lo || (uint64_t)(end - p - 1 - w) < n)
+            return NULL; /* not the shortest form, or truncated */
+        *is_int = false;
+        return p + 1 + w + n;
+    }
+    return NULL;
+}
+
+int nexmark_scan_bid(const void *value, size_t len, nexmark_bid_view_t *b) {
+    const uint8_t *p = value, *end = p + len;
+    if (len < 2 || (p[0] & 0xf0) != 0x90)
+        return -1;
+    uint32_t n = p[0] & 0x0f;
+    bool kind_int = false, is_int[NEXMARK_BID_FIELDS];
+    int64_t kind = -1, v[NEXMARK_BID_FIELDS];
+    p++;
+    for (uint32_t k = 0; k < n; k++) {
+        bool ii;
+        int64_t x = 0;
+        if (k == NEXMARK_BID_PRICE)
+            b->price_at = p;
+        else if (k == NEXMARK_BID_PRICE + 1)
+            b->tail = p;
+        p = scan_field(p, end, &ii, &x);
+        if (!p)
+            return -1;
+        if (k == 0) {
+            kind_int = ii;
+            kind = x;
+        }
+        if (k < NEXMARK_BID_FIELDS) {
+            is_int[k] = ii;
+            v[k] = x;
+        }
+    }
+    if (p != end || !kind_int || kind < 0)
+        return -1; /* trailing bytes; a kind that is not an unsigned int */
+    if (kind != NEXMARK_BID || n != NEXMARK_BID_FIELDS)
+        return 0;
+    if (!is_int[NEXMARK_BID_AUCTION] || !is_int[NEXMARK_BID_PRICE])
+        return -1;
+    b->value = value;
+    b->len = len;
+    b->auction = v[NEXMARK_BID_AUCTION];
+    b->price = v[NEXMARK_BID_PRICE];
+    return 1;
+}
+
+size_t nexmark_bid_with_price(const nexmark_bid_view_t *b, int64_t price, uint8_t *out) {
+    size_t head = (size_t)(b->price_at - b->value);
+    size_t tail = (size_t)(b->value + b->len - b->tail);
+    memcpy(out, b->value, head);
+    uint8_t *p = mp_int(out + head, price);
+    memcpy(p, b->tail, tail);
+    return (size_t)(p + tail - out);
+}
+
+size_t nexmark_q2_row(const nexmark_bid_view_t *b, uint8_t out[NEXMARK_Q2_BYTES]) {
+    uint8_t *p = mp_array(out, 2);
+    p = mp_int(p, b->auction);
+    p = mp_int(p, b->price);
+    return (size_t)(p - out);
 }
