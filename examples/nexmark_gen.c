@@ -74,7 +74,7 @@ void nexmark_config_default(nexmark_config_t *c) {
     c->avg_bid_bytes = 100;
 }
 
-int nexmark_event_kind(uint64_t event_id) {
+static inline int gen_event_kind(uint64_t event_id) {
     uint64_t rem = event_id % NEXMARK_PROPORTION_DENOMINATOR;
     if (rem < NEXMARK_PERSON_PROPORTION)
         return NEXMARK_PERSON;
@@ -83,7 +83,7 @@ int nexmark_event_kind(uint64_t event_id) {
     return NEXMARK_BID;
 }
 
-int64_t nexmark_event_time_ms(const nexmark_config_t *c, uint64_t event_id) {
+static inline int64_t gen_event_time_ms(const nexmark_config_t *c, uint64_t event_id) {
     double rate = c->events_per_sec > 0 ? c->events_per_sec : 10000.0;
     /* The reference's timestampForEvent: a double delay in us, the product truncated to whole
      * us, then divided (truncating) by 1000. */
@@ -91,14 +91,14 @@ int64_t nexmark_event_time_ms(const nexmark_config_t *c, uint64_t event_id) {
     return c->base_time_ms + (int64_t)((double)event_id * delay_us) / 1000;
 }
 
-uint64_t nexmark_adjusted_event_number(const nexmark_config_t *c, uint64_t position) {
+static inline uint64_t gen_adjusted_event_number(const nexmark_config_t *c, uint64_t position) {
     uint64_t g = c->out_of_order_group > 0 ? c->out_of_order_group : 1;
     return position / g * g + position * 953 % g;
 }
 
 #define LATE_SALT 0x13198a2e03707344ull
 
-int64_t nexmark_late_shift_ms(const nexmark_config_t *c, uint64_t event_id) {
+static inline int64_t gen_late_shift_ms(const nexmark_config_t *c, uint64_t event_id) {
     if (!(c->late_fraction > 0))
         return 0;
     uint64_t h = nx_mix(event_id ^ LATE_SALT);
@@ -107,7 +107,7 @@ int64_t nexmark_late_shift_ms(const nexmark_config_t *c, uint64_t event_id) {
     return NEXMARK_LATE_MIN_MS + (int64_t)(nx_mix(h) % NEXMARK_LATE_SPAN_MS);
 }
 
-int64_t nexmark_last_base0_person_id(uint64_t event_id) {
+static inline int64_t gen_last_base0_person_id(uint64_t event_id) {
     int64_t epoch = (int64_t)(event_id / NEXMARK_PROPORTION_DENOMINATOR);
     int64_t offset = (int64_t)(event_id % NEXMARK_PROPORTION_DENOMINATOR);
     if (offset >= NEXMARK_PERSON_PROPORTION)
@@ -115,7 +115,7 @@ int64_t nexmark_last_base0_person_id(uint64_t event_id) {
     return epoch * NEXMARK_PERSON_PROPORTION + offset;
 }
 
-int64_t nexmark_last_base0_auction_id(uint64_t event_id) {
+static inline int64_t gen_last_base0_auction_id(uint64_t event_id) {
     int64_t epoch = (int64_t)(event_id / NEXMARK_PROPORTION_DENOMINATOR);
     int64_t offset = (int64_t)(event_id % NEXMARK_PROPORTION_DENOMINATOR);
     if (offset < NEXMARK_PERSON_PROPORTION) {
@@ -131,7 +131,7 @@ int64_t nexmark_last_base0_auction_id(uint64_t event_id) {
 
 /* A recent person (among the active ones, with a small lead into the future). */
 static int64_t next_base0_person_id(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r) {
-    int64_t num_people = nexmark_last_base0_person_id(event_id) + 1;
+    int64_t num_people = gen_last_base0_person_id(event_id) + 1;
     int64_t active =
         num_people < (int64_t)c->num_active_people ? num_people : (int64_t)c->num_active_people;
     int64_t n = (int64_t)nx_long(r, (uint64_t)(active + NEXMARK_PERSON_ID_LEAD));
@@ -140,7 +140,7 @@ static int64_t next_base0_person_id(const nexmark_config_t *c, uint64_t event_id
 
 /* A recent auction (among those in flight, with a small lead). */
 static int64_t next_base0_auction_id(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r) {
-    int64_t max_auction = nexmark_last_base0_auction_id(event_id);
+    int64_t max_auction = gen_last_base0_auction_id(event_id);
     int64_t min_auction = max_auction - (int64_t)c->num_in_flight_auctions;
     if (min_auction < 0)
         min_auction = 0;
@@ -189,32 +189,30 @@ static size_t next_string(nx_rng_t *r, char *out, uint32_t max_len) {
 }
 
 /* Exactly @p len random lower-case letters, 8 per 64 random bits: each byte b becomes
- * 'a' + b * 26 / 256, computed for all 8 bytes at once in 16-bit lanes. */
+ * 'a' + b * 26 / 256, computed for all 8 bytes at once in 16-bit lanes (byte k of the word is
+ * letter k). Writes whole words: @p out has room for @p len rounded up to a multiple of 8 (the
+ * bytes past @p len are scratch). */
 static void next_exact_string(nx_rng_t *r, char *out, size_t len) {
     const uint64_t lanes = 0x00ff00ff00ff00ffull;
-    size_t i = 0;
-    while (i < len) {
+    for (size_t i = 0; i < len; i += 8) {
         uint64_t v = nx_next(r);
         uint64_t even = (((v & lanes) * 26) >> 8) & lanes;
         uint64_t odd = ((((v >> 8) & lanes) * 26) >> 8) & lanes;
         uint64_t letters = (even | (odd << 8)) + 0x6161616161616161ull; /* + 'a' per byte */
-        size_t n = len - i < 8 ? len - i : 8;
-        memcpy(out + i, &letters, n);
-        i += n;
+        memcpy(out + i, &letters, 8);
     }
 }
 
-/* Padding so that current + extra is about @p avg on average (+-20%). @returns its length. */
-static size_t next_extra(nx_rng_t *r, char *out, size_t cap, size_t current, size_t avg) {
+/* The length of the padding that makes current + extra about @p avg on average (+-20%), at most
+ * @p cap; its letters are the next_exact_string that follows (the last field of every event, so
+ * it is written straight into the event: mp_extra). */
+static size_t next_extra_len(nx_rng_t *r, size_t cap, size_t current, size_t avg) {
     if (current > avg)
         return 0;
     size_t want = avg - current;
     size_t delta = (size_t)((double)want * 0.2 + 0.5);
     size_t size = want - delta + (delta == 0 ? 0 : nx_int(r, (uint32_t)(2 * delta)));
-    if (size > cap)
-        size = cap;
-    next_exact_string(r, out, size);
-    return size;
+    return size > cap ? cap : size;
 }
 
 /* The msgpack encoding, written straight into the event's bytes (no packer callback per field),
@@ -248,7 +246,7 @@ uint8_t *nexmark_mp_int(uint8_t *p, int64_t d) {
     return mp_int(p, d);
 }
 
-static inline uint8_t *mp_str(uint8_t *p, const char *s, size_t n) {
+static inline uint8_t *mp_str_header(uint8_t *p, size_t n) {
     if (n < 32)
         *p++ = (uint8_t)(0xa0 | n);
     else if (n < 256)
@@ -257,7 +255,20 @@ static inline uint8_t *mp_str(uint8_t *p, const char *s, size_t n) {
         p = put_be(p, 0xda, n, 2);
     else
         p = put_be(p, 0xdb, n, 4);
+    return p;
+}
+
+static inline uint8_t *mp_str(uint8_t *p, const char *s, size_t n) {
+    p = mp_str_header(p, n);
     memcpy(p, s, n);
+    return p + n;
+}
+
+/* The extra field: @p n random letters generated in place (the event's array has room for the
+ * words next_exact_string writes past them: NEXMARK_MAX_EVENT_BYTES). */
+static inline uint8_t *mp_extra(uint8_t *p, nx_rng_t *r, size_t n) {
+    p = mp_str_header(p, n);
+    next_exact_string(r, (char *)p, n);
     return p + n;
 }
 
@@ -286,8 +297,8 @@ static size_t put_u64(char *out, uint64_t v) {
 
 static uint8_t *pack_person(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
                             uint8_t *p) {
-    char name[32], email[32], card[24], extra[512];
-    int64_t id = nexmark_last_base0_person_id(event_id) + NEXMARK_FIRST_PERSON_ID;
+    char name[32], email[32], card[24];
+    int64_t id = gen_last_base0_person_id(event_id) + NEXMARK_FIRST_PERSON_ID;
     const char *first = FIRST_NAMES[nx_int(r, NELEM(FIRST_NAMES))];
     const char *last = LAST_NAMES[nx_int(r, NELEM(LAST_NAMES))];
     size_t name_len = (size_t)snprintf(name, sizeof(name), "%s %s", first, last);
@@ -309,7 +320,7 @@ static uint8_t *pack_person(const nexmark_config_t *c, uint64_t event_id, nx_rng
     const char *city = US_CITIES[nx_int(r, NELEM(US_CITIES))];
     const char *state = US_STATES[nx_int(r, NELEM(US_STATES))];
     size_t current = 8 + name_len + e + card_len + strlen(city) + strlen(state);
-    size_t x = next_extra(r, extra, sizeof(extra), current, c->avg_person_bytes);
+    size_t x = next_extra_len(r, 512, current, c->avg_person_bytes);
 
     p = mp_array(p, NEXMARK_PERSON_FIELDS);
     p = mp_int(p, NEXMARK_PERSON);
@@ -320,16 +331,16 @@ static uint8_t *pack_person(const nexmark_config_t *c, uint64_t event_id, nx_rng
     p = mp_cstr(p, city);
     p = mp_cstr(p, state);
     p = mp_int(p, ts);
-    return mp_str(p, extra, x);
+    return mp_extra(p, r, x);
 }
 
 static uint8_t *pack_auction(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
                              uint8_t *p) {
-    char item[32], desc[128], extra[640];
-    int64_t id = nexmark_last_base0_auction_id(event_id) + NEXMARK_FIRST_AUCTION_ID;
+    char item[32], desc[128];
+    int64_t id = gen_last_base0_auction_id(event_id) + NEXMARK_FIRST_AUCTION_ID;
     int64_t seller;
     if (nx_int(r, c->hot_sellers_ratio) > 0)
-        seller = (nexmark_last_base0_person_id(event_id) / HOT_PERSON_BATCH) * HOT_PERSON_BATCH;
+        seller = (gen_last_base0_person_id(event_id) / HOT_PERSON_BATCH) * HOT_PERSON_BATCH;
     else
         seller = next_base0_person_id(c, event_id, r);
     seller += NEXMARK_FIRST_PERSON_ID;
@@ -339,14 +350,14 @@ static uint8_t *pack_auction(const nexmark_config_t *c, uint64_t event_id, nx_rn
      * 1 + uniform [0, 2 * horizon) ms. */
     uint64_t events_for_auctions = (uint64_t)c->num_in_flight_auctions *
                                    NEXMARK_PROPORTION_DENOMINATOR / NEXMARK_AUCTION_PROPORTION;
-    int64_t horizon = nexmark_event_time_ms(c, event_id + events_for_auctions) - ts;
+    int64_t horizon = gen_event_time_ms(c, event_id + events_for_auctions) - ts;
     int64_t span = horizon * 2 > 1 ? horizon * 2 : 1;
     int64_t expires = ts + 1 + (int64_t)nx_long(r, (uint64_t)span);
     size_t item_len = next_string(r, item, 20);
     size_t desc_len = next_string(r, desc, 100);
     int64_t reserve = initial_bid + next_price(r);
     size_t current = 8 + item_len + desc_len + 8 + 8 + 8 + 8 + 8;
-    size_t x = next_extra(r, extra, sizeof(extra), current, c->avg_auction_bytes);
+    size_t x = next_extra_len(r, 640, current, c->avg_auction_bytes);
 
     p = mp_array(p, NEXMARK_AUCTION_FIELDS);
     p = mp_int(p, NEXMARK_AUCTION);
@@ -359,21 +370,21 @@ static uint8_t *pack_auction(const nexmark_config_t *c, uint64_t event_id, nx_rn
     p = mp_int(p, expires);
     p = mp_int(p, seller);
     p = mp_int(p, category);
-    return mp_str(p, extra, x);
+    return mp_extra(p, r, x);
 }
 
 static uint8_t *pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t *r, int64_t ts,
                          uint8_t *p) {
-    char channel[32], url[128], extra[256];
+    char channel[32], url[128];
     int64_t auction;
     if (nx_int(r, c->hot_auction_ratio) > 0)
-        auction = (nexmark_last_base0_auction_id(event_id) / HOT_AUCTION_BATCH) * HOT_AUCTION_BATCH;
+        auction = (gen_last_base0_auction_id(event_id) / HOT_AUCTION_BATCH) * HOT_AUCTION_BATCH;
     else
         auction = next_base0_auction_id(c, event_id, r);
     auction += NEXMARK_FIRST_AUCTION_ID;
     int64_t bidder;
     if (nx_int(r, c->hot_bidders_ratio) > 0)
-        bidder = (nexmark_last_base0_person_id(event_id) / HOT_PERSON_BATCH) * HOT_PERSON_BATCH + 1;
+        bidder = (gen_last_base0_person_id(event_id) / HOT_PERSON_BATCH) * HOT_PERSON_BATCH + 1;
     else
         bidder = next_base0_person_id(c, event_id, r);
     bidder += NEXMARK_FIRST_PERSON_ID;
@@ -400,7 +411,7 @@ static uint8_t *pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t 
         url_len += 29;
         url_len += put_u64(url + url_len, n);
     }
-    size_t x = next_extra(r, extra, sizeof(extra), 8 + 8 + 8 + 8, c->avg_bid_bytes);
+    size_t x = next_extra_len(r, 256, 8 + 8 + 8 + 8, c->avg_bid_bytes);
 
     p = mp_array(p, NEXMARK_BID_FIELDS);
     p = mp_int(p, NEXMARK_BID);
@@ -410,15 +421,15 @@ static uint8_t *pack_bid(const nexmark_config_t *c, uint64_t event_id, nx_rng_t 
     p = mp_str(p, channel, channel_len);
     p = mp_str(p, url, url_len);
     p = mp_int(p, ts);
-    return mp_str(p, extra, x);
+    return mp_extra(p, r, x);
 }
 
 size_t nexmark_encode_event(const nexmark_config_t *c, uint64_t position,
                             uint8_t out[NEXMARK_MAX_EVENT_BYTES], int64_t *ts_ms, int *kind) {
-    uint64_t event_id = nexmark_adjusted_event_number(c, position);
+    uint64_t event_id = gen_adjusted_event_number(c, position);
     nx_rng_t r = {.s = nx_mix(event_id ^ 0x243f6a8885a308d3ull)};
-    int64_t ts = nexmark_event_time_ms(c, event_id) - nexmark_late_shift_ms(c, event_id);
-    int k = nexmark_event_kind(event_id);
+    int64_t ts = gen_event_time_ms(c, event_id) - gen_late_shift_ms(c, event_id);
+    int k = gen_event_kind(event_id);
     uint8_t *end;
     switch (k) {
     case NEXMARK_PERSON:
@@ -561,4 +572,28 @@ size_t nexmark_q2_row(const nexmark_bid_view_t *b, uint8_t out[NEXMARK_Q2_BYTES]
     p = mp_int(p, b->auction);
     p = mp_int(p, b->price);
     return (size_t)(p - out);
+}
+
+int64_t nexmark_last_base0_person_id(uint64_t event_id) {
+    return gen_last_base0_person_id(event_id);
+}
+
+int64_t nexmark_last_base0_auction_id(uint64_t event_id) {
+    return gen_last_base0_auction_id(event_id);
+}
+
+int64_t nexmark_event_time_ms(const nexmark_config_t *c, uint64_t event_id) {
+    return gen_event_time_ms(c, event_id);
+}
+
+uint64_t nexmark_adjusted_event_number(const nexmark_config_t *c, uint64_t position) {
+    return gen_adjusted_event_number(c, position);
+}
+
+int64_t nexmark_late_shift_ms(const nexmark_config_t *c, uint64_t event_id) {
+    return gen_late_shift_ms(c, event_id);
+}
+
+int nexmark_event_kind(uint64_t event_id) {
+    return gen_event_kind(event_id);
 }

@@ -98,8 +98,9 @@ int64_t nexmark_last_base0_person_id(uint64_t event_id);
 /** 0-based id of the last auction created at or before @p event_id (-1 for none). */
 int64_t nexmark_last_base0_auction_id(uint64_t event_id);
 
-/* Upper bound of one encoded event (the largest, an auction, is under 900 bytes: its strings are
- * built in fixed arrays of 32 + 128 + 640 bytes). */
+/* Room for one encoded event: the largest, an auction, is under 840 bytes (item name < 20,
+ * description < 100, extra <= 640 characters), and the encoder may write up to 7 scratch bytes
+ * past the event's end (whole words of letters). */
 #define NEXMARK_MAX_EVENT_BYTES 1024
 
 /** Encodes the event emitted at position @p position into @p out: the same msgpack bytes as

@@ -542,6 +542,7 @@ static bool recv_one(weir_dataplane_t *dp) {
 /* The network thread, SCHED_BATCH (weir_dataplane_sched_batch). */
 static void *net_thread(void *arg) {
     weir_dataplane_t *dp = arg;
+    weir_thread_name("weir-net");
     weir_dataplane_sched_batch();
     zmq_pollitem_t items[2] = {
         {.socket = dp->router, .events = ZMQ_POLLIN},

@@ -422,9 +422,6 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
         goto fail;
     }
     t->thread_started = true;
-    char tname[16];
-    snprintf(tname, sizeof tname, "weir-%u.%u", t->vertex, t->subtask);
-    pthread_setname_np(t->thread, tname);
     return t;
 fail:
     task_free(t);
