@@ -497,9 +497,12 @@ static const uint8_t *scan_field(const uint8_t *p, const uint8_t *end, bool *is_
         } else { /* sign-extend */
             d = w == 8 ? (int64_t)raw : (int64_t)(raw << (64 - 8 * w)) >> (64 - 8 * w);
         }
-        uint8_t canon[9];
-        if (mp_int(canon, d) - canon != 1 + w || canon[0] != tag)
-            return NULL; /* not the shortest form */
+        /* the shortest form (mp_int): uint for d >= 128 above the next smaller width, int for
+         * d < -32 below the next smaller width's range */
+        static const int64_t min_uint[4] = {128, 256, 65536, 4294967296LL};
+        static const int64_t max_int[4] = {-33, -129, -32769, -2147483649LL};
+        if (tag <= 0xcf ? d < min_uint[tag - 0xcc] : d > max_int[tag - 0xd0])
+            return NULL;
         *is_int = true;
         *v = d;
         return p + 1 + w;
