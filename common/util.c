@@ -1,6 +1,6 @@
 /* Owns small process-wide utilities: clocks, random ids, hex, SHA-256 (OpenSSL EVP), whole-file
  * reads, atomic file writes (temp + fsync + rename + fsync dir), mkdir -p, rm -rf (nftw) and the
- * parsing of durations, byte sizes, booleans and integers.
+ * parsing of durations, byte sizes, booleans and integers, and naming the calling thread.
  * Invariants: every function is stateless; nothing here keeps global mutable state.
  * Threading: all functions are safe to call from any thread. */
 #include "util.h"
@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,15 @@
 #include <unistd.h>
 
 #include "err.h"
+
+void weir_thread_name(const char *fmt, ...) {
+    char name[16]; /* the kernel keeps 15 characters and the NUL */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    pthread_setname_np(pthread_self(), name);
+}
 
 int64_t weir_now_ns(void) {
     struct timespec ts;

@@ -9,6 +9,9 @@
 
 /** Monotonic clock in nanoseconds. */
 int64_t weir_now_ns(void);
+/** Names the calling thread (printf-style; cut to the 15 characters Linux keeps) so that `top -H`,
+ * `perf` and /proc/<pid>/task/<tid>/comm show it, e.g. "weir-net", "weir-task-1.0". */
+void weir_thread_name(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Wall clock in milliseconds since the epoch. */
 int64_t weir_wall_ms(void);
 /** Sleeps for @p ns nanoseconds (restarts on EINTR). */

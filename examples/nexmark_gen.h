@@ -28,6 +28,8 @@
 #define NEXMARK_GEN_H
 
 #include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define NEXMARK_PERSON 0
@@ -96,10 +98,52 @@ int64_t nexmark_last_base0_person_id(uint64_t event_id);
 /** 0-based id of the last auction created at or before @p event_id (-1 for none). */
 int64_t nexmark_last_base0_auction_id(uint64_t event_id);
 
+/* Room for one encoded event: the largest, an auction, is under 840 bytes (item name < 20,
+ * description < 100, extra <= 640 characters), and the encoder may write up to 7 scratch bytes
+ * past the event's end (whole words of letters). */
+#define NEXMARK_MAX_EVENT_BYTES 1024
+
+/** Encodes the event emitted at position @p position into @p out: the same msgpack bytes as
+ * nexmark_pack_event, written directly (no packer). Sets *ts_ms to its event time and, when @p
+ * kind is not NULL, *kind to its kind. @returns the number of bytes. */
+size_t nexmark_encode_event(const nexmark_config_t *c, uint64_t position,
+                            uint8_t out[NEXMARK_MAX_EVENT_BYTES], int64_t *ts_ms, int *kind);
+
+/** Writes @p d at @p p in msgpack-c's encoding of msgpack_pack_int64 (the shortest form: at most
+ * 9 bytes). @returns the end of what it wrote. */
+uint8_t *nexmark_mp_int(uint8_t *p, int64_t d);
+
 /** Packs the event emitted at position @p position (one msgpack array: the event with number
  * nexmark_adjusted_event_number(position)) into @p pk; sets *ts_ms to its event time (its
  * date_time field). @returns its kind. */
 int nexmark_pack_event(const nexmark_config_t *c, uint64_t position, msgpack_packer *pk,
                        int64_t *ts_ms);
+
+/* Reading a bid in place (q1, q2): the fields they need, without unpacking the event. */
+typedef struct nexmark_bid_view {
+    const uint8_t *value; /* the bid's bytes */
+    size_t len;
+    int64_t auction, price;
+    const uint8_t *price_at; /* where the price's encoding starts */
+    const uint8_t *tail;     /* where it ends (the channel starts) */
+} nexmark_bid_view_t;
+
+/* A [auction, price] row (nexmark_q2_row) is at most this long. */
+#define NEXMARK_Q2_BYTES 19
+
+/** Scans @p value as an event in msgpack-c's canonical form (what msgpack_pack_object writes for
+ * an unpacked value and what the generator writes): a fixarray of ints and strings, each in its
+ * shortest encoding, ending exactly at @p len, its first field the kind (an int >= 0).
+ * @returns 1 for a bid (kind NEXMARK_BID, NEXMARK_BID_FIELDS fields, auction and price ints;
+ * fills @p b), 0 for a canonical value that is not a bid (another kind or another field count,
+ * as nexmark_unpack_event decides), -1 for anything else: another encoding, other types,
+ * trailing bytes, malformed or truncated input (the caller unpacks it the generic way). */
+int nexmark_scan_bid(const void *value, size_t len, nexmark_bid_view_t *b);
+/** Writes the bid of @p b with its price replaced by @p price into @p out (room for b->len + 9
+ * bytes): the same bytes as unpacking the bid and packing every field, the price as an int64.
+ * @returns the length. */
+size_t nexmark_bid_with_price(const nexmark_bid_view_t *b, int64_t price, uint8_t *out);
+/** Writes the msgpack array [auction, price] of @p b into @p out. @returns the length. */
+size_t nexmark_q2_row(const nexmark_bid_view_t *b, uint8_t out[NEXMARK_Q2_BYTES]);
 
 #endif

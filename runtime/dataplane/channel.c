@@ -80,13 +80,17 @@ weir_netbuf_t *weir_netbuf_new(const weir_chankey_t *key, size_t cap) {
     b->len = 0;
     b->cap = cap;
     b->data = (uint8_t *)(b + 1);
+    b->release = NULL;
     return b;
 }
 
 void weir_netbuf_free(weir_netbuf_t **buf) {
     if (!buf || !*buf)
         return;
-    free(*buf);
+    if ((*buf)->release)
+        (*buf)->release(*buf);
+    else
+        free(*buf);
     *buf = NULL;
 }
 

@@ -47,6 +47,10 @@ typedef struct weir_netbuf {
     size_t len;
     size_t cap;
     uint8_t *data;
+    /** How weir_netbuf_free releases it: NULL for one block from weir_netbuf_new (the bytes
+     * follow the header); the data plane sets it for a received buffer whose bytes are still
+     * the transport's message (no copy). */
+    void (*release)(struct weir_netbuf *buf);
 } weir_netbuf_t;
 
 /** Allocates a buffer with @p cap bytes of capacity. Never NULL (aborts on OOM). */

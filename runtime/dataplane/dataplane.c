@@ -421,6 +421,34 @@ static entry_t *input_end(weir_dataplane_t *dp, const weir_chankey_t *key) {
     return e && e->in.open ? e : NULL;
 }
 
+/* A received buffer that keeps the ZeroMQ message it arrived in: its bytes are the message's
+ * (ZeroMQ reads a large frame straight into its own allocation), so nothing is copied; freeing
+ * the netbuf closes the message. */
+typedef struct rxbuf {
+    weir_netbuf_t nb;
+    zmq_msg_t msg;
+} rxbuf_t;
+
+static void rxbuf_release(weir_netbuf_t *nb) {
+    rxbuf_t *r = (rxbuf_t *)nb; /* nb is the first member */
+    zmq_msg_close(&r->msg);
+    free(r);
+}
+
+/* Moves @p body into a new netbuf of channel @p key. */
+static weir_netbuf_t *rxbuf_take(const weir_chankey_t *key, zmq_msg_t *body) {
+    rxbuf_t *r = malloc(sizeof *r);
+    if (!r)
+        abort();
+    zmq_msg_init(&r->msg);
+    zmq_msg_move(&r->msg, body);
+    r->nb.key = *key;
+    r->nb.len = r->nb.cap = zmq_msg_size(&r->msg);
+    r->nb.data = zmq_msg_data(&r->msg);
+    r->nb.release = rxbuf_release;
+    return &r->nb;
+}
+
 static void on_data(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *ident,
                     zmq_msg_t *body) {
     size_t len = body ? zmq_msg_size(body) : 0;
@@ -431,10 +459,7 @@ static void on_data(weir_dataplane_t *dp, const weir_chankey_t *key, zmq_msg_t *
     entry_t *e = input_end(dp, key);
     known = e != NULL;
     if (known && from_peer(&e->in, ident)) {
-        weir_netbuf_t *buf = weir_netbuf_new(key, len ? len : 1);
-        if (len)
-            memcpy(buf->data, zmq_msg_data(body), len);
-        buf->len = len;
+        weir_netbuf_t *buf = len ? rxbuf_take(key, body) : weir_netbuf_new(key, 1);
         weir_mbmsg_t m = {.type = WEIR_MB_BUFFER, .index = e->in.index, .buf = buf};
         weir_mailbox_push(e->in.mb, &m);
         delivered = true;
@@ -542,6 +567,7 @@ static bool recv_one(weir_dataplane_t *dp) {
 /* The network thread, SCHED_BATCH (weir_dataplane_sched_batch). */
 static void *net_thread(void *arg) {
     weir_dataplane_t *dp = arg;
+    weir_thread_name("weir-net");
     weir_dataplane_sched_batch();
     zmq_pollitem_t items[2] = {
         {.socket = dp->router, .events = ZMQ_POLLIN},

@@ -188,6 +188,34 @@ static void test_remote_channel(void **state) {
     weir_mailbox_destroy(&rcv);
 }
 
+/* (1b) a remote buffer is received without a copy: the netbuf keeps the transport's message
+ * (release set, its bytes not in a weir_netbuf_new block); freeing it releases the message
+ * (ASan's leak check). Before, every received payload was copied into a new netbuf. */
+static void test_remote_no_copy(void **state) {
+    fixture_t *f = *state;
+    weir_chankey_t k = mkkey(0x13, 1, 1);
+    weir_mailbox_t *snd = weir_mailbox_new(), *rcv = weir_mailbox_new();
+    assert_int_equal(weir_dataplane_open_input(f->b, &k, weir_dataplane_address(f->a), rcv, 0, 2),
+                     0);
+    assert_int_equal(weir_dataplane_open_output(f->a, &k, weir_dataplane_address(f->b), snd, 0), 0);
+    expect_credits(snd, 0, 2);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k, 65536, 7)), 0);
+    assert_int_equal(weir_dataplane_send(f->a, mkbuf(&k, 5, 8)), 0);
+    for (int i = 0; i < 2; i++) {
+        weir_mbmsg_t m = pop(rcv);
+        assert_int_equal(m.type, WEIR_MB_BUFFER);
+        check_buf(m.buf, &k, i == 0 ? 65536 : 5, i == 0 ? 7 : 8);
+        assert_non_null(m.buf->release);
+        assert_ptr_not_equal(m.buf->data, (uint8_t *)(m.buf + 1));
+        weir_netbuf_free(&m.buf);
+        assert_null(m.buf);
+    }
+    weir_dataplane_close_mailbox(f->a, snd);
+    weir_dataplane_close_mailbox(f->b, rcv);
+    weir_mailbox_destroy(&snd);
+    weir_mailbox_destroy(&rcv);
+}
+
 /* (2) credits granted before open_output are kept and delivered on open_output. */
 static void test_credits_before_output(void **state) {
     fixture_t *f = *state;
@@ -726,10 +754,15 @@ static void test_curve(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_remote_channel), cmocka_unit_test(test_credits_before_output),
-        cmocka_unit_test(test_local_channel),  cmocka_unit_test(test_stream_window),
-        cmocka_unit_test(test_close),          cmocka_unit_test(test_destroy_with_pending),
-        cmocka_unit_test(test_forged_frames),  cmocka_unit_test(test_curve),
+        cmocka_unit_test(test_remote_channel),
+        cmocka_unit_test(test_remote_no_copy),
+        cmocka_unit_test(test_credits_before_output),
+        cmocka_unit_test(test_local_channel),
+        cmocka_unit_test(test_stream_window),
+        cmocka_unit_test(test_close),
+        cmocka_unit_test(test_destroy_with_pending),
+        cmocka_unit_test(test_forged_frames),
+        cmocka_unit_test(test_curve),
         cmocka_unit_test(test_attempt_fence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,7 +1,9 @@
 /* Unit tests of the Nexmark event generator (examples/nexmark_gen.c): kind proportions (exact
  * from the block structure), id ranges against the standard generator's formulas computed here
  * by hand, field types, determinism and encoded sizes, and the reference's event-time rules
- * (fractional inter-event delay, out-of-order groups, late events). */
+ * (fractional inter-event delay, out-of-order groups, late events); the direct encoding
+ * (nexmark_encode_event) against msgpack-c's packing, and reading bids in place (nexmark_scan_bid,
+ * q1's and q2's fast path) against unpacking them, on generated and on hand-made values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -319,11 +322,222 @@ static void test_speed(void **state) {
     assert_true(ns < 5000);
 }
 
+/* msgpack-c's own packing of @p obj into @p p (cleared first). */
+static void repack(packed_t *p, const msgpack_object *obj) {
+    msgpack_sbuffer_clear(&p->sb);
+    msgpack_pack_object(&p->pk, *obj);
+}
+
+/* nexmark_encode_event writes exactly the bytes msgpack-c packs for the same values (the bytes
+ * the generator wrote through a packer before), for every kind, also out of order and late. */
+static void test_encode_is_msgpack(void **state) {
+    (void)state;
+    nexmark_config_t cfgs[2];
+    nexmark_config_default(&cfgs[0]);
+    nexmark_config_default(&cfgs[1]);
+    cfgs[1].out_of_order_group = 37;
+    cfgs[1].late_fraction = 0.1;
+    packed_t a, b;
+    packed_init(&a);
+    packed_init(&b);
+    size_t max = 0;
+    for (int k = 0; k < 2; k++) {
+        for (uint64_t pos = 0; pos < N_EVENTS; pos++) {
+            uint8_t buf[NEXMARK_MAX_EVENT_BYTES];
+            int64_t ts, ts2;
+            int kind;
+            size_t n = nexmark_encode_event(&cfgs[k], pos, buf, &ts, &kind);
+            assert_true(n <= sizeof buf);
+            if (n > max)
+                max = n;
+            msgpack_object obj;
+            assert_int_equal(gen(&cfgs[k], &a, pos, &obj, &ts2), kind);
+            assert_true(ts == ts2);
+            assert_int_equal(a.sb.size, n); /* nexmark_pack_event appends the same bytes */
+            assert_memory_equal(a.sb.data, buf, n);
+            repack(&b, &obj);
+            assert_int_equal(b.sb.size, n);
+            assert_memory_equal(b.sb.data, buf, n);
+        }
+    }
+    printf("largest event: %zu bytes (bound %d)\n", max, NEXMARK_MAX_EVENT_BYTES);
+    msgpack_sbuffer_destroy(&a.sb);
+    msgpack_sbuffer_destroy(&b.sb);
+}
+
+/* What the generic path of q1/q2 (nexmark.c: weir_unpack, then packing field by field) decides
+ * and writes for @p v: -1 malformed (the job fails), 0 not a bid, 1 a bid with its q1 value in
+ * @p q1 and its q2 row in @p q2. */
+static int generic_bid(const void *v, size_t len, packed_t *q1, packed_t *q2) {
+    msgpack_object obj;
+    size_t off = 0;
+    msgpack_zone_clear(&g_zone);
+    if (msgpack_unpack(v, len, &off, &g_zone, &obj) != MSGPACK_UNPACK_SUCCESS)
+        return -1;
+    if (!(obj.type == MSGPACK_OBJECT_ARRAY && obj.via.array.size == NEXMARK_BID_FIELDS &&
+          obj.via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+          obj.via.array.ptr[0].via.u64 == NEXMARK_BID))
+        return 0;
+    const msgpack_object *f = obj.via.array.ptr;
+    msgpack_sbuffer_clear(&q1->sb);
+    msgpack_pack_array(&q1->pk, NEXMARK_BID_FIELDS);
+    for (uint32_t i = 0; i < NEXMARK_BID_FIELDS; i++) {
+        if (i == NEXMARK_BID_PRICE)
+            msgpack_pack_int64(&q1->pk, f[i].via.i64 * 89 / 100);
+        else
+            msgpack_pack_object(&q1->pk, f[i]);
+    }
+    msgpack_sbuffer_clear(&q2->sb);
+    msgpack_pack_array(&q2->pk, 2);
+    msgpack_pack_object(&q2->pk, f[NEXMARK_BID_AUCTION]);
+    msgpack_pack_object(&q2->pk, f[NEXMARK_BID_PRICE]);
+    return 1;
+}
+
+/* The fast path agrees with the generic one wherever it answers (scan >= 0). */
+static void check_scan(const void *v, size_t len, int want_scan) {
+    packed_t q1, q2;
+    packed_init(&q1);
+    packed_init(&q2);
+    nexmark_bid_view_t b;
+    int scan = nexmark_scan_bid(v, len, &b);
+    assert_int_equal(scan, want_scan);
+    int gen = generic_bid(v, len, &q1, &q2);
+    if (scan == 0)
+        assert_int_equal(gen, 0);
+    if (scan == 1) {
+        assert_int_equal(gen, 1);
+        uint8_t *out = malloc(len + 9), row[NEXMARK_Q2_BYTES];
+        assert_non_null(out);
+        size_t n = nexmark_bid_with_price(&b, b.price * 89 / 100, out);
+        assert_int_equal(n, q1.sb.size);
+        assert_memory_equal(out, q1.sb.data, n);
+        free(out);
+        n = nexmark_q2_row(&b, row);
+        assert_int_equal(n, q2.sb.size);
+        assert_memory_equal(row, q2.sb.data, n);
+    }
+    msgpack_sbuffer_destroy(&q1.sb);
+    msgpack_sbuffer_destroy(&q2.sb);
+}
+
+/* A bid packed by msgpack-c with the given auction, price and strings. */
+static void pack_bid(packed_t *p, int64_t auction, int64_t price, const char *channel,
+                     size_t channel_len) {
+    msgpack_sbuffer_clear(&p->sb);
+    msgpack_pack_array(&p->pk, NEXMARK_BID_FIELDS);
+    msgpack_pack_uint8(&p->pk, NEXMARK_BID);
+    msgpack_pack_int64(&p->pk, auction);
+    msgpack_pack_int64(&p->pk, 1001);
+    msgpack_pack_int64(&p->pk, price);
+    msgpack_pack_str(&p->pk, channel_len);
+    msgpack_pack_str_body(&p->pk, channel, channel_len);
+    msgpack_pack_str(&p->pk, 3);
+    msgpack_pack_str_body(&p->pk, "url", 3);
+    msgpack_pack_int64(&p->pk, 1704067200000);
+    msgpack_pack_str(&p->pk, 0);
+}
+
+static void test_scan_bid(void **state) {
+    (void)state;
+    nexmark_config_t c;
+    nexmark_config_default(&c);
+    packed_t p;
+    packed_init(&p);
+    /* generated events: every bid is read in place, everything else is "not a bid" */
+    for (uint64_t pos = 0; pos < N_EVENTS; pos++) {
+        uint8_t buf[NEXMARK_MAX_EVENT_BYTES];
+        int64_t ts;
+        int kind;
+        size_t n = nexmark_encode_event(&c, pos, buf, &ts, &kind);
+        check_scan(buf, n, kind == NEXMARK_BID ? 1 : 0);
+    }
+    /* canonical bids at every width of auction and price, negative ones, long strings */
+    static const int64_t vals[] = {0,
+                                   1,
+                                   31,
+                                   127,
+                                   128,
+                                   255,
+                                   256,
+                                   65535,
+                                   65536,
+                                   4294967295LL,
+                                   1LL << 32,
+                                   INT64_MAX / 89,
+                                   -1,
+                                   -32,
+                                   -33,
+                                   -128,
+                                   -129,
+                                   -32768,
+                                   -32769,
+                                   -2147483648LL,
+                                   -2147483649LL,
+                                   INT64_MIN / 89};
+    char big[70000];
+    memset(big, 'x', sizeof big);
+    static const size_t lens[] = {0, 5, 31, 32, 255, 256, 65535, 65536, 70000};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+        for (size_t j = 0; j < sizeof vals / sizeof vals[0]; j++) {
+            pack_bid(&p, vals[i], vals[j], big, lens[(i + j) % 9]);
+            check_scan(p.sb.data, p.sb.size, 1);
+        }
+    /* every truncation of a bid, and trailing bytes: the generic path decides */
+    pack_bid(&p, 1000, 12345, "Google", 6);
+    uint8_t bid[256];
+    size_t bid_len = p.sb.size;
+    memcpy(bid, p.sb.data, bid_len);
+    for (size_t n = 0; n < bid_len; n++)
+        check_scan(bid, n, -1);
+    bid[bid_len] = 0x00;
+    check_scan(bid, bid_len + 1, -1);
+    /* not the shortest form: the price 5 as uint16, a short string as str 8, an array 16 */
+    static const uint8_t u16_price[] = {0x98, 0x02, 0x01, 0x02, 0xcd, 0x00,
+                                        0x05, 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(u16_price, sizeof u16_price, -1);
+    static const uint8_t int8_pos[] = {0x98, 0x02, 0x01, 0x02, 0xd0, 0x05, 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(int8_pos, sizeof int8_pos, -1);
+    static const uint8_t int16_300[] = {0x98, 0x02, 0x01, 0x02, 0xd1, 0x01,
+                                        0x2c, 0xa0, 0xa0, 0x01, 0xa0}; /* canonical: uint16 */
+    check_scan(int16_300, sizeof int16_300, -1);
+    static const uint8_t str8_short[] = {0x98, 0x02, 0x01, 0x02, 0x05, 0xd9,
+                                         0x01, 'a',  0xa0, 0x01, 0xa0};
+    check_scan(str8_short, sizeof str8_short, -1);
+    static const uint8_t arr16[] = {0xdc, 0x00, 0x08, 0x02, 0x01, 0x02,
+                                    0x05, 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(arr16, sizeof arr16, -1);
+    /* a uint64 above INT64_MAX, a price that is a string, a float field, a kind that is not an
+     * int: the generic path */
+    static const uint8_t u64_big[] = {0x98, 0x02, 0xcf, 0x80, 0,    0,    0,    0,   0,
+                                      0,    0,    0x02, 0x05, 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(u64_big, sizeof u64_big, -1);
+    static const uint8_t str_price[] = {0x98, 0x02, 0x01, 0x02, 0xa1, '5', 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(str_price, sizeof str_price, -1);
+    static const uint8_t nil_field[] = {0x98, 0x02, 0x01, 0x02, 0x05, 0xc0, 0xa0, 0x01, 0xa0};
+    check_scan(nil_field, sizeof nil_field, -1);
+    static const uint8_t str_kind[] = {0x98, 0xa1, '2', 0x01, 0x02, 0x05, 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(str_kind, sizeof str_kind, -1);
+    static const uint8_t neg_kind[] = {0x98, 0xff, 0x01, 0x02, 0x05, 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(neg_kind, sizeof neg_kind, -1);
+    /* canonical values that are not bids: another kind, seven fields, an empty array */
+    static const uint8_t person[] = {0x93, 0x00, 0x01, 0xa0};
+    check_scan(person, sizeof person, 0);
+    static const uint8_t seven[] = {0x97, 0x02, 0x01, 0x02, 0x05, 0xa0, 0xa0, 0x01};
+    check_scan(seven, sizeof seven, 0);
+    static const uint8_t kind9[] = {0x98, 0x09, 0x01, 0x02, 0x05, 0xa0, 0xa0, 0x01, 0xa0};
+    check_scan(kind9, sizeof kind9, 0);
+    static const uint8_t empty[] = {0x90};
+    check_scan(empty, sizeof empty, -1);
+    msgpack_sbuffer_destroy(&p.sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_proportions), cmocka_unit_test(test_ids_and_fields),
-        cmocka_unit_test(test_helpers),     cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_event_time),  cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_proportions),       cmocka_unit_test(test_ids_and_fields),
+        cmocka_unit_test(test_helpers),           cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_event_time),        cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_encode_is_msgpack), cmocka_unit_test(test_scan_bid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
