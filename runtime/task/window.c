@@ -39,13 +39,15 @@
 #include "runtime/graph/graph.h"
 #include "runtime/task/window.h"
 
-#define WSTATE "weir.window"
+#define WINDEX "weir.window.index"
+#define WRECORDS "weir.window.records"
 
 typedef struct window_op {
     weir_window_spec_t spec;
     weir_aggregate_fns_t fns;
     void *udata;
-    weir_state_id st;
+    weir_state_id idx;              /* WINDEX: the key's windows */
+    weir_state_id st;               /* RECORDS: kept records (keeps() only) */
     int64_t pane;                   /* pane size (tumbling: size, sliding: gcd(size, slide)) */
     uint64_t n_dropped;             /* late records dropped (no late_tag) */
     weir_window_process_fn process; /* weir_window_process: records kept, not accumulators */
@@ -117,19 +119,6 @@ static int64_t sat_add(int64_t a, int64_t b) {
     return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
 }
 
-static void enc(int64_t v, unsigned char out[8]) {
-    uint64_t u = (uint64_t)v ^ ((uint64_t)1 << 63);
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        out[i] = (unsigned char)u;
-}
-
-static int64_t dec(const unsigned char in[8]) {
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = u << 8 | in[i];
-    return (int64_t)(u ^ ((uint64_t)1 << 63));
-}
-
 static int64_t slide_of(const window_op_t *w) {
     return w->spec.kind == WEIR_WINDOW_SLIDING ? w->spec.slide_ms : w->spec.size_ms;
 }
@@ -157,66 +146,200 @@ static int64_t gcd64(int64_t a, int64_t b) {
     return a;
 }
 
-/* weir_window_process: a record of pane ps is the entry enc(ps) ++ seq (8 bytes big-endian, the
- * key's arrival counter kept at the 1-byte user key "q") -> timestamp (8 bytes, host) ++ value;
- * the pane's 8-byte entry enc(ps) is an empty marker (what the timers and cleanup see). */
-typedef struct kept {
-    uint64_t seq;
-    int64_t ts;
-    int side; /* cogroup: 0 left, 1 right (the byte after the timestamp); else 0 */
-    char *val;
+/* ----- the key's window index (value state WINDEX; layout in the opening comment) ----- */
+
+/* One window of the index: data points into the loaded copy or into a buffer of the caller. */
+typedef struct went {
+    int64_t start, end;
+    uint64_t count;
+    const unsigned char *data;
     uint32_t len;
-} kept_t;
+} went_t;
 
-typedef struct kept_list {
-    kept_t *v;
-    unsigned char (*ukey)[16];
+/* The current key's index, loaded: a private copy (state pointers are valid only until the next
+ * state call, and user functions run between load and store). */
+typedef struct windex {
+    uint64_t seq; /* next arrival sequence number of a kept record */
+    went_t *e;    /* ascending start */
     size_t n, cap;
-    int64_t lo, hi; /* pane starts collected: [lo, hi) */
-    bool sided;     /* cogroup: values are timestamp ++ side byte ++ value */
-} kept_list_t;
+    unsigned char *raw; /* the loaded bytes */
+    bool changed;
+} windex_t;
 
-static int collect_kept(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
-    kept_list_t *l = arg;
-    size_t hdr = l->sided ? 9 : 8;
-    if (ukl != 16 || len < hdr)
-        return 0;
-    int64_t ps = dec(uk);
-    if (ps < l->lo || ps >= l->hi)
-        return 0;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        l->v = realloc(l->v, l->cap * sizeof *l->v);
-        l->ukey = realloc(l->ukey, l->cap * sizeof *l->ukey);
-        if (!l->v || !l->ukey)
-            abort();
+#define WIDX_HDR 12u
+#define WENT_HDR 28u
+
+/* Loads the current key's index into @p x; false (after weir_fail) when it is malformed. */
+static bool idx_load(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
+    *x = (windex_t){0};
+    const void *v;
+    uint32_t len;
+    int rc = weir_value_get(ctx, w->idx, &v, &len);
+    if (rc != 0) {
+        if (rc < 0)
+            weir_fail(ctx, "window: reading the window index failed");
+        return rc > 0;
     }
-    kept_t *k = &l->v[l->n];
-    memcpy(l->ukey[l->n], uk, 16);
-    l->n++;
-    k->seq = 0;
-    for (int i = 8; i < 16; i++)
-        k->seq = k->seq << 8 | ((const unsigned char *)uk)[i];
-    memcpy(&k->ts, v, 8);
-    k->side = l->sided ? ((const unsigned char *)v)[8] : 0;
-    k->len = len - (uint32_t)hdr;
-    k->val = malloc(k->len ? k->len : 1);
-    if (!k->val)
+    x->raw = malloc(len ? len : 1);
+    if (!x->raw)
         abort();
-    memcpy(k->val, (const char *)v + hdr, k->len);
-    return 0;
+    memcpy(x->raw, v, len);
+    const unsigned char *p = x->raw, *end = p + len;
+    uint32_t n;
+    if (len < WIDX_HDR)
+        goto bad;
+    memcpy(&x->seq, p, 8);
+    memcpy(&n, p + 8, 4);
+    p += WIDX_HDR;
+    if (weir_array_grow((void **)&x->e, &x->cap, n, sizeof *x->e, 8) != 0)
+        abort();
+    for (uint32_t i = 0; i < n; i++) {
+        went_t *e = &x->e[i];
+        if ((size_t)(end - p) < WENT_HDR)
+            goto bad;
+        memcpy(&e->start, p, 8);
+        memcpy(&e->end, p + 8, 8);
+        memcpy(&e->count, p + 16, 8);
+        memcpy(&e->len, p + 24, 4);
+        p += WENT_HDR;
+        if ((size_t)(end - p) < e->len)
+            goto bad;
+        e->data = p;
+        p += e->len;
+    }
+    x->n = n;
+    if (p == end)
+        return true;
+bad:
+    x->n = 0;
+    weir_fail(ctx, "window: the stored window index is malformed");
+    return false;
 }
 
-static void kept_free(kept_list_t *l) {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i].val);
-    free(l->v);
-    free(l->ukey);
+static void idx_free(windex_t *x) {
+    free(x->e);
+    free(x->raw);
 }
 
-static int by_seq(const void *a, const void *b) {
-    const kept_t *x = a, *y = b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+/* Writes @p x back when it changed (an empty index: the key's value is cleared). */
+static void idx_store(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
+    if (!x->changed)
+        return;
+    if (x->n == 0) {
+        if (weir_value_clear(ctx, w->idx) != 0)
+            weir_fail(ctx, "window: writing the window index failed");
+        return;
+    }
+    size_t len = WIDX_HDR;
+    for (size_t i = 0; i < x->n; i++)
+        len += WENT_HDR + x->e[i].len;
+    unsigned char *buf = malloc(len), *p = buf;
+    if (!buf)
+        abort();
+    uint32_t n = (uint32_t)x->n;
+    memcpy(p, &x->seq, 8);
+    memcpy(p + 8, &n, 4);
+    p += WIDX_HDR;
+    for (size_t i = 0; i < x->n; i++) {
+        const went_t *e = &x->e[i];
+        memcpy(p, &e->start, 8);
+        memcpy(p + 8, &e->end, 8);
+        memcpy(p + 16, &e->count, 8);
+        memcpy(p + 24, &e->len, 4);
+        if (e->len)
+            memcpy(p + WENT_HDR, e->data, e->len);
+        p += WENT_HDR + e->len;
+    }
+    if (len > UINT32_MAX || weir_value_put(ctx, w->idx, buf, (uint32_t)len) != 0)
+        weir_fail(ctx, "window: writing the window index failed");
+    free(buf);
+}
+
+/* The window starting at @p start, or NULL. */
+static went_t *idx_find(windex_t *x, int64_t start) {
+    for (size_t i = 0; i < x->n; i++)
+        if (x->e[i].start == start)
+            return &x->e[i];
+    return NULL;
+}
+
+/* Inserts an empty window [start, end) in start order and returns it. */
+static went_t *idx_insert(windex_t *x, int64_t start, int64_t end) {
+    if (weir_array_grow((void **)&x->e, &x->cap, x->n + 1, sizeof *x->e, 8) != 0)
+        abort();
+    size_t i = x->n;
+    while (i > 0 && x->e[i - 1].start > start)
+        i--;
+    memmove(&x->e[i + 1], &x->e[i], (x->n - i) * sizeof *x->e);
+    x->n++;
+    x->changed = true;
+    x->e[i] = (went_t){.start = start, .end = end};
+    return &x->e[i];
+}
+
+static void idx_remove(windex_t *x, went_t *e) {
+    size_t i = (size_t)(e - x->e);
+    memmove(&x->e[i], &x->e[i + 1], (x->n - i - 1) * sizeof *x->e);
+    x->n--;
+    x->changed = true;
+}
+
+/* ----- kept records (weir_window_process, weir_window_cogroup) ----- */
+
+/* A window's kept records are runs of arrival sequence numbers: (first, last) inclusive pairs of
+ * host uint64, ascending and disjoint; the record with sequence s is the map entry RECORDS
+ * [s as 8 bytes big-endian] -> timestamp (8, host) ++ [side (1), cogroup only] ++ value. */
+typedef struct run {
+    uint64_t first, last;
+} run_t;
+
+typedef struct runs {
+    run_t *v;
+    size_t n, cap;
+} runs_t;
+
+static void runs_add(runs_t *r, uint64_t first, uint64_t last) {
+    if (r->n && r->v[r->n - 1].last + 1 == first) {
+        r->v[r->n - 1].last = last;
+        return;
+    }
+    if (weir_array_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v, 8) != 0)
+        abort();
+    r->v[r->n++] = (run_t){first, last};
+}
+
+static int by_first(const void *a, const void *b) {
+    const run_t *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Appends the runs of @p e to @p r (unsorted: runs_sort after the last one). */
+static void runs_of(runs_t *r, const went_t *e) {
+    for (uint32_t off = 0; off + sizeof(run_t) <= e->len; off += sizeof(run_t)) {
+        run_t u;
+        memcpy(&u, e->data + off, sizeof u);
+        if (weir_array_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v, 8) != 0)
+            abort();
+        r->v[r->n++] = u;
+    }
+}
+
+/* Sorts the runs and joins adjacent ones. */
+static void runs_sort(runs_t *r) {
+    qsort(r->v, r->n, sizeof *r->v, by_first);
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (k && r->v[k - 1].last + 1 == r->v[i].first)
+            r->v[k - 1].last = r->v[i].last;
+        else
+            r->v[k++] = r->v[i];
+    }
+    r->n = k;
+}
+
+static void seq_key(uint64_t seq, unsigned char k[8]) {
+    for (int i = 7; i >= 0; i--, seq >>= 8)
+        k[i] = (unsigned char)seq;
 }
 
 /* The stored value of a kept record: timestamp (8, host) ++ [side (1), cogroup only] ++ value,
@@ -235,109 +358,115 @@ static char *kept_value(const window_op_t *w, int64_t ts, int side, const void *
     return buf;
 }
 
-/* Keeps @p in under the pane or session starting at @p ps (@p marker: write the pane's marker). */
-static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_record_t *in,
-                        bool marker) {
-    uint64_t seq = 0;
-    const void *v;
-    uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, "q", 1, &v, &len) == 0 && len == 8)
-        memcpy(&seq, v, 8);
-    unsigned char k[16];
-    enc(ps, k);
-    for (int i = 15; i >= 8; i--)
-        k[i] = (unsigned char)(seq >> (8 * (15 - i)));
-    seq++;
+/* Keeps @p in under the next sequence number of @p x and adds that number to @p r. */
+static void keep_record(weir_ctx_t *ctx, window_op_t *w, windex_t *x, runs_t *r,
+                        const weir_record_t *in) {
+    uint64_t seq = x->seq++;
+    x->changed = true;
+    unsigned char k[8];
+    seq_key(seq, k);
     uint32_t blen;
     char *buf = kept_value(w, in->timestamp, w->side, in->value, in->value_len, &blen);
-    if (weir_mapstate_put(ctx, w->st, "q", 1, &seq, 8) != 0 ||
-        weir_mapstate_put(ctx, w->st, k, 16, buf, blen) != 0 ||
-        (marker && weir_mapstate_put(ctx, w->st, k, 8, "", 0) != 0))
-        weir_fail(ctx, "window: writing the pane state failed");
+    if (weir_mapstate_put(ctx, w->st, k, 8, buf, blen) != 0)
+        weir_fail(ctx, "window: writing a kept record failed");
     free(buf);
+    runs_add(r, seq, seq);
 }
 
-/* Calls the process (or cogroup) function with the records kept under starts [lo, hi), if any,
- * as @p win: cogroup gets the left records first in recs[0..nl), the right ones after, each
- * side in arrival order. */
-static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t lo, int64_t hi, weir_window_t win) {
-    kept_list_t l = {.lo = lo, .hi = hi, .sided = w->cogroup != NULL};
-    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
-    if (l.n) {
-        qsort(l.v, l.n, sizeof *l.v, by_seq);
-        weir_record_t *recs = weir_xcalloc(l.n, sizeof *recs);
-        uint32_t kl;
-        const void *key = weir_current_key(ctx, &kl);
-        size_t nl = 0, k = 0;
-        for (size_t i = 0; i < l.n; i++)
-            nl += l.v[i].side == 0;
-        for (int side = 0; side < 2; side++) /* stable: arrival order within each side */
-            for (size_t i = 0; i < l.n; i++)
-                if (l.v[i].side == side)
-                    recs[k++] = (weir_record_t){l.v[i].ts, key, kl, l.v[i].val, l.v[i].len};
-        if (w->cogroup)
-            w->cogroup(ctx, &win, recs, nl, recs + nl, l.n - nl, w->udata);
-        else
-            w->process(ctx, &win, recs, l.n, w->udata);
-        free(recs);
-    }
-    kept_free(&l);
+/* Removes the kept records of @p e. */
+static void drop_kept(weir_ctx_t *ctx, window_op_t *w, const went_t *e) {
+    runs_t r = {0};
+    runs_of(&r, e);
+    for (size_t i = 0; i < r.n; i++)
+        for (uint64_t s = r.v[i].first; s <= r.v[i].last; s++) {
+            unsigned char k[8];
+            seq_key(s, k);
+            if (weir_mapstate_remove(ctx, w->st, k, 8) != 0)
+                weir_fail(ctx, "window: removing a kept record failed");
+        }
+    free(r.v);
 }
 
-/* Moves the kept records of the session starting at @p from to the session starting at @p to
- * (a merge), keeping their sequence numbers. */
-static void move_kept(weir_ctx_t *ctx, window_op_t *w, int64_t from, int64_t to) {
-    kept_list_t l = {.lo = from, .hi = from + 1, .sided = w->cogroup != NULL};
-    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
-    for (size_t i = 0; i < l.n; i++) {
-        unsigned char k[16];
-        enc(to, k);
-        memcpy(k + 8, l.ukey[i] + 8, 8);
-        uint32_t blen;
-        char *buf = kept_value(w, l.v[i].ts, l.v[i].side, l.v[i].val, l.v[i].len, &blen);
-        if (weir_mapstate_put(ctx, w->st, k, 16, buf, blen) != 0 ||
-            weir_mapstate_remove(ctx, w->st, l.ukey[i], 16) != 0)
-            weir_fail(ctx, "window: moving a merged session's records failed");
-        free(buf);
-    }
-    kept_free(&l);
-}
-
-/* Removes the kept records of the pane starting at @p ps. */
-static void drop_kept(weir_ctx_t *ctx, window_op_t *w, int64_t ps) {
-    kept_list_t l = {.lo = ps, .hi = ps + 1, .sided = w->cogroup != NULL};
-    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
-    for (size_t i = 0; i < l.n; i++)
-        weir_mapstate_remove(ctx, w->st, l.ukey[i], 16);
-    kept_free(&l);
+/* Calls the process (or cogroup) function with the records kept under @p r (sorted) as @p win:
+ * cogroup gets the left records first in recs[0..nl), the right ones after, each side in arrival
+ * order. */
+static void fire_kept(weir_ctx_t *ctx, window_op_t *w, const runs_t *r, weir_window_t win) {
+    size_t n = 0, hdr = w->cogroup ? 9 : 8;
+    for (size_t i = 0; i < r->n; i++)
+        n += r->v[i].last - r->v[i].first + 1;
+    if (!n)
+        return;
+    weir_record_t *all = weir_xcalloc(n, sizeof *all), *recs = weir_xcalloc(n, sizeof *recs);
+    unsigned char *side = weir_xcalloc(n, 1);
+    uint32_t kl;
+    const void *key = weir_current_key(ctx, &kl);
+    size_t m = 0, nl = 0;
+    for (size_t i = 0; i < r->n; i++)
+        for (uint64_t s = r->v[i].first; s <= r->v[i].last; s++) {
+            unsigned char k[8];
+            seq_key(s, k);
+            const void *v;
+            uint32_t len;
+            if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) != 0 || len < hdr) {
+                weir_fail(ctx, "window: a kept record is missing");
+                goto out;
+            }
+            char *val = malloc(len - hdr ? len - hdr : 1);
+            if (!val)
+                abort();
+            memcpy(val, (const char *)v + hdr, len - hdr);
+            all[m] = (weir_record_t){0, key, kl, val, len - (uint32_t)hdr};
+            memcpy(&all[m].timestamp, v, 8);
+            side[m] = w->cogroup ? ((const unsigned char *)v)[8] : 0;
+            nl += side[m] == 0;
+            m++;
+        }
+    size_t k = 0;
+    for (int s = 0; s < 2; s++) /* stable: arrival order within each side */
+        for (size_t i = 0; i < m; i++)
+            if (side[i] == s)
+                recs[k++] = all[i];
+    if (w->cogroup)
+        w->cogroup(ctx, &win, recs, nl, recs + nl, m - nl, w->udata);
+    else
+        w->process(ctx, &win, recs, m, w->udata);
+out:
+    for (size_t i = 0; i < m; i++)
+        free((void *)all[i].value);
+    free(all);
+    free(recs);
+    free(side);
 }
 
 /* Merges the panes of the window ending at @p end and emits its result if it has content. */
-static void fire_panes(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
+static void fire_panes(weir_ctx_t *ctx, window_op_t *w, windex_t *x, int64_t end) {
+    int64_t lo = end - w->spec.size_ms;
+    weir_window_t win = {lo, end};
     if (keeps(w)) {
-        fire_kept(ctx, w, end - w->spec.size_ms, end, (weir_window_t){end - w->spec.size_ms, end});
+        runs_t r = {0};
+        for (size_t i = 0; i < x->n; i++)
+            if (x->e[i].start >= lo && x->e[i].start < end)
+                runs_of(&r, &x->e[i]);
+        runs_sort(&r);
+        fire_kept(ctx, w, &r, win);
+        free(r.v);
         return;
     }
     acc_t a;
     acc_init(&a);
     acc_t b;
     acc_init(&b);
-    for (int64_t ps = end - w->spec.size_ms; ps < end; ps += w->pane) {
-        unsigned char k[8];
-        enc(ps, k);
-        const void *v;
-        uint32_t len;
-        if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) != 0)
+    for (size_t i = 0; i < x->n; i++) {
+        const went_t *e = &x->e[i];
+        if (e->start < lo || e->start >= end)
             continue;
-        if (!acc_set_bytes(&b, v, len) || !acc_merge(w, &a, &b.obj, v, len)) {
+        if (!acc_set_bytes(&b, e->data, e->len) || !acc_merge(w, &a, &b.obj, e->data, e->len)) {
             weir_fail(ctx, "window: a stored accumulator is not msgpack");
             break;
         }
     }
-    if (a.set) {
-        weir_window_t win = {end - w->spec.size_ms, end};
+    if (a.set)
         w->fns.result(ctx, &win, &a.obj, w->udata);
-    }
     acc_free(&a);
     acc_free(&b);
 }
@@ -371,42 +500,27 @@ static bool add_record(weir_ctx_t *ctx, window_op_t *w, acc_t *acc, const weir_r
     return true;
 }
 
-/* count_trigger: the window's record count at the 9-byte user key enc(start) ++ 'c' (written to
- * @p k) into *n; false (and 0) when there is none. */
-static bool count_get(weir_ctx_t *ctx, window_op_t *w, int64_t start, unsigned char k[9],
-                      uint64_t *n) {
-    enc(start, k);
-    k[8] = 'c';
-    const void *v;
-    uint32_t len;
-    *n = 0;
-    if (weir_mapstate_get(ctx, w->st, k, 9, &v, &len) != 0 || len != 8)
-        return false;
-    memcpy(n, v, 8);
-    return true;
-}
-
-/* Adds @p add to the count of the window starting at @p start (a merge carries the merged
- * sessions' counts) and returns the new count. */
-static uint64_t count_add(weir_ctx_t *ctx, window_op_t *w, int64_t start, uint64_t add) {
-    unsigned char k[9];
-    uint64_t n;
-    count_get(ctx, w, start, k, &n);
-    n += add;
-    if (weir_mapstate_put(ctx, w->st, k, 9, &n, 8) != 0)
-        weir_fail(ctx, "window: writing the record count failed");
-    return n;
-}
-
-/* Removes the count of the window starting at @p start, returning it (0: none). */
-static uint64_t count_take(weir_ctx_t *ctx, window_op_t *w, int64_t start) {
-    if (!w->spec.count_trigger)
-        return 0;
-    unsigned char k[9];
-    uint64_t n;
-    if (count_get(ctx, w, start, k, &n))
-        weir_mapstate_remove(ctx, w->st, k, 9);
-    return n;
+/* Adds @p in to the window @p e: a kept record (its runs become @p r's bytes) or the accumulator
+ * (becomes @p out's bytes); both buffers must outlive the index's store. */
+static void add_to(weir_ctx_t *ctx, window_op_t *w, windex_t *x, went_t *e, runs_t *r,
+                   msgpack_sbuffer *out, const weir_record_t *in) {
+    x->changed = true;
+    if (keeps(w)) {
+        runs_of(r, e);
+        keep_record(ctx, w, x, r, in);
+        e->data = (const unsigned char *)r->v;
+        e->len = (uint32_t)(r->n * sizeof *r->v);
+        return;
+    }
+    acc_t acc;
+    acc_init(&acc);
+    if (e->len && !acc_set_bytes(&acc, e->data, e->len))
+        weir_fail(ctx, "window: a stored accumulator is not msgpack");
+    else if (add_record(ctx, w, &acc, in, out)) {
+        e->data = (const unsigned char *)out->data;
+        e->len = (uint32_t)out->size;
+    }
+    acc_free(&acc);
 }
 
 static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_t *w) {
@@ -418,84 +532,62 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
         late(ctx, w, in);
         return;
     }
-    if (keeps(w)) {
-        keep_record(ctx, w, ps, in, true);
-        goto timers;
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
     }
-    unsigned char k[8];
-    enc(ps, k);
-    acc_t acc;
-    acc_init(&acc);
+    went_t *e = idx_find(&x, ps);
+    if (!e)
+        e = idx_insert(&x, ps, ps + w->pane);
+    runs_t r = {0};
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
-    const void *v;
-    uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) == 0 && !acc_set_bytes(&acc, v, len))
-        weir_fail(ctx, "window: a stored accumulator is not msgpack");
-    else if (add_record(ctx, w, &acc, in, &out) &&
-             weir_mapstate_put(ctx, w->st, k, 8, out.data, (uint32_t)out.size) != 0)
-        weir_fail(ctx, "window: writing the pane state failed");
-    acc_free(&acc);
-    msgpack_sbuffer_destroy(&out);
-timers:; /* the first window not fired yet, and the cleanup of the last one */
-    int64_t e = first;
-    if (e - 1 <= wm)
-        e += (floor_div(wm - (e - 1), slide) + 1) * slide;
-    if ((e <= last && weir_timer_register_event_time(ctx, e - 1) != 0) ||
+    add_to(ctx, w, &x, e, &r, &out, in);
+    uint64_t count = ++e->count;
+    idx_store(ctx, w, &x);
+    /* timers: the first window not fired yet, and the cleanup of the last one */
+    int64_t fe = first;
+    if (fe - 1 <= wm)
+        fe += (floor_div(wm - (fe - 1), slide) + 1) * slide;
+    if ((fe <= last && weir_timer_register_event_time(ctx, fe - 1) != 0) ||
         weir_timer_register_event_time(ctx, sat_add(last - 1, L)) != 0)
         weir_fail(ctx, "window: registering a timer failed");
     /* late firing: windows already fired but within the allowed lateness fire again */
     for (int64_t end = first; end <= last && end - 1 <= wm; end += slide)
         if (sat_add(end - 1, L) > wm)
-            fire_panes(ctx, w, end);
+            fire_panes(ctx, w, &x, end);
     /* count trigger (tumbling: the pane is the window); a late firing above already fired it */
-    if (w->spec.count_trigger && count_add(ctx, w, ps, 1) % w->spec.count_trigger == 0 &&
-        last - 1 > wm)
-        fire_panes(ctx, w, last);
-}
-
-typedef struct entries {
-    int64_t *start;
-    size_t n, cap;
-} entries_t;
-
-static int collect(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
-    (void)v;
-    (void)len;
-    entries_t *e = arg;
-    if (ukl != 8)
-        return 0;
-    if (e->n == e->cap) {
-        e->cap = e->cap ? 2 * e->cap : 16;
-        e->start = realloc(e->start, e->cap * sizeof *e->start);
-        if (!e->start)
-            abort();
-    }
-    e->start[e->n++] = dec(uk);
-    return 0;
+    if (w->spec.count_trigger && count % w->spec.count_trigger == 0 && last - 1 > wm)
+        fire_panes(ctx, w, &x, last);
+    free(r.v);
+    msgpack_sbuffer_destroy(&out);
+    idx_free(&x);
 }
 
 static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
     int64_t L = w->spec.allowed_lateness_ms, slide = slide_of(w);
     int64_t end = T + 1;
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
+    }
     if (floor_div(end - w->spec.offset_ms, slide) * slide == end - w->spec.offset_ms)
-        fire_panes(ctx, w, end);
-    entries_t e = {0};
-    weir_mapstate_foreach(ctx, w->st, collect, &e);
+        fire_panes(ctx, w, &x, end);
     int64_t next_fire = INT64_MAX, next_clean = INT64_MAX;
-    for (size_t i = 0; i < e.n; i++) {
+    for (size_t i = 0; i < x.n;) {
+        went_t *e = &x.e[i];
         int64_t first, last;
-        weir__window_pane_ends(&w->spec, w->pane, e.start[i], &first, &last);
+        weir__window_pane_ends(&w->spec, w->pane, e->start, &first, &last);
         int64_t clean = sat_add(last - 1, L);
         if (clean <= T) {
-            unsigned char k[8];
-            enc(e.start[i], k);
-            weir_mapstate_remove(ctx, w->st, k, 8);
-            count_take(ctx, w, e.start[i]);
             if (keeps(w))
-                drop_kept(ctx, w, e.start[i]);
+                drop_kept(ctx, w, e);
+            idx_remove(&x, e);
             continue;
         }
+        i++;
         if (clean < next_clean)
             next_clean = clean;
         int64_t f = first;
@@ -504,7 +596,8 @@ static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
         if (f <= last && f - 1 < next_fire)
             next_fire = f - 1;
     }
-    free(e.start);
+    idx_store(ctx, w, &x);
+    idx_free(&x);
     if ((next_fire != INT64_MAX && weir_timer_register_event_time(ctx, next_fire) != 0) ||
         (next_clean != INT64_MAX && weir_timer_register_event_time(ctx, next_clean) != 0))
         weir_fail(ctx, "window: registering a timer failed");
@@ -523,131 +616,118 @@ void weir__window_session_merge(const weir_window_session_t *s, size_t n, int64_
         }
 }
 
-typedef struct sessions {
-    weir_window_session_t *s;
-    size_t n, cap;
-} sessions_t;
-
-static int collect_session(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
-    sessions_t *e = arg;
-    if (ukl != 8 || len < 8)
-        return 0;
-    if (e->n == e->cap) {
-        e->cap = e->cap ? 2 * e->cap : 8;
-        e->s = realloc(e->s, e->cap * sizeof *e->s);
-        if (!e->s)
-            abort();
-    }
-    int64_t end;
-    memcpy(&end, v, 8);
-    e->s[e->n++] = (weir_window_session_t){dec(uk), end};
-    return 0;
-}
-
-static bool session_acc(weir_ctx_t *ctx, window_op_t *w, int64_t start, acc_t *into) {
-    unsigned char k[8];
-    enc(start, k);
-    const void *v;
-    uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) != 0 || len < 8)
-        return false;
-    acc_t b;
-    acc_init(&b);
-    bool ok = acc_set_bytes(&b, (const char *)v + 8, len - 8) &&
-              acc_merge(w, into, &b.obj, (const char *)v + 8, len - 8);
-    acc_free(&b);
-    if (!ok)
-        weir_fail(ctx, "window: a stored session accumulator is not msgpack");
-    return ok;
-}
-
-/* Fires the session [start, end) of the current key. */
-static void session_fire(weir_ctx_t *ctx, window_op_t *w, int64_t start, int64_t end) {
-    weir_window_t win = {start, end};
+/* Fires the session @p e of the current key. */
+static void session_fire(weir_ctx_t *ctx, window_op_t *w, const went_t *e) {
+    weir_window_t win = {e->start, e->end};
     if (keeps(w)) {
-        fire_kept(ctx, w, start, start + 1, win);
+        runs_t r = {0};
+        runs_of(&r, e);
+        fire_kept(ctx, w, &r, win);
+        free(r.v);
         return;
     }
     acc_t a;
     acc_init(&a);
-    if (session_acc(ctx, w, start, &a))
+    if (!acc_set_bytes(&a, e->data, e->len))
+        weir_fail(ctx, "window: a stored session accumulator is not msgpack");
+    else
         w->fns.result(ctx, &win, &a.obj, w->udata);
     acc_free(&a);
 }
 
 static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_op_t *w) {
     int64_t wm = weir_current_watermark(ctx), L = w->spec.allowed_lateness_ms;
-    sessions_t all = {0};
-    weir_mapstate_foreach(ctx, w->st, collect_session, &all);
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
+    }
+    weir_window_session_t *all = weir_xcalloc(x.n, sizeof *all);
+    for (size_t i = 0; i < x.n; i++)
+        all[i] = (weir_window_session_t){x.e[i].start, x.e[i].end};
     int64_t start, end;
-    weir__window_session_merge(all.s, all.n, in->timestamp, w->spec.gap_ms, &start, &end);
+    weir__window_session_merge(all, x.n, in->timestamp, w->spec.gap_ms, &start, &end);
+    free(all);
     if (sat_add(end - 1, L) <= wm) {
-        free(all.s);
+        idx_free(&x);
         late(ctx, w, in);
         return;
     }
+    /* the sessions inside [start, end) merge into one: their accumulators (or records) and
+     * counts; their timers stay: a timer is per (key, time), so one of them may be another
+     * session's; a stale one finds no session ending (or expiring) at its time */
     acc_t acc;
     acc_init(&acc);
+    runs_t r = {0};
     uint64_t count = 1;
-    for (size_t i = 0; i < all.n; i++) {
-        weir_window_session_t s = all.s[i];
-        if (s.start < start || s.end > end)
+    for (size_t i = 0; i < x.n;) {
+        went_t *e = &x.e[i];
+        if (e->start < start || e->end > end) {
+            i++;
             continue;
-        if (keeps(w) && s.start != start)
-            move_kept(ctx, w, s.start, start);
-        else if (!keeps(w))
-            session_acc(ctx, w, s.start, &acc);
-        count += count_take(ctx, w, s.start);
-        unsigned char k[8];
-        enc(s.start, k);
-        /* its timers stay: a timer is per (key, time), so one of them may be another
-         * session's; a stale one finds no session ending (or expiring) at its time */
-        weir_mapstate_remove(ctx, w->st, k, 8);
+        }
+        if (keeps(w)) {
+            runs_of(&r, e);
+        } else {
+            acc_t b;
+            acc_init(&b);
+            if (!acc_set_bytes(&b, e->data, e->len) || !acc_merge(w, &acc, &b.obj, e->data, e->len))
+                weir_fail(ctx, "window: a stored session accumulator is not msgpack");
+            acc_free(&b);
+        }
+        count += e->count;
+        idx_remove(&x, e);
     }
+    runs_sort(&r);
+    went_t *e = idx_insert(&x, start, end);
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
-    msgpack_sbuffer_write(&out, (const char *)&end, 8);
-    if (keeps(w))
-        keep_record(ctx, w, start, in, false);
-    if (keeps(w) || add_record(ctx, w, &acc, in, &out)) {
-        unsigned char k[8];
-        enc(start, k);
-        if (weir_mapstate_put(ctx, w->st, k, 8, out.data, (uint32_t)out.size) != 0)
-            weir_fail(ctx, "window: writing the session state failed");
+    if (keeps(w)) {
+        keep_record(ctx, w, &x, &r, in);
+        e->data = (const unsigned char *)r.v;
+        e->len = (uint32_t)(r.n * sizeof *r.v);
+    } else if (add_record(ctx, w, &acc, in, &out)) {
+        e->data = (const unsigned char *)out.data;
+        e->len = (uint32_t)out.size;
     }
-    msgpack_sbuffer_destroy(&out);
-    acc_free(&acc);
+    e->count = count;
+    idx_store(ctx, w, &x);
     /* the new session's timers only: registering the fire time of a session of the key that
      * already fired (kept for the lateness) would fire it again, e.g. after a restore, when the
      * watermark starts over at INT64_MIN */
-    free(all.s);
     if ((end - 1 > wm && weir_timer_register_event_time(ctx, end - 1)) ||
         weir_timer_register_event_time(ctx, sat_add(end - 1, L)) != 0)
         weir_fail(ctx, "window: registering a timer failed");
-    bool count_fire =
-        w->spec.count_trigger && count_add(ctx, w, start, count) % w->spec.count_trigger == 0;
+    bool count_fire = w->spec.count_trigger && count % w->spec.count_trigger == 0;
     if (end - 1 <= wm || count_fire) /* late firing within the lateness, or the count */
-        session_fire(ctx, w, start, end);
+        session_fire(ctx, w, e);
+    free(r.v);
+    msgpack_sbuffer_destroy(&out);
+    acc_free(&acc);
+    idx_free(&x);
 }
 
 static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
     int64_t L = w->spec.allowed_lateness_ms;
-    sessions_t all = {0};
-    weir_mapstate_foreach(ctx, w->st, collect_session, &all);
-    for (size_t i = 0; i < all.n; i++) {
-        weir_window_session_t s = all.s[i];
-        if (s.end - 1 == T)
-            session_fire(ctx, w, s.start, s.end);
-        if (sat_add(s.end - 1, L) <= T) {
-            unsigned char k[8];
-            enc(s.start, k);
-            weir_mapstate_remove(ctx, w->st, k, 8);
-            count_take(ctx, w, s.start);
-            if (keeps(w))
-                drop_kept(ctx, w, s.start);
-        }
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
     }
-    free(all.s);
+    for (size_t i = 0; i < x.n;) {
+        went_t *e = &x.e[i];
+        if (e->end - 1 == T)
+            session_fire(ctx, w, e);
+        if (sat_add(e->end - 1, L) <= T) {
+            if (keeps(w))
+                drop_kept(ctx, w, e);
+            idx_remove(&x, e);
+            continue;
+        }
+        i++;
+    }
+    idx_store(ctx, w, &x);
+    idx_free(&x);
 }
 
 static void on_record(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
@@ -731,7 +811,9 @@ static weir_stream_t *window_op(weir_stream_t *keyed, weir_stream_t *right, cons
                               : weir_process(keyed, name, on_record, w);
     if (!op)
         return NULL;
-    w->st = weir_map_state(op, WSTATE);
+    w->idx = weir_value_state(op, WINDEX);
+    if (keeps(w))
+        w->st = weir_map_state(op, WRECORDS);
     weir_set_on_timer(op, on_timer);
     return op;
 }
