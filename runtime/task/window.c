@@ -163,6 +163,7 @@ typedef struct windex {
     went_t *e;    /* ascending start */
     size_t n, cap;
     unsigned char *raw; /* the loaded bytes */
+    size_t raw_len;
     bool changed;
 } windex_t;
 
@@ -184,6 +185,7 @@ static bool idx_load(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
     if (!x->raw)
         abort();
     memcpy(x->raw, v, len);
+    x->raw_len = len;
     const unsigned char *p = x->raw, *end = p + len;
     uint32_t n;
     if (len < WIDX_HDR)
@@ -286,55 +288,112 @@ static void idx_remove(windex_t *x, went_t *e) {
 
 /* ----- kept records (weir_window_process, weir_window_cogroup) ----- */
 
-/* A window's kept records are runs of arrival sequence numbers: (first, last) inclusive pairs of
- * host uint64, ascending and disjoint; the record with sequence s is the map entry RECORDS
- * [s as 8 bytes big-endian] -> timestamp (8, host) ++ [side (1), cogroup only] ++ value. */
-typedef struct run {
-    uint64_t first, last;
-} run_t;
+/* A window's kept records, in the index entry's data: items in ascending arrival sequence, each
+ * | OFFSET | SIZE | DESCRIPTION                                                              |
+ * |--------|------|--------------------------------------------------------------------------|
+ * | 0      | 1    | 'i': a record inline, 'r': a run of records in the map state RECORDS      |
+ * | 1      | 8    | 'i': its sequence number; 'r': the run's first sequence number (host)     |
+ * | 9      | 4/8  | 'i': the record's length n (uint32); 'r': the run's last sequence number  |
+ * | 13     | n    | 'i': the record: timestamp (8, host) ++ [side (1), cogroup only] ++ value |
+ * A run's record with sequence s is the map entry [s, 8 bytes big-endian] -> the same record
+ * bytes. A record is kept inline while the key's index stays within WINLINE_MAX bytes, else in
+ * the map: a record costs no RocksDB access for small windows, and a hot key's index (rewritten
+ * at each of its records) stays small. */
+#define WINLINE_MAX 4096u
 
-typedef struct runs {
-    run_t *v;
+typedef struct item {
+    uint64_t first, last;     /* sequence numbers (inline: first == last) */
+    const unsigned char *rec; /* inline record, or NULL: the run is in the map */
+    uint32_t len;
+} item_t;
+
+typedef struct kept {
+    item_t *v;
     size_t n, cap;
-} runs_t;
+    unsigned char *bytes; /* the serialized items an index entry points to */
+    char *rec;            /* the new record of this call */
+} kept_t;
 
-static void runs_add(runs_t *r, uint64_t first, uint64_t last) {
-    if (r->n && r->v[r->n - 1].last + 1 == first) {
-        r->v[r->n - 1].last = last;
+static void kept_push(kept_t *k, item_t it) {
+    if (!it.rec && k->n && !k->v[k->n - 1].rec && k->v[k->n - 1].last + 1 == it.first) {
+        k->v[k->n - 1].last = it.last;
         return;
     }
-    if (weir_array_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v, 8) != 0)
+    if (weir_array_grow((void **)&k->v, &k->cap, k->n + 1, sizeof *k->v, 8) != 0)
         abort();
-    r->v[r->n++] = (run_t){first, last};
+    k->v[k->n++] = it;
+}
+
+/* Appends the items of @p e to @p k (kept_sort after the last window); false when malformed. */
+static bool kept_of(kept_t *k, const went_t *e) {
+    const unsigned char *p = e->data, *end = p + e->len;
+    while (p < end) {
+        item_t it = {0};
+        if (end - p < 17)
+            return false;
+        memcpy(&it.first, p + 1, 8);
+        if (p[0] == 'r') {
+            memcpy(&it.last, p + 9, 8);
+            p += 17;
+        } else if (p[0] == 'i') {
+            memcpy(&it.len, p + 9, 4);
+            it.last = it.first;
+            it.rec = p + 13;
+            if ((size_t)(end - it.rec) < it.len)
+                return false;
+            p = it.rec + it.len;
+        } else {
+            return false;
+        }
+        kept_push(k, it);
+    }
+    return true;
 }
 
 static int by_first(const void *a, const void *b) {
-    const run_t *x = a, *y = b;
+    const item_t *x = a, *y = b;
     return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* Appends the runs of @p e to @p r (unsorted: runs_sort after the last one). */
-static void runs_of(runs_t *r, const went_t *e) {
-    for (uint32_t off = 0; off + sizeof(run_t) <= e->len; off += sizeof(run_t)) {
-        run_t u;
-        memcpy(&u, e->data + off, sizeof u);
-        if (weir_array_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v, 8) != 0)
-            abort();
-        r->v[r->n++] = u;
-    }
+/* Sorts the items (of several merged windows) and joins adjacent runs. */
+static void kept_sort(kept_t *k) {
+    qsort(k->v, k->n, sizeof *k->v, by_first);
+    size_t n = k->n;
+    k->n = 0;
+    for (size_t i = 0; i < n; i++)
+        kept_push(k, k->v[i]);
 }
 
-/* Sorts the runs and joins adjacent ones. */
-static void runs_sort(runs_t *r) {
-    qsort(r->v, r->n, sizeof *r->v, by_first);
-    size_t k = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        if (k && r->v[k - 1].last + 1 == r->v[i].first)
-            r->v[k - 1].last = r->v[i].last;
-        else
-            r->v[k++] = r->v[i];
+/* Points @p e at the serialized items of @p k. */
+static void kept_store(kept_t *k, went_t *e) {
+    size_t len = 0;
+    for (size_t i = 0; i < k->n; i++)
+        len += k->v[i].rec ? 13 + (size_t)k->v[i].len : 17;
+    unsigned char *p = realloc(k->bytes, len ? len : 1);
+    if (!p)
+        abort();
+    k->bytes = p;
+    for (size_t i = 0; i < k->n; i++) {
+        const item_t *it = &k->v[i];
+        p[0] = it->rec ? 'i' : 'r';
+        memcpy(p + 1, &it->first, 8);
+        if (it->rec) {
+            memcpy(p + 9, &it->len, 4);
+            memcpy(p + 13, it->rec, it->len);
+            p += 13 + it->len;
+        } else {
+            memcpy(p + 9, &it->last, 8);
+            p += 17;
+        }
     }
-    r->n = k;
+    e->data = k->bytes;
+    e->len = (uint32_t)len;
+}
+
+static void kept_free(kept_t *k) {
+    free(k->v);
+    free(k->bytes);
+    free(k->rec);
 }
 
 static void seq_key(uint64_t seq, unsigned char k[8]) {
@@ -342,97 +401,104 @@ static void seq_key(uint64_t seq, unsigned char k[8]) {
         k[i] = (unsigned char)seq;
 }
 
-/* The stored value of a kept record: timestamp (8, host) ++ [side (1), cogroup only] ++ value,
- * malloc'd; *len its size. */
-static char *kept_value(const window_op_t *w, int64_t ts, int side, const void *val, uint32_t vlen,
-                        uint32_t *len) {
-    size_t hdr = w->cogroup ? 9 : 8;
-    char *buf = malloc(hdr + (size_t)vlen);
-    if (!buf)
-        abort();
-    memcpy(buf, &ts, 8);
-    if (w->cogroup)
-        buf[8] = (char)side;
-    memcpy(buf + hdr, val, vlen);
-    *len = (uint32_t)hdr + vlen;
-    return buf;
-}
-
-/* Keeps @p in under the next sequence number of @p x and adds that number to @p r. */
-static void keep_record(weir_ctx_t *ctx, window_op_t *w, windex_t *x, runs_t *r,
+/* Keeps @p in under the next sequence number of @p x: inline in @p k, or in the map and a run of
+ * @p k. */
+static void keep_record(weir_ctx_t *ctx, window_op_t *w, windex_t *x, kept_t *k,
                         const weir_record_t *in) {
     uint64_t seq = x->seq++;
     x->changed = true;
-    unsigned char k[8];
-    seq_key(seq, k);
-    uint32_t blen;
-    char *buf = kept_value(w, in->timestamp, w->side, in->value, in->value_len, &blen);
-    if (weir_mapstate_put(ctx, w->st, k, 8, buf, blen) != 0)
+    size_t hdr = w->cogroup ? 9 : 8, len = hdr + (size_t)in->value_len;
+    char *buf = malloc(len);
+    if (!buf)
+        abort();
+    memcpy(buf, &in->timestamp, 8);
+    if (w->cogroup)
+        buf[8] = (char)w->side;
+    memcpy(buf + hdr, in->value, in->value_len);
+    free(k->rec);
+    k->rec = buf;
+    if (x->raw_len + 13 + len <= WINLINE_MAX) {
+        kept_push(k, (item_t){seq, seq, (const unsigned char *)buf, (uint32_t)len});
+        return;
+    }
+    unsigned char key[8];
+    seq_key(seq, key);
+    if (weir_mapstate_put(ctx, w->st, key, 8, buf, (uint32_t)len) != 0)
         weir_fail(ctx, "window: writing a kept record failed");
-    free(buf);
-    runs_add(r, seq, seq);
+    kept_push(k, (item_t){seq, seq, NULL, 0});
 }
 
-/* Removes the kept records of @p e. */
+/* Removes the kept records of @p e that are in the map. */
 static void drop_kept(weir_ctx_t *ctx, window_op_t *w, const went_t *e) {
-    runs_t r = {0};
-    runs_of(&r, e);
-    for (size_t i = 0; i < r.n; i++)
-        for (uint64_t s = r.v[i].first; s <= r.v[i].last; s++) {
-            unsigned char k[8];
-            seq_key(s, k);
-            if (weir_mapstate_remove(ctx, w->st, k, 8) != 0)
+    kept_t k = {0};
+    if (!kept_of(&k, e))
+        weir_fail(ctx, "window: a window's kept records are malformed");
+    for (size_t i = 0; i < k.n; i++)
+        for (uint64_t s = k.v[i].first; !k.v[i].rec && s <= k.v[i].last; s++) {
+            unsigned char key[8];
+            seq_key(s, key);
+            if (weir_mapstate_remove(ctx, w->st, key, 8) != 0)
                 weir_fail(ctx, "window: removing a kept record failed");
         }
-    free(r.v);
+    kept_free(&k);
 }
 
-/* Calls the process (or cogroup) function with the records kept under @p r (sorted) as @p win:
- * cogroup gets the left records first in recs[0..nl), the right ones after, each side in arrival
+/* Calls the process (or cogroup) function with the records of @p k (sorted) as @p win: cogroup
+ * gets the left records first in recs[0..nl), the right ones after, each side in arrival
  * order. */
-static void fire_kept(weir_ctx_t *ctx, window_op_t *w, const runs_t *r, weir_window_t win) {
+static void fire_kept(weir_ctx_t *ctx, window_op_t *w, const kept_t *k, weir_window_t win) {
     size_t n = 0, hdr = w->cogroup ? 9 : 8;
-    for (size_t i = 0; i < r->n; i++)
-        n += r->v[i].last - r->v[i].first + 1;
+    for (size_t i = 0; i < k->n; i++)
+        n += k->v[i].last - k->v[i].first + 1;
     if (!n)
         return;
     weir_record_t *all = weir_xcalloc(n, sizeof *all), *recs = weir_xcalloc(n, sizeof *recs);
     unsigned char *side = weir_xcalloc(n, 1);
+    char **owned = weir_xcalloc(n, sizeof *owned); /* copies of the records read from the map */
     uint32_t kl;
     const void *key = weir_current_key(ctx, &kl);
     size_t m = 0, nl = 0;
-    for (size_t i = 0; i < r->n; i++)
-        for (uint64_t s = r->v[i].first; s <= r->v[i].last; s++) {
-            unsigned char k[8];
-            seq_key(s, k);
-            const void *v;
-            uint32_t len;
-            if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) != 0 || len < hdr) {
-                weir_fail(ctx, "window: a kept record is missing");
+    for (size_t i = 0; i < k->n; i++)
+        for (uint64_t s = k->v[i].first; s <= k->v[i].last; s++) {
+            const unsigned char *v = k->v[i].rec;
+            uint32_t len = k->v[i].len;
+            if (!v) {
+                unsigned char sk[8];
+                seq_key(s, sk);
+                const void *mv;
+                if (weir_mapstate_get(ctx, w->st, sk, 8, &mv, &len) != 0) {
+                    weir_fail(ctx, "window: a kept record is missing");
+                    goto out;
+                }
+                owned[m] = malloc(len ? len : 1);
+                if (!owned[m])
+                    abort();
+                memcpy(owned[m], mv, len);
+                v = (const unsigned char *)owned[m];
+            }
+            if (len < hdr) {
+                weir_fail(ctx, "window: a kept record is malformed");
                 goto out;
             }
-            char *val = malloc(len - hdr ? len - hdr : 1);
-            if (!val)
-                abort();
-            memcpy(val, (const char *)v + hdr, len - hdr);
-            all[m] = (weir_record_t){0, key, kl, val, len - (uint32_t)hdr};
+            all[m] = (weir_record_t){0, key, kl, v + hdr, len - (uint32_t)hdr};
             memcpy(&all[m].timestamp, v, 8);
-            side[m] = w->cogroup ? ((const unsigned char *)v)[8] : 0;
+            side[m] = w->cogroup ? v[8] : 0;
             nl += side[m] == 0;
             m++;
         }
-    size_t k = 0;
-    for (int s = 0; s < 2; s++) /* stable: arrival order within each side */
+    size_t j = 0;
+    for (int sd = 0; sd < 2; sd++) /* stable: arrival order within each side */
         for (size_t i = 0; i < m; i++)
-            if (side[i] == s)
-                recs[k++] = all[i];
+            if (side[i] == sd)
+                recs[j++] = all[i];
     if (w->cogroup)
         w->cogroup(ctx, &win, recs, nl, recs + nl, m - nl, w->udata);
     else
         w->process(ctx, &win, recs, m, w->udata);
 out:
-    for (size_t i = 0; i < m; i++)
-        free((void *)all[i].value);
+    for (size_t i = 0; i < n; i++)
+        free(owned[i]);
+    free(owned);
     free(all);
     free(recs);
     free(side);
@@ -443,13 +509,17 @@ static void fire_panes(weir_ctx_t *ctx, window_op_t *w, windex_t *x, int64_t end
     int64_t lo = end - w->spec.size_ms;
     weir_window_t win = {lo, end};
     if (keeps(w)) {
-        runs_t r = {0};
+        kept_t k = {0};
+        bool ok = true;
         for (size_t i = 0; i < x->n; i++)
             if (x->e[i].start >= lo && x->e[i].start < end)
-                runs_of(&r, &x->e[i]);
-        runs_sort(&r);
-        fire_kept(ctx, w, &r, win);
-        free(r.v);
+                ok = kept_of(&k, &x->e[i]) && ok;
+        kept_sort(&k);
+        if (ok)
+            fire_kept(ctx, w, &k, win);
+        else
+            weir_fail(ctx, "window: a window's kept records are malformed");
+        kept_free(&k);
         return;
     }
     acc_t a;
@@ -500,16 +570,18 @@ static bool add_record(weir_ctx_t *ctx, window_op_t *w, acc_t *acc, const weir_r
     return true;
 }
 
-/* Adds @p in to the window @p e: a kept record (its runs become @p r's bytes) or the accumulator
- * (becomes @p out's bytes); both buffers must outlive the index's store. */
-static void add_to(weir_ctx_t *ctx, window_op_t *w, windex_t *x, went_t *e, runs_t *r,
+/* Adds @p in to the window @p e: a kept record (the window's items become @p k's bytes) or the
+ * accumulator (becomes @p out's bytes); both buffers must outlive the index's store. */
+static void add_to(weir_ctx_t *ctx, window_op_t *w, windex_t *x, went_t *e, kept_t *k,
                    msgpack_sbuffer *out, const weir_record_t *in) {
     x->changed = true;
     if (keeps(w)) {
-        runs_of(r, e);
-        keep_record(ctx, w, x, r, in);
-        e->data = (const unsigned char *)r->v;
-        e->len = (uint32_t)(r->n * sizeof *r->v);
+        if (!kept_of(k, e)) {
+            weir_fail(ctx, "window: a window's kept records are malformed");
+            return;
+        }
+        keep_record(ctx, w, x, k, in);
+        kept_store(k, e);
         return;
     }
     acc_t acc;
@@ -540,10 +612,10 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
     went_t *e = idx_find(&x, ps);
     if (!e)
         e = idx_insert(&x, ps, ps + w->pane);
-    runs_t r = {0};
+    kept_t k = {0};
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
-    add_to(ctx, w, &x, e, &r, &out, in);
+    add_to(ctx, w, &x, e, &k, &out, in);
     uint64_t count = ++e->count;
     idx_store(ctx, w, &x);
     /* timers: the first window not fired yet, and the cleanup of the last one */
@@ -560,7 +632,7 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
     /* count trigger (tumbling: the pane is the window); a late firing above already fired it */
     if (w->spec.count_trigger && count % w->spec.count_trigger == 0 && last - 1 > wm)
         fire_panes(ctx, w, &x, last);
-    free(r.v);
+    kept_free(&k);
     msgpack_sbuffer_destroy(&out);
     idx_free(&x);
 }
@@ -620,10 +692,12 @@ void weir__window_session_merge(const weir_window_session_t *s, size_t n, int64_
 static void session_fire(weir_ctx_t *ctx, window_op_t *w, const went_t *e) {
     weir_window_t win = {e->start, e->end};
     if (keeps(w)) {
-        runs_t r = {0};
-        runs_of(&r, e);
-        fire_kept(ctx, w, &r, win);
-        free(r.v);
+        kept_t k = {0};
+        if (kept_of(&k, e))
+            fire_kept(ctx, w, &k, win);
+        else
+            weir_fail(ctx, "window: a window's kept records are malformed");
+        kept_free(&k);
         return;
     }
     acc_t a;
@@ -658,7 +732,7 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
      * session's; a stale one finds no session ending (or expiring) at its time */
     acc_t acc;
     acc_init(&acc);
-    runs_t r = {0};
+    kept_t k = {0};
     uint64_t count = 1;
     for (size_t i = 0; i < x.n;) {
         went_t *e = &x.e[i];
@@ -667,7 +741,8 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
             continue;
         }
         if (keeps(w)) {
-            runs_of(&r, e);
+            if (!kept_of(&k, e))
+                weir_fail(ctx, "window: a window's kept records are malformed");
         } else {
             acc_t b;
             acc_init(&b);
@@ -678,14 +753,13 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
         count += e->count;
         idx_remove(&x, e);
     }
-    runs_sort(&r);
+    kept_sort(&k);
     went_t *e = idx_insert(&x, start, end);
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     if (keeps(w)) {
-        keep_record(ctx, w, &x, &r, in);
-        e->data = (const unsigned char *)r.v;
-        e->len = (uint32_t)(r.n * sizeof *r.v);
+        keep_record(ctx, w, &x, &k, in);
+        kept_store(&k, e);
     } else if (add_record(ctx, w, &acc, in, &out)) {
         e->data = (const unsigned char *)out.data;
         e->len = (uint32_t)out.size;
@@ -701,7 +775,7 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     bool count_fire = w->spec.count_trigger && count % w->spec.count_trigger == 0;
     if (end - 1 <= wm || count_fire) /* late firing within the lateness, or the count */
         session_fire(ctx, w, e);
-    free(r.v);
+    kept_free(&k);
     msgpack_sbuffer_destroy(&out);
     acc_free(&acc);
     idx_free(&x);
