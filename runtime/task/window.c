@@ -1,21 +1,34 @@
 /* Keyed event-time windows (include/weir/weir.h "Windows"): weir_window_aggregate,
  * weir_window_process and weir_window_all_aggregate, built on a weir_process operator with keyed
- * map state and event-time timers, using only the public state/timer/side-output API.
+ * state and event-time timers, using only the public state/timer/side-output API.
  *
- * State of a window operator (per key), map state "weir.window" (user key = start, 8 bytes
- * big-endian with the sign bit flipped so byte order is time order):
- * | kind              | OFFSET | SIZE | DESCRIPTION                                       |
- * |-------------------|--------|------|---------------------------------------------------|
- * | tumbling, sliding | 0      | n    | accumulator (msgpack) of the pane [start, start+p) |
- * | session           | 0      | 8    | end of the session (host int64)                    |
- * | session           | 8      | n    | accumulator (msgpack) of the session              |
- * weir_window_process keeps records instead (8-byte key: an empty pane marker, or the session's
- * end alone; 16-byte key start ++ arrival sequence: timestamp (8, host) ++ value, moved to the
- * merged session's start on a merge; 1-byte key "q": the key's next sequence number).
- * weir_window_cogroup and weir_window_join (join.c) keep records the same way on a two-input
- * operator, the value being timestamp (8, host) ++ side (1: 0 left, 1 right) ++ value.
+ * State of a window operator (per key): the key's window index, value state "weir.window.index"
+ * (WINDEX), holding every live window of the key, so that a record costs one read and one write
+ * of a cached value (state/: the write-back cache, flushed at checkpoints) and no RocksDB access:
+ * | OFFSET | SIZE | DESCRIPTION                                                             |
+ * |--------|------|-------------------------------------------------------------------------|
+ * | 0      | 8    | next arrival sequence number of a kept record (uint64, host)            |
+ * | 8      | 4    | n: number of windows (uint32, host)                                     |
+ * | 12     | ...  | n windows in ascending start, each:                                     |
+ * |  +0    | 8    | start (int64, host): a pane [start, start+p) or a session's start       |
+ * |  +8    | 8    | end (int64, host): start+p for a pane, the session's end                |
+ * |  +16   | 8    | records added (uint64, host; a session carries those of the sessions it |
+ * |        |      | merged): count_trigger fires the window at every N-th                   |
+ * |  +24   | 4    | m (uint32, host)                                                        |
+ * |  +28   | m    | aggregate: the accumulator (msgpack); weir_window_process/cogroup: the  |
+ * |        |      | kept records (items, see "kept records" below)                          |
+ * An empty index is cleared (no value). weir_window_process keeps the records (timestamp (8,
+ * host) ++ value; weir_window_cogroup and weir_window_join, join.c: timestamp ++ side (1: 0
+ * left, 1 right) ++ value) inline in the index while it stays within WINLINE_MAX bytes, beyond
+ * that in the map state "weir.window.records" (WRECORDS: user key = the arrival sequence
+ * number, 8 bytes big-endian), declared only by the record-keeping operators; a session merge
+ * joins the merged windows' items, no record moves.
  * Tumbling and sliding windows keep panes of size p = gcd(size, slide): a record updates ONE
  * pane; a window [s, s+size) is the merge of its size/p panes when it fires.
+ * The index and the records are keyed state like the timers: a checkpoint (which flushes the
+ * cache first), a savepoint, a restore and a rescale carry them together, and a kill -9, a
+ * freeze or a restore from an older checkpoint leaves the index, the records and the timers of
+ * that one checkpoint. Savepoints of the earlier layout (map state "weir.window") are not read.
  *
  * Timers (one per (key, time), idempotent): at end-1 of the first unfired window of a pane or
  * session (fire), and at end-1+allowed lateness of the last window holding it (cleanup). A
@@ -25,13 +38,15 @@
  * belongs to (last end-1+lateness <= watermark) goes to late_tag or is dropped and counted; a
  * record for a fired window still within lateness updates it and the window fires again at
  * once (Flink's late firing), the result emitted with timestamp end-1.
- * count_trigger N (tumbling, sessions): the window's record count at enc(start) ++ 'c' (9-byte
- * user key, uint64 host; sessions carry the merged sessions' counts); every N-th record fires
- * the window (FIRE, not purge: it keeps accumulating), as Flink's CountTrigger.
- * Invariants: a pane or session in state has a pending cleanup timer; every window with
- * content whose end-1 is above the watermark has a pending fire timer.
+ * count_trigger N (tumbling, sessions): every N-th record of the window fires it (FIRE, not
+ * purge: it keeps accumulating), as Flink's CountTrigger.
+ * Invariants: a pane or session in the index has a pending cleanup timer; every window with
+ * content whose end-1 is above the watermark has a pending fire timer or is reached by the
+ * chain; a kept record in the map belongs to exactly one window's runs; sequence numbers only
+ * grow while the key has windows.
  * Threading: the subtask thread only; a window_op_t belongs to one subtask (define() runs per
- * subtask) and holds scratch buffers reused across calls. */
+ * subtask); every call works on its own copy of the key's index (state pointers are valid only
+ * until the next state call, and user functions run in between). */
 #include <stdlib.h>
 #include <string.h>
 
