@@ -14,8 +14,10 @@
  * |  +8    | 8    | end (int64, host): start+p for a pane, the session's end                |
  * |  +16   | 8    | records added (uint64, host; a session carries those of the sessions it |
  * |        |      | merged): count_trigger fires the window at every N-th                   |
- * |  +24   | 4    | m (uint32, host)                                                        |
- * |  +28   | m    | aggregate: the accumulator (msgpack); weir_window_process/cogroup: the  |
+ * |  +24   | 8    | sessions: the time of the session's pending fire timer (int64, host;    |
+ * |        |      | INT64_MIN: fired, waiting for its cleanup timer); panes: INT64_MIN      |
+ * |  +32   | 4    | m (uint32, host)                                                        |
+ * |  +36   | m    | aggregate: the accumulator (msgpack); weir_window_process/cogroup: the  |
  * |        |      | kept records (items, see "kept records" below)                          |
  * An empty index is cleared (no value). weir_window_process keeps the records (timestamp (8,
  * host) ++ value; weir_window_cogroup and weir_window_join, join.c: timestamp ++ side (1: 0
@@ -30,20 +32,26 @@
  * freeze or a restore from an older checkpoint leaves the index, the records and the timers of
  * that one checkpoint. Savepoints of the earlier layout (map state "weir.window") are not read.
  *
- * Timers (one per (key, time), idempotent): at end-1 of the first unfired window of a pane or
- * session (fire), and at end-1+allowed lateness of the last window holding it (cleanup). A
- * timer at T fires the window ending T+1 if it has content, removes what no window needs any
- * more (last end-1+lateness <= T), and registers the next fire and cleanup times of what is
- * left, so the chain reaches every window with content. A record late for every window it
+ * Timers (one per (key, time), idempotent): at end-1 of the first unfired window of a pane
+ * (fire), and at end-1+allowed lateness of the last window holding it (cleanup). A timer at T
+ * fires the window ending T+1 if it has content, removes what no window needs any more (last
+ * end-1+lateness <= T), and registers the next fire and cleanup times of what is left, so the
+ * chain reaches every window with content. A session has one pending fire timer ("armed"): at
+ * its end-1 when it starts; a merge keeps the earliest pending one of the merged sessions; when
+ * that timer fires before the session's end-1 (the session grew since), it moves on to end-1;
+ * at end-1 the session fires, its cleanup timer (end-1+lateness) is registered, and it is
+ * removed when that one fires. A session extended by every record thus costs a few timers, not
+ * one or two per record. A record late for every window it
  * belongs to (last end-1+lateness <= watermark) goes to late_tag or is dropped and counted; a
  * record for a fired window still within lateness updates it and the window fires again at
  * once (Flink's late firing), the result emitted with timestamp end-1.
  * count_trigger N (tumbling, sessions): every N-th record of the window fires it (FIRE, not
  * purge: it keeps accumulating), as Flink's CountTrigger.
- * Invariants: a pane or session in the index has a pending cleanup timer; every window with
- * content whose end-1 is above the watermark has a pending fire timer or is reached by the
- * chain; a kept record in the map belongs to exactly one window's runs; sequence numbers only
- * grow while the key has windows.
+ * Invariants: a pane in the index has a pending cleanup timer, and every window with content
+ * whose end-1 is above the watermark has a pending fire timer or is reached by the chain; a
+ * session that has not fired has a pending fire timer at its "armed" time <= end-1; one that
+ * fired (armed INT64_MIN) has a pending cleanup timer at end-1+lateness; a kept record in the map
+ * belongs to exactly one window's runs; sequence numbers only grow while the key has windows.
  * Threading: the subtask thread only; a window_op_t belongs to one subtask (define() runs per
  * subtask); every call works on its own copy of the key's index (state pointers are valid only
  * until the next state call, and user functions run in between). */
@@ -167,6 +175,7 @@ static int64_t gcd64(int64_t a, int64_t b) {
 typedef struct went {
     int64_t start, end;
     uint64_t count;
+    int64_t armed; /* sessions: the pending fire timer (INT64_MIN: none, the session fired) */
     const unsigned char *data;
     uint32_t len;
 } went_t;
@@ -183,7 +192,7 @@ typedef struct windex {
 } windex_t;
 
 #define WIDX_HDR 12u
-#define WENT_HDR 28u
+#define WENT_HDR 36u
 
 /* Loads the current key's index into @p x; false (after weir_fail) when it is malformed. */
 static bool idx_load(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
@@ -217,7 +226,8 @@ static bool idx_load(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
         memcpy(&e->start, p, 8);
         memcpy(&e->end, p + 8, 8);
         memcpy(&e->count, p + 16, 8);
-        memcpy(&e->len, p + 24, 4);
+        memcpy(&e->armed, p + 24, 8);
+        memcpy(&e->len, p + 32, 4);
         p += WENT_HDR;
         if ((size_t)(end - p) < e->len)
             goto bad;
@@ -262,7 +272,8 @@ static void idx_store(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
         memcpy(p, &e->start, 8);
         memcpy(p + 8, &e->end, 8);
         memcpy(p + 16, &e->count, 8);
-        memcpy(p + 24, &e->len, 4);
+        memcpy(p + 24, &e->armed, 8);
+        memcpy(p + 32, &e->len, 4);
         if (e->len)
             memcpy(p + WENT_HDR, e->data, e->len);
         p += WENT_HDR + e->len;
@@ -290,7 +301,7 @@ static went_t *idx_insert(windex_t *x, int64_t start, int64_t end) {
     memmove(&x->e[i + 1], &x->e[i], (x->n - i) * sizeof *x->e);
     x->n++;
     x->changed = true;
-    x->e[i] = (went_t){.start = start, .end = end};
+    x->e[i] = (went_t){.start = start, .end = end, .armed = INT64_MIN};
     return &x->e[i];
 }
 
@@ -372,6 +383,8 @@ static int by_first(const void *a, const void *b) {
 
 /* Sorts the items (of several merged windows) and joins adjacent runs. */
 static void kept_sort(kept_t *k) {
+    if (k->n < 2)
+        return;
     qsort(k->v, k->n, sizeof *k->v, by_first);
     size_t n = k->n;
     k->n = 0;
@@ -429,7 +442,8 @@ static void keep_record(weir_ctx_t *ctx, window_op_t *w, windex_t *x, kept_t *k,
     memcpy(buf, &in->timestamp, 8);
     if (w->cogroup)
         buf[8] = (char)w->side;
-    memcpy(buf + hdr, in->value, in->value_len);
+    if (in->value_len)
+        memcpy(buf + hdr, in->value, in->value_len);
     free(k->rec);
     k->rec = buf;
     if (x->raw_len + 13 + len <= WINLINE_MAX) {
@@ -749,6 +763,7 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
     acc_init(&acc);
     kept_t k = {0};
     uint64_t count = 1;
+    int64_t armed = INT64_MIN; /* the earliest pending fire timer of the merged sessions */
     for (size_t i = 0; i < x.n;) {
         went_t *e = &x.e[i];
         if (e->start < start || e->end > end) {
@@ -766,6 +781,8 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
             acc_free(&b);
         }
         count += e->count;
+        if (e->armed != INT64_MIN && (armed == INT64_MIN || e->armed < armed))
+            armed = e->armed;
         idx_remove(&x, e);
     }
     kept_sort(&k);
@@ -780,13 +797,20 @@ static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_o
         e->len = (uint32_t)out.size;
     }
     e->count = count;
-    idx_store(ctx, w, &x);
     /* the new session's timers only: registering the fire time of a session of the key that
      * already fired (kept for the lateness) would fire it again, e.g. after a restore, when the
-     * watermark starts over at INT64_MIN */
-    if ((end - 1 > wm && weir_timer_register_event_time(ctx, end - 1)) ||
-        weir_timer_register_event_time(ctx, sat_add(end - 1, L)) != 0)
+     * watermark starts over at INT64_MIN. A merged session's pending fire timer (at or before
+     * the new end-1) is the new session's: when it fires it moves on to end-1, so a session
+     * extended by many records costs a few timers, not one per record. A session late-fired
+     * here gets its cleanup timer. */
+    if (end - 1 > wm) {
+        if (armed == INT64_MIN && weir_timer_register_event_time(ctx, end - 1) != 0)
+            weir_fail(ctx, "window: registering a timer failed");
+        e->armed = armed == INT64_MIN ? end - 1 : armed;
+    } else if (weir_timer_register_event_time(ctx, sat_add(end - 1, L)) != 0) {
         weir_fail(ctx, "window: registering a timer failed");
+    }
+    idx_store(ctx, w, &x);
     bool count_fire = w->spec.count_trigger && count % w->spec.count_trigger == 0;
     if (end - 1 <= wm || count_fire) /* late firing within the lateness, or the count */
         session_fire(ctx, w, e);
@@ -805,9 +829,19 @@ static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
     }
     for (size_t i = 0; i < x.n;) {
         went_t *e = &x.e[i];
-        if (e->end - 1 == T)
+        if (e->armed == T && e->end - 1 > T) { /* extended since: the timer moves to end-1 */
+            e->armed = e->end - 1;
+            x.changed = true;
+            if (weir_timer_register_event_time(ctx, e->armed) != 0)
+                weir_fail(ctx, "window: registering a timer failed");
+        } else if (e->armed == T) { /* fires; kept until its cleanup timer */
             session_fire(ctx, w, e);
-        if (sat_add(e->end - 1, L) <= T) {
+            e->armed = INT64_MIN;
+            x.changed = true;
+            if (sat_add(T, L) > T && weir_timer_register_event_time(ctx, sat_add(T, L)) != 0)
+                weir_fail(ctx, "window: registering a timer failed");
+        }
+        if (e->armed == INT64_MIN && sat_add(e->end - 1, L) <= T) {
             if (keeps(w))
                 drop_kept(ctx, w, e);
             idx_remove(&x, e);
