@@ -217,6 +217,8 @@ static bool idx_load(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
     memcpy(&x->seq, p, 8);
     memcpy(&n, p + 8, 4);
     p += WIDX_HDR;
+    if (n > (len - WIDX_HDR) / WENT_HDR)
+        goto bad;
     if (weir_array_grow((void **)&x->e, &x->cap, n, sizeof *x->e, 8) != 0)
         abort();
     for (uint32_t i = 0; i < n; i++) {
