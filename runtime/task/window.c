@@ -1,37 +1,60 @@
 /* Keyed event-time windows (include/weir/weir.h "Windows"): weir_window_aggregate,
  * weir_window_process and weir_window_all_aggregate, built on a weir_process operator with keyed
- * map state and event-time timers, using only the public state/timer/side-output API.
+ * state and event-time timers, using only the public state/timer/side-output API.
  *
- * State of a window operator (per key), map state "weir.window" (user key = start, 8 bytes
- * big-endian with the sign bit flipped so byte order is time order):
- * | kind              | OFFSET | SIZE | DESCRIPTION                                       |
- * |-------------------|--------|------|---------------------------------------------------|
- * | tumbling, sliding | 0      | n    | accumulator (msgpack) of the pane [start, start+p) |
- * | session           | 0      | 8    | end of the session (host int64)                    |
- * | session           | 8      | n    | accumulator (msgpack) of the session              |
- * weir_window_process keeps records instead (8-byte key: an empty pane marker, or the session's
- * end alone; 16-byte key start ++ arrival sequence: timestamp (8, host) ++ value, moved to the
- * merged session's start on a merge; 1-byte key "q": the key's next sequence number).
- * weir_window_cogroup and weir_window_join (join.c) keep records the same way on a two-input
- * operator, the value being timestamp (8, host) ++ side (1: 0 left, 1 right) ++ value.
+ * State of a window operator (per key): the key's window index, value state "weir.window.index"
+ * (WINDEX), holding every live window of the key, so that a record costs one read and one write
+ * of a cached value (state/: the write-back cache, flushed at checkpoints) and no RocksDB access:
+ * | OFFSET | SIZE | DESCRIPTION                                                             |
+ * |--------|------|-------------------------------------------------------------------------|
+ * | 0      | 8    | next arrival sequence number of a kept record (uint64, host)            |
+ * | 8      | 4    | n: number of windows (uint32, host)                                     |
+ * | 12     | ...  | n windows in ascending start, each:                                     |
+ * |  +0    | 8    | start (int64, host): a pane [start, start+p) or a session's start       |
+ * |  +8    | 8    | end (int64, host): start+p for a pane, the session's end                |
+ * |  +16   | 8    | records added (uint64, host; a session carries those of the sessions it |
+ * |        |      | merged): count_trigger fires the window at every N-th                   |
+ * |  +24   | 8    | sessions: the time of the session's pending fire timer (int64, host;    |
+ * |        |      | INT64_MIN: fired, waiting for its cleanup timer); panes: INT64_MIN      |
+ * |  +32   | 4    | m (uint32, host)                                                        |
+ * |  +36   | m    | aggregate: the accumulator (msgpack); weir_window_process/cogroup: the  |
+ * |        |      | kept records (items, see "kept records" below)                          |
+ * An empty index is cleared (no value). weir_window_process keeps the records (timestamp (8,
+ * host) ++ value; weir_window_cogroup and weir_window_join, join.c: timestamp ++ side (1: 0
+ * left, 1 right) ++ value) inline in the index while it stays within WINLINE_MAX bytes, beyond
+ * that in the map state "weir.window.records" (WRECORDS: user key = the arrival sequence
+ * number, 8 bytes big-endian), declared only by the record-keeping operators; a session merge
+ * joins the merged windows' items, no record moves.
  * Tumbling and sliding windows keep panes of size p = gcd(size, slide): a record updates ONE
  * pane; a window [s, s+size) is the merge of its size/p panes when it fires.
+ * The index and the records are keyed state like the timers: a checkpoint (which flushes the
+ * cache first), a savepoint, a restore and a rescale carry them together, and a kill -9, a
+ * freeze or a restore from an older checkpoint leaves the index, the records and the timers of
+ * that one checkpoint. Savepoints of the earlier layout (map state "weir.window") are not read.
  *
- * Timers (one per (key, time), idempotent): at end-1 of the first unfired window of a pane or
- * session (fire), and at end-1+allowed lateness of the last window holding it (cleanup). A
- * timer at T fires the window ending T+1 if it has content, removes what no window needs any
- * more (last end-1+lateness <= T), and registers the next fire and cleanup times of what is
- * left, so the chain reaches every window with content. A record late for every window it
+ * Timers (one per (key, time), idempotent): at end-1 of the first unfired window of a pane
+ * (fire), and at end-1+allowed lateness of the last window holding it (cleanup). A timer at T
+ * fires the window ending T+1 if it has content, removes what no window needs any more (last
+ * end-1+lateness <= T), and registers the next fire and cleanup times of what is left, so the
+ * chain reaches every window with content. A session has one pending fire timer ("armed"): at
+ * its end-1 when it starts; a merge keeps the earliest pending one of the merged sessions; when
+ * that timer fires before the session's end-1 (the session grew since), it moves on to end-1;
+ * at end-1 the session fires, its cleanup timer (end-1+lateness) is registered, and it is
+ * removed when that one fires. A session extended by every record thus costs a few timers, not
+ * one or two per record. A record late for every window it
  * belongs to (last end-1+lateness <= watermark) goes to late_tag or is dropped and counted; a
  * record for a fired window still within lateness updates it and the window fires again at
  * once (Flink's late firing), the result emitted with timestamp end-1.
- * count_trigger N (tumbling, sessions): the window's record count at enc(start) ++ 'c' (9-byte
- * user key, uint64 host; sessions carry the merged sessions' counts); every N-th record fires
- * the window (FIRE, not purge: it keeps accumulating), as Flink's CountTrigger.
- * Invariants: a pane or session in state has a pending cleanup timer; every window with
- * content whose end-1 is above the watermark has a pending fire timer.
+ * count_trigger N (tumbling, sessions): every N-th record of the window fires it (FIRE, not
+ * purge: it keeps accumulating), as Flink's CountTrigger.
+ * Invariants: a pane in the index has a pending cleanup timer, and every window with content
+ * whose end-1 is above the watermark has a pending fire timer or is reached by the chain; a
+ * session that has not fired has a pending fire timer at its "armed" time <= end-1; one that
+ * fired (armed INT64_MIN) has a pending cleanup timer at end-1+lateness; a kept record in the map
+ * belongs to exactly one window's runs; sequence numbers only grow while the key has windows.
  * Threading: the subtask thread only; a window_op_t belongs to one subtask (define() runs per
- * subtask) and holds scratch buffers reused across calls. */
+ * subtask); every call works on its own copy of the key's index (state pointers are valid only
+ * until the next state call, and user functions run in between). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,13 +62,15 @@
 #include "runtime/graph/graph.h"
 #include "runtime/task/window.h"
 
-#define WSTATE "weir.window"
+#define WINDEX "weir.window.index"
+#define WRECORDS "weir.window.records"
 
 typedef struct window_op {
     weir_window_spec_t spec;
     weir_aggregate_fns_t fns;
     void *udata;
-    weir_state_id st;
+    weir_state_id idx;              /* WINDEX: the key's windows */
+    weir_state_id st;               /* RECORDS: kept records (keeps() only) */
     int64_t pane;                   /* pane size (tumbling: size, sliding: gcd(size, slide)) */
     uint64_t n_dropped;             /* late records dropped (no late_tag) */
     weir_window_process_fn process; /* weir_window_process: records kept, not accumulators */
@@ -117,19 +142,6 @@ static int64_t sat_add(int64_t a, int64_t b) {
     return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
 }
 
-static void enc(int64_t v, unsigned char out[8]) {
-    uint64_t u = (uint64_t)v ^ ((uint64_t)1 << 63);
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        out[i] = (unsigned char)u;
-}
-
-static int64_t dec(const unsigned char in[8]) {
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = u << 8 | in[i];
-    return (int64_t)(u ^ ((uint64_t)1 << 63));
-}
-
 static int64_t slide_of(const window_op_t *w) {
     return w->spec.kind == WEIR_WINDOW_SLIDING ? w->spec.slide_ms : w->spec.size_ms;
 }
@@ -157,187 +169,405 @@ static int64_t gcd64(int64_t a, int64_t b) {
     return a;
 }
 
-/* weir_window_process: a record of pane ps is the entry enc(ps) ++ seq (8 bytes big-endian, the
- * key's arrival counter kept at the 1-byte user key "q") -> timestamp (8 bytes, host) ++ value;
- * the pane's 8-byte entry enc(ps) is an empty marker (what the timers and cleanup see). */
-typedef struct kept {
-    uint64_t seq;
-    int64_t ts;
-    int side; /* cogroup: 0 left, 1 right (the byte after the timestamp); else 0 */
-    char *val;
+/* ----- the key's window index (value state WINDEX; layout in the opening comment) ----- */
+
+/* One window of the index: data points into the loaded copy or into a buffer of the caller. */
+typedef struct went {
+    int64_t start, end;
+    uint64_t count;
+    int64_t armed; /* sessions: the pending fire timer (INT64_MIN: none, the session fired) */
+    const unsigned char *data;
     uint32_t len;
-} kept_t;
+} went_t;
 
-typedef struct kept_list {
-    kept_t *v;
-    unsigned char (*ukey)[16];
+/* The current key's index, loaded: a private copy (state pointers are valid only until the next
+ * state call, and user functions run between load and store). */
+typedef struct windex {
+    uint64_t seq; /* next arrival sequence number of a kept record */
+    went_t *e;    /* ascending start */
     size_t n, cap;
-    int64_t lo, hi; /* pane starts collected: [lo, hi) */
-    bool sided;     /* cogroup: values are timestamp ++ side byte ++ value */
-} kept_list_t;
+    unsigned char *raw; /* the loaded bytes */
+    size_t raw_len;
+    bool changed;
+} windex_t;
 
-static int collect_kept(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
-    kept_list_t *l = arg;
-    size_t hdr = l->sided ? 9 : 8;
-    if (ukl != 16 || len < hdr)
-        return 0;
-    int64_t ps = dec(uk);
-    if (ps < l->lo || ps >= l->hi)
-        return 0;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        l->v = realloc(l->v, l->cap * sizeof *l->v);
-        l->ukey = realloc(l->ukey, l->cap * sizeof *l->ukey);
-        if (!l->v || !l->ukey)
-            abort();
-    }
-    kept_t *k = &l->v[l->n];
-    memcpy(l->ukey[l->n], uk, 16);
-    l->n++;
-    k->seq = 0;
-    for (int i = 8; i < 16; i++)
-        k->seq = k->seq << 8 | ((const unsigned char *)uk)[i];
-    memcpy(&k->ts, v, 8);
-    k->side = l->sided ? ((const unsigned char *)v)[8] : 0;
-    k->len = len - (uint32_t)hdr;
-    k->val = malloc(k->len ? k->len : 1);
-    if (!k->val)
-        abort();
-    memcpy(k->val, (const char *)v + hdr, k->len);
-    return 0;
-}
+#define WIDX_HDR 12u
+#define WENT_HDR 36u
 
-static void kept_free(kept_list_t *l) {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i].val);
-    free(l->v);
-    free(l->ukey);
-}
-
-static int by_seq(const void *a, const void *b) {
-    const kept_t *x = a, *y = b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* The stored value of a kept record: timestamp (8, host) ++ [side (1), cogroup only] ++ value,
- * malloc'd; *len its size. */
-static char *kept_value(const window_op_t *w, int64_t ts, int side, const void *val, uint32_t vlen,
-                        uint32_t *len) {
-    size_t hdr = w->cogroup ? 9 : 8;
-    char *buf = malloc(hdr + (size_t)vlen);
-    if (!buf)
-        abort();
-    memcpy(buf, &ts, 8);
-    if (w->cogroup)
-        buf[8] = (char)side;
-    memcpy(buf + hdr, val, vlen);
-    *len = (uint32_t)hdr + vlen;
-    return buf;
-}
-
-/* Keeps @p in under the pane or session starting at @p ps (@p marker: write the pane's marker). */
-static void keep_record(weir_ctx_t *ctx, window_op_t *w, int64_t ps, const weir_record_t *in,
-                        bool marker) {
-    uint64_t seq = 0;
+/* Loads the current key's index into @p x; false (after weir_fail) when it is malformed. */
+static bool idx_load(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
+    *x = (windex_t){0};
     const void *v;
     uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, "q", 1, &v, &len) == 0 && len == 8)
-        memcpy(&seq, v, 8);
-    unsigned char k[16];
-    enc(ps, k);
-    for (int i = 15; i >= 8; i--)
-        k[i] = (unsigned char)(seq >> (8 * (15 - i)));
-    seq++;
-    uint32_t blen;
-    char *buf = kept_value(w, in->timestamp, w->side, in->value, in->value_len, &blen);
-    if (weir_mapstate_put(ctx, w->st, "q", 1, &seq, 8) != 0 ||
-        weir_mapstate_put(ctx, w->st, k, 16, buf, blen) != 0 ||
-        (marker && weir_mapstate_put(ctx, w->st, k, 8, "", 0) != 0))
-        weir_fail(ctx, "window: writing the pane state failed");
+    int rc = weir_value_get(ctx, w->idx, &v, &len);
+    if (rc != 0) {
+        if (rc < 0)
+            weir_fail(ctx, "window: reading the window index failed");
+        return rc > 0;
+    }
+    x->raw = malloc(len ? len : 1);
+    if (!x->raw)
+        abort();
+    memcpy(x->raw, v, len);
+    x->raw_len = len;
+    const unsigned char *p = x->raw, *end = p + len;
+    uint32_t n;
+    if (len < WIDX_HDR)
+        goto bad;
+    memcpy(&x->seq, p, 8);
+    memcpy(&n, p + 8, 4);
+    p += WIDX_HDR;
+    if (n > (len - WIDX_HDR) / WENT_HDR)
+        goto bad;
+    if (weir_array_grow((void **)&x->e, &x->cap, n, sizeof *x->e, 8) != 0)
+        abort();
+    for (uint32_t i = 0; i < n; i++) {
+        went_t *e = &x->e[i];
+        if ((size_t)(end - p) < WENT_HDR)
+            goto bad;
+        memcpy(&e->start, p, 8);
+        memcpy(&e->end, p + 8, 8);
+        memcpy(&e->count, p + 16, 8);
+        memcpy(&e->armed, p + 24, 8);
+        memcpy(&e->len, p + 32, 4);
+        p += WENT_HDR;
+        if ((size_t)(end - p) < e->len)
+            goto bad;
+        e->data = p;
+        p += e->len;
+    }
+    x->n = n;
+    if (p == end)
+        return true;
+bad:
+    x->n = 0;
+    weir_fail(ctx, "window: the stored window index is malformed");
+    return false;
+}
+
+static void idx_free(windex_t *x) {
+    free(x->e);
+    free(x->raw);
+}
+
+/* Writes @p x back when it changed (an empty index: the key's value is cleared). */
+static void idx_store(weir_ctx_t *ctx, window_op_t *w, windex_t *x) {
+    if (!x->changed)
+        return;
+    if (x->n == 0) {
+        if (weir_value_clear(ctx, w->idx) != 0)
+            weir_fail(ctx, "window: writing the window index failed");
+        return;
+    }
+    size_t len = WIDX_HDR;
+    for (size_t i = 0; i < x->n; i++)
+        len += WENT_HDR + x->e[i].len;
+    unsigned char *buf = malloc(len), *p = buf;
+    if (!buf)
+        abort();
+    uint32_t n = (uint32_t)x->n;
+    memcpy(p, &x->seq, 8);
+    memcpy(p + 8, &n, 4);
+    p += WIDX_HDR;
+    for (size_t i = 0; i < x->n; i++) {
+        const went_t *e = &x->e[i];
+        memcpy(p, &e->start, 8);
+        memcpy(p + 8, &e->end, 8);
+        memcpy(p + 16, &e->count, 8);
+        memcpy(p + 24, &e->armed, 8);
+        memcpy(p + 32, &e->len, 4);
+        if (e->len)
+            memcpy(p + WENT_HDR, e->data, e->len);
+        p += WENT_HDR + e->len;
+    }
+    if (len > UINT32_MAX || weir_value_put(ctx, w->idx, buf, (uint32_t)len) != 0)
+        weir_fail(ctx, "window: writing the window index failed");
     free(buf);
 }
 
-/* Calls the process (or cogroup) function with the records kept under starts [lo, hi), if any,
- * as @p win: cogroup gets the left records first in recs[0..nl), the right ones after, each
- * side in arrival order. */
-static void fire_kept(weir_ctx_t *ctx, window_op_t *w, int64_t lo, int64_t hi, weir_window_t win) {
-    kept_list_t l = {.lo = lo, .hi = hi, .sided = w->cogroup != NULL};
-    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
-    if (l.n) {
-        qsort(l.v, l.n, sizeof *l.v, by_seq);
-        weir_record_t *recs = weir_xcalloc(l.n, sizeof *recs);
-        uint32_t kl;
-        const void *key = weir_current_key(ctx, &kl);
-        size_t nl = 0, k = 0;
-        for (size_t i = 0; i < l.n; i++)
-            nl += l.v[i].side == 0;
-        for (int side = 0; side < 2; side++) /* stable: arrival order within each side */
-            for (size_t i = 0; i < l.n; i++)
-                if (l.v[i].side == side)
-                    recs[k++] = (weir_record_t){l.v[i].ts, key, kl, l.v[i].val, l.v[i].len};
-        if (w->cogroup)
-            w->cogroup(ctx, &win, recs, nl, recs + nl, l.n - nl, w->udata);
-        else
-            w->process(ctx, &win, recs, l.n, w->udata);
-        free(recs);
-    }
-    kept_free(&l);
+/* The window starting at @p start, or NULL. */
+static went_t *idx_find(windex_t *x, int64_t start) {
+    for (size_t i = 0; i < x->n; i++)
+        if (x->e[i].start == start)
+            return &x->e[i];
+    return NULL;
 }
 
-/* Moves the kept records of the session starting at @p from to the session starting at @p to
- * (a merge), keeping their sequence numbers. */
-static void move_kept(weir_ctx_t *ctx, window_op_t *w, int64_t from, int64_t to) {
-    kept_list_t l = {.lo = from, .hi = from + 1, .sided = w->cogroup != NULL};
-    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
-    for (size_t i = 0; i < l.n; i++) {
-        unsigned char k[16];
-        enc(to, k);
-        memcpy(k + 8, l.ukey[i] + 8, 8);
-        uint32_t blen;
-        char *buf = kept_value(w, l.v[i].ts, l.v[i].side, l.v[i].val, l.v[i].len, &blen);
-        if (weir_mapstate_put(ctx, w->st, k, 16, buf, blen) != 0 ||
-            weir_mapstate_remove(ctx, w->st, l.ukey[i], 16) != 0)
-            weir_fail(ctx, "window: moving a merged session's records failed");
-        free(buf);
-    }
-    kept_free(&l);
+/* Inserts an empty window [start, end) in start order and returns it. */
+static went_t *idx_insert(windex_t *x, int64_t start, int64_t end) {
+    if (weir_array_grow((void **)&x->e, &x->cap, x->n + 1, sizeof *x->e, 8) != 0)
+        abort();
+    size_t i = x->n;
+    while (i > 0 && x->e[i - 1].start > start)
+        i--;
+    memmove(&x->e[i + 1], &x->e[i], (x->n - i) * sizeof *x->e);
+    x->n++;
+    x->changed = true;
+    x->e[i] = (went_t){.start = start, .end = end, .armed = INT64_MIN};
+    return &x->e[i];
 }
 
-/* Removes the kept records of the pane starting at @p ps. */
-static void drop_kept(weir_ctx_t *ctx, window_op_t *w, int64_t ps) {
-    kept_list_t l = {.lo = ps, .hi = ps + 1, .sided = w->cogroup != NULL};
-    weir_mapstate_foreach(ctx, w->st, collect_kept, &l);
-    for (size_t i = 0; i < l.n; i++)
-        weir_mapstate_remove(ctx, w->st, l.ukey[i], 16);
-    kept_free(&l);
+static void idx_remove(windex_t *x, went_t *e) {
+    size_t i = (size_t)(e - x->e);
+    memmove(&x->e[i], &x->e[i + 1], (x->n - i - 1) * sizeof *x->e);
+    x->n--;
+    x->changed = true;
+}
+
+/* ----- kept records (weir_window_process, weir_window_cogroup) ----- */
+
+/* A window's kept records, in the index entry's data: items in ascending arrival sequence, each
+ * | OFFSET | SIZE | DESCRIPTION                                                              |
+ * |--------|------|--------------------------------------------------------------------------|
+ * | 0      | 1    | 'i': a record inline, 'r': a run of records in the map state RECORDS      |
+ * | 1      | 8    | 'i': its sequence number; 'r': the run's first sequence number (host)     |
+ * | 9      | 4/8  | 'i': the record's length n (uint32); 'r': the run's last sequence number  |
+ * | 13     | n    | 'i': the record: timestamp (8, host) ++ [side (1), cogroup only] ++ value |
+ * A run's record with sequence s is the map entry [s, 8 bytes big-endian] -> the same record
+ * bytes. A record is kept inline while the key's index stays within WINLINE_MAX bytes, else in
+ * the map: a record costs no RocksDB access for small windows, and a hot key's index (rewritten
+ * at each of its records) stays small. */
+#define WINLINE_MAX 4096u
+
+typedef struct item {
+    uint64_t first, last;     /* sequence numbers (inline: first == last) */
+    const unsigned char *rec; /* inline record, or NULL: the run is in the map */
+    uint32_t len;
+} item_t;
+
+typedef struct kept {
+    item_t *v;
+    size_t n, cap;
+    unsigned char *bytes; /* the serialized items an index entry points to */
+    char *rec;            /* the new record of this call */
+} kept_t;
+
+static void kept_push(kept_t *k, item_t it) {
+    if (!it.rec && k->n && !k->v[k->n - 1].rec && k->v[k->n - 1].last + 1 == it.first) {
+        k->v[k->n - 1].last = it.last;
+        return;
+    }
+    if (weir_array_grow((void **)&k->v, &k->cap, k->n + 1, sizeof *k->v, 8) != 0)
+        abort();
+    k->v[k->n++] = it;
+}
+
+/* Appends the items of @p e to @p k (kept_sort after the last window); false when malformed. */
+static bool kept_of(kept_t *k, const went_t *e) {
+    const unsigned char *p = e->data, *end = p + e->len;
+    while (p < end) {
+        item_t it = {0};
+        if (end - p < 17)
+            return false;
+        memcpy(&it.first, p + 1, 8);
+        if (p[0] == 'r') {
+            memcpy(&it.last, p + 9, 8);
+            p += 17;
+        } else if (p[0] == 'i') {
+            memcpy(&it.len, p + 9, 4);
+            it.last = it.first;
+            it.rec = p + 13;
+            if ((size_t)(end - it.rec) < it.len)
+                return false;
+            p = it.rec + it.len;
+        } else {
+            return false;
+        }
+        kept_push(k, it);
+    }
+    return true;
+}
+
+static int by_first(const void *a, const void *b) {
+    const item_t *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Sorts the items (of several merged windows) and joins adjacent runs. */
+static void kept_sort(kept_t *k) {
+    if (k->n < 2)
+        return;
+    qsort(k->v, k->n, sizeof *k->v, by_first);
+    size_t n = k->n;
+    k->n = 0;
+    for (size_t i = 0; i < n; i++)
+        kept_push(k, k->v[i]);
+}
+
+/* Points @p e at the serialized items of @p k. */
+static void kept_store(kept_t *k, went_t *e) {
+    size_t len = 0;
+    for (size_t i = 0; i < k->n; i++)
+        len += k->v[i].rec ? 13 + (size_t)k->v[i].len : 17;
+    unsigned char *p = realloc(k->bytes, len ? len : 1);
+    if (!p)
+        abort();
+    k->bytes = p;
+    for (size_t i = 0; i < k->n; i++) {
+        const item_t *it = &k->v[i];
+        p[0] = it->rec ? 'i' : 'r';
+        memcpy(p + 1, &it->first, 8);
+        if (it->rec) {
+            memcpy(p + 9, &it->len, 4);
+            memcpy(p + 13, it->rec, it->len);
+            p += 13 + it->len;
+        } else {
+            memcpy(p + 9, &it->last, 8);
+            p += 17;
+        }
+    }
+    e->data = k->bytes;
+    e->len = (uint32_t)len;
+}
+
+static void kept_free(kept_t *k) {
+    free(k->v);
+    free(k->bytes);
+    free(k->rec);
+}
+
+static void seq_key(uint64_t seq, unsigned char k[8]) {
+    for (int i = 7; i >= 0; i--, seq >>= 8)
+        k[i] = (unsigned char)seq;
+}
+
+/* Keeps @p in under the next sequence number of @p x: inline in @p k, or in the map and a run of
+ * @p k. */
+static void keep_record(weir_ctx_t *ctx, window_op_t *w, windex_t *x, kept_t *k,
+                        const weir_record_t *in) {
+    uint64_t seq = x->seq++;
+    x->changed = true;
+    size_t hdr = w->cogroup ? 9 : 8, len = hdr + (size_t)in->value_len;
+    char *buf = malloc(len);
+    if (!buf)
+        abort();
+    memcpy(buf, &in->timestamp, 8);
+    if (w->cogroup)
+        buf[8] = (char)w->side;
+    if (in->value_len)
+        memcpy(buf + hdr, in->value, in->value_len);
+    free(k->rec);
+    k->rec = buf;
+    if (x->raw_len + 13 + len <= WINLINE_MAX) {
+        kept_push(k, (item_t){seq, seq, (const unsigned char *)buf, (uint32_t)len});
+        return;
+    }
+    unsigned char key[8];
+    seq_key(seq, key);
+    if (weir_mapstate_put(ctx, w->st, key, 8, buf, (uint32_t)len) != 0)
+        weir_fail(ctx, "window: writing a kept record failed");
+    kept_push(k, (item_t){seq, seq, NULL, 0});
+}
+
+/* Removes the kept records of @p e that are in the map. */
+static void drop_kept(weir_ctx_t *ctx, window_op_t *w, const went_t *e) {
+    kept_t k = {0};
+    if (!kept_of(&k, e))
+        weir_fail(ctx, "window: a window's kept records are malformed");
+    for (size_t i = 0; i < k.n; i++)
+        for (uint64_t s = k.v[i].first; !k.v[i].rec && s <= k.v[i].last; s++) {
+            unsigned char key[8];
+            seq_key(s, key);
+            if (weir_mapstate_remove(ctx, w->st, key, 8) != 0)
+                weir_fail(ctx, "window: removing a kept record failed");
+        }
+    kept_free(&k);
+}
+
+/* Calls the process (or cogroup) function with the records of @p k (sorted) as @p win: cogroup
+ * gets the left records first in recs[0..nl), the right ones after, each side in arrival
+ * order. */
+static void fire_kept(weir_ctx_t *ctx, window_op_t *w, const kept_t *k, weir_window_t win) {
+    size_t n = 0, hdr = w->cogroup ? 9 : 8;
+    for (size_t i = 0; i < k->n; i++)
+        n += k->v[i].last - k->v[i].first + 1;
+    if (!n)
+        return;
+    weir_record_t *all = weir_xcalloc(n, sizeof *all), *recs = weir_xcalloc(n, sizeof *recs);
+    unsigned char *side = weir_xcalloc(n, 1);
+    char **owned = weir_xcalloc(n, sizeof *owned); /* copies of the records read from the map */
+    uint32_t kl;
+    const void *key = weir_current_key(ctx, &kl);
+    size_t m = 0, nl = 0;
+    for (size_t i = 0; i < k->n; i++)
+        for (uint64_t s = k->v[i].first; s <= k->v[i].last; s++) {
+            const unsigned char *v = k->v[i].rec;
+            uint32_t len = k->v[i].len;
+            if (!v) {
+                unsigned char sk[8];
+                seq_key(s, sk);
+                const void *mv;
+                if (weir_mapstate_get(ctx, w->st, sk, 8, &mv, &len) != 0) {
+                    weir_fail(ctx, "window: a kept record is missing");
+                    goto out;
+                }
+                owned[m] = malloc(len ? len : 1);
+                if (!owned[m])
+                    abort();
+                memcpy(owned[m], mv, len);
+                v = (const unsigned char *)owned[m];
+            }
+            if (len < hdr) {
+                weir_fail(ctx, "window: a kept record is malformed");
+                goto out;
+            }
+            all[m] = (weir_record_t){0, key, kl, v + hdr, len - (uint32_t)hdr};
+            memcpy(&all[m].timestamp, v, 8);
+            side[m] = w->cogroup ? v[8] : 0;
+            nl += side[m] == 0;
+            m++;
+        }
+    size_t j = 0;
+    for (int sd = 0; sd < 2; sd++) /* stable: arrival order within each side */
+        for (size_t i = 0; i < m; i++)
+            if (side[i] == sd)
+                recs[j++] = all[i];
+    if (w->cogroup)
+        w->cogroup(ctx, &win, recs, nl, recs + nl, m - nl, w->udata);
+    else
+        w->process(ctx, &win, recs, m, w->udata);
+out:
+    for (size_t i = 0; i < n; i++)
+        free(owned[i]);
+    free(owned);
+    free(all);
+    free(recs);
+    free(side);
 }
 
 /* Merges the panes of the window ending at @p end and emits its result if it has content. */
-static void fire_panes(weir_ctx_t *ctx, window_op_t *w, int64_t end) {
+static void fire_panes(weir_ctx_t *ctx, window_op_t *w, windex_t *x, int64_t end) {
+    int64_t lo = end - w->spec.size_ms;
+    weir_window_t win = {lo, end};
     if (keeps(w)) {
-        fire_kept(ctx, w, end - w->spec.size_ms, end, (weir_window_t){end - w->spec.size_ms, end});
+        kept_t k = {0};
+        bool ok = true;
+        for (size_t i = 0; i < x->n; i++)
+            if (x->e[i].start >= lo && x->e[i].start < end)
+                ok = kept_of(&k, &x->e[i]) && ok;
+        kept_sort(&k);
+        if (ok)
+            fire_kept(ctx, w, &k, win);
+        else
+            weir_fail(ctx, "window: a window's kept records are malformed");
+        kept_free(&k);
         return;
     }
     acc_t a;
     acc_init(&a);
     acc_t b;
     acc_init(&b);
-    for (int64_t ps = end - w->spec.size_ms; ps < end; ps += w->pane) {
-        unsigned char k[8];
-        enc(ps, k);
-        const void *v;
-        uint32_t len;
-        if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) != 0)
+    for (size_t i = 0; i < x->n; i++) {
+        const went_t *e = &x->e[i];
+        if (e->start < lo || e->start >= end)
             continue;
-        if (!acc_set_bytes(&b, v, len) || !acc_merge(w, &a, &b.obj, v, len)) {
+        if (!acc_set_bytes(&b, e->data, e->len) || !acc_merge(w, &a, &b.obj, e->data, e->len)) {
             weir_fail(ctx, "window: a stored accumulator is not msgpack");
             break;
         }
     }
-    if (a.set) {
-        weir_window_t win = {end - w->spec.size_ms, end};
+    if (a.set)
         w->fns.result(ctx, &win, &a.obj, w->udata);
-    }
     acc_free(&a);
     acc_free(&b);
 }
@@ -371,42 +601,29 @@ static bool add_record(weir_ctx_t *ctx, window_op_t *w, acc_t *acc, const weir_r
     return true;
 }
 
-/* count_trigger: the window's record count at the 9-byte user key enc(start) ++ 'c' (written to
- * @p k) into *n; false (and 0) when there is none. */
-static bool count_get(weir_ctx_t *ctx, window_op_t *w, int64_t start, unsigned char k[9],
-                      uint64_t *n) {
-    enc(start, k);
-    k[8] = 'c';
-    const void *v;
-    uint32_t len;
-    *n = 0;
-    if (weir_mapstate_get(ctx, w->st, k, 9, &v, &len) != 0 || len != 8)
-        return false;
-    memcpy(n, v, 8);
-    return true;
-}
-
-/* Adds @p add to the count of the window starting at @p start (a merge carries the merged
- * sessions' counts) and returns the new count. */
-static uint64_t count_add(weir_ctx_t *ctx, window_op_t *w, int64_t start, uint64_t add) {
-    unsigned char k[9];
-    uint64_t n;
-    count_get(ctx, w, start, k, &n);
-    n += add;
-    if (weir_mapstate_put(ctx, w->st, k, 9, &n, 8) != 0)
-        weir_fail(ctx, "window: writing the record count failed");
-    return n;
-}
-
-/* Removes the count of the window starting at @p start, returning it (0: none). */
-static uint64_t count_take(weir_ctx_t *ctx, window_op_t *w, int64_t start) {
-    if (!w->spec.count_trigger)
-        return 0;
-    unsigned char k[9];
-    uint64_t n;
-    if (count_get(ctx, w, start, k, &n))
-        weir_mapstate_remove(ctx, w->st, k, 9);
-    return n;
+/* Adds @p in to the window @p e: a kept record (the window's items become @p k's bytes) or the
+ * accumulator (becomes @p out's bytes); both buffers must outlive the index's store. */
+static void add_to(weir_ctx_t *ctx, window_op_t *w, windex_t *x, went_t *e, kept_t *k,
+                   msgpack_sbuffer *out, const weir_record_t *in) {
+    x->changed = true;
+    if (keeps(w)) {
+        if (!kept_of(k, e)) {
+            weir_fail(ctx, "window: a window's kept records are malformed");
+            return;
+        }
+        keep_record(ctx, w, x, k, in);
+        kept_store(k, e);
+        return;
+    }
+    acc_t acc;
+    acc_init(&acc);
+    if (e->len && !acc_set_bytes(&acc, e->data, e->len))
+        weir_fail(ctx, "window: a stored accumulator is not msgpack");
+    else if (add_record(ctx, w, &acc, in, out)) {
+        e->data = (const unsigned char *)out->data;
+        e->len = (uint32_t)out->size;
+    }
+    acc_free(&acc);
 }
 
 static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_t *w) {
@@ -418,84 +635,62 @@ static void on_record_panes(weir_ctx_t *ctx, const weir_record_t *in, window_op_
         late(ctx, w, in);
         return;
     }
-    if (keeps(w)) {
-        keep_record(ctx, w, ps, in, true);
-        goto timers;
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
     }
-    unsigned char k[8];
-    enc(ps, k);
-    acc_t acc;
-    acc_init(&acc);
+    went_t *e = idx_find(&x, ps);
+    if (!e)
+        e = idx_insert(&x, ps, ps + w->pane);
+    kept_t k = {0};
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
-    const void *v;
-    uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) == 0 && !acc_set_bytes(&acc, v, len))
-        weir_fail(ctx, "window: a stored accumulator is not msgpack");
-    else if (add_record(ctx, w, &acc, in, &out) &&
-             weir_mapstate_put(ctx, w->st, k, 8, out.data, (uint32_t)out.size) != 0)
-        weir_fail(ctx, "window: writing the pane state failed");
-    acc_free(&acc);
-    msgpack_sbuffer_destroy(&out);
-timers:; /* the first window not fired yet, and the cleanup of the last one */
-    int64_t e = first;
-    if (e - 1 <= wm)
-        e += (floor_div(wm - (e - 1), slide) + 1) * slide;
-    if ((e <= last && weir_timer_register_event_time(ctx, e - 1) != 0) ||
+    add_to(ctx, w, &x, e, &k, &out, in);
+    uint64_t count = ++e->count;
+    idx_store(ctx, w, &x);
+    /* timers: the first window not fired yet, and the cleanup of the last one */
+    int64_t fe = first;
+    if (fe - 1 <= wm)
+        fe += (floor_div(wm - (fe - 1), slide) + 1) * slide;
+    if ((fe <= last && weir_timer_register_event_time(ctx, fe - 1) != 0) ||
         weir_timer_register_event_time(ctx, sat_add(last - 1, L)) != 0)
         weir_fail(ctx, "window: registering a timer failed");
     /* late firing: windows already fired but within the allowed lateness fire again */
     for (int64_t end = first; end <= last && end - 1 <= wm; end += slide)
         if (sat_add(end - 1, L) > wm)
-            fire_panes(ctx, w, end);
+            fire_panes(ctx, w, &x, end);
     /* count trigger (tumbling: the pane is the window); a late firing above already fired it */
-    if (w->spec.count_trigger && count_add(ctx, w, ps, 1) % w->spec.count_trigger == 0 &&
-        last - 1 > wm)
-        fire_panes(ctx, w, last);
-}
-
-typedef struct entries {
-    int64_t *start;
-    size_t n, cap;
-} entries_t;
-
-static int collect(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
-    (void)v;
-    (void)len;
-    entries_t *e = arg;
-    if (ukl != 8)
-        return 0;
-    if (e->n == e->cap) {
-        e->cap = e->cap ? 2 * e->cap : 16;
-        e->start = realloc(e->start, e->cap * sizeof *e->start);
-        if (!e->start)
-            abort();
-    }
-    e->start[e->n++] = dec(uk);
-    return 0;
+    if (w->spec.count_trigger && count % w->spec.count_trigger == 0 && last - 1 > wm)
+        fire_panes(ctx, w, &x, last);
+    kept_free(&k);
+    msgpack_sbuffer_destroy(&out);
+    idx_free(&x);
 }
 
 static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
     int64_t L = w->spec.allowed_lateness_ms, slide = slide_of(w);
     int64_t end = T + 1;
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
+    }
     if (floor_div(end - w->spec.offset_ms, slide) * slide == end - w->spec.offset_ms)
-        fire_panes(ctx, w, end);
-    entries_t e = {0};
-    weir_mapstate_foreach(ctx, w->st, collect, &e);
+        fire_panes(ctx, w, &x, end);
     int64_t next_fire = INT64_MAX, next_clean = INT64_MAX;
-    for (size_t i = 0; i < e.n; i++) {
+    for (size_t i = 0; i < x.n;) {
+        went_t *e = &x.e[i];
         int64_t first, last;
-        weir__window_pane_ends(&w->spec, w->pane, e.start[i], &first, &last);
+        weir__window_pane_ends(&w->spec, w->pane, e->start, &first, &last);
         int64_t clean = sat_add(last - 1, L);
         if (clean <= T) {
-            unsigned char k[8];
-            enc(e.start[i], k);
-            weir_mapstate_remove(ctx, w->st, k, 8);
-            count_take(ctx, w, e.start[i]);
             if (keeps(w))
-                drop_kept(ctx, w, e.start[i]);
+                drop_kept(ctx, w, e);
+            idx_remove(&x, e);
             continue;
         }
+        i++;
         if (clean < next_clean)
             next_clean = clean;
         int64_t f = first;
@@ -504,7 +699,8 @@ static void on_timer_panes(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
         if (f <= last && f - 1 < next_fire)
             next_fire = f - 1;
     }
-    free(e.start);
+    idx_store(ctx, w, &x);
+    idx_free(&x);
     if ((next_fire != INT64_MAX && weir_timer_register_event_time(ctx, next_fire) != 0) ||
         (next_clean != INT64_MAX && weir_timer_register_event_time(ctx, next_clean) != 0))
         weir_fail(ctx, "window: registering a timer failed");
@@ -523,131 +719,140 @@ void weir__window_session_merge(const weir_window_session_t *s, size_t n, int64_
         }
 }
 
-typedef struct sessions {
-    weir_window_session_t *s;
-    size_t n, cap;
-} sessions_t;
-
-static int collect_session(const void *uk, uint32_t ukl, const void *v, uint32_t len, void *arg) {
-    sessions_t *e = arg;
-    if (ukl != 8 || len < 8)
-        return 0;
-    if (e->n == e->cap) {
-        e->cap = e->cap ? 2 * e->cap : 8;
-        e->s = realloc(e->s, e->cap * sizeof *e->s);
-        if (!e->s)
-            abort();
-    }
-    int64_t end;
-    memcpy(&end, v, 8);
-    e->s[e->n++] = (weir_window_session_t){dec(uk), end};
-    return 0;
-}
-
-static bool session_acc(weir_ctx_t *ctx, window_op_t *w, int64_t start, acc_t *into) {
-    unsigned char k[8];
-    enc(start, k);
-    const void *v;
-    uint32_t len;
-    if (weir_mapstate_get(ctx, w->st, k, 8, &v, &len) != 0 || len < 8)
-        return false;
-    acc_t b;
-    acc_init(&b);
-    bool ok = acc_set_bytes(&b, (const char *)v + 8, len - 8) &&
-              acc_merge(w, into, &b.obj, (const char *)v + 8, len - 8);
-    acc_free(&b);
-    if (!ok)
-        weir_fail(ctx, "window: a stored session accumulator is not msgpack");
-    return ok;
-}
-
-/* Fires the session [start, end) of the current key. */
-static void session_fire(weir_ctx_t *ctx, window_op_t *w, int64_t start, int64_t end) {
-    weir_window_t win = {start, end};
+/* Fires the session @p e of the current key. */
+static void session_fire(weir_ctx_t *ctx, window_op_t *w, const went_t *e) {
+    weir_window_t win = {e->start, e->end};
     if (keeps(w)) {
-        fire_kept(ctx, w, start, start + 1, win);
+        kept_t k = {0};
+        if (kept_of(&k, e))
+            fire_kept(ctx, w, &k, win);
+        else
+            weir_fail(ctx, "window: a window's kept records are malformed");
+        kept_free(&k);
         return;
     }
     acc_t a;
     acc_init(&a);
-    if (session_acc(ctx, w, start, &a))
+    if (!acc_set_bytes(&a, e->data, e->len))
+        weir_fail(ctx, "window: a stored session accumulator is not msgpack");
+    else
         w->fns.result(ctx, &win, &a.obj, w->udata);
     acc_free(&a);
 }
 
 static void on_record_session(weir_ctx_t *ctx, const weir_record_t *in, window_op_t *w) {
     int64_t wm = weir_current_watermark(ctx), L = w->spec.allowed_lateness_ms;
-    sessions_t all = {0};
-    weir_mapstate_foreach(ctx, w->st, collect_session, &all);
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
+    }
+    weir_window_session_t *all = weir_xcalloc(x.n, sizeof *all);
+    for (size_t i = 0; i < x.n; i++)
+        all[i] = (weir_window_session_t){x.e[i].start, x.e[i].end};
     int64_t start, end;
-    weir__window_session_merge(all.s, all.n, in->timestamp, w->spec.gap_ms, &start, &end);
+    weir__window_session_merge(all, x.n, in->timestamp, w->spec.gap_ms, &start, &end);
+    free(all);
     if (sat_add(end - 1, L) <= wm) {
-        free(all.s);
+        idx_free(&x);
         late(ctx, w, in);
         return;
     }
+    /* the sessions inside [start, end) merge into one: their accumulators (or records) and
+     * counts; their timers stay: a timer is per (key, time), so one of them may be another
+     * session's; a stale one finds no session ending (or expiring) at its time */
     acc_t acc;
     acc_init(&acc);
+    kept_t k = {0};
     uint64_t count = 1;
-    for (size_t i = 0; i < all.n; i++) {
-        weir_window_session_t s = all.s[i];
-        if (s.start < start || s.end > end)
+    int64_t armed = INT64_MIN; /* the earliest pending fire timer of the merged sessions */
+    for (size_t i = 0; i < x.n;) {
+        went_t *e = &x.e[i];
+        if (e->start < start || e->end > end) {
+            i++;
             continue;
-        if (keeps(w) && s.start != start)
-            move_kept(ctx, w, s.start, start);
-        else if (!keeps(w))
-            session_acc(ctx, w, s.start, &acc);
-        count += count_take(ctx, w, s.start);
-        unsigned char k[8];
-        enc(s.start, k);
-        /* its timers stay: a timer is per (key, time), so one of them may be another
-         * session's; a stale one finds no session ending (or expiring) at its time */
-        weir_mapstate_remove(ctx, w->st, k, 8);
+        }
+        if (keeps(w)) {
+            if (!kept_of(&k, e))
+                weir_fail(ctx, "window: a window's kept records are malformed");
+        } else {
+            acc_t b;
+            acc_init(&b);
+            if (!acc_set_bytes(&b, e->data, e->len) || !acc_merge(w, &acc, &b.obj, e->data, e->len))
+                weir_fail(ctx, "window: a stored session accumulator is not msgpack");
+            acc_free(&b);
+        }
+        count += e->count;
+        if (e->armed != INT64_MIN && (armed == INT64_MIN || e->armed < armed))
+            armed = e->armed;
+        idx_remove(&x, e);
     }
+    kept_sort(&k);
+    went_t *e = idx_insert(&x, start, end);
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
-    msgpack_sbuffer_write(&out, (const char *)&end, 8);
-    if (keeps(w))
-        keep_record(ctx, w, start, in, false);
-    if (keeps(w) || add_record(ctx, w, &acc, in, &out)) {
-        unsigned char k[8];
-        enc(start, k);
-        if (weir_mapstate_put(ctx, w->st, k, 8, out.data, (uint32_t)out.size) != 0)
-            weir_fail(ctx, "window: writing the session state failed");
+    if (keeps(w)) {
+        keep_record(ctx, w, &x, &k, in);
+        kept_store(&k, e);
+    } else if (add_record(ctx, w, &acc, in, &out)) {
+        e->data = (const unsigned char *)out.data;
+        e->len = (uint32_t)out.size;
     }
-    msgpack_sbuffer_destroy(&out);
-    acc_free(&acc);
+    e->count = count;
     /* the new session's timers only: registering the fire time of a session of the key that
      * already fired (kept for the lateness) would fire it again, e.g. after a restore, when the
-     * watermark starts over at INT64_MIN */
-    free(all.s);
-    if ((end - 1 > wm && weir_timer_register_event_time(ctx, end - 1)) ||
-        weir_timer_register_event_time(ctx, sat_add(end - 1, L)) != 0)
+     * watermark starts over at INT64_MIN. A merged session's pending fire timer (at or before
+     * the new end-1) is the new session's: when it fires it moves on to end-1, so a session
+     * extended by many records costs a few timers, not one per record. A session late-fired
+     * here gets its cleanup timer. */
+    if (end - 1 > wm) {
+        if (armed == INT64_MIN && weir_timer_register_event_time(ctx, end - 1) != 0)
+            weir_fail(ctx, "window: registering a timer failed");
+        e->armed = armed == INT64_MIN ? end - 1 : armed;
+    } else if (weir_timer_register_event_time(ctx, sat_add(end - 1, L)) != 0) {
         weir_fail(ctx, "window: registering a timer failed");
-    bool count_fire =
-        w->spec.count_trigger && count_add(ctx, w, start, count) % w->spec.count_trigger == 0;
+    }
+    idx_store(ctx, w, &x);
+    bool count_fire = w->spec.count_trigger && count % w->spec.count_trigger == 0;
     if (end - 1 <= wm || count_fire) /* late firing within the lateness, or the count */
-        session_fire(ctx, w, start, end);
+        session_fire(ctx, w, e);
+    kept_free(&k);
+    msgpack_sbuffer_destroy(&out);
+    acc_free(&acc);
+    idx_free(&x);
 }
 
 static void on_timer_session(weir_ctx_t *ctx, int64_t T, window_op_t *w) {
     int64_t L = w->spec.allowed_lateness_ms;
-    sessions_t all = {0};
-    weir_mapstate_foreach(ctx, w->st, collect_session, &all);
-    for (size_t i = 0; i < all.n; i++) {
-        weir_window_session_t s = all.s[i];
-        if (s.end - 1 == T)
-            session_fire(ctx, w, s.start, s.end);
-        if (sat_add(s.end - 1, L) <= T) {
-            unsigned char k[8];
-            enc(s.start, k);
-            weir_mapstate_remove(ctx, w->st, k, 8);
-            count_take(ctx, w, s.start);
-            if (keeps(w))
-                drop_kept(ctx, w, s.start);
-        }
+    windex_t x;
+    if (!idx_load(ctx, w, &x)) {
+        idx_free(&x);
+        return;
     }
-    free(all.s);
+    for (size_t i = 0; i < x.n;) {
+        went_t *e = &x.e[i];
+        if (e->armed == T && e->end - 1 > T) { /* extended since: the timer moves to end-1 */
+            e->armed = e->end - 1;
+            x.changed = true;
+            if (weir_timer_register_event_time(ctx, e->armed) != 0)
+                weir_fail(ctx, "window: registering a timer failed");
+        } else if (e->armed == T) { /* fires; kept until its cleanup timer */
+            session_fire(ctx, w, e);
+            e->armed = INT64_MIN;
+            x.changed = true;
+            if (sat_add(T, L) > T && weir_timer_register_event_time(ctx, sat_add(T, L)) != 0)
+                weir_fail(ctx, "window: registering a timer failed");
+        }
+        if (e->armed == INT64_MIN && sat_add(e->end - 1, L) <= T) {
+            if (keeps(w))
+                drop_kept(ctx, w, e);
+            idx_remove(&x, e);
+            continue;
+        }
+        i++;
+    }
+    idx_store(ctx, w, &x);
+    idx_free(&x);
 }
 
 static void on_record(weir_ctx_t *ctx, const weir_record_t *in, void *udata) {
@@ -731,7 +936,9 @@ static weir_stream_t *window_op(weir_stream_t *keyed, weir_stream_t *right, cons
                               : weir_process(keyed, name, on_record, w);
     if (!op)
         return NULL;
-    w->st = weir_map_state(op, WSTATE);
+    w->idx = weir_value_state(op, WINDEX);
+    if (keeps(w))
+        w->st = weir_map_state(op, WRECORDS);
     weir_set_on_timer(op, on_timer);
     return op;
 }
