@@ -99,6 +99,34 @@ typedef struct ttl_cleaner {
     int64_t *last; /* per state: TTL clock at the last cleanup (or the open) */
 } ttl_cleaner_t;
 
+/* One key queued by weir_state_prefetch_key: its RocksDB key (klen bytes at off in the arena)
+ * and hash_bytes of it. */
+typedef struct pf_key {
+    size_t off;
+    uint64_t khash;
+    uint32_t klen;
+} pf_key_t;
+
+/* The prefetch queue (weir_state_prefetch_key, weir_state_prefetch): the keys of one batch in
+ * arena order; after weir_state_prefetch ran (ran), weir_state_set_key takes the encoded key and
+ * hash of queued key `next` when it is the key being set. The lookup arrays (RocksDB's in/out
+ * arrays and the entry hashes of the keys looked up) are one block (mem) of cap keys. */
+typedef struct weir_prefetch {
+    pf_key_t *q;
+    size_t qcap;
+    uint32_t n, next;
+    bool ran;
+    uint8_t *arena;
+    size_t acap, used;
+    uint8_t *mem;
+    uint32_t cap;
+    uint64_t *hash;
+    const char **keys;
+    size_t *sizes;
+    rocksdb_pinnableslice_t **vals;
+    char **errs;
+} weir_prefetch_t;
+
 struct weir_state_backend {
     char *path;
     uint32_t max_par;
@@ -147,6 +175,7 @@ struct weir_state_backend {
     msgpack_packer pk;
 
     weir_snapreg_t *snapreg; /* snapshot.c's registry (NULL until the first take/restore) */
+    weir_prefetch_t pf;
 
     int64_t (*clock_ms)(void *arg); /* TTL clock (weir_wall_ms when the options gave none) */
     void *clock_arg;
@@ -193,8 +222,9 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
     return h;
 }
 
-static uint64_t entry_hash(const weir_state_backend_t *sb, uint32_t st) {
-    return mix64(sb->khash ^ ((uint64_t)(st + 1) * 0x9e3779b97f4a7c15ULL));
+/* The cache hash of (state @p st, a RocksDB key whose hash_bytes is @p khash). */
+static uint64_t entry_hash(uint64_t khash, uint32_t st) {
+    return mix64(khash ^ ((uint64_t)(st + 1) * 0x9e3779b97f4a7c15ULL));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -332,12 +362,14 @@ static int check(const weir_state_backend_t *sb, uint32_t st, weir_state_kind_t 
 /* write-back cache                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
-static uint32_t cache_find(weir_state_backend_t *sb, uint32_t st, uint64_t h) {
+/* The entry of (state @p st, RocksDB key @p k of @p kl bytes) whose cache hash is @p h, or
+ * NO_ENTRY. */
+static uint32_t cache_find(weir_state_backend_t *sb, uint32_t st, uint64_t h, const uint8_t *k,
+                           uint32_t kl) {
     uint32_t b = sb->buckets[h & (sb->nbuckets - 1)];
     while (b) {
         centry_t *e = &sb->ent[b - 1];
-        if (e->hash == h && e->st == st && e->klen == sb->klen &&
-            memcmp(e->buf, sb->kbuf, sb->klen) == 0)
+        if (e->hash == h && e->st == st && e->klen == kl && memcmp(e->buf, k, kl) == 0)
             return b - 1;
         b = e->next;
     }
@@ -365,9 +397,10 @@ static int cache_rehash(weir_state_backend_t *sb) {
     return 0;
 }
 
-/* Inserts the current key for state @p st with room for @p vcap value bytes (absent, clean). */
-static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint32_t vcap,
-                        uint32_t *out) {
+/* Inserts RocksDB key @p k (@p kl bytes) of state @p st with room for @p vcap value bytes
+ * (absent, clean). */
+static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, const uint8_t *k,
+                        uint32_t kl, uint32_t vcap, uint32_t *out) {
     if (sb->n_live >= sb->nbuckets && cache_rehash(sb) != 0)
         return WEIR_ENOMEM;
     uint32_t idx;
@@ -385,7 +418,7 @@ static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint3
         idx = sb->n_ent;
     }
     vcap = (vcap + 15u) & ~15u;
-    uint8_t *buf = malloc((size_t)sb->klen + vcap);
+    uint8_t *buf = malloc((size_t)kl + vcap);
     if (!buf)
         return WEIR_ENOMEM;
     if (sb->free_head)
@@ -393,17 +426,17 @@ static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint3
     else
         sb->n_ent++;
     centry_t *e = &sb->ent[idx];
-    memcpy(buf, sb->kbuf, sb->klen);
+    memcpy(buf, k, kl);
     *e = (centry_t){.hash = h,
                     .buf = buf,
                     .st = st,
-                    .klen = sb->klen,
+                    .klen = kl,
                     .vlen = 0,
                     .vcap = vcap,
                     .flags = F_USED | F_ABSENT | F_REF};
     cache_link(sb, idx);
     sb->n_live++;
-    sb->bytes += ENTRY_OVERHEAD + sb->klen + vcap;
+    sb->bytes += ENTRY_OVERHEAD + kl + vcap;
     *out = idx;
     return 0;
 }
@@ -601,8 +634,8 @@ static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
  * reads RocksDB (a missing key becomes a "known absent" entry); without, a miss creates an
  * absent entry without reading (the caller overwrites it). */
 static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t *out) {
-    uint64_t h = entry_hash(sb, st);
-    uint32_t idx = cache_find(sb, st, h);
+    uint64_t h = entry_hash(sb->khash, st);
+    uint32_t idx = cache_find(sb, st, h, sb->kbuf, sb->klen);
     if (idx != NO_ENTRY) {
         sb->ent[idx].flags |= F_REF;
         sb->stats.cache_hits++;
@@ -611,7 +644,7 @@ static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t 
     }
     int rc;
     if (!load) {
-        rc = cache_insert(sb, st, h, 0, &idx);
+        rc = cache_insert(sb, st, h, sb->kbuf, sb->klen, 0, &idx);
         if (rc != 0)
             return rc;
         *out = idx;
@@ -629,7 +662,7 @@ static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t 
         rocksdb_pinnableslice_destroy(ps);
         return WEIR_ECORRUPT;
     }
-    rc = cache_insert(sb, st, h, (uint32_t)vlen, &idx);
+    rc = cache_insert(sb, st, h, sb->kbuf, sb->klen, (uint32_t)vlen, &idx);
     if (rc == 0 && ps) {
         centry_t *e = &sb->ent[idx];
         if (vlen)
@@ -992,6 +1025,9 @@ static void free_backend(weir_state_backend_t *sb) {
     free(sb->kbuf);
     free(sb->scratch);
     free(sb->out);
+    free(sb->pf.mem);
+    free(sb->pf.q);
+    free(sb->pf.arena);
     if (sb->zone_ok)
         msgpack_zone_destroy(&sb->zone);
     msgpack_sbuffer_destroy(&sb->sbuf);
@@ -1008,6 +1044,11 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
     rocksdb_options_set_write_buffer_size(opt, wb);
     rocksdb_options_set_db_write_buffer_size(opt, wb); /* total over all column families */
     rocksdb_options_set_max_write_buffer_number(opt, 2);
+    /* reads of keys a memtable does not hold stop at a whole-key bloom filter (2 % of the
+     * memtable) instead of walking its skiplist: without checkpoints memtables fill to
+     * write_buffer_bytes (about 500,000 small entries, two of them) before a flush */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(opt, 0.02);
+    rocksdb_options_set_memtable_whole_key_filtering(opt, 1);
     rocksdb_options_set_max_background_jobs(opt, 2);
     /* checkpoints add a level-0 file each: compact early, stall late */
     rocksdb_options_set_compaction_style(opt, rocksdb_universal_compaction);
@@ -1025,6 +1066,10 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
                                                   rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_whole_key_filtering(sb->bbto, 1);
     rocksdb_block_based_options_set_format_version(sb->bbto, 5);
+    /* a key found in a data block is found by a hash of the block's keys, not a binary search */
+    rocksdb_block_based_options_set_data_block_index_type(
+        sb->bbto, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+    rocksdb_block_based_options_set_data_block_hash_ratio(sb->bbto, 0.75);
     rocksdb_options_set_block_based_table_factory(opt, sb->bbto);
     /* owned by the options from here on (do not destroy it ourselves) */
     rocksdb_options_set_merge_operator(
@@ -1226,6 +1271,20 @@ void weir_state_close(weir_state_backend_t **psb, bool remove_files) {
     free(path);
 }
 
+/* Writes the RocksDB key prefix of user key @p key (@p len bytes, at most MAX_KEY_LEN) to @p p
+ * (KEY_PREFIX_FIXED + len bytes): key group, length, bytes (state.h). */
+static void encode_key(const weir_state_backend_t *sb, const void *key, uint32_t len, uint8_t *p) {
+    uint32_t kg = weir_keygroup_of(key, len, sb->max_par);
+    p[0] = (uint8_t)(kg >> 8);
+    p[1] = (uint8_t)kg;
+    p[2] = (uint8_t)(len >> 24);
+    p[3] = (uint8_t)(len >> 16);
+    p[4] = (uint8_t)(len >> 8);
+    p[5] = (uint8_t)len;
+    if (len)
+        memcpy(p + KEY_PREFIX_FIXED, key, len);
+}
+
 void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len) {
     if (!sb)
         return;
@@ -1237,19 +1296,141 @@ void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len)
         sb->key_err = WEIR_ENOMEM;
         return;
     }
-    uint32_t kg = weir_keygroup_of(key, len, sb->max_par);
-    uint8_t *p = sb->kbuf;
-    p[0] = (uint8_t)(kg >> 8);
-    p[1] = (uint8_t)kg;
-    p[2] = (uint8_t)(len >> 24);
-    p[3] = (uint8_t)(len >> 16);
-    p[4] = (uint8_t)(len >> 8);
-    p[5] = (uint8_t)len;
-    if (len)
-        memcpy(p + KEY_PREFIX_FIXED, key, len);
     sb->klen = KEY_PREFIX_FIXED + len;
-    sb->khash = hash_bytes(sb->kbuf, sb->klen);
     sb->key_err = 0;
+    weir_prefetch_t *pf = &sb->pf;
+    if (pf->ran && pf->next < pf->n) { /* the next key of the prefetched batch, encoded */
+        const pf_key_t *q = &pf->q[pf->next];
+        const uint8_t *k = pf->arena + q->off;
+        if (q->klen == sb->klen && (len == 0 || memcmp(k + KEY_PREFIX_FIXED, key, len) == 0)) {
+            memcpy(sb->kbuf, k, q->klen);
+            sb->khash = q->khash;
+            pf->next++;
+            return;
+        }
+    }
+    encode_key(sb, key, len, sb->kbuf);
+    sb->khash = hash_bytes(sb->kbuf, sb->klen);
+}
+
+/* Reads the entries of state @p st that pf holds and the cache does not with one batched
+ * MultiGet and caches them clean (a missing key as "absent"). 0 or a negative weir error. */
+static int prefetch_state(weir_state_backend_t *sb, uint32_t st, uint32_t n) {
+    weir_prefetch_t *pf = &sb->pf;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k = pf->arena + pf->q[i].off;
+        uint64_t h = entry_hash(pf->q[i].khash, st);
+        if (cache_find(sb, st, h, k, pf->q[i].klen) != NO_ENTRY)
+            continue;
+        pf->keys[m] = (const char *)k;
+        pf->sizes[m] = pf->q[i].klen;
+        pf->hash[m] = h;
+        m++;
+    }
+    if (m == 0)
+        return 0;
+    rocksdb_batched_multi_get_cf(sb->db, sb->ro, sb->st[st].cf, m, pf->keys, pf->sizes, pf->vals,
+                                 pf->errs, false);
+    int rc = 0;
+    for (uint32_t j = 0; j < m; j++) {
+        rocksdb_pinnableslice_t *ps = pf->vals[j];
+        if (pf->errs[j]) {
+            if (rc == 0)
+                rc = rdb_err("multi-get", sb->path, pf->errs[j]);
+            else
+                rocksdb_free(pf->errs[j]);
+            rocksdb_pinnableslice_destroy(ps);
+            continue;
+        }
+        size_t vlen = 0;
+        const char *v = ps ? rocksdb_pinnableslice_value(ps, &vlen) : NULL;
+        const uint8_t *k = (const uint8_t *)pf->keys[j];
+        uint32_t kl = (uint32_t)pf->sizes[j], idx;
+        /* a key twice in the batch: its first copy is cached already */
+        if (rc == 0 && vlen <= UINT32_MAX && cache_find(sb, st, pf->hash[j], k, kl) == NO_ENTRY) {
+            rc = cache_insert(sb, st, pf->hash[j], k, kl, (uint32_t)vlen, &idx);
+            if (rc == 0 && ps) {
+                centry_t *e = &sb->ent[idx];
+                if (vlen)
+                    memcpy(e->buf + e->klen, v, vlen);
+                e->vlen = (uint32_t)vlen;
+                e->flags &= (uint8_t)~F_ABSENT;
+            }
+            sb->stats.cache_misses++;
+            sb->stats.prefetched++;
+        }
+        rocksdb_pinnableslice_destroy(ps);
+    }
+    return rc;
+}
+
+/* Room for @p n keys in the lookup arrays of @p pf: one block, carved (contents not kept). */
+static int prefetch_reserve(weir_prefetch_t *pf, uint32_t n) {
+    size_t per = sizeof *pf->hash + sizeof *pf->keys + sizeof *pf->sizes + sizeof *pf->vals +
+                 sizeof *pf->errs;
+    uint8_t *m = malloc(per * n);
+    if (!m)
+        return WEIR_ENOMEM;
+    free(pf->mem);
+    pf->mem = m;
+    pf->cap = n;
+    pf->hash = (uint64_t *)m;
+    pf->keys = (const char **)(pf->hash + n);
+    pf->sizes = (size_t *)(pf->keys + n);
+    pf->vals = (rocksdb_pinnableslice_t **)(pf->sizes + n);
+    pf->errs = (char **)(pf->vals + n);
+    return 0;
+}
+
+int weir_state_prefetch_key(weir_state_backend_t *sb, const void *key, uint32_t len) {
+    if (!sb || len > MAX_KEY_LEN || (len && !key))
+        return WEIR_EINVAL;
+    weir_prefetch_t *pf = &sb->pf;
+    if (pf->ran) { /* a new batch */
+        pf->n = pf->next = 0;
+        pf->used = 0;
+        pf->ran = false;
+    }
+    if (pf->n == pf->qcap) {
+        void *q = pf->q;
+        if (weir_array_grow(&q, &pf->qcap, (size_t)pf->n + 1, sizeof *pf->q, 256) != 0)
+            return WEIR_ENOMEM;
+        pf->q = q;
+    }
+    if (grow(&pf->arena, &pf->acap, pf->used + KEY_PREFIX_FIXED + len) != 0)
+        return WEIR_ENOMEM;
+    uint8_t *k = pf->arena + pf->used;
+    encode_key(sb, key, len, k);
+    pf->q[pf->n++] = (pf_key_t){.off = pf->used,
+                                .khash = hash_bytes(k, KEY_PREFIX_FIXED + len),
+                                .klen = KEY_PREFIX_FIXED + len};
+    pf->used += KEY_PREFIX_FIXED + len;
+    return 0;
+}
+
+int weir_state_prefetch(weir_state_backend_t *sb, uint32_t st_first, uint32_t st_count) {
+    if (!sb || st_first > sb->n_st || st_count > sb->n_st - st_first)
+        return WEIR_EINVAL;
+    weir_prefetch_t *pf = &sb->pf;
+    if (pf->ran)
+        pf->n = 0; /* nothing queued since the last run */
+    pf->ran = true;
+    pf->next = 0;
+    uint32_t n = pf->n;
+    bool any = false;
+    for (uint32_t s = st_first; s < st_first + st_count; s++)
+        any |= sb->st[s].kind == WEIR_STATE_VALUE || sb->st[s].kind == WEIR_STATE_REDUCING;
+    if (!any || n == 0)
+        return 0;
+    if (n > pf->cap && prefetch_reserve(pf, n) != 0)
+        return WEIR_ENOMEM;
+    int rc = 0;
+    for (uint32_t s = st_first; s < st_first + st_count && rc == 0; s++)
+        if (sb->st[s].kind == WEIR_STATE_VALUE || sb->st[s].kind == WEIR_STATE_REDUCING)
+            rc = prefetch_state(sb, s, n);
+    int erc = cache_evict(sb, NO_ENTRY);
+    return rc ? rc : erc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
