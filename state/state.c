@@ -99,6 +99,30 @@ typedef struct ttl_cleaner {
     int64_t *last; /* per state: TTL clock at the last cleanup (or the open) */
 } ttl_cleaner_t;
 
+/* The memory of cache entries' buffers (key + value room, at most SLAB_MAX bytes; larger ones
+ * are malloc'ed): 16-byte size classes, each with a free list threaded through the first word of
+ * its free blocks, carved from SLAB_CHUNK-byte chunks that are freed only with the backend. So
+ * the churn of a cache far smaller than the key space (an insert and an eviction per record)
+ * costs no malloc/free; the chunks hold at most the cache's peak (its budget plus one
+ * operation's overshoot). */
+#define SLAB_MAX 512u
+#define SLAB_CHUNK ((size_t)256 << 10)
+typedef struct slab {
+    void *free[SLAB_MAX / 16];
+    uint8_t **chunks;
+    size_t n_chunks, cap_chunks;
+    uint8_t *cur; /* the unused rest of the newest chunk */
+    size_t left;
+} slab_t;
+
+/* A sort record of write_sorted: the entry's state and first 14 key bytes as two big-endian
+ * integers (RocksDB's bytewise order up to there), the entry index. */
+typedef struct sortrec {
+    uint64_t a; /* state << 48 | key bytes 0..5 (key group, key length) */
+    uint64_t b; /* key bytes 6..13, zero-padded */
+    uint32_t idx;
+} sortrec_t;
+
 /* One key queued by weir_state_prefetch_key: its RocksDB key (klen bytes at off in the arena)
  * and hash_bytes of it. */
 typedef struct pf_key {
@@ -176,6 +200,9 @@ struct weir_state_backend {
 
     weir_snapreg_t *snapreg; /* snapshot.c's registry (NULL until the first take/restore) */
     weir_prefetch_t pf;
+    slab_t slab;
+    sortrec_t *sorted; /* write_sorted's scratch */
+    size_t cap_sorted;
 
     int64_t (*clock_ms)(void *arg); /* TTL clock (weir_wall_ms when the options gave none) */
     void *clock_arg;
@@ -362,6 +389,61 @@ static int check(const weir_state_backend_t *sb, uint32_t st, weir_state_kind_t 
 /* write-back cache                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
+/* A block of @p n bytes (n a multiple of 16, > 0) for an entry buffer; NULL when out of memory. */
+static void *slab_alloc(slab_t *s, size_t n) {
+    if (n > SLAB_MAX)
+        return malloc(n);
+    void **head = &s->free[n / 16 - 1];
+    if (*head) {
+        void *p = *head;
+        memcpy(head, p, sizeof(void *));
+        return p;
+    }
+    if (s->left < n) {
+        if (s->n_chunks == s->cap_chunks) {
+            void *c = s->chunks;
+            if (weir_array_grow(&c, &s->cap_chunks, s->n_chunks + 1, sizeof *s->chunks, 16) != 0)
+                return NULL;
+            s->chunks = c;
+        }
+        uint8_t *c = malloc(SLAB_CHUNK); /* the rest of the previous chunk (< n bytes) is lost */
+        if (!c)
+            return NULL;
+        s->chunks[s->n_chunks++] = c;
+        s->cur = c;
+        s->left = SLAB_CHUNK;
+    }
+    void *p = s->cur;
+    s->cur += n;
+    s->left -= n;
+    return p;
+}
+
+/* Returns a block of slab_alloc(@p n). */
+static void slab_free(slab_t *s, void *p, size_t n) {
+    if (!p)
+        return;
+    if (n > SLAB_MAX) {
+        free(p);
+        return;
+    }
+    void **head = &s->free[n / 16 - 1];
+    memcpy(p, head, sizeof(void *));
+    *head = p;
+}
+
+static void slab_destroy(slab_t *s) {
+    for (size_t i = 0; i < s->n_chunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
+    memset(s, 0, sizeof *s);
+}
+
+/* The slab size of an entry buffer of @p klen key bytes and @p vcap value bytes. */
+static size_t buf_size(uint32_t klen, uint32_t vcap) {
+    return ((size_t)klen + vcap + 15u) & ~(size_t)15u;
+}
+
 /* The entry of (state @p st, RocksDB key @p k of @p kl bytes) whose cache hash is @p h, or
  * NO_ENTRY. */
 static uint32_t cache_find(weir_state_backend_t *sb, uint32_t st, uint64_t h, const uint8_t *k,
@@ -418,7 +500,7 @@ static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, const
         idx = sb->n_ent;
     }
     vcap = (vcap + 15u) & ~15u;
-    uint8_t *buf = malloc((size_t)kl + vcap);
+    uint8_t *buf = slab_alloc(&sb->slab, buf_size(kl, vcap));
     if (!buf)
         return WEIR_ENOMEM;
     if (sb->free_head)
@@ -448,7 +530,7 @@ static void cache_remove(weir_state_backend_t *sb, uint32_t idx) {
         pp = &sb->ent[*pp - 1].next;
     *pp = e->next;
     sb->bytes -= ENTRY_OVERHEAD + e->klen + e->vcap;
-    free(e->buf);
+    slab_free(&sb->slab, e->buf, buf_size(e->klen, e->vcap));
     *e = (centry_t){.next = sb->free_head};
     sb->free_head = idx + 1;
     sb->n_live--;
@@ -492,13 +574,13 @@ static int cache_set_value(weir_state_backend_t *sb, uint32_t idx, const void *v
         put_i64le(hdr, expiry_from(now_ms(sb), s->ttl));
     if (hl + len > e->vcap) {
         uint32_t ncap = (hl + len + 15u) & ~15u;
-        uint8_t *nb = malloc((size_t)e->klen + ncap);
+        uint8_t *nb = slab_alloc(&sb->slab, buf_size(e->klen, ncap));
         if (!nb)
             return WEIR_ENOMEM;
         memcpy(nb, e->buf, e->klen);
         if (len)
             memcpy(nb + e->klen + hl, val, len);
-        free(e->buf);
+        slab_free(&sb->slab, e->buf, buf_size(e->klen, e->vcap));
         e->buf = nb;
         sb->bytes += ncap - e->vcap;
         e->vcap = ncap;
@@ -521,25 +603,54 @@ static void batch_add(rocksdb_writebatch_t *b, const sstate_t *s, const centry_t
                                   (const char *)e->buf + e->klen, e->vlen);
 }
 
-/* RocksDB's order (bytewise, shorter first on a tie), states apart. */
-static int entry_cmp(const void *a, const void *b, void *arg) {
-    const centry_t *ent = arg;
-    const centry_t *x = &ent[*(const uint32_t *)a], *y = &ent[*(const uint32_t *)b];
-    if (x->st != y->st)
-        return x->st < y->st ? -1 : 1;
-    int c = memcmp(x->buf, y->buf, x->klen < y->klen ? x->klen : y->klen);
-    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+/* Big-endian integer of the up to 8 bytes of @p p[from..to) within @p n bytes (zero-padded). */
+static uint64_t be_bytes(const uint8_t *p, uint32_t n, uint32_t from, uint32_t to) {
+    uint64_t v = 0;
+    for (uint32_t i = from; i < to; i++)
+        v = v << 8 | (i < n ? p[i] : 0);
+    return v;
+}
+
+/* RocksDB's order (bytewise, shorter first on a tie), states apart: the prefixes, then the bytes
+ * from 14 on (the first 14 are equal when a and b are). */
+static int sortrec_cmp(const void *pa, const void *pb, void *arg) {
+    const sortrec_t *x = pa, *y = pb;
+    if (x->a != y->a)
+        return x->a < y->a ? -1 : 1;
+    if (x->b != y->b)
+        return x->b < y->b ? -1 : 1;
+    const centry_t *ent = arg, *ex = &ent[x->idx], *ey = &ent[y->idx];
+    uint32_t m = ex->klen < ey->klen ? ex->klen : ey->klen;
+    int c = m > 14 ? memcmp(ex->buf + 14, ey->buf + 14, m - 14) : 0;
+    return c ? c : (ex->klen > ey->klen) - (ex->klen < ey->klen);
 }
 
 /* Writes the entries @p idx[0..n) (sorted here by state and key: the memtable inserts then walk
- * the skiplist in order, each starting from the previous one's position) in one WriteBatch. */
-static int write_sorted(weir_state_backend_t *sb, uint32_t *idx, uint32_t n, const char *why) {
+ * the skiplist in order, each starting from the previous one's position) in one WriteBatch. The
+ * sort runs on sortrec_t copies of the key prefixes (no entry is read while sorting unless two
+ * share 14 key bytes). */
+static int write_sorted(weir_state_backend_t *sb, const uint32_t *idx, uint32_t n,
+                        const char *why) {
     if (n == 0)
         return 0;
-    qsort_r(idx, n, sizeof(*idx), entry_cmp, sb->ent);
+    if (n > sb->cap_sorted) {
+        void *p = sb->sorted;
+        if (weir_array_grow(&p, &sb->cap_sorted, n, sizeof *sb->sorted, 1024) != 0)
+            return WEIR_ENOMEM;
+        sb->sorted = p;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const centry_t *e = &sb->ent[idx[i]];
+        sb->sorted[i] = (sortrec_t){.a = (uint64_t)e->st << 48 | be_bytes(e->buf, e->klen, 0, 6),
+                                    .b = be_bytes(e->buf, e->klen, 6, 14),
+                                    .idx = idx[i]};
+    }
+    qsort_r(sb->sorted, n, sizeof *sb->sorted, sortrec_cmp, sb->ent);
     rocksdb_writebatch_clear(sb->batch);
-    for (uint32_t i = 0; i < n; i++)
-        batch_add(sb->batch, &sb->st[sb->ent[idx[i]].st], &sb->ent[idx[i]]);
+    for (uint32_t i = 0; i < n; i++) {
+        const centry_t *e = &sb->ent[sb->sorted[i].idx];
+        batch_add(sb->batch, &sb->st[e->st], e);
+    }
     char *err = NULL;
     rocksdb_write(sb->db, sb->wo, sb->batch, &err);
     rocksdb_writebatch_clear(sb->batch);
@@ -1015,9 +1126,11 @@ static void free_backend(weir_state_backend_t *sb) {
             rocksdb_options_destroy(sb->st[i].cf_opts);
     }
     free(sb->st);
-    for (uint32_t i = 0; i < sb->n_ent; i++)
+    for (uint32_t i = 0; i < sb->n_ent; i++) /* the larger ones; the chunks hold the rest */
         if (sb->ent[i].flags & F_USED)
-            free(sb->ent[i].buf);
+            slab_free(&sb->slab, sb->ent[i].buf, buf_size(sb->ent[i].klen, sb->ent[i].vcap));
+    slab_destroy(&sb->slab);
+    free(sb->sorted);
     free(sb->ent);
     free(sb->dirty);
     free(sb->victims);

@@ -868,6 +868,24 @@ static void test_prefetch(void **state) {
     assert_int_equal(weir_state_value_get(sb, 0, &v, &len), 0);
     memcpy(&got, v, sizeof(got));
     assert_int_equal(got, dirty_val);
+    /* a value growing from a small buffer to one above the cache's small-block size and back */
+    static uint8_t big[3000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    for (uint32_t len = 1; len <= sizeof big; len = len * 3 + 1) {
+        assert_int_equal(weir_state_value_put(sb, 0, big, len), 0);
+        assert_int_equal(weir_state_value_get(sb, 0, &v, &got), 0);
+        assert_int_equal(got, len);
+        assert_memory_equal(v, big, len);
+    }
+    assert_int_equal(weir_state_value_put(sb, 0, big + 1, 5), 0);
+    assert_int_equal(weir_state_flush(sb), 0);
+    weir_state_close(&sb, false);
+    sb = open_sb(path, 1 << 20, d, 3);
+    weir_state_set_key(sb, kb, (uint32_t)dl);
+    assert_int_equal(weir_state_value_get(sb, 0, &v, &got), 0);
+    assert_int_equal(got, 5);
+    assert_memory_equal(v, big + 1, 5);
     weir_state_close(&sb, true);
     weir_test_tmpdir_remove(dir);
     free(path);
