@@ -47,6 +47,7 @@
 #define MAX_KEY_LEN ((uint32_t)1 << 30) /* keeps every length computation in uint32 */
 #define ENTRY_OVERHEAD (sizeof(centry_t) + sizeof(uint32_t) + 16u)
 #define NO_ENTRY UINT32_MAX
+#define PREFETCH_VCAP 16u /* value room of a prefetched entry before its value is known */
 
 enum { F_USED = 1, F_DIRTY = 2, F_ABSENT = 4, F_REF = 8, F_VICTIM = 16 /* cache_evict only */ };
 
@@ -134,7 +135,7 @@ typedef struct pf_key {
 /* The prefetch queue (weir_state_prefetch_key, weir_state_prefetch): the keys of one batch in
  * arena order; after weir_state_prefetch ran (ran), weir_state_set_key takes the encoded key and
  * hash of queued key `next` when it is the key being set. The lookup arrays (RocksDB's in/out
- * arrays and the entry hashes of the keys looked up) are one block (mem) of cap keys. */
+ * arrays and the cache entry of each key looked up) are one block (mem) of cap keys. */
 typedef struct weir_prefetch {
     pf_key_t *q;
     size_t qcap;
@@ -144,7 +145,7 @@ typedef struct weir_prefetch {
     size_t acap, used;
     uint8_t *mem;
     uint32_t cap;
-    uint64_t *hash;
+    uint32_t *idx; /* the cache entry of each key looked up */
     const char **keys;
     size_t *sizes;
     rocksdb_pinnableslice_t **vals;
@@ -172,6 +173,9 @@ struct weir_state_backend {
     uint32_t klen;
     uint64_t khash;
     int key_err; /* 0 when a key is set, else the error to return */
+    /* the entry of (memo_st, current key) cache_get returned last, + 1 (0: none): a put after a
+     * get of the same key finds it without a lookup; cleared by set_key and cache_remove */
+    uint32_t memo, memo_st;
 
     uint8_t *scratch; /* map keys, list operands */
     size_t scap;
@@ -532,6 +536,7 @@ static void cache_remove(weir_state_backend_t *sb, uint32_t idx) {
     sb->bytes -= ENTRY_OVERHEAD + e->klen + e->vcap;
     slab_free(&sb->slab, e->buf, buf_size(e->klen, e->vcap));
     *e = (centry_t){.next = sb->free_head};
+    sb->memo = 0;
     sb->free_head = idx + 1;
     sb->n_live--;
 }
@@ -745,11 +750,17 @@ static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
  * reads RocksDB (a missing key becomes a "known absent" entry); without, a miss creates an
  * absent entry without reading (the caller overwrites it). */
 static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t *out) {
-    uint64_t h = entry_hash(sb->khash, st);
-    uint32_t idx = cache_find(sb, st, h, sb->kbuf, sb->klen);
+    uint32_t idx = sb->memo && sb->memo_st == st ? sb->memo - 1 : NO_ENTRY;
+    uint64_t h = 0;
+    if (idx == NO_ENTRY) {
+        h = entry_hash(sb->khash, st);
+        idx = cache_find(sb, st, h, sb->kbuf, sb->klen);
+    }
     if (idx != NO_ENTRY) {
         sb->ent[idx].flags |= F_REF;
         sb->stats.cache_hits++;
+        sb->memo = idx + 1;
+        sb->memo_st = st;
         *out = idx;
         return 0;
     }
@@ -758,6 +769,8 @@ static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t 
         rc = cache_insert(sb, st, h, sb->kbuf, sb->klen, 0, &idx);
         if (rc != 0)
             return rc;
+        sb->memo = idx + 1;
+        sb->memo_st = st;
         *out = idx;
         return 0;
     }
@@ -784,6 +797,8 @@ static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t 
     rocksdb_pinnableslice_destroy(ps);
     if (rc != 0)
         return rc;
+    sb->memo = idx + 1;
+    sb->memo_st = st;
     *out = idx;
     return cache_evict(sb, idx);
 }
@@ -1401,6 +1416,7 @@ static void encode_key(const weir_state_backend_t *sb, const void *key, uint32_t
 void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len) {
     if (!sb)
         return;
+    sb->memo = 0;
     if (len > MAX_KEY_LEN || (len && !key)) {
         sb->key_err = WEIR_EINVAL;
         return;
@@ -1431,68 +1447,87 @@ void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len)
 static int prefetch_state(weir_state_backend_t *sb, uint32_t st, uint32_t n) {
     weir_prefetch_t *pf = &sb->pf;
     uint32_t m = 0;
+    int rc = 0;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *k = pf->arena + pf->q[i].off;
         uint64_t h = entry_hash(pf->q[i].khash, st);
         if (cache_find(sb, st, h, k, pf->q[i].klen) != NO_ENTRY)
             continue;
+        /* cached at once (absent, clean, room for a small value): a key twice in the batch
+         * finds it; filled in or removed below, before anything else uses the cache */
+        rc = cache_insert(sb, st, h, k, pf->q[i].klen, PREFETCH_VCAP, &pf->idx[m]);
+        if (rc != 0)
+            break;
         pf->keys[m] = (const char *)k;
         pf->sizes[m] = pf->q[i].klen;
-        pf->hash[m] = h;
         m++;
     }
-    if (m == 0)
-        return 0;
-    rocksdb_batched_multi_get_cf(sb->db, sb->ro, sb->st[st].cf, m, pf->keys, pf->sizes, pf->vals,
-                                 pf->errs, false);
-    int rc = 0;
+    bool read = m > 0 && rc == 0;
+    if (read)
+        rocksdb_batched_multi_get_cf(sb->db, sb->ro, sb->st[st].cf, m, pf->keys, pf->sizes,
+                                     pf->vals, pf->errs, false);
     for (uint32_t j = 0; j < m; j++) {
-        rocksdb_pinnableslice_t *ps = pf->vals[j];
-        if (pf->errs[j]) {
-            if (rc == 0)
-                rc = rdb_err("multi-get", sb->path, pf->errs[j]);
-            else
+        if (rc != 0) { /* not read, or this or an earlier key failed: not cached */
+            if (read) {
                 rocksdb_free(pf->errs[j]);
-            rocksdb_pinnableslice_destroy(ps);
+                rocksdb_pinnableslice_destroy(pf->vals[j]);
+            }
+            cache_remove(sb, pf->idx[j]);
             continue;
         }
+        if (pf->errs[j]) {
+            rc = rdb_err("multi-get", sb->path, pf->errs[j]); /* frees it */
+            pf->errs[j] = NULL;
+            j--; /* this one again, as not cached */
+            continue;
+        }
+        rocksdb_pinnableslice_t *ps = pf->vals[j];
+        centry_t *e = &sb->ent[pf->idx[j]];
         size_t vlen = 0;
         const char *v = ps ? rocksdb_pinnableslice_value(ps, &vlen) : NULL;
-        const uint8_t *k = (const uint8_t *)pf->keys[j];
-        uint32_t kl = (uint32_t)pf->sizes[j], idx;
-        /* a key twice in the batch: its first copy is cached already */
-        if (rc == 0 && vlen <= UINT32_MAX && cache_find(sb, st, pf->hash[j], k, kl) == NO_ENTRY) {
-            rc = cache_insert(sb, st, pf->hash[j], k, kl, (uint32_t)vlen, &idx);
-            if (rc == 0 && ps) {
-                centry_t *e = &sb->ent[idx];
-                if (vlen)
-                    memcpy(e->buf + e->klen, v, vlen);
-                e->vlen = (uint32_t)vlen;
-                e->flags &= (uint8_t)~F_ABSENT;
+        if (v && vlen > e->vcap) {
+            uint32_t ncap = vlen <= UINT32_MAX - 15u ? ((uint32_t)vlen + 15u) & ~15u : 0;
+            uint8_t *nb = ncap ? slab_alloc(&sb->slab, buf_size(e->klen, ncap)) : NULL;
+            if (!nb) {
+                rc = ncap ? WEIR_ENOMEM : WEIR_ECORRUPT;
+                j--; /* this one again, as not cached */
+                continue;
             }
-            sb->stats.cache_misses++;
-            sb->stats.prefetched++;
+            memcpy(nb, e->buf, e->klen);
+            slab_free(&sb->slab, e->buf, buf_size(e->klen, e->vcap));
+            e->buf = nb;
+            sb->bytes += ncap - e->vcap;
+            e->vcap = ncap;
+        }
+        if (v) {
+            if (vlen)
+                memcpy(e->buf + e->klen, v, vlen);
+            e->vlen = (uint32_t)vlen;
+            e->flags &= (uint8_t)~F_ABSENT;
         }
         rocksdb_pinnableslice_destroy(ps);
+        pf->vals[j] = NULL; /* a later failure's pass over this one frees nothing */
+        sb->stats.cache_misses++;
+        sb->stats.prefetched++;
     }
     return rc;
 }
 
 /* Room for @p n keys in the lookup arrays of @p pf: one block, carved (contents not kept). */
 static int prefetch_reserve(weir_prefetch_t *pf, uint32_t n) {
-    size_t per = sizeof *pf->hash + sizeof *pf->keys + sizeof *pf->sizes + sizeof *pf->vals +
-                 sizeof *pf->errs;
+    size_t per = sizeof *pf->keys + sizeof *pf->sizes + sizeof *pf->vals + sizeof *pf->errs +
+                 sizeof *pf->idx;
     uint8_t *m = malloc(per * n);
     if (!m)
         return WEIR_ENOMEM;
     free(pf->mem);
     pf->mem = m;
     pf->cap = n;
-    pf->hash = (uint64_t *)m;
-    pf->keys = (const char **)(pf->hash + n);
+    pf->keys = (const char **)m;
     pf->sizes = (size_t *)(pf->keys + n);
     pf->vals = (rocksdb_pinnableslice_t **)(pf->sizes + n);
     pf->errs = (char **)(pf->vals + n);
+    pf->idx = (uint32_t *)(pf->errs + n);
     return 0;
 }
 
