@@ -1,8 +1,9 @@
 /* Owns the keyed state backend: one RocksDB instance per stateful subtask (WAL off, one column
  * family per declared state plus "default"), the key layout of state/state.h, a bounded
- * write-back cache in front of value and reducing states, the list merge operator
- * ([u32 LE len][bytes] concatenation), map prefix scans, and state time to live (an expiry in
- * front of each value / list element / map value, checked on every read, removed lazily on read
+ * write-back cache in front of value and reducing states (entry buffers from its own slab), the
+ * batched prefetch of a batch's keys into that cache (one MultiGet per state), the list merge
+ * operator ([u32 LE len][bytes] concatenation), map prefix scans, and state time to live (an expiry
+ * in front of each value / list element / map value, checked on every read, removed lazily on read
  * and by a per-compaction RocksDB compaction filter).
  *
  * Invariants:
@@ -15,6 +16,8 @@
  *    entry's index is in the dirty list (which may also hold stale or duplicate indices).
  *  - pointers returned by get functions point into the cache or a backend scratch buffer and stay
  *    valid until the next call on this backend.
+ *  - sb->memo, when set, is the entry of (memo_st, current key): cleared by set_key and by every
+ *    cache_remove. A prefetch only adds clean entries equal to RocksDB's value (or absent).
  *  - a TTL state's values (cache entries included) always hold their expiry (state.h layout);
  *    nothing expired (expiry <= clock) is returned.
  * Threading: a backend is used by one thread (its subtask) only; no global mutable state. The
