@@ -1,8 +1,9 @@
 /* Owns the keyed state backend: one RocksDB instance per stateful subtask (WAL off, one column
  * family per declared state plus "default"), the key layout of state/state.h, a bounded
- * write-back cache in front of value and reducing states, the list merge operator
- * ([u32 LE len][bytes] concatenation), map prefix scans, and state time to live (an expiry in
- * front of each value / list element / map value, checked on every read, removed lazily on read
+ * write-back cache in front of value and reducing states (entry buffers from its own slab), the
+ * batched prefetch of a batch's keys into that cache (one MultiGet per state), the list merge
+ * operator ([u32 LE len][bytes] concatenation), map prefix scans, and state time to live (an expiry
+ * in front of each value / list element / map value, checked on every read, removed lazily on read
  * and by a per-compaction RocksDB compaction filter).
  *
  * Invariants:
@@ -15,6 +16,8 @@
  *    entry's index is in the dirty list (which may also hold stale or duplicate indices).
  *  - pointers returned by get functions point into the cache or a backend scratch buffer and stay
  *    valid until the next call on this backend.
+ *  - sb->memo, when set, is the entry of (memo_st, current key): cleared by set_key and by every
+ *    cache_remove. A prefetch only adds clean entries equal to RocksDB's value (or absent).
  *  - a TTL state's values (cache entries included) always hold their expiry (state.h layout);
  *    nothing expired (expiry <= clock) is returned.
  * Threading: a backend is used by one thread (its subtask) only; no global mutable state. The
@@ -47,6 +50,7 @@
 #define MAX_KEY_LEN ((uint32_t)1 << 30) /* keeps every length computation in uint32 */
 #define ENTRY_OVERHEAD (sizeof(centry_t) + sizeof(uint32_t) + 16u)
 #define NO_ENTRY UINT32_MAX
+#define PREFETCH_VCAP 16u /* value room of a prefetched entry before its value is known */
 
 enum { F_USED = 1, F_DIRTY = 2, F_ABSENT = 4, F_REF = 8, F_VICTIM = 16 /* cache_evict only */ };
 
@@ -99,6 +103,58 @@ typedef struct ttl_cleaner {
     int64_t *last; /* per state: TTL clock at the last cleanup (or the open) */
 } ttl_cleaner_t;
 
+/* The memory of cache entries' buffers (key + value room, at most SLAB_MAX bytes; larger ones
+ * are malloc'ed): 16-byte size classes, each with a free list threaded through the first word of
+ * its free blocks, carved from SLAB_CHUNK-byte chunks that are freed only with the backend. So
+ * the churn of a cache far smaller than the key space (an insert and an eviction per record)
+ * costs no malloc/free; the chunks hold at most the cache's peak (its budget plus one
+ * operation's overshoot). */
+#define SLAB_MAX 512u
+#define SLAB_CHUNK ((size_t)256 << 10)
+typedef struct slab {
+    void *free[SLAB_MAX / 16];
+    uint8_t **chunks;
+    size_t n_chunks, cap_chunks;
+    uint8_t *cur; /* the unused rest of the newest chunk */
+    size_t left;
+} slab_t;
+
+/* A sort record of write_sorted: the entry's state and first 14 key bytes as two big-endian
+ * integers (RocksDB's bytewise order up to there), the entry index. */
+typedef struct sortrec {
+    uint64_t a; /* state << 48 | key bytes 0..5 (key group, key length) */
+    uint64_t b; /* key bytes 6..13, zero-padded */
+    uint32_t idx;
+} sortrec_t;
+
+/* One key queued by weir_state_prefetch_key: its RocksDB key (klen bytes at off in the arena)
+ * and hash_bytes of it. */
+typedef struct pf_key {
+    size_t off;
+    uint64_t khash;
+    uint32_t klen;
+} pf_key_t;
+
+/* The prefetch queue (weir_state_prefetch_key, weir_state_prefetch): the keys of one batch in
+ * arena order; after weir_state_prefetch ran (ran), weir_state_set_key takes the encoded key and
+ * hash of queued key `next` when it is the key being set. The lookup arrays (RocksDB's in/out
+ * arrays and the cache entry of each key looked up) are one block (mem) of cap keys. */
+typedef struct weir_prefetch {
+    pf_key_t *q;
+    size_t qcap;
+    uint32_t n, next;
+    bool ran;
+    uint8_t *arena;
+    size_t acap, used;
+    uint8_t *mem;
+    uint32_t cap;
+    uint32_t *idx; /* the cache entry of each key looked up */
+    const char **keys;
+    size_t *sizes;
+    rocksdb_pinnableslice_t **vals;
+    char **errs;
+} weir_prefetch_t;
+
 struct weir_state_backend {
     char *path;
     uint32_t max_par;
@@ -120,6 +176,9 @@ struct weir_state_backend {
     uint32_t klen;
     uint64_t khash;
     int key_err; /* 0 when a key is set, else the error to return */
+    /* the entry of (memo_st, current key) cache_get returned last, + 1 (0: none): a put after a
+     * get of the same key finds it without a lookup; cleared by set_key and cache_remove */
+    uint32_t memo, memo_st;
 
     uint8_t *scratch; /* map keys, list operands */
     size_t scap;
@@ -147,6 +206,10 @@ struct weir_state_backend {
     msgpack_packer pk;
 
     weir_snapreg_t *snapreg; /* snapshot.c's registry (NULL until the first take/restore) */
+    weir_prefetch_t pf;
+    slab_t slab;
+    sortrec_t *sorted; /* write_sorted's scratch */
+    size_t cap_sorted;
 
     int64_t (*clock_ms)(void *arg); /* TTL clock (weir_wall_ms when the options gave none) */
     void *clock_arg;
@@ -193,8 +256,9 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
     return h;
 }
 
-static uint64_t entry_hash(const weir_state_backend_t *sb, uint32_t st) {
-    return mix64(sb->khash ^ ((uint64_t)(st + 1) * 0x9e3779b97f4a7c15ULL));
+/* The cache hash of (state @p st, a RocksDB key whose hash_bytes is @p khash). */
+static uint64_t entry_hash(uint64_t khash, uint32_t st) {
+    return mix64(khash ^ ((uint64_t)(st + 1) * 0x9e3779b97f4a7c15ULL));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -332,12 +396,69 @@ static int check(const weir_state_backend_t *sb, uint32_t st, weir_state_kind_t 
 /* write-back cache                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
-static uint32_t cache_find(weir_state_backend_t *sb, uint32_t st, uint64_t h) {
+/* A block of @p n bytes (n a multiple of 16, > 0) for an entry buffer; NULL when out of memory. */
+static void *slab_alloc(slab_t *s, size_t n) {
+    if (n > SLAB_MAX)
+        return malloc(n);
+    void **head = &s->free[n / 16 - 1];
+    if (*head) {
+        void *p = *head;
+        memcpy(head, p, sizeof(void *));
+        return p;
+    }
+    if (s->left < n) {
+        if (s->n_chunks == s->cap_chunks) {
+            void *c = s->chunks;
+            if (weir_array_grow(&c, &s->cap_chunks, s->n_chunks + 1, sizeof *s->chunks, 16) != 0)
+                return NULL;
+            s->chunks = c;
+        }
+        uint8_t *c = malloc(SLAB_CHUNK); /* the rest of the previous chunk (< n bytes) is lost */
+        if (!c)
+            return NULL;
+        s->chunks[s->n_chunks++] = c;
+        s->cur = c;
+        s->left = SLAB_CHUNK;
+    }
+    void *p = s->cur;
+    s->cur += n;
+    s->left -= n;
+    return p;
+}
+
+/* Returns a block of slab_alloc(@p n). */
+static void slab_free(slab_t *s, void *p, size_t n) {
+    if (!p)
+        return;
+    if (n > SLAB_MAX) {
+        free(p);
+        return;
+    }
+    void **head = &s->free[n / 16 - 1];
+    memcpy(p, head, sizeof(void *));
+    *head = p;
+}
+
+static void slab_destroy(slab_t *s) {
+    for (size_t i = 0; i < s->n_chunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
+    memset(s, 0, sizeof *s);
+}
+
+/* The slab size of an entry buffer of @p klen key bytes and @p vcap value bytes. */
+static size_t buf_size(uint32_t klen, uint32_t vcap) {
+    return ((size_t)klen + vcap + 15u) & ~(size_t)15u;
+}
+
+/* The entry of (state @p st, RocksDB key @p k of @p kl bytes) whose cache hash is @p h, or
+ * NO_ENTRY. */
+static uint32_t cache_find(weir_state_backend_t *sb, uint32_t st, uint64_t h, const uint8_t *k,
+                           uint32_t kl) {
     uint32_t b = sb->buckets[h & (sb->nbuckets - 1)];
     while (b) {
         centry_t *e = &sb->ent[b - 1];
-        if (e->hash == h && e->st == st && e->klen == sb->klen &&
-            memcmp(e->buf, sb->kbuf, sb->klen) == 0)
+        if (e->hash == h && e->st == st && e->klen == kl && memcmp(e->buf, k, kl) == 0)
             return b - 1;
         b = e->next;
     }
@@ -365,9 +486,10 @@ static int cache_rehash(weir_state_backend_t *sb) {
     return 0;
 }
 
-/* Inserts the current key for state @p st with room for @p vcap value bytes (absent, clean). */
-static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint32_t vcap,
-                        uint32_t *out) {
+/* Inserts RocksDB key @p k (@p kl bytes) of state @p st with room for @p vcap value bytes
+ * (absent, clean). */
+static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, const uint8_t *k,
+                        uint32_t kl, uint32_t vcap, uint32_t *out) {
     if (sb->n_live >= sb->nbuckets && cache_rehash(sb) != 0)
         return WEIR_ENOMEM;
     uint32_t idx;
@@ -385,7 +507,7 @@ static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint3
         idx = sb->n_ent;
     }
     vcap = (vcap + 15u) & ~15u;
-    uint8_t *buf = malloc((size_t)sb->klen + vcap);
+    uint8_t *buf = slab_alloc(&sb->slab, buf_size(kl, vcap));
     if (!buf)
         return WEIR_ENOMEM;
     if (sb->free_head)
@@ -393,17 +515,17 @@ static int cache_insert(weir_state_backend_t *sb, uint32_t st, uint64_t h, uint3
     else
         sb->n_ent++;
     centry_t *e = &sb->ent[idx];
-    memcpy(buf, sb->kbuf, sb->klen);
+    memcpy(buf, k, kl);
     *e = (centry_t){.hash = h,
                     .buf = buf,
                     .st = st,
-                    .klen = sb->klen,
+                    .klen = kl,
                     .vlen = 0,
                     .vcap = vcap,
                     .flags = F_USED | F_ABSENT | F_REF};
     cache_link(sb, idx);
     sb->n_live++;
-    sb->bytes += ENTRY_OVERHEAD + sb->klen + vcap;
+    sb->bytes += ENTRY_OVERHEAD + kl + vcap;
     *out = idx;
     return 0;
 }
@@ -415,8 +537,9 @@ static void cache_remove(weir_state_backend_t *sb, uint32_t idx) {
         pp = &sb->ent[*pp - 1].next;
     *pp = e->next;
     sb->bytes -= ENTRY_OVERHEAD + e->klen + e->vcap;
-    free(e->buf);
+    slab_free(&sb->slab, e->buf, buf_size(e->klen, e->vcap));
     *e = (centry_t){.next = sb->free_head};
+    sb->memo = 0;
     sb->free_head = idx + 1;
     sb->n_live--;
 }
@@ -459,13 +582,13 @@ static int cache_set_value(weir_state_backend_t *sb, uint32_t idx, const void *v
         put_i64le(hdr, expiry_from(now_ms(sb), s->ttl));
     if (hl + len > e->vcap) {
         uint32_t ncap = (hl + len + 15u) & ~15u;
-        uint8_t *nb = malloc((size_t)e->klen + ncap);
+        uint8_t *nb = slab_alloc(&sb->slab, buf_size(e->klen, ncap));
         if (!nb)
             return WEIR_ENOMEM;
         memcpy(nb, e->buf, e->klen);
         if (len)
             memcpy(nb + e->klen + hl, val, len);
-        free(e->buf);
+        slab_free(&sb->slab, e->buf, buf_size(e->klen, e->vcap));
         e->buf = nb;
         sb->bytes += ncap - e->vcap;
         e->vcap = ncap;
@@ -488,25 +611,54 @@ static void batch_add(rocksdb_writebatch_t *b, const sstate_t *s, const centry_t
                                   (const char *)e->buf + e->klen, e->vlen);
 }
 
-/* RocksDB's order (bytewise, shorter first on a tie), states apart. */
-static int entry_cmp(const void *a, const void *b, void *arg) {
-    const centry_t *ent = arg;
-    const centry_t *x = &ent[*(const uint32_t *)a], *y = &ent[*(const uint32_t *)b];
-    if (x->st != y->st)
-        return x->st < y->st ? -1 : 1;
-    int c = memcmp(x->buf, y->buf, x->klen < y->klen ? x->klen : y->klen);
-    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+/* Big-endian integer of the up to 8 bytes of @p p[from..to) within @p n bytes (zero-padded). */
+static uint64_t be_bytes(const uint8_t *p, uint32_t n, uint32_t from, uint32_t to) {
+    uint64_t v = 0;
+    for (uint32_t i = from; i < to; i++)
+        v = v << 8 | (i < n ? p[i] : 0);
+    return v;
+}
+
+/* RocksDB's order (bytewise, shorter first on a tie), states apart: the prefixes, then the bytes
+ * from 14 on (the first 14 are equal when a and b are). */
+static int sortrec_cmp(const void *pa, const void *pb, void *arg) {
+    const sortrec_t *x = pa, *y = pb;
+    if (x->a != y->a)
+        return x->a < y->a ? -1 : 1;
+    if (x->b != y->b)
+        return x->b < y->b ? -1 : 1;
+    const centry_t *ent = arg, *ex = &ent[x->idx], *ey = &ent[y->idx];
+    uint32_t m = ex->klen < ey->klen ? ex->klen : ey->klen;
+    int c = m > 14 ? memcmp(ex->buf + 14, ey->buf + 14, m - 14) : 0;
+    return c ? c : (ex->klen > ey->klen) - (ex->klen < ey->klen);
 }
 
 /* Writes the entries @p idx[0..n) (sorted here by state and key: the memtable inserts then walk
- * the skiplist in order, each starting from the previous one's position) in one WriteBatch. */
-static int write_sorted(weir_state_backend_t *sb, uint32_t *idx, uint32_t n, const char *why) {
+ * the skiplist in order, each starting from the previous one's position) in one WriteBatch. The
+ * sort runs on sortrec_t copies of the key prefixes (no entry is read while sorting unless two
+ * share 14 key bytes). */
+static int write_sorted(weir_state_backend_t *sb, const uint32_t *idx, uint32_t n,
+                        const char *why) {
     if (n == 0)
         return 0;
-    qsort_r(idx, n, sizeof(*idx), entry_cmp, sb->ent);
+    if (n > sb->cap_sorted) {
+        void *p = sb->sorted;
+        if (weir_array_grow(&p, &sb->cap_sorted, n, sizeof *sb->sorted, 1024) != 0)
+            return WEIR_ENOMEM;
+        sb->sorted = p;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const centry_t *e = &sb->ent[idx[i]];
+        sb->sorted[i] = (sortrec_t){.a = (uint64_t)e->st << 48 | be_bytes(e->buf, e->klen, 0, 6),
+                                    .b = be_bytes(e->buf, e->klen, 6, 14),
+                                    .idx = idx[i]};
+    }
+    qsort_r(sb->sorted, n, sizeof *sb->sorted, sortrec_cmp, sb->ent);
     rocksdb_writebatch_clear(sb->batch);
-    for (uint32_t i = 0; i < n; i++)
-        batch_add(sb->batch, &sb->st[sb->ent[idx[i]].st], &sb->ent[idx[i]]);
+    for (uint32_t i = 0; i < n; i++) {
+        const centry_t *e = &sb->ent[sb->sorted[i].idx];
+        batch_add(sb->batch, &sb->st[e->st], e);
+    }
     char *err = NULL;
     rocksdb_write(sb->db, sb->wo, sb->batch, &err);
     rocksdb_writebatch_clear(sb->batch);
@@ -601,19 +753,27 @@ static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
  * reads RocksDB (a missing key becomes a "known absent" entry); without, a miss creates an
  * absent entry without reading (the caller overwrites it). */
 static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t *out) {
-    uint64_t h = entry_hash(sb, st);
-    uint32_t idx = cache_find(sb, st, h);
+    uint32_t idx = sb->memo && sb->memo_st == st ? sb->memo - 1 : NO_ENTRY;
+    uint64_t h = 0;
+    if (idx == NO_ENTRY) {
+        h = entry_hash(sb->khash, st);
+        idx = cache_find(sb, st, h, sb->kbuf, sb->klen);
+    }
     if (idx != NO_ENTRY) {
         sb->ent[idx].flags |= F_REF;
         sb->stats.cache_hits++;
+        sb->memo = idx + 1;
+        sb->memo_st = st;
         *out = idx;
         return 0;
     }
     int rc;
     if (!load) {
-        rc = cache_insert(sb, st, h, 0, &idx);
+        rc = cache_insert(sb, st, h, sb->kbuf, sb->klen, 0, &idx);
         if (rc != 0)
             return rc;
+        sb->memo = idx + 1;
+        sb->memo_st = st;
         *out = idx;
         return 0;
     }
@@ -629,7 +789,7 @@ static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t 
         rocksdb_pinnableslice_destroy(ps);
         return WEIR_ECORRUPT;
     }
-    rc = cache_insert(sb, st, h, (uint32_t)vlen, &idx);
+    rc = cache_insert(sb, st, h, sb->kbuf, sb->klen, (uint32_t)vlen, &idx);
     if (rc == 0 && ps) {
         centry_t *e = &sb->ent[idx];
         if (vlen)
@@ -640,6 +800,8 @@ static int cache_get(weir_state_backend_t *sb, uint32_t st, bool load, uint32_t 
     rocksdb_pinnableslice_destroy(ps);
     if (rc != 0)
         return rc;
+    sb->memo = idx + 1;
+    sb->memo_st = st;
     *out = idx;
     return cache_evict(sb, idx);
 }
@@ -982,9 +1144,11 @@ static void free_backend(weir_state_backend_t *sb) {
             rocksdb_options_destroy(sb->st[i].cf_opts);
     }
     free(sb->st);
-    for (uint32_t i = 0; i < sb->n_ent; i++)
+    for (uint32_t i = 0; i < sb->n_ent; i++) /* the larger ones; the chunks hold the rest */
         if (sb->ent[i].flags & F_USED)
-            free(sb->ent[i].buf);
+            slab_free(&sb->slab, sb->ent[i].buf, buf_size(sb->ent[i].klen, sb->ent[i].vcap));
+    slab_destroy(&sb->slab);
+    free(sb->sorted);
     free(sb->ent);
     free(sb->dirty);
     free(sb->victims);
@@ -992,6 +1156,9 @@ static void free_backend(weir_state_backend_t *sb) {
     free(sb->kbuf);
     free(sb->scratch);
     free(sb->out);
+    free(sb->pf.mem);
+    free(sb->pf.q);
+    free(sb->pf.arena);
     if (sb->zone_ok)
         msgpack_zone_destroy(&sb->zone);
     msgpack_sbuffer_destroy(&sb->sbuf);
@@ -1008,6 +1175,11 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
     rocksdb_options_set_write_buffer_size(opt, wb);
     rocksdb_options_set_db_write_buffer_size(opt, wb); /* total over all column families */
     rocksdb_options_set_max_write_buffer_number(opt, 2);
+    /* reads of keys a memtable does not hold stop at a whole-key bloom filter (2 % of the
+     * memtable) instead of walking its skiplist: without checkpoints memtables fill to
+     * write_buffer_bytes (about 500,000 small entries, two of them) before a flush */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(opt, 0.02);
+    rocksdb_options_set_memtable_whole_key_filtering(opt, 1);
     rocksdb_options_set_max_background_jobs(opt, 2);
     /* checkpoints add a level-0 file each: compact early, stall late */
     rocksdb_options_set_compaction_style(opt, rocksdb_universal_compaction);
@@ -1025,6 +1197,10 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
                                                   rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_whole_key_filtering(sb->bbto, 1);
     rocksdb_block_based_options_set_format_version(sb->bbto, 5);
+    /* a key found in a data block is found by a hash of the block's keys, not a binary search */
+    rocksdb_block_based_options_set_data_block_index_type(
+        sb->bbto, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+    rocksdb_block_based_options_set_data_block_hash_ratio(sb->bbto, 0.75);
     rocksdb_options_set_block_based_table_factory(opt, sb->bbto);
     /* owned by the options from here on (do not destroy it ourselves) */
     rocksdb_options_set_merge_operator(
@@ -1226,19 +1402,10 @@ void weir_state_close(weir_state_backend_t **psb, bool remove_files) {
     free(path);
 }
 
-void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len) {
-    if (!sb)
-        return;
-    if (len > MAX_KEY_LEN || (len && !key)) {
-        sb->key_err = WEIR_EINVAL;
-        return;
-    }
-    if (grow(&sb->kbuf, &sb->kcap, KEY_PREFIX_FIXED + (size_t)len) != 0) {
-        sb->key_err = WEIR_ENOMEM;
-        return;
-    }
+/* Writes the RocksDB key prefix of user key @p key (@p len bytes, at most MAX_KEY_LEN) to @p p
+ * (KEY_PREFIX_FIXED + len bytes): key group, length, bytes (state.h). */
+static void encode_key(const weir_state_backend_t *sb, const void *key, uint32_t len, uint8_t *p) {
     uint32_t kg = weir_keygroup_of(key, len, sb->max_par);
-    uint8_t *p = sb->kbuf;
     p[0] = (uint8_t)(kg >> 8);
     p[1] = (uint8_t)kg;
     p[2] = (uint8_t)(len >> 24);
@@ -1247,9 +1414,174 @@ void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len)
     p[5] = (uint8_t)len;
     if (len)
         memcpy(p + KEY_PREFIX_FIXED, key, len);
+}
+
+void weir_state_set_key(weir_state_backend_t *sb, const void *key, uint32_t len) {
+    if (!sb)
+        return;
+    sb->memo = 0;
+    if (len > MAX_KEY_LEN || (len && !key)) {
+        sb->key_err = WEIR_EINVAL;
+        return;
+    }
+    if (grow(&sb->kbuf, &sb->kcap, KEY_PREFIX_FIXED + (size_t)len) != 0) {
+        sb->key_err = WEIR_ENOMEM;
+        return;
+    }
     sb->klen = KEY_PREFIX_FIXED + len;
-    sb->khash = hash_bytes(sb->kbuf, sb->klen);
     sb->key_err = 0;
+    weir_prefetch_t *pf = &sb->pf;
+    if (pf->ran && pf->next < pf->n) { /* the next key of the prefetched batch, encoded */
+        const pf_key_t *q = &pf->q[pf->next];
+        const uint8_t *k = pf->arena + q->off;
+        if (q->klen == sb->klen && (len == 0 || memcmp(k + KEY_PREFIX_FIXED, key, len) == 0)) {
+            memcpy(sb->kbuf, k, q->klen);
+            sb->khash = q->khash;
+            pf->next++;
+            return;
+        }
+    }
+    encode_key(sb, key, len, sb->kbuf);
+    sb->khash = hash_bytes(sb->kbuf, sb->klen);
+}
+
+/* Reads the entries of state @p st that pf holds and the cache does not with one batched
+ * MultiGet and caches them clean (a missing key as "absent"). 0 or a negative weir error. */
+static int prefetch_state(weir_state_backend_t *sb, uint32_t st, uint32_t n) {
+    weir_prefetch_t *pf = &sb->pf;
+    uint32_t m = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k = pf->arena + pf->q[i].off;
+        uint64_t h = entry_hash(pf->q[i].khash, st);
+        if (cache_find(sb, st, h, k, pf->q[i].klen) != NO_ENTRY)
+            continue;
+        /* cached at once (absent, clean, room for a small value): a key twice in the batch
+         * finds it; filled in or removed below, before anything else uses the cache */
+        rc = cache_insert(sb, st, h, k, pf->q[i].klen, PREFETCH_VCAP, &pf->idx[m]);
+        if (rc != 0)
+            break;
+        pf->keys[m] = (const char *)k;
+        pf->sizes[m] = pf->q[i].klen;
+        m++;
+    }
+    bool read = m > 0 && rc == 0;
+    if (read)
+        rocksdb_batched_multi_get_cf(sb->db, sb->ro, sb->st[st].cf, m, pf->keys, pf->sizes,
+                                     pf->vals, pf->errs, false);
+    for (uint32_t j = 0; j < m; j++) {
+        if (rc != 0) { /* not read, or this or an earlier key failed: not cached */
+            if (read) {
+                rocksdb_free(pf->errs[j]);
+                rocksdb_pinnableslice_destroy(pf->vals[j]);
+            }
+            cache_remove(sb, pf->idx[j]);
+            continue;
+        }
+        if (pf->errs[j]) {
+            rc = rdb_err("multi-get", sb->path, pf->errs[j]); /* frees it */
+            pf->errs[j] = NULL;
+            j--; /* this one again, as not cached */
+            continue;
+        }
+        rocksdb_pinnableslice_t *ps = pf->vals[j];
+        centry_t *e = &sb->ent[pf->idx[j]];
+        size_t vlen = 0;
+        const char *v = ps ? rocksdb_pinnableslice_value(ps, &vlen) : NULL;
+        if (v && vlen > e->vcap) {
+            uint32_t ncap = vlen <= UINT32_MAX - 15u ? ((uint32_t)vlen + 15u) & ~15u : 0;
+            uint8_t *nb = ncap ? slab_alloc(&sb->slab, buf_size(e->klen, ncap)) : NULL;
+            if (!nb) {
+                rc = ncap ? WEIR_ENOMEM : WEIR_ECORRUPT;
+                j--; /* this one again, as not cached */
+                continue;
+            }
+            memcpy(nb, e->buf, e->klen);
+            slab_free(&sb->slab, e->buf, buf_size(e->klen, e->vcap));
+            e->buf = nb;
+            sb->bytes += ncap - e->vcap;
+            e->vcap = ncap;
+        }
+        if (v) {
+            if (vlen)
+                memcpy(e->buf + e->klen, v, vlen);
+            e->vlen = (uint32_t)vlen;
+            e->flags &= (uint8_t)~F_ABSENT;
+        }
+        rocksdb_pinnableslice_destroy(ps);
+        pf->vals[j] = NULL; /* a later failure's pass over this one frees nothing */
+        sb->stats.cache_misses++;
+        sb->stats.prefetched++;
+    }
+    return rc;
+}
+
+/* Room for @p n keys in the lookup arrays of @p pf: one block, carved (contents not kept). */
+static int prefetch_reserve(weir_prefetch_t *pf, uint32_t n) {
+    size_t per = sizeof *pf->keys + sizeof *pf->sizes + sizeof *pf->vals + sizeof *pf->errs +
+                 sizeof *pf->idx;
+    uint8_t *m = malloc(per * n);
+    if (!m)
+        return WEIR_ENOMEM;
+    free(pf->mem);
+    pf->mem = m;
+    pf->cap = n;
+    pf->keys = (const char **)m;
+    pf->sizes = (size_t *)(pf->keys + n);
+    pf->vals = (rocksdb_pinnableslice_t **)(pf->sizes + n);
+    pf->errs = (char **)(pf->vals + n);
+    pf->idx = (uint32_t *)(pf->errs + n);
+    return 0;
+}
+
+int weir_state_prefetch_key(weir_state_backend_t *sb, const void *key, uint32_t len) {
+    if (!sb || len > MAX_KEY_LEN || (len && !key))
+        return WEIR_EINVAL;
+    weir_prefetch_t *pf = &sb->pf;
+    if (pf->ran) { /* a new batch */
+        pf->n = pf->next = 0;
+        pf->used = 0;
+        pf->ran = false;
+    }
+    if (pf->n == pf->qcap) {
+        void *q = pf->q;
+        if (weir_array_grow(&q, &pf->qcap, (size_t)pf->n + 1, sizeof *pf->q, 256) != 0)
+            return WEIR_ENOMEM;
+        pf->q = q;
+    }
+    if (grow(&pf->arena, &pf->acap, pf->used + KEY_PREFIX_FIXED + len) != 0)
+        return WEIR_ENOMEM;
+    uint8_t *k = pf->arena + pf->used;
+    encode_key(sb, key, len, k);
+    pf->q[pf->n++] = (pf_key_t){.off = pf->used,
+                                .khash = hash_bytes(k, KEY_PREFIX_FIXED + len),
+                                .klen = KEY_PREFIX_FIXED + len};
+    pf->used += KEY_PREFIX_FIXED + len;
+    return 0;
+}
+
+int weir_state_prefetch(weir_state_backend_t *sb, uint32_t st_first, uint32_t st_count) {
+    if (!sb || st_first > sb->n_st || st_count > sb->n_st - st_first)
+        return WEIR_EINVAL;
+    weir_prefetch_t *pf = &sb->pf;
+    if (pf->ran)
+        pf->n = 0; /* nothing queued since the last run */
+    pf->ran = true;
+    pf->next = 0;
+    uint32_t n = pf->n;
+    bool any = false;
+    for (uint32_t s = st_first; s < st_first + st_count; s++)
+        any |= sb->st[s].kind == WEIR_STATE_VALUE || sb->st[s].kind == WEIR_STATE_REDUCING;
+    if (!any || n == 0)
+        return 0;
+    if (n > pf->cap && prefetch_reserve(pf, n) != 0)
+        return WEIR_ENOMEM;
+    int rc = 0;
+    for (uint32_t s = st_first; s < st_first + st_count && rc == 0; s++)
+        if (sb->st[s].kind == WEIR_STATE_VALUE || sb->st[s].kind == WEIR_STATE_REDUCING)
+            rc = prefetch_state(sb, s, n);
+    int erc = cache_evict(sb, NO_ENTRY);
+    return rc ? rc : erc;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -93,11 +93,24 @@ int weir_state_reducing_add(weir_state_backend_t *sb, uint32_t st, const void *v
 int weir_state_reducing_get(weir_state_backend_t *sb, uint32_t st, const void **val, uint32_t *len);
 int weir_state_reducing_clear(weir_state_backend_t *sb, uint32_t st);
 
+/** Queues user key @p key (@p len bytes) for the next weir_state_prefetch (the first key queued
+ * after a prefetch starts a new batch). 0, WEIR_EINVAL or WEIR_ENOMEM. */
+int weir_state_prefetch_key(weir_state_backend_t *sb, const void *key, uint32_t len);
+/** Warms the cache for the queued batch of keys (the records of one input buffer) before they are
+ * processed: for each value or reducing state among [@p st_first, @p st_first + @p st_count), the
+ * queued keys that are not cached are read from RocksDB with one batched MultiGet and cached clean
+ * (a missing key as absent); then the cache is trimmed to its budget. Changes no value and not
+ * the current key: a later get of such a key is a cache hit. weir_state_set_key then takes each
+ * queued key's encoding and hash when it is set in queue order. 0 or a negative weir error
+ * (RocksDB errors are WEIR_ESTATE, logged). */
+int weir_state_prefetch(weir_state_backend_t *sb, uint32_t st_first, uint32_t st_count);
+
 /** Writes every dirty cache entry to RocksDB in one WriteBatch (before a snapshot). */
 int weir_state_flush(weir_state_backend_t *sb);
 
 typedef struct weir_state_stats {
     uint64_t cache_hits, cache_misses, evictions, flushed_entries;
+    uint64_t prefetched; /* entries weir_state_prefetch read (counted in cache_misses too) */
     size_t cache_bytes;
 } weir_state_stats_t;
 void weir_state_get_stats(const weir_state_backend_t *sb, weir_state_stats_t *out);

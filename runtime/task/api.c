@@ -4,7 +4,8 @@
  * output writer (key selectors, partitioning, writing a record into output channel buffers),
  * weir_unpack, the context getters (weir_subtask_index, weir_parallelism, weir_current_key,
  * weir_ctx_killpoint, weir_ctx_job_id, weir_ctx_attempt), the keyed-state accessors (weir_value_*,
- * weir_list_*, weir_mapstate_*, weir_reducing_*) and failing (weir_fail, weir__task_fail).
+ * weir_list_*, weir_mapstate_*, weir_reducing_*), the state prefetch of an input buffer's keys
+ * (weir__task_prefetch) and failing (weir_fail, weir__task_fail).
  *
  * Invariants:
  *  - Records pass down the chain by pointer (weir_emit -> weir__task_deliver -> the next
@@ -317,6 +318,25 @@ bool weir_ctx_lease_valid(const weir_ctx_t *ctx, int64_t *silent_ms) {
     if (UNLIKELY(!(ctx)->sb || (st) < 0 || (uint32_t)(st) >= (ctx)->n_states))                     \
         return WEIR_EINVAL;                                                                        \
     uint32_t col = (ctx)->state_base + (uint32_t)(st)
+
+void weir__task_prefetch(weir_ctx_t *head, const uint8_t *data, size_t len) {
+    if (!head->keyed || !head->sb)
+        return;
+    const weir_state_decl_t *d = head->task->decls + head->state_base;
+    bool cached = false; /* value and reducing states go through the cache */
+    for (uint32_t i = 0; i < head->n_states; i++)
+        cached |= d[i].kind == WEIR_STATE_VALUE || d[i].kind == WEIR_STATE_REDUCING;
+    if (!cached)
+        return;
+    weir_bufreader_t r;
+    weir_bufreader_init(&r, data, len);
+    weir_event_t ev;
+    while (weir_bufreader_next(&r, &ev) > 0)
+        if (ev.kind == WEIR_EV_RECORD &&
+            weir_state_prefetch_key(head->sb, ev.record.key, ev.record.key_len) != 0)
+            return;
+    (void)weir_state_prefetch(head->sb, head->state_base, head->n_states);
+}
 
 int weir_value_get(weir_ctx_t *ctx, weir_state_id st, const void **val, uint32_t *len) {
     STATE_COL(ctx, st);

@@ -263,6 +263,7 @@ static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
     weir_bufreader_init(&r, buf->data + d->off, buf->len - d->off);
     weir_ctx_t *head = &t->ctxs[0];
     head->in_idx = in->input; /* a two-input head dispatches on it (operators.c) */
+    weir__task_prefetch(head, buf->data + d->off, buf->len - d->off);
     weir_event_t ev;
     uint64_t n = 0;
     bool blocked = false;

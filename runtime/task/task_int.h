@@ -245,6 +245,13 @@ static inline void weir__task_deliver(weir_ctx_t *c, const weir_record_t *rec) {
 
 /* api.c */
 
+/** Before the records of one input buffer (@p len bytes at @p data) go to the keyed head @p head:
+ * reads the value and reducing state of their keys that the state cache lacks with one batched
+ * RocksDB MultiGet per state (weir_state_prefetch). Only warms the cache: a failure here is
+ * left to the operator's own read. No-op unless the head is keyed with such states. Task
+ * thread. */
+void weir__task_prefetch(weir_ctx_t *head, const uint8_t *data, size_t len);
+
 /** Fails the task with a formatted one-line message (no operator prefix); the first failure
  * wins; sets stop. Task thread. */
 void weir__task_fail(weir_task_t *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

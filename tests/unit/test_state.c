@@ -711,6 +711,186 @@ static void test_large_state_options(void **state) {
     free(path);
 }
 
+/* Reads of keys the memtable does not hold stop at its bloom filter (RocksDB's perf context
+ * counts each such read as a memtable bloom miss) and the OPTIONS carry the data-block hash
+ * index; a key the memtable holds still reads back (a bloom hit). */
+static void test_memtable_filter(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("state");
+    char *path = subdir(dir, "db");
+    weir_state_decl_t d[1] = {{.name = "v", .kind = WEIR_STATE_VALUE}};
+    weir_state_backend_t *sb = open_sb(path, 64 << 10, d, 1);
+    char kb[32];
+    for (uint32_t i = 0; i < 4000; i++) { /* ~150 KB: stays in the 1 MiB memtable */
+        int kl = sprintf(kb, "k%u", i);
+        weir_state_set_key(sb, kb, (uint32_t)kl);
+        assert_int_equal(weir_state_value_put(sb, 0, &i, sizeof(i)), 0);
+    }
+    assert_int_equal(weir_state_flush(sb), 0);
+    rocksdb_set_perf_level(rocksdb_enable_count);
+    rocksdb_perfcontext_t *pc = rocksdb_perfcontext_create();
+    rocksdb_perfcontext_reset(pc);
+    const uint32_t absent = 500;
+    for (uint32_t i = 0; i < absent; i++) {
+        int kl = sprintf(kb, "absent%u", i);
+        weir_state_set_key(sb, kb, (uint32_t)kl);
+        assert_int_equal(weir_state_value_get(sb, 0, NULL, NULL), 1);
+    }
+    uint64_t miss = rocksdb_perfcontext_metric(pc, rocksdb_bloom_memtable_miss_count);
+    /* 10 bits per key: about 1 % false positives; none filtered before the filter existed */
+    assert_true(miss >= absent * 9 / 10);
+    rocksdb_perfcontext_reset(pc);
+    weir_state_close(&sb, false); /* the cache goes: the next reads reach RocksDB */
+    sb = open_sb(path, 64 << 10, d, 1);
+    rocksdb_perfcontext_reset(pc);
+    for (uint32_t i = 0; i < 4000; i += 37) {
+        int kl = sprintf(kb, "k%u", i);
+        weir_state_set_key(sb, kb, (uint32_t)kl);
+        const void *v;
+        uint32_t len, got;
+        assert_int_equal(weir_state_value_get(sb, 0, &v, &len), 0);
+        assert_int_equal(len, sizeof(got));
+        memcpy(&got, v, sizeof(got));
+        assert_int_equal(got, i);
+    }
+    rocksdb_perfcontext_destroy(pc);
+    rocksdb_set_perf_level(rocksdb_disable);
+    weir_state_close(&sb, false);
+    char *opts = read_options_file(path);
+    assert_true(count_lines(opts, "memtable_whole_key_filtering=true") == 2);
+    assert_true(count_lines(opts, "memtable_prefix_bloom_size_ratio=0.020000") == 2);
+    assert_true(count_lines(opts, "data_block_index_type=kDataBlockBinaryAndHash") == 2);
+    free(opts);
+    weir_state_close(&sb, true);
+    weir_test_tmpdir_remove(dir);
+    free(path);
+}
+
+/* weir_state_prefetch against a model: keys written and written back, then a fresh backend
+ * (empty cache) prefetches a batch of present and absent keys, duplicates included, with a
+ * dirty entry of its own in the cache; every get after it is a hit returning the model's value
+ * (the dirty one unchanged), the list state is left alone, and set_key in queue order and out
+ * of it gives the same results. */
+static void test_prefetch(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("state");
+    char *path = subdir(dir, "db");
+    weir_state_decl_t d[3] = {{.name = "v", .kind = WEIR_STATE_VALUE},
+                              {.name = "l", .kind = WEIR_STATE_LIST},
+                              {.name = "w", .kind = WEIR_STATE_VALUE}};
+    weir_state_backend_t *sb = open_sb(path, 1 << 20, d, 3);
+    char kb[32];
+    for (uint32_t i = 0; i < 1000; i += 2) { /* even keys present in v, multiples of 4 in w */
+        int kl = sprintf(kb, "key-%u", i);
+        weir_state_set_key(sb, kb, (uint32_t)kl);
+        assert_int_equal(weir_state_value_put(sb, 0, &i, sizeof(i)), 0);
+        if (i % 4 == 0)
+            assert_int_equal(weir_state_value_put(sb, 2, kb, (uint32_t)kl), 0);
+    }
+    assert_int_equal(weir_state_flush(sb), 0);
+    weir_state_close(&sb, false);
+    sb = open_sb(path, 1 << 20, d, 3);
+    uint32_t dirty_key = 10, dirty_val = 4242;
+    int dl = sprintf(kb, "key-%u", dirty_key);
+    weir_state_set_key(sb, kb, (uint32_t)dl);
+    assert_int_equal(weir_state_value_put(sb, 0, &dirty_val, sizeof(dirty_val)), 0);
+
+    /* a batch: keys 0..199, then 0..49 again, then the empty key */
+    uint32_t order[251];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < 200; i++)
+        order[n++] = i;
+    for (uint32_t i = 0; i < 50; i++)
+        order[n++] = i;
+    for (uint32_t i = 0; i < n; i++) {
+        int kl = sprintf(kb, "key-%u", order[i]);
+        assert_int_equal(weir_state_prefetch_key(sb, kb, (uint32_t)kl), 0);
+    }
+    assert_int_equal(weir_state_prefetch_key(sb, "", 0), 0);
+    n++;
+    weir_state_stats_t s0, s1;
+    weir_state_get_stats(sb, &s0);
+    assert_int_equal(weir_state_prefetch(sb, 0, 3), 0);
+    weir_state_get_stats(sb, &s1);
+    /* 200 distinct keys + the empty key per value state, minus key-10 of v (cached, dirty) */
+    assert_int_equal(s1.prefetched - s0.prefetched, 2 * 201 - 1);
+    for (int pass = 0; pass < 2; pass++) { /* pass 0 in queue order, pass 1 backwards */
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t i = pass == 0 ? j : n - 1 - j;
+            int kl = i == n - 1 ? 0 : sprintf(kb, "key-%u", order[i]);
+            uint32_t k = i == n - 1 ? UINT32_MAX : order[i];
+            weir_state_set_key(sb, kb, (uint32_t)kl);
+            const void *v;
+            uint32_t len, got;
+            int rc = weir_state_value_get(sb, 0, &v, &len);
+            if (k == dirty_key) {
+                assert_int_equal(rc, 0);
+                memcpy(&got, v, sizeof(got));
+                assert_int_equal(got, dirty_val);
+            } else if (k != UINT32_MAX && k % 2 == 0) {
+                assert_int_equal(rc, 0);
+                assert_int_equal(len, sizeof(got));
+                memcpy(&got, v, sizeof(got));
+                assert_int_equal(got, k);
+            } else {
+                assert_int_equal(rc, 1);
+            }
+            rc = weir_state_value_get(sb, 2, &v, &len);
+            if (k != UINT32_MAX && k % 4 == 0) {
+                assert_int_equal(rc, 0);
+                assert_int_equal(len, (uint32_t)kl);
+                assert_memory_equal(v, kb, len);
+            } else {
+                assert_int_equal(rc, 1);
+            }
+        }
+    }
+    weir_state_stats_t s2;
+    weir_state_get_stats(sb, &s2);
+    assert_int_equal(s2.cache_misses, s1.cache_misses); /* every read was prefetched */
+    assert_int_equal(s2.prefetched, s1.prefetched);
+    /* a prefetch over only the list state reads nothing; bad ranges are refused */
+    assert_int_equal(weir_state_prefetch_key(sb, "key-999", 7), 0);
+    assert_int_equal(weir_state_prefetch(sb, 1, 1), 0);
+    weir_state_get_stats(sb, &s1);
+    assert_int_equal(s1.prefetched, s2.prefetched);
+    assert_int_equal(weir_state_prefetch(sb, 2, 2), WEIR_EINVAL);
+    assert_int_equal(weir_state_prefetch(sb, 4, 0), WEIR_EINVAL);
+    assert_int_equal(weir_state_prefetch_key(sb, NULL, 3), WEIR_EINVAL);
+    /* the prefetched dirty value was kept and reaches RocksDB at the next write-back */
+    assert_int_equal(weir_state_flush(sb), 0);
+    weir_state_close(&sb, false);
+    sb = open_sb(path, 1 << 20, d, 3);
+    dl = sprintf(kb, "key-%u", dirty_key);
+    weir_state_set_key(sb, kb, (uint32_t)dl);
+    const void *v;
+    uint32_t len, got;
+    assert_int_equal(weir_state_value_get(sb, 0, &v, &len), 0);
+    memcpy(&got, v, sizeof(got));
+    assert_int_equal(got, dirty_val);
+    /* a value growing from a small buffer to one above the cache's small-block size and back */
+    static uint8_t big[3000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    for (uint32_t len = 1; len <= sizeof big; len = len * 3 + 1) {
+        assert_int_equal(weir_state_value_put(sb, 0, big, len), 0);
+        assert_int_equal(weir_state_value_get(sb, 0, &v, &got), 0);
+        assert_int_equal(got, len);
+        assert_memory_equal(v, big, len);
+    }
+    assert_int_equal(weir_state_value_put(sb, 0, big + 1, 5), 0);
+    assert_int_equal(weir_state_flush(sb), 0);
+    weir_state_close(&sb, false);
+    sb = open_sb(path, 1 << 20, d, 3);
+    weir_state_set_key(sb, kb, (uint32_t)dl);
+    assert_int_equal(weir_state_value_get(sb, 0, &v, &got), 0);
+    assert_int_equal(got, 5);
+    assert_memory_equal(v, big + 1, 5);
+    weir_state_close(&sb, true);
+    weir_test_tmpdir_remove(dir);
+    free(path);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* errors, removal                                                                            */
 /* ------------------------------------------------------------------------------------------ */
@@ -827,6 +1007,7 @@ int main(void) {
         cmocka_unit_test(test_reducing_corrupt),      cmocka_unit_test(test_murmur_oracle),
         cmocka_unit_test(test_layout_keygroups),      cmocka_unit_test(test_errors_and_remove),
         cmocka_unit_test(test_counter_throughput),    cmocka_unit_test(test_large_state_options),
+        cmocka_unit_test(test_memtable_filter),       cmocka_unit_test(test_prefetch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
