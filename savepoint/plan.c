@@ -62,6 +62,8 @@ typedef struct entry {
     old_handle_t *kh; /* RESTORED keyed chain heads with keyed state: handles, ascending */
     uint32_t n_kh;
     bool keyed_restore; /* the new chain head restores keyed state from kh */
+    char *drops;        /* RESTORED: the old operator kept keyed state, and these of its declared
+                         * states the new node does not declare ("'a' (map), 'b' (list)") */
 } entry_t;
 
 typedef struct plan_vertex {
@@ -194,6 +196,7 @@ static void entry_clear(entry_t *e) {
     free(e->name);
     free(e->why);
     free(e->keyed_note);
+    free(e->drops);
     for (uint32_t i = 0; i < e->n_st; i++)
         free(e->st[i].bytes);
     free(e->st);
@@ -431,6 +434,38 @@ static int take_state(build_t *b, entry_t *e, uint32_t o, bool keyed) {
     return rc;
 }
 
+/* The old keyed states of @p op that @p nd does not declare, as "'a' (map), 'b' (list)"
+ * (malloc'd), or NULL when there are none or @p op kept no keyed state; *oom on failure. */
+static char *dropped_states(const weir_ckpt_op_t *op, const weir_node_t *nd, bool has_keyed,
+                            bool *oom) {
+    if (!has_keyed)
+        return NULL;
+    sbuf_t s;
+    if (!sbuf_open(&s)) {
+        *oom = true;
+        return NULL;
+    }
+    const char *sep = "";
+    for (uint32_t j = 0; j < op->n_states; j++) {
+        bool kept = false;
+        for (uint32_t i = 0; i < nd->n_states && !kept; i++)
+            kept = op->states[j].name && strcmp(op->states[j].name, nd->states[i].name) == 0;
+        if (!kept) {
+            fprintf(s.f, "%s'%s' (%s)", sep, op->states[j].name ? op->states[j].name : "",
+                    weir_state_kind_name(op->states[j].kind));
+            sep = ", ";
+        }
+    }
+    char *text = sbuf_close(&s);
+    if (!text)
+        *oom = true;
+    else if (!*text) {
+        free(text);
+        text = NULL;
+    }
+    return text;
+}
+
 static int add_node_entry(build_t *b, uint32_t i) {
     const weir_node_t *nd = &b->g->nodes[i];
     int64_t o = b->old_of_new[i];
@@ -464,6 +499,9 @@ static int add_node_entry(build_t *b, uint32_t i) {
         return 0;
     }
     e->status = WEIR_RESTORE_RESTORED;
+    e->drops = dropped_states(op, nd, b->has_keyed[o], &oom);
+    if (oom)
+        return WEIR_ENOMEM;
     e->keyed_restore = b->has_keyed[o] && nd->keyed && b->new_index[i] == 0 && nd->n_states > 0;
     if (nd->n_states || op->n_states) {
         e->keyed_note = keyed_note(op, nd, e->keyed_restore);
@@ -530,6 +568,22 @@ static int refusal(build_t *b, bool allow_non_restored) {
         fprintf(s.f,
                 " in %s has no operator in the new job: pass --allowNonRestoredState to drop it",
                 p->base);
+        sep = "; ";
+        any = true;
+    }
+    /* a keyed state the new operator no longer declares would be dropped as silently as a
+     * removed operator: the same flag (a renamed state or a changed internal layout, e.g. of
+     * the window operator, shows here before anything runs) */
+    for (uint32_t i = 0; !allow_non_restored && i < p->n_e; i++) {
+        const entry_t *e = &p->e[i];
+        if (!e->drops)
+            continue;
+        fprintf(s.f, "%skeyed state %s of operator %s", sep, e->drops, e->uid ? "uid " : "");
+        print_who(s.f, e->uid, e->name, e->node);
+        fprintf(s.f,
+                " in %s is not declared by the new job: pass --allowNonRestoredState to drop it",
+                p->base);
+        sep = "; ";
         any = true;
     }
     char *text = sbuf_close(&s);

@@ -57,6 +57,7 @@ typedef struct shape {
     bool extra;              /* a second keyed operator "extra" after the source */
     bool parse;              /* a map "parse" (no uid) chained after the source */
     int64_t ttl_seen;        /* time to live of map state "seen" (0 = none) */
+    bool no_seen;            /* the count does not declare map state "seen" */
 } shape_t;
 
 /* src -> [parse ->] key_by -> count (value "count", map "seen") -> out (chained with count);
@@ -80,8 +81,8 @@ static weir_job_t *job_of(const shape_t *sh) {
         weir_list_state(c, "count");
     else
         weir_value_state(c, "count");
-    weir_state_id seen = weir_map_state(c, "seen");
-    if (sh->ttl_seen)
+    weir_state_id seen = sh->no_seen ? 0 : weir_map_state(c, "seen");
+    if (sh->ttl_seen && !sh->no_seen)
         weir_state_set_ttl(c, seen, sh->ttl_seen, WEIR_TTL_ON_CREATE_AND_WRITE);
     weir_stream_t *o = sh->no_out ? weir_sink_print(c, "print") : weir_sink_file(c, "out", "/out");
     if (!sh->no_out)
@@ -738,6 +739,38 @@ static void test_stateless_uid_removed(void **state) {
     weir_graph_destroy(&old);
 }
 
+/* A keyed state the new operator no longer declares (renamed, removed, or an operator's internal
+ * layout changed) would lose its values: refused like a removed uid, unless allowed. */
+static void test_keyed_state_removed(void **state) {
+    (void)state;
+    shape_t sh = {.p_src = 2, .p_count = 2};
+    weir_job_t *old = job_of(&sh);
+    weir_ckpt_meta_t m;
+    old_meta(&m, old, true, NULL, NULL);
+    shape_t nsh = {.p_src = 2, .p_count = 2, .no_seen = true};
+    weir_job_t *g = job_of(&nsh);
+    char msg[1024];
+    snprintf(msg, sizeof msg,
+             "keyed state 'seen' (map) of operator uid 'count' in %s is not declared by the new "
+             "job: pass --allowNonRestoredState to drop it",
+             BASE);
+    weir_restore_plan_t *p = plan_refused(&m, g, false, msg);
+    weir_restore_plan_free(&p);
+    p = plan_ok(&m, NULL, g, false, true);
+    expect_status(p, "count", WEIR_RESTORE_RESTORED);
+    weir_restore_plan_free(&p);
+    weir_ckpt_meta_clear(&m);
+    /* an operator that kept no keyed state (every subtask finished) drops nothing: it starts
+     * empty */
+    old_meta(&m, old, true, NULL, no_keyed);
+    p = plan_ok(&m, NULL, g, false, false);
+    expect_status(p, "count", WEIR_RESTORE_NEW);
+    weir_restore_plan_free(&p);
+    weir_ckpt_meta_clear(&m);
+    weir_graph_destroy(&g);
+    weir_graph_destroy(&old);
+}
+
 /* Old keyed subtask 1 finished: its final snapshot has operator state but no keyed handle. */
 static bool finished1(uint32_t v, uint32_t s) {
     (void)v;
@@ -1066,6 +1099,7 @@ int main(void) {
         cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_state_ttl),
         cmocka_unit_test(test_stateless_uid_removed),
+        cmocka_unit_test(test_keyed_state_removed),
         cmocka_unit_test(test_finished_subtasks),
         cmocka_unit_test(test_one_vertex_rescaled),
         cmocka_unit_test(test_version1_and_node_ids),
