@@ -89,7 +89,7 @@ static const weir_config_key_t KEYS[] = {
      "Task manager id (unset = a random 32-hex-digit id)."},
     {"taskmanager.working-dir", WEIR_CFG_STRING, NULL,
      "Directory for RocksDB instances and the plugin cache (unset = /tmp/weir-tm-<id>)."},
-    {"taskmanager.memory.segment-size", WEIR_CFG_BYTES, "128kb", "Network buffer size."},
+    {"taskmanager.memory.segment-size", WEIR_CFG_BYTES, "32kb", "Network buffer size."},
     {"taskmanager.network.buffers-per-channel", WEIR_CFG_INT, "4",
      "Credits (buffers) per logical input channel."},
     {"execution.buffer-timeout", WEIR_CFG_DURATION, "5ms",

@@ -356,7 +356,7 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
     t->vx = &g->vertices[spec->vertex];
     t->dp = spec->dataplane;
     t->work_dir = weir_xstrdup(spec->work_dir ? spec->work_dir : "/tmp");
-    t->buffer_size = spec->buffer_size ? spec->buffer_size : 131072;
+    t->buffer_size = spec->buffer_size ? spec->buffer_size : 32768;
     t->buffer_timeout_ns = spec->buffer_timeout_ns;
     t->wm = INT64_MIN;
     atomic_store(&t->wm_pub, INT64_MIN);

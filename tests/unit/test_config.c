@@ -80,7 +80,7 @@ static void test_defaults(void **state) {
     assert_int_equal(weir_config_get_int(c, "taskmanager.data.port"), 0);
     assert_null(weir_config_get_str(c, "taskmanager.resource-id"));
     assert_null(weir_config_get_str(c, "taskmanager.working-dir"));
-    assert_true(weir_config_get_bytes(c, "taskmanager.memory.segment-size") == 131072);
+    assert_true(weir_config_get_bytes(c, "taskmanager.memory.segment-size") == 32768);
     assert_int_equal(weir_config_get_int(c, "taskmanager.network.buffers-per-channel"), 4);
     assert_int_equal(weir_config_get_ms(c, "execution.buffer-timeout"), 5);
     assert_true(weir_config_get_bytes(c, "state.backend.cache-size") == 32u << 20);
