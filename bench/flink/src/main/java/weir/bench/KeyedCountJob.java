@@ -22,6 +22,7 @@ import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.OpenContext;
@@ -96,18 +97,7 @@ public final class KeyedCountJob {
     }
 
     public static void main(String[] argv) throws Exception {
-        Map<String, String> a = new HashMap<>();
-        for (int i = 0; i < argv.length; i++) {
-            String k = argv[i];
-            if (k.equals("--local")) {
-                a.put(k, "1");
-            } else if (k.startsWith("--") && i + 1 < argv.length) {
-                a.put(k, argv[++i]);
-            } else {
-                throw new IllegalArgumentException("KeyedCountJob: unexpected argument '" + k
-                                                   + "'\n" + USAGE);
-            }
-        }
+        Map<String, String> a = Args.parse("KeyedCountJob", argv, Set.of("--local"), USAGE);
         if (!a.containsKey("--events"))
             throw new IllegalArgumentException("KeyedCountJob: --events is required\n" + USAGE);
         long events = Long.parseLong(a.get("--events"));

@@ -35,8 +35,8 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.time.Instant;
-import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executors;
@@ -190,13 +190,7 @@ public final class LatencyJob {
     }
 
     public static void main(String[] argv) throws Exception {
-        Map<String, String> a = new HashMap<>();
-        for (int i = 0; i < argv.length; i++) {
-            if (!argv[i].startsWith("--") || i + 1 >= argv.length)
-                throw new IllegalArgumentException("LatencyJob: unexpected argument '" + argv[i]
-                                                   + "'\n" + USAGE);
-            a.put(argv[i], argv[++i]);
-        }
+        Map<String, String> a = Args.parse("LatencyJob", argv, Set.of(), USAGE);
         if (!a.containsKey("--events") || !a.containsKey("--output"))
             throw new IllegalArgumentException("LatencyJob: --events and --output are required\n"
                                                + USAGE);

@@ -82,18 +82,7 @@ public final class NexmarkJob {
                       Q11_GAP = 10000;
 
     public static void main(String[] argv) throws Exception {
-        Map<String, String> a = new HashMap<>();
-        for (int i = 0; i < argv.length; i++) {
-            String k = argv[i];
-            if (k.equals("--local")) {
-                a.put(k, "1");
-            } else if (k.startsWith("--") && i + 1 < argv.length) {
-                a.put(k, argv[++i]);
-            } else {
-                throw new IllegalArgumentException("NexmarkJob: unexpected argument '" + k
-                                                   + "'\n" + USAGE);
-            }
-        }
+        Map<String, String> a = Args.parse("NexmarkJob", argv, Set.of("--local"), USAGE);
         Gen gen = new Gen(Double.parseDouble(a.getOrDefault("--events-per-second", "10000")),
                           Long.parseLong(a.getOrDefault("--out-of-order-group", "1")),
                           Double.parseDouble(a.getOrDefault("--late-fraction", "0")));
