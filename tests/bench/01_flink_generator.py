@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 
+import flinktest
 from weirtest import EXAMPLES, Cluster, check, run_test
 
 SRC = os.environ.get("WEIR_SRC") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -43,12 +44,7 @@ def same_lines(name, got, want):
 
 def main():
     out_dir = os.path.join(os.environ.get("WEIR_BUILD", "build"), "flink")
-    r = subprocess.run([os.path.join(SRC, "bench", "flink", "build.sh"), out_dir], capture_output=True,
-                       text=True, timeout=900)
-    check(r.returncode == 0, f"bench/flink/build.sh failed:\n{r.stdout}{r.stderr}")
-    jar = r.stdout.strip().splitlines()[-1]
-    with open(os.path.join(out_dir, "classpath.txt")) as f:
-        cp = jar + ":" + f.read().strip()
+    jar, cp = flinktest.build(out_dir)
 
     def gendump(*args):
         r = subprocess.run(["java", "-cp", jar, "weir.bench.GenDump", *args], capture_output=True,

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 
+import flinktest
 from weirtest import BUILD, Cluster, check, run_test
 
 SRC = os.environ.get("WEIR_SRC") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -53,12 +54,7 @@ def check_hist(engine, out):
 def main():
     # not BUILD/flink: 01_flink_generator builds there, and ctest -j2 may run both at once
     out_dir = os.path.join(BUILD, "flink-02")
-    r = subprocess.run([os.path.join(SRC, "bench", "flink", "build.sh"), out_dir], capture_output=True,
-                       text=True, timeout=900)
-    check(r.returncode == 0, f"bench/flink/build.sh failed:\n{r.stdout}{r.stderr}")
-    jar = r.stdout.strip().splitlines()[-1]
-    with open(os.path.join(out_dir, "classpath.txt")) as f:
-        cp = jar + ":" + f.read().strip()
+    _, cp = flinktest.build(out_dir)
 
     with tempfile.TemporaryDirectory(prefix="weir-flink-kc-") as tmp:
         path = os.path.join(tmp, "counts")
