@@ -31,10 +31,8 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
 import org.apache.flink.api.java.tuple.Tuple2;
-import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.datagen.source.DataGeneratorSource;
 import org.apache.flink.connector.datagen.source.GeneratorFunction;
-import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
@@ -107,16 +105,7 @@ public final class KeyedCountJob {
         int p = Integer.parseInt(a.getOrDefault("--parallelism", "2"));
         long interval = Long.parseLong(a.getOrDefault("--checkpoint-interval", "1000"));
 
-        Map<String, String> conf = new HashMap<>();
-        conf.put("state.backend.type", "rocksdb");
-        conf.put("execution.checkpointing.incremental", "true");
-        Configuration c = Configuration.fromMap(conf);
-        StreamExecutionEnvironment env = a.containsKey("--local")
-                                             ? StreamExecutionEnvironment.createLocalEnvironment(p, c)
-                                             : StreamExecutionEnvironment.getExecutionEnvironment(c);
-        env.setParallelism(p);
-        if (interval > 0)
-            env.enableCheckpointing(interval, CheckpointingMode.EXACTLY_ONCE);
+        StreamExecutionEnvironment env = BenchEnv.create(a, p, interval);
         DataGeneratorSource<Long> src =
             new DataGeneratorSource<>(new Keys(events, p, keys), new NexmarkSource.Splits(events, p),
                                       RateLimiterStrategy.noOp(), Types.LONG);

@@ -51,8 +51,6 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.api.java.tuple.Tuple3;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
@@ -96,18 +94,7 @@ public final class NexmarkJob {
         int p = Integer.parseInt(a.getOrDefault("--parallelism", "2"));
         long interval = Long.parseLong(a.getOrDefault("--checkpoint-interval", "10000"));
 
-        Map<String, String> conf = new HashMap<>();
-        conf.put("state.backend.type", "rocksdb");
-        conf.put("execution.checkpointing.incremental", "true");
-        if (a.containsKey("--checkpoint-dir"))
-            conf.put("execution.checkpointing.dir", a.get("--checkpoint-dir"));
-        Configuration c = Configuration.fromMap(conf);
-        StreamExecutionEnvironment env = a.containsKey("--local")
-                                             ? StreamExecutionEnvironment.createLocalEnvironment(p, c)
-                                             : StreamExecutionEnvironment.getExecutionEnvironment(c);
-        env.setParallelism(p);
-        if (interval > 0)
-            env.enableCheckpointing(interval, CheckpointingMode.EXACTLY_ONCE);
+        StreamExecutionEnvironment env = BenchEnv.create(a, p, interval);
 
         boolean eventTime = !(query.equals("q0") || query.equals("q1") || query.equals("q2")
                               || query.equals("events"));
