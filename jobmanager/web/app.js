@@ -16,6 +16,7 @@
   const REFRESH_MS = 2000;
   const TOKEN_KEY = 'weir.token';
   const NA = 'not available';
+  const CKPT_ROWS = 20; // checkpoint history rows shown (REST keeps the last 50)
 
   const state = {
     gen: 0,            // bumped on every view change: a refresh of an older view is dropped
@@ -23,6 +24,8 @@
     authPending: false,
     prev: {},          // "job/vertex" -> {t, in, out}: the previous sample, for the rates
     selected: null,    // the vertex id whose subtasks are shown
+    running: false,    // a refresh is under way (one at a time) ...
+    again: false,      // ... and another was asked for meanwhile: it runs right after
   };
 
   class AuthError extends Error {}
@@ -73,7 +76,7 @@
     if (a >= 1e9) return (n / 1e9).toFixed(2) + ' G';
     if (a >= 1e6) return (n / 1e6).toFixed(2) + ' M';
     if (a >= 1e4) return (n / 1e3).toFixed(1) + ' k';
-    return Number.isInteger(n) ? String(n) : n.toFixed(1);
+    return Number.isInteger(n) || a >= 100 ? String(Math.round(n)) : n.toFixed(1);
   }
 
   function fmtBytes(n) {
@@ -199,6 +202,9 @@
     clearTimeout(state.timer);
     state.timer = null;
     if (state.authPending) return;
+    if (state.running) { state.again = true; return; }
+    state.running = true;
+    state.again = false;
     const gen = state.gen;
     const r = route();
     try {
@@ -210,8 +216,9 @@
     } catch (e) {
       if (!(e instanceof AuthError)) $('refreshed').textContent = 'refresh failed: ' + e.message;
     }
-    if (gen === state.gen && !state.authPending && state.timer === null)
-      state.timer = setTimeout(tick, REFRESH_MS);
+    state.running = false;
+    if (state.again) tick();
+    else if (!state.authPending && state.timer === null) state.timer = setTimeout(tick, REFRESH_MS);
   }
 
   async function summary(gen) {
@@ -262,7 +269,7 @@
       el('section', { class: 'panel' }, el('h3', {}, 'Graph'),
         el('div', { class: 'legend' }, 'backpressure: ',
           el('span', { class: 'bp-ok' }, 'ok'), el('span', { class: 'bp-low' }, 'low'),
-          el('span', { class: 'bp-high' }, 'high'), el('span', { class: 'bp-na' }, NA),
+          el('span', { class: 'bp-high' }, 'high'), el('span', { class: 'bp-na' }, 'n/a: ' + NA),
           el('span', { class: 'muted' }, 'click a vertex for its subtasks')),
         el('div', { id: 'graph' }, 'loading…'), el('div', { id: 'vertex-detail' })),
       el('section', { class: 'panel' }, el('h3', {}, 'Checkpoints'), el('div', { id: 'checkpoints' }, 'loading…')),
@@ -374,7 +381,7 @@
     vertices.forEach((v, i) => {
       const { x, y } = xy(v.id);
       const bp = bps[i] || { status: 0 };
-      let level = 'na', bpText = 'backpressure ' + NA;
+      let level = 'na', bpText = 'backpressure n/a';
       if (bp.status === 200 && bp.body && bp.body['backpressure-level']) {
         level = String(bp.body['backpressure-level']).toLowerCase();
         if (!['ok', 'low', 'high'].includes(level)) level = 'na';
@@ -422,7 +429,8 @@
     if (ck.status !== 200) { replace('checkpoints', el('p', { class: 'muted' }, errorText(ck))); return; }
     const b = ck.body;
     const c = b.counts || {};
-    const hist = (b.history || []).slice().sort((x, y) => y.id - x.id);
+    const all = (b.history || []).slice().sort((x, y) => y.id - x.id);
+    const hist = all.slice(0, CKPT_ROWS);
     const restored = b.latest && b.latest.restored;
     replace('checkpoints',
       el('p', {}, `triggered ${c.triggered} · in progress ${c.in_progress} · completed ${c.completed} · ` +
@@ -433,7 +441,8 @@
         td(h.id, true), td(h.checkpoint_type), td(stateSpan(h.status)), td(fmtTime(h.trigger_timestamp)),
         td(fmtMs(h.duration_ms), true), td(fmtBytes(h.state_size), true), td(fmtBytes(h.uploaded_size), true),
         td(fmtMs(h.alignment_duration_ms), true), td(h.failure || ''))), { id: 'checkpoints-table' })
-        : el('p', { class: 'muted' }, 'No checkpoints yet.'));
+        : el('p', { class: 'muted' }, 'No checkpoints yet.'),
+      all.length > hist.length ? el('p', { class: 'muted' }, `the latest ${hist.length} of ${all.length} shown`) : null);
   }
 
   function renderExceptions(j, ex) {
@@ -462,6 +471,7 @@
   async function runAction(id, what) {
     const enc = encodeURIComponent(id);
     const out = (cls, text) => replace('action-outcome', el('span', { class: cls, id: 'outcome-text' }, text));
+    out('muted', (what === 'cancel' ? 'Cancel' : what === 'stop' ? 'Stop' : 'Savepoint') + ': sending…');
     try {
       if (what === 'cancel') {
         const r = await api('/jobs/' + enc + '/cancel', 'POST', {});
