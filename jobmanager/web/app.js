@@ -493,6 +493,12 @@
       while (Date.now() < deadline) {
         await new Promise((res) => setTimeout(res, 1000));
         const s = await api('/jobs/' + enc + '/savepoints/' + encodeURIComponent(rid));
+        if (s.status === 0) continue; // unreachable for now (a job manager restarting): poll on
+        if (s.status === 404) {
+          out('error', name + ': the job manager no longer knows request ' + rid +
+            ' (restarted?): see the job\'s checkpoints for the savepoint');
+          return;
+        }
         if (s.status !== 200) { out('error', name + ': ' + errorText(s)); return; }
         if (s.body.status && s.body.status.id === 'COMPLETED') {
           const op = s.body.operation || {};
