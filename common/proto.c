@@ -704,6 +704,7 @@ void weir_msg_clear(weir_msg_t *msg) {
     }
     free(msg->vertex_parallelism);
     free(msg->blob);
+    free(msg->log_tail);
     free(msg->error);
     free(msg->checkpoint_dir);
     free(msg->restore_op_state);

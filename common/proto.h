@@ -58,7 +58,9 @@
     M(TRIGGER_CHECKPOINT, 11, "JM -> TM", "one source subtask: record position, emit barrier n")   \
     M(ACK_CHECKPOINT,     12, "TM -> JM", "one subtask's snapshot of n (or its final snapshot)")   \
     M(DECLINE_CHECKPOINT, 13, "TM -> JM", "one subtask could not snapshot n")                      \
-    M(NOTIFY_CHECKPOINT,  14, "JM -> TM", "checkpoint n of (job, attempt) is complete: commit")
+    M(NOTIFY_CHECKPOINT,  14, "JM -> TM", "checkpoint n of (job, attempt) is complete: commit")  \
+    M(LOG_REQUEST,        15, "JM -> TM", "GET /taskmanagers/{id}/log: send the tail of the log")  \
+    M(LOG,                16, "TM -> JM", "answers LOG_REQUEST")
 
 /* The fields of each type, after [type, version], in wire order: F(KIND, C FIELD of weir_msg_t,
  * BOUND, DESCRIPTION). The error text of a bad field names its C field. */
@@ -74,7 +76,17 @@
 
 #define WEIR_PROTO_FIELDS_HEARTBEAT(F)                                                             \
     F(STR,    tm_id,        0,          "task manager id")                                         \
-    F(TASKS,  tasks,        0,          "every running subtask with its metrics")
+    F(TASKS,  tasks,        0,          "every running subtask with its metrics")                \
+    F(U32,    metrics_port, 65535,      "port of its Prometheus endpoint, 0: off")                 \
+    F(U64,    rss_bytes,    UINT64_MAX, "process resident set size")                              \
+    F(U64,    cpu_ns,       UINT64_MAX, "process CPU time, user + system")                         \
+    F(U64,    mem_process,  UINT64_MAX, "taskmanager.memory.process.size (the budget)")            \
+    F(U64,    mem_network_total, UINT64_MAX, "network buffers: budget")                            \
+    F(U64,    mem_network_used,  UINT64_MAX, "... in use")                                         \
+    F(U64,    mem_managed_total, UINT64_MAX, "RocksDB block cache + write buffers: budget")        \
+    F(U64,    mem_managed_used,  UINT64_MAX, "... in use")                                         \
+    F(U64,    mem_state_cache_total, UINT64_MAX, "write-back state caches: budget")                \
+    F(U64,    mem_state_cache_used,  UINT64_MAX, "... in use")
 
 #define WEIR_PROTO_FIELDS_HEARTBEAT_ACK(F)
 #define WEIR_PROTO_FIELDS_UNKNOWN(F)
@@ -147,6 +159,15 @@
     F(U32,    subtask,       UINT32_MAX, "... and its index")                                      \
     F(STR,    error,         0,          "why it could not snapshot")
 
+#define WEIR_PROTO_FIELDS_LOG_REQUEST(F)                                                           \
+    F(U64,    request_id,   UINT64_MAX, "answered in LOG")                                         \
+    F(U32,    max_bytes,    1048576,    "at most this many bytes of the tail")
+
+#define WEIR_PROTO_FIELDS_LOG(F)                                                                   \
+    F(STR,    tm_id,        0,          "task manager id")                                         \
+    F(U64,    request_id,   UINT64_MAX, "of the LOG_REQUEST")                                      \
+    F(BIN,    log_tail,     0,          "the last <= max_bytes bytes of its log, from a line start")
+
 #define WEIR_PROTO_FIELDS_NOTIFY_CHECKPOINT(F)                                                     \
     F(FIXSTR, job_id,        32,         "job id")                                                 \
     F(U32,    attempt,       UINT32_MAX, "attempt")                                                \
@@ -172,7 +193,24 @@
     F(U64,    buffers_out_remote, UINT64_MAX, "buffers sent over ZeroMQ")                         \
     F(U64,    bytes_out_remote,   UINT64_MAX, "their bytes")                                       \
     F(U64,    buffers_out_local,  UINT64_MAX, "buffers passed to a subtask in the same TM")        \
-    F(U64,    backpressured_ns,   UINT64_MAX, "time spent waiting for credit")
+    F(U64,    backpressured_ns,   UINT64_MAX, "time spent waiting for credit")                     \
+    F(U64,    buffers_in_local,   UINT64_MAX, "buffers received from a subtask in the same TM")    \
+    F(U64,    bytes_in_local,     UINT64_MAX, "their bytes")                                       \
+    F(U64,    bytes_out_local,    UINT64_MAX, "bytes of buffers_out_local")                        \
+    F(U64,    busy_ns,            UINT64_MAX, "time processing (not idle, not backpressured)")     \
+    F(U64,    idle_ns,            UINT64_MAX, "time waiting for input")                            \
+    F(U64,    in_queued,          UINT64_MAX, "gauge: input buffers queued now")                   \
+    F(U64,    in_capacity,        UINT64_MAX, "gauge: input buffers possible (credits)")           \
+    F(U64,    out_queued,         UINT64_MAX, "gauge: output buffers not yet sent or consumed")    \
+    F(U64,    out_capacity,       UINT64_MAX, "gauge: output buffers possible")                    \
+    F(I64,    watermark,          INT64_MAX,  "current output watermark, INT64_MIN: none")         \
+    F(U64,    late_records_dropped, UINT64_MAX, "records dropped as late")                         \
+    F(U64,    state_cache_hits,   UINT64_MAX, "write-back state cache hits")                       \
+    F(U64,    state_cache_misses, UINT64_MAX, "its misses (read from RocksDB)")                    \
+    F(I64,    kafka_lag,          INT64_MAX,  "Kafka source: records behind the high watermark; "  \
+                                              "-1: not a Kafka source or unknown")                 \
+    F(U64,    kafka_tx_committed, UINT64_MAX, "Kafka exactly-once sink: transactions committed")   \
+    F(U64,    kafka_tx_aborted,   UINT64_MAX, "... and aborted")
 // clang-format on
 
 typedef enum weir_msg_type {
@@ -220,6 +258,23 @@ typedef struct weir_task_metrics {
     uint64_t bytes_out_remote;
     uint64_t buffers_out_local; /* buffers passed to a subtask in the same task manager */
     uint64_t backpressured_ns;  /* time spent waiting for credit */
+    uint64_t buffers_in_local;  /* buffers received from a subtask in the same task manager */
+    uint64_t bytes_in_local;
+    uint64_t bytes_out_local; /* bytes of buffers_out_local */
+    /* busy + idle + backpressured partition the subtask thread's wall time */
+    uint64_t busy_ns;
+    uint64_t idle_ns;
+    uint64_t in_queued;   /* gauge: input buffers queued now */
+    uint64_t in_capacity; /* gauge: input buffers possible (credits of all input channels) */
+    uint64_t out_queued;  /* gauge: output buffers filled and not yet sent or consumed */
+    uint64_t out_capacity;
+    int64_t watermark; /* current output watermark, INT64_MIN: none */
+    uint64_t late_records_dropped;
+    uint64_t state_cache_hits;
+    uint64_t state_cache_misses;
+    int64_t kafka_lag; /* Kafka source: sum over its partitions of high watermark - position; -1 */
+    uint64_t kafka_tx_committed;
+    uint64_t kafka_tx_aborted;
 } weir_task_metrics_t;
 
 typedef struct weir_msg_task_state {
@@ -296,6 +351,23 @@ typedef struct weir_msg {
     uint8_t *blob;
     size_t blob_len;
     char *error; /* BLOB: why it is missing; NULL when found */
+    /* HEARTBEAT: the task manager's own figures (memory: the budget of
+     * taskmanager.memory.process.size and its parts, taskmanager/memory.h) */
+    uint32_t metrics_port; /* its Prometheus endpoint, 0: off */
+    uint64_t rss_bytes;
+    uint64_t cpu_ns;
+    uint64_t mem_process;
+    uint64_t mem_network_total;
+    uint64_t mem_network_used;
+    uint64_t mem_managed_total;
+    uint64_t mem_managed_used;
+    uint64_t mem_state_cache_total;
+    uint64_t mem_state_cache_used;
+    /* LOG_REQUEST / LOG */
+    uint64_t request_id;
+    uint32_t max_bytes; /* LOG_REQUEST: at most 1 MiB */
+    uint8_t *log_tail;  /* LOG: the tail, starting at a line boundary */
+    size_t log_tail_len;
 } weir_msg_t;
 
 /** Encodes @p msg into a malloc'd buffer. @returns 0 or WEIR_ENOMEM. */

@@ -49,6 +49,22 @@ static weir_msg_task_state_t make_task(int i) {
     t.metrics.bytes_out_remote = UINT64_MAX;
     t.metrics.buffers_out_local = 12;
     t.metrics.backpressured_ns = 13;
+    t.metrics.buffers_in_local = 14;
+    t.metrics.bytes_in_local = 1ULL << 33;
+    t.metrics.bytes_out_local = 16;
+    t.metrics.busy_ns = 17;
+    t.metrics.idle_ns = 18;
+    t.metrics.in_queued = 19;
+    t.metrics.in_capacity = 20;
+    t.metrics.out_queued = 21;
+    t.metrics.out_capacity = 22;
+    t.metrics.watermark = i % 2 ? INT64_MIN : -5;
+    t.metrics.late_records_dropped = 24;
+    t.metrics.state_cache_hits = 25;
+    t.metrics.state_cache_misses = 26;
+    t.metrics.kafka_lag = -1;
+    t.metrics.kafka_tx_committed = 28;
+    t.metrics.kafka_tx_aborted = 29;
     return t;
 }
 
@@ -99,13 +115,49 @@ static void test_register_roundtrip(void **state) {
 static void test_heartbeat_and_task_state(void **state) {
     (void)state;
     weir_msg_task_state_t tasks[3] = {make_task(0), make_task(1), make_task(2)};
-    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT, .tm_id = "tm-9", .tasks = tasks, .n_tasks = 3};
+    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT,
+                    .tm_id = "tm-9",
+                    .tasks = tasks,
+                    .n_tasks = 3,
+                    .metrics_port = 9251,
+                    .rss_bytes = 1,
+                    .cpu_ns = 2,
+                    .mem_process = 3,
+                    .mem_network_total = 4,
+                    .mem_network_used = 5,
+                    .mem_managed_total = 6,
+                    .mem_managed_used = 7,
+                    .mem_state_cache_total = 8,
+                    .mem_state_cache_used = UINT64_MAX};
     weir_msg_t o;
     roundtrip(&m, &o);
     assert_string_equal(o.tm_id, "tm-9");
     assert_int_equal(o.n_tasks, 3);
     for (int i = 0; i < 3; i++)
         check_task(&tasks[i], &o.tasks[i]);
+    assert_int_equal(o.metrics_port, 9251);
+    assert_int_equal(o.rss_bytes, 1);
+    assert_int_equal(o.cpu_ns, 2);
+    assert_int_equal(o.mem_process, 3);
+    assert_int_equal(o.mem_network_total, 4);
+    assert_int_equal(o.mem_network_used, 5);
+    assert_int_equal(o.mem_managed_total, 6);
+    assert_int_equal(o.mem_managed_used, 7);
+    assert_int_equal(o.mem_state_cache_total, 8);
+    assert_true(o.mem_state_cache_used == UINT64_MAX);
+    weir_msg_clear(&o);
+
+    uint8_t tail[] = "INFO line\n";
+    weir_msg_t log = {.type = WEIR_MSG_LOG,
+                      .tm_id = "tm-9",
+                      .request_id = 42,
+                      .log_tail = tail,
+                      .log_tail_len = sizeof tail - 1};
+    roundtrip(&log, &o);
+    assert_string_equal(o.tm_id, "tm-9");
+    assert_int_equal(o.request_id, 42);
+    assert_int_equal(o.log_tail_len, sizeof tail - 1);
+    assert_memory_equal(o.log_tail, tail, sizeof tail - 1);
     weir_msg_clear(&o);
 
     weir_msg_t empty = {.type = WEIR_MSG_HEARTBEAT, .tm_id = "tm-9"};
@@ -427,8 +479,11 @@ static void test_error_texts(void **state) {
                 0xa1, 'x', 0xc0);
     EXPECT_TEXT("bad CANCEL message: job_id: string contains NUL", 0x94, 0x07, 0x01, 0xa2, 'a',
                 0x00, 0x01);
-    EXPECT_TEXT("bad HEARTBEAT message: task.metrics: expected 8 elements, got 7", 0x94, 0x03, 0x01,
-                0xa1, 't', 0x91, 0x97, 0xa0, 0, 0, 0, 0, 0xc0, 0x97, 0, 0, 0, 0, 0, 0, 0);
+    EXPECT_TEXT("bad HEARTBEAT message: task.metrics: expected 24 elements, got 23", 0x9e, 0x03,
+                0x01, 0xa1, 't', 0x91, 0x97, 0xa0, 0, 0, 0, 0, 0xc0, 0xdc, 0x00, 0x17, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    EXPECT_TEXT("bad LOG_REQUEST message: max_bytes: integer out of range", 0x94, 0x0f, 0x01, 0x01,
+                0xce, 0x00, 0x10, 0x00, 0x01);
     EXPECT_TEXT("bad HEARTBEAT_ACK message: message: expected 0 fields, got 1", 0x93, 0x04, 0x01,
                 0x00);
     EXPECT_TEXT("HEARTBEAT_ACK message of protocol version 2, expected 1: upgrade both sides", 0x92,
@@ -538,7 +593,7 @@ static void test_fuzz(void **state) {
 
 /* One message of every type (some types twice, to cover nil/present optional fields), filled so
  * that every integer width, str/bin size class and nil case the encoder can emit appears. */
-enum { N_SAMPLES = 19 };
+enum { N_SAMPLES = 21 };
 static uint32_t s_par[] = {1, 3};
 static char *s_p0[] = {"tcp://a:1"};
 static char *s_p1[] = {"tcp://a:1", NULL, "tcp://c:3"};
@@ -557,7 +612,20 @@ static void samples(weir_msg_t m[N_SAMPLES], weir_msg_task_state_t tasks[2]) {
                         .slots = 300,
                         .pid = -70000};
     m[1] = (weir_msg_t){.type = WEIR_MSG_REGISTERED, .heartbeat_interval_ms = 100000};
-    m[2] = (weir_msg_t){.type = WEIR_MSG_HEARTBEAT, .tm_id = "tm-9", .tasks = tasks, .n_tasks = 2};
+    m[2] = (weir_msg_t){.type = WEIR_MSG_HEARTBEAT,
+                        .tm_id = "tm-9",
+                        .tasks = tasks,
+                        .n_tasks = 2,
+                        .metrics_port = 9249,
+                        .rss_bytes = 1ULL << 31,
+                        .cpu_ns = 3,
+                        .mem_process = 1ULL << 32,
+                        .mem_network_total = 5,
+                        .mem_network_used = 6,
+                        .mem_managed_total = 7,
+                        .mem_managed_used = 8,
+                        .mem_state_cache_total = 9,
+                        .mem_state_cache_used = 10};
     m[3] = (weir_msg_t){.type = WEIR_MSG_HEARTBEAT_ACK};
     m[4] = (weir_msg_t){.type = WEIR_MSG_UNKNOWN};
     m[5] = (weir_msg_t){.type = WEIR_MSG_DEPLOY,
@@ -627,6 +695,12 @@ static void samples(weir_msg_t m[N_SAMPLES], weir_msg_task_state_t tasks[2]) {
     m[18] = m[12];
     m[18].ck_kind = WEIR_CK_SAVEPOINT;
     m[18].target = "/sp/savepoint-012345-0123456789ab";
+    m[19] = (weir_msg_t){.type = WEIR_MSG_LOG_REQUEST, .request_id = 70000, .max_bytes = 1 << 20};
+    m[20] = (weir_msg_t){.type = WEIR_MSG_LOG,
+                         .tm_id = "tm-9",
+                         .request_id = 1,
+                         .log_tail = s_bin,
+                         .log_tail_len = 5};
 }
 
 /* The bytes of samples() as encoded by the hand-written encoder before the protocol became one
@@ -637,46 +711,55 @@ static void samples(weir_msg_t m[N_SAMPLES], weir_msg_task_state_t tasks[2]) {
 static const char *const GOLDEN[N_SAMPLES] = {
     "970101a4746d2d31b57463703a2f2f3132372e302e302e313a3430303030c0cd012cd2fffeee90",
     "930201ce000186a0",
-    "940301a4746d2d399297d9203031323334353637383961626364656630313233343536373839616263646566030200"
-    "02c098cf000000e8d4a510000708090acfffffffffffffffff0c0d97d9203031323334353637383961626364656630"
-    "31323334353637383961626364656604020106bb6d61702027706172736527207375627461736b20313a20626f6f6d"
-    "98cf000000e8d4a510010708090acfffffffffffffffff0c0d",
+    "9e0301a4746d2d399297d92030313233343536373839616263646566303132333435363738396162"
+    "6364656603020002c0dc0018cf000000e8d4a510000708090acfffffffffffffffff0c0d0ecf0000"
+    "00020000000010111213141516fb18191aff1c1d97d9203031323334353637383961626364656630"
+    "31323334353637383961626364656604020106bb6d61702027706172736527207375627461736b20"
+    "313a20626f6f6ddc0018cf000000e8d4a510010708090acfffffffffffffffff0c0d0ecf00000002"
+    "0000000010111213141516d3800000000000000018191aff1c1dcd2421ce8000000003cf00000001"
+    "0000000005060708090a",
     "920401",
     "920501",
-    "dc00110601d9203031323334353637383961626364656630313233343536373839616263646566ce00011170a9776f"
-    "7264636f756e74d9406261373831366266386630316366656134313431343064653564616532323233623030333631"
-    "6133393631373761396362343130666636316632303031356164d92d7b226e616d65223a22776f7264636f756e7422"
-    "2c227665727469636573223a5b312c322c332c342c352c365d7d93a66a6f622e736fc0d9206120737472696e67206f"
-    "662065786163746c79207468697274792d74776f206201029201039291a97463703a2f2f613a3193a97463703a2f2f"
-    "613a31c0a97463703a2f2f633a3300c000c0c0",
-    "dc00110601d9203031323334353637383961626364656630313233343536373839616263646566ce00011170a9776f"
-    "7264636f756e74d9406261373831366266386630316366656134313431343064653564616532323233623030333631"
-    "6133393631373761396362343130666636316632303031356164d92d7b226e616d65223a22776f7264636f756e7422"
-    "2c227665727469636573223a5b312c322c332c342c352c365d7d93a66a6f622e736fc0d9206120737472696e67206f"
-    "662065786163746c79207468697274792d74776f206201029201039291a97463703a2f2f613a3193a97463703a2f2f"
-    "613a31c0a97463703a2f2f633a3301d9262f636b70742f303132333435363738396162636465663031323334353637"
-    "3839616263646566cf0000010000000000c405930102c0ffad7b22736861726564223a5b5d7d",
+    "dc00110601d9203031323334353637383961626364656630313233343536373839616263646566ce"
+    "00011170a9776f7264636f756e74d940626137383136626638663031636665613431343134306465"
+    "35646165323232336230303336316133393631373761396362343130666636316632303031356164"
+    "d92d7b226e616d65223a22776f7264636f756e74222c227665727469636573223a5b312c322c332c"
+    "342c352c365d7d93a66a6f622e736fc0d9206120737472696e67206f662065786163746c79207468"
+    "697274792d74776f206201029201039291a97463703a2f2f613a3193a97463703a2f2f613a31c0a9"
+    "7463703a2f2f633a3300c000c0c0",
+    "dc00110601d9203031323334353637383961626364656630313233343536373839616263646566ce"
+    "00011170a9776f7264636f756e74d940626137383136626638663031636665613431343134306465"
+    "35646165323232336230303336316133393631373761396362343130666636316632303031356164"
+    "d92d7b226e616d65223a22776f7264636f756e74222c227665727469636573223a5b312c322c332c"
+    "342c352c365d7d93a66a6f622e736fc0d9206120737472696e67206f662065786163746c79207468"
+    "697274792d74776f206201029201039291a97463703a2f2f613a3193a97463703a2f2f613a31c0a9"
+    "7463703a2f2f633a3301d9262f636b70742f30313233343536373839616263646566303132333435"
+    "36373839616263646566cf0000010000000000c405930102c0ffad7b22736861726564223a5b5d7d",
     "940701d9203031323334353637383961626364656630313233343536373839616263646566ccc8",
-    "93080197d920303132333435363738396162636465663031323334353637383961626364656604020106bb6d617020"
-    "27706172736527207375627461736b20313a20626f6f6d98cf000000e8d4a510010708090acfffffffffffffffff0c"
-    "0d",
-    "930901d940626137383136626638663031636665613431343134306465356461653232323362303033363161333936"
-    "31373761396362343130666636316632303031356164",
-    "950a01d940626137383136626638663031636665613431343134306465356461653232323362303033363161333936"
-    "31373761396362343130666636316632303031356164c428930102c0ff000000000000000000000000000000000000"
-    "0000000000000000000000000000000000c0",
+    "93080197d92030313233343536373839616263646566303132333435363738396162636465660402"
+    "0106bb6d61702027706172736527207375627461736b20313a20626f6f6ddc0018cf000000e8d4a5"
+    "10010708090acfffffffffffffffff0c0d0ecf000000020000000010111213141516d38000000000"
+    "00000018191aff1c1d",
+    "930901d9406261373831366266386630316366656134313431343064653564616532323233623030"
+    "3336316133393631373761396362343130666636316632303031356164",
+    "950a01d9406261373831366266386630316366656134313431343064653564616532323233623030"
+    "3336316133393631373761396362343130666636316632303031356164c428930102c0ff00000000"
+    "00000000000000000000000000000000000000000000000000000000000000c0",
     "950a01a26162c0ac6e6f207375636820626c6f62",
-    "9a0b01d9203031323334353637383961626364656630313233343536373839616263646566034dcf0000018bcfe568"
-    "7b020500c0",
-    "9f0c01d920303132333435363738396162636465663031323334353637383961626364656601090100c3c403930102"
-    "a77b226b223a317dcf0000000200000000cd100005cdea60cfffffffffffffffff",
+    "9a0b01d9203031323334353637383961626364656630313233343536373839616263646566034dcf"
+    "0000018bcfe5687b020500c0",
+    "9f0c01d9203031323334353637383961626364656630313233343536373839616263646566010901"
+    "00c3c403930102a77b226b223a317dcf0000000200000000cd100005cdea60cfffffffffffffffff",
     "9f0c01a16a000a0000c2c0c00000000000",
-    "980d01d920303132333435363738396162636465663031323334353637383961626364656602040301a96469736b20"
-    "66756c6c",
+    "980d01d9203031323334353637383961626364656630313233343536373839616263646566020403"
+    "01a96469736b2066756c6c",
     "960e01d9203031323334353637383961626364656630313233343536373839616263646566020cc2",
     "960e01d9203031323334353637383961626364656630313233343536373839616263646566020cc3",
-    "9a0b01d9203031323334353637383961626364656630313233343536373839616263646566034dcf0000018bcfe568"
-    "7b020501d9212f73702f73617665706f696e742d3031323334352d303132333435363738396162",
+    "9a0b01d9203031323334353637383961626364656630313233343536373839616263646566034dcf"
+    "0000018bcfe5687b020501d9212f73702f73617665706f696e742d3031323334352d303132333435"
+    "363738396162",
+    "940f01ce00011170ce00100000",
+    "951001a4746d2d3901c405930102c0ff",
 };
 
 static void test_golden_bytes(void **state) {
@@ -684,7 +767,7 @@ static void test_golden_bytes(void **state) {
     weir_msg_t m[N_SAMPLES];
     weir_msg_task_state_t tasks[2];
     samples(m, tasks);
-    bool all_types[WEIR_MSG_NOTIFY_CHECKPOINT + 1] = {false};
+    bool all_types[WEIR_MSG_LOG + 1] = {false};
     int mismatches = 0;
     for (int k = 0; k < N_SAMPLES; k++) {
         uint8_t *buf;
@@ -705,7 +788,7 @@ static void test_golden_bytes(void **state) {
         free(hex);
         free(buf);
     }
-    for (int t = WEIR_MSG_REGISTER; t <= WEIR_MSG_NOTIFY_CHECKPOINT; t++)
+    for (int t = WEIR_MSG_REGISTER; t <= WEIR_MSG_LOG; t++)
         assert_true(all_types[t]);
     free(tasks[1].message);
     assert_int_equal(mismatches, 0);
