@@ -547,7 +547,7 @@
       tms.map((t, i) => {
         const d = details[i];
         if (d.status !== 200 || !d.body)
-          return el('div', { class: 'tm' }, el('h3', {}, t.id), el('p', { class: 'muted' }, 'details: ' + errorText(d)));
+          return el('div', { class: 'tm', 'data-tm-id': t.id }, el('h3', {}, t.id), el('p', { class: 'muted' }, 'details: ' + errorText(d)));
         const scalars = {}, objects = [];
         for (const [k, v] of Object.entries(d.body)) {
           if (v !== null && typeof v === 'object' && !Array.isArray(v)) objects.push([k, v]);

@@ -190,15 +190,30 @@ class Chrome:
         deadline = time.time() + timeout
         value = None
         while time.time() < deadline:
-            value = self.eval(expr)
-            if value:
-                return value
+            try:
+                value = self.eval(expr)
+            except TestFailure as e:  # e.g. a document replaced while evaluating: try again
+                value = f"error: {e}"
+            else:
+                if value:
+                    return value
             time.sleep(0.2)
         text = self.eval("document.body ? document.body.innerText.slice(0, 3000) : ''")
         raise TestFailure(f"page: {what} not seen within {timeout} s (last value {value!r})\npage text:\n{text}")
 
     def navigate(self, url):
+        """Goes to url and waits until its document is loaded (a fragment change stays in the
+        same document)."""
         self.call("Page.navigate", url=url)
+        self.wait(f"location.href === {json.dumps(url)} && document.readyState === 'complete'",
+                  f"the page {url}")
+
+    def reload(self):
+        """Reloads the page (a new document) and waits until it is loaded."""
+        self.eval("window.__before_reload = true")
+        self.call("Page.reload")
+        self.wait("window.__before_reload === undefined && document.readyState === 'complete'",
+                  "the reloaded page")
 
     def click(self, selector):
         """A real mouse click (pressed + released) at the centre of the element."""
@@ -333,11 +348,18 @@ def test():
             b.screenshot(os.path.join(art, "32_dashboard-job.png"))
 
             b.navigate(f"http://{c.address}/#/taskmanagers")
+            b.reload()
             want_tms = sorted(c.taskmanager_ids())
             got = b.wait("(() => { const r = [...document.querySelectorAll('#tms-table tr.tm-row')]"
                          ".map(t => t.dataset.tmId); return r.length ? r.sort() : null; })()", "the task managers")
             check(got == want_tms, f"task managers {got} != REST {want_tms}")
             check(b.eval("document.getElementById('token-form').hidden"), "a reload asked for the token again")
+            for tm in want_tms:  # details: every member of GET /taskmanagers/{id}, or "not available"
+                status, _, body = http(c, f"/taskmanagers/{tm}", token=TOKEN)
+                shown = b.wait(f"document.querySelector('div.tm[data-tm-id=\"{tm}\"]')?.innerText", f"details of {tm}")
+                want = ["not available"] if status == 404 else list(json.loads(body))
+                check(status in (200, 404) and all(k in shown for k in want),
+                      f"details of {tm}: REST {status} {want}, page {shown!r}")
             print(f"task managers: {got} (the reload kept the token)")
             b.screenshot(os.path.join(art, "32_dashboard-taskmanagers.png"))
 
