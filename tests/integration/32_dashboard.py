@@ -17,9 +17,14 @@ A cluster with a bearer token runs a long wordcount (throttled file source, chec
   reload keeps the token (sessionStorage); Savepoint shows the completed savepoint's path (its
   _metadata on disk, REST lists it); clicking Cancel and confirming cancels the job (REST:
   CANCELED) and the page shows it. No JavaScript exception is thrown on the way.
-- Screenshots of the job page and the task-manager page are written to $WEIR_TEST_ARTIFACTS, else
-  <$WEIR_TEST_TMP or /tmp>/weir-artifacts/ (kept after the test): 32_dashboard-job.png,
-  32_dashboard-taskmanagers.png."""
+- First, the page (the files of jobmanager/web/) against a stand-in job manager (Python's
+  http.server) answering the paths of CONTRACT13.md's H-rest section in Flink's shapes, which
+  this job manager may not have yet: backpressure ok/low/high drawn as three colours, the
+  exceptions table (HTML in a cause shows as text), busy/idle time of a vertex's subtasks, a task
+  manager's memory in KiB/MiB/GiB.
+- Screenshots of the job page, the task-manager page and the stand-in's job page are written to
+  $WEIR_TEST_ARTIFACTS, else <$WEIR_TEST_TMP or /tmp>/weir-artifacts/ (kept after the test):
+  32_dashboard-job.png, 32_dashboard-taskmanagers.png, 32_dashboard-contract.png."""
 
 import base64
 import hashlib
@@ -263,12 +268,128 @@ class Chrome:
         return False
 
 
-def graph_names(b):
-    return b.eval("[...document.querySelectorAll('#job-graph g.vertex')].map(g => g.dataset.name)")
+MOCK_JOB = "0123456789abcdef0123456789abcdef"
+MOCK_LEVELS = ["high", "low", "ok"]
+
+
+def mock_answers(path, n):
+    """The answers of a job manager that has H-rest's paths (CONTRACT13.md, "H-rest": Flink's
+    shapes), for the page's rendering of what the cluster above cannot show yet; n counts the
+    requests of /jobs/{id} so that the counters grow. (status, body) or None (404)."""
+    now = int(time.time() * 1000)
+    if path == "/taskmanagers":
+        return 200, {"taskmanagers": [{"id": "tm-0", "address": "10.0.0.1", "data_address": "tcp://10.0.0.1:6121",
+                                       "slots_total": 4, "slots_free": 1, "last_heartbeat_ms_ago": 120, "pid": 7}]}
+    if path == "/taskmanagers/tm-0":
+        return 200, {"id": "tm-0", "slotsNumber": 4, "freeSlots": 1,
+                     "memoryConfiguration": {"totalProcessMemory": 1 << 30, "networkMemory": 64 << 20},
+                     "metrics": {"rss": 700 << 20, "metricsPort": 9249}}
+    if path == "/jobs":
+        return 200, {"jobs": [{"id": MOCK_JOB, "name": "mock", "state": "RUNNING", "start_time": now - 60000, "end_time": -1}]}
+    if path == f"/jobs/{MOCK_JOB}":
+        k = 1000 * n
+        return 200, {"id": MOCK_JOB, "name": "mock", "state": "RUNNING", "message": None, "start_time": now - 60000,
+                     "end_time": -1, "restarts": 0, "attempt": 1, "vertices": [
+                         {"id": i, "name": name, "parallelism": 2,
+                          "inputs": [{"edge": i - 1, "source": i - 1, "input": 0, "partitioning": "HASH"}] if i else [],
+                          "metrics": {"records_in": k * i, "records_out": k * (i + 1)},
+                          "subtasks": [{"subtask": t, "state": "RUNNING", "taskmanager": "tm-0",
+                                        "metrics": {"records_in": 0, "records_out": 0, "backpressured_ms": 0}} for t in range(2)]}
+                         for i, name in enumerate(["Source: gen", "map <x> & y", "Sink: print"])]}
+    if path == f"/jobs/{MOCK_JOB}/checkpoints":
+        return 200, {"counts": {"triggered": 1, "in_progress": 0, "completed": 1, "failed": 0, "restored": 0},
+                     "latest": {"completed": None, "restored": None},
+                     "history": [{"id": 1, "is_savepoint": False, "checkpoint_type": "CHECKPOINT", "status": "COMPLETED",
+                                  "trigger_timestamp": now, "duration_ms": 12, "state_size": 1 << 20, "uploaded_size": 1 << 19,
+                                  "alignment_duration_ms": 0, "failure": None}]}
+    if path == f"/jobs/{MOCK_JOB}/exceptions":
+        return 200, {"exceptionHistory": {"entries": [{"exceptionName": "TaskManagerLost", "timestamp": now - 1000,
+                     "stacktrace": "<b>task manager tm-9 lost</b>", "taskName": "Sink: print (1/2)",
+                     "location": "10.0.0.9", "taskManagerId": "tm-9"}], "truncated": False}}
+    parts = path.split("/")
+    if path.startswith(f"/jobs/{MOCK_JOB}/vertices/") and path.endswith("/backpressure"):
+        level = MOCK_LEVELS[int(parts[4])]
+        return 200, {"status": "ok", "backpressure-level": level, "end-timestamp": now,
+                     "subtasks": [{"subtask": 0, "backpressure-level": level, "ratio": {"high": 0.8, "low": 0.3, "ok": 0.0}[level]}]}
+    if path.startswith(f"/jobs/{MOCK_JOB}/vertices/"):
+        return 200, {"id": parts[4], "subtasks": [{"subtask": t, "metrics": {"accumulated-busy-time": 1500, "accumulated-idle-time": 250,
+                     "accumulated-backpressured-time": 40}} for t in range(2)]}
+    return None
+
+
+def contract_part(art):
+    """The page against a stand-in job manager with H-rest's paths: backpressure colours per
+    level, the exceptions table (its text shown as text, not HTML), busy/idle of a vertex's
+    subtasks, a task manager's memory (bytes as KiB/MiB/GiB); no JavaScript error."""
+    import http.server
+    import threading
+    count = [0]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            path = self.path
+            name = {"/": "index.html"}.get(path, path[len("/web/"):] if path.startswith("/web/") else None)
+            if name in ("index.html", "app.js", "app.css"):
+                with open(os.path.join(WEB, name), "rb") as f:
+                    body, ctype = f.read(), {"html": "text/html", "js": "text/javascript", "css": "text/css"}[name.split(".")[1]]
+            else:
+                if path == f"/jobs/{MOCK_JOB}":
+                    count[0] += 1
+                answer = mock_answers(path, count[0])
+                status, obj = answer if answer else (404, {"error": f"no such endpoint: GET {path}"})
+                body, ctype = json.dumps(obj).encode(), "application/json"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    work = tempfile.mkdtemp(prefix="weir-dashboard-mock-", dir=os.environ.get("WEIR_TEST_TMP"))
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        with Chrome(work) as b:
+            b.navigate(base + f"#/jobs/{MOCK_JOB}")
+            levels = b.wait("(() => { const l = [...document.querySelectorAll('#job-graph g.vertex')]"
+                            ".map(g => g.dataset.backpressure); return l.length === 3 ? l : null; })()", "the mock graph")
+            check(levels == MOCK_LEVELS, f"backpressure levels {levels}, want {MOCK_LEVELS}")
+            fills = b.eval("[...document.querySelectorAll('#job-graph g.vertex rect.box')].map(r => getComputedStyle(r).fill)")
+            check(len(set(fills)) == 3, f"the three levels are not three colours: {fills}")
+            b.wait("document.querySelector('#job-graph g.vertex[data-vertex-id=\"0\"] text.rate').textContent.match(/out [0-9.]+( k)?\\/s/)",
+                   "a rate from two samples")
+            row = b.wait("document.querySelector('#exceptions-table tr.exception-row')?.innerText", "the exception row")
+            check("TaskManagerLost" in row and "<b>task manager tm-9 lost</b>" in row and "tm-9" in row,
+                  f"exception row {row!r} (its HTML must show as text)")
+            check(b.eval("document.querySelectorAll('#exceptions-table b').length") == 0, "exception text became HTML")
+            b.click('#job-graph g.vertex[data-vertex-id="1"] rect.box')
+            sub = b.wait("document.getElementById('subtasks-table')?.innerText", "the subtasks of a vertex")
+            check("Busy" in sub and "1.5 s" in sub and "250 ms" in sub, f"subtasks {sub!r}")
+            b.screenshot(os.path.join(art, "32_dashboard-contract.png"))
+            b.navigate(base + "#/taskmanagers")
+            tm = b.wait("document.querySelector('div.tm[data-tm-id=\"tm-0\"]')?.innerText", "the task manager's details")
+            check("memoryConfiguration" in tm and "1.0 GiB" in tm and "64.0 MiB" in tm and "700.0 MiB" in tm,
+                  f"task manager details {tm!r}")
+            check(not b.errors, f"JavaScript errors on the page: {b.errors}")
+        print("contract: backpressure ok/low/high coloured, exceptions, busy/idle, task-manager memory")
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test():
     art = artifacts_dir()
+    contract_part(art)
     conf = {"rest.auth.token": TOKEN}
     with Cluster("dashboard", tms=2, slots=2, checkpoints="500ms", conf=conf, savepoints=True) as c:
         text = os.path.join(c.dir, "input.txt")
