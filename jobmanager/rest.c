@@ -4,13 +4,14 @@
  * (docs/security.md): the bearer token, HTTPS, and the bounds on bodies and connections.
  *
  * Invariants: when a token is configured, no handler runs for a request without it (but GET
- * /healthz): the request's body is read and dropped, and the answer is 401. A request body is
+ * /healthz and GET of the dashboard's static files, web.c): the request's body is read and
+ * dropped, and the answer is 401. A request body is
  * accumulated across upload callbacks into a per-connection buffer capped by its route's limit
  * (WEIR_BLOB_MAX_BYTES for POST /blobs, rest.max-request-size for everything else); beyond it (or
  * when Content-Length says so) the rest is dropped and the answer is 413. At most
  * rest.max-connections connections are open at once; an idle one is closed after
  * rest.idleness-timeout. A job is in the table only after its HA entry was written; every answer
- * is a JSON object (errors: {"error": one line}).
+ * but the dashboard's files is a JSON object (errors: {"error": one line}).
  *
  * Threading: every handler runs on libmicrohttpd's single internal thread. Handlers read and
  * change the job and task-manager tables only with jm->mu held, and parse bodies and write files
@@ -39,6 +40,7 @@
 #include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
 #include "jobmanager/rest.h"
+#include "jobmanager/web.h"
 
 #define COMP "jobmanager"
 
@@ -480,6 +482,9 @@ static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, co
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     if (get && !strcmp(url, "/healthz"))
         return reply(c, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    const weir_jm_web_asset_t *asset = get ? weir__jm_web_find(url) : NULL;
+    if (asset)
+        return weir__jm_web_reply(c, asset);
     if (post && !strcmp(url, "/blobs"))
         return post_blob(jm, c, r);
     if (!strcmp(url, "/jobs") || !strcmp(url, "/jobs/")) {
@@ -577,7 +582,7 @@ static rest_req_t *begin_request(weir_jobmanager_t *jm, struct MHD_Connection *c
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     r->blob = post && !strcmp(url, "/blobs");
     r->limit = r->blob ? WEIR_BLOB_MAX_BYTES : jm->rest_cfg.max_request;
-    if (jm->rest_cfg.auth && !(get && !strcmp(url, "/healthz")))
+    if (jm->rest_cfg.auth && !(get && (!strcmp(url, "/healthz") || weir__jm_web_find(url))))
         r->unauthorized = !authorized(&jm->rest_cfg, c, r);
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

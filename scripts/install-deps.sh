@@ -24,6 +24,8 @@ PKGS=(
   maven               # resolves the broker's jars on first use (deploy/local/kafka/pom.xml)
   kcat                # produces the Kafka tests' input (tests/lib/kafkatest.py)
   python3-venv        # the venv of scripts/python-deps.sh (kafka-python, the tests' Kafka consumer)
+  chromium            # headless browser of the dashboard test (tests/integration/32_dashboard.py) ...
+  python3-websocket   # ... driven over the DevTools protocol (websocket-client, pure Python)
 )
 missing=()
 for p in "${PKGS[@]}"; do
