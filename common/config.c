@@ -102,7 +102,8 @@ static const weir_config_key_t KEYS[] = {
      "RocksDB memtable size per stateful subtask."},
     {"state.backend.rocksdb.block.cache-size", WEIR_CFG_BYTES, "16mb",
      "RocksDB block cache per stateful subtask."},
-    {"log.level", WEIR_CFG_STRING, "info", "Log threshold: debug, info, warn or error."},
+    {"log.level", WEIR_CFG_STRING, "info",
+     "Log threshold of a task manager: debug, info, warn or error (WEIR_LOG_LEVEL wins)."},
     {"taskmanager.log.tail-size", WEIR_CFG_BYTES, "1mb",
      "Bytes of its newest log lines a task manager keeps in memory for GET "
      "/taskmanagers/{id}/log (at most 64mb; 0 = none kept)."},

@@ -41,22 +41,28 @@ void weir_log_clear_task(void) {
     tl_ident[0] = '\0';
 }
 
-static weir_log_level_t threshold(void) {
+int weir_log_level_parse(const char *s, weir_log_level_t *out) {
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (weir_log_level_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+static weir_log_level_t threshold(const weir_log_process_t *p) {
+    weir_log_level_t l;
     const char *s = getenv("WEIR_LOG_LEVEL");
-    if (!s)
-        return WEIR_LOG_INFO;
-    if (!strcmp(s, "debug"))
-        return WEIR_LOG_DEBUG;
-    if (!strcmp(s, "warn"))
-        return WEIR_LOG_WARN;
-    if (!strcmp(s, "error"))
-        return WEIR_LOG_ERROR;
-    return WEIR_LOG_INFO;
+    if (s)
+        return weir_log_level_parse(s, &l) == 0 ? l : WEIR_LOG_INFO;
+    return p ? p->level : WEIR_LOG_INFO;
 }
 
 void weir_log(weir_log_level_t level, const char *component, const char *fmt, ...) {
     static const char *const names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    if (level < threshold())
+    const weir_log_process_t *p = atomic_load_explicit(&g_process, memory_order_acquire);
+    if (level < threshold(p))
         return;
     char msg[LOG_MSG_MAX];
     va_list ap;
@@ -69,7 +75,6 @@ void weir_log(weir_log_level_t level, const char *component, const char *fmt, ..
     gmtime_r(&ts.tv_sec, &tm);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    const weir_log_process_t *p = atomic_load_explicit(&g_process, memory_order_acquire);
     const char *pid = p && p->id[0] ? p->id : "";
     char line[LOG_MSG_MAX + LOG_IDENT_MAX + 160];
     int n = snprintf(line, sizeof line, "%s %s.%03ldZ %s%s%s%s%s: %s\n", names[level], when,

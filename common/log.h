@@ -1,7 +1,8 @@
 /* Logging: "LEVEL time [process] [thread identity] component: message" lines on stderr (and a
  * process's extra sink, e.g. the task manager's log ring). The threshold comes from the
- * WEIR_LOG_LEVEL environment variable (debug, info, warn, error; default info), read per call:
- * logging is never on a hot path.
+ * WEIR_LOG_LEVEL environment variable (debug, info, warn, error), read per call (logging is never
+ * on a hot path), else from the installed process identity (the task manager's log.level), else
+ * info.
  *
  * Identity: a process may install who it is (the task manager its resource id) and a sink that
  * receives every line written; a thread may set the subtask it runs (job, attempt, task name),
@@ -34,7 +35,11 @@ typedef struct weir_log_process {
     char id[64];           /* printed after the time on every line ("" = nothing) */
     weir_log_sink_fn sink; /* NULL = stderr only */
     void *sink_arg;
+    weir_log_level_t level; /* threshold when WEIR_LOG_LEVEL is unset (the log.level key) */
 } weir_log_process_t;
+
+/** Parses "debug", "info", "warn" or "error". @returns 0, or -1 for anything else. */
+int weir_log_level_parse(const char *s, weir_log_level_t *out);
 
 /** Installs @p p for every thread (NULL uninstalls). @p p is borrowed until it is uninstalled:
  * install it before other threads log, uninstall it only after every thread that may log was

@@ -1049,6 +1049,11 @@ int weir__tm_check_config(const weir_config_t *cfg, char *errstr, size_t errlen)
     int rc = weir__tm_prom_ports(cfg, &lo, &hi, errstr, errlen);
     if (rc != 0)
         return rc;
+    weir_log_level_t level;
+    if (weir_log_level_parse(weir_config_get_str(cfg, "log.level"), &level) != 0)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "bad value '%s' for log.level: expected debug, info, warn or error",
+                         weir_config_get_str(cfg, "log.level"));
     if (weir_config_get_bytes(cfg, "taskmanager.log.tail-size") > LOG_RING_MAX)
         return weir_errf(errstr, errlen, WEIR_ECONFIG,
                          "bad value '%s' for taskmanager.log.tail-size: at most 64mb",
@@ -1067,6 +1072,8 @@ static int install_log(weir_taskmanager_t *tm, char *errstr, size_t errlen) {
     weir_fmt(tm->logproc.id, sizeof tm->logproc.id, "%s", tm->id);
     tm->logproc.sink = tm->logring ? weir__tm_logring_append : NULL;
     tm->logproc.sink_arg = tm->logring;
+    if (weir_log_level_parse(weir_config_get_str(tm->cfg, "log.level"), &tm->logproc.level) != 0)
+        tm->logproc.level = WEIR_LOG_INFO;
     weir_log_install(&tm->logproc);
     tm->log_installed = true;
     return 0;

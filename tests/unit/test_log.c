@@ -7,7 +7,8 @@
  * Ring: whatever is appended (lines of random lengths, some longer than the ring), the ring never
  * holds more than its capacity, and a tail of at most N bytes is exactly the longest suffix of
  * everything appended that fits in N bytes and starts at a line boundary (the oracle: the test's
- * own copy of the whole log). Concurrent appenders never interleave within a line. */
+ * own copy of the whole log). Concurrent appenders never interleave within a line. The installed
+ * process's threshold (log.level) applies unless WEIR_LOG_LEVEL is set. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,6 +54,7 @@ static void *other_thread(void *arg) {
 
 static void test_identity(void **state) {
     (void)state;
+    unsetenv("WEIR_LOG_LEVEL");
     capture_t c = {.mu = PTHREAD_MUTEX_INITIALIZER};
     weir_log_process_t p = {.id = "tm-1a2b3c4d", .sink = capture_sink, .sink_arg = &c};
     weir_log_install(&p);
@@ -64,10 +66,17 @@ static void test_identity(void **state) {
     pthread_join(th, NULL);
     weir_log_clear_task();
     weir_log(WEIR_LOG_INFO, "taskmanager", "cleared");
+    p.level = WEIR_LOG_WARN; /* log.level: warn (WEIR_LOG_LEVEL unset) */
+    weir_log(WEIR_LOG_INFO, "taskmanager", "below the threshold");
+    setenv("WEIR_LOG_LEVEL", "info", 1); /* the environment wins */
+    weir_log(WEIR_LOG_INFO, "taskmanager", "the environment's threshold");
+    unsetenv("WEIR_LOG_LEVEL");
     weir_log_install(NULL);
     weir_log(WEIR_LOG_INFO, "taskmanager", "uninstalled: stderr only");
 
-    assert_int_equal(c.lines, 4);
+    assert_int_equal(c.lines, 5);
+    assert_null(strstr(c.buf, "below the threshold"));
+    assert_non_null(strstr(c.buf, "tm-1a2b3c4d taskmanager: the environment's threshold\n"));
     char *l1 = c.buf, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1,
          *l4 = strchr(l3, '\n') + 1;
     assert_int_equal(strncmp(l1, "INFO 20", 7), 0);
