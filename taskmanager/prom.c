@@ -190,19 +190,6 @@ static void tm_series(FILE *f, const char *name, const char *tm_id, const char *
         }                                                                                          \
     } while (0)
 
-/* One family with a two-valued label (e.g. channel="remote"/"local"). */
-#define TASK_U64_2(name, type, help, k, v1, e1, v2, e2)                                            \
-    do {                                                                                           \
-        family(f, name, type, help);                                                               \
-        for (size_t i = 0; i < v->n_tasks; i++) {                                                  \
-            const weir_tm_task_view_t *t = &v->tasks[i];                                           \
-            task_series(f, name, v->tm_id, t, k, v1);                                              \
-            fprintf(f, "%" PRIu64 "\n", (uint64_t)(e1));                                           \
-            task_series(f, name, v->tm_id, t, k, v2);                                              \
-            fprintf(f, "%" PRIu64 "\n", (uint64_t)(e2));                                           \
-        }                                                                                          \
-    } while (0)
-
 #define TASK_SECONDS(name, help, field)                                                            \
     do {                                                                                           \
         family(f, name, "counter", help);                                                          \
@@ -225,16 +212,18 @@ static void write_tasks(FILE *f, const weir_tm_view_t *v) {
     TASK_U64("weir_task_records_in_total", "counter", "Records the subtask read.", t->m.records_in);
     TASK_U64("weir_task_records_out_total", "counter", "Records the subtask emitted.",
              t->m.records_out);
-    TASK_U64_2("weir_task_buffers_in_total", "counter",
-               "Input buffers, over ZeroMQ (remote) or from this task manager (local).", "channel",
-               "remote", t->m.buffers_in_remote, "local", t->m.buffers_in_local);
-    TASK_U64_2("weir_task_bytes_in_total", "counter", "Bytes of the input buffers.", "channel",
-               "remote", t->m.bytes_in_remote, "local", t->m.bytes_in_local);
-    TASK_U64_2("weir_task_buffers_out_total", "counter",
-               "Output buffers, over ZeroMQ (remote) or to this task manager (local).", "channel",
-               "remote", t->m.buffers_out_remote, "local", t->m.buffers_out_local);
-    TASK_U64_2("weir_task_bytes_out_total", "counter", "Bytes of the output buffers.", "channel",
-               "remote", t->m.bytes_out_remote, "local", t->m.bytes_out_local);
+    TASK_U64("weir_task_buffers_in_remote_total", "counter", "Buffers received over ZeroMQ.",
+             t->m.buffers_in_remote);
+    TASK_U64("weir_task_bytes_in_remote_total", "counter", "Their bytes.", t->m.bytes_in_remote);
+    TASK_U64("weir_task_buffers_in_local_total", "counter",
+             "Buffers received from a subtask of this task manager.", t->m.buffers_in_local);
+    TASK_U64("weir_task_bytes_in_local_total", "counter", "Their bytes.", t->m.bytes_in_local);
+    TASK_U64("weir_task_buffers_out_remote_total", "counter", "Buffers sent over ZeroMQ.",
+             t->m.buffers_out_remote);
+    TASK_U64("weir_task_bytes_out_remote_total", "counter", "Their bytes.", t->m.bytes_out_remote);
+    TASK_U64("weir_task_buffers_out_local_total", "counter",
+             "Buffers passed to a subtask of this task manager.", t->m.buffers_out_local);
+    TASK_U64("weir_task_bytes_out_local_total", "counter", "Their bytes.", t->m.bytes_out_local);
     TASK_SECONDS("weir_task_busy_seconds_total", "Time processing records, timers and barriers.",
                  busy_ns);
     TASK_SECONDS("weir_task_idle_seconds_total", "Time waiting for input.", idle_ns);
@@ -248,16 +237,16 @@ static void write_tasks(FILE *f, const weir_tm_view_t *v) {
              "Output buffers filled and not yet sent or consumed.", t->m.out_queued);
     TASK_U64("weir_task_output_buffers_capacity", "gauge", "Output buffers possible.",
              t->m.out_capacity);
-    family(f, "weir_task_input_buffer_usage_ratio", "gauge", "Input buffers queued / capacity.");
+    family(f, "weir_task_input_buffer_usage", "gauge", "Input buffers queued / capacity.");
     for (size_t i = 0; i < v->n_tasks; i++) {
         const weir_tm_task_view_t *t = &v->tasks[i];
-        task_series(f, "weir_task_input_buffer_usage_ratio", v->tm_id, t, NULL, NULL);
+        task_series(f, "weir_task_input_buffer_usage", v->tm_id, t, NULL, NULL);
         fprintf(f, "%.6f\n", ratio(t->m.in_queued, t->m.in_capacity));
     }
-    family(f, "weir_task_output_buffer_usage_ratio", "gauge", "Output buffers queued / capacity.");
+    family(f, "weir_task_output_buffer_usage", "gauge", "Output buffers queued / capacity.");
     for (size_t i = 0; i < v->n_tasks; i++) {
         const weir_tm_task_view_t *t = &v->tasks[i];
-        task_series(f, "weir_task_output_buffer_usage_ratio", v->tm_id, t, NULL, NULL);
+        task_series(f, "weir_task_output_buffer_usage", v->tm_id, t, NULL, NULL);
         fprintf(f, "%.6f\n", ratio(t->m.out_queued, t->m.out_capacity));
     }
     double now_s = (double)weir_wall_ms() / 1e3;
@@ -305,9 +294,10 @@ static void write_tasks(FILE *f, const weir_tm_view_t *v) {
         task_series(f, "weir_task_kafka_consumer_lag_records", v->tm_id, t, NULL, NULL);
         fprintf(f, "%" PRId64 "\n", t->m.kafka_lag);
     }
-    TASK_U64_2("weir_task_kafka_transactions_total", "counter",
-               "Kafka exactly-once sink: transactions committed or aborted.", "outcome",
-               "committed", t->m.kafka_tx_committed, "aborted", t->m.kafka_tx_aborted);
+    TASK_U64("weir_task_kafka_transactions_committed_total", "counter",
+             "Kafka exactly-once sink: transactions committed.", t->m.kafka_tx_committed);
+    TASK_U64("weir_task_kafka_transactions_aborted_total", "counter",
+             "Kafka exactly-once sink: transactions aborted.", t->m.kafka_tx_aborted);
 
     static const char *const ops_fam[2] = {"weir_operator_records_in_total",
                                            "weir_operator_records_out_total"};
@@ -375,13 +365,13 @@ static void write_tm(FILE *f, const weir_tm_prom_t *p, const weir_tm_view_t *v) 
                      {"managed", mr.managed_total, mr.managed_used},
                      {"state_cache", mr.state_cache_total, mr.state_cache_used}};
         for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-            tm_series(f, "weir_taskmanager_memory_budget_bytes", id, "part", parts[i].part);
+            tm_series(f, "weir_taskmanager_memory_budget_bytes", id, "pool", parts[i].part);
             fprintf(f, "%" PRIu64 "\n", parts[i].total);
         }
         family(f, "weir_taskmanager_memory_used_bytes", "gauge",
                "What each part of the memory budget holds now.");
         for (size_t i = 1; i < sizeof parts / sizeof parts[0]; i++) {
-            tm_series(f, "weir_taskmanager_memory_used_bytes", id, "part", parts[i].part);
+            tm_series(f, "weir_taskmanager_memory_used_bytes", id, "pool", parts[i].part);
             fprintf(f, "%" PRIu64 "\n", parts[i].used);
         }
         TM_LINE("weir_rocksdb_block_cache_usage_bytes", "gauge",
