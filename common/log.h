@@ -35,7 +35,7 @@ typedef struct weir_log_process {
     char id[64];           /* printed after the time on every line ("" = nothing) */
     weir_log_sink_fn sink; /* NULL = stderr only */
     void *sink_arg;
-    weir_log_level_t level; /* threshold when WEIR_LOG_LEVEL is unset (the log.level key) */
+    weir_log_level_t level; /* threshold when WEIR_LOG_LEVEL is unset (log.level; 0 = debug) */
 } weir_log_process_t;
 
 /** Parses "debug", "info", "warn" or "error". @returns 0, or -1 for anything else. */
