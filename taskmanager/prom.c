@@ -151,22 +151,16 @@ static void family(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* name{tm_id="..",job_id="..",job_name="..",vertex="..",vertex_id="..",subtask=".."[,k="v"] */
-static void task_series(FILE *f, const char *name, const char *tm_id, const weir_tm_task_view_t *t,
-                        const char *k, const char *v) {
+/* name{tm_id="..",job_id="..",job_name="..",vertex="..",vertex_id="..",subtask=".."} */
+static void task_series(FILE *f, const char *name, const char *tm_id,
+                        const weir_tm_task_view_t *t) {
     fprintf(f, "%s{tm_id=\"", name);
     put_value(f, tm_id);
     fprintf(f, "\",job_id=\"%s\",job_name=\"", t->job_id);
     put_value(f, t->job_name);
     fputs("\",vertex=\"", f);
     put_value(f, t->vertex_name);
-    fprintf(f, "\",vertex_id=\"%u\",subtask=\"%u\"", t->vertex, t->subtask);
-    if (k) {
-        fprintf(f, ",%s=\"", k);
-        put_value(f, v);
-        fputc('"', f);
-    }
-    fputs("} ", f);
+    fprintf(f, "\",vertex_id=\"%u\",subtask=\"%u\"} ", t->vertex, t->subtask);
 }
 
 static void tm_series(FILE *f, const char *name, const char *tm_id, const char *k, const char *v) {
@@ -179,26 +173,23 @@ static void tm_series(FILE *f, const char *name, const char *tm_id, const char *
     fputs("\"} ", f);
 }
 
-/* One u64 field of every task as one family. */
-#define TASK_U64(name, type, help, expr)                                                           \
+/* One family: a sample of every task for which @p cond holds, @p expr printed with @p fmt (t is
+ * the task's view). */
+#define TASK_FAMILY(name, type, help, cond, fmt, expr)                                             \
     do {                                                                                           \
         family(f, name, type, help);                                                               \
         for (size_t i = 0; i < v->n_tasks; i++) {                                                  \
             const weir_tm_task_view_t *t = &v->tasks[i];                                           \
-            task_series(f, name, v->tm_id, t, NULL, NULL);                                         \
-            fprintf(f, "%" PRIu64 "\n", (uint64_t)(expr));                                         \
+            if (!(cond))                                                                           \
+                continue;                                                                          \
+            task_series(f, name, v->tm_id, t);                                                     \
+            fprintf(f, fmt "\n", expr);                                                            \
         }                                                                                          \
     } while (0)
-
+#define TASK_U64(name, type, help, expr)                                                           \
+    TASK_FAMILY(name, type, help, true, "%" PRIu64, (uint64_t)(expr))
 #define TASK_SECONDS(name, help, field)                                                            \
-    do {                                                                                           \
-        family(f, name, "counter", help);                                                          \
-        for (size_t i = 0; i < v->n_tasks; i++) {                                                  \
-            const weir_tm_task_view_t *t = &v->tasks[i];                                           \
-            task_series(f, name, v->tm_id, t, NULL, NULL);                                         \
-            fprintf(f, "%.9f\n", (double)t->m.field / 1e9);                                        \
-        }                                                                                          \
-    } while (0)
+    TASK_FAMILY(name, "counter", help, true, "%.9f", (double)t->m.field / 1e9)
 
 static double ratio(uint64_t a, uint64_t b) {
     return b ? (double)a / (double)b : 0.0;
@@ -237,63 +228,32 @@ static void write_tasks(FILE *f, const weir_tm_view_t *v) {
              "Output buffers filled and not yet sent or consumed.", t->m.out_queued);
     TASK_U64("weir_task_output_buffers_capacity", "gauge", "Output buffers possible.",
              t->m.out_capacity);
-    family(f, "weir_task_input_buffer_usage", "gauge", "Input buffers queued / capacity.");
-    for (size_t i = 0; i < v->n_tasks; i++) {
-        const weir_tm_task_view_t *t = &v->tasks[i];
-        task_series(f, "weir_task_input_buffer_usage", v->tm_id, t, NULL, NULL);
-        fprintf(f, "%.6f\n", ratio(t->m.in_queued, t->m.in_capacity));
-    }
-    family(f, "weir_task_output_buffer_usage", "gauge", "Output buffers queued / capacity.");
-    for (size_t i = 0; i < v->n_tasks; i++) {
-        const weir_tm_task_view_t *t = &v->tasks[i];
-        task_series(f, "weir_task_output_buffer_usage", v->tm_id, t, NULL, NULL);
-        fprintf(f, "%.6f\n", ratio(t->m.out_queued, t->m.out_capacity));
-    }
+    TASK_FAMILY("weir_task_input_buffer_usage", "gauge", "Input buffers queued / capacity.", true,
+                "%.6f", ratio(t->m.in_queued, t->m.in_capacity));
+    TASK_FAMILY("weir_task_output_buffer_usage", "gauge", "Output buffers queued / capacity.", true,
+                "%.6f", ratio(t->m.out_queued, t->m.out_capacity));
     double now_s = (double)weir_wall_ms() / 1e3;
-    family(f, "weir_task_watermark_seconds", "gauge",
-           "Current output watermark (event time, seconds since the epoch); absent before the "
-           "first.");
-    for (size_t i = 0; i < v->n_tasks; i++) {
-        const weir_tm_task_view_t *t = &v->tasks[i];
-        if (!has_watermark(t->m.watermark))
-            continue;
-        task_series(f, "weir_task_watermark_seconds", v->tm_id, t, NULL, NULL);
-        fprintf(f, "%.3f\n", (double)t->m.watermark / 1e3);
-    }
-    family(f, "weir_task_watermark_lag_seconds", "gauge",
-           "Wall clock minus the current output watermark.");
-    for (size_t i = 0; i < v->n_tasks; i++) {
-        const weir_tm_task_view_t *t = &v->tasks[i];
-        if (!has_watermark(t->m.watermark))
-            continue;
-        task_series(f, "weir_task_watermark_lag_seconds", v->tm_id, t, NULL, NULL);
-        fprintf(f, "%.3f\n", now_s - (double)t->m.watermark / 1e3);
-    }
+    TASK_FAMILY("weir_task_watermark_seconds", "gauge",
+                "Current output watermark (event time, seconds since the epoch); absent before "
+                "the first and after end of input.",
+                has_watermark(t->m.watermark), "%.3f", (double)t->m.watermark / 1e3);
+    TASK_FAMILY("weir_task_watermark_lag_seconds", "gauge",
+                "Wall clock minus the current output watermark.", has_watermark(t->m.watermark),
+                "%.3f", now_s - (double)t->m.watermark / 1e3);
     TASK_U64("weir_task_late_records_dropped_total", "counter",
              "Records dropped as late by windows and interval joins.", t->m.late_records_dropped);
     TASK_U64("weir_task_state_cache_hits_total", "counter", "Write-back state cache hits.",
              t->m.state_cache_hits);
     TASK_U64("weir_task_state_cache_misses_total", "counter",
              "Write-back state cache misses (read from RocksDB).", t->m.state_cache_misses);
-    family(f, "weir_task_state_cache_hit_ratio", "gauge",
-           "Hits / (hits + misses) of the write-back state cache; absent before the first read.");
-    for (size_t i = 0; i < v->n_tasks; i++) {
-        const weir_tm_task_view_t *t = &v->tasks[i];
-        uint64_t all = t->m.state_cache_hits + t->m.state_cache_misses;
-        if (!all)
-            continue;
-        task_series(f, "weir_task_state_cache_hit_ratio", v->tm_id, t, NULL, NULL);
-        fprintf(f, "%.6f\n", ratio(t->m.state_cache_hits, all));
-    }
-    family(f, "weir_task_kafka_consumer_lag_records", "gauge",
-           "Kafka source: records behind the high watermarks of its partitions.");
-    for (size_t i = 0; i < v->n_tasks; i++) {
-        const weir_tm_task_view_t *t = &v->tasks[i];
-        if (t->m.kafka_lag < 0)
-            continue;
-        task_series(f, "weir_task_kafka_consumer_lag_records", v->tm_id, t, NULL, NULL);
-        fprintf(f, "%" PRId64 "\n", t->m.kafka_lag);
-    }
+    TASK_FAMILY("weir_task_state_cache_hit_ratio", "gauge",
+                "Hits / (hits + misses) of the write-back state cache; absent before the first "
+                "read.",
+                t->m.state_cache_hits + t->m.state_cache_misses > 0, "%.6f",
+                ratio(t->m.state_cache_hits, t->m.state_cache_hits + t->m.state_cache_misses));
+    TASK_FAMILY("weir_task_kafka_consumer_lag_records", "gauge",
+                "Kafka source: records behind the high watermarks of its partitions.",
+                t->m.kafka_lag >= 0, "%" PRId64, t->m.kafka_lag);
     TASK_U64("weir_task_kafka_transactions_committed_total", "counter",
              "Kafka exactly-once sink: transactions committed.", t->m.kafka_tx_committed);
     TASK_U64("weir_task_kafka_transactions_aborted_total", "counter",
