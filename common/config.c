@@ -102,7 +102,20 @@ static const weir_config_key_t KEYS[] = {
      "RocksDB memtable size per stateful subtask."},
     {"state.backend.rocksdb.block.cache-size", WEIR_CFG_BYTES, "16mb",
      "RocksDB block cache per stateful subtask."},
-    {"log.level", WEIR_CFG_STRING, "info", "Log threshold: debug, info, warn or error."},
+    {"log.level", WEIR_CFG_STRING, "info",
+     "Log threshold of a task manager: debug, info, warn or error (WEIR_LOG_LEVEL wins)."},
+    {"taskmanager.log.tail-size", WEIR_CFG_BYTES, "1mb",
+     "Bytes of its newest log lines a task manager keeps in memory for GET "
+     "/taskmanagers/{id}/log (at most 64mb; 0 = none kept)."},
+    {"metrics.reporter.prom.enabled", WEIR_CFG_BOOL, "true",
+     "Serve the task manager's Prometheus endpoint /metrics."},
+    {"metrics.reporter.prom.port", WEIR_CFG_STRING, "9249",
+     "Port of the task manager's /metrics: a port, a range like 9250-9260 (the first free one) "
+     "or 0 (any free port); the bound port is logged and sent in heartbeats."},
+    {"metrics.reporter.prom.host", WEIR_CFG_STRING, NULL,
+     "Address the task manager's /metrics binds to (unset = taskmanager.bind-host); beyond "
+     "loopback needs rest.auth.token or rest.auth.token-file (scrapers send it as a bearer "
+     "token)."},
     {"execution.checkpointing.interval", WEIR_CFG_DURATION, NULL,
      "Checkpoint period (unset = checkpointing off)."},
     {"execution.checkpointing.timeout", WEIR_CFG_DURATION, "10min",
@@ -719,8 +732,29 @@ int weir_config_check_binds(const weir_config_t *cfg, weir_config_process_t proc
                              "listens on taskmanager.bind-host %s only: set taskmanager.host to "
                              "%s, or taskmanager.bind-host to an address peers reach it by",
                              host, bind, bind);
-        return check_plane_bind(cfg, "taskmanager.bind-host", "data plane", "records and credits",
-                                errstr, errlen);
+        int rc = check_plane_bind(cfg, "taskmanager.bind-host", "data plane", "records and credits",
+                                  errstr, errlen);
+        /* /metrics: an explicit metrics.reporter.prom.host beyond loopback needs the token; one
+         * inherited from taskmanager.bind-host without it only turns /metrics off (prom.c) */
+        if (rc != 0 || !weir_config_get_bool(cfg, "metrics.reporter.prom.enabled") ||
+            !is_set(cfg, "metrics.reporter.prom.host"))
+            return rc;
+        const char *mhost = weir_config_get_str(cfg, "metrics.reporter.prom.host");
+        if (weir_config_host_is_loopback(mhost) || is_set(cfg, "rest.auth.token") ||
+            is_set(cfg, "rest.auth.token-file"))
+            return 0;
+        if (!insecure)
+            return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                             "metrics.reporter.prom.host %s is beyond loopback and the task "
+                             "manager's /metrics has no authentication: set rest.auth.token or "
+                             "rest.auth.token-file (or metrics.reporter.prom.host to 127.0.0.1, "
+                             "or security.insecure: true to serve it unauthenticated)",
+                             mhost);
+        WEIR_WARN("config",
+                  "security.insecure: the task manager's /metrics at metrics.reporter.prom.host "
+                  "%s has no rest.auth.token: anyone who can reach it can read its metrics",
+                  mhost);
+        return 0;
     }
     const char *rest = weir_config_get_str(cfg, "rest.bind-address");
     if (!weir_config_host_is_loopback(rest) && !is_set(cfg, "rest.auth.token") &&

@@ -5,8 +5,10 @@
  *   weir-taskmanager --help     (usage on stdout, exit 0)
  *
  * Exit codes: 0 after *stop (tasks canceled and joined), 1 when the task manager cannot start, 2
- * for bad arguments or configuration (including a malformed debug.kill-at, and a data plane beyond
- * loopback without security.insecure: docs/security.md). Threading: the calling thread runs the
+ * for bad arguments or configuration (including a malformed debug.kill-at, a data plane beyond
+ * loopback without security.insecure: docs/security.md, a bad metrics.reporter.prom.port or
+ * taskmanager.log.tail-size, and an explicit metrics.reporter.prom.host beyond loopback without
+ * rest.auth.token). Threading: the calling thread runs the
  * loop. */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "common/killpoint.h"
 #include "common/log.h"
 #include "taskmanager/taskmanager.h"
+#include "taskmanager/tm_int.h"
 #include "weir/host.h"
 
 static const char USAGE[] =
@@ -64,7 +67,8 @@ int weir_taskmanager_main(int argc, char **argv, char **envp, volatile sig_atomi
         weir_config_destroy(&cfg);
         return 2;
     }
-    if (weir_config_check_binds(cfg, WEIR_CONFIG_TASKMANAGER, err, sizeof err) < 0) {
+    if (weir_config_check_binds(cfg, WEIR_CONFIG_TASKMANAGER, err, sizeof err) < 0 ||
+        weir__tm_check_config(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "weir-taskmanager: %s\n", err);
         weir_config_destroy(&cfg);
         return 2;

@@ -62,6 +62,8 @@
 #include "runtime/graph/graph.h"
 #include "runtime/graph/plugin.h"
 #include "runtime/task/task.h"
+#include "taskmanager/logring.h"
+#include "taskmanager/tm_int.h"
 
 #define COMP "taskmanager"
 #define POLL_MS 50
@@ -69,6 +71,9 @@
 #define TM_MAX_CONTROL_MSG ((int64_t)257 * 1024 * 1024) /* a 256 MiB plugin and its envelope */
 /* How long a re-registration waits for the old tasks to stop before it offers the other slots. */
 #define REREGISTER_WAIT_NS (10LL * 1000 * 1000 * 1000)
+/* The largest log tail a LOG answer carries (LOG_REQUEST's bound) and taskmanager.log.tail-size. */
+#define LOG_TAIL_MAX ((size_t)1 << 20)
+#define LOG_RING_MAX ((uint64_t)64 << 20)
 
 typedef struct tm_plugin {
     char sha[65];
@@ -80,6 +85,9 @@ typedef struct tm_task {
     weir_task_t *task;
     char job_id[33];
     uint32_t attempt, vertex, subtask;
+    uint32_t parallelism; /* of its vertex */
+    char *job_name;       /* for /metrics labels */
+    char *vertex_name;
     bool withheld; /* did not stop before a re-registration: its slot is not offered */
 } tm_task_t;
 
@@ -116,6 +124,9 @@ struct weir_taskmanager {
     size_t n_plugins, cap_plugins;
     weir_msg_t *pending; /* deploys waiting for their plugin blob */
     size_t n_pending, cap_pending;
+    /* Live tasks. Changed by the loop thread only and only under tasksmu; read by the loop
+     * thread without it and by the /metrics thread (weir__tm_collect) under it. */
+    pthread_mutex_t tasksmu;
     tm_task_t *tasks;
     size_t n_tasks, cap_tasks;
     tm_attempt_t *attempts; /* newest attempt per job deployed here; one entry per job */
@@ -148,6 +159,12 @@ struct weir_taskmanager {
     int64_t wm_interval_ns; /* pipeline.auto-watermark-interval */
     uint32_t credits;
     size_t cache_bytes;
+
+    weir_log_process_t logproc; /* installed into common/log.c: our id and the ring as a sink */
+    bool log_installed;
+    weir_tm_logring_t *logring; /* taskmanager.log.tail-size; NULL when 0 */
+    weir_tm_prom_t *prom;       /* /metrics; NULL when off */
+    uint32_t metrics_port;      /* its port (HEARTBEAT), 0 = off */
 };
 
 /* The task manager's tables are small and bounded by slots and deploys: out of memory aborts. */
@@ -258,6 +275,11 @@ static void send_heartbeat(weir_taskmanager_t *tm) {
     m.tm_id = tm->id;
     m.tasks = ts;
     m.n_tasks = n;
+    weir_tm_proc_t pr;
+    weir__tm_proc_read(&pr);
+    m.metrics_port = tm->metrics_port;
+    m.rss_bytes = pr.rss_bytes;
+    m.cpu_ns = pr.cpu_ns;
     tm_send(tm, &m);
     free(ts);
 }
@@ -325,6 +347,17 @@ static void on_task_state(void *arg, weir_task_t *task, weir_task_state_t state,
     wake_loop(tm);
 }
 
+/* Takes task @p k out of the list (under tasksmu), then joins and frees it. */
+static void remove_task(weir_taskmanager_t *tm, size_t k) {
+    pthread_mutex_lock(&tm->tasksmu);
+    tm_task_t t = tm->tasks[k];
+    tm->tasks[k] = tm->tasks[--tm->n_tasks];
+    pthread_mutex_unlock(&tm->tasksmu);
+    weir_task_destroy(&t.task);
+    free(t.job_name);
+    free(t.vertex_name);
+}
+
 static bool is_final(weir_task_state_t s) {
     return s == WEIR_TASK_FINISHED || s == WEIR_TASK_FAILED || s == WEIR_TASK_CANCELED;
 }
@@ -361,8 +394,7 @@ static void drain_events(weir_taskmanager_t *tm) {
             char job_id[33];
             uint32_t attempt = t->attempt;
             memcpy(job_id, t->job_id, sizeof job_id);
-            weir_task_destroy(&t->task);
-            tm->tasks[k] = tm->tasks[--tm->n_tasks];
+            remove_task(tm, k);
             close_job_if_done(tm, job_id, attempt);
         }
         free(ev->message);
@@ -528,14 +560,23 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.send = task_send;
     spec.send_arg = tm;
     spec.create_connector = weir_connector_create;
-    tm->tasks = grow(tm->tasks, &tm->cap_tasks, tm->n_tasks + 1, sizeof *tm->tasks);
-    weir_task_t *task = weir_task_start(&spec, err, sizeof err);
-    if (!task)
+    tm_task_t nt = {.attempt = d->attempt,
+                    .vertex = d->vertex,
+                    .subtask = d->subtask,
+                    .parallelism = spec.graph->vertices[d->vertex].parallelism,
+                    .job_name = weir_xstrdup(d->job_name ? d->job_name : ""),
+                    .vertex_name = weir_xstrdup(spec.graph->vertices[d->vertex].name)};
+    weir_fmt(nt.job_id, sizeof nt.job_id, "%s", d->job_id);
+    nt.task = weir_task_start(&spec, err, sizeof err); /* owns the graph from here on */
+    if (!nt.task) {
+        free(nt.job_name);
+        free(nt.vertex_name);
         goto fail;
-    tm_task_t *t = &tm->tasks[tm->n_tasks++];
-    *t = (tm_task_t){
-        .task = task, .attempt = d->attempt, .vertex = d->vertex, .subtask = d->subtask};
-    weir_fmt(t->job_id, sizeof t->job_id, "%s", d->job_id);
+    }
+    pthread_mutex_lock(&tm->tasksmu);
+    tm->tasks = grow(tm->tasks, &tm->cap_tasks, tm->n_tasks + 1, sizeof *tm->tasks);
+    tm->tasks[tm->n_tasks++] = nt;
+    pthread_mutex_unlock(&tm->tasksmu);
     free(argv);
     return;
 fail:
@@ -717,6 +758,59 @@ static void on_notify(weir_taskmanager_t *tm, const weir_msg_t *m) {
     }
 }
 
+/* LOG_REQUEST: LOG with the last max_bytes (at most 1 MiB) of the log ring, from a line start
+ * (empty when taskmanager.log.tail-size is 0). Answered also while registering again: it
+ * changes nothing here. */
+static void on_log_request(weir_taskmanager_t *tm, const weir_msg_t *m) {
+    size_t max = m->max_bytes < LOG_TAIL_MAX ? m->max_bytes : LOG_TAIL_MAX;
+    weir_msg_t r = {.type = WEIR_MSG_LOG};
+    r.tm_id = tm->id;
+    r.request_id = m->request_id;
+    if (tm->logring)
+        r.log_tail_len = weir__tm_logring_tail(tm->logring, max, &r.log_tail);
+    tm_send(tm, &r);
+    free(r.log_tail);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* /metrics: a copy of the live tasks (any thread)                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+void weir__tm_collect(weir_taskmanager_t *tm, weir_tm_view_t *out) {
+    memset(out, 0, sizeof *out);
+    weir_fmt(out->tm_id, sizeof out->tm_id, "%s", tm->id);
+    out->slots = tm->slots;
+    pthread_mutex_lock(&tm->tasksmu);
+    out->tasks = weir_xcalloc(tm->n_tasks ? tm->n_tasks : 1, sizeof *out->tasks);
+    for (size_t i = 0; i < tm->n_tasks; i++) {
+        const tm_task_t *t = &tm->tasks[i];
+        weir_tm_task_view_t *v = &out->tasks[out->n_tasks++];
+        memcpy(v->job_id, t->job_id, sizeof v->job_id);
+        weir_fmt(v->job_name, sizeof v->job_name, "%s", t->job_name);
+        weir_fmt(v->vertex_name, sizeof v->vertex_name, "%s", t->vertex_name);
+        v->attempt = t->attempt;
+        v->vertex = t->vertex;
+        v->subtask = t->subtask;
+        v->parallelism = t->parallelism;
+        v->state = weir_task_state(t->task);
+        weir_task_get_metrics(t->task, &v->m);
+        weir__tm_task_ops(t->task, &v->ops, &v->n_ops);
+        bool seen = false; /* subtasks of one (job, attempt, subtask index) share a slot */
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = tm->tasks[k].subtask == t->subtask && tm->tasks[k].attempt == t->attempt &&
+                   !strcmp(tm->tasks[k].job_id, t->job_id);
+        out->slots_used += !seen;
+    }
+    pthread_mutex_unlock(&tm->tasksmu);
+}
+
+void weir__tm_view_free(weir_tm_view_t *v) {
+    for (size_t i = 0; i < v->n_tasks; i++)
+        free(v->tasks[i].ops);
+    free(v->tasks);
+    memset(v, 0, sizeof *v);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Registration                                                                             */
 /* ---------------------------------------------------------------------------------------- */
@@ -852,6 +946,9 @@ static void handle_message(weir_taskmanager_t *tm, const uint8_t *data, size_t l
     case WEIR_MSG_NOTIFY_CHECKPOINT:
         on_notify(tm, &m);
         break;
+    case WEIR_MSG_LOG_REQUEST:
+        on_log_request(tm, &m);
+        break;
     default:
         WEIR_WARN(COMP, "unexpected message type %d from the job manager", (int)m.type);
         break;
@@ -933,8 +1030,7 @@ int weir_taskmanager_run(weir_taskmanager_t *tm, volatile sig_atomic_t *stop) {
     if (tm->n_tasks)
         WEIR_WARN(COMP, "%zu tasks did not stop in time; joining them", tm->n_tasks);
     while (tm->n_tasks) {
-        weir_task_destroy(&tm->tasks[tm->n_tasks - 1].task); /* joins */
-        tm->n_tasks--;
+        remove_task(tm, tm->n_tasks - 1); /* joins */
         drain_events(tm);
     }
     drain_events(tm);
@@ -948,6 +1044,41 @@ int weir_taskmanager_run(weir_taskmanager_t *tm, volatile sig_atomic_t *stop) {
 /* Construction                                                                             */
 /* ---------------------------------------------------------------------------------------- */
 
+int weir__tm_check_config(const weir_config_t *cfg, char *errstr, size_t errlen) {
+    int lo, hi;
+    int rc = weir__tm_prom_ports(cfg, &lo, &hi, errstr, errlen);
+    if (rc != 0)
+        return rc;
+    weir_log_level_t level;
+    if (weir_log_level_parse(weir_config_get_str(cfg, "log.level"), &level) != 0)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "bad value '%s' for log.level: expected debug, info, warn or error",
+                         weir_config_get_str(cfg, "log.level"));
+    if (weir_config_get_bytes(cfg, "taskmanager.log.tail-size") > LOG_RING_MAX)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "bad value '%s' for taskmanager.log.tail-size: at most 64mb",
+                         weir_config_get_str(cfg, "taskmanager.log.tail-size"));
+    return 0;
+}
+
+/* Our id on every log line, and the newest taskmanager.log.tail-size bytes in the ring. */
+static int install_log(weir_taskmanager_t *tm, char *errstr, size_t errlen) {
+    int rc = weir__tm_check_config(tm->cfg, errstr, errlen);
+    if (rc != 0)
+        return rc;
+    uint64_t tail = weir_config_get_bytes(tm->cfg, "taskmanager.log.tail-size");
+    if (tail)
+        tm->logring = weir__tm_logring_new((size_t)tail);
+    weir_fmt(tm->logproc.id, sizeof tm->logproc.id, "%s", tm->id);
+    tm->logproc.sink = tm->logring ? weir__tm_logring_append : NULL;
+    tm->logproc.sink_arg = tm->logring;
+    if (weir_log_level_parse(weir_config_get_str(tm->cfg, "log.level"), &tm->logproc.level) != 0)
+        tm->logproc.level = WEIR_LOG_INFO;
+    weir_log_install(&tm->logproc);
+    tm->log_installed = true;
+    return 0;
+}
+
 weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_t errlen) {
     weir_taskmanager_t *tm = calloc(1, sizeof *tm);
     if (!tm)
@@ -955,6 +1086,7 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     tm->cfg = cfg;
     tm->wake[0] = tm->wake[1] = -1;
     pthread_mutex_init(&tm->evmu, NULL);
+    pthread_mutex_init(&tm->tasksmu, NULL);
     if (pipe2(tm->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         tm->wake[0] = tm->wake[1] = -1;
         weir_fmt(errstr, errlen, "cannot create the wake-up pipe: %s", strerror(errno));
@@ -985,6 +1117,8 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
         weir_hex_encode(rnd, sizeof rnd, hex);
         weir_fmt(tm->id, sizeof tm->id, "tm-%s", hex);
     }
+    if (install_log(tm, errstr, errlen) != 0)
+        goto fail;
     const char *wd = weir_config_get_str(cfg, "taskmanager.working-dir");
     if (wd && *wd) {
         tm->workdir = weir_xstrdup(wd);
@@ -1064,6 +1198,11 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
               tm->workdir, weir_dataplane_address(tm->dp), tm->jm_endpoint,
               curve.enabled ? "CURVE" : "no authentication");
     memset(&curve, 0, sizeof curve);
+    int mport = 0;
+    tm->prom = weir__tm_prom_start(tm, cfg, &mport, errstr, errlen);
+    if (mport < 0)
+        goto fail;
+    tm->metrics_port = (uint32_t)mport;
     return tm;
 fail:
     weir_taskmanager_destroy(&tm);
@@ -1075,9 +1214,9 @@ void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
         return;
     weir_taskmanager_t *tm = *tmp;
     *tmp = NULL;
-    for (size_t i = 0; i < tm->n_tasks; i++)
-        weir_task_destroy(&tm->tasks[i].task);
-    tm->n_tasks = 0;
+    weir__tm_prom_stop(&tm->prom); /* its thread reads the tasks */
+    while (tm->n_tasks)
+        remove_task(tm, tm->n_tasks - 1);
     drain_events(tm);
     for (size_t i = 0; i < tm->n_outq; i++)
         free(tm->outq[i].data);
@@ -1111,6 +1250,11 @@ void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
         }
     }
     free(tm->workdir);
+    /* every thread that logs (tasks, uploaders, the data plane's, /metrics) was joined above */
+    if (tm->log_installed)
+        weir_log_install(NULL);
+    weir__tm_logring_destroy(&tm->logring);
+    pthread_mutex_destroy(&tm->tasksmu);
     pthread_mutex_destroy(&tm->evmu);
     weir_config_destroy(&tm->cfg);
     free(tm);

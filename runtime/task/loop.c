@@ -544,6 +544,8 @@ static void set_state(weir_task_t *t, weir_task_state_t s, const char *message) 
 void *weir__task_main(void *arg) {
     weir_task_t *t = arg;
     weir_thread_name("weir-task-%u.%u", t->vertex, t->subtask); /* vertex.subtask */
+    weir_log_set_task(t->job_id, t->attempt, t->graph->vertices[t->vertex].name, t->subtask,
+                      t->graph->vertices[t->vertex].parallelism); /* H-tm: log identity */
     weir_dataplane_sched_batch(); /* hand-offs without wake-up preemption */
 
     if (t->n_decls)

@@ -231,6 +231,9 @@ class Cluster:
             "taskmanager.working-dir": os.path.join(self.dir, f"tm-{i}"),
             "heartbeat.interval": self.conf["heartbeat.interval"],
             "heartbeat.timeout": self.conf["heartbeat.timeout"],
+            # /metrics on any free port: never the default 9249, which clusters of tests that
+            # run in parallel would share (tests/integration/34_tm_metrics.py sets ranges)
+            "metrics.reporter.prom.port": "0",
         }
         if self.curve_key_file:
             conf["security.curve.key-file"] = self.curve_key_file

@@ -5,8 +5,9 @@
  * one that ran here is rejected; a DEPLOY of a newer attempt cancels the older one's tasks; a
  * re-registration (UNKNOWN) stops and joins every task before REGISTER goes out and refuses
  * deploys until REGISTERED. A TRIGGER's checkpoint kind and target reach the task (a
- * stop-with-savepoint). Oracles: the messages the fake job manager receives, in order. Every
- * wait is bounded. */
+ * stop-with-savepoint). HEARTBEAT carries the /metrics port, RSS (checked against VmRSS) and CPU
+ * time; LOG_REQUEST is answered with the log ring's tail. Oracles: the messages the fake job
+ * manager receives, in order. Every wait is bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -230,6 +231,7 @@ static int setup(void **state) {
         {"taskmanager.numberOfTaskSlots", "2"},
         {"heartbeat.interval", "100ms"},
         {"heartbeat.timeout", "30s"},
+        {"metrics.reporter.prom.port", "0"},
     };
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (weir_config_set(cfg, kv[i][0], kv[i][1], err, sizeof err) != 0)
@@ -412,8 +414,86 @@ static void test_stop_with_savepoint_trigger(void **state) {
     }
 }
 
+/* The next HEARTBEAT (other messages fail the test). */
+static void jm_heartbeat(fx_t *f, weir_msg_t *out) {
+    int64_t deadline = weir_now_ns() + (int64_t)WAIT_MS * 1000000;
+    while (weir_now_ns() < deadline) {
+        zmq_pollitem_t it = {.socket = f->router, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        assert_true(zmq_msg_recv(&id, f->router, 0) >= 0);
+        assert_true(zmq_msg_recv(&body, f->router, 0) >= 0);
+        char err[256];
+        memset(out, 0, sizeof *out);
+        assert_int_equal(
+            weir_msg_decode(zmq_msg_data(&body), zmq_msg_size(&body), out, err, sizeof err), 0);
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+        if (out->type == WEIR_MSG_HEARTBEAT)
+            return;
+        fail_msg("expected a heartbeat, got message type %d", (int)out->type);
+    }
+    fail_msg("no heartbeat within %d ms", WAIT_MS);
+}
+
+/* VmRSS of /proc/self/status, in bytes (an oracle beside the task manager's statm reading). */
+static uint64_t vmrss(void) {
+    FILE *st = fopen("/proc/self/status", "r");
+    assert_non_null(st);
+    char line[256];
+    uint64_t kb = 0;
+    while (fgets(line, sizeof line, st))
+        if (!strncmp(line, "VmRSS:", 6))
+            kb = strtoull(line + 6, NULL, 10);
+    fclose(st);
+    return kb * 1024;
+}
+
+/* HEARTBEAT carries the /metrics port, RSS and CPU time; LOG_REQUEST is answered with LOG: the
+ * tail of the log ring, at most max_bytes, from a line start, with the task manager's id on
+ * every line. */
+static void test_log_request_and_heartbeat_figures(void **state) {
+    fx_t *f = *state;
+    weir_msg_t hb;
+    jm_heartbeat(f, &hb);
+    assert_string_equal(hb.tm_id, "tm-t");
+    assert_true(hb.metrics_port > 0); /* metrics.reporter.prom.port 0: a free port */
+    uint64_t rss = vmrss();
+    assert_true(hb.rss_bytes > rss / 2 && hb.rss_bytes < rss * 2);
+    assert_true(hb.cpu_ns > 0);
+    weir_msg_clear(&hb);
+
+    const uint32_t maxes[] = {65536, 50};
+    for (size_t i = 0; i < 2; i++) {
+        weir_msg_t rq = {.type = WEIR_MSG_LOG_REQUEST, .request_id = 42 + i, .max_bytes = maxes[i]};
+        jm_send(f, &rq);
+        weir_msg_t m;
+        jm_expect(f, WEIR_MSG_LOG, &m);
+        assert_int_equal(m.request_id, 42 + i);
+        assert_string_equal(m.tm_id, "tm-t");
+        assert_true(m.log_tail_len <= maxes[i]);
+        if (i == 0) {
+            assert_true(m.log_tail_len > 0);
+            char *tail = calloc(1, m.log_tail_len + 1);
+            memcpy(tail, m.log_tail, m.log_tail_len);
+            assert_int_equal(tail[m.log_tail_len - 1], '\n');
+            assert_true(!strncmp(tail, "INFO ", 5) || !strncmp(tail, "WARN ", 5) ||
+                        !strncmp(tail, "DEBUG ", 6) || !strncmp(tail, "ERROR ", 6));
+            assert_non_null(strstr(tail, "Z tm-t taskmanager: registered at "));
+            for (char *l = tail; *l; l = strchr(l, '\n') + 1)
+                assert_non_null(strstr(l, "Z tm-t ")); /* every line names the task manager */
+            free(tail);
+        }
+        weir_msg_clear(&m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_log_request_and_heartbeat_figures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_attempts_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_stops_tasks_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_savepoint_trigger, setup, teardown),

@@ -1,0 +1,598 @@
+/* Owns the task manager's Prometheus endpoint: GET /metrics on metrics.reporter.prom.host
+ * (default taskmanager.bind-host) and the first free port of metrics.reporter.prom.port (a port,
+ * a range "A-B" tried in turn as Flink does, or 0 for any free port), served by libmicrohttpd's
+ * internal thread; the text exposition format 0.0.4 of every live subtask's counters (labels
+ * tm_id, job_id, job_name, vertex, vertex_id, subtask, as the job manager's /metrics), the
+ * chained operators' records in/out, the memory budget report (taskmanager/memory.h) and the
+ * process figures (CPU, RSS, threads, open fds, uptime).
+ *
+ * Invariants: with rest.auth.token (or -file) configured, no answer but 401 without
+ * "Authorization: Bearer <token>" (digests compared in constant time); beyond loopback a token
+ * is required (weir_config_check_binds refuses to start otherwise). A bind failure on every port
+ * of the range is a warning, not fatal (as Flink's reporter): the heartbeat then says port 0.
+ *
+ * Threading: the handler runs on libmicrohttpd's thread and reads the tasks only through
+ * weir__tm_collect (a copy under the task list's mutex); the memory report is any-thread. The
+ * server is stopped (thread joined) before the task manager frees its tasks. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "taskmanager/memory.h"
+#include "taskmanager/tm_int.h"
+
+#define COMP "taskmanager"
+
+/* MERGE13 (lead): set to 1 once H-mem's taskmanager/memory.c (weir__tm_memory_report) is merged:
+ * /metrics then exposes the memory budget and RocksDB figures. */
+#ifndef WEIR_TM_HAVE_MEMORY_REPORT
+#define WEIR_TM_HAVE_MEMORY_REPORT 0
+#endif
+/* MERGE13 (lead): set to 1 once H-metrics' weir_task_operator_count /
+ * weir_task_get_operator_metrics (runtime/task/task.h) are merged: /metrics then exposes
+ * weir_operator_records_{in,out}_total. TODO(lead): the switch below is the only reader. */
+#ifndef WEIR_TM_HAVE_OPERATOR_METRICS
+#define WEIR_TM_HAVE_OPERATOR_METRICS 0
+#endif
+
+struct weir_tm_prom {
+    weir_taskmanager_t *tm;
+    struct MHD_Daemon *d;
+    bool auth;
+    char token_sha256[65];
+    int64_t started_ns;  /* weir_now_ns() at start: uptime */
+    double start_wall_s; /* wall clock at start: process_start_time_seconds */
+};
+
+/* ---- the two readers of other helpers' interfaces (switched on at merge) ------------------- */
+
+/* The memory report, or false when it is not built in. */
+static bool read_memory(weir_taskmanager_t *tm, weir_tm_memory_report_t *out) {
+    memset(out, 0, sizeof *out);
+#if WEIR_TM_HAVE_MEMORY_REPORT
+    weir__tm_memory_report(tm, out);
+    return true;
+#else
+    (void)tm;
+    return false;
+#endif
+}
+
+void weir__tm_task_ops(const weir_task_t *task, weir_tm_op_view_t **ops, size_t *n) {
+    *ops = NULL;
+    *n = 0;
+#if WEIR_TM_HAVE_OPERATOR_METRICS
+    size_t k = weir_task_operator_count(task);
+    if (!k)
+        return;
+    *ops = weir_xcalloc(k, sizeof **ops);
+    for (size_t i = 0; i < k; i++) {
+        weir_operator_metrics_t om;
+        memset(&om, 0, sizeof om);
+        weir_task_get_operator_metrics(task, i, &om);
+        weir_fmt((*ops)[i].name, sizeof(*ops)[i].name, "%s", om.name ? om.name : "");
+        weir_fmt((*ops)[i].uid, sizeof(*ops)[i].uid, "%s", om.uid ? om.uid : "");
+        (*ops)[i].records_in = om.records_in;
+        (*ops)[i].records_out = om.records_out;
+    }
+    *n = k;
+#else
+    (void)task;
+#endif
+}
+
+/* ---- process figures ----------------------------------------------------------------------- */
+
+void weir__tm_proc_read(weir_tm_proc_t *out) {
+    memset(out, 0, sizeof *out);
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        unsigned long long size = 0, resident = 0;
+        if (fscanf(f, "%llu %llu", &size, &resident) == 2 && page > 0) {
+            out->vsize_bytes = size * (uint64_t)page;
+            out->rss_bytes = resident * (uint64_t)page;
+        }
+        fclose(f);
+    }
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+        out->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "Threads:", 8))
+                out->threads = strtoull(line + 8, NULL, 10);
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.')
+                out->open_fds++;
+        closedir(d);
+        if (out->open_fds)
+            out->open_fds--; /* the directory's own descriptor */
+    }
+}
+
+/* ---- exposition ------------------------------------------------------------------------------ */
+
+/* A label value: backslash, double quote and newline escaped. */
+static void put_value(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '\\')
+            fputs("\\\\", f);
+        else if (*s == '"')
+            fputs("\\\"", f);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help) {
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{tm_id="..",job_id="..",job_name="..",vertex="..",vertex_id="..",subtask=".."} */
+static void task_series(FILE *f, const char *name, const char *tm_id,
+                        const weir_tm_task_view_t *t) {
+    fprintf(f, "%s{tm_id=\"", name);
+    put_value(f, tm_id);
+    fprintf(f, "\",job_id=\"%s\",job_name=\"", t->job_id);
+    put_value(f, t->job_name);
+    fputs("\",vertex=\"", f);
+    put_value(f, t->vertex_name);
+    fprintf(f, "\",vertex_id=\"%u\",subtask=\"%u\"} ", t->vertex, t->subtask);
+}
+
+static void tm_series(FILE *f, const char *name, const char *tm_id, const char *k, const char *v) {
+    fprintf(f, "%s{tm_id=\"", name);
+    put_value(f, tm_id);
+    if (k) {
+        fprintf(f, "\",%s=\"", k);
+        put_value(f, v);
+    }
+    fputs("\"} ", f);
+}
+
+/* One family: a sample of every task for which @p cond holds, @p expr printed with @p fmt (t is
+ * the task's view). */
+#define TASK_FAMILY(name, type, help, cond, fmt, expr)                                             \
+    do {                                                                                           \
+        family(f, name, type, help);                                                               \
+        for (size_t i = 0; i < v->n_tasks; i++) {                                                  \
+            const weir_tm_task_view_t *t = &v->tasks[i];                                           \
+            if (!(cond))                                                                           \
+                continue;                                                                          \
+            task_series(f, name, v->tm_id, t);                                                     \
+            fprintf(f, fmt "\n", expr);                                                            \
+        }                                                                                          \
+    } while (0)
+#define TASK_U64(name, type, help, expr)                                                           \
+    TASK_FAMILY(name, type, help, true, "%" PRIu64, (uint64_t)(expr))
+#define TASK_SECONDS(name, help, field)                                                            \
+    TASK_FAMILY(name, "counter", help, true, "%.9f", (double)t->m.field / 1e9)
+
+static double ratio(uint64_t a, uint64_t b) {
+    return b ? (double)a / (double)b : 0.0;
+}
+
+static bool has_watermark(int64_t wm) {
+    return wm != INT64_MIN && wm != INT64_MAX;
+}
+
+static void write_tasks(FILE *f, const weir_tm_view_t *v) {
+    TASK_U64("weir_task_records_in_total", "counter", "Records the subtask read.", t->m.records_in);
+    TASK_U64("weir_task_records_out_total", "counter", "Records the subtask emitted.",
+             t->m.records_out);
+    TASK_U64("weir_task_buffers_in_remote_total", "counter", "Buffers received over ZeroMQ.",
+             t->m.buffers_in_remote);
+    TASK_U64("weir_task_bytes_in_remote_total", "counter", "Their bytes.", t->m.bytes_in_remote);
+    TASK_U64("weir_task_buffers_in_local_total", "counter",
+             "Buffers received from a subtask of this task manager.", t->m.buffers_in_local);
+    TASK_U64("weir_task_bytes_in_local_total", "counter", "Their bytes.", t->m.bytes_in_local);
+    TASK_U64("weir_task_buffers_out_remote_total", "counter", "Buffers sent over ZeroMQ.",
+             t->m.buffers_out_remote);
+    TASK_U64("weir_task_bytes_out_remote_total", "counter", "Their bytes.", t->m.bytes_out_remote);
+    TASK_U64("weir_task_buffers_out_local_total", "counter",
+             "Buffers passed to a subtask of this task manager.", t->m.buffers_out_local);
+    TASK_U64("weir_task_bytes_out_local_total", "counter", "Their bytes.", t->m.bytes_out_local);
+    TASK_SECONDS("weir_task_busy_seconds_total", "Time processing records, timers and barriers.",
+                 busy_ns);
+    TASK_SECONDS("weir_task_idle_seconds_total", "Time waiting for input.", idle_ns);
+    TASK_SECONDS("weir_task_backpressured_seconds_total", "Time waiting for credit downstream.",
+                 backpressured_ns);
+    TASK_U64("weir_task_input_buffers_queued", "gauge", "Input buffers queued now.",
+             t->m.in_queued);
+    TASK_U64("weir_task_input_buffers_capacity", "gauge",
+             "Input buffers possible (credits of all input channels).", t->m.in_capacity);
+    TASK_U64("weir_task_output_buffers_queued", "gauge",
+             "Output buffers filled and not yet sent or consumed.", t->m.out_queued);
+    TASK_U64("weir_task_output_buffers_capacity", "gauge", "Output buffers possible.",
+             t->m.out_capacity);
+    TASK_FAMILY("weir_task_input_buffer_usage", "gauge", "Input buffers queued / capacity.", true,
+                "%.6f", ratio(t->m.in_queued, t->m.in_capacity));
+    TASK_FAMILY("weir_task_output_buffer_usage", "gauge", "Output buffers queued / capacity.", true,
+                "%.6f", ratio(t->m.out_queued, t->m.out_capacity));
+    double now_s = (double)weir_wall_ms() / 1e3;
+    TASK_FAMILY("weir_task_watermark_seconds", "gauge",
+                "Current output watermark (event time, seconds since the epoch); absent before "
+                "the first and after end of input.",
+                has_watermark(t->m.watermark), "%.3f", (double)t->m.watermark / 1e3);
+    TASK_FAMILY("weir_task_watermark_lag_seconds", "gauge",
+                "Wall clock minus the current output watermark.", has_watermark(t->m.watermark),
+                "%.3f", now_s - (double)t->m.watermark / 1e3);
+    TASK_U64("weir_task_late_records_dropped_total", "counter",
+             "Records dropped as late by windows and interval joins.", t->m.late_records_dropped);
+    TASK_U64("weir_task_state_cache_hits_total", "counter", "Write-back state cache hits.",
+             t->m.state_cache_hits);
+    TASK_U64("weir_task_state_cache_misses_total", "counter",
+             "Write-back state cache misses (read from RocksDB).", t->m.state_cache_misses);
+    TASK_FAMILY("weir_task_state_cache_hit_ratio", "gauge",
+                "Hits / (hits + misses) of the write-back state cache; absent before the first "
+                "read.",
+                t->m.state_cache_hits + t->m.state_cache_misses > 0, "%.6f",
+                ratio(t->m.state_cache_hits, t->m.state_cache_hits + t->m.state_cache_misses));
+    TASK_FAMILY("weir_task_kafka_consumer_lag_records", "gauge",
+                "Kafka source: records behind the high watermarks of its partitions.",
+                t->m.kafka_lag >= 0, "%" PRId64, t->m.kafka_lag);
+    TASK_U64("weir_task_kafka_transactions_committed_total", "counter",
+             "Kafka exactly-once sink: transactions committed.", t->m.kafka_tx_committed);
+    TASK_U64("weir_task_kafka_transactions_aborted_total", "counter",
+             "Kafka exactly-once sink: transactions aborted.", t->m.kafka_tx_aborted);
+
+    static const char *const ops_fam[2] = {"weir_operator_records_in_total",
+                                           "weir_operator_records_out_total"};
+    for (int k = 0; k < 2; k++) {
+        family(f, ops_fam[k], "counter",
+               k ? "Records a chained operator emitted." : "Records a chained operator received.");
+        for (size_t i = 0; i < v->n_tasks; i++) {
+            const weir_tm_task_view_t *t = &v->tasks[i];
+            for (size_t o = 0; o < t->n_ops; o++) {
+                char idx[16];
+                weir_fmt(idx, sizeof idx, "%zu", o);
+                fprintf(f, "%s{tm_id=\"", ops_fam[k]);
+                put_value(f, v->tm_id);
+                fprintf(f, "\",job_id=\"%s\",job_name=\"", t->job_id);
+                put_value(f, t->job_name);
+                fputs("\",vertex=\"", f);
+                put_value(f, t->vertex_name);
+                fprintf(f, "\",vertex_id=\"%u\",subtask=\"%u\",operator=\"", t->vertex, t->subtask);
+                put_value(f, t->ops[o].name);
+                fputs("\",operator_uid=\"", f);
+                put_value(f, t->ops[o].uid);
+                fprintf(f, "\",operator_index=\"%s\"} %" PRIu64 "\n", idx,
+                        k ? t->ops[o].records_out : t->ops[o].records_in);
+            }
+        }
+    }
+}
+
+static void write_tm(FILE *f, const weir_tm_prom_t *p, const weir_tm_view_t *v) {
+    weir_tm_proc_t pr;
+    weir__tm_proc_read(&pr);
+    const char *id = v->tm_id;
+#define TM_LINE(name, type, help, fmt, val)                                                        \
+    do {                                                                                           \
+        family(f, name, type, help);                                                               \
+        tm_series(f, name, id, NULL, NULL);                                                        \
+        fprintf(f, fmt "\n", val);                                                                 \
+    } while (0)
+    TM_LINE("weir_taskmanager_slots", "gauge", "Task slots of the task manager.", "%u", v->slots);
+    TM_LINE("weir_taskmanager_slots_used", "gauge", "Slots occupied by live subtasks.", "%u",
+            v->slots_used);
+    TM_LINE("weir_taskmanager_tasks", "gauge", "Live subtasks.", "%zu", v->n_tasks);
+    TM_LINE("weir_taskmanager_uptime_seconds", "gauge", "Time since the task manager started.",
+            "%.3f", (double)(weir_now_ns() - p->started_ns) / 1e9);
+    TM_LINE("weir_process_start_time_seconds", "gauge",
+            "Start time of the task manager, seconds since the epoch.", "%.3f", p->start_wall_s);
+    TM_LINE("weir_process_cpu_seconds_total", "counter", "Process CPU time, user + system.", "%.9f",
+            (double)pr.cpu_ns / 1e9);
+    TM_LINE("weir_process_resident_memory_bytes", "gauge", "Process resident set size.", "%" PRIu64,
+            pr.rss_bytes);
+    TM_LINE("weir_process_virtual_memory_bytes", "gauge", "Process virtual memory size.",
+            "%" PRIu64, pr.vsize_bytes);
+    TM_LINE("weir_process_threads", "gauge", "Threads of the process.", "%" PRIu64, pr.threads);
+    TM_LINE("weir_process_open_fds", "gauge", "Open file descriptors of the process.", "%" PRIu64,
+            pr.open_fds);
+    weir_tm_memory_report_t mr;
+    if (read_memory(p->tm, &mr)) {
+        family(f, "weir_taskmanager_memory_budget_bytes", "gauge",
+               "taskmanager.memory.process.size and the budgets of its parts.");
+        const struct {
+            const char *part;
+            uint64_t total, used;
+        } parts[] = {{"process", mr.process, 0},
+                     {"network", mr.network_total, mr.network_used},
+                     {"managed", mr.managed_total, mr.managed_used},
+                     {"state_cache", mr.state_cache_total, mr.state_cache_used}};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            tm_series(f, "weir_taskmanager_memory_budget_bytes", id, "pool", parts[i].part);
+            fprintf(f, "%" PRIu64 "\n", parts[i].total);
+        }
+        family(f, "weir_taskmanager_memory_used_bytes", "gauge",
+               "What each part of the memory budget holds now.");
+        for (size_t i = 1; i < sizeof parts / sizeof parts[0]; i++) {
+            tm_series(f, "weir_taskmanager_memory_used_bytes", id, "pool", parts[i].part);
+            fprintf(f, "%" PRIu64 "\n", parts[i].used);
+        }
+        TM_LINE("weir_rocksdb_block_cache_usage_bytes", "gauge",
+                "Entries of the task manager's shared RocksDB block cache.", "%" PRIu64,
+                mr.block_cache_usage);
+        TM_LINE("weir_rocksdb_block_cache_pinned_usage_bytes", "gauge",
+                "Pinned entries of the shared RocksDB block cache.", "%" PRIu64,
+                mr.block_cache_pinned);
+        TM_LINE("weir_rocksdb_memtable_bytes", "gauge",
+                "Memtables of every RocksDB instance of the task manager.", "%" PRIu64,
+                mr.memtables);
+        TM_LINE("weir_rocksdb_table_readers_bytes", "gauge",
+                "Index and filter blocks held outside the block cache.", "%" PRIu64,
+                mr.table_readers);
+    }
+#undef TM_LINE
+}
+
+/* The whole exposition, malloc'd. */
+static char *exposition(weir_tm_prom_t *p, size_t *len) {
+    weir_tm_view_t v;
+    weir__tm_collect(p->tm, &v);
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (!f)
+        abort();
+    write_tm(f, p, &v);
+    write_tasks(f, &v);
+    fclose(f);
+    weir__tm_view_free(&v);
+    return buf;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------------ */
+
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const char *ctype,
+                              char *body, size_t len, const char *hname, const char *hval) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (hname)
+        MHD_add_response_header(r, hname, hval);
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result text(struct MHD_Connection *c, unsigned status, const char *msg,
+                            const char *hname, const char *hval) {
+    char *b = weir_xstrdup(msg);
+    return answer(c, status, "text/plain; charset=utf-8", b, strlen(b), hname, hval);
+}
+
+/* "Authorization: Bearer <token>" with the configured token (digests compared in constant
+ * time, so the time taken does not depend on how much of it matched). */
+static bool authorized(const weir_tm_prom_t *p, struct MHD_Connection *c) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+        return false;
+    h += 7;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    size_t n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    char sha[65];
+    weir_sha256_hex(h, n, sha);
+    unsigned diff = 0;
+    for (size_t i = 0; i < 64; i++)
+        diff |= (unsigned)(sha[i] ^ p->token_sha256[i]);
+    return diff == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    (void)version;
+    (void)upload;
+    weir_tm_prom_t *p = cls;
+    if (!*con_cls) { /* headers only: wait for the (dropped) body */
+        *con_cls = p;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (p->auth && !authorized(p, c))
+        return text(c, MHD_HTTP_UNAUTHORIZED,
+                    "authentication required: send Authorization: Bearer <token> with the task "
+                    "manager's rest.auth.token\n",
+                    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"weir\"");
+    if (strcmp(url, "/metrics") != 0)
+        return text(c, MHD_HTTP_NOT_FOUND, "not found: the task manager serves GET /metrics\n",
+                    NULL, NULL);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET /metrics\n",
+                    MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    size_t len = 0;
+    char *body = exposition(p, &len);
+    return answer(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL,
+                  NULL);
+}
+
+/* ---- start / stop ---------------------------------------------------------------------------- */
+
+int weir__tm_prom_ports(const weir_config_t *cfg, int *lo, int *hi, char *errstr, size_t errlen) {
+    const char *s = weir_config_get_str(cfg, "metrics.reporter.prom.port");
+    int64_t a = -1, b = -1;
+    const char *dash = s ? strchr(s, '-') : NULL;
+    bool ok;
+    if (!s || !*s) {
+        ok = false;
+    } else if (dash) {
+        char first[16];
+        size_t n = (size_t)(dash - s);
+        ok = n > 0 && n < sizeof first;
+        if (ok) {
+            memcpy(first, s, n);
+            first[n] = '\0';
+            ok = weir_parse_int(first, 1, 65535, &a) == 0 &&
+                 weir_parse_int(dash + 1, 1, 65535, &b) == 0 && a <= b;
+        }
+    } else {
+        ok = weir_parse_int(s, 0, 65535, &a) == 0;
+        b = a;
+    }
+    if (!ok)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "bad value '%s' for metrics.reporter.prom.port: expected a port, a range "
+                         "like 9250-9260, or 0 for any free port",
+                         s ? s : "");
+    *lo = (int)a;
+    *hi = (int)b;
+    return 0;
+}
+
+/* A listening TCP socket on @p host and the first free port of [lo, hi]; -1 with errno. */
+static int listen_on(const char *host, int lo, int hi, int *bound) {
+    int last_errno = EADDRINUSE;
+    for (int port = lo; port <= hi; port++) {
+        char ps[16];
+        weir_fmt(ps, sizeof ps, "%d", port);
+        struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                                 .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(host, ps, &hints, &res);
+        if (gai != 0) {
+            errno = EADDRNOTAVAIL;
+            return -1;
+        }
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+            if (fd < 0) {
+                last_errno = errno;
+                continue;
+            }
+            int one = 1;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) {
+                struct sockaddr_storage ss;
+                socklen_t sl = sizeof ss;
+                getsockname(fd, (struct sockaddr *)&ss, &sl);
+                *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                        : ((struct sockaddr_in *)&ss)->sin_port);
+                freeaddrinfo(res);
+                return fd;
+            }
+            last_errno = errno;
+            close(fd);
+        }
+        freeaddrinfo(res);
+    }
+    errno = last_errno;
+    return -1;
+}
+
+weir_tm_prom_t *weir__tm_prom_start(weir_taskmanager_t *tm, const weir_config_t *cfg, int *port,
+                                    char *errstr, size_t errlen) {
+    *port = 0;
+    if (!weir_config_get_bool(cfg, "metrics.reporter.prom.enabled"))
+        return NULL;
+    int lo, hi;
+    if (weir__tm_prom_ports(cfg, &lo, &hi, errstr, errlen) != 0) {
+        *port = -1;
+        return NULL;
+    }
+    char *token = NULL;
+    if (weir_config_rest_token(cfg, &token, errstr, errlen) != 0) {
+        *port = -1;
+        return NULL;
+    }
+    weir_tm_prom_t *p = weir_xcalloc(1, sizeof *p);
+    p->tm = tm;
+    p->started_ns = weir_now_ns();
+    p->start_wall_s = (double)weir_wall_ms() / 1e3;
+    if (token) {
+        p->auth = true;
+        weir_sha256_hex(token, strlen(token), p->token_sha256);
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    const char *host = weir_config_get_str(cfg, "metrics.reporter.prom.host");
+    if (!host || !*host) {
+        host = weir_config_get_str(cfg, "taskmanager.bind-host");
+        /* inherited beyond loopback without a token: off (an explicit host is refused at start
+         * by weir_config_check_binds; security.insecure serves it with a warning) */
+        if (!p->auth && !weir_config_host_is_loopback(host) &&
+            !weir_config_get_bool(cfg, "security.insecure")) {
+            WEIR_WARN(COMP,
+                      "metrics: /metrics is off: taskmanager.bind-host %s is beyond loopback and "
+                      "no rest.auth.token is set (set rest.auth.token or rest.auth.token-file, or "
+                      "metrics.reporter.prom.host: 127.0.0.1)",
+                      host ? host : "(unset)");
+            free(p);
+            return NULL;
+        }
+        if (!p->auth && !weir_config_host_is_loopback(host))
+            WEIR_WARN(COMP,
+                      "security.insecure: /metrics at taskmanager.bind-host %s has no "
+                      "rest.auth.token: anyone who can reach it can read its metrics",
+                      host);
+    }
+    host = weir_config_bind_address(host);
+    const char *ports = weir_config_get_str(cfg, "metrics.reporter.prom.port");
+    int bound = 0;
+    int fd = listen_on(host, lo, hi, &bound);
+    if (fd < 0) {
+        WEIR_WARN(COMP,
+                  "metrics: cannot listen on %s port %s (metrics.reporter.prom.port): %s; "
+                  "/metrics is off (set a free port, a range like 9250-9260, or 0)",
+                  host, ports, strerror(errno));
+        free(p);
+        return NULL;
+    }
+    p->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, p,
+                            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    if (!p->d) {
+        close(fd);
+        WEIR_WARN(COMP, "metrics: cannot start the HTTP server on %s port %d; /metrics is off",
+                  host, bound);
+        free(p);
+        return NULL;
+    }
+    *port = bound;
+    WEIR_INFO(COMP, "metrics: Prometheus endpoint at http://%s:%d/metrics (%s)", host, bound,
+              p->auth ? "bearer token required" : "no authentication");
+    return p;
+}
+
+void weir__tm_prom_stop(weir_tm_prom_t **pp) {
+    if (!pp || !*pp)
+        return;
+    weir_tm_prom_t *p = *pp;
+    *pp = NULL;
+    if (p->d)
+        MHD_stop_daemon(p->d);
+    free(p);
+}
