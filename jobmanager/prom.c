@@ -114,8 +114,8 @@ static const struct {
 } COMPUTED[C_COUNT] = {
     {"weir_task_input_buffer_usage", "gauge", "Input buffers queued / possible (0..1)."},
     {"weir_task_output_buffer_usage", "gauge", "Output buffers queued / possible (0..1)."},
-    {"weir_task_watermark_milliseconds", "gauge",
-     "Current output watermark (event time, ms since the epoch)."},
+    {"weir_task_watermark_seconds", "gauge",
+     "Current output watermark (event time, seconds since the epoch)."},
     {"weir_task_watermark_lag_seconds", "gauge", "Wall clock minus the current output watermark."},
     {"weir_task_kafka_consumer_lag_records", "gauge",
      "Kafka source: records behind the high watermark, summed over its partitions."},
@@ -353,8 +353,8 @@ static void tm_families(FILE *f, weir_jobmanager_t *jm) {
     }
     family(f, "weir_jobmanager_taskmanagers", "gauge", "Registered task managers.");
     fprintf(f, "weir_jobmanager_taskmanagers %zu\n", jm->n_tms);
-    family(f, "weir_jobmanager_slots_total", "gauge", "Task slots of all task managers.");
-    fprintf(f, "weir_jobmanager_slots_total %" PRIu64 "\n", slots);
+    family(f, "weir_jobmanager_slots", "gauge", "Task slots of all task managers.");
+    fprintf(f, "weir_jobmanager_slots %" PRIu64 "\n", slots);
     family(f, "weir_jobmanager_slots_available", "gauge", "Free task slots of all task managers.");
     fprintf(f, "weir_jobmanager_slots_available %" PRIu64 "\n", free_slots);
     uint64_t by[WEIR_JOB_RESTARTING + 1] = {0};

@@ -24,6 +24,7 @@ PKGS=(
   maven               # resolves the broker's jars on first use (deploy/local/kafka/pom.xml)
   kcat                # produces the Kafka tests' input (tests/lib/kafkatest.py)
   python3-venv        # the venv of scripts/python-deps.sh (kafka-python, the tests' Kafka consumer)
+  prometheus          # promtool: `promtool check metrics` on /metrics (tests/integration/33_rest_flink.py)
 )
 missing=()
 for p in "${PKGS[@]}"; do

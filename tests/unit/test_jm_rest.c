@@ -1705,10 +1705,10 @@ static void test_flink_views(void **state) {
                                    "123456789\n"));
     assert_non_null(strstr(answer, "\nweir_taskmanager_memory_budget_bytes{tm_id=\"tm-a\","
                                    "pool=\"process\"} 1073741824\n"));
-    assert_non_null(strstr(answer, "\nweir_jobmanager_slots_total 2\n"));
+    assert_non_null(strstr(answer, "\nweir_jobmanager_slots 2\n"));
     /* no watermark yet (INT64_MIN), not a Kafka source (-1): no such series for (0,0) */
     snprintf(line, sizeof line,
-             "weir_task_watermark_milliseconds{job_id=\"%s\",job_name=\"testjob\","
+             "weir_task_watermark_seconds{job_id=\"%s\",job_name=\"testjob\","
              "vertex=\"src -> m\",vertex_id=\"0\",subtask=\"0\"",
              id);
     assert_null(strstr(answer, line));
