@@ -229,6 +229,7 @@ typedef struct weir_jobmanager {
     /* GET /taskmanagers/{id}/log requests waiting for a LOG answer (rest_log.c) */
     weir_jm_logreq_t *logreqs;
     uint64_t next_log_request;
+    bool log_closing; /* the REST server stops: no new log request */
 } weir_jobmanager_t;
 
 /** Creates the job manager from @p cfg: opens the blob store, recovers the jobs of the HA store,

@@ -249,19 +249,22 @@ typedef enum weir_jm_log_status {
     WEIR_JM_LOG_GONE, /* the task manager left the table, or the job manager stops */
 } weir_jm_log_status_t;
 
-/** Sends LOG_REQUEST (@p max_bytes) to task manager @p tm_id for the suspended REST connection
- * @p conn (a struct MHD_Connection *). Call with the connection already suspended. @returns the
- * request (owned by jm->logreqs until weir__jm_log_finish), or NULL when the task manager is not
- * registered (or out of memory: *oom). Takes jm->mu. */
+/** Sends LOG_REQUEST (@p max_bytes) to task manager @p tm_id for the REST connection @p conn (a
+ * struct MHD_Connection *), which the caller then suspends and reports with
+ * weir__jm_log_suspended. @returns the request (owned by jm->logreqs until weir__jm_log_finish),
+ * or NULL when the task manager is not registered (or out of memory: *oom). Takes jm->mu. */
 weir_jm_logreq_t *weir__jm_log_begin(weir_jobmanager_t *jm, const char *tm_id, uint32_t max_bytes,
                                      void *conn, bool *oom);
+/** The connection of @p r is suspended: weir__jm_log_resume may resume it. Takes jm->mu. */
+void weir__jm_log_suspended(weir_jobmanager_t *jm, weir_jm_logreq_t *r);
 /** A LOG from @p tm (main thread): completes the request it answers. */
 void weir__jm_log_on_answer_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, weir_msg_t *m);
 /** Times out requests waiting longer than WEIR_JM_LOG_TIMEOUT_MS (main thread). */
 void weir__jm_log_tick_locked(weir_jobmanager_t *jm, int64_t now_ns);
 /** Resumes the connections of requests that are no longer waiting. Call WITHOUT jm->mu (it takes
- * it, and calls libmicrohttpd after releasing it). With @p all (shutdown) every waiting request
- * is ended first. */
+ * it, and calls libmicrohttpd after releasing it). With @p all (the REST server stops) new
+ * requests are refused (404), every waiting one ends (GONE) and is resumed, waiting up to 1 s for
+ * a handler to mark its connection suspended: libmicrohttpd must not stop with one suspended. */
 void weir__jm_log_resume(weir_jobmanager_t *jm, bool all);
 /** The outcome of a resumed request: status, and for ANSWERED the tail (owned by the request).
  * Takes jm->mu. */

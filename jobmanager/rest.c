@@ -530,25 +530,17 @@ static enum MHD_Result get_tm_log(weir_jobmanager_t *jm, struct MHD_Connection *
                  WEIR_JM_LOG_MAX_BYTES);
         return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
-    pthread_mutex_lock(&jm->mu);
-    bool known = weir__jm_find_tm_id_locked(jm, tm_id) != NULL;
-    pthread_mutex_unlock(&jm->mu);
-    if (!known) {
-        weir_fmt(msg, sizeof msg, "no such task manager: %.200s", tm_id);
-        return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
-    }
-    /* Suspended before the request exists, so the main thread never resumes a connection that
-     * is not suspended yet. */
-    MHD_suspend_connection(c);
     bool oom = false;
     r->log = weir__jm_log_begin(jm, tm_id, (uint32_t)max_bytes, c, &oom);
     if (!r->log) {
-        MHD_resume_connection(c);
         if (oom)
             return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "job manager out of memory");
         weir_fmt(msg, sizeof msg, "no such task manager: %.200s", tm_id);
         return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
     }
+    /* The main thread resumes the connection only once it is marked suspended here. */
+    MHD_suspend_connection(c);
+    weir__jm_log_suspended(jm, r->log);
     return MHD_YES;
 }
 

@@ -6,11 +6,11 @@
  * resumes the connection; the handler then answers 200 (text/plain, the tail) or 504.
  *
  * Invariants: a request is in jm->logreqs from weir__jm_log_begin until weir__jm_log_finish; its
- * connection is resumed exactly once (by whoever moves it out of WAITING and then resumes it with
- * `resumed` set under jm->mu), and only after it was suspended (the handler suspends before it
- * registers the request). A LOG is accepted only from the task manager the request went to (same
- * id, same registration) and only while the request waits; its tail is cut to max_bytes, from a
- * line start. Request ids are never reused (a counter from 1).
+ * connection is resumed exactly once (weir__jm_log_resume sets `resumed` under jm->mu), only
+ * after the handler suspended it and said so (`suspended`), and only once the request is no longer
+ * waiting (answered, timed out, gone). A LOG is accepted only from the task manager the request
+ * went to (same id, same registration) and only while the request waits; its tail is cut to
+ * max_bytes, from a line start. Request ids are never reused (a counter from 1).
  *
  * Threading: begin, result and finish run on the REST thread and take jm->mu; answers and
  * timeouts run on the main thread with jm->mu held; weir__jm_log_resume runs without jm->mu and
@@ -33,7 +33,8 @@ struct weir_jm_logreq {
     int64_t deadline_ns;
     struct MHD_Connection *conn;
     weir_jm_log_status_t status;
-    bool resumed; /* its connection was (or is being) resumed */
+    bool suspended; /* the REST handler suspended its connection */
+    bool resumed;   /* its connection was (or is being) resumed */
     uint8_t *data;
     size_t len;
     weir_jm_logreq_t *next;
@@ -43,7 +44,8 @@ weir_jm_logreq_t *weir__jm_log_begin(weir_jobmanager_t *jm, const char *tm_id, u
                                      void *conn, bool *oom) {
     *oom = false;
     pthread_mutex_lock(&jm->mu);
-    weir_jm_tm_t *tm = weir__jm_find_tm_id_locked(jm, tm_id);
+    /* none once the REST server stops: libmicrohttpd must not stop with a suspended connection */
+    weir_jm_tm_t *tm = jm->log_closing ? NULL : weir__jm_find_tm_id_locked(jm, tm_id);
     weir_jm_logreq_t *r = tm ? calloc(1, sizeof *r) : NULL;
     if (tm && !r)
         *oom = true;
@@ -103,22 +105,37 @@ void weir__jm_log_tick_locked(weir_jobmanager_t *jm, int64_t now_ns) {
 }
 
 void weir__jm_log_resume(weir_jobmanager_t *jm, bool all) {
+    int64_t give_up = weir_now_ns() + 1000000000; /* all: a handler between begin and suspend */
     for (;;) {
         struct MHD_Connection *conn = NULL;
+        bool unsuspended = false;
         pthread_mutex_lock(&jm->mu);
+        if (all)
+            jm->log_closing = true;
         for (weir_jm_logreq_t *r = jm->logreqs; r && !conn; r = r->next) {
             if (all && r->status == WEIR_JM_LOG_WAITING)
                 r->status = WEIR_JM_LOG_GONE;
-            if (r->status != WEIR_JM_LOG_WAITING && !r->resumed) {
+            if (r->status != WEIR_JM_LOG_WAITING && r->suspended && !r->resumed) {
                 r->resumed = true;
                 conn = r->conn;
             }
+            unsuspended |= !r->suspended;
         }
         pthread_mutex_unlock(&jm->mu);
-        if (!conn)
+        if (conn) {
+            MHD_resume_connection(conn);
+            continue;
+        }
+        if (!all || !unsuspended || weir_now_ns() > give_up)
             return;
-        MHD_resume_connection(conn);
+        weir_sleep_ns(1000000); /* the handler marks it suspended right after begin */
     }
+}
+
+void weir__jm_log_suspended(weir_jobmanager_t *jm, weir_jm_logreq_t *r) {
+    pthread_mutex_lock(&jm->mu);
+    r->suspended = true;
+    pthread_mutex_unlock(&jm->mu);
 }
 
 weir_jm_log_status_t weir__jm_log_result(weir_jobmanager_t *jm, weir_jm_logreq_t *r,
