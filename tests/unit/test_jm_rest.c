@@ -1744,6 +1744,31 @@ static void test_prom_label_escape(void **state) {
     free(buf);
 }
 
+/* The exception history keeps the newest WEIR_JM_EXCEPTION_HISTORY failures, newest first, and
+ * says it dropped older ones. */
+static void test_exception_ring(void **state) {
+    (void)state;
+    weir_jm_job_t *job = calloc(1, sizeof *job);
+    char line[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(line, sizeof line, "failure %d", i);
+        weir_jm_cause_t cause = {.task = "t (1/1)", .tm_id = "tm-x"};
+        weir__jm_exception_add_locked(job, "TaskFailure", line, i % 2 ? &cause : NULL);
+    }
+    json_t *j = weir__jm_exceptions_json_locked(job);
+    json_t *entries = json_object_get(json_object_get(j, "exceptionHistory"), "entries");
+    assert_int_equal(json_array_size(entries), WEIR_JM_EXCEPTION_HISTORY);
+    assert_string_equal(jstr(json_array_get(entries, 0), "stacktrace"), "failure 19");
+    assert_string_equal(jstr(json_array_get(entries, 0), "taskManagerId"), "tm-x");
+    assert_true(json_is_null(json_object_get(json_array_get(entries, 1), "taskManagerId")));
+    assert_string_equal(jstr(json_array_get(entries, 15), "stacktrace"), "failure 4");
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    assert_string_equal(jstr(j, "root-exception"), "failure 19");
+    json_decref(j);
+    weir__jm_exceptions_free(job);
+    free(job);
+}
+
 typedef struct log_client {
     fx_t *f;
     const char *path;
@@ -1845,6 +1870,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lost_tm_returns, setup_ckpt, teardown),
         cmocka_unit_test_setup_teardown(test_flink_views, setup, teardown),
         cmocka_unit_test(test_prom_label_escape),
+        cmocka_unit_test(test_exception_ring),
         cmocka_unit_test_setup_teardown(test_log_proxy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
