@@ -6,7 +6,9 @@
  * token, body limits and the checks of its settings (weir_rest_config_load); and attempt fencing
  * of slots: a subtask a live task manager did not confirm stopped keeps its slot taken there, a
  * lost task manager that comes back does not disturb the running attempt, and a task manager
- * running a task the job manager did not deploy on it is told to cancel it. */
+ * running a task the job manager did not deploy on it is told to cancel it; the Flink-shaped views
+ * (docs/rest.md), GET /metrics, the exception history and the log proxy (LOG_REQUEST/LOG, 404,
+ * 400, 504). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
