@@ -205,7 +205,7 @@ static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, 
                  "checkpoint %" PRIu64 " %s (%u consecutive failed checkpoints, "
                  "execution.checkpointing.tolerable-failed-checkpoints = %" PRId64 ")",
                  id, why, job->ckpt.consecutive_failures, jm->ckcfg.tolerable);
-        weir__jm_failover_locked(jm, job, msg);
+        weir__jm_failover_cause_locked(jm, job, "CheckpointFailure", msg, NULL);
     }
 }
 
@@ -253,7 +253,8 @@ static void progress_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
     if (job->state == WEIR_JOB_RUNNING && weir_ckpt_coord_final_ready(&job->ckpt)) {
         if (complete_locked(jm, job, true, why, sizeof why) != FAIL_NONE) {
             job->ckpt.final_done = false;
-            weir__jm_failover_locked(jm, job, "the final checkpoint could not be written");
+            weir__jm_failover_cause_locked(jm, job, "CheckpointFailure",
+                                           "the final checkpoint could not be written", NULL);
         }
     }
 }

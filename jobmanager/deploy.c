@@ -63,6 +63,9 @@ static void deploy_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const uint3
             weir__jm_set_str(&st->tm_id, slot_tm[s]->id);
             weir__jm_set_str(&st->address, slot_tm[s]->data_address);
             st->state = WEIR_TASK_DEPLOYING;
+            st->start_ms = weir_wall_ms();
+            st->end_ms = 0;
+            st->metrics_ns = st->prev_metrics_ns = 0;
             n_subtasks++;
         }
     job->state = WEIR_JOB_RUNNING;
@@ -178,6 +181,7 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
             }
             if (rrc != 0) {
                 job->state = WEIR_JOB_FAILED;
+                weir__jm_exception_add_locked(job, "RestoreFailure", err, NULL);
                 weir__jm_set_str(&job->message, err);
                 job->end_ms = weir_wall_ms();
                 WEIR_WARN(COMP, "job %s (%s) FAILED: %s", job->id, job->name, err);
@@ -225,6 +229,7 @@ void weir__jm_schedule_locked(weir_jobmanager_t *jm, int64_t now) {
                      "-p)",
                      job->slots_needed, free_slots, jm->slot_timeout_ms);
             job->state = WEIR_JOB_FAILED;
+            weir__jm_exception_add_locked(job, "NoResourceAvailable", msg, NULL);
             weir__jm_set_str(&job->message, msg);
             job->end_ms = weir_wall_ms();
             WEIR_WARN(COMP, "job %s (%s) FAILED: %s", job->id, job->name, msg);

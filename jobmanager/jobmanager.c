@@ -169,6 +169,16 @@ static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, s
         for (uint32_t i = 0; i < m.n_tasks; i++)
             weir__jm_apply_task_state_locked(jm, tm, &m.tasks[i], m.type == WEIR_MSG_HEARTBEAT);
         if (m.type == WEIR_MSG_HEARTBEAT) {
+            tm->metrics_port = m.metrics_port;
+            tm->rss_bytes = m.rss_bytes;
+            tm->cpu_ns = m.cpu_ns;
+            tm->mem_process = m.mem_process;
+            tm->mem_network_total = m.mem_network_total;
+            tm->mem_network_used = m.mem_network_used;
+            tm->mem_managed_total = m.mem_managed_total;
+            tm->mem_managed_used = m.mem_managed_used;
+            tm->mem_state_cache_total = m.mem_state_cache_total;
+            tm->mem_state_cache_used = m.mem_state_cache_used;
             weir_msg_t r = {.type = WEIR_MSG_HEARTBEAT_ACK};
             weir__jm_send_locked(jm, tm, &r);
         }
@@ -183,6 +193,13 @@ static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, s
             weir__jm_ckpt_on_ack_locked(jm, tm, &m);
         else
             weir__jm_ckpt_on_decline_locked(jm, tm, &m);
+        break;
+    case WEIR_MSG_LOG:
+        tm = weir__jm_find_tm_id_locked(jm, id);
+        if (!tm)
+            break; /* its request was answered GONE or timed out */
+        tm->last_seen_ns = weir_now_ns();
+        weir__jm_log_on_answer_locked(jm, tm, &m);
         break;
     case WEIR_MSG_BLOB_REQUEST: {
         tm = weir__jm_find_tm_id_locked(jm, id);
@@ -221,6 +238,7 @@ static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, s
 static void periodic_locked(weir_jobmanager_t *jm) {
     int64_t now = weir_now_ns();
     weir__jm_tm_check_heartbeats_locked(jm, now);
+    weir__jm_log_tick_locked(jm, now);
     for (size_t j = 0; j < jm->n_jobs; j++) {
         weir_jm_job_t *job = jm->jobs[j];
         weir__jm_check_stopped_locked(jm, job, now);
@@ -360,6 +378,8 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
     }
     pthread_mutex_init(&jm->mu, NULL);
     jm->wake_fd = -1;
+    jm->start_ms = weir_wall_ms();
+    jm->config_view = weir__jm_config_view(cfg);
     atomic_init(&jm->stop, false);
     jm->rest_bind = strdup(weir_config_get_str(cfg, "rest.bind-address"));
     jm->rpc_bind =
@@ -628,6 +648,7 @@ int weir_jobmanager_run(weir_jobmanager_t *jm, int stop_fd) {
         /* a shutdown decides alone; else the application job's end ends the job manager */
         int code = sd.active ? shutdown_check_locked(jm, &sd) : weir__jm_app_tick_locked(jm);
         pthread_mutex_unlock(&jm->mu);
+        weir__jm_log_resume(jm, false); /* answered or timed-out log requests */
         if (code >= 0) {
             result = code;
             break;
@@ -642,6 +663,9 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
         return;
     weir_jobmanager_t *jm = *jmp;
     weir__jm_rest_stop(jm);
+    while (jm->logreqs) /* none once libmicrohttpd closed every connection; kept safe anyway */
+        weir__jm_log_finish(jm, jm->logreqs);
+    json_decref(jm->config_view);
     weir__jm_app_free(jm);
     while (jm->out_head) {
         weir_jm_out_t *o = jm->out_head;

@@ -74,9 +74,15 @@ typedef struct weir_jm_tm {
     int64_t pid;
     uint32_t slots_total;
     uint32_t slots_free;
-    uint64_t seq;         /* unique per registration (never 0) */
-    int64_t last_seen_ns; /* weir_now_ns() of the last message */
-    int fd;               /* the job manager's socket fd of its connection (-1 = unknown) */
+    uint64_t seq;          /* unique per registration (never 0) */
+    int64_t last_seen_ns;  /* weir_now_ns() of the last message */
+    int fd;                /* the job manager's socket fd of its connection (-1 = unknown) */
+    int64_t registered_ms; /* wall clock of its REGISTER */
+    /* its own figures from the last HEARTBEAT (common/proto.h; zeros until one carries them) */
+    uint32_t metrics_port;
+    uint64_t rss_bytes, cpu_ns;
+    uint64_t mem_process, mem_network_total, mem_network_used, mem_managed_total, mem_managed_used,
+        mem_state_cache_total, mem_state_cache_used;
     weir_jm_unconfirmed_t *unconfirmed; /* their slots are not free (deploy.c counts them) */
     size_t n_unconfirmed, cap_unconfirmed;
 } weir_jm_tm_t;
@@ -89,7 +95,25 @@ typedef struct weir_jm_subtask {
     char *address;
     char *message;
     weir_task_metrics_t metrics;
+    int64_t start_ms, end_ms; /* wall clock: deployed, reached a final state (0 = not yet) */
+    /* the two latest metric reports (weir_now_ns() of each; 0 = none): the backpressure, busy
+     * and idle ratios of GET .../backpressure are their deltas over the wall time between */
+    int64_t metrics_ns, prev_metrics_ns;
+    weir_task_metrics_t prev_metrics;
 } weir_jm_subtask_t;
+
+/** One failure of a job (GET /jobs/{id}/exceptions, Flink's exceptionHistory entry). */
+typedef struct weir_jm_exception {
+    char *name;      /* exceptionName: what failed, e.g. "TaskFailure", "TaskManagerLost" */
+    char *message;   /* stacktrace: our one line */
+    int64_t time_ms; /* wall clock */
+    char *task;      /* taskName "<vertex> (s/p)", NULL when no task is named */
+    char *location;  /* the task manager's data address, NULL when none */
+    char *tm_id;     /* taskManagerId, NULL when none */
+} weir_jm_exception_t;
+
+/** Exceptions kept per job (newest first in REST; the oldest are dropped). */
+#define WEIR_JM_EXCEPTION_HISTORY 16
 
 /** A savepoint request (POST /jobs/{id}/savepoints or /stop), jobmanager/savepoints.c. */
 typedef enum weir_jm_sp_status {
@@ -149,10 +173,15 @@ typedef struct weir_jm_job {
     char *restore_path; /* `run -s`: the directory holding its _metadata; NULL = none */
     bool allow_non_restored;
     bool ck_released; /* the end-of-job retention rule ran */
+    /* failure history (exceptions.c): a ring of WEIR_JM_EXCEPTION_HISTORY, exc_len used */
+    weir_jm_exception_t exc[WEIR_JM_EXCEPTION_HISTORY];
+    uint32_t exc_start, exc_len;
+    uint64_t exc_total; /* failures recorded so far (truncated = exc_total > exc_len) */
 } weir_jm_job_t;
 
 typedef struct weir_jm_out weir_jm_out_t;
 typedef struct weir_jm_app weir_jm_app_t;
+typedef struct weir_jm_logreq weir_jm_logreq_t;
 
 typedef struct weir_jobmanager {
     pthread_mutex_t mu;
@@ -193,6 +222,14 @@ typedef struct weir_jobmanager {
     /* jobmanager.shutdown.savepoint: stop RUNNING jobs with a savepoint on SIGTERM/SIGINT */
     bool shutdown_sp;
     int64_t shutdown_timeout_ms;
+    /* GET /jobmanager/config: every key that has a value, secrets masked (written before the
+     * REST server starts, read-only afterwards) */
+    json_t *config_view;
+    int64_t start_ms; /* wall clock of weir_jobmanager_new */
+    /* GET /taskmanagers/{id}/log requests waiting for a LOG answer (rest_log.c) */
+    weir_jm_logreq_t *logreqs;
+    uint64_t next_log_request;
+    bool log_closing; /* the REST server stops: no new log request */
 } weir_jobmanager_t;
 
 /** Creates the job manager from @p cfg: opens the blob store, recovers the jobs of the HA store,

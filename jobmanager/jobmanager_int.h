@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/proto.h"
 #include "jobmanager/ckpt_store.h"
@@ -186,6 +187,91 @@ int weir__jm_app_start(weir_jobmanager_t *jm, const weir_config_t *cfg, char *co
 int weir__jm_app_tick_locked(weir_jobmanager_t *jm);
 /** Ends a child still running and frees the application state. Accepts none. */
 void weir__jm_app_free(weir_jobmanager_t *jm);
+
+/* ---- exceptions.c: each job's failure history ---------------------------------------------- */
+
+/** What a failure names besides its line (each NULL when it names none). */
+typedef struct weir_jm_cause {
+    const char *task;     /* "<vertex> (s/p)" */
+    const char *location; /* the task manager's data address */
+    const char *tm_id;
+} weir_jm_cause_t;
+
+/** Records a failure of @p job: @p name its kind ("TaskFailure", "TaskManagerLost", ...), @p
+ * message its one line, @p cause (NULL: none) the task and task manager it names. */
+void weir__jm_exception_add_locked(weir_jm_job_t *job, const char *name, const char *message,
+                                   const weir_jm_cause_t *cause);
+void weir__jm_exceptions_free(weir_jm_job_t *job);
+/** GET /jobs/{id}/exceptions: Flink's shape, exceptionHistory.entries newest first. */
+json_t *weir__jm_exceptions_json_locked(const weir_jm_job_t *job);
+/** weir__jm_failover_locked that records the failure as @p name with @p cause (NULL: none) in
+ * the job's exception history when it acts (the job was RUNNING). */
+void weir__jm_failover_cause_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *name,
+                                    const char *msg, const weir_jm_cause_t *cause);
+
+/* ---- rest_flink.c: the Flink-shaped REST views ---------------------------------------------- */
+
+/** Answers GET @p url when it is one of Flink's paths that rest_flink.c serves (/overview,
+ * /config, /jobs/overview, /jobmanager/config, /jobs/{id}/vertices/{vid}[/backpressure],
+ * /jobs/{id}/checkpoints/config, /jobs/{id}/checkpoints/details/{cid}, /jobs/{id}/exceptions,
+ * /taskmanagers/{id}): @returns the HTTP status with the body in *body ({"error"} for 4xx), or 0
+ * (nothing in *body) when @p url is none of them. Takes jm->mu. */
+unsigned weir__jm_flink_get(weir_jobmanager_t *jm, const char *url, json_t **body);
+/** The configuration as GET /jobmanager/config shows it: [{"key","value"}] of every key with a
+ * value, secrets (weir_option_is_secret: tokens, passwords, ...) as "******". */
+json_t *weir__jm_config_view(const weir_config_t *cfg);
+
+/* ---- prom.c: GET /metrics, the Prometheus text exposition of the job manager ---------------- */
+
+/** Jobs that ended longer ago than this are left out of the per-subtask series of /metrics. */
+#define WEIR_JM_PROM_ENDED_MS (5 * 60 * 1000)
+
+/** The exposition (text format 0.0.4) of every job, subtask and task manager and of the job
+ * manager process, malloc'd into *out (*len bytes, NUL-terminated). Takes jm->mu. @returns 0 or
+ * WEIR_ENOMEM. */
+int weir__jm_prom_render(weir_jobmanager_t *jm, char **out, size_t *len);
+/** Writes @p s as a Prometheus label value (backslash, double quote and newline escaped). */
+void weir__jm_prom_label(FILE *f, const char *s);
+
+/* ---- rest_log.c: GET /taskmanagers/{id}/log through LOG_REQUEST / LOG ----------------------- */
+
+/** How long a log request waits for the task manager's LOG before it answers 504. */
+#define WEIR_JM_LOG_TIMEOUT_MS 5000
+/** ?bytes=N: default and largest tail (the LOG_REQUEST bound). */
+#define WEIR_JM_LOG_DEFAULT_BYTES 65536
+#define WEIR_JM_LOG_MAX_BYTES 1048576
+
+/** Where a log request stands. */
+typedef enum weir_jm_log_status {
+    WEIR_JM_LOG_WAITING = 0,
+    WEIR_JM_LOG_ANSWERED, /* data holds the tail */
+    WEIR_JM_LOG_TIMED_OUT,
+    WEIR_JM_LOG_GONE, /* the task manager left the table, or the job manager stops */
+} weir_jm_log_status_t;
+
+/** Sends LOG_REQUEST (@p max_bytes) to task manager @p tm_id for the REST connection @p conn (a
+ * struct MHD_Connection *), which the caller then suspends and reports with
+ * weir__jm_log_suspended. @returns the request (owned by jm->logreqs until weir__jm_log_finish),
+ * or NULL when the task manager is not registered (or out of memory: *oom). Takes jm->mu. */
+weir_jm_logreq_t *weir__jm_log_begin(weir_jobmanager_t *jm, const char *tm_id, uint32_t max_bytes,
+                                     void *conn, bool *oom);
+/** The connection of @p r is suspended: weir__jm_log_resume may resume it. Takes jm->mu. */
+void weir__jm_log_suspended(weir_jobmanager_t *jm, weir_jm_logreq_t *r);
+/** A LOG from @p tm (main thread): completes the request it answers. */
+void weir__jm_log_on_answer_locked(weir_jobmanager_t *jm, const weir_jm_tm_t *tm, weir_msg_t *m);
+/** Times out requests waiting longer than WEIR_JM_LOG_TIMEOUT_MS (main thread). */
+void weir__jm_log_tick_locked(weir_jobmanager_t *jm, int64_t now_ns);
+/** Resumes the connections of requests that are no longer waiting. Call WITHOUT jm->mu (it takes
+ * it, and calls libmicrohttpd after releasing it). With @p all (the REST server stops) new
+ * requests are refused (404), every waiting one ends (GONE) and is resumed, waiting up to 1 s for
+ * a handler to mark its connection suspended: libmicrohttpd must not stop with one suspended. */
+void weir__jm_log_resume(weir_jobmanager_t *jm, bool all);
+/** The outcome of a resumed request: status, and for ANSWERED the tail (owned by the request).
+ * Takes jm->mu. */
+weir_jm_log_status_t weir__jm_log_result(weir_jobmanager_t *jm, weir_jm_logreq_t *r,
+                                         const uint8_t **data, size_t *len);
+/** Unlinks and frees a request (the REST connection ended). Takes jm->mu. Accepts NULL. */
+void weir__jm_log_finish(weir_jobmanager_t *jm, weir_jm_logreq_t *r);
 
 /* ---- rest.c: the REST API (libmicrohttpd's thread) ------------------------------------------ */
 

@@ -120,6 +120,7 @@ void weir__jm_job_free(weir_jm_job_t *job) {
     free(job->ha_pointer);
     free(job->restore_path);
     weir__jm_sp_free(job);
+    weir__jm_exceptions_free(job);
     free(job);
 }
 
@@ -298,8 +299,14 @@ static void job_fail_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const cha
 }
 
 void weir__jm_failover_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *msg) {
+    weir__jm_failover_cause_locked(jm, job, "JobFailure", msg, NULL);
+}
+
+void weir__jm_failover_cause_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *name,
+                                    const char *msg, const weir_jm_cause_t *cause) {
     if (job->state != WEIR_JOB_RUNNING)
         return;
+    weir__jm_exception_add_locked(job, name, msg, cause);
     int64_t delay_ms = 0;
     if (!weir_restart_on_failure(&jm->restart_cfg, &job->restart, weir_wall_ms(), &delay_ms)) {
         if (jm->restart_cfg.type != WEIR_RESTART_NONE)
@@ -439,10 +446,16 @@ void weir__jm_apply_task_state_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
     }
     if (task_terminal(st->state))
         return;
+    /* the two latest reports: GET .../backpressure divides their deltas by the time between */
+    st->prev_metrics = st->metrics;
+    st->prev_metrics_ns = st->metrics_ns;
     st->metrics = ts->metrics;
+    st->metrics_ns = weir_now_ns();
     if (metrics_only)
         return;
     st->state = ts->state;
+    if (task_terminal(ts->state))
+        st->end_ms = weir_wall_ms();
     if (ts->message)
         weir__jm_set_str(&st->message, ts->message);
     const char *vname = job->dag->vertices[ts->vertex].name;
@@ -450,13 +463,16 @@ void weir__jm_apply_task_state_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm,
                job->parallelism[ts->vertex], tm->id, weir_task_state_name(ts->state));
     if (job->state == WEIR_JOB_RUNNING) {
         if (ts->state == WEIR_TASK_FAILED || ts->state == WEIR_TASK_CANCELED) {
-            char msg[2048];
+            char msg[2048], task[512];
             weir_fmt(msg, sizeof msg, "%s (%u/%u) on %s: %s", vname, ts->subtask + 1,
                      job->parallelism[ts->vertex], tm->id,
                      ts->message
                          ? ts->message
                          : (ts->state == WEIR_TASK_CANCELED ? "canceled unexpectedly" : "failed"));
-            weir__jm_failover_locked(jm, job, msg);
+            weir_fmt(task, sizeof task, "%s (%u/%u)", vname, ts->subtask + 1,
+                     job->parallelism[ts->vertex]);
+            weir_jm_cause_t cause = {.task = task, .location = tm->data_address, .tm_id = tm->id};
+            weir__jm_failover_cause_locked(jm, job, "TaskFailure", msg, &cause);
         } else if (ts->state == WEIR_TASK_FINISHED) {
             bool all = true;
             for (uint32_t v = 0; v < job->n_vertices && all; v++)

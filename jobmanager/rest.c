@@ -50,11 +50,12 @@
 typedef struct rest_req {
     char *buf;
     size_t len, cap;
-    size_t limit;      /* largest body of this route */
-    bool blob;         /* POST /blobs */
-    bool too_large;    /* the body exceeds limit: dropped, the answer is 413 */
-    bool unauthorized; /* no valid token: the body is dropped, the answer is 401 */
-    bool bad_token;    /* a token was sent, and it is wrong */
+    size_t limit;          /* largest body of this route */
+    bool blob;             /* POST /blobs */
+    bool too_large;        /* the body exceeds limit: dropped, the answer is 413 */
+    bool unauthorized;     /* no valid token: the body is dropped, the answer is 401 */
+    bool bad_token;        /* a token was sent, and it is wrong */
+    weir_jm_logreq_t *log; /* GET /taskmanagers/{id}/log: waiting (suspended) or answered */
 } rest_req_t;
 
 /* Answers @p body (consumed) with @p status, and the header @p hname: @p hval when hname is set. */
@@ -73,6 +74,19 @@ static enum MHD_Result reply_hdr(struct MHD_Connection *c, unsigned status, json
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (hname)
         MHD_add_response_header(resp, hname, hval);
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Answers @p len bytes of @p text (copied) with @p status and content type @p ctype. */
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                  const void *text, size_t len) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -477,6 +491,61 @@ static enum MHD_Result list_tms(weir_jobmanager_t *jm, struct MHD_Connection *c)
     return reply(c, MHD_HTTP_OK, json_pack("{s:o}", "taskmanagers", arr));
 }
 
+/* GET /metrics: the Prometheus text exposition (prom.c). */
+static enum MHD_Result get_metrics(weir_jobmanager_t *jm, struct MHD_Connection *c) {
+    char *text = NULL;
+    size_t len = 0;
+    if (weir__jm_prom_render(jm, &text, &len) != 0)
+        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "job manager out of memory");
+    enum MHD_Result rc =
+        reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+    return rc;
+}
+
+/* GET /taskmanagers/{id}/log[?bytes=N]: the first call suspends the connection and asks the task
+ * manager (rest_log.c); the call after the resume answers the tail (200 text/plain) or 504. */
+static enum MHD_Result get_tm_log(weir_jobmanager_t *jm, struct MHD_Connection *c,
+                                  const char *tm_id, rest_req_t *r) {
+    char msg[512];
+    if (r->log) {
+        const uint8_t *data;
+        size_t len;
+        switch (weir__jm_log_result(jm, r->log, &data, &len)) {
+        case WEIR_JM_LOG_ANSWERED:
+            return reply_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", data, len);
+        case WEIR_JM_LOG_GONE:
+            weir_fmt(msg, sizeof msg, "task manager %.200s left before it sent its log", tm_id);
+            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+        default:
+            weir_fmt(msg, sizeof msg,
+                     "task manager %.200s did not send its log within %d ms (is it frozen or "
+                     "overloaded?)",
+                     tm_id, WEIR_JM_LOG_TIMEOUT_MS);
+            return reply_error(c, MHD_HTTP_GATEWAY_TIMEOUT, msg);
+        }
+    }
+    int64_t max_bytes = WEIR_JM_LOG_DEFAULT_BYTES;
+    const char *b = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "bytes");
+    if (b && weir_parse_int(b, 1, WEIR_JM_LOG_MAX_BYTES, &max_bytes) != 0) {
+        weir_fmt(msg, sizeof msg, "bad value '%.64s' for bytes: an integer from 1 to %d", b,
+                 WEIR_JM_LOG_MAX_BYTES);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    }
+    bool oom = false;
+    r->log = weir__jm_log_begin(jm, tm_id, (uint32_t)max_bytes, c, &oom);
+    if (!r->log) {
+        if (oom)
+            return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "job manager out of memory");
+        weir_fmt(msg, sizeof msg, "no such task manager: %.200s", tm_id);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+    }
+    /* The main thread resumes the connection only once it is marked suspended here. */
+    MHD_suspend_connection(c);
+    weir__jm_log_suspended(jm, r->log);
+    return MHD_YES;
+}
+
 static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, const char *url,
                              const char *method, rest_req_t *r) {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
@@ -495,6 +564,26 @@ static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, co
     }
     if (get && !strcmp(url, "/taskmanagers"))
         return list_tms(jm, c);
+    if (get && !strcmp(url, "/metrics"))
+        return get_metrics(jm, c);
+    if (get && !strncmp(url, "/taskmanagers/", 14)) {
+        const char *id = url + 14;
+        size_t n = strlen(id);
+        if (n > 4 && !strcmp(id + n - 4, "/log") && !memchr(id, '/', n - 4)) {
+            char idbuf[256];
+            if (n - 4 < sizeof idbuf) {
+                memcpy(idbuf, id, n - 4);
+                idbuf[n - 4] = 0;
+                return get_tm_log(jm, c, idbuf, r);
+            }
+        }
+    }
+    if (get) {
+        json_t *body = NULL;
+        unsigned st = weir__jm_flink_get(jm, url, &body);
+        if (st)
+            return reply(c, st, body);
+    }
     if (!strncmp(url, "/jobs/", 6)) {
         const char *id = url + 6;
         const char *slash = strchr(id, '/');
@@ -648,11 +737,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
     (void)c;
     (void)toe;
     rest_req_t *r = *con_cls;
     if (r) {
+        weir__jm_log_finish(cls, r->log);
         free(r->buf);
         free(r);
         *con_cls = NULL;
@@ -784,7 +873,8 @@ int weir__jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
                  gai_strerror(gai));
         return WEIR_ECONFIG;
     }
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* suspend/resume: a log request waits for its task manager without blocking the thread */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (res->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (rc->cert_pem)
@@ -828,6 +918,7 @@ int weir__jm_rest_start(weir_jobmanager_t *jm, char *errstr, size_t errlen) {
 
 void weir__jm_rest_stop(weir_jobmanager_t *jm) {
     if (jm->mhd) {
+        weir__jm_log_resume(jm, true); /* no connection stays suspended */
         MHD_stop_daemon(jm->mhd);
         jm->mhd = NULL;
     }

@@ -276,7 +276,7 @@ void weir__jm_sp_failed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64
         char fmsg[700];
         weir_fmt(fmsg, sizeof fmsg, "stop-with-savepoint failed (%s): its sources had stopped",
                  msg);
-        weir__jm_failover_locked(jm, job, fmsg);
+        weir__jm_failover_cause_locked(jm, job, "StopWithSavepointFailure", fmsg, NULL);
     }
 }
 

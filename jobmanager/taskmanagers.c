@@ -75,6 +75,9 @@ static void tm_lost_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const char *
     weir_fmt(msg, sizeof msg, "task manager %s (%s) lost: %s", tm->id, tm->data_address, why);
     WEIR_WARN(COMP, "%s", msg);
     uint64_t seq = tm->seq;
+    char tm_id[256], tm_addr[512]; /* the exception history names it after it is freed */
+    weir_fmt(tm_id, sizeof tm_id, "%s", tm->id);
+    weir_fmt(tm_addr, sizeof tm_addr, "%s", tm->data_address);
     tm_remove(jm, tm);
     int64_t now = weir_now_ns();
     for (size_t j = 0; j < jm->n_jobs; j++) {
@@ -85,8 +88,10 @@ static void tm_lost_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const char *
         for (uint32_t i = 0; i < job->slots_needed; i++)
             if (job->slot_tm_seq[i] == seq)
                 on_it = true;
-        if (on_it && job->state == WEIR_JOB_RUNNING)
-            weir__jm_failover_locked(jm, job, msg);
+        if (on_it && job->state == WEIR_JOB_RUNNING) {
+            weir_jm_cause_t cause = {.location = tm_addr, .tm_id = tm_id};
+            weir__jm_failover_cause_locked(jm, job, "TaskManagerLost", msg, &cause);
+        }
         weir__jm_check_stopped_locked(jm, job, now);
     }
 }
@@ -130,6 +135,7 @@ void weir__jm_tm_register_locked(weir_jobmanager_t *jm, const uint8_t *ident, si
     tm->slots_total = tm->slots_free = m->slots;
     tm->seq = ++jm->next_seq;
     tm->last_seen_ns = weir_now_ns();
+    tm->registered_ms = weir_wall_ms();
     tm->fd = fd;
     void *tms = jm->tms;
     if (weir_array_grow(&tms, &jm->cap_tms, jm->n_tms + 1, sizeof *jm->tms, 8) != 0)

@@ -26,7 +26,7 @@ PKGS=(
   python3-venv        # the venv of scripts/python-deps.sh (kafka-python, the tests' Kafka consumer)
   chromium            # headless browser of the dashboard test (tests/integration/32_dashboard.py) ...
   python3-websocket   # ... driven over the DevTools protocol (websocket-client, pure Python)
-  prometheus          # promtool check metrics: /metrics of task managers (tests/integration/34_tm_metrics.py)
+  prometheus          # promtool check metrics: /metrics of task managers (tests/integration/33_rest_flink.py, 34_tm_metrics.py)
 )
 missing=()
 for p in "${PKGS[@]}"; do

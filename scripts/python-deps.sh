@@ -7,10 +7,14 @@
 # Python).
 #   kafka-python  a Kafka client that is not librdkafka: the read_committed / read_uncommitted
 #                 consumer and the transactional producer of the Kafka tests
+#   jsonschema    a JSON Schema (Draft 2020-12) validator weir did not write, and PyYAML to read
+#   PyYAML        docs/openapi.yaml: tests/integration/33_rest_flink.py checks REST answers with them
 set -euo pipefail
 venv="${WEIR_CACHE:-$HOME/.cache/weir}/venv"
 REQS=(
   kafka-python==3.0.12
+  jsonschema==4.26.0
+  PyYAML==6.0.4
 )
 
 have_all() {

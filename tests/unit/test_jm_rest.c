@@ -6,7 +6,9 @@
  * token, body limits and the checks of its settings (weir_rest_config_load); and attempt fencing
  * of slots: a subtask a live task manager did not confirm stopped keeps its slot taken there, a
  * lost task manager that comes back does not disturb the running attempt, and a task manager
- * running a task the job manager did not deploy on it is told to cancel it. */
+ * running a task the job manager did not deploy on it is told to cancel it; the Flink-shaped views
+ * (docs/rest.md), GET /metrics, the exception history and the log proxy (LOG_REQUEST/LOG, 404,
+ * 400, 504). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +31,7 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "jobmanager/jobmanager.h"
+#include "jobmanager/jobmanager_int.h"
 #include "mock_tm.h"
 #include "testutil.h"
 
@@ -141,10 +144,9 @@ static int teardown(void **state) {
 /* ------------------------------------------------------------ raw HTTP client */
 
 /* Sends one request with the header lines @p headers (each ending in \r\n; NULL: none); returns
- * the status, (if @p body_out) the parsed JSON body and (if @p head_out) the answer's headers. */
-static int http_ex(fx_t *f, const char *method, const char *path, const char *headers,
-                   const void *body, size_t len, json_t **body_out, char *head_out,
-                   size_t head_cap) {
+ * the status and the whole answer (headers and body, malloc'd) in *answer. */
+static int http_raw(fx_t *f, const char *method, const char *path, const char *headers,
+                    const void *body, size_t len, char **answer) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->jm->rest_port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -173,6 +175,17 @@ static int http_ex(fx_t *f, const char *method, const char *path, const char *he
     close(fd);
     int status = 0;
     assert_int_equal(sscanf(buf, "HTTP/1.%*d %d", &status), 1);
+    *answer = buf;
+    return status;
+}
+
+/* http_raw for a JSON answer: (if @p body_out) the parsed JSON body and (if @p head_out) the
+ * answer's headers. */
+static int http_ex(fx_t *f, const char *method, const char *path, const char *headers,
+                   const void *body, size_t len, json_t **body_out, char *head_out,
+                   size_t head_cap) {
+    char *buf;
+    int status = http_raw(f, method, path, headers, body, len, &buf);
     assert_non_null(strstr(buf, "Content-Type: application/json"));
     char *b = strstr(buf, "\r\n\r\n");
     assert_non_null(b);
@@ -563,6 +576,17 @@ static void test_tm_lost(void **state) {
     const char *msg = jstr(j, "message");
     const char *prefix = "task manager tm-b (tcp://b:1) lost: no heartbeat for ";
     assert_true(strncmp(msg, prefix, strlen(prefix)) == 0);
+    json_decref(j);
+    /* the exception history names the lost task manager */
+    char xpath[96];
+    snprintf(xpath, sizeof xpath, "/jobs/%s/exceptions", id);
+    assert_int_equal(http(f, "GET", xpath, NULL, 0, &j), 200);
+    json_t *xe = json_object_get(json_object_get(j, "exceptionHistory"), "entries");
+    assert_int_equal(json_array_size(xe), 1);
+    assert_string_equal(jstr(json_array_get(xe, 0), "exceptionName"), "TaskManagerLost");
+    assert_string_equal(jstr(json_array_get(xe, 0), "taskManagerId"), "tm-b");
+    assert_string_equal(jstr(json_array_get(xe, 0), "location"), "tcp://b:1");
+    assert_true(strncmp(jstr(json_array_get(xe, 0), "stacktrace"), prefix, strlen(prefix)) == 0);
     json_decref(j);
     weir_msg_t m;
     assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_CANCEL, &m, 5000), 0);
@@ -1103,7 +1127,14 @@ static void test_auth(void **state) {
                                {"GET", "/taskmanagers"},
                                {"POST", "/blobs"},
                                {"GET", "/nope"},
-                               {"POST", "/healthz"}};
+                               {"POST", "/healthz"},
+                               {"GET", "/metrics"},
+                               {"GET", "/overview"},
+                               {"GET", "/jobs/overview"},
+                               {"GET", "/jobmanager/config"},
+                               {"GET", "/taskmanagers/tm-a"},
+                               {"GET", "/taskmanagers/tm-a/log"},
+                               {"GET", "/jobs/0123/exceptions"}};
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
         for (size_t r = 0; r < sizeof routes / sizeof routes[0]; r++) {
             int st = http_ex(f, routes[r][0], routes[r][1], bad[b], "{}", 2, &j, head, sizeof head);
@@ -1139,6 +1170,28 @@ static void test_auth(void **state) {
         http_ex(f, "GET", "/jobs", "authorization: bEaReR   " TOKEN "  \r\n", NULL, 0, &j, NULL, 0),
         200);
     json_decref(j);
+    /* GET /jobmanager/config never shows the token */
+    char *answer;
+    assert_int_equal(http_raw(f, "GET", "/jobmanager/config", ok, NULL, 0, &answer), 200);
+    assert_null(strstr(answer, TOKEN));
+    json_t *cfg = json_loads(strstr(answer, "\r\n\r\n") + 4, 0, NULL);
+    free(answer);
+    assert_true(json_is_array(cfg));
+    size_t k;
+    json_t *kv;
+    int seen = 0;
+    json_array_foreach(cfg, k, kv) {
+        if (!strcmp(jstr(kv, "key"), "rest.auth.token")) {
+            assert_string_equal(jstr(kv, "value"), "******");
+            seen++;
+        }
+        if (!strcmp(jstr(kv, "key"), "rest.max-request-size")) {
+            assert_string_equal(jstr(kv, "value"), "4kb");
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 2);
+    json_decref(cfg);
 
     /* a refused upload is not stored: the job that names it is refused as unknown */
     assert_int_equal(http(f, "POST", "/blobs", "abc", 3, &j), 401);
@@ -1450,6 +1503,355 @@ static void test_lost_tm_returns(void **state) {
     weir_mock_tm_close(&c);
 }
 
+/* ------------------------------------------------------------ Flink-shaped views, /metrics, logs
+ */
+
+/* GET @p path (200 expected) and returns its JSON. */
+static json_t *get_json(fx_t *f, const char *fmt, const char *id) {
+    char path[256];
+    snprintf(path, sizeof path, fmt, id);
+    json_t *j;
+    int st = http(f, "GET", path, NULL, 0, &j);
+    if (st != 200)
+        fail_msg("GET %s: %d %s", path, st, json_dumps(j, 0));
+    return j;
+}
+
+/* HEARTBEAT of tm-a: subtasks (0,0) and (1,0) running with @p m0 and zeros, and the task
+ * manager's own figures (memory budget 1 GiB, RSS 123456789, metrics port 9249). */
+static void heartbeat_figures(weir_mock_tm_t *a, const char *id, const weir_task_metrics_t *m0) {
+    weir_msg_task_state_t ts[2] = {{.attempt = 1, .vertex = 0, .subtask = 0},
+                                   {.attempt = 1, .vertex = 1, .subtask = 0}};
+    for (int i = 0; i < 2; i++) {
+        memcpy(ts[i].job_id, id, 33);
+        ts[i].state = WEIR_TASK_RUNNING;
+    }
+    ts[0].metrics = *m0;
+    weir_msg_t m = {.type = WEIR_MSG_HEARTBEAT,
+                    .tm_id = a->id,
+                    .tasks = ts,
+                    .n_tasks = 2,
+                    .metrics_port = 9249,
+                    .rss_bytes = 123456789,
+                    .cpu_ns = 2500000000,
+                    .mem_process = 1u << 30,
+                    .mem_network_total = 64u << 20,
+                    .mem_network_used = 1u << 20,
+                    .mem_managed_total = 400u << 20,
+                    .mem_managed_used = 10u << 20,
+                    .mem_state_cache_total = 100u << 20,
+                    .mem_state_cache_used = 3u << 20};
+    weir_mock_tm_send(a, &m);
+}
+
+typedef struct vertex_wait {
+    fx_t *f;
+    const char *id;
+    int64_t write_records; /* of subtask 0 of vertex 0 */
+    const char *level;     /* NULL, or the backpressure level of that subtask */
+} vertex_wait_t;
+
+static bool vertex_reached(void *arg) {
+    vertex_wait_t *w = arg;
+    json_t *j = get_json(
+        w->f, w->level ? "/jobs/%s/vertices/0/backpressure" : "/jobs/%s/vertices/0", w->id);
+    json_t *s0 = json_array_get(json_object_get(j, "subtasks"), 0);
+    bool ok = w->level ? !strcmp(jstr(s0, "backpressure-level"), w->level)
+                       : json_integer_value(json_object_get(json_object_get(s0, "metrics"),
+                                                            "write-records")) == w->write_records;
+    json_decref(j);
+    return ok;
+}
+
+static int64_t jint(json_t *j, const char *key) {
+    json_t *v = json_object_get(j, key);
+    if (!json_is_integer(v))
+        fail_msg("\"%s\" is not an integer", key);
+    return json_integer_value(v);
+}
+
+static void test_flink_views(void **state) {
+    fx_t *f = *state;
+    char sha[65], id[33];
+    upload_plugin(f, sha);
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    submit(f, sha, id);
+    uint32_t da[2][2], db[1][2];
+    collect_deploys(a, id, 2, da);
+    collect_deploys(b, id, 1, db);
+    json_decref(wait_state(f, id, "RUNNING", NULL));
+    tm_task_state(a, id, 0, 0, WEIR_TASK_RUNNING, NULL, 0);
+
+    /* two reports of (0,0): records and bytes, then 10 s backpressured within them (ratio 1) */
+    weir_task_metrics_t m0 = {.records_in = 10,
+                              .records_out = 20,
+                              .bytes_in_remote = 100,
+                              .bytes_in_local = 50,
+                              .bytes_out_remote = 7,
+                              .bytes_out_local = 3,
+                              .busy_ns = 4000000,
+                              .idle_ns = 5000000,
+                              .watermark = INT64_MIN,
+                              .kafka_lag = -1};
+    heartbeat_figures(a, id, &m0);
+    vertex_wait_t w = {.f = f, .id = id, .write_records = 20};
+    assert_true(weir_test_wait_until(vertex_reached, &w, 5000, 20));
+    m0.backpressured_ns = 10000000000ull;
+    m0.records_out = 21;
+    heartbeat_figures(a, id, &m0);
+    w.level = "high";
+    assert_true(weir_test_wait_until(vertex_reached, &w, 5000, 20));
+
+    json_t *j = get_json(f, "/jobs/%s/vertices/0", id);
+    assert_string_equal(jstr(j, "name"), "src -> m");
+    assert_int_equal(jint(j, "parallelism"), 2);
+    assert_int_equal(jint(j, "maxParallelism"), 128);
+    json_t *s0 = json_array_get(json_object_get(j, "subtasks"), 0);
+    assert_string_equal(jstr(s0, "status"), "RUNNING");
+    assert_string_equal(jstr(s0, "taskmanager-id"), "tm-a");
+    assert_string_equal(jstr(s0, "endpoint"), "tcp://a:1");
+    assert_int_equal(jint(s0, "attempt"), 0);
+    assert_true(jint(s0, "start-time") > 0);
+    assert_int_equal(jint(s0, "end-time"), -1);
+    json_t *mt = json_object_get(s0, "metrics");
+    assert_int_equal(jint(mt, "read-bytes"), 150);
+    assert_int_equal(jint(mt, "write-bytes"), 10);
+    assert_int_equal(jint(mt, "read-records"), 10);
+    assert_int_equal(jint(mt, "write-records"), 21);
+    assert_int_equal(jint(mt, "accumulated-backpressured-time"), 10000);
+    assert_int_equal(jint(mt, "accumulated-busy-time"), 4);
+    assert_int_equal(jint(mt, "accumulated-idle-time"), 5);
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "subtasks"), 1), "taskmanager-id"),
+                        "tm-b");
+    json_decref(j);
+    j = get_json(f, "/jobs/%s/vertices/0/backpressure", id);
+    assert_string_equal(jstr(j, "backpressure-level"), "high");
+    s0 = json_array_get(json_object_get(j, "subtasks"), 0);
+    assert_true(json_real_value(json_object_get(s0, "ratio")) == 1.0);
+    /* subtask 1 reported nothing: no ratio yet */
+    assert_string_equal(
+        jstr(json_array_get(json_object_get(j, "subtasks"), 1), "backpressure-level"), "ok");
+    json_decref(j);
+    char path[160];
+    snprintf(path, sizeof path, "/jobs/%s/vertices/2", id);
+    assert_int_equal(http(f, "GET", path, NULL, 0, &j), 404);
+    json_decref(j);
+    snprintf(path, sizeof path, "/jobs/%s/vertices/x/backpressure", id);
+    assert_int_equal(http(f, "GET", path, NULL, 0, &j), 404);
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/jobs/0123/exceptions", NULL, 0, &j), 404);
+    assert_string_equal(jstr(j, "error"), "no such job: 0123");
+    json_decref(j);
+
+    j = get_json(f, "/overview", NULL);
+    assert_int_equal(jint(j, "taskmanagers"), 2);
+    assert_int_equal(jint(j, "slots-total"), 2);
+    assert_int_equal(jint(j, "slots-available"), 0);
+    assert_int_equal(jint(j, "jobs-running"), 1);
+    json_decref(j);
+    j = get_json(f, "/jobs/overview", NULL);
+    json_t *j0 = json_array_get(json_object_get(j, "jobs"), 0);
+    assert_string_equal(jstr(j0, "jid"), id);
+    assert_string_equal(jstr(j0, "state"), "RUNNING");
+    assert_int_equal(jint(json_object_get(j0, "tasks"), "total"), 3);
+    /* heartbeats carry metrics only: (0,0) reported RUNNING, the others are still DEPLOYING */
+    assert_int_equal(jint(json_object_get(j0, "tasks"), "running"), 1);
+    assert_int_equal(jint(json_object_get(j0, "tasks"), "deploying"), 2);
+    json_decref(j);
+    j = get_json(f, "/taskmanagers/tm-a", NULL);
+    assert_int_equal(jint(j, "slotsNumber"), 1);
+    assert_int_equal(jint(j, "freeSlots"), 0);
+    assert_int_equal(jint(j, "dataPort"), 1);
+    assert_int_equal(jint(json_object_get(j, "memoryConfiguration"), "totalProcessMemory"),
+                     1 << 30);
+    assert_int_equal(jint(json_object_get(j, "memoryConfiguration"), "managedMemory"), 400 << 20);
+    assert_int_equal(jint(json_object_get(j, "metrics"), "residentMemory"), 123456789);
+    assert_int_equal(jint(json_object_get(j, "metrics"), "managedMemoryUsed"), 10 << 20);
+    assert_int_equal(jint(json_object_get(j, "metrics"), "cpuTime"), 2500);
+    assert_int_equal(jint(json_object_get(j, "metrics"), "metricsPort"), 9249);
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "allocatedSlots"), 0), "jobId"), id);
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/taskmanagers/nope", NULL, 0, &j), 404);
+    assert_string_equal(jstr(j, "error"), "no such task manager: nope");
+    json_decref(j);
+    j = get_json(f, "/jobs/%s/checkpoints/config", id);
+    assert_false(json_is_true(json_object_get(j, "enabled")));
+    json_decref(j);
+    snprintf(path, sizeof path, "/jobs/%s/checkpoints/details/1", id);
+    assert_int_equal(http(f, "GET", path, NULL, 0, &j), 404);
+    json_decref(j);
+    j = get_json(f, "/config", NULL);
+    assert_int_equal(jint(j, "refresh-interval"), 3000);
+    json_decref(j);
+
+    /* /metrics: the subtask's counters with every label, the task manager's figures */
+    char *answer;
+    assert_int_equal(http_raw(f, "GET", "/metrics", NULL, NULL, 0, &answer), 200);
+    assert_non_null(strstr(answer, "Content-Type: text/plain; version=0.0.4; charset=utf-8"));
+    char line[512];
+    snprintf(line, sizeof line,
+             "\nweir_task_records_out_total{job_id=\"%s\",job_name=\"testjob\",vertex=\"src -> "
+             "m\",vertex_id=\"0\",subtask=\"0\",tm_id=\"tm-a\"} 21\n",
+             id);
+    assert_non_null(strstr(answer, line));
+    snprintf(line, sizeof line,
+             "\nweir_task_backpressured_seconds_total{job_id=\"%s\",job_name=\"testjob\","
+             "vertex=\"src -> m\",vertex_id=\"0\",subtask=\"0\",tm_id=\"tm-a\"} 10.000000000\n",
+             id);
+    assert_non_null(strstr(answer, line));
+    snprintf(line, sizeof line,
+             "\nweir_job_state{job_id=\"%s\",job_name=\"testjob\",state=\"RUNNING\"} 1\n", id);
+    assert_non_null(strstr(answer, line));
+    assert_non_null(strstr(answer, "\nweir_taskmanager_resident_memory_bytes{tm_id=\"tm-a\"} "
+                                   "123456789\n"));
+    assert_non_null(strstr(answer, "\nweir_taskmanager_memory_budget_bytes{tm_id=\"tm-a\","
+                                   "pool=\"process\"} 1073741824\n"));
+    assert_non_null(strstr(answer, "\nweir_jobmanager_slots 2\n"));
+    /* no watermark yet (INT64_MIN), not a Kafka source (-1): no such series for (0,0) */
+    snprintf(line, sizeof line,
+             "weir_task_watermark_seconds{job_id=\"%s\",job_name=\"testjob\","
+             "vertex=\"src -> m\",vertex_id=\"0\",subtask=\"0\"",
+             id);
+    assert_null(strstr(answer, line));
+    free(answer);
+
+    /* a task failure: the exception names the task and its task manager */
+    tm_task_state(b, id, 0, 1, WEIR_TASK_FAILED, "boom", 0);
+    json_decref(wait_state(f, id, "FAILED", NULL));
+    j = get_json(f, "/jobs/%s/exceptions", id);
+    json_t *e0 =
+        json_array_get(json_object_get(json_object_get(j, "exceptionHistory"), "entries"), 0);
+    assert_string_equal(jstr(e0, "exceptionName"), "TaskFailure");
+    assert_string_equal(jstr(e0, "stacktrace"), "src -> m (2/2) on tm-b: boom");
+    assert_string_equal(jstr(e0, "taskName"), "src -> m (2/2)");
+    assert_string_equal(jstr(e0, "taskManagerId"), "tm-b");
+    assert_string_equal(jstr(e0, "location"), "tcp://b:1");
+    assert_true(jint(e0, "timestamp") > 0);
+    assert_string_equal(jstr(j, "root-exception"), "src -> m (2/2) on tm-b: boom");
+    json_decref(j);
+    weir_mock_tm_close(&a);
+    weir_mock_tm_close(&b);
+}
+
+/* The exposition escapes label values (Prometheus text format 0.0.4). */
+static void test_prom_label_escape(void **state) {
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    weir__jm_prom_label(m, "a\"b\\c\nd");
+    fclose(m);
+    assert_string_equal(buf, "a\\\"b\\\\c\\nd");
+    free(buf);
+}
+
+/* The exception history keeps the newest WEIR_JM_EXCEPTION_HISTORY failures, newest first, and
+ * says it dropped older ones. */
+static void test_exception_ring(void **state) {
+    (void)state;
+    weir_jm_job_t *job = calloc(1, sizeof *job);
+    char line[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(line, sizeof line, "failure %d", i);
+        weir_jm_cause_t cause = {.task = "t (1/1)", .tm_id = "tm-x"};
+        weir__jm_exception_add_locked(job, "TaskFailure", line, i % 2 ? &cause : NULL);
+    }
+    json_t *j = weir__jm_exceptions_json_locked(job);
+    json_t *entries = json_object_get(json_object_get(j, "exceptionHistory"), "entries");
+    assert_int_equal(json_array_size(entries), WEIR_JM_EXCEPTION_HISTORY);
+    assert_string_equal(jstr(json_array_get(entries, 0), "stacktrace"), "failure 19");
+    assert_string_equal(jstr(json_array_get(entries, 0), "taskManagerId"), "tm-x");
+    assert_true(json_is_null(json_object_get(json_array_get(entries, 1), "taskManagerId")));
+    assert_string_equal(jstr(json_array_get(entries, 15), "stacktrace"), "failure 4");
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    assert_string_equal(jstr(j, "root-exception"), "failure 19");
+    json_decref(j);
+    weir__jm_exceptions_free(job);
+    free(job);
+}
+
+typedef struct log_client {
+    fx_t *f;
+    const char *path;
+    int status;
+    char *answer;
+    int64_t ms; /* how long the request took */
+} log_client_t;
+
+static void *log_client(void *arg) {
+    log_client_t *c = arg;
+    int64_t t0 = weir_now_ns();
+    c->status = http_raw(c->f, "GET", c->path, NULL, NULL, 0, &c->answer);
+    c->ms = (weir_now_ns() - t0) / 1000000;
+    return NULL;
+}
+
+static void send_log(weir_mock_tm_t *tm, uint64_t request_id, const char *tail) {
+    weir_msg_t m = {.type = WEIR_MSG_LOG,
+                    .tm_id = tm->id,
+                    .request_id = request_id,
+                    .log_tail = (uint8_t *)tail,
+                    .log_tail_len = strlen(tail)};
+    weir_mock_tm_send(tm, &m);
+}
+
+/* GET /taskmanagers/{id}/log: 404 unknown, 400 bad bytes, the tail of the LOG answer (cut to
+ * bytes from a line start) while the REST server keeps answering others, 504 after 5 s of
+ * silence, a late answer ignored. */
+static void test_log_proxy(void **state) {
+    fx_t *f = *state;
+    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    json_t *j;
+    assert_int_equal(http(f, "GET", "/taskmanagers/nope/log", NULL, 0, &j), 404);
+    assert_string_equal(jstr(j, "error"), "no such task manager: nope");
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/taskmanagers/tm-a/log?bytes=0", NULL, 0, &j), 400);
+    assert_string_equal(jstr(j, "error"), "bad value '0' for bytes: an integer from 1 to 1048576");
+    json_decref(j);
+    assert_int_equal(http(f, "GET", "/taskmanagers/tm-a/log?bytes=1048577", NULL, 0, &j), 400);
+    json_decref(j);
+
+    log_client_t c = {.f = f, .path = "/taskmanagers/tm-a/log?bytes=12"};
+    pthread_t t;
+    pthread_create(&t, NULL, log_client, &c);
+    weir_msg_t m;
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_LOG_REQUEST, &m, 5000), 0);
+    assert_int_equal(m.max_bytes, 12);
+    uint64_t rid = m.request_id;
+    weir_msg_clear(&m);
+    /* the REST thread is not blocked by the waiting request */
+    assert_int_equal(http(f, "GET", "/healthz", NULL, 0, &j), 200);
+    json_decref(j);
+    send_log(a, rid + 100, "not this one\n"); /* answers nothing: dropped */
+    send_log(a, rid, "first line\nsecond\nthird\n");
+    pthread_join(t, NULL);
+    assert_int_equal(c.status, 200);
+    assert_non_null(strstr(c.answer, "Content-Type: text/plain; charset=utf-8"));
+    assert_string_equal(strstr(c.answer, "\r\n\r\n") + 4, "third\n");
+    free(c.answer);
+
+    /* the default size; no answer within 5 s: 504 */
+    log_client_t c2 = {.f = f, .path = "/taskmanagers/tm-a/log"};
+    pthread_create(&t, NULL, log_client, &c2);
+    assert_int_equal(weir_mock_tm_expect(a, WEIR_MSG_LOG_REQUEST, &m, 5000), 0);
+    assert_int_equal(m.max_bytes, 65536);
+    rid = m.request_id;
+    weir_msg_clear(&m);
+    pthread_join(t, NULL);
+    assert_int_equal(c2.status, 504);
+    assert_true(c2.ms >= 4900 && c2.ms < 9000);
+    j = json_loads(strstr(c2.answer, "\r\n\r\n") + 4, 0, NULL);
+    assert_string_equal(jstr(j, "error"), "task manager tm-a did not send its log within 5000 ms "
+                                          "(is it frozen or overloaded?)");
+    json_decref(j);
+    free(c2.answer);
+    send_log(a, rid, "too late\n"); /* ignored */
+    assert_int_equal(http(f, "GET", "/healthz", NULL, 0, &j), 200);
+    json_decref(j);
+    weir_mock_tm_close(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rest_basics, setup, teardown),
@@ -1468,6 +1870,10 @@ int main(void) {
         cmocka_unit_test(test_rest_config),
         cmocka_unit_test_setup_teardown(test_unconfirmed_cancel_keeps_slot, setup_ckpt, teardown),
         cmocka_unit_test_setup_teardown(test_lost_tm_returns, setup_ckpt, teardown),
+        cmocka_unit_test_setup_teardown(test_flink_views, setup, teardown),
+        cmocka_unit_test(test_prom_label_escape),
+        cmocka_unit_test(test_exception_ring),
+        cmocka_unit_test_setup_teardown(test_log_proxy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
