@@ -156,8 +156,8 @@ static void computed_sample(FILE *f, int which, const weir_task_metrics_t *m, in
     case C_WATERMARK_LAG:
         if (m->watermark == INT64_MIN || m->watermark == INT64_MAX)
             return;
-        value =
-            which == C_WATERMARK ? (double)m->watermark : (double)(now_ms - m->watermark) / 1000.0;
+        value = (which == C_WATERMARK ? (double)m->watermark : (double)(now_ms - m->watermark)) /
+                1000.0;
         break;
     default:
         if (m->kafka_lag < 0)

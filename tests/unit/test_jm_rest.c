@@ -1716,6 +1716,23 @@ static void test_flink_views(void **state) {
     assert_null(strstr(answer, line));
     free(answer);
 
+    /* a watermark (ms since the epoch) is exposed in seconds */
+    m0.watermark = 1700000000123;
+    heartbeat_figures(a, id, &m0);
+    snprintf(line, sizeof line,
+             "\nweir_task_watermark_seconds{job_id=\"%s\",job_name=\"testjob\","
+             "vertex=\"src -> m\",vertex_id=\"0\",subtask=\"0\",tm_id=\"tm-a\"} 1700000000.12",
+             id);
+    bool seen = false;
+    for (int i = 0; i < 250 && !seen; i++) {
+        assert_int_equal(http_raw(f, "GET", "/metrics", NULL, NULL, 0, &answer), 200);
+        seen = strstr(answer, line) != NULL;
+        free(answer);
+        if (!seen)
+            usleep(20000);
+    }
+    assert_true(seen);
+
     /* a task failure: the exception names the task and its task manager */
     tm_task_state(b, id, 0, 1, WEIR_TASK_FAILED, "boom", 0);
     json_decref(wait_state(f, id, "FAILED", NULL));
