@@ -13,8 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/proto.h"
 #include "common/util.h"
@@ -42,7 +47,19 @@ typedef struct harness {
     /* what the user functions saw */
     uint64_t sink_count, map_count, late_emitted;
     int64_t sleep_ns; /* the slow sink: per record */
+    /* checkpointing (the Kafka test): the test plays the coordinator */
+    weir_checkpoint_mode_t ck_mode;
+    char *ck_dir;
+    uint64_t acks[8]; /* ACKs per checkpoint id < 8 */
 } harness_t;
+
+static void test_send(void *arg, const weir_msg_t *msg) {
+    harness_t *h = arg;
+    pthread_mutex_lock(&h->mu);
+    if (msg->type == WEIR_MSG_ACK_CHECKPOINT && msg->checkpoint_id < 8)
+        h->acks[msg->checkpoint_id]++;
+    pthread_mutex_unlock(&h->mu);
+}
 
 static harness_t *g_h; /* the user functions' udata is the harness: set per test */
 
@@ -123,6 +140,10 @@ static void start_job(harness_t *h, build_fn build, int n_planes, bool split_ver
             spec.on_state = on_state;
             spec.cb_arg = h;
             spec.create_connector = weir_connector_create;
+            spec.checkpoint_mode = h->ck_mode;
+            spec.checkpoint_dir = h->ck_dir;
+            spec.send = test_send;
+            spec.send_arg = h;
             pthread_mutex_lock(&h->mu);
             weir_task_t *t = weir_task_start(&spec, err, sizeof err);
             if (!t)
@@ -528,6 +549,197 @@ static void test_initial_values(void **state) {
     harness_fini(&h);
 }
 
+/* ---- Kafka: lag and transactions against a real broker ------------------------------------ */
+
+#define KAFKA_N 3000
+
+typedef struct kafka_env {
+    char dir[2048];
+    char bootstrap[64];
+} kafka_env_t;
+
+static kafka_env_t g_kafka;
+
+/* The repository root, from this file's path (tests/unit/test_task_metrics.c). */
+static void src_root(char *out, size_t cap) {
+    snprintf(out, cap, "%s", __FILE__);
+    char *p = strstr(out, "/tests/unit/");
+    if (p)
+        *p = 0;
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* weir_source_kafka (rate-limited) -> weir_sink_kafka exactly-once, parallelism 1: one chain */
+static weir_job_t *build_kafka(harness_t *h) {
+    (void)h;
+    weir_job_t *job = weir_graph_new("kafka", 1);
+    const char *src_opts[] = {"bootstrap.servers", g_kafka.bootstrap, "topic",
+                              "metrics-in",        "scan.rate-limit", "1000",
+                              "value.format",      "string",          NULL};
+    weir_stream_t *s = weir_set_uid(weir_source_kafka(job, "kin", src_opts), "kin");
+    const char *sink_opts[] = {"bootstrap.servers",
+                               g_kafka.bootstrap,
+                               "topic",
+                               "metrics-out",
+                               "sink.delivery-guarantee",
+                               "exactly-once",
+                               "transaction.timeout.ms",
+                               "60000",
+                               NULL};
+    weir_set_uid(weir_sink_kafka(s, "kout", sink_opts), "kout");
+    return job;
+}
+
+/* Produces @p n lines "<first + i>" to metrics-in with kcat (not weir's client). */
+static void produce(uint64_t first, uint64_t n) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "kcat -P -b %s -t metrics-in", g_kafka.bootstrap);
+    FILE *f = popen(cmd, "w");
+    assert_non_null(f);
+    for (uint64_t i = 0; i < n; i++)
+        fprintf(f, "%llu\n", (unsigned long long)(first + i));
+    assert_int_equal(pclose(f), 0);
+}
+
+typedef struct wait_arg {
+    harness_t *h;
+    uint64_t records; /* records_out at least */
+    int64_t lag;      /* kafka_lag equal (INT64_MIN: any) */
+    uint64_t ck;      /* ACKs of this checkpoint id (0: none) */
+    uint64_t commits; /* kafka_tx_committed at least */
+} wait_arg_t;
+
+/* What the source operator (chain position 0) emitted: the task's records_out counts records
+ * written to output channels, and this chain ends in the sink. */
+static uint64_t source_out(weir_task_t *t) {
+    weir_operator_metrics_t om;
+    weir_task_get_operator_metrics(t, 0, &om);
+    return om.records_out;
+}
+
+static bool reached(void *arg) {
+    wait_arg_t *w = arg;
+    weir_task_metrics_t m;
+    weir_task_get_metrics(w->h->tasks[0], &m);
+    m.records_out = source_out(w->h->tasks[0]);
+    pthread_mutex_lock(&w->h->mu);
+    bool acked = !w->ck || w->h->acks[w->ck] > 0;
+    pthread_mutex_unlock(&w->h->mu);
+    return m.records_out >= w->records && (w->lag == INT64_MIN || m.kafka_lag == w->lag) && acked &&
+           m.kafka_tx_committed >= w->commits;
+}
+
+/* Checkpoint @p id: trigger, wait for the ACK, notify; then the sink's transaction commits. */
+static void checkpoint(harness_t *h, uint64_t id, uint64_t commits) {
+    weir_task_trigger(h->tasks[0], id, weir_wall_ms(), WEIR_CK_CHECKPOINT, NULL);
+    wait_arg_t w = {.h = h, .lag = INT64_MIN, .ck = id};
+    assert_true(weir_test_wait_until(reached, &w, 30000, 5));
+    weir_task_notify(h->tasks[0], id, false);
+    w.commits = commits;
+    assert_true(weir_test_wait_until(reached, &w, 30000, 5));
+}
+
+/* A Kafka source 3000 records behind, read at 1000 records/s: its lag, sampled while it runs,
+ * lies between what the test produced minus what the source emitted by then and what it
+ * produced (the lag is refreshed once a second), and drops to 0 once everything is read; the
+ * exactly-once sink counts the transactions of two completed checkpoints as committed and the
+ * one open with records at cancel as aborted. */
+static void test_kafka_lag_and_transactions(void **state) {
+    (void)state;
+    if (!g_kafka.bootstrap[0])
+        skip();
+    harness_t h;
+    harness_init(&h, 1);
+    h.ck_mode = WEIR_CHECKPOINT_EXACTLY_ONCE;
+    size_t len = strlen(h.tmp) + 8;
+    h.ck_dir = malloc(len);
+    snprintf(h.ck_dir, len, "%s/ck", h.tmp);
+    produce(0, KAFKA_N);
+    start_job(&h, build_kafka, 1, false);
+    weir_task_t *t = h.tasks[0];
+    bool lag_seen = false;
+    weir_task_metrics_t m;
+    uint64_t out;
+    do {
+        weir_sleep_ns(20000000);
+        weir_task_get_metrics(t, &m);
+        out = source_out(t); /* read after the lag: at least what the lag was computed from */
+        if (m.kafka_lag > 0) {
+            lag_seen = true;
+            assert_true(m.kafka_lag <= KAFKA_N);
+            assert_true(m.kafka_lag >= (int64_t)(KAFKA_N - out));
+        }
+    } while (out < KAFKA_N / 2);
+    assert_true(lag_seen);
+    checkpoint(&h, 1, 1);
+    wait_arg_t w = {.h = &h, .records = KAFKA_N, .lag = 0};
+    assert_true(weir_test_wait_until(reached, &w, 30000, 10));
+    checkpoint(&h, 2, 2);
+    produce(KAFKA_N, 10); /* into a new transaction, open at the cancel */
+    w.records = KAFKA_N + 10;
+    assert_true(weir_test_wait_until(reached, &w, 30000, 10));
+    weir_task_cancel(t);
+    assert_true(weir_test_wait_until(all_final, &h, 60000, 5));
+    weir_task_get_metrics(t, &m);
+    assert_int_equal(h.final[0], WEIR_TASK_CANCELED);
+    assert_int_equal(source_out(t), KAFKA_N + 10);
+    assert_int_equal(m.kafka_lag, 0);
+    assert_int_equal(m.kafka_tx_committed, 2);
+    assert_int_equal(m.kafka_tx_aborted, 1);
+    free(h.ck_dir);
+    harness_fini(&h);
+}
+
+/* Starts a broker for the Kafka test (deploy/local/kafka.sh on a free port); without java, kcat
+ * or the broker the test is skipped. */
+static int kafka_setup(void **state) {
+    (void)state;
+    memset(&g_kafka, 0, sizeof g_kafka);
+    if (system("command -v java >/dev/null && command -v kcat >/dev/null") != 0)
+        return 0;
+    char root[1024], cmd[16384];
+    src_root(root, sizeof root);
+    char *tmp = weir_test_tmpdir("test_task_metrics_kafka");
+    snprintf(g_kafka.dir, sizeof g_kafka.dir, "%s", tmp);
+    free(tmp);
+    int port = free_port();
+    snprintf(cmd, sizeof cmd,
+             "%s/deploy/local/kafka.sh start %s/broker %d >%s/kafka-start.log 2>&1", root,
+             g_kafka.dir, port, g_kafka.dir);
+    if (port > 0 && system(cmd) == 0)
+        snprintf(g_kafka.bootstrap, sizeof g_kafka.bootstrap, "127.0.0.1:%d", port);
+    else
+        print_message("no Kafka broker (%s): the Kafka test is skipped\n", cmd);
+    return 0;
+}
+
+static int kafka_teardown(void **state) {
+    (void)state;
+    if (!g_kafka.dir[0])
+        return 0;
+    char root[1024], cmd[16384];
+    src_root(root, sizeof root);
+    snprintf(cmd, sizeof cmd, "%s/deploy/local/kafka.sh stop %s/broker >/dev/null 2>&1", root,
+             g_kafka.dir);
+    if (system(cmd) != 0)
+        print_message("kafka.sh stop failed\n");
+    char *dir = strdup(g_kafka.dir);
+    weir_test_tmpdir_remove(dir);
+    return 0;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_operator_metrics),
@@ -538,5 +750,9 @@ int main(void) {
         cmocka_unit_test(test_late_dropped),
         cmocka_unit_test(test_initial_values),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest kafka[] = {
+        cmocka_unit_test(test_kafka_lag_and_transactions),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + cmocka_run_group_tests(kafka, kafka_setup, kafka_teardown);
 }
