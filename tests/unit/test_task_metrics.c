@@ -44,6 +44,8 @@ typedef struct harness {
     weir_task_t *tasks[MAX_TASKS];
     int n_tasks, n_final;
     weir_task_state_t final[MAX_TASKS];
+    int64_t started_ns[MAX_TASKS]; /* the test's clock just before weir_task_start */
+    int64_t ended_ns[MAX_TASKS];   /* ... in the final state callback */
     /* what the user functions saw */
     uint64_t sink_count, map_count, late_emitted;
     int64_t sleep_ns; /* the slow sink: per record */
@@ -70,8 +72,10 @@ static void on_state(void *arg, weir_task_t *task, weir_task_state_t st, const c
         return;
     pthread_mutex_lock(&h->mu);
     for (int i = 0; i < h->n_tasks; i++)
-        if (h->tasks[i] == task)
+        if (h->tasks[i] == task) {
             h->final[i] = st;
+            h->ended_ns[i] = weir_now_ns();
+        }
     h->n_final++;
     pthread_mutex_unlock(&h->mu);
 }
@@ -145,6 +149,7 @@ static void start_job(harness_t *h, build_fn build, int n_planes, bool split_ver
             spec.send = test_send;
             spec.send_arg = h;
             pthread_mutex_lock(&h->mu);
+            h->started_ns[h->n_tasks] = weir_now_ns();
             weir_task_t *t = weir_task_start(&spec, err, sizeof err);
             if (!t)
                 fail_msg("weir_task_start: %s", err);
@@ -200,15 +205,17 @@ static void take_sample(harness_t *h, sample_t *prev, sample_t *cur, bool check)
 }
 
 /* Busy + idle + backpressured of every task of @p h: within the wall time the test measured
- * around the job (@p wall_ns, from before the first weir_task_start to after the last final
- * state) and not more than 5 % (plus 20 ms for the start of the threads) below it. */
-static void check_partition(harness_t *h, int64_t wall_ns) {
+ * around it (from just before its weir_task_start to its final state callback) and not more
+ * than 3 % (plus 1 ms) below it. */
+static void check_partition(harness_t *h) {
     for (int i = 0; i < h->n_tasks; i++) {
         weir_task_metrics_t m;
         weir_task_get_metrics(h->tasks[i], &m);
         uint64_t sum = m.busy_ns + m.idle_ns + m.backpressured_ns;
+        int64_t wall_ns = h->ended_ns[i] - h->started_ns[i];
+        assert_true(wall_ns > 0);
         assert_true(sum <= (uint64_t)wall_ns);
-        assert_true((double)sum >= 0.95 * (double)wall_ns - 20e6);
+        assert_true((double)sum >= 0.97 * (double)wall_ns - 1e6);
     }
 }
 
@@ -440,7 +447,6 @@ static void test_backpressured(void **state) {
     harness_t h;
     harness_init(&h, 1);
     h.sleep_ns = 100000;
-    int64_t t0 = weir_now_ns();
     start_job(&h, build_slow, 1, false);
     sample_t a = {0}, b = {0};
     take_sample(&h, &a, &a, false);
@@ -453,10 +459,9 @@ static void test_backpressured(void **state) {
         in_seen |= b.m[1 - src_i].in_queued > 0;
         a = b;
     }
-    int64_t wall = weir_now_ns() - t0;
     wait_final(&h);
     assert_int_equal(h.sink_count, SLOW_N);
-    check_partition(&h, wall);
+    check_partition(&h);
     weir_task_metrics_t src, snk;
     weir_task_get_metrics(task_of(&h, 0, 0), &src);
     weir_task_get_metrics(task_of(&h, 1, 0), &snk);
@@ -480,7 +485,6 @@ static void test_idle(void **state) {
     (void)state;
     harness_t h;
     harness_init(&h, 1);
-    int64_t t0 = weir_now_ns();
     start_job(&h, build_trickle, 1, false);
     sample_t a = {0}, b = {0};
     take_sample(&h, &a, &a, false);
@@ -489,10 +493,9 @@ static void test_idle(void **state) {
         take_sample(&h, &a, &b, true);
         a = b;
     }
-    int64_t wall = weir_now_ns() - t0;
     wait_final(&h);
     assert_int_equal(h.sink_count, TRICKLE_N);
-    check_partition(&h, wall);
+    check_partition(&h);
     for (int i = 0; i < h.n_tasks; i++) {
         weir_task_metrics_t m;
         weir_task_get_metrics(h.tasks[i], &m);
