@@ -16,6 +16,10 @@
  *    are granted in batches of half a channel's credits (weir_inchan_consumed_batched): a
  *    sender without credit has all C of them outstanding, so once the receiver consumed what
  *    is in flight at least a batch is owed and granted; batching never stalls a sender.
+ *  - Metrics (README.md "Metrics"): every blocking mailbox wait is bracketed by
+ *    weir__task_clock_wait: idle in next_msg (only when nothing is queued), backpressured in
+ *    weir__task_send_out; the final set_state ends the clock. in_held counts the buffers in the
+ *    deferred FIFO and the channels' dq; each output's share of out_queued follows its credits.
  *  - task->now_ns is refreshed (weir_now_ns) once per input buffer / source batch / hook call,
  *    never per record; the unpack zones are cleared at the start of every input buffer and
  *    source batch.

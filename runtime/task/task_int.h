@@ -4,8 +4,9 @@
  * README.md has the file map). Only the .c files of runtime/task/ include this.
  *
  * Everything here is owned by the subtask thread, except the metrics (single writer: the task
- * thread; other threads read them with relaxed atomics), the state (atomic) and the identity and
- * checkpoint settings, which are immutable once the thread runs (the uploader thread reads them).
+ * thread; other threads read them with relaxed atomics, the clock under its sequence lock), the
+ * state (atomic) and the identity and checkpoint settings, which are immutable once the thread runs
+ * (the uploader thread reads them).
  */
 #ifndef WEIR_RUNTIME_TASK_INT_H
 #define WEIR_RUNTIME_TASK_INT_H
@@ -74,7 +75,7 @@ typedef struct weir_task_counters {
     _Atomic uint64_t kafka_tx_aborted;
     _Atomic int64_t kafka_lag;   /* -1: not a Kafka source, or unknown */
     _Atomic uint64_t in_held;    /* gauge: input buffers taken from the mailbox, not processed */
-    _Atomic uint64_t out_queued; /* gauge: sum over outputs of weir__task_out_queued */
+    _Atomic uint64_t out_queued; /* gauge: sum over outputs of out->queued (loop.c out_gauge) */
 } weir_task_counters_t;
 
 /** What the task thread is doing, for busy / idle / backpressured time (weir_task_get_metrics
@@ -89,8 +90,8 @@ typedef enum weir_task_wait {
  * written by the task thread only, inside seq odd; readers retry while seq is odd or changed. */
 typedef struct weir_task_clock {
     _Atomic uint64_t seq;
-    _Atomic int64_t start_ns; /* the thread started (0: not yet) */
-    _Atomic int64_t end_ns;   /* the thread's last state change (0: running) */
+    _Atomic int64_t start_ns; /* weir_task_start, just before the thread starts */
+    _Atomic int64_t end_ns;   /* the final state (0: not yet) */
     _Atomic int64_t idle_ns;  /* finished idle waits */
     _Atomic int64_t bp_ns;    /* finished backpressured waits */
     _Atomic int wait;         /* weir_task_wait_t in progress */
