@@ -163,7 +163,8 @@ typedef struct kprod {
 struct ksink {
     ksink_cfg_t cfg;
     const weir_node_t *node;
-    weir_ctx_t *ctx; /* of the call in progress (kill points) */
+    weir_ctx_t *ctx;  /* of the call in progress (kill points) */
+    weir_ctx_t *mctx; /* the operator's context from restore/open on (metrics; close too) */
     uint32_t subtask, parallelism;
     kprod_t single;        /* none / at-least-once */
     kprod_t *prods;        /* exactly-once: one per slot */
@@ -378,6 +379,11 @@ static void io_killpoint(void *io, const char *point) {
         weir_ctx_killpoint(s->ctx, point);
 }
 
+static void io_ended(void *io, bool committed) {
+    ksink_t *s = io;
+    weir_ctx_kafka_txn(s->mctx, committed); /* METRICS kafka_tx_committed / _aborted */
+}
+
 static void kc_after_send(void *arg, int16_t api_key) {
     if (api_key == WEIR_KPROTO_API_END_TXN)
         io_killpoint(arg, "kafka-sink-endtxn-sent");
@@ -393,7 +399,8 @@ static const weir_ktxn_io_t kafka_io = {.init = io_init,
                                         .end_txn = io_end_txn,
                                         .list_open = io_list_open,
                                         .abort_id = io_abort_id,
-                                        .killpoint = io_killpoint};
+                                        .killpoint = io_killpoint,
+                                        .ended = io_ended};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Operator                                                                                 */
@@ -468,6 +475,7 @@ static int sink_ready(weir_operator_t *op, weir_ctx_t *ctx) {
 
 static int ksink_restore(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_restore_t *r) {
     ksink_t *s = op->impl;
+    s->mctx = ctx;
     int rc = sink_ready(op, ctx);
     if (rc != 0)
         return sink_fail(op, ctx, rc, s->err);
@@ -494,6 +502,7 @@ static int ksink_restore(weir_operator_t *op, weir_ctx_t *ctx, const weir_op_res
 
 static int ksink_open(weir_operator_t *op, weir_ctx_t *ctx) {
     ksink_t *s = op->impl;
+    s->mctx = ctx;
     int rc = sink_ready(op, ctx);
     if (rc != 0)
         return sink_fail(op, ctx, rc, s->err);

@@ -74,6 +74,9 @@
 /* Idle wait between two polls of an empty queue: doubling from MIN to MAX while nothing comes. */
 #define KSRC_IDLE_MIN_NS 1000000LL
 #define KSRC_IDLE_MAX_NS 4000000LL
+/* The lag metric (weir_ctx_kafka_lag) is recomputed at most this often, from librdkafka's cached
+ * watermarks (no broker request). */
+#define KSRC_LAG_EVERY_NS 1000000000LL
 /* Checkpoints whose offsets wait for their completion (for the group commit). */
 #define KSRC_PENDING_COMMITS 16
 /* close(): longest wait for in-flight group commits (a consumer with some left is destroyed by a
@@ -644,6 +647,7 @@ typedef struct ksrc {
     bool restored_bounded;
     int64_t open_deadline_ns; /* open(): when its blocking calls must have ended */
     int64_t next_discovery_ns;
+    int64_t next_lag_ns; /* next recomputation of the lag metric */
     int64_t idle_ns;
     weir_rate_t rate;
     rd_kafka_message_t **batch;
@@ -1180,6 +1184,30 @@ static int rediscover(ksrc_t *s, weir_ctx_t *ctx) {
     return assign_all(s, ctx);
 }
 
+/* Reports the subtask's lag (METRICS kafka_lag): over its partitions, the high watermark (with
+ * read_committed librdkafka reports the last stable offset) or, bounded, the stop offset if
+ * lower, minus the position `next` (the low watermark while nothing was read). Reads
+ * librdkafka's cached watermarks of its last fetch responses (rd_kafka_get_watermark_offsets: no
+ * request, no blocking); partitions not fetched yet are left out; -1 when none is known. */
+static void report_lag(ksrc_t *s, weir_ctx_t *ctx) {
+    int64_t lag = 0;
+    size_t known = 0;
+    for (size_t i = 0; i < s->parts.n; i++) {
+        const weir_kpart_t *p = &s->parts.v[i];
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(s->rk, p->topic, p->partition, &lo, &hi) || hi < 0)
+            continue;
+        int64_t end = p->stop >= 0 && p->stop < hi ? p->stop : hi;
+        int64_t pos = p->next >= 0 ? p->next : lo;
+        if (pos < 0)
+            continue;
+        known++;
+        if (end > pos)
+            lag += end - pos;
+    }
+    weir_ctx_kafka_lag(ctx, known || !s->parts.n ? lag : -1);
+}
+
 static int ksrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64_t *wake_ns) {
     ksrc_t *s = op->impl;
     rd_kafka_poll(s->rk, 0); /* error events */
@@ -1234,6 +1262,10 @@ static int ksrc_run(weir_operator_t *op, weir_ctx_t *ctx, uint32_t budget, int64
         return WEIR_SOURCE_END;
     if (changed && (rc = assign_all(s, ctx)) != 0) /* stop fetching finished partitions */
         return rc;
+    if (now >= s->next_lag_ns) {
+        report_lag(s, ctx);
+        s->next_lag_ns = now + KSRC_LAG_EVERY_NS;
+    }
     if (n == 0) {
         *wake_ns = now + s->idle_ns;
         s->idle_ns = s->idle_ns * 2 < KSRC_IDLE_MAX_NS ? s->idle_ns * 2 : KSRC_IDLE_MAX_NS;

@@ -40,6 +40,12 @@ static int io_err(weir_ktxn_pool_t *p, int rc, const char *err) {
     return pool_errf(p, rc < 0 ? rc : WEIR_EIO, "%s", err);
 }
 
+/* Tells the I/O layer (metrics) that a transaction with records ended. */
+static void ended(weir_ktxn_pool_t *p, bool committed) {
+    if (p->io->ended)
+        p->io->ended(p->io_arg, committed);
+}
+
 static void killpoint(weir_ktxn_pool_t *p, const char *point) {
     if (p->io->killpoint)
         p->io->killpoint(p->io_arg, point);
@@ -264,6 +270,7 @@ static int tx_commit(void *target, const msgpack_object *handle) {
                              (long long)p->txn_timeout_ms);
         s->state = WEIR_KTXN_RESERVED;
         s->free_after = s->last_ref;
+        ended(p, true);
         return 0;
     }
     /* Restored from a checkpoint: no producer of ours holds it. */
@@ -283,6 +290,7 @@ static int tx_commit(void *target, const msgpack_object *handle) {
                          weir_kproto_err_name(kerr), (long long)p->txn_timeout_ms);
     WEIR_INFO(COMP, "committed recovered transaction %s (producer id %lld, epoch %d)", h.id,
               (long long)h.pid, h.epoch);
+    ended(p, true);
     return 0;
 }
 
@@ -293,6 +301,8 @@ static void tx_abort(void *target, void *txn) {
     char err[WEIR_KTXN_ERR_CAP];
     if (p->io->abort(p->io_arg, k, err) == 0) {
         s->state = WEIR_KTXN_READY;
+        if (s->records)
+            ended(p, false);
         return;
     }
     WEIR_WARN(COMP, "abort of %s: %s (the next InitProducerId of this id aborts it)", s->id, err);

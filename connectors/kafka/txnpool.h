@@ -94,6 +94,11 @@ typedef struct weir_ktxn_io {
     int (*abort_id)(void *io, const char *id, char *err);
     /** A kill point (tests); may be NULL. */
     void (*killpoint)(void *io, const char *point);
+    /** A transaction of this pool holding records ended: committed (pre-committed by this
+     * subtask, or restored from a checkpoint) or aborted by its producer. Aborts of lingering or
+     * foreign ids at restore are not counted (InitProducerId does not say whether one was
+     * open). Metrics; may be NULL. */
+    void (*ended)(void *io, bool committed);
 } weir_ktxn_io_t;
 
 /** An old subtask whose state a restore hands to this pool (txnpool.c, "Restore"). */

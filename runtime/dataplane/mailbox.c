@@ -2,8 +2,10 @@
  * Storage is a ring array that doubles when full (no allocation per message once warmed up).
  * Invariants: head indexes the oldest message, count <= cap, cap is a power of two; queued
  * messages own their buffers (destroy frees them).
- * Threading: push and size from any thread, pop from the owning subtask thread; one mutex guards
- * the ring and a condition variable on CLOCK_MONOTONIC (the clock of weir_now_ns) wakes pop. */
+ * Invariants (continued): buffers counts the queued WEIR_MB_BUFFER messages.
+ * Threading: push, size and buffers from any thread, pop from the owning subtask thread; one mutex
+ * guards the ring and a condition variable on CLOCK_MONOTONIC (the clock of weir_now_ns) wakes pop.
+ */
 #include "runtime/dataplane/mailbox.h"
 
 #include <errno.h>
@@ -23,6 +25,7 @@ struct weir_mailbox {
     size_t cap;
     size_t head;
     size_t count;
+    size_t buffers; /* queued WEIR_MB_BUFFER messages (weir_mailbox_buffers) */
 };
 
 weir_mailbox_t *weir_mailbox_new(void) {
@@ -63,6 +66,7 @@ void weir_mailbox_push(weir_mailbox_t *mb, const weir_mbmsg_t *msg) {
     }
     mb->ring[(mb->head + mb->count) & (mb->cap - 1)] = *msg;
     mb->count++;
+    mb->buffers += msg->type == WEIR_MB_BUFFER;
     pthread_cond_signal(&mb->cv);
     pthread_mutex_unlock(&mb->mu);
 }
@@ -89,6 +93,7 @@ int weir_mailbox_pop(weir_mailbox_t *mb, weir_mbmsg_t *msg, int64_t deadline_ns)
     memset(&mb->ring[mb->head], 0, sizeof *msg);
     mb->head = (mb->head + 1) & (mb->cap - 1);
     mb->count--;
+    mb->buffers -= msg->type == WEIR_MB_BUFFER;
     pthread_mutex_unlock(&mb->mu);
     return 1;
 }
@@ -96,6 +101,13 @@ int weir_mailbox_pop(weir_mailbox_t *mb, weir_mbmsg_t *msg, int64_t deadline_ns)
 size_t weir_mailbox_size(weir_mailbox_t *mb) {
     pthread_mutex_lock(&mb->mu);
     size_t n = mb->count;
+    pthread_mutex_unlock(&mb->mu);
+    return n;
+}
+
+size_t weir_mailbox_buffers(weir_mailbox_t *mb) {
+    pthread_mutex_lock(&mb->mu);
+    size_t n = mb->buffers;
     pthread_mutex_unlock(&mb->mu);
     return n;
 }

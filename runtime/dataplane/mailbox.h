@@ -47,5 +47,8 @@ void weir_mailbox_push(weir_mailbox_t *mb, const weir_mbmsg_t *msg);
  * 0 = do not wait; -1 = wait forever. @returns 1 when a message was dequeued, 0 on timeout. */
 int weir_mailbox_pop(weir_mailbox_t *mb, weir_mbmsg_t *msg, int64_t deadline_ns);
 size_t weir_mailbox_size(weir_mailbox_t *mb);
+/** How many of the queued messages are input buffers (WEIR_MB_BUFFER): the task's in_queued
+ * gauge. Any thread. */
+size_t weir_mailbox_buffers(weir_mailbox_t *mb);
 
 #endif

@@ -3,7 +3,8 @@
  * weir_emit_packed_to: routed by tag) together with the per-record half of the
  * output writer (key selectors, partitioning, writing a record into output channel buffers),
  * weir_unpack, the context getters (weir_subtask_index, weir_parallelism, weir_current_key,
- * weir_ctx_killpoint, weir_ctx_job_id, weir_ctx_attempt), the keyed-state accessors (weir_value_*,
+ * weir_ctx_killpoint, weir_ctx_job_id, weir_ctx_attempt), the connectors' metrics
+ * (weir_ctx_kafka_lag, weir_ctx_kafka_txn), the keyed-state accessors (weir_value_*,
  * weir_list_*, weir_mapstate_*, weir_reducing_*), the state prefetch of an input buffer's keys
  * (weir__task_prefetch) and failing (weir_fail, weir__task_fail).
  *
@@ -144,6 +145,7 @@ static inline void emit_tagged(weir_ctx_t *ctx, uint32_t tag, const weir_record_
             weir__task_lc_emit_refused(ctx);
         return;
     }
+    weir__task_ctr_add(&ctx->records_out, 1);
     if (t->wmgen && ctx->pos == 0) { /* a source's record: its split's max timestamp */
         weir_wm_gen_record(t->wmgen, t->wm_split, rec->timestamp, t->now_ns);
         if (UNLIKELY(t->wm_idle)) /* active again before the record goes out */
@@ -156,6 +158,7 @@ static inline void emit_tagged(weir_ctx_t *ctx, uint32_t tag, const weir_record_
         rec = &stamped;
     }
     if (ctx->next && LIKELY(ctx->next_tag == tag)) {
+        weir__task_ctr_add(&ctx->next->records_in, 1);
         weir__task_deliver(ctx->next, rec);
         if (LIKELY(!ctx->has_out) || t->stop)
             return;
@@ -308,6 +311,17 @@ bool weir_ctx_lease_valid(const weir_ctx_t *ctx, int64_t *silent_ms) {
     int64_t silent = from ? weir_now_ns() - from : INT64_MAX;
     *silent_ms = from ? silent / 1000000 : -1;
     return silent < t->lease_ns;
+}
+
+void weir_ctx_kafka_lag(weir_ctx_t *ctx, int64_t lag) {
+    if (ctx && ctx->task)
+        atomic_store_explicit(&ctx->task->m.kafka_lag, lag < 0 ? -1 : lag, memory_order_relaxed);
+}
+
+void weir_ctx_kafka_txn(weir_ctx_t *ctx, bool committed) {
+    if (ctx && ctx->task)
+        weir__task_ctr_add(
+            committed ? &ctx->task->m.kafka_tx_committed : &ctx->task->m.kafka_tx_aborted, 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */

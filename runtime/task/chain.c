@@ -2,7 +2,8 @@
  * spec, builds the chain (one operator and one weir_ctx_t per node, the chain's state
  * declarations), the input gate and the output writer (partitioners and channels), then starts
  * the task thread; weir_task_cancel / trigger / notify push mailbox messages; weir_task_destroy
- * cancels a live task, joins it and frees it (task_free); the getters and weir_task_get_metrics.
+ * cancels a live task, joins it and frees it (task_free); the getters, weir_task_get_metrics
+ * and the per-operator weir_task_get_operator_metrics.
  *
  * Invariants:
  *  - The task owns spec->graph from weir_task_start on, also on failure. Identity, placement,
@@ -16,9 +17,11 @@
  *    contiguous run of outs[] (FORWARD: one channel, dst = own index).
  *  - task_free frees a task at any point of construction, or after its thread was joined.
  *
- * Threading: the task manager thread; the getters and weir_task_get_metrics: any thread (atomics,
- * immutable fields). Cancel / trigger / notify only push to the mailbox and return at once (a
- * trigger's target is copied into the message, which owns it). */
+ * Threading: the task manager thread; the getters and the metrics: any thread (relaxed atomics
+ * with a single writer, a sequence lock for the busy/idle/backpressured clock, immutable fields,
+ * the mailbox's own lock for queued input buffers). Cancel / trigger / notify only push to the
+ * mailbox and return at once (a trigger's target is copied into the message, which owns it). */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +363,7 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
     t->buffer_timeout_ns = spec->buffer_timeout_ns;
     t->wm = INT64_MIN;
     atomic_store(&t->wm_pub, INT64_MIN);
+    atomic_store(&t->m.kafka_lag, -1); /* not a Kafka source (or not known yet) */
     t->wm_interval_ns =
         spec->watermark_interval_ns > 0 ? spec->watermark_interval_ns : 200 * 1000000LL;
     t->credits_per_channel = spec->credits_per_channel ? spec->credits_per_channel : 4;
@@ -416,6 +420,7 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
         t->wmgen = weir_xcalloc(1, sizeof *t->wmgen);
         weir_wm_gen_init(t->wmgen, head->wm_bound_ms, head->wm_idle_ms, INT64_MIN);
     }
+    atomic_store(&t->clk.start_ns, weir_now_ns()); /* busy/idle/backpressured: wall from here */
     if (pthread_create(&t->thread, NULL, weir__task_main, t) != 0) {
         weir_fmt(errstr, errlen, "cannot start the thread of subtask %u of %s", t->subtask,
                  t->vx->name);
@@ -491,7 +496,37 @@ weir_task_state_t weir_task_state(const weir_task_t *task) {
     return (weir_task_state_t)atomic_load_explicit(&task->state, memory_order_acquire);
 }
 
+/* Busy, idle and backpressured time (a consistent copy of t->clk: sequence lock). */
+static void get_times(const weir_task_t *t, weir_task_metrics_t *out) {
+    weir_task_clock_t *c = (weir_task_clock_t *)&t->clk; /* only read */
+    int64_t start, end, idle, bp, since;
+    int wait;
+    for (;;) {
+        uint64_t s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
+        start = atomic_load_explicit(&c->start_ns, memory_order_relaxed);
+        end = atomic_load_explicit(&c->end_ns, memory_order_relaxed);
+        idle = atomic_load_explicit(&c->idle_ns, memory_order_relaxed);
+        bp = atomic_load_explicit(&c->bp_ns, memory_order_relaxed);
+        wait = atomic_load_explicit(&c->wait, memory_order_relaxed);
+        since = atomic_load_explicit(&c->since_ns, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (!(s1 & 1) && atomic_load_explicit(&c->seq, memory_order_relaxed) == s1)
+            break;
+        sched_yield(); /* the task thread is inside a (short) update */
+    }
+    if (!start)
+        return;
+    int64_t now = end ? end : weir_now_ns();   /* read after the copy: now >= since */
+    if (wait != WEIR_WAIT_NONE && now > since) /* the wait in progress counts already */
+        *(wait == WEIR_WAIT_IDLE ? &idle : &bp) += now - since;
+    int64_t busy = now - start - idle - bp;
+    out->idle_ns = (uint64_t)idle;
+    out->backpressured_ns = (uint64_t)bp;
+    out->busy_ns = busy > 0 ? (uint64_t)busy : 0;
+}
+
 void weir_task_get_metrics(const weir_task_t *t, weir_task_metrics_t *out) {
+    memset(out, 0, sizeof *out);
 #define LD(f) out->f = atomic_load_explicit(&t->m.f, memory_order_relaxed)
     LD(records_in);
     LD(records_out);
@@ -500,6 +535,37 @@ void weir_task_get_metrics(const weir_task_t *t, weir_task_metrics_t *out) {
     LD(buffers_out_remote);
     LD(bytes_out_remote);
     LD(buffers_out_local);
-    LD(backpressured_ns);
+    LD(buffers_in_local);
+    LD(bytes_in_local);
+    LD(bytes_out_local);
+    LD(late_records_dropped);
+    LD(kafka_lag);
+    LD(kafka_tx_committed);
+    LD(kafka_tx_aborted);
+    LD(out_queued);
 #undef LD
+    get_times(t, out);
+    out->in_queued = atomic_load_explicit(&t->m.in_held, memory_order_relaxed) +
+                     (t->mb ? weir_mailbox_buffers(t->mb) : 0);
+    out->in_capacity = (uint64_t)t->n_ins * t->credits_per_channel;
+    out->out_capacity = (uint64_t)t->n_outs * t->credits_per_channel;
+    out->watermark = atomic_load_explicit(&t->wm_pub, memory_order_relaxed);
+    /* state_cache_hits / misses: the state backend's (wired by the task manager) */
+}
+
+size_t weir_task_operator_count(const weir_task_t *t) {
+    return t->n_ops;
+}
+
+void weir_task_get_operator_metrics(const weir_task_t *t, size_t i, weir_operator_metrics_t *out) {
+    memset(out, 0, sizeof *out);
+    if (i >= t->n_ops)
+        return;
+    const weir_ctx_t *c = &t->ctxs[i];
+    const weir_node_t *n = t->ops[i].node;
+    out->name = n ? n->name : NULL;
+    out->uid = n ? n->uid : NULL;
+    out->node = n ? n->id : 0;
+    out->records_in = atomic_load_explicit(&c->records_in, memory_order_relaxed);
+    out->records_out = atomic_load_explicit(&c->records_out, memory_order_relaxed);
 }

@@ -19,7 +19,7 @@
  * max(l.ts, r.ts), then kept with a cleanup timer at the first watermark after which no
  * partner can come: a left record at t at t + upper + 1, a right one at t - lower + 1 (a partner
  * below the watermark is late). A timer at T removes the key's records whose cleanup time is
- * <= T. Late records are dropped and counted (n_late).
+ * <= T. Late records are dropped and counted (METRICS late_records_dropped).
  * Invariants: every kept record has a pending cleanup timer at its cleanup time (timers are
  * keyed state: checkpoints, savepoints and rescale carry both together).
  * Threading: the subtask thread only; an op struct belongs to one subtask (define() runs per
@@ -96,7 +96,6 @@ typedef struct interval_op {
     weir_join_fn fn;
     void *udata;
     weir_state_id st;
-    uint64_t n_late; /* late records dropped */
 } interval_op_t;
 
 static void enc_ts(int64_t v, unsigned char out[8]) {
@@ -173,7 +172,7 @@ static void ikept_free(ikept_list_t *l) {
 
 static void interval_record(weir_ctx_t *ctx, const weir_record_t *in, interval_op_t *o, int side) {
     if (in->timestamp < weir_current_watermark(ctx)) {
-        o->n_late++;
+        weir__task_count_late(ctx);
         return;
     }
     /* partners: a left record at t pairs right ones in [t + lower, t + upper], a right one at

@@ -16,6 +16,10 @@
  *    are granted in batches of half a channel's credits (weir_inchan_consumed_batched): a
  *    sender without credit has all C of them outstanding, so once the receiver consumed what
  *    is in flight at least a batch is owed and granted; batching never stalls a sender.
+ *  - Metrics (README.md "Metrics"): every blocking mailbox wait is bracketed by
+ *    weir__task_clock_wait: idle in next_msg (only when nothing is queued), backpressured in
+ *    weir__task_send_out; the final set_state ends the clock. in_held counts the buffers in the
+ *    deferred FIFO and the channels' dq; each output's share of out_queued follows its credits.
  *  - task->now_ns is refreshed (weir_now_ns) once per input buffer / source batch / hook call,
  *    never per record; the unpack zones are cleared at the start of every input buffer and
  *    source batch.
@@ -61,6 +65,8 @@
 /* ---------------------------------------------------------------------------------------- */
 
 static void def_push(weir_task_t *t, const weir_mbmsg_t *msg) {
+    if (msg->type == WEIR_MB_BUFFER) /* still queued input (the in_queued gauge) */
+        weir__task_ctr_add(&t->m.in_held, 1);
     if (t->def_len == t->def_cap)
         weir_ring_grow((void **)&t->deferred, sizeof *t->deferred, &t->def_head, t->def_len,
                        &t->def_cap, 16);
@@ -74,6 +80,8 @@ static bool def_pop(weir_task_t *t, weir_mbmsg_t *msg) {
     *msg = t->deferred[t->def_head];
     t->def_head = (t->def_head + 1) % t->def_cap;
     t->def_len--;
+    if (msg->type == WEIR_MB_BUFFER)
+        weir__task_ctr_add(&t->m.in_held, (uint64_t)-1);
     return true;
 }
 
@@ -98,18 +106,42 @@ void weir__task_drop_messages(weir_task_t *t) {
 /* Output writer: sending buffers                                                           */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Updates output @p o's share of the out_queued gauge: the buffers of its credit window that
+ * the receiver has not returned yet (in flight, queued or being processed there, or consumed
+ * and owed as a batch), credits_per_channel - credits once the receiver's first credits came
+ * (nothing was sent before). A receiver granting more than this side's credits_per_channel
+ * counts as 0. */
+static void out_gauge(weir_task_t *t, weir_task_out_t *o) {
+    uint32_t q = o->primed && o->ch.credits < t->credits_per_channel
+                     ? t->credits_per_channel - o->ch.credits
+                     : 0;
+    if (q != o->queued) {
+        weir__task_ctr_add(&t->m.out_queued, (uint64_t)q - (uint64_t)o->queued);
+        o->queued = q;
+    }
+}
+
+/* CREDIT: @p n credits for output @p idx. */
+static void out_credit(weir_task_t *t, uint32_t idx, uint32_t n) {
+    if (idx >= t->n_outs)
+        return;
+    weir_task_out_t *o = &t->outs[idx];
+    weir_outchan_add_credit(&o->ch, n);
+    o->primed = true;
+    out_gauge(t, o);
+}
+
 /* Sends the current buffer of @p o, blocking for a credit first. Returns with t->stop set when
  * canceled (or failed) while waiting. */
 void weir__task_send_out(weir_task_t *t, weir_task_out_t *o) {
     if (o->ch.credits == 0) {
-        int64_t t0 = weir_now_ns();
+        weir__task_clock_wait(t, WEIR_WAIT_BP, weir_now_ns());
         while (o->ch.credits == 0 && !t->stop) {
             weir_mbmsg_t msg;
             if (weir_mailbox_pop(t->mb, &msg, -1) <= 0)
                 continue;
             if (msg.type == WEIR_MB_CREDIT) {
-                if (msg.index < t->n_outs)
-                    weir_outchan_add_credit(&t->outs[msg.index].ch, msg.n);
+                out_credit(t, msg.index, msg.n);
             } else if (msg.type == WEIR_MB_CANCEL) {
                 t->canceled = true;
                 t->stop = true;
@@ -117,11 +149,12 @@ void weir__task_send_out(weir_task_t *t, weir_task_out_t *o) {
                 def_push(t, &msg);
             }
         }
-        weir__task_ctr_add(&t->m.backpressured_ns, (uint64_t)(weir_now_ns() - t0));
+        weir__task_clock_wait(t, WEIR_WAIT_NONE, weir_now_ns());
         if (t->stop)
             return;
     }
     weir_netbuf_t *buf = weir_outchan_take(&o->ch);
+    out_gauge(t, o);
     size_t len = buf->len;
     int rc = weir_dataplane_send(t->dp, buf);
     if (rc < 0) {
@@ -131,6 +164,7 @@ void weir__task_send_out(weir_task_t *t, weir_task_out_t *o) {
     }
     if (o->local) {
         weir__task_ctr_add(&t->m.buffers_out_local, 1);
+        weir__task_ctr_add(&t->m.bytes_out_local, len);
     } else {
         weir__task_ctr_add(&t->m.buffers_out_remote, 1);
         weir__task_ctr_add(&t->m.bytes_out_remote, len);
@@ -238,14 +272,17 @@ static void clear_zones(weir_task_t *t) {
     }
 }
 
-static void dq_push(weir_task_in_t *in, weir_netbuf_t *buf, size_t off) {
+/* The deferred buffers of every channel count in the in_queued gauge (t->m.in_held). */
+static void dq_push(weir_task_t *t, weir_task_in_t *in, weir_netbuf_t *buf, size_t off) {
+    weir__task_ctr_add(&t->m.in_held, 1);
     if (in->dq_len == in->dq_cap)
         weir_ring_grow((void **)&in->dq, sizeof *in->dq, &in->dq_head, in->dq_len, &in->dq_cap, 4);
     in->dq[(in->dq_head + in->dq_len) % in->dq_cap] = (weir_defbuf_t){buf, off};
     in->dq_len++;
 }
 
-static void dq_pop(weir_task_in_t *in) {
+static void dq_pop(weir_task_t *t, weir_task_in_t *in) {
+    weir__task_ctr_add(&t->m.in_held, (uint64_t)-1);
     in->dq_head = (in->dq_head + 1) % in->dq_cap;
     in->dq_len--;
 }
@@ -311,6 +348,7 @@ static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
         }
     }
     weir__task_ctr_add(&t->m.records_in, n);
+    weir__task_ctr_add(&head->records_in, n);
     if (blocked && !t->stop)
         return false;
     uint32_t credits = weir_inchan_consumed_batched(&in->ch);
@@ -339,14 +377,17 @@ static void on_buffer(weir_task_t *t, weir_mbmsg_t *msg) {
     if (in->remote) {
         weir__task_ctr_add(&t->m.buffers_in_remote, 1);
         weir__task_ctr_add(&t->m.bytes_in_remote, buf->len);
+    } else {
+        weir__task_ctr_add(&t->m.buffers_in_local, 1);
+        weir__task_ctr_add(&t->m.bytes_in_local, buf->len);
     }
     if (in->ch.blocked || in->dq_len) { /* behind a barrier, or behind data that is */
-        dq_push(in, buf, 0);
+        dq_push(t, in, buf, 0);
         return;
     }
     weir_defbuf_t d = {buf, 0};
     if (!process_buffer(t, msg->index, &d))
-        dq_push(in, d.buf, d.off);
+        dq_push(t, in, d.buf, d.off);
 }
 
 /* Processes one deferred buffer of an unblocked channel. @returns true when there was one. */
@@ -357,7 +398,7 @@ static bool drain_deferred(weir_task_t *t) {
             continue;
         weir_defbuf_t d = in->dq[in->dq_head];
         if (process_buffer(t, i, &d))
-            dq_pop(in);
+            dq_pop(t, in);
         else
             in->dq[in->dq_head].off = d.off;
         return true;
@@ -375,8 +416,7 @@ static void handle_msg(weir_task_t *t, weir_mbmsg_t *msg) {
         on_buffer(t, msg);
         break;
     case WEIR_MB_CREDIT:
-        if (msg->index < t->n_outs)
-            weir_outchan_add_credit(&t->outs[msg->index].ch, msg->n);
+        out_credit(t, msg->index, msg->n);
         break;
     case WEIR_MB_CANCEL:
         t->canceled = true;
@@ -411,11 +451,18 @@ static void handle_msg(weir_task_t *t, weir_mbmsg_t *msg) {
     }
 }
 
-/* Gets the next message: deferred ones first. */
+/* Gets the next message: deferred ones first. Waiting (@p deadline not 0, and the mailbox
+ * empty) is idle time; a message already queued is taken without reading the clock. */
 static int next_msg(weir_task_t *t, weir_mbmsg_t *msg, int64_t deadline) {
     if (def_pop(t, msg))
         return 1;
-    return weir_mailbox_pop(t->mb, msg, deadline);
+    int rc = weir_mailbox_pop(t->mb, msg, 0);
+    if (rc > 0 || deadline == 0)
+        return rc;
+    weir__task_clock_wait(t, WEIR_WAIT_IDLE, weir_now_ns());
+    rc = weir_mailbox_pop(t->mb, msg, deadline);
+    weir__task_clock_wait(t, WEIR_WAIT_NONE, weir_now_ns());
+    return rc;
 }
 
 static int64_t to_deadline(int64_t next_flush) {
@@ -536,6 +583,11 @@ static void finish(weir_task_t *t) {
 }
 
 static void set_state(weir_task_t *t, weir_task_state_t s, const char *message) {
+    if (s != WEIR_TASK_RUNNING) { /* final: the thread's wall time ends (busy/idle/bp) */
+        int64_t now = weir_now_ns();
+        atomic_store_explicit(&t->clk.end_ns, now, memory_order_relaxed);
+        weir__task_clock_wait(t, WEIR_WAIT_NONE, now); /* publishes end_ns too */
+    }
     atomic_store_explicit(&t->state, (int)s, memory_order_release);
     if (t->on_state)
         t->on_state(t->cb_arg, t, s, message);

@@ -101,6 +101,14 @@ uint32_t weir_ctx_attempt(const weir_ctx_t *ctx);
  * and fails instead. Always true outside a task manager. Implemented by the task runtime. */
 bool weir_ctx_lease_valid(const weir_ctx_t *ctx, int64_t *silent_ms);
 
+/* Connector metrics, reported in the subtask's METRICS (common/proto.h) with every heartbeat.
+ * Task thread only; a NULL @p ctx is ignored (unit tests drive connectors without a task). */
+/** A Kafka source's lag: the sum over its partitions of (high watermark - position); -1 unknown.
+ * Set it at most about once a second, never per record. */
+void weir_ctx_kafka_lag(weir_ctx_t *ctx, int64_t lag);
+/** A Kafka exactly-once sink ended a transaction: committed, or (@p committed false) aborted. */
+void weir_ctx_kafka_txn(weir_ctx_t *ctx, bool committed);
+
 /* Event time in sources (docs/event-time.md). A source with a watermark strategy reports which of
  * its splits each record comes from; the runtime keeps one maximum timestamp per split and emits
  * the minimum over the active splits. Splits are dense indices of this subtask (0, 1, ...); a

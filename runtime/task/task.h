@@ -99,7 +99,33 @@ uint32_t weir_task_subtask(const weir_task_t *task);
  * input). Any thread (relaxed atomic). */
 int64_t weir_task_watermark(const weir_task_t *task);
 weir_task_state_t weir_task_state(const weir_task_t *task);
-/** A consistent-enough snapshot of the counters (relaxed atomics). Any thread. */
+/** A consistent-enough snapshot of the counters (relaxed atomics). Any thread, while the task
+ * exists (until weir_task_destroy). Every field but state_cache_hits / state_cache_misses (0
+ * here: the state backend counts them). busy_ns + idle_ns + backpressured_ns is the wall time
+ * of the subtask from weir_task_start to now (to its final state once it has one): idle is the
+ * time blocked on the mailbox for input (a source: for its wake-up time), backpressured the
+ * time blocked for an output credit, busy the rest (records, timers, barriers, snapshots, open
+ * and close). Gauges: in_queued = input buffers queued in the mailbox or held back (alignment,
+ * deferred) and not processed, of in_capacity = input channels x credits per channel;
+ * out_queued = buffers of the output channels' credit windows not returned by the receivers
+ * yet, of out_capacity = output channels x credits per channel. watermark: INT64_MIN before
+ * the first, INT64_MAX after end of input; kafka_lag: -1 unless a Kafka source reported it. */
 void weir_task_get_metrics(const weir_task_t *task, weir_task_metrics_t *out);
+
+/** Counters of one operator of the chain (Flink's per-operator numRecordsIn/Out). */
+typedef struct weir_operator_metrics {
+    const char *name;     /* the node's name; owned by the task (valid until weir_task_destroy) */
+    const char *uid;      /* the node's uid; NULL when not set */
+    uint32_t node;        /* the node's id in the job graph */
+    uint64_t records_in;  /* records handed to it (the head: every record of the input gate) */
+    uint64_t records_out; /* records it emitted, to every output (side outputs too) */
+} weir_operator_metrics_t;
+
+/** The number of chained operators of @p task (head first). Any thread. */
+size_t weir_task_operator_count(const weir_task_t *task);
+/** The counters of chain position @p i (< weir_task_operator_count; zeroes otherwise). Any
+ * thread, while the task exists (relaxed atomics, single writer: the task thread). */
+void weir_task_get_operator_metrics(const weir_task_t *task, size_t i,
+                                    weir_operator_metrics_t *out);
 
 #endif

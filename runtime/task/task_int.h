@@ -4,8 +4,9 @@
  * README.md has the file map). Only the .c files of runtime/task/ include this.
  *
  * Everything here is owned by the subtask thread, except the metrics (single writer: the task
- * thread; other threads read them with relaxed atomics), the state (atomic) and the identity and
- * checkpoint settings, which are immutable once the thread runs (the uploader thread reads them).
+ * thread; other threads read them with relaxed atomics, the clock under its sequence lock), the
+ * state (atomic) and the identity and checkpoint settings, which are immutable once the thread runs
+ * (the uploader thread reads them).
  */
 #ifndef WEIR_RUNTIME_TASK_INT_H
 #define WEIR_RUNTIME_TASK_INT_H
@@ -52,6 +53,9 @@ struct weir_ctx {
     struct weir_timers *timers; /* timers.c: the node's timer store; NULL without timers */
     int64_t timer_ts;           /* timers.c: timestamp of the event-time timer firing ... */
     bool timer_ev;              /* ... while its on_timer runs (weir_emit stamps it) */
+    /* weir_task_get_operator_metrics (single writer: the task thread; relaxed atomics) */
+    _Atomic uint64_t records_in;  /* records handed to this operator */
+    _Atomic uint64_t records_out; /* records it emitted (every output, side outputs too) */
 };
 
 /** Counters read by other threads (single writer: the task thread). */
@@ -63,13 +67,43 @@ typedef struct weir_task_counters {
     _Atomic uint64_t buffers_out_remote;
     _Atomic uint64_t bytes_out_remote;
     _Atomic uint64_t buffers_out_local;
-    _Atomic uint64_t backpressured_ns;
+    _Atomic uint64_t buffers_in_local;
+    _Atomic uint64_t bytes_in_local;
+    _Atomic uint64_t bytes_out_local;
+    _Atomic uint64_t late_records_dropped;
+    _Atomic uint64_t kafka_tx_committed;
+    _Atomic uint64_t kafka_tx_aborted;
+    _Atomic int64_t kafka_lag;   /* -1: not a Kafka source, or unknown */
+    _Atomic uint64_t in_held;    /* gauge: input buffers taken from the mailbox, not processed */
+    _Atomic uint64_t out_queued; /* gauge: sum over outputs of out->queued (loop.c out_gauge) */
 } weir_task_counters_t;
+
+/** What the task thread is doing, for busy / idle / backpressured time (weir_task_get_metrics
+ * reads a consistent copy: a sequence lock with a single writer, the task thread). */
+typedef enum weir_task_wait {
+    WEIR_WAIT_NONE = 0, /* busy: processing records, timers, barriers, opening, closing */
+    WEIR_WAIT_IDLE,     /* blocked on the mailbox for input (or a source's wake-up time) */
+    WEIR_WAIT_BP,       /* blocked on the mailbox for an output credit */
+} weir_task_wait_t;
+
+/** The thread's wall time split into idle, backpressured and (the rest) busy. Every member is
+ * written by the task thread only, inside seq odd; readers retry while seq is odd or changed. */
+typedef struct weir_task_clock {
+    _Atomic uint64_t seq;
+    _Atomic int64_t start_ns; /* weir_task_start, just before the thread starts */
+    _Atomic int64_t end_ns;   /* the final state (0: not yet) */
+    _Atomic int64_t idle_ns;  /* finished idle waits */
+    _Atomic int64_t bp_ns;    /* finished backpressured waits */
+    _Atomic int wait;         /* weir_task_wait_t in progress */
+    _Atomic int64_t since_ns; /* ... since */
+} weir_task_clock_t;
 
 /** One output channel and where it goes. */
 typedef struct weir_task_out {
     weir_outchan_t ch;
-    bool local; /* receiver lives in this task manager */
+    bool local;      /* receiver lives in this task manager */
+    bool primed;     /* the receiver's first credits arrived */
+    uint32_t queued; /* its share of the out_queued gauge (loop.c, out_gauge) */
 } weir_task_out_t;
 
 /** One out-edge of the vertex: a partitioner over a contiguous run of outs[]. */
@@ -139,6 +173,7 @@ struct weir_task {
     weir_mailbox_t *mb;
     _Atomic int state; /* weir_task_state_t */
     weir_task_counters_t m;
+    weir_task_clock_t clk;
 
     /* chain */
     uint32_t n_ops;
@@ -229,6 +264,31 @@ struct weir_task {
 static inline void weir__task_ctr_add(_Atomic uint64_t *a, uint64_t n) {
     atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n,
                           memory_order_relaxed);
+}
+
+/** Starts (@p w: WEIR_WAIT_IDLE or WEIR_WAIT_BP) or ends (WEIR_WAIT_NONE, adding the wait to
+ * its total) a wait of the task thread, at weir_now_ns() time @p now. Task thread. */
+static inline void weir__task_clock_wait(weir_task_t *t, weir_task_wait_t w, int64_t now) {
+    weir_task_clock_t *c = &t->clk;
+    uint64_t seq = atomic_load_explicit(&c->seq, memory_order_relaxed);
+    atomic_store_explicit(&c->seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    int cur = atomic_load_explicit(&c->wait, memory_order_relaxed);
+    if (cur != WEIR_WAIT_NONE) {
+        int64_t d = now - atomic_load_explicit(&c->since_ns, memory_order_relaxed);
+        _Atomic int64_t *tot = cur == WEIR_WAIT_IDLE ? &c->idle_ns : &c->bp_ns;
+        if (d > 0)
+            atomic_store_explicit(tot, atomic_load_explicit(tot, memory_order_relaxed) + d,
+                                  memory_order_relaxed);
+    }
+    atomic_store_explicit(&c->wait, (int)w, memory_order_relaxed);
+    atomic_store_explicit(&c->since_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&c->seq, seq + 2, memory_order_release);
+}
+
+/** A window or interval join at @p ctx dropped a late record (METRICS late_records_dropped). */
+static inline void weir__task_count_late(weir_ctx_t *ctx) {
+    weir__task_ctr_add(&ctx->task->m.late_records_dropped, 1);
 }
 
 /** Hands @p rec to the operator at chain position @p c (by pointer, never encoded); a keyed

@@ -60,6 +60,7 @@
 
 #include "common/util.h"
 #include "runtime/graph/graph.h"
+#include "runtime/task/task_int.h"
 #include "runtime/task/window.h"
 
 #define WINDEX "weir.window.index"
@@ -72,7 +73,6 @@ typedef struct window_op {
     weir_state_id idx;              /* WINDEX: the key's windows */
     weir_state_id st;               /* RECORDS: kept records (keeps() only) */
     int64_t pane;                   /* pane size (tumbling: size, sliding: gcd(size, slide)) */
-    uint64_t n_dropped;             /* late records dropped (no late_tag) */
     weir_window_process_fn process; /* weir_window_process: records kept, not accumulators */
     weir_cogroup_fn cogroup;        /* weir_window_cogroup (join.c): records kept with a side */
     int side;                       /* cogroup: the input of the record being handled (0, 1) */
@@ -576,7 +576,7 @@ static void late(weir_ctx_t *ctx, window_op_t *w, const weir_record_t *in) {
     if (w->spec.late_tag > 0)
         weir_emit_to(ctx, w->spec.late_tag, in);
     else
-        w->n_dropped++;
+        weir__task_count_late(ctx); /* dropped */
 }
 
 /* Packs add(acc, in) into @p out (acc unset: add(create(), in)); false after weir_fail. */
