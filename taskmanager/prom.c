@@ -45,7 +45,7 @@
  * weir_task_get_operator_metrics (runtime/task/task.h) are merged: /metrics then exposes
  * weir_operator_records_{in,out}_total. TODO(lead): the switch below is the only reader. */
 #ifndef WEIR_TM_HAVE_OPERATOR_METRICS
-#define WEIR_TM_HAVE_OPERATOR_METRICS 0
+#define WEIR_TM_HAVE_OPERATOR_METRICS 1
 #endif
 
 struct weir_tm_prom {

@@ -543,6 +543,8 @@ void weir_task_get_metrics(const weir_task_t *t, weir_task_metrics_t *out) {
     LD(kafka_tx_committed);
     LD(kafka_tx_aborted);
     LD(out_queued);
+    LD(state_cache_hits);
+    LD(state_cache_misses);
 #undef LD
     get_times(t, out);
     out->in_queued = atomic_load_explicit(&t->m.in_held, memory_order_relaxed) +
@@ -550,7 +552,6 @@ void weir_task_get_metrics(const weir_task_t *t, weir_task_metrics_t *out) {
     out->in_capacity = (uint64_t)t->n_ins * t->credits_per_channel;
     out->out_capacity = (uint64_t)t->n_outs * t->credits_per_channel;
     out->watermark = atomic_load_explicit(&t->wm_pub, memory_order_relaxed);
-    /* state_cache_hits / misses: the state backend's (wired by the task manager) */
 }
 
 size_t weir_task_operator_count(const weir_task_t *t) {

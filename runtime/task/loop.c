@@ -290,6 +290,17 @@ static void dq_pop(weir_task_t *t, weir_task_in_t *in) {
 /* Processes the entries of @p d from d->off on. @returns true when the buffer is done with
  * (consumed and freed; its credit granted unless blocked or stopping), false when processing
  * stopped right after a barrier that blocked the channel: d->off then points behind it. */
+/* Copies the state backend's cache counters (plain fields of the task thread) into the atomics
+ * other threads read (weir_task_get_metrics). */
+static void publish_state_stats(weir_task_t *t) {
+    if (!t->sb)
+        return;
+    weir_state_stats_t st;
+    weir_state_get_stats(t->sb, &st);
+    atomic_store_explicit(&t->m.state_cache_hits, st.cache_hits, memory_order_relaxed);
+    atomic_store_explicit(&t->m.state_cache_misses, st.cache_misses, memory_order_relaxed);
+}
+
 static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
     weir_task_in_t *in = &t->ins[idx];
     weir_netbuf_t *buf = d->buf;
@@ -349,6 +360,7 @@ static bool process_buffer(weir_task_t *t, uint32_t idx, weir_defbuf_t *d) {
     }
     weir__task_ctr_add(&t->m.records_in, n);
     weir__task_ctr_add(&head->records_in, n);
+    publish_state_stats(t);
     if (blocked && !t->stop)
         return false;
     uint32_t credits = weir_inchan_consumed_batched(&in->ch);

@@ -76,6 +76,8 @@ typedef struct weir_task_counters {
     _Atomic int64_t kafka_lag;   /* -1: not a Kafka source, or unknown */
     _Atomic uint64_t in_held;    /* gauge: input buffers taken from the mailbox, not processed */
     _Atomic uint64_t out_queued; /* gauge: sum over outputs of out->queued (loop.c out_gauge) */
+    _Atomic uint64_t state_cache_hits;   /* the state backend's, published per input buffer */
+    _Atomic uint64_t state_cache_misses; /* (loop.c publish_state_stats) */
 } weir_task_counters_t;
 
 /** What the task thread is doing, for busy / idle / backpressured time (weir_task_get_metrics

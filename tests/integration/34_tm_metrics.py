@@ -179,20 +179,33 @@ def part_ports_and_counts():
                     seen.add((lab["vertex_id"], lab["subtask"]))
         check(seen == {(v, s) for v in ("0", "1") for s in ("0", "1", "2")},
               f"subtasks in /metrics: {sorted(seen)}")
-        # per chained operator (runtime/task weir_task_get_operator_metrics; taskmanager/prom.c
-        # WEIR_TM_HAVE_OPERATOR_METRICS): the source emitted one line, split its words
+        # per chained operator (runtime/task weir_task_get_operator_metrics): the source emitted
+        # one line, split its words
         ops = {(lab["subtask"], lab["operator"]): val for text in texts
                for name, lab, val in parse(text)
                if name == "weir_operator_records_out_total" and lab["job_id"] == jobid
                and lab["vertex_id"] == "0"}
-        if ops:
-            want_ops = {("0", "lines"): 1, ("0", "split"): line1_words, ("1", "lines"): 0,
-                        ("1", "split"): 0}
-            check(all(ops.get(k) == v for k, v in want_ops.items()),
-                  f"operator records_out {ops}, expected {want_ops}")
-            print(f"(b) per operator: {want_ops}")
-        else:
-            print("(b) no weir_operator_* series: built without per-operator counters")
+        want_ops = {("0", "lines"): 1, ("0", "split"): line1_words, ("1", "lines"): 0,
+                    ("1", "split"): 0}
+        check(all(ops.get(k) == v for k, v in want_ops.items()),
+              f"operator records_out {ops}, expected {want_ops}")
+        print(f"(b) per operator: {want_ops}")
+        # the keyed count's state cache: every word it counted was looked up (a first sight of a
+        # word is a miss)
+        cache_deadline = time.time() + 30
+        while True:
+            now = [scrape(p)[1] for p in ports]
+            cache = {n: sum(val for text in now for name, lab, val in parse(text)
+                            if name == n and lab["job_id"] == jobid and lab["vertex_id"] == "1")
+                     for n in ("weir_task_state_cache_hits_total",
+                               "weir_task_state_cache_misses_total", "weir_task_records_in_total")}
+            if cache["weir_task_state_cache_misses_total"] > 0 or time.time() > cache_deadline:
+                break
+            time.sleep(0.2)
+        check(cache["weir_task_records_in_total"] > 0
+              and cache["weir_task_state_cache_misses_total"] > 0,
+              f"state cache of the count: {cache}")
+        print(f"(b) state cache of the count: {cache}")
         print(f"(b) source subtask 0 emitted {got[0]} = head -n 1 | wc -w, subtask 1 {got[1]}, "
               f"subtask 2 {got[2]} so far; promtool check metrics passed on both")
         c.wait_state(jobid, {"FINISHED"}, timeout=120)
