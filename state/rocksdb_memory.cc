@@ -62,8 +62,8 @@ extern "C" weir_rdb_wbm_t *weir__rdb_wbm_new(size_t bytes, rocksdb_cache_t *cach
     if (!w)
         return nullptr;
     try {
-        w->rep = std::make_shared<rocksdb::WriteBufferManager>(
-            bytes, cache ? cache->rep : nullptr, /*allow_stall=*/true);
+        w->rep = std::make_shared<rocksdb::WriteBufferManager>(bytes, cache ? cache->rep : nullptr,
+                                                               /*allow_stall=*/true);
     } catch (...) {
         delete w;
         return nullptr;
