@@ -62,6 +62,7 @@
 #include "runtime/graph/graph.h"
 #include "runtime/graph/plugin.h"
 #include "runtime/task/task.h"
+#include "taskmanager/memory_int.h"
 
 #define COMP "taskmanager"
 #define POLL_MS 50
@@ -80,7 +81,8 @@ typedef struct tm_task {
     weir_task_t *task;
     char job_id[33];
     uint32_t attempt, vertex, subtask;
-    bool withheld; /* did not stop before a re-registration: its slot is not offered */
+    bool withheld;      /* did not stop before a re-registration: its slot is not offered */
+    uint64_t net_bytes; /* network buffers reserved for it (memory.c) */
 } tm_task_t;
 
 /* The newest attempt of a job deployed here (attempt fencing). */
@@ -148,6 +150,7 @@ struct weir_taskmanager {
     int64_t wm_interval_ns; /* pipeline.auto-watermark-interval */
     uint32_t credits;
     size_t cache_bytes;
+    weir_tm_memory_t mem; /* taskmanager.memory.* (memory.c) */
 };
 
 /* The task manager's tables are small and bounded by slots and deploys: out of memory aborts. */
@@ -155,6 +158,10 @@ static void *grow(void *arr, size_t *cap, size_t need, size_t elem) {
     if (weir_array_grow(&arr, cap, need, elem, 8) != 0)
         abort();
     return arr;
+}
+
+weir_tm_memory_t *weir__tm_memory(weir_taskmanager_t *tm) {
+    return &tm->mem;
 }
 
 const char *weir_taskmanager_id(const weir_taskmanager_t *tm) {
@@ -258,6 +265,7 @@ static void send_heartbeat(weir_taskmanager_t *tm) {
     m.tm_id = tm->id;
     m.tasks = ts;
     m.n_tasks = n;
+    weir__tm_memory_heartbeat(&tm->mem, &m);
     tm_send(tm, &m);
     free(ts);
 }
@@ -362,6 +370,7 @@ static void drain_events(weir_taskmanager_t *tm) {
             uint32_t attempt = t->attempt;
             memcpy(job_id, t->job_id, sizeof job_id);
             weir_task_destroy(&t->task);
+            weir__tm_memory_network_release(&tm->mem, t->net_bytes);
             tm->tasks[k] = tm->tasks[--tm->n_tasks];
             close_job_if_done(tm, job_id, attempt);
         }
@@ -494,6 +503,10 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
             goto fail;
         }
     }
+    uint64_t net_bytes = 0;
+    if (weir__tm_memory_network_reserve(&tm->mem, built, d->vertex, tm->credits, tm->buffer_size,
+                                        &net_bytes, err, sizeof err) < 0)
+        goto fail;
     weir_task_spec_t spec = {0};
     weir_fmt(spec.job_id, sizeof spec.job_id, "%s", d->job_id);
     spec.attempt = d->attempt;
@@ -510,6 +523,7 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.watermark_interval_ns = tm->wm_interval_ns;
     spec.credits_per_channel = tm->credits;
     spec.state_cache_bytes = tm->cache_bytes;
+    spec.state_memory = tm->mem.state; /* NULL without a budget: state_cache_bytes per subtask */
     spec.on_state = on_task_state;
     spec.lease_from_ns = &tm->lease_from_ns;
     /* the job manager declares a task manager lost after heartbeat.timeout of silence */
@@ -530,11 +544,16 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.create_connector = weir_connector_create;
     tm->tasks = grow(tm->tasks, &tm->cap_tasks, tm->n_tasks + 1, sizeof *tm->tasks);
     weir_task_t *task = weir_task_start(&spec, err, sizeof err);
-    if (!task)
+    if (!task) {
+        weir__tm_memory_network_release(&tm->mem, net_bytes);
         goto fail;
+    }
     tm_task_t *t = &tm->tasks[tm->n_tasks++];
-    *t = (tm_task_t){
-        .task = task, .attempt = d->attempt, .vertex = d->vertex, .subtask = d->subtask};
+    *t = (tm_task_t){.task = task,
+                     .attempt = d->attempt,
+                     .vertex = d->vertex,
+                     .subtask = d->subtask,
+                     .net_bytes = net_bytes};
     weir_fmt(t->job_id, sizeof t->job_id, "%s", d->job_id);
     free(argv);
     return;
@@ -934,6 +953,7 @@ int weir_taskmanager_run(weir_taskmanager_t *tm, volatile sig_atomic_t *stop) {
         WEIR_WARN(COMP, "%zu tasks did not stop in time; joining them", tm->n_tasks);
     while (tm->n_tasks) {
         weir_task_destroy(&tm->tasks[tm->n_tasks - 1].task); /* joins */
+        weir__tm_memory_network_release(&tm->mem, tm->tasks[tm->n_tasks - 1].net_bytes);
         tm->n_tasks--;
         drain_events(tm);
     }
@@ -1016,6 +1036,8 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     int64_t credits = weir_config_get_int(cfg, "taskmanager.network.buffers-per-channel");
     tm->credits = credits > 0 ? (uint32_t)credits : 1;
     tm->cache_bytes = (size_t)weir_config_get_bytes(cfg, "state.backend.cache-size");
+    if (weir__tm_memory_init(&tm->mem, cfg, errstr, errlen) != 0)
+        goto fail;
 
     char err[256] = "";
     /* Loopback unless configured otherwise: weir_config_check_binds() (called by
@@ -1101,6 +1123,7 @@ void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
     if (tm->zctx)
         zmq_ctx_term(tm->zctx);
     weir_dataplane_destroy(&tm->dp);
+    weir__tm_memory_free(&tm->mem); /* after every task (and its state backend) is gone */
     if (tm->workdir) {
         if (tm->workdir_default) {
             weir_rmtree(tm->workdir);
