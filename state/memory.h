@@ -1,10 +1,10 @@
 /* The keyed-state memory of one task manager, shared by all its state backends (as Flink's
  * managed memory): ONE RocksDB LRU block cache (index and filter blocks in it, in its
- * high-priority pool) and ONE WriteBufferManager charged to that cache (writes stall while the
- * memtables of all DBs exceed it), plus ONE budget for the write-back state caches of every
- * stateful subtask (a cache that cannot reserve more evicts instead of growing).
- * A backend opened with weir_state_opts_t.memory uses these instead of its own cache, memtable
- * limit and state-cache size. See state/README.md "Memory".
+ * high-priority pool) and ONE WriteBufferManager charged to that cache (a DB that writes while
+ * the memtables of all DBs pass its trigger flushes its largest), plus ONE budget for the
+ * write-back state caches of every stateful subtask (a cache that cannot reserve more evicts
+ * instead of growing). A backend opened with weir_state_opts_t.memory uses these instead of its own
+ * cache, memtable limit and state-cache size. See state/README.md "Memory".
  *
  * Threading: every function may be called from any thread (a mutex guards the list of open
  * DBs; the state-cache budget is an atomic counter). The object must outlive every backend

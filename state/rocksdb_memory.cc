@@ -62,8 +62,15 @@ extern "C" weir_rdb_wbm_t *weir__rdb_wbm_new(size_t bytes, rocksdb_cache_t *cach
     if (!w)
         return nullptr;
     try {
+        /* allow_stall false, as Flink: with it, 8 DBs of one task manager deadlocked in
+         * tests/integration/31_memory_budget.py (1 of 3 runs): a subtask's write waited in
+         * DBImpl::WriteBufferManagerStallWrites with no flush running, the memory being held by
+         * the mutable memtables of DBs whose subtasks waited for that one (backpressure), and a
+         * DB schedules a flush for the manager only on its own write. Without the stall a
+         * writing DB flushes its largest memtable once the manager passes its trigger, and the
+         * memtables stay charged to the cache (state/README.md "Memory"). */
         w->rep = std::make_shared<rocksdb::WriteBufferManager>(bytes, cache ? cache->rep : nullptr,
-                                                               /*allow_stall=*/true);
+                                                               /*allow_stall=*/false);
     } catch (...) {
         delete w;
         return nullptr;

@@ -15,7 +15,8 @@ typedef struct weir_rdb_wbm weir_rdb_wbm_t;
  * normal rocksdb_cache_t (rocksdb_cache_destroy frees it). NULL when out of memory. */
 rocksdb_cache_t *weir__rdb_cache_new(size_t capacity, double high_prio_ratio);
 /** A WriteBufferManager of @p bytes charged to @p cache (its memtables reserve dummy entries
- * there), with allow_stall: writes of every DB using it wait while the memtables exceed it.
+ * there), without allow_stall (rocksdb_memory.cc says why): a DB that writes while the memtables
+ * of all DBs pass the manager's trigger flushes its largest memtable.
  * NULL when out of memory. */
 weir_rdb_wbm_t *weir__rdb_wbm_new(size_t bytes, rocksdb_cache_t *cache);
 /** Drops our reference (DBs opened with it keep theirs). Accepts NULL. */

@@ -1,6 +1,6 @@
 /* Unit tests of the task manager's shared keyed-state memory (state/memory.c and the C++ shim
  * state/rocksdb_memory.cc): two backends' memtables are charged to the one block cache through
- * the one WriteBufferManager; writes beyond the manager's limit flush (and stall) instead of
+ * the one WriteBufferManager; writes beyond the manager's limit flush instead of
  * growing the memtables; the write-back caches of several backends stay within one budget (fair
  * shares) and lose no value; the report and the option checks. */
 #include <setjmp.h>
@@ -127,9 +127,9 @@ static void test_memtables_charged_to_shared_cache(void **st) {
     weir_test_tmpdir_remove(dir);
 }
 
-/* Writes far beyond the write buffer manager's limit: memtables are flushed (writes stall while
- * the memtables exceed the limit) so they never grow past it by more than one switch (Flink's
- * 1.5x), and every value is kept. */
+/* Writes far beyond the write buffer manager's limit: memtables are flushed (a writing DB
+ * flushes its largest once the memtables of both pass the manager's trigger) so they never grow
+ * past it by more than one switch (Flink's 1.5x), and every value is kept. */
 static void test_write_buffer_limit(void **st) {
     (void)st;
     char *dir = weir_test_tmpdir("membudget-limit");
