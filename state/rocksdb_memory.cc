@@ -69,8 +69,10 @@ extern "C" weir_rdb_wbm_t *weir__rdb_wbm_new(size_t bytes, rocksdb_cache_t *cach
          * DB schedules a flush for the manager only on its own write. Without the stall a
          * writing DB flushes its largest memtable once the manager passes its trigger, and the
          * memtables stay charged to the cache (state/README.md "Memory"). */
-        w->rep = std::make_shared<rocksdb::WriteBufferManager>(bytes, cache ? cache->rep : nullptr,
-                                                               /*allow_stall=*/false);
+        /* not make_shared: its control block's typeinfo helpers are weak functions of default
+         * visibility (namespace std), which libweir.so would export (tests/arch/01_exports.py) */
+        w->rep = std::shared_ptr<rocksdb::WriteBufferManager>(new rocksdb::WriteBufferManager(
+            bytes, cache ? cache->rep : nullptr, /*allow_stall=*/false));
     } catch (...) {
         delete w;
         return nullptr;
