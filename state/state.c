@@ -10,7 +10,9 @@
  *  - every cache entry holds (state index, full RocksDB key, value bytes or "absent", dirty bit);
  *    a clean entry equals what RocksDB holds; a dirty "absent" entry is a pending delete.
  *  - sb->bytes is the accounted size of all live entries; after any cache operation it is at most
- *    the budget, except for the one entry the operation returns (never evicted by it).
+ *    the budget, except for the one entry the operation returns (never evicted by it). With the
+ *    task manager's shared memory (sb->mem, state/memory.h) the budget is what this backend
+ *    reserved from the shared write-back budget (grown in chunks when full, returned at close).
  *  - dirty entries reach RocksDB only through one WriteBatch: on eviction, when the dirty bytes
  *    pass dirty_limit (a quarter of the memtable size), or in weir_state_flush(). Every dirty
  *    entry's index is in the dirty list (which may also hold stale or duplicate indices).
