@@ -10,7 +10,9 @@
  *  - every cache entry holds (state index, full RocksDB key, value bytes or "absent", dirty bit);
  *    a clean entry equals what RocksDB holds; a dirty "absent" entry is a pending delete.
  *  - sb->bytes is the accounted size of all live entries; after any cache operation it is at most
- *    the budget, except for the one entry the operation returns (never evicted by it).
+ *    the budget, except for the one entry the operation returns (never evicted by it). With the
+ *    task manager's shared memory (sb->mem, state/memory.h) the budget is what this backend
+ *    reserved from the shared write-back budget (grown in chunks when full, returned at close).
  *  - dirty entries reach RocksDB only through one WriteBatch: on eviction, when the dirty bytes
  *    pass dirty_limit (a quarter of the memtable size), or in weir_state_flush(). Every dirty
  *    entry's index is in the dirty list (which may also hold stale or duplicate indices).
@@ -40,6 +42,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "runtime/graph/keygroup.h"
+#include "state/memory_int.h"
 #include "state/state_int.h"
 
 #define COMP "state"
@@ -161,7 +164,10 @@ struct weir_state_backend {
     rocksdb_t *db;
     rocksdb_options_t *opts;
     rocksdb_block_based_table_options_t *bbto;
-    rocksdb_cache_t *bcache;
+    rocksdb_cache_t *bcache; /* own block cache (NULL with shared memory) */
+    /* the task manager's shared memory (state/memory.h), NULL: own cache, memtables and
+     * write-back budget; with it, budget is the reservation taken from its state-cache budget */
+    weir_state_memory_t *mem;
     rocksdb_writeoptions_t *wo;
     rocksdb_readoptions_t *ro;
     rocksdb_writebatch_t *batch;
@@ -689,6 +695,15 @@ static int write_back(weir_state_backend_t *sb, const char *why) {
     return 0;
 }
 
+/* With shared memory: takes more of the task manager's state-cache budget for a cache above its
+ * reservation. @returns true when the cache fits now. Out of the record path (called only when
+ * the cache is full). */
+static bool grow_budget(weir_state_backend_t *sb) {
+    size_t got = weir__state_memory_reserve(sb->mem, sb->budget, sb->bytes);
+    sb->budget += got;
+    return sb->bytes <= sb->budget;
+}
+
 /* CLOCK eviction down to 7/8 of the budget; dirty victims go to RocksDB in one WriteBatch
  * before any victim leaves the cache (a failed write loses nothing). The entry @p keep (the one
  * the caller returns) is never evicted. */
@@ -699,6 +714,8 @@ static int cache_evict(weir_state_backend_t *sb, uint32_t keep) {
             return rc;
     }
     if (sb->bytes <= sb->budget)
+        return 0;
+    if (sb->mem && grow_budget(sb))
         return 0;
     size_t target = sb->budget - sb->budget / 8;
     uint32_t keep_live = keep != NO_ENTRY ? 1 : 0;
@@ -1120,6 +1137,8 @@ static void list_merge_destroy(void *state) {
 static void free_backend(weir_state_backend_t *sb) {
     cleaner_stop(sb);
     weir_snapreg_free(sb->snapreg);
+    if (sb->mem) /* before the DB closes: the memory report reads it */
+        weir__state_memory_detach(sb->mem, sb->db, sb->budget);
     for (uint32_t i = 0; i < sb->n_cfs; i++)
         if (sb->cfs[i])
             rocksdb_column_family_handle_destroy(sb->cfs[i]);
@@ -1167,13 +1186,18 @@ static void free_backend(weir_state_backend_t *sb) {
 }
 
 static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_state_opts_t *o) {
-    size_t wb = o->write_buffer_bytes ? o->write_buffer_bytes : DEFAULT_WRITE_BUFFER_BYTES;
+    size_t wb = o->memory               ? weir__state_memory_write_buffer(o->memory)
+                : o->write_buffer_bytes ? o->write_buffer_bytes
+                                        : DEFAULT_WRITE_BUFFER_BYTES;
     size_t bc = o->block_cache_bytes ? o->block_cache_bytes : DEFAULT_BLOCK_CACHE_BYTES;
     rocksdb_options_t *opt = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(opt, 1);
     rocksdb_options_set_create_missing_column_families(opt, 1);
     rocksdb_options_set_write_buffer_size(opt, wb);
-    rocksdb_options_set_db_write_buffer_size(opt, wb); /* total over all column families */
+    if (o->memory) /* the memtables of every DB of the task manager, charged to its cache */
+        weir__rdb_options_set_wbm(opt, weir__state_memory_wbm(o->memory));
+    else
+        rocksdb_options_set_db_write_buffer_size(opt, wb); /* total over all column families */
     rocksdb_options_set_max_write_buffer_number(opt, 2);
     /* reads of keys a memtable does not hold stop at a whole-key bloom filter (2 % of the
      * memtable) instead of walking its skiplist: without checkpoints memtables fill to
@@ -1188,9 +1212,19 @@ static rocksdb_options_t *make_options(weir_state_backend_t *sb, const weir_stat
     rocksdb_options_set_level0_stop_writes_trigger(opt, 60);
     rocksdb_options_set_keep_log_file_num(opt, 2);
     rocksdb_options_set_max_log_file_size(opt, 1 << 20);
-    sb->bcache = rocksdb_cache_create_lru(bc);
     sb->bbto = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_block_cache(sb->bbto, sb->bcache);
+    if (o->memory) {
+        /* the shared cache holds index and filter blocks too (high priority, level 0 pinned):
+         * table readers then need no memory beside it (README.md "Memory") */
+        rocksdb_block_based_options_set_block_cache(sb->bbto, weir__state_memory_cache(o->memory));
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(sb->bbto, 1);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(sb->bbto,
+                                                                                         1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(sb->bbto, 1);
+    } else {
+        sb->bcache = rocksdb_cache_create_lru(bc);
+        rocksdb_block_based_options_set_block_cache(sb->bbto, sb->bcache);
+    }
     /* reads of keys a file does not hold (first touch of a key, or a key in another file) stop
      * at a whole-key bloom filter instead of an index and data block */
     rocksdb_block_based_options_set_filter_policy(sb->bbto,
@@ -1253,12 +1287,16 @@ weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
         goto oom;
     sb->zone_ok = true;
     sb->max_par = max_par;
-    sb->key_err = WEIR_EINVAL; /* no key set yet */
-    sb->budget = opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE_BYTES;
+    sb->key_err = WEIR_EINVAL;           /* no key set yet */
+    sb->budget = opts->memory        ? 0 /* reserved from the shared budget as it fills */
+                 : opts->cache_bytes ? opts->cache_bytes
+                                     : DEFAULT_CACHE_BYTES;
     /* dirty bytes above a quarter of the memtable are written back at once: RocksDB flushes
      * full memtables in the background, so a checkpoint's synchronous flush stays small */
-    sb->dirty_limit =
-        (opts->write_buffer_bytes ? opts->write_buffer_bytes : DEFAULT_WRITE_BUFFER_BYTES) / 4;
+    sb->dirty_limit = (opts->memory               ? weir__state_memory_write_buffer(opts->memory)
+                       : opts->write_buffer_bytes ? opts->write_buffer_bytes
+                                                  : DEFAULT_WRITE_BUFFER_BYTES) /
+                      4;
     sb->path = strdup(opts->path);
     sb->nbuckets = 1024;
     sb->buckets = calloc(sb->nbuckets, sizeof(*sb->buckets));
@@ -1357,6 +1395,11 @@ weir_state_backend_t *weir_state_open(const weir_state_opts_t *opts,
     rocksdb_writeoptions_disable_WAL(sb->wo, 1);
     sb->ro = rocksdb_readoptions_create();
     sb->batch = rocksdb_writebatch_create();
+    if (opts->memory) {
+        if (weir__state_memory_attach(opts->memory, sb->db) != 0)
+            goto oom;
+        sb->mem = opts->memory;
+    }
     if (cleaner_start(sb) != 0) {
         weir_fmt(errstr, errlen, "state backend: cannot start the TTL cleanup thread of %s",
                  opts->path);

@@ -35,6 +35,7 @@
 #include "runtime/graph/state_decl.h"
 
 typedef struct weir_state_backend weir_state_backend_t;
+struct weir_state_memory; /* state/memory.h */
 
 typedef struct weir_state_opts {
     const char *path;          /* directory of the RocksDB instance (created) */
@@ -42,6 +43,12 @@ typedef struct weir_state_opts {
     size_t cache_bytes;        /* write-back cache budget (default 32 MiB when 0) */
     size_t write_buffer_bytes; /* RocksDB memtable size (default 16 MiB when 0) */
     size_t block_cache_bytes;  /* RocksDB block cache (default 16 MiB when 0) */
+    /* The task manager's shared memory (state/memory.h), NULL = none. With it the backend uses
+     * its block cache (index and filter blocks in it), its write buffer manager (memtable size
+     * from it) and reserves its write-back cache from its budget (evicting when it cannot):
+     * cache_bytes, write_buffer_bytes and block_cache_bytes are ignored. It must outlive the
+     * backend. */
+    struct weir_state_memory *memory;
     /* Processing-time clock of state TTL, ms (NULL: weir_wall_ms). Also called by RocksDB's
      * compaction threads (the TTL compaction filter), so it must be thread-safe. */
     int64_t (*clock_ms)(void *arg);

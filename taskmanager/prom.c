@@ -39,7 +39,7 @@
 /* MERGE13 (lead): set to 1 once H-mem's taskmanager/memory.c (weir__tm_memory_report) is merged:
  * /metrics then exposes the memory budget and RocksDB figures. */
 #ifndef WEIR_TM_HAVE_MEMORY_REPORT
-#define WEIR_TM_HAVE_MEMORY_REPORT 0
+#define WEIR_TM_HAVE_MEMORY_REPORT 1
 #endif
 /* MERGE13 (lead): set to 1 once H-metrics' weir_task_operator_count /
  * weir_task_get_operator_metrics (runtime/task/task.h) are merged: /metrics then exposes

@@ -64,6 +64,7 @@
 #include "runtime/task/task.h"
 #include "taskmanager/logring.h"
 #include "taskmanager/tm_int.h"
+#include "taskmanager/memory_int.h"
 
 #define COMP "taskmanager"
 #define POLL_MS 50
@@ -88,7 +89,8 @@ typedef struct tm_task {
     uint32_t parallelism; /* of its vertex */
     char *job_name;       /* for /metrics labels */
     char *vertex_name;
-    bool withheld; /* did not stop before a re-registration: its slot is not offered */
+    bool withheld;      /* did not stop before a re-registration: its slot is not offered */
+    uint64_t net_bytes; /* network buffers reserved for it (memory.c) */
 } tm_task_t;
 
 /* The newest attempt of a job deployed here (attempt fencing). */
@@ -165,6 +167,7 @@ struct weir_taskmanager {
     weir_tm_logring_t *logring; /* taskmanager.log.tail-size; NULL when 0 */
     weir_tm_prom_t *prom;       /* /metrics; NULL when off */
     uint32_t metrics_port;      /* its port (HEARTBEAT), 0 = off */
+    weir_tm_memory_t mem;       /* taskmanager.memory.* (memory.c) */
 };
 
 /* The task manager's tables are small and bounded by slots and deploys: out of memory aborts. */
@@ -172,6 +175,10 @@ static void *grow(void *arr, size_t *cap, size_t need, size_t elem) {
     if (weir_array_grow(&arr, cap, need, elem, 8) != 0)
         abort();
     return arr;
+}
+
+weir_tm_memory_t *weir__tm_memory(weir_taskmanager_t *tm) {
+    return &tm->mem;
 }
 
 const char *weir_taskmanager_id(const weir_taskmanager_t *tm) {
@@ -280,6 +287,7 @@ static void send_heartbeat(weir_taskmanager_t *tm) {
     m.metrics_port = tm->metrics_port;
     m.rss_bytes = pr.rss_bytes;
     m.cpu_ns = pr.cpu_ns;
+    weir__tm_memory_heartbeat(&tm->mem, &m);
     tm_send(tm, &m);
     free(ts);
 }
@@ -354,6 +362,7 @@ static void remove_task(weir_taskmanager_t *tm, size_t k) {
     tm->tasks[k] = tm->tasks[--tm->n_tasks];
     pthread_mutex_unlock(&tm->tasksmu);
     weir_task_destroy(&t.task);
+    weir__tm_memory_network_release(&tm->mem, t.net_bytes);
     free(t.job_name);
     free(t.vertex_name);
 }
@@ -526,6 +535,10 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
             goto fail;
         }
     }
+    uint64_t net_bytes = 0;
+    if (weir__tm_memory_network_reserve(&tm->mem, built, d->vertex, tm->credits, tm->buffer_size,
+                                        &net_bytes, err, sizeof err) < 0)
+        goto fail;
     weir_task_spec_t spec = {0};
     weir_fmt(spec.job_id, sizeof spec.job_id, "%s", d->job_id);
     spec.attempt = d->attempt;
@@ -542,6 +555,7 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.watermark_interval_ns = tm->wm_interval_ns;
     spec.credits_per_channel = tm->credits;
     spec.state_cache_bytes = tm->cache_bytes;
+    spec.state_memory = tm->mem.state; /* NULL without a budget: state_cache_bytes per subtask */
     spec.on_state = on_task_state;
     spec.lease_from_ns = &tm->lease_from_ns;
     /* the job manager declares a task manager lost after heartbeat.timeout of silence */
@@ -565,12 +579,14 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
                     .subtask = d->subtask,
                     .parallelism = spec.graph->vertices[d->vertex].parallelism,
                     .job_name = weir_xstrdup(d->job_name ? d->job_name : ""),
-                    .vertex_name = weir_xstrdup(spec.graph->vertices[d->vertex].name)};
+                    .vertex_name = weir_xstrdup(spec.graph->vertices[d->vertex].name),
+                    .net_bytes = net_bytes};
     weir_fmt(nt.job_id, sizeof nt.job_id, "%s", d->job_id);
     nt.task = weir_task_start(&spec, err, sizeof err); /* owns the graph from here on */
     if (!nt.task) {
         free(nt.job_name);
         free(nt.vertex_name);
+        weir__tm_memory_network_release(&tm->mem, net_bytes);
         goto fail;
     }
     pthread_mutex_lock(&tm->tasksmu);
@@ -1150,6 +1166,8 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
     int64_t credits = weir_config_get_int(cfg, "taskmanager.network.buffers-per-channel");
     tm->credits = credits > 0 ? (uint32_t)credits : 1;
     tm->cache_bytes = (size_t)weir_config_get_bytes(cfg, "state.backend.cache-size");
+    if (weir__tm_memory_init(&tm->mem, cfg, errstr, errlen) != 0)
+        goto fail;
 
     char err[256] = "";
     /* Loopback unless configured otherwise: weir_config_check_binds() (called by
@@ -1240,6 +1258,7 @@ void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
     if (tm->zctx)
         zmq_ctx_term(tm->zctx);
     weir_dataplane_destroy(&tm->dp);
+    weir__tm_memory_free(&tm->mem); /* after every task (and its state backend) is gone */
     if (tm->workdir) {
         if (tm->workdir_default) {
             weir_rmtree(tm->workdir);

@@ -368,6 +368,7 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
         spec->watermark_interval_ns > 0 ? spec->watermark_interval_ns : 200 * 1000000LL;
     t->credits_per_channel = spec->credits_per_channel ? spec->credits_per_channel : 4;
     t->state_cache_bytes = spec->state_cache_bytes;
+    t->state_memory = spec->state_memory;
     t->on_state = spec->on_state;
     t->cb_arg = spec->cb_arg;
     t->ck_mode = spec->checkpoint_mode;

@@ -589,7 +589,8 @@ void weir__task_open_state(weir_task_t *t) {
     weir_fmt(path, sizeof path, "%s/state", t->state_dir);
     weir_state_opts_t so = {.path = path,
                             .max_parallelism = t->graph->max_parallelism,
-                            .cache_bytes = t->state_cache_bytes};
+                            .cache_bytes = t->state_cache_bytes,
+                            .memory = t->state_memory};
     if (weir_mkdirs(t->state_dir) < 0) {
         weir__task_fail(t, "cannot create state directory %s", t->state_dir);
         return;

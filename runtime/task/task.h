@@ -51,6 +51,9 @@ typedef struct weir_task_spec {
     int64_t watermark_interval_ns; /* pipeline.auto-watermark-interval; 0 = 200 ms */
     uint32_t credits_per_channel;  /* taskmanager.network.buffers-per-channel */
     size_t state_cache_bytes;      /* state.backend.cache-size per subtask */
+    /* the task manager's shared keyed-state memory (state/memory.h; NULL = none: the backend
+     * gets state_cache_bytes); must outlive the task */
+    struct weir_state_memory *state_memory;
     weir_task_state_cb on_state;
     void *cb_arg;
     /* checkpointing (docs/checkpointing.md); all zero = off */

@@ -167,6 +167,7 @@ struct weir_task {
     int64_t buffer_timeout_ns;
     uint32_t credits_per_channel;
     size_t state_cache_bytes;
+    struct weir_state_memory *state_memory; /* spec->state_memory */
     weir_task_state_cb on_state;
     void *cb_arg;
 
