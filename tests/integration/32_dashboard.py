@@ -15,7 +15,9 @@ backpressured, as in 02_backpressure.py). Then:
   shows "not available" (REST 404); the wordcount page draws one SVG vertex per vertex of
   GET /jobs/{id} with the same names, per-vertex rates once two samples exist, the checkpoint
   table with ids REST lists, and a vertex's subtasks whose busy / idle / backpressured times equal
-  GET /jobs/{id}/vertices/{vid} within one refresh of the page;
+  GET /jobs/{id}/vertices/{vid} within one refresh of the page; a click 0.6 s after a refresh
+  (which refreshes at once) leaves the rates taken over at least 1.5 s (REST's counters move only
+  with heartbeats: over 0.6 s a 5,000 records/s source showed as 4/s);
 - the slowsink page: every vertex's colour is the legend's colour of the level
   GET /jobs/{id}/vertices/{vid}/backpressure gives (within one refresh), the source's level is
   high and the sink's is not, and the two colours differ;
