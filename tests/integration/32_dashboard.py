@@ -35,6 +35,7 @@ backpressured, as in 02_backpressure.py). Then:
   32_dashboard-taskmanagers.png, 32_dashboard-exceptions.png (slowsink after the kill)."""
 
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -283,7 +284,7 @@ def rest(c, path):
     return json.loads(body)
 
 
-def within_one_refresh(b, what, page_expr, rest_fn, compare, refreshes=6):
+def within_one_refresh(b, what, page_expr, rest_fn, compare, refreshes=10):
     """What the page shows against what REST answers. Waits for the page's next refresh (app.js
     counts them in #refreshed's data-count), reads the page (page_expr) and asks REST right away
     (rest_fn()); compare(page, answer) is None when they agree, else what differs. REST moves on
@@ -458,8 +459,11 @@ def check_taskmanagers(b, c):
                     return f"{tm} {k}: page {shown[k][0]!r}, REST {v!r}"
         return None
 
-    page, answer = within_one_refresh(b, "task-manager details", expr,
-                                      lambda: {tm: flat(rest(c, f"/taskmanagers/{tm}")) for tm in want_tms}, compare)
+    def details():  # all at once: the shorter the window after the page's fetch, the fewer heartbeats in it
+        with concurrent.futures.ThreadPoolExecutor(len(want_tms)) as pool:
+            return dict(zip(want_tms, pool.map(lambda tm: flat(rest(c, f"/taskmanagers/{tm}")), want_tms)))
+
+    page, answer = within_one_refresh(b, "task-manager details", expr, details, compare)
     for tm, want in answer.items():
         for k in ("memoryConfiguration.totalProcessMemory", "memoryConfiguration.networkMemory",
                   "metrics.residentMemory", "metrics.nettyShuffleMemoryUsed"):
