@@ -14,6 +14,10 @@
 
 (function () {
   const REFRESH_MS = 2000;
+  /* A rate is taken over at least this long: the counters REST gives move only with the task
+   * managers' heartbeats (heartbeat.interval, 1 s by default) and a source's in steps of its
+   * batches, so an immediate refresh (a click) would divide one step, or none, by a few ms. */
+  const RATE_WINDOW_MS = 1500;
   const TOKEN_KEY = 'weir.token';
   const NA = 'not available';
   const CKPT_ROWS = 20; // checkpoint history rows shown (REST keeps the last 50)
@@ -26,6 +30,7 @@
     selected: null,    // the vertex id whose subtasks are shown
     running: false,    // a refresh is under way (one at a time) ...
     again: false,      // ... and another was asked for meanwhile: it runs right after
+    refreshes: 0,      // refreshes completed: #refreshed's data-count (tests wait on it)
   };
 
   class AuthError extends Error {}
@@ -117,6 +122,13 @@
   }
 
   function td(v, num) { return el('td', num ? { class: 'num' } : {}, v); }
+
+  /* A number cell that also carries the raw figure REST gave (data-metric, data-value), so that
+   * what is shown can be checked against the answer it came from. */
+  function tdRaw(text, metric, raw) {
+    return el('td', { class: 'num', 'data-metric': metric,
+      'data-value': raw === undefined || raw === null ? null : String(raw) }, text);
+  }
 
   // ---- REST -----------------------------------------------------------------------------------
 
@@ -213,6 +225,7 @@
       else if (r.view === 'tms') await refreshTms(gen);
       else await refreshJobs(gen);
       $('refreshed').textContent = 'updated ' + new Date().toLocaleTimeString();
+      $('refreshed').dataset.count = String(++state.refreshes);
     } catch (e) {
       if (!(e instanceof AuthError)) {
         $('refreshed').textContent = 'refresh failed: ' + e.message;
@@ -319,17 +332,20 @@
     for (const b of ['btn-cancel', 'btn-savepoint', 'btn-stop']) $(b).disabled = TERMINAL.has(j.state);
   }
 
-  /* Per-vertex records/s from this sample and the previous one (null until there are two, or
-   * when a counter went back: a restart). */
+  /* Per-vertex records/s from this sample and the previous one at least RATE_WINDOW_MS older
+   * ({in, out, window} with window in ms; null until there are two, or when a counter went back:
+   * a restart). A sample closer than that to the previous one keeps the previous one and its
+   * rate. */
   function rates(j, v, now) {
     const key = j.id + '/' + v.id;
     const m = v.metrics || {};
     const cur = { t: now, in: m.records_in || 0, out: m.records_out || 0, attempt: j.attempt };
     const p = state.prev[key];
+    if (p && p.attempt === cur.attempt && cur.t - p.t < RATE_WINDOW_MS) return p.rate || null;
     state.prev[key] = cur;
-    if (!p || p.attempt !== cur.attempt || cur.t - p.t < 200) return p && p.rate ? p.rate : null;
+    if (!p || p.attempt !== cur.attempt) return null;
     const dt = (cur.t - p.t) / 1000;
-    const r = { in: (cur.in - p.in) / dt, out: (cur.out - p.out) / dt };
+    const r = { in: (cur.in - p.in) / dt, out: (cur.out - p.out) / dt, window: Math.round(cur.t - p.t) };
     if (r.in < 0 || r.out < 0) return null;
     cur.rate = r;
     return r;
@@ -396,7 +412,7 @@
       const name = v.name.length > 34 ? v.name.slice(0, 33) + '…' : v.name;
       g.appendChild(svg('g', { class: 'vertex bp-' + level + (state.selected === v.id ? ' selected' : ''),
         transform: `translate(${x},${y})`, 'data-vertex-id': v.id, 'data-name': v.name,
-        'data-backpressure': level, onclick: () => { state.selected = state.selected === v.id ? null : v.id; tick(); } },
+        'data-backpressure': level, 'data-rate-window-ms': r ? r.window : null, onclick: () => { state.selected = state.selected === v.id ? null : v.id; tick(); } },
         svg('title', {}, v.name),
         svg('rect', { class: 'box', width: W, height: H, rx: 4 }),
         svg('rect', { class: 'bar', width: 6, height: H, rx: 2 }),
@@ -418,11 +434,12 @@
     const rows = (v.subtasks || []).map((s) => {
       const m = s.metrics || {};
       const f = flink ? (flink.find((x) => x.subtask === s.subtask) || {}).metrics || {} : null;
-      return el('tr', {}, td(s.subtask, true), td(stateSpan(s.state)), td(s.taskmanager || '–'),
-        td(fmtCount(m.records_in), true), td(fmtCount(m.records_out), true),
-        td(fmtMs(f ? f['accumulated-backpressured-time'] : m.backpressured_ms), true),
-        f ? td(fmtMs(f['accumulated-busy-time']), true) : null,
-        f ? td(fmtMs(f['accumulated-idle-time']), true) : null);
+      const bpMs = f ? f['accumulated-backpressured-time'] : m.backpressured_ms;
+      return el('tr', { 'data-subtask': s.subtask }, td(s.subtask, true), td(stateSpan(s.state)),
+        td(s.taskmanager || '–'), td(fmtCount(m.records_in), true), td(fmtCount(m.records_out), true),
+        tdRaw(fmtMs(bpMs), 'backpressured', bpMs),
+        f ? tdRaw(fmtMs(f['accumulated-busy-time']), 'busy', f['accumulated-busy-time']) : null,
+        f ? tdRaw(fmtMs(f['accumulated-idle-time']), 'idle', f['accumulated-idle-time']) : null);
     });
     replace('vertex-detail', el('h3', {}, 'Subtasks of ' + v.name),
       flink ? null : el('p', { class: 'muted' }, 'busy / idle time: ' + NA),
@@ -524,14 +541,21 @@
   // ---- task managers --------------------------------------------------------------------------
 
   const BYTES_KEY = /bytes|memory|rss|size|heap|cache|network|managed|process/i;
+  const TIME_KEY = /Since$/;                  // a wall-clock time, ms since the epoch
+  const MS_KEY = /^timeSince|[a-z]Time$/;     // a duration in ms (timeSinceLastHeartbeat, cpuTime)
 
-  function kvTable(obj, bytes) {
+  /* One row per member: data-key is its path in the answer ("metrics.residentMemory"), data-value
+   * the member's JSON as REST gave it. */
+  function kvTable(obj, bytes, prefix) {
     return el('table', { class: 'kv' }, el('tbody', {}, Object.entries(obj).map(([k, v]) => {
       let shown;
       if (v !== null && typeof v === 'object') shown = JSON.stringify(v);
+      else if (typeof v === 'number' && TIME_KEY.test(k)) shown = el('span', { title: String(v) }, fmtTime(v));
+      else if (typeof v === 'number' && MS_KEY.test(k)) shown = el('span', { title: String(v) }, fmtMs(v));
       else if (typeof v === 'number' && (bytes || BYTES_KEY.test(k))) shown = el('span', { title: String(v) }, fmtBytes(v));
       else shown = v === null ? '–' : String(v);
-      return el('tr', {}, td(k), td(shown));
+      return el('tr', { 'data-key': (prefix ? prefix + '.' : '') + k, 'data-value': JSON.stringify(v) },
+        td(k), td(shown));
     })));
   }
 
@@ -558,7 +582,7 @@
           else scalars[k] = v;
         }
         return el('div', { class: 'tm', 'data-tm-id': t.id }, el('h3', {}, t.id), kvTable(scalars, false),
-          objects.map(([k, v]) => [el('h4', {}, k), kvTable(v, /memory/i.test(k))]));
+          objects.map(([k, v]) => [el('h4', {}, k), kvTable(v, /memory/i.test(k), k)]));
       }));
   }
 

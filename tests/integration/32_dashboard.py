@@ -1,7 +1,9 @@
-"""Integration: the web dashboard (docs/rest.md, "Dashboard") in headless Chromium.
+"""Integration: the web dashboard (docs/rest.md, "Dashboard") in headless Chromium, against a real
+cluster only (three task managers with two slots each, a bearer token, checkpoints every 500 ms).
 
-A cluster with a bearer token runs a long wordcount (throttled file source, checkpoints every
-500 ms). Then:
+Two jobs run: a long wordcount (throttled file source) and slowsink (tests/plugins/slowsink.c: an
+unbounded datagen into a sink that takes 2,000 records/s per subtask, so its source vertex is really
+backpressured, as in 02_backpressure.py). Then:
 - static files: GET /, /index.html and /web/* answer without the token, byte for byte the files
   of jobmanager/web/, with their Content-Type, an ETag equal to the quoted sha256 of the bytes
   (hashlib), Cache-Control no-cache and a Content-Security-Policy of 'self'; If-None-Match gives
@@ -9,24 +11,31 @@ A cluster with a bearer token runs a long wordcount (throttled file source, chec
   needs the token.
 - Debian's chromium (--headless=new), driven over the DevTools protocol with Debian's
   python3-websocket (no playwright): the page asks for the token (a wrong one is refused with the
-  job manager's message), then lists the running job; the job page draws one SVG vertex per vertex
-  of GET /jobs/{id} with the same names, per-vertex rates once two samples exist, backpressure
-  levels as REST gives them ("not available" while the endpoint answers 404), the checkpoint
-  table with ids REST lists, the exceptions panel (entries or "not available", as REST answers)
-  and a vertex's subtasks; the task-manager page lists every task manager of GET /taskmanagers; a
-  reload keeps the token (sessionStorage); Savepoint shows the completed savepoint's path (its
-  _metadata on disk, REST lists it); clicking Cancel and confirming cancels the job (REST:
-  CANCELED) and the page shows it. No JavaScript exception is thrown on the way.
-- First, the page (the files of jobmanager/web/) against a stand-in job manager (Python's
-  http.server) answering the paths of CONTRACT13.md's H-rest section in Flink's shapes, which
-  this job manager may not have yet: backpressure ok/low/high drawn as three colours, the
-  exceptions table (HTML in a cause shows as text), busy/idle time of a vertex's subtasks, a task
-  manager's memory in KiB/MiB/GiB.
-- Screenshots of the job page, the task-manager page and the stand-in's job page are written to
-  $WEIR_TEST_ARTIFACTS, else <$WEIR_TEST_TMP or /tmp>/weir-artifacts/ (kept after the test):
-  32_dashboard-job.png, 32_dashboard-taskmanagers.png, 32_dashboard-contract.png."""
+  job manager's message), then lists both running jobs; a job id the job manager does not know
+  shows "not available" (REST 404); the wordcount page draws one SVG vertex per vertex of
+  GET /jobs/{id} with the same names, per-vertex rates once two samples exist, the checkpoint
+  table with ids REST lists, and a vertex's subtasks whose busy / idle / backpressured times equal
+  GET /jobs/{id}/vertices/{vid} within one refresh of the page; a click 0.6 s after a refresh
+  (which refreshes at once) leaves the rates taken over at least 1.5 s (REST's counters move only
+  with heartbeats: over 0.6 s a 5,000 records/s source showed as 4/s);
+- the slowsink page: every vertex's colour is the legend's colour of the level
+  GET /jobs/{id}/vertices/{vid}/backpressure gives (within one refresh), the source's level is
+  high and the sink's is not, and the two colours differ;
+- the task-manager page lists every task manager of GET /taskmanagers, and each one's details
+  hold every member of GET /taskmanagers/{id} with its value (within one refresh; bytes shown as
+  B/KiB/MiB/GiB of that value); a reload keeps the token (sessionStorage);
+- Savepoint shows the completed savepoint's path (its _metadata on disk, REST lists it); clicking
+  Cancel and confirming cancels the wordcount (REST: CANCELED) and the page shows it;
+- a task manager hosting slowsink is killed with kill -9: once GET /jobs/{id}/exceptions lists a
+  TaskManagerLost naming it, the exceptions panel shows exactly REST's entries (time, name, task,
+  task manager, cause), within one refresh.
+- No JavaScript exception is thrown on the way.
+- Screenshots are written to $WEIR_TEST_ARTIFACTS, else <$WEIR_TEST_TMP or /tmp>/weir-artifacts/
+  (kept after the test): 32_dashboard-job.png (wordcount), 32_dashboard-backpressure.png (slowsink),
+  32_dashboard-taskmanagers.png, 32_dashboard-exceptions.png (slowsink after the kill)."""
 
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -40,7 +49,7 @@ import time
 import urllib.error
 import urllib.request
 
-from weirtest import EXAMPLES, SRC, Cluster, TestFailure, check, gen_text, run_test
+from weirtest import EXAMPLES, SRC, TEST_PLUGINS, Cluster, TestFailure, check, gen_text, run_test
 
 TOKEN = "5f0d2c9e8b7a61403f2e1d0c9b8a7f6e"
 WEB = os.path.join(SRC, "jobmanager", "web")
@@ -268,135 +277,218 @@ class Chrome:
         return False
 
 
-MOCK_JOB = "0123456789abcdef0123456789abcdef"
-MOCK_LEVELS = ["high", "low", "ok"]
+def rest(c, path):
+    """GET path with the token: must answer 200; the parsed answer."""
+    status, _, body = http(c, path, token=TOKEN)
+    check(status == 200, f"GET {path}: {status} {body[:300]!r}")
+    return json.loads(body)
 
 
-def mock_answers(path, n):
-    """The answers of a job manager that has H-rest's paths (CONTRACT13.md, "H-rest": Flink's
-    shapes), for the page's rendering of what the cluster above cannot show yet; n counts the
-    requests of /jobs/{id} so that the counters grow. (status, body) or None (404)."""
-    now = int(time.time() * 1000)
-    if path == "/taskmanagers":
-        return 200, {"taskmanagers": [{"id": "tm-0", "address": "10.0.0.1", "data_address": "tcp://10.0.0.1:6121",
-                                       "slots_total": 4, "slots_free": 1, "last_heartbeat_ms_ago": 120, "pid": 7}]}
-    if path == "/taskmanagers/tm-0":
-        return 200, {"id": "tm-0", "slotsNumber": 4, "freeSlots": 1,
-                     "memoryConfiguration": {"totalProcessMemory": 1 << 30, "networkMemory": 64 << 20},
-                     "metrics": {"rss": 700 << 20, "metricsPort": 9249}}
-    if path == "/jobs":
-        return 200, {"jobs": [{"id": MOCK_JOB, "name": "mock", "state": "RUNNING", "start_time": now - 60000, "end_time": -1}]}
-    if path == f"/jobs/{MOCK_JOB}":
-        k = 1000 * n
-        return 200, {"id": MOCK_JOB, "name": "mock", "state": "RUNNING", "message": None, "start_time": now - 60000,
-                     "end_time": -1, "restarts": 0, "attempt": 1, "vertices": [
-                         {"id": i, "name": name, "parallelism": 2,
-                          "inputs": [{"edge": i - 1, "source": i - 1, "input": 0, "partitioning": "HASH"}] if i else [],
-                          "metrics": {"records_in": k * i, "records_out": k * (i + 1)},
-                          "subtasks": [{"subtask": t, "state": "RUNNING", "taskmanager": "tm-0",
-                                        "metrics": {"records_in": 0, "records_out": 0, "backpressured_ms": 0}} for t in range(2)]}
-                         for i, name in enumerate(["Source: gen", "map <x> & y", "Sink: print"])]}
-    if path == f"/jobs/{MOCK_JOB}/checkpoints":
-        return 200, {"counts": {"triggered": 1, "in_progress": 0, "completed": 1, "failed": 0, "restored": 0},
-                     "latest": {"completed": None, "restored": None},
-                     "history": [{"id": 1, "is_savepoint": False, "checkpoint_type": "CHECKPOINT", "status": "COMPLETED",
-                                  "trigger_timestamp": now, "duration_ms": 12, "state_size": 1 << 20, "uploaded_size": 1 << 19,
-                                  "alignment_duration_ms": 0, "failure": None}]}
-    if path == f"/jobs/{MOCK_JOB}/exceptions":
-        return 200, {"exceptionHistory": {"entries": [{"exceptionName": "TaskManagerLost", "timestamp": now - 1000,
-                     "stacktrace": "<b>task manager tm-9 lost</b>", "taskName": "Sink: print (1/2)",
-                     "location": "10.0.0.9", "taskManagerId": "tm-9"}], "truncated": False}}
-    parts = path.split("/")
-    if path.startswith(f"/jobs/{MOCK_JOB}/vertices/") and path.endswith("/backpressure"):
-        level = MOCK_LEVELS[int(parts[4])]
-        return 200, {"status": "ok", "backpressure-level": level, "end-timestamp": now,
-                     "subtasks": [{"subtask": 0, "backpressure-level": level, "ratio": {"high": 0.8, "low": 0.3, "ok": 0.0}[level]}]}
-    if path.startswith(f"/jobs/{MOCK_JOB}/vertices/"):
-        return 200, {"id": parts[4], "subtasks": [{"subtask": t, "metrics": {"accumulated-busy-time": 1500, "accumulated-idle-time": 250,
-                     "accumulated-backpressured-time": 40}} for t in range(2)]}
-    return None
+def within_one_refresh(b, what, page_expr, rest_fn, compare, refreshes=10):
+    """What the page shows against what REST answers. Waits for the page's next refresh (app.js
+    counts them in #refreshed's data-count), reads the page (page_expr) and asks REST right away
+    (rest_fn()); compare(page, answer) is None when they agree, else what differs. REST moves on
+    with every heartbeat (500 ms), and a heartbeat may land between the page's fetch and ours: a
+    disagreement is tried again after the next refresh, up to `refreshes` times. Returns the
+    agreeing (page, answer)."""
+    last = None
+    for _ in range(refreshes):
+        n = b.eval("+(document.getElementById('refreshed').dataset.count || 0)")
+        b.wait(f"+(document.getElementById('refreshed').dataset.count || 0) > {n}", f"a refresh ({what})", timeout=15)
+        page = b.eval(page_expr)
+        answer = rest_fn()
+        last = compare(page, answer)
+        if last is None:
+            return page, answer
+    raise TestFailure(f"{what}: the page disagreed with REST at {refreshes} refreshes in a row; last: {last}")
 
 
-def contract_part(art):
-    """The page against a stand-in job manager with H-rest's paths: backpressure colours per
-    level, the exceptions table (its text shown as text, not HTML), busy/idle of a vertex's
-    subtasks, a task manager's memory (bytes as KiB/MiB/GiB); no JavaScript error."""
-    import http.server
-    import threading
-    count = [0]
+def fmt_time(ms):
+    """app.js's fmtTime: UTC, seconds, 'YYYY-MM-DD HH:MM:SSZ'."""
+    if not isinstance(ms, int) or ms <= 0:
+        return "–"
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ms // 1000))
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
 
-        def do_GET(self):
-            path = self.path
-            name = {"/": "index.html"}.get(path, path[len("/web/"):] if path.startswith("/web/") else None)
-            if name in ("index.html", "app.js", "app.css"):
-                with open(os.path.join(WEB, name), "rb") as f:
-                    body, ctype = f.read(), {"html": "text/html", "js": "text/javascript", "css": "text/css"}[name.split(".")[1]]
+def shown_ms_matches(text, ms):
+    """Whether app.js's fmtMs text ("250 ms", "1.5 s", "2 min 3 s", "1 h 2 min") shows ms."""
+    if not isinstance(ms, int) or ms < 0:
+        return text == "–"
+    p = text.split()
+    if len(p) == 2 and p[1] == "ms":
+        return int(p[0]) == ms
+    if len(p) == 2 and p[1] == "s":
+        return abs(float(p[0]) * 1000 - ms) <= 50.001
+    if len(p) == 4 and p[1] == "min":
+        return int(p[0]) * 60 + int(p[2]) == ms // 1000
+    if len(p) == 4 and p[1] == "h":
+        return int(p[0]) * 60 + int(p[2]) == ms // 60000
+    return False
+
+
+def shown_bytes_matches(text, n):
+    """Whether app.js's fmtBytes text ("812 B", "1.5 MiB") shows n bytes (one decimal)."""
+    num, unit = text.split()
+    k = ["B", "KiB", "MiB", "GiB", "TiB"].index(unit)
+    return int(num) == n if k == 0 else abs(float(num) * 1024 ** k - n) <= 0.05 * 1024 ** k + 1
+
+
+def check_subtasks(b, c, jobid, v):
+    """The page's subtask table of vertex v: busy / idle / backpressured time as
+    GET /jobs/{id}/vertices/{vid} answers (raw ms in data-value, shown as fmtMs of it)."""
+    b.click(f'#job-graph g.vertex[data-vertex-id="{v["id"]}"] rect.box')
+    b.wait(f"document.querySelectorAll('#subtasks-table tbody tr').length === {v['parallelism']}",
+           f"{v['parallelism']} subtask rows of {v['name']}")
+    expr = ("[...document.querySelectorAll('#subtasks-table tbody tr')].map(r => [+r.dataset.subtask,"
+            " Object.fromEntries([...r.querySelectorAll('td[data-metric]')].map(d =>"
+            " [d.dataset.metric, [d.dataset.value === undefined ? null : +d.dataset.value, d.textContent]]))])")
+    names = {"busy": "accumulated-busy-time", "idle": "accumulated-idle-time",
+             "backpressured": "accumulated-backpressured-time"}
+
+    def compare(page, answer):
+        want = {s["subtask"]: s["metrics"] for s in answer["subtasks"]}
+        if sorted(st for st, _ in page) != sorted(want):
+            return f"subtasks {[st for st, _ in page]} vs REST {sorted(want)}"
+        for st, cells in page:
+            if sorted(cells) != sorted(names):
+                return f"subtask {st}: columns {sorted(cells)}"
+            for m, (raw, text) in cells.items():
+                if raw != want[st][names[m]]:
+                    return f"subtask {st} {m}: page {raw}, REST {want[st][names[m]]}"
+                if not shown_ms_matches(text, raw):
+                    return f"subtask {st} {m}: shown {text!r} for {raw} ms"
+        return None
+
+    page, _ = within_one_refresh(b, f"busy/idle of {v['name']}", expr,
+                                 lambda: rest(c, f"/jobs/{jobid}/vertices/{v['id']}"), compare)
+    check(any(cells["busy"][0] > 0 for _, cells in page) and any(cells["idle"][0] > 0 for _, cells in page),
+          f"{v['name']}: no busy or no idle time at all: {page}")
+    return page
+
+
+def check_rate_window(b, v):
+    """A click on vertex v 0.6 s after a refresh refreshes at once: the rates shown must still
+    span at least app.js's RATE_WINDOW_MS (1.5 s; REST's counters move only with heartbeats),
+    not the 0.6 s since the previous refresh."""
+    n = b.eval("+(document.getElementById('refreshed').dataset.count || 0)")
+    b.wait(f"+(document.getElementById('refreshed').dataset.count || 0) > {n}", "a refresh (rate window)")
+    time.sleep(0.6)
+    b.click(f'#job-graph g.vertex[data-vertex-id="{v["id"]}"] rect.box')
+    b.wait(f"document.querySelector('#vertex-detail h3')?.textContent === {json.dumps('Subtasks of ' + v['name'])}",
+           f"the subtasks of {v['name']} (a refresh at once)")
+    windows = b.eval("[...document.querySelectorAll('#job-graph g.vertex')].map(g => +g.dataset.rateWindowMs)")
+    check(all(w >= 1500 for w in windows), f"rates over windows of {windows} ms (at least 1500 ms)")
+    print(f"rates over {windows} ms after a click")
+
+
+def check_backpressure(b, c, jobid, vertices):
+    """Each vertex's colour is the legend's colour of the level REST gives it; returns
+    {vertex id: level}."""
+    expr = ("[[...document.querySelectorAll('#job-graph g.vertex')].map(g => [+g.dataset.vertexId,"
+            " g.dataset.backpressure, getComputedStyle(g.querySelector('rect.box')).fill]),"
+            " Object.fromEntries(['ok', 'low', 'high', 'na'].map(l =>"
+            " [l, getComputedStyle(document.querySelector('.legend .bp-' + l)).backgroundColor]))]")
+
+    def compare(page, answer):
+        shown, legend = page
+        if sorted(i for i, _, _ in shown) != sorted(answer):
+            return f"vertices {[i for i, _, _ in shown]} vs {sorted(answer)}"
+        for i, level, fill in shown:
+            if level != answer[i]:
+                return f"vertex {i}: page {level}, REST {answer[i]}"
+            if fill != legend[answer[i]]:
+                return f"vertex {i}: fill {fill}, the legend's {answer[i]} is {legend[answer[i]]}"
+        return None
+
+    def levels():
+        return {v["id"]: rest(c, f"/jobs/{jobid}/vertices/{v['id']}/backpressure")["backpressure-level"]
+                for v in vertices}
+
+    (shown, legend), answer = within_one_refresh(b, "backpressure colours", expr, levels, compare)
+    check(len({legend[lv] for lv in ("ok", "low", "high", "na")}) == 4, f"legend colours {legend}")
+    return answer, {i: fill for i, _, fill in shown}
+
+
+def check_exceptions(b, c, jobid):
+    """The exceptions panel shows exactly GET /jobs/{id}/exceptions' entries."""
+    expr = ("[...document.querySelectorAll('#exceptions-table tbody tr')].map(r =>"
+            " [...r.children].map(d => d.textContent))")
+
+    def compare(page, answer):
+        want = [[fmt_time(e["timestamp"]), e["exceptionName"] or "", e.get("taskName") or "–",
+                 e.get("taskManagerId") or e.get("location") or "–", e.get("stacktrace") or ""]
+                for e in answer["exceptionHistory"]["entries"]]
+        return None if page == want else f"page {page}\nREST {want}"
+
+    page, answer = within_one_refresh(b, "the exceptions panel", expr,
+                                      lambda: rest(c, f"/jobs/{jobid}/exceptions"), compare)
+    return page
+
+
+def check_taskmanagers(b, c):
+    """The task-manager page: every task manager of GET /taskmanagers, each one's details every
+    member of GET /taskmanagers/{id} with its value (timeSinceLastHeartbeat moves between any two
+    reads: only its presence is compared), byte figures shown as B/KiB/MiB/GiB of that value."""
+    want_tms = sorted(c.taskmanager_ids())
+    got = b.wait("(() => { const r = [...document.querySelectorAll('#tms-table tr.tm-row')]"
+                 ".map(t => t.dataset.tmId); return r.length ? r.sort() : null; })()", "the task managers")
+    check(got == want_tms, f"task managers {got} != REST {want_tms}")
+    expr = ("Object.fromEntries([...document.querySelectorAll('div.tm')].map(d => [d.dataset.tmId,"
+            " Object.fromEntries([...d.querySelectorAll('tr[data-key]')].map(r =>"
+            " [r.dataset.key, [JSON.parse(r.dataset.value), r.children[1].textContent]]))]))")
+    moving = {"timeSinceLastHeartbeat"}
+
+    def flat(obj):
+        out = {}
+        for k, v in obj.items():
+            if isinstance(v, dict):
+                out.update({f"{k}.{k2}": v2 for k2, v2 in v.items()})
             else:
-                if path == f"/jobs/{MOCK_JOB}":
-                    count[0] += 1
-                answer = mock_answers(path, count[0])
-                status, obj = answer if answer else (404, {"error": f"no such endpoint: GET {path}"})
-                body, ctype = json.dumps(obj).encode(), "application/json"
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+                out[k] = v
+        return out
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    work = tempfile.mkdtemp(prefix="weir-dashboard-mock-", dir=os.environ.get("WEIR_TEST_TMP"))
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}/"
-        with Chrome(work) as b:
-            b.navigate(base + f"#/jobs/{MOCK_JOB}")
-            levels = b.wait("(() => { const l = [...document.querySelectorAll('#job-graph g.vertex')]"
-                            ".map(g => g.dataset.backpressure); return l.length === 3 ? l : null; })()", "the mock graph")
-            check(levels == MOCK_LEVELS, f"backpressure levels {levels}, want {MOCK_LEVELS}")
-            fills = b.eval("[...document.querySelectorAll('#job-graph g.vertex rect.box')].map(r => getComputedStyle(r).fill)")
-            check(len(set(fills)) == 3, f"the three levels are not three colours: {fills}")
-            b.wait("document.querySelector('#job-graph g.vertex[data-vertex-id=\"0\"] text.rate').textContent.match(/out [0-9.]+( k)?\\/s/)",
-                   "a rate from two samples")
-            row = b.wait("document.querySelector('#exceptions-table tr.exception-row')?.innerText", "the exception row")
-            check("TaskManagerLost" in row and "<b>task manager tm-9 lost</b>" in row and "tm-9" in row,
-                  f"exception row {row!r} (its HTML must show as text)")
-            check(b.eval("document.querySelectorAll('#exceptions-table b').length") == 0, "exception text became HTML")
-            b.click('#job-graph g.vertex[data-vertex-id="1"] rect.box')
-            sub = b.wait("document.getElementById('subtasks-table')?.innerText", "the subtasks of a vertex")
-            check("Busy" in sub and "1.5 s" in sub and "250 ms" in sub, f"subtasks {sub!r}")
-            b.screenshot(os.path.join(art, "32_dashboard-contract.png"))
-            b.navigate(base + "#/taskmanagers")
-            tm = b.wait("document.querySelector('div.tm[data-tm-id=\"tm-0\"]')?.innerText", "the task manager's details")
-            check("memoryConfiguration" in tm and "1.0 GiB" in tm and "64.0 MiB" in tm and "700.0 MiB" in tm,
-                  f"task manager details {tm!r}")
-            check(not b.errors, f"JavaScript errors on the page: {b.errors}")
-        print("contract: backpressure ok/low/high coloured, exceptions, busy/idle, task-manager memory")
-    finally:
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(work, ignore_errors=True)
+    def compare(page, answer):
+        if sorted(page) != sorted(answer):
+            return f"details of {sorted(page)}, REST {sorted(answer)}"
+        for tm, want in answer.items():
+            shown = page[tm]
+            if sorted(shown) != sorted(want):
+                return f"{tm}: members {sorted(shown)}, REST {sorted(want)}"
+            for k, v in want.items():
+                if k not in moving and shown[k][0] != v:
+                    return f"{tm} {k}: page {shown[k][0]!r}, REST {v!r}"
+        return None
+
+    def details():  # all at once: the shorter the window after the page's fetch, the fewer heartbeats in it
+        with concurrent.futures.ThreadPoolExecutor(len(want_tms)) as pool:
+            return dict(zip(want_tms, pool.map(lambda tm: flat(rest(c, f"/taskmanagers/{tm}")), want_tms)))
+
+    page, answer = within_one_refresh(b, "task-manager details", expr, details, compare)
+    for tm, want in answer.items():
+        for k in ("memoryConfiguration.totalProcessMemory", "memoryConfiguration.networkMemory",
+                  "metrics.residentMemory", "metrics.nettyShuffleMemoryUsed"):
+            check(k in want, f"GET /taskmanagers/{tm} has no {k}")
+            check(shown_bytes_matches(page[tm][k][1], want[k]), f"{tm} {k}: shown {page[tm][k][1]!r} for {want[k]} bytes")
+        check(page[tm]["registeredSince"][1] == fmt_time(want["registeredSince"]),
+              f"{tm} registeredSince: shown {page[tm]['registeredSince'][1]!r} for {want['registeredSince']}")
+        check(shown_ms_matches(page[tm]["metrics.cpuTime"][1], want["metrics.cpuTime"]),
+              f"{tm} cpuTime: shown {page[tm]['metrics.cpuTime'][1]!r} for {want['metrics.cpuTime']} ms")
+        raw, text = page[tm]["timeSinceLastHeartbeat"]
+        check(isinstance(raw, int) and shown_ms_matches(text, raw), f"{tm}: timeSinceLastHeartbeat {raw} shown {text!r}")
+    return answer
 
 
 def test():
     art = artifacts_dir()
-    contract_part(art)
     conf = {"rest.auth.token": TOKEN}
-    with Cluster("dashboard", tms=2, slots=2, checkpoints="500ms", conf=conf, savepoints=True) as c:
+    with Cluster("dashboard", tms=3, slots=2, checkpoints="500ms", conf=conf, savepoints=True) as c:
         text = os.path.join(c.dir, "input.txt")
         gen_text(text, 400_000)
         jobid = c.submit("-p", "2", os.path.join(EXAMPLES, "wordcount.so"), "--input", text,
                          "--output", os.path.join(c.dir, "out"), "--rate", "200")
+        slow = c.submit("-p", "2", os.path.join(TEST_PLUGINS, "slowsink.so"), "--sink-rate", "2000")
         c.wait_state(jobid, {"RUNNING"}, timeout=60)
+        c.wait_state(slow, {"RUNNING"}, timeout=60)
         c.wait_checkpoints(jobid, 2, timeout=60)
         check_static(c)
         job = c.job(jobid)
@@ -411,15 +503,23 @@ def test():
                   f"a wrong token: {msg!r}")
             b.type("#token-input", TOKEN)
             b.click("#token-submit")
-            row = f'tr.job-row[data-job-id="{jobid}"]'
-            text_row = b.wait(f"document.querySelector({json.dumps(row)})?.innerText", "the job in the list")
-            check(job["name"] in text_row and "RUNNING" in text_row, f"job row: {text_row!r}")
+            for j in (jobid, slow):
+                row_text = b.wait(f"document.querySelector('tr.job-row[data-job-id=\"{j}\"]')?.innerText", f"job {j} in the list")
+                check(c.job(j)["name"] in row_text and "RUNNING" in row_text, f"job row: {row_text!r}")
             check(b.eval(f"sessionStorage.getItem('weir.token') === {json.dumps(TOKEN)} && "
                          "localStorage.length === 0"), "the token is not (only) in sessionStorage")
-            print(f"job list: {text_row!r}")
+            print("job list: both running jobs listed")
 
-            b.click(row + " a")
-            b.wait("location.hash.startsWith('#/jobs/')", "the job page")
+            # a job id the job manager does not know: REST 404, the page says so and goes on
+            unknown = "f" * 32
+            check(http(c, f"/jobs/{unknown}", token=TOKEN)[0] == 404, "GET /jobs/<unknown> is not 404")
+            b.navigate(f"http://{c.address}/#/jobs/{unknown}")
+            b.wait("document.getElementById('job-meta')?.innerText === 'not available'", "'not available' for an unknown job")
+
+            b.navigate(f"http://{c.address}/")
+            b.wait(f"!!document.querySelector('tr.job-row[data-job-id=\"{jobid}\"] a')", "the job list again")
+            b.click(f'tr.job-row[data-job-id="{jobid}"] a')
+            b.wait(f"location.hash === '#/jobs/{jobid}'", "the job page")
             names = b.wait("(() => { const n = [...document.querySelectorAll('#job-graph g.vertex')]"
                            ".map(g => g.dataset.name); return n.length ? n : null; })()", "the graph")
             check(sorted(names) == sorted(v["name"] for v in vertices),
@@ -429,59 +529,46 @@ def test():
             n_edges = sum(len(v["inputs"]) for v in vertices)
             check(b.eval("document.querySelectorAll('#job-graph path.edge').length") == n_edges,
                   f"graph: not {n_edges} edges")
-            # the source's rate, from two samples, is shown (it emits 200 lines/s)
             src = next(v for v in vertices if not v["inputs"])
             rate = b.wait(f"(() => {{ const t = document.querySelector('#job-graph g.vertex[data-vertex-id=\"{src['id']}\"] text.rate')"
                           "?.textContent; return t && !t.includes('out – /s') ? t : null; })()",
                           "the source's rate", timeout=30)
             print(f"graph: {len(names)} vertices {names}, {n_edges} edges; source {rate!r}")
-            # backpressure: as REST answers (this job manager may not have the endpoint yet)
-            for v in vertices:
-                status, _, body = http(c, f"/jobs/{jobid}/vertices/{v['id']}/backpressure", token=TOKEN)
-                level = b.eval(f"document.querySelector('#job-graph g.vertex[data-vertex-id=\"{v['id']}\"]').dataset.backpressure")
-                if status == 404:
-                    check(level == "na", f"vertex {v['name']}: backpressure {level} while REST answers 404")
-                else:
-                    check(status == 200 and level in ("ok", "low", "high"), f"vertex {v['name']}: level {level}, REST {status}")
-            # checkpoints: rows with ids REST lists
             cks = b.wait("(() => { const r = [...document.querySelectorAll('#checkpoints-table tbody tr')]"
                          ".map(t => [+t.dataset.checkpointId, t.children[2].innerText]);"
                          " return r.some(x => x[1] === 'COMPLETED') ? r : null; })()", "a COMPLETED checkpoint row")
             rest_ids = {h["id"] for h in c.checkpoints(jobid)["history"]}
             check(all(i in rest_ids or i > max(rest_ids) for i, _ in cks), f"checkpoint rows {cks} vs REST {rest_ids}")
             print(f"checkpoints: {len(cks)} rows, newest {cks[0]}")
-            # exceptions: entries, or "not available" when REST has no such path
-            status, _, body = http(c, f"/jobs/{jobid}/exceptions", token=TOKEN)
-            if status == 404:
-                b.wait("document.getElementById('exceptions-na')?.textContent === 'not available'",
-                       "exceptions: not available")
-            else:
-                n = len(json.loads(body)["exceptionHistory"]["entries"])
-                b.wait(f"document.querySelectorAll('#exceptions-table tbody tr').length === {n}"
-                       f" || ({n} === 0 && document.getElementById('exceptions').innerText.includes('No exceptions'))",
-                       f"{n} exception rows")
-            print(f"exceptions: REST {status}, panel shown")
-            # a vertex's subtasks
-            b.click(f'#job-graph g.vertex[data-vertex-id="{src["id"]}"] rect.box')
-            b.wait(f"document.querySelectorAll('#subtasks-table tbody tr').length === {src['parallelism']}",
-                   f"{src['parallelism']} subtask rows of {src['name']}")
-            time.sleep(2.5)  # one more refresh: rates on every vertex
+            sub = check_subtasks(b, c, jobid, src)
+            print(f"subtasks of {src['name']}: busy/idle/backpressured as REST: {sub}")
+            check_rate_window(b, next(v for v in vertices if v["inputs"]))
             b.screenshot(os.path.join(art, "32_dashboard-job.png"))
+
+            # slowsink: its source really backpressured (REST says high), colours as REST says
+            svs = c.job(slow)["vertices"]
+            s_src = next(v for v in svs if not v["inputs"])
+            s_sink = next(v for v in svs if v["inputs"])
+            deadline = time.time() + 30
+            bp_path = f"/jobs/{slow}/vertices/{s_src['id']}/backpressure"
+            while (bp := rest(c, bp_path))["backpressure-level"] != "high":
+                check(time.time() < deadline, f"slowsink's source never backpressured (high) within 30 s: {bp}")
+                time.sleep(0.5)
+            b.navigate(f"http://{c.address}/#/jobs/{slow}")
+            levels, fills = check_backpressure(b, c, slow, svs)
+            check(levels[s_src["id"]] == "high" and levels[s_sink["id"]] == "ok"
+                  and fills[s_src["id"]] != fills[s_sink["id"]],
+                  f"slowsink: levels {levels} (source high, sink ok: it has no output), fills {fills}")
+            print(f"backpressure: levels {levels}, colours {fills} as REST")
+            b.click(f'#job-graph g.vertex[data-vertex-id="{s_src["id"]}"] rect.box')
+            b.wait("document.querySelectorAll('#subtasks-table tbody tr').length > 0", "slowsink's subtasks")
+            b.screenshot(os.path.join(art, "32_dashboard-backpressure.png"))
 
             b.navigate(f"http://{c.address}/#/taskmanagers")
             b.reload()
-            want_tms = sorted(c.taskmanager_ids())
-            got = b.wait("(() => { const r = [...document.querySelectorAll('#tms-table tr.tm-row')]"
-                         ".map(t => t.dataset.tmId); return r.length ? r.sort() : null; })()", "the task managers")
-            check(got == want_tms, f"task managers {got} != REST {want_tms}")
             check(b.eval("document.getElementById('token-form').hidden"), "a reload asked for the token again")
-            for tm in want_tms:  # details: every member of GET /taskmanagers/{id}, or "not available"
-                status, _, body = http(c, f"/taskmanagers/{tm}", token=TOKEN)
-                shown = b.wait(f"document.querySelector('div.tm[data-tm-id=\"{tm}\"]')?.innerText", f"details of {tm}")
-                want = ["not available"] if status == 404 else list(json.loads(body))
-                check(status in (200, 404) and all(k in shown for k in want),
-                      f"details of {tm}: REST {status} {want}, page {shown!r}")
-            print(f"task managers: {got} (the reload kept the token)")
+            tms = check_taskmanagers(b, c)
+            print(f"task managers: {sorted(tms)} details as REST (the reload kept the token)")
             b.screenshot(os.path.join(art, "32_dashboard-taskmanagers.png"))
 
             b.navigate(f"http://{c.address}/#/jobs/{jobid}")
@@ -507,6 +594,27 @@ def test():
             b.wait("document.getElementById('job-state')?.innerText === 'CANCELED'", "CANCELED on the page")
             check(b.eval("document.getElementById('btn-cancel').disabled"), "Cancel still enabled")
             print(f"cancel: {out!r}; REST CANCELED; the page shows CANCELED")
+
+            # a real failure: kill -9 a task manager of slowsink
+            b.navigate(f"http://{c.address}/#/jobs/{slow}")
+            b.wait("document.getElementById('job-state')?.innerText === 'RUNNING'", "slowsink's page, RUNNING")
+            check(rest(c, f"/jobs/{slow}/exceptions")["exceptionHistory"]["entries"] == [],
+                  "slowsink has exceptions before any failure")
+            b.wait("document.getElementById('exceptions')?.innerText.includes('No exceptions.')", "'No exceptions.'")
+            victim = sorted(c.job_taskmanagers(slow))[0]
+            c.kill9(c.tms[int(victim.split("-")[1])])
+            deadline = time.time() + 30
+            while True:
+                ex = rest(c, f"/jobs/{slow}/exceptions")
+                if any(e["exceptionName"] == "TaskManagerLost" and e["taskManagerId"] == victim
+                       for e in ex["exceptionHistory"]["entries"]):
+                    break
+                check(time.time() < deadline, f"no TaskManagerLost of {victim} within 30 s: {ex}")
+                time.sleep(0.2)
+            rows = check_exceptions(b, c, slow)
+            check(any(r[1] == "TaskManagerLost" and r[3] == victim for r in rows), f"exception rows {rows}")
+            print(f"exceptions after kill -9 of {victim}: {rows}")
+            b.screenshot(os.path.join(art, "32_dashboard-exceptions.png"))
             check(not b.errors, f"JavaScript errors on the page: {b.errors}")
 
 
