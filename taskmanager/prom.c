@@ -2,7 +2,7 @@
  * (default taskmanager.bind-host) and the first free port of metrics.reporter.prom.port (a port,
  * a range "A-B" tried in turn as Flink does, or 0 for any free port), served by libmicrohttpd's
  * internal thread; the text exposition format 0.0.4 of every live subtask's counters (labels
- * tm_id, job_id, job_name, vertex, vertex_id, subtask, as the job manager's /metrics), the
+ * job_id, job_name, vertex, vertex_id, subtask, tm_id, as the job manager's /metrics), the
  * chained operators' records in/out, the memory budget report (taskmanager/memory.h) and the
  * process figures (CPU, RSS, threads, open fds, uptime). The per-subtask families, the memory
  * pools, the process figures, label escaping and the token check are common/prom.c's, shared
