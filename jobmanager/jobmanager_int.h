@@ -230,8 +230,6 @@ json_t *weir__jm_config_view(const weir_config_t *cfg);
  * manager process, malloc'd into *out (*len bytes, NUL-terminated). Takes jm->mu. @returns 0 or
  * WEIR_ENOMEM. */
 int weir__jm_prom_render(weir_jobmanager_t *jm, char **out, size_t *len);
-/** Writes @p s as a Prometheus label value (backslash, double quote and newline escaped). */
-void weir__jm_prom_label(FILE *f, const char *s);
 
 /* ---- rest_log.c: GET /taskmanagers/{id}/log through LOG_REQUEST / LOG ----------------------- */
 

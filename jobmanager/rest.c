@@ -36,6 +36,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/prom.h"
 #include "common/util.h"
 #include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
@@ -613,25 +614,15 @@ static enum MHD_Result route(weir_jobmanager_t *jm, struct MHD_Connection *c, co
     return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
 }
 
-/* Whether the request carries "Authorization: Bearer <token>" with the configured token. The
- * token sent is hashed and the two digests compared with CRYPTO_memcmp, so the time taken does
- * not depend on how much of it matched (nor on the configured token's length). Sets
- * r->bad_token when a bearer token was sent but is wrong. */
+/* Whether the request carries "Authorization: Bearer <token>" with the configured token
+ * (weir_prom_bearer_check: digests compared in constant time). Sets r->bad_token when a bearer
+ * token was sent but is wrong. */
 static bool authorized(const weir_rest_config_t *rc, struct MHD_Connection *c, rest_req_t *r) {
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
-        return false;
-    h += 7;
-    while (*h == ' ' || *h == '\t')
-        h++;
-    size_t n = strlen(h);
-    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    char sha[65];
-    weir_sha256_hex(h, n, sha);
-    bool ok = CRYPTO_memcmp(sha, rc->token_sha256, 64) == 0;
-    r->bad_token = !ok;
-    return ok;
+    int ok = weir_prom_bearer_check(
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        rc->token_sha256);
+    r->bad_token = ok == 0;
+    return ok == 1;
 }
 
 /* The answer to a request that did not pass: 401 (no valid token) before 413 (too large). */

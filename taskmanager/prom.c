@@ -2,9 +2,11 @@
  * (default taskmanager.bind-host) and the first free port of metrics.reporter.prom.port (a port,
  * a range "A-B" tried in turn as Flink does, or 0 for any free port), served by libmicrohttpd's
  * internal thread; the text exposition format 0.0.4 of every live subtask's counters (labels
- * tm_id, job_id, job_name, vertex, vertex_id, subtask, as the job manager's /metrics), the
+ * job_id, job_name, vertex, vertex_id, subtask, tm_id, as the job manager's /metrics), the
  * chained operators' records in/out, the memory budget report (taskmanager/memory.h) and the
- * process figures (CPU, RSS, threads, open fds, uptime).
+ * process figures (CPU, RSS, threads, open fds, uptime). The per-subtask families, the memory
+ * pools, the process figures, label escaping and the token check are common/prom.c's, shared
+ * with the job manager's /metrics (same names, types, help and units).
  *
  * Invariants: with rest.auth.token (or -file) configured, no answer but 401 without
  * "Authorization: Bearer <token>" (digests compared in constant time); beyond loopback a token
@@ -15,7 +17,6 @@
  * weir__tm_collect (a copy under the task list's mutex); the memory report is any-thread. The
  * server is stopped (thread joined) before the task manager frees its tasks. */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -23,13 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/prom.h"
 #include "common/util.h"
 #include "taskmanager/memory.h"
 #include "taskmanager/tm_int.h"
@@ -94,206 +94,53 @@ void weir__tm_task_ops(const weir_task_t *task, weir_tm_op_view_t **ops, size_t 
 #endif
 }
 
-/* ---- process figures ----------------------------------------------------------------------- */
-
-void weir__tm_proc_read(weir_tm_proc_t *out) {
-    memset(out, 0, sizeof *out);
-    long page = sysconf(_SC_PAGESIZE);
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        unsigned long long size = 0, resident = 0;
-        if (fscanf(f, "%llu %llu", &size, &resident) == 2 && page > 0) {
-            out->vsize_bytes = size * (uint64_t)page;
-            out->rss_bytes = resident * (uint64_t)page;
-        }
-        fclose(f);
-    }
-    struct timespec ts;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
-        out->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    f = fopen("/proc/self/status", "r");
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "Threads:", 8))
-                out->threads = strtoull(line + 8, NULL, 10);
-        fclose(f);
-    }
-    DIR *d = opendir("/proc/self/fd");
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (e->d_name[0] != '.')
-                out->open_fds++;
-        closedir(d);
-        if (out->open_fds)
-            out->open_fds--; /* the directory's own descriptor */
-    }
-}
-
 /* ---- exposition ------------------------------------------------------------------------------ */
 
-/* A label value: backslash, double quote and newline escaped. */
-static void put_value(FILE *f, const char *s) {
-    for (; *s; s++) {
-        if (*s == '\\')
-            fputs("\\\\", f);
-        else if (*s == '"')
-            fputs("\\\"", f);
-        else if (*s == '\n')
-            fputs("\\n", f);
-        else
-            fputc(*s, f);
-    }
-}
-
-static void family(FILE *f, const char *name, const char *type, const char *help) {
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* name{tm_id="..",job_id="..",job_name="..",vertex="..",vertex_id="..",subtask=".."} */
-static void task_series(FILE *f, const char *name, const char *tm_id,
-                        const weir_tm_task_view_t *t) {
-    fprintf(f, "%s{tm_id=\"", name);
-    put_value(f, tm_id);
-    fprintf(f, "\",job_id=\"%s\",job_name=\"", t->job_id);
-    put_value(f, t->job_name);
-    fputs("\",vertex=\"", f);
-    put_value(f, t->vertex_name);
-    fprintf(f, "\",vertex_id=\"%u\",subtask=\"%u\"} ", t->vertex, t->subtask);
-}
-
-static void tm_series(FILE *f, const char *name, const char *tm_id, const char *k, const char *v) {
-    fprintf(f, "%s{tm_id=\"", name);
-    put_value(f, tm_id);
-    if (k) {
-        fprintf(f, "\",%s=\"", k);
-        put_value(f, v);
-    }
-    fputs("\"} ", f);
-}
-
-/* One family: a sample of every task for which @p cond holds, @p expr printed with @p fmt (t is
- * the task's view). */
-#define TASK_FAMILY(name, type, help, cond, fmt, expr)                                             \
-    do {                                                                                           \
-        family(f, name, type, help);                                                               \
-        for (size_t i = 0; i < v->n_tasks; i++) {                                                  \
-            const weir_tm_task_view_t *t = &v->tasks[i];                                           \
-            if (!(cond))                                                                           \
-                continue;                                                                          \
-            task_series(f, name, v->tm_id, t);                                                     \
-            fprintf(f, fmt "\n", expr);                                                            \
-        }                                                                                          \
-    } while (0)
-#define TASK_U64(name, type, help, expr)                                                           \
-    TASK_FAMILY(name, type, help, true, "%" PRIu64, (uint64_t)(expr))
-#define TASK_SECONDS(name, help, field)                                                            \
-    TASK_FAMILY(name, "counter", help, true, "%.9f", (double)t->m.field / 1e9)
-
-static double ratio(uint64_t a, uint64_t b) {
-    return b ? (double)a / (double)b : 0.0;
-}
-
-static bool has_watermark(int64_t wm) {
-    return wm != INT64_MIN && wm != INT64_MAX;
-}
-
+/* The per-subtask families (common/prom.c, the same as the job manager's), then the chained
+ * operators' records in/out. */
 static void write_tasks(FILE *f, const weir_tm_view_t *v) {
-    TASK_U64("weir_task_records_in_total", "counter", "Records the subtask read.", t->m.records_in);
-    TASK_U64("weir_task_records_out_total", "counter", "Records the subtask emitted.",
-             t->m.records_out);
-    TASK_U64("weir_task_buffers_in_remote_total", "counter", "Buffers received over ZeroMQ.",
-             t->m.buffers_in_remote);
-    TASK_U64("weir_task_bytes_in_remote_total", "counter", "Their bytes.", t->m.bytes_in_remote);
-    TASK_U64("weir_task_buffers_in_local_total", "counter",
-             "Buffers received from a subtask of this task manager.", t->m.buffers_in_local);
-    TASK_U64("weir_task_bytes_in_local_total", "counter", "Their bytes.", t->m.bytes_in_local);
-    TASK_U64("weir_task_buffers_out_remote_total", "counter", "Buffers sent over ZeroMQ.",
-             t->m.buffers_out_remote);
-    TASK_U64("weir_task_bytes_out_remote_total", "counter", "Their bytes.", t->m.bytes_out_remote);
-    TASK_U64("weir_task_buffers_out_local_total", "counter",
-             "Buffers passed to a subtask of this task manager.", t->m.buffers_out_local);
-    TASK_U64("weir_task_bytes_out_local_total", "counter", "Their bytes.", t->m.bytes_out_local);
-    TASK_SECONDS("weir_task_busy_seconds_total", "Time processing records, timers and barriers.",
-                 busy_ns);
-    TASK_SECONDS("weir_task_idle_seconds_total", "Time waiting for input.", idle_ns);
-    TASK_SECONDS("weir_task_backpressured_seconds_total", "Time waiting for credit downstream.",
-                 backpressured_ns);
-    TASK_U64("weir_task_input_buffers_queued", "gauge", "Input buffers queued now.",
-             t->m.in_queued);
-    TASK_U64("weir_task_input_buffers_capacity", "gauge",
-             "Input buffers possible (credits of all input channels).", t->m.in_capacity);
-    TASK_U64("weir_task_output_buffers_queued", "gauge",
-             "Output buffers filled and not yet sent or consumed.", t->m.out_queued);
-    TASK_U64("weir_task_output_buffers_capacity", "gauge", "Output buffers possible.",
-             t->m.out_capacity);
-    TASK_FAMILY("weir_task_input_buffer_usage", "gauge", "Input buffers queued / capacity.", true,
-                "%.6f", ratio(t->m.in_queued, t->m.in_capacity));
-    TASK_FAMILY("weir_task_output_buffer_usage", "gauge", "Output buffers queued / capacity.", true,
-                "%.6f", ratio(t->m.out_queued, t->m.out_capacity));
-    double now_s = (double)weir_wall_ms() / 1e3;
-    TASK_FAMILY("weir_task_watermark_seconds", "gauge",
-                "Current output watermark (event time, seconds since the epoch); absent before "
-                "the first and after end of input.",
-                has_watermark(t->m.watermark), "%.3f", (double)t->m.watermark / 1e3);
-    TASK_FAMILY("weir_task_watermark_lag_seconds", "gauge",
-                "Wall clock minus the current output watermark.", has_watermark(t->m.watermark),
-                "%.3f", now_s - (double)t->m.watermark / 1e3);
-    TASK_U64("weir_task_late_records_dropped_total", "counter",
-             "Records dropped as late by windows and interval joins.", t->m.late_records_dropped);
-    TASK_U64("weir_task_state_cache_hits_total", "counter", "Write-back state cache hits.",
-             t->m.state_cache_hits);
-    TASK_U64("weir_task_state_cache_misses_total", "counter",
-             "Write-back state cache misses (read from RocksDB).", t->m.state_cache_misses);
-    TASK_FAMILY("weir_task_state_cache_hit_ratio", "gauge",
-                "Hits / (hits + misses) of the write-back state cache; absent before the first "
-                "read.",
-                t->m.state_cache_hits + t->m.state_cache_misses > 0, "%.6f",
-                ratio(t->m.state_cache_hits, t->m.state_cache_hits + t->m.state_cache_misses));
-    TASK_FAMILY("weir_task_kafka_consumer_lag_records", "gauge",
-                "Kafka source: records behind the high watermarks of its partitions.",
-                t->m.kafka_lag >= 0, "%" PRId64, t->m.kafka_lag);
-    TASK_U64("weir_task_kafka_transactions_committed_total", "counter",
-             "Kafka exactly-once sink: transactions committed.", t->m.kafka_tx_committed);
-    TASK_U64("weir_task_kafka_transactions_aborted_total", "counter",
-             "Kafka exactly-once sink: transactions aborted.", t->m.kafka_tx_aborted);
+    weir_prom_task_t *tasks = weir_xcalloc(v->n_tasks, sizeof *tasks); /* bounded by the slots */
+    for (size_t i = 0; i < v->n_tasks; i++) {
+        const weir_tm_task_view_t *t = &v->tasks[i];
+        tasks[i] = (weir_prom_task_t){.job_id = t->job_id,
+                                      .job_name = t->job_name,
+                                      .vertex = t->vertex_name,
+                                      .vertex_id = t->vertex,
+                                      .subtask = t->subtask,
+                                      .tm_id = v->tm_id,
+                                      .m = &t->m};
+    }
+    weir_prom_task_families(f, tasks, v->n_tasks, weir_wall_ms());
 
     static const char *const ops_fam[2] = {"weir_operator_records_in_total",
                                            "weir_operator_records_out_total"};
     for (int k = 0; k < 2; k++) {
-        family(f, ops_fam[k], "counter",
-               k ? "Records a chained operator emitted." : "Records a chained operator received.");
+        weir_prom_family(f, ops_fam[k], "counter",
+                         k ? "Records a chained operator emitted."
+                           : "Records a chained operator received.");
         for (size_t i = 0; i < v->n_tasks; i++) {
             const weir_tm_task_view_t *t = &v->tasks[i];
             for (size_t o = 0; o < t->n_ops; o++) {
-                char idx[16];
-                weir_fmt(idx, sizeof idx, "%zu", o);
-                fprintf(f, "%s{tm_id=\"", ops_fam[k]);
-                put_value(f, v->tm_id);
-                fprintf(f, "\",job_id=\"%s\",job_name=\"", t->job_id);
-                put_value(f, t->job_name);
-                fputs("\",vertex=\"", f);
-                put_value(f, t->vertex_name);
-                fprintf(f, "\",vertex_id=\"%u\",subtask=\"%u\",operator=\"", t->vertex, t->subtask);
-                put_value(f, t->ops[o].name);
+                fprintf(f, "%s{", ops_fam[k]);
+                weir_prom_task_labels(f, &tasks[i]);
+                fputs(",operator=\"", f);
+                weir_prom_label(f, t->ops[o].name);
                 fputs("\",operator_uid=\"", f);
-                put_value(f, t->ops[o].uid);
-                fprintf(f, "\",operator_index=\"%s\"} %" PRIu64 "\n", idx,
+                weir_prom_label(f, t->ops[o].uid);
+                fprintf(f, "\",operator_index=\"%zu\"} %" PRIu64 "\n", o,
                         k ? t->ops[o].records_out : t->ops[o].records_in);
             }
         }
     }
+    free(tasks);
 }
 
 static void write_tm(FILE *f, const weir_tm_prom_t *p, const weir_tm_view_t *v) {
-    weir_tm_proc_t pr;
-    weir__tm_proc_read(&pr);
     const char *id = v->tm_id;
 #define TM_LINE(name, type, help, fmt, val)                                                        \
     do {                                                                                           \
-        family(f, name, type, help);                                                               \
-        tm_series(f, name, id, NULL, NULL);                                                        \
+        weir_prom_family(f, name, type, help);                                                     \
+        weir_prom_series(f, name, "tm_id", id, NULL);                                              \
         fprintf(f, fmt "\n", val);                                                                 \
     } while (0)
     TM_LINE("weir_taskmanager_slots", "gauge", "Task slots of the task manager.", "%u", v->slots);
@@ -304,36 +151,20 @@ static void write_tm(FILE *f, const weir_tm_prom_t *p, const weir_tm_view_t *v) 
             "%.3f", (double)(weir_now_ns() - p->started_ns) / 1e9);
     TM_LINE("weir_process_start_time_seconds", "gauge",
             "Start time of the task manager, seconds since the epoch.", "%.3f", p->start_wall_s);
-    TM_LINE("weir_process_cpu_seconds_total", "counter", "Process CPU time, user + system.", "%.9f",
-            (double)pr.cpu_ns / 1e9);
-    TM_LINE("weir_process_resident_memory_bytes", "gauge", "Process resident set size.", "%" PRIu64,
-            pr.rss_bytes);
-    TM_LINE("weir_process_virtual_memory_bytes", "gauge", "Process virtual memory size.",
-            "%" PRIu64, pr.vsize_bytes);
-    TM_LINE("weir_process_threads", "gauge", "Threads of the process.", "%" PRIu64, pr.threads);
-    TM_LINE("weir_process_open_fds", "gauge", "Open file descriptors of the process.", "%" PRIu64,
-            pr.open_fds);
+    weir_prom_process_t pr;
+    weir_prom_process_read(&pr);
+    weir_prom_process_families(f, "weir_process_", "tm_id", id, &pr);
     weir_tm_memory_report_t mr;
     if (read_memory(p->tm, &mr)) {
-        family(f, "weir_taskmanager_memory_budget_bytes", "gauge",
-               "taskmanager.memory.process.size and the budgets of its parts.");
-        const struct {
-            const char *part;
-            uint64_t total, used;
-        } parts[] = {{"process", mr.process, 0},
-                     {"network", mr.network_total, mr.network_used},
-                     {"managed", mr.managed_total, mr.managed_used},
-                     {"state_cache", mr.state_cache_total, mr.state_cache_used}};
-        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-            tm_series(f, "weir_taskmanager_memory_budget_bytes", id, "pool", parts[i].part);
-            fprintf(f, "%" PRIu64 "\n", parts[i].total);
-        }
-        family(f, "weir_taskmanager_memory_used_bytes", "gauge",
-               "What each part of the memory budget holds now.");
-        for (size_t i = 1; i < sizeof parts / sizeof parts[0]; i++) {
-            tm_series(f, "weir_taskmanager_memory_used_bytes", id, "pool", parts[i].part);
-            fprintf(f, "%" PRIu64 "\n", parts[i].used);
-        }
+        weir_prom_memory_t mem = {.tm_id = id,
+                                  .process = mr.process,
+                                  .network_total = mr.network_total,
+                                  .network_used = mr.network_used,
+                                  .managed_total = mr.managed_total,
+                                  .managed_used = mr.managed_used,
+                                  .state_cache_total = mr.state_cache_total,
+                                  .state_cache_used = mr.state_cache_used};
+        weir_prom_memory_families(f, &mem, 1);
         TM_LINE("weir_rocksdb_block_cache_usage_bytes", "gauge",
                 "Entries of the task manager's shared RocksDB block cache.", "%" PRIu64,
                 mr.block_cache_usage);
@@ -388,24 +219,12 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned status, const cha
     return answer(c, status, "text/plain; charset=utf-8", b, strlen(b), hname, hval);
 }
 
-/* "Authorization: Bearer <token>" with the configured token (digests compared in constant
- * time, so the time taken does not depend on how much of it matched). */
+/* "Authorization: Bearer <token>" with the configured token (weir_prom_bearer_check: digests
+ * compared in constant time, so the time taken does not depend on how much of it matched). */
 static bool authorized(const weir_tm_prom_t *p, struct MHD_Connection *c) {
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
-        return false;
-    h += 7;
-    while (*h == ' ' || *h == '\t')
-        h++;
-    size_t n = strlen(h);
-    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    char sha[65];
-    weir_sha256_hex(h, n, sha);
-    unsigned diff = 0;
-    for (size_t i = 0; i < 64; i++)
-        diff |= (unsigned)(sha[i] ^ p->token_sha256[i]);
-    return diff == 0;
+    return weir_prom_bearer_check(
+               MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+               p->token_sha256) == 1;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -55,6 +55,7 @@
 #include "common/killpoint.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/prom.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "connectors/registry.h"
@@ -282,8 +283,8 @@ static void send_heartbeat(weir_taskmanager_t *tm) {
     m.tm_id = tm->id;
     m.tasks = ts;
     m.n_tasks = n;
-    weir_tm_proc_t pr;
-    weir__tm_proc_read(&pr);
+    weir_prom_process_t pr;
+    weir_prom_process_read(&pr);
     m.metrics_port = tm->metrics_port;
     m.rss_bytes = pr.rss_bytes;
     m.cpu_ns = pr.cpu_ns;

@@ -1,5 +1,6 @@
 /* Internal interface between the task manager's loop (taskmanager.c) and its Prometheus endpoint
- * (prom.c): a snapshot of the live tasks and the process figures.
+ * (prom.c): a snapshot of the live tasks (the process figures: weir_prom_process_read,
+ * common/prom.h).
  *
  * Threading: weir__tm_collect runs on the endpoint's HTTP thread; it copies what it needs under
  * the task manager's task-list mutex (the loop thread changes the list only under it). */
@@ -48,12 +49,6 @@ void weir__tm_view_free(weir_tm_view_t *v);
 /** The chained operators' counters of @p task into *@p ops (malloc'd) / *@p n (prom.c; the one
  * place that reads H-metrics' per-operator counters). */
 void weir__tm_task_ops(const weir_task_t *task, weir_tm_op_view_t **ops, size_t *n);
-
-/** Process figures (procfs; CLOCK_PROCESS_CPUTIME_ID). Any thread; a figure it cannot read is 0. */
-typedef struct weir_tm_proc {
-    uint64_t rss_bytes, cpu_ns, threads, open_fds, vsize_bytes;
-} weir_tm_proc_t;
-void weir__tm_proc_read(weir_tm_proc_t *out);
 
 /** Checks the task manager's own keys that a typo could break (metrics.reporter.prom.port,
  * taskmanager.log.tail-size). @returns 0, or WEIR_ECONFIG with one line naming the key. */

@@ -28,6 +28,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "common/prom.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "jobmanager/jobmanager.h"
@@ -1757,7 +1758,7 @@ static void test_prom_label_escape(void **state) {
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
-    weir__jm_prom_label(m, "a\"b\\c\nd");
+    weir_prom_label(m, "a\"b\\c\nd");
     fclose(m);
     assert_string_equal(buf, "a\\\"b\\\\c\\nd");
     free(buf);
