@@ -36,18 +36,6 @@
 
 #define COMP "taskmanager"
 
-/* MERGE13 (lead): set to 1 once H-mem's taskmanager/memory.c (weir__tm_memory_report) is merged:
- * /metrics then exposes the memory budget and RocksDB figures. */
-#ifndef WEIR_TM_HAVE_MEMORY_REPORT
-#define WEIR_TM_HAVE_MEMORY_REPORT 1
-#endif
-/* MERGE13 (lead): set to 1 once H-metrics' weir_task_operator_count /
- * weir_task_get_operator_metrics (runtime/task/task.h) are merged: /metrics then exposes
- * weir_operator_records_{in,out}_total. TODO(lead): the switch below is the only reader. */
-#ifndef WEIR_TM_HAVE_OPERATOR_METRICS
-#define WEIR_TM_HAVE_OPERATOR_METRICS 1
-#endif
-
 struct weir_tm_prom {
     weir_taskmanager_t *tm;
     struct MHD_Daemon *d;
@@ -57,24 +45,11 @@ struct weir_tm_prom {
     double start_wall_s; /* wall clock at start: process_start_time_seconds */
 };
 
-/* ---- the two readers of other helpers' interfaces (switched on at merge) ------------------- */
-
-/* The memory report, or false when it is not built in. */
-static bool read_memory(weir_taskmanager_t *tm, weir_tm_memory_report_t *out) {
-    memset(out, 0, sizeof *out);
-#if WEIR_TM_HAVE_MEMORY_REPORT
-    weir__tm_memory_report(tm, out);
-    return true;
-#else
-    (void)tm;
-    return false;
-#endif
-}
+/* ---- what the tasks and the memory budget report ------------------------------------------ */
 
 void weir__tm_task_ops(const weir_task_t *task, weir_tm_op_view_t **ops, size_t *n) {
     *ops = NULL;
     *n = 0;
-#if WEIR_TM_HAVE_OPERATOR_METRICS
     size_t k = weir_task_operator_count(task);
     if (!k)
         return;
@@ -89,9 +64,6 @@ void weir__tm_task_ops(const weir_task_t *task, weir_tm_op_view_t **ops, size_t 
         (*ops)[i].records_out = om.records_out;
     }
     *n = k;
-#else
-    (void)task;
-#endif
 }
 
 /* ---- exposition ------------------------------------------------------------------------------ */
@@ -155,29 +127,25 @@ static void write_tm(FILE *f, const weir_tm_prom_t *p, const weir_tm_view_t *v) 
     weir_prom_process_read(&pr);
     weir_prom_process_families(f, "weir_process_", "tm_id", id, &pr);
     weir_tm_memory_report_t mr;
-    if (read_memory(p->tm, &mr)) {
-        weir_prom_memory_t mem = {.tm_id = id,
-                                  .process = mr.process,
-                                  .network_total = mr.network_total,
-                                  .network_used = mr.network_used,
-                                  .managed_total = mr.managed_total,
-                                  .managed_used = mr.managed_used,
-                                  .state_cache_total = mr.state_cache_total,
-                                  .state_cache_used = mr.state_cache_used};
-        weir_prom_memory_families(f, &mem, 1);
-        TM_LINE("weir_rocksdb_block_cache_usage_bytes", "gauge",
-                "Entries of the task manager's shared RocksDB block cache.", "%" PRIu64,
-                mr.block_cache_usage);
-        TM_LINE("weir_rocksdb_block_cache_pinned_usage_bytes", "gauge",
-                "Pinned entries of the shared RocksDB block cache.", "%" PRIu64,
-                mr.block_cache_pinned);
-        TM_LINE("weir_rocksdb_memtable_bytes", "gauge",
-                "Memtables of every RocksDB instance of the task manager.", "%" PRIu64,
-                mr.memtables);
-        TM_LINE("weir_rocksdb_table_readers_bytes", "gauge",
-                "Index and filter blocks held outside the block cache.", "%" PRIu64,
-                mr.table_readers);
-    }
+    weir__tm_memory_report(p->tm, &mr);
+    weir_prom_memory_t mem = {.tm_id = id,
+                              .process = mr.process,
+                              .network_total = mr.network_total,
+                              .network_used = mr.network_used,
+                              .managed_total = mr.managed_total,
+                              .managed_used = mr.managed_used,
+                              .state_cache_total = mr.state_cache_total,
+                              .state_cache_used = mr.state_cache_used};
+    weir_prom_memory_families(f, &mem, 1);
+    TM_LINE("weir_rocksdb_block_cache_usage_bytes", "gauge",
+            "Entries of the task manager's shared RocksDB block cache.", "%" PRIu64,
+            mr.block_cache_usage);
+    TM_LINE("weir_rocksdb_block_cache_pinned_usage_bytes", "gauge",
+            "Pinned entries of the shared RocksDB block cache.", "%" PRIu64, mr.block_cache_pinned);
+    TM_LINE("weir_rocksdb_memtable_bytes", "gauge",
+            "Memtables of every RocksDB instance of the task manager.", "%" PRIu64, mr.memtables);
+    TM_LINE("weir_rocksdb_table_readers_bytes", "gauge",
+            "Index and filter blocks held outside the block cache.", "%" PRIu64, mr.table_readers);
 #undef TM_LINE
 }
 
