@@ -53,6 +53,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 weir.yaml (the ConfigMap's only key): the keys of deploy/kubernetes/configmap.yaml, then
 .Values.config over them. Rendered sorted by key.
 */}}
+{{/* taskmanager.memory.process.size: the task manager container's memory limit (NMi or NGi), so
+the budget the task manager keeps to is the limit Kubernetes enforces. */}}
+{{- define "weir.tmProcessSize" -}}
+{{- $lim := toString .Values.taskManager.resources.limits.memory }}
+{{- if regexMatch "^[0-9]+Mi$" $lim }}{{ regexReplaceAll "Mi$" $lim "mb" }}
+{{- else if regexMatch "^[0-9]+Gi$" $lim }}{{ regexReplaceAll "Gi$" $lim "gb" }}
+{{- else }}{{ fail (printf "taskManager.resources.limits.memory %q: give it as NMi or NGi (it is also taskmanager.memory.process.size)" $lim) }}
+{{- end }}
+{{- end }}
+
 {{- define "weir.config" -}}
 {{- $fullname := include "weir.fullname" . }}
 {{- $c := dict
@@ -67,6 +77,7 @@ weir.yaml (the ConfigMap's only key): the keys of deploy/kubernetes/configmap.ya
   "taskmanager.data.port" 6121
   "taskmanager.numberOfTaskSlots" (int .Values.slots)
   "taskmanager.working-dir" "/tmp/weir-tm"
+  "taskmanager.memory.process.size" (include "weir.tmProcessSize" .)
   "blob.storage.directory" "/var/lib/weir/blobs"
   "state.checkpoints.dir" "/var/lib/weir/checkpoints"
   "state.savepoints.dir" "/var/lib/weir/savepoints"
