@@ -30,7 +30,7 @@ test: deps
 # libFuzzer targets (tests/fuzz/README.md): a clang tree of their own, ASan + UBSan + coverage,
 # holding only the fuzz targets and the modules they fuzz.
 fuzz-build: deps
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWEIR_SANITIZE=ON \
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWEIR_SANITIZE=ON \
 	  -DWEIR_FUZZ=ON -DWEIR_TESTS=OFF
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target weir_fuzzers
 
