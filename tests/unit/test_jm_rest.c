@@ -317,6 +317,20 @@ static int collect_deploys(weir_mock_tm_t *s, const char *job, int expect, uint3
     return expect;
 }
 
+/* Uploads the plugin (its sha256 into @p sha), registers tm-a and tm-b (1 slot each), submits the
+ * job (its id into @p id) and takes its three deploys: src -> m 0 and sink 0 on tm-a, src -> m 1
+ * on tm-b. */
+static void deploy_on_two_tms(fx_t *f, char sha[65], char id[33], weir_mock_tm_t **a,
+                              weir_mock_tm_t **b) {
+    upload_plugin(f, sha);
+    *a = tm_register(f, "tm-a", "tcp://a:1", 1);
+    *b = tm_register(f, "tm-b", "tcp://b:1", 1);
+    submit(f, sha, id);
+    uint32_t da[2][2], db[1][2];
+    collect_deploys(*a, id, 2, da);
+    collect_deploys(*b, id, 1, db);
+}
+
 /* ------------------------------------------------------------ tests */
 
 static void test_rest_basics(void **state) {
@@ -508,13 +522,8 @@ static void test_job_finishes(void **state) {
 static void test_task_failure_and_cancel(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
-    upload_plugin(f, sha);
-    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
-    submit(f, sha, id);
-    uint32_t da[2][2], db[1][2];
-    collect_deploys(a, id, 2, da);
-    collect_deploys(b, id, 1, db);
+    weir_mock_tm_t *a, *b;
+    deploy_on_two_tms(f, sha, id, &a, &b);
     tm_task_state(b, id, 0, 1, WEIR_TASK_FAILED, "boom", 0);
     json_t *j = wait_state(f, id, "FAILED", NULL);
     assert_string_equal(jstr(j, "message"), "src -> m (2/2) on tm-b: boom");
@@ -529,6 +538,7 @@ static void test_task_failure_and_cancel(void **state) {
     /* a second job, canceled by PATCH */
     char id2[33], path[80];
     submit(f, sha, id2);
+    uint32_t da[2][2], db[1][2];
     collect_deploys(a, id2, 2, da);
     collect_deploys(b, id2, 1, db);
     snprintf(path, sizeof path, "/jobs/%s", id2);
@@ -565,13 +575,8 @@ static void test_task_failure_and_cancel(void **state) {
 static void test_tm_lost(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
-    upload_plugin(f, sha);
-    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
-    submit(f, sha, id);
-    uint32_t da[2][2], db[1][2];
-    collect_deploys(a, id, 2, da);
-    collect_deploys(b, id, 1, db);
+    weir_mock_tm_t *a, *b;
+    deploy_on_two_tms(f, sha, id, &a, &b);
     /* only tm-a heartbeats */
     json_t *j = wait_state(f, id, "FAILED", a);
     const char *msg = jstr(j, "message");
@@ -609,13 +614,8 @@ static void test_tm_lost(void **state) {
 static void test_tm_restart(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
-    upload_plugin(f, sha);
-    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
-    submit(f, sha, id);
-    uint32_t da[2][2], db[1][2];
-    collect_deploys(a, id, 2, da);
-    collect_deploys(b, id, 1, db);
+    weir_mock_tm_t *a, *b;
+    deploy_on_two_tms(f, sha, id, &a, &b);
     /* tm-b restarts: a new connection with the same id registers while its tasks run */
     weir_mock_tm_close(&b);
     b = tm_register(f, "tm-b", "tcp://b:2", 3);
@@ -1574,13 +1574,8 @@ static int64_t jint(json_t *j, const char *key) {
 static void test_flink_views(void **state) {
     fx_t *f = *state;
     char sha[65], id[33];
-    upload_plugin(f, sha);
-    weir_mock_tm_t *a = tm_register(f, "tm-a", "tcp://a:1", 1);
-    weir_mock_tm_t *b = tm_register(f, "tm-b", "tcp://b:1", 1);
-    submit(f, sha, id);
-    uint32_t da[2][2], db[1][2];
-    collect_deploys(a, id, 2, da);
-    collect_deploys(b, id, 1, db);
+    weir_mock_tm_t *a, *b;
+    deploy_on_two_tms(f, sha, id, &a, &b);
     json_decref(wait_state(f, id, "RUNNING", NULL));
     tm_task_state(a, id, 0, 0, WEIR_TASK_RUNNING, NULL, 0);
 
