@@ -241,8 +241,8 @@ static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job
         if (c->finals[i].acked && c->finals[i].keyed)
             protect[n_protect++] = c->finals[i].keyed;
     weir_ckpt_gc_stats_t st;
-    if (weir_ckpt_retain(job->ck_st, jm->ckcfg.num_retained, c->pending_id, id, protect,
-                         n_protect, &job->gc_marks, NULL, &st) != 0)
+    if (weir_ckpt_retain(job->ck_st, jm->ckcfg.num_retained, c->pending_id, id, protect, n_protect,
+                         &job->gc_marks, NULL, &st) != 0)
         WEIR_WARN(COMP, "retention of %s could not delete everything (tried again next time)",
                   job->ckdir);
     else if (st.dirs_removed || st.shared_removed)
@@ -559,8 +559,8 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
         }
         if (!own_checkpoint(job, job->ha_pointer, &pid)) {
             /* a stop-savepoint: its id is in its _metadata */
-            int rc = restore_savepoint(jm, job, job->ha_pointer, meta, base, base_cap, errstr,
-                                       errlen);
+            int rc =
+                restore_savepoint(jm, job, job->ha_pointer, meta, base, base_cap, errstr, errlen);
             if (rc != 0)
                 return rc;
             pid = meta->id;
@@ -584,8 +584,8 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
                     below = ids[i]; /* ascending: the newest chk-<n> before the savepoint */
         free(ids);
         weir_ckpt_meta_t probe;
-        if (below && weir_ckpt_find_latest(job->ck_st, job->id, below, false, NULL, &probe,
-                                           errstr, errlen) == 0) {
+        if (below && weir_ckpt_find_latest(job->ck_st, job->id, below, false, NULL, &probe, errstr,
+                                           errlen) == 0) {
             weir_ckpt_chk_path(job->ckdir, probe.id, ha_path, sizeof ha_path);
             best = ha_path;
             weir_ckpt_meta_clear(&probe);

@@ -382,10 +382,9 @@ static int collect_shared(void *arg, const char *name, bool is_dir, uint64_t siz
     return 0;
 }
 
-int weir_ckpt_retain(weir_storage_t *ck, uint32_t num_retained, uint64_t in_flight,
-                     uint64_t pinned, const char *const *protect, size_t n_protect,
-                     weir_ckpt_gc_marks_t *marks, const weir_store_io_t *io,
-                     weir_ckpt_gc_stats_t *stats) {
+int weir_ckpt_retain(weir_storage_t *ck, uint32_t num_retained, uint64_t in_flight, uint64_t pinned,
+                     const char *const *protect, size_t n_protect, weir_ckpt_gc_marks_t *marks,
+                     const weir_store_io_t *io, weir_ckpt_gc_stats_t *stats) {
     const char *ckdir = weir_storage_uri(ck);
     weir_ckpt_gc_stats_t local = {0};
     if (!stats)

@@ -5,8 +5,9 @@
  * the job's checkpoint directory (storage/storage.h: a POSIX directory or an s3:// prefix) and
  * metadata.
  *
- * <ckdir> = <state.checkpoints.dir>/<job id>, the root of @p ck below; keys are relative to it. A checkpoint exists iff <ckdir>/chk-<n>/_metadata
- * exists and verifies (written atomically, last; layout in savepoint/metadata.h).
+ * <ckdir> = <state.checkpoints.dir>/<job id>, the root of @p ck below; keys are relative to it. A
+ * checkpoint exists iff <ckdir>/chk-<n>/_metadata exists and verifies (written atomically, last;
+ * layout in savepoint/metadata.h).
  *
  * Other entries of <ckdir>: chk-<n>/ (the private files of checkpoint n, written by the task
  * managers), shared/ (files of incremental snapshots, referenced by name from keyed handles) and
@@ -102,9 +103,8 @@ void weir_ckpt_gc_marks_free(weir_ckpt_gc_marks_t *marks);
  * below @p pinned, or a file of shared/) is deleted only when the previous round found it
  * unreferenced too (uploads of final snapshots that have not been acknowledged yet are kept).
  * @p marks NULL: no grace. @returns 0, WEIR_EIO or WEIR_ENOMEM. */
-int weir_ckpt_retain(weir_storage_t *ck, uint32_t num_retained, uint64_t in_flight,
-                     uint64_t pinned, const char *const *protect, size_t n_protect,
-                     weir_ckpt_gc_marks_t *marks, const weir_store_io_t *io,
-                     weir_ckpt_gc_stats_t *stats);
+int weir_ckpt_retain(weir_storage_t *ck, uint32_t num_retained, uint64_t in_flight, uint64_t pinned,
+                     const char *const *protect, size_t n_protect, weir_ckpt_gc_marks_t *marks,
+                     const weir_store_io_t *io, weir_ckpt_gc_stats_t *stats);
 
 #endif

@@ -100,8 +100,8 @@ int weir_ha_load_blob(weir_storage_t *ha, const char *sha, size_t max_len,
     return rc;
 }
 
-int weir_ha_set_checkpoint(weir_storage_t *ha, const char *job_id, const char *path,
-                           char *errstr, size_t errlen) {
+int weir_ha_set_checkpoint(weir_storage_t *ha, const char *job_id, const char *path, char *errstr,
+                           size_t errlen) {
     size_t len = strlen(path);
     char *text = malloc(len + 2);
     if (!text)
@@ -269,8 +269,8 @@ int weir_ha_load_jobs(weir_storage_t *ha, const weir_store_io_t *io, weir_ha_job
         weir_fmt(key, sizeof key, "jobs/%s/job.json", name);
         uint8_t *data = NULL;
         size_t len = 0;
-        int r = weir_store_read(io, COMP, ha, key, WEIR_STORE_READ_MAX, &data, &len, why,
-                                sizeof why);
+        int r =
+            weir_store_read(io, COMP, ha, key, WEIR_STORE_READ_MAX, &data, &len, why, sizeof why);
         if (r == WEIR_ENOTFOUND) {
             WEIR_WARN(COMP, "HA: skipping %s/jobs/%s: no readable job.json", uri, name);
             continue;
@@ -356,7 +356,8 @@ static bool terminal_name(const char *s) {
     return !strcmp(s, "FINISHED") || !strcmp(s, "CANCELED") || !strcmp(s, "FAILED");
 }
 
-int weir_ha_save_result(weir_storage_t *ha, const weir_ha_result_t *res, char *errstr, size_t errlen) {
+int weir_ha_save_result(weir_storage_t *ha, const weir_ha_result_t *res, char *errstr,
+                        size_t errlen) {
     if (!weir_ha_valid_job_id(res->id) || !terminal_name(res->state))
         return weir_errf(errstr, errlen, WEIR_EINVAL,
                          "HA: bad job result record (id '%s', state '%s')", res->id, res->state);

@@ -57,7 +57,8 @@ typedef struct weir_ha_result {
 
 /** Writes <ha>/results/<id>.json (durably). @returns 0, WEIR_EINVAL (bad id or state), WEIR_EIO
  * or WEIR_ENOMEM with errstr. */
-int weir_ha_save_result(weir_storage_t *ha, const weir_ha_result_t *res, char *errstr, size_t errlen);
+int weir_ha_save_result(weir_storage_t *ha, const weir_ha_result_t *res, char *errstr,
+                        size_t errlen);
 /** Reads <ha>/results/<id>.json through @p io (NULL: the defaults). @returns 0 (*res filled, free
  * with weir_ha_result_clear), WEIR_ENOTFOUND (no record), WEIR_ECORRUPT (not a valid record:
  * "<file>: <why>") or WEIR_EIO/WEIR_ENOMEM with errstr. */
@@ -76,8 +77,8 @@ bool weir_ha_valid_job_id(const char *id);
 /** Writes <ha>/jobs/<id>/job.json. @returns 0 or WEIR_EIO / WEIR_ENOMEM with errstr. */
 int weir_ha_save_job(weir_storage_t *ha, const weir_ha_job_t *job, char *errstr, size_t errlen);
 /** Writes <ha>/blobs/<sha> unless an object of that size exists. */
-int weir_ha_save_blob(weir_storage_t *ha, const char *sha, const void *data, size_t len, char *errstr,
-                      size_t errlen);
+int weir_ha_save_blob(weir_storage_t *ha, const char *sha, const void *data, size_t len,
+                      char *errstr, size_t errlen);
 /** Writes <ha>/jobs/<id>/checkpoint = @p path (durably). @returns 0, WEIR_EIO or WEIR_ENOMEM
  * with errstr; after an error the file names either the old or the new checkpoint. */
 int weir_ha_set_checkpoint(weir_storage_t *ha, const char *job_id, const char *path, char *errstr,
@@ -89,8 +90,8 @@ int weir_ha_remove_job(weir_storage_t *ha, const char *job_id, char *errstr, siz
  * cannot be read (after the retries of store_io.h) fails the load. @returns 0 (*jobs malloc'd,
  * free with weir_ha_jobs_free), WEIR_EIO ("HA: cannot read <file>: <strerror> (errno N)...") or
  * WEIR_ENOMEM. */
-int weir_ha_load_jobs(weir_storage_t *ha, const weir_store_io_t *io, weir_ha_job_t **jobs, size_t *n,
-                      char *errstr, size_t errlen);
+int weir_ha_load_jobs(weir_storage_t *ha, const weir_store_io_t *io, weir_ha_job_t **jobs,
+                      size_t *n, char *errstr, size_t errlen);
 /** Reads <ha>/blobs/<sha> (at most @p max_len bytes) through @p io (NULL: the defaults).
  * @returns 0 (*data malloc'd), WEIR_ENOTFOUND, or WEIR_EIO / WEIR_ENOSPACE with errstr. */
 int weir_ha_load_blob(weir_storage_t *ha, const char *sha, size_t max_len,

@@ -110,8 +110,8 @@ static int fetch_blob(weir_jobmanager_t *jm, const char *sha, char *errstr, size
         return 0;
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = weir_ha_load_blob(jm->ha_st, sha, WEIR_BLOB_MAX_BYTES, NULL, &data, &len, errstr,
-                               errlen);
+    int rc =
+        weir_ha_load_blob(jm->ha_st, sha, WEIR_BLOB_MAX_BYTES, NULL, &data, &len, errstr, errlen);
     if (rc == WEIR_ENOTFOUND)
         return 0;
     if (rc != 0)
@@ -123,8 +123,7 @@ static int fetch_blob(weir_jobmanager_t *jm, const char *sha, char *errstr, size
         return weir_errf(errstr, errlen, rc, "cannot store plugin blob %s in %s: %s", sha,
                          weir_blobstore_dir(jm->blobs), weir_strerror(rc));
     if (strcmp(got, sha) != 0)
-        WEIR_WARN(COMP, "HA: blob %s/blobs/%s is corrupt (its sha256 is %s)", jm->ha_dir, sha,
-                  got);
+        WEIR_WARN(COMP, "HA: blob %s/blobs/%s is corrupt (its sha256 is %s)", jm->ha_dir, sha, got);
     return 0;
 }
 

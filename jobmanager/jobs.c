@@ -127,8 +127,7 @@ void weir__jm_job_free(weir_jm_job_t *job) {
 }
 
 int weir__jm_job_set_restore(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *path,
-                             bool allow_non_restored,
-                             char *errstr, size_t errlen) {
+                             bool allow_non_restored, char *errstr, size_t errlen) {
     weir_ckpt_meta_t meta;
     char base[WEIR_STORAGE_URI_MAX], err[WEIR_STORAGE_URI_MAX + 512] = "";
     int rc = weir_savepoint_read(jm->storage_env, path, &meta, base, sizeof base, err, sizeof err);

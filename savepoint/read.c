@@ -85,8 +85,7 @@ static int check_handle(roots_t *roots, const char *file, const weir_ckpt_task_t
                 weir_json_u64(e, ewhat, "size", true, 0, &size, why, sizeof why) != 0)
                 return weir_errf(errstr, errlen, WEIR_ECORRUPT, "%s is corrupt: %s", file, why);
             char key[WEIR_STORAGE_KEY_MAX + 1];
-            if (weir_layout_keyed_key(self_contained, ck, task, l == 0, name, key, sizeof key) !=
-                0)
+            if (weir_layout_keyed_key(self_contained, ck, task, l == 0, name, key, sizeof key) != 0)
                 return weir_errf(errstr, errlen, WEIR_ECORRUPT,
                                  "%s is corrupt: %s names the file '%.64s' of task '%.64s': not a "
                                  "plain file name",
@@ -128,8 +127,7 @@ static int locate(weir_storage_env_t *env, const char *path, weir_storage_t **st
         if (!real) {
             if (errno == ENOENT || errno == ENOTDIR)
                 return weir_errf(errstr, errlen, WEIR_ENOTFOUND, "%s does not exist", path);
-            return weir_errf(errstr, errlen, WEIR_EIO, "cannot read %s: %s", path,
-                             strerror(errno));
+            return weir_errf(errstr, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
         }
         weir_fmt(abs, sizeof abs, "%s", real);
         free(real);
@@ -196,8 +194,8 @@ static int first_entry(void *arg, const char *name, bool is_dir, uint64_t size) 
     return 1;
 }
 
-int weir_savepoint_read(weir_storage_env_t *env, const char *path, weir_ckpt_meta_t *m,
-                        char *base, size_t base_cap, char *errstr, size_t errlen) {
+int weir_savepoint_read(weir_storage_env_t *env, const char *path, weir_ckpt_meta_t *m, char *base,
+                        size_t base_cap, char *errstr, size_t errlen) {
     memset(m, 0, sizeof *m);
     if (base && base_cap)
         base[0] = 0;

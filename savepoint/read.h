@@ -28,7 +28,7 @@
  *  - WEIR_EIO / WEIR_ENET: "cannot read <uri>: <why>" (nothing is known about its content);
  *  - WEIR_ECONFIG: a bad URI, or an s3:// one without the s3.* settings it needs;
  *  - WEIR_EINVAL: the base URI does not fit @p base_cap. */
-int weir_savepoint_read(weir_storage_env_t *env, const char *path, weir_ckpt_meta_t *m,
-                        char *base, size_t base_cap, char *errstr, size_t errlen);
+int weir_savepoint_read(weir_storage_env_t *env, const char *path, weir_ckpt_meta_t *m, char *base,
+                        size_t base_cap, char *errstr, size_t errlen);
 
 #endif
