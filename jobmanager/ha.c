@@ -33,7 +33,10 @@ static int write_synced(weir_storage_t *ha, const char *sub, const char *name, c
     weir_fmt(key, sizeof key, "%s/%s", sub, name);
     int rc = weir_storage_put(ha, key, data, len, why, sizeof why);
     if (rc != 0)
-        return weir_errf(errstr, errlen, rc, "HA: %s (check high-availability.storageDir)", why);
+        return weir_errf(errstr, errlen, rc,
+                         "HA: cannot write %s: %s (check "
+                         "high-availability.storageDir)",
+                         key, why);
     return 0;
 }
 

@@ -52,7 +52,7 @@ int weir_store_read(const weir_store_io_t *io, const char *comp, weir_storage_t 
     for (uint32_t a = 1;; a++) {
         char why[WEIR_STORAGE_URI_MAX + 256] = "";
         bool transient;
-        int rc;
+        int rc, fail = WEIR_EIO;
         if (io->read) {
             errno = 0;
             rc = io->read(io->ctx, uri, data, len);
@@ -70,15 +70,17 @@ int weir_store_read(const weir_store_io_t *io, const char *comp, weir_storage_t 
             if (p && p[strlen(uri)] == ':' && p[strlen(uri) + 1] == ' ')
                 memmove(why, p + strlen(uri) + 2, strlen(p + strlen(uri) + 2) + 1);
             transient = rc == WEIR_EIO || rc == WEIR_ENET;
+            if (rc == WEIR_ENOSPACE || rc == WEIR_ECONFIG)
+                fail = rc; /* permanent: too large, or a missing bucket / refused credentials */
         }
         free(*data);
         *data = NULL;
         *len = 0;
         if (!transient || a >= attempts) {
             if (a > 1)
-                return weir_errf(errstr, errlen, WEIR_EIO,
+                return weir_errf(errstr, errlen, fail,
                                  "cannot read %s: %s after %" PRIu32 " attempts", uri, why, a);
-            return weir_errf(errstr, errlen, WEIR_EIO, "cannot read %s: %s", uri, why);
+            return weir_errf(errstr, errlen, fail, "cannot read %s: %s", uri, why);
         }
         WEIR_WARN(comp,
                   "cannot read %s: %s, a transient error: reading again in %" PRId64

@@ -46,7 +46,8 @@ bool weir_store_transient(int errnum);
 /** Reads object @p key of @p st whole through @p io (NULL: the defaults), at most @p max_len
  * bytes, retrying transient errors; each failed attempt is logged (WARN, component @p comp) with
  * the object. @returns 0, WEIR_ENOTFOUND, or WEIR_EIO with errstr "cannot read <uri>: <why>[
- * after K attempts]" (an injected reader: "<strerror> (errno N)"). */
+ * after K attempts]" (an injected reader: "<strerror> (errno N)"); the storage's permanent
+ * WEIR_ENOSPACE (larger than @p max_len) and WEIR_ECONFIG (bucket, credentials) as they are. */
 int weir_store_read(const weir_store_io_t *io, const char *comp, weir_storage_t *st,
                     const char *key, size_t max_len, uint8_t **data, size_t *len, char *errstr,
                     size_t errlen);
