@@ -366,6 +366,44 @@ static void test_recover_skips_ended_job(void **state) {
     weir_test_tmpdir_remove(dir);
 }
 
+/* Locations and storage settings the job manager cannot use are refused at start, one line naming
+ * the key and the fix. */
+static void test_bad_locations(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmbadloc");
+    char blobs[700], err[1024];
+    snprintf(blobs, sizeof blobs, "%s/blobs", dir);
+    const char *bad[][3] = {
+        {"state.savepoints.dir", "s3://B/x", "s3://bucket/prefix"},
+        {"high-availability.storageDir", "relative/ha", "not an absolute path"},
+        {"s3.retry.max-attempts", "zero", "s3.retry.max-attempts"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *kv[][2] = {{"rest.port", "0"},
+                               {"jobmanager.rpc.port", "0"},
+                               {"rest.bind-address", "127.0.0.1"},
+                               {"jobmanager.bind-host", "127.0.0.1"},
+                               {"blob.storage.directory", blobs},
+                               {bad[i][0], bad[i][1]}};
+        weir_config_t *cfg = weir_config_new();
+        err[0] = 0;
+        int set = 0;
+        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+            set |= weir_config_set(cfg, kv[k][0], kv[k][1], err, sizeof err);
+        weir_jobmanager_t *jm = set ? NULL : weir_jobmanager_new(cfg, err, sizeof err);
+        weir_config_destroy(&cfg);
+        if (jm) {
+            weir_jobmanager_destroy(&jm);
+            fail_msg("%s = %s accepted", bad[i][0], bad[i][1]);
+        }
+        if (!strstr(err, bad[i][0]) && !strstr(err, bad[i][1]))
+            fail_msg("'%s' names neither %s nor its value", err, bad[i][0]);
+        if (!strstr(err, bad[i][2]) || strchr(err, '\n'))
+            fail_msg("'%s' does not say '%s' in one line", err, bad[i][2]);
+    }
+    weir_test_tmpdir_remove(dir);
+}
+
 /* ------------------------------------------------------------ a failing HA pointer */
 
 typedef struct jmfx {
@@ -543,6 +581,19 @@ static void test_jm_attempt_record_failure(void **state) {
     (void)state;
     jmfx_t f = {0};
     jm_start(&f);
+    /* the recovered job's plugin was copied from <ha>/blobs into the local blob store (its name
+     * is sha256("abc"), the FIPS 180-2 vector), read through the job manager's storage env */
+    char blob[900];
+    snprintf(blob, sizeof blob, "%s/blobs/%s", f.dir, SHA_ABC);
+    uint8_t *bd;
+    size_t bl;
+    assert_int_equal(weir_read_file(blob, &bd, &bl), 0);
+    assert_int_equal(bl, 3);
+    assert_memory_equal(bd, "abc", 3);
+    free(bd);
+    weir_storage_stats_t ss;
+    weir_storage_env_stats(f.jm->storage_env, &ss);
+    assert_true(ss.get_requests >= 2); /* job.json and the blob at least */
     weir_mock_tm_t *tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
     char op[64];
     assert_int_equal(expect_deploy(tm, 2, op), 0);
@@ -590,6 +641,7 @@ int main(void) {
         cmocka_unit_test(test_application_job_id), cmocka_unit_test(test_recover_skips_ended_job),
         cmocka_unit_test(test_load_read_errors),   cmocka_unit_test(test_pointer_write_fails),
         cmocka_unit_test(test_jm_pointer_failure), cmocka_unit_test(test_jm_attempt_record_failure),
+        cmocka_unit_test(test_bad_locations),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_storage);
 }
