@@ -133,6 +133,12 @@ int weir__jm_job_set_restore(weir_jobmanager_t *jm, weir_jm_job_t *job, const ch
     int rc = weir_savepoint_read(jm->storage_env, path, &meta, base, sizeof base, err, sizeof err);
     if (rc != 0)
         return weir_errf(errstr, errlen, rc, "cannot restore from %s: %s", path, err);
+    if (strlen(base) >= sizeof job->ckpt.restored_path - 64) {
+        weir_ckpt_meta_clear(&meta);
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "cannot restore from %s: its location is longer than %zu bytes", base,
+                         sizeof job->ckpt.restored_path - 64);
+    }
     weir_restore_plan_t *plan = NULL;
     rc = weir_restore_plan_build(&meta, NULL, job->dag, base, false, allow_non_restored, &plan, err,
                                  sizeof err);
@@ -159,8 +165,12 @@ void weir__jm_job_set_id(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *
     if (job->ckdir) { /* allocated with room for the directory and any id */
         weir_fmt(job->ckdir, strlen(jm->ck_root) + 40, "%s/%s", jm->ck_root, job->id);
         char err[WEIR_STORAGE_URI_MAX + 256];
-        if (weir__jm_job_open_ckdir(jm, job, err, sizeof err) != 0)
-            WEIR_ERROR(COMP, "job %s: %s", job->id, err); /* its root opened at start: OOM */
+        if (weir__jm_job_open_ckdir(jm, job, err, sizeof err) != 0) {
+            /* its root opened at start: out of memory. Without storage, no checkpoints. */
+            WEIR_ERROR(COMP, "job %s runs without checkpoints: %s", job->id, err);
+            free(job->ckdir);
+            job->ckdir = NULL;
+        }
     }
 }
 
