@@ -4,9 +4,10 @@
  * WEIR_CK_SAVEPOINT or WEIR_CK_STOP whose barriers carry its directory), checkpointing.c hands
  * its completion or failure here, and GET /jobs/{id}/savepoints/{request-id} reads the status.
  *
- * A savepoint directory is <target>/savepoint-<first 6 hex of the job id>-<12 random hex>,
- * created here before the trigger; the subtasks write their keyed files into it and the job
- * manager writes <dir>/_metadata last (durably: file, directory and parent fsynced), so a
+ * A savepoint directory is <target>/savepoint-<first 6 hex of the job id>-<12 random hex> (a
+ * location of storage/storage.h: a path or s3://), named here before the trigger (nothing is
+ * created: on S3 there are no directories); the subtasks write their keyed files under it and the
+ * job manager writes <dir>/_metadata last (one whole-object put, durable when it returns), so a
  * directory without _metadata is not a savepoint. A completed savepoint becomes the job's restore
  * point (the HA pointer names it, the coordinator's latest): a failover after it restores it, so
  * the sink transactions pre-committed at it are committed by the restore, never aborted (a job
