@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -635,13 +638,276 @@ static void test_jm_attempt_record_failure(void **state) {
     jm_stop(&f);
 }
 
+/* ------------------------------------------------------------ checkpoints and HA on S3 */
+
+/* Against a real S3 server: SeaweedFS started with deploy/local/s3.sh on a free port, a random
+ * bucket made with boto3 (the oracle: it also lists and reads what the job manager wrote). Skipped
+ * (with a line saying why) when the tree has no S3 backend or no deploy/local/s3.sh yet. */
+
+#define S3_AK "weir-test"
+#define S3_SK "weir-test-secret"
+
+/* The repository, from this file's path (<repo>/tests/unit/test_jm_ha.c). */
+static void repo_dir(char *out, size_t cap) {
+    snprintf(out, cap, "%s", __FILE__);
+    for (int i = 0; i < 3; i++) {
+        char *slash = strrchr(out, '/');
+        assert_non_null(slash);
+        *slash = 0;
+    }
+}
+
+/* Runs a shell command; its stdout into @p out (may be NULL); @returns its exit status. */
+static int sh_out(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char buf[4096];
+    size_t len = 0, n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        for (size_t i = 0; out && i < n && len + 1 < cap; i++)
+            out[len++] = buf[i];
+    if (out && cap)
+        out[len] = 0;
+    return pclose(p);
+}
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* boto3 against the endpoint: "ls PREFIX" (one "<key> <size>" line per object), "get KEY",
+ * "mkbucket". */
+static int boto(char *out, size_t cap, const char *endpoint, const char *bucket, const char *what,
+                const char *arg) {
+    static const char *py =
+        "import sys,boto3\n"
+        "from botocore.config import Config\n"
+        "ep,b,what,arg=sys.argv[1:5]\n"
+        "s3=boto3.client('s3',endpoint_url=ep,aws_access_key_id='" S3_AK "',"
+        "aws_secret_access_key='" S3_SK "',region_name='us-east-1',"
+        "config=Config(s3={'addressing_style':'path'}))\n"
+        "if what=='mkbucket': s3.create_bucket(Bucket=b)\n"
+        "elif what=='get': sys.stdout.write(s3.get_object(Bucket=b,Key=arg)['Body'].read()"
+        ".decode())\n"
+        "else:\n"
+        " for pg in s3.get_paginator('list_objects_v2').paginate(Bucket=b,Prefix=arg):\n"
+        "  for o in pg.get('Contents',[]): print(o['Key'],o['Size'])\n";
+    char file[] = "/tmp/jmha-boto-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, py, strlen(py)), (ssize_t)strlen(py));
+    close(fd);
+    int rc = sh_out(out, cap, "python3 %s '%s' '%s' '%s' '%s'", file, endpoint, bucket, what, arg);
+    unlink(file);
+    return rc;
+}
+
+typedef struct s3fx {
+    char repo[1024], sh[1200], *dir, endpoint[64], bucket[64], ha[128], ck[128], blobs[800];
+    weir_jobmanager_t *jm;
+    pthread_t thread;
+    void *zctx;
+} s3fx_t;
+
+static void s3_jm_start(s3fx_t *f) {
+    const char *kv[][2] = {
+        {"rest.port", "0"},
+        {"jobmanager.rpc.port", "0"},
+        {"rest.bind-address", "127.0.0.1"},
+        {"jobmanager.bind-host", "127.0.0.1"},
+        {"blob.storage.directory", f->blobs},
+        {"heartbeat.interval", "100ms"},
+        {"execution.checkpointing.interval", "100ms"},
+        {"state.checkpoints.num-retained", "1"},
+        {"state.checkpoints.dir", f->ck},
+        {"high-availability.storageDir", f->ha},
+        {"restart-strategy.type", "fixed-delay"},
+        {"restart-strategy.fixed-delay.attempts", "5"},
+        {"restart-strategy.fixed-delay.delay", "100ms"},
+        {"s3.endpoint", f->endpoint},
+        {"s3.access-key", S3_AK},
+        {"s3.secret-key", S3_SK},
+        {"s3.path.style.access", "true"},
+    };
+    char err[1024];
+    weir_config_t *cfg = weir_config_new();
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (weir_config_set(cfg, kv[i][0], kv[i][1], err, sizeof err) != 0)
+            fail_msg("%s: %s", kv[i][0], err);
+    f->jm = weir_jobmanager_new(cfg, err, sizeof err);
+    weir_config_destroy(&cfg);
+    if (!f->jm)
+        fail_msg("job manager: %s", err);
+    pthread_create(&f->thread, NULL, run_jm, f->jm);
+}
+
+static void s3_jm_stop(s3fx_t *f) {
+    weir_jobmanager_stop(f->jm);
+    pthread_join(f->thread, NULL);
+    weir_jobmanager_destroy(&f->jm);
+}
+
+/* A job manager whose checkpoints and HA store are on S3: it recovers a job from the HA records
+ * on S3 (and its plugin from <ha>/blobs), completes checkpoints whose _metadata and HA pointer
+ * boto3 then finds, retention deletes the older one from the bucket, and a second job manager
+ * restores the job from the latest checkpoint on S3. */
+static void test_jm_on_s3(void **state) {
+    (void)state;
+    s3fx_t f = {0};
+    repo_dir(f.repo, sizeof f.repo);
+    snprintf(f.sh, sizeof f.sh, "%s/deploy/local/s3.sh", f.repo);
+    struct stat sst;
+    if (stat(f.sh, &sst) != 0) {
+        print_message("# skipped: no deploy/local/s3.sh in this tree (helper D's)\n");
+        skip();
+    }
+    /* the S3 backend: an s3:// location opens (no I/O) */
+    char err[1024];
+    weir_config_t *pcfg = weir_config_new();
+    weir_config_set(pcfg, "s3.endpoint", "http://127.0.0.1:1", err, sizeof err);
+    weir_config_set(pcfg, "s3.access-key", S3_AK, err, sizeof err);
+    weir_config_set(pcfg, "s3.secret-key", S3_SK, err, sizeof err);
+    weir_storage_env_t *penv = weir_storage_env_new(pcfg, err, sizeof err);
+    weir_config_destroy(&pcfg);
+    assert_non_null(penv);
+    weir_storage_t *probe = weir_storage_open(penv, "s3://weir-probe/x", err, sizeof err);
+    bool have_s3 = probe != NULL;
+    weir_storage_close(&probe);
+    weir_storage_env_free(&penv);
+    if (!have_s3) {
+        print_message("# skipped: this tree has no S3 backend (%s)\n", err);
+        skip();
+    }
+
+    f.dir = weir_test_tmpdir("jms3");
+    int port = free_port();
+    char out[16384];
+    if (sh_out(out, sizeof out, "bash %s start %s/weed %d 2>&1", f.sh, f.dir, port) != 0)
+        fail_msg("s3.sh start: %s", out);
+    snprintf(f.endpoint, sizeof f.endpoint, "http://127.0.0.1:%d", port);
+    uint8_t rnd[6];
+    char hex[13];
+    assert_int_equal(weir_random_bytes(rnd, sizeof rnd), 0);
+    weir_hex_encode(rnd, sizeof rnd, hex);
+    snprintf(f.bucket, sizeof f.bucket, "weir-jm-%s", hex);
+    if (boto(out, sizeof out, f.endpoint, f.bucket, "mkbucket", "-") != 0)
+        fail_msg("boto3 create_bucket: %s", out);
+    snprintf(f.ha, sizeof f.ha, "s3://%s/ha", f.bucket);
+    snprintf(f.ck, sizeof f.ck, "s3://%s/ck", f.bucket);
+    snprintf(f.blobs, sizeof f.blobs, "%s/blobs", f.dir);
+
+    /* the job's HA records on S3, written through the storage interface */
+    weir_config_t *cfg = weir_config_new();
+    weir_config_set(cfg, "s3.endpoint", f.endpoint, err, sizeof err);
+    weir_config_set(cfg, "s3.access-key", S3_AK, err, sizeof err);
+    weir_config_set(cfg, "s3.secret-key", S3_SK, err, sizeof err);
+    weir_config_set(cfg, "s3.path.style.access", "true", err, sizeof err);
+    weir_storage_env_t *env = weir_storage_env_new(cfg, err, sizeof err);
+    weir_config_destroy(&cfg);
+    assert_non_null(env);
+    weir_storage_t *ha = weir_storage_open(env, f.ha, err, sizeof err);
+    assert_non_null(ha);
+    uint32_t par[] = {1};
+    weir_ha_job_t j = {.name = "hajob",
+                       .graph_json = (char *)GRAPH1,
+                       .attempt = 1,
+                       .parallelism = par,
+                       .n_vertices = 1,
+                       .submit_ms = 1};
+    memcpy(j.id, JOB_ID, 33);
+    memcpy(j.plugin, SHA_ABC, 65);
+    if (weir_ha_save_blob(ha, SHA_ABC, "abc", 3, err, sizeof err) != 0 ||
+        weir_ha_save_job(ha, &j, err, sizeof err) != 0)
+        fail_msg("HA on S3: %s", err);
+    weir_storage_close(&ha);
+    weir_storage_env_free(&env);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "ls", "ha/"), 0);
+    char want[512];
+    snprintf(want, sizeof want, "ha/jobs/%s/job.json ", JOB_ID);
+    if (!strstr(out, want) ||
+        !strstr(out, "ha/blobs/"
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 3"))
+        fail_msg("boto3 does not list the HA records:\n%s", out);
+
+    /* a job manager recovers the job from S3 and deploys attempt 2 */
+    s3_jm_start(&f);
+    f.zctx = zmq_ctx_new();
+    weir_mock_tm_t *tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
+    char op[64], ops[64];
+    assert_int_equal(expect_deploy(tm, 2, op), 0);
+    weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    uint64_t n1 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n1, 0, 0, false, weir_mock_tm_opstate(ops, 64, "at-n1", 2),
+                     NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 2, false), n1);
+    /* boto3 finds its _metadata and the HA pointer naming it */
+    char key[256];
+    snprintf(key, sizeof key, "ha/jobs/%s/checkpoint", JOB_ID);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "get", key), 0);
+    snprintf(want, sizeof want, "s3://%s/ck/%s/chk-%llu\n", f.bucket, JOB_ID,
+             (unsigned long long)n1);
+    assert_string_equal(out, want);
+    snprintf(key, sizeof key, "ck/%s/", JOB_ID);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "ls", key), 0);
+    snprintf(want, sizeof want, "ck/%s/chk-%llu/_metadata ", JOB_ID, (unsigned long long)n1);
+    if (!strstr(out, want))
+        fail_msg("boto3 does not list %s:\n%s", want, out);
+
+    /* n2 completes; retention (1 retained) deletes chk-n1 from the bucket */
+    uint64_t n2 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
+    assert_true(n2 > n1);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n2, 0, 0, false, weir_mock_tm_opstate(ops, 64, "at-n2", 2),
+                     NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 2, false), n2);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "ls", key), 0);
+    snprintf(want, sizeof want, "ck/%s/chk-%llu/_metadata ", JOB_ID, (unsigned long long)n2);
+    if (!strstr(out, want))
+        fail_msg("boto3 does not list %s:\n%s", want, out);
+    snprintf(want, sizeof want, "ck/%s/chk-%llu/", JOB_ID, (unsigned long long)n1);
+    if (strstr(out, want))
+        fail_msg("retention left %s:\n%s", want, out);
+    weir_storage_stats_t ss;
+    weir_storage_env_stats(f.jm->storage_env, &ss);
+    assert_true(ss.put_requests >= 4); /* two _metadata, two pointers */
+    assert_true(ss.delete_requests >= 1);
+    weir_mock_tm_close(&tm);
+    s3_jm_stop(&f);
+
+    /* a new job manager (the local blob store emptied: the plugin comes from S3 again) restores
+     * the job from the latest checkpoint on S3 */
+    char rm[900];
+    snprintf(rm, sizeof rm, "%s/%s", f.blobs, SHA_ABC);
+    assert_int_equal(unlink(rm), 0);
+    s3_jm_start(&f);
+    tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
+    assert_int_equal(expect_deploy(tm, 3, op), n2);
+    assert_string_equal(op, "1:0:at-n2");
+    weir_mock_tm_close(&tm);
+    s3_jm_stop(&f);
+    zmq_ctx_term(f.zctx);
+    sh_out(out, sizeof out, "bash %s stop %s/weed 2>&1", f.sh, f.dir);
+    weir_test_tmpdir_remove(f.dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_result_store),
         cmocka_unit_test(test_application_job_id), cmocka_unit_test(test_recover_skips_ended_job),
         cmocka_unit_test(test_load_read_errors),   cmocka_unit_test(test_pointer_write_fails),
         cmocka_unit_test(test_jm_pointer_failure), cmocka_unit_test(test_jm_attempt_record_failure),
-        cmocka_unit_test(test_bad_locations),
+        cmocka_unit_test(test_bad_locations),      cmocka_unit_test(test_jm_on_s3),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_storage);
 }
