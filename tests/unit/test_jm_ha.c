@@ -657,23 +657,30 @@ static void repo_dir(char *out, size_t cap) {
     }
 }
 
-/* Runs a shell command; its stdout into @p out (may be NULL); @returns its exit status. */
+/* Runs a shell command with its output in a file (a pipe would be held open by a server the
+ * command leaves running); that output into @p out (may be NULL). @returns its exit status. */
 static int sh_out(char *out, size_t cap, const char *fmt, ...) {
-    char cmd[4096];
+    char cmd[4096], file[] = "/tmp/jmha-sh-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char buf[4096];
-    size_t len = 0, n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-        for (size_t i = 0; out && i < n && len + 1 < cap; i++)
-            out[len++] = buf[i];
-    if (out && cap)
-        out[len] = 0;
-    return pclose(p);
+    char full[4400];
+    snprintf(full, sizeof full, "%s > %s 2>&1 < /dev/null", cmd, file);
+    int rc = system(full);
+    if (out && cap) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        out[0] = 0;
+        if (weir_read_file(file, &data, &len) == 0)
+            snprintf(out, cap, "%s", (char *)data);
+        free(data);
+    }
+    unlink(file);
+    return rc;
 }
 
 static int free_port(void) {
@@ -794,7 +801,7 @@ static void test_jm_on_s3(void **state) {
     f.dir = weir_test_tmpdir("jms3");
     int port = free_port();
     char out[16384];
-    if (sh_out(out, sizeof out, "bash %s start %s/weed %d 2>&1", f.sh, f.dir, port) != 0)
+    if (sh_out(out, sizeof out, "bash %s start %s/weed %d", f.sh, f.dir, port) != 0)
         fail_msg("s3.sh start: %s", out);
     snprintf(f.endpoint, sizeof f.endpoint, "http://127.0.0.1:%d", port);
     uint8_t rnd[6];
@@ -897,7 +904,7 @@ static void test_jm_on_s3(void **state) {
     weir_mock_tm_close(&tm);
     s3_jm_stop(&f);
     zmq_ctx_term(f.zctx);
-    sh_out(out, sizeof out, "bash %s stop %s/weed 2>&1", f.sh, f.dir);
+    sh_out(out, sizeof out, "bash %s stop %s/weed", f.sh, f.dir);
     weir_test_tmpdir_remove(f.dir);
 }
 
