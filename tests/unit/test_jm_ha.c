@@ -33,6 +33,7 @@
 #include "jobmanager/jobmanager.h"
 #include "jobmanager/store_io.h"
 #include "mock_tm.h"
+#include "savepoint/read.h"
 #include "storage/storage.h"
 #include "testutil.h"
 
@@ -839,9 +840,8 @@ static void test_jm_on_s3(void **state) {
         weir_ha_save_job(ha, &j, err, sizeof err) != 0)
         fail_msg("HA on S3: %s", err);
     weir_storage_close(&ha);
-    weir_storage_env_free(&env);
     assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "ls", "ha/"), 0);
-    char want[512];
+    char want[1024];
     snprintf(want, sizeof want, "ha/jobs/%s/job.json ", JOB_ID);
     if (!strstr(out, want) ||
         !strstr(out, "ha/blobs/"
@@ -904,6 +904,62 @@ static void test_jm_on_s3(void **state) {
     weir_mock_tm_close(&tm);
     s3_jm_stop(&f);
     zmq_ctx_term(f.zctx);
+
+    /* weir_savepoint_read on S3: the retained checkpoint by its directory and by its _metadata
+     * object (the base is the directory's URI), an absent location */
+    weir_ckpt_meta_t meta;
+    char base[WEIR_STORAGE_URI_MAX], uri[512], meta_uri[600];
+    snprintf(uri, sizeof uri, "%s/%s/chk-%llu", f.ck, JOB_ID, (unsigned long long)n2);
+    snprintf(meta_uri, sizeof meta_uri, "%s/_metadata", uri);
+    const char *forms[] = {uri, meta_uri};
+    for (int i = 0; i < 2; i++) {
+        if (weir_savepoint_read(env, forms[i], &meta, base, sizeof base, err, sizeof err) != 0)
+            fail_msg("read %s: %s", forms[i], err);
+        assert_string_equal(base, uri);
+        assert_int_equal(meta.id, n2);
+        assert_string_equal(meta.job, JOB_ID);
+        weir_ckpt_meta_clear(&meta);
+    }
+    snprintf(uri, sizeof uri, "s3://%s/nothing", f.bucket);
+    assert_int_equal(weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err),
+                     WEIR_ENOTFOUND);
+    snprintf(want, sizeof want, "%s does not exist", uri);
+    assert_string_equal(err, want);
+    /* a self-contained savepoint written to S3: its keyed file is checked by size, and its
+     * absence named with its URI */
+    snprintf(uri, sizeof uri, "s3://%s/sp/savepoint-001122-aabbccddeeff", f.bucket);
+    weir_storage_t *sp = weir_storage_open(env, uri, err, sizeof err);
+    assert_non_null(sp);
+    const char *handle = "{\"version\":1,\"checkpoint\":9,\"task\":\"0-0\",\"layout\":"
+                         "\"self-contained\",\"shared\":[],\"private\":[{\"name\":"
+                         "\"MANIFEST\",\"size\":5}]}";
+    weir_ckpt_task_t task = {.vertex = 0, .subtask = 0, .keyed = (char *)handle};
+    weir_ckpt_meta_t sm = {
+        .id = 9, .trigger_ms = 1, .complete_ms = 2, .tasks = &task, .n_tasks = 1};
+    memcpy(sm.job, JOB_ID, 33);
+    char *text = NULL;
+    size_t tlen = 0;
+    assert_int_equal(weir_ckpt_meta_encode(&sm, &text, &tlen), 0);
+    assert_int_equal(weir_storage_put(sp, "_metadata", text, tlen, err, sizeof err), 0);
+    free(text);
+    assert_int_equal(weir_storage_put(sp, "0-0/MANIFEST", "12345", 5, err, sizeof err), 0);
+    if (weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err) != 0)
+        fail_msg("read %s: %s", uri, err);
+    assert_string_equal(base, uri);
+    assert_int_equal(meta.id, 9);
+    weir_ckpt_meta_clear(&meta);
+    assert_int_equal(weir_storage_put(sp, "0-0/MANIFEST", "1234", 4, err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err),
+                     WEIR_ECORRUPT);
+    snprintf(want, sizeof want, "%s/0-0/MANIFEST: has 4 bytes, _metadata says 5", uri);
+    assert_string_equal(err, want);
+    assert_int_equal(weir_storage_delete(sp, "0-0/MANIFEST", err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err),
+                     WEIR_ENOTFOUND);
+    snprintf(want, sizeof want, "%s/0-0/MANIFEST: missing (the savepoint is incomplete)", uri);
+    assert_string_equal(err, want);
+    weir_storage_close(&sp);
+    weir_storage_env_free(&env);
     sh_out(out, sizeof out, "bash %s stop %s/weed", f.sh, f.dir);
     weir_test_tmpdir_remove(f.dir);
 }
