@@ -219,11 +219,18 @@ int weir__cli_validate(weir__cli_t *c) {
     weir_job_t *job = NULL;
     weir_restore_plan_t *plan = NULL;
     weir_ckpt_meta_t meta = {0};
-    char base[PATH_MAX], err[8192];
+    weir_storage_env_t *env = NULL;
+    char base[WEIR_STORAGE_URI_MAX], err[8192];
     int rc = 1;
+    /* the savepoint may be on S3: the storage settings (s3.*) of -c/-D like the cluster's */
+    if (!(env = weir_storage_env_new(c->cfg, err, sizeof err))) {
+        fprintf(stderr, "weir: %s\n", err);
+        return 2;
+    }
     if (weir__cli_build_graph(c, &plugin, &job))
-        return 1;
-    if (weir_savepoint_read(c->savepoint_path, &meta, base, sizeof base, err, sizeof err) != 0) {
+        goto done;
+    if (weir_savepoint_read(env, c->savepoint_path, &meta, base, sizeof base, err, sizeof err) !=
+        0) {
         fprintf(stderr, "weir: %s\n", err);
         goto done;
     }
@@ -243,5 +250,6 @@ done:
     weir_ckpt_meta_clear(&meta);
     weir_graph_destroy(&job);
     weir_plugin_close(&plugin);
+    weir_storage_env_free(&env);
     return rc;
 }

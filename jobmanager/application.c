@@ -41,6 +41,7 @@
 #include "common/util.h"
 #include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
+#include "storage/storage.h"
 
 #define COMP "application"
 
@@ -95,11 +96,14 @@ int weir__jm_app_check_config(const weir_config_t *cfg, bool have_args, char *er
                          "application.plugin %s: %s: give the path of the job's plugin .so on the "
                          "job manager's file system",
                          plugin, why);
-    if (sp && *sp && sp[0] != '/')
+    if (sp && *sp && !strstr(sp, "://") && sp[0] != '/')
         return weir_errf(err, errlen, WEIR_ECONFIG,
                          "execution.savepoint.path '%s' is not an absolute path: give the absolute "
-                         "path of the savepoint directory",
+                         "path of the savepoint directory (or s3://bucket/prefix)",
                          sp);
+    if (sp && *sp && strstr(sp, "://") &&
+        weir__jm_location_check("execution.savepoint.path", sp, err, errlen) != 0)
+        return WEIR_ECONFIG;
     char id[33];
     return job_id_of(cfg, id, err, errlen);
 }
@@ -243,9 +247,9 @@ int weir__jm_app_start(weir_jobmanager_t *jm, const weir_config_t *cfg, char *co
         return rc;
     if (jm->ha_dir) {
         weir_ha_result_t res;
-        char path[4300];
+        char path[WEIR_STORAGE_URI_MAX + 64];
         weir_ha_result_path(jm->ha_dir, app->job_id, path, sizeof path);
-        rc = weir_ha_load_result(jm->ha_dir, app->job_id, NULL, &res, err, errlen);
+        rc = weir_ha_load_result(jm->ha_st, app->job_id, NULL, &res, err, errlen);
         if (rc == 0) {
             WEIR_INFO(COMP, "application job %s already reached %s (%s); nothing to run",
                       app->job_id, res.state, path);

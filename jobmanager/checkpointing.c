@@ -21,8 +21,15 @@
  * job's current attempt, from the task manager instance hosting that subtask; a declined or
  * expired checkpoint's chk-<n> directory is removed.
  *
+ * Storage: every file operation goes through storage/storage.h (a POSIX directory or S3) with the
+ * job manager's env; job->ck_st is rooted at <ckdir>, jm->ha_st at the HA store.
+ *
  * Threading: every function runs on the job manager's main thread with jm->mu held (a restore
- * may sleep there while it retries a transient read error, about 1.6 s at most per file). */
+ * may sleep there while it retries a transient read error, about 1.6 s at most per file on
+ * POSIX). On S3 every storage call there is synchronous and bounded by the S3 backend's budget:
+ * s3.retry.max-attempts x (s3.request-timeout + s3.retry.max-backoff); a completion makes a
+ * put, a put of the HA pointer, a listing and one read per retained checkpoint, so a stalled
+ * server blocks the main loop for a few of those budgets at worst (STATUS/README: the figures). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -38,8 +45,70 @@
 #include "jobmanager/jobmanager_int.h"
 #include "savepoint/plan.h"
 #include "savepoint/read.h"
+#include "storage/storage.h"
 
 #define COMP "checkpoint"
+
+/* ---------------------------------------------------------------- storage locations */
+
+int weir__jm_location_check(const char *key, const char *value, char *errstr, size_t errlen) {
+    if (!strstr(value, "://") && value[0] != '/')
+        return weir_errf(errstr, errlen, WEIR_ECONFIG,
+                         "%s '%s' is not an absolute path: give the absolute path of a directory "
+                         "shared by the job manager and the task managers, or s3://bucket/prefix",
+                         key, value);
+    char why[WEIR_STORAGE_URI_MAX + 256];
+    if (weir_storage_uri_check(value, why, sizeof why) != 0)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG, "%s: %s", key, why);
+    return 0;
+}
+
+weir_storage_t *weir__jm_storage_open(weir_jobmanager_t *jm, const char *uri, char *errstr,
+                                      size_t errlen) {
+    return weir_storage_open(jm->storage_env, uri, errstr, errlen);
+}
+
+int weir__jm_uri_delete(weir_jobmanager_t *jm, const char *uri) {
+    char err[WEIR_STORAGE_URI_MAX + 256];
+    weir_storage_t *st = weir_storage_open(jm->storage_env, uri, err, sizeof err);
+    int rc = st ? weir_storage_delete_prefix(st, "", err, sizeof err) : WEIR_ECONFIG;
+    weir_storage_close(&st);
+    if (rc != 0)
+        WEIR_WARN(COMP, "cannot delete %s: %s", uri, err);
+    return rc;
+}
+
+static int stop_at_first(void *arg, const char *name, bool is_dir, uint64_t size) {
+    (void)arg, (void)name, (void)is_dir, (void)size;
+    return 1;
+}
+
+int weir__jm_uri_has(weir_jobmanager_t *jm, const char *uri, const char *key) {
+    char err[WEIR_STORAGE_URI_MAX + 256];
+    weir_storage_t *st = weir_storage_open(jm->storage_env, uri, err, sizeof err);
+    if (!st)
+        return -1;
+    int rc;
+    if (key[0]) {
+        uint64_t size;
+        rc = weir_storage_stat(st, key, &size, err, sizeof err);
+        rc = rc == 0 ? 1 : rc == WEIR_ENOTFOUND ? 0 : -1;
+    } else {
+        rc = weir_storage_list(st, "", false, stop_at_first, NULL, err, sizeof err);
+        rc = rc == 1 ? 1 : rc == 0 ? 0 : -1;
+    }
+    weir_storage_close(&st);
+    return rc;
+}
+
+int weir__jm_job_open_ckdir(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr,
+                            size_t errlen) {
+    weir_storage_close(&job->ck_st);
+    if (!job->ckdir)
+        return 0;
+    job->ck_st = weir_storage_open(jm->storage_env, job->ckdir, errstr, errlen);
+    return job->ck_st ? 0 : WEIR_ECONFIG;
+}
 
 static bool job_all_running(const weir_jm_job_t *job) {
     for (uint32_t v = 0; v < job->n_vertices; v++)
@@ -54,9 +123,10 @@ static bool job_all_running(const weir_jm_job_t *job) {
 static bool ensure_next_id(weir_jm_job_t *job) {
     uint64_t *ids = NULL;
     size_t n = 0;
-    if (weir_ckpt_list_dirs(job->ckdir, &ids, &n) != 0) {
+    char err[WEIR_STORAGE_URI_MAX + 256] = "";
+    if (!job->ck_st || weir_ckpt_list_dirs(job->ck_st, &ids, &n, NULL, err, sizeof err) != 0) {
         WEIR_WARN(COMP, "cannot list %s: %s: no checkpoint of job %s triggered now", job->ckdir,
-                  strerror(errno), job->id);
+                  err, job->id);
         return false;
     }
     uint64_t above = (n ? ids[n - 1] : 0) + 1;
@@ -74,10 +144,10 @@ void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const
         char msg[300];
         weir_fmt(msg, sizeof msg, "aborted: %s", why);
         weir__jm_sp_failed_locked(jm, job, id, msg, false, false);
-    } else if (id && job->ckdir) {
-        char path[4200];
-        weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
-        weir_rmtree(path);
+    } else if (id && job->ck_st) {
+        char err[WEIR_STORAGE_URI_MAX + 256];
+        if (weir_ckpt_delete_dir(job->ck_st, id, err, sizeof err) != 0)
+            WEIR_WARN(COMP, "%s (retention deletes it later)", err);
         WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s aborted: %s", id, job->id, why);
     }
     weir_ckpt_coord_new_attempt(&job->ckpt, weir_now_ns(), why);
@@ -137,7 +207,7 @@ static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job
     if (rc == 0)
         rc = weir_ckpt_meta_set_graph(&meta, job->dag);
     if (rc == 0)
-        rc = weir_ckpt_meta_write(job->ckdir, &meta, err, sizeof err);
+        rc = weir_ckpt_meta_write(job->ck_st, &meta, err, sizeof err);
     else
         weir_fmt(err, sizeof err, "out of memory");
     weir_ckpt_meta_clear(&meta);
@@ -146,9 +216,9 @@ static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job
         weir_fmt(why, whylen, "failed: cannot write its metadata: %s", err);
         return FAIL_METADATA;
     }
-    char path[4200];
+    char path[WEIR_STORAGE_URI_MAX];
     weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
-    if (jm->ha_dir && weir_ha_set_checkpoint(jm->ha_dir, job->id, path, err, sizeof err) != 0) {
+    if (jm->ha_st && weir_ha_set_checkpoint(jm->ha_st, job->id, path, err, sizeof err) != 0) {
         WEIR_ERROR(COMP,
                    "checkpoint %" PRIu64 " of job %s failed: cannot write the HA pointer, "
                    "not notified, %s kept: %s",
@@ -171,10 +241,10 @@ static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job
         if (c->finals[i].acked && c->finals[i].keyed)
             protect[n_protect++] = c->finals[i].keyed;
     weir_ckpt_gc_stats_t st;
-    if (weir_ckpt_retain(job->ckdir, jm->ckcfg.num_retained, c->pending_id, id, protect, n_protect,
-                         trigger_ms, NULL, &st) != 0)
-        WEIR_WARN(COMP, "retention of %s could not delete everything: %s", job->ckdir,
-                  strerror(errno));
+    if (weir_ckpt_retain(job->ck_st, jm->ckcfg.num_retained, c->pending_id, id, protect, n_protect,
+                         &job->gc_marks, NULL, &st) != 0)
+        WEIR_WARN(COMP, "retention of %s could not delete everything (tried again next time)",
+                  job->ckdir);
     else if (st.dirs_removed || st.shared_removed)
         WEIR_DEBUG(COMP, "retention of %s: %u checkpoint dirs and %u shared files removed",
                    job->ckdir, st.dirs_removed, st.shared_removed);
@@ -194,9 +264,9 @@ static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, 
         return;
     }
     if (!keep_dir) {
-        char path[4200];
-        weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
-        weir_rmtree(path);
+        char err[WEIR_STORAGE_URI_MAX + 256];
+        if (weir_ckpt_delete_dir(job->ck_st, id, err, sizeof err) != 0)
+            WEIR_WARN(COMP, "%s (retention deletes it later)", err);
     }
     bool over = weir_ckpt_coord_fail(&job->ckpt, why, jm->ckcfg.tolerable, weir_now_ns());
     if (over) {
@@ -398,7 +468,12 @@ void weir__jm_ckpt_retention_on_end_locked(weir_jobmanager_t *jm, weir_jm_job_t 
                       job->ckdir, job->ckpt.latest_path);
         return;
     }
-    weir_rmtree(job->ckdir);
+    char err[WEIR_STORAGE_URI_MAX + 256];
+    if (weir_storage_delete_prefix(job->ck_st, "", err, sizeof err) != 0) {
+        WEIR_WARN(COMP, "job %s %s: cannot delete its checkpoint directory: %s", job->id,
+                  weir__jm_job_state_name(job->state), err);
+        return;
+    }
     WEIR_INFO(COMP, "job %s %s: its checkpoint directory %s was deleted (%s)", job->id,
               weir__jm_job_state_name(job->state), job->ckdir,
               jm->ck_retention == WEIR_JM_NO_EXTERNALIZED ? "NO_EXTERNALIZED_CHECKPOINTS"
@@ -417,14 +492,11 @@ static bool own_checkpoint(const weir_jm_job_t *job, const char *path, uint64_t 
  * its owner: no _metadata there. Nothing was committed at an intermediate savepoint, so the latest
  * checkpoint before it is as good a restore point (its pending output is aborted and replayed).
  * Not the savepoint the job was submitted with (run -s): that one is required. */
-static bool savepoint_gone(const weir_jm_job_t *job, const char *path) {
+static bool savepoint_gone(weir_jobmanager_t *jm, const weir_jm_job_t *job, const char *path) {
     if (job->restore_path && strcmp(path, job->restore_path) == 0)
         return false;
-    char meta[2200];
-    struct stat st;
-    weir_fmt(meta, sizeof meta, "%s/_metadata", path);
-    if (stat(meta, &st) == 0 || errno != ENOENT)
-        return false;
+    if (weir__jm_uri_has(jm, path, "_metadata") != 0)
+        return false; /* there, or it cannot be known now */
     WEIR_WARN(COMP,
               "savepoint %s of job %s was deleted: restoring the latest checkpoint before it "
               "instead",
@@ -433,10 +505,11 @@ static bool savepoint_gone(const weir_jm_job_t *job, const char *path) {
 }
 
 /* Reads the savepoint (or another job's retained checkpoint) at @p path for a restore. */
-static int restore_savepoint(weir_jm_job_t *job, const char *path, weir_ckpt_meta_t *meta,
-                             char *base, size_t base_cap, char *errstr, size_t errlen) {
-    char err[2400] = "";
-    int rc = weir_savepoint_read(path, meta, base, base_cap, err, sizeof err);
+static int restore_savepoint(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *path,
+                             weir_ckpt_meta_t *meta, char *base, size_t base_cap, char *errstr,
+                             size_t errlen) {
+    char err[WEIR_STORAGE_URI_MAX + 512] = "";
+    int rc = weir_savepoint_read(jm->storage_env, path, meta, base, base_cap, err, sizeof err);
     if (rc != 0)
         return weir_errf(errstr, errlen, rc, "cannot restore job %s from %s: %s", job->id, path,
                          err);
@@ -458,7 +531,7 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
     weir_ckpt_coord_t *c = &job->ckpt;
     uint64_t best_id = 0;
     const char *best = NULL;
-    char ha_path[2100] = "";
+    char ha_path[WEIR_STORAGE_URI_MAX] = "";
     if (c->have_completed && c->latest_id > best_id) {
         best_id = c->latest_id;
         best = c->latest_path;
@@ -468,21 +541,26 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
         best = c->restored_path;
     }
     if (job->ha_pointer && !own_checkpoint(job, job->ha_pointer, &(uint64_t){0}) &&
-        savepoint_gone(job, job->ha_pointer)) {
+        savepoint_gone(jm, job, job->ha_pointer)) {
         free(job->ha_pointer);  /* the user deleted it: the checkpoints before it are the restore */
         job->ha_pointer = NULL; /* points, nothing was committed at it */
     }
     if (job->ha_pointer) {
         uint64_t pid = 0;
-        struct stat st;
-        if (stat(job->ha_pointer, &st) != 0) {
+        int has = weir__jm_uri_has(jm, job->ha_pointer, "");
+        if (has < 0)
+            return weir_errf(errstr, errlen, WEIR_EIO,
+                             "cannot list %s (the HA pointer): cannot restore job %s now",
+                             job->ha_pointer, job->id);
+        if (has == 0) {
             weir_fmt(errstr, errlen, "checkpoint directory %s is missing: cannot restore job %s",
                      job->ha_pointer, job->id);
             return WEIR_ENOTFOUND;
         }
         if (!own_checkpoint(job, job->ha_pointer, &pid)) {
             /* a stop-savepoint: its id is in its _metadata */
-            int rc = restore_savepoint(job, job->ha_pointer, meta, base, base_cap, errstr, errlen);
+            int rc =
+                restore_savepoint(jm, job, job->ha_pointer, meta, base, base_cap, errstr, errlen);
             if (rc != 0)
                 return rc;
             pid = meta->id;
@@ -495,18 +573,18 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
         }
     }
     uint64_t own_id = 0;
-    if (best && !own_checkpoint(job, best, &own_id) && savepoint_gone(job, best)) {
+    if (best && !own_checkpoint(job, best, &own_id) && savepoint_gone(jm, job, best)) {
         /* the savepoint that was the restore point is gone: the latest checkpoint before it */
         uint64_t below = 0, *ids = NULL;
         size_t n_ids = 0;
         best = NULL;
-        if (job->ckdir && weir_ckpt_list_dirs(job->ckdir, &ids, &n_ids) == 0)
+        if (job->ck_st && weir_ckpt_list_dirs(job->ck_st, &ids, &n_ids, NULL, NULL, 0) == 0)
             for (size_t i = 0; i < n_ids; i++)
                 if (ids[i] < best_id)
                     below = ids[i]; /* ascending: the newest chk-<n> before the savepoint */
         free(ids);
         weir_ckpt_meta_t probe;
-        if (below && weir_ckpt_find_latest(job->ckdir, job->id, below, false, NULL, &probe, errstr,
+        if (below && weir_ckpt_find_latest(job->ck_st, job->id, below, false, NULL, &probe, errstr,
                                            errlen) == 0) {
             weir_ckpt_chk_path(job->ckdir, probe.id, ha_path, sizeof ha_path);
             best = ha_path;
@@ -515,7 +593,7 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
     }
     if (best && own_checkpoint(job, best, &own_id)) {
         int rc =
-            weir_ckpt_find_latest(job->ckdir, job->id, own_id, true, NULL, meta, errstr, errlen);
+            weir_ckpt_find_latest(job->ck_st, job->id, own_id, true, NULL, meta, errstr, errlen);
         if (rc != 0)
             return rc;
         weir_ckpt_chk_path(job->ckdir, meta->id, base, base_cap);
@@ -524,7 +602,7 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
         const char *path = best ? best : job->restore_path;
         if (!path)
             return 0; /* a fresh start (a chk-<n> on disk never completed) */
-        int rc = restore_savepoint(job, path, meta, base, base_cap, errstr, errlen);
+        int rc = restore_savepoint(jm, job, path, meta, base, base_cap, errstr, errlen);
         if (rc != 0)
             return rc;
     }
@@ -534,6 +612,5 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
     WEIR_INFO(COMP, "%s %" PRIu64 "%s: restoring job %s (attempt %u) from %s",
               *claim ? "checkpoint" : "savepoint", meta->id, meta->final ? " (final)" : "", job->id,
               job->attempt, base);
-    (void)jm;
     return 0;
 }

@@ -1,32 +1,29 @@
-/* Owns checkpoint storage (ckpt_store.h): the atomic write of _metadata (its format is
- * savepoint/metadata.c; then the directories above it are fsynced) and its verified read, the
+/* Owns checkpoint storage (ckpt_store.h): the whole-object write of _metadata (its format is
+ * savepoint/metadata.c; through storage/storage.h, a POSIX directory or S3) and its verified read,
+ * the
  * listing of chk-<n> directories, the search for the latest restorable checkpoint up to the latest
  * completed one (corrupt ones fall back to the previous, with a WARN), and retention + garbage
  * collection of <ckdir>.
  *
- * Invariants: _metadata is written whole and atomically (weir_write_file_atomic), so a
+ * Invariants: _metadata is written whole by one weir_storage_put, so a
  * checkpoint exists iff its _metadata verifies; a chk-<n> directory without a valid _metadata is
  * never restored from, nor one above the latest completed id; a read error (after the retries of
  * store_io.h) is never taken for corruption: it fails the search and, in retention, keeps the
  * checkpoint and every file of shared/ for the next round; retention never deletes the pinned
  * checkpoint (the one the HA pointer names) nor the shared files it references, the in-flight
  * checkpoint, chk-0, a directory a retained handle names, nor (while something is in flight)
- * anything in shared/; unreferenced entries newer than keep_newer_than_ms are left for the next
- * round.
+ * anything in shared/; an unreferenced entry is deleted only in the second round that finds it
+ * unreferenced (weir_ckpt_gc_marks_t: object storage has no modification times).
  *
  * Threading: stateless; no knowledge of the job manager. The job manager calls it on its main
  * thread with its mutex held, never for the same <ckdir> concurrently. */
 #include "jobmanager/ckpt_store.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/err.h"
 #include "common/json.h"
@@ -38,11 +35,12 @@
 
 /* ---------------------------------------------------------------- _metadata files */
 
-int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *errstr,
+#define META_KEY_MAX 64
+
+int weir_ckpt_meta_write(weir_storage_t *ck, const weir_ckpt_meta_t *m, char *errstr,
                          size_t errlen) {
-    char dir[4200], path[4300];
-    weir_ckpt_chk_path(ckdir, m->id, dir, sizeof dir);
-    weir_fmt(path, sizeof path, "%s/_metadata", dir);
+    char key[META_KEY_MAX];
+    weir_fmt(key, sizeof key, "chk-%" PRIu64 "/_metadata", m->id);
     char *text = NULL;
     size_t len = 0;
     int rc = weir_ckpt_meta_encode(m, &text, &len);
@@ -51,42 +49,31 @@ int weir_ckpt_meta_write(const char *ckdir, const weir_ckpt_meta_t *m, char *err
                  rc == WEIR_EINVAL ? "a keyed-state handle is not JSON" : "out of memory");
         return rc;
     }
-    if (weir_mkdirs(dir) != 0 || weir_write_file_atomic(path, text, len) != 0) {
-        weir_fmt(errstr, errlen, "cannot write %s: %s", path, strerror(errno));
-        free(text);
-        return WEIR_EIO;
-    }
+    /* one whole-object put: durable and complete when it returns (storage.h), written last */
+    rc = weir_storage_put(ck, key, text, len, errstr, errlen);
     free(text);
-    /* chk-<n> was fsynced by the atomic write; now its entry in <ckdir>, the entries of shared/
-     * (uploads of other task managers) and <ckdir>'s entry in state.checkpoints.dir */
-    char shared[4200], root[4200];
-    weir_fmt(shared, sizeof shared, "%s/shared", ckdir);
-    weir_fmt(root, sizeof root, "%s", ckdir);
-    char *slash = strrchr(root, '/');
-    if (slash && slash != root)
-        *slash = 0;
-    const char *dirs[] = {ckdir, shared, slash && slash != root ? root : NULL};
-    return weir_store_sync_dirs(dirs, 3, errstr, errlen);
+    return rc;
 }
 
-int weir_ckpt_meta_read(const char *ckdir, uint64_t id, const weir_store_io_t *io,
+int weir_ckpt_meta_read(weir_storage_t *ck, uint64_t id, const weir_store_io_t *io,
                         weir_ckpt_meta_t *m, char *errstr, size_t errlen) {
-    char path[4300];
-    weir_fmt(path, sizeof path, "%s/chk-%" PRIu64 "/_metadata", ckdir, id);
+    char key[META_KEY_MAX], uri[WEIR_STORAGE_URI_MAX];
+    weir_fmt(key, sizeof key, "chk-%" PRIu64 "/_metadata", id);
+    weir_storage_uri_join(weir_storage_uri(ck), key, uri, sizeof uri);
     uint8_t *data = NULL;
     size_t len = 0;
     memset(m, 0, sizeof *m);
-    int rc = weir_store_read(io, COMP, path, &data, &len, errstr, errlen);
+    int rc = weir_store_read(io, COMP, ck, key, WEIR_STORE_READ_MAX, &data, &len, errstr, errlen);
     if (rc == WEIR_ENOTFOUND) {
-        weir_fmt(errstr, errlen, "%s does not exist", path);
+        weir_fmt(errstr, errlen, "%s does not exist", uri);
         return WEIR_ENOTFOUND;
     }
     if (rc != 0)
-        return WEIR_EIO; /* errstr names the file and errno: not corruption */
+        return WEIR_EIO; /* errstr names the object and why: not corruption */
     rc = weir_ckpt_meta_decode((const char *)data, len, m, errstr, errlen);
     free(data);
     if (rc == WEIR_ENOMEM)
-        return weir_errf(errstr, errlen, WEIR_EIO, "out of memory decoding %s", path);
+        return weir_errf(errstr, errlen, WEIR_EIO, "out of memory decoding %s", uri);
     if (rc == 0 && m->id != id) {
         weir_fmt(errstr, errlen, "it names checkpoint %" PRIu64, m->id);
         weir_ckpt_meta_clear(m);
@@ -99,6 +86,10 @@ int weir_ckpt_meta_read(const char *ckdir, uint64_t id, const weir_store_io_t *i
 
 void weir_ckpt_chk_path(const char *ckdir, uint64_t id, char *out, size_t cap) {
     weir_fmt(out, cap, "%s/chk-%" PRIu64, ckdir, id);
+}
+
+void weir_ckpt_chk_key(uint64_t id, char *out, size_t cap) {
+    weir_fmt(out, cap, "chk-%" PRIu64, id);
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -135,60 +126,91 @@ bool weir_ckpt_id_of_path(const char *path, uint64_t *id) {
     return parse_chk(name, id);
 }
 
-int weir_ckpt_list_dirs(const char *ckdir, uint64_t **ids, size_t *n) {
-    *ids = NULL;
-    *n = 0;
-    DIR *d = opendir(ckdir);
-    if (!d)
-        return errno == ENOENT ? 0 : WEIR_EIO;
-    size_t cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        uint64_t id;
-        if (!parse_chk(e->d_name, &id))
-            continue;
-        if (weir_array_grow((void **)ids, &cap, *n + 1, sizeof **ids, 16) != 0) {
-            closedir(d);
-            free(*ids);
-            *ids = NULL;
-            *n = 0;
-            return WEIR_ENOMEM;
-        }
-        (*ids)[(*n)++] = id;
+typedef struct list_ids {
+    uint64_t *ids;
+    size_t n, cap;
+    bool any, oom;
+} list_ids_t;
+
+static int collect_chk(void *arg, const char *name, bool is_dir, uint64_t size) {
+    (void)size;
+    list_ids_t *l = arg;
+    l->any = true;
+    uint64_t id;
+    if (!is_dir || !parse_chk(name, &id))
+        return 0;
+    if (weir_array_grow((void **)&l->ids, &l->cap, l->n + 1, sizeof *l->ids, 16) != 0) {
+        l->oom = true;
+        return WEIR_ENOMEM;
     }
-    closedir(d);
-    if (*n)
-        qsort(*ids, *n, sizeof **ids, cmp_u64);
+    l->ids[l->n++] = id;
     return 0;
 }
 
-uint64_t weir_ckpt_max_dir_id(const char *ckdir) {
+int weir_ckpt_list_dirs(weir_storage_t *ck, uint64_t **ids, size_t *n, bool *any, char *errstr,
+                        size_t errlen) {
+    *ids = NULL;
+    *n = 0;
+    if (any)
+        *any = false;
+    char why[WEIR_STORAGE_URI_MAX + 256] = "";
+    list_ids_t l = {0};
+    int rc = weir_storage_list(ck, "", false, collect_chk, &l, why, sizeof why);
+    if (rc != 0) {
+        free(l.ids);
+        if (l.oom)
+            return weir_errf(errstr, errlen, WEIR_ENOMEM, "out of memory listing %s",
+                             weir_storage_uri(ck));
+        if (errstr && errlen)
+            weir_fmt(errstr, errlen, "%s", why);
+        return rc;
+    }
+    if (l.n)
+        qsort(l.ids, l.n, sizeof *l.ids, cmp_u64);
+    *ids = l.ids;
+    *n = l.n;
+    if (any)
+        *any = l.any;
+    return 0;
+}
+
+uint64_t weir_ckpt_max_dir_id(weir_storage_t *ck) {
     uint64_t *ids = NULL;
     size_t n = 0;
-    weir_ckpt_list_dirs(ckdir, &ids, &n);
+    weir_ckpt_list_dirs(ck, &ids, &n, NULL, NULL, 0);
     uint64_t max = n ? ids[n - 1] : 0;
     free(ids);
     return max;
 }
 
-int weir_ckpt_find_latest(const char *ckdir, const char *job_id, uint64_t max_id, bool required,
+int weir_ckpt_delete_dir(weir_storage_t *ck, uint64_t id, char *errstr, size_t errlen) {
+    char key[META_KEY_MAX];
+    weir_ckpt_chk_key(id, key, sizeof key);
+    return weir_storage_delete_prefix(ck, key, errstr, errlen);
+}
+
+int weir_ckpt_find_latest(weir_storage_t *ck, const char *job_id, uint64_t max_id, bool required,
                           const weir_store_io_t *io, weir_ckpt_meta_t *out, char *errstr,
                           size_t errlen) {
     memset(out, 0, sizeof *out);
-    struct stat st;
-    if (stat(ckdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    const char *ckdir = weir_storage_uri(ck);
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    bool any = false;
+    char lerr[WEIR_STORAGE_URI_MAX + 256] = "";
+    int lrc = weir_ckpt_list_dirs(ck, &ids, &n, &any, lerr, sizeof lerr);
+    if (lrc != 0) {
+        weir_fmt(errstr, errlen, "cannot list checkpoint directory %s: %s", ckdir, lerr);
+        return lrc == WEIR_ENOMEM ? WEIR_ENOMEM : WEIR_EIO;
+    }
+    if (!any) { /* nothing under it: object storage has no empty directories */
+        free(ids);
         if (required)
             weir_fmt(errstr, errlen, "checkpoint directory %s is missing: cannot restore job %s",
                      ckdir, job_id);
         else
             weir_fmt(errstr, errlen, "no checkpoint directory %s", ckdir);
         return WEIR_ENOTFOUND;
-    }
-    uint64_t *ids = NULL;
-    size_t n = 0;
-    if (weir_ckpt_list_dirs(ckdir, &ids, &n) != 0) {
-        weir_fmt(errstr, errlen, "cannot list checkpoint directory %s: %s", ckdir, strerror(errno));
-        return WEIR_EIO;
     }
     bool bounded = max_id != WEIR_CKPT_ANY, present = false;
     for (size_t i = 0; bounded && i < n; i++)
@@ -216,7 +238,7 @@ int weir_ckpt_find_latest(const char *ckdir, const char *job_id, uint64_t max_id
             continue;
         }
         char why[512] = "";
-        int r = weir_ckpt_meta_read(ckdir, ids[i], io, out, why, sizeof why);
+        int r = weir_ckpt_meta_read(ck, ids[i], io, out, why, sizeof why);
         if (r == WEIR_ENOTFOUND && ids[i] == max_id) {
             weir_fmt(fail, sizeof fail, "%s but checkpoint %" PRIu64 " completed", why, max_id);
             break;
@@ -326,31 +348,64 @@ static void handle_refs(const char *handle, name_set_t *shared, uint64_t *chk_id
     json_decref(h);
 }
 
-static int64_t mtime_ms(const char *path) {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -1;
-    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+void weir_ckpt_gc_marks_free(weir_ckpt_gc_marks_t *marks) {
+    if (!marks)
+        return;
+    for (size_t i = 0; i < marks->n; i++)
+        free(marks->names[i]);
+    free(marks->names);
+    memset(marks, 0, sizeof *marks);
 }
 
-int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_flight, uint64_t pinned,
-                     const char *const *protect, size_t n_protect, int64_t keep_newer_than_ms,
+/* An unreferenced entry @p name: true when it may go now (no grace, or the previous round found
+ * it unreferenced too); it is marked for the next round either way (a deletion that fails is
+ * tried again). */
+static bool grace_over(const weir_ckpt_gc_marks_t *prev, name_set_t *next, const char *name) {
+    if (next)
+        set_add(next, name);
+    if (!prev)
+        return true;
+    for (size_t i = 0; i < prev->n; i++)
+        if (!strcmp(prev->names[i], name))
+            return true;
+    return false;
+}
+
+typedef struct shared_list {
+    name_set_t names;
+} shared_list_t;
+
+static int collect_shared(void *arg, const char *name, bool is_dir, uint64_t size) {
+    (void)size;
+    if (!is_dir)
+        set_add(&((shared_list_t *)arg)->names, name);
+    return 0;
+}
+
+int weir_ckpt_retain(weir_storage_t *ck, uint32_t num_retained, uint64_t in_flight, uint64_t pinned,
+                     const char *const *protect, size_t n_protect, weir_ckpt_gc_marks_t *marks,
                      const weir_store_io_t *io, weir_ckpt_gc_stats_t *stats) {
+    const char *ckdir = weir_storage_uri(ck);
     weir_ckpt_gc_stats_t local = {0};
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof *stats);
     uint64_t *ids = NULL;
     size_t n = 0;
-    int rc = weir_ckpt_list_dirs(ckdir, &ids, &n);
-    if (rc != 0)
-        return WEIR_EIO;
+    char err[WEIR_STORAGE_URI_MAX + 256];
+    int rc = weir_ckpt_list_dirs(ck, &ids, &n, NULL, err, sizeof err);
+    if (rc != 0) {
+        WEIR_WARN(COMP, "retention of %s: %s: nothing deleted this round", ckdir, err);
+        return rc == WEIR_ENOMEM ? WEIR_ENOMEM : WEIR_EIO;
+    }
     bool *valid = calloc(n ? n : 1, sizeof *valid);
     bool *keep = calloc(n ? n : 1, sizeof *keep);
     size_t cap_chk = 4096;
     uint64_t *ref_chk = calloc(cap_chk, sizeof *ref_chk);
     size_t n_ref_chk = 0;
-    name_set_t shared = {0};
+    name_set_t shared = {0}, next = {0};
+    name_set_t *nextp = marks ? &next : NULL;
+    shared_list_t present = {0};
     /* shared/ is collected only when every reference is known: nothing in flight, every
      * _metadata read (or proven corrupt) and the pinned checkpoint's references read */
     bool refs_known = in_flight == 0 && pinned == 0;
@@ -361,8 +416,8 @@ int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_fligh
     uint32_t kept = 0;
     for (size_t i = n; i-- > 0;) {
         weir_ckpt_meta_t m;
-        char why[512];
-        int r = weir_ckpt_meta_read(ckdir, ids[i], io, &m, why, sizeof why);
+        char why[WEIR_STORAGE_URI_MAX + 512];
+        int r = weir_ckpt_meta_read(ck, ids[i], io, &m, why, sizeof why);
         if (r == WEIR_EIO) {
             /* unknown, not corrupt: keep it and every shared file this round */
             WEIR_WARN(COMP, "retention of %s: %s: chk-%" PRIu64 " and shared/ kept this round",
@@ -401,39 +456,54 @@ int weir_ckpt_retain(const char *ckdir, uint32_t num_retained, uint64_t in_fligh
             referenced = ref_chk[k] == ids[i];
         if (referenced)
             continue;
-        char path[4200];
-        weir_ckpt_chk_path(ckdir, ids[i], path, sizeof path);
-        if (!valid[i] && mtime_ms(path) >= keep_newer_than_ms)
-            continue; /* may be an upload in progress */
-        if (weir_rmtree(path) != 0)
+        char key[META_KEY_MAX];
+        weir_ckpt_chk_key(ids[i], key, sizeof key);
+        if (!valid[i] && !grace_over(marks, nextp, key))
+            continue; /* may be an upload in progress: the next round decides */
+        if (weir_ckpt_delete_dir(ck, ids[i], err, sizeof err) != 0) {
+            WEIR_WARN(COMP, "retention of %s: %s", ckdir, err);
             rc = WEIR_EIO;
-        else
+        } else {
             stats->dirs_removed++;
-    }
-    if (refs_known) {
-        char sdir[4200];
-        weir_fmt(sdir, sizeof sdir, "%s/shared", ckdir);
-        DIR *d = opendir(sdir);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                if (set_has(&shared, e->d_name))
-                    continue;
-                char path[4600];
-                weir_fmt(path, sizeof path, "%s/%s", sdir, e->d_name);
-                if (mtime_ms(path) >= keep_newer_than_ms)
-                    continue;
-                if (unlink(path) != 0 && errno != ENOENT)
-                    rc = WEIR_EIO;
-                else
-                    stats->shared_removed++;
-            }
-            closedir(d);
         }
     }
+    if (refs_known) {
+        if (weir_storage_list(ck, "shared", false, collect_shared, &present, err, sizeof err) !=
+            0) {
+            WEIR_WARN(COMP, "retention of %s: %s: shared/ kept this round", ckdir, err);
+            rc = WEIR_EIO;
+        }
+        for (size_t i = 0; i < present.names.n; i++) {
+            const char *name = present.names.names[i];
+            if (set_has(&shared, name))
+                continue;
+            char key[WEIR_STORAGE_KEY_MAX + 16];
+            weir_fmt(key, sizeof key, "shared/%s", name);
+            if (!grace_over(marks, nextp, key))
+                continue;
+            if (weir_storage_delete(ck, key, err, sizeof err) != 0) {
+                WEIR_WARN(COMP, "retention of %s: %s", ckdir, err);
+                rc = WEIR_EIO;
+            } else {
+                stats->shared_removed++;
+            }
+        }
+    } else if (marks) {
+        /* shared/ not examined: its marks stay for the next round that examines it */
+        for (size_t i = 0; i < marks->n; i++)
+            if (!strncmp(marks->names[i], "shared/", 7))
+                set_add(&next, marks->names[i]);
+    }
+    if (marks) {
+        weir_ckpt_gc_marks_free(marks);
+        marks->names = next.names;
+        marks->n = next.n;
+        marks->cap = next.cap;
+        memset(&next, 0, sizeof next);
+    }
 done:
+    set_free(&present.names);
+    set_free(&next);
     set_free(&shared);
     free(ref_chk);
     free(valid);

@@ -1,7 +1,7 @@
 /* Owns the layout of the job manager's HA store (ha.h): job records, checkpoint pointers, plugin
- * copies and job result records (and the derivation of an application job's id), all written
- * atomically so a crash leaves either the old or the new file, and durable with the directories
- * above them (<ha>/jobs/<id>, <ha>/jobs, <ha>) before a write returns 0. Reads at recovery go
+ * copies and job result records (and the derivation of an application job's id), each written as
+ * one whole object through storage/storage.h (a POSIX directory or S3) so a crash leaves either
+ * the old or the new one, durable before a write returns 0. Reads at recovery go
  * through store_io.h: a transient read error is retried and reported, and a record that still
  * cannot be read fails the load (it is never skipped as if it were corrupt, which would lose the
  * job). No knowledge of the job manager (its use of the store is ha_jobs.c). Invariants: job.json
@@ -11,13 +11,11 @@
  * job manager calls them on its threads, never for the same job concurrently). */
 #include "jobmanager/ha.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/err.h"
 #include "common/json.h"
@@ -28,39 +26,21 @@
 #define COMP "ha"
 #define REC "HA job record"
 
-void weir_ha_blob_dir(const char *dir, char *out, size_t cap) {
-    weir_fmt(out, cap, "%s/blobs", dir);
-}
-
-/* Writes <dir>/<sub>/<name> atomically (creating <dir>/<sub>), then fsyncs the directories
- * between it and <dir> (the atomic write fsyncs <dir>/<sub> itself). */
-static int write_synced(const char *dir, const char *sub, const char *name, const void *data,
+/* Writes <ha>/<sub>/<name> whole (one put: durable, old or new). */
+static int write_synced(weir_storage_t *ha, const char *sub, const char *name, const void *data,
                         size_t len, char *errstr, size_t errlen) {
-    char fdir[4200], path[4300];
-    weir_fmt(fdir, sizeof fdir, "%s/%s", dir, sub);
-    weir_fmt(path, sizeof path, "%s/%s", fdir, name);
-    if (weir_mkdirs(fdir) != 0 || weir_write_file_atomic(path, data, len) != 0)
-        return weir_errf(errstr, errlen, WEIR_EIO,
-                         "HA: cannot write %s: %s (check high-availability.storageDir)", path,
-                         strerror(errno));
-    /* the parents of <dir>/<sub> up to <dir>: "jobs/<id>" -> <dir>/jobs, <dir> */
-    char parents[2][4200];
-    const char *dirs[2] = {NULL, NULL};
-    const char *slash = strchr(sub, '/');
-    if (slash) {
-        weir_fmt(parents[0], sizeof parents[0], "%s/%.*s", dir, (int)(slash - sub), sub);
-        dirs[0] = parents[0];
-    }
-    weir_fmt(parents[1], sizeof parents[1], "%s", dir);
-    dirs[1] = parents[1];
-    char why[4400];
-    if (weir_store_sync_dirs(dirs, 2, why, sizeof why) != 0)
-        return weir_errf(errstr, errlen, WEIR_EIO,
-                         "HA: %s after writing %s (check high-availability.storageDir)", why, path);
+    char key[512], why[WEIR_STORAGE_URI_MAX + 256];
+    weir_fmt(key, sizeof key, "%s/%s", sub, name);
+    int rc = weir_storage_put(ha, key, data, len, why, sizeof why);
+    if (rc != 0)
+        return weir_errf(errstr, errlen, rc,
+                         "HA: cannot write %s: %s (check "
+                         "high-availability.storageDir)",
+                         key, why);
     return 0;
 }
 
-int weir_ha_save_job(const char *dir, const weir_ha_job_t *job, char *errstr, size_t errlen) {
+int weir_ha_save_job(weir_storage_t *ha, const weir_ha_job_t *job, char *errstr, size_t errlen) {
     json_error_t jerr;
     json_t *graph = json_loads(job->graph_json ? job->graph_json : "null", JSON_DECODE_ANY, &jerr);
     json_t *args = json_array();
@@ -91,7 +71,7 @@ int weir_ha_save_job(const char *dir, const weir_ha_job_t *job, char *errstr, si
         goto oom;
     char sub[64];
     weir_fmt(sub, sizeof sub, "jobs/%s", job->id);
-    int rc = write_synced(dir, sub, "job.json", text, strlen(text), errstr, errlen);
+    int rc = write_synced(ha, sub, "job.json", text, strlen(text), errstr, errlen);
     free(text);
     return rc;
 oom:
@@ -102,18 +82,28 @@ oom:
     return WEIR_ENOMEM;
 }
 
-int weir_ha_save_blob(const char *dir, const char *sha, const void *data, size_t len, char *errstr,
-                      size_t errlen) {
-    char bdir[4200], path[4300];
-    weir_ha_blob_dir(dir, bdir, sizeof bdir);
-    weir_fmt(path, sizeof path, "%s/%s", bdir, sha);
-    struct stat st;
-    if (stat(path, &st) == 0 && (uint64_t)st.st_size == (uint64_t)len)
+int weir_ha_save_blob(weir_storage_t *ha, const char *sha, const void *data, size_t len,
+                      char *errstr, size_t errlen) {
+    char key[128], why[WEIR_STORAGE_URI_MAX + 256];
+    weir_fmt(key, sizeof key, "blobs/%s", sha);
+    uint64_t size = 0;
+    if (weir_storage_stat(ha, key, &size, why, sizeof why) == 0 && size == (uint64_t)len)
         return 0;
-    return write_synced(dir, "blobs", sha, data, len, errstr, errlen);
+    return write_synced(ha, "blobs", sha, data, len, errstr, errlen);
 }
 
-int weir_ha_set_checkpoint(const char *dir, const char *job_id, const char *path, char *errstr,
+int weir_ha_load_blob(weir_storage_t *ha, const char *sha, size_t max_len,
+                      const weir_store_io_t *io, uint8_t **data, size_t *len, char *errstr,
+                      size_t errlen) {
+    char key[128], why[WEIR_STORAGE_URI_MAX + 512];
+    weir_fmt(key, sizeof key, "blobs/%s", sha);
+    int rc = weir_store_read(io, COMP, ha, key, max_len, data, len, why, sizeof why);
+    if (rc != 0 && rc != WEIR_ENOTFOUND)
+        return weir_errf(errstr, errlen, rc, "HA: %s (check high-availability.storageDir)", why);
+    return rc;
+}
+
+int weir_ha_set_checkpoint(weir_storage_t *ha, const char *job_id, const char *path, char *errstr,
                            size_t errlen) {
     size_t len = strlen(path);
     char *text = malloc(len + 2);
@@ -123,15 +113,15 @@ int weir_ha_set_checkpoint(const char *dir, const char *job_id, const char *path
     text[len] = '\n';
     char sub[64];
     weir_fmt(sub, sizeof sub, "jobs/%s", job_id);
-    int rc = write_synced(dir, sub, "checkpoint", text, len + 1, errstr, errlen);
+    int rc = write_synced(ha, sub, "checkpoint", text, len + 1, errstr, errlen);
     free(text);
     return rc;
 }
 
-int weir_ha_remove_job(const char *dir, const char *job_id) {
-    char jdir[4200];
-    weir_fmt(jdir, sizeof jdir, "%s/jobs/%s", dir, job_id);
-    return weir_rmtree(jdir);
+int weir_ha_remove_job(weir_storage_t *ha, const char *job_id, char *errstr, size_t errlen) {
+    char key[64];
+    weir_fmt(key, sizeof key, "jobs/%s", job_id);
+    return weir_storage_delete_prefix(ha, key, errstr, errlen);
 }
 
 void weir_ha_job_clear(weir_ha_job_t *job) {
@@ -232,39 +222,60 @@ done:
     return rc;
 }
 
-int weir_ha_load_jobs(const char *dir, const weir_store_io_t *io, weir_ha_job_t **jobs, size_t *n,
-                      char *errstr, size_t errlen) {
+typedef struct job_dirs {
+    char **names;
+    size_t n, cap;
+    bool oom;
+} job_dirs_t;
+
+static int collect_job_dir(void *arg, const char *name, bool is_dir, uint64_t size) {
+    (void)size;
+    job_dirs_t *d = arg;
+    if (!is_dir) {
+        WEIR_WARN(COMP, "HA: skipping jobs/%s: not a job directory", name);
+        return 0;
+    }
+    char *copy = strdup(name);
+    if (!copy || weir_array_grow((void **)&d->names, &d->cap, d->n + 1, sizeof *d->names, 8) != 0) {
+        free(copy);
+        d->oom = true;
+        return WEIR_ENOMEM;
+    }
+    d->names[d->n++] = copy;
+    return 0;
+}
+
+int weir_ha_load_jobs(weir_storage_t *ha, const weir_store_io_t *io, weir_ha_job_t **jobs,
+                      size_t *n, char *errstr, size_t errlen) {
     *jobs = NULL;
     *n = 0;
-    char jdir[4200];
-    weir_fmt(jdir, sizeof jdir, "%s/jobs", dir);
-    DIR *d = opendir(jdir);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        weir_fmt(errstr, errlen, "HA: cannot list %s: %s (check high-availability.storageDir)",
-                 jdir, strerror(errno));
+    const char *uri = weir_storage_uri(ha);
+    job_dirs_t dirs = {0};
+    char lerr[WEIR_STORAGE_URI_MAX + 256];
+    int rc = weir_storage_list(ha, "jobs", false, collect_job_dir, &dirs, lerr, sizeof lerr);
+    if (rc != 0) {
+        for (size_t i = 0; i < dirs.n; i++)
+            free(dirs.names[i]);
+        free(dirs.names);
+        if (dirs.oom)
+            return weir_errf(errstr, errlen, WEIR_ENOMEM, "HA: out of memory");
+        weir_fmt(errstr, errlen, "HA: cannot list %s/jobs: %s (check high-availability.storageDir)",
+                 uri, lerr);
         return WEIR_EIO;
     }
     size_t cap = 0;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
+    for (size_t di = 0; di < dirs.n && rc == 0; di++) {
+        const char *name = dirs.names[di];
+        if (name[0] == '.')
             continue;
-        char path[4600], why[4800];
-        weir_fmt(path, sizeof path, "%s/%s", jdir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-            WEIR_WARN(COMP, "HA: skipping %s: not a job directory", path);
-            continue;
-        }
-        weir_fmt(path, sizeof path, "%s/%s/job.json", jdir, e->d_name);
+        char key[WEIR_STORAGE_KEY_MAX], why[WEIR_STORAGE_URI_MAX + 512];
+        weir_fmt(key, sizeof key, "jobs/%s/job.json", name);
         uint8_t *data = NULL;
         size_t len = 0;
-        int r = weir_store_read(io, COMP, path, &data, &len, why, sizeof why);
+        int r =
+            weir_store_read(io, COMP, ha, key, WEIR_STORE_READ_MAX, &data, &len, why, sizeof why);
         if (r == WEIR_ENOTFOUND) {
-            WEIR_WARN(COMP, "HA: skipping %s/%s: no readable job.json", jdir, e->d_name);
+            WEIR_WARN(COMP, "HA: skipping %s/jobs/%s: no readable job.json", uri, name);
             continue;
         }
         if (r != 0) {
@@ -278,11 +289,11 @@ int weir_ha_load_jobs(const char *dir, const weir_store_io_t *io, weir_ha_job_t 
         r = parse_job((const char *)data, len, &job, why, sizeof why);
         free(data);
         if (r != 0) {
-            WEIR_WARN(COMP, "HA: skipping %s: %s", path, why);
+            WEIR_WARN(COMP, "HA: skipping %s/%s: %s", uri, key, why);
             continue;
         }
-        weir_fmt(path, sizeof path, "%s/%s/checkpoint", jdir, e->d_name);
-        r = weir_store_read(io, COMP, path, &data, &len, why, sizeof why);
+        weir_fmt(key, sizeof key, "jobs/%s/checkpoint", name);
+        r = weir_store_read(io, COMP, ha, key, WEIR_STORE_READ_MAX, &data, &len, why, sizeof why);
         if (r == 0) {
             while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
                 data[--len] = 0;
@@ -304,7 +315,9 @@ int weir_ha_load_jobs(const char *dir, const weir_store_io_t *io, weir_ha_job_t 
         }
         (*jobs)[(*n)++] = job;
     }
-    closedir(d);
+    for (size_t i = 0; i < dirs.n; i++)
+        free(dirs.names[i]);
+    free(dirs.names);
     if (rc != 0) {
         weir_ha_jobs_free(*jobs, *n);
         *jobs = NULL;
@@ -338,15 +351,16 @@ void weir_ha_application_job_id(const char *cluster_id, const char *savepoint_pa
     out[32] = 0;
 }
 
-void weir_ha_result_path(const char *dir, const char *id, char *out, size_t cap) {
-    weir_fmt(out, cap, "%s/results/%s.json", dir, id);
+void weir_ha_result_path(const char *ha_uri, const char *id, char *out, size_t cap) {
+    weir_fmt(out, cap, "%s/results/%s.json", ha_uri, id);
 }
 
 static bool terminal_name(const char *s) {
     return !strcmp(s, "FINISHED") || !strcmp(s, "CANCELED") || !strcmp(s, "FAILED");
 }
 
-int weir_ha_save_result(const char *dir, const weir_ha_result_t *res, char *errstr, size_t errlen) {
+int weir_ha_save_result(weir_storage_t *ha, const weir_ha_result_t *res, char *errstr,
+                        size_t errlen) {
     if (!weir_ha_valid_job_id(res->id) || !terminal_name(res->state))
         return weir_errf(errstr, errlen, WEIR_EINVAL,
                          "HA: bad job result record (id '%s', state '%s')", res->id, res->state);
@@ -367,7 +381,7 @@ int weir_ha_save_result(const char *dir, const weir_ha_result_t *res, char *errs
     char name[64];
     weir_fmt(name, sizeof name, "%s.json", res->id);
     size_t len = strlen(text);
-    int rc = write_synced(dir, "results", name, text, len, errstr, errlen);
+    int rc = write_synced(ha, "results", name, text, len, errstr, errlen);
     free(text);
     return rc;
 }
@@ -380,14 +394,15 @@ void weir_ha_result_clear(weir_ha_result_t *res) {
     memset(res, 0, sizeof *res);
 }
 
-int weir_ha_load_result(const char *dir, const char *id, const weir_store_io_t *io,
+int weir_ha_load_result(weir_storage_t *ha, const char *id, const weir_store_io_t *io,
                         weir_ha_result_t *res, char *errstr, size_t errlen) {
     memset(res, 0, sizeof *res);
-    char path[4300], why[4800];
-    weir_ha_result_path(dir, id, path, sizeof path);
+    char path[WEIR_STORAGE_URI_MAX + 64], why[WEIR_STORAGE_URI_MAX + 512], key[64];
+    weir_ha_result_path(weir_storage_uri(ha), id, path, sizeof path);
+    weir_fmt(key, sizeof key, "results/%s.json", id);
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = weir_store_read(io, COMP, path, &data, &len, why, sizeof why);
+    int rc = weir_store_read(io, COMP, ha, key, WEIR_STORE_READ_MAX, &data, &len, why, sizeof why);
     if (rc == WEIR_ENOTFOUND)
         return rc;
     if (rc != 0)

@@ -412,16 +412,23 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
     }
     if (weir_rest_config_load(cfg, &jm->rest_cfg, errstr, errlen) != 0)
         goto fail;
+    if (!(jm->storage_env = weir_storage_env_new(cfg, errstr, errlen)))
+        goto fail;
     const char *spd = weir_config_get_str(cfg, "state.savepoints.dir");
     if (spd && *spd) {
-        if (spd[0] != '/') {
-            weir_fmt(errstr, errlen,
-                     "state.savepoints.dir '%s' is not an absolute path: give the absolute path of "
-                     "a directory shared by the job manager and the task managers",
-                     spd);
+        if (weir__jm_location_check("state.savepoints.dir", spd, errstr, errlen) != 0)
             goto fail;
-        }
         if (!(jm->savepoints_dir = strdup(spd)))
+            goto fail;
+    }
+    if (jm->ckcfg.dir[0]) {
+        weir_storage_t *root = NULL;
+        if (weir__jm_location_check("state.checkpoints.dir", jm->ckcfg.dir, errstr, errlen) != 0 ||
+            !(root = weir__jm_storage_open(jm, jm->ckcfg.dir, errstr, errlen)))
+            goto fail;
+        jm->ck_root = strdup(weir_storage_uri(root));
+        weir_storage_close(&root);
+        if (!jm->ck_root)
             goto fail;
     }
     const char *ret =
@@ -450,27 +457,16 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
     }
     const char *ha = weir_config_get_str(cfg, "high-availability.storageDir");
     if (ha && *ha) {
-        jm->ha_dir = strdup(ha);
-        if (!jm->ha_dir || weir_mkdirs(ha) != 0) {
-            weir_fmt(errstr, errlen,
-                     "cannot create high-availability.storageDir %s: %s (set it to a writable "
-                     "directory)",
-                     ha, strerror(errno));
+        if (weir__jm_location_check("high-availability.storageDir", ha, errstr, errlen) != 0 ||
+            !(jm->ha_st = weir__jm_storage_open(jm, ha, errstr, errlen)))
             goto fail;
-        }
+        if (!(jm->ha_dir = strdup(weir_storage_uri(jm->ha_st))))
+            goto fail;
     }
     jm->blobs = weir_blobstore_new(weir_config_get_str(cfg, "blob.storage.directory"),
                                    WEIR_BLOB_MAX_BYTES, errstr, errlen);
     if (!jm->blobs)
         goto fail;
-    if (jm->ha_dir) {
-        char bdir[4200];
-        weir_ha_blob_dir(jm->ha_dir, bdir, sizeof bdir);
-        if (weir_blobstore_set_fallback(jm->blobs, bdir) != 0) {
-            weir_fmt(errstr, errlen, "job manager: out of memory");
-            goto fail;
-        }
-    }
     jm->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (jm->wake_fd < 0) {
         weir_fmt(errstr, errlen, "job manager: eventfd: %s", strerror(errno));
@@ -698,7 +694,10 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
     free(jm->rest_bind);
     free(jm->rpc_bind);
     free(jm->ha_dir);
+    free(jm->ck_root);
     free(jm->savepoints_dir);
+    weir_storage_close(&jm->ha_st);
+    weir_storage_env_free(&jm->storage_env); /* after the jobs: they closed their storages */
     pthread_mutex_destroy(&jm->mu);
     free(jm);
     *jmp = NULL;

@@ -24,6 +24,7 @@
 #include "common/killpoint.h"
 #include "common/proto.h"
 #include "jobmanager/blobstore.h"
+#include "jobmanager/ckpt_store.h"
 #include "jobmanager/coordinator.h"
 #include "jobmanager/rest.h"
 #include "jobmanager/restart.h"
@@ -160,17 +161,19 @@ typedef struct weir_jm_job {
     uint64_t *slot_tm_seq; /* [slots_needed] */
     bool slots_held;
     /* checkpoints and recovery */
-    char *ckdir;                  /* <state.checkpoints.dir>/<id>; NULL when checkpointing is off */
-    weir_ckpt_coord_t ckpt;       /* coordinator state (initialised for every job) */
-    weir_restart_state_t restart; /* restart strategy state; restart.restarts = restarts so far */
-    int64_t restart_at_ns;        /* RESTARTING: earliest deployment of the next attempt */
-    char *ha_pointer;             /* HA pointer loaded at startup (NULL: none) */
-    bool ha_saved;                /* an HA entry exists for this job */
-    bool result_warned;           /* writing its job result record failed once (logged) */
+    char *ckdir; /* URI <state.checkpoints.dir>/<id>; NULL when checkpointing is off */
+    struct weir_storage *ck_st;    /* storage rooted at ckdir (NULL when ckdir is) */
+    weir_ckpt_gc_marks_t gc_marks; /* what the last retention round found unreferenced */
+    weir_ckpt_coord_t ckpt;        /* coordinator state (initialised for every job) */
+    weir_restart_state_t restart;  /* restart strategy state; restart.restarts = restarts so far */
+    int64_t restart_at_ns;         /* RESTARTING: earliest deployment of the next attempt */
+    char *ha_pointer;              /* HA pointer loaded at startup (NULL: none) */
+    bool ha_saved;                 /* an HA entry exists for this job */
+    bool result_warned;            /* writing its job result record failed once (logged) */
     /* savepoints: requests, and the savepoint (or retained checkpoint) it started from */
     weir_jm_savepoint_t *sps;
     size_t n_sps, cap_sps;
-    char *restore_path; /* `run -s`: the directory holding its _metadata; NULL = none */
+    char *restore_path; /* `run -s`: the URI of the directory holding its _metadata; NULL = none */
     bool allow_non_restored;
     bool ck_released; /* the end-of-job retention rule ran */
     /* failure history (exceptions.c): a ring of WEIR_JM_EXCEPTION_HISTORY, exc_len used */
@@ -197,8 +200,13 @@ typedef struct weir_jobmanager {
     int64_t cancel_bound_ms; /* 0 = WEIR_JM_CANCEL_BOUND_MS (tests lower it) */
     weir_ckpt_config_t ckcfg;
     weir_restart_cfg_t restart_cfg;
-    char *ha_dir;          /* high-availability.storageDir, NULL = no HA */
-    char *savepoints_dir;  /* state.savepoints.dir, NULL = none */
+    /* checkpoint storage (storage/storage.h): one env for the process (s3.* settings, counters,
+     * upload slots); the HA store and the job's checkpoint directories are opened with it */
+    struct weir_storage_env *storage_env;
+    struct weir_storage *ha_st; /* rooted at ha_dir, NULL = no HA */
+    char *ha_dir;               /* high-availability.storageDir as a canonical URI, NULL = no HA */
+    char *ck_root;         /* state.checkpoints.dir as a canonical URI, NULL = checkpoints off */
+    char *savepoints_dir;  /* state.savepoints.dir (URI or absolute path), NULL = none */
     uint32_t ck_retention; /* WEIR_JM_RETAIN_* of externalized-checkpoint-retention */
     weir_killpoint_t killpoint;
     void *monitor; /* PAIR socket receiving the ROUTER's disconnect events */

@@ -39,8 +39,8 @@ void weir__jm_job_set_id(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *
 /** `run -s PATH`: reads the savepoint (or retained checkpoint) at @p path and checks that its
  * state maps onto the job (weir_restore_plan_build); the job then starts from it. @returns 0, or
  * an error with the one line for a 400 (nothing runs). Call with the mutex NOT held. */
-int weir__jm_job_set_restore(weir_jm_job_t *job, const char *path, bool allow_non_restored,
-                             char *errstr, size_t errlen);
+int weir__jm_job_set_restore(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *path,
+                             bool allow_non_restored, char *errstr, size_t errlen);
 /** A terminal job whose terminal work is done: slots freed, checkpoint retention applied, result
  * record written and HA entry removed, no savepoint request pending. */
 bool weir__jm_job_settled_locked(const weir_jm_job_t *job);
@@ -117,6 +117,21 @@ void weir__jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_m
 void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m);
 /** Aborts the in-flight checkpoint of a job that stops or restarts (removes its directory). */
 void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why);
+
+/* ---- checkpoint storage locations (checkpointing.c) ---- */
+/** Checks the form of the location @p value of config key @p key (no I/O): a URI or an absolute
+ * path. @returns 0 or WEIR_ECONFIG with one line naming the key and the fix. */
+int weir__jm_location_check(const char *key, const char *value, char *errstr, size_t errlen);
+/** Opens @p uri with the job manager's env (no I/O). NULL with errstr. */
+weir_storage_t *weir__jm_storage_open(weir_jobmanager_t *jm, const char *uri, char *errstr,
+                                      size_t errlen);
+/** Deletes everything under @p uri (a savepoint or checkpoint directory). @returns 0 or the
+ * storage's error (logged as a WARN naming it). */
+int weir__jm_uri_delete(weir_jobmanager_t *jm, const char *uri);
+/** Whether object @p key exists under @p uri: 1 yes, 0 no, < 0 it cannot be known (error). */
+int weir__jm_uri_has(weir_jobmanager_t *jm, const char *uri, const char *key);
+/** (Re)opens job->ck_st at job->ckdir. @returns 0 or an error with errstr. */
+int weir__jm_job_open_ckdir(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr, size_t errlen);
 /** Finds the checkpoint or savepoint the next attempt of @p job restores: *meta->id == 0 = fresh
  * start; else @p base = the directory holding its _metadata and *claim = it is one of this job's
  * own checkpoints (its files may be shared by later checkpoints). @returns 0, or a negative error

@@ -116,6 +116,8 @@ void weir__jm_job_free(weir_jm_job_t *job) {
     free(job->parallelism);
     free(job->slot_tm_seq);
     weir_ckpt_coord_free(&job->ckpt);
+    weir_storage_close(&job->ck_st);
+    weir_ckpt_gc_marks_free(&job->gc_marks);
     free(job->ckdir);
     free(job->ha_pointer);
     free(job->restore_path);
@@ -124,13 +126,19 @@ void weir__jm_job_free(weir_jm_job_t *job) {
     free(job);
 }
 
-int weir__jm_job_set_restore(weir_jm_job_t *job, const char *path, bool allow_non_restored,
-                             char *errstr, size_t errlen) {
+int weir__jm_job_set_restore(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *path,
+                             bool allow_non_restored, char *errstr, size_t errlen) {
     weir_ckpt_meta_t meta;
-    char base[2200], err[2400] = "";
-    int rc = weir_savepoint_read(path, &meta, base, sizeof base, err, sizeof err);
+    char base[WEIR_STORAGE_URI_MAX], err[WEIR_STORAGE_URI_MAX + 512] = "";
+    int rc = weir_savepoint_read(jm->storage_env, path, &meta, base, sizeof base, err, sizeof err);
     if (rc != 0)
         return weir_errf(errstr, errlen, rc, "cannot restore from %s: %s", path, err);
+    if (strlen(base) >= sizeof job->ckpt.restored_path - 64) {
+        weir_ckpt_meta_clear(&meta);
+        return weir_errf(errstr, errlen, WEIR_EINVAL,
+                         "cannot restore from %s: its location is longer than %zu bytes", base,
+                         sizeof job->ckpt.restored_path - 64);
+    }
     weir_restore_plan_t *plan = NULL;
     rc = weir_restore_plan_build(&meta, NULL, job->dag, base, false, allow_non_restored, &plan, err,
                                  sizeof err);
@@ -154,8 +162,16 @@ void weir__jm_job_set_id(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *
     if (id != job->id)
         memcpy(job->id, id, sizeof job->id);
     job->id[32] = 0;
-    if (job->ckdir) /* allocated with room for the directory and any id */
-        weir_fmt(job->ckdir, strlen(jm->ckcfg.dir) + 40, "%s/%s", jm->ckcfg.dir, job->id);
+    if (job->ckdir) { /* allocated with room for the directory and any id */
+        weir_fmt(job->ckdir, strlen(jm->ck_root) + 40, "%s/%s", jm->ck_root, job->id);
+        char err[WEIR_STORAGE_URI_MAX + 256];
+        if (weir__jm_job_open_ckdir(jm, job, err, sizeof err) != 0) {
+            /* its root opened at start: out of memory. Without storage, no checkpoints. */
+            WEIR_ERROR(COMP, "job %s runs without checkpoints: %s", job->id, err);
+            free(job->ckdir);
+            job->ckdir = NULL;
+        }
+    }
 }
 
 int weir__jm_job_check_plugin(weir_jobmanager_t *jm, const char *sha, char *errstr, size_t errlen) {
@@ -245,8 +261,8 @@ weir_jm_job_t *weir__jm_job_new(weir_jobmanager_t *jm, const char *sha, const ch
     }
     if (weir_ckpt_coord_init(&job->ckpt, job->n_vertices, job->parallelism) != 0)
         goto oom;
-    if (jm->ckcfg.enabled) {
-        size_t n = strlen(jm->ckcfg.dir) + 40;
+    if (jm->ckcfg.enabled && jm->ck_root) {
+        size_t n = strlen(jm->ck_root) + 40;
         job->ckdir = malloc(n);
         if (!job->ckdir)
             goto oom;

@@ -70,11 +70,35 @@ static int check_config(const weir_config_t *cfg, char *err, size_t errlen) {
         return weir_errf(err, errlen, WEIR_ECONFIG,
                          "jobmanager.shutdown.savepoint is true but state.savepoints.dir is not "
                          "set: set it to the directory of the shutdown savepoints");
+    /* the storage env (s3.* values) and every location it opens (s3:// needs s3.endpoint and the
+     * credentials): no I/O */
+    weir_storage_env_t *env = weir_storage_env_new(cfg, err, errlen);
+    if (!env)
+        return WEIR_ECONFIG;
+    static const char *const keys[] = {"state.checkpoints.dir", "state.savepoints.dir",
+                                       "high-availability.storageDir", "execution.savepoint.path"};
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = weir_config_get_str(cfg, keys[i]);
+        if (!v || !*v)
+            continue;
+        if (i == 3 && !strstr(v, "://"))
+            continue; /* a path: weir__jm_app_check_config's line */
+        rc = weir__jm_location_check(keys[i], v, err, errlen);
+        char why[WEIR_STORAGE_URI_MAX + 256];
+        weir_storage_t *st = rc == 0 ? weir_storage_open(env, v, why, sizeof why) : NULL;
+        if (rc == 0 && !st)
+            rc = weir_errf(err, errlen, WEIR_ECONFIG, "%s: %s", keys[i], why);
+        weir_storage_close(&st);
+    }
+    weir_storage_env_free(&env);
+    if (rc != 0)
+        return rc;
     return weir_config_check_binds(cfg, WEIR_CONFIG_JOBMANAGER, err, errlen);
 }
 
 int main(int argc, char **argv) {
-    char err[1024] = "";
+    char err[WEIR_STORAGE_URI_MAX + 512] = "";
     weir_config_t *cfg = weir_config_new();
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -313,7 +313,7 @@ static weir_jm_job_t *job_from_request(weir_jobmanager_t *jm, const json_t *req,
     free(argv);
     if (job && job_id)
         weir__jm_job_set_id(jm, job, job_id);
-    if (job && sp_path && weir__jm_job_set_restore(job, sp_path, allow, errstr, errlen) != 0) {
+    if (job && sp_path && weir__jm_job_set_restore(jm, job, sp_path, allow, errstr, errlen) != 0) {
         weir__jm_job_free(job);
         return NULL;
     }

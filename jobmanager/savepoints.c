@@ -4,9 +4,10 @@
  * WEIR_CK_SAVEPOINT or WEIR_CK_STOP whose barriers carry its directory), checkpointing.c hands
  * its completion or failure here, and GET /jobs/{id}/savepoints/{request-id} reads the status.
  *
- * A savepoint directory is <target>/savepoint-<first 6 hex of the job id>-<12 random hex>,
- * created here before the trigger; the subtasks write their keyed files into it and the job
- * manager writes <dir>/_metadata last (durably: file, directory and parent fsynced), so a
+ * A savepoint directory is <target>/savepoint-<first 6 hex of the job id>-<12 random hex> (a
+ * location of storage/storage.h: a path or s3://), named here before the trigger (nothing is
+ * created: on S3 there are no directories); the subtasks write their keyed files under it and the
+ * job manager writes <dir>/_metadata last (one whole-object put, durable when it returns), so a
  * directory without _metadata is not a savepoint. A completed savepoint becomes the job's restore
  * point (the HA pointer names it, the coordinator's latest): a failover after it restores it, so
  * the sink transactions pre-committed at it are committed by the restore, never aborted (a job
@@ -37,6 +38,7 @@
 #include "common/util.h"
 #include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
+#include "storage/storage.h"
 
 #define COMP "savepoint"
 
@@ -91,14 +93,23 @@ int weir__jm_sp_request_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint32
         return weir_errf(errstr, errlen, WEIR_EINVAL,
                          "no target directory: give one (weir savepoint JOBID DIR, "
                          "\"target-directory\") or set state.savepoints.dir");
-    if (target[0] != '/')
+    if (!strstr(target, "://") && target[0] != '/')
         return weir_errf(errstr, errlen, WEIR_EINVAL,
                          "target directory '%.256s' is not an absolute path: the job manager "
-                         "resolves no relative paths",
+                         "resolves no relative paths (or give s3://bucket/prefix)",
                          target);
     if (strlen(target) > 1800)
         return weir_errf(errstr, errlen, WEIR_EINVAL, "target directory is too long (%zu bytes)",
                          strlen(target));
+    char why[WEIR_STORAGE_URI_MAX + 256];
+    weir_storage_t *tst = NULL;
+    if (weir_storage_uri_check(target, why, sizeof why) != 0 ||
+        !(tst = weir__jm_storage_open(jm, target, why, sizeof why)))
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "target directory: %s", why);
+    char canon[WEIR_STORAGE_URI_MAX];
+    weir_fmt(canon, sizeof canon, "%s", weir_storage_uri(tst));
+    weir_storage_close(&tst);
+    target = canon;
     for (size_t i = 0; i < job->n_sps; i++)
         if (job->sps[i].kind == WEIR_CK_STOP &&
             (job->sps[i].status == WEIR_SP_QUEUED || job->sps[i].status == WEIR_SP_IN_PROGRESS))
@@ -147,7 +158,8 @@ bool weir__jm_sp_stopping_locked(const weir_jm_job_t *job) {
     return false;
 }
 
-/* Creates <target>/savepoint-<job6>-<rand12> (and target's parents). */
+/* Names <target>/savepoint-<job6>-<rand12> (nothing is created: the task managers' uploads and
+ * then the _metadata make it; a random name is never reused). */
 static int make_dir(const weir_jm_job_t *job, weir_jm_savepoint_t *sp, char *errstr,
                     size_t errlen) {
     uint8_t rnd[6];
@@ -155,11 +167,11 @@ static int make_dir(const weir_jm_job_t *job, weir_jm_savepoint_t *sp, char *err
     if (weir_random_bytes(rnd, sizeof rnd) != 0)
         return weir_errf(errstr, errlen, WEIR_EIO, "no random bytes for the savepoint's name");
     weir_hex_encode(rnd, sizeof rnd, hex);
-    char path[2100];
-    weir_fmt(path, sizeof path, "%s/savepoint-%.6s-%s", sp->target, job->id, hex);
-    if (weir_mkdirs(sp->target) != 0 || mkdir(path, 0755) != 0)
-        return weir_errf(errstr, errlen, WEIR_EIO, "cannot create savepoint directory %s: %s", path,
-                         strerror(errno));
+    char name[64], path[WEIR_STORAGE_URI_MAX];
+    weir_fmt(name, sizeof name, "savepoint-%.6s-%s", job->id, hex);
+    if (weir_storage_uri_join(sp->target, name, path, sizeof path) != 0)
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "savepoint directory %s/%s is too long",
+                         sp->target, name);
     weir__jm_set_str(&sp->path, path);
     return sp->path ? 0 : WEIR_ENOMEM;
 }
@@ -196,24 +208,20 @@ bool weir__jm_sp_start_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t
     return true;
 }
 
-/* Writes <dir>/_metadata of a completed savepoint, durably. */
-static int write_metadata(const char *dir, const weir_ckpt_meta_t *m, char *errstr, size_t errlen) {
+/* Writes <dir>/_metadata of a completed savepoint: one whole-object put, durable when it
+ * returns 0 (storage.h). */
+static int write_metadata(weir_jobmanager_t *jm, const char *dir, const weir_ckpt_meta_t *m,
+                          char *errstr, size_t errlen) {
     char *text = NULL;
     size_t len = 0;
     int rc = weir_ckpt_meta_encode(m, &text, &len);
     if (rc != 0)
         return weir_errf(errstr, errlen, rc, "cannot encode the metadata: %s", weir_strerror(rc));
-    char path[2200], parent[2200];
-    weir_fmt(path, sizeof path, "%s/_metadata", dir);
-    weir_fmt(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent)
-        *slash = 0;
-    rc = weir_write_file_atomic(path, text, len);
+    weir_storage_t *st = weir__jm_storage_open(jm, dir, errstr, errlen);
+    rc = st ? weir_storage_put(st, "_metadata", text, len, errstr, errlen) : WEIR_ECONFIG;
+    weir_storage_close(&st);
     free(text);
-    if (rc != 0 || weir_fsync_dir(dir) != 0 || weir_fsync_dir(parent) != 0)
-        return weir_errf(errstr, errlen, WEIR_EIO, "cannot write %s: %s", path, strerror(errno));
-    return 0;
+    return rc;
 }
 
 int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
@@ -222,14 +230,14 @@ int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_
     weir_jm_savepoint_t *sp = sp_of_id(job, c->pending_id);
     char dir[sizeof c->pending_target];
     weir_fmt(dir, sizeof dir, "%s", c->pending_target); /* completing drops the pending one */
-    char err[2400] = "";
-    int rc = write_metadata(dir, meta, err, sizeof err);
+    char err[WEIR_STORAGE_URI_MAX + 512] = "";
+    int rc = write_metadata(jm, dir, meta, err, sizeof err);
     if (rc != 0) {
         weir_fmt(why, whylen, "failed: %s", err);
         return rc;
     }
     uint32_t kind = c->pending_kind;
-    if (jm->ha_dir && weir_ha_set_checkpoint(jm->ha_dir, job->id, dir, err, sizeof err) != 0) {
+    if (jm->ha_st && weir_ha_set_checkpoint(jm->ha_st, job->id, dir, err, sizeof err) != 0) {
         /* the job goes on from its previous checkpoint; this savepoint stays usable */
         weir_fmt(why, whylen, "failed: cannot write the HA pointer: %s", err);
         return WEIR_EIO;
@@ -271,7 +279,7 @@ void weir__jm_sp_failed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64
     WEIR_WARN(COMP, "job %s: %s", job->id, msg);
     sp_finish(sp, WEIR_SP_FAILED, msg);
     if (sp->path && !keep_dir)
-        weir_rmtree(sp->path); /* never complete: no _metadata, nothing refers to it */
+        weir__jm_uri_delete(jm, sp->path); /* never complete: no _metadata, nothing refers to it */
     if (failover && sp->kind == WEIR_CK_STOP && job->state == WEIR_JOB_RUNNING) {
         char fmsg[700];
         weir_fmt(fmsg, sizeof fmsg, "stop-with-savepoint failed (%s): its sources had stopped",
@@ -281,7 +289,6 @@ void weir__jm_sp_failed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64
 }
 
 void weir__jm_sp_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
-    (void)jm;
     if (job->state == WEIR_JOB_RUNNING)
         return;
     for (size_t i = 0; i < job->n_sps; i++) {
@@ -304,7 +311,7 @@ void weir__jm_sp_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
             weir_fmt(msg, sizeof msg, "the job is %s: %s", weir__jm_job_state_name(job->state),
                      job->message ? job->message : "no message");
         if (sp->status == WEIR_SP_IN_PROGRESS && !sp->written && sp->path)
-            weir_rmtree(sp->path);
+            weir__jm_uri_delete(jm, sp->path);
         sp_finish(sp, WEIR_SP_FAILED, msg);
     }
 }

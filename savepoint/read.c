@@ -1,5 +1,6 @@
-/* Owns reading a restore path (read.h): which file is the _metadata, its base directory, the
- * verification of its content and of the keyed handles' files.
+/* Owns reading a restore path (read.h): which object is the _metadata, its base directory (a
+ * canonical URI), the verification of its content and of the keyed handles' files, all through
+ * storage/storage.h (a POSIX directory or S3).
  *
  * Invariants: a path is accepted only when its _metadata verifies, its tasks agree with its
  * operators (version 2: savepoint_int.h's view) and every file every keyed handle names exists as
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/err.h"
 #include "common/json.h"
@@ -24,33 +24,36 @@
 #include "savepoint/layout.h"
 #include "savepoint/savepoint_int.h"
 
-/* Removes "/./" and "/<name>/../" from an absolute path, lexically (for messages: the base is a
- * realpath, so its ".." entries are real parents). */
-static void tidy_path(char *p) {
-    char *out = p;
-    const char *in = p;
-    while (*in) {
-        if (in[0] == '/' && in[1] == '.' && (in[2] == '/' || !in[2])) {
-            in += 2;
-            continue;
-        }
-        if (in[0] == '/' && in[1] == '.' && in[2] == '.' && (in[3] == '/' || !in[3]) && out > p) {
-            while (out > p && *--out != '/')
-                ;
-            in += 3;
-            continue;
-        }
-        *out++ = *in++;
+/* The largest _metadata read (operator state of every task is inline in it). */
+#define WEIR_SAVEPOINT_META_MAX ((size_t)1 << 30)
+
+static int first_entry(void *arg, const char *name, bool is_dir, uint64_t size);
+
+/* The two roots a handle's files live under (savepoint/layout.h): the base itself
+ * (self-contained) and its parent (checkpoint layout), opened on first use. */
+typedef struct roots {
+    weir_storage_env_t *env;
+    const char *base;
+    weir_storage_t *st[2]; /* [self_contained] */
+} roots_t;
+
+static weir_storage_t *root_of(roots_t *r, bool self_contained, char *errstr, size_t errlen) {
+    if (r->st[self_contained])
+        return r->st[self_contained];
+    char uri[WEIR_STORAGE_URI_MAX];
+    if (weir_layout_keyed_root(r->base, self_contained, uri, sizeof uri) != 0) {
+        weir_errf(errstr, errlen, WEIR_ECORRUPT,
+                  "%s: a checkpoint's keyed-state files live beside its directory, and it has "
+                  "no parent",
+                  r->base);
+        return NULL;
     }
-    if (out == p)
-        *out++ = '/';
-    *out = 0;
+    r->st[self_contained] = weir_storage_open(r->env, uri, errstr, errlen);
+    return r->st[self_contained];
 }
 
-#define HANDLE_MAX_NAME 256
-
 /* Every file of the keyed handle @p h of task @p t exists with its size. */
-static int check_handle(const char *base, const char *file, const weir_ckpt_task_t *t,
+static int check_handle(roots_t *roots, const char *file, const weir_ckpt_task_t *t,
                         const json_t *h, char *errstr, size_t errlen) {
     char what[96], why[512] = "";
     weir_fmt(what, sizeof what, "task %u-%u: keyed-state handle", t->vertex, t->subtask);
@@ -81,87 +84,150 @@ static int check_handle(const char *base, const char *file, const weir_ckpt_task
             if (weir_json_str(e, ewhat, "name", true, &name, why, sizeof why) != 0 ||
                 weir_json_u64(e, ewhat, "size", true, 0, &size, why, sizeof why) != 0)
                 return weir_errf(errstr, errlen, WEIR_ECORRUPT, "%s is corrupt: %s", file, why);
-            char p[PATH_MAX + 2 * HANDLE_MAX_NAME];
-            if (weir_layout_keyed_file(base, self_contained, ck, task, l == 0, name, p, sizeof p) !=
-                0)
+            char key[WEIR_STORAGE_KEY_MAX + 1];
+            if (weir_layout_keyed_key(self_contained, ck, task, l == 0, name, key, sizeof key) != 0)
                 return weir_errf(errstr, errlen, WEIR_ECORRUPT,
                                  "%s is corrupt: %s names the file '%.64s' of task '%.64s': not a "
                                  "plain file name",
                                  file, ewhat, name, task);
-            struct stat st;
-            int r = stat(p, &st);
-            tidy_path(p);
-            if (r != 0 && (errno == ENOENT || errno == ENOTDIR))
+            char serr[WEIR_STORAGE_URI_MAX + 256] = "";
+            weir_storage_t *st = root_of(roots, self_contained, serr, sizeof serr);
+            if (!st)
+                return weir_errf(errstr, errlen, WEIR_ECORRUPT, "%s", serr);
+            char uri[WEIR_STORAGE_URI_MAX];
+            weir_storage_uri_join(weir_storage_uri(st), key, uri, sizeof uri);
+            uint64_t got = 0;
+            int r = weir_storage_stat(st, key, &got, serr, sizeof serr);
+            if (r == WEIR_ENOTFOUND)
                 return weir_errf(errstr, errlen, WEIR_ENOTFOUND,
-                                 "%s: missing (the savepoint is incomplete)", p);
+                                 "%s: missing (the savepoint is incomplete)", uri);
             if (r != 0)
-                return weir_errf(errstr, errlen, WEIR_EIO, "cannot read %s: %s", p,
-                                 strerror(errno));
-            if (!S_ISREG(st.st_mode))
-                return weir_errf(
-                    errstr, errlen, WEIR_ECORRUPT,
-                    "%s: not a regular file, _metadata says a file of %" PRIu64 " bytes", p, size);
-            if ((uint64_t)st.st_size != size)
+                return weir_errf(errstr, errlen, r == WEIR_ENET ? WEIR_ENET : WEIR_EIO,
+                                 "cannot read %s: %s", uri, serr);
+            if (got != size)
                 return weir_errf(errstr, errlen, WEIR_ECORRUPT,
-                                 "%s: has %lld bytes, _metadata says %" PRIu64, p,
-                                 (long long)st.st_size, size);
+                                 "%s: has %" PRIu64 " bytes, _metadata says %" PRIu64, uri, got,
+                                 size);
         }
     }
     return 0;
 }
 
-int weir_savepoint_read(const char *path, weir_ckpt_meta_t *m, char *base, size_t base_cap,
-                        char *errstr, size_t errlen) {
+/* Resolves @p path into the canonical URI of the directory holding its _metadata (@p dir) and
+ * the storage rooted there (@p *st, NULL when the answer is an error) and the object's name. */
+static int locate(weir_storage_env_t *env, const char *path, weir_storage_t **st, char *fname,
+                  size_t fcap, char *errstr, size_t errlen) {
+    *st = NULL;
+    char abs[WEIR_STORAGE_URI_MAX];
+    bool uri = strstr(path, "://") != NULL;
+    if (!uri) {
+        /* a local path: its realpath (relative paths from the working directory; the base is
+         * a realpath so its ".." entries are real parents) */
+        char *real = realpath(path, NULL);
+        if (!real) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                return weir_errf(errstr, errlen, WEIR_ENOTFOUND, "%s does not exist", path);
+            return weir_errf(errstr, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
+        }
+        weir_fmt(abs, sizeof abs, "%s", real);
+        free(real);
+    } else {
+        weir_fmt(abs, sizeof abs, "%s", path);
+        size_t n = strlen(abs);
+        while (n > 0 && abs[n - 1] == '/' && strstr(abs, "://") + 3 < abs + n - 1)
+            abs[--n] = 0;
+    }
+    char why[WEIR_STORAGE_URI_MAX + 256] = "";
+    if (weir_storage_uri_check(abs, why, sizeof why) != 0)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG, "%s", why);
+    weir_storage_t *dir = weir_storage_open(env, abs, why, sizeof why);
+    if (!dir)
+        return weir_errf(errstr, errlen, WEIR_ECONFIG, "%s", why);
+    uint64_t size = 0;
+    int rc = weir_storage_stat(dir, "_metadata", &size, why, sizeof why);
+    if (rc == 0) {
+        weir_fmt(fname, fcap, "_metadata");
+        *st = dir;
+        return 0;
+    }
+    if (rc != WEIR_ENOTFOUND) {
+        weir_storage_close(&dir);
+        return weir_errf(errstr, errlen, rc == WEIR_ENET ? WEIR_ENET : WEIR_EIO, "%s", why);
+    }
+    /* not a directory with a _metadata: the object itself (the _metadata, maybe renamed)? */
+    char parent[WEIR_STORAGE_URI_MAX];
+    const char *name = weir_storage_uri_base(abs);
+    if (weir_storage_uri_parent(abs, parent, sizeof parent) == 0 && name[0]) {
+        weir_storage_t *up = weir_storage_open(env, parent, why, sizeof why);
+        int r = up ? weir_storage_stat(up, name, &size, why, sizeof why) : WEIR_ECONFIG;
+        if (r == 0) {
+            weir_storage_close(&dir);
+            weir_fmt(fname, fcap, "%s", name);
+            *st = up;
+            return 0;
+        }
+        weir_storage_close(&up);
+        if (r != WEIR_ENOTFOUND) {
+            weir_storage_close(&dir);
+            return weir_errf(errstr, errlen, r == WEIR_ENET ? WEIR_ENET : WEIR_EIO, "%s", why);
+        }
+    }
+    /* something under it (a directory without _metadata) or nothing at all */
+    bool any = false;
+    int lr = weir_storage_list(dir, "", false, first_entry, &any, why, sizeof why);
+    weir_storage_close(&dir);
+    if (lr != 0 && lr != 1)
+        return weir_errf(errstr, errlen, lr == WEIR_ENET ? WEIR_ENET : WEIR_EIO, "%s", why);
+    if (!any && !uri)
+        any = true; /* a local directory that exists (realpath found it) */
+    if (!any)
+        return weir_errf(errstr, errlen, WEIR_ENOTFOUND, "%s does not exist", path);
+    return weir_errf(errstr, errlen, WEIR_ENOTFOUND,
+                     "%s: no _metadata: not a savepoint or checkpoint directory (was it "
+                     "completed?)",
+                     path);
+}
+
+static int first_entry(void *arg, const char *name, bool is_dir, uint64_t size) {
+    (void)name, (void)is_dir, (void)size;
+    *(bool *)arg = true;
+    return 1;
+}
+
+int weir_savepoint_read(weir_storage_env_t *env, const char *path, weir_ckpt_meta_t *m, char *base,
+                        size_t base_cap, char *errstr, size_t errlen) {
     memset(m, 0, sizeof *m);
     if (base && base_cap)
         base[0] = 0;
     if (!path || !path[0])
         return weir_errf(errstr, errlen, WEIR_EINVAL,
                          "no savepoint path: pass a savepoint or checkpoint directory");
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return weir_errf(errstr, errlen, WEIR_ENOTFOUND, "%s does not exist", path);
-        return weir_errf(errstr, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
-    }
-    bool is_dir = S_ISDIR(st.st_mode);
-    /* the directory holding _metadata, and the file's own name */
-    char dir[PATH_MAX];
-    const char *fname = "_metadata";
-    if (is_dir) {
-        weir_fmt(dir, sizeof dir, "%s", path);
-    } else {
-        const char *slash = strrchr(path, '/');
-        fname = slash ? slash + 1 : path;
-        if (!slash)
-            weir_fmt(dir, sizeof dir, ".");
-        else if (slash == path)
-            weir_fmt(dir, sizeof dir, "/");
-        else
-            weir_fmt(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    }
-    char *real = realpath(dir, NULL);
-    if (!real)
-        return weir_errf(errstr, errlen, WEIR_EIO, "cannot resolve %s: %s", dir, strerror(errno));
+    weir_storage_t *st = NULL;
+    char fname[WEIR_STORAGE_KEY_MAX + 1];
+    int rc = locate(env, path, &st, fname, sizeof fname, errstr, errlen);
+    if (rc != 0)
+        return rc;
+    const char *real = weir_storage_uri(st);
     if (!base || strlen(real) >= base_cap) {
-        int rc = weir_errf(errstr, errlen, WEIR_EINVAL, "%s: the path is too long", real);
-        free(real);
+        rc = weir_errf(errstr, errlen, WEIR_EINVAL, "%s: the path is too long", real);
+        weir_storage_close(&st);
         return rc;
     }
     weir_fmt(base, base_cap, "%s", real);
-    free(real);
-    char file[PATH_MAX + 256];
+    char file[WEIR_STORAGE_URI_MAX + WEIR_STORAGE_KEY_MAX];
     weir_fmt(file, sizeof file, "%s/%s", strcmp(base, "/") == 0 ? "" : base, fname);
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = weir_read_file(file, &data, &len);
+    char gerr[WEIR_STORAGE_URI_MAX + 256] = "";
+    rc = weir_storage_get(st, fname, WEIR_SAVEPOINT_META_MAX, &data, &len, gerr, sizeof gerr);
+    weir_storage_close(&st);
     if (rc == WEIR_ENOTFOUND)
         return weir_errf(errstr, errlen, WEIR_ENOTFOUND,
                          "%s: no _metadata: not a savepoint or checkpoint directory (was it "
                          "completed?)",
                          path);
     if (rc != 0)
-        return weir_errf(errstr, errlen, WEIR_EIO, "cannot read %s: %s", file, strerror(errno));
+        return weir_errf(errstr, errlen, rc == WEIR_ENET ? WEIR_ENET : WEIR_EIO, "%s", gerr);
     char why[512] = "";
     rc = weir_ckpt_meta_decode((const char *)data, len, m, why, sizeof why);
     if (rc == WEIR_ENOMEM) {
@@ -185,6 +251,7 @@ int weir_savepoint_read(const char *path, weir_ckpt_meta_t *m, char *base, size_
         have_view = true;
     }
     rc = 0;
+    roots_t roots = {.env = env, .base = base};
     for (uint32_t i = 0; i < m->n_tasks && rc == 0; i++) {
         const weir_ckpt_task_t *t = &m->tasks[i];
         if (!t->keyed)
@@ -199,9 +266,11 @@ int weir_savepoint_read(const char *path, weir_ckpt_meta_t *m, char *base, size_
                            "%s is corrupt: task %u-%u: the keyed-state handle is not a JSON object",
                            file, t->vertex, t->subtask);
         else
-            rc = check_handle(base, file, t, h, errstr, errlen);
+            rc = check_handle(&roots, file, t, h, errstr, errlen);
         json_decref(h);
     }
+    weir_storage_close(&roots.st[0]);
+    weir_storage_close(&roots.st[1]);
     weir__sp_view_free(&view);
     if (rc != 0)
         weir_ckpt_meta_clear(m);

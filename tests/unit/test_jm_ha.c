@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -30,7 +33,35 @@
 #include "jobmanager/jobmanager.h"
 #include "jobmanager/store_io.h"
 #include "mock_tm.h"
+#include "savepoint/read.h"
+#include "storage/storage.h"
 #include "testutil.h"
+
+/* The HA store of the tests: the POSIX backend (storage/posix.c) rooted at a directory; one open
+ * storage, reopened when the directory changes. */
+static weir_storage_env_t *g_env;
+static weir_storage_t *g_st;
+
+static weir_storage_t *st_at(const char *dir) {
+    if (g_st && strcmp(weir_storage_uri(g_st), dir) == 0)
+        return g_st;
+    weir_storage_close(&g_st);
+    char err[512];
+    if (!g_env)
+        g_env = weir_storage_env_new(NULL, err, sizeof err);
+    assert_non_null(g_env);
+    g_st = weir_storage_open(g_env, dir, err, sizeof err);
+    if (!g_st)
+        fail_msg("%s", err);
+    return g_st;
+}
+
+static int teardown_storage(void **state) {
+    (void)state;
+    weir_storage_close(&g_st);
+    weir_storage_env_free(&g_env);
+    return 0;
+}
 
 static void test_round_trip(void **state) {
     (void)state;
@@ -50,24 +81,25 @@ static void test_round_trip(void **state) {
                        .n_vertices = 2,
                        .submit_ms = 1234567};
     memcpy(j.plugin, sha, 65);
-    assert_int_equal(weir_ha_save_job(dir, &j, err, sizeof err), 0);
-    assert_int_equal(weir_ha_save_blob(dir, sha, "abc", 3, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_job(st_at(dir), &j, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_blob(st_at(dir), sha, "abc", 3, err, sizeof err), 0);
     /* a second job without pointer, and a broken entry */
     weir_ha_job_t j2 = j;
     memcpy(j2.id, "ffffffffffffffffffffffffffffffff", 33);
     j2.n_args = 0;
     j2.attempt = 1;
-    assert_int_equal(weir_ha_save_job(dir, &j2, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_job(st_at(dir), &j2, err, sizeof err), 0);
     char p[1200];
     snprintf(p, sizeof p, "%s/jobs/broken", dir);
     weir_mkdirs(p);
     snprintf(p, sizeof p, "%s/jobs/broken/job.json", dir);
     assert_int_equal(weir_write_file_atomic(p, "{\"id\":", 6), 0);
-    assert_int_equal(weir_ha_set_checkpoint(dir, j.id, "/ck/00112233/chk-9", err, sizeof err), 0);
+    assert_int_equal(
+        weir_ha_set_checkpoint(st_at(dir), j.id, "/ck/00112233/chk-9", err, sizeof err), 0);
 
     weir_ha_job_t *jobs;
     size_t n;
-    assert_int_equal(weir_ha_load_jobs(dir, NULL, &jobs, &n, err, sizeof err), 0);
+    assert_int_equal(weir_ha_load_jobs(st_at(dir), NULL, &jobs, &n, err, sizeof err), 0);
     assert_int_equal(n, 2);
     weir_ha_job_t *a = strcmp(jobs[0].id, j.id) == 0 ? &jobs[0] : &jobs[1];
     weir_ha_job_t *b = a == &jobs[0] ? &jobs[1] : &jobs[0];
@@ -87,26 +119,28 @@ static void test_round_trip(void **state) {
     assert_int_equal(b->n_args, 0);
     weir_ha_jobs_free(jobs, n);
 
-    /* the blob store finds the plugin through the fallback */
-    char bdir[700], hb[700];
-    snprintf(bdir, sizeof bdir, "%s/store", dir);
-    weir_blobstore_t *bs = weir_blobstore_new(bdir, 1 << 20, err, sizeof err);
-    assert_non_null(bs);
-    assert_false(weir_blobstore_has(bs, sha));
-    weir_ha_blob_dir(dir, hb, sizeof hb);
-    assert_int_equal(weir_blobstore_set_fallback(bs, hb), 0);
-    assert_true(weir_blobstore_has(bs, sha));
+    /* the plugin copy reads back (the job manager copies it into its blob store at recovery),
+     * bounded; an absent one is WEIR_ENOTFOUND */
     uint8_t *data;
     size_t len;
-    assert_int_equal(weir_blobstore_get(bs, sha, &data, &len), 0);
+    assert_int_equal(
+        weir_ha_load_blob(st_at(dir), sha, 1 << 20, NULL, &data, &len, err, sizeof err), 0);
     assert_int_equal(len, 3);
     assert_memory_equal(data, "abc", 3);
     free(data);
-    weir_blobstore_destroy(&bs);
+    char hb[800];
+    snprintf(hb, sizeof hb, "%s/blobs/%s", dir, sha);
+    struct stat bst;
+    assert_int_equal(stat(hb, &bst), 0); /* where ha.h says */
+    assert_int_equal(weir_ha_load_blob(st_at(dir), sha, 2, NULL, &data, &len, err, sizeof err),
+                     WEIR_ENOSPACE);
+    assert_int_equal(
+        weir_ha_load_blob(st_at(dir), "00", 1 << 20, NULL, &data, &len, err, sizeof err),
+        WEIR_ENOTFOUND);
 
     /* removal */
-    assert_int_equal(weir_ha_remove_job(dir, j.id), 0);
-    assert_int_equal(weir_ha_load_jobs(dir, NULL, &jobs, &n, err, sizeof err), 0);
+    assert_int_equal(weir_ha_remove_job(st_at(dir), j.id, err, sizeof err), 0);
+    assert_int_equal(weir_ha_load_jobs(st_at(dir), NULL, &jobs, &n, err, sizeof err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(jobs[0].id, "ffffffffffffffffffffffffffffffff");
     weir_ha_jobs_free(jobs, n);
@@ -137,8 +171,8 @@ static void save_record(const char *ha) {
                        .submit_ms = 1};
     memcpy(j.id, JOB_ID, 33);
     memcpy(j.plugin, SHA_ABC, 65);
-    assert_int_equal(weir_ha_save_blob(ha, SHA_ABC, "abc", 3, err, sizeof err), 0);
-    assert_int_equal(weir_ha_save_job(ha, &j, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_blob(st_at(ha), SHA_ABC, "abc", 3, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_job(st_at(ha), &j, err, sizeof err), 0);
 }
 
 static void test_load_read_errors(void **state) {
@@ -146,7 +180,7 @@ static void test_load_read_errors(void **state) {
     char *dir = weir_test_tmpdir("jmha");
     char err[1024];
     save_record(dir);
-    assert_int_equal(weir_ha_set_checkpoint(dir, JOB_ID, "/ck/x/chk-4", err, sizeof err), 0);
+    assert_int_equal(weir_ha_set_checkpoint(st_at(dir), JOB_ID, "/ck/x/chk-4", err, sizeof err), 0);
     weir_ha_job_t *jobs;
     size_t n;
     int transient[] = {EIO, EMFILE, ENFILE, ENOMEM};
@@ -157,7 +191,7 @@ static void test_load_read_errors(void **state) {
             weir_test_flaky_t fl = {.match = files[f], .err = transient[k], .fails = 2};
             weir_store_io_t io = {
                 .read = weir_test_flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
-            assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), 0);
+            assert_int_equal(weir_ha_load_jobs(st_at(dir), &io, &jobs, &n, err, sizeof err), 0);
             assert_int_equal(fl.calls, 3);
             assert_int_equal(n, 1);
             assert_string_equal(jobs[0].checkpoint, "/ck/x/chk-4");
@@ -166,7 +200,8 @@ static void test_load_read_errors(void **state) {
              * dropped, its pointer not taken as absent) */
             fl.fails = 100;
             fl.calls = 0;
-            assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), WEIR_EIO);
+            assert_int_equal(weir_ha_load_jobs(st_at(dir), &io, &jobs, &n, err, sizeof err),
+                             WEIR_EIO);
             assert_int_equal(fl.calls, 4);
             assert_int_equal(n, 0);
             char expect[1300];
@@ -179,16 +214,17 @@ static void test_load_read_errors(void **state) {
     /* a non-transient error is not retried, and not taken for a corrupt record either */
     weir_test_flaky_t fl = {.match = "job.json", .err = EACCES, .fails = 1};
     weir_store_io_t io = {.read = weir_test_flaky_read, .ctx = &fl, .attempts = 4, .backoff_ms = 1};
-    assert_int_equal(weir_ha_load_jobs(dir, &io, &jobs, &n, err, sizeof err), WEIR_EIO);
+    assert_int_equal(weir_ha_load_jobs(st_at(dir), &io, &jobs, &n, err, sizeof err), WEIR_EIO);
     assert_int_equal(fl.calls, 1);
     assert_non_null(strstr(err, "Permission denied (errno 13)"));
-    /* a directory in place of job.json: an error naming it, the job is not dropped silently */
+    /* a directory in place of job.json is no object (storage.h): the entry has no job.json and
+     * is skipped with a WARN, like one whose job.json was never written */
     char p[1200];
     snprintf(p, sizeof p, "%s/jobs/%s/job.json", dir, JOB_ID);
     assert_int_equal(unlink(p), 0);
     assert_int_equal(mkdir(p, 0755), 0);
-    assert_int_equal(weir_ha_load_jobs(dir, NULL, &jobs, &n, err, sizeof err), WEIR_EIO);
-    assert_non_null(strstr(err, "job.json: Is a directory (errno 21)"));
+    assert_int_equal(weir_ha_load_jobs(st_at(dir), NULL, &jobs, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
     weir_test_tmpdir_remove(dir);
 }
 
@@ -200,7 +236,8 @@ static void test_pointer_write_fails(void **state) {
     /* the pointer's name is taken by a directory: the atomic rename fails */
     snprintf(p, sizeof p, "%s/jobs/%s/checkpoint", dir, JOB_ID);
     assert_int_equal(mkdir(p, 0755), 0);
-    assert_int_equal(weir_ha_set_checkpoint(dir, JOB_ID, "/ck/x/chk-5", err, sizeof err), WEIR_EIO);
+    assert_int_not_equal(weir_ha_set_checkpoint(st_at(dir), JOB_ID, "/ck/x/chk-5", err, sizeof err),
+                         0);
     assert_non_null(strstr(err, "HA: cannot write"));
     assert_non_null(strstr(err, "/checkpoint"));
     weir_test_tmpdir_remove(dir);
@@ -229,8 +266,9 @@ static void test_result_store(void **state) {
     weir_ha_result_t r = {.name = "wordcount", .state = "FINISHED", .end_ms = 1700000000123};
     memcpy(r.id, JOB_ID, 33);
     weir_ha_result_t got;
-    assert_int_equal(weir_ha_load_result(dir, JOB_ID, NULL, &got, err, sizeof err), WEIR_ENOTFOUND);
-    assert_int_equal(weir_ha_save_result(dir, &r, err, sizeof err), 0);
+    assert_int_equal(weir_ha_load_result(st_at(dir), JOB_ID, NULL, &got, err, sizeof err),
+                     WEIR_ENOTFOUND);
+    assert_int_equal(weir_ha_save_result(st_at(dir), &r, err, sizeof err), 0);
     weir_ha_result_path(dir, JOB_ID, path, sizeof path);
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
@@ -241,7 +279,7 @@ static void test_result_store(void **state) {
     assert_true(json_integer_value(json_object_get(root, "end-time")) == 1700000000123);
     assert_null(json_object_get(root, "savepoint"));
     json_decref(root);
-    assert_int_equal(weir_ha_load_result(dir, JOB_ID, NULL, &got, err, sizeof err), 0);
+    assert_int_equal(weir_ha_load_result(st_at(dir), JOB_ID, NULL, &got, err, sizeof err), 0);
     assert_string_equal(got.id, JOB_ID);
     assert_string_equal(got.name, "wordcount");
     assert_string_equal(got.state, "FINISHED");
@@ -251,17 +289,17 @@ static void test_result_store(void **state) {
 
     r.savepoint = "/sp/savepoint-001122-aabbccddeeff";
     memcpy(r.state, "CANCELED", 9);
-    assert_int_equal(weir_ha_save_result(dir, &r, err, sizeof err), 0);
-    assert_int_equal(weir_ha_load_result(dir, JOB_ID, NULL, &got, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_result(st_at(dir), &r, err, sizeof err), 0);
+    assert_int_equal(weir_ha_load_result(st_at(dir), JOB_ID, NULL, &got, err, sizeof err), 0);
     assert_string_equal(got.state, "CANCELED");
     assert_string_equal(got.savepoint, "/sp/savepoint-001122-aabbccddeeff");
     weir_ha_result_clear(&got);
 
     memcpy(r.state, "RUNNING", 8);
-    assert_int_equal(weir_ha_save_result(dir, &r, err, sizeof err), WEIR_EINVAL);
+    assert_int_equal(weir_ha_save_result(st_at(dir), &r, err, sizeof err), WEIR_EINVAL);
     memcpy(r.state, "FAILED", 7);
     memcpy(r.id, "0011", 5);
-    assert_int_equal(weir_ha_save_result(dir, &r, err, sizeof err), WEIR_EINVAL);
+    assert_int_equal(weir_ha_save_result(st_at(dir), &r, err, sizeof err), WEIR_EINVAL);
 
     static const char *const bad[] = {
         "not json",
@@ -273,7 +311,7 @@ static void test_result_store(void **state) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         put_result(dir, bad[i]);
         err[0] = 0;
-        assert_int_equal(weir_ha_load_result(dir, JOB_ID, NULL, &got, err, sizeof err),
+        assert_int_equal(weir_ha_load_result(st_at(dir), JOB_ID, NULL, &got, err, sizeof err),
                          WEIR_ECORRUPT);
         assert_non_null(strstr(err, path));
     }
@@ -310,7 +348,7 @@ static void test_recover_skips_ended_job(void **state) {
     save_record(ha);
     weir_ha_result_t r = {.name = "hajob", .state = "FINISHED", .end_ms = 5};
     memcpy(r.id, JOB_ID, 33);
-    assert_int_equal(weir_ha_save_result(ha, &r, err, sizeof err), 0);
+    assert_int_equal(weir_ha_save_result(st_at(ha), &r, err, sizeof err), 0);
     const char *kv[][2] = {{"rest.port", "0"},
                            {"jobmanager.rpc.port", "0"},
                            {"rest.bind-address", "127.0.0.1"},
@@ -329,6 +367,44 @@ static void test_recover_skips_ended_job(void **state) {
     struct stat st;
     assert_int_not_equal(stat(jdir, &st), 0);
     weir_jobmanager_destroy(&jm);
+    weir_test_tmpdir_remove(dir);
+}
+
+/* Locations and storage settings the job manager cannot use are refused at start, one line naming
+ * the key and the fix. */
+static void test_bad_locations(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("jmbadloc");
+    char blobs[700], err[1024];
+    snprintf(blobs, sizeof blobs, "%s/blobs", dir);
+    const char *bad[][3] = {
+        {"state.savepoints.dir", "s3://B/x", "s3://bucket/prefix"},
+        {"high-availability.storageDir", "relative/ha", "not an absolute path"},
+        {"s3.retry.max-attempts", "zero", "s3.retry.max-attempts"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *kv[][2] = {{"rest.port", "0"},
+                               {"jobmanager.rpc.port", "0"},
+                               {"rest.bind-address", "127.0.0.1"},
+                               {"jobmanager.bind-host", "127.0.0.1"},
+                               {"blob.storage.directory", blobs},
+                               {bad[i][0], bad[i][1]}};
+        weir_config_t *cfg = weir_config_new();
+        err[0] = 0;
+        int set = 0;
+        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+            set |= weir_config_set(cfg, kv[k][0], kv[k][1], err, sizeof err);
+        weir_jobmanager_t *jm = set ? NULL : weir_jobmanager_new(cfg, err, sizeof err);
+        weir_config_destroy(&cfg);
+        if (jm) {
+            weir_jobmanager_destroy(&jm);
+            fail_msg("%s = %s accepted", bad[i][0], bad[i][1]);
+        }
+        if (!strstr(err, bad[i][0]) && !strstr(err, bad[i][1]))
+            fail_msg("'%s' names neither %s nor its value", err, bad[i][0]);
+        if (!strstr(err, bad[i][2]) || strchr(err, '\n'))
+            fail_msg("'%s' does not say '%s' in one line", err, bad[i][2]);
+    }
     weir_test_tmpdir_remove(dir);
 }
 
@@ -509,6 +585,19 @@ static void test_jm_attempt_record_failure(void **state) {
     (void)state;
     jmfx_t f = {0};
     jm_start(&f);
+    /* the recovered job's plugin was copied from <ha>/blobs into the local blob store (its name
+     * is sha256("abc"), the FIPS 180-2 vector), read through the job manager's storage env */
+    char blob[900];
+    snprintf(blob, sizeof blob, "%s/blobs/%s", f.dir, SHA_ABC);
+    uint8_t *bd;
+    size_t bl;
+    assert_int_equal(weir_read_file(blob, &bd, &bl), 0);
+    assert_int_equal(bl, 3);
+    assert_memory_equal(bd, "abc", 3);
+    free(bd);
+    weir_storage_stats_t ss;
+    weir_storage_env_stats(f.jm->storage_env, &ss);
+    assert_true(ss.get_requests >= 2); /* job.json and the blob at least */
     weir_mock_tm_t *tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
     char op[64];
     assert_int_equal(expect_deploy(tm, 2, op), 0);
@@ -550,12 +639,338 @@ static void test_jm_attempt_record_failure(void **state) {
     jm_stop(&f);
 }
 
+/* ------------------------------------------------------------ checkpoints and HA on S3 */
+
+/* Against a real S3 server: SeaweedFS started with deploy/local/s3.sh on a free port, a random
+ * bucket made with boto3 (the oracle: it also lists and reads what the job manager wrote). Skipped
+ * (with a line saying why) when the tree has no S3 backend or no deploy/local/s3.sh yet. */
+
+#define S3_AK "weir-test"
+#define S3_SK "weir-test-secret"
+
+/* The repository, from this file's path (<repo>/tests/unit/test_jm_ha.c). */
+static void repo_dir(char *out, size_t cap) {
+    snprintf(out, cap, "%s", __FILE__);
+    for (int i = 0; i < 3; i++) {
+        char *slash = strrchr(out, '/');
+        assert_non_null(slash);
+        *slash = 0;
+    }
+}
+
+/* Runs a shell command with its output in a file (a pipe would be held open by a server the
+ * command leaves running); that output into @p out (may be NULL). @returns its exit status. */
+static int sh_out(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[4096], file[] = "/tmp/jmha-sh-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[4400];
+    snprintf(full, sizeof full, "%s > %s 2>&1 < /dev/null", cmd, file);
+    int rc = system(full);
+    if (out && cap) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        out[0] = 0;
+        if (weir_read_file(file, &data, &len) == 0)
+            snprintf(out, cap, "%s", (char *)data);
+        free(data);
+    }
+    unlink(file);
+    return rc;
+}
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* boto3 against the endpoint: "ls PREFIX" (one "<key> <size>" line per object), "get KEY",
+ * "mkbucket". */
+static int boto(char *out, size_t cap, const char *endpoint, const char *bucket, const char *what,
+                const char *arg) {
+    static const char *py =
+        "import sys,boto3\n"
+        "from botocore.config import Config\n"
+        "ep,b,what,arg=sys.argv[1:5]\n"
+        "s3=boto3.client('s3',endpoint_url=ep,aws_access_key_id='" S3_AK "',"
+        "aws_secret_access_key='" S3_SK "',region_name='us-east-1',"
+        "config=Config(s3={'addressing_style':'path'}))\n"
+        "if what=='mkbucket': s3.create_bucket(Bucket=b)\n"
+        "elif what=='get': sys.stdout.write(s3.get_object(Bucket=b,Key=arg)['Body'].read()"
+        ".decode())\n"
+        "else:\n"
+        " for pg in s3.get_paginator('list_objects_v2').paginate(Bucket=b,Prefix=arg):\n"
+        "  for o in pg.get('Contents',[]): print(o['Key'],o['Size'])\n";
+    char file[] = "/tmp/jmha-boto-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, py, strlen(py)), (ssize_t)strlen(py));
+    close(fd);
+    int rc = sh_out(out, cap, "python3 %s '%s' '%s' '%s' '%s'", file, endpoint, bucket, what, arg);
+    unlink(file);
+    return rc;
+}
+
+typedef struct s3fx {
+    char repo[1024], sh[1200], *dir, endpoint[64], bucket[64], ha[128], ck[128], blobs[800];
+    weir_jobmanager_t *jm;
+    pthread_t thread;
+    void *zctx;
+} s3fx_t;
+
+static void s3_jm_start(s3fx_t *f) {
+    const char *kv[][2] = {
+        {"rest.port", "0"},
+        {"jobmanager.rpc.port", "0"},
+        {"rest.bind-address", "127.0.0.1"},
+        {"jobmanager.bind-host", "127.0.0.1"},
+        {"blob.storage.directory", f->blobs},
+        {"heartbeat.interval", "100ms"},
+        {"execution.checkpointing.interval", "100ms"},
+        {"state.checkpoints.num-retained", "1"},
+        {"state.checkpoints.dir", f->ck},
+        {"high-availability.storageDir", f->ha},
+        {"restart-strategy.type", "fixed-delay"},
+        {"restart-strategy.fixed-delay.attempts", "5"},
+        {"restart-strategy.fixed-delay.delay", "100ms"},
+        {"s3.endpoint", f->endpoint},
+        {"s3.access-key", S3_AK},
+        {"s3.secret-key", S3_SK},
+        {"s3.path.style.access", "true"},
+    };
+    char err[1024];
+    weir_config_t *cfg = weir_config_new();
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (weir_config_set(cfg, kv[i][0], kv[i][1], err, sizeof err) != 0)
+            fail_msg("%s: %s", kv[i][0], err);
+    f->jm = weir_jobmanager_new(cfg, err, sizeof err);
+    weir_config_destroy(&cfg);
+    if (!f->jm)
+        fail_msg("job manager: %s", err);
+    pthread_create(&f->thread, NULL, run_jm, f->jm);
+}
+
+static void s3_jm_stop(s3fx_t *f) {
+    weir_jobmanager_stop(f->jm);
+    pthread_join(f->thread, NULL);
+    weir_jobmanager_destroy(&f->jm);
+}
+
+/* A job manager whose checkpoints and HA store are on S3: it recovers a job from the HA records
+ * on S3 (and its plugin from <ha>/blobs), completes checkpoints whose _metadata and HA pointer
+ * boto3 then finds, retention deletes the older one from the bucket, and a second job manager
+ * restores the job from the latest checkpoint on S3. */
+static void test_jm_on_s3(void **state) {
+    (void)state;
+    s3fx_t f = {0};
+    repo_dir(f.repo, sizeof f.repo);
+    snprintf(f.sh, sizeof f.sh, "%s/deploy/local/s3.sh", f.repo);
+    struct stat sst;
+    if (stat(f.sh, &sst) != 0) {
+        print_message("# skipped: no deploy/local/s3.sh in this tree (helper D's)\n");
+        skip();
+    }
+    /* the S3 backend: an s3:// location opens (no I/O) */
+    char err[1024];
+    weir_config_t *pcfg = weir_config_new();
+    weir_config_set(pcfg, "s3.endpoint", "http://127.0.0.1:1", err, sizeof err);
+    weir_config_set(pcfg, "s3.access-key", S3_AK, err, sizeof err);
+    weir_config_set(pcfg, "s3.secret-key", S3_SK, err, sizeof err);
+    weir_storage_env_t *penv = weir_storage_env_new(pcfg, err, sizeof err);
+    weir_config_destroy(&pcfg);
+    assert_non_null(penv);
+    weir_storage_t *probe = weir_storage_open(penv, "s3://weir-probe/x", err, sizeof err);
+    bool have_s3 = probe != NULL;
+    weir_storage_close(&probe);
+    weir_storage_env_free(&penv);
+    if (!have_s3) {
+        print_message("# skipped: this tree has no S3 backend (%s)\n", err);
+        skip();
+    }
+
+    f.dir = weir_test_tmpdir("jms3");
+    int port = free_port();
+    char out[16384];
+    if (sh_out(out, sizeof out, "bash %s start %s/weed %d", f.sh, f.dir, port) != 0)
+        fail_msg("s3.sh start: %s", out);
+    snprintf(f.endpoint, sizeof f.endpoint, "http://127.0.0.1:%d", port);
+    uint8_t rnd[6];
+    char hex[13];
+    assert_int_equal(weir_random_bytes(rnd, sizeof rnd), 0);
+    weir_hex_encode(rnd, sizeof rnd, hex);
+    snprintf(f.bucket, sizeof f.bucket, "weir-jm-%s", hex);
+    if (boto(out, sizeof out, f.endpoint, f.bucket, "mkbucket", "-") != 0)
+        fail_msg("boto3 create_bucket: %s", out);
+    snprintf(f.ha, sizeof f.ha, "s3://%s/ha", f.bucket);
+    snprintf(f.ck, sizeof f.ck, "s3://%s/ck", f.bucket);
+    snprintf(f.blobs, sizeof f.blobs, "%s/blobs", f.dir);
+
+    /* the job's HA records on S3, written through the storage interface */
+    weir_config_t *cfg = weir_config_new();
+    weir_config_set(cfg, "s3.endpoint", f.endpoint, err, sizeof err);
+    weir_config_set(cfg, "s3.access-key", S3_AK, err, sizeof err);
+    weir_config_set(cfg, "s3.secret-key", S3_SK, err, sizeof err);
+    weir_config_set(cfg, "s3.path.style.access", "true", err, sizeof err);
+    weir_storage_env_t *env = weir_storage_env_new(cfg, err, sizeof err);
+    weir_config_destroy(&cfg);
+    assert_non_null(env);
+    weir_storage_t *ha = weir_storage_open(env, f.ha, err, sizeof err);
+    assert_non_null(ha);
+    uint32_t par[] = {1};
+    weir_ha_job_t j = {.name = "hajob",
+                       .graph_json = (char *)GRAPH1,
+                       .attempt = 1,
+                       .parallelism = par,
+                       .n_vertices = 1,
+                       .submit_ms = 1};
+    memcpy(j.id, JOB_ID, 33);
+    memcpy(j.plugin, SHA_ABC, 65);
+    if (weir_ha_save_blob(ha, SHA_ABC, "abc", 3, err, sizeof err) != 0 ||
+        weir_ha_save_job(ha, &j, err, sizeof err) != 0)
+        fail_msg("HA on S3: %s", err);
+    weir_storage_close(&ha);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "ls", "ha/"), 0);
+    char want[1024];
+    snprintf(want, sizeof want, "ha/jobs/%s/job.json ", JOB_ID);
+    if (!strstr(out, want) ||
+        !strstr(out, "ha/blobs/"
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 3"))
+        fail_msg("boto3 does not list the HA records:\n%s", out);
+
+    /* a job manager recovers the job from S3 and deploys attempt 2 */
+    s3_jm_start(&f);
+    f.zctx = zmq_ctx_new();
+    weir_mock_tm_t *tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
+    char op[64], ops[64];
+    assert_int_equal(expect_deploy(tm, 2, op), 0);
+    weir_mock_tm_task_state(tm, JOB_ID, 2, 0, 0, WEIR_TASK_RUNNING, NULL, NULL);
+    uint64_t n1 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n1, 0, 0, false, weir_mock_tm_opstate(ops, 64, "at-n1", 2),
+                     NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 2, false), n1);
+    /* boto3 finds its _metadata and the HA pointer naming it */
+    char key[256];
+    snprintf(key, sizeof key, "ha/jobs/%s/checkpoint", JOB_ID);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "get", key), 0);
+    snprintf(want, sizeof want, "s3://%s/ck/%s/chk-%llu\n", f.bucket, JOB_ID,
+             (unsigned long long)n1);
+    assert_string_equal(out, want);
+    snprintf(key, sizeof key, "ck/%s/", JOB_ID);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "ls", key), 0);
+    snprintf(want, sizeof want, "ck/%s/chk-%llu/_metadata ", JOB_ID, (unsigned long long)n1);
+    if (!strstr(out, want))
+        fail_msg("boto3 does not list %s:\n%s", want, out);
+
+    /* n2 completes; retention (1 retained) deletes chk-n1 from the bucket */
+    uint64_t n2 = weir_mock_tm_expect_trigger(tm, JOB_ID, 0, 0);
+    assert_true(n2 > n1);
+    weir_mock_tm_ack(tm, JOB_ID, 2, n2, 0, 0, false, weir_mock_tm_opstate(ops, 64, "at-n2", 2),
+                     NULL);
+    assert_int_equal(weir_mock_tm_expect_notify(tm, JOB_ID, 2, false), n2);
+    assert_int_equal(boto(out, sizeof out, f.endpoint, f.bucket, "ls", key), 0);
+    snprintf(want, sizeof want, "ck/%s/chk-%llu/_metadata ", JOB_ID, (unsigned long long)n2);
+    if (!strstr(out, want))
+        fail_msg("boto3 does not list %s:\n%s", want, out);
+    snprintf(want, sizeof want, "ck/%s/chk-%llu/", JOB_ID, (unsigned long long)n1);
+    if (strstr(out, want))
+        fail_msg("retention left %s:\n%s", want, out);
+    weir_storage_stats_t ss;
+    weir_storage_env_stats(f.jm->storage_env, &ss);
+    assert_true(ss.put_requests >= 4); /* two _metadata, two pointers */
+    assert_true(ss.delete_requests >= 1);
+    weir_mock_tm_close(&tm);
+    s3_jm_stop(&f);
+
+    /* a new job manager (the local blob store emptied: the plugin comes from S3 again) restores
+     * the job from the latest checkpoint on S3 */
+    char rm[900];
+    snprintf(rm, sizeof rm, "%s/%s", f.blobs, SHA_ABC);
+    assert_int_equal(unlink(rm), 0);
+    s3_jm_start(&f);
+    tm = weir_mock_tm_register(f.zctx, f.jm->rpc_port, "tm-a", "tcp://a:1", 1);
+    assert_int_equal(expect_deploy(tm, 3, op), n2);
+    assert_string_equal(op, "1:0:at-n2");
+    weir_mock_tm_close(&tm);
+    s3_jm_stop(&f);
+    zmq_ctx_term(f.zctx);
+
+    /* weir_savepoint_read on S3: the retained checkpoint by its directory and by its _metadata
+     * object (the base is the directory's URI), an absent location */
+    weir_ckpt_meta_t meta;
+    char base[WEIR_STORAGE_URI_MAX], uri[512], meta_uri[600];
+    snprintf(uri, sizeof uri, "%s/%s/chk-%llu", f.ck, JOB_ID, (unsigned long long)n2);
+    snprintf(meta_uri, sizeof meta_uri, "%s/_metadata", uri);
+    const char *forms[] = {uri, meta_uri};
+    for (int i = 0; i < 2; i++) {
+        if (weir_savepoint_read(env, forms[i], &meta, base, sizeof base, err, sizeof err) != 0)
+            fail_msg("read %s: %s", forms[i], err);
+        assert_string_equal(base, uri);
+        assert_int_equal(meta.id, n2);
+        assert_string_equal(meta.job, JOB_ID);
+        weir_ckpt_meta_clear(&meta);
+    }
+    snprintf(uri, sizeof uri, "s3://%s/nothing", f.bucket);
+    assert_int_equal(weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err),
+                     WEIR_ENOTFOUND);
+    snprintf(want, sizeof want, "%s does not exist", uri);
+    assert_string_equal(err, want);
+    /* a self-contained savepoint written to S3: its keyed file is checked by size, and its
+     * absence named with its URI */
+    snprintf(uri, sizeof uri, "s3://%s/sp/savepoint-001122-aabbccddeeff", f.bucket);
+    weir_storage_t *sp = weir_storage_open(env, uri, err, sizeof err);
+    assert_non_null(sp);
+    const char *handle = "{\"version\":1,\"checkpoint\":9,\"task\":\"0-0\",\"layout\":"
+                         "\"self-contained\",\"shared\":[],\"private\":[{\"name\":"
+                         "\"MANIFEST\",\"size\":5}]}";
+    weir_ckpt_task_t task = {.vertex = 0, .subtask = 0, .keyed = (char *)handle};
+    weir_ckpt_meta_t sm = {
+        .id = 9, .trigger_ms = 1, .complete_ms = 2, .tasks = &task, .n_tasks = 1};
+    memcpy(sm.job, JOB_ID, 33);
+    char *text = NULL;
+    size_t tlen = 0;
+    assert_int_equal(weir_ckpt_meta_encode(&sm, &text, &tlen), 0);
+    assert_int_equal(weir_storage_put(sp, "_metadata", text, tlen, err, sizeof err), 0);
+    free(text);
+    assert_int_equal(weir_storage_put(sp, "0-0/MANIFEST", "12345", 5, err, sizeof err), 0);
+    if (weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err) != 0)
+        fail_msg("read %s: %s", uri, err);
+    assert_string_equal(base, uri);
+    assert_int_equal(meta.id, 9);
+    weir_ckpt_meta_clear(&meta);
+    assert_int_equal(weir_storage_put(sp, "0-0/MANIFEST", "1234", 4, err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err),
+                     WEIR_ECORRUPT);
+    snprintf(want, sizeof want, "%s/0-0/MANIFEST: has 4 bytes, _metadata says 5", uri);
+    assert_string_equal(err, want);
+    assert_int_equal(weir_storage_delete(sp, "0-0/MANIFEST", err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(env, uri, &meta, base, sizeof base, err, sizeof err),
+                     WEIR_ENOTFOUND);
+    snprintf(want, sizeof want, "%s/0-0/MANIFEST: missing (the savepoint is incomplete)", uri);
+    assert_string_equal(err, want);
+    weir_storage_close(&sp);
+    weir_storage_env_free(&env);
+    sh_out(out, sizeof out, "bash %s stop %s/weed", f.sh, f.dir);
+    weir_test_tmpdir_remove(f.dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_result_store),
         cmocka_unit_test(test_application_job_id), cmocka_unit_test(test_recover_skips_ended_job),
         cmocka_unit_test(test_load_read_errors),   cmocka_unit_test(test_pointer_write_fails),
         cmocka_unit_test(test_jm_pointer_failure), cmocka_unit_test(test_jm_attempt_record_failure),
+        cmocka_unit_test(test_bad_locations),      cmocka_unit_test(test_jm_on_s3),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, teardown_storage);
 }

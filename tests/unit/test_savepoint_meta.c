@@ -381,6 +381,22 @@ static void test_decode_refusals(void **state) {
 
 /* ---- weir_savepoint_read ------------------------------------------------------------------- */
 
+/* The storage env of the reads (POSIX locations: storage/posix.c). */
+static weir_storage_env_t *g_env;
+
+static int setup_env(void **state) {
+    (void)state;
+    char err[256];
+    g_env = weir_storage_env_new(NULL, err, sizeof err);
+    return g_env ? 0 : -1;
+}
+
+static int teardown_env(void **state) {
+    (void)state;
+    weir_storage_env_free(&g_env);
+    return 0;
+}
+
 /* A savepoint directory @p dir (self-contained): vertex 0 (generator, op state), vertex 1 (keyed
  * "count" at parallelism 2) with files 1-0/{a.sst (5 bytes), MANIFEST (3 bytes)} and 1-1/{b.sst
  * (4 bytes)}. */
@@ -414,7 +430,7 @@ static void write_savepoint(const char *dir) {
 static void expect_read_fails(const char *path, int want, const char *msg) {
     weir_ckpt_meta_t m;
     char base[4096], err[1024] = "";
-    int rc = weir_savepoint_read(path, &m, base, sizeof base, err, sizeof err);
+    int rc = weir_savepoint_read(g_env, path, &m, base, sizeof base, err, sizeof err);
     if (rc != want || strcmp(err, msg) != 0)
         fail_msg("read %s: rc %d '%s', wanted %d '%s'", path, rc, err, want, msg);
     assert_int_equal(m.n_tasks, 0);
@@ -435,7 +451,8 @@ static void test_read_forms(void **state) {
     snprintf(want_base, sizeof want_base, "%s/savepoint-012345-abcdefabcdef", real);
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, forms[i], dir);
-        assert_int_equal(weir_savepoint_read(path, &m, base, sizeof base, err, sizeof err), 0);
+        assert_int_equal(weir_savepoint_read(g_env, path, &m, base, sizeof base, err, sizeof err),
+                         0);
         assert_string_equal(base, want_base);
         assert_int_equal(m.id, 4);
         assert_int_equal(m.n_ops, 2);
@@ -445,7 +462,7 @@ static void test_read_forms(void **state) {
     /* through a symbolic link: the base is the real directory */
     snprintf(link, sizeof link, "%s/sp-link", tmp);
     assert_int_equal(symlink(dir, link), 0);
-    assert_int_equal(weir_savepoint_read(link, &m, base, sizeof base, err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(g_env, link, &m, base, sizeof base, err, sizeof err), 0);
     assert_string_equal(base, want_base);
     weir_ckpt_meta_clear(&m);
     /* relocated: moved to another directory, read from there */
@@ -454,12 +471,21 @@ static void test_read_forms(void **state) {
     snprintf(path, sizeof path, "%s/elsewhere", tmp);
     assert_int_equal(weir_mkdirs(path), 0);
     assert_int_equal(rename(dir, moved), 0);
-    assert_int_equal(weir_savepoint_read(moved, &m, base, sizeof base, err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(g_env, moved, &m, base, sizeof base, err, sizeof err), 0);
     snprintf(want_base, sizeof want_base, "%s/elsewhere/sp", real);
     assert_string_equal(base, want_base);
     weir_ckpt_meta_clear(&m);
+    /* as a file:// URI (storage.h): the same base, an absolute path */
+    snprintf(path, sizeof path, "file://%s/elsewhere/sp", real);
+    assert_int_equal(weir_savepoint_read(g_env, path, &m, base, sizeof base, err, sizeof err), 0);
+    assert_string_equal(base, want_base);
+    weir_ckpt_meta_clear(&m);
+    /* a URI that is no location: one line saying what to use */
+    assert_int_equal(weir_savepoint_read(g_env, "s3://A/x", &m, base, sizeof base, err, sizeof err),
+                     WEIR_ECONFIG);
+    assert_non_null(strstr(err, "s3://bucket/prefix"));
     /* a base buffer that is too small */
-    assert_int_equal(weir_savepoint_read(moved, &m, base, 8, err, sizeof err), WEIR_EINVAL);
+    assert_int_equal(weir_savepoint_read(g_env, moved, &m, base, 8, err, sizeof err), WEIR_EINVAL);
     free(real);
     weir_test_tmpdir_remove(tmp);
 }
@@ -496,7 +522,7 @@ static void test_read_checkpoint_layout(void **state) {
     write_bytes(path, "chk-6/1-0/MANIFEST", 1);
     snprintf(path, sizeof path, "%s/job/chk-7", tmp);
     weir_ckpt_meta_t m;
-    assert_int_equal(weir_savepoint_read(path, &m, base, sizeof base, err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(g_env, path, &m, base, sizeof base, err, sizeof err), 0);
     snprintf(msg, sizeof msg, "%s/job/chk-7", real);
     assert_string_equal(base, msg);
     weir_ckpt_meta_clear(&m);
@@ -508,7 +534,7 @@ static void test_read_checkpoint_layout(void **state) {
     write_text(path, text);
     free(text);
     snprintf(path, sizeof path, "%s/job/chk-3", tmp);
-    assert_int_equal(weir_savepoint_read(path, &m, base, sizeof base, err, sizeof err), 0);
+    assert_int_equal(weir_savepoint_read(g_env, path, &m, base, sizeof base, err, sizeof err), 0);
     assert_int_equal(m.id, 3);
     assert_int_equal(m.n_ops, 0);
     assert_int_equal(m.n_tasks, 2);
@@ -551,12 +577,11 @@ static void test_read_failures(void **state) {
     write_bytes(dir, "1-1/b.sst", 3);
     snprintf(msg, sizeof msg, "%s/sp/1-1/b.sst: has 3 bytes, _metadata says 4", real);
     expect_read_fails(dir, WEIR_ECORRUPT, msg);
-    /* a directory where a file should be */
+    /* a directory where a file should be: no object there (storage.h) */
     assert_int_equal(unlink(path), 0);
     assert_int_equal(mkdir(path, 0755), 0);
-    snprintf(msg, sizeof msg,
-             "%s/sp/1-1/b.sst: not a regular file, _metadata says a file of 4 bytes", real);
-    expect_read_fails(dir, WEIR_ECORRUPT, msg);
+    snprintf(msg, sizeof msg, "%s/sp/1-1/b.sst: missing (the savepoint is incomplete)", real);
+    expect_read_fails(dir, WEIR_ENOTFOUND, msg);
     assert_int_equal(rmdir(path), 0);
     write_bytes(dir, "1-1/b.sst", 4);
     /* _metadata: one byte changed, then cut short */
@@ -568,7 +593,7 @@ static void test_read_failures(void **state) {
     assert_int_equal(weir_write_file_atomic(path, data, len), 0);
     weir_ckpt_meta_t m;
     char base[4096], err[1024] = "";
-    assert_int_equal(weir_savepoint_read(dir, &m, base, sizeof base, err, sizeof err),
+    assert_int_equal(weir_savepoint_read(g_env, dir, &m, base, sizeof base, err, sizeof err),
                      WEIR_ECORRUPT);
     snprintf(msg, sizeof msg, "%s/sp/_metadata is corrupt: sha256 mismatch", real);
     assert_memory_equal(err, msg, strlen(msg));
@@ -595,7 +620,7 @@ static void expect_metadata_refused(const char *json, const char *needle) {
     free(text);
     weir_ckpt_meta_t m;
     char base[4096], err[1024] = "";
-    int rc = weir_savepoint_read(tmp, &m, base, sizeof base, err, sizeof err);
+    int rc = weir_savepoint_read(g_env, tmp, &m, base, sizeof base, err, sizeof err);
     if (rc != WEIR_ECORRUPT || !strstr(err, needle) || !strstr(err, "/_metadata is corrupt: "))
         fail_msg("rc %d, '%s', wanted '%s'", rc, err, needle);
     assert_int_equal(m.n_ops, 0);
@@ -684,5 +709,5 @@ int main(void) {
         cmocka_unit_test(test_read_failures),
         cmocka_unit_test(test_read_inconsistent),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup_env, teardown_env);
 }
