@@ -228,6 +228,8 @@ static char *dup_or_null(const char *s) {
 
 weir_storage_env_t *weir_storage_env_new(const weir_config_t *cfg, char *errstr, size_t errlen) {
     weir_storage_env_t *env = weir_xcalloc(1, sizeof *env);
+    pthread_mutex_init(&env->mu, NULL); /* first: weir_storage_env_free destroys them */
+    pthread_cond_init(&env->cv, NULL);
     weir_s3_settings_t *s = &env->s3;
     s->region = weir_xstrdup("us-east-1");
     s->multipart_threshold = 32u << 20;
@@ -280,8 +282,6 @@ weir_storage_env_t *weir_storage_env_new(const weir_config_t *cfg, char *errstr,
         s->max_concurrent = (uint32_t)mc;
         s->retry_max_attempts = (uint32_t)ra;
     }
-    pthread_mutex_init(&env->mu, NULL);
-    pthread_cond_init(&env->cv, NULL);
     return env;
 }
 
