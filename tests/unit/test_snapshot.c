@@ -21,6 +21,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "state/snapshot.h"
+#include "snapshot_io.h"
 #include "state/state.h"
 #include "state/state_int.h"
 #include "testutil.h"
@@ -251,7 +252,7 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ckdir
         fail_msg("take failed: %s", err);
     char *h = NULL;
     uint64_t ss = 0, us = 0;
-    int rc = weir_state_snapshot_upload(s, ckdir, task,
+    int rc = upload_to(s, ckdir, task,
                                         incremental ? WEIR_UPLOAD_INCREMENTAL : WEIR_UPLOAD_FULL,
                                         &h, &ss, &us, err, sizeof(err));
     if (rc != 0)
@@ -267,7 +268,7 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ckdir
 static weir_state_backend_t *restore(const char *path, const char *ckdir, const char *h) {
     weir_state_opts_t o = opts_for(path);
     char err[512];
-    weir_state_backend_t *sb = weir_state_restore(&o, DECLS, N_ST, ckdir, h, err, sizeof(err));
+    weir_state_backend_t *sb = restore_ck(&o, DECLS, N_ST, ckdir, h, err, sizeof(err));
     if (!sb)
         fail_msg("restore failed: %s", err);
     return sb;
@@ -542,13 +543,13 @@ static void test_restore_errors(void **unused) {
     char err[512];
 
     /* not JSON */
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, "{not json", err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, "{not json", err, sizeof(err)));
     assert_non_null(strstr(err, "not valid JSON"));
     /* JSON, wrong shape */
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, "[1,2]", err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, "[1,2]", err, sizeof(err)));
     assert_non_null(strstr(err, "handle"));
     /* path traversal in a file name */
-    assert_null(weir_state_restore(
+    assert_null(restore_ck(
         &o, DECLS, N_ST, ck,
         "{\"version\":1,\"checkpoint\":4,\"task\":\"2-1\",\"max_parallelism\":64,\"states\":[],"
         "\"shared\":[{\"name\":\"../../x\",\"local\":\"000001.sst\",\"size\":1}],\"private\":[]}",
@@ -557,7 +558,7 @@ static void test_restore_errors(void **unused) {
     /* another max parallelism */
     weir_state_opts_t o2 = o;
     o2.max_parallelism = 128;
-    assert_null(weir_state_restore(&o2, DECLS, N_ST, ck, h, err, sizeof(err)));
+    assert_null(restore_ck(&o2, DECLS, N_ST, ck, h, err, sizeof(err)));
     assert_non_null(strstr(err, "max parallelism"));
 
     /* a truncated private file */
@@ -568,7 +569,7 @@ static void test_restore_errors(void **unused) {
     size_t cl;
     assert_int_equal(weir_read_file(p, &cur, &cl), 0);
     assert_int_equal(truncate(p, 3), 0);
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
     assert_non_null(strstr(err, "CURRENT"));
     assert_non_null(strstr(err, "expected"));
     assert_int_equal(weir_write_file_atomic(p, cur, cl), 0);
@@ -579,7 +580,7 @@ static void test_restore_errors(void **unused) {
     snprintf(p, sizeof(p), "%s/shared/%s", ck, victim);
     char *moved = pjoin(tmp, "moved");
     assert_int_equal(rename(p, moved), 0);
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
     assert_non_null(strstr(err, p));
     assert_non_null(strstr(err, "is missing"));
     assert_non_null(strstr(err, "removed or is incomplete"));
@@ -636,7 +637,7 @@ static void test_two_tasks_and_free(void **unused) {
     /* bad task names are refused */
     s = weir_state_snapshot_take(a, 3, err, sizeof(err));
     char *h = NULL;
-    assert_int_equal(weir_state_snapshot_upload(s, ck, "../x", WEIR_UPLOAD_INCREMENTAL, &h, NULL,
+    assert_int_equal(upload_to(s, ck, "../x", WEIR_UPLOAD_INCREMENTAL, &h, NULL,
                                                 NULL, err, sizeof(err)),
                      WEIR_EINVAL);
     weir_state_snapshot_free(&s);
