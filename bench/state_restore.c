@@ -24,7 +24,7 @@
 #include "common/util.h"
 #include "runtime/graph/keygroup.h"
 #include "state/snapshot.h"
-#include "tests/unit/snapshot_io.h"
+#include "../tests/unit/snapshot_io.h"
 #include "state/state.h"
 #include "state/state_int.h"
 

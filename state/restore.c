@@ -294,8 +294,8 @@ static bool cacheable(const rplan_t *pl, const rfile_t *f) {
 }
 
 /* Fetches object @p f of @p s into @p path and checks its size (the file is removed if wrong). */
-static int fetch(rplan_t *pl, const rsource_t *s, const rfile_t *f, const char *path,
-                 char *errstr, size_t errlen) {
+static int fetch(rplan_t *pl, const rsource_t *s, const rfile_t *f, const char *path, char *errstr,
+                 size_t errlen) {
     char uri[WEIR_STORAGE_URI_MAX], err[512] = "";
     uint64_t got = 0;
     if (weir_storage_uri_join(weir_storage_uri(s->st), f->key, uri, sizeof(uri)) != 0)

@@ -498,8 +498,8 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, weir_storage_t *st, 
     if (uploaded_size)
         *uploaded_size = written;
     WEIR_DEBUG(COMP, "uploaded snapshot %llu of %s to %s: %llu bytes referenced, %llu written",
-               (unsigned long long)snap->id, task, weir_storage_uri(st),
-               (unsigned long long)total, (unsigned long long)written);
+               (unsigned long long)snap->id, task, weir_storage_uri(st), (unsigned long long)total,
+               (unsigned long long)written);
     if (weir_rmtree(snap->local_dir) != 0)
         WEIR_WARN(COMP, "cannot remove local checkpoint directory %s", snap->local_dir);
     free(snap->local_dir);

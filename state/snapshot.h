@@ -110,9 +110,9 @@ typedef struct weir_state_fetch {
  * from a temporary copy and its keys of [first, last] are written into SST files and ingested. With
  * claim true (the job's own checkpoint) the shared SSTs of the whole-restored source count as
  * uploaded (confirmed); with claim false nothing does, so the next checkpoint is complete on its
- * own. Nothing under base is ever created, changed or deleted (objects are only read). opts->path and the scratch
- * directory "<opts->path>.restore" are removed first (a restore killed half-way leaves only
- * scratch). NULL + errstr (one line) on error. */
+ * own. Nothing under base is ever created, changed or deleted (objects are only read). opts->path
+ * and the scratch directory "<opts->path>.restore" are removed first (a restore killed half-way
+ * leaves only scratch). NULL + errstr (one line) on error. */
 weir_state_backend_t *weir_state_restore_plan(const weir_state_opts_t *opts,
                                               const weir_state_decl_t *states, uint32_t n_states,
                                               const weir_state_fetch_t *fetch,

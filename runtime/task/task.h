@@ -58,8 +58,8 @@ typedef struct weir_task_spec {
     void *cb_arg;
     /* checkpointing (docs/checkpointing.md); all zero = off */
     weir_checkpoint_mode_t checkpoint_mode;
-    const char *checkpoint_dir;      /* <state.checkpoints.dir>/<job id> (a storage URI: s3://...
-                                        or a path); copied */
+    const char *checkpoint_dir; /* <state.checkpoints.dir>/<job id> (a storage URI: s3://...
+                                   or a path); copied */
     /* the task manager's checkpoint storage env (storage/storage.h): every upload and restore of
      * keyed state goes through it; must outlive the task. NULL: the task makes its own from
      * defaults when it needs one (tests; no s3.* settings then) */

@@ -14,8 +14,8 @@ static inline int upload_to(weir_state_snapshot_t *s, const char *dir, const cha
                             char *err, size_t errlen) {
     weir_storage_env_t *env = weir_storage_env_new(NULL, err, errlen);
     weir_storage_t *st = env ? weir_storage_open(env, dir, err, errlen) : NULL;
-    int rc = st ? weir_state_snapshot_upload(s, st, task, mode, h, ss, us, err, errlen)
-                : WEIR_ECONFIG;
+    int rc =
+        st ? weir_state_snapshot_upload(s, st, task, mode, h, ss, us, err, errlen) : WEIR_ECONFIG;
     weir_storage_close(&st);
     weir_storage_env_free(&env);
     return rc;

@@ -252,9 +252,8 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ckdir
         fail_msg("take failed: %s", err);
     char *h = NULL;
     uint64_t ss = 0, us = 0;
-    int rc = upload_to(s, ckdir, task,
-                                        incremental ? WEIR_UPLOAD_INCREMENTAL : WEIR_UPLOAD_FULL,
-                                        &h, &ss, &us, err, sizeof(err));
+    int rc = upload_to(s, ckdir, task, incremental ? WEIR_UPLOAD_INCREMENTAL : WEIR_UPLOAD_FULL, &h,
+                       &ss, &us, err, sizeof(err));
     if (rc != 0)
         fail_msg("upload failed: %s", err);
     weir_state_snapshot_free(&s);
@@ -637,9 +636,9 @@ static void test_two_tasks_and_free(void **unused) {
     /* bad task names are refused */
     s = weir_state_snapshot_take(a, 3, err, sizeof(err));
     char *h = NULL;
-    assert_int_equal(upload_to(s, ck, "../x", WEIR_UPLOAD_INCREMENTAL, &h, NULL,
-                                                NULL, err, sizeof(err)),
-                     WEIR_EINVAL);
+    assert_int_equal(
+        upload_to(s, ck, "../x", WEIR_UPLOAD_INCREMENTAL, &h, NULL, NULL, err, sizeof(err)),
+        WEIR_EINVAL);
     weir_state_snapshot_free(&s);
     weir_state_close(&a, true);
     weir_state_close(&b, true);
@@ -658,6 +657,206 @@ static void test_two_tasks_and_free(void **unused) {
 /* ------------------------------------------------------------------------------------------ */
 /* operator state redistribution                                                              */
 /* ------------------------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* local recovery: the task manager's cache of shared SSTs                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The "*.sst" names in @p dir, sorted, joined by ' ' (readdir, not weir's code). */
+static char *sst_listing(const char *dir) {
+    char *names[512];
+    size_t n = 0, total = 1;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (de->d_name[0] == '.' || l < 4 || strcmp(de->d_name + l - 4, ".sst") != 0)
+            continue;
+        assert_true(n < 512);
+        names[n++] = strdup(de->d_name);
+        total += l + 1;
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++) /* insertion sort */
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    char *out = calloc(1, total);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, names[i]);
+        free(names[i]);
+    }
+    return out;
+}
+
+/* The shared names of handles @p a (and @p b, may be NULL), sorted and joined like sst_listing. */
+static char *shared_names(const char *a, const char *b) {
+    char *names[512];
+    size_t n = 0, total = 1;
+    const char *hs[2] = {a, b};
+    for (int k = 0; k < 2 && hs[k]; k++) {
+        json_error_t je;
+        json_t *r = json_loads(hs[k], 0, &je);
+        assert_non_null(r);
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(r, "shared"), i, o) {
+            const char *nm = json_string_value(json_object_get(o, "name"));
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = strcmp(names[j], nm) == 0;
+            if (dup)
+                continue;
+            assert_true(n < 512);
+            names[n++] = strdup(nm);
+            total += strlen(nm) + 1;
+        }
+        json_decref(r);
+    }
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    char *out = calloc(1, total);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, names[i]);
+        free(names[i]);
+    }
+    return out;
+}
+
+static size_t n_private(const hinfo_t *hi) {
+    return json_array_size(json_object_get(hi->root, "private"));
+}
+
+static weir_state_backend_t *restore_cached(weir_storage_env_t *env, const char *cache,
+                                            const char *owner, const char *path, const char *ckdir,
+                                            const char *h) {
+    weir_state_opts_t o = opts_for(path);
+    weir_state_fetch_t f = {.env = env, .cache_dir = cache, .owner = owner};
+    char err[512];
+    weir_state_backend_t *sb = weir_state_restore(&o, DECLS, N_ST, &f, ckdir, h, err, sizeof(err));
+    if (!sb)
+        fail_msg("restore failed: %s", err);
+    return sb;
+}
+
+/* A restore of the same checkpoint with the same cache downloads no SST the second time (the
+ * env's get counters: only the private files are fetched again); a cached file of the wrong size
+ * is fetched again; the cache keeps exactly the shared files of the latest restore of each
+ * owner (compared with readdir against the handles). */
+static void test_local_recovery_cache(void **unused) {
+    (void)unused;
+    rng_state = 0x4242;
+    char *tmp = weir_test_tmpdir("snapshot");
+    char *db = pjoin(tmp, "db"), *r1 = pjoin(tmp, "r1"), *ck = pjoin(tmp, "ck"),
+         *cache = pjoin(tmp, "local-recovery/0123456789abcdef0123456789abcdef");
+    weir_state_backend_t *sb = open_sb(db);
+    static model_t m1, m2;
+    model_init(&m1);
+    random_ops(sb, &m1, 4000);
+    char *h1 = checkpoint(sb, 1, ck, "1-0", true, NULL, NULL);
+    weir_state_snapshot_confirm(sb, 1);
+    m2 = m1;
+    random_ops(sb, &m2, 4000);
+    assert_int_equal(weir_state_int_compact(sb), 0); /* a new SST set: checkpoint 2 differs */
+    char *h2 = checkpoint(sb, 2, ck, "1-0", true, NULL, NULL);
+    weir_state_close(&sb, true);
+    hinfo_t i1 = parse_handle(h1, ck), i2 = parse_handle(h2, ck);
+
+    char err[256];
+    weir_storage_env_t *env = weir_storage_env_new(NULL, err, sizeof(err));
+    assert_non_null(env);
+    weir_storage_stats_t s0, s1, s2, s3;
+
+    /* first restore: every file is downloaded, the shared ones into the cache */
+    weir_storage_env_stats(env, &s0);
+    weir_state_backend_t *r = restore_cached(env, cache, "1-0", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    weir_storage_env_stats(env, &s1);
+    assert_int_equal(s1.get_requests - s0.get_requests, i1.n_shared + n_private(&i1));
+    assert_int_equal(s1.get_bytes - s0.get_bytes, i1.shared_bytes + i1.private_bytes);
+    char *want = shared_names(h1, NULL), *got = sst_listing(cache);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+
+    /* second restore of the same checkpoint: no SST downloaded, only the private files */
+    r = restore_cached(env, cache, "1-0", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    weir_storage_env_stats(env, &s2);
+    printf("local recovery: first restore %llu gets / %llu bytes, second %llu gets / %llu bytes "
+           "(%zu shared SSTs from the cache)\n",
+           (unsigned long long)(s1.get_requests - s0.get_requests),
+           (unsigned long long)(s1.get_bytes - s0.get_bytes),
+           (unsigned long long)(s2.get_requests - s1.get_requests),
+           (unsigned long long)(s2.get_bytes - s1.get_bytes), i1.n_shared);
+    assert_int_equal(s2.get_requests - s1.get_requests, n_private(&i1));
+    assert_int_equal(s2.get_bytes - s1.get_bytes, i1.private_bytes);
+
+    /* a cached file of the wrong size (a half-written leftover) is fetched again */
+    const char *victim = json_string_value(
+        json_object_get(json_array_get(json_object_get(i1.root, "shared"), 0), "name"));
+    uint64_t vsize = (uint64_t)json_integer_value(
+        json_object_get(json_array_get(json_object_get(i1.root, "shared"), 0), "size"));
+    char *vp = pjoin(cache, victim);
+    assert_int_equal(unlink(vp), 0); /* a new inode: the checkpoint's own file is untouched */
+    assert_int_equal(weir_write_file_atomic(vp, "xyz", 3), 0);
+    r = restore_cached(env, cache, "1-0", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    weir_storage_env_stats(env, &s3);
+    assert_int_equal(s3.get_requests - s2.get_requests, n_private(&i1) + 1);
+    assert_int_equal(s3.get_bytes - s2.get_bytes, i1.private_bytes + vsize);
+    assert_int_equal(fsize(vp), vsize);
+
+    /* bounded growth: owner 1-0 now restores checkpoint 2, so only its files stay ... */
+    r = restore_cached(env, cache, "1-0", r1, ck, h2);
+    verify(r, &m2);
+    weir_state_close(&r, true);
+    want = shared_names(h2, NULL);
+    got = sst_listing(cache);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    /* ... and another owner's restore of checkpoint 1 keeps both owners' files */
+    r = restore_cached(env, cache, "1-1", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    want = shared_names(h1, h2);
+    got = sst_listing(cache);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    /* the checkpoint is intact: every file still has its recorded size (parse_handle checks) */
+    hinfo_t again = parse_handle(h1, ck);
+    json_decref(again.root);
+
+    weir_storage_env_free(&env);
+    json_decref(i1.root);
+    json_decref(i2.root);
+    free(vp);
+    free(h1);
+    free(h2);
+    weir_test_tmpdir_remove(tmp);
+    free(db);
+    free(r1);
+    free(ck);
+    free(cache);
+}
 
 static void test_redistribute(void **unused) {
     (void)unused;
@@ -719,9 +918,10 @@ static void test_redistribute(void **unused) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_incremental_and_chain),
-        cmocka_unit_test(test_confirm_semantics),  cmocka_unit_test(test_restore_errors),
-        cmocka_unit_test(test_two_tasks_and_free), cmocka_unit_test(test_redistribute),
+        cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_incremental_and_chain),
+        cmocka_unit_test(test_confirm_semantics),    cmocka_unit_test(test_restore_errors),
+        cmocka_unit_test(test_two_tasks_and_free),   cmocka_unit_test(test_redistribute),
+        cmocka_unit_test(test_local_recovery_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
