@@ -461,13 +461,14 @@ static void cache_prune(const char *cache) {
         rc = read_used(p, &names, &n, &cap);
     }
     if (rc == 0) { /* never prune on a list that could not be read whole */
-        qsort(names, n, sizeof(char *), cmp_str);
+        if (n)
+            qsort(names, n, sizeof(char *), cmp_str);
         rewinddir(d);
         while ((de = readdir(d)) != NULL) {
             size_t l = strlen(de->d_name);
             const char *key = de->d_name;
             if (de->d_name[0] == '.' || l <= 4 || strcmp(de->d_name + l - 4, ".sst") != 0 ||
-                bsearch(&key, names, n, sizeof(char *), cmp_str))
+                (n && bsearch(&key, names, n, sizeof(char *), cmp_str)))
                 continue;
             char p[PATH_CAP];
             weir_fmt(p, sizeof(p), "%s/%s", cache, de->d_name);

@@ -841,6 +841,40 @@ static void test_local_recovery_cache(void **unused) {
     assert_string_equal(got, want);
     free(want);
     free(got);
+    /* a savepoint (self-contained: nothing cacheable) restored with the cache on: the restore
+     * is exact and the cache keeps the other owners' files */
+    {
+        char *sp = pjoin(tmp, "sp"), *r2 = pjoin(tmp, "r2");
+        sb = restore(r1, ck, h1); /* without the cache: its lists stay as they are */
+        weir_state_snapshot_t *snap = weir_state_snapshot_take(sb, 7, err, sizeof(err));
+        assert_non_null(snap);
+        char *hs = NULL;
+        assert_int_equal(upload_to(snap, sp, "1-0", WEIR_UPLOAD_SELF_CONTAINED, &hs, NULL, NULL,
+                                   err, sizeof(err)),
+                         0);
+        weir_state_snapshot_free(&snap);
+        weir_state_close(&sb, true);
+        char doc[8192];
+        snprintf(doc, sizeof(doc),
+                 "{\"base\":\"%s\",\"claim\":false,\"max_parallelism\":64,\"range\":[0,63],"
+                 "\"sources\":[{\"range\":[0,63],\"handle\":%s}]}",
+                 sp, hs);
+        weir_state_opts_t o = opts_for(r2);
+        weir_state_fetch_t f = {.env = env, .cache_dir = cache, .owner = "1-2"};
+        r = weir_state_restore_plan(&o, DECLS, N_ST, &f, doc, err, sizeof(err));
+        if (!r)
+            fail_msg("savepoint restore: %s", err);
+        verify(r, &m1);
+        weir_state_close(&r, true);
+        want = shared_names(h1, h2);
+        got = sst_listing(cache);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        free(hs);
+        free(sp);
+        free(r2);
+    }
     /* the checkpoint is intact: every file still has its recorded size (parse_handle checks) */
     hinfo_t again = parse_handle(h1, ck);
     json_decref(again.root);
