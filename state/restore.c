@@ -35,13 +35,18 @@
  *    are registered as uploaded (snapshot.c's registry): with claim false the next checkpoint
  *    uploads every file.
  * Threading: runs on the subtask thread before the backend is used (several subtasks of a task
- * manager restore at once: the cache protocol above makes that safe); RocksDB's own background
- * threads flush and compact. */
+ * manager restore at once: the cache protocol above makes that safe); the files of one source
+ * are placed by up to FETCH_THREADS threads (place_files: a mutex-guarded next index and first
+ * error; the plan is read-only to them but for its atomic counters), joined before anything
+ * opens them; RocksDB's own background threads flush and compact. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <rocksdb/c.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +68,7 @@
 #define PATH_CAP 4096
 #define INGEST_FILE_BYTES ((uint64_t)64 << 20) /* one SST per 64 MiB of merged keys and values */
 #define SCAN_READAHEAD ((size_t)2 << 20)
+#define FETCH_THREADS 4 /* files of one source fetched at once (S3: one request each) */
 
 /* A file of a source: its key in the source's storage and its name in the RocksDB directory. */
 typedef struct rfile {
@@ -93,7 +99,7 @@ typedef struct rplan {
     weir_storage_t *st[2]; /* rooted at the base (self-contained) and at its checkpoint root */
     const char *scratch;   /* for downloads into the cache (set once the scratch exists) */
     bool use_cache;        /* fetch->cache_dir is set and usable */
-    uint64_t cached, fetched, fetched_bytes;
+    _Atomic uint64_t cached, fetched, fetched_bytes; /* place_file runs on fetch threads too */
 } rplan_t;
 
 static void plan_clear(rplan_t *pl) {
@@ -315,8 +321,8 @@ static int fetch(rplan_t *pl, const rsource_t *s, const rfile_t *f, const char *
                          "savepoint directory is corrupt or incomplete",
                          uri, (unsigned long long)got, (unsigned long long)f->size);
     }
-    pl->fetched++;
-    pl->fetched_bytes += got;
+    atomic_fetch_add(&pl->fetched, 1);
+    atomic_fetch_add(&pl->fetched_bytes, got);
     return 0;
 }
 
@@ -333,7 +339,7 @@ static int place_file(rplan_t *pl, const rsource_t *s, const rfile_t *f, const c
     struct stat st;
     if (stat(cpath, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == f->size) {
         if (link(cpath, dst) == 0) {
-            pl->cached++;
+            atomic_fetch_add(&pl->cached, 1);
             return 0;
         }
         WEIR_DEBUG(COMP, "cannot link %s to %s (%s): fetching it", cpath, dst, strerror(errno));
@@ -357,15 +363,57 @@ static int place_file(rplan_t *pl, const rsource_t *s, const rfile_t *f, const c
     return 0;
 }
 
-/* Puts the files of @p s into @p dir. */
+/* The files of one source placed by up to FETCH_THREADS threads: each takes the next index. */
+typedef struct fetch_pool {
+    rplan_t *pl;
+    const rsource_t *s;
+    const char *dir;
+    pthread_mutex_t mu;
+    size_t next; /* under mu */
+    int rc;      /* the first error (under mu); no new file is started after it */
+    char err[512];
+} fetch_pool_t;
+
+static void *fetch_worker(void *arg) {
+    fetch_pool_t *fp = arg;
+    for (;;) {
+        pthread_mutex_lock(&fp->mu);
+        size_t j = fp->next < fp->s->n_files && fp->rc == 0 ? fp->next++ : SIZE_MAX;
+        pthread_mutex_unlock(&fp->mu);
+        if (j == SIZE_MAX)
+            return NULL;
+        char err[512] = "";
+        int rc = place_file(fp->pl, fp->s, &fp->s->files[j], fp->dir, err, sizeof(err));
+        if (rc != 0) {
+            pthread_mutex_lock(&fp->mu);
+            if (fp->rc == 0) {
+                fp->rc = rc;
+                weir_fmt(fp->err, sizeof(fp->err), "%s", err);
+            }
+            pthread_mutex_unlock(&fp->mu);
+        }
+    }
+}
+
+/* Puts the files of @p s into @p dir, up to FETCH_THREADS at once (a download is mostly waiting
+ * on the network; on POSIX, links). Returns the first error; files already placed stay (the
+ * directory is scratch). */
 static int place_files(rplan_t *pl, const rsource_t *s, const char *dir, char *errstr,
                        size_t errlen) {
-    for (size_t j = 0; j < s->n_files; j++) {
-        int rc = place_file(pl, s, &s->files[j], dir, errstr, errlen);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    fetch_pool_t fp = {.pl = pl, .s = s, .dir = dir};
+    pthread_mutex_init(&fp.mu, NULL);
+    pthread_t th[FETCH_THREADS - 1];
+    size_t n_th = 0;
+    while (n_th < FETCH_THREADS - 1 && n_th + 1 < s->n_files &&
+           pthread_create(&th[n_th], NULL, fetch_worker, &fp) == 0)
+        n_th++;
+    fetch_worker(&fp); /* this thread works too (alone when threads cannot be made) */
+    for (size_t i = 0; i < n_th; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&fp.mu);
+    if (fp.rc != 0)
+        weir_fmt(errstr, errlen, "%s", fp.err);
+    return fp.rc;
 }
 
 /* The cache's lock (flock on <cache>/.lock; per open file, so threads exclude each other too).
@@ -775,8 +823,9 @@ static weir_state_backend_t *restore_doc(const weir_state_opts_t *opts,
               prim ? prim->n_files : 0, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, merged,
               (unsigned long long)keys, (unsigned long long)bytes,
               (double)(weir_now_ns() - t2) / 1e6, pl.claim ? "true" : "false",
-              (unsigned long long)pl.fetched, (unsigned long long)pl.fetched_bytes,
-              (unsigned long long)pl.cached);
+              (unsigned long long)atomic_load(&pl.fetched),
+              (unsigned long long)atomic_load(&pl.fetched_bytes),
+              (unsigned long long)atomic_load(&pl.cached));
     goto done;
 fail:
     weir_state_close(&sb, false);

@@ -4,6 +4,7 @@
  * disk), confirm semantics, restore errors (missing/truncated files, bad handles), private files
  * of several checkpoints and tasks, and operator-state redistribution checked by brute force. */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -752,6 +753,23 @@ static weir_state_backend_t *restore_cached(weir_storage_env_t *env, const char 
     return sb;
 }
 
+/* One restore on its own thread (no cmocka asserts there: the result is checked on the main one).
+ */
+typedef struct restore_job {
+    weir_storage_env_t *env;
+    const char *cache, *owner, *path, *ckdir, *h;
+    weir_state_backend_t *sb;
+    char err[512];
+} restore_job_t;
+
+static void *restore_thread(void *arg) {
+    restore_job_t *j = arg;
+    weir_state_opts_t o = opts_for(j->path);
+    weir_state_fetch_t f = {.env = j->env, .cache_dir = j->cache, .owner = j->owner};
+    j->sb = weir_state_restore(&o, DECLS, N_ST, &f, j->ckdir, j->h, j->err, sizeof(j->err));
+    return NULL;
+}
+
 /* A restore of the same checkpoint with the same cache downloads no SST the second time (the
  * env's get counters: only the private files are fetched again); a cached file of the wrong size
  * is fetched again; the cache keeps exactly the shared files of the latest restore of each
@@ -874,6 +892,34 @@ static void test_local_recovery_cache(void **unused) {
         free(hs);
         free(sp);
         free(r2);
+    }
+    /* two owners restoring at once from a cold cache (subtasks of one task manager): both exact,
+     * and neither's prune removes the other's files */
+    assert_int_equal(weir_rmtree(cache), 0);
+    {
+        char *ra = pjoin(tmp, "ra"), *rb = pjoin(tmp, "rb");
+        restore_job_t ja = {
+            .env = env, .cache = cache, .owner = "2-0", .path = ra, .ckdir = ck, .h = h1};
+        restore_job_t jb = {
+            .env = env, .cache = cache, .owner = "2-1", .path = rb, .ckdir = ck, .h = h2};
+        pthread_t ta, tb;
+        assert_int_equal(pthread_create(&ta, NULL, restore_thread, &ja), 0);
+        assert_int_equal(pthread_create(&tb, NULL, restore_thread, &jb), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        if (!ja.sb || !jb.sb)
+            fail_msg("concurrent restores: %s / %s", ja.err, jb.err);
+        verify(ja.sb, &m1);
+        verify(jb.sb, &m2);
+        weir_state_close(&ja.sb, true);
+        weir_state_close(&jb.sb, true);
+        want = shared_names(h1, h2);
+        got = sst_listing(cache);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        free(ra);
+        free(rb);
     }
     /* the checkpoint is intact: every file still has its recorded size (parse_handle checks) */
     hinfo_t again = parse_handle(h1, ck);
