@@ -233,8 +233,8 @@ int main(int argc, char **argv) {
         if (!snap)
             die("take", err);
         uint64_t ss = 0;
-        if (upload_to(snap, sp, task, WEIR_UPLOAD_SELF_CONTAINED, &handles[s], &ss,
-                                       NULL, err, sizeof(err)) != 0)
+        if (upload_to(snap, sp, task, WEIR_UPLOAD_SELF_CONTAINED, &handles[s], &ss, NULL, err,
+                      sizeof(err)) != 0)
             die("upload", err);
         weir_state_snapshot_free(&snap);
         bytes += ss;

@@ -107,8 +107,7 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ck, u
     double take_ms = ms_since(t0);
     t0 = weir_now_ns();
     char *h = NULL;
-    if (upload_to(s, ck, "1-0", WEIR_UPLOAD_INCREMENTAL, &h, ss, us, err,
-                                   sizeof(err)) != 0)
+    if (upload_to(s, ck, "1-0", WEIR_UPLOAD_INCREMENTAL, &h, ss, us, err, sizeof(err)) != 0)
         fail_msg("upload %llu: %s", (unsigned long long)id, err);
     weir_state_snapshot_free(&s);
     print_message("checkpoint %llu: take %.1f ms (synchronous part), upload %.1f ms, state %llu "

@@ -741,8 +741,7 @@ static int restore_child(const char *doc_file, const char *path) {
     text[len] = '\0';
     weir_state_opts_t o = opts_for(path);
     char err[1024];
-    weir_state_backend_t *sb =
-        restore_doc_plan(&o, NEW_DECLS, N_NEW, text, err, sizeof(err));
+    weir_state_backend_t *sb = restore_doc_plan(&o, NEW_DECLS, N_NEW, text, err, sizeof(err));
     if (!sb) {
         fprintf(stderr, "child restore failed: %s\n", err);
         return 1;

@@ -433,8 +433,7 @@ static void test_snapshot_restore(void **state) {
         assert_non_null(s);
         char *h = NULL;
         uint64_t ss, us;
-        assert_int_equal(upload_to(s, ck, "1-0", WEIR_UPLOAD_FULL, &h, &ss, &us,
-                                                    err, sizeof err),
+        assert_int_equal(upload_to(s, ck, "1-0", WEIR_UPLOAD_FULL, &h, &ss, &us, err, sizeof err),
                          0);
         weir_state_snapshot_free(&s);
         weir_state_close(&sb, true);

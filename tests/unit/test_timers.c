@@ -234,8 +234,7 @@ static char *upload(weir_state_backend_t *sb, const char *dir, const char *task)
         fail_msg("take: %s", err);
     char *h = NULL;
     uint64_t ss = 0, us = 0;
-    if (upload_to(s, dir, task, WEIR_UPLOAD_INCREMENTAL, &h, &ss, &us, err,
-                                   sizeof err) != 0)
+    if (upload_to(s, dir, task, WEIR_UPLOAD_INCREMENTAL, &h, &ss, &us, err, sizeof err) != 0)
         fail_msg("upload: %s", err);
     weir_state_snapshot_free(&s);
     return h;
