@@ -24,6 +24,7 @@
 #include "common/util.h"
 #include "runtime/graph/keygroup.h"
 #include "state/snapshot.h"
+#include "../tests/unit/snapshot_io.h"
 #include "state/state.h"
 #include "state/state_int.h"
 
@@ -120,7 +121,7 @@ static run_t restore_case(const char *work, const char *sp, char *const *handles
         snprintf(path, sizeof(path), "%s/new-%u", work, k);
         weir_state_opts_t o = opts_for(path);
         double t0 = now_s(), c0 = cpu_s();
-        weir_state_backend_t *sb = weir_state_restore_plan(&o, &DECL, 1, text, err, sizeof(err));
+        weir_state_backend_t *sb = restore_doc_plan(&o, &DECL, 1, text, err, sizeof(err));
         if (!sb)
             die("restore", err);
         double dt = now_s() - t0;
@@ -232,8 +233,8 @@ int main(int argc, char **argv) {
         if (!snap)
             die("take", err);
         uint64_t ss = 0;
-        if (weir_state_snapshot_upload(snap, sp, task, WEIR_UPLOAD_SELF_CONTAINED, &handles[s], &ss,
-                                       NULL, err, sizeof(err)) != 0)
+        if (upload_to(snap, sp, task, WEIR_UPLOAD_SELF_CONTAINED, &handles[s], &ss, NULL, err,
+                      sizeof(err)) != 0)
             die("upload", err);
         weir_state_snapshot_free(&snap);
         bytes += ss;

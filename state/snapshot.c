@@ -1,14 +1,16 @@
 /* Owns keyed-state snapshots for checkpoints and savepoints (state/snapshot.h): the synchronous
- * RocksDB checkpoint (hard links in "<backend path>.chk-<id>"), the asynchronous upload (into the
- * job's checkpoint directory: SSTs into shared/ once, the rest into chk-<n>/<task>/; or, for a
- * savepoint, every file into <dir>/<task>/), the keyed-state handle JSON, the per-backend
- * registry of uploaded SSTs, and the pure operator-state redistribution. Restore is in
- * restore.c (it uses the file helpers and the registry through state_int.h).
+ * RocksDB checkpoint (hard links in "<backend path>.chk-<id>"), the asynchronous upload through
+ * the checkpoint storage (storage/storage.h; a POSIX directory or S3) rooted at the job's
+ * checkpoint directory (SSTs as shared/<name> once, the rest as chk-<n>/<task>/<file>) or, for a
+ * savepoint, at its directory (every file as <task>/<file>), the keyed-state handle JSON, the
+ * per-backend registry of uploaded SSTs, and the pure operator-state redistribution. Restore is
+ * in restore.c (it uses the registry through state_int.h).
  *
  * Invariants:
- *  - a file in <checkpoint_dir> appears only under its final name, complete and fsynced: it is
- *    written (or hard-linked) to a hidden temporary name in the same directory, fsynced, renamed,
- *    and the directory is fsynced before the handle is returned;
+ *  - an object under the storage root appears only whole (the storage's put guarantee: POSIX
+ *    temporary name + fsync + rename, S3 one PUT or a completed multipart upload); this file has
+ *    no file-system durability logic of its own. The handle is returned only after every upload
+ *    of the snapshot succeeded;
  *  - an SST is referenced without uploading only if it is "confirmed": uploaded for (or restored
  *    from) a checkpoint that completed. Uploads of a checkpoint become pending entries (only when
  *    the whole upload succeeded); confirm(n) turns pending entries of checkpoints <= n into
@@ -24,7 +26,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -40,9 +41,9 @@
 #include "common/util.h"
 #include "savepoint/layout.h"
 #include "state/state_int.h"
+#include "storage/storage.h"
 
 #define COMP "snapshot"
-#define COPY_BUF_BYTES ((size_t)1 << 20)
 
 typedef struct sst_ref {
     char *local;  /* RocksDB file name, e.g. 000012.sst */
@@ -129,113 +130,6 @@ static const sst_ref_t *ref_list_find(const ref_list_t *l, const char *local) {
         if (strcmp(l->v[i].local, local) == 0)
             return &l->v[i];
     return NULL;
-}
-
-static int copy_fd(int in, int out, uint8_t *buf, uint64_t *copied) {
-    *copied = 0;
-    for (;;) {
-        ssize_t r = read(in, buf, COPY_BUF_BYTES);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return WEIR_EIO;
-        if (r == 0)
-            return 0;
-        ssize_t off = 0;
-        while (off < r) {
-            ssize_t w = write(out, buf + off, (size_t)(r - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return WEIR_EIO;
-            off += w;
-        }
-        *copied += (uint64_t)r;
-    }
-}
-
-/* Puts @p src at @p dir/@p name: hard link (when @p try_link and on the same filesystem) or copy
- * to ".<name>.tmp", fsync, rename. @p expect is the size the file must have. */
-int weir__snap_put_file(const char *src, const char *dir, const char *name, uint64_t expect,
-                        bool try_link, uint8_t **buf, char *errstr, size_t errlen) {
-    int rc = WEIR_EIO;
-    int in = -1, out = -1;
-    char *dst = path_join(dir, name);
-    size_t tl = strlen(dir) + strlen(name) + 8;
-    char *tmp = malloc(tl);
-    if (!dst || !tmp) {
-        rc = WEIR_ENOMEM;
-        weir_fmt(errstr, errlen, "snapshot: out of memory copying %s", src);
-        goto done;
-    }
-    snprintf(tmp, tl, "%s/.%s.tmp", dir, name);
-    if (unlink(tmp) != 0 && errno != ENOENT) {
-        weir_fmt(errstr, errlen, "snapshot: cannot remove stale %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (try_link && link(src, tmp) == 0) {
-        out = open(tmp, O_RDONLY);
-        if (out < 0 || fsync(out) != 0) {
-            weir_fmt(errstr, errlen, "snapshot: cannot fsync %s: %s", tmp, strerror(errno));
-            goto done;
-        }
-    } else {
-        if (try_link && errno != EXDEV && errno != EPERM && errno != EMLINK &&
-            errno != EOPNOTSUPP && errno != ENOSYS && errno != EACCES)
-            WEIR_DEBUG(COMP, "link %s -> %s failed (%s), copying", src, tmp, strerror(errno));
-        if (!*buf && !(*buf = malloc(COPY_BUF_BYTES))) {
-            rc = WEIR_ENOMEM;
-            weir_fmt(errstr, errlen, "snapshot: out of memory copying %s", src);
-            goto done;
-        }
-        in = open(src, O_RDONLY);
-        if (in < 0) {
-            weir_fmt(errstr, errlen, "snapshot: cannot open %s: %s", src, strerror(errno));
-            goto done;
-        }
-        out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (out < 0) {
-            weir_fmt(errstr, errlen,
-                     "snapshot: cannot create %s: %s (check the directory's "
-                     "permissions and free space)",
-                     tmp, strerror(errno));
-            goto done;
-        }
-        uint64_t copied = 0;
-        if (copy_fd(in, out, *buf, &copied) != 0 || fsync(out) != 0) {
-            weir_fmt(errstr, errlen, "snapshot: cannot copy %s to %s: %s", src, tmp,
-                     strerror(errno));
-            goto done;
-        }
-        if (copied != expect) {
-            rc = WEIR_ECORRUPT;
-            weir_fmt(errstr, errlen,
-                     "snapshot: %s has %llu bytes, expected %llu (changed while copying)", src,
-                     (unsigned long long)copied, (unsigned long long)expect);
-            goto done;
-        }
-    }
-    if (close(out) != 0) {
-        out = -1;
-        weir_fmt(errstr, errlen, "snapshot: cannot write %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    out = -1;
-    if (rename(tmp, dst) != 0) {
-        weir_fmt(errstr, errlen, "snapshot: cannot rename %s to %s: %s", tmp, dst, strerror(errno));
-        goto done;
-    }
-    rc = 0;
-done:
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    if (rc != 0 && tmp)
-        unlink(tmp);
-    free(dst);
-    free(tmp);
-    return rc;
 }
 
 static int new_instance(char out[17]) {
@@ -469,12 +363,12 @@ static json_t *file_obj(const char *name, const char *local, uint64_t size, bool
     return o;
 }
 
-int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, const char *task,
+int weir_state_snapshot_upload(weir_state_snapshot_t *snap, weir_storage_t *st, const char *task,
                                weir_upload_mode_t mode, char **handle_json, uint64_t *state_size,
                                uint64_t *uploaded_size, char *errstr, size_t errlen) {
     if (errstr && errlen)
         errstr[0] = '\0';
-    if (!snap || !dir || !weir__snap_safe_name(task) || !handle_json || !snap->local_dir ||
+    if (!snap || !st || !weir__snap_safe_name(task) || !handle_json || !snap->local_dir ||
         (mode != WEIR_UPLOAD_INCREMENTAL && mode != WEIR_UPLOAD_FULL &&
          mode != WEIR_UPLOAD_SELF_CONTAINED)) {
         weir_fmt(errstr, errlen, "snapshot upload: bad arguments (task name '%s', mode %d)",
@@ -484,37 +378,23 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, con
     bool incremental = mode == WEIR_UPLOAD_INCREMENTAL;
     bool self_contained = mode == WEIR_UPLOAD_SELF_CONTAINED;
     int rc = WEIR_ENOMEM;
-    uint8_t *buf = NULL;
-    char *shared_dir = self_contained ? NULL : path_join(dir, "shared");
-    char *priv_dir = NULL, *src = NULL, *sname = NULL;
+    char *sname = NULL;
     ref_list_t mine = {0};
     uint64_t total = 0, written = 0;
+    size_t n_up = 0;
+    /* per file: its upload (key and local path, malloc'd; n_up of them) */
+    weir_storage_upload_t *up = calloc(snap->n_files ? snap->n_files : 1, sizeof(*up));
     json_t *root = json_object(), *jsh = json_array(), *jpr = json_array(), *jst = json_array();
-    size_t cl = strlen(dir) + strlen(task) + 32;
-    if ((!self_contained && !shared_dir) || !root || !jsh || !jpr || !jst ||
-        !(priv_dir = malloc(cl)))
+    if (!up || !root || !jsh || !jpr || !jst)
         goto oom;
-    /* checkpoint: <ckdir>/chk-<n>/<task>/ (SSTs in <ckdir>/shared/); self-contained (savepoint):
-     * every file in <dir>/<task>/ */
-    if (self_contained)
-        snprintf(priv_dir, cl, "%s/%s", dir, task);
-    else
-        snprintf(priv_dir, cl, "%s/chk-%llu/%s", dir, (unsigned long long)snap->id, task);
-    if ((shared_dir && weir_mkdirs(shared_dir) != 0) || weir_mkdirs(priv_dir) != 0) {
-        rc = WEIR_EIO;
-        weir_fmt(errstr, errlen,
-                 "snapshot upload: cannot create %s%s%s (check the %s directory's permissions)",
-                 priv_dir, shared_dir ? " or " : "", shared_dir ? shared_dir : "",
-                 self_contained ? "savepoint" : "checkpoint");
-        goto fail;
-    }
+    /* keys (savepoint/layout.h): checkpoint: shared/<name> and chk-<n>/<task>/<file> under the
+     * job's checkpoint directory; self-contained (savepoint): <task>/<file> under its directory */
     for (size_t i = 0; i < snap->n_files; i++) {
         const snap_file_t *f = &snap->files[i];
-        if (!(src = path_join(snap->local_dir, f->name)))
-            goto oom;
         total += f->size;
-        if (f->sst && !self_contained) {
-            bool have = false;
+        bool shared = f->sst && !self_contained;
+        bool have = false;
+        if (shared) {
             if (incremental) {
                 pthread_mutex_lock(&snap->reg->mu);
                 const sst_ref_t *c = ref_list_find(&snap->reg->confirmed, f->name);
@@ -534,43 +414,55 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, con
                 else
                     snprintf(sname, nl, "%s-c%llu-%s", snap->instance, (unsigned long long)snap->id,
                              f->name);
-                rc = weir__snap_put_file(src, shared_dir, sname, f->size, true, &buf, errstr,
-                                         errlen);
-                if (rc != 0)
-                    goto fail;
-                written += f->size;
-                if (incremental) {
-                    char *l = strdup(f->name), *sh = strdup(sname);
-                    if (!l || !sh || ref_list_push(&mine, l, sh, snap->id) != 0) {
-                        free(l);
-                        free(sh);
-                        goto oom;
-                    }
+            }
+        }
+        const char *name = shared ? sname : f->name;
+        if (!have) {
+            char key[WEIR_STORAGE_KEY_MAX + 1];
+            if (weir_layout_keyed_key(self_contained, snap->id, task, shared, name, key,
+                                      sizeof(key)) != 0) {
+                rc = WEIR_EINVAL;
+                weir_fmt(errstr, errlen, "snapshot upload: file %s of %s makes a bad key", name,
+                         task);
+                goto fail;
+            }
+            up[n_up].key = strdup(key);
+            up[n_up].path = path_join(snap->local_dir, f->name);
+            n_up++;
+            if (!up[n_up - 1].key || !up[n_up - 1].path)
+                goto oom;
+            if (shared && incremental) {
+                char *l = strdup(f->name), *sh = strdup(sname);
+                if (!l || !sh || ref_list_push(&mine, l, sh, snap->id) != 0) {
+                    free(l);
+                    free(sh);
+                    goto oom;
                 }
             }
-            if (json_array_append_new(jsh, file_obj(sname, f->name, f->size, false)) != 0)
-                goto oom;
-            free(sname);
-            sname = NULL;
-        } else {
-            rc = weir__snap_put_file(src, priv_dir, f->name, f->size, true, &buf, errstr, errlen);
-            if (rc != 0)
-                goto fail;
-            written += f->size;
-            if (json_array_append_new(jpr, file_obj(f->name, NULL, f->size, f->sst)) != 0)
-                goto oom;
         }
-        free(src);
-        src = NULL;
+        json_t *fo = shared ? file_obj(sname, f->name, f->size, false)
+                            : file_obj(f->name, NULL, f->size, f->sst);
+        if (json_array_append_new(shared ? jsh : jpr, fo) != 0)
+            goto oom;
+        free(sname);
+        sname = NULL;
     }
-    /* a savepoint's <dir>/<task> entry is made durable here too (the job manager writes
-     * _metadata into <dir> last) */
-    if ((shared_dir && weir_fsync_dir(shared_dir) != 0) || weir_fsync_dir(priv_dir) != 0 ||
-        (self_contained && weir_fsync_dir(dir) != 0)) {
-        rc = WEIR_EIO;
-        weir_fmt(errstr, errlen, "snapshot upload: cannot fsync %s%s%s: %s", priv_dir,
-                 shared_dir ? " or " : "", shared_dir ? shared_dir : "", strerror(errno));
+    /* in parallel, bounded by the env's upload slots; each object appears whole or not at all */
+    rc = weir_storage_put_files(st, up, n_up, errstr, errlen);
+    if (rc != 0)
         goto fail;
+    for (size_t i = 0; i < n_up; i++) {
+        const char *base = strrchr(up[i].path, '/') + 1;
+        for (size_t j = 0; j < snap->n_files; j++)
+            if (strcmp(snap->files[j].name, base) == 0 && snap->files[j].size != up[i].size) {
+                rc = WEIR_ECORRUPT;
+                weir_fmt(errstr, errlen,
+                         "snapshot: %s has %llu bytes, expected %llu (changed while uploading)",
+                         up[i].path, (unsigned long long)up[i].size,
+                         (unsigned long long)snap->files[j].size);
+                goto fail;
+            }
+        written += up[i].size;
     }
     for (uint32_t i = 0; i < snap->n_states; i++)
         if (json_array_append_new(jst, json_string(snap->states[i])) != 0)
@@ -605,8 +497,8 @@ int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, con
         *state_size = total;
     if (uploaded_size)
         *uploaded_size = written;
-    WEIR_DEBUG(COMP, "uploaded snapshot %llu of %s: %llu bytes referenced, %llu written",
-               (unsigned long long)snap->id, task, (unsigned long long)total,
+    WEIR_DEBUG(COMP, "uploaded snapshot %llu of %s to %s: %llu bytes referenced, %llu written",
+               (unsigned long long)snap->id, task, weir_storage_uri(st), (unsigned long long)total,
                (unsigned long long)written);
     if (weir_rmtree(snap->local_dir) != 0)
         WEIR_WARN(COMP, "cannot remove local checkpoint directory %s", snap->local_dir);
@@ -619,16 +511,17 @@ oom:
     weir_fmt(errstr, errlen, "snapshot upload: out of memory");
 fail:
 done:
+    for (size_t i = 0; up && i < n_up; i++) {
+        free((char *)up[i].key);
+        free((char *)up[i].path);
+    }
+    free(up);
     ref_list_clear(&mine);
     json_decref(root);
     json_decref(jsh);
     json_decref(jpr);
     json_decref(jst);
-    free(buf);
-    free(src);
     free(sname);
-    free(shared_dir);
-    free(priv_dir);
     return rc;
 }
 

@@ -2,6 +2,8 @@
  * shared storage, self-contained copies for savepoints, restore (with key-group rescaling) from
  * them, and redistribution of operator state.
  *
+ * Every location is a checkpoint storage URI (storage/storage.h: s3://bucket/prefix or an
+ * absolute path); files are objects under keys of the storage rooted there.
  * Checkpoint storage of one job (<checkpoint_dir> = <state.checkpoints.dir>/<job id>):
  *   <checkpoint_dir>/shared/<instance>-<sst name>   immutable RocksDB SST files, shared between
  *                                                   checkpoints (incremental)
@@ -41,6 +43,7 @@
 #include <stdint.h>
 
 #include "state/state.h"
+#include "storage/storage.h"
 
 typedef struct weir_state_snapshot weir_state_snapshot_t;
 
@@ -57,16 +60,17 @@ typedef enum {
     WEIR_UPLOAD_SELF_CONTAINED, /* savepoint: every file into <dir>/<task>/, nothing recorded */
 } weir_upload_mode_t;
 
-/** Asynchronous part: copies the snapshot into @p dir and returns the handle JSON (malloc'd),
- * the bytes the handle references (state_size) and the bytes written now (uploaded_size).
- * INCREMENTAL / FULL: dir is the job's checkpoint directory; new SSTs go into shared/, the rest
- * into chk-<n>/<task>/; INCREMENTAL records the SSTs it wrote as pending (confirm). FULL uploads
- * every SST again. SELF_CONTAINED: dir is the savepoint directory; every file goes into
- * <dir>/<task>/ and nothing is recorded (a savepoint's files are never referenced by a later
- * checkpoint). Each file is hard-linked when the filesystem allows, else copied, to a temporary
- * name, fsynced, renamed; the directories are fsynced. Removes the local checkpoint directory.
+/** Asynchronous part: uploads the snapshot into the storage @p st and returns the handle JSON
+ * (malloc'd), the bytes the handle references (state_size) and the bytes written now
+ * (uploaded_size). INCREMENTAL / FULL: st is rooted at the job's checkpoint directory; new SSTs
+ * become shared/<name>, the rest chk-<n>/<task>/<file>; INCREMENTAL records the SSTs it wrote
+ * as pending (confirm). FULL uploads every SST again. SELF_CONTAINED: st is rooted at the
+ * savepoint directory; every file becomes <task>/<file> and nothing is recorded (a savepoint's
+ * files are never referenced by a later checkpoint). The files go up with
+ * weir_storage_put_files (parallel, bounded by the env's upload slots; each object whole or not
+ * at all). Removes the local checkpoint directory on success.
  * @returns 0 or a negative weir error with errstr. */
-int weir_state_snapshot_upload(weir_state_snapshot_t *snap, const char *dir, const char *task,
+int weir_state_snapshot_upload(weir_state_snapshot_t *snap, weir_storage_t *st, const char *task,
                                weir_upload_mode_t mode, char **handle_json, uint64_t *state_size,
                                uint64_t *uploaded_size, char *errstr, size_t errlen);
 
@@ -76,34 +80,51 @@ void weir_state_snapshot_free(weir_state_snapshot_t **snap);
 /** Checkpoint @p checkpoint_id completed: the SST files its upload wrote are now confirmed. */
 void weir_state_snapshot_confirm(weir_state_backend_t *sb, uint64_t checkpoint_id);
 
+/** Where a restore fetches from: the storage env (required) and the local recovery cache. */
+typedef struct weir_state_fetch {
+    weir_storage_env_t *env; /* opens the storage of every source */
+    const char *cache_dir;   /* the job's "<task manager workdir>/local-recovery/<job>"; NULL =
+                                no cache (every file fetched) */
+    const char *owner; /* the restoring task "<vertex>-<subtask>" (a plain name; with cache_dir):
+                          the cache keeps the files of its latest restore */
+} weir_state_fetch_t;
+
 /** Restore from a keyed restore document (the DEPLOY field restore_keyed_handle, built by the
  * savepoint module):
- *   {"base": "<absolute directory of the _metadata>", "claim": bool, "max_parallelism": m,
+ *   {"base": "<URI of the directory holding the _metadata>", "claim": bool, "max_parallelism": m,
  *    "range": [first, last],
  *    "sources": [{"range": [a, b], "handle": {<keyed-state handle of an old subtask>}}, ...]}
  * The new backend at opts->path holds exactly the key groups [first, last] of every source
  * (keys of other groups are removed), the declared states (a state absent from the sources
- * starts empty; families the new job does not declare are not copied). Files are located with
- * weir_layout_keyed_file(); every file must exist with its recorded size ("checkpoint file
- * <path> is missing: ..." / "... has N bytes, expected M: ..."). The source overlapping most is
- * restored whole (SSTs hard-linked when possible, other files copied) and clipped (DeleteRange
- * and compaction of the removed groups); every other source is opened read-only from a hard-linked
- * temporary copy and its keys of [first, last] are written into SST files and ingested. With
+ * starts empty; families the new job does not declare are not copied). Each source's files are
+ * objects of the storage opened (with fetch->env) at weir_layout_keyed_root(base) under the keys
+ * weir_layout_keyed_key(); each is fetched with weir_storage_get_file and must exist with its
+ * recorded size ("checkpoint file <uri> is missing: ..." / "... has N bytes, expected M: ...").
+ * Local recovery: with fetch->cache_dir (the job's "<task manager workdir>/local-recovery/<job>";
+ * NULL = no cache) the shared SSTs (unique, immutable names) are fetched into
+ * <cache_dir>/<name in shared/> — a cached file of the recorded size is used without a download
+ * — and hard-linked from there; after the restore the cache keeps the files of the latest
+ * restore of every task that restored into it and drops the rest (README.md "Local recovery").
+ * Other files are fetched fresh. The source overlapping most is restored whole and clipped
+ * (DeleteRange and compaction of the removed groups); every other source is opened read-only
+ * from a temporary copy and its keys of [first, last] are written into SST files and ingested. With
  * claim true (the job's own checkpoint) the shared SSTs of the whole-restored source count as
  * uploaded (confirmed); with claim false nothing does, so the next checkpoint is complete on its
- * own. Nothing under base is ever created, changed or deleted. opts->path and the scratch
- * directory "<opts->path>.restore" are removed first (a restore killed half-way leaves only
- * scratch). NULL + errstr (one line) on error. */
+ * own. Nothing under base is ever created, changed or deleted (objects are only read). opts->path
+ * and the scratch directory "<opts->path>.restore" are removed first (a restore killed half-way
+ * leaves only scratch). NULL + errstr (one line) on error. */
 weir_state_backend_t *weir_state_restore_plan(const weir_state_opts_t *opts,
                                               const weir_state_decl_t *states, uint32_t n_states,
+                                              const weir_state_fetch_t *fetch,
                                               const char *restore_json, char *errstr,
                                               size_t errlen);
 
 /** Restore of one checkpoint-layout handle of the same parallelism from @p checkpoint_dir (the
- * job's directory holding shared/ and chk-<n>/): weir_state_restore_plan with base
+ * URI of the job's directory holding shared/ and chk-<n>/): weir_state_restore_plan with base
  * "<checkpoint_dir>/chk-<handle's checkpoint>", the whole key-group range and claim true. */
 weir_state_backend_t *weir_state_restore(const weir_state_opts_t *opts,
                                          const weir_state_decl_t *states, uint32_t n_states,
+                                         const weir_state_fetch_t *fetch,
                                          const char *checkpoint_dir, const char *handle_json,
                                          char *errstr, size_t errlen);
 

@@ -1,7 +1,7 @@
 /* Internal interface between state/state.c (the backend), state/snapshot.c (checkpoints) and
  * state/restore.c (restore): accessors of the backend's RocksDB handle, options and
  * declarations, the slot where snapshot.c keeps its per-backend registry (instance id,
- * uploaded/confirmed SST files), and snapshot.c's file helpers.
+ * uploaded/confirmed SST files), and snapshot.c's helpers.
  * Not for use outside state/. Threading as in state.h: the accessors are called on the subtask
  * thread (take/restore); the registry itself is guarded by its own mutex (snapshot.c). */
 #ifndef WEIR_STATE_STATE_INT_H
@@ -54,11 +54,6 @@ void weir_snapreg_free(weir_snapreg_t *reg);
 
 /** A plain file name: not empty, not "." or "..", no '/'. */
 bool weir__snap_safe_name(const char *s);
-/** Puts @p src at @p dir/@p name: hard link (when @p try_link and on the same filesystem) or copy
- * (checking it has @p expect bytes) to a hidden temporary name, fsync, rename. @p buf is a copy
- * buffer allocated on first use (the caller frees it). 0 or a negative weir error + errstr. */
-int weir__snap_put_file(const char *src, const char *dir, const char *name, uint64_t expect,
-                        bool try_link, uint8_t **buf, char *errstr, size_t errlen);
 /** Records local SST @p local as already uploaded under @p shared (confirmed), creating the
  * backend's registry (with a new instance id) if needed. 0 or WEIR_ENOMEM. */
 int weir__snap_confirm_restored(weir_state_backend_t *sb, const char *local, const char *shared);

@@ -2,7 +2,11 @@
  *
  * Owns: the configuration, the resource id, the working directory, the data plane, the DEALER
  * socket to the job manager, the plugin cache (sha256 -> verified file + loaded plugin), deploys
- * waiting for a blob, and the list of live tasks.
+ * waiting for a blob, the list of live tasks, and the checkpoint storage env (storage/storage.h,
+ * from the s3.* keys; every task uploads and restores keyed state through it, so the process
+ * shares one bound on concurrent uploads and one set of counters) with the local recovery cache
+ * "<workdir>/local-recovery/<job>/" (state/README.md "Local recovery": shared SSTs of the latest
+ * restores, reused by the next restore of the same checkpoint here without a download).
  *
  * Invariants:
  *  - A plugin is opened only from bytes whose sha256 matched the name it was requested by.
@@ -63,6 +67,7 @@
 #include "runtime/graph/graph.h"
 #include "runtime/graph/plugin.h"
 #include "runtime/task/task.h"
+#include "storage/storage.h"
 #include "taskmanager/logring.h"
 #include "taskmanager/tm_int.h"
 #include "taskmanager/memory_int.h"
@@ -117,6 +122,8 @@ struct weir_taskmanager {
     char id[128];
     char *workdir;
     bool workdir_default;
+    weir_storage_env_t *storage_env; /* outlives every task */
+    char *recovery_dir;              /* <workdir>/local-recovery */
     char jm_endpoint[512];
     uint32_t slots;
     weir_dataplane_t *dp;
@@ -566,6 +573,8 @@ static void do_deploy(weir_taskmanager_t *tm, const weir_msg_t *d, tm_plugin_t *
     spec.cb_arg = tm;
     spec.checkpoint_mode = d->checkpoint_mode;
     spec.checkpoint_dir = d->checkpoint_dir;
+    spec.storage_env = tm->storage_env;
+    spec.local_recovery_dir = tm->recovery_dir;
     spec.restore_checkpoint_id = d->restore_checkpoint_id;
     spec.restore_op_state = d->restore_op_state;
     spec.restore_op_state_len = d->restore_op_state_len;
@@ -1075,6 +1084,11 @@ int weir__tm_check_config(const weir_config_t *cfg, char *errstr, size_t errlen)
         return weir_errf(errstr, errlen, WEIR_ECONFIG,
                          "bad value '%s' for taskmanager.log.tail-size: at most 64mb",
                          weir_config_get_str(cfg, "taskmanager.log.tail-size"));
+    /* the s3.* keys (checkpoint storage): a malformed value is a configuration error (exit 2) */
+    weir_storage_env_t *env = weir_storage_env_new(cfg, errstr, errlen);
+    if (!env)
+        return WEIR_ECONFIG;
+    weir_storage_env_free(&env);
     return 0;
 }
 
@@ -1152,6 +1166,11 @@ weir_taskmanager_t *weir_taskmanager_new(weir_config_t *cfg, char *errstr, size_
                  tm->workdir, strerror(errno));
         goto fail;
     }
+    if (!(tm->storage_env = weir_storage_env_new(cfg, errstr, errlen)))
+        goto fail;
+    char rdir[PATH_MAX];
+    weir_fmt(rdir, sizeof rdir, "%s/local-recovery", tm->workdir);
+    tm->recovery_dir = weir_xstrdup(rdir);
 
     int64_t slots = weir_config_get_int(cfg, "taskmanager.numberOfTaskSlots");
     tm->slots = slots > 0 ? (uint32_t)slots : 1;
@@ -1270,6 +1289,8 @@ void weir_taskmanager_destroy(weir_taskmanager_t **tmp) {
         }
     }
     free(tm->workdir);
+    free(tm->recovery_dir);
+    weir_storage_env_free(&tm->storage_env); /* every task (and uploader) was joined above */
     /* every thread that logs (tasks, uploaders, the data plane's, /metrics) was joined above */
     if (tm->log_installed)
         weir_log_install(NULL);

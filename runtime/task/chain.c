@@ -30,6 +30,7 @@
 #include "common/util.h"
 #include "runtime/dataplane/dataplane.h"
 #include "runtime/task/task_int.h"
+#include "storage/storage.h"
 
 #define ZONE_CHUNK (64u * 1024u)
 
@@ -304,6 +305,7 @@ static void task_free(weir_task_t *t) {
     free(t->align_target);
     free(t->sp_ids);
     free(t->ck_dir);
+    free(t->recovery_dir);
     free(t->restore_op);
     free(t->restore_handle);
     if (t->placement && t->graph) {
@@ -327,6 +329,7 @@ static void task_free(weir_task_t *t) {
     free(t->work_dir);
     free(t->state_dir);
     weir_graph_destroy(&t->graph);
+    weir_storage_env_free(&t->own_env); /* after the uploader (its only other user) joined */
     free(t);
 }
 
@@ -373,6 +376,12 @@ weir_task_t *weir_task_start(weir_task_spec_t *spec, char *errstr, size_t errlen
     t->cb_arg = spec->cb_arg;
     t->ck_mode = spec->checkpoint_mode;
     t->ck_dir = spec->checkpoint_dir ? weir_xstrdup(spec->checkpoint_dir) : NULL;
+    t->storage_env = spec->storage_env;
+    if (spec->local_recovery_dir && spec->local_recovery_dir[0]) {
+        char rd[4096];
+        weir_fmt(rd, sizeof rd, "%s/%s", spec->local_recovery_dir, t->job_id);
+        t->recovery_dir = weir_xstrdup(rd);
+    }
     t->restore_id = spec->restore_checkpoint_id;
     t->last_ck = spec->restore_checkpoint_id; /* ids grow: older barriers are stale */
     if (spec->restore_checkpoint_id && spec->restore_op_state && spec->restore_op_state_len) {

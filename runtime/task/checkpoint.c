@@ -56,6 +56,7 @@
 #include "runtime/dataplane/dataplane.h"
 #include "runtime/task/task_int.h"
 #include "state/snapshot.h"
+#include "storage/storage.h"
 
 #define COMP "task"
 
@@ -82,7 +83,22 @@ struct weir_uploader {
     up_job_t *head, *tail;
     bool stop; /* leave once the queue is empty */
     bool drop; /* do not upload what is still queued (canceled / failed) */
+    /* uploader thread only: the storage of the checkpoint directory and of the latest savepoint
+     * target, opened on first use (no I/O) and closed once the thread joined */
+    weir_storage_t *ck_st, *sp_st;
 };
+
+/* Uploader thread: the storage rooted at @p uri (the checkpoint directory, which never
+ * changes, or a savepoint target), cached in *@p slot; a savepoint slot is reopened when the
+ * target differs (opening does no I/O). NULL + err. */
+static weir_storage_t *upload_storage(weir_task_t *t, weir_storage_t **slot, bool savepoint,
+                                      const char *uri, char *err, size_t errlen) {
+    if (*slot && savepoint && strcmp(weir_storage_uri(*slot), uri) != 0)
+        weir_storage_close(slot);
+    if (!*slot)
+        *slot = weir_storage_open(t->storage_env, uri, err, errlen);
+    return *slot;
+}
 
 static void up_job_free(up_job_t *j) {
     weir_state_snapshot_free(&j->snap);
@@ -171,11 +187,15 @@ static void *uploader_main(void *arg) {
             weir_upload_mode_t mode = j->target        ? WEIR_UPLOAD_SELF_CONTAINED
                                       : t->incremental ? WEIR_UPLOAD_INCREMENTAL
                                                        : WEIR_UPLOAD_FULL;
+            weir_storage_t *st = NULL;
             if (!dir) {
                 weir_fmt(err, sizeof err, "no checkpoint directory (state.checkpoints.dir)");
                 rc = WEIR_ECONFIG;
+            } else if (!(st = upload_storage(t, j->target ? &u->sp_st : &u->ck_st,
+                                             j->target != NULL, dir, err, sizeof err))) {
+                rc = WEIR_ECONFIG;
             } else {
-                rc = weir_state_snapshot_upload(j->snap, dir, task_name, mode, &handle, &state_size,
+                rc = weir_state_snapshot_upload(j->snap, st, task_name, mode, &handle, &state_size,
                                                 &uploaded, err, sizeof err);
             }
             weir_state_snapshot_free(&j->snap);
@@ -229,6 +249,8 @@ void weir__task_uploader_stop(weir_task_t *t, bool drop) {
     pthread_cond_signal(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
+    weir_storage_close(&u->ck_st);
+    weir_storage_close(&u->sp_st);
     while (u->head) {
         up_job_t *j = u->head;
         u->head = j->next;
@@ -595,11 +617,24 @@ void weir__task_open_state(weir_task_t *t) {
         weir__task_fail(t, "cannot create state directory %s", t->state_dir);
         return;
     }
+    if (!t->storage_env && (t->restore_handle || t->ck_mode != WEIR_CHECKPOINT_NONE)) {
+        /* no task manager env (tests): defaults, POSIX locations only */
+        if (!(t->own_env = weir_storage_env_new(NULL, errstr, sizeof errstr))) {
+            weir__task_fail(t, "checkpoint storage: %s", errstr[0] ? errstr : "no environment");
+            return;
+        }
+        t->storage_env = t->own_env;
+    }
     if (t->restore_id && t->restore_handle) {
         /* the keyed restore document names every source (its base and its handle): the job's
-         * own checkpoint, a retained one or a savepoint, at this or another parallelism */
-        t->sb = weir_state_restore_plan(&so, t->decls, t->n_decls, t->restore_handle, errstr,
-                                        sizeof errstr);
+         * own checkpoint, a retained one or a savepoint, at this or another parallelism; shared
+         * SSTs go through the task manager's local recovery cache of the job */
+        char owner[64];
+        weir_fmt(owner, sizeof owner, "%u-%u", t->vertex, t->subtask);
+        weir_state_fetch_t fetch = {
+            .env = t->storage_env, .cache_dir = t->recovery_dir, .owner = owner};
+        t->sb = weir_state_restore_plan(&so, t->decls, t->n_decls, &fetch, t->restore_handle,
+                                        errstr, sizeof errstr);
         if (!t->sb)
             weir__task_fail(t, "restoring keyed state of checkpoint %" PRIu64 ": %s", t->restore_id,
                             errstr[0] ? errstr : "failed");

@@ -58,7 +58,15 @@ typedef struct weir_task_spec {
     void *cb_arg;
     /* checkpointing (docs/checkpointing.md); all zero = off */
     weir_checkpoint_mode_t checkpoint_mode;
-    const char *checkpoint_dir;      /* <state.checkpoints.dir>/<job id>; copied */
+    const char *checkpoint_dir; /* <state.checkpoints.dir>/<job id> (a storage URI: s3://...
+                                   or a path); copied */
+    /* the task manager's checkpoint storage env (storage/storage.h): every upload and restore of
+     * keyed state goes through it; must outlive the task. NULL: the task makes its own from
+     * defaults when it needs one (tests; no s3.* settings then) */
+    struct weir_storage_env *storage_env;
+    /* the task manager's local recovery cache "<workdir>/local-recovery" (the task uses
+     * <it>/<job id>/, state/snapshot.h weir_state_fetch_t); NULL = none; copied */
+    const char *local_recovery_dir;
     uint64_t restore_checkpoint_id;  /* 0 = fresh start */
     const uint8_t *restore_op_state; /* the operator-state bundle of DEPLOY; copied */
     size_t restore_op_state_len;

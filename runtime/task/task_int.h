@@ -208,7 +208,10 @@ struct weir_task {
 
     /* checkpointing (immutable after start) */
     weir_checkpoint_mode_t ck_mode;
-    char *ck_dir; /* <state.checkpoints.dir>/<job>; NULL when not given */
+    char *ck_dir; /* <state.checkpoints.dir>/<job> (storage URI); NULL when not given */
+    struct weir_storage_env *storage_env; /* the spec's, or own_env */
+    struct weir_storage_env *own_env;     /* made by open_state when the spec gave none */
+    char *recovery_dir;                   /* <local_recovery_dir>/<job>; NULL = no cache */
     uint64_t restore_id;
     uint8_t *restore_op;
     size_t restore_op_len;

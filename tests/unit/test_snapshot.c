@@ -4,6 +4,7 @@
  * disk), confirm semantics, restore errors (missing/truncated files, bad handles), private files
  * of several checkpoints and tasks, and operator-state redistribution checked by brute force. */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "state/snapshot.h"
+#include "snapshot_io.h"
 #include "state/state.h"
 #include "state/state_int.h"
 #include "testutil.h"
@@ -251,9 +253,8 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ckdir
         fail_msg("take failed: %s", err);
     char *h = NULL;
     uint64_t ss = 0, us = 0;
-    int rc = weir_state_snapshot_upload(s, ckdir, task,
-                                        incremental ? WEIR_UPLOAD_INCREMENTAL : WEIR_UPLOAD_FULL,
-                                        &h, &ss, &us, err, sizeof(err));
+    int rc = upload_to(s, ckdir, task, incremental ? WEIR_UPLOAD_INCREMENTAL : WEIR_UPLOAD_FULL, &h,
+                       &ss, &us, err, sizeof(err));
     if (rc != 0)
         fail_msg("upload failed: %s", err);
     weir_state_snapshot_free(&s);
@@ -267,7 +268,7 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ckdir
 static weir_state_backend_t *restore(const char *path, const char *ckdir, const char *h) {
     weir_state_opts_t o = opts_for(path);
     char err[512];
-    weir_state_backend_t *sb = weir_state_restore(&o, DECLS, N_ST, ckdir, h, err, sizeof(err));
+    weir_state_backend_t *sb = restore_ck(&o, DECLS, N_ST, ckdir, h, err, sizeof(err));
     if (!sb)
         fail_msg("restore failed: %s", err);
     return sb;
@@ -542,13 +543,13 @@ static void test_restore_errors(void **unused) {
     char err[512];
 
     /* not JSON */
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, "{not json", err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, "{not json", err, sizeof(err)));
     assert_non_null(strstr(err, "not valid JSON"));
     /* JSON, wrong shape */
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, "[1,2]", err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, "[1,2]", err, sizeof(err)));
     assert_non_null(strstr(err, "handle"));
     /* path traversal in a file name */
-    assert_null(weir_state_restore(
+    assert_null(restore_ck(
         &o, DECLS, N_ST, ck,
         "{\"version\":1,\"checkpoint\":4,\"task\":\"2-1\",\"max_parallelism\":64,\"states\":[],"
         "\"shared\":[{\"name\":\"../../x\",\"local\":\"000001.sst\",\"size\":1}],\"private\":[]}",
@@ -557,7 +558,7 @@ static void test_restore_errors(void **unused) {
     /* another max parallelism */
     weir_state_opts_t o2 = o;
     o2.max_parallelism = 128;
-    assert_null(weir_state_restore(&o2, DECLS, N_ST, ck, h, err, sizeof(err)));
+    assert_null(restore_ck(&o2, DECLS, N_ST, ck, h, err, sizeof(err)));
     assert_non_null(strstr(err, "max parallelism"));
 
     /* a truncated private file */
@@ -568,7 +569,7 @@ static void test_restore_errors(void **unused) {
     size_t cl;
     assert_int_equal(weir_read_file(p, &cur, &cl), 0);
     assert_int_equal(truncate(p, 3), 0);
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
     assert_non_null(strstr(err, "CURRENT"));
     assert_non_null(strstr(err, "expected"));
     assert_int_equal(weir_write_file_atomic(p, cur, cl), 0);
@@ -579,7 +580,7 @@ static void test_restore_errors(void **unused) {
     snprintf(p, sizeof(p), "%s/shared/%s", ck, victim);
     char *moved = pjoin(tmp, "moved");
     assert_int_equal(rename(p, moved), 0);
-    assert_null(weir_state_restore(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
+    assert_null(restore_ck(&o, DECLS, N_ST, ck, h, err, sizeof(err)));
     assert_non_null(strstr(err, p));
     assert_non_null(strstr(err, "is missing"));
     assert_non_null(strstr(err, "removed or is incomplete"));
@@ -636,9 +637,9 @@ static void test_two_tasks_and_free(void **unused) {
     /* bad task names are refused */
     s = weir_state_snapshot_take(a, 3, err, sizeof(err));
     char *h = NULL;
-    assert_int_equal(weir_state_snapshot_upload(s, ck, "../x", WEIR_UPLOAD_INCREMENTAL, &h, NULL,
-                                                NULL, err, sizeof(err)),
-                     WEIR_EINVAL);
+    assert_int_equal(
+        upload_to(s, ck, "../x", WEIR_UPLOAD_INCREMENTAL, &h, NULL, NULL, err, sizeof(err)),
+        WEIR_EINVAL);
     weir_state_snapshot_free(&s);
     weir_state_close(&a, true);
     weir_state_close(&b, true);
@@ -657,6 +658,285 @@ static void test_two_tasks_and_free(void **unused) {
 /* ------------------------------------------------------------------------------------------ */
 /* operator state redistribution                                                              */
 /* ------------------------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* local recovery: the task manager's cache of shared SSTs                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The "*.sst" names in @p dir, sorted, joined by ' ' (readdir, not weir's code). */
+static char *sst_listing(const char *dir) {
+    char *names[512];
+    size_t n = 0, total = 1;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (de->d_name[0] == '.' || l < 4 || strcmp(de->d_name + l - 4, ".sst") != 0)
+            continue;
+        assert_true(n < 512);
+        names[n++] = strdup(de->d_name);
+        total += l + 1;
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++) /* insertion sort */
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    char *out = calloc(1, total);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, names[i]);
+        free(names[i]);
+    }
+    return out;
+}
+
+/* The shared names of handles @p a (and @p b, may be NULL), sorted and joined like sst_listing. */
+static char *shared_names(const char *a, const char *b) {
+    char *names[512];
+    size_t n = 0, total = 1;
+    const char *hs[2] = {a, b};
+    for (int k = 0; k < 2 && hs[k]; k++) {
+        json_error_t je;
+        json_t *r = json_loads(hs[k], 0, &je);
+        assert_non_null(r);
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(r, "shared"), i, o) {
+            const char *nm = json_string_value(json_object_get(o, "name"));
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = strcmp(names[j], nm) == 0;
+            if (dup)
+                continue;
+            assert_true(n < 512);
+            names[n++] = strdup(nm);
+            total += strlen(nm) + 1;
+        }
+        json_decref(r);
+    }
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    char *out = calloc(1, total);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, names[i]);
+        free(names[i]);
+    }
+    return out;
+}
+
+static size_t n_private(const hinfo_t *hi) {
+    return json_array_size(json_object_get(hi->root, "private"));
+}
+
+static weir_state_backend_t *restore_cached(weir_storage_env_t *env, const char *cache,
+                                            const char *owner, const char *path, const char *ckdir,
+                                            const char *h) {
+    weir_state_opts_t o = opts_for(path);
+    weir_state_fetch_t f = {.env = env, .cache_dir = cache, .owner = owner};
+    char err[512];
+    weir_state_backend_t *sb = weir_state_restore(&o, DECLS, N_ST, &f, ckdir, h, err, sizeof(err));
+    if (!sb)
+        fail_msg("restore failed: %s", err);
+    return sb;
+}
+
+/* One restore on its own thread (no cmocka asserts there: the result is checked on the main one).
+ */
+typedef struct restore_job {
+    weir_storage_env_t *env;
+    const char *cache, *owner, *path, *ckdir, *h;
+    weir_state_backend_t *sb;
+    char err[512];
+} restore_job_t;
+
+static void *restore_thread(void *arg) {
+    restore_job_t *j = arg;
+    weir_state_opts_t o = opts_for(j->path);
+    weir_state_fetch_t f = {.env = j->env, .cache_dir = j->cache, .owner = j->owner};
+    j->sb = weir_state_restore(&o, DECLS, N_ST, &f, j->ckdir, j->h, j->err, sizeof(j->err));
+    return NULL;
+}
+
+/* A restore of the same checkpoint with the same cache downloads no SST the second time (the
+ * env's get counters: only the private files are fetched again); a cached file of the wrong size
+ * is fetched again; the cache keeps exactly the shared files of the latest restore of each
+ * owner (compared with readdir against the handles). */
+static void test_local_recovery_cache(void **unused) {
+    (void)unused;
+    rng_state = 0x4242;
+    char *tmp = weir_test_tmpdir("snapshot");
+    char *db = pjoin(tmp, "db"), *r1 = pjoin(tmp, "r1"), *ck = pjoin(tmp, "ck"),
+         *cache = pjoin(tmp, "local-recovery/0123456789abcdef0123456789abcdef");
+    weir_state_backend_t *sb = open_sb(db);
+    static model_t m1, m2;
+    model_init(&m1);
+    random_ops(sb, &m1, 4000);
+    char *h1 = checkpoint(sb, 1, ck, "1-0", true, NULL, NULL);
+    weir_state_snapshot_confirm(sb, 1);
+    m2 = m1;
+    random_ops(sb, &m2, 4000);
+    assert_int_equal(weir_state_int_compact(sb), 0); /* a new SST set: checkpoint 2 differs */
+    char *h2 = checkpoint(sb, 2, ck, "1-0", true, NULL, NULL);
+    weir_state_close(&sb, true);
+    hinfo_t i1 = parse_handle(h1, ck), i2 = parse_handle(h2, ck);
+
+    char err[256];
+    weir_storage_env_t *env = weir_storage_env_new(NULL, err, sizeof(err));
+    assert_non_null(env);
+    weir_storage_stats_t s0, s1, s2, s3;
+
+    /* first restore: every file is downloaded, the shared ones into the cache */
+    weir_storage_env_stats(env, &s0);
+    weir_state_backend_t *r = restore_cached(env, cache, "1-0", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    weir_storage_env_stats(env, &s1);
+    assert_int_equal(s1.get_requests - s0.get_requests, i1.n_shared + n_private(&i1));
+    assert_int_equal(s1.get_bytes - s0.get_bytes, i1.shared_bytes + i1.private_bytes);
+    char *want = shared_names(h1, NULL), *got = sst_listing(cache);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+
+    /* second restore of the same checkpoint: no SST downloaded, only the private files */
+    r = restore_cached(env, cache, "1-0", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    weir_storage_env_stats(env, &s2);
+    printf("local recovery: first restore %llu gets / %llu bytes, second %llu gets / %llu bytes "
+           "(%zu shared SSTs from the cache)\n",
+           (unsigned long long)(s1.get_requests - s0.get_requests),
+           (unsigned long long)(s1.get_bytes - s0.get_bytes),
+           (unsigned long long)(s2.get_requests - s1.get_requests),
+           (unsigned long long)(s2.get_bytes - s1.get_bytes), i1.n_shared);
+    assert_int_equal(s2.get_requests - s1.get_requests, n_private(&i1));
+    assert_int_equal(s2.get_bytes - s1.get_bytes, i1.private_bytes);
+
+    /* a cached file of the wrong size (a half-written leftover) is fetched again */
+    const char *victim = json_string_value(
+        json_object_get(json_array_get(json_object_get(i1.root, "shared"), 0), "name"));
+    uint64_t vsize = (uint64_t)json_integer_value(
+        json_object_get(json_array_get(json_object_get(i1.root, "shared"), 0), "size"));
+    char *vp = pjoin(cache, victim);
+    assert_int_equal(unlink(vp), 0); /* a new inode: the checkpoint's own file is untouched */
+    assert_int_equal(weir_write_file_atomic(vp, "xyz", 3), 0);
+    r = restore_cached(env, cache, "1-0", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    weir_storage_env_stats(env, &s3);
+    assert_int_equal(s3.get_requests - s2.get_requests, n_private(&i1) + 1);
+    assert_int_equal(s3.get_bytes - s2.get_bytes, i1.private_bytes + vsize);
+    assert_int_equal(fsize(vp), vsize);
+
+    /* bounded growth: owner 1-0 now restores checkpoint 2, so only its files stay ... */
+    r = restore_cached(env, cache, "1-0", r1, ck, h2);
+    verify(r, &m2);
+    weir_state_close(&r, true);
+    want = shared_names(h2, NULL);
+    got = sst_listing(cache);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    /* ... and another owner's restore of checkpoint 1 keeps both owners' files */
+    r = restore_cached(env, cache, "1-1", r1, ck, h1);
+    verify(r, &m1);
+    weir_state_close(&r, true);
+    want = shared_names(h1, h2);
+    got = sst_listing(cache);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    /* a savepoint (self-contained: nothing cacheable) restored with the cache on: the restore
+     * is exact and the cache keeps the other owners' files */
+    {
+        char *sp = pjoin(tmp, "sp"), *r2 = pjoin(tmp, "r2");
+        sb = restore(r1, ck, h1); /* without the cache: its lists stay as they are */
+        weir_state_snapshot_t *snap = weir_state_snapshot_take(sb, 7, err, sizeof(err));
+        assert_non_null(snap);
+        char *hs = NULL;
+        assert_int_equal(upload_to(snap, sp, "1-0", WEIR_UPLOAD_SELF_CONTAINED, &hs, NULL, NULL,
+                                   err, sizeof(err)),
+                         0);
+        weir_state_snapshot_free(&snap);
+        weir_state_close(&sb, true);
+        char doc[8192];
+        snprintf(doc, sizeof(doc),
+                 "{\"base\":\"%s\",\"claim\":false,\"max_parallelism\":64,\"range\":[0,63],"
+                 "\"sources\":[{\"range\":[0,63],\"handle\":%s}]}",
+                 sp, hs);
+        weir_state_opts_t o = opts_for(r2);
+        weir_state_fetch_t f = {.env = env, .cache_dir = cache, .owner = "1-2"};
+        r = weir_state_restore_plan(&o, DECLS, N_ST, &f, doc, err, sizeof(err));
+        if (!r)
+            fail_msg("savepoint restore: %s", err);
+        verify(r, &m1);
+        weir_state_close(&r, true);
+        want = shared_names(h1, h2);
+        got = sst_listing(cache);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        free(hs);
+        free(sp);
+        free(r2);
+    }
+    /* two owners restoring at once from a cold cache (subtasks of one task manager): both exact,
+     * and neither's prune removes the other's files */
+    assert_int_equal(weir_rmtree(cache), 0);
+    {
+        char *ra = pjoin(tmp, "ra"), *rb = pjoin(tmp, "rb");
+        restore_job_t ja = {
+            .env = env, .cache = cache, .owner = "2-0", .path = ra, .ckdir = ck, .h = h1};
+        restore_job_t jb = {
+            .env = env, .cache = cache, .owner = "2-1", .path = rb, .ckdir = ck, .h = h2};
+        pthread_t ta, tb;
+        assert_int_equal(pthread_create(&ta, NULL, restore_thread, &ja), 0);
+        assert_int_equal(pthread_create(&tb, NULL, restore_thread, &jb), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        if (!ja.sb || !jb.sb)
+            fail_msg("concurrent restores: %s / %s", ja.err, jb.err);
+        verify(ja.sb, &m1);
+        verify(jb.sb, &m2);
+        weir_state_close(&ja.sb, true);
+        weir_state_close(&jb.sb, true);
+        want = shared_names(h1, h2);
+        got = sst_listing(cache);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        free(ra);
+        free(rb);
+    }
+    /* the checkpoint is intact: every file still has its recorded size (parse_handle checks) */
+    hinfo_t again = parse_handle(h1, ck);
+    json_decref(again.root);
+
+    weir_storage_env_free(&env);
+    json_decref(i1.root);
+    json_decref(i2.root);
+    free(vp);
+    free(h1);
+    free(h2);
+    weir_test_tmpdir_remove(tmp);
+    free(db);
+    free(r1);
+    free(ck);
+    free(cache);
+}
 
 static void test_redistribute(void **unused) {
     (void)unused;
@@ -718,9 +998,10 @@ static void test_redistribute(void **unused) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_incremental_and_chain),
-        cmocka_unit_test(test_confirm_semantics),  cmocka_unit_test(test_restore_errors),
-        cmocka_unit_test(test_two_tasks_and_free), cmocka_unit_test(test_redistribute),
+        cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_incremental_and_chain),
+        cmocka_unit_test(test_confirm_semantics),    cmocka_unit_test(test_restore_errors),
+        cmocka_unit_test(test_two_tasks_and_free),   cmocka_unit_test(test_redistribute),
+        cmocka_unit_test(test_local_recovery_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

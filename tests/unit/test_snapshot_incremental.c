@@ -29,6 +29,7 @@
 #include "common/util.h"
 #include "runtime/graph/keygroup.h"
 #include "state/snapshot.h"
+#include "snapshot_io.h"
 #include "state/state.h"
 #include "state/state_int.h"
 #include "testutil.h"
@@ -106,8 +107,7 @@ static char *checkpoint(weir_state_backend_t *sb, uint64_t id, const char *ck, u
     double take_ms = ms_since(t0);
     t0 = weir_now_ns();
     char *h = NULL;
-    if (weir_state_snapshot_upload(s, ck, "1-0", WEIR_UPLOAD_INCREMENTAL, &h, ss, us, err,
-                                   sizeof(err)) != 0)
+    if (upload_to(s, ck, "1-0", WEIR_UPLOAD_INCREMENTAL, &h, ss, us, err, sizeof(err)) != 0)
         fail_msg("upload %llu: %s", (unsigned long long)id, err);
     weir_state_snapshot_free(&s);
     print_message("checkpoint %llu: take %.1f ms (synchronous part), upload %.1f ms, state %llu "
@@ -219,7 +219,7 @@ static void test_incremental_1gb(void **unused) {
     t0 = weir_now_ns();
     weir_state_opts_t o2 = o;
     o2.path = db2;
-    weir_state_backend_t *r = weir_state_restore(&o2, &decl, 1, ck, h2, err, sizeof(err));
+    weir_state_backend_t *r = restore_ck(&o2, &decl, 1, ck, h2, err, sizeof(err));
     if (!r)
         fail_msg("restore: %s", err);
     print_message("restored in %.1f ms\n", ms_since(t0));

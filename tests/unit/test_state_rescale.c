@@ -40,6 +40,7 @@
 #include "common/util.h"
 #include "runtime/graph/keygroup.h"
 #include "state/snapshot.h"
+#include "snapshot_io.h"
 #include "state/state.h"
 #include "state/state_int.h"
 #include "testutil.h"
@@ -368,7 +369,7 @@ static char *upload(weir_state_backend_t *sb, uint64_t id, const char *dir, cons
         fail_msg("take failed: %s", err);
     char *h = NULL;
     uint64_t ss = 0, us = 0;
-    if (weir_state_snapshot_upload(s, dir, task, mode, &h, &ss, &us, err, sizeof(err)) != 0)
+    if (upload_to(s, dir, task, mode, &h, &ss, &us, err, sizeof(err)) != 0)
         fail_msg("upload failed: %s", err);
     weir_state_snapshot_free(&s);
     if (state_size)
@@ -410,7 +411,7 @@ static char *make_doc(const char *base, bool claim, uint32_t k, uint32_t new_p, 
 static weir_state_backend_t *restore_doc(const char *path, const char *doc) {
     weir_state_opts_t o = opts_for(path);
     char err[1024];
-    weir_state_backend_t *sb = weir_state_restore_plan(&o, NEW_DECLS, N_NEW, doc, err, sizeof(err));
+    weir_state_backend_t *sb = restore_doc_plan(&o, NEW_DECLS, N_NEW, doc, err, sizeof(err));
     if (!sb)
         fail_msg("restore failed: %s", err);
     return sb;
@@ -467,7 +468,7 @@ static void restore_all(const char *tmp, const char *base, bool claim, uint32_t 
         check_families(path);
         weir_state_opts_t o = opts_for(path2);
         char err[512];
-        sb = weir_state_restore(&o, NEW_DECLS, N_NEW, ck, h, err, sizeof(err));
+        sb = restore_ck(&o, NEW_DECLS, N_NEW, ck, h, err, sizeof(err));
         if (!sb)
             fail_msg("restore of the checkpoint after the rescale: %s", err);
         assert_int_equal(verify(sb, first, last), n);
@@ -740,8 +741,7 @@ static int restore_child(const char *doc_file, const char *path) {
     text[len] = '\0';
     weir_state_opts_t o = opts_for(path);
     char err[1024];
-    weir_state_backend_t *sb =
-        weir_state_restore_plan(&o, NEW_DECLS, N_NEW, text, err, sizeof(err));
+    weir_state_backend_t *sb = restore_doc_plan(&o, NEW_DECLS, N_NEW, text, err, sizeof(err));
     if (!sb) {
         fprintf(stderr, "child restore failed: %s\n", err);
         return 1;
@@ -820,7 +820,7 @@ static void test_kill_during_restore(void **unused) {
 static void refuse(const char *path, const char *doc, const char *want1, const char *want2) {
     weir_state_opts_t o = opts_for(path);
     char err[1024] = "";
-    assert_null(weir_state_restore_plan(&o, NEW_DECLS, N_NEW, doc, err, sizeof(err)));
+    assert_null(restore_doc_plan(&o, NEW_DECLS, N_NEW, doc, err, sizeof(err)));
     print_message("refused: %s\n", err);
     if (!strstr(err, want1) || (want2 && !strstr(err, want2)))
         fail_msg("message '%s' lacks '%s' / '%s'", err, want1, want2 ? want2 : "");

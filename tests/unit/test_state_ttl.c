@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "state/snapshot.h"
+#include "snapshot_io.h"
 #include "state/state.h"
 #include "state/state_int.h"
 #include "testutil.h"
@@ -432,8 +433,7 @@ static void test_snapshot_restore(void **state) {
         assert_non_null(s);
         char *h = NULL;
         uint64_t ss, us;
-        assert_int_equal(weir_state_snapshot_upload(s, ck, "1-0", WEIR_UPLOAD_FULL, &h, &ss, &us,
-                                                    err, sizeof err),
+        assert_int_equal(upload_to(s, ck, "1-0", WEIR_UPLOAD_FULL, &h, &ss, &us, err, sizeof err),
                          0);
         weir_state_snapshot_free(&s);
         weir_state_close(&sb, true);
@@ -442,7 +442,7 @@ static void test_snapshot_restore(void **state) {
         decls_of(kinds[k], d);
         weir_state_opts_t o = opts_of(path2, &c);
         set_now(&c, 50000 + TTL - 1);
-        sb = weir_state_restore(&o, d, 3, ck, h, err, sizeof err);
+        sb = restore_ck(&o, d, 3, ck, h, err, sizeof err);
         if (!sb)
             fail_msg("restore failed: %s", err);
         weir_state_set_key(sb, "a", 1);

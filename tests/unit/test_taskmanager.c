@@ -6,7 +6,8 @@
  * re-registration (UNKNOWN) stops and joins every task before REGISTER goes out and refuses
  * deploys until REGISTERED. A TRIGGER's checkpoint kind and target reach the task (a
  * stop-with-savepoint). HEARTBEAT carries the /metrics port, RSS (checked against VmRSS) and CPU
- * time; LOG_REQUEST is answered with the log ring's tail. Oracles: the messages the fake job
+ * time; LOG_REQUEST is answered with the log ring's tail. A malformed s3.* value (checkpoint
+ * storage) makes weir-taskmanager exit 2 with the one line. Oracles: the messages the fake job
  * manager receives, in order. Every wait is bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -29,6 +32,7 @@
 #include "runtime/graph/plugin.h"
 #include "taskmanager/taskmanager.h"
 #include "testutil.h"
+#include "weir/host.h"
 
 #define WAIT_MS 10000
 #define JOB "0123456789abcdef0123456789abcdef"
@@ -491,8 +495,43 @@ static void test_log_request_and_heartbeat_figures(void **state) {
     }
 }
 
+/* A bad s3.* value is a configuration error: exit code 2 and one line on stderr naming the key,
+ * before anything starts (no job manager is needed). */
+static void test_bad_s3_setting_exits_2(void **state) {
+    (void)state;
+    char *dir = weir_test_tmpdir("tm-s3");
+    char errf[700];
+    snprintf(errf, sizeof errf, "%s/stderr", dir);
+    int fd = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    char a0[] = "weir-taskmanager", a1[] = "-D", a2[] = "s3.retry.max-attempts=0";
+    char *argv[] = {a0, a1, a2, NULL};
+    char *envp[] = {NULL};
+    volatile sig_atomic_t stop = 1;
+    int rc = weir_taskmanager_main(3, argv, envp, &stop);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    assert_int_equal(rc, 2);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    assert_int_equal(weir_read_file(errf, &text, &len), 0);
+    assert_non_null(strstr((char *)text, "weir-taskmanager: "));
+    assert_non_null(strstr((char *)text, "s3.retry.max-attempts"));
+    assert_non_null(strchr((char *)text, '\n'));
+    assert_ptr_equal(strchr((char *)text, '\n'), (char *)text + len - 1); /* one line */
+    free(text);
+    weir_test_tmpdir_remove(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_s3_setting_exits_2),
         cmocka_unit_test_setup_teardown(test_log_request_and_heartbeat_figures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_attempts_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_stops_tasks_first, setup, teardown),

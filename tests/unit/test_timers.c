@@ -18,6 +18,7 @@
 #include "common/err.h"
 #include "runtime/graph/keygroup.h"
 #include "state/snapshot.h"
+#include "snapshot_io.h"
 #include "state/state_int.h"
 #include "state/timers.h"
 #include "testutil.h"
@@ -233,8 +234,7 @@ static char *upload(weir_state_backend_t *sb, const char *dir, const char *task)
         fail_msg("take: %s", err);
     char *h = NULL;
     uint64_t ss = 0, us = 0;
-    if (weir_state_snapshot_upload(s, dir, task, WEIR_UPLOAD_INCREMENTAL, &h, &ss, &us, err,
-                                   sizeof err) != 0)
+    if (upload_to(s, dir, task, WEIR_UPLOAD_INCREMENTAL, &h, &ss, &us, err, sizeof err) != 0)
         fail_msg("upload: %s", err);
     weir_state_snapshot_free(&s);
     return h;
@@ -295,7 +295,7 @@ static void test_snapshot_rescale_2_to_3(void **unused) {
         char path[1024], err[1024];
         snprintf(path, sizeof path, "%s/new-%u", tmp, k);
         weir_state_opts_t o = opts_for(path);
-        weir_state_backend_t *sb = weir_state_restore_plan(&o, DECLS, 2, text, err, sizeof err);
+        weir_state_backend_t *sb = restore_doc_plan(&o, DECLS, 2, text, err, sizeof err);
         if (!sb)
             fail_msg("restore: %s", err);
         free(text);
