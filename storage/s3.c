@@ -120,11 +120,13 @@ typedef struct s3 {
     char *sigv4;    /* "aws:amz:<region>:s3" */
 } s3_t;
 
-static s3_t *impl(weir_storage_t *st) { return st->impl; }
+static s3_t *impl(weir_storage_t *st) {
+    return st->impl;
+}
 
 static bool unreserved(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Percent-encodes @p s (uppercase hex, RFC 3986 unreserved kept, '/' kept when @p keep_slash)
@@ -412,9 +414,9 @@ static int http_error(const s3_t *s, const req_t *rq, const resp_t *r, uint32_t 
                          rq->op, uri, s->bucket);
     if (st == 404 && (code[0] == '\0' || strcmp(code, "NoSuchKey") == 0))
         return WEIR_ENOTFOUND; /* no line: absence is an answer */
-    if (st == 403 && (code[0] == '\0' || strcmp(code, "InvalidAccessKeyId") == 0 ||
-                      strcmp(code, "SignatureDoesNotMatch") == 0 ||
-                      strcmp(code, "InvalidToken") == 0))
+    if (st == 403 &&
+        (code[0] == '\0' || strcmp(code, "InvalidAccessKeyId") == 0 ||
+         strcmp(code, "SignatureDoesNotMatch") == 0 || strcmp(code, "InvalidToken") == 0))
         return weir_errf(errstr, errlen, WEIR_ECONFIG,
                          "%s %s: the credentials are refused (s3.access-key / s3.secret-key)%s%s",
                          rq->op, uri, code[0] ? ": " : "", code);
@@ -443,20 +445,21 @@ static int perform(s3_t *s, const req_t *rq, resp_t *r, char *errstr, size_t err
     if (body_sha256(rq, sha) != 0) {
         char uri[WEIR_STORAGE_URI_MAX + 16];
         req_uri(s, rq, uri, sizeof uri);
-        return weir_errf(errstr, errlen, WEIR_EIO, "%s %s: cannot read the local data: %s",
-                         rq->op, uri, strerror(errno));
+        return weir_errf(errstr, errlen, WEIR_EIO, "%s %s: cannot read the local data: %s", rq->op,
+                         uri, strerror(errno));
     }
 
     /* URL */
-    size_t ucap = strlen(s->base_url) + 3 * WEIR_STORAGE_URI_MAX + 64 +
-                  (rq->query ? strlen(rq->query) : 0);
+    size_t ucap =
+        strlen(s->base_url) + 3 * WEIR_STORAGE_URI_MAX + 64 + (rq->query ? strlen(rq->query) : 0);
     char *url = malloc(ucap);
     if (!url)
         return weir_errf(errstr, errlen, WEIR_ENOMEM, "%s: out of memory", rq->op);
     size_t pos = 0;
-    bool fits = put_str(s->base_url, url, ucap, &pos) && put_str("/", url, ucap, &pos) &&
-                (!rq->key || enc(rq->key, true, url, ucap, &pos)) &&
-                (!rq->query || (put_str("?", url, ucap, &pos) && put_str(rq->query, url, ucap, &pos)));
+    bool fits =
+        put_str(s->base_url, url, ucap, &pos) && put_str("/", url, ucap, &pos) &&
+        (!rq->key || enc(rq->key, true, url, ucap, &pos)) &&
+        (!rq->query || (put_str("?", url, ucap, &pos) && put_str(rq->query, url, ucap, &pos)));
     if (!fits) {
         free(url);
         return weir_errf(errstr, errlen, WEIR_EINVAL, "%s: URL too long", rq->op);
@@ -499,7 +502,8 @@ static int perform(s3_t *s, const req_t *rq, resp_t *r, char *errstr, size_t err
         r->written = 0;
         r->sent = 0;
         r->etag[0] = '\0';
-        if (rq->out_fd >= 0 && (ftruncate(rq->out_fd, 0) != 0 || lseek(rq->out_fd, 0, SEEK_SET) < 0)) {
+        if (rq->out_fd >= 0 &&
+            (ftruncate(rq->out_fd, 0) != 0 || lseek(rq->out_fd, 0, SEEK_SET) < 0)) {
             rc = weir_errf(errstr, errlen, WEIR_EIO, "%s: cannot rewrite the local file: %s",
                            rq->op, strerror(errno));
             break;
@@ -570,8 +574,9 @@ static int perform(s3_t *s, const req_t *rq, resp_t *r, char *errstr, size_t err
         rc = 0;
     } else if (r->over && r->status >= 200 && r->status < 300) {
         if (r->have_len)
-            rc = weir_errf(errstr, errlen, WEIR_ENOSPACE, "%s %s: is %" PRIu64 " bytes, more than %zu",
-                           rq->op, uri, r->content_len, r->max);
+            rc = weir_errf(errstr, errlen, WEIR_ENOSPACE,
+                           "%s %s: is %" PRIu64 " bytes, more than %zu", rq->op, uri,
+                           r->content_len, r->max);
         else
             rc = weir_errf(errstr, errlen, WEIR_ENOSPACE, "%s %s: is more than %zu bytes", rq->op,
                            uri, r->max);
@@ -608,8 +613,8 @@ static req_t req_init(const char *op, const char *method, const char *key,
 
 /* ---- objects ----------------------------------------------------------------------------- */
 
-static int s3_put(weir_storage_t *st, const char *key, const void *data, size_t len,
-                  char *errstr, size_t errlen) {
+static int s3_put(weir_storage_t *st, const char *key, const void *data, size_t len, char *errstr,
+                  size_t errlen) {
     s3_t *s = impl(st);
     char k[WEIR_STORAGE_URI_MAX];
     if (full_key(s, key, k, sizeof k))
@@ -624,9 +629,9 @@ static int s3_put(weir_storage_t *st, const char *key, const void *data, size_t 
     free(r.buf);
     if (rc == 0)
         weir__storage_count(&s->env->put_bytes, len);
-    return rc == WEIR_ENOTFOUND ? weir_errf(errstr, errlen, WEIR_EIO, "put %s/%s: HTTP 404",
-                                            st->uri, key)
-                                : rc;
+    return rc == WEIR_ENOTFOUND
+               ? weir_errf(errstr, errlen, WEIR_EIO, "put %s/%s: HTTP 404", st->uri, key)
+               : rc;
 }
 
 static void xml_escape_into(const char *in, char **buf, size_t *len, size_t *cap) {
@@ -634,12 +639,23 @@ static void xml_escape_into(const char *in, char **buf, size_t *len, size_t *cap
         const char *rep = NULL;
         char one[2] = {*c, 0};
         switch (*c) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        default: rep = one;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&apos;";
+            break;
+        default:
+            rep = one;
         }
         size_t n = strlen(rep);
         if (*len + n + 1 > *cap) {
@@ -683,8 +699,7 @@ static void abort_upload(s3_t *s, const char *k, const char *qid) {
 }
 
 /* A multipart upload of @p fd (@p size bytes) to @p k. */
-static int multipart(s3_t *s, const char *k, int fd, uint64_t size, char *errstr,
-                     size_t errlen) {
+static int multipart(s3_t *s, const char *k, int fd, uint64_t size, char *errstr, size_t errlen) {
     const weir_s3_settings_t *cfg = &s->env->s3;
     uint64_t part = cfg->part_size ? cfg->part_size : (16u << 20);
     if ((size + part - 1) / part > S3_MAX_PARTS) {
@@ -774,8 +789,8 @@ static int multipart(s3_t *s, const char *k, int fd, uint64_t size, char *errstr
             weir__s3_xml_error((const char *)crr.buf, crr.len, code, sizeof code, msg,
                                sizeof msg) == 0)
             rc = weir_errf(errstr, errlen, WEIR_EIO,
-                           "put_file s3://%s/%s: CompleteMultipartUpload failed: %s: %s",
-                           s->bucket, k, code, msg);
+                           "put_file s3://%s/%s: CompleteMultipartUpload failed: %s: %s", s->bucket,
+                           k, code, msg);
         if (rc == WEIR_ENOTFOUND)
             rc = weir_errf(errstr, errlen, WEIR_EIO,
                            "put_file s3://%s/%s: CompleteMultipartUpload: HTTP 404", s->bucket, k);
@@ -792,8 +807,7 @@ static int s3_put_file(weir_storage_t *st, const char *key, const char *path, ui
     s3_t *s = impl(st);
     char k[WEIR_STORAGE_URI_MAX];
     if (full_key(s, key, k, sizeof k))
-        return weir_errf(errstr, errlen, WEIR_EINVAL, "put_file %s/%s: key too long", st->uri,
-                         key);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "put_file %s/%s: key too long", st->uri, key);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return weir_errf(errstr, errlen, errno == ENOENT ? WEIR_ENOTFOUND : WEIR_EIO,
@@ -807,7 +821,7 @@ static int s3_put_file(weir_storage_t *st, const char *key, const char *path, ui
     }
     uint64_t n = (uint64_t)sb.st_size;
     int rc;
-    if (n > s->env->s3.multipart_threshold) {
+    if (n >= s->env->s3.multipart_threshold) {
         rc = multipart(s, k, fd, n, errstr, errlen);
     } else {
         req_t rq = req_init("put_file", "PUT", k, &s->env->put_requests);
@@ -821,8 +835,7 @@ static int s3_put_file(weir_storage_t *st, const char *key, const char *path, ui
         rc = perform(s, &rq, &r, errstr, errlen);
         free(r.buf);
         if (rc == WEIR_ENOTFOUND)
-            rc = weir_errf(errstr, errlen, WEIR_EIO, "put_file s3://%s/%s: HTTP 404", s->bucket,
-                           k);
+            rc = weir_errf(errstr, errlen, WEIR_EIO, "put_file s3://%s/%s: HTTP 404", s->bucket, k);
         if (rc == 0)
             weir__storage_count(&s->env->put_bytes, n);
     }
@@ -832,8 +845,8 @@ static int s3_put_file(weir_storage_t *st, const char *key, const char *path, ui
     return rc;
 }
 
-static int s3_get(weir_storage_t *st, const char *key, size_t max_len, uint8_t **data,
-                  size_t *len, char *errstr, size_t errlen) {
+static int s3_get(weir_storage_t *st, const char *key, size_t max_len, uint8_t **data, size_t *len,
+                  char *errstr, size_t errlen) {
     s3_t *s = impl(st);
     char k[WEIR_STORAGE_URI_MAX];
     if (full_key(s, key, k, sizeof k))
@@ -849,8 +862,7 @@ static int s3_get(weir_storage_t *st, const char *key, size_t max_len, uint8_t *
     if (!r.buf) {
         r.buf = malloc(1);
         if (!r.buf)
-            return weir_errf(errstr, errlen, WEIR_ENOMEM, "get %s/%s: out of memory", st->uri,
-                             key);
+            return weir_errf(errstr, errlen, WEIR_ENOMEM, "get %s/%s: out of memory", st->uri, key);
         r.buf[0] = 0;
     }
     weir__storage_count(&s->env->get_bytes, r.len);
@@ -864,8 +876,7 @@ static int s3_get_file(weir_storage_t *st, const char *key, const char *path, ui
     s3_t *s = impl(st);
     char k[WEIR_STORAGE_URI_MAX];
     if (full_key(s, key, k, sizeof k))
-        return weir_errf(errstr, errlen, WEIR_EINVAL, "get_file %s/%s: key too long", st->uri,
-                         key);
+        return weir_errf(errstr, errlen, WEIR_EINVAL, "get_file %s/%s: key too long", st->uri, key);
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp)
@@ -923,6 +934,7 @@ static int s3_stat(weir_storage_t *st, const char *key, uint64_t *size, char *er
     if (full_key(s, key, k, sizeof k))
         return weir_errf(errstr, errlen, WEIR_EINVAL, "stat %s/%s: key too long", st->uri, key);
     req_t rq = req_init("stat", "HEAD", k, &s->env->stat_requests);
+    rq.max_mem = SIZE_MAX; /* no body: Content-Length is the object's size, not a bound */
     resp_t r;
     int rc = perform(s, &rq, &r, errstr, errlen);
     free(r.buf);
@@ -939,6 +951,43 @@ static int s3_stat(weir_storage_t *st, const char *key, uint64_t *size, char *er
 /* Walks every ListObjectsV2 page under the directory @p prefix (relative to the root, "" = the
  * root); @p cb gets each entry's name relative to it. */
 typedef int (*page_fn)(void *arg, const char *name, bool is_dir, uint64_t size);
+
+/* Whether some object's key starts with @p dir (a full key ending with '/'): a "directory" of a
+ * non-recursive list is one only then. SeaweedFS lists an emptied folder as a CommonPrefix until
+ * its asynchronous cleanup removes it; S3 never does, and answers this at the cost of one request
+ * per directory listed. @returns 1, 0, or an error. */
+static int dir_has_objects(s3_t *s, const char *op, const char *dir, char *errstr, size_t errlen) {
+    size_t qcap = 3 * strlen(dir) + 64;
+    char *q = malloc(qcap);
+    if (!q)
+        return weir_errf(errstr, errlen, WEIR_ENOMEM, "%s: out of memory", op);
+    size_t pos = 0;
+    q[0] = '\0';
+    put_str("list-type=2&max-keys=1&prefix=", q, qcap, &pos);
+    enc(dir, false, q, qcap, &pos);
+    req_t rq = req_init(op, "GET", NULL, &s->env->list_requests);
+    rq.query = q;
+    rq.max_mem = WEIR__S3_XML_MAX;
+    resp_t r;
+    int rc = perform(s, &rq, &r, errstr, errlen);
+    free(q);
+    weir__s3_list_page_t page;
+    if (rc == 0 && weir__s3_xml_list((const char *)r.buf, r.len, &page) != 0)
+        rc = weir_errf(errstr, errlen, WEIR_EPROTO,
+                       "%s s3://%s/%s: the answer to ListObjectsV2 is not a ListBucketResult", op,
+                       s->bucket, dir);
+    free(r.buf);
+    if (rc)
+        return rc == WEIR_ENOTFOUND ? 0 : rc;
+    int found = 0;
+    for (size_t i = 0; i < page.n && !found; i++) {
+        size_t kl = strlen(page.entries[i].key);
+        found = !page.entries[i].is_dir && kl > 0 && page.entries[i].key[kl - 1] != '/';
+    }
+    bool more = page.truncated;
+    weir__s3_list_page_free(&page);
+    return found || more; /* a marker object first, more keys after it: assume an object */
+}
 
 static int list_pages(s3_t *s, const char *op, const char *prefix, bool recursive, page_fn cb,
                       void *arg, char *errstr, size_t errlen) {
@@ -1003,6 +1052,18 @@ static int list_pages(s3_t *s, const char *op, const char *prefix, bool recursiv
                 name[--nl] = '\0';
             if (nl == 0 || name[nl - 1] == '/')
                 continue; /* a "directory marker" object, not an object of ours */
+            if (page.entries[i].is_dir) {
+                char saved = name[nl];
+                name[nl] = '/'; /* the full prefix again, for the probe */
+                int has = dir_has_objects(s, op, key, errstr, errlen);
+                name[nl] = saved;
+                if (has < 0) {
+                    rc = has;
+                    break;
+                }
+                if (!has)
+                    continue;
+            }
             rc = cb(arg, name, page.entries[i].is_dir, page.entries[i].size);
         }
         free(token);
@@ -1017,8 +1078,8 @@ static int list_pages(s3_t *s, const char *op, const char *prefix, bool recursiv
     return rc;
 }
 
-static int s3_list(weir_storage_t *st, const char *prefix, bool recursive,
-                   weir_storage_list_fn fn, void *arg, char *errstr, size_t errlen) {
+static int s3_list(weir_storage_t *st, const char *prefix, bool recursive, weir_storage_list_fn fn,
+                   void *arg, char *errstr, size_t errlen) {
     return list_pages(impl(st), "list", prefix, recursive, fn, arg, errstr, errlen);
 }
 
@@ -1086,8 +1147,8 @@ static int delete_batch(s3_t *s, char **keys, size_t n, char *errstr, size_t err
         rc = weir_errf(errstr, errlen, WEIR_EIO, "delete_prefix s3://%s: HTTP 404", s->bucket);
     if (rc == 0 && r.len) {
         char key[WEIR_STORAGE_URI_MAX], code[128];
-        int errs =
-            weir__s3_xml_delete_result((const char *)r.buf, r.len, key, sizeof key, code, sizeof code);
+        int errs = weir__s3_xml_delete_result((const char *)r.buf, r.len, key, sizeof key, code,
+                                              sizeof code);
         if (errs < 0)
             rc = weir_errf(errstr, errlen, WEIR_EPROTO,
                            "delete_prefix s3://%s: the answer to DeleteObjects is not a "
@@ -1167,8 +1228,8 @@ static char *xasprintf(const char *fmt, const char *a, const char *b, const char
     return s;
 }
 
-int weir__storage_s3_open(weir_storage_t *st, const char *bucket, const char *prefix,
-                          char *errstr, size_t errlen) {
+int weir__storage_s3_open(weir_storage_t *st, const char *bucket, const char *prefix, char *errstr,
+                          size_t errlen) {
     const weir_s3_settings_t *cfg = &st->env->s3;
     const char *uri = st->uri ? st->uri : bucket;
     if (!cfg->endpoint || !cfg->endpoint[0])
@@ -1215,9 +1276,8 @@ int weir__storage_s3_open(weir_storage_t *st, const char *bucket, const char *pr
         s->base_url = xasprintf("%s%s.%s", scheme, bucket, e + scheme_len);
     }
     free(e);
-    s->sigv4 = xasprintf("aws:amz:%s:s3%s%s", cfg->region && cfg->region[0] ? cfg->region
-                                                                             : "us-east-1",
-                         "", "");
+    s->sigv4 = xasprintf("aws:amz:%s:s3%s%s",
+                         cfg->region && cfg->region[0] ? cfg->region : "us-east-1", "", "");
     if (!s->bucket || !s->prefix || !s->base_url || !s->sigv4) {
         s3_close(s);
         return weir_errf(errstr, errlen, WEIR_ENOMEM, "%s: out of memory", uri);

@@ -205,8 +205,8 @@ int weir__s3_xml_upload_id(const char *body, size_t len, char *out, size_t cap) 
     return rc;
 }
 
-int weir__s3_xml_delete_result(const char *body, size_t len, char *key, size_t key_cap,
-                               char *code, size_t code_cap) {
+int weir__s3_xml_delete_result(const char *body, size_t len, char *key, size_t key_cap, char *code,
+                               size_t code_cap) {
     if (key_cap)
         key[0] = '\0';
     if (code_cap)

@@ -42,7 +42,7 @@ int weir__s3_xml_error(const char *body, size_t len, char *code, size_t code_cap
 int weir__s3_xml_upload_id(const char *body, size_t len, char *out, size_t cap);
 /** Parses a DeleteResult: @returns the number of <Error> entries (>= 0), the first one's Key
  * and Code copied into @p key / @p code; or WEIR_EPROTO for another document. */
-int weir__s3_xml_delete_result(const char *body, size_t len, char *key, size_t key_cap,
-                               char *code, size_t code_cap);
+int weir__s3_xml_delete_result(const char *body, size_t len, char *key, size_t key_cap, char *code,
+                               size_t code_cap);
 
 #endif
