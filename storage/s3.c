@@ -490,7 +490,6 @@ static int perform(s3_t *s, const req_t *rq, resp_t *r, char *errstr, size_t err
     uint32_t attempt = 0;
     int rc = 0;
     CURLcode cc = CURLE_OK;
-    bool got_answer = false;
     for (;;) {
         attempt++;
         /* a fresh answer per attempt */
@@ -547,7 +546,6 @@ static int perform(s3_t *s, const req_t *rq, resp_t *r, char *errstr, size_t err
 
         bool transient = false;
         if (cc == CURLE_OK) {
-            got_answer = true;
             if (r->status >= 200 && r->status < 300) {
                 rc = 0;
                 break;
@@ -585,11 +583,15 @@ static int perform(s3_t *s, const req_t *rq, resp_t *r, char *errstr, size_t err
                        uri, strerror(r->write_err));
     } else if (cc == CURLE_OK || r->over) {
         rc = http_error(s, rq, r, attempt, errstr, errlen);
-    } else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-               (cc == CURLE_OPERATION_TIMEDOUT && !got_answer)) {
+    } else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
         rc = weir_errf(errstr, errlen, WEIR_ENET,
                        "%s %s: cannot reach s3.endpoint %s: %s (%u attempts)", rq->op, uri,
                        cfg->endpoint, curlerr[0] ? curlerr : curl_easy_strerror(cc), attempt);
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        /* connect timeout, s3.request-timeout, or the low-speed abort (a frozen server) */
+        rc = weir_errf(errstr, errlen, WEIR_ENET,
+                       "%s %s: s3.endpoint %s does not answer in time: %s (%u attempts)", rq->op,
+                       uri, cfg->endpoint, curlerr[0] ? curlerr : curl_easy_strerror(cc), attempt);
     } else {
         rc = weir_errf(errstr, errlen, transient_curl(cc) ? WEIR_ENET : WEIR_EIO,
                        "%s %s: %s (%u attempts)", rq->op, uri,

@@ -9,11 +9,12 @@
  * object and writing an object weir must read. S3 only: the three error lines (missing bucket,
  * refused credentials, unreachable endpoint), virtual-hosted addressing (bucket.localhost), and
  * the retries of a stopped server (WEIR_ENET after s3.retry.max-attempts, within the expected
- * time, retries counted). */
+ * time, retries counted) and the bounded wait on a frozen one (SIGSTOP: the low-speed abort). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -640,6 +641,40 @@ static void test_s3_virtual_hosted(void **state) {
     weir_storage_env_free(&env);
 }
 
+/* A frozen server (SIGSTOP: connections are accepted by the kernel, nothing answers): each
+ * attempt ends by the low-speed abort (below 1 KiB/s for 10 s), so 2 attempts fail within
+ * [20 s, 25 s], never hang; the server answers again after SIGCONT. */
+static void test_s3_server_frozen(void **state) {
+    fx_t *f = *state;
+    char *pid = sh("cat %s/pid", f->s3dir);
+    int p = atoi(pid);
+    free(pid);
+    assert_true(p > 1);
+    weir_storage_env_t *env = env_with(f->endpoint, AK, SK, true, "2");
+    weir_storage_t *st = open_or_fail(env, f->root);
+    assert_int_equal(kill(p, SIGSTOP), 0);
+    char err[512] = "";
+    uint8_t *d = NULL;
+    size_t l = 0;
+    int64_t t0 = weir_now_ns();
+    int rc = weir_storage_get(st, "frozen", 10, &d, &l, err, sizeof err);
+    int64_t ms = (weir_now_ns() - t0) / 1000000;
+    assert_int_equal(kill(p, SIGCONT), 0);
+    printf("# frozen server: %d %s (%lld ms)\n", rc, err, (long long)ms);
+    assert_int_equal(rc, WEIR_ENET);
+    assert_non_null(strstr(err, "does not answer in time: "));
+    assert_non_null(strstr(err, "(2 attempts)"));
+    assert_true(ms >= 20000);
+    assert_true(ms < 25000);
+    weir_storage_stats_t stats;
+    weir_storage_env_stats(env, &stats);
+    assert_int_equal(stats.retries, 1);
+    OK(weir_storage_put(st, "frozen", "thawed", 6, E)); /* answers again */
+    OK(weir_storage_delete(st, "frozen", E));
+    weir_storage_close(&st);
+    weir_storage_env_free(&env);
+}
+
 /* Last of the S3 group: the server stopped. 3 attempts, backoff 100 ms then 200 ms (half of each
  * fixed, half random): ENET after [100, 300] ms of sleep plus three refused connects. */
 static void test_s3_server_stopped(void **state) {
@@ -673,7 +708,8 @@ int main(void) {
         cmocka_unit_test(test_many_keys),          cmocka_unit_test(test_files),
         cmocka_unit_test(test_s3_foreign_object),  cmocka_unit_test(test_s3_missing_bucket),
         cmocka_unit_test(test_s3_bad_credentials), cmocka_unit_test(test_s3_unreachable),
-        cmocka_unit_test(test_s3_virtual_hosted),  cmocka_unit_test(test_s3_server_stopped),
+        cmocka_unit_test(test_s3_virtual_hosted),  cmocka_unit_test(test_s3_server_frozen),
+        cmocka_unit_test(test_s3_server_stopped),
     };
     int fails =
         cmocka_run_group_tests_name("storage conformance: POSIX", common, setup_posix, teardown);
