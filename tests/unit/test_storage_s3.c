@@ -188,8 +188,11 @@ static int setup_s3(void **state) {
     f->s3dir = weir_test_tmpdir("seaweedfs");
     f->port = free_port();
     /* -s3.domainName: bucket.localhost:PORT is virtual-hosted addressing */
-    char *out = sh("S3_EXTRA_ARGS=-s3.domainName=localhost bash %s start %s %d 2>&1", s3_sh(),
-                   f->s3dir, f->port);
+    /* s3.sh's output through a file, never a pipe: the server it leaves running must not hold
+     * the read end of popen open (fread would wait for it) */
+    char *out = sh("S3_EXTRA_ARGS=-s3.domainName=localhost bash %s start %s %d >%s/start.log "
+                   "2>&1 </dev/null; rc=$?; cat %s/start.log; exit $rc",
+                   s3_sh(), f->s3dir, f->port, f->s3dir, f->s3dir);
     printf("# %s", out);
     free(out);
     snprintf(f->endpoint, sizeof f->endpoint, "http://127.0.0.1:%d", f->port);
@@ -209,7 +212,7 @@ static int teardown(void **state) {
     weir_storage_close(&f->st);
     weir_storage_env_free(&f->env);
     if (f->s3dir) {
-        free(sh("bash %s stop %s 2>&1", s3_sh(), f->s3dir));
+        free(sh("bash %s stop %s >/dev/null 2>&1 </dev/null", s3_sh(), f->s3dir));
         weir_test_tmpdir_remove(f->s3dir);
     }
     weir_test_tmpdir_remove(f->tmp);
@@ -679,7 +682,7 @@ static void test_s3_server_frozen(void **state) {
  * fixed, half random): ENET after [100, 300] ms of sleep plus three refused connects. */
 static void test_s3_server_stopped(void **state) {
     fx_t *f = *state;
-    free(sh("bash %s stop %s 2>&1", s3_sh(), f->s3dir));
+    free(sh("bash %s stop %s >/dev/null 2>&1 </dev/null", s3_sh(), f->s3dir));
     weir_storage_stats_t before, after;
     weir_storage_env_stats(f->env, &before);
     char err[512] = "";
