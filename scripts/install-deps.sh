@@ -16,6 +16,7 @@ PKGS=(
   libyaml-dev         # weir.yaml configuration files
   libssl-dev          # sha256 of plugin blobs (libcrypto)
   libcurl4-openssl-dev # HTTP client in the weir CLI
+  libxml2-dev         # the S3 backend's answers (storage/s3_xml.c)
   openssl             # the openssl command: test certificates (tests/integration/08_rest_security.py)
   clang               # libFuzzer targets (tests/fuzz; `make test` runs them briefly) ...
   libclang-rt-14-dev  # ... and libFuzzer itself, with the sanitizer runtimes of clang 14
