@@ -691,7 +691,7 @@ static void append(char **buf, size_t *len, size_t *cap, const char *raw) {
 
 static void abort_upload(s3_t *s, const char *k, const char *qid) {
     req_t rq = req_init("put_file", "DELETE", k, &s->env->delete_requests);
-    char q[1024];
+    char q[1600]; /* "uploadId=" and an id of up to 1535 bytes */
     snprintf(q, sizeof q, "uploadId=%s", qid);
     rq.query = q;
     resp_t r;

@@ -200,7 +200,7 @@ static int setup_s3(void **state) {
     rand_hex(hex, 8);
     snprintf(f->bucket, sizeof f->bucket, "weir-conf-%s", hex);
     free(oracle(f, "mkbucket %s", f->bucket));
-    snprintf(f->root, sizeof f->root, "s3://%s/conf/root", f->bucket);
+    weir_fmt(f->root, sizeof f->root, "s3://%s/conf/root", f->bucket);
     f->env = env_with(f->endpoint, AK, SK, true, "3");
     f->st = open_or_fail(f->env, f->root);
     *state = f;
@@ -608,7 +608,7 @@ static void test_s3_unreachable(void **state) {
     char err[512] = "";
     assert_int_equal(weir_storage_put(st, "k", "x", 1, err, sizeof err), WEIR_ENET);
     char want[1024];
-    snprintf(want, sizeof want, "put %s/k: cannot reach s3.endpoint %s: ", f->root, ep);
+    weir_fmt(want, sizeof want, "put %s/k: cannot reach s3.endpoint %s: ", f->root, ep);
     assert_int_equal(strncmp(err, want, strlen(want)), 0);
     weir_storage_close(&st);
     weir_storage_env_free(&env);
