@@ -171,6 +171,12 @@ class S3Server:
         cfg.update({k: str(v) for k, v in overrides.items()})
         return cfg
 
+    def weir_env(self, **overrides):
+        """weir_config() as WEIR_* environment variables (the CLI: `weir run -s s3://...`,
+        `weir validate`): WEIR_ + upper case, '.' and '-' -> '_' (common/config.c)."""
+        return {"WEIR_" + k.upper().replace(".", "_").replace("-", "_"): v
+                for k, v in self.weir_config(**overrides).items()}
+
     # --- the oracle: boto3 ---
 
     def client(self):
@@ -241,6 +247,24 @@ class S3Server:
             r = self.client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
             check(not r.get("Errors"), f"DeleteObjects under s3://{bucket}/{prefix}: {r.get('Errors')}")
         return len(keys)
+
+
+def savepoint_uri(result):
+    """The location of the line "Savepoint completed. Path: <location>" that `weir savepoint` /
+    `weir stop` print (result: a CompletedProcess or its stdout), which must be an s3:// URI."""
+    out = result if isinstance(result, str) else result.stdout
+    done = "Savepoint completed. Path: "
+    paths = [ln[len(done):].strip() for ln in out.splitlines() if ln.startswith(done)]
+    check(len(paths) == 1, f"expected one line {done!r}<location>, got:\n{out}")
+    check(paths[0].startswith("s3://"), f"savepoint location {paths[0]!r} is not an s3:// URI")
+    return paths[0]
+
+
+def split_uri(u):
+    """"s3://bucket/a/b" -> ("bucket", "a/b")."""
+    check(u.startswith("s3://"), f"{u!r} is not an s3:// URI")
+    bucket, _, key = u[len("s3://"):].partition("/")
+    return bucket, key.strip("/")
 
 
 def uri(bucket, *parts):
