@@ -146,12 +146,12 @@ static const weir_config_key_t KEYS[] = {
     {"execution.checkpointing.mode", WEIR_CFG_STRING, "EXACTLY_ONCE",
      "EXACTLY_ONCE (aligned barriers) or AT_LEAST_ONCE (no alignment)."},
     {"state.checkpoints.dir", WEIR_CFG_STRING, NULL,
-     "Directory for checkpoints, shared by the job manager and all task managers "
-     "(required when checkpointing is on)."},
+     "Where checkpoints go: an absolute path shared by the job manager and all task managers, "
+     "or s3://bucket/prefix (s3.*); required when checkpointing is on."},
     {"state.checkpoints.num-retained", WEIR_CFG_INT, "1", "Completed checkpoints kept."},
     {"state.savepoints.dir", WEIR_CFG_STRING, NULL,
-     "Default directory of savepoints (weir savepoint / weir stop without a directory); an "
-     "absolute path shared by the job manager and all task managers."},
+     "Default location of savepoints (weir savepoint / weir stop without a directory): an "
+     "absolute path shared by the job manager and all task managers, or s3://bucket/prefix."},
     {"execution.checkpointing.externalized-checkpoint-retention", WEIR_CFG_STRING,
      "RETAIN_ON_CANCELLATION",
      "What happens to a job's checkpoints when it ends: RETAIN_ON_CANCELLATION (kept, so `weir run "
@@ -179,10 +179,35 @@ static const weir_config_key_t KEYS[] = {
     {"restart-strategy.exponential-delay.attempts-before-reset-backoff", WEIR_CFG_INT, "2147483647",
      "Restarts allowed by the exponential-delay strategy."},
     {"high-availability.storageDir", WEIR_CFG_STRING, NULL,
-     "Job manager HA store: submitted jobs, plugins and the latest checkpoint pointer, so a "
-     "restarted job manager resumes its jobs (unset = no HA)."},
+     "Job manager HA store (an absolute path or s3://bucket/prefix): submitted jobs, plugins "
+     "and the latest checkpoint pointer, so a restarted job manager resumes its jobs (unset = no "
+     "HA)."},
     {"high-availability.cluster-id", WEIR_CFG_STRING, "default",
      "Name of the cluster in the HA store; part of the derived application job id."},
+    {"s3.endpoint", WEIR_CFG_STRING, NULL,
+     "S3 endpoint URL with its scheme (http://127.0.0.1:8333, https://s3.eu-west-1.amazonaws.com) "
+     "for s3:// locations in state.checkpoints.dir, state.savepoints.dir and "
+     "high-availability.storageDir."},
+    {"s3.access-key", WEIR_CFG_STRING, NULL, "S3 access key id."},
+    {"s3.secret-key", WEIR_CFG_STRING, NULL, "S3 secret access key (shown as ******)."},
+    {"s3.region", WEIR_CFG_STRING, "us-east-1", "Region in the S3 request signature (SigV4)."},
+    {"s3.path.style.access", WEIR_CFG_BOOL, "false",
+     "Path-style URLs (<endpoint>/<bucket>/<key>) instead of virtual-hosted ones "
+     "(<bucket>.<endpoint host>/<key>): true for most self-hosted servers."},
+    {"s3.multipart.threshold", WEIR_CFG_BYTES, "32mb",
+     "Files at least this large are uploaded with a multipart upload."},
+    {"s3.multipart.part-size", WEIR_CFG_BYTES, "16mb", "Part size of multipart uploads (>= 5mb)."},
+    {"s3.upload.max-concurrent", WEIR_CFG_INT, "4",
+     "Uploads in flight at once per process (task manager), 1..64."},
+    {"s3.retry.max-attempts", WEIR_CFG_INT, "5",
+     "Attempts of a request that fails transiently (connection errors, 5xx, throttling); 1 = no "
+     "retry."},
+    {"s3.retry.initial-backoff", WEIR_CFG_DURATION, "100ms",
+     "Delay before the first retry; doubled per attempt, with jitter."},
+    {"s3.retry.max-backoff", WEIR_CFG_DURATION, "2s", "Longest delay between two attempts."},
+    {"s3.connect-timeout", WEIR_CFG_DURATION, "2s", "Time to connect to the S3 endpoint."},
+    {"s3.request-timeout", WEIR_CFG_DURATION, "60s",
+     "Longest time of one S3 request; a transfer slower than 1 KiB/s for 10 s is aborted too."},
     {"application.plugin", WEIR_CFG_STRING, NULL,
      "Application mode: path of the job's plugin .so on the job manager's file system; the job "
      "manager submits it at start (job arguments after -- on its command line) and exits when "

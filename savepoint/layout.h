@@ -27,4 +27,16 @@
 int weir_layout_keyed_file(const char *base, bool self_contained, uint64_t handle_checkpoint,
                            const char *task, bool shared, const char *name, char *out, size_t cap);
 
+/** The storage location the keys of weir_layout_keyed_key are relative to, for a handle listed in
+ * the _metadata at location @p base (a URI or absolute path: storage/storage.h): base itself for
+ * a self-contained handle, else its parent (the job's checkpoint directory holding shared/ and
+ * chk-<n>/). @returns 0 or WEIR_EINVAL (no parent, or it does not fit). */
+int weir_layout_keyed_root(const char *base, bool self_contained, char *out, size_t cap);
+
+/** The key of file @p name of a handle below weir_layout_keyed_root: "<task>/<name>"
+ * (self-contained), "shared/<name>" or "chk-<handle_checkpoint>/<task>/<name>". @returns 0 or
+ * WEIR_EINVAL (a bad name or task, or it does not fit). */
+int weir_layout_keyed_key(bool self_contained, uint64_t handle_checkpoint, const char *task,
+                          bool shared, const char *name, char *out, size_t cap);
+
 #endif

@@ -65,7 +65,8 @@ typedef struct weir_storage_stats {
  * environment. An S3 key is only checked for presence when an s3:// location is opened.
  * NULL + one line in errstr on a malformed value. */
 weir_storage_env_t *weir_storage_env_new(const weir_config_t *cfg, char *errstr, size_t errlen);
-/** Frees the env (every storage opened with it must be closed). Accepts NULL; clears the pointer. */
+/** Frees the env (every storage opened with it must be closed). Accepts NULL; clears the pointer.
+ */
 void weir_storage_env_free(weir_storage_env_t **env);
 /** Copies the env's counters (relaxed atomics; any thread). */
 void weir_storage_env_stats(const weir_storage_env_t *env, weir_storage_stats_t *out);
@@ -116,8 +117,8 @@ typedef struct weir_storage_upload {
 } weir_storage_upload_t;
 /** Uploads @p n files with up to s3.upload.max-concurrent threads (the env's slots bound the whole
  * process); stops starting new ones after the first failure. @returns 0 or the first error. */
-int weir_storage_put_files(weir_storage_t *st, weir_storage_upload_t *files, size_t n,
-                           char *errstr, size_t errlen);
+int weir_storage_put_files(weir_storage_t *st, weir_storage_upload_t *files, size_t n, char *errstr,
+                           size_t errlen);
 
 /** Reads object @p key into malloc'd *data (a NUL byte is appended beyond *len). Objects larger
  * than @p max_len fail with WEIR_ENOSPACE ("... is N bytes, more than M"). WEIR_ENOTFOUND if
@@ -148,7 +149,6 @@ int weir_storage_list(weir_storage_t *st, const char *prefix, bool recursive,
 int weir_storage_delete(weir_storage_t *st, const char *key, char *errstr, size_t errlen);
 /** Deletes every object under @p prefix ("" = everything under the root; POSIX: the directory
  * tree). Absent: 0. */
-int weir_storage_delete_prefix(weir_storage_t *st, const char *prefix, char *errstr,
-                               size_t errlen);
+int weir_storage_delete_prefix(weir_storage_t *st, const char *prefix, char *errstr, size_t errlen);
 
 #endif

@@ -11,11 +11,11 @@
 
 /** S3 settings of an env (docs/configuration.md, "s3.*"). Strings malloc'd or NULL. */
 typedef struct weir_s3_settings {
-    char *endpoint;             /* s3.endpoint: "http://127.0.0.1:8333" (scheme required) */
-    char *access_key;           /* s3.access-key */
-    char *secret_key;           /* s3.secret-key */
-    char *region;               /* s3.region, default "us-east-1" */
-    bool path_style;            /* s3.path.style.access, default false (virtual-hosted) */
+    char *endpoint;               /* s3.endpoint: "http://127.0.0.1:8333" (scheme required) */
+    char *access_key;             /* s3.access-key */
+    char *secret_key;             /* s3.secret-key */
+    char *region;                 /* s3.region, default "us-east-1" */
+    bool path_style;              /* s3.path.style.access, default false (virtual-hosted) */
     uint64_t multipart_threshold; /* s3.multipart.threshold, default 32 MiB */
     uint64_t part_size;           /* s3.multipart.part-size, default 16 MiB (>= 5 MiB) */
     uint32_t max_concurrent;      /* s3.upload.max-concurrent, default 4 (1..64) */
@@ -70,8 +70,8 @@ struct weir_storage {
 int weir__storage_posix_open(weir_storage_t *st, const char *dir, char *errstr, size_t errlen);
 /** s3.c: roots @p st at s3://@p bucket/@p prefix (prefix "" or without leading/trailing '/').
  * WEIR_ECONFIG when s3.endpoint, s3.access-key or s3.secret-key is unset (one line naming it). */
-int weir__storage_s3_open(weir_storage_t *st, const char *bucket, const char *prefix,
-                          char *errstr, size_t errlen);
+int weir__storage_s3_open(weir_storage_t *st, const char *bucket, const char *prefix, char *errstr,
+                          size_t errlen);
 
 /** Backends count through these (relaxed). */
 static inline void weir__storage_count(_Atomic uint64_t *c, uint64_t n) {
