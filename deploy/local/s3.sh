@@ -3,7 +3,7 @@
 # master, volume server, filer and S3 gateway in one process) on loopback. A contract: scripts in
 # and outside the repo use exactly
 #   deploy/local/s3.sh start DIR PORT   # returns once S3 on http://127.0.0.1:PORT stores an object
-#   deploy/local/s3.sh stop DIR         # SIGTERM, up to 20 s, then SIGKILL; no server: exit 0
+#   deploy/local/s3.sh stop DIR         # SIGTERM, up to S3_STOP_TIMEOUT (5) s, then SIGKILL; no server: exit 0
 #
 # Credentials (static, documented, for tests only; docs/s3.md): access key `weir-test`, secret key
 # `weir-test-secret`, region `us-east-1` (SeaweedFS accepts any region), path-style addressing
