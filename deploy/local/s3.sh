@@ -122,14 +122,21 @@ s3_curl() {
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" "$url" 2>/dev/null || true
 }
 
+# S3_DEBUG=1: the probe's steps on stderr.
+debug() {
+  [ -z "${S3_DEBUG:-}" ] || echo "s3.sh: $(date +%T.%N) probe: $*" >&2
+}
+
 # The readiness probe: a full signed write/read/delete round trip through the filer and a volume.
 probe() {
   local base="http://127.0.0.1:$1/weir-s3sh-probe" code tmp
-  code="$(s3_curl PUT "$base")"; [ -n "${S3_DEBUG:-}" ] && echo "probe $(date +%T.%N) bucket $code" >&2
+  code="$(s3_curl PUT "$base")"
+  debug "create bucket: HTTP $code"
   [ "$code" = 200 ] || [ "$code" = 409 ] || return 1
   tmp="$(mktemp)"
   echo "weir s3.sh probe $$" >"$tmp"
-  code="$(s3_curl PUT "$base/probe" --data-binary "@$tmp")"; [ -n "${S3_DEBUG:-}" ] && echo "probe $(date +%T.%N) put $code" >&2
+  code="$(s3_curl PUT "$base/probe" --data-binary "@$tmp")"
+  debug "put object: HTTP $code"
   rm -f "$tmp"
   [ "$code" = 200 ] || return 1
   [ "$(s3_curl GET "$base/probe")" = 200 ] || return 1
