@@ -111,6 +111,15 @@ stop_server() {
     done
   fi
   rm -f "$dir/pid"
+  # weed's gRPC unix sockets (/tmp/seaweedfs-<service>-grpc-<port>.sock, fixed by weed server;
+  # left behind by a SIGKILL)
+  local MASTER_GRPC="" VOLUME_GRPC="" FILER_GRPC="" S3_GRPC=""
+  if [ -f "$dir/ports.env" ]; then
+    # shellcheck disable=SC1091
+    . "$dir/ports.env"
+    rm -f "/tmp/seaweedfs-master-grpc-$MASTER_GRPC.sock" "/tmp/seaweedfs-volume-grpc-$VOLUME_GRPC.sock" \
+      "/tmp/seaweedfs-filer-grpc-$FILER_GRPC.sock" "/tmp/seaweedfs-s3-grpc-$S3_GRPC.sock"
+  fi
 }
 
 # One signed S3 request with curl: METHOD URL [curl args...]; prints the HTTP status.
