@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs weir benchmarks against the release build; each starts its own cluster.
 #   bench/run.sh NAME     NAME: q0 q1 q2 q3 q4 q5 q7 q8 q11 q20 keyed-count keyed-count-10m checkpoint kafka
-#                         state-restore savepoint nexmark latency all
+#                         state-restore savepoint s3 nexmark latency all
 #   bench/run.sh nexmark [QUERY...]   weir beside Apache Flink 2.3.0 on the same machine: every
 #                         query (q0 q1 q2 q3 q4 q5 q7 q8 q11 q20) on both engines alternately, RUNS
 #                         each, checkpoints every CHECKPOINT_MS (default 10000) on both; RESULT
@@ -11,7 +11,7 @@
 #                         ~/.cache/weir/venv-flink) first. NEXMARK_EVENTS (all queries) or
 #                         NEXMARK_EVENTS_Q<N> override bench.py's per-query defaults.
 # (all = q0 q1 q2 keyed-count checkpoint; the event-time queries q3-q20, kafka, state-restore and
-#  savepoint run only by name:
+#  savepoint and s3 run only by name:
 #  savepoint builds about 1 GB of keyed state and needs about 3 GB of free disk)
 # Environment: BUILD (default build), RUNS (default 3), NEXMARK_EVENTS (default 20,000,000; q3-q20:
 #              2,000,000),
@@ -26,6 +26,11 @@
 #              10,000,000 keys x 100 bytes, ~1 GB), STATE_RESTORE_DIR (its work directory, default
 #              $BUILD/bench-tmp/state-restore, removed at the end), SAVEPOINT_DIR (default inside it:
 #              same filesystem, SST files hard-linked; another filesystem measures copies).
+# s3 (bench/s3_bench.py): checkpoints on S3 (SeaweedFS started by deploy/local/s3.sh on this
+#              machine) against POSIX: 1 GB of keyed state, restore time and full checkpoint duration
+#              (medians of RUNS, alternating), and the throughput overhead of checkpoints every 10 s
+#              to S3 / POSIX / none on the 10 M-key count: S3B_KEYS, S3B_VALUE_BYTES, S3B_PARTS,
+#              S3B_OVERHEAD_EVENTS, S3B_OVERHEAD_KEYS; about 3 GB of free disk.
 # latency (bench/latency_bench.py): end-to-end latency at 50 % and 90 % of the measured peak with
 #              execution.buffer-timeout default, 0 ms and 1 ms, weir beside Flink 2.3.0 (alternating;
 #              each engine at its own peak): LAT_PEAK_EVENTS (default 10,000,000), LAT_SECONDS per
@@ -48,6 +53,8 @@ elif [ "$name" = state-restore ]; then
   RUNS="$runs" "$WEIR_BUILD/bench/state_restore" "${STATE_RESTORE_DIR:-$WEIR_BUILD/bench-tmp/state-restore}"
 elif [ "$name" = savepoint ]; then
   python3 "$here/savepoint_bench.py" "$runs"
+elif [ "$name" = s3 ]; then
+  python3 "$here/s3_bench.py" "$runs"  # starts its own SeaweedFS (deploy/local/s3.sh)
 elif [ "$name" = nexmark ]; then
   "$here/flink/setup.sh" >/dev/null
   export FLINK_JAR="$("$here/flink/build.sh")"

@@ -2,7 +2,8 @@
 # Installs weir's build and test dependencies from Debian 12 packages, then the tests' Python
 # packages (scripts/python-deps.sh). Idempotent: packages that are already installed are skipped,
 # and apt-get (pip) runs only when something is missing. The Kafka broker's jars are not fetched
-# here: deploy/local/kafka.sh resolves them with Maven on first use.
+# here: deploy/local/kafka.sh resolves them with Maven on first use. SeaweedFS (the S3 server of the
+# tests) is built from source with Go once by scripts/install-seaweedfs.sh (needs Go 1.26+).
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang-format python3 procps coreutils
@@ -44,3 +45,5 @@ else
 fi
 # Python packages from PyPI, into a venv outside the repo (idempotent: no network when present).
 bash "$(dirname "$0")/python-deps.sh"
+# SeaweedFS, the S3 server of the tests (deploy/local/s3.sh): built from source with Go, cached.
+bash "$(dirname "$0")/install-seaweedfs.sh"

@@ -9,12 +9,15 @@
 #                 consumer and the transactional producer of the Kafka tests
 #   jsonschema    a JSON Schema (Draft 2020-12) validator weir did not write, and PyYAML to read
 #   PyYAML        docs/openapi.yaml: tests/integration/33_rest_flink.py checks REST answers with them
+#   boto3         AWS's S3 client (with botocore, s3transfer, jmespath, python-dateutil, urllib3): the
+#                 independent oracle of the S3 tests (tests/lib/s3test.py): buckets, listings, copies
 set -euo pipefail
 venv="${WEIR_CACHE:-$HOME/.cache/weir}/venv"
 REQS=(
   kafka-python==3.0.12
   jsonschema==4.26.0
   PyYAML==6.0.4
+  boto3==1.43.11
 )
 
 have_all() {

@@ -12,44 +12,13 @@ Prints the seed (set WEIR_TEST_CHAOS_SEED to replay one), the faults, the restor
 by kind."""
 
 import os
-import random
-import time
 
-from chaoslib import report, run_faults
-from weirtest import EXAMPLES, Cluster, check, check_wordcount_output, gen_text, oracle_counts, run_test
-
-LARGE = os.environ.get("WEIR_CHAOS_SIZE") == "large"
-N_WORDS = 10_000_000 if LARGE else 2_000_000
-KILLS = 15 if LARGE else 6
-FREEZES = 4 if LARGE else 2
-RATE = 12000 if LARGE else 4000  # lines per second over all source subtasks
-HB_TIMEOUT_S = 3
+from chaoslib import wordcount_chaos
+from weirtest import run_test
 
 
 def test():
-    seed = int(os.environ.get("WEIR_TEST_CHAOS_SEED", time.time_ns() % 1_000_000))
-    rng = random.Random(seed)
-    print(f"seed {seed}: {N_WORDS} words, {KILLS} kills, {FREEZES} freezes")
-    with Cluster("chaos", tms=3, slots=2, checkpoints="500ms", ha=True,
-                 conf={"heartbeat.timeout": f"{HB_TIMEOUT_S}s"}) as c:
-        text = os.path.join(c.dir, "input.txt")
-        gen_text(text, N_WORDS, seed=seed)
-        out = os.path.join(c.dir, "out")
-        jobid = c.submit("-p", "4", os.path.join(EXAMPLES, "wordcount.so"), "--input", text,
-                         "--output", out, "--rate", str(RATE))
-        c.wait_state(jobid, {"RUNNING"}, timeout=60)
-
-        done = run_faults(c, jobid, rng, KILLS, FREEZES, HB_TIMEOUT_S)
-        job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=900 if LARGE else 400)
-        check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
-        total_kills = report(done, job.get("restarts", 0))
-        check(total_kills >= 5, f"only {total_kills} kills happened before the job finished: raise the size")
-        check(done["jobmanager"] == 1, "the job manager was not killed")
-        check(done["freeze"] >= 2, f"only {done['freeze']} freezes happened before the job finished: raise the size")
-        oracle = oracle_counts(text)
-        check(sum(oracle.values()) == N_WORDS, "oracle word count differs from the generator's")
-        lines = check_wordcount_output(out, oracle)
-        print(f"exactly once: {lines} committed lines, {len(oracle)} words, all counts match")
+    wordcount_chaos("chaos", os.environ.get("WEIR_CHAOS_SIZE") == "large")
 
 
 run_test(test)

@@ -1,11 +1,15 @@
 """The fault schedule of the chaos tests (tests/chaos/): kill -9 of task managers (and of the job
 manager once, with HA), SIGSTOP/SIGCONT zombies, each at a random moment after a new checkpoint
 completed (so the job makes progress between two faults). Used by 01_wordcount_chaos.py and
-02_kafka_chaos.py; the tests check the output."""
+02_kafka_chaos.py; the tests check the output. wordcount_chaos() is the whole of
+01_wordcount_chaos.py, shared with 04_wordcount_chaos_s3.py (the same run with checkpoints and HA
+on S3)."""
 
+import os
+import random
 import time
 
-from weirtest import check
+from weirtest import EXAMPLES, Cluster, check, check_wordcount_output, gen_text, oracle_counts
 
 
 def latest_completed(c, jobid):
@@ -113,3 +117,45 @@ def report(done, final_restarts):
           f"{done['jobmanager']}, SIGSTOP/SIGCONT task manager {done['freeze']} "
           f"({kills + done['freeze']} in all)")
     return kills
+
+
+def wordcount_chaos(name, large, conf=None, tm_conf=None):
+    """The wordcount chaos run of 01_wordcount_chaos.py (its docstring): 2,000,000 words
+    (10,000,000 when `large`), kills and freezes from run_faults, FINISHED and the committed
+    output exact against the oracle. conf / tm_conf: extra job manager / task manager
+    configuration (04_wordcount_chaos_s3.py: state.checkpoints.dir and
+    high-availability.storageDir on S3, and the s3.* keys). Returns (job, done, checkpoints):
+    the job, the faults done and GET /jobs/<id>/checkpoints at the end."""
+    n_words = 10_000_000 if large else 2_000_000
+    kills = 15 if large else 6
+    freezes = 4 if large else 2
+    rate = 12000 if large else 4000  # lines per second over all source subtasks
+    hb_timeout_s = 3
+    seed = int(os.environ.get("WEIR_TEST_CHAOS_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    print(f"seed {seed}: {n_words} words, {kills} kills, {freezes} freezes")
+    jm_conf = {"heartbeat.timeout": f"{hb_timeout_s}s"}
+    jm_conf.update(conf or {})
+    with Cluster(name, tms=3, slots=2, checkpoints="500ms", ha=True, conf=jm_conf,
+                 tm_conf=tm_conf) as c:
+        text = os.path.join(c.dir, "input.txt")
+        gen_text(text, n_words, seed=seed)
+        out = os.path.join(c.dir, "out")
+        jobid = c.submit("-p", "4", os.path.join(EXAMPLES, "wordcount.so"), "--input", text,
+                         "--output", out, "--rate", str(rate))
+        c.wait_state(jobid, {"RUNNING"}, timeout=60)
+
+        done = run_faults(c, jobid, rng, kills, freezes, hb_timeout_s)
+        job = c.wait_state(jobid, {"FINISHED", "FAILED", "CANCELED"}, timeout=900 if large else 400)
+        check(job["state"] == "FINISHED", f"job ended {job['state']}: {job.get('message')}")
+        total_kills = report(done, job.get("restarts", 0))
+        check(total_kills >= 5, f"only {total_kills} kills happened before the job finished: raise the size")
+        check(done["jobmanager"] == 1, "the job manager was not killed")
+        check(done["freeze"] >= 2, f"only {done['freeze']} freezes happened before the job finished: raise the size")
+        oracle = oracle_counts(text)
+        check(sum(oracle.values()) == n_words, "oracle word count differs from the generator's")
+        lines = check_wordcount_output(out, oracle)
+        print(f"exactly once: {lines} committed lines, {len(oracle)} words, all counts match")
+        ck = c.checkpoints(jobid)
+        print(f"checkpoints: {ck.get('counts')}")
+        return job, done, ck
