@@ -24,12 +24,22 @@
  * Storage: every file operation goes through storage/storage.h (a POSIX directory or S3) with the
  * job manager's env; job->ck_st is rooted at <ckdir>, jm->ha_st at the HA store.
  *
- * Threading: every function runs on the job manager's main thread with jm->mu held (a restore
- * may sleep there while it retries a transient read error, about 1.6 s at most per file on
- * POSIX). On S3 every storage call there is synchronous and bounded by the S3 backend's budget:
- * s3.retry.max-attempts x (s3.request-timeout + s3.retry.max-backoff); a completion makes a
- * put, a put of the HA pointer, a listing and one read per retained checkpoint, so a stalled
- * server blocks the main loop for a few of those budgets at worst (STATUS/README: the figures). */
+ * Threading: every function runs on the job manager's main thread with jm->mu held, except the
+ * items' run functions (sw_run), which run on the job manager's storage worker thread
+ * (storage_worker.h) without any lock and touch only their item. The storage calls of a
+ * checkpoint's life go there, in submission order: the one listing of <ckdir> (next_id), the
+ * _metadata put then the HA pointer put of a completion, retention, deletes of failed or aborted
+ * chk-<n> and savepoint directories, the end-of-job delete. Their results are applied here
+ * (weir__jm_sw_apply_locked, at the start of the loop's periodic work): a completion counts only
+ * for the same generation (job->sw_gen, bumped when the in-flight checkpoint is dropped), the same
+ * id the coordinator is completing and a RUNNING job; a stale durable one becomes a restore point
+ * (as a job manager killed at jm-after-metadata would leave it), never notified. While a job has
+ * items on the worker (job->sw_pending) nothing is triggered, no restore is chosen (the next
+ * attempt waits: a completion may still become its restore point) and its HA entry stays. A
+ * frozen S3 server then delays checkpoints, never the loop (heartbeats). Still synchronous here:
+ * the reads of a restore at deployment (deploy.c; retried transient errors, about 1.6 s per file
+ * on POSIX, the S3 budget s3.retry.max-attempts x (s3.request-timeout + s3.retry.max-backoff) per
+ * call on S3). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -43,6 +53,7 @@
 #include "jobmanager/coordinator.h"
 #include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
+#include "jobmanager/storage_worker.h"
 #include "savepoint/plan.h"
 #include "savepoint/read.h"
 #include "storage/storage.h"
@@ -66,16 +77,6 @@ int weir__jm_location_check(const char *key, const char *value, char *errstr, si
 weir_storage_t *weir__jm_storage_open(weir_jobmanager_t *jm, const char *uri, char *errstr,
                                       size_t errlen) {
     return weir_storage_open(jm->storage_env, uri, errstr, errlen);
-}
-
-int weir__jm_uri_delete(weir_jobmanager_t *jm, const char *uri) {
-    char err[WEIR_STORAGE_URI_MAX + 256];
-    weir_storage_t *st = weir_storage_open(jm->storage_env, uri, err, sizeof err);
-    int rc = st ? weir_storage_delete_prefix(st, "", err, sizeof err) : WEIR_ECONFIG;
-    weir_storage_close(&st);
-    if (rc != 0)
-        WEIR_WARN(COMP, "cannot delete %s: %s", uri, err);
-    return rc;
 }
 
 static int stop_at_first(void *arg, const char *name, bool is_dir, uint64_t size) {
@@ -118,37 +119,199 @@ static bool job_all_running(const weir_jm_job_t *job) {
     return true;
 }
 
-/* Makes next_id above every chk-* directory and the latest completed id. @returns false when
- * <ckdir> cannot be listed (no id is handed out then: it could reuse one). */
-static bool ensure_next_id(weir_jm_job_t *job) {
-    uint64_t *ids = NULL;
-    size_t n = 0;
-    char err[WEIR_STORAGE_URI_MAX + 256] = "";
-    if (!job->ck_st || weir_ckpt_list_dirs(job->ck_st, &ids, &n, NULL, err, sizeof err) != 0) {
-        WEIR_WARN(COMP, "cannot list %s: %s: no checkpoint of job %s triggered now", job->ckdir,
-                  err, job->id);
+/* ---------------------------------------------------------------- the storage worker */
+
+/* How a completion failed: before the _metadata was durable (its directory can go), or at the
+ * HA pointer (the checkpoint stays on disk: the pointer may name it after all). */
+typedef enum complete_fail { FAIL_NONE = 0, FAIL_METADATA, FAIL_POINTER } complete_fail_t;
+
+/* What an item of the storage worker does (its kind). */
+enum { SW_LIST = 1, SW_COMPLETE, SW_SAVEPOINT, SW_RETAIN, SW_DELETE };
+
+/* One storage operation of a job, with copies of everything it reads or writes: the worker never
+ * touches a job struct (storage_worker.h). */
+typedef struct sw_item {
+    weir_jm_sw_item_t base;
+    weir_storage_env_t *env;         /* the job manager's (thread-safe; outlives the worker) */
+    weir_storage_t *ha_st;           /* the job manager's HA store (thread-safe) or NULL */
+    char uri[WEIR_STORAGE_URI_MAX];  /* <ckdir>, the savepoint directory, or what to delete */
+    char path[WEIR_STORAGE_URI_MAX]; /* SW_COMPLETE: <ckdir>/chk-<id> (what the HA pointer names) */
+    uint64_t id; /* checkpoint id (SW_DELETE: chk-<id> of uri; 0 = all of uri) */
+    bool final;
+    uint32_t sp_kind;      /* SW_SAVEPOINT: WEIR_CK_SAVEPOINT or WEIR_CK_STOP */
+    weir_ckpt_meta_t meta; /* SW_COMPLETE / SW_SAVEPOINT: the _metadata to write */
+    /* SW_RETAIN */
+    uint32_t num_retained;
+    char **protect;
+    size_t n_protect;
+    weir_ckpt_gc_marks_t marks; /* the job's, lent for the round and given back by apply */
+    /* SW_DELETE: the lines logged (empty: the default ones); end_rule: the end-of-job retention
+     * rule's delete (job->ck_released once applied) */
+    char ok_line[600], fail_prefix[600];
+    bool end_rule;
+    /* results */
+    int rc;
+    complete_fail_t fail;
+    uint64_t max_dir; /* SW_LIST: the largest chk-<n> (0 none) */
+    char err[4600];
+} sw_item_t;
+
+static void sw_item_free(weir_jm_sw_item_t *base) {
+    sw_item_t *it = (sw_item_t *)base;
+    weir_ckpt_meta_clear(&it->meta);
+    for (size_t i = 0; i < it->n_protect; i++)
+        free(it->protect[i]);
+    free(it->protect);
+    weir_ckpt_gc_marks_free(&it->marks);
+    free(it);
+}
+
+static void sw_run(weir_jm_sw_item_t *base) {
+    sw_item_t *it = (sw_item_t *)base;
+    const char *job_id = it->base.job_id;
+    if (it->base.kind == SW_SAVEPOINT) {
+        it->rc = weir__jm_sp_write(it->env, it->ha_st, job_id, it->uri, &it->meta, it->err,
+                                   sizeof it->err);
+        return;
+    }
+    weir_storage_t *st = weir_storage_open(it->env, it->uri, it->err, sizeof it->err);
+    if (!st) {
+        it->rc = WEIR_ECONFIG;
+        it->fail = FAIL_METADATA;
+        if (it->base.kind == SW_DELETE || it->base.kind == SW_RETAIN)
+            WEIR_WARN(COMP, "cannot open %s: %s", it->uri, it->err);
+        return;
+    }
+    switch (it->base.kind) {
+    case SW_LIST: {
+        uint64_t *ids = NULL;
+        size_t n = 0;
+        it->rc = weir_ckpt_list_dirs(st, &ids, &n, NULL, it->err, sizeof it->err);
+        it->max_dir = it->rc == 0 && n ? ids[n - 1] : 0;
+        free(ids);
+        break;
+    }
+    case SW_COMPLETE:
+        it->rc = weir_ckpt_meta_write(st, &it->meta, it->err, sizeof it->err);
+        if (it->rc != 0) {
+            WEIR_WARN(COMP, "checkpoint %" PRIu64 " of job %s failed: %s", it->id, job_id, it->err);
+            it->fail = FAIL_METADATA;
+            break;
+        }
+        if (it->ha_st && (it->rc = weir_ha_set_checkpoint(it->ha_st, job_id, it->path, it->err,
+                                                          sizeof it->err)) != 0) {
+            WEIR_ERROR(COMP,
+                       "checkpoint %" PRIu64 " of job %s failed: cannot write the HA pointer, "
+                       "not notified, %s kept: %s",
+                       it->id, job_id, it->path, it->err);
+            it->fail = FAIL_POINTER;
+        }
+        break;
+    case SW_RETAIN: {
+        weir_ckpt_gc_stats_t gst;
+        it->rc = weir_ckpt_retain(st, it->num_retained, 0, it->id, (const char *const *)it->protect,
+                                  it->n_protect, &it->marks, NULL, &gst);
+        if (it->rc != 0)
+            WEIR_WARN(COMP, "retention of %s could not delete everything (tried again next time)",
+                      it->uri);
+        else if (gst.dirs_removed || gst.shared_removed)
+            WEIR_DEBUG(COMP, "retention of %s: %u checkpoint dirs and %u shared files removed",
+                       it->uri, gst.dirs_removed, gst.shared_removed);
+        break;
+    }
+    case SW_DELETE:
+        if (it->id) {
+            it->rc = weir_ckpt_delete_dir(st, it->id, it->err, sizeof it->err);
+            if (it->rc != 0)
+                WEIR_WARN(COMP, "%s (retention deletes it later)", it->err);
+            break;
+        }
+        it->rc = weir_storage_delete_prefix(st, "", it->err, sizeof it->err);
+        if (it->rc != 0 && it->fail_prefix[0])
+            WEIR_WARN(COMP, "%s: %s", it->fail_prefix, it->err);
+        else if (it->rc != 0)
+            WEIR_WARN(COMP, "cannot delete %s: %s", it->uri, it->err);
+        else if (it->ok_line[0])
+            WEIR_INFO(COMP, "%s", it->ok_line);
+        break;
+    }
+    weir_storage_close(&st);
+}
+
+/* A new item of @p kind for @p job (NULL when out of memory: logged). */
+static sw_item_t *sw_item_new(weir_jobmanager_t *jm, const weir_jm_job_t *job, int kind,
+                              const char *uri) {
+    sw_item_t *it = calloc(1, sizeof *it);
+    if (!it) {
+        WEIR_ERROR(COMP, "job %s: out of memory for a storage operation on %s", job->id, uri);
+        return NULL;
+    }
+    it->base.kind = kind;
+    it->base.run = sw_run;
+    it->base.free = sw_item_free;
+    memcpy(it->base.job_id, job->id, sizeof it->base.job_id);
+    it->env = jm->storage_env;
+    weir_fmt(it->uri, sizeof it->uri, "%s", uri ? uri : "");
+    return it;
+}
+
+/* Hands @p it to the worker: the job counts it until its result is applied (no trigger, restore or
+ * HA removal meanwhile). */
+static void sw_submit_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, sw_item_t *it) {
+    it->base.gen = job->sw_gen;
+    job->sw_pending++;
+    weir_jm_sw_submit(jm->sw, &it->base);
+}
+
+void weir__jm_uri_delete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *uri) {
+    sw_item_t *it = sw_item_new(jm, job, SW_DELETE, uri);
+    if (it)
+        sw_submit_locked(jm, job, it);
+}
+
+/* Removes chk-<id> of the job's <ckdir> on the worker (a failure is logged: retention deletes it
+ * later). */
+static void delete_chk_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id) {
+    sw_item_t *it = sw_item_new(jm, job, SW_DELETE, job->ckdir);
+    if (!it)
+        return;
+    it->id = id;
+    sw_submit_locked(jm, job, it);
+}
+
+/* Makes next_id above every chk-* directory and the latest completed id: <ckdir> is listed once,
+ * on the worker, when the job's checkpointing starts; afterwards next_id stays in memory above
+ * every id handed out. @returns false while that listing is not done (no id is handed out then:
+ * it could reuse one). */
+static bool ensure_next_id(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns) {
+    if (!job->ck_listed) {
+        if (!job->sw_pending && now_ns >= job->ck_list_retry_ns) {
+            sw_item_t *it = sw_item_new(jm, job, SW_LIST, job->ckdir);
+            if (it)
+                sw_submit_locked(jm, job, it);
+        }
         return false;
     }
-    uint64_t above = (n ? ids[n - 1] : 0) + 1;
-    free(ids);
-    if (job->ckpt.latest_id + 1 > above)
-        above = job->ckpt.latest_id + 1;
+    uint64_t above = job->ckpt.latest_id + 1;
     if (job->ckpt.next_id < above)
         job->ckpt.next_id = above;
     return true;
 }
-
 void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why) {
     uint64_t id = job->ckpt.pending_id;
+    /* a completion being written may still make it durable (and named by the HA pointer): its
+     * directory stays; its result, stale now, records it as a restore point (apply) */
+    bool writing = job->ckpt.completing_id != 0;
+    job->sw_gen++;
     if (id && job->ckpt.pending_kind != WEIR_CK_CHECKPOINT) {
         char msg[300];
         weir_fmt(msg, sizeof msg, "aborted: %s", why);
-        weir__jm_sp_failed_locked(jm, job, id, msg, false, false);
+        weir__jm_sp_failed_locked(jm, job, id, msg, false, writing);
     } else if (id && job->ck_st) {
-        char err[WEIR_STORAGE_URI_MAX + 256];
-        if (weir_ckpt_delete_dir(job->ck_st, id, err, sizeof err) != 0)
-            WEIR_WARN(COMP, "%s (retention deletes it later)", err);
-        WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s aborted: %s", id, job->id, why);
+        if (!writing)
+            delete_chk_locked(jm, job, id);
+        WEIR_INFO(COMP, "checkpoint %" PRIu64 " of job %s aborted: %s%s", id, job->id, why,
+                  writing ? " (its metadata is being written: its directory stays)" : "");
     }
     weir_ckpt_coord_new_attempt(&job->ckpt, weir_now_ns(), why);
 }
@@ -177,80 +340,73 @@ static void notify_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id
         }
 }
 
-/* How a completion failed: before the _metadata was durable (its directory can go), or at the
- * HA pointer (the checkpoint stays on disk: the pointer may name it after all). */
-typedef enum complete_fail { FAIL_NONE = 0, FAIL_METADATA, FAIL_POINTER } complete_fail_t;
-
-/* Writes the _metadata of the in-flight checkpoint (or the final one) and syncs the directories
- * above it, then the HA pointer; only then is the checkpoint complete: kill point, retention,
- * NOTIFY. On failure @p why says what failed and nothing after it happened. */
-static complete_fail_t complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final,
-                                       char *why, size_t whylen) {
+/* Starts the completion of the in-flight checkpoint (or the final one): builds its _metadata and
+ * hands it to the storage worker, which writes it and then the HA pointer; the coordinator is
+ * busy (completing) until apply_complete_locked. @returns false with @p why when nothing was
+ * started (the final checkpoint waits for the listing of <ckdir>: then @p why is empty). */
+static bool complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, bool final, char *why,
+                            size_t whylen) {
     weir_ckpt_coord_t *c = &job->ckpt;
     int64_t now = weir_now_ns(), wall = weir_wall_ms();
+    why[0] = 0;
     uint64_t id;
     int64_t trigger_ms;
     if (final) {
-        if (!ensure_next_id(job)) {
-            weir_fmt(why, whylen, "failed: cannot list %s", job->ckdir);
-            return FAIL_METADATA;
-        }
+        if (!ensure_next_id(jm, job, now))
+            return false;
         id = weir_ckpt_coord_begin_final(c, now, wall);
         trigger_ms = wall;
     } else {
         id = c->pending_id;
         trigger_ms = c->pending_trigger_ms;
     }
-    weir_ckpt_meta_t meta;
-    char err[4600] = "";
-    int rc = weir_ckpt_coord_build_meta(c, job->id, id, final, trigger_ms, wall, &meta);
+    sw_item_t *it = sw_item_new(jm, job, SW_COMPLETE, job->ckdir);
+    int rc = it ? weir_ckpt_coord_build_meta(c, job->id, id, final, trigger_ms, wall, &it->meta)
+                : WEIR_ENOMEM;
     if (rc == 0)
-        rc = weir_ckpt_meta_set_graph(&meta, job->dag);
-    if (rc == 0)
-        rc = weir_ckpt_meta_write(job->ck_st, &meta, err, sizeof err);
-    else
-        weir_fmt(err, sizeof err, "out of memory");
-    weir_ckpt_meta_clear(&meta);
+        rc = weir_ckpt_meta_set_graph(&it->meta, job->dag);
     if (rc != 0) {
-        WEIR_WARN(COMP, "checkpoint %" PRIu64 " of job %s failed: %s", id, job->id, err);
-        weir_fmt(why, whylen, "failed: cannot write its metadata: %s", err);
-        return FAIL_METADATA;
+        if (it)
+            sw_item_free(&it->base);
+        WEIR_WARN(COMP, "checkpoint %" PRIu64 " of job %s failed: out of memory", id, job->id);
+        weir_fmt(why, whylen, "failed: cannot write its metadata: out of memory");
+        return false;
     }
-    char path[WEIR_STORAGE_URI_MAX];
-    weir_ckpt_chk_path(job->ckdir, id, path, sizeof path);
-    if (jm->ha_st && weir_ha_set_checkpoint(jm->ha_st, job->id, path, err, sizeof err) != 0) {
-        WEIR_ERROR(COMP,
-                   "checkpoint %" PRIu64 " of job %s failed: cannot write the HA pointer, "
-                   "not notified, %s kept: %s",
-                   id, job->id, path, err);
-        weir_fmt(why, whylen, "failed: cannot write the HA pointer: %s", err);
-        return FAIL_POINTER;
+    it->id = id;
+    it->final = final;
+    it->ha_st = jm->ha_st;
+    weir_ckpt_chk_path(job->ckdir, id, it->path, sizeof it->path);
+    weir_ckpt_coord_completing(c, id);
+    sw_submit_locked(jm, job, it);
+    return true;
+}
+
+/* Retention + GC of <ckdir> on the worker after checkpoint @p id completed (what the HA pointer
+ * names now: pinned); final snapshots not yet part of a checkpoint are protected. The job's GC
+ * marks go with the item and come back when it is applied (FIFO: before any later round); then
+ * NOTIFY @p id goes out (the order of docs/checkpointing.md: retention, then NOTIFY), unless the
+ * attempt changed meanwhile. @returns false when nothing was submitted (out of memory). */
+static bool retain_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id, bool final) {
+    weir_ckpt_coord_t *c = &job->ckpt;
+    sw_item_t *it = sw_item_new(jm, job, SW_RETAIN, job->ckdir);
+    if (!it)
+        return false;
+    it->id = id;
+    it->final = final;
+    it->num_retained = jm->ckcfg.num_retained;
+    it->protect = calloc(c->n_subtasks ? c->n_subtasks : 1, sizeof *it->protect);
+    for (uint32_t i = 0; it->protect && i < c->n_subtasks; i++)
+        if (c->finals[i].acked && c->finals[i].keyed &&
+            (it->protect[it->n_protect] = strdup(c->finals[i].keyed)))
+            it->n_protect++;
+    if (!it->protect && c->n_subtasks) {
+        sw_item_free(&it->base); /* out of memory: no retention this time (tried next time) */
+        return false;
     }
-    weir_ckpt_coord_complete(c, id, final, path, weir_now_ns(), weir_wall_ms());
-    WEIR_INFO(COMP,
-              "checkpoint %" PRIu64 "%s of job %s completed in %" PRId64 " ms (%" PRIu64
-              " bytes of state, %" PRIu64 " uploaded)",
-              id, final ? " (final)" : "", job->id, c->latest.duration_ms, c->latest.state_size,
-              c->latest.uploaded_size);
-    weir_killpoint_hit(&jm->killpoint, "jm-after-metadata");
-    /* retention + GC; id is what the HA pointer names now (pinned); final snapshots not yet part
-     * of a checkpoint are protected */
-    const char **protect = calloc(c->n_subtasks ? c->n_subtasks : 1, sizeof *protect);
-    size_t n_protect = 0;
-    for (uint32_t i = 0; protect && i < c->n_subtasks; i++)
-        if (c->finals[i].acked && c->finals[i].keyed)
-            protect[n_protect++] = c->finals[i].keyed;
-    weir_ckpt_gc_stats_t st;
-    if (weir_ckpt_retain(job->ck_st, jm->ckcfg.num_retained, c->pending_id, id, protect, n_protect,
-                         &job->gc_marks, NULL, &st) != 0)
-        WEIR_WARN(COMP, "retention of %s could not delete everything (tried again next time)",
-                  job->ckdir);
-    else if (st.dirs_removed || st.shared_removed)
-        WEIR_DEBUG(COMP, "retention of %s: %u checkpoint dirs and %u shared files removed",
-                   job->ckdir, st.dirs_removed, st.shared_removed);
-    free(protect);
-    notify_locked(jm, job, id, final);
-    return FAIL_NONE;
+    it->marks = job->gc_marks;
+    memset(&job->gc_marks, 0, sizeof job->gc_marks);
+    sw_submit_locked(jm, job, it);
+    return true;
 }
 
 /* The in-flight checkpoint failed (@p why): its directory is removed unless @p keep_dir, and the
@@ -263,11 +419,8 @@ static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, 
         weir__jm_sp_failed_locked(jm, job, id, why, true, keep_dir);
         return;
     }
-    if (!keep_dir) {
-        char err[WEIR_STORAGE_URI_MAX + 256];
-        if (weir_ckpt_delete_dir(job->ck_st, id, err, sizeof err) != 0)
-            WEIR_WARN(COMP, "%s (retention deletes it later)", err);
-    }
+    if (!keep_dir)
+        delete_chk_locked(jm, job, id);
     bool over = weir_ckpt_coord_fail(&job->ckpt, why, jm->ckcfg.tolerable, weir_now_ns());
     if (over) {
         char msg[600];
@@ -279,33 +432,155 @@ static void failed_checkpoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, 
     }
 }
 
+/* The result of a checkpoint completion: only a current one (same generation, still the one the
+ * coordinator waits for, job RUNNING) completes: coordinator, kill point, retention, NOTIFY (when
+ * the retention is applied). A
+ * stale one that turned out durable is a restore point nobody was notified of (like a job
+ * manager killed at jm-after-metadata); a stale failure changes nothing. */
+static void apply_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, sw_item_t *it) {
+    weir_ckpt_coord_t *c = &job->ckpt;
+    uint64_t id = it->id;
+    bool current =
+        it->base.gen == job->sw_gen && c->completing_id == id && job->state == WEIR_JOB_RUNNING;
+    if (!current) {
+        if (it->fail == FAIL_NONE) {
+            weir_ckpt_coord_complete_late(c, id, it->final, it->path);
+            WEIR_INFO(COMP,
+                      "checkpoint %" PRIu64 " of job %s was written after the job stopped "
+                      "waiting for it: a restore point (not notified)",
+                      id, job->id);
+        }
+        return;
+    }
+    if (it->fail != FAIL_NONE) {
+        char why[4700];
+        if (it->fail == FAIL_METADATA)
+            weir_fmt(why, sizeof why, "failed: cannot write its metadata: %s", it->err);
+        else
+            weir_fmt(why, sizeof why, "failed: cannot write the HA pointer: %s", it->err);
+        weir_ckpt_coord_completing(c, 0);
+        if (it->final) {
+            c->final_done = false;
+            weir__jm_failover_cause_locked(jm, job, "CheckpointFailure",
+                                           "the final checkpoint could not be written", NULL);
+        } else {
+            failed_checkpoint_locked(jm, job, why, it->fail == FAIL_POINTER);
+        }
+        return;
+    }
+    weir_ckpt_coord_complete(c, id, it->final, it->path, weir_now_ns(), weir_wall_ms());
+    WEIR_INFO(COMP,
+              "checkpoint %" PRIu64 "%s of job %s completed in %" PRId64 " ms (%" PRIu64
+              " bytes of state, %" PRIu64 " uploaded)",
+              id, it->final ? " (final)" : "", job->id, c->latest.duration_ms, c->latest.state_size,
+              c->latest.uploaded_size);
+    weir_killpoint_hit(&jm->killpoint, "jm-after-metadata");
+    if (!retain_locked(jm, job, id, it->final))
+        notify_locked(jm, job, id, it->final); /* no retention this time (out of memory) */
+}
+
 /* Every subtask acked the in-flight savepoint: its _metadata into its own directory (no retention,
- * no shared files: the subtasks wrote self-contained snapshots); a stop-savepoint then becomes the
- * job's restore point and every subtask gets NOTIFY final: commit everything, finish. */
+ * no shared files: the subtasks wrote self-contained snapshots) and the HA pointer, on the worker;
+ * apply_savepoint_locked completes it. */
 static void complete_savepoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
     weir_ckpt_coord_t *c = &job->ckpt;
     uint64_t id = c->pending_id;
-    uint32_t kind = c->pending_kind;
-    weir_ckpt_meta_t meta;
-    char why[2600] = "";
-    int rc = weir_ckpt_coord_build_meta(c, job->id, id, false, c->pending_trigger_ms,
-                                        weir_wall_ms(), &meta);
+    sw_item_t *it = sw_item_new(jm, job, SW_SAVEPOINT, c->pending_target);
+    int rc = it ? weir_ckpt_coord_build_meta(c, job->id, id, false, c->pending_trigger_ms,
+                                             weir_wall_ms(), &it->meta)
+                : WEIR_ENOMEM;
     if (rc == 0)
-        rc = weir_ckpt_meta_set_graph(&meta, job->dag);
-    if (rc == 0) {
-        meta.kind = WEIR_CK_SAVEPOINT;
-        rc = weir__jm_sp_complete_locked(jm, job, &meta, why, sizeof why);
-    } else {
-        weir_fmt(why, sizeof why, "failed: out of memory");
-    }
-    weir_ckpt_meta_clear(&meta);
+        rc = weir_ckpt_meta_set_graph(&it->meta, job->dag);
     if (rc != 0) {
-        failed_checkpoint_locked(jm, job, why, true);
+        if (it)
+            sw_item_free(&it->base);
+        failed_checkpoint_locked(jm, job, "failed: out of memory", true);
         return;
     }
+    it->meta.kind = WEIR_CK_SAVEPOINT;
+    it->id = id;
+    it->sp_kind = c->pending_kind;
+    it->ha_st = jm->ha_st;
+    weir_ckpt_coord_completing(c, id);
+    sw_submit_locked(jm, job, it);
+}
+
+/* The result of a savepoint's writes: a current one completes it (a stop-savepoint then becomes
+ * the job's restore point and every subtask gets NOTIFY final: commit everything, finish); a stale
+ * durable one is a restore point. */
+static void apply_savepoint_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, sw_item_t *it) {
+    weir_ckpt_coord_t *c = &job->ckpt;
+    uint64_t id = it->id;
+    bool current =
+        it->base.gen == job->sw_gen && c->completing_id == id && job->state == WEIR_JOB_RUNNING;
+    if (!current) {
+        if (it->rc == 0) {
+            weir_ckpt_coord_complete_late(c, id, false, it->uri);
+            WEIR_INFO(COMP,
+                      "savepoint %" PRIu64 " of job %s was written after the job stopped waiting "
+                      "for it: %s stays, a restore point",
+                      id, job->id, it->uri);
+        }
+        return;
+    }
+    if (it->rc != 0) {
+        weir_ckpt_coord_completing(c, 0);
+        failed_checkpoint_locked(jm, job, it->err, true);
+        return;
+    }
+    weir__jm_sp_completed_locked(jm, job, it->uri);
     weir_killpoint_hit(&jm->killpoint, "jm-after-savepoint");
-    if (kind == WEIR_CK_STOP)
+    if (it->sp_kind == WEIR_CK_STOP)
         notify_locked(jm, job, id, true);
+}
+
+void weir__jm_sw_apply_locked(weir_jobmanager_t *jm) {
+    if (!jm->sw)
+        return;
+    weir_jm_sw_item_t *list = weir_jm_sw_take_done(jm->sw);
+    while (list) {
+        weir_jm_sw_item_t *next = list->next;
+        sw_item_t *it = (sw_item_t *)list;
+        weir_jm_job_t *job = weir__jm_find_job_locked(jm, it->base.job_id);
+        if (job && job->sw_pending)
+            job->sw_pending--;
+        if (job) {
+            switch (it->base.kind) {
+            case SW_LIST:
+                if (it->rc == 0) {
+                    if (job->ckpt.next_id < it->max_dir + 1)
+                        job->ckpt.next_id = it->max_dir + 1;
+                    job->ck_listed = true;
+                } else {
+                    WEIR_WARN(COMP, "cannot list %s: %s: no checkpoint of job %s triggered now",
+                              job->ckdir, it->err, job->id);
+                    job->ck_list_retry_ns = weir_now_ns() + 1000000000LL;
+                }
+                break;
+            case SW_COMPLETE:
+                apply_complete_locked(jm, job, it);
+                break;
+            case SW_SAVEPOINT:
+                apply_savepoint_locked(jm, job, it);
+                break;
+            case SW_DELETE:
+                if (it->end_rule)
+                    job->ck_released = true;
+                break;
+            case SW_RETAIN:
+                weir_ckpt_gc_marks_free(&job->gc_marks);
+                job->gc_marks = it->marks;
+                memset(&it->marks, 0, sizeof it->marks);
+                if (it->base.gen == job->sw_gen && job->state == WEIR_JOB_RUNNING)
+                    notify_locked(jm, job, it->id, it->final);
+                break;
+            default:
+                break;
+            }
+        }
+        it->base.free(&it->base);
+        list = next;
+    }
 }
 
 /* After an ack (or a tick): completes what is ready. */
@@ -316,12 +591,11 @@ static void progress_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
     if (weir_ckpt_coord_ready(&job->ckpt) && job->ckpt.pending_kind != WEIR_CK_CHECKPOINT) {
         complete_savepoint_locked(jm, job);
     } else if (weir_ckpt_coord_ready(&job->ckpt)) {
-        complete_fail_t f = complete_locked(jm, job, false, why, sizeof why);
-        if (f != FAIL_NONE)
-            failed_checkpoint_locked(jm, job, why, f == FAIL_POINTER);
+        if (!complete_locked(jm, job, false, why, sizeof why))
+            failed_checkpoint_locked(jm, job, why, false);
     }
     if (job->state == WEIR_JOB_RUNNING && weir_ckpt_coord_final_ready(&job->ckpt)) {
-        if (complete_locked(jm, job, true, why, sizeof why) != FAIL_NONE) {
+        if (!complete_locked(jm, job, true, why, sizeof why) && why[0]) {
             job->ckpt.final_done = false;
             weir__jm_failover_cause_locked(jm, job, "CheckpointFailure",
                                            "the final checkpoint could not be written", NULL);
@@ -381,15 +655,19 @@ void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_
     progress_locked(jm, job);
     if (job->state != WEIR_JOB_RUNNING || weir__jm_sp_stopping_locked(job))
         return; /* after a stop-savepoint: nothing more until the job has finished */
+    /* storage work of this job on the worker (a completion, retention, a delete, the listing):
+     * nothing starts meanwhile (retention must not meet a new checkpoint's directory) */
+    if (job->sw_pending || !ensure_next_id(jm, job, now_ns))
+        return;
     if (weir__jm_sp_queued_locked(job)) {
         /* a savepoint goes first: it starts when nothing is in flight and every subtask runs
          * (periodic checkpoints wait for it) */
-        if (!c->pending_id && job_all_running(job) && ensure_next_id(job))
+        if (!c->pending_id && !c->completing_id && job_all_running(job))
             weir__jm_sp_start_locked(
                 jm, job, now_ns, c->final_done ? 0 : weir__jm_ckpt_trigger_locked(jm, job, 0, 0));
         return;
     }
-    if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns) || !ensure_next_id(job))
+    if (!weir_ckpt_coord_due(c, &jm->ckcfg, job_all_running(job), now_ns))
         return;
     uint32_t n_sources = weir__jm_ckpt_trigger_locked(jm, job, 0, 0);
     if (n_sources == 0)
@@ -444,8 +722,9 @@ void weir__jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_m
 
 void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m) {
     weir_jm_job_t *job = msg_job(jm, tm, m);
-    if (!job || !job->ckpt.pending_id || m->checkpoint_id != job->ckpt.pending_id)
-        return;
+    if (!job || !job->ckpt.pending_id || m->checkpoint_id != job->ckpt.pending_id ||
+        job->ckpt.completing_id)
+        return; /* (every subtask acked it: its completion is being written) */
     char why[600];
     weir_fmt(why, sizeof why, "declined: %s (%u/%u): %s", job->dag->vertices[m->vertex].name,
              m->subtask + 1, job->parallelism[m->vertex], m->error ? m->error : "no reason");
@@ -458,26 +737,31 @@ void weir__jm_ckpt_retention_on_end_locked(weir_jobmanager_t *jm, weir_jm_job_t 
         (job->state != WEIR_JOB_CANCELED && job->state != WEIR_JOB_FINISHED &&
          job->state != WEIR_JOB_FAILED))
         return;
-    job->ck_released = true;
+    if (job->sw_pending)
+        return; /* storage work of the job is still on the worker: it goes first */
     bool del =
         (job->state == WEIR_JOB_CANCELED && jm->ck_retention != WEIR_JM_RETAIN_ON_CANCELLATION) ||
         (job->state == WEIR_JOB_FINISHED && jm->ck_retention == WEIR_JM_NO_EXTERNALIZED);
     if (!del) {
+        job->ck_released = true;
         if (job->state == WEIR_JOB_CANCELED && job->ckpt.have_completed)
             WEIR_INFO(COMP, "job %s canceled: its checkpoints stay in %s (latest: %s)", job->id,
                       job->ckdir, job->ckpt.latest_path);
         return;
     }
-    char err[WEIR_STORAGE_URI_MAX + 256];
-    if (weir_storage_delete_prefix(job->ck_st, "", err, sizeof err) != 0) {
-        WEIR_WARN(COMP, "job %s %s: cannot delete its checkpoint directory: %s", job->id,
-                  weir__jm_job_state_name(job->state), err);
+    sw_item_t *it = sw_item_new(jm, job, SW_DELETE, job->ckdir);
+    if (!it)
         return;
-    }
-    WEIR_INFO(COMP, "job %s %s: its checkpoint directory %s was deleted (%s)", job->id,
-              weir__jm_job_state_name(job->state), job->ckdir,
-              jm->ck_retention == WEIR_JM_NO_EXTERNALIZED ? "NO_EXTERNALIZED_CHECKPOINTS"
-                                                          : "DELETE_ON_CANCELLATION");
+    weir_fmt(it->fail_prefix, sizeof it->fail_prefix,
+             "job %s %s: cannot delete its checkpoint directory", job->id,
+             weir__jm_job_state_name(job->state));
+    weir_fmt(it->ok_line, sizeof it->ok_line,
+             "job %s %s: its checkpoint directory %s was deleted (%s)", job->id,
+             weir__jm_job_state_name(job->state), job->ckdir,
+             jm->ck_retention == WEIR_JM_NO_EXTERNALIZED ? "NO_EXTERNALIZED_CHECKPOINTS"
+                                                         : "DELETE_ON_CANCELLATION");
+    it->end_rule = true;           /* released when applied (tried once, as before) */
+    sw_submit_locked(jm, job, it); /* the HA entry goes after it (jobmanager.c) */
 }
 
 /* True when @p path is <ckdir>/chk-<n> of this job (its id into *id). */
@@ -522,6 +806,11 @@ int weir__jm_ckpt_restore_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir
     memset(meta, 0, sizeof *meta);
     base[0] = 0;
     *claim = false;
+    if (job->sw_pending) /* a completion may still become the restore point: wait for it */
+        return weir_errf(errstr, errlen, WEIR_EIO,
+                         "the checkpoint storage work of job %s (a completion or a delete) is "
+                         "not finished: cannot restore it now",
+                         job->id);
     /* Candidates, newest id wins: the latest checkpoint this job manager completed (a
      * stop-savepoint counts: the job ended there), the one this job last restored, the one the HA
      * pointer of a previous job manager names; with none of them, the savepoint the job was

@@ -200,6 +200,7 @@ const weir_ckpt_hist_t *weir_ckpt_coord_hist(const weir_ckpt_coord_t *c, uint32_
 }
 
 static void pending_drop(weir_ckpt_coord_t *c) {
+    c->completing_id = 0;
     for (uint32_t i = 0; i < c->n_subtasks; i++)
         ack_clear(&c->acks[i]);
     c->pending_id = 0;
@@ -226,6 +227,7 @@ void weir_ckpt_coord_new_attempt(weir_ckpt_coord_t *c, int64_t now_ns, const cha
         ack_clear(&c->finals[i]);
     c->n_finals = 0;
     c->final_done = false;
+    c->completing_id = 0;
     c->running_since_ns = 0;
     c->last_trigger_ns = 0;
 }
@@ -234,7 +236,7 @@ bool weir_ckpt_coord_due(weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg, bo
                          int64_t now_ns) {
     /* Final snapshots of some subtasks do not stop periodic checkpoints (they stand for those
      * subtasks in each); once every subtask sent one, the final checkpoint takes over. */
-    if (!cfg->enabled || c->pending_id || c->final_done ||
+    if (!cfg->enabled || c->pending_id || c->completing_id || c->final_done ||
         (c->n_subtasks > 0 && c->n_finals == c->n_subtasks))
         return false;
     if (!all_running) {
@@ -337,7 +339,7 @@ uint32_t weir_ckpt_coord_acked(const weir_ckpt_coord_t *c, uint64_t *state_size)
 }
 
 bool weir_ckpt_coord_ready(const weir_ckpt_coord_t *c) {
-    if (!c->pending_id)
+    if (!c->pending_id || c->completing_id)
         return false;
     for (uint32_t i = 0; i < c->n_subtasks; i++)
         if (!effective(c, i, false))
@@ -346,7 +348,8 @@ bool weir_ckpt_coord_ready(const weir_ckpt_coord_t *c) {
 }
 
 bool weir_ckpt_coord_final_ready(const weir_ckpt_coord_t *c) {
-    return !c->pending_id && !c->final_done && c->n_subtasks > 0 && c->n_finals == c->n_subtasks;
+    return !c->pending_id && !c->completing_id && !c->final_done && c->n_subtasks > 0 &&
+           c->n_finals == c->n_subtasks;
 }
 
 int weir_ckpt_coord_build_meta(const weir_ckpt_coord_t *c, const char *job_id, uint64_t id,
@@ -421,10 +424,37 @@ void weir_ckpt_coord_complete(weir_ckpt_coord_t *c, uint64_t id, bool final, con
     c->n_completed++;
     c->consecutive_failures = 0;
     c->last_end_ns = now_ns;
+    c->completing_id = 0;
     if (final)
         c->final_done = true;
     else
         pending_drop(c);
+}
+
+void weir_ckpt_coord_completing(weir_ckpt_coord_t *c, uint64_t id) {
+    c->completing_id = id;
+}
+
+void weir_ckpt_coord_complete_late(weir_ckpt_coord_t *c, uint64_t id, bool final,
+                                   const char *path) {
+    (void) final;
+    weir_ckpt_hist_t *h = hist_find(c, id);
+    if (h) {
+        if (h->status == WEIR_CKPT_FAILED && c->n_failed)
+            c->n_failed--;
+        h->status = WEIR_CKPT_COMPLETED;
+        h->failure[0] = 0;
+    }
+    c->n_completed++;
+    if (c->have_completed && c->latest_id >= id)
+        return;
+    if (h)
+        c->latest = *h;
+    else
+        c->latest = (weir_ckpt_hist_t){.id = id, .status = WEIR_CKPT_COMPLETED, .duration_ms = -1};
+    c->have_completed = true;
+    c->latest_id = id;
+    weir_fmt(c->latest_path, sizeof c->latest_path, "%s", path);
 }
 
 bool weir_ckpt_coord_fail(weir_ckpt_coord_t *c, const char *why, int64_t tolerable,
@@ -441,7 +471,8 @@ bool weir_ckpt_coord_fail(weir_ckpt_coord_t *c, const char *why, int64_t tolerab
 
 bool weir_ckpt_coord_expired(const weir_ckpt_coord_t *c, const weir_ckpt_config_t *cfg,
                              int64_t now_ns) {
-    return c->pending_id && now_ns - c->pending_trigger_ns > cfg->timeout_ms * 1000000;
+    return c->pending_id && !c->completing_id &&
+           now_ns - c->pending_trigger_ns > cfg->timeout_ms * 1000000;
 }
 
 void weir_ckpt_coord_restored(weir_ckpt_coord_t *c, uint64_t id, const char *path,

@@ -99,6 +99,10 @@ typedef struct weir_ckpt_coord {
     weir_ckpt_ack_t *finals; /* [n_subtasks] */
     uint32_t n_finals;
     bool final_done; /* the final checkpoint of this attempt was written */
+    /* a completion is being written (_metadata, HA pointer) by the storage worker: the id (the
+     * in-flight one, or the final checkpoint's); 0 = none. While set nothing is ready, due or
+     * expired: the coordinator is busy until the result is applied */
+    uint64_t completing_id;
     /* timing */
     int64_t running_since_ns; /* 0 = not all running yet this attempt */
     int64_t last_trigger_ns;  /* 0 = none this attempt */
@@ -170,6 +174,14 @@ int weir_ckpt_coord_build_meta(const weir_ckpt_coord_t *c, const char *job_id, u
  * weir_ckpt_coord_begin_final) stored at @p path. Resets the consecutive failure count. */
 void weir_ckpt_coord_complete(weir_ckpt_coord_t *c, uint64_t id, bool final, const char *path,
                               int64_t now_ns, int64_t wall_ms);
+/** The _metadata (and HA pointer) of @p id (the in-flight checkpoint, or the final one just begun)
+ * are being written: nothing is ready, due or expired until weir_ckpt_coord_complete, _fail or
+ * _new_attempt (or weir_ckpt_coord_completing(c, 0): the write failed). */
+void weir_ckpt_coord_completing(weir_ckpt_coord_t *c, uint64_t id);
+/** A completion the coordinator no longer waited for (the attempt ended meanwhile) turned out
+ * durable: @p id at @p path is a restore point (the latest, when above it); nothing else changes
+ * (no in-flight checkpoint is touched, nothing is notified). */
+void weir_ckpt_coord_complete_late(weir_ckpt_coord_t *c, uint64_t id, bool final, const char *path);
 /** Takes the next id for the final checkpoint and records it as IN_PROGRESS. */
 uint64_t weir_ckpt_coord_begin_final(weir_ckpt_coord_t *c, int64_t now_ns, int64_t wall_ms);
 /** Aborts the in-flight checkpoint with @p why. @returns true when the consecutive failures now

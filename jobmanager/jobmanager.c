@@ -15,7 +15,9 @@
  * the periodic work with jm->mu held. The REST handlers (libmicrohttpd's thread, rest.c) change
  * the tables under jm->mu, queue messages and call weir__jm_wake(). jm->mu is the job manager's
  * only lock; it is never held while calling into libmicrohttpd (weir__jm_rest_stop waits for the
- * REST thread, which takes jm->mu). */
+ * REST thread, which takes jm->mu). The storage worker thread (storage_worker.h) runs the
+ * checkpoint and savepoint storage calls without jm->mu and wakes the loop through the eventfd;
+ * its results are applied at the start of the periodic work. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,6 +33,7 @@
 #include "common/util.h"
 #include "jobmanager/ha.h"
 #include "jobmanager/jobmanager_int.h"
+#include "jobmanager/storage_worker.h"
 
 #define COMP "jobmanager"
 
@@ -44,6 +47,10 @@ struct weir_jm_out {
 };
 
 /* ---------------------------------------------------------------- outgoing messages */
+
+static void sw_wake(void *jm) {
+    weir__jm_wake(jm);
+}
 
 void weir__jm_wake(weir_jobmanager_t *jm) {
     uint64_t one = 1;
@@ -237,6 +244,7 @@ static void handle_message_locked(weir_jobmanager_t *jm, const uint8_t *ident, s
 /* Heartbeat timeouts, ends of stops, checkpoint ticks, HA removal, then scheduling. */
 static void periodic_locked(weir_jobmanager_t *jm) {
     int64_t now = weir_now_ns();
+    weir__jm_sw_apply_locked(jm); /* results of the storage worker first */
     weir__jm_tm_check_heartbeats_locked(jm, now);
     weir__jm_log_tick_locked(jm, now);
     for (size_t j = 0; j < jm->n_jobs; j++) {
@@ -245,7 +253,8 @@ static void periodic_locked(weir_jobmanager_t *jm) {
         weir__jm_ckpt_tick_locked(jm, job, now);
         weir__jm_sp_tick_locked(jm, job);
         weir__jm_ckpt_retention_on_end_locked(jm, job);
-        weir__jm_ha_remove_ended_locked(jm, job);
+        if (!job->sw_pending) /* after its checkpoint writes and deletes: none recreates it */
+            weir__jm_ha_remove_ended_locked(jm, job);
     }
     weir__jm_schedule_locked(jm, now);
 }
@@ -472,6 +481,8 @@ weir_jobmanager_t *weir_jobmanager_new(const weir_config_t *cfg, char *errstr, s
         weir_fmt(errstr, errlen, "job manager: eventfd: %s", strerror(errno));
         goto fail;
     }
+    if (!(jm->sw = weir_jm_sw_new(sw_wake, jm, errstr, errlen)))
+        goto fail;
     jm->zctx = zmq_ctx_new();
     if (!jm->zctx) {
         weir_fmt(errstr, errlen, "job manager: cannot create a ZeroMQ context: %s",
@@ -659,6 +670,10 @@ void weir_jobmanager_destroy(weir_jobmanager_t **jmp) {
         return;
     weir_jobmanager_t *jm = *jmp;
     weir__jm_rest_stop(jm);
+    /* the storage worker before anything it uses (the env, the HA store, the wake fd): the item
+     * running finishes, queued and unapplied ones are dropped (nothing is complete that was not
+     * applied: restore is bounded by what completed) */
+    weir_jm_sw_destroy(&jm->sw);
     while (jm->logreqs) /* none once libmicrohttpd closed every connection; kept safe anyway */
         weir__jm_log_finish(jm, jm->logreqs);
     json_decref(jm->config_view);

@@ -165,11 +165,19 @@ typedef struct weir_jm_job {
     struct weir_storage *ck_st;    /* storage rooted at ckdir (NULL when ckdir is) */
     weir_ckpt_gc_marks_t gc_marks; /* what the last retention round found unreferenced */
     weir_ckpt_coord_t ckpt;        /* coordinator state (initialised for every job) */
-    weir_restart_state_t restart;  /* restart strategy state; restart.restarts = restarts so far */
-    int64_t restart_at_ns;         /* RESTARTING: earliest deployment of the next attempt */
-    char *ha_pointer;              /* HA pointer loaded at startup (NULL: none) */
-    bool ha_saved;                 /* an HA entry exists for this job */
-    bool result_warned;            /* writing its job result record failed once (logged) */
+    /* the storage worker (storage_worker.h, checkpointing.c): items of this job submitted and not
+     * applied yet (no trigger, no restore, no HA removal while > 0); the generation, bumped when
+     * the in-flight checkpoint is dropped (results of older generations are stale); whether
+     * next_id is above every chk-* of <ckdir> (listed once) */
+    uint32_t sw_pending;
+    uint64_t sw_gen;
+    bool ck_listed;
+    int64_t ck_list_retry_ns;     /* a failed listing is retried from then on */
+    weir_restart_state_t restart; /* restart strategy state; restart.restarts = restarts so far */
+    int64_t restart_at_ns;        /* RESTARTING: earliest deployment of the next attempt */
+    char *ha_pointer;             /* HA pointer loaded at startup (NULL: none) */
+    bool ha_saved;                /* an HA entry exists for this job */
+    bool result_warned;           /* writing its job result record failed once (logged) */
     /* savepoints: requests, and the savepoint (or retained checkpoint) it started from */
     weir_jm_savepoint_t *sps;
     size_t n_sps, cap_sps;
@@ -204,6 +212,7 @@ typedef struct weir_jobmanager {
      * upload slots); the HA store and the job's checkpoint directories are opened with it */
     struct weir_storage_env *storage_env;
     struct weir_storage *ha_st; /* rooted at ha_dir, NULL = no HA */
+    struct weir_jm_sw *sw;      /* the storage worker thread (storage_worker.h) */
     char *ha_dir;               /* high-availability.storageDir as a canonical URI, NULL = no HA */
     char *ck_root;         /* state.checkpoints.dir as a canonical URI, NULL = checkpoints off */
     char *savepoints_dir;  /* state.savepoints.dir (URI or absolute path), NULL = none */

@@ -115,7 +115,8 @@ void weir__jm_ckpt_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_
 void weir__jm_ckpt_on_ack_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, weir_msg_t *m);
 /** A DECLINE_CHECKPOINT from @p tm. */
 void weir__jm_ckpt_on_decline_locked(weir_jobmanager_t *jm, weir_jm_tm_t *tm, const weir_msg_t *m);
-/** Aborts the in-flight checkpoint of a job that stops or restarts (removes its directory). */
+/** Aborts the in-flight checkpoint of a job that stops or restarts (removes its directory, unless
+ * its completion is being written: then it stays and a durable result becomes a restore point). */
 void weir__jm_ckpt_abort_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *why);
 
 /* ---- checkpoint storage locations (checkpointing.c) ---- */
@@ -125,11 +126,15 @@ int weir__jm_location_check(const char *key, const char *value, char *errstr, si
 /** Opens @p uri with the job manager's env (no I/O). NULL with errstr. */
 weir_storage_t *weir__jm_storage_open(weir_jobmanager_t *jm, const char *uri, char *errstr,
                                       size_t errlen);
-/** Deletes everything under @p uri (a savepoint or checkpoint directory). @returns 0 or the
- * storage's error (logged as a WARN naming it). */
-int weir__jm_uri_delete(weir_jobmanager_t *jm, const char *uri);
+/** Deletes everything under @p uri (a savepoint or checkpoint directory) of @p job on the storage
+ * worker (a failure is logged as a WARN naming it). */
+void weir__jm_uri_delete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *uri);
 /** Whether object @p key exists under @p uri: 1 yes, 0 no, < 0 it cannot be known (error). */
 int weir__jm_uri_has(weir_jobmanager_t *jm, const char *uri, const char *key);
+/** Applies the results of the storage worker's finished items (main thread): completions,
+ * listings, retention marks; results of a stale generation are ignored (or, when durable, become a
+ * restore point). */
+void weir__jm_sw_apply_locked(weir_jobmanager_t *jm);
 /** (Re)opens job->ck_st at job->ckdir. @returns 0 or an error with errstr. */
 int weir__jm_job_open_ckdir(weir_jobmanager_t *jm, weir_jm_job_t *job, char *errstr, size_t errlen);
 /** Finds the checkpoint or savepoint the next attempt of @p job restores: *meta->id == 0 = fresh
@@ -170,11 +175,14 @@ bool weir__jm_sp_queued_locked(const weir_jm_job_t *job);
  * savepoint is now in flight. */
 bool weir__jm_sp_start_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t now_ns,
                               uint32_t n_sources);
-/** Every subtask acked the in-flight savepoint: writes <dir>/_metadata from @p meta (and for a
- * stop-savepoint the HA pointer), completes it in the coordinator. @returns 0, or an error with
- * @p why ("failed: ...") when nothing was completed. */
-int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
-                                char *why, size_t whylen);
+/** Writes <dir>/_metadata from @p meta, then the HA pointer (@p ha_st, NULL = no HA) naming @p dir.
+ * Runs on the storage worker: no lock, no job struct. @returns 0, or an error with @p why
+ * ("failed: ...") when the savepoint is not complete. */
+int weir__jm_sp_write(struct weir_storage_env *env, struct weir_storage *ha_st, const char *job_id,
+                      const char *dir, const weir_ckpt_meta_t *meta, char *why, size_t whylen);
+/** The in-flight savepoint's _metadata (and HA pointer) at @p dir are durable: completes it in the
+ * coordinator and its request (a stop-savepoint waits for FINISHED; cancel_job cancels). */
+void weir__jm_sp_completed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *dir);
 /** Savepoint @p id failed (@p why): the request fails, its directory goes (unless @p keep_dir:
  * the HA pointer may name it); with @p failover a failed stop fails the job over (its sources had
  * stopped). No-op when @p id is not a savepoint. */

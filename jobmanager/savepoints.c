@@ -23,7 +23,12 @@
  * checkpoint (or a written stop-savepoint waiting for FINISHED); requests leave QUEUED only in
  * submission order; a request never goes back to an earlier status.
  *
- * Threading: every function runs with jm->mu held (REST thread or main thread). */
+ * Storage: the _metadata and HA pointer writes (weir__jm_sp_write) run on the job manager's storage
+ * worker (storage_worker.h), never under jm->mu; deletes of savepoint directories are handed to it
+ * too (weir__jm_uri_delete_locked).
+ *
+ * Threading: every function runs with jm->mu held (REST thread or main thread), except
+ * weir__jm_sp_write (the storage worker, no lock, touches no job). */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -210,38 +215,40 @@ bool weir__jm_sp_start_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, int64_t
 
 /* Writes <dir>/_metadata of a completed savepoint: one whole-object put, durable when it
  * returns 0 (storage.h). */
-static int write_metadata(weir_jobmanager_t *jm, const char *dir, const weir_ckpt_meta_t *m,
+static int write_metadata(weir_storage_env_t *env, const char *dir, const weir_ckpt_meta_t *m,
                           char *errstr, size_t errlen) {
     char *text = NULL;
     size_t len = 0;
     int rc = weir_ckpt_meta_encode(m, &text, &len);
     if (rc != 0)
         return weir_errf(errstr, errlen, rc, "cannot encode the metadata: %s", weir_strerror(rc));
-    weir_storage_t *st = weir__jm_storage_open(jm, dir, errstr, errlen);
+    weir_storage_t *st = weir_storage_open(env, dir, errstr, errlen);
     rc = st ? weir_storage_put(st, "_metadata", text, len, errstr, errlen) : WEIR_ECONFIG;
     weir_storage_close(&st);
     free(text);
     return rc;
 }
 
-int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_ckpt_meta_t *meta,
-                                char *why, size_t whylen) {
-    weir_ckpt_coord_t *c = &job->ckpt;
-    weir_jm_savepoint_t *sp = sp_of_id(job, c->pending_id);
-    char dir[sizeof c->pending_target];
-    weir_fmt(dir, sizeof dir, "%s", c->pending_target); /* completing drops the pending one */
+int weir__jm_sp_write(weir_storage_env_t *env, weir_storage_t *ha_st, const char *job_id,
+                      const char *dir, const weir_ckpt_meta_t *meta, char *why, size_t whylen) {
     char err[WEIR_STORAGE_URI_MAX + 512] = "";
-    int rc = write_metadata(jm, dir, meta, err, sizeof err);
+    int rc = write_metadata(env, dir, meta, err, sizeof err);
     if (rc != 0) {
         weir_fmt(why, whylen, "failed: %s", err);
         return rc;
     }
-    uint32_t kind = c->pending_kind;
-    if (jm->ha_st && weir_ha_set_checkpoint(jm->ha_st, job->id, dir, err, sizeof err) != 0) {
+    if (ha_st && weir_ha_set_checkpoint(ha_st, job_id, dir, err, sizeof err) != 0) {
         /* the job goes on from its previous checkpoint; this savepoint stays usable */
         weir_fmt(why, whylen, "failed: cannot write the HA pointer: %s", err);
         return WEIR_EIO;
     }
+    return 0;
+}
+
+void weir__jm_sp_completed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, const char *dir) {
+    weir_ckpt_coord_t *c = &job->ckpt;
+    weir_jm_savepoint_t *sp = sp_of_id(job, c->pending_id);
+    uint32_t kind = c->pending_kind;
     uint64_t id = c->pending_id;
     weir_ckpt_coord_complete(c, id, false, dir, weir_now_ns(), weir_wall_ms());
     uint64_t size = c->latest.id == id ? c->latest.state_size : 0;
@@ -266,7 +273,6 @@ int weir__jm_sp_complete_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, weir_
             }
         }
     }
-    return 0;
 }
 
 void weir__jm_sp_failed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64_t id,
@@ -279,7 +285,8 @@ void weir__jm_sp_failed_locked(weir_jobmanager_t *jm, weir_jm_job_t *job, uint64
     WEIR_WARN(COMP, "job %s: %s", job->id, msg);
     sp_finish(sp, WEIR_SP_FAILED, msg);
     if (sp->path && !keep_dir)
-        weir__jm_uri_delete(jm, sp->path); /* never complete: no _metadata, nothing refers to it */
+        weir__jm_uri_delete_locked(
+            jm, job, sp->path); /* never complete: no _metadata, nothing refers to it */
     if (failover && sp->kind == WEIR_CK_STOP && job->state == WEIR_JOB_RUNNING) {
         char fmsg[700];
         weir_fmt(fmsg, sizeof fmsg, "stop-with-savepoint failed (%s): its sources had stopped",
@@ -311,7 +318,7 @@ void weir__jm_sp_tick_locked(weir_jobmanager_t *jm, weir_jm_job_t *job) {
             weir_fmt(msg, sizeof msg, "the job is %s: %s", weir__jm_job_state_name(job->state),
                      job->message ? job->message : "no message");
         if (sp->status == WEIR_SP_IN_PROGRESS && !sp->written && sp->path)
-            weir__jm_uri_delete(jm, sp->path);
+            weir__jm_uri_delete_locked(jm, job, sp->path);
         sp_finish(sp, WEIR_SP_FAILED, msg);
     }
 }
