@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Sets up podman for weir's container image and container tests (deploy/docker/README.md):
 # Debian's podman with runc as its runtime (crun fails on this kernel's cgroups) and default
-# ulimits the machine can grant (podman's defaults exceed them). Idempotent: apt runs only when a
+# ulimits the machine can grant (podman's defaults exceed them); catatonit, the init of the pods'
+# infra (pause) containers, which podman only Recommends (a fresh machine installing with
+# --no-install-recommends has no `podman pod create` without it). Idempotent: apt runs only when a
 # package is missing, and containers.conf is rewritten only when it lacks one of the settings.
 # Called by deploy/docker/build.sh and the container tests, not by scripts/install-deps.sh: a
 # developer without podman can still build and test weir.
 set -euo pipefail
-PKGS=(podman runc debootstrap uidmap slirp4netns containernetworking-plugins)
+PKGS=(podman runc catatonit debootstrap uidmap slirp4netns containernetworking-plugins)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
