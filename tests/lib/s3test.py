@@ -24,7 +24,6 @@ runs scripts/python-deps.sh once first.
 Every wait is bounded: a test fails with a message instead of hanging.
 """
 
-import glob
 import os
 import shutil
 import subprocess
@@ -33,45 +32,19 @@ import tempfile
 import time
 import uuid
 
+import venv_boto3
 from weirtest import SRC, TestFailure, check, free_port
 
-CACHE = os.environ.get("WEIR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "weir")
-VENV = os.path.join(CACHE, "venv")
 S3_SH = os.path.join(SRC, "deploy", "local", "s3.sh")
 ACCESS_KEY = "weir-test"
 SECRET_KEY = "weir-test-secret"
 REGION = "us-east-1"
 
 
-def _venv_site_packages():
-    own = os.path.join(VENV, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
-    found = [own] if os.path.isdir(own) else sorted(glob.glob(os.path.join(VENV, "lib", "python3*", "site-packages")))
-    return found[0] if found else None
-
-
-def _import_boto3():
-    for attempt in range(2):
-        try:
-            import boto3  # noqa: F401
-            return
-        except ImportError:
-            pass
-        site = _venv_site_packages()
-        if site and os.path.isdir(os.path.join(site, "boto3")):
-            if site not in sys.path:
-                sys.path.append(site)
-            continue
-        if attempt == 0:
-            script = os.path.join(SRC, "scripts", "python-deps.sh")
-            print(f"s3test: boto3 not in {VENV}; running {script}", flush=True)
-            r = subprocess.run(["bash", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, timeout=600)
-            if r.returncode != 0:
-                raise TestFailure(f"scripts/python-deps.sh failed (exit {r.returncode}):\n{r.stdout}")
-    import boto3  # noqa: F401 (raises ImportError naming the module)
-
-
-_import_boto3()
+try:
+    venv_boto3.import_boto3()
+except RuntimeError as e:
+    raise TestFailure(str(e))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 import botocore.exceptions  # noqa: E402

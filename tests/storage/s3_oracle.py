@@ -8,12 +8,18 @@ usage: s3_oracle.py ENDPOINT ACCESS SECRET COMMAND ARGS...
   ls B PREFIX         one line "<key> <size>" per object under PREFIX (every page)
   sha256 B KEY        the SHA-256 (hex) of the object's bytes
   put B KEY FILE      upload FILE as KEY (one PutObject)
+  get B KEY           the object's bytes on stdout
 Exit 0 on success; a boto3 error is printed and exits 1."""
 import hashlib
+import os
 import sys
 
-import boto3
-from botocore.config import Config
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import venv_boto3  # noqa: E402
+
+venv_boto3.import_boto3()
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
 
 
 def main():
@@ -36,6 +42,8 @@ def main():
     elif cmd == "sha256":
         body = s3.get_object(Bucket=args[0], Key=args[1])["Body"].read()
         print(hashlib.sha256(body).hexdigest())
+    elif cmd == "get":
+        sys.stdout.buffer.write(s3.get_object(Bucket=args[0], Key=args[1])["Body"].read())
     elif cmd == "put":
         with open(args[2], "rb") as f:
             s3.put_object(Bucket=args[0], Key=args[1], Body=f.read())

@@ -260,41 +260,6 @@ static const char *GRAPH1 =
     "{\"id\":1,\"kind\":\"sink_blackhole\",\"name\":\"sink\",\"parallelism\":1,\"input\":0,"
     "\"partitioning\":\"forward\"}]}";
 
-/* Runs a shell command, its output through a file (a server it leaves running must not hold a
- * pipe) into @p out. @returns its exit status. */
-static int sh_out(char *out, size_t cap, const char *fmt, ...) {
-    char cmd[4096], file[] = "/tmp/jmsw-sh-XXXXXX";
-    int fd = mkstemp(file);
-    assert_true(fd >= 0);
-    close(fd);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[4400];
-    snprintf(full, sizeof full, "%s > %s 2>&1 < /dev/null", cmd, file);
-    int rc = system(full);
-    out[0] = 0;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if (weir_read_file(file, &data, &len) == 0)
-        snprintf(out, cap, "%s", (char *)data);
-    free(data);
-    unlink(file);
-    return rc;
-}
-
-static int free_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 static void *run_jm(void *arg) {
     weir_jobmanager_run(arg, -1);
     return NULL;
@@ -323,19 +288,12 @@ static uint64_t expect_deploy(weir_mock_tm_t *tm, uint32_t attempt, char op[64],
 
 static void test_frozen_s3_completion(void **state) {
     (void)state;
-    char repo[1024], sh[1200], out[16384], err[1024];
-    snprintf(repo, sizeof repo, "%s", __FILE__);
-    for (int i = 0; i < 3; i++)
-        *strrchr(repo, '/') = 0;
-    snprintf(sh, sizeof sh, "%s/deploy/local/s3.sh", repo);
-    struct stat sst;
-    if (stat(sh, &sst) != 0) {
-        print_message("# skipped: no deploy/local/s3.sh in this tree\n");
-        skip();
-    }
+    char sh[1200], oracle[1200], out[16384], err[1024];
+    weir_test_src_path("deploy/local/s3.sh", sh, sizeof sh);
+    weir_test_src_path("tests/storage/s3_oracle.py", oracle, sizeof oracle);
     char *dir = weir_test_tmpdir("jmswfrozen");
-    int port = free_port();
-    if (sh_out(out, sizeof out, "bash %s start %s/weed %d", sh, dir, port) != 0)
+    int port = weir_test_free_port();
+    if (weir_test_sh(out, sizeof out, "bash %s start %s/weed %d", sh, dir, port) != 0)
         fail_msg("s3.sh start: %s", out);
     char endpoint[64], bucket[64], ha_uri[128], ck_uri[128], blobs[800], pidfile[800];
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", port);
@@ -345,12 +303,8 @@ static void test_frozen_s3_completion(void **state) {
     weir_hex_encode(rnd, sizeof rnd, hex);
     snprintf(bucket, sizeof bucket, "weir-jmsw-%s", hex);
     /* the bucket made with boto3 (not weir) */
-    if (sh_out(out, sizeof out,
-               "python3 -c \"import boto3; from botocore.config import Config; "
-               "boto3.client('s3', endpoint_url='%s', aws_access_key_id='" S3_AK "', "
-               "aws_secret_access_key='" S3_SK "', region_name='us-east-1', "
-               "config=Config(s3={'addressing_style':'path'})).create_bucket(Bucket='%s')\"",
-               endpoint, bucket) != 0)
+    if (weir_test_sh(out, sizeof out, "python3 %s %s " S3_AK " " S3_SK " mkbucket %s", oracle,
+                     endpoint, bucket) != 0)
         fail_msg("boto3 create_bucket: %s", out);
     snprintf(ha_uri, sizeof ha_uri, "s3://%s/ha", bucket);
     snprintf(ck_uri, sizeof ck_uri, "s3://%s/ck", bucket);
@@ -470,7 +424,7 @@ static void test_frozen_s3_completion(void **state) {
     zmq_ctx_term(zctx);
     weir_storage_close(&ha);
     weir_storage_env_free(&env);
-    sh_out(out, sizeof out, "bash %s stop %s/weed", sh, dir);
+    weir_test_sh(out, sizeof out, "bash %s stop %s/weed", sh, dir);
     weir_test_tmpdir_remove(dir);
 }
 

@@ -642,88 +642,27 @@ static void test_jm_attempt_record_failure(void **state) {
 /* ------------------------------------------------------------ checkpoints and HA on S3 */
 
 /* Against a real S3 server: SeaweedFS started with deploy/local/s3.sh on a free port, a random
- * bucket made with boto3 (the oracle: it also lists and reads what the job manager wrote). Skipped
- * (with a line saying why) when the tree has no S3 backend or no deploy/local/s3.sh yet. */
+ * bucket made with boto3 (the oracle, tests/storage/s3_oracle.py: it also lists and reads what the
+ * job manager wrote). */
 
 #define S3_AK "weir-test"
 #define S3_SK "weir-test-secret"
 
-/* The repository, from this file's path (<repo>/tests/unit/test_jm_ha.c). */
-static void repo_dir(char *out, size_t cap) {
-    snprintf(out, cap, "%s", __FILE__);
-    for (int i = 0; i < 3; i++) {
-        char *slash = strrchr(out, '/');
-        assert_non_null(slash);
-        *slash = 0;
-    }
-}
-
-/* Runs a shell command with its output in a file (a pipe would be held open by a server the
- * command leaves running); that output into @p out (may be NULL). @returns its exit status. */
-static int sh_out(char *out, size_t cap, const char *fmt, ...) {
-    char cmd[4096], file[] = "/tmp/jmha-sh-XXXXXX";
-    int fd = mkstemp(file);
-    assert_true(fd >= 0);
-    close(fd);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[4400];
-    snprintf(full, sizeof full, "%s > %s 2>&1 < /dev/null", cmd, file);
-    int rc = system(full);
-    if (out && cap) {
-        uint8_t *data = NULL;
-        size_t len = 0;
-        out[0] = 0;
-        if (weir_read_file(file, &data, &len) == 0)
-            snprintf(out, cap, "%s", (char *)data);
-        free(data);
-    }
-    unlink(file);
-    return rc;
-}
-
-static int free_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-/* boto3 against the endpoint: "ls PREFIX" (one "<key> <size>" line per object), "get KEY",
- * "mkbucket". */
+/* boto3 against the endpoint (tests/storage/s3_oracle.py): "ls PREFIX" (one "<key> <size>" line
+ * per object), "get KEY", "mkbucket". */
 static int boto(char *out, size_t cap, const char *endpoint, const char *bucket, const char *what,
                 const char *arg) {
-    static const char *py =
-        "import sys,boto3\n"
-        "from botocore.config import Config\n"
-        "ep,b,what,arg=sys.argv[1:5]\n"
-        "s3=boto3.client('s3',endpoint_url=ep,aws_access_key_id='" S3_AK "',"
-        "aws_secret_access_key='" S3_SK "',region_name='us-east-1',"
-        "config=Config(s3={'addressing_style':'path'}))\n"
-        "if what=='mkbucket': s3.create_bucket(Bucket=b)\n"
-        "elif what=='get': sys.stdout.write(s3.get_object(Bucket=b,Key=arg)['Body'].read()"
-        ".decode())\n"
-        "else:\n"
-        " for pg in s3.get_paginator('list_objects_v2').paginate(Bucket=b,Prefix=arg):\n"
-        "  for o in pg.get('Contents',[]): print(o['Key'],o['Size'])\n";
-    char file[] = "/tmp/jmha-boto-XXXXXX";
-    int fd = mkstemp(file);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, py, strlen(py)), (ssize_t)strlen(py));
-    close(fd);
-    int rc = sh_out(out, cap, "python3 %s '%s' '%s' '%s' '%s'", file, endpoint, bucket, what, arg);
-    unlink(file);
-    return rc;
+    char oracle[1200];
+    weir_test_src_path("tests/storage/s3_oracle.py", oracle, sizeof oracle);
+    if (strcmp(what, "mkbucket") == 0)
+        return weir_test_sh(out, cap, "python3 %s '%s' " S3_AK " " S3_SK " mkbucket '%s'", oracle,
+                            endpoint, bucket);
+    return weir_test_sh(out, cap, "python3 %s '%s' " S3_AK " " S3_SK " %s '%s' '%s'", oracle,
+                        endpoint, what, bucket, arg);
 }
 
 typedef struct s3fx {
-    char repo[1024], sh[1200], *dir, endpoint[64], bucket[64], ha[128], ck[128], blobs[800];
+    char sh[1200], *dir, endpoint[64], bucket[64], ha[128], ck[128], blobs[800];
     weir_jobmanager_t *jm;
     pthread_t thread;
     void *zctx;
@@ -774,35 +713,12 @@ static void s3_jm_stop(s3fx_t *f) {
 static void test_jm_on_s3(void **state) {
     (void)state;
     s3fx_t f = {0};
-    repo_dir(f.repo, sizeof f.repo);
-    snprintf(f.sh, sizeof f.sh, "%s/deploy/local/s3.sh", f.repo);
-    struct stat sst;
-    if (stat(f.sh, &sst) != 0) {
-        print_message("# skipped: no deploy/local/s3.sh in this tree (helper D's)\n");
-        skip();
-    }
-    /* the S3 backend: an s3:// location opens (no I/O) */
+    weir_test_src_path("deploy/local/s3.sh", f.sh, sizeof f.sh);
     char err[1024];
-    weir_config_t *pcfg = weir_config_new();
-    weir_config_set(pcfg, "s3.endpoint", "http://127.0.0.1:1", err, sizeof err);
-    weir_config_set(pcfg, "s3.access-key", S3_AK, err, sizeof err);
-    weir_config_set(pcfg, "s3.secret-key", S3_SK, err, sizeof err);
-    weir_storage_env_t *penv = weir_storage_env_new(pcfg, err, sizeof err);
-    weir_config_destroy(&pcfg);
-    assert_non_null(penv);
-    weir_storage_t *probe = weir_storage_open(penv, "s3://weir-probe/x", err, sizeof err);
-    bool have_s3 = probe != NULL;
-    weir_storage_close(&probe);
-    weir_storage_env_free(&penv);
-    if (!have_s3) {
-        print_message("# skipped: this tree has no S3 backend (%s)\n", err);
-        skip();
-    }
-
     f.dir = weir_test_tmpdir("jms3");
-    int port = free_port();
+    int port = weir_test_free_port();
     char out[16384];
-    if (sh_out(out, sizeof out, "bash %s start %s/weed %d", f.sh, f.dir, port) != 0)
+    if (weir_test_sh(out, sizeof out, "bash %s start %s/weed %d", f.sh, f.dir, port) != 0)
         fail_msg("s3.sh start: %s", out);
     snprintf(f.endpoint, sizeof f.endpoint, "http://127.0.0.1:%d", port);
     uint8_t rnd[6];
@@ -960,7 +876,7 @@ static void test_jm_on_s3(void **state) {
     assert_string_equal(err, want);
     weir_storage_close(&sp);
     weir_storage_env_free(&env);
-    sh_out(out, sizeof out, "bash %s stop %s/weed", f.sh, f.dir);
+    weir_test_sh(out, sizeof out, "bash %s stop %s/weed", f.sh, f.dir);
     weir_test_tmpdir_remove(f.dir);
 }
 

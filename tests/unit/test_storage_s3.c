@@ -53,17 +53,6 @@ static fx_t POSIX_FX = {.s3 = false}, S3_FX = {.s3 = true};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static int free_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 static void rand_hex(char *out, size_t nbytes) {
     uint8_t b[32];
     assert_true(nbytes <= sizeof b);
@@ -186,7 +175,7 @@ static int setup_s3(void **state) {
     fx_t *f = &S3_FX;
     f->tmp = weir_test_tmpdir("storage-s3");
     f->s3dir = weir_test_tmpdir("seaweedfs");
-    f->port = free_port();
+    f->port = weir_test_free_port();
     /* -s3.domainName: bucket.localhost:PORT is virtual-hosted addressing */
     /* s3.sh's output through a file, never a pipe: the server it leaves running must not hold
      * the read end of popen open (fread would wait for it) */
@@ -602,7 +591,7 @@ static void test_s3_bad_credentials(void **state) {
 static void test_s3_unreachable(void **state) {
     fx_t *f = *state;
     char ep[64];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", free_port());
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", weir_test_free_port());
     weir_storage_env_t *env = env_with(ep, AK, SK, true, "2");
     weir_storage_t *st = open_or_fail(env, f->root);
     char err[512] = "";

@@ -571,19 +571,6 @@ static void src_root(char *out, size_t cap) {
         *p = 0;
 }
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* weir_source_kafka (rate-limited) -> weir_sink_kafka exactly-once, parallelism 1: one chain */
 static weir_job_t *build_kafka(harness_t *h) {
     (void)h;
@@ -717,7 +704,7 @@ static int kafka_setup(void **state) {
     char *tmp = weir_test_tmpdir("test_task_metrics_kafka");
     snprintf(g_kafka.dir, sizeof g_kafka.dir, "%s", tmp);
     free(tmp);
-    int port = free_port();
+    int port = weir_test_free_port();
     snprintf(cmd, sizeof cmd,
              "%s/deploy/local/kafka.sh start %s/broker %d >%s/kafka-start.log 2>&1", root,
              g_kafka.dir, port, g_kafka.dir);

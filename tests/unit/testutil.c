@@ -1,5 +1,6 @@
 /* Owns the unit tests' shared helpers (testutil.h): temporary directories under $WEIR_TEST_TMP,
- * wait-until with a deadline, plugin paths under the build directory.
+ * wait-until with a deadline, plugin paths under the build directory, a free loopback port, shell
+ * commands with their output through a file, paths in the repository.
  * Invariants: nothing is cached; every call reads the environment again; a helper that cannot
  * do its job fails the calling test.
  * Threading: call from the test's thread (a helper may fail the test); done() of
@@ -12,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -161,4 +165,53 @@ uint32_t weir_test_murmur3_32(const uint8_t *data, size_t len) {
     h *= 0xc2b2ae35;
     h ^= h >> 16;
     return h;
+}
+
+int weir_test_free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+int weir_test_sh(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[8192], file[] = "/tmp/weir-test-sh-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof cmd);
+    char full[8400];
+    snprintf(full, sizeof full, "%s > %s 2>&1 < /dev/null", cmd, file);
+    int rc = system(full);
+    if (out && cap) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        out[0] = 0;
+        if (weir_read_file(file, &data, &len) == 0)
+            snprintf(out, cap, "%s", (char *)data);
+        free(data);
+    }
+    unlink(file);
+    return rc;
+}
+
+void weir_test_src_path(const char *rel, char *out, size_t cap) {
+    char repo[4096];
+    snprintf(repo, sizeof repo, "%s", __FILE__);
+    for (int i = 0; i < 3; i++) {
+        char *slash = strrchr(repo, '/');
+        if (!slash)
+            fail_msg("testutil: cannot find the repository from %s", __FILE__);
+        *slash = 0;
+    }
+    int n = snprintf(out, cap, "%s/%s", repo, rel);
+    assert_true(n >= 0 && (size_t)n < cap);
 }

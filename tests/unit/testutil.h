@@ -49,6 +49,19 @@ int weir_test_flaky_read(void *ctx, const char *path, uint8_t **data, size_t *le
  * NUL into @p buf (at least 160 bytes). @returns its length. */
 int weir_test_value(char *buf, int k, int ver);
 
+/** A TCP port of 127.0.0.1 free now (bound to port 0, read, closed). */
+int weir_test_free_port(void);
+
+/** Runs the shell command made from @p fmt (printf-style) with stdin from /dev/null and stdout and
+ * stderr into a temporary file, never a pipe (a server the command leaves running, such as
+ * deploy/local/s3.sh's, would hold a pipe's write end open); that output into @p out
+ * (NUL-terminated, cut to @p cap; @p out may be NULL). @returns the status system() returns. */
+int weir_test_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** "<the repository>/<rel>" into @p out: the repository is found from this file's own path
+ * (<repo>/tests/unit/testutil.c, absolute as CMake compiles it). */
+void weir_test_src_path(const char *rel, char *out, size_t cap);
+
 /** MurmurHash3 x86_32 with seed 0, written independently of runtime/graph/keygroup.c: the tests'
  * oracle for key groups (Flink's assignment: hash % max parallelism). */
 uint32_t weir_test_murmur3_32(const uint8_t *data, size_t len);
