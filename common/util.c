@@ -167,7 +167,7 @@ fail : {
 }
 }
 
-static int write_all(int fd, const void *data, size_t len) {
+int weir_write_all(int fd, const void *data, size_t len) {
     const uint8_t *p = data;
     while (len > 0) {
         ssize_t w = write(fd, p, len);
@@ -209,7 +209,7 @@ int weir_write_file_atomic(const char *path, const void *data, size_t len) {
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         goto fail;
-    if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
+    if (weir_write_all(fd, data, len) < 0 || fsync(fd) < 0)
         goto fail_unlink;
     if (close(fd) < 0) {
         fd = -1;

@@ -32,6 +32,9 @@ void weir_sha256_hex(const void *data, size_t len, char out[65]);
 /** Reads a whole file into a malloc'd buffer (NUL-terminated; *len excludes the NUL).
  * @returns 0, WEIR_ENOTFOUND or WEIR_EIO (errno kept). */
 int weir_read_file(const char *path, uint8_t **data, size_t *len);
+/** Writes all @p len bytes to @p fd (retrying short writes and EINTR). @returns 0, or -1 with
+ * errno. */
+int weir_write_all(int fd, const void *data, size_t len);
 /** Writes a file atomically: temp file in the same directory, fsync, rename, fsync dir. */
 int weir_write_file_atomic(const char *path, const void *data, size_t len);
 /** fsyncs directory @p dir, making the creations, renames and removals in it durable.

@@ -118,21 +118,6 @@ static char *tmp_of(const char *path) {
     return t;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Copies @p in to @p out; *n receives the bytes. -1 with errno on error. */
 static int copy_fd(int in, int out, uint64_t *n) {
     uint8_t *buf = malloc(COPY_BUF);
@@ -151,7 +136,7 @@ static int copy_fd(int in, int out, uint64_t *n) {
         }
         if (r == 0)
             break;
-        if (write_all(out, buf, (size_t)r) != 0) {
+        if (weir_write_all(out, buf, (size_t)r) != 0) {
             free(buf);
             return -1;
         }
@@ -225,7 +210,7 @@ static int px_put(weir_storage_t *st, const char *key, const void *data, size_t 
         goto done;
     tmp = tmp_of(path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (fd < 0 || weir_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
         rc = io_err(WEIR_EIO, errstr, errlen, "put", path, errno);
         goto done;
     }
