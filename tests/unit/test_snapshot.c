@@ -663,6 +663,26 @@ static void test_two_tasks_and_free(void **unused) {
 /* local recovery: the task manager's cache of shared SSTs                                     */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Sorts the @p n malloc'd @p names, joins them by ' ' into a malloc'd string (@p total: the sum of
+ * their lengths + 1 each, + 1) and frees them. */
+static char *join_sorted(char **names, size_t n, size_t total) {
+    for (size_t i = 1; i < n; i++) /* insertion sort */
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    char *out = calloc(1, total);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, names[i]);
+        free(names[i]);
+    }
+    return out;
+}
+
 /* The "*.sst" names in @p dir, sorted, joined by ' ' (readdir, not weir's code). */
 static char *sst_listing(const char *dir) {
     char *names[512];
@@ -679,21 +699,7 @@ static char *sst_listing(const char *dir) {
         total += l + 1;
     }
     closedir(d);
-    for (size_t i = 1; i < n; i++) /* insertion sort */
-        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
-    char *out = calloc(1, total);
-    assert_non_null(out);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            strcat(out, " ");
-        strcat(out, names[i]);
-        free(names[i]);
-    }
-    return out;
+    return join_sorted(names, n, total);
 }
 
 /* The shared names of handles @p a (and @p b, may be NULL), sorted and joined like sst_listing. */
@@ -720,21 +726,7 @@ static char *shared_names(const char *a, const char *b) {
         }
         json_decref(r);
     }
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
-    char *out = calloc(1, total);
-    assert_non_null(out);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            strcat(out, " ");
-        strcat(out, names[i]);
-        free(names[i]);
-    }
-    return out;
+    return join_sorted(names, n, total);
 }
 
 static size_t n_private(const hinfo_t *hi) {
